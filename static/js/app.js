@@ -1,0 +1,33 @@
+// CertDesk page behaviour. No inline scripts anywhere (the CSP forbids them).
+(function () {
+  "use strict";
+
+  // Show <time datetime="..."> values in the viewer's local time zone.
+  function localiseTimes(root) {
+    root.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      el.title = el.textContent;
+      el.textContent = d.toLocaleString([], { year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit" });
+      el.dataset.local = "1";
+    });
+  }
+
+  // Confirmation before destructive actions: <button data-confirm="...">.
+  document.addEventListener("submit", function (ev) {
+    var button = ev.submitter;
+    var message = (button && button.dataset.confirm) || ev.target.dataset.confirm;
+    if (message && !window.confirm(message)) ev.preventDefault();
+  }, true);
+
+  // Close an open dropdown when clicking elsewhere.
+  document.addEventListener("click", function (ev) {
+    document.querySelectorAll("details.dropdown[open]").forEach(function (d) {
+      if (!d.contains(ev.target)) d.removeAttribute("open");
+    });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { localiseTimes(document); });
+  document.addEventListener("htmx:afterSettle", function (ev) { localiseTimes(ev.detail.elt || document); });
+})();

@@ -1,0 +1,175 @@
+"""CertDesk: the portal's application factory."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import timedelta
+
+from flask import Flask, flash, redirect, request, session, url_for
+from flask_login import current_user, logout_user
+from sqlalchemy import inspect
+
+from webapp import config as config_module
+from webapp import errors, paths
+from webapp.dbtypes import utcnow
+from webapp.extensions import csrf, db, login_manager, migrate
+from webapp.scheduler import scheduler
+from webapp.security import headers, rbac, secretbox
+
+# Each feature's blueprint module; a module defines ``bp`` at its top.
+BLUEPRINTS = [
+    "webapp.health",
+    "webapp.auth.views",
+    "webapp.auth.users_views",
+    "webapp.audit.views",
+    "webapp.jobs.views",
+    "webapp.dashboard.views",
+]
+
+# Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
+PERIODIC = ["webapp.housekeeping"]
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=config_module.instance_path(config),
+        instance_relative_config=True,
+        template_folder=str(paths.TEMPLATES_DIR),
+        static_folder=str(paths.STATIC_DIR),
+    )
+    config_module.load(app, config)
+    logging.basicConfig(
+        level=app.config.get("LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    import webapp.models  # noqa: F401  (the whole schema, for Alembic and relationships)
+
+    db.init_app(app)
+    is_sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    migrate.init_app(app, db, directory=str(paths.MIGRATIONS_DIR), render_as_batch=is_sqlite)
+    csrf.init_app(app)
+    _init_login(app)
+    app.session_interface = headers.SessionInterface()
+    app.permanent_session_lifetime = timedelta(minutes=app.config["IDLE_TIMEOUT_MINUTES"])
+
+    for name in BLUEPRINTS:
+        app.register_blueprint(importlib.import_module(name).bp)
+    errors.init_app(app)
+    _init_templates(app)
+    app.before_request(_idle_timeout)
+    app.after_request(_after_request)
+
+    scheduler.init_app(app)
+    for name in PERIODIC:
+        importlib.import_module(name).register_periodic(scheduler, app)
+
+    from webapp import cli as cli_module
+
+    for command in cli_module.COMMANDS:
+        app.cli.add_command(command)
+
+    with app.app_context():
+        _init_secretbox(app)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from webapp.auth.models import User
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(ident: str):
+        user_id, _, version = ident.partition(":")
+        if not user_id.isdigit() or not version.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.active or user.session_version != int(version):
+            return None
+        return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from webapp.htmx import is_htmx
+
+        target = url_for("auth.login", next=request.full_path.rstrip("?"))
+        if is_htmx():
+            return "", 401, {"HX-Redirect": target}
+        flash("Sign in to continue.", "info")
+        return redirect(target)
+
+
+def _idle_timeout():
+    """Sign out a session left idle longer than IDLE_TIMEOUT_MINUTES."""
+    if request.endpoint in ("static", "health.healthz") or not current_user.is_authenticated:
+        return None
+    from flask import current_app
+
+    now = utcnow().timestamp()
+    limit = current_app.config["IDLE_TIMEOUT_MINUTES"] * 60
+    if now - session.get("seen", 0) > limit:
+        logout_user()
+        session.clear()
+        flash("You were signed out after a period of inactivity.", "info")
+        return login_manager.unauthorized()
+    session["seen"] = now
+    return None
+
+
+def _after_request(response):
+    response.vary.add("HX-Request")
+    return headers.apply(response)
+
+
+def _init_templates(app: Flask) -> None:
+    def has_endpoint(name: str) -> bool:
+        return name in app.view_functions
+
+    def can(permission: str) -> bool:
+        return rbac.has_permission(current_user, permission)
+
+    app.jinja_env.globals.update(
+        has_endpoint=has_endpoint, can=can, rbac=rbac, role_labels=rbac.ROLE_LABELS
+    )
+    app.jinja_env.filters["dt"] = _format_dt
+    app.jinja_env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
+
+
+def _format_dt(value, fmt: str = "%Y-%m-%d %H:%M UTC"):
+    """Server-side UTC text inside <time>; static/js/app.js shows it in the viewer's local time."""
+    from markupsafe import Markup
+
+    if value is None:
+        return ""
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), value.strftime(fmt))
+
+
+def _init_secretbox(app: Flask) -> None:
+    """Load the master key and check it opens this database's data; refuse to start otherwise."""
+    from pathlib import Path
+
+    from webapp.settings.models import Setting
+
+    instance = Path(app.instance_path)
+    env_key = app.config.get("MASTER_KEY")
+    try:
+        has_table = inspect(db.engine).has_table(Setting.__tablename__)
+    except Exception:  # database unreachable: serve reports it on /healthz
+        has_table = False
+    check = db.session.get(Setting, secretbox.KEY_CHECK_SETTING) if has_table else None
+    box = secretbox.load_box(instance, env_key, may_create=check is None)
+    if check is not None:
+        secretbox.verify_key_check(box, check.value)
+    elif has_table:
+        db.session.add(
+            Setting(key=secretbox.KEY_CHECK_SETTING, value=secretbox.make_key_check(box))
+        )
+        db.session.commit()
+    app.extensions["secretbox"] = box
+    db.session.remove()

@@ -1,0 +1,106 @@
+"""Admin > Users."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask_login import current_user
+
+from webapp import htmx
+from webapp.auth import service
+from webapp.security import rbac
+
+bp = Blueprint("users", __name__, url_prefix="/admin/users")
+
+
+def _user_or_404(user_id: int):
+    user = service.get_user(user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.get("/")
+@rbac.require(rbac.USERS_MANAGE)
+def index():
+    return render_template("users/index.html", users=service.list_users(), roles=rbac.ROLE_LABELS)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@rbac.require(rbac.USERS_MANAGE)
+def new():
+    errors, form = {}, {"username": "", "full_name": "", "email": "", "role": "operator"}
+    if request.method == "POST":
+        form = {k: request.form.get(k, "") for k in form}
+        try:
+            user = service.create_user(
+                current_user,
+                form["username"],
+                request.form.get("password", ""),
+                form["role"],
+                form["full_name"],
+                form["email"],
+            )
+        except service.UserError as exc:
+            errors[exc.field or "form"] = str(exc)
+        else:
+            flash(f"User {user.username} created.", "success")
+            return htmx.redirect(url_for("users.index"))
+    return render_template("users/new.html", form=form, errors=errors, roles=rbac.ROLE_LABELS), (
+        422 if errors else 200
+    )
+
+
+@bp.get("/<int:user_id>")
+@rbac.require(rbac.USERS_MANAGE)
+def detail(user_id: int):
+    return render_template(
+        "users/detail.html", user=_user_or_404(user_id), roles=rbac.ROLE_LABELS, errors={}
+    )
+
+
+def _apply(user_id: int, change):
+    user = _user_or_404(user_id)
+    errors = {}
+    try:
+        message = change(user)
+    except service.UserError as exc:
+        errors[exc.field or "form"] = str(exc)
+    else:
+        flash(message, "success")
+        return htmx.redirect(url_for("users.detail", user_id=user.id))
+    return render_template(
+        "users/detail.html", user=user, roles=rbac.ROLE_LABELS, errors=errors
+    ), 422
+
+
+@bp.post("/<int:user_id>/role")
+@rbac.require(rbac.USERS_MANAGE)
+def role(user_id: int):
+    def change(user):
+        service.change_role(current_user, user, request.form.get("role", ""))
+        return f"{user.username} is now {rbac.ROLE_LABELS[user.role]}."
+
+    return _apply(user_id, change)
+
+
+@bp.post("/<int:user_id>/active")
+@rbac.require(rbac.USERS_MANAGE)
+def active(user_id: int):
+    def change(user):
+        enable = request.form.get("active") == "1"
+        service.set_active(current_user, user, enable)
+        return f"{user.username} is {'enabled' if enable else 'disabled'}."
+
+    return _apply(user_id, change)
+
+
+@bp.post("/<int:user_id>/password")
+@rbac.require(rbac.USERS_MANAGE)
+def password(user_id: int):
+    def change(user):
+        if request.form.get("password", "") != request.form.get("password2", ""):
+            raise service.UserError("The passwords differ.", "password2")
+        service.reset_password(current_user, user, request.form.get("password", ""))
+        return f"Password of {user.username} reset; their open sessions have ended."
+
+    return _apply(user_id, change)

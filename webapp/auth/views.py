@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from webapp.auth import service
+from webapp.dbtypes import utcnow
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths, so a crafted link cannot send the user elsewhere."""
+    if target:
+        parts = urlsplit(target)
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith("//")
+        ):
+            return target
+    return url_for("dashboard.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    error, username = None, ""
+    if request.method == "POST":
+        username = request.form.get("username", "")
+        try:
+            user = service.authenticate(
+                username, request.form.get("password", ""), request.remote_addr or ""
+            )
+        except service.LoginRefused as exc:
+            error = str(exc)
+        else:
+            session.clear()  # a new session at sign-in
+            login_user(user)
+            session.permanent = True
+            session["seen"] = utcnow().timestamp()
+            return redirect(_safe_next(request.args.get("next")))
+    status = 401 if error else 200
+    return render_template(
+        "auth/login.html", error=error, username=username, needs_setup=not service.any_users()
+    ), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    service.record_logout(current_user)
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    """First-run page: create the first administrator with the token printed on the console."""
+    if service.any_users():
+        return redirect(url_for("auth.login"))
+    token = request.values.get("token", "")
+    if not service.setup_token_valid(token):
+        return render_template("auth/setup.html", token_ok=False), 403
+    errors, form = {}, {"username": "", "full_name": ""}
+    if request.method == "POST":
+        form = {
+            "username": request.form.get("username", ""),
+            "full_name": request.form.get("full_name", ""),
+        }
+        password = request.form.get("password", "")
+        if password != request.form.get("password2", ""):
+            errors["password2"] = "The passwords differ."
+        else:
+            try:
+                user = service.complete_setup(token, form["username"], password, form["full_name"])
+            except service.UserError as exc:
+                errors[exc.field or "form"] = str(exc)
+            else:
+                session.clear()
+                login_user(user)
+                session.permanent = True
+                session["seen"] = utcnow().timestamp()
+                flash("Welcome to CertDesk. Your administrator account is ready.", "success")
+                return redirect(url_for("dashboard.index"))
+    return render_template(
+        "auth/setup.html", token_ok=True, token=token, errors=errors, form=form
+    ), (422 if errors else 200)

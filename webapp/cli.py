@@ -1,0 +1,145 @@
+"""The ``certdesk`` command (also ``flask --app webapp ...``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from webapp import create_app
+
+
+def _upgrade_database() -> None:
+    from flask_migrate import upgrade
+
+    from webapp import _init_secretbox, paths
+
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    _init_secretbox(current_app)  # writes the master-key check on a fresh database
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@with_appcontext
+def serve(host: str, port: int, threads: int) -> None:
+    """Apply pending migrations, start the scheduler and serve CertDesk with waitress."""
+    import waitress
+
+    from webapp.auth import service as auth
+
+    app = current_app._get_current_object()
+    _upgrade_database()
+    token = auth.issue_setup_token()
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    click.echo(f"CertDesk is serving on http://{shown_host}:{port}/")
+    if token:
+        click.echo("No users yet. Create the first administrator at:")
+        click.echo(f"    http://{shown_host}:{port}/setup?token={token}")
+        click.echo("(or run: certdesk create-admin USERNAME)")
+    sys.stdout.flush()
+    if app.config["SCHEDULER_ENABLED"]:
+        app.extensions["certdesk_scheduler"].start()
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="CertDesk")
+    finally:
+        app.extensions["certdesk_scheduler"].shutdown()
+
+
+@click.command("create-admin")
+@click.argument("username")
+@with_appcontext
+def create_admin(username: str) -> None:
+    """Create an administrator; password from CERTDESK_ADMIN_PASSWORD or a prompt."""
+    from webapp.auth import service as auth
+
+    _upgrade_database()
+    password = os.environ.get("CERTDESK_ADMIN_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        user = auth.create_user(None, username, password, "admin")
+    except auth.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Administrator {user.username} created.")
+
+
+@click.command("rotate-master-key")
+@with_appcontext
+def rotate_master_key() -> None:
+    """Re-encrypt every secret under a new master key (safe to re-run if interrupted)."""
+    from webapp.security import rotation, secretbox
+
+    if current_app.config.get("MASTER_KEY"):
+        raise click.ClickException(
+            "the master key comes from CERTDESK_MASTER_KEY; rotate it by moving to a key file"
+        )
+    try:
+        count = rotation.rotate(Path(current_app.instance_path), echo=click.echo)
+    except secretbox.MasterKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from webapp.audit import service as audit
+    from webapp.extensions import db
+
+    audit.record(
+        "security.master_key_rotated",
+        object_type="install",
+        actor_name="cli",
+        detail={"resealed": count},
+    )
+    db.session.commit()
+    click.echo(
+        f"Master key rotated; {count} secrets re-encrypted. Back up the new "
+        f"{Path(current_app.instance_path) / 'master.key'} now."
+    )
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The audit trail."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Check the audit hash chain; exit 1 at the first altered or removed row."""
+    from webapp.audit import service as audit
+
+    result = audit.verify()
+    if result.ok:
+        click.echo(f"Audit trail intact: {result.checked} events verified.")
+    else:
+        click.echo(f"Audit trail broken: {result.problem}.", err=True)
+        sys.exit(1)
+
+
+COMMANDS = [serve, create_admin, rotate_master_key, audit_group]
+
+
+def _make_app(*_args):
+    from webapp.security.secretbox import MasterKeyError
+
+    try:
+        return create_app()
+    except MasterKeyError as exc:
+        click.echo(f"CertDesk cannot start: {exc}", err=True)
+        sys.exit(2)
+
+
+cli = FlaskGroup(
+    name="certdesk",
+    create_app=_make_app,
+    add_default_commands=True,
+    help="CertDesk: certificates bought from Entrust, managed on-prem.",
+)
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    cli.main(prog_name="certdesk")

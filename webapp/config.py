@@ -1,0 +1,78 @@
+"""Settings: defaults here, then instance/config.py, then CERTDESK_* environment variables.
+
+The instance folder defaults to ./instance and is set with CERTDESK_INSTANCE. DATABASE_URL selects
+the database (SQLite file in the instance folder by default).
+"""
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+ENV_PREFIX = "CERTDESK_"
+
+
+class Defaults:
+    SQLALCHEMY_DATABASE_URI = None  # filled from DATABASE_URL or the instance folder
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    MAX_CONTENT_LENGTH = 5 * 1024 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "certdesk_session"
+    IDLE_TIMEOUT_MINUTES = 30
+    LOGIN_MAX_FAILURES_PER_USER = 5
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
+    LOGIN_LOCKOUT_MINUTES = 15
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    SCHEDULER_ENABLED = True
+    SCHEDULER_TICK_SECONDS = 15
+    SCHEDULER_LEASE_SECONDS = 60
+    JOBS_RUN_INLINE = False  # tests run background jobs in the request for determinism
+    JOBS_MAX_WORKERS = 2
+    MASTER_KEY = None  # base64; otherwise instance/master.key
+    ECS_DEFAULT_BASE_URL = "https://api.entrust.net/enterprise/v2/"
+
+
+def instance_path(overrides: dict | None = None) -> str:
+    """CERTDESK_INSTANCE, or ./instance; tests pass INSTANCE_PATH in the config overrides."""
+    chosen = (overrides or {}).get("INSTANCE_PATH") or os.environ.get(f"{ENV_PREFIX}INSTANCE")
+    return str(Path(chosen or "instance").resolve())
+
+
+def _coerce(raw: str):
+    """Environment values are strings; accept JSON literals (numbers, true/false) too."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def load(app, overrides: dict | None) -> None:
+    """Fill app.config from defaults, instance/config.py, the environment, then overrides."""
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    for key, raw in os.environ.items():
+        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}INSTANCE":
+            app.config[key[len(ENV_PREFIX) :]] = _coerce(raw)
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    if overrides:
+        app.config.update(overrides)
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'certdesk.db'}"
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+
+
+def _instance_secret(path: Path) -> str:
+    """The session-signing key, made once per install and kept in the instance folder (0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value

@@ -1,0 +1,63 @@
+"""Error pages for normal requests, and a banner fragment for htmx requests."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from webapp.extensions import db
+from webapp.htmx import is_htmx
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "File too large",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+
+def _respond(code: int, message: str):
+    title = TITLES.get(code, "Error")
+    if is_htmx():
+        body = render_template("_banner.html", level="error", title=title, message=message)
+        return body, code, {"HX-Retarget": "#banner", "HX-Reswap": "innerHTML"}
+    return render_template("error.html", code=code, title=title, message=message), code
+
+
+def handle_http(exc: HTTPException):
+    code = exc.code or 500
+    if code == 413:
+        limit_mb = 5
+        from flask import current_app
+
+        limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        return _respond(413, f"The upload is larger than the {limit_mb} MiB limit.")
+    return _respond(code, exc.description or TITLES.get(code, ""))
+
+
+def handle_csrf(exc: CSRFError):
+    return _respond(
+        400, "The form had expired or was not sent from CertDesk. Reload the page and try again."
+    )
+
+
+def handle_500(exc):
+    db.session.rollback()
+    original = getattr(exc, "original_exception", None) or exc
+    if not isinstance(original, HTTPException):
+        log.exception("unhandled error", exc_info=original)
+    return _respond(500, "The error was logged. Try again, or tell your administrator.")
+
+
+def init_app(app) -> None:
+    app.register_error_handler(CSRFError, handle_csrf)
+    app.register_error_handler(InternalServerError, handle_500)
+    app.register_error_handler(HTTPException, handle_http)

@@ -1,0 +1,32 @@
+"""GET /healthz: database and scheduler state, no login, no secrets."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from webapp.extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        db.session.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception:
+        db.session.rollback()
+        database = "unavailable"
+    sched = current_app.extensions["certdesk_scheduler"]
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "database": database,
+        "scheduler": {
+            "enabled": bool(current_app.config["SCHEDULER_ENABLED"]),
+            "running": sched.running,
+            "leader": sched.is_leader,
+            "last_tick_at": sched.last_tick_at.isoformat() if sched.last_tick_at else None,
+        },
+    }
+    return jsonify(body), 200 if database == "ok" else 503

@@ -1,0 +1,7 @@
+"""Imports every model so that the metadata (and Alembic) sees the whole schema."""
+
+from webapp.audit.models import AuditEvent, AuditHead  # noqa: F401
+from webapp.auth.models import LoginAttempt, User  # noqa: F401
+from webapp.jobs.models import Job  # noqa: F401
+from webapp.scheduler import PeriodicRun, SchedulerLease  # noqa: F401
+from webapp.settings.models import Setting  # noqa: F401

@@ -1,0 +1,62 @@
+"""Re-encrypt every sealed value under a new master key; safe to re-run after an interruption.
+
+Steps: write instance/master.key.next (kept if it already exists), reseal each value not yet under
+it (in batches, each committed), reseal the key check, then move master.key.next over master.key.
+While master.key.next exists the app opens values under either key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.security import secretbox as sb
+from webapp.settings.models import Setting
+
+BATCH = 500
+
+
+def rotate(instance: Path, echo=print) -> int:
+    """Rotate the file-based master key; returns how many values were resealed."""
+    key_path, next_path = instance / sb.KEY_FILE, instance / sb.NEXT_KEY_FILE
+    if not key_path.exists():
+        raise sb.MasterKeyError(f"{key_path} is missing; nothing to rotate")
+    old = sb._read_key_file(key_path)
+    if next_path.exists():
+        echo("Resuming an interrupted rotation.")
+        new = sb._read_key_file(next_path)
+    else:
+        new = sb.new_key()
+        sb.write_key_file(next_path, new)
+    box = sb.SecretBox(new, old)
+    resealed = 0
+    for model, column in sb.SEALED:
+        ctx = sb.context_for(model, column)
+        attr = getattr(model, column)
+        pk = model.__mapper__.primary_key[0]
+        last = None
+        while True:
+            stmt = select(model).where(attr.is_not(None)).order_by(pk).limit(BATCH)
+            if last is not None:
+                stmt = stmt.where(pk > last)
+            rows = list(db.session.execute(stmt).scalars())
+            if not rows:
+                break
+            for row in rows:
+                token = getattr(row, column)
+                if token and not box.is_current(token):
+                    setattr(row, column, box.seal(box.open(token, ctx), ctx))
+                    resealed += 1
+            last = getattr(rows[-1], pk.key)
+            db.session.commit()
+    check = db.session.get(Setting, sb.KEY_CHECK_SETTING)
+    if check is None:
+        db.session.add(Setting(key=sb.KEY_CHECK_SETTING, value=sb.make_key_check(box)))
+    else:
+        check.value = sb.make_key_check(box)
+    db.session.commit()
+    os.replace(next_path, key_path)
+    return resealed
