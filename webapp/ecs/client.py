@@ -384,6 +384,7 @@ class EcsClient:
         parser: Callable[[Any], Any],
         params: Mapping[str, Any] | None,
         page_size: int,
+        empty_on_404: bool = False,
     ) -> Iterator[Any]:
         """Yield every item of a paginated listing, page by page.
 
@@ -397,7 +398,13 @@ class EcsClient:
         while True:
             query = dict(params or {})
             query.update(offset=offset, limit=limit)
-            body = self._get_json(path, query)
+            try:
+                body = self._get_json(path, query)
+            except errors.NotFoundError:
+                # Some ECS versions answer an empty certificate search with 404.
+                if empty_on_404 and offset == 0:
+                    return
+                raise
             items = body.get(key)
             if not isinstance(items, list):
                 raise errors.MalformedResponseError(
@@ -566,7 +573,12 @@ class EcsClient:
         if sort:
             params["sort"] = sort
         return self._paginate(
-            "certificates", "certificates", types.Certificate.from_json, params, page_size
+            "certificates",
+            "certificates",
+            types.Certificate.from_json,
+            params,
+            page_size,
+            empty_on_404=True,
         )
 
     def get_certificate(self, tracking_id: int) -> types.Certificate:
@@ -860,8 +872,12 @@ def _error_from_envelope(
             detail, retry_after=_retry_after_seconds(headers.get("Retry-After")), **kwargs
         )
     if status in (400, 422):
+        # ECS answers state errors ("Certificate cannot be revoked", "Operation APPROVE is not
+        # valid for a certificate in status ACTIVE") with 400 too; tell them apart by wording,
+        # unless the message is tied to an input field other than the operation itself.
         text = " ".join(messages).lower()
-        if not fields and any(w in text for w in _STATE_WORDS):
+        input_fields = set(fields) - {"operation"}
+        if not input_fields and any(w in text for w in _STATE_WORDS):
             return errors.ConflictError(detail, **kwargs)
         return errors.ValidationError(detail, **kwargs)
     if status >= 500:

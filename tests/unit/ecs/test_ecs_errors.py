@@ -294,3 +294,28 @@ def test_no_secret_in_errors_or_logs(client, rsps, caplog):
     assert "GET /application/version -> 200" in caplog.text
     assert "POST /certificates -> 400" in caplog.text
     assert "webapp.ecs" in {r.name for r in caplog.records}
+
+
+def test_operation_state_error_with_operation_field_is_conflict(client, rsps):
+    message = "Operation APPROVE is not valid for a certificate in status ACTIVE"
+    rsps.patch(
+        url("certificates/1"),
+        status=400,
+        json={"status": 400, "errors": [{"message": message, "field": "operation"}]},
+    )
+    with pytest.raises(errors.ConflictError) as info:
+        client.approve(1)
+    assert info.value.field_errors == {"operation": [message]}
+
+
+def test_state_words_on_an_input_field_stay_validation(client, rsps):
+    rsps.post(
+        url("certificates"),
+        status=400,
+        json={
+            "status": 400,
+            "errors": [{"message": "The client is not approved", "field": "clientId"}],
+        },
+    )
+    with pytest.raises(errors.ValidationError):
+        client.new_certificate({"certType": "STANDARD_SSL"})

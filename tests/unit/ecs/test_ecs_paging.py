@@ -117,3 +117,22 @@ def test_a_bad_item_is_malformed(client, rsps):
     with pytest.raises(errors.MalformedResponseError) as info:
         list(client.iter_certificates())
     assert "trackingId" in str(info.value)
+
+
+def test_empty_certificate_search_answered_with_404_is_empty(client, rsps):
+    rsps.get(
+        url("certificates"),
+        status=404,
+        json={"status": 404, "errors": [{"message": "No certificates found"}]},
+    )
+    assert client.find_certificates_by_tracking_info("nothing") == []
+
+
+def test_404_on_a_client_domain_listing_is_raised(client, rsps):
+    rsps.get(
+        url("clients/9/domains"),
+        status=404,
+        json={"status": 404, "errors": [{"message": "Unknown clientId"}]},
+    )
+    with pytest.raises(errors.NotFoundError):
+        list(client.iter_domains(9))
