@@ -1,0 +1,86 @@
+"""The sandbox application: its runtime state and the Flask app factory."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import ApiError, error_response
+from .settings import Settings
+from .store import Store
+from .traffic import FaultRules, RateLimiter, RequestLog, TrafficMiddleware
+
+
+class Sandbox:
+    """One sandbox's state: storage, settings, fault rules, request log and rate limiter.
+
+    `keep_users` names the API users that survive a reset (the one printed at start).
+    """
+
+    def __init__(self, state_path: str | None = None, settings: Settings | None = None):
+        self.store = Store(state_path)
+        self.initial_settings = settings or Settings()
+        stored = self.store.get_meta("settings")
+        self.settings = self.initial_settings.updated(stored) if stored else self.initial_settings
+        self.faults = FaultRules()
+        self.log = RequestLog()
+        self.rate_limiter = RateLimiter()
+        self.stop_event = threading.Event()
+        self.keep_users: list[str] = []
+
+    def update_settings(self, changes: dict) -> Settings:
+        """Apply and persist settings changes."""
+        self.settings = self.settings.updated(changes)
+        self.store.set_meta("settings", self.settings.to_json())
+        return self.settings
+
+    def reset(self) -> None:
+        """Back to an empty account: no data, no faults, no log, real time, initial settings."""
+        self.store.wipe_account()
+        self.store.delete_users_except(self.keep_users)
+        self.store.reset_clock()
+        self.store.set_meta("settings", {})
+        self.settings = self.initial_settings
+        self.faults.clear()
+        self.log.clear()
+        self.rate_limiter.clear()
+
+
+def create_app(sandbox: Sandbox | None = None, **kwargs) -> Flask:
+    """Build the sandbox Flask app around `sandbox` (a new in-memory one if not given).
+
+    The returned app's `wsgi_app` is wrapped in the traffic middleware (log and faults); the
+    Sandbox object is at `app.extensions["sandbox"]`.
+    """
+    from . import api, control
+
+    sandbox = sandbox or Sandbox(**kwargs)
+    app = Flask("entrust_sandbox")
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.extensions["sandbox"] = sandbox
+    app.register_blueprint(api.bp)
+    app.register_blueprint(control.bp)
+
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError):
+        return err.response()
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        message = {404: "Resource not found", 405: "Method not allowed"}.get(
+            err.code, err.description
+        )
+        if err.code == 404 and request.path.startswith("/_sandbox"):
+            message = "No such control endpoint"
+        return error_response(err.code or 500, message)
+
+    @app.errorhandler(Exception)
+    def _crash(err: Exception):
+        app.logger.exception("sandbox error")
+        return error_response(500, "Internal server error")
+
+    app.wsgi_app = TrafficMiddleware(app.wsgi_app, sandbox.faults, sandbox.log, sandbox.stop_event)
+    return app

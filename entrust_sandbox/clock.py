@@ -1,0 +1,55 @@
+"""Sandbox time: real UTC time moved by an offset that the control API can advance."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+EST = timezone(timedelta(hours=-5))
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def fmt(moment: datetime) -> str:
+    """Format as the live API does for certificate and domain times: `YYYY-MM-DDTHH:MM:SSZ`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fmt_millis(moment: datetime) -> str:
+    """Format with milliseconds, as `summary.timestamp` is shown in the spec."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse an RFC 3339 date-time (fractions of any length, `Z` or an offset) or a date."""
+    text = text.strip()
+    if _DATE_RE.match(text):
+        return datetime.combine(date.fromisoformat(text), time(), UTC)
+    # Python's parser takes at most 6 fraction digits; .NET sends 7.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    moment = datetime.fromisoformat(text.replace("z", "Z"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_expiry_date(text: str, allow_datetime: bool) -> date:
+    """Parse certExpiryDate: a date, or (when allowed) a date-time taken in EST as the spec says."""
+    text = str(text).strip()
+    if _DATE_RE.match(text):
+        return date.fromisoformat(text)
+    if not allow_datetime:
+        raise ValueError("certExpiryDate must be a date (YYYY-MM-DD)")
+    return parse_datetime(text).astimezone(EST).date()
+
+
+class Clock:
+    """Real time plus a shift in days; the sandbox reads time only through this."""
+
+    def __init__(self, offset_days: float = 0.0):
+        self.offset_days = offset_days
+
+    def now(self) -> datetime:
+        """The sandbox's current time, UTC, whole seconds."""
+        real = datetime.now(UTC).replace(microsecond=0)
+        return real + timedelta(days=self.offset_days)

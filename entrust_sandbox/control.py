@@ -1,0 +1,238 @@
+"""The control API under /_sandbox/: seed, reset, request log, faults, clock, hooks, users.
+
+It is for tests, benchmarks and the demo, so it has no authentication; the sandbox listens on
+loopback. JSON in and out; errors use the same envelope as the API.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import orders, seed
+from .auth import create_user
+from .clock import fmt
+from .errors import bad_request, not_found
+from .settings import Settings
+
+bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
+
+DOMAIN_STATUSES = (
+    "APPROVED",
+    "DECLINED",
+    "CANCELLED",
+    "INITIAL_VERIFICATION",
+    "RE_VERIFICATION",
+    "EXPIRED",
+    "EXPIRING",
+)
+CERT_STATUSES = (
+    "ACTIVE",
+    "APPROVED",
+    "DECLINED",
+    "EXPIRED",
+    "NA",
+    "PENDING",
+    "PENDING_QUORUM",
+    "READY",
+    "REISSUED",
+    "REISSUING",
+    "RENEWED",
+    "RENEWING",
+    "REVOKED",
+    "SUSPENDED",
+    "DEACTIVATED",
+)
+
+
+def _sandbox():
+    return current_app.extensions["sandbox"]
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True, force=True)
+    if data is None and request.get_data():
+        raise bad_request("Body is not valid JSON")
+    if data is not None and not isinstance(data, dict):
+        raise bad_request("Body must be a JSON object")
+    return data or {}
+
+
+@bp.post("/reset")
+def reset():
+    """Empty account, no faults, empty log, real time, initial settings; users kept."""
+    _sandbox().reset()
+    return jsonify({"reset": True})
+
+
+@bp.post("/seed")
+def seed_account():
+    """Replace the account with deterministic data: {"certificates": N, "seed": S}."""
+    body = _body()
+    try:
+        count = int(body.get("certificates", 100))
+        value = body.get("seed", 1)
+    except (TypeError, ValueError) as exc:
+        raise bad_request("certificates must be an integer", "certificates") from exc
+    if count < 0:
+        raise bad_request("certificates must be >= 0", "certificates")
+    started = time.perf_counter()
+    summary = seed.seed_account(_sandbox().store, count, value)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    return jsonify(summary)
+
+
+@bp.get("/requests")
+def list_requests():
+    """Every API request seen since the last clear, oldest first."""
+    return jsonify({"requests": _sandbox().log.list()})
+
+
+@bp.delete("/requests")
+def clear_requests():
+    """Forget the request log."""
+    _sandbox().log.clear()
+    return "", 204
+
+
+@bp.get("/faults")
+def list_faults():
+    """The active fault rules with their hit counts."""
+    return jsonify({"rules": _sandbox().faults.list()})
+
+
+@bp.post("/faults")
+def set_faults():
+    """Replace the fault rules: {"rules": [{"method", "path", "kind", "rate", "count", ...}]}."""
+    rules = _body().get("rules")
+    if not isinstance(rules, list):
+        raise bad_request("rules must be a list", "rules")
+    try:
+        return jsonify({"rules": _sandbox().faults.set(rules)})
+    except ValueError as exc:
+        raise bad_request(str(exc), "rules") from exc
+
+
+@bp.delete("/faults")
+def clear_faults():
+    """Remove every fault rule."""
+    _sandbox().faults.clear()
+    return "", 204
+
+
+@bp.get("/clock")
+def get_clock():
+    """The sandbox's time and its offset from real time."""
+    store = _sandbox().store
+    return jsonify({"now": fmt(store.clock.now()), "offsetDays": store.clock.offset_days})
+
+
+@bp.post("/clock")
+def advance_clock():
+    """Move time forward: {"advance_days": D}; certificates past expiry become EXPIRED."""
+    body = _body()
+    try:
+        days = float(body.get("advance_days", body.get("advanceDays")))
+    except (TypeError, ValueError) as exc:
+        raise bad_request("advance_days must be a number", "advance_days") from exc
+    store = _sandbox().store
+    store.advance_clock(days)
+    store.expire_due()
+    return jsonify({"now": fmt(store.clock.now()), "offsetDays": store.clock.offset_days})
+
+
+@bp.post("/domains/<name>")
+def set_domain_status(name: str):
+    """Set a domain's verificationStatus (all clients, or `clientId` only), as Entrust vetting."""
+    body = _body()
+    status = str(body.get("verificationStatus", "")).upper()
+    if status not in DOMAIN_STATUSES:
+        raise bad_request("verificationStatus must be one of " + ", ".join(DOMAIN_STATUSES))
+    changed = orders.set_domain_status(_sandbox().store, name, status, body.get("clientId"))
+    if not changed:
+        raise not_found("Unknown domain")
+    return jsonify({"domainName": name.lower(), "verificationStatus": status, "updated": changed})
+
+
+@bp.post("/certificates/<int:tracking_id>")
+def set_certificate_status(tracking_id: int):
+    """Set a certificate's status as an Entrust administrator would (PENDING to ACTIVE issues)."""
+    status = str(_body().get("status", "")).upper()
+    if status not in CERT_STATUSES:
+        raise bad_request("status must be one of " + ", ".join(CERT_STATUSES), "status")
+    sandbox = _sandbox()
+    result = orders.admin_set_status(sandbox, tracking_id, status)
+    return jsonify(result)
+
+
+@bp.get("/users")
+def list_users():
+    """The API users (keys included: this is a test double)."""
+    rows = _sandbox().store.query("SELECT * FROM users ORDER BY username")
+    return jsonify(
+        {
+            "users": [
+                {
+                    "username": r["username"],
+                    "apiKey": r["api_key"],
+                    "role": r["role"],
+                    "requireClientCert": bool(r["require_client_cert"]),
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+@bp.post("/users")
+def add_user():
+    """Create or replace an API user; an mTLS user's answer has clientCert and clientKey PEM."""
+    body = _body()
+    require = orders.to_bool(body.get("requireClientCert", False), True, "requireClientCert")
+    try:
+        user = create_user(
+            _sandbox(),
+            body.get("username"),
+            body.get("apiKey"),
+            body.get("role", "administrator"),
+            require,
+        )
+    except ValueError as exc:
+        raise bad_request(str(exc)) from exc
+    return jsonify(user), 201
+
+
+@bp.post("/rate-limit")
+def set_rate_limit():
+    """Turn the per-user limit on ({"limit": N} requests per 30 s) or off ({"limit": null})."""
+    limit = _body().get("limit")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise bad_request("limit must be a positive integer or null", "limit")
+    sandbox = _sandbox()
+    sandbox.update_settings({"rate_limit": limit})
+    sandbox.rate_limiter.clear()
+    return jsonify({"limit": limit, "windowSeconds": 30})
+
+
+@bp.get("/settings")
+def get_settings():
+    """The current settings, including the section-9 switches under `fidelity`."""
+    return jsonify(_sandbox().settings.to_json())
+
+
+@bp.post("/settings")
+def update_settings():
+    """Change settings, e.g. {"fidelity": {"inventory_key": "inventory"}}."""
+    try:
+        settings: Settings = _sandbox().update_settings(_body())
+    except (TypeError, ValueError) as exc:
+        raise bad_request(str(exc)) from exc
+    return jsonify(settings.to_json())
+
+
+@bp.get("/ca")
+def get_ca():
+    """The sandbox root and intermediate certificates (PEM)."""
+    ca = _sandbox().store.ca
+    return jsonify({"root": ca.root_pem, "intermediate": ca.intermediate_pem})

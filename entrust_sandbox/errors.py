@@ -1,0 +1,39 @@
+"""The ECS error envelope and the exception the API code raises to produce it."""
+
+from __future__ import annotations
+
+from flask import Response, json
+
+
+class ApiError(Exception):
+    """An error answered as `{"status", "errors": [{"message", "field"?}]}` with that status."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        """Render this error as the ECS envelope."""
+        return error_response(self.status, self.message, self.field, self.headers)
+
+
+def error_response(status: int, message: str, field: str | None = None, headers=None) -> Response:
+    """Build the ECS error envelope response for `status`."""
+    error = {"message": message}
+    if field:
+        error["field"] = field
+    body = json.dumps({"status": status, "errors": [error]})
+    return Response(body, status=status, mimetype="application/json", headers=headers or {})
+
+
+def bad_request(message: str, field: str | None = None) -> ApiError:
+    """Shorthand for a 400 ApiError."""
+    return ApiError(400, message, field)
+
+
+def not_found(message: str) -> ApiError:
+    """Shorthand for a 404 ApiError."""
+    return ApiError(404, message)

@@ -1,0 +1,873 @@
+"""Certificate and domain rules: ordering, issuance and the lifecycle of section 8.
+
+Every function takes the `Sandbox` (or its store), checks the request the way ECS does, and
+either changes the state in one transaction or raises an `ApiError` having changed nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, time, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from . import ca as ca_mod
+from .clock import fmt, parse_datetime, parse_expiry_date
+from .errors import ApiError, bad_request, not_found
+from .listing import API
+from .store import bar_key
+
+SSL_TYPES = (
+    "STANDARD_SSL",
+    "ADVANTAGE_SSL",
+    "UC_SSL",
+    "EV_SSL",
+    "QWAC_SSL",
+    "PSD2_SSL",
+    "WILDCARD_SSL",
+    "PRIVATE_SSL",
+    "PD_SSL",
+)
+CODE_SIGNING_TYPES = ("CODE_SIGNING", "EV_CODE_SIGNING")
+CDS_TYPES = ("CDS_INDIVIDUAL", "CDS_GROUP", "CDS_ENT_LITE", "CDS_ENT_PRO")
+CERT_TYPES = SSL_TYPES + CODE_SIGNING_TYPES + CDS_TYPES + ("SMIME_ENT",)
+EV_TYPES = ("EV_SSL", "EV_CODE_SIGNING", "QWAC_SSL", "PSD2_SSL")
+EKUS = ("SERVER_AUTH", "CLIENT_AUTH", "SERVER_AND_CLIENT_AUTH")
+LIFETIMES = {"P1Y": 1, "P2Y": 2, "P3Y": 3}
+USABLE_DOMAIN = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
+EC_CURVES = (256, 384, 521)
+RENEW_MIN_AGE = timedelta(days=30)
+TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": 254}
+
+
+# -- input helpers ------------------------------------------------------------------------------
+
+
+def to_bool(value, lenient: bool, field: str) -> bool:
+    """A JSON boolean, or (when lenient, as the live API) the strings "true"/"false"."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if lenient and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise bad_request(f"{field} must be a boolean", field)
+
+
+def _int(value, field: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise bad_request(f"{field} must be an integer", field) from exc
+
+
+def _csr(text, field="csr") -> x509.CertificateSigningRequest:
+    if not isinstance(text, str):
+        raise bad_request("The CSR is missing or not a string", field)
+    try:
+        csr = ca_mod.load_csr(text)
+    except ValueError as exc:
+        raise bad_request("The CSR could not be decoded", field) from exc
+    if not csr.is_signature_valid:
+        raise bad_request("The CSR signature is not valid", field)
+    _check_key(csr.public_key())
+    return csr
+
+
+def _check_key(public_key) -> None:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size not in ca_mod.RSA_KEY_SIZES:
+            raise bad_request(ca_mod.KEY_SIZE_MESSAGE, "csr")
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.key_size not in EC_CURVES:
+            raise bad_request("The EC curve must be P-256, P-384 or P-521.", "csr")
+    else:
+        raise bad_request("The key type must be RSA or EC.", "csr")
+
+
+def _string_list(value, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad_request(f"{field} must be an array of strings", field)
+    return [v.strip() for v in value if v.strip()]
+
+
+def clean_tracking(value) -> dict:
+    """Validate UserSpecifiableTrackingData; unknown keys are dropped, as ECS ignores them."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request("tracking must be an object", "tracking")
+    out = {}
+    for key in ("trackingInfo", "requesterName", "requesterEmail", "requesterPhone"):
+        if value.get(key) is not None:
+            text = str(value[key])
+            limit = TRACKING_LIMITS.get(key)
+            if limit and len(text) > limit:
+                raise bad_request(f"{key} must be at most {limit} characters", f"tracking.{key}")
+            if key == "requesterEmail" and text and "@" not in text:
+                raise bad_request(
+                    "requesterEmail is not an email address", "tracking.requesterEmail"
+                )
+            out[key] = text
+    emails = _string_list(value.get("additionalEmails"), "tracking.additionalEmails")
+    if emails:
+        out["additionalEmails"] = emails
+    custom = value.get("customFields")
+    if custom is not None:
+        if not isinstance(custom, dict):
+            raise bad_request("customFields must be an object", "tracking.customFields")
+        out["customFields"] = {k: v for k, v in custom.items() if v is not None}
+    return out
+
+
+def _tracking_columns(tracking: dict) -> dict:
+    return {
+        "tracking_json": json.dumps(tracking),
+        "tracking_info": tracking.get("trackingInfo"),
+        "requester_name": tracking.get("requesterName"),
+        "requester_email": tracking.get("requesterEmail"),
+        "requester_phone": tracking.get("requesterPhone"),
+        "emails_key": bar_key(tracking.get("additionalEmails", [])),
+    }
+
+
+# -- lookups ------------------------------------------------------------------------------------
+
+
+def parse_tracking_id(text: str) -> int:
+    """A trackingId from a path segment; leading zeros are allowed, as in the spec's example."""
+    if not text.isdigit():
+        raise bad_request("Invalid trackingId", "trackingId")
+    return int(text)
+
+
+def certificate_row(store, tracking_id: int):
+    """The certificate with this trackingId, or a 404 ApiError."""
+    row = None
+    if tracking_id > 0:
+        row = store.query_one(
+            "SELECT * FROM certificates WHERE tracking_id = ? ORDER BY id DESC LIMIT 1",
+            (tracking_id,),
+        )
+    if row is None:
+        raise not_found("Unknown trackingId")
+    return row
+
+
+def client_row(store, client_id: int):
+    """A client as a dict (its stored JSON), or None."""
+    row = store.query_one("SELECT body FROM clients WHERE client_id = ?", (client_id,))
+    return json.loads(row["body"]) if row else None
+
+
+def _covering_domain(domains: list, name: str):
+    bare = name.lower().rstrip(".")
+    if bare.startswith("*."):
+        bare = bare[2:]
+    best = None
+    for row in domains:
+        domain = row["domain_name"]
+        if (bare == domain or bare.endswith("." + domain)) and (
+            best is None or len(domain) > len(best["domain_name"])
+        ):
+            best = row
+    return best
+
+
+# -- the order plan -------------------------------------------------------------------------
+
+
+class Plan:
+    """What a valid order will produce: subject, SANs, key, expiry, inventory pool, columns."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def _expiry(body: dict, sandbox, now: datetime, default_years: int = 1) -> datetime:
+    lenient = sandbox.settings.fidelity.accept_datetime_expiry
+    raw_date, lifetime = body.get("certExpiryDate"), body.get("certLifetime")
+    if raw_date not in (None, ""):
+        try:
+            day = parse_expiry_date(raw_date, lenient)
+        except ValueError as exc:
+            raise bad_request(
+                "certExpiryDate must be a date (YYYY-MM-DD)", "certExpiryDate"
+            ) from exc
+        expiry = datetime.combine(day, time(23, 59, 59), now.tzinfo)
+        if expiry <= now:
+            raise bad_request("certExpiryDate must be in the future", "certExpiryDate")
+        return expiry
+    if lifetime not in (None, ""):
+        if lifetime not in LIFETIMES:
+            raise bad_request("certLifetime must be one of P1Y, P2Y, P3Y", "certLifetime")
+        years = LIFETIMES[lifetime]
+    else:
+        years = default_years
+    end = (
+        now.date().replace(year=now.year + years)
+        if not (now.month == 2 and now.day == 29)
+        else now.date().replace(year=now.year + years, day=28)
+    )
+    return datetime.combine(end, time(23, 59, 59), now.tzinfo)
+
+
+def _pick_pool(conn, cert_type: str) -> str:
+    for pool in (cert_type, "FLEX"):
+        if pool == "FLEX" and (cert_type not in SSL_TYPES or cert_type == "PD_SSL"):
+            continue
+        row = conn.execute("SELECT * FROM inventories WHERE product_type = ?", (pool,)).fetchone()
+        if row and (row["consumption_type"] == "UNLIMITED" or row["remaining_count"] > 0):
+            return pool
+    raise bad_request(f"There is no remaining inventory for {cert_type}", "certType")
+
+
+def _consume(conn, pool: str) -> None:
+    conn.execute(
+        "UPDATE inventories SET used_count = used_count + 1, remaining_count = CASE "
+        "WHEN consumption_type = 'UNLIMITED' THEN remaining_count ELSE remaining_count - 1 END "
+        "WHERE product_type = ?",
+        (pool,),
+    )
+
+
+def _release(conn, pool: str | None) -> None:
+    if pool:
+        conn.execute(
+            "UPDATE inventories SET used_count = MAX(used_count - 1, 0), remaining_count = CASE "
+            "WHEN consumption_type = 'UNLIMITED' THEN remaining_count "
+            "ELSE remaining_count + 1 END WHERE product_type = ?",
+            (pool,),
+        )
+
+
+def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=False) -> Plan:
+    """Check an order (new, reissue or renewal) against the account; return the plan or raise.
+
+    For reissue and renewal, `original` is the certificate row whose values fill the gaps.
+    """
+    store = sandbox.store
+    lenient = sandbox.settings.fidelity.accept_string_booleans
+    now = store.clock.now()
+    client_id = _int(body.get("clientId"), "clientId", original["client_id"] if original else 1)
+    client = client_row(store, client_id)
+    if client is None:
+        raise bad_request("Unknown clientId", "clientId")
+    if client.get("verificationStatus") != "APPROVED":
+        raise bad_request("The client is not approved", "clientId")
+    if cert_type in EV_TYPES and client.get("evVerificationStatus") != "APPROVED":
+        raise bad_request("The client is not approved for EV certificates", "certType")
+
+    # Key: from the CSR, or (reissue/renew without CSR) the original certificate's key.
+    csr = None
+    if body.get("csr") not in (None, ""):
+        csr = _csr(body["csr"])
+        public_key = csr.public_key()
+    elif original is not None:
+        pem, csr_text = store.certificate_pem(original)
+        public_key = ca_mod.load_cert(pem).public_key()
+        csr = ca_mod.load_csr(csr_text) if csr_text else None
+    elif cert_type == "SMIME_ENT" and body.get("password"):
+        public_key = None  # the server makes the key and returns a PKCS#12
+    else:
+        raise bad_request("A CSR is required", "csr")
+
+    # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts.
+    org = body.get("org")
+    if org not in (None, ""):
+        if client_id != 1 and cert_type != "PD_SSL":
+            raise bad_request("org may only be given for the primary client (clientId 1)", "org")
+    elif cert_type == "PD_SSL" and csr is not None:
+        org = ca_mod.csr_attribute(csr, NameOID.ORGANIZATION_NAME)
+    elif original is not None:
+        org = original["org"]
+    if org in (None, ""):
+        org = client.get("clientName")
+    if cert_type != "PD_SSL":
+        approved = store.query_one(
+            "SELECT 1 FROM organizations WHERE client_id = ? AND name = ? "
+            "AND verification_status = 'APPROVED'",
+            (client_id, org),
+        )
+        if approved is None:
+            raise bad_request(f"The organization '{org}' is not approved", "org")
+
+    ou = _string_list(body.get("ou"), "ou")
+    if ou is None:
+        ou = json.loads(original["ou_json"]) if original is not None else []
+    if len(ou) > 1:
+        raise bad_request("At most one OU may be given", "ou")
+    for name in ou:
+        found = store.query_one(
+            "SELECT 1 FROM org_units WHERE client_id = ? AND name = ? "
+            "AND verification_status = 'APPROVED'",
+            (client_id, name),
+        )
+        if found is None:
+            raise bad_request("Unapproved OU", "ou")
+
+    # Names: subjectAltName overrides the CSR's SANs; the CN comes from the CSR.
+    sans = _string_list(body.get("subjectAltName"), "subjectAltName")
+    if sans is None:
+        if csr is not None and ca_mod.csr_dns_names(csr):
+            sans = ca_mod.csr_dns_names(csr)
+        elif original is not None:
+            sans = [s["value"] for s in json.loads(original["san_json"])]
+        else:
+            sans = []
+    common_name = ca_mod.csr_common_name(csr) if csr is not None else None
+    if not common_name and original is not None:
+        common_name = ca_mod.csr_common_name_from_name(
+            x509.Name.from_rfc4514_string(original["dn"])
+        )
+    if not common_name and cert_type in ("SMIME_ENT",) + CDS_TYPES:
+        common_name = body.get("cn") or body.get("certEmail")
+    if not common_name:
+        common_name = sans[0] if sans else None
+    if not common_name:
+        raise bad_request("The CSR must have a common name", "csr")
+
+    domain_used = None
+    if cert_type in SSL_TYPES:
+        names = list(dict.fromkeys([common_name.lower()] + [s.lower() for s in sans]))
+        sans = names
+        domains = store.query(
+            "SELECT * FROM domains WHERE client_id = ? AND verification_status IN (?, ?, ?)",
+            (client_id, *USABLE_DOMAIN),
+        )
+        for name in names:
+            match = _covering_domain(domains, name)
+            if match is None:
+                raise bad_request(
+                    f"The domain of {name} is not approved for client {client_id}",
+                    "subjectAltName",
+                )
+            if cert_type in EV_TYPES and not match["ev_eligible"]:
+                raise bad_request(f"{match['domain_name']} is not EV eligible", "subjectAltName")
+            domain_used = domain_used or match["domain_name"]
+        if cert_type == "WILDCARD_SSL" and not common_name.startswith("*."):
+            raise bad_request("A WILDCARD_SSL certificate needs a *. common name", "csr")
+    else:
+        sans = [s for s in sans if "@" in s] if cert_type == "SMIME_ENT" else []
+
+    signing_alg = body.get("signingAlg") or (original["signing_alg"] if original else "SHA-2")
+    if signing_alg not in ("SHA-1", "SHA-2"):
+        raise bad_request("signingAlg must be SHA-1 or SHA-2", "signingAlg")
+    if signing_alg == "SHA-1" and cert_type != "PRIVATE_SSL":
+        raise bad_request("SHA-1 is only available for PRIVATE_SSL", "signingAlg")
+
+    eku = None
+    if cert_type in SSL_TYPES:
+        eku = body.get("eku") or (original["eku"] if original else None) or "SERVER_AND_CLIENT_AUTH"
+        if eku not in EKUS:
+            raise bad_request(
+                "eku must be SERVER_AUTH, CLIENT_AUTH or SERVER_AND_CLIENT_AUTH", "eku"
+            )
+
+    agreement = to_bool(
+        body.get("endUserKeyStorageAgreement"), lenient, "endUserKeyStorageAgreement"
+    )
+    if cert_type in CODE_SIGNING_TYPES and not agreement:
+        raise bad_request(
+            "endUserKeyStorageAgreement must be true for code signing certificates",
+            "endUserKeyStorageAgreement",
+        )
+    if "ctLog" in body:
+        to_bool(body.get("ctLog"), lenient, "ctLog")
+
+    if original is not None and not renewal:
+        expiry = parse_datetime(original["expires_after"])  # a reissue keeps the expiry
+    else:
+        expiry = _expiry(body, sandbox, now)
+
+    subject = [(NameOID.COMMON_NAME, common_name)]
+    subject += [(NameOID.ORGANIZATIONAL_UNIT_NAME, name) for name in ou]
+    address = client.get("address") or {}
+    subject += [
+        (NameOID.ORGANIZATION_NAME, org),
+        (NameOID.LOCALITY_NAME, address.get("city")),
+        (NameOID.STATE_OR_PROVINCE_NAME, address.get("stateOrProvince")),
+        (NameOID.COUNTRY_NAME, address.get("country")),
+    ]
+    if cert_type == "SMIME_ENT" and body.get("certEmail"):
+        subject.append((NameOID.EMAIL_ADDRESS, body["certEmail"]))
+    subject = [(oid, value) for oid, value in subject if value]
+    dn = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]).rfc4514_string()
+
+    tracking = clean_tracking(body.get("tracking")) if "tracking" in body else None
+    if tracking is None:
+        tracking = json.loads(original["tracking_json"]) if original is not None else {}
+    key_type, key_size = ca_mod.describe_key(public_key) if public_key else ("RSA", 2048)
+    return Plan(
+        cert_type=cert_type,
+        client_id=client_id,
+        public_key=public_key,
+        csr_pem=ca_mod.csr_pem(csr) if csr is not None else None,
+        subject=subject,
+        dn=dn,
+        sans=sans,
+        org=org,
+        ou=ou,
+        eku=eku,
+        signing_alg=signing_alg,
+        expiry=expiry,
+        key_type=key_type,
+        key_size=key_size,
+        tracking=tracking,
+        domain_used=domain_used,
+        now=now,
+    )
+
+
+def _check_duplicate_dn(sandbox, plan: Plan) -> None:
+    window = sandbox.settings.duplicate_dn_window_seconds
+    if not window:
+        return
+    since = fmt(plan.now - timedelta(seconds=window))
+    dup = sandbox.store.query_one(
+        "SELECT 1 FROM certificates WHERE dn = ? AND created_at >= ? LIMIT 1", (plan.dn, since)
+    )
+    if dup:
+        raise bad_request(
+            f"Duplicate request: a certificate with the same DN was requested in the last "
+            f"{window} seconds"
+        )
+
+
+def _row_values(plan: Plan, tracking_id: int, status: str, creator: str) -> dict:
+    san_values = [{"type": "rfc822Name" if "@" in s else "dNSName", "value": s} for s in plan.sans]
+    values = {
+        "tracking_id": tracking_id,
+        "status": status,
+        "dn": plan.dn,
+        "serial": "",
+        "san_json": json.dumps(san_values),
+        "san_text": ", ".join(plan.sans),
+        "san_key": bar_key(plan.sans),
+        "issue_dt": None,
+        "expires_after": fmt(plan.expiry),
+        "signing_alg": plan.signing_alg,
+        "eku": plan.eku,
+        "key_size": plan.key_size,
+        "key_type": plan.key_type,
+        "org": plan.org,
+        "ou_json": json.dumps(plan.ou),
+        "ou_key": bar_key(plan.ou),
+        "cert_type": plan.cert_type,
+        "domain_used": plan.domain_used,
+        "client_id": plan.client_id,
+        "csr_pem": plan.csr_pem,
+        "creator_name": creator,
+        "created_at": fmt(plan.now),
+        "pickup_token": secrets.token_hex(16).upper(),
+    }
+    values.update(_tracking_columns(plan.tracking))
+    return values
+
+
+def _insert(conn, values: dict) -> int:
+    names = ", ".join(values)
+    marks = ", ".join("?" * len(values))
+    cur = conn.execute(
+        f"INSERT INTO certificates ({names}) VALUES ({marks})",  # noqa: S608 - our column names
+        list(values.values()),
+    )
+    return cur.lastrowid
+
+
+def _sign(sandbox, conn, row_id: int, plan: Plan) -> dict:
+    """Sign the certificate for a planned row, store it, and return the CertificateResponse."""
+    pkcs12 = None
+    public_key = plan.public_key
+    if public_key is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        public_key = key.public_key()
+    issued = sandbox.store.ca.sign(
+        public_key,
+        subject=plan.subject,
+        sans=plan.sans,
+        not_before=plan.now,
+        not_after=plan.expiry,
+        serial=x509.random_serial_number() >> 32,  # 16 bytes at most, as Entrust's serials
+        eku=plan.eku,
+        cert_type=plan.cert_type,
+    )
+    if plan.public_key is None:
+        from cryptography.hazmat.primitives.serialization import (
+            BestAvailableEncryption,
+        )
+        from cryptography.hazmat.primitives.serialization import (
+            pkcs12 as p12,
+        )
+
+        pkcs12 = p12.serialize_key_and_certificates(
+            b"smime",
+            key,
+            ca_mod.load_cert(issued.pem),
+            [sandbox.store.ca.intermediate],
+            BestAvailableEncryption(plan.password.encode()),
+        )
+    conn.execute(
+        "UPDATE certificates SET status = 'ACTIVE', serial = ?, cert_pem = ?, issue_dt = ?, "
+        "expires_after = ? WHERE id = ?",
+        (issued.serial, issued.pem, fmt(plan.now), fmt(plan.expiry), row_id),
+    )
+    row = conn.execute("SELECT * FROM certificates WHERE id = ?", (row_id,)).fetchone()
+    response = certificate_response(sandbox.store, row, issued.pem)
+    if pkcs12 is not None:
+        import base64
+
+        response["pkcs12"] = base64.b64encode(pkcs12).decode()
+    return response
+
+
+def certificate_response(store, row, pem: str | None = None) -> dict:
+    """CertificateResponse: trackingId, endEntityCert, chainCerts (leaf, intermediate), ..."""
+    pem = pem or store.certificate_pem(row)[0]
+    return {
+        "trackingId": row["tracking_id"],
+        "endEntityCert": pem,
+        "chainCerts": [pem, store.ca.intermediate_pem],
+        "serialNumber": row["serial"],
+        "expiresAfter": row["expires_after"],
+        "pickupUrl": pickup_url(row),
+    }
+
+
+def pickup_url(row) -> str:
+    """The pickup URL shape Entrust uses."""
+    return (
+        f"https://www.entrust.net/ssl/certpickup.cfm?id={row['tracking_id']}-{row['pickup_token']}"
+    )
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
+    """POST /certificates: 201 issued, 202 queued for approval, 200 validate-only."""
+    lenient = sandbox.settings.fidelity.accept_string_booleans
+    cert_type = body.get("certType")
+    if not cert_type:
+        raise bad_request("certType is required", "certType")
+    if cert_type not in CERT_TYPES:
+        raise bad_request(f"Unknown certType {cert_type}", "certType")
+    validate_only = to_bool(body.get("validateOnly"), lenient, "validateOnly")
+    queue = to_bool(body.get("queueForApproval"), lenient, "queueForApproval")
+    plan = make_plan(sandbox, body, cert_type)
+    plan.password = body.get("password") or ""
+    with sandbox.store.tx() as conn:
+        _pick_pool(conn, cert_type)
+        if validate_only:
+            return 200, None
+        _check_duplicate_dn(sandbox, plan)
+        tracking_id = sandbox.store.next_tracking_id()
+        values = _row_values(plan, tracking_id, "PENDING", user["username"])
+        if queue:
+            _insert(conn, values)
+            return 202, {"trackingId": tracking_id}
+        values["inventory_pool"] = _pick_pool(conn, cert_type)
+        _consume(conn, values["inventory_pool"])
+        row_id = _insert(conn, values)
+        return 201, _sign(sandbox, conn, row_id, plan)
+
+
+def _plan_from_row(sandbox, row) -> Plan:
+    """Rebuild the plan of a queued order, to issue it on approval."""
+    csr = ca_mod.load_csr(row["csr_pem"]) if row["csr_pem"] else None
+    # Seeded orders have no CSR; their key comes from the per-process cache, as in seeding.
+    key = (
+        csr.public_key()
+        if csr
+        else ca_mod.cached_key(row["key_type"], row["key_size"]).public_key()
+    )
+    return Plan(
+        cert_type=row["cert_type"],
+        public_key=key,
+        subject=x509.Name.from_rfc4514_string(row["dn"]),
+        sans=[s["value"] for s in json.loads(row["san_json"])],
+        eku=row["eku"],
+        expiry=parse_datetime(row["expires_after"]),
+        now=sandbox.store.clock.now(),
+        password="",
+    )
+
+
+def _approve(sandbox, row) -> dict:
+    with sandbox.store.tx() as conn:
+        pool = _pick_pool(conn, row["cert_type"])
+        _consume(conn, pool)
+        conn.execute("UPDATE certificates SET inventory_pool = ? WHERE id = ?", (pool, row["id"]))
+        plan = _plan_from_row(sandbox, row)
+        if plan.expiry <= plan.now:
+            plan.expiry = plan.now + timedelta(days=365)
+        return _sign(sandbox, conn, row["id"], plan)
+
+
+def _set_status(store, row, status: str, **extra) -> None:
+    sets = ", ".join(["status = ?"] + [f"{k} = ?" for k in extra])
+    with store.tx() as conn:
+        conn.execute(
+            f"UPDATE certificates SET {sets} WHERE id = ?",  # noqa: S608 - our column names
+            (status, *extra.values(), row["id"]),
+        )
+
+
+def patch(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None]:
+    """PATCH /certificates/{id}: APPROVE (201), DECLINE, SUSPEND, UNSUSPEND (200)."""
+    row = certificate_row(sandbox.store, tracking_id)
+    operation = str(body.get("operation") or "").upper()
+    if operation not in ("APPROVE", "DECLINE", "SUSPEND", "UNSUSPEND"):
+        raise bad_request("operation must be APPROVE, DECLINE, SUSPEND or UNSUSPEND", "operation")
+    if user["role"] != "administrator":
+        raise ApiError(403, f"The API user is not allowed to {operation.lower()} certificates")
+    allowed = {
+        "APPROVE": ("PENDING",),
+        "DECLINE": ("PENDING",),
+        "SUSPEND": ("READY", "ACTIVE"),
+        "UNSUSPEND": ("SUSPENDED",),
+    }[operation]
+    if row["status"] not in allowed:
+        raise bad_request(
+            f"Operation {operation} is not valid for a certificate in status {row['status']}",
+            "operation",
+        )
+    if operation == "APPROVE":
+        return 201, _approve(sandbox, row)
+    if operation == "DECLINE":
+        reason = body.get("declineReason")
+        if reason is not None and len(str(reason)) > 254:
+            raise bad_request("declineReason must be at most 254 characters", "declineReason")
+        _set_status(sandbox.store, row, "DECLINED", decline_reason=reason)
+    elif operation == "SUSPEND":
+        _set_status(sandbox.store, row, "SUSPENDED")
+    else:
+        _set_status(sandbox.store, row, "ACTIVE")
+    return 200, None
+
+
+def _successor(sandbox, row, body: dict, user, *, renewal: bool) -> dict:
+    plan = make_plan(sandbox, body, row["cert_type"], original=row, renewal=renewal)
+    plan.password = ""
+    with sandbox.store.tx() as conn:
+        pool = _pick_pool(conn, row["cert_type"])
+        _consume(conn, pool)
+        tracking_id = sandbox.store.next_tracking_id()
+        values = _row_values(plan, tracking_id, "PENDING", user["username"])
+        values["inventory_pool"] = pool
+        row_id = _insert(conn, values)
+        response = _sign(sandbox, conn, row_id, plan)
+        conn.execute(
+            "UPDATE certificates SET status = ? WHERE id = ?",
+            ("RENEWED" if renewal else "REISSUED", row["id"]),
+        )
+        return response
+
+
+def reissue(sandbox, tracking_id: int, body: dict, user) -> dict:
+    """POST reissues: new trackingId and serial, same expiry; the original becomes REISSUED."""
+    row = certificate_row(sandbox.store, tracking_id)
+    if row["status"] not in ("ACTIVE", "READY"):
+        raise bad_request(f"A certificate in status {row['status']} cannot be reissued")
+    return _successor(sandbox, row, body, user, renewal=False)
+
+
+def renew(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None]:
+    """POST renewals: new trackingId; refused under 30 days old; the original becomes RENEWED."""
+    row = certificate_row(sandbox.store, tracking_id)
+    mode = sandbox.settings.fidelity.renew_validate_only
+    lenient = sandbox.settings.fidelity.accept_string_booleans
+    validate_only = False
+    if "validateOnly" in body:
+        if mode == "reject":
+            raise bad_request("validateOnly is not supported on renewals", "validateOnly")
+        validate_only = mode == "honour" and to_bool(body["validateOnly"], lenient, "validateOnly")
+    if row["status"] not in ("ACTIVE", "READY", "EXPIRED"):
+        raise bad_request(f"A certificate in status {row['status']} cannot be renewed")
+    issued = parse_datetime(row["issue_dt"])
+    if sandbox.store.clock.now() - issued < RENEW_MIN_AGE:
+        raise bad_request("A certificate cannot be renewed until it is at least 30 days old")
+    if validate_only:
+        make_plan(sandbox, body, row["cert_type"], original=row, renewal=True)
+        return 200, None
+    return 201, _successor(sandbox, row, body, user, renewal=True)
+
+
+def revoke(sandbox, tracking_id: int, body: dict) -> None:
+    """POST revocations: REVOKED from ACTIVE, READY or SUSPENDED; crlReason policy applies."""
+    row = certificate_row(sandbox.store, tracking_id)
+    reason = body.get("crlReason", "unspecified")
+    accepted = sandbox.settings.accepted_crl_reasons()
+    if reason not in accepted:
+        raise bad_request("crlReason must be one of " + ", ".join(accepted), "crlReason")
+    comment = body.get("revocationComment")
+    if comment is not None and not isinstance(comment, str):
+        raise bad_request("revocationComment must be a string", "revocationComment")
+    if row["status"] not in ("ACTIVE", "READY", "SUSPENDED"):
+        raise bad_request("Certificate cannot be revoked")
+    _set_status(sandbox.store, row, "REVOKED")
+
+
+def deactivate(sandbox, tracking_id: int) -> None:
+    """POST deactivations: DEACTIVATED from ACTIVE, with the tracking flags; frees a token."""
+    row = certificate_row(sandbox.store, tracking_id)
+    if row["status"] != "ACTIVE":
+        raise bad_request("Certificate cannot be deactivated")
+    with sandbox.store.tx() as conn:
+        conn.execute(
+            "UPDATE certificates SET status = 'DEACTIVATED', deactivated = 1, deactivated_on = ? "
+            "WHERE id = ?",
+            (fmt(sandbox.store.clock.now()), row["id"]),
+        )
+        _release(conn, row["inventory_pool"])
+
+
+def replace_tracking(sandbox, tracking_id: int, body) -> None:
+    """PUT tracking: overwrite all tracking data; an empty body erases it."""
+    row = certificate_row(sandbox.store, tracking_id)
+    tracking = clean_tracking(body or {})
+    columns = _tracking_columns(tracking)
+    sets = ", ".join(f"{k} = ?" for k in columns)
+    with sandbox.store.tx() as conn:
+        conn.execute(
+            f"UPDATE certificates SET {sets} WHERE id = ?",  # noqa: S608 - our column names
+            (*columns.values(), row["id"]),
+        )
+
+
+def admin_set_status(sandbox, tracking_id: int, status: str) -> dict:
+    """Control hook: set a status as Entrust staff would; PENDING to ACTIVE issues the cert."""
+    row = certificate_row(sandbox.store, tracking_id)
+    if row["status"] == "PENDING" and status == "ACTIVE":
+        _approve(sandbox, row)
+    else:
+        _set_status(sandbox.store, row, status)
+    return {"trackingId": tracking_id, "status": status}
+
+
+# -- domains --------------------------------------------------------------------------------
+
+
+def domain_eligibility(status: str, now: datetime) -> dict:
+    """ov/ev eligibility and expiry that go with a verification status."""
+    if status in ("APPROVED", "RE_VERIFICATION"):
+        return {"ov_eligible": 1, "ov_expiry": fmt(now + timedelta(days=397))}
+    if status == "EXPIRING":
+        return {"ov_eligible": 1, "ov_expiry": fmt(now + timedelta(days=60))}
+    if status == "EXPIRED":
+        return {"ov_eligible": 0, "ov_expiry": fmt(now - timedelta(days=1))}
+    return {"ov_eligible": 0, "ov_expiry": None}
+
+
+def set_domain_status(store, name: str, status: str, client_id=None) -> int:
+    """Control hook: set a domain's status (every client that has it, or one); return count."""
+    values = domain_eligibility(status, store.clock.now())
+    sql = (
+        "UPDATE domains SET verification_status = ?, ov_eligible = ?, ov_expiry = ?, "
+        "ev_eligible = CASE WHEN ? = 1 THEN ev_eligible ELSE 0 END WHERE domain_name = ?"
+    )
+    params = [
+        status,
+        values["ov_eligible"],
+        values["ov_expiry"],
+        values["ov_eligible"],
+        name.lower(),
+    ]
+    if client_id is not None:
+        sql += " AND client_id = ?"
+        params.append(int(client_id))
+    with store.tx() as conn:
+        return conn.execute(sql, params).rowcount
+
+
+VERIFICATION_METHODS = ("DNS", "EMAIL", "MANUAL", "WEB_SERVER")
+EMAIL_PREFIXES = ("admin", "administrator", "webmaster", "hostmaster", "postmaster")
+
+
+def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
+    method = str(body.get("verificationMethod") or "").upper()
+    if method not in VERIFICATION_METHODS:
+        raise bad_request(
+            "verificationMethod must be one of " + ", ".join(VERIFICATION_METHODS),
+            "verificationMethod",
+        )
+    emails = [f"{prefix}@{domain_name}" for prefix in EMAIL_PREFIXES]
+    email_method = body.get("emailMethod")
+    if method == "EMAIL" and isinstance(email_method, dict):
+        source = email_method.get("emailSource", "INCLUDE_WHOIS")
+        if source not in ("INCLUDE_WHOIS", "SPECIFIED"):
+            raise bad_request("emailSource must be INCLUDE_WHOIS or SPECIFIED", "emailMethod")
+        if source == "SPECIFIED":
+            email = str(email_method.get("email") or "").lower()
+            if email not in emails:
+                raise bad_request(
+                    "The email must be one of the constructed addresses of the domain",
+                    "emailMethod.email",
+                )
+            emails = [email]
+    return method, emails
+
+
+def add_domain(sandbox, client_id: int, body: dict) -> str:
+    """POST /clients/{id}/domains: start validation (INITIAL_VERIFICATION); return Location."""
+    store = sandbox.store
+    if client_row(store, client_id) is None:
+        raise not_found("Unknown clientId")
+    name = str(body.get("domainName") or "").strip().lower().rstrip(".")
+    if not name or "." not in name or " " in name:
+        raise bad_request("domainName must be a domain name", "domainName")
+    method, emails = _domain_request(body, name)
+    now = store.clock.now()
+    ready = fmt(now + timedelta(seconds=sandbox.settings.dcv_delay_seconds))
+    with store.tx() as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, name)
+        ).fetchone()
+        if exists:
+            raise bad_request("The domain already exists for this client", "domainName")
+        conn.execute(
+            "INSERT INTO domains (client_id, domain_name, verification_method, "
+            "verification_status, ov_eligible, ev_eligible, dcv_value, dcv_ready_at, emails) "
+            "VALUES (?, ?, ?, 'INITIAL_VERIFICATION', 0, 0, ?, ?, ?)",
+            (client_id, name, method, secrets.token_hex(16).upper(), ready, json.dumps(emails)),
+        )
+    return f"/clients/{client_id}/domains/{name}"
+
+
+def reverify_domain(sandbox, client_id: int, name: str, body: dict) -> str:
+    """PUT /clients/{id}/domains/{domain}: new challenge; APPROVED becomes RE_VERIFICATION."""
+    store = sandbox.store
+    row = store.query_one(
+        "SELECT * FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, name.lower())
+    )
+    if row is None:
+        raise not_found("Unknown clientId or domain")
+    method, emails = _domain_request(body, row["domain_name"])
+    status = row["verification_status"]
+    if status in ("APPROVED", "EXPIRING", "RE_VERIFICATION"):
+        status = "RE_VERIFICATION"
+    else:
+        status = "INITIAL_VERIFICATION"
+    now = store.clock.now()
+    ready = fmt(now + timedelta(seconds=sandbox.settings.dcv_delay_seconds))
+    with store.tx() as conn:
+        conn.execute(
+            "UPDATE domains SET verification_method = ?, verification_status = ?, dcv_value = ?, "
+            "dcv_ready_at = ?, emails = ? WHERE id = ?",
+            (method, status, secrets.token_hex(16).upper(), ready, json.dumps(emails), row["id"]),
+        )
+    return f"/clients/{client_id}/domains/{row['domain_name']}"
+
+
+def client_uri(client_id: int) -> str:
+    """`uri` of a client."""
+    return f"{API}/clients/{client_id}"

@@ -1,0 +1,205 @@
+"""A harness that runs the real sandbox server in a background thread, for tests and benchmarks.
+
+    with SandboxServer() as sb:
+        sb.seed(certificates=50, seed=7)
+        requests.get(sb.base_url + "certificates", auth=(sb.api_user, sb.api_key))
+
+The server listens on a free loopback port. Its defaults suit tests: the duplicate-DN guard is
+off and domain validation values appear at once (pass `settings=Settings(...)` to change that).
+With `https=True`, verify against `ca_cert_path`; with `require_client_cert_user=True` the
+administrator user needs the client certificate in `client_cert` (a (cert, key) file pair that
+`requests` takes as `cert=`). Helpers wrap the control API and raise on a non-2xx answer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+
+import requests
+
+from .app import Sandbox, create_app
+from .auth import create_user
+from .server import make_server
+from .settings import Settings
+
+TEST_SETTINGS = Settings(duplicate_dn_window_seconds=0, dcv_delay_seconds=0)
+
+
+class SandboxServer:
+    """The sandbox on a background thread; a context manager, or call start() and stop()."""
+
+    def __init__(
+        self,
+        https: bool = False,
+        require_client_cert_user: bool = False,
+        *,
+        state_path: str | None = None,
+        settings: Settings | None = None,
+        api_user: str = "sandbox-admin",
+        api_key: str = "sandbox-admin-key",
+        quiet: bool = True,
+    ):
+        if require_client_cert_user and not https:
+            raise ValueError("a client certificate needs https=True")
+        self.https = https
+        self.require_client_cert_user = require_client_cert_user
+        self.state_path = state_path
+        self.settings = settings or TEST_SETTINGS
+        self.api_user = api_user
+        self.api_key = api_key
+        self.quiet = quiet
+        self.sandbox: Sandbox | None = None
+        self.client_cert: tuple[str, str] | None = None
+        self.ca_cert_path: str | None = None
+        self.root_url = ""
+        self.base_url = ""
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._tmp: str | None = None
+        self._session = requests.Session()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        """Create the sandbox, its administrator user and the server, and start serving."""
+        self._tmp = tempfile.mkdtemp(prefix="entrust-sandbox-")
+        self.sandbox = Sandbox(self.state_path, self.settings)
+        user = create_user(
+            self.sandbox,
+            self.api_user,
+            self.api_key,
+            "administrator",
+            self.require_client_cert_user,
+        )
+        self.sandbox.keep_users = [self.api_user]
+        if self.require_client_cert_user:
+            self.client_cert = self.write_client_cert(user)
+        self.ca_cert_path = os.path.join(self._tmp, "sandbox-root.pem")
+        with open(self.ca_cert_path, "w") as fh:
+            fh.write(self.sandbox.store.ca.root_pem)
+        app = create_app(self.sandbox)
+        self._server = make_server(
+            app, self.sandbox.store, "127.0.0.1", 0, https=self.https, quiet=self.quiet
+        )
+        port = self._server.server_port
+        scheme = "https" if self.https else "http"
+        self.root_url = f"{scheme}://127.0.0.1:{port}/"
+        self.base_url = self.root_url + "enterprise/v2/"
+        self._session.verify = self.ca_cert_path
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="entrust-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, release held fault responses, and remove temporary files."""
+        if self._server is not None:
+            self.sandbox.stop_event.set()
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self.sandbox.store.close()
+            self._server = None
+        self._session.close()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- control API helpers ------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body=None):
+        response = self._session.request(
+            method, self.root_url + "_sandbox/" + path, json=body, timeout=120
+        )
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def reset(self) -> None:
+        """Back to an empty account with no faults, an empty log, real time, initial settings."""
+        self._control("POST", "reset")
+
+    def seed(self, certificates: int = 100, seed=1) -> dict:
+        """Replace the account with deterministic data and `certificates` existing certificates."""
+        return self._control("POST", "seed", {"certificates": certificates, "seed": seed})
+
+    def add_user(
+        self,
+        username: str,
+        api_key: str | None = None,
+        role: str = "administrator",
+        require_client_cert: bool = False,
+    ) -> dict:
+        """Create an API user; for mTLS users the dict has clientCert/clientKey PEM and
+        `client_cert_files`, a (cert path, key path) pair for `requests`' `cert=`."""
+        user = self._control(
+            "POST",
+            "users",
+            {
+                "username": username,
+                "apiKey": api_key,
+                "role": role,
+                "requireClientCert": require_client_cert,
+            },
+        )
+        if require_client_cert:
+            user["client_cert_files"] = self.write_client_cert(user)
+        return user
+
+    def write_client_cert(self, user: dict) -> tuple[str, str]:
+        """Write a user's client certificate and key to files; return (cert path, key path)."""
+        cert_path = os.path.join(self._tmp, f"{user['username']}.crt")
+        key_path = os.path.join(self._tmp, f"{user['username']}.key")
+        with open(cert_path, "w") as fh:
+            fh.write(user["clientCert"])
+        with open(key_path, "w") as fh:
+            fh.write(user["clientKey"])
+        return cert_path, key_path
+
+    def faults(self, rules: list[dict]) -> list[dict]:
+        """Replace the fault rules (see entrust_sandbox.traffic for the kinds)."""
+        return self._control("POST", "faults", {"rules": rules})["rules"]
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        self._control("DELETE", "faults")
+
+    def requests(self) -> list[dict]:
+        """The request log: time, method, path, query, headers, body, user, status, fault."""
+        return self._control("GET", "requests")["requests"]
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._control("DELETE", "requests")
+
+    def advance_clock(self, days: float) -> dict:
+        """Move sandbox time forward by `days`."""
+        return self._control("POST", "clock", {"advance_days": days})
+
+    def set_domain_status(self, name: str, status: str, client_id: int | None = None) -> dict:
+        """Set a domain's verificationStatus (e.g. APPROVED, EXPIRED)."""
+        body = {"verificationStatus": status}
+        if client_id is not None:
+            body["clientId"] = client_id
+        return self._control("POST", f"domains/{name}", body)
+
+    def set_certificate_status(self, tracking_id: int, status: str) -> dict:
+        """Set a certificate's status as an Entrust administrator would."""
+        return self._control("POST", f"certificates/{tracking_id}", {"status": status})
+
+    def set_rate_limit(self, limit: int | None) -> dict:
+        """Requests per 30 s per API user, or None for no limit."""
+        return self._control("POST", "rate-limit", {"limit": limit})
+
+    def update_settings(self, **changes) -> dict:
+        """Change settings; `fidelity={...}` flips section-9 switches."""
+        return self._control("POST", "settings", changes)

@@ -1,0 +1,329 @@
+"""Everything between the socket and the API: the request log, fault injection and rate limits.
+
+`TrafficMiddleware` wraps the Flask app. For API paths (under /enterprise/v2) it records each
+request, and applies the first matching fault rule. Fault kinds and what they do:
+
+- `latency` (`ms`): wait, then serve normally.
+- `http_500`/`http_502`/`http_503`/`http_504`: answer that status with the error envelope; the
+  request is not carried out.
+- `rate_limit`: 429 with `Retry-After` (`retry_after`, default 2) and `X-Rate-Limit-Limit`.
+- `html_error_page`: an HTML page as a proxy would give it (`status`, default 502).
+- `timeout` (`ms`, default 30000): hold the response for `ms` without carrying out the request,
+  then drop the connection. A client whose timeout is shorter than `ms` times out.
+- `reset`: drop the connection (TCP RST) without carrying out the request.
+- `malformed_json`: carry out the request, answer its status with a broken JSON body.
+- `truncated_body`: carry out the request, send fewer bytes than Content-Length, then close.
+- `commit_then_500`: carry out the request, then answer 500 with the error envelope.
+- `commit_then_timeout` (`ms`): carry out the request, hold for `ms`, then drop the connection.
+
+Matching: `method` (absent or "*" for any) and `path` (absent for any; exact match, or a prefix
+match when it ends with `*`; a trailing slash is ignored). `rate` (default 1.0) is the chance a
+matching request is hit; `count` (default unlimited) caps the number of hits; rules are tried in
+order and only the first that hits applies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+
+from werkzeug.wrappers import Request
+from werkzeug.wsgi import ClosingIterator
+
+API_PREFIX = "/enterprise/v2"
+FAULT_KINDS = (
+    "latency",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
+    "rate_limit",
+    "timeout",
+    "reset",
+    "malformed_json",
+    "truncated_body",
+    "html_error_page",
+    "commit_then_500",
+    "commit_then_timeout",
+)
+# Kinds that answer without letting the request reach the API.
+_SHORT_CIRCUIT = {"http_500", "http_502", "http_503", "http_504", "rate_limit", "timeout"}
+_SHORT_CIRCUIT |= {"reset", "html_error_page"}
+
+
+class ConnectionDropped(ConnectionAbortedError):
+    """Raised to make the server abandon the connection without an answer."""
+
+
+class FaultRules:
+    """The active fault rules, with thread-safe hit counting."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rules: list[dict] = []
+        self._random = random.Random()
+
+    def set(self, rules: list[dict]) -> list[dict]:
+        """Replace the rules after checking them; raise ValueError on a bad rule."""
+        checked = []
+        for raw in rules:
+            if not isinstance(raw, dict):
+                raise ValueError("each rule must be an object")
+            kind = raw.get("kind")
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+            rule = dict(raw)
+            rule["rate"] = float(rule.get("rate", 1.0))
+            rule["count"] = None if rule.get("count") is None else int(rule["count"])
+            rule["method"] = (rule.get("method") or "*").upper()
+            rule["hits"] = 0
+            checked.append(rule)
+        with self._lock:
+            if rules and any("seed" in r for r in rules):
+                self._random.seed(rules[0].get("seed"))
+            self._rules = checked
+        return self.list()
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules = []
+
+    def list(self) -> list[dict]:
+        """Copies of the rules with their hit counts."""
+        with self._lock:
+            return [dict(r) for r in self._rules]
+
+    def pick(self, method: str, path: str) -> dict | None:
+        """The rule that hits this request, if any (its hit count is taken)."""
+        with self._lock:
+            for rule in self._rules:
+                if not _matches(rule, method, path):
+                    continue
+                if rule["count"] is not None and rule["hits"] >= rule["count"]:
+                    continue
+                if rule["rate"] < 1.0 and self._random.random() >= rule["rate"]:
+                    continue
+                rule["hits"] += 1
+                return dict(rule)
+        return None
+
+
+def _matches(rule: dict, method: str, path: str) -> bool:
+    if rule["method"] not in ("*", method.upper()):
+        return False
+    wanted = rule.get("path")
+    if not wanted:
+        return True
+    if wanted.endswith("*"):
+        return path.startswith(wanted[:-1])
+    return path.rstrip("/") == wanted.rstrip("/")
+
+
+class RequestLog:
+    """Every API request seen, newest last (bounded, so a benchmark cannot exhaust memory)."""
+
+    def __init__(self, maxlen: int = 20000):
+        self._lock = threading.Lock()
+        self._entries: deque[dict] = deque(maxlen=maxlen)
+
+    def add(self, entry: dict) -> None:
+        """Append one entry."""
+        with self._lock:
+            self._entries.append(entry)
+
+    def list(self) -> list[dict]:
+        """All entries, oldest first."""
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+class RateLimiter:
+    """A sliding 30-second window of request times per API user."""
+
+    WINDOW = 30.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._seen: dict[str, deque[float]] = {}
+
+    def check(self, user: str, limit: int | None) -> int | None:
+        """Count this request; return None if allowed, else the seconds to wait."""
+        if not limit:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            times = self._seen.setdefault(user, deque())
+            while times and now - times[0] >= self.WINDOW:
+                times.popleft()
+            if len(times) >= limit:
+                return max(1, int(self.WINDOW - (now - times[0]) + 0.999))
+            times.append(now)
+            return None
+
+    def clear(self) -> None:
+        """Forget all windows."""
+        with self._lock:
+            self._seen.clear()
+
+
+def drop_connection(environ) -> None:
+    """Make the sandbox server reset this request's connection, then abandon the request."""
+    handler = environ.get("sandbox.handler")
+    if handler is not None:
+        handler.close_connection = True
+        handler.server.mark_for_reset(handler.connection)
+    raise ConnectionDropped("sandbox fault: connection dropped")
+
+
+def _envelope(status: int, message: str) -> bytes:
+    return json.dumps({"status": status, "errors": [{"message": message}]}).encode()
+
+
+_REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class TrafficMiddleware:
+    """WSGI middleware: request log, fault injection and connection-level failures."""
+
+    def __init__(self, app, faults: FaultRules, log: RequestLog, stop_event: threading.Event):
+        self.app = app
+        self.faults = faults
+        self.log = log
+        self.stop_event = stop_event
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(API_PREFIX):
+            return self.app(environ, start_response)
+        request = Request(environ)
+        raw = request.get_data(cache=True)
+        environ["wsgi.input"] = io.BytesIO(raw)
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "method": request.method,
+            "path": path,
+            "query": request.query_string.decode("latin-1"),
+            "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+            "body": _body_for_log(raw),
+            "user": request.authorization.username if request.authorization else None,
+            "status": None,
+            "fault": None,
+        }
+        rule = self.faults.pick(request.method, path)
+        kind = rule["kind"] if rule else None
+        entry["fault"] = kind
+        self.log.add(entry)
+        if kind == "latency":
+            self.stop_event.wait(float(rule.get("ms", 1000)) / 1000)
+        if kind in _SHORT_CIRCUIT:
+            return self._short_circuit(rule, entry, environ, start_response)
+        status, headers, body = self._run(environ)
+        entry["status"] = int(status.split()[0])
+        if kind == "commit_then_500":
+            entry["status"] = 500
+            return _respond(start_response, 500, _envelope(500, "Internal server error"))
+        if kind == "commit_then_timeout":
+            self.stop_event.wait(float(rule.get("ms", 30000)) / 1000)
+            entry["status"] = None
+            drop_connection(environ)
+        if kind == "malformed_json":
+            broken = (body[: max(1, len(body) // 2)] or b"{") + b'<!-- "errors": '
+            return _respond(start_response, entry["status"], broken, "application/json")
+        if kind == "truncated_body":
+            return self._truncated(environ, start_response, status, headers, body)
+        start_response(status, headers)
+        return [body]
+
+    def _run(self, environ) -> tuple[str, list, bytes]:
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        iterable = self.app(environ, capture)
+        try:
+            body = b"".join(iterable)
+        finally:
+            if hasattr(iterable, "close"):
+                iterable.close()
+        return captured["status"], captured["headers"], body
+
+    def _short_circuit(self, rule, entry, environ, start_response):
+        kind = rule["kind"]
+        if kind in ("timeout", "reset"):
+            if kind == "timeout":
+                self.stop_event.wait(float(rule.get("ms", 30000)) / 1000)
+            drop_connection(environ)
+        if kind == "rate_limit":
+            entry["status"] = 429
+            headers = {
+                "Retry-After": str(rule.get("retry_after", 2)),
+                "X-Rate-Limit-Limit": str(rule.get("limit", 100)),
+            }
+            return _respond(start_response, 429, _envelope(429, "Too many requests"), extra=headers)
+        if kind == "html_error_page":
+            code = int(rule.get("status", 502))
+            entry["status"] = code
+            page = (
+                f"<html><head><title>{code} {_REASONS.get(code, 'Error')}</title></head>"
+                f"<body><h1>{code} {_REASONS.get(code, 'Error')}</h1><hr>nginx</body></html>"
+            ).encode()
+            return _respond(start_response, code, page, "text/html")
+        code = int(kind.split("_")[1])
+        entry["status"] = code
+        return _respond(start_response, code, _envelope(code, _REASONS[code]))
+
+    def _truncated(self, environ, start_response, status, headers, body):
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        # An empty body cannot be cut short, so promise a few bytes that never come.
+        headers.append(("Content-Length", str(len(body) or 16)))
+        handler = environ.get("sandbox.handler")
+        if handler is not None:
+            handler.close_connection = True
+        start_response(status, headers)
+        return ClosingIterator([body[: len(body) // 2]])
+
+
+def _respond(start_response, code, body, mimetype="application/json", extra=None):
+    headers = [("Content-Type", mimetype), ("Content-Length", str(len(body)))]
+    headers += list((extra or {}).items())
+    start_response(f"{code} {_REASONS.get(code, 'OK')}", headers)
+    return [body]
+
+
+def _body_for_log(raw: bytes):
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def reset_socket(sock) -> None:
+    """Close a socket so that the peer sees a TCP reset rather than an orderly close."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
