@@ -266,11 +266,17 @@ def get_client(client_id: int):
     """GetClient: ClientEx; `organizations` only for the primary client."""
     sandbox = _sandbox()
     client = _client_or_404(client_id)
-    item = _client_item(sandbox, client)
-    item.pop("uri")
-    for key in ("address", "authContact", "evInfo", "qvInfo"):
+    # ClientEx is BaseClient plus details: EV status lives in evInfo here, not at the top.
+    keys = ("clientId", "clientName", "friendlyClientName", "verificationStatus", "ovExpiryDate")
+    item = {k: client[k] for k in keys if client.get(k) is not None}
+    item["verificationStatus"] = _client_status(sandbox, item.get("verificationStatus"))
+    for key in ("address", "authContact"):
         if client.get(key):
             item[key] = client[key]
+    if client.get("evVerificationStatus"):
+        item["evInfo"] = {"status": client["evVerificationStatus"]}
+        if client.get("evExpiryDate"):
+            item["evInfo"]["expiryDate"] = client["evExpiryDate"]
     if client_id == 1:
         item["organizations"] = _orgs(sandbox.store, "organizations", client_id)
     return jsonify(item)
