@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 RSA_KEY_SIZES = (1024, 1536, 2048, 3072, 4096)
@@ -318,12 +318,19 @@ def _ca_usage() -> x509.KeyUsage:
 def third_party_certificate(
     common_name: str, serial: int, not_before: datetime, not_after: datetime
 ) -> str:
-    """A certificate from an unrelated, self-made issuer, as a discovered third-party cert."""
-    issuer_key = cached_key("EC", 384)
+    """A certificate from an unrelated issuer, as a discovered third-party cert.
+
+    Keys are derived from the serial and the issuer signs with Ed25519 (deterministic
+    signatures), so the same seed gives the same certificate and thumbprint in any process.
+    """
+    issuer_key = ed25519.Ed25519PrivateKey.from_private_bytes(
+        hashlib.sha256(b"sandbox third-party issuer").digest()
+    )
     issuer = _name(
         [(NameOID.ORGANIZATION_NAME, "Example Other CA"), (NameOID.COMMON_NAME, "Other CA R3")]
     )
-    key = cached_key("RSA", 2048)
+    secret = int.from_bytes(hashlib.sha256(serial.to_bytes(20, "big")).digest(), "big")
+    key = ec.derive_private_key(secret % (2**255) + 1, ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name([(NameOID.COMMON_NAME, common_name)]))
@@ -333,7 +340,7 @@ def third_party_certificate(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-        .sign(issuer_key, hashes.SHA256())
+        .sign(issuer_key, None)
     )
     return cert_pem(cert)
 

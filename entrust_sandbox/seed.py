@@ -220,7 +220,8 @@ def _weighted(rng: random.Random, table, n: int) -> list:
 def seed_account(store, certificates: int, seed=1) -> dict:
     """Replace the account with deterministic data; return counts of what was made."""
     rng = random.Random(f"entrust-sandbox:{seed}")
-    now = store.clock.now()
+    # Anchor seeded times to midnight, so seeding twice on one day gives identical data.
+    now = store.clock.now().replace(hour=0, minute=0, second=0)
     store.wipe_account()
     rows, type_counts = _certificate_rows(store, rng, certificates, now)
     with store.tx() as conn:
@@ -303,7 +304,10 @@ def _certificate_rows(store, rng: random.Random, n: int, now) -> tuple[list[tupl
         client_id = 2 if i % 10 == 9 and cert_type in ("STANDARD_SSL", "ADVANTAGE_SSL") else 1
         domain = "subsidiary.example" if client_id == 2 else domains1[i % len(domains1)]
         org = "Example Subsidiary Ltd" if client_id == 2 else "CertDesk Demo Corp"
-        if cert_type == "WILDCARD_SSL":
+        if third_party:
+            cn = f"{HOSTS[i % len(HOSTS)]}{i}.elsewhere.example"
+            sans = [cn]
+        elif cert_type == "WILDCARD_SSL":
             cn = f"*.{domain}"
             sans = [cn, domain]
         elif cert_type in ("CODE_SIGNING", "CDS_INDIVIDUAL", "SMIME_ENT"):
@@ -337,11 +341,12 @@ def _certificate_rows(store, rng: random.Random, n: int, now) -> tuple[list[tupl
         thumb, pem, tracking_id = None, None, FIRST_TRACKING_ID + i
         if third_party:
             status = "EXPIRED" if expires < now else "ACTIVE"
-            pem = ca_mod.third_party_certificate(cn.lstrip("*."), serial_int or 1, issued, expires)
+            pem = ca_mod.third_party_certificate(cn, serial_int or 1, issued, expires)
             thumb = ca_mod.thumbprint(ca_mod.load_cert(pem))
             tracking_id, cert_type, tracking = 0, "", {}
-            sans, ssl, unissued = [cn.lstrip("*.")], True, False
-            dn = f"CN={cn.lstrip('*.')}"
+            key_type, key_size = "EC", 256
+            ssl, unissued = True, False
+            dn = f"CN={cn}"
             org, ou = None, []
         elif not unissued:
             type_counts[cert_type] = type_counts.get(cert_type, 0) + 1
