@@ -200,3 +200,20 @@ def test_wrong_credentials(peer):
     assert info.value.status == 401 and info.value.messages
     assert "wrong-key" not in str(info.value)
     client.close()
+
+
+def test_no_secret_in_debug_logs(peer, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    client = peer.client()
+    client.get_version()
+    client.new_certificate(new_request())
+    bad = peer.client(api_key="another-secret-key")
+    with pytest.raises(errors.AuthenticationError):
+        bad.get_version()
+    for secret in (peer.api_key, "another-secret-key", "PRIVATE KEY", "Authorization"):
+        assert secret not in caplog.text
+    assert "ECS POST /certificates -> 201" in caplog.text
+    client.close()
+    bad.close()

@@ -319,3 +319,17 @@ def test_state_words_on_an_input_field_stay_validation(client, rsps):
     )
     with pytest.raises(errors.ValidationError):
         client.new_certificate({"certType": "STANDARD_SSL"})
+
+
+def test_log_line_has_status_elapsed_and_ecs_elapsed(client, rsps, caplog, fake_time):
+    caplog.set_level(logging.INFO, logger="webapp.ecs")
+    rsps.get(
+        url("certificates"),
+        json={"summary": {"total": 0, "elapsed": 380}, "certificates": []},
+    )
+    list(client.iter_certificates())
+    record = next(r for r in caplog.records if r.name == "webapp.ecs")
+    message = record.getMessage()
+    assert message.startswith("ECS GET /certificates -> 200 in ")
+    assert "(ECS elapsed 380 ms)" in message
+    assert "offset" not in message  # the query (which may carry search terms) is not logged
