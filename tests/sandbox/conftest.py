@@ -48,9 +48,9 @@ class Api:
     def put(self, path, body=None, **kw):
         return self.session.put(self.base + path, json=body, timeout=30, **kw)
 
-    def order(self, cn="www.example.com", cert_type="STANDARD_SSL", **fields):
-        """POST a new order with a fresh CSR for `cn`; return the response."""
-        csr, _ = make_csr(cn)
+    def order(self, common_name="www.example.com", cert_type="STANDARD_SSL", **fields):
+        """POST a new order with a CSR for `common_name`; return the response."""
+        csr, _ = make_csr(common_name)
         body = {"certType": cert_type, "csr": csr}
         body.update(fields)
         return self.post("certificates", body)

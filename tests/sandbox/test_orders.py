@@ -1,0 +1,312 @@
+"""POST /certificates: issuance from the CSR and the account rules of section 11."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from entrust_sandbox.ca import make_csr
+
+from .conftest import assert_error
+
+
+def _inventory(api, product):
+    items = api.get("inventories").json()["inventories"]
+    return next(i for i in items if i["productType"] == product)
+
+
+def test_issued_certificate_is_real(api, sb):
+    response = api.order(
+        "www.example.com",
+        subjectAltName=["www.example.com", "shop.example.org"],
+        eku="SERVER_AUTH",
+        certExpiryDate="2027-06-30",
+        org="CertDesk Labs",
+        ou=["IT"],
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    leaf = x509.load_pem_x509_certificate(body["endEntityCert"].encode())
+    chain = [x509.load_pem_x509_certificate(p.encode()) for p in body["chainCerts"]]
+    assert len(chain) == 2 and chain[0] == leaf  # leaf first, then the intermediate, no root
+    intermediate = chain[1]
+    assert leaf.issuer == intermediate.subject and intermediate.issuer != intermediate.subject
+    intermediate.public_key().verify(
+        leaf.signature,
+        leaf.tbs_certificate_bytes,
+        padding.PKCS1v15(),
+        leaf.signature_hash_algorithm,
+    )
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == ["shop.example.org", "www.example.com"]
+    assert (
+        leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "CertDesk Labs"
+    )
+    assert leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == "IT"
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert leaf.not_valid_after_utc == datetime(2027, 6, 30, 23, 59, 59, tzinfo=UTC)
+    assert body["serialNumber"] == format(leaf.serial_number, "X")
+    assert body["expiresAfter"] == "2027-06-30T23:59:59Z"
+    with open(sb.ca_cert_path) as fh:
+        root = x509.load_pem_x509_certificate(fh.read().encode())
+    assert intermediate.issuer == root.subject
+
+
+def test_csr_san_used_when_no_subject_alt_name(api):
+    csr, _ = make_csr("www.example.com", sans=["www.example.com", "api.example.com"])
+    body = api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr}).json()
+    detail = api.get(f"certificates/{body['trackingId']}").json()
+    assert {s["value"] for s in detail["subjectAltName"]} == {"www.example.com", "api.example.com"}
+    assert detail["domainUsed"] == "example.com"
+    assert detail["org"] == "CertDesk Demo Corp"  # from the client, not the CSR
+
+
+def test_csr_as_bare_base64(api):
+    csr, _ = make_csr("www.example.com")
+    bare = "".join(line for line in csr.splitlines() if not line.startswith("-----"))
+    assert api.post("certificates", {"certType": "STANDARD_SSL", "csr": bare}).status_code == 201
+    assert_error(
+        api.post("certificates", {"certType": "STANDARD_SSL", "csr": "not a csr"}), 400, "csr"
+    )
+    junk = base64.b64encode(b"junk").decode()
+    assert_error(api.post("certificates", {"certType": "STANDARD_SSL", "csr": junk}), 400, "csr")
+
+
+def test_lenient_input(api):
+    response = api.order(
+        "www.example.com",
+        ctLog="true",
+        endUserKeyStorageAgreement="true",
+        validateOnly="false",
+        certExpiryDate="2027-03-01T12:00:00.00Z",
+        certLifetime="P1Y",
+        cn="ignored",
+        upn="x@example.com",
+        certEmail="y@example.com",
+        password="",
+        ou=[],
+        somethingNew={"nested": True},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["expiresAfter"] == "2027-03-01T23:59:59Z"
+    dotnet = api.order("api.example.com", certExpiryDate="2027-03-02T00:30:00.0000000+00:00")
+    # A time is taken in EST: 00:30 UTC on the 2nd is still the 1st in Ottawa.
+    assert dotnet.json()["expiresAfter"] == "2027-03-01T23:59:59Z"
+    assert_error(api.order("www.example.com", validateOnly="maybe"), 400, "validateOnly")
+
+
+def test_lifetime_and_expiry_rules(api):
+    body = api.order("www.example.com", certLifetime="P2Y").json()
+    assert body["expiresAfter"][:4] == str(datetime.now(UTC).year + 2)
+    assert_error(api.order("www.example.com", certLifetime="P5Y"), 400, "certLifetime")
+    assert_error(api.order("www.example.com", certExpiryDate="2001-01-01"), 400, "certExpiryDate")
+
+
+def test_validate_only_and_queue_do_not_consume(api):
+    before = _inventory(api, "STANDARD_SSL")
+    assert api.order("www.example.com", validateOnly=True).status_code == 200
+    queued = api.order("www.example.com", queueForApproval=True)
+    assert queued.status_code == 202 and set(queued.json()) == {"trackingId"}
+    assert _inventory(api, "STANDARD_SSL") == before
+    assert api.order("www.example.com").status_code == 201
+    after = _inventory(api, "STANDARD_SSL")
+    assert after["remainingCount"] == before["remainingCount"] - 1
+    assert after["usedCount"] == before["usedCount"] + 1
+    detail = api.get(f"certificates/{queued.json()['trackingId']}").json()
+    assert detail["status"] == "PENDING" and "endEntityCert" not in detail
+
+
+def test_flex_covers_ssl_when_exhausted(api, sb):
+    sb.sandbox.store.conn.execute(
+        "UPDATE inventories SET remaining_count = 0 WHERE product_type = 'UC_SSL'"
+    )
+    flex = _inventory(api, "FLEX")
+    assert api.order("www.example.com", "UC_SSL").status_code == 201
+    assert _inventory(api, "FLEX")["remainingCount"] == flex["remainingCount"] - 1
+    sb.sandbox.store.conn.execute("UPDATE inventories SET remaining_count = 0")
+    assert_error(api.order("www.example.com", "UC_SSL"), 400, "certType")
+
+
+def test_pd_ssl_is_not_covered_by_flex(api):
+    assert _inventory(api, "PD_SSL")["remainingCount"] == 0
+    assert_error(api.order("www.example.com", "PD_SSL"), 400, "certType")
+
+
+def test_unlimited_inventory(api):
+    before = _inventory(api, "PRIVATE_SSL")
+    assert before["consumptionType"] == "UNLIMITED"
+    assert api.order("www.example.com", "PRIVATE_SSL").status_code == 201
+    after = _inventory(api, "PRIVATE_SSL")
+    assert after["remainingCount"] == before["remainingCount"]
+    assert after["usedCount"] == before["usedCount"] + 1
+
+
+@pytest.mark.parametrize(
+    ("cn", "status"),
+    [
+        ("www.example.com", 201),  # APPROVED
+        ("www.example.net", 201),  # RE_VERIFICATION is still usable
+        ("www.expiring.example", 201),  # EXPIRING too
+        ("www.pending.example", 400),  # INITIAL_VERIFICATION is not
+        ("www.declined.example", 400),
+        ("www.cancelled.example", 400),
+        ("www.expired.example", 400),
+        ("www.unknown.example", 400),
+    ],
+)
+def test_domain_must_be_approved(api, cn, status):
+    response = api.order(cn)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert_error(response, 400, "subjectAltName")
+
+
+def test_domain_approval_via_control(api, sb):
+    assert_error(api.order("www.pending.example"), 400, "subjectAltName")
+    sb.set_domain_status("pending.example", "APPROVED")
+    assert api.order("www.pending.example").status_code == 201
+    sb.set_domain_status("example.com", "EXPIRED")
+    assert_error(api.order("www.example.com"), 400, "subjectAltName")
+
+
+def test_domain_must_belong_to_the_client(api):
+    assert api.order("www.subsidiary.example", clientId=2).status_code == 201
+    assert_error(api.order("www.subsidiary.example"), 400, "subjectAltName")
+
+
+def test_organization_rules(api):
+    assert_error(api.order("www.example.com", org="Old Name Inc"), 400, "org")
+    assert_error(api.order("www.example.com", org="Future Ventures"), 400, "org")
+    assert_error(api.order("www.example.com", org="Nobody Ltd"), 400, "org")
+    # org only with client 1...
+    assert_error(
+        api.order("www.subsidiary.example", clientId=2, org="Example Subsidiary Ltd"), 400, "org"
+    )
+    # ...except PD_SSL, where the org (even from the CSR) is allowed.
+    assert_error(api.order("www.example.com", clientId=3), 400, "clientId")
+    assert_error(api.order("www.example.com", clientId=99), 400, "clientId")
+
+
+def test_pd_ssl_takes_org_from_csr(api, sb):
+    sb.sandbox.store.conn.execute(
+        "UPDATE inventories SET remaining_count = 3 WHERE product_type = 'PD_SSL'"
+    )
+    key = rsa.generate_private_key(65537, 2048)
+    from cryptography.hazmat.primitives import hashes
+
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "www.subsidiary.example"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CSR Org"),
+                ]
+            )
+        )
+        .sign(key, hashes.SHA256())
+    )
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    pem = csr.public_bytes(Encoding.PEM).decode()
+    body = {"certType": "PD_SSL", "csr": pem, "clientId": 2}
+    issued = api.post("certificates", body)
+    assert issued.status_code == 201, issued.text
+    assert api.get(f"certificates/{issued.json()['trackingId']}").json()["org"] == "CSR Org"
+    body["org"] = "Explicit Org"
+    assert api.post("certificates", body).status_code == 201
+
+
+def test_ou_rules(api):
+    assert_error(api.order("www.example.com", ou=["Legacy Systems"]), 400, "ou")
+    assert_error(api.order("www.example.com", ou=["Nope"]), 400, "ou")
+    assert_error(api.order("www.example.com", ou=["IT", "Marketing"]), 400, "ou")
+    assert api.order("www.example.com", ou=["Marketing"]).status_code == 201
+    assert api.order("www.example.com", ou=[""]).status_code == 201
+
+
+def test_code_signing_needs_key_storage_agreement(api):
+    assert_error(api.order("CertDesk Demo Corp", "CODE_SIGNING"), 400, "endUserKeyStorageAgreement")
+    ok = api.order("CertDesk Demo Corp", "CODE_SIGNING", endUserKeyStorageAgreement=True)
+    assert ok.status_code == 201, ok.text
+    leaf = x509.load_pem_x509_certificate(ok.json()["endEntityCert"].encode())
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.CODE_SIGNING]
+
+
+@pytest.mark.parametrize("size", [2560, 1280])
+def test_rsa_key_sizes(api, size):
+    key = rsa.generate_private_key(65537, size)
+    csr, _ = make_csr("www.example.com", key)
+    body = assert_error(api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr}), 400)
+    assert body["errors"][0] == {
+        "message": "The key size must be 1024, 1536, 2048, 3072 or 4096 bits.",
+        "field": "csr",
+    }
+
+
+@pytest.mark.parametrize("size", [1536, 3072])
+def test_allowed_rsa_sizes(api, size):
+    csr, _ = make_csr("www.example.com", rsa.generate_private_key(65537, size))
+    response = api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr})
+    assert response.status_code == 201
+    detail = api.get(f"certificates/{response.json()['trackingId']}", params={}).json()
+    assert detail["keySize"] == size and detail["keyType"] == "RSA"
+
+
+def test_ec_key(api):
+    csr, _ = make_csr("www.example.com", ec.generate_private_key(ec.SECP384R1()))
+    response = api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr})
+    detail = api.get(f"certificates/{response.json()['trackingId']}").json()
+    assert (detail["keyType"], detail["keySize"]) == ("EC", 384)
+
+
+def test_required_and_unknown_values(api):
+    assert_error(api.post("certificates", {"csr": make_csr("www.example.com")[0]}), 400, "certType")
+    assert_error(api.order("www.example.com", "BANANA_SSL"), 400, "certType")
+    assert_error(api.post("certificates", {"certType": "STANDARD_SSL"}), 400, "csr")
+    assert_error(api.order("www.example.com", eku="EVERYTHING"), 400, "eku")
+    assert_error(api.order("www.example.com", signingAlg="SHA-1"), 400, "signingAlg")
+    raw = api.session.post(api.base + "certificates", data="{not json", timeout=10)
+    assert_error(raw, 400)
+
+
+def test_duplicate_dn_guard(api, sb):
+    assert api.order("www.example.com").status_code == 201
+    assert api.order("www.example.com").status_code == 201  # off by default in tests
+    sb.update_settings(duplicate_dn_window_seconds=60)
+    assert api.order("dup.example.com").status_code == 201
+    assert_error(api.order("dup.example.com"), 400)
+    assert api.order("other.example.com").status_code == 201
+
+
+def test_ev_needs_ev_client_and_domain(api):
+    assert api.order("www.example.com", "EV_SSL").status_code == 201
+    assert_error(api.order("www.example.org", "EV_SSL"), 400, "subjectAltName")
+    assert_error(api.order("www.subsidiary.example", "EV_SSL", clientId=2), 400, "certType")
+
+
+def test_tracking_is_kept_and_searchable(api):
+    tracking = {
+        "trackingInfo": "intent-1234",
+        "requesterName": "Ada",
+        "requesterEmail": "ada@example.com",
+        "requesterPhone": "555",
+        "additionalEmails": ["ops@example.com"],
+        "customFields": {"text1": "CC-9"},
+    }
+    tracking_id = api.order("www.example.com", tracking=tracking).json()["trackingId"]
+    found = api.get("certificates", params={"tracking.trackingInfo": "intent-1234"}).json()
+    assert [i["trackingId"] for i in found["certificates"]] == [tracking_id]
+    detail = api.get(f"certificates/{tracking_id}").json()
+    assert detail["tracking"] == {**tracking, "deactivated": False}
+    by_mail = api.get("certificates", params={"tracking.additionalEmails": "ops@example.com"})
+    assert [i["trackingId"] for i in by_mail.json()["certificates"]] == [tracking_id]
+    too_long = {"trackingInfo": "x" * 129}
+    assert_error(api.order("www.example.com", tracking=too_long), 400, "tracking.trackingInfo")
