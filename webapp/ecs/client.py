@@ -71,6 +71,9 @@ class EcsClient:
     and 5xx, with exponential backoff (``backoff_base * 2**n`` capped at ``backoff_max``, with
     jitter); a ``Retry-After`` on 429/503 is honoured up to ``max_retry_after`` seconds, and a
     longer one is raised at once as the error's ``retry_after``. POST, PUT and PATCH are sent once.
+
+    The timeouts bound the connect and each socket read. A client holds a ``requests.Session``;
+    give each thread its own client (they can share one ``RateBudget``).
     """
 
     def __init__(
@@ -373,9 +376,11 @@ class EcsClient:
             raise errors.MalformedResponseError(
                 f"no {keys[0]!r} in the response", method="GET", path="/" + path, status=200
             )
-        return self._parse(
-            items, lambda xs: [parser(x) for x in types._list(xs, keys[0])], "GET", path
-        )
+        if not isinstance(items, list):
+            raise errors.MalformedResponseError(
+                f"{keys[0]!r} is not a list", method="GET", path="/" + path, status=200
+            )
+        return [self._parse(item, parser, "GET", path) for item in items]
 
     def _paginate(
         self,

@@ -156,7 +156,7 @@ def test_html_error_page_on_error_status(client, rsps):
         ({"json": ["a list"]}, "expected a JSON object"),
         ({"json": {"other": []}}, "no 'clients'"),
         ({"json": {"clients": [{"clientName": "no id"}]}}, "unexpected JSON shape"),
-        ({"json": {"clients": {"clientId": 1}}}, "unexpected JSON shape"),
+        ({"json": {"clients": {"clientId": 1}}}, "'clients' is not a list"),
     ],
 )
 def test_malformed_responses(client, rsps, kwargs, reason):
