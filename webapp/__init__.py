@@ -45,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     import webapp.models  # noqa: F401  (the whole schema, for Alembic and relationships)
 
     db.init_app(app)
@@ -134,8 +135,12 @@ def _init_templates(app: Flask) -> None:
     def can(permission: str) -> bool:
         return rbac.has_permission(current_user, permission)
 
+    def pager(*args, **kwargs):
+        # A global rather than an import, so that a block rendered alone (htmx) can call it.
+        return app.jinja_env.get_template("_pager.html").module.pager(*args, **kwargs)
+
     app.jinja_env.globals.update(
-        has_endpoint=has_endpoint, can=can, rbac=rbac, role_labels=rbac.ROLE_LABELS
+        has_endpoint=has_endpoint, can=can, rbac=rbac, role_labels=rbac.ROLE_LABELS, pager=pager
     )
     app.jinja_env.filters["dt"] = _format_dt
     app.jinja_env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n

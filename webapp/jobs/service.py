@@ -67,7 +67,7 @@ def start(kind: str, title: str, func: Callable, *, actor=None, **kwargs) -> Job
 
 
 def _run_in_app(app, job_id, func, kwargs):
-    with app.app_context():
+    with app.app_context():  # its teardown closes the thread's database session
         run(job_id, func, kwargs)
 
 
@@ -89,8 +89,6 @@ def run(job_id: int, func: Callable, kwargs: dict) -> None:
     else:
         message = result.pop("message", None) if isinstance(result, dict) else None
         _finish(job_id, SUCCEEDED, result=result, message=message)
-    finally:
-        db.session.remove()
 
 
 def _finish(job_id, state, *, error="", result=None, message=None):

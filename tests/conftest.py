@@ -1,0 +1,155 @@
+"""Shared fixtures: a migrated database per test (copied from a template), the app, clients
+that carry the CSRF token like a browser does, and signed-in users of each role."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.helpers import PASSWORD
+from webapp import create_app
+from webapp.extensions import db
+
+ROLES = ("admin", "operator", "auditor")
+_TOKEN_RE = re.compile(r'"X-CSRFToken": "([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def make_app(instance: Path, db_file: Path, **config):
+    settings = {
+        "TESTING": True,
+        "INSTANCE_PATH": str(instance),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
+        "SECRET_KEY": "test-secret",
+        "SCHEDULER_ENABLED": False,
+        "JOBS_RUN_INLINE": True,
+    }
+    settings.update(config)
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def db_templates(tmp_path_factory):
+    """Two migrated databases built once: empty, and with one user of each role."""
+    from flask_migrate import upgrade
+
+    from webapp import paths
+    from webapp.auth import service as auth
+
+    root = tmp_path_factory.mktemp("templates")
+    built = {}
+    for name in ("empty", "users"):
+        instance = root / name
+        instance.mkdir()
+        app = make_app(instance, instance / "certdesk.db")
+        with app.app_context():
+            upgrade(directory=str(paths.MIGRATIONS_DIR))
+            from webapp import _init_secretbox
+
+            _init_secretbox(app)
+            if name == "users":
+                for role in ROLES:
+                    auth.create_user(None, role, PASSWORD, role, full_name=role.title())
+            db.session.remove()
+            db.engine.dispose()
+        built[name] = instance
+    return built
+
+
+def _instance_from(template: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for f in template.iterdir():
+        if f.name.startswith("certdesk.db") or f.name in ("master.key", "secret_key"):
+            shutil.copy2(f, target / f.name)
+    return target
+
+
+@pytest.fixture
+def instance(db_templates, tmp_path):
+    return _instance_from(db_templates["users"], tmp_path / "instance")
+
+
+@pytest.fixture
+def app(instance):
+    app = make_app(instance, instance / "certdesk.db")
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def empty_app(db_templates, tmp_path):
+    inst = _instance_from(db_templates["empty"], tmp_path / "instance")
+    app = make_app(inst, inst / "certdesk.db")
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+class Client(FlaskClient):
+    """A test client that sends the page's CSRF token with every POST, as the browser does.
+
+    Each request runs in its own app context (so ``g`` and the database session are per request,
+    as in production), not in the context the test itself holds open.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+    def csrf_token(self) -> str:
+        page = self.get("/login", follow_redirects=True).get_data(as_text=True)
+        m = _TOKEN_RE.search(page)
+        assert m, "no CSRF token on the page"
+        return m.group(1) or m.group(2)
+
+    def post(self, *args, csrf: bool = True, **kwargs):
+        if csrf:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token())
+            kwargs["headers"] = headers
+        return super().post(*args, **kwargs)
+
+    def login(self, username: str, password: str = PASSWORD):
+        return self.post("/login", data={"username": username, "password": password})
+
+
+@pytest.fixture
+def client(app):
+    app.test_client_class = Client
+    return app.test_client()
+
+
+def _client_as(app, role):
+    app.test_client_class = Client
+    c = app.test_client()
+    resp = c.login(role)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return c
+
+
+@pytest.fixture
+def admin_client(app):
+    return _client_as(app, "admin")
+
+
+@pytest.fixture
+def operator_client(app):
+    return _client_as(app, "operator")
+
+
+@pytest.fixture
+def auditor_client(app):
+    return _client_as(app, "auditor")
+
+
+@pytest.fixture
+def user(app):
+    from webapp.auth import service as auth
+
+    return {role: auth.by_username(role) for role in ROLES}

@@ -1,0 +1,47 @@
+"""First admin set-up, sign-in, a wrong password, sign-out: in a real browser."""
+
+import re
+
+from tests.e2e.conftest import login
+
+
+def test_first_run_setup_login_wrong_password_logout(page, fresh_server):
+    line = fresh_server.wait_for_line("/setup?token=")
+    setup_url = re.search(r"(http://\S+/setup\?token=\S+)", line).group(1)
+
+    # Without the token the setup page refuses.
+    page.goto(fresh_server.url + "/setup")
+    assert page.get_by_text("missing its token").is_visible()
+
+    page.goto(setup_url)
+    page.get_by_label("User name").fill("root-admin")
+    page.get_by_label("Password", exact=True).fill("short")
+    page.get_by_label("Repeat password").fill("short")
+    page.get_by_role("button", name="Create administrator").click()
+    assert page.get_by_text("at least 10 characters").is_visible()
+
+    page.get_by_label("Password", exact=True).fill("a long enough password")
+    page.get_by_label("Repeat password").fill("a long enough password")
+    page.get_by_role("button", name="Create administrator").click()
+    page.wait_for_url(fresh_server.url + "/")
+    assert page.get_by_text("Your administrator account is ready").is_visible()
+
+    # The link worked once: it no longer shows the setup form.
+    page.goto(setup_url)
+    assert "/setup" not in page.url
+    assert page.get_by_role("button", name="Create administrator").count() == 0
+
+    # Sign out through the user menu.
+    page.goto(fresh_server.url + "/")
+    page.locator("details.user-menu summary").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/login"))
+    assert page.get_by_text("You are signed out").is_visible()
+
+    # A wrong password is refused in words, then the right one works.
+    page.get_by_label("User name").fill("root-admin")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.locator("#login-error").inner_text() == "Wrong user name or password."
+    login(page, fresh_server, "root-admin", "a long enough password")
+    assert page.get_by_role("heading", name="Dashboard").is_visible()

@@ -1,0 +1,73 @@
+import json
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from webapp.audit import service as audit
+from webapp.audit.models import AuditEvent
+from webapp.cli import audit_group
+from webapp.extensions import db
+
+
+def _add(n):
+    for i in range(n):
+        audit.record("test.event", object_type="thing", object_id=i, detail={"i": i})
+    db.session.commit()
+
+
+def test_chain_verifies_and_detects_an_edit(app):
+    before = audit.verify().checked  # the template's three user creations
+    _add(5)
+    result = audit.verify()
+    assert result.ok and result.checked == before + 5
+    db.session.execute(text("UPDATE audit_event SET detail='{\"i\": 99}' WHERE seq = 4"))
+    db.session.commit()
+    result = audit.verify()
+    assert not result.ok and result.seq == 4 and "altered" in result.problem
+
+
+def test_removed_rows_are_detected(app):
+    _add(4)
+    db.session.execute(text("DELETE FROM audit_event WHERE seq = 3"))
+    db.session.commit()
+    result = audit.verify()
+    assert not result.ok and result.seq == 3
+
+
+def test_removing_the_last_rows_is_detected(app):
+    _add(4)
+    last = db.session.execute(text("SELECT max(seq) FROM audit_event")).scalar()
+    db.session.execute(text("DELETE FROM audit_event WHERE seq = :s"), {"s": last})
+    db.session.commit()
+    assert not audit.verify().ok
+
+
+def test_orm_refuses_update(app):
+    _add(1)
+    event = db.session.execute(db.select(AuditEvent)).scalars().first()
+    event.action = "changed"
+    try:
+        db.session.commit()
+    except RuntimeError as exc:
+        assert "append-only" in str(exc)
+        db.session.rollback()
+    else:
+        raise AssertionError("an audit row was updated through the ORM")
+
+
+def test_secrets_are_scrubbed_from_detail(app):
+    audit.record("credential.create", detail={"api_key": "abc123", "name": "prod"})
+    db.session.commit()
+    row = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
+    assert json.loads(row.detail) == {"api_key": "(set)", "name": "prod"}
+
+
+def test_cli_verify_exit_codes(app):
+    _add(2)
+    runner = CliRunner()
+    ok = runner.invoke(audit_group, ["verify"], obj=None)
+    assert ok.exit_code == 0 and "intact" in ok.output
+    db.session.execute(text("UPDATE audit_event SET actor_name='mallory' WHERE seq = 1"))
+    db.session.commit()
+    bad = runner.invoke(audit_group, ["verify"])
+    assert bad.exit_code == 1 and "row 1" in bad.output

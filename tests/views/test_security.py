@@ -1,0 +1,133 @@
+"""Rules that hold for every route: CSRF, read-only auditors, security headers, error pages."""
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.helpers import HTMX
+from webapp.audit.models import AuditEvent
+from webapp.extensions import db
+
+CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+# Routes any signed-in person (or nobody) may POST to: they change only the caller's own session.
+SESSION_ROUTES = {"auth.login", "auth.logout", "auth.setup"}
+
+
+def _sample_url(rule) -> str:
+    values = {}
+    for name, conv in rule._converters.items():
+        kind = type(conv).__name__
+        values[name] = 1 if kind in ("IntegerConverter", "NumberConverter") else "x"
+    return rule.build(values, append_unknown=False)[1]
+
+
+def _rules(app, methods):
+    return [r for r in app.url_map.iter_rules() if r.endpoint != "static" and r.methods & methods]
+
+
+def test_every_changing_route_requires_a_csrf_token(app, admin_client):
+    rules = _rules(app, CHANGING)
+    assert len(rules) >= 5
+    for rule in rules:
+        for method in sorted(rule.methods & CHANGING):
+            resp = admin_client.open(_sample_url(rule), method=method)
+            assert resp.status_code == 400, (rule.rule, method, resp.status_code)
+            assert "expired or was not sent from CertDesk" in resp.get_data(as_text=True)
+
+
+def test_an_auditor_cannot_change_anything(app, auditor_client):
+    before = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
+    checked = 0
+    for rule in _rules(app, CHANGING):
+        if rule.endpoint in SESSION_ROUTES:
+            continue
+        for method in sorted(rule.methods & CHANGING):
+            resp = auditor_client.open(
+                _sample_url(rule),
+                method=method,
+                headers={"X-CSRFToken": auditor_client.csrf_token()},
+                data={"role": "admin", "active": "0"},
+            )
+            assert resp.status_code == 403, (rule.rule, method, resp.status_code)
+            checked += 1
+    assert checked >= 3
+    db.session.expire_all()
+    after = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
+    assert after == before
+
+
+def test_every_page_carries_the_security_headers(app, admin_client):
+    pages = [_sample_url(r) for r in _rules(app, {"GET"}) if not r.arguments]
+    pages += ["/no-such-page", "/login"]
+    for url in pages:
+        resp = admin_client.get(url)
+        csp = resp.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in csp, url
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, url
+        assert "script-src 'self'" in csp and "style-src 'self'" in csp, url
+        assert resp.headers.get("X-Content-Type-Options") == "nosniff", url
+        assert resp.headers.get("Referrer-Policy"), url
+        assert "HX-Request" in resp.headers.get("Vary", ""), url
+
+
+def test_pages_have_no_inline_scripts_or_styles(admin_client):
+    for url in ["/", "/login", "/admin/users/", "/admin/audit/", "/jobs/"]:
+        html = admin_client.get(url).get_data(as_text=True)
+        assert "<script>" not in html and " style=" not in html and "<style" not in html, url
+        assert " onclick=" not in html and " hx-on" not in html, url
+
+
+def test_404_is_a_page_and_an_htmx_banner(admin_client):
+    page = admin_client.get("/nowhere")
+    assert page.status_code == 404 and "<html" in page.get_data(as_text=True)
+    frag = admin_client.get("/nowhere", headers=HTMX)
+    body = frag.get_data(as_text=True)
+    assert frag.status_code == 404 and "<html" not in body and "Not found" in body
+    assert frag.headers["HX-Retarget"] == "#banner"
+
+
+def test_500_rolls_back_and_shows_a_page(app, admin_client, monkeypatch):
+    from webapp.audit import service as audit
+    from webapp.jobs import service as jobs
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    def broken(limit=10):
+        audit.record("test.half_done")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(jobs, "recent", broken)
+    before = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
+    resp = admin_client.get("/")
+    assert resp.status_code == 500
+    assert "Something went wrong" in resp.get_data(as_text=True)
+    assert "boom" not in resp.get_data(as_text=True)
+    frag = admin_client.get("/", headers=HTMX)
+    assert frag.status_code == 500 and "<html" not in frag.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(AuditEvent)).scalar() == before
+
+
+def test_oversize_upload_is_refused_in_words(app, admin_client):
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    resp = admin_client.post("/admin/users/new", data={"username": "x" * (2 * 1024 * 1024)})
+    assert resp.status_code == 413 and "1 MiB limit" in resp.get_data(as_text=True)
+
+
+def test_healthz_states_database_and_scheduler_without_login(client):
+    resp = client.get("/healthz")
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["database"] == "ok" and body["status"] == "ok"
+    assert body["scheduler"]["enabled"] is False and body["scheduler"]["running"] is False
+    text = resp.get_data(as_text=True).lower()
+    assert "key" not in text and "password" not in text
+
+
+@pytest.mark.parametrize("role,allowed", [("admin", True), ("operator", False), ("auditor", True)])
+def test_audit_page_roles(app, role, allowed):
+    from tests.conftest import Client
+
+    app.test_client_class = Client
+    c = app.test_client()
+    c.login(role)
+    assert (c.get("/admin/audit/").status_code == 200) is allowed

@@ -1,0 +1,97 @@
+from tests.helpers import HTMX
+from webapp.auth import service as auth
+from webapp.auth.models import User
+from webapp.extensions import db
+
+
+def test_only_admins_reach_user_management(admin_client, operator_client, auditor_client):
+    assert admin_client.get("/admin/users/").status_code == 200
+    assert operator_client.get("/admin/users/").status_code == 403
+    assert auditor_client.get("/admin/users/").status_code == 403
+    assert operator_client.post("/admin/users/new", data={"username": "x"}).status_code == 403
+
+
+def test_admin_creates_a_user_who_can_sign_in(admin_client, app):
+    resp = admin_client.post(
+        "/admin/users/new",
+        data={
+            "username": "Dana",
+            "full_name": "Dana S",
+            "email": "dana@example.com",
+            "role": "operator",
+            "password": "dana's password",
+        },
+    )
+    assert resp.status_code == 303
+    assert auth.by_username("dana").role == "operator"
+    listing = admin_client.get("/admin/users/").get_data(as_text=True)
+    assert "dana" in listing and "Dana S" in listing
+    assert app.test_client().get("/login").status_code == 200
+
+
+def test_bad_input_changes_nothing(admin_client):
+    count = db.session.query(User).count()
+    for data, message in [
+        ({"username": "", "role": "operator", "password": "long enough pw"}, "Use 1-64"),
+        ({"username": "ok", "role": "operator", "password": "short"}, "at least 10"),
+        ({"username": "ok", "role": "root", "password": "long enough pw"}, "Choose a role"),
+        ({"username": "admin", "role": "operator", "password": "long enough pw"}, "taken"),
+    ]:
+        resp = admin_client.post("/admin/users/new", data=data)
+        assert resp.status_code == 422 and message in resp.get_data(as_text=True)
+    assert db.session.query(User).count() == count
+
+
+def test_role_change_disable_enable_and_reset(admin_client, user, app):
+    op = user["operator"]
+    assert (
+        admin_client.post(f"/admin/users/{op.id}/role", data={"role": "auditor"}).status_code == 303
+    )
+    db.session.refresh(op)
+    assert op.role == "auditor"
+    assert (
+        admin_client.post(f"/admin/users/{op.id}/active", data={"active": "0"}).status_code == 303
+    )
+    db.session.refresh(op)
+    assert not op.active
+    from tests.conftest import Client
+
+    app.test_client_class = Client
+    assert app.test_client().login("operator").status_code == 401
+    admin_client.post(f"/admin/users/{op.id}/active", data={"active": "1"})
+    resp = admin_client.post(
+        f"/admin/users/{op.id}/password",
+        data={"password": "reset password!", "password2": "reset password!"},
+    )
+    assert resp.status_code == 303
+    assert app.test_client().login("operator", "reset password!").status_code == 302
+
+
+def test_the_last_active_admin_cannot_be_removed(admin_client, user):
+    admin = user["admin"]
+    for url, data in [
+        (f"/admin/users/{admin.id}/role", {"role": "operator"}),
+        (f"/admin/users/{admin.id}/active", {"active": "0"}),
+    ]:
+        resp = admin_client.post(url, data=data)
+        assert resp.status_code == 422
+        assert "last active administrator" in resp.get_data(as_text=True)
+    db.session.refresh(admin)
+    assert admin.role == "admin" and admin.active
+    # With a second admin, the first may step down.
+    auth.create_user(admin, "admin2", "second admin pw", "admin")
+    assert (
+        admin_client.post(f"/admin/users/{admin.id}/role", data={"role": "operator"}).status_code
+        == 303
+    )
+
+
+def test_htmx_form_post_gets_hx_redirect(admin_client, user):
+    op = user["operator"]
+    resp = admin_client.post(f"/admin/users/{op.id}/role", data={"role": "auditor"}, headers=HTMX)
+    assert resp.status_code == 204 and resp.headers["HX-Redirect"] == f"/admin/users/{op.id}"
+
+
+def test_unknown_user_is_404(admin_client):
+    assert admin_client.get("/admin/users/9999").status_code == 404
+    assert admin_client.post("/admin/users/9999/role", data={"role": "admin"}).status_code == 404
