@@ -1,0 +1,211 @@
+"""The state machine of section 8: every allowed transition and the refused ones."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from .conftest import Api, assert_error
+
+
+def _status(api, tracking_id):
+    return api.get(f"certificates/{tracking_id}").json()["status"]
+
+
+@pytest.fixture
+def active(api):
+    return api.order("www.example.com").json()["trackingId"]
+
+
+@pytest.fixture
+def pending(api):
+    return api.order("www.example.com", queueForApproval=True).json()["trackingId"]
+
+
+def test_approve_issues(api, pending):
+    response = api.patch(f"certificates/{pending}", {"operation": "APPROVE"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["trackingId"] == pending and body["endEntityCert"].startswith("-----BEGIN")
+    assert _status(api, pending) == "ACTIVE"
+    assert_error(api.patch(f"certificates/{pending}", {"operation": "APPROVE"}), 400, "operation")
+
+
+def test_decline(api, pending):
+    response = api.patch(f"certificates/{pending}", {"operation": "DECLINE", "declineReason": "x"})
+    assert response.status_code == 200 and response.content == b""
+    assert _status(api, pending) == "DECLINED"
+    assert_error(api.patch(f"certificates/{pending}", {"operation": "APPROVE"}), 400)
+    long = {"operation": "DECLINE", "declineReason": "y" * 255}
+    other = api.order("www.example.com", queueForApproval=True).json()["trackingId"]
+    assert_error(api.patch(f"certificates/{other}", long), 400, "declineReason")
+
+
+def test_approve_and_decline_only_from_pending(api, active):
+    assert_error(api.patch(f"certificates/{active}", {"operation": "APPROVE"}), 400)
+    assert_error(api.patch(f"certificates/{active}", {"operation": "DECLINE"}), 400)
+
+
+def test_suspend_and_unsuspend(api, active):
+    assert_error(api.patch(f"certificates/{active}", {"operation": "UNSUSPEND"}), 400)
+    assert api.patch(f"certificates/{active}", {"operation": "SUSPEND"}).status_code == 200
+    assert _status(api, active) == "SUSPENDED"
+    assert_error(api.patch(f"certificates/{active}", {"operation": "SUSPEND"}), 400)
+    assert api.patch(f"certificates/{active}", {"operation": "UNSUSPEND"}).status_code == 200
+    assert _status(api, active) == "ACTIVE"
+
+
+def test_suspend_refused_for_pending(api, pending):
+    assert_error(api.patch(f"certificates/{pending}", {"operation": "SUSPEND"}), 400)
+
+
+def test_unknown_operation_and_id(api, active):
+    assert_error(api.patch(f"certificates/{active}", {"operation": "EXPLODE"}), 400, "operation")
+    assert_error(api.patch("certificates/123", {"operation": "SUSPEND"}), 404)
+
+
+def test_requester_gets_403_on_patch(sb, active):
+    sb.add_user("req", "req-key", role="requester")
+    requester = Api(sb, "req", "req-key")
+    for operation in ("APPROVE", "DECLINE", "SUSPEND", "UNSUSPEND"):
+        assert_error(requester.patch(f"certificates/{active}", {"operation": operation}), 403)
+    assert requester.order("www.example.com").status_code == 201  # ordering is allowed
+    assert _status(requester, active) == "ACTIVE"
+
+
+def test_revoke(api, active):
+    response = api.post(f"certificates/{active}/revocations", {"crlReason": "unspecified"})
+    assert response.status_code == 200 and response.content == b""
+    assert _status(api, active) == "REVOKED"
+    assert_error(api.post(f"certificates/{active}/revocations", {}), 400)
+
+
+def test_revoke_suspended_and_reason_policy(api, active):
+    api.patch(f"certificates/{active}", {"operation": "SUSPEND"})
+    assert_error(
+        api.post(f"certificates/{active}/revocations", {"crlReason": "superseded"}),
+        400,
+        "crlReason",
+    )
+    assert_error(api.post(f"certificates/{active}/revocations", {"crlReason": 0}), 400, "crlReason")
+    ok = api.post(f"certificates/{active}/revocations", {"crlReason": "keyCompromise"})
+    assert ok.status_code == 200
+
+
+def test_revoke_refused_for_pending(api, pending):
+    assert_error(api.post(f"certificates/{pending}/revocations", {}), 400)
+
+
+def test_deactivate(api, active):
+    inv = [
+        i
+        for i in api.get("inventories").json()["inventories"]
+        if i["productType"] == "STANDARD_SSL"
+    ]
+    assert api.post(f"certificates/{active}/deactivations").status_code == 200
+    detail = api.get(f"certificates/{active}").json()
+    assert detail["status"] == "DEACTIVATED"
+    assert detail["tracking"]["deactivated"] is True
+    assert detail["tracking"]["deactivatedOn"].endswith("Z")
+    after = [
+        i
+        for i in api.get("inventories").json()["inventories"]
+        if i["productType"] == "STANDARD_SSL"
+    ]
+    assert after[0]["remainingCount"] == inv[0]["remainingCount"] + 1  # the token comes back
+    assert_error(api.post(f"certificates/{active}/deactivations"), 400)
+
+
+def test_reissue_keeps_expiry_new_serial(api):
+    original = api.order("www.example.com", certExpiryDate="2027-05-05").json()
+    response = api.post(f"certificates/{original['trackingId']}/reissues", {})
+    assert response.status_code == 201
+    new = response.json()
+    assert new["trackingId"] != original["trackingId"]
+    assert new["serialNumber"] != original["serialNumber"]
+    assert new["expiresAfter"] == original["expiresAfter"] == "2027-05-05T23:59:59Z"
+    assert _status(api, original["trackingId"]) == "REISSUED"
+    old_leaf = x509.load_pem_x509_certificate(original["endEntityCert"].encode())
+    new_leaf = x509.load_pem_x509_certificate(new["endEntityCert"].encode())
+    assert old_leaf.public_key() == new_leaf.public_key()  # no CSR: the key is reused
+    assert_error(api.post(f"certificates/{original['trackingId']}/reissues", {}), 400)
+
+
+def test_reissue_with_new_csr_and_sans(api, active):
+    from entrust_sandbox.ca import make_csr
+
+    csr, key = make_csr("www.example.com")
+    body = {"csr": csr, "subjectAltName": ["www.example.com", "mail.example.com"]}
+    new = api.post(f"certificates/{active}/reissues", body).json()
+    leaf = x509.load_pem_x509_certificate(new["endEntityCert"].encode())
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(sans.get_values_for_type(x509.DNSName)) == {"www.example.com", "mail.example.com"}
+
+
+def test_renew_30_day_rule(api, sb, active):
+    assert_error(api.post(f"certificates/{active}/renewals", {}), 400)
+    sb.advance_clock(30)
+    response = api.post(f"certificates/{active}/renewals", {"certLifetime": "P1Y"})
+    assert response.status_code == 201
+    assert response.json()["trackingId"] != active
+    assert _status(api, active) == "RENEWED"
+    assert_error(api.post(f"certificates/{active}/renewals", {}), 400)
+
+
+def test_renew_rejects_validate_only(api, sb, active):
+    sb.advance_clock(40)
+    assert_error(
+        api.post(f"certificates/{active}/renewals", {"validateOnly": True}), 400, "validateOnly"
+    )
+    assert _status(api, active) == "ACTIVE"
+
+
+def test_expiry_follows_the_clock(api, sb):
+    tracking_id = api.order("www.example.com", certLifetime="P1Y").json()["trackingId"]
+    sb.advance_clock(364)
+    assert _status(api, tracking_id) == "ACTIVE"
+    sb.advance_clock(3)
+    assert _status(api, tracking_id) == "EXPIRED"
+    expired = api.get("certificates", params={"trackingId": tracking_id, "fields": "status"})
+    assert expired.json()["certificates"][0]["status"] == "EXPIRED"
+    assert_error(api.post(f"certificates/{tracking_id}/revocations", {}), 400)
+    renewed = api.post(f"certificates/{tracking_id}/renewals", {})
+    assert renewed.status_code == 201  # an expired certificate can still be renewed
+
+
+def test_tracking_replace(api, active):
+    api.put(f"certificates/{active}/tracking", {"trackingInfo": "a", "requesterName": "Bo"})
+    assert api.get(f"certificates/{active}").json()["tracking"] == {
+        "trackingInfo": "a",
+        "requesterName": "Bo",
+        "deactivated": False,
+    }
+    assert api.put(f"certificates/{active}/tracking", {}).status_code == 200
+    assert api.get(f"certificates/{active}").json()["tracking"] == {"deactivated": False}
+    assert_error(api.put("certificates/1/tracking", {}), 404)
+
+
+def test_admin_approval_hook(api, sb, pending):
+    sb.set_certificate_status(pending, "ACTIVE")
+    detail = api.get(f"certificates/{pending}").json()
+    assert detail["status"] == "ACTIVE" and detail["endEntityCert"].startswith("-----BEGIN")
+
+
+def test_seeded_pem_made_lazily_and_kept(api, sb):
+    row = sb.sandbox.store.query_one(
+        "SELECT tracking_id FROM certificates WHERE status = 'ACTIVE' AND cert_pem IS NULL "
+        "AND tracking_id > 0 LIMIT 1"
+    )
+    first = api.get(f"certificates/{row['tracking_id']}").json()
+    second = api.get(f"certificates/{row['tracking_id']}").json()
+    assert first["endEntityCert"] == second["endEntityCert"]
+    leaf = x509.load_pem_x509_certificate(first["endEntityCert"].encode())
+    assert format(leaf.serial_number, "X") == first["serialNumber"]
+    assert leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ") == first["expiresAfter"]
+    assert first["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
+
+
+def test_seeded_pending_can_be_approved(api):
+    pending = api.get("certificates", params={"status": "PENDING", "limit": 1}).json()
+    tracking_id = pending["certificates"][0]["trackingId"]
+    assert api.patch(f"certificates/{tracking_id}", {"operation": "APPROVE"}).status_code == 201
