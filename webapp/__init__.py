@@ -25,6 +25,8 @@ BLUEPRINTS = [
     "webapp.audit.views",
     "webapp.jobs.views",
     "webapp.dashboard.views",
+    "webapp.csrs.views",
+    "webapp.certificates.views",
 ]
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.

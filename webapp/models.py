@@ -2,6 +2,8 @@
 
 from webapp.audit.models import AuditEvent, AuditHead  # noqa: F401
 from webapp.auth.models import LoginAttempt, User  # noqa: F401
+from webapp.certificates.models import Certificate, CertificateName  # noqa: F401
+from webapp.csrs.models import Csr, PrivateKey  # noqa: F401
 from webapp.jobs.models import Job  # noqa: F401
 from webapp.scheduler import PeriodicRun, SchedulerLease  # noqa: F401
 from webapp.settings.models import Setting  # noqa: F401

@@ -1,7 +1,13 @@
+"""The dashboard: certificate states, the expiry timeline, what is urgent, recent activity."""
+
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint
 
+from webapp import htmx
+from webapp.certificates import service as certificates
+from webapp.dashboard import service
+from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
 from webapp.security import rbac
 
@@ -11,4 +17,14 @@ bp = Blueprint("dashboard", __name__)
 @bp.get("/")
 @rbac.require(rbac.READ)
 def index():
-    return render_template("dashboard/index.html", jobs=jobs.recent(5))
+    now = utcnow()
+    weeks = service.expiry_timeline(now)
+    return htmx.render(
+        "dashboard/index.html",
+        counts=service.state_counts(now),
+        chart=service.timeline_chart(weeks),
+        urgent=service.urgent(10, now),
+        activity=service.recent_activity(10),
+        jobs=jobs.recent(5),
+        state_of=lambda c: certificates.state_of(c, now),
+    )

@@ -1,0 +1,130 @@
+"""A small test PKI: a root, an intermediate and leaf certificates, made with cryptography."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.x509.oid import NameOID
+
+
+def _name(cn: str, org: str = "CertDesk Test") -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+        ]
+    )
+
+
+def ec_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@lru_cache(maxsize=1)
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _build(subject, issuer, pub, signer, *, ca, days=365, start=None, sans=(), serial=None):
+    start = start or datetime.now(UTC) - timedelta(days=1)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(pub)
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if sans:
+        names = []
+        for s in sans:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(s)))
+            except ValueError:
+                names.append(x509.RFC822Name(s) if "@" in s else x509.DNSName(s))
+        b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if not ca:
+        b = b.add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    return b.sign(signer, hashes.SHA256())
+
+
+class MiniPki:
+    """root -> intermediate -> leaves."""
+
+    def __init__(self, name: str = "CertDesk Test"):
+        self.root_key = ec_key()
+        self.root = _build(
+            _name(f"{name} Root"),
+            _name(f"{name} Root"),
+            self.root_key.public_key(),
+            self.root_key,
+            ca=True,
+            days=3650,
+        )
+        self.int_key = ec_key()
+        self.intermediate = _build(
+            _name(f"{name} Issuing CA"),
+            self.root.subject,
+            self.int_key.public_key(),
+            self.root_key,
+            ca=True,
+            days=1825,
+        )
+
+    def leaf(self, cn="www.example.com", sans=None, days=365, key=None, start=None):
+        key = key or ec_key()
+        cert = _build(
+            _name(cn),
+            self.intermediate.subject,
+            key.public_key(),
+            self.int_key,
+            ca=False,
+            days=days,
+            start=start,
+            sans=sans if sans is not None else [cn],
+        )
+        return key, cert
+
+    @property
+    def chain(self):
+        return [self.intermediate, self.root]
+
+
+def pem(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def der(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def key_pem(key, password: str | None = None, fmt=serialization.PrivateFormat.PKCS8) -> bytes:
+    enc = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, fmt, enc)
+
+
+def p7b(certs, encoding=serialization.Encoding.DER) -> bytes:
+    return pkcs7.serialize_certificates(certs, encoding)
+
+
+def p12(key, cert, chain, password: str | None) -> bytes:
+    enc = (
+        serialization.BestAvailableEncryption(password.encode())
+        if password
+        else serialization.NoEncryption()
+    )
+    return pkcs12.serialize_key_and_certificates(b"test", key, cert, chain, enc)

@@ -1,0 +1,221 @@
+"""SSL > Certificates views: list, filters, search, import, detail, downloads, roles, delete."""
+
+from __future__ import annotations
+
+import io
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from sqlalchemy import func, select
+
+from tests.helpers import HTMX
+from tests.unit.certs.factory import MiniPki, der, p7b, p12, pem
+from webapp.audit.models import AuditEvent
+from webapp.certificates import service
+from webapp.certificates.models import Certificate
+from webapp.csrs.models import PrivateKey
+from webapp.extensions import db
+
+P12_PASSWORD = "import-pass-1"
+
+
+def _count(model) -> int:
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def _upload(client, *files, password="", pem_text=""):
+    data = {"files": [(io.BytesIO(body), name) for name, body in files], "password": password}
+    if pem_text:
+        data["pem_text"] = pem_text
+    return client.post("/certificates/import", data=data, content_type="multipart/form-data")
+
+
+def _import_p12(client, pki=None, cn="shop.example.com", sans=None):
+    pki = pki or MiniPki()
+    key, cert = pki.leaf(cn, sans or [cn, "api.example.com"])
+    resp = _upload(
+        client, ("shop.p12", p12(key, cert, pki.chain, P12_PASSWORD)), password=P12_PASSWORD
+    )
+    assert resp.status_code in (302, 303), resp.get_data(as_text=True)
+    row = db.session.execute(select(Certificate).where(Certificate.common_name == cn)).scalar_one()
+    return row, key, cert, pki
+
+
+def test_import_every_format_and_duplicates(admin_client):
+    pki = MiniPki()
+    k1, c1 = pki.leaf("a.example.com")
+    k2, c2 = pki.leaf("b.example.com")
+    k3, c3 = pki.leaf("c.example.com")
+    k4, c4 = pki.leaf("d.example.com")
+    resp = _upload(
+        admin_client,
+        ("a.pem", pem(c1) + pem(pki.intermediate)),
+        ("b.der", der(c2)),
+        ("c.p7b", p7b([c3, *pki.chain])),
+        ("d.p12", p12(k4, c4, pki.chain, P12_PASSWORD)),
+        password=P12_PASSWORD,
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    assert _count(Certificate) == 4
+    assert _count(PrivateKey) == 1
+    d = db.session.execute(
+        select(Certificate).where(Certificate.common_name == "d.example.com")
+    ).scalar_one()
+    assert d.private_key_id is not None and d.chain_pem.count("BEGIN CERTIFICATE") == 2
+    # the same files again: recognised, not doubled
+    resp = _upload(admin_client, ("a.pem", pem(c1)), ("b.der", der(c2)))
+    assert resp.status_code == 303
+    assert _count(Certificate) == 4
+    page = admin_client.get("/certificates/", follow_redirects=True).get_data(as_text=True)
+    assert "a.example.com" in page
+
+
+def test_bad_input_changes_nothing(admin_client):
+    pki = MiniPki()
+    key, cert = pki.leaf("x.example.com")
+    before = _count(AuditEvent)
+    cases = [
+        (("junk.pem", b"this is not a certificate"), "", "not a certificate file"),
+        (("x.p12", p12(key, cert, pki.chain, P12_PASSWORD)), "wrong-password", "Wrong password"),
+        (("x.p12", p12(key, cert, pki.chain, P12_PASSWORD)), "", "enter its password"),
+        (("big.pem", b"0" * (1024 * 1024 + 10)), "", "larger than"),
+    ]
+    for f, password, message in cases:
+        resp = _upload(admin_client, ("ok.pem", pem(cert)), f, password=password)
+        assert resp.status_code == 422, message
+        body = resp.get_data(as_text=True)
+        assert message in body and 'aria-invalid="true"' in body
+    assert _count(Certificate) == 0 and _count(PrivateKey) == 0
+    assert _count(AuditEvent) == before
+
+
+def test_search_by_san_serial_fingerprint_and_filters(admin_client):
+    row, key, cert, pki = _import_p12(admin_client)
+    _, other = pki.leaf("old.example.net", days=3)
+    _upload(admin_client, ("o.pem", pem(other)))
+
+    def rows(**args):
+        r = admin_client.get("/certificates/", query_string=args, headers=HTMX)
+        assert r.status_code == 200
+        return r.get_data(as_text=True)
+
+    assert "shop.example.com" in rows(q="api.example.com")
+    assert "shop.example.com" in rows(q="example.com")  # suffix
+    assert "shop.example.com" in rows(q="api.")  # prefix
+    assert "shop.example.com" not in rows(q="old.example.net")
+    assert "shop.example.com" in rows(q=row.serial_hex.upper())
+    assert "shop.example.com" in rows(q=row.fingerprint_sha256)
+    assert "old.example.net" in rows(expiry="7") and "shop.example.com" not in rows(expiry="7")
+    assert "old.example.net" not in rows(has_key="yes")
+    assert "old.example.net" in rows(has_key="no")
+    assert "shop.example.com" in rows(issuer=row.issuer_cn, source="imported")
+    assert "No certificates match" in rows(expiry="expired")
+    frag = rows(sort="cn", dir="desc")
+    assert "<html" not in frag and frag.index("shop.example.com") < frag.index("old.example.net")
+    full = admin_client.get("/certificates/?q=api.example.com").get_data(as_text=True)
+    assert "<html" in full and "shop.example.com" in full
+
+
+def test_csv_export_follows_filter(admin_client):
+    row, *_ = _import_p12(admin_client)
+    text = admin_client.get("/certificates/export.csv?q=shop").get_data(as_text=True)
+    lines = text.strip().splitlines()
+    assert (
+        lines[0].startswith("id,common_name")
+        and len(lines) == 2
+        and row.fingerprint_sha256 in lines[1]
+    )
+    assert (
+        len(
+            admin_client.get("/certificates/export.csv?q=nothing")
+            .get_data(as_text=True)
+            .splitlines()
+        )
+        == 1
+    )
+
+
+def test_detail_and_every_download(admin_client):
+    row, key, cert, pki = _import_p12(admin_client)
+    page = admin_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    for text in (
+        "api.example.com",
+        row.fingerprint_sha256,
+        "extendedKeyUsage",
+        "CertDesk Test Root",
+        "ECDSA P-256",
+    ):
+        assert text in page
+    get = lambda fmt: admin_client.get(f"/certificates/{row.id}/download/{fmt}").data  # noqa: E731
+    assert x509.load_pem_x509_certificate(get("pem")) == cert
+    assert x509.load_der_x509_certificate(get("der")) == cert
+    assert x509.load_pem_x509_certificates(get("chain")) == pki.chain
+    assert x509.load_pem_x509_certificates(get("fullchain")) == [cert, *pki.chain]
+    assert pkcs7.load_pem_pkcs7_certificates(get("p7b"))[0] in (cert, *pki.chain)
+    assert set(pkcs7.load_pem_pkcs7_certificates(get("p7b"))) == {cert, *pki.chain}
+    assert admin_client.get(f"/certificates/{row.id}/download/nope").status_code == 404
+    resp = admin_client.post(
+        f"/certificates/{row.id}/pkcs12", data={"password": "download-1", "password2": "download-1"}
+    )
+    assert resp.status_code == 200
+    loaded = pkcs12.load_pkcs12(resp.data, b"download-1")
+    assert loaded.cert.certificate == cert and loaded.key.private_numbers() == key.private_numbers()
+    assert [c.certificate for c in loaded.additional_certs] == pki.chain
+    assert db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "certificate.download_pkcs12")
+    ).scalar()
+    short = admin_client.post(
+        f"/certificates/{row.id}/pkcs12", data={"password": "short", "password2": "short"}
+    )
+    assert short.status_code == 422 and "at least 8" in short.get_data(as_text=True)
+
+
+def test_roles_on_keys(app, admin_client, operator_client, auditor_client, user):
+    row, *_ = _import_p12(admin_client)  # the admin imported the key
+    data = {"password": "download-1", "password2": "download-1"}
+    assert auditor_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
+    assert operator_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
+    assert "Download PKCS#12" not in auditor_client.get(f"/certificates/{row.id}").get_data(
+        as_text=True
+    )
+    assert auditor_client.post(f"/certificates/{row.id}/delete").status_code == 403
+    assert auditor_client.get("/certificates/import").status_code == 403
+    # the operator's own key: allowed
+    own, *_ = _import_p12(operator_client, cn="ops.example.com")
+    assert operator_client.post(f"/certificates/{own.id}/pkcs12", data=data).status_code == 200
+
+
+def test_delete_with_confirmation(admin_client):
+    row, *_ = _import_p12(admin_client)
+    page = admin_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    assert "data-confirm=" in page
+    assert admin_client.post(f"/certificates/{row.id}/delete", csrf=False).status_code == 400
+    resp = admin_client.post(f"/certificates/{row.id}/delete", headers=HTMX)
+    assert resp.status_code == 204 and resp.headers["HX-Redirect"].endswith("/certificates/")
+    assert _count(Certificate) == 0 and _count(PrivateKey) == 1  # the key stays
+    assert admin_client.get(f"/certificates/{row.id}").status_code == 404
+
+
+def test_add_certificate_service_is_idempotent(app, user):
+    pki = MiniPki()
+    key, cert = pki.leaf("order.example.com")
+    row, created = service.add_certificate(
+        pem(cert).decode(),
+        [pem(c).decode() for c in pki.chain],
+        source="entrust",
+        tracking_id=4242,
+        private_key=key,
+        actor=user["admin"],
+    )
+    assert created and row.tracking_id == 4242 and row.private_key_id and row.source == "entrust"
+    again, created = service.add_certificate(cert, source="entrust_import")
+    assert not created and again.id == row.id and _count(Certificate) == 1
+    assert service.by_tracking_id(4242) == [row]
+    other_key, _ = pki.leaf("z.example.com")
+    import pytest
+
+    from webapp.certificates.pki import PkiError
+
+    _, cert2 = pki.leaf("order2.example.com")
+    with pytest.raises(PkiError):
+        service.add_certificate(cert2, private_key=other_key)

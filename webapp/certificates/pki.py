@@ -1,0 +1,658 @@
+"""X.509 plumbing shared by SSL > CSRs and SSL > Certificates: parse, describe, generate, export.
+
+No Flask and no database here. Every parser takes untrusted bytes and raises ``PkiError`` (a
+ValueError with a message a person can act on) for anything it cannot read; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate file; bundles are far smaller
+
+KEY_TYPES = {
+    "rsa2048": ("RSA", 2048),
+    "rsa3072": ("RSA", 3072),
+    "rsa4096": ("RSA", 4096),
+    "p256": ("EC", 256),
+    "p384": ("EC", 384),
+}
+KEY_TYPE_LABELS = {
+    "rsa2048": "RSA 2048",
+    "rsa3072": "RSA 3072",
+    "rsa4096": "RSA 4096",
+    "p256": "ECDSA P-256",
+    "p384": "ECDSA P-384",
+}
+HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_CURVES = {"p256": ec.SECP256R1, "p384": ec.SECP384R1}
+
+SUBJECT_FIELDS = (
+    ("CN", NameOID.COMMON_NAME, "Common name", 64),
+    ("O", NameOID.ORGANIZATION_NAME, "Organization", 64),
+    ("OU", NameOID.ORGANIZATIONAL_UNIT_NAME, "Organizational unit", 64),
+    ("L", NameOID.LOCALITY_NAME, "Locality", 128),
+    ("ST", NameOID.STATE_OR_PROVINCE_NAME, "State or province", 128),
+    ("C", NameOID.COUNTRY_NAME, "Country", 2),
+    ("emailAddress", NameOID.EMAIL_ADDRESS, "E-mail", 128),
+)
+
+PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.+?\r?\n-----END \1-----", re.DOTALL)
+_LABEL = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
+
+
+class PkiError(ValueError):
+    """Input that is not what it claims to be; ``field`` names the form field it belongs to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+# -- names -------------------------------------------------------------------------------------
+
+
+def check_dns_name(name: str) -> str:
+    """Return the normalised DNS name or raise PkiError saying what is wrong with it."""
+    n = (name or "").strip().lower().rstrip(".")
+    if not n:
+        raise PkiError("Empty name.")
+    if len(n) > 253:
+        raise PkiError(f"{n[:40]}…: longer than 253 characters.")
+    if "*" in n and not n.startswith("*.") or n.count("*") > 1:
+        raise PkiError(f"{n}: a wildcard may only be the whole left-most label (*.example.com).")
+    try:
+        n.encode("ascii")
+    except UnicodeEncodeError:
+        try:
+            n = n.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise PkiError(f"{name}: not a valid internationalised domain name.") from exc
+    if not _LABEL.match(n):
+        raise PkiError(
+            f"{n}: not a valid DNS name (letters, digits and hyphens in dot-separated labels, "
+            "with a top-level domain)."
+        )
+    return n
+
+
+@dataclass
+class SanSet:
+    dns: list[str] = field(default_factory=list)
+    ip: list[str] = field(default_factory=list)
+    email: list[str] = field(default_factory=list)
+
+    def all(self) -> list[str]:
+        return self.dns + self.ip + self.email
+
+
+def parse_san_text(text: str) -> tuple[SanSet, list[str]]:
+    """Split free text (commas, spaces or lines) into DNS names, IP addresses and e-mails.
+
+    Returns the SANs found and a list of problems, one per bad entry.
+    """
+    sans, problems, seen = SanSet(), [], set()
+    for raw in re.split(r"[\s,;]+", text or ""):
+        item = raw.strip()
+        if not item or item.lower() in seen:
+            continue
+        seen.add(item.lower())
+        if "@" in item:
+            if _EMAIL.match(item):
+                sans.email.append(item.lower())
+            else:
+                problems.append(f"{item}: not a valid e-mail address.")
+            continue
+        try:
+            sans.ip.append(str(ipaddress.ip_address(item)))
+            continue
+        except ValueError:
+            pass
+        try:
+            sans.dns.append(check_dns_name(item))
+        except PkiError as exc:
+            problems.append(str(exc))
+    return sans, problems
+
+
+def suggest_sans(common_name: str) -> list[str]:
+    """The SANs a CN usually wants: itself, and the www. name for a bare registrable domain."""
+    try:
+        cn = check_dns_name(common_name)
+    except PkiError:
+        try:
+            return [str(ipaddress.ip_address((common_name or "").strip()))]
+        except ValueError:
+            return []
+    if cn.startswith("*."):
+        return [cn, cn[2:]]
+    if cn.count(".") == 1:
+        return [cn, "www." + cn]
+    return [cn]
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+@dataclass
+class KeyInfo:
+    type: str  # RSA, EC, Ed25519, ...
+    size: int | None
+    label: str  # "RSA 2048", "ECDSA P-256"
+
+
+def describe_public_key(pub) -> KeyInfo:
+    if isinstance(pub, rsa.RSAPublicKey):
+        return KeyInfo("RSA", pub.key_size, f"RSA {pub.key_size}")
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        names = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+        return KeyInfo("EC", pub.key_size, f"ECDSA {names.get(pub.curve.name, pub.curve.name)}")
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        return KeyInfo("Ed25519", 256, "Ed25519")
+    if isinstance(pub, ed448.Ed448PublicKey):
+        return KeyInfo("Ed448", 456, "Ed448")
+    return KeyInfo(type(pub).__name__.replace("PublicKey", ""), None, "other")
+
+
+def public_key_id(pub) -> str:
+    """SHA-256 of the SubjectPublicKeyInfo: the link between a key, its CSRs and certificates."""
+    der = pub.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def generate_private_key(key_type: str):
+    if key_type not in KEY_TYPES:
+        raise PkiError("Choose one of the offered key types.", "key_type")
+    if key_type.startswith("rsa"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=KEY_TYPES[key_type][1])
+    return ec.generate_private_key(_CURVES[key_type]())
+
+
+def _supported_key(key, field_name: str):
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 2048:
+            raise PkiError(f"RSA {key.key_size} is too weak; use at least 2048 bits.", field_name)
+        return key
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+            raise PkiError(f"Unsupported elliptic curve {key.curve.name}.", field_name)
+        return key
+    raise PkiError(
+        "Unsupported key type; CertDesk accepts RSA (2048 bits or more) and ECDSA "
+        "(P-256, P-384, P-521) keys.",
+        field_name,
+    )
+
+
+def load_private_key(data: bytes | str, password: str | None = None, field_name="key"):
+    """Read a private key (PEM: PKCS#1, SEC1 or PKCS#8; or DER PKCS#8), encrypted or not."""
+    raw = _bytes(data, field_name)
+    pw = password.encode() if password else None
+    loaders = (
+        [serialization.load_pem_private_key]
+        if b"-----BEGIN" in raw
+        else [serialization.load_der_private_key]
+    )
+    if b"-----BEGIN" in raw:
+        blocks = [m.group(0) for m in PEM_RE.finditer(raw) if b"PRIVATE KEY" in m.group(1)]
+        if not blocks:
+            raise PkiError("This is not a private key (no PRIVATE KEY block).", field_name)
+        raw = blocks[0]
+    encrypted = b"ENCRYPTED" in raw
+    for loader in loaders:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                key = loader(raw, pw)
+        except TypeError as exc:
+            if pw is None:
+                raise PkiError(
+                    "The private key is encrypted; enter its password.", "key_password"
+                ) from exc
+            raise PkiError(
+                "The private key is not encrypted; leave the password empty.", "key_password"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 (untrusted input: every failure is a bad file)
+            if encrypted or (pw is not None and "password" in str(exc).lower()):
+                raise PkiError(
+                    "Wrong password for the private key (or the key is damaged).", "key_password"
+                ) from exc
+            raise PkiError("This is not a readable private key.", field_name) from exc
+        return _supported_key(key, field_name)
+    raise PkiError("This is not a readable private key.", field_name)  # pragma: no cover
+
+
+def private_key_pem(key) -> bytes:
+    """Unencrypted PKCS#8 PEM: only ever handed to the secret box, never stored as is."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def key_matches(key, pub) -> bool:
+    return public_key_id(key.public_key()) == public_key_id(pub)
+
+
+# -- CSRs --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CsrInfo:
+    csr: x509.CertificateSigningRequest
+    pem: str
+    subject: str
+    common_name: str
+    sans: SanSet
+    key: KeyInfo
+    public_key_id: str
+    signature_algorithm: str
+    signature_valid: bool
+    subject_fields: list[tuple[str, str]]
+
+
+def _bytes(data: bytes | str, field_name: str) -> bytes:
+    if isinstance(data, str):
+        data = data.encode("utf-8", "replace")
+    if not data or not data.strip():
+        raise PkiError("Nothing was given.", field_name)
+    if len(data) > MAX_FILE_BYTES:
+        raise PkiError(f"The file is larger than {MAX_FILE_BYTES // 1024} KiB.", field_name)
+    return data.strip() if b"-----BEGIN" in data else data
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = attrs[0].value if attrs else ""
+    return value if isinstance(value, str) else value.decode("latin-1")
+
+
+def _sig_alg(obj) -> str:
+    try:
+        oid = obj.signature_algorithm_oid
+        return getattr(oid, "_name", None) or oid.dotted_string
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _sans_of(ext_holder) -> SanSet:
+    sans = SanSet()
+    try:
+        ext = ext_holder.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    except x509.ExtensionNotFound:
+        return sans
+    for gn in ext.value:
+        if isinstance(gn, x509.DNSName):
+            sans.dns.append(gn.value.lower())
+        elif isinstance(gn, x509.IPAddress):
+            sans.ip.append(str(gn.value))
+        elif isinstance(gn, x509.RFC822Name):
+            sans.email.append(gn.value.lower())
+    return sans
+
+
+def _name_fields(name: x509.Name) -> list[tuple[str, str]]:
+    out = []
+    for attr in name:
+        label = getattr(attr.oid, "_name", None) or attr.oid.dotted_string
+        value = attr.value if isinstance(attr.value, str) else attr.value.hex()
+        out.append((label, value))
+    return out
+
+
+def parse_csr(data: bytes | str, field_name: str = "csr") -> CsrInfo:
+    """Read one PKCS#10 CSR, PEM or DER; raise PkiError unless it parses and its signature holds."""
+    raw = _bytes(data, field_name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if b"-----BEGIN" in raw:
+                blocks = [
+                    m for m in PEM_RE.finditer(raw) if m.group(1).endswith(b"CERTIFICATE REQUEST")
+                ]
+                m = blocks[0] if blocks else None
+                if m is None:
+                    raise PkiError(
+                        "This is not a CSR (no BEGIN CERTIFICATE REQUEST block).", field_name
+                    )
+                block = m.group(0).replace(b"NEW CERTIFICATE REQUEST", b"CERTIFICATE REQUEST")
+                csr = x509.load_pem_x509_csr(block)
+            else:
+                csr = x509.load_der_x509_csr(raw)
+            pub = csr.public_key()
+            info = CsrInfo(
+                csr=csr,
+                pem=csr.public_bytes(serialization.Encoding.PEM).decode(),
+                subject=csr.subject.rfc4514_string(),
+                common_name=_cn(csr.subject),
+                sans=_sans_of(csr),
+                key=describe_public_key(pub),
+                public_key_id=public_key_id(pub),
+                signature_algorithm=_sig_alg(csr),
+                signature_valid=csr.is_signature_valid,
+                subject_fields=_name_fields(csr.subject),
+            )
+    except PkiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (untrusted input: every failure is a bad file)
+        raise PkiError("This is not a readable CSR (PKCS#10, PEM or DER).", field_name) from exc
+    if not info.signature_valid:
+        raise PkiError(
+            "The CSR's signature does not verify; it was altered or damaged.", field_name
+        )
+    return info
+
+
+def build_csr(key, subject: dict[str, str], sans: SanSet, hash_name: str = "sha256"):
+    """Sign a CSR for ``subject`` (keys as in SUBJECT_FIELDS) and ``sans`` with ``key``."""
+    if hash_name not in HASHES:
+        raise PkiError("Choose SHA-256, SHA-384 or SHA-512.", "hash")
+    attrs = []
+    for short, oid, label, limit in SUBJECT_FIELDS:
+        value = (subject.get(short) or "").strip()
+        if not value:
+            continue
+        if len(value) > limit:
+            raise PkiError(f"{label}: at most {limit} characters.", short)
+        if short == "C" and not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise PkiError("Country: two letters (ISO 3166), such as US or DE.", short)
+        attrs.append(x509.NameAttribute(oid, value.upper() if short == "C" else value))
+    if not attrs:
+        raise PkiError("Give at least a common name.", "CN")
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    general = [x509.DNSName(n) for n in sans.dns]
+    general += [x509.IPAddress(ipaddress.ip_address(i)) for i in sans.ip]
+    general += [x509.RFC822Name(e) for e in sans.email]
+    if general:
+        builder = builder.add_extension(x509.SubjectAlternativeName(general), critical=False)
+    return builder.sign(key, HASHES[hash_name]())
+
+
+# -- certificates ------------------------------------------------------------------------------
+
+
+@dataclass
+class Bundle:
+    """What one file held: certificates (leaf first where known) and perhaps a private key."""
+
+    certificates: list[x509.Certificate]
+    key: object | None = None
+
+
+def _load_pem_certs(raw: bytes, field_name: str) -> list[x509.Certificate]:
+    certs = []
+    for m in PEM_RE.finditer(raw):
+        label = m.group(1)
+        if label in (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"):
+            certs.append(x509.load_pem_x509_certificate(m.group(0).replace(label, b"CERTIFICATE")))
+        elif label == b"PKCS7":
+            certs.extend(pkcs7.load_pem_pkcs7_certificates(m.group(0)))
+    return certs
+
+
+def _touch(cert: x509.Certificate) -> x509.Certificate:
+    """cryptography parses lazily; read every field now so a damaged one fails here."""
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    _ = cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number
+    _ = list(cert.extensions)
+    cert.public_key()
+    return cert
+
+
+def read_certificates(
+    data: bytes | str, password: str | None = None, field_name: str = "files"
+) -> Bundle:
+    """Read PEM (one or many, PKCS#7 blocks too), DER, PKCS#7 (DER) or PKCS#12 (with password)."""
+    raw = _bytes(data, field_name)
+    key = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if b"-----BEGIN" in raw:
+                certs = _load_pem_certs(raw, field_name)
+                if not certs:
+                    raise PkiError("No certificate found in this PEM file.", field_name)
+                if any(b"PRIVATE KEY" in m.group(1) for m in PEM_RE.finditer(raw)):
+                    key = load_private_key(raw, password or None, field_name)
+            else:
+                certs = _read_binary(raw, password, field_name)
+                if isinstance(certs, Bundle):
+                    key, certs = certs.key, certs.certificates
+            certs = [_touch(c) for c in certs]
+    except PkiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (untrusted input: every failure is a bad file)
+        raise PkiError(
+            "This is not a certificate file CertDesk can read (PEM, DER, PKCS#7 or PKCS#12).",
+            field_name,
+        ) from exc
+    return Bundle(certs, key)
+
+
+def _read_binary(raw: bytes, password: str | None, field_name: str):
+    try:
+        return [x509.load_der_x509_certificate(raw)]
+    except ValueError:
+        pass
+    try:
+        return pkcs7.load_der_pkcs7_certificates(raw)
+    except ValueError:
+        pass
+    pw = password.encode() if password else None
+    try:
+        p12 = pkcs12.load_pkcs12(raw, pw)
+    except ValueError as exc:
+        if _looks_like_pkcs12(raw):
+            raise PkiError(
+                "Wrong password for the PKCS#12 file (or the file is damaged)."
+                if pw
+                else "This PKCS#12 file is protected; enter its password.",
+                "password",
+            ) from exc
+        raise
+    certs = ([p12.cert.certificate] if p12.cert else []) + [
+        c.certificate for c in p12.additional_certs
+    ]
+    if not certs:
+        raise PkiError("The PKCS#12 file holds no certificate.", field_name)
+    key = _supported_key(p12.key, field_name) if p12.key is not None else None
+    return Bundle(certs, key)
+
+
+def _looks_like_pkcs12(raw: bytes) -> bool:
+    # PFX: SEQUENCE { INTEGER 3, ContentInfo { OID pkcs7-data ... } }
+    return raw[:1] == b"\x30" and b"\x02\x01\x03\x30" in raw[:12]
+
+
+def fingerprint(cert: x509.Certificate, algorithm=hashes.SHA256) -> str:
+    return cert.fingerprint(algorithm()).hex()
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return cert.subject == cert.issuer
+
+
+def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, list]]:
+    """Group a bundle into (leaf, chain): the end-entity certificates, each with its issuers.
+
+    The chain runs from the leaf's issuer upwards, as far as the bundle goes. A bundle of CA
+    certificates only (a root and an intermediate, say) yields each of them with its own chain.
+    """
+    certs = list({fingerprint(c): c for c in certs}.values())
+    by_subject: dict = {}
+    for c in certs:
+        by_subject.setdefault(c.subject, c)
+    leaves = [c for c in certs if not is_ca(c)] or certs
+    out = []
+    for leaf in leaves:
+        chain, cur, seen = [], leaf, {fingerprint(leaf)}
+        while cur.issuer != cur.subject and cur.issuer in by_subject:
+            nxt = by_subject[cur.issuer]
+            if fingerprint(nxt) in seen:
+                break
+            seen.add(fingerprint(nxt))
+            chain.append(nxt)
+            cur = nxt
+        out.append((leaf, chain))
+    return out
+
+
+def cert_pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def load_pem_list(text: str) -> list[x509.Certificate]:
+    """Certificates from our own stored PEM text (trusted, but tolerate empty)."""
+    if not text:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return x509.load_pem_x509_certificates(text.encode())
+
+
+@dataclass
+class CertInfo:
+    fingerprint_sha256: str
+    fingerprint_sha1: str
+    serial_hex: str
+    subject: str
+    common_name: str
+    issuer: str
+    issuer_cn: str
+    not_before: datetime
+    not_after: datetime
+    sans: SanSet
+    key: KeyInfo
+    public_key_id: str
+    signature_algorithm: str
+    is_ca: bool
+    self_signed: bool
+
+
+def describe_certificate(cert: x509.Certificate) -> CertInfo:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pub = cert.public_key()
+        issuer_cn = _cn(cert.issuer) or cert.issuer.rfc4514_string()
+        return CertInfo(
+            fingerprint_sha256=fingerprint(cert),
+            fingerprint_sha1=fingerprint(cert, hashes.SHA1),  # noqa: S303 (display only)
+            serial_hex=format(cert.serial_number, "x")
+            if cert.serial_number >= 0
+            else "-" + format(-cert.serial_number, "x"),
+            subject=cert.subject.rfc4514_string(),
+            common_name=_cn(cert.subject),
+            issuer=cert.issuer.rfc4514_string(),
+            issuer_cn=issuer_cn[:200],
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            sans=_sans_of(cert),
+            key=describe_public_key(pub),
+            public_key_id=public_key_id(pub),
+            signature_algorithm=_sig_alg(cert),
+            is_ca=is_ca(cert),
+            self_signed=cert.subject == cert.issuer,
+        )
+
+
+def describe_extensions(cert) -> list[tuple[str, bool, str]]:
+    """(name, critical, readable value) for every extension, for the detail page."""
+    out = []
+    for ext in cert.extensions:
+        name = getattr(ext.oid, "_name", None) or ext.oid.dotted_string
+        out.append((name, ext.critical, _ext_value(ext.value)))
+    return out
+
+
+def _ext_value(v) -> str:
+    if isinstance(v, x509.SubjectAlternativeName | x509.IssuerAlternativeName):
+        return ", ".join(f"{type(g).__name__.replace('Name', '')}:{g.value}" for g in v)
+    if isinstance(v, x509.BasicConstraints):
+        plen = f", path length {v.path_length}" if v.path_length is not None else ""
+        return f"CA: {v.ca}{plen}"
+    if isinstance(v, x509.KeyUsage):
+        names = [
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+        ]
+        used = [n.replace("_", " ") for n in names if getattr(v, n)]
+        if v.key_agreement:
+            extra = ("encipher_only", "decipher_only")
+            used += [n.replace("_", " ") for n in extra if getattr(v, n)]
+        return ", ".join(used)
+    if isinstance(v, x509.ExtendedKeyUsage):
+        return ", ".join(getattr(o, "_name", None) or o.dotted_string for o in v)
+    if isinstance(v, x509.SubjectKeyIdentifier):
+        return v.digest.hex(":")
+    if isinstance(v, x509.AuthorityKeyIdentifier):
+        return v.key_identifier.hex(":") if v.key_identifier else ""
+    if isinstance(v, x509.CRLDistributionPoints):
+        return ", ".join(n.value for dp in v for n in (dp.full_name or []))
+    if isinstance(v, x509.AuthorityInformationAccess):
+        return ", ".join(
+            f"{getattr(d.access_method, '_name', '')}: {d.access_location.value}" for d in v
+        )
+    if isinstance(v, x509.CertificatePolicies):
+        return ", ".join(p.policy_identifier.dotted_string for p in v)
+    if isinstance(v, x509.PrecertificateSignedCertificateTimestamps):
+        return f"{len(v)} signed certificate timestamps"
+    return str(v)[:300]
+
+
+# -- exports -----------------------------------------------------------------------------------
+
+
+def encryption_for(password: str):
+    return serialization.BestAvailableEncryption(password.encode())
+
+
+def export_key_pkcs8(key, password: str) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption_for(password)
+    )
+
+
+def export_pkcs12(name: str, key, cert, chain: list, password: str) -> bytes:
+    # AES-256 and SHA-256 MAC (modern tools); the default PBES is fine for current OpenSSL too.
+    enc = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(50000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode())
+    )
+    return pkcs12.serialize_key_and_certificates(
+        (name or "certdesk").encode()[:64], key, cert, chain or None, enc
+    )
+
+
+def export_pkcs7(certs: list) -> bytes:
+    return pkcs7.serialize_certificates(certs, serialization.Encoding.PEM)
+
+
+def export_der(cert) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)

@@ -1,0 +1,461 @@
+"""SSL > Certificates: the repository every issued or imported certificate lands in.
+
+``add_certificate`` is the one way in (imports here, and the Entrust orders feature): idempotent on
+the SHA-256 fingerprint, it links the certificate to the key and CSR CertDesk holds for the same
+public key. Lists filter and sort on indexed columns so they stay fast at 100,000 rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import defer
+
+from webapp.audit import service as audit
+from webapp.certificates import pki
+from webapp.certificates.models import SOURCES, Certificate, CertificateName
+from webapp.certificates.pki import PkiError
+from webapp.csrs import service as csrs
+from webapp.csrs.models import Csr, PrivateKey
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.security import rbac
+
+MAX_FILES = 50
+_TOP = "\U0010ffff"  # sorts after every character: "x" <= value < "x" + _TOP is a prefix scan
+
+
+# -- adding ------------------------------------------------------------------------------------
+
+
+def _names(info: pki.CertInfo) -> list[tuple[str, str]]:
+    names = [("DNS", n) for n in info.sans.dns]
+    names += [("IP", n) for n in info.sans.ip] + [("EMAIL", n) for n in info.sans.email]
+    cn = info.common_name.strip().lower()
+    if cn and cn not in {v for _, v in names}:
+        names.insert(0, ("CN", cn))
+    return [(k, v[:255]) for k, v in names]
+
+
+def _as_cert(value):
+    if isinstance(value, str | bytes):
+        bundle = pki.read_certificates(value, field_name="certificate")
+        return bundle.certificates[0]
+    return value
+
+
+def add_certificate(
+    pem,
+    chain_pems=(),
+    *,
+    source: str = "imported",
+    private_key=None,
+    csr: Csr | None = None,
+    tracking_id: int | None = None,
+    actor=None,
+    commit: bool = True,
+) -> tuple[Certificate, bool]:
+    """Put a certificate in the repository, or return the one already there (same fingerprint).
+
+    ``pem`` is PEM text or a ``cryptography`` certificate; ``chain_pems`` its issuers, nearest
+    first (PEM strings or certificates); ``source`` one of SOURCES; ``private_key`` a
+    ``cryptography`` private key or a PrivateKey row (stored sealed; refused if it does not match);
+    ``tracking_id`` the Entrust trackingId. A key and a CSR already held for the certificate's
+    public key are linked automatically. For an existing row, missing links (chain, key, CSR,
+    tracking id) are filled in, nothing is overwritten. Returns ``(certificate, created)``.
+    The audit event (``certificate.add``) is written in the same transaction; with
+    ``commit=False`` the caller commits. Raises PkiError for input that is not a certificate or
+    a key that does not match.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown certificate source {source!r}")
+    cert = _as_cert(pem)
+    chain = [_as_cert(c) for c in chain_pems or ()]
+    info = pki.describe_certificate(cert)
+
+    key_row = None
+    if private_key is not None:
+        if isinstance(private_key, PrivateKey):
+            key_row = private_key
+            if key_row.public_key_id != info.public_key_id:
+                raise PkiError("The private key does not belong to this certificate.", "key")
+        else:
+            if not pki.key_matches(private_key, cert.public_key()):
+                raise PkiError("The private key does not belong to this certificate.", "key")
+            key_row = csrs.store_private_key(private_key, actor, "imported")
+    key_row = key_row or csrs.key_by_public_id(info.public_key_id)
+    if csr is None:
+        csr = db.session.execute(
+            select(Csr)
+            .where(Csr.public_key_id == info.public_key_id)
+            .order_by(Csr.id.desc())
+            .limit(1)
+        ).scalar()
+
+    existing = db.session.execute(
+        select(Certificate).where(Certificate.fingerprint_sha256 == info.fingerprint_sha256)
+    ).scalar()
+    if existing is not None:
+        changed = {}
+        if chain and not existing.chain_pem:
+            existing.chain_pem = "".join(pki.cert_pem(c) for c in chain)
+            changed["chain"] = True
+        if key_row is not None and existing.private_key_id is None:
+            existing.private_key_id = key_row.id
+            changed["key_linked"] = True
+        if csr is not None and existing.csr_id is None:
+            existing.csr_id = csr.id
+            changed["csr_linked"] = True
+        if tracking_id is not None and existing.tracking_id is None:
+            existing.tracking_id = tracking_id
+            changed["tracking_id"] = tracking_id
+        if changed:
+            audit.record(
+                "certificate.update",
+                object_type="certificate",
+                object_id=existing.id,
+                actor=actor,
+                detail=changed,
+            )
+        if commit:
+            db.session.commit()
+        return existing, False
+
+    row = Certificate(
+        fingerprint_sha256=info.fingerprint_sha256,
+        fingerprint_sha1=info.fingerprint_sha1,
+        serial_hex=info.serial_hex[:80],
+        common_name=info.common_name[:255],
+        subject=info.subject,
+        sans=",".join(info.sans.all()),
+        issuer=info.issuer,
+        issuer_cn=info.issuer_cn,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        key_type=info.key.type,
+        key_size=info.key.size,
+        key_label=info.key.label,
+        signature_algorithm=info.signature_algorithm[:64],
+        public_key_id=info.public_key_id,
+        is_ca=info.is_ca,
+        source=source,
+        pem=pki.cert_pem(cert),
+        chain_pem="".join(pki.cert_pem(c) for c in chain),
+        tracking_id=tracking_id,
+        private_key_id=key_row.id if key_row else None,
+        csr_id=csr.id if csr else None,
+        created_by_id=actor.id if actor is not None else None,
+    )
+    row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
+    db.session.add(row)
+    db.session.flush()
+    audit.record(
+        "certificate.add",
+        object_type="certificate",
+        object_id=row.id,
+        actor=actor,
+        detail={
+            "common_name": row.common_name,
+            "serial": row.serial_hex,
+            "source": source,
+            "with_key": key_row is not None,
+            "tracking_id": tracking_id,
+        },
+    )
+    if commit:
+        db.session.commit()
+    return row, True
+
+
+@dataclass
+class ImportResult:
+    added: list[Certificate] = field(default_factory=list)
+    duplicates: list[Certificate] = field(default_factory=list)
+    keys: int = 0
+
+
+def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> ImportResult:
+    """Import certificate files (PEM, DER, PKCS#7, PKCS#12): all of them, or none.
+
+    Every file is read first; the first unreadable one raises PkiError naming the file, and
+    nothing is stored. Keys in PKCS#12 (or PEM) files are stored sealed.
+    """
+    rbac.check(actor, rbac.CERTIFICATES_MANAGE)
+    files = [(n, d) for n, d in files if d]
+    if not files:
+        raise PkiError("Choose at least one file, or paste a certificate.", "files")
+    if len(files) > MAX_FILES:
+        raise PkiError(f"At most {MAX_FILES} files at once.", "files")
+    bundles = []
+    for name, data in files:
+        try:
+            bundles.append(pki.read_certificates(data, password or None, "files"))
+        except PkiError as exc:
+            raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
+    result = ImportResult()
+    keys_before = db.session.execute(select(func.count()).select_from(PrivateKey)).scalar_one()
+    try:
+        for bundle in bundles:
+            for leaf, chain in pki.split_leaves(bundle.certificates):
+                key = None
+                if bundle.key is not None and pki.key_matches(bundle.key, leaf.public_key()):
+                    key = bundle.key
+                row, created = add_certificate(
+                    leaf, chain, source="imported", private_key=key, actor=actor, commit=False
+                )
+                (result.added if created else result.duplicates).append(row)
+    except Exception:
+        db.session.rollback()
+        raise
+    result.keys = (
+        db.session.execute(select(func.count()).select_from(PrivateKey)).scalar_one() - keys_before
+    )
+    db.session.commit()
+    return result
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def get(cert_id: int) -> Certificate | None:
+    return db.session.get(Certificate, cert_id)
+
+
+def by_tracking_id(tracking_id: int) -> list[Certificate]:
+    return list(
+        db.session.execute(
+            select(Certificate).where(Certificate.tracking_id == tracking_id)
+        ).scalars()
+    )
+
+
+@dataclass
+class CertFilter:
+    q: str = ""
+    expiry: str = ""  # "", "expired", "revoked", "valid", or a number of days
+    issuer: str = ""
+    source: str = ""
+    has_key: str = ""  # "", "yes", "no"
+    sort: str = "not_after"
+    direction: str = "asc"
+
+
+SORTS = {
+    "not_after": Certificate.not_after,
+    "cn": Certificate.common_name,
+    "issuer": Certificate.issuer_cn,
+    "created": Certificate.created_at,
+    "serial": Certificate.serial_hex,
+}
+
+
+def _search(q: str):
+    q = q.strip().lower()
+    hexish = q.replace(":", "").replace(" ", "")
+    conds = [
+        Certificate.id.in_(
+            select(CertificateName.certificate_id).where(
+                or_(
+                    and_(CertificateName.value >= q, CertificateName.value < q + _TOP),
+                    and_(
+                        CertificateName.reversed >= q[::-1],
+                        CertificateName.reversed < q[::-1] + _TOP,
+                    ),
+                )
+            )
+        )
+    ]
+    if hexish and all(c in "0123456789abcdef" for c in hexish):
+        conds.append(Certificate.serial_hex == (hexish.lstrip("0") or "0"))
+        if len(hexish) == 64:
+            conds.append(Certificate.fingerprint_sha256 == hexish)
+        elif len(hexish) == 40:
+            conds.append(Certificate.fingerprint_sha1 == hexish)
+    return or_(*conds)
+
+
+def query(f: CertFilter, now=None):
+    """The select for the filtered, sorted list (without the PEM columns)."""
+    now = now or utcnow()
+    stmt = select(Certificate).options(defer(Certificate.pem), defer(Certificate.chain_pem))
+    if f.q.strip():
+        stmt = stmt.where(_search(f.q))
+    expiry = (f.expiry or "").strip()
+    if expiry == "expired":
+        stmt = stmt.where(Certificate.not_after < now, Certificate.revoked_at.is_(None))
+    elif expiry == "revoked":
+        stmt = stmt.where(Certificate.revoked_at.is_not(None))
+    elif expiry == "valid":
+        stmt = stmt.where(Certificate.not_after >= now, Certificate.revoked_at.is_(None))
+    elif expiry.isdigit():
+        days = min(int(expiry), 36500)
+        stmt = stmt.where(
+            Certificate.not_after >= now,
+            Certificate.not_after < now + timedelta(days=days),
+            Certificate.revoked_at.is_(None),
+        )
+    if f.issuer:
+        stmt = stmt.where(Certificate.issuer_cn == f.issuer)
+    if f.source:
+        stmt = stmt.where(Certificate.source == f.source)
+    if f.has_key == "yes":
+        stmt = stmt.where(Certificate.private_key_id.is_not(None))
+    elif f.has_key == "no":
+        stmt = stmt.where(Certificate.private_key_id.is_(None))
+    col = SORTS.get(f.sort, Certificate.not_after)
+    if f.direction == "desc":
+        return stmt.order_by(col.desc(), Certificate.id.desc())
+    return stmt.order_by(col.asc(), Certificate.id.asc())
+
+
+def issuers() -> list[str]:
+    return list(
+        db.session.execute(
+            select(Certificate.issuer_cn).distinct().order_by(Certificate.issuer_cn).limit(500)
+        ).scalars()
+    )
+
+
+def state_of(cert: Certificate, now=None) -> tuple[str, int]:
+    """(state, days left); state: revoked, expired, critical (<7d), warning (<30d), soon, valid."""
+    now = now or utcnow()
+    days = (cert.not_after - now).days
+    if cert.revoked_at is not None:
+        return "revoked", days
+    if cert.not_after < now:
+        return "expired", days
+    if days < 7:
+        return "critical", days
+    if days < 30:
+        return "warning", days
+    if days < 90:
+        return "soon", days
+    return "valid", days
+
+
+CSV_COLUMNS = [
+    "id",
+    "common_name",
+    "sans",
+    "issuer_cn",
+    "serial_hex",
+    "not_before",
+    "not_after",
+    "key_label",
+    "source",
+    "has_key",
+    "fingerprint_sha256",
+    "tracking_id",
+]
+
+
+def export_csv(f: CertFilter) -> Iterator[str]:
+    """Stream the filtered list as CSV, in the page's order."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    yield buf.getvalue()
+    stmt = query(f).execution_options(yield_per=2000)
+    for c in db.session.execute(stmt).scalars():
+        buf.seek(0)
+        buf.truncate()
+        row = [
+            c.id,
+            c.common_name,
+            " ".join(c.san_list),
+            c.issuer_cn,
+            c.serial_hex,
+            c.not_before.isoformat(),
+            c.not_after.isoformat(),
+            c.key_label,
+            c.source,
+            "yes" if c.has_key else "no",
+            c.fingerprint_sha256,
+            c.tracking_id if c.tracking_id is not None else "",
+        ]
+        # Cells starting with = + - @ would run as formulas in a spreadsheet.
+        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in row])
+        yield buf.getvalue()
+
+
+# -- downloads ---------------------------------------------------------------------------------
+
+FORMATS = {
+    "pem": ("application/x-pem-file", "pem"),
+    "der": ("application/pkix-cert", "cer"),
+    "chain": ("application/x-pem-file", "chain.pem"),
+    "fullchain": ("application/x-pem-file", "fullchain.pem"),
+    "p7b": ("application/x-pkcs7-certificates", "p7b"),
+}
+
+
+def file_stem(cert: Certificate) -> str:
+    base = (cert.common_name or f"certificate-{cert.id}").replace("*", "wildcard")
+    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in base)[:80] or "certificate"
+
+
+def export(cert: Certificate, fmt: str) -> tuple[bytes, str, str]:
+    """(body, mimetype, filename) for a public download format; raises KeyError for others."""
+    mimetype, ext = FORMATS[fmt]
+    leaf = pki.load_pem_list(cert.pem)
+    chain = pki.load_pem_list(cert.chain_pem)
+    if fmt == "pem":
+        body = cert.pem.encode()
+    elif fmt == "der":
+        body = pki.export_der(leaf[0])
+    elif fmt == "chain":
+        body = cert.chain_pem.encode()
+    elif fmt == "fullchain":
+        body = (cert.pem + cert.chain_pem).encode()
+    else:
+        body = pki.export_pkcs7(leaf + chain)
+    return body, mimetype, f"{file_stem(cert)}.{ext}"
+
+
+def export_pkcs12(actor, cert: Certificate, password: str) -> bytes:
+    """The certificate, its chain and its private key as a password-protected PKCS#12.
+
+    Needs the key-download right for this key (PermissionDenied otherwise); audited as
+    ``certificate.download_pkcs12``. Raises PkiError when there is no key or the password is short.
+    """
+    if cert.private_key is None:
+        raise PkiError("CertDesk does not hold the private key of this certificate.", "password")
+    leaf = pki.load_pem_list(cert.pem)[0]
+    chain = pki.load_pem_list(cert.chain_pem)
+    data = csrs.export_private_key(
+        actor,
+        cert.private_key,
+        password,
+        "pkcs12",
+        name=cert.common_name,
+        cert=leaf,
+        chain=chain,
+        commit=False,
+    )
+    audit.record(
+        "certificate.download_pkcs12",
+        object_type="certificate",
+        object_id=cert.id,
+        detail={"common_name": cert.common_name},
+    )
+    db.session.commit()
+    return data
+
+
+def delete_certificate(actor, cert: Certificate) -> None:
+    """Remove the certificate (its key and CSR stay, as does any Entrust order)."""
+    rbac.check(actor, rbac.CERTIFICATES_MANAGE)
+    detail = {
+        "common_name": cert.common_name,
+        "serial": cert.serial_hex,
+        "fingerprint": cert.fingerprint_sha256,
+    }
+    cert_id = cert.id
+    db.session.delete(cert)
+    audit.record("certificate.delete", object_type="certificate", object_id=cert_id, detail=detail)
+    db.session.commit()

@@ -1,0 +1,186 @@
+"""SSL > CSRs: list, generate, import, detail, downloads, delete."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, flash, request, url_for
+from flask_login import current_user
+
+from webapp import htmx
+from webapp.certificates import pki
+from webapp.certificates.pki import PkiError
+from webapp.csrs import service
+from webapp.paging import page_args, paginate
+from webapp.security import rbac
+
+bp = Blueprint("csrs", __name__, url_prefix="/csrs")
+
+SUBJECT_KEYS = [f[0] for f in pki.SUBJECT_FIELDS]
+
+
+def _csr_or_404(csr_id: int):
+    row = service.get_csr(csr_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+def read_upload(name: str) -> bytes | None:
+    """The bytes of an uploaded file (a byte past the limit, so the size check can refuse it)."""
+    f = request.files.get(name)
+    if f is None or not f.filename:
+        return None
+    return f.read(pki.MAX_FILE_BYTES + 1)
+
+
+@bp.get("/")
+@rbac.require(rbac.READ)
+def index():
+    args = request.args
+    page, per_page = page_args(50)
+    stmt = service.list_query(
+        args.get("q", ""), args.get("sort", "created"), args.get("dir", "desc")
+    )
+    return htmx.render(
+        "csrs/index.html", block="results", page=paginate(stmt, page, per_page), args=args
+    )
+
+
+def _new_form():
+    form = {k: request.form.get(k, "").strip() for k in SUBJECT_KEYS}
+    form.update(
+        key_type=request.form.get("key_type", "rsa2048"),
+        hash=request.form.get("hash", "sha256"),
+        sans=request.form.get("sans", ""),
+    )
+    return form
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@rbac.require(rbac.CSRS_MANAGE)
+def new():
+    errors: dict[str, str] = {}
+    form = {k: "" for k in SUBJECT_KEYS} | {"key_type": "rsa2048", "hash": "sha256", "sans": ""}
+    if request.method == "POST":
+        form = _new_form()
+        try:
+            row = service.create_csr(
+                current_user,
+                form["key_type"],
+                {k: form[k] for k in SUBJECT_KEYS},
+                form["sans"],
+                form["hash"],
+            )
+        except PkiError as exc:
+            errors[exc.field or "form"] = str(exc)
+        else:
+            flash(f"Key pair and CSR for {row.common_name} created.", "success")
+            return htmx.redirect(url_for("csrs.detail", csr_id=row.id))
+    check = service.check_names(form.get("CN", ""), form.get("sans", ""))
+    body = htmx.render(
+        "csrs/new.html",
+        form=form,
+        errors=errors,
+        check=check,
+        key_types=pki.KEY_TYPE_LABELS,
+        fields=pki.SUBJECT_FIELDS,
+    )
+    return body, 422 if errors else 200
+
+
+@bp.get("/check-names")
+@rbac.require(rbac.CSRS_MANAGE)
+def check_names():
+    """htmx: feedback on the CN and SANs as they are typed."""
+    check = service.check_names(request.args.get("CN", ""), request.args.get("sans", ""))
+    return htmx.render_block("csrs/new.html", "name_check", check=check, form=request.args)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@rbac.require(rbac.CSRS_MANAGE)
+def import_csr():
+    errors: dict[str, str] = {}
+    form = {"csr_text": "", "key_text": ""}
+    if request.method == "POST":
+        form = {k: request.form.get(k, "") for k in form}
+        csr_data = read_upload("csr_file") or form["csr_text"].encode()
+        key_data = read_upload("key_file") or form["key_text"].encode()
+        try:
+            row = service.import_csr(
+                current_user,
+                csr_data,
+                key_data if key_data.strip() else None,
+                request.form.get("key_password", ""),
+            )
+        except PkiError as exc:
+            errors[exc.field or "form"] = str(exc)
+        else:
+            flash(f"CSR for {row.common_name or 'the subject'} imported.", "success")
+            return htmx.redirect(url_for("csrs.detail", csr_id=row.id))
+    form["key_text"] = ""  # a key is never sent back to the browser
+    return htmx.render("csrs/import.html", form=form, errors=errors), 422 if errors else 200
+
+
+def _detail(row, errors=None, status=200):
+    info = pki.parse_csr(row.pem)
+    return htmx.render(
+        "csrs/detail.html",
+        csr=row,
+        info=info,
+        errors=errors or {},
+        can_key=service.can_download_key(current_user, row.private_key),
+    ), status
+
+
+@bp.get("/<int:csr_id>")
+@rbac.require(rbac.READ)
+def detail(csr_id: int):
+    return _detail(_csr_or_404(csr_id))
+
+
+@bp.get("/<int:csr_id>/csr.pem")
+@rbac.require(rbac.READ)
+def download(csr_id: int):
+    row = _csr_or_404(csr_id)
+    name = "".join(c if c.isalnum() or c in ".-_" else "_" for c in row.common_name) or "request"
+    return Response(
+        row.pem,
+        mimetype="application/pkcs10",
+        headers={"Content-Disposition": f"attachment; filename={name}.csr"},
+    )
+
+
+@bp.post("/<int:csr_id>/key")
+@rbac.require(rbac.KEYS_DOWNLOAD)
+def download_key(csr_id: int):
+    row = _csr_or_404(csr_id)
+    if row.private_key is None:
+        abort(404)
+    if not service.can_download_key(current_user, row.private_key):
+        abort(403)
+    fmt = request.form.get("format", "pkcs8")
+    password = request.form.get("password", "")
+    if password != request.form.get("password2", password):
+        return _detail(row, {"password2": "The passwords differ."}, 422)
+    try:
+        data = service.export_private_key(
+            current_user, row.private_key, password, fmt, name=row.common_name
+        )
+    except PkiError as exc:
+        return _detail(row, {exc.field or "password": str(exc)}, 422)
+    name = "".join(c if c.isalnum() or c in ".-_" else "_" for c in row.common_name) or "key"
+    ext, mime = (
+        ("key.pem", "application/x-pem-file") if fmt == "pkcs8" else ("p12", "application/x-pkcs12")
+    )
+    return Response(
+        data, mimetype=mime, headers={"Content-Disposition": f"attachment; filename={name}.{ext}"}
+    )
+
+
+@bp.post("/<int:csr_id>/delete")
+@rbac.require(rbac.CSRS_MANAGE)
+def delete(csr_id: int):
+    row = _csr_or_404(csr_id)
+    name = row.common_name
+    service.delete_csr(current_user, row)
+    flash(f"CSR for {name} deleted.", "success")
+    return htmx.redirect(url_for("csrs.index"))
