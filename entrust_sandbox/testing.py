@@ -88,7 +88,6 @@ class SandboxServer:
         scheme = "https" if self.https else "http"
         self.root_url = f"{scheme}://127.0.0.1:{port}/"
         self.base_url = self.root_url + "enterprise/v2/"
-        self._session.verify = self.ca_cert_path
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="entrust-sandbox", daemon=True
         )
@@ -118,8 +117,13 @@ class SandboxServer:
     # -- control API helpers ------------------------------------------------------------------
 
     def _control(self, method: str, path: str, body=None):
+        # verify is passed per call: requests lets REQUESTS_CA_BUNDLE override session.verify.
         response = self._session.request(
-            method, self.root_url + "_sandbox/" + path, json=body, timeout=120
+            method,
+            self.root_url + "_sandbox/" + path,
+            json=body,
+            timeout=120,
+            verify=self.ca_cert_path,
         )
         response.raise_for_status()
         return response.json() if response.content else None

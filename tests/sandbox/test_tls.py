@@ -1,0 +1,140 @@
+"""HTTPS with the sandbox CA, Basic alone, and Basic plus a client certificate (mTLS)."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+import requests
+
+from entrust_sandbox.testing import SandboxServer
+
+from .conftest import assert_error
+
+
+@pytest.fixture(scope="module")
+def tls():
+    with SandboxServer(https=True) as sb:
+        sb.seed(certificates=20, seed=1)
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def mtls():
+    with SandboxServer(https=True, require_client_cert_user=True) as sb:
+        yield sb
+
+
+def test_https_basic_only(tls):
+    assert tls.base_url.startswith("https://127.0.0.1:")
+    response = requests.get(
+        tls.base_url + "certificates", auth=(tls.api_user, tls.api_key), verify=tls.ca_cert_path
+    )
+    assert response.status_code == 200
+
+
+def test_server_certificate_needs_the_sandbox_root(tls):
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(tls.base_url + "application/version", auth=(tls.api_user, tls.api_key))
+
+
+def test_mtls_user_with_and_without_certificate(tls):
+    user = tls.add_user("mtls-user", "mtls-key", require_client_cert=True)
+    assert user["clientCert"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" in user["clientKey"]
+    url = tls.base_url + "application/version"
+    auth = ("mtls-user", "mtls-key")
+    with_cert = requests.get(
+        url, auth=auth, verify=tls.ca_cert_path, cert=user["client_cert_files"]
+    )
+    assert with_cert.status_code == 200
+    assert_error(requests.get(url, auth=auth, verify=tls.ca_cert_path), 401)
+    # Another user's (valid) certificate does not stand in for this user's.
+    other = tls.add_user("mtls-other", "other-key", require_client_cert=True)
+    wrong = requests.get(url, auth=auth, verify=tls.ca_cert_path, cert=other["client_cert_files"])
+    assert_error(wrong, 401)
+    # A client certificate alone is not enough: Basic is still checked.
+    no_key = requests.get(
+        url, auth=("mtls-user", "bad"), verify=tls.ca_cert_path, cert=user["client_cert_files"]
+    )
+    assert_error(no_key, 401)
+
+
+def test_basic_user_may_send_a_certificate(tls):
+    user = tls.add_user("mtls-x", "x-key", require_client_cert=True)
+    response = requests.get(
+        tls.base_url + "application/version",
+        auth=(tls.api_user, tls.api_key),
+        verify=tls.ca_cert_path,
+        cert=user["client_cert_files"],
+    )
+    assert response.status_code == 200
+
+
+def test_harness_mtls_admin(mtls):
+    url = mtls.base_url + "application/version"
+    auth = (mtls.api_user, mtls.api_key)
+    ok = requests.get(url, auth=auth, verify=mtls.ca_cert_path, cert=mtls.client_cert)
+    assert ok.status_code == 200
+    assert_error(requests.get(url, auth=auth, verify=mtls.ca_cert_path), 401)
+
+
+def test_foreign_client_certificate_fails_the_handshake(tls, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+        requests.get(
+            tls.base_url + "application/version",
+            auth=(tls.api_user, tls.api_key),
+            verify=tls.ca_cert_path,
+            cert=(str(cert_file), str(key_file)),
+        )
+
+
+def test_server_chain_and_names(tls):
+    context = ssl.create_default_context(cafile=tls.ca_cert_path)
+    import socket
+
+    port = int(tls.root_url.rsplit(":", 1)[1].strip("/"))
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as conn,
+    ):
+        assert conn.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_spec_switch_requires_certificates_for_everyone(tls):
+    tls.update_settings(fidelity={"client_cert_required_for_all": True})
+    try:
+        url = tls.base_url + "application/version"
+        response = requests.get(url, auth=(tls.api_user, tls.api_key), verify=tls.ca_cert_path)
+        assert_error(response, 401)
+    finally:
+        tls.update_settings(fidelity={"client_cert_required_for_all": False})
