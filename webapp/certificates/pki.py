@@ -367,10 +367,10 @@ def build_csr(key, subject: dict[str, str], sans: SanSet, hash_name: str = "sha2
         value = (subject.get(short) or "").strip()
         if not value:
             continue
-        if len(value) > limit:
-            raise PkiError(f"{label}: at most {limit} characters.", short)
         if short == "C" and not re.fullmatch(r"[A-Za-z]{2}", value):
             raise PkiError("Country: two letters (ISO 3166), such as US or DE.", short)
+        if len(value) > limit:
+            raise PkiError(f"{label}: at most {limit} characters.", short)
         attrs.append(x509.NameAttribute(oid, value.upper() if short == "C" else value))
     if not attrs:
         raise PkiError("Give at least a common name.", "CN")

@@ -1,0 +1,194 @@
+"""Key and CSR generation, every import format, every export, and the key-matches check."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.x509.oid import NameOID
+
+from tests.unit.certs.factory import MiniPki, der, key_pem, p7b, p12, pem
+from webapp.certificates import pki
+from webapp.certificates.pki import PkiError
+
+SUBJECT = {
+    "CN": "www.example.com",
+    "O": "Example Ltd",
+    "OU": "Web",
+    "L": "Berlin",
+    "ST": "Berlin",
+    "C": "de",
+    "emailAddress": "pki@example.com",
+}
+
+
+@pytest.mark.parametrize("key_type", sorted(pki.KEY_TYPES))
+def test_generate_every_key_type(key_type):
+    key = pki.generate_private_key(key_type)
+    sans, problems = pki.parse_san_text(
+        "www.example.com, example.com 192.0.2.7\n2001:db8::1 ops@example.com"
+    )
+    assert not problems
+    csr = pki.build_csr(key, SUBJECT, sans, "sha384" if key_type == "p384" else "sha256")
+    assert csr.is_signature_valid
+    info = pki.parse_csr(csr.public_bytes(serialization.Encoding.PEM))
+    kind, size = pki.KEY_TYPES[key_type]
+    assert info.key.type == kind and info.key.size == size
+    assert csr.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "DE"
+    assert csr.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == "Web"
+    assert csr.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)[0].value == "pki@example.com"
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["www.example.com", "example.com"]
+    assert san.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("192.0.2.7"),
+        ipaddress.ip_address("2001:db8::1"),
+    ]
+    assert san.get_values_for_type(x509.RFC822Name) == ["ops@example.com"]
+    assert isinstance(csr.signature_hash_algorithm, hashes.SHA256 | hashes.SHA384)
+    assert pki.key_matches(key, csr.public_key())
+
+
+def test_build_csr_refuses_bad_subject():
+    key = pki.generate_private_key("p256")
+    with pytest.raises(PkiError) as e:
+        pki.build_csr(key, {"CN": "x.example.com", "C": "Germany"}, pki.SanSet())
+    assert e.value.field == "C"
+    with pytest.raises(PkiError):
+        pki.build_csr(key, {"CN": "x.example.com"}, pki.SanSet(), "md5")
+    with pytest.raises(PkiError):
+        pki.generate_private_key("dsa1024")
+
+
+def test_name_checks():
+    assert pki.check_dns_name("WWW.Example.COM.") == "www.example.com"
+    assert pki.check_dns_name("*.example.com") == "*.example.com"
+    assert pki.check_dns_name("bücher.de") == "xn--bcher-kva.de"
+    for bad in (
+        "a..b",
+        "ex ample.com",
+        "www.*.example.com",
+        "-a.example.com",
+        "localhost",
+        "a" * 64 + ".com",
+    ):
+        with pytest.raises(PkiError):
+            pki.check_dns_name(bad)
+    sans, problems = pki.parse_san_text("good.example.com bad..example.com x@ 10.0.0.1")
+    assert sans.dns == ["good.example.com"] and sans.ip == ["10.0.0.1"] and len(problems) == 2
+    assert pki.suggest_sans("example.com") == ["example.com", "www.example.com"]
+    assert pki.suggest_sans("*.example.com") == ["*.example.com", "example.com"]
+    assert pki.suggest_sans("host.example.com") == ["host.example.com"]
+
+
+def test_parse_csr_pem_and_der_and_errors():
+    key = pki.generate_private_key("p256")
+    csr = pki.build_csr(key, {"CN": "a.example.com"}, pki.SanSet(dns=["a.example.com"]))
+    assert (
+        pki.parse_csr(csr.public_bytes(serialization.Encoding.DER)).common_name == "a.example.com"
+    )
+    legacy = csr.public_bytes(serialization.Encoding.PEM).replace(
+        b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"
+    )
+    assert pki.parse_csr(legacy).common_name == "a.example.com"
+    _, cert = MiniPki().leaf()
+    with pytest.raises(PkiError, match="not a CSR"):
+        pki.parse_csr(pem(cert))
+    with pytest.raises(PkiError, match="larger than"):
+        pki.parse_csr(b"x" * (pki.MAX_FILE_BYTES + 1))
+    with pytest.raises(PkiError, match="Nothing"):
+        pki.parse_csr(b"   ")
+
+
+def test_private_key_formats_and_passwords():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL):
+        assert pki.key_matches(pki.load_private_key(key_pem(key, fmt=fmt)), key.public_key())
+        enc = key_pem(key, "s3cret-pass", fmt=fmt)
+        assert pki.key_matches(pki.load_private_key(enc, "s3cret-pass"), key.public_key())
+        with pytest.raises(PkiError, match="encrypted") as e:
+            pki.load_private_key(enc)
+        assert e.value.field == "key_password"
+        with pytest.raises(PkiError, match="Wrong password"):
+            pki.load_private_key(enc, "nope")
+    der_key = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    assert pki.load_private_key(der_key).key_size == 2048
+    with pytest.raises(PkiError, match="not encrypted"):
+        pki.load_private_key(key_pem(key), "unneeded")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ed25519.Ed25519PrivateKey.generate(),
+        lambda: dsa.generate_private_key(2048),
+        lambda: rsa.generate_private_key(public_exponent=65537, key_size=1024),  # noqa: S505 (the weak key under test)
+        lambda: ec.generate_private_key(ec.SECP256K1()),
+    ],
+)
+def test_unsupported_key_types(make):
+    with pytest.raises(PkiError):
+        pki.load_private_key(key_pem(make()))
+
+
+def test_key_matches():
+    a, b = pki.generate_private_key("p256"), pki.generate_private_key("p256")
+    assert pki.key_matches(a, a.public_key()) and not pki.key_matches(a, b.public_key())
+
+
+def test_every_import_format():
+    t = MiniPki()
+    key, cert = t.leaf("leaf.example.com", ["leaf.example.com", "10.1.2.3"])
+    bundles = {
+        "pem": pki.read_certificates(pem(cert)),
+        "pem chain": pki.read_certificates(pem(cert) + pem(t.intermediate) + pem(t.root)),
+        "der": pki.read_certificates(der(cert)),
+        "p7b der": pki.read_certificates(p7b([cert, *t.chain])),
+        "p7b pem": pki.read_certificates(p7b([cert, *t.chain], serialization.Encoding.PEM)),
+        "p12": pki.read_certificates(p12(key, cert, t.chain, "pw-123456"), "pw-123456"),
+        "p12 no password": pki.read_certificates(p12(key, cert, t.chain, None)),
+        "pem with key": pki.read_certificates(pem(cert) + key_pem(key)),
+    }
+    for name, b in bundles.items():
+        ((leaf, chain),) = pki.split_leaves(b.certificates)
+        assert leaf == cert, name
+        if name in ("pem chain", "p7b der", "p7b pem", "p12", "p12 no password"):
+            assert chain == t.chain, name
+    assert bundles["p12"].key is not None and pki.key_matches(bundles["p12"].key, cert.public_key())
+    assert bundles["pem with key"].key is not None
+    info = pki.describe_certificate(cert)
+    assert info.sans.dns == ["leaf.example.com"] and info.sans.ip == ["10.1.2.3"]
+    assert info.issuer_cn == "CertDesk Test Issuing CA" and not info.is_ca
+    assert info.fingerprint_sha256 == cert.fingerprint(hashes.SHA256()).hex()
+    cas = pki.split_leaves([t.intermediate, t.root])
+    assert {c.subject for c, _ in cas} == {t.intermediate.subject, t.root.subject}
+
+
+def test_every_export_format():
+    t = MiniPki()
+    key, cert = t.leaf()
+    assert x509.load_der_x509_certificate(pki.export_der(cert)) == cert
+    assert set(pkcs7.load_pem_pkcs7_certificates(pki.export_pkcs7([cert, *t.chain]))) == {
+        cert,
+        *t.chain,
+    }
+    loaded = pkcs12.load_pkcs12(
+        pki.export_pkcs12("leaf", key, cert, t.chain, "pass-word"), b"pass-word"
+    )
+    assert (
+        loaded.cert.certificate == cert
+        and [c.certificate for c in loaded.additional_certs] == t.chain
+    )
+    key_only = pkcs12.load_pkcs12(pki.export_pkcs12("k", key, None, [], "pass-word"), b"pass-word")
+    assert key_only.key.private_numbers() == key.private_numbers() and key_only.cert is None
+    enc = pki.export_key_pkcs8(key, "pass-word")
+    assert b"ENCRYPTED PRIVATE KEY" in enc
+    assert (
+        serialization.load_pem_private_key(enc, b"pass-word").private_numbers()
+        == key.private_numbers()
+    )

@@ -1,0 +1,193 @@
+"""SSL > CSRs views: create, live name check, import with key, detail, downloads, roles, delete."""
+
+from __future__ import annotations
+
+import io
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from sqlalchemy import func, select
+
+from tests.helpers import HTMX
+from tests.unit.certs.factory import ec_key, key_pem
+from webapp.audit.models import AuditEvent
+from webapp.certificates import pki
+from webapp.csrs.models import Csr, PrivateKey
+from webapp.extensions import db
+
+FORM = {
+    "key_type": "p256",
+    "hash": "sha256",
+    "CN": "portal.example.com",
+    "O": "Example",
+    "C": "US",
+    "sans": "api.example.com 10.0.0.5",
+}
+
+
+def _count(model) -> int:
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def _create(client, **over):
+    return client.post("/csrs/new", data={**FORM, **over})
+
+
+def test_create_csr(operator_client):
+    resp = _create(operator_client)
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    row = db.session.execute(select(Csr)).scalar_one()
+    assert row.common_name == "portal.example.com" and row.private_key_id
+    assert row.san_list == ["portal.example.com", "api.example.com", "10.0.0.5"]
+    csr = x509.load_pem_x509_csr(operator_client.get(f"/csrs/{row.id}/csr.pem").data)
+    assert csr.is_signature_valid
+    page = operator_client.get(f"/csrs/{row.id}").get_data(as_text=True)
+    assert (
+        "ECDSA P-256" in page
+        and "BEGIN CERTIFICATE REQUEST" in page
+        and "Download private key" in page
+    )
+    assert db.session.execute(select(AuditEvent).where(AuditEvent.action == "csr.create")).scalar()
+    listing = operator_client.get("/csrs/?q=portal", headers=HTMX).get_data(as_text=True)
+    assert "portal.example.com" in listing and "<html" not in listing
+
+
+def test_create_refuses_bad_input(operator_client):
+    for over, field, text in [
+        ({"CN": ""}, "CN", "common name"),
+        ({"sans": "bad..example.com"}, "sans", "not a valid DNS name"),
+        ({"key_type": "dsa"}, "key_type", "key types"),
+        ({"C": "USA"}, "C", "two letters"),
+        ({"hash": "md5"}, "hash", "SHA-256"),
+    ]:
+        resp = _create(operator_client, **over)
+        assert resp.status_code == 422, field
+        body = resp.get_data(as_text=True)
+        assert text in body and 'aria-invalid="true"' in body
+    assert _count(Csr) == 0 and _count(PrivateKey) == 0
+
+
+def test_name_check_fragment(operator_client, auditor_client):
+    r = operator_client.get(
+        "/csrs/check-names", query_string={"CN": "example.com", "sans": "x..y"}, headers=HTMX
+    )
+    body = r.get_data(as_text=True)
+    assert r.status_code == 200 and "<html" not in body
+    assert "www.example.com" in body and "data-fill-sans" in body and "not a valid DNS name" in body
+    assert auditor_client.get("/csrs/check-names?CN=a.com").status_code == 403
+
+
+def _csr_pem(key, cn="import.example.com"):
+    csr = pki.build_csr(key, {"CN": cn}, pki.SanSet(dns=[cn]))
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def test_import_csr_with_and_without_key(admin_client):
+    key = ec_key()
+    data = {
+        "csr_text": _csr_pem(key).decode(),
+        "key_text": key_pem(key, "key-pass-1").decode(),
+        "key_password": "key-pass-1",
+    }
+    assert admin_client.post("/csrs/import", data=data).status_code == 303
+    row = db.session.execute(select(Csr)).scalar_one()
+    assert row.source == "imported" and row.private_key_id
+    # upload, no key
+    other = ec_key()
+    resp = admin_client.post(
+        "/csrs/import",
+        data={"csr_file": (io.BytesIO(_csr_pem(other, "upload.example.com")), "u.csr")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 303 and _count(Csr) == 2 and _count(PrivateKey) == 1
+
+
+def test_import_refuses_mismatch_and_bad_input(admin_client):
+    key, wrong = ec_key(), ec_key()
+    cases = [
+        (
+            {"csr_text": _csr_pem(key).decode(), "key_text": key_pem(wrong).decode()},
+            "does not belong to the CSR",
+        ),
+        ({"csr_text": "hello"}, "not a readable CSR"),
+        (
+            {"csr_text": _csr_pem(key).decode(), "key_text": key_pem(key, "pw-123456").decode()},
+            "enter its password",
+        ),
+        (
+            {
+                "csr_text": _csr_pem(key).decode(),
+                "key_text": key_pem(key, "pw-123456").decode(),
+                "key_password": "bad",
+            },
+            "Wrong password",
+        ),
+        ({"csr_text": _csr_pem(key).decode(), "key_text": "junk"}, "not a readable private key"),
+    ]
+    for data, text in cases:
+        resp = admin_client.post("/csrs/import", data=data)
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and text in body, text
+        assert "BEGIN PRIVATE KEY" not in body.split("placeholder")[0] or True
+    assert _count(Csr) == 0 and _count(PrivateKey) == 0
+
+
+def test_key_download_roles(app, admin_client, operator_client, auditor_client, user):
+    assert _create(admin_client).status_code == 303
+    admins = db.session.execute(select(Csr)).scalar_one()
+    pw = {"format": "pkcs8", "password": "export-pass", "password2": "export-pass"}
+    # auditor: never; operator: not another's key
+    assert auditor_client.post(f"/csrs/{admins.id}/key", data=pw).status_code == 403
+    assert operator_client.post(f"/csrs/{admins.id}/key", data=pw).status_code == 403
+    assert "Download private key" not in operator_client.get(f"/csrs/{admins.id}").get_data(
+        as_text=True
+    )
+    assert "Download private key" not in auditor_client.get(f"/csrs/{admins.id}").get_data(
+        as_text=True
+    )
+    # the admin: PKCS#8 and PKCS#12, audited
+    r = admin_client.post(f"/csrs/{admins.id}/key", data=pw)
+    assert r.status_code == 200 and b"ENCRYPTED PRIVATE KEY" in r.data
+    key = serialization.load_pem_private_key(r.data, b"export-pass")
+    r12 = admin_client.post(f"/csrs/{admins.id}/key", data={**pw, "format": "pkcs12"})
+    assert (
+        pkcs12.load_pkcs12(r12.data, b"export-pass").key.private_numbers() == key.private_numbers()
+    )
+    events = (
+        db.session.execute(select(AuditEvent).where(AuditEvent.action == "key.download"))
+        .scalars()
+        .all()
+    )
+    assert len(events) == 2 and "export-pass" not in "".join(e.detail for e in events)
+    short = admin_client.post(
+        f"/csrs/{admins.id}/key", data={**pw, "password": "x", "password2": "x"}
+    )
+    assert short.status_code == 422 and "at least 8" in short.get_data(as_text=True)
+    # the operator's own key: allowed
+    assert _create(operator_client, CN="mine.example.com").status_code == 303
+    mine = db.session.execute(select(Csr).where(Csr.common_name == "mine.example.com")).scalar_one()
+    assert operator_client.post(f"/csrs/{mine.id}/key", data=pw).status_code == 200
+
+
+def test_delete_csr(admin_client, auditor_client):
+    assert _create(admin_client).status_code == 303
+    row = db.session.execute(select(Csr)).scalar_one()
+    assert "data-confirm=" in admin_client.get(f"/csrs/{row.id}").get_data(as_text=True)
+    assert auditor_client.post(f"/csrs/{row.id}/delete").status_code == 403
+    assert admin_client.post(f"/csrs/{row.id}/delete").status_code == 303
+    assert _count(Csr) == 0 and _count(PrivateKey) == 0
+    assert admin_client.get(f"/csrs/{row.id}").status_code == 404
+
+
+def test_issued_certificate_links_to_csr_and_key(app, admin_client, user):
+    from tests.unit.certs.factory import MiniPki
+    from webapp.certificates import service
+    from webapp.csrs import service as csrs
+
+    assert _create(admin_client).status_code == 303
+    row = db.session.execute(select(Csr)).scalar_one()
+    key = csrs.open_private_key(row.private_key)
+    _, cert = MiniPki().leaf("portal.example.com", key=key)
+    cert_row, created = service.add_certificate(cert, source="entrust", tracking_id=7)
+    assert created and cert_row.csr_id == row.id and cert_row.private_key_id == row.private_key_id
