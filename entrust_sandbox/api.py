@@ -59,6 +59,11 @@ def _body(required: bool = False):
     return data
 
 
+def json_response(body, status: int = 200) -> Response:
+    """JSON answer via the stdlib encoder: Flask's jsonify costs ~5x more on 1000-item pages."""
+    return Response(json.dumps(body, separators=(",", ":")), status, mimetype="application/json")
+
+
 def _empty(status: int = 200) -> Response:
     return Response(status=status)
 
@@ -89,25 +94,12 @@ def list_certificates():
     wanted = listing.select_fields(request.args.get("fields"))
     clause = " WHERE " + " AND ".join(where) if where else ""
     store = sandbox.store
-    with store.lock:
-        total = store.conn.execute(
-            f"SELECT COUNT(*) FROM certificates{clause}",  # noqa: S608 - built from tables
-            params,
-        ).fetchone()[0]
-        rows = store.conn.execute(
-            f"SELECT * FROM certificates{clause} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, limit, offset],
-        ).fetchall()
+    total, rows = store.page("certificates", clause, params, order, limit, offset)
     if total == 0 and sandbox.settings.fidelity.empty_search_404:
         raise not_found("No certificates found")
-    return jsonify(
-        {
-            "summary": listing.summary(
-                g.started, store.clock.now(), offset, limit, total, sort_text
-            ),
-            "certificates": [listing.cert_list_item(row, wanted) for row in rows],
-        }
-    )
+    items = [listing.cert_list_item(row, wanted) for row in rows]
+    page_summary = listing.summary(g.started, store.clock.now(), offset, limit, total, sort_text)
+    return json_response({"summary": page_summary, "certificates": items})
 
 
 @bp.post("/certificates")
@@ -346,15 +338,7 @@ def _domain_page(client_id: int | None):
     )
     clause = " WHERE " + " AND ".join(where) if where else ""
     store = sandbox.store
-    with store.lock:
-        total = store.conn.execute(
-            f"SELECT COUNT(*) FROM domains{clause}",  # noqa: S608 - built from tables
-            params,
-        ).fetchone()[0]
-        rows = store.conn.execute(
-            f"SELECT * FROM domains{clause} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
-            [*params, limit, offset],
-        ).fetchall()
+    total, rows = store.page("domains", clause, params, order, limit, offset)
     now = store.clock.now()
     key = sandbox.settings.fidelity.domain_status_key
     return jsonify(

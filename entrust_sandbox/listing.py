@@ -284,7 +284,7 @@ def cert_base(row) -> dict:
         "keySize": row["key_size"],
         "keyType": row["key_type"],
         "org": row["org"],
-        "ou": json.loads(row["ou_json"]),
+        "ou": [] if row["ou_json"] == "[]" else json.loads(row["ou_json"]),
         "certType": row["cert_type"],
         "tracking": tracking_json(row),
         "domainUsed": row["domain_used"],

@@ -88,7 +88,10 @@ CREATE TABLE IF NOT EXISTS certificates (
     created_at TEXT NOT NULL,
     eku_request TEXT
 );
-CREATE INDEX IF NOT EXISTS ix_cert_tracking ON certificates (tracking_id);
+-- (tracking_id, status) covers the default list order and its status filter, so paging to a
+-- deep offset walks the index only.
+DROP INDEX IF EXISTS ix_cert_tracking;
+CREATE INDEX IF NOT EXISTS ix_cert_tracking_status ON certificates (tracking_id, status);
 CREATE INDEX IF NOT EXISTS ix_cert_status_exp ON certificates (status, expires_after);
 CREATE INDEX IF NOT EXISTS ix_cert_serial ON certificates (serial);
 CREATE INDEX IF NOT EXISTS ix_cert_expires ON certificates (expires_after);
@@ -135,6 +138,7 @@ class Store:
         self.conn.executescript(SCHEMA)
         self.clock = Clock(float(self.get_meta("clock_offset_days", 0.0)))
         self._last_expiry_sweep: str | None = None
+        self._count_cache: dict = {}
         self.ca = self._load_or_create_ca()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -160,6 +164,29 @@ class Store:
         """Run a read query under the lock and return the first row or None."""
         with self.lock:
             return self.conn.execute(sql, params).fetchone()
+
+    def page(self, table: str, clause: str, params: list, order: str, limit: int, offset: int):
+        """(total, rows) of one page: ids first through the indexes, then only those rows.
+
+        `table`, `clause` and `order` come from the sandbox's own field tables, never from input.
+        """
+        sql_count = f"SELECT COUNT(*) FROM {table}{clause}"  # noqa: S608 - see docstring
+        sql_ids = f"SELECT id FROM {table}{clause} ORDER BY {order} LIMIT ? OFFSET ?"  # noqa: S608
+        with self.lock:
+            # A client pages through one query many times; count it once per state of the data
+            # (total_changes moves with every write on this, the only, connection).
+            key = (sql_count, tuple(params), self.conn.total_changes)
+            total = self._count_cache.get(key)
+            if total is None:
+                total = self.conn.execute(sql_count, params).fetchone()[0]
+                self._count_cache = {key: total}
+            ids = [r[0] for r in self.conn.execute(sql_ids, [*params, limit, offset])]
+            if not ids:
+                return total, []
+            marks = ",".join("?" * len(ids))
+            sql_rows = f"SELECT * FROM {table} WHERE id IN ({marks})"  # noqa: S608
+            by_id = {r["id"]: r for r in self.conn.execute(sql_rows, ids)}
+        return total, [by_id[i] for i in ids]
 
     def get_meta(self, key: str, default=None):
         """A JSON value from `meta`."""
