@@ -161,3 +161,17 @@ def test_create_admin_command(empty_app, monkeypatch):
     assert auth.by_username("ops-lead").check_password("from the environment")
     again = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"])
     assert again.exit_code != 0 and "taken" in again.output
+
+
+def test_many_failures_from_one_address_are_refused(client, app):
+    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
+    for name in ("alpha", "beta", "gamma"):
+        assert client.login(name, "guessing password").status_code == 401
+    resp = client.login("admin")  # another account, same address
+    assert resp.status_code == 401 and "Too many failed sign-in attempts" in resp.get_data(True)
+    elsewhere = client.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.9.8.7"},
+    )
+    assert elsewhere.status_code == 302
