@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from datetime import timedelta
 from email.utils import format_datetime
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -107,6 +109,39 @@ def new_certificate():
     """NewCertRequest: 201 issued, 202 queued, 200 validate-only."""
     status, body = orders.new_order(_sandbox(), _body(required=True), g.user)
     return (jsonify(body), status) if body is not None else _empty(status)
+
+
+@bp.post("/async/certificates")
+def new_async_certificate():
+    """NewAsyncCertRequest: carry out the order as a job; 202 with Location /async/jobs/{id}."""
+    sandbox = _sandbox()
+    job_id = str(uuid.uuid4())
+    job = {"status": "SUCCESS", "resourceType": "CERTIFICATE"}
+    try:
+        _status, body = orders.new_order(sandbox, _body(required=True), g.user)
+        if body is not None:
+            job["resourceLocation"] = f"/certificates/{body['trackingId']}"
+    except ApiError as err:
+        error = {"message": err.message}
+        if err.field:
+            error["field"] = err.field
+        job = {
+            "status": "ERROR",
+            "resourceType": "CERTIFICATE",
+            "error": {"status": err.status, "errors": [error]},
+        }
+    with sandbox.store.tx() as conn:
+        conn.execute("INSERT INTO jobs VALUES (?, ?)", (job_id, json.dumps(job)))
+    return Response(status=202, headers={"Location": f"/async/jobs/{job_id}"})
+
+
+@bp.get("/async/jobs/<job_id>")
+def get_async_job(job_id: str):
+    """GetAsyncJobDetails: the job's status, resource location or error; 404 Unknown jobId."""
+    row = _sandbox().store.query_one("SELECT body FROM jobs WHERE job_id = ?", (job_id,))
+    if row is None:
+        raise not_found("Unknown jobId")
+    return json_response(json.loads(row["body"]))
 
 
 def _certificate_ex(store, row) -> dict:
@@ -363,7 +398,9 @@ def get_domains(client_id: int):
 
 
 def _accepted(location: str) -> Response:
-    retry = _sandbox().store.clock.now()
+    sandbox = _sandbox()
+    # Retry-After here is an HTTP-date: when the validation values will be there to fetch.
+    retry = sandbox.store.clock.now() + timedelta(seconds=sandbox.settings.dcv_delay_seconds)
     return Response(
         status=202,
         headers={"Location": location, "Retry-After": format_datetime(retry, usegmt=True)},

@@ -294,26 +294,36 @@ class Store:
     # -- certificates -------------------------------------------------------------------------
 
     def certificate_pem(self, row: sqlite3.Row) -> tuple[str | None, str | None]:
-        """The PEM and CSR of a certificate, signed now (and kept) if it was seeded lazily."""
+        """The PEM and CSR of a certificate, signed now (and kept) if it was seeded lazily.
+
+        Signing happens under the lock and re-reads the row first, so two first reads at once
+        still see one and the same certificate.
+        """
         if row["cert_pem"] or row["status"] in ("PENDING", "DECLINED", "APPROVED"):
             return row["cert_pem"], row["csr_pem"]
-        key = ca_mod.cached_key(row["key_type"] or "RSA", row["key_size"] or 2048)
-        subject = x509.Name.from_rfc4514_string(row["dn"])
-        sans = [s["value"] for s in json.loads(row["san_json"])]
-        issued = self.ca.sign(
-            key.public_key(),
-            subject=subject,
-            sans=sans,
-            not_before=parse_datetime(row["issue_dt"]),
-            not_after=parse_datetime(row["expires_after"]),
-            serial=int(row["serial"], 16),
-            eku=row["eku"],
-            cert_type=row["cert_type"],
-        )
-        csr, _ = ca_mod.make_csr(ca_mod.csr_common_name_from_name(subject) or sans[0], key, sans)
         with self.lock:
+            row = self.conn.execute(
+                "SELECT * FROM certificates WHERE id = ?", (row["id"],)
+            ).fetchone()
+            if row["cert_pem"]:
+                return row["cert_pem"], row["csr_pem"]
+            key = ca_mod.cached_key(row["key_type"] or "RSA", row["key_size"] or 2048)
+            subject = x509.Name.from_rfc4514_string(row["dn"])
+            sans = [s["value"] for s in json.loads(row["san_json"])]
+            issued = self.ca.sign(
+                key.public_key(),
+                subject=subject,
+                sans=sans,
+                not_before=parse_datetime(row["issue_dt"]),
+                not_after=parse_datetime(row["expires_after"]),
+                serial=int(row["serial"], 16),
+                eku=row["eku"],
+                cert_type=row["cert_type"],
+            )
+            common_name = ca_mod.csr_common_name_from_name(subject) or sans[0]
+            csr = row["csr_pem"] or ca_mod.make_csr(common_name, key, sans)[0]
             self.conn.execute(
-                "UPDATE certificates SET cert_pem = ?, csr_pem = COALESCE(csr_pem, ?) WHERE id = ?",
+                "UPDATE certificates SET cert_pem = ?, csr_pem = ? WHERE id = ?",
                 (issued.pem, csr, row["id"]),
             )
-        return issued.pem, row["csr_pem"] or csr
+        return issued.pem, csr

@@ -1,0 +1,209 @@
+"""Clients, organizations, OUs, domains (filters, add, reverify, challenge), async jobs."""
+
+from __future__ import annotations
+
+import threading
+from email.utils import parsedate_to_datetime
+
+from entrust_sandbox.ca import make_csr
+
+from . import schema
+from .conftest import assert_error
+
+
+def test_clients_and_organizations(api):
+    clients = api.get("clients").json()["clients"]
+    assert [c["clientId"] for c in clients] == [1, 2, 3]
+    assert clients[0]["uri"] == "/enterprise/v2/clients/1"
+    assert {c["verificationStatus"] for c in clients} == {"APPROVED", "PENDING"}
+    orgs = api.get("organizations").json()["organizations"]
+    assert all("clientId" in o for o in orgs)
+    per_client = api.get("clients/1/organizations").json()["organizations"]
+    assert per_client and all(set(o) == {"name", "verificationStatus"} for o in per_client)
+    assert "organizations" in api.get("clients/1").json()
+    assert "organizations" not in api.get("clients/2").json()
+    ous = api.get("clients/1/organizationalUnits").json()
+    assert set(ous) == {"organizationalunits"}
+
+
+def test_domains_have_every_status_and_filters(api):
+    domains = api.get("domains", params={"limit": 100}).json()["domains"]
+    statuses = {d["verificationStatus"] for d in domains}
+    assert statuses == {
+        "APPROVED",
+        "RE_VERIFICATION",
+        "EXPIRING",
+        "INITIAL_VERIFICATION",
+        "DECLINED",
+        "CANCELLED",
+        "EXPIRED",
+    }
+    assert all("status" not in d for d in domains)
+    approved = api.get("domains", params={"verificationStatus": "in:APPROVED,EXPIRING"}).json()
+    assert {d["verificationStatus"] for d in approved["domains"]} == {"APPROVED", "EXPIRING"}
+    client2 = api.get("domains", params={"clientId": 2}).json()["domains"]
+    assert {d["clientId"] for d in client2} == {2}
+    contains = api.get("clients/1/domains", params={"domainName": "con:example."}).json()
+    assert all("example." in d["domainName"] for d in contains["domains"])
+    soon = api.get("domains", params={"ovExpiry": "lt:2100-01-01T00:00:00.000Z"}).json()
+    assert soon["domains"] and all(d["ovExpiry"] < "2100" for d in soon["domains"])
+    dns = api.get("domains", params={"verificationMethod": "DNS", "ovEligible": "true"}).json()
+    assert all(d["verificationMethod"] == "DNS" and d["ovEligible"] for d in dns["domains"])
+    paged = api.get("domains", params={"limit": 3, "offset": 3, "sort": "domainName:desc"}).json()
+    assert paged["summary"]["total"] == 10 and len(paged["domains"]) == 3
+    names = [d["domainName"] for d in paged["domains"]]
+    assert names == sorted(names, reverse=True)
+    assert_error(api.get("domains", params={"verificationStatus": "con:APP"}), 400)
+    assert_error(api.get("clients/1/domains", params={"limit": 5000}), 400, "limit")
+
+
+def test_add_domain_and_challenge(api, sb):
+    response = api.post(
+        "clients/1/domains",
+        {"domainName": "New.Example", "verificationMethod": "DNS", "extra": 1},
+    )
+    assert response.status_code == 202 and response.content == b""
+    assert response.headers["Location"] == "/clients/1/domains/new.example"
+    parsedate_to_datetime(response.headers["Retry-After"])  # an HTTP-date
+    domain = api.get("clients/1/domains/new.example")
+    schema.check(domain, "/clients/{clientId}/domains/{domain}", "GET")
+    body = domain.json()
+    assert body["verificationStatus"] == "INITIAL_VERIFICATION"
+    assert body["dnsMethod"]["recordDomain"] == "_pki-validation.new.example"
+    assert body["dnsMethod"]["recordType"] == "TXT"
+    assert len(body["dnsMethod"]["recordValue"]) == 32
+    assert_error(
+        api.post("clients/1/domains", {"domainName": "new.example", "verificationMethod": "DNS"}),
+        400,
+        "domainName",
+    )
+    assert_error(api.order("www.new.example"), 400, "subjectAltName")
+    sb.set_domain_status("new.example", "APPROVED")
+    assert api.order("www.new.example").status_code == 201
+
+
+def test_challenge_appears_after_the_delay(api, sb):
+    sb.update_settings(dcv_delay_seconds=600)
+    api.post("clients/1/domains", {"domainName": "slow.example", "verificationMethod": "DNS"})
+    assert "dnsMethod" not in api.get("clients/1/domains/slow.example").json()
+    sb.advance_clock(1)
+    assert "dnsMethod" in api.get("clients/1/domains/slow.example").json()
+
+
+def test_reverify(api):
+    before = api.get("clients/1/domains/example.com").json()
+    response = api.put("clients/1/domains/example.com", {"verificationMethod": "WEB_SERVER"})
+    assert response.status_code == 202
+    after = api.get("clients/1/domains/example.com").json()
+    assert after["verificationStatus"] == "RE_VERIFICATION"  # still usable
+    web = after["webServerMethod"]
+    assert web["fileLocation"].startswith("http://example.com/.well-known/pki-validation/")
+    assert "dnsMethod" not in after and before["dnsMethod"]["recordValue"] != web["fileContents"]
+    assert api.order("www.example.com").status_code == 201
+    api.put("clients/1/domains/pending.example", {"verificationMethod": "EMAIL"})
+    pending = api.get("clients/1/domains/pending.example").json()
+    assert pending["verificationStatus"] == "INITIAL_VERIFICATION"
+    assert "admin@pending.example" in pending["emailMethod"]
+    assert_error(api.put("clients/1/domains/nope.example", {"verificationMethod": "DNS"}), 404)
+
+
+def test_email_method_specified(api):
+    body = {
+        "domainName": "mail.example",
+        "verificationMethod": "EMAIL",
+        "emailMethod": {"emailSource": "SPECIFIED", "email": "hostmaster@mail.example"},
+    }
+    assert api.post("clients/1/domains", body).status_code == 202
+    assert api.get("clients/1/domains/mail.example").json()["emailMethod"] == [
+        "hostmaster@mail.example"
+    ]
+    body["domainName"] = "mail2.example"
+    body["emailMethod"]["email"] = "someone@elsewhere.example"
+    assert_error(api.post("clients/1/domains", body), 400, "emailMethod.email")
+    assert_error(
+        api.post("clients/9/domains", {"domainName": "x.example", "verificationMethod": "DNS"}),
+        404,
+    )
+
+
+def test_add_client_then_read_it(api):
+    response = api.post("clients", {"clientName": "Acme", "address": {"country": "US"}})
+    assert response.headers["Location"] == "/clients/4/"
+    client = api.get("clients/4").json()
+    assert client["verificationStatus"] == "PENDING"
+    assert_error(api.order("www.example.com", clientId=4), 400, "clientId")
+
+
+def test_async_order(api):
+    csr, _ = make_csr("www.example.com")
+    response = api.post("async/certificates", {"certType": "STANDARD_SSL", "csr": csr})
+    assert response.status_code == 202
+    location = response.headers["Location"]
+    assert location.startswith("/async/jobs/")
+    job = api.get(location.lstrip("/"))
+    schema.check(job, "/async/jobs/{jobId}", "GET")
+    assert job.json()["status"] == "SUCCESS"
+    tracking_id = int(job.json()["resourceLocation"].rsplit("/", 1)[1])
+    assert api.get(f"certificates/{tracking_id}").json()["status"] == "ACTIVE"
+    failed = api.post("async/certificates", {"certType": "STANDARD_SSL", "csr": "nope"})
+    error_job = api.get(failed.headers["Location"].lstrip("/"))
+    schema.check(error_job, "/async/jobs/{jobId}", "GET")
+    assert error_job.json()["status"] == "ERROR"
+    assert_error(api.get("async/jobs/unknown"), 404)
+
+
+def test_tracking_id_with_leading_zero_in_path(api):
+    assert api.get("certificates/05000001").json()["trackingId"] == 5000001
+
+
+def test_suspend_from_ready(api):
+    ready = api.get("certificates", params={"status": "READY", "limit": 1}).json()
+    tracking_id = ready["certificates"][0]["trackingId"]
+    assert api.patch(f"certificates/{tracking_id}", {"operation": "SUSPEND"}).status_code == 200
+
+
+def test_method_not_allowed_has_envelope(api):
+    assert_error(api.session.delete(api.base + "certificates", timeout=10), 405)
+
+
+def test_concurrent_orders_get_unique_ids(sb):
+    from .conftest import Api
+
+    results, lock = [], threading.Lock()
+
+    def worker():
+        client = Api(sb)
+        for _ in range(5):
+            response = client.order("www.example.com")
+            with lock:
+                results.append((response.status_code, response.json()["trackingId"]))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert {code for code, _ in results} == {201}
+    assert len({tid for _, tid in results}) == 30
+
+
+def test_concurrent_first_reads_see_one_pem(sb):
+    from .conftest import Api
+
+    row = sb.sandbox.store.query_one(
+        "SELECT tracking_id FROM certificates WHERE status = 'ACTIVE' AND cert_pem IS NULL "
+        "AND tracking_id > 0 LIMIT 1"
+    )
+    pems, lock = [], threading.Lock()
+
+    def read():
+        pem = Api(sb).get(f"certificates/{row['tracking_id']}").json()["endEntityCert"]
+        with lock:
+            pems.append(pem)
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(pems)) == 1
