@@ -6,12 +6,15 @@ either changes the state in one transaction or raises an `ApiError` having chang
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from datetime import datetime, time, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
+from cryptography.hazmat.primitives.serialization import pkcs12 as p12
 from cryptography.x509.oid import NameOID
 
 from . import ca as ca_mod
@@ -213,11 +216,10 @@ def _expiry(body: dict, sandbox, now: datetime, default_years: int = 1) -> datet
         years = LIFETIMES[lifetime]
     else:
         years = default_years
-    end = (
-        now.date().replace(year=now.year + years)
-        if not (now.month == 2 and now.day == 29)
-        else now.date().replace(year=now.year + years, day=28)
-    )
+    try:
+        end = now.date().replace(year=now.year + years)
+    except ValueError:  # 29 February in a year that has none
+        end = now.date().replace(year=now.year + years, day=28)
     return datetime.combine(end, time(23, 59, 59), now.tzinfo)
 
 
@@ -502,13 +504,6 @@ def _sign(sandbox, conn, row_id: int, plan: Plan) -> dict:
         cert_type=plan.cert_type,
     )
     if plan.public_key is None:
-        from cryptography.hazmat.primitives.serialization import (
-            BestAvailableEncryption,
-        )
-        from cryptography.hazmat.primitives.serialization import (
-            pkcs12 as p12,
-        )
-
         pkcs12 = p12.serialize_key_and_certificates(
             b"smime",
             key,
@@ -524,8 +519,6 @@ def _sign(sandbox, conn, row_id: int, plan: Plan) -> dict:
     row = conn.execute("SELECT * FROM certificates WHERE id = ?", (row_id,)).fetchone()
     response = certificate_response(sandbox.store, row, issued.pem)
     if pkcs12 is not None:
-        import base64
-
         response["pkcs12"] = base64.b64encode(pkcs12).decode()
     return response
 

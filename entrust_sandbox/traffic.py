@@ -36,7 +36,6 @@ from collections import deque
 from datetime import UTC, datetime
 
 from werkzeug.wrappers import Request
-from werkzeug.wsgi import ClosingIterator
 
 API_PREFIX = "/enterprise/v2"
 FAULT_KINDS = (
@@ -303,7 +302,7 @@ class TrafficMiddleware:
         if handler is not None:
             handler.close_connection = True
         start_response(status, headers)
-        return ClosingIterator([body[: len(body) // 2]])
+        return [body[: len(body) // 2]]
 
 
 def _respond(start_response, code, body, mimetype="application/json", extra=None):

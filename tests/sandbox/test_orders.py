@@ -310,3 +310,23 @@ def test_tracking_is_kept_and_searchable(api):
     assert [i["trackingId"] for i in by_mail.json()["certificates"]] == [tracking_id]
     too_long = {"trackingInfo": "x" * 129}
     assert_error(api.order("www.example.com", tracking=too_long), 400, "tracking.trackingInfo")
+
+
+def test_smime_without_csr_returns_pkcs12(api):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    body = {
+        "certType": "SMIME_ENT",
+        "cn": "Jane Smith",
+        "certEmail": "jane.smith@example.com",
+        "password": "pickup-secret",
+        "certLifetime": "P1Y",
+    }
+    response = api.post("certificates", body)
+    assert response.status_code == 201, response.text
+    bundle = base64.b64decode(response.json()["pkcs12"])
+    key, cert, extra = pkcs12.load_key_and_certificates(bundle, b"pickup-secret")
+    assert key is not None and cert.serial_number == int(response.json()["serialNumber"], 16)
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    assert_error(api.post("certificates", {**body, "password": ""}), 400, "csr")
