@@ -3,8 +3,22 @@
 Module map: `app` (factory and runtime state), `api` (the /enterprise/v2 endpoints), `orders`
 (certificate rules and issuance), `listing` (paging, filters, sort, fields), `control` (the
 /_sandbox control API), `seed` (deterministic data), `store` (SQLite), `ca` (test CA),
-`traffic` (request log, faults, rate limit), `server` (HTTP(S) server), `settings` (switches),
-`testing` (SandboxServer harness), `cli` (`certdesk sandbox`).
+`auth` (API users), `traffic` (request log, faults, rate limit), `server` (HTTP(S) server),
+`settings` (the section-9 switches), `testing` (SandboxServer harness), `cli` (`certdesk
+sandbox`).
+
+Choices where ecs-api-notes.md leaves the live behaviour open (section 10):
+- `limit` outside 1..1000 or a negative `offset` is a 400 (not clamped), on every paged list.
+- The default sort is `trackingId:asc` (`domainName:asc` for domains); several keys may be
+  given comma-separated; an unknown filter parameter is ignored, a disallowed operator is a 400.
+- Bad credentials and a missing or foreign client certificate are 401 with the error envelope.
+- APPROVED and DECLINED certificates are left out of the list even when filtered for
+  (switch `list_hides_approved_declined`); GET by trackingId still shows them.
+- Revoke works from ACTIVE, READY and SUSPENDED; renew from ACTIVE, READY and EXPIRED; reissue
+  from ACTIVE and READY. New orders, approvals, reissues and renewals consume inventory;
+  deactivation gives the token back. A time given in certExpiryDate is taken in EST.
+- Async orders are carried out at once; the job is SUCCESS or ERROR when first read.
+- The control API has no authentication: the sandbox is meant for loopback.
 """
 
 from .app import Sandbox, create_app
