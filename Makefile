@@ -1,4 +1,4 @@
-# CertDesk: `make run` starts the portal (and, later, the sandbox); `make test` runs everything.
+# CertDesk: `make run` starts the portal beside the Entrust sandbox; `make test` runs everything.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml setup.py
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/certdesk serve --host $${HOST:-127.0.0.1} --port $${PORT:-8080}
+	$(BIN)/python scripts/run_demo.py
 
 test: $(STAMP)
 	scripts/ensure-system-deps

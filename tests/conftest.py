@@ -153,3 +153,20 @@ def user(app):
     from webapp.auth import service as auth
 
     return {role: auth.by_username(role) for role in ROLES}
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """The real ECS sandbox on a free loopback port (plain HTTP), one for the whole session."""
+    testing = pytest.importorskip("entrust_sandbox.testing")
+    with testing.SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The session's sandbox, reset to an empty account with no faults before each test
+    (seed it with ``sandbox.seed(certificates=N, seed=S)``)."""
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.clear_faults()

@@ -27,10 +27,13 @@ BLUEPRINTS = [
     "webapp.dashboard.views",
     "webapp.csrs.views",
     "webapp.certificates.views",
+    "webapp.credentials.views",
+    "webapp.catalog.views",
+    "webapp.settings.views",
 ]
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
-PERIODIC = ["webapp.housekeeping"]
+PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic"]
 
 
 def create_app(config: dict | None = None) -> Flask:

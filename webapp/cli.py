@@ -118,7 +118,9 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
-COMMANDS = [serve, create_admin, rotate_master_key, audit_group]
+from entrust_sandbox.cli import sandbox  # noqa: E402  (the one place webapp touches the sandbox)
+
+COMMANDS = [serve, create_admin, rotate_master_key, audit_group, sandbox]
 
 
 def _make_app(*_args):

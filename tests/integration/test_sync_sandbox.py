@@ -1,0 +1,317 @@
+"""The catalog sync against the real sandbox: what it stores, how a second sync counts changes,
+and that every fault kind ends the job in words with the previous data intact."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from tests.integration.helpers import new_request
+from webapp.audit.models import AuditEvent
+from webapp.catalog import service as catalog
+from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
+from webapp.credentials import service as credentials
+from webapp.credentials import tunables
+from webapp.ecs import EcsClient, clear_budgets
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.settings import service as settings
+
+SEED = 11
+
+
+@pytest.fixture(autouse=True)
+def fast_client(monkeypatch):
+    """No real waiting between GET retries, short timeouts; a fresh request budget per test."""
+    monkeypatch.setattr(credentials, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    clear_budgets()
+    yield
+    clear_budgets()
+
+
+@pytest.fixture
+def seeded(sandbox):
+    sandbox.seed(certificates=20, seed=SEED)
+    return sandbox
+
+
+def _upstream(sb) -> dict:
+    """What the sandbox holds, read independently of CertDesk's client."""
+    auth = (sb.api_user, sb.api_key)
+
+    def get(path):
+        r = requests.get(sb.base_url + path, auth=auth, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    clients = get("clients")["clients"]
+    orgs = {
+        ("client", c["clientId"], c["clientName"], c["verificationStatus"].upper()) for c in clients
+    }
+    orgs |= {
+        ("organization", o.get("clientId", 1), o["name"], o["verificationStatus"].upper())
+        for o in get("organizations")["organizations"]
+    }
+    domains = {
+        (
+            d["clientId"],
+            d["domainName"],
+            d.get("verificationStatus", d.get("status")),
+            d["verificationMethod"],
+            d["ovEligible"],
+            d["evEligible"],
+        )
+        for d in get("domains?limit=1000")["domains"]
+    }
+    body = get("inventories")
+    inventory = body.get("inventories", body.get("inventory"))
+    products = {
+        (p["productType"], p.get("totalCount"), p.get("usedCount"), p.get("remainingCount"))
+        for p in inventory
+    }
+    return {"organizations": orgs, "domains": domains, "products": products}
+
+
+def _mirror(cred_id: int, current_only: bool = True) -> dict:
+    db.session.expire_all()
+
+    def rows(model):
+        stmt = select(model).where(model.credential_id == cred_id)
+        if current_only:
+            stmt = stmt.where(model.gone_at.is_(None))
+        return list(db.session.execute(stmt).scalars())
+
+    return {
+        "organizations": {
+            (o.kind, o.client_id, o.name, o.verification_status) for o in rows(CatalogOrganization)
+        },
+        "domains": {
+            (
+                d.client_id,
+                d.name,
+                d.verification_status,
+                d.verification_method,
+                d.ov_eligible,
+                d.ev_eligible,
+            )
+            for d in rows(CatalogDomain)
+        },
+        "products": {
+            (p.product_type, p.total_count, p.used_count, p.remaining_count)
+            for p in rows(CatalogProduct)
+        },
+    }
+
+
+def _snapshot(cred_id: int) -> list:
+    """Every mirrored row with every column, gone ones included."""
+    db.session.expire_all()
+    out = []
+    for model in (CatalogOrganization, CatalogDomain, CatalogProduct):
+        for row in db.session.execute(
+            select(model).where(model.credential_id == cred_id).order_by(model.id)
+        ).scalars():
+            out.append({c.name: getattr(row, c.name) for c in model.__table__.columns})
+    return out
+
+
+def _add(user, sb, name="Sandbox", **kwargs):
+    data = credentials.CredentialInput(
+        name=name, api_user=sb.api_user, api_key=sb.api_key, base_url=sb.base_url, **kwargs
+    )
+    return credentials.create(user["admin"], data)
+
+
+def _sync(user, cred, kinds=catalog.KINDS):
+    job = catalog.start_sync(user["operator"], [cred.id], kinds)
+    db.session.expire_all()
+    return jobs.get(job.id)
+
+
+def test_first_sync_mirrors_exactly_what_the_sandbox_holds(app, user, seeded):
+    cred, job = _add(user, seeded)
+    assert job.state == "succeeded", job.error
+    upstream = _upstream(seeded)
+    mirror = _mirror(cred.id)
+    assert mirror == upstream
+    assert len(upstream["domains"]) >= 10 and len(upstream["products"]) >= 10
+    result = jobs.result_of(job)
+    assert result == {
+        "added": sum(len(v) for v in upstream.values()),
+        "updated": 0,
+        "gone": 0,
+    }
+    db.session.refresh(cred)
+    assert cred.organizations_synced_at and cred.domains_synced_at and cred.products_synced_at
+    # the two example.com domains of different clients are two rows
+    assert {(d[0], d[1]) for d in mirror["domains"] if d[1] == "example.com"} == {
+        (1, "example.com"),
+        (2, "example.com"),
+    }
+    events = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "catalog.sync")
+    ).scalars()
+    assert [e.outcome for e in events] == ["success"]
+
+
+def test_second_sync_updates_marks_gone_and_counts(app, user, seeded):
+    cred, job = _add(user, seeded)
+    assert job.state == "succeeded"
+    before = _upstream(seeded)
+
+    # Entrust vets a pending domain, one domain disappears, an order uses inventory.
+    seeded.set_domain_status("pending.example", "APPROVED", client_id=1)
+    with seeded.sandbox.store.tx() as conn:
+        conn.execute("DELETE FROM domains WHERE domain_name = 'declined.example'")
+    with EcsClient(seeded.base_url, seeded.api_user, seeded.api_key) as ecs:
+        ecs.new_certificate(new_request("shop.example.com"))
+    after = _upstream(seeded)
+    changed_products = len(after["products"] - before["products"])
+    assert changed_products >= 1
+
+    job = _sync(user, cred)
+    assert job.state == "succeeded", job.error
+    assert jobs.result_of(job) == {"added": 0, "updated": 1 + changed_products, "gone": 1}
+    assert _mirror(cred.id) == after
+    rows = {
+        d.name: d
+        for d in db.session.execute(
+            select(CatalogDomain).where(CatalogDomain.client_id == 1)
+        ).scalars()
+    }
+    assert rows["pending.example"].verification_status == "APPROVED"
+    assert rows["declined.example"].gone_at is not None  # kept, marked gone
+    standard = db.session.execute(
+        select(CatalogProduct).where(CatalogProduct.product_type == "STANDARD_SSL")
+    ).scalar_one()
+    old_used = next(p[2] for p in before["products"] if p[0] == "STANDARD_SSL")
+    assert standard.used_count == old_used + 1
+
+    # A third sync with nothing new changes nothing.
+    job = _sync(user, cred)
+    assert jobs.result_of(job) == {"added": 0, "updated": 0, "gone": 0}
+
+
+def test_one_kind_only(app, user, seeded):
+    cred, _ = _add(user, seeded)
+    seeded.set_domain_status("pending.example", "APPROVED", client_id=1)
+    job = _sync(user, cred, ["domains"])
+    assert job.state == "succeeded"
+    assert jobs.result_of(job) == {"added": 0, "updated": 1, "gone": 0}
+    assert "Domains" in job.title
+
+
+FAULTS = [
+    ("http_500", {}, "Entrust server error (HTTP 500)"),
+    ("http_502", {}, "Entrust server error (HTTP 502)"),
+    ("http_503", {}, "Entrust server error (HTTP 503)"),
+    ("http_504", {}, "Entrust server error (HTTP 504)"),
+    ("rate_limit", {"retry_after": 1}, "Rate limit"),
+    ("timeout", {"ms": 2500}, "Timeout"),
+    ("reset", {}, "cut off"),
+    ("malformed_json", {}, "answered, but not as the ECS API does"),
+    ("truncated_body", {}, "answered, but not as the ECS API does"),
+    ("html_error_page", {}, "Entrust server error (HTTP 502)"),
+    ("commit_then_500", {}, "Entrust server error (HTTP 500)"),
+    ("commit_then_timeout", {"ms": 2500}, "Timeout"),
+]
+
+
+def test_every_fault_kind_is_covered():
+    from entrust_sandbox.traffic import FAULT_KINDS
+
+    assert {k for k, _, _ in FAULTS} | {"latency"} == set(FAULT_KINDS)
+
+
+@pytest.mark.parametrize("kind,extra,words", FAULTS, ids=[f[0] for f in FAULTS])
+def test_a_fault_ends_the_sync_in_words_and_keeps_the_previous_data(
+    app, user, seeded, kind, extra, words
+):
+    settings.put(tunables.READ_TIMEOUT, 1)
+    db.session.commit()
+    cred, job = _add(user, seeded)
+    assert job.state == "succeeded"
+    before = _snapshot(cred.id)
+    # Something changed upstream, but the sync cannot read all of it.
+    seeded.set_domain_status("pending.example", "APPROVED", client_id=1)
+    seeded.faults([{"kind": kind, "path": "/enterprise/v2/inventories", **extra}])
+
+    job = _sync(user, cred)
+    assert job.state == "failed"
+    assert job.error.startswith("Sync of Sandbox failed; nothing was changed.")
+    assert words in job.error, job.error
+    assert "sandbox-admin-key" not in job.error
+    assert _snapshot(cred.id) == before  # the domain change read before the fault is not applied
+    db.session.refresh(cred)
+    assert cred.last_sync_error == job.error
+    last = (
+        db.session.execute(
+            select(AuditEvent)
+            .where(AuditEvent.action == "catalog.sync")
+            .order_by(AuditEvent.seq.desc())
+        )
+        .scalars()
+        .first()
+    )
+    assert last.outcome == "failure"
+
+    seeded.clear_faults()
+    job = _sync(user, cred)
+    assert job.state == "succeeded"
+    assert jobs.result_of(job)["updated"] == 1
+
+
+def test_latency_only_slows_the_sync(app, user, seeded):
+    cred, _ = _add(user, seeded)
+    seeded.faults([{"kind": "latency", "ms": 300, "path": "/enterprise/v2/domains"}])
+    assert _sync(user, cred).state == "succeeded"
+
+
+def test_wrong_key_fails_in_words(app, user, seeded):
+    data = credentials.CredentialInput(
+        name="Wrong", api_user=seeded.api_user, api_key="not-the-key", base_url=seeded.base_url
+    )
+    cred, job = credentials.create(user["admin"], data)
+    assert job.state == "failed"
+    assert "Wrong user name or API key" in job.error
+    assert _snapshot(cred.id) == []
+
+
+def test_scheduled_sync_runs_every_enabled_credential(app, user, seeded):
+    a, _ = _add(user, seeded, name="A")
+    b, _ = _add(user, seeded, name="B")
+    credentials.set_enabled(user["admin"], b, False)
+    seeded.set_domain_status("pending.example", "APPROVED", client_id=1)
+    catalog.scheduled_sync()
+    job = jobs.recent(1)[0]
+    assert job.state == "succeeded" and "scheduled" in job.title
+    assert jobs.result_of(job)["updated"] == 1  # only A was synced
+    db.session.expire_all()
+    pending_b = db.session.execute(
+        select(CatalogDomain).where(
+            CatalogDomain.credential_id == b.id, CatalogDomain.name == "pending.example"
+        )
+    ).scalar_one()
+    assert pending_b.verification_status == "INITIAL_VERIFICATION"
+
+
+def test_scheduler_interval_follows_the_setting(app):
+    from datetime import timedelta
+
+    assert catalog.sync_interval() == timedelta(hours=24)
+    settings.put(tunables.SYNC_INTERVAL_HOURS, 2)
+    db.session.commit()
+    assert catalog.sync_interval() == timedelta(hours=2)
+    task = app.extensions["certdesk_scheduler"].tasks["catalog.sync"]
+    assert task.interval() == timedelta(hours=2)
+
+
+def test_test_login_against_the_sandbox(app, user, seeded):
+    cred, _ = _add(user, seeded)
+    result = credentials.test_login(user["operator"], cred)
+    assert result.ok and "Login succeeded" in result.message
+    seeded.faults([{"kind": "http_503", "path": "/enterprise/v2/application/version"}])
+    result = credentials.test_login(user["operator"], cred)
+    assert not result.ok and "HTTP 503" in result.message
+    assert cred.last_test_ok is False

@@ -1,0 +1,235 @@
+"""Credential service: validation, sealing, client-certificate uploads, error words, admin flag."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+
+from webapp.audit.models import AuditEvent
+from webapp.credentials import service
+from webapp.credentials.models import EcsCredential
+from webapp.ecs import errors
+from webapp.ecs.errors import ConnectionProblem
+from webapp.extensions import db
+
+API_KEY = "unit-api-key-Zq81"
+
+
+def make_cert(cn="certdesk-client"):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def pem(cert, key, password=None):
+    enc = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc),
+    )
+
+
+def data(**kw):
+    kw.setdefault("name", "Main")
+    kw.setdefault("api_user", "api-user")
+    kw.setdefault("api_key", API_KEY)
+    kw.setdefault("base_url", "http://127.0.0.1:9/enterprise/v2/")
+    return service.CredentialInput(**kw)
+
+
+def test_create_seals_the_key_and_audits_without_it(app, user):
+    cred, job = service.create(user["admin"], data(), start_sync=False)
+    assert job is None
+    assert API_KEY not in cred.api_key_sealed and cred.api_key_sealed.startswith("v1:")
+    ev = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.create")
+    ).scalar_one()
+    assert API_KEY not in ev.detail and "Main" in ev.detail
+
+
+def test_client_for_opens_the_secrets_and_uses_settings(app, user):
+    cert, key = make_cert()
+    cert_pem, key_pem = pem(cert, key)
+    cred, _ = service.create(
+        user["admin"],
+        data(
+            base_url="https://127.0.0.1:9/enterprise/v2/",
+            client_cert_pem=cert_pem,
+            client_key_pem=key_pem,
+        ),
+        start_sync=False,
+    )
+    assert cred.client_cert_subject == "CN=certdesk-client"
+    assert key_pem.decode().splitlines()[1] not in cred.client_key_sealed
+    client = service.client_for(cred)
+    assert client.has_client_cert and client.connect_timeout == 10 and client.read_timeout == 60
+    assert client.rate_budget is service.client_for(cred).rate_budget  # one budget per credential
+    assert client.rate_budget.per_minute == 120
+    assert API_KEY not in repr(client)
+
+
+def test_pkcs12_upload_and_its_errors(app, user):
+    cert, key = make_cert("p12-client")
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"x", key, cert, None, serialization.BestAvailableEncryption(b"pw-123")
+    )
+    with pytest.raises(service.CredentialError) as exc:
+        service.create(user["admin"], data(pkcs12=p12, pkcs12_password="wrong"), start_sync=False)
+    assert exc.value.field == "pkcs12" and "wrong password" in str(exc.value)
+    cred, _ = service.create(
+        user["admin"], data(pkcs12=p12, pkcs12_password="pw-123"), start_sync=False
+    )
+    assert cred.client_cert_subject == "CN=p12-client"
+    assert "pw-123" not in str([getattr(cred, c.name) for c in EcsCredential.__table__.columns])
+
+
+def test_mismatched_or_encrypted_keys_are_refused_in_words(app, user):
+    cert, _ = make_cert()
+    other_cert, other_key = make_cert()
+    cert_pem, _ = pem(cert, other_key)
+    _, other_key_pem = pem(other_cert, other_key)
+    with pytest.raises(service.CredentialError, match="does not belong"):
+        service.create(
+            user["admin"],
+            data(client_cert_pem=cert_pem, client_key_pem=other_key_pem),
+            start_sync=False,
+        )
+    _, enc_key = pem(other_cert, other_key, password=b"pw")
+    other_pem, _ = pem(other_cert, other_key)
+    with pytest.raises(service.CredentialError, match="encrypted"):
+        service.create(
+            user["admin"], data(client_cert_pem=other_pem, client_key_pem=enc_key), start_sync=False
+        )
+    with pytest.raises(service.CredentialError, match="together"):
+        service.create(user["admin"], data(client_cert_pem=other_pem), start_sync=False)
+    assert db.session.execute(select(EcsCredential)).first() is None
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("name", ""), ("api_user", " "), ("api_key", ""), ("base_url", "ftp://x"), ("proxy", "nope")],
+)
+def test_invalid_input_names_the_field(app, user, field, value):
+    with pytest.raises(service.CredentialError) as exc:
+        service.create(user["admin"], data(**{field: value}), start_sync=False)
+    assert exc.value.field == field
+
+
+def test_names_are_unique_among_live_credentials(app, user):
+    cred, _ = service.create(user["admin"], data(), start_sync=False)
+    with pytest.raises(service.CredentialError, match="already exists"):
+        service.create(user["admin"], data(name="main"), start_sync=False)
+    service.delete(user["admin"], cred, confirmed=True)
+    again, _ = service.create(user["admin"], data(), start_sync=False)
+    assert again.id != cred.id
+
+
+def test_edit_keeps_the_key_when_left_empty(app, user):
+    cred, _ = service.create(user["admin"], data(), start_sync=False)
+    sealed = cred.api_key_sealed
+    changed = service.update(user["admin"], cred, data(name="Renamed", api_key=""))
+    assert changed == ["name"] and cred.api_key_sealed == sealed
+    service.update(user["admin"], cred, data(name="Renamed", api_key="new-key"))
+    assert cred.api_key_sealed != sealed
+
+
+def test_delete_needs_confirmation_and_keeps_the_row(app, user):
+    cred, _ = service.create(user["admin"], data(), start_sync=False)
+    service.REFERENCE_COUNTERS.append(lambda c: (3, "orders"))
+    try:
+        with pytest.raises(service.CredentialError, match="3 orders"):
+            service.delete(user["admin"], cred, confirmed=False)
+        detail = service.delete(user["admin"], cred, confirmed=True)
+    finally:
+        service.REFERENCE_COUNTERS.pop()
+    assert detail["orders"] == 3
+    assert service.get(cred.id) is None
+    kept = service.get(cred.id, include_deleted=True)
+    assert kept.deleted_at and kept.api_key_sealed == "" and not kept.enabled
+    with pytest.raises(service.CredentialError, match="deleted"):
+        service.client_for(kept)
+
+
+def test_a_403_clears_the_admin_flag_and_says_so(app, user):
+    cred, _ = service.create(user["admin"], data(is_admin=True), start_sync=False)
+    exc = errors.AuthenticationError(status=403, messages=["User is not an administrator"])
+    message = service.note_admin_refused(cred, exc)
+    assert not cred.is_admin and "was cleared" in message and cred.admin_note == message
+    assert db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.admin_rights_cleared")
+    ).scalar_one()
+
+
+URL = "https://ecs.example.com/enterprise/v2/"
+
+
+@pytest.mark.parametrize(
+    "exc,words",
+    [
+        (
+            errors.AuthenticationError(status=401, messages=["Invalid API username or key"]),
+            "Wrong user name or API key",
+        ),
+        (
+            errors.AuthenticationError(
+                status=401, messages=["A client certificate is required for this API user"]
+            ),
+            "Client certificate required",
+        ),
+        (
+            errors.AuthenticationError(
+                status=401, messages=["The client certificate does not belong to this API user"]
+            ),
+            "Client certificate rejected",
+        ),
+        (errors.EcsConnectionError("x", problem=ConnectionProblem.DNS), "Host unreachable"),
+        (errors.EcsConnectionError("x", problem=ConnectionProblem.REFUSED), "Host unreachable"),
+        (errors.EcsConnectionError("x", problem=ConnectionProblem.UNREACHABLE), "Host unreachable"),
+        (
+            errors.EcsConnectionError(
+                "407 Proxy Authentication Required", problem=ConnectionProblem.PROXY
+            ),
+            "Proxy refused",
+        ),
+        (
+            errors.EcsConnectionError("certificate verify failed", problem=ConnectionProblem.TLS),
+            "TLS error",
+        ),
+        (errors.EcsTimeout("no connection within 10 s", phase="connect"), "Timeout"),
+        (errors.EcsTimeout("no answer within 60 s", phase="read"), "Timeout"),
+        (errors.NotFoundError(status=404, path="/application/version"), "/enterprise/v2/"),
+        (errors.MalformedResponseError("expected JSON, got text/html"), "not as the ECS API does"),
+    ],
+)
+def test_errors_in_words(exc, words):
+    assert words in service.describe(exc, URL, has_cert=False)
+
+
+def test_tls_rejection_of_the_client_certificate():
+    exc = errors.EcsConnectionError(
+        "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required",
+        problem=ConnectionProblem.TLS,
+    )
+    assert "rejected the client certificate" in service.describe(exc, URL, has_cert=True)

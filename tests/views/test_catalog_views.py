@@ -1,0 +1,102 @@
+"""Organizations, Domains and Products tabs and their Sync button."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import HTMX
+from webapp.credentials import service
+from webapp.ecs import clear_budgets
+
+
+@pytest.fixture
+def synced(app, user, sandbox, monkeypatch):
+    monkeypatch.setattr(service, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    clear_budgets()
+    sandbox.seed(certificates=5, seed=9)
+    cred, job = service.create(
+        user["admin"],
+        service.CredentialInput(
+            name="Sandbox",
+            api_user=sandbox.api_user,
+            api_key=sandbox.api_key,
+            base_url=sandbox.base_url,
+        ),
+    )
+    assert job.state == "succeeded"
+    return cred
+
+
+@pytest.mark.parametrize("tab", ["organizations", "domains", "products"])
+def test_tabs_as_page_and_fragment(auditor_client, synced, tab):
+    page = auditor_client.get(f"/entrust/manage/{tab}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<html" in html and "Last sync:" in html
+    assert 'aria-current="page">' + tab.capitalize() in html
+    assert "Sync</button>" not in html  # auditors read only
+    frag = auditor_client.get(f"/entrust/manage/{tab}", headers=HTMX)
+    body = frag.get_data(as_text=True)
+    assert frag.status_code == 200 and "<html" not in body and f'id="{tab}-table"' in body
+
+
+def test_tab_content(admin_client, synced):
+    orgs = admin_client.get("/entrust/manage/organizations").get_data(as_text=True)
+    assert (
+        "CertDesk Demo Corp" in orgs and "Old Name Inc" in orgs and "Pending Holdings Inc" in orgs
+    )
+    domains = admin_client.get("/entrust/manage/domains").get_data(as_text=True)
+    assert "expired.example" in domains and 'class="badge bad">Expired' in domains
+    assert "expiring.example" in domains and 'badge warn">Expiring' in domains
+    products = admin_client.get("/entrust/manage/products").get_data(as_text=True)
+    assert "STANDARD_SSL" in products and "Unlimited" in products
+
+
+def test_search_filter_sort_and_paging(admin_client, synced):
+    def rows(url):
+        html = admin_client.get(url, headers=HTMX).get_data(as_text=True)
+        return [
+            line.split('data-domain="')[1].split('"')[0]
+            for line in html.splitlines()
+            if 'data-domain="' in line
+        ]
+
+    assert rows("/entrust/manage/domains?q=PENDING") == ["pending.example"]
+    assert rows("/entrust/manage/domains?status=APPROVED") == sorted(
+        rows("/entrust/manage/domains?status=APPROVED")
+    )
+    assert set(rows("/entrust/manage/domains?status=expired")) == {"expired.example"}
+    assert "expiring.example" in rows("/entrust/manage/domains?status=expiring")
+    names = rows("/entrust/manage/domains?sort=name&dir=desc")
+    assert names == sorted(names, reverse=True)
+    assert rows(f"/entrust/manage/domains?credential={synced.id + 1}") == []
+    assert len(rows("/entrust/manage/domains?per_page=25")) == 10
+    assert rows("/entrust/manage/domains?show=gone") == []
+    html = admin_client.get("/entrust/manage/domains?q=%25_").get_data(as_text=True)
+    assert "No domains match" in html
+
+
+def test_sync_button(admin_client, operator_client, synced, sandbox):
+    sandbox.set_domain_status("pending.example", "APPROVED", client_id=1)
+    frag = operator_client.post(
+        "/entrust/manage/sync", data={"kind": "domains", "next": "domains"}, headers=HTMX
+    )
+    body = frag.get_data(as_text=True)
+    assert frag.status_code == 200 and 'class="job job-succeeded"' in body
+    assert "updated" in body and "Sync Domains of Sandbox" in body
+    html = operator_client.get("/entrust/manage/domains?q=pending").get_data(as_text=True)
+    assert "APPROVED" in html
+    resp = admin_client.post(
+        "/entrust/manage/sync", data={"kind": "all", "credential": synced.id, "next": "products"}
+    )
+    assert resp.status_code == 303 and "/entrust/manage/products?job=" in resp.headers["Location"]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Full sync of Sandbox" in page
+
+
+def test_sync_without_credentials_says_why(operator_client):
+    frag = operator_client.post("/entrust/manage/sync", data={"kind": "domains"}, headers=HTMX)
+    assert "no enabled credential" in frag.get_data(as_text=True)
+
+
+def test_auditor_cannot_sync(auditor_client, synced):
+    assert auditor_client.post("/entrust/manage/sync", data={"kind": "all"}).status_code == 403

@@ -1,0 +1,305 @@
+"""SSL > Entrust > Manage > Credentials: pages and fragments, roles, Test Login, delete, and
+that a credential's secrets never appear in a response, a log line or the database file."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.helpers import HTMX
+from tests.unit.test_credentials import make_cert, pem
+from webapp.catalog.models import CatalogDomain
+from webapp.credentials import service
+from webapp.credentials.models import EcsCredential
+from webapp.ecs import clear_budgets
+from webapp.extensions import db
+
+SECRET_KEY = "Xy-very-secret-api-key-4711"
+
+
+@pytest.fixture(autouse=True)
+def fast_client(monkeypatch):
+    monkeypatch.setattr(service, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    clear_budgets()
+
+
+def form(sb, **kw):
+    values = {
+        "name": "Sandbox",
+        "api_user": sb.api_user,
+        "api_key": sb.api_key,
+        "base_url": sb.base_url,
+        "proxy": "",
+        "is_admin": "1",
+    }
+    values.update(kw)
+    return values
+
+
+def test_empty_tab_tells_what_to_enter(admin_client):
+    page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    assert "Link your Entrust account" in page and "Add credential" in page
+    assert "User Name" in page and "API Key" in page and "Test Login" in page
+    assert "Add the sandbox credential" not in page
+    for tab in ("Credentials", "Organizations", "Domains", "Products"):
+        assert f">{tab}</a>" in page
+
+
+def test_demo_offers_one_click_sandbox(app, admin_client, sandbox):
+    sandbox.seed(certificates=5, seed=2)
+    app.config.update(
+        DEMO_SANDBOX_URL=sandbox.base_url,
+        DEMO_SANDBOX_USER=sandbox.api_user,
+        DEMO_SANDBOX_KEY=sandbox.api_key,
+    )
+    page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    assert "Add the sandbox credential" in page and sandbox.base_url in page
+    resp = admin_client.post("/entrust/manage/credentials/sandbox")
+    assert resp.status_code == 303 and "job=" in resp.headers["Location"]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Entrust sandbox" in page and "Succeeded" in page
+    assert "Link your Entrust account" not in page
+
+
+def test_add_credential_starts_a_sync_and_shows_its_progress(admin_client, sandbox):
+    sandbox.seed(certificates=5, seed=2)
+    resp = admin_client.post("/entrust/manage/credentials/new", data=form(sandbox))
+    assert resp.status_code == 303
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'id="job-' in page and "Full sync of Sandbox" in page and "added" in page
+    assert "Sandbox" in page
+    cred = db.session.execute(select(EcsCredential)).scalar_one()
+    assert cred.domains_synced_at is not None
+    # htmx: the same form answers with HX-Redirect
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new", data=form(sandbox, name="Second"), headers=HTMX
+    )
+    assert resp.status_code == 204 and "job=" in resp.headers["HX-Redirect"]
+
+
+def test_invalid_form_shows_errors_next_to_fields(admin_client, sandbox):
+    resp = admin_client.post("/entrust/manage/credentials/new", data=form(sandbox, name=""))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="name-error"' in body and 'aria-invalid="true"' in body
+    assert sandbox.api_key not in body  # the key typed is not sent back
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new",
+        data={**form(sandbox), "client_key": (io.BytesIO(b"junk"), "k.pem")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 422 and "together" in resp.get_data(as_text=True)
+    assert db.session.execute(select(EcsCredential)).first() is None
+
+
+def test_form_test_login_in_words(admin_client, sandbox):
+    ok = admin_client.post("/entrust/manage/credentials/test", data=form(sandbox), headers=HTMX)
+    body = ok.get_data(as_text=True)
+    assert ok.status_code == 200 and "Test Login succeeded" in body and "<html" not in body
+    bad = admin_client.post(
+        "/entrust/manage/credentials/test", data=form(sandbox, api_key="wrong"), headers=HTMX
+    )
+    assert "Wrong user name or API key" in bad.get_data(as_text=True)
+    # without htmx: the whole form with the result
+    page = admin_client.post(
+        "/entrust/manage/credentials/test", data=form(sandbox, api_key="wrong")
+    )
+    text = page.get_data(as_text=True)
+    assert "<html" in text and "Wrong user name or API key" in text
+    down = admin_client.post(
+        "/entrust/manage/credentials/test",
+        data=form(sandbox, base_url="http://127.0.0.1:9/enterprise/v2/"),
+        headers=HTMX,
+    )
+    assert "Host unreachable" in down.get_data(as_text=True)
+    assert db.session.execute(select(EcsCredential)).first() is None
+
+
+def test_row_test_login_as_operator(app, admin_client, operator_client, sandbox, user):
+    cred, _ = service.create(
+        user["admin"],
+        service.CredentialInput(
+            **{k: v for k, v in form(sandbox).items() if k not in ("is_admin",)}
+        ),
+        start_sync=False,
+    )
+    frag = operator_client.post(f"/entrust/manage/credentials/{cred.id}/test", headers=HTMX)
+    body = frag.get_data(as_text=True)
+    assert frag.status_code == 200 and body.lstrip().startswith("<td") and "Login OK" in body
+    resp = operator_client.post(f"/entrust/manage/credentials/{cred.id}/test")
+    assert resp.status_code == 303
+    assert operator_client.get(f"/entrust/manage/credentials/{cred.id}").status_code == 403
+    assert operator_client.post(f"/entrust/manage/credentials/{cred.id}/delete").status_code == 403
+    assert (
+        operator_client.post("/entrust/manage/credentials/new", data=form(sandbox)).status_code
+        == 403
+    )
+
+
+@pytest.mark.parametrize("role", ["admin", "operator", "auditor"])
+def test_everyone_reads_the_tab(app, role, user, sandbox):
+    from tests.conftest import Client
+
+    service.create(
+        user["admin"],
+        service.CredentialInput(
+            name="Read me", api_user="u", api_key="k", base_url=sandbox.base_url
+        ),
+        start_sync=False,
+    )
+    app.test_client_class = Client
+    c = app.test_client()
+    c.login(role)
+    page = c.get("/entrust/manage/").get_data(as_text=True)
+    assert "Read me" in page
+    assert ("Add credential" in page) is (role == "admin")
+    assert ("Test Login" in page) is (role != "auditor")
+
+
+def test_edit_delete_and_disable(admin_client, sandbox, user):
+    sandbox.seed(certificates=3, seed=1)
+    cred, _ = service.create(
+        user["admin"],
+        service.CredentialInput(
+            name="Old",
+            api_user=sandbox.api_user,
+            api_key=sandbox.api_key,
+            base_url=sandbox.base_url,
+        ),
+    )
+    page = admin_client.get(f"/entrust/manage/credentials/{cred.id}").get_data(as_text=True)
+    assert "leave empty to keep" in page and sandbox.api_key not in page
+    resp = admin_client.post(
+        f"/entrust/manage/credentials/{cred.id}", data=form(sandbox, name="New", api_key="")
+    )
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert service.get(cred.id).name == "New"
+
+    assert (
+        admin_client.post(
+            f"/entrust/manage/credentials/{cred.id}/enabled", data={"enabled": "0"}
+        ).status_code
+        == 303
+    )
+    db.session.expire_all()
+    assert not service.get(cred.id).enabled
+    admin_client.post(f"/entrust/manage/credentials/{cred.id}/enabled", data={"enabled": "1"})
+
+    confirm = admin_client.get(f"/entrust/manage/credentials/{cred.id}/delete")
+    text = confirm.get_data(as_text=True)
+    assert "Disable instead" in text and "marked gone" in text and "data-confirm" in text
+    refused = admin_client.post(f"/entrust/manage/credentials/{cred.id}/delete")
+    assert refused.status_code == 422 and "Tick the box" in refused.get_data(as_text=True)
+    done = admin_client.post(f"/entrust/manage/credentials/{cred.id}/delete", data={"confirm": "1"})
+    assert done.status_code == 303
+    db.session.expire_all()
+    assert service.get(cred.id) is None
+    domains = list(db.session.execute(select(CatalogDomain)).scalars())
+    assert domains and all(d.gone_at is not None for d in domains)
+    assert admin_client.get(f"/entrust/manage/credentials/{cred.id}").status_code == 404
+
+
+def test_pages_have_no_inline_scripts_or_styles(admin_client, sandbox, user):
+    service.create(
+        user["admin"],
+        service.CredentialInput(name="X", api_user="u", api_key="k", base_url=sandbox.base_url),
+        start_sync=False,
+    )
+    urls = [
+        "/entrust/manage/",
+        "/entrust/manage/credentials/new",
+        "/entrust/manage/credentials/1",
+        "/entrust/manage/credentials/1/delete",
+        "/entrust/manage/organizations",
+        "/entrust/manage/domains",
+        "/entrust/manage/products",
+        "/admin/settings/",
+    ]
+    for url in urls:
+        resp = admin_client.get(url)
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 200, url
+        assert "<script>" not in html and " style=" not in html and "<style" not in html, url
+        assert " onclick=" not in html and " hx-on" not in html, url
+
+
+def test_secrets_never_leave_the_box(app, admin_client, operator_client, sandbox, caplog):
+    """The API key and the client key appear in no page, fragment, log line, audit row or in
+    the database file."""
+    caplog.set_level(logging.DEBUG)
+    sandbox.seed(certificates=3, seed=4)
+    sandbox.add_user("secret-user", api_key=SECRET_KEY)
+    cert, key = make_cert("secret-client")
+    cert_pem, key_pem = pem(cert, key)
+    key_line = key_pem.decode().splitlines()[2]
+    data = {
+        **form(sandbox, api_user="secret-user", api_key=SECRET_KEY),
+        "client_cert": (io.BytesIO(cert_pem), "c.pem"),
+        "client_key": (io.BytesIO(key_pem), "k.pem"),
+    }
+    bodies = []
+    resp = admin_client.post(
+        "/entrust/manage/credentials/test",
+        data=dict(
+            data,
+            client_cert=(io.BytesIO(cert_pem), "c.pem"),
+            client_key=(io.BytesIO(key_pem), "k.pem"),
+        ),
+        content_type="multipart/form-data",
+        headers=HTMX,
+    )
+    bodies.append(resp.get_data(as_text=True))
+    assert "Test Login succeeded" in bodies[-1]
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new", data=data, content_type="multipart/form-data"
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    cred = db.session.execute(select(EcsCredential)).scalar_one()
+    bodies.append(admin_client.get(resp.headers["Location"]).get_data(as_text=True))
+    assert "Succeeded" in bodies[-1]
+    for url in [
+        "/entrust/manage/",
+        f"/entrust/manage/credentials/{cred.id}",
+        f"/entrust/manage/credentials/{cred.id}/delete",
+        "/entrust/manage/organizations",
+        "/entrust/manage/domains",
+        "/entrust/manage/products",
+        "/jobs/",
+        "/jobs/1",
+        "/admin/audit/",
+        "/admin/audit/export.csv",
+    ]:
+        bodies.append(admin_client.get(url).get_data(as_text=True))
+        bodies.append(admin_client.get(url, headers=HTMX).get_data(as_text=True))
+    bodies.append(
+        operator_client.post(f"/entrust/manage/credentials/{cred.id}/test", headers=HTMX).get_data(
+            as_text=True
+        )
+    )
+    bodies.append(
+        admin_client.post(
+            f"/entrust/manage/credentials/{cred.id}", data=form(sandbox, api_key="")
+        ).get_data(as_text=True)
+    )
+    bodies.append(
+        admin_client.post(
+            "/entrust/manage/credentials/test",
+            data=form(sandbox, api_key="bad-" + SECRET_KEY),
+            headers=HTMX,
+        ).get_data(as_text=True)
+    )
+    for body in bodies:
+        assert SECRET_KEY not in body and key_line not in body
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    assert "ECS GET" in logs  # the client did log its requests
+    assert SECRET_KEY not in logs and key_line not in logs
+    db.session.remove()
+    db.engine.dispose()
+    instance = Path(app.instance_path)
+    for f in instance.glob("certdesk.db*"):
+        raw = f.read_bytes()
+        assert SECRET_KEY.encode() not in raw and key_line.encode() not in raw, f

@@ -1,0 +1,71 @@
+"""Admin > Settings: admins only, validated, audited, applied at once."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from webapp.audit.models import AuditEvent
+from webapp.credentials import service, tunables
+from webapp.extensions import db
+from webapp.settings import service as settings
+
+
+def test_only_admins(operator_client, auditor_client, admin_client):
+    assert operator_client.get("/admin/settings/").status_code == 403
+    assert auditor_client.get("/admin/settings/").status_code == 403
+    page = admin_client.get("/admin/settings/").get_data(as_text=True)
+    for label in (
+        "Sync interval",
+        "Order-status poll interval",
+        "request budget",
+        "Connect timeout",
+        "Read timeout",
+        "Default HTTPS proxy",
+    ):
+        assert label in page
+    assert 'for="catalog-sync_interval_hours"' in page
+
+
+def test_save_is_audited_and_applies_at_once(app, admin_client, user):
+    values = {k: settings.get(k) for k in settings.REGISTRY}
+    values.update({tunables.READ_TIMEOUT: "7", tunables.DEFAULT_PROXY: "http://u:pw@proxy:3128"})
+    resp = admin_client.post("/admin/settings/", data=values)
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert settings.get(tunables.READ_TIMEOUT) == 7
+    event = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "settings.update")
+    ).scalar_one()
+    detail = json.loads(event.detail)
+    assert set(detail) == {tunables.READ_TIMEOUT, tunables.DEFAULT_PROXY}
+    assert "pw" not in event.detail
+    cred, _ = service.create(
+        user["admin"],
+        service.CredentialInput(name="A", api_user="u", api_key="k", base_url="https://x.example/"),
+        start_sync=False,
+    )
+    client = service.client_for(cred)
+    assert client.read_timeout == 7
+    assert client._session.proxies["https"] == "http://u:pw@proxy:3128"
+
+
+def test_invalid_values_change_nothing(admin_client):
+    resp = admin_client.post(
+        "/admin/settings/",
+        data={
+            tunables.SYNC_INTERVAL_HOURS: "0",
+            tunables.READ_TIMEOUT: "abc",
+            tunables.CONNECT_TIMEOUT: "5",
+        },
+    )
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "At least 1." in body and "Enter a whole number." in body
+    assert 'aria-invalid="true"' in body
+    db.session.expire_all()
+    assert settings.get(tunables.CONNECT_TIMEOUT) == 10
+    assert (
+        db.session.execute(select(AuditEvent).where(AuditEvent.action == "settings.update")).first()
+        is None
+    )

@@ -1,0 +1,1 @@
+"""SSL > Entrust > Manage > Organizations, Domains, Products: the mirror synced from ECS."""

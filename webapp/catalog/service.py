@@ -1,0 +1,509 @@
+"""Organizations, Domains and Products mirrored from ECS: the sync, and the tab queries.
+
+A sync first fetches everything it needs from ECS (reporting progress), then applies it in one
+transaction per credential: new items are added, changed ones updated, and items no longer in ECS
+marked gone (never deleted). Any ECS failure ends the job with a message a person can act on and
+leaves the previous data as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, and_, func, or_, select
+
+from webapp.audit import service as audit
+from webapp.catalog.models import (
+    CLIENT,
+    ORGANIZATION,
+    CatalogDomain,
+    CatalogOrganization,
+    CatalogProduct,
+)
+from webapp.credentials import service as credentials
+from webapp.credentials import tunables
+from webapp.credentials.models import EcsCredential
+from webapp.dbtypes import utcnow
+from webapp.ecs import errors
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.security import rbac
+from webapp.settings import service as settings
+
+log = logging.getLogger(__name__)
+
+KINDS = ("organizations", "domains", "products")
+KIND_LABELS = {"organizations": "Organizations", "domains": "Domains", "products": "Products"}
+EXPIRING_WITHIN = timedelta(days=90)  # ECS's own EXPIRING: within 90 days of expiry
+JOB_KIND = "catalog.sync"
+
+
+def _enum_text(value) -> str:
+    return "" if value is None else str(getattr(value, "value", value))
+
+
+# --- fetching -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Fetched:
+    organizations: dict | None = None  # key -> values
+    domains: dict | None = None
+    products: dict | None = None
+    counts: dict = field(default_factory=dict)
+
+
+def _fetch(ctx, client, cred: EcsCredential, kinds, step: list, total: int) -> Fetched:
+    out = Fetched()
+    client_names: dict[int, str] = {}
+    if "organizations" in kinds or "domains" in kinds:
+        ctx.progress(step[0], total, f"{cred.name}: reading clients")
+        clients = client.list_clients()
+        client_names = {c.client_id: c.client_name or c.friendly_client_name or "" for c in clients}
+    if "organizations" in kinds:
+        ctx.progress(step[0], total, f"{cred.name}: reading organizations")
+        rows = {}
+        for c in clients:
+            # a client is keyed by its id alone, so a renamed client is updated, not replaced
+            rows[(CLIENT, c.client_id, "")] = {
+                "name": client_names[c.client_id] or f"Client {c.client_id}",
+                "client_name": client_names[c.client_id],
+                "verification_status": _enum_text(c.verification_status).upper(),
+                "ov_expiry": c.ov_expiry_date,
+                "ev_status": _enum_text(c.ev_verification_status).upper(),
+                "ev_expiry": c.ev_expiry_date,
+            }
+        by_client = {c.client_id: c for c in clients}
+        for org in client.list_organizations():
+            cid = org.client_id if org.client_id is not None else 1
+            owner = by_client.get(cid)
+            rows[(ORGANIZATION, cid, org.name)] = {
+                "client_name": client_names.get(cid, ""),
+                "verification_status": _enum_text(org.verification_status).upper(),
+                "ov_expiry": owner.ov_expiry_date if owner else None,
+                "ev_status": _enum_text(owner.ev_verification_status).upper() if owner else "",
+                "ev_expiry": owner.ev_expiry_date if owner else None,
+            }
+        out.organizations = rows
+        step[0] += 1
+    if "domains" in kinds:
+        rows = {}
+        ctx.progress(step[0], total, f"{cred.name}: reading domains")
+        for n, d in enumerate(client.iter_domains(), 1):
+            cid = d.client_id if d.client_id is not None else 1
+            rows[(cid, d.domain_name.lower())] = {
+                "client_name": client_names.get(cid, ""),
+                "verification_status": _enum_text(d.verification_status).upper(),
+                "verification_method": _enum_text(d.verification_method).upper(),
+                "ov_eligible": bool(d.ov_eligible),
+                "ev_eligible": bool(d.ev_eligible),
+                "ov_expiry": d.ov_expiry,
+                "ev_expiry": d.ev_expiry,
+            }
+            if n % 1000 == 0:
+                ctx.progress(step[0], total, f"{cred.name}: read {n:,} domains")
+        out.domains = rows
+        step[0] += 1
+    if "products" in kinds:
+        ctx.progress(step[0], total, f"{cred.name}: reading products")
+        rows = {}
+        for p in client.list_inventories():
+            rows[_enum_text(p.product_type)] = {
+                "consumption_type": p.consumption_type or "",
+                "total_count": p.total_count,
+                "used_count": p.used_count,
+                "remaining_count": p.remaining_count,
+            }
+        out.products = rows
+        step[0] += 1
+    return out
+
+
+# --- applying -----------------------------------------------------------------------------------
+
+
+def _merge(model, cred_id: int, key_of, fetched: dict, now) -> dict:
+    """Upsert ``fetched`` (key -> values) into ``model`` rows of one credential; mark the rest
+    gone. Returns {"added", "updated", "gone", "unchanged"}."""
+    counts = {"added": 0, "updated": 0, "gone": 0, "unchanged": 0}
+    existing = {
+        key_of(row): row
+        for row in db.session.execute(select(model).where(model.credential_id == cred_id)).scalars()
+    }
+    for key, values in fetched.items():
+        row = existing.pop(key, None)
+        if row is None:
+            row = model(credential_id=cred_id, first_seen_at=now, updated_at=now, seen_at=now)
+            parts = key if isinstance(key, tuple) else (key,)
+            for attr, value in zip(_KEY_ATTRS[model], parts, strict=True):
+                setattr(row, attr, value)
+            for attr, value in values.items():
+                setattr(row, attr, value)
+            db.session.add(row)
+            counts["added"] += 1
+            continue
+        changed = row.gone_at is not None
+        for attr, value in values.items():
+            if getattr(row, attr) != value:
+                setattr(row, attr, value)
+                changed = True
+        row.seen_at = now
+        if changed:
+            row.gone_at = None
+            row.updated_at = now
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+    for row in existing.values():
+        if row.gone_at is None:
+            row.gone_at = now
+            row.updated_at = now
+            counts["gone"] += 1
+    return counts
+
+
+_KEY_ATTRS = {
+    CatalogOrganization: ("kind", "client_id", "name"),
+    CatalogDomain: ("client_id", "name"),
+    CatalogProduct: ("product_type",),
+}
+
+
+def _key_of(model):
+    if model is CatalogOrganization:
+        return lambda row: (row.kind, row.client_id, row.name if row.kind == ORGANIZATION else "")
+    attrs = _KEY_ATTRS[model]
+    if len(attrs) == 1:
+        return lambda row: getattr(row, attrs[0])
+    return lambda row: tuple(getattr(row, a) for a in attrs)
+
+
+def _apply(cred: EcsCredential, fetched: Fetched, now) -> dict:
+    per_kind = {}
+    plan = (
+        ("organizations", CatalogOrganization, fetched.organizations),
+        ("domains", CatalogDomain, fetched.domains),
+        ("products", CatalogProduct, fetched.products),
+    )
+    for kind, model, rows in plan:
+        if rows is None:
+            continue
+        per_kind[kind] = _merge(model, cred.id, _key_of(model), rows, now)
+        setattr(cred, f"{kind}_synced_at", now)
+    cred.last_sync_error = ""
+    return per_kind
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+
+def _total(counts_by_kind: dict) -> dict:
+    out = {"added": 0, "updated": 0, "gone": 0}
+    for counts in counts_by_kind.values():
+        for k in out:
+            out[k] += counts[k]
+    return out
+
+
+def sync_credential(ctx, cred: EcsCredential, kinds, actor=None, step=None, total=None) -> dict:
+    """Fetch then apply one credential's items of ``kinds``; returns counts per kind.
+
+    Raises jobs.JobError with a clear message on any ECS failure (previous data intact); the
+    failure is audited."""
+    step = step if step is not None else [0]
+    total = total or len(kinds)
+    try:
+        client = credentials.client_for(cred)
+    except credentials.CredentialError as exc:
+        _record_failure(cred, kinds, str(exc), actor)
+        raise jobs.JobError(str(exc)) from None
+    try:
+        with client:
+            fetched = _fetch(ctx, client, cred, kinds, step, total)
+    except errors.EcsError as exc:
+        db.session.rollback()
+        message = (
+            f"Sync of {cred.name} failed; nothing was changed. "
+            f"{credentials.describe(exc, cred.base_url, cred.has_client_cert)}"
+        )
+        log.warning("catalog sync of credential %s failed: %r", cred.id, exc)
+        _record_failure(cred, kinds, message, actor)
+        raise jobs.JobError(message) from None
+    now = utcnow()
+    per_kind = _apply(cred, fetched, now)
+    audit.record(
+        "catalog.sync",
+        object_type="credential",
+        object_id=cred.id,
+        detail={"name": cred.name, **per_kind},
+        actor=actor,
+        actor_name=None if actor else "scheduler",
+    )
+    db.session.commit()
+    return per_kind
+
+
+def _record_failure(cred: EcsCredential, kinds, message: str, actor) -> None:
+    db.session.rollback()
+    cred = db.session.get(EcsCredential, cred.id)
+    cred.last_sync_error = message
+    audit.record(
+        "catalog.sync",
+        object_type="credential",
+        object_id=cred.id,
+        outcome="failure",
+        detail={"name": cred.name, "kinds": list(kinds), "error": message},
+        actor=actor,
+        actor_name=None if actor else "scheduler",
+    )
+    db.session.commit()
+
+
+def _run_sync(ctx, credential_ids: list[int], kinds: list[str], actor_id: int | None = None):
+    """The job body: every credential in turn; counts summed, failures reported together."""
+    from webapp.auth.models import User
+
+    actor = db.session.get(User, actor_id) if actor_id else None
+    total = len(credential_ids) * len(kinds)
+    step = [0]
+    grand = {"added": 0, "updated": 0, "gone": 0}
+    failures, done = [], []
+    for cred_id in credential_ids:
+        cred = credentials.get(cred_id)
+        if cred is None:
+            continue
+        try:
+            per_kind = sync_credential(ctx, cred, kinds, actor, step, total)
+        except jobs.JobError as exc:
+            failures.append(str(exc))
+            step[0] = (credential_ids.index(cred_id) + 1) * len(kinds)
+            continue
+        done.append(cred.name)
+        for k, v in _total(per_kind).items():
+            grand[k] += v
+        ctx.progress(step[0], total, f"{cred.name}: saved")
+    if failures:
+        if done:
+            failures.append(
+                f"Synced meanwhile: {', '.join(done)} (added {grand['added']}, updated "
+                f"{grand['updated']}, gone {grand['gone']})."
+            )
+        raise jobs.JobError(" ".join(failures))
+    what = ", ".join(KIND_LABELS[k].lower() for k in kinds)
+    grand["message"] = f"Synced {what} of {', '.join(done) or 'no credential'}."
+    return grand
+
+
+def start_sync(actor, credential_ids: list[int] | None, kinds, reason: str = ""):
+    """Start a background sync of ``kinds`` for the given credentials (None: every enabled one).
+    Returns the job. Raises credentials.CredentialError when there is nothing to sync."""
+    if actor is not None:
+        rbac.check(actor, rbac.CATALOG_SYNC)
+    kinds = [k for k in KINDS if k in set(kinds)]
+    if not kinds:
+        raise credentials.CredentialError("Choose what to sync.")
+    if credential_ids is None:
+        creds = credentials.usable_credentials()
+    else:
+        creds = [c for c in (credentials.get(i) for i in credential_ids) if c is not None]
+        disabled = [c.name for c in creds if not c.enabled]
+        if disabled:
+            raise credentials.CredentialError(
+                f"{', '.join(disabled)} is disabled; enable it to sync."
+            )
+    if not creds:
+        raise credentials.CredentialError("There is no enabled credential to sync.")
+    names = ", ".join(c.name for c in creds) if len(creds) <= 3 else f"{len(creds)} credentials"
+    what = "all" if len(kinds) == len(KINDS) else " and ".join(KIND_LABELS[k] for k in kinds)
+    title = f"Sync {what} of {names}" if what != "all" else f"Full sync of {names}"
+    if reason:
+        title += f" ({reason})"
+    return jobs.start(
+        JOB_KIND,
+        title[:200],
+        _run_sync,
+        actor=actor,
+        credential_ids=[c.id for c in creds],
+        kinds=kinds,
+        actor_id=actor.id if actor is not None else None,
+    )
+
+
+def scheduled_sync() -> None:
+    """The periodic task: a full sync of every enabled credential, as one background job."""
+    if not credentials.usable_credentials():
+        return
+    if jobs.running_of_kind(JOB_KIND) is not None:
+        log.info("scheduled sync skipped: a sync is already running")
+        return
+    start_sync(None, None, KINDS, reason="scheduled")
+
+
+def sync_interval() -> timedelta:
+    return timedelta(hours=int(settings.get(tunables.SYNC_INTERVAL_HOURS)))
+
+
+# --- the tabs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class TabFilter:
+    q: str = ""
+    credential_id: int | None = None
+    status: str = ""
+    show: str = "current"  # current | gone | all
+    sort: str = ""
+    direction: str = "asc"
+    kind: str = ""
+
+
+ORG_SORTS = {
+    "name": CatalogOrganization.name,
+    "client": CatalogOrganization.client_name,
+    "status": CatalogOrganization.verification_status,
+    "ov_expiry": CatalogOrganization.ov_expiry,
+    "ev_expiry": CatalogOrganization.ev_expiry,
+}
+DOMAIN_SORTS = {
+    "name": CatalogDomain.name,
+    "client": CatalogDomain.client_name,
+    "status": CatalogDomain.verification_status,
+    "method": CatalogDomain.verification_method,
+    "ov_expiry": CatalogDomain.ov_expiry,
+    "ev_expiry": CatalogDomain.ev_expiry,
+}
+PRODUCT_SORTS = {
+    "type": CatalogProduct.product_type,
+    "total": CatalogProduct.total_count,
+    "used": CatalogProduct.used_count,
+    "remaining": CatalogProduct.remaining_count,
+}
+EXPIRY_FILTERS = {"expiring": "Expiring (90 days)", "expired": "Expired"}
+
+
+def _common(stmt: Select, model, f: TabFilter) -> Select:
+    if f.credential_id:
+        stmt = stmt.where(model.credential_id == f.credential_id)
+    if f.show == "gone":
+        stmt = stmt.where(model.gone_at.is_not(None))
+    elif f.show != "all":
+        stmt = stmt.where(model.gone_at.is_(None))
+    return stmt
+
+
+def _sorted(stmt: Select, sorts: dict, f: TabFilter, default: str, tiebreak) -> Select:
+    column = sorts.get(f.sort) or sorts[default]
+    order = column.desc() if f.direction == "desc" else column.asc()
+    return stmt.order_by(order, tiebreak.asc())
+
+
+def _contains(column, q: str):
+    like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return func.lower(column).like(like, escape="\\")
+
+
+def organizations_query(f: TabFilter) -> Select:
+    stmt = _common(select(CatalogOrganization), CatalogOrganization, f)
+    if f.q:
+        stmt = stmt.where(
+            or_(
+                _contains(CatalogOrganization.name, f.q),
+                _contains(CatalogOrganization.client_name, f.q),
+            )
+        )
+    if f.status:
+        stmt = stmt.where(CatalogOrganization.verification_status == f.status)
+    if f.kind in (CLIENT, ORGANIZATION):
+        stmt = stmt.where(CatalogOrganization.kind == f.kind)
+    return _sorted(stmt, ORG_SORTS, f, "name", CatalogOrganization.id)
+
+
+def domains_query(f: TabFilter, now=None) -> Select:
+    now = now or utcnow()
+    stmt = _common(select(CatalogDomain), CatalogDomain, f)
+    if f.q:
+        stmt = stmt.where(_contains(CatalogDomain.name, f.q.strip()))
+    if f.status == "expiring":
+        stmt = stmt.where(
+            or_(
+                CatalogDomain.verification_status == "EXPIRING",
+                and_(
+                    CatalogDomain.ov_expiry >= now,
+                    CatalogDomain.ov_expiry < now + EXPIRING_WITHIN,
+                ),
+            )
+        )
+    elif f.status == "expired":
+        stmt = stmt.where(
+            or_(CatalogDomain.verification_status == "EXPIRED", CatalogDomain.ov_expiry < now)
+        )
+    elif f.status:
+        stmt = stmt.where(CatalogDomain.verification_status == f.status)
+    return _sorted(stmt, DOMAIN_SORTS, f, "name", CatalogDomain.id)
+
+
+def products_query(f: TabFilter) -> Select:
+    stmt = _common(select(CatalogProduct), CatalogProduct, f)
+    if f.q:
+        stmt = stmt.where(_contains(CatalogProduct.product_type, f.q.strip().replace(" ", "_")))
+    if f.status == "available":
+        stmt = stmt.where(
+            or_(CatalogProduct.remaining_count > 0, CatalogProduct.consumption_type == "UNLIMITED")
+        )
+    elif f.status == "exhausted":
+        stmt = stmt.where(
+            CatalogProduct.remaining_count <= 0,
+            or_(
+                CatalogProduct.consumption_type != "UNLIMITED",
+                CatalogProduct.consumption_type.is_(None),
+            ),
+        )
+    return _sorted(stmt, PRODUCT_SORTS, f, "type", CatalogProduct.id)
+
+
+def statuses(model) -> list[str]:
+    return [
+        s
+        for s in db.session.execute(
+            select(model.verification_status).distinct().order_by(model.verification_status)
+        ).scalars()
+        if s
+    ]
+
+
+def last_synced(kind: str, credential_id: int | None = None) -> datetime | None:
+    column = getattr(EcsCredential, f"{kind}_synced_at")
+    stmt = select(func.max(column)).where(EcsCredential.deleted_at.is_(None))
+    if credential_id:
+        stmt = stmt.where(EcsCredential.id == credential_id)
+    return db.session.execute(stmt).scalar()
+
+
+def domain_expiry(d: CatalogDomain, now=None) -> str:
+    """ "expired", "expiring" or "" for a domain, from ECS's status and its OV expiry."""
+    now = now or utcnow()
+    if d.verification_status == "EXPIRED" or (d.ov_expiry and d.ov_expiry < now):
+        return "expired"
+    if d.verification_status == "EXPIRING" or (d.ov_expiry and d.ov_expiry < now + EXPIRING_WITHIN):
+        return "expiring"
+    return ""
+
+
+def counts_by_credential() -> dict[int, dict[str, int]]:
+    """Current (not gone) rows per credential and kind, for the Credentials tab."""
+    out: dict[int, dict[str, int]] = {}
+    for kind, model in (
+        ("organizations", CatalogOrganization),
+        ("domains", CatalogDomain),
+        ("products", CatalogProduct),
+    ):
+        rows = db.session.execute(
+            select(model.credential_id, func.count())
+            .where(model.gone_at.is_(None))
+            .group_by(model.credential_id)
+        )
+        for cred_id, n in rows:
+            out.setdefault(cred_id, {})[kind] = n
+    return out

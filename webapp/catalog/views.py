@@ -1,0 +1,111 @@
+"""SSL > Entrust > Manage > Organizations, Domains, Products, and their Sync buttons."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, render_template, request, url_for
+from flask_login import current_user
+
+from webapp import htmx
+from webapp.catalog import service
+from webapp.catalog.models import CatalogDomain, CatalogOrganization
+from webapp.credentials import service as credentials
+from webapp.dbtypes import utcnow
+from webapp.jobs import service as jobs
+from webapp.paging import page_args, paginate
+from webapp.security import rbac
+
+bp = Blueprint("catalog", __name__, url_prefix="/entrust/manage")
+
+ARG_NAMES = ("q", "credential", "status", "show", "sort", "dir", "kind", "per_page")
+
+
+def _filter() -> service.TabFilter:
+    a = request.args
+    return service.TabFilter(
+        q=a.get("q", "").strip()[:200],
+        credential_id=a.get("credential", type=int),
+        status=a.get("status", "").strip(),
+        show=a.get("show", "current") if a.get("show") in ("current", "gone", "all") else "current",
+        sort=a.get("sort", ""),
+        direction="desc" if a.get("dir") == "desc" else "asc",
+        kind=a.get("kind", ""),
+    )
+
+
+def _tab(kind: str, template: str, stmt, **extra):
+    f = _filter()
+    page, per_page = page_args(50)
+    result = paginate(stmt(f), page, per_page)
+    job_id = request.args.get("job", type=int)
+    job = jobs.get(job_id) if job_id else None
+    args = {k: v for k, v in request.args.items() if k in ARG_NAMES and v}
+    return htmx.render(
+        template,
+        block="results",
+        tab=kind,
+        endpoint=f"catalog.{kind}",
+        page=result,
+        f=f,
+        args=args,
+        credentials=credentials.list_credentials(),
+        last_synced=service.last_synced(kind, f.credential_id),
+        job=job,
+        result=jobs.result_of(job) if job else {},
+        now=utcnow(),
+        **extra,
+    )
+
+
+@bp.get("/organizations")
+@rbac.require(rbac.READ)
+def organizations():
+    return _tab(
+        "organizations",
+        "catalog/organizations.html",
+        service.organizations_query,
+        statuses=service.statuses(CatalogOrganization),
+    )
+
+
+@bp.get("/domains")
+@rbac.require(rbac.READ)
+def domains():
+    return _tab(
+        "domains",
+        "catalog/domains.html",
+        service.domains_query,
+        statuses=service.statuses(CatalogDomain),
+        expiry_filters=service.EXPIRY_FILTERS,
+        expiry=service.domain_expiry,
+    )
+
+
+@bp.get("/products")
+@rbac.require(rbac.READ)
+def products():
+    return _tab("products", "catalog/products.html", service.products_query)
+
+
+@bp.post("/sync")
+@rbac.require(rbac.CATALOG_SYNC)
+def sync():
+    """Start a sync of one kind (or all) for one credential (or all enabled ones)."""
+    kind = request.form.get("kind", "all")
+    kinds = service.KINDS if kind == "all" else [kind]
+    back = request.form.get("next", "")
+    target = {
+        "organizations": "catalog.organizations",
+        "domains": "catalog.domains",
+        "products": "catalog.products",
+    }.get(back, "credentials.index")
+    cred_id = request.form.get("credential", type=int)
+    try:
+        job = service.start_sync(current_user, [cred_id] if cred_id else None, kinds)
+    except credentials.CredentialError as exc:
+        if htmx.is_htmx():
+            return render_template("credentials/_test_result.html", error=str(exc), test=None)
+        flash(str(exc), "error")
+        return htmx.redirect(url_for(target))
+    if htmx.is_htmx():
+        return render_template("jobs/_job.html", job=job, result=jobs.result_of(job))
+    return htmx.redirect(url_for(target, job=job.id))

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from webapp.dbtypes import UTCDateTime, utcnow
+from webapp.extensions import db
+from webapp.security.secretbox import sealed_columns
+
+DEFAULT_BASE_URL = "https://api.entrust.net/enterprise/v2/"
+
+
+@sealed_columns("api_key_sealed", "client_key_sealed")
+class EcsCredential(db.Model):
+    """An Entrust ECS API account. Secrets are sealed; a deleted credential keeps its row
+    (secrets erased) so that what refers to it keeps its history."""
+
+    __tablename__ = "ecs_credential"
+    __table_args__ = (
+        # Names are unique among credentials that are not deleted.
+        Index(
+            "uq_ecs_credential_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    api_user: Mapped[str] = mapped_column(String(200))
+    api_key_sealed: Mapped[str] = mapped_column(Text, default="")
+    base_url: Mapped[str] = mapped_column(String(500), default=DEFAULT_BASE_URL)
+    proxy: Mapped[str] = mapped_column(String(500), default="")
+    # The client certificate is public; its private key is sealed. A PKCS#12 upload is opened
+    # with its password at save time and stored the same way (the password itself is not kept).
+    client_cert_pem: Mapped[str] = mapped_column(Text, default="")
+    client_key_sealed: Mapped[str] = mapped_column(Text, default="")
+    client_cert_subject: Mapped[str] = mapped_column(String(500), default="")
+    client_cert_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ca_bundle_pem: Mapped[str] = mapped_column(Text, default="")  # extra TLS trust (gateways)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=True)
+    admin_note: Mapped[str] = mapped_column(Text, default="")  # why admin rights were cleared
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_test_ok: Mapped[bool | None] = mapped_column(Boolean)
+    last_test_message: Mapped[str] = mapped_column(Text, default="")
+    organizations_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    domains_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    products_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sync_error: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_sealed)
+
+    @property
+    def has_client_cert(self) -> bool:
+        return bool(self.client_cert_pem)
+
+    @property
+    def usable(self) -> bool:
+        return self.enabled and self.deleted_at is None
+
+    def synced_at(self, kind: str) -> datetime | None:
+        return getattr(self, f"{kind}_synced_at")

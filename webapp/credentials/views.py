@@ -1,0 +1,213 @@
+"""SSL > Entrust > Manage > Credentials."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, render_template, request, url_for
+from flask_login import current_user
+
+from webapp import htmx
+from webapp.catalog import service as catalog
+from webapp.credentials import service
+from webapp.jobs import service as jobs
+from webapp.security import rbac
+
+bp = Blueprint("credentials", __name__, url_prefix="/entrust/manage")
+
+FORM_FIELDS = ("name", "api_user", "base_url", "proxy")
+SYNCING = "its organizations, domains and products are syncing."
+
+
+def _cred_or_404(credential_id: int):
+    cred = service.get(credential_id)
+    if cred is None:
+        abort(404)
+    return cred
+
+
+def _file(name: str) -> bytes | None:
+    f = request.files.get(name)
+    if f is None or not f.filename:
+        return None
+    data = f.read()
+    return data or None
+
+
+def _input() -> service.CredentialInput:
+    form = request.form
+    return service.CredentialInput(
+        name=form.get("name", ""),
+        api_user=form.get("api_user", ""),
+        api_key=form.get("api_key", ""),
+        base_url=form.get("base_url", "").strip() or service.DEFAULT_BASE_URL,
+        proxy=form.get("proxy", ""),
+        is_admin=form.get("is_admin") == "1",
+        client_cert_pem=_file("client_cert"),
+        client_key_pem=_file("client_key"),
+        pkcs12=_file("pkcs12"),
+        pkcs12_password=form.get("pkcs12_password", ""),
+        ca_bundle_pem=_file("ca_bundle"),
+        remove_client_cert=form.get("remove_client_cert") == "1",
+        remove_ca_bundle=form.get("remove_ca_bundle") == "1",
+    )
+
+
+def _form_values(cred=None) -> dict:
+    """What the form shows: never a secret, only whether one is stored."""
+    if request.method == "POST":
+        values = {k: request.form.get(k, "") for k in FORM_FIELDS}
+        values["is_admin"] = request.form.get("is_admin") == "1"
+        return values
+    if cred is None:
+        return {
+            "name": "",
+            "api_user": "",
+            "base_url": service.DEFAULT_BASE_URL,
+            "proxy": "",
+            "is_admin": True,
+        }
+    values = {k: getattr(cred, k) for k in FORM_FIELDS}
+    values["is_admin"] = cred.is_admin
+    return values
+
+
+def _render_form(cred=None, errors=None, test=None, status=200):
+    return (
+        render_template(
+            "credentials/form.html",
+            cred=cred,
+            form=_form_values(cred),
+            errors=errors or {},
+            test=test,
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+@rbac.require(rbac.READ)
+def index():
+    job = None
+    job_id = request.args.get("job", type=int)
+    if job_id:
+        job = jobs.get(job_id)
+    return htmx.render(
+        "credentials/index.html",
+        credentials=service.list_credentials(),
+        counts=catalog.counts_by_credential(),
+        job=job,
+        result=jobs.result_of(job) if job else {},
+        demo=service.demo_sandbox(),
+        kinds=catalog.KIND_LABELS,
+    )
+
+
+@bp.route("/credentials/new", methods=["GET", "POST"])
+@rbac.require(rbac.CREDENTIALS_MANAGE)
+def new():
+    if request.method == "GET":
+        return _render_form()
+    try:
+        cred, job = service.create(current_user, _input())
+    except service.CredentialError as exc:
+        return _render_form(errors={exc.field or "form": str(exc)}, status=422)
+    flash(f"Credential {cred.name} saved; {SYNCING}", "success")
+    return htmx.redirect(url_for("credentials.index", job=job.id if job else None))
+
+
+@bp.route("/credentials/<int:credential_id>", methods=["GET", "POST"])
+@rbac.require(rbac.CREDENTIALS_MANAGE)
+def edit(credential_id: int):
+    cred = _cred_or_404(credential_id)
+    if request.method == "GET":
+        return _render_form(cred)
+    try:
+        changed = service.update(current_user, cred, _input())
+    except service.CredentialError as exc:
+        return _render_form(cred, errors={exc.field or "form": str(exc)}, status=422)
+    flash(f"Credential {cred.name} {'saved' if changed else 'unchanged'}.", "success")
+    return htmx.redirect(url_for("credentials.index"))
+
+
+@bp.post("/credentials/test")
+@rbac.require(rbac.CREDENTIALS_MANAGE)
+def test_form():
+    """Test Login with the values on the form (new or edited credential), nothing saved."""
+    existing = None
+    cred_id = request.form.get("credential_id", type=int)
+    if cred_id:
+        existing = _cred_or_404(cred_id)
+    errors, result = {}, None
+    try:
+        result = service.test_login_input(current_user, _input(), existing)
+    except service.CredentialError as exc:
+        errors[exc.field or "form"] = str(exc)
+    if htmx.is_htmx():
+        return render_template(
+            "credentials/_test_result.html",
+            test=result,
+            error=next(iter(errors.values()), None),
+        )
+    return _render_form(existing, errors=errors, test=result, status=422 if errors else 200)
+
+
+@bp.post("/credentials/<int:credential_id>/test")
+@rbac.require(rbac.CATALOG_SYNC)
+def test(credential_id: int):
+    cred = _cred_or_404(credential_id)
+    result = service.test_login(current_user, cred)
+    if htmx.is_htmx():
+        return render_template("credentials/_row_status.html", c=cred)
+    flash(f"{cred.name}: {result.message}", "success" if result.ok else "error")
+    return htmx.redirect(url_for("credentials.index"))
+
+
+@bp.route("/credentials/<int:credential_id>/delete", methods=["GET", "POST"])
+@rbac.require(rbac.CREDENTIALS_MANAGE)
+def delete(credential_id: int):
+    cred = _cred_or_404(credential_id)
+    errors = {}
+    if request.method == "POST":
+        try:
+            detail = service.delete(
+                current_user, cred, confirmed=request.form.get("confirm") == "1"
+            )
+        except service.CredentialError as exc:
+            errors[exc.field or "form"] = str(exc)
+        else:
+            flash(
+                f"Credential {detail['name']} deleted; its "
+                f"{detail['catalog_rows_marked_gone']} synced items are kept, marked gone.",
+                "success",
+            )
+            return htmx.redirect(url_for("credentials.index"))
+    counts = catalog.counts_by_credential().get(cred.id, {})
+    return render_template(
+        "credentials/delete.html",
+        cred=cred,
+        counts=counts,
+        refs=service.references(cred),
+        errors=errors,
+    ), (422 if errors else 200)
+
+
+@bp.post("/credentials/<int:credential_id>/enabled")
+@rbac.require(rbac.CREDENTIALS_MANAGE)
+def enabled(credential_id: int):
+    cred = _cred_or_404(credential_id)
+    enable = request.form.get("enabled") == "1"
+    service.set_enabled(current_user, cred, enable)
+    flash(f"Credential {cred.name} {'enabled' if enable else 'disabled'}.", "success")
+    return htmx.redirect(url_for("credentials.index"))
+
+
+@bp.post("/credentials/sandbox")
+@rbac.require(rbac.CREDENTIALS_MANAGE)
+def add_sandbox():
+    """The demo's one-click "Add the sandbox credential"."""
+    try:
+        cred, job = service.add_demo_credential(current_user)
+    except service.CredentialError as exc:
+        flash(str(exc), "error")
+        return htmx.redirect(url_for("credentials.index"))
+    flash(f"Credential {cred.name} added; {SYNCING}", "success")
+    return htmx.redirect(url_for("credentials.index", job=job.id if job else None))

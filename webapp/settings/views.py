@@ -1,0 +1,48 @@
+"""Admin > Settings: what an operator tunes at run time (applied without a restart, audited)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, render_template, request, url_for
+from flask_login import current_user
+
+from webapp import htmx
+from webapp.credentials import tunables
+from webapp.security import rbac
+from webapp.settings import service
+
+bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
+
+
+def _render(values, errors=None, status=200):
+    return (
+        render_template(
+            "settings/index.html",
+            tunables=list(service.REGISTRY.values()),
+            values=values,
+            errors=errors or {},
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+@rbac.require(rbac.SETTINGS_MANAGE)
+def index():
+    return _render(tunables.current())
+
+
+@bp.post("/")
+@rbac.require(rbac.SETTINGS_MANAGE)
+def save():
+    try:
+        changes = tunables.save(current_user, request.form)
+    except tunables.SettingsError as exc:
+        values = {**tunables.current(), **{k: request.form.get(k, "") for k in service.REGISTRY}}
+        return _render(values, exc.errors, 422)
+    flash(
+        f"Settings saved ({len(changes)} changed); they apply at once."
+        if changes
+        else "No setting changed.",
+        "success",
+    )
+    return htmx.redirect(url_for("settings.index"))
