@@ -30,7 +30,7 @@ class Certificate(db.Model):
     subject: Mapped[str] = mapped_column(Text, default="")
     sans: Mapped[str] = mapped_column(Text, default="")  # comma-separated, for display
     issuer: Mapped[str] = mapped_column(Text, default="")
-    issuer_cn: Mapped[str] = mapped_column(String(200), default="", index=True)
+    issuer_cn: Mapped[str] = mapped_column(String(200), default="")
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     not_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     key_type: Mapped[str] = mapped_column(String(16), default="")
@@ -39,19 +39,28 @@ class Certificate(db.Model):
     signature_algorithm: Mapped[str] = mapped_column(String(64), default="")
     public_key_id: Mapped[str] = mapped_column(String(64), index=True)
     is_ca: Mapped[bool] = mapped_column(Boolean, default=False)
-    source: Mapped[str] = mapped_column(String(16), default="imported", index=True)
+    source: Mapped[str] = mapped_column(String(16), default="imported")
     pem: Mapped[str] = mapped_column(Text)
     chain_pem: Mapped[str] = mapped_column(Text, default="")  # issuer first, root last
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     tracking_id: Mapped[int | None] = mapped_column(Integer, index=True)  # Entrust trackingId
     private_key_id: Mapped[int | None] = mapped_column(
-        ForeignKey("private_key.id", ondelete="SET NULL"), index=True
+        ForeignKey("private_key.id", ondelete="SET NULL")
     )
     csr_id: Mapped[int | None] = mapped_column(
         ForeignKey("csr.id", ondelete="SET NULL"), index=True
     )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    # Each filter leads an index that is also ordered by expiry, so a filtered page sorted by
+    # not-after is an index scan; the dashboard's range counts use ix_certificate_not_after.
+    __table_args__ = (
+        Index("ix_certificate_revoked_expiry", "revoked_at", "not_after"),
+        Index("ix_certificate_source_expiry", "source", "not_after"),
+        Index("ix_certificate_issuer_expiry", "issuer_cn", "not_after"),
+        Index("ix_certificate_key_expiry", "private_key_id", "not_after"),
+    )
 
     private_key = relationship("PrivateKey", lazy="select")
     csr = relationship("Csr", lazy="select")

@@ -24,6 +24,7 @@ from webapp.csrs import service as csrs
 from webapp.csrs.models import Csr, PrivateKey
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
+from webapp.paging import Page
 from webapp.security import rbac
 
 MAX_FILES = 50
@@ -246,11 +247,12 @@ class CertFilter:
 
 
 SORTS = {
-    "not_after": Certificate.not_after,
-    "cn": Certificate.common_name,
-    "issuer": Certificate.issuer_cn,
-    "created": Certificate.created_at,
-    "serial": Certificate.serial_hex,
+    "not_after": (Certificate.not_after,),
+    "cn": (Certificate.common_name,),
+    "issuer": (Certificate.issuer_cn, Certificate.not_after),
+    "source": (Certificate.source, Certificate.not_after),
+    "created": (Certificate.created_at,),
+    "serial": (Certificate.serial_hex,),
 }
 
 
@@ -279,38 +281,73 @@ def _search(q: str):
     return or_(*conds)
 
 
+def _conditions(f: CertFilter, now) -> list:
+    conds = []
+    if f.q.strip():
+        conds.append(_search(f.q))
+    expiry = (f.expiry or "").strip()
+    if expiry == "expired":
+        conds += [Certificate.not_after < now, Certificate.revoked_at.is_(None)]
+    elif expiry == "revoked":
+        conds.append(Certificate.revoked_at.is_not(None))
+    elif expiry == "valid":
+        conds += [Certificate.not_after >= now, Certificate.revoked_at.is_(None)]
+    elif expiry.isdigit():
+        days = min(int(expiry), 36500)
+        conds += [
+            Certificate.not_after >= now,
+            Certificate.not_after < now + timedelta(days=days),
+            Certificate.revoked_at.is_(None),
+        ]
+    if f.issuer:
+        conds.append(Certificate.issuer_cn == f.issuer)
+    if f.source:
+        conds.append(Certificate.source == f.source)
+    if f.has_key == "yes":
+        conds.append(Certificate.private_key_id.is_not(None))
+    elif f.has_key == "no":
+        conds.append(Certificate.private_key_id.is_(None))
+    return conds
+
+
+def _order(f: CertFilter) -> list:
+    """ORDER BY in the order of an index (issuer and source sorts tie-break on expiry)."""
+    cols = SORTS.get(f.sort, SORTS["not_after"])
+    desc = f.direction == "desc"
+    return [c.desc() if desc else c.asc() for c in (*cols, Certificate.id)]
+
+
 def query(f: CertFilter, now=None):
     """The select for the filtered, sorted list (without the PEM columns)."""
     now = now or utcnow()
     stmt = select(Certificate).options(defer(Certificate.pem), defer(Certificate.chain_pem))
-    if f.q.strip():
-        stmt = stmt.where(_search(f.q))
-    expiry = (f.expiry or "").strip()
-    if expiry == "expired":
-        stmt = stmt.where(Certificate.not_after < now, Certificate.revoked_at.is_(None))
-    elif expiry == "revoked":
-        stmt = stmt.where(Certificate.revoked_at.is_not(None))
-    elif expiry == "valid":
-        stmt = stmt.where(Certificate.not_after >= now, Certificate.revoked_at.is_(None))
-    elif expiry.isdigit():
-        days = min(int(expiry), 36500)
-        stmt = stmt.where(
-            Certificate.not_after >= now,
-            Certificate.not_after < now + timedelta(days=days),
-            Certificate.revoked_at.is_(None),
-        )
-    if f.issuer:
-        stmt = stmt.where(Certificate.issuer_cn == f.issuer)
-    if f.source:
-        stmt = stmt.where(Certificate.source == f.source)
-    if f.has_key == "yes":
-        stmt = stmt.where(Certificate.private_key_id.is_not(None))
-    elif f.has_key == "no":
-        stmt = stmt.where(Certificate.private_key_id.is_(None))
-    col = SORTS.get(f.sort, Certificate.not_after)
-    if f.direction == "desc":
-        return stmt.order_by(col.desc(), Certificate.id.desc())
-    return stmt.order_by(col.asc(), Certificate.id.asc())
+    return stmt.where(*_conditions(f, now)).order_by(*_order(f))
+
+
+def page_of(f: CertFilter, page: int, per_page: int, now=None) -> Page:
+    """One page of the filtered list: a COUNT, then the page's ids from the index alone
+    (a deep OFFSET skips index entries, not table rows), then those rows."""
+    now = now or utcnow()
+    conds, order = _conditions(f, now), _order(f)
+    total = db.session.execute(
+        select(func.count()).select_from(Certificate).where(*conds)
+    ).scalar_one()
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    ids = (
+        select(Certificate.id)
+        .where(*conds)
+        .order_by(*order)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    rows = db.session.execute(
+        select(Certificate)
+        .options(defer(Certificate.pem), defer(Certificate.chain_pem))
+        .where(Certificate.id.in_(ids))
+        .order_by(*order)
+    ).scalars()
+    return Page(list(rows), page, per_page, total)
 
 
 def issuers() -> list[str]:

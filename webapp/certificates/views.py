@@ -11,7 +11,7 @@ from webapp.certificates.models import SOURCES
 from webapp.certificates.pki import PkiError
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
-from webapp.paging import page_args, paginate
+from webapp.paging import page_args
 from webapp.security import rbac
 
 bp = Blueprint("certificates", __name__, url_prefix="/certificates")
@@ -45,7 +45,7 @@ def index():
     f = _filter()
     page, per_page = page_args(50)
     now = utcnow()
-    result = paginate(service.query(f, now), page, per_page)
+    result = service.page_of(f, page, per_page, now)
     args = {k: v for k, v in request.args.items() if k in FILTER_KEYS + ("per_page",) and v}
     return htmx.render(
         "certificates/index.html",
