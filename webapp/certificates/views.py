@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, request, stream_with_context, url_for
 from flask_login import current_user
+from werkzeug.routing import BuildError
 
 from webapp import htmx
 from webapp.certificates import pki, service
@@ -101,6 +102,18 @@ def import_files():
     return htmx.render("certificates/import.html", errors=errors), 422 if errors else 200
 
 
+def _order_url(tracking_id: int | None) -> str | None:
+    """A link to the Entrust order page, once the orders feature provides one."""
+    if tracking_id is None:
+        return None
+    for endpoint, arg in (("orders.detail", "tracking_id"), ("orders.detail", "order_id")):
+        try:
+            return url_for(endpoint, **{arg: tracking_id})
+        except BuildError:
+            continue
+    return None
+
+
 def _detail(row, errors=None, status=200):
     leaf = pki.load_pem_list(row.pem)[0]
     chain = pki.load_pem_list(row.chain_pem)
@@ -114,6 +127,7 @@ def _detail(row, errors=None, status=200):
         errors=errors or {},
         can_key=csrs.can_download_key(current_user, row.private_key),
         sources=SOURCES,
+        order_url=_order_url(row.tracking_id),
     ), status
 
 

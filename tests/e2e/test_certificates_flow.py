@@ -1,0 +1,74 @@
+"""In a real browser: make a CSR, import a PKCS#12, find it by SAN in the repository, download
+its PEM and full chain, see it on the dashboard."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cryptography import x509
+
+from tests.e2e.conftest import login
+from tests.unit.certs.factory import MiniPki, p12
+
+P12_PASSWORD = "browser-p12-pass"
+
+
+def test_csr_pkcs12_search_download_dashboard(page, live_server, tmp_path):
+    login(page, live_server, "admin")
+
+    # Make a key pair and CSR; the form suggests SANs from the CN as it is typed.
+    page.goto(live_server.url + "/csrs/new")
+    page.locator("input[name=CN]").press_sequentially("example.org", delay=20)
+    use = page.locator("#name-check [data-fill-sans]")
+    use.wait_for()
+    assert "www.example.org" in page.locator("#name-check").inner_text()
+    use.click()
+    assert page.locator("#csr-sans").input_value() == "example.org, www.example.org"
+    page.locator("select[name=key_type]").select_option("p256")
+    page.get_by_role("button", name="Create key and CSR").click()
+    page.wait_for_url(re.compile(r".*/csrs/\d+$"))
+    assert page.get_by_role("heading", name="CSR: example.org").is_visible()
+    assert "BEGIN CERTIFICATE REQUEST" in page.locator("pre.pem").inner_text()
+
+    # Import a PKCS#12 holding a certificate, its chain and its key.
+    pki = MiniPki()
+    key, cert = pki.leaf("pay.example.org", ["pay.example.org", "checkout.example.org"])
+    bundle = tmp_path / "pay.p12"
+    bundle.write_bytes(p12(key, cert, pki.chain, P12_PASSWORD))
+    page.goto(live_server.url + "/certificates/import")
+    page.locator("input[name=files]").set_input_files(str(bundle))
+    page.locator("input[name=password]").fill(P12_PASSWORD)
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_url(re.compile(r".*/certificates/\d+$"))
+    assert page.get_by_text("1 private key(s) stored encrypted").is_visible()
+
+    # Find it by a SAN (the search runs as it is typed).
+    page.goto(live_server.url + "/certificates/")
+    page.get_by_placeholder("CN, SAN, serial or fingerprint").press_sequentially(
+        "checkout.example", delay=20
+    )
+    page.wait_for_url(re.compile(r".*q=checkout\.example"))
+    link = page.locator("#certificates-table").get_by_role("link", name="pay.example.org")
+    link.wait_for()
+    link.click()
+    page.wait_for_url(re.compile(r".*/certificates/\d+$"))
+
+    # Download the PEM and the full chain, and read them back.
+    with page.expect_download() as d:
+        page.locator("#dl-pem").click()
+    assert x509.load_pem_x509_certificate(Path(d.value.path()).read_bytes()) == cert
+    with page.expect_download() as d:
+        page.locator("#dl-fullchain").click()
+    assert x509.load_pem_x509_certificates(Path(d.value.path()).read_bytes()) == [
+        cert,
+        *pki.chain,
+    ]
+
+    # The dashboard counts it, charts it and lists it among the most urgent.
+    page.goto(live_server.url + "/")
+    assert page.locator("#urgent-table").get_by_role("link", name="pay.example.org").is_visible()
+    assert page.locator("#expiry-timeline").is_visible()
+    assert "certificate.add" in page.locator("#recent-activity").inner_text()
+    valid = page.locator("#state-counts .tile-ok .tile-value").inner_text()
+    assert valid == "1"
