@@ -395,8 +395,9 @@ def _common(stmt: Select, model, f: TabFilter) -> Select:
 
 def _sorted(stmt: Select, sorts: dict, f: TabFilter, default: str, tiebreak) -> Select:
     column = sorts.get(f.sort) or sorts[default]
-    order = column.desc() if f.direction == "desc" else column.asc()
-    return stmt.order_by(order, tiebreak.asc())
+    if f.direction == "desc":  # one direction for both keys, so an index can serve the order
+        return stmt.order_by(column.desc(), tiebreak.desc())
+    return stmt.order_by(column.asc(), tiebreak.asc())
 
 
 def _contains(column, q: str):
