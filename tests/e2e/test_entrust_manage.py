@@ -74,3 +74,18 @@ def test_row_test_login_reports_a_wrong_key_in_words(page, live_server, sandbox)
     row.get_by_role("button", name="Test Login").click()
     expect(row.locator(".cred-status")).to_contain_text("Login failed")
     expect(row.locator(".cred-status")).to_contain_text("Wrong user name or API key")
+
+
+def test_credentials_table_refreshes_when_the_sync_ends(page, live_server, sandbox):
+    sandbox.seed(certificates=5, seed=5)
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/entrust/manage/credentials/new")
+    page.get_by_label("Credential Name").fill("Counts")
+    page.get_by_label("User Name").fill(sandbox.api_user)
+    page.get_by_label("API Key", exact=True).fill(sandbox.api_key)
+    page.get_by_label("Base URL").fill(sandbox.base_url)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#sync-job .job-succeeded")).to_be_visible(timeout=30000)
+    row = page.locator("#credentials-table tr", has_text="Counts")
+    expect(row).not_to_contain_text("Never")
+    expect(row.get_by_role("link", name="10", exact=True)).to_be_visible()  # domains

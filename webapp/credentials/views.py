@@ -92,6 +92,7 @@ def index():
         job = jobs.get(job_id)
     return htmx.render(
         "credentials/index.html",
+        block="credentials",
         credentials=service.list_credentials(),
         counts=catalog.counts_by_credential(),
         job=job,
