@@ -99,14 +99,14 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_certificate_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificate_csr_id'), ['csr_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificate_public_key_id'), ['public_key_id'], unique=False)
-        batch_op.create_index('ix_certificate_revoked_expiry', ['revoked_at', 'not_after'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificate_serial_hex'), ['serial_hex'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificate_tracking_id'), ['tracking_id'], unique=False)
-        # Each filter leads an index also ordered by expiry (see Certificate.__table_args__).
-        batch_op.create_index(batch_op.f('ix_certificate_not_after'), ['not_after'], unique=False)
-        batch_op.create_index('ix_certificate_source_expiry', ['source', 'not_after'], unique=False)
-        batch_op.create_index('ix_certificate_issuer_expiry', ['issuer_cn', 'not_after'], unique=False)
-        batch_op.create_index('ix_certificate_key_expiry', ['private_key_id', 'not_after'], unique=False)
+        # Expiry order (not_after, revoked_at, id) led by each filter (see Certificate.__table_args__).
+        batch_op.create_index('ix_certificate_expiry', ['not_after', 'revoked_at'], unique=False)
+        batch_op.create_index('ix_certificate_revoked_expiry', ['revoked_at', 'not_after'], unique=False)
+        batch_op.create_index('ix_certificate_source_expiry', ['source', 'not_after', 'revoked_at'], unique=False)
+        batch_op.create_index('ix_certificate_issuer_expiry', ['issuer_cn', 'not_after', 'revoked_at'], unique=False)
+        batch_op.create_index('ix_certificate_key_expiry', ['private_key_id', 'not_after', 'revoked_at'], unique=False)
 
     op.create_table('certificate_name',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -137,10 +137,10 @@ def downgrade():
         batch_op.drop_index('ix_certificate_key_expiry')
         batch_op.drop_index('ix_certificate_issuer_expiry')
         batch_op.drop_index('ix_certificate_source_expiry')
-        batch_op.drop_index(batch_op.f('ix_certificate_not_after'))
+        batch_op.drop_index('ix_certificate_revoked_expiry')
+        batch_op.drop_index('ix_certificate_expiry')
         batch_op.drop_index(batch_op.f('ix_certificate_tracking_id'))
         batch_op.drop_index(batch_op.f('ix_certificate_serial_hex'))
-        batch_op.drop_index('ix_certificate_revoked_expiry')
         batch_op.drop_index(batch_op.f('ix_certificate_public_key_id'))
         batch_op.drop_index(batch_op.f('ix_certificate_csr_id'))
         batch_op.drop_index(batch_op.f('ix_certificate_created_at'))

@@ -32,7 +32,7 @@ class Certificate(db.Model):
     issuer: Mapped[str] = mapped_column(Text, default="")
     issuer_cn: Mapped[str] = mapped_column(String(200), default="")
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
-    not_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
     key_type: Mapped[str] = mapped_column(String(16), default="")
     key_size: Mapped[int | None] = mapped_column(Integer)
     key_label: Mapped[str] = mapped_column(String(32), default="")
@@ -53,13 +53,15 @@ class Certificate(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    # Each filter leads an index that is also ordered by expiry, so a filtered page sorted by
-    # not-after is an index scan; the dashboard's range counts use ix_certificate_not_after.
+    # Expiry order is (not_after, revoked_at, id) everywhere, and each filter leads an index in
+    # that order: a filtered page sorted by expiry is an index walk, its COUNT is covered by the
+    # index, and no page needs a sort of the whole result.
     __table_args__ = (
+        Index("ix_certificate_expiry", "not_after", "revoked_at"),
         Index("ix_certificate_revoked_expiry", "revoked_at", "not_after"),
-        Index("ix_certificate_source_expiry", "source", "not_after"),
-        Index("ix_certificate_issuer_expiry", "issuer_cn", "not_after"),
-        Index("ix_certificate_key_expiry", "private_key_id", "not_after"),
+        Index("ix_certificate_source_expiry", "source", "not_after", "revoked_at"),
+        Index("ix_certificate_issuer_expiry", "issuer_cn", "not_after", "revoked_at"),
+        Index("ix_certificate_key_expiry", "private_key_id", "not_after", "revoked_at"),
     )
 
     private_key = relationship("PrivateKey", lazy="select")

@@ -246,11 +246,12 @@ class CertFilter:
     direction: str = "asc"
 
 
+_EXPIRY = (Certificate.not_after, Certificate.revoked_at)  # the order of the expiry indexes
 SORTS = {
-    "not_after": (Certificate.not_after,),
+    "not_after": _EXPIRY,
     "cn": (Certificate.common_name,),
-    "issuer": (Certificate.issuer_cn, Certificate.not_after),
-    "source": (Certificate.source, Certificate.not_after),
+    "issuer": (Certificate.issuer_cn, *_EXPIRY),
+    "source": (Certificate.source, *_EXPIRY),
     "created": (Certificate.created_at,),
     "serial": (Certificate.serial_hex,),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
 from webapp.audit.models import AuditEvent
@@ -16,53 +16,36 @@ from webapp.extensions import db
 WEEKS = 26
 
 
-def _revoked_only(expr):
-    """Sum ``expr`` over the revoked certificates only: the revoked_at index finds those few."""
-    return db.session.execute(
-        select(expr).select_from(Certificate).where(Certificate.revoked_at.is_not(None))
-    ).scalar_one()
+def _count(*conds):
+    """A scalar COUNT subquery: many of them go to the database in one SELECT."""
+    return select(func.count()).select_from(Certificate).where(*conds).scalar_subquery()
 
 
 def state_counts(now: datetime | None = None) -> dict[str, int]:
     """Certificates by state: valid, expiring within 7/30/90 days, expired, revoked, total.
 
-    Each figure counts a range of the not_after index (which covers it, so no table reads), and
-    the revoked certificates in the same range, found through their own index, are taken off.
+    One SELECT of COUNT subqueries, each a range of the (not_after, revoked_at) index, which
+    covers it: no table reads and no Python loop over rows.
     """
     now = now or utcnow()
-    na = Certificate.not_after
-    ranges = {
-        "total": (),
-        "valid": (na >= now,),
-        "expiring_7": (na >= now, na < now + timedelta(days=7)),
-        "expiring_30": (na >= now, na < now + timedelta(days=30)),
-        "expiring_90": (na >= now, na < now + timedelta(days=90)),
-        "expired": (na < now,),
-    }
-    every = {
-        name: db.session.execute(
-            select(func.count()).select_from(Certificate).where(*conds)
-        ).scalar_one()
-        for name, conds in ranges.items()
-    }
-    revoked = _revoked_only(
-        func.count(),
-    )
-    revoked_in = (
-        {
-            name: int(
-                _revoked_only(func.coalesce(func.sum(case((and_(true(), *conds), 1), else_=0)), 0))
-            )
-            for name, conds in ranges.items()
-            if conds
-        }
-        if revoked
-        else {}
-    )
-    counts = {name: every[name] - revoked_in.get(name, 0) for name in ranges}
-    counts["total"] = every["total"]
-    counts["revoked"] = revoked
-    return counts
+    na, live = Certificate.not_after, Certificate.revoked_at.is_(None)
+
+    def ahead(days: int):
+        return _count(na >= now, na < now + timedelta(days=days), live)
+
+    row = db.session.execute(
+        select(
+            _count(),
+            _count(na >= now, live),
+            ahead(7),
+            ahead(30),
+            ahead(90),
+            _count(na < now, live),
+            _count(Certificate.revoked_at.is_not(None)),
+        )
+    ).one()
+    names = ("total", "valid", "expiring_7", "expiring_30", "expiring_90", "expired", "revoked")
+    return dict(zip(names, (int(v) for v in row), strict=True))
 
 
 @dataclass
@@ -76,27 +59,12 @@ def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Wee
     now = now or utcnow()
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     bounds = [start + timedelta(weeks=i) for i in range(weeks + 1)]
-    # One COUNT per week over a range of the not_after index (covering); the revoked ones are
-    # sorted into weeks through the (revoked_at, not_after) index and taken off.
-    every = [
-        db.session.execute(
-            select(func.count())
-            .select_from(Certificate)
-            .where(Certificate.not_after >= bounds[i], Certificate.not_after < bounds[i + 1])
-        ).scalar_one()
-        for i in range(weeks)
-    ]
-    bucket = case(
-        (Certificate.not_after < bounds[0], -1),
-        *[(Certificate.not_after < bounds[i + 1], i) for i in range(weeks)],
-        else_=weeks,
-    ).label("week")
-    revoked = dict(
-        db.session.execute(
-            select(bucket, func.count()).where(Certificate.revoked_at.is_not(None)).group_by(bucket)
-        ).all()
-    )
-    counts = {i: every[i] - revoked.get(i, 0) for i in range(weeks)}
+    # One SELECT of a COUNT subquery per week, each a covered range of the expiry index.
+    na, live = Certificate.not_after, Certificate.revoked_at.is_(None)
+    row = db.session.execute(
+        select(*[_count(na >= bounds[i], na < bounds[i + 1], live) for i in range(weeks)])
+    ).one()
+    counts = dict(enumerate(row))
     return [Week(bounds[i], int(counts.get(i, 0))) for i in range(weeks)]
 
 
