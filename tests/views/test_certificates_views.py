@@ -164,6 +164,11 @@ def test_detail_and_every_download(admin_client):
     assert db.session.execute(
         select(AuditEvent).where(AuditEvent.action == "certificate.download_pkcs12")
     ).scalar()
+    pem_key = admin_client.post(
+        f"/certificates/{row.id}/pkcs12",
+        data={"format": "pkcs8", "password": "download-1", "password2": "download-1"},
+    )
+    assert b"ENCRYPTED PRIVATE KEY" in pem_key.data
     short = admin_client.post(
         f"/certificates/{row.id}/pkcs12", data={"password": "short", "password2": "short"}
     )
@@ -175,9 +180,9 @@ def test_roles_on_keys(app, admin_client, operator_client, auditor_client, user)
     data = {"password": "download-1", "password2": "download-1"}
     assert auditor_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
     assert operator_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
-    assert "Download PKCS#12" not in auditor_client.get(f"/certificates/{row.id}").get_data(
-        as_text=True
-    )
+    assert "Download with private key" not in auditor_client.get(
+        f"/certificates/{row.id}"
+    ).get_data(as_text=True)
     assert auditor_client.post(f"/certificates/{row.id}/delete").status_code == 403
     assert auditor_client.get("/certificates/import").status_code == 403
     # the operator's own key: allowed
@@ -219,3 +224,28 @@ def test_add_certificate_service_is_idempotent(app, user):
     _, cert2 = pki.leaf("order2.example.com")
     with pytest.raises(PkiError):
         service.add_certificate(cert2, private_key=other_key)
+
+
+def test_random_uploads_never_500(admin_client):
+    import random
+
+    from tests.unit.certs.factory import key_pem
+
+    rng = random.Random(11)
+    pki = MiniPki()
+    key, cert = pki.leaf("fuzz.example.com")
+    samples = [pem(cert), der(cert), p7b([cert]), p12(key, cert, [], "pw-123456"), key_pem(key)]
+    for i in range(40):
+        data = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if i % 4 == 0:
+            data = bytearray(rng.randbytes(rng.randint(1, 3000)))
+        cert_resp = _upload(admin_client, ("f.bin", bytes(data)), password="pw-123456")
+        csr_resp = admin_client.post(
+            "/csrs/import",
+            data={"csr_file": (io.BytesIO(bytes(data)), "f.csr"), "key_text": bytes(data)[:500]},
+            content_type="multipart/form-data",
+        )
+        assert cert_resp.status_code in (303, 422), cert_resp.status_code
+        assert csr_resp.status_code == 422, csr_resp.status_code

@@ -153,19 +153,30 @@ def download(cert_id: int, fmt: str):
 @rbac.require(rbac.KEYS_DOWNLOAD)
 def pkcs12(cert_id: int):
     row = _cert_or_404(cert_id)
+    if row.private_key is None:
+        abort(404)
     if not csrs.can_download_key(current_user, row.private_key):
         abort(403)
     password = request.form.get("password", "")
     if password != request.form.get("password2", password):
         return _detail(row, {"password2": "The passwords differ."}, 422)
+    key_only = request.form.get("format") == "pkcs8"
     try:
-        data = service.export_pkcs12(current_user, row, password)
+        if key_only:
+            data = csrs.export_private_key(
+                current_user, row.private_key, password, "pkcs8", name=row.common_name
+            )
+        else:
+            data = service.export_pkcs12(current_user, row, password)
     except PkiError as exc:
         return _detail(row, {"password": str(exc)}, 422)
+    ext, mime = (
+        ("key.pem", "application/x-pem-file") if key_only else ("p12", "application/x-pkcs12")
+    )
     return Response(
         data,
-        mimetype="application/x-pkcs12",
-        headers={"Content-Disposition": f"attachment; filename={service.file_stem(row)}.p12"},
+        mimetype=mime,
+        headers={"Content-Disposition": f"attachment; filename={service.file_stem(row)}.{ext}"},
     )
 
 
