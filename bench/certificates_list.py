@@ -38,12 +38,28 @@ def fill(count: int) -> None:
     from sqlalchemy import insert
 
     from webapp.certificates.models import Certificate, CertificateName
+    from webapp.csrs.models import PrivateKey
     from webapp.extensions import db
 
     rng = random.Random(5)
     now = datetime.now(UTC)
     batch, names = [], []
     started = time.perf_counter()
+    # Every 20th certificate has a key (a placeholder: the list never opens it).
+    keys = [
+        {
+            "id": k,
+            "key_type": "RSA",
+            "key_size": 2048,
+            "label": "RSA 2048",
+            "public_key_id": f"{k:064x}",
+            "sealed_pem": "v1:bench-placeholder",
+            "origin": "imported",
+            "created_at": now,
+        }
+        for k in range(1, count // 20 + 1)
+    ]
+    db.session.execute(insert(PrivateKey), keys)
     for i in range(1, count + 1):
         host = f"host{i}.dept{i % 97}.example{i % 13}.com"
         not_after = now + timedelta(days=rng.randint(-200, 500), seconds=rng.randint(0, 86400))
@@ -72,7 +88,7 @@ def fill(count: int) -> None:
                 "chain_pem": "",
                 "revoked_at": now if i % 500 == 0 else None,
                 "tracking_id": i if i % 3 else None,
-                "private_key_id": None,
+                "private_key_id": i // 20 if i % 20 == 0 else None,
                 "csr_id": None,
                 "created_by_id": None,
                 "created_at": now - timedelta(seconds=i),
@@ -180,6 +196,7 @@ def main() -> None:
         ("filter expiring 30d", "expiry=30"),
         ("filter expired + source", "expiry=expired&source=entrust"),
         ("filter issuer + has key no", "issuer=Internal+Issuing+CA&has_key=no"),
+        ("filter source + 90d + has key", "source=entrust&expiry=90&has_key=yes"),
         ("deep page (page 1500)", "page=1500"),
     ]
     print(

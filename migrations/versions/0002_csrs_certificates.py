@@ -107,6 +107,8 @@ def upgrade():
         batch_op.create_index('ix_certificate_source_expiry', ['source', 'not_after', 'revoked_at'], unique=False)
         batch_op.create_index('ix_certificate_issuer_expiry', ['issuer_cn', 'not_after', 'revoked_at'], unique=False)
         batch_op.create_index('ix_certificate_key_expiry', ['private_key_id', 'not_after', 'revoked_at'], unique=False)
+        batch_op.create_index('ix_certificate_issuer_key_expiry', ['issuer_cn', 'private_key_id', 'not_after', 'revoked_at'], unique=False)
+        batch_op.create_index('ix_certificate_source_key_expiry', ['source', 'private_key_id', 'not_after', 'revoked_at'], unique=False)
 
     op.create_table('certificate_name',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -134,6 +136,8 @@ def downgrade():
 
     op.drop_table('certificate_name')
     with op.batch_alter_table('certificate', schema=None) as batch_op:
+        batch_op.drop_index('ix_certificate_source_key_expiry')
+        batch_op.drop_index('ix_certificate_issuer_key_expiry')
         batch_op.drop_index('ix_certificate_key_expiry')
         batch_op.drop_index('ix_certificate_issuer_expiry')
         batch_op.drop_index('ix_certificate_source_expiry')

@@ -62,6 +62,21 @@ class Certificate(db.Model):
         Index("ix_certificate_source_expiry", "source", "not_after", "revoked_at"),
         Index("ix_certificate_issuer_expiry", "issuer_cn", "not_after", "revoked_at"),
         Index("ix_certificate_key_expiry", "private_key_id", "not_after", "revoked_at"),
+        # "has a key" (or not) combined with an issuer or a source filter
+        Index(
+            "ix_certificate_issuer_key_expiry",
+            "issuer_cn",
+            "private_key_id",
+            "not_after",
+            "revoked_at",
+        ),
+        Index(
+            "ix_certificate_source_key_expiry",
+            "source",
+            "private_key_id",
+            "not_after",
+            "revoked_at",
+        ),
     )
 
     private_key = relationship("PrivateKey", lazy="select")
