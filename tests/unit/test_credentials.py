@@ -129,7 +129,14 @@ def test_mismatched_or_encrypted_keys_are_refused_in_words(app, user):
 
 @pytest.mark.parametrize(
     "field,value",
-    [("name", ""), ("api_user", " "), ("api_key", ""), ("base_url", "ftp://x"), ("proxy", "nope")],
+    [
+        ("name", ""),
+        ("api_user", " "),
+        ("api_key", ""),
+        ("base_url", "ftp://x"),
+        ("proxy", "nope"),
+        ("proxy", "http://user:secret@proxy.example:3128"),
+    ],
 )
 def test_invalid_input_names_the_field(app, user, field, value):
     with pytest.raises(service.CredentialError) as exc:

@@ -30,7 +30,7 @@ def test_only_admins(operator_client, auditor_client, admin_client):
 
 def test_save_is_audited_and_applies_at_once(app, admin_client, user):
     values = {k: settings.get(k) for k in settings.REGISTRY}
-    values.update({tunables.READ_TIMEOUT: "7", tunables.DEFAULT_PROXY: "http://u:pw@proxy:3128"})
+    values.update({tunables.READ_TIMEOUT: "7", tunables.DEFAULT_PROXY: "http://proxy:3128"})
     resp = admin_client.post("/admin/settings/", data=values)
     assert resp.status_code == 303
     db.session.expire_all()
@@ -40,7 +40,6 @@ def test_save_is_audited_and_applies_at_once(app, admin_client, user):
     ).scalar_one()
     detail = json.loads(event.detail)
     assert set(detail) == {tunables.READ_TIMEOUT, tunables.DEFAULT_PROXY}
-    assert "pw" not in event.detail
     cred, _ = service.create(
         user["admin"],
         service.CredentialInput(name="A", api_user="u", api_key="k", base_url="https://x.example/"),
@@ -48,7 +47,7 @@ def test_save_is_audited_and_applies_at_once(app, admin_client, user):
     )
     client = service.client_for(cred)
     assert client.read_timeout == 7
-    assert client._session.proxies["https"] == "http://u:pw@proxy:3128"
+    assert client._session.proxies["https"] == "http://proxy:3128"
 
 
 def test_invalid_values_change_nothing(admin_client):
@@ -69,3 +68,12 @@ def test_invalid_values_change_nothing(admin_client):
         db.session.execute(select(AuditEvent).where(AuditEvent.action == "settings.update")).first()
         is None
     )
+
+
+def test_a_proxy_password_is_refused_not_stored(admin_client):
+    values = {k: settings.get(k) for k in settings.REGISTRY}
+    values[tunables.DEFAULT_PROXY] = "http://u:secretpw@proxy:3128"
+    resp = admin_client.post("/admin/settings/", data=values)
+    assert resp.status_code == 422 and "must not contain a password" in resp.get_data(True)
+    db.session.expire_all()
+    assert settings.get(tunables.DEFAULT_PROXY) == ""

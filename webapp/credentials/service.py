@@ -112,6 +112,13 @@ def _url(value: str, field_name: str, what: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CredentialError(f"Enter the {what} as an http:// or https:// URL.", field_name)
+    if parts.password:
+        # This field is stored and shown in clear; a password in it would leak.
+        raise CredentialError(
+            f"The {what} must not contain a password: CertDesk stores it in clear. Use a proxy "
+            "that admits this host without a password.",
+            field_name,
+        )
     return value
 
 

@@ -6,6 +6,8 @@ restart.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from webapp.audit import service as audit
 from webapp.extensions import db
 from webapp.security import rbac
@@ -92,6 +94,8 @@ def _parse(tunable, raw: str):
         return value
     if tunable.key == DEFAULT_PROXY and raw and not raw.startswith(("http://", "https://")):
         raise ValueError("A proxy URL starts with http:// or https://.")
+    if tunable.key == DEFAULT_PROXY and raw and urlsplit(raw).password:
+        raise ValueError("The proxy URL must not contain a password: settings are stored in clear.")
     return raw
 
 
