@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import func, select
 
 from tests.helpers import HTMX
-from tests.unit.certs.factory import MiniPki, der, p7b, p12, pem
+from tests.unit.certs.factory import MiniPki, der, key_pem, p7b, p12, pem
 from webapp.audit.models import AuditEvent
 from webapp.certificates import service
 from webapp.certificates.models import Certificate
@@ -79,6 +79,7 @@ def test_bad_input_changes_nothing(admin_client):
         (("x.p12", p12(key, cert, pki.chain, P12_PASSWORD)), "wrong-password", "Wrong password"),
         (("x.p12", p12(key, cert, pki.chain, P12_PASSWORD)), "", "enter its password"),
         (("big.pem", b"0" * (1024 * 1024 + 10)), "", "larger than"),
+        (("k.pem", pem(cert) + key_pem(MiniPki().leaf()[0])), "", "does not belong"),
     ]
     for f, password, message in cases:
         resp = _upload(admin_client, ("ok.pem", pem(cert)), f, password=password)
@@ -216,6 +217,8 @@ def test_add_certificate_service_is_idempotent(app, user):
     again, created = service.add_certificate(cert, source="entrust_import")
     assert not created and again.id == row.id and _count(Certificate) == 1
     assert service.by_tracking_id(4242) == [row]
+    service.mark_revoked(row)
+    assert row.revoked_at is not None and service.state_of(row)[0] == "revoked"
     other_key, _ = pki.leaf("z.example.com")
     import pytest
 
@@ -228,8 +231,6 @@ def test_add_certificate_service_is_idempotent(app, user):
 
 def test_random_uploads_never_500(admin_client):
     import random
-
-    from tests.unit.certs.factory import key_pem
 
     rng = random.Random(11)
     pki = MiniPki()

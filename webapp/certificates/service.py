@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
 from webapp.audit import service as audit
@@ -154,7 +155,16 @@ def add_certificate(
     )
     row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
     db.session.add(row)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # Another request stored the same certificate between our look-up and this insert.
+        if not commit:
+            raise
+        db.session.rollback()
+        return db.session.execute(
+            select(Certificate).where(Certificate.fingerprint_sha256 == info.fingerprint_sha256)
+        ).scalar_one(), False
     audit.record(
         "certificate.add",
         object_type="certificate",
@@ -200,6 +210,14 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
             raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
     result = ImportResult()
     keys_before = db.session.execute(select(func.count()).select_from(PrivateKey)).scalar_one()
+    for (name, _), bundle in zip(files, bundles, strict=True):
+        if bundle.key is not None and not any(
+            pki.key_matches(bundle.key, c.public_key()) for c in bundle.certificates
+        ):
+            raise PkiError(
+                f"{name}: the private key in this file does not belong to any certificate in it.",
+                "files",
+            )
     try:
         for bundle in bundles:
             for leaf, chain in pki.split_leaves(bundle.certificates):
@@ -483,6 +501,25 @@ def export_pkcs12(actor, cert: Certificate, password: str) -> bytes:
     )
     db.session.commit()
     return data
+
+
+def mark_revoked(cert: Certificate, revoked_at=None, *, actor=None, commit: bool = True) -> None:
+    """Record that the CA revoked ``cert`` (the orders feature calls this after a revoke).
+
+    Idempotent: an already revoked certificate keeps its first revocation time.
+    """
+    if cert.revoked_at is not None:
+        return
+    cert.revoked_at = revoked_at or utcnow()
+    audit.record(
+        "certificate.revoked",
+        object_type="certificate",
+        object_id=cert.id,
+        actor=actor,
+        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
+    )
+    if commit:
+        db.session.commit()
 
 
 def delete_certificate(actor, cert: Certificate) -> None:
