@@ -358,10 +358,8 @@ def parse_csr(data: bytes | str, field_name: str = "csr") -> CsrInfo:
     return info
 
 
-def build_csr(key, subject: dict[str, str], sans: SanSet, hash_name: str = "sha256"):
-    """Sign a CSR for ``subject`` (keys as in SUBJECT_FIELDS) and ``sans`` with ``key``."""
-    if hash_name not in HASHES:
-        raise PkiError("Choose SHA-256, SHA-384 or SHA-512.", "hash")
+def subject_name(subject: dict[str, str]) -> x509.Name:
+    """The X.509 name for ``subject`` (keys as in SUBJECT_FIELDS); PkiError names a bad field."""
     attrs = []
     for short, oid, label, limit in SUBJECT_FIELDS:
         value = (subject.get(short) or "").strip()
@@ -374,7 +372,15 @@ def build_csr(key, subject: dict[str, str], sans: SanSet, hash_name: str = "sha2
         attrs.append(x509.NameAttribute(oid, value.upper() if short == "C" else value))
     if not attrs:
         raise PkiError("Give at least a common name.", "CN")
-    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    return x509.Name(attrs)
+
+
+def build_csr(key, subject: dict[str, str], sans: SanSet, hash_name: str = "sha256"):
+    """Sign a CSR for ``subject`` (keys as in SUBJECT_FIELDS) and ``sans`` with ``key``."""
+    if hash_name not in HASHES:
+        raise PkiError("Choose SHA-256, SHA-384 or SHA-512.", "hash")
+    name = subject_name(subject)
+    builder = x509.CertificateSigningRequestBuilder().subject_name(name)
     general = [x509.DNSName(n) for n in sans.dns]
     general += [x509.IPAddress(ipaddress.ip_address(i)) for i in sans.ip]
     general += [x509.RFC822Name(e) for e in sans.email]

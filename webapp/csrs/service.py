@@ -173,6 +173,9 @@ def create_csr(
         cn_name = None  # a CN that is not a host name (a person, an IP) is allowed
     if cn_name and cn_name not in sans.dns:
         sans.dns.insert(0, cn_name)
+    pki.subject_name(subject)  # refuse a bad subject before the (slow) key generation
+    if hash_name not in pki.HASHES:
+        raise PkiError("Choose SHA-256, SHA-384 or SHA-512.", "hash")
     key = pki.generate_private_key(key_type)
     csr = pki.build_csr(key, subject, sans, hash_name)
     info = pki.parse_csr(csr.public_bytes(pki.serialization.Encoding.PEM))
