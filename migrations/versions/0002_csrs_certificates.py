@@ -101,14 +101,12 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_certificate_public_key_id'), ['public_key_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificate_serial_hex'), ['serial_hex'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificate_tracking_id'), ['tracking_id'], unique=False)
-        # Expiry order (not_after, revoked_at, id) led by each filter (see Certificate.__table_args__).
-        batch_op.create_index('ix_certificate_expiry', ['not_after', 'revoked_at'], unique=False)
-        batch_op.create_index('ix_certificate_revoked_expiry', ['revoked_at', 'not_after'], unique=False)
-        batch_op.create_index('ix_certificate_source_expiry', ['source', 'not_after', 'revoked_at'], unique=False)
-        batch_op.create_index('ix_certificate_issuer_expiry', ['issuer_cn', 'not_after', 'revoked_at'], unique=False)
+        # Expiry order (not_after, revoked_at, private_key_id, id) led by each filter
+        # (see Certificate.__table_args__).
+        batch_op.create_index('ix_certificate_expiry', ['not_after', 'revoked_at', 'private_key_id'], unique=False)
+        batch_op.create_index('ix_certificate_source_expiry', ['source', 'not_after', 'revoked_at', 'private_key_id'], unique=False)
+        batch_op.create_index('ix_certificate_issuer_expiry', ['issuer_cn', 'not_after', 'revoked_at', 'private_key_id'], unique=False)
         batch_op.create_index('ix_certificate_key_expiry', ['private_key_id', 'not_after', 'revoked_at'], unique=False)
-        batch_op.create_index('ix_certificate_issuer_key_expiry', ['issuer_cn', 'private_key_id', 'not_after', 'revoked_at'], unique=False)
-        batch_op.create_index('ix_certificate_source_key_expiry', ['source', 'private_key_id', 'not_after', 'revoked_at'], unique=False)
 
     op.create_table('certificate_name',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -136,12 +134,9 @@ def downgrade():
 
     op.drop_table('certificate_name')
     with op.batch_alter_table('certificate', schema=None) as batch_op:
-        batch_op.drop_index('ix_certificate_source_key_expiry')
-        batch_op.drop_index('ix_certificate_issuer_key_expiry')
         batch_op.drop_index('ix_certificate_key_expiry')
         batch_op.drop_index('ix_certificate_issuer_expiry')
         batch_op.drop_index('ix_certificate_source_expiry')
-        batch_op.drop_index('ix_certificate_revoked_expiry')
         batch_op.drop_index('ix_certificate_expiry')
         batch_op.drop_index(batch_op.f('ix_certificate_tracking_id'))
         batch_op.drop_index(batch_op.f('ix_certificate_serial_hex'))

@@ -53,30 +53,19 @@ class Certificate(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    # Expiry order is (not_after, revoked_at, id) everywhere, and each filter leads an index in
-    # that order: a filtered page sorted by expiry is an index walk, its COUNT is covered by the
-    # index, and no page needs a sort of the whole result.
+    # Expiry order is (not_after, revoked_at, private_key_id, id) everywhere, and each filter
+    # leads an index in that order: a filtered page sorted by expiry is an index walk, its COUNT
+    # (expiry, revoked and has-key filters included) is covered by the index, and no page needs a
+    # sort of the whole result.
     __table_args__ = (
-        Index("ix_certificate_expiry", "not_after", "revoked_at"),
-        Index("ix_certificate_revoked_expiry", "revoked_at", "not_after"),
-        Index("ix_certificate_source_expiry", "source", "not_after", "revoked_at"),
-        Index("ix_certificate_issuer_expiry", "issuer_cn", "not_after", "revoked_at"),
+        Index("ix_certificate_expiry", "not_after", "revoked_at", "private_key_id"),
+        Index(
+            "ix_certificate_source_expiry", "source", "not_after", "revoked_at", "private_key_id"
+        ),
+        Index(
+            "ix_certificate_issuer_expiry", "issuer_cn", "not_after", "revoked_at", "private_key_id"
+        ),
         Index("ix_certificate_key_expiry", "private_key_id", "not_after", "revoked_at"),
-        # "has a key" (or not) combined with an issuer or a source filter
-        Index(
-            "ix_certificate_issuer_key_expiry",
-            "issuer_cn",
-            "private_key_id",
-            "not_after",
-            "revoked_at",
-        ),
-        Index(
-            "ix_certificate_source_key_expiry",
-            "source",
-            "private_key_id",
-            "not_after",
-            "revoked_at",
-        ),
     )
 
     private_key = relationship("PrivateKey", lazy="select")
