@@ -111,6 +111,8 @@ def test_search_by_san_serial_fingerprint_and_filters(admin_client):
     assert "old.example.net" in rows(has_key="no")
     assert "shop.example.com" in rows(issuer=row.issuer_cn, source="imported")
     assert "No certificates match" in rows(expiry="expired")
+    for odd in ("\U0010ffff", "%", "_", "'; drop table certificate; --", "ü" * 300, ":"):
+        assert "No certificates match" in rows(q=odd)
     frag = rows(sort="cn", dir="desc")
     assert "<html" not in frag and frag.index("shop.example.com") < frag.index("old.example.net")
     full = admin_client.get("/certificates/?q=api.example.com").get_data(as_text=True)

@@ -29,7 +29,6 @@ from webapp.paging import Page
 from webapp.security import rbac
 
 MAX_FILES = 50
-_TOP = "\U0010ffff"  # sorts after every character: "x" <= value < "x" + _TOP is a prefix scan
 
 
 # -- adding ------------------------------------------------------------------------------------
@@ -276,6 +275,15 @@ SORTS = {
 }
 
 
+def _prefix(column, prefix: str):
+    """``column`` starts with ``prefix``, as an index range scan on every backend (LIKE is not
+    one on SQLite, nor on PostgreSQL without a special operator class)."""
+    if ord(prefix[-1]) >= 0x10FFFF:  # no successor: the top of the range is open
+        return column >= prefix
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(column >= prefix, column < upper)
+
+
 def _search(q: str):
     q = q.strip().lower()
     hexish = q.replace(":", "").replace(" ", "")
@@ -283,11 +291,8 @@ def _search(q: str):
         Certificate.id.in_(
             select(CertificateName.certificate_id).where(
                 or_(
-                    and_(CertificateName.value >= q, CertificateName.value < q + _TOP),
-                    and_(
-                        CertificateName.reversed >= q[::-1],
-                        CertificateName.reversed < q[::-1] + _TOP,
-                    ),
+                    _prefix(CertificateName.value, q),
+                    _prefix(CertificateName.reversed, q[::-1]),
                 )
             )
         )
