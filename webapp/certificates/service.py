@@ -7,8 +7,6 @@ public key. Lists filter and sort on indexed columns so they stay fast at 100,00
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,6 +15,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
+from webapp import csvexport
 from webapp.audit import service as audit
 from webapp.certificates import pki
 from webapp.certificates.models import SOURCES, Certificate, CertificateName
@@ -420,31 +419,25 @@ CSV_COLUMNS = [
 
 def export_csv(f: CertFilter) -> Iterator[str]:
     """Stream the filtered list as CSV, in the page's order."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(CSV_COLUMNS)
-    yield buf.getvalue()
-    stmt = query(f).execution_options(yield_per=2000)
-    for c in db.session.execute(stmt).scalars():
-        buf.seek(0)
-        buf.truncate()
-        row = [
+    certs = db.session.execute(query(f).execution_options(yield_per=2000)).scalars()
+    rows = (
+        [
             c.id,
             c.common_name,
             " ".join(c.san_list),
             c.issuer_cn,
             c.serial_hex,
-            c.not_before.isoformat(),
-            c.not_after.isoformat(),
+            c.not_before,
+            c.not_after,
             c.key_label,
             c.source,
             "yes" if c.has_key else "no",
             c.fingerprint_sha256,
-            c.tracking_id if c.tracking_id is not None else "",
+            c.tracking_id,
         ]
-        # Cells starting with = + - @ would run as formulas in a spreadsheet.
-        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in row])
-        yield buf.getvalue()
+        for c in certs
+    )
+    return csvexport.stream(CSV_COLUMNS, rows)
 
 
 # -- downloads ---------------------------------------------------------------------------------
