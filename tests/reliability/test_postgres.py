@@ -6,6 +6,8 @@ from flask_migrate import upgrade
 from sqlalchemy import inspect, text
 
 from tests.conftest import Client
+from tests.unit.certs import factory
+from tests.unit.certs.factory import MiniPki
 from webapp import _init_secretbox, create_app, paths
 from webapp.audit import service as audit
 from webapp.auth import service as auth
@@ -69,5 +71,24 @@ def test_migrations_and_smoke_flow_on_postgresql(postgres_url, tmp_path):
         other.tick()
         assert s.is_leader and not other.is_leader
         assert c.get("/healthz").get_json()["database"] == "ok"
+
+        # The repository's search (a prefix range on names) and filters, and the Entrust
+        # Manage tabs, as PostgreSQL runs them.
+        from webapp.certificates import service as certificates
+
+        pki = MiniPki()
+        key, leaf = pki.leaf("shop.example.com", sans=["shop.example.com", "api.example.com"])
+        cert, created = certificates.add_certificate(
+            factory.pem(leaf), [factory.pem(pki.intermediate)], source="imported", actor=admin
+        )
+        assert created and cert.id
+        for query, found in [("api.", True), ("example.com", True), ("nomatch", False)]:
+            page = c.get(f"/certificates/?q={query}").get_data(as_text=True)
+            assert ("shop.example.com" in page) is found, query
+        assert c.get("/certificates/?expiring=30&has_key=no").status_code == 200
+        assert c.get("/certificates/export.csv").status_code == 200
+        assert c.get("/").status_code == 200
+        for tab in ("", "organizations", "domains", "products"):
+            assert c.get(f"/entrust/manage/{tab}?q=x&sort=name").status_code == 200, tab
         db.session.remove()
         db.engine.dispose()
