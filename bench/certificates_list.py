@@ -42,8 +42,8 @@ def fill(count: int) -> None:
     from sqlalchemy import insert
 
     from webapp.certificates.models import Certificate, CertificateName
-    from webapp.csrs.models import PrivateKey
     from webapp.extensions import db
+    from webapp.keys.models import PrivateKey
 
     rng = random.Random(5)
     now = datetime.now(UTC)

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate file; bundles are far smaller
+from webapp.validation import InputError
+
+MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
 
 KEY_TYPES = {
     "rsa2048": ("RSA", 2048),
@@ -53,12 +55,8 @@ _LABEL = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-
 _EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
 
 
-class PkiError(ValueError):
+class PkiError(InputError):
     """Input that is not what it claims to be; ``field`` names the form field it belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 # -- names -------------------------------------------------------------------------------------

@@ -15,16 +15,17 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
-from webapp import csvexport
+from webapp import csvexport, hooks, pki
 from webapp.audit import service as audit
-from webapp.certificates import pki
 from webapp.certificates.models import SOURCES, Certificate, CertificateName
-from webapp.certificates.pki import PkiError
 from webapp.csrs import service as csrs
-from webapp.csrs.models import Csr, PrivateKey
+from webapp.csrs.models import Csr
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
-from webapp.paging import Page
+from webapp.keys import service as keys
+from webapp.keys.models import PrivateKey
+from webapp.paging import Page, paginate
+from webapp.pki import PkiError
 from webapp.security import rbac
 
 MAX_FILES = 50
@@ -57,7 +58,7 @@ def add_certificate(
     private_key=None,
     csr: Csr | None = None,
     tracking_id: int | None = None,
-    actor=None,
+    actor,
     commit: bool = True,
 ) -> tuple[Certificate, bool]:
     """Put a certificate in the repository, or return the one already there (same fingerprint).
@@ -87,15 +88,10 @@ def add_certificate(
         else:
             if not pki.key_matches(private_key, cert.public_key()):
                 raise PkiError("The private key does not belong to this certificate.", "key")
-            key_row = csrs.store_private_key(private_key, actor, "imported")
-    key_row = key_row or csrs.key_by_public_id(info.public_key_id)
+            key_row = keys.store(private_key, actor, "imported")
+    key_row = key_row or keys.by_public_id(info.public_key_id)
     if csr is None:
-        csr = db.session.execute(
-            select(Csr)
-            .where(Csr.public_key_id == info.public_key_id)
-            .order_by(Csr.id.desc())
-            .limit(1)
-        ).scalar()
+        csr = csrs.latest_for_public_key(info.public_key_id)
 
     existing = db.session.execute(
         select(Certificate).where(Certificate.fingerprint_sha256 == info.fingerprint_sha256)
@@ -149,7 +145,7 @@ def add_certificate(
         tracking_id=tracking_id,
         private_key_id=key_row.id if key_row else None,
         csr_id=csr.id if csr else None,
-        created_by_id=actor.id if actor is not None else None,
+        created_by_id=getattr(actor, "id", None),
     )
     row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
     db.session.add(row)
@@ -207,7 +203,7 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
         except PkiError as exc:
             raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
     result = ImportResult()
-    keys_before = db.session.execute(select(func.count()).select_from(PrivateKey)).scalar_one()
+    keys_before = keys.count()
     for (name, _), bundle in zip(files, bundles, strict=True):
         if bundle.key is not None and not any(
             pki.key_matches(bundle.key, c.public_key()) for c in bundle.certificates
@@ -229,9 +225,7 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
     except Exception:
         db.session.rollback()
         raise
-    result.keys = (
-        db.session.execute(select(func.count()).select_from(PrivateKey)).scalar_one() - keys_before
-    )
+    result.keys = keys.count() - keys_before
     db.session.commit()
     return result
 
@@ -351,29 +345,8 @@ def query(f: CertFilter, now=None):
 
 
 def page_of(f: CertFilter, page: int, per_page: int, now=None) -> Page:
-    """One page of the filtered list: a COUNT, then the page's ids from the index alone
-    (a deep OFFSET skips index entries, not table rows), then those rows."""
-    now = now or utcnow()
-    conds, order = _conditions(f, now), _order(f)
-    total = db.session.execute(
-        select(func.count()).select_from(Certificate).where(*conds)
-    ).scalar_one()
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    ids = (
-        select(Certificate.id)
-        .where(*conds)
-        .order_by(*order)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    rows = db.session.execute(
-        select(Certificate)
-        .options(defer(Certificate.pem), defer(Certificate.chain_pem))
-        .where(Certificate.id.in_(ids))
-        .order_by(*order)
-    ).scalars()
-    return Page(list(rows), page, per_page, total)
+    """One page of the filtered, sorted list (see :func:`webapp.paging.paginate`)."""
+    return paginate(query(f, now), page, per_page, key=Certificate.id)
 
 
 def issuers() -> list[str]:
@@ -452,8 +425,7 @@ FORMATS = {
 
 
 def file_stem(cert: Certificate) -> str:
-    base = (cert.common_name or f"certificate-{cert.id}").replace("*", "wildcard")
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in base)[:80] or "certificate"
+    return keys.file_stem(cert.common_name, f"certificate-{cert.id}")
 
 
 def export(cert: Certificate, fmt: str) -> tuple[bytes, str, str]:
@@ -474,37 +446,32 @@ def export(cert: Certificate, fmt: str) -> tuple[bytes, str, str]:
     return body, mimetype, f"{file_stem(cert)}.{ext}"
 
 
-def export_pkcs12(actor, cert: Certificate, password: str) -> bytes:
-    """The certificate, its chain and its private key as a password-protected PKCS#12.
-
-    Needs the key-download right for this key (PermissionDenied otherwise); audited as
-    ``certificate.download_pkcs12``. Raises PkiError when there is no key or the password is short.
-    """
+def download_key(actor, cert: Certificate, fmt: str, password: str, repeated: str | None):
+    """The certificate's private key as a protected file: PKCS#12 with the certificate and its
+    chain, or the key alone as PKCS#8. See :func:`webapp.keys.service.download` for what it
+    raises; PkiError too when CertDesk does not hold the key."""
     if cert.private_key is None:
         raise PkiError("CertDesk does not hold the private key of this certificate.", "password")
-    leaf = pki.load_pem_list(cert.pem)[0]
-    chain = pki.load_pem_list(cert.chain_pem)
-    data = csrs.export_private_key(
+    return keys.download(
         actor,
         cert.private_key,
-        password,
-        "pkcs12",
-        name=cert.common_name,
-        cert=leaf,
-        chain=chain,
-        commit=False,
+        fmt=fmt,
+        password=password,
+        repeated=repeated,
+        name=cert.common_name or f"certificate-{cert.id}",
+        cert=pki.load_pem_list(cert.pem)[0] if fmt == "pkcs12" else None,
+        chain=pki.load_pem_list(cert.chain_pem) if fmt == "pkcs12" else (),
+        about={"certificate_id": cert.id},
     )
-    audit.record(
-        "certificate.download_pkcs12",
-        object_type="certificate",
-        object_id=cert.id,
-        detail={"common_name": cert.common_name},
-    )
-    db.session.commit()
-    return data
 
 
-def mark_revoked(cert: Certificate, revoked_at=None, *, actor=None, commit: bool = True) -> None:
+@hooks.on("key.in_use")
+def _key_in_use(key_id: int) -> bool:
+    stmt = select(Certificate.id).where(Certificate.private_key_id == key_id).limit(1)
+    return db.session.execute(stmt).first() is not None
+
+
+def mark_revoked(cert: Certificate, revoked_at=None, *, actor, commit: bool = True) -> None:
     """Record that the CA revoked ``cert`` (the orders feature calls this after a revoke).
 
     Idempotent: an already revoked certificate keeps its first revocation time.
@@ -533,5 +500,11 @@ def delete_certificate(actor, cert: Certificate) -> None:
     }
     cert_id = cert.id
     db.session.delete(cert)
-    audit.record("certificate.delete", object_type="certificate", object_id=cert_id, detail=detail)
+    audit.record(
+        "certificate.delete",
+        actor=actor,
+        object_type="certificate",
+        object_id=cert_id,
+        detail=detail,
+    )
     db.session.commit()

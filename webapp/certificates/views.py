@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, flash, request, stream_with_context, url_for
 from flask_login import current_user
-from werkzeug.routing import BuildError
 
-from webapp import htmx
-from webapp.certificates import pki, service
+from webapp import htmx, pki, uploads
+from webapp.certificates import service
 from webapp.certificates.models import SOURCES
-from webapp.certificates.pki import PkiError
-from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
+from webapp.keys import service as keys
 from webapp.paging import page_args
 from webapp.security import rbac
+from webapp.validation import InputError
 
 bp = Blueprint("certificates", __name__, url_prefix="/certificates")
 
@@ -76,17 +75,13 @@ def import_files():
     errors: dict[str, str] = {}
     result = None
     if request.method == "POST":
-        files = [
-            (f.filename or "upload", f.read(pki.MAX_FILE_BYTES + 1))
-            for f in request.files.getlist("files")
-            if f and f.filename
-        ]
-        pasted = request.form.get("pem_text", "")
-        if pasted.strip():
-            files.append(("pasted text", pasted.encode()))
         try:
+            files = uploads.read_all("files")
+            pasted = request.form.get("pem_text", "")
+            if pasted.strip():
+                files.append(("pasted text", pasted.encode()))
             result = service.import_files(current_user, files, request.form.get("password", ""))
-        except PkiError as exc:
+        except InputError as exc:
             errors[exc.field or "files"] = str(exc)
         else:
             parts = [f"{len(result.added)} added"]
@@ -102,18 +97,6 @@ def import_files():
     return htmx.render("certificates/import.html", errors=errors), 422 if errors else 200
 
 
-def _order_url(tracking_id: int | None) -> str | None:
-    """A link to the Entrust order page, once the orders feature provides one."""
-    if tracking_id is None:
-        return None
-    for endpoint, arg in (("orders.detail", "tracking_id"), ("orders.detail", "order_id")):
-        try:
-            return url_for(endpoint, **{arg: tracking_id})
-        except BuildError:
-            continue
-    return None
-
-
 def _detail(row, errors=None, status=200):
     leaf = pki.load_pem_list(row.pem)[0]
     chain = pki.load_pem_list(row.chain_pem)
@@ -125,9 +108,8 @@ def _detail(row, errors=None, status=200):
         chain=[pki.describe_certificate(c) for c in chain],
         state=service.state_of(row),
         errors=errors or {},
-        can_key=csrs.can_download_key(current_user, row.private_key),
+        can_key=keys.can_download(current_user, row.private_key),
         sources=SOURCES,
-        order_url=_order_url(row.tracking_id),
     ), status
 
 
@@ -155,28 +137,24 @@ def pkcs12(cert_id: int):
     row = _cert_or_404(cert_id)
     if row.private_key is None:
         abort(404)
-    if not csrs.can_download_key(current_user, row.private_key):
+    if not keys.can_download(current_user, row.private_key):
         abort(403)
-    password = request.form.get("password", "")
-    if password != request.form.get("password2", password):
-        return _detail(row, {"password2": "The passwords differ."}, 422)
-    key_only = request.form.get("format") == "pkcs8"
+    form = request.form
+    fmt = "pkcs8" if form.get("format") == "pkcs8" else "pkcs12"
     try:
-        if key_only:
-            data = csrs.export_private_key(
-                current_user, row.private_key, password, "pkcs8", name=row.common_name
-            )
-        else:
-            data = service.export_pkcs12(current_user, row, password)
-    except PkiError as exc:
-        return _detail(row, {"password": str(exc)}, 422)
-    ext, mime = (
-        ("key.pem", "application/x-pem-file") if key_only else ("p12", "application/x-pkcs12")
-    )
+        f = service.download_key(
+            current_user, row, fmt, form.get("password", ""), form.get("password2")
+        )
+    except InputError as exc:
+        return _detail(row, exc.as_errors(), 422)
+    return _file_response(f)
+
+
+def _file_response(f: keys.KeyFile) -> Response:
     return Response(
-        data,
-        mimetype=mime,
-        headers={"Content-Disposition": f"attachment; filename={service.file_stem(row)}.{ext}"},
+        f.data,
+        mimetype=f.mimetype,
+        headers={"Content-Disposition": f"attachment; filename={f.filename}"},
     )
 
 

@@ -1,4 +1,4 @@
-"""SSL > CSRs: generate or import key pairs and CSRs, keep keys sealed, hand keys out on request.
+"""SSL > CSRs: generate or import key pairs and CSRs (the keys are kept by webapp.keys).
 
 Every change is audited in its own transaction. Errors a person can fix are ``PkiError``s with
 the form field they belong to; nothing is written when one is raised.
@@ -6,107 +6,17 @@ the form field they belong to; nothing is written when one is raised.
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
+from webapp import hooks, pki
 from webapp.audit import service as audit
-from webapp.certificates import pki
-from webapp.certificates.pki import PkiError
-from webapp.csrs.models import Csr, PrivateKey
+from webapp.csrs.models import Csr
 from webapp.extensions import db
+from webapp.keys import service as keys
+from webapp.keys.models import PrivateKey
+from webapp.pki import PkiError
+from webapp.search import contains
 from webapp.security import rbac
-from webapp.security.secretbox import context_for, current_box
-
-MIN_EXPORT_PASSWORD = 8
-KEY_FORMATS = ("pkcs8", "pkcs12")
-
-
-# -- private keys ------------------------------------------------------------------------------
-
-
-def store_private_key(key, actor=None, origin: str = "generated") -> PrivateKey:
-    """Seal ``key`` and add it to the session, or return the row already holding that key."""
-    pub_id = pki.public_key_id(key.public_key())
-    existing = db.session.execute(
-        select(PrivateKey).where(PrivateKey.public_key_id == pub_id)
-    ).scalar()
-    if existing is not None:
-        return existing
-    info = pki.describe_public_key(key.public_key())
-    row = PrivateKey(
-        key_type=info.type,
-        key_size=info.size,
-        label=info.label,
-        public_key_id=pub_id,
-        sealed_pem=current_box().seal(
-            pki.private_key_pem(key), context_for(PrivateKey, "sealed_pem")
-        ),
-        origin=origin,
-        created_by_id=actor.id if actor is not None else None,
-    )
-    db.session.add(row)
-    db.session.flush()
-    return row
-
-
-def open_private_key(row: PrivateKey):
-    pem = current_box().open(row.sealed_pem, context_for(PrivateKey, "sealed_pem"))
-    return pki.load_private_key(pem)
-
-
-def key_by_public_id(public_key_id: str) -> PrivateKey | None:
-    return db.session.execute(
-        select(PrivateKey).where(PrivateKey.public_key_id == public_key_id)
-    ).scalar()
-
-
-def can_download_key(user, row: PrivateKey | None) -> bool:
-    """Admins may download any key; operators only keys they made or imported; auditors none."""
-    if row is None or not rbac.has_permission(user, rbac.KEYS_DOWNLOAD):
-        return False
-    return user.role == "admin" or row.created_by_id == user.id
-
-
-def export_private_key(
-    actor,
-    row: PrivateKey,
-    password: str,
-    fmt: str,
-    *,
-    name: str = "",
-    cert=None,
-    chain=(),
-    commit: bool = True,
-) -> bytes:
-    """The key encrypted under ``password`` as PKCS#8 PEM or PKCS#12 (with ``cert`` if given).
-
-    Raises PermissionDenied unless the actor may download this key, PkiError for a short
-    password or an unknown format. Audited as ``key.download``.
-    """
-    rbac.check(actor, rbac.KEYS_DOWNLOAD)
-    if not can_download_key(actor, row):
-        raise rbac.PermissionDenied("Only an administrator or the key's creator may download it.")
-    if fmt not in KEY_FORMATS:
-        raise PkiError("Choose PKCS#8 or PKCS#12.", "format")
-    if len(password or "") < MIN_EXPORT_PASSWORD:
-        raise PkiError(
-            f"Protect the file with a password of at least {MIN_EXPORT_PASSWORD} characters.",
-            "password",
-        )
-    key = open_private_key(row)
-    if fmt == "pkcs8":
-        data = pki.export_key_pkcs8(key, password)
-    else:
-        data = pki.export_pkcs12(name, key, cert, list(chain), password)
-    audit.record(
-        "key.download",
-        object_type="private_key",
-        object_id=row.id,
-        detail={"format": fmt, "with_certificate": cert is not None},
-    )
-    if commit:
-        db.session.commit()
-    return data
-
 
 # -- CSRs --------------------------------------------------------------------------------------
 
@@ -179,10 +89,11 @@ def create_csr(
     key = pki.generate_private_key(key_type)
     csr = pki.build_csr(key, subject, sans, hash_name)
     info = pki.parse_csr(csr.public_bytes(pki.serialization.Encoding.PEM))
-    key_row = store_private_key(key, actor, "generated")
+    key_row = keys.store(key, actor, "generated")
     row = _add_csr(info, key_row, "generated", actor)
     audit.record(
         "csr.create",
+        actor=actor,
         object_type="csr",
         object_id=row.id,
         detail={"common_name": row.common_name, "key": info.key.label, "hash": hash_name},
@@ -206,12 +117,13 @@ def import_csr(actor, csr_data, key_data=None, key_password: str | None = None) 
             raise PkiError(
                 "This private key does not belong to the CSR: their public keys differ.", "key"
             )
-        key_row = store_private_key(key, actor, "imported")
-    elif (existing := key_by_public_id(info.public_key_id)) is not None:
+        key_row = keys.store(key, actor, "imported")
+    elif (existing := keys.by_public_id(info.public_key_id)) is not None:
         key_row = existing
     row = _add_csr(info, key_row, "imported", actor)
     audit.record(
         "csr.import",
+        actor=actor,
         object_type="csr",
         object_id=row.id,
         detail={"common_name": row.common_name, "with_key": key_row is not None},
@@ -232,35 +144,43 @@ SORTS = {
 
 def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
     stmt = select(Csr)
-    q = (q or "").strip().lower()
-    if q:
-        like = f"%{q.replace('%', '').replace('_', '')}%"
-        stmt = stmt.where(or_(func.lower(Csr.common_name).like(like), Csr.sans.like(like)))
+    if (q or "").strip():
+        stmt = stmt.where(or_(contains(Csr.common_name, q), contains(Csr.sans, q)))
     col = SORTS.get(sort, Csr.created_at)
     order = col.asc() if direction == "asc" else col.desc()
     return stmt.order_by(order, Csr.id.desc())
 
 
-def delete_csr(actor, row: Csr) -> None:
-    """Delete a CSR; its key goes too unless a certificate still uses it."""
-    rbac.check(actor, rbac.CSRS_MANAGE)
-    from webapp.certificates.models import Certificate
+def latest_for_public_key(public_key_id: str) -> Csr | None:
+    """The newest CSR CertDesk holds for a public key (a certificate issued for it links to it)."""
+    return db.session.execute(
+        select(Csr).where(Csr.public_key_id == public_key_id).order_by(Csr.id.desc()).limit(1)
+    ).scalar()
 
+
+@hooks.on("key.in_use")
+def _key_in_use(key_id: int) -> bool:
+    return (
+        db.session.execute(select(Csr.id).where(Csr.private_key_id == key_id).limit(1)).first()
+        is not None
+    )
+
+
+def delete_csr(actor, row: Csr) -> dict:
+    """Delete a CSR. Its private key goes too when nothing else needs it and the actor may
+    handle that key (an administrator, or the key's creator); otherwise the key is kept.
+    Returns the audit detail (``key_deleted`` / ``key_kept``)."""
+    rbac.check(actor, rbac.CSRS_MANAGE)
     key_row = row.private_key
     detail = {"common_name": row.common_name}
+    csr_id = row.id
     db.session.delete(row)
     db.session.flush()
     if key_row is not None:
-        in_use = (
-            db.session.execute(
-                select(Certificate.id).where(Certificate.private_key_id == key_row.id).limit(1)
-            ).first()
-            or db.session.execute(
-                select(Csr.id).where(Csr.private_key_id == key_row.id).limit(1)
-            ).first()
-        )
-        if not in_use:
-            db.session.delete(key_row)
+        if not keys.can_download(actor, key_row):
+            detail["key_kept"] = "not the key's creator"
+        elif keys.delete_if_unused(key_row):
             detail["key_deleted"] = True
-    audit.record("csr.delete", object_type="csr", object_id=row.id, detail=detail)
+    audit.record("csr.delete", actor=actor, object_type="csr", object_id=csr_id, detail=detail)
     db.session.commit()
+    return detail

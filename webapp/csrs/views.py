@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, flash, request, url_for
 from flask_login import current_user
 
-from webapp import htmx
-from webapp.certificates import pki
-from webapp.certificates.pki import PkiError
+from webapp import htmx, pki, uploads
 from webapp.csrs import service
+from webapp.keys import service as keys
 from webapp.paging import page_args, paginate
 from webapp.security import rbac
+from webapp.validation import InputError
 
 bp = Blueprint("csrs", __name__, url_prefix="/csrs")
 
@@ -22,14 +22,6 @@ def _csr_or_404(csr_id: int):
     if row is None:
         abort(404)
     return row
-
-
-def read_upload(name: str) -> bytes | None:
-    """The bytes of an uploaded file (a byte past the limit, so the size check can refuse it)."""
-    f = request.files.get(name)
-    if f is None or not f.filename:
-        return None
-    return f.read(pki.MAX_FILE_BYTES + 1)
 
 
 @bp.get("/")
@@ -70,7 +62,7 @@ def new():
                 form["sans"],
                 form["hash"],
             )
-        except PkiError as exc:
+        except InputError as exc:
             errors[exc.field or "form"] = str(exc)
         else:
             flash(f"Key pair and CSR for {row.common_name} created.", "success")
@@ -102,16 +94,16 @@ def import_csr():
     form = {"csr_text": "", "key_text": ""}
     if request.method == "POST":
         form = {k: request.form.get(k, "") for k in form}
-        csr_data = read_upload("csr_file") or form["csr_text"].encode()
-        key_data = read_upload("key_file") or form["key_text"].encode()
         try:
+            csr_data = uploads.read("csr_file") or form["csr_text"].encode()
+            key_data = uploads.read("key_file") or form["key_text"].encode()
             row = service.import_csr(
                 current_user,
                 csr_data,
                 key_data if key_data.strip() else None,
                 request.form.get("key_password", ""),
             )
-        except PkiError as exc:
+        except InputError as exc:
             errors[exc.field or "form"] = str(exc)
         else:
             flash(f"CSR for {row.common_name or 'the subject'} imported.", "success")
@@ -127,7 +119,7 @@ def _detail(row, errors=None, status=200):
         csr=row,
         info=info,
         errors=errors or {},
-        can_key=service.can_download_key(current_user, row.private_key),
+        can_key=keys.can_download(current_user, row.private_key),
     ), status
 
 
@@ -155,24 +147,25 @@ def download_key(csr_id: int):
     row = _csr_or_404(csr_id)
     if row.private_key is None:
         abort(404)
-    if not service.can_download_key(current_user, row.private_key):
+    if not keys.can_download(current_user, row.private_key):
         abort(403)
-    fmt = request.form.get("format", "pkcs8")
-    password = request.form.get("password", "")
-    if password != request.form.get("password2", password):
-        return _detail(row, {"password2": "The passwords differ."}, 422)
+    form = request.form
     try:
-        data = service.export_private_key(
-            current_user, row.private_key, password, fmt, name=row.common_name
+        f = keys.download(
+            current_user,
+            row.private_key,
+            fmt=form.get("format", "pkcs8"),
+            password=form.get("password", ""),
+            repeated=form.get("password2"),
+            name=row.common_name,
+            about={"csr_id": row.id},
         )
-    except PkiError as exc:
-        return _detail(row, {exc.field or "password": str(exc)}, 422)
-    name = "".join(c if c.isalnum() or c in ".-_" else "_" for c in row.common_name) or "key"
-    ext, mime = (
-        ("key.pem", "application/x-pem-file") if fmt == "pkcs8" else ("p12", "application/x-pkcs12")
-    )
+    except InputError as exc:
+        return _detail(row, exc.as_errors(), 422)
     return Response(
-        data, mimetype=mime, headers={"Content-Disposition": f"attachment; filename={name}.{ext}"}
+        f.data,
+        mimetype=f.mimetype,
+        headers={"Content-Disposition": f"attachment; filename={f.filename}"},
     )
 
 
@@ -181,6 +174,11 @@ def download_key(csr_id: int):
 def delete(csr_id: int):
     row = _csr_or_404(csr_id)
     name = row.common_name
-    service.delete_csr(current_user, row)
-    flash(f"CSR for {name} deleted.", "success")
+    detail = service.delete_csr(current_user, row)
+    kept = (
+        " Its private key was kept: only an administrator or the key's creator may delete it."
+        if detail.get("key_kept")
+        else ""
+    )
+    flash(f"CSR for {name} deleted.{kept}", "success")
     return htmx.redirect(url_for("csrs.index"))

@@ -9,8 +9,9 @@ from cryptography.hazmat.primitives import serialization
 from tests.unit.certs.factory import MiniPki, p12
 from webapp.certificates import service as certificates
 from webapp.csrs import service as csrs
-from webapp.csrs.models import PrivateKey
 from webapp.extensions import db
+from webapp.keys import service as keys
+from webapp.keys.models import PrivateKey
 
 
 def _body(key) -> bytes:
@@ -24,7 +25,7 @@ def _body(key) -> bytes:
 def test_no_private_key_in_plaintext(app, instance, user):
     admin = user["admin"]
     row = csrs.create_csr(admin, "rsa2048", {"CN": "plain.example.com"}, "")
-    made = csrs.open_private_key(row.private_key)
+    made = keys.open_key(row.private_key)
     t = MiniPki()
     key, cert = t.leaf("p12.example.com")
     result = certificates.import_files(

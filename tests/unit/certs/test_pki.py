@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
 from tests.unit.certs.factory import MiniPki, der, key_pem, p7b, p12, pem
-from webapp.certificates import pki
-from webapp.certificates.pki import PkiError
+from webapp import pki
+from webapp.pki import PkiError
 
 SUBJECT = {
     "CN": "www.example.com",

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.certs.factory import MiniPki, der, key_pem, p7b, p12, pem
-from webapp.certificates import pki
-from webapp.certificates.pki import PkiError
+from webapp import pki
+from webapp.pki import PkiError
 
 _T = MiniPki()
 _KEY, _CERT = _T.leaf("fuzz.example.com")

@@ -1,0 +1,1 @@
+"""Private keys held by CertDesk, sealed at rest; shared by SSL > CSRs and SSL > Certificates."""
