@@ -1,4 +1,4 @@
-"""Credential service: validation, sealing, client-certificate uploads, error words, admin flag."""
+"""Credential service: validation, sealing, client-certificate uploads, admin flag."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
+from webapp import hooks
 from webapp.audit.models import AuditEvent
-from webapp.credentials import service
+from webapp.credentials import clients, service
 from webapp.credentials.models import EcsCredential
 from webapp.ecs import errors
-from webapp.ecs.errors import ConnectionProblem
 from webapp.extensions import db
 
 API_KEY = "unit-api-key-Zq81"
@@ -83,9 +83,9 @@ def test_client_for_opens_the_secrets_and_uses_settings(app, user):
     )
     assert cred.client_cert_subject == "CN=certdesk-client"
     assert key_pem.decode().splitlines()[1] not in cred.client_key_sealed
-    client = service.client_for(cred)
+    client = clients.client_for(cred)
     assert client.has_client_cert and client.connect_timeout == 10 and client.read_timeout == 60
-    assert client.rate_budget is service.client_for(cred).rate_budget  # one budget per credential
+    assert client.rate_budget is clients.client_for(cred).rate_budget  # one budget per credential
     assert client.rate_budget.per_minute == 120
     assert API_KEY not in repr(client)
 
@@ -164,79 +164,30 @@ def test_edit_keeps_the_key_when_left_empty(app, user):
 
 def test_delete_needs_confirmation_and_keeps_the_row(app, user):
     cred, _ = service.create(user["admin"], data(), start_sync=False)
-    service.REFERENCE_COUNTERS.append(lambda c: (3, "orders"))
+
+    def three_orders(credential):
+        return (3, "orders")
+
+    hooks.on("credential.references")(three_orders)
     try:
         with pytest.raises(service.CredentialError, match="3 orders"):
             service.delete(user["admin"], cred, confirmed=False)
         detail = service.delete(user["admin"], cred, confirmed=True)
     finally:
-        service.REFERENCE_COUNTERS.pop()
+        hooks._handlers["credential.references"].remove(three_orders)
     assert detail["orders"] == 3
     assert service.get(cred.id) is None
     kept = service.get(cred.id, include_deleted=True)
     assert kept.deleted_at and kept.api_key_sealed == "" and not kept.enabled
-    with pytest.raises(service.CredentialError, match="deleted"):
-        service.client_for(kept)
+    with pytest.raises(clients.ClientUnavailable, match="deleted"):
+        clients.client_for(kept)
 
 
 def test_a_403_clears_the_admin_flag_and_says_so(app, user):
     cred, _ = service.create(user["admin"], data(is_admin=True), start_sync=False)
     exc = errors.AuthenticationError(status=403, messages=["User is not an administrator"])
-    message = service.note_admin_refused(cred, exc)
+    message = service.note_admin_refused(cred, exc, actor=user["admin"])
     assert not cred.is_admin and "was cleared" in message and cred.admin_note == message
     assert db.session.execute(
         select(AuditEvent).where(AuditEvent.action == "credential.admin_rights_cleared")
     ).scalar_one()
-
-
-URL = "https://ecs.example.com/enterprise/v2/"
-
-
-@pytest.mark.parametrize(
-    "exc,words",
-    [
-        (
-            errors.AuthenticationError(status=401, messages=["Invalid API username or key"]),
-            "Wrong user name or API key",
-        ),
-        (
-            errors.AuthenticationError(
-                status=401, messages=["A client certificate is required for this API user"]
-            ),
-            "Client certificate required",
-        ),
-        (
-            errors.AuthenticationError(
-                status=401, messages=["The client certificate does not belong to this API user"]
-            ),
-            "Client certificate rejected",
-        ),
-        (errors.EcsConnectionError("x", problem=ConnectionProblem.DNS), "Host unreachable"),
-        (errors.EcsConnectionError("x", problem=ConnectionProblem.REFUSED), "Host unreachable"),
-        (errors.EcsConnectionError("x", problem=ConnectionProblem.UNREACHABLE), "Host unreachable"),
-        (
-            errors.EcsConnectionError(
-                "407 Proxy Authentication Required", problem=ConnectionProblem.PROXY
-            ),
-            "Proxy refused",
-        ),
-        (
-            errors.EcsConnectionError("certificate verify failed", problem=ConnectionProblem.TLS),
-            "TLS error",
-        ),
-        (errors.EcsTimeout("no connection within 10 s", phase="connect"), "Timeout"),
-        (errors.EcsTimeout("no answer within 60 s", phase="read"), "Timeout"),
-        (errors.NotFoundError(status=404, path="/application/version"), "/enterprise/v2/"),
-        (errors.MalformedResponseError("expected JSON, got text/html"), "not as the ECS API does"),
-    ],
-)
-def test_errors_in_words(exc, words):
-    assert words in service.describe(exc, URL, has_cert=False)
-
-
-def test_tls_rejection_of_the_client_certificate():
-    exc = errors.EcsConnectionError(
-        "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required",
-        problem=ConnectionProblem.TLS,
-    )
-    assert "rejected the client certificate" in service.describe(exc, URL, has_cert=True)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tests.helpers import HTMX
 from tests.unit.test_credentials import make_cert, pem
 from webapp.catalog.models import CatalogDomain
-from webapp.credentials import service
+from webapp.credentials import clients, service
 from webapp.credentials.models import EcsCredential
 from webapp.ecs import clear_budgets
 from webapp.extensions import db
@@ -23,7 +23,7 @@ SECRET_KEY = "Xy-very-secret-api-key-4711"
 
 @pytest.fixture(autouse=True)
 def fast_client(monkeypatch):
-    monkeypatch.setattr(service, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    monkeypatch.setattr(clients, "CLIENT_OPTIONS", {"sleep": lambda s: None})
     clear_budgets()
 
 

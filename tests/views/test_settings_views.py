@@ -7,7 +7,8 @@ import json
 from sqlalchemy import select
 
 from webapp.audit.models import AuditEvent
-from webapp.credentials import service, tunables
+from webapp.catalog import service as catalog
+from webapp.credentials import clients, service
 from webapp.extensions import db
 from webapp.settings import service as settings
 
@@ -30,22 +31,22 @@ def test_only_admins(operator_client, auditor_client, admin_client):
 
 def test_save_is_audited_and_applies_at_once(app, admin_client, user):
     values = {k: settings.get(k) for k in settings.REGISTRY}
-    values.update({tunables.READ_TIMEOUT: "7", tunables.DEFAULT_PROXY: "http://proxy:3128"})
+    values.update({clients.READ_TIMEOUT: "7", clients.DEFAULT_PROXY: "http://proxy:3128"})
     resp = admin_client.post("/admin/settings/", data=values)
     assert resp.status_code == 303
     db.session.expire_all()
-    assert settings.get(tunables.READ_TIMEOUT) == 7
+    assert settings.get(clients.READ_TIMEOUT) == 7
     event = db.session.execute(
         select(AuditEvent).where(AuditEvent.action == "settings.update")
     ).scalar_one()
     detail = json.loads(event.detail)
-    assert set(detail) == {tunables.READ_TIMEOUT, tunables.DEFAULT_PROXY}
+    assert set(detail) == {clients.READ_TIMEOUT, clients.DEFAULT_PROXY}
     cred, _ = service.create(
         user["admin"],
         service.CredentialInput(name="A", api_user="u", api_key="k", base_url="https://x.example/"),
         start_sync=False,
     )
-    client = service.client_for(cred)
+    client = clients.client_for(cred)
     assert client.read_timeout == 7
     assert client._session.proxies["https"] == "http://proxy:3128"
 
@@ -54,16 +55,16 @@ def test_invalid_values_change_nothing(admin_client):
     resp = admin_client.post(
         "/admin/settings/",
         data={
-            tunables.SYNC_INTERVAL_HOURS: "0",
-            tunables.READ_TIMEOUT: "abc",
-            tunables.CONNECT_TIMEOUT: "5",
+            catalog.SYNC_INTERVAL_HOURS: "0",
+            clients.READ_TIMEOUT: "abc",
+            clients.CONNECT_TIMEOUT: "5",
         },
     )
     body = resp.get_data(as_text=True)
     assert resp.status_code == 422 and "At least 1." in body and "Enter a whole number." in body
     assert 'aria-invalid="true"' in body
     db.session.expire_all()
-    assert settings.get(tunables.CONNECT_TIMEOUT) == 10
+    assert settings.get(clients.CONNECT_TIMEOUT) == 10
     assert (
         db.session.execute(select(AuditEvent).where(AuditEvent.action == "settings.update")).first()
         is None
@@ -72,8 +73,8 @@ def test_invalid_values_change_nothing(admin_client):
 
 def test_a_proxy_password_is_refused_not_stored(admin_client):
     values = {k: settings.get(k) for k in settings.REGISTRY}
-    values[tunables.DEFAULT_PROXY] = "http://u:secretpw@proxy:3128"
+    values[clients.DEFAULT_PROXY] = "http://u:secretpw@proxy:3128"
     resp = admin_client.post("/admin/settings/", data=values)
     assert resp.status_code == 422 and "must not contain a password" in resp.get_data(True)
     db.session.expire_all()
-    assert settings.get(tunables.DEFAULT_PROXY) == ""
+    assert settings.get(clients.DEFAULT_PROXY) == ""

@@ -1,55 +1,36 @@
-"""Entrust credentials: create, edit, disable and delete them, test them, and build the ECS client
-for one. :func:`client_for` is the only place that opens a credential's sealed secrets."""
+"""Entrust credentials: create, edit, disable and delete them, test them, and record their
+sync state. Building the ECS client is :mod:`.clients`; ECS errors in words is :mod:`.wording`;
+the demo sandbox is :mod:`.demo`."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy import update as sql_update
 
+from webapp import hooks
 from webapp.audit import service as audit
-from webapp.credentials import tunables
+from webapp.credentials import clients, wording
 from webapp.credentials.models import DEFAULT_BASE_URL, EcsCredential
 from webapp.dbtypes import utcnow
-from webapp.ecs import EcsClient, budget_for, errors
-from webapp.ecs.errors import ConnectionProblem
+from webapp.ecs import EcsClient, errors
 from webapp.ecs.transport import scrub
 from webapp.extensions import db
 from webapp.security import rbac
-from webapp.security.secretbox import context_for, current_box
-from webapp.settings import service as settings
+from webapp.security.secretbox import current_box
+from webapp.validation import InputError
 
 log = logging.getLogger(__name__)
-
-API_KEY_CTX = context_for(EcsCredential, "api_key_sealed")
-CLIENT_KEY_CTX = context_for(EcsCredential, "client_key_sealed")
-TEST_TIMEOUT_CAP = 20.0  # Test Login answers within this, whatever the settings say
-
-# Extra keyword arguments for every EcsClient built here (tests pass a no-op ``sleep``).
-CLIENT_OPTIONS: dict = {}
-
-# Features whose rows refer to a credential register a counter here; a delete then says what
-# is kept read-only. Each returns (count, label), e.g. (12, "orders").
-REFERENCE_COUNTERS: list[Callable[[EcsCredential], tuple[int, str]]] = []
+SYNC_KINDS = ("organizations", "domains", "products")
 
 
-class CredentialError(Exception):
+class CredentialError(InputError):
     """Invalid input or a refused change; ``field`` names the form field to show it next to."""
-
-    def __init__(self, message: str, field: str = ""):
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass
@@ -101,7 +82,17 @@ def get(credential_id: int, include_deleted: bool = False) -> EcsCredential | No
 
 
 def references(cred: EcsCredential) -> list[tuple[int, str]]:
-    return [r for r in (counter(cred) for counter in REFERENCE_COUNTERS) if r[0]]
+    """(count, label) of the rows of other features that refer to ``cred``."""
+    return [r for r in hooks.emit("credential.references", credential=cred) if r and r[0]]
+
+
+def counts() -> dict[int, dict[str, int]]:
+    """{credential id: {label: count}} from every feature that keeps rows per credential."""
+    out: dict[int, dict[str, int]] = {}
+    for part in hooks.emit("credential.counts"):
+        for cred_id, labels in part.items():
+            out.setdefault(cred_id, {}).update(labels)
+    return out
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -233,13 +224,13 @@ def _apply(cred: EcsCredential, data: CredentialInput, clean: dict) -> list[str]
     if clean["is_admin"] and "is_admin" in changed:
         cred.admin_note = ""
     if data.api_key:
-        cred.api_key_sealed = box.seal(data.api_key, API_KEY_CTX)
+        cred.api_key_sealed = box.seal(data.api_key, clients.API_KEY_CTX)
         changed.append("api_key")
     if clean["cert"] is not None:
         cert_pem, key_pem = clean["cert"]
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
         cred.client_cert_pem = cert_pem
-        cred.client_key_sealed = box.seal(key_pem, CLIENT_KEY_CTX)
+        cred.client_key_sealed = box.seal(key_pem, clients.CLIENT_KEY_CTX)
         cred.client_cert_subject = cert.subject.rfc4514_string()[:500]
         cred.client_cert_expires_at = cert.not_valid_after_utc
         changed.append("client_certificate")
@@ -271,12 +262,13 @@ def _summary(cred: EcsCredential) -> dict:
 
 
 def create(actor, data: CredentialInput, *, start_sync: bool = True):
-    """Store a new credential (audited) and start its full sync; returns (credential, job).
+    """Store a new credential (audited) and announce it (``credential.created``: its first
+    sync starts); returns (credential, the job started, or None).
 
     Raises CredentialError for invalid input; nothing is stored then."""
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
     clean = _clean(data, None)
-    cred = EcsCredential(created_by_id=actor.id if actor else None)
+    cred = EcsCredential(created_by_id=actor.id)
     _apply(cred, data, clean)
     db.session.add(cred)
     db.session.flush()
@@ -291,9 +283,9 @@ def create(actor, data: CredentialInput, *, start_sync: bool = True):
     log.info("credential %s (%s) created", cred.id, cred.name)
     job = None
     if start_sync:
-        from webapp.catalog import service as catalog
-
-        job = catalog.start_sync(actor, [cred.id], catalog.KINDS, reason="new credential")
+        job = next(
+            (j for j in hooks.emit("credential.created", actor=actor, credential=cred) if j), None
+        )
     return cred, job
 
 
@@ -344,23 +336,16 @@ def delete(actor, cred: EcsCredential, *, confirmed: bool) -> dict:
             + (f": {kept} refer to this credential and will be kept read-only." if kept else "."),
             "confirm",
         )
-    from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
-
     now = utcnow()
-    marked = 0
-    for model in (CatalogOrganization, CatalogDomain, CatalogProduct):
-        res = db.session.execute(
-            sql_update(model)
-            .where(model.credential_id == cred.id, model.gone_at.is_(None))
-            .values(gone_at=now)
-        )
-        marked += res.rowcount
+    kept: dict[str, int] = {}
+    for part in hooks.emit("credential.deleted", actor=actor, credential=cred):
+        kept.update(part or {})
     name = cred.name
     cred.deleted_at = now
     cred.enabled = False
     cred.api_key_sealed = ""
     cred.client_key_sealed = ""
-    detail = {"name": name, "catalog_rows_marked_gone": marked}
+    detail = {"name": name, **kept}
     detail.update({label: n for n, label in refs})
     audit.record(
         "credential.delete", object_type="credential", object_id=cred.id, detail=detail, actor=actor
@@ -394,178 +379,15 @@ def note_admin_refused(cred: EcsCredential, exc: errors.EcsError | None = None, 
     return message
 
 
-# --- the ECS client -----------------------------------------------------------------------------
-
-
-def _ca_file(pem: str) -> str:
-    """A file holding the CA bundle (public data), in the instance folder, named by content."""
-    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
-    folder = Path(current_app.instance_path) / "ecs-ca"
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{digest}.pem"
-    if not path.exists():
-        tmp = folder / f".{digest}.{os.getpid()}.tmp"
-        tmp.write_text(pem)
-        tmp.replace(path)
-    return str(path)
-
-
-def _build(
-    *,
-    base_url: str,
-    api_user: str,
-    api_key: str,
-    cert_pem: str | None,
-    key_pem: str | None,
-    proxy: str,
-    ca_bundle: str,
-    budget_key,
-    for_test: bool = False,
-) -> EcsClient:
-    connect = float(settings.get(tunables.CONNECT_TIMEOUT))
-    read = float(settings.get(tunables.READ_TIMEOUT))
-    options = {}
-    if for_test:  # one attempt with a short deadline: the user is waiting for the answer
-        connect, read = min(connect, TEST_TIMEOUT_CAP), min(read, TEST_TIMEOUT_CAP)
-        options["max_get_attempts"] = 1
-    if budget_key is not None:
-        options["rate_budget"] = budget_for(
-            budget_key, float(settings.get(tunables.REQUESTS_PER_MINUTE))
-        )
-    options.update(CLIENT_OPTIONS)
-    return EcsClient(
-        base_url,
-        api_user,
-        api_key,
-        client_cert_pem=cert_pem or None,
-        client_key_pem=key_pem or None,
-        proxy=proxy or settings.get(tunables.DEFAULT_PROXY) or None,
-        verify=_ca_file(ca_bundle) if ca_bundle else True,
-        connect_timeout=connect,
-        read_timeout=read,
-        **options,
-    )
-
-
-def client_for(cred: EcsCredential, *, for_test: bool = False) -> EcsClient:
-    """The ECS client for a stored credential: its secrets opened here and only here, the
-    process-wide request budget of this credential, timeouts and default proxy from Settings.
-
-    Raises CredentialError when the credential is deleted or its secrets cannot be opened.
-    Close the client when done (or use it as a context manager)."""
-    if cred.deleted_at is not None:
-        raise CredentialError(f"The credential {cred.name!r} was deleted.")
-    box = current_box()
-    try:
-        api_key = box.open_text(cred.api_key_sealed, API_KEY_CTX)
-        key_pem = None
-        if cred.client_key_sealed:
-            key_pem = box.open_text(cred.client_key_sealed, CLIENT_KEY_CTX)
-    except Exception:
-        raise CredentialError(
-            f"The stored secrets of {cred.name!r} cannot be opened; enter the API key again."
-        ) from None
-    try:
-        return _build(
-            base_url=cred.base_url,
-            api_user=cred.api_user,
-            api_key=api_key,
-            cert_pem=cred.client_cert_pem,
-            key_pem=key_pem,
-            proxy=cred.proxy,
-            ca_bundle=cred.ca_bundle_pem,
-            budget_key=("ecs_credential", cred.id),
-            for_test=for_test,
-        )
-    except Exception as exc:  # a bad client certificate or CA bundle in the SSL context
-        raise CredentialError(f"The TLS settings of {cred.name!r} cannot be used: {exc}") from None
-
-
-def describe(exc: errors.EcsError, base_url: str = "", has_cert: bool = False) -> str:
-    """An ECS error in words a person can act on."""
-    host = urlsplit(base_url).netloc or "the server"
-    said = "; ".join(exc.messages)
-    if isinstance(exc, errors.AuthenticationError):
-        low = said.lower()
-        if "client certificate" in low and "required" in low:
-            return (
-                "Client certificate required: Entrust requires a client certificate for this API "
-                "user. Upload the certificate and key (PEM files or PKCS#12)."
-            )
-        if "client certificate" in low:
-            return (
-                "Client certificate rejected: Entrust says it does not belong to this API user "
-                f"({said}). Upload the certificate issued for this API user."
-            )
-        if exc.status == 403:
-            return (
-                "Access refused (HTTP 403): Entrust accepted the login but this API user may not "
-                f"do this{': ' + said if said else ''}."
-            )
-        return (
-            "Wrong user name or API key: Entrust refused them (HTTP "
-            f"{exc.status or 401}{': ' + said if said else ''}). Check the User Name and API Key."
-        )
-    if isinstance(exc, errors.EcsConnectionError):
-        detail = scrub(exc.detail or "", 200)
-        if exc.problem == ConnectionProblem.TLS:
-            low = detail.lower()
-            if has_cert and any(w in low for w in ("alert", "certificate required", "bad cert")):
-                return (
-                    f"TLS error: {host} rejected the client certificate during the handshake "
-                    f"({detail})."
-                )
-            return (
-                f"TLS error: the secure connection to {host} failed ({detail}). Check that the "
-                "base URL is right; if Entrust is reached through a gateway with a private CA, "
-                "add its CA bundle."
-            )
-        if exc.problem == ConnectionProblem.PROXY:
-            return (
-                f"Proxy refused: the HTTPS proxy refused the connection or could not be reached "
-                f"({detail}). Check the proxy URL here or in Admin › Settings."
-            )
-        if exc.problem == ConnectionProblem.DNS:
-            return f"Host unreachable: the host name in {host} was not found. Check the base URL."
-        if exc.problem == ConnectionProblem.REFUSED:
-            return (
-                f"Host unreachable: {host} refused the connection. Check the base URL and that "
-                "the service is running."
-            )
-        if exc.problem == ConnectionProblem.UNREACHABLE:
-            return f"Host unreachable: there is no route to {host}. Check the network or proxy."
-        if exc.problem == ConnectionProblem.RESET:
-            return f"The connection to {host} was cut off ({detail}). Try again."
-        return f"Could not connect to {host} ({detail})."
-    if isinstance(exc, errors.EcsTimeout):
-        if exc.phase == "connect":
-            return (
-                f"Timeout: no connection to {host} in time ({exc.detail}). A firewall may drop "
-                "the traffic, or a proxy may be needed."
-            )
-        return (
-            f"Timeout: {host} did not answer in time ({exc.detail}). Try again later, or raise "
-            "the read timeout in Admin › Settings."
-        )
-    if isinstance(exc, errors.RateLimitedError):
-        wait = f" Try again in {exc.retry_after:g} s." if exc.retry_after else " Try again later."
-        return f"Rate limit: Entrust refused more requests for now (HTTP 429).{wait}"
-    if isinstance(exc, errors.ServerError):
-        return (
-            f"Entrust server error (HTTP {exc.status}){': ' + said if said else ''}. "
-            "Try again later."
-        )
-    if isinstance(exc, errors.NotFoundError):
-        return (
-            f"Not found (HTTP 404 for {exc.path}): check that the base URL ends in "
-            f"/enterprise/v2/{': ' + said if said else ''}."
-        )
-    if isinstance(exc, errors.MalformedResponseError):
-        return (
-            f"{host} answered, but not as the ECS API does ({exc.detail}). Check the base URL "
-            "and the proxy."
-        )
-    return str(exc)
+def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
+    """Note on the credential that ``kinds`` were synced at ``when`` (or, with ``error``, that
+    the sync failed and why); the caller commits, with its audit event."""
+    for kind in kinds:
+        if kind not in SYNC_KINDS:
+            raise ValueError(f"unknown sync kind {kind!r}")
+        if not error:
+            setattr(cred, f"{kind}_synced_at", when)
+    cred.last_sync_error = error
 
 
 def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:
@@ -573,7 +395,9 @@ def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:
         with client:
             version = client.get_version()
     except errors.EcsError as exc:
-        return LoginResult(False, describe(exc, base_url, has_cert), details={"error": repr(exc)})
+        return LoginResult(
+            False, wording.describe(exc, base_url, has_cert), details={"error": repr(exc)}
+        )
     return LoginResult(True, f"Login succeeded: Entrust ECS API version {version}.", version)
 
 
@@ -582,8 +406,8 @@ def test_login(actor, cred: EcsCredential) -> LoginResult:
     the audit trail."""
     rbac.check(actor, rbac.CATALOG_SYNC)
     try:
-        client = client_for(cred, for_test=True)
-    except CredentialError as exc:
+        client = clients.client_for(cred, for_test=True)
+    except clients.ClientUnavailable as exc:
         result = LoginResult(False, str(exc))
     else:
         result = _login(client, cred.base_url, cred.has_client_cert)
@@ -610,10 +434,13 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
         raise CredentialError("Enter the API user name from Entrust.", "api_user")
     base_url = _url(data.base_url or DEFAULT_BASE_URL, "base_url", "base URL")
     proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
-    box = current_box()
-    api_key = data.api_key
-    if not api_key and existing is not None and existing.api_key_sealed:
-        api_key = box.open_text(existing.api_key_sealed, API_KEY_CTX)
+    api_key, stored_client_key = data.api_key, None
+    if existing is not None and existing.api_key_sealed:
+        try:
+            stored_key, stored_client_key = clients.open_secrets(existing)
+        except clients.ClientUnavailable as exc:
+            raise CredentialError(str(exc), "api_key") from None
+        api_key = api_key or stored_key
     if not api_key:
         raise CredentialError("Enter the API key.", "api_key")
     cert = _load_client_cert(data)
@@ -623,12 +450,12 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
         and existing.client_cert_pem
         and not (data.remove_client_cert)
     ):
-        cert = (existing.client_cert_pem, box.open_text(existing.client_key_sealed, CLIENT_KEY_CTX))
+        cert = (existing.client_cert_pem, stored_client_key)
     ca_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else ""
     if not ca_bundle and existing is not None and not data.remove_ca_bundle:
         ca_bundle = existing.ca_bundle_pem
     try:
-        client = _build(
+        client = clients.build(
             base_url=base_url,
             api_user=data.api_user.strip(),
             api_key=api_key,
@@ -652,32 +479,3 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
     )
     db.session.commit()
     return result
-
-
-# --- the demo -----------------------------------------------------------------------------------
-
-
-def demo_sandbox() -> dict | None:
-    """The sandbox that `make run` started beside the portal, if any: url, user, key."""
-    cfg = current_app.config
-    url, user, key = (cfg.get(f"DEMO_SANDBOX_{k}") for k in ("URL", "USER", "KEY"))
-    if url and user and key:
-        return {"url": str(url), "user": str(user), "key": str(key)}
-    return None
-
-
-def add_demo_credential(actor):
-    """One click: add the demo sandbox as a credential and start its sync."""
-    demo = demo_sandbox()
-    if demo is None:
-        raise CredentialError("No demo sandbox is configured.")
-    name = "Entrust sandbox"
-    existing = {c.name.lower() for c in list_credentials()}
-    n = 2
-    while name.lower() in existing:
-        name = f"Entrust sandbox {n}"
-        n += 1
-    data = CredentialInput(
-        name=name, api_user=demo["user"], api_key=demo["key"], base_url=demo["url"], is_admin=True
-    )
-    return create(actor, data)

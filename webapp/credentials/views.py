@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user
 
-from webapp import htmx
-from webapp.catalog import service as catalog
-from webapp.credentials import service
+from webapp import htmx, uploads
+from webapp.credentials import demo, service
 from webapp.jobs import service as jobs
 from webapp.security import rbac
+from webapp.validation import InputError
 
 bp = Blueprint("credentials", __name__, url_prefix="/entrust/manage")
 
@@ -24,15 +24,8 @@ def _cred_or_404(credential_id: int):
     return cred
 
 
-def _file(name: str) -> bytes | None:
-    f = request.files.get(name)
-    if f is None or not f.filename:
-        return None
-    data = f.read()
-    return data or None
-
-
 def _input() -> service.CredentialInput:
+    """The form as the service takes it; raises InputError for an oversized upload."""
     form = request.form
     return service.CredentialInput(
         name=form.get("name", ""),
@@ -41,11 +34,11 @@ def _input() -> service.CredentialInput:
         base_url=form.get("base_url", "").strip() or service.DEFAULT_BASE_URL,
         proxy=form.get("proxy", ""),
         is_admin=form.get("is_admin") == "1",
-        client_cert_pem=_file("client_cert"),
-        client_key_pem=_file("client_key"),
-        pkcs12=_file("pkcs12"),
+        client_cert_pem=uploads.read("client_cert"),
+        client_key_pem=uploads.read("client_key"),
+        pkcs12=uploads.read("pkcs12"),
         pkcs12_password=form.get("pkcs12_password", ""),
-        ca_bundle_pem=_file("ca_bundle"),
+        ca_bundle_pem=uploads.read("ca_bundle"),
         remove_client_cert=form.get("remove_client_cert") == "1",
         remove_ca_bundle=form.get("remove_ca_bundle") == "1",
     )
@@ -94,11 +87,10 @@ def index():
         "credentials/index.html",
         block="credentials",
         credentials=service.list_credentials(),
-        counts=catalog.counts_by_credential(),
+        counts=service.counts(),
         job=job,
         result=jobs.result_of(job) if job else {},
-        demo=service.demo_sandbox(),
-        kinds=catalog.KIND_LABELS,
+        demo=demo.demo_sandbox(),
     )
 
 
@@ -109,7 +101,7 @@ def new():
         return _render_form()
     try:
         cred, job = service.create(current_user, _input())
-    except service.CredentialError as exc:
+    except InputError as exc:
         return _render_form(errors={exc.field or "form": str(exc)}, status=422)
     flash(f"Credential {cred.name} saved; {SYNCING}", "success")
     return htmx.redirect(url_for("credentials.index", job=job.id if job else None))
@@ -123,7 +115,7 @@ def edit(credential_id: int):
         return _render_form(cred)
     try:
         changed = service.update(current_user, cred, _input())
-    except service.CredentialError as exc:
+    except InputError as exc:
         return _render_form(cred, errors={exc.field or "form": str(exc)}, status=422)
     flash(f"Credential {cred.name} {'saved' if changed else 'unchanged'}.", "success")
     return htmx.redirect(url_for("credentials.index"))
@@ -140,7 +132,7 @@ def test_form():
     errors, result = {}, None
     try:
         result = service.test_login_input(current_user, _input(), existing)
-    except service.CredentialError as exc:
+    except InputError as exc:
         errors[exc.field or "form"] = str(exc)
     if htmx.is_htmx():
         return render_template(
@@ -172,16 +164,16 @@ def delete(credential_id: int):
             detail = service.delete(
                 current_user, cred, confirmed=request.form.get("confirm") == "1"
             )
-        except service.CredentialError as exc:
+        except InputError as exc:
             errors[exc.field or "form"] = str(exc)
         else:
             flash(
                 f"Credential {detail['name']} deleted; its "
-                f"{detail['catalog_rows_marked_gone']} synced items are kept, marked gone.",
+                f"{detail.get('catalog_rows_marked_gone', 0)} synced items are kept, marked gone.",
                 "success",
             )
             return htmx.redirect(url_for("credentials.index"))
-    counts = catalog.counts_by_credential().get(cred.id, {})
+    counts = service.counts().get(cred.id, {})
     return render_template(
         "credentials/delete.html",
         cred=cred,
@@ -206,8 +198,8 @@ def enabled(credential_id: int):
 def add_sandbox():
     """The demo's one-click "Add the sandbox credential"."""
     try:
-        cred, job = service.add_demo_credential(current_user)
-    except service.CredentialError as exc:
+        cred, job = demo.add_demo_credential(current_user)
+    except InputError as exc:
         flash(str(exc), "error")
         return htmx.redirect(url_for("credentials.index"))
     flash(f"Credential {cred.name} added; {SYNCING}", "success")

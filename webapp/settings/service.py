@@ -1,16 +1,22 @@
 """Run-time settings stored in the database, so every process sees a change without a restart.
 
-Features declare their tunables with ``register(key, default, label, ...)``; Admin > Settings lists
-what is registered. Values are JSON.
+Each feature declares its own tunables with ``register(key, default, label, ...)`` in its service
+module (a whole number with bounds, a yes/no, or text with a validator); Admin > Settings lists
+what is registered, parses and checks the form here, and saves the changes with one audit event.
+Values are JSON.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from webapp.audit import service as audit
 from webapp.extensions import db
+from webapp.security import rbac
 from webapp.settings.models import Setting
+from webapp.validation import InputError
 
 
 @dataclass(frozen=True)
@@ -21,13 +27,38 @@ class Tunable:
     help: str = ""
     minimum: int | None = None
     maximum: int | None = None
+    # For text: raises ValueError with the message to show; returns the value to store.
+    validate: Callable[[str], str] | None = None
+    # How the value is written into the audit trail (e.g. without a URL's user name).
+    shown: Callable[[object], object] | None = None
+
+    def parse(self, raw: str | None):
+        """The value for the form text ``raw``; raises ValueError with a message to show."""
+        raw = (raw or "").strip()
+        if isinstance(self.default, bool):
+            return raw in ("1", "on", "true", "yes")
+        if isinstance(self.default, int):
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ValueError("Enter a whole number.") from None
+            if self.minimum is not None and value < self.minimum:
+                raise ValueError(f"At least {self.minimum}.")
+            if self.maximum is not None and value > self.maximum:
+                raise ValueError(f"At most {self.maximum}.")
+            return value
+        if len(raw) > 500:
+            raise ValueError("At most 500 characters.")
+        return self.validate(raw) if self.validate and raw else raw
 
 
 REGISTRY: dict[str, Tunable] = {}
 
 
-def register(key: str, default, label: str, help: str = "", minimum=None, maximum=None) -> None:
-    REGISTRY[key] = Tunable(key, default, label, help, minimum, maximum)
+def register(key: str, default, label: str, help: str = "", **options) -> str:
+    """Declare a tunable (once per key); returns the key, for the feature's constant."""
+    REGISTRY[key] = Tunable(key, default, label, help, **options)
+    return key
 
 
 def get(key: str, default=None):
@@ -53,3 +84,43 @@ def delete(key: str) -> None:
     row = db.session.get(Setting, key)
     if row is not None:
         db.session.delete(row)
+
+
+def current() -> dict:
+    """Every registered tunable's value."""
+    return {key: get(key) for key in REGISTRY}
+
+
+class SettingsError(InputError):
+    """Some values were refused; ``errors`` maps each setting's key to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def save(actor, form) -> dict:
+    """Validate every registered setting present in ``form`` and store the changed ones, with one
+    audit event listing what changed. Raises SettingsError (nothing stored) on any bad value."""
+    rbac.check(actor, rbac.SETTINGS_MANAGE)
+    errors, values = {}, {}
+    for key, tunable in REGISTRY.items():
+        if key not in form:
+            continue
+        try:
+            values[key] = tunable.parse(form.get(key))
+        except ValueError as exc:
+            errors[key] = str(exc)
+    if errors:
+        raise SettingsError(errors)
+    changes = {}
+    for key, value in values.items():
+        old = get(key)
+        if old != value:
+            put(key, value)
+            shown = REGISTRY[key].shown or (lambda v: v)
+            changes[key] = {"from": shown(old), "to": shown(value)}
+    if changes:
+        audit.record("settings.update", actor=actor, object_type="settings", detail=changes)
+    db.session.commit()
+    return changes

@@ -6,7 +6,6 @@ from flask import Blueprint, flash, render_template, request, url_for
 from flask_login import current_user
 
 from webapp import htmx
-from webapp.credentials import tunables
 from webapp.security import rbac
 from webapp.settings import service
 
@@ -28,16 +27,16 @@ def _render(values, errors=None, status=200):
 @bp.get("/")
 @rbac.require(rbac.SETTINGS_MANAGE)
 def index():
-    return _render(tunables.current())
+    return _render(service.current())
 
 
 @bp.post("/")
 @rbac.require(rbac.SETTINGS_MANAGE)
 def save():
     try:
-        changes = tunables.save(current_user, request.form)
-    except tunables.SettingsError as exc:
-        values = {**tunables.current(), **{k: request.form.get(k, "") for k in service.REGISTRY}}
+        changes = service.save(current_user, request.form)
+    except service.SettingsError as exc:
+        values = {**service.current(), **{k: request.form.get(k, "") for k in service.REGISTRY}}
         return _render(values, exc.errors, 422)
     flash(
         f"Settings saved ({len(changes)} changed); they apply at once."

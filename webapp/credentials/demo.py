@@ -1,0 +1,34 @@
+"""The demo sandbox that `make run` starts beside the portal: shown on the empty Manage page and
+added as a credential with one click."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from webapp.credentials import service
+
+
+def demo_sandbox() -> dict | None:
+    """The sandbox that `make run` started beside the portal, if any: url, user, key."""
+    cfg = current_app.config
+    url, user, key = (cfg.get(f"DEMO_SANDBOX_{k}") for k in ("URL", "USER", "KEY"))
+    if url and user and key:
+        return {"url": str(url), "user": str(user), "key": str(key)}
+    return None
+
+
+def add_demo_credential(actor):
+    """One click: add the demo sandbox as a credential (its first sync starts); returns
+    (credential, job). Raises CredentialError when no demo sandbox is configured."""
+    demo = demo_sandbox()
+    if demo is None:
+        raise service.CredentialError("No demo sandbox is configured.")
+    existing = {c.name.lower() for c in service.list_credentials()}
+    name, n = "Entrust sandbox", 2
+    while name.lower() in existing:
+        name = f"Entrust sandbox {n}"
+        n += 1
+    data = service.CredentialInput(
+        name=name, api_user=demo["user"], api_key=demo["key"], base_url=demo["url"], is_admin=True
+    )
+    return service.create(actor, data)

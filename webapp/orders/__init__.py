@@ -1,0 +1,1 @@
+"""SSL > Entrust: the CA orders (import, order, status, lifecycle actions)."""
