@@ -1,4 +1,4 @@
-"""Small periodic upkeep: failed-login rows and jobs whose worker died."""
+"""Small periodic upkeep: failed-login rows, and jobs whose process died."""
 
 from datetime import timedelta
 
@@ -6,10 +6,6 @@ from webapp.auth import service as auth
 from webapp.jobs import service as jobs
 
 
-def run() -> None:
-    auth.prune_login_attempts()
-    jobs.fail_stale()
-
-
 def register_periodic(scheduler, app) -> None:
-    scheduler.register("housekeeping", run, lambda: timedelta(hours=1))
+    scheduler.register("housekeeping", auth.prune_login_attempts, lambda: timedelta(hours=1))
+    scheduler.register("jobs.recover", jobs.recover, lambda: timedelta(minutes=1))

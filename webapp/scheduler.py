@@ -100,6 +100,9 @@ class Scheduler:
             now = now or utcnow()
             self.last_tick_at = now
             try:
+                from webapp.jobs import service as jobs
+
+                jobs.heartbeat(self.holder, now)
                 self.is_leader = self.acquire(now)
                 if self.is_leader:
                     self._run_due(now)

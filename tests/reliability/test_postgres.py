@@ -55,11 +55,12 @@ def test_migrations_and_smoke_flow_on_postgresql(postgres_url, tmp_path):
         )
         assert c.get("/admin/audit/?action=user.create").status_code == 200
 
-        job = jobs.start("smoke", "Smoke", _count, actor=admin, n=3)
+        jobs.register("smoke", _count)
+        job = jobs.start("smoke", "Smoke", actor=admin, n=3)
         assert job.state == "succeeded" and job.progress == 3
 
         assert audit.verify().ok
-        event = audit.record("smoke.test")
+        event = audit.record("smoke.test", actor="test")
         db.session.commit()
         assert event.at.tzinfo is not None and abs(event.at - utcnow()) < timedelta(minutes=1)
 

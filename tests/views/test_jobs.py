@@ -1,6 +1,10 @@
+import json
+from datetime import timedelta
+
 import pytest
 
 from tests.helpers import HTMX
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import Job
@@ -21,17 +25,33 @@ def crashing_job(ctx):
     raise KeyError("internal detail")
 
 
+def resumable_job(ctx, n):
+    """Counts to n, remembering how far it got; a run that is cut short resumes from there."""
+    start = ctx.checkpoint or 0
+    for i in range(start, n):
+        ctx.save_checkpoint(i + 1)
+        ctx.progress(i + 1, total=n, message=f"attempt {ctx.attempt}")
+    return {"counted_from": start}
+
+
+jobs.register("test.count", counting_job)
+jobs.register("test.fail", failing_job)
+jobs.register("test.crash", crashing_job)
+jobs.register("test.resume", resumable_job)
+jobs.register("test.once", counting_job, resumable=False)
+
+
 def test_job_runs_and_reports(app, user):
-    job = jobs.start("test.count", "Count things", counting_job, actor=user["operator"], n=4)
+    job = jobs.start("test.count", "Count things", actor=user["operator"], n=4)
     assert job.state == "succeeded" and job.progress == 4 and job.total == 4
     assert jobs.result_of(job) == {"added": 4}
     assert job.message == "All counted."
 
 
 def test_job_errors_are_kept_in_words(app):
-    job = jobs.start("test.fail", "Fail", failing_job)
+    job = jobs.start("test.fail", "Fail")
     assert job.state == "failed" and job.error == "Entrust refused the API key."
-    crash = jobs.start("test.crash", "Crash", crashing_job)
+    crash = jobs.start("test.crash", "Crash")
     assert crash.state == "failed" and "internal detail" not in crash.error
 
 
@@ -57,20 +77,67 @@ def test_unknown_job_404(operator_client):
     assert operator_client.get("/jobs/424242").status_code == 404
 
 
-def test_stale_jobs_are_failed(app):
-    from datetime import timedelta
+def test_job_keeps_its_parameters_and_actor(app, user):
+    job = jobs.start("test.count", "Count", actor=user["admin"], n=2)
+    assert json.loads(job.params) == {"n": 2} and job.started_by_id == user["admin"].id
+    assert job.attempts == 1 and job.runner
 
-    from webapp.dbtypes import utcnow
 
+def _stale(kind, params, checkpoint=None, attempts=1):
     old = utcnow() - timedelta(hours=1)
-    job = Job(kind="test", state="running", created_at=old, heartbeat_at=old)
-    fresh = Job(kind="test", state="running", created_at=old, heartbeat_at=utcnow())
-    db.session.add_all([job, fresh])
+    job = Job(
+        kind=kind,
+        state="running",
+        created_at=old,
+        heartbeat_at=old,
+        params=json.dumps(params),
+        checkpoint=json.dumps(checkpoint) if checkpoint is not None else "",
+        attempts=attempts,
+        runner="dead-host:1:abc",
+    )
+    db.session.add(job)
     db.session.commit()
-    assert jobs.fail_stale() == 1
+    return job
+
+
+def test_an_interrupted_job_resumes_from_its_checkpoint(app):
+    job = _stale("test.resume", {"n": 5}, checkpoint=3)
+    fresh = Job(kind="test.resume", state="running", created_at=job.created_at)
+    fresh.heartbeat_at = utcnow()
+    db.session.add(fresh)
+    db.session.commit()
+    assert jobs.recover() == {"requeued": 1, "failed": 0}
     db.session.refresh(job)
     db.session.refresh(fresh)
-    assert job.state == "failed" and "Interrupted" in job.error and fresh.state == "running"
+    assert job.state == "succeeded" and job.attempts == 2 and job.progress == 5
+    assert jobs.result_of(job) == {"counted_from": 3}
+    assert fresh.state == "running"  # its process is alive: left alone
+
+
+def test_jobs_that_cannot_resume_or_ran_too_often_fail_in_words(app):
+    once = _stale("test.once", {"n": 1})
+    worn = _stale("test.resume", {"n": 1}, attempts=jobs.MAX_ATTEMPTS)
+    gone = _stale("test.unknown-kind", {})
+    assert jobs.recover() == {"requeued": 0, "failed": 3}
+    for job in (once, worn, gone):
+        db.session.refresh(job)
+        assert job.state == "failed" and "Interrupted" in job.error
+    assert f"Interrupted {jobs.MAX_ATTEMPTS} times" in worn.error
+
+
+def test_the_heartbeat_keeps_a_running_job_alive(app):
+    job = _stale("test.resume", {"n": 1})
+    jobs.heartbeat("dead-host:1:abc")
+    assert jobs.recover() == {"requeued": 0, "failed": 0}
+    db.session.refresh(job)
+    assert job.state == "running"
+
+
+def test_the_number_of_workers_is_a_setting(app, user):
+    from webapp.settings import service as settings
+
+    settings.save(user["admin"], {jobs.WORKERS: "3"})
+    assert jobs._executor(app)._max_workers == 3
 
 
 @pytest.mark.parametrize("inline", [False])
@@ -78,7 +145,7 @@ def test_jobs_run_in_a_worker_thread(app, inline):
     import time
 
     app.config["JOBS_RUN_INLINE"] = inline
-    job = jobs.start("test.count", "Count", counting_job, n=3)
+    job = jobs.start("test.count", "Count", n=3)
     job_id = job.id
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

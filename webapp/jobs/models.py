@@ -26,6 +26,12 @@ class Job(db.Model):
     message: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
     result: Mapped[str] = mapped_column(Text, default="")  # JSON counts, shown at the end
+    # What the job was started with (JSON), so a job interrupted by a restart can run again,
+    # and how far it got (JSON, written by the job), so it resumes rather than starts over.
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    checkpoint: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    runner: Mapped[str] = mapped_column(String(128), default="")  # the process running it
     started_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user.id", ondelete="SET NULL"), index=True
     )

@@ -1,10 +1,18 @@
-"""Background jobs: a service function runs in a worker thread and reports progress on its row.
+"""Background jobs: a registered function runs in a worker thread and reports progress on its row.
 
-``start(kind, title, func, **kwargs)`` records the job and runs ``func(ctx, **kwargs)`` in the
-process's worker pool, inside an app context. ``ctx.progress(done, total, message)`` commits the
-session, so a job should call it between batches of work it is happy to keep. The function's
-return value (a dict of counts) becomes the job's result; a ``JobError`` becomes its message;
-any other exception is logged and shown as an unexpected failure.
+A feature registers each kind of job once, ``register(kind, func)``, and starts one with
+``start(kind, title, actor=..., **params)``: the row (with its JSON ``params``) is committed, then
+``func(ctx, **params)`` runs in the process's worker pool inside an app context. ``ctx.actor`` is
+the user who started it, or the name "scheduler". ``ctx.progress(done, total, message)`` commits
+the session, so a job calls it between batches of work it is happy to keep; ``ctx.checkpoint``
+and ``ctx.save_checkpoint(value)`` let a job that runs again after an interruption carry on from
+where it stopped. The function's return value (a dict of counts) becomes the job's result; a
+``JobError`` becomes its message; any other exception is logged and shown as an unexpected
+failure.
+
+Every process beats the heartbeat of the jobs it runs at each scheduler tick; the leader's
+:func:`recover` queues again (up to ``MAX_ATTEMPTS`` runs in all) the jobs whose process died,
+or fails those whose kind cannot run again.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
@@ -21,70 +30,149 @@ from sqlalchemy import select, update
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
+from webapp.settings import service as settings
 
 log = logging.getLogger(__name__)
-STALE_AFTER = timedelta(minutes=10)
+STALE_AFTER = timedelta(minutes=2)  # several scheduler ticks without a heartbeat
+MAX_ATTEMPTS = 3
+
+WORKERS = settings.register(
+    "jobs.workers",
+    2,
+    "Background workers",
+    "Jobs (syncs, imports, status checks) that run at once in each CertDesk process.",
+    minimum=1,
+    maximum=16,
+)
 
 
 class JobError(Exception):
     """A failure with a message a person can act on; it becomes the job's error text."""
 
 
+@dataclass(frozen=True)
+class JobKind:
+    kind: str
+    func: Callable
+    resumable: bool
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def register(kind: str, func: Callable, *, resumable: bool = True) -> str:
+    """Declare a kind of job. ``resumable``: it may run again after an interruption (it is
+    idempotent, or carries on from its checkpoint). Returns ``kind``."""
+    _KINDS[kind] = JobKind(kind, func, resumable)
+    return kind
+
+
 class JobContext:
-    def __init__(self, job_id: int):
-        self.job_id = job_id
+    def __init__(self, job: Job):
+        self.job_id = job.id
+        self.actor = job.started_by if job.started_by_id else "scheduler"
+        self.attempt = job.attempts
+        self.checkpoint = json.loads(job.checkpoint) if job.checkpoint else None
 
     def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
         values = {"progress": done, "heartbeat_at": utcnow()}
         if total is not None:
             values["total"] = total
         if message is not None:
-            values["message"] = message
+            values["message"] = message[:2000]
         db.session.execute(update(Job).where(Job.id == self.job_id).values(**values))
+        db.session.commit()
+
+    def save_checkpoint(self, value) -> None:
+        """Remember how far the job got (JSON), committed with the session's other work."""
+        self.checkpoint = value
+        db.session.execute(
+            update(Job)
+            .where(Job.id == self.job_id)
+            .values(checkpoint=json.dumps(value), heartbeat_at=utcnow())
+        )
         db.session.commit()
 
 
 def _executor(app) -> ThreadPoolExecutor:
-    ex = app.extensions.get("certdesk_jobs")
-    if ex is None:
-        ex = ThreadPoolExecutor(app.config["JOBS_MAX_WORKERS"], thread_name_prefix="job")
-        app.extensions["certdesk_jobs"] = ex
-    return ex
+    """The process's worker pool, sized by the "Background workers" setting (a change takes
+    effect for the next job: running jobs finish in the old pool)."""
+    wanted = int(settings.get(WORKERS))
+    current = app.extensions.get("certdesk_jobs")
+    if current is None or current[0] != wanted:
+        if current is not None:
+            current[1].shutdown(wait=False)
+        current = (wanted, ThreadPoolExecutor(wanted, thread_name_prefix="job"))
+        app.extensions["certdesk_jobs"] = current
+    return current[1]
 
 
-def start(kind: str, title: str, func: Callable, *, actor=None, **kwargs) -> Job:
-    """Record a queued job (committed) and hand it to the worker pool; returns the job row."""
-    job = Job(kind=kind, title=title, state=QUEUED, started_by_id=actor.id if actor else None)
+def _runner() -> str:
+    return current_app.extensions["certdesk_scheduler"].holder
+
+
+def start(kind: str, title: str, *, actor=None, **params) -> Job:
+    """Record a queued job (committed) and hand it to the worker pool; returns the job row.
+    ``params`` must be JSON values; ``actor`` a User, or None for the scheduler."""
+    if kind not in _KINDS:
+        raise KeyError(f"unknown job kind {kind!r}")
+    job = Job(
+        kind=kind,
+        title=title[:200],
+        state=QUEUED,
+        params=json.dumps(params),
+        started_by_id=getattr(actor, "id", None),
+    )
     db.session.add(job)
     db.session.commit()
-    app = current_app._get_current_object()
-    if app.config["JOBS_RUN_INLINE"]:
-        run(job.id, func, kwargs)
-        db.session.refresh(job)
-    else:
-        _executor(app).submit(_run_in_app, app, job.id, func, kwargs)
+    _submit(job.id)
+    db.session.refresh(job)
     return job
 
 
-def _run_in_app(app, job_id, func, kwargs):
+def _submit(job_id: int) -> None:
+    app = current_app._get_current_object()
+    if app.config["JOBS_RUN_INLINE"]:
+        run(job_id, _runner())
+    else:
+        _executor(app).submit(_run_in_app, app, job_id, _runner())
+
+
+def _run_in_app(app, job_id, runner):
     with app.app_context():  # its teardown closes the thread's database session
-        run(job_id, func, kwargs)
+        run(job_id, runner)
 
 
-def run(job_id: int, func: Callable, kwargs: dict) -> None:
+def run(job_id: int, runner: str) -> None:
+    """Claim a queued job and run it to its end (nothing happens if another process has it)."""
     now = utcnow()
-    db.session.execute(
-        update(Job).where(Job.id == job_id).values(state=RUNNING, started_at=now, heartbeat_at=now)
-    )
+    claimed = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == QUEUED)
+        .values(
+            state=RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            runner=runner,
+            attempts=Job.attempts + 1,
+        )
+    ).rowcount
     db.session.commit()
+    if not claimed:
+        return
+    job = db.session.get(Job, job_id)
+    spec = _KINDS.get(job.kind)
+    if spec is None:
+        _finish(job_id, FAILED, error=f"No job of kind {job.kind!r} is known to this version.")
+        return
     try:
-        result = func(JobContext(job_id), **kwargs) or {}
+        result = spec.func(JobContext(job), **json.loads(job.params or "{}")) or {}
     except JobError as exc:
         db.session.rollback()
         _finish(job_id, FAILED, error=str(exc))
     except Exception:
         db.session.rollback()
-        log.exception("job %s failed", job_id)
+        log.exception("job %s (%s) failed", job_id, job.kind)
         _finish(job_id, FAILED, error="Unexpected error; the server log has the details.")
     else:
         message = result.pop("message", None) if isinstance(result, dict) else None
@@ -92,11 +180,11 @@ def run(job_id: int, func: Callable, kwargs: dict) -> None:
 
 
 def _finish(job_id, state, *, error="", result=None, message=None):
-    values = {"state": state, "finished_at": utcnow(), "error": error}
+    values = {"state": state, "finished_at": utcnow(), "error": error[:4000]}
     if result is not None:
         values["result"] = json.dumps(result)
     if message is not None:
-        values["message"] = message
+        values["message"] = message[:2000]
     db.session.execute(update(Job).where(Job.id == job_id).values(**values))
     db.session.commit()
 
@@ -118,16 +206,53 @@ def running_of_kind(kind: str) -> Job | None:
     return db.session.execute(stmt.order_by(Job.id.desc()).limit(1)).scalar()
 
 
-def fail_stale(now=None) -> int:
-    """Jobs whose worker died (no heartbeat for a while) are marked failed, not left spinning."""
-    now = now or utcnow()
-    res = db.session.execute(
+def heartbeat(runner: str, now=None) -> None:
+    """Mark the jobs this process is running as alive (every process, at every tick)."""
+    db.session.execute(
         update(Job)
-        .where(Job.state.in_((QUEUED, RUNNING)), Job.created_at < now - STALE_AFTER)
-        .where((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - STALE_AFTER))
-        .values(
-            state=FAILED, finished_at=now, error="Interrupted: the server stopped during the job."
-        )
+        .where(Job.state == RUNNING, Job.runner == runner)
+        .values(heartbeat_at=now or utcnow())
     )
     db.session.commit()
-    return res.rowcount
+
+
+def recover(now=None) -> dict:
+    """Jobs whose process died (no heartbeat for STALE_AFTER): queue them again in this process
+    when their kind can resume and they have runs left, fail them otherwise. Returns counts."""
+    now = now or utcnow()
+    stale = list(
+        db.session.execute(
+            select(Job).where(
+                Job.state.in_((QUEUED, RUNNING)),
+                Job.created_at < now - STALE_AFTER,
+                (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - STALE_AFTER),
+            )
+        ).scalars()
+    )
+    counts = {"requeued": 0, "failed": 0}
+    for job in stale:
+        spec = _KINDS.get(job.kind)
+        if spec is not None and spec.resumable and job.attempts < MAX_ATTEMPTS:
+            moved = db.session.execute(
+                update(Job)
+                .where(
+                    Job.id == job.id, Job.state == job.state, Job.heartbeat_at == job.heartbeat_at
+                )
+                .values(state=QUEUED, runner="", heartbeat_at=now, message="Resuming…")
+            ).rowcount
+            db.session.commit()
+            if moved:
+                counts["requeued"] += 1
+                _submit(job.id)
+            continue
+        reason = (
+            "Interrupted: the server stopped during the job."
+            if spec is None or not spec.resumable
+            else f"Interrupted {job.attempts} times; start it again."
+        )
+        db.session.execute(
+            update(Job).where(Job.id == job.id).values(state=FAILED, finished_at=now, error=reason)
+        )
+        db.session.commit()
+        counts["failed"] += 1
+    return counts
