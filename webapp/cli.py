@@ -73,7 +73,8 @@ def create_admin(username: str) -> None:
 @with_appcontext
 def rotate_master_key() -> None:
     """Re-encrypt every secret under a new master key (safe to re-run if interrupted)."""
-    from webapp.security import rotation, secretbox
+    from webapp import rotation
+    from webapp.security import secretbox
 
     if current_app.config.get("MASTER_KEY"):
         raise click.ClickException(
@@ -89,7 +90,7 @@ def rotate_master_key() -> None:
     audit.record(
         "security.master_key_rotated",
         object_type="install",
-        actor_name="cli",
+        actor="cli",
         detail={"resealed": count},
     )
     db.session.commit()

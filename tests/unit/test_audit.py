@@ -11,7 +11,7 @@ from webapp.extensions import db
 
 def _add(n):
     for i in range(n):
-        audit.record("test.event", object_type="thing", object_id=i, detail={"i": i})
+        audit.record("test.event", actor="test", object_type="thing", object_id=i, detail={"i": i})
     db.session.commit()
 
 
@@ -56,7 +56,7 @@ def test_orm_refuses_update(app):
 
 
 def test_secrets_are_scrubbed_from_detail(app):
-    audit.record("credential.create", detail={"api_key": "abc123", "name": "prod"})
+    audit.record("credential.create", actor="test", detail={"api_key": "abc123", "name": "prod"})
     db.session.commit()
     row = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
     assert json.loads(row.detail) == {"api_key": "(set)", "name": "prod"}

@@ -8,7 +8,7 @@ from webapp.extensions import db
 
 def _events(n, action="cert.import"):
     for i in range(n):
-        audit.record(action, object_type="certificate", object_id=i, detail={"n": i})
+        audit.record(action, actor="test", object_type="certificate", object_id=i, detail={"n": i})
     db.session.commit()
 
 

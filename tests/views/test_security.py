@@ -92,7 +92,7 @@ def test_500_rolls_back_and_shows_a_page(app, admin_client, monkeypatch):
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
     def broken(limit=10):
-        audit.record("test.half_done")
+        audit.record("test.half_done", actor="test")
         raise RuntimeError("boom")
 
     monkeypatch.setattr(jobs, "recent", broken)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import has_request_context, request
-from flask_login import current_user
 from sqlalchemy import select, update
 
 from webapp import csvexport
@@ -57,35 +56,34 @@ def _scrub(detail: dict) -> dict:
     return clean
 
 
-def _current_actor():
-    if has_request_context() and current_user and current_user.is_authenticated:
-        return current_user
-    return None
-
-
 def record(
     action: str,
     *,
+    actor,
     object_type: str = "",
     object_id: object = "",
     outcome: str = "success",
     detail: dict | None = None,
-    actor=None,
-    actor_name: str | None = None,
 ) -> AuditEvent:
     """Append one event to the session's transaction; it commits or rolls back with the change.
+
+    ``actor`` is always given by the caller: the signed-in user who asked for the change, or,
+    for work nobody asked for in person, a name such as "scheduler", "cli" or, for a failed
+    sign-in, the name that was tried. A service never guesses it from the request.
 
     The head row is updated first, which takes the write lock (SQLite) or the row lock
     (PostgreSQL) so that concurrent appends form one chain.
     """
-    actor = actor or _current_actor()
+    if actor is None:
+        raise ValueError("an audit event needs an actor: a user, or a name such as 'scheduler'")
+    is_user = not isinstance(actor, str)
     db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
     head = db.session.get(AuditHead, 1, populate_existing=True)
     event = AuditEvent(
         seq=head.seq,
         at=utcnow(),
-        actor_id=actor.id if actor else None,
-        actor_name=actor_name or (actor.username if actor else "system"),
+        actor_id=actor.id if is_user else None,
+        actor_name=(actor.username if is_user else actor)[:64],
         action=action,
         object_type=object_type,
         object_id=str(object_id) if object_id is not None else "",

@@ -87,7 +87,7 @@ def authenticate(username: str, password: str, address: str) -> User:
             object_type="user",
             object_id=name,
             outcome="refused",
-            actor_name=name or "-",
+            actor=name or "-",
         )
         db.session.commit()
         raise LoginRefused(
@@ -102,7 +102,7 @@ def authenticate(username: str, password: str, address: str) -> User:
             object_type="user",
             object_id=name,
             outcome="failure",
-            actor_name=name or "-",
+            actor=name or "-",
             detail={"reason": "disabled" if user and not user.active else "bad credentials"},
         )
         db.session.commit()
@@ -169,8 +169,7 @@ def create_user(actor, username, password, role, full_name="", email="") -> User
         "user.create",
         object_type="user",
         object_id=user.id,
-        actor=actor,
-        actor_name=None if actor else "cli",
+        actor=actor or "cli",
         detail={"username": name, "role": role},
     )
     db.session.commit()
