@@ -10,8 +10,8 @@ from flask import Flask, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 from sqlalchemy import inspect
 
+from webapp import badges, errors, paths
 from webapp import config as config_module
-from webapp import errors, paths
 from webapp.dbtypes import utcnow
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
@@ -30,6 +30,19 @@ BLUEPRINTS = [
     "webapp.credentials.views",
     "webapp.catalog.views",
     "webapp.settings.views",
+]
+
+# Feature services: importing them registers their settings, job kinds and hook handlers (the
+# blueprints import most of them too; this list makes it explicit and complete).
+SERVICES = [
+    "webapp.jobs.service",
+    "webapp.credentials.clients",
+    "webapp.credentials.service",
+    "webapp.catalog.service",
+    "webapp.keys.service",
+    "webapp.csrs.service",
+    "webapp.certificates.service",
+    "webapp.orders.service",
 ]
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
@@ -61,6 +74,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.session_interface = headers.SessionInterface()
     app.permanent_session_lifetime = timedelta(minutes=app.config["IDLE_TIMEOUT_MINUTES"])
 
+    for name in SERVICES:
+        importlib.import_module(name)
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)
     errors.init_app(app)
@@ -148,6 +163,8 @@ def _init_templates(app: Flask) -> None:
         has_endpoint=has_endpoint, can=can, rbac=rbac, role_labels=rbac.ROLE_LABELS, pager=pager
     )
     app.jinja_env.filters["dt"] = _format_dt
+    app.jinja_env.filters["tone"] = badges.tone
+    app.jinja_env.filters["status_label"] = badges.label
     app.jinja_env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
 
 

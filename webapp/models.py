@@ -5,7 +5,8 @@ from webapp.auth.models import LoginAttempt, User  # noqa: F401
 from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct  # noqa: F401
 from webapp.certificates.models import Certificate, CertificateName  # noqa: F401
 from webapp.credentials.models import EcsCredential  # noqa: F401
-from webapp.csrs.models import Csr, PrivateKey  # noqa: F401
+from webapp.csrs.models import Csr  # noqa: F401
 from webapp.jobs.models import Job  # noqa: F401
+from webapp.keys.models import PrivateKey  # noqa: F401
 from webapp.scheduler import PeriodicRun, SchedulerLease  # noqa: F401
 from webapp.settings.models import Setting  # noqa: F401

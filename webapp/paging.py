@@ -48,13 +48,24 @@ def page_args(default_per_page: int = 50) -> tuple[int, int]:
     return max(1, page), per_page
 
 
-def paginate(stmt, page: int, per_page: int, *, scalars: bool = True) -> Page:
-    """Run one COUNT and one LIMIT/OFFSET query; a page past the end shows the last page."""
+def paginate(stmt, page: int, per_page: int, *, key=None) -> Page:
+    """One page of ``stmt`` (a ``select`` of one model, filtered and ordered) and the total.
+
+    Three queries, each served by an index when the filter and order lead one: a COUNT of the
+    matching keys; the page's keys alone, in order (a deep OFFSET then skips index entries, not
+    table rows); and the page's rows by those keys, in the same order. ``key`` is the model's
+    primary key column (found from the statement when not given). A page past the end shows the
+    last page.
+    """
+    if key is None:
+        entity = stmt.column_descriptions[0]["entity"]
+        key = entity.__mapper__.primary_key[0]
+    keys = stmt.with_only_columns(key)
     total = db.session.execute(
-        select(func.count()).select_from(stmt.order_by(None).subquery())
+        select(func.count()).select_from(keys.order_by(None).subquery())
     ).scalar_one()
     pages = max(1, -(-total // per_page))
-    page = min(page, pages)
-    result = db.session.execute(stmt.limit(per_page).offset((page - 1) * per_page))
-    items = list(result.scalars() if scalars else result)
-    return Page(items, page, per_page, total)
+    page = min(max(1, page), pages)
+    page_keys = keys.limit(per_page).offset((page - 1) * per_page)
+    rows = db.session.execute(stmt.where(key.in_(page_keys.scalar_subquery()))).scalars()
+    return Page(list(rows), page, per_page, total)

@@ -11,8 +11,8 @@ from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
 from webapp.catalog import service as catalog
 from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
+from webapp.credentials import clients
 from webapp.credentials import service as credentials
-from webapp.credentials import tunables
 from webapp.ecs import EcsClient, clear_budgets
 from webapp.extensions import db
 from webapp.jobs import service as jobs
@@ -24,7 +24,7 @@ SEED = 11
 @pytest.fixture(autouse=True)
 def fast_client(monkeypatch):
     """No real waiting between GET retries, short timeouts; a fresh request budget per test."""
-    monkeypatch.setattr(credentials, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    monkeypatch.setattr(clients, "CLIENT_OPTIONS", {"sleep": lambda s: None})
     clear_budgets()
     yield
     clear_budgets()
@@ -228,7 +228,7 @@ def test_every_fault_kind_is_covered():
 def test_a_fault_ends_the_sync_in_words_and_keeps_the_previous_data(
     app, user, seeded, kind, extra, words
 ):
-    settings.put(tunables.READ_TIMEOUT, 1)
+    settings.put(clients.READ_TIMEOUT, 1)
     db.session.commit()
     cred, job = _add(user, seeded)
     assert job.state == "succeeded"
@@ -300,7 +300,7 @@ def test_scheduler_interval_follows_the_setting(app):
     from datetime import timedelta
 
     assert catalog.sync_interval() == timedelta(hours=24)
-    settings.put(tunables.SYNC_INTERVAL_HOURS, 2)
+    settings.put(catalog.SYNC_INTERVAL_HOURS, 2)
     db.session.commit()
     assert catalog.sync_interval() == timedelta(hours=2)
     task = app.extensions["certdesk_scheduler"].tasks["catalog.sync"]

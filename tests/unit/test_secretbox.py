@@ -7,8 +7,8 @@ from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tests.conftest import make_app
+from webapp import rotation
 from webapp.extensions import db
-from webapp.security import rotation
 from webapp.security import secretbox as sb
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import HTMX
-from webapp.credentials import service
+from webapp.credentials import clients, service
 from webapp.ecs import clear_budgets
 
 
 @pytest.fixture
 def synced(app, user, sandbox, monkeypatch):
-    monkeypatch.setattr(service, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    monkeypatch.setattr(clients, "CLIENT_OPTIONS", {"sleep": lambda s: None})
     clear_budgets()
     sandbox.seed(certificates=5, seed=9)
     cred, job = service.create(

@@ -12,8 +12,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, update
 
+from webapp import hooks
 from webapp.audit import service as audit
 from webapp.catalog.models import (
     CLIENT,
@@ -22,22 +23,41 @@ from webapp.catalog.models import (
     CatalogOrganization,
     CatalogProduct,
 )
+from webapp.credentials import clients, wording
 from webapp.credentials import service as credentials
-from webapp.credentials import tunables
 from webapp.credentials.models import EcsCredential
 from webapp.dbtypes import utcnow
 from webapp.ecs import errors
 from webapp.extensions import db
 from webapp.jobs import service as jobs
+from webapp.search import contains
 from webapp.security import rbac
 from webapp.settings import service as settings
+from webapp.validation import InputError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("organizations", "domains", "products")
+KINDS = credentials.SYNC_KINDS
 KIND_LABELS = {"organizations": "Organizations", "domains": "Domains", "products": "Products"}
 EXPIRING_WITHIN = timedelta(days=90)  # ECS's own EXPIRING: within 90 days of expiry
-JOB_KIND = "catalog.sync"
+MODELS = {
+    "organizations": CatalogOrganization,
+    "domains": CatalogDomain,
+    "products": CatalogProduct,
+}
+
+SYNC_INTERVAL_HOURS = settings.register(
+    "catalog.sync_interval_hours",
+    24,
+    "Sync interval (hours)",
+    "How often every enabled credential's organizations, domains and products are synced.",
+    minimum=1,
+    maximum=720,
+)
+
+
+class SyncError(InputError):
+    """A sync that cannot start (nothing to sync, a disabled credential); in words."""
 
 
 def _enum_text(value) -> str:
@@ -191,8 +211,7 @@ def _apply(cred: EcsCredential, fetched: Fetched, now) -> dict:
         if rows is None:
             continue
         per_kind[kind] = _merge(model, cred.id, _key_of(model), rows, now)
-        setattr(cred, f"{kind}_synced_at", now)
-    cred.last_sync_error = ""
+    credentials.record_sync(cred, list(per_kind), now)
     return per_kind
 
 
@@ -207,16 +226,16 @@ def _total(counts_by_kind: dict) -> dict:
     return out
 
 
-def sync_credential(ctx, cred: EcsCredential, kinds, actor=None, step=None, total=None) -> dict:
+def sync_credential(ctx, cred: EcsCredential, kinds, actor, step=None, total=None) -> dict:
     """Fetch then apply one credential's items of ``kinds``; returns counts per kind.
 
-    Raises jobs.JobError with a clear message on any ECS failure (previous data intact); the
-    failure is audited."""
+    ``actor`` is the user who asked, or "scheduler". Raises jobs.JobError with a clear message on
+    any ECS failure (previous data intact); the failure is audited."""
     step = step if step is not None else [0]
     total = total or len(kinds)
     try:
-        client = credentials.client_for(cred)
-    except credentials.CredentialError as exc:
+        client = clients.client_for(cred)
+    except clients.ClientUnavailable as exc:
         _record_failure(cred, kinds, str(exc), actor)
         raise jobs.JobError(str(exc)) from None
     try:
@@ -226,7 +245,7 @@ def sync_credential(ctx, cred: EcsCredential, kinds, actor=None, step=None, tota
         db.session.rollback()
         message = (
             f"Sync of {cred.name} failed; nothing was changed. "
-            f"{credentials.describe(exc, cred.base_url, cred.has_client_cert)}"
+            f"{wording.describe(exc, cred.base_url, cred.has_client_cert)}"
         )
         log.warning("catalog sync of credential %s failed: %r", cred.id, exc)
         _record_failure(cred, kinds, message, actor)
@@ -239,7 +258,6 @@ def sync_credential(ctx, cred: EcsCredential, kinds, actor=None, step=None, tota
         object_id=cred.id,
         detail={"name": cred.name, **per_kind},
         actor=actor,
-        actor_name=None if actor else "scheduler",
     )
     db.session.commit()
     return per_kind
@@ -248,7 +266,7 @@ def sync_credential(ctx, cred: EcsCredential, kinds, actor=None, step=None, tota
 def _record_failure(cred: EcsCredential, kinds, message: str, actor) -> None:
     db.session.rollback()
     cred = db.session.get(EcsCredential, cred.id)
-    cred.last_sync_error = message
+    credentials.record_sync(cred, kinds, None, error=message)
     audit.record(
         "catalog.sync",
         object_type="credential",
@@ -256,16 +274,14 @@ def _record_failure(cred: EcsCredential, kinds, message: str, actor) -> None:
         outcome="failure",
         detail={"name": cred.name, "kinds": list(kinds), "error": message},
         actor=actor,
-        actor_name=None if actor else "scheduler",
     )
     db.session.commit()
 
 
-def _run_sync(ctx, credential_ids: list[int], kinds: list[str], actor_id: int | None = None):
-    """The job body: every credential in turn; counts summed, failures reported together."""
-    from webapp.auth.models import User
-
-    actor = db.session.get(User, actor_id) if actor_id else None
+def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
+    """The job body: every credential in turn; counts summed, failures reported together.
+    Run again after an interruption, it syncs again (a sync is idempotent)."""
+    actor = ctx.actor
     total = len(credential_ids) * len(kinds)
     step = [0]
     grand = {"added": 0, "updated": 0, "gone": 0}
@@ -296,38 +312,34 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str], actor_id: int | 
     return grand
 
 
+JOB_KIND = jobs.register("catalog.sync", _run_sync)
+
+
 def start_sync(actor, credential_ids: list[int] | None, kinds, reason: str = ""):
     """Start a background sync of ``kinds`` for the given credentials (None: every enabled one).
-    Returns the job. Raises credentials.CredentialError when there is nothing to sync."""
+    ``actor`` is the user who asked, or None for the scheduler. Returns the job. Raises
+    SyncError when there is nothing to sync."""
     if actor is not None:
         rbac.check(actor, rbac.CATALOG_SYNC)
     kinds = [k for k in KINDS if k in set(kinds)]
     if not kinds:
-        raise credentials.CredentialError("Choose what to sync.")
+        raise SyncError("Choose what to sync.")
     if credential_ids is None:
         creds = credentials.usable_credentials()
     else:
         creds = [c for c in (credentials.get(i) for i in credential_ids) if c is not None]
         disabled = [c.name for c in creds if not c.enabled]
         if disabled:
-            raise credentials.CredentialError(
-                f"{', '.join(disabled)} is disabled; enable it to sync."
-            )
+            raise SyncError(f"{', '.join(disabled)} is disabled; enable it to sync.")
     if not creds:
-        raise credentials.CredentialError("There is no enabled credential to sync.")
+        raise SyncError("There is no enabled credential to sync.")
     names = ", ".join(c.name for c in creds) if len(creds) <= 3 else f"{len(creds)} credentials"
     what = "all" if len(kinds) == len(KINDS) else " and ".join(KIND_LABELS[k] for k in kinds)
     title = f"Sync {what} of {names}" if what != "all" else f"Full sync of {names}"
     if reason:
         title += f" ({reason})"
     return jobs.start(
-        JOB_KIND,
-        title[:200],
-        _run_sync,
-        actor=actor,
-        credential_ids=[c.id for c in creds],
-        kinds=kinds,
-        actor_id=actor.id if actor is not None else None,
+        JOB_KIND, title, actor=actor, credential_ids=[c.id for c in creds], kinds=kinds
     )
 
 
@@ -342,7 +354,7 @@ def scheduled_sync() -> None:
 
 
 def sync_interval() -> timedelta:
-    return timedelta(hours=int(settings.get(tunables.SYNC_INTERVAL_HOURS)))
+    return timedelta(hours=int(settings.get(SYNC_INTERVAL_HOURS)))
 
 
 # --- the tabs -----------------------------------------------------------------------------------
@@ -400,18 +412,13 @@ def _sorted(stmt: Select, sorts: dict, f: TabFilter, default: str, tiebreak) -> 
     return stmt.order_by(column.asc(), tiebreak.asc())
 
 
-def _contains(column, q: str):
-    like = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return func.lower(column).like(like, escape="\\")
-
-
 def organizations_query(f: TabFilter) -> Select:
     stmt = _common(select(CatalogOrganization), CatalogOrganization, f)
     if f.q:
         stmt = stmt.where(
             or_(
-                _contains(CatalogOrganization.name, f.q),
-                _contains(CatalogOrganization.client_name, f.q),
+                contains(CatalogOrganization.name, f.q),
+                contains(CatalogOrganization.client_name, f.q),
             )
         )
     if f.status:
@@ -425,7 +432,7 @@ def domains_query(f: TabFilter, now=None) -> Select:
     now = now or utcnow()
     stmt = _common(select(CatalogDomain), CatalogDomain, f)
     if f.q:
-        stmt = stmt.where(_contains(CatalogDomain.name, f.q.strip()))
+        stmt = stmt.where(contains(CatalogDomain.name, f.q.strip()))
     if f.status == "expiring":
         stmt = stmt.where(
             or_(
@@ -448,7 +455,7 @@ def domains_query(f: TabFilter, now=None) -> Select:
 def products_query(f: TabFilter) -> Select:
     stmt = _common(select(CatalogProduct), CatalogProduct, f)
     if f.q:
-        stmt = stmt.where(_contains(CatalogProduct.product_type, f.q.strip().replace(" ", "_")))
+        stmt = stmt.where(contains(CatalogProduct.product_type, f.q.strip().replace(" ", "_")))
     if f.status == "available":
         stmt = stmt.where(
             or_(CatalogProduct.remaining_count > 0, CatalogProduct.consumption_type == "UNLIMITED")
@@ -495,11 +502,7 @@ def domain_expiry(d: CatalogDomain, now=None) -> str:
 def counts_by_credential() -> dict[int, dict[str, int]]:
     """Current (not gone) rows per credential and kind, for the Credentials tab."""
     out: dict[int, dict[str, int]] = {}
-    for kind, model in (
-        ("organizations", CatalogOrganization),
-        ("domains", CatalogDomain),
-        ("products", CatalogProduct),
-    ):
+    for kind, model in MODELS.items():
         rows = db.session.execute(
             select(model.credential_id, func.count())
             .where(model.gone_at.is_(None))
@@ -508,3 +511,29 @@ def counts_by_credential() -> dict[int, dict[str, int]]:
         for cred_id, n in rows:
             out.setdefault(cred_id, {})[kind] = n
     return out
+
+
+# --- reactions to credentials ------------------------------------------------------------------
+
+
+@hooks.on("credential.created")
+def _first_sync(actor, credential: EcsCredential):
+    return start_sync(actor, [credential.id], KINDS, reason="new credential")
+
+
+@hooks.on("credential.deleted")
+def _mark_gone(actor, credential: EcsCredential) -> dict:
+    """A deleted credential's items are kept, marked gone (orders may refer to them)."""
+    now, marked = utcnow(), 0
+    for model in MODELS.values():
+        marked += db.session.execute(
+            update(model)
+            .where(model.credential_id == credential.id, model.gone_at.is_(None))
+            .values(gone_at=now)
+        ).rowcount
+    return {"catalog_rows_marked_gone": marked}
+
+
+@hooks.on("credential.counts")
+def _counts() -> dict:
+    return counts_by_credential()

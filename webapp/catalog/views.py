@@ -101,7 +101,7 @@ def sync():
     cred_id = request.form.get("credential", type=int)
     try:
         job = service.start_sync(current_user, [cred_id] if cred_id else None, kinds)
-    except credentials.CredentialError as exc:
+    except service.SyncError as exc:
         if htmx.is_htmx():
             return render_template("credentials/_test_result.html", error=str(exc), test=None)
         flash(str(exc), "error")
