@@ -586,6 +586,42 @@ class EcsClient:
             empty_on_404=True,
         )
 
+    def certificates_page(
+        self,
+        offset: int = 0,
+        limit: int = MAX_PAGE_SIZE,
+        filters: Mapping[str, Any] | None = None,
+        fields: Iterable[str] | str | None = None,
+        sort: str | None = None,
+    ) -> tuple[list[types.Certificate], int | None]:
+        """One page of the certificate list from ``offset`` (an item index): (items, total).
+
+        For listings that must carry on from where they stopped; ``iter_certificates`` follows
+        every page itself."""
+        params = _filters(filters)
+        params.update(offset=max(0, int(offset)), limit=max(1, min(int(limit), MAX_PAGE_SIZE)))
+        if fields:
+            params["fields"] = fields if isinstance(fields, str) else ",".join(fields)
+        if sort:
+            params["sort"] = sort
+        try:
+            body = self._get_json("certificates", params)
+        except errors.NotFoundError:
+            if offset == 0:  # some ECS versions answer an empty search with 404
+                return [], 0
+            raise
+        items = body.get("certificates")
+        if not isinstance(items, list):
+            raise errors.MalformedResponseError(
+                f"no 'certificates' list in the page at offset {offset}",
+                method="GET",
+                path="/certificates",
+                status=200,
+            )
+        summary = body.get("summary") if isinstance(body.get("summary"), Mapping) else {}
+        parsed = [self._parse(i, types.Certificate.from_json, "GET", "certificates") for i in items]
+        return parsed, _int(summary.get("total"))
+
     def get_certificate(self, tracking_id: int) -> types.Certificate:
         """Full detail of one order: status, PEM certificate, chain, CSR. 404: NotFoundError."""
         path = f"certificates/{_id(tracking_id)}"

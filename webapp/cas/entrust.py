@@ -1,0 +1,368 @@
+"""The Entrust connector: the CA connector interface over the ECS client, for one ECS credential.
+
+ECS's vocabulary stays here: certType, trackingId, trackingInfo, the CertificateStatus names and
+the PATCH operations. The orders feature sees products, order ids, request ids, phases and the
+three neutral errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+from webapp.cas.base import (
+    Action,
+    CaConnector,
+    CaOrder,
+    Capabilities,
+    CustomField,
+    NotAllowed,
+    OrderPage,
+    OrderRequest,
+    Phase,
+    Placed,
+    Refused,
+    Requester,
+    Unavailable,
+)
+from webapp.credentials import clients, wording
+from webapp.credentials.models import EcsCredential
+from webapp.ecs import EcsClient, errors, types
+
+PHASES = {
+    "ACTIVE": Phase.ISSUED,
+    "READY": Phase.ISSUED,
+    "PENDING": Phase.PENDING,
+    "APPROVED": Phase.PENDING,
+    "PENDING_QUORUM": Phase.PENDING,
+    "REISSUING": Phase.PENDING,
+    "RENEWING": Phase.PENDING,
+    "SUSPENDED": Phase.SUSPENDED,
+    "REVOKED": Phase.REVOKED,
+    "REISSUED": Phase.REPLACED,
+    "RENEWED": Phase.REPLACED,
+    "EXPIRED": Phase.EXPIRED,
+    "DECLINED": Phase.DECLINED,
+    "DEACTIVATED": Phase.DEACTIVATED,
+}
+ISSUED_STATUSES = frozenset({"ACTIVE", "READY"})
+
+LIVE_REVOCATION_REASONS = (("unspecified", "Unspecified"), ("keyCompromise", "Key compromise"))
+OTHER_REVOCATION_REASONS = (
+    ("superseded", "Superseded"),
+    ("affiliationChanged", "Affiliation changed"),
+    ("cessationOfOperation", "Cessation of operation"),
+)
+
+
+def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
+    """What ECS supports. Entrust accepts only two revocation reasons today; the spec's other
+    three are offered when the account is known to accept them."""
+    reasons = LIVE_REVOCATION_REASONS + (
+        OTHER_REVOCATION_REASONS if other_revocation_reasons else ()
+    )
+    return Capabilities(
+        actions=frozenset(Action),
+        admin_actions=frozenset({Action.APPROVE, Action.DECLINE, Action.SUSPEND, Action.RESUME}),
+        revocation_reasons=reasons,
+        validate_only=True,
+        renew_min_age_days=30,
+        allowed_statuses={
+            Action.APPROVE: frozenset({"PENDING"}),
+            Action.DECLINE: frozenset({"PENDING"}),
+            Action.SUSPEND: frozenset({"ACTIVE", "READY"}),
+            Action.RESUME: frozenset({"SUSPENDED"}),
+            Action.REISSUE: frozenset({"ACTIVE", "READY"}),
+            Action.RENEW: frozenset({"ACTIVE", "READY", "EXPIRED"}),
+            Action.REVOKE: frozenset({"ACTIVE", "READY", "SUSPENDED"}),
+        },
+    )
+
+
+# ECS request fields, as the order form names them.
+FORM_FIELDS = {
+    "csr": "csr",
+    "subjectAltName": "sans",
+    "certType": "product",
+    "org": "organization",
+    "clientId": "organization",
+    "ou": "organization",
+    "signingAlg": "signature_algorithm",
+    "eku": "eku",
+    "certExpiryDate": "expires_on",
+    "certLifetime": "expires_on",
+    "ctLog": "ct_log",
+    "tracking.requesterName": "requester_name",
+    "tracking.requesterEmail": "requester_email",
+    "tracking.requesterPhone": "requester_phone",
+    "tracking.additionalEmails": "additional_emails",
+    "declineReason": "reason",
+    "crlReason": "reason",
+    "revocationComment": "comment",
+}
+_CN = re.compile(r"(?:^|,)\s*CN=((?:[^,\\]|\\.)*)", re.IGNORECASE)
+
+
+def form_field(ecs_field: str) -> str:
+    """The order form's name for an ECS request field (custom fields: ``custom_<key>``)."""
+    if ecs_field.startswith("tracking.customFields."):
+        return "custom_" + ecs_field.rsplit(".", 1)[1]
+    return FORM_FIELDS.get(ecs_field, ecs_field)
+
+
+def _phase(status: str) -> Phase:
+    return PHASES.get(status, Phase.UNKNOWN)
+
+
+def _common_name(dn: str | None) -> str:
+    m = _CN.search(dn or "")
+    return m.group(1).replace("\\", "").strip() if m else ""
+
+
+def _issuers(leaf: str | None, chain: list[str]) -> list[str]:
+    """ECS's chainCerts starts with the end-entity certificate: keep only its issuers."""
+    if chain and leaf and chain[0].strip() == leaf.strip():
+        return chain[1:]
+    return list(chain)
+
+
+def to_order(cert: types.Certificate) -> CaOrder:
+    """A CaOrder from an ECS certificate (a list item or the full detail)."""
+    status = str(cert.status or "")
+    tracking = cert.tracking or types.Tracking()
+    details = {
+        k: v
+        for k, v in cert.raw.items()
+        if k not in ("endEntityCert", "chainCerts", "csr") and v not in (None, "", [], {})
+    }
+    return CaOrder(
+        order_id=str(cert.tracking_id),
+        status=status,
+        phase=_phase(status),
+        request_id=tracking.tracking_info,
+        common_name=_common_name(cert.dn),
+        sans=cert.dns_names,
+        product=str(cert.cert_type or ""),
+        organization=cert.org or "",
+        serial=cert.serial_number or "",
+        issued_at=cert.issue_date_time,
+        expires_at=cert.expires_after,
+        requester=Requester(
+            name=tracking.requester_name or "",
+            email=tracking.requester_email or "",
+            phone=tracking.requester_phone or "",
+            additional_emails=list(tracking.additional_emails),
+        ),
+        certificate_pem=cert.end_entity_cert,
+        chain_pems=_issuers(cert.end_entity_cert, cert.chain_certs),
+        csr_pem=cert.csr,
+        decline_reason=cert.decline_reason or "",
+        third_party=bool(cert.is_third_party) or cert.tracking_id == 0,
+        thumbprint=cert.thumbprint,
+        details=details,
+    )
+
+
+def _placed(result: types.OrderResult, status_if_issued: str = "ACTIVE") -> Placed:
+    if result.outcome is types.OrderOutcome.VALIDATED:
+        return Placed("validated")
+    if result.outcome is types.OrderOutcome.ACCEPTED:
+        return Placed("accepted", CaOrder(str(result.tracking_id), "", Phase.UNKNOWN))
+    if result.issued:
+        return Placed(
+            "issued",
+            CaOrder(
+                order_id=str(result.tracking_id),
+                status=status_if_issued,
+                phase=Phase.ISSUED,
+                serial=result.serial_number or "",
+                expires_at=result.expires_after,
+                certificate_pem=result.end_entity_cert,
+                chain_pems=_issuers(result.end_entity_cert, result.chain_certs),
+            ),
+        )
+    return Placed("pending", CaOrder(str(result.tracking_id), "PENDING", Phase.PENDING))
+
+
+def _tracking(req: OrderRequest) -> types.Tracking:
+    r = req.requester
+    return types.Tracking(
+        tracking_info=req.request_id,
+        requester_name=r.name or None,
+        requester_email=r.email or None,
+        requester_phone=r.phone or None,
+        additional_emails=list(r.additional_emails),
+        custom_fields={k: v for k, v in req.custom_fields.items() if v not in (None, "")},
+    )
+
+
+def _int_id(order_id: str) -> int:
+    try:
+        number = int(order_id)
+    except (TypeError, ValueError):
+        raise Refused(f"{order_id!r} is not an Entrust tracking ID.") from None
+    if number < 0:
+        raise Refused(f"{order_id!r} is not an Entrust tracking ID.")
+    return number
+
+
+class EntrustConnector(CaConnector):
+    """Entrust ECS, for one credential (its API user's rights are the connector's rights)."""
+
+    kind = "entrust"
+    label = "Entrust"
+
+    def __init__(
+        self,
+        credential: EcsCredential,
+        client: EcsClient,
+        *,
+        other_revocation_reasons: bool = False,
+    ):
+        self.credential = credential
+        self.client = client
+        self.capabilities = capabilities(other_revocation_reasons)
+
+    @classmethod
+    def open(cls, credential: EcsCredential, **options) -> EntrustConnector:
+        """The connector for a stored credential. Raises Unavailable when it cannot be used."""
+        try:
+            return cls(credential, clients.client_for(credential), **options)
+        except clients.ClientUnavailable as exc:
+            raise Unavailable(str(exc)) from None
+
+    def close(self) -> None:
+        self.client.close()
+
+    @contextlib.contextmanager
+    def _calling(self):
+        """ECS errors as the three neutral kinds, in words."""
+        try:
+            yield
+        except errors.EcsError as exc:
+            message = wording.describe(
+                exc, self.credential.base_url, self.credential.has_client_cert
+            )
+            if isinstance(exc, errors.AuthenticationError):
+                raise NotAllowed(message, needs_admin=exc.status == 403) from None
+            if isinstance(exc, errors.ConflictError):
+                raise Refused(message, state=True) from None
+            if isinstance(exc, errors.ValidationError | errors.NotFoundError):
+                fields = {form_field(f): m for f, m in wording.field_messages(exc).items()}
+                raise Refused(message, fields=fields) from None
+            raise Unavailable(
+                message, outcome_unknown=exc.outcome_unknown, retry_after=exc.retry_after
+            ) from None
+
+    # -- ordering -------------------------------------------------------------------------------
+
+    def _common(self, req: OrderRequest) -> dict:
+        return dict(
+            csr=req.csr_pem or None,
+            subject_alt_names=list(req.sans) or None,
+            signing_alg=req.signature_algorithm or None,
+            eku=req.eku or None,
+            ct_log=req.ct_log,
+            client_id=req.client_id,
+            org=req.organization or None,
+            tracking=_tracking(req),
+        )
+
+    def place(self, request: OrderRequest) -> Placed:
+        body = types.NewCertificateRequest(
+            cert_type=request.product,
+            cert_expiry_date=request.expires_on,
+            validate_only=True if request.validate_only else None,
+            queue_for_approval=True if request.queue_for_approval else None,
+            **self._common(request),
+        )
+        with self._calling():
+            return _placed(self.client.new_certificate(body))
+
+    def find_by_request_id(self, request_id: str) -> list[CaOrder]:
+        with self._calling():
+            return [to_order(c) for c in self.client.find_certificates_by_tracking_info(request_id)]
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def statuses(self, order_ids: list[str]) -> dict[str, CaOrder]:
+        ids = [_int_id(i) for i in order_ids]
+        with self._calling():
+            found = self.client.get_statuses(ids, fields="*")
+        return {str(tid): to_order(cert) for tid, cert in found.items()}
+
+    def fetch(self, order_id: str) -> CaOrder:
+        with self._calling():
+            return to_order(self.client.get_certificate(_int_id(order_id)))
+
+    def fetch_third_party(self, thumbprint: str) -> CaOrder:
+        with self._calling():
+            return to_order(self.client.get_certificate_by_thumbprint(thumbprint))
+
+    def list_orders(self, offset: int = 0, page_size: int = 1000) -> Iterator[OrderPage]:
+        while True:
+            with self._calling():
+                items, total = self.client.certificates_page(
+                    offset, page_size, fields="*", sort="trackingId:asc"
+                )
+            next_offset = offset + len(items)
+            done = not items or (total is not None and next_offset >= total)
+            yield OrderPage(
+                [to_order(c) for c in items], offset, None if done else next_offset, total
+            )
+            if done:
+                return
+            offset = next_offset
+
+    def custom_fields(self) -> list[CustomField]:
+        with self._calling():
+            config = self.client.get_custom_fields()
+        return [
+            CustomField(
+                key=f.key,
+                label=f.label or f.key,
+                kind=f.kind,
+                required=f.required_by_api,
+                options=tuple(f.options),
+                multiline=bool(f.multiline),
+            )
+            for f in config.enabled_fields
+        ]
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def approve(self, order_id: str) -> Placed:
+        with self._calling():
+            return _placed(self.client.approve(_int_id(order_id)))
+
+    def decline(self, order_id: str, reason: str) -> None:
+        with self._calling():
+            self.client.decline(_int_id(order_id), reason)
+
+    def suspend(self, order_id: str) -> None:
+        with self._calling():
+            self.client.suspend(_int_id(order_id))
+
+    def resume(self, order_id: str) -> None:
+        with self._calling():
+            self.client.unsuspend(_int_id(order_id))
+
+    def reissue(self, order_id: str, request: OrderRequest) -> Placed:
+        body = types.ReissueRequest(**self._common(request))
+        with self._calling():
+            return _placed(self.client.reissue(_int_id(order_id), body))
+
+    def renew(self, order_id: str, request: OrderRequest) -> Placed:
+        body = types.RenewRequest(cert_expiry_date=request.expires_on, **self._common(request))
+        with self._calling():
+            return _placed(self.client.renew(_int_id(order_id), body))
+
+    def revoke(self, order_id: str, reason: str, comment: str = "") -> None:
+        accepted = {code for code, _ in self.capabilities.revocation_reasons}
+        if reason not in accepted:
+            raise Refused(
+                f"Entrust does not accept the revocation reason {reason!r}.", field="reason"
+            )
+        with self._calling():
+            self.client.revoke(_int_id(order_id), reason, comment or None)
