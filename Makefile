@@ -2,36 +2,49 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two installs: `run` needs CertDesk alone, test/lint/format/bench the dev extra as well. The dev
+# install also satisfies `run`, so neither order of `make run` and `make test` installs twice.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+# Editable builds warn about same-named folders in the working directory: expected here.
+PIP := PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet
 
 .PHONY: run test lint format bench install clean
 
-$(STAMP): pyproject.toml setup.py
+$(DEV_STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[dev]'
+	touch $(DEV_STAMP) $(RUN_STAMP)
 
-install: $(STAMP)
+# An up-to-date dev install serves `run` too; otherwise install CertDesk without the dev extra.
+$(RUN_STAMP): pyproject.toml setup.py
+	@[ $(DEV_STAMP) -nt pyproject.toml ] && [ $(DEV_STAMP) -nt setup.py ] || { \
+		test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+		echo "Installing CertDesk into $(VENV) ..."; \
+		$(PIP) --upgrade pip && $(PIP) -e .; }
+	@touch $(RUN_STAMP)
 
-run: $(STAMP)
-	$(BIN)/python scripts/run_demo.py
+install: $(DEV_STAMP)
 
-test: $(STAMP)
+run: $(RUN_STAMP)
+	@$(BIN)/python scripts/run_demo.py
+
+test: $(DEV_STAMP)
 	scripts/ensure-system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:

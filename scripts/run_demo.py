@@ -2,55 +2,190 @@
 """`make run`: the Entrust ECS sandbox and CertDesk side by side, until Ctrl-C stops both.
 
 The sandbox serves plain HTTP on loopback, keeps its state in the instance folder
-(instance/sandbox/), and is seeded with a few hundred existing orders the first time. CertDesk is
-told where it is (CERTDESK_DEMO_SANDBOX_URL, _USER, _KEY), so its empty Credentials tab offers
-"Add the sandbox credential". Set SANDBOX=0 to start CertDesk alone.
+(instance/sandbox/, owner-only), and is seeded with a few hundred existing orders the first time.
+Its API key is generated once into instance/sandbox/api-key and handed over in that file, never on
+a command line. CertDesk is told where the sandbox is (CERTDESK_DEMO_SANDBOX_URL, _USER, _KEY), so
+its empty Credentials tab offers "Add the sandbox credential". Set SANDBOX=0 to start CertDesk
+alone; HOST, PORT, SANDBOX_PORT and CERTDESK_INSTANCE change where things are.
+
+Both children's output comes through here (the portal's setup link is held back), and once both
+answer, one block at the end says what to open: CertDesk's URL, the setup link while there is no
+user yet, and the sandbox credential. Ctrl-C reaches only this script (the children ignore SIGINT);
+it stops the children with SIGTERM, which they treat as a quiet, orderly stop.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import select
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import requests
-
 SEED_ORDERS = 300
 API_USER = "certdesk-demo"
+CREDENTIAL_NAME = "Entrust sandbox"  # what "Add the sandbox credential" names it
+START_TIMEOUT = 60
+STOP_TIMEOUT = 10
+
+SETUP_LINK = re.compile(r"(https?://\S+/setup\?token=\S+)")
+CREATE_ADMIN = re.compile(r"^\(or run: (.+ create-admin USERNAME)\)$")
 
 
-def _wait_for(url: str, auth: tuple[str, str] | None, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} stopped (exit code {proc.returncode}); see the output above.")
-        try:
-            if requests.get(url, auth=auth, timeout=2).ok:
+class Children:
+    """The child processes, with their merged stdout/stderr read (and echoed) here."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self._open: dict[int, tuple[str, bytearray]] = {}
+        self.setup_link: str | None = None
+        self.create_admin: str | None = None
+
+    def start(self, name: str, cmd: list[str], env: dict) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_ignore_sigint,
+        )
+        self.procs.append((name, proc))
+        self._open[proc.stdout.fileno()] = (name, bytearray())
+        return proc
+
+    def pump(self, timeout: float) -> None:
+        """Echo what the children wrote, waiting up to `timeout` seconds for something."""
+        if not self._open:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select(list(self._open), [], [], timeout)
+        for fd in ready:
+            name, pending = self._open[fd]
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                del self._open[fd]
+                if pending:
+                    self._line(name, pending.decode(errors="replace"))
+                continue
+            pending += chunk
+            *lines, rest = pending.split(b"\n")
+            pending[:] = rest
+            for line in lines:
+                self._line(name, line.decode(errors="replace"))
+
+    def drain(self) -> None:
+        """Echo everything the children have written so far (without waiting for more)."""
+        while self._open and select.select(list(self._open), [], [], 0)[0]:
+            self.pump(0)
+
+    def _line(self, name: str, line: str) -> None:
+        if name == "portal":
+            # The first-run lines go into the block at the end instead.
+            if line.startswith("No users yet."):
                 return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not start within 60 s.")
+            if (link := SETUP_LINK.search(line)) is not None:
+                self.setup_link = link.group(1)
+                return
+            if (command := CREATE_ADMIN.match(line)) is not None:
+                self.create_admin = command.group(1)
+                return
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def wait_until_up(self, url: str, auth, proc: subprocess.Popen, what: str) -> None:
+        import requests  # here: a Ctrl-C right at the start finds the handler already set
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self.drain()
+                raise SystemExit(f"{what} stopped (exit code {proc.returncode}); see above.")
+            try:
+                if requests.get(url, auth=auth, timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            self.pump(0.2)
+        raise SystemExit(f"{what} did not start within {START_TIMEOUT} s.")
+
+    def stop(self) -> None:
+        """SIGTERM to each child still running; wait for all, echoing their last words."""
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and any(p.poll() is None for _n, p in self.procs):
+            self.pump(0.1)
+        for name, proc in self.procs:
+            if proc.poll() is None:
+                print(f"{name} did not stop within {STOP_TIMEOUT} s; killing it.", flush=True)
+                proc.kill()
+                proc.wait()
+        deadline = time.monotonic() + 2
+        while self._open and time.monotonic() < deadline:  # all exited: their pipes end
+            self.pump(0.2)
 
 
-def _default_sigint() -> None:
-    """In the children: Ctrl-C stops them too (Python then raises KeyboardInterrupt)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _ignore_sigint() -> None:
+    """In the children: Ctrl-C at the terminal is for this script, which then stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _api_key(folder: Path) -> str:
+def _interrupt(*_args):
+    # Stop once; a second Ctrl-C while the children shut down changes nothing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _api_key(folder: Path) -> Path:
+    """The file with the sandbox API key: made once (0600), then reused."""
     path = folder / "api-key"
-    if path.exists():
-        return path.read_text().strip()
-    key = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-    return key
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24) + "\n")
+    return path
+
+
+def _create_admin_hint(command: str | None, instance: Path) -> str:
+    """The portal's `certdesk create-admin` hint, with the instance folder when not the default."""
+    command = command or "certdesk create-admin USERNAME"
+    if instance != Path("instance").resolve():
+        command = f"CERTDESK_INSTANCE={shlex.quote(str(instance))} {command}"
+    return command
+
+
+def _final_block(url: str, children: Children, instance: Path, sandbox: dict | None) -> str:
+    lines = ["", "=== CertDesk is running ===", f"CertDesk:  {url}"]
+    if children.setup_link:
+        hint = _create_admin_hint(children.create_admin, instance)
+        lines += [
+            "No users yet. Create the first administrator with this one-time link:",
+            f"  {children.setup_link}",
+            f"  (or run: {hint})",
+        ]
+    else:
+        lines.append("Sign in with your CertDesk account.")
+    if sandbox is not None:
+        lines += [
+            "",
+            "An Entrust sandbox runs beside it. In CertDesk open SSL > Entrust > Manage and click",
+            "'Add the sandbox credential', or 'Add credential' and enter:",
+            f"  Credential Name  {CREDENTIAL_NAME}",
+            f"  User Name        {sandbox['user']}",
+            f"  API Key          {sandbox['key']}",
+            f"  Base URL         {sandbox['url']}",
+            "Then watch the sync finish and open the Organizations, Domains and Products tabs.",
+        ]
+    lines += ["", "Press Ctrl-C to stop CertDesk" + (" and the sandbox." if sandbox else "."), ""]
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -61,81 +196,56 @@ def main() -> int:
     instance.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CERTDESK_INSTANCE=str(instance), PYTHONUNBUFFERED="1")
     python = sys.executable
-    procs: list[tuple[str, subprocess.Popen]] = []
-
-    def stop() -> None:
-        for _name, proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for _name, proc in reversed(procs):
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-
-    def interrupt(*_args):
-        raise KeyboardInterrupt
+    children = Children()
+    sandbox = None
 
     # Ctrl-C (SIGINT) or SIGTERM stops both, even when started with SIGINT ignored (nohup, &).
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if os.environ.get("SANDBOX", "1") != "0":
             folder = instance / "sandbox"
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
             state = folder / "state.db"
-            key = _api_key(folder)
+            key_file = _api_key(folder)
+            key = key_file.read_text().strip()
             cmd = [python, "-m", "webapp", "sandbox", "--http", "--host", "127.0.0.1"]
             cmd += ["--port", sandbox_port, "--state", str(state)]
-            cmd += ["--api-user", API_USER, "--api-key", key]
+            cmd += ["--api-user", API_USER, "--api-key-file", str(key_file)]
             if not state.exists():
                 cmd += ["--seed", str(SEED_ORDERS), "--seed-value", "demo"]
-            sandbox = subprocess.Popen(cmd, env=env, preexec_fn=_default_sigint)
-            procs.append(("sandbox", sandbox))
+            proc = children.start("sandbox", cmd, env)
             base = f"http://127.0.0.1:{sandbox_port}/enterprise/v2/"
-            _wait_for(base + "application/version", (API_USER, key), sandbox, "The sandbox")
+            children.wait_until_up(base + "application/version", (API_USER, key), proc, "Sandbox")
+            sandbox = {"url": base, "user": API_USER, "key": key}
             env.update(
                 CERTDESK_DEMO_SANDBOX_URL=base,
                 CERTDESK_DEMO_SANDBOX_USER=API_USER,
                 CERTDESK_DEMO_SANDBOX_KEY=key,
             )
-        portal = subprocess.Popen(
-            [python, "-m", "webapp", "serve", "--host", host, "--port", port],
-            env=env,
-            preexec_fn=_default_sigint,
-        )
-        procs.append(("portal", portal))
+        cmd = [python, "-m", "webapp", "serve", "--host", host, "--port", port]
+        portal = children.start("portal", cmd, env)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-        _wait_for(f"http://{shown}:{port}/healthz", None, portal, "CertDesk")
-        if "CERTDESK_DEMO_SANDBOX_URL" in env:
-            print(
-                "\n"
-                "=== Demo: an Entrust sandbox runs beside CertDesk ===\n"
-                f"  1. Open http://{shown}:{port}/ and sign in (first start: use the setup link "
-                "above to create the administrator).\n"
-                "  2. Go to SSL > Entrust > Manage and click 'Add the sandbox credential'.\n"
-                "     (Or 'Add credential' with: Credential Name 'Entrust sandbox', "
-                f"User Name '{API_USER}',\n      API Key '{env['CERTDESK_DEMO_SANDBOX_KEY']}', "
-                f"Base URL '{env['CERTDESK_DEMO_SANDBOX_URL']}'.)\n"
-                "  3. Watch the sync finish, then open the Organizations, Domains and Products "
-                "tabs.\n"
-                "Press Ctrl-C to stop CertDesk and the sandbox.\n",
-                flush=True,
-            )
-        while all(p.poll() is None for _n, p in procs):
-            time.sleep(0.5)
-        for name, p in procs:
+        shown = f"[{shown}]" if ":" in shown else shown
+        url = f"http://{shown}:{port}/"
+        children.wait_until_up(url + "healthz", None, portal, "CertDesk")
+        # The portal wrote its first-run lines before it began to answer: they are in the pipe.
+        children.drain()
+        sys.stdout.write(_final_block(url, children, instance, sandbox) + "\n")
+        sys.stdout.flush()
+        while all(p.poll() is None for _n, p in children.procs):
+            children.pump(0.5)
+        children.drain()
+        for name, p in children.procs:
             if p.poll() is not None:
                 print(f"{name} stopped (exit code {p.returncode}); stopping the rest.", flush=True)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        stop()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        children.stop()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -41,14 +43,42 @@ def serve(host: str, port: int, threads: int) -> None:
     if token:
         click.echo("No users yet. Create the first administrator at:")
         click.echo(f"    http://{shown_host}:{port}/setup?token={token}")
-        click.echo("(or run: certdesk create-admin USERNAME)")
+        click.echo(f"(or run: {certdesk_command()} create-admin USERNAME)")
     sys.stdout.flush()
     if app.config["SCHEDULER_ENABLED"]:
         app.extensions["certdesk_scheduler"].start()
+    # SIGTERM (systemd, `make run` stopping) ends waitress as Ctrl-C does, then the scheduler.
+    previous_sigterm = signal.signal(signal.SIGTERM, _stop_serving)
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="CertDesk")
     finally:
         app.extensions["certdesk_scheduler"].shutdown()
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _stop_serving(_signum, _frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; let the shutdown finish
+    raise SystemExit(0)
+
+
+def certdesk_command() -> str:
+    """How to run this `certdesk` from the current directory (for the hints CertDesk prints).
+
+    That is the `certdesk` script beside the running Python (a virtualenv's bin/), by the shortest
+    of: its bare name when PATH finds that very script, its relative or its absolute path. Without
+    such a script (run as `python -m webapp`), plain `certdesk`.
+    """
+    script = Path(sys.executable).parent / "certdesk"
+    if not script.is_file():
+        return "certdesk"
+    found = shutil.which("certdesk")
+    if found and Path(found).resolve() == script.resolve():
+        return "certdesk"
+    absolute = str(script.absolute())
+    relative = os.path.relpath(absolute)
+    if os.sep not in relative:
+        relative = os.path.join(os.curdir, relative)  # ./certdesk: the shell does not search .
+    return min(relative, absolute, key=len)
 
 
 @click.command("create-admin")

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import yaml
 
-# The shared research folder sits next to the repository: ../shared/entrust/.
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared/entrust/cms-api-2.1.0.yaml"
+import entrust_sandbox
+
+# Entrust's published spec, kept byte-for-byte in the repository (see its README.md).
+SPEC_PATH = Path(entrust_sandbox.__file__).resolve().parent / "spec" / "cms-api-2.1.0.yaml"
 
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -24,12 +26,22 @@ def test_command_options():
     assert CliRunner().invoke(sandbox, ["--api-user", "only"]).exit_code != 0
 
 
-def _start(args):
+def test_help_shows_request_logging_and_the_key_options():
+    result = CliRunner().invoke(sandbox, ["--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for text in ("--log-requests", "--api-key-file", "SANDBOX_API_KEY"):
+        assert text in result.output
+    both = ["--api-user", "u", "--api-key", "k", "--api-key-file", __file__]
+    assert CliRunner().invoke(sandbox, both).exit_code != 0
+
+
+def _start(args, stderr=subprocess.DEVNULL, env=None):
     proc = subprocess.Popen(
         [sys.executable, "-m", "entrust_sandbox.cli", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
+        env=env,
     )
     lines = []
     deadline = time.monotonic() + 30
@@ -97,3 +109,51 @@ def test_state_file_keeps_ca_certificates_and_clock(tmp_path):
     count = second.store.query_one("SELECT COUNT(*) AS n FROM certificates")["n"]
     assert count == 50
     second.store.close()
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_key_from_a_file_quiet_by_default_private_files_and_a_quiet_sigterm(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text("file-key-1\n")
+    state = str(tmp_path / "s.db")
+    args = ["--port", "0", "--api-user", "u1", "--api-key-file", str(key_file), "--state", state]
+    env = dict(os.environ, SANDBOX_API_KEY="not-this-one")  # the file wins over the variable
+    proc, out = _start(args, stderr=subprocess.STDOUT, env=env)
+    try:
+        assert "file-key-1" not in out  # not echoed either: it names the file instead
+        assert f"API key:  (from {key_file})" in out
+        base = _value(out, "Entrust ECS sandbox:")
+        ca = _value(out, "Root CA (verify with it):")
+        for _ in range(3):
+            response = requests.get(
+                base + "application/version", auth=("u1", "file-key-1"), verify=ca
+            )
+            assert response.status_code == 200
+        # Owner-only: the database, its WAL files and the CA beside it.
+        for path in (state, state + "-wal", state + "-shm", state + ".ca.pem"):
+            assert _mode(path) == 0o600, path
+    finally:
+        proc.terminate()  # SIGTERM stops it like Ctrl-C does
+        rest, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Traceback" not in rest
+    assert "GET /enterprise" not in rest  # no request log by default
+
+
+def test_key_from_the_environment_and_requests_logged_on_request(tmp_path):
+    env = dict(os.environ, SANDBOX_API_KEY="env-key-2")
+    args = ["--http", "--port", "0", "--api-user", "u2", "--log-requests"]
+    proc, out = _start(args, stderr=subprocess.STDOUT, env=env)
+    try:
+        assert "env-key-2" not in out
+        assert "API key:  (from SANDBOX_API_KEY)" in out
+        base = _value(out, "Entrust ECS sandbox:")
+        response = requests.get(base + "application/version", auth=("u2", "env-key-2"))
+        assert response.status_code == 200
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=20)
+    assert '"GET /enterprise/v2/application/version HTTP/1.1" 200' in rest

@@ -1,0 +1,187 @@
+"""`make run` (scripts/run_demo.py): both servers up, one final block that says what to open,
+the sandbox key kept off command lines, private state files, and a quiet Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from tests.e2e.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+BLOCK_START = "=== CertDesk is running ==="
+BLOCK_END = "Press Ctrl-C to stop CertDesk and the sandbox."
+
+
+class Output:
+    def __init__(self, proc: subprocess.Popen):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, proc):
+        for line in proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, needle: str, proc: subprocess.Popen, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            assert proc.poll() is None, f"run_demo.py exited:\n{self.text}"
+            assert time.monotonic() < deadline, f"no {needle!r} within {timeout} s:\n{self.text}"
+            time.sleep(0.2)
+
+    def finish(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly(tmp_path):
+    port, sandbox_port = free_port(), free_port()
+    instance = tmp_path / "instance"
+    env = dict(
+        os.environ,
+        PORT=str(port),
+        SANDBOX_PORT=str(sandbox_port),
+        CERTDESK_INSTANCE=str(instance),
+        PYTHONUNBUFFERED="1",
+    )
+    for name in ("HOST", "SANDBOX", "SANDBOX_API_KEY"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/run_demo.py"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, as `make run` has in a terminal
+    )
+    out = Output(proc)
+    try:
+        out.wait_for(BLOCK_END, proc, timeout=180)
+        text = out.text
+        block = text[text.index(BLOCK_START) :]
+
+        # The block comes last, after everything both servers printed while starting.
+        assert text.index("Entrust ECS sandbox:") < text.index(BLOCK_START)
+        assert text.index("CertDesk is serving on") < text.index(BLOCK_START)
+        assert block.rstrip().endswith(BLOCK_END)
+
+        url = f"http://127.0.0.1:{port}/"
+        assert f"CertDesk:  {url}" in block
+        link = re.search(r"(http://\S+/setup\?token=\S+)", block).group(1)
+        assert link.startswith(url + "setup?token=")
+        assert text.count("/setup?token=") == 1  # held back from the portal's lines, shown once
+        assert requests.get(link, timeout=10).status_code == 200
+
+        key_file = instance / "sandbox" / "api-key"
+        key = key_file.read_text().strip()
+        base = f"http://127.0.0.1:{sandbox_port}/enterprise/v2/"
+        assert re.search(r"Credential Name\s+Entrust sandbox", block)
+        assert re.search(r"User Name\s+certdesk-demo", block)
+        assert re.search(rf"API Key\s+{re.escape(key)}$", block, re.M)
+        assert re.search(rf"Base URL\s+{re.escape(base)}$", block, re.M)
+        for _ in range(3):
+            got = requests.get(
+                base + "application/version", auth=("certdesk-demo", key), timeout=10
+            )
+            assert got.status_code == 200
+
+        # Neither child has the key on its command line (`ps` shows it to every user).
+        children = _children(proc.pid)
+        commands = {pid: _cmdline(pid) for pid in children}
+        assert any(" sandbox " in c for c in commands.values()), commands
+        assert any(" serve " in c for c in commands.values()), commands
+        for command in [*commands.values(), _cmdline(proc.pid)]:
+            assert key not in command
+
+        # The sandbox's state is readable by its owner only.
+        folder = instance / "sandbox"
+        assert _mode(folder) == 0o700
+        assert _mode(key_file) == 0o600
+        state_files = [folder / n for n in ("state.db", "state.db-wal", "state.db-shm")]
+        assert state_files[0].exists()
+        for path in state_files:
+            if path.exists():
+                assert _mode(path) == 0o600, path
+
+        # The create-admin hint works from where `make run` was started (the repository).
+        hint = re.search(r"\(or run: (.+ create-admin USERNAME)\)", block).group(1)
+        assert hint.startswith(f"CERTDESK_INSTANCE={shlex.quote(str(instance))} ")
+        if (Path(sys.executable).parent / "certdesk").is_file():
+            made = subprocess.run(
+                ["bash", "-c", hint.replace("USERNAME", "hintadmin")],
+                cwd=REPO,
+                env=dict(os.environ, CERTDESK_ADMIN_PASSWORD="hint admin password"),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert made.returncode == 0, made.stderr
+            assert "Administrator hintadmin created." in made.stdout
+
+        time.sleep(1)  # let any request log line arrive
+        assert not re.search(r'"(GET|POST) /', out.text), out.text  # no per-request logging
+
+        # Ctrl-C at the terminal: SIGINT to the whole process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while not all(_gone(pid) for pid in children):
+            assert time.monotonic() < deadline, "a child outlived run_demo.py"
+            time.sleep(0.1)
+        out.finish(10)
+        after = out.text.split(BLOCK_END, 1)[1]
+        assert "Traceback" not in out.text, out.text
+        assert "KeyboardInterrupt" not in out.text
+        assert "stopped (exit code" not in out.text
+        assert after.strip() == "", after  # nothing printed on the way out
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
