@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, request
 
 from webapp import htmx
 from webapp.audit import service
+from webapp.downloads import attachment
 from webapp.paging import page_args, paginate
 from webapp.security import rbac
 
@@ -53,9 +54,4 @@ def index():
 @bp.get("/export.csv")
 @rbac.require(rbac.AUDIT_READ)
 def export():
-    rows = service.export_csv(_filter())
-    return Response(
-        stream_with_context(rows),
-        mimetype="text/csv",
-        headers={"Content-Disposition": "attachment; filename=certdesk-audit.csv"},
-    )
+    return attachment(service.export_csv(_filter()), "text/csv", "certdesk-audit.csv")

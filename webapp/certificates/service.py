@@ -21,6 +21,7 @@ from webapp.certificates.models import SOURCES, Certificate, CertificateName
 from webapp.csrs import service as csrs
 from webapp.csrs.models import Csr
 from webapp.dbtypes import utcnow
+from webapp.downloads import safe_name
 from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
@@ -425,7 +426,7 @@ FORMATS = {
 
 
 def file_stem(cert: Certificate) -> str:
-    return keys.file_stem(cert.common_name, f"certificate-{cert.id}")
+    return safe_name(cert.common_name, f"certificate-{cert.id}")
 
 
 def export(cert: Certificate, fmt: str) -> tuple[bytes, str, str]:

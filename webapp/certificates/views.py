@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, request, stream_with_context, url_for
+from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
 from webapp import htmx, pki, uploads
 from webapp.certificates import service
 from webapp.certificates.models import SOURCES
 from webapp.dbtypes import utcnow
+from webapp.downloads import attachment
 from webapp.keys import service as keys
 from webapp.paging import page_args
 from webapp.security import rbac
@@ -62,11 +63,7 @@ def index():
 @bp.get("/export.csv")
 @rbac.require(rbac.READ)
 def export():
-    return Response(
-        stream_with_context(service.export_csv(_filter())),
-        mimetype="text/csv",
-        headers={"Content-Disposition": "attachment; filename=certdesk-certificates.csv"},
-    )
+    return attachment(service.export_csv(_filter()), "text/csv", "certdesk-certificates.csv")
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -125,10 +122,7 @@ def download(cert_id: int, fmt: str):
     row = _cert_or_404(cert_id)
     if fmt not in service.FORMATS:
         abort(404)
-    body, mimetype, filename = service.export(row, fmt)
-    return Response(
-        body, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={filename}"}
-    )
+    return attachment(*service.export(row, fmt))
 
 
 @bp.post("/<int:cert_id>/pkcs12")
@@ -147,15 +141,7 @@ def pkcs12(cert_id: int):
         )
     except InputError as exc:
         return _detail(row, exc.as_errors(), 422)
-    return _file_response(f)
-
-
-def _file_response(f: keys.KeyFile) -> Response:
-    return Response(
-        f.data,
-        mimetype=f.mimetype,
-        headers={"Content-Disposition": f"attachment; filename={f.filename}"},
-    )
+    return attachment(f.data, f.mimetype, f.filename)
 
 
 @bp.post("/<int:cert_id>/delete")

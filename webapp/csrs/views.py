@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
 from webapp import htmx, pki, uploads
 from webapp.csrs import service
+from webapp.downloads import attachment, safe_name
 from webapp.keys import service as keys
 from webapp.paging import page_args, paginate
 from webapp.security import rbac
@@ -133,12 +134,7 @@ def detail(csr_id: int):
 @rbac.require(rbac.READ)
 def download(csr_id: int):
     row = _csr_or_404(csr_id)
-    name = "".join(c if c.isalnum() or c in ".-_" else "_" for c in row.common_name) or "request"
-    return Response(
-        row.pem,
-        mimetype="application/pkcs10",
-        headers={"Content-Disposition": f"attachment; filename={name}.csr"},
-    )
+    return attachment(row.pem, "application/pkcs10", f"{safe_name(row.common_name, 'request')}.csr")
 
 
 @bp.post("/<int:csr_id>/key")
@@ -162,11 +158,7 @@ def download_key(csr_id: int):
         )
     except InputError as exc:
         return _detail(row, exc.as_errors(), 422)
-    return Response(
-        f.data,
-        mimetype=f.mimetype,
-        headers={"Content-Disposition": f"attachment; filename={f.filename}"},
-    )
+    return attachment(f.data, f.mimetype, f.filename)
 
 
 @bp.post("/<int:csr_id>/delete")

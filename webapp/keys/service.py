@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from webapp import hooks, pki
 from webapp.audit import service as audit
+from webapp.downloads import safe_name
 from webapp.extensions import db
 from webapp.keys.models import PrivateKey
 from webapp.pki import PkiError
@@ -79,12 +80,6 @@ class KeyFile:
     filename: str
 
 
-def file_stem(name: str, fallback: str = "key") -> str:
-    """A safe download file name from a common name."""
-    base = (name or "").replace("*", "wildcard")
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in base)[:80] or fallback
-
-
 def download(
     actor,
     row: PrivateKey,
@@ -130,7 +125,7 @@ def download(
     )
     db.session.commit()
     mimetype, ext = FORMATS[fmt]
-    return KeyFile(data, mimetype, f"{file_stem(name)}.{ext}")
+    return KeyFile(data, mimetype, f"{safe_name(name, 'key')}.{ext}")
 
 
 def delete_if_unused(row: PrivateKey) -> bool:
