@@ -196,3 +196,21 @@ def test_issued_certificate_links_to_csr_and_key(app, admin_client, user):
         cert, source="entrust", tracking_id=7, actor="scheduler"
     )
     assert created and cert_row.csr_id == row.id and cert_row.private_key_id == row.private_key_id
+
+
+def test_search_takes_wildcards_literally(app, user):
+    """'%' and '_' in the search box are characters, not LIKE wildcards."""
+    from webapp.csrs import service as csrs
+
+    for cn in ("ops_team", "opsXteam", "100%-team"):
+        csr = pki.build_csr(ec_key(), {"CN": cn}, pki.SanSet())
+        csrs.import_csr(user["admin"], csr.public_bytes(serialization.Encoding.PEM))
+
+    def found(q):
+        stmt = csrs.list_query(q)
+        return sorted(r.common_name for r in db.session.execute(stmt).scalars())
+
+    assert found("ops_team") == ["ops_team"]
+    assert found("100%") == ["100%-team"]
+    assert found("%") == ["100%-team"]
+    assert found("team") == ["100%-team", "opsXteam", "ops_team"]
