@@ -6,11 +6,13 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
 from webapp.extensions import db
+from webapp.security import rbac
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@rbac.public
 def healthz():
     try:
         db.session.execute(text("SELECT 1"))

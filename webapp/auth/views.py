@@ -3,10 +3,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from webapp.auth import service
 from webapp.dbtypes import utcnow
+from webapp.security import rbac
 
 bp = Blueprint("auth", __name__)
 
@@ -26,6 +27,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@rbac.public
 def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
@@ -51,7 +53,7 @@ def login():
 
 
 @bp.post("/logout")
-@login_required
+@rbac.signed_in
 def logout():
     service.record_logout(current_user)
     logout_user()
@@ -61,6 +63,7 @@ def logout():
 
 
 @bp.route("/setup", methods=["GET", "POST"])
+@rbac.public
 def setup():
     """First-run page: create the first administrator with the token printed on the console."""
     if service.any_users():

@@ -61,6 +61,12 @@ def check(user, permission: str) -> None:
         raise PermissionDenied()
 
 
+# Every view declares who may call it, in its ``access`` attribute (the access-matrix test reads
+# it for every route, so a route without a rule fails the test): a permission, or one of these.
+PUBLIC = "public"  # anyone, signed in or not (sign-in, first-run setup, health)
+SIGNED_IN = "signed-in"  # any signed-in user, whatever the role (sign out)
+
+
 def require(permission: str):
     """View decorator: login required, then the permission (403 otherwise)."""
 
@@ -71,10 +77,20 @@ def require(permission: str):
                 from webapp.extensions import login_manager
 
                 return login_manager.unauthorized()
-            if not has_permission(current_user, permission):
+            if permission != SIGNED_IN and not has_permission(current_user, permission):
                 abort(403)
             return view(*args, **kwargs)
 
+        wrapped.access = permission
         return wrapped
 
     return decorator
+
+
+signed_in = require(SIGNED_IN)
+
+
+def public(view):
+    """Mark a view open to everyone (it checks what it needs itself)."""
+    view.access = PUBLIC
+    return view
