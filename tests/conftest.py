@@ -170,3 +170,24 @@ def sandbox(sandbox_server):
     sandbox_server.reset()
     yield sandbox_server
     sandbox_server.clear_faults()
+
+
+@pytest.fixture
+def live_server(db_templates, tmp_path):
+    """CertDesk served for real (tests/live.py), over a migrated database with admin/operator/
+    auditor users."""
+    from tests.live import start_server, stop_server
+
+    server = start_server(_instance_from(db_templates["users"], tmp_path / "instance"))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def fresh_server(db_templates, tmp_path):
+    """CertDesk served over an empty database (no users yet: the first-run setup applies)."""
+    from tests.live import start_server, stop_server
+
+    server = start_server(_instance_from(db_templates["empty"], tmp_path / "instance"))
+    yield server
+    stop_server(server)
