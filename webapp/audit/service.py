@@ -178,6 +178,7 @@ CSV_COLUMNS = [
 
 
 def export_csv(f: AuditFilter) -> Iterator[str]:
-    """Stream the filtered rows as CSV, in the page's order."""
-    rows = db.session.execute(query(f).execution_options(yield_per=2000)).scalars()
+    """Stream the filtered rows as CSV, in the page's order (read after the view has returned,
+    through a session of the stream's own)."""
+    rows = csvexport.query_rows(query(f), db.engine)
     return csvexport.stream(CSV_COLUMNS, ([getattr(e, c) for c in CSV_COLUMNS] for e in rows))

@@ -392,8 +392,9 @@ CSV_COLUMNS = [
 
 
 def export_csv(f: CertFilter) -> Iterator[str]:
-    """Stream the filtered list as CSV, in the page's order."""
-    certs = db.session.execute(query(f).execution_options(yield_per=2000)).scalars()
+    """Stream the filtered list as CSV, in the page's order (read after the view has returned,
+    through a session of the stream's own)."""
+    certs = csvexport.query_rows(query(f), db.engine)
     rows = (
         [
             c.id,
