@@ -6,6 +6,7 @@ ValueError with a message a person can act on) for anything it cannot read; noth
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import ipaddress
 import re
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from webapp import kdfcost
 from webapp.validation import InputError
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
@@ -56,6 +58,10 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]
 
 class PkiError(InputError):
     """Input that is not what it claims to be; ``field`` names the form field it belongs to."""
+
+
+class TooCostly(PkiError):
+    """A key file that asks for more key-derivation work than CertDesk does to open it."""
 
 
 # -- PEM ---------------------------------------------------------------------------------------
@@ -102,6 +108,54 @@ def pem_blocks(raw: bytes) -> list[PemBlock]:
             body = True
         pos += len(line) + 1
     return blocks
+
+
+def _pem_der(block: PemBlock) -> bytes:
+    """The DER inside a PEM block (header lines such as Proc-Type skipped)."""
+    lines = block.text.splitlines()[1:-1]
+    body = b"".join(line.strip() for line in lines if b":" not in line)
+    try:
+        return binascii.a2b_base64(body)
+    except binascii.Error:
+        return b""
+
+
+def check_key_cost(data: bytes, field_name: str = "key") -> None:
+    """Refuse (PkiError) an encrypted PKCS#8 key, PEM or DER, whose key derivation asks for more
+    work than CertDesk does (see :mod:`webapp.kdfcost`), before anything tries to open it."""
+    if b"-----BEGIN" in data:
+        ders = [_pem_der(b) for b in pem_blocks(data) if b.label == b"ENCRYPTED PRIVATE KEY"]
+    else:
+        ders = [data]
+    for der in ders:
+        try:
+            kdfcost.check_pkcs8(der)
+        except kdfcost.TooCostly as exc:
+            raise TooCostly(str(exc), field_name) from None
+
+
+def check_pkcs12_cost(
+    data: bytes, password: str | bytes | None, field_name: str, password_field: str
+) -> None:
+    """Refuse (PkiError) a PKCS#12 file that asks for more key-derivation work than CertDesk
+    does, or whose encrypted parts do not open with ``password``, before it is opened."""
+    pw = password.encode() if isinstance(password, str) else password
+    try:
+        kdfcost.check_pkcs12(data, pw or None)
+    except kdfcost.TooCostly as exc:
+        raise TooCostly(str(exc), field_name) from None
+    except kdfcost.Unreadable as exc:
+        if "password" in str(exc):
+            raise PkiError(
+                "Wrong password for the PKCS#12 file (or the file is damaged)."
+                if pw
+                else "This PKCS#12 file is protected; enter its password.",
+                password_field,
+            ) from None
+        if _looks_like_pkcs12(data):
+            raise PkiError(
+                "This PKCS#12 file is damaged or not one CertDesk reads.", field_name
+            ) from None
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -255,6 +309,7 @@ def load_private_key(data: bytes | str, password: str | None = None, field_name=
         if not blocks:
             raise PkiError("This is not a private key (no PRIVATE KEY block).", field_name)
         raw = blocks[0]
+    check_key_cost(raw, field_name)
     encrypted = b"ENCRYPTED" in raw
     for loader in loaders:
         try:
@@ -501,6 +556,8 @@ def _read_binary(raw: bytes, password: str | None, field_name: str):
     except ValueError:
         pass
     pw = password.encode() if password else None
+    if _looks_like_pkcs12(raw):
+        check_pkcs12_cost(raw, pw, field_name, "password")
     try:
         p12 = pkcs12.load_pkcs12(raw, pw)
     except ValueError as exc:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select
 
-from webapp import hooks
+from webapp import hooks, pki
 from webapp.audit import service as audit
 from webapp.credentials import clients, wording
 from webapp.credentials.models import DEFAULT_BASE_URL, EcsCredential
@@ -118,7 +118,10 @@ def _load_client_cert(data: CredentialInput) -> tuple[str, str] | None:
     if data.pkcs12:
         password = data.pkcs12_password.encode() if data.pkcs12_password else None
         try:
+            pki.check_pkcs12_cost(data.pkcs12, password, "pkcs12", "pkcs12")
             key, cert, extra = pkcs12.load_key_and_certificates(data.pkcs12, password)
+        except pki.TooCostly as exc:
+            raise CredentialError(str(exc), "pkcs12") from None
         except ValueError:
             raise CredentialError(
                 "The PKCS#12 file could not be opened: wrong password, or not a PKCS#12 file.",
