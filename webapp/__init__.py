@@ -10,7 +10,7 @@ from flask import Flask, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 from sqlalchemy import inspect
 
-from webapp import badges, errors, paths
+from webapp import badges, errors, logsafe, paths
 from webapp import config as config_module
 from webapp.dbtypes import utcnow
 from webapp.extensions import csrf, db, login_manager, migrate
@@ -58,10 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
         static_folder=str(paths.STATIC_DIR),
     )
     config_module.load(app, config)
-    logging.basicConfig(
-        level=app.config.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logsafe.install(app.config.get("LOG_LEVEL", "INFO"))
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     import webapp.models  # noqa: F401  (the whole schema, for Alembic and relationships)
