@@ -59,6 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     config_module.load(app, config)
     logsafe.install(app.config.get("LOG_LEVEL", "INFO"))
+    config_module.secure_instance(app)
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     import webapp.models  # noqa: F401  (the whole schema, for Alembic and relationships)
