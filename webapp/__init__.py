@@ -10,7 +10,7 @@ from flask import Flask, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 from sqlalchemy import inspect
 
-from webapp import badges, errors, logsafe, paths
+from webapp import badges, errors, logsafe, paths, validation
 from webapp import config as config_module
 from webapp.dbtypes import utcnow
 from webapp.extensions import csrf, db, login_manager, migrate
@@ -57,6 +57,8 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(paths.TEMPLATES_DIR),
         static_folder=str(paths.STATIC_DIR),
     )
+    app.request_class = validation.Request
+    app.url_map.converters["int"] = validation.IdConverter  # before any route is added
     config_module.load(app, config)
     logsafe.install(app.config.get("LOG_LEVEL", "INFO"))
     config_module.secure_instance(app)
@@ -78,6 +80,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(importlib.import_module(name).bp)
     errors.init_app(app)
     _init_templates(app)
+    app.before_request(_check_input)
     app.before_request(_idle_timeout)
     app.after_request(_after_request)
 
@@ -124,6 +127,13 @@ def _init_login(app: Flask) -> None:
         return redirect(target)
 
 
+def _check_input():
+    """The bounds every route's input stays within (see webapp.validation)."""
+    from flask import current_app
+
+    validation.check_request(request, current_app.view_functions.get(request.endpoint))
+
+
 def _idle_timeout():
     """Sign out a session left idle longer than IDLE_TIMEOUT_MINUTES."""
     if request.endpoint in ("static", "health.healthz") or not current_user.is_authenticated:
@@ -153,12 +163,21 @@ def _init_templates(app: Flask) -> None:
     def can(permission: str) -> bool:
         return rbac.has_permission(current_user, permission)
 
+    def link_args(args) -> dict:
+        # url_for's own keywords (endpoint, _method, _external ...) never come from a query string.
+        return {k: v for k, v in dict(args).items() if k != "endpoint" and not k.startswith("_")}
+
     def pager(*args, **kwargs):
         # A global rather than an import, so that a block rendered alone (htmx) can call it.
         return app.jinja_env.get_template("_pager.html").module.pager(*args, **kwargs)
 
     app.jinja_env.globals.update(
-        has_endpoint=has_endpoint, can=can, rbac=rbac, role_labels=rbac.ROLE_LABELS, pager=pager
+        has_endpoint=has_endpoint,
+        can=can,
+        rbac=rbac,
+        role_labels=rbac.ROLE_LABELS,
+        pager=pager,
+        link_args=link_args,
     )
     app.jinja_env.filters["dt"] = _format_dt
     app.jinja_env.filters["tone"] = badges.tone

@@ -13,10 +13,11 @@ SESSION_ROUTES = {"auth.login", "auth.logout", "auth.setup"}
 
 
 def _sample_url(rule) -> str:
+    from werkzeug.routing.converters import NumberConverter
+
     values = {}
     for name, conv in rule._converters.items():
-        kind = type(conv).__name__
-        values[name] = 1 if kind in ("IntegerConverter", "NumberConverter") else "x"
+        values[name] = 1 if isinstance(conv, NumberConverter) else "x"
     return rule.build(values, append_unknown=False)[1]
 
 

@@ -18,6 +18,10 @@ from webapp.extensions import db
 
 GENESIS = "0" * 64
 SECRET_WORDS = ("password", "api_key", "apikey", "private_key", "secret", "token", "pkcs12")
+# What one event keeps of the values it is given: whatever a request sends, a row stays small.
+MAX_DETAIL_TEXT = 500  # characters of each text in the detail
+MAX_DETAIL_ITEMS = 50  # entries of each list or mapping in the detail
+MAX_DETAIL = 4000  # characters of the detail's JSON
 
 
 def _canonical(e: AuditEvent) -> str:
@@ -56,6 +60,39 @@ def _scrub(detail: dict) -> dict:
     return clean
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded(value, depth: int = 0):
+    """``value`` (a detail) with long texts cut, long lists and mappings shortened."""
+    if isinstance(value, str):
+        return _clip(value, MAX_DETAIL_TEXT)
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {
+            _clip(str(k), 64): _bounded(v, depth + 1) if depth < 4 else "…"
+            for k, v in items[:MAX_DETAIL_ITEMS]
+        }
+        if len(items) > MAX_DETAIL_ITEMS:
+            out["…"] = f"{len(items) - MAX_DETAIL_ITEMS} more"
+        return out
+    if isinstance(value, list | tuple | set):
+        items = list(value)
+        out = [_bounded(v, depth + 1) if depth < 4 else "…" for v in items[:MAX_DETAIL_ITEMS]]
+        return out + (
+            [f"… {len(items) - MAX_DETAIL_ITEMS} more"] if len(items) > MAX_DETAIL_ITEMS else []
+        )
+    return value
+
+
+def _detail_json(detail: dict) -> str:
+    text = json.dumps(_bounded(_scrub(detail)), sort_keys=True, default=str)
+    if len(text) > MAX_DETAIL:
+        text = json.dumps({"detail": _clip(text, MAX_DETAIL - 100)})
+    return text
+
+
 def record(
     action: str,
     *,
@@ -83,13 +120,13 @@ def record(
         seq=head.seq,
         at=utcnow(),
         actor_id=actor.id if is_user else None,
-        actor_name=(actor.username if is_user else actor)[:64],
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id) if object_id is not None else "",
-        outcome=outcome,
-        detail=json.dumps(_scrub(detail or {}), sort_keys=True, default=str),
-        address=(request.remote_addr or "") if has_request_context() else "",
+        actor_name=_clip(actor.username if is_user else str(actor), 64),
+        action=_clip(action, 64),
+        object_type=_clip(object_type, 32),
+        object_id=_clip(str(object_id) if object_id is not None else "", 64),
+        outcome=_clip(outcome, 16),
+        detail=_detail_json(detail or {}),
+        address=_clip((request.remote_addr or "") if has_request_context() else "", 64),
         prev_hash=head.last_hash,
     )
     event.hash = _digest(event)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, request
 
@@ -13,6 +13,8 @@ from webapp.paging import page_args, paginate
 from webapp.security import rbac
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
+
+FILTER_KEYS = ("user", "action", "object", "since", "until", "per_page")
 
 
 def _date(name: str) -> datetime | None:
@@ -27,12 +29,14 @@ def _date(name: str) -> datetime | None:
 
 def _filter() -> service.AuditFilter:
     until = _date("until")
+    if until is not None:  # the whole "until" day (to the end of time for the last day there is)
+        until = None if until.date() == date.max else until + timedelta(days=1)
     return service.AuditFilter(
         user=request.args.get("user", ""),
         action=request.args.get("action", ""),
         object=request.args.get("object", ""),
         since=_date("since"),
-        until=until + timedelta(days=1) if until else None,  # the whole "until" day
+        until=until,
     )
 
 
@@ -47,7 +51,7 @@ def index():
         block="results",
         page=result,
         actions=service.actions(),
-        args=request.args,
+        args={k: v for k, v in request.args.items() if k in FILTER_KEYS and v},
     )
 
 

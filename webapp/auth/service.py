@@ -16,17 +16,18 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.security import rbac
 from webapp.settings import service as settings
+from webapp.validation import InputError, text
 
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
 SETUP_TOKEN_KEY = "first_run_token_sha256"  # noqa: S105 (a setting name)
+USERNAME_LENGTH = User.__table__.c.username.type.length  # 64
+FULL_NAME_LENGTH = User.__table__.c.full_name.type.length  # 120
+EMAIL_LENGTH = User.__table__.c.email.type.length  # 254
 
 
-class UserError(ValueError):
+class UserError(InputError):
     """Input that cannot be accepted; ``field`` names the form field it belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 class LoginRefused(Exception):
@@ -37,16 +38,35 @@ def normalise_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
+def _username_ok(name: str) -> bool:
+    return 0 < len(name) <= USERNAME_LENGTH and all(c.isalnum() or c in "._-@" for c in name)
+
+
 def validate_username(username: str) -> str:
     name = normalise_username(username)
-    if not name or len(name) > 64 or not all(c.isalnum() or c in "._-@" for c in name):
+    if not _username_ok(name):
         raise UserError("Use 1-64 letters, digits, dots, dashes, underscores or @.", "username")
     return name
 
 
-def validate_password(password: str) -> None:
+def validate_password(password: str, field: str = "password") -> None:
     if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise UserError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", "password")
+        raise UserError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"Use at most {MAX_PASSWORD_LENGTH:,} characters.", field)
+    if "\x00" in password:
+        raise UserError("A password cannot contain a NUL character.", field)
+
+
+def _profile(full_name: str, email: str) -> tuple[str, str]:
+    """A user's full name and e-mail, checked against their columns."""
+    full_name = text(full_name, field="full_name", label="full name", max_length=FULL_NAME_LENGTH)
+    email = text(email, field="email", label="e-mail address", max_length=EMAIL_LENGTH)
+    if email and ("@" not in email or any(c.isspace() for c in email)):
+        raise UserError(
+            "Enter an e-mail address such as name@example.com, or leave it empty.", "email"
+        )
+    return full_name, email
 
 
 def by_username(username: str) -> User | None:
@@ -76,6 +96,9 @@ def _recent_failures(column, value) -> int:
 def authenticate(username: str, password: str, address: str) -> User:
     """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try."""
     name = normalise_username(username)
+    possible = _username_ok(name)
+    if not possible:
+        name = name[:USERNAME_LENGTH]  # no user has it; recorded (bounded) as a wrong sign-in
     cfg = current_app.config
     minutes = cfg["LOGIN_LOCKOUT_MINUTES"]
     if (
@@ -93,7 +116,7 @@ def authenticate(username: str, password: str, address: str) -> User:
         raise LoginRefused(
             f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
         )
-    user = by_username(name)
+    user = by_username(name) if possible else None
     ok = user is not None and user.check_password(password or "") and user.active
     db.session.add(LoginAttempt(username=name, address=address, success=ok))
     if not ok:
@@ -151,17 +174,12 @@ def create_user(actor, username, password, role, full_name="", email="") -> User
     if actor is not None:
         rbac.check(actor, rbac.USERS_MANAGE)
     name = validate_username(username)
+    full_name, email = _profile(full_name, email)
     validate_password(password)
     _check_role(role)
     if by_username(name):
         raise UserError("That user name is taken.", "username")
-    user = User(
-        username=name,
-        role=role,
-        full_name=(full_name or "").strip()[:120],
-        email=(email or "").strip()[:254],
-        active=True,
-    )
+    user = User(username=name, role=role, full_name=full_name, email=email, active=True)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
@@ -261,8 +279,9 @@ def complete_setup(token: str, username: str, password: str, full_name: str = ""
     if any_users() or not setup_token_valid(token):
         raise UserError("This setup link is no longer valid.")
     name = validate_username(username)
+    full_name, _ = _profile(full_name, "")
     validate_password(password)
-    user = User(username=name, role="admin", full_name=full_name.strip()[:120], active=True)
+    user = User(username=name, role="admin", full_name=full_name, active=True)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()

@@ -8,6 +8,7 @@ from flask_login import current_user
 from webapp import htmx
 from webapp.auth import service
 from webapp.security import rbac
+from webapp.validation import InputError
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
 
@@ -40,7 +41,7 @@ def new():
                 form["full_name"],
                 form["email"],
             )
-        except service.UserError as exc:
+        except InputError as exc:
             errors[exc.field or "form"] = str(exc)
         else:
             flash(f"User {user.username} created.", "success")
@@ -63,7 +64,7 @@ def _apply(user_id: int, change):
     errors = {}
     try:
         message = change(user)
-    except service.UserError as exc:
+    except InputError as exc:
         errors[exc.field or "form"] = str(exc)
     else:
         flash(message, "success")

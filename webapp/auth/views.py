@@ -7,6 +7,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import service
 from webapp.dbtypes import utcnow
+from webapp.validation import InputError
 
 bp = Blueprint("auth", __name__)
 
@@ -80,7 +81,7 @@ def setup():
         else:
             try:
                 user = service.complete_setup(token, form["username"], password, form["full_name"])
-            except service.UserError as exc:
+            except InputError as exc:
                 errors[exc.field or "form"] = str(exc)
             else:
                 session.clear()

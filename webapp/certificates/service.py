@@ -311,8 +311,8 @@ def _conditions(f: CertFilter, now) -> list:
         conds.append(Certificate.revoked_at.is_not(None))
     elif expiry == "valid":
         conds += [Certificate.not_after >= now, Certificate.revoked_at.is_(None)]
-    elif expiry.isdigit():
-        days = min(int(expiry), 36500)
+    elif expiry.isascii() and expiry.isdigit():
+        days = min(int(expiry[:6]), 36500)
         conds += [
             Certificate.not_after >= now,
             Certificate.not_after < now + timedelta(days=days),

@@ -23,10 +23,15 @@ from webapp.ecs.transport import scrub
 from webapp.extensions import db
 from webapp.security import rbac
 from webapp.security.secretbox import current_box
-from webapp.validation import InputError
+from webapp.validation import InputError, text
 
 log = logging.getLogger(__name__)
 SYNC_KINDS = ("organizations", "domains", "products")
+_COLUMNS = EcsCredential.__table__.c
+NAME_LENGTH = _COLUMNS.name.type.length  # 100
+API_USER_LENGTH = _COLUMNS.api_user.type.length  # 200
+URL_LENGTH = _COLUMNS.base_url.type.length  # 500 (the proxy's column too)
+API_KEY_LENGTH = 1000  # sealed, so no column bound; far beyond any Entrust key
 
 
 class CredentialError(InputError):
@@ -98,8 +103,40 @@ def counts() -> dict[int, dict[str, int]]:
 # --- validation ---------------------------------------------------------------------------------
 
 
+def _http_basic(value: str, field_name: str, label: str) -> str:
+    """HTTP Basic authentication sends the API user and key as Latin-1, joined by a colon."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise CredentialError(
+            f"The {label} may hold only Latin-1 characters, the way HTTP sends it; Entrust's are "
+            "plain letters and digits. Look for a pasted character such as a curly quote or a "
+            "long dash.",
+            field_name,
+        ) from None
+    return value
+
+
+def _api_user(value: str) -> str:
+    user = text(value, field="api_user", label="API user name", max_length=API_USER_LENGTH)
+    if not user:
+        raise CredentialError("Enter the API user name from Entrust.", "api_user")
+    if ":" in user:
+        raise CredentialError(
+            "The API user name cannot contain a colon (:): HTTP Basic authentication uses one to "
+            "separate the user name from the key.",
+            "api_user",
+        )
+    return _http_basic(user, "api_user", "API user name")
+
+
+def _api_key(value: str) -> str:
+    key = text(value, field="api_key", label="API key", max_length=API_KEY_LENGTH)
+    return _http_basic(key, "api_key", "API key")
+
+
 def _url(value: str, field_name: str, what: str) -> str:
-    value = value.strip()
+    value = text(value, field=field_name, label=what, max_length=URL_LENGTH)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CredentialError(f"Enter the {what} as an http:// or https:// URL.", field_name)
@@ -184,11 +221,9 @@ def _load_ca_bundle(raw: bytes) -> str:
 
 
 def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
-    name = data.name.strip()
+    name = text(data.name, field="name", label="credential name", max_length=NAME_LENGTH)
     if not name:
         raise CredentialError("Enter a credential name.", "name")
-    if len(name) > 100:
-        raise CredentialError("At most 100 characters.", "name")
     clash = select(EcsCredential.id).where(
         func.lower(EcsCredential.name) == name.lower(), EcsCredential.deleted_at.is_(None)
     )
@@ -196,9 +231,8 @@ def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
         clash = clash.where(EcsCredential.id != existing.id)
     if db.session.execute(clash).first():
         raise CredentialError(f"A credential named {name!r} already exists.", "name")
-    api_user = data.api_user.strip()
-    if not api_user:
-        raise CredentialError("Enter the API user name from Entrust.", "api_user")
+    api_user = _api_user(data.api_user)
+    data.api_key = _api_key(data.api_key)
     if existing is None and not data.api_key:
         raise CredentialError("Enter the API key.", "api_key")
     base_url = _url(data.base_url or DEFAULT_BASE_URL, "base_url", "base URL")
@@ -433,8 +467,8 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
     """Test Login on the form: the values as entered, with the stored secrets where the secret
     fields were left empty. Nothing is stored but the audit event. Raises CredentialError."""
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
-    if not data.api_user.strip():
-        raise CredentialError("Enter the API user name from Entrust.", "api_user")
+    api_user = _api_user(data.api_user)
+    data.api_key = _api_key(data.api_key)
     base_url = _url(data.base_url or DEFAULT_BASE_URL, "base_url", "base URL")
     proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
     api_key, stored_client_key = data.api_key, None
@@ -460,7 +494,7 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
     try:
         client = clients.build(
             base_url=base_url,
-            api_user=data.api_user.strip(),
+            api_user=api_user,
             api_key=api_key,
             cert_pem=cert[0] if cert else None,
             key_pem=cert[1] if cert else None,
@@ -477,7 +511,7 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
         object_type="credential",
         object_id=existing.id if existing is not None else "",
         outcome="success" if result.ok else "failure",
-        detail={"name": data.name.strip(), "user": data.api_user.strip(), "result": result.message},
+        detail={"name": data.name.strip(), "user": api_user, "result": result.message},
         actor=actor,
     )
     db.session.commit()
