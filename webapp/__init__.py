@@ -12,7 +12,6 @@ from sqlalchemy import inspect
 
 from webapp import badges, errors, logsafe, paths, validation
 from webapp import config as config_module
-from webapp.dbtypes import utcnow
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
 from webapp.security import headers, rbac, secretbox
@@ -81,7 +80,7 @@ def create_app(config: dict | None = None) -> Flask:
     errors.init_app(app)
     _init_templates(app)
     app.before_request(_check_input)
-    app.before_request(_idle_timeout)
+    app.before_request(_check_session)
     app.after_request(_after_request)
 
     scheduler.init_app(app)
@@ -134,21 +133,28 @@ def _check_input():
     validation.check_request(request, current_app.view_functions.get(request.endpoint))
 
 
-def _idle_timeout():
-    """Sign out a session left idle longer than IDLE_TIMEOUT_MINUTES."""
-    if request.endpoint in ("static", "health.healthz") or not current_user.is_authenticated:
-        return None
-    from flask import current_app
+SESSION_ENDED = {
+    "idle": "You were signed out after a period of inactivity.",
+    "ended": "Your session has ended. Sign in again.",
+}
 
-    now = utcnow().timestamp()
-    limit = current_app.config["IDLE_TIMEOUT_MINUTES"] * 60
-    if now - session.get("seen", 0) > limit:
-        logout_user()
-        session.clear()
-        flash("You were signed out after a period of inactivity.", "info")
-        return login_manager.unauthorized()
-    session["seen"] = now
-    return None
+
+def _check_session():
+    """A signed-in cookie must carry a server-side session that is still open and not idle
+    (see auth.service.resume_session); otherwise the browser is signed out."""
+    if request.endpoint in ("static", "health.healthz") or "_user_id" not in session:
+        return None
+    from webapp.auth import service as auth
+
+    user, reason = auth.resume_session(session.get(auth.SESSION_TOKEN_KEY), session["_user_id"])
+    if user is not None:
+        return None
+    logout_user()
+    session.clear()
+    flash(SESSION_ENDED[reason], "info")
+    if request.endpoint in ("auth.login", "auth.setup"):
+        return None
+    return login_manager.unauthorized()
 
 
 def _after_request(response):

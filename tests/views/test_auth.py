@@ -83,12 +83,37 @@ def test_session_is_renewed_at_login(client):
     assert client.get_cookie("certdesk_session").value != before
 
 
-def test_idle_session_is_signed_out(admin_client):
-    with admin_client.session_transaction() as s:
-        s["seen"] = (utcnow() - timedelta(hours=2)).timestamp()
+def test_idle_session_is_signed_out_on_the_server(admin_client):
+    from webapp.auth.models import UserSession
+
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.last_seen_at = utcnow() - timedelta(minutes=31)
+    db.session.commit()
     resp = admin_client.get("/")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "signed out after a period of inactivity" in page
     assert admin_client.get("/").status_code == 302
+    db.session.expire_all()
+    assert row.ended_at is not None and row.end_reason == "idle"
+
+
+def test_a_session_seen_recently_stays_open(admin_client):
+    from webapp.auth.models import UserSession
+
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.last_seen_at = utcnow() - timedelta(minutes=29)
+    db.session.commit()
+    assert admin_client.get("/").status_code == 200
+    db.session.expire_all()
+    assert row.ended_at is None and row.last_seen_at > utcnow() - timedelta(minutes=1)
+
+
+def test_a_cookie_without_a_server_session_is_signed_out(app, admin_client):
+    with admin_client.session_transaction() as s:
+        s["sid"] = "made-up"
+    resp = admin_client.get("/admin/users/")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
 
 
 def test_expired_session_on_htmx_request_redirects_via_header(client):
@@ -100,6 +125,49 @@ def test_password_reset_ends_the_users_sessions(app, admin_client, operator_clie
     assert operator_client.get("/").status_code == 200
     auth.reset_password(user["admin"], user["operator"], "a brand new password")
     assert operator_client.get("/").status_code == 302
+
+
+def _open_sessions(user) -> int:
+    from webapp.auth.models import UserSession
+
+    db.session.expire_all()
+    return db.session.execute(
+        db.select(db.func.count())
+        .select_from(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+    ).scalar_one()
+
+
+def test_role_change_and_disable_end_the_users_sessions(app, admin_client, user):
+    from tests.conftest import Client
+
+    app.test_client_class = Client
+    for change in (
+        lambda: auth.change_role(user["admin"], user["operator"], "auditor"),
+        lambda: auth.set_active(user["admin"], user["operator"], False),
+    ):
+        browser = app.test_client()
+        assert browser.login("operator").status_code == 302
+        assert _open_sessions(user["operator"]) == 1
+        change()
+        assert _open_sessions(user["operator"]) == 0
+        assert browser.get("/jobs/").status_code == 302
+        auth.set_active(user["admin"], user["operator"], True)
+
+
+def test_an_administrator_sees_and_ends_a_users_sessions(admin_client, operator_client, user):
+    operator = user["operator"]
+    page = admin_client.get(f"/admin/users/{operator.id}").get_data(as_text=True)
+    assert 'id="sessions-table"' in page and "End all 1 open session" in page
+    resp = admin_client.post(f"/admin/users/{operator.id}/sessions/end")
+    assert resp.status_code == 303
+    assert "1 open session of operator ended" in admin_client.get(
+        resp.headers["Location"]
+    ).get_data(as_text=True)
+    assert operator_client.get("/").status_code == 302
+    page = admin_client.get(f"/admin/users/{operator.id}").get_data(as_text=True)
+    assert "ended by an administrator" in page and "End all" not in page
+    assert _actions()[-1] == "user.sessions_ended"
 
 
 def test_safe_next_only(client):

@@ -8,10 +8,10 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 
 from webapp.audit import service as audit
-from webapp.auth.models import LoginAttempt, User
+from webapp.auth.models import LoginAttempt, User, UserSession
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.security import rbac
@@ -93,8 +93,11 @@ def _recent_failures(column, value) -> int:
     ).scalar_one()
 
 
-def authenticate(username: str, password: str, address: str) -> User:
-    """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try."""
+def authenticate(
+    username: str, password: str, address: str, user_agent: str = ""
+) -> tuple[User, str]:
+    """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try.
+    Returns the user and the token of the new server-side session (for the cookie)."""
     name = normalise_username(username)
     possible = _username_ok(name)
     if not possible:
@@ -131,22 +134,131 @@ def authenticate(username: str, password: str, address: str) -> User:
         db.session.commit()
         raise LoginRefused("Wrong user name or password.")
     user.last_login_at = utcnow()
+    token = _new_session(user, address, user_agent)
     audit.record("auth.login", object_type="user", object_id=user.id, actor=user)
     db.session.commit()
-    return user
+    return user, token
 
 
-def record_logout(user) -> None:
+def prune_login_attempts() -> int:
+    """Forget sign-in attempts older than two days, and sessions ended (or idle) for a week."""
+    now = utcnow()
+    res = db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=2)))
+    db.session.execute(
+        delete(UserSession).where(
+            or_(
+                UserSession.ended_at < now - SESSION_KEPT,
+                UserSession.last_seen_at < now - SESSION_KEPT,
+            )
+        )
+    )
+    db.session.commit()
+    return res.rowcount
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+SESSION_TOUCH = timedelta(seconds=60)  # last_seen_at is written at most this often
+SESSION_KEPT = timedelta(days=7)  # ended sessions stay listed (Admin > Users) this long
+SESSION_TOKEN_KEY = "sid"  # noqa: S105 (the cookie session's key holding the token)
+END_REASONS = {
+    "signed out": "signed out",
+    "idle": "idle for longer than the timeout",
+    "password": "password reset",
+    "role": "role changed",
+    "disabled": "user disabled",
+    "administrator": "ended by an administrator",
+}
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_session(user: User, address: str, user_agent: str) -> str:
+    """Add a session for ``user`` to the transaction; return the token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        UserSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            address=(address or "")[:64],
+            user_agent=(user_agent or "")[:200],
+        )
+    )
+    return token
+
+
+def _end_sessions(user: User, reason: str) -> int:
+    """End every open session of ``user`` in the transaction; returns how many."""
+    return db.session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+    ).rowcount
+
+
+def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
+    """The user of the session whose cookie holds ``token`` (and ``user_ident``, Flask-Login's
+    id), or None and why: "ended" (signed out, ended, unknown) or "idle" (ended now, after
+    IDLE_TIMEOUT_MINUTES without a request). Notes the request as the session's last activity."""
+    if not token:
+        return None, "ended"
+    row = db.session.execute(
+        select(UserSession).where(UserSession.token_hash == _token_hash(token))
+    ).scalar()
+    if row is None or row.ended_at is not None or not row.user.active:
+        return None, "ended"
+    if str(user_ident or "").partition(":")[0] != str(row.user_id):
+        return None, "ended"
+    now = utcnow()
+    if row.last_seen_at < now - timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"]):
+        row.ended_at, row.end_reason = now, "idle"
+        db.session.commit()
+        return None, "idle"
+    if now - row.last_seen_at > SESSION_TOUCH:
+        row.last_seen_at = now
+        db.session.commit()
+    return row.user, ""
+
+
+def sign_out(user: User, token: str | None) -> None:
+    """End the session of this cookie (audited)."""
+    if token:
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.token_hash == _token_hash(token), UserSession.ended_at.is_(None))
+            .values(ended_at=utcnow(), end_reason="signed out")
+        )
     audit.record("auth.logout", object_type="user", object_id=user.id, actor=user)
     db.session.commit()
 
 
-def prune_login_attempts() -> int:
-    res = db.session.execute(
-        delete(LoginAttempt).where(LoginAttempt.at < utcnow() - timedelta(days=2))
+def sessions_of(user: User, limit: int = 20) -> list[UserSession]:
+    """The user's sessions, open ones first, then the most recently active."""
+    return list(
+        db.session.execute(
+            select(UserSession)
+            .where(UserSession.user_id == user.id)
+            .order_by(UserSession.ended_at.is_(None).desc(), UserSession.last_seen_at.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def end_sessions(actor, user: User) -> int:
+    """An administrator ends every open session of ``user`` (audited); returns how many."""
+    rbac.check(actor, rbac.USERS_MANAGE)
+    ended = _end_sessions(user, "administrator")
+    audit.record(
+        "user.sessions_ended",
+        object_type="user",
+        object_id=user.id,
+        actor=actor,
+        detail={"username": user.username, "sessions": ended},
     )
     db.session.commit()
-    return res.rowcount
+    return ended
 
 
 # -- user management ---------------------------------------------------------------------------
@@ -206,6 +318,7 @@ def change_role(actor, user: User, role: str) -> None:
     _guard_last_admin(user, new_role=role)
     old, user.role = user.role, role
     user.session_version += 1
+    _end_sessions(user, "role")
     audit.record(
         "user.role_change",
         object_type="user",
@@ -223,6 +336,8 @@ def set_active(actor, user: User, active: bool) -> None:
     _guard_last_admin(user, new_active=active)
     user.active = active
     user.session_version += 1
+    if not active:
+        _end_sessions(user, "disabled")
     audit.record(
         "user.enable" if active else "user.disable",
         object_type="user",
@@ -238,6 +353,7 @@ def reset_password(actor, user: User, password: str) -> None:
     validate_password(password)
     user.set_password(password)
     user.session_version += 1
+    _end_sessions(user, "password")
     audit.record(
         "user.password_reset",
         object_type="user",
@@ -274,8 +390,16 @@ def setup_token_valid(token: str) -> bool:
     return bool(token and stored) and hmac.compare_digest(stored, _digest(token))
 
 
-def complete_setup(token: str, username: str, password: str, full_name: str = "") -> User:
-    """Create the first administrator with the console token; the token then stops working."""
+def complete_setup(
+    token: str,
+    username: str,
+    password: str,
+    full_name: str = "",
+    address: str = "",
+    user_agent: str = "",
+) -> tuple[User, str]:
+    """Create the first administrator with the console token; the token then stops working.
+    Returns the administrator and the token of their new session (signed in)."""
     if any_users() or not setup_token_valid(token):
         raise UserError("This setup link is no longer valid.")
     name = validate_username(username)
@@ -293,5 +417,6 @@ def complete_setup(token: str, username: str, password: str, full_name: str = ""
         actor=user,
         detail={"username": name, "role": "admin", "via": "first-run setup"},
     )
+    session_token = _new_session(user, address, user_agent)
     db.session.commit()
-    return user
+    return user, session_token

@@ -51,12 +51,21 @@ def new():
     )
 
 
+def _detail(user, errors=None, status=200):
+    return render_template(
+        "users/detail.html",
+        user=user,
+        roles=rbac.ROLE_LABELS,
+        errors=errors or {},
+        sessions=service.sessions_of(user),
+        end_reasons=service.END_REASONS,
+    ), status
+
+
 @bp.get("/<int:user_id>")
 @rbac.require(rbac.USERS_MANAGE)
 def detail(user_id: int):
-    return render_template(
-        "users/detail.html", user=_user_or_404(user_id), roles=rbac.ROLE_LABELS, errors={}
-    )
+    return _detail(_user_or_404(user_id))
 
 
 def _apply(user_id: int, change):
@@ -69,9 +78,7 @@ def _apply(user_id: int, change):
     else:
         flash(message, "success")
         return htmx.redirect(url_for("users.detail", user_id=user.id))
-    return render_template(
-        "users/detail.html", user=user, roles=rbac.ROLE_LABELS, errors=errors
-    ), 422
+    return _detail(user, errors, 422)
 
 
 @bp.post("/<int:user_id>/role")
@@ -103,5 +110,15 @@ def password(user_id: int):
             raise service.UserError("The passwords differ.", "password2")
         service.reset_password(current_user, user, request.form.get("password", ""))
         return f"Password of {user.username} reset; their open sessions have ended."
+
+    return _apply(user_id, change)
+
+
+@bp.post("/<int:user_id>/sessions/end")
+@rbac.require(rbac.USERS_MANAGE)
+def end_sessions(user_id: int):
+    def change(user):
+        ended = service.end_sessions(current_user, user)
+        return f"{ended} open session{'s' if ended != 1 else ''} of {user.username} ended."
 
     return _apply(user_id, change)

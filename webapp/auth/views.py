@@ -6,7 +6,6 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import service
-from webapp.dbtypes import utcnow
 from webapp.validation import InputError
 
 bp = Blueprint("auth", __name__)
@@ -34,16 +33,16 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "")
         try:
-            user = service.authenticate(
-                username, request.form.get("password", ""), request.remote_addr or ""
+            user, token = service.authenticate(
+                username,
+                request.form.get("password", ""),
+                request.remote_addr or "",
+                request.user_agent.string,
             )
         except service.LoginRefused as exc:
             error = str(exc)
         else:
-            session.clear()  # a new session at sign-in
-            login_user(user)
-            session.permanent = True
-            session["seen"] = utcnow().timestamp()
+            _start(user, token)
             return redirect(_safe_next(request.args.get("next")))
     status = 401 if error else 200
     return render_template(
@@ -51,10 +50,18 @@ def login():
     ), status
 
 
+def _start(user, token: str) -> None:
+    """A new cookie session at sign-in, carrying the server-side session's token."""
+    session.clear()
+    login_user(user)
+    session.permanent = True
+    session[service.SESSION_TOKEN_KEY] = token
+
+
 @bp.post("/logout")
 @login_required
 def logout():
-    service.record_logout(current_user)
+    service.sign_out(current_user, session.get(service.SESSION_TOKEN_KEY))
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
@@ -80,14 +87,18 @@ def setup():
             errors["password2"] = "The passwords differ."
         else:
             try:
-                user = service.complete_setup(token, form["username"], password, form["full_name"])
+                user, session_token = service.complete_setup(
+                    token,
+                    form["username"],
+                    password,
+                    form["full_name"],
+                    request.remote_addr or "",
+                    request.user_agent.string,
+                )
             except InputError as exc:
                 errors[exc.field or "form"] = str(exc)
             else:
-                session.clear()
-                login_user(user)
-                session.permanent = True
-                session["seen"] = utcnow().timestamp()
+                _start(user, session_token)
                 flash("Welcome to CertDesk. Your administrator account is ready.", "success")
                 return redirect(url_for("dashboard.index"))
     return render_template(
