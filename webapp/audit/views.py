@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, request
+from flask_login import current_user
+from werkzeug.exceptions import Forbidden
 
-from webapp import htmx
+from webapp import errors, htmx
 from webapp.audit import service
 from webapp.downloads import attachment
 from webapp.paging import page_args, paginate
@@ -58,4 +60,12 @@ def index():
 @bp.get("/export.csv")
 @rbac.require(rbac.AUDIT_READ)
 def export():
-    return attachment(service.export_csv(_filter()), "text/csv", "certdesk-audit.csv")
+    return attachment(service.export_csv(current_user, _filter()), "text/csv", "certdesk-audit.csv")
+
+
+@bp.app_errorhandler(Forbidden)
+def refused(exc: Forbidden):
+    """Every refusal (403) of every route goes into the audit trail, then the usual error page."""
+    actor = current_user if current_user.is_authenticated else "anonymous"
+    service.record_refusal(actor, request.endpoint, request.method, request.path, exc.description)
+    return errors.handle_http(exc)

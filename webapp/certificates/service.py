@@ -391,9 +391,17 @@ CSV_COLUMNS = [
 ]
 
 
-def export_csv(f: CertFilter) -> Iterator[str]:
-    """Stream the filtered list as CSV, in the page's order (read after the view has returned,
-    through a session of the stream's own)."""
+def export_csv(actor, f: CertFilter) -> Iterator[str]:
+    """Record the export (``certificate.export``, committed), then stream the filtered list as
+    CSV in the page's order (read after the view has returned, through a session of its own)."""
+    rbac.check(actor, rbac.READ)
+    audit.record(
+        "certificate.export",
+        actor=actor,
+        object_type="certificate",
+        detail={k: v for k, v in vars(f).items() if v and k not in ("sort", "direction")},
+    )
+    db.session.commit()
     certs = csvexport.query_rows(query(f), db.engine)
     rows = (
         [

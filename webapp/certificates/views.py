@@ -63,7 +63,9 @@ def index():
 @bp.get("/export.csv")
 @rbac.require(rbac.READ)
 def export():
-    return attachment(service.export_csv(_filter()), "text/csv", "certdesk-certificates.csv")
+    return attachment(
+        service.export_csv(current_user, _filter()), "text/csv", "certdesk-certificates.csv"
+    )
 
 
 @bp.route("/import", methods=["GET", "POST"])
