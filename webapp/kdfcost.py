@@ -259,7 +259,13 @@ def check_pkcs12(der: bytes, password: bytes | None) -> None:
             algorithm_cost(alg, work)
             if len(content.children) > 2:
                 plain = _decrypt(alg, content.children[2].value, password)
-                _bags(parse(plain), work, password, 0)
+                try:
+                    _bags(parse(plain), work, password, 0)
+                except Unreadable:
+                    # A wrong password yields garbage that now and then ends in valid padding.
+                    raise Unreadable(
+                        "the encrypted safe does not open with this password"
+                    ) from None
 
 
 def _bags(safe_contents: Node, work: _Work, password, depth: int) -> None:

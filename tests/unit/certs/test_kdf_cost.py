@@ -96,3 +96,10 @@ def test_a_costly_client_pkcs12_is_refused_for_a_credential(app, user):
     with pytest.raises(service.CredentialError) as exc:
         service.create(user["admin"], data, start_sync=False)
     assert exc.value.field == "pkcs12" and ROUNDS_MESSAGE in str(exc.value)
+
+
+def test_garbage_from_a_wrong_password_is_a_wrong_password(monkeypatch):
+    # A wrong key gives random plaintext; about one time in 256 its padding looks valid.
+    monkeypatch.setattr(kdfcost, "_decrypt", lambda *args: b"\x30\x03\x02\x01\xff")
+    with pytest.raises(PkiError, match="Wrong password"):
+        pki.read_certificates(p12(KEY, CERT, T.chain, "pw-123456"), "wrong password")
