@@ -22,9 +22,13 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "certdesk_session"
     IDLE_TIMEOUT_MINUTES = 30
-    LOGIN_MAX_FAILURES_PER_USER = 5
-    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
-    LOGIN_LOCKOUT_MINUTES = 15
+    # Sign-in throttling: after this many failures for one user name from one address, each new
+    # try from there waits (1 s, then doubling, up to LOGIN_MAX_WAIT_MINUTES); from one address
+    # whatever the names, after LOGIN_FREE_FAILURES_PER_ADDRESS. Other addresses never wait.
+    LOGIN_FREE_FAILURES = 5
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 20
+    LOGIN_MAX_WAIT_MINUTES = 15
+    LOGIN_FAILURE_WINDOW_HOURS = 24
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SCHEDULER_ENABLED = True
     SCHEDULER_TICK_SECONDS = 15

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import select, update
 
 from webapp import csvexport
@@ -99,6 +99,12 @@ def _scrub(detail: dict) -> dict:
     return clean
 
 
+def _address() -> str:
+    """The client's address: through trusted reverse proxies (set per request by auth), else
+    the peer's."""
+    return g.get("client_address") or request.remote_addr or ""
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -165,7 +171,7 @@ def record(
         object_id=_clip(str(object_id) if object_id is not None else "", 64),
         outcome=_clip(outcome, 16),
         detail=_detail_json(detail or {}),
-        address=_clip((request.remote_addr or "") if has_request_context() else "", 64),
+        address=_clip(_address() if has_request_context() else "", 64),
         prev_hash=head.last_hash,
     )
     key_id, key = _key_of(head)

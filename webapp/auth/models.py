@@ -33,11 +33,19 @@ class User(UserMixin, db.Model):
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
 
+    @staticmethod
+    def hash_password(password: str) -> str:
+        return generate_password_hash(password, method="scrypt")
+
+    @staticmethod
+    def verify_password(password_hash: str, password: str) -> bool:
+        return check_password_hash(password_hash, password)
+
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = self.hash_password(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return self.verify_password(self.password_hash, password)
 
     @property
     def display_name(self) -> str:

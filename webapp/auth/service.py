@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, func, or_, select, update
@@ -82,15 +84,181 @@ def any_users() -> bool:
 # -- sign-in -----------------------------------------------------------------------------------
 
 
-def _recent_failures(column, value) -> int:
-    window = timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
-    return db.session.execute(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(
-            column == value, LoginAttempt.success.is_(False), LoginAttempt.at >= utcnow() - window
+def _networks(raw: str) -> str:
+    """Validate the trusted-proxies setting: addresses or networks, separated by commas."""
+    out = []
+    for part in (p.strip() for p in raw.replace(";", ",").split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"{part[:60]} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/24)."
+            ) from None
+    return ", ".join(out)
+
+
+TRUSTED_PROXIES = settings.register(
+    "security.trusted_proxies",
+    "",
+    "Trusted reverse proxies",
+    "Addresses or networks (CIDR) of the reverse proxies in front of CertDesk, separated by "
+    "commas, e.g. 10.0.0.5, 192.168.10.0/24. A request from one of them counts as coming from the "
+    "address it names in X-Forwarded-For (for sign-in throttling and the audit trail); from "
+    "anywhere else that header is ignored. Empty: CertDesk is reached directly.",
+    validate=_networks,
+)
+
+
+def client_address(remote: str | None, forwarded_for: str | None) -> str:
+    """The client's address: ``remote`` (the peer), or, when the peer is a trusted reverse proxy,
+    the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
+    remote = remote or ""
+    if not forwarded_for:
+        return remote
+    trusted = [
+        ipaddress.ip_network(n) for n in (settings.get(TRUSTED_PROXIES) or "").split(", ") if n
+    ]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(remote):
+        return remote
+    client = remote
+    for hop in reversed(forwarded_for.split(",")):
+        hop = hop.strip().strip("[]")
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # a malformed hop: trust nothing beyond it
+        client = hop
+        if not is_trusted(hop):
+            break
+    return client
+
+
+@dataclass
+class Throttle:
+    """Failed sign-ins counted for one key (a user name from an address, or an address)."""
+
+    failures: int
+    last_failure_at: datetime | None
+    free: int
+
+    def wait(self, now: datetime) -> timedelta:
+        """How long the next try must wait from ``now`` (zero: it may go ahead)."""
+        if self.failures < self.free or self.last_failure_at is None:
+            return timedelta(0)
+        limit = timedelta(minutes=current_app.config["LOGIN_MAX_WAIT_MINUTES"])
+        step = min(timedelta(seconds=2 ** min(self.failures - self.free, 20)), limit)
+        return max(timedelta(0), self.last_failure_at + step - now)
+
+
+def _failures(*conds, since: datetime) -> tuple[int, datetime | None]:
+    count, last = db.session.execute(
+        select(func.count(), func.max(LoginAttempt.at)).where(
+            *conds, LoginAttempt.success.is_(False), LoginAttempt.at >= since
         )
-    ).scalar_one()
+    ).one()
+    return count, last
+
+
+def throttles(name: str, address: str, now: datetime) -> list[Throttle]:
+    """The two throttles a sign-in from ``address`` as ``name`` passes: the name from this
+    address (failures since its last success there), and the address whatever the names."""
+    cfg = current_app.config
+    window = now - timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"])
+    pair = (LoginAttempt.username == name, LoginAttempt.address == address)
+    last_ok = db.session.execute(
+        select(func.max(LoginAttempt.at)).where(*pair, LoginAttempt.success.is_(True))
+    ).scalar()
+    since = max(window, last_ok) if last_ok else window
+    return [
+        Throttle(*_failures(*pair, since=since), cfg["LOGIN_FREE_FAILURES"]),
+        Throttle(
+            *_failures(LoginAttempt.address == address, since=window),
+            cfg["LOGIN_FREE_FAILURES_PER_ADDRESS"],
+        ),
+    ]
+
+
+@dataclass
+class Slowed:
+    username: str
+    address: str
+    failures: int
+    last_failure_at: datetime
+    wait: timedelta
+
+
+def slowed_sign_ins(limit: int = 50) -> list[Slowed]:
+    """User names being tried from an address that must now wait (Admin > Users)."""
+    cfg, now = current_app.config, utcnow()
+    window = now - timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"])
+    pairs = db.session.execute(
+        select(LoginAttempt.username, LoginAttempt.address)
+        .where(LoginAttempt.success.is_(False), LoginAttempt.at >= window)
+        .group_by(LoginAttempt.username, LoginAttempt.address)
+        .having(func.count() >= cfg["LOGIN_FREE_FAILURES"])
+        .order_by(func.max(LoginAttempt.at).desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for name, address in pairs:
+        pair = throttles(name, address, now)[0]
+        if pair.failures >= pair.free:
+            out.append(Slowed(name, address, pair.failures, pair.last_failure_at, pair.wait(now)))
+    return out
+
+
+def clear_slowed(actor, username: str, address: str) -> int:
+    """Forget the failed sign-ins of ``username`` from ``address``: no wait for it any more
+    (audited, with how many were forgotten)."""
+    rbac.check(actor, rbac.USERS_MANAGE)
+    cleared = db.session.execute(
+        delete(LoginAttempt).where(
+            LoginAttempt.username == username,
+            LoginAttempt.address == address,
+            LoginAttempt.success.is_(False),
+        )
+    ).rowcount
+    audit.record(
+        "auth.throttle_cleared",
+        object_type="user",
+        object_id=username,
+        actor=actor,
+        detail={"address": address, "failures": cleared},
+    )
+    db.session.commit()
+    return cleared
+
+
+def _in_words(wait: timedelta) -> str:
+    seconds = int(wait.total_seconds() + 0.999)
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{-(-seconds // 60)} minutes"
+
+
+_dummy: list[str] = []
+
+
+def _check_password(password_hash: str | None, password: str) -> bool:
+    """One password check, the same work whoever signs in: a name that is no user is checked
+    against a hash of the same kind, so the answer's time does not tell which names exist."""
+    if password_hash is None:
+        if not _dummy:
+            _dummy.append(User.hash_password(secrets.token_urlsafe(16)))
+        password_hash = _dummy[0]
+        User.verify_password(password_hash, password)
+        return False
+    return User.verify_password(password_hash, password)
 
 
 def authenticate(
@@ -102,25 +270,18 @@ def authenticate(
     possible = _username_ok(name)
     if not possible:
         name = name[:USERNAME_LENGTH]  # no user has it; recorded (bounded) as a wrong sign-in
-    cfg = current_app.config
-    minutes = cfg["LOGIN_LOCKOUT_MINUTES"]
-    if (
-        _recent_failures(LoginAttempt.username, name) >= cfg["LOGIN_MAX_FAILURES_PER_USER"]
-        or _recent_failures(LoginAttempt.address, address) >= cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]
-    ):
-        audit.record(
-            "auth.login_throttled",
-            object_type="user",
-            object_id=name,
-            outcome="refused",
-            actor=name or "-",
-        )
-        db.session.commit()
+    address = (address or "")[:64]
+    now = utcnow()
+    wait = max(t.wait(now) for t in throttles(name, address, now))
+    if wait:
+        # Not recorded: a refused try neither counts nor writes (the failures before it did).
         raise LoginRefused(
-            f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
+            f"Too many failed sign-in attempts from your address. Wait {_in_words(wait)} and "
+            "try again."
         )
     user = by_username(name) if possible else None
-    ok = user is not None and user.check_password(password or "") and user.active
+    matches = _check_password(user.password_hash if user is not None else None, password or "")
+    ok = user is not None and matches and user.active
     db.session.add(LoginAttempt(username=name, address=address, success=ok))
     if not ok:
         audit.record(

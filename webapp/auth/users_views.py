@@ -23,7 +23,22 @@ def _user_or_404(user_id: int):
 @bp.get("/")
 @rbac.require(rbac.USERS_MANAGE)
 def index():
-    return render_template("users/index.html", users=service.list_users(), roles=rbac.ROLE_LABELS)
+    return render_template(
+        "users/index.html",
+        users=service.list_users(),
+        roles=rbac.ROLE_LABELS,
+        slowed=service.slowed_sign_ins(),
+    )
+
+
+@bp.post("/throttle/clear")
+@rbac.require(rbac.USERS_MANAGE)
+def clear_throttle():
+    """Let a user name sign in again at once from an address where failures made it wait."""
+    name, address = request.form.get("username", ""), request.form.get("address", "")
+    cleared = service.clear_slowed(current_user, name, address)
+    flash(f"{cleared} failed sign-in(s) of {name} from {address} forgotten.", "success")
+    return htmx.redirect(url_for("users.index"))
 
 
 @bp.route("/new", methods=["GET", "POST"])

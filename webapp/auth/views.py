@@ -2,13 +2,22 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import service
 from webapp.validation import InputError
 
 bp = Blueprint("auth", __name__)
+
+
+@bp.before_app_request
+def _client_address():
+    """The client's address for this request (through trusted reverse proxies: Admin >
+    Settings), for sign-in throttling and the audit trail."""
+    g.client_address = service.client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For")
+    )
 
 
 def _safe_next(target: str | None) -> str:
@@ -36,7 +45,7 @@ def login():
             user, token = service.authenticate(
                 username,
                 request.form.get("password", ""),
-                request.remote_addr or "",
+                g.client_address,
                 request.user_agent.string,
             )
         except service.LoginRefused as exc:
@@ -92,7 +101,7 @@ def setup():
                     form["username"],
                     password,
                     form["full_name"],
-                    request.remote_addr or "",
+                    g.client_address,
                     request.user_agent.string,
                 )
             except InputError as exc:
