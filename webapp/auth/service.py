@@ -560,17 +560,22 @@ def complete_setup(
     user_agent: str = "",
 ) -> tuple[User, str]:
     """Create the first administrator with the console token; the token then stops working.
-    Returns the administrator and the token of their new session (signed in)."""
-    if any_users() or not setup_token_valid(token):
-        raise UserError("This setup link is no longer valid.")
+    Returns the administrator and the token of their new session (signed in).
+
+    The token is claimed in the transaction that creates the administrator: of several requests
+    with the same link at once, exactly one claims it; the others are refused."""
     name = validate_username(username)
     full_name, _ = _profile(full_name, "")
     validate_password(password)
-    user = User(username=name, role="admin", full_name=full_name, active=True)
-    user.set_password(password)
+    password_hash = User.hash_password(password)  # before the claim: the claim locks the row
+    if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
+        db.session.rollback()
+        raise UserError("This setup link is no longer valid.")
+    user = User(
+        username=name, role="admin", full_name=full_name, password_hash=password_hash, active=True
+    )
     db.session.add(user)
     db.session.flush()
-    settings.delete(SETUP_TOKEN_KEY)
     audit.record(
         "user.create",
         object_type="user",
