@@ -220,6 +220,39 @@ def _load_ca_bundle(raw: bytes) -> str:
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
 
 
+MOVED = "The base URL, proxy or CA bundle changed: "
+MOVED_WHY = " CertDesk sends stored secrets only where they were entered for."
+
+
+def _base_url(value: str) -> str:
+    base_url = _url(value or DEFAULT_BASE_URL, "base_url", "base URL")
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def _moved(existing, base_url: str, proxy: str, ca_bundle: str | None, remove_ca: bool) -> bool:
+    """Whether requests would now go elsewhere than where the stored secrets were entered for."""
+    if existing is None:
+        return False
+    if base_url != existing.base_url or proxy != existing.proxy:
+        return True
+    if ca_bundle is not None and ca_bundle != existing.ca_bundle_pem:
+        return True
+    return bool(remove_ca and existing.ca_bundle_pem)
+
+
+def _secrets_again(existing, data: CredentialInput, cert) -> None:
+    """For a new destination: the API key, and the client certificate if one is stored, must be
+    entered again (the stored ones are not sent there)."""
+    if not data.api_key:
+        raise CredentialError(MOVED + "enter the API key again." + MOVED_WHY, "api_key")
+    if existing.client_cert_pem and cert is None and not data.remove_client_cert:
+        raise CredentialError(
+            MOVED + "upload the client certificate and its key again (or tick Remove the "
+            "client certificate)." + MOVED_WHY,
+            "client_cert",
+        )
+
+
 def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
     name = text(data.name, field="name", label="credential name", max_length=NAME_LENGTH)
     if not name:
@@ -235,18 +268,20 @@ def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
     data.api_key = _api_key(data.api_key)
     if existing is None and not data.api_key:
         raise CredentialError("Enter the API key.", "api_key")
-    base_url = _url(data.base_url or DEFAULT_BASE_URL, "base_url", "base URL")
-    if not base_url.endswith("/"):
-        base_url += "/"
+    base_url = _base_url(data.base_url)
     proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
+    cert = _load_client_cert(data)
+    ca_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None
+    if _moved(existing, base_url, proxy, ca_bundle, data.remove_ca_bundle):
+        _secrets_again(existing, data, cert)
     return {
         "name": name,
         "api_user": api_user,
         "base_url": base_url,
         "proxy": proxy,
         "is_admin": bool(data.is_admin),
-        "cert": _load_client_cert(data),
-        "ca_bundle": _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None,
+        "cert": cert,
+        "ca_bundle": ca_bundle,
     }
 
 
@@ -469,10 +504,15 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
     api_user = _api_user(data.api_user)
     data.api_key = _api_key(data.api_key)
-    base_url = _url(data.base_url or DEFAULT_BASE_URL, "base_url", "base URL")
+    base_url = _base_url(data.base_url)
     proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
+    cert = _load_client_cert(data)
+    new_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None
+    moved = _moved(existing, base_url, proxy, new_bundle, data.remove_ca_bundle)
+    if moved:
+        _secrets_again(existing, data, cert)
     api_key, stored_client_key = data.api_key, None
-    if existing is not None and existing.api_key_sealed:
+    if existing is not None and existing.api_key_sealed and not moved:
         try:
             stored_key, stored_client_key = clients.open_secrets(existing)
         except clients.ClientUnavailable as exc:
@@ -480,16 +520,11 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
         api_key = api_key or stored_key
     if not api_key:
         raise CredentialError("Enter the API key.", "api_key")
-    cert = _load_client_cert(data)
-    if (
-        cert is None
-        and existing is not None
-        and existing.client_cert_pem
-        and not (data.remove_client_cert)
-    ):
+    keep_cert = existing is not None and existing.client_cert_pem and not data.remove_client_cert
+    if cert is None and keep_cert and not moved:
         cert = (existing.client_cert_pem, stored_client_key)
-    ca_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else ""
-    if not ca_bundle and existing is not None and not data.remove_ca_bundle:
+    ca_bundle = new_bundle or ""
+    if new_bundle is None and existing is not None and not data.remove_ca_bundle:
         ca_bundle = existing.ca_bundle_pem
     try:
         client = clients.build(
