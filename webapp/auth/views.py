@@ -15,9 +15,8 @@ bp = Blueprint("auth", __name__)
 def _client_address():
     """The client's address for this request (through trusted reverse proxies: Admin >
     Settings), for sign-in throttling and the audit trail."""
-    g.client_address = service.client_address(
-        request.remote_addr, request.headers.get("X-Forwarded-For")
-    )
+    forwarded = request.headers.get("X-Forwarded-For") if request.endpoint != "static" else None
+    g.client_address = service.client_address(request.remote_addr, forwarded)
 
 
 def _safe_next(target: str | None) -> str:
