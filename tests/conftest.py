@@ -43,7 +43,7 @@ def db_templates(tmp_path_factory):
     built = {}
     for name in ("empty", "users"):
         instance = root / name
-        instance.mkdir()
+        instance.mkdir(mode=0o700)
         app = make_app(instance, instance / "certdesk.db")
         with app.app_context():
             upgrade(directory=str(paths.MIGRATIONS_DIR))
@@ -60,7 +60,7 @@ def db_templates(tmp_path_factory):
 
 
 def _instance_from(template: Path, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
     for f in template.iterdir():
         if f.name.startswith("certdesk.db") or f.name in ("master.key", "secret_key"):
             shutil.copy2(f, target / f.name)
@@ -170,3 +170,24 @@ def sandbox(sandbox_server):
     sandbox_server.reset()
     yield sandbox_server
     sandbox_server.clear_faults()
+
+
+@pytest.fixture
+def live_server(db_templates, tmp_path):
+    """CertDesk served for real (tests/live.py), over a migrated database with admin/operator/
+    auditor users."""
+    from tests.live import start_server, stop_server
+
+    server = start_server(_instance_from(db_templates["users"], tmp_path / "instance"))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def fresh_server(db_templates, tmp_path):
+    """CertDesk served over an empty database (no users yet: the first-run setup applies)."""
+    from tests.live import start_server, stop_server
+
+    server = start_server(_instance_from(db_templates["empty"], tmp_path / "instance"))
+    yield server
+    stop_server(server)

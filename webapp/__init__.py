@@ -10,9 +10,8 @@ from flask import Flask, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 from sqlalchemy import inspect
 
-from webapp import badges, errors, paths
+from webapp import badges, errors, logsafe, paths, validation
 from webapp import config as config_module
-from webapp.dbtypes import utcnow
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
 from webapp.security import headers, rbac, secretbox
@@ -57,11 +56,11 @@ def create_app(config: dict | None = None) -> Flask:
         template_folder=str(paths.TEMPLATES_DIR),
         static_folder=str(paths.STATIC_DIR),
     )
+    app.request_class = validation.Request
+    app.url_map.converters["int"] = validation.IdConverter  # before any route is added
     config_module.load(app, config)
-    logging.basicConfig(
-        level=app.config.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logsafe.install(app.config.get("LOG_LEVEL", "INFO"))
+    config_module.secure_instance(app)
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     import webapp.models  # noqa: F401  (the whole schema, for Alembic and relationships)
@@ -80,7 +79,8 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(importlib.import_module(name).bp)
     errors.init_app(app)
     _init_templates(app)
-    app.before_request(_idle_timeout)
+    app.before_request(_check_input)
+    app.before_request(_check_session)
     app.after_request(_after_request)
 
     scheduler.init_app(app)
@@ -126,21 +126,35 @@ def _init_login(app: Flask) -> None:
         return redirect(target)
 
 
-def _idle_timeout():
-    """Sign out a session left idle longer than IDLE_TIMEOUT_MINUTES."""
-    if request.endpoint in ("static", "health.healthz") or not current_user.is_authenticated:
-        return None
+def _check_input():
+    """The bounds every route's input stays within (see webapp.validation)."""
     from flask import current_app
 
-    now = utcnow().timestamp()
-    limit = current_app.config["IDLE_TIMEOUT_MINUTES"] * 60
-    if now - session.get("seen", 0) > limit:
-        logout_user()
-        session.clear()
-        flash("You were signed out after a period of inactivity.", "info")
-        return login_manager.unauthorized()
-    session["seen"] = now
-    return None
+    validation.check_request(request, current_app.view_functions.get(request.endpoint))
+
+
+SESSION_ENDED = {
+    "idle": "You were signed out after a period of inactivity.",
+    "ended": "Your session has ended. Sign in again.",
+}
+
+
+def _check_session():
+    """A signed-in cookie must carry a server-side session that is still open and not idle
+    (see auth.service.resume_session); otherwise the browser is signed out."""
+    if request.endpoint in ("static", "health.healthz") or "_user_id" not in session:
+        return None
+    from webapp.auth import service as auth
+
+    user, reason = auth.resume_session(session.get(auth.SESSION_TOKEN_KEY), session["_user_id"])
+    if user is not None:
+        return None
+    logout_user()
+    session.clear()
+    flash(SESSION_ENDED[reason], "info")
+    if request.endpoint in ("auth.login", "auth.setup"):
+        return None
+    return login_manager.unauthorized()
 
 
 def _after_request(response):
@@ -155,12 +169,21 @@ def _init_templates(app: Flask) -> None:
     def can(permission: str) -> bool:
         return rbac.has_permission(current_user, permission)
 
+    def link_args(args) -> dict:
+        # url_for's own keywords (endpoint, _method, _external ...) never come from a query string.
+        return {k: v for k, v in dict(args).items() if k != "endpoint" and not k.startswith("_")}
+
     def pager(*args, **kwargs):
         # A global rather than an import, so that a block rendered alone (htmx) can call it.
         return app.jinja_env.get_template("_pager.html").module.pager(*args, **kwargs)
 
     app.jinja_env.globals.update(
-        has_endpoint=has_endpoint, can=can, rbac=rbac, role_labels=rbac.ROLE_LABELS, pager=pager
+        has_endpoint=has_endpoint,
+        can=can,
+        rbac=rbac,
+        role_labels=rbac.ROLE_LABELS,
+        pager=pager,
+        link_args=link_args,
     )
     app.jinja_env.filters["dt"] = _format_dt
     app.jinja_env.filters["tone"] = badges.tone

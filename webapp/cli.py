@@ -157,6 +157,7 @@ COMMANDS = [serve, create_admin, rotate_master_key, audit_group, sandbox]
 def _make_app(*_args):
     from webapp.security.secretbox import MasterKeyError
 
+    os.umask(0o077)  # whatever a command writes in the instance folder is its owner's alone
     try:
         return create_app()
     except MasterKeyError as exc:

@@ -5,8 +5,10 @@ the database (SQLite file in the instance folder by default).
 """
 
 import json
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 ENV_PREFIX = "CERTDESK_"
@@ -20,9 +22,13 @@ class Defaults:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "certdesk_session"
     IDLE_TIMEOUT_MINUTES = 30
-    LOGIN_MAX_FAILURES_PER_USER = 5
-    LOGIN_MAX_FAILURES_PER_ADDRESS = 20
-    LOGIN_LOCKOUT_MINUTES = 15
+    # Sign-in throttling: after this many failures for one user name from one address, each new
+    # try from there waits (1 s, then doubling, up to LOGIN_MAX_WAIT_MINUTES); from one address
+    # whatever the names, after LOGIN_FREE_FAILURES_PER_ADDRESS. Other addresses never wait.
+    LOGIN_FREE_FAILURES = 5
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 20
+    LOGIN_MAX_WAIT_MINUTES = 15
+    LOGIN_FAILURE_WINDOW_HOURS = 24
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SCHEDULER_ENABLED = True
     SCHEDULER_TICK_SECONDS = 15
@@ -60,7 +66,7 @@ def load(app, overrides: dict | None) -> None:
         app.config.update(overrides)
 
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'certdesk.db'}"
     if not app.config.get("SECRET_KEY"):
@@ -76,3 +82,63 @@ def _instance_secret(path: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value)
     return value
+
+
+# Files of the instance folder that hold secrets or what protects them. The master key is not
+# here: found readable by others it stops the start (it may have been copied; see secretbox).
+PRIVATE_FILES = ("secret_key",)
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///...`` database URI (None for memory or another database)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix) :] in ("", ":memory:"):
+        return None
+    return Path(uri[len(prefix) :].split("?", 1)[0])
+
+
+def secure_instance(app) -> None:
+    """The instance folder owner-only (0700), the SQLite database (with its -wal and -shm) and
+    the session key 0600. A database file is made 0600 before SQLite creates it (SQLite gives its
+    -wal and -shm files the database file's mode). Anything found open to others is closed, with
+    a warning in the log."""
+    instance = Path(app.instance_path)
+    _owner_only(instance, 0o700)
+    paths = [instance / name for name in PRIVATE_FILES]
+    database = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    if database is not None:
+        if not database.exists() and database.parent.is_dir():
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        paths += [database] + [Path(f"{database}{side}") for side in SQLITE_SIDE_FILES]
+    for path in paths:
+        _owner_only(path, 0o600)
+
+
+def _owner_only(path: Path, mode: int) -> None:
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not current & 0o077:
+        return
+    log = logging.getLogger(__name__)
+    try:
+        os.chmod(path, mode)
+    except OSError as exc:
+        log.warning(
+            "%s is readable by other users (mode %o) and could not be changed (%s); "
+            "run 'chmod %o %s'",
+            path,
+            current,
+            exc.strerror,
+            mode,
+            path,
+        )
+    else:
+        log.warning(
+            "%s was readable by other users (mode %o); it is now owner-only (mode %o)",
+            path,
+            current,
+            mode,
+        )

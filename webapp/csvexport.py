@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import chain
 
+from sqlalchemy.orm import Session
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -30,3 +32,15 @@ def stream(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
         buf.truncate()
         writer.writerow([_cell(v) for v in row])
         yield buf.getvalue()
+
+
+def query_rows(stmt, bind, batch: int = 2000) -> Iterator:
+    """The objects ``stmt`` selects, read ``batch`` at a time through a session of their own.
+
+    A streamed response is read after its view has returned, when the request's database
+    session has already been closed: its rows cannot come from that session. The session here
+    is opened on ``bind`` (the engine, taken while the view runs) at the first row and closed
+    after the last one, or when the client goes away.
+    """
+    with Session(bind) as session:
+        yield from session.execute(stmt.execution_options(yield_per=batch)).scalars()

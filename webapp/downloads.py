@@ -15,7 +15,9 @@ def safe_name(name: str, fallback: str = "download") -> str:
 
 def attachment(body: bytes | str | Iterable[str], mimetype: str, filename: str) -> Response:
     """The response that makes the browser save ``body`` as ``filename``. An iterable body is
-    streamed (within the request's context, so it may read the database as it goes)."""
+    streamed within the request's context, but after the view has returned: the request's
+    database session is closed by then, so a body that reads the database reads through a
+    session of its own (:func:`webapp.csvexport.query_rows`)."""
     if not isinstance(body, bytes | str):
         body = stream_with_context(body)
     return Response(

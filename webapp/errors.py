@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.extensions import db
 from webapp.htmx import is_htmx
+from webapp.validation import FieldTooLong
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _respond(code: int, message: str):
 
 def handle_http(exc: HTTPException):
     code = exc.code or 500
-    if code == 413:
+    if code == 413 and not isinstance(exc, FieldTooLong):
         limit_mb = 5
         from flask import current_app
 

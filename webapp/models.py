@@ -1,7 +1,7 @@
 """Imports every model so that the metadata (and Alembic) sees the whole schema."""
 
 from webapp.audit.models import AuditEvent, AuditHead  # noqa: F401
-from webapp.auth.models import LoginAttempt, User  # noqa: F401
+from webapp.auth.models import LoginAttempt, User, UserSession  # noqa: F401
 from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct  # noqa: F401
 from webapp.certificates.models import Certificate, CertificateName  # noqa: F401
 from webapp.credentials.models import EcsCredential  # noqa: F401

@@ -6,6 +6,7 @@ ValueError with a message a person can act on) for anything it cannot read; noth
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import ipaddress
 import re
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from webapp import kdfcost
 from webapp.validation import InputError
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
@@ -50,13 +52,110 @@ SUBJECT_FIELDS = (
     ("emailAddress", NameOID.EMAIL_ADDRESS, "E-mail", 128),
 )
 
-PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.+?\r?\n-----END \1-----", re.DOTALL)
 _LABEL = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
 
 
 class PkiError(InputError):
     """Input that is not what it claims to be; ``field`` names the form field it belongs to."""
+
+
+class TooCostly(PkiError):
+    """A key file that asks for more key-derivation work than CertDesk does to open it."""
+
+
+# -- PEM ---------------------------------------------------------------------------------------
+
+_LABEL_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+
+
+@dataclass(frozen=True)
+class PemBlock:
+    label: bytes  # b"CERTIFICATE", b"ENCRYPTED PRIVATE KEY", ...
+    text: bytes  # from "-----BEGIN" to the end of the END line's "-----"
+
+
+def _begin_label(line: bytes) -> bytes | None:
+    """The label of a line that ends in ``-----BEGIN <label>-----``, else None."""
+    if not line.endswith(b"-----"):
+        return None
+    at = line.rfind(b"-----BEGIN ", 0, len(line) - 5)
+    label = line[at + 11 : -5] if at >= 0 else b""
+    return label if label and all(c in _LABEL_CHARS for c in label) else None
+
+
+def pem_blocks(raw: bytes) -> list[PemBlock]:
+    """Every ``-----BEGIN X-----`` ... ``-----END X-----`` block in ``raw``, in order.
+
+    One pass over the lines, so the work grows with the input's length and nothing else (a
+    pattern that searches for the END of every BEGIN line is quadratic on a file of BEGIN lines).
+    A block needs at least one line between its BEGIN and END lines; a BEGIN line inside a block
+    abandons the block and opens a new one; an END line with another label abandons it.
+    """
+    blocks: list[PemBlock] = []
+    label, start, body = None, 0, False
+    pos = 0
+    for line in raw.split(b"\n"):
+        text = line[:-1] if line.endswith(b"\r") else line
+        if (found := _begin_label(text)) is not None:
+            label, start, body = found, pos + len(text) - len(found) - 16, False
+        elif label is not None and text.startswith(b"-----END "):
+            end = 9 + len(label)
+            if body and text[9:end] == label and text[end : end + 5] == b"-----":
+                blocks.append(PemBlock(label, raw[start : pos + end + 5]))
+            label = None
+        elif label is not None:
+            body = True
+        pos += len(line) + 1
+    return blocks
+
+
+def _pem_der(block: PemBlock) -> bytes:
+    """The DER inside a PEM block (header lines such as Proc-Type skipped)."""
+    lines = block.text.splitlines()[1:-1]
+    body = b"".join(line.strip() for line in lines if b":" not in line)
+    try:
+        return binascii.a2b_base64(body)
+    except binascii.Error:
+        return b""
+
+
+def check_key_cost(data: bytes, field_name: str = "key") -> None:
+    """Refuse (PkiError) an encrypted PKCS#8 key, PEM or DER, whose key derivation asks for more
+    work than CertDesk does (see :mod:`webapp.kdfcost`), before anything tries to open it."""
+    if b"-----BEGIN" in data:
+        ders = [_pem_der(b) for b in pem_blocks(data) if b.label == b"ENCRYPTED PRIVATE KEY"]
+    else:
+        ders = [data]
+    for der in ders:
+        try:
+            kdfcost.check_pkcs8(der)
+        except kdfcost.TooCostly as exc:
+            raise TooCostly(str(exc), field_name) from None
+
+
+def check_pkcs12_cost(
+    data: bytes, password: str | bytes | None, field_name: str, password_field: str
+) -> None:
+    """Refuse (PkiError) a PKCS#12 file that asks for more key-derivation work than CertDesk
+    does, or whose encrypted parts do not open with ``password``, before it is opened."""
+    pw = password.encode() if isinstance(password, str) else password
+    try:
+        kdfcost.check_pkcs12(data, pw or None)
+    except kdfcost.TooCostly as exc:
+        raise TooCostly(str(exc), field_name) from None
+    except kdfcost.Unreadable as exc:
+        if "password" in str(exc):
+            raise PkiError(
+                "Wrong password for the PKCS#12 file (or the file is damaged)."
+                if pw
+                else "This PKCS#12 file is protected; enter its password.",
+                password_field,
+            ) from None
+        if _looks_like_pkcs12(data):
+            raise PkiError(
+                "This PKCS#12 file is damaged or not one CertDesk reads.", field_name
+            ) from None
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -206,10 +305,11 @@ def load_private_key(data: bytes | str, password: str | None = None, field_name=
         else [serialization.load_der_private_key]
     )
     if b"-----BEGIN" in raw:
-        blocks = [m.group(0) for m in PEM_RE.finditer(raw) if b"PRIVATE KEY" in m.group(1)]
+        blocks = [b.text for b in pem_blocks(raw) if b"PRIVATE KEY" in b.label]
         if not blocks:
             raise PkiError("This is not a private key (no PRIVATE KEY block).", field_name)
         raw = blocks[0]
+    check_key_cost(raw, field_name)
     encrypted = b"ENCRYPTED" in raw
     for loader in loaders:
         try:
@@ -320,15 +420,12 @@ def parse_csr(data: bytes | str, field_name: str = "csr") -> CsrInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if b"-----BEGIN" in raw:
-                blocks = [
-                    m for m in PEM_RE.finditer(raw) if m.group(1).endswith(b"CERTIFICATE REQUEST")
-                ]
-                m = blocks[0] if blocks else None
-                if m is None:
+                blocks = [b for b in pem_blocks(raw) if b.label.endswith(b"CERTIFICATE REQUEST")]
+                if not blocks:
                     raise PkiError(
                         "This is not a CSR (no BEGIN CERTIFICATE REQUEST block).", field_name
                     )
-                block = m.group(0).replace(b"NEW CERTIFICATE REQUEST", b"CERTIFICATE REQUEST")
+                block = blocks[0].text.replace(b"NEW CERTIFICATE REQUEST", b"CERTIFICATE REQUEST")
                 csr = x509.load_pem_x509_csr(block)
             else:
                 csr = x509.load_der_x509_csr(raw)
@@ -400,12 +497,12 @@ class Bundle:
 
 def _load_pem_certs(raw: bytes, field_name: str) -> list[x509.Certificate]:
     certs = []
-    for m in PEM_RE.finditer(raw):
-        label = m.group(1)
+    for block in pem_blocks(raw):
+        label = block.label
         if label in (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"):
-            certs.append(x509.load_pem_x509_certificate(m.group(0).replace(label, b"CERTIFICATE")))
+            certs.append(x509.load_pem_x509_certificate(block.text.replace(label, b"CERTIFICATE")))
         elif label == b"PKCS7":
-            certs.extend(pkcs7.load_pem_pkcs7_certificates(m.group(0)))
+            certs.extend(pkcs7.load_pem_pkcs7_certificates(block.text))
     return certs
 
 
@@ -432,7 +529,7 @@ def read_certificates(
                 certs = _load_pem_certs(raw, field_name)
                 if not certs:
                     raise PkiError("No certificate found in this PEM file.", field_name)
-                if any(b"PRIVATE KEY" in m.group(1) for m in PEM_RE.finditer(raw)):
+                if any(b"PRIVATE KEY" in b.label for b in pem_blocks(raw)):
                     key = load_private_key(raw, password or None, field_name)
             else:
                 certs = _read_binary(raw, password, field_name)
@@ -459,6 +556,8 @@ def _read_binary(raw: bytes, password: str | None, field_name: str):
     except ValueError:
         pass
     pw = password.encode() if password else None
+    if _looks_like_pkcs12(raw):
+        check_pkcs12_cost(raw, pw, field_name, "password")
     try:
         p12 = pkcs12.load_pkcs12(raw, pw)
     except ValueError as exc:

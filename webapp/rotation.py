@@ -1,8 +1,10 @@
 """Re-encrypt every sealed value under a new master key; safe to re-run after an interruption.
 
 Steps: write instance/master.key.next (kept if it already exists), reseal each value not yet under
-it (in batches, each committed), reseal the key check, then move master.key.next over master.key.
-While master.key.next exists the app opens values under either key.
+it (in batches, each committed), re-key the audit chain under the new key (one transaction, which
+verifies every row under the old key and records the outcome in the trail), reseal the key check,
+then move master.key.next over master.key. While master.key.next exists the app opens values
+under either key and appends to the audit chain under whichever key keys it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import select
 
+from webapp.audit import service as audit
 from webapp.extensions import db
 from webapp.security import secretbox as sb
 from webapp.settings.models import Setting
@@ -19,7 +23,7 @@ from webapp.settings.models import Setting
 BATCH = 500
 
 
-def rotate(instance: Path, echo=print) -> int:
+def rotate(instance: Path, echo=print, *, actor="cli") -> int:
     """Rotate the file-based master key; returns how many values were resealed."""
     key_path, next_path = instance / sb.KEY_FILE, instance / sb.NEXT_KEY_FILE
     if not key_path.exists():
@@ -32,6 +36,7 @@ def rotate(instance: Path, echo=print) -> int:
         new = sb.new_key()
         sb.write_key_file(next_path, new)
     box = sb.SecretBox(new, old)
+    current_app.extensions["secretbox"] = box  # this process seals under the new key from now on
     resealed = 0
     for model, column in sb.SEALED:
         ctx = sb.context_for(model, column)
@@ -52,6 +57,12 @@ def rotate(instance: Path, echo=print) -> int:
                     resealed += 1
             last = getattr(rows[-1], pk.key)
             db.session.commit()
+    trail = audit.rekey(old, new, actor=actor)
+    if not trail.ok:
+        echo(
+            f"Warning: the audit trail did not verify before it was re-keyed ({trail.problem}); "
+            "the trail records that."
+        )
     check = db.session.get(Setting, sb.KEY_CHECK_SETTING)
     if check is None:
         db.session.add(Setting(key=sb.KEY_CHECK_SETTING, value=sb.make_key_check(box)))
@@ -59,4 +70,5 @@ def rotate(instance: Path, echo=print) -> int:
         check.value = sb.make_key_check(box)
     db.session.commit()
     os.replace(next_path, key_path)
+    current_app.extensions["secretbox"] = sb.SecretBox(new)
     return resealed

@@ -1,11 +1,36 @@
-"""The one error type for input a person can correct.
+"""Input a person can correct, and the bounds every request's input stays within.
 
 Every feature's input error (``PkiError``, ``CredentialError``, ``UserError`` ...) is an
 ``InputError``: a message to show, and the form field to show it next to (empty for the whole
 form). Views catch it, render the form again with the message, and answer 422; nothing is stored.
+:func:`text` checks one text field against its column.
+
+Bounds that hold for every route, including routes added later (``create_app`` installs them):
+
+- :func:`check_request`, before every request: no query value longer than ``MAX_QUERY_VALUE``
+  characters, no form value longer than ``MAX_FORM_VALUE`` (a view raises that for a field with
+  :func:`long_fields`), no NUL character anywhere (PostgreSQL cannot store one). Refused with 413
+  or 400 and a message that names the field.
+- :class:`IdConverter`, the ``<int:...>`` of every route: an id beyond what an INTEGER column
+  holds (2**31 - 1 on PostgreSQL) is not found (404), as no row has it.
+- :class:`Request`: ``request.args.get(name, type=int)`` (and ``form``) gives the default for a
+  number an INTEGER column cannot hold.
 """
 
 from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+
+from flask import Request as FlaskRequest
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
+
+INT_MAX = 2**31 - 1  # what an INTEGER column holds on PostgreSQL (SQLite: 2**63 - 1)
+INT_MIN = -(2**31)
+MAX_QUERY_VALUE = 1_000  # characters: searches, filters, page numbers
+MAX_FORM_VALUE = 64 * 1024  # characters: any form field a view does not declare longer
 
 
 class InputError(ValueError):
@@ -22,3 +47,111 @@ class InputError(ValueError):
     def as_errors(self) -> dict[str, str]:
         """``{field: message}`` for a form template (``form`` when no field is named)."""
         return {self.field or "form": str(self)}
+
+
+# Bidirectional overrides and isolates: they make text read differently from what it holds.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(ch: str, multiline: bool) -> bool:
+    if multiline and ch in "\t\r\n":
+        return False
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS
+
+
+def text(
+    value: str | None,
+    *,
+    field: str,
+    label: str,
+    max_length: int,
+    required: bool = False,
+    multiline: bool = False,
+) -> str:
+    """``value`` stripped, checked against its column: at most ``max_length`` characters, no
+    control characters (line breaks and tabs allowed when ``multiline``), not empty when
+    ``required``. Raises InputError on ``field`` with a message that names ``label``."""
+    value = (value or "").strip()
+    if required and not value:
+        raise InputError(f"Enter the {label}.", field)
+    if len(value) > max_length:
+        raise InputError(
+            f"The {label} is {len(value):,} characters long; at most {max_length:,} fit.", field
+        )
+    if any(_is_control(ch, multiline) for ch in value):
+        raise InputError(
+            f"The {label} contains a control character (such as a line break, a tab or a "
+            "text-direction override); type it again without one.",
+            field,
+        )
+    return value
+
+
+# -- bounds on every request ----------------------------------------------------------------------
+
+
+class FieldTooLong(RequestEntityTooLarge):
+    """A query or form value longer than the request bounds allow (413, with the field named)."""
+
+
+class BadCharacter(BadRequest):
+    """A NUL character in a query or form value (400, with the field named)."""
+
+
+def long_fields(**limits: int) -> Callable:
+    """Declare form fields of a view that may be longer than MAX_FORM_VALUE (a pasted file):
+    ``@long_fields(pem_text=1024 * 1024)``, placed right under the route decorator."""
+
+    def mark(view):
+        view.long_fields = limits
+        return view
+
+    return mark
+
+
+def check_request(request, view=None) -> None:
+    """Refuse a request whose query or form values are over-long or hold a NUL character.
+    ``view`` is the endpoint's function (for its :func:`long_fields`)."""
+    for name, value in request.args.items(multi=True):
+        _check(name, value, MAX_QUERY_VALUE, "search or filter value")
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        allowed = getattr(view, "long_fields", {})
+        for name, value in request.form.items(multi=True):
+            _check(name, value, allowed.get(name, MAX_FORM_VALUE), "form field")
+
+
+def _check(name: str, value: str, limit: int, what: str) -> None:
+    shown = name if len(name) <= 40 and name.isprintable() else "a field"
+    if len(value) > limit or len(name) > 200:
+        raise FieldTooLong(
+            f"The {what} “{shown}” is {len(value):,} characters long; CertDesk takes at most "
+            f"{limit:,}. Shorten it and try again."
+        )
+    if "\x00" in value or "\x00" in name:
+        raise BadCharacter(
+            f"The {what} “{shown.replace(chr(0), '')}” contains a NUL character, which CertDesk "
+            "cannot store. Remove it and try again."
+        )
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` within an INTEGER column's range: a larger id is simply not found."""
+
+    def __init__(self, map, *args, **kwargs):  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+class BoundedParams(ImmutableMultiDict):
+    """Query and form values whose ``get(name, type=int)`` stays within an INTEGER column's
+    range (the default otherwise), so a number no column holds never reaches the database."""
+
+    def get(self, key, default=None, type=None):  # noqa: A002 (werkzeug's name)
+        value = super().get(key, default, type)
+        if type is int and isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            return default
+        return value
+
+
+class Request(FlaskRequest):
+    parameter_storage_class = BoundedParams

@@ -1,4 +1,6 @@
-"""Browser tests: Playwright driving Debian's Chromium against `certdesk serve` on a free port.
+"""Browser tests: Playwright driving Debian's Chromium against `certdesk serve` on a free port
+(the server harness and its `live_server` / `fresh_server` fixtures are in tests/live.py and
+tests/conftest.py).
 
 Under CI=true a missing Chromium fails the run instead of skipping it (`make test` installs it).
 """
@@ -6,20 +8,13 @@ Under CI=true a missing Chromium fails the run instead of skipping it (`make tes
 from __future__ import annotations
 
 import os
-import queue
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.helpers import PASSWORD
+from tests.live import LiveServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -33,76 +28,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class LiveServer:
-    url: str
-    instance: Path
-    process: subprocess.Popen
-    lines: list[str] = field(default_factory=list)
-
-    def wait_for_line(self, needle: str, timeout: float = 20) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if needle in line:
-                    return line
-            time.sleep(0.05)
-        raise AssertionError(f"server never printed {needle!r}; output: {self.lines}")
-
-
-def start_server(instance: Path, extra_env: dict | None = None) -> LiveServer:
-    """Run `certdesk serve` as a user would, on a free loopback port, until it answers."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        CERTDESK_INSTANCE=str(instance),
-        CERTDESK_SECRET_KEY="e2e-secret",
-        PYTHONUNBUFFERED="1",
-        **(extra_env or {}),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", instance, proc)
-    lines: queue.SimpleQueue = queue.SimpleQueue()
-
-    def pump():
-        for line in proc.stdout:
-            server.lines.append(line.rstrip())
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"certdesk serve exited: {server.lines}")
-        try:
-            if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
-                return server
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"certdesk serve did not start: {server.lines}")
-
-
-def stop_server(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 @pytest.fixture(scope="session")
@@ -137,26 +62,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
-
-
-@pytest.fixture
-def live_server(db_templates, tmp_path):
-    """CertDesk served for real, over a migrated database with admin/operator/auditor users."""
-    from tests.conftest import _instance_from
-
-    server = start_server(_instance_from(db_templates["users"], tmp_path / "instance"))
-    yield server
-    stop_server(server)
-
-
-@pytest.fixture
-def fresh_server(db_templates, tmp_path):
-    """CertDesk served over an empty database (no users yet: the first-run setup applies)."""
-    from tests.conftest import _instance_from
-
-    server = start_server(_instance_from(db_templates["empty"], tmp_path / "instance"))
-    yield server
-    stop_server(server)
 
 
 def login(page, server: LiveServer, username: str, password: str = PASSWORD) -> None:

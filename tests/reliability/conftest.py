@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import free_port
+from tests.live import free_port
 
 
 def _pg_bin() -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from tests.e2e.conftest import free_port
+from tests.live import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCK_START = "=== CertDesk is running ==="

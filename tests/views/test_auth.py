@@ -36,26 +36,159 @@ def test_unknown_user_gets_the_same_message(client):
     assert resp.status_code == 401 and "Wrong user name or password." in resp.get_data(as_text=True)
 
 
-def test_repeated_failures_lock_the_account_for_a_while(client, app):
-    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_USER"]):
-        assert client.login("operator", "bad password!").status_code == 401
-    resp = client.login("operator")  # right password, but throttled
-    assert resp.status_code == 401
-    assert "Too many failed sign-in attempts" in resp.get_data(as_text=True)
-    # Other accounts are unaffected (a browser of their own, with its own CSRF token).
-    other = app.test_client()
-    assert other.login("admin").status_code == 302
+ATTACKER = {"REMOTE_ADDR": "198.51.100.66"}
+VICTIM = {"REMOTE_ADDR": "192.0.2.10"}
 
 
-def test_throttle_expires(client, app):
+def _try(app, name, password, environ, headers=None):
+    """A sign-in from a browser of its own (own cookie, own CSRF token) at ``environ``'s address."""
+    from tests.conftest import Client
+
+    app.test_client_class = Client
+    browser = app.test_client()
+    token = browser.csrf_token()
+    return browser.post(
+        "/login",
+        data={"username": name, "password": password},
+        environ_base=environ,
+        headers={"X-CSRFToken": token, **(headers or {})},
+        csrf=False,
+    )
+
+
+def _age_failures(by: timedelta) -> None:
     from webapp.auth.models import LoginAttempt
 
-    for _ in range(app.config["LOGIN_MAX_FAILURES_PER_USER"]):
-        client.login("operator", "bad password!")
-    old = utcnow() - timedelta(minutes=app.config["LOGIN_LOCKOUT_MINUTES"] + 1)
-    db.session.execute(db.update(LoginAttempt).values(at=old))
+    for attempt in db.session.execute(db.select(LoginAttempt)).scalars():
+        attempt.at -= by
     db.session.commit()
-    assert client.login("operator").status_code == 302
+
+
+def test_an_attacker_slows_themselves_not_the_victim(app):
+    free = app.config["LOGIN_FREE_FAILURES"]
+    for _ in range(free):
+        assert _try(app, "admin", "guess guess guess", ATTACKER).status_code == 401
+    throttled = _try(app, "admin", PASSWORD, ATTACKER)  # even the right password must wait
+    assert throttled.status_code == 401
+    assert "Wait 1 second and try again" in throttled.get_data(as_text=True)
+    # The administrator, from their own address, signs in at once, as often as they like.
+    for _ in range(3):
+        assert _try(app, "admin", PASSWORD, VICTIM).status_code == 302
+
+
+def test_each_failure_past_the_free_ones_doubles_the_wait(app):
+    free = app.config["LOGIN_FREE_FAILURES"]
+    for _ in range(free):
+        _try(app, "operator", "guess guess guess", ATTACKER)
+    waits = []
+    for _ in range(4):
+        _age_failures(timedelta(minutes=30))  # the wait has passed: one more guess goes through
+        assert "Wrong user name" in _try(app, "operator", "guess", ATTACKER).get_data(True)
+        waits.append(_try(app, "operator", "guess", ATTACKER).get_data(as_text=True))
+    assert [w.split("Wait ")[1].split(" and")[0] for w in waits] == [
+        "2 seconds",
+        "4 seconds",
+        "8 seconds",
+        "16 seconds",
+    ]
+
+
+def test_the_wait_is_capped_and_ends(app):
+    from webapp.auth.models import LoginAttempt
+
+    for _ in range(40):
+        db.session.add(
+            LoginAttempt(username="operator", address=ATTACKER["REMOTE_ADDR"], success=False)
+        )
+    db.session.commit()
+    page = _try(app, "operator", PASSWORD, ATTACKER).get_data(as_text=True)
+    assert f"Wait {app.config['LOGIN_MAX_WAIT_MINUTES']} minutes" in page
+    _age_failures(timedelta(minutes=app.config["LOGIN_MAX_WAIT_MINUTES"] + 1))
+    assert _try(app, "operator", PASSWORD, ATTACKER).status_code == 302
+
+
+def test_a_success_clears_the_users_own_failures(app):
+    for _ in range(app.config["LOGIN_FREE_FAILURES"] - 1):
+        _try(app, "operator", "typo typo typo", VICTIM)
+    assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302
+    for _ in range(app.config["LOGIN_FREE_FAILURES"] - 1):
+        assert _try(app, "operator", "typo typo typo", VICTIM).status_code == 401
+    assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302
+
+
+def test_many_names_from_one_address_slow_that_address(app):
+    app.config["LOGIN_FREE_FAILURES_PER_ADDRESS"] = 3
+    for name in ("alpha", "beta", "gamma"):
+        assert _try(app, name, "guessing password", ATTACKER).status_code == 401
+    resp = _try(app, "admin", PASSWORD, ATTACKER)
+    assert resp.status_code == 401 and "Too many failed sign-in attempts" in resp.get_data(True)
+    assert _try(app, "admin", PASSWORD, VICTIM).status_code == 302
+
+
+def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own(app, user):
+    from webapp.audit.models import AuditEvent
+    from webapp.settings import service as settings
+
+    proxy = {"REMOTE_ADDR": "10.0.0.5"}
+    settings.save(user["admin"], {"security.trusted_proxies": "10.0.0.0/24"})
+    via = lambda client: {"X-Forwarded-For": f"{client}, 10.0.0.7"}  # noqa: E731
+    for _ in range(app.config["LOGIN_FREE_FAILURES"]):
+        _try(app, "admin", "guess guess guess", proxy, via("198.51.100.66"))
+    assert _try(app, "admin", PASSWORD, proxy, via("198.51.100.66")).status_code == 401
+    assert _try(app, "admin", PASSWORD, proxy, via("192.0.2.10")).status_code == 302
+    last = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
+    assert last.action == "auth.login" and last.address == "192.0.2.10"
+
+
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(app, user):
+    from webapp.audit.models import AuditEvent
+
+    # No trusted proxy: a client cannot choose its address (nor dodge its own throttle).
+    for n in range(app.config["LOGIN_FREE_FAILURES"]):
+        _try(app, "admin", "guess guess guess", ATTACKER, {"X-Forwarded-For": f"203.0.113.{n}"})
+    resp = _try(app, "admin", PASSWORD, ATTACKER, {"X-Forwarded-For": "203.0.113.99"})
+    assert resp.status_code == 401
+    last = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
+    assert last.address == ATTACKER["REMOTE_ADDR"]
+
+
+def test_the_trusted_proxies_setting_is_checked(admin_client):
+    resp = admin_client.post(
+        "/admin/settings/", data={"security.trusted_proxies": "10.0.0.5, proxy.example.com"}
+    )
+    assert resp.status_code == 422 and "is not an IP address or network" in resp.get_data(True)
+
+
+def test_an_administrator_sees_and_clears_slowed_sign_ins(app, admin_client):
+    for _ in range(app.config["LOGIN_FREE_FAILURES"]):
+        _try(app, "operator", "guess guess guess", ATTACKER)
+    page = admin_client.get("/admin/users/").get_data(as_text=True)
+    assert 'id="throttled-table"' in page and ATTACKER["REMOTE_ADDR"] in page
+    resp = admin_client.post(
+        "/admin/users/throttle/clear",
+        data={"username": "operator", "address": ATTACKER["REMOTE_ADDR"]},
+    )
+    assert resp.status_code == 303
+    assert _try(app, "operator", PASSWORD, ATTACKER).status_code == 302
+    assert "auth.throttle_cleared" in _actions()
+
+
+def test_sign_in_does_the_same_password_work_for_every_name(app, user, monkeypatch):
+    from webapp.auth.models import User
+
+    checked = []
+    real = User.verify_password
+
+    def spy(password_hash, password):
+        checked.append(password_hash.split("$")[0])  # the method and its cost parameters
+        return real(password_hash, password)
+
+    monkeypatch.setattr(User, "verify_password", staticmethod(spy))
+    auth.set_active(user["admin"], user["auditor"], False)
+    for name in ("operator", "nobody-by-this-name", "x" * 80, "auditor"):
+        checked.clear()
+        assert _try(app, name, "wrong password!", VICTIM).status_code == 401
+        assert checked == [user["operator"].password_hash.split("$")[0]], name
 
 
 def test_logout_is_a_post_and_ends_the_session(admin_client):
@@ -83,12 +216,37 @@ def test_session_is_renewed_at_login(client):
     assert client.get_cookie("certdesk_session").value != before
 
 
-def test_idle_session_is_signed_out(admin_client):
-    with admin_client.session_transaction() as s:
-        s["seen"] = (utcnow() - timedelta(hours=2)).timestamp()
+def test_idle_session_is_signed_out_on_the_server(admin_client):
+    from webapp.auth.models import UserSession
+
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.last_seen_at = utcnow() - timedelta(minutes=31)
+    db.session.commit()
     resp = admin_client.get("/")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "signed out after a period of inactivity" in page
     assert admin_client.get("/").status_code == 302
+    db.session.expire_all()
+    assert row.ended_at is not None and row.end_reason == "idle"
+
+
+def test_a_session_seen_recently_stays_open(admin_client):
+    from webapp.auth.models import UserSession
+
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.last_seen_at = utcnow() - timedelta(minutes=29)
+    db.session.commit()
+    assert admin_client.get("/").status_code == 200
+    db.session.expire_all()
+    assert row.ended_at is None and row.last_seen_at > utcnow() - timedelta(minutes=1)
+
+
+def test_a_cookie_without_a_server_session_is_signed_out(app, admin_client):
+    with admin_client.session_transaction() as s:
+        s["sid"] = "made-up"
+    resp = admin_client.get("/admin/users/")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
 
 
 def test_expired_session_on_htmx_request_redirects_via_header(client):
@@ -100,6 +258,49 @@ def test_password_reset_ends_the_users_sessions(app, admin_client, operator_clie
     assert operator_client.get("/").status_code == 200
     auth.reset_password(user["admin"], user["operator"], "a brand new password")
     assert operator_client.get("/").status_code == 302
+
+
+def _open_sessions(user) -> int:
+    from webapp.auth.models import UserSession
+
+    db.session.expire_all()
+    return db.session.execute(
+        db.select(db.func.count())
+        .select_from(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+    ).scalar_one()
+
+
+def test_role_change_and_disable_end_the_users_sessions(app, admin_client, user):
+    from tests.conftest import Client
+
+    app.test_client_class = Client
+    for change in (
+        lambda: auth.change_role(user["admin"], user["operator"], "auditor"),
+        lambda: auth.set_active(user["admin"], user["operator"], False),
+    ):
+        browser = app.test_client()
+        assert browser.login("operator").status_code == 302
+        assert _open_sessions(user["operator"]) == 1
+        change()
+        assert _open_sessions(user["operator"]) == 0
+        assert browser.get("/jobs/").status_code == 302
+        auth.set_active(user["admin"], user["operator"], True)
+
+
+def test_an_administrator_sees_and_ends_a_users_sessions(admin_client, operator_client, user):
+    operator = user["operator"]
+    page = admin_client.get(f"/admin/users/{operator.id}").get_data(as_text=True)
+    assert 'id="sessions-table"' in page and "End all 1 open session" in page
+    resp = admin_client.post(f"/admin/users/{operator.id}/sessions/end")
+    assert resp.status_code == 303
+    assert "1 open session of operator ended" in admin_client.get(
+        resp.headers["Location"]
+    ).get_data(as_text=True)
+    assert operator_client.get("/").status_code == 302
+    page = admin_client.get(f"/admin/users/{operator.id}").get_data(as_text=True)
+    assert "ended by an administrator" in page and "End all" not in page
+    assert _actions()[-1] == "user.sessions_ended"
 
 
 def test_safe_next_only(client):
@@ -158,17 +359,3 @@ def test_create_admin_command(empty_app, monkeypatch):
     assert auth.by_username("ops-lead").check_password("from the environment")
     again = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"])
     assert again.exit_code != 0 and "taken" in again.output
-
-
-def test_many_failures_from_one_address_are_refused(client, app):
-    app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 3
-    for name in ("alpha", "beta", "gamma"):
-        assert client.login(name, "guessing password").status_code == 401
-    resp = client.login("admin")  # another account, same address
-    assert resp.status_code == 401 and "Too many failed sign-in attempts" in resp.get_data(True)
-    elsewhere = client.post(
-        "/login",
-        data={"username": "admin", "password": PASSWORD},
-        environ_base={"REMOTE_ADDR": "10.9.8.7"},
-    )
-    assert elsewhere.status_code == 302

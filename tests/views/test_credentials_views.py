@@ -303,3 +303,21 @@ def test_secrets_never_leave_the_box(app, admin_client, operator_client, sandbox
     for f in instance.glob("certdesk.db*"):
         raw = f.read_bytes()
         assert SECRET_KEY.encode() not in raw and key_line.encode() not in raw, f
+
+
+def test_only_administrators_see_the_demo_sandbox_key(
+    app, admin_client, operator_client, auditor_client
+):
+    app.config.update(
+        DEMO_SANDBOX_URL="http://127.0.0.1:8443/enterprise/v2/",
+        DEMO_SANDBOX_USER="certdesk-demo",
+        DEMO_SANDBOX_KEY=SECRET_KEY,
+    )
+    admin_page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    assert SECRET_KEY in admin_page and "Add the sandbox credential" in admin_page
+    for client in (operator_client, auditor_client):
+        page = client.get("/entrust/manage/").get_data(as_text=True)
+        assert SECRET_KEY not in page and "certdesk-demo" not in page
+        assert "Entrust sandbox" in page and "Only an administrator can add credentials" in page
+        frag = client.get("/entrust/manage/", headers=HTMX).get_data(as_text=True)
+        assert SECRET_KEY not in frag

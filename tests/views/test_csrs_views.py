@@ -214,3 +214,33 @@ def test_search_takes_wildcards_literally(app, user):
     assert found("100%") == ["100%-team"]
     assert found("%") == ["100%-team"]
     assert found("team") == ["100%-team", "opsXteam", "ops_team"]
+
+
+def test_an_operator_deleting_an_administrators_csr_keeps_the_key_and_says_so(
+    admin_client, operator_client
+):
+    assert _create(admin_client).status_code == 303
+    row = db.session.execute(select(Csr)).scalar_one()
+    csr_id, key_id = row.id, row.private_key_id
+    resp = operator_client.post(f"/csrs/{csr_id}/delete")
+    assert resp.status_code == 303
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Its private key was kept" in page
+    db.session.expire_all()
+    assert _count(Csr) == 0 and db.session.get(PrivateKey, key_id) is not None
+    event = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "csr.delete")
+    ).scalar_one()
+    assert "key_kept" in event.detail and event.actor_name == "operator"
+    # The administrator still holds the key (and the operator still may not download it).
+    kept = db.session.get(PrivateKey, key_id)
+    assert kept.created_by.username == "admin"
+    pw = {"format": "pkcs8", "password": "export-pass", "password2": "export-pass"}
+    assert admin_client.post(f"/csrs/{csr_id}/key", data=pw).status_code == 404  # CSR gone
+
+
+def test_an_operator_deleting_their_own_csr_deletes_its_key(operator_client):
+    assert _create(operator_client).status_code == 303
+    row = db.session.execute(select(Csr)).scalar_one()
+    assert operator_client.post(f"/csrs/{row.id}/delete").status_code == 303
+    assert _count(Csr) == 0 and _count(PrivateKey) == 0

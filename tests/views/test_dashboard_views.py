@@ -63,3 +63,41 @@ def test_dashboard_page(app, user, auditor_client):
 def test_empty_dashboard(auditor_client):
     page = auditor_client.get("/")
     assert page.status_code == 200 and "No certificates yet" in page.get_data(as_text=True)
+
+
+def test_a_self_signed_ca_certificate_counts_in_tiles_chart_and_most_urgent(
+    app, user, auditor_client
+):
+    from tests.unit.certs.factory import _build, _name, ec_key
+
+    key = ec_key()
+    now = utcnow()
+    # What `openssl req -x509` makes: self-signed, marked as a CA, here expiring in 20 days.
+    cert = _build(
+        _name("appliance.example.com"),
+        _name("appliance.example.com"),
+        key.public_key(),
+        key,
+        ca=True,
+        start=now - timedelta(days=10),
+        days=30,
+    )
+    row, _ = service.add_certificate(cert, actor=user["admin"])
+    assert row.is_ca
+    assert dashboard.state_counts()["expiring_30"] == 1
+    assert sum(w.count for w in dashboard.expiry_timeline()) == 1
+    assert [c.common_name for c in dashboard.urgent()] == ["appliance.example.com"]
+    page = auditor_client.get("/").get_data(as_text=True)
+    urgent_table = page.split('id="urgent-table"')[1].split("</table>")[0]
+    assert "appliance.example.com" in urgent_table and "No certificates yet" not in urgent_table
+
+
+def test_most_urgent_says_nothing_is_due_when_certificates_exist(app, user, auditor_client):
+    made = _fill(user)
+    for row in made.values():
+        row.revoked_at = utcnow()
+    db.session.commit()
+    page = auditor_client.get("/").get_data(as_text=True)
+    urgent_table = page.split('id="urgent-table"')[1].split("</table>")[0]
+    assert "No certificates yet" not in urgent_table
+    assert "Nothing expires soon" in urgent_table

@@ -13,10 +13,11 @@ SESSION_ROUTES = {"auth.login", "auth.logout", "auth.setup"}
 
 
 def _sample_url(rule) -> str:
+    from werkzeug.routing.converters import NumberConverter
+
     values = {}
     for name, conv in rule._converters.items():
-        kind = type(conv).__name__
-        values[name] = 1 if kind in ("IntegerConverter", "NumberConverter") else "x"
+        values[name] = 1 if isinstance(conv, NumberConverter) else "x"
     return rule.build(values, append_unknown=False)[1]
 
 
@@ -36,6 +37,7 @@ def test_every_changing_route_requires_a_csrf_token(app, admin_client):
 
 def test_an_auditor_cannot_change_anything(app, auditor_client):
     before = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
+    last = db.session.execute(select(func.max(AuditEvent.seq))).scalar()
     checked = 0
     for rule in _rules(app, CHANGING):
         if rule.endpoint in SESSION_ROUTES:
@@ -51,8 +53,14 @@ def test_an_auditor_cannot_change_anything(app, auditor_client):
             checked += 1
     assert checked >= 3
     db.session.expire_all()
+    # Each refusal is recorded (CD-7 #12), and nothing else was written.
+    events = db.session.execute(select(AuditEvent).where(AuditEvent.seq > last)).scalars().all()
+    assert len(events) == checked
+    assert {(e.action, e.actor_name, e.outcome) for e in events} == {
+        ("access.denied", "auditor", "refused")
+    }
     after = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
-    assert after == before
+    assert after == before + checked
 
 
 def test_every_page_carries_the_security_headers(app, admin_client):

@@ -32,13 +32,17 @@ class AuditEvent(db.Model):
 
 
 class AuditHead(db.Model):
-    """The single row that serialises appends and remembers the end of the chain."""
+    """The single row that serialises appends and remembers the end of the chain: its last row,
+    which master key keys the chain (``key_id``), and a MAC over both (a head moved back over
+    removed rows does not verify)."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    key_id: Mapped[str] = mapped_column(String(16), default="")
+    mac: Mapped[str] = mapped_column(String(64), default="")
 
 
 @event.listens_for(AuditEvent, "before_update")

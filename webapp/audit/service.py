@@ -1,26 +1,41 @@
-"""The audit trail: append events in the caller's transaction, verify the hash chain, search."""
+"""The audit trail: append events in the caller's transaction, verify the chain, search.
+
+Each event's ``hash`` is an HMAC-SHA256 of its content and the previous event's hash, under a key
+derived from the master key (which lives outside the database). Someone who can write to the
+database but does not hold the master key can neither edit a row and recompute the hashes after
+it, nor remove the last rows and move the head back: the head carries a MAC of its own.
+``audit_head.key_id`` says which master key keyed the chain; ``certdesk rotate-master-key``
+re-keys it (:func:`rekey`), verifying every row under the old key as it goes.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import has_request_context, request
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import select, update
 
 from webapp import csvexport
 from webapp.audit.models import AuditEvent, AuditHead
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
+from webapp.security import secretbox
 
 GENESIS = "0" * 64
+CHAIN_PURPOSE = "certdesk audit chain v1"  # what the chain key is derived for (HKDF info)
 SECRET_WORDS = ("password", "api_key", "apikey", "private_key", "secret", "token", "pkcs12")
+# What one event keeps of the values it is given: whatever a request sends, a row stays small.
+MAX_DETAIL_TEXT = 500  # characters of each text in the detail
+MAX_DETAIL_ITEMS = 50  # entries of each list or mapping in the detail
+MAX_DETAIL = 4000  # characters of the detail's JSON
 
 
-def _canonical(e: AuditEvent) -> str:
+def _canonical(e: AuditEvent, prev_hash: str | None = None) -> str:
     return json.dumps(
         [
             e.seq,
@@ -33,14 +48,42 @@ def _canonical(e: AuditEvent) -> str:
             e.outcome,
             e.detail,
             e.address,
-            e.prev_hash,
+            e.prev_hash if prev_hash is None else prev_hash,
         ],
         separators=(",", ":"),
     )
 
 
-def _digest(e: AuditEvent) -> str:
-    return hashlib.sha256(_canonical(e).encode()).hexdigest()
+def chain_key(master_key: bytes) -> tuple[str, bytes]:
+    """(key id, key) of the chain key derived from ``master_key``."""
+    key = secretbox.derive(master_key, CHAIN_PURPOSE)
+    return hashlib.sha256(key).hexdigest()[:16], key
+
+
+def _digest(key: bytes, e: AuditEvent, prev_hash: str | None = None) -> str:
+    return hmac.new(key, _canonical(e, prev_hash).encode(), hashlib.sha256).hexdigest()
+
+
+def _head_mac(key: bytes, seq: int, last_hash: str) -> str:
+    return hmac.new(key, json.dumps(["head", seq, last_hash]).encode(), hashlib.sha256).hexdigest()
+
+
+def _held_keys() -> dict[str, bytes]:
+    """Chain keys of every master key the install holds (two during an unfinished rotation)."""
+    box = secretbox.current_box()
+    cached = current_app.extensions.get("audit_chain_keys")
+    if cached is None or cached[0] is not box:
+        cached = (box, dict(chain_key(k) for k in box.keys))
+        current_app.extensions["audit_chain_keys"] = cached
+    return cached[1]
+
+
+def _key_of(head: AuditHead) -> tuple[str, bytes]:
+    """The chain key the head names; a new chain (or one whose key is gone) takes the current."""
+    keys = _held_keys()
+    if head.key_id in keys:
+        return head.key_id, keys[head.key_id]
+    return chain_key(secretbox.current_box().key)
 
 
 def _scrub(detail: dict) -> dict:
@@ -54,6 +97,45 @@ def _scrub(detail: dict) -> dict:
         else:
             clean[k] = v
     return clean
+
+
+def _address() -> str:
+    """The client's address: through trusted reverse proxies (set per request by auth), else
+    the peer's."""
+    return g.get("client_address") or request.remote_addr or ""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded(value, depth: int = 0):
+    """``value`` (a detail) with long texts cut, long lists and mappings shortened."""
+    if isinstance(value, str):
+        return _clip(value, MAX_DETAIL_TEXT)
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {
+            _clip(str(k), 64): _bounded(v, depth + 1) if depth < 4 else "…"
+            for k, v in items[:MAX_DETAIL_ITEMS]
+        }
+        if len(items) > MAX_DETAIL_ITEMS:
+            out["…"] = f"{len(items) - MAX_DETAIL_ITEMS} more"
+        return out
+    if isinstance(value, list | tuple | set):
+        items = list(value)
+        out = [_bounded(v, depth + 1) if depth < 4 else "…" for v in items[:MAX_DETAIL_ITEMS]]
+        return out + (
+            [f"… {len(items) - MAX_DETAIL_ITEMS} more"] if len(items) > MAX_DETAIL_ITEMS else []
+        )
+    return value
+
+
+def _detail_json(detail: dict) -> str:
+    text = json.dumps(_bounded(_scrub(detail)), sort_keys=True, default=str)
+    if len(text) > MAX_DETAIL:
+        text = json.dumps({"detail": _clip(text, MAX_DETAIL - 100)})
+    return text
 
 
 def record(
@@ -83,17 +165,19 @@ def record(
         seq=head.seq,
         at=utcnow(),
         actor_id=actor.id if is_user else None,
-        actor_name=(actor.username if is_user else actor)[:64],
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id) if object_id is not None else "",
-        outcome=outcome,
-        detail=json.dumps(_scrub(detail or {}), sort_keys=True, default=str),
-        address=(request.remote_addr or "") if has_request_context() else "",
+        actor_name=_clip(actor.username if is_user else str(actor), 64),
+        action=_clip(action, 64),
+        object_type=_clip(object_type, 32),
+        object_id=_clip(str(object_id) if object_id is not None else "", 64),
+        outcome=_clip(outcome, 16),
+        detail=_detail_json(detail or {}),
+        address=_clip(_address() if has_request_context() else "", 64),
         prev_hash=head.last_hash,
     )
-    event.hash = _digest(event)
-    head.last_hash = event.hash
+    key_id, key = _key_of(head)
+    event.hash = _digest(key, event)
+    head.last_hash, head.key_id = event.hash, key_id
+    head.mac = _head_mac(key, head.seq, head.last_hash)
     db.session.add(event)
     return event
 
@@ -106,28 +190,133 @@ class VerifyResult:
     seq: int | None = None
 
 
-def verify() -> VerifyResult:
-    """Walk the chain in order; report the first row that was altered, removed or inserted."""
-    expected_prev, expected_seq, checked = GENESIS, 1, 0
-    rows = db.session.execute(
-        select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000)
-    ).scalars()
-    for e in rows:
-        if e.seq != expected_seq:
-            return VerifyResult(False, checked, f"row {expected_seq} is missing", expected_seq)
-        if e.prev_hash != expected_prev:
-            return VerifyResult(
-                False, checked, f"row {e.seq} does not follow row {e.seq - 1}", e.seq
-            )
-        if _digest(e) != e.hash:
-            return VerifyResult(False, checked, f"row {e.seq} was altered", e.seq)
-        expected_prev, expected_seq, checked = e.hash, e.seq + 1, checked + 1
-    head = db.session.get(AuditHead, 1)
-    if head is not None and (head.seq != expected_seq - 1 or head.last_hash != expected_prev):
-        return VerifyResult(
-            False, checked, f"the last rows after {expected_seq - 1} were removed", expected_seq
+def _rows_in_order(batch: int = 1000) -> Iterator[AuditEvent]:
+    """Every event by seq, read in batches (each batch a range of the seq index)."""
+    last = 0
+    while True:
+        rows = list(
+            db.session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.seq > last)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
+            ).scalars()
         )
-    return VerifyResult(True, checked)
+        yield from rows
+        for row in rows:  # read once: not kept in the session
+            db.session.expunge(row)
+        if len(rows) < batch:
+            return
+        last = rows[-1].seq
+
+
+class _Walk:
+    """Checks rows one by one under ``key``: sequence, link to the previous row, MAC."""
+
+    def __init__(self, key: bytes):
+        self.key, self.prev, self.seq, self.checked = key, GENESIS, 1, 0
+
+    def problem(self, e: AuditEvent) -> VerifyResult | None:
+        if e.seq != self.seq:
+            return VerifyResult(False, self.checked, f"row {self.seq} is missing", self.seq)
+        if e.prev_hash != self.prev:
+            return VerifyResult(
+                False, self.checked, f"row {e.seq} does not follow row {e.seq - 1}", e.seq
+            )
+        if _digest(self.key, e) != e.hash:
+            return VerifyResult(False, self.checked, f"row {e.seq} was altered", e.seq)
+        self.prev, self.seq, self.checked = e.hash, e.seq + 1, self.checked + 1
+        return None
+
+    def end(self, head: AuditHead | None) -> VerifyResult:
+        last = self.seq - 1
+        if head is None or head.seq != last or head.last_hash != self.prev:
+            return VerifyResult(
+                False, self.checked, f"the rows after row {last} were removed", last + 1
+            )
+        if head.mac != _head_mac(self.key, head.seq, head.last_hash):
+            return VerifyResult(
+                False,
+                self.checked,
+                f"the head of the trail was moved (to row {last}): rows after it were removed",
+                last + 1,
+            )
+        return VerifyResult(True, self.checked)
+
+
+def verify() -> VerifyResult:
+    """Walk the chain in order; report the first row that was altered, removed or inserted, or
+    a head that was moved back over removed rows."""
+    head = db.session.get(AuditHead, 1)
+    if head.key_id and head.key_id not in _held_keys():
+        return VerifyResult(
+            False, 0, "the trail is keyed with a master key this install does not hold", 1
+        )
+    walk = _Walk(_key_of(head)[1])
+    for e in _rows_in_order():
+        if (found := walk.problem(e)) is not None:
+            return found
+    if head.seq == 0 and walk.checked == 0:
+        return VerifyResult(True, 0)
+    return walk.end(head)
+
+
+def rekey(old_master: bytes, new_master: bytes, *, actor) -> VerifyResult:
+    """Re-key the whole chain from ``old_master``'s chain key to ``new_master``'s, in one
+    transaction (committed here), checking every row under the old key as it goes; then append
+    ``audit.rekeyed`` saying whether the trail verified before (re-keying cannot hide a broken
+    trail: the event says where it broke). Returns that verification."""
+    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
+    head = db.session.get(AuditHead, 1, populate_existing=True)
+    old_id, old_key = chain_key(old_master)
+    new_id, new_key = chain_key(new_master)
+    if head.key_id == new_id and old_id != new_id:
+        db.session.rollback()
+        return verify()  # an interrupted rotation re-keyed it already
+    walk, found, prev, count = _Walk(old_key), None, GENESIS, 0
+    table = AuditEvent.__table__
+    for e in _rows_in_order():
+        if found is None:
+            found = walk.problem(e)
+        new_hash = _digest(new_key, e, prev_hash=prev)
+        db.session.execute(
+            update(table).where(table.c.id == e.id).values(prev_hash=prev, hash=new_hash)
+        )
+        prev = new_hash
+        count += 1
+    if found is None:
+        found = (
+            walk.end(head)
+            if head.key_id in ("", old_id)
+            else VerifyResult(False, count, "the trail was keyed with another master key", 1)
+        )
+    head.seq, head.last_hash, head.key_id = count, prev, new_id
+    head.mac = _head_mac(new_key, head.seq, head.last_hash)
+    db.session.flush()
+    record(
+        "audit.rekeyed",
+        actor=actor,
+        object_type="audit",
+        outcome="success" if found.ok else "failure",
+        detail={"events": count, "verified_before": found.ok, "problem": found.problem},
+    )
+    db.session.commit()
+    return found
+
+
+def record_refusal(actor, endpoint: str | None, method: str, path: str, reason: str) -> None:
+    """Record a refused request (403), whatever the request had begun: its own changes are
+    rolled back first. ``actor`` is the signed-in user, or "anonymous"."""
+    db.session.rollback()
+    record(
+        "access.denied",
+        actor=actor,
+        object_type="route",
+        object_id=endpoint or path,
+        outcome="refused",
+        detail={"method": method, "path": path, "reason": reason or ""},
+    )
+    db.session.commit()
 
 
 @dataclass
@@ -177,7 +366,14 @@ CSV_COLUMNS = [
 ]
 
 
-def export_csv(f: AuditFilter) -> Iterator[str]:
-    """Stream the filtered rows as CSV, in the page's order."""
-    rows = db.session.execute(query(f).execution_options(yield_per=2000)).scalars()
+def filter_detail(f: AuditFilter) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(f).items() if v}
+
+
+def export_csv(actor, f: AuditFilter) -> Iterator[str]:
+    """Record the export (``audit.export``, committed), then stream the filtered rows as CSV in
+    the page's order (read after the view has returned, through a session of the stream's own)."""
+    record("audit.export", actor=actor, object_type="audit", detail=filter_detail(f))
+    db.session.commit()
+    rows = csvexport.query_rows(query(f), db.engine)
     return csvexport.stream(CSV_COLUMNS, ([getattr(e, c) for c in CSV_COLUMNS] for e in rows))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, request
+from flask_login import current_user
+from werkzeug.exceptions import Forbidden
 
-from webapp import htmx
+from webapp import errors, htmx
 from webapp.audit import service
 from webapp.downloads import attachment
 from webapp.paging import page_args, paginate
 from webapp.security import rbac
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
+
+FILTER_KEYS = ("user", "action", "object", "since", "until", "per_page")
 
 
 def _date(name: str) -> datetime | None:
@@ -27,12 +31,14 @@ def _date(name: str) -> datetime | None:
 
 def _filter() -> service.AuditFilter:
     until = _date("until")
+    if until is not None:  # the whole "until" day (to the end of time for the last day there is)
+        until = None if until.date() == date.max else until + timedelta(days=1)
     return service.AuditFilter(
         user=request.args.get("user", ""),
         action=request.args.get("action", ""),
         object=request.args.get("object", ""),
         since=_date("since"),
-        until=until + timedelta(days=1) if until else None,  # the whole "until" day
+        until=until,
     )
 
 
@@ -47,11 +53,19 @@ def index():
         block="results",
         page=result,
         actions=service.actions(),
-        args=request.args,
+        args={k: v for k, v in request.args.items() if k in FILTER_KEYS and v},
     )
 
 
 @bp.get("/export.csv")
 @rbac.require(rbac.AUDIT_READ)
 def export():
-    return attachment(service.export_csv(_filter()), "text/csv", "certdesk-audit.csv")
+    return attachment(service.export_csv(current_user, _filter()), "text/csv", "certdesk-audit.csv")
+
+
+@bp.app_errorhandler(Forbidden)
+def refused(exc: Forbidden):
+    """Every refusal (403) of every route goes into the audit trail, then the usual error page."""
+    actor = current_user if current_user.is_authenticated else "anonymous"
+    service.record_refusal(actor, request.endpoint, request.method, request.path, exc.description)
+    return errors.handle_http(exc)

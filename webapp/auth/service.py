@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 
 from webapp.audit import service as audit
-from webapp.auth.models import LoginAttempt, User
+from webapp.auth.models import LoginAttempt, User, UserSession
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.security import rbac
 from webapp.settings import service as settings
+from webapp.validation import InputError, text
 
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
 SETUP_TOKEN_KEY = "first_run_token_sha256"  # noqa: S105 (a setting name)
+USERNAME_LENGTH = User.__table__.c.username.type.length  # 64
+FULL_NAME_LENGTH = User.__table__.c.full_name.type.length  # 120
+EMAIL_LENGTH = User.__table__.c.email.type.length  # 254
 
 
-class UserError(ValueError):
+class UserError(InputError):
     """Input that cannot be accepted; ``field`` names the form field it belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 class LoginRefused(Exception):
@@ -37,16 +40,35 @@ def normalise_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
+def _username_ok(name: str) -> bool:
+    return 0 < len(name) <= USERNAME_LENGTH and all(c.isalnum() or c in "._-@" for c in name)
+
+
 def validate_username(username: str) -> str:
     name = normalise_username(username)
-    if not name or len(name) > 64 or not all(c.isalnum() or c in "._-@" for c in name):
+    if not _username_ok(name):
         raise UserError("Use 1-64 letters, digits, dots, dashes, underscores or @.", "username")
     return name
 
 
-def validate_password(password: str) -> None:
+def validate_password(password: str, field: str = "password") -> None:
     if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise UserError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", "password")
+        raise UserError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field)
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"Use at most {MAX_PASSWORD_LENGTH:,} characters.", field)
+    if "\x00" in password:
+        raise UserError("A password cannot contain a NUL character.", field)
+
+
+def _profile(full_name: str, email: str) -> tuple[str, str]:
+    """A user's full name and e-mail, checked against their columns."""
+    full_name = text(full_name, field="full_name", label="full name", max_length=FULL_NAME_LENGTH)
+    email = text(email, field="email", label="e-mail address", max_length=EMAIL_LENGTH)
+    if email and ("@" not in email or any(c.isspace() for c in email)):
+        raise UserError(
+            "Enter an e-mail address such as name@example.com, or leave it empty.", "email"
+        )
+    return full_name, email
 
 
 def by_username(username: str) -> User | None:
@@ -62,39 +84,204 @@ def any_users() -> bool:
 # -- sign-in -----------------------------------------------------------------------------------
 
 
-def _recent_failures(column, value) -> int:
-    window = timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
-    return db.session.execute(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(
-            column == value, LoginAttempt.success.is_(False), LoginAttempt.at >= utcnow() - window
+def _networks(raw: str) -> str:
+    """Validate the trusted-proxies setting: addresses or networks, separated by commas."""
+    out = []
+    for part in (p.strip() for p in raw.replace(";", ",").split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"{part[:60]} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/24)."
+            ) from None
+    return ", ".join(out)
+
+
+TRUSTED_PROXIES = settings.register(
+    "security.trusted_proxies",
+    "",
+    "Trusted reverse proxies",
+    "Addresses or networks (CIDR) of the reverse proxies in front of CertDesk, separated by "
+    "commas, e.g. 10.0.0.5, 192.168.10.0/24. A request from one of them counts as coming from the "
+    "address it names in X-Forwarded-For (for sign-in throttling and the audit trail); from "
+    "anywhere else that header is ignored. Empty: CertDesk is reached directly.",
+    validate=_networks,
+)
+
+
+def client_address(remote: str | None, forwarded_for: str | None) -> str:
+    """The client's address: ``remote`` (the peer), or, when the peer is a trusted reverse proxy,
+    the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
+    remote = remote or ""
+    if not forwarded_for:
+        return remote
+    trusted = [
+        ipaddress.ip_network(n) for n in (settings.get(TRUSTED_PROXIES) or "").split(", ") if n
+    ]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(remote):
+        return remote
+    client = remote
+    for hop in reversed(forwarded_for.split(",")):
+        hop = hop.strip().strip("[]")
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # a malformed hop: trust nothing beyond it
+        client = hop
+        if not is_trusted(hop):
+            break
+    return client
+
+
+@dataclass
+class Throttle:
+    """Failed sign-ins counted for one key (a user name from an address, or an address)."""
+
+    failures: int
+    last_failure_at: datetime | None
+    free: int
+
+    def wait(self, now: datetime) -> timedelta:
+        """How long the next try must wait from ``now`` (zero: it may go ahead)."""
+        if self.failures < self.free or self.last_failure_at is None:
+            return timedelta(0)
+        limit = timedelta(minutes=current_app.config["LOGIN_MAX_WAIT_MINUTES"])
+        step = min(timedelta(seconds=2 ** min(self.failures - self.free, 20)), limit)
+        return max(timedelta(0), self.last_failure_at + step - now)
+
+
+def _failures(*conds, since: datetime) -> tuple[int, datetime | None]:
+    count, last = db.session.execute(
+        select(func.count(), func.max(LoginAttempt.at)).where(
+            *conds, LoginAttempt.success.is_(False), LoginAttempt.at >= since
         )
-    ).scalar_one()
+    ).one()
+    return count, last
 
 
-def authenticate(username: str, password: str, address: str) -> User:
-    """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try."""
-    name = normalise_username(username)
+def throttles(name: str, address: str, now: datetime) -> list[Throttle]:
+    """The two throttles a sign-in from ``address`` as ``name`` passes: the name from this
+    address (failures since its last success there), and the address whatever the names."""
     cfg = current_app.config
-    minutes = cfg["LOGIN_LOCKOUT_MINUTES"]
-    if (
-        _recent_failures(LoginAttempt.username, name) >= cfg["LOGIN_MAX_FAILURES_PER_USER"]
-        or _recent_failures(LoginAttempt.address, address) >= cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"]
-    ):
-        audit.record(
-            "auth.login_throttled",
-            object_type="user",
-            object_id=name,
-            outcome="refused",
-            actor=name or "-",
+    window = now - timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"])
+    pair = (LoginAttempt.username == name, LoginAttempt.address == address)
+    last_ok = db.session.execute(
+        select(func.max(LoginAttempt.at)).where(*pair, LoginAttempt.success.is_(True))
+    ).scalar()
+    since = max(window, last_ok) if last_ok else window
+    return [
+        Throttle(*_failures(*pair, since=since), cfg["LOGIN_FREE_FAILURES"]),
+        Throttle(
+            *_failures(LoginAttempt.address == address, since=window),
+            cfg["LOGIN_FREE_FAILURES_PER_ADDRESS"],
+        ),
+    ]
+
+
+@dataclass
+class Slowed:
+    username: str
+    address: str
+    failures: int
+    last_failure_at: datetime
+    wait: timedelta
+
+
+def slowed_sign_ins(limit: int = 50) -> list[Slowed]:
+    """User names being tried from an address that must now wait (Admin > Users)."""
+    cfg, now = current_app.config, utcnow()
+    window = now - timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"])
+    pairs = db.session.execute(
+        select(LoginAttempt.username, LoginAttempt.address)
+        .where(LoginAttempt.success.is_(False), LoginAttempt.at >= window)
+        .group_by(LoginAttempt.username, LoginAttempt.address)
+        .having(func.count() >= cfg["LOGIN_FREE_FAILURES"])
+        .order_by(func.max(LoginAttempt.at).desc())
+        .limit(limit)
+    ).all()
+    out = []
+    for name, address in pairs:
+        pair = throttles(name, address, now)[0]
+        if pair.failures >= pair.free:
+            out.append(Slowed(name, address, pair.failures, pair.last_failure_at, pair.wait(now)))
+    return out
+
+
+def clear_slowed(actor, username: str, address: str) -> int:
+    """Forget the failed sign-ins of ``username`` from ``address``: no wait for it any more
+    (audited, with how many were forgotten)."""
+    rbac.check(actor, rbac.USERS_MANAGE)
+    cleared = db.session.execute(
+        delete(LoginAttempt).where(
+            LoginAttempt.username == username,
+            LoginAttempt.address == address,
+            LoginAttempt.success.is_(False),
         )
-        db.session.commit()
+    ).rowcount
+    audit.record(
+        "auth.throttle_cleared",
+        object_type="user",
+        object_id=username,
+        actor=actor,
+        detail={"address": address, "failures": cleared},
+    )
+    db.session.commit()
+    return cleared
+
+
+def _in_words(wait: timedelta) -> str:
+    seconds = int(wait.total_seconds() + 0.999)
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{-(-seconds // 60)} minutes"
+
+
+_dummy: list[str] = []
+
+
+def _check_password(password_hash: str | None, password: str) -> bool:
+    """One password check, the same work whoever signs in: a name that is no user is checked
+    against a hash of the same kind, so the answer's time does not tell which names exist."""
+    if password_hash is None:
+        if not _dummy:
+            _dummy.append(User.hash_password(secrets.token_urlsafe(16)))
+        password_hash = _dummy[0]
+        User.verify_password(password_hash, password)
+        return False
+    return User.verify_password(password_hash, password)
+
+
+def authenticate(
+    username: str, password: str, address: str, user_agent: str = ""
+) -> tuple[User, str]:
+    """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try.
+    Returns the user and the token of the new server-side session (for the cookie)."""
+    name = normalise_username(username)
+    possible = _username_ok(name)
+    if not possible:
+        name = name[:USERNAME_LENGTH]  # no user has it; recorded (bounded) as a wrong sign-in
+    address = (address or "")[:64]
+    now = utcnow()
+    wait = max(t.wait(now) for t in throttles(name, address, now))
+    if wait:
+        # Not recorded: a refused try neither counts nor writes (the failures before it did).
         raise LoginRefused(
-            f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
+            f"Too many failed sign-in attempts from your address. Wait {_in_words(wait)} and "
+            "try again."
         )
-    user = by_username(name)
-    ok = user is not None and user.check_password(password or "") and user.active
+    user = by_username(name) if possible else None
+    matches = _check_password(user.password_hash if user is not None else None, password or "")
+    ok = user is not None and matches and user.active
     db.session.add(LoginAttempt(username=name, address=address, success=ok))
     if not ok:
         audit.record(
@@ -108,22 +295,131 @@ def authenticate(username: str, password: str, address: str) -> User:
         db.session.commit()
         raise LoginRefused("Wrong user name or password.")
     user.last_login_at = utcnow()
+    token = _new_session(user, address, user_agent)
     audit.record("auth.login", object_type="user", object_id=user.id, actor=user)
     db.session.commit()
-    return user
+    return user, token
 
 
-def record_logout(user) -> None:
+def prune_login_attempts() -> int:
+    """Forget sign-in attempts older than two days, and sessions ended (or idle) for a week."""
+    now = utcnow()
+    res = db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=2)))
+    db.session.execute(
+        delete(UserSession).where(
+            or_(
+                UserSession.ended_at < now - SESSION_KEPT,
+                UserSession.last_seen_at < now - SESSION_KEPT,
+            )
+        )
+    )
+    db.session.commit()
+    return res.rowcount
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+SESSION_TOUCH = timedelta(seconds=60)  # last_seen_at is written at most this often
+SESSION_KEPT = timedelta(days=7)  # ended sessions stay listed (Admin > Users) this long
+SESSION_TOKEN_KEY = "sid"  # noqa: S105 (the cookie session's key holding the token)
+END_REASONS = {
+    "signed out": "signed out",
+    "idle": "idle for longer than the timeout",
+    "password": "password reset",
+    "role": "role changed",
+    "disabled": "user disabled",
+    "administrator": "ended by an administrator",
+}
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_session(user: User, address: str, user_agent: str) -> str:
+    """Add a session for ``user`` to the transaction; return the token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        UserSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            address=(address or "")[:64],
+            user_agent=(user_agent or "")[:200],
+        )
+    )
+    return token
+
+
+def _end_sessions(user: User, reason: str) -> int:
+    """End every open session of ``user`` in the transaction; returns how many."""
+    return db.session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+    ).rowcount
+
+
+def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
+    """The user of the session whose cookie holds ``token`` (and ``user_ident``, Flask-Login's
+    id), or None and why: "ended" (signed out, ended, unknown) or "idle" (ended now, after
+    IDLE_TIMEOUT_MINUTES without a request). Notes the request as the session's last activity."""
+    if not token:
+        return None, "ended"
+    row = db.session.execute(
+        select(UserSession).where(UserSession.token_hash == _token_hash(token))
+    ).scalar()
+    if row is None or row.ended_at is not None or not row.user.active:
+        return None, "ended"
+    if str(user_ident or "").partition(":")[0] != str(row.user_id):
+        return None, "ended"
+    now = utcnow()
+    if row.last_seen_at < now - timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"]):
+        row.ended_at, row.end_reason = now, "idle"
+        db.session.commit()
+        return None, "idle"
+    if now - row.last_seen_at > SESSION_TOUCH:
+        row.last_seen_at = now
+        db.session.commit()
+    return row.user, ""
+
+
+def sign_out(user: User, token: str | None) -> None:
+    """End the session of this cookie (audited)."""
+    if token:
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.token_hash == _token_hash(token), UserSession.ended_at.is_(None))
+            .values(ended_at=utcnow(), end_reason="signed out")
+        )
     audit.record("auth.logout", object_type="user", object_id=user.id, actor=user)
     db.session.commit()
 
 
-def prune_login_attempts() -> int:
-    res = db.session.execute(
-        delete(LoginAttempt).where(LoginAttempt.at < utcnow() - timedelta(days=2))
+def sessions_of(user: User, limit: int = 20) -> list[UserSession]:
+    """The user's sessions, open ones first, then the most recently active."""
+    return list(
+        db.session.execute(
+            select(UserSession)
+            .where(UserSession.user_id == user.id)
+            .order_by(UserSession.ended_at.is_(None).desc(), UserSession.last_seen_at.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def end_sessions(actor, user: User) -> int:
+    """An administrator ends every open session of ``user`` (audited); returns how many."""
+    rbac.check(actor, rbac.USERS_MANAGE)
+    ended = _end_sessions(user, "administrator")
+    audit.record(
+        "user.sessions_ended",
+        object_type="user",
+        object_id=user.id,
+        actor=actor,
+        detail={"username": user.username, "sessions": ended},
     )
     db.session.commit()
-    return res.rowcount
+    return ended
 
 
 # -- user management ---------------------------------------------------------------------------
@@ -151,17 +447,12 @@ def create_user(actor, username, password, role, full_name="", email="") -> User
     if actor is not None:
         rbac.check(actor, rbac.USERS_MANAGE)
     name = validate_username(username)
+    full_name, email = _profile(full_name, email)
     validate_password(password)
     _check_role(role)
     if by_username(name):
         raise UserError("That user name is taken.", "username")
-    user = User(
-        username=name,
-        role=role,
-        full_name=(full_name or "").strip()[:120],
-        email=(email or "").strip()[:254],
-        active=True,
-    )
+    user = User(username=name, role=role, full_name=full_name, email=email, active=True)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
@@ -188,6 +479,7 @@ def change_role(actor, user: User, role: str) -> None:
     _guard_last_admin(user, new_role=role)
     old, user.role = user.role, role
     user.session_version += 1
+    _end_sessions(user, "role")
     audit.record(
         "user.role_change",
         object_type="user",
@@ -205,6 +497,8 @@ def set_active(actor, user: User, active: bool) -> None:
     _guard_last_admin(user, new_active=active)
     user.active = active
     user.session_version += 1
+    if not active:
+        _end_sessions(user, "disabled")
     audit.record(
         "user.enable" if active else "user.disable",
         object_type="user",
@@ -220,6 +514,7 @@ def reset_password(actor, user: User, password: str) -> None:
     validate_password(password)
     user.set_password(password)
     user.session_version += 1
+    _end_sessions(user, "password")
     audit.record(
         "user.password_reset",
         object_type="user",
@@ -256,17 +551,31 @@ def setup_token_valid(token: str) -> bool:
     return bool(token and stored) and hmac.compare_digest(stored, _digest(token))
 
 
-def complete_setup(token: str, username: str, password: str, full_name: str = "") -> User:
-    """Create the first administrator with the console token; the token then stops working."""
-    if any_users() or not setup_token_valid(token):
-        raise UserError("This setup link is no longer valid.")
+def complete_setup(
+    token: str,
+    username: str,
+    password: str,
+    full_name: str = "",
+    address: str = "",
+    user_agent: str = "",
+) -> tuple[User, str]:
+    """Create the first administrator with the console token; the token then stops working.
+    Returns the administrator and the token of their new session (signed in).
+
+    The token is claimed in the transaction that creates the administrator: of several requests
+    with the same link at once, exactly one claims it; the others are refused."""
     name = validate_username(username)
+    full_name, _ = _profile(full_name, "")
     validate_password(password)
-    user = User(username=name, role="admin", full_name=full_name.strip()[:120], active=True)
-    user.set_password(password)
+    password_hash = User.hash_password(password)  # before the claim: the claim locks the row
+    if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
+        db.session.rollback()
+        raise UserError("This setup link is no longer valid.")
+    user = User(
+        username=name, role="admin", full_name=full_name, password_hash=password_hash, active=True
+    )
     db.session.add(user)
     db.session.flush()
-    settings.delete(SETUP_TOKEN_KEY)
     audit.record(
         "user.create",
         object_type="user",
@@ -274,5 +583,6 @@ def complete_setup(token: str, username: str, password: str, full_name: str = ""
         actor=user,
         detail={"username": name, "role": "admin", "via": "first-run setup"},
     )
+    session_token = _new_session(user, address, user_agent)
     db.session.commit()
-    return user
+    return user, session_token

@@ -8,6 +8,7 @@ from flask_login import current_user
 from webapp import htmx
 from webapp.auth import service
 from webapp.security import rbac
+from webapp.validation import InputError
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
 
@@ -22,7 +23,22 @@ def _user_or_404(user_id: int):
 @bp.get("/")
 @rbac.require(rbac.USERS_MANAGE)
 def index():
-    return render_template("users/index.html", users=service.list_users(), roles=rbac.ROLE_LABELS)
+    return render_template(
+        "users/index.html",
+        users=service.list_users(),
+        roles=rbac.ROLE_LABELS,
+        slowed=service.slowed_sign_ins(),
+    )
+
+
+@bp.post("/throttle/clear")
+@rbac.require(rbac.USERS_MANAGE)
+def clear_throttle():
+    """Let a user name sign in again at once from an address where failures made it wait."""
+    name, address = request.form.get("username", ""), request.form.get("address", "")
+    cleared = service.clear_slowed(current_user, name, address)
+    flash(f"{cleared} failed sign-in(s) of {name} from {address} forgotten.", "success")
+    return htmx.redirect(url_for("users.index"))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -40,7 +56,7 @@ def new():
                 form["full_name"],
                 form["email"],
             )
-        except service.UserError as exc:
+        except InputError as exc:
             errors[exc.field or "form"] = str(exc)
         else:
             flash(f"User {user.username} created.", "success")
@@ -50,12 +66,21 @@ def new():
     )
 
 
+def _detail(user, errors=None, status=200):
+    return render_template(
+        "users/detail.html",
+        user=user,
+        roles=rbac.ROLE_LABELS,
+        errors=errors or {},
+        sessions=service.sessions_of(user),
+        end_reasons=service.END_REASONS,
+    ), status
+
+
 @bp.get("/<int:user_id>")
 @rbac.require(rbac.USERS_MANAGE)
 def detail(user_id: int):
-    return render_template(
-        "users/detail.html", user=_user_or_404(user_id), roles=rbac.ROLE_LABELS, errors={}
-    )
+    return _detail(_user_or_404(user_id))
 
 
 def _apply(user_id: int, change):
@@ -63,14 +88,12 @@ def _apply(user_id: int, change):
     errors = {}
     try:
         message = change(user)
-    except service.UserError as exc:
+    except InputError as exc:
         errors[exc.field or "form"] = str(exc)
     else:
         flash(message, "success")
         return htmx.redirect(url_for("users.detail", user_id=user.id))
-    return render_template(
-        "users/detail.html", user=user, roles=rbac.ROLE_LABELS, errors=errors
-    ), 422
+    return _detail(user, errors, 422)
 
 
 @bp.post("/<int:user_id>/role")
@@ -102,5 +125,15 @@ def password(user_id: int):
             raise service.UserError("The passwords differ.", "password2")
         service.reset_password(current_user, user, request.form.get("password", ""))
         return f"Password of {user.username} reset; their open sessions have ended."
+
+    return _apply(user_id, change)
+
+
+@bp.post("/<int:user_id>/sessions/end")
+@rbac.require(rbac.USERS_MANAGE)
+def end_sessions(user_id: int):
+    def change(user):
+        ended = service.end_sessions(current_user, user)
+        return f"{ended} open session{'s' if ended != 1 else ''} of {user.username} ended."
 
     return _apply(user_id, change)

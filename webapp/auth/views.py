@@ -2,14 +2,22 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from webapp.auth import service
-from webapp.dbtypes import utcnow
 from webapp.security import rbac
+from webapp.validation import InputError
 
 bp = Blueprint("auth", __name__)
+
+
+@bp.before_app_request
+def _client_address():
+    """The client's address for this request (through trusted reverse proxies: Admin >
+    Settings), for sign-in throttling and the audit trail."""
+    forwarded = request.headers.get("X-Forwarded-For") if request.endpoint != "static" else None
+    g.client_address = service.client_address(request.remote_addr, forwarded)
 
 
 def _safe_next(target: str | None) -> str:
@@ -35,16 +43,16 @@ def login():
     if request.method == "POST":
         username = request.form.get("username", "")
         try:
-            user = service.authenticate(
-                username, request.form.get("password", ""), request.remote_addr or ""
+            user, token = service.authenticate(
+                username,
+                request.form.get("password", ""),
+                g.client_address,
+                request.user_agent.string,
             )
         except service.LoginRefused as exc:
             error = str(exc)
         else:
-            session.clear()  # a new session at sign-in
-            login_user(user)
-            session.permanent = True
-            session["seen"] = utcnow().timestamp()
+            _start(user, token)
             return redirect(_safe_next(request.args.get("next")))
     status = 401 if error else 200
     return render_template(
@@ -52,10 +60,18 @@ def login():
     ), status
 
 
+def _start(user, token: str) -> None:
+    """A new cookie session at sign-in, carrying the server-side session's token."""
+    session.clear()
+    login_user(user)
+    session.permanent = True
+    session[service.SESSION_TOKEN_KEY] = token
+
+
 @bp.post("/logout")
 @rbac.signed_in
 def logout():
-    service.record_logout(current_user)
+    service.sign_out(current_user, session.get(service.SESSION_TOKEN_KEY))
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
@@ -82,14 +98,18 @@ def setup():
             errors["password2"] = "The passwords differ."
         else:
             try:
-                user = service.complete_setup(token, form["username"], password, form["full_name"])
-            except service.UserError as exc:
+                user, session_token = service.complete_setup(
+                    token,
+                    form["username"],
+                    password,
+                    form["full_name"],
+                    g.client_address,
+                    request.user_agent.string,
+                )
+            except InputError as exc:
                 errors[exc.field or "form"] = str(exc)
             else:
-                session.clear()
-                login_user(user)
-                session.permanent = True
-                session["seen"] = utcnow().timestamp()
+                _start(user, session_token)
                 flash("Welcome to CertDesk. Your administrator account is ready.", "success")
                 return redirect(url_for("dashboard.index"))
     return render_template(

@@ -311,8 +311,8 @@ def _conditions(f: CertFilter, now) -> list:
         conds.append(Certificate.revoked_at.is_not(None))
     elif expiry == "valid":
         conds += [Certificate.not_after >= now, Certificate.revoked_at.is_(None)]
-    elif expiry.isdigit():
-        days = min(int(expiry), 36500)
+    elif expiry.isascii() and expiry.isdigit():
+        days = min(int(expiry[:6]), 36500)
         conds += [
             Certificate.not_after >= now,
             Certificate.not_after < now + timedelta(days=days),
@@ -391,9 +391,18 @@ CSV_COLUMNS = [
 ]
 
 
-def export_csv(f: CertFilter) -> Iterator[str]:
-    """Stream the filtered list as CSV, in the page's order."""
-    certs = db.session.execute(query(f).execution_options(yield_per=2000)).scalars()
+def export_csv(actor, f: CertFilter) -> Iterator[str]:
+    """Record the export (``certificate.export``, committed), then stream the filtered list as
+    CSV in the page's order (read after the view has returned, through a session of its own)."""
+    rbac.check(actor, rbac.READ)
+    audit.record(
+        "certificate.export",
+        actor=actor,
+        object_type="certificate",
+        detail={k: v for k, v in vars(f).items() if v and k not in ("sort", "direction")},
+    )
+    db.session.commit()
+    certs = csvexport.query_rows(query(f), db.engine)
     rows = (
         [
             c.id,

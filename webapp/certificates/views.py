@@ -13,7 +13,7 @@ from webapp.downloads import attachment
 from webapp.keys import service as keys
 from webapp.paging import page_args
 from webapp.security import rbac
-from webapp.validation import InputError
+from webapp.validation import InputError, long_fields
 
 bp = Blueprint("certificates", __name__, url_prefix="/certificates")
 
@@ -63,10 +63,13 @@ def index():
 @bp.get("/export.csv")
 @rbac.require(rbac.READ)
 def export():
-    return attachment(service.export_csv(_filter()), "text/csv", "certdesk-certificates.csv")
+    return attachment(
+        service.export_csv(current_user, _filter()), "text/csv", "certdesk-certificates.csv"
+    )
 
 
 @bp.route("/import", methods=["GET", "POST"])
+@long_fields(pem_text=pki.MAX_FILE_BYTES)  # pasted certificates: as long as an uploaded file
 @rbac.require(rbac.CERTIFICATES_MANAGE)
 def import_files():
     errors: dict[str, str] = {}

@@ -150,6 +150,13 @@ def client_for(cred: EcsCredential, *, for_test: bool = False) -> EcsClient:
     if cred.deleted_at is not None:
         raise ClientUnavailable(f"The credential {cred.name!r} was deleted.")
     api_key, key_pem = open_secrets(cred)
+    try:  # HTTP Basic sends both as Latin-1 (keys saved before that was checked may not be)
+        f"{cred.api_user}:{api_key}".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ClientUnavailable(
+            f"The API user name or key stored for {cred.name!r} holds characters HTTP cannot "
+            "send; enter the API key again (and check the user name) on the credential's form."
+        ) from None
     try:
         return build(
             base_url=cred.base_url,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select
 
-from webapp import hooks
+from webapp import hooks, pki
 from webapp.audit import service as audit
 from webapp.credentials import clients, wording
 from webapp.credentials.models import DEFAULT_BASE_URL, EcsCredential
@@ -23,10 +23,15 @@ from webapp.ecs.transport import scrub
 from webapp.extensions import db
 from webapp.security import rbac
 from webapp.security.secretbox import current_box
-from webapp.validation import InputError
+from webapp.validation import InputError, text
 
 log = logging.getLogger(__name__)
 SYNC_KINDS = ("organizations", "domains", "products")
+_COLUMNS = EcsCredential.__table__.c
+NAME_LENGTH = _COLUMNS.name.type.length  # 100
+API_USER_LENGTH = _COLUMNS.api_user.type.length  # 200
+URL_LENGTH = _COLUMNS.base_url.type.length  # 500 (the proxy's column too)
+API_KEY_LENGTH = 1000  # sealed, so no column bound; far beyond any Entrust key
 
 
 class CredentialError(InputError):
@@ -98,8 +103,40 @@ def counts() -> dict[int, dict[str, int]]:
 # --- validation ---------------------------------------------------------------------------------
 
 
+def _http_basic(value: str, field_name: str, label: str) -> str:
+    """HTTP Basic authentication sends the API user and key as Latin-1, joined by a colon."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise CredentialError(
+            f"The {label} may hold only Latin-1 characters, the way HTTP sends it; Entrust's are "
+            "plain letters and digits. Look for a pasted character such as a curly quote or a "
+            "long dash.",
+            field_name,
+        ) from None
+    return value
+
+
+def _api_user(value: str) -> str:
+    user = text(value, field="api_user", label="API user name", max_length=API_USER_LENGTH)
+    if not user:
+        raise CredentialError("Enter the API user name from Entrust.", "api_user")
+    if ":" in user:
+        raise CredentialError(
+            "The API user name cannot contain a colon (:): HTTP Basic authentication uses one to "
+            "separate the user name from the key.",
+            "api_user",
+        )
+    return _http_basic(user, "api_user", "API user name")
+
+
+def _api_key(value: str) -> str:
+    key = text(value, field="api_key", label="API key", max_length=API_KEY_LENGTH)
+    return _http_basic(key, "api_key", "API key")
+
+
 def _url(value: str, field_name: str, what: str) -> str:
-    value = value.strip()
+    value = text(value, field=field_name, label=what, max_length=URL_LENGTH)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CredentialError(f"Enter the {what} as an http:// or https:// URL.", field_name)
@@ -118,7 +155,10 @@ def _load_client_cert(data: CredentialInput) -> tuple[str, str] | None:
     if data.pkcs12:
         password = data.pkcs12_password.encode() if data.pkcs12_password else None
         try:
+            pki.check_pkcs12_cost(data.pkcs12, password, "pkcs12", "pkcs12")
             key, cert, extra = pkcs12.load_key_and_certificates(data.pkcs12, password)
+        except pki.TooCostly as exc:
+            raise CredentialError(str(exc), "pkcs12") from None
         except ValueError:
             raise CredentialError(
                 "The PKCS#12 file could not be opened: wrong password, or not a PKCS#12 file.",
@@ -180,12 +220,43 @@ def _load_ca_bundle(raw: bytes) -> str:
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
 
 
+MOVED = "The base URL, proxy or CA bundle changed: "
+MOVED_WHY = " CertDesk sends stored secrets only where they were entered for."
+
+
+def _base_url(value: str) -> str:
+    base_url = _url(value or DEFAULT_BASE_URL, "base_url", "base URL")
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def _moved(existing, base_url: str, proxy: str, ca_bundle: str | None, remove_ca: bool) -> bool:
+    """Whether requests would now go elsewhere than where the stored secrets were entered for."""
+    if existing is None:
+        return False
+    if base_url != existing.base_url or proxy != existing.proxy:
+        return True
+    if ca_bundle is not None and ca_bundle != existing.ca_bundle_pem:
+        return True
+    return bool(remove_ca and existing.ca_bundle_pem)
+
+
+def _secrets_again(existing, data: CredentialInput, cert) -> None:
+    """For a new destination: the API key, and the client certificate if one is stored, must be
+    entered again (the stored ones are not sent there)."""
+    if not data.api_key:
+        raise CredentialError(MOVED + "enter the API key again." + MOVED_WHY, "api_key")
+    if existing.client_cert_pem and cert is None and not data.remove_client_cert:
+        raise CredentialError(
+            MOVED + "upload the client certificate and its key again (or tick Remove the "
+            "client certificate)." + MOVED_WHY,
+            "client_cert",
+        )
+
+
 def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
-    name = data.name.strip()
+    name = text(data.name, field="name", label="credential name", max_length=NAME_LENGTH)
     if not name:
         raise CredentialError("Enter a credential name.", "name")
-    if len(name) > 100:
-        raise CredentialError("At most 100 characters.", "name")
     clash = select(EcsCredential.id).where(
         func.lower(EcsCredential.name) == name.lower(), EcsCredential.deleted_at.is_(None)
     )
@@ -193,23 +264,24 @@ def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
         clash = clash.where(EcsCredential.id != existing.id)
     if db.session.execute(clash).first():
         raise CredentialError(f"A credential named {name!r} already exists.", "name")
-    api_user = data.api_user.strip()
-    if not api_user:
-        raise CredentialError("Enter the API user name from Entrust.", "api_user")
+    api_user = _api_user(data.api_user)
+    data.api_key = _api_key(data.api_key)
     if existing is None and not data.api_key:
         raise CredentialError("Enter the API key.", "api_key")
-    base_url = _url(data.base_url or DEFAULT_BASE_URL, "base_url", "base URL")
-    if not base_url.endswith("/"):
-        base_url += "/"
+    base_url = _base_url(data.base_url)
     proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
+    cert = _load_client_cert(data)
+    ca_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None
+    if _moved(existing, base_url, proxy, ca_bundle, data.remove_ca_bundle):
+        _secrets_again(existing, data, cert)
     return {
         "name": name,
         "api_user": api_user,
         "base_url": base_url,
         "proxy": proxy,
         "is_admin": bool(data.is_admin),
-        "cert": _load_client_cert(data),
-        "ca_bundle": _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None,
+        "cert": cert,
+        "ca_bundle": ca_bundle,
     }
 
 
@@ -430,12 +502,17 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
     """Test Login on the form: the values as entered, with the stored secrets where the secret
     fields were left empty. Nothing is stored but the audit event. Raises CredentialError."""
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
-    if not data.api_user.strip():
-        raise CredentialError("Enter the API user name from Entrust.", "api_user")
-    base_url = _url(data.base_url or DEFAULT_BASE_URL, "base_url", "base URL")
+    api_user = _api_user(data.api_user)
+    data.api_key = _api_key(data.api_key)
+    base_url = _base_url(data.base_url)
     proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
+    cert = _load_client_cert(data)
+    new_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None
+    moved = _moved(existing, base_url, proxy, new_bundle, data.remove_ca_bundle)
+    if moved:
+        _secrets_again(existing, data, cert)
     api_key, stored_client_key = data.api_key, None
-    if existing is not None and existing.api_key_sealed:
+    if existing is not None and existing.api_key_sealed and not moved:
         try:
             stored_key, stored_client_key = clients.open_secrets(existing)
         except clients.ClientUnavailable as exc:
@@ -443,21 +520,16 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
         api_key = api_key or stored_key
     if not api_key:
         raise CredentialError("Enter the API key.", "api_key")
-    cert = _load_client_cert(data)
-    if (
-        cert is None
-        and existing is not None
-        and existing.client_cert_pem
-        and not (data.remove_client_cert)
-    ):
+    keep_cert = existing is not None and existing.client_cert_pem and not data.remove_client_cert
+    if cert is None and keep_cert and not moved:
         cert = (existing.client_cert_pem, stored_client_key)
-    ca_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else ""
-    if not ca_bundle and existing is not None and not data.remove_ca_bundle:
+    ca_bundle = new_bundle or ""
+    if new_bundle is None and existing is not None and not data.remove_ca_bundle:
         ca_bundle = existing.ca_bundle_pem
     try:
         client = clients.build(
             base_url=base_url,
-            api_user=data.api_user.strip(),
+            api_user=api_user,
             api_key=api_key,
             cert_pem=cert[0] if cert else None,
             key_pem=cert[1] if cert else None,
@@ -474,7 +546,7 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
         object_type="credential",
         object_id=existing.id if existing is not None else "",
         outcome="success" if result.ok else "failure",
-        detail={"name": data.name.strip(), "user": data.api_user.strip(), "result": result.message},
+        detail={"name": data.name.strip(), "user": api_user, "result": result.message},
         actor=actor,
     )
     db.session.commit()

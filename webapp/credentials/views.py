@@ -83,6 +83,9 @@ def index():
     job_id = request.args.get("job", type=int)
     if job_id:
         job = jobs.get(job_id)
+    sandbox = demo.demo_sandbox()
+    if sandbox and not rbac.has_permission(current_user, rbac.CREDENTIALS_MANAGE):
+        sandbox = {"url": sandbox["url"]}  # its user name and key are for administrators
     return htmx.render(
         "credentials/index.html",
         block="credentials",
@@ -90,7 +93,7 @@ def index():
         counts=service.counts(),
         job=job,
         result=jobs.result_of(job) if job else {},
-        demo=demo.demo_sandbox(),
+        demo=sandbox,
     )
 
 

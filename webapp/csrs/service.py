@@ -18,6 +18,8 @@ from webapp.pki import PkiError
 from webapp.search import contains
 from webapp.security import rbac
 
+MAX_SANS = 250  # what Entrust accepts in one certificate
+
 # -- CSRs --------------------------------------------------------------------------------------
 
 
@@ -76,7 +78,13 @@ def create_csr(
         raise PkiError("Give a common name.", "CN")
     sans, problems = pki.parse_san_text(san_text)
     if problems:
-        raise PkiError(" ".join(problems), "sans")
+        raise PkiError(" ".join(problems[:10]), "sans")
+    if len(sans.all()) > MAX_SANS:
+        raise PkiError(
+            f"{len(sans.all()):,} subject alternative names; a certificate holds at most "
+            f"{MAX_SANS}.",
+            "sans",
+        )
     try:
         cn_name = pki.check_dns_name(cn)
     except PkiError:

@@ -16,6 +16,7 @@ from webapp.validation import InputError
 bp = Blueprint("csrs", __name__, url_prefix="/csrs")
 
 SUBJECT_KEYS = [f[0] for f in pki.SUBJECT_FIELDS]
+FILTER_KEYS = ("q", "sort", "dir", "per_page")
 
 
 def _csr_or_404(csr_id: int):
@@ -34,7 +35,10 @@ def index():
         args.get("q", ""), args.get("sort", "created"), args.get("dir", "desc")
     )
     return htmx.render(
-        "csrs/index.html", block="results", page=paginate(stmt, page, per_page), args=args
+        "csrs/index.html",
+        block="results",
+        page=paginate(stmt, page, per_page),
+        args={k: v for k, v in args.items() if k in FILTER_KEYS and v},
     )
 
 

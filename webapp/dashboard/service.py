@@ -69,7 +69,8 @@ def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Wee
 
 
 def urgent(limit: int = 10, now: datetime | None = None) -> list[Certificate]:
-    """The live certificates that expire next (expired in the last 30 days included)."""
+    """The live certificates that expire next (expired in the last 30 days included): the same
+    certificates the state tiles and the timeline count, CA certificates among them."""
     now = now or utcnow()
     return list(
         db.session.execute(
@@ -78,7 +79,6 @@ def urgent(limit: int = 10, now: datetime | None = None) -> list[Certificate]:
             .where(
                 Certificate.revoked_at.is_(None),
                 Certificate.not_after >= now - timedelta(days=30),
-                Certificate.is_ca.is_(False),
             )
             .order_by(Certificate.not_after.asc())
             .limit(limit)

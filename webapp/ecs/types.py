@@ -197,7 +197,24 @@ def normalize_serial(value: Any) -> str | None:
     return text.lstrip("0") or ("0" if text else text)
 
 
-_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
+_PEM_LABEL = re.compile(r"[A-Z0-9 ]+")
+
+
+def _pem_blocks(text: str) -> list[str]:
+    """The BEGIN ... END blocks of ``text``, in one pass over its lines (linear in its length,
+    however many unmatched BEGIN lines a reply holds)."""
+    blocks, label, start = [], None, 0
+    pos = 0
+    for line in text.split("\n"):
+        bare = line.rstrip("\r")
+        at = bare.rfind("-----BEGIN ")
+        if at >= 0 and bare.endswith("-----") and _PEM_LABEL.fullmatch(bare[at + 11 : -5]):
+            label, start = bare[at + 11 : -5], pos + at
+        elif label is not None and bare.startswith(f"-----END {label}-----"):
+            blocks.append(text[start : pos + len(label) + 14])
+            label = None
+        pos += len(line) + 1
+    return blocks
 
 
 def split_pem(value: Any) -> list[str]:
@@ -209,7 +226,7 @@ def split_pem(value: Any) -> list[str]:
     for item in items:
         if not isinstance(item, str):
             raise TypeError("chain entries must be strings")
-        blocks = [m.group(0) for m in _PEM.finditer(item)]
+        blocks = _pem_blocks(item)
         if blocks:
             out.extend(b.strip() + "\n" for b in blocks)
         elif item.strip():

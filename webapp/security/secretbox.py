@@ -18,7 +18,9 @@ import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PREFIX = "v1:"
 KEY_FILE = "master.key"
@@ -57,7 +59,8 @@ class SecretBox:
             if len(k) != 32:
                 raise MasterKeyError("the master key must be 32 bytes (AES-256)")
         self.key = key
-        self._keys = {key_id(k): AESGCM(k) for k in (key, *other_keys)}
+        self.keys = (key, *other_keys)  # the current key first
+        self._keys = {key_id(k): AESGCM(k) for k in self.keys}
         self.current_id = key_id(key)
 
     def seal(self, plaintext: bytes | str, context: str) -> str:
@@ -91,6 +94,12 @@ class SecretBox:
             return base64.b64decode(token[len(PREFIX) :])[:4] == self.current_id
         except ValueError:
             return False
+
+
+def derive(key: bytes, purpose: str) -> bytes:
+    """A 32-byte key for ``purpose`` derived from the master key ``key`` (HKDF-SHA256): keys
+    for other uses than sealing (the audit chain's) without a second secret to keep."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(key)
 
 
 def context_for(model: type, column: str) -> str:

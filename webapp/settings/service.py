@@ -12,6 +12,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import delete as sa_delete
+
 from webapp.audit import service as audit
 from webapp.extensions import db
 from webapp.security import rbac
@@ -78,6 +80,16 @@ def put(key: str, value) -> None:
         db.session.add(Setting(key=key, value=text))
     else:
         row.value = text
+
+
+def claim(key: str, value) -> bool:
+    """Remove ``key`` if it holds ``value``, in the current transaction; True when this
+    transaction removed it. For one-time values: of concurrent claims exactly one gets True (the
+    others wait for the row lock, then find nothing to remove)."""
+    claimed = db.session.execute(
+        sa_delete(Setting).where(Setting.key == key, Setting.value == json.dumps(value))
+    ).rowcount
+    return claimed == 1
 
 
 def delete(key: str) -> None:

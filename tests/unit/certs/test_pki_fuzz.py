@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.certs.factory import MiniPki, der, key_pem, p7b, p12, pem
+from tests.unit.certs.hostile import LEGACY_P12, encrypted_pkcs8
 from webapp import pki
 from webapp.pki import PkiError
 
@@ -24,6 +25,8 @@ SAMPLES = [
     _CSR.public_bytes(serialization.Encoding.DER),
     key_pem(_KEY),
     key_pem(_KEY, "pw-123456"),
+    LEGACY_P12,
+    encrypted_pkcs8(_KEY, "pw-123456", stated=2048),
 ]
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -96,3 +99,15 @@ def test_name_checks_never_crash(text):
     sans, problems = pki.parse_san_text(text)
     assert all(isinstance(p, str) for p in problems)
     pki.suggest_sans(text)
+
+
+@FUZZ
+@given(corrupted(), st.sampled_from([None, b"pw-123456", b"wrong"]))
+def test_the_kdf_cost_reader_fails_only_in_its_own_words(data, password):
+    from webapp import kdfcost
+
+    for check in (lambda: kdfcost.check_pkcs12(data, password), lambda: kdfcost.check_pkcs8(data)):
+        try:
+            check()
+        except (kdfcost.Unreadable, kdfcost.TooCostly) as exc:
+            assert str(exc)

@@ -1,0 +1,125 @@
+"""`certdesk serve` for real: a LiveServer on a free loopback port, and a signed-in HTTP client.
+
+The Flask test client runs each request inside an app context of its own and reads a streamed
+body before that context ends, which hides failures of streamed responses, app-context lifetimes
+and threads. Whatever streams, polls or runs in the background is also tried through this harness
+(browser tests drive it with Chromium; other tests with ``requests``).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from tests.helpers import PASSWORD
+
+_CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    instance: Path
+    process: subprocess.Popen
+    lines: list[str] = field(default_factory=list)
+
+    def wait_for_line(self, needle: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if needle in line:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"server never printed {needle!r}; output: {self.lines}")
+
+    @property
+    def database(self) -> Path:
+        return self.instance / "certdesk.db"
+
+
+def start_server(instance: Path, extra_env: dict | None = None) -> LiveServer:
+    """Run `certdesk serve` as a user would, on a free loopback port, until it answers."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        CERTDESK_INSTANCE=str(instance),
+        CERTDESK_SECRET_KEY="e2e-secret",
+        PYTHONUNBUFFERED="1",
+        **(extra_env or {}),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webapp", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}", instance, proc)
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+
+    def pump():
+        for line in proc.stdout:
+            server.lines.append(line.rstrip())
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"certdesk serve exited: {server.lines}")
+        try:
+            if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"certdesk serve did not start: {server.lines}")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def csrf_token(http: requests.Session, url: str) -> str:
+    """The CSRF token of the form on the page at ``url`` (this client's session)."""
+    page = http.get(url, timeout=30).text
+    m = _CSRF_RE.search(page)
+    assert m, f"no CSRF token on {url}"
+    return m.group(1)
+
+
+def signed_in(server: LiveServer, username: str, password: str = PASSWORD) -> requests.Session:
+    """A ``requests`` session signed in to ``server`` as ``username``; it sends the page's CSRF
+    token as the X-CSRFToken header, as htmx does."""
+    http = requests.Session()
+    token = csrf_token(http, server.url + "/login")
+    resp = http.post(
+        server.url + "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert resp.status_code == 302, resp.text
+    http.headers["X-CSRFToken"] = csrf_token(http, server.url + "/")
+    return http

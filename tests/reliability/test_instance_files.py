@@ -1,0 +1,62 @@
+"""The instance folder holds password hashes and sealed secrets: owner-only, from the first start
+of a real `certdesk serve`, and put right (with a warning) when an older install left them open."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from tests.live import start_server, stop_server
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_first_start_makes_everything_owner_only(tmp_path):
+    instance = tmp_path / "new-instance"  # does not exist yet: serve makes it
+    old_umask = os.umask(0o022)  # what a login shell usually has
+    try:
+        server = start_server(instance)
+    finally:
+        os.umask(old_umask)
+    try:
+        setup = server.wait_for_line("/setup?token=").split("token=")[1].strip()
+        assert setup  # the portal ran migrations and writes to its database
+    finally:
+        stop_server(server)
+    assert _mode(instance) == 0o700
+    files = {p.name: _mode(p) for p in instance.iterdir() if p.is_file()}
+    assert {"certdesk.db", "master.key"} <= set(files)
+    assert all(mode == 0o600 for mode in files.values()), files
+
+
+def test_open_files_left_by_an_older_install_are_closed_at_start(tmp_path, caplog):
+    from tests.conftest import make_app
+
+    instance = tmp_path / "instance"
+    app = make_app(instance, instance / "certdesk.db", SECRET_KEY=None)
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        from webapp import _init_secretbox, paths
+        from webapp.extensions import db
+
+        upgrade(directory=str(paths.MIGRATIONS_DIR))
+        _init_secretbox(app)
+        db.session.remove()
+        db.engine.dispose()
+    for name in ("certdesk.db", "secret_key"):
+        os.chmod(instance / name, 0o644)
+    (instance / "certdesk.db-wal").write_bytes(b"")
+    os.chmod(instance / "certdesk.db-wal", 0o666)  # noqa: S103 (what an older install left)
+    os.chmod(instance, 0o755)  # noqa: S103
+    with caplog.at_level(logging.WARNING):
+        make_app(instance, instance / "certdesk.db", SECRET_KEY=None)
+    assert _mode(instance) == 0o700
+    for name in ("certdesk.db", "certdesk.db-wal", "secret_key"):
+        assert _mode(instance / name) == 0o600, name
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "certdesk.db" in warned and "readable by other users" in warned

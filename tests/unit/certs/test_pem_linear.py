@@ -1,0 +1,86 @@
+"""PEM parsing is linear in the input: doubling an adversarial file doubles the work.
+
+Work is this thread's CPU time (other processes do not count), the least of several runs, and
+only the ratio between an input and one twice its size is compared, never seconds. The input
+starts small and doubles until one parse is long enough to measure well, so a quadratic parser
+fails quickly rather than running for minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+
+from tests.unit.certs.factory import MiniPki, key_pem, pem
+from webapp import pki
+from webapp.pki import PkiError
+
+MEASURABLE = 0.02  # seconds of CPU: long enough for a stable ratio
+LIMIT = pki.MAX_FILE_BYTES // 2  # the doubled input must stay under the upload limit
+
+
+def _work(parse, data: bytes) -> float:
+    best = float("inf")
+    for _ in range(5):
+        start = time.thread_time()
+        with contextlib.suppress(PkiError):
+            parse(data)
+        best = min(best, time.thread_time() - start)
+    return best
+
+
+def _doubling_ratio(parse, make) -> float:
+    size = 16 * 1024
+    while size < LIMIT and _work(parse, make(size)) < MEASURABLE:
+        size *= 2
+    return _work(parse, make(2 * size)) / _work(parse, make(size))
+
+
+def _repeat(unit: bytes):
+    return lambda size: unit * (size // len(unit))
+
+
+ADVERSARIAL = {
+    "begin lines": _repeat(b"-----BEGIN A-----\n"),
+    "begin lines, CRLF": _repeat(b"-----BEGIN CERTIFICATE-----\r\n"),
+    "mismatched ends": _repeat(b"-----BEGIN A-----\nAAAA\n-----END B-----\n"),
+    "one begin, long body": lambda size: b"-----BEGIN CERTIFICATE-----\n" + b"A\n" * (size // 2),
+    "long label": lambda size: b"-----BEGIN " + b"A" * size + b"\n",
+}
+PARSERS = {
+    "certificates": lambda data: pki.read_certificates(data),
+    "csr": lambda data: pki.parse_csr(data),
+    "private key": lambda data: pki.load_private_key(data, "password"),
+}
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("shape", ADVERSARIAL)
+def test_doubling_an_adversarial_file_doubles_the_work(parser, shape):
+    ratio = _doubling_ratio(PARSERS[parser], ADVERSARIAL[shape])
+    assert ratio < 3, f"{parser}, {shape}: twice the input took {ratio:.1f} times the work"
+
+
+def test_blocks_are_found_as_before():
+    t = MiniPki()
+    key, cert = t.leaf("pem.example.com")
+    locked = key_pem(key, "pw-123456")  # a fresh salt at each call: made once
+    text = (
+        b"preamble\r\n"
+        + pem(cert).replace(b"\n", b"\r\n")
+        + b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"  # no body: not a block
+        + b"-----BEGIN X509 CRL-----\nAAAA\n-----END CERTIFICATE-----\n"  # mismatched END
+        + b"-----BEGIN CERTIFICATE-----\nAAAA\n"  # a BEGIN inside an open block restarts it
+        + pem(t.intermediate)
+        + b"trailing "
+        + locked
+    )
+    blocks = pki.pem_blocks(text)
+    assert [b.label for b in blocks] == [b"CERTIFICATE", b"CERTIFICATE", b"ENCRYPTED PRIVATE KEY"]
+    assert blocks[0].text == pem(cert).replace(b"\n", b"\r\n").strip()
+    assert blocks[1].text == pem(t.intermediate).strip()
+    assert blocks[2].text == locked.strip()
+    bundle = pki.read_certificates(text, "pw-123456")
+    assert bundle.certificates == [cert, t.intermediate] and bundle.key is not None
