@@ -5,7 +5,7 @@ that changes something refuses a request without the CSRF token."""
 from __future__ import annotations
 
 import pytest
-from werkzeug.routing import Rule
+from werkzeug.routing import IntegerConverter, Rule
 
 from tests.conftest import ROLES
 from webapp.security import rbac
@@ -27,8 +27,8 @@ def _routes(app) -> list[tuple[Rule, str]]:
 def _url(rule: Rule) -> str:
     values = {}
     for name in rule.arguments:
-        converter = rule._converters[name].__class__.__name__
-        values[name] = MISSING_ID if "Integer" in converter else "pem"
+        number = isinstance(rule._converters[name], IntegerConverter)
+        values[name] = MISSING_ID if number else "pem"
     return rule.build(values, append_unknown=False)[1]
 
 
