@@ -43,10 +43,12 @@ SERVICES = [
     "webapp.csrs.service",
     "webapp.certificates.service",
     "webapp.orders.service",
+    "webapp.orders.importing",
+    "webapp.orders.polling",
 ]
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
-PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic"]
+PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic", "webapp.orders.periodic"]
 
 
 def create_app(config: dict | None = None) -> Flask:
