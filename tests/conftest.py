@@ -170,3 +170,35 @@ def sandbox(sandbox_server):
     sandbox_server.reset()
     yield sandbox_server
     sandbox_server.clear_faults()
+
+
+# --- the orders feature against the sandbox ----------------------------------------------------
+
+
+@pytest.fixture
+def fast_clients(monkeypatch):
+    """No real waiting between GET retries; a fresh request budget and custom-field cache."""
+    from webapp.credentials import clients
+    from webapp.ecs import clear_budgets
+    from webapp.orders import placing
+
+    monkeypatch.setattr(clients, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    clear_budgets()
+    placing.clear_cache()
+    yield
+    clear_budgets()
+    placing.clear_cache()
+
+
+def link_sandbox(user, sb, name="Sandbox"):
+    """A credential for the sandbox, synced (the catalog job runs inline in tests)."""
+    from webapp.credentials import service as credentials
+
+    cred, job = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name=name, api_user=sb.api_user, api_key=sb.api_key, base_url=sb.base_url
+        ),
+    )
+    assert job is not None and job.state == "succeeded", job.error
+    return cred

@@ -30,6 +30,7 @@ BLUEPRINTS = [
     "webapp.credentials.views",
     "webapp.catalog.views",
     "webapp.settings.views",
+    "webapp.orders.views",
 ]
 
 # Feature services: importing them registers their settings, job kinds and hook handlers (the

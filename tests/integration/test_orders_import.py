@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.integration.conftest import link_sandbox
+from tests.conftest import link_sandbox
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
 from webapp.extensions import db

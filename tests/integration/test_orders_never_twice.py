@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from tests.integration.conftest import link_sandbox
+from tests.conftest import link_sandbox
 from webapp.auth import service as auth
 from webapp.cas import registry
 from webapp.certificates.models import Certificate

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
-from tests.integration.conftest import link_sandbox
+from tests.conftest import link_sandbox
 from tests.integration.helpers import make_csr
 from webapp.audit.models import AuditEvent
 from webapp.cas import registry
