@@ -20,7 +20,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from webapp import pki
 from webapp.audit import service as audit
@@ -876,11 +876,16 @@ def _settle_found(
 
 
 def due_for_reconciling(now: datetime | None = None, limit: int = 500) -> list[Order]:
-    """Orders whose answer was lost, or whose intent outlived its call, and that are due."""
+    """Orders whose answer was lost, or whose intent outlived its call, and that are due: by
+    their next check, or because the call's deadline under today's timeouts has passed."""
     now = now or utcnow()
+    settled_by = now - registry.answer_deadline(CA)
     stmt = (
         select(Order)
-        .where(Order.placement.in_((INTENT, UNKNOWN)), Order.next_check_at <= now)
+        .where(
+            Order.placement.in_((INTENT, UNKNOWN)),
+            or_(Order.next_check_at <= now, Order.attempted_at <= settled_by),
+        )
         .order_by(Order.next_check_at, Order.id)
         .limit(limit)
     )
