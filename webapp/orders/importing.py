@@ -70,6 +70,7 @@ def _fresh_state() -> dict:
         "phase": "orders",
         "offset": 0,
         "total": None,
+        "cert_phase": 0,  # which of records.WITH_CERTIFICATE is being fetched
         "after_id": 0,
         "cert_total": None,
         "cert_done": 0,
@@ -204,28 +205,26 @@ def fetch_certificates(credential_id: int, items: list, concurrency: int) -> dic
     return out
 
 
-def _certificate_batch(credential_id: int, after_id: int) -> list[tuple[int, str, bool]]:
+def _certificate_batch(
+    credential_id: int, phase: str, after_id: int
+) -> list[tuple[int, str, bool]]:
+    """The next orders of one phase, in id order: a range of the (credential, phase, id) index."""
     stmt = (
         select(Order.id, Order.ca_order_id, Order.third_party)
-        .where(
-            Order.credential_id == credential_id,
-            Order.phase.in_(records.WITH_CERTIFICATE),
-            Order.id > after_id,
-        )
+        .where(Order.credential_id == credential_id, Order.phase == phase, Order.id > after_id)
         .order_by(Order.id)
         .limit(CERT_BATCH)
     )
     return [tuple(r) for r in db.session.execute(stmt)]
 
 
-def _with_certificate_count(credential_id: int, after_id: int) -> int:
+def _with_certificate_count(credential_id: int) -> int:
     stmt = (
         select(func.count())
         .select_from(Order)
         .where(
             Order.credential_id == credential_id,
             Order.phase.in_(records.WITH_CERTIFICATE),
-            Order.id > after_id,
         )
     )
     return db.session.execute(stmt).scalar_one()
@@ -296,14 +295,19 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
                     f"{counts['updated']:,} updated",
                 )
             state["phase"] = "certificates"
-            state["cert_total"] = _with_certificate_count(credential_id, state["after_id"])
+            state["cert_total"] = _with_certificate_count(credential_id)
             ctx.save_checkpoint(state)
 
     concurrency = int(settings.get(service.IMPORT_CONCURRENCY))
     while state["phase"] == "certificates":
-        batch = _certificate_batch(credential_id, state["after_id"])
-        if not batch:
+        phases = records.WITH_CERTIFICATE
+        if state["cert_phase"] >= len(phases):
             break
+        batch = _certificate_batch(credential_id, phases[state["cert_phase"]], state["after_id"])
+        if not batch:
+            state["cert_phase"] += 1
+            state["after_id"] = 0
+            continue
         have = certificates.orders_with_certificate(r[0] for r in batch)
         todo = [r for r in batch if r[0] not in have]
         fetched = fetch_certificates(credential_id, todo, concurrency)

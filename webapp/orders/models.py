@@ -52,6 +52,8 @@ class Order(db.Model):
         Index("ix_ca_order_organization", "organization", "id"),
         Index("ix_ca_order_requester", "requester_name", "id"),
         Index("ix_ca_order_checked", "last_checked_at", "id"),
+        # The certificates an import fetches: one phase of one credential, in id order.
+        Index("ix_ca_order_credential_phase", "credential_id", "phase", "id"),
         # The poller's and the reconciler's work lists.
         Index("ix_ca_order_phase_due", "phase", "next_check_at"),
         Index("ix_ca_order_placement", "placement", "next_check_at"),
