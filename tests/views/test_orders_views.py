@@ -379,3 +379,22 @@ def test_operators_act_auditors_read(auditor_client, operator_client, orders):
     assert auditor_client.get("/entrust/import").status_code == 403
     assert auditor_client.get(f"/entrust/{orders[0].id}").status_code == 200
     assert operator_client.get("/entrust/import").status_code == 200
+
+
+@pytest.mark.parametrize("sparse", [1000, 1])
+def test_a_search_pages_the_same_whether_its_matches_are_few_or_many(orders, monkeypatch, sparse):
+    monkeypatch.setattr(queries, "SPARSE_MATCHES", sparse)
+    f = queries.OrderFilter(q="EXAMPLE", sort="cn")
+    first = queries.page_of(f, 1, 2)
+    second = queries.page_of(f, 2, 2)
+    beyond = queries.page_of(f, 9, 2)  # past the end: the last page
+    names = [o.common_name for o in first.items + second.items + beyond.items]
+    assert names == sorted(names) and len(set(names)) == 5
+    assert (first.total, first.exact, first.has_next, beyond.page, beyond.has_next) == (
+        5,
+        True,
+        True,
+        3,
+        False,
+    )
+    assert queries.page_of(queries.OrderFilter(q="no-such-name"), 1, 50).total == 0

@@ -43,7 +43,7 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.orders import records
-from webapp.orders.models import INTENT, NOT_PLACED, PLACED, UNKNOWN, Order
+from webapp.orders.models import INTENT, NOT_PLACED, PLACED, UNKNOWN, Order, unsettled
 from webapp.security import rbac
 from webapp.validation import InputError
 
@@ -883,7 +883,7 @@ def due_for_reconciling(now: datetime | None = None, limit: int = 500) -> list[O
     stmt = (
         select(Order)
         .where(
-            Order.placement.in_((INTENT, UNKNOWN)),
+            unsettled(INTENT, UNKNOWN),
             or_(Order.next_check_at <= now, Order.attempted_at <= settled_by),
         )
         .order_by(Order.next_check_at, Order.id)

@@ -18,11 +18,13 @@ from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
-from webapp.orders.models import INTENT, NOT_PLACED, UNKNOWN, Order, OrderEvent
-from webapp.search import contains
+from webapp.orders.models import INTENT, NOT_PLACED, UNKNOWN, Order, OrderEvent, unsettled
+from webapp.search import contains_lowercased
 
 # A page counts matching orders up to this many; beyond it the list says "more than".
 COUNT_CAP = 10_000
+# A search with at most this many matches finds them all first, then sorts them.
+SPARSE_MATCHES = 2_000
 # CertDesk's own states in the status filter (the CA's statuses come from its connector).
 OWN_STATES = {"@unknown": "Checking with Entrust", "@not_placed": "Not placed"}
 
@@ -52,16 +54,25 @@ SORTS = {
 }
 
 
-def _conditions(f: OrderFilter, now: datetime) -> list:
+def _conditions(f: OrderFilter, now: datetime, search_first: bool = False) -> list:
     conds = []
     q = f.q.strip()
     if q:
-        found = contains(Order.search_text, q)
-        conds.append(or_(Order.ca_order_id == q, found) if q.isdigit() else found)
+        # A search for text inside names is a scan by nature. search_text holds the tracking ID,
+        # the names, the serial and the requester. When matches are many, the list's index order
+        # finds a page of them at once; when they are few, one pass over the table finds them
+        # (up to SPARSE_MATCHES + 1) and only they are sorted: scanning in index order would
+        # read every row at random to find a few.
+        found = contains_lowercased(Order.search_text, q)
+        if search_first:
+            first = select(Order.id).where(found).limit(SPARSE_MATCHES + 1)
+            conds.append(Order.id.in_(first.scalar_subquery()))
+        else:
+            conds.append(found)
     if f.status == "@unknown":
-        conds.append(Order.placement.in_((INTENT, UNKNOWN)))
+        conds.append(unsettled(INTENT, UNKNOWN))
     elif f.status == "@not_placed":
-        conds.append(Order.placement == NOT_PLACED)
+        conds.append(unsettled(NOT_PLACED))
     elif f.status:
         conds.append(Order.status == f.status)
     if f.credential_id:
@@ -84,11 +95,11 @@ def _order_by(f: OrderFilter) -> list:
     return [c.desc() if desc else c.asc() for c in (*cols, Order.id)]
 
 
-def query(f: OrderFilter, now: datetime | None = None):
+def query(f: OrderFilter, now: datetime | None = None, *, search_first: bool = False):
     """The filtered, sorted select of the list (without the large JSON columns)."""
     now = now or utcnow()
     stmt = select(Order).options(defer(Order.details), defer(Order.request))
-    return stmt.where(*_conditions(f, now)).order_by(*_order_by(f))
+    return stmt.where(*_conditions(f, now, search_first)).order_by(*_order_by(f))
 
 
 @dataclass
@@ -120,24 +131,43 @@ class OrderPage:
         return (self.page - 1) * self.per_page + len(self.items)
 
 
+def _count(keys, cap: int) -> int:
+    """How many keys ``keys`` selects, counting no further than ``cap`` + 1."""
+    limited = keys.order_by(None).limit(cap + 1).subquery()
+    return db.session.execute(select(func.count()).select_from(limited)).scalar_one()
+
+
 def page_of(f: OrderFilter, page: int, per_page: int, now: datetime | None = None) -> OrderPage:
     """One page of the list: a COUNT of at most COUNT_CAP + 1 matching keys (never the whole
     table), the page's keys in index order (one more, to know whether a next page exists), then
-    those rows."""
-    stmt = query(f, now)
-    keys = stmt.with_only_columns(Order.id)
-    counted = db.session.execute(
-        select(func.count()).select_from(keys.order_by(None).limit(COUNT_CAP + 1).subquery())
-    ).scalar_one()
-    exact = counted <= COUNT_CAP
+    those rows by their keys. A search looks for its first SPARSE_MATCHES + 1 matches, counting
+    them with the page's keys in one query; only when there are more does it page in index order
+    (see ``_conditions``)."""
     page = max(1, page)
-    if exact:
-        page = min(page, max(1, -(-counted // per_page)))
-    page_keys = keys.limit(per_page + 1).offset((page - 1) * per_page)
-    ids = list(db.session.execute(page_keys).scalars())
+    offset = (page - 1) * per_page
+    counted, ids = None, None
+    if f.q.strip():
+        first = query(f, now, search_first=True)
+        counting = first.with_only_columns(Order.id, func.count().over())
+        found = db.session.execute(counting.limit(per_page + 1).offset(offset)).all()
+        matches = found[0][1] if found else _count(first.with_only_columns(Order.id), COUNT_CAP)
+        if matches <= SPARSE_MATCHES:
+            counted, keys = matches, first.with_only_columns(Order.id)
+            ids = [r[0] for r in found] if found else None
+    if counted is None:
+        keys = query(f, now).with_only_columns(Order.id)
+        counted = _count(keys, COUNT_CAP)
+    exact = counted <= COUNT_CAP
+    if exact and page > max(1, -(-counted // per_page)):
+        page, ids = max(1, -(-counted // per_page)), None
+        offset = (page - 1) * per_page
+    if ids is None:
+        ids = list(db.session.execute(keys.limit(per_page + 1).offset(offset)).scalars())
     rows = []
     if ids:
-        rows = list(db.session.execute(stmt.where(Order.id.in_(ids[:per_page]))).scalars())
+        # The rows by their keys alone (the filters, a search above all, are not run again).
+        by_key = query(OrderFilter(sort=f.sort, direction=f.direction), now)
+        rows = list(db.session.execute(by_key.where(Order.id.in_(ids[:per_page]))).scalars())
     return OrderPage(rows, page, per_page, min(counted, COUNT_CAP), exact, len(ids) > per_page)
 
 
@@ -206,12 +236,7 @@ def pending(limit: int = 10) -> list[Order]:
     stmt = (
         select(Order)
         .options(defer(Order.details), defer(Order.request))
-        .where(
-            or_(
-                Order.phase == Phase.PENDING.value,
-                Order.placement.in_((INTENT, UNKNOWN, NOT_PLACED)),
-            )
-        )
+        .where(or_(Order.phase == Phase.PENDING.value, unsettled(INTENT, UNKNOWN, NOT_PLACED)))
         .order_by(Order.created_at.desc(), Order.id.desc())
         .limit(limit)
     )

@@ -61,12 +61,10 @@ def search_text(row: Order | dict) -> str:
         get("ca_order_id", ""),
         get("common_name", ""),
         get("sans", ""),
-        get("organization", ""),
         get("requester_name", ""),
         get("requester_email", ""),
         get("serial", ""),
         get("friendly_name", ""),
-        get("product", ""),
     )
     return " ".join(p for p in parts if p).lower()
 
