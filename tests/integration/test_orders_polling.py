@@ -161,3 +161,34 @@ def test_the_reconciler_runs_at_the_first_tick_then_every_minute(monkeypatch):
     monkeypatch.setattr(polling, "_first_tick", [True])
     assert polling.reconcile_interval() == timedelta(0)
     assert polling.reconcile_interval() == timedelta(minutes=1)
+
+
+def test_orders_of_a_disabled_credential_wait_and_lost_answers_back_off(env, user, sandbox):
+    from webapp.credentials import service as credentials
+
+    assert polling.due()
+    credentials.set_enabled(user["admin"], env, False)
+    assert polling.due() == []  # its CA cannot be asked: nothing to start a job for
+    row = Order(
+        credential_id=env.id,
+        placement="unknown",
+        request_id="certdesk:while-disabled",
+        request="{}",
+        attempted_at=utcnow() - timedelta(hours=1),
+        next_check_at=utcnow() - timedelta(minutes=1),
+    )
+    db.session.add(row)
+    db.session.commit()
+    waits = []
+    now = utcnow()
+    for _ in range(4):
+        placing.reconcile(row, "scheduler", now=now)
+        db.session.refresh(row)
+        assert row.placement == "unknown" and "disabled" in row.message
+        waits.append(row.next_check_at - now)
+        assert placing.due_for_reconciling(now) == []  # not again before its next check
+        now = row.next_check_at
+    assert waits == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
+    credentials.set_enabled(user["admin"], env, True)
+    settled = placing.reconcile(row, "scheduler", now=now)
+    assert settled.placement == "not_placed"

@@ -802,7 +802,10 @@ def reconcile(row: Order, actor, *, now: datetime | None = None, conn=None) -> O
         if row.placement == INTENT:
             row.placement = UNKNOWN
         row.message = f"Could not check with Entrust yet: {exc}"[:2000]
-        row.next_check_at = max(due, now + timedelta(minutes=1))
+        # Again in a minute, then less and less often (up to hourly) while Entrust cannot be asked.
+        wait = min(max(1, (row.check_interval_minutes or 0) * 2), 60)
+        row.check_interval_minutes = wait
+        row.next_check_at = max(due, now + timedelta(minutes=wait))
         row.updated_at = now
         db.session.commit()
         return row
@@ -876,15 +879,18 @@ def _settle_found(
 
 
 def due_for_reconciling(now: datetime | None = None, limit: int = 500) -> list[Order]:
-    """Orders whose answer was lost, or whose intent outlived its call, and that are due: by
-    their next check, or because the call's deadline under today's timeouts has passed."""
+    """Orders whose answer was lost and whose next check is due, and intents that outlived
+    their call (its deadline under today's timeouts has passed: the process died during it)."""
     now = now or utcnow()
     settled_by = now - registry.answer_deadline(CA)
     stmt = (
         select(Order)
         .where(
             unsettled(INTENT, UNKNOWN),
-            or_(Order.next_check_at <= now, Order.attempted_at <= settled_by),
+            or_(
+                Order.next_check_at <= now,
+                (Order.placement == INTENT) & (Order.attempted_at <= settled_by),
+            ),
         )
         .order_by(Order.next_check_at, Order.id)
         .limit(limit)

@@ -21,6 +21,7 @@ from webapp.audit import service as audit
 from webapp.cas import registry
 from webapp.cas.base import CaError, Phase
 from webapp.certificates import service as certificates
+from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
@@ -74,8 +75,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
         result.problems.append(str(exc))
         for r in rows:
             r.message = f"Could not check the status: {exc}"[:2000]
-            if r.next_check_at is not None:
-                r.next_check_at = now + timedelta(minutes=service.poll_minutes())
+            records.retry_later(r, now)
         db.session.commit()
         return
     need_certificate = []
@@ -146,6 +146,10 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
         except CaError as exc:
             result.counts["failed"] += len(group)
             result.problems.append(str(exc))
+            for r in group:
+                r.message = f"Could not check the status: {exc}"[:2000]
+                records.retry_later(r, now)
+            db.session.commit()
             continue
         with conn:
             for i in range(0, len(group), CHUNK):
@@ -219,6 +223,8 @@ def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
     interval of slack, so that each scheduled run takes everything due before the next)."""
     now = now or utcnow()
     slack = timedelta(minutes=service.poll_minutes() / 2)
+    # Orders of a disabled or deleted credential wait: their CA cannot be asked.
+    usable = [c.id for c in credentials.usable_credentials()]
     stmt = (
         select(Order)
         .where(
@@ -226,6 +232,7 @@ def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
             Order.next_check_at <= now + slack,
             Order.placement == PLACED,
             Order.third_party.is_(False),
+            Order.credential_id.in_(usable),
         )
         .order_by(Order.credential_id, Order.id)
         .limit(limit)

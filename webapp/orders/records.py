@@ -160,6 +160,17 @@ def schedule(row: Order, now: datetime, *, changed: bool) -> None:
     row.next_check_at = now + timedelta(minutes=interval)
 
 
+def retry_later(row: Order, now: datetime) -> None:
+    """The CA could not be asked about the order: ask again after twice the last wait (up to a
+    day), without counting it as checked."""
+    if row.next_check_at is None:
+        return
+    base = service.poll_minutes()
+    interval = min(max(base, (row.check_interval_minutes or 0) * 2), MAX_CHECK_INTERVAL_MINUTES)
+    row.check_interval_minutes = interval
+    row.next_check_at = now + timedelta(minutes=interval)
+
+
 def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[bool, str]:
     """Put the certificate of ``ca`` (with its chain) in the repository, linked to ``row`` (and to
     the key and CSR CertDesk holds for it). Returns (added now, a problem in words or "")."""
