@@ -62,7 +62,7 @@ def test_import_existing_orders_with_the_progress_bar(page, live_server, sandbox
     login(page, live_server, "admin")
     _link_sandbox(page, live_server, sandbox)
     # Entrust answers slowly, so the import's progress can be watched.
-    sandbox.faults([{"kind": "latency", "ms": 60, "method": "GET"}])
+    sandbox.faults([{"kind": "latency", "ms": 150, "method": "GET"}])
 
     page.goto(live_server.url + "/entrust/")
     expect(page.locator("#orders-empty")).to_contain_text("No orders yet")

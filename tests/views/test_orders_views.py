@@ -398,3 +398,27 @@ def test_a_search_pages_the_same_whether_its_matches_are_few_or_many(orders, mon
         False,
     )
     assert queries.page_of(queries.OrderFilter(q="no-such-name"), 1, 50).total == 0
+
+
+def test_settling_by_hand_and_placing_again_say_what_happened(operator_client, orders):
+    from webapp.audit.models import AuditEvent
+
+    _issued, _pending, _expired, lost, never = orders
+    resp = operator_client.post(f"/entrust/{lost.id}/settle")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(f"/entrust/{lost.id}")
+    page = operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)
+    assert "Could not check with Entrust yet" in page  # the stand-in credential has no key
+    db.session.refresh(lost)
+    assert lost.placement == "unknown"
+    resp = operator_client.post(f"/entrust/{never.id}/place-again")
+    assert resp.headers["Location"].endswith(f"/entrust/{never.id}")
+    db.session.refresh(never)
+    assert never.placement == "not_placed" and _count(Order) == 5  # nothing was placed
+    outcomes = dict(
+        db.session.execute(
+            select(AuditEvent.action, AuditEvent.outcome).where(
+                AuditEvent.action.in_(("order.reconcile", "order.place_again"))
+            )
+        ).all()
+    )
+    assert outcomes == {"order.reconcile": "unsettled", "order.place_again": "failure"}

@@ -913,9 +913,21 @@ def reconcile_due(actor, now: datetime | None = None) -> dict:
 
 
 def check_now(actor, row: Order) -> Order:
-    """ "Check with Entrust now" on an order whose answer was lost."""
+    """ "Check with Entrust now" on an order whose answer was lost (audited: settled by
+    ``reconcile``, or here when it could not be settled yet)."""
     rbac.check(actor, rbac.ORDERS_MANAGE)
-    return reconcile(row, actor)
+    row = reconcile(row, actor)
+    if row.placement in (INTENT, UNKNOWN):
+        audit.record(
+            "order.reconcile",
+            actor=actor,
+            object_type="order",
+            object_id=row.id,
+            outcome="unsettled",
+            detail={"request_id": row.request_id, "message": row.message[:500]},
+        )
+        db.session.commit()
+    return row
 
 
 def place_again(actor, row: Order) -> Order:
@@ -931,6 +943,16 @@ def place_again(actor, row: Order) -> Order:
             if found and found[0].phase in (Phase.ISSUED, Phase.SUSPENDED):
                 full = conn.fetch(found[0].order_id)
     except CaError as exc:
+        db.session.rollback()
+        audit.record(
+            "order.place_again",
+            actor=actor,
+            object_type="order",
+            object_id=row.id,
+            outcome="failure",
+            detail={"request_id": row.request_id, "error": str(exc)[:500]},
+        )
+        db.session.commit()
         raise OrderRefused(str(exc), {"form": str(exc)}) from None
     if found:
         return _settle_found(row, full or found[0], len(found), actor, utcnow(), (NOT_PLACED,))
