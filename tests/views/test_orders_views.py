@@ -422,3 +422,14 @@ def test_settling_by_hand_and_placing_again_say_what_happened(operator_client, o
         ).all()
     )
     assert outcomes == {"order.reconcile": "unsettled", "order.place_again": "failure"}
+
+
+def test_a_csr_page_leads_to_the_order_form_with_that_csr(
+    operator_client, auditor_client, linked, user
+):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "from-csr.example.com"}, "")
+    page = operator_client.get(f"/csrs/{csr.id}").get_data(as_text=True)
+    assert f'href="/entrust/new?csr_id={csr.id}"' in page
+    assert "order-from-csr" not in auditor_client.get(f"/csrs/{csr.id}").get_data(as_text=True)
+    form = operator_client.get(f"/entrust/new?csr_id={csr.id}").get_data(as_text=True)
+    assert f'<option value="{csr.id}" selected>from-csr.example.com' in form
