@@ -180,14 +180,14 @@ def fast_clients(monkeypatch):
     """No real waiting between GET retries; a fresh request budget and custom-field cache."""
     from webapp.credentials import clients
     from webapp.ecs import clear_budgets
-    from webapp.orders import placing
+    from webapp.orders import checks
 
     monkeypatch.setattr(clients, "CLIENT_OPTIONS", {"sleep": lambda s: None})
     clear_budgets()
-    placing.clear_cache()
+    checks.clear_cache()
     yield
     clear_budgets()
-    placing.clear_cache()
+    checks.clear_cache()
 
 
 def link_sandbox(user, sb, name="Sandbox"):

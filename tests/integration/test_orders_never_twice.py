@@ -21,7 +21,7 @@ from webapp.certificates.models import Certificate
 from webapp.credentials import clients
 from webapp.csrs import service as csrs
 from webapp.extensions import db
-from webapp.orders import placing
+from webapp.orders import checks, placing, settling
 from webapp.orders.models import Order
 from webapp.settings import service as settings
 
@@ -91,7 +91,7 @@ def test_three_hundred_orders_through_lost_answers_each_placed_at_most_once(app,
                 if turn is None:
                     return
                 try:
-                    placing.place(auth.by_username("operator"), placing.OrderForm(**form))
+                    placing.place(auth.by_username("operator"), checks.OrderForm(**form))
                 except Exception as exc:  # collected, so that the test reports it
                     errors.append(exc)
                 finally:
@@ -109,7 +109,7 @@ def test_three_hundred_orders_through_lost_answers_each_placed_at_most_once(app,
     assert len(rows) == ORDERS
     # Settle what is still unknown, once every call's deadline has passed.
     latest = max(r.attempted_at for r in rows)
-    placing.reconcile_due("scheduler", now=latest + registry.answer_deadline("entrust"))
+    settling.reconcile_due("scheduler", now=latest + registry.answer_deadline("entrust"))
     db.session.expire_all()
     rows = list(db.session.execute(select(Order)).scalars())
 

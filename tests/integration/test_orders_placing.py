@@ -20,7 +20,7 @@ from webapp.csrs import service as csrs
 from webapp.csrs.models import Csr
 from webapp.extensions import db
 from webapp.keys.models import PrivateKey
-from webapp.orders import placing, polling
+from webapp.orders import checks, placing, polling, settling
 from webapp.orders.models import Order, OrderEvent
 from webapp.pki import PkiError
 from webapp.settings import service as settings
@@ -40,7 +40,7 @@ def _count(model) -> int:
     return db.session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def _form(cred, csr_row=None, **kw) -> placing.OrderForm:
+def _form(cred, csr_row=None, **kw) -> checks.OrderForm:
     kw.setdefault("organization", "1:CertDesk Demo Corp")
     kw.setdefault("product", "STANDARD_SSL")
     kw.setdefault("requester_name", "Ann Admin")
@@ -49,7 +49,7 @@ def _form(cred, csr_row=None, **kw) -> placing.OrderForm:
     if csr_row is not None:
         kw.setdefault("csr_source", "certdesk")
         kw.setdefault("csr_id", csr_row.id)
-    return placing.OrderForm(credential_id=cred.id, **kw)
+    return checks.OrderForm(credential_id=cred.id, **kw)
 
 
 def _csr(user, cn, sans=""):
@@ -164,7 +164,7 @@ def _uncovered(cred, csr_row):
 def test_bad_input_is_refused_before_anything_is_sent_or_stored(env, user, sandbox, change, field):
     csr_row = _csr(user, "www.example.com")
     before = _count(AuditEvent)
-    with pytest.raises((placing.OrderInputError, PkiError)) as refused:
+    with pytest.raises((checks.OrderInputError, PkiError)) as refused:
         placing.place(user["operator"], change(env, csr_row))
     assert refused.value.field == field, str(refused.value)
     assert _count(Order) == 0 and _count(Certificate) == 0
@@ -181,7 +181,7 @@ def test_a_key_that_does_not_belong_to_the_csr_is_refused(env, user):
     form = _form(
         env, csr_source="paste", csr_text=make_csr("www.example.com"), key_text=other.decode()
     )
-    with pytest.raises(placing.OrderInputError) as refused:
+    with pytest.raises(checks.OrderInputError) as refused:
         placing.place(user["operator"], form)
     assert refused.value.field == "key" and _count(PrivateKey) == 0
 
@@ -298,12 +298,12 @@ def test_an_order_that_never_arrived_is_not_placed_after_the_deadline_and_can_be
     assert row.placement == "unknown" and row.display_status == "UNKNOWN_OUTCOME"
     deadline = registry.answer_deadline("entrust")
     # Before the deadline the reconciler does not conclude anything.
-    assert placing.reconcile_due("scheduler", now=row.attempted_at + deadline / 2) == {
+    assert settling.reconcile_due("scheduler", now=row.attempted_at + deadline / 2) == {
         "found": 0,
         "not_placed": 0,
         "unsettled": 0,
     }
-    counts = placing.reconcile_due("scheduler", now=row.attempted_at + deadline)
+    counts = settling.reconcile_due("scheduler", now=row.attempted_at + deadline)
     assert counts == {"found": 0, "not_placed": 1, "unsettled": 0}
     db.session.refresh(row)
     assert row.placement == "not_placed" and row.display_status == "NOT_PLACED"
@@ -323,7 +323,7 @@ def test_an_order_that_never_arrived_is_not_placed_after_the_deadline_and_can_be
         .first()
     )
     assert last.kind == "placed_again" and last.related_order_id == again.id
-    with pytest.raises(placing.OrderInputError):
+    with pytest.raises(checks.OrderInputError):
         placing.place_again(user["operator"], again)
 
 
@@ -350,9 +350,9 @@ def test_a_crash_between_the_call_and_the_commit_is_settled_by_the_reconciler(
     row = db.session.execute(select(Order)).scalar_one()
     assert row.placement == "intent" and len(_posts(sandbox)) == 1
     # Still within the call's deadline: left alone (the call might be under way).
-    assert placing.reconcile_due("scheduler") == {"found": 0, "not_placed": 0, "unsettled": 0}
+    assert settling.reconcile_due("scheduler") == {"found": 0, "not_placed": 0, "unsettled": 0}
     later = row.attempted_at + registry.answer_deadline("entrust")
-    assert placing.reconcile_due("scheduler", now=later)["found"] == 1
+    assert settling.reconcile_due("scheduler", now=later)["found"] == 1
     db.session.refresh(row)
     assert row.placement == "placed" and row.phase == "issued" and _count(Certificate) == 1
     assert len(_posts(sandbox)) == 1  # found, not ordered again

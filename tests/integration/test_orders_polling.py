@@ -13,7 +13,7 @@ from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs.models import Job
-from webapp.orders import importing, placing, polling
+from webapp.orders import checks, importing, polling, settling
 from webapp.orders.models import Order, OrderEvent
 from webapp.orders.service import POLL_MINUTES
 from webapp.settings import service as settings
@@ -110,7 +110,7 @@ def test_check_order_status_by_hand_at_once_or_as_a_job(env, user, sandbox, monk
     result = polling.check_selected(user["operator"], [r.id for r in rows])
     assert result.job is not None and result.job.state == "succeeded"
     assert "checked" in result.job.message
-    with pytest.raises(placing.OrderInputError):
+    with pytest.raises(checks.OrderInputError):
         polling.check_selected(user["operator"], [])
 
 
@@ -182,13 +182,13 @@ def test_orders_of_a_disabled_credential_wait_and_lost_answers_back_off(env, use
     waits = []
     now = utcnow()
     for _ in range(4):
-        placing.reconcile(row, "scheduler", now=now)
+        settling.reconcile(row, "scheduler", now=now)
         db.session.refresh(row)
         assert row.placement == "unknown" and "disabled" in row.message
         waits.append(row.next_check_at - now)
-        assert placing.due_for_reconciling(now) == []  # not again before its next check
+        assert settling.due_for_reconciling(now) == []  # not again before its next check
         now = row.next_check_at
     assert waits == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
     credentials.set_enabled(user["admin"], env, True)
-    settled = placing.reconcile(row, "scheduler", now=now)
+    settled = settling.reconcile(row, "scheduler", now=now)
     assert settled.placement == "not_placed"

@@ -16,7 +16,7 @@ from webapp.auth import service as auth
 from webapp.certificates.models import Certificate
 from webapp.csrs import service as csrs
 from webapp.extensions import db
-from webapp.orders import importing, placing, polling
+from webapp.orders import checks, importing, placing, polling
 from webapp.orders.models import Order
 
 
@@ -99,13 +99,13 @@ def test_orders_on_postgresql(pg_app, sandbox, fast_clients):
         ({"organization": "1:' OR 1=1 --"}, "organization"),
         ({"custom": {"text2": "y" * 600}}, "custom_text2"),
     ]:
-        with pytest.raises(placing.OrderInputError) as refused:
-            placing.place(user["operator"], placing.OrderForm(**{**base, **bad}))
+        with pytest.raises(checks.OrderInputError) as refused:
+            placing.place(user["operator"], checks.OrderForm(**{**base, **bad}))
         assert refused.value.field == field
     assert _count(Order) == imported
 
     row = placing.place(
-        user["operator"], placing.OrderForm(**base, queue_for_approval=True, friendly_name="PG")
+        user["operator"], checks.OrderForm(**base, queue_for_approval=True, friendly_name="PG")
     )
     assert row.status == "PENDING"
     sandbox.set_certificate_status(int(row.ca_order_id), "ACTIVE")
@@ -117,6 +117,6 @@ def test_orders_on_postgresql(pg_app, sandbox, fast_clients):
     sandbox.faults(
         [{"kind": "commit_then_500", "method": "POST", "path": "/enterprise/v2/certificates"}]
     )
-    lost = placing.place(user["operator"], placing.OrderForm(**base))
+    lost = placing.place(user["operator"], checks.OrderForm(**base))
     sandbox.clear_faults()
     assert lost.placement == "placed" and lost.phase == "issued"

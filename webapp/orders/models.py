@@ -17,6 +17,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from webapp.dbtypes import UTCDateTime, utcnow
 from webapp.extensions import db
 
+# The CA the order form places with (the only connector so far).
+DEFAULT_CA = "entrust"
+
 # Where an order CertDesk places stands (imported orders are "placed" from the start).
 INTENT = "intent"  # committed before the call; the call is being made (or the process died)
 UNKNOWN = "unknown"  # the answer was lost: CertDesk searches the CA for the request id
@@ -77,7 +80,7 @@ class Order(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ca: Mapped[str] = mapped_column(String(16), default="entrust")
+    ca: Mapped[str] = mapped_column(String(16), default=DEFAULT_CA)
     credential_id: Mapped[int] = mapped_column(ForeignKey("ecs_credential.id"))
     ca_order_id: Mapped[str | None] = mapped_column(String(64))
     ca_order_number: Mapped[int | None] = mapped_column(BigInteger)  # ca_order_id, for sorting

@@ -5,7 +5,7 @@ Orders are asked about many at a time (the connector reads up to 100 per call). 
 status is unchanged is checked again after twice its last wait, up to once a day; a change resets
 the wait to the poll interval (Admin > Settings). The certificate is fetched only when the status
 says it exists and the repository does not hold it yet. Orders whose answer was lost are settled
-by the reconciler (``placing.reconcile``) at start-up, every minute while any is due, and when
+by the reconciler (``settling.reconcile``) at start-up, every minute while any is due, and when
 someone checks them by hand.
 """
 
@@ -25,7 +25,7 @@ from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.orders import placing, records, service
+from webapp.orders import checks, records, service, settling
 from webapp.orders.models import INTENT, NOT_PLACED, PLACED, UNKNOWN, Order
 from webapp.security import rbac
 
@@ -133,7 +133,7 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
     by_credential: dict[int, list[Order]] = {}
     for r in rows:
         if r.placement in (INTENT, UNKNOWN):
-            settled = placing.reconcile(r, actor, now=now)
+            settled = settling.reconcile(r, actor, now=now)
             if settled.placement in (PLACED, NOT_PLACED):
                 result.counts["settled"] += 1
             continue
@@ -186,7 +186,7 @@ def check_selected(actor, order_ids) -> CheckResult:
     rbac.check(actor, rbac.ORDERS_MANAGE)
     ids = sorted({int(i) for i in order_ids if str(i).isdigit()})
     if not ids:
-        raise placing.OrderInputError("Select the orders to check.", "order")
+        raise checks.OrderInputError("Select the orders to check.", "order")
     result = CheckResult()
     if len(ids) > INLINE_LIMIT:
         ids = ids[:MAX_PER_RUN]
@@ -244,7 +244,7 @@ def poll(actor="scheduler", now: datetime | None = None) -> CheckResult:
     """One scheduled run: settle lost answers that are due, then check every due order."""
     now = now or utcnow()
     result = CheckResult()
-    counts = placing.reconcile_due(actor, now)
+    counts = settling.reconcile_due(actor, now)
     result.counts["settled"] += counts["found"] + counts["not_placed"]
     check(due(now), actor, now, result)
     return result
@@ -261,7 +261,7 @@ POLL_JOB = jobs.register("orders.poll", _run_poll)
 
 
 def _run_reconcile(ctx):
-    counts = placing.reconcile_due(ctx.actor)
+    counts = settling.reconcile_due(ctx.actor)
     counts["message"] = (
         f"Lost answers: {counts['found']} found at Entrust, {counts['not_placed']} not placed, "
         f"{counts['unsettled']} still being checked."
@@ -274,7 +274,7 @@ RECONCILE_JOB = jobs.register("orders.reconcile", _run_reconcile)
 
 def scheduled_poll() -> None:
     """The periodic task: one background check of every due order, unless one is running."""
-    if not due(limit=1) and not placing.due_for_reconciling(limit=1):
+    if not due(limit=1) and not settling.due_for_reconciling(limit=1):
         return
     if jobs.running_of_kind(POLL_JOB) is not None:
         log.info("scheduled order check skipped: one is already running")
@@ -284,7 +284,7 @@ def scheduled_poll() -> None:
 
 def scheduled_reconcile() -> None:
     """The periodic task of the reconciler (at start-up, then every minute while needed)."""
-    if not placing.due_for_reconciling(limit=1):
+    if not settling.due_for_reconciling(limit=1):
         return
     if jobs.running_of_kind(RECONCILE_JOB) is not None:
         return

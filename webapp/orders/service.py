@@ -1,9 +1,10 @@
 """CA orders: placed, imported and followed through the CA connector interface (webapp.cas).
 
 The feature is split by job: ``records`` (order rows from the CA's data, history, certificates
-into the repository), ``queries`` (the list, the detail, what changed for a user), ``placing``
-(Order Certificate, never twice, reconciling lost answers), ``importing`` (Import Existing
-Orders) and ``polling`` (Check Order Status, by hand and on a schedule). This module holds the
+into the repository), ``queries`` (the list, the detail, what changed for a user), ``checks``
+(Order Certificate's choices and CertDesk's checks), ``placing`` (Validate, placing exactly
+once), ``settling`` (settling lost answers), ``importing`` (Import Existing Orders) and
+``polling`` (Check Order Status, by hand and on a schedule). This module holds the
 feature's settings and its reactions to other features (``webapp.hooks``).
 """
 

@@ -11,7 +11,7 @@ from flask_login import current_user
 from webapp import htmx, uploads
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
-from webapp.orders import importing, placing, polling, queries
+from webapp.orders import checks, importing, placing, polling, queries, settling
 from webapp.orders.models import ORIGINS
 from webapp.paging import page_args
 from webapp.security import rbac
@@ -112,9 +112,9 @@ def _form_values() -> dict:
     return values
 
 
-def _order_form(values: dict) -> placing.OrderForm:
+def _order_form(values: dict) -> checks.OrderForm:
     """The form as the service takes it; raises InputError for an oversized upload."""
-    return placing.OrderForm(
+    return checks.OrderForm(
         credential_id=values["credential_id"],
         organization=values["organization"],
         product=values["product"],
@@ -175,7 +175,7 @@ def new():
                 return htmx.redirect(url_for("orders.detail", order_id=row.id))
         except InputError as exc:
             errors = exc.as_errors()
-    c = placing.choices(values["credential_id"])
+    c = checks.choices(values["credential_id"])
     body = htmx.render(
         "orders/new.html", form=values, errors=errors, validation=validation, c=c, dates=_dates(c)
     )
@@ -204,7 +204,7 @@ def _placed_words(row) -> str:
 @rbac.require(rbac.ORDERS_MANAGE)
 def choices():
     values = _new_values()
-    c = placing.choices(values["credential_id"])
+    c = checks.choices(values["credential_id"])
     return htmx.render(
         "orders/new.html", block="choices", form=values, errors={}, c=c, dates=_dates(c)
     )
@@ -233,7 +233,7 @@ def check():
 @bp.post("/<int:order_id>/settle")
 @rbac.require(rbac.ORDERS_MANAGE)
 def settle(order_id: int):
-    row = placing.check_now(current_user, _order_or_404(order_id))
+    row = settling.check_now(current_user, _order_or_404(order_id))
     if row.placement == "placed":
         flash(f"Found at Entrust as order {row.ca_order_id}: it was placed.", "success")
     elif row.placement == "not_placed":
@@ -287,7 +287,7 @@ def import_orders():
         chosen=chosen,
         errors=errors,
         exclusions=importing.EXCLUSIONS,
-        credentials=placing.choices(None, with_custom=False).credentials,
+        credentials=checks.choices(None, with_custom=False).credentials,
         job=job,
         job_credential=jobs.params_of(job).get("credential_id") if job else None,
         result=jobs.result_of(job) if job else {},
