@@ -168,15 +168,18 @@ def test_an_import_stopped_by_a_fault_carries_on_where_it_stopped(env, user, san
     monkeypatch.setattr(importing, "upsert_page", counting)
     first = _import(user, env)
     assert first.state == "failed"
-    assert "stopped while reading orders at 100" in first.error and "carry on" in first.error
-    assert _count(Order) > 0 and jobs.checkpoint_of(first)["offset"] == 100
+    # Pages are read ahead while one is stored, so the fault stops it a page or two later.
+    stopped_at = jobs.checkpoint_of(first)["offset"]
+    assert stopped_at in (100, 150, 200)
+    assert f"stopped while reading orders at {stopped_at}" in first.error
+    assert "carry on" in first.error and _count(Order) > 0
     sandbox.clear_faults()
     sandbox.clear_requests()
     second = _import(user, env)
     assert second.state == "succeeded", second.error
     assert "carrying on" in second.title
     lists = [r for r in sandbox.requests() if r["path"].rstrip("/").endswith("/certificates")]
-    assert "offset=100" in lists[0]["query"]  # not from the beginning
+    assert f"offset={stopped_at}" in lists[0]["query"]  # not from the beginning
     total = len(_upstream(sandbox))
     counts = jobs.result_of(second)
     assert counts["new"] + counts["skipped"] == total  # each order counted once over both runs

@@ -249,6 +249,10 @@ class EntrustConnector(CaConnector):
         other_revocation_reasons: bool = False,
     ):
         self.credential = credential
+        # What error messages need, read now: a connector may be used by a thread other than
+        # the one whose database session loaded the credential.
+        self._base_url = credential.base_url
+        self._has_client_cert = credential.has_client_cert
         self.client = client
         self.capabilities = capabilities(other_revocation_reasons)
 
@@ -269,9 +273,7 @@ class EntrustConnector(CaConnector):
         try:
             yield
         except errors.EcsError as exc:
-            message = wording.describe(
-                exc, self.credential.base_url, self.credential.has_client_cert
-            )
+            message = wording.describe(exc, self._base_url, self._has_client_cert)
             if isinstance(exc, errors.AuthenticationError):
                 raise NotAllowed(message, needs_admin=exc.status == 403) from None
             if isinstance(exc, errors.ConflictError):
