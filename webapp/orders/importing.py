@@ -313,6 +313,30 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     raise jobs.JobError(message)
 
 
+def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor) -> None:
+    """Phase 1: each page upserted and committed with the checkpoint."""
+    counts = state["counts"]
+    while True:
+        try:
+            page = next(pages, None)
+        except CaError as exc:
+            _stop(ctx, cred, state, actor, f"reading orders at {state['offset']:,}", exc)
+        if page is None:
+            return
+        now = utcnow()
+        for k, v in upsert_page(cred.id, page.orders, excluded, actor, now).items():
+            counts[k] += v
+        state["offset"] = page.offset + len(page.orders)
+        state["total"] = page.total
+        ctx.save_checkpoint(state)  # the page and how far we got, in one commit
+        ctx.progress(
+            state["offset"],
+            page.total,
+            f"{cred.name}: {state['offset']:,} orders read; {counts['new']:,} new, "
+            f"{counts['updated']:,} updated",
+        )
+
+
 def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | None = None):
     """The job body (see the module docstring)."""
     actor = ctx.actor
@@ -330,26 +354,10 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
     with conn:
         if state["phase"] == "orders":
             pages = read_ahead(conn.list_orders(state["offset"], PAGE_SIZE))
-            while True:
-                try:
-                    page = next(pages, None)
-                except CaError as exc:
-                    pages.close()
-                    _stop(ctx, cred, state, actor, f"reading orders at {state['offset']:,}", exc)
-                if page is None:
-                    break
-                now = utcnow()
-                for k, v in upsert_page(credential_id, page.orders, excluded, actor, now).items():
-                    counts[k] += v
-                state["offset"] = page.offset + len(page.orders)
-                state["total"] = page.total
-                ctx.save_checkpoint(state)  # the page and how far we got, in one commit
-                ctx.progress(
-                    state["offset"],
-                    page.total,
-                    f"{cred.name}: {state['offset']:,} orders read; {counts['new']:,} new, "
-                    f"{counts['updated']:,} updated",
-                )
+            try:
+                _import_pages(ctx, cred, pages, state, excluded, actor)
+            finally:
+                pages.close()  # the reader stops before the connector closes
             state["phase"] = "certificates"
             state["cert_total"] = _with_certificate_count(credential_id)
             ctx.save_checkpoint(state)
