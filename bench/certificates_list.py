@@ -91,7 +91,6 @@ def fill(count: int) -> None:
                 "pem": "-----BEGIN CERTIFICATE-----\n(bench)\n-----END CERTIFICATE-----\n",
                 "chain_pem": "",
                 "revoked_at": now if i % 500 == 0 else None,
-                "tracking_id": i if i % 3 else None,
                 "private_key_id": i // 20 if i % 20 == 0 else None,
                 "csr_id": None,
                 "created_by_id": None,

@@ -297,9 +297,10 @@ class Store:
         """The PEM and CSR of a certificate, signed now (and kept) if it was seeded lazily.
 
         Signing happens under the lock and re-reads the row first, so two first reads at once
-        still see one and the same certificate.
+        still see one and the same certificate. An order that was never issued (no serial: still
+        pending, declined, waiting for a quorum, not applicable) has no certificate to sign.
         """
-        if row["cert_pem"] or row["status"] in ("PENDING", "DECLINED", "APPROVED"):
+        if row["cert_pem"] or not row["serial"] or not row["issue_dt"]:
             return row["cert_pem"], row["csr_pem"]
         with self.lock:
             row = self.conn.execute(

@@ -191,3 +191,35 @@ def fresh_server(db_templates, tmp_path):
     server = start_server(_instance_from(db_templates["empty"], tmp_path / "instance"))
     yield server
     stop_server(server)
+
+
+# --- the orders feature against the sandbox ----------------------------------------------------
+
+
+@pytest.fixture
+def fast_clients(monkeypatch):
+    """No real waiting between GET retries; a fresh request budget and custom-field cache."""
+    from webapp.credentials import clients
+    from webapp.ecs import clear_budgets
+    from webapp.orders import checks
+
+    monkeypatch.setattr(clients, "CLIENT_OPTIONS", {"sleep": lambda s: None})
+    clear_budgets()
+    checks.clear_cache()
+    yield
+    clear_budgets()
+    checks.clear_cache()
+
+
+def link_sandbox(user, sb, name="Sandbox"):
+    """A credential for the sandbox, synced (the catalog job runs inline in tests)."""
+    from webapp.credentials import service as credentials
+
+    cred, job = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name=name, api_user=sb.api_user, api_key=sb.api_key, base_url=sb.base_url
+        ),
+    )
+    assert job is not None and job.state == "succeeded", job.error
+    return cred

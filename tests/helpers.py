@@ -2,3 +2,28 @@
 
 HTMX = {"HX-Request": "true"}
 PASSWORD = "correct horse battery"
+
+
+def make_order(ca_order_id="5000001", status="ACTIVE", phase="issued", **values):
+    """An order row of a stand-in credential (no CA behind it), committed."""
+    from webapp.credentials.models import EcsCredential
+    from webapp.extensions import db
+    from webapp.orders.models import Order
+
+    cred = db.session.query(EcsCredential).filter_by(name="Stand-in").first()
+    if cred is None:
+        cred = EcsCredential(name="Stand-in", api_user="nobody")
+        db.session.add(cred)
+        db.session.flush()
+    values.setdefault("common_name", "order.example.com")
+    row = Order(
+        credential_id=cred.id,
+        ca_order_id=ca_order_id,
+        ca_order_number=int(ca_order_id) if ca_order_id and ca_order_id.isdigit() else None,
+        status=status,
+        phase=phase,
+        **values,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row

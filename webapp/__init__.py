@@ -29,6 +29,7 @@ BLUEPRINTS = [
     "webapp.credentials.views",
     "webapp.catalog.views",
     "webapp.settings.views",
+    "webapp.orders.views",
 ]
 
 # Feature services: importing them registers their settings, job kinds and hook handlers (the
@@ -42,10 +43,12 @@ SERVICES = [
     "webapp.csrs.service",
     "webapp.certificates.service",
     "webapp.orders.service",
+    "webapp.orders.importing",
+    "webapp.orders.polling",
 ]
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
-PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic"]
+PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic", "webapp.orders.periodic"]
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -23,6 +23,7 @@ EVENTS = {
     "credential.references": "(credential): (count, label) of rows that refer to it",
     "credential.counts": "(): {credential_id: {label: count}} for the Credentials tab",
     "key.in_use": "(key_id): True when a row still needs the private key",
+    "certificate.order": "(order_id): words for the CA order a certificate was issued for, or None",
 }
 
 _handlers: dict[str, list[Callable]] = defaultdict(list)

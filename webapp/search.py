@@ -21,3 +21,9 @@ def contains(column, text: str):
 def starts_with(column, text: str):
     """ "Starts with ``text``" on ``column`` (case as stored; ``text`` taken literally)."""
     return column.like(escape_like(text) + "%", escape=ESCAPE)
+
+
+def contains_lowercased(column, text: str):
+    """ "Contains ``text``" on a column that already holds lower-case text: ``text`` is lowered
+    and taken literally, and the column is compared as stored (no LOWER() of every row)."""
+    return column.like("%" + escape_like(text.strip().lower()) + "%", escape=ESCAPE)

@@ -181,3 +181,53 @@ def test_a_deleted_or_disabled_credential_is_unavailable(app, user, seeded):
     credentials.delete(user["admin"], cred, confirmed=True)
     with pytest.raises(Unavailable, match="deleted"):
         registry.open_connector("entrust", cred.id)
+
+
+def test_statuses_skip_one_by_one_reads_of_orders_lists_leave_out(connector, seeded):
+    pending = connector.place(_request(queue_for_approval=True)).order.order_id
+    declined = connector.place(_request("api.example.com", queue_for_approval=True)).order.order_id
+    connector.decline(declined, "not needed")
+    seeded.set_certificate_status(int(pending), "APPROVED")
+    seeded.clear_requests()
+    # Without what was seen before, both missing orders are read one by one...
+    found = connector.statuses([pending, declined])
+    assert found[pending].status == "APPROVED" and found[declined].status == "DECLINED"
+    reads = [r for r in seeded.requests() if r["path"].rsplit("/", 1)[-1] in (pending, declined)]
+    assert len(reads) == 2
+    # ...with it, their absence from the list says they are unchanged: one call, no reads.
+    seeded.clear_requests()
+    known = {pending: "APPROVED", declined: "DECLINED"}
+    assert connector.statuses([pending, declined], known) == {}
+    assert [r["path"].rsplit("/", 1)[-1] for r in seeded.requests()] == ["certificates"]
+    # Once the approved order is issued, the list shows it again.
+    seeded.set_certificate_status(int(pending), "ACTIVE")
+    assert connector.statuses([pending], known)[pending].status == "ACTIVE"
+
+
+def test_an_order_for_another_client_carries_that_clients_name(connector, seeded):
+    req = _request("www.subsidiary.example", client_id=2, organization="Example Subsidiary Ltd")
+    placed = connector.place(req)
+    body = [r for r in seeded.requests() if r["method"] == "POST"][-1]["body"]
+    assert body["clientId"] == 2 and "org" not in body
+    assert connector.fetch(placed.order.order_id).organization == "Example Subsidiary Ltd"
+
+
+def test_capabilities_describe_what_an_order_may_ask_for():
+    caps = registry.capabilities("entrust")
+    assert caps.max_validity_days("STANDARD_SSL") == 398
+    assert caps.max_validity_days("PRIVATE_SSL") > 398
+    assert caps.max_validity_days("CODE_SIGNING") is None
+    assert (
+        caps.ekus[0][0] == "SERVER_AND_CLIENT_AUTH" and caps.signature_algorithms[0][0] == "SHA-2"
+    )
+    assert {"ACTIVE", "PENDING", "APPROVED", "DECLINED"} <= set(caps.statuses)
+
+
+def test_the_answer_deadline_follows_the_timeouts(app):
+    from webapp.settings import service as settings
+
+    settings.put(clients.READ_TIMEOUT, 7)
+    settings.put(clients.CONNECT_TIMEOUT, 3)
+    assert registry.answer_deadline("entrust") == timedelta(seconds=7 + 3 + 60)
+    app.config["ORDERS_SETTLE_MARGIN_SECONDS"] = 5
+    assert registry.answer_deadline("entrust") == timedelta(seconds=15)

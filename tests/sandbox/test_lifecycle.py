@@ -205,6 +205,24 @@ def test_seeded_pem_made_lazily_and_kept(api, sb):
     assert first["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
 
 
+@pytest.mark.parametrize("status", ["PENDING_QUORUM", "NA", "PENDING"])
+def test_an_order_never_issued_has_details_without_a_certificate(api, sb, pending, status):
+    sb.set_certificate_status(pending, status)
+    response = api.get(f"certificates/{pending}")
+    assert response.status_code == 200, response.text
+    detail = response.json()
+    assert detail["status"] == status and "endEntityCert" not in detail
+    assert "serialNumber" not in detail and "issueDateTime" not in detail
+
+
+def test_a_seeded_order_waiting_for_a_quorum_has_details(api, sb):
+    row = sb.sandbox.store.query_one(
+        "SELECT tracking_id FROM certificates WHERE status = 'PENDING_QUORUM' LIMIT 1"
+    )
+    detail = api.get(f"certificates/{row['tracking_id']}")
+    assert detail.status_code == 200 and "endEntityCert" not in detail.json()
+
+
 def test_seeded_pending_can_be_approved(api):
     pending = api.get("certificates", params={"status": "PENDING", "limit": 1}).json()
     tracking_id = pending["certificates"][0]["trackingId"]

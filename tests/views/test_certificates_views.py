@@ -206,20 +206,25 @@ def test_delete_with_confirmation(admin_client):
 
 
 def test_add_certificate_service_is_idempotent(app, user):
+    from tests.helpers import make_order
+
     pki = MiniPki()
     key, cert = pki.leaf("order.example.com")
+    order = make_order("4242")
     row, created = service.add_certificate(
         pem(cert).decode(),
         [pem(c).decode() for c in pki.chain],
         source="entrust",
-        tracking_id=4242,
+        order_id=order.id,
         private_key=key,
         actor=user["admin"],
     )
-    assert created and row.tracking_id == 4242 and row.private_key_id and row.source == "entrust"
+    assert created and row.order_id == order.id and row.private_key_id and row.source == "entrust"
     again, created = service.add_certificate(cert, source="entrust_import", actor="scheduler")
     assert not created and again.id == row.id and _count(Certificate) == 1
-    assert service.by_tracking_id(4242) == [row]
+    assert service.for_order(order.id) == [row]
+    assert service.orders_with_certificate([order.id, order.id + 1]) == {order.id}
+    assert service.order_label(row) == "Entrust order 4242 (ACTIVE)"
     service.mark_revoked(row, actor=user["admin"])
     assert row.revoked_at is not None and service.state_of(row)[0] == "revoked"
     other_key, _ = pki.leaf("z.example.com")

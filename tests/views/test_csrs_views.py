@@ -192,9 +192,7 @@ def test_issued_certificate_links_to_csr_and_key(app, admin_client, user):
     row = db.session.execute(select(Csr)).scalar_one()
     key = keys.open_key(row.private_key)
     _, cert = MiniPki().leaf("portal.example.com", key=key)
-    cert_row, created = service.add_certificate(
-        cert, source="entrust", tracking_id=7, actor="scheduler"
-    )
+    cert_row, created = service.add_certificate(cert, source="entrust", actor="scheduler")
     assert created and cert_row.csr_id == row.id and cert_row.private_key_id == row.private_key_id
 
 

@@ -69,6 +69,14 @@ class Capabilities:
     renew_min_age_days: int = 0
     # The CA's statuses in which each action can be tried (in the CA's own words).
     allowed_statuses: dict[Action, frozenset[str]] = field(default_factory=dict)
+    # The products a new order may ask for, each with the longest validity it allows (days).
+    products: dict[str, int] = field(default_factory=dict)
+    # Extended key usages and signature algorithms an order may ask for: (code, label), the
+    # first is the default.
+    ekus: tuple[tuple[str, str], ...] = ()
+    signature_algorithms: tuple[tuple[str, str], ...] = ()
+    # Every status the CA gives orders (its own words), for filters.
+    statuses: tuple[str, ...] = ()
 
     def supports(self, action: Action) -> bool:
         return action in self.actions
@@ -76,6 +84,10 @@ class Capabilities:
     def allows(self, action: Action, status: str) -> bool:
         """Whether ``action`` can be tried on an order the CA says is in ``status``."""
         return action in self.actions and status in self.allowed_statuses.get(action, ())
+
+    def max_validity_days(self, product: str) -> int | None:
+        """The longest validity a new order for ``product`` may ask for (None: not orderable)."""
+        return self.products.get(product)
 
 
 @dataclass
@@ -232,8 +244,12 @@ class CaConnector(ABC):
     # -- reading --------------------------------------------------------------------------------
 
     @abstractmethod
-    def statuses(self, order_ids: list[str]) -> dict[str, CaOrder]:
-        """The current state of many orders at once (ids the CA does not know are left out)."""
+    def statuses(
+        self, order_ids: list[str], known: dict[str, str] | None = None
+    ) -> dict[str, CaOrder]:
+        """The current state of many orders at once. Ids the CA does not know are left out; so,
+        when ``known`` (order id -> the CA status last seen) is given, are orders whose absence
+        from the CA's answer already shows that their status has not changed."""
 
     @abstractmethod
     def fetch(self, order_id: str) -> CaOrder:

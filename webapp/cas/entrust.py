@@ -47,6 +47,30 @@ PHASES = {
     "DEACTIVATED": Phase.DEACTIVATED,
 }
 ISSUED_STATUSES = frozenset({"ACTIVE", "READY"})
+# ECS's certificate list leaves out orders in these statuses: they are read one by one.
+HIDDEN_FROM_LISTS = frozenset({"APPROVED", "DECLINED"})
+
+# The longest validity a new order may ask for, in days (kept here and nowhere else): the
+# CA/Browser Forum's bound for public TLS certificates today, Entrust's 3-year private SSL.
+PUBLIC_SSL_MAX_DAYS = 398
+PRIVATE_SSL_MAX_DAYS = 1095
+ORDERABLE_PRODUCTS = {
+    "STANDARD_SSL": PUBLIC_SSL_MAX_DAYS,
+    "ADVANTAGE_SSL": PUBLIC_SSL_MAX_DAYS,
+    "UC_SSL": PUBLIC_SSL_MAX_DAYS,
+    "WILDCARD_SSL": PUBLIC_SSL_MAX_DAYS,
+    "EV_SSL": PUBLIC_SSL_MAX_DAYS,
+    "QWAC_SSL": PUBLIC_SSL_MAX_DAYS,
+    "PSD2_SSL": PUBLIC_SSL_MAX_DAYS,
+    "PD_SSL": PUBLIC_SSL_MAX_DAYS,
+    "PRIVATE_SSL": PRIVATE_SSL_MAX_DAYS,
+}
+EKUS = (
+    ("SERVER_AND_CLIENT_AUTH", "Server and client authentication"),
+    ("SERVER_AUTH", "Server authentication"),
+    ("CLIENT_AUTH", "Client authentication"),
+)
+SIGNATURE_ALGORITHMS = (("SHA-2", "SHA-2"), ("SHA-1", "SHA-1 (Private SSL only)"))
 
 LIVE_REVOCATION_REASONS = (("unspecified", "Unspecified"), ("keyCompromise", "Key compromise"))
 OTHER_REVOCATION_REASONS = (
@@ -77,6 +101,10 @@ def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
             Action.RENEW: frozenset({"ACTIVE", "READY", "EXPIRED"}),
             Action.REVOKE: frozenset({"ACTIVE", "READY", "SUSPENDED"}),
         },
+        products=dict(ORDERABLE_PRODUCTS),
+        ekus=EKUS,
+        signature_algorithms=SIGNATURE_ALGORITHMS,
+        statuses=tuple(PHASES),
     )
 
 
@@ -221,6 +249,10 @@ class EntrustConnector(CaConnector):
         other_revocation_reasons: bool = False,
     ):
         self.credential = credential
+        # What error messages need, read now: a connector may be used by a thread other than
+        # the one whose database session loaded the credential.
+        self._base_url = credential.base_url
+        self._has_client_cert = credential.has_client_cert
         self.client = client
         self.capabilities = capabilities(other_revocation_reasons)
 
@@ -241,9 +273,7 @@ class EntrustConnector(CaConnector):
         try:
             yield
         except errors.EcsError as exc:
-            message = wording.describe(
-                exc, self.credential.base_url, self.credential.has_client_cert
-            )
+            message = wording.describe(exc, self._base_url, self._has_client_cert)
             if isinstance(exc, errors.AuthenticationError):
                 raise NotAllowed(message, needs_admin=exc.status == 403) from None
             if isinstance(exc, errors.ConflictError):
@@ -258,6 +288,9 @@ class EntrustConnector(CaConnector):
     # -- ordering -------------------------------------------------------------------------------
 
     def _common(self, req: OrderRequest) -> dict:
+        # ECS takes an organization name only for the primary client (and for PD_SSL); another
+        # client's certificates carry that client's own name.
+        org_allowed = req.client_id in (None, 1) or req.product == "PD_SSL"
         return dict(
             csr=req.csr_pem or None,
             subject_alt_names=list(req.sans) or None,
@@ -265,7 +298,7 @@ class EntrustConnector(CaConnector):
             eku=req.eku or None,
             ct_log=req.ct_log,
             client_id=req.client_id,
-            org=req.organization or None,
+            org=(req.organization or None) if org_allowed else None,
             tracking=_tracking(req),
         )
 
@@ -281,15 +314,32 @@ class EntrustConnector(CaConnector):
             return _placed(self.client.new_certificate(body))
 
     def find_by_request_id(self, request_id: str) -> list[CaOrder]:
+        """Searches ``tracking.trackingInfo``. ECS's lists leave out APPROVED and DECLINED orders,
+        so an order in one of those statuses is found only once it moves on (APPROVED is brief:
+        the certificate is issued next); callers search again before they place anew."""
         with self._calling():
             return [to_order(c) for c in self.client.find_certificates_by_tracking_info(request_id)]
 
     # -- reading --------------------------------------------------------------------------------
 
-    def statuses(self, order_ids: list[str]) -> dict[str, CaOrder]:
+    def statuses(
+        self, order_ids: list[str], known: dict[str, str] | None = None
+    ) -> dict[str, CaOrder]:
+        """Lists of up to 100 ids (``trackingId=in:``); an id missing from the lists is read on
+        its own, unless ``known`` says it was last seen APPROVED or DECLINED: ECS's lists leave
+        those out, and such an order shows up in them again when its status changes."""
         ids = [_int_id(i) for i in order_ids]
         with self._calling():
-            found = self.client.get_statuses(ids, fields="*")
+            found = self.client.get_statuses(ids, fields="*", fetch_missing=False)
+            for tid in ids:
+                if tid in found:
+                    continue
+                if known is not None and known.get(str(tid)) in HIDDEN_FROM_LISTS:
+                    continue
+                try:
+                    found[tid] = self.client.get_certificate(tid)
+                except errors.NotFoundError:
+                    continue
         return {str(tid): to_order(cert) for tid, cert in found.items()}
 
     def fetch(self, order_id: str) -> CaOrder:

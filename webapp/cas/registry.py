@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from flask import current_app
+
 from webapp.cas import entrust
 from webapp.cas.base import CaConnector, Capabilities, Unavailable
+from webapp.credentials import clients
 from webapp.credentials import service as credentials
+from webapp.settings import service as settings
+
+# Added to the timeouts: a CA may still carry out a request shortly after its caller gave up
+# (the ORDERS_SETTLE_MARGIN_SECONDS configuration value changes it).
+SETTLE_MARGIN_SECONDS = 60
 
 LABELS = {"entrust": "Entrust"}
 
@@ -14,6 +24,18 @@ def capabilities(kind: str) -> Capabilities:
     if kind == "entrust":
         return entrust.capabilities()
     raise KeyError(f"unknown CA {kind!r}")
+
+
+def answer_deadline(kind: str) -> timedelta:
+    """How long after a call was sent to CA ``kind`` it can no longer take effect: the connect and
+    read timeouts in force, and a margin. An order whose answer was lost is searched for after
+    this, and only then called "not placed" when it is not found."""
+    if kind != "entrust":
+        raise KeyError(f"unknown CA {kind!r}")
+    connect = float(settings.get(clients.CONNECT_TIMEOUT))
+    read = float(settings.get(clients.READ_TIMEOUT))
+    margin = float(current_app.config.get("ORDERS_SETTLE_MARGIN_SECONDS", SETTLE_MARGIN_SECONDS))
+    return timedelta(seconds=connect + read + margin)
 
 
 def open_connector(kind: str, account_id: int) -> CaConnector:

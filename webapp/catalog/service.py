@@ -513,6 +513,78 @@ def counts_by_credential() -> dict[int, dict[str, int]]:
     return out
 
 
+# --- what an order may use ---------------------------------------------------------------------
+
+# Domains Entrust issues for: approved, being verified again, or approved and expiring soon.
+USABLE_DOMAIN_STATUSES = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
+# SSL products that draw on the pooled FLEX inventory when their own is used up.
+FLEX_POOLED = frozenset(
+    {
+        "STANDARD_SSL",
+        "ADVANTAGE_SSL",
+        "UC_SSL",
+        "EV_SSL",
+        "QWAC_SSL",
+        "PSD2_SSL",
+        "WILDCARD_SSL",
+        "PRIVATE_SSL",
+    }
+)
+
+
+def product_types() -> list[str]:
+    """Every product type any credential's inventory has listed (for filters)."""
+    stmt = select(CatalogProduct.product_type).distinct().order_by(CatalogProduct.product_type)
+    return [t for t in db.session.execute(stmt).scalars() if t != "FLEX"]
+
+
+def approved_organizations(credential_id: int) -> list[CatalogOrganization]:
+    """The credential's organizations Entrust has approved (current rows), by client and name."""
+    stmt = (
+        select(CatalogOrganization)
+        .where(
+            CatalogOrganization.credential_id == credential_id,
+            CatalogOrganization.kind == ORGANIZATION,
+            CatalogOrganization.verification_status == "APPROVED",
+            CatalogOrganization.gone_at.is_(None),
+        )
+        .order_by(CatalogOrganization.client_id, CatalogOrganization.name)
+    )
+    return list(db.session.execute(stmt).scalars())
+
+
+def usable_domains(credential_id: int, client_id: int | None = None) -> list[CatalogDomain]:
+    """The credential's domains certificates can be ordered for (of one client, when given)."""
+    stmt = select(CatalogDomain).where(
+        CatalogDomain.credential_id == credential_id,
+        CatalogDomain.verification_status.in_(USABLE_DOMAIN_STATUSES),
+        CatalogDomain.gone_at.is_(None),
+    )
+    if client_id is not None:
+        stmt = stmt.where(CatalogDomain.client_id == client_id)
+    return list(db.session.execute(stmt.order_by(CatalogDomain.name)).scalars())
+
+
+def orderable_products(credential_id: int) -> list[str]:
+    """The credential's product types with inventory left (their own, unlimited, or, for SSL
+    products, the pooled FLEX inventory)."""
+    rows = db.session.execute(
+        select(CatalogProduct).where(
+            CatalogProduct.credential_id == credential_id, CatalogProduct.gone_at.is_(None)
+        )
+    ).scalars()
+
+    def left(p: CatalogProduct) -> bool:
+        return p.consumption_type == "UNLIMITED" or (p.remaining_count or 0) > 0
+
+    products = {p.product_type: p for p in rows}
+    flex = products.get("FLEX")
+    pooled = flex is not None and left(flex)
+    return sorted(
+        t for t, p in products.items() if t != "FLEX" and (left(p) or (pooled and t in FLEX_POOLED))
+    )
+
+
 # --- reactions to credentials ------------------------------------------------------------------
 
 

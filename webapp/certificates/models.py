@@ -43,7 +43,10 @@ class Certificate(db.Model):
     pem: Mapped[str] = mapped_column(Text)
     chain_pem: Mapped[str] = mapped_column(Text, default="")  # issuer first, root last
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    tracking_id: Mapped[int | None] = mapped_column(Integer, index=True)  # Entrust trackingId
+    # The CA order it was issued for (webapp.orders), when CertDesk knows it.
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ca_order.id", ondelete="SET NULL"), index=True
+    )
     private_key_id: Mapped[int | None] = mapped_column(
         ForeignKey("private_key.id", ondelete="SET NULL")
     )

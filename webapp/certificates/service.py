@@ -58,7 +58,7 @@ def add_certificate(
     source: str = "imported",
     private_key=None,
     csr: Csr | None = None,
-    tracking_id: int | None = None,
+    order_id: int | None = None,
     actor,
     commit: bool = True,
 ) -> tuple[Certificate, bool]:
@@ -67,9 +67,10 @@ def add_certificate(
     ``pem`` is PEM text or a ``cryptography`` certificate; ``chain_pems`` its issuers, nearest
     first (PEM strings or certificates); ``source`` one of SOURCES; ``private_key`` a
     ``cryptography`` private key or a PrivateKey row (stored sealed; refused if it does not match);
-    ``tracking_id`` the Entrust trackingId. A key and a CSR already held for the certificate's
-    public key are linked automatically. For an existing row, missing links (chain, key, CSR,
-    tracking id) are filled in, nothing is overwritten. Returns ``(certificate, created)``.
+    ``order_id`` the CA order (``webapp.orders``) it was issued for. A key and a CSR already held
+    for the certificate's public key are linked automatically. For an existing row, missing links
+    (chain, key, CSR, order) are filled in, nothing is overwritten. Returns
+    ``(certificate, created)``.
     The audit event (``certificate.add``) is written in the same transaction; with
     ``commit=False`` the caller commits. Raises PkiError for input that is not a certificate or
     a key that does not match.
@@ -108,9 +109,9 @@ def add_certificate(
         if csr is not None and existing.csr_id is None:
             existing.csr_id = csr.id
             changed["csr_linked"] = True
-        if tracking_id is not None and existing.tracking_id is None:
-            existing.tracking_id = tracking_id
-            changed["tracking_id"] = tracking_id
+        if order_id is not None and existing.order_id is None:
+            existing.order_id = order_id
+            changed["order_id"] = order_id
         if changed:
             audit.record(
                 "certificate.update",
@@ -143,7 +144,7 @@ def add_certificate(
         source=source,
         pem=pki.cert_pem(cert),
         chain_pem="".join(pki.cert_pem(c) for c in chain),
-        tracking_id=tracking_id,
+        order_id=order_id,
         private_key_id=key_row.id if key_row else None,
         csr_id=csr.id if csr else None,
         created_by_id=getattr(actor, "id", None),
@@ -170,7 +171,7 @@ def add_certificate(
             "serial": row.serial_hex,
             "source": source,
             "with_key": key_row is not None,
-            "tracking_id": tracking_id,
+            "order_id": order_id,
         },
     )
     if commit:
@@ -238,12 +239,32 @@ def get(cert_id: int) -> Certificate | None:
     return db.session.get(Certificate, cert_id)
 
 
-def by_tracking_id(tracking_id: int) -> list[Certificate]:
+def for_order(order_id: int) -> list[Certificate]:
+    """The certificates issued for one CA order (usually one), newest first."""
     return list(
         db.session.execute(
-            select(Certificate).where(Certificate.tracking_id == tracking_id)
+            select(Certificate)
+            .options(defer(Certificate.pem), defer(Certificate.chain_pem))
+            .where(Certificate.order_id == order_id)
+            .order_by(Certificate.id.desc())
         ).scalars()
     )
+
+
+def order_label(cert: Certificate) -> str:
+    """Words for the CA order ``cert`` was issued for (from the orders feature), or ""."""
+    if cert.order_id is None:
+        return ""
+    return next((r for r in hooks.emit("certificate.order", order_id=cert.order_id) if r), "")
+
+
+def orders_with_certificate(order_ids) -> set[int]:
+    """Of ``order_ids``, those that have a certificate in the repository."""
+    ids = list(order_ids)
+    if not ids:
+        return set()
+    stmt = select(Certificate.order_id).where(Certificate.order_id.in_(ids)).distinct()
+    return set(db.session.execute(stmt).scalars())
 
 
 @dataclass
@@ -387,7 +408,7 @@ CSV_COLUMNS = [
     "source",
     "has_key",
     "fingerprint_sha256",
-    "tracking_id",
+    "order_id",
 ]
 
 
@@ -416,7 +437,7 @@ def export_csv(actor, f: CertFilter) -> Iterator[str]:
             c.source,
             "yes" if c.has_key else "no",
             c.fingerprint_sha256,
-            c.tracking_id,
+            c.order_id,
         ]
         for c in certs
     )

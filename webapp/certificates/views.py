@@ -110,6 +110,7 @@ def _detail(row, errors=None, status=200):
         errors=errors or {},
         can_key=keys.can_download(current_user, row.private_key),
         sources=SOURCES,
+        order_label=service.order_label(row),
     ), status
 
 

@@ -38,7 +38,7 @@ def _add_csr(info: pki.CsrInfo, key_row: PrivateKey | None, source: str, actor) 
         pem=info.pem,
         source=source,
         private_key_id=key_row.id if key_row else None,
-        created_by_id=actor.id if actor is not None else None,
+        created_by_id=getattr(actor, "id", None),
     )
     db.session.add(row)
     db.session.flush()
@@ -140,8 +140,39 @@ def import_csr(actor, csr_data, key_data=None, key_password: str | None = None) 
     return row
 
 
+def record_for_order(actor, info: pki.CsrInfo, key_row: PrivateKey | None) -> Csr:
+    """The CSR row for a CSR pasted or uploaded with an order: the one already held with the same
+    PEM (given ``key_row`` when it had none), or a new imported one. Audited; the caller commits
+    with its own change."""
+    existing = db.session.execute(
+        select(Csr)
+        .where(Csr.public_key_id == info.public_key_id, Csr.pem == info.pem)
+        .order_by(Csr.id.desc())
+        .limit(1)
+    ).scalar()
+    if existing is not None:
+        if key_row is not None and existing.private_key_id is None:
+            existing.private_key_id = key_row.id
+        return existing
+    row = _add_csr(info, key_row, "imported", actor)
+    audit.record(
+        "csr.import",
+        actor=actor,
+        object_type="csr",
+        object_id=row.id,
+        detail={"common_name": row.common_name, "with_key": key_row is not None, "order": True},
+    )
+    return row
+
+
 def get_csr(csr_id: int) -> Csr | None:
     return db.session.get(Csr, csr_id)
+
+
+def recent(limit: int = 100) -> list[Csr]:
+    """The newest CSRs (for choosing one on a form)."""
+    stmt = select(Csr).order_by(Csr.created_at.desc(), Csr.id.desc()).limit(limit)
+    return list(db.session.execute(stmt).scalars())
 
 
 SORTS = {

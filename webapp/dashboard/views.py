@@ -9,6 +9,7 @@ from webapp.certificates import service as certificates
 from webapp.dashboard import service
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
+from webapp.orders import queries as orders
 from webapp.security import rbac
 
 bp = Blueprint("dashboard", __name__)
@@ -26,5 +27,6 @@ def index():
         urgent=service.urgent(10, now),
         activity=service.recent_activity(10),
         jobs=jobs.recent(5),
+        pending_orders=orders.pending(10),
         state_of=lambda c: certificates.state_of(c, now),
     )

@@ -201,6 +201,20 @@ def recent(limit: int = 10) -> list[Job]:
     return list(db.session.execute(select(Job).order_by(Job.id.desc()).limit(limit)).scalars())
 
 
+def recent_of_kind(kind: str, limit: int = 20) -> list[Job]:
+    """The newest jobs of one kind, newest first."""
+    stmt = select(Job).where(Job.kind == kind).order_by(Job.id.desc()).limit(limit)
+    return list(db.session.execute(stmt).scalars())
+
+
+def params_of(job: Job) -> dict:
+    return json.loads(job.params) if job.params else {}
+
+
+def checkpoint_of(job: Job):
+    return json.loads(job.checkpoint) if job.checkpoint else None
+
+
 def running_of_kind(kind: str) -> Job | None:
     stmt = select(Job).where(Job.kind == kind, Job.state.in_((QUEUED, RUNNING)))
     return db.session.execute(stmt.order_by(Job.id.desc()).limit(1)).scalar()

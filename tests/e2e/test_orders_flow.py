@@ -1,0 +1,129 @@
+"""In a real browser against `certdesk serve` and the sandbox: Import Existing Orders with its
+progress bar; Order Certificate from a CSR made in CertDesk, issued and in SSL > Certificates; an
+order queued for approval, approved at Entrust, picked up by Check Order Status."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import login
+
+pytestmark = pytest.mark.e2e
+
+
+def _link_sandbox(page, server, sandbox) -> None:
+    page.goto(server.url + "/entrust/manage/credentials/new")
+    page.get_by_label("Credential Name").fill("Sandbox")
+    page.get_by_label("User Name").fill(sandbox.api_user)
+    page.get_by_label("API Key", exact=True).fill(sandbox.api_key)
+    page.get_by_label("Base URL").fill(sandbox.base_url)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#sync-job .job-succeeded")).to_be_visible(timeout=30000)
+
+
+def _order(page, server, cn: str, *, queue: bool = False) -> None:
+    """Make a key pair and CSR in CertDesk, then order a certificate from it."""
+    page.goto(server.url + "/csrs/new")
+    page.locator("input[name=CN]").fill(cn)
+    page.locator("select[name=key_type]").select_option("p256")
+    page.get_by_role("button", name="Create key and CSR").click()
+    page.wait_for_url(re.compile(r".*/csrs/\d+$"))
+
+    page.goto(server.url + "/")
+    page.locator("nav .mainnav summary", has_text="SSL").click()
+    page.get_by_role("link", name="Entrust", exact=True).click()
+    page.wait_for_url(server.url + "/entrust/")
+    page.get_by_role("button", name="Order Certificate").click()
+    page.wait_for_url(server.url + "/entrust/new")
+    expect(page.get_by_label("Credential Name")).to_have_value(re.compile(r"\d+"))
+    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp (CertDesk Demo Corp)")
+    page.get_by_label("Product").select_option("STANDARD_SSL")
+    page.locator("input[name=csr_source][value=certdesk]").check()
+    option = page.locator("select[name=csr_id] option", has_text=f"{cn} ·")
+    expect(option).to_contain_text("key held")
+    page.get_by_label("CSR made in CertDesk", exact=True).select_option(
+        option.get_attribute("value")
+    )
+    page.get_by_label("Application").fill("e2e")
+    page.get_by_label("Certificate Friendly Name").fill(f"{cn} (browser)")
+    if queue:
+        page.get_by_label("I agree to queue the request for Entrust Administrator approval").check()
+    page.get_by_role("button", name="Validate").click()
+    expect(page.locator("#validation-result")).to_contain_text("Entrust would accept this order")
+    page.get_by_role("button", name="Order Certificate").click()
+    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
+
+
+def test_import_existing_orders_with_the_progress_bar(page, live_server, sandbox):
+    sandbox.seed(certificates=120, seed=6)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    # Entrust answers slowly, so the import's progress can be watched.
+    sandbox.faults([{"kind": "latency", "ms": 150, "method": "GET"}])
+
+    page.goto(live_server.url + "/entrust/")
+    expect(page.locator("#orders-empty")).to_contain_text("No orders yet")
+    page.locator(".order-menu").get_by_text("More", exact=True).click()
+    page.locator(".order-menu").get_by_role("link", name="Import Existing Orders").click()
+    page.wait_for_url(live_server.url + "/entrust/import")
+    expect(page.get_by_label("Expired")).to_be_checked()
+    expect(
+        page.get_by_label("Orders already imported (leave them as they are)")
+    ).not_to_be_checked()
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_url(re.compile(r".*/entrust/import\?job=\d+.*"))
+    job = page.locator("#import-job article.job")
+    expect(job).to_contain_text("Import existing orders of Sandbox")
+    expect(job.locator("progress")).to_be_visible()  # it runs in the background, polled
+    expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
+    expect(job).to_contain_text("new")
+    expect(job).to_contain_text("certificates")
+    sandbox.clear_faults()
+
+    page.get_by_role("link", name="See the orders of this credential").click()
+    rows = page.locator("#orders-table tbody tr[data-order]")
+    expect(rows.first).to_be_visible()
+    assert rows.count() == 50  # the first page of more than 50
+    expect(page.locator("#orders-count")).to_contain_text("1–50 of")
+    # Filter by status as a user would; the table updates in place.
+    page.get_by_label("Status").select_option("PENDING")
+    page.wait_for_url(re.compile(r".*status=PENDING.*"))
+    expect(page.locator("#orders-table tbody")).to_contain_text("PENDING")
+    expect(page.locator("#orders-table tbody")).not_to_contain_text("ACTIVE")
+
+
+def test_order_a_certificate_then_one_queued_for_approval(page, live_server, sandbox):
+    sandbox.seed(certificates=0, seed=6)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+
+    _order(page, live_server, "shop.example.com")
+    expect(page.locator(".flash-success")).to_contain_text("Certificate issued")
+    expect(page.locator("#order-state")).to_contain_text("ACTIVE")
+    page.locator("#order-certificate a").click()
+    page.wait_for_url(re.compile(r".*/certificates/\d+$"))
+    expect(page.locator("#cert-order")).to_contain_text("Entrust order")
+    expect(page.get_by_text("Private key held").first).to_be_visible()
+    page.goto(live_server.url + "/certificates/")
+    expect(page.locator("#certificates-table")).to_contain_text("shop.example.com")
+
+    _order(page, live_server, "queue.example.com", queue=True)
+    expect(page.locator("#order-state")).to_contain_text("PENDING")
+    expect(page.locator("#order-no-certificate")).to_be_visible()
+    tracking_id = page.locator("#order-fields dd").first.inner_text().strip()
+    sandbox.set_certificate_status(int(tracking_id), "ACTIVE")  # an Entrust administrator
+    page.get_by_role("button", name="Check Order Status").click()
+    expect(page.locator(".flash-success")).to_contain_text("1 checked: 1 changed")
+    expect(page.locator("#order-state")).to_contain_text("ACTIVE")
+    expect(page.locator("#order-history")).to_contain_text("PENDING → ACTIVE")
+    expect(page.locator("#order-certificate")).to_contain_text("queue.example.com")
+    # The requester sees the change in a notice on every page until dismissed.
+    page.goto(live_server.url + "/")
+    notice = page.locator("#order-updates")
+    expect(notice).to_contain_text("PENDING → ACTIVE")
+    notice.get_by_role("button", name="Dismiss").click()
+    expect(page.locator("#order-updates")).not_to_contain_text("PENDING")
+    expect(page.locator("#pending-orders")).to_contain_text("No order is waiting")

@@ -1,0 +1,237 @@
+"""Import Existing Orders against the real sandbox: what each exclusion leaves out, certificates
+of issued orders into the repository, a second import that changes nothing, and imports cut short
+by a fault or a dead process that carry on where they stopped."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from webapp.certificates.models import Certificate
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.jobs.models import Job
+from webapp.orders import importing
+from webapp.orders.models import Order, OrderEvent
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+SEEDED = 210  # one third-party certificate per 200
+
+
+@pytest.fixture
+def env(app, user, sandbox):
+    sandbox.seed(certificates=SEEDED, seed=21)
+    cred = link_sandbox(user, sandbox)
+    sandbox.clear_requests()
+    return cred
+
+
+def _upstream(sb) -> list[dict]:
+    """Every order the sandbox lists, read without CertDesk."""
+    r = requests.get(
+        sb.base_url + "certificates",
+        params={"limit": 1000, "fields": "*"},
+        auth=(sb.api_user, sb.api_key),
+        timeout=30,
+    )
+    r.raise_for_status()
+    return r.json()["certificates"]
+
+
+def _key(item) -> str:
+    if item.get("isThirdParty"):
+        return item["uri"].rsplit("/", 1)[1].upper()
+    return str(item["trackingId"])
+
+
+def _count(model, *where) -> int:
+    return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def _import(user, cred, exclusions=importing.DEFAULT_EXCLUSIONS):
+    job = importing.start_import(user["operator"], cred.id, list(exclusions))
+    db.session.refresh(job)
+    return job
+
+
+def _calls(sb) -> tuple[int, int]:
+    """(list calls, detail calls) in the sandbox's request log."""
+    paths = [r["path"].rstrip("/") for r in sb.requests() if r["method"] == "GET"]
+    lists = sum(1 for p in paths if p.endswith("/certificates"))
+    return lists, len(paths) - lists
+
+
+def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbox):
+    upstream = _upstream(sandbox)
+    excluded = {"EXPIRED", "REVOKED", "DEACTIVATED"}
+    wanted = {
+        _key(i) for i in upstream if i["status"] not in excluded and not i.get("isThirdParty")
+    }
+    issued = {
+        _key(i)
+        for i in upstream
+        if _key(i) in wanted and i["status"] in ("ACTIVE", "READY", "SUSPENDED")
+    }
+    sandbox.clear_requests()
+    job = _import(user, env)
+    assert job.state == "succeeded", job.error
+    result = jobs.result_of(job)
+    assert result["new"] == len(wanted) and result["skipped"] == len(upstream) - len(wanted)
+    assert result["certificates"] == len(issued) and result["failed"] == 0
+    assert {o for o in db.session.execute(select(Order.ca_order_id)).scalars()} == wanted
+    assert _count(Certificate) == len(issued)
+    # Every certificate is linked to its order; each order's history starts with "imported".
+    linked = db.session.execute(
+        select(Order.ca_order_id).join(Certificate, Certificate.order_id == Order.id)
+    ).scalars()
+    assert set(linked) == issued
+    assert _count(OrderEvent, OrderEvent.kind == "imported") == len(wanted)
+    assert _calls(sandbox) == (1, len(issued))  # one page of 1000; details only for issued
+
+    sandbox.clear_requests()
+    again = _import(user, env)
+    counts = jobs.result_of(again)
+    assert (counts["new"], counts["updated"], counts["certificates"]) == (0, 0, 0)
+    assert counts["unchanged"] == len(wanted)
+    assert _calls(sandbox) == (1, 0)  # every certificate is held already
+
+    # One change upstream is one update, with its history line.
+    changed = next(iter(sorted(issued)))
+    sandbox.set_certificate_status(int(changed), "REVOKED")
+    third = jobs.result_of(_import(user, env))
+    assert (third["new"], third["updated"]) == (0, 1)
+    row = db.session.execute(select(Order).where(Order.ca_order_id == changed)).scalar_one()
+    assert row.status == "REVOKED" and row.phase == "revoked"
+    event = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "status")
+    ).scalar_one()
+    assert (event.old_status, event.new_status) != ("", "")
+
+
+@pytest.mark.parametrize(
+    "exclusion", ["expired", "revoked", "declined", "deactivated", "third_party", None]
+)
+def test_each_exclusion_leaves_out_what_it_says(env, user, sandbox, exclusion):
+    upstream = _upstream(sandbox)
+    job = _import(user, env, [exclusion] if exclusion else [])
+    assert job.state == "succeeded", job.error
+    rows = list(db.session.execute(select(Order)).scalars())
+    statuses = {r.status for r in rows}
+    has_third_party = any(r.third_party for r in rows)
+    if exclusion == "third_party":
+        assert not has_third_party
+    else:
+        assert has_third_party  # read by thumbprint, its certificate too
+        tp = next(r for r in rows if r.third_party)
+        assert len(tp.ca_order_id) == 40 and tp.ca_order_number is None
+        assert _count(Certificate, Certificate.order_id == tp.id) == (
+            1 if tp.phase == "issued" else 0
+        )
+    named = {"expired": "EXPIRED", "revoked": "REVOKED", "deactivated": "DEACTIVATED"}
+    if exclusion in named:
+        assert named[exclusion] not in statuses
+        assert statuses >= {s for s in named.values() if s != named[exclusion]}
+    if exclusion is None:
+        assert len(rows) == len(upstream)
+    # Entrust's list leaves declined orders out, so none is ever imported.
+    assert "DECLINED" not in statuses
+
+
+def test_already_imported_orders_can_be_left_as_they_are(env, user, sandbox):
+    first = jobs.result_of(_import(user, env))
+    some = db.session.execute(select(Order).where(Order.status == "ACTIVE")).scalars().first()
+    sandbox.set_certificate_status(int(some.ca_order_id), "SUSPENDED")
+    second = jobs.result_of(_import(user, env, [*importing.DEFAULT_EXCLUSIONS, "existing"]))
+    assert second["skipped"] == first["skipped"] + first["new"] and second["updated"] == 0
+    db.session.refresh(some)
+    assert some.status == "ACTIVE"
+
+
+def test_an_import_stopped_by_a_fault_carries_on_where_it_stopped(env, user, sandbox, monkeypatch):
+    monkeypatch.setattr(importing, "PAGE_SIZE", 50)
+    pages = []
+    real = importing.upsert_page
+
+    def counting(*args, **kwargs):
+        pages.append(len(args[1]))
+        if len(pages) == 2:  # Entrust fails from the third page on
+            sandbox.faults(
+                [{"kind": "http_503", "method": "GET", "path": "/enterprise/v2/certificates"}]
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importing, "upsert_page", counting)
+    first = _import(user, env)
+    assert first.state == "failed"
+    # Pages are read ahead while one is stored, so the fault stops it a page or two later.
+    stopped_at = jobs.checkpoint_of(first)["offset"]
+    assert stopped_at in (100, 150, 200)
+    assert f"stopped while reading orders at {stopped_at}" in first.error
+    assert "carry on" in first.error and _count(Order) > 0
+    sandbox.clear_faults()
+    sandbox.clear_requests()
+    second = _import(user, env)
+    assert second.state == "succeeded", second.error
+    assert "carrying on" in second.title
+    lists = [r for r in sandbox.requests() if r["path"].rstrip("/").endswith("/certificates")]
+    assert f"offset={stopped_at}" in lists[0]["query"]  # not from the beginning
+    total = len(_upstream(sandbox))
+    counts = jobs.result_of(second)
+    assert counts["new"] + counts["skipped"] == total  # each order counted once over both runs
+    ids = list(db.session.execute(select(Order.ca_order_id)).scalars())
+    assert len(ids) == len(set(ids)) == counts["new"]
+
+
+def test_an_import_whose_process_died_is_resumed_from_its_checkpoint(
+    env, user, sandbox, monkeypatch
+):
+    monkeypatch.setattr(importing, "PAGE_SIZE", 50)
+    real = importing.upsert_page
+    calls = []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise SystemExit("the process was killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importing, "upsert_page", dying)
+    with pytest.raises(SystemExit):
+        importing.start_import(user["operator"], env.id, list(importing.DEFAULT_EXCLUSIONS))
+    db.session.rollback()
+    job = db.session.execute(select(Job).where(Job.kind == importing.JOB_KIND)).scalar_one()
+    assert job.state == "running" and jobs.checkpoint_of(job)["offset"] == 100
+    monkeypatch.setattr(importing, "upsert_page", real)
+    sandbox.clear_requests()
+    counts = jobs.recover(now=utcnow() + timedelta(minutes=10))
+    assert counts == {"requeued": 1, "failed": 0}
+    db.session.refresh(job)
+    assert job.state == "succeeded", job.error
+    first_list = next(
+        r for r in sandbox.requests() if r["path"].rstrip("/").endswith("/certificates")
+    )
+    assert "offset=100" in first_list["query"]
+    ids = list(db.session.execute(select(Order.ca_order_id)).scalars())
+    assert len(ids) == len(set(ids)) == jobs.result_of(job)["new"]
+
+
+def test_an_import_cannot_start_twice_or_for_a_disabled_credential(env, user):
+    from webapp.credentials import service as credentials
+
+    with pytest.raises(importing.ImportInputError):
+        importing.start_import(user["operator"], env.id, ["moon"])
+    credentials.set_enabled(user["admin"], env, False)
+    with pytest.raises(importing.ImportInputError, match="disabled"):
+        importing.start_import(user["operator"], env.id, [])
+    credentials.set_enabled(user["admin"], env, True)
+    db.session.add(
+        Job(kind=importing.JOB_KIND, state="running", params=f'{{"credential_id": {env.id}}}')
+    )
+    db.session.commit()
+    with pytest.raises(importing.ImportInputError, match="already running"):
+        importing.start_import(user["operator"], env.id, [])

@@ -1,0 +1,358 @@
+"""Order Certificate against the real sandbox: an order of every SSL product the account can buy,
+CertDesk's own checks (nothing stored, nothing sent), Entrust's refusals next to the fields,
+Validate, lost answers settled by the reconciler, and a crash between the call and the commit."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from tests.integration.helpers import make_csr
+from webapp.audit.models import AuditEvent
+from webapp.cas import registry
+from webapp.certificates.models import Certificate
+from webapp.csrs import service as csrs
+from webapp.csrs.models import Csr
+from webapp.extensions import db
+from webapp.keys.models import PrivateKey
+from webapp.orders import checks, placing, polling, settling
+from webapp.orders.models import Order, OrderEvent
+from webapp.pki import PkiError
+from webapp.settings import service as settings
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+
+
+@pytest.fixture
+def env(app, user, sandbox):
+    sandbox.seed(certificates=0, seed=3)
+    cred = link_sandbox(user, sandbox)
+    sandbox.clear_requests()
+    return cred
+
+
+def _count(model) -> int:
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def _form(cred, csr_row=None, **kw) -> checks.OrderForm:
+    kw.setdefault("organization", "1:CertDesk Demo Corp")
+    kw.setdefault("product", "STANDARD_SSL")
+    kw.setdefault("requester_name", "Ann Admin")
+    kw.setdefault("requester_email", "ann@example.com")
+    kw.setdefault("custom", {"text2": "billing"})  # "Application" is required by the account
+    if csr_row is not None:
+        kw.setdefault("csr_source", "certdesk")
+        kw.setdefault("csr_id", csr_row.id)
+    return checks.OrderForm(credential_id=cred.id, **kw)
+
+
+def _csr(user, cn, sans=""):
+    return csrs.create_csr(user["operator"], "p256", {"CN": cn}, sans)
+
+
+def _posts(sb) -> list[dict]:
+    return [
+        r
+        for r in sb.requests()
+        if r["method"] == "POST" and r["path"].rstrip("/") == "/enterprise/v2/certificates"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("product", "cn", "sans"),
+    [
+        ("STANDARD_SSL", "www.example.com", ""),
+        ("ADVANTAGE_SSL", "shop.example.com", "shop.example.com example.com"),
+        ("UC_SSL", "mail.example.com", "mail.example.com autodiscover.example.org"),
+        ("EV_SSL", "secure.example.com", ""),
+        ("WILDCARD_SSL", "*.example.org", "*.example.org example.org"),
+        ("PRIVATE_SSL", "intranet.example.net", ""),
+    ],
+)
+def test_an_order_of_each_product_is_issued_into_the_repository(
+    env, user, sandbox, product, cn, sans
+):
+    csr_row = _csr(user, cn, sans)
+    row = placing.place(user["operator"], _form(env, csr_row, product=product, friendly_name=cn))
+    assert row.placement == "placed" and row.status == "ACTIVE" and row.phase == "issued"
+    assert row.ca_order_id and row.product == product and row.request_id.startswith("certdesk:")
+    cert = db.session.execute(
+        select(Certificate).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    assert cert.csr_id == csr_row.id and cert.private_key_id == csr_row.private_key_id
+    assert cert.source == "entrust" and cert.chain_pem  # the issuer came with it
+    assert set(cert.san_list) >= set(row.san_list) and row.san_list[0] == cn
+    # Entrust holds it under CertDesk's request id, exactly once.
+    posts = _posts(sandbox)
+    assert len(posts) == 1 and posts[0]["body"]["tracking"]["trackingInfo"] == row.request_id
+    assert posts[0]["body"]["certType"] == product
+    kinds = [e.kind for e in db.session.execute(select(OrderEvent)).scalars()]
+    assert kinds == ["requested", "placed"]
+    actions = set(db.session.execute(select(AuditEvent.action)).scalars())
+    assert {"order.request", "order.place", "certificate.add"} <= actions
+
+
+def test_a_pasted_csr_and_its_encrypted_key_are_kept_and_linked(env, user):
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"key password 1"),
+    ).decode()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vpn.example.com")]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    form = _form(
+        env, csr_source="paste", csr_text=csr, key_text=key_pem, key_password="key password 1"
+    )
+    row = placing.place(user["operator"], form)
+    assert row.phase == "issued" and row.csr_id is not None
+    csr_row = db.session.get(Csr, row.csr_id)
+    assert csr_row.private_key_id is not None and csr_row.source == "imported"
+    sealed = db.session.get(PrivateKey, csr_row.private_key_id).sealed_pem
+    assert "PRIVATE KEY" not in sealed  # stored sealed, never as PEM
+    cert = db.session.execute(
+        select(Certificate).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    assert cert.private_key_id == csr_row.private_key_id and cert.csr_id == csr_row.id
+    # The same CSR pasted again later is not stored twice.
+    row2 = placing.place(user["operator"], form)
+    assert row2.csr_id == row.csr_id and _count(Csr) == 1 and _count(PrivateKey) == 1
+
+
+def _uncovered(cred, csr_row):
+    return _form(cred, csr_row, sans="www.example.com www.not-ours.example")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda c, r: _form(c, r, organization="1:Future Ventures"), "organization"),
+        (lambda c, r: _form(c, r, product="PD_SSL"), "product"),  # no inventory left
+        (lambda c, r: _form(c, r, product="NO_SUCH"), "product"),
+        (_uncovered, "sans"),
+        (lambda c, r: _form(c, r, sans="10.0.0.1"), "sans"),
+        (lambda c, r: _form(c, r, domain="example.org"), "sans"),  # www.example.com is not under it
+        (
+            lambda c, r: _form(c, r, expires_on=(date.today() + timedelta(days=399)).isoformat()),
+            "expires_on",
+        ),
+        (lambda c, r: _form(c, r, expires_on="tomorrow"), "expires_on"),
+        (lambda c, r: _form(c, r, requester_email="not an address"), "requester_email"),
+        (lambda c, r: _form(c, r, additional_emails="ok@example.com, bad@"), "additional_emails"),
+        (lambda c, r: _form(c, r, custom={}), "custom_text2"),
+        (lambda c, r: _form(c, r, custom={"text2": "x", "dropdown1": "moon"}), "custom_dropdown1"),
+        (lambda c, r: _form(c, None, csr_source="certdesk", csr_id=None), "csr_id"),
+        (lambda c, r: _form(c, None, csr_source="paste", csr_text="not a csr"), "csr"),
+        (lambda c, r: _form(c, r, eku="ANY"), "eku"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_sent_or_stored(env, user, sandbox, change, field):
+    csr_row = _csr(user, "www.example.com")
+    before = _count(AuditEvent)
+    with pytest.raises((checks.OrderInputError, PkiError)) as refused:
+        placing.place(user["operator"], change(env, csr_row))
+    assert refused.value.field == field, str(refused.value)
+    assert _count(Order) == 0 and _count(Certificate) == 0
+    assert _count(AuditEvent) == before
+    assert _posts(sandbox) == []
+
+
+def test_a_key_that_does_not_belong_to_the_csr_is_refused(env, user):
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    form = _form(
+        env, csr_source="paste", csr_text=make_csr("www.example.com"), key_text=other.decode()
+    )
+    with pytest.raises(checks.OrderInputError) as refused:
+        placing.place(user["operator"], form)
+    assert refused.value.field == "key" and _count(PrivateKey) == 0
+
+
+def test_entrust_refusals_appear_next_to_the_fields_and_leave_nothing_behind(env, user, sandbox):
+    key = ec.generate_private_key(ec.SECP256R1())
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    form = _form(
+        env, csr_source="paste", csr_text=csr, key_text=key_pem, signature_algorithm="SHA-1"
+    )
+    with pytest.raises(placing.OrderRefused) as refused:
+        placing.place(user["operator"], form)
+    assert "SHA-1" in refused.value.errors["signature_algorithm"]
+    assert len(_posts(sandbox)) == 1  # it was asked, once
+    # Nothing was ordered: no order row, and the key stored for this attempt is gone again.
+    assert _count(Order) == 0 and _count(OrderEvent) == 0 and _count(PrivateKey) == 0
+    failure = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "order.place")
+    ).scalar_one()
+    assert failure.outcome == "failure" and "SHA-1" in failure.detail
+
+
+def test_validate_asks_entrust_and_places_nothing(env, user, sandbox):
+    csr_row = _csr(user, "api.example.com")
+    result = placing.validate(user["operator"], _form(env, csr_row))
+    assert result.ok and "Nothing was ordered" in result.message
+    posts = _posts(sandbox)
+    assert len(posts) == 1 and posts[0]["body"]["validateOnly"] is True
+    bad = placing.validate(user["operator"], _form(env, csr_row, signature_algorithm="SHA-1"))
+    assert not bad.ok and "signature_algorithm" in bad.errors
+    assert _count(Order) == 0
+    assert (
+        db.session.execute(
+            select(func.count()).where(AuditEvent.action == "order.validate")
+        ).scalar_one()
+        == 2
+    )
+
+
+def test_a_queued_order_is_pending_until_approved_then_the_poller_brings_its_certificate(
+    env, user, sandbox
+):
+    csr_row = _csr(user, "queue.example.com")
+    row = placing.place(user["operator"], _form(env, csr_row, queue_for_approval=True))
+    assert row.placement == "placed" and row.status == "PENDING" and row.phase == "pending"
+    assert row.next_check_at is not None and _count(Certificate) == 0
+    sandbox.set_certificate_status(int(row.ca_order_id), "ACTIVE")  # an Entrust administrator
+    sandbox.clear_requests()
+    result = polling.poll(now=row.next_check_at)
+    assert result.counts["changed"] == 1 and result.counts["certificates"] == 1
+    db.session.refresh(row)
+    assert row.status == "ACTIVE" and row.phase == "issued" and row.next_check_at is None
+    cert = db.session.execute(
+        select(Certificate).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    assert cert.csr_id == csr_row.id and cert.private_key_id == csr_row.private_key_id
+    change = db.session.execute(select(OrderEvent).where(OrderEvent.kind == "status")).scalar_one()
+    assert (change.old_status, change.new_status) == ("PENDING", "ACTIVE")
+    assert change.notify_user_id == user["operator"].id  # shown to whoever placed it
+    calls = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in sandbox.requests()]
+    assert calls == [("GET", "certificates"), ("GET", row.ca_order_id)]
+
+
+def _lost(sandbox, kind, **extra):
+    sandbox.faults(
+        [{"kind": kind, "method": "POST", "path": "/enterprise/v2/certificates", **extra}]
+    )
+
+
+@pytest.fixture
+def short_timeouts(app):
+    from webapp.credentials import clients
+
+    settings.put(clients.READ_TIMEOUT, 1)
+    settings.put(clients.CONNECT_TIMEOUT, 1)
+    db.session.commit()
+
+
+@pytest.mark.parametrize("kind", ["commit_then_500", "commit_then_timeout"])
+def test_a_lost_answer_of_a_placed_order_is_found_at_once(env, user, sandbox, short_timeouts, kind):
+    _lost(sandbox, kind, ms=1500)
+    csr_row = _csr(user, "lost.example.com")
+    row = placing.place(user["operator"], _form(env, csr_row))
+    sandbox.clear_faults()
+    assert row.placement == "placed" and row.phase == "issued", row.message
+    kinds = [
+        e.kind for e in db.session.execute(select(OrderEvent).order_by(OrderEvent.id)).scalars()
+    ]
+    assert kinds == ["requested", "unknown", "reconciled"]
+    assert _count(Certificate) == 1 and len(_posts(sandbox)) == 1
+
+
+@pytest.mark.parametrize("kind", ["reset", "http_502", "timeout"])
+def test_an_order_that_never_arrived_is_not_placed_after_the_deadline_and_can_be_placed_again(
+    env, user, sandbox, short_timeouts, kind
+):
+    _lost(sandbox, kind, ms=1500)
+    csr_row = _csr(user, "again.example.com")
+    row = placing.place(user["operator"], _form(env, csr_row))
+    sandbox.clear_faults()
+    assert row.placement == "unknown" and row.display_status == "UNKNOWN_OUTCOME"
+    deadline = registry.answer_deadline("entrust")
+    # Before the deadline the reconciler does not conclude anything.
+    assert settling.reconcile_due("scheduler", now=row.attempted_at + deadline / 2) == {
+        "found": 0,
+        "not_placed": 0,
+        "unsettled": 0,
+    }
+    counts = settling.reconcile_due("scheduler", now=row.attempted_at + deadline)
+    assert counts == {"found": 0, "not_placed": 1, "unsettled": 0}
+    db.session.refresh(row)
+    assert row.placement == "not_placed" and row.display_status == "NOT_PLACED"
+    again = placing.place_again(user["operator"], row)
+    assert again.id != row.id and again.placement == "placed" and again.phase == "issued"
+    assert again.request_id != row.request_id
+    posts = _posts(sandbox)
+    assert [p["body"]["tracking"]["trackingInfo"] for p in posts] == [
+        row.request_id,
+        again.request_id,
+    ]
+    last = (
+        db.session.execute(
+            select(OrderEvent).where(OrderEvent.order_id == row.id).order_by(OrderEvent.id.desc())
+        )
+        .scalars()
+        .first()
+    )
+    assert last.kind == "placed_again" and last.related_order_id == again.id
+    with pytest.raises(checks.OrderInputError):
+        placing.place_again(user["operator"], again)
+
+
+def test_place_again_links_an_order_that_turned_up_after_all(env, user, sandbox, short_timeouts):
+    row = placing.place(user["operator"], _form(env, _csr(user, "late.example.com")))
+    assert row.placement == "placed"
+    # Pretend its answer had been lost and the search had not found it.
+    row.placement = "not_placed"
+    db.session.commit()
+    linked = placing.place_again(user["operator"], row)
+    assert linked.id == row.id and linked.placement == "placed" and len(_posts(sandbox)) == 1
+
+
+def test_a_crash_between_the_call_and_the_commit_is_settled_by_the_reconciler(
+    env, user, sandbox, monkeypatch
+):
+    def crash(*args, **kwargs):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(placing, "_placed", crash)
+    with pytest.raises(RuntimeError):
+        placing.place(user["operator"], _form(env, _csr(user, "crash.example.com")))
+    monkeypatch.undo()
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.placement == "intent" and len(_posts(sandbox)) == 1
+    # Still within the call's deadline: left alone (the call might be under way).
+    assert settling.reconcile_due("scheduler") == {"found": 0, "not_placed": 0, "unsettled": 0}
+    later = row.attempted_at + registry.answer_deadline("entrust")
+    assert settling.reconcile_due("scheduler", now=later)["found"] == 1
+    db.session.refresh(row)
+    assert row.placement == "placed" and row.phase == "issued" and _count(Certificate) == 1
+    assert len(_posts(sandbox)) == 1  # found, not ordered again

@@ -1,0 +1,194 @@
+"""Check Order Status against the real sandbox: many orders per call, per-order backoff, the
+certificate fetched only when there is one to fetch, Entrust unreachable, and the scheduled runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from webapp.certificates.models import Certificate
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.jobs.models import Job
+from webapp.orders import checks, importing, polling, settling
+from webapp.orders.models import Order, OrderEvent
+from webapp.orders.service import POLL_MINUTES
+from webapp.settings import service as settings
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+
+
+@pytest.fixture
+def env(app, user, sandbox):
+    """The sandbox's 120 seeded orders, imported."""
+    sandbox.seed(certificates=120, seed=8)
+    cred = link_sandbox(user, sandbox)
+    job = importing.start_import(user["operator"], cred.id, [])
+    assert job.state == "succeeded", job.error
+    sandbox.clear_requests()
+    return cred
+
+
+def _calls(sb) -> list[str]:
+    return [r["path"].rsplit("/", 1)[-1] for r in sb.requests() if r["method"] == "GET"]
+
+
+def _followed() -> list[Order]:
+    return list(
+        db.session.execute(
+            select(Order).where(Order.phase.in_(("pending", "unknown"))).order_by(Order.id)
+        ).scalars()
+    )
+
+
+def test_unchanged_pending_orders_cost_one_call_per_chunk_and_back_off(env, sandbox, monkeypatch):
+    monkeypatch.setattr(polling, "CHUNK", 10)  # ten orders per status call, for a small account
+    # Make 25 of the imported orders pending at Entrust (and in CertDesk's last reading).
+    issued = list(
+        db.session.execute(select(Order).where(Order.status == "ACTIVE").limit(25)).scalars()
+    )
+    for row in issued:
+        sandbox.set_certificate_status(int(row.ca_order_id), "PENDING")
+        row.status, row.phase = "PENDING", "pending"
+    followed = _followed()
+    for row in followed:
+        row.next_check_at, row.check_interval_minutes = utcnow(), 0
+    db.session.commit()
+    assert len(followed) > 25
+    sandbox.clear_requests()
+    now = utcnow()
+    result = polling.poll(now=now)
+    assert result.counts["checked"] == len(followed) and result.counts["changed"] == 0
+    calls = _calls(sandbox)
+    assert calls == ["certificates"] * -(-len(followed) // polling.CHUNK)  # no one-by-one reads
+    base = settings.get(POLL_MINUTES)
+    assert {r.check_interval_minutes for r in _followed()} == {base}
+    # Nothing is due until the interval has passed; then each wait doubles, up to a day.
+    sandbox.clear_requests()
+    assert polling.poll(now=now + timedelta(minutes=1)).counts["checked"] == 0
+    assert _calls(sandbox) == []
+    later = now
+    for expected in (2 * base, 4 * base):
+        later = later + timedelta(minutes=expected)
+        polling.poll(now=later)
+        assert {r.check_interval_minutes for r in _followed()} == {expected}
+    # A change resets the wait and brings the certificate, fetched for that order alone.
+    one = next(r for r in _followed() if r.status == "PENDING" and r not in issued)
+    sandbox.set_certificate_status(int(one.ca_order_id), "ACTIVE")
+    sandbox.clear_requests()
+    later = later + timedelta(days=1)
+    result = polling.poll(now=later)
+    assert result.counts["changed"] == 1 and result.counts["certificates"] == 1
+    assert _calls(sandbox).count(one.ca_order_id) == 1
+    db.session.refresh(one)
+    assert one.phase == "issued" and one.next_check_at is None
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(Certificate).where(Certificate.order_id == one.id)
+        ).scalar_one()
+        == 1
+    )
+
+
+def test_check_order_status_by_hand_at_once_or_as_a_job(env, user, sandbox, monkeypatch):
+    rows = list(db.session.execute(select(Order).limit(30)).scalars())
+    some = rows[:3]
+    target = next(r for r in rows if r.status == "ACTIVE" and not r.third_party)
+    sandbox.set_certificate_status(int(target.ca_order_id), "SUSPENDED")
+    result = polling.check_selected(user["operator"], [str(r.id) for r in [*some, target]])
+    assert result.job is None and result.counts["changed"] == 1
+    db.session.refresh(target)
+    assert target.status == "SUSPENDED"
+    event = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == target.id, OrderEvent.kind == "status")
+    ).scalar_one()
+    assert (event.old_status, event.new_status) == ("ACTIVE", "SUSPENDED")
+    # More than a few run as a background job.
+    result = polling.check_selected(user["operator"], [r.id for r in rows])
+    assert result.job is not None and result.job.state == "succeeded"
+    assert "checked" in result.job.message
+    with pytest.raises(checks.OrderInputError):
+        polling.check_selected(user["operator"], [])
+
+
+def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):
+    rows = list(
+        db.session.execute(select(Order).where(Order.status == "ACTIVE").limit(3)).scalars()
+    )
+    sandbox.faults([{"kind": "http_503", "method": "GET"}])
+    result = polling.check_selected(user["operator"], [r.id for r in rows])
+    sandbox.clear_faults()
+    assert result.counts["failed"] == 3 and result.problems
+    for r in rows:
+        db.session.refresh(r)
+        assert r.status == "ACTIVE" and "Could not check the status" in r.message
+
+
+def test_the_scheduled_runs_start_a_job_only_when_something_is_due(env, user, sandbox):
+    def jobs_of(kind):
+        return db.session.execute(
+            select(func.count()).select_from(Job).where(Job.kind == kind)
+        ).scalar_one()
+
+    assert _followed()  # imported pending orders are due at once
+    polling.scheduled_poll()
+    assert jobs_of(polling.POLL_JOB) == 1
+    polling.scheduled_poll()  # nothing is due any more
+    assert jobs_of(polling.POLL_JOB) == 1
+    polling.scheduled_reconcile()
+    assert jobs_of(polling.RECONCILE_JOB) == 0
+    # An order whose answer was lost long ago is settled by the reconciler's job.
+    row = Order(
+        credential_id=env.id,
+        placement="unknown",
+        request_id="certdesk:never-sent",
+        request="{}",
+        attempted_at=utcnow() - timedelta(hours=1),
+        next_check_at=utcnow() - timedelta(minutes=1),
+    )
+    db.session.add(row)
+    db.session.commit()
+    polling.scheduled_reconcile()
+    assert jobs_of(polling.RECONCILE_JOB) == 1
+    db.session.refresh(row)
+    assert row.placement == "not_placed"
+
+
+def test_the_reconciler_runs_at_the_first_tick_then_every_minute(monkeypatch):
+    monkeypatch.setattr(polling, "_first_tick", [True])
+    assert polling.reconcile_interval() == timedelta(0)
+    assert polling.reconcile_interval() == timedelta(minutes=1)
+
+
+def test_orders_of_a_disabled_credential_wait_and_lost_answers_back_off(env, user, sandbox):
+    from webapp.credentials import service as credentials
+
+    assert polling.due()
+    credentials.set_enabled(user["admin"], env, False)
+    assert polling.due() == []  # its CA cannot be asked: nothing to start a job for
+    row = Order(
+        credential_id=env.id,
+        placement="unknown",
+        request_id="certdesk:while-disabled",
+        request="{}",
+        attempted_at=utcnow() - timedelta(hours=1),
+        next_check_at=utcnow() - timedelta(minutes=1),
+    )
+    db.session.add(row)
+    db.session.commit()
+    waits = []
+    now = utcnow()
+    for _ in range(4):
+        settling.reconcile(row, "scheduler", now=now)
+        db.session.refresh(row)
+        assert row.placement == "unknown" and "disabled" in row.message
+        waits.append(row.next_check_at - now)
+        assert settling.due_for_reconciling(now) == []  # not again before its next check
+        now = row.next_check_at
+    assert waits == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
+    credentials.set_enabled(user["admin"], env, True)
+    settled = settling.reconcile(row, "scheduler", now=now)
+    assert settled.placement == "not_placed"

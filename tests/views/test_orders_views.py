@@ -1,0 +1,435 @@
+"""SSL > Entrust pages: the orders table (search, filters, sorts, the pager), an order's page, the
+Order Certificate form (the guide's labels, errors next to the fields), Check Order Status, Import
+Existing Orders, the notices of status changes, and who may do what; with and without htmx."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from tests.helpers import HTMX, make_order
+from webapp.csrs import service as csrs
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.orders import queries
+from webapp.orders.models import Order, OrderEvent
+
+
+def _count(model) -> int:
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+@pytest.fixture
+def orders(app):
+    now = utcnow()
+    rows = [
+        make_order(
+            "5000010",
+            "ACTIVE",
+            "issued",
+            common_name="www.example.com",
+            sans="www.example.com,example.com",
+            product="STANDARD_SSL",
+            organization="CertDesk Demo Corp",
+            requester_name="Ann Admin",
+            expires_at=now + timedelta(days=20),
+        ),
+        make_order(
+            "5000002",
+            "PENDING",
+            "pending",
+            common_name="queue.example.com",
+            product="EV_SSL",
+            requester_name="Omar Haddad",
+        ),
+        make_order(
+            "5000300",
+            "EXPIRED",
+            "expired",
+            common_name="old.example.org",
+            product="STANDARD_SSL",
+            expires_at=now - timedelta(days=3),
+        ),
+        make_order(
+            None,
+            "",
+            "",
+            placement="unknown",
+            common_name="lost.example.com",
+            request_id="certdesk:lost",
+            attempted_at=now,
+            next_check_at=now,
+        ),
+        make_order(
+            None,
+            "",
+            "",
+            placement="not_placed",
+            common_name="never.example.com",
+            request_id="certdesk:never",
+        ),
+    ]
+    for r in rows:
+        r.search_text = " ".join(
+            [r.ca_order_id or "", r.common_name, r.sans, r.requester_name]
+        ).lower()
+    db.session.commit()
+    return rows
+
+
+def _rows(html: str) -> int:
+    return html.count('<tr data-order="')
+
+
+def test_the_table_lists_every_order_with_its_status_in_words(auditor_client, orders):
+    page = auditor_client.get("/entrust/").get_data(as_text=True)
+    assert _rows(page) == 5
+    for text in (
+        "5000010",
+        "www.example.com",
+        "EV_SSL",
+        "Checking with Entrust",
+        "Not placed",
+        "Stand-in",
+        "Ann Admin",
+    ):
+        assert text in page
+    assert 'href="/entrust/manage/"' in page  # Manage
+    assert "Order Certificate" not in page  # auditors read
+    # Default order: by expiry; the expired one first.
+    assert page.index("old.example.org") < page.index("www.example.com")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=PENDING", {"queue.example.com"}),
+        ("status=%40unknown", {"lost.example.com"}),
+        ("status=%40not_placed", {"never.example.com"}),
+        ("product=STANDARD_SSL", {"www.example.com", "old.example.org"}),
+        ("expiring=30", {"www.example.com"}),
+        ("q=omar", {"queue.example.com"}),
+        ("q=5000300", {"old.example.org"}),
+        ("q=50%25", set()),  # taken literally, not as a pattern
+        ("q=example.org", {"old.example.org"}),
+    ],
+)
+def test_filters_and_search(auditor_client, orders, query, expected):
+    page = auditor_client.get(f"/entrust/?{query}").get_data(as_text=True)
+    names = {o.common_name for o in orders if f'data-order="{o.id}"' in page}
+    assert names == expected
+    if not expected:
+        assert "No orders match these filters." in page
+
+
+def test_sorting_and_htmx_results(auditor_client, orders):
+    page = auditor_client.get("/entrust/?sort=tracking&dir=desc").get_data(as_text=True)
+    assert page.index("5000300") < page.index("5000010") < page.index("5000002")
+    fragment = auditor_client.get("/entrust/?sort=cn", headers=HTMX).get_data(as_text=True)
+    assert "<html" not in fragment and 'id="orders-table"' in fragment
+    assert fragment.index("lost.example.com") < fragment.index("www.example.com")
+
+
+def test_the_pager_stops_counting_at_the_cap(auditor_client, orders, monkeypatch):
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    page = auditor_client.get("/entrust/?per_page=25").get_data(as_text=True)
+    assert "of more than 3" in page and _rows(page) == 5
+    first = auditor_client.get("/entrust/?sort=cn").get_data(as_text=True)
+    assert "Next" not in first
+    monkeypatch.setattr(queries, "COUNT_CAP", 10)
+    result = queries.page_of(queries.OrderFilter(), 2, 2)
+    assert (result.total, result.exact, result.pages, result.has_next) == (5, True, 3, True)
+    assert (result.first_index, result.last_index) == (3, 4)
+
+
+def test_an_order_page_shows_fields_history_and_what_to_do(operator_client, orders):
+    issued, _pending, _expired, lost, never = orders
+    db.session.add(
+        OrderEvent(
+            order_id=issued.id,
+            kind="imported",
+            new_status="ACTIVE",
+            message="Imported from Entrust.",
+            actor_name="operator",
+        )
+    )
+    db.session.commit()
+    page = operator_client.get(f"/entrust/{issued.id}").get_data(as_text=True)
+    for text in (
+        "5000010",
+        "www.example.com",
+        "STANDARD_SSL",
+        "Imported from Entrust.",
+        "Check Order Status",
+        "not in the repository yet",
+    ):
+        assert text in page
+    lost_page = operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)
+    assert "answer to this order was lost" in lost_page and "Check with Entrust now" in lost_page
+    never_page = operator_client.get(f"/entrust/{never.id}").get_data(as_text=True)
+    assert "Not placed." in never_page and "Place it again" in never_page
+    assert operator_client.get("/entrust/999999").status_code == 404
+
+
+def test_the_order_form_without_a_credential_says_what_to_do(operator_client):
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert "no enabled Entrust credential" in page
+
+
+@pytest.fixture
+def linked(app, user, sandbox, fast_clients):
+    sandbox.seed(certificates=0, seed=2)
+    cred = link_sandbox(user, sandbox)
+    return cred
+
+
+GUIDE_LABELS = (
+    "Credential Name",
+    "Organization",
+    "Product",
+    "Domain",
+    "Extended Key Usage",
+    "CSR",
+    "Private Key",
+    "Private Key Password",
+    "Signature Algorithm",
+    "Expiration Date",
+    "Certificate Friendly Name",
+    "Requester Name",
+    "Email",
+    "Phone",
+    "I agree to queue the request for Entrust Administrator approval",
+    "I agree to send the certificate content for CT Logs",
+    "Validate",
+    "Order Certificate",
+)
+
+
+def test_the_order_form_uses_the_guides_labels_and_the_credentials_choices(operator_client, linked):
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    for label in GUIDE_LABELS:
+        assert label in page, label
+    assert "CertDesk Demo Corp" in page and "Example Subsidiary Ltd" in page
+    assert "Future Ventures" not in page  # pending, not approved
+    assert "STANDARD_SSL (up to 398 days)" in page and "PD_SSL" not in page  # no inventory
+    assert "expiring.example" in page and "pending.example" not in page
+    assert "Application" in page and "Environment" in page  # the account's custom fields
+    fragment = operator_client.get(f"/entrust/new/choices?credential_id={linked.id}", headers=HTMX)
+    body = fragment.get_data(as_text=True)
+    assert "<html" not in body and "CertDesk Demo Corp" in body and "Application" in body
+
+
+def _post(client, cred, csr_id, **extra):
+    data = {
+        "credential_id": cred.id,
+        "organization": "1:CertDesk Demo Corp",
+        "product": "STANDARD_SSL",
+        "eku": "SERVER_AND_CLIENT_AUTH",
+        "csr_source": "certdesk",
+        "csr_id": csr_id,
+        "signature_algorithm": "SHA-2",
+        "requester_name": "Ann Admin",
+        "requester_email": "ann@example.com",
+        "custom_text2": "portal",
+        "ct_log": "1",
+        "action": "order",
+    }
+    data.update(extra)
+    return client.post("/entrust/new", data=data)
+
+
+def test_bad_input_shows_next_to_its_field_and_stores_nothing(operator_client, linked, user):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    resp = _post(operator_client, linked, csr.id, sans="www.example.com www.elsewhere.example")
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert 'id="sans-error"' in page and "www.elsewhere.example" in page
+    assert 'aria-invalid="true" aria-describedby="sans-error"' in page
+    assert _count(Order) == 0
+    resp = operator_client.post(
+        "/entrust/new",
+        data={
+            "credential_id": linked.id,
+            "organization": "1:CertDesk Demo Corp",
+            "product": "STANDARD_SSL",
+            "csr_source": "certdesk",
+            "csr_id": csr.id,
+            "requester_email": "ann@example.com",
+            "action": "order",
+        },
+        headers=HTMX,
+    )
+    assert resp.status_code == 422 and 'id="custom_text2-error"' in resp.get_data(as_text=True)
+    # Entrust's own refusal lands next to its field too.
+    resp = _post(operator_client, linked, csr.id, signature_algorithm="SHA-1")
+    assert resp.status_code == 422 and 'id="signature_algorithm-error"' in resp.get_data(
+        as_text=True
+    )
+    assert _count(Order) == 0
+
+
+def test_validate_then_order_then_the_order_page(operator_client, linked, user):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
+    resp = _post(operator_client, linked, csr.id, action="validate")
+    assert resp.status_code == 200
+    assert "Validated." in resp.get_data(as_text=True) and _count(Order) == 0
+    resp = _post(operator_client, linked, csr.id, friendly_name="Shop front")
+    assert resp.status_code == 303
+    row = db.session.execute(select(Order)).scalar_one()
+    assert resp.headers["Location"].endswith(f"/entrust/{row.id}")
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    assert (
+        "Certificate issued" in page and "Shop front" in page and 'id="order-certificate"' in page
+    )
+    from webapp.certificates.models import Certificate
+
+    cert = db.session.execute(
+        select(Certificate).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    cert_page = operator_client.get(f"/certificates/{cert.id}")
+    assert f"Entrust order {row.ca_order_id} (ACTIVE)" in cert_page.get_data(as_text=True)
+
+
+def test_check_order_status_returns_where_it_came_from(operator_client, linked, user):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
+    _post(operator_client, linked, csr.id, queue_for_approval="1")
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.status == "PENDING"
+    resp = operator_client.post(
+        "/entrust/check", data={"order": [row.id], "next": "/entrust/?status=PENDING"}
+    )
+    assert resp.status_code == 303 and resp.headers["Location"] == "/entrust/?status=PENDING"
+    page = operator_client.get("/entrust/?status=PENDING").get_data(as_text=True)
+    assert "Check Order Status: 1 checked: 0 changed, 1 unchanged." in page
+    resp = operator_client.post(
+        "/entrust/check", data={"order": [row.id], "next": "//evil.example"}
+    )
+    assert resp.headers["Location"] == "/entrust/"
+    resp = operator_client.post("/entrust/check", data={})
+    assert "Select the orders to check." in operator_client.get("/entrust/").get_data(as_text=True)
+
+
+def test_import_dialog_starts_the_job_and_shows_its_progress(operator_client, linked, sandbox):
+    sandbox.seed(certificates=30, seed=2)
+    page = operator_client.get("/entrust/import").get_data(as_text=True)
+    for text in (
+        "Credential Name",
+        "Expired",
+        "Revoked",
+        "Declined",
+        "Deactivated",
+        "Third-party certificates",
+        "Orders already imported",
+        "Import",
+    ):
+        assert text in page
+    resp = operator_client.post(
+        "/entrust/import", data={"credential_id": linked.id, "exclude": ["expired", "third_party"]}
+    )
+    assert resp.status_code == 303 and "job=" in resp.headers["Location"]
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Import existing orders of Sandbox" in page and "job-succeeded" in page
+    assert f"/entrust/?credential={linked.id}" in page  # the link to what was imported
+    assert _count(Order) > 0
+    bad = operator_client.post("/entrust/import", data={"credential_id": "", "exclude": []})
+    assert bad.status_code == 422 and 'id="credential_id-error"' in bad.get_data(as_text=True)
+
+
+def test_notices_of_a_users_own_orders_until_dismissed(operator_client, admin_client, orders, user):
+    pending = orders[1]
+    pending.placed_by_id = user["operator"].id
+    db.session.add(
+        OrderEvent(
+            order_id=pending.id,
+            kind="status",
+            old_status="PENDING",
+            new_status="ACTIVE",
+            notify_user_id=user["operator"].id,
+        )
+    )
+    db.session.commit()
+    assert 'hx-get="/entrust/updates"' in operator_client.get("/").get_data(as_text=True)
+    notice = operator_client.get("/entrust/updates", headers=HTMX).get_data(as_text=True)
+    assert "Your orders changed" in notice and "PENDING &rarr; ACTIVE" in notice
+    assert "Your orders changed" not in admin_client.get("/entrust/updates").get_data(as_text=True)
+    event_id = db.session.execute(select(OrderEvent.id)).scalar_one()
+    # Another user cannot dismiss them.
+    admin_client.post("/entrust/updates/seen", data={"event": [event_id]})
+    assert "Your orders changed" in operator_client.get("/entrust/updates").get_data(as_text=True)
+    resp = operator_client.post("/entrust/updates/seen", data={"event": [event_id]}, headers=HTMX)
+    assert resp.status_code == 200 and "Your orders changed" not in resp.get_data(as_text=True)
+
+
+def test_the_dashboard_lists_pending_orders(auditor_client, orders):
+    page = auditor_client.get("/").get_data(as_text=True)
+    block = page[page.index('id="pending-orders"') :]
+    assert (
+        "queue.example.com" in block
+        and "lost.example.com" in block
+        and "never.example.com" in block
+    )
+    assert "www.example.com" not in block[: block.index("</article>")]
+
+
+def test_operators_act_auditors_read(auditor_client, operator_client, orders):
+    assert auditor_client.get("/entrust/new").status_code == 403
+    assert auditor_client.get("/entrust/import").status_code == 403
+    assert auditor_client.get(f"/entrust/{orders[0].id}").status_code == 200
+    assert operator_client.get("/entrust/import").status_code == 200
+
+
+@pytest.mark.parametrize("sparse", [1000, 1])
+def test_a_search_pages_the_same_whether_its_matches_are_few_or_many(orders, monkeypatch, sparse):
+    monkeypatch.setattr(queries, "SPARSE_MATCHES", sparse)
+    f = queries.OrderFilter(q="EXAMPLE", sort="cn")
+    first = queries.page_of(f, 1, 2)
+    second = queries.page_of(f, 2, 2)
+    beyond = queries.page_of(f, 9, 2)  # past the end: the last page
+    names = [o.common_name for o in first.items + second.items + beyond.items]
+    assert names == sorted(names) and len(set(names)) == 5
+    assert (first.total, first.exact, first.has_next, beyond.page, beyond.has_next) == (
+        5,
+        True,
+        True,
+        3,
+        False,
+    )
+    assert queries.page_of(queries.OrderFilter(q="no-such-name"), 1, 50).total == 0
+
+
+def test_settling_by_hand_and_placing_again_say_what_happened(operator_client, orders):
+    from webapp.audit.models import AuditEvent
+
+    _issued, _pending, _expired, lost, never = orders
+    resp = operator_client.post(f"/entrust/{lost.id}/settle")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(f"/entrust/{lost.id}")
+    page = operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)
+    assert "Could not check with Entrust yet" in page  # the stand-in credential has no key
+    db.session.refresh(lost)
+    assert lost.placement == "unknown"
+    resp = operator_client.post(f"/entrust/{never.id}/place-again")
+    assert resp.headers["Location"].endswith(f"/entrust/{never.id}")
+    db.session.refresh(never)
+    assert never.placement == "not_placed" and _count(Order) == 5  # nothing was placed
+    outcomes = dict(
+        db.session.execute(
+            select(AuditEvent.action, AuditEvent.outcome).where(
+                AuditEvent.action.in_(("order.reconcile", "order.place_again"))
+            )
+        ).all()
+    )
+    assert outcomes == {"order.reconcile": "unsettled", "order.place_again": "failure"}
+
+
+def test_a_csr_page_leads_to_the_order_form_with_that_csr(
+    operator_client, auditor_client, linked, user
+):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "from-csr.example.com"}, "")
+    page = operator_client.get(f"/csrs/{csr.id}").get_data(as_text=True)
+    assert f'href="/entrust/new?csr_id={csr.id}"' in page
+    assert "order-from-csr" not in auditor_client.get(f"/csrs/{csr.id}").get_data(as_text=True)
+    form = operator_client.get(f"/entrust/new?csr_id={csr.id}").get_data(as_text=True)
+    assert f'<option value="{csr.id}" selected>from-csr.example.com' in form

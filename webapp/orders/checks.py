@@ -1,0 +1,407 @@
+"""Order Certificate's form: what it offers for a credential, and CertDesk's own checks of an
+order before anything is sent to the CA (nothing is stored when one fails)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from webapp import pki
+from webapp.cas import registry
+from webapp.cas.base import CaError, CustomField, OrderRequest, Requester
+from webapp.catalog import service as catalog
+from webapp.credentials import service as credentials
+from webapp.csrs import service as csrs
+from webapp.dbtypes import utcnow
+from webapp.orders.models import DEFAULT_CA
+from webapp.security import rbac
+from webapp.validation import InputError
+
+CA = DEFAULT_CA
+CSR_SOURCES = ("certdesk", "paste", "upload")
+MAX_ADDITIONAL_EMAILS = 20
+_EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+_PHONE = re.compile(r"^[0-9+()./ x-]{3,40}$")
+CUSTOM_TTL_SECONDS = 300.0
+
+
+class OrderInputError(InputError):
+    """Input CertDesk refuses before asking the CA; nothing is stored."""
+
+
+@dataclass
+class OrderForm:
+    """What the Order Certificate form sends (secrets only in memory, never stored)."""
+
+    credential_id: int | None = None
+    organization: str = ""  # "<client id>:<organization name>"
+    product: str = ""
+    domain: str = ""
+    eku: str = ""
+    csr_source: str = "certdesk"
+    csr_id: int | None = None
+    csr_text: str = ""
+    csr_file: bytes | None = None
+    key_text: str = ""
+    key_file: bytes | None = None
+    key_password: str = ""
+    sans: str = ""
+    signature_algorithm: str = ""
+    expires_on: str = ""
+    friendly_name: str = ""
+    requester_name: str = ""
+    requester_email: str = ""
+    requester_phone: str = ""
+    additional_emails: str = ""
+    custom: dict[str, str] = field(default_factory=dict)
+    queue_for_approval: bool = False
+    ct_log: bool = True
+
+
+@dataclass
+class Prepared:
+    """An order that passed CertDesk's checks, ready to send."""
+
+    credential_id: int
+    request: OrderRequest  # request_id is set when the intent is made
+    names: list[str]
+    friendly_name: str
+    csr_info: pki.CsrInfo
+    csr_id: int | None  # a CSR made in (or imported into) CertDesk
+    key: object | None  # a private key given with a pasted or uploaded CSR
+
+
+# --- the form's choices -------------------------------------------------------------------------
+
+
+@dataclass
+class Choices:
+    credentials: list
+    credential: object | None
+    organizations: list[tuple[str, str]]  # (value, label)
+    products: list[tuple[str, int]]  # (product, longest validity in days)
+    domains: list[str]
+    ekus: tuple
+    signature_algorithms: tuple
+    custom_fields: list[CustomField]
+    custom_error: str
+    csrs: list
+    problems: list[str]
+
+
+def _org_value(client_id: int, name: str) -> str:
+    return f"{client_id}:{name}"
+
+
+_custom_cache: dict[tuple, tuple[float, list[CustomField]]] = {}
+_cache_lock = threading.Lock()
+
+
+def custom_fields(cred) -> tuple[list[CustomField], str]:
+    """The account's custom fields (read from the CA, kept a few minutes), and a problem in
+    words when they could not be read."""
+    key = (cred.id, cred.created_at, cred.updated_at)
+    with _cache_lock:
+        hit = _custom_cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1], ""
+    try:
+        with registry.open_connector(CA, cred.id) as conn:
+            fields = conn.custom_fields()
+    except CaError as exc:
+        return [], f"The account's custom fields could not be read: {exc}"
+    with _cache_lock:
+        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields)
+    return fields, ""
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _custom_cache.clear()
+
+
+def choices(credential_id: int | None, *, with_custom: bool = True) -> Choices:
+    """What the order form offers for a credential: its approved organizations, the products
+    with inventory left that CertDesk can order, its usable domains, the account's custom
+    fields, and the CSRs made in CertDesk."""
+    usable = credentials.usable_credentials()
+    cred = next((c for c in usable if c.id == credential_id), None)
+    if cred is None and len(usable) == 1:
+        cred = usable[0]
+    caps = registry.capabilities(CA)
+    problems: list[str] = []
+    orgs, products, domains, fields, custom_error = [], [], [], [], ""
+    if cred is not None:
+        orgs = [
+            (_org_value(o.client_id, o.name), f"{o.name} ({o.client_name or o.client_id})")
+            for o in catalog.approved_organizations(cred.id)
+        ]
+        available = set(catalog.orderable_products(cred.id))
+        products = [(p, days) for p, days in caps.products.items() if p in available]
+        domains = [d.name for d in catalog.usable_domains(cred.id)]
+        if not orgs:
+            problems.append(f"{cred.name} has no approved organization in CertDesk.")
+        if not products:
+            problems.append(f"{cred.name} has no SSL product with inventory left in CertDesk.")
+        if not domains:
+            problems.append(f"{cred.name} has no usable (approved) domain in CertDesk.")
+        if problems:
+            problems.append("Sync the credential in SSL › Entrust › Manage if Entrust has them.")
+        if with_custom:
+            fields, custom_error = custom_fields(cred)
+    return Choices(
+        credentials=usable,
+        credential=cred,
+        organizations=orgs,
+        products=products,
+        domains=sorted(set(domains)),
+        ekus=caps.ekus,
+        signature_algorithms=caps.signature_algorithms,
+        custom_fields=fields,
+        custom_error=custom_error,
+        csrs=csrs.recent(100),
+        problems=problems,
+    )
+
+
+# --- CertDesk's checks --------------------------------------------------------------------------
+
+
+def _covering(name: str, domains: list[str]) -> str | None:
+    bare = name[2:] if name.startswith("*.") else name
+    best = None
+    for d in domains:
+        if (bare == d or bare.endswith("." + d)) and (best is None or len(d) > len(best)):
+            best = d
+    return best
+
+
+def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
+    """The CSR (and the key given with it): (info, CertDesk's CSR id, private key)."""
+    if form.csr_source not in CSR_SOURCES:
+        raise OrderInputError("Choose where the CSR comes from.", "csr_source")
+    if form.csr_source == "certdesk":
+        row = csrs.get_csr(form.csr_id) if form.csr_id else None
+        if row is None:
+            raise OrderInputError("Choose one of the CSRs made in CertDesk.", "csr_id")
+        return pki.parse_csr(row.pem, "csr_id"), row.id, None
+    if form.csr_source == "paste":
+        if not form.csr_text.strip():
+            raise OrderInputError("Paste the CSR (PEM).", "csr")
+        info = pki.parse_csr(form.csr_text, "csr")
+        key_data = form.key_text if form.key_text.strip() else None
+    else:
+        if not form.csr_file:
+            raise OrderInputError("Choose the CSR file to upload.", "csr_file")
+        info = pki.parse_csr(form.csr_file, "csr_file")
+        key_data = form.key_file
+    key = None
+    if key_data:
+        key = pki.load_private_key(key_data, form.key_password or None, "key")
+        if not pki.key_matches(key, info.csr.public_key()):
+            raise OrderInputError(
+                "This private key does not belong to the CSR: their public keys differ.", "key"
+            )
+    elif form.key_password:
+        raise OrderInputError("A password was given without a private key.", "key_password")
+    return info, None, key
+
+
+def _names(form: OrderForm, info: pki.CsrInfo) -> list[str]:
+    """The certificate's DNS names: the SANs typed (or the CSR's), with the CSR's CN first."""
+    if form.sans.strip():
+        sans, problems = pki.parse_san_text(form.sans)
+        if problems:
+            raise OrderInputError(" ".join(problems), "sans")
+        if sans.ip or sans.email:
+            raise OrderInputError(
+                "Entrust SSL certificates carry DNS names only; remove "
+                + ", ".join(sans.ip + sans.email)
+                + ".",
+                "sans",
+            )
+        names = list(sans.dns)
+    else:
+        names = list(info.sans.dns)
+    cn = info.common_name.strip().lower()
+    if cn:
+        try:
+            cn = pki.check_dns_name(cn)
+        except pki.PkiError as exc:
+            raise OrderInputError(
+                f"The CSR's common name is not a host name: {exc}", "csr_source"
+            ) from None
+        names = [cn] + [n for n in names if n != cn]
+    if not names:
+        raise OrderInputError("The CSR names no host; enter the SANs.", "sans")
+    if len(names) > 250:
+        raise OrderInputError("At most 250 names in one certificate.", "sans")
+    return names
+
+
+def _expiry(form: OrderForm, max_days: int, today: date) -> date | None:
+    text = form.expires_on.strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise OrderInputError("Enter the expiration date as YYYY-MM-DD.", "expires_on") from None
+    latest = today + timedelta(days=max_days)
+    if day <= today:
+        raise OrderInputError("The expiration date must be after today.", "expires_on")
+    if day > latest:
+        raise OrderInputError(
+            f"{form.product} certificates may last at most {max_days} days: choose "
+            f"{latest.isoformat()} or earlier.",
+            "expires_on",
+        )
+    return day
+
+
+def _requester(form: OrderForm) -> Requester:
+    name = form.requester_name.strip()
+    email = form.requester_email.strip()
+    phone = form.requester_phone.strip()
+    if len(name) > 255:
+        raise OrderInputError("At most 255 characters.", "requester_name")
+    if email and (len(email) > 254 or not _EMAIL.match(email)):
+        raise OrderInputError("Enter an e-mail address such as ann@example.com.", "requester_email")
+    if phone and not _PHONE.match(phone):
+        raise OrderInputError(
+            "Enter a phone number (digits, spaces, + - ( ) . x; at most 40).", "requester_phone"
+        )
+    extra = [e for e in re.split(r"[\s,;]+", form.additional_emails or "") if e]
+    if len(extra) > MAX_ADDITIONAL_EMAILS:
+        raise OrderInputError(
+            f"At most {MAX_ADDITIONAL_EMAILS} additional e-mail addresses.", "additional_emails"
+        )
+    bad = [e for e in extra if len(e) > 254 or not _EMAIL.match(e)]
+    if bad:
+        raise OrderInputError(
+            "Not an e-mail address: " + ", ".join(bad[:3]) + ".", "additional_emails"
+        )
+    return Requester(name, email, phone, list(dict.fromkeys(extra)))
+
+
+def _custom(form: OrderForm, fields: list[CustomField]) -> dict[str, str]:
+    out = {}
+    for f in fields:
+        value = (form.custom.get(f.key) or "").strip()
+        name = f"custom_{f.key}"
+        if len(value) > 500:
+            raise OrderInputError("At most 500 characters.", name)
+        if not value:
+            if f.required:
+                raise OrderInputError(f"{f.label} is required by the account.", name)
+            continue
+        if f.kind == "dropdown" and f.options and value not in f.options:
+            raise OrderInputError(f"Choose one of the offered values for {f.label}.", name)
+        if f.kind == "number":
+            try:
+                float(value)
+            except ValueError:
+                raise OrderInputError(f"{f.label} must be a number.", name) from None
+        if f.kind == "date":
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise OrderInputError(f"{f.label}: enter a date as YYYY-MM-DD.", name) from None
+        if f.kind == "email" and not _EMAIL.match(value):
+            raise OrderInputError(f"{f.label} must be an e-mail address.", name)
+        out[f.key] = value
+    return out
+
+
+def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
+    """CertDesk's checks of an order, before anything is sent: the credential, an approved
+    organization, a product with inventory, a readable CSR (and a key that belongs to it), names
+    that all fall under the credential's usable domains, an expiration date the product allows,
+    the requester, and the account's required custom fields. Raises OrderInputError (with the
+    form field); nothing is stored."""
+    rbac.check(actor, rbac.ORDERS_MANAGE)
+    cred = credentials.get(form.credential_id) if form.credential_id else None
+    if cred is None:
+        raise OrderInputError("Choose the credential to order with.", "credential_id")
+    if not cred.enabled:
+        raise OrderInputError(f"{cred.name} is disabled; enable it first.", "credential_id")
+    caps = registry.capabilities(CA)
+    orgs = {_org_value(o.client_id, o.name): o for o in catalog.approved_organizations(cred.id)}
+    org = orgs.get(form.organization)
+    if org is None:
+        raise OrderInputError(
+            "Choose one of the credential's approved organizations."
+            if orgs
+            else f"{cred.name} has no approved organization in CertDesk; sync it first.",
+            "organization",
+        )
+    max_days = caps.max_validity_days(form.product)
+    if max_days is None:
+        raise OrderInputError("Choose one of the offered products.", "product")
+    if form.product not in catalog.orderable_products(cred.id):
+        raise OrderInputError(
+            f"{cred.name} has no {form.product} inventory left (as last synced).", "product"
+        )
+    ekus = [code for code, _ in caps.ekus]
+    if form.eku and form.eku not in ekus:
+        raise OrderInputError("Choose one of the offered extended key usages.", "eku")
+    algs = [code for code, _ in caps.signature_algorithms]
+    if form.signature_algorithm and form.signature_algorithm not in algs:
+        raise OrderInputError(
+            "Choose one of the offered signature algorithms.", "signature_algorithm"
+        )
+    if len(form.friendly_name) > 255:
+        raise OrderInputError("At most 255 characters.", "friendly_name")
+
+    info, csr_id, key = _csr(form)
+    names = _names(form, info)
+    domains = [d.name for d in catalog.usable_domains(cred.id, org.client_id)]
+    if form.domain:
+        if form.domain not in domains:
+            raise OrderInputError("Choose one of the credential's usable domains.", "domain")
+        outside = [n for n in names if _covering(n, [form.domain]) is None]
+        if outside:
+            raise OrderInputError(
+                f"Not under {form.domain}: {', '.join(outside[:5])}. Choose another domain, or "
+                "any usable domain.",
+                "sans",
+            )
+    uncovered = [n for n in names if _covering(n, domains) is None]
+    if uncovered:
+        raise OrderInputError(
+            f"Not under a domain {org.client_name or 'this client'} may use: "
+            f"{', '.join(uncovered[:5])}. Entrust issues only for approved domains (see "
+            "SSL › Entrust › Manage › Domains).",
+            "sans",
+        )
+    expires_on = _expiry(form, max_days, today or utcnow().date())
+    requester = _requester(form)
+    fields, _problem = custom_fields(cred)
+    custom = _custom(form, fields)
+    request = OrderRequest(
+        request_id="",
+        product=form.product,
+        csr_pem=info.pem,
+        sans=names,
+        organization=org.name,
+        client_id=org.client_id,
+        eku=form.eku or None,
+        signature_algorithm=form.signature_algorithm or None,
+        expires_on=expires_on,
+        ct_log=bool(form.ct_log),
+        requester=requester,
+        custom_fields=custom,
+        queue_for_approval=bool(form.queue_for_approval),
+    )
+    return Prepared(
+        credential_id=cred.id,
+        request=request,
+        names=names,
+        friendly_name=form.friendly_name.strip(),
+        csr_info=info,
+        csr_id=csr_id,
+        key=key,
+    )

@@ -1,0 +1,469 @@
+"""Import Existing Orders: a background job that brings a credential's orders into CertDesk.
+
+Two phases, both resumable from the job's checkpoint (after a restart the job carries on; after a
+fault it ends, and the next import of the same credential with the same exclusions carries on
+from where it stopped):
+
+1. the orders: the CA's list, page by page (1000 per page, oldest first), each page upserted by
+   (credential, CA order id) in one transaction together with the checkpoint;
+2. the certificates: for issued orders whose certificate the repository does not hold yet, the
+   certificate and chain are fetched (a few at once, each thread with its own connector, all within
+   the credential's request budget) and added to the repository.
+
+A re-run changes nothing that has not changed at the CA ("updated" counts real changes only), and
+memory does not grow with the number of orders: one page, or one batch, is held at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import func, insert, select
+
+from webapp.audit import service as audit
+from webapp.cas import registry
+from webapp.cas.base import CaError, CaOrder, Phase, Unavailable
+from webapp.certificates import service as certificates
+from webapp.credentials import service as credentials
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.jobs.models import FAILED, QUEUED, RUNNING
+from webapp.orders import records, service
+from webapp.orders.models import PLACED, Order, OrderEvent
+from webapp.security import rbac
+from webapp.settings import service as settings
+from webapp.validation import InputError
+
+log = logging.getLogger(__name__)
+
+CA = "entrust"
+PAGE_SIZE = 1000
+CERT_BATCH = 200
+EXCLUSIONS = {
+    "expired": "Expired",
+    "revoked": "Revoked",
+    "declined": "Declined",
+    "deactivated": "Deactivated",
+    "third_party": "Third-party certificates (tracking ID 0: found by Entrust, not issued by it)",
+    "existing": "Orders already imported (leave them as they are)",
+}
+DEFAULT_EXCLUSIONS = ("expired", "revoked", "declined", "deactivated", "third_party")
+_EXCLUDED_PHASES = {
+    "expired": Phase.EXPIRED,
+    "revoked": Phase.REVOKED,
+    "declined": Phase.DECLINED,
+    "deactivated": Phase.DEACTIVATED,
+}
+COUNT_NAMES = ("new", "updated", "unchanged", "skipped", "failed", "certificates")
+
+
+class ImportInputError(InputError):
+    """An import that cannot start; in words, with the dialog field."""
+
+
+def _fresh_state() -> dict:
+    return {
+        "phase": "orders",
+        "offset": 0,
+        "total": None,
+        "cert_phase": 0,  # which of records.WITH_CERTIFICATE is being fetched
+        "after_id": 0,
+        "cert_total": None,
+        "cert_done": 0,
+        "counts": dict.fromkeys(COUNT_NAMES, 0),
+    }
+
+
+# --- phase 1: the orders -----------------------------------------------------------------------
+
+
+def _excluded(ca: CaOrder, exclusions: set[str]) -> bool:
+    if ca.third_party and "third_party" in exclusions:
+        return True
+    return any(ca.phase is phase for key, phase in _EXCLUDED_PHASES.items() if key in exclusions)
+
+
+def upsert_page(
+    credential_id: int, orders: list[CaOrder], exclusions: set[str], actor, now: datetime
+) -> dict:
+    """Upsert one page of the CA's orders (the caller commits). Returns its counts."""
+    counts = dict.fromkeys(COUNT_NAMES, 0)
+    keyed: dict[str, CaOrder] = {}
+    for ca in orders:
+        key = records.order_key(ca)
+        if key is None:
+            counts["failed"] += 1
+            continue
+        keyed[key] = ca
+    existing = {
+        row.ca_order_id: row
+        for row in db.session.execute(
+            select(Order).where(
+                Order.credential_id == credential_id, Order.ca_order_id.in_(list(keyed))
+            )
+        ).scalars()
+    }
+    new_rows = []
+    for key, ca in keyed.items():
+        row = existing.get(key)
+        if row is not None:
+            if "existing" in exclusions:
+                counts["skipped"] += 1
+                continue
+            changed, old_status = records.apply(row, ca, now)
+            if old_status is not None:
+                records.status_event(row, old_status, actor=actor, now=now)
+                records.schedule(row, now, changed=True)
+            counts["updated" if changed else "unchanged"] += 1
+            continue
+        if _excluded(ca, exclusions):
+            counts["skipped"] += 1
+            continue
+        values = records.values_of(ca)
+        values.update(
+            ca=CA,
+            credential_id=credential_id,
+            ca_order_id=key,
+            ca_order_number=records.number(key),
+            placement=PLACED,
+            origin="imported",
+            details=records.details_json("{}", ca.details),
+            status_changed_at=now,
+            created_at=now,
+            updated_at=now,
+            last_checked_at=now,
+            friendly_name="",
+            request="{}",
+            message="",
+        )
+        values["search_text"] = records.search_text(values)
+        final = Phase(values["phase"]).final if values["phase"] else True
+        values["check_interval_minutes"] = 0 if final else service.poll_minutes()
+        values["next_check_at"] = None if final else now
+        new_rows.append(values)
+    if new_rows:
+        # One executemany, then the new ids by the unique (credential, CA id) index: faster on
+        # SQLite than an INSERT ... RETURNING that must keep the rows' order.
+        db.session.execute(insert(Order), new_rows)
+        made = [v["ca_order_id"] for v in new_rows]
+        ids = dict(
+            db.session.execute(
+                select(Order.ca_order_id, Order.id).where(
+                    Order.credential_id == credential_id, Order.ca_order_id.in_(made)
+                )
+            ).all()
+        )
+        events = [
+            {
+                "order_id": ids[values["ca_order_id"]],
+                "at": now,
+                "kind": "imported",
+                "old_status": "",
+                "new_status": values["status"],
+                "message": "Imported from Entrust.",
+                "actor_name": actor if isinstance(actor, str) else actor.username,
+            }
+            for values in new_rows
+        ]
+        db.session.execute(insert(OrderEvent), events)
+        counts["new"] += len(new_rows)
+    return counts
+
+
+def read_ahead(pages: Iterator) -> Iterator:
+    """The items of ``pages``, the next ones (two at most) read by a thread while the caller
+    handles this one, so that the CA's time and CertDesk's overlap. An error reading is raised to
+    the caller in turn; closing this generator stops the reader."""
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        ahead.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item = end
+        except Exception as exc:  # handed to the caller, who raises it
+            item = exc
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    reader = threading.Thread(target=read, name="order-pages", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is end:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+
+
+# --- phase 2: the certificates -----------------------------------------------------------------
+
+
+def _fetch_slice(app, credential_id: int, items: list[tuple[int, str, bool]]) -> dict:
+    """Fetch one slice of orders' certificates with a connector of this thread's own."""
+    out: dict[int, CaOrder | CaError] = {}
+    with app.app_context():
+        try:
+            conn = registry.open_connector(CA, credential_id)
+        except CaError as exc:
+            return {order_id: exc for order_id, _, _ in items}
+        with conn:
+            for order_id, ca_id, third_party in items:
+                try:
+                    out[order_id] = (
+                        conn.fetch_third_party(ca_id) if third_party else conn.fetch(ca_id)
+                    )
+                except CaError as exc:
+                    out[order_id] = exc
+    return out
+
+
+def fetch_certificates(credential_id: int, items: list, concurrency: int) -> dict:
+    """{order id: CaOrder or CaError} for ``items`` (order id, CA id, third party), fetched by
+    up to ``concurrency`` threads."""
+    if not items:
+        return {}
+    app = current_app._get_current_object()
+    n = max(1, min(concurrency, len(items)))
+    slices = [items[i::n] for i in range(n)]
+    if n == 1:
+        return _fetch_slice(app, credential_id, slices[0])
+    out: dict = {}
+    with ThreadPoolExecutor(n, thread_name_prefix="order-fetch") as pool:
+        for part in pool.map(lambda s: _fetch_slice(app, credential_id, s), slices):
+            out.update(part)
+    return out
+
+
+def _certificate_batch(
+    credential_id: int, phase: str, after_id: int
+) -> list[tuple[int, str, bool]]:
+    """The next orders of one phase, in id order: a range of the (credential, phase, id) index."""
+    stmt = (
+        select(Order.id, Order.ca_order_id, Order.third_party)
+        .where(Order.credential_id == credential_id, Order.phase == phase, Order.id > after_id)
+        .order_by(Order.id)
+        .limit(CERT_BATCH)
+    )
+    return [tuple(r) for r in db.session.execute(stmt)]
+
+
+def _with_certificate_count(credential_id: int) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Order)
+        .where(
+            Order.credential_id == credential_id,
+            Order.phase.in_(records.WITH_CERTIFICATE),
+        )
+    )
+    return db.session.execute(stmt).scalar_one()
+
+
+# --- the job -----------------------------------------------------------------------------------
+
+
+def _summary(counts: dict) -> str:
+    parts = [f"{counts[k]:,} {k}" for k in COUNT_NAMES if k != "certificates"]
+    return ", ".join(parts) + f"; {counts['certificates']:,} certificates added to the repository"
+
+
+def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
+    """End the job on a CA failure, keeping the checkpoint so the next import carries on."""
+    db.session.rollback()
+    ctx.save_checkpoint(state)
+    message = (
+        f"Import of {cred.name} stopped while {what}: {exc} So far: {_summary(state['counts'])}. "
+        "Start the import again to carry on from there."
+    )
+    audit.record(
+        "order.import",
+        actor=actor,
+        object_type="credential",
+        object_id=cred.id,
+        outcome="failure",
+        detail={"name": cred.name, **state["counts"], "error": str(exc)[:500]},
+    )
+    db.session.commit()
+    raise jobs.JobError(message)
+
+
+def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor) -> None:
+    """Phase 1: each page upserted and committed with the checkpoint."""
+    counts = state["counts"]
+    while True:
+        try:
+            page = next(pages, None)
+        except CaError as exc:
+            _stop(ctx, cred, state, actor, f"reading orders at {state['offset']:,}", exc)
+        if page is None:
+            return
+        now = utcnow()
+        for k, v in upsert_page(cred.id, page.orders, excluded, actor, now).items():
+            counts[k] += v
+        state["offset"] = page.offset + len(page.orders)
+        state["total"] = page.total
+        ctx.save_checkpoint(state)  # the page and how far we got, in one commit
+        ctx.progress(
+            state["offset"],
+            page.total,
+            f"{cred.name}: {state['offset']:,} orders read; {counts['new']:,} new, "
+            f"{counts['updated']:,} updated",
+        )
+
+
+def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | None = None):
+    """The job body (see the module docstring)."""
+    actor = ctx.actor
+    cred = credentials.get(credential_id, include_deleted=True)
+    if cred is None:
+        raise jobs.JobError("The credential of this import no longer exists.")
+    state = ctx.checkpoint or resume or _fresh_state()
+    excluded = set(exclusions)
+    counts = state["counts"]
+    try:
+        conn = registry.open_connector(CA, credential_id)
+    except Unavailable as exc:
+        raise jobs.JobError(f"Import of {cred.name} could not start: {exc}") from None
+
+    with conn:
+        if state["phase"] == "orders":
+            pages = read_ahead(conn.list_orders(state["offset"], PAGE_SIZE))
+            try:
+                _import_pages(ctx, cred, pages, state, excluded, actor)
+            finally:
+                pages.close()  # the reader stops before the connector closes
+            state["phase"] = "certificates"
+            state["cert_total"] = _with_certificate_count(credential_id)
+            ctx.save_checkpoint(state)
+
+    concurrency = int(settings.get(service.IMPORT_CONCURRENCY))
+    while state["phase"] == "certificates":
+        phases = records.WITH_CERTIFICATE
+        if state["cert_phase"] >= len(phases):
+            break
+        batch = _certificate_batch(credential_id, phases[state["cert_phase"]], state["after_id"])
+        if not batch:
+            state["cert_phase"] += 1
+            state["after_id"] = 0
+            continue
+        have = certificates.orders_with_certificate(r[0] for r in batch)
+        todo = [r for r in batch if r[0] not in have]
+        fetched = fetch_certificates(credential_id, todo, concurrency)
+        unavailable = [e for e in fetched.values() if isinstance(e, Unavailable)]
+        if todo and len(unavailable) == len(todo):
+            _stop(ctx, cred, state, actor, "fetching certificates", unavailable[0])
+        rows = {
+            r.id: r
+            for r in db.session.execute(select(Order).where(Order.id.in_(list(fetched)))).scalars()
+        }
+        for order_id, result in fetched.items():
+            if isinstance(result, CaError):
+                counts["failed"] += 1
+                continue
+            added, problem = records.store_certificate(
+                rows[order_id], result, actor=actor, source="entrust_import"
+            )
+            if problem:
+                counts["failed"] += 1
+            elif added:
+                counts["certificates"] += 1
+        state["after_id"] = batch[-1][0]
+        state["cert_done"] += len(batch)
+        ctx.save_checkpoint(state)
+        ctx.progress(
+            state["cert_done"],
+            state["cert_total"],
+            f"{cred.name}: certificates of issued orders, {state['cert_done']:,} checked; "
+            f"{counts['certificates']:,} added",
+        )
+    state["phase"] = "done"
+    audit.record(
+        "order.import",
+        actor=actor,
+        object_type="credential",
+        object_id=cred.id,
+        detail={"name": cred.name, "exclusions": sorted(excluded), **counts},
+    )
+    ctx.save_checkpoint(state)
+    result = dict(counts)
+    result["message"] = f"Imported the orders of {cred.name}: {_summary(counts)}."
+    return result
+
+
+JOB_KIND = jobs.register("orders.import", _run_import)
+
+
+def _matching(job, credential_id: int, exclusions: list[str]) -> bool:
+    params = jobs.params_of(job)
+    return params.get("credential_id") == credential_id and sorted(
+        params.get("exclusions") or []
+    ) == sorted(exclusions)
+
+
+def start_import(actor, credential_id: int | None, exclusions) -> object:
+    """Start Import Existing Orders for one credential (audited); returns the job. An import of
+    the same credential with the same exclusions that stopped on a fault is carried on from its
+    checkpoint. Raises ImportInputError when it cannot start."""
+    rbac.check(actor, rbac.ORDERS_MANAGE)
+    cred = credentials.get(credential_id) if credential_id else None
+    if cred is None:
+        raise ImportInputError("Choose the credential whose orders to import.", "credential_id")
+    if not cred.enabled:
+        raise ImportInputError(f"{cred.name} is disabled; enable it first.", "credential_id")
+    unknown = [e for e in exclusions if e not in EXCLUSIONS]
+    if unknown:
+        raise ImportInputError("Choose among the offered exclusions.", "exclude")
+    chosen = sorted(set(exclusions))
+    resume = None
+    for job in jobs.recent_of_kind(JOB_KIND, 50):
+        if jobs.params_of(job).get("credential_id") != cred.id:
+            continue
+        if job.state in (QUEUED, RUNNING):
+            raise ImportInputError(
+                f"An import of {cred.name} is already running (job {job.id}).", "credential_id"
+            )
+        if job.state == FAILED and _matching(job, cred.id, chosen):
+            checkpoint = jobs.checkpoint_of(job)
+            if checkpoint and checkpoint.get("phase") != "done":
+                resume = checkpoint
+        break  # only the newest import of this credential counts
+    audit.record(
+        "order.import.start",
+        actor=actor,
+        object_type="credential",
+        object_id=cred.id,
+        detail={"name": cred.name, "exclusions": chosen, "carries_on": resume is not None},
+    )
+    db.session.commit()
+    title = f"Import existing orders of {cred.name}"
+    if resume is not None:
+        title += " (carrying on)"
+    return jobs.start(
+        JOB_KIND, title, actor=actor, credential_id=cred.id, exclusions=chosen, resume=resume
+    )

@@ -1,0 +1,168 @@
+"""CA orders (SSL > Entrust) and their history.
+
+An order row exists from the moment CertDesk decides to place an order (the intent, committed
+before the CA is called, with the request id the CA will keep) or imports one the CA already holds.
+``placement`` says where that intent stands; ``status`` is the CA's own word and ``phase`` its
+neutral meaning (``webapp.cas.base.Phase``). Certificates link to their order
+(``certificate.order_id``); the history is ``OrderEvent``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.dbtypes import UTCDateTime, utcnow
+from webapp.extensions import db
+
+# The CA the order form places with (the only connector so far).
+DEFAULT_CA = "entrust"
+
+# Where an order CertDesk places stands (imported orders are "placed" from the start).
+INTENT = "intent"  # committed before the call; the call is being made (or the process died)
+UNKNOWN = "unknown"  # the answer was lost: CertDesk searches the CA for the request id
+PLACED = "placed"  # the CA holds the order
+NOT_PLACED = "not_placed"  # searched for after the call's deadline and not found
+PLACEMENTS = (INTENT, UNKNOWN, PLACED, NOT_PLACED)
+
+
+def unsettled(*placements):
+    """The condition for orders in ``placements`` (none of them PLACED), written so that the
+    partial index of unsettled orders serves it."""
+    return Order.placement.in_(placements) & (Order.placement != PLACED)
+
+
+# How the order came to be.
+ORIGINS = {
+    "placed": "Ordered in CertDesk",
+    "imported": "Imported from Entrust",
+    "reissue": "Reissue",
+    "renew": "Renewal",
+}
+
+
+class Order(db.Model):
+    """One order at a CA, for one credential (account). The CA's own id (Entrust's trackingId, or
+    the SHA-1 thumbprint of a certificate the CA found but did not issue) is unique per
+    credential; ``request_id`` is CertDesk's id for an order it placed, sent to the CA with it."""
+
+    __tablename__ = "ca_order"
+    __table_args__ = (
+        Index("uq_ca_order_credential_ca_id", "credential_id", "ca_order_id", unique=True),
+        # The list: each filter leads an index that ends in the default sort (expiry), and each
+        # sort has one; every ORDER BY ends in id, the key the pager pages by.
+        Index("ix_ca_order_expiry", "expires_at", "id"),
+        Index("ix_ca_order_status_expiry", "status", "expires_at", "id"),
+        Index("ix_ca_order_credential_expiry", "credential_id", "expires_at", "id"),
+        Index("ix_ca_order_product_expiry", "product", "expires_at", "id"),
+        Index("ix_ca_order_number", "ca_order_number", "id"),
+        Index("ix_ca_order_common_name", "common_name", "id"),
+        Index("ix_ca_order_organization", "organization", "id"),
+        Index("ix_ca_order_requester", "requester_name", "id"),
+        Index("ix_ca_order_checked", "last_checked_at", "id"),
+        # The certificates an import fetches: one phase of one credential, in id order.
+        Index("ix_ca_order_credential_phase", "credential_id", "phase", "id"),
+        # The poller's work list.
+        Index("ix_ca_order_phase_due", "phase", "next_check_at"),
+        # The few orders whose placement is not settled (the list's filter, the reconciler): a
+        # partial index, so no planner mistakes a filter on them for one on every order.
+        Index(
+            "ix_ca_order_unsettled",
+            "placement",
+            "expires_at",
+            "id",
+            sqlite_where=text("placement != 'placed'"),
+            postgresql_where=text("placement != 'placed'"),
+        ),
+        Index("ix_ca_order_placed_by", "placed_by_id", "phase"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ca: Mapped[str] = mapped_column(String(16), default=DEFAULT_CA)
+    credential_id: Mapped[int] = mapped_column(ForeignKey("ecs_credential.id"))
+    ca_order_id: Mapped[str | None] = mapped_column(String(64))
+    ca_order_number: Mapped[int | None] = mapped_column(BigInteger)  # ca_order_id, for sorting
+    request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    placement: Mapped[str] = mapped_column(String(16), default=PLACED)
+    origin: Mapped[str] = mapped_column(String(16), default="placed")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("ca_order.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(32), default="")
+    phase: Mapped[str] = mapped_column(String(16), default="")
+    third_party: Mapped[bool] = mapped_column(Boolean, default=False)
+    common_name: Mapped[str] = mapped_column(String(255), default="")
+    sans: Mapped[str] = mapped_column(Text, default="")  # comma-separated
+    product: Mapped[str] = mapped_column(String(60), default="")
+    organization: Mapped[str] = mapped_column(String(300), default="")
+    requester_name: Mapped[str] = mapped_column(String(255), default="")
+    requester_email: Mapped[str] = mapped_column(String(254), default="")
+    serial: Mapped[str] = mapped_column(String(80), default="")
+    friendly_name: Mapped[str] = mapped_column(String(255), default="")
+    # Lower-case text the search box looks in (names, ids, requester, organization).
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    check_interval_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    # When the create call was sent (placed orders), and what went wrong last, in words.
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: every field the CA holds
+    request: Mapped[str] = mapped_column(Text, default="{}")  # JSON: the request as sent
+    csr_id: Mapped[int | None] = mapped_column(ForeignKey("csr.id", ondelete="SET NULL"))
+    # A key given with a pasted CSR, kept until the order's CSR row exists.
+    private_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("private_key.id", ondelete="SET NULL")
+    )
+    placed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    credential = relationship("EcsCredential", lazy="joined")
+    placed_by = relationship("User", lazy="select")
+
+    @property
+    def san_list(self) -> list[str]:
+        return [s for s in self.sans.split(",") if s]
+
+    @property
+    def display_status(self) -> str:
+        """The CA's status, or CertDesk's word while the order is not (known to be) placed."""
+        if self.placement in (INTENT, UNKNOWN):
+            return "UNKNOWN_OUTCOME"
+        if self.placement == NOT_PLACED:
+            return "NOT_PLACED"
+        return self.status or "UNKNOWN"
+
+    @property
+    def settled(self) -> bool:
+        return self.placement in (PLACED, NOT_PLACED)
+
+
+class OrderEvent(db.Model):
+    """One line of an order's history: placed, imported, a status change (old -> new), settled
+    by the reconciler, reissued or renewed into another order. Status changes of an order someone
+    placed carry ``notify_user_id`` until that user has seen them."""
+
+    __tablename__ = "ca_order_event"
+    __table_args__ = (
+        Index("ix_ca_order_event_order", "order_id", "id"),
+        Index("ix_ca_order_event_notify", "notify_user_id", "seen_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("ca_order.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(24))
+    old_status: Mapped[str] = mapped_column(String(32), default="")
+    new_status: Mapped[str] = mapped_column(String(32), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    actor_name: Mapped[str] = mapped_column(String(120), default="")
+    related_order_id: Mapped[int | None] = mapped_column(Integer)
+    notify_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    order = relationship("Order", lazy="select")

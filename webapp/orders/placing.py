@@ -1,0 +1,380 @@
+"""Order Certificate: Validate, and placing an order exactly once (the form's checks are in
+``checks``; settling an order whose answer was lost is ``settling``).
+
+Never twice: before the create call, an intent row with a fresh request id is committed; the id
+travels with the order (Entrust keeps it in ``tracking.trackingInfo``). The call is sent once. A
+definite refusal removes the intent (nothing was ordered); an answer that was lost (timeout, reset,
+5xx, a crash between the call and the commit) leaves the order "unknown" until the reconciler has
+searched the CA for the request id: found, it is linked; still not found once the call's deadline
+has passed, it is "not placed", and only then may the user place it again, with a new request id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import delete
+
+from webapp.audit import service as audit
+from webapp.cas import registry
+from webapp.cas.base import (
+    CaError,
+    CaOrder,
+    NotAllowed,
+    OrderRequest,
+    Phase,
+    Refused,
+    Requester,
+    Unavailable,
+)
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.keys import service as keys
+from webapp.orders import records, settling
+from webapp.orders.checks import CA, OrderForm, OrderInputError, prepare
+from webapp.orders.models import INTENT, NOT_PLACED, PLACED, UNKNOWN, Order
+from webapp.security import rbac
+from webapp.validation import InputError
+
+log = logging.getLogger(__name__)
+
+REQUEST_PREFIX = "certdesk:"
+
+
+class OrderRefused(InputError):
+    """The CA refused the order, or could not be reached and nothing was ordered. ``errors``
+    maps the order form's fields to the CA's messages ("form" for the whole order)."""
+
+    def __init__(self, message: str, errors: dict[str, str]):
+        super().__init__(message, next(iter(errors), "form"))
+        self.errors = dict(errors)
+
+    def as_errors(self) -> dict[str, str]:
+        return dict(self.errors)
+
+
+@dataclass
+class Validation:
+    ok: bool
+    message: str
+    names: list[str]
+    errors: dict[str, str] = field(default_factory=dict)  # the CA's, by form field
+
+
+def _refusal(exc: CaError) -> OrderRefused:
+    if isinstance(exc, Refused) and exc.fields:
+        return OrderRefused(str(exc), exc.fields)
+    return OrderRefused(str(exc), {"form": str(exc)})
+
+
+# --- Validate -----------------------------------------------------------------------------------
+
+
+def validate(actor, form: OrderForm) -> Validation:
+    """Validate: CertDesk's checks, then the CA checks the order without placing it (nothing is
+    spent). Audited. Raises OrderInputError; a refusal by the CA is returned, not raised."""
+    prepared = prepare(actor, form)
+    req = prepared.request
+    req.request_id = REQUEST_PREFIX + "validate-" + uuid.uuid4().hex
+    req.validate_only = True
+    try:
+        with registry.open_connector(CA, prepared.credential_id) as conn:
+            conn.place(req)
+    except CaError as exc:
+        outcome, message = "failure", str(exc)
+        result = Validation(False, message, prepared.names, _refusal(exc).errors)
+    else:
+        outcome = "success"
+        message = (
+            f"Entrust would accept this order for {', '.join(prepared.names[:5])}"
+            f"{' and more' if len(prepared.names) > 5 else ''}. Nothing was ordered."
+        )
+        result = Validation(True, message, prepared.names)
+    audit.record(
+        "order.validate",
+        actor=actor,
+        object_type="credential",
+        object_id=prepared.credential_id,
+        outcome=outcome,
+        detail={"product": req.product, "names": prepared.names[:20], "result": message[:500]},
+    )
+    db.session.commit()
+    return result
+
+
+# --- placing ------------------------------------------------------------------------------------
+
+
+def _request_json(req: OrderRequest) -> str:
+    """The request as sent, for the order page and for placing it again (no secret in it)."""
+    data = asdict(req)
+    data["expires_on"] = req.expires_on.isoformat() if req.expires_on else None
+    data.pop("validate_only", None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _request_from(text: str, request_id: str) -> OrderRequest:
+    data = json.loads(text)
+    data["request_id"] = request_id
+    data["requester"] = Requester(**data.get("requester") or {})
+    if data.get("expires_on"):
+        data["expires_on"] = date.fromisoformat(data["expires_on"])
+    return OrderRequest(**data)
+
+
+def _new_request_id() -> str:
+    return REQUEST_PREFIX + str(uuid.uuid4())
+
+
+def place(actor, form: OrderForm) -> Order:
+    """Order Certificate. CertDesk's checks (OrderInputError, nothing stored), then the order is
+    placed exactly once (see the module docstring). Returns the order: issued (its certificate is
+    in the repository, linked to the order, CSR and key), pending (queued for approval), or
+    unknown (the answer was lost: being settled). Raises OrderRefused when the CA said no or could
+    not be reached and nothing was ordered; then nothing but the audit event is kept."""
+    prepared = prepare(actor, form)
+    key_row, key_created = None, False
+    if prepared.key is not None:
+        existing = keys.by_public_id(prepared.csr_info.public_key_id)
+        key_row = keys.store(prepared.key, actor, "imported")
+        key_created = existing is None
+    return _submit(
+        actor,
+        prepared.credential_id,
+        prepared.request,
+        csr_id=prepared.csr_id,
+        key_row=key_row,
+        key_created=key_created,
+        friendly_name=prepared.friendly_name,
+    )
+
+
+def _submit(
+    actor,
+    credential_id: int,
+    req: OrderRequest,
+    *,
+    csr_id: int | None,
+    key_row=None,
+    key_created: bool = False,
+    private_key_id: int | None = None,
+    friendly_name: str = "",
+    again_of: int | None = None,
+) -> Order:
+    now = utcnow()
+    try:
+        conn = registry.open_connector(CA, credential_id)
+    except Unavailable as exc:
+        db.session.rollback()
+        raise OrderRefused(str(exc), {"credential_id": str(exc)}) from None
+    with conn:
+        req.request_id = _new_request_id()
+        deadline = registry.answer_deadline(CA)
+        row = Order(
+            ca=CA,
+            credential_id=credential_id,
+            placement=INTENT,
+            origin="placed",
+            request_id=req.request_id,
+            common_name=req.sans[0] if req.sans else "",
+            sans=",".join(req.sans),
+            product=req.product,
+            organization=req.organization or "",
+            requester_name=req.requester.name[:255],
+            requester_email=req.requester.email[:254],
+            friendly_name=friendly_name[:255],
+            request=_request_json(req),
+            csr_id=csr_id,
+            private_key_id=key_row.id if key_row is not None else private_key_id,
+            placed_by_id=getattr(actor, "id", None),
+            attempted_at=now,
+            next_check_at=now + deadline,
+            created_at=now,
+            updated_at=now,
+        )
+        row.search_text = records.search_text(row)
+        db.session.add(row)
+        db.session.flush()
+        records.event(row, "requested", actor=actor, now=now, message="Sent to Entrust.")
+        audit.record(
+            "order.request",
+            actor=actor,
+            object_type="order",
+            object_id=row.id,
+            detail={
+                "request_id": req.request_id,
+                "credential_id": credential_id,
+                "product": req.product,
+                "names": req.sans[:20],
+                "queue_for_approval": req.queue_for_approval,
+                "placed_again_from": again_of,
+            },
+        )
+        db.session.commit()  # the intent exists before the call
+        order_id = row.id
+        try:
+            placed = conn.place(req)
+        except Unavailable as exc:
+            if not exc.outcome_unknown:
+                _withdraw(order_id, actor, exc, key_row if key_created else None)
+                raise _refusal(exc) from None
+            _mark_unknown(order_id, actor, str(exc), again_of)
+            return _settle_now(order_id, actor, conn)
+        except (Refused, NotAllowed) as exc:
+            _withdraw(order_id, actor, exc, key_row if key_created else None)
+            raise _refusal(exc) from None
+        return _placed(order_id, actor, placed.outcome, placed.order, again_of)
+
+
+def _note_again(again_of: int | None, row: Order, actor, now: datetime) -> None:
+    """On the "not placed" order placed again, a history line pointing at the new one."""
+    old = db.session.get(Order, again_of) if again_of else None
+    if old is not None:
+        records.event(
+            old,
+            "placed_again",
+            actor=actor,
+            now=now,
+            related=row.id,
+            message=f"Placed again as order #{row.id}.",
+        )
+
+
+def _mark_unknown(order_id: int, actor, message: str, again_of: int | None = None) -> None:
+    db.session.rollback()
+    now = utcnow()
+    settling.claim(order_id, {"placement": UNKNOWN, "message": message[:2000], "updated_at": now})
+    row = db.session.get(Order, order_id)
+    db.session.refresh(row)
+    records.event(row, "unknown", actor=actor, now=now, message=message)
+    _note_again(again_of, row, actor, now)
+    audit.record(
+        "order.place",
+        actor=actor,
+        object_type="order",
+        object_id=order_id,
+        outcome="unknown",
+        detail={"request_id": row.request_id, "error": message[:500]},
+    )
+    db.session.commit()
+
+
+def _withdraw(order_id: int, actor, exc: CaError, new_key) -> None:
+    """The CA said no (or was not reached): nothing was ordered, so the intent goes, and a key
+    stored only for it goes too. The audit trail keeps the attempt."""
+    db.session.rollback()
+    row = db.session.get(Order, order_id)
+    detail = {"request_id": row.request_id, "product": row.product, "error": str(exc)[:500]}
+    if isinstance(exc, Refused) and exc.fields:
+        detail["fields"] = dict(list(exc.fields.items())[:10])
+    db.session.execute(delete(Order).where(Order.id == order_id, Order.placement == INTENT))
+    db.session.flush()
+    if new_key is not None:
+        keys.delete_if_unused(new_key)
+    audit.record(
+        "order.place",
+        actor=actor,
+        object_type="order",
+        object_id=order_id,
+        outcome="failure",
+        detail=detail,
+    )
+    db.session.commit()
+
+
+def _placed(
+    order_id: int, actor, outcome: str, ca: CaOrder | None, again_of: int | None = None
+) -> Order:
+    now = utcnow()
+    if ca is None or not ca.order_id:
+        # An answer without the CA's id cannot be linked; let the reconciler find it.
+        _mark_unknown(order_id, actor, "Entrust's answer did not name the order.", again_of)
+        return db.session.get(Order, order_id)
+    if not settling.claim(order_id, {"placement": PLACED}):
+        db.session.rollback()
+        return db.session.get(Order, order_id)
+    row = db.session.get(Order, order_id)
+    db.session.refresh(row)
+    if ca.phase is Phase.ISSUED:
+        row.issued_at = row.issued_at or now
+    problem = settling.link(row, ca, actor, now, source="entrust")
+    words = {
+        "issued": "Placed; Entrust issued the certificate.",
+        "pending": "Placed; it waits for an Entrust administrator's approval.",
+    }.get(outcome, "Placed.")
+    row.message = problem
+    records.event(row, "placed", actor=actor, new=row.status, now=now, message=words)
+    _note_again(again_of, row, actor, now)
+    audit.record(
+        "order.place",
+        actor=actor,
+        object_type="order",
+        object_id=row.id,
+        detail={
+            "request_id": row.request_id,
+            "ca_order_id": row.ca_order_id,
+            "outcome": outcome,
+            "status": row.status,
+        },
+    )
+    db.session.commit()
+    return row
+
+
+# --- a lost answer, and placing again ---------------------------------------------------------
+
+
+def _settle_now(order_id: int, actor, conn) -> Order:
+    """Right after a lost answer: search once (the order is found if it was placed and the CA
+    lists it already); otherwise it stays unknown until the deadline has passed."""
+    row = db.session.get(Order, order_id)
+    try:
+        return settling.reconcile(row, actor, conn=conn)
+    except Exception:  # the reconciler tries again on schedule
+        log.exception("could not settle order %s right away", order_id)
+        db.session.rollback()
+        return db.session.get(Order, order_id)
+
+
+def place_again(actor, row: Order) -> Order:
+    """Place a "not placed" order again, as a new order with a new request id. One more search
+    for the old request id comes first: if the CA holds it after all, it is linked instead."""
+    rbac.check(actor, rbac.ORDERS_MANAGE)
+    if row.placement != NOT_PLACED:
+        raise OrderInputError("Only an order that was not placed can be placed again.", "form")
+    try:
+        with registry.open_connector(row.ca, row.credential_id) as conn:
+            found = conn.find_by_request_id(row.request_id)
+            full = None
+            if found and found[0].phase in (Phase.ISSUED, Phase.SUSPENDED):
+                full = conn.fetch(found[0].order_id)
+    except CaError as exc:
+        db.session.rollback()
+        audit.record(
+            "order.place_again",
+            actor=actor,
+            object_type="order",
+            object_id=row.id,
+            outcome="failure",
+            detail={"request_id": row.request_id, "error": str(exc)[:500]},
+        )
+        db.session.commit()
+        raise OrderRefused(str(exc), {"form": str(exc)}) from None
+    if found:
+        return settling.settle_found(
+            row, full or found[0], len(found), actor, utcnow(), (NOT_PLACED,)
+        )
+    req = _request_from(row.request, "")
+    return _submit(
+        actor,
+        row.credential_id,
+        req,
+        csr_id=row.csr_id,
+        private_key_id=row.private_key_id,
+        friendly_name=row.friendly_name,
+        again_of=row.id,
+    )

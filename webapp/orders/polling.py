@@ -1,0 +1,306 @@
+"""Check Order Status: by hand for the selected orders, and on a schedule for every order that can
+still change.
+
+Orders are asked about many at a time (the connector reads up to 100 per call). An order whose
+status is unchanged is checked again after twice its last wait, up to once a day; a change resets
+the wait to the poll interval (Admin > Settings). The certificate is fetched only when the status
+says it exists and the repository does not hold it yet. Orders whose answer was lost are settled
+by the reconciler (``settling.reconcile``) at start-up, every minute while any is due, and when
+someone checks them by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from webapp.audit import service as audit
+from webapp.cas import registry
+from webapp.cas.base import CaError, Phase
+from webapp.certificates import service as certificates
+from webapp.credentials import service as credentials
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.orders import checks, records, service, settling
+from webapp.orders.models import INTENT, NOT_PLACED, PLACED, UNKNOWN, Order
+from webapp.security import rbac
+
+log = logging.getLogger(__name__)
+
+CHUNK = 100  # orders per status call
+INLINE_LIMIT = 25  # a check of more orders than this runs as a background job
+MAX_PER_RUN = 20000
+FOLLOWED_PHASES = (Phase.PENDING.value, Phase.UNKNOWN.value, "")
+
+
+@dataclass
+class CheckResult:
+    counts: dict = field(
+        default_factory=lambda: {
+            "checked": 0,
+            "changed": 0,
+            "unchanged": 0,
+            "certificates": 0,
+            "settled": 0,
+            "failed": 0,
+        }
+    )
+    problems: list[str] = field(default_factory=list)
+    job: object | None = None
+
+    def summary(self) -> str:
+        c = self.counts
+        text = f"{c['checked']} checked: {c['changed']} changed, {c['unchanged']} unchanged"
+        if c["certificates"]:
+            text += f", {c['certificates']} certificates added to the repository"
+        if c["settled"]:
+            text += f", {c['settled']} lost answers settled"
+        if c["failed"]:
+            text += f", {c['failed']} could not be checked"
+        return text + "."
+
+
+def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckResult) -> None:
+    counts = result.counts
+    known = {r.ca_order_id: r.status for r in rows}
+    try:
+        found = conn.statuses(list(known), known)
+    except CaError as exc:
+        db.session.rollback()
+        counts["failed"] += len(rows)
+        result.problems.append(str(exc))
+        for r in rows:
+            r.message = f"Could not check the status: {exc}"[:2000]
+            records.retry_later(r, now)
+        db.session.commit()
+        return
+    need_certificate = []
+    for r in rows:
+        counts["checked"] += 1
+        ca = found.get(r.ca_order_id)
+        old_status = None
+        if ca is not None:
+            _changed, old_status = records.apply(r, ca, now)
+        if old_status is not None:
+            counts["changed"] += 1
+            records.status_event(r, old_status, actor=actor, now=now)
+            audit.record(
+                "order.status",
+                actor=actor,
+                object_type="order",
+                object_id=r.id,
+                detail={"ca_order_id": r.ca_order_id, "from": old_status, "to": r.status},
+            )
+        else:
+            counts["unchanged"] += 1
+        r.message = ""
+        records.schedule(r, now, changed=old_status is not None)
+        if r.phase in records.WITH_CERTIFICATE:
+            need_certificate.append(r)
+    have = certificates.orders_with_certificate(r.id for r in need_certificate)
+    for r in need_certificate:
+        if r.id in have:
+            continue
+        try:
+            full = conn.fetch(r.ca_order_id)
+        except CaError as exc:
+            counts["failed"] += 1
+            r.message = f"The certificate could not be fetched: {exc}"[:2000]
+            continue
+        added, problem = records.store_certificate(r, full, actor=actor, source="entrust")
+        r.message = problem
+        if added:
+            counts["certificates"] += 1
+            records.event(
+                r,
+                "certificate",
+                actor=actor,
+                now=now,
+                message="Certificate added to the repository.",
+            )
+    db.session.commit()
+
+
+def check(rows: list[Order], actor, now: datetime | None = None, result=None) -> CheckResult:
+    """Check the status of ``rows`` (orders the CA holds), credential by credential, 100 per
+    call; one transaction per call. Orders whose answer was lost are settled instead."""
+    now = now or utcnow()
+    result = result or CheckResult()
+    by_credential: dict[int, list[Order]] = {}
+    for r in rows:
+        if r.placement in (INTENT, UNKNOWN):
+            settled = settling.reconcile(r, actor, now=now)
+            if settled.placement in (PLACED, NOT_PLACED):
+                result.counts["settled"] += 1
+            continue
+        if r.placement != PLACED or r.third_party or not r.ca_order_id:
+            continue
+        by_credential.setdefault(r.credential_id, []).append(r)
+    for credential_id, group in by_credential.items():
+        try:
+            conn = registry.open_connector(group[0].ca, credential_id)
+        except CaError as exc:
+            result.counts["failed"] += len(group)
+            result.problems.append(str(exc))
+            for r in group:
+                r.message = f"Could not check the status: {exc}"[:2000]
+                records.retry_later(r, now)
+            db.session.commit()
+            continue
+        with conn:
+            for i in range(0, len(group), CHUNK):
+                _check_chunk(conn, group[i : i + CHUNK], actor, now, result)
+    return result
+
+
+def _rows(order_ids) -> list[Order]:
+    ids = sorted({int(i) for i in order_ids})[:MAX_PER_RUN]
+    out = []
+    for i in range(0, len(ids), 500):
+        stmt = select(Order).where(Order.id.in_(ids[i : i + 500])).order_by(Order.id)
+        out += list(db.session.execute(stmt).scalars())
+    return out
+
+
+def _run_check(ctx, order_ids: list[int]):
+    result = CheckResult()
+    ids = list(order_ids)
+    for i in range(0, len(ids), CHUNK):
+        check(_rows(ids[i : i + CHUNK]), ctx.actor, result=result)
+        ctx.progress(min(i + CHUNK, len(ids)), len(ids), result.summary())
+    out = dict(result.counts)
+    out["message"] = "Check Order Status: " + result.summary()
+    return out
+
+
+CHECK_JOB = jobs.register("orders.check", _run_check)
+
+
+def check_selected(actor, order_ids) -> CheckResult:
+    """Check Order Status for the orders a user selected: at once for a few, as a background job
+    for more (``result.job``). Audited. Raises InputError when nothing is selected."""
+    rbac.check(actor, rbac.ORDERS_MANAGE)
+    ids = sorted({int(i) for i in order_ids if str(i).isdigit()})
+    if not ids:
+        raise checks.OrderInputError("Select the orders to check.", "order")
+    result = CheckResult()
+    if len(ids) > INLINE_LIMIT:
+        ids = ids[:MAX_PER_RUN]
+        audit.record(
+            "order.check",
+            actor=actor,
+            object_type="order",
+            detail={"orders": len(ids), "job": True},
+        )
+        db.session.commit()
+        result.job = jobs.start(
+            CHECK_JOB, f"Check Order Status of {len(ids):,} orders", actor=actor, order_ids=ids
+        )
+        return result
+    rows = _rows(ids)
+    check(rows, actor, result=result)
+    audit.record(
+        "order.check",
+        actor=actor,
+        object_type="order",
+        object_id=ids[0] if len(ids) == 1 else "",
+        outcome="failure" if result.counts["failed"] else "success",
+        detail={"orders": ids, **result.counts},
+    )
+    db.session.commit()
+    return result
+
+
+# --- on a schedule -------------------------------------------------------------------------------
+
+
+def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
+    """Orders the CA holds that can still change and whose next check is due (with half a poll
+    interval of slack, so that each scheduled run takes everything due before the next)."""
+    now = now or utcnow()
+    slack = timedelta(minutes=service.poll_minutes() / 2)
+    # Orders of a disabled or deleted credential wait: their CA cannot be asked.
+    usable = [c.id for c in credentials.usable_credentials()]
+    stmt = (
+        select(Order)
+        .where(
+            Order.phase.in_(FOLLOWED_PHASES),
+            Order.next_check_at <= now + slack,
+            Order.placement == PLACED,
+            Order.third_party.is_(False),
+            Order.credential_id.in_(usable),
+        )
+        .order_by(Order.credential_id, Order.id)
+        .limit(limit)
+    )
+    return list(db.session.execute(stmt).scalars())
+
+
+def poll(actor="scheduler", now: datetime | None = None) -> CheckResult:
+    """One scheduled run: settle lost answers that are due, then check every due order."""
+    now = now or utcnow()
+    result = CheckResult()
+    counts = settling.reconcile_due(actor, now)
+    result.counts["settled"] += counts["found"] + counts["not_placed"]
+    check(due(now), actor, now, result)
+    return result
+
+
+def _run_poll(ctx):
+    result = poll(ctx.actor)
+    out = dict(result.counts)
+    out["message"] = "Scheduled status check: " + result.summary()
+    return out
+
+
+POLL_JOB = jobs.register("orders.poll", _run_poll)
+
+
+def _run_reconcile(ctx):
+    counts = settling.reconcile_due(ctx.actor)
+    counts["message"] = (
+        f"Lost answers: {counts['found']} found at Entrust, {counts['not_placed']} not placed, "
+        f"{counts['unsettled']} still being checked."
+    )
+    return counts
+
+
+RECONCILE_JOB = jobs.register("orders.reconcile", _run_reconcile)
+
+
+def scheduled_poll() -> None:
+    """The periodic task: one background check of every due order, unless one is running."""
+    if not due(limit=1) and not settling.due_for_reconciling(limit=1):
+        return
+    if jobs.running_of_kind(POLL_JOB) is not None:
+        log.info("scheduled order check skipped: one is already running")
+        return
+    jobs.start(POLL_JOB, "Check Order Status (scheduled)", actor=None)
+
+
+def scheduled_reconcile() -> None:
+    """The periodic task of the reconciler (at start-up, then every minute while needed)."""
+    if not settling.due_for_reconciling(limit=1):
+        return
+    if jobs.running_of_kind(RECONCILE_JOB) is not None:
+        return
+    jobs.start(RECONCILE_JOB, "Settle orders whose answer was lost", actor=None)
+
+
+def poll_interval() -> timedelta:
+    return timedelta(minutes=service.poll_minutes())
+
+
+_first_tick = [True]
+
+
+def reconcile_interval() -> timedelta:
+    """Nothing at the first tick of a process (so a restart settles at once), a minute after."""
+    if _first_tick[0]:
+        _first_tick[0] = False
+        return timedelta(0)
+    return timedelta(minutes=1)

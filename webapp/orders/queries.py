@@ -1,0 +1,274 @@
+"""Reading orders: the SSL > Entrust list (search, filters, sorts, paging that stay fast at
+100,000 orders), one order with its history, the dashboard's pending orders, and the status
+changes a user has not seen yet."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import defer
+
+from webapp.cas import registry
+from webapp.cas.base import Phase
+from webapp.catalog import service as catalog
+from webapp.certificates import service as certificates
+from webapp.credentials import service as credentials
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.orders.models import INTENT, NOT_PLACED, UNKNOWN, Order, OrderEvent, unsettled
+from webapp.search import contains_lowercased
+
+# A page counts matching orders up to this many; beyond it the list says "more than".
+COUNT_CAP = 10_000
+# A search with at most this many matches finds them all first, then sorts them.
+SPARSE_MATCHES = 2_000
+# CertDesk's own states in the status filter (the CA's statuses come from its connector).
+OWN_STATES = {"@unknown": "Checking with Entrust", "@not_placed": "Not placed"}
+
+
+@dataclass
+class OrderFilter:
+    q: str = ""
+    status: str = ""
+    credential_id: int | None = None
+    product: str = ""
+    expiring: str = ""  # a number of days
+    sort: str = "expires"
+    direction: str = "asc"
+
+
+# Each sort is an index's column order (see Order.__table_args__); every ORDER BY ends in id.
+SORTS = {
+    "expires": (Order.expires_at,),
+    "tracking": (Order.ca_order_number,),
+    "cn": (Order.common_name,),
+    "status": (Order.status, Order.expires_at),
+    "product": (Order.product, Order.expires_at),
+    "organization": (Order.organization,),
+    "requester": (Order.requester_name,),
+    "credential": (Order.credential_id, Order.expires_at),
+    "checked": (Order.last_checked_at,),
+}
+
+
+def _conditions(f: OrderFilter, now: datetime, search_first: bool = False) -> list:
+    conds = []
+    q = f.q.strip()
+    if q:
+        # A search for text inside names is a scan by nature. search_text holds the tracking ID,
+        # the names, the serial and the requester. When matches are many, the list's index order
+        # finds a page of them at once; when they are few, one pass over the table finds them
+        # (up to SPARSE_MATCHES + 1) and only they are sorted: scanning in index order would
+        # read every row at random to find a few.
+        found = contains_lowercased(Order.search_text, q)
+        if search_first:
+            first = select(Order.id).where(found).limit(SPARSE_MATCHES + 1)
+            conds.append(Order.id.in_(first.scalar_subquery()))
+        else:
+            conds.append(found)
+    if f.status == "@unknown":
+        conds.append(unsettled(INTENT, UNKNOWN))
+    elif f.status == "@not_placed":
+        conds.append(unsettled(NOT_PLACED))
+    elif f.status:
+        conds.append(Order.status == f.status)
+    if f.credential_id:
+        conds.append(Order.credential_id == f.credential_id)
+    if f.product:
+        conds.append(Order.product == f.product)
+    if f.expiring.isdigit():
+        days = min(int(f.expiring), 36500)
+        conds += [
+            Order.expires_at >= now,
+            Order.expires_at < now + timedelta(days=days),
+            Order.phase == Phase.ISSUED.value,
+        ]
+    return conds
+
+
+def _order_by(f: OrderFilter) -> list:
+    cols = SORTS.get(f.sort, SORTS["expires"])
+    desc = f.direction == "desc"
+    return [c.desc() if desc else c.asc() for c in (*cols, Order.id)]
+
+
+def query(f: OrderFilter, now: datetime | None = None, *, search_first: bool = False):
+    """The filtered, sorted select of the list (without the large JSON columns)."""
+    now = now or utcnow()
+    stmt = select(Order).options(defer(Order.details), defer(Order.request))
+    return stmt.where(*_conditions(f, now, search_first)).order_by(*_order_by(f))
+
+
+@dataclass
+class OrderPage:
+    """One page of the list. ``total`` is exact up to COUNT_CAP; above it ``exact`` is False and
+    the list offers Next for as long as there is a next page."""
+
+    items: list
+    page: int
+    per_page: int
+    total: int
+    exact: bool
+    has_next: bool
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def pages(self) -> int | None:
+        return max(1, -(-self.total // self.per_page)) if self.exact else None
+
+    @property
+    def first_index(self) -> int:
+        return 0 if not self.items else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return (self.page - 1) * self.per_page + len(self.items)
+
+
+def _count(keys, cap: int) -> int:
+    """How many keys ``keys`` selects, counting no further than ``cap`` + 1."""
+    limited = keys.order_by(None).limit(cap + 1).subquery()
+    return db.session.execute(select(func.count()).select_from(limited)).scalar_one()
+
+
+def page_of(f: OrderFilter, page: int, per_page: int, now: datetime | None = None) -> OrderPage:
+    """One page of the list: a COUNT of at most COUNT_CAP + 1 matching keys (never the whole
+    table), the page's keys in index order (one more, to know whether a next page exists), then
+    those rows by their keys. A search looks for its first SPARSE_MATCHES + 1 matches, counting
+    them with the page's keys in one query; only when there are more does it page in index order
+    (see ``_conditions``)."""
+    page = max(1, page)
+    offset = (page - 1) * per_page
+    counted, ids = None, None
+    if f.q.strip():
+        first = query(f, now, search_first=True)
+        counting = first.with_only_columns(Order.id, func.count().over())
+        found = db.session.execute(counting.limit(per_page + 1).offset(offset)).all()
+        matches = found[0][1] if found else _count(first.with_only_columns(Order.id), COUNT_CAP)
+        if matches <= SPARSE_MATCHES:
+            counted, keys = matches, first.with_only_columns(Order.id)
+            ids = [r[0] for r in found] if found else None
+    if counted is None:
+        keys = query(f, now).with_only_columns(Order.id)
+        counted = _count(keys, COUNT_CAP)
+    exact = counted <= COUNT_CAP
+    if exact and page > max(1, -(-counted // per_page)):
+        page, ids = max(1, -(-counted // per_page)), None
+        offset = (page - 1) * per_page
+    if ids is None:
+        ids = list(db.session.execute(keys.limit(per_page + 1).offset(offset)).scalars())
+    rows = []
+    if ids:
+        # The rows by their keys alone (the filters, a search above all, are not run again).
+        by_key = query(OrderFilter(sort=f.sort, direction=f.direction), now)
+        rows = list(db.session.execute(by_key.where(Order.id.in_(ids[:per_page]))).scalars())
+    return OrderPage(rows, page, per_page, min(counted, COUNT_CAP), exact, len(ids) > per_page)
+
+
+@dataclass
+class FilterChoices:
+    statuses: list[tuple[str, str]]
+    credentials: list
+    products: list[str]
+
+
+def filter_choices() -> FilterChoices:
+    """The drop-downs of the list, from small tables and the connector (never a DISTINCT over
+    the orders)."""
+    caps = registry.capabilities("entrust")
+    statuses = [(s, s) for s in caps.statuses] + list(OWN_STATES.items())
+    products = sorted(set(caps.products) | set(catalog.product_types()))
+    return FilterChoices(statuses, credentials.list_credentials(include_deleted=True), products)
+
+
+# --- one order --------------------------------------------------------------------------------
+
+
+def get(order_id: int) -> Order | None:
+    return db.session.get(Order, order_id)
+
+
+@dataclass
+class OrderView:
+    order: Order
+    details: dict
+    request: dict
+    history: list
+    certificates: list
+    children: list
+    parent: Order | None
+
+
+def view(order: Order) -> OrderView:
+    """Everything the order page shows."""
+    history = list(
+        db.session.execute(
+            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)
+        ).scalars()
+    )
+    children = list(
+        db.session.execute(
+            select(Order).where(Order.parent_id == order.id).order_by(Order.id)
+        ).scalars()
+    )
+    return OrderView(
+        order=order,
+        details=json.loads(order.details or "{}"),
+        request=json.loads(order.request or "{}"),
+        history=history,
+        certificates=certificates.for_order(order.id),
+        children=children,
+        parent=db.session.get(Order, order.parent_id) if order.parent_id else None,
+    )
+
+
+# --- what needs attention -----------------------------------------------------------------------
+
+
+def pending(limit: int = 10) -> list[Order]:
+    """Orders waiting for the CA, or whose placement is not settled, newest first."""
+    stmt = (
+        select(Order)
+        .options(defer(Order.details), defer(Order.request))
+        .where(or_(Order.phase == Phase.PENDING.value, unsettled(INTENT, UNKNOWN, NOT_PLACED)))
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.execute(stmt).scalars())
+
+
+def updates_for(user, limit: int = 5) -> list[OrderEvent]:
+    """Changes to orders ``user`` placed that they have not dismissed yet, newest first."""
+    if user is None or not getattr(user, "id", None):
+        return []
+    stmt = (
+        select(OrderEvent)
+        .where(OrderEvent.notify_user_id == user.id, OrderEvent.seen_at.is_(None))
+        .order_by(OrderEvent.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.execute(stmt).scalars())
+
+
+def mark_seen(user, event_ids) -> int:
+    """Dismiss ``user``'s notices (only their own). Returns how many."""
+    ids = [int(i) for i in event_ids if str(i).isdigit()][:100]
+    if not ids:
+        return 0
+    done = db.session.execute(
+        update(OrderEvent)
+        .where(
+            OrderEvent.id.in_(ids),
+            OrderEvent.notify_user_id == user.id,
+            OrderEvent.seen_at.is_(None),
+        )
+        .values(seen_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    return done

@@ -1,0 +1,191 @@
+"""Order rows from what the CA says: the values, what changed, the history, and the certificate
+brought into the repository. Nothing here commits: the use case that calls it owns the
+transaction and writes its audit event in it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+
+from webapp.cas.base import CaOrder, Phase
+from webapp.certificates import service as certificates
+from webapp.extensions import db
+from webapp.orders import service
+from webapp.orders.models import Order, OrderEvent
+from webapp.pki import PkiError
+
+log = logging.getLogger(__name__)
+
+MAX_CHECK_INTERVAL_MINUTES = 24 * 60
+# The phases in which the CA holds a certificate worth having in the repository.
+WITH_CERTIFICATE = (Phase.ISSUED.value, Phase.SUSPENDED.value)
+
+
+def order_key(ca: CaOrder) -> str | None:
+    """The CA's id of an order, as the orders table keys it (a thumbprint for third-party ones)."""
+    if ca.third_party:
+        return (ca.thumbprint or "").upper() or None
+    return ca.order_id or None
+
+
+def number(ca_order_id: str | None) -> int | None:
+    """The CA's id as a number, for sorting (None when it is not one)."""
+    if ca_order_id and ca_order_id.isdigit() and len(ca_order_id) <= 18:
+        return int(ca_order_id)
+    return None
+
+
+def values_of(ca: CaOrder) -> dict:
+    """The columns an order row takes from the CA's view of it. Empty text means the CA did not
+    say (a list item or a placing answer carries less than the full detail)."""
+    return {
+        "status": ca.status or "",
+        "phase": ca.phase.value if ca.phase else "",
+        "third_party": bool(ca.third_party),
+        "common_name": (ca.common_name or "")[:255],
+        "sans": ",".join(ca.sans),
+        "product": (ca.product or "")[:60],
+        "organization": (ca.organization or "")[:300],
+        "requester_name": (ca.requester.name or "")[:255],
+        "requester_email": (ca.requester.email or "")[:254],
+        "serial": (ca.serial or "")[:80],
+        "issued_at": ca.issued_at,
+        "expires_at": ca.expires_at,
+    }
+
+
+def search_text(row: Order | dict) -> str:
+    get = row.get if isinstance(row, dict) else lambda k, d="": getattr(row, k, d)
+    parts = (
+        get("ca_order_id", ""),
+        get("common_name", ""),
+        get("sans", ""),
+        get("requester_name", ""),
+        get("requester_email", ""),
+        get("serial", ""),
+        get("friendly_name", ""),
+    )
+    return " ".join(p for p in parts if p).lower()
+
+
+def details_json(old: str, new: dict) -> str:
+    """Every field the CA holds: the stored ones, updated by what the CA said now (a list item
+    carries fewer fields than the full detail; it never erases what the detail gave)."""
+    if not new:
+        return old
+    merged = json.loads(old or "{}")
+    merged.update(new)
+    return json.dumps(merged, sort_keys=True, default=str)
+
+
+def apply(row: Order, ca: CaOrder, now: datetime) -> tuple[bool, str | None]:
+    """Update ``row`` from the CA's view; return (anything changed, the previous status when the
+    status changed). Values the CA did not give are kept."""
+    changed = False
+    old_status = row.status
+    for attr, value in values_of(ca).items():
+        # The phase follows the status; without a status the CA said nothing about either.
+        if attr in ("status", "phase") and not ca.status:
+            continue
+        if attr not in ("status", "phase", "third_party") and value in ("", None):
+            continue
+        if getattr(row, attr) != value:
+            setattr(row, attr, value)
+            changed = True
+    details = details_json(row.details, ca.details)
+    if details != row.details:
+        row.details = details
+        changed = True
+    text = search_text(row)
+    if text != row.search_text:
+        row.search_text = text
+    if changed:
+        row.updated_at = now
+    status_changed = bool(ca.status) and ca.status != old_status
+    if status_changed:
+        row.status_changed_at = now
+    return changed, (old_status if status_changed else None)
+
+
+def event(
+    row: Order,
+    kind: str,
+    *,
+    actor,
+    old: str = "",
+    new: str = "",
+    message: str = "",
+    related: int | None = None,
+    now: datetime | None = None,
+    notify: bool = False,
+) -> OrderEvent:
+    """Add a line to the order's history (``notify``: the user who placed it sees it until they
+    dismiss it)."""
+    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    ev = OrderEvent(
+        order_id=row.id,
+        kind=kind,
+        old_status=old or "",
+        new_status=new or "",
+        message=message[:2000],
+        actor_name=name[:120],
+        related_order_id=related,
+        notify_user_id=row.placed_by_id if notify else None,
+    )
+    if now is not None:
+        ev.at = now
+    db.session.add(ev)
+    return ev
+
+
+def status_event(row: Order, old: str, *, actor, now: datetime) -> OrderEvent:
+    """The history line for a change of the CA's status, shown to whoever placed the order."""
+    return event(row, "status", actor=actor, old=old, new=row.status, now=now, notify=True)
+
+
+def schedule(row: Order, now: datetime, *, changed: bool) -> None:
+    """When to check the order again: the poll interval after a change, twice the last wait
+    while nothing changes (up to a day); never once its phase is final."""
+    row.last_checked_at = now
+    if row.phase and Phase(row.phase).final:
+        row.next_check_at = None
+        return
+    base = service.poll_minutes()
+    if changed or not row.check_interval_minutes:
+        interval = base
+    else:
+        interval = min(max(base, row.check_interval_minutes * 2), MAX_CHECK_INTERVAL_MINUTES)
+    row.check_interval_minutes = interval
+    row.next_check_at = now + timedelta(minutes=interval)
+
+
+def retry_later(row: Order, now: datetime) -> None:
+    """The CA could not be asked about the order: ask again after twice the last wait (up to a
+    day), without counting it as checked."""
+    if row.next_check_at is None:
+        return
+    base = service.poll_minutes()
+    interval = min(max(base, (row.check_interval_minutes or 0) * 2), MAX_CHECK_INTERVAL_MINUTES)
+    row.check_interval_minutes = interval
+    row.next_check_at = now + timedelta(minutes=interval)
+
+
+def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[bool, str]:
+    """Put the certificate of ``ca`` (with its chain) in the repository, linked to ``row`` (and to
+    the key and CSR CertDesk holds for it). Returns (added now, a problem in words or "")."""
+    if not ca.certificate_pem:
+        return False, "Entrust gave no certificate for this order."
+    try:
+        _cert, created = certificates.add_certificate(
+            ca.certificate_pem,
+            ca.chain_pems,
+            source=source,
+            order_id=row.id,
+            actor=actor,
+            commit=False,
+        )
+    except PkiError as exc:
+        log.warning("certificate of order %s could not be read: %s", row.id, exc)
+        return False, f"The certificate Entrust gave could not be read: {exc}"
+    return created, ""

@@ -1,0 +1,314 @@
+"""SSL > Entrust: the orders table, an order's page, Order Certificate, Check Order Status,
+Import Existing Orders, settling lost answers, and the notices of status changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, abort, flash, request, url_for
+from flask_login import current_user
+
+from webapp import htmx, uploads
+from webapp.dbtypes import utcnow
+from webapp.jobs import service as jobs
+from webapp.orders import checks, importing, placing, polling, queries, settling
+from webapp.orders.models import ORIGINS
+from webapp.paging import page_args
+from webapp.security import rbac
+from webapp.validation import InputError
+
+bp = Blueprint("orders", __name__, url_prefix="/entrust")
+
+FILTER_KEYS = ("q", "status", "credential", "product", "expiring", "sort", "dir")
+FORM_TEXT = (
+    "organization",
+    "product",
+    "domain",
+    "eku",
+    "csr_source",
+    "csr_text",
+    "sans",
+    "signature_algorithm",
+    "expires_on",
+    "friendly_name",
+    "requester_name",
+    "requester_email",
+    "requester_phone",
+    "additional_emails",
+)
+MAX_TEXT = 20000  # a CSR or a list of names; anything longer is cut (and then refused)
+
+
+def _order_or_404(order_id: int):
+    row = queries.get(order_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _filter() -> queries.OrderFilter:
+    a = request.args
+    return queries.OrderFilter(
+        q=a.get("q", "")[:200],
+        status=a.get("status", "")[:40],
+        credential_id=a.get("credential", type=int),
+        product=a.get("product", "")[:60],
+        expiring=a.get("expiring", "")[:5],
+        sort=a.get("sort", "expires") if a.get("sort") in queries.SORTS else "expires",
+        direction="desc" if a.get("dir") == "desc" else "asc",
+    )
+
+
+def _back(default: str) -> str:
+    """Where to return after an action: a path inside CertDesk, or ``default``."""
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+@bp.get("/")
+@rbac.require(rbac.READ)
+def index():
+    f = _filter()
+    page, per_page = page_args(50)
+    now = utcnow()
+    result = queries.page_of(f, page, per_page, now)
+    args = {k: v for k, v in request.args.items() if k in FILTER_KEYS + ("per_page",) and v}
+    job_id = request.args.get("job", type=int)
+    job = jobs.get(job_id) if job_id else None
+    return htmx.render(
+        "orders/index.html",
+        block="results",
+        page=result,
+        f=f,
+        args=args,
+        choices=None if htmx.is_htmx() else queries.filter_choices(),
+        job=job,
+        result=jobs.result_of(job) if job else {},
+        now=now,
+    )
+
+
+@bp.get("/<int:order_id>")
+@rbac.require(rbac.READ)
+def detail(order_id: int):
+    row = _order_or_404(order_id)
+    return htmx.render("orders/detail.html", v=queries.view(row), origins=ORIGINS, now=utcnow())
+
+
+# --- Order Certificate ---------------------------------------------------------------------------
+
+
+def _form_values() -> dict:
+    """What the form shows again: never the private key or its password."""
+    f = request.form
+    values = {k: f.get(k, "")[:MAX_TEXT] for k in FORM_TEXT}
+    values["credential_id"] = f.get("credential_id", type=int)
+    values["csr_id"] = f.get("csr_id", type=int)
+    values["queue_for_approval"] = f.get("queue_for_approval") == "1"
+    values["ct_log"] = f.get("ct_log") == "1"
+    values["custom"] = {k[7:]: v[:500] for k, v in f.items() if k.startswith("custom_")}
+    return values
+
+
+def _order_form(values: dict) -> checks.OrderForm:
+    """The form as the service takes it; raises InputError for an oversized upload."""
+    return checks.OrderForm(
+        credential_id=values["credential_id"],
+        organization=values["organization"],
+        product=values["product"],
+        domain=values["domain"],
+        eku=values["eku"],
+        csr_source=values["csr_source"] or "certdesk",
+        csr_id=values["csr_id"],
+        csr_text=values["csr_text"],
+        csr_file=uploads.read("csr_file"),
+        key_text=request.form.get("key_text", "")[:MAX_TEXT],
+        key_file=uploads.read("key_file"),
+        key_password=request.form.get("key_password", "")[:1000],
+        sans=values["sans"],
+        signature_algorithm=values["signature_algorithm"],
+        expires_on=values["expires_on"],
+        friendly_name=values["friendly_name"],
+        requester_name=values["requester_name"],
+        requester_email=values["requester_email"],
+        requester_phone=values["requester_phone"],
+        additional_emails=values["additional_emails"],
+        custom=values["custom"],
+        queue_for_approval=values["queue_for_approval"],
+        ct_log=values["ct_log"],
+    )
+
+
+def _new_values() -> dict:
+    return {
+        **dict.fromkeys(FORM_TEXT, ""),
+        "credential_id": request.args.get("credential_id", type=int),
+        "csr_id": request.args.get("csr_id", type=int),
+        "csr_source": "certdesk",
+        "queue_for_approval": False,
+        "ct_log": True,
+        "custom": {},
+        "requester_name": current_user.full_name,
+        "requester_email": current_user.email,
+    }
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@rbac.require(rbac.ORDERS_MANAGE)
+def new():
+    errors: dict[str, str] = {}
+    validation = None
+    if request.method == "GET":
+        values = _new_values()
+    else:
+        values = _form_values()
+        action = request.form.get("action", "order")
+        try:
+            if action == "validate":
+                validation = placing.validate(current_user, _order_form(values))
+                errors = dict(validation.errors)
+            elif action == "order":
+                row = placing.place(current_user, _order_form(values))
+                flash(_placed_words(row), "success" if row.settled else "warning")
+                return htmx.redirect(url_for("orders.detail", order_id=row.id))
+        except InputError as exc:
+            errors = exc.as_errors()
+    c = checks.choices(values["credential_id"])
+    body = htmx.render(
+        "orders/new.html", form=values, errors=errors, validation=validation, c=c, dates=_dates(c)
+    )
+    return body, 422 if errors else 200
+
+
+def _dates(c) -> tuple[str, str]:
+    """The expiration date input's bounds: tomorrow, and the longest validity on offer."""
+    today = utcnow().date()
+    longest = max((days for _, days in c.products), default=398)
+    return (today + timedelta(days=1)).isoformat(), (today + timedelta(days=longest)).isoformat()
+
+
+def _placed_words(row) -> str:
+    if row.display_status == "UNKNOWN_OUTCOME":
+        return (
+            "Entrust's answer was lost. CertDesk is checking whether the order was placed; the "
+            "order page says when it is settled. Do not order it again meanwhile."
+        )
+    if row.phase == "issued":
+        return "Certificate issued; it is in SSL › Certificates, linked to this order."
+    return f"Order placed at Entrust ({row.status}); CertDesk checks its status until it is issued."
+
+
+@bp.get("/new/choices")
+@rbac.require(rbac.ORDERS_MANAGE)
+def choices():
+    values = _new_values()
+    c = checks.choices(values["credential_id"])
+    return htmx.render(
+        "orders/new.html", block="choices", form=values, errors={}, c=c, dates=_dates(c)
+    )
+
+
+# --- Check Order Status, lost answers -------------------------------------------------------
+
+
+@bp.post("/check")
+@rbac.require(rbac.ORDERS_MANAGE)
+def check():
+    back = _back(url_for("orders.index"))
+    try:
+        result = polling.check_selected(current_user, request.form.getlist("order"))
+    except InputError as exc:
+        flash(str(exc), "error")
+        return htmx.redirect(back)
+    if result.job is not None:
+        return htmx.redirect(url_for("orders.index", job=result.job.id))
+    flash("Check Order Status: " + result.summary(), "error" if result.problems else "success")
+    for problem in result.problems[:3]:
+        flash(problem, "error")
+    return htmx.redirect(back)
+
+
+@bp.post("/<int:order_id>/settle")
+@rbac.require(rbac.ORDERS_MANAGE)
+def settle(order_id: int):
+    row = settling.check_now(current_user, _order_or_404(order_id))
+    if row.placement == "placed":
+        flash(f"Found at Entrust as order {row.ca_order_id}: it was placed.", "success")
+    elif row.placement == "not_placed":
+        flash("Entrust holds no such order: it was not placed.", "warning")
+    else:
+        flash(row.message or "Not settled yet; CertDesk checks again shortly.", "info")
+    return htmx.redirect(url_for("orders.detail", order_id=order_id))
+
+
+@bp.post("/<int:order_id>/place-again")
+@rbac.require(rbac.ORDERS_MANAGE)
+def place_again(order_id: int):
+    old = _order_or_404(order_id)
+    try:
+        row = placing.place_again(current_user, old)
+    except InputError as exc:
+        flash(str(exc), "error")
+        return htmx.redirect(url_for("orders.detail", order_id=order_id))
+    if row.id == order_id:
+        flash(f"Entrust holds this order after all (order {row.ca_order_id}): linked.", "success")
+    else:
+        flash(_placed_words(row), "success" if row.settled else "warning")
+    return htmx.redirect(url_for("orders.detail", order_id=row.id))
+
+
+# --- Import Existing Orders --------------------------------------------------------------------
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@rbac.require(rbac.ORDERS_MANAGE)
+def import_orders():
+    errors: dict[str, str] = {}
+    chosen = {
+        "credential_id": request.values.get("credential_id", type=int),
+        "exclude": list(importing.DEFAULT_EXCLUSIONS),
+    }
+    if request.method == "POST":
+        chosen["exclude"] = request.form.getlist("exclude")
+        try:
+            job = importing.start_import(current_user, chosen["credential_id"], chosen["exclude"])
+        except InputError as exc:
+            errors = exc.as_errors()
+        else:
+            return htmx.redirect(
+                url_for("orders.import_orders", job=job.id, credential_id=chosen["credential_id"])
+            )
+    job_id = request.args.get("job", type=int)
+    job = jobs.get(job_id) if job_id else None
+    body = htmx.render(
+        "orders/import.html",
+        chosen=chosen,
+        errors=errors,
+        exclusions=importing.EXCLUSIONS,
+        credentials=checks.choices(None, with_custom=False).credentials,
+        job=job,
+        job_credential=jobs.params_of(job).get("credential_id") if job else None,
+        result=jobs.result_of(job) if job else {},
+    )
+    return body, 422 if errors else 200
+
+
+# --- notices of status changes ---------------------------------------------------------------
+
+
+# Only people who may place orders get notices (of the orders they placed).
+@bp.get("/updates")
+@rbac.require(rbac.ORDERS_MANAGE)
+def updates():
+    return htmx.render("orders/_updates.html", notices=queries.updates_for(current_user))
+
+
+@bp.post("/updates/seen")
+@rbac.require(rbac.ORDERS_MANAGE)
+def updates_seen():
+    queries.mark_seen(current_user, request.form.getlist("event"))
+    if htmx.is_htmx():
+        return htmx.render("orders/_updates.html", notices=queries.updates_for(current_user))
+    return htmx.redirect(_back(url_for("orders.index")))
