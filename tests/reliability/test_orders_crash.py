@@ -5,7 +5,6 @@ for the request id: linked, with its certificate, and never ordered a second tim
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 
@@ -13,8 +12,7 @@ import requests
 from sqlalchemy import select
 
 from tests.conftest import link_sandbox, make_app
-from tests.e2e.conftest import start_server, stop_server
-from tests.helpers import PASSWORD
+from tests.live import signed_in, start_server, stop_server
 from webapp.credentials import clients
 from webapp.csrs import service as csrs
 from webapp.extensions import db
@@ -23,22 +21,6 @@ from webapp.settings import service as settings
 
 CREATE = "/enterprise/v2/certificates"
 FAST_SCHEDULER = {"CERTDESK_SCHEDULER_TICK_SECONDS": "1", "CERTDESK_SCHEDULER_LEASE_SECONDS": "3"}
-
-
-def _signed_in(server, username: str) -> requests.Session:
-    s = requests.Session()
-    page = s.get(server.url + "/login", timeout=10).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = s.post(
-        server.url + "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token},
-        timeout=10,
-        allow_redirects=False,
-    )
-    assert r.status_code == 302
-    page = s.get(server.url + "/", timeout=10).text  # the signed-in session's token
-    s.headers["X-CSRFToken"] = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-    return s
 
 
 def _orders(app) -> list[Order]:
@@ -66,7 +48,7 @@ def test_an_order_caught_in_a_crash_is_settled_when_certdesk_starts_again(
     sandbox.faults([{"kind": "commit_then_timeout", "method": "POST", "path": CREATE, "ms": 60000}])
     first = start_server(instance, FAST_SCHEDULER)
     try:
-        session = _signed_in(first, "operator")
+        session = signed_in(first, "operator")
         form = {
             "credential_id": cred_id,
             "organization": "1:CertDesk Demo Corp",
@@ -112,7 +94,7 @@ def test_an_order_caught_in_a_crash_is_settled_when_certdesk_starts_again(
             assert time.monotonic() < deadline, f"not settled: {row.placement} {row.message}"
             time.sleep(0.5)
         assert row.status == "ACTIVE" and row.request_id == request_id
-        page = _signed_in(second, "auditor").get(f"{second.url}/entrust/{row.id}", timeout=10).text
+        page = signed_in(second, "auditor").get(f"{second.url}/entrust/{row.id}", timeout=10).text
         assert "Found at Entrust as order" in page and 'id="order-certificate"' in page
     finally:
         stop_server(second)
