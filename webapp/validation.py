@@ -23,9 +23,10 @@ import unicodedata
 from collections.abc import Callable
 
 from flask import Request as FlaskRequest
-from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.datastructures import CombinedMultiDict, ImmutableMultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
+from werkzeug.utils import cached_property
 
 INT_MAX = 2**31 - 1  # what an INTEGER column holds on PostgreSQL (SQLite: 2**63 - 1)
 INT_MIN = -(2**31)
@@ -134,6 +135,23 @@ def _check(name: str, value: str, limit: int, what: str) -> None:
         )
 
 
+def ids(values, limit: int | None = None) -> list[int]:
+    """The distinct row ids among ``values`` (e.g. the ticked check boxes of a list), in order;
+    anything that is not a whole number an INTEGER column holds is left out."""
+    out = sorted(
+        {
+            int(v)
+            for v in values
+            if isinstance(v, int | str)
+            and str(v).isascii()
+            and str(v).isdigit()
+            and len(str(v)) <= 10
+            and 0 < int(v) <= INT_MAX
+        }
+    )
+    return out[:limit] if limit else out
+
+
 class IdConverter(IntegerConverter):
     """``<int:...>`` within an INTEGER column's range: a larger id is simply not found."""
 
@@ -142,9 +160,9 @@ class IdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
-class BoundedParams(ImmutableMultiDict):
-    """Query and form values whose ``get(name, type=int)`` stays within an INTEGER column's
-    range (the default otherwise), so a number no column holds never reaches the database."""
+class _BoundedGet:
+    """``get(name, type=int)`` stays within an INTEGER column's range (the default otherwise),
+    so a number no column holds never reaches the database."""
 
     def get(self, key, default=None, type=None):  # noqa: A002 (werkzeug's name)
         value = super().get(key, default, type)
@@ -153,5 +171,19 @@ class BoundedParams(ImmutableMultiDict):
         return value
 
 
+class BoundedParams(_BoundedGet, ImmutableMultiDict):
+    """Query and form values (``request.args``, ``request.form``)."""
+
+
+class BoundedValues(_BoundedGet, CombinedMultiDict):
+    """Query and form values together (``request.values``)."""
+
+
 class Request(FlaskRequest):
     parameter_storage_class = BoundedParams
+
+    @cached_property
+    def values(self) -> BoundedValues:
+        # As werkzeug builds it (the form only for other methods than GET), bounded.
+        sources = [self.args] if self.method == "GET" else [self.args, self.form]
+        return BoundedValues(sources)

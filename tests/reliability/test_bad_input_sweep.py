@@ -77,7 +77,22 @@ def _populate(app):
     jobs.register("sweep.noop", lambda ctx: {"done": 1})
     job = jobs.start("sweep.noop", "Sweep", actor=admin)
     cert_id = db.session.execute(text("select max(id) from certificate")).scalar()
+    from webapp.orders.models import Order
+
+    order = Order(
+        credential_id=cred.id,
+        ca_order_id="4242",
+        ca_order_number=4242,
+        status="ACTIVE",
+        phase="issued",
+        common_name="sweep.example.com",
+        sans="sweep.example.com",
+        product="STANDARD_SSL",
+    )
+    db.session.add(order)
+    db.session.commit()
     return {
+        "order_id": order.id,
         "cert_id": cert_id,
         "csr_id": csr.id,
         "credential_id": cred.id,

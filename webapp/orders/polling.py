@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from webapp import validation
 from webapp.audit import service as audit
 from webapp.cas import registry
 from webapp.cas.base import CaError, Phase
@@ -158,7 +159,7 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
 
 
 def _rows(order_ids) -> list[Order]:
-    ids = sorted({int(i) for i in order_ids})[:MAX_PER_RUN]
+    ids = validation.ids(order_ids, MAX_PER_RUN)
     out = []
     for i in range(0, len(ids), 500):
         stmt = select(Order).where(Order.id.in_(ids[i : i + 500])).order_by(Order.id)
@@ -184,7 +185,7 @@ def check_selected(actor, order_ids) -> CheckResult:
     """Check Order Status for the orders a user selected: at once for a few, as a background job
     for more (``result.job``). Audited. Raises InputError when nothing is selected."""
     rbac.check(actor, rbac.ORDERS_MANAGE)
-    ids = sorted({int(i) for i in order_ids if str(i).isdigit()})
+    ids = validation.ids(order_ids)
     if not ids:
         raise checks.OrderInputError("Select the orders to check.", "order")
     result = CheckResult()

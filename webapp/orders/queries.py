@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import defer
 
+from webapp import validation
 from webapp.cas import registry
 from webapp.cas.base import Phase
 from webapp.catalog import service as catalog
@@ -79,7 +80,7 @@ def _conditions(f: OrderFilter, now: datetime, search_first: bool = False) -> li
         conds.append(Order.credential_id == f.credential_id)
     if f.product:
         conds.append(Order.product == f.product)
-    if f.expiring.isdigit():
+    if f.expiring.isascii() and f.expiring.isdigit():
         days = min(int(f.expiring), 36500)
         conds += [
             Order.expires_at >= now,
@@ -258,7 +259,7 @@ def updates_for(user, limit: int = 5) -> list[OrderEvent]:
 
 def mark_seen(user, event_ids) -> int:
     """Dismiss ``user``'s notices (only their own). Returns how many."""
-    ids = [int(i) for i in event_ids if str(i).isdigit()][:100]
+    ids = validation.ids(event_ids, 100)
     if not ids:
         return 0
     done = db.session.execute(

@@ -31,7 +31,7 @@ def order_key(ca: CaOrder) -> str | None:
 
 def number(ca_order_id: str | None) -> int | None:
     """The CA's id as a number, for sorting (None when it is not one)."""
-    if ca_order_id and ca_order_id.isdigit() and len(ca_order_id) <= 18:
+    if ca_order_id and ca_order_id.isascii() and ca_order_id.isdigit() and len(ca_order_id) <= 18:
         return int(ca_order_id)
     return None
 
