@@ -30,11 +30,18 @@ install: $(DEV_STAMP)
 run: $(RUN_STAMP)
 	@$(BIN)/python scripts/run_demo.py
 
+# Under CI=true (or PG=1) the database tests run a second time, on a throwaway PostgreSQL cluster.
+PG_TESTS := tests/views tests/unit tests/integration tests/reliability/test_access_matrix.py
+
 test: $(DEV_STAMP)
 	scripts/ensure-system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+	@if [ "$${CI:-}" = "true" ] || [ "$${PG:-}" = "1" ]; then \
+		echo "== the database tests again, on PostgreSQL"; \
+		CERTDESK_TEST_DB=postgresql $(BIN)/pytest $(PG_TESTS); \
+	fi
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,15 @@
 """Shared fixtures: a migrated database per test (copied from a template), the app, clients
-that carry the CSRF token like a browser does, and signed-in users of each role."""
+that carry the CSRF token like a browser does, and signed-in users of each role.
+
+The database is SQLite, or PostgreSQL when ``CERTDESK_TEST_DB=postgresql`` (a throwaway cluster
+for the session; each test gets a database made from a migrated template). An instance folder
+whose database is on PostgreSQL holds its URL in the file ``database_url``; ``make_app`` and the
+live-server harness read it from there.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -18,11 +25,33 @@ ROLES = ("admin", "operator", "auditor")
 _TOKEN_RE = re.compile(r'"X-CSRFToken": "([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 
+BACKEND = os.environ.get("CERTDESK_TEST_DB", "sqlite")
+DATABASE_URL_FILE = "database_url"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that read the SQLite file itself do not apply to a PostgreSQL run."""
+    if BACKEND != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="reads the SQLite database file (this run is on PostgreSQL)")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def database_url(instance: Path, db_file: Path | None = None) -> str:
+    """The database of an instance folder: its PostgreSQL database, or the SQLite file."""
+    marker = Path(instance) / DATABASE_URL_FILE
+    if marker.exists():
+        return marker.read_text().strip()
+    return f"sqlite:///{db_file or Path(instance) / 'certdesk.db'}"
+
+
 def make_app(instance: Path, db_file: Path, **config):
     settings = {
         "TESTING": True,
         "INSTANCE_PATH": str(instance),
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
+        "SQLALCHEMY_DATABASE_URI": database_url(instance, db_file),
         "SECRET_KEY": "test-secret",
         "SCHEDULER_ENABLED": False,
         "JOBS_RUN_INLINE": True,
@@ -32,18 +61,39 @@ def make_app(instance: Path, db_file: Path, **config):
 
 
 @pytest.fixture(scope="session")
-def db_templates(tmp_path_factory):
+def postgres_url():
+    """A throwaway PostgreSQL cluster for the session: the URL of its database ``certdesk``."""
+    from tests import pg
+
+    try:
+        with pg.cluster() as url:
+            yield url
+    except pg.Unavailable:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                "PostgreSQL binaries are required under CI=true (apt-get install postgresql)"
+            )
+        pytest.skip("PostgreSQL binaries not installed")
+
+
+@pytest.fixture(scope="session")
+def db_templates(tmp_path_factory, request):
     """Two migrated databases built once: empty, and with one user of each role."""
     from flask_migrate import upgrade
 
+    from tests import pg
     from webapp import paths
     from webapp.auth import service as auth
 
     root = tmp_path_factory.mktemp("templates")
     built = {}
+    server = request.getfixturevalue("postgres_url") if BACKEND == "postgresql" else None
     for name in ("empty", "users"):
         instance = root / name
         instance.mkdir(mode=0o700)
+        if server:
+            pg.execute(server, f'CREATE DATABASE "tpl_{name}"')
+            (instance / DATABASE_URL_FILE).write_text(pg.with_database(server, f"tpl_{name}"))
         app = make_app(instance, instance / "certdesk.db")
         with app.app_context():
             upgrade(directory=str(paths.MIGRATIONS_DIR))
@@ -59,12 +109,35 @@ def db_templates(tmp_path_factory):
     return built
 
 
+_MADE: list[str] = []  # PostgreSQL databases made for tests, dropped at the session's end
+
+
 def _instance_from(template: Path, target: Path) -> Path:
+    """A new instance folder with a copy of the template's database and keys."""
+    from tests import pg
+
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     for f in template.iterdir():
         if f.name.startswith("certdesk.db") or f.name in ("master.key", "secret_key"):
             shutil.copy2(f, target / f.name)
+    marker = template / DATABASE_URL_FILE
+    if marker.exists():
+        tpl_url = marker.read_text().strip()
+        url = pg.create_database(tpl_url, template=tpl_url.rsplit("/", 1)[1])
+        (target / DATABASE_URL_FILE).write_text(url)
+        _MADE.append(url)
     return target
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases():
+    """Each PostgreSQL test database goes when its test ends (they are not small)."""
+    yield
+    if _MADE:
+        from tests import pg
+
+        while _MADE:
+            pg.drop_database(_MADE.pop())
 
 
 @pytest.fixture

@@ -63,6 +63,9 @@ def start_server(instance: Path, extra_env: dict | None = None) -> LiveServer:
         PYTHONUNBUFFERED="1",
         **(extra_env or {}),
     )
+    marker = Path(instance) / "database_url"  # the instance's database is on PostgreSQL
+    if marker.exists() and "DATABASE_URL" not in (extra_env or {}):
+        env["DATABASE_URL"] = marker.read_text().strip()
     proc = subprocess.Popen(
         [sys.executable, "-m", "webapp", "serve", "--port", str(port)],
         env=env,

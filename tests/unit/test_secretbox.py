@@ -139,6 +139,7 @@ def test_interrupted_rotation_resumes(app, instance, vault):
     assert _plaintexts(final, vault) == [f"secret-{i}" for i in range(10)]
 
 
+@pytest.mark.sqlite_only
 def test_database_file_never_holds_a_secret_in_plaintext(app, instance, vault):
     """Encrypt a canary, then search the SQLite file and its WAL for it."""
     canary = "CANARY-7f3a9c-plaintext-must-not-appear"

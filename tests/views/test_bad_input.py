@@ -64,6 +64,7 @@ def test_over_long_and_nul_query_values_are_refused_in_words(admin_client):
     assert frag.status_code == 400 and frag.headers["HX-Retarget"] == "#banner"
 
 
+@pytest.mark.sqlite_only
 def test_ten_sign_ins_with_a_4_mib_name_store_nothing(client, app):
     database = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
     events, attempts = _count(AuditEvent), _count(LoginAttempt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.unit.certs.factory import MiniPki, p12
@@ -22,6 +23,7 @@ def _body(key) -> bytes:
     return b"".join(text.splitlines()[1:-1])
 
 
+@pytest.mark.sqlite_only
 def test_no_private_key_in_plaintext(app, instance, user):
     admin = user["admin"]
     row = csrs.create_csr(admin, "rsa2048", {"CN": "plain.example.com"}, "")
