@@ -130,6 +130,45 @@ def rotate_master_key() -> None:
     )
 
 
+@click.command("copy-database")
+@click.argument("source_url")
+@with_appcontext
+def copy_database(source_url: str) -> None:
+    """Copy every row of SOURCE_URL (e.g. sqlite:///instance/certdesk.db) into DATABASE_URL.
+
+    The target is migrated first and must be empty; ids, sealed secrets and the audit chain carry
+    over (keep the same instance folder and master key). Stop CertDesk while it runs."""
+    from webapp import dbcopy
+    from webapp.audit import service as audit
+    from webapp.extensions import db
+
+    _upgrade_database()
+    click.echo(f"Copying {_shown_url(source_url)} into {_shown_url(str(db.engine.url))} ...")
+    try:
+        counts = dbcopy.copy(source_url, echo=click.echo)
+    except dbcopy.CopyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = audit.verify()
+    audit.record(
+        "database.copied",
+        actor="cli",
+        object_type="install",
+        detail={"from": _shown_url(source_url), "rows": sum(counts.values())},
+    )
+    db.session.commit()
+    click.echo(
+        f"Copied {sum(counts.values()):,} rows in {len(counts)} tables. Audit trail: "
+        + ("intact." if result.ok else f"broken ({result.problem}), as it was in the source.")
+    )
+
+
+def _shown_url(url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 @click.group("audit")
 def audit_group() -> None:
     """The audit trail."""
@@ -151,7 +190,7 @@ def audit_verify() -> None:
 
 from entrust_sandbox.cli import sandbox  # noqa: E402  (the one place webapp touches the sandbox)
 
-COMMANDS = [serve, create_admin, rotate_master_key, audit_group, sandbox]
+COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, sandbox]
 
 
 def _make_app(*_args):

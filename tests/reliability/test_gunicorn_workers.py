@@ -1,0 +1,122 @@
+"""Three gunicorn workers on one PostgreSQL database: exactly one runs the scheduler's periodic
+work at a time, and when its worker is killed another takes over within a minute."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from tests import pg
+from tests.live import free_port
+
+BIN = Path(sys.executable).parent
+
+
+def _holder(engine) -> tuple[str, float] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("select holder, extract(epoch from expires_at) from scheduler_lease")
+        ).first()
+    return (row[0], float(row[1])) if row else None
+
+
+def _pid(holder: str) -> int:
+    return int(holder.split(":")[1])
+
+
+@pytest.fixture
+def workers(tmp_path, postgres_url):
+    if not (BIN / "gunicorn").exists():
+        pytest.fail("gunicorn is part of the dev extra; run make install")
+    url = pg.create_database(postgres_url)
+    instance = tmp_path / "instance"
+    env = dict(
+        os.environ,
+        CERTDESK_INSTANCE=str(instance),
+        DATABASE_URL=url,
+        CERTDESK_SCHEDULER_TICK_SECONDS="1",
+        CERTDESK_SCHEDULER_LEASE_SECONDS="4",
+    )
+    subprocess.run(
+        [str(BIN / "certdesk"), "db", "upgrade"], env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--workers", "3", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.3)
+    engine = create_engine(url)
+    try:
+        yield proc, engine, base
+    finally:
+        engine.dispose()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        pg.drop_database(url)
+
+
+def _worker_pids(master: int) -> set[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True
+    ).stdout
+    return {int(p) for p in out.split()}
+
+
+def _one_holder_for(engine, seconds: float) -> str:
+    """Sample the lease; every sample names the same live holder."""
+    seen = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        row = _holder(engine)
+        if row:
+            seen.add(row[0])
+        time.sleep(0.25)
+    assert len(seen) == 1, f"several schedulers led at once: {seen}"
+    return seen.pop()
+
+
+def test_one_scheduler_among_three_workers_and_a_takeover(workers):
+    proc, engine, _base = workers
+    deadline = time.monotonic() + 60
+    while _holder(engine) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pids = _worker_pids(proc.pid)
+    assert len(pids) == 3
+    leader = _one_holder_for(engine, 6)
+    assert _pid(leader) in pids
+
+    os.kill(_pid(leader), signal.SIGKILL)
+    killed_at = time.monotonic()
+    new = None
+    while time.monotonic() - killed_at < 60:
+        row = _holder(engine)
+        if row and row[0] != leader:
+            new = row[0]
+            break
+        time.sleep(0.2)
+    assert new is not None, "no worker took the scheduler over within a minute"
+    assert _pid(new) in _worker_pids(proc.pid)  # a live worker (maybe gunicorn's replacement)
+    assert _one_holder_for(engine, 5) == new

@@ -1,0 +1,101 @@
+"""Moving an install's data to another database (SQLite to PostgreSQL), rows and ids as they are.
+
+``copy(source_url)`` copies every table of the source into the app's own database, which must be
+migrated to the same revision and still empty. Rows keep their ids (the audit chain, sealed
+secrets and every link stay valid: the instance folder and its master key are the same); on
+PostgreSQL each id sequence is then moved past the largest id. Tables are copied parents first,
+each in primary-key order, in batches, so memory does not grow with the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import create_engine, func, inspect, select, text
+
+from webapp.extensions import db
+
+BATCH = 2000
+
+
+class CopyError(RuntimeError):
+    """The copy cannot start (or did not come out equal); the message says why."""
+
+
+def _revision(conn) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("select version_num from alembic_version")).scalar()
+
+
+def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]:
+    """Copy every row of ``source_url`` into this app's database; returns rows per table.
+
+    Raises CopyError when the two are at different migration revisions, when this database
+    already holds data, or when a table's row count differs afterwards."""
+    target = db.engine
+    if str(target.url) == source_url:
+        raise CopyError("The source is this database itself.")
+    source = create_engine(source_url)
+    tables = [t for t in db.metadata.sorted_tables if t.name != "alembic_version"]
+    counts: dict[str, int] = {}
+    try:
+        with source.connect() as src, target.begin() as dst:
+            have, want = _revision(src), _revision(dst)
+            if have != want:
+                raise CopyError(
+                    f"The source is at migration {have or 'none'} and this database at "
+                    f"{want or 'none'}: upgrade both to the same version first "
+                    "(`certdesk db upgrade` with each DATABASE_URL)."
+                )
+            busy = [
+                t.name
+                for t in tables
+                if t.name not in ("setting", "audit_head")
+                and dst.execute(select(func.count()).select_from(t)).scalar()
+            ]
+            if busy:
+                raise CopyError(
+                    f"This database already holds data ({', '.join(busy[:5])}); copy into a new, "
+                    "empty database."
+                )
+            for table in tables:
+                # Rows a migration or the first start wrote (the audit head, the key check)
+                # are replaced by the source's.
+                dst.execute(table.delete())
+                order = list(table.primary_key.columns)
+                result = src.execution_options(yield_per=BATCH).execute(
+                    select(table).order_by(*order)
+                )
+                n = 0
+                for rows in result.partitions(BATCH):
+                    dst.execute(table.insert(), [dict(r._mapping) for r in rows])
+                    n += len(rows)
+                counts[table.name] = n
+                echo(f"  {table.name}: {n:,} rows")
+            if dst.dialect.name == "postgresql":
+                for table in tables:
+                    pk = list(table.primary_key.columns)
+                    if len(pk) == 1 and _is_int(pk[0]):
+                        top = dst.execute(select(func.max(pk[0]))).scalar() or 0
+                        dst.execute(
+                            text("select setval(pg_get_serial_sequence(:t, :c), :n, false)"),
+                            {"t": table.name, "c": pk[0].name, "n": top + 1},
+                        )
+            for table in tables:
+                copied = dst.execute(select(func.count()).select_from(table)).scalar()
+                if copied != counts[table.name]:
+                    raise CopyError(
+                        f"{table.name}: {copied} rows arrived of {counts[table.name]}; "
+                        "nothing was kept."
+                    )
+    finally:
+        source.dispose()
+    return counts
+
+
+def _is_int(column) -> bool:
+    try:
+        return column.type.python_type is int
+    except NotImplementedError:
+        return False
