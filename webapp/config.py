@@ -34,7 +34,7 @@ class Defaults:
     SCHEDULER_TICK_SECONDS = 15
     SCHEDULER_LEASE_SECONDS = 60
     JOBS_RUN_INLINE = False  # tests run background jobs in the request for determinism
-    JOBS_MAX_WORKERS = 2
+    JOBS_STALE_SECONDS = 120  # a job without a heartbeat this long lost its process
     MASTER_KEY = None  # base64; otherwise instance/master.key
     ECS_DEFAULT_BASE_URL = "https://api.entrust.net/enterprise/v2/"
 

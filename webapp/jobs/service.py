@@ -33,7 +33,6 @@ from webapp.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from webapp.settings import service as settings
 
 log = logging.getLogger(__name__)
-STALE_AFTER = timedelta(minutes=2)  # several scheduler ticks without a heartbeat
 MAX_ATTEMPTS = 3
 
 WORKERS = settings.register(
@@ -231,15 +230,17 @@ def heartbeat(runner: str, now=None) -> None:
 
 
 def recover(now=None) -> dict:
-    """Jobs whose process died (no heartbeat for STALE_AFTER): queue them again in this process
+    """Jobs whose process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks):
+    queue them again in this process
     when their kind can resume and they have runs left, fail them otherwise. Returns counts."""
     now = now or utcnow()
+    stale_after = timedelta(seconds=current_app.config["JOBS_STALE_SECONDS"])
     stale = list(
         db.session.execute(
             select(Job).where(
                 Job.state.in_((QUEUED, RUNNING)),
-                Job.created_at < now - STALE_AFTER,
-                (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - STALE_AFTER),
+                Job.created_at < now - stale_after,
+                (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - stale_after),
             )
         ).scalars()
     )
