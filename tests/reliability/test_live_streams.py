@@ -1,0 +1,88 @@
+"""Downloads and the job progress fragment through a real `certdesk serve`: every format arrives
+whole, a private-key download opens with its password, and a background job's fragment polls
+itself until the job ends, then says so (HX-Trigger) and stops."""
+
+from __future__ import annotations
+
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+
+from tests.live import signed_in
+from tests.unit.certs.factory import MiniPki, p12
+
+HTMX = {"HX-Request": "true"}
+
+
+def test_every_download_arrives_whole(live_server):
+    http = signed_in(live_server, "admin")
+    t = MiniPki()
+    key, cert = t.leaf("download.example.com")
+    resp = http.post(
+        live_server.url + "/certificates/import",
+        data={"password": "pw-123456"},
+        files={"files": ("d.p12", p12(key, cert, t.chain, "pw-123456"))},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert resp.status_code == 303
+    detail = resp.headers["Location"]
+    cert_id = int(detail.rstrip("/").rsplit("/", 1)[1])
+    base = f"{live_server.url}/certificates/{cert_id}"
+
+    got = {
+        fmt: http.get(f"{base}/download/{fmt}", timeout=60)
+        for fmt in ("pem", "der", "fullchain", "p7b")
+    }
+    assert all(
+        r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
+        for r in got.values()
+    )
+    assert x509.load_pem_x509_certificate(got["pem"].content) == cert
+    assert x509.load_der_x509_certificate(got["der"].content) == cert
+    assert x509.load_pem_x509_certificates(got["fullchain"].content) == [cert, *t.chain]
+    assert set(pkcs7.load_pem_pkcs7_certificates(got["p7b"].content)) == {cert, *t.chain}
+
+    bundle = http.post(
+        f"{base}/pkcs12",
+        data={"format": "pkcs12", "password": "export-pw-1", "password2": "export-pw-1"},
+        timeout=60,
+    )
+    assert bundle.status_code == 200
+    loaded = pkcs12.load_pkcs12(bundle.content, b"export-pw-1")
+    assert loaded.cert.certificate == cert
+    assert loaded.key.private_numbers() == key.private_numbers()
+
+
+def test_a_job_fragment_polls_until_the_job_ends(live_server, sandbox):
+    sandbox.seed(certificates=5, seed=4)
+    # Entrust answers slowly, so the job is seen running first.
+    sandbox.faults([{"kind": "latency", "path": "/enterprise/v2/*", "ms": 300}])
+    http = signed_in(live_server, "admin")
+    resp = http.post(
+        live_server.url + "/entrust/manage/credentials/new",
+        data={
+            "name": "Streams",
+            "api_user": sandbox.api_user,
+            "api_key": sandbox.api_key,
+            "base_url": sandbox.base_url,
+        },
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert resp.status_code == 303
+    job_id = int(resp.headers["Location"].rsplit("job=", 1)[1].split("&")[0])
+    fragments, deadline = [], time.monotonic() + 120
+    while time.monotonic() < deadline:
+        frag = http.get(f"{live_server.url}/jobs/{job_id}", headers=HTMX, timeout=30)
+        assert frag.status_code == 200 and "<html" not in frag.text
+        fragments.append(frag)
+        if "HX-Trigger" in frag.headers:
+            break
+        time.sleep(0.2)
+    sandbox.clear_faults()
+    running, last = fragments[0], fragments[-1]
+    assert 'hx-trigger="load delay:' in running.text  # it polls itself while the job runs
+    assert last.headers["HX-Trigger"] == "job-finished"
+    assert "hx-trigger" not in last.text and "Succeeded" in last.text  # and stops when it ends
