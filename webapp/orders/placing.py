@@ -313,12 +313,10 @@ def _withdraw(order_id: int, actor, exc: CaError, new_key) -> None:
     detail = {"request_id": row.request_id, "product": row.product, "error": str(exc)[:500]}
     if isinstance(exc, Refused) and exc.fields:
         detail["fields"] = dict(list(exc.fields.items())[:10])
-    parent = db.session.get(Order, row.parent_id) if row.parent_id else None
+    if row.parent_id is not None:
+        detail.update(origin=row.origin, replaces=row.parent_id)
     db.session.execute(delete(Order).where(Order.id == order_id, Order.placement == INTENT))
     db.session.flush()
-    if parent is not None:
-        what = "reissue" if row.origin == "reissue" else "renewal"
-        records.event(parent, f"{row.origin}_refused", actor=actor, message=f"No {what}: {exc}")
     if new_key is not None:
         keys.delete_if_unused(new_key)
     audit.record(
