@@ -188,8 +188,7 @@ def selection(order_ids, actions=()) -> Selection:
         admin = admin_rights(rows)
     certs = {}
     if Action.REVOKE in actions or not actions:
-        for r in rows:
-            certs[r.id] = certificates.for_order(r.id)
+        certs = certificates.for_orders([r.id for r in rows])
     return Selection(
         rows=rows,
         actions=tuple(actions),
