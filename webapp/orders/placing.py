@@ -179,8 +179,8 @@ def _claim_parent(parent_id: int, now: datetime) -> None:
     if busy is not None:
         db.session.rollback()
         raise OrderInputError(
-            f"CertDesk is still checking with Entrust whether the last reissue or renewal of this "
-            f"order (order #{busy}) was placed; wait until it is settled.",
+            f"Another reissue or renewal of this order (order #{busy}) is under way: CertDesk is "
+            "still checking with Entrust whether it was placed. Wait until it is settled.",
             "form",
         )
 
