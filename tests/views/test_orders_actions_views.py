@@ -103,15 +103,15 @@ def test_the_status_page_from_the_list_shows_each_order_and_the_buttons(admin_cl
     page = _text(resp)
     assert resp.status_code == 200 and "www.example.com" in page and "queue.example.com" in page
     for action in ("approve", "decline", "suspend"):
-        assert f'formaction="/entrust/status?action={action}"' in page
+        assert f'formaction="/entrust/status?action={action}" id="action-{action}"' in page
     # Resume: no selected order is suspended, so it is disabled with the reason.
-    assert 'formaction="/entrust/status?action=resume"' not in page
-    assert 'id="action-resume"' in page and "None of the selected orders allows it" in page
+    assert 'disabled formaction="/entrust/status?action=resume" id="action-resume"' in page
+    assert "None of the selected orders allows it" in page
     assert "Resume applies to SUSPENDED orders" in page
     # One order on its own: the reason is its own.
     page = _text(admin_client.get(f"/entrust/{orders['active'].id}/status"))
     assert "Approve applies to PENDING orders; this one is ACTIVE." in page
-    assert 'formaction="/entrust/status?action=approve"' not in page
+    assert 'disabled formaction="/entrust/status?action=approve"' in page
     # htmx: the block alone.
     block = _text(admin_client.get(f"/entrust/{orders['active'].id}/status", headers=HTMX))
     assert "<html" not in block and 'id="status-form"' in block
