@@ -386,3 +386,16 @@ def test_delete_removes_orders_from_certdesk_only(env, user, sandbox):
     deleted = {a.object_id: _detail(a) for a in _audits("order.delete")}
     assert set(deleted) == {str(row_id), str(lost_id)}
     assert deleted[str(row_id)]["certificate_kept"] is True
+
+
+def test_a_refusal_by_entrust_reads_the_order_back(env, user, sandbox):
+    """CertDesk thinks the order is ACTIVE; an Entrust administrator suspended it meanwhile."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    sandbox.set_certificate_status(int(row.ca_order_id), "SUSPENDED")
+    sandbox.clear_requests()
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices())
+    [outcome] = result.outcomes
+    assert outcome.result == "refused" and "SUSPENDED" in outcome.message  # Entrust's words
+    assert len(_changes(sandbox)) == 1
+    db.session.refresh(row)
+    assert row.status == "SUSPENDED"  # read back

@@ -41,7 +41,7 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.orders import availability, records
-from webapp.orders.models import INTENT, UNKNOWN, Order
+from webapp.orders.models import DEFAULT_CA, INTENT, UNKNOWN, Order
 from webapp.security import rbac
 from webapp.validation import InputError
 
@@ -159,7 +159,7 @@ def selection(order_ids, actions=()) -> Selection:
     """The selected orders, what each allows of ``actions`` and why not, the administrator
     rights at hand, their certificates, and which are not settled (for Delete)."""
     rows = selected(order_ids)
-    caps = registry.capabilities(rows[0].ca if rows else "entrust")
+    caps = registry.capabilities(rows[0].ca if rows else DEFAULT_CA)
     allowed: dict[str, list[int]] = {a.value: [] for a in actions}
     can: dict[int, list[str]] = {}
     reasons: dict[int, list[str]] = {}
@@ -427,10 +427,11 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
         return _record(actor, action, row, "refused", message, credential=cred_name)
     except Refused as exc:
         db.session.rollback()
-        if exc.state:  # CertDesk's view of the status was old: read it now
-            ca, _problem = _read_back(conn, ca_id)
-            if ca is not None:
-                _apply_read(row, ca, actor, utcnow())
+        # CertDesk's view of the order may be old (Entrust refuses in a status it no longer
+        # has): read it now, so the page shows what Entrust holds.
+        ca, _problem = _read_back(conn, ca_id)
+        if ca is not None:
+            _apply_read(row, ca, actor, utcnow())
         return _record(actor, action, row, "refused", str(exc), credential=cred_name)
     except Unavailable as exc:
         db.session.rollback()
@@ -525,7 +526,7 @@ def _execute(actor, action: Action, rows: list[Order], choices: Choices, acting)
 
 def clean_choices(action: Action, choices: Choices, caps=None) -> Choices:
     """The user's choices checked for ``action``; raises ActionInputError."""
-    caps = caps or registry.capabilities("entrust")
+    caps = caps or registry.capabilities(DEFAULT_CA)
     reason, comment = choices.reason or "", choices.comment or ""
     if action is Action.DECLINE:
         reason = validation.text(
@@ -562,7 +563,7 @@ def run(actor, action: Action, order_ids, choices: Choices) -> Result:
     ids = validation.ids(order_ids, MAX_SELECTED)
     if not ids:
         raise ActionInputError("Select the orders first.", "order")
-    caps = registry.capabilities("entrust")
+    caps = registry.capabilities(DEFAULT_CA)
     choices = clean_choices(action, choices, caps)
     result = Result(action)
     label = availability.LABELS[action]
