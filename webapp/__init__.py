@@ -42,9 +42,11 @@ SERVICES = [
     "webapp.keys.service",
     "webapp.csrs.service",
     "webapp.certificates.service",
+    "webapp.cas.registry",
     "webapp.orders.service",
     "webapp.orders.importing",
     "webapp.orders.polling",
+    "webapp.orders.lifecycle",
 ]
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.

@@ -212,7 +212,7 @@ def test_an_order_for_another_client_carries_that_clients_name(connector, seeded
     assert connector.fetch(placed.order.order_id).organization == "Example Subsidiary Ltd"
 
 
-def test_capabilities_describe_what_an_order_may_ask_for():
+def test_capabilities_describe_what_an_order_may_ask_for(app):
     caps = registry.capabilities("entrust")
     assert caps.max_validity_days("STANDARD_SSL") == 398
     assert caps.max_validity_days("PRIVATE_SSL") > 398

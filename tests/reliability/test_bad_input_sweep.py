@@ -199,6 +199,15 @@ def test_discovery_finds_the_routes_and_forms(world):
     assert len(world.pages) >= 15 and len(world.forms) >= 15
     for expected in ("/login", "/admin/users/new", "/certificates/import", "/csrs/new"):
         assert expected in actions, expected
+    order = world.ids["order_id"]
+    for expected in (
+        *(f"/entrust/status?action={a}" for a in ("approve", "decline", "suspend", "resume")),
+        "/entrust/revoke",
+        "/entrust/delete",
+        f"/entrust/{order}/reissue",
+        f"/entrust/{order}/renew",
+    ):
+        assert expected in actions, expected  # the actions on orders, and their forms
     assert any(a.startswith("/entrust/manage/credentials/") for a in actions)
 
 

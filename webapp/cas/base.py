@@ -67,6 +67,8 @@ class Capabilities:
     validate_only: bool = False
     # A certificate younger than this many days cannot be renewed (0: any age).
     renew_min_age_days: int = 0
+    # A reissue revokes the certificate it replaces.
+    reissue_revokes_original: bool = False
     # The CA's statuses in which each action can be tried (in the CA's own words).
     allowed_statuses: dict[Action, frozenset[str]] = field(default_factory=dict)
     # The products a new order may ask for, each with the longest validity it allows (days).

@@ -92,6 +92,9 @@ def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
         revocation_reasons=reasons,
         validate_only=True,
         renew_min_age_days=30,
+        # "Reissue is an operation that will result in the revocation of the certificate that is
+        # reissued" (the original then shows REISSUED).
+        reissue_revokes_original=True,
         allowed_statuses={
             Action.APPROVE: frozenset({"PENDING"}),
             Action.DECLINE: frozenset({"PENDING"}),

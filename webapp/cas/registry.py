@@ -18,11 +18,24 @@ SETTLE_MARGIN_SECONDS = 60
 
 LABELS = {"entrust": "Entrust"}
 
+ENTRUST_ALL_REVOCATION_REASONS = settings.register(
+    "entrust.all_revocation_reasons",
+    False,
+    "Entrust accepts all revocation reasons",
+    "Entrust accepts only the revocation reasons Key compromise and Unspecified today. Turn this "
+    "on only if your Entrust account also accepts Superseded, Affiliation changed and Cessation "
+    "of operation: Revoke Certificate then offers them too.",
+)
+
+
+def _entrust_options() -> dict:
+    return {"other_revocation_reasons": bool(settings.get(ENTRUST_ALL_REVOCATION_REASONS))}
+
 
 def capabilities(kind: str) -> Capabilities:
     """What the CA ``kind`` supports, without opening a connection."""
     if kind == "entrust":
-        return entrust.capabilities()
+        return entrust.capabilities(**_entrust_options())
     raise KeyError(f"unknown CA {kind!r}")
 
 
@@ -51,4 +64,4 @@ def open_connector(kind: str, account_id: int) -> CaConnector:
         raise Unavailable(f"The Entrust credential {cred.name!r} was deleted.")
     if not cred.enabled:
         raise Unavailable(f"The Entrust credential {cred.name!r} is disabled; enable it first.")
-    return entrust.EntrustConnector.open(cred)
+    return entrust.EntrustConnector.open(cred, **_entrust_options())

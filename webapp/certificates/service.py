@@ -251,6 +251,22 @@ def for_order(order_id: int) -> list[Certificate]:
     )
 
 
+def for_orders(order_ids) -> dict[int, list[Certificate]]:
+    """The certificates issued for each of ``order_ids``, newest first (one query per 500)."""
+    ids = list(order_ids)
+    found: dict[int, list[Certificate]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        rows = db.session.execute(
+            select(Certificate)
+            .options(defer(Certificate.pem), defer(Certificate.chain_pem))
+            .where(Certificate.order_id.in_(ids[start : start + 500]))
+            .order_by(Certificate.id.desc())
+        ).scalars()
+        for cert in rows:
+            found[cert.order_id].append(cert)
+    return found
+
+
 def order_label(cert: Certificate) -> str:
     """Words for the CA order ``cert`` was issued for (from the orders feature), or ""."""
     if cert.order_id is None:

@@ -35,6 +35,7 @@ def unsettled(*placements):
 
 
 # How the order came to be.
+SUCCESSORS = ("reissue", "renew")  # origins of orders that replace another (``parent_id``)
 ORIGINS = {
     "placed": "Ordered in CertDesk",
     "imported": "Imported from Entrust",
@@ -77,6 +78,14 @@ class Order(db.Model):
             postgresql_where=text("placement != 'placed'"),
         ),
         Index("ix_ca_order_placed_by", "placed_by_id", "phase"),
+        # The reissues and renewals of an order (most orders have none).
+        Index(
+            "ix_ca_order_parent",
+            "parent_id",
+            "id",
+            sqlite_where=text("parent_id IS NOT NULL"),
+            postgresql_where=text("parent_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

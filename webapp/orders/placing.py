@@ -17,7 +17,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 
 from webapp.audit import service as audit
 from webapp.cas import registry
@@ -27,6 +27,7 @@ from webapp.cas.base import (
     NotAllowed,
     OrderRequest,
     Phase,
+    Placed,
     Refused,
     Requester,
     Unavailable,
@@ -34,9 +35,9 @@ from webapp.cas.base import (
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
-from webapp.orders import records, settling
+from webapp.orders import lineage, records, settling
 from webapp.orders.checks import CA, OrderForm, OrderInputError, prepare
-from webapp.orders.models import INTENT, NOT_PLACED, PLACED, UNKNOWN, Order
+from webapp.orders.models import INTENT, NOT_PLACED, PLACED, SUCCESSORS, UNKNOWN, Order, unsettled
 from webapp.security import rbac
 from webapp.validation import InputError
 
@@ -153,6 +154,37 @@ def place(actor, form: OrderForm) -> Order:
     )
 
 
+def _send(conn, req: OrderRequest, origin: str, parent_ca_id: str | None) -> Placed:
+    """The one create call: a new order, or a reissue or renewal of the CA's order
+    ``parent_ca_id`` (a new order at the CA too)."""
+    if origin == "reissue":
+        return conn.reissue(parent_ca_id, req)
+    if origin == "renew":
+        return conn.renew(parent_ca_id, req)
+    return conn.place(req)
+
+
+def _claim_parent(parent_id: int, now: datetime) -> None:
+    """Before a reissue or renewal's intent: lock the original's row (so that two requests for
+    the same order take turns) and refuse while another one of it is not settled."""
+    db.session.execute(
+        update(Order)
+        .where(Order.id == parent_id)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    busy = db.session.execute(
+        select(Order.id).where(unsettled(INTENT, UNKNOWN), Order.parent_id == parent_id).limit(1)
+    ).scalar()
+    if busy is not None:
+        db.session.rollback()
+        raise OrderInputError(
+            f"Another reissue or renewal of this order (order #{busy}) is under way: CertDesk is "
+            "still checking with Entrust whether it was placed. Wait until it is settled.",
+            "form",
+        )
+
+
 def _submit(
     actor,
     credential_id: int,
@@ -164,21 +196,30 @@ def _submit(
     private_key_id: int | None = None,
     friendly_name: str = "",
     again_of: int | None = None,
+    origin: str = "placed",
+    parent: Order | None = None,
 ) -> Order:
+    """Place ``req`` exactly once: a new order, or (``origin`` "reissue" or "renew") a new order
+    that replaces ``parent`` at the CA. The intent row is committed before the call."""
     now = utcnow()
+    parent_id = parent.id if parent is not None else None
+    parent_ca_id = parent.ca_order_id if parent is not None else None
     try:
         conn = registry.open_connector(CA, credential_id)
     except Unavailable as exc:
         db.session.rollback()
         raise OrderRefused(str(exc), {"credential_id": str(exc)}) from None
     with conn:
+        if parent_id is not None:
+            _claim_parent(parent_id, now)
         req.request_id = _new_request_id()
         deadline = registry.answer_deadline(CA)
         row = Order(
             ca=CA,
             credential_id=credential_id,
             placement=INTENT,
-            origin="placed",
+            origin=origin,
+            parent_id=parent_id,
             request_id=req.request_id,
             common_name=req.sans[0] if req.sans else "",
             sans=",".join(req.sans),
@@ -212,12 +253,13 @@ def _submit(
                 "names": req.sans[:20],
                 "queue_for_approval": req.queue_for_approval,
                 "placed_again_from": again_of,
+                **({"origin": origin, "replaces": parent_id} if parent_id is not None else {}),
             },
         )
         db.session.commit()  # the intent exists before the call
         order_id = row.id
         try:
-            placed = conn.place(req)
+            placed = _send(conn, req, origin, parent_ca_id)
         except Unavailable as exc:
             if not exc.outcome_unknown:
                 _withdraw(order_id, actor, exc, key_row if key_created else None)
@@ -271,6 +313,8 @@ def _withdraw(order_id: int, actor, exc: CaError, new_key) -> None:
     detail = {"request_id": row.request_id, "product": row.product, "error": str(exc)[:500]}
     if isinstance(exc, Refused) and exc.fields:
         detail["fields"] = dict(list(exc.fields.items())[:10])
+    if row.parent_id is not None:
+        detail.update(origin=row.origin, replaces=row.parent_id)
     db.session.execute(delete(Order).where(Order.id == order_id, Order.placement == INTENT))
     db.session.flush()
     if new_key is not None:
@@ -306,6 +350,11 @@ def _placed(
         "issued": "Placed; Entrust issued the certificate.",
         "pending": "Placed; it waits for an Entrust administrator's approval.",
     }.get(outcome, "Placed.")
+    if row.origin in SUCCESSORS:
+        words = {
+            "issued": "Placed; Entrust issued the new certificate.",
+            "pending": "Placed; Entrust is processing it.",
+        }.get(outcome, "Placed.")
     row.message = problem
     records.event(row, "placed", actor=actor, new=row.status, now=now, message=words)
     _note_again(again_of, row, actor, now)
@@ -322,6 +371,8 @@ def _placed(
         },
     )
     db.session.commit()
+    if row.origin in SUCCESSORS:
+        lineage.successor_linked(row, actor)
     return row
 
 
@@ -346,6 +397,12 @@ def place_again(actor, row: Order) -> Order:
     rbac.check(actor, rbac.ORDERS_MANAGE)
     if row.placement != NOT_PLACED:
         raise OrderInputError("Only an order that was not placed can be placed again.", "form")
+    parent = None
+    if row.origin in SUCCESSORS:
+        parent = db.session.get(Order, row.parent_id) if row.parent_id else None
+        problem = lineage.cannot_replace(parent, row.origin)
+        if problem:
+            raise OrderInputError(problem, "form")
     try:
         with registry.open_connector(row.ca, row.credential_id) as conn:
             found = conn.find_by_request_id(row.request_id)
@@ -377,4 +434,6 @@ def place_again(actor, row: Order) -> Order:
         private_key_id=row.private_key_id,
         friendly_name=row.friendly_name,
         again_of=row.id,
+        origin=row.origin if parent is not None else "placed",
+        parent=parent,
     )

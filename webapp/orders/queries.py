@@ -19,7 +19,16 @@ from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
-from webapp.orders.models import INTENT, NOT_PLACED, UNKNOWN, Order, OrderEvent, unsettled
+from webapp.orders import availability
+from webapp.orders.models import (
+    INTENT,
+    NOT_PLACED,
+    SUCCESSORS,
+    UNKNOWN,
+    Order,
+    OrderEvent,
+    unsettled,
+)
 from webapp.search import contains_lowercased
 
 # A page counts matching orders up to this many; beyond it the list says "more than".
@@ -204,6 +213,13 @@ class OrderView:
     certificates: list
     children: list
     parent: Order | None
+    # The lifecycle actions: {action: why not ("" when it can be tried now)}, and the reasons
+    # in one line each (actions refused for the same statuses share a line).
+    actions: dict
+    blocked: list
+    renewable_from: datetime | None
+    # For a reissue or renewal: the names the certificate it replaces covered (deploy it there).
+    replaced_names: list
 
 
 def view(order: Order) -> OrderView:
@@ -218,6 +234,15 @@ def view(order: Order) -> OrderView:
             select(Order).where(Order.parent_id == order.id).order_by(Order.id)
         ).scalars()
     )
+    parent = db.session.get(Order, order.parent_id) if order.parent_id else None
+    replaced = []
+    if parent is not None and order.origin in SUCCESSORS:
+        old = certificates.for_order(parent.id)
+        replaced = (old[0].san_list if old else []) or parent.san_list
+    caps = registry.capabilities(order.ca)
+    actions = {
+        a.value: why for a, why in availability.reasons(order, availability.LABELS, caps).items()
+    }
     return OrderView(
         order=order,
         details=json.loads(order.details or "{}"),
@@ -225,7 +250,11 @@ def view(order: Order) -> OrderView:
         history=history,
         certificates=certificates.for_order(order.id),
         children=children,
-        parent=db.session.get(Order, order.parent_id) if order.parent_id else None,
+        parent=parent,
+        actions=actions,
+        blocked=availability.grouped(order, availability.LABELS, caps),
+        renewable_from=availability.renewable_from(order, caps),
+        replaced_names=replaced,
     )
 
 

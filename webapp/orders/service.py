@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from webapp import hooks
 from webapp.extensions import db
 from webapp.orders.models import PLACED, Order
+from webapp.security import rbac
 from webapp.settings import service as settings
 
 POLL_MINUTES = settings.register(
@@ -34,6 +35,17 @@ IMPORT_CONCURRENCY = settings.register(
     "on the credential's ECS request budget.",
     minimum=1,
     maximum=32,
+)
+
+OPERATORS_UPDATE_STATUS = settings.register(
+    "orders.operators_update_status",
+    False,
+    "Operators may approve, decline, suspend and resume",
+    "SSL › Entrust › Update Certificate Status is for administrators; turn this on to let "
+    "operators use it too. Revoke Certificate and Delete stay with administrators.",
+)
+rbac.grant_when(
+    "operator", rbac.ORDERS_APPROVE, lambda: bool(settings.get(OPERATORS_UPDATE_STATUS))
 )
 
 

@@ -20,8 +20,17 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
-from webapp.orders import records
-from webapp.orders.models import DEFAULT_CA, INTENT, NOT_PLACED, PLACED, UNKNOWN, Order, unsettled
+from webapp.orders import lineage, records
+from webapp.orders.models import (
+    DEFAULT_CA,
+    INTENT,
+    NOT_PLACED,
+    PLACED,
+    SUCCESSORS,
+    UNKNOWN,
+    Order,
+    unsettled,
+)
 from webapp.security import rbac
 
 log = logging.getLogger(__name__)
@@ -170,6 +179,8 @@ def settle_found(
         detail={"request_id": row.request_id, "found": row.ca_order_id, "status": row.status},
     )
     db.session.commit()
+    if row.origin in SUCCESSORS:
+        lineage.successor_linked(row, actor, now=now)
     return row
 
 

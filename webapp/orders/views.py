@@ -1,5 +1,7 @@
 """SSL > Entrust: the orders table, an order's page, Order Certificate, Check Order Status,
-Import Existing Orders, settling lost answers, and the notices of status changes."""
+Import Existing Orders, settling lost answers, the notices of status changes, and the actions on
+orders: Update Certificate Status, Reissue Certificate, Renew Certificate, Revoke Certificate and
+Delete."""
 
 from __future__ import annotations
 
@@ -8,10 +10,19 @@ from datetime import timedelta
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
-from webapp import htmx, uploads
+from webapp import htmx, uploads, validation
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
-from webapp.orders import checks, importing, placing, polling, queries, settling
+from webapp.orders import (
+    checks,
+    importing,
+    lifecycle,
+    placing,
+    polling,
+    queries,
+    settling,
+    successors,
+)
 from webapp.orders.models import ORIGINS
 from webapp.paging import page_args
 from webapp.security import rbac
@@ -312,3 +323,248 @@ def updates_seen():
     if htmx.is_htmx():
         return htmx.render("orders/_updates.html", notices=queries.updates_for(current_user))
     return htmx.redirect(_back(url_for("orders.index")))
+
+
+# --- the actions on orders --------------------------------------------------------------------
+
+
+def _selected_ids(order_id: int | None = None) -> list[int]:
+    """The orders an action page is about: the one in its path, or the ticked boxes."""
+    if order_id is not None:
+        _order_or_404(order_id)
+        return [order_id]
+    return validation.ids(request.values.getlist("order"), lifecycle.MAX_SELECTED)
+
+
+def _nothing_selected(label: str):
+    flash(f"{label}: select the orders first (tick them in the list).", "error")
+    return htmx.redirect(_back(url_for("orders.index")))
+
+
+def _choices() -> lifecycle.Choices:
+    f = request.form
+    return lifecycle.Choices(
+        reason=f.get("reason", "")[:MAX_TEXT],
+        comment=f.get("comment", "")[:MAX_TEXT],
+        credential_id=f.get("credential_id", type=int),
+    )
+
+
+@bp.route("/status", methods=["GET", "POST"])
+@bp.route("/<int:order_id>/status", methods=["GET"])
+@rbac.require(rbac.ORDERS_APPROVE)
+def update_status(order_id: int | None = None):
+    """Update Certificate Status: Approve, Decline, Suspend or Resume the selected orders. The
+    buttons post here with ``?action=``; a post without one (from the list) shows the page."""
+    ids = _selected_ids(order_id)
+    posted = request.method == "POST"
+    if posted and not ids:
+        return _nothing_selected("Update Certificate Status")
+    errors: dict[str, str] = {}
+    result = None
+    choices = _choices() if posted else lifecycle.Choices()
+    name = request.args.get("action", "")[:20] if posted else ""
+    if name:
+        try:
+            action = lifecycle.parse_action(name)
+            if action not in lifecycle.STATUS_ACTIONS:
+                raise lifecycle.ActionInputError("Choose Approve, Decline, Suspend or Resume.")
+            result = lifecycle.run(current_user, action, ids, choices)
+        except InputError as exc:
+            errors = exc.as_errors()
+        else:
+            if result.job is not None:
+                return htmx.redirect(url_for("orders.index", job=result.job.id))
+    sel = lifecycle.selection(ids, lifecycle.STATUS_ACTIONS)
+    body = htmx.render(
+        "orders/status.html",
+        block="results",
+        sel=sel,
+        choices=choices,
+        errors=errors,
+        result=result,
+        labels=lifecycle.LABELS,
+    )
+    return body, 422 if errors else 200
+
+
+def _one_selected(endpoint: str, label: str):
+    ids = validation.ids(request.values.getlist("order"))
+    if len(ids) != 1:
+        flash(f"{label} takes one order at a time: tick exactly one.", "error")
+        return htmx.redirect(_back(url_for("orders.index")))
+    return htmx.redirect(url_for(endpoint, order_id=ids[0]))
+
+
+@bp.route("/reissue", methods=["GET", "POST"])
+@rbac.require(rbac.ORDERS_MANAGE)
+def reissue():
+    """Reissue Certificate from the list: on to the form of the one order ticked."""
+    return _one_selected("orders.reissue_order", "Reissue Certificate")
+
+
+@bp.route("/renew", methods=["GET", "POST"])
+@rbac.require(rbac.ORDERS_MANAGE)
+def renew():
+    """Renew Certificate from the list: on to the form of the one order ticked."""
+    return _one_selected("orders.renew_order", "Renew Certificate")
+
+
+SUCCESSOR_TEXT = (
+    "csr_source",
+    "csr_text",
+    "sans",
+    "eku",
+    "signature_algorithm",
+    "expires_on",
+    "requester_name",
+    "requester_email",
+    "requester_phone",
+    "additional_emails",
+)
+
+
+def _successor_values() -> dict:
+    f = request.form
+    values = {k: f.get(k, "")[:MAX_TEXT] for k in SUCCESSOR_TEXT}
+    values["csr_id"] = f.get("csr_id", type=int)
+    values["ct_log"] = f.get("ct_log") == "1"
+    return values
+
+
+def _successor_form(values: dict) -> checks.OrderForm:
+    return checks.OrderForm(
+        csr_source=values["csr_source"] or "certdesk",
+        csr_id=values["csr_id"],
+        csr_text=values["csr_text"],
+        csr_file=uploads.read("csr_file"),
+        key_text=request.form.get("key_text", "")[:MAX_TEXT],
+        key_file=uploads.read("key_file"),
+        key_password=request.form.get("key_password", "")[:1000],
+        sans=values["sans"],
+        eku=values["eku"],
+        signature_algorithm=values["signature_algorithm"],
+        expires_on=values["expires_on"],
+        requester_name=values["requester_name"],
+        requester_email=values["requester_email"],
+        requester_phone=values["requester_phone"],
+        additional_emails=values["additional_emails"],
+        ct_log=values["ct_log"],
+    )
+
+
+def _successor(order_id: int, origin: str):
+    row = _order_or_404(order_id)
+    errors: dict[str, str] = {}
+    if request.method == "GET":
+        values = successors.prefill(row, origin)
+    else:
+        values = _successor_values()
+        place = successors.reissue if origin == "reissue" else successors.renew
+        try:
+            new = place(current_user, row, _successor_form(values))
+        except InputError as exc:
+            errors = exc.as_errors()
+        else:
+            flash(_successor_words(new, origin), "success" if new.settled else "warning")
+            return htmx.redirect(url_for("orders.detail", order_id=new.id))
+    page = successors.page(row, origin)
+    body = htmx.render("orders/successor.html", p=page, form=values, errors=errors)
+    return body, 422 if errors else 200
+
+
+def _successor_words(row, origin: str) -> str:
+    what = "reissue" if origin == "reissue" else "renewal"
+    if row.display_status == "UNKNOWN_OUTCOME":
+        return (
+            f"Entrust's answer to the {what} was lost. CertDesk is checking whether it was "
+            "placed; this page says when it is settled. Do not ask for it again meanwhile."
+        )
+    if row.phase == "issued":
+        return (
+            f"{what.capitalize()} issued (order {row.ca_order_id}); the new certificate is in "
+            "SSL › Certificates. Deploy it wherever the old one is in use."
+        )
+    return f"{what.capitalize()} placed at Entrust ({row.status})."
+
+
+@bp.route("/<int:order_id>/reissue", methods=["GET", "POST"])
+@rbac.require(rbac.ORDERS_MANAGE)
+def reissue_order(order_id: int):
+    return _successor(order_id, "reissue")
+
+
+@bp.route("/<int:order_id>/renew", methods=["GET", "POST"])
+@rbac.require(rbac.ORDERS_MANAGE)
+def renew_order(order_id: int):
+    return _successor(order_id, "renew")
+
+
+@bp.route("/revoke", methods=["GET", "POST"])
+@bp.route("/<int:order_id>/revoke", methods=["GET"])
+@rbac.require(rbac.ORDERS_REVOKE)
+def revoke(order_id: int | None = None):
+    """Revoke Certificate: a reason and a comment, then a page that names the certificates and
+    asks again (``step`` "confirm"), then the revocation (``step`` "revoke")."""
+    ids = _selected_ids(order_id)
+    posted = request.method == "POST"
+    if posted and not ids:
+        return _nothing_selected("Revoke Certificate")
+    step = request.form.get("step", "")[:20] if posted else ""
+    choices = _choices() if posted else lifecycle.Choices()
+    errors: dict[str, str] = {}
+    result, confirming = None, False
+    try:
+        if step == "confirm":
+            choices = lifecycle.clean_choices(lifecycle.ACTIONS["revoke"], choices)
+            confirming = True
+        elif step == "revoke":
+            result = lifecycle.run(current_user, lifecycle.ACTIONS["revoke"], ids, choices)
+    except InputError as exc:
+        errors = exc.as_errors()
+    if result is not None and result.job is not None:
+        return htmx.redirect(url_for("orders.index", job=result.job.id))
+    sel = lifecycle.selection(ids, (lifecycle.ACTIONS["revoke"],))
+    body = htmx.render(
+        "orders/revoke.html",
+        sel=sel,
+        choices=choices,
+        errors=errors,
+        result=result,
+        confirming=confirming,
+        labels=lifecycle.LABELS,
+    )
+    return body, 422 if errors else 200
+
+
+@bp.route("/delete", methods=["GET", "POST"])
+@bp.route("/<int:order_id>/delete", methods=["GET"])
+@rbac.require(rbac.ORDERS_DELETE)
+def delete(order_id: int | None = None):
+    """More > Delete: the selected orders from CertDesk only, after a confirmation (and a second
+    one for orders whose placing is not settled)."""
+    ids = _selected_ids(order_id)
+    posted = request.method == "POST"
+    if posted and not ids:
+        return _nothing_selected("Delete")
+    errors: dict[str, str] = {}
+    if posted and request.form.get("step") == "delete":
+        try:
+            n = lifecycle.delete_orders(
+                current_user,
+                ids,
+                confirmed=request.form.get("confirm") == "1",
+                unsettled_confirmed=request.form.get("confirm_unsettled") == "1",
+            )
+        except InputError as exc:
+            errors = exc.as_errors()
+        else:
+            flash(
+                f"{n} {'order' if n == 1 else 'orders'} deleted from CertDesk. Their certificates "
+                "stay in SSL › Certificates; the orders stay in Entrust.",
+                "success",
+            )
+            return htmx.redirect(url_for("orders.index"))
+    sel = lifecycle.selection(ids)
+    body = htmx.render("orders/delete.html", sel=sel, errors=errors)
+    return body, 422 if errors else 200

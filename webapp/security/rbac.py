@@ -5,6 +5,7 @@ admin: everything. operator: day-to-day certificate work. auditor: read-only, ev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
 
 from flask import abort
@@ -20,7 +21,10 @@ USERS_MANAGE = "users.manage"
 SETTINGS_MANAGE = "settings.manage"
 CREDENTIALS_MANAGE = "credentials.manage"
 CATALOG_SYNC = "catalog.sync"
-ORDERS_MANAGE = "orders.manage"
+ORDERS_MANAGE = "orders.manage"  # order, reissue, renew, check status, import
+ORDERS_APPROVE = "orders.approve"  # approve, decline, suspend, resume
+ORDERS_REVOKE = "orders.revoke"
+ORDERS_DELETE = "orders.delete"  # from CertDesk only
 CERTIFICATES_MANAGE = "certificates.manage"
 CSRS_MANAGE = "csrs.manage"
 KEYS_DOWNLOAD = "keys.download"  # operators: only keys they made (checked in the service)
@@ -48,11 +52,28 @@ class PermissionDenied(Forbidden):
     description = "Your role does not allow this."
 
 
+# Permissions a role holds only while a run-time setting says so: (role, permission) -> a
+# function answering yes or no. Features register them (``grant_when``) from their service, which
+# may read settings; this module imports nothing of theirs.
+_CONDITIONAL: dict[tuple[str, str], Callable[[], bool]] = {}
+
+
+def grant_when(role: str, permission: str, condition: Callable[[], bool]) -> None:
+    """Give ``role`` the ``permission`` whenever ``condition()`` is true (e.g. a yes/no setting
+    of Admin > Settings)."""
+    if role not in PERMISSIONS:
+        raise KeyError(f"unknown role {role!r}")
+    _CONDITIONAL[(role, permission)] = condition
+
+
 def has_permission(user, permission: str) -> bool:
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     allowed = PERMISSIONS.get(user.role, frozenset())
-    return allowed is None or permission in allowed
+    if allowed is None or permission in allowed:
+        return True
+    condition = _CONDITIONAL.get((user.role, permission))
+    return bool(condition is not None and condition())
 
 
 def check(user, permission: str) -> None:

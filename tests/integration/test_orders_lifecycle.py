@@ -1,0 +1,401 @@
+"""Update Certificate Status (approve, decline, suspend, resume), Revoke Certificate and Delete
+against the real sandbox: each action from each state, allowed and refused (nothing is sent when
+CertDesk already knows Entrust would refuse), the administrator-rights path, lost answers, many
+orders as a background job, and Delete, which touches CertDesk only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from webapp.audit.models import AuditEvent
+from webapp.cas import registry
+from webapp.cas.base import Action, CaOrder, Phase
+from webapp.certificates.models import Certificate
+from webapp.credentials import service as credentials
+from webapp.credentials.models import EcsCredential
+from webapp.csrs import service as csrs
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.orders import checks, lifecycle, placing, polling
+from webapp.orders.models import Order, OrderEvent
+from webapp.security.rbac import PermissionDenied
+from webapp.settings import service as settings
+from webapp.validation import InputError
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+
+PATCH_PATH = "/enterprise/v2/certificates/"
+
+
+@pytest.fixture
+def env(app, user, sandbox):
+    sandbox.seed(certificates=0, seed=3)
+    cred = link_sandbox(user, sandbox)
+    sandbox.clear_requests()
+    return cred
+
+
+def _order(user, cred, cn="www.example.com", *, queue=False) -> Order:
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": cn}, "")
+    form = checks.OrderForm(
+        credential_id=cred.id,
+        organization="1:CertDesk Demo Corp",
+        product="STANDARD_SSL",
+        csr_source="certdesk",
+        csr_id=csr.id,
+        requester_name="Ann Admin",
+        requester_email="ann@example.com",
+        custom={"text2": "billing"},
+        queue_for_approval=queue,
+    )
+    return placing.place(user["operator"], form)
+
+
+def _in_status(user, cred, sandbox, status: str, cn="www.example.com") -> Order:
+    """An order that Entrust holds in ``status``, and CertDesk knows it (Check Order Status)."""
+    row = _order(user, cred, cn, queue=status == "PENDING")
+    if status not in ("PENDING", "ACTIVE"):
+        sandbox.set_certificate_status(int(row.ca_order_id), status)
+        polling.check([row], "scheduler")
+    db.session.refresh(row)
+    assert row.status == status
+    return row
+
+
+def _changes(sandbox, ca_order_id=None) -> list[dict]:
+    """The calls that change something (PATCH, revocations) in the sandbox's request log."""
+    out = []
+    for r in sandbox.requests():
+        changing = r["method"] == "PATCH" or r["path"].endswith("/revocations")
+        if changing and (ca_order_id is None or f"/{ca_order_id}" in r["path"]):
+            out.append(r)
+    return out
+
+
+def _ca_status(sandbox, ca_order_id) -> str:
+    import requests
+
+    r = requests.get(
+        sandbox.base_url + f"certificates/{ca_order_id}",
+        auth=(sandbox.api_user, sandbox.api_key),
+        timeout=30,
+    )
+    r.raise_for_status()
+    return r.json()["status"]
+
+
+def _audits(action: str) -> list[AuditEvent]:
+    return list(db.session.execute(select(AuditEvent).where(AuditEvent.action == action)).scalars())
+
+
+def _detail(event: AuditEvent) -> dict:
+    return json.loads(event.detail or "{}")
+
+
+STATES = ["PENDING", "ACTIVE", "SUSPENDED", "REVOKED", "EXPIRED"]
+ALLOWED = {
+    "approve": {"PENDING": "ACTIVE"},
+    "decline": {"PENDING": "DECLINED"},
+    "suspend": {"ACTIVE": "SUSPENDED"},
+    "resume": {"SUSPENDED": "ACTIVE"},
+    "revoke": {"ACTIVE": "REVOKED", "SUSPENDED": "REVOKED"},
+}
+
+
+WORDS = {
+    "approve": "Approve applies to PENDING orders",
+    "decline": "Decline applies to PENDING orders",
+    "suspend": "Suspend applies to ACTIVE or READY orders",
+    "resume": "Resume applies to SUSPENDED orders",
+    "revoke": "Revoke applies to ACTIVE, READY or SUSPENDED orders",
+}
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("action", list(ALLOWED))
+def test_each_action_from_each_state(env, user, sandbox, action, state):
+    row = _in_status(user, env, sandbox, state)
+    sandbox.clear_requests()
+    choices = lifecycle.Choices(
+        reason={"decline": "Not ours", "revoke": "keyCompromise"}.get(action, ""),
+        comment="lost laptop" if action == "revoke" else "",
+    )
+    result = lifecycle.run(user["admin"], lifecycle.ACTIONS[action], [row.id], choices)
+    [outcome] = result.outcomes
+    db.session.refresh(row)
+    expected = ALLOWED[action].get(state)
+    if expected is None:
+        # Refused by CertDesk, in words, before anything is sent.
+        assert outcome.result == "refused"
+        assert outcome.message == f"{WORDS[action]}; this one is {state}."
+        assert _changes(sandbox) == []
+        assert row.status == state
+        [audit] = _audits(f"order.{action}")
+        assert audit.outcome == "refused"
+        return
+    assert outcome.result == "done", outcome.message
+    assert len(_changes(sandbox, row.ca_order_id)) == 1  # sent once
+    assert row.status == expected == _ca_status(sandbox, row.ca_order_id)  # read back
+    [audit] = _audits(f"order.{action}")
+    assert audit.outcome == "success" and _detail(audit)["to"] == expected
+    ev = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind.like(f"{action}%"))
+    ).scalar_one()
+    assert ev.old_status == state and ev.new_status == expected
+    certs = db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalars()
+    certs = list(certs)
+    if action == "approve":
+        assert len(certs) == 1 and certs[0].revoked_at is None  # issued into the repository
+    if action == "revoke":
+        assert certs and all(c.revoked_at is not None for c in certs)
+        body = _changes(sandbox, row.ca_order_id)[0]["body"]
+        assert body == {"crlReason": "keyCompromise", "revocationComment": "lost laptop"}
+    if action == "decline":
+        assert _changes(sandbox)[0]["body"] == {"operation": "DECLINE", "declineReason": "Not ours"}
+
+
+def test_decline_needs_a_reason_and_revoke_an_accepted_one(env, user, sandbox):
+    pending = _in_status(user, env, sandbox, "PENDING")
+    active = _in_status(user, env, sandbox, "ACTIVE", "shop.example.com")
+    sandbox.clear_requests()
+    with pytest.raises(InputError) as err:
+        lifecycle.run(user["admin"], Action.DECLINE, [pending.id], lifecycle.Choices(reason=" "))
+    assert err.value.field == "reason"
+    with pytest.raises(lifecycle.ActionInputError) as err:
+        lifecycle.run(
+            user["admin"], Action.REVOKE, [active.id], lifecycle.Choices(reason="superseded")
+        )
+    assert err.value.field == "reason"
+    with pytest.raises(lifecycle.ActionInputError) as err:
+        lifecycle.run(user["admin"], Action.SUSPEND, [], lifecycle.Choices())
+    assert err.value.field == "order"
+    assert _changes(sandbox) == []
+
+
+def test_other_revocation_reasons_only_when_the_account_accepts_them(env, user, sandbox):
+    assert [c for c, _ in registry.capabilities("entrust").revocation_reasons] == [
+        "unspecified",
+        "keyCompromise",
+    ]
+    settings.put(registry.ENTRUST_ALL_REVOCATION_REASONS, True)
+    db.session.commit()
+    sandbox.update_settings(fidelity={"accept_spec_only_crl_reasons": True})
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    result = lifecycle.run(
+        user["admin"], Action.REVOKE, [row.id], lifecycle.Choices(reason="superseded")
+    )
+    assert result.outcomes[0].result == "done", result.outcomes[0].message
+    assert _ca_status(sandbox, row.ca_order_id) == "REVOKED"
+
+
+def test_roles(env, user, sandbox):
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    for action in (Action.SUSPEND, Action.REVOKE):
+        with pytest.raises(PermissionDenied):
+            lifecycle.run(
+                user["operator"], action, [row.id], lifecycle.Choices(reason="unspecified")
+            )
+    with pytest.raises(PermissionDenied):
+        lifecycle.delete_orders(
+            user["operator"], [row.id], confirmed=True, unsettled_confirmed=True
+        )
+    # Admin > Settings may let operators update the status (not revoke or delete).
+    from webapp.orders import service
+
+    settings.put(service.OPERATORS_UPDATE_STATUS, True)
+    db.session.commit()
+    result = lifecycle.run(user["operator"], Action.SUSPEND, [row.id], lifecycle.Choices())
+    assert result.outcomes[0].result == "done"
+    with pytest.raises(PermissionDenied):
+        lifecycle.run(
+            user["operator"], Action.REVOKE, [row.id], lifecycle.Choices(reason="unspecified")
+        )
+
+
+# --- administrator rights ----------------------------------------------------------------------
+
+
+def _requester_credential(user, sandbox, *, is_admin: bool) -> EcsCredential:
+    sandbox.add_user("requester-api", "requester-key-0123456789", role="requester")
+    cred, _job = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Requester",
+            api_user="requester-api",
+            api_key="requester-key-0123456789",
+            base_url=sandbox.base_url,
+            is_admin=is_admin,
+        ),
+    )
+    return cred
+
+
+def test_a_requester_credential_gets_the_explained_refusal_and_loses_its_admin_flag(
+    env, user, sandbox
+):
+    req = _requester_credential(user, sandbox, is_admin=True)  # ticked, wrongly
+    row = _in_status(user, req, sandbox, "ACTIVE")
+    sandbox.clear_requests()
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices())
+    [outcome] = result.outcomes
+    assert outcome.result == "refused"
+    assert "does not have Entrust administrator rights" in outcome.message
+    assert "done by an Entrust administrator in the Entrust portal" in outcome.message
+    assert "403" in outcome.message
+    patches = _changes(sandbox)
+    assert len(patches) == 1 and patches[0]["status"] == 403
+    db.session.refresh(req)
+    assert req.is_admin is False and "refused an administrator operation" in req.admin_note
+    assert _audits("credential.admin_rights_cleared")
+    assert _ca_status(sandbox, row.ca_order_id) == "ACTIVE"
+
+    # Now CertDesk knows: without another credential nothing is sent, and it says why.
+    sandbox.clear_requests()
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices())
+    assert result.outcomes[0].result == "refused"
+    assert "needs Entrust administrator rights" in result.outcomes[0].message
+    assert "done by an Entrust administrator in the Entrust portal" in result.outcomes[0].message
+    assert _changes(sandbox) == []
+
+    # The page offers the administrator credential of the same account ...
+    rights = lifecycle.admin_rights([row])
+    assert [c.id for c in rights.lacking] == [req.id]
+    assert [c.id for c in rights.candidates] == [env.id]
+    # ... and choosing it succeeds: the order is read through it first, then changed by it.
+    sandbox.clear_requests()
+    result = lifecycle.run(
+        user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices(credential_id=env.id)
+    )
+    assert result.outcomes[0].result == "done", result.outcomes[0].message
+    log = sandbox.requests()
+    assert [(r["method"], r["user"]) for r in log][:2] == [
+        ("GET", sandbox.api_user),
+        ("PATCH", sandbox.api_user),
+    ]
+    assert _ca_status(sandbox, row.ca_order_id) == "SUSPENDED"
+    [audit] = [a for a in _audits("order.suspend") if a.outcome == "success"]
+    assert _detail(audit)["credential"] == "Sandbox"
+
+
+def test_an_administrator_credential_of_another_account_is_not_used(
+    env, user, sandbox, http_server
+):
+    """A second sandbox is another Entrust account: its administrator cannot act for ours."""
+    req = _requester_credential(user, sandbox, is_admin=False)
+    row = _in_status(user, req, sandbox, "ACTIVE")
+    http_server.reset()
+    http_server.seed(certificates=0, seed=3)
+    other = link_sandbox(user, http_server, name="Other account")
+    assert lifecycle.admin_rights([row]).candidates == [env]  # not "Other account"
+    sandbox.clear_requests()
+    http_server.clear_requests()
+    result = lifecycle.run(
+        user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices(credential_id=other.id)
+    )
+    assert result.outcomes[0].result == "refused"
+    assert "not of the same Entrust account" in result.outcomes[0].message
+    assert _changes(sandbox) == [] and _changes(http_server) == []
+
+
+def test_the_same_order_is_recognised_by_what_both_sides_know():
+    row = Order(ca_order_id="5000001", serial="0ABC", common_name="www.example.com")
+    same = CaOrder("5000001", "ACTIVE", Phase.ISSUED, serial="0abc", common_name="WWW.example.com")
+    assert lifecycle._same_order(row, same)
+    assert not lifecycle._same_order(row, CaOrder("5000002", "ACTIVE", Phase.ISSUED, serial="0ABC"))
+    other = CaOrder("5000001", "ACTIVE", Phase.ISSUED, serial="0DEF", common_name="www.example.com")
+    assert not lifecycle._same_order(row, other)
+    assert not lifecycle._same_order(row, CaOrder("5000001", "ACTIVE", Phase.ISSUED))
+
+
+# --- lost answers, many orders ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fault", "took_effect"), [("commit_then_500", True), ("http_502", False)])
+def test_a_lost_answer_is_read_back_never_sent_again(env, user, sandbox, fault, took_effect):
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": fault, "method": "PATCH"}])
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices())
+    sandbox.clear_faults()
+    [outcome] = result.outcomes
+    assert len(_changes(sandbox)) == 1  # never sent twice
+    db.session.refresh(row)
+    if took_effect:
+        assert outcome.result == "done" and row.status == "SUSPENDED"
+    else:
+        assert outcome.result == "failed" and "answer was lost" in outcome.message
+        assert "it is ACTIVE at Entrust now" in outcome.message and row.status == "ACTIVE"
+
+
+def test_many_orders_run_as_a_job_with_each_outcome_audited(env, user, sandbox, monkeypatch):
+    monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
+    rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(3)]
+    pending = _in_status(user, env, sandbox, "PENDING", "queue.example.com")
+    ids = [r.id for r in rows] + [pending.id]
+    result = lifecycle.run(user["admin"], Action.SUSPEND, ids, lifecycle.Choices())
+    assert result.outcomes == [] and result.job is not None
+    job = jobs.get(result.job.id)
+    assert job.state == "succeeded", job.error
+    assert jobs.result_of(job) == {"done": 3, "refused": 1, "failed": 0}
+    assert "3 done, 1 refused" in job.message
+    outcomes = {a.object_id: a.outcome for a in _audits("order.suspend") if a.object_id}
+    assert outcomes == {str(r.id): "success" for r in rows} | {str(pending.id): "refused"}
+    assert {_ca_status(sandbox, r.ca_order_id) for r in rows} == {"SUSPENDED"}
+
+
+# --- Delete ---------------------------------------------------------------------------------------
+
+
+def test_delete_removes_orders_from_certdesk_only(env, user, sandbox):
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    other = _in_status(user, env, sandbox, "ACTIVE", "shop.example.com")
+    cert_id = db.session.execute(
+        select(Certificate.id).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    lost = Order(credential_id=env.id, placement="unknown", request_id="certdesk:lost-one")
+    db.session.add(lost)
+    db.session.commit()
+    sandbox.clear_requests()
+    with pytest.raises(lifecycle.ActionInputError) as err:
+        lifecycle.delete_orders(user["admin"], [row.id], confirmed=False, unsettled_confirmed=False)
+    assert err.value.field == "confirm"
+    with pytest.raises(lifecycle.ActionInputError) as err:
+        lifecycle.delete_orders(
+            user["admin"], [row.id, lost.id], confirmed=True, unsettled_confirmed=False
+        )
+    assert err.value.field == "confirm_unsettled"
+    assert db.session.get(Order, row.id) is not None  # nothing deleted yet
+
+    row_id, lost_id, other_id, ca_id = row.id, lost.id, other.id, row.ca_order_id
+    events = select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == row_id)
+    assert db.session.execute(events).scalar_one() > 0
+    n = lifecycle.delete_orders(
+        user["admin"], [row_id, lost_id], confirmed=True, unsettled_confirmed=True
+    )
+    assert n == 2
+    assert db.session.get(Order, row_id) is None and db.session.get(Order, other_id) is not None
+    assert db.session.execute(events).scalar_one() == 0  # its history went with it
+    cert = db.session.get(Certificate, cert_id)
+    assert cert is not None and cert.order_id is None  # the certificate stays
+    assert sandbox.requests() == []  # Entrust is not asked
+    assert _ca_status(sandbox, ca_id) == "ACTIVE"
+    deleted = {a.object_id: _detail(a) for a in _audits("order.delete")}
+    assert set(deleted) == {str(row_id), str(lost_id)}
+    assert deleted[str(row_id)]["certificate_kept"] is True
+
+
+def test_a_refusal_by_entrust_reads_the_order_back(env, user, sandbox):
+    """CertDesk thinks the order is ACTIVE; an Entrust administrator suspended it meanwhile."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    sandbox.set_certificate_status(int(row.ca_order_id), "SUSPENDED")
+    sandbox.clear_requests()
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices())
+    [outcome] = result.outcomes
+    assert outcome.result == "refused" and "SUSPENDED" in outcome.message  # Entrust's words
+    assert len(_changes(sandbox)) == 1
+    db.session.refresh(row)
+    assert row.status == "SUSPENDED"  # read back

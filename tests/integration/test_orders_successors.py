@@ -1,0 +1,327 @@
+"""Reissue Certificate and Renew Certificate against the real sandbox: the new order linked to the
+original in both histories, the new certificate in the repository with its CSR and key, the
+original read back (and its certificate revoked after a reissue), CertDesk's refusals before any
+call (an old key, a certificate too young to renew), and never twice: faults on the create call
+never give a second order, and a lost answer is settled by the reconciler."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from webapp.audit.models import AuditEvent
+from webapp.cas import registry
+from webapp.certificates.models import Certificate
+from webapp.credentials import clients
+from webapp.csrs import service as csrs
+from webapp.extensions import db
+from webapp.orders import checks, placing, settling, successors
+from webapp.orders.checks import OrderInputError
+from webapp.orders.models import Order, OrderEvent
+from webapp.settings import service as settings
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+
+BASE = "/enterprise/v2/certificates"
+
+
+@pytest.fixture
+def env(app, user, sandbox):
+    sandbox.seed(certificates=0, seed=3)
+    cred = link_sandbox(user, sandbox)
+    sandbox.clear_requests()
+    return cred
+
+
+def _csr(user, cn="www.example.com", sans=""):
+    return csrs.create_csr(user["operator"], "p256", {"CN": cn}, sans)
+
+
+def _order(user, cred, cn="www.example.com") -> Order:
+    csr = _csr(user, cn)
+    form = checks.OrderForm(
+        credential_id=cred.id,
+        organization="1:CertDesk Demo Corp",
+        product="STANDARD_SSL",
+        csr_source="certdesk",
+        csr_id=csr.id,
+        requester_name="Ann Admin",
+        requester_email="ann@example.com",
+        requester_phone="555-0100",
+        custom={"text2": "billing"},
+    )
+    row = placing.place(user["operator"], form)
+    assert row.status == "ACTIVE"
+    return row
+
+
+def _form(row, **kw) -> checks.OrderForm:
+    values = successors.prefill(row, kw.pop("origin", "reissue"))
+    values.update(kw)
+    return checks.OrderForm(
+        csr_source=values["csr_source"],
+        csr_id=values["csr_id"],
+        csr_text=values.get("csr_text", ""),
+        key_text=values.get("key_text", ""),
+        sans=values["sans"],
+        eku=values["eku"],
+        signature_algorithm=values["signature_algorithm"],
+        expires_on=values["expires_on"],
+        requester_name=values["requester_name"],
+        requester_email=values["requester_email"],
+        requester_phone=values["requester_phone"],
+        additional_emails=values["additional_emails"],
+        ct_log=values["ct_log"],
+    )
+
+
+def _creates(sandbox, kind: str) -> list[dict]:
+    return [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "POST" and r["path"].rstrip("/").endswith("/" + kind)
+    ]
+
+
+def _ca(sandbox, ca_order_id) -> dict:
+    r = requests.get(
+        sandbox.base_url + f"certificates/{ca_order_id}",
+        auth=(sandbox.api_user, sandbox.api_key),
+        timeout=30,
+    )
+    r.raise_for_status()
+    return r.json()
+
+
+def _held(sandbox) -> Counter:
+    r = requests.get(
+        sandbox.base_url + "certificates",
+        params={"limit": 1000, "fields": "trackingId,tracking"},
+        auth=(sandbox.api_user, sandbox.api_key),
+        timeout=30,
+    )
+    r.raise_for_status()
+    return Counter((c.get("tracking") or {}).get("trackingInfo") for c in r.json()["certificates"])
+
+
+def _certs(order_id) -> list[Certificate]:
+    stmt = select(Certificate).where(Certificate.order_id == order_id)
+    return list(db.session.execute(stmt).scalars())
+
+
+def _kinds(order_id) -> list[str]:
+    stmt = select(OrderEvent.kind).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    return list(db.session.execute(stmt).scalars())
+
+
+def test_reissue_with_a_new_csr_made_in_certdesk(env, user, sandbox):
+    old = _order(user, env)
+    old_cert = _certs(old.id)[0]
+    old_expiry = _ca(sandbox, old.ca_order_id)["expiresAfter"]
+    new_csr = _csr(user, "www.example.com")
+    sandbox.clear_requests()
+
+    new = successors.reissue(user["operator"], old, _form(old, csr_id=new_csr.id))
+
+    assert new.placement == "placed" and new.status == "ACTIVE" and new.origin == "reissue"
+    assert new.parent_id == old.id and new.ca_order_id != old.ca_order_id
+    [post] = _creates(sandbox, "reissues")
+    assert post["path"] == f"{BASE}/{old.ca_order_id}/reissues"
+    assert post["body"]["tracking"]["trackingInfo"] == new.request_id
+    assert post["body"]["tracking"]["requesterPhone"] == "555-0100"  # the tracking details kept
+    assert post["body"]["tracking"]["customFields"] == {"text2": "billing"}
+    assert post["body"]["csr"].strip() == new_csr.pem.strip()
+    # The new certificate is in the repository, linked to the new order, its CSR and its key.
+    [cert] = _certs(new.id)
+    assert cert.csr_id == new_csr.id and cert.private_key_id == new_csr.private_key_id
+    assert cert.public_key_id != old_cert.public_key_id
+    assert _ca(sandbox, new.ca_order_id)["expiresAfter"] == old_expiry  # the expiry stays
+    # The original, read back: REISSUED, and its certificate revoked in the repository.
+    db.session.refresh(old)
+    db.session.refresh(old_cert)
+    assert old.status == "REISSUED" == _ca(sandbox, old.ca_order_id)["status"]
+    assert old_cert.revoked_at is not None
+    assert "reissued_into" in _kinds(old.id) and "reissue_of" in _kinds(new.id)
+    into = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == old.id, OrderEvent.kind == "reissued_into")
+    ).scalar_one()
+    assert into.related_order_id == new.id and into.new_status == "REISSUED"
+    actions = set(db.session.execute(select(AuditEvent.action)).scalars())
+    assert {"order.request", "order.place", "order.replaced", "certificate.revoked"} <= actions
+
+
+def test_reissue_with_a_pasted_csr_and_its_key(env, user, sandbox):
+    old = _order(user, env)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com")]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    new = successors.reissue(
+        user["operator"], old, _form(old, csr_source="paste", csr_text=csr, key_text=key_pem)
+    )
+    [cert] = _certs(new.id)
+    assert cert.private_key_id is not None and cert.csr_id == new.csr_id is not None
+
+
+def test_a_reissue_needs_a_new_key(env, user, sandbox):
+    old = _order(user, env)
+    same_key_csr = db.session.get(Order, old.id).csr_id
+    sandbox.clear_requests()
+    with pytest.raises(OrderInputError) as err:
+        successors.reissue(user["operator"], old, _form(old, csr_id=same_key_csr))
+    assert err.value.field == "csr_source" and "new key pair" in str(err.value)
+    with pytest.raises(OrderInputError):
+        successors.reissue(user["operator"], old, _form(old, csr_source="keep"))
+    assert _creates(sandbox, "reissues") == []
+    assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
+
+
+def test_a_renewal_inside_30_days_is_refused_before_any_call(env, user, sandbox):
+    old = _order(user, env)
+    page = successors.page(old, "renew")
+    assert "at least 30 days old" in page.problem and "can be renewed from" in page.problem
+    sandbox.clear_requests()
+    with pytest.raises(OrderInputError) as err:
+        successors.renew(user["operator"], old, _form(old, origin="renew"))
+    assert "at least 30 days old" in str(err.value)
+    assert _creates(sandbox, "renewals") == []  # Entrust was not asked
+    assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
+
+
+def _aged_order(user, env, sandbox, days=40) -> Order:
+    """An order Entrust issued ``days`` ago (the sandbox's clock moved back, then forward)."""
+    sandbox.advance_clock(-days)
+    row = _order(user, env)
+    sandbox.advance_clock(days)
+    return row
+
+
+@pytest.mark.parametrize("new_key", [False, True])
+def test_renew_after_30_days(env, user, sandbox, new_key):
+    old = _aged_order(user, env, sandbox)
+    old_cert = _certs(old.id)[0]
+    assert successors.page(old, "renew").problem == ""
+    expires = successors.page(old, "renew").dates[1]  # the longest the product allows
+    kw = {"origin": "renew", "expires_on": expires}
+    if new_key:
+        kw.update(csr_source="certdesk", csr_id=_csr(user).id)
+    sandbox.clear_requests()
+    new = successors.renew(user["operator"], old, _form(old, **kw))
+    assert new.origin == "renew" and new.parent_id == old.id and new.status == "ACTIVE"
+    [post] = _creates(sandbox, "renewals")
+    assert post["body"]["certExpiryDate"] == expires
+    assert post["body"]["tracking"]["trackingInfo"] == new.request_id
+    assert ("csr" in post["body"]) is new_key
+    [cert] = _certs(new.id)
+    assert cert.not_after.date().isoformat() == expires
+    assert (cert.public_key_id == old_cert.public_key_id) is not new_key
+    assert cert.private_key_id is not None  # the key CertDesk holds, old or new
+    db.session.refresh(old)
+    db.session.refresh(old_cert)
+    assert old.status == "RENEWED" and old_cert.revoked_at is None  # a renewal revokes nothing
+    assert "renewed_into" in _kinds(old.id) and "renewal_of" in _kinds(new.id)
+
+
+def test_a_renewal_beyond_the_product_limit_is_refused(env, user, sandbox):
+    old = _aged_order(user, env, sandbox)
+    with pytest.raises(OrderInputError) as err:
+        successors.renew(user["operator"], old, _form(old, origin="renew", expires_on="2999-01-01"))
+    assert err.value.field == "expires_on" and "at most 398 days" in str(err.value)
+
+
+CREATE_FAULTS = [
+    ("commit_then_500", True),
+    ("commit_then_timeout", True),
+    ("reset", False),
+    ("http_502", False),
+    ("timeout", False),
+]
+
+
+@pytest.mark.parametrize(("fault", "carried_out"), CREATE_FAULTS)
+@pytest.mark.parametrize("origin", ["reissue", "renew"])
+def test_faults_on_the_create_call_never_give_a_duplicate(
+    env, user, sandbox, origin, fault, carried_out
+):
+    settings.put(clients.READ_TIMEOUT, 1)
+    settings.put(clients.CONNECT_TIMEOUT, 1)
+    db.session.commit()
+    old = _aged_order(user, env, sandbox)
+    kind = "reissues" if origin == "reissue" else "renewals"
+    form = _form(old, origin=origin, csr_source="certdesk", csr_id=_csr(user).id)
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": fault, "method": "POST", "path": f"{BASE}/*", "ms": 1500}])
+    try:
+        new = (successors.reissue if origin == "reissue" else successors.renew)(
+            user["operator"], old, form
+        )
+    except placing.OrderRefused:
+        new = None
+    sandbox.clear_faults()
+    assert len(_creates(sandbox, kind)) == 1  # sent once, never again
+    if new is None:  # an answer that says nothing was done (a reset before the request)
+        assert not carried_out
+        assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
+        return
+    # Settle whatever is still unknown once the call can no longer take effect.
+    settling.reconcile_due("scheduler", now=new.attempted_at + registry.answer_deadline("entrust"))
+    db.session.expire_all()
+    new = db.session.get(Order, new.id)
+    held = _held(sandbox)
+    assert held.get(new.request_id, 0) == (1 if carried_out else 0)  # never two
+    assert len(_creates(sandbox, kind)) == 1  # the reconciler only searched
+    old = db.session.get(Order, old.id)
+    if carried_out:
+        assert new.placement == "placed" and new.status == "ACTIVE"
+        assert len(_certs(new.id)) == 1
+        assert old.status == ("REISSUED" if origin == "reissue" else "RENEWED")
+        into = "reissued_into" if origin == "reissue" else "renewed_into"
+        assert into in _kinds(old.id)
+    else:
+        assert new.placement == "not_placed" and _certs(new.id) == []
+        assert old.status == "ACTIVE"
+
+
+def test_a_reissue_not_placed_is_placed_again_as_a_reissue(env, user, sandbox):
+    settings.put(clients.READ_TIMEOUT, 1)
+    settings.put(clients.CONNECT_TIMEOUT, 1)
+    db.session.commit()
+    old = _order(user, env)
+    sandbox.faults([{"kind": "http_502", "method": "POST", "path": f"{BASE}/*", "count": 1}])
+    lost = successors.reissue(user["operator"], old, _form(old, csr_id=_csr(user).id))
+    assert lost.placement == "unknown"
+    # Meanwhile no second reissue of the same order can be sent.
+    sandbox.clear_requests()
+    with pytest.raises(OrderInputError) as err:
+        successors.reissue(user["operator"], old, _form(old, csr_id=_csr(user).id))
+    assert "still checking" in str(err.value)
+    assert _creates(sandbox, "reissues") == []
+    settling.reconcile_due("scheduler", now=lost.attempted_at + registry.answer_deadline("entrust"))
+    db.session.expire_all()
+    lost = db.session.get(Order, lost.id)
+    assert lost.placement == "not_placed"
+    again = placing.place_again(user["operator"], lost)
+    assert again.id != lost.id and again.origin == "reissue" and again.parent_id == old.id
+    assert again.status == "ACTIVE"
+    [post] = _creates(sandbox, "reissues")
+    assert post["body"]["tracking"]["trackingInfo"] == again.request_id != lost.request_id
+    assert db.session.get(Order, old.id).status == "REISSUED"
+    assert json.loads(again.request)["csr_pem"] == json.loads(lost.request)["csr_pem"]

@@ -1,0 +1,361 @@
+"""SSL > Entrust's actions on orders, as pages: the guide's names in the menu (disabled with the
+reason for a role that may not), each page disabled-with-reason where the order's status does not
+allow an action, roles, CSRF, errors next to their fields with 422, confirmations before Revoke and
+Delete, and whole flows through the pages against the sandbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from tests.helpers import HTMX, make_order
+from webapp.certificates.models import Certificate
+from webapp.credentials.models import EcsCredential
+from webapp.csrs import service as csrs
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.orders import checks, placing
+from webapp.orders.models import Order
+from webapp.settings import service as settings
+
+
+def _count(model) -> int:
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+@pytest.fixture
+def orders(app):
+    return {
+        "active": make_order(
+            "5000010",
+            "ACTIVE",
+            "issued",
+            common_name="www.example.com",
+            sans="www.example.com,example.com",
+            product="STANDARD_SSL",
+            serial="0A1B2C",
+        ),
+        "pending": make_order("5000011", "PENDING", "pending", common_name="queue.example.com"),
+        "lost": make_order(
+            None,
+            "",
+            "",
+            placement="unknown",
+            common_name="lost.example.com",
+            request_id="certdesk:lost",
+        ),
+    }
+
+
+def _text(resp) -> str:
+    return resp.get_data(as_text=True)
+
+
+# --- the menu and the order page ------------------------------------------------------------------
+
+
+def test_the_menu_carries_the_guides_names_and_each_role_its_own(
+    admin_client, operator_client, auditor_client, orders
+):
+    page = _text(admin_client.get("/entrust/"))
+    assert "Not available in this version" not in page
+    for label, path in (
+        ("Update Certificate Status", "/entrust/status"),
+        ("Reissue Certificate", "/entrust/reissue"),
+        ("Renew Certificate", "/entrust/renew"),
+        ("Revoke Certificate", "/entrust/revoke"),
+        ("Delete", "/entrust/delete"),
+    ):
+        assert f'formaction="{path}"' in page and label in page
+    page = _text(operator_client.get("/entrust/"))
+    assert 'formaction="/entrust/reissue"' in page and 'formaction="/entrust/renew"' in page
+    for path in ("/entrust/status", "/entrust/revoke", "/entrust/delete"):
+        assert f'formaction="{path}"' not in page
+    assert "Update Certificate Status, Revoke Certificate and Delete are for administrators" in page
+    assert page.count("Administrators only") == 3
+    assert "Reissue Certificate" not in _text(auditor_client.get("/entrust/"))
+
+
+def test_an_order_page_offers_what_its_status_allows_and_says_why_not(admin_client, orders):
+    page = _text(admin_client.get(f"/entrust/{orders['pending'].id}"))
+    assert f'href="/entrust/{orders["pending"].id}/status"' in page  # approve, decline
+    assert "Reissue applies to ACTIVE or READY orders; this one is PENDING." in page
+    assert "Revoke applies to ACTIVE, READY or SUSPENDED orders; this one is PENDING." in page
+    assert 'id="reissue"' in page and f'href="/entrust/{orders["pending"].id}/reissue"' not in page
+    page = _text(admin_client.get(f"/entrust/{orders['active'].id}"))
+    for what in ("status", "reissue", "renew", "revoke", "delete"):
+        assert f'href="/entrust/{orders["active"].id}/{what}"' in page
+    assert "Approve and Decline apply to PENDING orders; this one is ACTIVE." in page
+    page = _text(admin_client.get(f"/entrust/{orders['lost'].id}"))
+    assert "CertDesk is still checking with Entrust whether this order was placed." in page
+    assert f'href="/entrust/{orders["lost"].id}/delete"' in page  # Delete is always offered
+
+
+# --- Update Certificate Status --------------------------------------------------------------------
+
+
+def test_the_status_page_from_the_list_shows_each_order_and_the_buttons(admin_client, orders):
+    ids = [orders["active"].id, orders["pending"].id]
+    resp = admin_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"})
+    page = _text(resp)
+    assert resp.status_code == 200 and "www.example.com" in page and "queue.example.com" in page
+    for action in ("approve", "decline", "suspend"):
+        assert f'formaction="/entrust/status?action={action}" id="action-{action}"' in page
+    # Resume: no selected order is suspended, so it is disabled with the reason.
+    assert 'disabled formaction="/entrust/status?action=resume" id="action-resume"' in page
+    assert "None of the selected orders allows it" in page
+    assert "Resume applies to SUSPENDED orders" in page
+    # One order on its own: the reason is its own.
+    page = _text(admin_client.get(f"/entrust/{orders['active'].id}/status"))
+    assert "Approve applies to PENDING orders; this one is ACTIVE." in page
+    assert 'disabled formaction="/entrust/status?action=approve"' in page
+    # htmx: the block alone.
+    block = _text(admin_client.get(f"/entrust/{orders['active'].id}/status", headers=HTMX))
+    assert "<html" not in block and 'id="status-form"' in block
+
+
+def test_status_needs_orders_a_decline_reason_and_an_admin(
+    admin_client, operator_client, auditor_client, orders
+):
+    resp = admin_client.post("/entrust/status", data={"next": "/entrust/"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/entrust/"
+    assert "select the orders first" in _text(admin_client.get("/entrust/"))
+    resp = admin_client.post(
+        "/entrust/status?action=decline", data={"order": orders["pending"].id, "reason": ""}
+    )
+    assert resp.status_code == 422
+    assert 'id="reason-error"' in _text(resp) and "Enter the reason for declining" in _text(resp)
+    assert db.session.get(Order, orders["pending"].id).status == "PENDING"
+    assert operator_client.get(f"/entrust/{orders['active'].id}/status").status_code == 403
+    assert auditor_client.post("/entrust/status", data={"order": 1}).status_code == 403
+    resp = admin_client.post(
+        "/entrust/status?action=suspend", data={"order": orders["active"].id}, csrf=False
+    )
+    assert resp.status_code == 400  # no CSRF token
+
+
+def test_operators_update_the_status_when_admin_settings_say_so(operator_client, orders):
+    from webapp.orders import service
+
+    assert operator_client.get(f"/entrust/{orders['active'].id}/status").status_code == 403
+    settings.put(service.OPERATORS_UPDATE_STATUS, True)
+    db.session.commit()
+    assert operator_client.get(f"/entrust/{orders['active'].id}/status").status_code == 200
+    page = _text(operator_client.get("/entrust/"))
+    assert 'formaction="/entrust/status"' in page
+    assert operator_client.get(f"/entrust/{orders['active'].id}/revoke").status_code == 403
+
+
+def test_a_credential_without_admin_rights_and_no_other_says_to_use_the_entrust_portal(
+    admin_client, orders
+):
+    cred = db.session.get(EcsCredential, orders["active"].credential_id)
+    cred.is_admin = False
+    db.session.commit()
+    page = _text(admin_client.get(f"/entrust/{orders['active'].id}/status"))
+    assert "Without administrator rights: <strong>Stand-in</strong>" in page
+    assert "must be approved, declined, suspended or resumed by an Entrust administrator" in page
+    assert 'name="credential_id"' not in page
+
+
+# --- Reissue, Renew -------------------------------------------------------------------------------
+
+
+def test_reissue_and_renew_from_the_list_take_one_order(operator_client, orders):
+    ids = [orders["active"].id, orders["pending"].id]
+    resp = operator_client.post("/entrust/reissue", data={"order": ids, "next": "/entrust/"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/entrust/"
+    assert "takes one order at a time" in _text(operator_client.get("/entrust/"))
+    resp = operator_client.post("/entrust/renew", data={"order": [orders["active"].id]})
+    assert resp.headers["Location"] == f"/entrust/{orders['active'].id}/renew"
+
+
+def test_the_reissue_form_is_prefilled_and_explains_what_happens(
+    operator_client, auditor_client, orders
+):
+    row = orders["active"]
+    page = _text(operator_client.get(f"/entrust/{row.id}/reissue"))
+    assert "<h1>Reissue Certificate</h1>" in page
+    assert "Entrust revokes the original certificate" in page
+    assert "The expiry stays the same" in page and "new key pair" in page
+    assert "www.example.com\nexample.com</textarea>" in page  # SANs from the order
+    for label in ("CSR", "Private Key", "Signature Algorithm", "Extended Key Usage", "SANs"):
+        assert label in page
+    assert 'value="keep"' not in page  # a reissue takes a new CSR
+    resp = operator_client.post(f"/entrust/{row.id}/reissue", data={"csr_source": "certdesk"})
+    assert resp.status_code == 422 and 'id="csr_id-error"' in _text(resp)
+    assert _count(Order) == 3
+    assert auditor_client.get(f"/entrust/{row.id}/reissue").status_code == 403
+
+
+def test_renew_warns_before_submitting_when_entrust_will_refuse(operator_client, orders):
+    row = orders["active"]
+    row.issued_at = utcnow() - timedelta(days=3)
+    db.session.commit()
+    page = _text(operator_client.get(f"/entrust/{row.id}/renew"))
+    assert "Entrust will refuse this now." in page and "at least 30 days old" in page
+    ready = (row.issued_at + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert f"can be renewed from {ready}" in page
+    assert 'id="successor-submit" disabled' in page
+    assert 'value="keep" checked' in page and 'name="expires_on"' in page
+    page = _text(operator_client.get(f"/entrust/{row.id}"))
+    assert f'href="/entrust/{row.id}/renew"' not in page and "at least 30 days old" in page
+    resp = operator_client.post(f"/entrust/{row.id}/renew", data={"csr_source": "keep"})
+    assert resp.status_code == 422 and "at least 30 days old" in _text(resp)
+
+
+# --- Revoke ---------------------------------------------------------------------------------------
+
+
+def test_revoke_asks_a_reason_then_names_the_certificate_and_says_it_cannot_be_undone(
+    admin_client, operator_client, orders
+):
+    row = orders["active"]
+    page = _text(admin_client.get(f"/entrust/{row.id}/revoke"))
+    assert '<option value="unspecified"' in page and '<option value="keyCompromise"' in page
+    assert "superseded" not in page
+    resp = admin_client.post(
+        "/entrust/revoke", data={"order": row.id, "step": "confirm", "reason": "superseded"}
+    )
+    assert resp.status_code == 422 and 'id="reason-error"' in _text(resp)
+    resp = admin_client.post(
+        "/entrust/revoke",
+        data={"order": row.id, "step": "confirm", "reason": "keyCompromise", "comment": "stolen"},
+    )
+    page = _text(resp)
+    assert resp.status_code == 200 and "This cannot be undone." in page
+    assert "5000010" in page and "www.example.com" in page and "0A1B2C" in page
+    assert "Key compromise" in page and 'name="step" value="revoke"' in page
+    assert db.session.get(Order, row.id).status == "ACTIVE"  # nothing done yet
+    assert operator_client.get(f"/entrust/{row.id}/revoke").status_code == 403
+
+
+def test_more_revocation_reasons_when_the_account_accepts_them(admin_client, orders):
+    from webapp.cas import registry
+
+    settings.put(registry.ENTRUST_ALL_REVOCATION_REASONS, True)
+    db.session.commit()
+    page = _text(admin_client.get(f"/entrust/{orders['active'].id}/revoke"))
+    for code in ("superseded", "affiliationChanged", "cessationOfOperation"):
+        assert f'<option value="{code}"' in page
+
+
+# --- Delete ---------------------------------------------------------------------------------------
+
+
+def test_delete_confirms_then_deletes_from_certdesk_only(admin_client, operator_client, orders):
+    row = orders["active"]
+    page = _text(admin_client.get(f"/entrust/{row.id}/delete"))
+    assert "stays in SSL › Certificates" in page and "stays in Entrust" in page
+    assert operator_client.get(f"/entrust/{row.id}/delete").status_code == 403
+    resp = admin_client.post("/entrust/delete", data={"order": row.id, "step": "delete"})
+    assert resp.status_code == 422 and 'id="confirm-error"' in _text(resp)
+    assert db.session.get(Order, row.id) is not None
+    # An order whose placing is not settled needs its own confirmation.
+    lost = orders["lost"]
+    page = _text(admin_client.get(f"/entrust/{lost.id}/delete"))
+    assert "may" in page and 'name="confirm_unsettled"' in page
+    resp = admin_client.post(
+        "/entrust/delete", data={"order": lost.id, "step": "delete", "confirm": "1"}
+    )
+    assert resp.status_code == 422 and 'id="confirm_unsettled-error"' in _text(resp)
+    resp = admin_client.post(
+        "/entrust/delete",
+        data={
+            "order": [row.id, lost.id],
+            "step": "delete",
+            "confirm": "1",
+            "confirm_unsettled": "1",
+        },
+    )
+    assert resp.status_code == 303 and resp.headers["Location"] == "/entrust/"
+    assert "2 orders deleted from CertDesk" in _text(admin_client.get("/entrust/"))
+    assert _count(Order) == 1
+
+
+# --- through the pages, against the sandbox -------------------------------------------------------
+
+
+@pytest.fixture
+def linked(app, user, sandbox, fast_clients):
+    sandbox.seed(certificates=0, seed=2)
+    return link_sandbox(user, sandbox)
+
+
+def _place(user, cred, cn, queue=False) -> Order:
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": cn}, "")
+    return placing.place(
+        user["operator"],
+        checks.OrderForm(
+            credential_id=cred.id,
+            organization="1:CertDesk Demo Corp",
+            product="STANDARD_SSL",
+            csr_source="certdesk",
+            csr_id=csr.id,
+            custom={"text2": "views"},
+            queue_for_approval=queue,
+        ),
+    )
+
+
+def test_approve_and_suspend_through_the_page_with_each_result(admin_client, linked, user):
+    queued = _place(user, linked, "queue.example.com", queue=True)
+    active = _place(user, linked, "shop.example.com")
+    resp = admin_client.post(
+        "/entrust/status?action=approve", data={"order": [queued.id, active.id]}
+    )
+    page = _text(resp)
+    assert resp.status_code == 200 and 'id="outcomes"' in page
+    assert "1 done, 1 refused" in page
+    assert f'data-order="{queued.id}" data-result="done"' in page
+    assert f'data-order="{active.id}" data-result="refused"' in page
+    assert "The certificate is in SSL › Certificates." in page
+    db.session.expire_all()
+    assert db.session.get(Order, queued.id).status == "ACTIVE"
+    resp = admin_client.post("/entrust/status?action=suspend", data={"order": [active.id]})
+    assert "Suspended; Entrust says SUSPENDED." in _text(resp)
+
+
+def test_revoke_through_the_pages_then_the_offer_to_delete_the_certificate(
+    admin_client, linked, user
+):
+    row = _place(user, linked, "shop.example.com")
+    cert = db.session.execute(
+        select(Certificate).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    resp = admin_client.post(
+        "/entrust/revoke",
+        data={"order": row.id, "step": "revoke", "reason": "keyCompromise", "comment": ""},
+    )
+    page = _text(resp)
+    assert resp.status_code == 200 and "Revoked; Entrust says REVOKED." in page
+    assert "Delete the revoked certificates from the repository?" in page
+    assert f'action="/certificates/{cert.id}/delete"' in page and "data-confirm" in page
+    db.session.refresh(cert)
+    assert cert.revoked_at is not None
+    assert "REVOKED" in _text(admin_client.get(f"/entrust/{row.id}"))
+
+
+def test_reissue_through_the_form_reminds_to_deploy(operator_client, linked, user):
+    row = _place(user, linked, "shop.example.com")
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
+    form = {
+        "csr_source": "certdesk",
+        "csr_id": csr.id,
+        "sans": "shop.example.com",
+        "eku": "SERVER_AND_CLIENT_AUTH",
+        "signature_algorithm": "SHA-2",
+        "ct_log": "1",
+    }
+    resp = operator_client.post(f"/entrust/{row.id}/reissue", data=form)
+    assert resp.status_code == 303, _text(resp)
+    new = db.session.execute(select(Order).where(Order.parent_id == row.id)).scalar_one()
+    assert resp.headers["Location"] == f"/entrust/{new.id}"
+    page = _text(operator_client.get(f"/entrust/{new.id}"))
+    assert "Reissue issued" in page and "Deploy this certificate wherever" in page
+    assert "<code>shop.example.com</code>" in page  # the old certificate's names
+    old_page = _text(operator_client.get(f"/entrust/{row.id}"))
+    assert "Reissued into" in old_page and "REISSUED" in old_page

@@ -1,0 +1,671 @@
+"""Update Certificate Status (Approve, Decline, Suspend, Resume), Revoke Certificate and Delete,
+for the orders a user selected.
+
+Each action is tried only on an order whose status the CA connector's capabilities allow it in
+(``availability``); every other order gets its reason, and nothing is sent for it. A few orders
+are done at once, each with its own result; more run as a background job with a progress bar.
+Each order's outcome is audited, refusals included.
+
+Administrator rights: the actions the connector lists in ``admin_actions`` (for Entrust: approve,
+decline, suspend, resume) go through the order's own credential when it has administrator rights,
+otherwise through an administrator credential the user chose. Only a credential of the same
+account qualifies: the page offers those on the same CA host whose primary client has the same
+name (as last synced), and before using one CertDesk reads the order through it and compares it
+with its own. A refusal for want of rights (HTTP 403) says so in words, and the credential's
+"has administrator rights" flag is cleared.
+
+These calls change an order without creating one; none is ever retried. When an answer is lost
+the order is read back to say what happened.
+
+Delete removes orders from CertDesk only: their history goes with them, their certificates stay
+in the repository (``certificate.order_id`` becomes NULL), the orders stay at the CA.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, select
+
+from webapp import validation
+from webapp.audit import service as audit
+from webapp.cas import registry
+from webapp.cas.base import Action, CaError, CaOrder, NotAllowed, Phase, Refused, Unavailable
+from webapp.catalog import service as catalog
+from webapp.certificates import service as certificates
+from webapp.credentials import service as credentials
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.orders import availability, records
+from webapp.orders.models import DEFAULT_CA, INTENT, UNKNOWN, Order
+from webapp.security import rbac
+from webapp.validation import InputError
+
+log = logging.getLogger(__name__)
+
+LABELS = availability.LABELS
+STATUS_ACTIONS = (Action.APPROVE, Action.DECLINE, Action.SUSPEND, Action.RESUME)
+ACTIONS = {a.value: a for a in (*STATUS_ACTIONS, Action.REVOKE)}
+PERMISSIONS = {
+    **dict.fromkeys(STATUS_ACTIONS, rbac.ORDERS_APPROVE),
+    Action.REVOKE: rbac.ORDERS_REVOKE,
+}
+PAST = {
+    Action.APPROVE: "approved",
+    Action.DECLINE: "declined",
+    Action.SUSPEND: "suspended",
+    Action.RESUME: "resumed",
+    Action.REVOKE: "revoked",
+}
+# The phase an order reaches when the action took effect (read back after a lost answer).
+REACHES = {
+    Action.APPROVE: (Phase.ISSUED, Phase.PENDING),
+    Action.DECLINE: (Phase.DECLINED,),
+    Action.SUSPEND: (Phase.SUSPENDED,),
+    Action.RESUME: (Phase.ISSUED,),
+    Action.REVOKE: (Phase.REVOKED,),
+}
+INLINE_LIMIT = 25  # more selected orders than this: a background job
+MAX_SELECTED = 20000
+DECLINE_REASON_MAX = 254  # Entrust's limit
+COMMENT_MAX = 500
+
+
+class ActionInputError(InputError):
+    """Input refused before anything is sent; nothing is stored."""
+
+
+@dataclass
+class Choices:
+    """What the user chose besides the orders: a reason (decline: words sent to the CA; revoke:
+    one of the CA's revocation reasons), a comment (revoke), and an administrator credential."""
+
+    reason: str = ""
+    comment: str = ""
+    credential_id: int | None = None
+
+
+@dataclass
+class Outcome:
+    """One order's result: "done", "refused" (nothing changed) or "failed" (the CA could not be
+    asked, or its answer was lost and the order could not be read back)."""
+
+    order_id: int
+    name: str
+    result: str
+    message: str
+    status: str = ""
+    certificates: list = field(default_factory=list)  # (id, common name, serial) revoked
+
+
+@dataclass
+class Result:
+    action: Action
+    outcomes: list[Outcome] = field(default_factory=list)
+    job: object | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"done": 0, "refused": 0, "failed": 0}
+        for o in self.outcomes:
+            out[o.result] += 1
+        return out
+
+    def summary(self) -> str:
+        return _summary(self.counts)
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['done']} done, {counts['refused']} refused, {counts['failed']} could not be done."
+    )
+
+
+def selected(order_ids, limit: int = MAX_SELECTED) -> list[Order]:
+    """The orders among ``order_ids`` (ticked boxes), in id order; the others are left out."""
+    ids = validation.ids(order_ids, limit)
+    out: list[Order] = []
+    for i in range(0, len(ids), 500):
+        stmt = select(Order).where(Order.id.in_(ids[i : i + 500])).order_by(Order.id)
+        out += list(db.session.execute(stmt).scalars())
+    return out
+
+
+def display_name(row: Order) -> str:
+    return row.ca_order_id if row.ca_order_id and not row.third_party else f"#{row.id}"
+
+
+@dataclass
+class Selection:
+    """What a page shows about the selected orders before anything is done."""
+
+    rows: list[Order]
+    actions: tuple
+    allowed: dict[str, list[int]]  # action -> ids of the orders that allow it now
+    can: dict[int, list[str]]  # order id -> labels of the actions it allows
+    reasons: dict[int, list[str]]  # order id -> why it does not allow the others
+    disabled: dict[str, str]  # action -> why no selected order allows it
+    admin: AdminRights | None
+    revocation_reasons: tuple
+    certificates: dict[int, list]  # order id -> its certificates in the repository
+    unsettled: list[Order]
+
+
+def selection(order_ids, actions=()) -> Selection:
+    """The selected orders, what each allows of ``actions`` and why not, the administrator
+    rights at hand, their certificates, and which are not settled (for Delete)."""
+    rows = selected(order_ids)
+    caps = registry.capabilities(rows[0].ca if rows else DEFAULT_CA)
+    allowed: dict[str, list[int]] = {a.value: [] for a in actions}
+    can: dict[int, list[str]] = {}
+    reasons: dict[int, list[str]] = {}
+    for r in rows:
+        can[r.id] = []
+        for a in actions:
+            if not availability.why_not(r, a, caps):
+                allowed[a.value].append(r.id)
+                can[r.id].append(availability.LABELS[a])
+        reasons[r.id] = availability.grouped(r, actions, caps)
+    disabled = {}
+    for a in actions:
+        if allowed[a.value]:
+            continue
+        if len(rows) == 1:
+            disabled[a.value] = availability.why_not(rows[0], a, caps)
+        else:
+            statuses = sorted({r.display_status for r in rows})
+            disabled[a.value] = (
+                f"None of the selected orders allows it ({availability.LABELS[a]} applies to "
+                f"{availability.one_of(caps.allowed_statuses.get(a, ()))} orders; these are "
+                f"{', '.join(statuses)})."
+            )
+    admin = None
+    if any(a in caps.admin_actions for a in actions):
+        admin = admin_rights(rows)
+    certs = {}
+    if Action.REVOKE in actions or not actions:
+        certs = certificates.for_orders([r.id for r in rows])
+    return Selection(
+        rows=rows,
+        actions=tuple(actions),
+        allowed=allowed,
+        can=can,
+        reasons=reasons,
+        disabled=disabled,
+        admin=admin,
+        revocation_reasons=caps.revocation_reasons,
+        certificates=certs,
+        unsettled=unsettled_of(rows),
+    )
+
+
+# --- administrator rights ------------------------------------------------------------------------
+
+
+def _primary_client(credential_id: int) -> str:
+    """The name of the account's primary client, as last synced ("" when not known)."""
+    for org in catalog.approved_organizations(credential_id):
+        if org.client_id == 1 and org.client_name:
+            return org.client_name
+    return ""
+
+
+def _endpoint(cred) -> tuple:
+    parts = urlsplit(cred.base_url or "")
+    return ((parts.hostname or "").lower(), parts.port)
+
+
+def _same_account(cred, other) -> bool:
+    """Whether ``other`` looks like a credential of ``cred``'s account: the same CA host, and the
+    same primary client name when both are known. (Before it is used, ``other`` must also see
+    the order itself: see ``_Acting``.)"""
+    if _endpoint(cred) != _endpoint(other):
+        return False
+    mine, theirs = _primary_client(cred.id), _primary_client(other.id)
+    return not (mine and theirs and mine != theirs)
+
+
+@dataclass
+class AdminRights:
+    """For the page: the selected orders' credentials without administrator rights, and the
+    administrator credentials that may act for them."""
+
+    lacking: list  # credentials
+    candidates: list  # credentials
+
+
+def admin_rights(rows: list[Order]) -> AdminRights:
+    lacking = {}
+    for r in rows:
+        cred = r.credential
+        if cred is not None and cred.deleted_at is None and not cred.is_admin:
+            lacking[cred.id] = cred
+    candidates = []
+    if lacking:
+        for other in credentials.usable_credentials():
+            if not other.is_admin or other.id in lacking:
+                continue
+            if any(_same_account(c, other) for c in lacking.values()):
+                candidates.append(other)
+    return AdminRights(list(lacking.values()), candidates)
+
+
+def _same_order(row: Order, ca: CaOrder) -> bool:
+    """Whether the order ``ca`` (read through another credential) is ``row``: the same id, and
+    every identifying value both sides know agrees (at least one must be known)."""
+    if ca.order_id != row.ca_order_id:
+        return False
+    pairs = [
+        (row.request_id or "", ca.request_id or ""),
+        ((row.serial or "").upper(), (ca.serial or "").upper()),
+        ((row.common_name or "").lower(), (ca.common_name or "").lower()),
+    ]
+    known = [(a, b) for a, b in pairs if a and b]
+    return bool(known) and all(a == b for a, b in known)
+
+
+class _NoRights(Exception):
+    """The action cannot be tried with any credential at hand; the message says what to do."""
+
+
+def _needs_admin_words(action: Action, cred) -> str:
+    return (
+        f"{availability.LABELS[action]} needs Entrust administrator rights, which the "
+        f"credential {cred.name!r} does not have. Choose an administrator credential of the same "
+        "Entrust account; otherwise it must be done by an Entrust administrator in the Entrust "
+        "portal."
+    )
+
+
+class _Acting:
+    """The connectors of one run, opened once per credential, and which administrator
+    credential has been checked to see which order."""
+
+    def __init__(self, choices: Choices):
+        self.choices = choices
+        self._open: dict[int, object] = {}
+        self._chosen = None
+        if choices.credential_id:
+            self._chosen = credentials.get(choices.credential_id)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for conn in self._open.values():
+            try:
+                conn.close()
+            except Exception:  # closing is best effort
+                log.debug("closing a connector failed", exc_info=True)
+        self._open.clear()
+
+    def connector(self, row: Order, cred):
+        conn = self._open.get(cred.id)
+        if conn is None:
+            conn = registry.open_connector(row.ca, cred.id)
+            self._open[cred.id] = conn
+        return conn
+
+    def for_order(self, row: Order, action: Action, caps):
+        """(connector, credential) to carry out ``action`` on ``row``. Raises _NoRights or
+        CaError (the CA could not be asked)."""
+        own = row.credential
+        if action not in caps.admin_actions or own.is_admin:
+            return self.connector(row, own), own
+        chosen = self._chosen
+        if chosen is None:
+            raise _NoRights(_needs_admin_words(action, own))
+        if chosen.id == own.id or not chosen.usable or not chosen.is_admin:
+            raise _NoRights(
+                f"The credential {chosen.name!r} cannot act for it: choose an enabled credential "
+                "with Entrust administrator rights. " + _needs_admin_words(action, own)
+            )
+        if not _same_account(own, chosen):
+            raise _NoRights(
+                f"The credential {chosen.name!r} is not of the same Entrust account as "
+                f"{own.name!r}. " + _needs_admin_words(action, own)
+            )
+        conn = self.connector(row, chosen)
+        try:
+            seen = conn.fetch(row.ca_order_id)
+        except Refused:
+            seen = None
+        if seen is None or not _same_order(row, seen):
+            raise _NoRights(
+                f"The credential {chosen.name!r} does not see this order as {own.name!r} does: it "
+                "is not of the same Entrust account. " + _needs_admin_words(action, own)
+            )
+        return conn, chosen
+
+
+# --- carrying out one action --------------------------------------------------------------------
+
+
+def _call(conn, action: Action, ca_id: str, choices: Choices) -> None:
+    if action is Action.APPROVE:
+        conn.approve(ca_id)
+    elif action is Action.DECLINE:
+        conn.decline(ca_id, choices.reason)
+    elif action is Action.SUSPEND:
+        conn.suspend(ca_id)
+    elif action is Action.RESUME:
+        conn.resume(ca_id)
+    elif action is Action.REVOKE:
+        conn.revoke(ca_id, choices.reason, choices.comment)
+    else:  # pragma: no cover - the callers pass only these
+        raise ValueError(action)
+
+
+def _read_back(conn, ca_id: str) -> tuple[CaOrder | None, str]:
+    try:
+        return conn.fetch(ca_id), ""
+    except CaError as exc:
+        return None, str(exc)
+
+
+def _record(actor, action: Action, row: Order, result: str, message: str, **detail) -> Outcome:
+    audit.record(
+        f"order.{action.value}",
+        actor=actor,
+        object_type="order",
+        object_id=row.id,
+        outcome={"done": "success", "refused": "refused", "failed": "failure"}[result],
+        detail={"ca_order_id": row.ca_order_id, "result": message[:500], **detail},
+    )
+    db.session.commit()
+    return Outcome(row.id, display_name(row), result, message, row.status)
+
+
+def _reason_label(caps, code: str) -> str:
+    return dict(caps.revocation_reasons).get(code, code)
+
+
+def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
+    """Update ``row`` from what the CA says now; bring in its certificate when it has one the
+    repository lacks. Returns a problem in words, or ""."""
+    _changed, old = records.apply(row, ca, now)
+    records.schedule(row, now, changed=old is not None)
+    row.message = ""
+    with_certificate = ca.phase in (Phase.ISSUED, Phase.SUSPENDED) and ca.certificate_pem
+    if with_certificate and row.id not in certificates.orders_with_certificate([row.id]):
+        _added, problem = records.store_certificate(row, ca, actor=actor, source="entrust")
+        return problem
+    return ""
+
+
+def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, caps) -> Outcome:
+    problem = availability.why_not(row, action, caps)
+    if problem:
+        return _record(actor, action, row, "refused", problem, status=row.status)
+    try:
+        conn, cred = acting.for_order(row, action, caps)
+    except _NoRights as exc:
+        return _record(actor, action, row, "refused", str(exc), status=row.status)
+    except CaError as exc:
+        db.session.rollback()
+        return _record(actor, action, row, "failed", str(exc), status=row.status)
+    ca_id, before, cred_name = row.ca_order_id, row.status, cred.name
+    lost = ""
+    try:
+        _call(conn, action, ca_id, choices)
+    except NotAllowed as exc:
+        db.session.rollback()
+        message = str(exc)
+        if exc.needs_admin:
+            credentials.note_admin_refused(cred, actor=actor)
+            message = (
+                f"Entrust refused: the credential {cred_name!r} does not have Entrust "
+                "administrator rights for this (HTTP 403). It must be done by an Entrust "
+                "administrator in the Entrust portal, or with an administrator credential of the "
+                "same account. CertDesk cleared the credential's \"has Entrust administrator "
+                'rights" setting.'
+            )
+        return _record(actor, action, row, "refused", message, credential=cred_name)
+    except Refused as exc:
+        db.session.rollback()
+        # CertDesk's view of the order may be old (Entrust refuses in a status it no longer
+        # has): read it now, so the page shows what Entrust holds.
+        ca, _problem = _read_back(conn, ca_id)
+        if ca is not None:
+            _apply_read(row, ca, actor, utcnow())
+        return _record(actor, action, row, "refused", str(exc), credential=cred_name)
+    except Unavailable as exc:
+        db.session.rollback()
+        if not exc.outcome_unknown:
+            return _record(actor, action, row, "failed", str(exc), credential=cred_name)
+        lost = str(exc)
+    ca, problem = _read_back(conn, ca_id)
+    now = utcnow()
+    if lost and (ca is None or ca.phase not in REACHES[action]):
+        if ca is not None:
+            _apply_read(row, ca, actor, now)
+        where = f"it is {ca.status} at Entrust now" if ca is not None else problem
+        return _record(
+            actor,
+            action,
+            row,
+            "failed",
+            f"Entrust's answer was lost ({lost}); {where}. Check Order Status shows whether it "
+            "took effect.",
+            credential=cred_name,
+        )
+    stored = ""
+    if ca is not None:
+        stored = _apply_read(row, ca, actor, now)
+    else:
+        row.message = _done_words(action, row, None, problem)[:2000]
+        row.next_check_at = now  # the poller reads it (a changed phase may be followed again)
+    revoked = []
+    if action is Action.REVOKE:
+        for cert in certificates.for_order(row.id):
+            certificates.mark_revoked(cert, actor=actor, commit=False)
+            revoked.append((cert.id, cert.common_name, cert.serial_hex))
+    history = {
+        Action.DECLINE: f"Reason: {choices.reason}",
+        Action.REVOKE: f"Reason: {_reason_label(caps, choices.reason)}"
+        + (f". {choices.comment}" if choices.comment else ""),
+    }.get(action, "")
+    notify = row.placed_by_id is not None and row.placed_by_id != getattr(actor, "id", None)
+    records.event(
+        row,
+        PAST[action],
+        actor=actor,
+        old=before if row.status != before else "",
+        new=row.status if row.status != before else "",
+        message=history,
+        now=now,
+        notify=notify,
+    )
+    detail = {"from": before, "to": row.status, "credential": cred_name}
+    if action is Action.DECLINE:
+        detail["reason"] = choices.reason
+    if action is Action.REVOKE:
+        detail.update(reason=choices.reason, comment=choices.comment[:200], certificates=revoked)
+    words = _done_words(action, row, ca, problem) + (f" {stored}" if stored else "")
+    outcome = _record(actor, action, row, "done", words, **detail)
+    outcome.certificates = revoked
+    return outcome
+
+
+def _done_words(action: Action, row: Order, ca: CaOrder | None, problem: str) -> str:
+    verb = PAST[action].capitalize()
+    if ca is None:
+        return (
+            f"{verb} at Entrust; its new status could not be read ({problem}): Check Order "
+            "Status reads it."
+        )
+    text = f"{verb}; Entrust says {row.status}."
+    if action is Action.APPROVE and row.phase == Phase.ISSUED.value:
+        text += " The certificate is in SSL › Certificates."
+    if action is Action.REVOKE:
+        text += " Its certificate is marked revoked in SSL › Certificates."
+    return text
+
+
+def _execute(actor, action: Action, rows: list[Order], choices: Choices, acting) -> list[Outcome]:
+    caps = registry.capabilities(rows[0].ca) if rows else None
+    out = []
+    for row in rows:
+        try:
+            out.append(_one(actor, action, row, choices, acting, caps))
+        except Exception:
+            db.session.rollback()
+            log.exception("%s of order %s failed", action.value, row.id)
+            out.append(
+                _record(actor, action, row, "failed", "Unexpected error; the server log has it.")
+            )
+    return out
+
+
+# --- the use case ---------------------------------------------------------------------------------
+
+
+def clean_choices(action: Action, choices: Choices, caps=None) -> Choices:
+    """The user's choices checked for ``action``; raises ActionInputError."""
+    caps = caps or registry.capabilities(DEFAULT_CA)
+    reason, comment = choices.reason or "", choices.comment or ""
+    if action is Action.DECLINE:
+        reason = validation.text(
+            reason,
+            field="reason",
+            label="reason for declining",
+            max_length=DECLINE_REASON_MAX,
+            required=True,
+        )
+    elif action is Action.REVOKE:
+        codes = [code for code, _ in caps.revocation_reasons]
+        if reason not in codes:
+            raise ActionInputError("Choose one of the offered revocation reasons.", "reason")
+        comment = validation.text(
+            comment, field="comment", label="comment", max_length=COMMENT_MAX, multiline=True
+        )
+    else:
+        reason, comment = "", ""
+    return Choices(reason=reason, comment=comment, credential_id=choices.credential_id)
+
+
+def parse_action(name: str) -> Action:
+    action = ACTIONS.get(name or "")
+    if action is None:
+        raise ActionInputError("Choose what to do with the selected orders.", "action")
+    return action
+
+
+def run(actor, action: Action, order_ids, choices: Choices) -> Result:
+    """Carry out ``action`` on the selected orders: at once for a few (each with its result),
+    as a background job for more (``result.job``). Raises ActionInputError for input to correct
+    (nothing is sent then)."""
+    rbac.check(actor, PERMISSIONS[action])
+    ids = validation.ids(order_ids, MAX_SELECTED)
+    if not ids:
+        raise ActionInputError("Select the orders first.", "order")
+    caps = registry.capabilities(DEFAULT_CA)
+    choices = clean_choices(action, choices, caps)
+    result = Result(action)
+    label = availability.LABELS[action]
+    if len(ids) > INLINE_LIMIT:
+        audit.record(
+            f"order.{action.value}",
+            actor=actor,
+            object_type="order",
+            detail={"orders": len(ids), "job": True},
+        )
+        db.session.commit()
+        result.job = jobs.start(
+            ACTION_JOB,
+            f"{label} {len(ids):,} orders",
+            actor=actor,
+            action=action.value,
+            order_ids=ids,
+            reason=choices.reason,
+            comment=choices.comment,
+            credential_id=choices.credential_id,
+        )
+        return result
+    rows = selected(ids)
+    if not rows:
+        raise ActionInputError("None of the selected orders exists any more.", "order")
+    with _Acting(choices) as acting:
+        result.outcomes = _execute(actor, action, rows, choices, acting)
+    return result
+
+
+def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", credential_id=None):
+    act = ACTIONS[action]
+    choices = Choices(reason=reason, comment=comment, credential_id=credential_id)
+    counts = {"done": 0, "refused": 0, "failed": 0}
+    ids = list(order_ids)
+    step = 100
+    with _Acting(choices) as acting:
+        for i in range(0, len(ids), step):
+            for outcome in _execute(ctx.actor, act, selected(ids[i : i + step]), choices, acting):
+                counts[outcome.result] += 1
+            ctx.progress(min(i + step, len(ids)), len(ids), _summary(counts))
+    return {**counts, "message": f"{availability.LABELS[act]}: {_summary(counts)}"}
+
+
+# Not resumable: a job cut short is not run again (its calls change orders; none is repeated).
+ACTION_JOB = jobs.register("orders.action", _run_job, resumable=False)
+
+
+# --- Delete ---------------------------------------------------------------------------------
+
+
+def unsettled_of(rows: list[Order]) -> list[Order]:
+    """The orders whose placing is not settled: deleting one loses track of what may be an
+    order at the CA."""
+    return [r for r in rows if r.placement in (INTENT, UNKNOWN)]
+
+
+def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: bool) -> int:
+    """Delete the selected orders from CertDesk (their history too); their certificates stay in
+    the repository, the orders stay at the CA. An order whose placing is not settled is deleted
+    only with its own confirmation. Each deletion is audited. Returns how many were deleted."""
+    rbac.check(actor, rbac.ORDERS_DELETE)
+    ids = validation.ids(order_ids, MAX_SELECTED)
+    if not ids:
+        raise ActionInputError("Select the orders to delete.", "order")
+    rows = selected(ids)
+    if not rows:
+        raise ActionInputError("None of the selected orders exists any more.", "order")
+    if not confirmed:
+        raise ActionInputError(
+            "Tick the box to confirm: the orders are deleted from CertDesk only.", "confirm"
+        )
+    if unsettled_of(rows) and not unsettled_confirmed:
+        raise ActionInputError(
+            "Some of these orders may have been placed at Entrust (CertDesk is still checking): "
+            "tick the second box to delete them anyway.",
+            "confirm_unsettled",
+        )
+    kept = certificates.orders_with_certificate([r.id for r in rows])
+    for r in rows:
+        audit.record(
+            "order.delete",
+            actor=actor,
+            object_type="order",
+            object_id=r.id,
+            detail={
+                "ca_order_id": r.ca_order_id,
+                "credential": r.credential.name if r.credential else r.credential_id,
+                "common_name": r.common_name,
+                "status": r.status,
+                "placement": r.placement,
+                "request_id": r.request_id,
+                "certificate_kept": r.id in kept,
+            },
+        )
+    found = [r.id for r in rows]
+    for i in range(0, len(found), 500):
+        db.session.execute(
+            delete(Order)
+            .where(Order.id.in_(found[i : i + 500]))
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    db.session.expire_all()
+    return len(found)
