@@ -1,0 +1,1014 @@
+"""Scaling benchmark: every list page and the dashboard at 10,000 and 100,000 rows, over HTTP.
+
+Usage: .venv/bin/python bench/scaling.py [--quick] [--db sqlite|postgresql|both]
+           [--scales 10000,100000] [--repeat R] [--clients C] [--mixed-seconds S]
+           [--only certificates,domains,...] [--keep DIR]
+
+For each database (SQLite; PostgreSQL in a throwaway cluster when Debian's binaries are there) and
+each scale N, it fills a fresh migrated database with N rows of every listed thing (certificates
+with their names, CSRs, organizations, domains, users, audit events, and N failed sign-ins in the
+audit trail after them), starts a real `certdesk serve` (waitress) on it, signs in, and times
+every page scenario over HTTP (requests, keep-alive): R calls with one client, then R calls by
+each of C concurrent clients. It prints p50/p95/p99 per scale, the p95 ratio of the largest scale
+to the smallest (target: at most 1.5), and the bare time of each page's main query (the same
+service calls the view makes, no HTTP, no rendering). At the largest scale it then measures a mixed
+read load (C clients cycling through every page for S seconds) against /healthz in the same run.
+
+--quick: scales 1,000 and 10,000, fewer calls, a short mixed load (about a minute for SQLite).
+--keep DIR: SQLite instances are filled once into DIR/<scale> and reused by later runs.
+The machine is shared: run it more than once and read the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "bench-password-1"
+HTMX = {"HX-Request": "true"}
+TARGET_RATIO = 1.5
+ISSUERS = [
+    "Entrust Certification Authority - L1K",
+    "Entrust OV TLS Issuing RSA CA 1",
+    "Entrust DV TLS Issuing RSA CA 1",
+    "Internal Issuing CA",
+    "Let's Encrypt R11",
+]
+SOURCES = ["imported", "entrust", "entrust_import"]
+DOMAIN_STATUSES = ["APPROVED"] * 12 + ["PENDING", "EXPIRED", "EXPIRING", "RE_VERIFICATION"]
+METHODS = ["DNS", "WEB_SERVER", "EMAIL", "MANUAL"]
+ORG_STATUSES = ["APPROVED"] * 6 + ["PENDING", "EXPIRED", "DECLINED"]
+AUDIT_ACTIONS = ["certificate.add", "csr.create", "catalog.sync", "user.create", "settings.update"]
+
+
+# -- the data -------------------------------------------------------------------------------------
+
+
+def _batched(rows, size=5000):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def fill(n: int) -> None:
+    """N rows of every list, inserted in batches (the app context is open on the database)."""
+    from sqlalchemy import insert, text, update
+
+    from webapp.audit.models import AuditEvent, AuditHead
+    from webapp.auth import service as auth
+    from webapp.auth.models import User
+    from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
+    from webapp.certificates.models import Certificate, CertificateName
+    from webapp.credentials.models import EcsCredential
+    from webapp.csrs.models import Csr
+    from webapp.extensions import db
+    from webapp.keys.models import PrivateKey
+
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+
+    def put(model, rows):
+        for batch in _batched(rows):
+            db.session.execute(insert(model), batch)
+
+    auth.create_user(None, "bench", PASSWORD, "admin", full_name="Bench Admin")
+    put(
+        User,
+        (
+            {
+                "username": f"user{i:06d}",
+                "full_name": f"User {i}",
+                "email": f"user{i}@example.com",
+                "password_hash": "!",  # no password: these accounts cannot sign in
+                "role": ("admin", "operator", "auditor")[i % 3],
+                "active": i % 50 != 0,
+                "session_version": 1,
+                "created_at": now - timedelta(minutes=i),
+                "last_login_at": None if i % 4 else now - timedelta(hours=i % 500),
+            }
+            for i in range(1, n)
+        ),
+    )
+    put(
+        PrivateKey,
+        (
+            {
+                "id": k,
+                "key_type": "RSA",
+                "key_size": 2048,
+                "label": "RSA 2048",
+                "public_key_id": f"{k:064x}",
+                "sealed_pem": "v1:bench-placeholder",  # never opened by a list
+                "origin": "imported",
+                "created_at": now,
+            }
+            for k in range(1, n // 10 + 1)
+        ),
+    )
+
+    def certificates():
+        for i in range(1, n + 1):
+            host = f"host{i}.dept{i % 97}.example{i % 13}.com"
+            not_after = now + timedelta(days=rng.randint(-200, 500), seconds=rng.randint(0, 86400))
+            yield {
+                "id": i,
+                "fingerprint_sha256": f"{rng.getrandbits(256):064x}",
+                "fingerprint_sha1": f"{rng.getrandbits(160):040x}",
+                "serial_hex": f"{rng.getrandbits(128):x}",
+                "common_name": host,
+                "subject": f"CN={host},O=Example",
+                "sans": f"{host},www.{host}",
+                "issuer": "CN=" + ISSUERS[i % len(ISSUERS)],
+                "issuer_cn": ISSUERS[i % len(ISSUERS)],
+                "not_before": not_after - timedelta(days=365),
+                "not_after": not_after,
+                "key_type": "RSA",
+                "key_size": 2048,
+                "key_label": "RSA 2048",
+                "signature_algorithm": "sha256WithRSAEncryption",
+                "public_key_id": f"{rng.getrandbits(256):064x}",
+                "is_ca": i % 1000 == 0,
+                "source": SOURCES[i % 3],
+                "pem": "-----BEGIN CERTIFICATE-----\n(bench)\n-----END CERTIFICATE-----\n",
+                "chain_pem": "",
+                "revoked_at": now - timedelta(days=i % 30) if i % 500 == 0 else None,
+                "tracking_id": i if i % 3 else None,
+                "private_key_id": i // 20 if i % 20 == 0 else None,
+                "csr_id": None,
+                "created_by_id": None,
+                "created_at": now - timedelta(seconds=i),
+            }
+
+    put(Certificate, certificates())
+    put(
+        CertificateName,
+        (
+            {"certificate_id": i, "kind": "DNS", "value": v, "reversed": v[::-1]}
+            for i in range(1, n + 1)
+            for v in (
+                f"host{i}.dept{i % 97}.example{i % 13}.com",
+                f"www.host{i}.dept{i % 97}.example{i % 13}.com",
+            )
+        ),
+    )
+    put(
+        Csr,
+        (
+            {
+                "id": i,
+                "common_name": f"host{i}.csr{i % 89}.example.org",
+                "subject": f"CN=host{i}.csr{i % 89}.example.org",
+                "sans": f"host{i}.csr{i % 89}.example.org,alt{i}.example.org",
+                "key_label": "RSA 2048",
+                "signature_algorithm": "sha256WithRSAEncryption",
+                "public_key_id": f"{rng.getrandbits(256):064x}",
+                "pem": "-----BEGIN CERTIFICATE REQUEST-----\n(bench)\n",
+                "source": ("generated", "imported")[i % 2],
+                "private_key_id": (i % (n // 10)) + 1 if i % 2 == 0 else None,
+                "created_by_id": 1,
+                "created_at": now - timedelta(seconds=i),
+            }
+            for i in range(1, n + 1)
+        ),
+    )
+    for cid, name in ((1, "Main account"), (2, "Second account")):
+        db.session.execute(
+            insert(EcsCredential).values(
+                id=cid,
+                name=name,
+                api_user="bench",
+                api_key_sealed="v1:bench-placeholder",  # never opened: the credential is off
+                base_url="http://127.0.0.1:9/",
+                enabled=False,
+                organizations_synced_at=now,
+                domains_synced_at=now,
+                products_synced_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    def mirrored(i):
+        return {
+            "credential_id": 2 if i % 20 == 0 else 1,
+            "first_seen_at": now - timedelta(days=30),
+            "updated_at": now - timedelta(days=1),
+            "seen_at": now,
+            "gone_at": now - timedelta(days=i % 9) if i % 50 == 0 else None,
+        }
+
+    def expiry(i, every=7):
+        return None if i % every == 0 else now + timedelta(days=rng.randint(-60, 800))
+
+    put(
+        CatalogOrganization,
+        (
+            {
+                **mirrored(i),
+                "kind": "client" if i % 100 == 0 else "organization",
+                "client_id": i // 100 + 1,
+                "client_name": f"Client {i // 100 + 1:05d} Group",
+                "name": f"Org {i:06d} Holdings" if i % 100 else f"Client {i // 100 + 1:05d} Group",
+                "verification_status": ORG_STATUSES[i % len(ORG_STATUSES)],
+                "ov_expiry": expiry(i),
+                "ev_status": ("APPROVED", "", "PENDING")[i % 3],
+                "ev_expiry": expiry(i, 3),
+            }
+            for i in range(1, n + 1)
+        ),
+    )
+    put(
+        CatalogDomain,
+        (
+            {
+                **mirrored(i),
+                "client_id": i % 50 + 1,
+                "client_name": f"Client {i % 50 + 1:05d} Group",
+                "name": f"host{i}.zone{i % 97}.example{i % 13}.com",
+                "verification_status": DOMAIN_STATUSES[i % len(DOMAIN_STATUSES)],
+                "verification_method": METHODS[i % len(METHODS)],
+                "ov_eligible": i % 3 != 0,
+                "ev_eligible": i % 5 == 0,
+                "ov_expiry": expiry(i),
+                "ev_expiry": expiry(i, 2),
+            }
+            for i in range(1, n + 1)
+        ),
+    )
+    put(
+        CatalogProduct,
+        (
+            {
+                **mirrored(i),
+                "credential_id": cred,
+                "gone_at": None,
+                "product_type": f"PRODUCT_TYPE_{i:02d}",
+                "consumption_type": "UNLIMITED" if i % 7 == 0 else "LIMITED",
+                "total_count": 100 * i,
+                "used_count": 60 * i,
+                "remaining_count": 40 * i if i % 4 else 0,
+            }
+            for cred in (1, 2)
+            for i in range(1, 21)
+        ),
+    )
+
+    # The audit trail: N events of day-to-day work, then N failed sign-ins (the most recent).
+    base = db.session.get(AuditHead, 1).seq  # creating the bench user wrote the first events
+
+    def events():
+        for seq in range(base + 1, base + 2 * n + 1):
+            failed = seq > base + n
+            yield {
+                "seq": seq,
+                "at": now - timedelta(seconds=base + 2 * n - seq),
+                "actor_id": None if failed else 1,
+                "actor_name": "mallory" if failed else ("bench", "alice", "bob")[seq % 3],
+                "action": "auth.login_failed" if failed else AUDIT_ACTIONS[seq % 5],
+                "object_type": "user" if failed else "certificate",
+                "object_id": "mallory" if failed else str(seq % (n // 2)),
+                "outcome": "failure" if failed else "success",
+                "detail": "{}",
+                "address": "192.0.2.7",
+                "prev_hash": "0" * 64,
+                "hash": f"{seq:064x}",  # a bench trail: not a valid chain
+            }
+
+    put(AuditEvent, events())
+    db.session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=base + 2 * n, last_hash=f"{base + 2 * n:064x}")
+    )
+    db.session.commit()
+    _after_fill(db)
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+        else:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+    print(f"  filled {n:,} rows per list in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def _after_fill(db) -> None:
+    """Bring what CertDesk keeps beside the rows up to date after the bulk inserts."""
+    if db.engine.dialect.name == "postgresql":
+        # Bulk inserts with explicit ids leave the sequences behind.
+        from sqlalchemy import text
+
+        for table in ("certificate", "csr", "private_key", "ecs_credential"):
+            db.session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) "  # noqa: S608
+                    f"FROM {table}"
+                )
+            )
+        db.session.commit()
+
+
+# -- the pages ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    page: str
+    label: str
+    url: str
+    htmx: bool = False
+    bare: object = None  # callable(app) -> None: the page's main query, no HTTP or rendering
+
+    @property
+    def name(self) -> str:
+        return f"{self.page}: {self.label}" + (" (htmx)" if self.htmx else "")
+
+
+def _bare_view(path_qs: str, run):
+    """A bare call: ``run()`` inside a request context for the URL (so the view's own argument
+    parsing is used), then the session is closed."""
+
+    def call(app):
+        from webapp.extensions import db
+
+        with app.test_request_context(path_qs):
+            run()
+            db.session.remove()
+
+    return call
+
+
+def _bare_certificates(qs):
+    def run():
+        from flask import request
+
+        from webapp.certificates import service
+        from webapp.certificates.views import _filter
+
+        page = request.args.get("page", 1, type=int)
+        service.page_of(_filter(), page, 50)
+        if not request.headers.get("HX-Request"):
+            service.issuers()
+
+    return _bare_view("/certificates/?" + qs, run)
+
+
+def _bare_catalog(tab, qs):
+    def run():
+        from webapp.catalog import service
+        from webapp.catalog.models import CatalogDomain, CatalogOrganization
+        from webapp.catalog.views import _filter
+        from webapp.paging import page_args, paginate
+
+        page, per_page = page_args(50)
+        f = _filter()
+        query = {
+            "domains": service.domains_query,
+            "organizations": service.organizations_query,
+            "products": service.products_query,
+        }[tab]
+        paginate(query(f), page, per_page)
+        if tab == "domains":
+            service.statuses(CatalogDomain)
+        elif tab == "organizations":
+            service.statuses(CatalogOrganization)
+
+    return _bare_view(f"/entrust/manage/{tab}?{qs}", run)
+
+
+def _bare_csrs(qs):
+    def run():
+        from flask import request
+
+        from webapp.csrs import service
+        from webapp.paging import page_args, paginate
+
+        a = request.args
+        page, per_page = page_args(50)
+        paginate(
+            service.list_query(a.get("q", ""), a.get("sort", "created"), a.get("dir", "desc")),
+            page,
+            per_page,
+        )
+
+    return _bare_view("/csrs/?" + qs, run)
+
+
+def _bare_users(qs):
+    def run():
+        from webapp.auth import service
+
+        if hasattr(service, "users_query"):
+            from webapp.paging import page_args, paginate
+
+            page, per_page = page_args(50)
+            paginate(service.users_query(), page, per_page)
+        else:
+            service.list_users()
+
+    return _bare_view("/admin/users/?" + qs, run)
+
+
+def _bare_audit(qs):
+    def run():
+        from webapp.audit import service
+        from webapp.audit.views import _filter
+        from webapp.paging import page_args, paginate
+
+        page, per_page = page_args(50)
+        paginate(service.query(_filter()), page, per_page)
+        service.actions()
+
+    return _bare_view("/admin/audit/?" + qs, run)
+
+
+def _bare_dashboard(app):
+    from webapp.dashboard import service
+    from webapp.dbtypes import utcnow
+    from webapp.extensions import db
+
+    with app.app_context():
+        now = utcnow()
+        service.state_counts(now)
+        service.expiry_timeline(now)
+        service.urgent(10, now)
+        service.recent_activity(10)
+        db.session.remove()
+
+
+def scenarios() -> list[Scenario]:
+    out = []
+
+    def add(page, label, path, qs, bare, htmx=False):
+        out.append(Scenario(page, label, f"{path}?{qs}" if qs else path, htmx, bare))
+
+    cert = [
+        ("first page (expiry)", ""),
+        ("sort common name desc", "sort=cn&dir=desc"),
+        ("sort issuer", "sort=issuer"),
+        ("sort source desc", "sort=source&dir=desc"),
+        ("sort created desc", "sort=created&dir=desc"),
+        ("sort serial", "sort=serial"),
+        ("search name prefix", "q=www.host4242"),
+        ("search domain suffix", "q=dept5.example5.com"),
+        ("search broad (host1)", "q=host1"),
+        ("search serial", "q=0123456789abcdef"),
+        ("expiring 30 days", "expiry=30"),
+        ("expired + source", "expiry=expired&source=entrust"),
+        ("revoked", "expiry=revoked"),
+        ("has key: no", "has_key=no"),
+        ("issuer + has key: no", "issuer=Internal+Issuing+CA&has_key=no"),
+        ("source + 90 days + key", "source=entrust&expiry=90&has_key=yes"),
+        ("deep page 1500", "page=1500"),
+    ]
+    for label, qs in cert:
+        add("certificates", label, "/certificates/", qs, _bare_certificates(qs))
+    add("certificates", "first page", "/certificates/", "", _bare_certificates(""), htmx=True)
+
+    domains = [
+        ("first page (name)", ""),
+        ("search prefix", "q=host4242"),
+        ("search suffix", "q=zone5.example5.com"),
+        ("search broad (host1)", "q=host1"),
+        ("sort client", "sort=client"),
+        ("sort status", "sort=status"),
+        ("sort method desc", "sort=method&dir=desc"),
+        ("sort OV expiry desc", "sort=ov_expiry&dir=desc"),
+        ("sort EV expiry", "sort=ev_expiry"),
+        ("status PENDING", "status=PENDING"),
+        ("status APPROVED", "status=APPROVED"),
+        ("expiring", "status=expiring"),
+        ("expired", "status=expired"),
+        ("second credential", "credential=2"),
+        ("gone", "show=gone"),
+        ("all", "show=all"),
+        ("deep page 1500", "page=1500"),
+    ]
+    for label, qs in domains:
+        add("domains", label, "/entrust/manage/domains", qs, _bare_catalog("domains", qs))
+    add("domains", "first page", "/entrust/manage/domains", "", _bare_catalog("domains", ""), True)
+
+    orgs = [
+        ("first page (name)", ""),
+        ("search name", "q=org+0042"),
+        ("search client", "q=client+00042"),
+        ("sort client", "sort=client"),
+        ("sort status desc", "sort=status&dir=desc"),
+        ("sort OV expiry", "sort=ov_expiry"),
+        ("status PENDING", "status=PENDING"),
+        ("clients only", "kind=client"),
+        ("all", "show=all"),
+        ("deep page 1500", "page=1500"),
+    ]
+    for label, qs in orgs:
+        add(
+            "organizations",
+            label,
+            "/entrust/manage/organizations",
+            qs,
+            _bare_catalog("organizations", qs),
+        )
+
+    for label, qs in [
+        ("first page", ""),
+        ("sort remaining", "sort=remaining"),
+        ("available", "status=available"),
+    ]:
+        add("products", label, "/entrust/manage/products", qs, _bare_catalog("products", qs))
+
+    for label, qs in [
+        ("first page (newest)", ""),
+        ("sort common name", "sort=cn&dir=asc"),
+        ("search prefix", "q=host4242"),
+        ("search suffix", "q=csr5.example.org"),
+        ("search broad (host1)", "q=host1"),
+        ("deep page 1500", "page=1500"),
+    ]:
+        add("csrs", label, "/csrs/", qs, _bare_csrs(qs))
+
+    for label, qs in [("first page", ""), ("deep page 1500", "page=1500")]:
+        add("users", label, "/admin/users/", qs, _bare_users(qs))
+
+    for label, qs in [
+        ("first page", ""),
+        ("action", "action=certificate.add"),
+        ("user", "user=alice"),
+        ("object", "object=certificate:123"),
+        ("date range", "since=2000-01-01&until=2000-01-31"),
+        ("deep page 1500", "page=1500"),
+    ]:
+        add("audit", label, "/admin/audit/", qs, _bare_audit(qs))
+
+    add("dashboard", "page", "/", "", _bare_dashboard)
+    return out
+
+
+def date_range_for(scenario: Scenario, now: datetime, n: int) -> Scenario:
+    """The audit date range: one day in the middle of the day-to-day events."""
+    if "since=2000" not in scenario.url:
+        return scenario
+    day = (now - timedelta(seconds=int(1.5 * n))).date()
+    qs = f"since={day:%Y-%m-%d}&until={day:%Y-%m-%d}"
+    return Scenario(scenario.page, scenario.label, f"/admin/audit/?{qs}", False, _bare_audit(qs))
+
+
+# -- the server -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`certdesk serve` on a free port over the given instance and database."""
+
+    def __init__(self, instance: Path, database_url: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(
+            os.environ,
+            CERTDESK_INSTANCE=str(instance),
+            CERTDESK_SECRET_KEY="bench-secret",
+            DATABASE_URL=database_url,
+            PYTHONUNBUFFERED="1",
+        )
+        self.log = open(instance / "serve.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webapp", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"certdesk serve exited; see {instance / 'serve.log'}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit("certdesk serve did not answer within 60 s")
+            time.sleep(0.2)
+
+    def session(self) -> requests.Session:
+        s = requests.Session()
+        page = s.get(self.url + "/login", timeout=30).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        r = s.post(
+            self.url + "/login",
+            data={"username": "bench", "password": PASSWORD, "csrf_token": token},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert r.status_code in (302, 303), f"sign-in failed: {r.status_code}"
+        return s
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# -- timing ---------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+@dataclass
+class Figures:
+    p50: float
+    p95: float
+    p99: float
+
+    @classmethod
+    def of(cls, times: list[float]) -> Figures:
+        return cls(statistics.median(times), pct(times, 95), pct(times, 99))
+
+
+def timed_get(session, url, headers) -> float:
+    t0 = time.perf_counter()
+    r = session.get(url, headers=headers, timeout=120)
+    elapsed = (time.perf_counter() - t0) * 1000
+    if r.status_code != 200:
+        raise SystemExit(f"GET {url}: {r.status_code}")
+    return elapsed
+
+
+def run_clients(sessions, url, headers, calls_each) -> list[float]:
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def worker(s):
+        mine = [timed_get(s, url, headers) for _ in range(calls_each)]
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times
+
+
+@dataclass
+class Result:
+    one: Figures
+    many: Figures
+    bare: Figures | None
+
+
+def measure(server: Server, sessions, app, scenario: Scenario, repeat: int) -> Result:
+    url = server.url + scenario.url
+    headers = HTMX if scenario.htmx else {}
+    first = [timed_get(sessions[0], url, headers) for _ in range(2)]  # warm up
+    # A slow page gets fewer calls, so that one bad page cannot take the run hostage.
+    calls = repeat if max(first) < 500 else 3
+    one = [timed_get(sessions[0], url, headers) for _ in range(calls)]
+    many = run_clients(sessions, url, headers, max(2, calls // 2))
+    bare = None
+    if scenario.bare is not None:
+        scenario.bare(app)
+        bare_times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            scenario.bare(app)
+            bare_times.append((time.perf_counter() - t0) * 1000)
+        bare = Figures.of(bare_times)
+    return Result(Figures.of(one), Figures.of(many), bare)
+
+
+def mixed_load(
+    server: Server, sessions, urls: list[str], seconds: float
+) -> tuple[float, int, Figures]:
+    """Every session cycles through ``urls`` for ``seconds``; (requests/s, errors, latencies)."""
+    stop_at = time.monotonic() + seconds
+    times: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def worker(n, s):
+        mine = []
+        for url in itertools.islice(itertools.cycle(urls), n, None):
+            if time.monotonic() >= stop_at:
+                break
+            t0 = time.perf_counter()
+            try:
+                ok = s.get(server.url + url, timeout=60).status_code == 200
+            except requests.RequestException:
+                ok = False
+            mine.append((time.perf_counter() - t0) * 1000)
+            if not ok:
+                with lock:
+                    errors[0] += 1
+        with lock:
+            times.extend(mine)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(n, s)) for n, s in enumerate(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    return len(times) / elapsed, errors[0], Figures.of(times)
+
+
+# -- databases ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster on a free port; yields a function making databases."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        yield None
+        return
+    bindir = os.path.dirname(found[-1])
+    root = Path(tempfile.mkdtemp(prefix="certdesk-bench-pg-"))
+    data = root / "data"
+    data.mkdir()
+    as_owner = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(data, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(
+        [*as_owner, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "certdesk"]
+        + ["-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*as_owner, f"{bindir}/pg_ctl", "-D", str(data), "-o", opts, "-l", str(root / "log")]
+        + ["-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        import psycopg
+
+        def create(name: str) -> str:
+            with psycopg.connect(
+                f"host=127.0.0.1 port={port} user=certdesk dbname=postgres", autocommit=True
+            ) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            return f"postgresql+psycopg://certdesk@127.0.0.1:{port}/{name}"
+
+        yield create
+    finally:
+        subprocess.run(
+            [*as_owner, f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def build(instance: Path, url: str, n: int):
+    """A migrated, filled database; returns the app (for the bare queries)."""
+    from flask_migrate import upgrade
+
+    from webapp import _init_secretbox, create_app, paths
+    from webapp.extensions import db
+
+    instance.mkdir(parents=True, exist_ok=True)
+    marker = instance / "bench-filled.json"
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(instance),
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench-secret",
+            "SCHEDULER_ENABLED": False,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    with app.app_context():
+        if not marker.exists():
+            upgrade(directory=str(paths.MIGRATIONS_DIR))
+            _init_secretbox(app)
+            fill(n)
+            if url.startswith("sqlite"):
+                marker.write_text(json.dumps({"rows": n}))
+        else:
+            upgrade(directory=str(paths.MIGRATIONS_DIR))
+            print(f"  reusing the {n:,}-row database in {instance}", flush=True)
+        db.session.remove()
+        db.engine.dispose()
+    return app
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    db: str
+    results: dict = field(default_factory=dict)  # scale -> scenario name -> Result
+    mixed: dict = field(default_factory=dict)
+
+
+def fmt(f: Figures | None) -> str:
+    return " " * 24 if f is None else f"{f.p50:8.1f}{f.p95:8.1f}{f.p99:8.1f}"
+
+
+def run_database(kind: str, url_for_scale, scales, args, chosen) -> Run:
+    run = Run(kind)
+    for n in scales:
+        print(f"\n== {kind}, {n:,} rows per list", flush=True)
+        instance, url = url_for_scale(n)
+        app = build(instance, url, n)
+        server = Server(instance, url)
+        try:
+            sessions = [server.session() for _ in range(args.clients)]
+            now = datetime.now(UTC)
+            results = {}
+            head = (
+                f"{'scenario':<50}{'1 client p50/p95/p99':>24}{f'{args.clients} clients':>24}"
+                f"{'bare SQL':>24}"
+            )
+            print(head + "\n" + "-" * len(head), flush=True)
+            for sc in chosen:
+                sc = date_range_for(sc, now, n)
+                res = measure(server, sessions, app, sc, args.repeat)
+                results[sc.name] = res
+                print(f"{sc.name:<50}{fmt(res.one)}{fmt(res.many)}{fmt(res.bare)}", flush=True)
+            run.results[n] = results
+            if n == scales[-1] and args.mixed_seconds:
+                urls = [sc.url for sc in chosen if not sc.htmx and "page=1500" not in sc.url]
+                urls = [u for u in urls if not u.startswith("/admin/users/") or args.users_in_mix]
+                rate, errors, figures = mixed_load(server, sessions, urls, args.mixed_seconds)
+                health, herr, hfig = mixed_load(server, sessions, ["/healthz"], args.mixed_seconds)
+                run.mixed = {
+                    "rate": rate,
+                    "errors": errors,
+                    "p95": figures.p95,
+                    "health": health,
+                    "health_errors": herr,
+                    "pages": len(urls),
+                }
+                print(
+                    f"\nmixed read load, {args.clients} clients, {args.mixed_seconds:.0f} s, "
+                    f"{len(urls)} pages in turn: {rate:.0f} requests/s, {errors} errors, "
+                    f"p50 {figures.p50:.1f} ms, p95 {figures.p95:.1f} ms"
+                )
+                print(
+                    f"/healthz, same clients and time: {health:.0f} requests/s ({herr} errors); "
+                    f"pages at {100 * rate / health:.0f}% of it",
+                    flush=True,
+                )
+        finally:
+            server.stop()
+    return run
+
+
+def summary(run: Run, scales, clients) -> int:
+    lo, hi = scales[0], scales[-1]
+    print(f"\n== {run.db}: p95 at {hi:,} against {lo:,} rows (target ratio <= {TARGET_RATIO})")
+    head = (
+        f"{'scenario':<50}{'1c p95':>9}{'':>9}{'x':>6}{f'{clients}c p95':>9}{'':>9}{'x':>6}"
+        f"{'bare p50':>9}{'':>9}{'x':>6}"
+    )
+    print(head + "\n" + "-" * len(head))
+    over = 0
+    for name, small in run.results[lo].items():
+        big = run.results[hi].get(name)
+        if big is None:
+            continue
+        r1 = big.one.p95 / small.one.p95
+        r8 = big.many.p95 / small.many.p95
+        bare = ""
+        if small.bare and big.bare:
+            bare = f"{small.bare.p50:9.1f}{big.bare.p50:9.1f}{big.bare.p50 / small.bare.p50:6.1f}"
+        flag = "" if max(r1, r8) <= TARGET_RATIO else "  OVER"
+        over += bool(flag)
+        print(
+            f"{name:<50}{small.one.p95:9.1f}{big.one.p95:9.1f}{r1:6.2f}"
+            f"{small.many.p95:9.1f}{big.many.p95:9.1f}{r8:6.2f}{bare}{flag}"
+        )
+    if run.mixed:
+        m = run.mixed
+        print(
+            f"mixed load at {hi:,}: {m['rate']:.0f} requests/s ({m['errors']} errors, "
+            f"p95 {m['p95']:.1f} ms); /healthz {m['health']:.0f} requests/s; "
+            f"{100 * m['rate'] / m['health']:.0f}%"
+        )
+    print(f"{over} scenario(s) over the {TARGET_RATIO}x target" if over else "all within target")
+    return over
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1k and 10k rows, fewer calls")
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--scales", help="comma-separated row counts (default 10000,100000)")
+    parser.add_argument("--repeat", type=int, help="calls per scenario with one client")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--mixed-seconds", type=float, help="length of the mixed load")
+    parser.add_argument("--only", help="comma-separated pages (certificates, domains, ...)")
+    parser.add_argument("--users-in-mix", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", help="fill SQLite instances once into DIR and reuse them")
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args()
+    scales = [
+        int(s) for s in (args.scales or ("1000,10000" if args.quick else "10000,100000")).split(",")
+    ]
+    args.repeat = args.repeat or (8 if args.quick else 30)
+    args.mixed_seconds = (
+        args.mixed_seconds if args.mixed_seconds is not None else (5 if args.quick else 20)
+    )
+    chosen = scenarios()
+    if args.only:
+        pages = set(args.only.split(","))
+        chosen = [sc for sc in chosen if sc.page in pages]
+
+    runs = []
+    tmp = Path(tempfile.mkdtemp(prefix="certdesk-scaling-"))
+    try:
+        if args.db in ("sqlite", "both"):
+            base = Path(args.keep) if args.keep else tmp / "sqlite"
+
+            def sqlite_url(n):
+                inst = base / str(n)
+                return inst, f"sqlite:///{inst / 'certdesk.db'}"
+
+            runs.append(run_database("SQLite", sqlite_url, scales, args, chosen))
+        if args.db in ("postgresql", "both"):
+            with postgres_cluster() as create:
+                if create is None:
+                    print("\nPostgreSQL binaries not installed: PostgreSQL skipped")
+                else:
+
+                    def pg_url(n):
+                        return tmp / f"pg{n}", create(f"bench{n}")
+
+                    runs.append(run_database("PostgreSQL", pg_url, scales, args, chosen))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for run in runs:
+        summary(run, scales, args.clients)
+    if args.json:
+        out = {
+            run.db: {
+                "mixed": run.mixed,
+                "scales": {
+                    str(n): {
+                        name: {
+                            "one": vars(r.one),
+                            "many": vars(r.many),
+                            "bare": vars(r.bare) if r.bare else None,
+                        }
+                        for name, r in res.items()
+                    }
+                    for n, res in run.results.items()
+                },
+            }
+            for run in runs
+        }
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
