@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from webapp import htmx
 from webapp.auth import service
+from webapp.paging import page_args, paginate
 from webapp.security import rbac
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
@@ -22,7 +23,12 @@ def _user_or_404(user_id: int):
 @bp.get("/")
 @rbac.require(rbac.USERS_MANAGE)
 def index():
-    return render_template("users/index.html", users=service.list_users(), roles=rbac.ROLE_LABELS)
+    page, per_page = page_args(50)
+    result = paginate(service.users_query(), page, per_page)
+    args = {k: v for k, v in request.args.items() if k == "per_page"}
+    return htmx.render(
+        "users/index.html", block="results", page=result, args=args, roles=rbac.ROLE_LABELS
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
