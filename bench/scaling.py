@@ -24,10 +24,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import html
 import itertools
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -47,293 +47,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PASSWORD = "bench-password-1"
+from tests.populate import PASSWORD, fill  # noqa: E402  (after the path is set)
+
 HTMX = {"HX-Request": "true"}
 TARGET_RATIO = 1.5
-ISSUERS = [
-    "Entrust Certification Authority - L1K",
-    "Entrust OV TLS Issuing RSA CA 1",
-    "Entrust DV TLS Issuing RSA CA 1",
-    "Internal Issuing CA",
-    "Let's Encrypt R11",
-]
-SOURCES = ["imported", "entrust", "entrust_import"]
-DOMAIN_STATUSES = ["APPROVED"] * 12 + ["PENDING", "EXPIRED", "EXPIRING", "RE_VERIFICATION"]
-METHODS = ["DNS", "WEB_SERVER", "EMAIL", "MANUAL"]
-ORG_STATUSES = ["APPROVED"] * 6 + ["PENDING", "EXPIRED", "DECLINED"]
-AUDIT_ACTIONS = ["certificate.add", "csr.create", "catalog.sync", "user.create", "settings.update"]
-
-
-# -- the data -------------------------------------------------------------------------------------
-
-
-def _batched(rows, size=5000):
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def fill(n: int) -> None:
-    """N rows of every list, inserted in batches (the app context is open on the database)."""
-    from sqlalchemy import insert, text, update
-
-    from webapp.audit.models import AuditEvent, AuditHead
-    from webapp.auth import service as auth
-    from webapp.auth.models import User
-    from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
-    from webapp.certificates.models import Certificate, CertificateName
-    from webapp.credentials.models import EcsCredential
-    from webapp.csrs.models import Csr
-    from webapp.extensions import db
-    from webapp.keys.models import PrivateKey
-
-    rng = random.Random(5)
-    now = datetime.now(UTC)
-    started = time.perf_counter()
-
-    def put(model, rows):
-        for batch in _batched(rows):
-            db.session.execute(insert(model), batch)
-
-    auth.create_user(None, "bench", PASSWORD, "admin", full_name="Bench Admin")
-    put(
-        User,
-        (
-            {
-                "username": f"user{i:06d}",
-                "full_name": f"User {i}",
-                "email": f"user{i}@example.com",
-                "password_hash": "!",  # no password: these accounts cannot sign in
-                "role": ("admin", "operator", "auditor")[i % 3],
-                "active": i % 50 != 0,
-                "session_version": 1,
-                "created_at": now - timedelta(minutes=i),
-                "last_login_at": None if i % 4 else now - timedelta(hours=i % 500),
-            }
-            for i in range(1, n)
-        ),
-    )
-    put(
-        PrivateKey,
-        (
-            {
-                "id": k,
-                "key_type": "RSA",
-                "key_size": 2048,
-                "label": "RSA 2048",
-                "public_key_id": f"{k:064x}",
-                "sealed_pem": "v1:bench-placeholder",  # never opened by a list
-                "origin": "imported",
-                "created_at": now,
-            }
-            for k in range(1, n // 10 + 1)
-        ),
-    )
-
-    def certificates():
-        for i in range(1, n + 1):
-            host = f"host{i}.dept{i % 97}.example{i % 13}.com"
-            not_after = now + timedelta(days=rng.randint(-200, 500), seconds=rng.randint(0, 86400))
-            yield {
-                "id": i,
-                "fingerprint_sha256": f"{rng.getrandbits(256):064x}",
-                "fingerprint_sha1": f"{rng.getrandbits(160):040x}",
-                "serial_hex": f"{rng.getrandbits(128):x}",
-                "common_name": host,
-                "subject": f"CN={host},O=Example",
-                "sans": f"{host},www.{host}",
-                "issuer": "CN=" + ISSUERS[i % len(ISSUERS)],
-                "issuer_cn": ISSUERS[i % len(ISSUERS)],
-                "not_before": not_after - timedelta(days=365),
-                "not_after": not_after,
-                "key_type": "RSA",
-                "key_size": 2048,
-                "key_label": "RSA 2048",
-                "signature_algorithm": "sha256WithRSAEncryption",
-                "public_key_id": f"{rng.getrandbits(256):064x}",
-                "is_ca": i % 1000 == 0,
-                "source": SOURCES[i % 3],
-                "pem": "-----BEGIN CERTIFICATE-----\n(bench)\n-----END CERTIFICATE-----\n",
-                "chain_pem": "",
-                "revoked_at": now - timedelta(days=i % 30) if i % 500 == 0 else None,
-                "tracking_id": i if i % 3 else None,
-                "private_key_id": i // 20 if i % 20 == 0 else None,
-                "csr_id": None,
-                "created_by_id": None,
-                "created_at": now - timedelta(seconds=i),
-            }
-
-    put(Certificate, certificates())
-    put(
-        CertificateName,
-        (
-            {"certificate_id": i, "kind": "DNS", "value": v, "reversed": v[::-1]}
-            for i in range(1, n + 1)
-            for v in (
-                f"host{i}.dept{i % 97}.example{i % 13}.com",
-                f"www.host{i}.dept{i % 97}.example{i % 13}.com",
-            )
-        ),
-    )
-    put(
-        Csr,
-        (
-            {
-                "id": i,
-                "common_name": f"host{i}.csr{i % 89}.example.org",
-                "subject": f"CN=host{i}.csr{i % 89}.example.org",
-                "sans": f"host{i}.csr{i % 89}.example.org,alt{i}.example.org",
-                "key_label": "RSA 2048",
-                "signature_algorithm": "sha256WithRSAEncryption",
-                "public_key_id": f"{rng.getrandbits(256):064x}",
-                "pem": "-----BEGIN CERTIFICATE REQUEST-----\n(bench)\n",
-                "source": ("generated", "imported")[i % 2],
-                "private_key_id": (i % (n // 10)) + 1 if i % 2 == 0 else None,
-                "created_by_id": 1,
-                "created_at": now - timedelta(seconds=i),
-            }
-            for i in range(1, n + 1)
-        ),
-    )
-    for cid, name in ((1, "Main account"), (2, "Second account")):
-        db.session.execute(
-            insert(EcsCredential).values(
-                id=cid,
-                name=name,
-                api_user="bench",
-                api_key_sealed="v1:bench-placeholder",  # never opened: the credential is off
-                base_url="http://127.0.0.1:9/",
-                enabled=False,
-                organizations_synced_at=now,
-                domains_synced_at=now,
-                products_synced_at=now,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-
-    def mirrored(i):
-        return {
-            "credential_id": 2 if i % 20 == 0 else 1,
-            "first_seen_at": now - timedelta(days=30),
-            "updated_at": now - timedelta(days=1),
-            "seen_at": now,
-            "gone_at": now - timedelta(days=i % 9) if i % 50 == 0 else None,
-        }
-
-    def expiry(i, every=7):
-        return None if i % every == 0 else now + timedelta(days=rng.randint(-60, 800))
-
-    put(
-        CatalogOrganization,
-        (
-            {
-                **mirrored(i),
-                "kind": "client" if i % 100 == 0 else "organization",
-                "client_id": i // 100 + 1,
-                "client_name": f"Client {i // 100 + 1:05d} Group",
-                "name": f"Org {i:06d} Holdings" if i % 100 else f"Client {i // 100 + 1:05d} Group",
-                "verification_status": ORG_STATUSES[i % len(ORG_STATUSES)],
-                "ov_expiry": expiry(i),
-                "ev_status": ("APPROVED", "", "PENDING")[i % 3],
-                "ev_expiry": expiry(i, 3),
-            }
-            for i in range(1, n + 1)
-        ),
-    )
-    put(
-        CatalogDomain,
-        (
-            {
-                **mirrored(i),
-                "client_id": i % 50 + 1,
-                "client_name": f"Client {i % 50 + 1:05d} Group",
-                "name": f"host{i}.zone{i % 97}.example{i % 13}.com",
-                "verification_status": DOMAIN_STATUSES[i % len(DOMAIN_STATUSES)],
-                "verification_method": METHODS[i % len(METHODS)],
-                "ov_eligible": i % 3 != 0,
-                "ev_eligible": i % 5 == 0,
-                "ov_expiry": expiry(i),
-                "ev_expiry": expiry(i, 2),
-            }
-            for i in range(1, n + 1)
-        ),
-    )
-    put(
-        CatalogProduct,
-        (
-            {
-                **mirrored(i),
-                "credential_id": cred,
-                "gone_at": None,
-                "product_type": f"PRODUCT_TYPE_{i:02d}",
-                "consumption_type": "UNLIMITED" if i % 7 == 0 else "LIMITED",
-                "total_count": 100 * i,
-                "used_count": 60 * i,
-                "remaining_count": 40 * i if i % 4 else 0,
-            }
-            for cred in (1, 2)
-            for i in range(1, 21)
-        ),
-    )
-
-    # The audit trail: N events of day-to-day work, then N failed sign-ins (the most recent).
-    base = db.session.get(AuditHead, 1).seq  # creating the bench user wrote the first events
-
-    def events():
-        for seq in range(base + 1, base + 2 * n + 1):
-            failed = seq > base + n
-            yield {
-                "seq": seq,
-                "at": now - timedelta(seconds=base + 2 * n - seq),
-                "actor_id": None if failed else 1,
-                "actor_name": "mallory" if failed else ("bench", "alice", "bob")[seq % 3],
-                "action": "auth.login_failed" if failed else AUDIT_ACTIONS[seq % 5],
-                "object_type": "user" if failed else "certificate",
-                "object_id": "mallory" if failed else str(seq % (n // 2)),
-                "outcome": "failure" if failed else "success",
-                "detail": "{}",
-                "address": "192.0.2.7",
-                "prev_hash": "0" * 64,
-                "hash": f"{seq:064x}",  # a bench trail: not a valid chain
-            }
-
-    put(AuditEvent, events())
-    db.session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=base + 2 * n, last_hash=f"{base + 2 * n:064x}")
-    )
-    db.session.commit()
-    _after_fill(db)
-    with db.engine.connect() as conn:
-        if db.engine.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-        else:
-            conn.execute(text("ANALYZE"))
-            conn.commit()
-    print(f"  filled {n:,} rows per list in {time.perf_counter() - started:.1f} s", flush=True)
-
-
-def _after_fill(db) -> None:
-    """Bring what CertDesk keeps beside the rows up to date after the bulk inserts."""
-    if db.engine.dialect.name == "postgresql":
-        # Bulk inserts with explicit ids leave the sequences behind.
-        from sqlalchemy import text
-
-        for table in ("certificate", "csr", "private_key", "ecs_credential"):
-            db.session.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) "  # noqa: S608
-                    f"FROM {table}"
-                )
-            )
-        db.session.commit()
 
 
 # -- the pages ------------------------------------------------------------------------------------
@@ -464,6 +181,11 @@ def _bare_dashboard(app):
         db.session.remove()
 
 
+# A page three quarters down the list: reached by Next from the page before it (as a person
+# paging would), and asked for by its number.
+DEEP = [("deep page by Next (75%)", "page=DEEP_NEXT"), ("deep page by number (75%)", "page=DEEP")]
+
+
 def scenarios() -> list[Scenario]:
     out = []
 
@@ -487,7 +209,7 @@ def scenarios() -> list[Scenario]:
         ("has key: no", "has_key=no"),
         ("issuer + has key: no", "issuer=Internal+Issuing+CA&has_key=no"),
         ("source + 90 days + key", "source=entrust&expiry=90&has_key=yes"),
-        ("deep page 1500", "page=1500"),
+        *DEEP,
     ]
     for label, qs in cert:
         add("certificates", label, "/certificates/", qs, _bare_certificates(qs))
@@ -510,7 +232,7 @@ def scenarios() -> list[Scenario]:
         ("second credential", "credential=2"),
         ("gone", "show=gone"),
         ("all", "show=all"),
-        ("deep page 1500", "page=1500"),
+        *DEEP,
     ]
     for label, qs in domains:
         add("domains", label, "/entrust/manage/domains", qs, _bare_catalog("domains", qs))
@@ -526,7 +248,7 @@ def scenarios() -> list[Scenario]:
         ("status PENDING", "status=PENDING"),
         ("clients only", "kind=client"),
         ("all", "show=all"),
-        ("deep page 1500", "page=1500"),
+        *DEEP,
     ]
     for label, qs in orgs:
         add(
@@ -550,11 +272,11 @@ def scenarios() -> list[Scenario]:
         ("search prefix", "q=host4242"),
         ("search suffix", "q=csr5.example.org"),
         ("search broad (host1)", "q=host1"),
-        ("deep page 1500", "page=1500"),
+        *DEEP,
     ]:
         add("csrs", label, "/csrs/", qs, _bare_csrs(qs))
 
-    for label, qs in [("first page", ""), ("deep page 1500", "page=1500")]:
+    for label, qs in [("first page", ""), *DEEP]:
         add("users", label, "/admin/users/", qs, _bare_users(qs))
 
     for label, qs in [
@@ -563,7 +285,7 @@ def scenarios() -> list[Scenario]:
         ("user", "user=alice"),
         ("object", "object=certificate:123"),
         ("date range", "since=2000-01-01&until=2000-01-31"),
-        ("deep page 1500", "page=1500"),
+        *DEEP,
     ]:
         add("audit", label, "/admin/audit/", qs, _bare_audit(qs))
 
@@ -571,13 +293,33 @@ def scenarios() -> list[Scenario]:
     return out
 
 
-def date_range_for(scenario: Scenario, now: datetime, n: int) -> Scenario:
-    """The audit date range: one day in the middle of the day-to-day events."""
-    if "since=2000" not in scenario.url:
+def resolve(scenario: Scenario, server, session, now: datetime, n: int) -> Scenario:
+    """The scenario's URL at this scale: the audit date range (one day in the middle of the
+    day-to-day events), and the deep pages (the Next link of the page before, as served)."""
+    url = scenario.url
+    if "since=2000" in url:
+        day = (now - timedelta(seconds=int(1.5 * n))).date()
+        url = f"/admin/audit/?since={day:%Y-%m-%d}&until={day:%Y-%m-%d}"
+    deep = max(2, int(0.75 * n / 50))
+    if "page=DEEP_NEXT" in url:
+        before = server.url + url.replace("DEEP_NEXT", str(deep - 1))
+        found = re.search(r'href="([^"]+)"[^>]*rel="next"', session.get(before, timeout=120).text)
+        url = html.unescape(found.group(1)) if found else url.replace("DEEP_NEXT", str(deep))
+    url = url.replace("page=DEEP", f"page={deep}")
+    if url == scenario.url:
         return scenario
-    day = (now - timedelta(seconds=int(1.5 * n))).date()
-    qs = f"since={day:%Y-%m-%d}&until={day:%Y-%m-%d}"
-    return Scenario(scenario.page, scenario.label, f"/admin/audit/?{qs}", False, _bare_audit(qs))
+    path, _, qs = url.partition("?")
+    bare = {
+        "certificates": _bare_certificates,
+        "csrs": _bare_csrs,
+        "users": _bare_users,
+        "audit": _bare_audit,
+    }.get(scenario.page)
+    if bare is not None:
+        bare = bare(qs)
+    elif scenario.page in ("domains", "organizations"):
+        bare = _bare_catalog(scenario.page, qs)
+    return Scenario(scenario.page, scenario.label, url, scenario.htmx, bare)
 
 
 # -- the server -----------------------------------------------------------------------------------
@@ -869,13 +611,13 @@ def run_database(kind: str, url_for_scale, scales, args, chosen) -> Run:
             )
             print(head + "\n" + "-" * len(head), flush=True)
             for sc in chosen:
-                sc = date_range_for(sc, now, n)
+                sc = resolve(sc, server, sessions[0], now, n)
                 res = measure(server, sessions, app, sc, args.repeat)
                 results[sc.name] = res
                 print(f"{sc.name:<50}{fmt(res.one)}{fmt(res.many)}{fmt(res.bare)}", flush=True)
             run.results[n] = results
             if n == scales[-1] and args.mixed_seconds:
-                urls = [sc.url for sc in chosen if not sc.htmx and "page=1500" not in sc.url]
+                urls = [sc.url for sc in chosen if not sc.htmx and "DEEP" not in sc.url]
                 urls = [u for u in urls if not u.startswith("/admin/users/") or args.users_in_mix]
                 rate, errors, figures = mixed_load(server, sessions, urls, args.mixed_seconds)
                 health, herr, hfig = mixed_load(server, sessions, ["/healthz"], args.mixed_seconds)
