@@ -1,20 +1,26 @@
 """Scaling benchmark: every list page and the dashboard at 10,000 and 100,000 rows, over HTTP.
 
 Usage: .venv/bin/python bench/scaling.py [--quick] [--db sqlite|postgresql|both]
-           [--scales 10000,100000] [--repeat R] [--clients C] [--mixed-seconds S]
-           [--only certificates,domains,...] [--keep DIR]
+           [--scales 10000,100000] [--repeat R] [--rounds K] [--clients C] [--mixed-seconds S]
+           [--only certificates,domains,...] [--keep DIR] [--json FILE]
 
-For each database (SQLite; PostgreSQL in a throwaway cluster when Debian's binaries are there) and
-each scale N, it fills a fresh migrated database with N rows of every listed thing (certificates
-with their names, CSRs, organizations, domains, users, audit events, and N failed sign-ins in the
-audit trail after them), starts a real `certdesk serve` (waitress) on it, signs in, and times
-every page scenario over HTTP (requests, keep-alive): R calls with one client, then R calls by
-each of C concurrent clients. It prints p50/p95/p99 per scale, the p95 ratio of the largest scale
-to the smallest (target: at most 1.5), and the bare time of each page's main query (the same
-service calls the view makes, no HTTP, no rendering). At the largest scale it then measures a mixed
-read load (C clients cycling through every page for S seconds) against /healthz in the same run.
+For each database (SQLite; PostgreSQL in a throwaway cluster when Debian's binaries are there) it
+fills a fresh migrated database per scale N with N rows of every list (certificates with their
+names, CSRs, organizations, domains, users, audit events, then N failed sign-ins in the audit
+trail; tests/populate.py), starts a real `certdesk serve` (waitress) on each, signs in, and times
+every page scenario over HTTP (requests, keep-alive): R calls with one client and R/2 by each of
+C clients at once, plus the bare time of the page's main query (the service calls the view makes,
+no HTTP, no rendering). The scales are measured interleaved, in K rounds per scenario, so that
+whatever else runs on the machine weighs on each alike. It prints p50/p95/p99 per scale and the
+p95 ratio of the largest scale to the smallest (target: at most 1.5). At the largest scale it then
+runs a mixed read load (C clients cycling through every page, S seconds) and /healthz with the
+same clients, in alternating slices.
 
---quick: scales 1,000 and 10,000, fewer calls, a short mixed load (about a minute for SQLite).
+The deep pages are three quarters down each list: "by Next" is the page the Next link of the page
+before leads to (as a person paging through gets it), "by number" the same page asked for by its
+number in the URL.
+
+--quick: scales 1,000 and 10,000, fewer calls, a short mixed load (a few minutes for SQLite).
 --keep DIR: SQLite instances are filled once into DIR/<scale> and reused by later runs.
 The machine is shared: run it more than once and read the medians.
 """
@@ -305,6 +311,8 @@ def resolve(scenario: Scenario, server, session, now: datetime, n: int) -> Scena
         before = server.url + url.replace("DEEP_NEXT", str(deep - 1))
         found = re.search(r'href="([^"]+)"[^>]*rel="next"', session.get(before, timeout=120).text)
         url = html.unescape(found.group(1)) if found else url.replace("DEEP_NEXT", str(deep))
+        how = "with its cursor" if "after=" in url else "by number (no cursor in the link)"
+        print(f"  ({scenario.page}: the Next link of page {deep - 1} asks for page {deep} {how})")
     url = url.replace("page=DEEP", f"page={deep}")
     if url == scenario.url:
         return scenario
@@ -439,29 +447,46 @@ class Result:
     bare: Figures | None
 
 
-def measure(server: Server, sessions, app, scenario: Scenario, repeat: int) -> Result:
-    url = server.url + scenario.url
-    headers = HTMX if scenario.htmx else {}
-    first = [timed_get(sessions[0], url, headers) for _ in range(2)]  # warm up
-    # A slow page gets fewer calls, so that one bad page cannot take the run hostage.
-    calls = repeat if max(first) < 500 else 3
-    one = [timed_get(sessions[0], url, headers) for _ in range(calls)]
-    many = run_clients(sessions, url, headers, max(2, calls // 2))
-    bare = None
-    if scenario.bare is not None:
+def _bare_times(scenario: Scenario, app, calls: int) -> list[float]:
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
         scenario.bare(app)
-        bare_times = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            scenario.bare(app)
-            bare_times.append((time.perf_counter() - t0) * 1000)
-        bare = Figures.of(bare_times)
-    return Result(Figures.of(one), Figures.of(many), bare)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
 
 
-def mixed_load(
-    server: Server, sessions, urls: list[str], seconds: float
-) -> tuple[float, int, Figures]:
+def measure(targets, repeat: int, rounds: int) -> dict:
+    """Time one scenario at every scale, interleaved: each round runs the one-client calls, the
+    concurrent calls and the bare query at each scale in turn, so that whatever else the machine
+    is doing weighs on every scale alike. ``targets``: scale -> (server, sessions, app, scenario).
+    Returns scale -> Result."""
+    one: dict = {n: [] for n in targets}
+    many: dict = {n: [] for n in targets}
+    bare: dict = {n: [] for n in targets}
+    calls = repeat
+    for server, sessions, app, sc in targets.values():
+        headers = HTMX if sc.htmx else {}
+        first = [timed_get(sessions[0], server.url + sc.url, headers) for _ in range(2)]
+        if sc.bare is not None:
+            sc.bare(app)  # warm up
+        if max(first) > 500:  # a slow page gets fewer calls: one page cannot hold the run
+            calls = min(calls, 3 * rounds)
+    per_round = max(1, calls // rounds)
+    for _ in range(rounds):
+        for n, (server, sessions, app, sc) in targets.items():
+            url, headers = server.url + sc.url, HTMX if sc.htmx else {}
+            one[n] += [timed_get(sessions[0], url, headers) for _ in range(per_round)]
+            many[n] += run_clients(sessions, url, headers, max(1, per_round // 2))
+            if sc.bare is not None:
+                bare[n] += _bare_times(sc, app, per_round)
+    return {
+        n: Result(Figures.of(one[n]), Figures.of(many[n]), Figures.of(bare[n]) if bare[n] else None)
+        for n in targets
+    }
+
+
+def mixed_load(server: Server, sessions, urls: list[str], seconds: float) -> tuple:
     """Every session cycles through ``urls`` for ``seconds``; (requests/s, errors, latencies)."""
     stop_at = time.monotonic() + seconds
     times: list[float] = []
@@ -492,7 +517,7 @@ def mixed_load(
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    return len(times) / elapsed, errors[0], Figures.of(times)
+    return len(times) / elapsed, errors[0], Figures.of(times), times
 
 
 # -- databases ------------------------------------------------------------------------------------
@@ -595,53 +620,81 @@ def fmt(f: Figures | None) -> str:
 
 
 def run_database(kind: str, url_for_scale, scales, args, chosen) -> Run:
+    """Fill a database per scale, serve them all at once, and time every scenario at every
+    scale in turn; then the mixed load and /healthz at the largest scale, alternating."""
     run = Run(kind)
-    for n in scales:
-        print(f"\n== {kind}, {n:,} rows per list", flush=True)
-        instance, url = url_for_scale(n)
-        app = build(instance, url, n)
-        server = Server(instance, url)
-        try:
-            sessions = [server.session() for _ in range(args.clients)]
-            now = datetime.now(UTC)
-            results = {}
-            head = (
-                f"{'scenario':<50}{'1 client p50/p95/p99':>24}{f'{args.clients} clients':>24}"
-                f"{'bare SQL':>24}"
-            )
-            print(head + "\n" + "-" * len(head), flush=True)
-            for sc in chosen:
-                sc = resolve(sc, server, sessions[0], now, n)
-                res = measure(server, sessions, app, sc, args.repeat)
-                results[sc.name] = res
-                print(f"{sc.name:<50}{fmt(res.one)}{fmt(res.many)}{fmt(res.bare)}", flush=True)
-            run.results[n] = results
-            if n == scales[-1] and args.mixed_seconds:
-                urls = [sc.url for sc in chosen if not sc.htmx and "DEEP" not in sc.url]
-                urls = [u for u in urls if not u.startswith("/admin/users/") or args.users_in_mix]
-                rate, errors, figures = mixed_load(server, sessions, urls, args.mixed_seconds)
-                health, herr, hfig = mixed_load(server, sessions, ["/healthz"], args.mixed_seconds)
-                run.mixed = {
-                    "rate": rate,
-                    "errors": errors,
-                    "p95": figures.p95,
-                    "health": health,
-                    "health_errors": herr,
-                    "pages": len(urls),
-                }
+    servers = {}
+    try:
+        for n in scales:
+            print(f"\n== {kind}, {n:,} rows per list", flush=True)
+            instance, url = url_for_scale(n)
+            app = build(instance, url, n)
+            server = Server(instance, url)
+            servers[n] = (server, [server.session() for _ in range(args.clients)], app)
+        now = datetime.now(UTC)
+        run.results = {n: {} for n in scales}
+        print(
+            f"\n{kind}: p50/p95/p99 in ms, one client and {args.clients} at once, and the bare "
+            "query; the scales interleaved"
+        )
+        head = f"{'scenario':<50}{'rows':>8}{'1 client':>24}{f'{args.clients} clients':>24}"
+        head += f"{'bare query':>24}"
+        print(head + "\n" + "-" * len(head), flush=True)
+        for sc in chosen:
+            targets = {
+                n: (server, sessions, app, resolve(sc, server, sessions[0], now, n))
+                for n, (server, sessions, app) in servers.items()
+            }
+            results = measure(targets, args.repeat, args.rounds)
+            for n, res in results.items():
+                run.results[n][sc.name] = res
                 print(
-                    f"\nmixed read load, {args.clients} clients, {args.mixed_seconds:.0f} s, "
-                    f"{len(urls)} pages in turn: {rate:.0f} requests/s, {errors} errors, "
-                    f"p50 {figures.p50:.1f} ms, p95 {figures.p95:.1f} ms"
-                )
-                print(
-                    f"/healthz, same clients and time: {health:.0f} requests/s ({herr} errors); "
-                    f"pages at {100 * rate / health:.0f}% of it",
+                    f"{sc.name:<50}{n:>8,}{fmt(res.one)}{fmt(res.many)}{fmt(res.bare)}",
                     flush=True,
                 )
-        finally:
+        if args.mixed_seconds:
+            server, sessions, _ = servers[scales[-1]]
+            urls = [sc.url for sc in chosen if not sc.htmx and "DEEP" not in sc.url]
+            urls = [u for u in urls if not u.startswith("/admin/users/") or args.users_in_mix]
+            run.mixed = mixed_against_health(server, sessions, urls, args.mixed_seconds)
+            m = run.mixed
+            print(
+                f"\nmixed read load at {scales[-1]:,} rows, {args.clients} clients, "
+                f"{len(urls)} pages in turn, {args.mixed_seconds:.0f} s: {m['rate']:.0f} "
+                f"requests/s, {m['errors']} errors, p50 {m['p50']:.1f} ms, p95 {m['p95']:.1f} ms"
+            )
+            print(
+                f"/healthz, same clients, alternating with it: {m['health']:.0f} requests/s "
+                f"({m['health_errors']} errors); the pages at {100 * m['rate'] / m['health']:.0f}%",
+                flush=True,
+            )
+    finally:
+        for server, _, _ in servers.values():
             server.stop()
     return run
+
+
+def mixed_against_health(server, sessions, urls, seconds: float, slices: int = 4) -> dict:
+    """The mixed load and /healthz in alternating slices of the same total length each."""
+    done = {"pages": [0, 0.0, 0, []], "health": [0, 0.0, 0, []]}
+    for _ in range(slices):
+        for kind, mix in (("pages", urls), ("health", ["/healthz"])):
+            rate, errors, figures, times = mixed_load(server, sessions, mix, seconds / slices)
+            acc = done[kind]
+            acc[0] += round(rate * seconds / slices)
+            acc[1] += seconds / slices
+            acc[2] += errors
+            acc[3] += times
+    pages, health = Figures.of(done["pages"][3]), done["health"]
+    return {
+        "rate": done["pages"][0] / done["pages"][1],
+        "errors": done["pages"][2],
+        "p50": pages.p50,
+        "p95": pages.p95,
+        "health": health[0] / health[1],
+        "health_errors": health[2],
+        "pages": len(urls),
+    }
 
 
 def summary(run: Run, scales, clients) -> int:
@@ -688,6 +741,7 @@ def main() -> None:
     parser.add_argument("--scales", help="comma-separated row counts (default 10000,100000)")
     parser.add_argument("--repeat", type=int, help="calls per scenario with one client")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per scenario")
     parser.add_argument("--mixed-seconds", type=float, help="length of the mixed load")
     parser.add_argument("--only", help="comma-separated pages (certificates, domains, ...)")
     parser.add_argument("--users-in-mix", action="store_true", help=argparse.SUPPRESS)
@@ -697,7 +751,7 @@ def main() -> None:
     scales = [
         int(s) for s in (args.scales or ("1000,10000" if args.quick else "10000,100000")).split(",")
     ]
-    args.repeat = args.repeat or (8 if args.quick else 30)
+    args.repeat = args.repeat or (10 if args.quick else 40)
     args.mixed_seconds = (
         args.mixed_seconds if args.mixed_seconds is not None else (5 if args.quick else 20)
     )
