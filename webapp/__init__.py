@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import Flask, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
 from webapp import badges, errors, paths
@@ -44,6 +45,9 @@ SERVICES = [
     "webapp.certificates.service",
     "webapp.orders.service",
 ]
+
+# How often a signed-in session notes the time of its latest request (for the idle timeout).
+SEEN_EVERY_SECONDS = 60
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
 PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic"]
@@ -134,12 +138,16 @@ def _idle_timeout():
 
     now = utcnow().timestamp()
     limit = current_app.config["IDLE_TIMEOUT_MINUTES"] * 60
-    if now - session.get("seen", 0) > limit:
+    seen = session.get("seen", 0)
+    if now - seen > limit:
         logout_user()
         session.clear()
         flash("You were signed out after a period of inactivity.", "info")
         return login_manager.unauthorized()
-    session["seen"] = now
+    # Noted once a minute, not at every request: a changed session is signed and sent back as a
+    # new cookie each time. The timeout then counts from up to a minute before the last request.
+    if now - seen >= SEEN_EVERY_SECONDS:
+        session["seen"] = now
     return None
 
 
@@ -169,12 +177,15 @@ def _init_templates(app: Flask) -> None:
 
 
 def _format_dt(value, fmt: str = "%Y-%m-%d %H:%M UTC"):
-    """Server-side UTC text inside <time>; static/js/app.js shows it in the viewer's local time."""
-    from markupsafe import Markup
+    """Server-side UTC text inside <time>; static/js/app.js shows it in the viewer's local time.
 
+    Built as an f-string (lists call it for every row): an ISO time has nothing to escape, and
+    the formatted text is escaped."""
     if value is None:
         return ""
-    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), value.strftime(fmt))
+    return Markup(  # noqa: S704
+        f'<time datetime="{value.isoformat()}">{escape(value.strftime(fmt))}</time>'
+    )
 
 
 def _init_secretbox(app: Flask) -> None:

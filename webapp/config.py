@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 ENV_PREFIX = "CERTDESK_"
+POOL_SIZE = 16  # connections kept open: request threads, job workers, the scheduler
 
 
 class Defaults:
@@ -19,6 +20,9 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "certdesk_session"
+    # The cookie is sent again when the session changes, which the idle timeout does once a
+    # minute while the user is active (webapp.SEEN_EVERY_SECONDS); not at every request.
+    SESSION_REFRESH_EACH_REQUEST = False
     IDLE_TIMEOUT_MINUTES = 30
     LOGIN_MAX_FAILURES_PER_USER = 5
     LOGIN_MAX_FAILURES_PER_ADDRESS = 20
@@ -63,6 +67,7 @@ def load(app, overrides: dict | None) -> None:
     instance.mkdir(parents=True, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'certdesk.db'}"
+    _pool_options(app.config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
 
@@ -76,3 +81,17 @@ def _instance_secret(path: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value)
     return value
+
+
+def _pool_options(config) -> None:
+    """Keep a connection open for each request thread (waitress serves 8 at once), the job
+    workers and the scheduler: with fewer, connections beyond the pool are opened and closed
+    again at every request under load (a new PostgreSQL connection costs milliseconds). Options
+    given in SQLALCHEMY_ENGINE_OPTIONS win."""
+    uri = config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite") and (":memory:" in uri or uri.rstrip("/") == "sqlite:"):
+        return
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("pool_size", POOL_SIZE)
+    options.setdefault("max_overflow", 10)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options

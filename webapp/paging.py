@@ -279,6 +279,19 @@ def _fetch(stmt, keys, segments, reverse: bool, limit: int) -> list:
     return rows
 
 
+def _with_count(stmt, key, conds: list, limit: int, cap: int) -> tuple[list, int]:
+    """Rows of ``stmt`` in ``conds`` up to ``limit``, and how many there are up to ``cap`` from
+    the first of them, in one round trip: the count is a scalar subquery beside the rows, which
+    the database works out once."""
+    count = select(func.count()).select_from(
+        stmt.with_only_columns(key).where(*conds).limit(cap).subquery()
+    )
+    rows = db.session.execute(
+        stmt.where(*conds).limit(limit).add_columns(count.scalar_subquery().label("counted"))
+    ).all()
+    return [row[0] for row in rows], (rows[0][1] if rows else 0)
+
+
 def _count(stmt, key, conds_list, cap: int) -> int:
     """Rows of ``stmt`` (restricted to each of ``conds_list`` in turn) up to ``cap``, counted
     along the list's own order: the walk the page itself makes, through the same index, and one
@@ -317,12 +330,17 @@ def paginate(
     page = max(1, page)
     keys = _order_keys(stmt, entity)
     after, before = cursor if cursor is not None else _cursor_from_request()
-    items = None
+    items, counted = None, None
     if keys is not None and page > 1:
         if (values := read_cursor(keys, after)) is not None:
-            items = _fetch(stmt, keys, _segments(keys, values, False, False), False, per_page)
+            segments = _segments(keys, values, False, False)
+            if len(segments) == 1:  # the rows after the cursor, counted from the first of them
+                ordered = stmt.order_by(None).order_by(*_ordered(keys, False))
+                items, counted = _with_count(ordered, key, segments[0], per_page, count_cap + 1)
+            else:
+                items = _fetch(stmt, keys, segments, False, per_page)
             if not items:  # nothing after the cursor any more: start again
-                items, page = None, 1
+                items, counted, page = None, None, 1
         elif (values := read_cursor(keys, before)) is not None:
             items = _fetch(stmt, keys, _segments(keys, values, True, False), True, per_page)
             items.reverse()
@@ -339,13 +357,13 @@ def paginate(
             items = _by_offset(stmt, by, page, per_page) if page > 1 else None
     if items is None:
         page = 1
-        items = db.session.execute(stmt.limit(per_page)).scalars().all()
+        items, counted = _with_count(stmt, key, [], per_page, count_cap + 1)
 
     start = (page - 1) * per_page
     if not items:
         return Page([], page, per_page, start)
-    if page == 1:
-        counted = _count(stmt, key, [[]], count_cap + 1)
+    if counted is not None:
+        pass
     elif keys is not None:
         first = [getattr(items[0], k.attr) for k in keys]
         counted = _count(stmt, key, _segments(keys, first, False, True), count_cap + 1)
@@ -384,17 +402,25 @@ def _by_offset(stmt, key, page: int, per_page: int) -> list:
 # -- filter drop-downs ----------------------------------------------------------------------------
 
 
+_DISTINCT: dict = {}
+
+
 def distinct_values(column, limit: int = 500) -> list:
     """The distinct non-empty values of ``column`` in order, for a filter drop-down.
 
     ``column`` must lead an index: the values are found one index seek each (the next value
-    after the last one found), so the cost follows the number of values, not of rows.
+    after the last one found), so the cost follows the number of values, not of rows. The
+    statement is built once per column.
     """
-    step = select(column).where(column.is_not(None)).order_by(column).limit(1)
-    found = select(step.scalar_subquery().label("v")).cte("distinct_values", recursive=True)
-    nxt = select(
-        select(column).where(column > found.c.v).order_by(column).limit(1).scalar_subquery()
-    ).where(found.c.v.is_not(None))
-    found = found.union_all(nxt)
-    rows = db.session.execute(select(found.c.v).where(found.c.v.is_not(None)).limit(limit))
-    return [v for v in rows.scalars() if v != ""]
+    stmt = _DISTINCT.get((column, limit))
+    if stmt is None:
+        step = select(column).where(column.is_not(None)).order_by(column).limit(1)
+        found = select(step.scalar_subquery().label("v")).cte("distinct_values", recursive=True)
+        nxt = select(
+            select(column).where(column > found.c.v).order_by(column).limit(1).scalar_subquery()
+        ).where(found.c.v.is_not(None))
+        found = found.union_all(nxt)
+        stmt = _DISTINCT[(column, limit)] = (
+            select(found.c.v).where(found.c.v.is_not(None)).limit(limit)
+        )
+    return [v for v in db.session.execute(stmt).scalars() if v != ""]

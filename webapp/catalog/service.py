@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, false, func, or_, select, true, update
+from sqlalchemy.orm import defer
 
 from webapp import hooks
 from webapp.audit import service as audit
@@ -30,7 +31,7 @@ from webapp.dbtypes import utcnow
 from webapp.ecs import errors
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.paging import distinct_values
+from webapp.paging import Page, distinct_values, paginate
 from webapp.search import contains, narrowed, prefixed, starts_with
 from webapp.security import rbac
 from webapp.settings import service as settings
@@ -407,7 +408,12 @@ def _gone(model, f: TabFilter):
     return None
 
 
+# Kept for the sync, not shown in the tabs.
+_UNSHOWN = ("first_seen_at", "updated_at", "seen_at")
+
+
 def _common(stmt: Select, model, f: TabFilter) -> Select:
+    stmt = stmt.options(*(defer(getattr(model, name)) for name in _UNSHOWN))
     if f.credential_id:
         stmt = stmt.where(model.credential_id == f.credential_id)
     gone = _gone(model, f)
@@ -524,12 +530,48 @@ def statuses(model) -> list[str]:
     return distinct_values(model.verification_status)
 
 
-def last_synced(kind: str, credential_id: int | None = None) -> datetime | None:
-    column = getattr(EcsCredential, f"{kind}_synced_at")
-    stmt = select(func.max(column)).where(EcsCredential.deleted_at.is_(None))
-    if credential_id:
-        stmt = stmt.where(EcsCredential.id == credential_id)
-    return db.session.execute(stmt).scalar()
+@dataclass
+class Tab:
+    """What an Organizations, Domains or Products tab shows besides its rows."""
+
+    page: Page
+    credentials: list  # not deleted: the filter and Sync drop-downs
+    credential_names: dict  # every credential's name by id, deleted ones too (for the rows)
+    last_synced: datetime | None
+    statuses: list[str]
+
+
+QUERIES = {"organizations": None, "domains": None, "products": None}  # filled below
+_STATUSES: dict = {}
+
+
+def _statuses_as_of(model, stamp) -> list[str]:
+    """The statuses to filter by, read again only when a sync has run since (``stamp``: the
+    latest sync of this kind by any credential), in any process."""
+    key = (model, db.engine.url)
+    cached = _STATUSES.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = _STATUSES[key] = (stamp, statuses(model))
+    return cached[1]
+
+
+def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
+    """One page of a tab, the credentials, when it was last synced and its statuses."""
+    every = credentials.list_credentials(include_deleted=True)
+    live = [c for c in every if c.deleted_at is None]
+    synced = [c.synced_at(kind) for c in live if not f.credential_id or c.id == f.credential_id]
+    stamp = max((c.synced_at(kind) for c in every if c.synced_at(kind)), default=None)
+    model = MODELS[kind]
+    return Tab(
+        page=paginate(QUERIES[kind](f), page, per_page),
+        credentials=live,
+        credential_names={c.id: c.name for c in every},
+        last_synced=max((s for s in synced if s), default=None),
+        statuses=_statuses_as_of(model, stamp) if model is not CatalogProduct else [],
+    )
+
+
+QUERIES.update(organizations=organizations_query, domains=domains_query, products=products_query)
 
 
 def domain_expiry(d: CatalogDomain, now=None) -> str:

@@ -118,6 +118,12 @@ class Certificate(db.Model):
     def san_list(self) -> list[str]:
         return [s for s in self.sans.split(",") if s]
 
+    @property
+    def san_summary(self) -> tuple[str, int]:
+        """The first four SANs as text, and how many more there are (for the list)."""
+        names = self.san_list
+        return ", ".join(names[:4]), max(0, len(names) - 4)
+
 
 class CertificateName(db.Model):
     """Each name a certificate answers to (CN and SANs), lower-case, and reversed for suffixes.

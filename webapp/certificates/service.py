@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, load_only
 
 from webapp import csvexport, hooks, pki
 from webapp.audit import service as audit
@@ -353,9 +353,25 @@ def query(f: CertFilter, now=None):
     return stmt.where(*_conditions(f, now)).order_by(*_order(f))
 
 
+# What the list shows and sorts by; the rest of a row stays in the database.
+_LISTED = (
+    Certificate.common_name,
+    Certificate.sans,
+    Certificate.issuer_cn,
+    Certificate.serial_hex,
+    Certificate.not_after,
+    Certificate.revoked_at,
+    Certificate.key_label,
+    Certificate.source,
+    Certificate.private_key_id,
+    Certificate.created_at,
+)
+
+
 def page_of(f: CertFilter, page: int, per_page: int, now=None) -> Page:
     """One page of the filtered, sorted list (see :func:`webapp.paging.paginate`)."""
-    return paginate(query(f, now), page, per_page, key=Certificate.id)
+    stmt = query(f, now).options(load_only(*_LISTED))
+    return paginate(stmt, page, per_page, key=Certificate.id)
 
 
 def issuers() -> list[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import defer
 
 from webapp.audit.models import ACTIVITY, AuditEvent
@@ -27,38 +28,61 @@ def _sum(column, *conds):
     return select(func.coalesce(func.sum(column), 0)).where(*conds).scalar_subquery()
 
 
-def _live_before(when: datetime):
-    """Live certificates expiring before ``when``: the day counters up to its day, plus the
-    certificates of its own day before that time (an index range of one day)."""
-    day = expiry_day(when)
-    full_days = _sum(_DAYS.live, _DAYS.day < day)
-    midnight = when.replace(hour=0, minute=0, second=0, microsecond=0)
-    if when == midnight:
-        return full_days
+def _live_before(i: int):
+    """Live certificates expiring before boundary ``i``: the day counters before its day, plus
+    the certificates of its own day before that time (an index range within one day)."""
+    full_days = _sum(_DAYS.live, _DAYS.day < bindparam(f"day{i}"))
     same_day = (
         select(func.count())
         .select_from(Certificate)
-        .where(Certificate.not_after >= midnight, Certificate.not_after < when, LIVE)
+        .where(
+            Certificate.not_after >= bindparam(f"midnight{i}"),
+            Certificate.not_after < bindparam(f"at{i}"),
+            LIVE,
+        )
         .scalar_subquery()
     )
     return full_days + same_day
 
 
+@cache
+def _statements() -> dict:
+    """Built once (at first use, when every model is mapped): each request only binds its times,
+    and SQLAlchemy's compiled-statement cache serves the rest."""
+    return {
+        "states": select(
+            _sum(_DAYS.live), _sum(_DAYS.revoked), *(_live_before(i) for i in range(4))
+        ),
+        "timeline": select(_DAYS.day, _DAYS.live).where(
+            _DAYS.day >= bindparam("first"), _DAYS.day < bindparam("end")
+        ),
+        "urgent": select(Certificate)
+        .options(defer(Certificate.pem), defer(Certificate.chain_pem))
+        .where(LIVE, Certificate.not_after >= bindparam("since"))
+        .order_by(Certificate.not_after.asc())
+        .limit(bindparam("limit")),
+        "activity": select(AuditEvent)
+        .where(text(ACTIVITY))
+        .order_by(AuditEvent.seq.desc())
+        .limit(bindparam("n")),
+    }
+
+
 def state_counts(now: datetime | None = None) -> dict[str, int]:
     """Certificates by state: valid, expiring within 7/30/90 days, expired, revoked, total."""
     now = now or utcnow()
+    params = {}
+    for i, days in enumerate((0, 7, 30, 90)):
+        at = now + timedelta(days=days)
+        params.update(
+            {
+                f"day{i}": expiry_day(at),
+                f"midnight{i}": at.replace(hour=0, minute=0, second=0, microsecond=0),
+                f"at{i}": at,
+            }
+        )
     live, revoked, expired, by7, by30, by90 = (
-        int(v)
-        for v in db.session.execute(
-            select(
-                _sum(_DAYS.live),
-                _sum(_DAYS.revoked),
-                _live_before(now),
-                _live_before(now + timedelta(days=7)),
-                _live_before(now + timedelta(days=30)),
-                _live_before(now + timedelta(days=90)),
-            )
-        ).one()
+        int(v) for v in db.session.execute(_statements()["states"], params).one()
     )
     return {
         "total": live + revoked,
@@ -84,10 +108,9 @@ def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Wee
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     first = expiry_day(start)
     per_week = [0] * weeks
-    rows = db.session.execute(
-        select(_DAYS.day, _DAYS.live).where(_DAYS.day >= first, _DAYS.day < first + 7 * weeks)
-    )
-    for day, live in rows:
+    for day, live in db.session.execute(
+        _statements()["timeline"], {"first": first, "end": first + 7 * weeks}
+    ):
         per_week[(day - first) // 7] += live
     return [Week(start + timedelta(weeks=i), per_week[i]) for i in range(weeks)]
 
@@ -95,24 +118,13 @@ def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Wee
 def urgent(limit: int = 10, now: datetime | None = None) -> list[Certificate]:
     """The live certificates that expire next (expired in the last 30 days included)."""
     now = now or utcnow()
-    return list(
-        db.session.execute(
-            select(Certificate)
-            .options(defer(Certificate.pem), defer(Certificate.chain_pem))
-            .where(LIVE, Certificate.not_after >= now - timedelta(days=30))
-            .order_by(Certificate.not_after.asc())
-            .limit(limit)
-        ).scalars()
-    )
+    params = {"since": now - timedelta(days=30), "limit": limit}
+    return list(db.session.execute(_statements()["urgent"], params).scalars())
 
 
 def recent_activity(limit: int = 10) -> list[AuditEvent]:
     """The latest events but sign-ins, through the partial index that holds only those."""
-    return list(
-        db.session.execute(
-            select(AuditEvent).where(text(ACTIVITY)).order_by(AuditEvent.seq.desc()).limit(limit)
-        ).scalars()
-    )
+    return list(db.session.execute(_statements()["activity"], {"n": limit}).scalars())
 
 
 @dataclass
