@@ -193,8 +193,8 @@ def run_pages(build: Callable) -> None:
 
 # A page's rows by a short list of keys (a narrow search, a page by number): sorting those is
 # bounded by the list, not by the table.
-_KEY_LIST = re.compile(r"\.(id|certificate_id|csr_id) IN \(", re.IGNORECASE)
-_KEY_LIST_TABLE = re.compile(r"(\w+)\.id IN \(", re.IGNORECASE)
+_KEY_LIST = re.compile(r"\.(id|certificate_id|csr_id) (IN|= ANY) \(", re.IGNORECASE)
+_KEY_LIST_TABLE = re.compile(r"(\w+)\.id (IN|= ANY) \(", re.IGNORECASE)
 
 
 def dbapi_connection():

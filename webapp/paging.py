@@ -320,13 +320,16 @@ def paginate(
     and how many rows there are (exactly up to ``count_cap`` from the page's first row on).
 
     ``key`` is the model's primary key column (found from the statement when not given).
-    ``cursor`` is ``(after, before)``, read from the request's query string when not given. A
-    page past the end shows the last page when the count reaches it, else the first.
+    ``cursor`` is ``(after, before)``, read from the request's query string when not given.
+    ``count_cap`` defaults to the statement's ``count_cap`` execution option (a search that
+    tests every row it walks counts fewer, see ``search.narrowed``), else ``COUNT_CAP``. A page
+    past the end shows the last page when the count reaches it, else the first.
     """
     entity = stmt.column_descriptions[0]["entity"]
     if key is None:
         key = entity.__mapper__.primary_key[0]
-    count_cap = COUNT_CAP if count_cap is None else count_cap
+    if count_cap is None:
+        count_cap = stmt.get_execution_options().get("count_cap", COUNT_CAP)
     page = max(1, page)
     keys = _order_keys(stmt, entity)
     after, before = cursor if cursor is not None else _cursor_from_request()

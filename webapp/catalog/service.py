@@ -444,15 +444,14 @@ def organizations_query(f: TabFilter) -> Select:
     stmt = _common(select(model), model, f)
     if f.q:
         q = f.q.strip().lower()
-        stmt = stmt.where(
-            narrowed(
-                [
-                    prefixed(model.id, model.name_key, q, *_bound_gone(model, f)),
-                    prefixed(model.id, model.client_key, q, *_bound_gone(model, f)),
-                ],
-                model.id,
-                or_(starts_with(model.name_key, q), starts_with(model.client_key, q)),
-            )
+        stmt = narrowed(
+            stmt,
+            [
+                prefixed(model.id, model.name_key, q, *_bound_gone(model, f)),
+                prefixed(model.id, model.client_key, q, *_bound_gone(model, f)),
+            ],
+            model.id,
+            or_(starts_with(model.name_key, q), starts_with(model.client_key, q)),
         )
     if f.status:
         stmt = stmt.where(model.verification_status == f.status)
@@ -469,15 +468,14 @@ def domains_query(f: TabFilter, now=None) -> Select:
     stmt = _common(select(model), model, f)
     if f.q:
         q = f.q.strip().lower()
-        stmt = stmt.where(
-            narrowed(
-                [
-                    prefixed(model.id, model.name, q, *_bound_gone(model, f)),
-                    prefixed(model.id, model.name_reversed, q[::-1]),
-                ],
-                model.id,
-                or_(starts_with(model.name, q), starts_with(model.name_reversed, q[::-1])),
-            )
+        stmt = narrowed(
+            stmt,
+            [
+                prefixed(model.id, model.name, q, *_bound_gone(model, f)),
+                prefixed(model.id, model.name_reversed, q[::-1]),
+            ],
+            model.id,
+            or_(starts_with(model.name, q), starts_with(model.name_reversed, q[::-1])),
         )
     status, ov_expiry = model.verification_status, model.ov_expiry
     if f.status in ("expiring", "expired"):
@@ -488,17 +486,16 @@ def domains_query(f: TabFilter, now=None) -> Select:
             by_date = and_(ov_expiry >= now, ov_expiry < now + EXPIRING_WITHIN)
         else:
             by_status, by_date = "EXPIRED", ov_expiry < now
-        stmt = stmt.where(
-            narrowed(
-                [
-                    select(model.id).where(status == by_status, *_bound_gone(model, f)),
-                    select(model.id)
-                    .where(*_bound_gone(model, f), by_date)
-                    .order_by(model.gone, ov_expiry),
-                ],
-                model.id,
-                or_(status == by_status, by_date),
-            )
+        stmt = narrowed(
+            stmt,
+            [
+                select(model.id).where(status == by_status, *_bound_gone(model, f)),
+                select(model.id)
+                .where(*_bound_gone(model, f), by_date)
+                .order_by(model.gone, ov_expiry),
+            ],
+            model.id,
+            or_(status == by_status, by_date),
         )
     elif f.status:
         stmt = stmt.where(status == f.status)

@@ -33,7 +33,7 @@ from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
 from webapp.paging import Page, distinct_values, paginate
 from webapp.pki import PkiError
-from webapp.search import has_row, narrowed, prefixed, starts_with, unindexed
+from webapp.search import listed_name_matches, narrowed, prefixed, unindexed
 from webapp.security import rbac
 
 MAX_FILES = 50
@@ -276,7 +276,7 @@ SORTS = {
 }
 
 
-def _search(q: str):
+def _search(stmt, q: str):
     """Names that start with ``q`` or end with it ("example.com" finds www.example.com), a serial
     number, or a fingerprint: index look-ups, whatever the size of the repository."""
     q = q.strip().lower()
@@ -285,14 +285,8 @@ def _search(q: str):
         prefixed(names.certificate_id, names.value, q),
         prefixed(names.certificate_id, names.reversed, q[::-1]),
     ]
-    tests = [
-        has_row(
-            select(names.id).where(
-                names.certificate_id == Certificate.id,
-                or_(starts_with(names.value, q), starts_with(names.reversed, q[::-1])),
-            )
-        )
-    ]
+    # The same names on the row itself (certificate_name holds the CN and the SANs, lower case).
+    tests = [listed_name_matches(Certificate.common_name + "," + Certificate.sans, q)]
     hexish = q.replace(":", "").replace(" ", "")
     if hexish and all(c in "0123456789abcdef" for c in hexish):
         exact = [(Certificate.serial_hex, hexish.lstrip("0") or "0")]
@@ -302,7 +296,7 @@ def _search(q: str):
             exact.append((Certificate.fingerprint_sha1, hexish))
         candidates += [select(Certificate.id).where(column == value) for column, value in exact]
         tests += [column == value for column, value in exact]
-    return narrowed(candidates, Certificate.id, or_(*tests))
+    return narrowed(stmt, candidates, Certificate.id, or_(*tests))
 
 
 def _conditions(f: CertFilter, now) -> list:
@@ -310,8 +304,6 @@ def _conditions(f: CertFilter, now) -> list:
     # "Not revoked" is tested on the index entries the page walks: written as a plain IS NULL,
     # SQLite would take it for an equality on the index and sort each run of equal expiry times.
     live = unindexed(Certificate.revoked_at).is_(None)
-    if f.q.strip():
-        conds.append(_search(f.q))
     expiry = (f.expiry or "").strip()
     if expiry == "expired":
         conds += [Certificate.not_after < now, live]
@@ -350,7 +342,10 @@ def query(f: CertFilter, now=None):
     """The select for the filtered, sorted list (without the PEM columns)."""
     now = now or utcnow()
     stmt = select(Certificate).options(defer(Certificate.pem), defer(Certificate.chain_pem))
-    return stmt.where(*_conditions(f, now)).order_by(*_order(f))
+    stmt = stmt.where(*_conditions(f, now))
+    if f.q.strip():
+        stmt = _search(stmt, f.q)
+    return stmt.order_by(*_order(f))
 
 
 # What the list shows and sorts by; the rest of a row stays in the database.

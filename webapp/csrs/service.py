@@ -6,7 +6,7 @@ the form field they belong to; nothing is written when one is raised.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from webapp import hooks, pki
@@ -16,7 +16,7 @@ from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
 from webapp.pki import PkiError
-from webapp.search import has_row, narrowed, prefixed, starts_with
+from webapp.search import listed_name_matches, narrowed, prefixed
 from webapp.security import rbac
 
 # -- CSRs --------------------------------------------------------------------------------------
@@ -162,20 +162,15 @@ def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
     stmt = select(Csr).options(selectinload(Csr.created_by))
     q = (q or "").strip().lower()
     if q:
-        stmt = stmt.where(
-            narrowed(
-                [
-                    prefixed(CsrName.csr_id, CsrName.value, q),
-                    prefixed(CsrName.csr_id, CsrName.reversed, q[::-1]),
-                ],
-                Csr.id,
-                has_row(
-                    select(CsrName.id).where(
-                        CsrName.csr_id == Csr.id,
-                        or_(starts_with(CsrName.value, q), starts_with(CsrName.reversed, q[::-1])),
-                    )
-                ),
-            )
+        stmt = narrowed(
+            stmt,
+            [
+                prefixed(CsrName.csr_id, CsrName.value, q),
+                prefixed(CsrName.csr_id, CsrName.reversed, q[::-1]),
+            ],
+            Csr.id,
+            # The same names on the row itself (csr_name holds the CN and the SANs, lower case).
+            listed_name_matches(Csr.common_name + "," + Csr.sans, q),
         )
     col = SORTS.get(sort, Csr.created_at)
     if direction == "asc":
