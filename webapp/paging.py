@@ -3,7 +3,7 @@
 A list is a ``select`` of one model, filtered and ordered by columns that an index leads with the
 filter and ends with the order (and the primary key, or another unique column, last). Then:
 
-- the first page is one query (``LIMIT per_page + 1``);
+- the first page is one query: its rows, and beside them their count (a scalar subquery);
 - the Next and Previous links carry the sort values of the last (first) row shown, and the next
   page continues from there through the index (keyset paging): page 1,500 costs what page 2 does;
 - a page asked for by number alone (``?page=N``) skips index entries, not table rows: the page's
