@@ -279,17 +279,41 @@ def _fetch(stmt, keys, segments, reverse: bool, limit: int) -> list:
     return rows
 
 
-def _with_count(stmt, key, conds: list, limit: int, cap: int) -> tuple[list, int]:
+def _with_count(stmt, key, conds: list, limit: int, cap: int, by=None) -> tuple[list, int]:
     """Rows of ``stmt`` in ``conds`` up to ``limit``, and how many there are up to ``cap`` from
     the first of them, in one round trip: the count is a scalar subquery beside the rows, which
-    the database works out once."""
+    the database works out once.
+
+    With ``by`` (a unique column the list's indexes end with), the page's values of ``by`` are
+    read first, then the rows by them. PostgreSQL then reads the index alone for the page, as it
+    does for the count, where it could otherwise prefer another index and a filter on the rows
+    it fetches (it cannot know that the newest audit events are all sign-ins, say).
+    """
     count = select(func.count()).select_from(
-        stmt.with_only_columns(key).where(*conds).limit(cap).subquery()
+        stmt.with_only_columns(key if by is None else by).where(*conds).limit(cap).subquery()
     )
-    rows = db.session.execute(
-        stmt.where(*conds).limit(limit).add_columns(count.scalar_subquery().label("counted"))
+    counted = count.scalar_subquery().label("counted")
+    if by is None:
+        rows = db.session.execute(stmt.where(*conds).limit(limit).add_columns(counted)).all()
+        return [row[0] for row in rows], (rows[0][1] if rows else 0)
+    found = db.session.execute(
+        stmt.with_only_columns(by).where(*conds).limit(limit).add_columns(counted)
     ).all()
-    return [row[0] for row in rows], (rows[0][1] if rows else 0)
+    return _rows_by(stmt, by, [row[0] for row in found]), (found[0][1] if found else 0)
+
+
+def _rows_by(stmt, key, values: list) -> list:
+    """The rows of ``stmt``'s model whose ``key`` is in ``values``, in that order, with the
+    statement's loader options (deferred columns, related rows); the filters already chose the
+    values."""
+    if not values:
+        return []
+    entity = stmt.column_descriptions[0]["entity"]
+    by_keys = select(entity).options(*stmt._with_options).where(key.in_(values))
+    rows = db.session.execute(by_keys).scalars().all()
+    attr = inspect(entity).get_property_by_column(key).key
+    by_key = {getattr(r, attr): r for r in rows}
+    return [by_key[k] for k in values if k in by_key]
 
 
 def _count(stmt, key, conds_list, cap: int) -> int:
@@ -334,12 +358,16 @@ def paginate(
     keys = _order_keys(stmt, entity)
     after, before = cursor if cursor is not None else _cursor_from_request()
     items, counted = None, None
+    # PostgreSQL: the page's keys through the index first (see _with_count).
+    by = None
+    if db.session.get_bind().dialect.name == "postgresql":
+        by = keys[-1].column if keys is not None else key
     if keys is not None and page > 1:
         if (values := read_cursor(keys, after)) is not None:
             segments = _segments(keys, values, False, False)
             if len(segments) == 1:  # the rows after the cursor, counted from the first of them
                 ordered = stmt.order_by(None).order_by(*_ordered(keys, False))
-                items, counted = _with_count(ordered, key, segments[0], per_page, count_cap + 1)
+                items, counted = _with_count(ordered, key, segments[0], per_page, count_cap + 1, by)
             else:
                 items = _fetch(stmt, keys, segments, False, per_page)
             if not items:  # nothing after the cursor any more: start again
@@ -360,7 +388,7 @@ def paginate(
             items = _by_offset(stmt, by, page, per_page) if page > 1 else None
     if items is None:
         page = 1
-        items, counted = _with_count(stmt, key, [], per_page, count_cap + 1)
+        items, counted = _with_count(stmt, key, [], per_page, count_cap + 1, by)
 
     start = (page - 1) * per_page
     if not items:
@@ -390,16 +418,7 @@ def _by_offset(stmt, key, page: int, per_page: int) -> list:
         .scalars()
         .all()
     )
-    if not page_keys:
-        return []
-    # The rows by their keys alone (the filters already chose the keys), with the statement's
-    # loader options (deferred columns, related rows).
-    entity = stmt.column_descriptions[0]["entity"]
-    by_keys = select(entity).options(*stmt._with_options).where(key.in_(page_keys))
-    rows = db.session.execute(by_keys).scalars().all()
-    attr = inspect(entity).get_property_by_column(key).key
-    by_key = {getattr(r, attr): r for r in rows}
-    return [by_key[k] for k in page_keys if k in by_key]
+    return _rows_by(stmt, key, page_keys)
 
 
 # -- filter drop-downs ----------------------------------------------------------------------------
