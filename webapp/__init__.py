@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import Flask, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
@@ -161,14 +162,20 @@ def _init_templates(app: Flask) -> None:
         return name in app.view_functions
 
     def can(permission: str) -> bool:
-        return rbac.has_permission(current_user, permission)
+        # The user itself, not the proxy: every attribute read through it looks the user up again.
+        return rbac.has_permission(current_user._get_current_object(), permission)
 
     def pager(*args, **kwargs):
         # A global rather than an import, so that a block rendered alone (htmx) can call it.
         return app.jinja_env.get_template("_pager.html").module.pager(*args, **kwargs)
 
     app.jinja_env.globals.update(
-        has_endpoint=has_endpoint, can=can, rbac=rbac, role_labels=rbac.ROLE_LABELS, pager=pager
+        has_endpoint=has_endpoint,
+        can=can,
+        rbac=rbac,
+        role_labels=rbac.ROLE_LABELS,
+        pager=pager,
+        badge_html=badges.html,
     )
     app.jinja_env.filters["dt"] = _format_dt
     app.jinja_env.filters["tone"] = badges.tone
@@ -179,10 +186,16 @@ def _init_templates(app: Flask) -> None:
 def _format_dt(value, fmt: str = "%Y-%m-%d %H:%M UTC"):
     """Server-side UTC text inside <time>; static/js/app.js shows it in the viewer's local time.
 
-    Built as an f-string (lists call it for every row): an ISO time has nothing to escape, and
-    the formatted text is escaped."""
+    Lists call it for every row, often with the same dates (a client's domains share their OV
+    expiry): the result is kept for the last few thousand (time, format) pairs."""
     if value is None:
         return ""
+    return _time_element(value, fmt)
+
+
+@lru_cache(maxsize=4096)
+def _time_element(value, fmt: str) -> Markup:
+    # An ISO time has nothing to escape; the formatted text is escaped.
     return Markup(  # noqa: S704
         f'<time datetime="{value.isoformat()}">{escape(value.strftime(fmt))}</time>'
     )
