@@ -47,3 +47,7 @@ def test_next_previous_and_numbers_agree_with_postgresql(pg_app):
 
 def test_counts_stop_at_the_cap_on_postgresql(pg_app):
     checks.check_counts()
+
+
+def test_bad_cursors_fall_back_to_the_page_number_on_postgresql(pg_app):
+    checks.check_bad_cursors()
