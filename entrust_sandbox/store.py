@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS domains (
     ov_expiry TEXT, ev_expiry TEXT, dcv_value TEXT, dcv_ready_at TEXT, emails TEXT,
     UNIQUE (client_id, domain_name)
 );
+-- GET /domains lists by domainName (then id, the rowid): a page is an index range, not a sort of
+-- every domain; one client's domains page through the (client_id, domain_name) unique index.
+CREATE INDEX IF NOT EXISTS ix_domains_name ON domains (domain_name);
 CREATE TABLE IF NOT EXISTS inventories (
     product_type TEXT PRIMARY KEY, total_count INTEGER NOT NULL, remaining_count INTEGER NOT NULL,
     used_count INTEGER NOT NULL, consumption_type TEXT

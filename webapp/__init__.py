@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from datetime import timedelta
+from functools import lru_cache
 
 from flask import Flask, flash, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
 from webapp import badges, errors, logsafe, paths, validation
@@ -48,6 +51,9 @@ SERVICES = [
     "webapp.orders.polling",
     "webapp.orders.lifecycle",
 ]
+
+# How often a signed-in session notes the time of its latest request (for the idle timeout).
+SEEN_EVERY_SECONDS = 60
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
 PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic", "webapp.orders.periodic"]
@@ -153,6 +159,11 @@ def _check_session():
 
     user, reason = auth.resume_session(session.get(auth.SESSION_TOKEN_KEY), session["_user_id"])
     if user is not None:
+        # The cookie's expiry moves on when the session changes: noted once a minute while the
+        # user is active, not at every request (each change signs and sends a new cookie).
+        now = int(time.time())
+        if now - session.get("seen", 0) >= SEEN_EVERY_SECONDS:
+            session["seen"] = now
         return None
     logout_user()
     session.clear()
@@ -172,7 +183,8 @@ def _init_templates(app: Flask) -> None:
         return name in app.view_functions
 
     def can(permission: str) -> bool:
-        return rbac.has_permission(current_user, permission)
+        # The user itself, not the proxy: every attribute read through it looks the user up again.
+        return rbac.has_permission(current_user._get_current_object(), permission)
 
     def link_args(args) -> dict:
         # url_for's own keywords (endpoint, _method, _external ...) never come from a query string.
@@ -189,6 +201,7 @@ def _init_templates(app: Flask) -> None:
         role_labels=rbac.ROLE_LABELS,
         pager=pager,
         link_args=link_args,
+        badge_html=badges.html,
     )
     app.jinja_env.filters["dt"] = _format_dt
     app.jinja_env.filters["tone"] = badges.tone
@@ -197,12 +210,21 @@ def _init_templates(app: Flask) -> None:
 
 
 def _format_dt(value, fmt: str = "%Y-%m-%d %H:%M UTC"):
-    """Server-side UTC text inside <time>; static/js/app.js shows it in the viewer's local time."""
-    from markupsafe import Markup
+    """Server-side UTC text inside <time>; static/js/app.js shows it in the viewer's local time.
 
+    Lists call it for every row, often with the same dates (a client's domains share their OV
+    expiry): the result is kept for the last few thousand (time, format) pairs."""
     if value is None:
         return ""
-    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), value.strftime(fmt))
+    return _time_element(value, fmt)
+
+
+@lru_cache(maxsize=4096)
+def _time_element(value, fmt: str) -> Markup:
+    # An ISO time has nothing to escape; the formatted text is escaped.
+    return Markup(  # noqa: S704
+        f'<time datetime="{value.isoformat()}">{escape(value.strftime(fmt))}</time>'
+    )
 
 
 def _init_secretbox(app: Flask) -> None:

@@ -3,6 +3,10 @@ domains, organizations, products, jobs), used by the ``status_badge`` template m
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from markupsafe import Markup
+
 OK, WARN, BAD, INFO, MUTED = "ok", "warn", "bad", "info", "muted"
 
 TONES = {
@@ -54,3 +58,13 @@ def tone(status: str | None) -> str:
 
 def label(status: str | None) -> str:
     return LABELS.get(status or "", status or "")
+
+
+@lru_cache(maxsize=1024)
+def html(status: str | None, text: str | None = None) -> Markup:
+    """The badge for ``status`` (``text`` in place of its label): the ``status_badge`` macro's
+    HTML, made once per status and kept (a list shows one per row)."""
+    shown = text or label(status) or "—"
+    return Markup('<span class="badge {}" data-status="{}">{}</span>').format(
+        tone(status), status or "", shown
+    )

@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 ENV_PREFIX = "CERTDESK_"
+POOL_SIZE = 16  # connections kept open: request threads, job workers, the scheduler
 
 
 class Defaults:
@@ -21,6 +22,9 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "certdesk_session"
+    # The cookie is sent again when the session changes, which the idle timeout does once a
+    # minute while the user is active (webapp.SEEN_EVERY_SECONDS); not at every request.
+    SESSION_REFRESH_EACH_REQUEST = False
     IDLE_TIMEOUT_MINUTES = 30
     # Sign-in throttling: after this many failures for one user name from one address, each new
     # try from there waits (1 s, then doubling, up to LOGIN_MAX_WAIT_MINUTES); from one address
@@ -69,6 +73,7 @@ def load(app, overrides: dict | None) -> None:
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'certdesk.db'}"
+    _pool_options(app.config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
 
@@ -142,3 +147,17 @@ def _owner_only(path: Path, mode: int) -> None:
             current,
             mode,
         )
+
+
+def _pool_options(config) -> None:
+    """Keep a connection open for each request thread (waitress serves 8 at once), the job
+    workers and the scheduler: with fewer, connections beyond the pool are opened and closed
+    again at every request under load (a new PostgreSQL connection costs milliseconds). Options
+    given in SQLALCHEMY_ENGINE_OPTIONS win."""
+    uri = config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite") and (":memory:" in uri or uri.rstrip("/") == "sqlite:"):
+        return
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("pool_size", POOL_SIZE)
+    options.setdefault("max_overflow", 10)
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = options

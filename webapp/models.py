@@ -3,9 +3,13 @@
 from webapp.audit.models import AuditEvent, AuditHead  # noqa: F401
 from webapp.auth.models import LoginAttempt, User, UserSession  # noqa: F401
 from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct  # noqa: F401
-from webapp.certificates.models import Certificate, CertificateName  # noqa: F401
+from webapp.certificates.models import (  # noqa: F401
+    Certificate,
+    CertificateExpiryDay,
+    CertificateName,
+)
 from webapp.credentials.models import EcsCredential  # noqa: F401
-from webapp.csrs.models import Csr  # noqa: F401
+from webapp.csrs.models import Csr, CsrName  # noqa: F401
 from webapp.jobs.models import Job  # noqa: F401
 from webapp.keys.models import PrivateKey  # noqa: F401
 from webapp.orders.models import Order, OrderEvent  # noqa: F401

@@ -1,7 +1,7 @@
 """Reissues and renewals find their original fast: an index on ca_order.parent_id
 
 Revision ID: 0008_order_actions
-Revises: 0006_orders
+Revises: 0007_scaling
 Create Date: 2026-12-01 17:00:00
 
 An order's page lists the orders that replaced it, a reissue or renewal checks that no other one of
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0008_order_actions'
-down_revision = '0006_orders'
+down_revision = '0007_scaling'
 branch_labels = None
 depends_on = None
 

@@ -45,7 +45,7 @@ def test_csr_pkcs12_search_download_dashboard(page, live_server, tmp_path):
 
     # Find it by a SAN (the search runs as it is typed).
     page.goto(live_server.url + "/certificates/")
-    page.get_by_placeholder("CN, SAN, serial or fingerprint").press_sequentially(
+    page.get_by_placeholder("Name starts or ends with, serial or fingerprint").press_sequentially(
         "checkout.example", delay=20
     )
     page.wait_for_url(re.compile(r".*q=checkout\.example"))

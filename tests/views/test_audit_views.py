@@ -3,6 +3,7 @@ import io
 
 from tests.helpers import HTMX
 from webapp.audit import service as audit
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
 
 
@@ -47,6 +48,18 @@ def test_csv_export_of_the_filtered_rows(admin_client):
     )
     formulas = [r for r in all_rows if "calc" in r["action"]]
     assert formulas and all(r["action"].startswith("'=") for r in formulas)
+
+
+def test_dates_and_the_actions_drop_down(admin_client):
+    _events(3)
+    today = utcnow().date().isoformat()
+    page = admin_client.get(f"/admin/audit/?action=cert.import&since={today}&until={today}")
+    assert "1–3 of 3" in page.get_data(as_text=True)
+    for qs in ("until=2000-01-01", "since=2999-01-01"):
+        body = admin_client.get(f"/admin/audit/?{qs}").get_data(as_text=True)
+        assert "No audit events match" in body
+    full = admin_client.get("/admin/audit/").get_data(as_text=True)
+    assert '<option value="cert.import"' in full
 
 
 def test_bad_dates_are_ignored_not_500(admin_client):

@@ -203,10 +203,25 @@ def test_session_cookie_flags(client):
     resp = client.login("admin")
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
-    https = client.post(
-        "/login", base_url="https://localhost", data={"username": "admin", "password": PASSWORD}
+    other = client.application.test_client()  # another browser, signing in over HTTPS
+    https = other.post(
+        "/login",
+        base_url="https://localhost",
+        data={"username": "admin", "password": PASSWORD},
+        headers={"Referer": "https://localhost/login"},  # CSRF over HTTPS checks the referrer
     )
-    assert "Secure" in https.headers.get("Set-Cookie", "")
+    assert https.status_code == 302 and "Secure" in https.headers.get("Set-Cookie", "")
+
+
+def test_the_cookie_is_sent_again_only_when_the_session_changes(client):
+    """The idle timeout notes the time of the latest request once a minute, not at every one:
+    most responses carry no new cookie."""
+    client.login("admin")
+    client.get("/")  # the first page also makes the session's CSRF token
+    assert "Set-Cookie" not in client.get("/").headers
+    with client.session_transaction() as s:
+        s["seen"] -= 61
+    assert "certdesk_session=" in client.get("/").headers.get("Set-Cookie", "")
 
 
 def test_session_is_renewed_at_login(client):

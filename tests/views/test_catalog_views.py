@@ -61,6 +61,10 @@ def test_search_filter_sort_and_paging(admin_client, synced):
         ]
 
     assert rows("/entrust/manage/domains?q=PENDING") == ["pending.example"]
+    every = rows("/entrust/manage/domains")
+    ending = rows("/entrust/manage/domains?q=.example")  # ends with
+    assert ending and ending == [n for n in every if n.endswith(".example")]
+    assert rows("/entrust/manage/domains?q=ending") == []  # neither starts nor ends with it
     assert rows("/entrust/manage/domains?status=APPROVED") == sorted(
         rows("/entrust/manage/domains?status=APPROVED")
     )
@@ -73,6 +77,16 @@ def test_search_filter_sort_and_paging(admin_client, synced):
     assert rows("/entrust/manage/domains?show=gone") == []
     html = admin_client.get("/entrust/manage/domains?q=%25_").get_data(as_text=True)
     assert "No domains match" in html
+
+
+def test_organization_search_starts_with_name_or_client(admin_client, synced):
+    page = admin_client.get("/entrust/manage/organizations?q=certdesk", headers=HTMX)
+    body = page.get_data(as_text=True)
+    assert "CertDesk Demo Corp" in body and "Pending Holdings Inc" not in body
+    body = admin_client.get("/entrust/manage/organizations?q=demo", headers=HTMX).get_data(
+        as_text=True
+    )
+    assert "No organizations match" in body
 
 
 def test_sync_button(admin_client, operator_client, synced, sandbox):

@@ -261,3 +261,10 @@ def test_random_uploads_never_500(admin_client):
         if cert_resp.status_code == 422:
             assert 'class="field-error"' in cert_resp.get_data(as_text=True)
         assert csr_resp.status_code == 422, csr_resp.status_code
+
+
+def test_a_tampered_pager_link_is_answered_not_500(admin_client):
+    _import_p12(admin_client)
+    for qs in ("page=3&after=%00%ff", "page=2&before=WyJ4Il0", "page=-4&after=", "page=99999"):
+        resp = admin_client.get(f"/certificates/?{qs}", headers=HTMX)
+        assert resp.status_code == 200 and "shop.example.com" in resp.get_data(as_text=True)

@@ -55,6 +55,20 @@ def test_create_csr(operator_client):
     assert "portal.example.com" in listing and "<html" not in listing
 
 
+def test_search_finds_names_that_start_or_end_with_the_text(operator_client):
+    assert _create(operator_client).status_code == 303
+    for q, found in [
+        ("portal", True),
+        ("API.example", True),  # a SAN, any case
+        ("example.com", True),  # ends with
+        ("10.0.0", True),
+        ("xample", False),  # "contains" is not offered: it would read every row
+        ("%", False),
+    ]:
+        body = operator_client.get(f"/csrs/?q={q}", headers=HTMX).get_data(as_text=True)
+        assert ("portal.example.com" in body) is found, q
+
+
 def test_create_refuses_bad_input(operator_client):
     for over, field, text in [
         ({"CN": ""}, "CN", "common name"),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.unit.certs.factory import MiniPki
+from sqlalchemy import select
+
+from tests.unit.certs.factory import MiniPki, _build, _name, ec_key
 from webapp.certificates import service
+from webapp.certificates.models import CertificateExpiryDay
 from webapp.dashboard import service as dashboard
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
@@ -101,3 +104,48 @@ def test_most_urgent_says_nothing_is_due_when_certificates_exist(app, user, audi
     urgent_table = page.split('id="urgent-table"')[1].split("</table>")[0]
     assert "No certificates yet" not in urgent_table
     assert "Nothing expires soon" in urgent_table
+
+
+def _day_counters() -> list:
+    rows = db.session.execute(select(CertificateExpiryDay).order_by(CertificateExpiryDay.day))
+    return [(r.day, r.live, r.revoked) for r in rows.scalars() if r.live or r.revoked]
+
+
+def test_counters_follow_every_change_and_count_the_same_set_everywhere(app, user):
+    """Revoked through the service or by a plain attribute change, deleted, added: the per-day
+    counters behind the tiles and the chart follow, agree with a recount from the rows, and count
+    what Most urgent lists (a self-signed CA certificate expiring in 20 days included)."""
+    made = _fill(user)
+    service.mark_revoked(made["week.example.com"], actor="test")
+    service.delete_certificate(user["admin"], made["later.example.com"])
+    now = utcnow()
+    key = ec_key()
+    own_ca = _build(_name("Own CA"), _name("Own CA"), key.public_key(), key, ca=True, days=20)
+    service.add_certificate(own_ca, actor=user["admin"])
+    assert dashboard.state_counts(now) == {
+        "total": 6,
+        "valid": 3,
+        "expiring_7": 0,
+        "expiring_30": 2,
+        "expiring_90": 3,
+        "expired": 1,
+        "revoked": 2,
+    }
+    kept = _day_counters()
+    assert service.recount_expiry_days() > 0
+    assert _day_counters() == kept
+    weeks = dashboard.expiry_timeline(now)
+    assert weeks[2].count == 2  # month.example.com and the CA certificate, both in 20 days
+    assert "Own CA" in [c.common_name for c in dashboard.urgent(10, now)]
+
+
+def test_recent_activity_skips_sign_ins(app, user):
+    from webapp.audit import service as audit
+
+    audit.record("certificate.add", actor=user["admin"], object_type="certificate", object_id=1)
+    for _ in range(30):
+        audit.record("auth.login_failed", actor="mallory", object_type="user", object_id="x")
+    db.session.commit()
+    actions = [e.action for e in dashboard.recent_activity(10)]
+    assert actions and "certificate.add" in actions
+    assert not any(a.startswith("auth.") for a in actions)

@@ -1,3 +1,6 @@
+import html
+import re
+
 from tests.helpers import HTMX
 from webapp.auth import service as auth
 from webapp.auth.models import User
@@ -95,3 +98,17 @@ def test_htmx_form_post_gets_hx_redirect(admin_client, user):
 def test_unknown_user_is_404(admin_client):
     assert admin_client.get("/admin/users/9999").status_code == 404
     assert admin_client.post("/admin/users/9999/role", data={"role": "admin"}).status_code == 404
+
+
+def test_the_user_list_is_paged(admin_client):
+    db.session.add_all(
+        User(username=f"user{i:03d}", password_hash="!", role="auditor") for i in range(60)
+    )
+    db.session.commit()
+    page = admin_client.get("/admin/users/").get_data(as_text=True)
+    assert "1–50 of 63" in page and "user046" in page and "user047" not in page
+    nxt = html.unescape(re.search(r'href="([^"]*after=[^"]*)"', page).group(1))
+    second = admin_client.get(nxt, headers=HTMX).get_data(as_text=True)
+    assert "<html" not in second and 'id="users-table"' in second
+    assert "51–63 of 63" in second and "user047" in second and "user059" in second
+    assert "admin" not in re.findall(r">(\w+)</a></td>", second)

@@ -525,8 +525,9 @@ def reset_password(actor, user: User, password: str) -> None:
     db.session.commit()
 
 
-def list_users():
-    return list(db.session.execute(select(User).order_by(User.username)).scalars())
+def users_query():
+    """Every user by user name (the unique index on it serves the order and the pages)."""
+    return select(User).order_by(User.username)
 
 
 # -- first-run setup ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from webapp import htmx
 from webapp.auth import service
+from webapp.paging import page_args, paginate
 from webapp.security import rbac
 from webapp.validation import InputError
 
@@ -23,9 +24,14 @@ def _user_or_404(user_id: int):
 @bp.get("/")
 @rbac.require(rbac.USERS_MANAGE)
 def index():
-    return render_template(
+    page, per_page = page_args(50)
+    result = paginate(service.users_query(), page, per_page)
+    args = {k: v for k, v in request.args.items() if k == "per_page"}
+    return htmx.render(
         "users/index.html",
-        users=service.list_users(),
+        block="results",
+        page=result,
+        args=args,
         roles=rbac.ROLE_LABELS,
         slowed=service.slowed_sign_ins(),
     )

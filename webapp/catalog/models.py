@@ -1,11 +1,18 @@
 """Rows mirrored from ECS. A row that disappeared upstream is marked ``gone_at``, never deleted,
-so that orders referring to it keep their history."""
+so that orders referring to it keep their history.
+
+Every list index leads with ``gone`` (whether ``gone_at`` is set), so one index per sort serves
+the three views: the rows in Entrust now (``gone`` false), those gone, and all of them (ordered
+by ``gone`` first: current rows, then those gone). Filters lead their own index, then ``gone``,
+then the default sort; every index ends with the id that ends every order. Search keys are
+lower case (organizations), reversed (domains, for "ends with").
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
@@ -19,6 +26,7 @@ class _Mirrored:
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    gone: Mapped[bool] = mapped_column(Boolean, default=False)  # gone_at is set
 
 
 class CatalogOrganization(_Mirrored, db.Model):
@@ -28,15 +36,20 @@ class CatalogOrganization(_Mirrored, db.Model):
     __tablename__ = "catalog_organization"
     __table_args__ = (
         UniqueConstraint("credential_id", "kind", "client_id", "name", name="uq_catalog_org_key"),
-        Index("ix_catalog_org_name", "name"),
-        Index("ix_catalog_org_status", "verification_status"),
-        Index("ix_catalog_org_client", "client_name"),
+        Index("ix_catalog_org_name", "gone", "name_key", "id"),
+        Index("ix_catalog_org_client", "gone", "client_key", "name_key", "id"),
+        Index("ix_catalog_org_by_status", "gone", "verification_status", "name_key", "id"),
+        Index("ix_catalog_org_ov_expiry", "gone", "ov_expiry", "id"),
+        Index("ix_catalog_org_ev_expiry", "gone", "ev_expiry", "id"),
+        Index("ix_catalog_org_status", "verification_status", "gone", "name_key", "id"),
+        Index("ix_catalog_org_kind", "kind", "gone", "name_key", "id"),
+        Index("ix_catalog_org_credential", "credential_id", "gone", "name_key", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     credential_id: Mapped[int] = mapped_column(
-        ForeignKey("ecs_credential.id", ondelete="CASCADE"), index=True
-    )
+        ForeignKey("ecs_credential.id", ondelete="CASCADE")
+    )  # indexed by ix_catalog_org_credential
     kind: Mapped[str] = mapped_column(String(16))
     client_id: Mapped[int] = mapped_column(Integer)
     client_name: Mapped[str] = mapped_column(String(300), default="")
@@ -45,23 +58,31 @@ class CatalogOrganization(_Mirrored, db.Model):
     ov_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ev_status: Mapped[str] = mapped_column(String(40), default="")
     ev_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    name_key: Mapped[str] = mapped_column(String(300), default="")  # name, lower case
+    client_key: Mapped[str] = mapped_column(String(300), default="")  # client_name, lower case
 
-    credential = relationship("EcsCredential", lazy="joined")
+    credential = relationship("EcsCredential", lazy="select")
 
 
 class CatalogDomain(_Mirrored, db.Model):
     __tablename__ = "catalog_domain"
     __table_args__ = (
         UniqueConstraint("credential_id", "client_id", "name", name="uq_catalog_domain_key"),
-        Index("ix_catalog_domain_name", "name"),
-        Index("ix_catalog_domain_status", "verification_status", "name"),
-        Index("ix_catalog_domain_ov_expiry", "ov_expiry"),
+        Index("ix_catalog_domain_name", "gone", "name", "id"),
+        Index("ix_catalog_domain_client", "gone", "client_name", "name", "id"),
+        Index("ix_catalog_domain_by_status", "gone", "verification_status", "name", "id"),
+        Index("ix_catalog_domain_method", "gone", "verification_method", "name", "id"),
+        Index("ix_catalog_domain_ov_expiry", "gone", "ov_expiry", "id"),
+        Index("ix_catalog_domain_ev_expiry", "gone", "ev_expiry", "id"),
+        Index("ix_catalog_domain_status", "verification_status", "gone", "name", "id"),
+        Index("ix_catalog_domain_credential", "credential_id", "gone", "name", "id"),
+        Index("ix_catalog_domain_reversed", "name_reversed", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     credential_id: Mapped[int] = mapped_column(
-        ForeignKey("ecs_credential.id", ondelete="CASCADE"), index=True
-    )
+        ForeignKey("ecs_credential.id", ondelete="CASCADE")
+    )  # indexed by ix_catalog_domain_credential
     client_id: Mapped[int] = mapped_column(Integer)
     client_name: Mapped[str] = mapped_column(String(300), default="")
     name: Mapped[str] = mapped_column(String(300))  # lower case
@@ -71,8 +92,9 @@ class CatalogDomain(_Mirrored, db.Model):
     ev_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
     ov_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ev_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    name_reversed: Mapped[str] = mapped_column(String(300), default="")  # for "ends with"
 
-    credential = relationship("EcsCredential", lazy="joined")
+    credential = relationship("EcsCredential", lazy="select")
 
 
 class CatalogProduct(_Mirrored, db.Model):
@@ -92,4 +114,23 @@ class CatalogProduct(_Mirrored, db.Model):
     used_count: Mapped[int | None] = mapped_column(Integer)
     remaining_count: Mapped[int | None] = mapped_column(Integer)
 
-    credential = relationship("EcsCredential", lazy="joined")
+    credential = relationship("EcsCredential", lazy="select")
+
+
+# The derived columns follow the ones they come from on every insert and update through the ORM
+# (the sync); a bulk UPDATE sets them itself (see catalog.service._mark_gone).
+
+
+@event.listens_for(CatalogOrganization, "before_insert")
+@event.listens_for(CatalogOrganization, "before_update")
+@event.listens_for(CatalogDomain, "before_insert")
+@event.listens_for(CatalogDomain, "before_update")
+@event.listens_for(CatalogProduct, "before_insert")
+@event.listens_for(CatalogProduct, "before_update")
+def _derive(_mapper, _connection, row) -> None:
+    row.gone = row.gone_at is not None
+    if isinstance(row, CatalogOrganization):
+        row.name_key = (row.name or "").lower()
+        row.client_key = (row.client_name or "").lower()
+    elif isinstance(row, CatalogDomain):
+        row.name_reversed = (row.name or "")[::-1]

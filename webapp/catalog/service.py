@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, false, func, or_, select, true, update
+from sqlalchemy.orm import defer
 
 from webapp import hooks
 from webapp.audit import service as audit
@@ -30,7 +31,8 @@ from webapp.dbtypes import utcnow
 from webapp.ecs import errors
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.search import contains
+from webapp.paging import Page, distinct_values, paginate
+from webapp.search import contains, narrowed, prefixed, starts_with
 from webapp.security import rbac
 from webapp.settings import service as settings
 from webapp.validation import InputError
@@ -371,88 +373,137 @@ class TabFilter:
     kind: str = ""
 
 
+# Each sort: its columns (every order then ends with the id); an index serves each, after
+# ``gone`` (see catalog.models).
 ORG_SORTS = {
-    "name": CatalogOrganization.name,
-    "client": CatalogOrganization.client_name,
-    "status": CatalogOrganization.verification_status,
-    "ov_expiry": CatalogOrganization.ov_expiry,
-    "ev_expiry": CatalogOrganization.ev_expiry,
+    "name": (CatalogOrganization.name_key,),
+    "client": (CatalogOrganization.client_key, CatalogOrganization.name_key),
+    "status": (CatalogOrganization.verification_status, CatalogOrganization.name_key),
+    "ov_expiry": (CatalogOrganization.ov_expiry,),
+    "ev_expiry": (CatalogOrganization.ev_expiry,),
 }
 DOMAIN_SORTS = {
-    "name": CatalogDomain.name,
-    "client": CatalogDomain.client_name,
-    "status": CatalogDomain.verification_status,
-    "method": CatalogDomain.verification_method,
-    "ov_expiry": CatalogDomain.ov_expiry,
-    "ev_expiry": CatalogDomain.ev_expiry,
+    "name": (CatalogDomain.name,),
+    "client": (CatalogDomain.client_name, CatalogDomain.name),
+    "status": (CatalogDomain.verification_status, CatalogDomain.name),
+    "method": (CatalogDomain.verification_method, CatalogDomain.name),
+    "ov_expiry": (CatalogDomain.ov_expiry,),
+    "ev_expiry": (CatalogDomain.ev_expiry,),
 }
 PRODUCT_SORTS = {
-    "type": CatalogProduct.product_type,
-    "total": CatalogProduct.total_count,
-    "used": CatalogProduct.used_count,
-    "remaining": CatalogProduct.remaining_count,
+    "type": (CatalogProduct.product_type,),
+    "total": (CatalogProduct.total_count,),
+    "used": (CatalogProduct.used_count,),
+    "remaining": (CatalogProduct.remaining_count,),
 }
 EXPIRY_FILTERS = {"expiring": "Expiring (90 days)", "expired": "Expired"}
 
 
+def _gone(model, f: TabFilter):
+    """The ``show`` filter as a condition on ``gone`` (None for all rows)."""
+    if f.show == "gone":
+        return model.gone == true()
+    if f.show != "all":
+        return model.gone == false()
+    return None
+
+
+# Kept for the sync, not shown in the tabs.
+_UNSHOWN = ("first_seen_at", "updated_at", "seen_at")
+
+
 def _common(stmt: Select, model, f: TabFilter) -> Select:
+    stmt = stmt.options(*(defer(getattr(model, name)) for name in _UNSHOWN))
     if f.credential_id:
         stmt = stmt.where(model.credential_id == f.credential_id)
-    if f.show == "gone":
-        stmt = stmt.where(model.gone_at.is_not(None))
-    elif f.show != "all":
-        stmt = stmt.where(model.gone_at.is_(None))
-    return stmt
+    gone = _gone(model, f)
+    return stmt if gone is None else stmt.where(gone)
 
 
-def _sorted(stmt: Select, sorts: dict, f: TabFilter, default: str, tiebreak) -> Select:
-    column = sorts.get(f.sort) or sorts[default]
-    if f.direction == "desc":  # one direction for both keys, so an index can serve the order
-        return stmt.order_by(column.desc(), tiebreak.desc())
-    return stmt.order_by(column.asc(), tiebreak.asc())
+def _bound_gone(model, f: TabFilter) -> list:
+    """The ``show`` filter for a select of keys: both values for all rows, so that an index that
+    leads with ``gone`` still serves the range after it."""
+    gone = _gone(model, f)
+    return [model.gone.in_([false(), true()]) if gone is None else gone]
+
+
+def _sorted(stmt: Select, sorts: dict, f: TabFilter, default: str, model) -> Select:
+    """Order by the sort's columns, then the id; for all rows, by ``gone`` first (current rows,
+    then those gone). One direction for every column, so that one index serves the order."""
+    columns = (*(sorts.get(f.sort) or sorts[default]), model.id)
+    if _gone(model, f) is None:
+        columns = (model.gone, *columns)
+    if f.direction == "desc":
+        return stmt.order_by(*(c.desc() for c in columns))
+    return stmt.order_by(*(c.asc() for c in columns))
 
 
 def organizations_query(f: TabFilter) -> Select:
-    stmt = _common(select(CatalogOrganization), CatalogOrganization, f)
+    """Organizations: the search finds names and client names that start with the text."""
+    model = CatalogOrganization
+    stmt = _common(select(model), model, f)
     if f.q:
-        stmt = stmt.where(
-            or_(
-                contains(CatalogOrganization.name, f.q),
-                contains(CatalogOrganization.client_name, f.q),
-            )
+        q = f.q.strip().lower()
+        stmt = narrowed(
+            stmt,
+            [
+                prefixed(model.id, model.name_key, q, *_bound_gone(model, f)),
+                prefixed(model.id, model.client_key, q, *_bound_gone(model, f)),
+            ],
+            model.id,
+            or_(starts_with(model.name_key, q), starts_with(model.client_key, q)),
         )
     if f.status:
-        stmt = stmt.where(CatalogOrganization.verification_status == f.status)
+        stmt = stmt.where(model.verification_status == f.status)
     if f.kind in (CLIENT, ORGANIZATION):
-        stmt = stmt.where(CatalogOrganization.kind == f.kind)
-    return _sorted(stmt, ORG_SORTS, f, "name", CatalogOrganization.id)
+        stmt = stmt.where(model.kind == f.kind)
+    return _sorted(stmt, ORG_SORTS, f, "name", model)
 
 
 def domains_query(f: TabFilter, now=None) -> Select:
+    """Domains: the search finds names that start or end with the text ("example.com" finds
+    www.example.com)."""
     now = now or utcnow()
-    stmt = _common(select(CatalogDomain), CatalogDomain, f)
+    model = CatalogDomain
+    stmt = _common(select(model), model, f)
     if f.q:
-        stmt = stmt.where(contains(CatalogDomain.name, f.q.strip()))
-    if f.status == "expiring":
-        stmt = stmt.where(
-            or_(
-                CatalogDomain.verification_status == "EXPIRING",
-                and_(
-                    CatalogDomain.ov_expiry >= now,
-                    CatalogDomain.ov_expiry < now + EXPIRING_WITHIN,
-                ),
-            )
+        q = f.q.strip().lower()
+        stmt = narrowed(
+            stmt,
+            [
+                prefixed(model.id, model.name, q, *_bound_gone(model, f)),
+                prefixed(model.id, model.name_reversed, q[::-1]),
+            ],
+            model.id,
+            or_(starts_with(model.name, q), starts_with(model.name_reversed, q[::-1])),
         )
-    elif f.status == "expired":
-        stmt = stmt.where(
-            or_(CatalogDomain.verification_status == "EXPIRED", CatalogDomain.ov_expiry < now)
+    status, ov_expiry = model.verification_status, model.ov_expiry
+    if f.status in ("expiring", "expired"):
+        # ECS's own status, or an OV expiry CertDesk can see has come (ECS updates its status
+        # only now and then): two index ranges, read as far as the page needs.
+        if f.status == "expiring":
+            by_status = "EXPIRING"
+            by_date = and_(ov_expiry >= now, ov_expiry < now + EXPIRING_WITHIN)
+        else:
+            by_status, by_date = "EXPIRED", ov_expiry < now
+        stmt = narrowed(
+            stmt,
+            [
+                select(model.id).where(status == by_status, *_bound_gone(model, f)),
+                select(model.id)
+                .where(*_bound_gone(model, f), by_date)
+                .order_by(model.gone, ov_expiry),
+            ],
+            model.id,
+            or_(status == by_status, by_date),
         )
     elif f.status:
-        stmt = stmt.where(CatalogDomain.verification_status == f.status)
-    return _sorted(stmt, DOMAIN_SORTS, f, "name", CatalogDomain.id)
+        stmt = stmt.where(status == f.status)
+    return _sorted(stmt, DOMAIN_SORTS, f, "name", model)
 
 
 def products_query(f: TabFilter) -> Select:
+    """Products: a handful per credential, so a plain "contains" search."""
     stmt = _common(select(CatalogProduct), CatalogProduct, f)
     if f.q:
         stmt = stmt.where(contains(CatalogProduct.product_type, f.q.strip().replace(" ", "_")))
@@ -468,25 +519,56 @@ def products_query(f: TabFilter) -> Select:
                 CatalogProduct.consumption_type.is_(None),
             ),
         )
-    return _sorted(stmt, PRODUCT_SORTS, f, "type", CatalogProduct.id)
+    return _sorted(stmt, PRODUCT_SORTS, f, "type", CatalogProduct)
 
 
 def statuses(model) -> list[str]:
-    return [
-        s
-        for s in db.session.execute(
-            select(model.verification_status).distinct().order_by(model.verification_status)
-        ).scalars()
-        if s
-    ]
+    """The statuses to filter by: one index seek per status (the index leads with it)."""
+    return distinct_values(model.verification_status)
 
 
-def last_synced(kind: str, credential_id: int | None = None) -> datetime | None:
-    column = getattr(EcsCredential, f"{kind}_synced_at")
-    stmt = select(func.max(column)).where(EcsCredential.deleted_at.is_(None))
-    if credential_id:
-        stmt = stmt.where(EcsCredential.id == credential_id)
-    return db.session.execute(stmt).scalar()
+@dataclass
+class Tab:
+    """What an Organizations, Domains or Products tab shows besides its rows."""
+
+    page: Page
+    credentials: list  # not deleted: the filter and Sync drop-downs
+    credential_names: dict  # every credential's name by id, deleted ones too (for the rows)
+    last_synced: datetime | None
+    statuses: list[str]
+
+
+QUERIES = {"organizations": None, "domains": None, "products": None}  # filled below
+_STATUSES: dict = {}
+
+
+def _statuses_as_of(model, stamp) -> list[str]:
+    """The statuses to filter by, read again only when a sync has run since (``stamp``: the
+    latest sync of this kind by any credential), in any process."""
+    key = (model, db.engine.url)
+    cached = _STATUSES.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = _STATUSES[key] = (stamp, statuses(model))
+    return cached[1]
+
+
+def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
+    """One page of a tab, the credentials, when it was last synced and its statuses."""
+    every = credentials.list_credentials(include_deleted=True)
+    live = [c for c in every if c.deleted_at is None]
+    synced = [c.synced_at(kind) for c in live if not f.credential_id or c.id == f.credential_id]
+    stamp = max((c.synced_at(kind) for c in every if c.synced_at(kind)), default=None)
+    model = MODELS[kind]
+    return Tab(
+        page=paginate(QUERIES[kind](f), page, per_page),
+        credentials=live,
+        credential_names={c.id: c.name for c in every},
+        last_synced=max((s for s in synced if s), default=None),
+        statuses=_statuses_as_of(model, stamp) if model is not CatalogProduct else [],
+    )
+
+
+QUERIES.update(organizations=organizations_query, domains=domains_query, products=products_query)
 
 
 def domain_expiry(d: CatalogDomain, now=None) -> str:
@@ -505,7 +587,7 @@ def counts_by_credential() -> dict[int, dict[str, int]]:
     for kind, model in MODELS.items():
         rows = db.session.execute(
             select(model.credential_id, func.count())
-            .where(model.gone_at.is_(None))
+            .where(model.gone == false())
             .group_by(model.credential_id)
         )
         for cred_id, n in rows:
@@ -601,7 +683,7 @@ def _mark_gone(actor, credential: EcsCredential) -> dict:
         marked += db.session.execute(
             update(model)
             .where(model.credential_id == credential.id, model.gone_at.is_(None))
-            .values(gone_at=now)
+            .values(gone_at=now, gone=True)
         ).rowcount
     return {"catalog_rows_marked_gone": marked}
 

@@ -7,11 +7,9 @@ from flask_login import current_user
 
 from webapp import htmx
 from webapp.catalog import service
-from webapp.catalog.models import CatalogDomain, CatalogOrganization
-from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
-from webapp.paging import page_args, paginate
+from webapp.paging import page_args
 from webapp.security import rbac
 
 bp = Blueprint("catalog", __name__, url_prefix="/entrust/manage")
@@ -32,10 +30,10 @@ def _filter() -> service.TabFilter:
     )
 
 
-def _tab(kind: str, template: str, stmt, **extra):
+def _tab(kind: str, template: str, **extra):
     f = _filter()
     page, per_page = page_args(50)
-    result = paginate(stmt(f), page, per_page)
+    shown = service.tab(kind, f, page, per_page)
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
     args = {k: v for k, v in request.args.items() if k in ARG_NAMES and v}
@@ -44,11 +42,13 @@ def _tab(kind: str, template: str, stmt, **extra):
         block="results",
         tab=kind,
         endpoint=f"catalog.{kind}",
-        page=result,
+        page=shown.page,
         f=f,
         args=args,
-        credentials=credentials.list_credentials(),
-        last_synced=service.last_synced(kind, f.credential_id),
+        credentials=shown.credentials,
+        credential_names=shown.credential_names,
+        last_synced=shown.last_synced,
+        statuses=shown.statuses,
         job=job,
         result=jobs.result_of(job) if job else {},
         now=utcnow(),
@@ -59,12 +59,7 @@ def _tab(kind: str, template: str, stmt, **extra):
 @bp.get("/organizations")
 @rbac.require(rbac.READ)
 def organizations():
-    return _tab(
-        "organizations",
-        "catalog/organizations.html",
-        service.organizations_query,
-        statuses=service.statuses(CatalogOrganization),
-    )
+    return _tab("organizations", "catalog/organizations.html")
 
 
 @bp.get("/domains")
@@ -73,8 +68,6 @@ def domains():
     return _tab(
         "domains",
         "catalog/domains.html",
-        service.domains_query,
-        statuses=service.statuses(CatalogDomain),
         expiry_filters=service.EXPIRY_FILTERS,
         expiry=service.domain_expiry,
     )
@@ -83,7 +76,7 @@ def domains():
 @bp.get("/products")
 @rbac.require(rbac.READ)
 def products():
-    return _tab("products", "catalog/products.html", service.products_query)
+    return _tab("products", "catalog/products.html")
 
 
 @bp.post("/sync")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
 from webapp.extensions import db
@@ -25,14 +27,15 @@ class Certificate(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     fingerprint_sha1: Mapped[str] = mapped_column(String(40), default="")
-    serial_hex: Mapped[str] = mapped_column(String(80), index=True)
-    common_name: Mapped[str] = mapped_column(String(255), default="", index=True)
+    serial_hex: Mapped[str] = mapped_column(String(80))
+    common_name: Mapped[str] = mapped_column(String(255), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     sans: Mapped[str] = mapped_column(Text, default="")  # comma-separated, for display
     issuer: Mapped[str] = mapped_column(Text, default="")
     issuer_cn: Mapped[str] = mapped_column(String(200), default="")
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
-    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    # active_history: the value before a change is loaded, for the per-day expiry counters.
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime, active_history=True)
     key_type: Mapped[str] = mapped_column(String(16), default="")
     key_size: Mapped[int | None] = mapped_column(Integer)
     key_label: Mapped[str] = mapped_column(String(32), default="")
@@ -42,7 +45,7 @@ class Certificate(db.Model):
     source: Mapped[str] = mapped_column(String(16), default="imported")
     pem: Mapped[str] = mapped_column(Text)
     chain_pem: Mapped[str] = mapped_column(Text, default="")  # issuer first, root last
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, active_history=True)
     # The CA order it was issued for (webapp.orders), when CertDesk knows it.
     order_id: Mapped[int | None] = mapped_column(
         ForeignKey("ca_order.id", ondelete="SET NULL"), index=True
@@ -54,21 +57,54 @@ class Certificate(db.Model):
         ForeignKey("csr.id", ondelete="SET NULL"), index=True
     )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     # Expiry order is (not_after, revoked_at, private_key_id, id) everywhere, and each filter
-    # leads an index in that order: a filtered page sorted by expiry is an index walk, its COUNT
+    # leads an index in that order: a filtered page sorted by expiry is an index walk, its count
     # (expiry, revoked and has-key filters included) is covered by the index, and no page needs a
-    # sort of the whole result.
+    # sort of the whole result. Every index ends with the id that ends every order: SQLite would
+    # find it in the rowid, PostgreSQL only in the index.
     __table_args__ = (
-        Index("ix_certificate_expiry", "not_after", "revoked_at", "private_key_id"),
+        Index("ix_certificate_expiry", "not_after", "revoked_at", "private_key_id", "id"),
         Index(
-            "ix_certificate_source_expiry", "source", "not_after", "revoked_at", "private_key_id"
+            "ix_certificate_source_expiry",
+            "source",
+            "not_after",
+            "revoked_at",
+            "private_key_id",
+            "id",
         ),
         Index(
-            "ix_certificate_issuer_expiry", "issuer_cn", "not_after", "revoked_at", "private_key_id"
+            "ix_certificate_issuer_expiry",
+            "issuer_cn",
+            "not_after",
+            "revoked_at",
+            "private_key_id",
+            "id",
         ),
-        Index("ix_certificate_key_expiry", "private_key_id", "not_after", "revoked_at"),
+        Index("ix_certificate_key_expiry", "private_key_id", "not_after", "revoked_at", "id"),
+        # The rare states, in expiry order: only their rows are in these indexes.
+        Index(
+            "ix_certificate_revoked",
+            "not_after",
+            "revoked_at",
+            "private_key_id",
+            "id",
+            sqlite_where=text("revoked_at IS NOT NULL"),
+            postgresql_where=text("revoked_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_certificate_with_key",
+            "not_after",
+            "revoked_at",
+            "private_key_id",
+            "id",
+            sqlite_where=text("private_key_id IS NOT NULL"),
+            postgresql_where=text("private_key_id IS NOT NULL"),
+        ),
+        Index("ix_certificate_cn", "common_name", "id"),
+        Index("ix_certificate_serial", "serial_hex", "id"),
+        Index("ix_certificate_created", "created_at", "id"),
     )
 
     private_key = relationship("PrivateKey", lazy="select")
@@ -84,6 +120,12 @@ class Certificate(db.Model):
     @property
     def san_list(self) -> list[str]:
         return [s for s in self.sans.split(",") if s]
+
+    @property
+    def san_summary(self) -> tuple[str, int]:
+        """The first four SANs as text, and how many more there are (for the list)."""
+        names = self.san_list
+        return ", ".join(names[:4]), max(0, len(names) - 4)
 
 
 class CertificateName(db.Model):
@@ -107,3 +149,100 @@ class CertificateName(db.Model):
         Index("ix_certificate_name_value", "value", "certificate_id"),
         Index("ix_certificate_name_reversed", "reversed", "certificate_id"),
     )
+
+
+class CertificateExpiryDay(db.Model):
+    """How many certificates expire on each day (UTC), live and revoked.
+
+    Kept in the same transaction as every certificate added, revoked or deleted (see
+    ``webapp.certificates.counts``), so that the dashboard adds up a few hundred day rows instead
+    of reading the whole repository.
+    """
+
+    __tablename__ = "certificate_expiry_day"
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # since 1970
+    live: Mapped[int] = mapped_column(Integer, default=0)
+    revoked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def expiry_day(when: datetime) -> int:
+    """The UTC day of ``when``, counted from 1970-01-01 (the key of CertificateExpiryDay)."""
+    return when.astimezone(UTC).date().toordinal() - _EPOCH
+
+
+def _before(obj, attr: str):
+    """``obj.attr`` as the database has it now (before the changes this flush writes)."""
+    history = inspect(obj).attrs[attr].history
+    if history.deleted:
+        return history.deleted[0]
+    if history.unchanged:
+        return history.unchanged[0]
+    return getattr(obj, attr)
+
+
+def _counter_before(obj) -> tuple[int, bool]:
+    return expiry_day(_before(obj, "not_after")), _before(obj, "revoked_at") is not None
+
+
+@event.listens_for(Session, "before_flush")
+def _expiry_day_deltas(session, _context, _instances) -> None:
+    """Note how this flush moves certificates between (day, live/revoked) counters: added,
+    deleted, revoked, or given another expiry. Read here, while deleted rows can still be
+    loaded; written by ``_apply_expiry_day_deltas`` once the rows are flushed."""
+    deltas: Counter = session.info.setdefault("certificate_expiry_deltas", Counter())
+    for obj in session.new:
+        if isinstance(obj, Certificate) and obj.not_after is not None:
+            deltas[(expiry_day(obj.not_after), obj.revoked_at is not None)] += 1
+    for obj in session.deleted:
+        if isinstance(obj, Certificate):
+            deltas[
+                (expiry_day(_before(obj, "not_after")), _before(obj, "revoked_at") is not None)
+            ] -= 1
+    for obj in session.dirty:
+        if not isinstance(obj, Certificate) or not session.is_modified(obj):
+            continue
+        state = inspect(obj)
+        if not (
+            state.attrs.not_after.history.has_changes()
+            or state.attrs.revoked_at.history.has_changes()
+        ):
+            continue
+        old = (expiry_day(_before(obj, "not_after")), _before(obj, "revoked_at") is not None)
+        new = (expiry_day(obj.not_after), obj.revoked_at is not None)
+        if old != new:
+            deltas[old] -= 1
+            deltas[new] += 1
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_expiry_day_deltas(session, _previous_transaction) -> None:
+    session.info.pop("certificate_expiry_deltas", None)
+
+
+@event.listens_for(Session, "after_flush")
+def _apply_expiry_day_deltas(session, _context) -> None:
+    deltas = session.info.pop("certificate_expiry_deltas", None)
+    if not deltas:
+        return
+    per_day: dict[int, list[int]] = {}
+    for (day, revoked), n in deltas.items():
+        per_day.setdefault(day, [0, 0])[1 if revoked else 0] += n
+    conn = session.connection()
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    table = CertificateExpiryDay.__table__
+    # Days in order, so that two transactions touching the same days lock them in the same order.
+    for day in sorted(per_day):
+        live, revoked = per_day[day]
+        if not live and not revoked:
+            continue
+        stmt = insert(table).values(day=day, live=live, revoked=revoked)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.day],
+                set_={"live": table.c.live + live, "revoked": table.c.revoked + revoked},
+            )
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
@@ -17,7 +17,7 @@ class Csr(db.Model):
     __tablename__ = "csr"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    common_name: Mapped[str] = mapped_column(String(255), default="", index=True)
+    common_name: Mapped[str] = mapped_column(String(255), default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     sans: Mapped[str] = mapped_column(Text, default="")  # comma-separated, for list and search
     key_label: Mapped[str] = mapped_column(String(32), default="")
@@ -31,11 +31,37 @@ class Csr(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user.id", ondelete="SET NULL"), index=True
     )
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    private_key = relationship("PrivateKey", lazy="joined")
-    created_by = relationship("User", lazy="joined")
+    # The list's two orders, each ending with the id (PostgreSQL needs it in the index).
+    __table_args__ = (
+        Index("ix_csr_created", "created_at", "id"),
+        Index("ix_csr_cn", "common_name", "id"),
+    )
+
+    private_key = relationship("PrivateKey", lazy="select")
+    created_by = relationship("User", lazy="select")
+    names = relationship(
+        "CsrName", cascade="all, delete-orphan", passive_deletes=True, lazy="select"
+    )
 
     @property
     def san_list(self) -> list[str]:
         return [s for s in self.sans.split(",") if s]
+
+
+class CsrName(db.Model):
+    """Each name a CSR asks for (CN and SANs), lower-case, and reversed for domain suffixes: the
+    CSR search is an index range on ``value`` (starts with) or ``reversed`` (ends with)."""
+
+    __tablename__ = "csr_name"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    csr_id: Mapped[int] = mapped_column(ForeignKey("csr.id", ondelete="CASCADE"), index=True)
+    value: Mapped[str] = mapped_column(String(255))
+    reversed: Mapped[str] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_csr_name_value", "value", "csr_id"),
+        Index("ix_csr_name_reversed", "reversed", "csr_id"),
+    )

@@ -6,16 +6,17 @@ the form field they belong to; nothing is written when one is raised.
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from webapp import hooks, pki
 from webapp.audit import service as audit
-from webapp.csrs.models import Csr
+from webapp.csrs.models import Csr, CsrName
 from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
 from webapp.pki import PkiError
-from webapp.search import contains
+from webapp.search import listed_name_matches, narrowed, prefixed
 from webapp.security import rbac
 
 MAX_SANS = 250  # what Entrust accepts in one certificate
@@ -25,6 +26,18 @@ MAX_SANS = 250  # what Entrust accepts in one certificate
 
 def _sans_text(sans: pki.SanSet) -> str:
     return ",".join(sans.all())
+
+
+def _names(info: pki.CsrInfo) -> list[str]:
+    """The names a CSR is searched by: its SANs, and its CN when not one of them; lower case."""
+    names = []
+    for name in info.sans.all():
+        if name.lower() not in names:
+            names.append(name.lower())
+    cn = info.common_name.strip().lower()
+    if cn and cn not in names:
+        names.insert(0, cn)
+    return [n[:255] for n in names]
 
 
 def _add_csr(info: pki.CsrInfo, key_row: PrivateKey | None, source: str, actor) -> Csr:
@@ -40,6 +53,7 @@ def _add_csr(info: pki.CsrInfo, key_row: PrivateKey | None, source: str, actor) 
         private_key_id=key_row.id if key_row else None,
         created_by_id=getattr(actor, "id", None),
     )
+    row.names = [CsrName(value=n, reversed=n[::-1]) for n in _names(info)]
     db.session.add(row)
     db.session.flush()
     return row
@@ -182,12 +196,25 @@ SORTS = {
 
 
 def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
-    stmt = select(Csr)
-    if (q or "").strip():
-        stmt = stmt.where(or_(contains(Csr.common_name, q), contains(Csr.sans, q)))
+    """The CSR list: newest first, or by common name; the search finds CSRs with a name (CN or
+    SAN) that starts or ends with the text."""
+    stmt = select(Csr).options(selectinload(Csr.created_by))
+    q = (q or "").strip().lower()
+    if q:
+        stmt = narrowed(
+            stmt,
+            [
+                prefixed(CsrName.csr_id, CsrName.value, q),
+                prefixed(CsrName.csr_id, CsrName.reversed, q[::-1]),
+            ],
+            Csr.id,
+            # The same names on the row itself (csr_name holds the CN and the SANs, lower case).
+            listed_name_matches(Csr.common_name + "," + Csr.sans, q),
+        )
     col = SORTS.get(sort, Csr.created_at)
-    order = col.asc() if direction == "asc" else col.desc()
-    return stmt.order_by(order, Csr.id.desc())
+    if direction == "asc":
+        return stmt.order_by(col.asc(), Csr.id.asc())
+    return stmt.order_by(col.desc(), Csr.id.desc())
 
 
 def latest_for_public_key(public_key_id: str) -> Csr | None:

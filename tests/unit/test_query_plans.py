@@ -1,0 +1,77 @@
+"""Every list query, the dashboard and the filter drop-downs use an index for their filter and
+order on SQLite: no full scan of a table that grows, no sort of a whole result (see tests/plans.py
+for the registry and the rules). The database is populated and ANALYZEd, so that the planner
+chooses as it would at scale."""
+
+from __future__ import annotations
+
+import pytest
+from flask_migrate import upgrade
+
+from tests import plans
+from tests.conftest import make_app
+from tests.populate import fill
+from webapp import _init_secretbox, paging, paths, search
+from webapp.extensions import db
+
+ROWS = 4000
+NARROW, COUNT_CAP = search.NARROW, paging.COUNT_CAP
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory):
+    # Counts and a search's "few matches" keep the share of the table they have at 100,000 rows.
+    search.NARROW, paging.COUNT_CAP = ROWS // 50, ROWS // 100
+    instance = tmp_path_factory.mktemp("plans")
+    app = make_app(instance, instance / "certdesk.db")
+    with app.app_context():
+        upgrade(directory=str(paths.MIGRATIONS_DIR))
+        _init_secretbox(app)
+        fill(ROWS, quiet=True)
+        db.session.remove()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+    search.NARROW, paging.COUNT_CAP = NARROW, COUNT_CAP
+
+
+def _problems(seen) -> dict:
+    conn = plans.dbapi_connection()
+    found = {}
+    for sql, params in seen:
+        if problems := plans.sqlite_problems(conn, sql, params):
+            found[sql] = problems
+    return found
+
+
+@pytest.mark.parametrize(
+    "build", [b for _, b in plans.LIST_QUERIES], ids=[n for n, _ in plans.LIST_QUERIES]
+)
+def test_list_query_plans(populated, build):
+    with plans.captured() as seen:
+        plans.run_pages(build)
+    assert len(seen) >= 2
+    assert _problems(seen) == {}
+
+
+@pytest.mark.parametrize(
+    "call", [c for _, c in plans.OTHER_QUERIES], ids=[n for n, _ in plans.OTHER_QUERIES]
+)
+def test_dashboard_and_drop_down_plans(populated, call):
+    with plans.captured() as seen:
+        call()
+    assert seen
+    assert _problems(seen) == {}
+
+
+def test_the_rules_catch_a_full_scan_and_a_sort(populated):
+    """The judge itself: a query without a usable index, and one sorting a whole table, fail."""
+    conn = plans.dbapi_connection()
+    scan = plans.sqlite_problems(conn, "SELECT id FROM certificate WHERE subject = ?", ("x",))
+    assert scan and "full scan" in scan[0]
+    walk = plans.sqlite_problems(conn, "SELECT count(*) FROM certificate", ())
+    assert walk and "full scan" in walk[0]
+    sort = plans.sqlite_problems(
+        conn, "SELECT id FROM certificate ORDER BY fingerprint_sha1 LIMIT 50", ()
+    )
+    assert any("sort of the whole result" in p for p in sort)

@@ -1,0 +1,91 @@
+"""Searches are index ranges ("starts with", "ends with"); a search that matches few rows sorts
+them, one that matches many walks the list's order testing each row, and both find the same
+rows in the same order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.unit.test_paging import make_domains
+from webapp import search
+from webapp.catalog import service as catalog
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.paging import paginate
+from webapp.search import escape_like
+
+
+def _names(f: catalog.TabFilter) -> list[str]:
+    return [d.name for d in db.session.execute(catalog.domains_query(f)).scalars()]
+
+
+@pytest.mark.parametrize("q", ["d0", "d01-", ".example", "-10.example", "D1", "%", "0-1"])
+def test_few_and_many_matches_give_the_same_rows(app, monkeypatch, q):
+    make_domains()
+    every = _names(catalog.TabFilter(show="all", sort="client"))
+    f = catalog.TabFilter(q=q, show="all", sort="client")
+    sorted_few = _names(f)
+    text = q.lower()
+    assert sorted_few == [n for n in every if n.startswith(text) or n.endswith(text)]
+    monkeypatch.setattr(search, "NARROW", 0)  # now every search walks the order
+    assert _names(f) == sorted_few
+
+
+def test_a_walked_search_counts_only_a_little_ahead(app, monkeypatch):
+    make_domains()
+    f = catalog.TabFilter(q=".example", show="all")
+    exact = paginate(catalog.domains_query(f), 1, 25, cursor=(None, None))
+    assert exact.exact and exact.total == 237
+    monkeypatch.setattr(search, "NARROW", 10)
+    walked = paginate(catalog.domains_query(f), 1, 25, cursor=(None, None))
+    assert [d.id for d in walked.items] == [d.id for d in exact.items]
+    assert not walked.exact and walked.total == search.WALKED_COUNT and walked.has_next
+
+
+def test_like_wildcards_are_escaped():
+    assert escape_like("50%_off\\") == "50\\%\\_off\\\\"
+
+
+def _certificates(n: int = 60) -> None:
+    """Certificates with their names as add_certificate stores them (no crypto needed here)."""
+    from webapp.certificates.models import Certificate, CertificateName
+
+    now = utcnow()
+    for i in range(n):
+        cn = f"Host{i}.Dept{i % 4}.Example.com" if i % 5 else ""
+        sans = [f"host{i}.dept{i % 4}.example.com", f"www{i % 3}.shop.example.org"]
+        if i % 7 == 0:
+            sans.append(f"ops{i}@example.net")
+        names = [("DNS", s) for s in sans]
+        if cn and cn.lower() not in sans:
+            names.insert(0, ("CN", cn.lower()))
+        cert = Certificate(
+            fingerprint_sha256=f"{i:064x}",
+            serial_hex=f"{i + 4096:x}",
+            common_name=cn,
+            sans=",".join(sans),
+            issuer_cn="Test CA",
+            not_before=now - timedelta(days=10),
+            not_after=now + timedelta(days=i % 40),
+            public_key_id=f"{i:064x}",
+            pem="(test)",
+        )
+        cert.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in names]
+        db.session.add(cert)
+    db.session.commit()
+
+
+@pytest.mark.parametrize(
+    "q", ["host1", "HOST1", "www2.shop", "example.org", "dept3.example.com", "ops", ".net", "1001"]
+)
+def test_certificate_search_finds_the_same_either_way(app, monkeypatch, q):
+    from webapp.certificates import service
+
+    _certificates()
+    f = service.CertFilter(q=q, sort="cn")
+    few = [c.id for c in db.session.execute(service.query(f)).scalars()]
+    assert few
+    monkeypatch.setattr(search, "NARROW", 0)
+    assert [c.id for c in db.session.execute(service.query(f)).scalars()] == few
