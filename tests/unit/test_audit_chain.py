@@ -119,6 +119,7 @@ def test_the_upgrade_keys_an_existing_chain_and_says_so(app):
     for row in rows:  # 0004's plain chain, intact
         assert row["prev_hash"] == prev and _plain_hash(row, prev) == row["hash"]
         prev = row["hash"]
+    db.session.remove()  # a transaction left open would hold up the upgrade's DDL on PostgreSQL
     upgrade(directory=str(paths.MIGRATIONS_DIR))
     db.session.remove()
     assert audit.verify().ok
