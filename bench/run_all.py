@@ -73,8 +73,8 @@ OTHERS = [
     ("hostile_uploads.py", ["--repeat", "3"], ["--repeat", "1"]),
     (
         "scaling.py",
-        ["--db", "postgresql", "--scales", "10000,100000", "--repeat", "10", "--rounds", "2"]
-        + ["--mixed-seconds", "20"],
+        ["--db", "postgresql", "--scales", "10000,100000", "--repeat", "6", "--rounds", "2"]
+        + ["--mixed-seconds", "10"],
         ["--quick", "--db", "sqlite", "--repeat", "4", "--rounds", "2", "--mixed-seconds", "4"],
     ),
 ]
