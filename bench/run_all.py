@@ -137,7 +137,8 @@ def run(script: str, args: list[str], logs: Path, json_out: Path | None = None) 
         rc = subprocess.call(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
     seconds = round(time.perf_counter() - started, 1)
     print(f"   {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {seconds} s", flush=True)
-    return {"script": script, "args": args, "exit": rc, "seconds": seconds, "log": str(log)}
+    shown = log.relative_to(ROOT) if log.is_relative_to(ROOT) else log
+    return {"script": script, "args": args, "exit": rc, "seconds": seconds, "log": str(shown)}
 
 
 # -- the figures ----------------------------------------------------------------------------------
