@@ -51,8 +51,10 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark beside its baseline: bench/results.json and a Markdown table (about 25 minutes).
+# QUICK=1: a smoke run of a few minutes at small sizes (bench/out/results-quick.json).
 bench: $(DEV_STAMP)
-	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python bench/run_all.py $(if $(filter 1 yes true,$(QUICK)),--quick)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache test-artifacts
