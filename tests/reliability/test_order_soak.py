@@ -159,7 +159,9 @@ def test_five_hundred_submissions_through_faults_never_twice(app, user, sandbox,
     sandbox.advance_clock(40)
     parents = list(
         db.session.execute(
-            select(Order).where(Order.placement == "placed", Order.phase == "issued")
+            select(Order)
+            .where(Order.placement == "placed", Order.phase == "issued")
+            .order_by(Order.id)
         ).scalars()
     )
     assert len(parents) >= SUCCESSORS, len(parents)
