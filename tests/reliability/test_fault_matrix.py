@@ -278,7 +278,7 @@ def _sent(sandbox, method: str, path_end: str) -> list[dict]:
 class Read:
     name: str
     rule: dict  # what the fault matches
-    audit: str  # the audit action
+    audit: str | None  # the audit action (None: only a page is read, nothing is attempted)
     failure: str  # the audit outcome on a failure
     retried: bool = True  # False: the user waits, so one attempt (Test Login)
 
@@ -329,6 +329,8 @@ def _drive_read(e: Env, name: str) -> str:
         return _text(e.operator.post("/entrust/check", data=data, follow_redirects=True))
     if name == "reconcile":
         return _text(e.operator.post(f"/entrust/{e.row.id}/settle", follow_redirects=True))
+    if name == "order_form":
+        return _text(e.operator.get(f"/entrust/new?credential_id={e.cred.id}"))
     raise AssertionError(name)
 
 
@@ -340,6 +342,8 @@ READS = [
     Read("import", {"method": "GET", "path": CERTS}, "order.import", "failure"),
     Read("check_status", {"method": "GET", "path": f"{CERTS}*"}, "order.check", "failure"),
     Read("reconcile", {"method": "GET", "path": CERTS}, "order.reconcile", "unsettled"),
+    # Order Certificate's form reads the account's custom fields
+    Read("order_form", {"method": "GET", "path": f"{API}/customFields"}, None, ""),
 ]
 READ_OK = {
     "test_login": "Login succeeded",
@@ -349,13 +353,15 @@ READ_OK = {
     "import": "Import",
     "check_status": "1 changed",
     "reconcile": "CertDesk searches again after",  # not listed yet, before its deadline
+    "order_form": 'name="custom_text2"',  # the account's custom field is on the form
 }
 
 
 def _read_ok(e: Env, op: Read, words: str, before: dict) -> None:
     assert READ_OK[op.name] in words, words[-3000:]
-    [*_, last] = _audits(op.audit)
-    assert last.outcome in ("success", "unsettled"), last.outcome
+    if op.audit:
+        [*_, last] = _audits(op.audit)
+        assert last.outcome in ("success", "unsettled"), last.outcome
     if op.name == "import":
         known = set(db.session.execute(select(Order.ca_order_id)).scalars())
         at_entrust = {str(o["trackingId"]) for o in _orders_at(e.sandbox)}
@@ -377,7 +383,7 @@ def test_read_operation_under_fault(env, op, kind):
     e = env
     _setup_read(e, op.name)
     before = _counts()
-    audits_before = len(_audits(op.audit))
+    audits_before = len(_audits(op.audit)) if op.audit else 0
     e.sandbox.clear_requests()
     e.sandbox.faults([_rule(kind, count=GET_ATTEMPTS + 1, **op.rule)])
     words = _drive_read(e, op.name)
@@ -398,6 +404,9 @@ def test_read_operation_under_fault(env, op, kind):
         assert e.row.placement == "unknown"
         assert "Could not check with Entrust yet" in words
     assert after == before  # nothing half-written
+    if op.name == "order_form":
+        assert "The account's custom fields could not be read" in words
+        return
     audits = _audits(op.audit)
     assert len(audits) > audits_before
     assert audits[-1].outcome == op.failure
@@ -423,6 +432,31 @@ def test_one_fault_on_a_read_is_absorbed_by_the_retry(env, op, kind):
     e.sandbox.clear_faults()
     assert [r["fault"] for r in e.sandbox.requests()].count(kind) == 1
     _read_ok(e, op, words, before)
+
+
+# --- Validate: a create call that orders nothing ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_validate_under_fault(env, kind):
+    e = env
+    data = {**_order_form(e, "check.example.com"), "action": "validate"}
+    before = _counts()
+    e.sandbox.clear_requests()
+    e.sandbox.faults([_rule(kind, method="POST", path=CERTS, count=1)])
+    words = _text(e.operator.post("/entrust/new", data=data))
+    e.sandbox.clear_faults()
+    [post] = _sent(e.sandbox, "POST", CERTS)  # sent once
+    assert post["fault"] == kind and post["body"]["validateOnly"] is True
+    [audit] = [a for a in _audits("order.validate") if "check.example.com" in (a.detail or "")][-1:]
+    assert _counts() == before  # a validation stores no order
+    assert _held(e.sandbox)[post["body"]["tracking"]["trackingInfo"]] == 0  # and orders nothing
+    if kind == "latency":
+        assert "Entrust would accept this order" in words, words[-3000:]
+        assert audit.outcome == "success"
+        return
+    assert WORDS[kind] in words, words[-3000:]
+    assert audit.outcome == "failure" and WORDS[kind] in json.loads(audit.detail)["result"]
 
 
 # --- changes: sent once; a lost answer is read back; the outcome audited -------------------------
