@@ -440,7 +440,9 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
         lost = str(exc)
     ca, problem = _read_back(conn, ca_id)
     now = utcnow()
-    if lost and (ca is None or ca.phase not in REACHES[action]):
+    # After a lost answer, the action took effect only if the order moved: an approval whose
+    # request never arrived reads back PENDING, a phase an approved order has too.
+    if lost and (ca is None or ca.phase not in REACHES[action] or ca.status == before):
         if ca is not None:
             _apply_read(row, ca, actor, now)
         where = f"it is {ca.status} at Entrust now" if ca is not None else problem

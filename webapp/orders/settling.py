@@ -120,6 +120,12 @@ def reconcile(row: Order, actor, *, now: datetime | None = None, conn=None) -> O
         return settle_found(row, full or found[0], len(found), actor, now)
     if now < due:
         row.placement = UNKNOWN
+        # Said now, so that an older "could not check" no longer stands after a search that worked.
+        row.message = (
+            "Entrust does not list this order yet. CertDesk searches again after "
+            f"{due:%Y-%m-%d %H:%M} UTC, when the request can no longer take effect; only then is "
+            "it called not placed."
+        )
         row.next_check_at = due
         row.updated_at = now
         db.session.commit()
