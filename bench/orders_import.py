@@ -84,7 +84,7 @@ def _full(app, admin, cred, concurrency: int) -> dict:
     calls = _count_calls()
     rss, marks = [], {}
     real_upsert, real_count = importing.upsert_page, importing._with_certificate_count
-    real_fetch = importing.fetch_certificates
+    real_await = importing._await
 
     def upsert_and_measure(*a, **k):
         counts = real_upsert(*a, **k)
@@ -96,16 +96,16 @@ def _full(app, admin, cred, concurrency: int) -> dict:
         marks["list_calls"] = calls["list"]
         return real_count(*a, **k)
 
-    def fetch_and_measure(*a, **k):
+    def await_and_measure(*a, **k):  # the job thread waiting for a batch's downloads
         t0 = time.perf_counter()
-        fetched = real_fetch(*a, **k)
+        fetched = real_await(*a, **k)
         marks["fetching"] = marks.get("fetching", 0.0) + time.perf_counter() - t0
         rss.append(_status_mb())
         return fetched
 
     importing.upsert_page = upsert_and_measure
     importing._with_certificate_count = count_and_mark
-    importing.fetch_certificates = fetch_and_measure
+    importing._await = await_and_measure
     started = time.perf_counter()
     job = importing.start_import(admin, cred.id, [])
     ended = time.perf_counter()
@@ -339,7 +339,7 @@ def _full_report(sb, n: int, seeded: dict, args) -> dict:
         f"{row['certificates_seconds']} s against a floor of {row['certificates_floor_seconds']} s "
         f"({row['detail_calls']:,} x {args.latency_ms} ms / {args.concurrency}): "
         f"{row['certificates_ratio_to_floor']}x; of it {row['certificates_fetching_seconds']} s "
-        f"waiting for the downloads, the rest storing them"
+        f"waiting for the downloads, the rest storing them (while the next batch downloads)"
     )
     print(
         f"naive (details one by one): {naive['sample']} orders in {row['naive_sample_seconds']} s "

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer, load_only
 
@@ -56,6 +56,82 @@ def _as_cert(value):
         bundle = pki.read_certificates(value, field_name="certificate")
         return bundle.certificates[0]
     return value
+
+
+def _fill_in(existing: Certificate, chain_pem: str, key_id, csr_id, order_id, actor) -> None:
+    """Give a stored certificate the links it lacks (chain, key, CSR, order); nothing is
+    overwritten. A change is audited (``certificate.update``)."""
+    changed = {}
+    if chain_pem and not existing.chain_pem:
+        existing.chain_pem = chain_pem
+        changed["chain"] = True
+    if key_id is not None and existing.private_key_id is None:
+        existing.private_key_id = key_id
+        changed["key_linked"] = True
+    if csr_id is not None and existing.csr_id is None:
+        existing.csr_id = csr_id
+        changed["csr_linked"] = True
+    if order_id is not None and existing.order_id is None:
+        existing.order_id = order_id
+        changed["order_id"] = order_id
+    if changed:
+        if existing.id is None:  # added earlier in the same batch
+            db.session.flush()
+        audit.record(
+            "certificate.update",
+            object_type="certificate",
+            object_id=existing.id,
+            actor=actor,
+            detail=changed,
+        )
+
+
+def _new_row(
+    cert, info: pki.CertInfo, chain_pem: str, *, source, order_id, key_id, csr_id, actor
+) -> Certificate:
+    row = Certificate(
+        fingerprint_sha256=info.fingerprint_sha256,
+        fingerprint_sha1=info.fingerprint_sha1,
+        serial_hex=info.serial_hex[:80],
+        common_name=info.common_name[:255],
+        subject=info.subject,
+        sans=",".join(info.sans.all()),
+        issuer=info.issuer,
+        issuer_cn=info.issuer_cn,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        key_type=info.key.type,
+        key_size=info.key.size,
+        key_label=info.key.label,
+        signature_algorithm=info.signature_algorithm[:64],
+        public_key_id=info.public_key_id,
+        is_ca=info.is_ca,
+        source=source,
+        pem=pki.cert_pem(cert),
+        chain_pem=chain_pem,
+        order_id=order_id,
+        private_key_id=key_id,
+        csr_id=csr_id,
+        created_by_id=getattr(actor, "id", None),
+    )
+    row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
+    return row
+
+
+def _record_added(row: Certificate, actor, with_key: bool) -> None:
+    audit.record(
+        "certificate.add",
+        object_type="certificate",
+        object_id=row.id,
+        actor=actor,
+        detail={
+            "common_name": row.common_name,
+            "serial": row.serial_hex,
+            "source": row.source,
+            "with_key": with_key,
+            "order_id": row.order_id,
+        },
+    )
 
 
 def add_certificate(
@@ -106,57 +182,28 @@ def add_certificate(
         select(Certificate).where(Certificate.fingerprint_sha256 == info.fingerprint_sha256)
     ).scalar()
     if existing is not None:
-        changed = {}
-        if chain and not existing.chain_pem:
-            existing.chain_pem = "".join(pki.cert_pem(c) for c in chain)
-            changed["chain"] = True
-        if key_row is not None and existing.private_key_id is None:
-            existing.private_key_id = key_row.id
-            changed["key_linked"] = True
-        if csr is not None and existing.csr_id is None:
-            existing.csr_id = csr.id
-            changed["csr_linked"] = True
-        if order_id is not None and existing.order_id is None:
-            existing.order_id = order_id
-            changed["order_id"] = order_id
-        if changed:
-            audit.record(
-                "certificate.update",
-                object_type="certificate",
-                object_id=existing.id,
-                actor=actor,
-                detail=changed,
-            )
+        _fill_in(
+            existing,
+            "".join(pki.cert_pem(c) for c in chain),
+            key_row.id if key_row is not None else None,
+            csr.id if csr is not None else None,
+            order_id,
+            actor,
+        )
         if commit:
             db.session.commit()
         return existing, False
 
-    row = Certificate(
-        fingerprint_sha256=info.fingerprint_sha256,
-        fingerprint_sha1=info.fingerprint_sha1,
-        serial_hex=info.serial_hex[:80],
-        common_name=info.common_name[:255],
-        subject=info.subject,
-        sans=",".join(info.sans.all()),
-        issuer=info.issuer,
-        issuer_cn=info.issuer_cn,
-        not_before=info.not_before,
-        not_after=info.not_after,
-        key_type=info.key.type,
-        key_size=info.key.size,
-        key_label=info.key.label,
-        signature_algorithm=info.signature_algorithm[:64],
-        public_key_id=info.public_key_id,
-        is_ca=info.is_ca,
+    row = _new_row(
+        cert,
+        info,
+        "".join(pki.cert_pem(c) for c in chain),
         source=source,
-        pem=pki.cert_pem(cert),
-        chain_pem="".join(pki.cert_pem(c) for c in chain),
         order_id=order_id,
-        private_key_id=key_row.id if key_row else None,
+        key_id=key_row.id if key_row else None,
         csr_id=csr.id if csr else None,
-        created_by_id=getattr(actor, "id", None),
+        actor=actor,
     )
-    row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
     db.session.add(row)
     try:
         db.session.flush()
@@ -168,22 +215,163 @@ def add_certificate(
         return db.session.execute(
             select(Certificate).where(Certificate.fingerprint_sha256 == info.fingerprint_sha256)
         ).scalar_one(), False
-    audit.record(
-        "certificate.add",
-        object_type="certificate",
-        object_id=row.id,
-        actor=actor,
-        detail={
-            "common_name": row.common_name,
-            "serial": row.serial_hex,
-            "source": source,
-            "with_key": key_row is not None,
-            "order_id": order_id,
-        },
-    )
+    _record_added(row, actor, key_row is not None)
     if commit:
         db.session.commit()
     return row, True
+
+
+@dataclass
+class Added:
+    """What ``add_for_orders`` did with one certificate."""
+
+    certificate: Certificate | None
+    created: bool
+    problem: str = ""  # in words, when the certificate could not be read
+
+
+def _id_ranges(ids: list[int]) -> list[str]:
+    """Sorted ids as ranges: [3, 4, 5, 9] -> ["3-5", "9"]."""
+    out: list[str] = []
+    ids = sorted(ids)
+    start = prev = None
+    for i in [*ids, None]:
+        if start is not None and (i is None or i != prev + 1):
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if i is not None and start is None:
+            start = i
+        prev = i
+    return out
+
+
+RANGES_PER_EVENT = 40  # within the audit detail's bounds (50 entries to a list)
+
+
+def _record_batch(rows: list[Certificate], actor, about: dict) -> None:
+    """One ``certificate.add_batch`` event for certificates added together: how many, their ids
+    (as ranges: each certificate is found in the trail by its id), first and last serial, and
+    ``about`` (the import job, say). More id ranges than one event holds take more events."""
+    ranges = _id_ranges([r.id for r in rows])
+    by_id = sorted(rows, key=lambda r: r.id)
+    for start in range(0, len(ranges), RANGES_PER_EVENT):
+        part = ranges[start : start + RANGES_PER_EVENT]
+        lo = int(part[0].split("-")[0])
+        hi = int(part[-1].split("-")[-1])
+        chosen = [r for r in by_id if lo <= r.id <= hi]
+        audit.record(
+            "certificate.add_batch",
+            object_type="certificate",
+            object_id=f"{lo}-{hi}" if lo != hi else lo,
+            actor=actor,
+            detail={
+                **about,
+                "count": len(chosen),
+                "ids": part,
+                "first_serial": chosen[0].serial_hex,
+                "last_serial": chosen[-1].serial_hex,
+                "source": chosen[0].source,
+                "with_key": sum(1 for r in chosen if r.private_key_id is not None),
+            },
+        )
+
+
+def add_for_orders(items, *, source: str, actor, batch_event: dict | None = None) -> list[Added]:
+    """Add a batch of certificates issued for CA orders: ``items`` are (order id, certificate PEM,
+    chain PEMs nearest issuer first). Each ends as ``add_certificate`` would leave it (idempotent
+    on the fingerprint, linked to the key and newest CSR held for its public key, missing links of
+    a stored one filled in, one ``certificate.add`` event per certificate added), but the batch
+    takes a few queries and one flush: each certificate is parsed once, the batch's stored
+    certificates, keys and CSRs are read in one query each, and the new rows are inserted
+    together. A certificate that cannot be read is reported in ``problem``; the others are still
+    added. With ``batch_event`` (what to say about the batch, such as the job adding it), the
+    certificates added are audited by one ``certificate.add_batch`` event instead of one event
+    each. The caller commits."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown certificate source {source!r}")
+    out = [Added(None, False)] * len(items)
+    parsed = []  # (position, order id, certificate, info, chain PEM)
+    chains: dict[tuple, str] = {}  # the same chain comes with every certificate of one CA
+    for i, (order_id, pem, chain_pems) in enumerate(items):
+        try:
+            cert = _as_cert(pem)
+            info = pki.describe_certificate(cert)
+            chain_key = tuple(chain_pems or ())
+            if chain_key not in chains:
+                chains[chain_key] = "".join(pki.cert_pem(_as_cert(c)) for c in chain_key)
+        except PkiError as exc:
+            out[i] = Added(None, False, str(exc))
+            continue
+        parsed.append((i, order_id, cert, info, chains[chain_key]))
+    if not parsed:
+        return out
+    fingerprints = list({p[3].fingerprint_sha256 for p in parsed})
+    public_ids = list({p[3].public_key_id for p in parsed})
+    with db.session.no_autoflush:
+        stored = {
+            c.fingerprint_sha256: c
+            for c in db.session.execute(
+                select(Certificate).where(Certificate.fingerprint_sha256.in_(fingerprints))
+            ).scalars()
+        }
+        key_ids = dict(
+            db.session.execute(
+                select(PrivateKey.public_key_id, PrivateKey.id).where(
+                    PrivateKey.public_key_id.in_(public_ids)
+                )
+            ).all()
+        )
+        csr_ids = dict(
+            db.session.execute(
+                select(Csr.public_key_id, func.max(Csr.id))
+                .where(Csr.public_key_id.in_(public_ids))
+                .group_by(Csr.public_key_id)
+            ).all()
+        )
+        new_rows = []
+        for i, order_id, cert, info, chain_pem in parsed:
+            key_id = key_ids.get(info.public_key_id)
+            csr_id = csr_ids.get(info.public_key_id)
+            row = stored.get(info.fingerprint_sha256)
+            if row is not None:
+                out[i] = Added(row, False)
+                continue
+            row = _new_row(
+                cert,
+                info,
+                chain_pem,
+                source=source,
+                order_id=order_id,
+                key_id=key_id,
+                csr_id=csr_id,
+                actor=actor,
+            )
+            stored[info.fingerprint_sha256] = row
+            new_rows.append(row)
+            out[i] = Added(row, True)
+        db.session.add_all(new_rows)
+    db.session.flush()
+    # The audit chain takes its events one after the other, in the batch's order; a stored
+    # certificate lacking a link is given it (and audited) as add_certificate would.
+    if batch_event is not None and new_rows:
+        _record_batch(new_rows, actor, batch_event)
+    for i, order_id, _cert, info, chain_pem in parsed:
+        added = out[i]
+        if added.created:
+            if batch_event is None:
+                _record_added(
+                    added.certificate, actor, added.certificate.private_key_id is not None
+                )
+        else:
+            _fill_in(
+                added.certificate,
+                chain_pem,
+                key_ids.get(info.public_key_id),
+                csr_ids.get(info.public_key_id),
+                order_id,
+                actor,
+            )
+    return out
 
 
 @dataclass

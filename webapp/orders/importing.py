@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -285,6 +286,179 @@ def _with_certificate_count(credential_id: int) -> int:
     return db.session.execute(stmt).scalar_one()
 
 
+class _Batch:
+    """One batch of the certificate phase: its orders in id order, those whose certificate the
+    repository lacks (handed to the fetching threads), and their results as they come in."""
+
+    def __init__(self, cert_phase: int, items: list, todo: list) -> None:
+        self.cert_phase = cert_phase
+        self.items = items
+        self.todo = todo
+        self.results: dict[int, CaOrder | Exception] = {}
+        self._left = len(todo)
+        self._lock = threading.Lock()
+        self.done = threading.Event()
+        if not todo:
+            self.done.set()
+
+    def put(self, order_id: int, result) -> None:
+        with self._lock:
+            self.results[order_id] = result
+            self._left -= 1
+            if self._left == 0:
+                self.done.set()
+
+
+class _Fetchers:
+    """``concurrency`` threads, each with a connector of its own for the whole phase, taking
+    orders one by one from a queue that the job thread fills a batch at a time. The queue holds
+    the batch being fetched and the next one, so the threads never wait for a batch to be stored
+    and no batch waits for the slowest thread of the one before."""
+
+    def __init__(self, app, credential_id: int, concurrency: int) -> None:
+        self._tasks: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(
+                target=self._work, args=(app, credential_id), name=f"order-fetch-{i}", daemon=True
+            )
+            for i in range(max(1, concurrency))
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, batch: _Batch) -> _Batch:
+        for item in batch.todo:
+            self._tasks.put((batch, item))
+        return batch
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def close(self) -> None:
+        """Stop: what is still queued is not fetched; a call under way ends first."""
+        self._stop.set()
+        for _ in self._threads:
+            self._tasks.put(None)
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def _work(self, app, credential_id: int) -> None:
+        with app.app_context():
+            conn, failure = None, None
+            try:
+                conn = registry.open_connector(CA, credential_id)
+            except Exception as exc:  # every order of this thread gets it, the job decides
+                failure = exc
+            finally:
+                db.session.remove()  # no transaction held open while fetching
+            try:
+                while True:
+                    task = self._tasks.get()
+                    if task is None:
+                        return
+                    batch, (order_id, ca_id, third_party) = task
+                    if failure is None and self._stop.is_set():
+                        failure = Unavailable("The import stopped.")
+                    if failure is not None:
+                        batch.put(order_id, failure)
+                        continue
+                    try:
+                        result = conn.fetch_third_party(ca_id) if third_party else conn.fetch(ca_id)
+                    except Exception as exc:  # a CaError is the order's; any other, the job's
+                        result = exc
+                    batch.put(order_id, result)
+            finally:
+                if conn is not None:
+                    conn.close()
+
+
+def _batches(credential_id: int, cert_phase: int, after_id: int) -> Iterator[tuple[int, list]]:
+    """The batches of the certificate phase from a checkpoint on: (phase index, orders)."""
+    phases = records.WITH_CERTIFICATE
+    while cert_phase < len(phases):
+        items = _certificate_batch(credential_id, phases[cert_phase], after_id)
+        if not items:
+            cert_phase, after_id = cert_phase + 1, 0
+            continue
+        yield cert_phase, items
+        after_id = items[-1][0]
+
+
+def _await(batch: _Batch, fetchers: _Fetchers) -> dict:
+    """The results of a batch, once every one of its orders is fetched."""
+    while not batch.done.wait(1.0):
+        if not fetchers.alive():
+            raise RuntimeError("the certificate fetching threads ended before their work")
+    return batch.results
+
+
+def _import_certificates(ctx, cred, state: dict, actor) -> None:
+    """Phase 2: the threads fetch batch N+1 while the job thread stores batch N; each batch is
+    committed with the checkpoint that points past it, so a crash resumes after the last batch
+    stored (what was fetched for the next one is fetched again)."""
+    counts = state["counts"]
+    concurrency = int(settings.get(service.IMPORT_CONCURRENCY))
+    app = current_app._get_current_object()
+    batches = _batches(cred.id, state["cert_phase"], state["after_id"])
+    fetchers = _Fetchers(app, cred.id, concurrency)
+    pending: deque[_Batch] = deque()
+
+    def hand_out() -> None:
+        nxt = next(batches, None)
+        if nxt is not None:
+            phase_index, items = nxt
+            have = certificates.orders_with_certificate(r[0] for r in items)
+            todo = [r for r in items if r[0] not in have]
+            pending.append(fetchers.submit(_Batch(phase_index, items, todo)))
+
+    try:
+        hand_out()
+        hand_out()
+        while pending:
+            batch = pending.popleft()
+            fetched = _await(batch, fetchers)
+            for result in fetched.values():
+                if isinstance(result, Exception) and not isinstance(result, CaError):
+                    raise result
+            unavailable = [e for e in fetched.values() if isinstance(e, Unavailable)]
+            if batch.todo and len(unavailable) == len(batch.todo):
+                _stop(ctx, cred, state, actor, "fetching certificates", unavailable[0])
+            good = []
+            for order_id, _ca_id, _third_party in batch.todo:
+                result = fetched[order_id]
+                if isinstance(result, CaError):
+                    counts["failed"] += 1
+                else:
+                    good.append((order_id, result))
+            stored = records.store_certificates(
+                good,
+                actor=actor,
+                source="entrust_import",
+                batch_event={"job": ctx.job_id, "credential": cred.name},
+            )
+            for added, problem in stored:
+                if problem:
+                    counts["failed"] += 1
+                elif added:
+                    counts["certificates"] += 1
+            state["cert_phase"] = batch.cert_phase
+            state["after_id"] = batch.items[-1][0]
+            state["cert_done"] += len(batch.items)
+            ctx.save_checkpoint(state)  # the batch and how far we got, in one commit
+            ctx.progress(
+                state["cert_done"],
+                state["cert_total"],
+                f"{cred.name}: certificates of issued orders, {state['cert_done']:,} checked; "
+                f"{counts['certificates']:,} added",
+            )
+            hand_out()
+    finally:
+        batches.close()
+        fetchers.close()
+    state["cert_phase"], state["after_id"] = len(records.WITH_CERTIFICATE), 0
+
+
 # --- the job -----------------------------------------------------------------------------------
 
 
@@ -362,46 +536,8 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
             state["cert_total"] = _with_certificate_count(credential_id)
             ctx.save_checkpoint(state)
 
-    concurrency = int(settings.get(service.IMPORT_CONCURRENCY))
-    while state["phase"] == "certificates":
-        phases = records.WITH_CERTIFICATE
-        if state["cert_phase"] >= len(phases):
-            break
-        batch = _certificate_batch(credential_id, phases[state["cert_phase"]], state["after_id"])
-        if not batch:
-            state["cert_phase"] += 1
-            state["after_id"] = 0
-            continue
-        have = certificates.orders_with_certificate(r[0] for r in batch)
-        todo = [r for r in batch if r[0] not in have]
-        fetched = fetch_certificates(credential_id, todo, concurrency)
-        unavailable = [e for e in fetched.values() if isinstance(e, Unavailable)]
-        if todo and len(unavailable) == len(todo):
-            _stop(ctx, cred, state, actor, "fetching certificates", unavailable[0])
-        rows = {
-            r.id: r
-            for r in db.session.execute(select(Order).where(Order.id.in_(list(fetched)))).scalars()
-        }
-        for order_id, result in fetched.items():
-            if isinstance(result, CaError):
-                counts["failed"] += 1
-                continue
-            added, problem = records.store_certificate(
-                rows[order_id], result, actor=actor, source="entrust_import"
-            )
-            if problem:
-                counts["failed"] += 1
-            elif added:
-                counts["certificates"] += 1
-        state["after_id"] = batch[-1][0]
-        state["cert_done"] += len(batch)
-        ctx.save_checkpoint(state)
-        ctx.progress(
-            state["cert_done"],
-            state["cert_total"],
-            f"{cred.name}: certificates of issued orders, {state['cert_done']:,} checked; "
-            f"{counts['certificates']:,} added",
-        )
+    if state["phase"] == "certificates":
+        _import_certificates(ctx, cred, state, actor)
     state["phase"] = "done"
     audit.record(
         "order.import",

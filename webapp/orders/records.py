@@ -189,3 +189,31 @@ def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[b
         log.warning("certificate of order %s could not be read: %s", row.id, exc)
         return False, f"The certificate Entrust gave could not be read: {exc}"
     return created, ""
+
+
+def store_certificates(
+    fetched: list[tuple[int, CaOrder]], *, actor, source: str, batch_event: dict | None = None
+) -> list[tuple[bool, str]]:
+    """``store_certificate`` for a batch of (order id, the CA's view of it), in a few queries and
+    one flush (see ``certificates.add_for_orders``; ``batch_event``: one audit event for the
+    batch). Returns (added now, a problem in words or "") for each, in the same order."""
+    out: list[tuple[bool, str]] = [(False, "")] * len(fetched)
+    items, where = [], []
+    for i, (order_id, ca) in enumerate(fetched):
+        if not ca.certificate_pem:
+            out[i] = (False, "Entrust gave no certificate for this order.")
+            continue
+        items.append((order_id, ca.certificate_pem, ca.chain_pems))
+        where.append(i)
+    for i, added in zip(
+        where,
+        certificates.add_for_orders(items, source=source, actor=actor, batch_event=batch_event),
+        strict=True,
+    ):
+        if added.problem:
+            order_id = fetched[i][0]
+            log.warning("certificate of order %s could not be read: %s", order_id, added.problem)
+            out[i] = (False, f"The certificate Entrust gave could not be read: {added.problem}")
+        else:
+            out[i] = (added.created, "")
+    return out
