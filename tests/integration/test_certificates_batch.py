@@ -125,8 +125,13 @@ def _snapshot(since_seq: int):
             select(CertificateExpiryDay).order_by(CertificateExpiryDay.day)
         ).scalars()
     ]
+    # Certificates by fingerprint, not id: PostgreSQL does not give back a rolled-back id.
+    fingerprint = {
+        str(i): f
+        for i, f in db.session.execute(select(Certificate.id, Certificate.fingerprint_sha256))
+    }
     events = [
-        (e.action, e.object_type, e.object_id, e.detail)
+        (e.action, e.object_type, fingerprint.get(e.object_id, e.object_id), e.detail)
         for e in db.session.execute(
             select(AuditEvent).where(AuditEvent.seq > since_seq).order_by(AuditEvent.seq)
         ).scalars()
