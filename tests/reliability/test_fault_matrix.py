@@ -457,6 +457,7 @@ def test_validate_under_fault(env, kind):
         return
     assert WORDS[kind] in words, words[-3000:]
     assert audit.outcome == "failure" and WORDS[kind] in json.loads(audit.detail)["result"]
+    assert "may have taken effect" not in words  # a validation has nothing to take effect
 
 
 # --- changes: sent once; a lost answer is read back; the outcome audited -------------------------

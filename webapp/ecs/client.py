@@ -695,13 +695,18 @@ class EcsClient:
         return self._order(f"certificates/{_id(tracking_id)}/renewals", _body(request))
 
     def _order(self, path: str, body: dict[str, Any]) -> types.OrderResult:
-        reply = self._request("POST", path, json_body=body)
-        return self._parse(
-            reply.body,
-            lambda b: types.OrderResult.from_response(reply.status, b),
-            "POST",
-            path,
-        )
+        try:
+            reply = self._request("POST", path, json_body=body)
+            return self._parse(
+                reply.body,
+                lambda b: types.OrderResult.from_response(reply.status, b),
+                "POST",
+                path,
+            )
+        except errors.EcsError as exc:
+            if body.get("validateOnly"):
+                exc.outcome_unknown = False  # a validation places nothing, whatever happened
+            raise
 
     # --- certificates: lifecycle --------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from webapp.ecs import types
+from webapp.ecs import errors, types
 
 from .helpers import BASE, KEY, USER, cert_json, page, url
 
@@ -343,6 +343,16 @@ def test_new_certificate_pending_and_validate_only(client, rsps):
     )
     assert result.validated_only and result.tracking_id is None and result.status_code == 200
     assert body(rsps.calls[1].request)["validateOnly"] is True
+
+
+def test_a_failed_validation_is_sent_once_and_leaves_nothing_to_reconcile(client, rsps):
+    rsps.post(url("certificates"), status=502, json={"errors": [{"message": "bad gateway"}]})
+    with pytest.raises(errors.ServerError) as failed:
+        client.new_certificate({"certType": "STANDARD_SSL", "validateOnly": True})
+    assert not failed.value.outcome_unknown and len(rsps.calls) == 1
+    with pytest.raises(errors.ServerError) as placing:
+        client.new_certificate({"certType": "STANDARD_SSL"})
+    assert placing.value.outcome_unknown and len(rsps.calls) == 2
 
 
 def test_new_certificate_requires_cert_type(client):
