@@ -28,7 +28,6 @@ import time
 STOP_GRACE_SECONDS = 30
 QUICK_DEATH_SECONDS = 10
 MAX_QUICK_DEATHS = 5
-_WATCHED = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
 
 
 def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
@@ -59,7 +58,11 @@ def supervise(app, sock: socket.socket, workers: int, threads: int, echo=print) 
     sys.stdout.flush()
     sys.stderr.flush()
 
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
+    # Ctrl-C counts unless whoever started us ignores it (nohup, `&`, a launcher of its own).
+    watched = {signal.SIGTERM, signal.SIGCHLD}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        watched.add(signal.SIGINT)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     # SIGCHLD's default is to discard it; a handler (never run while blocked) makes it pending.
     old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started at)
@@ -89,7 +92,7 @@ def supervise(app, sock: socket.socket, workers: int, threads: int, echo=print) 
         for slot in range(workers):
             start(slot)
         while True:
-            info = signal.sigtimedwait(_WATCHED, 1.0)
+            info = signal.sigtimedwait(watched, 1.0)
             if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
                 break
             failed = False

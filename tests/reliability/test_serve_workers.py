@@ -303,3 +303,11 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(served):
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the server"
     holder, expires = served.lease()
     assert expires < datetime.now(UTC), f"{holder} kept the lease after stopping"
+
+
+def test_ctrl_c_at_the_terminal_stops_every_worker(served):
+    workers = served.wait_for_workers(2)
+    os.killpg(served.proc.pid, signal.SIGINT)  # the terminal signals the whole process group
+    assert served.proc.wait(60) == 0, served.lines
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the server"
