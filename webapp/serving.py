@@ -72,9 +72,14 @@ def supervise(app, sock: socket.socket, workers: int, threads: int, echo=print) 
         if pid == 0:
             status = 1
             try:
+                # The worker's own handlers are in place before any signal can reach it.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us
+                signal.signal(signal.SIGTERM, _stop_child)
                 signal.signal(signal.SIGCHLD, old_chld)
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 _serve_child(app, sock, threads)
+                status = 0
+            except SystemExit:  # SIGTERM while it was still starting
                 status = 0
             except BaseException:  # noqa: BLE001 - a child never returns into the parent's code
                 import traceback
@@ -165,8 +170,6 @@ def _serve_child(app, sock: socket.socket, threads: int) -> None:
 
     from webapp.extensions import db
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
-    signal.signal(signal.SIGTERM, _stop_child)
     for engine in db.engines.values():
         engine.dispose(close=False)  # inherited pool entries (none are expected) stay the parent's
     app.extensions.pop("certdesk_jobs", None)  # this process's own job pool, made when needed
