@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/scaling.py [--quick] [--db sqlite|postgresql|both]
            [--scales 10000,100000] [--repeat R] [--rounds K] [--clients C] [--mixed-seconds S]
-           [--only certificates,domains,...] [--keep DIR] [--json FILE]
+           [--only certificates,domains,...] [--keep DIR] [--json FILE] [--workers N]
 
 For each database (SQLite; PostgreSQL in a throwaway cluster when Debian's binaries are there) it
 fills a fresh migrated database per scale N with N rows of every list (certificates with their
@@ -22,6 +22,7 @@ number in the URL.
 
 --quick: scales 1,000 and 10,000, fewer calls, a short mixed load (a few minutes for SQLite).
 --keep DIR: SQLite instances are filled once into DIR/<scale> and reused by later runs.
+--workers N: each server runs `certdesk serve --workers N` (N processes on one port).
 The machine is shared: run it more than once and read the medians.
 """
 
@@ -342,7 +343,7 @@ def free_port() -> int:
 class Server:
     """`certdesk serve` on a free port over the given instance and database."""
 
-    def __init__(self, instance: Path, database_url: str):
+    def __init__(self, instance: Path, database_url: str, workers: int = 1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(
@@ -354,7 +355,8 @@ class Server:
         )
         self.log = open(instance / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "webapp", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "webapp", "serve", "--port", str(self.port)]
+            + ["--workers", str(workers)],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -629,7 +631,7 @@ def run_database(kind: str, url_for_scale, scales, args, chosen) -> Run:
             print(f"\n== {kind}, {n:,} rows per list", flush=True)
             instance, url = url_for_scale(n)
             app = build(instance, url, n)
-            server = Server(instance, url)
+            server = Server(instance, url, args.workers)
             servers[n] = (server, [server.session() for _ in range(args.clients)], app)
         now = datetime.now(UTC)
         run.results = {n: {} for n in scales}
@@ -741,6 +743,7 @@ def main() -> None:
     parser.add_argument("--scales", help="comma-separated row counts (default 10000,100000)")
     parser.add_argument("--repeat", type=int, help="calls per scenario with one client")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="certdesk serve --workers N")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per scenario")
     parser.add_argument("--mixed-seconds", type=float, help="length of the mixed load")
     parser.add_argument("--only", help="comma-separated pages (certificates, domains, ...)")

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 from functools import lru_cache
 
-from flask import Flask, flash, redirect, request, session, url_for
+from flask import Flask, flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
@@ -159,6 +159,10 @@ def _check_session():
 
     user, reason = auth.resume_session(session.get(auth.SESSION_TOKEN_KEY), session["_user_id"])
     if user is not None:
+        # Held for the rest of the request: the session's identity map holds rows only while
+        # something refers to them, and Flask-Login's user loader then finds this very row
+        # instead of reading the user again.
+        g.session_user = user
         # The cookie's expiry moves on when the session changes: noted once a minute while the
         # user is active, not at every request (each change signs and sends a new cookie).
         now = int(time.time())

@@ -27,17 +27,31 @@ def _upgrade_database() -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes serving the same port (about one per CPU core); see webapp/serving.py.",
+)
 @with_appcontext
-def serve(host: str, port: int, threads: int) -> None:
+def serve(host: str, port: int, threads: int, workers: int) -> None:
     """Apply pending migrations, start the scheduler and serve CertDesk with waitress."""
     import waitress
 
+    from webapp import serving
     from webapp.auth import service as auth
 
     app = current_app._get_current_object()
     _upgrade_database()
     token = auth.issue_setup_token()
+    sock = None
+    if workers > 1:
+        try:
+            sock = serving.bind(host, port)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"CertDesk is serving on http://{shown_host}:{port}/")
     if token:
@@ -45,6 +59,9 @@ def serve(host: str, port: int, threads: int) -> None:
         click.echo(f"    http://{shown_host}:{port}/setup?token={token}")
         click.echo(f"(or run: {certdesk_command()} create-admin USERNAME)")
     sys.stdout.flush()
+    if sock is not None:
+        click.echo(f"{workers} worker processes, {threads} threads each.")
+        sys.exit(serving.supervise(app, sock, workers, threads, echo=_echo_err))
     if app.config["SCHEDULER_ENABLED"]:
         app.extensions["certdesk_scheduler"].start()
     # SIGTERM (systemd, `make run` stopping) ends waitress as Ctrl-C does, then the scheduler.
@@ -54,6 +71,10 @@ def serve(host: str, port: int, threads: int) -> None:
     finally:
         app.extensions["certdesk_scheduler"].shutdown()
         signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _stop_serving(_signum, _frame):

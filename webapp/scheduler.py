@@ -53,11 +53,16 @@ class PeriodicTask:
 class Scheduler:
     def __init__(self):
         self.app = None
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = ""
+        self.new_identity()
         self.tasks: dict[str, PeriodicTask] = {}
         self.is_leader = False
         self.last_tick_at: datetime | None = None
         self._aps = None
+
+    def new_identity(self) -> None:
+        """Name this process as the lease holder and job runner (again in a forked worker)."""
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def init_app(self, app) -> None:
         self.app = app

@@ -1,0 +1,189 @@
+"""Several worker processes on one listening socket: `certdesk serve --workers N`.
+
+One waitress process runs Python on one core at a time (the GIL). With ``--workers N`` the
+``serve`` command, once it has migrated the database and printed its notices, binds the socket
+itself and forks N children; each serves that same socket with its own waitress, its own
+database connections and its own scheduler (the lease row lets exactly one of them run periodic
+tasks). The parent only supervises:
+
+- SIGTERM or Ctrl-C (SIGINT) on the parent: every worker gets SIGTERM, finishes the requests it
+  is answering, stops its scheduler (giving up the lease) and exits; the parent exits after them
+  (workers still running after ``STOP_GRACE_SECONDS`` are killed).
+- A worker that dies by itself (killed, out of memory) is replaced by a new one, so the server
+  keeps its capacity. A worker that dies within ``QUICK_DEATH_SECONDS`` of starting means
+  something is wrong that a restart will not mend (the database went away, a port problem):
+  after ``MAX_QUICK_DEATHS`` such deaths in a row the server stops with a message rather than
+  forking in a loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+
+STOP_GRACE_SECONDS = 30
+QUICK_DEATH_SECONDS = 10
+MAX_QUICK_DEATHS = 5
+
+
+def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """The listening socket every worker serves (IPv4 or IPv6, as the host is written)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def supervise(app, sock: socket.socket, workers: int, threads: int, echo=print) -> int:
+    """Run ``workers`` children serving ``sock`` until SIGTERM/SIGINT; returns the exit status."""
+    from webapp.extensions import db
+
+    # No connection opened here may be shared with a child: each child opens its own.
+    db.session.remove()
+    for engine in db.engines.values():
+        engine.dispose()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+    # Ctrl-C counts unless whoever started us ignores it (nohup, `&`, a launcher of its own).
+    watched = {signal.SIGTERM, signal.SIGCHLD}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        watched.add(signal.SIGINT)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+    # SIGCHLD's default is to discard it; a handler (never run while blocked) makes it pending.
+    old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started at)
+
+    def start(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                # The worker's own handlers are in place before any signal can reach it.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us
+                signal.signal(signal.SIGTERM, _stop_child)
+                signal.signal(signal.SIGCHLD, old_chld)
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+                _serve_child(app, sock, threads)
+                status = 0
+            except SystemExit:  # SIGTERM while it was still starting
+                status = 0
+            except BaseException:  # noqa: BLE001 - a child never returns into the parent's code
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        children[pid] = (slot, time.monotonic())
+
+    quick_deaths = 0
+    status = 0
+    try:
+        for slot in range(workers):
+            start(slot)
+        while True:
+            info = signal.sigtimedwait(watched, 1.0)
+            if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                break
+            failed = False
+            for pid, code, (slot, started) in _reaped(children):
+                quick = time.monotonic() - started < QUICK_DEATH_SECONDS
+                quick_deaths = quick_deaths + 1 if quick else 0
+                failed = quick_deaths >= MAX_QUICK_DEATHS
+                then = "" if failed else "; starting another"
+                echo(f"CertDesk worker {slot + 1} (pid {pid}) {_describe(code)}{then}.")
+                if failed:
+                    break
+                start(slot)
+            if failed:
+                echo(
+                    f"CertDesk stopped: {MAX_QUICK_DEATHS} workers in a row ended within "
+                    f"{QUICK_DEATH_SECONDS} s of starting; see the messages above."
+                )
+                status = 1
+                break
+    finally:
+        _stop_all(children)
+        sock.close()
+        signal.signal(signal.SIGCHLD, old_chld)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return status
+
+
+def _reaped(children: dict) -> list[tuple[int, int, tuple]]:
+    """The children that have ended, taken out of ``children``: (pid, wait status, their entry)."""
+    ended = []
+    for pid in list(children):
+        try:
+            done, code = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # already reaped
+            done, code = pid, 0
+        if done:
+            ended.append((pid, code, children.pop(pid)))
+    return ended
+
+
+def _describe(code: int) -> str:
+    if os.WIFSIGNALED(code):
+        return f"was ended by signal {signal.Signals(os.WTERMSIG(code)).name}"
+    return f"exited with status {os.waitstatus_to_exitcode(code)}"
+
+
+def _stop_all(children: dict) -> None:
+    for pid in children:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while children and time.monotonic() < deadline:
+        _reaped(children)
+        if children:
+            time.sleep(0.05)
+    for pid in children:
+        _signal(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    children.clear()
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _serve_child(app, sock: socket.socket, threads: int) -> None:
+    """One worker: its own connections, its own scheduler identity, waitress on ``sock``."""
+    import waitress
+
+    from webapp.extensions import db
+
+    for engine in db.engines.values():
+        engine.dispose(close=False)  # inherited pool entries (none are expected) stay the parent's
+    app.extensions.pop("certdesk_jobs", None)  # this process's own job pool, made when needed
+    scheduler = app.extensions["certdesk_scheduler"]
+    scheduler.new_identity()
+    if app.config["SCHEDULER_ENABLED"]:
+        scheduler.start()
+    try:
+        server = waitress.create_server(app, sockets=[sock], threads=threads, ident="CertDesk")
+        server.run()
+    finally:
+        scheduler.shutdown()
+
+
+def _stop_child(_signum, _frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(0)
