@@ -108,7 +108,7 @@ class Order(db.Model):
     requester_email: Mapped[str] = mapped_column(String(254), default="")
     serial: Mapped[str] = mapped_column(String(80), default="")
     friendly_name: Mapped[str] = mapped_column(String(255), default="")
-    # Lower-case text the search box looks in (names, ids, requester, organization).
+    # The texts the search finds the order by, lower-case, one a line (as in ``OrderName``).
     search_text: Mapped[str] = mapped_column(Text, default="")
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -132,6 +132,10 @@ class Order(db.Model):
 
     credential = relationship("EcsCredential", lazy="joined")
     placed_by = relationship("User", lazy="select")
+    # What the list's search finds the order by (see records.index_search).
+    names = relationship(
+        "OrderName", lazy="select", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def san_list(self) -> list[str]:
@@ -149,6 +153,29 @@ class Order(db.Model):
     @property
     def settled(self) -> bool:
         return self.placement in (PLACED, NOT_PLACED)
+
+
+class OrderName(db.Model):
+    """A text the list's search finds an order by: its tracking ID, common name, each SAN, the
+    requester's name and email, the serial number, the friendly name; lower-case, and reversed.
+
+    "Starts with" is a range over ``value``, "ends with" ("example.com" finds www.example.com) a
+    range over ``reversed``: index look-ups on SQLite and PostgreSQL alike. ``Order.search_text``
+    holds the same texts, one a line, for a page that tests each row it walks.
+    """
+
+    __tablename__ = "ca_order_name"
+    __table_args__ = (
+        Index("ix_ca_order_name_value", "value", "order_id"),
+        Index("ix_ca_order_name_reversed", "reversed", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("ca_order.id", ondelete="CASCADE"), index=True
+    )
+    value: Mapped[str] = mapped_column(String(255))
+    reversed: Mapped[str] = mapped_column(String(255))
 
 
 class OrderEvent(db.Model):
