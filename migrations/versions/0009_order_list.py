@@ -10,6 +10,9 @@ each SAN, the requester's name and email, the serial, the friendly name): those 
 and reversed, are rows of ``ca_order_name`` with an index on each (a range look-up on SQLite and
 PostgreSQL alike). ``search_text`` keeps the same texts, one a line, for a page that tests each
 row it walks. Both are filled here from the orders already there.
+
+The list's "Checking with Entrust" and "Not placed" filters walk the unsettled orders in expiry
+order: a partial index on (expires_at, id) of the orders not placed yet.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -65,10 +68,14 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_ca_order_name_order_id'), ['order_id'], unique=False)
         batch_op.create_index('ix_ca_order_name_reversed', ['reversed', 'order_id'], unique=False)
         batch_op.create_index('ix_ca_order_name_value', ['value', 'order_id'], unique=False)
+    with op.batch_alter_table('ca_order', schema=None) as batch_op:
+        batch_op.create_index('ix_ca_order_unsettled_expiry', ['expires_at', 'id'], unique=False, sqlite_where=sa.text("placement != 'placed'"), postgresql_where=sa.text("placement != 'placed'"))
     _backfill(op.get_bind())
 
 
 def downgrade():
+    with op.batch_alter_table('ca_order', schema=None) as batch_op:
+        batch_op.drop_index('ix_ca_order_unsettled_expiry', sqlite_where=sa.text("placement != 'placed'"), postgresql_where=sa.text("placement != 'placed'"))
     with op.batch_alter_table('ca_order_name', schema=None) as batch_op:
         batch_op.drop_index('ix_ca_order_name_value')
         batch_op.drop_index('ix_ca_order_name_reversed')

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
@@ -30,8 +40,11 @@ PLACEMENTS = (INTENT, UNKNOWN, PLACED, NOT_PLACED)
 
 def unsettled(*placements):
     """The condition for orders in ``placements`` (none of them PLACED), written so that the
-    partial index of unsettled orders serves it."""
-    return Order.placement.in_(placements) & (Order.placement != PLACED)
+    partial indexes of unsettled orders serve it: their condition as a literal, which a planner
+    matches with the index's whatever the parameters. No placements: every order not placed
+    yet."""
+    settled = Order.placement != literal_column(f"'{PLACED}'")
+    return Order.placement.in_(placements) & settled if placements else settled
 
 
 # How the order came to be.
@@ -72,6 +85,15 @@ class Order(db.Model):
         Index(
             "ix_ca_order_unsettled",
             "placement",
+            "expires_at",
+            "id",
+            sqlite_where=text("placement != 'placed'"),
+            postgresql_where=text("placement != 'placed'"),
+        ),
+        # The same few orders in the list's default order ("Checking with Entrust", "Not
+        # placed").
+        Index(
+            "ix_ca_order_unsettled_expiry",
             "expires_at",
             "id",
             sqlite_where=text("placement != 'placed'"),
@@ -171,9 +193,7 @@ class OrderName(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(
-        ForeignKey("ca_order.id", ondelete="CASCADE"), index=True
-    )
+    order_id: Mapped[int] = mapped_column(ForeignKey("ca_order.id", ondelete="CASCADE"), index=True)
     value: Mapped[str] = mapped_column(String(255))
     reversed: Mapped[str] = mapped_column(String(255))
 
