@@ -290,7 +290,10 @@ def _pg_plan_problems(conn, sql: str, params) -> list[str]:
         kind = node["Node Type"]
         rel = node.get("Relation Name")
         scans = ("Seq Scan", "Index Scan", "Index Only Scan")
-        if rel in keyed and kind in scans and "= ANY" not in node.get("Index Cond", ""):
+        cond = node.get("Index Cond", "")
+        # (A list of one key is an equality: "id = 123".)
+        by_list = "= ANY" in cond or re.fullmatch(r"\(id = \d+\)", cond)
+        if rel in keyed and kind in scans and not by_list:
             problems.append(f"a key list that does not drive the look-up: {kind} on {rel}")
         if rel in GROWING:
             if kind == "Seq Scan":
