@@ -2,8 +2,9 @@
 and the populated database the query-plan tests explain their queries on.
 
 ``fill(n)`` writes n rows of every list (certificates with their names, CSRs with theirs,
-organizations, domains, users, audit events, then n failed sign-ins) and the counters CertDesk
-keeps beside them, then ANALYZEs, so that the planner sees realistic statistics.
+orders with theirs, organizations, domains, users, audit events, then n failed sign-ins) and the
+counters CertDesk keeps beside them, then ANALYZEs, so that the planner sees realistic
+statistics.
 """
 
 from __future__ import annotations

@@ -156,4 +156,3 @@ def narrowed(stmt, candidates, key, test, limit: int | None = None):
             return walked.execution_options(count_cap=WALKED_COUNT)
     found = {k for sel in candidates for k in conn.execute(sel).scalars()} if counted else ()
     return stmt.where(in_keys(key, sorted(found)) if found else false())
-

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
 from tests.helpers import HTMX, make_order
+from webapp import paging, search
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
-from webapp import paging, search
 from webapp.orders import queries
 from webapp.orders.models import Order, OrderEvent
 
