@@ -439,3 +439,25 @@ def test_a_csr_page_leads_to_the_order_form_with_that_csr(
     assert "order-from-csr" not in auditor_client.get(f"/csrs/{csr.id}").get_data(as_text=True)
     form = operator_client.get(f"/entrust/new?csr_id={csr.id}").get_data(as_text=True)
     assert f'<option value="{csr.id}" selected>from-csr.example.com' in form
+
+
+def test_the_search_follows_an_order_s_names_and_forgets_a_deleted_order(auditor_client, orders):
+    from sqlalchemy import delete
+
+    from webapp.orders import records
+    from webapp.orders.models import OrderName
+
+    issued = orders[0]
+    issued.sans = "www.example.com,shop.example.net"
+    records.index_search(issued)
+    db.session.commit()
+    found = auditor_client.get("/entrust/?q=example.net").get_data(as_text=True)
+    assert _rows(found) == 1 and f'data-order="{issued.id}"' in found
+    gone = auditor_client.get("/entrust/?q=example.com").get_data(as_text=True)
+    assert f'data-order="{issued.id}"' in gone  # still its common name
+    assert "example.com" not in [n.value for n in issued.names]  # the old SAN is no name now
+    # Deleting orders (as More > Delete does, in bulk) deletes their names with them.
+    db.session.execute(delete(Order).where(Order.id == issued.id))
+    db.session.commit()
+    left = db.session.execute(select(OrderName.order_id).distinct()).scalars().all()
+    assert issued.id not in left and len(left) == 4
