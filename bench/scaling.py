@@ -146,6 +146,22 @@ def _bare_csrs(qs):
     return _bare_view("/csrs/?" + qs, run)
 
 
+def _bare_orders(qs):
+    def run():
+        from flask import request
+
+        from webapp.orders import queries
+        from webapp.orders.views import _filter
+        from webapp.paging import page_args
+
+        page, per_page = page_args(50)
+        queries.page_of(_filter(), page, per_page)
+        if not request.headers.get("HX-Request"):
+            queries.filter_choices()
+
+    return _bare_view("/entrust/?" + qs, run)
+
+
 def _bare_users(qs):
     def run():
         from webapp.auth import service
@@ -283,6 +299,28 @@ def scenarios() -> list[Scenario]:
     ]:
         add("csrs", label, "/csrs/", qs, _bare_csrs(qs))
 
+    for label, qs in [
+        ("first page (expiry)", ""),
+        ("sort tracking ID desc", "sort=tracking&dir=desc"),
+        ("sort common name", "sort=cn"),
+        ("sort status", "sort=status"),
+        ("sort requester desc", "sort=requester&dir=desc"),
+        ("sort last checked desc", "sort=checked&dir=desc"),
+        ("search name prefix", "q=www.host4242"),
+        ("search domain suffix", "q=shop5.example5.net"),
+        ("search tracking ID", "q=5004242"),
+        ("search broad (host1)", "q=host1"),
+        ("search requester (1 in 4)", "q=omar"),
+        ("status PENDING", "status=PENDING"),
+        ("checking with Entrust", "status=%40unknown"),
+        ("second credential", "credential=2"),
+        ("product", "product=EV_SSL"),
+        ("expiring 30 days", "expiring=30"),
+        *DEEP,
+    ]:
+        add("orders", label, "/entrust/", qs, _bare_orders(qs))
+    add("orders", "first page", "/entrust/", "", _bare_orders(""), htmx=True)
+
     for label, qs in [("first page", ""), *DEEP]:
         add("users", label, "/admin/users/", qs, _bare_users(qs))
 
@@ -320,6 +358,7 @@ def resolve(scenario: Scenario, server, session, now: datetime, n: int) -> Scena
     path, _, qs = url.partition("?")
     bare = {
         "certificates": _bare_certificates,
+        "orders": _bare_orders,
         "csrs": _bare_csrs,
         "users": _bare_users,
         "audit": _bare_audit,

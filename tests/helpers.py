@@ -8,6 +8,7 @@ def make_order(ca_order_id="5000001", status="ACTIVE", phase="issued", **values)
     """An order row of a stand-in credential (no CA behind it), committed."""
     from webapp.credentials.models import EcsCredential
     from webapp.extensions import db
+    from webapp.orders import records
     from webapp.orders.models import Order
 
     cred = db.session.query(EcsCredential).filter_by(name="Stand-in").first()
@@ -24,6 +25,7 @@ def make_order(ca_order_id="5000001", status="ACTIVE", phase="issued", **values)
         phase=phase,
         **values,
     )
+    records.index_search(row)
     db.session.add(row)
     db.session.commit()
     return row

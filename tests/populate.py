@@ -2,8 +2,9 @@
 and the populated database the query-plan tests explain their queries on.
 
 ``fill(n)`` writes n rows of every list (certificates with their names, CSRs with theirs,
-organizations, domains, users, audit events, then n failed sign-ins) and the counters CertDesk
-keeps beside them, then ANALYZEs, so that the planner sees realistic statistics.
+orders with theirs, organizations, domains, users, audit events, then n failed sign-ins) and the
+counters CertDesk keeps beside them, then ANALYZEs, so that the planner sees realistic
+statistics.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ SOURCES = ["imported", "entrust", "entrust_import"]
 DOMAIN_STATUSES = ["APPROVED"] * 12 + ["PENDING", "EXPIRED", "EXPIRING", "RE_VERIFICATION"]
 METHODS = ["DNS", "WEB_SERVER", "EMAIL", "MANUAL"]
 ORG_STATUSES = ["APPROVED"] * 6 + ["PENDING", "EXPIRED", "DECLINED"]
+ORDER_STATUSES = [("ACTIVE", "issued")] * 11 + [
+    ("EXPIRED", "expired"),
+    ("EXPIRED", "expired"),
+    ("REVOKED", "revoked"),
+    ("PENDING", "pending"),
+    ("SUSPENDED", "suspended"),
+    ("RENEWED", "replaced"),
+    ("DECLINED", "declined"),
+]
+ORDER_PRODUCTS = ["STANDARD_SSL", "ADVANTAGE_SSL", "UC_SSL", "EV_SSL", "WILDCARD_SSL"]
+REQUESTERS = ["Jane Smith", "Omar Haddad", "Li Wei", "Ann Admin"]
 AUDIT_ACTIONS = ["certificate.add", "csr.create", "catalog.sync", "user.create", "settings.update"]
 
 
@@ -191,6 +203,8 @@ def fill(n: int, quiet: bool = False) -> None:
             )
         )
 
+    _fill_orders(n, put, rng, now)
+
     def mirrored(i):
         return {
             "credential_id": 2 if i % 20 == 0 else 1,
@@ -302,6 +316,78 @@ def fill(n: int, quiet: bool = False) -> None:
         print(f"  filled {n:,} rows per list in {time.perf_counter() - started:.1f} s", flush=True)
 
 
+def _order_fields(i: int) -> dict:
+    """Order i's placement and the fields its search texts come from."""
+    placement = "unknown" if i % 2000 == 7 else "not_placed" if i % 3000 == 11 else "placed"
+    placed = placement == "placed"
+    host = f"host{i}.shop{i % 89}.example{i % 11}.net"
+    return {
+        "placement": placement,
+        "ca_order_id": str(5_000_000 + i) if placed else None,
+        "common_name": host,
+        "sans": f"{host},www.{host}",
+        "requester_name": REQUESTERS[i % len(REQUESTERS)],
+        "requester_email": "",
+        "serial": f"{i * 0x9E3779B97F4A7C15 % (1 << 120):x}" if placed else "",
+        "friendly_name": "",
+    }
+
+
+def _fill_orders(n: int, put, rng, now) -> None:
+    """N orders of the two credentials (SSL > Entrust), with the names the search finds them by;
+    one in 2,000 waits for a lost answer, one in 3,000 was not placed."""
+    try:
+        from webapp.orders import models as order_models
+        from webapp.orders import records
+    except ImportError:  # a version before orders
+        return
+
+    def orders():
+        for i in range(1, n + 1):
+            values = _order_fields(i)
+            tracking = values["ca_order_id"]
+            status, phase = ORDER_STATUSES[i % len(ORDER_STATUSES)] if tracking else ("", "")
+            expires = now + timedelta(days=rng.randint(-300, 400), seconds=rng.randint(0, 86400))
+            values |= {
+                "id": i,
+                "ca": "entrust",
+                "credential_id": 2 if i % 10 == 0 else 1,
+                "ca_order_number": int(tracking) if tracking else None,
+                "request_id": f"certdesk:bench:{i}",
+                "origin": "imported" if i % 4 else "placed",
+                "status": status,
+                "phase": phase,
+                "third_party": False,
+                "product": ORDER_PRODUCTS[i % len(ORDER_PRODUCTS)],
+                "organization": _org_name(i % 500 + 1),
+                "issued_at": expires - timedelta(days=397) if tracking else None,
+                "expires_at": expires if tracking else None,
+                "status_changed_at": now,
+                "last_checked_at": now - timedelta(minutes=rng.randint(0, 100_000)),
+                "next_check_at": now if phase == "pending" or not tracking else None,
+                "check_interval_minutes": 15,
+                "attempted_at": None if tracking else now - timedelta(hours=1),
+                "message": "",
+                "details": "{}",
+                "request": "{}",
+                "created_at": now - timedelta(seconds=i),
+                "updated_at": now,
+            }
+            values["search_text"] = records.search_text(values)
+            yield values
+
+    put(order_models.Order, orders())
+    if hasattr(order_models, "OrderName"):
+        put(
+            order_models.OrderName,
+            (
+                name
+                for i in range(1, n + 1)
+                for name in records.name_rows(i, records.search_text(_order_fields(i)))
+            ),
+        )
+
+
 def _org_name(i: int) -> str:
     return f"Org {i:06d} Holdings" if i % 100 else f"Client {i // 100 + 1:05d} Group"
 
@@ -312,7 +398,7 @@ def _after_fill(db) -> None:
         # Bulk inserts with explicit ids leave the sequences behind.
         from sqlalchemy import text
 
-        for table in ("certificate", "csr", "private_key", "ecs_credential"):
+        for table in ("certificate", "csr", "private_key", "ecs_credential", "ca_order"):
             db.session.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) "  # noqa: S608

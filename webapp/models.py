@@ -12,6 +12,6 @@ from webapp.credentials.models import EcsCredential  # noqa: F401
 from webapp.csrs.models import Csr, CsrName  # noqa: F401
 from webapp.jobs.models import Job  # noqa: F401
 from webapp.keys.models import PrivateKey  # noqa: F401
-from webapp.orders.models import Order, OrderEvent  # noqa: F401
+from webapp.orders.models import Order, OrderEvent, OrderName  # noqa: F401
 from webapp.scheduler import PeriodicRun, SchedulerLease  # noqa: F401
 from webapp.settings.models import Setting  # noqa: F401

@@ -156,9 +156,3 @@ def narrowed(stmt, candidates, key, test, limit: int | None = None):
             return walked.execution_options(count_cap=WALKED_COUNT)
     found = {k for sel in candidates for k in conn.execute(sel).scalars()} if counted else ()
     return stmt.where(in_keys(key, sorted(found)) if found else false())
-
-
-def contains_lowercased(column, text: str):
-    """ "Contains ``text``" on a column that already holds lower-case text: ``text`` is lowered
-    and taken literally, and the column is compared as stored (no LOWER() of every row)."""
-    return column.like("%" + escape_like(text.strip().lower()) + "%", escape=ESCAPE)

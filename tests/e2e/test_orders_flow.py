@@ -87,7 +87,7 @@ def test_import_existing_orders_with_the_progress_bar(page, live_server, sandbox
     rows = page.locator("#orders-table tbody tr[data-order]")
     expect(rows.first).to_be_visible()
     assert rows.count() == 50  # the first page of more than 50
-    expect(page.locator("#orders-count")).to_contain_text("1–50 of")
+    expect(page.locator("#orders-results nav.pager")).to_contain_text("1–50 of")
     # Filter by status as a user would; the table updates in place.
     page.get_by_label("Status").select_option("PENDING")
     page.wait_for_url(re.compile(r".*status=PENDING.*"))

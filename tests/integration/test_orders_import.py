@@ -16,7 +16,7 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import Job
-from webapp.orders import importing
+from webapp.orders import importing, queries
 from webapp.orders.models import Order, OrderEvent
 
 pytestmark = pytest.mark.usefixtures("fast_clients")
@@ -91,6 +91,13 @@ def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbo
     ).scalars()
     assert set(linked) == issued
     assert _count(OrderEvent, OrderEvent.kind == "imported") == len(wanted)
+    # Each imported order is found by the list's search: its tracking ID, and the end of its name.
+    some = db.session.execute(select(Order).order_by(Order.id)).scalars().first()
+    assert {n.value for n in some.names} >= {some.ca_order_id, some.common_name.lower()}
+    found = queries.page_of(
+        queries.OrderFilter(q=some.common_name[-12:]), 1, 50, cursor=(None, None)
+    )
+    assert some.id in [o.id for o in found.items]
     assert _calls(sandbox) == (1, len(issued))  # one page of 1000; details only for issued
 
     sandbox.clear_requests()

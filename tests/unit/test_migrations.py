@@ -253,3 +253,31 @@ def fill_before_0007_and_upgrade() -> None:
 def test_the_scaling_migration_fills_what_it_adds_from_existing_rows(app):
     fill_before_0007_and_upgrade()
     assert _drift() == []
+
+
+def test_the_order_list_migration_fills_the_search_names_of_existing_orders(app):
+    import sqlalchemy as sa
+
+    from tests.helpers import make_order
+
+    make_order(
+        "5001234",
+        common_name="www.example.com",
+        sans="www.example.com,Example.com",
+        requester_name="Omar  Haddad",
+        serial="0A1B",
+    )
+    db.session.remove()
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0008_order_actions")
+    with db.engine.connect() as conn:
+        # Before 0009 the list searched the texts joined by spaces.
+        text = conn.execute(sa.text("SELECT search_text FROM ca_order")).scalar_one()
+        assert text == "5001234 www.example.com example.com omar haddad 0a1b"
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    with db.engine.connect() as conn:
+        text = conn.execute(sa.text("SELECT search_text FROM ca_order")).scalar_one()
+        names = conn.execute(sa.text("SELECT value, reversed FROM ca_order_name ORDER BY id")).all()
+    expected = ["5001234", "www.example.com", "example.com", "omar haddad", "0a1b"]
+    assert text.split("\n") == expected
+    assert [tuple(n) for n in names] == [(v, v[::-1]) for v in expected]
+    assert _drift() == []

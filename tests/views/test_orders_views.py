@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
 from tests.helpers import HTMX, make_order
+from webapp import paging, search
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
@@ -72,11 +73,6 @@ def orders(app):
             request_id="certdesk:never",
         ),
     ]
-    for r in rows:
-        r.search_text = " ".join(
-            [r.ca_order_id or "", r.common_name, r.sans, r.requester_name]
-        ).lower()
-    db.session.commit()
     return rows
 
 
@@ -111,10 +107,18 @@ def test_the_table_lists_every_order_with_its_status_in_words(auditor_client, or
         ("status=%40not_placed", {"never.example.com"}),
         ("product=STANDARD_SSL", {"www.example.com", "old.example.org"}),
         ("expiring=30", {"www.example.com"}),
-        ("q=omar", {"queue.example.com"}),
+        ("q=omar", {"queue.example.com"}),  # the requester's name starts with it
+        ("q=HADDAD", {"queue.example.com"}),  # ... or ends with it, in any case
         ("q=5000300", {"old.example.org"}),
+        ("q=50000", {"www.example.com", "queue.example.com"}),  # tracking IDs that start so
         ("q=50%25", set()),  # taken literally, not as a pattern
-        ("q=example.org", {"old.example.org"}),
+        ("q=example.org", {"old.example.org"}),  # a name that ends with it
+        ("q=www.example", {"www.example.com"}),  # a name that starts with it
+        (
+            "q=example.com",
+            {"www.example.com", "queue.example.com", "lost.example.com", "never.example.com"},
+        ),
+        ("q=xample", set()),  # inside a name: neither its start nor its end
     ],
 )
 def test_filters_and_search(auditor_client, orders, query, expected):
@@ -134,12 +138,12 @@ def test_sorting_and_htmx_results(auditor_client, orders):
 
 
 def test_the_pager_stops_counting_at_the_cap(auditor_client, orders, monkeypatch):
-    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    monkeypatch.setattr(paging, "COUNT_CAP", 3)
     page = auditor_client.get("/entrust/?per_page=25").get_data(as_text=True)
     assert "of more than 3" in page and _rows(page) == 5
     first = auditor_client.get("/entrust/?sort=cn").get_data(as_text=True)
     assert "Next" not in first
-    monkeypatch.setattr(queries, "COUNT_CAP", 10)
+    monkeypatch.setattr(paging, "COUNT_CAP", 10)
     result = queries.page_of(queries.OrderFilter(), 2, 2)
     assert (result.total, result.exact, result.pages, result.has_next) == (5, True, 3, True)
     assert (result.first_index, result.last_index) == (3, 4)
@@ -381,20 +385,22 @@ def test_operators_act_auditors_read(auditor_client, operator_client, orders):
     assert operator_client.get("/entrust/import").status_code == 200
 
 
-@pytest.mark.parametrize("sparse", [1000, 1])
-def test_a_search_pages_the_same_whether_its_matches_are_few_or_many(orders, monkeypatch, sparse):
-    monkeypatch.setattr(queries, "SPARSE_MATCHES", sparse)
-    f = queries.OrderFilter(q="EXAMPLE", sort="cn")
-    first = queries.page_of(f, 1, 2)
-    second = queries.page_of(f, 2, 2)
-    beyond = queries.page_of(f, 9, 2)  # past the end: the last page
-    names = [o.common_name for o in first.items + second.items + beyond.items]
-    assert names == sorted(names) and len(set(names)) == 5
+@pytest.mark.parametrize("narrow", [1000, 1])
+def test_a_search_pages_the_same_whether_its_matches_are_few_or_many(orders, monkeypatch, narrow):
+    # Few matches are looked up and sorted; more than NARROW are tested along the sort order.
+    monkeypatch.setattr(search, "NARROW", narrow)
+    f = queries.OrderFilter(q="EXAMPLE.COM", sort="cn")
+    first = queries.page_of(f, 1, 2, cursor=(None, None))
+    second = queries.page_of(f, 2, 2, cursor=(first.next_cursor, None))
+    beyond = queries.page_of(f, 9, 2, cursor=(None, None))  # past the end: the last page
+    names = [o.common_name for o in first.items + second.items]
+    assert names == sorted(names) and len(set(names)) == 4
+    assert [o.common_name for o in beyond.items] == names[2:]
     assert (first.total, first.exact, first.has_next, beyond.page, beyond.has_next) == (
-        5,
+        4,
         True,
         True,
-        3,
+        2,
         False,
     )
     assert queries.page_of(queries.OrderFilter(q="no-such-name"), 1, 50).total == 0
@@ -433,3 +439,25 @@ def test_a_csr_page_leads_to_the_order_form_with_that_csr(
     assert "order-from-csr" not in auditor_client.get(f"/csrs/{csr.id}").get_data(as_text=True)
     form = operator_client.get(f"/entrust/new?csr_id={csr.id}").get_data(as_text=True)
     assert f'<option value="{csr.id}" selected>from-csr.example.com' in form
+
+
+def test_the_search_follows_an_order_s_names_and_forgets_a_deleted_order(auditor_client, orders):
+    from sqlalchemy import delete
+
+    from webapp.orders import records
+    from webapp.orders.models import OrderName
+
+    issued = orders[0]
+    issued.sans = "www.example.com,shop.example.net"
+    records.index_search(issued)
+    db.session.commit()
+    found = auditor_client.get("/entrust/?q=example.net").get_data(as_text=True)
+    assert _rows(found) == 1 and f'data-order="{issued.id}"' in found
+    gone = auditor_client.get("/entrust/?q=example.com").get_data(as_text=True)
+    assert f'data-order="{issued.id}"' in gone  # still its common name
+    assert "example.com" not in [n.value for n in issued.names]  # the old SAN is no name now
+    # Deleting orders (as More > Delete does, in bulk) deletes their names with them.
+    db.session.execute(delete(Order).where(Order.id == issued.id))
+    db.session.commit()
+    left = db.session.execute(select(OrderName.order_id).distinct()).scalars().all()
+    assert issued.id not in left and len(left) == 4

@@ -37,7 +37,7 @@ from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import FAILED, QUEUED, RUNNING
 from webapp.orders import records, service
-from webapp.orders.models import PLACED, Order, OrderEvent
+from webapp.orders.models import PLACED, Order, OrderEvent, OrderName
 from webapp.security import rbac
 from webapp.settings import service as settings
 from webapp.validation import InputError
@@ -174,6 +174,13 @@ def upsert_page(
             for values in new_rows
         ]
         db.session.execute(insert(OrderEvent), events)
+        names = [
+            name
+            for values in new_rows
+            for name in records.name_rows(ids[values["ca_order_id"]], values["search_text"])
+        ]
+        if names:
+            db.session.execute(insert(OrderName), names)
         counts["new"] += len(new_rows)
     return counts
 

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
@@ -30,8 +40,11 @@ PLACEMENTS = (INTENT, UNKNOWN, PLACED, NOT_PLACED)
 
 def unsettled(*placements):
     """The condition for orders in ``placements`` (none of them PLACED), written so that the
-    partial index of unsettled orders serves it."""
-    return Order.placement.in_(placements) & (Order.placement != PLACED)
+    partial indexes of unsettled orders serve it: their condition as a literal, which a planner
+    matches with the index's whatever the parameters. No placements: every order not placed
+    yet."""
+    settled = Order.placement != literal_column(f"'{PLACED}'")
+    return Order.placement.in_(placements) & settled if placements else settled
 
 
 # How the order came to be.
@@ -77,6 +90,15 @@ class Order(db.Model):
             sqlite_where=text("placement != 'placed'"),
             postgresql_where=text("placement != 'placed'"),
         ),
+        # The same few orders in the list's default order ("Checking with Entrust", "Not
+        # placed").
+        Index(
+            "ix_ca_order_unsettled_expiry",
+            "expires_at",
+            "id",
+            sqlite_where=text("placement != 'placed'"),
+            postgresql_where=text("placement != 'placed'"),
+        ),
         Index("ix_ca_order_placed_by", "placed_by_id", "phase"),
         # The reissues and renewals of an order (most orders have none).
         Index(
@@ -108,7 +130,7 @@ class Order(db.Model):
     requester_email: Mapped[str] = mapped_column(String(254), default="")
     serial: Mapped[str] = mapped_column(String(80), default="")
     friendly_name: Mapped[str] = mapped_column(String(255), default="")
-    # Lower-case text the search box looks in (names, ids, requester, organization).
+    # The texts the search finds the order by, lower-case, one a line (as in ``OrderName``).
     search_text: Mapped[str] = mapped_column(Text, default="")
     issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -132,6 +154,10 @@ class Order(db.Model):
 
     credential = relationship("EcsCredential", lazy="joined")
     placed_by = relationship("User", lazy="select")
+    # What the list's search finds the order by (see records.index_search).
+    names = relationship(
+        "OrderName", lazy="select", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def san_list(self) -> list[str]:
@@ -149,6 +175,27 @@ class Order(db.Model):
     @property
     def settled(self) -> bool:
         return self.placement in (PLACED, NOT_PLACED)
+
+
+class OrderName(db.Model):
+    """A text the list's search finds an order by: its tracking ID, common name, each SAN, the
+    requester's name and email, the serial number, the friendly name; lower-case, and reversed.
+
+    "Starts with" is a range over ``value``, "ends with" ("example.com" finds www.example.com) a
+    range over ``reversed``: index look-ups on SQLite and PostgreSQL alike. ``Order.search_text``
+    holds the same texts, one a line, for a page that tests each row it walks.
+    """
+
+    __tablename__ = "ca_order_name"
+    __table_args__ = (
+        Index("ix_ca_order_name_value", "value", "order_id"),
+        Index("ix_ca_order_name_reversed", "reversed", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("ca_order.id", ondelete="CASCADE"), index=True)
+    value: Mapped[str] = mapped_column(String(255))
+    reversed: Mapped[str] = mapped_column(String(255))
 
 
 class OrderEvent(db.Model):

@@ -237,7 +237,7 @@ def _submit(
             created_at=now,
             updated_at=now,
         )
-        row.search_text = records.search_text(row)
+        records.index_search(row)
         db.session.add(row)
         db.session.flush()
         records.event(row, "requested", actor=actor, now=now, message="Sent to Entrust.")

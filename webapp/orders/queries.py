@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import literal, or_, select, update
 from sqlalchemy.orm import defer
 
 from webapp import validation
@@ -27,14 +27,12 @@ from webapp.orders.models import (
     UNKNOWN,
     Order,
     OrderEvent,
+    OrderName,
     unsettled,
 )
-from webapp.search import contains_lowercased
+from webapp.paging import Page, paginate
+from webapp.search import ESCAPE, escape_like, narrowed, prefixed, unindexed
 
-# A page counts matching orders up to this many; beyond it the list says "more than".
-COUNT_CAP = 10_000
-# A search with at most this many matches finds them all first, then sorts them.
-SPARSE_MATCHES = 2_000
 # CertDesk's own states in the status filter (the CA's statuses come from its connector).
 OWN_STATES = {"@unknown": "Checking with Entrust", "@not_placed": "Not placed"}
 
@@ -64,36 +62,50 @@ SORTS = {
 }
 
 
-def _conditions(f: OrderFilter, now: datetime, search_first: bool = False) -> list:
+def _search(stmt, q: str):
+    """Orders with a text (tracking ID, common name, a SAN, the requester's name or email, the
+    serial, the friendly name) that starts with ``q`` or ends with it ("example.com" finds
+    www.example.com): index ranges over ``OrderName``, whatever the number of orders."""
+    q = " ".join(q.split()).lower()[:255]
+    candidates = [
+        prefixed(OrderName.order_id, OrderName.value, q),
+        prefixed(OrderName.order_id, OrderName.reversed, q[::-1]),
+    ]
+    # The same test on the row itself: search_text holds those texts, one a line.
+    lines = literal("\n") + Order.search_text + literal("\n")
+    text = escape_like(q)
+    test = or_(
+        lines.like("%\n" + text + "%", escape=ESCAPE),
+        lines.like("%" + text + "\n%", escape=ESCAPE),
+    )
+    return narrowed(stmt, candidates, Order.id, test)
+
+
+def _conditions(f: OrderFilter, now: datetime, searched: bool = False) -> list:
+    """The filters. With a search, they are tested on the rows the search finds (its few keys,
+    or the rows its walk along the sort reads) rather than used to pick an index."""
+
+    def col(column):
+        return unindexed(column) if searched else column
+
     conds = []
-    q = f.q.strip()
-    if q:
-        # A search for text inside names is a scan by nature. search_text holds the tracking ID,
-        # the names, the serial and the requester. When matches are many, the list's index order
-        # finds a page of them at once; when they are few, one pass over the table finds them
-        # (up to SPARSE_MATCHES + 1) and only they are sorted: scanning in index order would
-        # read every row at random to find a few.
-        found = contains_lowercased(Order.search_text, q)
-        if search_first:
-            first = select(Order.id).where(found).limit(SPARSE_MATCHES + 1)
-            conds.append(Order.id.in_(first.scalar_subquery()))
-        else:
-            conds.append(found)
+    # CertDesk's own states: the few orders not placed yet, walked in expiry order (a partial
+    # index), each tested for its placement.
     if f.status == "@unknown":
-        conds.append(unsettled(INTENT, UNKNOWN))
+        conds += [unsettled(), unindexed(Order.placement).in_((INTENT, UNKNOWN))]
     elif f.status == "@not_placed":
-        conds.append(unsettled(NOT_PLACED))
+        conds += [unsettled(), unindexed(Order.placement) == NOT_PLACED]
     elif f.status:
-        conds.append(Order.status == f.status)
+        conds.append(col(Order.status) == f.status)
     if f.credential_id:
-        conds.append(Order.credential_id == f.credential_id)
+        conds.append(col(Order.credential_id) == f.credential_id)
     if f.product:
-        conds.append(Order.product == f.product)
+        conds.append(col(Order.product) == f.product)
     if f.expiring.isascii() and f.expiring.isdigit():
         days = min(int(f.expiring), 36500)
         conds += [
-            Order.expires_at >= now,
-            Order.expires_at < now + timedelta(days=days),
+            col(Order.expires_at) >= now,
+            col(Order.expires_at) < now + timedelta(days=days),
             Order.phase == Phase.ISSUED.value,
         ]
     return conds
@@ -105,80 +117,23 @@ def _order_by(f: OrderFilter) -> list:
     return [c.desc() if desc else c.asc() for c in (*cols, Order.id)]
 
 
-def query(f: OrderFilter, now: datetime | None = None, *, search_first: bool = False):
+def query(f: OrderFilter, now: datetime | None = None):
     """The filtered, sorted select of the list (without the large JSON columns)."""
     now = now or utcnow()
     stmt = select(Order).options(defer(Order.details), defer(Order.request))
-    return stmt.where(*_conditions(f, now, search_first)).order_by(*_order_by(f))
+    searched = bool(f.q.strip())
+    stmt = stmt.where(*_conditions(f, now, searched))
+    if searched:
+        stmt = _search(stmt, f.q)
+    return stmt.order_by(*_order_by(f))
 
 
-@dataclass
-class OrderPage:
-    """One page of the list. ``total`` is exact up to COUNT_CAP; above it ``exact`` is False and
-    the list offers Next for as long as there is a next page."""
-
-    items: list
-    page: int
-    per_page: int
-    total: int
-    exact: bool
-    has_next: bool
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def pages(self) -> int | None:
-        return max(1, -(-self.total // self.per_page)) if self.exact else None
-
-    @property
-    def first_index(self) -> int:
-        return 0 if not self.items else (self.page - 1) * self.per_page + 1
-
-    @property
-    def last_index(self) -> int:
-        return (self.page - 1) * self.per_page + len(self.items)
-
-
-def _count(keys, cap: int) -> int:
-    """How many keys ``keys`` selects, counting no further than ``cap`` + 1."""
-    limited = keys.order_by(None).limit(cap + 1).subquery()
-    return db.session.execute(select(func.count()).select_from(limited)).scalar_one()
-
-
-def page_of(f: OrderFilter, page: int, per_page: int, now: datetime | None = None) -> OrderPage:
-    """One page of the list: a COUNT of at most COUNT_CAP + 1 matching keys (never the whole
-    table), the page's keys in index order (one more, to know whether a next page exists), then
-    those rows by their keys. A search looks for its first SPARSE_MATCHES + 1 matches, counting
-    them with the page's keys in one query; only when there are more does it page in index order
-    (see ``_conditions``)."""
-    page = max(1, page)
-    offset = (page - 1) * per_page
-    counted, ids = None, None
-    if f.q.strip():
-        first = query(f, now, search_first=True)
-        counting = first.with_only_columns(Order.id, func.count().over())
-        found = db.session.execute(counting.limit(per_page + 1).offset(offset)).all()
-        matches = found[0][1] if found else _count(first.with_only_columns(Order.id), COUNT_CAP)
-        if matches <= SPARSE_MATCHES:
-            counted, keys = matches, first.with_only_columns(Order.id)
-            ids = [r[0] for r in found] if found else None
-    if counted is None:
-        keys = query(f, now).with_only_columns(Order.id)
-        counted = _count(keys, COUNT_CAP)
-    exact = counted <= COUNT_CAP
-    if exact and page > max(1, -(-counted // per_page)):
-        page, ids = max(1, -(-counted // per_page)), None
-        offset = (page - 1) * per_page
-    if ids is None:
-        ids = list(db.session.execute(keys.limit(per_page + 1).offset(offset)).scalars())
-    rows = []
-    if ids:
-        # The rows by their keys alone (the filters, a search above all, are not run again).
-        by_key = query(OrderFilter(sort=f.sort, direction=f.direction), now)
-        rows = list(db.session.execute(by_key.where(Order.id.in_(ids[:per_page]))).scalars())
-    return OrderPage(rows, page, per_page, min(counted, COUNT_CAP), exact, len(ids) > per_page)
+def page_of(
+    f: OrderFilter, page: int, per_page: int, now: datetime | None = None, *, cursor=None
+) -> Page:
+    """One page of the list (``webapp.paging``: a capped count, keyset Next and Previous; the
+    cursor is read from the request unless given)."""
+    return paginate(query(f, now), page, per_page, cursor=cursor)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from webapp.cas.base import CaOrder, Phase
 from webapp.certificates import service as certificates
 from webapp.extensions import db
 from webapp.orders import service
-from webapp.orders.models import Order, OrderEvent
+from webapp.orders.models import Order, OrderEvent, OrderName
 from webapp.pki import PkiError
 
 log = logging.getLogger(__name__)
@@ -55,18 +55,42 @@ def values_of(ca: CaOrder) -> dict:
     }
 
 
-def search_text(row: Order | dict) -> str:
+def search_terms(row: Order | dict) -> list[str]:
+    """The texts the list's search finds ``row`` by (see ``OrderName``): lower-case, spaces
+    collapsed, each at most 255 characters, no repeats."""
     get = row.get if isinstance(row, dict) else lambda k, d="": getattr(row, k, d)
     parts = (
         get("ca_order_id", ""),
         get("common_name", ""),
-        get("sans", ""),
+        *(get("sans", "") or "").split(","),
         get("requester_name", ""),
         get("requester_email", ""),
         get("serial", ""),
         get("friendly_name", ""),
     )
-    return " ".join(p for p in parts if p).lower()
+    terms: list[str] = []
+    for part in parts:
+        term = " ".join((part or "").split()).lower()[:255]
+        if term and term not in terms:
+            terms.append(term)
+    return terms
+
+
+def search_text(row: Order | dict) -> str:
+    return "\n".join(search_terms(row))
+
+
+def name_rows(order_id: int, text: str) -> list[dict]:
+    """The ``OrderName`` rows of an order whose ``search_text`` is ``text`` (for a bulk insert)."""
+    return [{"order_id": order_id, "value": t, "reversed": t[::-1]} for t in text.split("\n") if t]
+
+
+def index_search(row: Order) -> None:
+    """Bring ``row``'s search text and its names up to date with its fields."""
+    text = search_text(row)
+    if text != row.search_text:
+        row.search_text = text
+        row.names = [OrderName(value=t, reversed=t[::-1]) for t in text.split("\n") if t]
 
 
 def details_json(old: str, new: dict) -> str:
@@ -97,9 +121,7 @@ def apply(row: Order, ca: CaOrder, now: datetime) -> tuple[bool, str | None]:
     if details != row.details:
         row.details = details
         changed = True
-    text = search_text(row)
-    if text != row.search_text:
-        row.search_text = text
+    index_search(row)
     if changed:
         row.updated_at = now
     status_changed = bool(ca.status) and ca.status != old_status

@@ -73,7 +73,7 @@ def link(row: Order, ca: CaOrder, actor, now: datetime, *, source: str) -> str:
     problem = ""
     if ca.phase is Phase.ISSUED and ca.certificate_pem:
         _created, problem = records.store_certificate(row, ca, actor=actor, source=source)
-    row.search_text = records.search_text(row)
+    records.index_search(row)
     records.schedule(row, now, changed=True)
     return problem
 
