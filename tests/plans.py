@@ -172,6 +172,7 @@ LIST_QUERIES: list[tuple[str, Callable]] = [
 
 OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("dashboard counts", dashboard.state_counts),
+    ("dashboard pending orders", lambda: orders.pending(10)),
     ("dashboard timeline", dashboard.expiry_timeline),
     ("dashboard urgent", dashboard.urgent),
     ("dashboard activity", dashboard.recent_activity),

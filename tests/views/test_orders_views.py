@@ -378,6 +378,21 @@ def test_the_dashboard_lists_pending_orders(auditor_client, orders):
     assert "www.example.com" not in block[: block.index("</article>")]
 
 
+def test_the_dashboard_shows_the_ten_newest_waiting_or_unsettled_orders(app):
+    from webapp.orders import queries
+
+    made = []
+    for i in range(14):  # pending and unsettled orders interleaved, a settled one between
+        if i % 2:
+            made.append(make_order(f"60000{i:02d}", "PENDING", "pending"))
+        else:
+            made.append(make_order(None, "", "unknown", placement="unknown"))
+        make_order(f"70000{i:02d}", "ACTIVE", "issued")
+    newest = [o.id for o in reversed(made)][:10]
+    assert [o.id for o in queries.pending(10)] == newest
+    assert [o.id for o in queries.pending(3)] == newest[:3]
+
+
 def test_operators_act_auditors_read(auditor_client, operator_client, orders):
     assert auditor_client.get("/entrust/new").status_code == 403
     assert auditor_client.get("/entrust/import").status_code == 403

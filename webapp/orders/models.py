@@ -80,6 +80,14 @@ class Order(db.Model):
         Index("ix_ca_order_credential_phase", "credential_id", "phase", "id"),
         # The poller's work list.
         Index("ix_ca_order_phase_due", "phase", "next_check_at"),
+        # The dashboard's newest orders waiting for the CA, and the newest unsettled ones.
+        Index("ix_ca_order_phase_newest", "phase", "id"),
+        Index(
+            "ix_ca_order_unsettled_newest",
+            "id",
+            sqlite_where=text("placement != 'placed'"),
+            postgresql_where=text("placement != 'placed'"),
+        ),
         # The few orders whose placement is not settled (the list's filter, the reconciler): a
         # partial index, so no planner mistakes a filter on them for one on every order.
         Index(

@@ -217,15 +217,22 @@ def view(order: Order) -> OrderView:
 
 
 def pending(limit: int = 10) -> list[Order]:
-    """Orders waiting for the CA, or whose placement is not settled, newest first."""
-    stmt = (
-        select(Order)
-        .options(defer(Order.details), defer(Order.request))
-        .where(or_(Order.phase == Phase.PENDING.value, unsettled(INTENT, UNKNOWN, NOT_PLACED)))
-        .order_by(Order.created_at.desc(), Order.id.desc())
-        .limit(limit)
-    )
-    return list(db.session.execute(stmt).scalars())
+    """Orders waiting for the CA, or whose placement is not settled, newest first: the newest of
+    each kind read back from its own index, then the two merged (never every pending order)."""
+    newest = []
+    for condition in (
+        Order.phase == Phase.PENDING.value,
+        unsettled(INTENT, UNKNOWN, NOT_PLACED),
+    ):
+        stmt = (
+            select(Order)
+            .options(defer(Order.details), defer(Order.request))
+            .where(condition)
+            .order_by(Order.id.desc())
+            .limit(limit)
+        )
+        newest.extend(db.session.execute(stmt).scalars())
+    return sorted({o.id: o for o in newest}.values(), key=lambda o: o.id, reverse=True)[:limit]
 
 
 def updates_for(user, limit: int = 5) -> list[OrderEvent]:
