@@ -222,7 +222,7 @@ def build(instance: Path, rows: int):
 class Serve:
     """`certdesk serve` on a free port, timed from the start of the process."""
 
-    def __init__(self, instance: Path):
+    def __init__(self, instance: Path, workers: int = 1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(
@@ -235,7 +235,8 @@ class Serve:
         self.log = open(instance / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "webapp", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "webapp", "serve", "--port", str(self.port)]
+            + ["--workers", str(workers)],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -334,6 +335,12 @@ def main() -> None:
     parser.add_argument("--keep", help="fill the instances once into DIR and reuse them")
     parser.add_argument("--quick", action="store_true", help="10,000 rows, fewer calls")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="the mixed load again against `certdesk serve --workers N` (0: skip)",
+    )
     args = parser.parse_args()
     rows = args.rows or (10_000 if args.quick else 100_000)
     repeat = args.repeat or (10 if args.quick else 40)
@@ -430,11 +437,44 @@ def main() -> None:
             )
         finally:
             server.stop()
+        if args.workers > 1:
+            report["mixed_workers"] = mixed_with_workers(
+                base / str(rows), args.workers, args.clients, mixed_seconds, health_seconds
+            )
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+def mixed_with_workers(instance: Path, workers: int, clients: int, seconds, health_seconds):
+    """The same mixed read load against `certdesk serve --workers N` over the same database."""
+    server = Serve(instance, workers)
+    try:
+        sessions = [server.session() for _ in range(clients)]
+        urls = mixed_urls()
+        rate, errors, figures, _ = scaling.mixed_load(server, sessions, urls, seconds)
+        h_rate, h_errors, _, _ = scaling.mixed_load(server, sessions, ["/healthz"], health_seconds)
+    finally:
+        server.stop()
+    m = {
+        "workers": workers,
+        "seconds": seconds,
+        "requests_per_second": round(rate, 1),
+        "errors": errors,
+        "p50": round(figures.p50, 1),
+        "p95": round(figures.p95, 1),
+        "healthz_requests_per_second": round(h_rate, 1),
+        "healthz_errors": h_errors,
+    }
+    print(
+        f"\nthe same with `certdesk serve --workers {workers}`: {m['requests_per_second']} "
+        f"requests/s, {errors} errors, p50 {m['p50']} ms, p95 {m['p95']} ms; /healthz "
+        f"{m['healthz_requests_per_second']} requests/s",
+        flush=True,
+    )
+    return m
 
 
 if __name__ == "__main__":

@@ -335,6 +335,21 @@ def page_figures(r: dict) -> list[dict]:
             m["errors"] == 0,
         )  # fmt: skip
     )
+    if w := r.get("mixed_workers"):
+        out.append(
+            figure(
+                f"mixed read load, `serve --workers {w['workers']}`, {w['seconds']:.0f} s, "
+                f"{rows} rows",
+                w["requests_per_second"],
+                "requests/s",
+                m["requests_per_second"],
+                "the same load, one process",
+                w["requests_per_second"] / m["requests_per_second"],
+                "of one process's rate",
+                ">= 200/s, 0 errors",
+                w["requests_per_second"] >= 200 and w["errors"] == 0,
+            )
+        )
     c = r["cold_start"]
     for key, label in (("healthz", "first 200 on /healthz"), ("signed_in", "signed-in dashboard")):
         value, base = c[f"{key}_seconds"], c[f"empty_{key}_seconds"]
