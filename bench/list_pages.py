@@ -3,10 +3,10 @@ HTTP, a sustained mixed read load, and the cold start and memory of `certdesk se
 
 Usage: .venv/bin/python bench/list_pages.py [--rows 100000] [--clients 8] [--repeat R]
            [--rounds K] [--mixed-seconds 60] [--health-seconds 10] [--keep DIR] [--quick]
-           [--json FILE]
+           [--json FILE] [--workers 2]
 
-One fresh migrated SQLite database gets ``--rows`` rows of every list (tests/populate.py) and as
-many orders (as bench/orders_list.py fills them). Then, against a real `certdesk serve`:
+One fresh migrated SQLite database gets ``--rows`` rows of every list, orders among them
+(tests/populate.py). Then, against a real `certdesk serve`:
 
 - cold start: the time from starting the process to the first 200 on /healthz, and to a signed-in
   dashboard (sign-in form, sign-in, dashboard), beside the same on an empty database (the
@@ -204,12 +204,9 @@ def build(instance: Path, rows: int):
         else:
             _init_secretbox(app)
             if rows:
-                import orders_list
-
                 from tests.populate import fill
 
-                fill(rows)
-                orders_list.fill(rows)
+                fill(rows)  # every list, orders too
             else:
                 auth.create_user(None, "bench", PASSWORD, "admin")
                 db.session.commit()
@@ -407,26 +404,12 @@ def main() -> None:
                 )
             report["pages"] = pages
 
-            urls = mixed_urls()
-            rate, errors, figures, _ = scaling.mixed_load(server, sessions, urls, mixed_seconds)
-            h_rate, h_errors, h_fig, _ = scaling.mixed_load(
-                server, sessions, ["/healthz"], health_seconds
-            )
-            report["mixed"] = {
-                "seconds": mixed_seconds,
-                "pages": len(urls),
-                "requests_per_second": round(rate, 1),
-                "errors": errors,
-                "p50": round(figures.p50, 1),
-                "p95": round(figures.p95, 1),
-                "healthz_requests_per_second": round(h_rate, 1),
-                "healthz_errors": h_errors,
-            }
-            m = report["mixed"]
+            m = report["mixed"] = mixed(server, sessions, mixed_seconds, health_seconds)
             print(
-                f"\nmixed read load, {args.clients} clients over {len(urls)} pages for "
-                f"{mixed_seconds:.0f} s: {m['requests_per_second']} requests/s, {errors} errors, "
-                f"p50 {m['p50']} ms, p95 {m['p95']} ms; /healthz with the same clients "
+                f"\nmixed read load, {args.clients} clients over {m['pages']} pages for "
+                f"{mixed_seconds:.0f} s: {m['requests_per_second']} requests/s, "
+                f"{m['errors']} errors, p50 {m['p50']} ms, p95 {m['p95']} ms; /healthz with the "
+                "same clients "
                 f"{m['healthz_requests_per_second']} requests/s",
                 flush=True,
             )
@@ -448,19 +431,14 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(report, indent=1))
 
 
-def mixed_with_workers(instance: Path, workers: int, clients: int, seconds, health_seconds):
-    """The same mixed read load against `certdesk serve --workers N` over the same database."""
-    server = Serve(instance, workers)
-    try:
-        sessions = [server.session() for _ in range(clients)]
-        urls = mixed_urls()
-        rate, errors, figures, _ = scaling.mixed_load(server, sessions, urls, seconds)
-        h_rate, h_errors, _, _ = scaling.mixed_load(server, sessions, ["/healthz"], health_seconds)
-    finally:
-        server.stop()
-    m = {
-        "workers": workers,
+def mixed(server, sessions, seconds: float, health_seconds: float) -> dict:
+    """Every page of the mix in turn for ``seconds``, then /healthz with the same clients."""
+    urls = mixed_urls()
+    rate, errors, figures, _ = scaling.mixed_load(server, sessions, urls, seconds)
+    h_rate, h_errors, _, _ = scaling.mixed_load(server, sessions, ["/healthz"], health_seconds)
+    return {
         "seconds": seconds,
+        "pages": len(urls),
         "requests_per_second": round(rate, 1),
         "errors": errors,
         "p50": round(figures.p50, 1),
@@ -468,9 +446,19 @@ def mixed_with_workers(instance: Path, workers: int, clients: int, seconds, heal
         "healthz_requests_per_second": round(h_rate, 1),
         "healthz_errors": h_errors,
     }
+
+
+def mixed_with_workers(instance: Path, workers: int, clients: int, seconds, health_seconds):
+    """The same mixed read load against `certdesk serve --workers N` over the same database."""
+    server = Serve(instance, workers)
+    try:
+        sessions = [server.session() for _ in range(clients)]
+        m = {"workers": workers, **mixed(server, sessions, seconds, health_seconds)}
+    finally:
+        server.stop()
     print(
         f"\nthe same with `certdesk serve --workers {workers}`: {m['requests_per_second']} "
-        f"requests/s, {errors} errors, p50 {m['p50']} ms, p95 {m['p95']} ms; /healthz "
+        f"requests/s, {m['errors']} errors, p50 {m['p50']} ms, p95 {m['p95']} ms; /healthz "
         f"{m['healthz_requests_per_second']} requests/s",
         flush=True,
     )
