@@ -253,6 +253,10 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(operator_client, l
     assert 'id="sans-error"' in page and "www.elsewhere.example" in page
     assert 'aria-invalid="true" aria-describedby="sans-error"' in page
     assert _count(Order) == 0
+    resp = _post(operator_client, linked, csr.id, requester_email="not an address")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="requester_email-error"' in page
+    assert 'aria-describedby="requester_email-error"' in page and 'value="not an address"' in page
     resp = operator_client.post(
         "/entrust/new",
         data={
