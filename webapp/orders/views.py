@@ -123,6 +123,23 @@ def _form_values() -> dict:
     return values
 
 
+REQUESTER_FIELDS = ("requester_name", "requester_email", "requester_phone", "additional_emails")
+
+
+def _csr_and_key(values: dict) -> dict:
+    """The CSR and its key as an order form gives them (chosen, pasted or uploaded); raises
+    InputError for an oversized upload."""
+    return {
+        "csr_source": values["csr_source"] or "certdesk",
+        "csr_id": values["csr_id"],
+        "csr_text": values["csr_text"],
+        "csr_file": uploads.read("csr_file"),
+        "key_text": request.form.get("key_text", "")[:MAX_TEXT],
+        "key_file": uploads.read("key_file"),
+        "key_password": request.form.get("key_password", "")[:1000],
+    }
+
+
 def _order_form(values: dict) -> checks.OrderForm:
     """The form as the service takes it; raises InputError for an oversized upload."""
     return checks.OrderForm(
@@ -131,21 +148,12 @@ def _order_form(values: dict) -> checks.OrderForm:
         product=values["product"],
         domain=values["domain"],
         eku=values["eku"],
-        csr_source=values["csr_source"] or "certdesk",
-        csr_id=values["csr_id"],
-        csr_text=values["csr_text"],
-        csr_file=uploads.read("csr_file"),
-        key_text=request.form.get("key_text", "")[:MAX_TEXT],
-        key_file=uploads.read("key_file"),
-        key_password=request.form.get("key_password", "")[:1000],
+        **_csr_and_key(values),
         sans=values["sans"],
         signature_algorithm=values["signature_algorithm"],
         expires_on=values["expires_on"],
         friendly_name=values["friendly_name"],
-        requester_name=values["requester_name"],
-        requester_email=values["requester_email"],
-        requester_phone=values["requester_phone"],
-        additional_emails=values["additional_emails"],
+        **{k: values[k] for k in REQUESTER_FIELDS},
         custom=values["custom"],
         queue_for_approval=values["queue_for_approval"],
         ct_log=values["ct_log"],
@@ -434,21 +442,12 @@ def _successor_values() -> dict:
 
 def _successor_form(values: dict) -> checks.OrderForm:
     return checks.OrderForm(
-        csr_source=values["csr_source"] or "certdesk",
-        csr_id=values["csr_id"],
-        csr_text=values["csr_text"],
-        csr_file=uploads.read("csr_file"),
-        key_text=request.form.get("key_text", "")[:MAX_TEXT],
-        key_file=uploads.read("key_file"),
-        key_password=request.form.get("key_password", "")[:1000],
+        **_csr_and_key(values),
         sans=values["sans"],
         eku=values["eku"],
         signature_algorithm=values["signature_algorithm"],
         expires_on=values["expires_on"],
-        requester_name=values["requester_name"],
-        requester_email=values["requester_email"],
-        requester_phone=values["requester_phone"],
-        additional_emails=values["additional_emails"],
+        **{k: values[k] for k in REQUESTER_FIELDS},
         ct_log=values["ct_log"],
     )
 
