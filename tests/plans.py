@@ -309,3 +309,11 @@ def _pg_plan_problems(conn, sql: str, params) -> list[str]:
 
     walk(plan)
     return problems
+
+
+def problems(seen) -> dict:
+    """{sql: what is wrong with its plan} for the statements ``seen``, judged by the rules of
+    the database the app is on."""
+    conn = dbapi_connection()
+    judge = postgres_problems if db.engine.dialect.name == "postgresql" else sqlite_problems
+    return {sql: found for sql, params in seen if (found := judge(conn, sql, params))}

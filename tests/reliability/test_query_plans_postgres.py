@@ -53,15 +53,6 @@ def populated(postgres_url, tmp_path_factory):
     search.NARROW, paging.COUNT_CAP = NARROW, COUNT_CAP
 
 
-def _problems(seen) -> dict:
-    conn = plans.dbapi_connection()
-    found = {}
-    for sql, params in seen:
-        if problems := plans.postgres_problems(conn, sql, params):
-            found[sql] = problems
-    return found
-
-
 @pytest.mark.parametrize(
     "build", [b for _, b in plans.LIST_QUERIES], ids=[n for n, _ in plans.LIST_QUERIES]
 )
@@ -69,7 +60,7 @@ def test_list_query_plans(populated, build):
     with plans.captured() as seen:
         plans.run_pages(build)
     assert len(seen) >= 2
-    assert _problems(seen) == {}
+    assert plans.problems(seen) == {}
 
 
 @pytest.mark.parametrize(
@@ -79,7 +70,7 @@ def test_dashboard_and_drop_down_plans(populated, call):
     with plans.captured() as seen:
         call()
     assert seen
-    assert _problems(seen) == {}
+    assert plans.problems(seen) == {}
 
 
 def test_the_rules_catch_a_full_scan_and_a_sort(populated):
