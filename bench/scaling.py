@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import glob
 import html
+import http.client
 import itertools
 import json
 import os
@@ -527,32 +528,64 @@ def measure(targets, repeat: int, rounds: int) -> dict:
     }
 
 
+class LeanClient:
+    """One keep-alive HTTP connection carrying a signed-in session's cookies, on http.client.
+
+    The mixed load measures the server, but the clients run on the same cores: `requests` spends
+    about 1.5 ms of CPU on each 30 KB page (cookie jar, adapters, decoding), a fifth of what the
+    server spends, taken from the server. A bare connection spends about 0.3 ms."""
+
+    def __init__(self, base_url: str, session: requests.Session):
+        self.host, _, port = base_url.split("//", 1)[1].partition(":")
+        self.port = int(port or 80)
+        self.cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+        self.conn = None
+
+    def get(self, path: str) -> int:
+        """GET ``path``; the status, or 0 when the connection failed (it is opened again)."""
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            self.conn.request("GET", path, headers={"Cookie": self.cookie})
+            response = self.conn.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return 0
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 def mixed_load(server: Server, sessions, urls: list[str], seconds: float) -> tuple:
-    """Every session cycles through ``urls`` for ``seconds``; (requests/s, errors, latencies)."""
+    """Every session cycles through ``urls`` for ``seconds`` on a LeanClient of its own;
+    (requests/s, errors, latencies, the latencies in order)."""
     stop_at = time.monotonic() + seconds
     times: list[float] = []
     errors = [0]
     lock = threading.Lock()
 
-    def worker(n, s):
+    def worker(n, client):
         mine = []
+        failed = 0
         for url in itertools.islice(itertools.cycle(urls), n, None):
             if time.monotonic() >= stop_at:
                 break
             t0 = time.perf_counter()
-            try:
-                ok = s.get(server.url + url, timeout=60).status_code == 200
-            except requests.RequestException:
-                ok = False
+            ok = client.get(url) == 200
             mine.append((time.perf_counter() - t0) * 1000)
-            if not ok:
-                with lock:
-                    errors[0] += 1
+            failed += not ok
+        client.close()
         with lock:
             times.extend(mine)
+            errors[0] += failed
 
+    clients = [LeanClient(server.url, s) for s in sessions]
     started = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(n, s)) for n, s in enumerate(sessions)]
+    threads = [threading.Thread(target=worker, args=(n, c)) for n, c in enumerate(clients)]
     for t in threads:
         t.start()
     for t in threads:

@@ -66,6 +66,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         app.extensions["certdesk_scheduler"].start()
     # SIGTERM (systemd, `make run` stopping) ends waitress as Ctrl-C does, then the scheduler.
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_serving)
+    serving.tune_gc()
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="CertDesk")
     finally:
