@@ -205,7 +205,8 @@ def _init_templates(app: Flask) -> None:
         role_labels=rbac.ROLE_LABELS,
         pager=pager,
         link_args=link_args,
-        badge_html=badges.html,
+        # A status as a coloured badge (a function, not a macro: lists call it for every row).
+        status_badge=badges.html,
     )
     app.jinja_env.filters["dt"] = _format_dt
     app.jinja_env.filters["tone"] = badges.tone

@@ -62,8 +62,8 @@ def label(status: str | None) -> str:
 
 @lru_cache(maxsize=1024)
 def html(status: str | None, text: str | None = None) -> Markup:
-    """The badge for ``status`` (``text`` in place of its label): the ``status_badge`` macro's
-    HTML, made once per status and kept (a list shows one per row)."""
+    """The badge for ``status`` (``text`` in place of its label), the templates' ``status_badge``:
+    made once per status and kept (a list shows one per row)."""
     shown = text or label(status) or "—"
     return Markup('<span class="badge {}" data-status="{}">{}</span>').format(
         tone(status), status or "", shown
