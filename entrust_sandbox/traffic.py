@@ -56,6 +56,8 @@ FAULT_KINDS = (
 # Kinds that answer without letting the request reach the API.
 _SHORT_CIRCUIT = {"http_500", "http_502", "http_503", "http_504", "rate_limit", "timeout"}
 _SHORT_CIRCUIT |= {"reset", "html_error_page"}
+# Kinds after which the request has been carried out (its answer is slow, lost or garbled).
+CARRIED_OUT = frozenset(FAULT_KINDS) - _SHORT_CIRCUIT
 
 
 class ConnectionDropped(ConnectionAbortedError):

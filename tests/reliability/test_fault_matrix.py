@@ -24,7 +24,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from entrust_sandbox.traffic import FAULT_KINDS
+from entrust_sandbox.traffic import CARRIED_OUT, FAULT_KINDS
 from tests.conftest import link_sandbox
 from webapp.audit.models import AuditEvent
 from webapp.cas import registry
@@ -42,14 +42,6 @@ from webapp.settings import service as settings
 API = "/enterprise/v2"
 CERTS = f"{API}/certificates"
 GET_ATTEMPTS = 2  # the client's GET attempts in this file (production: more; same code path)
-# Kinds after which Entrust has carried out the request (the answer is lost or garbled).
-CARRIED_OUT = {
-    "latency",
-    "malformed_json",
-    "truncated_body",
-    "commit_then_500",
-    "commit_then_timeout",
-}
 # What the product says for each class of fault (webapp/credentials/wording.py).
 WORDS = {
     "http_500": "Entrust server error (HTTP 500)",

@@ -16,7 +16,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from entrust_sandbox.traffic import FAULT_KINDS
+from entrust_sandbox.traffic import CARRIED_OUT, FAULT_KINDS
 from tests.conftest import link_sandbox
 from webapp.cas import registry
 from webapp.certificates.models import Certificate
@@ -35,14 +35,6 @@ SUCCESSORS = 80  # renewals and reissues among the submissions, of parents that 
 FAULT_SHARE = 0.2
 SEED = 20261201
 CERTS = "/enterprise/v2/certificates"
-# Kinds after which Entrust has carried out the create call.
-CARRIED_OUT = {
-    "latency",
-    "malformed_json",
-    "truncated_body",
-    "commit_then_500",
-    "commit_then_timeout",
-}
 
 
 def _plan(rng: random.Random, n: int) -> list[str | None]:
