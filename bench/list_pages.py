@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -260,17 +259,7 @@ class Serve:
         self.rss_started_mb = _status_mb(self.proc.pid, "VmRSS")
 
     def session(self) -> requests.Session:
-        s = requests.Session()
-        page = s.get(self.url + "/login", timeout=60).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        r = s.post(
-            self.url + "/login",
-            data={"username": "bench", "password": PASSWORD, "csrf_token": token},
-            allow_redirects=False,
-            timeout=60,
-        )
-        assert r.status_code in (302, 303), f"sign-in failed: {r.status_code}"
-        return s
+        return scaling.sign_in(self.url)
 
     def memory(self) -> dict:
         return {

@@ -418,17 +418,7 @@ class Server:
             time.sleep(0.2)
 
     def session(self) -> requests.Session:
-        s = requests.Session()
-        page = s.get(self.url + "/login", timeout=30).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        r = s.post(
-            self.url + "/login",
-            data={"username": "bench", "password": PASSWORD, "csrf_token": token},
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert r.status_code in (302, 303), f"sign-in failed: {r.status_code}"
-        return s
+        return sign_in(self.url)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -437,6 +427,21 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+def sign_in(url: str, timeout: float = 60) -> requests.Session:
+    """A `requests` session signed in as the benchmark's user on the server at ``url``."""
+    s = requests.Session()
+    page = s.get(url + "/login", timeout=timeout).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = s.post(
+        url + "/login",
+        data={"username": "bench", "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=timeout,
+    )
+    assert r.status_code in (302, 303), f"sign-in failed: {r.status_code}"
+    return s
 
 
 # -- timing ---------------------------------------------------------------------------------------
