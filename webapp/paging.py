@@ -283,16 +283,23 @@ def _fetch(stmt, keys, segments, reverse: bool, limit: int) -> list:
     return rows
 
 
-def _with_count(stmt, key, conds: list, limit: int, cap: int, by=None) -> tuple[list, int]:
+def _with_count(
+    stmt, key, conds: list, limit: int, cap: int, by=None, known: int | None = None
+) -> tuple[list, int]:
     """Rows of ``stmt`` in ``conds`` up to ``limit``, and how many there are up to ``cap`` from
     the first of them, in one round trip: the count is a scalar subquery beside the rows, which
-    the database works out once.
+    the database works out once. ``known``: the count is known already (no subquery).
 
     With ``by`` (a unique column the list's indexes end with), the page's values of ``by`` are
     read first, then the rows by them. PostgreSQL then reads the index alone for the page, as it
     does for the count, where it could otherwise prefer another index and a filter on the rows
     it fetches (it cannot know that the newest audit events are all sign-ins, say).
     """
+    if known is not None:
+        if by is None:
+            return db.session.execute(stmt.where(*conds).limit(limit)).scalars().all(), known
+        values = db.session.execute(stmt.with_only_columns(by).where(*conds).limit(limit))
+        return _rows_by(stmt, by, values.scalars().all()), known
     count = select(func.count()).select_from(
         stmt.with_only_columns(key if by is None else by).where(*conds).limit(cap).subquery()
     )
@@ -392,7 +399,9 @@ def paginate(
             items = _by_offset(stmt, by, page, per_page) if page > 1 else None
     if items is None:
         page = 1
-        items, counted = _with_count(stmt, key, [], per_page, count_cap + 1, by)
+        known = stmt.get_execution_options().get("known_count")  # see search.narrowed
+        known = None if known is None else min(known, count_cap + 1)
+        items, counted = _with_count(stmt, key, [], per_page, count_cap + 1, by, known)
 
     start = (page - 1) * per_page
     if not items:

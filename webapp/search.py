@@ -143,7 +143,9 @@ def narrowed(stmt, candidates, key, test, limit: int | None = None):
     rows when the test matches that many (written so that no planner uses an index for it, nor
     guesses that it matches few rows); the pager then counts only ``WALKED_COUNT`` rows ahead,
     each one tested. Either way the page costs about the same at 10,000 rows as at 100,000. Each
-    range is read on its own, so that it stops at ``limit``.
+    range is read on its own, so that it stops at ``limit``. When nothing else filters ``stmt``,
+    the few keys found are its rows, and their number is its count (the ``known_count``
+    execution option, which the pager reads instead of looking each of them up again).
     """
     limit = NARROW if limit is None else limit
     conn = db.session.connection()
@@ -155,4 +157,11 @@ def narrowed(stmt, candidates, key, test, limit: int | None = None):
             walked = stmt.where(case((test, 1)).is_not(None))
             return walked.execution_options(count_cap=WALKED_COUNT)
     found = {k for sel in candidates for k in conn.execute(sel).scalars()} if counted else ()
-    return stmt.where(in_keys(key, sorted(found)) if found else false())
+    if not found:
+        return stmt.where(false())
+    few = stmt.where(in_keys(key, sorted(found)))
+    if stmt.whereclause is None and len(stmt.get_final_froms()) == 1:
+        # Nothing else filters the list: each key found is one of its rows, so the pager knows
+        # the count without a query (which would look up every one of them again).
+        few = few.execution_options(known_count=len(found))
+    return few

@@ -89,3 +89,33 @@ def test_certificate_search_finds_the_same_either_way(app, monkeypatch, q):
     assert few
     monkeypatch.setattr(search, "NARROW", 0)
     assert [c.id for c in db.session.execute(service.query(f)).scalars()] == few
+
+
+def test_a_sorted_search_with_nothing_else_filtering_counts_the_keys_it_found(app, monkeypatch):
+    """The keys a search finds are the list's rows when no filter narrows it further: the pager
+    takes their number rather than looking every one of them up again to count them."""
+    from tests.plans import captured
+    from webapp import paging
+    from webapp.certificates import service
+    from webapp.certificates.models import Certificate
+
+    _certificates()
+    matching = [c for c in db.session.execute(service.query(service.CertFilter())).scalars()]
+    expected = sum("example.org" in c.sans for c in matching)
+    with captured() as seen:
+        page = paginate(service.query(service.CertFilter(q="example.org")), 1, 25)
+    assert page.exact and page.total == expected == 60 and len(page.items) == 25
+    listed = [sql for sql, _ in seen if Certificate.__tablename__ + "_name" not in sql]
+    assert listed and not any("count(" in sql.lower() for sql in listed), listed
+
+    # Another filter beside the search: the keys found are not all rows of the list any more.
+    f = service.CertFilter(q="example.org", expiry="30")
+    page = paginate(service.query(f), 1, 25)
+    now = utcnow()
+    assert page.exact and page.total == sum(
+        "example.org" in c.sans and now <= c.not_after < now + timedelta(days=30) for c in matching
+    )
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 40)  # more found than the pager counts
+    page = paginate(service.query(service.CertFilter(q="example.org")), 1, 25)
+    assert not page.exact and page.total == 40
