@@ -8,7 +8,9 @@ The server listens on a free loopback port. Its defaults suit tests: the duplica
 off and domain validation values appear at once (pass `settings=Settings(...)` to change that).
 With `https=True`, verify against `ca_cert_path`; with `require_client_cert_user=True` the
 administrator user needs the client certificate in `client_cert` (a (cert, key) file pair that
-`requests` takes as `cert=`). Helpers wrap the control API and raise on a non-2xx answer.
+`requests` takes as `cert=`). Helpers wrap the control API and raise on a non-2xx answer; a few
+read the account's orders over the ECS API as any API client would (`orders`, `held`, `order`,
+`status`): those requests are logged and meet fault rules like any other.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import Counter
 
 import requests
 
 from .app import Sandbox, create_app
 from .auth import create_user
+from .listing import MAX_LIMIT
 from .server import make_server
 from .settings import Settings
 
@@ -207,3 +211,46 @@ class SandboxServer:
     def update_settings(self, **changes) -> dict:
         """Change settings; `fidelity={...}` flips section-9 switches."""
         return self._control("POST", "settings", changes)
+
+    # -- the account's orders, read over the ECS API --------------------------------------------
+
+    def _api_get(self, path: str, params: dict | None = None, timeout: float = 30) -> dict:
+        response = requests.get(
+            self.base_url + path,
+            params=params,
+            auth=(self.api_user, self.api_key),
+            timeout=timeout,
+            verify=self.ca_cert_path,
+            cert=self.client_cert,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def orders(self, fields: str = "trackingId,tracking", *, timeout: float = 30) -> list[dict]:
+        """Every order the account lists (GET /certificates with `fields`), a page of 1000 at a
+        time until `summary.total`: one request while it holds fewer. `timeout` is per page."""
+        out: list[dict] = []
+        while True:
+            page = self._api_get(
+                "certificates",
+                {"limit": MAX_LIMIT, "offset": len(out), "fields": fields},
+                timeout,
+            )
+            out += page["certificates"]
+            if not page["certificates"] or len(out) >= page["summary"]["total"]:
+                return out
+
+    def held(self, *, timeout: float = 30) -> Counter:
+        """How many orders the account lists per `tracking.trackingInfo` (CertDesk's request id;
+        None for an order without one)."""
+        return Counter(
+            (o.get("tracking") or {}).get("trackingInfo") for o in self.orders(timeout=timeout)
+        )
+
+    def order(self, ca_order_id) -> dict:
+        """One order as GET /certificates/{trackingId} answers it."""
+        return self._api_get(f"certificates/{ca_order_id}")
+
+    def status(self, ca_order_id) -> str:
+        """One order's status at the sandbox (ACTIVE, SUSPENDED, REVOKED, ...)."""
+        return self.order(ca_order_id)["status"]

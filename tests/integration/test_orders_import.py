@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
@@ -29,18 +28,6 @@ def env(app, user, sandbox):
     cred = link_sandbox(user, sandbox)
     sandbox.clear_requests()
     return cred
-
-
-def _upstream(sb) -> list[dict]:
-    """Every order the sandbox lists, read without CertDesk."""
-    r = requests.get(
-        sb.base_url + "certificates",
-        params={"limit": 1000, "fields": "*"},
-        auth=(sb.api_user, sb.api_key),
-        timeout=30,
-    )
-    r.raise_for_status()
-    return r.json()["certificates"]
 
 
 def _key(item) -> str:
@@ -67,7 +54,7 @@ def _calls(sb) -> tuple[int, int]:
 
 
 def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbox):
-    upstream = _upstream(sandbox)
+    upstream = sandbox.orders("*")
     excluded = {"EXPIRED", "REVOKED", "DEACTIVATED"}
     wanted = {
         _key(i) for i in upstream if i["status"] not in excluded and not i.get("isThirdParty")
@@ -124,7 +111,7 @@ def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbo
     "exclusion", ["expired", "revoked", "declined", "deactivated", "third_party", None]
 )
 def test_each_exclusion_leaves_out_what_it_says(env, user, sandbox, exclusion):
-    upstream = _upstream(sandbox)
+    upstream = sandbox.orders("*")
     job = _import(user, env, [exclusion] if exclusion else [])
     assert job.state == "succeeded", job.error
     rows = list(db.session.execute(select(Order)).scalars())
@@ -187,7 +174,7 @@ def test_an_import_stopped_by_a_fault_carries_on_where_it_stopped(env, user, san
     assert "carrying on" in second.title
     lists = [r for r in sandbox.requests() if r["path"].rstrip("/").endswith("/certificates")]
     assert f"offset={stopped_at}" in lists[0]["query"]  # not from the beginning
-    total = len(_upstream(sandbox))
+    total = len(sandbox.orders("*"))
     counts = jobs.result_of(second)
     assert counts["new"] + counts["skipped"] == total  # each order counted once over both runs
     ids = list(db.session.execute(select(Order.ca_order_id)).scalars())

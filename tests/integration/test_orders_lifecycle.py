@@ -76,18 +76,6 @@ def _changes(sandbox, ca_order_id=None) -> list[dict]:
     return out
 
 
-def _ca_status(sandbox, ca_order_id) -> str:
-    import requests
-
-    r = requests.get(
-        sandbox.base_url + f"certificates/{ca_order_id}",
-        auth=(sandbox.api_user, sandbox.api_key),
-        timeout=30,
-    )
-    r.raise_for_status()
-    return r.json()["status"]
-
-
 def _audits(action: str) -> list[AuditEvent]:
     return list(db.session.execute(select(AuditEvent).where(AuditEvent.action == action)).scalars())
 
@@ -139,7 +127,7 @@ def test_each_action_from_each_state(env, user, sandbox, action, state):
         return
     assert outcome.result == "done", outcome.message
     assert len(_changes(sandbox, row.ca_order_id)) == 1  # sent once
-    assert row.status == expected == _ca_status(sandbox, row.ca_order_id)  # read back
+    assert row.status == expected == sandbox.status(row.ca_order_id)  # read back
     [audit] = _audits(f"order.{action}")
     assert audit.outcome == "success" and _detail(audit)["to"] == expected
     ev = db.session.execute(
@@ -189,7 +177,7 @@ def test_other_revocation_reasons_only_when_the_account_accepts_them(env, user, 
         user["admin"], Action.REVOKE, [row.id], lifecycle.Choices(reason="superseded")
     )
     assert result.outcomes[0].result == "done", result.outcomes[0].message
-    assert _ca_status(sandbox, row.ca_order_id) == "REVOKED"
+    assert sandbox.status(row.ca_order_id) == "REVOKED"
 
 
 def test_roles(env, user, sandbox):
@@ -251,7 +239,7 @@ def test_a_requester_credential_gets_the_explained_refusal_and_loses_its_admin_f
     db.session.refresh(req)
     assert req.is_admin is False and "refused an administrator operation" in req.admin_note
     assert _audits("credential.admin_rights_cleared")
-    assert _ca_status(sandbox, row.ca_order_id) == "ACTIVE"
+    assert sandbox.status(row.ca_order_id) == "ACTIVE"
 
     # Now CertDesk knows: without another credential nothing is sent, and it says why.
     sandbox.clear_requests()
@@ -276,7 +264,7 @@ def test_a_requester_credential_gets_the_explained_refusal_and_loses_its_admin_f
         ("GET", sandbox.api_user),
         ("PATCH", sandbox.api_user),
     ]
-    assert _ca_status(sandbox, row.ca_order_id) == "SUSPENDED"
+    assert sandbox.status(row.ca_order_id) == "SUSPENDED"
     [audit] = [a for a in _audits("order.suspend") if a.outcome == "success"]
     assert _detail(audit)["credential"] == "Sandbox"
 
@@ -344,7 +332,7 @@ def test_many_orders_run_as_a_job_with_each_outcome_audited(env, user, sandbox, 
     assert "3 done, 1 refused" in job.message
     outcomes = {a.object_id: a.outcome for a in _audits("order.suspend") if a.object_id}
     assert outcomes == {str(r.id): "success" for r in rows} | {str(pending.id): "refused"}
-    assert {_ca_status(sandbox, r.ca_order_id) for r in rows} == {"SUSPENDED"}
+    assert {sandbox.status(r.ca_order_id) for r in rows} == {"SUSPENDED"}
 
 
 # --- Delete ---------------------------------------------------------------------------------------
@@ -382,7 +370,7 @@ def test_delete_removes_orders_from_certdesk_only(env, user, sandbox):
     cert = db.session.get(Certificate, cert_id)
     assert cert is not None and cert.order_id is None  # the certificate stays
     assert sandbox.requests() == []  # Entrust is not asked
-    assert _ca_status(sandbox, ca_id) == "ACTIVE"
+    assert sandbox.status(ca_id) == "ACTIVE"
     deleted = {a.object_id: _detail(a) for a in _audits("order.delete")}
     assert set(deleted) == {str(row_id), str(lost_id)}
     assert deleted[str(row_id)]["certificate_kept"] is True

@@ -11,7 +11,6 @@ import threading
 from collections import Counter
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from tests.conftest import link_sandbox
@@ -31,17 +30,6 @@ ORDERS = 300
 THREADS = 4
 CREATE = "/enterprise/v2/certificates"
 CARRIED_OUT = {None, "commit_then_500", "commit_then_timeout"}
-
-
-def _sandbox_certificates(sb) -> Counter:
-    r = requests.get(
-        sb.base_url + "certificates",
-        params={"limit": 1000, "fields": "trackingId,tracking"},
-        auth=(sb.api_user, sb.api_key),
-        timeout=30,
-    )
-    r.raise_for_status()
-    return Counter((c.get("tracking") or {}).get("trackingInfo") for c in r.json()["certificates"])
 
 
 def test_three_hundred_orders_through_lost_answers_each_placed_at_most_once(app, user, sandbox):
@@ -121,7 +109,7 @@ def test_three_hundred_orders_through_lost_answers_each_placed_at_most_once(app,
     faults = Counter(fault_of.values())
     assert all(faults[k] for k in ("commit_then_500", "reset", "http_502", None)), faults
 
-    held = _sandbox_certificates(sandbox)
+    held = sandbox.held()
     assert set(held.values()) <= {1}  # never two certificates for one intent
     for row in rows:
         carried_out = fault_of[row.request_id] in CARRIED_OUT

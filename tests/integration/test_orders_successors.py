@@ -7,10 +7,8 @@ never give a second order, and a lost answer is settled by the reconciler."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import pytest
-import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -92,27 +90,6 @@ def _creates(sandbox, kind: str) -> list[dict]:
     ]
 
 
-def _ca(sandbox, ca_order_id) -> dict:
-    r = requests.get(
-        sandbox.base_url + f"certificates/{ca_order_id}",
-        auth=(sandbox.api_user, sandbox.api_key),
-        timeout=30,
-    )
-    r.raise_for_status()
-    return r.json()
-
-
-def _held(sandbox) -> Counter:
-    r = requests.get(
-        sandbox.base_url + "certificates",
-        params={"limit": 1000, "fields": "trackingId,tracking"},
-        auth=(sandbox.api_user, sandbox.api_key),
-        timeout=30,
-    )
-    r.raise_for_status()
-    return Counter((c.get("tracking") or {}).get("trackingInfo") for c in r.json()["certificates"])
-
-
 def _certs(order_id) -> list[Certificate]:
     stmt = select(Certificate).where(Certificate.order_id == order_id)
     return list(db.session.execute(stmt).scalars())
@@ -126,7 +103,7 @@ def _kinds(order_id) -> list[str]:
 def test_reissue_with_a_new_csr_made_in_certdesk(env, user, sandbox):
     old = _order(user, env)
     old_cert = _certs(old.id)[0]
-    old_expiry = _ca(sandbox, old.ca_order_id)["expiresAfter"]
+    old_expiry = sandbox.order(old.ca_order_id)["expiresAfter"]
     new_csr = _csr(user, "www.example.com")
     sandbox.clear_requests()
 
@@ -144,11 +121,11 @@ def test_reissue_with_a_new_csr_made_in_certdesk(env, user, sandbox):
     [cert] = _certs(new.id)
     assert cert.csr_id == new_csr.id and cert.private_key_id == new_csr.private_key_id
     assert cert.public_key_id != old_cert.public_key_id
-    assert _ca(sandbox, new.ca_order_id)["expiresAfter"] == old_expiry  # the expiry stays
+    assert sandbox.order(new.ca_order_id)["expiresAfter"] == old_expiry  # the expiry stays
     # The original, read back: REISSUED, and its certificate revoked in the repository.
     db.session.refresh(old)
     db.session.refresh(old_cert)
-    assert old.status == "REISSUED" == _ca(sandbox, old.ca_order_id)["status"]
+    assert old.status == "REISSUED" == sandbox.status(old.ca_order_id)
     assert old_cert.revoked_at is not None
     assert "reissued_into" in _kinds(old.id) and "reissue_of" in _kinds(new.id)
     into = db.session.execute(
@@ -285,7 +262,7 @@ def test_faults_on_the_create_call_never_give_a_duplicate(
     settling.reconcile_due("scheduler", now=new.attempted_at + registry.answer_deadline("entrust"))
     db.session.expire_all()
     new = db.session.get(Order, new.id)
-    held = _held(sandbox)
+    held = sandbox.held()
     assert held.get(new.request_id, 0) == (1 if carried_out else 0)  # never two
     assert len(_creates(sandbox, kind)) == 1  # the reconciler only searched
     old = db.session.get(Order, old.id)

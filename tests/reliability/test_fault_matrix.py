@@ -17,11 +17,9 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
 from entrust_sandbox.traffic import CARRIED_OUT, FAULT_KINDS
@@ -229,32 +227,6 @@ def _text(resp) -> str:
     return re.sub(r"\s+", " ", page)
 
 
-def _orders_at(sandbox) -> list[dict]:
-    r = requests.get(
-        sandbox.base_url + "certificates",
-        params={"limit": 1000, "fields": "trackingId,tracking"},
-        auth=(sandbox.api_user, sandbox.api_key),
-        timeout=30,
-    )
-    r.raise_for_status()
-    return r.json()["certificates"]
-
-
-def _held(sandbox) -> Counter:
-    """Orders at the sandbox per CertDesk request id."""
-    return Counter((c.get("tracking") or {}).get("trackingInfo") for c in _orders_at(sandbox))
-
-
-def _ca_status(sandbox, ca_order_id) -> str:
-    r = requests.get(
-        sandbox.base_url + f"certificates/{ca_order_id}",
-        auth=(sandbox.api_user, sandbox.api_key),
-        timeout=30,
-    )
-    r.raise_for_status()
-    return r.json()["status"]
-
-
 def _sent(sandbox, method: str, path_end: str) -> list[dict]:
     return [
         r
@@ -356,7 +328,7 @@ def _read_ok(e: Env, op: Read, words: str, before: dict) -> None:
         assert last.outcome in ("success", "unsettled"), last.outcome
     if op.name == "import":
         known = set(db.session.execute(select(Order.ca_order_id)).scalars())
-        at_entrust = {str(o["trackingId"]) for o in _orders_at(e.sandbox)}
+        at_entrust = {str(o["trackingId"]) for o in e.sandbox.orders()}
         assert at_entrust <= known and _counts()["Order"] > before["Order"]
     if op.name == "reconcile":
         db.session.refresh(e.row)
@@ -409,7 +381,7 @@ def test_read_operation_under_fault(env, op, kind):
         settling.reconcile_due("scheduler", now=max(deadline, e.row.next_check_at))
         db.session.refresh(e.row)
         assert e.row.placement == "not_placed"
-        assert _held(e.sandbox)[e.row.request_id] == 0
+        assert e.sandbox.held()[e.row.request_id] == 0
 
 
 @pytest.mark.parametrize("kind", [k for k in FAULTY if k not in NOT_RETRIED])
@@ -442,7 +414,7 @@ def test_validate_under_fault(env, kind):
     assert post["fault"] == kind and post["body"]["validateOnly"] is True
     [audit] = [a for a in _audits("order.validate") if "check.example.com" in (a.detail or "")][-1:]
     assert _counts() == before  # a validation stores no order
-    assert _held(e.sandbox)[post["body"]["tracking"]["trackingInfo"]] == 0  # and orders nothing
+    assert e.sandbox.held()[post["body"]["tracking"]["trackingInfo"]] == 0  # and orders nothing
     if kind == "latency":
         assert "Entrust would accept this order" in words, words[-3000:]
         assert audit.outcome == "success"
@@ -501,11 +473,11 @@ def test_change_under_fault(env, c, kind):
     [audit] = [a for a in _audits(f"order.{c.name}") if a.object_id == str(row.id)]
     if kind in CARRIED_OUT:
         # Entrust did it; the answer was lost or garbled: read back, shown as done.
-        assert _ca_status(e.sandbox, ca_id) == c.to == row.status
+        assert e.sandbox.status(ca_id) == c.to == row.status
         assert f"Entrust says {c.to}" in words, words[-3000:]
         assert audit.outcome == "success"
         return
-    assert _ca_status(e.sandbox, ca_id) == c.state == row.status
+    assert e.sandbox.status(ca_id) == c.state == row.status
     assert WORDS[kind] in words, words[-3000:]
     assert audit.outcome == "failure"
     assert WORDS[kind] in json.loads(audit.detail)["result"]  # the trail says why
@@ -588,7 +560,7 @@ def test_create_under_fault(env, op, kind):
     if kind == "latency":
         assert PLACED_WORDS[op] in words, words[-3000:]
         assert [a.outcome for a in placed_audits] == ["success"]
-        assert _held(e.sandbox)[request_id] == 1
+        assert e.sandbox.held()[request_id] == 1
         return
     if kind == "rate_limit":
         # Refused before Entrust did anything: the form again, in words; no order kept.
@@ -596,7 +568,7 @@ def test_create_under_fault(env, op, kind):
         assert WORDS[kind] in words, words[-3000:]
         assert _counts()["Order"] == before["Order"]
         assert [a.outcome for a in placed_audits] == ["failure"]
-        assert _held(e.sandbox)[request_id] == 0
+        assert e.sandbox.held()[request_id] == 0
         return
     # The answer was lost: shown as such, audited as unknown, never sent again.
     assert LOST_WORDS[op] in words, words[-3000:]
@@ -608,7 +580,7 @@ def test_create_under_fault(env, op, kind):
     settling.reconcile_due("scheduler", now=row.attempted_at + registry.answer_deadline("entrust"))
     db.session.expire_all()
     row = db.session.get(Order, row.id)
-    held = _held(e.sandbox)
+    held = e.sandbox.held()
     assert len(_sent(e.sandbox, "POST", create)) == 1  # the reconciler only searched
     [settled] = [a for a in _audits("order.reconcile") if request_id in (a.detail or "")]
     after = _counts()

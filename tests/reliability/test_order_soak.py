@@ -13,7 +13,6 @@ import random
 from collections import Counter
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
 from entrust_sandbox.traffic import CARRIED_OUT, FAULT_KINDS
@@ -55,23 +54,6 @@ def _rule(kind: str, path: str) -> dict:
     if kind == "latency":
         rule["ms"] = 20
     return rule
-
-
-def _orders_at(sb) -> list[dict]:
-    out, offset = [], 0
-    while True:
-        r = requests.get(
-            sb.base_url + "certificates",
-            params={"limit": 1000, "offset": offset, "fields": "trackingId,tracking"},
-            auth=(sb.api_user, sb.api_key),
-            timeout=60,
-        )
-        r.raise_for_status()
-        page = r.json()["certificates"]
-        out += page
-        if len(page) < 1000:
-            return out
-        offset += 1000
 
 
 def _successor_form(row: Order, origin: str, csr_id: int | None) -> checks.OrderForm:
@@ -206,7 +188,7 @@ def test_five_hundred_submissions_through_faults_never_twice(app, user, sandbox,
     assert set(sent.values()) == {1}
     faults = Counter(k for k in fault_of.values() if k)
     assert set(faults) == set(FAULT_KINDS), faults  # every kind met
-    held = Counter((o.get("tracking") or {}).get("trackingInfo") for o in _orders_at(sandbox))
+    held = sandbox.held(timeout=60)
     duplicates = sum(n - 1 for n in held.values() if n > 1)
     assert duplicates == 0
     by_request = {r.request_id: r for r in rows}

@@ -138,3 +138,11 @@ def test_spec_switch_requires_certificates_for_everyone(tls):
         assert_error(response, 401)
     finally:
         tls.update_settings(fidelity={"client_cert_required_for_all": False})
+
+
+def test_harness_reads_orders_with_its_client_certificate(mtls):
+    mtls.seed(certificates=5, seed=1)
+    listed = mtls.orders()
+    assert len(listed) == sum(mtls.held().values()) > 0
+    tracking_id = next(o["trackingId"] for o in listed if o["trackingId"])
+    assert mtls.status(tracking_id) == mtls.order(tracking_id)["status"]
