@@ -1,4 +1,5 @@
-"""`certdesk serve` for real: a LiveServer on a free loopback port, and a signed-in HTTP client.
+"""`certdesk serve` for real: a LiveServer on a free loopback port, and a signed-in HTTP client;
+`wait_healthy`, the wait for /healthz of any server a test starts itself (workers, gunicorn).
 
 The Flask test client runs each request inside an app context of its own and reads a streamed
 body before that context ends, which hides failures of streamed responses, app-context lifetimes
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,17 +84,57 @@ def start_server(instance: Path, extra_env: dict | None = None) -> LiveServer:
             lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"certdesk serve exited: {server.lines}")
+    try:
+        wait_healthy(server.url, proc, 30, lambda: list(server.lines), request_timeout=1)
+    except AssertionError:
+        proc.kill()
+        raise
+    return server
+
+
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen,
+    timeout: float,
+    output: Callable[[], str | list[str]] = lambda: "",
+    *,
+    name: str = "certdesk serve",
+    request_timeout: float = 2,
+) -> None:
+    """Wait until ``url + "/healthz"`` answers 200 while ``proc`` runs.
+
+    Raises AssertionError with what ``output`` gives (the process's lines or log) and the last
+    answer seen if the process exits first or no 200 came within ``timeout`` seconds. Stopping the
+    process is the caller's part (a single process, or a process group with its workers).
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        code = proc.poll()
+        if code is not None:
+            time.sleep(0.5)  # the output's last lines are still being read from the pipe
+            raise AssertionError(
+                f"{name} exited with code {code} before /healthz answered; "
+                f"its output:\n{_text(output())}"
+            )
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"{name} did not start: no 200 from /healthz within {timeout:g} s "
+                f"(last: {last}); its output:\n{_text(output())}"
+            )
         try:
-            if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
-                return server
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"certdesk serve did not start: {server.lines}")
+            status = requests.get(url + "/healthz", timeout=request_timeout).status_code
+        except requests.RequestException as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if status == 200:
+                return
+            last = f"HTTP {status}"
+        time.sleep(0.1)
+
+
+def _text(output: str | list[str]) -> str:
+    return "\n".join(output) if isinstance(output, list) else output
 
 
 def stop_server(server: LiveServer) -> None:

@@ -3,6 +3,7 @@ work at a time, and when its worker is killed another takes over within a minute
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from sqlalchemy import create_engine, text
 
 from tests import pg
-from tests.live import free_port
+from tests.live import free_port, wait_healthy
 
 BIN = Path(sys.executable).parent
 
@@ -49,28 +49,25 @@ def workers(tmp_path, postgres_url):
         [str(BIN / "certdesk"), "db", "upgrade"], env=env, check=True, capture_output=True
     )
     port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "--workers", "3", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = tmp_path / "gunicorn.log"  # read only if it does not start
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "gunicorn"), "--workers", "3", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.3)
     engine = create_engine(url)
     try:
+        wait_healthy(base, proc, 60, log.read_text, name="gunicorn")
         yield proc, engine, base
     finally:
         engine.dispose()
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # gone already if it failed to start
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:

@@ -5,6 +5,7 @@ stops everything and gives the scheduler lease up."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests import pg
-from tests.live import csrf_token, free_port
+from tests.live import csrf_token, free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long enough password"
@@ -52,16 +53,13 @@ class Served:
             start_new_session=True,
         )
         threading.Thread(target=self._pump, daemon=True).start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"certdesk serve exited: {self.lines}"
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError(f"certdesk serve did not start: {self.lines}")
+        try:
+            wait_healthy(self.url, self.proc, 60, lambda: list(self.lines))
+        except AssertionError:
+            with contextlib.suppress(ProcessLookupError):  # the workers too; nobody calls stop()
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+            raise
         self.engine = create_engine(self.database_url)
 
     def _pump(self):
