@@ -17,7 +17,9 @@ clients than cores the figures measure CPU queueing as much as the page; run --c
 from __future__ import annotations
 
 import argparse
+import atexit
 import random
+import shutil
 import statistics
 import tempfile
 import threading
@@ -157,6 +159,8 @@ def main() -> None:
     from webapp.extensions import db
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="certdesk-bench-"))
+    if not args.keep:  # a 100,000-row database is tens of MB: gone when the run ends
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     tmp.mkdir(parents=True, exist_ok=True)
     fresh = not (tmp / "certdesk.db").exists()
     app = create_app(

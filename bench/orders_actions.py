@@ -16,7 +16,9 @@ only read, and Delete touches CertDesk alone.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
+import shutil
 import statistics
 import tempfile
 import time
@@ -88,6 +90,7 @@ def main() -> None:
     from webapp.orders.models import Order
 
     tmp = Path(tempfile.mkdtemp(prefix="certdesk-bench-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the database goes with the run
     app = create_app(
         {
             "INSTANCE_PATH": str(tmp),

@@ -35,8 +35,10 @@ of its floor.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import multiprocessing
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -148,6 +150,7 @@ def _child(
     from webapp.settings import service as settings
 
     tmp = Path(tempfile.mkdtemp(prefix="certdesk-bench-import-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the database goes with the run
     app = create_app(
         {
             "INSTANCE_PATH": str(tmp),

@@ -14,7 +14,9 @@ row when they are many. Target: p95 < 100 ms.
 from __future__ import annotations
 
 import argparse
+import atexit
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -117,6 +119,8 @@ def main() -> None:
     from webapp.orders import queries
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="certdesk-bench-"))
+    if not args.keep:  # a 100,000-row database is tens of MB: gone when the run ends
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     tmp.mkdir(parents=True, exist_ok=True)
     fresh = not (tmp / "certdesk.db").exists()
     app = create_app(

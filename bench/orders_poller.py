@@ -20,7 +20,9 @@ Target: under 15 calls per cycle for 1,000 unchanged pending orders.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import tempfile
 import time
 from datetime import timedelta
@@ -71,6 +73,7 @@ def main() -> None:
     from webapp.settings import service as settings
 
     tmp = Path(tempfile.mkdtemp(prefix="certdesk-bench-poller-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # the database goes with the run
     app = create_app(
         {
             "INSTANCE_PATH": str(tmp),
