@@ -281,3 +281,121 @@ def test_the_order_list_migration_fills_the_search_names_of_existing_orders(app)
     assert text.split("\n") == expected
     assert [tuple(n) for n in names] == [(v, v[::-1]) for v in expected]
     assert _drift() == []
+
+
+def _census() -> dict:
+    """Rows per table, and the references to certificates, CSRs, keys and orders that are set."""
+    import sqlalchemy as sa
+
+    rebuilt = {"certificate", "csr", "private_key", "ca_order"}
+    seen = {}
+    with db.engine.connect() as conn:
+        for table in db.metadata.sorted_tables:
+            seen[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+            for column in table.columns:
+                if any(fk.column.table.name in rebuilt for fk in column.foreign_keys):
+                    seen[f"{table.name}.{column.name}"] = conn.execute(
+                        sa.select(sa.func.count()).where(column.is_not(None))
+                    ).scalar()
+    return seen
+
+
+def test_rebuilding_the_tables_for_ids_never_reused_keeps_every_row_and_reference(app):
+    """0011 rebuilds four tables on SQLite. Every row, of them and of the tables that refer to
+    them (names, events, links, successors), must come through a downgrade and an upgrade."""
+    import sqlalchemy as sa
+
+    from tests.populate import fill
+    from webapp.certificates.models import Certificate
+    from webapp.csrs.models import Csr
+    from webapp.dbtypes import utcnow
+    from webapp.keys.models import PrivateKey
+    from webapp.orders.models import Order, OrderEvent
+
+    fill(40, quiet=True)
+    first = {
+        m: db.session.execute(sa.select(sa.func.min(m.id))).scalar()
+        for m in (Certificate, Csr, PrivateKey, Order)
+    }
+    # What the filler leaves out: a successor, an order's CSR and key, a certificate's order and
+    # CSR, an order's history.
+    db.session.execute(
+        sa.update(Order)
+        .where(Order.id == first[Order] + 1)
+        .values(parent_id=first[Order], csr_id=first[Csr], private_key_id=first[PrivateKey])
+    )
+    db.session.execute(
+        sa.update(Certificate)
+        .where(Certificate.id == first[Certificate])
+        .values(order_id=first[Order], csr_id=first[Csr])
+    )
+    db.session.execute(
+        sa.insert(OrderEvent),
+        [{"order_id": first[Order], "kind": k, "at": utcnow(), "message": ""} for k in "ab"],
+    )
+    db.session.commit()
+    db.session.remove()
+    before = _census()
+    assert all(
+        before[k] for k in ("ca_order_event", "csr_name", "ca_order_name", "ca_order.csr_id")
+    )
+    assert before["ca_order.parent_id"] and before["certificate.order_id"]
+    assert before["certificate_name"] and before["certificate.private_key_id"]
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0010_dashboard_orders")
+    assert _census() == before
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    assert _census() == before
+    assert _drift() == []
+
+
+def test_a_deleted_rows_id_is_never_given_again(app):
+    """The newest certificate or order deleted: the next one gets a new id. And ids the audit
+    trail names from before the upgrade (rows deleted then) are not handed out either."""
+
+    from tests.helpers import make_order
+    from webapp.audit import service as audit
+    from webapp.certificates.models import Certificate
+    from webapp.dbtypes import utcnow
+
+    made = iter(range(1, 100))
+
+    def certificate() -> int:
+        i = next(made)
+        row = Certificate(
+            fingerprint_sha256=f"{i:064x}",
+            serial_hex=f"{i:x}",
+            issuer_cn="Test CA",
+            not_before=utcnow(),
+            not_after=utcnow() + timedelta(days=30),
+            public_key_id=f"{i:064x}",
+            pem="(test)",
+        )
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+    certificate()
+    newest = certificate()
+    db.session.delete(db.session.get(Certificate, newest))
+    db.session.commit()
+    assert certificate() == newest + 1
+
+    order = make_order("5000001")
+    gone = order.id
+    db.session.delete(order)
+    db.session.commit()
+    assert make_order("5000002").id == gone + 1
+
+    # A database upgraded from before 0011 whose newest rows were deleted then: their ids are
+    # in the audit trail, and the counters start after them.
+    audit.record(
+        "certificate.delete", object_type="certificate", object_id=newest + 50, actor="cli"
+    )
+    db.session.commit()
+    db.session.remove()
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0010_dashboard_orders")
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    if db.engine.dialect.name == "sqlite":
+        assert certificate() == newest + 51
+    else:  # a sequence: past every id it gave, whatever the audit trail says
+        assert certificate() == newest + 2

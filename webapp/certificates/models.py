@@ -105,6 +105,8 @@ class Certificate(db.Model):
         Index("ix_certificate_cn", "common_name", "id"),
         Index("ix_certificate_serial", "serial_hex", "id"),
         Index("ix_certificate_created", "created_at", "id"),
+        # Ids are never handed out again after a delete (SQLite: AUTOINCREMENT; see 0011).
+        {"sqlite_autoincrement": True},
     )
 
     private_key = relationship("PrivateKey", lazy="select")

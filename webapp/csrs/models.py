@@ -37,6 +37,8 @@ class Csr(db.Model):
     __table_args__ = (
         Index("ix_csr_created", "created_at", "id"),
         Index("ix_csr_cn", "common_name", "id"),
+        # Ids are never handed out again after a delete (SQLite: AUTOINCREMENT; see 0011).
+        {"sqlite_autoincrement": True},
     )
 
     private_key = relationship("PrivateKey", lazy="select")

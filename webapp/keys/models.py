@@ -15,6 +15,8 @@ class PrivateKey(db.Model):
     """A private key, sealed by the secret box (PKCS#8 PEM inside); never stored in plaintext."""
 
     __tablename__ = "private_key"
+    # Ids are never handed out again after a delete (SQLite: AUTOINCREMENT; see 0011).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key_type: Mapped[str] = mapped_column(String(16))  # RSA, EC

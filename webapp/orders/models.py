@@ -116,6 +116,8 @@ class Order(db.Model):
             sqlite_where=text("parent_id IS NOT NULL"),
             postgresql_where=text("parent_id IS NOT NULL"),
         ),
+        # Ids are never handed out again after a delete (SQLite: AUTOINCREMENT; see 0011).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
