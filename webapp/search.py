@@ -160,8 +160,9 @@ def narrowed(stmt, candidates, key, test, limit: int | None = None):
     if not found:
         return stmt.where(false())
     few = stmt.where(in_keys(key, sorted(found)))
-    if stmt.whereclause is None and len(stmt.get_final_froms()) == 1:
-        # Nothing else filters the list: each key found is one of its rows, so the pager knows
-        # the count without a query (which would look up every one of them again).
+    if stmt.whereclause is None:
+        # Nothing else filters the list (a select of one model, see webapp.paging): each key
+        # found is one of its rows, so the pager knows the count without a query (which would
+        # look up every one of them again).
         few = few.execution_options(known_count=len(found))
     return few
