@@ -399,3 +399,27 @@ def test_a_deleted_rows_id_is_never_given_again(app):
         assert certificate() == newest + 51
     else:  # a sequence: past every id it gave, whatever the audit trail says
         assert certificate() == newest + 2
+
+
+def test_references_are_checked_after_a_migration_and_not_at_every_start(app):
+    """`certdesk serve` upgrades at every start: with nothing to apply, it must not read every
+    row (SQLite's foreign key check takes a second at 100,000 rows); after a step it must."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        upgrade(directory=str(paths.MIGRATIONS_DIR))  # already at the head
+        assert seen and not any("foreign_key_check" in s for s in seen)
+        downgrade(directory=str(paths.MIGRATIONS_DIR), revision="-1")
+        seen.clear()
+        upgrade(directory=str(paths.MIGRATIONS_DIR))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    checked = any("foreign_key_check" in s for s in seen)
+    assert checked == (db.engine.dialect.name == "sqlite")
+    assert _drift() == []
