@@ -15,6 +15,7 @@ indexes made again from their own SQL). Dropping a table that other rows refer t
 unlinks them when foreign keys are enforced; migrations/env.py turns them off for the migration,
 and this refuses to run if they are on. Each table's counter starts after the largest id it
 holds or its audit trail names, so ids used and deleted before the upgrade are not reused either.
+A table the planner had statistics for (ANALYZE) is analyzed again: they go with the old table.
 """
 import re
 
@@ -62,6 +63,12 @@ def _rebuild(bind, table, change):
         "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
         (table,),
     ).scalars().all()
+    # The planner's statistics of the table (if ANALYZE was ever run) go with the old table.
+    analyzed = bind.exec_driver_sql(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    ).scalar() and bind.exec_driver_sql(
+        'SELECT count(*) FROM sqlite_stat1 WHERE tbl = ?', (table,)
+    ).scalar()
     head = re.match(rf'CREATE TABLE "?{table}"? \(', sql)
     if head is None:
         raise RuntimeError(f'{table}: unexpected definition: {sql}')
@@ -72,6 +79,8 @@ def _rebuild(bind, table, change):
     bind.exec_driver_sql(f'ALTER TABLE _rebuilt_{table} RENAME TO {table}')
     for index in indexes:
         bind.exec_driver_sql(index)
+    if analyzed:
+        bind.exec_driver_sql(f'ANALYZE {table}')
 
 
 def upgrade():
