@@ -1,0 +1,22 @@
+"""The housekeeping tasks the scheduler runs: here, the planner statistics (SQLite only)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from webapp import housekeeping
+from webapp.extensions import db
+
+
+def test_planner_statistics_are_gathered_hourly_on_sqlite_only(app):
+    task = app.extensions["certdesk_scheduler"].tasks["planner_statistics"]
+    assert task.interval() == timedelta(hours=1)
+    gathered = housekeeping.refresh_planner_statistics()
+    if db.engine.dialect.name != "sqlite":
+        assert gathered is False
+        return
+    assert gathered is True
+    tables = db.session.execute(sa.text("SELECT DISTINCT tbl FROM sqlite_stat1")).scalars()
+    assert "user" in set(tables)  # the test database has users, and an index on their names
