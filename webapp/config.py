@@ -13,6 +13,7 @@ from pathlib import Path
 
 ENV_PREFIX = "CERTDESK_"
 POOL_SIZE = 16  # connections kept open: request threads, job workers, the scheduler
+SQLITE_RECYCLE_SECONDS = 3600
 
 
 class Defaults:
@@ -160,4 +161,9 @@ def _pool_options(config) -> None:
     options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     options.setdefault("pool_size", POOL_SIZE)
     options.setdefault("max_overflow", 10)
+    if uri.startswith("sqlite"):
+        # A SQLite connection reads the planner's statistics when it opens (or when the schema
+        # changes); the hourly ANALYZE (webapp.housekeeping) only changes rows, so connections
+        # are opened again after SQLITE_RECYCLE_SECONDS to plan by it (opening one costs ~1 ms).
+        options.setdefault("pool_recycle", SQLITE_RECYCLE_SECONDS)
     config["SQLALCHEMY_ENGINE_OPTIONS"] = options

@@ -20,3 +20,15 @@ def test_planner_statistics_are_gathered_hourly_on_sqlite_only(app):
     assert gathered is True
     tables = db.session.execute(sa.text("SELECT DISTINCT tbl FROM sqlite_stat1")).scalars()
     assert "user" in set(tables)  # the test database has users, and an index on their names
+
+
+def test_sqlite_connections_are_opened_again_to_plan_by_fresh_statistics(app):
+    """A SQLite connection reads the statistics when it opens; ANALYZE after the first only
+    changes rows. So the pool opens its SQLite connections again after an hour."""
+    from webapp import config
+
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    if db.engine.dialect.name == "sqlite":
+        assert options["pool_recycle"] == config.SQLITE_RECYCLE_SECONDS == 3600
+    else:
+        assert "pool_recycle" not in options
