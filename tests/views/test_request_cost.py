@@ -1,6 +1,7 @@
 """What every signed-in page costs before its own work: the statements its session check runs."""
 
 import gc
+import re
 
 from sqlalchemy import event
 
@@ -32,3 +33,30 @@ def test_a_signed_in_page_reads_its_user_once_with_the_session(app, admin_client
     assert "JOIN user AS" in with_session[0].replace('"', "")  # the user comes with its session
     user_reads = [s for s in statements if "FROM user " in s.replace('"', "") + " "]
     assert user_reads == [], user_reads
+
+
+def test_the_orders_list_reads_what_it_shows_and_no_settings(app, admin_client):
+    from datetime import timedelta
+
+    from tests.helpers import make_order
+    from webapp.dbtypes import utcnow
+
+    with app.app_context():
+        now = utcnow()
+        for n in range(3):
+            make_order(
+                f"500000{n}",
+                sans=f"a{n}.example.com,b{n}.example.com",
+                friendly_name=f"Shop {n}",
+                expires_at=now + timedelta(days=10 + n),
+                last_checked_at=now,
+                details='{"secret": "not for the list"}',
+            )
+    statements = _statements_of(app, admin_client, "/entrust/?sort=checked&dir=desc")
+    listed = [s for s in statements if "FROM ca_order" in s]
+    assert listed, statements
+    for column in ("search_text", "details", "request", "next_check_at", "api_key_sealed"):
+        assert not any(re.search(rf"\.{column}\b", s) for s in listed), (column, listed)
+    assert not any("FROM setting" in s for s in statements), statements
+    # Every column the list shows was read with its row: the page made no statement a row.
+    assert len(statements) == len(_statements_of(app, admin_client, "/entrust/?per_page=25"))

@@ -32,10 +32,12 @@ def _entrust_options() -> dict:
     return {"other_revocation_reasons": bool(settings.get(ENTRUST_ALL_REVOCATION_REASONS))}
 
 
-def capabilities(kind: str) -> Capabilities:
-    """What the CA ``kind`` supports, without opening a connection."""
+def capabilities(kind: str, *, configured: bool = True) -> Capabilities:
+    """What the CA ``kind`` supports, without opening a connection. ``configured=False`` leaves
+    out what the settings add (more revocation reasons, say), for a page that only lists orders
+    and so need not read them."""
     if kind == "entrust":
-        return entrust.capabilities(**_entrust_options())
+        return entrust.capabilities(**(_entrust_options() if configured else {}))
     raise KeyError(f"unknown CA {kind!r}")
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import literal, or_, select, update
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, joinedload, load_only
 
 from webapp import validation
 from webapp.cas import registry
@@ -17,6 +17,7 @@ from webapp.cas.base import Phase
 from webapp.catalog import service as catalog
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
+from webapp.credentials.models import EcsCredential
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.orders import availability
@@ -128,12 +129,38 @@ def query(f: OrderFilter, now: datetime | None = None):
     return stmt.order_by(*_order_by(f))
 
 
+# What the list shows and sorts by. The rest of a row (the search text, the CA's details and the
+# request, six of its eight times) stays in the database, and so do the credential's secrets and
+# certificates: the list names it only. Reading anything else from a listed order raises, rather
+# than loading it row by row.
+LISTED = (
+    Order.ca_order_id,
+    Order.ca_order_number,
+    Order.placement,
+    Order.status,
+    Order.third_party,
+    Order.common_name,
+    Order.sans,
+    Order.friendly_name,
+    Order.product,
+    Order.organization,
+    Order.requester_name,
+    Order.credential_id,
+    Order.expires_at,
+    Order.last_checked_at,
+)
+
+
 def page_of(
     f: OrderFilter, page: int, per_page: int, now: datetime | None = None, *, cursor=None
 ) -> Page:
     """One page of the list (``webapp.paging``: a capped count, keyset Next and Previous; the
-    cursor is read from the request unless given)."""
-    return paginate(query(f, now), page, per_page, cursor=cursor)
+    cursor is read from the request unless given), with the ``LISTED`` columns."""
+    stmt = query(f, now).options(
+        load_only(*LISTED, raiseload=True),
+        joinedload(Order.credential).load_only(EcsCredential.name),
+    )
+    return paginate(stmt, page, per_page, cursor=cursor)
 
 
 @dataclass
@@ -146,7 +173,7 @@ class FilterChoices:
 def filter_choices() -> FilterChoices:
     """The drop-downs of the list, from small tables and the connector (never a DISTINCT over
     the orders)."""
-    caps = registry.capabilities("entrust")
+    caps = registry.capabilities("entrust", configured=False)  # its statuses and products
     statuses = [(s, s) for s in caps.statuses] + list(OWN_STATES.items())
     products = sorted(set(caps.products) | set(catalog.product_types()))
     return FilterChoices(statuses, credentials.list_credentials(include_deleted=True), products)
