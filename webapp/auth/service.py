@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import load_only
 
 from webapp.audit import service as audit
 from webapp.auth.models import LoginAttempt, User, UserSession
@@ -359,15 +360,22 @@ def _end_sessions(user: User, reason: str) -> int:
     ).rowcount
 
 
+# Every signed-in request runs this, first of all its statements: built once (with its cache
+# key), reading the few columns the check needs, and the user with it (``UserSession.user``).
+_SESSION_BY_TOKEN = (
+    select(UserSession)
+    .options(load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at))
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
+
+
 def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
     """The user of the session whose cookie holds ``token`` (and ``user_ident``, Flask-Login's
     id), or None and why: "ended" (signed out, ended, unknown) or "idle" (ended now, after
     IDLE_TIMEOUT_MINUTES without a request). Notes the request as the session's last activity."""
     if not token:
         return None, "ended"
-    row = db.session.execute(
-        select(UserSession).where(UserSession.token_hash == _token_hash(token))
-    ).scalar()
+    row = db.session.execute(_SESSION_BY_TOKEN, {"token_hash": _token_hash(token)}).scalar()
     if row is None or row.ended_at is not None or not row.user.active:
         return None, "ended"
     if str(user_ident or "").partition(":")[0] != str(row.user_id):
