@@ -13,7 +13,7 @@ from flask_login import current_user, logout_user
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
-from webapp import badges, errors, logsafe, paths, validation
+from webapp import badges, errors, logsafe, paths, turns, validation
 from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
@@ -105,6 +105,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     with app.app_context():
         _init_secretbox(app)
+    app.wsgi_app = turns.wsgi(app.wsgi_app)  # one request of a worker runs at a time
     return app
 
 

@@ -161,6 +161,9 @@ def _pool_options(config) -> None:
     options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     options.setdefault("pool_size", POOL_SIZE)
     options.setdefault("max_overflow", 10)
+    # The connection used last is handed out next: with one request of a worker running at a
+    # time (webapp.turns) that is mostly the same one, whose SQLite page cache is warm.
+    options.setdefault("pool_use_lifo", True)
     if uri.startswith("sqlite"):
         # A SQLite connection reads the planner's statistics when it opens (or when the schema
         # changes); the hourly ANALYZE (webapp.housekeeping) only changes rows, so connections

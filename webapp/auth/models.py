@@ -7,6 +7,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from webapp import turns
 from webapp.dbtypes import UTCDateTime, utcnow
 from webapp.extensions import db
 
@@ -33,13 +34,16 @@ class User(UserMixin, db.Model):
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
 
+    # scrypt runs for about 0.1 s without the GIL: the request lets the next one run meanwhile.
     @staticmethod
     def hash_password(password: str) -> str:
-        return generate_password_hash(password, method="scrypt")
+        with turns.outside():
+            return generate_password_hash(password, method="scrypt")
 
     @staticmethod
     def verify_password(password_hash: str, password: str) -> bool:
-        return check_password_hash(password_hash, password)
+        with turns.outside():
+            return check_password_hash(password_hash, password)
 
     def set_password(self, password: str) -> None:
         self.password_hash = self.hash_password(password)

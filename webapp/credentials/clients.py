@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
+from webapp import turns
 from webapp.credentials.models import EcsCredential
 from webapp.ecs import EcsClient, budget_for
 from webapp.ecs.transport import scrub
@@ -111,6 +112,7 @@ def build(
         options["max_get_attempts"] = 1
     if budget_key is not None:
         options["rate_budget"] = budget_for(budget_key, float(settings.get(REQUESTS_PER_MINUTE)))
+    options["waiting"] = turns.outside  # a request waiting on Entrust lets the next one run
     options.update(CLIENT_OPTIONS)
     return EcsClient(
         base_url,

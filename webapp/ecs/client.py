@@ -15,6 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -99,6 +100,7 @@ class EcsClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         user_agent: str = "CertDesk-ECS/1",
+        waiting: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         if not base_url.startswith(("https://", "http://")):
             raise ValueError("base_url must be an http(s) URL")
@@ -115,6 +117,9 @@ class EcsClient:
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
         self._sleep = sleep
+        # Entered around each call, its retries and waits: the caller's code gives up what it
+        # holds while this thread only waits (webapp.turns).
+        self._waiting = waiting
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
 
@@ -169,6 +174,10 @@ class EcsClient:
         Raises the matching :mod:`errors` class for every failure. GETs are retried as the
         class docstring says; anything else is attempted exactly once.
         """
+        with self._waiting():
+            return self._request_waiting(method, path, params, json_body)
+
+    def _request_waiting(self, method: str, path: str, params, json_body) -> _Reply:
         method = method.upper()
         retryable = method not in _MUTATING
         attempts = self.max_get_attempts if retryable else 1

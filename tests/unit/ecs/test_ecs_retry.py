@@ -195,3 +195,28 @@ def test_mutating_calls_are_never_retried(
         assert not info.value.outcome_unknown
     else:
         assert info.value.outcome_unknown
+
+
+def test_every_call_its_retries_and_waits_run_inside_the_waiting_hook(make_client, rsps, fake_time):
+    log = []
+
+    class Waiting:
+        def __enter__(self):
+            log.append("enter")
+
+        def __exit__(self, *exc):
+            log.append("exit")
+
+    def sleep(seconds):
+        log.append("sleep")
+        fake_time.sleep(seconds)
+
+    client = make_client(max_get_attempts=3, waiting=Waiting, sleep=sleep)
+    rsps.get(url("clients"), status=503, json=ERR)
+    rsps.get(url("clients"), json={"clients": []})
+    assert client.list_clients() == []
+    assert log == ["enter", "sleep", "exit"]  # one call, its retry and its wait, all inside
+    rsps.post(url("clients"), status=500, json={"status": 500, "errors": []})
+    with pytest.raises(errors.ServerError):
+        client._request("POST", "clients", json_body={})
+    assert log[3:] == ["enter", "exit"]  # left even when the call fails
