@@ -56,6 +56,8 @@ def wsgi(app: Callable) -> Callable:
     renders its page; a streamed body is produced afterwards, outside it."""
 
     def in_turn(environ, start_response):
+        if getattr(_local, "held", False):  # called from within a request: its turn already
+            return app(environ, start_response)
         _take()
         try:
             return app(environ, start_response)

@@ -140,3 +140,15 @@ def test_the_pool_hands_out_the_connection_used_last(app):
             assert ids.get(id(again.dbapi_connection)) == "second"
         finally:
             again.close()
+
+
+def test_a_request_made_from_within_a_request_runs_in_its_turn(patient):
+    inner = turns.wsgi(lambda environ, start_response: [b"inner"])
+
+    def outer_app(environ, start_response):
+        return inner(environ, start_response) + [b"outer"]
+
+    outer = turns.wsgi(outer_app)
+    assert outer({}, None) == [b"inner", b"outer"]  # at once, not after WAIT_SECONDS
+    assert turns._turn.acquire(blocking=False)  # and the turn is free again after
+    turns._turn.release()
