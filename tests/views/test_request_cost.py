@@ -60,3 +60,27 @@ def test_the_orders_list_reads_what_it_shows_and_no_settings(app, admin_client):
     assert not any("FROM setting" in s for s in statements), statements
     # Every column the list shows was read with its row: the page made no statement a row.
     assert len(statements) == len(_statements_of(app, admin_client, "/entrust/?per_page=25"))
+
+
+def test_the_csr_list_reads_what_it_shows(app, admin_client, user):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from webapp import pki
+    from webapp.csrs import service as csrs
+
+    with app.app_context():
+        for n in range(3):
+            csr = pki.build_csr(
+                ec.generate_private_key(ec.SECP256R1()),
+                {"CN": f"list{n}.example.com"},
+                pki.SanSet(),
+            )
+            csrs.import_csr(user["admin"], csr.public_bytes(serialization.Encoding.PEM))
+    statements = _statements_of(app, admin_client, "/csrs/")
+    listed = [s for s in statements if "FROM csr " in s + " "]
+    assert listed, statements
+    for column in ("pem", "subject", "public_key_id", "signature_algorithm"):
+        assert not any(re.search(rf"\bcsr\.{column}\b", s) for s in listed), (column, listed)
+    page = admin_client.get("/csrs/").get_data(as_text=True)
+    assert all(f"list{n}.example.com" in page for n in range(3))

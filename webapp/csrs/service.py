@@ -7,7 +7,7 @@ the form field they belong to; nothing is written when one is raised.
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from webapp import hooks, pki
 from webapp.audit import service as audit
@@ -195,10 +195,23 @@ SORTS = {
 }
 
 
+# What the list shows and sorts by; the PEM and the subject stay in the database (reading any
+# other column of a listed CSR raises rather than loading it row by row).
+LISTED = (
+    Csr.common_name,
+    Csr.sans,
+    Csr.key_label,
+    Csr.private_key_id,
+    Csr.source,
+    Csr.created_by_id,
+    Csr.created_at,
+)
+
+
 def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
     """The CSR list: newest first, or by common name; the search finds CSRs with a name (CN or
     SAN) that starts or ends with the text."""
-    stmt = select(Csr).options(selectinload(Csr.created_by))
+    stmt = select(Csr).options(load_only(*LISTED, raiseload=True), selectinload(Csr.created_by))
     q = (q or "").strip().lower()
     if q:
         stmt = narrowed(
