@@ -29,3 +29,13 @@ def make_order(ca_order_id="5000001", status="ACTIVE", phase="issued", **values)
     db.session.add(row)
     db.session.commit()
     return row
+
+
+def analyzed_tables(sqlite_connection) -> set:
+    """The tables SQLite's planner has statistics for (``sqlite_stat1`` exists once ANALYZE has
+    run), read through a ``sqlite3`` connection."""
+    if not sqlite_connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+    ).fetchone():
+        return set()
+    return {row[0] for row in sqlite_connection.execute("SELECT DISTINCT tbl FROM sqlite_stat1")}

@@ -295,22 +295,17 @@ def _with_count(
     does for the count, where it could otherwise prefer another index and a filter on the rows
     it fetches (it cannot know that the newest audit events are all sign-ins, say).
     """
-    if known is not None:
-        if by is None:
-            return db.session.execute(stmt.where(*conds).limit(limit)).scalars().all(), known
-        values = db.session.execute(stmt.with_only_columns(by).where(*conds).limit(limit))
-        return _rows_by(stmt, by, values.scalars().all()), known
-    count = select(func.count()).select_from(
-        stmt.with_only_columns(key if by is None else by).where(*conds).limit(cap).subquery()
-    )
-    counted = count.scalar_subquery().label("counted")
-    if by is None:
-        rows = db.session.execute(stmt.where(*conds).limit(limit).add_columns(counted)).all()
-        return [row[0] for row in rows], (rows[0][1] if rows else 0)
-    found = db.session.execute(
-        stmt.with_only_columns(by).where(*conds).limit(limit).add_columns(counted)
-    ).all()
-    return _rows_by(stmt, by, [row[0] for row in found]), (found[0][1] if found else 0)
+    page = (stmt if by is None else stmt.with_only_columns(by)).where(*conds).limit(limit)
+    if known is None:
+        count = select(func.count()).select_from(
+            stmt.with_only_columns(key if by is None else by).where(*conds).limit(cap).subquery()
+        )
+        counted = count.scalar_subquery().label("counted")
+        found = db.session.execute(page.add_columns(counted)).all()
+        firsts, total = [row[0] for row in found], (found[0][1] if found else 0)
+    else:
+        firsts, total = db.session.execute(page).scalars().all(), known
+    return (firsts if by is None else _rows_by(stmt, by, firsts)), total
 
 
 def _rows_by(stmt, key, values: list) -> list:

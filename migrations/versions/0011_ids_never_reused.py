@@ -31,8 +31,7 @@ depends_on = None
 TABLES = {'private_key': 'private_key', 'csr': 'csr', 'ca_order': 'order', 'certificate': 'certificate'}
 
 
-def _key_plain(table):
-    return '\n\tid INTEGER NOT NULL, '
+_KEY_PLAIN = '\n\tid INTEGER NOT NULL, '
 
 
 def _key_counted(table):
@@ -90,7 +89,7 @@ def upgrade():
     for table, object_type in TABLES.items():
 
         def counted(body, table=table):
-            body = _once(body, _key_plain(table), _key_counted(table), table)
+            body = _once(body, _KEY_PLAIN, _key_counted(table), table)
             return _once(body, _key_constraint(table), '', table)
 
         _rebuild(bind, table, counted)
@@ -121,7 +120,7 @@ def downgrade():
     for table in reversed(list(TABLES)):
 
         def plain(body, table=table):
-            body = _once(body, _key_counted(table), _key_plain(table), table)
+            body = _once(body, _key_counted(table), _KEY_PLAIN, table)
             # The key constraint goes back before the first of the table's other constraints.
             first = body.index('\n\tCONSTRAINT ')
             return body[:first] + _key_constraint(table) + body[first:]

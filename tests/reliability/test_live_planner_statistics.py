@@ -9,12 +9,12 @@ import time
 
 import pytest
 
+from tests.helpers import analyzed_tables
+
 
 def _analyzed(path) -> set:
     with sqlite3.connect(path) as conn:
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
-            return set()
-        return {row[0] for row in conn.execute("SELECT DISTINCT tbl FROM sqlite_stat1")}
+        return analyzed_tables(conn)
 
 
 def test_a_started_server_gathers_the_planner_statistics(live_server):

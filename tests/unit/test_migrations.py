@@ -353,12 +353,12 @@ def test_rebuilding_the_tables_for_ids_never_reused_keeps_every_row_and_referenc
 
 def _analyzed() -> set:
     """The tables SQLite's planner has statistics for (PostgreSQL: taken as all of them)."""
-    import sqlalchemy as sa
+    from tests.helpers import analyzed_tables
 
     with db.engine.connect() as conn:
         if conn.dialect.name != "sqlite":
             return {t.name for t in db.metadata.sorted_tables}
-        return set(conn.execute(sa.text("SELECT DISTINCT tbl FROM sqlite_stat1")).scalars())
+        return analyzed_tables(conn.connection.driver_connection)
 
 
 def test_a_deleted_rows_id_is_never_given_again(app):
