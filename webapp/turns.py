@@ -29,7 +29,13 @@ NOTE_EVERY_SECONDS = 60.0
 
 log = logging.getLogger(__name__)
 _turn = threading.Lock()
-_local = threading.local()
+
+
+class _Local(threading.local):
+    held = False  # this thread holds the turn
+
+
+_local = _Local()
 _noted = [float("-inf")]
 
 
@@ -46,7 +52,7 @@ def _take() -> None:
 
 
 def _give_up() -> None:
-    if getattr(_local, "held", False):
+    if _local.held:
         _local.held = False
         _turn.release()
 
@@ -56,7 +62,7 @@ def wsgi(app: Callable) -> Callable:
     renders its page; a streamed body is produced afterwards, outside it."""
 
     def in_turn(environ, start_response):
-        if getattr(_local, "held", False):  # called from within a request: its turn already
+        if _local.held:  # called from within a request: its turn already
             return app(environ, start_response)
         _take()
         try:
@@ -71,7 +77,7 @@ def wsgi(app: Callable) -> Callable:
 def outside() -> Iterator[None]:
     """Give up the turn while this thread waits on something outside the process, and take it
     back after. In a thread that holds no turn (a job, the scheduler) it does nothing."""
-    if not getattr(_local, "held", False):
+    if not _local.held:
         yield
         return
     _give_up()

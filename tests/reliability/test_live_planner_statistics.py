@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 
@@ -13,7 +14,7 @@ from tests.helpers import analyzed_tables
 
 
 def _analyzed(path) -> set:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return analyzed_tables(conn)
 
 
@@ -25,6 +26,6 @@ def test_a_started_server_gathers_the_planner_statistics(live_server):
     while "user" not in _analyzed(db_file):
         assert time.monotonic() < deadline, f"no statistics after 60 s: {live_server.lines[-20:]}"
         time.sleep(0.2)
-    with sqlite3.connect(db_file) as conn:
+    with closing(sqlite3.connect(db_file)) as conn:
         ran = conn.execute("SELECT name FROM periodic_run WHERE name = 'planner_statistics'")
         assert ran.fetchone() is not None

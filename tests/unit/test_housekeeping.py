@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import sqlalchemy as sa
-
+from tests.helpers import analyzed_tables
 from webapp import housekeeping
 from webapp.extensions import db
 
@@ -18,8 +17,8 @@ def test_planner_statistics_are_gathered_hourly_on_sqlite_only(app):
         assert gathered is False
         return
     assert gathered is True
-    tables = db.session.execute(sa.text("SELECT DISTINCT tbl FROM sqlite_stat1")).scalars()
-    assert "user" in set(tables)  # the test database has users, and an index on their names
+    tables = analyzed_tables(db.session.connection().connection.driver_connection)
+    assert "user" in tables  # the test database has users, and an index on their names
 
 
 def test_sqlite_connections_are_opened_again_to_plan_by_fresh_statistics(app):
