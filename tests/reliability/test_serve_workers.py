@@ -27,6 +27,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long enough password"
 
 
+def _as_at_a_terminal():
+    """Ctrl-C stops a command started at a terminal: SIGINT is at its default, even when these
+    tests run in the background (where the shell starts them with SIGINT ignored, which
+    `certdesk serve` respects)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Served:
     def __init__(self, instance: Path, database_url: str | None):
         self.port = free_port()
@@ -51,6 +58,7 @@ class Served:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=_as_at_a_terminal,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         try:
