@@ -1,10 +1,18 @@
 """Small periodic upkeep: failed-login rows, jobs whose process died, and SQLite's statistics."""
 
+import logging
 from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.auth import service as auth
 from webapp.extensions import db
 from webapp.jobs import service as jobs
+
+log = logging.getLogger(__name__)
+
+# Rows a job must add for its lists to be planned by their new size at once, not within the hour.
+BULK_ROWS = 1000
 
 
 def refresh_planner_statistics() -> bool:
@@ -21,6 +29,20 @@ def refresh_planner_statistics() -> bool:
     conn.exec_driver_sql("ANALYZE")
     db.session.commit()
     return True
+
+
+def after_bulk_change(added: int) -> None:
+    """A job that added ``added`` rows (an import, a sync) gathers the statistics now when they
+    are many: a list that grew from hundreds of rows to 100,000 would otherwise be planned by its
+    old size until the hourly task. A failure (the database busy) is logged: the job's own work
+    is done, and the hourly task will gather them."""
+    if added < BULK_ROWS:
+        return
+    try:
+        refresh_planner_statistics()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.warning("planner statistics not gathered after %s new rows: %s", added, exc)
 
 
 def register_periodic(scheduler, app) -> None:

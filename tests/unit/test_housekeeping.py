@@ -31,3 +31,24 @@ def test_sqlite_connections_are_opened_again_to_plan_by_fresh_statistics(app):
         assert options["pool_recycle"] == config.SQLITE_RECYCLE_SECONDS == 3600
     else:
         assert "pool_recycle" not in options
+
+
+def test_statistics_gathered_after_a_bulk_change_only_and_a_failure_is_logged(
+    app, monkeypatch, caplog
+):
+    from sqlalchemy.exc import OperationalError
+
+    calls = []
+    monkeypatch.setattr(housekeeping, "refresh_planner_statistics", lambda: calls.append(1))
+    housekeeping.after_bulk_change(housekeeping.BULK_ROWS - 1)
+    assert calls == []
+    housekeeping.after_bulk_change(housekeeping.BULK_ROWS)
+    assert calls == [1]
+
+    def locked():
+        raise OperationalError("ANALYZE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(housekeeping, "refresh_planner_statistics", locked)
+    housekeeping.after_bulk_change(50_000)  # the job that called it still succeeds
+    assert "not gathered after 50000 new rows" in caplog.text
+    assert db.session.execute(db.text("SELECT 1")).scalar() == 1  # the session is usable

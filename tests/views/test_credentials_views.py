@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import HTMX
+from tests.helpers import HTMX, planned_rows
 from tests.unit.test_credentials import make_cert, pem
+from webapp import housekeeping
 from webapp.catalog.models import CatalogDomain
 from webapp.credentials import clients, service
 from webapp.credentials.models import EcsCredential
@@ -63,6 +64,25 @@ def test_demo_offers_one_click_sandbox(app, admin_client, sandbox):
     page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
     assert "Entrust sandbox" in page and "Succeeded" in page
     assert "Link your Entrust account" not in page
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_a_large_sync_gathers_the_planner_statistics(admin_client, sandbox, monkeypatch, bulk):
+    """A sync that adds many domains has SQLite plan the Domains tab by its new size at once;
+    a small one leaves the statistics alone."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
+    sandbox.seed(certificates=5, seed=2)
+    monkeypatch.setattr(housekeeping, "BULK_ROWS", 5 if bulk else 10_000)
+    conn = db.session.connection().connection.driver_connection
+    before = planned_rows(conn, "catalog_domain")
+    resp = admin_client.post("/entrust/manage/credentials/new", data=form(sandbox))
+    assert "Succeeded" in admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    db.session.rollback()
+    domains = len(db.session.execute(select(CatalogDomain.id)).all())
+    assert domains >= 5
+    conn = db.session.connection().connection.driver_connection
+    assert planned_rows(conn, "catalog_domain") == (domains if bulk else before)
 
 
 def test_add_credential_starts_a_sync_and_shows_its_progress(admin_client, sandbox):

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
-from tests.helpers import HTMX, make_order
-from webapp import paging, search
+from tests.helpers import HTMX, make_order, planned_rows
+from webapp import housekeeping, paging, search
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
@@ -344,6 +344,28 @@ def test_import_dialog_starts_the_job_and_shows_its_progress(operator_client, li
     assert _count(Order) > 0
     bad = operator_client.post("/entrust/import", data={"credential_id": "", "exclude": []})
     assert bad.status_code == 422 and 'id="credential_id-error"' in bad.get_data(as_text=True)
+
+
+def _planned_rows(table: str) -> int | None:
+    return planned_rows(db.session.connection().connection.driver_connection, table)
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+def test_a_large_import_gathers_the_planner_statistics(
+    operator_client, linked, sandbox, monkeypatch, bulk
+):
+    """An import that adds many orders has SQLite plan the orders list by its new size at once
+    (not within the hour); a small one leaves the statistics alone (ANALYZE locks the file)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
+    sandbox.seed(certificates=30, seed=2)
+    monkeypatch.setattr(housekeeping, "BULK_ROWS", 10 if bulk else 10_000)
+    before = _planned_rows("ca_order")
+    resp = operator_client.post("/entrust/import", data={"credential_id": linked.id})
+    assert "job-succeeded" in operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    imported = _count(Order)
+    assert imported >= 10
+    assert _planned_rows("ca_order") == (imported if bulk else before)
 
 
 def test_notices_of_a_users_own_orders_until_dismissed(operator_client, admin_client, orders, user):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, and_, false, func, or_, select, true, update
 from sqlalchemy.orm import defer
 
-from webapp import hooks
+from webapp import hooks, housekeeping
 from webapp.audit import service as audit
 from webapp.catalog.models import (
     CLIENT,
@@ -302,6 +302,7 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
         for k, v in _total(per_kind).items():
             grand[k] += v
         ctx.progress(step[0], total, f"{cred.name}: saved")
+    housekeeping.after_bulk_change(grand["added"])
     if failures:
         if done:
             failures.append(

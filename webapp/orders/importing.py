@@ -27,6 +27,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import func, insert, select
 
+from webapp import housekeeping
 from webapp.audit import service as audit
 from webapp.cas import registry
 from webapp.cas.base import CaError, CaOrder, Phase, Unavailable
@@ -545,6 +546,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
 
     if state["phase"] == "certificates":
         _import_certificates(ctx, cred, state, actor)
+    housekeeping.after_bulk_change(counts["new"])
     state["phase"] = "done"
     audit.record(
         "order.import",
