@@ -13,7 +13,6 @@ from pathlib import Path
 
 ENV_PREFIX = "CERTDESK_"
 POOL_SIZE = 16  # connections kept open: request threads, job workers, the scheduler
-SQLITE_RECYCLE_SECONDS = 3600
 
 
 class Defaults:
@@ -164,9 +163,4 @@ def _pool_options(config) -> None:
     # The connection used last is handed out next: with one request of a worker running at a
     # time (webapp.turns) that is mostly the same one, whose SQLite page cache is warm.
     options.setdefault("pool_use_lifo", True)
-    if uri.startswith("sqlite"):
-        # A SQLite connection reads the planner's statistics when it opens (or when the schema
-        # changes); the hourly ANALYZE (webapp.housekeeping) only changes rows, so connections
-        # are opened again after SQLITE_RECYCLE_SECONDS to plan by it (opening one costs ~1 ms).
-        options.setdefault("pool_recycle", SQLITE_RECYCLE_SECONDS)
     config["SQLALCHEMY_ENGINE_OPTIONS"] = options

@@ -1,6 +1,7 @@
 """Extensions, created unbound and bound to the app in create_app."""
 
 import sqlite3
+import time
 
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -8,7 +9,9 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -29,13 +32,49 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
+# How often a pooled SQLite connection looks whether ANALYZE has changed the planner's statistics.
+STATISTICS_CHECK_SECONDS = 30.0
+_STATISTICS = (
+    "SELECT group_concat(s, ';') FROM (SELECT tbl || ' ' || ifnull(idx, '') || ' ' || stat AS s"
+    " FROM sqlite_stat1 ORDER BY tbl, idx)"
+)
+
+
+def _statistics(dbapi_connection) -> str | None:
+    try:
+        return dbapi_connection.execute(_STATISTICS).fetchone()[0]
+    except sqlite3.OperationalError:  # no sqlite_stat1: ANALYZE never ran
+        return None
+
+
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, _record):
-    """WAL for concurrent readers, foreign keys enforced, a wait instead of 'database is locked'."""
+def _sqlite_pragmas(dbapi_connection, record):
+    """WAL for concurrent readers, foreign keys enforced, a wait instead of 'database is locked'.
+    Notes the planner statistics the connection opened with (see _plan_by_current_statistics)."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA synchronous=NORMAL")
+        in_memory = cur.execute("PRAGMA database_list").fetchone()[2] == ""
         cur.close()
+        if record is not None and not in_memory:  # a database in memory ends with its connection
+            record.info["statistics"] = _statistics(dbapi_connection)
+            record.info["statistics_due"] = time.monotonic() + STATISTICS_CHECK_SECONDS
+
+
+@event.listens_for(Pool, "checkout")
+def _plan_by_current_statistics(dbapi_connection, record, _proxy):
+    """A SQLite connection reads the planner's statistics when it opens, and not when another
+    connection (the hourly task, an import, another process) runs ANALYZE again. So a pooled
+    connection compares them, at most every STATISTICS_CHECK_SECONDS, with those it opened with,
+    and is opened again (about 1 ms) when they changed: every connection of every process plans by
+    the current statistics within that time."""
+    info = record.info
+    due = info.get("statistics_due")
+    if due is None or time.monotonic() < due:
+        return
+    info["statistics_due"] = time.monotonic() + STATISTICS_CHECK_SECONDS
+    if _statistics(dbapi_connection) != info["statistics"]:
+        raise DisconnectionError("the planner statistics changed: opening the connection again")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import timedelta
 
 from tests.helpers import analyzed_tables
@@ -21,16 +23,47 @@ def test_planner_statistics_are_gathered_hourly_on_sqlite_only(app):
     assert "user" in tables  # the test database has users, and an index on their names
 
 
-def test_sqlite_connections_are_opened_again_to_plan_by_fresh_statistics(app):
-    """A SQLite connection reads the statistics when it opens; ANALYZE after the first only
-    changes rows. So the pool opens its SQLite connections again after an hour."""
-    from webapp import config
+def test_pooled_sqlite_connections_plan_by_the_statistics_another_one_gathered(
+    tmp_path, monkeypatch
+):
+    """A SQLite connection reads the statistics when it opens; another connection's ANALYZE
+    changes only rows. A pooled connection is opened again once they changed (checked at most
+    every STATISTICS_CHECK_SECONDS), and kept while they did not."""
+    from sqlalchemy import create_engine
 
-    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-    if db.engine.dialect.name == "sqlite":
-        assert options["pool_recycle"] == config.SQLITE_RECYCLE_SECONDS == 3600
-    else:
-        assert "pool_recycle" not in options
+    from webapp import extensions
+
+    path = tmp_path / "plans.db"
+
+    def fill(rows):
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS t (x, y)")
+            conn.execute("CREATE INDEX IF NOT EXISTS ix ON t (x)")
+            conn.execute("CREATE INDEX IF NOT EXISTS iy ON t (y)")
+            conn.execute("DELETE FROM t")
+            conn.executemany("INSERT INTO t VALUES (?, ?)", rows)
+            conn.execute("ANALYZE")
+            conn.commit()
+
+    fill([(i, i % 2) for i in range(5000)])  # x tells rows apart, y does not
+    monkeypatch.setattr(extensions, "STATISTICS_CHECK_SECONDS", 0.0)
+    engine = create_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0)
+
+    def plan():
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql("EXPLAIN QUERY PLAN SELECT * FROM t WHERE x = 1 AND y = 1")
+            return found.fetchall()[0][3], conn.connection.dbapi_connection
+
+    try:
+        first, opened = plan()
+        assert "INDEX ix" in first
+        assert plan()[1] is opened  # nothing changed: the same connection
+        fill([(i % 2, i) for i in range(5000)])  # now y tells them apart
+        second, reopened = plan()
+        assert "INDEX iy" in second and reopened is not opened
+        assert plan()[1] is reopened
+    finally:
+        engine.dispose()
 
 
 def test_statistics_gathered_after_a_bulk_change_only_and_a_failure_is_logged(
