@@ -41,11 +41,13 @@ def analyzed_tables(sqlite_connection) -> set:
     return {row[0] for row in sqlite_connection.execute("SELECT DISTINCT tbl FROM sqlite_stat1")}
 
 
-def planned_rows(sqlite_connection, table: str) -> int | None:
-    """The row count SQLite's planner holds for ``table`` (None before ANALYZE has counted it)."""
-    if not analyzed_tables(sqlite_connection):
+def planned_rows(table: str) -> int | None:
+    """The row count SQLite's planner holds for ``table``, read through the app's session (None
+    before ANALYZE has counted it)."""
+    from webapp.extensions import db
+
+    conn = db.session.connection().connection.driver_connection
+    if not analyzed_tables(conn):
         return None
-    found = sqlite_connection.execute(
-        "SELECT stat FROM sqlite_stat1 WHERE tbl = ?", (table,)
-    ).fetchone()
+    found = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = ?", (table,)).fetchone()
     return int(found[0].split()[0]) if found else None

@@ -346,10 +346,6 @@ def test_import_dialog_starts_the_job_and_shows_its_progress(operator_client, li
     assert bad.status_code == 422 and 'id="credential_id-error"' in bad.get_data(as_text=True)
 
 
-def _planned_rows(table: str) -> int | None:
-    return planned_rows(db.session.connection().connection.driver_connection, table)
-
-
 @pytest.mark.parametrize("bulk", [True, False])
 def test_a_large_import_gathers_the_planner_statistics(
     operator_client, linked, sandbox, monkeypatch, bulk
@@ -360,12 +356,12 @@ def test_a_large_import_gathers_the_planner_statistics(
         pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
     sandbox.seed(certificates=30, seed=2)
     monkeypatch.setattr(housekeeping, "BULK_ROWS", 10 if bulk else 10_000)
-    before = _planned_rows("ca_order")
+    before = planned_rows("ca_order")
     resp = operator_client.post("/entrust/import", data={"credential_id": linked.id})
     assert "job-succeeded" in operator_client.get(resp.headers["Location"]).get_data(as_text=True)
     imported = _count(Order)
     assert imported >= 10
-    assert _planned_rows("ca_order") == (imported if bulk else before)
+    assert planned_rows("ca_order") == (imported if bulk else before)
 
 
 def test_notices_of_a_users_own_orders_until_dismissed(operator_client, admin_client, orders, user):
