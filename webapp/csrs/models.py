@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
 from webapp.extensions import db
@@ -43,6 +43,9 @@ class Csr(db.Model):
 
     private_key = relationship("PrivateKey", lazy="select")
     created_by = relationship("User", lazy="select")
+    # The creator's username, read by the list beside each row (csrs.service.list_query): one
+    # look-up in the database instead of loading the related users in a second query.
+    creator_name: Mapped[str | None] = query_expression()
     names = relationship(
         "CsrName", cascade="all, delete-orphan", passive_deletes=True, lazy="select"
     )

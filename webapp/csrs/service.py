@@ -7,10 +7,11 @@ the form field they belong to; nothing is written when one is raised.
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import load_only, selectinload
+from sqlalchemy.orm import load_only, with_expression
 
 from webapp import hooks, pki
 from webapp.audit import service as audit
+from webapp.auth.models import User
 from webapp.csrs.models import Csr, CsrName
 from webapp.extensions import db
 from webapp.keys import service as keys
@@ -211,7 +212,10 @@ LISTED = (
 def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
     """The CSR list: newest first, or by common name; the search finds CSRs with a name (CN or
     SAN) that starts or ends with the text."""
-    stmt = select(Csr).options(load_only(*LISTED, raiseload=True), selectinload(Csr.created_by))
+    creator = select(User.username).where(User.id == Csr.created_by_id).scalar_subquery()
+    stmt = select(Csr).options(
+        load_only(*LISTED, raiseload=True), with_expression(Csr.creator_name, creator)
+    )
     q = (q or "").strip().lower()
     if q:
         stmt = narrowed(
