@@ -69,7 +69,7 @@ def test_the_csr_list_reads_what_it_shows(app, admin_client, user):
     from webapp import pki
     from webapp.csrs import service as csrs
 
-    # Made by another user than the one viewing the list and by that one, each named beside theirs.
+    # Made by the viewer and by another user; each is named beside their CSRs.
     makers = ["operator", "admin", "operator"]
     with app.app_context():
         for n, maker in enumerate(makers):
@@ -84,7 +84,7 @@ def test_the_csr_list_reads_what_it_shows(app, admin_client, user):
     assert listed, statements
     for column in ("pem", "subject", "public_key_id", "signature_algorithm"):
         assert not any(re.search(rf"\bcsr\.{column}\b", s) for s in listed), (column, listed)
-    # The makers' names come with the rows, not from a read of the users of their own.
+    # The names come with the rows: no statement reads the users on its own.
     others = [s for s in statements if s not in listed and "FROM user_session" not in s]
     assert others == [], others
     page = admin_client.get("/csrs/").get_data(as_text=True)
