@@ -204,17 +204,17 @@ LISTED = (
     Csr.key_label,
     Csr.private_key_id,
     Csr.source,
-    Csr.created_by_id,
     Csr.created_at,
 )
+# Each listed CSR's creator, read beside its row (a look-up by primary key).
+CREATOR = select(User.username).where(User.id == Csr.created_by_id).scalar_subquery()
 
 
 def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
     """The CSR list: newest first, or by common name; the search finds CSRs with a name (CN or
     SAN) that starts or ends with the text."""
-    creator = select(User.username).where(User.id == Csr.created_by_id).scalar_subquery()
     stmt = select(Csr).options(
-        load_only(*LISTED, raiseload=True), with_expression(Csr.creator_name, creator)
+        load_only(*LISTED, raiseload=True), with_expression(Csr.creator_name, CREATOR)
     )
     q = (q or "").strip().lower()
     if q:
