@@ -85,3 +85,52 @@ def test_statistics_gathered_after_a_bulk_change_only_and_a_failure_is_logged(
     housekeeping.after_bulk_change(50_000)  # the job that called it still succeeds
     assert "not gathered after 50000 new rows" in caplog.text
     assert db.session.execute(db.text("SELECT 1")).scalar() == 1  # the session is usable
+
+
+def test_gathering_the_statistics_reads_a_bounded_share_of_a_big_table(app):
+    """ANALYZE holds the write lock while it runs: the task reads each index only as far as
+    ANALYSIS_LIMIT, so its work (counted in SQLite's virtual machine steps, not in seconds)
+    stays the same when a table doubles, where a full ANALYZE doubles too."""
+    import pytest
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL's autovacuum keeps its statistics")
+    raw = db.session.connection().connection.driver_connection
+
+    def add_attempts(count):
+        raw.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO login_attempt (at, username, address, success) "
+            "SELECT datetime('now', '-' || i || ' seconds'), 'user' || (i % 5000), "
+            "'10.0.' || (i % 250) || '.' || (i % 200), i % 3 = 0 FROM n",
+            (count,),
+        )
+        db.session.commit()
+
+    def steps(gather):
+        counted = [0]
+
+        def step():
+            counted[0] += 1
+            return 0
+
+        conn = db.session.connection().connection.driver_connection
+        conn.set_progress_handler(step, 100)
+        try:
+            gather()
+        finally:
+            conn.set_progress_handler(None, 100)
+        return counted[0]
+
+    def full():
+        db.session.connection().exec_driver_sql("PRAGMA analysis_limit = 0")
+        db.session.connection().exec_driver_sql("ANALYZE")
+        db.session.commit()
+
+    add_attempts(3 * housekeeping.ANALYSIS_LIMIT)
+    task_small, full_small = steps(housekeeping.refresh_planner_statistics), steps(full)
+    add_attempts(3 * housekeeping.ANALYSIS_LIMIT)
+    task_big, full_big = steps(housekeeping.refresh_planner_statistics), steps(full)
+    assert full_big > 1.6 * full_small  # the full ANALYZE reads the table whole
+    assert task_big < 1.15 * task_small
+    assert task_big < full_big / 3
