@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
-from flask import render_template
+from flask import render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.extensions import db
@@ -22,15 +24,20 @@ TITLES = {
     413: "File too large",
     429: "Too many requests",
     500: "Something went wrong",
+    503: "Busy",
 }
 
+# PostgreSQL's codes for a lock not had: serialization failure, deadlock, lock not available.
+_BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
+BUSY_RETRY_SECONDS = 5
 
-def _respond(code: int, message: str):
+
+def _respond(code: int, message: str, headers: dict | None = None):
     title = TITLES.get(code, "Error")
     if is_htmx():
         body = render_template("_banner.html", level="error", title=title, message=message)
-        return body, code, {"HX-Retarget": "#banner", "HX-Reswap": "innerHTML"}
-    return render_template("error.html", code=code, title=title, message=message), code
+        return body, code, {"HX-Retarget": "#banner", "HX-Reswap": "innerHTML", **(headers or {})}
+    return render_template("error.html", code=code, title=title, message=message), code, headers
 
 
 def handle_http(exc: HTTPException):
@@ -58,7 +65,36 @@ def handle_500(exc):
     return _respond(500, "The error was logged. Try again, or tell your administrator.")
 
 
+def database_busy(exc: OperationalError) -> bool:
+    """Whether the database refused for a lock held elsewhere (SQLite's write lock past the busy
+    timeout, or a PostgreSQL deadlock, serialization failure or lock timeout): trying again a
+    moment later succeeds, unlike a broken connection or a bad statement."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        return str(orig).startswith(("database is locked", "database table is locked"))
+    return getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES
+
+
+def handle_database_error(exc: OperationalError):
+    if not database_busy(exc):
+        return handle_500(exc)
+    db.session.rollback()
+    log.warning(
+        "database busy: %s %s gave up waiting for a lock (%s)",
+        request.method,
+        request.path,
+        type(exc.orig).__name__,
+    )
+    return _respond(
+        503,
+        "CertDesk's database was busy with other work, and this request did not complete. "
+        "Try again in a moment.",
+        {"Retry-After": str(BUSY_RETRY_SECONDS)},
+    )
+
+
 def init_app(app) -> None:
+    app.register_error_handler(OperationalError, handle_database_error)
     app.register_error_handler(CSRFError, handle_csrf)
     app.register_error_handler(InternalServerError, handle_500)
     app.register_error_handler(HTTPException, handle_http)

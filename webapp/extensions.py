@@ -32,6 +32,9 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
+# How long a SQLite statement waits for another connection's write lock before it gives up with
+# "database is locked" (the request then answers 503, see webapp.errors).
+BUSY_TIMEOUT_MS = 10_000
 # How often a pooled SQLite connection looks whether ANALYZE has changed the planner's statistics.
 STATISTICS_CHECK_SECONDS = 30.0
 _STATISTICS = (
@@ -55,7 +58,7 @@ def _sqlite_pragmas(dbapi_connection, record):
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
         in_memory = cur.execute("PRAGMA database_list").fetchone()[2] == ""
         cur.close()

@@ -1,0 +1,95 @@
+"""A request that cannot have the database's lock in time answers 503 "busy, try again", rolls
+back and logs one line; other database errors stay a logged 500."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tests.helpers import HTMX
+from webapp import errors, extensions
+from webapp.audit.models import AuditEvent
+from webapp.extensions import db
+
+
+def _actions():
+    return [e.action for e in db.session.execute(db.select(AuditEvent)).scalars()]
+
+
+@pytest.mark.sqlite_only
+def test_a_sign_in_behind_another_writer_answers_busy_and_changes_nothing(
+    app, client, monkeypatch, caplog
+):
+    monkeypatch.setattr(extensions, "BUSY_TIMEOUT_MS", 100)
+    db.session.remove()
+    db.engine.dispose()  # connections opened from now on wait 100 ms for a lock
+    before = _actions()
+    with closing(sqlite3.connect(db.engine.url.database, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        resp = client.login("operator")
+        assert resp.status_code == 503
+        assert resp.headers["Retry-After"] == str(errors.BUSY_RETRY_SECONDS)
+        page = resp.get_data(as_text=True)
+        assert "busy with other work" in page and "Try again in a moment" in page
+        holder.execute("ROLLBACK")
+    db.session.remove()
+    assert _actions() == before  # nothing was recorded
+    assert client.get("/").status_code == 302  # and nobody is signed in
+    assert "gave up waiting for a lock" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert client.login("operator").status_code == 302  # once the lock is free, it works
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.sqlite_only
+def test_an_htmx_request_behind_another_writer_gets_the_busy_banner(app, admin_client, monkeypatch):
+    monkeypatch.setattr(extensions, "BUSY_TIMEOUT_MS", 100)
+    db.session.remove()
+    db.engine.dispose()
+    with closing(sqlite3.connect(db.engine.url.database, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        resp = admin_client.post("/logout", headers=HTMX)
+        holder.execute("ROLLBACK")
+    assert resp.status_code == 503
+    assert resp.headers["HX-Retarget"] == "#banner"
+    assert "busy with other work" in resp.get_data(as_text=True)
+    assert admin_client.get("/").status_code == 200  # the sign-out did not happen
+
+
+def _error_of(conn, statement: str) -> OperationalError:
+    with pytest.raises(OperationalError) as caught:
+        conn.execute(text(statement))
+    return caught.value
+
+
+def test_busy_is_told_from_other_database_errors(app):
+    """Real errors of the database under test: a lock not had is "busy"; a bad statement is not."""
+    url = db.engine.url
+    first, second = create_engine(url), create_engine(url)
+    try:
+        with first.connect() as holder, second.connect() as waiter:
+            if url.get_backend_name() == "sqlite":
+                holder.exec_driver_sql("BEGIN IMMEDIATE")
+                waiter.exec_driver_sql("PRAGMA busy_timeout = 50")
+                busy = _error_of(
+                    waiter,
+                    "INSERT INTO login_attempt (at, username, address, "
+                    "success) VALUES ('2026-01-01', 'x', 'y', 0)",
+                )
+            else:
+                holder.execute(text("LOCK TABLE login_attempt IN ACCESS EXCLUSIVE MODE"))
+                waiter.execute(text("SET lock_timeout = '50ms'"))
+                busy = _error_of(waiter, "SELECT count(*) FROM login_attempt")
+            holder.rollback()
+            waiter.rollback()
+            assert errors.database_busy(busy)
+            if url.get_backend_name() == "sqlite":
+                other = _error_of(waiter, "SELECT * FROM no_such_table")
+                assert not errors.database_busy(other)
+    finally:
+        first.dispose()
+        second.dispose()
