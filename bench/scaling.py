@@ -711,7 +711,8 @@ def run_database(kind: str, url_for_scale, scales, args, chosen) -> Run:
             instance, url = url_for_scale(n)
             app = build(instance, url, n)
             server = Server(instance, url, args.workers)
-            servers[n] = (server, [server.session() for _ in range(args.clients)], app)
+            servers[n] = (server, [], app)  # stopped at the end even if signing in fails
+            servers[n][1].extend(server.session() for _ in range(args.clients))
         now = datetime.now(UTC)
         run.results = {n: {} for n in scales}
         print(
