@@ -71,7 +71,8 @@ def database_busy(exc: OperationalError) -> bool:
     moment later succeeds, unlike a broken connection or a bad statement."""
     orig = exc.orig
     if isinstance(orig, sqlite3.OperationalError):
-        return str(orig).startswith(("database is locked", "database table is locked"))
+        primary = (getattr(orig, "sqlite_errorcode", None) or 0) & 0xFF  # extended codes too
+        return primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES
 
 

@@ -16,10 +16,10 @@ BULK_ROWS = 1000
 
 # Rows ANALYZE reads of each index (SQLite's analysis_limit; it estimates beyond them). ANALYZE
 # holds the write lock while it runs, and a full one reads every index whole: at 100,000 rows per
-# list 6.8 s from a cold cache (1.3 s warm), during which every sign-in and order waited and,
-# past the 10 s busy timeout, failed. With this limit: 0.8 s cold (0.15 s warm), no longer on
-# bigger tables, and every list query is planned as with full statistics at 100,000 rows (a
-# limit of 1,000 misplans three searches).
+# list 6.8 s from a cold cache (1.3 s warm), during which every sign-in and order waited (in one
+# benchmark run past the 10 s busy timeout, and the sign-in failed). With this limit: 0.8 s cold
+# (0.15 s warm), no longer on bigger tables, and every list query is planned as with full
+# statistics at 100,000 rows (a limit of 1,000 misplans three searches).
 ANALYSIS_LIMIT = 10_000
 
 
