@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -362,11 +363,15 @@ def _end_sessions(user: User, reason: str) -> int:
 
 # Every signed-in request runs this, first of all its statements: built once (with its cache
 # key), reading the few columns the check needs, and the user with it (``UserSession.user``).
-_SESSION_BY_TOKEN = (
-    select(UserSession)
-    .options(load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at))
-    .where(UserSession.token_hash == bindparam("token_hash"))
-)
+# Built at its first use, not at import: ``load_only`` configures the mappers, and a module
+# imported before all the models (a script importing a service first) would fail.
+@functools.cache
+def _session_by_token():
+    return (
+        select(UserSession)
+        .options(load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at))
+        .where(UserSession.token_hash == bindparam("token_hash"))
+    )
 
 
 def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
@@ -375,7 +380,7 @@ def resume_session(token: str | None, user_ident: str | None) -> tuple[User | No
     IDLE_TIMEOUT_MINUTES without a request). Notes the request as the session's last activity."""
     if not token:
         return None, "ended"
-    row = db.session.execute(_SESSION_BY_TOKEN, {"token_hash": _token_hash(token)}).scalar()
+    row = db.session.execute(_session_by_token(), {"token_hash": _token_hash(token)}).scalar()
     if row is None or row.ended_at is not None or not row.user.active:
         return None, "ended"
     if str(user_ident or "").partition(":")[0] != str(row.user_id):
