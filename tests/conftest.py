@@ -270,6 +270,45 @@ def fresh_server(db_templates, tmp_path):
 
 
 @pytest.fixture
+def ecs_calls_holding_writes(app, monkeypatch):
+    """The ECS calls made while this thread's database transaction held a write it had not
+    committed (on SQLite, the lock every other writer waits for): a list of (method, path) that
+    should stay empty. It watches the calls and the statements; it changes neither."""
+    from sqlalchemy import event
+
+    from webapp.ecs import EcsClient
+
+    def on_statement(conn, _cursor, statement, *_args):
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            conn.info["wrote"] = True
+
+    def on_end(conn, *_args):
+        conn.info.pop("wrote", None)
+
+    listeners = [
+        ("before_cursor_execute", on_statement),
+        ("begin", on_end),
+        ("commit", on_end),
+        ("rollback", on_end),
+    ]
+    for name, fn in listeners:
+        event.listen(db.engine, name, fn)
+    held = []
+    send = EcsClient._send_once
+
+    def watched(self, method, path, *args, **kwargs):
+        session = db.session()
+        if session.get_transaction() is not None and session.connection().info.get("wrote"):
+            held.append((method, path))
+        return send(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(EcsClient, "_send_once", watched)
+    yield held
+    for name, fn in listeners:
+        event.remove(db.engine, name, fn)
+
+
+@pytest.fixture
 def fast_clients(monkeypatch):
     """No real waiting between GET retries; a fresh request budget and custom-field cache."""
     from webapp.credentials import clients

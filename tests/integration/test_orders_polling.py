@@ -192,3 +192,29 @@ def test_orders_of_a_disabled_credential_wait_and_lost_answers_back_off(env, use
     credentials.set_enabled(user["admin"], env, True)
     settled = settling.reconcile(row, "scheduler", now=now)
     assert settled.placement == "not_placed"
+
+
+def test_certificates_are_fetched_with_no_database_write_held(
+    env, sandbox, ecs_calls_holding_writes
+):
+    """Orders issued since the last check bring their certificates: the statuses are saved
+    first, then each certificate is fetched while CertDesk holds no write (on SQLite, the lock
+    that every sign-in and order would otherwise wait for), then they are stored together."""
+    pending = [r for r in _followed() if r.status == "PENDING"]
+    assert len(pending) >= 2
+    for row in pending:
+        sandbox.set_certificate_status(int(row.ca_order_id), "ACTIVE")
+        row.next_check_at = utcnow()
+    db.session.commit()
+    sandbox.clear_requests()
+    result = polling.poll(now=utcnow() + timedelta(minutes=1))
+    assert result.counts["changed"] >= len(pending)
+    assert result.counts["certificates"] == len(pending)
+    fetched = [c for c in _calls(sandbox) if c != "certificates"]
+    assert sorted(fetched) == sorted(r.ca_order_id for r in pending)
+    assert ecs_calls_holding_writes == []
+    for row in pending:
+        db.session.refresh(row)
+        assert row.phase == "issued" and row.message == ""
+        stored = select(func.count()).select_from(Certificate).where(Certificate.order_id == row.id)
+        assert db.session.execute(stored).scalar_one() == 1

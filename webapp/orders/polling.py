@@ -20,7 +20,7 @@ from sqlalchemy import select
 from webapp import validation
 from webapp.audit import service as audit
 from webapp.cas import registry
-from webapp.cas.base import CaError, Phase
+from webapp.cas.base import CaError, CaOrder, Phase
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
@@ -103,14 +103,26 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
         if r.phase in records.WITH_CERTIFICATE:
             need_certificate.append(r)
     have = certificates.orders_with_certificate(r.id for r in need_certificate)
-    for r in need_certificate:
-        if r.id in have:
-            continue
+    wanted = {r.id: r.ca_order_id for r in need_certificate if r.id not in have}
+    # The statuses are saved before the certificates are fetched: a write transaction left open
+    # across those calls would hold SQLite's write lock (every sign-in and order waiting) for as
+    # long as Entrust takes to answer them all.
+    db.session.commit()
+    if not wanted:
+        return
+    fetched: dict[int, CaOrder | CaError] = {}
+    for order_id, ca_order_id in wanted.items():
         try:
-            full = conn.fetch(r.ca_order_id)
+            fetched[order_id] = conn.fetch(ca_order_id)
         except CaError as exc:
+            fetched[order_id] = exc
+    # The rows again, in one query (the commit expired them; one deleted meanwhile is left out).
+    again = db.session.execute(select(Order).where(Order.id.in_(list(wanted)))).scalars().all()
+    for r in again:
+        full = fetched[r.id]
+        if isinstance(full, CaError):
             counts["failed"] += 1
-            r.message = f"The certificate could not be fetched: {exc}"[:2000]
+            r.message = f"The certificate could not be fetched: {full}"[:2000]
             continue
         added, problem = records.store_certificate(r, full, actor=actor, source="entrust")
         r.message = problem
@@ -128,7 +140,8 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
 
 def check(rows: list[Order], actor, now: datetime | None = None, result=None) -> CheckResult:
     """Check the status of ``rows`` (orders the CA holds), credential by credential, 100 per
-    call; one transaction per call. Orders whose answer was lost are settled instead."""
+    call: one transaction for a call's statuses, then another for the certificates they brought
+    (fetched with no write held). Orders whose answer was lost are settled instead."""
     now = now or utcnow()
     result = result or CheckResult()
     by_credential: dict[int, list[Order]] = {}
