@@ -76,6 +76,9 @@ class Order(db.Model):
         Index("ix_ca_order_organization", "organization", "id"),
         Index("ix_ca_order_requester", "requester_name", "id"),
         Index("ix_ca_order_checked", "last_checked_at", "id"),
+        # "Expiring within N days" (issued orders only): the page and its count read the index
+        # alone; (expires_at, id) would have them look up every order in the window for its phase.
+        Index("ix_ca_order_phase_expiry", "phase", "expires_at", "id"),
         # The certificates an import fetches: one phase of one credential, in id order.
         Index("ix_ca_order_credential_phase", "credential_id", "phase", "id"),
         # The poller's work list.
