@@ -90,3 +90,26 @@ def test_the_csr_list_reads_what_it_shows(app, admin_client, user):
     page = admin_client.get("/csrs/").get_data(as_text=True)
     for n, maker in enumerate(makers):
         assert re.search(rf"list{n}\.example\.com</a>.*?by {maker}</small>", page, re.S), maker
+
+
+def test_the_credential_drop_downs_read_names_not_secrets(app, admin_client):
+    """The orders list and the Organizations, Domains and Products tabs offer every credential in
+    a drop-down: they read its name and state, not its sealed key and certificates."""
+    from tests.helpers import make_order
+
+    with app.app_context():
+        make_order("5000001")  # and its stand-in credential
+    secrets = ("api_key_sealed", "client_key_sealed", "client_cert_pem", "ca_bundle_pem")
+    for url in (
+        "/entrust/",
+        "/entrust/manage/organizations",
+        "/entrust/manage/domains",
+        "/entrust/manage/products",
+    ):
+        html = admin_client.get(url).get_data(as_text=True)
+        assert ">Stand-in</option>" in html, url
+        statements = _statements_of(app, admin_client, url)
+        read = [s for s in statements if "FROM ecs_credential" in s]
+        assert read, (url, statements)
+        for column in secrets:
+            assert not any(re.search(rf"\.{column}\b", s) for s in read), (url, column, read)

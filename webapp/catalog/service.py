@@ -555,10 +555,11 @@ def _statuses_as_of(model, stamp) -> list[str]:
 
 def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
     """One page of a tab, the credentials, when it was last synced and its statuses."""
-    every = credentials.list_credentials(include_deleted=True)
+    every = credentials.summaries(include_deleted=True)
     live = [c for c in every if c.deleted_at is None]
-    synced = [c.synced_at(kind) for c in live if not f.credential_id or c.id == f.credential_id]
-    stamp = max((c.synced_at(kind) for c in every if c.synced_at(kind)), default=None)
+    column = f"{kind}_synced_at"
+    synced = [getattr(c, column) for c in live if not f.credential_id or c.id == f.credential_id]
+    stamp = max((getattr(c, column) for c in every if getattr(c, column)), default=None)
     model = MODELS[kind]
     return Tab(
         page=paginate(QUERIES[kind](f), page, per_page),

@@ -68,6 +68,3 @@ class EcsCredential(db.Model):
     @property
     def usable(self) -> bool:
         return self.enabled and self.deleted_at is None
-
-    def synced_at(self, kind: str) -> datetime | None:
-        return getattr(self, f"{kind}_synced_at")

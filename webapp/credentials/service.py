@@ -75,6 +75,26 @@ def list_credentials(include_deleted: bool = False) -> list[EcsCredential]:
     return list(db.session.execute(stmt).scalars())
 
 
+# The drop-downs of the lists (orders, Organizations, Domains, Products) show every credential's
+# name: read as plain rows of the few columns they use, not whole credentials with their sealed
+# secrets and certificates. Each statement is built once.
+_SUMMARY_COLUMNS = (
+    EcsCredential.id,
+    EcsCredential.name,
+    EcsCredential.enabled,
+    EcsCredential.deleted_at,
+    *(getattr(EcsCredential, f"{kind}_synced_at") for kind in SYNC_KINDS),
+)
+_SUMMARIES = select(*_SUMMARY_COLUMNS).order_by(func.lower(EcsCredential.name))
+_LIVE_SUMMARIES = _SUMMARIES.where(EcsCredential.deleted_at.is_(None))
+
+
+def summaries(include_deleted: bool = False) -> list:
+    """Every credential (deleted ones too when asked) as a row of id, name, enabled, deleted_at
+    and <kind>_synced_at for each kind, by name."""
+    return list(db.session.execute(_SUMMARIES if include_deleted else _LIVE_SUMMARIES))
+
+
 def usable_credentials() -> list[EcsCredential]:
     return [c for c in list_credentials() if c.enabled]
 

@@ -176,7 +176,7 @@ def filter_choices() -> FilterChoices:
     caps = registry.capabilities("entrust", configured=False)  # its statuses and products
     statuses = [(s, s) for s in caps.statuses] + list(OWN_STATES.items())
     products = sorted(set(caps.products) | set(catalog.product_types()))
-    return FilterChoices(statuses, credentials.list_credentials(include_deleted=True), products)
+    return FilterChoices(statuses, credentials.summaries(include_deleted=True), products)
 
 
 # --- one order --------------------------------------------------------------------------------
