@@ -4,10 +4,10 @@ Module map: `app` (factory and runtime state), `api` (the /enterprise/v2 endpoin
 (certificate rules and issuance), `listing` (paging, filters, sort, fields), `control` (the
 /_sandbox control API), `seed` (deterministic data), `store` (SQLite), `ca` (test CA),
 `auth` (API users), `traffic` (request log, faults, rate limit), `server` (HTTP(S) server),
-`settings` (the section-9 switches), `testing` (SandboxServer harness), `cli` (`certdesk
+`settings` (the live-versus-spec switches), `testing` (SandboxServer harness), `cli` (`certdesk
 sandbox`).
 
-Choices where ecs-api-notes.md leaves the live behaviour open (section 10):
+Choices where the live API's behaviour is not known:
 - `limit` outside 1..1000 or a negative `offset` is a 400 (not clamped), on every paged list.
 - The default sort is `trackingId:asc` (`domainName:asc` for domains); several keys may be
   given comma-separated; an unknown filter parameter is ignored, a disallowed operator is a 400.
@@ -19,6 +19,9 @@ Choices where ecs-api-notes.md leaves the live behaviour open (section 10):
   deactivation gives the token back. A time given in certExpiryDate is taken in EST.
 - Async orders are carried out at once; the job is SUCCESS or ERROR when first read.
 - The control API has no authentication: the sandbox is meant for loopback.
+- GET /auditLogs lists the changes API users made through the API (orders, approvals and the
+  other status changes, reissues, renewals, revocations, tracking, clients, domains), oldest
+  first unless sorted; the activity and comment texts are the sandbox's own wording.
 """
 
 from .app import Sandbox, create_app

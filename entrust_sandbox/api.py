@@ -70,6 +70,23 @@ def _empty(status: int = 200) -> Response:
     return Response(status=status)
 
 
+def _note(activity: str, comments: str) -> None:
+    """Add a change the signed-in API user made to the account's audit log (GET /auditLogs)."""
+    _sandbox().store.add_audit_log(activity, g.user, comments)
+
+
+_PATCHED = {
+    "APPROVE": "approved",
+    "DECLINE": "declined",
+    "SUSPEND": "suspended",
+    "UNSUSPEND": "unsuspended",
+}
+
+
+def _domain_of(location: str) -> str:
+    return location.rstrip("/").rpartition("/")[2]
+
+
 # -- application ----------------------------------------------------------------------------
 
 
@@ -107,8 +124,17 @@ def list_certificates():
 @bp.post("/certificates")
 def new_certificate():
     """NewCertRequest: 201 issued, 202 queued, 200 validate-only."""
-    status, body = orders.new_order(_sandbox(), _body(required=True), g.user)
+    request_body = _body(required=True)
+    status, body = orders.new_order(_sandbox(), request_body, g.user)
+    if status in (201, 202):
+        _note(
+            "Certificate requested", f"Tracking ID {body['trackingId']}, {_cert_type(request_body)}"
+        )
     return (jsonify(body), status) if body is not None else _empty(status)
+
+
+def _cert_type(body: dict) -> str:
+    return str(body.get("certType") or "").upper()
 
 
 @bp.post("/async/certificates")
@@ -118,9 +144,12 @@ def new_async_certificate():
     job_id = str(uuid.uuid4())
     job = {"status": "SUCCESS", "resourceType": "CERTIFICATE"}
     try:
-        _status, body = orders.new_order(sandbox, _body(required=True), g.user)
+        request_body = _body(required=True)
+        _status, body = orders.new_order(sandbox, request_body, g.user)
         if body is not None:
             job["resourceLocation"] = f"/certificates/{body['trackingId']}"
+            comments = f"Tracking ID {body['trackingId']}, {_cert_type(request_body)}, job {job_id}"
+            _note("Certificate requested", comments)
     except ApiError as err:
         error = {"message": err.message}
         if err.field:
@@ -186,44 +215,57 @@ def get_by_thumbprint(thumbprint: str):
 @bp.patch("/certificates/<tracking_id>")
 def update_certificate(tracking_id: str):
     """UpdateCertificate: APPROVE (201 CertificateResponse) or DECLINE/SUSPEND/UNSUSPEND (200)."""
-    status, body = orders.patch(
-        _sandbox(), orders.parse_tracking_id(tracking_id), _body(required=True), g.user
-    )
+    number, request_body = orders.parse_tracking_id(tracking_id), _body(required=True)
+    status, body = orders.patch(_sandbox(), number, request_body, g.user)
+    operation = str(request_body.get("operation")).upper()
+    _note(f"Certificate {_PATCHED[operation]}", f"Tracking ID {number}")
     return (jsonify(body), status) if body is not None else _empty(status)
 
 
 @bp.post("/certificates/<tracking_id>/reissues")
 def reissue_certificate(tracking_id: str):
     """ReissueCertRequest: 201 with a new trackingId and the same expiry."""
-    body = orders.reissue(_sandbox(), orders.parse_tracking_id(tracking_id), _body(), g.user)
+    number = orders.parse_tracking_id(tracking_id)
+    body = orders.reissue(_sandbox(), number, _body(), g.user)
+    _note("Certificate reissued", f"Tracking ID {number}, new tracking ID {body['trackingId']}")
     return jsonify(body), 201
 
 
 @bp.post("/certificates/<tracking_id>/renewals")
 def renew_certificate(tracking_id: str):
     """RenewCertRequest: 201 with a new trackingId."""
-    status, body = orders.renew(_sandbox(), orders.parse_tracking_id(tracking_id), _body(), g.user)
+    number = orders.parse_tracking_id(tracking_id)
+    status, body = orders.renew(_sandbox(), number, _body(), g.user)
+    if status in (201, 202):
+        _note("Certificate renewed", f"Tracking ID {number}, new tracking ID {body['trackingId']}")
     return (jsonify(body), status) if body is not None else _empty(status)
 
 
 @bp.post("/certificates/<tracking_id>/revocations")
 def revoke_certificate(tracking_id: str):
     """RevokeCertRequest: 200 with no body."""
-    orders.revoke(_sandbox(), orders.parse_tracking_id(tracking_id), _body())
+    number, request_body = orders.parse_tracking_id(tracking_id), _body()
+    orders.revoke(_sandbox(), number, request_body)
+    reason = request_body.get("crlReason", "unspecified")
+    _note("Certificate revoked", f"Tracking ID {number}, reason {reason}")
     return _empty()
 
 
 @bp.post("/certificates/<tracking_id>/deactivations")
 def deactivate_certificate(tracking_id: str):
     """DeactivateCertRequest: 200 with no body."""
-    orders.deactivate(_sandbox(), orders.parse_tracking_id(tracking_id))
+    number = orders.parse_tracking_id(tracking_id)
+    orders.deactivate(_sandbox(), number)
+    _note("Certificate deactivated", f"Tracking ID {number}")
     return _empty()
 
 
 @bp.put("/certificates/<tracking_id>/tracking")
 def update_tracking(tracking_id: str):
     """UpdateCertTracking: replace all tracking data; 200 with no body."""
-    orders.replace_tracking(_sandbox(), orders.parse_tracking_id(tracking_id), _body())
+    number = orders.parse_tracking_id(tracking_id)
+    orders.replace_tracking(_sandbox(), number, _body())
+    _note("Certificate tracking updated", f"Tracking ID {number}")
     return _empty()
 
 
@@ -285,6 +327,7 @@ def add_client():
         conn.execute(
             "INSERT INTO clients (client_id, body) VALUES (?, ?)", (client_id, json.dumps(client))
         )
+    _note("Client added", f"Client ID {client_id}, {client['clientName']}")
     return Response(status=202, headers={"Location": f"/clients/{client_id}/"})
 
 
@@ -411,6 +454,7 @@ def _accepted(location: str) -> Response:
 def add_domain(client_id: int):
     """AddDomain: 202 with Location and an HTTP-date Retry-After, no body."""
     location = orders.add_domain(_sandbox(), client_id, _body(required=True))
+    _note("Domain added", f"Client ID {client_id}, {_domain_of(location)}")
     return _accepted(location)
 
 
@@ -432,6 +476,7 @@ def get_domain(client_id: int, domain: str):
 def reverify_domain(client_id: int, domain: str):
     """ReverifyDomain: new challenge, 202 with Location and Retry-After."""
     location = orders.reverify_domain(_sandbox(), client_id, domain, _body(required=True))
+    _note("Domain re-verification requested", f"Client ID {client_id}, {_domain_of(location)}")
     return _accepted(location)
 
 
@@ -464,3 +509,26 @@ def get_custom_fields():
     if not rows:
         raise not_found("Not enabled")
     return jsonify({r["name"]: json.loads(r["body"]) for r in rows})
+
+
+# -- audit log ------------------------------------------------------------------------------
+
+
+@bp.get("/auditLogs")
+def get_audit_logs():
+    """GetAuditLogs: the account's changes, paged, filtered and sorted like the certificates."""
+    sandbox = _sandbox()
+    offset, limit = listing.parse_paging(request.args)
+    where, params = listing.build_filters(request.args, listing.AUDIT_FILTERS)
+    order, sort_text = listing.parse_sort(
+        request.args.get("sort"), listing.AUDIT_SORT, "activityDate:asc", ties_follow=True
+    )
+    wanted = listing.select_fields(
+        request.args.get("fields"), listing.AUDIT_FIELDS, listing.AUDIT_FIELDS
+    )
+    clause = " WHERE " + " AND ".join(where) if where else ""
+    store = sandbox.store
+    total, rows = store.page("audit_logs", clause, params, order, limit, offset)
+    items = [listing.audit_log_item(row, wanted) for row in rows]
+    page_summary = listing.summary(g.started, store.clock.now(), offset, limit, total, sort_text)
+    return json_response({"summary": page_summary, "auditLogs": items})

@@ -217,7 +217,7 @@ def set_rate_limit():
 
 @bp.get("/settings")
 def get_settings():
-    """The current settings, including the section-9 switches under `fidelity`."""
+    """The current settings, including the live-versus-spec switches under `fidelity`."""
     return jsonify(_sandbox().settings.to_json())
 
 

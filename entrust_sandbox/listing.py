@@ -101,6 +101,22 @@ DOMAIN_SORT = {
     "clientId": "client_id",
 }
 
+AUDIT_FILTERS = {
+    "activityDate": Field("activity_date", _RANGE, "datetime"),
+    "activity": Field("activity", _TEXT),
+    "userName": Field("user_name", _TEXT),
+    "userRole": Field("user_role", _TEXT),
+    "comments": Field("comments", _TEXT),
+}
+AUDIT_SORT = {
+    "activityDate": "activity_date",
+    "activity": "activity",
+    "userName": "user_name",
+    "userRole": "user_role",
+    "comments": "comments",
+}
+AUDIT_FIELDS = tuple(AUDIT_SORT)  # every field, and the default `fields`
+
 CERT_DEFAULT_FIELDS = ("trackingId", "dn", "serialNumber", "expiresAfter", "signingAlg", "eku")
 CERT_DEFAULT_FIELDS += ("status",)
 CERT_ALL_FIELDS = (
@@ -226,8 +242,12 @@ def parse_paging(args) -> tuple[int, int]:
     return offset, limit
 
 
-def parse_sort(raw: str | None, sortable: dict[str, str], default: str) -> tuple[str, str]:
-    """Return (ORDER BY SQL, sort string for summary) from `field:asc|desc[,field:dir]`."""
+def parse_sort(
+    raw: str | None, sortable: dict[str, str], default: str, ties_follow: bool = False
+) -> tuple[str, str]:
+    """Return (ORDER BY SQL, sort string for summary) from `field:asc|desc[,field:dir]`. Ties go
+    by id, ascending, or in the first field's direction with ``ties_follow`` (a log sorted by
+    time, newest first, lists what happened within one second newest first too)."""
     text = raw or default
     parts = []
     for item in text.split(","):
@@ -238,7 +258,8 @@ def parse_sort(raw: str | None, sortable: dict[str, str], default: str) -> tuple
         if name not in sortable or direction not in ("asc", "desc"):
             raise bad_request(f"Invalid sort: {item}", "sort")
         parts.append(f"{sortable[name]} {direction.upper()}")
-    return ", ".join(parts) + ", id ASC", text
+    ties = parts[0].rpartition(" ")[2] if ties_follow else "ASC"
+    return ", ".join(parts) + f", id {ties}", text
 
 
 def summary(started: float, now, offset: int, limit: int, total: int, sort: str) -> dict:
@@ -293,14 +314,22 @@ def cert_base(row) -> dict:
     return {k: v for k, v in values.items() if v is not None and v != ""}
 
 
-def select_fields(raw: str | None) -> tuple[str, ...]:
-    """The certificate fields to show for a `fields` parameter (unknown names are ignored)."""
+def select_fields(
+    raw: str | None, default=CERT_DEFAULT_FIELDS, every=CERT_ALL_FIELDS
+) -> tuple[str, ...]:
+    """The fields to show for a `fields` parameter (certificates unless told; unknown names are
+    ignored; `*` is every field)."""
     if not raw:
-        return CERT_DEFAULT_FIELDS
+        return default
     names = [n.strip() for n in raw.split(",")]
     if "*" in names:
-        return CERT_ALL_FIELDS
-    return tuple(n for n in CERT_ALL_FIELDS if n in names)
+        return every
+    return tuple(n for n in every if n in names)
+
+
+def audit_log_item(row, wanted: tuple[str, ...]) -> dict:
+    """One AuditLog entry with the wanted fields."""
+    return {name: row[AUDIT_SORT[name]] for name in wanted}
 
 
 def cert_list_item(row, wanted: tuple[str, ...]) -> dict:

@@ -1,8 +1,9 @@
 """Runtime settings of the sandbox, including every spec-versus-live switch in one place.
 
-`Fidelity` holds the deliberate departures from Entrust's spec 2.1.0 that section 9 (and 12) of
-`ecs-api-notes.md` lists. Each switch defaults to what the live API does; flipping it gives the
-behaviour the spec describes, so a client can be tested against both readings.
+`Fidelity` holds the deliberate departures from Entrust's spec 2.1.0: where the live API, as its
+clients see it, answers otherwise than the spec says. Each switch defaults to what the live API
+does; flipping it gives the behaviour the spec describes, so a client can be tested against both
+readings.
 `Settings` adds the behaviour knobs that are not spec departures (guards, delays, limits).
 """
 

@@ -104,6 +104,12 @@ CREATE INDEX IF NOT EXISTS ix_cert_thumbprint ON certificates (thumbprint);
 CREATE INDEX IF NOT EXISTS ix_cert_dn ON certificates (dn);
 CREATE INDEX IF NOT EXISTS ix_cert_type ON certificates (cert_type);
 CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+-- GET /auditLogs: what the account's API users changed, in the order it happened.
+CREATE TABLE IF NOT EXISTS audit_logs (
+    id INTEGER PRIMARY KEY, activity_date TEXT NOT NULL, activity TEXT NOT NULL,
+    user_name TEXT NOT NULL, user_role TEXT NOT NULL, comments TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_audit_logs_date ON audit_logs (activity_date);
 """
 
 ACCOUNT_TABLES = (
@@ -115,6 +121,7 @@ ACCOUNT_TABLES = (
     "custom_fields",
     "certificates",
     "jobs",
+    "audit_logs",
 )
 
 # Statuses that turn EXPIRED once expiresAfter has passed.
@@ -254,8 +261,24 @@ class Store:
 
     # -- account ------------------------------------------------------------------------------
 
+    def add_audit_log(self, activity: str, user: dict, comments: str) -> None:
+        """Note a change an API user made, for GET /auditLogs (roles as ECS shows them)."""
+        with self.tx() as conn:
+            conn.execute(
+                "INSERT INTO audit_logs (activity_date, activity, user_name, user_role, comments)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    fmt(self.clock.now()),
+                    activity,
+                    user["username"],
+                    user["role"].capitalize(),
+                    comments,
+                ),
+            )
+
     def wipe_account(self) -> None:
-        """Delete clients, orgs, domains, inventory, custom fields, certificates and jobs."""
+        """Delete clients, orgs, domains, inventory, custom fields, certificates, jobs and the
+        audit log."""
         with self.tx() as conn:
             for table in ACCOUNT_TABLES:
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names

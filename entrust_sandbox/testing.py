@@ -209,7 +209,7 @@ class SandboxServer:
         return self._control("POST", "rate-limit", {"limit": limit})
 
     def update_settings(self, **changes) -> dict:
-        """Change settings; `fidelity={...}` flips section-9 switches."""
+        """Change settings; `fidelity={...}` flips the live-versus-spec switches."""
         return self._control("POST", "settings", changes)
 
     # -- the account's orders, read over the ECS API --------------------------------------------

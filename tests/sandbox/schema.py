@@ -3,7 +3,7 @@
 It resolves `$ref`, merges `allOf`, and checks type, enum, required, maxLength, date and
 date-time formats, array items and (strictly) that objects carry no property the schema does not
 declare, so a misspelt field name fails. `live_spec()` applies the sandbox's documented
-section-9 departures to the spec first (the same list that `entrust_sandbox.settings.Fidelity`
+departures of the live API to the spec first (the same list that `entrust_sandbox.settings.Fidelity`
 switches), so the live shape is what is checked by default.
 """
 
@@ -41,7 +41,7 @@ def spec() -> dict:
 
 @functools.cache
 def live_spec() -> dict:
-    """The spec with the section-9 departures applied (live behaviour)."""
+    """The spec with the live API's departures applied (live behaviour)."""
     s = copy.deepcopy(spec())
     defs = s["definitions"]
     # 9.1: domains carry verificationStatus, not status.

@@ -1,4 +1,4 @@
-"""POST /certificates: issuance from the CSR and the account rules of section 11."""
+"""POST /certificates: issuance from the CSR and the account's rules."""
 
 from __future__ import annotations
 

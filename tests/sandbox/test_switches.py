@@ -1,4 +1,4 @@
-"""Each section-9 (and 12) switch of entrust_sandbox.settings.Fidelity, both ways.
+"""Each switch of entrust_sandbox.settings.Fidelity (the live API against the spec), both ways.
 
 The default is the live behaviour; flipping a switch gives what spec 2.1.0 says. Where the
 switch changes a response shape, the spec-mode answer is validated against the unmodified spec.
