@@ -6,6 +6,8 @@ import sqlite3
 from contextlib import closing
 from datetime import timedelta
 
+import pytest
+
 from tests.helpers import analyzed_tables
 from webapp import housekeeping
 from webapp.extensions import db
@@ -91,7 +93,6 @@ def test_gathering_the_statistics_reads_a_bounded_share_of_a_big_table(app):
     """ANALYZE holds the write lock while it runs: the task reads each index only as far as
     ANALYSIS_LIMIT, so its work (counted in SQLite's virtual machine steps, not in seconds)
     stays the same when a table doubles, where a full ANALYZE doubles too."""
-    import pytest
 
     if db.engine.dialect.name != "sqlite":
         pytest.skip("SQLite only: PostgreSQL's autovacuum keeps its statistics")
