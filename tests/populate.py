@@ -210,7 +210,6 @@ def fill(n: int, quiet: bool = False) -> None:
             "credential_id": 2 if i % 20 == 0 else 1,
             "first_seen_at": now - timedelta(days=30),
             "updated_at": now - timedelta(days=1),
-            "seen_at": now,
             "gone_at": now - timedelta(days=i % 9) if i % 50 == 0 else None,
             "gone": i % 50 == 0,
         }

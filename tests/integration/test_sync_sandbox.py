@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
@@ -188,9 +188,22 @@ def test_second_sync_updates_marks_gone_and_counts(app, user, seeded):
     old_used = next(p[2] for p in before["products"] if p[0] == "STANDARD_SSL")
     assert standard.used_count == old_used + 1
 
-    # A third sync with nothing new changes nothing.
-    job = _sync(user, cred)
+    # A third sync with nothing new changes nothing, and writes no row of the catalog: a sync of
+    # a large unchanged account must not hold the write lock to rewrite every row.
+    writes = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        job = _sync(user, cred)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
     assert jobs.result_of(job) == {"added": 0, "updated": 0, "gone": 0}
+    assert not [w for w in writes if "catalog_" in w], writes
+    assert any("ecs_credential" in w for w in writes)  # the sync's time is noted
 
 
 def test_one_kind_only(app, user, seeded):

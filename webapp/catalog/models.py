@@ -24,7 +24,6 @@ CLIENT, ORGANIZATION = "client", "organization"
 class _Mirrored:
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     gone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     gone: Mapped[bool] = mapped_column(Boolean, default=False)  # gone_at is set
 

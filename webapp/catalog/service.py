@@ -148,7 +148,8 @@ def _fetch(ctx, client, cred: EcsCredential, kinds, step: list, total: int) -> F
 
 def _merge(model, cred_id: int, key_of, fetched: dict, now) -> dict:
     """Upsert ``fetched`` (key -> values) into ``model`` rows of one credential; mark the rest
-    gone. Returns {"added", "updated", "gone", "unchanged"}."""
+    gone. A row that did not change is not written: a sync of an unchanged account holds the
+    write lock for no time at all. Returns {"added", "updated", "gone", "unchanged"}."""
     counts = {"added": 0, "updated": 0, "gone": 0, "unchanged": 0}
     existing = {
         key_of(row): row
@@ -157,7 +158,7 @@ def _merge(model, cred_id: int, key_of, fetched: dict, now) -> dict:
     for key, values in fetched.items():
         row = existing.pop(key, None)
         if row is None:
-            row = model(credential_id=cred_id, first_seen_at=now, updated_at=now, seen_at=now)
+            row = model(credential_id=cred_id, first_seen_at=now, updated_at=now)
             parts = key if isinstance(key, tuple) else (key,)
             for attr, value in zip(_KEY_ATTRS[model], parts, strict=True):
                 setattr(row, attr, value)
@@ -171,7 +172,6 @@ def _merge(model, cred_id: int, key_of, fetched: dict, now) -> dict:
             if getattr(row, attr) != value:
                 setattr(row, attr, value)
                 changed = True
-        row.seen_at = now
         if changed:
             row.gone_at = None
             row.updated_at = now
@@ -410,7 +410,7 @@ def _gone(model, f: TabFilter):
 
 
 # Kept for the sync, not shown in the tabs.
-_UNSHOWN = ("first_seen_at", "updated_at", "seen_at")
+_UNSHOWN = ("first_seen_at", "updated_at")
 
 
 def _common(stmt: Select, model, f: TabFilter) -> Select:
