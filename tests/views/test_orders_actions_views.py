@@ -216,6 +216,7 @@ def test_revoke_asks_a_reason_then_names_the_certificate_and_says_it_cannot_be_u
     row = orders["active"]
     page = _text(admin_client.get(f"/entrust/{row.id}/revoke"))
     assert '<option value="unspecified"' in page and '<option value="keyCompromise"' in page
+    assert '<label for="reason">Revocation Reason</label>' in page  # the guide's label
     assert "superseded" not in page
     resp = admin_client.post(
         "/entrust/revoke", data={"order": row.id, "step": "confirm", "reason": "superseded"}
