@@ -60,6 +60,8 @@ def create_app(sandbox: Sandbox | None = None, **kwargs) -> Flask:
     app = Flask("entrust_sandbox")
     app.json.sort_keys = False
     app.json.compact = True
+    # A path with a trailing slash finds its resource (AddClient's Location is /clients/{id}/).
+    app.url_map.strict_slashes = False
     app.extensions["sandbox"] = sandbox
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)

@@ -78,6 +78,12 @@ CERT_SORT = {
     "domainUsed": "domain_used",
     "isThirdParty": "is_third_party",
     "tracking.trackingInfo": "tracking_info",
+    "tracking.requesterName": "requester_name",
+    "tracking.requesterEmail": "requester_email",
+    "tracking.requesterPhone": "requester_phone",
+    "tracking.additionalEmails": "emails_key",
+    "subjectAltName": "san_text",
+    "ou": "ou_key",
 }
 
 DOMAIN_FILTERS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from . import ca as ca_mod
 from .clock import fmt, parse_datetime, parse_expiry_date
 from .errors import ApiError, bad_request, not_found
-from .listing import API
+from .listing import API, CUSTOM_FIELD_NAMES
 from .store import bar_key
 
 SSL_TYPES = (
@@ -128,7 +128,40 @@ def clean_tracking(value) -> dict:
     if custom is not None:
         if not isinstance(custom, dict):
             raise bad_request("customFields must be an object", "tracking.customFields")
-        out["customFields"] = {k: v for k, v in custom.items() if v is not None}
+        out["customFields"] = _custom_fields(custom)
+    return out
+
+
+CUSTOM_TEXT_LIMIT = 500
+
+
+def _custom_fields(custom: dict) -> dict:
+    """The account's custom fields by their names (text1..15, number1..5, date1..5, email1..5,
+    dropdown1..5): other keys are dropped, as ECS ignores what it does not know; a value that
+    does not fit its kind is a 400."""
+    out = {}
+    for name, value in custom.items():
+        if value is None or name not in CUSTOM_FIELD_NAMES:
+            continue
+        field = f"tracking.customFields.{name}"
+        text = str(value)
+        if len(text) > CUSTOM_TEXT_LIMIT:
+            raise bad_request(f"{name} must be at most {CUSTOM_TEXT_LIMIT} characters", field)
+        if not text.strip():  # an empty value is no value: kept as sent, not checked
+            pass
+        elif name.startswith("number"):
+            try:
+                float(text)
+            except ValueError:
+                raise bad_request(f"{name} must be a number", field) from None
+        elif name.startswith("date"):
+            try:
+                date.fromisoformat(text[:10])
+            except ValueError:
+                raise bad_request(f"{name} must be a date (YYYY-MM-DD)", field) from None
+        elif name.startswith("email") and "@" not in text:
+            raise bad_request(f"{name} is not an email address", field)
+        out[name] = value
     return out
 
 
@@ -794,6 +827,14 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
             "verificationMethod",
         )
     emails = [f"{prefix}@{domain_name}" for prefix in EMAIL_PREFIXES]
+    # A specified address may also be built on a parent domain (admin@example.com validates
+    # shop.example.com), down to two labels.
+    labels = domain_name.split(".")
+    allowed = {
+        f"{prefix}@{'.'.join(labels[i:])}"
+        for i in range(max(len(labels) - 1, 1))
+        for prefix in EMAIL_PREFIXES
+    }
     email_method = body.get("emailMethod")
     if method == "EMAIL" and isinstance(email_method, dict):
         source = email_method.get("emailSource", "INCLUDE_WHOIS")
@@ -801,7 +842,7 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
             raise bad_request("emailSource must be INCLUDE_WHOIS or SPECIFIED", "emailMethod")
         if source == "SPECIFIED":
             email = str(email_method.get("email") or "").lower()
-            if email not in emails:
+            if email not in allowed:
                 raise bad_request(
                     "The email must be one of the constructed addresses of the domain",
                     "emailMethod.email",

@@ -120,6 +120,17 @@ def test_email_method_specified(api):
     body["domainName"] = "mail2.example"
     body["emailMethod"]["email"] = "someone@elsewhere.example"
     assert_error(api.post("clients/1/domains", body), 400, "emailMethod.email")
+    # An address built on a parent domain validates a subdomain (admin@ansible.com for
+    # example1.ansible.com, as the Ansible module documents), but not on the bare TLD.
+    body["domainName"] = "shop.web.example"
+    body["emailMethod"]["email"] = "admin@web.example"
+    assert api.post("clients/1/domains", body).status_code == 202
+    assert api.get("clients/1/domains/shop.web.example").json()["emailMethod"] == [
+        "admin@web.example"
+    ]
+    body["domainName"] = "shop2.web.example"
+    body["emailMethod"]["email"] = "admin@example"
+    assert_error(api.post("clients/1/domains", body), 400, "emailMethod.email")
     assert_error(
         api.post("clients/9/domains", {"domainName": "x.example", "verificationMethod": "DNS"}),
         404,
@@ -130,6 +141,7 @@ def test_add_client_then_read_it(api):
     response = api.post("clients", {"clientName": "Acme", "address": {"country": "US"}})
     assert response.headers["Location"] == "/clients/4/"
     client = api.get("clients/4").json()
+    assert api.get("clients/4/").json() == client  # the Location as given
     assert client["verificationStatus"] == "PENDING"
     assert_error(api.order("www.example.com", clientId=4), 400, "clientId")
 

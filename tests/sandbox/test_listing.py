@@ -156,6 +156,16 @@ def test_sort(api):
     dates = [i["expiresAfter"] for i in by_exp["certificates"]]
     assert dates == sorted(dates)
     assert_error(api.get("certificates", params={"sort": "uri:asc"}), 400, "sort")
+    # Every field but uri sorts: the names, the OUs and the tracking data too.
+    for name in ("subjectAltName", "ou", "tracking.requesterName", "tracking.additionalEmails"):
+        response = api.get("certificates", params={"sort": f"{name}:desc", "limit": 5})
+        assert response.status_code == 200, (name, response.text)
+        assert response.json()["summary"]["sort"] == f"{name}:desc"
+    by_requester = api.get(
+        "certificates", params={"sort": "tracking.requesterName:asc", "fields": "*", "limit": 200}
+    ).json()["certificates"]
+    names = [i["tracking"].get("requesterName") or "" for i in by_requester]
+    assert names == sorted(names) and len(set(names)) > 1
     assert_error(api.get("certificates", params={"sort": "trackingId:sideways"}), 400, "sort")
 
 

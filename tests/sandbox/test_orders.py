@@ -312,6 +312,30 @@ def test_tracking_is_kept_and_searchable(api):
     assert_error(api.order("www.example.com", tracking=too_long), 400, "tracking.trackingInfo")
 
 
+def test_custom_fields_keep_their_names_and_kinds(api):
+    fields = {
+        "text1": "CC-9",
+        "number1": "12.5",
+        "date1": "2027-03-01",
+        "email1": "owner@example.com",
+        "number2": "",  # empty: no value, not a bad number
+        "errors": "not a field",  # unknown keys are dropped, never echoed
+    }
+    tracking_id = api.order("www.example.com", tracking={"customFields": fields}).json()[
+        "trackingId"
+    ]
+    kept = api.get(f"certificates/{tracking_id}").json()["tracking"]["customFields"]
+    assert kept == {k: v for k, v in fields.items() if k != "errors"}
+    for name, bad in (
+        ("text2", "x" * 501),
+        ("number2", "twelve"),
+        ("date2", "next week"),
+        ("email2", "nobody"),
+    ):
+        response = api.order("www.example.com", tracking={"customFields": {name: bad}})
+        assert_error(response, 400, f"tracking.customFields.{name}")
+
+
 def test_smime_without_csr_returns_pkcs12(api):
     from cryptography.hazmat.primitives.serialization import pkcs12
 
