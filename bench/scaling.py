@@ -545,8 +545,12 @@ class LeanClient:
     def __init__(self, base_url: str, session: requests.Session):
         self.host, _, port = base_url.split("//", 1)[1].partition(":")
         self.port = int(port or 80)
-        self.cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+        self.cookies = {c.name: c.value for c in session.cookies}
+        self.cookie = self._header()
         self.conn = None
+
+    def _header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
 
     def get(self, path: str) -> int:
         """GET ``path``; the status, or 0 when the connection failed (it is opened again)."""
@@ -556,10 +560,24 @@ class LeanClient:
             self.conn.request("GET", path, headers={"Cookie": self.cookie})
             response = self.conn.getresponse()
             response.read()
+            self._keep(response.msg.get_all("Set-Cookie") or ())
             return response.status
         except (OSError, http.client.HTTPException):
             self.close()
             return 0
+
+    def _keep(self, set_cookies) -> None:
+        # As a browser does: a session cookie the server renews (CertDesk moves its expiry on
+        # once a minute) is sent from then on. Sending the first one for the whole run would
+        # have the server sign a new cookie on every request after the first minute.
+        for header in set_cookies:
+            name, _, value = header.split(";", 1)[0].partition("=")
+            if value.strip():
+                self.cookies[name.strip()] = value.strip()
+            else:  # cleared
+                self.cookies.pop(name.strip(), None)
+        if set_cookies:
+            self.cookie = self._header()
 
     def close(self) -> None:
         if self.conn is not None:
