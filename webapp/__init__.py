@@ -13,7 +13,7 @@ from flask_login import current_user, logout_user
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
-from webapp import badges, errors, logsafe, paths, turns, validation
+from webapp import badges, columns, errors, logsafe, paths, turns, validation
 from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
@@ -191,10 +191,6 @@ def _init_templates(app: Flask) -> None:
         # The user itself, not the proxy: every attribute read through it looks the user up again.
         return rbac.has_permission(current_user._get_current_object(), permission)
 
-    def link_args(args) -> dict:
-        # url_for's own keywords (endpoint, _method, _external ...) never come from a query string.
-        return {k: v for k, v in dict(args).items() if k != "endpoint" and not k.startswith("_")}
-
     def pager(*args, **kwargs):
         # A global rather than an import, so that a block rendered alone (htmx) can call it.
         return app.jinja_env.get_template("_pager.html").module.pager(*args, **kwargs)
@@ -205,7 +201,7 @@ def _init_templates(app: Flask) -> None:
         rbac=rbac,
         role_labels=rbac.ROLE_LABELS,
         pager=pager,
-        link_args=link_args,
+        sort_th=columns.sort_th,
         # A status as a coloured badge (a function, not a macro: lists call it for every row).
         status_badge=badges.html,
     )
