@@ -92,3 +92,14 @@ def test_busy_is_told_from_other_database_errors(app):
     finally:
         first.dispose()
         second.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_each_sqlite_connection_waits_for_locks_and_reads_through_a_memory_map(app):
+    """The settings every pooled connection opens with: a wait instead of "database is locked",
+    and pages read through a memory map (not a system call and a copy per page read)."""
+    if db.engine.url.database in (None, "", ":memory:"):
+        pytest.skip("a database in memory has no file to map")
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == extensions.BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == extensions.MMAP_BYTES
