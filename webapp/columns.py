@@ -1,30 +1,21 @@
 """A list's sortable column header, as the ``sort_th`` template global.
 
 A function rather than a macro: every list page has five to nine of them, and a macro call costs
-several times what this does (the orders list's header was a tenth of its template's time)."""
+several times what this does (about 1% of a list page's CPU, docs/performance.md)."""
 
 from __future__ import annotations
 
 from flask import url_for
 from markupsafe import Markup, escape
 
-# Query arguments that place a page in the current order: a new order starts at its first page.
-_PLACE = ("page", "after", "before")
-
-
-def link_args(args) -> dict:
-    """The query arguments to carry into a link; url_for's own keywords (endpoint, _method,
-    _external ...) never come from a query string."""
-    return {k: v for k, v in dict(args).items() if k != "endpoint" and not k.startswith("_")}
+from webapp.paging import carried_args
 
 
 def sort_th(label: str, key: str, endpoint: str, args, f, target: str) -> Markup:
     """A ``<th>`` whose link sorts the list by ``key``, keeping the other filters; a second click
     on the current sort flips its direction. ``f``: any filter with .sort and .direction;
     ``target``: the element htmx swaps."""
-    a = link_args(args)
-    for k in _PLACE:
-        a.pop(k, None)
+    a = carried_args(args)  # a new order starts at its first page
     active = f.sort == key
     ascending = f.direction == "asc"
     a["sort"] = key

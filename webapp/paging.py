@@ -67,11 +67,7 @@ class Page:
     def link_args(self, args: dict, which: str) -> dict:
         """``args`` for the Previous (``which="prev"``) or Next link: the page number, and the
         cursor that lets the next query start at the right row through the index."""
-        out = {
-            k: v
-            for k, v in dict(args).items()
-            if k not in CURSOR_ARGS and k != "page" and k != "endpoint" and not k.startswith("_")
-        }  # url_for's own keywords (endpoint, _method ...) never come from the query string
+        out = carried_args(args)
         if which == "next":
             out["page"] = self.page + 1
             if self.next_cursor:
@@ -81,6 +77,17 @@ class Page:
             if self.prev_cursor and self.page > 2:
                 out["before"] = self.prev_cursor
         return out
+
+
+def carried_args(args) -> dict:
+    """The query arguments a link to another page or order of the same list keeps: the filters,
+    not the place in the list (page number, cursor), and never url_for's own keywords (endpoint,
+    _method, _external ...) from a query string."""
+    return {
+        k: v
+        for k, v in dict(args).items()
+        if k not in CURSOR_ARGS and k != "page" and k != "endpoint" and not k.startswith("_")
+    }
 
 
 def page_args(default_per_page: int = 50) -> tuple[int, int]:
