@@ -202,9 +202,10 @@ def _init_templates(app: Flask) -> None:
         role_labels=rbac.ROLE_LABELS,
         pager=pager,
         sort_th=columns.sort_th,
-        # A status as a coloured badge (a function, not a macro: lists call it for every row).
-        status_badge=badges.html,
     )
+    # What a list shows in every row is a filter: Jinja calls a filter directly, a function
+    # through its context (about 1.6 us a call, 80 us for a page of 50 rows).
+    app.jinja_env.filters["status_badge"] = badges.html  # a status as a coloured badge
     app.jinja_env.filters["dt"] = _format_dt
     app.jinja_env.filters["tone"] = badges.tone
     app.jinja_env.filters["status_label"] = badges.label

@@ -1,5 +1,5 @@
 """How a status looks: one table of tones for every status CertDesk shows (Entrust orders,
-domains, organizations, products, jobs), used by the ``status_badge`` template macro."""
+domains, organizations, products, jobs), used by the ``status_badge`` template filter."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def label(status: str | None) -> str:
 
 @lru_cache(maxsize=1024)
 def html(status: str | None, text: str | None = None) -> Markup:
-    """The badge for ``status`` (``text`` in place of its label), the templates' ``status_badge``:
-    made once per status and kept (a list shows one per row)."""
+    """The badge for ``status`` (``text`` in place of its label), the templates' ``status_badge``
+    filter: made once per status and kept (a list shows one per row)."""
     shown = text or label(status) or "—"
     return Markup('<span class="badge {}" data-status="{}">{}</span>').format(
         tone(status), status or "", shown

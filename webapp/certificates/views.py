@@ -28,7 +28,7 @@ _BADGES = {
 }
 
 
-@bp.app_template_global()
+@bp.app_template_filter()
 def expiry_html(cert, now=None, state=None) -> Markup:
     """The not-after cell: the date, and the days left as a badge coloured as expiry nears
     (``state``: ``service.state_of(cert)``, worked out here when not given). Built in Python, as
