@@ -13,7 +13,7 @@ from flask_login import current_user, logout_user
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
-from webapp import badges, columns, errors, logsafe, paths, turns, validation
+from webapp import badges, columns, errors, logsafe, paths, turns, urls, validation
 from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
@@ -202,6 +202,7 @@ def _init_templates(app: Flask) -> None:
         role_labels=rbac.ROLE_LABELS,
         pager=pager,
         sort_th=columns.sort_th,
+        url_for=urls.url_for,
     )
     # What a list shows in every row is a filter: Jinja calls a filter directly, a function
     # through its context (about 1.6 us a call, 80 us for a page of 50 rows).

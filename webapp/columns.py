@@ -5,10 +5,10 @@ several times what this does (about 1% of a list page's CPU, docs/performance.md
 
 from __future__ import annotations
 
-from flask import url_for
 from markupsafe import Markup, escape
 
 from webapp.paging import carried_args
+from webapp.urls import url_for
 
 
 def sort_th(label: str, key: str, endpoint: str, args, f, target: str) -> Markup:

@@ -1,0 +1,38 @@
+"""``url_for`` for templates, remembering the URLs it has built.
+
+A page builds twenty to forty URLs (the menu, the stylesheets, each sortable column, the pager),
+nearly all the same from one request to the next, and Flask builds each afresh (5 to 15 us:
+about 3% of a list page's CPU). A URL depends only on its endpoint and values, and on the request
+where the values leave it open: the path the application is mounted at, the blueprint a relative
+endpoint (".index") names, and the host and scheme of an external URL; those go into the key.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from flask import request
+from flask import url_for as build
+
+_KEPT = 4096  # URLs, at most a few hundred bytes each: about 1 MB at worst
+
+
+def url_for(endpoint: str, **values) -> str:
+    try:
+        # With the types: 1, 1.0 and True are equal keys but not the same text in a URL.
+        items = (*values.items(), *map(type, values.values()))
+        return _built(_request_part(endpoint, values), endpoint, items)
+    except TypeError:  # a value that cannot be a key (a list of values for one argument)
+        return build(endpoint, **values)
+
+
+def _request_part(endpoint: str, values: dict) -> tuple:
+    part = (request.script_root, request.blueprint if endpoint.startswith(".") else None)
+    if values.get("_external") or "_scheme" in values:
+        part += (request.host_url,)
+    return part
+
+
+@lru_cache(maxsize=_KEPT)
+def _built(request_part: tuple, endpoint: str, items: tuple) -> str:
+    return build(endpoint, **dict(items[: len(items) // 2]))
