@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,6 +97,45 @@ def page_args(default_per_page: int = 50) -> tuple[int, int]:
     if per_page not in PER_PAGE_CHOICES:
         per_page = default_per_page
     return max(1, page), per_page
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A list whose rows are read as plain values, not as model objects: set on its statement as
+    the ``listed`` execution option. ``columns``: what the list shows, named as the attributes the
+    template reads (with the primary key and the order's columns, which the pager reads too);
+    ``make(**values)``: the item the template gets.
+
+    A model object costs several times its values: a state in the session's identity map, a
+    callable for each column left out, and its release when the request ends (about 12 us a row
+    for an order, a tenth of a list page's CPU).
+    """
+
+    columns: tuple
+    make: Callable
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.key for c in self.columns)
+
+
+class Values:
+    """A listed row: its values as attributes (the ``make`` of a ``Listed`` whose template reads
+    columns only; a subclass adds what the template works out from them)."""
+
+    def __init__(self, **values) -> None:
+        self.__dict__.update(values)
+
+
+def _load(stmt, *extra) -> list[tuple]:
+    """The rows of ``stmt`` (a select of one model) as ``(item, *extra)``: the model object, or
+    what its ``Listed`` makes."""
+    listed = stmt.get_execution_options().get("listed")
+    if listed is None:
+        return db.session.execute(stmt.add_columns(*extra)).all()
+    rows = db.session.execute(stmt.with_only_columns(*listed.columns, *extra)).all()
+    names, n = listed.names, len(listed.columns)
+    return [(listed.make(**dict(zip(names, row[:n], strict=True))), *row[n:]) for row in rows]
 
 
 # -- the order, and cursors -----------------------------------------------------------------------
@@ -286,7 +326,7 @@ def _fetch(stmt, keys, segments, reverse: bool, limit: int) -> list:
         need = limit - len(rows)
         if need <= 0:
             break
-        rows += db.session.execute(ordered.where(*conds).limit(need)).scalars().all()
+        rows += [row[0] for row in _load(ordered.where(*conds).limit(need))]
     return rows
 
 
@@ -303,15 +343,16 @@ def _with_count(
     it fetches (it cannot know that the newest audit events are all sign-ins, say).
     """
     page = (stmt if by is None else stmt.with_only_columns(by)).where(*conds).limit(limit)
+    extra = ()
     if known is None:
         count = select(func.count()).select_from(
             stmt.with_only_columns(key if by is None else by).where(*conds).limit(cap).subquery()
         )
-        counted = count.scalar_subquery().label("counted")
-        found = db.session.execute(page.add_columns(counted)).all()
-        firsts, total = [row[0] for row in found], (found[0][1] if found else 0)
-    else:
-        firsts, total = db.session.execute(page).scalars().all(), known
+        extra = (count.scalar_subquery().label("counted"),)
+    found = _load(page, *extra) if by is None else db.session.execute(page.add_columns(*extra))
+    found = list(found)
+    firsts = [row[0] for row in found]
+    total = known if known is not None else (found[0][1] if found else 0)
     return (firsts if by is None else _rows_by(stmt, by, firsts)), total
 
 
@@ -323,7 +364,9 @@ def _rows_by(stmt, key, values: list) -> list:
         return []
     entity = stmt.column_descriptions[0]["entity"]
     by_keys = select(entity).options(*stmt._with_options).where(key.in_(values))
-    rows = db.session.execute(by_keys).scalars().all()
+    if (listed := stmt.get_execution_options().get("listed")) is not None:
+        by_keys = by_keys.execution_options(listed=listed)
+    rows = [row[0] for row in _load(by_keys)]
     attr = inspect(entity).get_property_by_column(key).key
     by_key = {getattr(r, attr): r for r in rows}
     return [by_key[k] for k in values if k in by_key]

@@ -76,18 +76,20 @@ CASES = [
 ] + [("name", "asc", "gone")]
 
 
-def check_every_order(cap: int = 40) -> None:
+def check_every_order(cap: int = 40, listed: paging.Listed | None = None) -> None:
     """Every sort, both directions, current and all rows: Next from the first page and Previous
-    from the last see the list the database orders, each row once."""
+    from the last see the list the database orders, each row once. ``listed``: the rows read as
+    plain values by it."""
     old, paging.COUNT_CAP = paging.COUNT_CAP, cap
     try:
         for sort, direction, show in CASES:
             f = catalog.TabFilter(sort=sort, direction=direction, show=show)
 
             def stmt_of(f=f):
-                return catalog.domains_query(f)
+                stmt = catalog.domains_query(f)
+                return stmt if listed is None else stmt.execution_options(listed=listed)
 
-            expected = [d.id for d in db.session.execute(stmt_of()).scalars()]
+            expected = [d.id for d in db.session.execute(catalog.domains_query(f)).scalars()]
             assert len(set(expected)) == len(expected) > PER_PAGE
             forward = walk_forward(stmt_of)
             assert forward == expected, (sort, direction, show)
@@ -122,6 +124,28 @@ def check_counts() -> None:
 def test_next_previous_and_numbers_agree_with_the_database(app):
     make_domains()
     check_every_order()
+
+
+class Shown:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def test_a_listed_statement_pages_its_rows_as_plain_values(app):
+    make_domains()
+    columns = tuple(getattr(CatalogDomain, c.key) for c in CatalogDomain.__table__.c)
+    listed = paging.Listed(columns, Shown)
+    check_every_order(listed=listed)
+    stmt = catalog.domains_query(catalog.TabFilter(show="all"))
+    plain = paginate(stmt, 3, PER_PAGE, cursor=(None, None)).items
+    assert {type(d) for d in plain} == {CatalogDomain}
+    expected = [{c.key: getattr(d, c.key) for c in columns} for d in plain]
+    del plain
+    db.session.expunge_all()
+    shown = paginate(stmt.execution_options(listed=listed), 3, PER_PAGE, cursor=(None, None))
+    assert {type(d) for d in shown.items} == {Shown}
+    assert [vars(d) for d in shown.items] == expected
+    assert len(db.session.identity_map) == 0  # no model object was loaded
 
 
 def test_counts_stop_at_the_cap(app):

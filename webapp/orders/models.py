@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
 from webapp.extensions import db
+from webapp.paging import Values
 
 # The CA the order form places with (the only connector so far).
 DEFAULT_CA = "entrust"
@@ -57,7 +58,30 @@ ORIGINS = {
 }
 
 
-class Order(db.Model):
+class OrderShown:
+    """What pages show of an order that its columns make: of a model object, or of a row of the
+    list (``ListedOrder``)."""
+
+    @property
+    def san_list(self) -> list[str]:
+        return [s for s in self.sans.split(",") if s]
+
+    @property
+    def display_status(self) -> str:
+        """The CA's status, or CertDesk's word while the order is not (known to be) placed."""
+        if self.placement in (INTENT, UNKNOWN):
+            return "UNKNOWN_OUTCOME"
+        if self.placement == NOT_PLACED:
+            return "NOT_PLACED"
+        return self.status or "UNKNOWN"
+
+
+class ListedOrder(OrderShown, Values):
+    """An order as the SSL > Entrust list reads it: the list's columns as plain values
+    (``orders.queries.LISTED``), with its credential's name."""
+
+
+class Order(OrderShown, db.Model):
     """One order at a CA, for one credential (account). The CA's own id (Entrust's trackingId, or
     the SHA-1 thumbprint of a certificate the CA found but did not issue) is unique per
     credential; ``request_id`` is CertDesk's id for an order it placed, sent to the CA with it."""
@@ -171,19 +195,6 @@ class Order(db.Model):
     names = relationship(
         "OrderName", lazy="select", cascade="all, delete-orphan", passive_deletes=True
     )
-
-    @property
-    def san_list(self) -> list[str]:
-        return [s for s in self.sans.split(",") if s]
-
-    @property
-    def display_status(self) -> str:
-        """The CA's status, or CertDesk's word while the order is not (known to be) placed."""
-        if self.placement in (INTENT, UNKNOWN):
-            return "UNKNOWN_OUTCOME"
-        if self.placement == NOT_PLACED:
-            return "NOT_PLACED"
-        return self.status or "UNKNOWN"
 
     @property
     def settled(self) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import literal, or_, select, update
-from sqlalchemy.orm import defer, joinedload, load_only
+from sqlalchemy.orm import defer
 
 from webapp import validation
 from webapp.cas import registry
@@ -26,12 +26,13 @@ from webapp.orders.models import (
     NOT_PLACED,
     SUCCESSORS,
     UNKNOWN,
+    ListedOrder,
     Order,
     OrderEvent,
     OrderName,
     unsettled,
 )
-from webapp.paging import Page, paginate
+from webapp.paging import Listed, Page, paginate
 from webapp.search import ESCAPE, escape_like, narrowed, prefixed, unindexed
 
 # CertDesk's own states in the status filter (the CA's statuses come from its connector).
@@ -129,11 +130,11 @@ def query(f: OrderFilter, now: datetime | None = None):
     return stmt.order_by(*_order_by(f))
 
 
-# What the list shows and sorts by. The rest of a row (the search text, the CA's details and the
-# request, six of its eight times) stays in the database, and so do the credential's secrets and
-# certificates: the list names it only. Reading anything else from a listed order raises, rather
-# than loading it row by row.
+# What the list shows and sorts by, read as plain values (``ListedOrder``). The rest of a row (the
+# search text, the CA's details and the request, six of its eight times) stays in the database,
+# and so do the credential's secrets and certificates: the list names it only.
 LISTED = (
+    Order.id,
     Order.ca_order_id,
     Order.ca_order_number,
     Order.placement,
@@ -148,6 +149,10 @@ LISTED = (
     Order.credential_id,
     Order.expires_at,
     Order.last_checked_at,
+    select(EcsCredential.name)
+    .where(EcsCredential.id == Order.credential_id)
+    .scalar_subquery()
+    .label("credential_name"),
 )
 
 
@@ -155,11 +160,8 @@ def page_of(
     f: OrderFilter, page: int, per_page: int, now: datetime | None = None, *, cursor=None
 ) -> Page:
     """One page of the list (``webapp.paging``: a capped count, keyset Next and Previous; the
-    cursor is read from the request unless given), with the ``LISTED`` columns."""
-    stmt = query(f, now).options(
-        load_only(*LISTED, raiseload=True),
-        joinedload(Order.credential).load_only(EcsCredential.name),
-    )
+    cursor is read from the request unless given), of ``ListedOrder`` items."""
+    stmt = query(f, now).execution_options(listed=Listed(LISTED, ListedOrder))
     return paginate(stmt, page, per_page, cursor=cursor)
 
 
