@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy import Select, and_, false, func, or_, select, true, update
 from sqlalchemy.orm import defer
@@ -31,7 +32,7 @@ from webapp.dbtypes import utcnow
 from webapp.ecs import errors
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.paging import Page, distinct_values, paginate
+from webapp.paging import Listed, Page, Values, distinct_values, paginate
 from webapp.search import contains, narrowed, prefixed, starts_with
 from webapp.security import rbac
 from webapp.settings import service as settings
@@ -413,6 +414,13 @@ def _gone(model, f: TabFilter):
 _UNSHOWN = ("first_seen_at", "updated_at")
 
 
+@cache
+def _listed(model) -> Listed:
+    """A tab's rows as plain values: every column but the unshown ones."""
+    names = [c.key for c in model.__table__.c if c.key not in _UNSHOWN]
+    return Listed(tuple(getattr(model, name) for name in names), Values)
+
+
 def _common(stmt: Select, model, f: TabFilter) -> Select:
     stmt = stmt.options(*(defer(getattr(model, name)) for name in _UNSHOWN))
     if f.credential_id:
@@ -562,7 +570,7 @@ def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
     stamp = max((getattr(c, column) for c in every if getattr(c, column)), default=None)
     model = MODELS[kind]
     return Tab(
-        page=paginate(QUERIES[kind](f), page, per_page),
+        page=paginate(QUERIES[kind](f).execution_options(listed=_listed(model)), page, per_page),
         credentials=live,
         credential_names={c.id: c.name for c in every},
         last_synced=max((s for s in synced if s), default=None),
