@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
 from webapp.extensions import db
+from webapp.paging import Values
 
 SOURCES = {
     "imported": "Imported file",
@@ -19,7 +20,31 @@ SOURCES = {
 }
 
 
-class Certificate(db.Model):
+class CertificateShown:
+    """What pages show of a certificate that its columns make: of a model object, or of a row of
+    the list (``ListedCertificate``)."""
+
+    @property
+    def has_key(self) -> bool:
+        return self.private_key_id is not None
+
+    @property
+    def san_list(self) -> list[str]:
+        return [s for s in self.sans.split(",") if s]
+
+    @property
+    def san_summary(self) -> tuple[str, int]:
+        """The first four SANs as text, and how many more there are (for the list)."""
+        names = self.san_list
+        return ", ".join(names[:4]), max(0, len(names) - 4)
+
+
+class ListedCertificate(CertificateShown, Values):
+    """A certificate as the SSL > Certificates list reads it: the list's columns as plain values
+    (``certificates.service.LISTED``)."""
+
+
+class Certificate(CertificateShown, db.Model):
     """One X.509 certificate (SHA-256 fingerprint unique), linked to its key, CSR and order."""
 
     __tablename__ = "certificate"
@@ -114,20 +139,6 @@ class Certificate(db.Model):
     names = relationship(
         "CertificateName", cascade="all, delete-orphan", passive_deletes=True, lazy="select"
     )
-
-    @property
-    def has_key(self) -> bool:
-        return self.private_key_id is not None
-
-    @property
-    def san_list(self) -> list[str]:
-        return [s for s in self.sans.split(",") if s]
-
-    @property
-    def san_summary(self) -> tuple[str, int]:
-        """The first four SANs as text, and how many more there are (for the list)."""
-        names = self.san_list
-        return ", ".join(names[:4]), max(0, len(names) - 4)
 
 
 class CertificateName(db.Model):

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import defer, load_only
+from sqlalchemy.orm import defer
 
 from webapp import csvexport, hooks, pki
 from webapp.audit import service as audit
@@ -22,6 +22,7 @@ from webapp.certificates.models import (
     Certificate,
     CertificateExpiryDay,
     CertificateName,
+    ListedCertificate,
     expiry_day,
 )
 from webapp.csrs import service as csrs
@@ -31,7 +32,7 @@ from webapp.downloads import safe_name
 from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
-from webapp.paging import Page, distinct_values, paginate
+from webapp.paging import Listed, Page, distinct_values, paginate
 from webapp.pki import PkiError
 from webapp.search import listed_name_matches, narrowed, prefixed, unindexed
 from webapp.security import rbac
@@ -573,8 +574,10 @@ def query(f: CertFilter, now=None):
     return stmt.order_by(*_order(f))
 
 
-# What the list shows and sorts by; the rest of a row stays in the database.
-_LISTED = (
+# What the list shows and sorts by, read as plain values (``ListedCertificate``); the rest of a
+# row stays in the database.
+LISTED = (
+    Certificate.id,
     Certificate.common_name,
     Certificate.sans,
     Certificate.issuer_cn,
@@ -590,7 +593,7 @@ _LISTED = (
 
 def page_of(f: CertFilter, page: int, per_page: int, now=None) -> Page:
     """One page of the filtered, sorted list (see :func:`webapp.paging.paginate`)."""
-    stmt = query(f, now).options(load_only(*_LISTED))
+    stmt = query(f, now).execution_options(listed=Listed(LISTED, ListedCertificate))
     return paginate(stmt, page, per_page, key=Certificate.id)
 
 
