@@ -17,9 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from flask import has_request_context, request
 from sqlalchemy import Boolean, DateTime, Integer, String, and_, false, func, inspect, or_, select
@@ -104,7 +104,8 @@ class Listed:
     """A list whose rows are read as plain values, not as model objects: set on its statement as
     the ``listed`` execution option. ``columns``: what the list shows, named as the attributes the
     template reads (with the primary key and the order's columns, which the pager reads too);
-    ``make(**values)``: the item the template gets.
+    ``kind``: the class of the items the template gets (``Values`` or a subclass), which hold
+    those values as attributes.
 
     A model object costs several times its values: a state in the session's identity map, a
     callable for each column left out, and its release when the request ends (about 12 us a row
@@ -112,15 +113,15 @@ class Listed:
     """
 
     columns: tuple
-    make: Callable
+    kind: type
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(c.key for c in self.columns)
 
 
 class Values:
-    """A listed row: its values as attributes (the ``make`` of a ``Listed`` whose template reads
+    """A listed row: its values as attributes (the ``kind`` of a ``Listed`` whose template reads
     columns only; a subclass adds what the template works out from them)."""
 
     def __init__(self, **values) -> None:
@@ -129,13 +130,19 @@ class Values:
 
 def _load(stmt, *extra) -> list[tuple]:
     """The rows of ``stmt`` (a select of one model) as ``(item, *extra)``: the model object, or
-    what its ``Listed`` makes."""
+    an item of its ``Listed`` kind."""
     listed = stmt.get_execution_options().get("listed")
     if listed is None:
         return db.session.execute(stmt.add_columns(*extra)).all()
     rows = db.session.execute(stmt.with_only_columns(*listed.columns, *extra)).all()
-    names, n = listed.names, len(listed.columns)
-    return [(listed.make(**dict(zip(names, row[:n], strict=True))), *row[n:]) for row in rows]
+    names, n, kind = listed.names, len(listed.columns), listed.kind
+    found = []
+    for row in rows:
+        # Made without __init__ (a third of the cost): zip stops at the last listed column.
+        item = kind.__new__(kind)
+        item.__dict__.update(zip(names, row, strict=False))
+        found.append((item, *row[n:]))
+    return found
 
 
 # -- the order, and cursors -----------------------------------------------------------------------

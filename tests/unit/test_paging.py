@@ -127,8 +127,7 @@ def test_next_previous_and_numbers_agree_with_the_database(app):
 
 
 class Shown:
-    def __init__(self, **values):
-        self.__dict__.update(values)
+    """A listed row's class: the pager sets its values as attributes."""
 
 
 def test_a_listed_statement_pages_its_rows_as_plain_values(app):
