@@ -9,9 +9,24 @@ from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from webapp.dbtypes import UTCDateTime, utcnow
 from webapp.extensions import db
+from webapp.paging import Values
 
 
-class Csr(db.Model):
+class CsrShown:
+    """What pages show of a CSR that its columns make: of a model object, or of a row of the
+    list (``ListedCsr``)."""
+
+    @property
+    def san_list(self) -> list[str]:
+        return [s for s in self.sans.split(",") if s]
+
+
+class ListedCsr(CsrShown, Values):
+    """A CSR as the SSL > CSRs list reads it: the list's columns as plain values, with its
+    creator's username (``csrs.service.LISTED_ROWS``)."""
+
+
+class Csr(CsrShown, db.Model):
     """A PKCS#10 request, with its key when CertDesk made it or was given it."""
 
     __tablename__ = "csr"
@@ -49,10 +64,6 @@ class Csr(db.Model):
     names = relationship(
         "CsrName", cascade="all, delete-orphan", passive_deletes=True, lazy="select"
     )
-
-    @property
-    def san_list(self) -> list[str]:
-        return [s for s in self.sans.split(",") if s]
 
 
 class CsrName(db.Model):

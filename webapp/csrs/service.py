@@ -12,10 +12,11 @@ from sqlalchemy.orm import load_only, with_expression
 from webapp import hooks, pki
 from webapp.audit import service as audit
 from webapp.auth.models import User
-from webapp.csrs.models import Csr, CsrName
+from webapp.csrs.models import Csr, CsrName, ListedCsr
 from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
+from webapp.paging import Listed
 from webapp.pki import PkiError
 from webapp.search import listed_name_matches, narrowed, prefixed
 from webapp.security import rbac
@@ -208,13 +209,17 @@ LISTED = (
 )
 # Each listed CSR's creator, read beside its row (a look-up by primary key).
 CREATOR = select(User.username).where(User.id == Csr.created_by_id).scalar_subquery()
+# The list page reads the same as plain values (webapp.paging.Listed).
+LISTED_ROWS = Listed((Csr.id, *LISTED, CREATOR.label("creator_name")), ListedCsr)
 
 
 def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
     """The CSR list: newest first, or by common name; the search finds CSRs with a name (CN or
     SAN) that starts or ends with the text."""
-    stmt = select(Csr).options(
-        load_only(*LISTED, raiseload=True), with_expression(Csr.creator_name, CREATOR)
+    stmt = (
+        select(Csr)
+        .options(load_only(*LISTED, raiseload=True), with_expression(Csr.creator_name, CREATOR))
+        .execution_options(listed=LISTED_ROWS)
     )
     q = (q or "").strip().lower()
     if q:
