@@ -121,11 +121,8 @@ class Listed:
 
 
 class Values:
-    """A listed row: its values as attributes (the ``kind`` of a ``Listed`` whose template reads
-    columns only; a subclass adds what the template works out from them)."""
-
-    def __init__(self, **values) -> None:
-        self.__dict__.update(values)
+    """A listed row, whose values the pager sets as attributes: the ``kind`` of a ``Listed``
+    whose template reads columns only; a subclass adds what the template works out from them."""
 
 
 def _load(stmt, *extra) -> list[tuple]:
