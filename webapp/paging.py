@@ -120,9 +120,21 @@ class Listed:
         return tuple(c.key for c in self.columns)
 
 
+class NotListed(RuntimeError):
+    """A listed row was asked for a column its list does not read."""
+
+
 class Values:
     """A listed row, whose values the pager sets as attributes: the ``kind`` of a ``Listed``
-    whose template reads columns only; a subclass adds what the template works out from them."""
+    whose template reads columns only; a subclass adds what the template works out from them.
+
+    Asking it for anything else raises ``NotListed``, not AttributeError, which Jinja would turn
+    into an empty cell: a column left out of the list fails its page and its tests."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # Python's and markupsafe's probes (__html__, __copy__ ...)
+            raise AttributeError(name)
+        raise NotListed(f"{type(self).__name__}.{name}: not among the list's columns")
 
 
 def _load(stmt, *extra) -> list[tuple]:

@@ -10,6 +10,7 @@ import json
 import random
 from datetime import timedelta
 
+import jinja2
 import pytest
 from sqlalchemy import select
 
@@ -145,6 +146,20 @@ def test_a_listed_statement_pages_its_rows_as_plain_values(app):
     assert {type(d) for d in shown.items} == {Shown}
     assert [vars(d) for d in shown.items] == expected
     assert len(db.session.identity_map) == 0  # no model object was loaded
+
+
+def test_a_listed_row_asked_for_a_column_it_lacks_fails_loudly():
+    row = paging.Values.__new__(paging.Values)
+    row.name = "a.example"
+    assert row.name == "a.example"
+    with pytest.raises(paging.NotListed, match="Values.gone_at"):
+        _ = row.gone_at
+    # Jinja turns an AttributeError into an empty cell; this reaches the page instead.
+    env = jinja2.Environment(autoescape=True)
+    with pytest.raises(paging.NotListed):
+        env.from_string("{{ row.gone_at }}").render(row=row)
+    assert env.from_string("{{ row.name }}").render(row=row) == "a.example"
+    assert not hasattr(row, "__html__")
 
 
 def test_counts_stop_at_the_cap(app):
