@@ -24,7 +24,7 @@ from webapp import csvexport
 from webapp.audit.models import AuditEvent, AuditHead
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
-from webapp.paging import distinct_values
+from webapp.paging import Listed, Values, distinct_values
 from webapp.security import secretbox
 
 GENESIS = "0" * 64
@@ -334,6 +334,24 @@ def _first_seq_at(when: datetime) -> int | None:
     return db.session.execute(
         select(AuditEvent.seq).where(AuditEvent.at >= when).order_by(AuditEvent.at).limit(1)
     ).scalar()
+
+
+# What the trail's page shows, read as plain values (webapp.paging.Listed); the chain's hashes
+# and the address stay in the database.
+LISTED = Listed(
+    (
+        AuditEvent.id,
+        AuditEvent.seq,
+        AuditEvent.at,
+        AuditEvent.actor_name,
+        AuditEvent.action,
+        AuditEvent.object_type,
+        AuditEvent.object_id,
+        AuditEvent.outcome,
+        AuditEvent.detail,
+    ),
+    Values,
+)
 
 
 def query(f: AuditFilter):

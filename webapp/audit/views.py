@@ -47,7 +47,7 @@ def _filter() -> service.AuditFilter:
 def index():
     f = _filter()
     page, per_page = page_args(50)
-    result = paginate(service.query(f), page, per_page)
+    result = paginate(service.query(f).execution_options(listed=service.LISTED), page, per_page)
     return htmx.render(
         "audit/index.html",
         block="results",
