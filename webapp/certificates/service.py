@@ -589,11 +589,12 @@ LISTED = (
     Certificate.private_key_id,
     Certificate.created_at,
 )
+LISTED_ROWS = Listed(LISTED, ListedCertificate)
 
 
 def page_of(f: CertFilter, page: int, per_page: int, now=None) -> Page:
     """One page of the filtered, sorted list (see :func:`webapp.paging.paginate`)."""
-    stmt = query(f, now).execution_options(listed=Listed(LISTED, ListedCertificate))
+    stmt = query(f, now).execution_options(listed=LISTED_ROWS)
     return paginate(stmt, page, per_page, key=Certificate.id)
 
 

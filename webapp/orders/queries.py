@@ -154,6 +154,7 @@ LISTED = (
     .scalar_subquery()
     .label("credential_name"),
 )
+LISTED_ROWS = Listed(LISTED, ListedOrder)
 
 
 def page_of(
@@ -161,7 +162,7 @@ def page_of(
 ) -> Page:
     """One page of the list (``webapp.paging``: a capped count, keyset Next and Previous; the
     cursor is read from the request unless given), of ``ListedOrder`` items."""
-    stmt = query(f, now).execution_options(listed=Listed(LISTED, ListedOrder))
+    stmt = query(f, now).execution_options(listed=LISTED_ROWS)
     return paginate(stmt, page, per_page, cursor=cursor)
 
 
