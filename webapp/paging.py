@@ -365,8 +365,10 @@ def _with_count(
             stmt.with_only_columns(key if by is None else by).where(*conds).limit(cap).subquery()
         )
         extra = (count.scalar_subquery().label("counted"),)
-    found = _load(page, *extra) if by is None else db.session.execute(page.add_columns(*extra))
-    found = list(found)
+    if by is None:
+        found = _load(page, *extra)
+    else:  # the page's keys alone; _rows_by reads their rows
+        found = db.session.execute(page.add_columns(*extra)).all()
     firsts = [row[0] for row in found]
     total = known if known is not None else (found[0][1] if found else 0)
     return (firsts if by is None else _rows_by(stmt, by, firsts)), total
