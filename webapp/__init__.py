@@ -18,6 +18,7 @@ from webapp import badges, columns, errors, logsafe, paths, turns, urls, validat
 from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
+from webapp.security import csrf as csrf_tokens
 from webapp.security import headers, rbac, secretbox
 
 # Each feature's blueprint module; a module defines ``bp`` at its top.
@@ -81,6 +82,7 @@ def create_app(config: dict | None = None) -> Flask:
     is_sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
     migrate.init_app(app, db, directory=str(paths.MIGRATIONS_DIR), render_as_batch=is_sqlite)
     csrf.init_app(app)
+    csrf_tokens.init_app(app)  # the templates' csrf_token(), signed once a session
     _init_login(app)
     app.session_interface = headers.SessionInterface()
     app.permanent_session_lifetime = timedelta(minutes=app.config["IDLE_TIMEOUT_MINUTES"])

@@ -1,0 +1,42 @@
+"""The pages' CSRF token: a session's token is signed once per worker, not at every page.
+
+Every page carries the token (htmx sends it as a header, forms as a field), through the templates'
+``csrf_token()``. Flask-WTF's ``generate_csrf`` signs the session's raw token afresh for each
+request: a serializer, a key derivation and a timestamp, about a fortieth of a list page's CPU.
+The timestamp is not checked (``WTF_CSRF_TIME_LIMIT`` is None: a token lives as long as its
+session), so the first token signed for a session serves every later page of it.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g, session
+from flask_wtf.csrf import generate_csrf
+
+FIELD = "csrf_token"  # Flask-WTF's name for it, in the session (raw) and in g (signed)
+REMEMBERED = 4096  # sessions whose signed token a worker keeps (it forgets them all when full)
+
+_signed: dict[tuple[str, str], str] = {}
+
+
+def csrf_token() -> str:
+    """The signed CSRF token of the request's session (``generate_csrf``, remembered)."""
+    signed = g.get(FIELD)
+    if signed is not None:
+        return signed
+    secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    raw = session.get(FIELD)
+    if isinstance(raw, str) and (signed := _signed.get((secret, raw))) is not None:
+        setattr(g, FIELD, signed)  # where Flask-WTF looks first, as it would have put it
+        return signed
+    signed = generate_csrf()  # makes the raw token when the session has none
+    if len(_signed) >= REMEMBERED:
+        _signed.clear()
+    _signed[secret, session[FIELD]] = signed
+    return signed
+
+
+def init_app(app: Flask) -> None:
+    """In place of Flask-WTF's (a global, and a context processor whose answer wins)."""
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    context = {"csrf_token": csrf_token}
+    app.context_processor(lambda: context)
