@@ -168,3 +168,12 @@ def test_a_session_keeps_one_csrf_token_and_only_its_own(app, admin_client, oper
     assert renewed != first
     assert admin_client.post("/logout", headers={"X-CSRFToken": first}).status_code == 400
     assert admin_client.post("/logout", headers={"X-CSRFToken": renewed}).status_code == 302
+
+
+def test_with_a_time_limit_each_page_gets_a_fresh_csrf_token(app, admin_client):
+    app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+    first = _page_token(admin_client)
+    time.sleep(1.1)
+    second = _page_token(admin_client)
+    assert second != first  # signed anew, so it never outlives the limit
+    assert admin_client.post("/logout", headers={"X-CSRFToken": second}).status_code == 302

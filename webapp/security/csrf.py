@@ -2,9 +2,10 @@
 
 Every page carries the token (htmx sends it as a header, forms as a field), through the templates'
 ``csrf_token()``. Flask-WTF's ``generate_csrf`` signs the session's raw token afresh for each
-request: a serializer, a key derivation and a timestamp, about a fortieth of a list page's CPU.
-The timestamp is not checked (``WTF_CSRF_TIME_LIMIT`` is None: a token lives as long as its
-session), so the first token signed for a session serves every later page of it.
+request: a serializer, a key derivation and a timestamp, 1% of a list page's instructions. The
+timestamp is not checked (``WTF_CSRF_TIME_LIMIT`` is None: a token lives as long as its session),
+so the first token signed for a session serves every later page of it. With a time limit set,
+every page gets a freshly signed token again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def csrf_token() -> str:
     signed = g.get(FIELD)
     if signed is not None:
         return signed
+    if current_app.config["WTF_CSRF_TIME_LIMIT"] is not None:  # a kept token would expire
+        return generate_csrf()
     secret = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
     raw = session.get(FIELD)
     if isinstance(raw, str) and (signed := _signed.get((secret, raw))) is not None:
