@@ -213,6 +213,17 @@ def test_session_cookie_flags(client):
     assert https.status_code == 302 and "Secure" in https.headers.get("Set-Cookie", "")
 
 
+def test_the_cookie_is_signed_with_the_current_secret_key(app, admin_client):
+    assert admin_client.get("/").status_code == 200
+    old = app.secret_key
+    app.secret_key = "another secret key"  # rotated, the old key kept as a fallback: it opens
+    app.config["SECRET_KEY_FALLBACKS"] = [old]
+    assert admin_client.get("/").status_code == 200
+    app.secret_key = "a third secret key"  # and without it, it does not
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    assert admin_client.get("/").status_code == 302
+
+
 def test_the_cookie_is_sent_again_only_when_the_session_changes(client):
     """The idle timeout notes the time of the latest request once a minute, not at every one:
     most responses carry no new cookie."""
