@@ -78,6 +78,16 @@ def test_every_page_carries_the_security_headers(app, admin_client):
         assert resp.headers.get("X-Content-Type-Options") == "nosniff", url
         assert resp.headers.get("Referrer-Policy"), url
         assert "HX-Request" in resp.headers.get("Vary", ""), url
+        assert resp.headers.get("X-Frame-Options") == "DENY", url
+        assert resp.headers.get("Cross-Origin-Opener-Policy") == "same-origin", url
+        assert resp.headers.get("Cache-Control") == "no-store", url
+        assert "Strict-Transport-Security" not in resp.headers, url  # served over plain HTTP
+        for name in ("Content-Security-Policy", "X-Frame-Options", "Cache-Control"):
+            assert len(resp.headers.getlist(name)) == 1, (url, name)
+    static = admin_client.get("/static/css/app.css")
+    assert static.status_code == 200 and "no-store" not in static.headers.get("Cache-Control", "")
+    secure = admin_client.get("/login", base_url="https://localhost")
+    assert secure.headers.get("Strict-Transport-Security") == "max-age=31536000"
 
 
 def test_pages_have_no_inline_scripts_or_styles(admin_client):
@@ -177,3 +187,17 @@ def test_with_a_time_limit_each_page_gets_a_fresh_csrf_token(app, admin_client):
     second = _page_token(admin_client)
     assert second != first  # signed anew, so it never outlives the limit
     assert admin_client.post("/logout", headers={"X-CSRFToken": second}).status_code == 302
+
+
+def test_a_response_keeps_the_headers_it_set_itself(app):
+    from flask import Response
+
+    from webapp.security import headers
+
+    with app.test_request_context("/certificates/"):
+        resp = headers.apply(
+            Response("x", headers={"cache-control": "private, max-age=60", "X-Frame-Options": "X"})
+        )
+    assert resp.headers.getlist("Cache-Control") == ["private, max-age=60"]
+    assert resp.headers.getlist("X-Frame-Options") == ["X"]
+    assert resp.headers["Content-Security-Policy"] == headers.CSP
