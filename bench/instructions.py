@@ -46,17 +46,9 @@ def mix_urls() -> list[str]:
 
 def serve_pages(instance: Path, urls: list[str], passes: int) -> None:
     """Sign in and get every URL once, then ``passes`` more times (run under valgrind)."""
-    from webapp import create_app, serving
+    from webapp import serving
 
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(instance),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'certdesk.db'}",
-            "SECRET_KEY": "bench-secret",
-            "SCHEDULER_ENABLED": False,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    app = scaling.bench_app(instance, f"sqlite:///{instance / 'certdesk.db'}")
     serving.tune_gc()
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)

@@ -181,21 +181,13 @@ def build(instance: Path, rows: int):
     """A migrated database with ``rows`` rows of every list and as many orders (none for 0)."""
     from flask_migrate import upgrade
 
-    from webapp import _init_secretbox, create_app, paths
+    from webapp import _init_secretbox, paths
     from webapp.auth import service as auth
     from webapp.extensions import db
 
     instance.mkdir(parents=True, exist_ok=True)
     marker = instance / "bench-filled.json"
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(instance),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'certdesk.db'}",
-            "SECRET_KEY": "bench-secret",
-            "SCHEDULER_ENABLED": False,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    app = scaling.bench_app(instance, f"sqlite:///{instance / 'certdesk.db'}")
     with app.app_context():
         upgrade(directory=str(paths.MIGRATIONS_DIR))
         if marker.exists():

@@ -671,16 +671,11 @@ def postgres_cluster():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def build(instance: Path, url: str, n: int):
-    """A migrated, filled database; returns the app (for the bare queries)."""
-    from flask_migrate import upgrade
+def bench_app(instance: Path, url: str):
+    """The app over a benchmark's instance, in process (no scheduler, quiet logs)."""
+    from webapp import create_app
 
-    from webapp import _init_secretbox, create_app, paths
-    from webapp.extensions import db
-
-    instance.mkdir(parents=True, exist_ok=True)
-    marker = instance / "bench-filled.json"
-    app = create_app(
+    return create_app(
         {
             "INSTANCE_PATH": str(instance),
             "SQLALCHEMY_DATABASE_URI": url,
@@ -689,6 +684,18 @@ def build(instance: Path, url: str, n: int):
             "LOG_LEVEL": "WARNING",
         }
     )
+
+
+def build(instance: Path, url: str, n: int):
+    """A migrated, filled database; returns the app (for the bare queries)."""
+    from flask_migrate import upgrade
+
+    from webapp import _init_secretbox, paths
+    from webapp.extensions import db
+
+    instance.mkdir(parents=True, exist_ok=True)
+    marker = instance / "bench-filled.json"
+    app = bench_app(instance, url)
     with app.app_context():
         if not marker.exists():
             upgrade(directory=str(paths.MIGRATIONS_DIR))
