@@ -187,9 +187,6 @@ def _after_request(response):
 
 
 def _init_templates(app: Flask) -> None:
-    def has_endpoint(name: str) -> bool:
-        return name in app.view_functions
-
     @pass_context
     def can(context, permission: str) -> bool:
         # The user the page is rendered for (Flask-Login puts it in the context), not the proxy,
@@ -205,7 +202,6 @@ def _init_templates(app: Flask) -> None:
         return app.jinja_env.get_template("_pager.html").module.pager(*args, **kwargs)
 
     app.jinja_env.globals.update(
-        has_endpoint=has_endpoint,
         can=can,
         rbac=rbac,
         role_labels=rbac.ROLE_LABELS,

@@ -61,7 +61,6 @@ def test_the_menu_carries_the_guides_names_and_each_role_its_own(
     admin_client, operator_client, auditor_client, orders
 ):
     page = _text(admin_client.get("/entrust/"))
-    assert "Not available in this version" not in page
     for label, path in (
         ("Update Certificate Status", "/entrust/status"),
         ("Reissue Certificate", "/entrust/reissue"),
