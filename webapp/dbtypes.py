@@ -52,3 +52,15 @@ def _from_sqlite_text(value):
     if parsed.tzinfo is None:
         raise ValueError(f"not a time: {value!r}")
     return parsed.astimezone(UTC)
+
+
+# A certificate's, CSR's or order's subject alternative names are kept in one text column
+# (``sans``), comma-separated: names hold no commas, and the lists' searches read the column.
+
+
+def join_names(names) -> str:
+    return ",".join(names)
+
+
+def split_names(text: str | None) -> list[str]:
+    return [name for name in (text or "").split(",") if name]

@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, utcnow
+from webapp.dbtypes import UTCDateTime, split_names, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
@@ -30,7 +30,7 @@ class CertificateShown:
 
     @property
     def san_list(self) -> list[str]:
-        return [s for s in self.sans.split(",") if s]
+        return split_names(self.sans)
 
     @property
     def san_summary(self) -> tuple[str, int]:

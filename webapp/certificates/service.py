@@ -27,7 +27,7 @@ from webapp.certificates.models import (
 )
 from webapp.csrs import service as csrs
 from webapp.csrs.models import Csr
-from webapp.dbtypes import utcnow
+from webapp.dbtypes import join_names, utcnow
 from webapp.downloads import safe_name
 from webapp.extensions import db
 from webapp.keys import service as keys
@@ -96,7 +96,7 @@ def _new_row(
         serial_hex=info.serial_hex[:80],
         common_name=info.common_name[:255],
         subject=info.subject,
-        sans=",".join(info.sans.all()),
+        sans=join_names(info.sans.all()),
         issuer=info.issuer,
         issuer_cn=info.issuer_cn,
         not_before=info.not_before,

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
-from webapp.dbtypes import UTCDateTime, utcnow
+from webapp.dbtypes import UTCDateTime, split_names, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
@@ -18,7 +18,7 @@ class CsrShown:
 
     @property
     def san_list(self) -> list[str]:
-        return [s for s in self.sans.split(",") if s]
+        return split_names(self.sans)
 
 
 class ListedCsr(CsrShown, Values):

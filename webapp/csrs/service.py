@@ -13,6 +13,7 @@ from webapp import hooks, pki
 from webapp.audit import service as audit
 from webapp.auth.models import User
 from webapp.csrs.models import Csr, CsrName, ListedCsr
+from webapp.dbtypes import join_names
 from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
@@ -24,10 +25,6 @@ from webapp.security import rbac
 MAX_SANS = 250  # what Entrust accepts in one certificate
 
 # -- CSRs --------------------------------------------------------------------------------------
-
-
-def _sans_text(sans: pki.SanSet) -> str:
-    return ",".join(sans.all())
 
 
 def _names(info: pki.CsrInfo) -> list[str]:
@@ -46,7 +43,7 @@ def _add_csr(info: pki.CsrInfo, key_row: PrivateKey | None, source: str, actor) 
     row = Csr(
         common_name=info.common_name[:255],
         subject=info.subject,
-        sans=_sans_text(info.sans),
+        sans=join_names(info.sans.all()),
         key_label=info.key.label,
         signature_algorithm=info.signature_algorithm[:64],
         public_key_id=info.public_key_id,

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, utcnow
+from webapp.dbtypes import UTCDateTime, split_names, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
@@ -64,7 +64,7 @@ class OrderShown:
 
     @property
     def san_list(self) -> list[str]:
-        return [s for s in self.sans.split(",") if s]
+        return split_names(self.sans)
 
     @property
     def display_status(self) -> str:

@@ -32,7 +32,7 @@ from webapp.cas.base import (
     Requester,
     Unavailable,
 )
-from webapp.dbtypes import utcnow
+from webapp.dbtypes import join_names, utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
 from webapp.orders import lineage, records, settling
@@ -222,7 +222,7 @@ def _submit(
             parent_id=parent_id,
             request_id=req.request_id,
             common_name=req.sans[0] if req.sans else "",
-            sans=",".join(req.sans),
+            sans=join_names(req.sans),
             product=req.product,
             organization=req.organization or "",
             requester_name=req.requester.name[:255],

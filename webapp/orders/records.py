@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from webapp.cas.base import CaOrder, Phase
 from webapp.certificates import service as certificates
+from webapp.dbtypes import join_names, split_names
 from webapp.extensions import db
 from webapp.orders import service
 from webapp.orders.models import Order, OrderEvent, OrderName
@@ -44,7 +45,7 @@ def values_of(ca: CaOrder) -> dict:
         "phase": ca.phase.value if ca.phase else "",
         "third_party": bool(ca.third_party),
         "common_name": (ca.common_name or "")[:255],
-        "sans": ",".join(ca.sans),
+        "sans": join_names(ca.sans),
         "product": (ca.product or "")[:60],
         "organization": (ca.organization or "")[:300],
         "requester_name": (ca.requester.name or "")[:255],
@@ -62,7 +63,7 @@ def search_terms(row: Order | dict) -> list[str]:
     parts = (
         get("ca_order_id", ""),
         get("common_name", ""),
-        *(get("sans", "") or "").split(","),
+        *split_names(get("sans", "")),
         get("requester_name", ""),
         get("requester_email", ""),
         get("serial", ""),
