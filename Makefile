@@ -6,20 +6,22 @@ BIN := $(VENV)/bin
 # install also satisfies `run`, so neither order of `make run` and `make test` installs twice.
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
-# Editable builds warn about same-named folders in the working directory: expected here.
-PIP := PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet
+# Editable builds warn about same-named folders in the working directory: expected here. Every
+# install takes the versions of constraints.txt, those the tests passed with.
+PIP := PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -c constraints.txt
 
 .PHONY: run test lint format bench install clean
 
-$(DEV_STAMP): pyproject.toml setup.py
+$(DEV_STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) -e '.[dev]'
 	touch $(DEV_STAMP) $(RUN_STAMP)
 
 # An up-to-date dev install serves `run` too; otherwise install CertDesk without the dev extra.
-$(RUN_STAMP): pyproject.toml setup.py
-	@[ $(DEV_STAMP) -nt pyproject.toml ] && [ $(DEV_STAMP) -nt setup.py ] || { \
+$(RUN_STAMP): pyproject.toml setup.py constraints.txt
+	@[ $(DEV_STAMP) -nt pyproject.toml ] && [ $(DEV_STAMP) -nt setup.py ] \
+		&& [ $(DEV_STAMP) -nt constraints.txt ] || { \
 		test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 		echo "Installing CertDesk into $(VENV) ..."; \
 		$(PIP) --upgrade pip && $(PIP) -e .; }
