@@ -210,22 +210,24 @@ def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
     return info, None, key
 
 
+def dns_names(text: str) -> list[str]:
+    """The host names typed in the SANs field; any other kind of name is refused."""
+    sans, problems = pki.parse_san_text(text)
+    if problems:
+        raise OrderInputError(" ".join(problems), "sans")
+    if sans.ip or sans.email:
+        raise OrderInputError(
+            "Entrust SSL certificates carry DNS names only; remove "
+            + ", ".join(sans.ip + sans.email)
+            + ".",
+            "sans",
+        )
+    return list(sans.dns)
+
+
 def _names(form: OrderForm, info: pki.CsrInfo) -> list[str]:
     """The certificate's DNS names: the SANs typed (or the CSR's), with the CSR's CN first."""
-    if form.sans.strip():
-        sans, problems = pki.parse_san_text(form.sans)
-        if problems:
-            raise OrderInputError(" ".join(problems), "sans")
-        if sans.ip or sans.email:
-            raise OrderInputError(
-                "Entrust SSL certificates carry DNS names only; remove "
-                + ", ".join(sans.ip + sans.email)
-                + ".",
-                "sans",
-            )
-        names = list(sans.dns)
-    else:
-        names = list(info.sans.dns)
+    names = dns_names(form.sans) if form.sans.strip() else list(info.sans.dns)
     cn = info.common_name.strip().lower()
     if cn:
         try:

@@ -111,18 +111,7 @@ def prefill(row: Order, origin: str) -> dict:
 
 def _names_kept(form: OrderForm, row: Order) -> list[str]:
     """The names of a renewal that keeps its key: the SANs typed, the order's common name first."""
-    text = form.sans.strip() or "\n".join(row.san_list)
-    sans, problems = pki.parse_san_text(text)
-    if problems:
-        raise OrderInputError(" ".join(problems), "sans")
-    if sans.ip or sans.email:
-        raise OrderInputError(
-            "Entrust SSL certificates carry DNS names only; remove "
-            + ", ".join(sans.ip + sans.email)
-            + ".",
-            "sans",
-        )
-    names = list(sans.dns)
+    names = checks.dns_names(form.sans.strip() or "\n".join(row.san_list))
     cn = (row.common_name or "").strip().lower()
     if cn in names:
         names = [cn] + [n for n in names if n != cn]
