@@ -1,4 +1,5 @@
-"""`pip install .` (not editable) into a fresh venv gives a working CertDesk."""
+"""`pip install .` (not editable) into a fresh venv gives a working CertDesk (with the versions of
+constraints.txt, as `make` installs them)."""
 
 import os
 import subprocess
@@ -34,7 +35,16 @@ def test_wheel_install_runs_create_admin_and_serve(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run(
-        [str(venv / "bin/pip"), "install", "--quiet", str(wheel)], check=True, capture_output=True
+        [
+            str(venv / "bin/pip"),
+            "install",
+            "--quiet",
+            "-c",
+            str(REPO / "constraints.txt"),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     certdesk = str(venv / "bin/certdesk")
     run_dir = tmp_path / "elsewhere"  # away from the source tree, so nothing leaks in from it
