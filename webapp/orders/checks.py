@@ -237,10 +237,16 @@ def _names(form: OrderForm, info: pki.CsrInfo) -> list[str]:
                 f"The CSR's common name is not a host name: {exc}", "csr_source"
             ) from None
         names = [cn] + [n for n in names if n != cn]
+    return counted(names, "The CSR names no host; enter the SANs.")
+
+
+def counted(names: list[str], when_none: str) -> list[str]:
+    """``names``, refused (with ``when_none``) when empty or when one certificate cannot hold
+    them all."""
     if not names:
-        raise OrderInputError("The CSR names no host; enter the SANs.", "sans")
-    if len(names) > 250:
-        raise OrderInputError("At most 250 names in one certificate.", "sans")
+        raise OrderInputError(when_none, "sans")
+    if len(names) > csrs.MAX_SANS:
+        raise OrderInputError(f"At most {csrs.MAX_SANS} names in one certificate.", "sans")
     return names
 
 

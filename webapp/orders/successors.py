@@ -115,11 +115,7 @@ def _names_kept(form: OrderForm, row: Order) -> list[str]:
     cn = (row.common_name or "").strip().lower()
     if cn in names:
         names = [cn] + [n for n in names if n != cn]
-    if not names:
-        raise OrderInputError("Enter the certificate's names.", "sans")
-    if len(names) > 250:
-        raise OrderInputError("At most 250 names in one certificate.", "sans")
-    return names
+    return checks.counted(names, "Enter the certificate's names.")
 
 
 def _expiry(form: OrderForm, row: Order, caps: Capabilities, today: date) -> date | None:
