@@ -35,15 +35,6 @@ sys.path.insert(0, str(ROOT))
 from bench import scaling  # noqa: E402  (after the path is set)
 
 
-def mix_urls() -> list[str]:
-    """The pages of `scaling.py`'s mixed load (users' pages are not in it by default)."""
-    return [
-        sc.url
-        for sc in scaling.scenarios()
-        if not sc.htmx and "DEEP" not in sc.url and not sc.url.startswith("/admin/users/")
-    ]
-
-
 def serve_pages(instance: Path, urls: list[str], passes: int) -> None:
     """Sign in and get every URL once, then ``passes`` more times (run under valgrind)."""
     from webapp import serving
@@ -100,7 +91,7 @@ def main() -> None:
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--instance", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    urls = args.urls or mix_urls()
+    urls = args.urls or scaling.mix_urls(scaling.scenarios())
     if args.child is not None:
         serve_pages(Path(args.instance), urls, args.child)
         return

@@ -585,6 +585,13 @@ class LeanClient:
             self.conn = None
 
 
+def mix_urls(chosen, users: bool = False) -> list[str]:
+    """The pages of the mixed load: every full page of ``chosen`` but the deep ones (their page
+    number is worked out per run), and the users' pages only when asked."""
+    urls = [sc.url for sc in chosen if not sc.htmx and "DEEP" not in sc.url]
+    return [u for u in urls if users or not u.startswith("/admin/users/")]
+
+
 def mixed_load(server: Server, sessions, urls: list[str], seconds: float) -> tuple:
     """Every session cycles through ``urls`` for ``seconds`` on a LeanClient of its own;
     (requests/s, errors, latencies, the latencies in order)."""
@@ -761,8 +768,7 @@ def run_database(kind: str, url_for_scale, scales, args, chosen) -> Run:
                 )
         if args.mixed_seconds:
             server, sessions, _ = servers[scales[-1]]
-            urls = [sc.url for sc in chosen if not sc.htmx and "DEEP" not in sc.url]
-            urls = [u for u in urls if not u.startswith("/admin/users/") or args.users_in_mix]
+            urls = mix_urls(chosen, users=args.users_in_mix)
             run.mixed = mixed_against_health(server, sessions, urls, args.mixed_seconds)
             m = run.mixed
             print(
