@@ -219,6 +219,30 @@ def _covering_domain(domains: list, name: str):
     return best
 
 
+def _check_standard_names(names: list[str]) -> None:
+    """A STANDARD_SSL certificate names one host and its www. twin (the spec: CN `d.tld`
+    allows only `www.d.tld`, and the reverse)."""
+    base = names[0].removeprefix("www.")
+    extra = [name for name in names if name not in (base, "www." + base)]
+    if extra:
+        raise bad_request(
+            f"A STANDARD_SSL certificate may name only {base} and www.{base}, not {extra[0]}",
+            "subjectAltName",
+        )
+
+
+def _check_upn(store, client_id: int, upn) -> None:
+    """An S/MIME UPN's domain must be approved for the client."""
+    if not isinstance(upn, str) or upn.count("@") != 1 or len(upn) > 254:
+        raise bad_request("upn must be an email address", "upn")
+    domains = store.query(
+        "SELECT * FROM domains WHERE client_id = ? AND verification_status IN (?, ?, ?)",
+        (client_id, *USABLE_DOMAIN),
+    )
+    if _covering_domain(domains, upn.split("@")[1]) is None:
+        raise bad_request(f"The domain of {upn} is not approved for client {client_id}", "upn")
+
+
 # -- the order plan -------------------------------------------------------------------------
 
 
@@ -391,8 +415,12 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
             domain_used = domain_used or match["domain_name"]
         if cert_type == "WILDCARD_SSL" and not common_name.startswith("*."):
             raise bad_request("A WILDCARD_SSL certificate needs a *. common name", "csr")
+        if cert_type == "STANDARD_SSL":
+            _check_standard_names(names)
     else:
         sans = [s for s in sans if "@" in s] if cert_type == "SMIME_ENT" else []
+    if cert_type == "SMIME_ENT" and body.get("upn") not in (None, ""):
+        _check_upn(store, client_id, body["upn"])
 
     signing_alg = body.get("signingAlg") or (original["signing_alg"] if original else "SHA-2")
     if signing_alg not in ("SHA-1", "SHA-2"):

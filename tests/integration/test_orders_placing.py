@@ -217,6 +217,18 @@ def test_entrust_refusals_appear_next_to_the_fields_and_leave_nothing_behind(env
     assert failure.outcome == "failure" and "SHA-1" in failure.detail
 
 
+def test_a_standard_ssl_order_for_two_hosts_is_refused_next_to_the_sans(env, user, sandbox):
+    # Entrust's Standard SSL covers one host and its www. twin; a multi-domain order needs UC.
+    csr_row = _csr(user, "www.example.com", "www.example.com mail.example.com")
+    with pytest.raises(placing.OrderRefused) as refused:
+        placing.place(user["operator"], _form(env, csr_row))
+    assert "STANDARD_SSL" in refused.value.errors["sans"]
+    assert "mail.example.com" in refused.value.errors["sans"]
+    assert len(_posts(sandbox)) == 1 and _count(Order) == 0
+    twin = _csr(user, "example.com", "example.com www.example.com")
+    assert placing.place(user["operator"], _form(env, twin)).status == "ACTIVE"
+
+
 def test_validate_asks_entrust_and_places_nothing(env, user, sandbox):
     csr_row = _csr(user, "api.example.com")
     result = placing.validate(user["operator"], _form(env, csr_row))

@@ -135,11 +135,14 @@ def test_reissue_with_new_csr_and_sans(api, active):
     from entrust_sandbox.ca import make_csr
 
     csr, key = make_csr("www.example.com")
+    # The reissue of a STANDARD_SSL certificate keeps to its one-host rule.
     body = {"csr": csr, "subjectAltName": ["www.example.com", "mail.example.com"]}
+    assert_error(api.post(f"certificates/{active}/reissues", body), 400, "subjectAltName")
+    body = {"csr": csr, "subjectAltName": ["www.example.com", "example.com"]}
     new = api.post(f"certificates/{active}/reissues", body).json()
     leaf = x509.load_pem_x509_certificate(new["endEntityCert"].encode())
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert set(sans.get_values_for_type(x509.DNSName)) == {"www.example.com", "mail.example.com"}
+    assert set(sans.get_values_for_type(x509.DNSName)) == {"www.example.com", "example.com"}
 
 
 def test_renew_30_day_rule(api, sb, active):

@@ -23,6 +23,7 @@ def _inventory(api, product):
 def test_issued_certificate_is_real(api, sb):
     response = api.order(
         "www.example.com",
+        "UC_SSL",
         subjectAltName=["www.example.com", "shop.example.org"],
         eku="SERVER_AUTH",
         certExpiryDate="2027-06-30",
@@ -60,7 +61,7 @@ def test_issued_certificate_is_real(api, sb):
 
 def test_csr_san_used_when_no_subject_alt_name(api):
     csr, _ = make_csr("www.example.com", sans=["www.example.com", "api.example.com"])
-    body = api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr}).json()
+    body = api.post("certificates", {"certType": "UC_SSL", "csr": csr}).json()
     detail = api.get(f"certificates/{body['trackingId']}").json()
     assert {s["value"] for s in detail["subjectAltName"]} == {"www.example.com", "api.example.com"}
     assert detail["domainUsed"] == "example.com"
@@ -354,3 +355,60 @@ def test_smime_without_csr_returns_pkcs12(api):
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.EMAIL_PROTECTION]
     assert_error(api.post("certificates", {**body, "password": ""}), 400, "csr")
+
+
+@pytest.mark.parametrize(
+    "common_name, sans",
+    [
+        ("example.com", ["example.com", "www.example.com"]),
+        ("www.example.com", ["example.com"]),
+        ("shop.example.com", ["www.shop.example.com"]),
+        ("www.example.com", None),
+    ],
+)
+def test_standard_ssl_names_a_host_and_its_www_twin(api, common_name, sans):
+    fields = {} if sans is None else {"subjectAltName": sans}
+    response = api.order(common_name, **fields)
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    "common_name, sans",
+    [
+        ("www.example.com", ["www.example.com", "mail.example.com"]),
+        ("example.com", ["www.example.org"]),
+        ("shop.example.com", ["www.example.com"]),
+    ],
+)
+def test_standard_ssl_refuses_other_names(api, common_name, sans):
+    before = _inventory(api, "STANDARD_SSL")["remainingCount"]
+    response = api.order(common_name, subjectAltName=sans)
+    assert_error(response, 400, "subjectAltName")
+    assert "STANDARD_SSL" in response.json()["errors"][0]["message"]
+    # The same names are fine for a multi-domain product.
+    assert api.order(common_name, "UC_SSL", subjectAltName=sans).status_code == 201
+    assert _inventory(api, "STANDARD_SSL")["remainingCount"] == before
+
+
+def test_standard_ssl_names_from_the_csr_follow_the_same_rule(api):
+    csr, _ = make_csr("www.example.com", sans=["www.example.com", "api.example.com"])
+    response = api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr})
+    assert_error(response, 400, "subjectAltName")
+
+
+def test_smime_upn_domain_must_be_approved_for_the_client(api):
+    body = {
+        "certType": "SMIME_ENT",
+        "cn": "Jane Smith",
+        "certEmail": "jane.smith@example.com",
+        "password": "pickup-secret",
+        "certLifetime": "P1Y",
+    }
+    for upn in ("jane@elsewhere.example", "jane@cancelled.example", "not-an-email", 7):
+        assert_error(api.post("certificates", {**body, "upn": upn}), 400, "upn")
+    # client 2 has subsidiary.example; client 1 does not
+    assert_error(api.post("certificates", {**body, "upn": "jane@subsidiary.example"}), 400, "upn")
+    response = api.post("certificates", {**body, "upn": "jane@corp.example.com"})
+    assert response.status_code == 201, response.text
+    # On an SSL order the field does not apply and is ignored (KF sends it).
+    assert api.order("www.example.com", upn="jane@elsewhere.example").status_code == 201
