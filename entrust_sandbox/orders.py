@@ -427,6 +427,9 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         raise bad_request("signingAlg must be SHA-1 or SHA-2", "signingAlg")
     if signing_alg == "SHA-1" and cert_type != "PRIVATE_SSL":
         raise bad_request("SHA-1 is only available for PRIVATE_SSL", "signingAlg")
+    # The request is honoured only where the account lets one choose; this account does not,
+    # so a PRIVATE_SSL SHA-1 request is signed, and answered, as SHA-2.
+    signing_alg = "SHA-2"
 
     eku = None
     if cert_type in SSL_TYPES:

@@ -412,3 +412,13 @@ def test_smime_upn_domain_must_be_approved_for_the_client(api):
     assert response.status_code == 201, response.text
     # On an SSL order the field does not apply and is ignored (KF sends it).
     assert api.order("www.example.com", upn="jane@elsewhere.example").status_code == 201
+
+
+def test_sha1_private_ssl_is_issued_and_answered_as_sha2(api):
+    response = api.order("www.example.com", "PRIVATE_SSL", signingAlg="SHA-1")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    leaf = x509.load_pem_x509_certificate(body["endEntityCert"].encode())
+    assert leaf.signature_hash_algorithm.name == "sha256"
+    detail = api.get(f"certificates/{body['trackingId']}").json()
+    assert detail["signingAlg"] == "SHA-2"
