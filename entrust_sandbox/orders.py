@@ -205,6 +205,14 @@ def client_row(store, client_id: int):
     return json.loads(row["body"]) if row else None
 
 
+def _usable_domains(store, client_id: int) -> list:
+    """The client's domains that certificates may name now."""
+    return store.query(
+        "SELECT * FROM domains WHERE client_id = ? AND verification_status IN (?, ?, ?)",
+        (client_id, *USABLE_DOMAIN),
+    )
+
+
 def _covering_domain(domains: list, name: str):
     bare = name.lower().rstrip(".")
     if bare.startswith("*."):
@@ -235,11 +243,7 @@ def _check_upn(store, client_id: int, upn) -> None:
     """An S/MIME UPN's domain must be approved for the client."""
     if not isinstance(upn, str) or upn.count("@") != 1 or len(upn) > 254:
         raise bad_request("upn must be an email address", "upn")
-    domains = store.query(
-        "SELECT * FROM domains WHERE client_id = ? AND verification_status IN (?, ?, ?)",
-        (client_id, *USABLE_DOMAIN),
-    )
-    if _covering_domain(domains, upn.split("@")[1]) is None:
+    if _covering_domain(_usable_domains(store, client_id), upn.split("@")[1]) is None:
         raise bad_request(f"The domain of {upn} is not approved for client {client_id}", "upn")
 
 
@@ -399,10 +403,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     if cert_type in SSL_TYPES:
         names = list(dict.fromkeys([common_name.lower()] + [s.lower() for s in sans]))
         sans = names
-        domains = store.query(
-            "SELECT * FROM domains WHERE client_id = ? AND verification_status IN (?, ?, ?)",
-            (client_id, *USABLE_DOMAIN),
-        )
+        domains = _usable_domains(store, client_id)
         for name in names:
             match = _covering_domain(domains, name)
             if match is None:
