@@ -14,6 +14,15 @@ from entrust_sandbox.ca import make_csr
 
 from .conftest import assert_error
 
+# An S/MIME order without a CSR: the sandbox makes the key and returns a PKCS#12.
+SMIME_NO_CSR = {
+    "certType": "SMIME_ENT",
+    "cn": "Jane Smith",
+    "certEmail": "jane.smith@example.com",
+    "password": "pickup-secret",
+    "certLifetime": "P1Y",
+}
+
 
 def _inventory(api, product):
     items = api.get("inventories").json()["inventories"]
@@ -340,13 +349,7 @@ def test_custom_fields_keep_their_names_and_kinds(api):
 def test_smime_without_csr_returns_pkcs12(api):
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    body = {
-        "certType": "SMIME_ENT",
-        "cn": "Jane Smith",
-        "certEmail": "jane.smith@example.com",
-        "password": "pickup-secret",
-        "certLifetime": "P1Y",
-    }
+    body = dict(SMIME_NO_CSR)
     response = api.post("certificates", body)
     assert response.status_code == 201, response.text
     bundle = base64.b64decode(response.json()["pkcs12"])
@@ -397,13 +400,7 @@ def test_standard_ssl_names_from_the_csr_follow_the_same_rule(api):
 
 
 def test_smime_upn_domain_must_be_approved_for_the_client(api):
-    body = {
-        "certType": "SMIME_ENT",
-        "cn": "Jane Smith",
-        "certEmail": "jane.smith@example.com",
-        "password": "pickup-secret",
-        "certLifetime": "P1Y",
-    }
+    body = dict(SMIME_NO_CSR)
     for upn in ("jane@elsewhere.example", "jane@cancelled.example", "not-an-email", 7):
         assert_error(api.post("certificates", {**body, "upn": upn}), 400, "upn")
     # client 2 has subsidiary.example; client 1 does not
