@@ -6,8 +6,9 @@ import threading
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
-from .errors import ApiError, error_response
+from .errors import INT_MAX, ApiError, error_response
 from .settings import Settings
 from .store import Store
 from .traffic import FaultRules, RateLimiter, RequestLog, TrafficMiddleware
@@ -48,6 +49,15 @@ class Sandbox:
         self.rate_limiter.clear()
 
 
+class _StoredInt(IntegerConverter):
+    """An id in a path: ASCII digits, at most what the store holds (larger finds nothing: 404)."""
+
+    regex = r"[0-9]+"
+
+    def __init__(self, url_map, *args, **kwargs):
+        super().__init__(url_map, *args, max=INT_MAX, **kwargs)
+
+
 def create_app(sandbox: Sandbox | None = None, **kwargs) -> Flask:
     """Build the sandbox Flask app around `sandbox` (a new in-memory one if not given).
 
@@ -62,6 +72,7 @@ def create_app(sandbox: Sandbox | None = None, **kwargs) -> Flask:
     app.json.compact = True
     # A path with a trailing slash finds its resource (AddClient's Location is /clients/{id}/).
     app.url_map.strict_slashes = False
+    app.url_map.converters["int"] = _StoredInt  # before the routes are added
     app.extensions["sandbox"] = sandbox
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)

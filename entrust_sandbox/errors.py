@@ -29,6 +29,17 @@ def error_response(status: int, message: str, field: str | None = None, headers=
     return Response(body, status=status, mimetype="application/json", headers=headers or {})
 
 
+# The largest integer the store (SQLite) holds; a larger one in a request is out of range.
+INT_MAX = 2**63 - 1
+
+
+def in_range(number: int, field: str) -> int:
+    """``number``, or a 400 on ``field`` when the store could not hold it."""
+    if not -INT_MAX <= number <= INT_MAX:
+        raise bad_request(f"{field} is out of range", field)
+    return number
+
+
 def bad_request(message: str, field: str | None = None) -> ApiError:
     """Shorthand for a 400 ApiError."""
     return ApiError(400, message, field)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from .clock import fmt, fmt_millis, parse_datetime
-from .errors import bad_request
+from .errors import bad_request, in_range
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 25
@@ -164,7 +164,7 @@ def _convert(name: str, field: Field, value: str):
     value = value.strip()
     if field.kind == "int":
         try:
-            return int(value)
+            return in_range(int(value), name)
         except ValueError as exc:
             raise bad_request(f"Invalid value for {name}: {value}", name) from exc
     if field.kind == "datetime":
@@ -243,6 +243,7 @@ def parse_paging(args) -> tuple[int, int]:
         raise bad_request("limit must be an integer", "limit") from exc
     if offset < 0:
         raise bad_request("offset must be 0 or more", "offset")
+    in_range(offset, "offset")
     if limit < 1 or limit > MAX_LIMIT:
         raise bad_request(f"limit must be between 1 and {MAX_LIMIT}", "limit")
     return offset, limit

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from datetime import date, datetime, time, timedelta
 
@@ -19,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from . import ca as ca_mod
 from .clock import fmt, parse_datetime, parse_expiry_date
-from .errors import ApiError, bad_request, not_found
+from .errors import INT_MAX, ApiError, bad_request, in_range, not_found
 from .listing import API, CUSTOM_FIELD_NAMES
 from .store import bar_key
 
@@ -44,6 +45,11 @@ USABLE_DOMAIN = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
 EC_CURVES = (256, 384, 521)
 RENEW_MIN_AGE = timedelta(days=30)
 TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": 254}
+COMMON_NAME_LIMIT = 64  # X.520's upper bound for a CN
+# A host name as a certificate or a domain names it: ASCII labels (an internationalised name in
+# its xn-- form), a wildcard only as the whole first label.
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"(\*\.)?(?:{_LABEL}\.)+{_LABEL}")
 
 
 # -- input helpers ------------------------------------------------------------------------------
@@ -60,13 +66,30 @@ def to_bool(value, lenient: bool, field: str) -> bool:
     raise bad_request(f"{field} must be a boolean", field)
 
 
+def _text(body: dict, key: str) -> str | None:
+    """``body[key]`` when it is text (None when absent or empty); a 400 for a number, a list or
+    an object, which no text field of ECS takes."""
+    value = body.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{key} must be a string", key)
+    return value
+
+
+def is_host_name(name: str) -> bool:
+    """A DNS name in ASCII form (lower case), as an SSL certificate or a domain may hold."""
+    return len(name) <= 253 and _HOST_NAME.fullmatch(name) is not None
+
+
 def _int(value, field: str, default: int) -> int:
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError) as exc:
         raise bad_request(f"{field} must be an integer", field) from exc
+    return in_range(number, field)
 
 
 def _csr(text, field="csr") -> x509.CertificateSigningRequest:
@@ -181,9 +204,12 @@ def _tracking_columns(tracking: dict) -> dict:
 
 def parse_tracking_id(text: str) -> int:
     """A trackingId from a path segment; leading zeros are allowed, as in the spec's example."""
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise bad_request("Invalid trackingId", "trackingId")
-    return int(text)
+    number = int(text)
+    if number > INT_MAX:  # well formed, but no certificate has it
+        raise not_found("Unknown trackingId")
+    return number
 
 
 def certificate_row(store, tracking_id: int):
@@ -272,7 +298,7 @@ def _expiry(body: dict, sandbox, now: datetime, default_years: int = 1) -> datet
             raise bad_request("certExpiryDate must be in the future", "certExpiryDate")
         return expiry
     if lifetime not in (None, ""):
-        if lifetime not in LIFETIMES:
+        if not isinstance(lifetime, str) or lifetime not in LIFETIMES:
             raise bad_request("certLifetime must be one of P1Y, P2Y, P3Y", "certLifetime")
         years = LIFETIMES[lifetime]
     else:
@@ -339,14 +365,14 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         pem, csr_text = store.certificate_pem(original)
         public_key = ca_mod.load_cert(pem).public_key()
         csr = ca_mod.load_csr(csr_text) if csr_text else None
-    elif cert_type == "SMIME_ENT" and body.get("password"):
+    elif cert_type == "SMIME_ENT" and _text(body, "password"):
         public_key = None  # the server makes the key and returns a PKCS#12
     else:
         raise bad_request("A CSR is required", "csr")
 
     # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts.
-    org = body.get("org")
-    if org not in (None, ""):
+    org = _text(body, "org")
+    if org is not None:
         if client_id != 1 and cert_type != "PD_SSL":
             raise bad_request("org may only be given for the primary client (clientId 1)", "org")
     elif cert_type == "PD_SSL" and csr is not None:
@@ -392,12 +418,21 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         common_name = ca_mod.csr_common_name_from_name(
             x509.Name.from_rfc4514_string(original["dn"])
         )
+    cert_email = _text(body, "certEmail") if cert_type == "SMIME_ENT" else None
+    if cert_email is not None and not (cert_email.isascii() and "@" in cert_email):
+        raise bad_request("certEmail must be an email address", "certEmail")
     if not common_name and cert_type in ("SMIME_ENT",) + CDS_TYPES:
-        common_name = body.get("cn") or body.get("certEmail")
+        common_name = _text(body, "cn") or cert_email
     if not common_name:
         common_name = sans[0] if sans else None
     if not common_name:
         raise bad_request("The CSR must have a common name", "csr")
+    if len(common_name) > COMMON_NAME_LIMIT:
+        raise bad_request(
+            f"The common name {common_name[:70]}... is longer than {COMMON_NAME_LIMIT} "
+            "characters; give a shorter name first",
+            "csr",
+        )
 
     domain_used = None
     if cert_type in SSL_TYPES:
@@ -405,6 +440,11 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         sans = names
         domains = _usable_domains(store, client_id)
         for name in names:
+            if not is_host_name(name):
+                raise bad_request(
+                    f"{name} is not a DNS name (an internationalised name goes in its xn-- form)",
+                    "csr" if csr is not None and name == names[0] else "subjectAltName",
+                )
             match = _covering_domain(domains, name)
             if match is None:
                 raise bad_request(
@@ -420,6 +460,8 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
             _check_standard_names(names)
     else:
         sans = [s for s in sans if "@" in s] if cert_type == "SMIME_ENT" else []
+        if not all(s.isascii() for s in sans):
+            raise bad_request("An email address must be in ASCII", "subjectAltName")
     if cert_type == "SMIME_ENT" and body.get("upn") not in (None, ""):
         _check_upn(store, client_id, body["upn"])
 
@@ -465,8 +507,8 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         (NameOID.STATE_OR_PROVINCE_NAME, address.get("stateOrProvince")),
         (NameOID.COUNTRY_NAME, address.get("country")),
     ]
-    if cert_type == "SMIME_ENT" and body.get("certEmail"):
-        subject.append((NameOID.EMAIL_ADDRESS, body["certEmail"]))
+    if cert_email is not None:
+        subject.append((NameOID.EMAIL_ADDRESS, cert_email))
     subject = [(oid, value) for oid, value in subject if value]
     dn = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]).rfc4514_string()
 
@@ -622,7 +664,8 @@ def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
     validate_only = to_bool(body.get("validateOnly"), lenient, "validateOnly")
     queue = to_bool(body.get("queueForApproval"), lenient, "queueForApproval")
     plan = make_plan(sandbox, body, cert_type)
-    plan.password = body.get("password") or ""
+    # The PKCS#12's password, when the server makes the key (make_plan checked it is text).
+    plan.password = body["password"] if plan.public_key is None else ""
     with sandbox.store.tx() as conn:
         _pick_pool(conn, cert_type)
         if validate_only:
@@ -702,8 +745,8 @@ def patch(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
     if operation == "APPROVE":
         return 201, _approve(sandbox, row)
     if operation == "DECLINE":
-        reason = body.get("declineReason")
-        if reason is not None and len(str(reason)) > 254:
+        reason = _text(body, "declineReason")
+        if reason is not None and len(reason) > 254:
             raise bad_request("declineReason must be at most 254 characters", "declineReason")
         _set_status(sandbox.store, row, "DECLINED", decline_reason=reason)
     elif operation == "SUSPEND":
@@ -888,8 +931,8 @@ def add_domain(sandbox, client_id: int, body: dict) -> str:
     store = sandbox.store
     if client_row(store, client_id) is None:
         raise not_found("Unknown clientId")
-    name = str(body.get("domainName") or "").strip().lower().rstrip(".")
-    if not name or "." not in name or " " in name:
+    name = (_text(body, "domainName") or "").strip().lower().rstrip(".")
+    if not is_host_name(name) or name.startswith("*."):
         raise bad_request("domainName must be a domain name", "domainName")
     method, emails = _domain_request(body, name)
     now = store.clock.now()

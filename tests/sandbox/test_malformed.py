@@ -1,0 +1,130 @@
+"""Malformed input: a 400 (or a 404 for an id no row can have) in the error envelope, never a
+500, and nothing changed. Each case is a request shape that once crashed the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+from entrust_sandbox.ca import cached_key, csr_pem, make_csr
+
+from .conftest import assert_error
+
+TOO_BIG = "9" * 23  # beyond the store's 64-bit integers
+
+
+def _csr_without_cn(*names: str) -> str:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CertDesk Demo Corp")])
+    )
+    builder = builder.add_extension(
+        x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+    )
+    return csr_pem(builder.sign(cached_key("RSA", 2048), hashes.SHA256()))
+
+
+def _state(api) -> tuple:
+    """What an order would change: the number of certificates and every remaining count."""
+    total = api.get("certificates", params={"limit": 1}).json()["summary"]["total"]
+    inventories = api.get("inventories").json()["inventories"]
+    return total, sorted((i["productType"], i["remainingCount"]) for i in inventories)
+
+
+SMIME = {"certType": "SMIME_ENT", "cn": "Jane Smith", "certEmail": "jane@example.com"}
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        # An internationalised name must come in its xn-- form.
+        ({"certType": "STANDARD_SSL", "csr": make_csr("bücher.example.com")[0]}, "csr"),
+        (
+            {
+                "certType": "UC_SSL",
+                "csr": make_csr("www.example.com")[0],
+                "subjectAltName": ["www.example.com", "bücher.example.com"],
+            },
+            "subjectAltName",
+        ),
+        # No CN, and a first name longer than a CN may be.
+        ({"certType": "UC_SSL", "csr": _csr_without_cn("x" * 60 + ".example.com")}, "csr"),
+        (
+            {"certType": "UC_SSL", "csr": make_csr("www.example.com")[0], "clientId": TOO_BIG},
+            "clientId",
+        ),
+        (
+            {"certType": "UC_SSL", "csr": make_csr("www.example.com")[0], "clientId": int(TOO_BIG)},
+            "clientId",
+        ),
+        (
+            {
+                "certType": "UC_SSL",
+                "csr": make_csr("www.example.com")[0],
+                "org": ["CertDesk Demo Corp"],
+            },
+            "org",
+        ),
+        ({"certType": "UC_SSL", "csr": make_csr("www.example.com")[0], "org": {"x": 1}}, "org"),
+        (
+            {"certType": "UC_SSL", "csr": make_csr("www.example.com")[0], "certLifetime": ["P1Y"]},
+            "certLifetime",
+        ),
+        (
+            {"certType": "UC_SSL", "csr": make_csr("www.example.com")[0], "certLifetime": {"a": 1}},
+            "certLifetime",
+        ),
+        ({**SMIME, "password": 12345}, "password"),
+        ({**SMIME, "password": "pw", "cn": 5}, "cn"),
+        ({**SMIME, "password": "pw", "certEmail": 7}, "certEmail"),
+        ({**SMIME, "password": "pw", "certEmail": "jäne@example.com"}, "certEmail"),
+    ],
+)
+def test_a_malformed_order_is_a_400_and_spends_nothing(api, body, field):
+    before = _state(api)
+    assert_error(api.post("certificates", body), 400, field)
+    assert _state(api) == before
+
+
+def test_the_checks_let_the_ordinary_shapes_through(api):
+    """The same fields, well formed: an A-label name, a long name after a short CN, text."""
+    punycode = make_csr("www.example.com")[0]
+    body = {"certType": "UC_SSL", "csr": punycode, "org": "CertDesk Demo Corp"}
+    names = ["www.example.com", "xn--bcher-kva.example.com", "x" * 60 + ".example.com"]
+    response = api.post("certificates", {**body, "subjectAltName": names, "certLifetime": "P1Y"})
+    assert response.status_code == 201, response.text
+    response = api.post("certificates", {**SMIME, "password": "pw"})
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    "path, status, field",
+    [
+        (f"certificates/{TOO_BIG}", 404, None),
+        ("certificates/\u00b2", 400, "trackingId"),  # a digit, but not an ASCII one
+        (f"clients/{TOO_BIG}", 404, None),
+        (f"clients/{TOO_BIG}/domains", 404, None),
+        (f"certificates?offset={TOO_BIG}", 400, "offset"),
+        (f"certificates?trackingId={TOO_BIG}", 400, "trackingId"),
+        (f"certificates?trackingId=in:1,{TOO_BIG}", 400, "trackingId"),
+        (f"certificates?keySize={TOO_BIG}", 400, "keySize"),
+        (f"domains?clientId={TOO_BIG}", 400, "clientId"),
+    ],
+)
+def test_numbers_out_of_range_are_refused(api, path, status, field):
+    assert_error(api.get(path), status, field)
+
+
+def test_a_decline_reason_and_a_domain_name_must_be_text(api):
+    pending = api.order("www.example.com", "UC_SSL", queueForApproval=True).json()["trackingId"]
+    for reason in (["x"], {"a": 1}):
+        body = {"operation": "DECLINE", "declineReason": reason}
+        assert_error(api.patch(f"certificates/{pending}", body), 400, "declineReason")
+    assert api.get(f"certificates/{pending}").json()["status"] == "PENDING"
+    before = api.get("clients/1/domains", params={"limit": 1}).json()["summary"]["total"]
+    for name in (["a.example"], 5, "bücher.example", "*.example.org", "-bad.example"):
+        body = {"domainName": name, "verificationMethod": "DNS"}
+        assert_error(api.post("clients/1/domains", body), 400, "domainName")
+    after = api.get("clients/1/domains", params={"limit": 1}).json()["summary"]["total"]
+    assert after == before
