@@ -22,17 +22,31 @@ from datetime import datetime
 from functools import cached_property
 
 from flask import has_request_context, request
-from sqlalchemy import Boolean, DateTime, Integer, String, and_, false, func, inspect, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    false,
+    func,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 
 from webapp.extensions import db
+from webapp.validation import INT_MAX
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 # Rows counted at most after the first one shown; beyond it the pager says "more than".
 COUNT_CAP = 1000
 CURSOR_ARGS = ("after", "before")
 _MAX_CURSOR = 2000
+BIGINT_MAX = 2**63 - 1
 
 
 @dataclass
@@ -222,6 +236,9 @@ def _decode(value, column):
     if isinstance(kind, Integer):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError("not an integer")
+        bound = BIGINT_MAX if isinstance(kind, BigInteger) else INT_MAX
+        if not -bound - 1 <= value <= bound:
+            raise ValueError("beyond what the column holds")
         return value
     if isinstance(kind, String):
         if not isinstance(value, str):

@@ -40,3 +40,18 @@ def _request_part(endpoint: str, values: dict) -> tuple:
 @lru_cache(maxsize=_KEPT)
 def _built(request_part: tuple, endpoint: str, items: tuple) -> str:
     return build(endpoint, **dict(items[: len(items) // 2]))
+
+
+def local_path(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site, else ``default``: where to go after an action
+    or a sign-in, given by a link or a form, so never another site (``//host``, ``/\\host``, a
+    scheme) and never characters a URL built here does not hold (spaces, tabs and line breaks,
+    which browsers drop, or anything outside printable ASCII)."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and all("!" <= c <= "~" and c != "\\" for c in target)
+    ):
+        return target
+    return default

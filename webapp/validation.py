@@ -155,6 +155,8 @@ def ids(values, limit: int | None = None) -> list[int]:
 class IdConverter(IntegerConverter):
     """``<int:...>`` within an INTEGER column's range: a larger id is simply not found."""
 
+    regex = r"[0-9]+"  # ASCII digits: not the other scripts' digits that int() also reads
+
     def __init__(self, map, *args, **kwargs):  # noqa: A002 (werkzeug's name)
         kwargs.setdefault("max", INT_MAX)
         super().__init__(map, *args, **kwargs)

@@ -189,6 +189,8 @@ def check_bad_cursors() -> None:
         forged([False, "a", {"t": "not a time"}]),
         forged([None, None, None]),  # NULL where the column may not be
         forged([False, "a"]),  # too short
+        forged([False, "a", 2**63]),  # beyond what the id column (or SQLite) holds
+        forged([False, "a", -(2**63) - 1]),
     ]
     for bad in junk:
         page = paginate(by_name, 3, PER_PAGE, cursor=(bad, bad))

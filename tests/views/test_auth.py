@@ -340,6 +340,11 @@ def test_safe_next_only(client):
         "/login?next=/admin/users/", data={"username": "admin", "password": PASSWORD}
     )
     assert resp3.headers["Location"] == "/admin/users/"
+    client.post("/logout")
+    resp4 = client.post(
+        "/login?next=/%09/evil.example/", data={"username": "admin", "password": PASSWORD}
+    )
+    assert resp4.headers["Location"] == "/"  # browsers drop the tab: //evil.example/
 
 
 # -- first-run setup --------------------------------------------------------------------------

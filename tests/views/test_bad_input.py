@@ -29,6 +29,13 @@ def _count(model) -> int:
         (f"/jobs/{BIG}", 404),
         ("/jobs/2147483648", 404),
         ("/jobs/2147483647", 404),
+        ("/admin/users/%EF%BC%91", 404),  # a full-width 1: ids are ASCII digits
+        ("/jobs/\u0661", 404),
+        # A forged cursor with a number beyond the column: the page by its number.
+        (
+            "/admin/audit/?page=2&after=WyJhdWRpdF9ldmVudC5zZXEtIixbOTIyMzM3MjAzNjg1NDc3NTgwOF1d",
+            200,
+        ),
         (f"/certificates/{BIG}", 404),
         (f"/csrs/{BIG}", 404),
         (f"/admin/users/{BIG}", 404),
@@ -98,7 +105,12 @@ def test_login_names_too_long_or_strange_are_wrong_sign_ins(client):
     for name in ("a" * 65, "ad min", "admin\u202e", "x\x1b[31m"):
         resp = client.post("/login", data={"username": name, "password": "whatever pw"})
         assert resp.status_code == 401 and "Wrong user name or password." in resp.get_data(True)
-    assert all(len(a.username) <= 64 for a in db.session.execute(select(LoginAttempt)).scalars())
+    tried = [a.username for a in db.session.execute(select(LoginAttempt)).scalars()]
+    assert sorted(tried) == sorted(["a" * 64, "ad?min", "admin?", "x??31m"])
+    audited = db.session.execute(
+        select(AuditEvent.actor_name).where(AuditEvent.action == "auth.login_failed")
+    ).scalars()
+    assert sorted(audited) == sorted(tried)  # no line break or direction mark in the trail
 
 
 def test_user_fields_have_their_columns_bounds(admin_client):

@@ -321,6 +321,14 @@ def test_check_order_status_returns_where_it_came_from(operator_client, linked, 
         "/entrust/check", data={"order": [row.id], "next": "//evil.example"}
     )
     assert resp.headers["Location"] == "/entrust/"
+    # Where to go next is a path on this site, in the characters a URL built here holds.
+    for target in ("/x\r\nX-Evil: 1", "/\t/evil.example/x", "/\u3002/evil.example", "/\\evil"):
+        resp = operator_client.post("/entrust/check", data={"order": [row.id], "next": target})
+        assert resp.status_code == 303 and resp.headers["Location"] == "/entrust/", target
+        resp = operator_client.post(
+            "/entrust/check", data={"order": [row.id], "next": target}, headers=HTMX
+        )
+        assert resp.headers["HX-Redirect"] == "/entrust/", target
     resp = operator_client.post("/entrust/check", data={})
     assert "Select the orders to check." in operator_client.get("/entrust/").get_data(as_text=True)
 

@@ -46,6 +46,10 @@ def _username_ok(name: str) -> bool:
     return 0 < len(name) <= USERNAME_LENGTH and all(c.isalnum() or c in "._-@" for c in name)
 
 
+def _username_char(c: str) -> str:
+    return c if c.isalnum() or c in "._-@" else "?"
+
+
 def validate_username(username: str) -> str:
     name = normalise_username(username)
     if not _username_ok(name):
@@ -271,7 +275,10 @@ def authenticate(
     name = normalise_username(username)
     possible = _username_ok(name)
     if not possible:
-        name = name[:USERNAME_LENGTH]  # no user has it; recorded (bounded) as a wrong sign-in
+        # No user has it; recorded as a wrong sign-in, bounded and with "?" for what a user name
+        # may not hold (line breaks, direction marks), so no one signed out writes those into
+        # the audit trail.
+        name = "".join(_username_char(c) for c in name[:USERNAME_LENGTH])
     address = (address or "")[:64]
     now = utcnow()
     wait = max(t.wait(now) for t in throttles(name, address, now))

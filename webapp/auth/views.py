@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from webapp import urls
 from webapp.auth import service
 from webapp.security import rbac
 from webapp.validation import InputError
@@ -22,16 +21,7 @@ def _client_address():
 
 def _safe_next(target: str | None) -> str:
     """Only same-site relative paths, so a crafted link cannot send the user elsewhere."""
-    if target:
-        parts = urlsplit(target)
-        if (
-            not parts.scheme
-            and not parts.netloc
-            and target.startswith("/")
-            and not target.startswith("//")
-        ):
-            return target
-    return url_for("dashboard.index")
+    return urls.local_path(target, url_for("dashboard.index"))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -10,7 +10,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
-from webapp import htmx, uploads, validation
+from webapp import htmx, uploads, urls, validation
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
 from webapp.orders import (
@@ -72,10 +72,7 @@ def _filter() -> queries.OrderFilter:
 
 def _back(default: str) -> str:
     """Where to return after an action: a path inside CertDesk, or ``default``."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return default
+    return urls.local_path(request.form.get("next"), default)
 
 
 @bp.get("/")
