@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from webapp import kdfcost
-from webapp.validation import InputError
+from webapp.validation import InputError, is_control
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
 
@@ -464,6 +464,12 @@ def subject_name(subject: dict[str, str]) -> x509.Name:
             raise PkiError("Country: two letters (ISO 3166), such as US or DE.", short)
         if len(value) > limit:
             raise PkiError(f"{label}: at most {limit} characters.", short)
+        if any(is_control(ch) for ch in value):
+            raise PkiError(
+                f"{label}: contains a control character (such as a line break or a "
+                "text-direction override); type it again without one.",
+                short,
+            )
         attrs.append(x509.NameAttribute(oid, value.upper() if short == "C" else value))
     if not attrs:
         raise PkiError("Give at least a common name.", "CN")

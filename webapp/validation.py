@@ -54,7 +54,9 @@ class InputError(ValueError):
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def _is_control(ch: str, multiline: bool) -> bool:
+def is_control(ch: str, multiline: bool = False) -> bool:
+    """A control character, line or paragraph separator, or text-direction mark (line breaks
+    and tabs are text when ``multiline``)."""
     if multiline and ch in "\t\r\n":
         return False
     return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS
@@ -79,7 +81,7 @@ def text(
         raise InputError(
             f"The {label} is {len(value):,} characters long; at most {max_length:,} fit.", field
         )
-    if any(_is_control(ch, multiline) for ch in value):
+    if any(is_control(ch, multiline) for ch in value):
         raise InputError(
             f"The {label} contains a control character (such as a line break, a tab or a "
             "text-direction override); type it again without one.",

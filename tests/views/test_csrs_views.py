@@ -76,6 +76,9 @@ def test_create_refuses_bad_input(operator_client):
         ({"key_type": "dsa"}, "key_type", "key types"),
         ({"C": "USA"}, "C", "two letters"),
         ({"hash": "md5"}, "hash", "SHA-256"),
+        ({"CN": "\x01"}, "CN", "control character"),
+        ({"O": "Acme\u202e moc.evil"}, "O", "text-direction override"),
+        ({"OU": "Web\nOps"}, "OU", "line break"),
     ]:
         resp = _create(operator_client, **over)
         assert resp.status_code == 422, field
