@@ -38,6 +38,15 @@ def test_link_the_sandbox_and_sync(page, live_server, sandbox):
     expect(page.locator("#sync-job .job-succeeded")).to_be_visible(timeout=30000)
     expect(job).to_contain_text("added")
     expect(page.locator("#credentials-table")).to_contain_text("Sandbox")
+    # Every action of the row shows within the table, not cut off at its right edge.
+    row = page.locator("#credentials-table tbody tr", has_text="Sandbox")
+    frame = page.locator(".table-wrap").bounding_box()
+    right = min(frame["x"] + frame["width"], page.viewport_size["width"])
+    actions = [row.get_by_role("button", name=n) for n in ("Test Login", "Sync", "Disable")]
+    actions += [row.get_by_role("link", name=n) for n in ("Edit", "Delete")]
+    for action in actions:
+        box = action.bounding_box()
+        assert box["x"] + box["width"] <= right, (action, box, right)
 
     page.get_by_role("link", name="Organizations", exact=True).click()
     expect(page.locator("#organizations-table")).to_contain_text("CertDesk Demo Corp")
