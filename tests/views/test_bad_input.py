@@ -148,6 +148,8 @@ def test_credential_fields_have_their_columns_bounds(admin_client):
         ({"api_user": "usér€"}, "Latin-1"),
         ({"api_key": "kéy—"}, "Latin-1"),
         ({"api_user": "a:b"}, "colon"),
+        # The API key would cross the network in clear text (Test Login sends it too).
+        ({"base_url": "http://ecs.example/enterprise/v2/"}, "as an https:// URL"),
     ]
     for extra, text in cases:
         urls = ["/entrust/manage/credentials/new"]

@@ -8,6 +8,7 @@ the retry policy (GET only), the logging, and turns every failure into a typed
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
 import logging
 import random
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -56,6 +57,18 @@ class _Reply:
     status: int
     headers: Mapping[str, str]
     body: Any  # parsed JSON, or None for an empty body
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine (where plain http:// is allowed: a local sandbox)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class EcsClient:
@@ -104,6 +117,10 @@ class EcsClient:
     ) -> None:
         if not base_url.startswith(("https://", "http://")):
             raise ValueError("base_url must be an http(s) URL")
+        plain = base_url.startswith("http://")
+        if plain and not is_loopback(urlsplit(base_url).hostname):
+            # Basic authentication in clear text across a network.
+            raise ValueError("Entrust is reached over https://; http:// only on this machine")
         if client_key_pem and not client_cert_pem:
             raise ValueError("client_key_pem given without client_cert_pem")
         self.base_url = base_url.rstrip("/") + "/"
@@ -133,7 +150,7 @@ class EcsClient:
                 "User-Agent": user_agent,
             }
         )
-        if proxy:
+        if proxy and not plain:  # a proxy would see a plain request, key and all
             session.proxies = {"http": proxy, "https": proxy}
         if self.base_url.startswith("https://"):
             ctx = build_ssl_context(verify, client_cert_pem, client_key_pem, client_key_password)
