@@ -49,6 +49,11 @@ def test_tab_content(admin_client, synced):
     assert "expiring.example" in domains and 'badge warn">Expiring' in domains
     products = admin_client.get("/entrust/manage/products").get_data(as_text=True)
     assert "STANDARD_SSL" in products and "Unlimited" in products
+    # The status filter names each choice once (Entrust's EXPIRED status and the wider
+    # "expired by status or date" are two different choices).
+    choices = domains.split('name="status"')[1].split("</select>")[0]
+    labels = [part.split(">")[1].split("<")[0] for part in choices.split("<option")[1:]]
+    assert "Expired" in labels and len(labels) == len(set(labels)), labels
 
 
 def test_search_filter_sort_and_paging(admin_client, synced):

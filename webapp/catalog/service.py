@@ -398,7 +398,8 @@ PRODUCT_SORTS = {
     "used": (CatalogProduct.used_count,),
     "remaining": (CatalogProduct.remaining_count,),
 }
-EXPIRY_FILTERS = {"expiring": "Expiring (90 days)", "expired": "Expired"}
+# Entrust's status, or an OV expiry date CertDesk sees has come (or comes within 90 days).
+EXPIRY_FILTERS = {"expiring": "Expiring within 90 days", "expired": "Expired by status or date"}
 
 
 def _gone(model, f: TabFilter):
