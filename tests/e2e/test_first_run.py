@@ -6,6 +6,8 @@ from tests.e2e.conftest import login
 
 
 def test_first_run_setup_login_wrong_password_logout(page, fresh_server):
+    missing = []  # every resource the pages ask for exists (the icon included)
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     line = fresh_server.wait_for_line("/setup?token=")
     setup_url = re.search(r"(http://\S+/setup\?token=\S+)", line).group(1)
 
@@ -25,6 +27,11 @@ def test_first_run_setup_login_wrong_password_logout(page, fresh_server):
     page.get_by_role("button", name="Create administrator").click()
     page.wait_for_url(fresh_server.url + "/")
     assert page.get_by_text("Your administrator account is ready").is_visible()
+    page.wait_for_load_state("networkidle")
+    assert missing == []
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    answer = page.request.get(fresh_server.url + icon)
+    assert answer.ok and answer.headers["content-type"].startswith("image/svg+xml")
 
     # The link worked once: it no longer shows the setup form.
     page.goto(setup_url)
