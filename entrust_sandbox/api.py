@@ -505,10 +505,10 @@ def get_inventory():
 @bp.get("/customFields")
 def get_custom_fields():
     """GetCustomFieldConfig: 404 "Not enabled" when the account has none."""
-    rows = _sandbox().store.query("SELECT * FROM custom_fields")
-    if not rows:
+    fields = orders.account_fields(_sandbox().store)
+    if not fields:
         raise not_found("Not enabled")
-    return jsonify({r["name"]: json.loads(r["body"]) for r in rows})
+    return jsonify(fields)
 
 
 # -- audit log ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from . import orders, seed
 from .auth import create_user
 from .clock import fmt
 from .errors import bad_request, not_found
+from .listing import CUSTOM_FIELD_NAMES
 from .settings import Settings
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
@@ -68,7 +69,8 @@ def reset():
 
 @bp.post("/seed")
 def seed_account():
-    """Replace the account with deterministic data: {"certificates": N, "seed": S}."""
+    """Replace the account with deterministic data: {"certificates": N, "seed": S,
+    "apiMandatory": [custom field names every API order must fill in]}."""
     body = _body()
     try:
         count = int(body.get("certificates", 100))
@@ -77,8 +79,11 @@ def seed_account():
         raise bad_request("certificates must be an integer", "certificates") from exc
     if count < 0:
         raise bad_request("certificates must be >= 0", "certificates")
+    mandatory = body.get("apiMandatory") or []
+    if not isinstance(mandatory, list) or not all(n in CUSTOM_FIELD_NAMES for n in mandatory):
+        raise bad_request("apiMandatory must list custom field names", "apiMandatory")
     started = time.perf_counter()
-    summary = seed.seed_account(_sandbox().store, count, value)
+    summary = seed.seed_account(_sandbox().store, count, value, mandatory)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return jsonify(summary)
 

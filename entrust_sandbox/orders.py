@@ -126,8 +126,14 @@ def _string_list(value, field: str) -> list[str] | None:
     return [v.strip() for v in value if v.strip()]
 
 
-def clean_tracking(value) -> dict:
-    """Validate UserSpecifiableTrackingData; unknown keys are dropped, as ECS ignores them."""
+def account_fields(store) -> dict:
+    """The account's custom field settings by name (GET /customFields)."""
+    return {r["name"]: json.loads(r["body"]) for r in store.query("SELECT * FROM custom_fields")}
+
+
+def clean_tracking(value, account: dict) -> dict:
+    """Validate UserSpecifiableTrackingData against the account's custom fields (``account``);
+    unknown keys are dropped, as ECS ignores them."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -151,17 +157,19 @@ def clean_tracking(value) -> dict:
     if custom is not None:
         if not isinstance(custom, dict):
             raise bad_request("customFields must be an object", "tracking.customFields")
-        out["customFields"] = _custom_fields(custom)
+        out["customFields"] = _custom_fields(custom, account)
     return out
 
 
 CUSTOM_TEXT_LIMIT = 500
+DROPDOWN_LIMIT = 50
+MANDATORY_FOR_API = ("ADMIN_API", "BOTH")  # EFORM: only on Entrust's own request form
 
 
-def _custom_fields(custom: dict) -> dict:
+def _custom_fields(custom: dict, account: dict) -> dict:
     """The account's custom fields by their names (text1..15, number1..5, date1..5, email1..5,
     dropdown1..5): other keys are dropped, as ECS ignores what it does not know; a value that
-    does not fit its kind is a 400."""
+    does not fit its kind, or a dropdown's choice the account does not offer, is a 400."""
     out = {}
     for name, value in custom.items():
         if value is None or name not in CUSTOM_FIELD_NAMES:
@@ -184,8 +192,25 @@ def _custom_fields(custom: dict) -> dict:
                 raise bad_request(f"{name} must be a date (YYYY-MM-DD)", field) from None
         elif name.startswith("email") and "@" not in text:
             raise bad_request(f"{name} is not an email address", field)
+        elif name.startswith("dropdown"):
+            if len(text) > DROPDOWN_LIMIT:
+                raise bad_request(f"{name} must be at most {DROPDOWN_LIMIT} characters", field)
+            options = (account.get(name) or {}).get("options")
+            if options and text not in [o.strip() for o in options.split(",")]:
+                raise bad_request(f"{name} must be one of: {options}", field)
         out[name] = value
     return out
+
+
+def _check_mandatory(account: dict, tracking: dict) -> None:
+    """Every enabled custom field the account makes mandatory for the API has a value."""
+    given = tracking.get("customFields") or {}
+    for name, config in account.items():
+        if not config.get("enabled") or config.get("mandatory") not in MANDATORY_FOR_API:
+            continue
+        if not str(given.get(name) or "").strip():
+            label = config.get("label") or name
+            raise bad_request(f"{label} ({name}) is required", f"tracking.customFields.{name}")
 
 
 def _tracking_columns(tracking: dict) -> dict:
@@ -512,9 +537,12 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     subject = [(oid, value) for oid, value in subject if value]
     dn = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]).rfc4514_string()
 
-    tracking = clean_tracking(body.get("tracking")) if "tracking" in body else None
+    account = account_fields(store)
+    tracking = clean_tracking(body.get("tracking"), account) if "tracking" in body else None
     if tracking is None:
         tracking = json.loads(original["tracking_json"]) if original is not None else {}
+    if original is None:  # a reissue or renewal keeps the original's values
+        _check_mandatory(account, tracking)
     key_type, key_size = ca_mod.describe_key(public_key) if public_key else ("RSA", 2048)
     return Plan(
         cert_type=cert_type,
@@ -835,7 +863,7 @@ def deactivate(sandbox, tracking_id: int) -> None:
 def replace_tracking(sandbox, tracking_id: int, body) -> None:
     """PUT tracking: overwrite all tracking data; an empty body erases it."""
     row = certificate_row(sandbox.store, tracking_id)
-    tracking = clean_tracking(body or {})
+    tracking = clean_tracking(body or {}, account_fields(sandbox.store))
     columns = _tracking_columns(tracking)
     sets = ", ".join(f"{k} = ?" for k in columns)
     with sandbox.store.tx() as conn:

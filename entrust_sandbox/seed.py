@@ -173,7 +173,10 @@ CERT_COLUMNS = (
 FIRST_TRACKING_ID = 5000001
 
 
-def _custom_fields() -> dict:
+def _custom_fields(api_mandatory=()) -> dict:
+    """The account's custom fields: four enabled, "Application" mandatory on Entrust's own
+    request form only (EFORM), so API requests without custom fields are accepted; the fields
+    in ``api_mandatory`` are made mandatory for the API as well (BOTH)."""
     fields = {}
     for i in range(1, 16):
         fields[f"text{i}"] = {"enabled": False, "eformVisible": False, "mandatory": "NOT_MANDATORY"}
@@ -196,7 +199,7 @@ def _custom_fields() -> dict:
         "enabled": True,
         "label": "Application",
         "eformVisible": True,
-        "mandatory": "ADMIN_API",
+        "mandatory": "EFORM",
         "order": 2,
         "multiline": False,
     }
@@ -209,6 +212,9 @@ def _custom_fields() -> dict:
         "options": "production,staging,development",
     }
     fields["date1"] = {"enabled": True, "label": "Review date", "mandatory": "NOT_MANDATORY"}
+    for name in api_mandatory:
+        fields[name] = {**fields[name], "enabled": True, "mandatory": "BOTH"}
+        fields[name].setdefault("label", name)
     return fields
 
 
@@ -217,8 +223,9 @@ def _weighted(rng: random.Random, table, n: int) -> list:
     return rng.choices(values, weights=weights, k=n)
 
 
-def seed_account(store, certificates: int, seed=1) -> dict:
-    """Replace the account with deterministic data; return counts of what was made."""
+def seed_account(store, certificates: int, seed=1, api_mandatory=()) -> dict:
+    """Replace the account with deterministic data; return counts of what was made.
+    ``api_mandatory``: custom fields (such as "text2") every API order must fill in."""
     rng = random.Random(f"entrust-sandbox:{seed}")
     # Anchor seeded times to midnight, so seeding twice on one day gives identical data.
     now = store.clock.now().replace(hour=0, minute=0, second=0)
@@ -269,7 +276,7 @@ def seed_account(store, certificates: int, seed=1) -> dict:
                 "INSERT INTO inventories VALUES (?, ?, ?, ?, ?)",
                 (product, used + remaining, remaining, used, consumption),
             )
-        for name, body in _custom_fields().items():
+        for name, body in _custom_fields(api_mandatory).items():
             conn.execute("INSERT INTO custom_fields VALUES (?, ?)", (name, json.dumps(body)))
         marks = ", ".join("?" * len(CERT_COLUMNS))
         conn.executemany(

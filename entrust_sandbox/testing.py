@@ -136,9 +136,11 @@ class SandboxServer:
         """Back to an empty account with no faults, an empty log, real time, initial settings."""
         self._control("POST", "reset")
 
-    def seed(self, certificates: int = 100, seed=1) -> dict:
-        """Replace the account with deterministic data and `certificates` existing certificates."""
-        return self._control("POST", "seed", {"certificates": certificates, "seed": seed})
+    def seed(self, certificates: int = 100, seed=1, api_mandatory=()) -> dict:
+        """Replace the account with deterministic data and `certificates` existing certificates;
+        `api_mandatory` names custom fields every API order must fill in (e.g. ("text2",))."""
+        body = {"certificates": certificates, "seed": seed, "apiMandatory": list(api_mandatory)}
+        return self._control("POST", "seed", body)
 
     def add_user(
         self,

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("fast_clients")
 
 @pytest.fixture
 def env(app, user, sandbox):
-    sandbox.seed(certificates=0, seed=3)
+    sandbox.seed(certificates=0, seed=3, api_mandatory=("text2",))  # "Application"
     cred = link_sandbox(user, sandbox)
     sandbox.clear_requests()
     return cred

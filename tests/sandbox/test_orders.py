@@ -346,6 +346,44 @@ def test_custom_fields_keep_their_names_and_kinds(api):
         assert_error(response, 400, f"tracking.customFields.{name}")
 
 
+def test_a_field_mandatory_for_the_api_must_be_filled_in(api, sb):
+    # The default account's "Application" is mandatory on Entrust's own form only.
+    assert api.get("customFields").json()["text2"]["mandatory"] == "EFORM"
+    assert api.order("www.example.com").status_code == 201
+    sb.seed(certificates=0, seed=42, api_mandatory=("text2",))
+    assert api.get("customFields").json()["text2"]["mandatory"] == "BOTH"
+    spent = _inventory(api, "STANDARD_SSL")["remainingCount"]
+    for tracking in (None, {"customFields": {"text1": "CC-1"}}, {"customFields": {"text2": " "}}):
+        extra = {} if tracking is None else {"tracking": tracking}
+        assert_error(api.order("www.example.com", **extra), 400, "tracking.customFields.text2")
+        refused = api.order("www.example.com", validateOnly=True, **extra)
+        assert_error(refused, 400, "tracking.customFields.text2")
+    assert _inventory(api, "STANDARD_SSL")["remainingCount"] == spent
+    placed = api.order("www.example.com", tracking={"customFields": {"text2": "Shop"}})
+    assert placed.status_code == 201, placed.text
+    # A reissue keeps the original's values.
+    reissued = api.post(f"certificates/{placed.json()['trackingId']}/reissues", {})
+    assert reissued.status_code == 201, reissued.text
+    for names in (["nope"], "text2", [{}]):
+        body = {"certificates": 0, "apiMandatory": names}
+        bad_seed = api.session.post(sb.root_url + "_sandbox/seed", json=body, timeout=30)
+        assert_error(bad_seed, 400, "apiMandatory")
+
+
+def test_a_dropdown_takes_one_of_its_choices(api):
+    choice = {"customFields": {"dropdown1": "staging"}}
+    placed = api.order("www.example.com", tracking=choice)
+    assert placed.status_code == 201, placed.text
+    tracking_id = placed.json()["trackingId"]
+    for value in ("moon", "x" * 51):
+        field = "tracking.customFields.dropdown1"
+        bad = {"customFields": {"dropdown1": value}}
+        assert_error(api.order("www.example.com", tracking=bad), 400, field)
+        assert_error(api.put(f"certificates/{tracking_id}/tracking", bad), 400, field)
+    kept = api.get(f"certificates/{tracking_id}").json()["tracking"]["customFields"]
+    assert kept == {"dropdown1": "staging"}
+
+
 def test_smime_without_csr_returns_pkcs12(api):
     from cryptography.hazmat.primitives.serialization import pkcs12
 

@@ -190,7 +190,7 @@ def test_the_order_form_without_a_credential_says_what_to_do(operator_client):
 
 @pytest.fixture
 def linked(app, user, sandbox, fast_clients):
-    sandbox.seed(certificates=0, seed=2)
+    sandbox.seed(certificates=0, seed=2, api_mandatory=("text2",))  # "Application"
     cred = link_sandbox(user, sandbox)
     return cred
 
