@@ -42,7 +42,7 @@ EV_TYPES = ("EV_SSL", "EV_CODE_SIGNING", "QWAC_SSL", "PSD2_SSL")
 EKUS = ("SERVER_AUTH", "CLIENT_AUTH", "SERVER_AND_CLIENT_AUTH")
 LIFETIMES = {"P1Y": 1, "P2Y": 2, "P3Y": 3}
 USABLE_DOMAIN = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
-EC_CURVES = (256, 384, 521)
+EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # P-256, P-384, P-521
 RENEW_MIN_AGE = timedelta(days=30)
 TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": 254}
 COMMON_NAME_LIMIT = 64  # X.520's upper bound for a CN
@@ -110,7 +110,7 @@ def _check_key(public_key) -> None:
         if public_key.key_size not in ca_mod.RSA_KEY_SIZES:
             raise bad_request(ca_mod.KEY_SIZE_MESSAGE, "csr")
     elif isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.key_size not in EC_CURVES:
+        if public_key.curve.name not in EC_CURVES:
             raise bad_request("The EC curve must be P-256, P-384 or P-521.", "csr")
     else:
         raise bad_request("The key type must be RSA or EC.", "csr")

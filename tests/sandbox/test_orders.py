@@ -275,6 +275,9 @@ def test_ec_key(api):
     response = api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr})
     detail = api.get(f"certificates/{response.json()['trackingId']}").json()
     assert (detail["keyType"], detail["keySize"]) == ("EC", 384)
+    # A curve of the right size that is not one of the NIST curves (Bitcoin's secp256k1).
+    other, _ = make_csr("www.example.com", ec.generate_private_key(ec.SECP256K1()))
+    assert_error(api.post("certificates", {"certType": "STANDARD_SSL", "csr": other}), 400, "csr")
 
 
 def test_required_and_unknown_values(api):
