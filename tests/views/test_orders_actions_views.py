@@ -158,6 +158,13 @@ def test_a_credential_without_admin_rights_and_no_other_says_to_use_the_entrust_
     assert "Without administrator rights: <strong>Stand-in</strong>" in page
     assert "must be approved, declined, suspended or resumed by an Entrust administrator" in page
     assert 'name="credential_id"' not in page
+    # So nothing is offered that cannot work: every button is disabled, and says why.
+    ids = [orders["active"].id, orders["pending"].id]
+    page = _text(admin_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
+    for action in ("approve", "decline", "suspend", "resume"):
+        assert f'disabled formaction="/entrust/status?action={action}"' in page, action
+    assert "an Entrust administrator must do this in the Entrust portal" in page
+    assert "<strong>Approve" not in page and "<strong>Suspend" not in page  # what can be done
 
 
 # --- Reissue, Renew -------------------------------------------------------------------------------

@@ -160,6 +160,11 @@ def selection(order_ids, actions=()) -> Selection:
     rights at hand, their certificates, and which are not settled (for Delete)."""
     rows = selected(order_ids)
     caps = registry.capabilities(rows[0].ca if rows else DEFAULT_CA)
+    admin = None
+    if any(a in caps.admin_actions for a in actions):
+        admin = admin_rights(rows)
+    # Orders whose credential lacks administrator rights, with none of the account at hand.
+    stuck = {c.id for c in admin.uncovered} if admin else set()
     allowed: dict[str, list[int]] = {a.value: [] for a in actions}
     can: dict[int, list[str]] = {}
     reasons: dict[int, list[str]] = {}
@@ -167,14 +172,20 @@ def selection(order_ids, actions=()) -> Selection:
         can[r.id] = []
         for a in actions:
             if not availability.why_not(r, a, caps):
+                if a in caps.admin_actions and r.credential_id in stuck:
+                    continue
                 allowed[a.value].append(r.id)
                 can[r.id].append(availability.LABELS[a])
         reasons[r.id] = availability.grouped(r, actions, caps)
+        if r.credential_id in stuck:
+            reasons[r.id].append(NO_ADMIN)
     disabled = {}
     for a in actions:
         if allowed[a.value]:
             continue
-        if len(rows) == 1:
+        if stuck and a in caps.admin_actions and all(r.credential_id in stuck for r in rows):
+            disabled[a.value] = NO_ADMIN
+        elif len(rows) == 1:
             disabled[a.value] = availability.why_not(rows[0], a, caps)
         else:
             statuses = sorted({r.display_status for r in rows})
@@ -183,9 +194,6 @@ def selection(order_ids, actions=()) -> Selection:
                 f"{availability.one_of(caps.allowed_statuses.get(a, ()))} orders; these are "
                 f"{', '.join(statuses)})."
             )
-    admin = None
-    if any(a in caps.admin_actions for a in actions):
-        admin = admin_rights(rows)
     certs = {}
     if Action.REVOKE in actions or not actions:
         certs = certificates.for_orders([r.id for r in rows])
@@ -236,6 +244,13 @@ class AdminRights:
 
     lacking: list  # credentials
     candidates: list  # credentials
+    uncovered: list  # those of ``lacking`` that no candidate is of the same account as
+
+
+NO_ADMIN = (
+    "No credential with Entrust administrator rights of this account is linked: an Entrust "
+    "administrator must do this in the Entrust portal."
+)
 
 
 def admin_rights(rows: list[Order]) -> AdminRights:
@@ -251,7 +266,8 @@ def admin_rights(rows: list[Order]) -> AdminRights:
                 continue
             if any(_same_account(c, other) for c in lacking.values()):
                 candidates.append(other)
-    return AdminRights(list(lacking.values()), candidates)
+    uncovered = [c for c in lacking.values() if not any(_same_account(c, o) for o in candidates)]
+    return AdminRights(list(lacking.values()), candidates, uncovered)
 
 
 def _same_order(row: Order, ca: CaOrder) -> bool:
