@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tests.conftest import link_sandbox
 from webapp.certificates.models import Certificate
@@ -51,6 +51,26 @@ def _calls(sb) -> tuple[int, int]:
     paths = [r["path"].rstrip("/") for r in sb.requests() if r["method"] == "GET"]
     lists = sum(1 for p in paths if p.endswith("/certificates"))
     return lists, len(paths) - lists
+
+
+def test_the_progress_names_its_step_and_starts_again_for_the_second(env, user):
+    written = []  # each job progress the import writes, as the database receives it
+
+    def keep(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE JOB") and "step " in str(params):
+            written.append(str(params))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        _import(user, env)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    steps = ["step 1" if "step 1 of 2" in w else "step 2" for w in written]
+    first_two = steps.index("step 2")
+    assert first_two > 0 and set(steps[:first_two]) == {"step 1"}
+    assert set(steps[first_two:]) == {"step 2"}
+    assert "the order list" in written[0]
+    assert "certificates of issued orders: starting" in written[first_two]
 
 
 def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbox):

@@ -457,8 +457,8 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
             ctx.progress(
                 state["cert_done"],
                 state["cert_total"],
-                f"{cred.name}: certificates of issued orders, {state['cert_done']:,} checked; "
-                f"{counts['certificates']:,} added",
+                f"{cred.name}, step 2 of 2, certificates of issued orders: "
+                f"{state['cert_done']:,} checked; {counts['certificates']:,} added",
             )
             hand_out()
     finally:
@@ -514,8 +514,8 @@ def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor) -> N
         ctx.progress(
             state["offset"],
             page.total,
-            f"{cred.name}: {state['offset']:,} orders read; {counts['new']:,} new, "
-            f"{counts['updated']:,} updated",
+            f"{cred.name}, step 1 of 2, the order list: {state['offset']:,} orders read; "
+            f"{counts['new']:,} new, {counts['updated']:,} updated",
         )
 
 
@@ -543,6 +543,12 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
             state["phase"] = "certificates"
             state["cert_total"] = _with_certificate_count(credential_id)
             ctx.save_checkpoint(state)
+            # The bar starts again for the second step at once, not at its first batch.
+            ctx.progress(
+                0,
+                state["cert_total"],
+                f"{cred.name}, step 2 of 2, certificates of issued orders: starting",
+            )
 
     if state["phase"] == "certificates":
         _import_certificates(ctx, cred, state, actor)
