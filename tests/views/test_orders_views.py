@@ -304,13 +304,25 @@ def test_validate_then_order_then_the_order_page(operator_client, linked, user):
     ).scalar_one()
     cert_page = operator_client.get(f"/certificates/{cert.id}")
     assert f"Entrust order {row.ca_order_id} (ACTIVE)" in cert_page.get_data(as_text=True)
+    # The request as sent, named as the form names its fields.
+    sent = page.split('id="order-request"')[1].split("</dl>")[0]
+    for label, value in (
+        ("Extended Key Usage", "SERVER_AND_CLIENT_AUTH"),
+        ("CT Logs", "Yes"),
+        ("Requester Email", "ann@example.com"),
+        ("Signature Algorithm", "SHA-2"),
+    ):
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in sent, label
+    assert "Ct log" not in sent and "True" not in sent
 
 
 def test_check_order_status_returns_where_it_came_from(operator_client, linked, user):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
-    _post(operator_client, linked, csr.id, queue_for_approval="1")
+    resp = _post(operator_client, linked, csr.id, queue_for_approval="1")
     row = db.session.execute(select(Order)).scalar_one()
     assert row.status == "PENDING"
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "queued for approval (PENDING): an Entrust administrator approves or declines it" in page
     resp = operator_client.post(
         "/entrust/check", data={"order": [row.id], "next": "/entrust/?status=PENDING"}
     )

@@ -213,6 +213,11 @@ def _placed_words(row) -> str:
         )
     if row.phase == "issued":
         return "Certificate issued; it is in SSL › Certificates, linked to this order."
+    if row.status == "PENDING":
+        return (
+            "Order placed at Entrust and queued for approval (PENDING): an Entrust administrator "
+            "approves or declines it. CertDesk checks its status until then."
+        )
     return f"Order placed at Entrust ({row.status}); CertDesk checks its status until it is issued."
 
 
