@@ -366,3 +366,6 @@ def test_reissue_through_the_form_reminds_to_deploy(operator_client, linked, use
     assert "<code>shop.example.com</code>" in page  # the old certificate's names
     old_page = _text(operator_client.get(f"/entrust/{row.id}"))
     assert "Reissued into" in old_page and "REISSUED" in old_page
+    # The history names the new order by its tracking ID, as every other page does.
+    history = old_page.split('id="order-history"')[1].split("</table>")[0]
+    assert f'<a href="/entrust/{new.id}">{new.ca_order_id}</a>' in history

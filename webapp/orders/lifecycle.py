@@ -135,10 +135,6 @@ def selected(order_ids, limit: int = MAX_SELECTED) -> list[Order]:
     return out
 
 
-def display_name(row: Order) -> str:
-    return row.ca_order_id if row.ca_order_id and not row.third_party else f"#{row.id}"
-
-
 @dataclass
 class Selection:
     """What a page shows about the selected orders before anything is done."""
@@ -393,7 +389,7 @@ def _record(actor, action: Action, row: Order, result: str, message: str, **deta
         detail={"ca_order_id": row.ca_order_id, "result": message[:500], **detail},
     )
     db.session.commit()
-    return Outcome(row.id, display_name(row), result, message, row.status)
+    return Outcome(row.id, row.display_name, result, message, row.status)
 
 
 def _reason_label(caps, code: str) -> str:

@@ -75,6 +75,11 @@ class OrderShown:
             return "NOT_PLACED"
         return self.status or "UNKNOWN"
 
+    @property
+    def display_name(self) -> str:
+        """The order as pages and outcomes name it: its tracking ID, else CertDesk's number."""
+        return self.ca_order_id if self.ca_order_id and not self.third_party else f"#{self.id}"
+
 
 class ListedOrder(OrderShown, Values):
     """An order as the SSL > Entrust list reads it: the list's columns as plain values

@@ -205,6 +205,8 @@ class OrderView:
     renewable_from: datetime | None
     # For a reissue or renewal: the names the certificate it replaces covered (deploy it there).
     replaced_names: list
+    # How the history names the orders it links to: their tracking ID where they have one.
+    related: dict
 
 
 def view(order: Order) -> OrderView:
@@ -240,6 +242,7 @@ def view(order: Order) -> OrderView:
         blocked=availability.grouped(order, availability.LABELS, caps),
         renewable_from=availability.renewable_from(order, caps),
         replaced_names=replaced,
+        related={o.id: o.display_name for o in [*children, *([parent] if parent else [])]},
     )
 
 
