@@ -271,3 +271,12 @@ def test_a_tampered_pager_link_is_answered_not_500(admin_client):
     # A NUL character is refused in words before any query runs (as in every other field).
     resp = admin_client.get("/certificates/?page=3&after=%00%ff", headers=HTMX)
     assert resp.status_code == 400 and "NUL character" in resp.get_data(as_text=True)
+
+
+def test_an_empty_repository_says_how_certificates_get_there(admin_client, auditor_client):
+    page = admin_client.get("/certificates/").get_data(as_text=True)
+    assert "No certificates yet." in page and "/certificates/import" in page
+    assert "match these filters" not in page
+    assert "No certificates yet." in auditor_client.get("/certificates/").get_data(as_text=True)
+    filtered = admin_client.get("/certificates/?q=nothing-here").get_data(as_text=True)
+    assert "No certificates match these filters." in filtered
