@@ -14,12 +14,29 @@
     });
   }
 
-  // Confirmation before destructive actions: <button data-confirm="...">.
+  // Confirmation before destructive actions: <button data-confirm="...">. With
+  // data-confirm-filled="field", only once that field of the form is filled in (while it is
+  // empty the server's own message says what is missing, without a question first).
   document.addEventListener("submit", function (ev) {
     var button = ev.submitter;
     var message = (button && button.dataset.confirm) || ev.target.dataset.confirm;
+    var needs = button && button.dataset.confirmFilled;
+    if (needs) {
+      var field = ev.target.elements[needs];
+      if (field && !field.value.trim()) return;
+    }
     if (message && !window.confirm(message)) ev.preventDefault();
   }, true);
+
+  // A list's "select all" box: <input type="checkbox" data-select-all="name"> ticks or clears
+  // every box of that name in its table.
+  document.addEventListener("change", function (ev) {
+    var all = ev.target.closest && ev.target.closest("input[data-select-all]");
+    if (!all) return;
+    var table = all.closest("table") || document;
+    table.querySelectorAll('input[type=checkbox][name="' + all.dataset.selectAll + '"]')
+      .forEach(function (box) { box.checked = all.checked; });
+  });
 
   // Close an open dropdown when clicking elsewhere.
   document.addEventListener("click", function (ev) {

@@ -47,13 +47,24 @@ def _csr(page, server, cn: str) -> str:
 
 def test_approve_suspend_resume_revoke_then_delete(page, live_server, sandbox):
     sandbox.seed(certificates=0, seed=6)
-    page.on("dialog", lambda dialog: dialog.accept())
+    asked = []  # every confirmation the pages asked for, accepted
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     login(page, live_server, "admin")
     _link_sandbox(page, live_server, sandbox)
 
     _order(page, live_server, "queue.example.com", queue=True)
     expect(page.locator("#order-state")).to_contain_text("PENDING")
     tracking_id = _tracking_id(page)
+
+    # The list's box in the heading ticks every order of the page, and clears them.
+    _order(page, live_server, "second.example.com", queue=True)
+    page.goto(live_server.url + "/entrust/")
+    boxes = page.locator("#orders-table tbody input[name=order]")
+    expect(boxes).to_have_count(2)
+    page.get_by_label("Select every order on this page").check()
+    assert all(box.is_checked() for box in boxes.all())
+    page.get_by_label("Select every order on this page").uncheck()
+    assert not any(box.is_checked() for box in boxes.all())
 
     # Update Certificate Status from the list: the selected order, and what it allows.
     _tick_in_list(page, live_server, tracking_id)
@@ -65,6 +76,10 @@ def test_approve_suspend_resume_revoke_then_delete(page, live_server, sandbox):
     expect(page.locator("#why-suspend")).to_contain_text(
         "Suspend applies to ACTIVE or READY orders; this one is PENDING."
     )
+    # Decline without a reason: the page says what is missing, without asking first.
+    page.get_by_role("button", name="Decline", exact=True).click()
+    expect(page.locator("#reason-error")).to_contain_text("Enter the reason for declining")
+    assert not [m for m in asked if m.startswith("Decline")]
     page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.locator("#action-results")).to_contain_text("Approve: 1 done")
     expect(page.locator("#outcomes")).to_contain_text("Approved; Entrust says ACTIVE.")
