@@ -14,7 +14,7 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
-from webapp import badges, columns, errors, logsafe, paths, turns, urls, validation
+from webapp import badges, columns, errors, logsafe, paths, pki, turns, urls, validation
 from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
@@ -205,6 +205,7 @@ def _init_templates(app: Flask) -> None:
         can=can,
         rbac=rbac,
         role_labels=rbac.ROLE_LABELS,
+        key_type_labels=pki.KEY_TYPE_LABELS,
         pager=pager,
         sort_th=columns.sort_th,
         url_for=urls.url_for,

@@ -4,6 +4,7 @@ Validate, lost answers settled by the reconciler, and a crash between the call a
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import pytest
@@ -132,6 +133,28 @@ def test_a_pasted_csr_and_its_encrypted_key_are_kept_and_linked(env, user):
     # The same CSR pasted again later is not stored twice.
     row2 = placing.place(user["operator"], form)
     assert row2.csr_id == row.csr_id and _count(Csr) == 1 and _count(PrivateKey) == 1
+
+
+def test_a_new_key_and_csr_made_with_the_order(env, user, sandbox):
+    form = _form(env, csr_source="new", new_key_type="p256", sans="shop.example.com")
+    row = placing.place(user["operator"], form)
+    assert row.phase == "issued" and row.san_list == ["shop.example.com"]
+    csr_row = db.session.get(Csr, row.csr_id)
+    key_row = db.session.get(PrivateKey, csr_row.private_key_id)
+    assert csr_row.common_name == "shop.example.com" and key_row.origin == "generated"
+    assert key_row.label == "ECDSA P-256" and "PRIVATE KEY" not in key_row.sealed_pem
+    cert = db.session.execute(
+        select(Certificate).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    assert cert.private_key_id == key_row.id and cert.csr_id == csr_row.id
+    [post] = _posts(sandbox)
+    assert post["body"]["csr"].strip() == csr_row.pem.strip()
+    # Without names there is nothing to make the CSR for; a key type not offered is refused.
+    for change, field in (({"sans": ""}, "sans"), ({"new_key_type": "dsa1024"}, "new_key_type")):
+        with pytest.raises(checks.OrderInputError) as refused:
+            placing.place(user["operator"], dataclasses.replace(form, **change))
+        assert refused.value.field == field
+    assert _count(Csr) == 1 and _count(PrivateKey) == 1
 
 
 def _uncovered(cred, csr_row):

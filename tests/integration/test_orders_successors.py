@@ -22,6 +22,7 @@ from webapp.certificates.models import Certificate
 from webapp.credentials import clients
 from webapp.csrs import service as csrs
 from webapp.extensions import db
+from webapp.keys.models import PrivateKey
 from webapp.orders import checks, placing, settling, successors
 from webapp.orders.checks import OrderInputError
 from webapp.orders.models import Order, OrderEvent
@@ -70,6 +71,7 @@ def _form(row, **kw) -> checks.OrderForm:
         csr_id=values["csr_id"],
         csr_text=values.get("csr_text", ""),
         key_text=values.get("key_text", ""),
+        new_key_type=values.get("new_key_type", ""),
         sans=values["sans"],
         eku=values["eku"],
         signature_algorithm=values["signature_algorithm"],
@@ -156,6 +158,16 @@ def test_reissue_with_a_pasted_csr_and_its_key(env, user, sandbox):
     )
     [cert] = _certs(new.id)
     assert cert.private_key_id is not None and cert.csr_id == new.csr_id is not None
+
+
+def test_reissue_with_a_key_and_csr_made_for_it(env, user, sandbox):
+    old = _order(user, env)
+    new = successors.reissue(user["operator"], old, _form(old, csr_source="new"))
+    [cert] = _certs(new.id)
+    key_row = db.session.get(PrivateKey, cert.private_key_id)
+    assert key_row.origin == "generated" and key_row.label == "RSA 2048"  # the default
+    assert cert.csr_id == new.csr_id is not None and new.san_list == old.san_list
+    assert key_row.id != _certs(old.id)[0].private_key_id
 
 
 def test_a_reissue_needs_a_new_key(env, user, sandbox):

@@ -316,6 +316,25 @@ def test_validate_then_order_then_the_order_page(operator_client, linked, user):
     assert "Ct log" not in sent and "True" not in sent
 
 
+def test_an_order_with_a_key_and_csr_made_for_it_from_the_form(operator_client, linked):
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert 'value="new"' in page and "A new key pair and CSR, made now for the SANs" in page
+    assert '<option value="rsa2048" selected>RSA 2048</option>' in page
+    resp = _post(
+        operator_client,
+        linked,
+        None,
+        csr_source="new",
+        new_key_type="p384",
+        sans="shop.example.com",
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.phase == "issued" and row.csr_id is not None
+    csr_page = operator_client.get(f"/csrs/{row.csr_id}").get_data(as_text=True)
+    assert "shop.example.com" in csr_page and "P-384" in csr_page
+
+
 def test_check_order_status_returns_where_it_came_from(operator_client, linked, user):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
     resp = _post(operator_client, linked, csr.id, queue_for_approval="1")

@@ -21,7 +21,8 @@ from webapp.security import rbac
 from webapp.validation import InputError
 
 CA = DEFAULT_CA
-CSR_SOURCES = ("certdesk", "paste", "upload")
+CSR_SOURCES = ("certdesk", "new", "paste", "upload")
+NEW_KEY_TYPE = "rsa2048"  # the new key's default: what every Entrust product takes
 MAX_ADDITIONAL_EMAILS = 20
 _EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _PHONE = re.compile(r"^[0-9+()./ x-]{3,40}$")
@@ -48,6 +49,7 @@ class OrderForm:
     key_text: str = ""
     key_file: bytes | None = None
     key_password: str = ""
+    new_key_type: str = ""  # csr_source "new": the key pair CertDesk makes for the order
     sans: str = ""
     signature_algorithm: str = ""
     expires_on: str = ""
@@ -180,9 +182,12 @@ def _covering(name: str, domains: list[str]) -> str | None:
 
 
 def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
-    """The CSR (and the key given with it): (info, CertDesk's CSR id, private key)."""
+    """The CSR (and the key given with it, or made for it): (info, CertDesk's CSR id, private
+    key)."""
     if form.csr_source not in CSR_SOURCES:
         raise OrderInputError("Choose where the CSR comes from.", "csr_source")
+    if form.csr_source == "new":
+        return _new_csr(form)
     if form.csr_source == "certdesk":
         row = csrs.get_csr(form.csr_id) if form.csr_id else None
         if row is None:
@@ -208,6 +213,23 @@ def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
     elif form.key_password:
         raise OrderInputError("A password was given without a private key.", "key_password")
     return info, None, key
+
+
+def _new_csr(form: OrderForm) -> tuple[pki.CsrInfo, None, object]:
+    """A key pair made now and a CSR for the names typed (or the chosen domain), the first of
+    them its CN. Nothing is stored here: the key is kept, encrypted, as a given key is, once the
+    order is being placed, and the CSR once the order exists."""
+    key_type = form.new_key_type or NEW_KEY_TYPE
+    if key_type not in pki.KEY_TYPES:
+        raise OrderInputError("Choose one of the offered key types.", "new_key_type")
+    names = dns_names(form.sans) if form.sans.strip() else ([form.domain] if form.domain else [])
+    names = counted(names, "Enter the SANs (or choose a domain): the new CSR is made for them.")
+    key = pki.generate_private_key(key_type)
+    try:
+        csr = pki.build_csr(key, {"CN": names[0]}, pki.SanSet(dns=names))
+    except pki.PkiError as exc:
+        raise OrderInputError(str(exc), "sans") from None
+    return pki.parse_csr(csr.public_bytes(pki.serialization.Encoding.PEM)), None, key
 
 
 def dns_names(text: str) -> list[str]:

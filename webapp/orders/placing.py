@@ -138,11 +138,7 @@ def place(actor, form: OrderForm) -> Order:
     unknown (the answer was lost: being settled). Raises OrderRefused when the CA said no or could
     not be reached and nothing was ordered; then nothing but the audit event is kept."""
     prepared = prepare(actor, form)
-    key_row, key_created = None, False
-    if prepared.key is not None:
-        existing = keys.by_public_id(prepared.csr_info.public_key_id)
-        key_row = keys.store(prepared.key, actor, "imported")
-        key_created = existing is None
+    key_row, key_created = keep_key(actor, prepared, form)
     return _submit(
         actor,
         prepared.credential_id,
@@ -152,6 +148,16 @@ def place(actor, form: OrderForm) -> Order:
         key_created=key_created,
         friendly_name=prepared.friendly_name,
     )
+
+
+def keep_key(actor, prepared, form: OrderForm) -> tuple:
+    """The private key given with the CSR (or made for it), stored encrypted before the order
+    is sent: (its row, whether it is new), or (None, False) without one."""
+    if prepared.key is None:
+        return None, False
+    existing = keys.by_public_id(prepared.csr_info.public_key_id)
+    origin = "generated" if form.csr_source == "new" else "imported"
+    return keys.store(prepared.key, actor, origin), existing is None
 
 
 def _send(conn, req: OrderRequest, origin: str, parent_ca_id: str | None) -> Placed:

@@ -25,7 +25,6 @@ from webapp.catalog import service as catalog
 from webapp.certificates import service as certificates
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
-from webapp.keys import service as keys
 from webapp.orders import availability, checks, placing
 from webapp.orders.checks import OrderForm, OrderInputError
 from webapp.orders.models import Order
@@ -220,11 +219,7 @@ def _request(row, names, info, form, expires_on, requester) -> OrderRequest:
 
 def _place(actor, row: Order, origin: str, form: OrderForm) -> Order:
     prepared = prepare(actor, row, origin, form)
-    key_row, key_created = None, False
-    if prepared.key is not None:
-        existing = keys.by_public_id(prepared.csr_info.public_key_id)
-        key_row = keys.store(prepared.key, actor, "imported")
-        key_created = existing is None
+    key_row, key_created = placing.keep_key(actor, prepared, form)
     return placing._submit(
         actor,
         row.credential_id,

@@ -134,6 +134,7 @@ def _csr_and_key(values: dict) -> dict:
         "key_text": request.form.get("key_text", "")[:MAX_TEXT],
         "key_file": uploads.read("key_file"),
         "key_password": request.form.get("key_password", "")[:1000],
+        "new_key_type": request.form.get("new_key_type", "")[:20],
     }
 
 
