@@ -56,6 +56,8 @@ def page(row: Order, origin: str) -> SuccessorPage:
     action = ACTIONS[origin]
     old = certificates.for_order(row.id)
     old_names = list(old[0].san_list) if old and old[0].san_list else row.san_list
+    # A reissue is for a new key pair: the CSRs of the key being replaced are not offered.
+    same_key = {c.public_key_id for c in old} if origin == "reissue" else set()
     today = utcnow().date()
     max_days = caps.max_validity_days(row.product)
     longest = max_days or 0
@@ -65,7 +67,7 @@ def page(row: Order, origin: str) -> SuccessorPage:
         problem=availability.why_not(row, action, caps),
         revokes_original=origin == "reissue" and caps.reissue_revokes_original,
         old_names=old_names,
-        csrs=csrs.recent(100),
+        csrs=[c for c in csrs.recent(100) if c.public_key_id not in same_key],
         ekus=caps.ekus,
         signature_algorithms=caps.signature_algorithms,
         max_days=max_days,
