@@ -9,6 +9,7 @@ from .ca import der_fingerprint, pem_fingerprint
 from .errors import ApiError
 
 ROLES = ("administrator", "requester")
+PEER_CERT = "sandbox.peer_cert"  # the environ key holding the client's TLS certificate (DER)
 
 
 def authenticate(sandbox, authorization, peer_cert_der: bytes | None):

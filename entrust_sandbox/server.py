@@ -16,6 +16,7 @@ import threading
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
+from .auth import PEER_CERT
 from .traffic import reset_socket
 
 
@@ -33,7 +34,7 @@ class SandboxRequestHandler(WSGIRequestHandler):
                 peer = self.connection.getpeercert(binary_form=True)
             except (ValueError, ssl.SSLError):
                 peer = None
-        environ["sandbox.peer_cert"] = peer
+        environ[PEER_CERT] = peer
         environ["sandbox.handler"] = self
         return environ
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from . import schema
 from .conftest import assert_error
@@ -185,5 +186,12 @@ def test_unauthorized_has_envelope(sb):
     assert "errors" in response.json()
 
 
-def test_unknown_path_has_envelope(api):
+def test_unknown_path_has_envelope(api, sb):
     assert_error(api.get("no/such/thing"), 404)
+    assert_error(api.session.delete(api.base + "application/version", timeout=10), 405)
+    # Without credentials (or with wrong ones) every path is a 401 first: a caller learns
+    # nothing of which paths exist.
+    for auth in (None, (sb.api_user, "wrong key")):
+        for method, path in (("GET", "no/such/thing"), ("DELETE", "application/version")):
+            answer = requests.request(method, api.base + path, auth=auth, timeout=10)
+            assert_error(answer, 401)
