@@ -10,8 +10,9 @@ from webapp.audit.models import AuditEvent
 from webapp.extensions import db
 
 CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
-# Routes any signed-in person (or nobody) may POST to: they change only the caller's own session.
-SESSION_ROUTES = {"auth.login", "auth.logout", "auth.setup"}
+# Routes any signed-in person (or nobody) may POST to: they change only the caller's own session
+# or sign-in (signing in and out, the first set-up, one's own password).
+SESSION_ROUTES = {"auth.login", "auth.logout", "auth.setup", "auth.change_password"}
 
 
 def _sample_url(rule) -> str:

@@ -112,3 +112,62 @@ def test_the_user_list_is_paged(admin_client):
     assert "<html" not in second and 'id="users-table"' in second
     assert "51–63 of 63" in second and "user047" in second and "user059" in second
     assert "admin" not in re.findall(r">(\w+)</a></td>", second)
+
+
+def test_a_user_changes_their_own_password(app, operator_client, user):
+    from sqlalchemy import select
+
+    from tests.conftest import PASSWORD, _client_as
+    from webapp.audit.models import AuditEvent
+
+    elsewhere = _client_as(app, "operator")  # the same user in another browser
+    menu = operator_client.get("/").get_data(as_text=True)
+    assert 'href="/account/password">Change password</a>' in menu
+    new = "a new and long passphrase"
+    for data, field, words in (
+        (
+            {"current_password": "wrong", "password": new, "password2": new},
+            "current_password",
+            "The current password is wrong.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": new, "password2": "other"},
+            "password2",
+            "The passwords differ.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": "short", "password2": "short"},
+            "password",
+            "at least 10 characters",
+        ),
+        (
+            {"current_password": PASSWORD, "password": PASSWORD, "password2": PASSWORD},
+            "password",
+            "other than the current one",
+        ),
+    ):
+        resp = operator_client.post("/account/password", data=data)
+        page = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and words in page and 'aria-invalid="true"' in page, field
+    db.session.expire_all()
+    assert User.verify_password(auth.by_username("operator").password_hash, PASSWORD)
+
+    resp = operator_client.post(
+        "/account/password", data={"current_password": PASSWORD, "password": new, "password2": new}
+    )
+    assert resp.status_code == 302
+    page = operator_client.get("/").get_data(as_text=True)
+    assert "Your password is changed" in page  # still signed in, on a new session
+    assert elsewhere.get("/").status_code == 302  # the other browser is signed out
+    db.session.expire_all()
+    assert User.verify_password(auth.by_username("operator").password_hash, new)
+    fresh = app.test_client()
+    assert (
+        fresh.post("/login", data={"username": "operator", "password": PASSWORD}).status_code == 401
+    )
+    assert fresh.post("/login", data={"username": "operator", "password": new}).status_code == 302
+    outcomes = db.session.execute(
+        select(AuditEvent.outcome).where(AuditEvent.action == "user.password_change")
+    ).scalars()
+    assert sorted(outcomes) == ["failure", "success"]
+    assert app.test_client().get("/account/password").status_code == 302  # signed out: sign in

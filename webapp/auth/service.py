@@ -545,6 +545,43 @@ def reset_password(actor, user: User, password: str) -> None:
     db.session.commit()
 
 
+def change_own_password(
+    user: User, current: str, password: str, address: str, user_agent: str = ""
+) -> str:
+    """A user's own password change: the current password first (a wrong one counts as a failed
+    sign-in, so the throttle holds against a borrowed session), then the new one. Every session
+    of the user ends, and a new one begins for this browser; returns its token."""
+    address = (address or "")[:64]
+    now = utcnow()
+    wait = max(t.wait(now) for t in throttles(user.username, address, now))
+    if wait:
+        raise UserError(
+            f"Too many wrong passwords. Wait {_in_words(wait)} and try again.", "current_password"
+        )
+    if not _check_password(user.password_hash, current or ""):
+        db.session.add(LoginAttempt(username=user.username, address=address, success=False))
+        audit.record(
+            "user.password_change",
+            object_type="user",
+            object_id=user.id,
+            outcome="failure",
+            actor=user,
+            detail={"reason": "wrong current password"},
+        )
+        db.session.commit()
+        raise UserError("The current password is wrong.", "current_password")
+    validate_password(password)
+    if password == current:
+        raise UserError("Choose a password other than the current one.", "password")
+    user.set_password(password)
+    user.session_version += 1
+    _end_sessions(user, "password")
+    token = _new_session(user, address, user_agent)
+    audit.record("user.password_change", object_type="user", object_id=user.id, actor=user)
+    db.session.commit()
+    return token
+
+
 def users_query():
     """Every user by user name (the unique index on it serves the order and the pages)."""
     return select(User).order_by(User.username)

@@ -105,3 +105,31 @@ def setup():
     return render_template(
         "auth/setup.html", token_ok=True, token=token, errors=errors, form=form
     ), (422 if errors else 200)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@rbac.signed_in
+def change_password():
+    """Change your own password (the current one first)."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        password = request.form.get("password", "")
+        if password != request.form.get("password2", ""):
+            errors["password2"] = "The passwords differ."
+        else:
+            user = current_user._get_current_object()
+            try:
+                token = service.change_own_password(
+                    user,
+                    request.form.get("current_password", ""),
+                    password,
+                    g.client_address,
+                    request.user_agent.string,
+                )
+            except InputError as exc:
+                errors[exc.field or "form"] = str(exc)
+            else:
+                _start(user, token)
+                flash("Your password is changed; your other sessions have ended.", "success")
+                return redirect(url_for("dashboard.index"))
+    return render_template("auth/password.html", errors=errors), (422 if errors else 200)
