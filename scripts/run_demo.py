@@ -180,7 +180,7 @@ def _final_block(url: str, children: Children, instance: Path, sandbox: dict | N
             "'Add the sandbox credential', or 'Add credential' and enter:",
             f"  Credential Name  {CREDENTIAL_NAME}",
             f"  User Name        {sandbox['user']}",
-            f"  API Key          {sandbox['key']}",
+            f"  API Key          the line in {sandbox['key_file']} (kept out of this output)",
             f"  Base URL         {sandbox['url']}",
             "Then watch the sync finish and open the Organizations, Domains and Products tabs.",
         ]
@@ -217,7 +217,7 @@ def main() -> int:
             proc = children.start("sandbox", cmd, env)
             base = f"http://127.0.0.1:{sandbox_port}/enterprise/v2/"
             children.wait_until_up(base + "application/version", (API_USER, key), proc, "Sandbox")
-            sandbox = {"url": base, "user": API_USER, "key": key}
+            sandbox = {"url": base, "user": API_USER, "key_file": key_file}
             env.update(
                 CERTDESK_DEMO_SANDBOX_URL=base,
                 CERTDESK_DEMO_SANDBOX_USER=API_USER,
