@@ -318,7 +318,7 @@ def test_validate_then_order_then_the_order_page(operator_client, linked, user):
 
 def test_an_order_with_a_key_and_csr_made_for_it_from_the_form(operator_client, linked):
     page = operator_client.get("/entrust/new").get_data(as_text=True)
-    assert 'value="new"' in page and "A new key pair and CSR, made now for the SANs" in page
+    assert 'value="new"' in page and "A new key pair and CSR, made now for the names below" in page
     assert '<option value="rsa2048" selected>RSA 2048</option>' in page
     resp = _post(
         operator_client,
