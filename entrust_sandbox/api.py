@@ -414,6 +414,7 @@ def _domain_page(client_id: int | None):
     order, sort_text = listing.parse_sort(
         request.args.get("sort"), listing.DOMAIN_SORT, "domainName:asc"
     )
+    orders.age_domains(sandbox.store)
     clause = " WHERE " + " AND ".join(where) if where else ""
     store = sandbox.store
     total, rows = store.page("domains", clause, params, order, limit, offset)
@@ -462,6 +463,7 @@ def add_domain(client_id: int):
 def get_domain(client_id: int, domain: str):
     """GetDomain: DomainEx with the validation challenge once it is ready."""
     sandbox = _sandbox()
+    orders.age_domains(sandbox.store)
     row = sandbox.store.query_one(
         "SELECT * FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, domain.lower())
     )

@@ -42,6 +42,7 @@ EV_TYPES = ("EV_SSL", "EV_CODE_SIGNING", "QWAC_SSL", "PSD2_SSL")
 EKUS = ("SERVER_AUTH", "CLIENT_AUTH", "SERVER_AND_CLIENT_AUTH")
 LIFETIMES = {"P1Y": 1, "P2Y": 2, "P3Y": 3}
 USABLE_DOMAIN = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
+EXPIRING_WITHIN = timedelta(days=90)  # an approved domain this close to its OV expiry: EXPIRING
 EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # P-256, P-384, P-521
 RENEW_MIN_AGE = timedelta(days=30)
 TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": 254}
@@ -256,8 +257,28 @@ def client_row(store, client_id: int):
     return json.loads(row["body"]) if row else None
 
 
+def age_domains(store) -> None:
+    """Validations run out with time, as at Entrust: an approved domain within 90 days of its OV
+    expiry is EXPIRING, and one (approved, re-verifying or expiring) past it is EXPIRED, which
+    no certificate may name. Run before domains are read or used (two index ranges)."""
+    now = store.clock.now()
+    with store.tx() as conn:
+        conn.execute(
+            "UPDATE domains SET verification_status = 'EXPIRED', ov_eligible = 0 "
+            "WHERE verification_status IN ('APPROVED', 'RE_VERIFICATION', 'EXPIRING') "
+            "AND ov_expiry < ?",
+            (fmt(now),),
+        )
+        conn.execute(
+            "UPDATE domains SET verification_status = 'EXPIRING' "
+            "WHERE verification_status = 'APPROVED' AND ov_expiry < ?",
+            (fmt(now + EXPIRING_WITHIN),),
+        )
+
+
 def _usable_domains(store, client_id: int) -> list:
     """The client's domains that certificates may name now."""
+    age_domains(store)
     return store.query(
         "SELECT * FROM domains WHERE client_id = ? AND verification_status IN (?, ?, ?)",
         (client_id, *USABLE_DOMAIN),

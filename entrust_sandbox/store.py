@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS domains (
 -- GET /domains lists by domainName (then id, the rowid): a page is an index range, not a sort of
 -- every domain; one client's domains page through the (client_id, domain_name) unique index.
 CREATE INDEX IF NOT EXISTS ix_domains_name ON domains (domain_name);
+-- Domain validations run out with time (orders.age_domains): the statuses that can, by expiry.
+CREATE INDEX IF NOT EXISTS ix_domains_status_expiry ON domains (verification_status, ov_expiry);
 CREATE TABLE IF NOT EXISTS inventories (
     product_type TEXT PRIMARY KEY, total_count INTEGER NOT NULL, remaining_count INTEGER NOT NULL,
     used_count INTEGER NOT NULL, consumption_type TEXT

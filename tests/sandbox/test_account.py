@@ -219,3 +219,25 @@ def test_concurrent_first_reads_see_one_pem(sb):
     for t in threads:
         t.join()
     assert len(set(pems)) == 1
+
+
+def test_domain_validations_run_out_with_time(api, sb):
+    def example_com():
+        [row] = api.get("clients/1/domains", params={"domainName": "example.com"}).json()["domains"]
+        return row
+
+    assert example_com()["verificationStatus"] == "APPROVED"  # seeded 397 days from expiry
+    sb.advance_clock(320)  # 77 days left: within 90
+    assert example_com()["verificationStatus"] == "EXPIRING"
+    assert api.order("www.example.com").status_code == 201  # still usable
+    expiring = api.get("domains", params={"verificationStatus": "EXPIRING"}).json()["domains"]
+    assert ("example.com", 1) in {(d["domainName"], d["clientId"]) for d in expiring}
+    sb.advance_clock(80)  # past the OV expiry
+    row = example_com()
+    assert row["verificationStatus"] == "EXPIRED" and row["ovEligible"] is False
+    assert_error(api.order("www.example.com"), 400, "subjectAltName")
+    single = api.get("clients/1/domains/example.com").json()
+    assert single["verificationStatus"] == "EXPIRED"
+    # A domain never approved does not expire: it has no validation to run out.
+    pending = api.get("clients/1/domains/pending.example").json()
+    assert pending["verificationStatus"] == "INITIAL_VERIFICATION"
