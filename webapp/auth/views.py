@@ -58,6 +58,24 @@ def _start(user, token: str) -> None:
     session[service.SESSION_TOKEN_KEY] = token
 
 
+def _with_new_password(errors: dict, begin, done_words: str):
+    """A form's new password, typed twice, given to ``begin(password)``, which returns the user
+    and the token of their new server-side session: the browser goes on in it, at the dashboard
+    (the response). None when the form has errors (noted in ``errors``)."""
+    password = request.form.get("password", "")
+    if password != request.form.get("password2", ""):
+        errors["password2"] = "The passwords differ."
+        return None
+    try:
+        user, token = begin(password)
+    except InputError as exc:
+        errors[exc.field or "form"] = str(exc)
+        return None
+    _start(user, token)
+    flash(done_words, "success")
+    return redirect(url_for("dashboard.index"))
+
+
 @bp.post("/logout")
 @rbac.signed_in
 def logout():
@@ -83,25 +101,20 @@ def setup():
             "username": request.form.get("username", ""),
             "full_name": request.form.get("full_name", ""),
         }
-        password = request.form.get("password", "")
-        if password != request.form.get("password2", ""):
-            errors["password2"] = "The passwords differ."
-        else:
-            try:
-                user, session_token = service.complete_setup(
-                    token,
-                    form["username"],
-                    password,
-                    form["full_name"],
-                    g.client_address,
-                    request.user_agent.string,
-                )
-            except InputError as exc:
-                errors[exc.field or "form"] = str(exc)
-            else:
-                _start(user, session_token)
-                flash("Welcome to CertDesk. Your administrator account is ready.", "success")
-                return redirect(url_for("dashboard.index"))
+        done = _with_new_password(
+            errors,
+            lambda password: service.complete_setup(
+                token,
+                form["username"],
+                password,
+                form["full_name"],
+                g.client_address,
+                request.user_agent.string,
+            ),
+            "Welcome to CertDesk. Your administrator account is ready.",
+        )
+        if done is not None:
+            return done
     return render_template(
         "auth/setup.html", token_ok=True, token=token, errors=errors, form=form
     ), (422 if errors else 200)
@@ -113,23 +126,21 @@ def change_password():
     """Change your own password (the current one first)."""
     errors: dict[str, str] = {}
     if request.method == "POST":
-        password = request.form.get("password", "")
-        if password != request.form.get("password2", ""):
-            errors["password2"] = "The passwords differ."
-        else:
-            user = current_user._get_current_object()
-            try:
-                token = service.change_own_password(
+        user = current_user._get_current_object()
+        done = _with_new_password(
+            errors,
+            lambda password: (
+                user,
+                service.change_own_password(
                     user,
                     request.form.get("current_password", ""),
                     password,
                     g.client_address,
                     request.user_agent.string,
-                )
-            except InputError as exc:
-                errors[exc.field or "form"] = str(exc)
-            else:
-                _start(user, token)
-                flash("Your password is changed; your other sessions have ended.", "success")
-                return redirect(url_for("dashboard.index"))
+                ),
+            ),
+            "Your password is changed; your other sessions have ended.",
+        )
+        if done is not None:
+            return done
     return render_template("auth/password.html", errors=errors), (422 if errors else 200)
