@@ -464,10 +464,11 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         common_name = ca_mod.csr_common_name_from_name(
             x509.Name.from_rfc4514_string(original["dn"])
         )
-    cert_email = _text(body, "certEmail") if cert_type == "SMIME_ENT" else None
+    personal = cert_type in ("SMIME_ENT",) + CDS_TYPES  # named after a person, not a host
+    cert_email = _text(body, "certEmail") if personal else None
     if cert_email is not None and not (cert_email.isascii() and "@" in cert_email):
         raise bad_request("certEmail must be an email address", "certEmail")
-    if not common_name and cert_type in ("SMIME_ENT",) + CDS_TYPES:
+    if not common_name and personal:
         common_name = _text(body, "cn") or cert_email
     if not common_name:
         common_name = sans[0] if sans else None
@@ -553,7 +554,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         (NameOID.STATE_OR_PROVINCE_NAME, address.get("stateOrProvince")),
         (NameOID.COUNTRY_NAME, address.get("country")),
     ]
-    if cert_email is not None:
+    if cert_type == "SMIME_ENT" and cert_email is not None:
         subject.append((NameOID.EMAIL_ADDRESS, cert_email))
     subject = [(oid, value) for oid, value in subject if value]
     dn = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]).rfc4514_string()

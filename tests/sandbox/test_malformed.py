@@ -128,3 +128,16 @@ def test_a_decline_reason_and_a_domain_name_must_be_text(api):
         assert_error(api.post("clients/1/domains", body), 400, "domainName")
     after = api.get("clients/1/domains", params={"limit": 1}).json()["summary"]["total"]
     assert after == before
+
+
+def test_a_document_signing_order_takes_its_name_from_cn_or_cert_email(api):
+    """A CDS certificate is named after a person: with no CN in the CSR, from ``cn`` or else
+    ``certEmail`` (both must be text)."""
+    body = {"certType": "CDS_INDIVIDUAL", "csr": _csr_without_cn("www.example.com")}
+    by_mail = api.post("certificates", {**body, "certEmail": "signer@example.com"})
+    assert by_mail.status_code == 201, by_mail.text
+    detail = api.get(f"certificates/{by_mail.json()['trackingId']}").json()
+    assert "CN=signer@example.com" in detail["dn"], detail["dn"]
+    by_name = api.post("certificates", {**body, "cn": "Jane Signer"})
+    assert by_name.status_code == 201, by_name.text
+    assert_error(api.post("certificates", {**body, "cn": ["Jane"]}), 400, "cn")
