@@ -45,6 +45,16 @@
     });
   });
 
+  // A choice that bounds a date: <select data-sets-max="input id"> whose options carry data-max
+  // (the order form's product and its expiration date).
+  document.addEventListener("change", function (ev) {
+    var select = ev.target.closest && ev.target.closest("select[data-sets-max]");
+    if (!select) return;
+    var input = document.getElementById(select.dataset.setsMax);
+    var option = select.selectedOptions[0];
+    if (input && option && option.dataset.max) input.max = option.dataset.max;
+  });
+
   document.addEventListener("DOMContentLoaded", function () { localiseTimes(document); });
   document.addEventListener("htmx:afterSettle", function (ev) { localiseTimes(ev.detail.elt || document); });
 })();

@@ -40,7 +40,12 @@ def _order(page, server, cn: str, *, queue: bool = False) -> None:
     page.wait_for_url(server.url + "/entrust/new")
     expect(page.get_by_label("Credential Name")).to_have_value(re.compile(r"\d+"))
     page.get_by_label("Organization").select_option(label="CertDesk Demo Corp (CertDesk Demo Corp)")
+    longest = page.locator("#expires_on").get_attribute("max")
     page.get_by_label("Product").select_option("STANDARD_SSL")
+    # The date picker goes no further than the chosen product allows.
+    allowed = page.locator("#product option[value=STANDARD_SSL]").get_attribute("data-max")
+    expect(page.locator("#expires_on")).to_have_attribute("max", allowed)
+    assert allowed < longest
     page.locator("input[name=csr_source][value=certdesk]").check()
     option = page.locator("select[name=csr_id] option", has_text=f"{cn} ·")
     expect(option).to_contain_text("key held")

@@ -199,11 +199,17 @@ def new():
     return body, 422 if errors else 200
 
 
-def _dates(c) -> tuple[str, str]:
-    """The expiration date input's bounds: tomorrow, and the longest validity on offer."""
+def _dates(c) -> tuple[str, str, dict[str, str]]:
+    """The expiration date input's bounds: tomorrow, the longest validity on offer, and the
+    last day each product allows (the page narrows the input to the chosen product's)."""
     today = utcnow().date()
     longest = max((days for _, days in c.products), default=398)
-    return (today + timedelta(days=1)).isoformat(), (today + timedelta(days=longest)).isoformat()
+    last = {p: (today + timedelta(days=days)).isoformat() for p, days in c.products}
+    return (
+        (today + timedelta(days=1)).isoformat(),
+        (today + timedelta(days=longest)).isoformat(),
+        last,
+    )
 
 
 def _placed_words(row) -> str:
