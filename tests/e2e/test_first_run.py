@@ -21,6 +21,8 @@ def test_first_run_setup_login_wrong_password_logout(page, fresh_server):
     page.get_by_label("Repeat password").fill("short")
     page.get_by_role("button", name="Create administrator").click()
     assert page.get_by_text("at least 10 characters").is_visible()
+    # The cursor is back in the field with the error, not at the top of the form.
+    assert page.evaluate("document.activeElement.id") == "password"
 
     page.get_by_label("Password", exact=True).fill("a long enough password")
     page.get_by_label("Repeat password").fill("a long enough password")

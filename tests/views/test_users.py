@@ -149,6 +149,7 @@ def test_a_user_changes_their_own_password(app, operator_client, user):
         resp = operator_client.post("/account/password", data=data)
         page = resp.get_data(as_text=True)
         assert resp.status_code == 422 and words in page and 'aria-invalid="true"' in page, field
+        assert f'id="{field}"' in page.split("autofocus")[0].rsplit("<input", 1)[1], field
     db.session.expire_all()
     assert User.verify_password(auth.by_username("operator").password_hash, PASSWORD)
 
