@@ -39,6 +39,12 @@ def test_bad_input_changes_nothing(admin_client):
         ({"username": "ok", "role": "operator", "password": "short"}, "at least 10"),
         ({"username": "ok", "role": "root", "password": "long enough pw"}, "Choose a role"),
         ({"username": "admin", "role": "operator", "password": "long enough pw"}, "taken"),
+        # Long enough, but among the first guesses: common, the user name, one key held down.
+        ({"username": "ok", "role": "operator", "password": "Password12"}, "first any guesser"),
+        ({"username": "ok", "role": "operator", "password": "1234567890"}, "first any guesser"),
+        ({"username": "ok", "role": "operator", "password": "aaaaaaaaaa"}, "first any guesser"),
+        ({"username": "ok", "role": "operator", "password": "ababababab"}, "first any guesser"),
+        ({"username": "longusername", "role": "operator", "password": "LongUserName"}, "guesser"),
     ]:
         resp = admin_client.post("/admin/users/new", data=data)
         assert resp.status_code == 422 and message in resp.get_data(as_text=True)

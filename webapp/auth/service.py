@@ -57,13 +57,59 @@ def validate_username(username: str) -> str:
     return name
 
 
-def validate_password(password: str, field: str = "password") -> None:
+# Passwords long enough for the length rule that are among the first any guesser tries.
+COMMON_PASSWORDS = frozenset(
+    {
+        "1234567890",
+        "12345678910",
+        "123456789012",
+        "0987654321",
+        "1q2w3e4r5t",
+        "1qaz2wsx3edc",
+        "qwertyuiop",
+        "qwertyuiop123",
+        "asdfghjkl;",
+        "zxcvbnm123",
+        "password12",
+        "password123",
+        "password1234",
+        "password!1",
+        "passw0rd123",
+        "p@ssw0rd123",
+        "letmein123",
+        "welcome123",
+        "iloveyou12",
+        "changeme123",
+        "administrator",
+        "admin12345",
+        "admin123456",
+        "certdesk123",
+        "entrust123",
+        "abcdefghij",
+        "abcd1234efgh",
+    }
+)
+MIN_DISTINCT_CHARACTERS = 5
+
+
+def validate_password(password: str, field: str = "password", username: str = "") -> None:
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise UserError(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field)
     if len(password) > MAX_PASSWORD_LENGTH:
         raise UserError(f"Use at most {MAX_PASSWORD_LENGTH:,} characters.", field)
     if "\x00" in password:
         raise UserError("A password cannot contain a NUL character.", field)
+    lowered = password.lower()
+    if (
+        lowered in COMMON_PASSWORDS
+        or len(set(lowered)) < MIN_DISTINCT_CHARACTERS
+        or (username and lowered == username.lower())
+    ):
+        raise UserError(
+            "That password is among the first any guesser tries (a common one, the user name, "
+            "or few different characters). Choose another.",
+            field,
+        )
 
 
 def _profile(full_name: str, email: str) -> tuple[str, str]:
@@ -468,7 +514,7 @@ def create_user(actor, username, password, role, full_name="", email="") -> User
         rbac.check(actor, rbac.USERS_MANAGE)
     name = validate_username(username)
     full_name, email = _profile(full_name, email)
-    validate_password(password)
+    validate_password(password, username=name)
     _check_role(role)
     if by_username(name):
         raise UserError("That user name is taken.", "username")
@@ -531,7 +577,7 @@ def set_active(actor, user: User, active: bool) -> None:
 
 def reset_password(actor, user: User, password: str) -> None:
     rbac.check(actor, rbac.USERS_MANAGE)
-    validate_password(password)
+    validate_password(password, username=user.username)
     user.set_password(password)
     user.session_version += 1
     _end_sessions(user, "password")
@@ -570,7 +616,7 @@ def change_own_password(
         )
         db.session.commit()
         raise UserError("The current password is wrong.", "current_password")
-    validate_password(password)
+    validate_password(password, username=user.username)
     if password == current:
         raise UserError("Choose a password other than the current one.", "password")
     user.set_password(password)
@@ -624,7 +670,7 @@ def complete_setup(
     with the same link at once, exactly one claims it; the others are refused."""
     name = validate_username(username)
     full_name, _ = _profile(full_name, "")
-    validate_password(password)
+    validate_password(password, username=name)
     password_hash = User.hash_password(password)  # before the claim: the claim locks the row
     if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
         db.session.rollback()
