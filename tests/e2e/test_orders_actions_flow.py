@@ -123,6 +123,11 @@ def test_approve_suspend_resume_revoke_then_delete(page, live_server, sandbox):
 
     # More > Delete: from CertDesk only; the certificate stays in SSL > Certificates.
     _tick_in_list(page, live_server, tracking_id)
+    more = page.locator(".order-menu")
+    more.get_by_text("More", exact=True).click()
+    for item in ("#revoke", "#delete"):  # its items line up at the left, as the link does
+        assert more.locator(item).evaluate("e => getComputedStyle(e).textAlign") == "left"
+    more.get_by_text("More", exact=True).click()
     _menu(page, "Delete")
     expect(page.locator("#delete-explain")).to_contain_text("stays in SSL › Certificates")
     expect(page.locator("#delete-explain")).to_contain_text("order stays in Entrust")

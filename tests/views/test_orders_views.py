@@ -297,6 +297,9 @@ def test_validate_then_order_then_the_order_page(operator_client, linked, user):
     assert (
         "Certificate issued" in page and "Shop front" in page and 'id="order-certificate"' in page
     )
+    # In the list the common name stands under "Common name", the friendly name beneath it.
+    listed = operator_client.get("/entrust/").get_data(as_text=True)
+    assert '<td class="detail">shop.example.com<br><small>Shop front</small>' in listed
     from webapp.certificates.models import Certificate
 
     cert = db.session.execute(
