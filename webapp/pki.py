@@ -490,6 +490,15 @@ def build_csr(key, subject: dict[str, str], sans: SanSet, hash_name: str = "sha2
     return builder.sign(key, HASHES[hash_name]())
 
 
+def new_csr(
+    key_type: str, subject: dict[str, str], sans: SanSet, hash_name: str = "sha256"
+) -> tuple[object, CsrInfo]:
+    """A new key pair of ``key_type`` and a CSR signed with it: (the private key, the CSR)."""
+    key = generate_private_key(key_type)
+    csr = build_csr(key, subject, sans, hash_name)
+    return key, parse_csr(csr.public_bytes(serialization.Encoding.PEM))
+
+
 # -- certificates ------------------------------------------------------------------------------
 
 

@@ -107,9 +107,7 @@ def create_csr(
     pki.subject_name(subject)  # refuse a bad subject before the (slow) key generation
     if hash_name not in pki.HASHES:
         raise PkiError("Choose SHA-256, SHA-384 or SHA-512.", "hash")
-    key = pki.generate_private_key(key_type)
-    csr = pki.build_csr(key, subject, sans, hash_name)
-    info = pki.parse_csr(csr.public_bytes(pki.serialization.Encoding.PEM))
+    key, info = pki.new_csr(key_type, subject, sans, hash_name)
     key_row = keys.store(key, actor, "generated")
     row = _add_csr(info, key_row, "generated", actor)
     audit.record(

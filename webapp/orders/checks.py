@@ -224,12 +224,11 @@ def _new_csr(form: OrderForm) -> tuple[pki.CsrInfo, None, object]:
         raise OrderInputError("Choose one of the offered key types.", "new_key_type")
     names = dns_names(form.sans) if form.sans.strip() else ([form.domain] if form.domain else [])
     names = counted(names, "Enter the SANs (or choose a domain): the new CSR is made for them.")
-    key = pki.generate_private_key(key_type)
     try:
-        csr = pki.build_csr(key, {"CN": names[0]}, pki.SanSet(dns=names))
+        key, info = pki.new_csr(key_type, {"CN": names[0]}, pki.SanSet(dns=names))
     except pki.PkiError as exc:
         raise OrderInputError(str(exc), "sans") from None
-    return pki.parse_csr(csr.public_bytes(pki.serialization.Encoding.PEM)), None, key
+    return info, None, key
 
 
 def dns_names(text: str) -> list[str]:
