@@ -42,12 +42,14 @@ def normalise_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
-def _username_ok(name: str) -> bool:
-    return 0 < len(name) <= USERNAME_LENGTH and all(c.isalnum() or c in "._-@" for c in name)
-
-
 def _username_char(c: str) -> str:
+    """``c`` when a user name may hold it (letters, digits, dots, dashes, underscores, @), else
+    "?"."""
     return c if c.isalnum() or c in "._-@" else "?"
+
+
+def _username_ok(name: str) -> bool:
+    return 0 < len(name) <= USERNAME_LENGTH and all(_username_char(c) == c for c in name)
 
 
 def validate_username(username: str) -> str:
@@ -291,6 +293,11 @@ def clear_slowed(actor, username: str, address: str) -> int:
     return cleared
 
 
+def _wait(name: str, address: str, now: datetime) -> timedelta:
+    """How long the sign-in throttles make ``name`` from ``address`` wait (zero: not at all)."""
+    return max(t.wait(now) for t in throttles(name, address, now))
+
+
 def _in_words(wait: timedelta) -> str:
     seconds = int(wait.total_seconds() + 0.999)
     if seconds < 120:
@@ -327,7 +334,7 @@ def authenticate(
         name = "".join(_username_char(c) for c in name[:USERNAME_LENGTH])
     address = (address or "")[:64]
     now = utcnow()
-    wait = max(t.wait(now) for t in throttles(name, address, now))
+    wait = _wait(name, address, now)
     if wait:
         # Not recorded: a refused try neither counts nor writes (the failures before it did).
         raise LoginRefused(
@@ -599,7 +606,7 @@ def change_own_password(
     of the user ends, and a new one begins for this browser; returns its token."""
     address = (address or "")[:64]
     now = utcnow()
-    wait = max(t.wait(now) for t in throttles(user.username, address, now))
+    wait = _wait(user.username, address, now)
     if wait:
         raise UserError(
             f"Too many wrong passwords. Wait {_in_words(wait)} and try again.", "current_password"
