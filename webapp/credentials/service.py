@@ -19,7 +19,7 @@ from webapp.credentials import clients, wording
 from webapp.credentials.models import DEFAULT_BASE_URL, EcsCredential
 from webapp.dbtypes import utcnow
 from webapp.ecs import EcsClient, errors
-from webapp.ecs.client import is_loopback
+from webapp.ecs.client import in_clear_across_network
 from webapp.ecs.transport import scrub
 from webapp.extensions import db
 from webapp.security import rbac
@@ -247,7 +247,7 @@ MOVED_WHY = " CertDesk sends stored secrets only where they were entered for."
 
 def _base_url(value: str) -> str:
     base_url = _url(value or DEFAULT_BASE_URL, "base_url", "base URL")
-    if base_url.startswith("http://") and not is_loopback(urlsplit(base_url).hostname):
+    if in_clear_across_network(base_url):
         raise CredentialError(
             "Enter the base URL as an https:// URL: over http:// the API key would cross the "
             "network in clear text. Plain http:// is only for a sandbox on this machine "

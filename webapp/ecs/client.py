@@ -59,7 +59,7 @@ class _Reply:
     body: Any  # parsed JSON, or None for an empty body
 
 
-def is_loopback(host: str | None) -> bool:
+def _is_loopback(host: str | None) -> bool:
     """Whether ``host`` is this machine (where plain http:// is allowed: a local sandbox)."""
     if not host:
         return False
@@ -69,6 +69,12 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def in_clear_across_network(base_url: str) -> bool:
+    """Whether requests to ``base_url`` would carry the API key in clear text off this machine
+    (plain http:// to another host)."""
+    return base_url.startswith("http://") and not _is_loopback(urlsplit(base_url).hostname)
 
 
 class EcsClient:
@@ -117,10 +123,9 @@ class EcsClient:
     ) -> None:
         if not base_url.startswith(("https://", "http://")):
             raise ValueError("base_url must be an http(s) URL")
-        plain = base_url.startswith("http://")
-        if plain and not is_loopback(urlsplit(base_url).hostname):
-            # Basic authentication in clear text across a network.
+        if in_clear_across_network(base_url):
             raise ValueError("Entrust is reached over https://; http:// only on this machine")
+        plain = base_url.startswith("http://")
         if client_key_pem and not client_cert_pem:
             raise ValueError("client_key_pem given without client_cert_pem")
         self.base_url = base_url.rstrip("/") + "/"
