@@ -242,6 +242,7 @@ def _init_secretbox(app: Flask) -> None:
     """Load the master key and check it opens this database's data; refuse to start otherwise."""
     from pathlib import Path
 
+    from webapp.settings import service as settings
     from webapp.settings.models import Setting
 
     instance = Path(app.instance_path)
@@ -250,14 +251,15 @@ def _init_secretbox(app: Flask) -> None:
         has_table = inspect(db.engine).has_table(Setting.__tablename__)
     except Exception:  # database unreachable: serve reports it on /healthz
         has_table = False
-    check = db.session.get(Setting, secretbox.KEY_CHECK_SETTING) if has_table else None
+    check = settings.get(secretbox.KEY_CHECK_SETTING) if has_table else None
     box = secretbox.load_box(instance, env_key, may_create=check is None)
-    if check is not None:
-        secretbox.verify_key_check(box, check.value)
-    elif has_table:
-        db.session.add(
-            Setting(key=secretbox.KEY_CHECK_SETTING, value=secretbox.make_key_check(box))
-        )
+    if check is None and has_table:
+        # Workers starting together on a new database: the first check stored is the one all
+        # of them verify.
+        settings.put_new(secretbox.KEY_CHECK_SETTING, secretbox.key_check(box))
         db.session.commit()
+        check = settings.get(secretbox.KEY_CHECK_SETTING)
+    if check is not None:
+        secretbox.verify_key_check(box, check)
     app.extensions["secretbox"] = box
     db.session.remove()

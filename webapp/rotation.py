@@ -18,7 +18,7 @@ from sqlalchemy import select
 from webapp.audit import service as audit
 from webapp.extensions import db
 from webapp.security import secretbox as sb
-from webapp.settings.models import Setting
+from webapp.settings import service as settings
 
 BATCH = 500
 
@@ -63,11 +63,7 @@ def rotate(instance: Path, echo=print, *, actor="cli") -> int:
             f"Warning: the audit trail did not verify before it was re-keyed ({trail.problem}); "
             "the trail records that."
         )
-    check = db.session.get(Setting, sb.KEY_CHECK_SETTING)
-    if check is None:
-        db.session.add(Setting(key=sb.KEY_CHECK_SETTING, value=sb.make_key_check(box)))
-    else:
-        check.value = sb.make_key_check(box)
+    settings.put(sb.KEY_CHECK_SETTING, sb.key_check(box))
     db.session.commit()
     os.replace(next_path, key_path)
     current_app.extensions["secretbox"] = sb.SecretBox(new)

@@ -1,15 +1,22 @@
 import base64
+import json
 import os
 import sqlite3
+import threading
+import time
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Integer, String, select
+from sqlalchemy import Integer, String, insert, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tests.conftest import make_app
 from webapp import rotation
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.security import secretbox as sb
+from webapp.settings import service as settings
+from webapp.settings.models import Setting
 
 
 def test_seal_and_open_round_trip():
@@ -47,6 +54,75 @@ def test_key_file_created_private(tmp_path):
     mode = os.stat(tmp_path / "master.key").st_mode & 0o777
     assert mode == 0o600
     assert sb.load_box(tmp_path, None, may_create=False).key == box.key
+
+
+def test_a_key_another_process_wrote_first_is_the_one_used(tmp_path, monkeypatch):
+    """Workers starting together on a new instance: this one saw no key file, then another
+    worker's key landed before this one wrote its own. Both must go on with the same key."""
+    first = sb.new_key()
+    sb.write_key_file(tmp_path / sb.KEY_FILE, first)
+    monkeypatch.setattr(Path, "exists", lambda self: False)  # what this worker saw a moment ago
+    box = sb.load_box(tmp_path, None, may_create=True)
+    monkeypatch.undo()
+    assert box.key == first
+    assert sb.load_box(tmp_path, None, may_create=False).key == first
+    assert [p.name for p in tmp_path.iterdir()] == [sb.KEY_FILE]  # no temporary file left
+
+
+def test_put_new_keeps_the_value_stored_first(app):
+    assert settings.put_new("test.first", "a") is True
+    db.session.commit()
+    assert settings.put_new("test.first", "b") is False
+    db.session.commit()
+    assert settings.get("test.first") == "a"
+
+
+def _until_waiting_on_a_lock(engine, seconds=10.0):
+    """PostgreSQL shows a backend waiting on a lock; SQLite's busy wait cannot be seen, so give
+    the starting app time to reach it."""
+    if engine.dialect.name != "postgresql":
+        time.sleep(1.5)
+        return
+    deadline = time.monotonic() + seconds
+    query = text("select count(*) from pg_stat_activity where wait_event_type = 'Lock'")
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(query).scalar():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the starting app never waited for the other worker's key check")
+
+
+def test_workers_starting_together_agree_on_the_key_check(app, instance):
+    """A new database: another worker stores its key check while this app starts. The app
+    waits for it, finds it and verifies it instead of failing on the duplicate."""
+    settings.delete(sb.KEY_CHECK_SETTING)
+    db.session.commit()
+    other = db.engine.connect()
+    tx = other.begin()
+    other.execute(
+        insert(Setting).values(
+            key=sb.KEY_CHECK_SETTING,
+            value=json.dumps(sb.key_check(sb.current_box())),
+            updated_at=utcnow(),
+        )
+    )
+    outcome = {}
+
+    def start():
+        try:
+            outcome["app"] = make_app(instance, instance / "certdesk.db")
+        except Exception as exc:  # reported below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=start)
+    worker.start()
+    _until_waiting_on_a_lock(db.engine)
+    tx.commit()
+    other.close()
+    worker.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert "secretbox" in outcome["app"].extensions
 
 
 def test_key_file_readable_by_others_is_refused(tmp_path):

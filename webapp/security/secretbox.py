@@ -133,6 +133,23 @@ def new_key() -> bytes:
     return secrets.token_bytes(32)
 
 
+def _create_key_file(path: Path) -> None:
+    """Put a new key at ``path`` unless a key is there already.
+
+    Workers that start together on a new instance each come here; they must all end up with the
+    one key that got there first. So the key is written whole to a private file and then linked
+    into place, which fails if the name exists, and nobody ever reads a half-written key.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    write_key_file(tmp, new_key())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process's key won
+    finally:
+        tmp.unlink()
+
+
 def load_box(instance: Path, env_key: str | None, *, may_create: bool) -> SecretBox:
     """Build the box from CERTDESK_MASTER_KEY or instance/master.key.
 
@@ -154,7 +171,7 @@ def load_box(instance: Path, env_key: str | None, *, may_create: bool) -> Secret
                 f"encrypted data exists but the master key {path} is missing; restore it from "
                 "your backup (or set CERTDESK_MASTER_KEY)"
             )
-        write_key_file(path, new_key())
+        _create_key_file(path)
     key = _read_key_file(path)
     nxt = instance / NEXT_KEY_FILE
     # A rotation was interrupted: values may be sealed under either key until it is re-run.
@@ -165,18 +182,15 @@ KEY_CHECK_SETTING = "master_key_check"
 _KEY_CHECK_CONTEXT = "setting.master_key_check"
 
 
-def make_key_check(box: SecretBox) -> str:
-    import json
-
-    return json.dumps(box.seal(CANARY, _KEY_CHECK_CONTEXT))
+def key_check(box: SecretBox) -> str:
+    """The value kept under KEY_CHECK_SETTING: a known text sealed under the box's key."""
+    return box.seal(CANARY, _KEY_CHECK_CONTEXT)
 
 
 def verify_key_check(box: SecretBox, stored: str) -> None:
     """Raise MasterKeyError unless the box opens the stored check value."""
-    import json
-
     try:
-        ok = box.open(json.loads(stored), _KEY_CHECK_CONTEXT) == CANARY
+        ok = box.open(stored, _KEY_CHECK_CONTEXT) == CANARY
     except (SecretError, ValueError):
         ok = False
     if not ok:

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete as sa_delete
+from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.audit import service as audit
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.security import rbac
 from webapp.settings.models import Setting
@@ -80,6 +82,17 @@ def put(key: str, value) -> None:
         db.session.add(Setting(key=key, value=text))
     else:
         row.value = text
+
+
+def put_new(key: str, value) -> bool:
+    """Store a value unless ``key`` has one, in the current transaction; True when this
+    transaction stored it. Of concurrent callers exactly one stores its value; the others store
+    nothing and raise nothing (they wait for its transaction, then find the row)."""
+    conn = db.session.connection()
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(Setting).values(key=key, value=json.dumps(value), updated_at=utcnow())
+    stmt = stmt.on_conflict_do_nothing(index_elements=["key"]).returning(Setting.key)
+    return conn.execute(stmt).first() is not None
 
 
 def claim(key: str, value) -> bool:
