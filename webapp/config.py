@@ -4,12 +4,15 @@ The instance folder defaults to ./instance and is set with CERTDESK_INSTANCE. DA
 the database (SQLite file in the instance folder by default).
 """
 
+import contextlib
 import json
 import logging
 import os
 import secrets
 import stat
 from pathlib import Path
+
+from webapp import privatefile
 
 ENV_PREFIX = "CERTDESK_"
 POOL_SIZE = 16  # connections kept open: request threads, job workers, the scheduler
@@ -80,13 +83,9 @@ def load(app, overrides: dict | None) -> None:
 
 def _instance_secret(path: Path) -> str:
     """The session-signing key, made once per install and kept in the instance folder (0600)."""
-    if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
-    return value
+    if not path.exists():
+        privatefile.create_once(path, secrets.token_urlsafe(48))  # the first of several workers
+    return path.read_text().strip()
 
 
 # Files of the instance folder that hold secrets or what protects them. The master key is not
@@ -114,7 +113,8 @@ def secure_instance(app) -> None:
     database = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     if database is not None:
         if not database.exists() and database.parent.is_dir():
-            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            with contextlib.suppress(FileExistsError):  # another worker's start made it
+                os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         paths += [database] + [Path(f"{database}{side}") for side in SQLITE_SIDE_FILES]
     for path in paths:
         _owner_only(path, 0o600)

@@ -60,3 +60,28 @@ def test_open_files_left_by_an_older_install_are_closed_at_start(tmp_path, caplo
         assert _mode(instance / name) == 0o600, name
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "certdesk.db" in warned and "readable by other users" in warned
+
+
+def test_a_worker_that_found_nothing_uses_what_another_worker_made(tmp_path, monkeypatch):
+    """Workers started together on a new instance: this one saw no session key, database or
+    master key, then another worker made them all before this one got to. It goes on with
+    theirs, rather than failing on a file that exists or writing its own over it."""
+    from tests.conftest import make_app
+    from webapp.extensions import db
+    from webapp.security import secretbox
+
+    instance = tmp_path / "instance"
+    first = make_app(instance, instance / "certdesk.db", SECRET_KEY=None)
+    with first.app_context():
+        first_box = secretbox.current_box()
+        db.engine.dispose()
+    made = {instance / name for name in ("secret_key", "certdesk.db", secretbox.KEY_FILE)}
+    exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: self not in made and exists(self))
+    second = make_app(instance, instance / "certdesk.db", SECRET_KEY=None)
+    monkeypatch.undo()
+    with second.app_context():
+        assert secretbox.current_box().key == first_box.key
+        db.engine.dispose()
+    assert second.config["SECRET_KEY"] == first.config["SECRET_KEY"]
+    assert sorted(p.name for p in instance.iterdir() if p.name.startswith(".")) == []

@@ -4,7 +4,6 @@ import os
 import sqlite3
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Integer, String, insert, select, text
@@ -54,19 +53,6 @@ def test_key_file_created_private(tmp_path):
     mode = os.stat(tmp_path / "master.key").st_mode & 0o777
     assert mode == 0o600
     assert sb.load_box(tmp_path, None, may_create=False).key == box.key
-
-
-def test_a_key_another_process_wrote_first_is_the_one_used(tmp_path, monkeypatch):
-    """Workers starting together on a new instance: this one saw no key file, then another
-    worker's key landed before this one wrote its own. Both must go on with the same key."""
-    first = sb.new_key()
-    sb.write_key_file(tmp_path / sb.KEY_FILE, first)
-    monkeypatch.setattr(Path, "exists", lambda self: False)  # what this worker saw a moment ago
-    box = sb.load_box(tmp_path, None, may_create=True)
-    monkeypatch.undo()
-    assert box.key == first
-    assert sb.load_box(tmp_path, None, may_create=False).key == first
-    assert [p.name for p in tmp_path.iterdir()] == [sb.KEY_FILE]  # no temporary file left
 
 
 def test_put_new_keeps_the_value_stored_first(app):

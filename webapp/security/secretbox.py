@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from webapp import privatefile
+
 PREFIX = "v1:"
 KEY_FILE = "master.key"
 NEXT_KEY_FILE = "master.key.next"  # present only while a rotation is under way
@@ -123,31 +125,11 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def write_key_file(path: Path, key: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(base64.b64encode(key).decode() + "\n")
-    os.chmod(path, 0o600)
+    privatefile.write(path, base64.b64encode(key).decode() + "\n")
 
 
 def new_key() -> bytes:
     return secrets.token_bytes(32)
-
-
-def _create_key_file(path: Path) -> None:
-    """Put a new key at ``path`` unless a key is there already.
-
-    Workers that start together on a new instance each come here; they must all end up with the
-    one key that got there first. So the key is written whole to a private file and then linked
-    into place, which fails if the name exists, and nobody ever reads a half-written key.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    write_key_file(tmp, new_key())
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass  # another process's key won
-    finally:
-        tmp.unlink()
 
 
 def load_box(instance: Path, env_key: str | None, *, may_create: bool) -> SecretBox:
@@ -171,7 +153,8 @@ def load_box(instance: Path, env_key: str | None, *, may_create: bool) -> Secret
                 f"encrypted data exists but the master key {path} is missing; restore it from "
                 "your backup (or set CERTDESK_MASTER_KEY)"
             )
-        _create_key_file(path)
+        # Workers starting together on a new instance all use the key written first.
+        privatefile.create_once(path, base64.b64encode(new_key()).decode() + "\n")
     key = _read_key_file(path)
     nxt = instance / NEXT_KEY_FILE
     # A rotation was interrupted: values may be sealed under either key until it is re-run.
