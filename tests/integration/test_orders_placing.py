@@ -5,6 +5,7 @@ Validate, lost answers settled by the reconciler, and a crash between the call a
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import date, timedelta
 
 import pytest
@@ -360,6 +361,69 @@ def test_an_order_that_never_arrived_is_not_placed_after_the_deadline_and_can_be
     assert last.kind == "placed_again" and last.related_order_id == again.id
     with pytest.raises(checks.OrderInputError):
         placing.place_again(user["operator"], again)
+    # The old order stays "not placed"; a second click does not place it a third time.
+    db.session.refresh(row)
+    assert row.placement == "not_placed" and row.again_id == again.id
+    with pytest.raises(checks.OrderInputError, match=f"already, as order {again.ca_order_id}"):
+        placing.place_again(user["operator"], row)
+    assert len(_posts(sandbox)) == 2 and _count(Order) == 2
+
+
+def _not_placed(env, user, sandbox, cn) -> Order:
+    """An order whose answer was lost and which the reconciler found nowhere."""
+    _lost(sandbox, "http_502")
+    row = placing.place(user["operator"], _form(env, _csr(user, cn)))
+    sandbox.clear_faults()
+    settling.reconcile_due("scheduler", now=row.attempted_at + registry.answer_deadline("entrust"))
+    db.session.refresh(row)
+    assert row.placement == "not_placed"
+    return row
+
+
+def test_two_clicks_at_once_place_a_not_placed_order_again_once(app, env, user, sandbox):
+    """Two users (or two tabs) press "Place it again" together while Entrust is slow: one new
+    order is placed, the other request is refused and sends nothing."""
+    from webapp.auth.models import User
+
+    row = _not_placed(env, user, sandbox, "twice.example.com")
+    sandbox.faults([{"kind": "latency", "method": "POST", "ms": 800}])
+    before = len(_posts(sandbox))
+    outcomes = []
+
+    def click():
+        with app.app_context():
+            actor = db.session.get(User, user["operator"].id)
+            try:
+                placed = placing.place_again(actor, db.session.get(Order, row.id))
+                outcomes.append(("placed", placed.id))
+            except checks.OrderInputError as exc:
+                outcomes.append(("refused", str(exc)))
+            finally:
+                db.session.remove()
+
+    clicks = [threading.Thread(target=click) for _ in range(2)]
+    for t in clicks:
+        t.start()
+    for t in clicks:
+        t.join(30)
+    sandbox.clear_faults()
+    assert sorted(kind for kind, _ in outcomes) == ["placed", "refused"], outcomes
+    assert len(_posts(sandbox)) == before + 1
+    assert _count(Order) == 2
+    db.session.refresh(row)
+    assert row.again_id == next(value for kind, value in outcomes if kind == "placed")
+
+
+def test_a_refused_placing_again_leaves_the_order_free_to_place_again(env, user, sandbox):
+    row = _not_placed(env, user, sandbox, "refused.example.com")
+    sandbox.set_domain_status("example.com", "EXPIRED")  # Entrust refuses the new order
+    with pytest.raises(placing.OrderRefused):
+        placing.place_again(user["operator"], row)
+    sandbox.set_domain_status("example.com", "APPROVED")
+    db.session.refresh(row)
+    assert row.again_id is None and _count(Order) == 1  # the intent went, and its claim with it
+    again = placing.place_again(user["operator"], row)
+    assert again.placement == "placed"
 
 
 def test_place_again_links_an_order_that_turned_up_after_all(env, user, sandbox, short_timeouts):

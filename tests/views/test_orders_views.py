@@ -545,3 +545,20 @@ def test_the_search_follows_an_order_s_names_and_forgets_a_deleted_order(auditor
     db.session.commit()
     left = db.session.execute(select(OrderName.order_id).distinct()).scalars().all()
     assert issued.id not in left and len(left) == 4
+
+
+def test_an_order_placed_again_links_to_its_new_order_instead_of_the_button(
+    operator_client, orders
+):
+    issued, _pending, _expired, _lost, never = orders
+    button = f'action="/entrust/{never.id}/place-again"'
+    assert button in operator_client.get(f"/entrust/{never.id}").get_data(as_text=True)
+    never.again_id = issued.id
+    db.session.commit()
+    page = operator_client.get(f"/entrust/{never.id}").get_data(as_text=True)
+    assert button not in page
+    assert f'Placed again as order <a href="/entrust/{issued.id}">{issued.display_name}</a>' in page
+    never.again_id = 999_999  # the new order was deleted from CertDesk: it may be at Entrust
+    db.session.commit()
+    page = operator_client.get(f"/entrust/{never.id}").get_data(as_text=True)
+    assert button not in page and "#999999 (since deleted from CertDesk)" in page

@@ -148,6 +148,13 @@ class Order(OrderShown, db.Model):
             sqlite_where=text("parent_id IS NOT NULL"),
             postgresql_where=text("parent_id IS NOT NULL"),
         ),
+        # The few "not placed" orders placed again (and the order's delete, which clears it).
+        Index(
+            "ix_ca_order_again",
+            "again_id",
+            sqlite_where=text("again_id IS NOT NULL"),
+            postgresql_where=text("again_id IS NOT NULL"),
+        ),
         # Ids are never handed out again after a delete (SQLite: AUTOINCREMENT; see 0011).
         {"sqlite_autoincrement": True},
     )
@@ -161,6 +168,9 @@ class Order(OrderShown, db.Model):
     placement: Mapped[str] = mapped_column(String(16), default=PLACED)
     origin: Mapped[str] = mapped_column(String(16), default="placed")
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("ca_order.id", ondelete="SET NULL"))
+    # A "not placed" order placed again: the new order's id (one at most). Kept if that order is
+    # deleted (it may be at Entrust); cleared if Entrust refused it. Not a reference: see 0014.
+    again_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32), default="")
     phase: Mapped[str] = mapped_column(String(16), default="")
     third_party: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -191,6 +191,33 @@ def _claim_parent(parent_id: int, now: datetime) -> None:
         )
 
 
+def _claim_again(old_id: int, new_id: int) -> None:
+    """With the intent of a "not placed" order placed again: name the new order on the old one,
+    where none is named yet. Of two requests to place it again, the second waits for the first's
+    row lock, then finds it named and is refused (nothing is sent)."""
+    claimed = db.session.execute(
+        update(Order)
+        .where(Order.id == old_id, Order.placement == NOT_PLACED, Order.again_id.is_(None))
+        .values(again_id=new_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        again_id = db.session.execute(select(Order.again_id).where(Order.id == old_id)).scalar()
+        if again_id is None:  # settled meanwhile: Entrust holds it after all
+            raise OrderInputError(NOT_PLACED_ONLY, "form")
+        raise OrderInputError(_placed_again_already(again_id), "form")
+
+
+NOT_PLACED_ONLY = "Only an order that was not placed can be placed again."
+
+
+def _placed_again_already(again_id: int) -> str:
+    again = db.session.get(Order, again_id)
+    name = again.display_name if again is not None else f"#{again_id}"
+    return f"This order has been placed again already, as order {name}."
+
+
 def _submit(
     actor,
     credential_id: int,
@@ -246,6 +273,8 @@ def _submit(
         records.index_search(row)
         db.session.add(row)
         db.session.flush()
+        if again_of is not None:
+            _claim_again(again_of, row.id)
         records.event(row, "requested", actor=actor, now=now, message="Sent to Entrust.")
         audit.record(
             "order.request",
@@ -322,6 +351,13 @@ def _withdraw(order_id: int, actor, exc: CaError, new_key) -> None:
     if row.parent_id is not None:
         detail.update(origin=row.origin, replaces=row.parent_id)
     db.session.execute(delete(Order).where(Order.id == order_id, Order.placement == INTENT))
+    # A "not placed" order this was to place again may be placed again once more.
+    db.session.execute(
+        update(Order)
+        .where(Order.again_id == order_id)
+        .values(again_id=None)
+        .execution_options(synchronize_session=False)
+    )
     db.session.flush()
     if new_key is not None:
         keys.delete_if_unused(new_key)
@@ -402,7 +438,9 @@ def place_again(actor, row: Order) -> Order:
     for the old request id comes first: if the CA holds it after all, it is linked instead."""
     rbac.check(actor, rbac.ORDERS_MANAGE)
     if row.placement != NOT_PLACED:
-        raise OrderInputError("Only an order that was not placed can be placed again.", "form")
+        raise OrderInputError(NOT_PLACED_ONLY, "form")
+    if row.again_id is not None:
+        raise OrderInputError(_placed_again_already(row.again_id), "form")
     parent = None
     if row.origin in SUCCESSORS:
         parent = db.session.get(Order, row.parent_id) if row.parent_id else None

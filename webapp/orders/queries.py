@@ -207,6 +207,8 @@ class OrderView:
     replaced_names: list
     # How the history names the orders it links to: their tracking ID where they have one.
     related: dict
+    # A "not placed" order placed again: the new order.
+    again: Order | None = None
 
 
 def view(order: Order) -> OrderView:
@@ -222,6 +224,7 @@ def view(order: Order) -> OrderView:
         ).scalars()
     )
     parent = db.session.get(Order, order.parent_id) if order.parent_id else None
+    again = db.session.get(Order, order.again_id) if order.again_id else None
     replaced = []
     if parent is not None and order.origin in SUCCESSORS:
         old = certificates.for_order(parent.id)
@@ -242,7 +245,8 @@ def view(order: Order) -> OrderView:
         blocked=availability.grouped(order, availability.LABELS, caps),
         renewable_from=availability.renewable_from(order, caps),
         replaced_names=replaced,
-        related={o.id: o.display_name for o in [*children, *([parent] if parent else [])]},
+        related={o.id: o.display_name for o in [*children, *filter(None, (parent, again))]},
+        again=again,
     )
 
 
