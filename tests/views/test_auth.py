@@ -390,3 +390,41 @@ def test_create_admin_command(empty_app, monkeypatch):
     assert auth.by_username("ops-lead").check_password("from the environment")
     again = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"])
     assert again.exit_code != 0 and "taken" in again.output
+
+
+def test_guesses_sent_together_each_count_the_ones_before_them(app):
+    """Eight wrong passwords at once, one short of the wait: one is checked, seven must wait.
+    (Each guess used to pass the throttle before any of them was recorded.)"""
+    import threading
+
+    from webapp.auth.models import LoginAttempt
+
+    address = ATTACKER["REMOTE_ADDR"]
+    for _ in range(app.config["LOGIN_FREE_FAILURES"] - 1):
+        db.session.add(LoginAttempt(username="operator", address=address, success=False))
+    db.session.commit()
+    start = threading.Barrier(8)
+    answers = []
+
+    def guess():
+        with app.app_context():
+            start.wait()
+            try:
+                auth.authenticate("operator", "guess guess guess", address)
+            except auth.LoginRefused as exc:
+                answers.append(str(exc).split(".")[0])
+            finally:
+                db.session.remove()
+
+    guesses = [threading.Thread(target=guess) for _ in range(8)]
+    for t in guesses:
+        t.start()
+    for t in guesses:
+        t.join(60)
+    assert sorted(answers) == ["Too many failed sign-in attempts from your address"] * 7 + [
+        "Wrong user name or password"
+    ]
+    failures = db.session.execute(
+        db.select(db.func.count()).select_from(LoginAttempt).where(LoginAttempt.success.is_(False))
+    ).scalar()
+    assert failures == app.config["LOGIN_FREE_FAILURES"]
