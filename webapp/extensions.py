@@ -7,7 +7,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
@@ -30,6 +30,17 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+
+
+def take_turn(key: int) -> None:
+    """From here to the end of the transaction, others taking the same turn wait: for a check
+    and the change it allows (the throttle and the try, the last administrator and the role).
+    PostgreSQL: a transaction-level advisory lock on ``key``. SQLite: its one writer, which a
+    write that changes nothing takes (whatever the key)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(select(func.pg_advisory_xact_lock(key)))
+    else:
+        db.session.execute(text("UPDATE setting SET key = key WHERE 0"))
 
 
 # How long a SQLite statement waits for another connection's write lock before it gives up with

@@ -178,3 +178,42 @@ def test_a_user_changes_their_own_password(app, operator_client, user):
     ).scalars()
     assert sorted(outcomes) == ["failure", "success"]
     assert app.test_client().get("/account/password").status_code == 302  # signed out: sign in
+
+
+def test_two_administrators_demoting_each_other_at_once_leave_one(app, user):
+    """Each counted two administrators before the other's change was committed, and both went:
+    no administrator was left. The second now counts after the first. (Five rounds: the old
+    code lost both in most rounds.)"""
+    import threading
+
+    first = user["admin"]
+    second = auth.create_user(first, "admin2", "second admin pw", "admin")
+    ids = (first.id, second.id)
+
+    def demote(actor_id, target_id, start, refused):
+        with app.app_context():
+            actor, target = db.session.get(User, actor_id), db.session.get(User, target_id)
+            start.wait()
+            try:
+                auth.change_role(actor, target, "operator")
+            except auth.UserError as exc:
+                refused.append(str(exc))
+            finally:
+                db.session.remove()
+
+    for _ in range(5):
+        db.session.execute(db.update(User).where(User.id.in_(ids)).values(role="admin"))
+        db.session.commit()
+        start, refused = threading.Barrier(2), []
+        both = [
+            threading.Thread(target=demote, args=(a, b, start, refused))
+            for a, b in (ids, ids[::-1])
+        ]
+        for t in both:
+            t.start()
+        for t in both:
+            t.join(30)
+        admins = db.session.execute(
+            db.select(db.func.count()).select_from(User).where(User.role == "admin")
+        ).scalar()
+        assert admins == 1 and len(refused) == 1 and "last active administrator" in refused[0]

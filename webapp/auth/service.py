@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, false, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import load_only
 
 from webapp.audit import service as audit
 from webapp.auth.models import LoginAttempt, User, UserSession
 from webapp.dbtypes import utcnow
-from webapp.extensions import db
+from webapp.extensions import db, take_turn
 from webapp.security import rbac
 from webapp.settings import service as settings
 from webapp.validation import InputError, text
@@ -298,8 +298,9 @@ def _wait(name: str, address: str, now: datetime) -> timedelta:
     return max(t.wait(now) for t in throttles(name, address, now))
 
 
-# PostgreSQL's advisory lock that sign-ins take in turn ("CDSIGNIN" in ASCII).
-SIGN_IN_LOCK = 0x4344_5349_474E_494E
+# The turns (``take_turn``) of sign-ins, and of changes that could leave no administrator.
+SIGN_IN_TURN = int.from_bytes(b"CDSIGNIN")
+ADMINS_TURN = int.from_bytes(b"CDADMINS")
 
 
 def _counted_try(name: str, address: str) -> tuple[LoginAttempt | None, timedelta]:
@@ -307,10 +308,7 @@ def _counted_try(name: str, address: str) -> tuple[LoginAttempt | None, timedelt
     guesses sent together each count the ones before them. Committed before the password is
     checked (a tenth of a second, without the database); the caller marks a success. Returns
     the try, or None and the wait when the throttles refuse it (a refused try is not recorded)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(select(func.pg_advisory_xact_lock(SIGN_IN_LOCK)))
-    else:  # SQLite has one writer: a write that changes nothing takes it until the commit
-        db.session.execute(update(LoginAttempt).where(false()).values(success=False))
+    take_turn(SIGN_IN_TURN)
     now = utcnow()
     wait = _wait(name, address, now)
     if wait:
@@ -528,8 +526,12 @@ def _active_admins() -> int:
 
 def _guard_last_admin(user: User, new_role: str | None = None, new_active: bool | None = None):
     loses_admin = (new_role is not None and new_role != "admin") or new_active is False
-    if user.role == "admin" and user.active and loses_admin and _active_admins() <= 1:
-        raise UserError("This is the last active administrator; make another one first.")
+    if user.role == "admin" and user.active and loses_admin:
+        # Two administrators demoting each other at once: the second counts after the first.
+        take_turn(ADMINS_TURN)
+        if _active_admins() <= 1:
+            db.session.rollback()
+            raise UserError("This is the last active administrator; make another one first.")
 
 
 def _check_role(role: str) -> None:
