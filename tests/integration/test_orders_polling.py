@@ -218,3 +218,45 @@ def test_certificates_are_fetched_with_no_database_write_held(
         assert row.phase == "issued" and row.message == ""
         stored = select(func.count()).select_from(Certificate).where(Certificate.order_id == row.id)
         assert db.session.execute(stored).scalar_one() == 1
+
+
+def test_two_checks_of_one_order_at_once_store_its_news_once(app, env, user, sandbox):
+    """A scheduled check and a user's Check Order Status of the same order, while Entrust is
+    slow: its new status is recorded once and its certificate stored once, and neither fails.
+    (The second used to fail on the certificate the first had just stored.)"""
+    import threading
+
+    from webapp.auth.models import User
+
+    row = db.session.execute(select(Order).where(Order.status == "ACTIVE").limit(1)).scalar()
+    db.session.execute(Certificate.__table__.delete().where(Certificate.order_id == row.id))
+    row.status, row.phase = "PENDING", "pending"
+    db.session.commit()
+    sandbox.faults([{"kind": "latency", "method": "GET", "ms": 400}])
+    start, outcomes = threading.Barrier(2), []
+
+    def check():
+        with app.app_context():
+            actor = db.session.get(User, user["operator"].id)
+            start.wait()
+            try:
+                result = polling.check([db.session.get(Order, row.id)], actor)
+                outcomes.append(result.counts["failed"])
+            except Exception as exc:  # reported by the assertion below
+                outcomes.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    both = [threading.Thread(target=check) for _ in range(2)]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(60)
+    sandbox.clear_faults()
+    assert outcomes == [0, 0]
+    kinds = db.session.execute(
+        select(OrderEvent.kind).where(OrderEvent.order_id == row.id).order_by(OrderEvent.id)
+    ).scalars()
+    assert [k for k in kinds if k in ("status", "certificate")] == ["status", "certificate"]
+    stored = select(func.count()).select_from(Certificate).where(Certificate.order_id == row.id)
+    assert db.session.execute(stored).scalar() == 1

@@ -399,6 +399,7 @@ def _reason_label(caps, code: str) -> str:
 def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
     """Update ``row`` from what the CA says now; bring in its certificate when it has one the
     repository lacks. Returns a problem in words, or ""."""
+    records.lock_rows([row.id])  # after another request's check of it, and as that left it
     _changed, old = records.apply(row, ca, now)
     records.schedule(row, now, changed=old is not None)
     row.message = ""

@@ -74,12 +74,14 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
         db.session.rollback()
         counts["failed"] += len(rows)
         result.problems.append(str(exc))
-        for r in rows:
+        for r in records.lock_rows([r.id for r in rows]):
             r.message = f"Could not check the status: {exc}"[:2000]
             records.retry_later(r, now)
         db.session.commit()
         return
     need_certificate = []
+    # As they are now: another check of the same orders may have written them meanwhile.
+    rows = records.lock_rows([r.id for r in rows])
     for r in rows:
         counts["checked"] += 1
         ca = found.get(r.ca_order_id)
@@ -116,9 +118,13 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
             fetched[order_id] = conn.fetch(ca_order_id)
         except CaError as exc:
             fetched[order_id] = exc
-    # The rows again, in one query (the commit expired them; one deleted meanwhile is left out).
-    again = db.session.execute(select(Order).where(Order.id.in_(list(wanted)))).scalars().all()
+    # The rows again (the commit expired them; one deleted meanwhile is left out), held, and
+    # without those whose certificate another check stored meanwhile.
+    again = records.lock_rows(wanted)
+    have = certificates.orders_with_certificate(list(wanted))
     for r in again:
+        if r.id in have:
+            continue
         full = fetched[r.id]
         if isinstance(full, CaError):
             counts["failed"] += 1

@@ -8,6 +8,8 @@ import json
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy import select, update
+
 from webapp.cas.base import CaOrder, Phase
 from webapp.certificates import service as certificates
 from webapp.dbtypes import join_names, split_names
@@ -192,6 +194,27 @@ def retry_later(row: Order, now: datetime) -> None:
     interval = min(max(base, (row.check_interval_minutes or 0) * 2), MAX_CHECK_INTERVAL_MINUTES)
     row.check_interval_minutes = interval
     row.next_check_at = now + timedelta(minutes=interval)
+
+
+def lock_rows(ids) -> list[Order]:
+    """The orders ``ids`` as they are now, held until the transaction ends: a status check or an
+    action in another request or job that writes one of them waits for this one to commit, then
+    reads what it wrote (so two checks of one order store its certificate and its new status
+    once). Orders deleted meanwhile are left out."""
+    ids = list(ids)
+    if not ids:
+        return []
+    db.session.execute(  # a write that changes nothing: PostgreSQL's row locks, SQLite's writer
+        update(Order)
+        .where(Order.id.in_(ids))
+        .values(updated_at=Order.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return list(
+        db.session.execute(
+            select(Order).where(Order.id.in_(ids)).execution_options(populate_existing=True)
+        ).scalars()
+    )
 
 
 def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[bool, str]:
