@@ -10,6 +10,7 @@ import base64
 import json
 import re
 import secrets
+import sqlite3
 from datetime import date, datetime, time, timedelta
 
 from cryptography import x509
@@ -753,8 +754,65 @@ def _plan_from_row(sandbox, row) -> Plan:
     )
 
 
-def _approve(sandbox, row) -> dict:
+def _check_status(row, allowed: tuple[str, ...], refusal) -> sqlite3.Row:
+    """``row`` when its status is one of ``allowed``; else raise ``refusal(status)``, the error
+    the endpoint answers for a certificate in the wrong status."""
+    if row["status"] not in allowed:
+        raise refusal(row["status"])
+    return row
+
+
+def _recheck(conn, row, allowed: tuple[str, ...], refusal) -> sqlite3.Row:
+    """The certificate as it is now, read again inside the caller's write transaction, with its
+    status checked again.
+
+    A status read before the transaction may be stale: two requests at once (two approvals, an
+    approval and a decline, two reissues) can both see it allowed. `Store.tx` holds the store's
+    lock and a BEGIN IMMEDIATE, so only the first to get here still finds it allowed; the other
+    gets the same error as a request that came after it, having changed nothing.
+    """
+    current = conn.execute("SELECT * FROM certificates WHERE id = ?", (row["id"],)).fetchone()
+    return _check_status(current, allowed, refusal)
+
+
+def _refuse_operation(operation: str):
+    return lambda status: bad_request(
+        f"Operation {operation} is not valid for a certificate in status {status}", "operation"
+    )
+
+
+PATCH_FROM = {
+    "APPROVE": ("PENDING",),
+    "DECLINE": ("PENDING",),
+    "SUSPEND": ("READY", "ACTIVE"),
+    "UNSUSPEND": ("SUSPENDED",),
+}
+REISSUE_FROM = ("ACTIVE", "READY")
+RENEW_FROM = ("ACTIVE", "READY", "EXPIRED")
+REVOKE_FROM = ("ACTIVE", "READY", "SUSPENDED")
+DEACTIVATE_FROM = ("ACTIVE",)
+
+
+def _refuse_reissue(status):
+    return bad_request(f"A certificate in status {status} cannot be reissued")
+
+
+def _refuse_renewal(status):
+    return bad_request(f"A certificate in status {status} cannot be renewed")
+
+
+def _refuse_revocation(_status):
+    return bad_request("Certificate cannot be revoked")
+
+
+def _refuse_deactivation(_status):
+    return bad_request("Certificate cannot be deactivated")
+
+
+def _approve(sandbox, row, refusal) -> dict:
+    """Issue a PENDING order; ``refusal`` answers when it is PENDING no longer."""
     with sandbox.store.tx() as conn:
+        row = _recheck(conn, row, ("PENDING",), refusal)
         pool = _pick_pool(conn, row["cert_type"])
         _consume(conn, pool)
         conn.execute("UPDATE certificates SET inventory_pool = ? WHERE id = ?", (pool, row["id"]))
@@ -764,9 +822,13 @@ def _approve(sandbox, row) -> dict:
         return _sign(sandbox, conn, row["id"], plan)
 
 
-def _set_status(store, row, status: str, **extra) -> None:
+def _set_status(store, row, status: str, allowed=None, refusal=None, **extra) -> None:
+    """Set the status (and ``extra`` columns); with ``allowed``, only from one of those
+    statuses, checked inside the write (else ``refusal``)."""
     sets = ", ".join(["status = ?"] + [f"{k} = ?" for k in extra])
     with store.tx() as conn:
+        if allowed is not None:
+            _recheck(conn, row, allowed, refusal)
         conn.execute(
             f"UPDATE certificates SET {sets} WHERE id = ?",  # noqa: S608 - our column names
             (status, *extra.values(), row["id"]),
@@ -777,32 +839,23 @@ def patch(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
     """PATCH /certificates/{id}: APPROVE (201), DECLINE, SUSPEND, UNSUSPEND (200)."""
     row = certificate_row(sandbox.store, tracking_id)
     operation = str(body.get("operation") or "").upper()
-    if operation not in ("APPROVE", "DECLINE", "SUSPEND", "UNSUSPEND"):
+    if operation not in PATCH_FROM:
         raise bad_request("operation must be APPROVE, DECLINE, SUSPEND or UNSUSPEND", "operation")
     if user["role"] != "administrator":
         raise ApiError(403, f"The API user is not allowed to {operation.lower()} certificates")
-    allowed = {
-        "APPROVE": ("PENDING",),
-        "DECLINE": ("PENDING",),
-        "SUSPEND": ("READY", "ACTIVE"),
-        "UNSUSPEND": ("SUSPENDED",),
-    }[operation]
-    if row["status"] not in allowed:
-        raise bad_request(
-            f"Operation {operation} is not valid for a certificate in status {row['status']}",
-            "operation",
-        )
+    allowed, refusal = PATCH_FROM[operation], _refuse_operation(operation)
+    _check_status(row, allowed, refusal)
     if operation == "APPROVE":
-        return 201, _approve(sandbox, row)
+        return 201, _approve(sandbox, row, refusal)
     if operation == "DECLINE":
         reason = _text(body, "declineReason")
         if reason is not None and len(reason) > 254:
             raise bad_request("declineReason must be at most 254 characters", "declineReason")
-        _set_status(sandbox.store, row, "DECLINED", decline_reason=reason)
+        _set_status(sandbox.store, row, "DECLINED", allowed, refusal, decline_reason=reason)
     elif operation == "SUSPEND":
-        _set_status(sandbox.store, row, "SUSPENDED")
+        _set_status(sandbox.store, row, "SUSPENDED", allowed, refusal)
     else:
-        _set_status(sandbox.store, row, "ACTIVE")
+        _set_status(sandbox.store, row, "ACTIVE", allowed, refusal)
     return 200, None
 
 
@@ -810,6 +863,10 @@ def _successor(sandbox, row, body: dict, user, *, renewal: bool) -> dict:
     plan = make_plan(sandbox, body, row["cert_type"], original=row, renewal=renewal)
     plan.password = ""
     with sandbox.store.tx() as conn:
+        if renewal:
+            _recheck(conn, row, RENEW_FROM, _refuse_renewal)
+        else:
+            _recheck(conn, row, REISSUE_FROM, _refuse_reissue)
         pool = _pick_pool(conn, row["cert_type"])
         _consume(conn, pool)
         tracking_id = sandbox.store.next_tracking_id()
@@ -827,8 +884,7 @@ def _successor(sandbox, row, body: dict, user, *, renewal: bool) -> dict:
 def reissue(sandbox, tracking_id: int, body: dict, user) -> dict:
     """POST reissues: new trackingId and serial, same expiry; the original becomes REISSUED."""
     row = certificate_row(sandbox.store, tracking_id)
-    if row["status"] not in ("ACTIVE", "READY"):
-        raise bad_request(f"A certificate in status {row['status']} cannot be reissued")
+    _check_status(row, REISSUE_FROM, _refuse_reissue)
     return _successor(sandbox, row, body, user, renewal=False)
 
 
@@ -842,8 +898,7 @@ def renew(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
         if mode == "reject":
             raise bad_request("validateOnly is not supported on renewals", "validateOnly")
         validate_only = mode == "honour" and to_bool(body["validateOnly"], lenient, "validateOnly")
-    if row["status"] not in ("ACTIVE", "READY", "EXPIRED"):
-        raise bad_request(f"A certificate in status {row['status']} cannot be renewed")
+    _check_status(row, RENEW_FROM, _refuse_renewal)
     issued = parse_datetime(row["issue_dt"])
     if sandbox.store.clock.now() - issued < RENEW_MIN_AGE:
         raise bad_request("A certificate cannot be renewed until it is at least 30 days old")
@@ -863,17 +918,16 @@ def revoke(sandbox, tracking_id: int, body: dict) -> None:
     comment = body.get("revocationComment")
     if comment is not None and not isinstance(comment, str):
         raise bad_request("revocationComment must be a string", "revocationComment")
-    if row["status"] not in ("ACTIVE", "READY", "SUSPENDED"):
-        raise bad_request("Certificate cannot be revoked")
-    _set_status(sandbox.store, row, "REVOKED")
+    _check_status(row, REVOKE_FROM, _refuse_revocation)
+    _set_status(sandbox.store, row, "REVOKED", REVOKE_FROM, _refuse_revocation)
 
 
 def deactivate(sandbox, tracking_id: int) -> None:
     """POST deactivations: DEACTIVATED from ACTIVE, with the tracking flags; frees a token."""
     row = certificate_row(sandbox.store, tracking_id)
-    if row["status"] != "ACTIVE":
-        raise bad_request("Certificate cannot be deactivated")
+    _check_status(row, DEACTIVATE_FROM, _refuse_deactivation)
     with sandbox.store.tx() as conn:
+        row = _recheck(conn, row, DEACTIVATE_FROM, _refuse_deactivation)
         conn.execute(
             "UPDATE certificates SET status = 'DEACTIVATED', deactivated = 1, deactivated_on = ? "
             "WHERE id = ?",
@@ -899,7 +953,7 @@ def admin_set_status(sandbox, tracking_id: int, status: str) -> dict:
     """Control hook: set a status as Entrust staff would; PENDING to ACTIVE issues the cert."""
     row = certificate_row(sandbox.store, tracking_id)
     if row["status"] == "PENDING" and status == "ACTIVE":
-        _approve(sandbox, row)
+        _approve(sandbox, row, _refuse_operation("APPROVE"))
     else:
         _set_status(sandbox.store, row, status)
     return {"trackingId": tracking_id, "status": status}
