@@ -126,11 +126,19 @@ def create_admin(username: str) -> None:
 def rotate_master_key() -> None:
     """Re-encrypt every secret under a new master key (safe to re-run if interrupted)."""
     from webapp import rotation
+    from webapp.scheduler import live_lease
     from webapp.security import secretbox
 
     if current_app.config.get("MASTER_KEY"):
         raise click.ClickException(
             "the master key comes from CERTDESK_MASTER_KEY; rotate it by moving to a key file"
+        )
+    lease = live_lease()
+    if lease is not None:
+        # Its processes keep the old key: what they sealed after the rotation would be lost.
+        raise click.ClickException(
+            f"CertDesk is running (its scheduler is held by {lease.holder}); stop it, then "
+            "rotate the key, then start it again"
         )
     try:
         count = rotation.rotate(Path(current_app.instance_path), echo=click.echo)

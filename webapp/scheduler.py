@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, or_, update
+from sqlalchemy import String, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,6 +34,14 @@ class SchedulerLease(db.Model):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def live_lease() -> SchedulerLease | None:
+    """The scheduler's lease while a running CertDesk holds it (None: no portal is running, or
+    it runs without its scheduler, or the last one stopped without releasing it)."""
+    return db.session.execute(
+        select(SchedulerLease).where(SchedulerLease.expires_at > utcnow()).limit(1)
+    ).scalar()
 
 
 class PeriodicRun(db.Model):

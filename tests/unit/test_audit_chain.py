@@ -229,3 +229,26 @@ def test_refusals_and_exports_are_in_the_trail(operator_client, auditor_client):
     ]
     assert json.loads(events[1].detail) == {"q": "shop"}
     assert audit.verify().ok
+
+
+def test_the_master_key_is_not_rotated_under_a_running_portal(app, instance):
+    """A running portal's workers keep the key they started with: a secret one of them sealed
+    after the rotation would be under a key that is gone. The rotation refuses while the
+    scheduler's lease is held, and goes ahead once it has run out."""
+    from datetime import timedelta
+
+    from webapp.dbtypes import utcnow
+    from webapp.scheduler import SchedulerLease
+
+    old_key = sb.current_box().key
+    lease = SchedulerLease(name="scheduler", holder="host:4242", expires_at=utcnow() + timedelta(1))
+    db.session.add(lease)
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["rotate-master-key"])
+    assert result.exit_code == 1 and "CertDesk is running" in result.output
+    assert "host:4242" in result.output
+    assert sb.load_box(instance, None, may_create=False).key == old_key
+    lease.expires_at = utcnow() - timedelta(minutes=1)  # it stopped without releasing it
+    db.session.commit()
+    assert app.test_cli_runner().invoke(args=["rotate-master-key"]).exit_code == 0
+    assert sb.load_box(instance, None, may_create=False).key != old_key
