@@ -1,7 +1,10 @@
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from tests.helpers import HTMX
 from webapp.dbtypes import utcnow
@@ -39,6 +42,17 @@ jobs.register("test.fail", failing_job)
 jobs.register("test.crash", crashing_job)
 jobs.register("test.resume", resumable_job)
 jobs.register("test.once", counting_job, resumable=False)
+
+RELEASE = threading.Event()
+
+
+def blocking_job(ctx):
+    """Holds its worker until the test lets it go."""
+    RELEASE.wait(30)
+    return {}
+
+
+jobs.register("test.block", blocking_job)
 
 
 def test_job_runs_and_reports(app, user):
@@ -131,6 +145,77 @@ def test_the_heartbeat_keeps_a_running_job_alive(app):
     assert jobs.recover() == {"requeued": 0, "failed": 0}
     db.session.refresh(job)
     assert job.state == "running"
+
+
+def test_a_queued_job_of_a_dead_process_is_recovered_in_words(app):
+    once = _stale("test.once", {"n": 1}, attempts=0)
+    once.state = "queued"
+    db.session.commit()
+    assert jobs.recover() == {"requeued": 0, "failed": 1}
+    db.session.refresh(once)
+    assert once.state == "failed" and once.error.startswith("Not started")
+
+
+def _wait_finished(*job_ids):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if all(db.session.get(Job, i).finished for i in job_ids):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the jobs did not finish")
+
+
+def test_a_job_waiting_for_a_busy_worker_is_not_taken_for_dead(app, user):
+    """Jobs queued behind a busy worker for longer than the stale time, in a live process: its
+    ticks keep them alive, so the one that cannot run again is not failed unrun and the one that
+    can is not handed to the pool a second time; each runs once when the worker is free."""
+    from webapp.settings import service as settings
+
+    settings.save(user["admin"], {jobs.WORKERS: "1"})
+    app.config["JOBS_RUN_INLINE"] = False
+    RELEASE.clear()
+    try:
+        busy = jobs.start("test.block", "Holds the only worker").id
+        once = jobs.start("test.once", "Bulk approve", n=1).id
+        resume = jobs.start("test.resume", "Sync", n=1).id
+        later = utcnow() + timedelta(seconds=app.config["JOBS_STALE_SECONDS"] * 3)
+        jobs.heartbeat(app.extensions["certdesk_scheduler"].holder, later)  # this process's tick
+        assert jobs.recover(now=later + timedelta(seconds=1)) == {"requeued": 0, "failed": 0}
+    finally:
+        RELEASE.set()
+    _wait_finished(busy, once, resume)
+    for job_id in (once, resume):
+        job = db.session.get(Job, job_id)
+        assert job.state == "succeeded" and job.attempts == 1, job.error
+
+
+def test_a_job_that_ends_while_judged_dead_keeps_its_end(app):
+    """The leader reads a job as dead, then the job's own last write commits before the leader's:
+    the job stays succeeded, not failed over it."""
+    job = _stale("test.once", {"n": 1})
+    job_id = job.id
+    written = threading.Event()
+
+    def finish_late():
+        with app.app_context():
+            db.session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(state="succeeded", finished_at=utcnow(), heartbeat_at=utcnow())
+            )
+            written.set()
+            time.sleep(1.5)  # meanwhile recover() reads the job as it was and waits to write
+            db.session.commit()
+
+    late = threading.Thread(target=finish_late)
+    late.start()
+    assert written.wait(10)
+    counts = jobs.recover()
+    late.join()
+    db.session.refresh(job)
+    assert job.state == "succeeded" and job.error == ""
+    assert counts == {"requeued": 0, "failed": 0}
 
 
 def test_the_number_of_workers_is_a_setting(app, user):

@@ -10,9 +10,11 @@ where it stopped. The function's return value (a dict of counts) becomes the job
 ``JobError`` becomes its message; any other exception is logged and shown as an unexpected
 failure.
 
-Every process beats the heartbeat of the jobs it runs at each scheduler tick; the leader's
+A job belongs to the process whose pool holds it (``runner``) from the moment it is queued. Every
+process beats the heartbeat of its jobs, queued or running, at each scheduler tick; the leader's
 :func:`recover` queues again (up to ``MAX_ATTEMPTS`` runs in all) the jobs whose process died,
-or fails those whose kind cannot run again.
+or fails those whose kind cannot run again. A job waiting for a free worker in a live process is
+not dead, however long it waits.
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ def start(kind: str, title: str, *, actor=None, **params) -> Job:
         state=QUEUED,
         params=json.dumps(params),
         started_by_id=getattr(actor, "id", None),
+        runner=_runner(),  # this process's pool holds it: its heartbeat keeps the job alive
+        heartbeat_at=utcnow(),
     )
     db.session.add(job)
     db.session.commit()
@@ -220,19 +224,22 @@ def running_of_kind(kind: str) -> Job | None:
 
 
 def heartbeat(runner: str, now=None) -> None:
-    """Mark the jobs this process is running as alive (every process, at every tick)."""
+    """Mark the jobs this process holds, running or waiting in its pool for a free worker, as
+    alive (every process, at every tick)."""
     db.session.execute(
         update(Job)
-        .where(Job.state == RUNNING, Job.runner == runner)
+        .where(Job.state.in_((QUEUED, RUNNING)), Job.runner == runner)
         .values(heartbeat_at=now or utcnow())
     )
     db.session.commit()
 
 
 def recover(now=None) -> dict:
-    """Jobs whose process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks):
-    queue them again in this process
-    when their kind can resume and they have runs left, fail them otherwise. Returns counts."""
+    """Jobs whose process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks,
+    whether they were running or still queued in its pool): queue them again in this process
+    when their kind can resume and they have runs left, fail them otherwise. Each change is made
+    only if the job is still as it was judged (a late heartbeat, or its end, wins). Returns
+    counts."""
     now = now or utcnow()
     stale_after = timedelta(seconds=current_app.config["JOBS_STALE_SECONDS"])
     stale = list(
@@ -247,27 +254,31 @@ def recover(now=None) -> dict:
     counts = {"requeued": 0, "failed": 0}
     for job in stale:
         spec = _KINDS.get(job.kind)
+        as_judged = (
+            Job.id == job.id,
+            Job.state == job.state,
+            Job.heartbeat_at == job.heartbeat_at,
+        )
         if spec is not None and spec.resumable and job.attempts < MAX_ATTEMPTS:
             moved = db.session.execute(
                 update(Job)
-                .where(
-                    Job.id == job.id, Job.state == job.state, Job.heartbeat_at == job.heartbeat_at
-                )
-                .values(state=QUEUED, runner="", heartbeat_at=now, message="Resuming…")
+                .where(*as_judged)
+                .values(state=QUEUED, runner=_runner(), heartbeat_at=now, message="Resuming…")
             ).rowcount
             db.session.commit()
             if moved:
                 counts["requeued"] += 1
                 _submit(job.id)
             continue
-        reason = (
-            "Interrupted: the server stopped during the job."
-            if spec is None or not spec.resumable
-            else f"Interrupted {job.attempts} times; start it again."
-        )
-        db.session.execute(
-            update(Job).where(Job.id == job.id).values(state=FAILED, finished_at=now, error=reason)
-        )
+        if job.state == QUEUED and job.attempts == 0:
+            reason = "Not started: the server stopped before the job's turn came; start it again."
+        elif spec is None or not spec.resumable:
+            reason = "Interrupted: the server stopped during the job."
+        else:
+            reason = f"Interrupted {job.attempts} times; start it again."
+        failed = db.session.execute(
+            update(Job).where(*as_judged).values(state=FAILED, finished_at=now, error=reason)
+        ).rowcount
         db.session.commit()
-        counts["failed"] += 1
+        counts["failed"] += failed
     return counts
