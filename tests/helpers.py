@@ -1,5 +1,7 @@
 """Small helpers shared by tests."""
 
+from contextlib import contextmanager
+
 HTMX = {"HX-Request": "true"}
 PASSWORD = "correct horse battery"
 
@@ -51,3 +53,90 @@ def planned_rows(table: str) -> int | None:
         return None
     found = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = ?", (table,)).fetchone()
     return int(found[0].split()[0]) if found else None
+
+
+def at_once(app, call, n: int = 2, *, line_up_seconds: float = 1.0) -> list:
+    """Run ``call()`` in ``n`` threads, each with its own app context (and so its own database
+    session), lined up to reach the database together: another connection holds the audit
+    trail's lock (an audited change under way) until every thread has had ``line_up_seconds`` to
+    get to it. Returns what each call returned or raised."""
+    import threading
+    import time
+
+    from webapp.audit import service as audit
+    from webapp.extensions import db
+
+    held, release = threading.Event(), threading.Event()
+    outcomes: list = [None] * n
+
+    def hold():
+        with app.app_context():
+            audit.lock_head()
+            held.set()
+            release.wait(30)
+            db.session.rollback()
+
+    def run(i):
+        with app.app_context():
+            try:
+                outcomes[i] = call()
+            except Exception as exc:
+                outcomes[i] = exc
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    time.sleep(line_up_seconds)
+    release.set()
+    holder.join()
+    for t in threads:
+        t.join(120)
+    return outcomes
+
+
+@contextmanager
+def workers_held(app):
+    """Jobs run in the app's real worker pool, cut to one worker that a job holds until the block
+    ends: jobs started meanwhile wait in the pool's queue, unfinished. Yields the holding job's
+    id."""
+    import threading
+
+    from webapp.extensions import db
+    from webapp.jobs import service as jobs
+    from webapp.settings import service as settings
+
+    release = threading.Event()
+
+    def hold(ctx):
+        release.wait(60)
+        return {}
+
+    jobs.register("test.hold-worker", hold)
+    settings.put(jobs.WORKERS, 1)
+    db.session.commit()
+    inline = app.config["JOBS_RUN_INLINE"]
+    app.config["JOBS_RUN_INLINE"] = False
+    try:
+        yield jobs.start("test.hold-worker", "Holds the only worker").id
+    finally:
+        release.set()
+        app.config["JOBS_RUN_INLINE"] = inline
+
+
+def wait_finished(*job_ids, seconds: float = 60) -> None:
+    """Wait until every one of the jobs has finished (run in the worker pool)."""
+    import time
+
+    from webapp.extensions import db
+    from webapp.jobs.models import Job
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if all(db.session.get(Job, i).finished for i in job_ids):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"jobs {job_ids} did not finish in {seconds} s")

@@ -7,6 +7,7 @@ import pytest
 import requests
 from sqlalchemy import event, select
 
+from tests.helpers import HTMX, at_once, wait_finished, workers_held
 from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
 from webapp.catalog import service as catalog
@@ -16,6 +17,7 @@ from webapp.credentials import service as credentials
 from webapp.ecs import EcsClient, clear_budgets
 from webapp.extensions import db
 from webapp.jobs import service as jobs
+from webapp.jobs.models import Job
 from webapp.settings import service as settings
 
 SEED = 11
@@ -307,6 +309,70 @@ def test_scheduled_sync_runs_every_enabled_credential(app, user, seeded):
         )
     ).scalar_one()
     assert pending_b.verification_status == "INITIAL_VERIFICATION"
+
+
+def _sync_jobs(cred_id: int) -> list[Job]:
+    db.session.expire_all()
+    return [
+        j
+        for j in jobs.recent_of_kind(catalog.JOB_KIND, 50)
+        if cred_id in jobs.params_of(j)["credential_ids"]
+    ]
+
+
+def test_two_syncs_of_one_credential_asked_for_at_once_start_one(app, user, seeded):
+    """Two requests to sync the same credential at the same moment: one sync runs, the other
+    request is told it is running (no second sync writing the same rows beside it)."""
+    from webapp.auth import service as auth
+
+    cred, first = _add(user, seeded)
+    cred_id = cred.id
+
+    def click_sync():
+        try:
+            return catalog.start_sync(auth.by_username("operator"), [cred_id], catalog.KINDS).id
+        except catalog.SyncRunning as exc:
+            return ("running", exc.job.id)
+
+    with workers_held(app):  # the sync started first stays queued: it has not finished
+        outcomes = at_once(app, click_sync)
+    started = [o for o in outcomes if isinstance(o, int)]
+    refused = [o for o in outcomes if isinstance(o, tuple)]
+    assert len(started) == 1 and refused == [("running", started[0])], outcomes
+    wait_finished(*started)
+    ran = _sync_jobs(cred_id)
+    assert [j.id for j in ran] == [started[0], first.id]
+    assert all(j.state == "succeeded" for j in ran), [j.error for j in ran]
+
+
+def test_sync_asked_for_while_one_runs_shows_that_one(app, user, seeded, operator_client):
+    """The first sync of a new credential still running when someone clicks Sync: the click is
+    told so in a notice and shown the running sync; none starts beside it, nor is the scheduled
+    sync started over it."""
+    cred, _ = _add(user, seeded)
+    running = Job(
+        kind=catalog.JOB_KIND,
+        state="running",
+        params=f'{{"credential_ids": [{cred.id}], "kinds": ["organizations", "domains"]}}',
+    )
+    db.session.add(running)
+    db.session.commit()
+    before = len(_sync_jobs(cred.id))
+    resp = operator_client.post(
+        "/entrust/manage/sync", data={"credential": cred.id, "kind": "domains", "next": "domains"}
+    )
+    assert resp.status_code == 303 and resp.location.endswith(f"/domains?job={running.id}")
+    page = operator_client.get(resp.location).get_data(as_text=True)
+    assert "flash-info" in page and f"already running (job {running.id})" in page
+    assert f'id="job-{running.id}"' in page
+    frag = operator_client.post(
+        "/entrust/manage/sync", data={"credential": cred.id, "kind": "all"}, headers=HTMX
+    ).get_data(as_text=True)
+    assert "flash-info" in frag and f'id="job-{running.id}"' in frag and "Not done" not in frag
+    catalog.scheduled_sync()
+    assert len(_sync_jobs(cred.id)) == before
+    # Another kind of the same credential is another sync: it starts.
+    assert _sync(user, cred, kinds=["products"]).state == "succeeded"
 
 
 def test_scheduler_interval_follows_the_setting(app):

@@ -63,6 +63,14 @@ class SyncError(InputError):
     """A sync that cannot start (nothing to sync, a disabled credential); in words."""
 
 
+class SyncRunning(SyncError):
+    """A sync of the same credential and kind has not finished yet; ``job`` is that sync."""
+
+    def __init__(self, message: str, job):
+        super().__init__(message)
+        self.job = job
+
+
 def _enum_text(value) -> str:
     return "" if value is None else str(getattr(value, "value", value))
 
@@ -342,19 +350,36 @@ def start_sync(actor, credential_ids: list[int] | None, kinds, reason: str = "")
     title = f"Sync {what} of {names}" if what != "all" else f"Full sync of {names}"
     if reason:
         title += f" ({reason})"
-    return jobs.start(
+    # The check and the start in one transaction, one caller at a time: of two syncs asked for
+    # at once (a double click, the first sync of a new credential and a click on Sync, the
+    # schedule), the second finds the first instead of writing the same rows beside it.
+    jobs.hold_starts()
+    for running in jobs.unfinished_of_kind(JOB_KIND):
+        params = jobs.params_of(running)
+        busy = [c.name for c in creds if c.id in (params.get("credential_ids") or [])]
+        if busy and set(kinds) & set(params.get("kinds") or KINDS):
+            message = (
+                f"A sync of {', '.join(busy)} is already running (job {running.id}); "
+                "its progress is shown below."
+            )
+            db.session.rollback()
+            raise SyncRunning(message, running)
+    job = jobs.queue(
         JOB_KIND, title, actor=actor, credential_ids=[c.id for c in creds], kinds=kinds
     )
+    db.session.commit()
+    return jobs.submit(job)
 
 
 def scheduled_sync() -> None:
-    """The periodic task: a full sync of every enabled credential, as one background job."""
+    """The periodic task: a full sync of every enabled credential, as one background job
+    (skipped while a sync of any of them runs)."""
     if not credentials.usable_credentials():
         return
-    if jobs.running_of_kind(JOB_KIND) is not None:
+    try:
+        start_sync(None, None, KINDS, reason="scheduled")
+    except SyncRunning:
         log.info("scheduled sync skipped: a sync is already running")
-        return
-    start_sync(None, None, KINDS, reason="scheduled")
 
 
 def sync_interval() -> timedelta:
@@ -683,7 +708,10 @@ def orderable_products(credential_id: int) -> list[str]:
 
 @hooks.on("credential.created")
 def _first_sync(actor, credential: EcsCredential):
-    return start_sync(actor, [credential.id], KINDS, reason="new credential")
+    try:
+        return start_sync(actor, [credential.id], KINDS, reason="new credential")
+    except SyncRunning as exc:  # a scheduled sync that started meanwhile covers it
+        return exc.job
 
 
 @hooks.on("credential.deleted")

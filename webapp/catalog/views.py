@@ -95,6 +95,15 @@ def sync():
     cred_id = request.form.get("credential", type=int)
     try:
         job = service.start_sync(current_user, [cred_id] if cred_id else None, kinds)
+    except service.SyncRunning as exc:
+        # Not a failure: what was asked for is under way; its progress is shown instead.
+        job = exc.job
+        if htmx.is_htmx():
+            return render_template("_flash.html", category="info", message=str(exc)) + (
+                render_template("jobs/_job.html", job=job, result=jobs.result_of(job))
+            )
+        flash(str(exc), "info")
+        return htmx.redirect(url_for(target, job=job.id))
     except service.SyncError as exc:
         if htmx.is_htmx():
             return render_template("credentials/_test_result.html", error=str(exc), test=None)

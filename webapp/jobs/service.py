@@ -29,6 +29,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from webapp.audit import service as audit
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
@@ -115,6 +116,22 @@ def _runner() -> str:
 def start(kind: str, title: str, *, actor=None, **params) -> Job:
     """Record a queued job (committed) and hand it to the worker pool; returns the job row.
     ``params`` must be JSON values; ``actor`` a User, or None for the scheduler."""
+    job = queue(kind, title, actor=actor, **params)
+    db.session.commit()
+    return submit(job)
+
+
+def hold_starts() -> None:
+    """For a job that must not start while one like it runs: call this first, then read the
+    unfinished jobs, then :func:`queue` the new one, commit and :func:`submit` it. From here to
+    the commit (or rollback) no other process or thread gets past this call, so of two requests
+    at once the second sees the first's job. (The lock is the audit trail's: an audited start
+    holds it anyway.)"""
+    audit.lock_head()
+
+
+def queue(kind: str, title: str, *, actor=None, **params) -> Job:
+    """Record a queued job in the session's transaction: the caller commits, then submits it."""
     if kind not in _KINDS:
         raise KeyError(f"unknown job kind {kind!r}")
     job = Job(
@@ -127,7 +144,12 @@ def start(kind: str, title: str, *, actor=None, **params) -> Job:
         heartbeat_at=utcnow(),
     )
     db.session.add(job)
-    db.session.commit()
+    db.session.flush()
+    return job
+
+
+def submit(job: Job) -> Job:
+    """Hand a committed queued job to the worker pool; returns the row as it is now."""
     _submit(job.id)
     db.session.refresh(job)
     return job
@@ -216,6 +238,12 @@ def params_of(job: Job) -> dict:
 
 def checkpoint_of(job: Job):
     return json.loads(job.checkpoint) if job.checkpoint else None
+
+
+def unfinished_of_kind(kind: str) -> list[Job]:
+    """The queued and running jobs of one kind, newest first."""
+    stmt = select(Job).where(Job.kind == kind, Job.state.in_((QUEUED, RUNNING)))
+    return list(db.session.execute(stmt.order_by(Job.id.desc())).scalars())
 
 
 def running_of_kind(kind: str) -> Job | None:
