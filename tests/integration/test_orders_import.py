@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import event, func, select
 
 from tests.conftest import link_sandbox
+from tests.helpers import at_once, wait_finished, workers_held
+from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
@@ -249,3 +251,41 @@ def test_an_import_cannot_start_twice_or_for_a_disabled_credential(env, user):
     db.session.commit()
     with pytest.raises(importing.ImportInputError, match="already running"):
         importing.start_import(user["operator"], env.id, [])
+
+
+def test_an_import_asked_for_twice_at_once_starts_once(app, env, user):
+    """A double click on Import: the second request finds the first import (it has not finished)
+    and says so; one import runs."""
+    from webapp.auth import service as auth
+
+    cred_id = env.id
+
+    def click_import():
+        try:
+            return importing.start_import(
+                auth.by_username("operator"), cred_id, list(importing.DEFAULT_EXCLUSIONS)
+            ).id
+        except importing.ImportRunning as exc:
+            return ("running", exc.job.id)
+
+    with workers_held(app):  # the import started first stays queued: it has not finished
+        outcomes = at_once(app, click_import)
+    started = [o for o in outcomes if isinstance(o, int)]
+    assert len(started) == 1 and ("running", started[0]) in outcomes, outcomes
+    wait_finished(*started)
+    ran = db.session.execute(select(Job).where(Job.kind == importing.JOB_KIND)).scalars().all()
+    assert [j.id for j in ran] == started and ran[0].state == "succeeded", ran[0].error
+    starts = _count(AuditEvent, AuditEvent.action == "order.import.start")
+    assert starts == 1  # the refused request audited no start
+
+
+def test_import_asked_for_while_one_runs_shows_that_one(env, operator_client):
+    running = Job(kind=importing.JOB_KIND, state="running", params=f'{{"credential_id": {env.id}}}')
+    db.session.add(running)
+    db.session.commit()
+    resp = operator_client.post("/entrust/import", data={"credential_id": env.id})
+    assert resp.status_code == 303 and f"job={running.id}" in resp.location
+    page = operator_client.get(resp.location).get_data(as_text=True)
+    assert "flash-info" in page and f"already running (job {running.id})" in page
+    assert f'id="job-{running.id}"' in page
+    assert _count(Job, Job.kind == importing.JOB_KIND) == 1

@@ -70,6 +70,14 @@ class ImportInputError(InputError):
     """An import that cannot start; in words, with the dialog field."""
 
 
+class ImportRunning(ImportInputError):
+    """An import of the same credential has not finished yet; ``job`` is that import."""
+
+    def __init__(self, message: str, job):
+        super().__init__(message, "credential_id")
+        self.job = job
+
+
 def _fresh_state() -> dict:
     return {
         "phase": "orders",
@@ -591,14 +599,20 @@ def start_import(actor, credential_id: int | None, exclusions) -> object:
     if unknown:
         raise ImportInputError("Choose among the offered exclusions.", "exclude")
     chosen = sorted(set(exclusions))
+    # The check, the audit and the start in one transaction, one caller at a time: of two
+    # imports asked for at once (a double click), the second finds the first.
+    jobs.hold_starts()
     resume = None
     for job in jobs.recent_of_kind(JOB_KIND, 50):
         if jobs.params_of(job).get("credential_id") != cred.id:
             continue
         if job.state in (QUEUED, RUNNING):
-            raise ImportInputError(
-                f"An import of {cred.name} is already running (job {job.id}).", "credential_id"
+            message = (
+                f"An import of {cred.name} is already running (job {job.id}); "
+                "its progress is shown below."
             )
+            db.session.rollback()
+            raise ImportRunning(message, job)
         if job.state == FAILED and _matching(job, cred.id, chosen):
             checkpoint = jobs.checkpoint_of(job)
             if checkpoint and checkpoint.get("phase") != "done":
@@ -611,10 +625,11 @@ def start_import(actor, credential_id: int | None, exclusions) -> object:
         object_id=cred.id,
         detail={"name": cred.name, "exclusions": chosen, "carries_on": resume is not None},
     )
-    db.session.commit()
     title = f"Import existing orders of {cred.name}"
     if resume is not None:
         title += " (carrying on)"
-    return jobs.start(
+    job = jobs.queue(
         JOB_KIND, title, actor=actor, credential_id=cred.id, exclusions=chosen, resume=resume
     )
+    db.session.commit()
+    return jobs.submit(job)

@@ -302,6 +302,14 @@ def import_orders():
         chosen["exclude"] = request.form.getlist("exclude")
         try:
             job = importing.start_import(current_user, chosen["credential_id"], chosen["exclude"])
+        except importing.ImportRunning as exc:
+            # Not a failure: the import asked for is under way; its progress is shown instead.
+            flash(str(exc), "info")
+            return htmx.redirect(
+                url_for(
+                    "orders.import_orders", job=exc.job.id, credential_id=chosen["credential_id"]
+                )
+            )
         except InputError as exc:
             errors = exc.as_errors()
         else:
