@@ -4,6 +4,8 @@ by a fault or a dead process that carry on where they stopped."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -289,3 +291,45 @@ def test_import_asked_for_while_one_runs_shows_that_one(env, operator_client):
     assert "flash-info" in page and f"already running (job {running.id})" in page
     assert f'id="job-{running.id}"' in page
     assert _count(Job, Job.kind == importing.JOB_KIND) == 1
+
+
+def test_an_order_linked_by_a_new_order_while_its_page_is_imported_stays_that_order(
+    app, env, user, sandbox
+):
+    """Someone's new order is linked to an Entrust order while the import's page that lists it is
+    being stored: the order stays the one placed in CertDesk (no second row, no "imported" line)
+    and the rest of the page is imported."""
+    from webapp.auth import service as auth
+    from webapp.cas import registry
+    from webapp.orders import records, settling
+
+    with registry.open_connector("entrust", env.id) as conn:
+        page = next(iter(conn.list_orders(0, 50)))
+    ca = next(o for o in page.orders if not o.third_party)
+    placed = Order(credential_id=env.id, placement="unknown", request_id="certdesk:linking")
+    db.session.add(placed)
+    db.session.commit()
+    placed_id = placed.id
+    linking = threading.Event()
+
+    def link_meanwhile():
+        with app.app_context():
+            row = db.session.get(Order, placed_id)
+            row.placement = "placed"
+            settling.link(row, ca, auth.by_username("operator"), utcnow(), source="entrust")
+            linking.set()
+            time.sleep(1.5)  # the import reads its page's orders and inserts them meanwhile
+            db.session.commit()
+
+    linker = threading.Thread(target=link_meanwhile)
+    linker.start()
+    assert linking.wait(30)
+    counts = importing.upsert_page(env.id, page.orders, set(), "operator", utcnow())
+    db.session.commit()
+    linker.join()
+    key = records.order_key(ca)
+    rows = db.session.execute(select(Order).where(Order.ca_order_id == key)).scalars().all()
+    assert [(r.id, r.origin) for r in rows] == [(placed_id, placed.origin)]
+    assert _count(OrderEvent, OrderEvent.order_id == placed_id, OrderEvent.kind == "imported") == 0
+    assert counts["skipped"] == 1 and counts["new"] == len(page.orders) - 1 - counts["failed"]
+    assert _count(Order) == counts["new"] + 1

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp import housekeeping
 from webapp.audit import service as audit
@@ -100,6 +101,34 @@ def _excluded(ca: CaOrder, exclusions: set[str]) -> bool:
     return any(ca.phase is phase for key, phase in _EXCLUDED_PHASES.items() if key in exclusions)
 
 
+def _insert_new(credential_id: int, new_rows: list[dict], now: datetime) -> dict[str, int]:
+    """Insert a page's new orders; returns {CA id: order id} of those inserted.
+
+    One executemany, then the new ids by the unique (credential, CA id) index: faster than an
+    INSERT ... RETURNING. An order that someone's new order links meanwhile (placed at Entrust as
+    the list was read) is theirs: it is left out rather than failing the page, and the ids read
+    back are those of the rows this page imported."""
+    conn = db.session.connection()
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(
+        dialect_insert(Order).on_conflict_do_nothing(
+            index_elements=["credential_id", "ca_order_id"]
+        ),
+        new_rows,
+    )
+    made = [v["ca_order_id"] for v in new_rows]
+    return dict(
+        db.session.execute(
+            select(Order.ca_order_id, Order.id).where(
+                Order.credential_id == credential_id,
+                Order.ca_order_id.in_(made),
+                Order.origin == "imported",
+                Order.created_at == now,
+            )
+        ).all()
+    )
+
+
 def upsert_page(
     credential_id: int, orders: list[CaOrder], exclusions: set[str], actor, now: datetime
 ) -> dict:
@@ -158,18 +187,10 @@ def upsert_page(
         values["check_interval_minutes"] = 0 if final else service.poll_minutes()
         values["next_check_at"] = None if final else now
         new_rows.append(values)
+    ids = _insert_new(credential_id, new_rows, now) if new_rows else {}
+    counts["skipped"] += len(new_rows) - len(ids)  # linked by someone's new order meanwhile
+    new_rows = [values for values in new_rows if values["ca_order_id"] in ids]
     if new_rows:
-        # One executemany, then the new ids by the unique (credential, CA id) index: faster on
-        # SQLite than an INSERT ... RETURNING that must keep the rows' order.
-        db.session.execute(insert(Order), new_rows)
-        made = [v["ca_order_id"] for v in new_rows]
-        ids = dict(
-            db.session.execute(
-                select(Order.ca_order_id, Order.id).where(
-                    Order.credential_id == credential_id, Order.ca_order_id.in_(made)
-                )
-            ).all()
-        )
         events = [
             {
                 "order_id": ids[values["ca_order_id"]],
