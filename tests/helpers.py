@@ -140,3 +140,31 @@ def wait_finished(*job_ids, seconds: float = 60) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"jobs {job_ids} did not finish in {seconds} s")
+
+
+def together(app, *calls, timeout: float = 60) -> list:
+    """Run each call on its own thread, in its own app context (so its own database session),
+    all released at once. Returns what each call returned or raised, in order."""
+    import threading
+
+    from webapp.extensions import db
+
+    start = threading.Barrier(len(calls))
+    outcomes: list = [None] * len(calls)
+
+    def run(i, call):
+        with app.app_context():
+            start.wait()
+            try:
+                outcomes[i] = call()
+            except Exception as exc:  # the caller's assertions say what was expected
+                outcomes[i] = exc
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return outcomes

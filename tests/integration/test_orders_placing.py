@@ -5,7 +5,6 @@ Validate, lost answers settled by the reconciler, and a crash between the call a
 from __future__ import annotations
 
 import dataclasses
-import threading
 from datetime import date, timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
+from tests.helpers import together
 from tests.integration.helpers import make_csr
 from webapp.audit.models import AuditEvent
 from webapp.cas import registry
@@ -388,30 +388,20 @@ def test_two_clicks_at_once_place_a_not_placed_order_again_once(app, env, user, 
     row = _not_placed(env, user, sandbox, "twice.example.com")
     sandbox.faults([{"kind": "latency", "method": "POST", "ms": 800}])
     before = len(_posts(sandbox))
-    outcomes = []
 
     def click():
-        with app.app_context():
-            actor = db.session.get(User, user["operator"].id)
-            try:
-                placed = placing.place_again(actor, db.session.get(Order, row.id))
-                outcomes.append(("placed", placed.id))
-            except checks.OrderInputError as exc:
-                outcomes.append(("refused", str(exc)))
-            finally:
-                db.session.remove()
+        actor = db.session.get(User, user["operator"].id)
+        return placing.place_again(actor, db.session.get(Order, row.id))
 
-    clicks = [threading.Thread(target=click) for _ in range(2)]
-    for t in clicks:
-        t.start()
-    for t in clicks:
-        t.join(30)
+    outcomes = together(app, click, click)
     sandbox.clear_faults()
-    assert sorted(kind for kind, _ in outcomes) == ["placed", "refused"], outcomes
+    placed = [o for o in outcomes if isinstance(o, Order)]
+    refused = [o for o in outcomes if isinstance(o, checks.OrderInputError)]
+    assert len(placed) == 1 and len(refused) == 1, outcomes
     assert len(_posts(sandbox)) == before + 1
     assert _count(Order) == 2
     db.session.refresh(row)
-    assert row.again_id == next(value for kind, value in outcomes if kind == "placed")
+    assert row.again_id == placed[0].id
 
 
 def test_a_refused_placing_again_leaves_the_order_free_to_place_again(env, user, sandbox):

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
+from tests.helpers import together
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
@@ -224,8 +225,6 @@ def test_two_checks_of_one_order_at_once_store_its_news_once(app, env, user, san
     """A scheduled check and a user's Check Order Status of the same order, while Entrust is
     slow: its new status is recorded once and its certificate stored once, and neither fails.
     (The second used to fail on the certificate the first had just stored.)"""
-    import threading
-
     from webapp.auth.models import User
 
     row = db.session.execute(select(Order).where(Order.status == "ACTIVE").limit(1)).scalar()
@@ -233,25 +232,12 @@ def test_two_checks_of_one_order_at_once_store_its_news_once(app, env, user, san
     row.status, row.phase = "PENDING", "pending"
     db.session.commit()
     sandbox.faults([{"kind": "latency", "method": "GET", "ms": 400}])
-    start, outcomes = threading.Barrier(2), []
 
     def check():
-        with app.app_context():
-            actor = db.session.get(User, user["operator"].id)
-            start.wait()
-            try:
-                result = polling.check([db.session.get(Order, row.id)], actor)
-                outcomes.append(result.counts["failed"])
-            except Exception as exc:  # reported by the assertion below
-                outcomes.append(repr(exc))
-            finally:
-                db.session.remove()
+        actor = db.session.get(User, user["operator"].id)
+        return polling.check([db.session.get(Order, row.id)], actor).counts["failed"]
 
-    both = [threading.Thread(target=check) for _ in range(2)]
-    for t in both:
-        t.start()
-    for t in both:
-        t.join(60)
+    outcomes = together(app, check, check)
     sandbox.clear_faults()
     assert outcomes == [0, 0]
     kinds = db.session.execute(

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from tests.helpers import HTMX, PASSWORD
+from tests.helpers import HTMX, PASSWORD, together
 from webapp.audit.models import AuditEvent
 from webapp.auth import service as auth
 from webapp.dbtypes import utcnow
@@ -395,32 +395,20 @@ def test_create_admin_command(empty_app, monkeypatch):
 def test_guesses_sent_together_each_count_the_ones_before_them(app):
     """Eight wrong passwords at once, one short of the wait: one is checked, seven must wait.
     (Each guess used to pass the throttle before any of them was recorded.)"""
-    import threading
-
     from webapp.auth.models import LoginAttempt
 
     address = ATTACKER["REMOTE_ADDR"]
     for _ in range(app.config["LOGIN_FREE_FAILURES"] - 1):
         db.session.add(LoginAttempt(username="operator", address=address, success=False))
     db.session.commit()
-    start = threading.Barrier(8)
-    answers = []
 
     def guess():
-        with app.app_context():
-            start.wait()
-            try:
-                auth.authenticate("operator", "guess guess guess", address)
-            except auth.LoginRefused as exc:
-                answers.append(str(exc).split(".")[0])
-            finally:
-                db.session.remove()
+        try:
+            auth.authenticate("operator", "guess guess guess", address)
+        except auth.LoginRefused as exc:
+            return str(exc).split(".")[0]
 
-    guesses = [threading.Thread(target=guess) for _ in range(8)]
-    for t in guesses:
-        t.start()
-    for t in guesses:
-        t.join(60)
+    answers = together(app, *[guess] * 8)
     assert sorted(answers) == ["Too many failed sign-in attempts from your address"] * 7 + [
         "Wrong user name or password"
     ]
