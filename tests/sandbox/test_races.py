@@ -136,28 +136,23 @@ def test_approve_against_decline_one_wins(api, pending, race, first):
     assert used == (1 if first == "APPROVE" else 0)
 
 
-def test_double_reissue_reissues_once(api, active, race):
+@pytest.mark.parametrize(
+    ("path", "status", "done"),
+    [("reissues", "REISSUED", "reissued"), ("renewals", "RENEWED", "renewed")],
+)
+def test_a_double_reissue_or_renewal_makes_one_successor(sb, api, active, race, path, status, done):
+    if path == "renewals":
+        sb.advance_clock(30)
     before, total = _inventory(api), _total(api)
-    reissue = lambda api: api.post(f"certificates/{active}/reissues", {})  # noqa: E731
-    winner, loser = _one_wins(race(reissue, reissue), 201)
-    assert "status REISSUED cannot be reissued" in loser.json()["errors"][0]["message"]
-    assert api.get(f"certificates/{active}").json()["status"] == "REISSUED"
+    replace = lambda api: api.post(f"certificates/{active}/{path}", {})  # noqa: E731
+    winner, loser = _one_wins(race(replace, replace), 201)
+    assert f"status {status} cannot be {done}" in loser.json()["errors"][0]["message"]
+    assert api.get(f"certificates/{active}").json()["status"] == status
     assert _total(api) == total + 1
     assert _inventory(api)["remainingCount"] == before["remainingCount"] - 1
-    assert len(_audit(api, "Certificate reissued")) == 1
+    assert len(_audit(api, f"Certificate {done}")) == 1
     new = winner.json()["trackingId"]
     assert api.get(f"certificates/{new}").json()["status"] == "ACTIVE"
-
-
-def test_double_renewal_renews_once(sb, api, active, race):
-    sb.advance_clock(30)
-    before, total = _inventory(api), _total(api)
-    renew = lambda api: api.post(f"certificates/{active}/renewals", {})  # noqa: E731
-    _winner, loser = _one_wins(race(renew, renew), 201)
-    assert "status RENEWED cannot be renewed" in loser.json()["errors"][0]["message"]
-    assert api.get(f"certificates/{active}").json()["status"] == "RENEWED"
-    assert _total(api) == total + 1
-    assert _inventory(api)["remainingCount"] == before["remainingCount"] - 1
 
 
 def test_double_deactivate_returns_the_token_once(api, active, race):
