@@ -57,21 +57,21 @@ def planned_rows(table: str) -> int | None:
 
 def at_once(app, call, n: int = 2, *, line_up_seconds: float = 1.0) -> list:
     """Run ``call()`` in ``n`` threads, each with its own app context (and so its own database
-    session), lined up to reach the database together: another connection holds the audit
-    trail's lock (an audited change under way) until every thread has had ``line_up_seconds`` to
-    get to it. Returns what each call returned or raised."""
+    session), lined up to reach the database together: another connection holds the turn of job
+    starts (``jobs.hold_starts``) until every thread has had ``line_up_seconds`` to get to it.
+    Returns what each call returned or raised."""
     import threading
     import time
 
-    from webapp.audit import service as audit
     from webapp.extensions import db
+    from webapp.jobs import service as jobs
 
     held, release = threading.Event(), threading.Event()
     outcomes: list = [None] * n
 
     def hold():
         with app.app_context():
-            audit.lock_head()
+            jobs.hold_starts()
             held.set()
             release.wait(30)
             db.session.rollback()

@@ -183,14 +183,6 @@ def record(
     return event
 
 
-def lock_head() -> None:
-    """Take the lock an append takes (the head row's: the write lock on SQLite, the row lock on
-    PostgreSQL) until the session's transaction ends, without appending. A check-then-write that
-    must not interleave with another (start a job unless one like it runs) takes it before it
-    reads: every other process and thread that takes it, or appends, waits for the commit."""
-    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
-
-
 @dataclass
 class VerifyResult:
     ok: bool

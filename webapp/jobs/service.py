@@ -29,9 +29,8 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from webapp.audit import service as audit
 from webapp.dbtypes import utcnow
-from webapp.extensions import db
+from webapp.extensions import db, take_turn
 from webapp.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
 from webapp.settings import service as settings
 
@@ -121,13 +120,15 @@ def start(kind: str, title: str, *, actor=None, **params) -> Job:
     return submit(job)
 
 
+STARTS_TURN = int.from_bytes(b"CDJOBRUN")  # see hold_starts
+
+
 def hold_starts() -> None:
     """For a job that must not start while one like it runs: call this first, then read the
     unfinished jobs, then :func:`queue` the new one, commit and :func:`submit` it. From here to
     the commit (or rollback) no other process or thread gets past this call, so of two requests
-    at once the second sees the first's job. (The lock is the audit trail's: an audited start
-    holds it anyway.)"""
-    audit.lock_head()
+    at once the second sees the first's job."""
+    take_turn(STARTS_TURN)
 
 
 def queue(kind: str, title: str, *, actor=None, **params) -> Job:
