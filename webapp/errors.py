@@ -7,7 +7,7 @@ import sqlite3
 
 from flask import render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.extensions import db
@@ -21,6 +21,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
+    409: "Changed meanwhile",
     413: "File too large",
     429: "Too many requests",
     500: "Something went wrong",
@@ -94,7 +95,34 @@ def handle_database_error(exc: OperationalError):
     )
 
 
+def handle_conflict(exc: IntegrityError):
+    """Two requests wrote the same unique thing at once (two users created under one name, say):
+    the one that came second is rolled back and told so, rather than shown a 500. Any other
+    broken constraint is a fault of CertDesk's: a logged 500."""
+    orig = exc.orig
+    unique = (
+        "UNIQUE constraint failed" in str(orig)
+        if isinstance(orig, sqlite3.IntegrityError)
+        else getattr(orig, "sqlstate", None) == "23505"
+    )
+    if not unique:
+        return handle_500(exc)
+    db.session.rollback()
+    log.warning(
+        "conflict: %s %s lost to a write made meanwhile (%s)",
+        request.method,
+        request.path,
+        type(exc.orig).__name__,
+    )
+    return _respond(
+        409,
+        "Someone else saved the same thing at the same moment, so this request changed nothing. "
+        "Reload the page to see what is there now.",
+    )
+
+
 def init_app(app) -> None:
+    app.register_error_handler(IntegrityError, handle_conflict)
     app.register_error_handler(OperationalError, handle_database_error)
     app.register_error_handler(CSRFError, handle_csrf)
     app.register_error_handler(InternalServerError, handle_500)

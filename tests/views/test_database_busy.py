@@ -103,3 +103,47 @@ def test_each_sqlite_connection_waits_for_locks_and_reads_through_a_memory_map(a
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == extensions.BUSY_TIMEOUT_MS
         assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == extensions.MMAP_BYTES
+
+
+def test_a_name_another_request_saved_meanwhile_is_a_conflict_not_a_500(app, admin_client, caplog):
+    """Two administrators create a user under one name at once. The other request's row is not
+    yet committed when this one looks the name up, and is by the time this one inserts: this
+    one is rolled back and says so (it used to be a 500)."""
+    import threading
+
+    from sqlalchemy import insert
+
+    from webapp.auth.models import User
+
+    before = _actions()
+    other = create_engine(db.engine.url).connect()
+    tx = other.begin()
+    other.execute(insert(User).values(username="carol", password_hash="x", role="operator"))
+    committed = threading.Timer(1.0, tx.commit)  # while this request waits for the name
+    committed.start()
+    resp = admin_client.post(
+        "/admin/users/new",
+        data={"username": "carol", "role": "auditor", "password": "carol's password"},
+    )
+    committed.join()
+    other.close()
+    assert resp.status_code == 409
+    assert "Someone else saved the same thing at the same moment" in resp.get_data(as_text=True)
+    assert db.session.execute(db.select(User.role).where(User.username == "carol")).all() == [
+        ("operator",)
+    ]
+    assert _actions() == before  # the refused request recorded nothing
+    assert "lost to a write made meanwhile" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_broken_constraint_that_is_no_race_stays_a_logged_500(app, caplog):
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from webapp.auth.models import User
+
+    with pytest.raises(IntegrityError) as caught:
+        db.session.execute(insert(User).values(username=None, password_hash="x", role="admin"))
+    with app.test_request_context("/admin/users/new", method="POST"):
+        _body, status, _headers = errors.handle_conflict(caught.value)
+    assert status == 500 and "unhandled error" in caplog.text
