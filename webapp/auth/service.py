@@ -303,21 +303,19 @@ SIGN_IN_TURN = int.from_bytes(b"CDSIGNIN")
 ADMINS_TURN = int.from_bytes(b"CDADMINS")
 
 
-def _counted_try(name: str, address: str) -> tuple[LoginAttempt | None, timedelta]:
-    """Check the throttles and record this try as a failed one, a sign-in at a time, so that
-    guesses sent together each count the ones before them. Committed before the password is
-    checked (a tenth of a second, without the database); the caller marks a success. Returns
-    the try, or None and the wait when the throttles refuse it (a refused try is not recorded)."""
+def _throttled_after_check(name: str, address: str, ok: bool, *, keep_success=True) -> timedelta:
+    """After the password check (a tenth of a second, without the database): the throttles again,
+    one sign-in at a time, counting the tries decided meanwhile; then this one is recorded in the
+    transaction (a success only with ``keep_success``). Guesses sent together were all checked,
+    but only those the throttles still allow get their answer; a refused try is not recorded, and
+    its answer, right or wrong, is "wait". Returns the wait (zero: go on, and commit)."""
     take_turn(SIGN_IN_TURN)
-    now = utcnow()
-    wait = _wait(name, address, now)
+    wait = _wait(name, address, utcnow())
     if wait:
         db.session.rollback()
-        return None, wait
-    attempt = LoginAttempt(username=name, address=address, success=False, at=now)
-    db.session.add(attempt)
-    db.session.commit()
-    return attempt, wait
+    elif keep_success or not ok:
+        db.session.add(LoginAttempt(username=name, address=address, success=ok))
+    return wait
 
 
 def _in_words(wait: timedelta) -> str:
@@ -355,15 +353,18 @@ def authenticate(
         # the audit trail.
         name = "".join(_username_char(c) for c in name[:USERNAME_LENGTH])
     address = (address or "")[:64]
-    attempt, wait = _counted_try(name, address)
-    if attempt is None:
+    # A try the throttles hold already costs no password check.
+    wait = _wait(name, address, utcnow())
+    if not wait:
+        user = by_username(name) if possible else None
+        matches = _check_password(user.password_hash if user is not None else None, password or "")
+        ok = user is not None and matches and user.active
+        wait = _throttled_after_check(name, address, ok)
+    if wait:
         raise LoginRefused(
             f"Too many failed sign-in attempts from your address. Wait {_in_words(wait)} and "
             "try again."
         )
-    user = by_username(name) if possible else None
-    matches = _check_password(user.password_hash if user is not None else None, password or "")
-    ok = user is not None and matches and user.active
     if not ok:
         audit.record(
             "auth.login_failed",
@@ -375,7 +376,6 @@ def authenticate(
         )
         db.session.commit()
         raise LoginRefused("Wrong user name or password.")
-    attempt.success = True
     user.last_login_at = utcnow()
     token = _new_session(user, address, user_agent)
     audit.record("auth.login", object_type="user", object_id=user.id, actor=user)
@@ -629,12 +629,15 @@ def change_own_password(
     sign-in, so the throttle holds against a borrowed session), then the new one. Every session
     of the user ends, and a new one begins for this browser; returns its token."""
     address = (address or "")[:64]
-    attempt, wait = _counted_try(user.username, address)
-    if attempt is None:
+    wait = _wait(user.username, address, utcnow())
+    if not wait:
+        ok = _check_password(user.password_hash, current or "")
+        wait = _throttled_after_check(user.username, address, ok, keep_success=False)
+    if wait:
         raise UserError(
             f"Too many wrong passwords. Wait {_in_words(wait)} and try again.", "current_password"
         )
-    if not _check_password(user.password_hash, current or ""):
+    if not ok:
         audit.record(
             "user.password_change",
             object_type="user",
@@ -645,8 +648,7 @@ def change_own_password(
         )
         db.session.commit()
         raise UserError("The current password is wrong.", "current_password")
-    attempt.success = True
-    db.session.commit()
+    db.session.commit()  # the sign-in turn ends before the new password is hashed
     validate_password(password, username=user.username)
     if password == current:
         raise UserError("Choose a password other than the current one.", "password")
