@@ -156,6 +156,16 @@ def test_a_queued_job_of_a_dead_process_is_recovered_in_words(app):
     assert once.state == "failed" and once.error.startswith("Not started")
 
 
+def _wait_running(job_id):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        if db.session.get(Job, job_id).state == "running":
+            return
+        time.sleep(0.05)
+    raise AssertionError("the job did not start")
+
+
 def _wait_finished(*job_ids):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -179,6 +189,7 @@ def test_a_job_waiting_for_a_busy_worker_is_not_taken_for_dead(app, user):
         busy = jobs.start("test.block", "Holds the only worker").id
         once = jobs.start("test.once", "Bulk approve", n=1).id
         resume = jobs.start("test.resume", "Sync", n=1).id
+        _wait_running(busy)  # its claim writes a heartbeat of its own: let it land first
         later = utcnow() + timedelta(seconds=app.config["JOBS_STALE_SECONDS"] * 3)
         jobs.heartbeat(app.extensions["certdesk_scheduler"].holder, later)  # this process's tick
         assert jobs.recover(now=later + timedelta(seconds=1)) == {"requeued": 0, "failed": 0}
