@@ -77,18 +77,21 @@ def database_busy(exc: OperationalError) -> bool:
     return getattr(orig, "sqlstate", None) in _BUSY_SQLSTATES
 
 
+def _lost_to_another(exc, code: int, what: str, message: str, headers=None):
+    """A request that lost to another's write: rolled back, one line in the log (no trace), and
+    told in words (503 busy, 409 conflict)."""
+    db.session.rollback()
+    log.warning("%s: %s %s (%s)", what, request.method, request.path, type(exc.orig).__name__)
+    return _respond(code, message, headers)
+
+
 def handle_database_error(exc: OperationalError):
     if not database_busy(exc):
         return handle_500(exc)
-    db.session.rollback()
-    log.warning(
-        "database busy: %s %s gave up waiting for a lock (%s)",
-        request.method,
-        request.path,
-        type(exc.orig).__name__,
-    )
-    return _respond(
+    return _lost_to_another(
+        exc,
         503,
+        "database busy, gave up waiting for a lock",
         "CertDesk's database was busy with other work, and this request did not complete. "
         "Try again in a moment.",
         {"Retry-After": str(BUSY_RETRY_SECONDS)},
@@ -107,15 +110,10 @@ def handle_conflict(exc: IntegrityError):
     )
     if not unique:
         return handle_500(exc)
-    db.session.rollback()
-    log.warning(
-        "conflict: %s %s lost to a write made meanwhile (%s)",
-        request.method,
-        request.path,
-        type(exc.orig).__name__,
-    )
-    return _respond(
+    return _lost_to_another(
+        exc,
         409,
+        "conflict, lost to a write made meanwhile",
         "Someone else saved the same thing at the same moment, so this request changed nothing. "
         "Reload the page to see what is there now.",
     )
