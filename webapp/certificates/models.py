@@ -6,11 +6,10 @@ from collections import Counter
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, inspect, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from webapp.dbtypes import UTCDateTime, split_names, utcnow
-from webapp.extensions import db
+from webapp.extensions import conflict_insert, db
 from webapp.paging import Values
 
 SOURCES = {
@@ -245,7 +244,6 @@ def _apply_expiry_day_deltas(session, _context) -> None:
     for (day, revoked), n in deltas.items():
         per_day.setdefault(day, [0, 0])[1 if revoked else 0] += n
     conn = session.connection()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     table = CertificateExpiryDay.__table__
     # Days in order, so that two transactions touching the same days lock them in the same order;
     # one statement for all of them (a batch of certificates touches hundreds of days).
@@ -256,7 +254,7 @@ def _apply_expiry_day_deltas(session, _context) -> None:
     ]
     if not rows:
         return
-    stmt = insert(table)
+    stmt = conflict_insert(conn, table)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[table.c.day],

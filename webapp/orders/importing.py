@@ -26,7 +26,6 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp import housekeeping
 from webapp.audit import service as audit
@@ -35,7 +34,7 @@ from webapp.cas.base import CaError, CaOrder, Phase, Unavailable
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
-from webapp.extensions import db
+from webapp.extensions import conflict_insert, db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import FAILED, QUEUED, RUNNING
 from webapp.orders import records, service
@@ -108,10 +107,8 @@ def _insert_new(credential_id: int, new_rows: list[dict], now: datetime) -> dict
     INSERT ... RETURNING. An order that someone's new order links meanwhile (placed at Entrust as
     the list was read) is theirs: it is left out rather than failing the page, and the ids read
     back are those of the rows this page imported."""
-    conn = db.session.connection()
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     db.session.execute(
-        dialect_insert(Order).on_conflict_do_nothing(
+        conflict_insert(db.session.connection(), Order).on_conflict_do_nothing(
             index_elements=["credential_id", "ca_order_id"]
         ),
         new_rows,

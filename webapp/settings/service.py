@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete as sa_delete
-from sqlalchemy.dialects import postgresql, sqlite
 
 from webapp.audit import service as audit
 from webapp.dbtypes import utcnow
-from webapp.extensions import db
+from webapp.extensions import conflict_insert, db
 from webapp.security import rbac
 from webapp.settings.models import Setting
 from webapp.validation import InputError
@@ -89,8 +88,9 @@ def put_new(key: str, value) -> bool:
     transaction stored it. Of concurrent callers exactly one stores its value; the others store
     nothing and raise nothing (they wait for its transaction, then find the row)."""
     conn = db.session.connection()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Setting).values(key=key, value=json.dumps(value), updated_at=utcnow())
+    stmt = conflict_insert(conn, Setting).values(
+        key=key, value=json.dumps(value), updated_at=utcnow()
+    )
     stmt = stmt.on_conflict_do_nothing(index_elements=["key"]).returning(Setting.key)
     return conn.execute(stmt).first() is not None
 
