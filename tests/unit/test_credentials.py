@@ -153,6 +153,30 @@ def test_names_are_unique_among_live_credentials(app, user):
     assert again.id != cred.id
 
 
+def test_a_name_saved_meanwhile_in_another_case_is_refused(app, user):
+    """Another request saves "Main" while this one checks "MAIN": the check cannot see the
+    uncommitted row, so only the database's index, which ignores case, keeps the two apart."""
+    import threading
+
+    from sqlalchemy import create_engine, insert
+    from sqlalchemy.exc import IntegrityError
+
+    other = create_engine(db.engine.url).connect()
+    tx = other.begin()
+    other.execute(insert(EcsCredential).values(name="Main", api_user="u", base_url="http://x/"))
+    committed = threading.Timer(1.0, tx.commit)  # while this request waits to insert
+    committed.start()
+    try:
+        with pytest.raises(IntegrityError):
+            service.create(user["admin"], data(name="MAIN"), start_sync=False)
+    finally:
+        committed.join()
+        other.close()
+    db.session.rollback()
+    names = db.session.execute(select(EcsCredential.name)).scalars().all()
+    assert names == ["Main"]
+
+
 def test_edit_keeps_the_key_when_left_empty(app, user):
     cred, _ = service.create(user["admin"], data(), start_sync=False)
     sealed = cred.api_key_sealed

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.dbtypes import UTCDateTime, utcnow
@@ -18,17 +18,6 @@ class EcsCredential(db.Model):
     (secrets erased) so that what refers to it keeps its history."""
 
     __tablename__ = "ecs_credential"
-    __table_args__ = (
-        # Names are unique among credentials that are not deleted.
-        Index(
-            "uq_ecs_credential_live_name",
-            "name",
-            unique=True,
-            sqlite_where=text("deleted_at IS NULL"),
-            postgresql_where=text("deleted_at IS NULL"),
-        ),
-    )
-
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     api_user: Mapped[str] = mapped_column(String(200))
@@ -68,3 +57,14 @@ class EcsCredential(db.Model):
     @property
     def usable(self) -> bool:
         return self.enabled and self.deleted_at is None
+
+
+# Names are unique, whatever their case, among credentials that are not deleted: "Prod" and
+# "prod" would be one name to whoever picks a credential from a list.
+Index(
+    "uq_ecs_credential_live_name",
+    func.lower(EcsCredential.name),
+    unique=True,
+    sqlite_where=text("deleted_at IS NULL"),
+    postgresql_where=text("deleted_at IS NULL"),
+)
