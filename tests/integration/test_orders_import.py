@@ -333,3 +333,37 @@ def test_an_order_linked_by_a_new_order_while_its_page_is_imported_stays_that_or
     assert _count(OrderEvent, OrderEvent.order_id == placed_id, OrderEvent.kind == "imported") == 0
     assert counts["skipped"] == 1 and counts["new"] == len(page.orders) - 1 - counts["failed"]
     assert _count(Order) == counts["new"] + 1
+
+
+def test_an_order_placed_in_certdesk_and_not_linked_yet_is_left_to_its_link(
+    app, env, user, sandbox
+):
+    """Entrust lists an order CertDesk placed before CertDesk has linked its answer (the call
+    under way, or its answer lost): the import leaves it to that order, whose link then works,
+    instead of importing a second row the link would fail on."""
+    from webapp.auth import service as auth
+    from webapp.cas import registry
+    from webapp.orders import records, settling
+
+    with registry.open_connector("entrust", env.id) as conn:
+        first = next(o for o in next(iter(conn.list_orders(0, 50))).orders if not o.third_party)
+        conn.client.replace_tracking(int(first.order_id), {"trackingInfo": "certdesk:in-flight"})
+        page = next(iter(conn.list_orders(0, 50)))
+    ca = next(o for o in page.orders if o.order_id == first.order_id)
+    assert ca.request_id == "certdesk:in-flight"
+    placed = Order(credential_id=env.id, placement="unknown", request_id="certdesk:in-flight")
+    db.session.add(placed)
+    db.session.commit()
+    placed_id = placed.id
+
+    counts = importing.upsert_page(env.id, page.orders, set(), "operator", utcnow())
+    db.session.commit()
+    row = db.session.get(Order, placed_id)
+    row.placement = "placed"
+    settling.link(row, ca, auth.by_username("operator"), utcnow(), source="entrust")
+    db.session.commit()
+
+    key = records.order_key(ca)
+    rows = db.session.execute(select(Order.id).where(Order.ca_order_id == key)).scalars().all()
+    assert rows == [placed_id]
+    assert counts["skipped"] == 1 and counts["new"] == len(page.orders) - 1 - counts["failed"]

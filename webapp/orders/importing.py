@@ -38,7 +38,7 @@ from webapp.extensions import conflict_insert, db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import FAILED, QUEUED, RUNNING
 from webapp.orders import records, service
-from webapp.orders.models import PLACED, Order, OrderEvent, OrderName
+from webapp.orders.models import PLACED, Order, OrderEvent, OrderName, unsettled
 from webapp.security import rbac
 from webapp.settings import service as settings
 from webapp.validation import InputError
@@ -126,6 +126,23 @@ def _insert_new(credential_id: int, new_rows: list[dict], now: datetime) -> dict
     )
 
 
+def _being_linked(keyed: dict[str, CaOrder], existing: dict) -> set[str]:
+    """The request ids, among orders not in CertDesk by their CA id, of orders placed in CertDesk
+    and not linked yet: the call under way, or its answer lost. Entrust lists such an order with
+    CertDesk's request id; it is that order's to link, and a row imported for it would make the
+    link fail on the (credential, CA id) index."""
+    asked = {ca.request_id for key, ca in keyed.items() if ca.request_id and key not in existing}
+    if not asked:
+        return set()
+    return set(
+        db.session.execute(
+            select(Order.request_id).where(
+                Order.request_id.in_(asked), Order.ca_order_id.is_(None), unsettled()
+            )
+        ).scalars()
+    )
+
+
 def upsert_page(
     credential_id: int, orders: list[CaOrder], exclusions: set[str], actor, now: datetime
 ) -> dict:
@@ -146,6 +163,7 @@ def upsert_page(
             )
         ).scalars()
     }
+    linking = _being_linked(keyed, existing)
     new_rows = []
     for key, ca in keyed.items():
         row = existing.get(key)
@@ -159,7 +177,7 @@ def upsert_page(
                 records.schedule(row, now, changed=True)
             counts["updated" if changed else "unchanged"] += 1
             continue
-        if _excluded(ca, exclusions):
+        if ca.request_id in linking or _excluded(ca, exclusions):
             counts["skipped"] += 1
             continue
         values = records.values_of(ca)
