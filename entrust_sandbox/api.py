@@ -66,8 +66,11 @@ def json_response(body, status: int = 200) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status, mimetype="application/json")
 
 
-def _empty(status: int = 200) -> Response:
-    return Response(status=status)
+def _empty(status: int = 200, headers=None) -> Response:
+    """An answer without a body, so without a Content-Type (werkzeug would say text/html)."""
+    response = Response(status=status, headers=headers)
+    del response.headers["Content-Type"]
+    return response
 
 
 def _note(activity: str, comments: str) -> None:
@@ -161,7 +164,7 @@ def new_async_certificate():
         }
     with sandbox.store.tx() as conn:
         conn.execute("INSERT INTO jobs VALUES (?, ?)", (job_id, json.dumps(job)))
-    return Response(status=202, headers={"Location": f"/async/jobs/{job_id}"})
+    return _empty(202, {"Location": f"/async/jobs/{job_id}"})
 
 
 @bp.get("/async/jobs/<job_id>")
@@ -328,7 +331,7 @@ def add_client():
             "INSERT INTO clients (client_id, body) VALUES (?, ?)", (client_id, json.dumps(client))
         )
     _note("Client added", f"Client ID {client_id}, {client['clientName']}")
-    return Response(status=202, headers={"Location": f"/clients/{client_id}/"})
+    return _empty(202, {"Location": f"/clients/{client_id}/"})
 
 
 @bp.get("/clients/<int:client_id>")
@@ -445,10 +448,7 @@ def _accepted(location: str) -> Response:
     sandbox = _sandbox()
     # Retry-After here is an HTTP-date: when the validation values will be there to fetch.
     retry = sandbox.store.clock.now() + timedelta(seconds=sandbox.settings.dcv_delay_seconds)
-    return Response(
-        status=202,
-        headers={"Location": location, "Retry-After": format_datetime(retry, usegmt=True)},
-    )
+    return _empty(202, {"Location": location, "Retry-After": format_datetime(retry, usegmt=True)})
 
 
 @bp.post("/clients/<int:client_id>/domains")
