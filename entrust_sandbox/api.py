@@ -465,7 +465,8 @@ def get_domain(client_id: int, domain: str):
     sandbox = _sandbox()
     orders.age_domains(sandbox.store)
     row = sandbox.store.query_one(
-        "SELECT * FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, domain.lower())
+        "SELECT * FROM domains WHERE client_id = ? AND domain_name = ?",
+        (client_id, orders.path_domain(domain)),
     )
     if row is None:
         raise not_found("Unknown clientId or domain")

@@ -1056,11 +1056,18 @@ def add_domain(sandbox, client_id: int, body: dict) -> str:
     return f"/clients/{client_id}/domains/{name}"
 
 
+def path_domain(name: str) -> str:
+    """The domain a path names, as stored: lower case, without blanks around it (Entrust's own
+    Go client writes a space after the name, which arrives as a trailing %20)."""
+    return name.strip().lower()
+
+
 def reverify_domain(sandbox, client_id: int, name: str, body: dict) -> str:
     """PUT /clients/{id}/domains/{domain}: new challenge; APPROVED becomes RE_VERIFICATION."""
     store = sandbox.store
     row = store.query_one(
-        "SELECT * FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, name.lower())
+        "SELECT * FROM domains WHERE client_id = ? AND domain_name = ?",
+        (client_id, path_domain(name)),
     )
     if row is None:
         raise not_found("Unknown clientId or domain")
