@@ -96,7 +96,9 @@ def create_app(sandbox: Sandbox | None = None, **kwargs) -> Flask:
         )
         if err.code == 404 and request.path.startswith("/_sandbox"):
             message = "No such control endpoint"
-        return error_response(err.code or 500, message)
+        # werkzeug's headers for the error (a 405's Allow), without its text/html Content-Type.
+        headers = {k: v for k, v in err.get_headers() if k.lower() != "content-type"}
+        return error_response(err.code or 500, message, headers=headers)
 
     @app.errorhandler(Exception)
     def _crash(err: Exception):

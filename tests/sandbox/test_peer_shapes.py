@@ -96,3 +96,15 @@ def test_entrusts_go_client_domain_calls(sb):
     missing = session.get(f"{base}clients/1/domains/example%20com", timeout=30)
     assert_error(missing, 404)
     session.close()
+
+
+def test_a_wrong_method_names_the_allowed_ones(api):
+    """405 with the envelope and, as HTTP requires, the methods the path does take (Allow)."""
+    for method, path, allowed in (
+        ("DELETE", "certificates/5000002", {"GET", "PATCH"}),
+        ("PUT", "certificates", {"GET", "POST"}),
+        ("GET", "certificates/5000002/revocations", {"POST"}),
+    ):
+        response = api.session.request(method, api.base + path, timeout=30)
+        assert_error(response, 405)
+        assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}, path
