@@ -4,7 +4,13 @@ Each gets the status, headers and body shape it parses."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
 import requests
+from cryptography import x509
 
 from entrust_sandbox.ca import make_csr
 
@@ -108,3 +114,175 @@ def test_a_wrong_method_names_the_allowed_ones(api):
         response = api.session.request(method, api.base + path, timeout=30)
         assert_error(response, 405)
         assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}, path
+
+
+def _ansible_opener(sb):
+    """ansible.module_utils.urls.Request given url_username/url_password but not
+    force_basic_auth: urllib sends the credentials only once a 401 asks for Basic."""
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, sb.base_url, sb.api_user, sb.api_key)
+    return urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(manager))
+
+
+def _ansible_call(opener, url, method="GET", body=None):
+    """One of Ansible's ECS operations: (status, the body as it reads it, {} when empty)."""
+    data = json.dumps(body).encode() if body else None
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        response = opener.open(request, timeout=30)
+    except urllib.error.HTTPError as err:
+        response = err
+    raw = response.read()
+    return response.getcode(), json.loads(raw) if raw else {}
+
+
+def test_ansible_modules_over_urllib(sb):
+    """ecs_certificate and ecs_domain: Basic only after the challenge, booleans as strings, the
+    expiry as `%Y-%m-%dT%H:%M:%S.00Z`, dates read back with strptime and no fractions."""
+    opener, base = _ansible_opener(sb), sb.base_url
+    challenge = requests.get(base + "application/version", timeout=30)
+    assert_error(challenge, 401)
+    assert challenge.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert _ansible_call(opener, base + "application/version")[0] == 200
+
+    csr, _ = make_csr("www.example.com")
+    expiry = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%S.00Z")
+    body = {
+        "csr": csr,
+        "tracking": {
+            "requesterName": "Jo",
+            "requesterEmail": "jo@example.com",
+            "requesterPhone": "1",
+        },
+        "subjectAltName": ["www.example.com"],
+        "eku": "SERVER_AUTH",
+        "certType": "STANDARD_SSL",
+        "clientId": 1,
+        "ctLog": "true",
+        "endUserKeyStorageAgreement": "false",
+        "certExpiryDate": expiry,
+    }
+    status, result = _ansible_call(
+        opener, base + "certificates", "POST", {**body, "validateOnly": "true"}
+    )
+    assert (status, result) == (200, {})
+    status, result = _ansible_call(opener, base + "certificates", "POST", body)
+    assert status == 201, result
+    leaf = x509.load_pem_x509_certificate(result["endEntityCert"].encode())
+    serial = f"{leaf.serial_number:X}"  # "{0:X}".format(serial), as the module searches
+    status, found = _ansible_call(opener, f"{base}certificates?serialNumber={serial}")
+    assert [c["trackingId"] for c in found["certificates"]] == [result["trackingId"]]
+    _, details = _ansible_call(opener, f"{base}certificates/{result['trackingId']}")
+    datetime.strptime(details["expiresAfter"], "%Y-%m-%dT%H:%M:%SZ")
+    assert details["status"] == "ACTIVE" and details["serialNumber"] == serial
+
+    status, unknown = _ansible_call(opener, base + "clients/1/domains/ansible.example")
+    assert status == 404 and unknown["errors"][0]["message"]
+    email = {"emailSource": "SPECIFIED", "email": "admin@ansible.example"}
+    domain = {"verificationMethod": "EMAIL", "emailMethod": email, "domainName": "ansible.example"}
+    assert _ansible_call(opener, base + "clients/1/domains", "POST", domain) == (202, {})
+    _, added = _ansible_call(opener, base + "clients/1/domains/ansible.example")
+    assert added["verificationStatus"] == "INITIAL_VERIFICATION"
+    assert added["verificationMethod"].lower() == "email"
+    assert added["emailMethod"] == ["admin@ansible.example"]
+    _, approved = _ansible_call(opener, base + "clients/1/domains/example.com")
+    datetime.strptime(approved["ovExpiry"], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_keyfactor_enrolment_and_lookups(api):
+    """The AnyCA plugin's NewCertificateRequest as it serializes it: both certExpiryDate (a .NET
+    local time, seven fraction digits) and certLifetime (`P0Y` for six months), an empty eku,
+    tracking.deactivated, S/MIME fields on an SSL order; validated first, then sent."""
+    csr, _ = make_csr("www.example.com")
+    bare = "".join(line for line in csr.splitlines() if not line.startswith("-----"))
+    day = (datetime.now(UTC) + timedelta(days=182)).date()
+    tracking = {
+        "trackingInfo": "",
+        "requesterEmail": "email@email.invalid",
+        "requesterName": "TestUser",
+        "requesterPhone": "0000000000",
+        "deactivated": False,
+    }
+    common = {
+        "csr": bare,
+        "clientId": 1,
+        "tracking": tracking,
+        "certEmail": "email@email.invalid",
+        "subjectAltName": ["www.example.com"],
+        "password": "",
+        "signingAlg": "SHA-2",
+        "eku": "",
+        "cn": "www.example.com",
+        "upn": "email@email.invalid",
+        "ou": [],
+        "endUserKeyStorageAgreement": True,
+    }
+    request = {
+        **common,
+        "org": "CertDesk Demo Corp",
+        "certType": "STANDARD_SSL",
+        "certExpiryDate": f"{day.isoformat()}T10:11:12.1234567-05:00",
+        "certLifetime": "P0Y",
+        "queueForApproval": False,
+    }
+    validated = api.post("certificates", {**request, "validateOnly": True})
+    assert validated.status_code == 200 and "errors" not in validated.text
+    issued = api.post("certificates", {**request, "validateOnly": False})
+    assert issued.status_code == 201, issued.text
+    tracking_id = issued.json()["trackingId"]
+    assert issued.json()["expiresAfter"] == f"{day.isoformat()}T23:59:59Z"
+    detail = api.get(f"certificates/{tracking_id}").json()
+    assert detail["eku"] == "SERVER_AND_CLIENT_AUTH" and detail["tracking"]["deactivated"] is False
+    assert detail["tracking"]["requesterName"] == "TestUser"
+
+    # GetCertificateBySerialNumber: TrimStart('0'), limit=1, offset=0, built by hand.
+    serial = detail["serialNumber"]
+    found = api.get(f"certificates?limit=1&offset=0&serialNumber={serial.lstrip('0')}").json()
+    assert [c["trackingId"] for c in found["certificates"]] == [tracking_id]
+    assert found["certificates"][0]["uri"] == f"/enterprise/v2/certificates/{tracking_id}"
+
+    reissued = api.post(f"certificates/{tracking_id}/reissues", {**common, "org": ""})
+    assert reissued.status_code == 201, reissued.text
+    assert reissued.json()["trackingId"] != tracking_id
+    assert reissued.json()["expiresAfter"] == detail["expiresAfter"]
+
+
+def test_lemur_and_acme2certifier_issuers_and_lemur_source(api, sb):
+    """Lemur's issuer body (tracking values may be null) reads chainCerts[1]; acme2certifier
+    sends cn and org with a bare-date expiry; Lemur's source lists `fields=uri,dn` and GETs
+    each certificate at the host plus its uri."""
+    csr, _ = make_csr("www.example.com")
+    expiry = (datetime.now(UTC) + timedelta(days=375)).strftime("%Y-%m-%d")
+    lemur = {
+        "signingAlg": "SHA-2",
+        "eku": "SERVER_AND_CLIENT_AUTH",
+        "certType": "STANDARD_SSL",
+        "certExpiryDate": expiry,
+        "tracking": {"requesterName": None, "requesterEmail": None, "requesterPhone": None},
+        "csr": csr,
+    }
+    issued = api.post("certificates", lemur)
+    assert issued.status_code == 201, issued.text
+    chain = issued.json()["chainCerts"]
+    leaf, intermediate = (x509.load_pem_x509_certificate(p.encode()) for p in chain)
+    assert leaf.issuer == intermediate.subject
+    a2c = {
+        "csr": csr,
+        "signingAlg": "SHA-2",
+        "eku": "SERVER_AND_CLIENT_AUTH",
+        "cn": "www.example.com",
+        "org": "CertDesk Demo Corp",
+        "endUserKeyStorageAgreement": True,
+        "certType": "STANDARD_SSL",
+        "certExpiryDate": expiry,
+    }
+    assert api.post("certificates", a2c).status_code == 201
+
+    params = {"status": "ACTIVE", "isThirdParty": "false", "fields": "uri,dn", "offset": 1}
+    items = api.get("certificates", params=params).json()["certificates"]
+    assert items and all(set(i) == {"uri", "dn"} for i in items)
+    for item in items[:3]:
+        detail = api.session.get(sb.root_url.rstrip("/") + item["uri"], timeout=30)
+        assert detail.status_code == 200, detail.text
+        assert detail.json()["dn"] == item["dn"] and detail.json()["status"] == "ACTIVE"
