@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import random
+import re
 import socket
 import struct
 import threading
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 from werkzeug.wrappers import Request
 
 API_PREFIX = "/enterprise/v2"
+_SLASHES = re.compile("/{2,}")
 FAULT_KINDS = (
     "latency",
     "http_500",
@@ -213,7 +215,10 @@ class TrafficMiddleware:
         self.stop_event = stop_event
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
+        # Repeated slashes count as one: a base URL ending in / joined to a path starting with /
+        # reaches its resource, rather than a redirect with an HTML page (which a POST cannot
+        # follow everywhere) before even the credentials are checked.
+        path = environ["PATH_INFO"] = _SLASHES.sub("/", environ.get("PATH_INFO", ""))
         if not path.startswith(API_PREFIX):
             return self.app(environ, start_response)
         request = Request(environ)
