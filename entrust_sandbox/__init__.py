@@ -12,6 +12,9 @@ Choices where the live API's behaviour is not known:
 - The default sort is `trackingId:asc` (`domainName:asc` for domains); several keys may be
   given comma-separated; an unknown filter parameter is ignored, a disallowed operator is a 400.
 - Bad credentials and a missing or foreign client certificate are 401 with the error envelope.
+- An answer without a body (the 200s and 202s that have none) has no Content-Type either.
+- Repeated slashes in a path count as one, and a domain named in a path is trimmed of blanks
+  (Entrust's own Go client sends one after it), rather than a redirect or a 404.
 - APPROVED and DECLINED certificates are left out of the list even when filtered for
   (switch `list_hides_approved_declined`); GET by trackingId still shows them.
 - Revoke works from ACTIVE, READY and SUSPENDED; renew from ACTIVE, READY and EXPIRED; reissue
