@@ -446,8 +446,9 @@ def get_domains(client_id: int):
 
 def _accepted(location: str) -> Response:
     sandbox = _sandbox()
-    # Retry-After here is an HTTP-date: when the validation values will be there to fetch.
-    retry = sandbox.store.clock.now() + timedelta(seconds=sandbox.settings.dcv_delay_seconds)
+    # Retry-After here is an HTTP-date: when the validation values will be there to fetch. It
+    # is real time, as the Date header is: the values come the same seconds later either way.
+    retry = sandbox.store.clock.wall() + timedelta(seconds=sandbox.settings.dcv_delay_seconds)
     return _empty(202, {"Location": location, "Retry-After": format_datetime(retry, usegmt=True)})
 
 

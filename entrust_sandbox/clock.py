@@ -51,5 +51,9 @@ class Clock:
 
     def now(self) -> datetime:
         """The sandbox's current time, UTC, whole seconds."""
-        real = datetime.now(UTC).replace(microsecond=0)
-        return real + timedelta(days=self.offset_days)
+        return self.wall() + timedelta(days=self.offset_days)
+
+    @staticmethod
+    def wall() -> datetime:
+        """Real time, UTC, whole seconds: what HTTP dates (Date, Retry-After) are told in."""
+        return datetime.now(UTC).replace(microsecond=0)

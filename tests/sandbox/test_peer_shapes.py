@@ -5,9 +5,11 @@ Each gets the status, headers and body shape it parses."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import requests
 from cryptography import x509
@@ -319,3 +321,20 @@ def test_a_doubled_slash_reaches_the_resource(sb):
     assert detail.status_code == 200 and detail.json()["trackingId"] == issued["trackingId"]
     stranger = requests.get(base + "/application/version", allow_redirects=False, timeout=30)
     assert_error(stranger, 401)
+
+
+def test_a_domains_retry_after_is_on_the_clock_of_the_date_header(api, sb):
+    """The 202's Retry-After says when the challenge can be fetched, as an HTTP-date: on the
+    same clock as the Date header, also once sandbox time has been moved on (a client that
+    waits for it must not wait the days the sandbox clock was advanced)."""
+    sb.update_settings(dcv_delay_seconds=1)
+    sb.advance_clock(30)
+    added = api.post(
+        "clients/1/domains", {"domainName": "later.example", "verificationMethod": "DNS"}
+    )
+    assert added.status_code == 202
+    sent = parsedate_to_datetime(added.headers["Date"])
+    retry_after = parsedate_to_datetime(added.headers["Retry-After"])
+    assert timedelta(0) <= retry_after - sent <= timedelta(seconds=2), (sent, retry_after)
+    time.sleep(max(0.0, (retry_after - datetime.now(UTC)).total_seconds()) + 0.2)
+    assert "dnsMethod" in api.get("clients/1/domains/later.example").json()
