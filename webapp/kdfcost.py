@@ -141,7 +141,7 @@ def _read(data: bytes, pos: int, end: int, depth: int) -> tuple[Node, int]:
     else:
         if first & 0x80:
             count = first & 0x7F
-            if count > 4 or pos + count > end:
+            if count > 8 or pos + count > end:  # OpenSSL reads lengths of up to 8 bytes
                 raise Unreadable("bad length")
             length = int.from_bytes(data[pos : pos + count], "big")
             pos += count

@@ -24,6 +24,9 @@ from webapp import kdfcost
 from webapp.validation import InputError, is_control
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
+NOT_A_CERTIFICATE_FILE = (
+    "This is not a certificate file CertDesk can read (PEM, DER, PKCS#7 or PKCS#12)."
+)
 
 KEY_TYPES = {
     "rsa2048": ("RSA", 2048),
@@ -152,10 +155,14 @@ def check_pkcs12_cost(
                 else "This PKCS#12 file is protected; enter its password.",
                 password_field,
             ) from None
-        if _looks_like_pkcs12(data):
-            raise PkiError(
-                "This PKCS#12 file is damaged or not one CertDesk reads.", field_name
-            ) from None
+        # Nothing whose work was not counted is opened: OpenSSL reads encodings a check of the
+        # first bytes would miss (long-form lengths, say).
+        raise PkiError(
+            "This PKCS#12 file is damaged or not one CertDesk reads."
+            if _looks_like_pkcs12(data)
+            else NOT_A_CERTIFICATE_FILE,
+            field_name,
+        ) from None
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -554,10 +561,7 @@ def read_certificates(
     except PkiError:
         raise
     except Exception as exc:  # noqa: BLE001 (untrusted input: every failure is a bad file)
-        raise PkiError(
-            "This is not a certificate file CertDesk can read (PEM, DER, PKCS#7 or PKCS#12).",
-            field_name,
-        ) from exc
+        raise PkiError(NOT_A_CERTIFICATE_FILE, field_name) from exc
     return Bundle(certs, key)
 
 
@@ -571,8 +575,7 @@ def _read_binary(raw: bytes, password: str | None, field_name: str):
     except ValueError:
         pass
     pw = password.encode() if password else None
-    if _looks_like_pkcs12(raw):
-        check_pkcs12_cost(raw, pw, field_name, "password")
+    check_pkcs12_cost(raw, pw, field_name, "password")
     try:
         p12 = pkcs12.load_pkcs12(raw, pw)
     except ValueError as exc:

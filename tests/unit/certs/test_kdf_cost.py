@@ -49,6 +49,28 @@ def test_a_pkcs12_with_an_edited_mac_count_is_refused_with_the_right_password():
     assert exc.value.field == "files" and ROUNDS_MESSAGE in str(exc.value)
 
 
+def _long_form_outer_length(der: bytes) -> bytes:
+    """The same file with its outer length written in 8 bytes (BER; OpenSSL reads it)."""
+    content = b"".join(hostile.children(der))
+    return b"\x30\x88" + len(content).to_bytes(8, "big") + content
+
+
+def _long_form_version(der: bytes) -> bytes:
+    """The same file with its version's length in long form (BER; OpenSSL reads it)."""
+    _version, *rest = hostile.children(der)
+    return hostile.seq(b"\x02\x81\x01\x03", *rest)
+
+
+@pytest.mark.parametrize("reencode", [_long_form_outer_length, _long_form_version])
+def test_a_costly_pkcs12_in_another_encoding_is_refused_too(reencode):
+    usual = p12(KEY, CERT, T.chain, "pw-123456")
+    bundle = pki.read_certificates(reencode(usual), "pw-123456")
+    assert bundle.certificates[0] == CERT and bundle.key is not None
+    edited = reencode(hostile.with_mac_rounds(usual, 30_000_000))
+    with pytest.raises(PkiError, match="30,000,000 rounds of password hashing"):
+        pki.read_certificates(edited, "pw-123456")
+
+
 def test_a_costly_key_hidden_in_an_encrypted_safe_is_found():
     hidden = hostile.p12_hiding_a_costly_key(KEY, CERT, "pw-123456", HUGE)
     with pytest.raises(PkiError, match="rounds of password hashing"):
