@@ -8,9 +8,13 @@ from flask import Response, stream_with_context
 
 
 def safe_name(name: str, fallback: str = "download") -> str:
-    """A file name from a common name: letters, digits, dots, dashes and underscores only."""
+    """A file name from a common name: ASCII letters, digits, dots, dashes and underscores only
+    (a header holds Latin-1 alone: a name in another script would fail the response)."""
     base = (name or "").replace("*", "wildcard")
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in base)[:80] or fallback
+    return (
+        "".join(c if c.isascii() and c.isalnum() or c in ".-_" else "_" for c in base)[:80]
+        or fallback
+    )
 
 
 def attachment(body: bytes | str | Iterable[str], mimetype: str, filename: str) -> Response:

@@ -55,6 +55,32 @@ def test_every_download_arrives_whole(live_server):
     assert loaded.key.private_numbers() == key.private_numbers()
 
 
+def test_a_certificate_named_in_another_script_downloads(live_server):
+    # A header holds Latin-1 only: the file name offered is made of ASCII, whatever the name.
+    http = signed_in(live_server, "admin")
+    t = MiniPki()
+    key, cert = t.leaf("例え.example.com", ["www.example.com"])
+    resp = http.post(
+        live_server.url + "/certificates/import",
+        data={"password": "pw-123456"},
+        files={"files": ("d.p12", p12(key, cert, t.chain, "pw-123456"))},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert resp.status_code == 303
+    base = live_server.url + resp.headers["Location"]
+    pem = http.get(f"{base}/download/pem", timeout=60)
+    assert pem.status_code == 200 and x509.load_pem_x509_certificate(pem.content) == cert
+    assert pem.headers["Content-Disposition"] == 'attachment; filename="__.example.com.pem"'
+    bundle = http.post(
+        f"{base}/pkcs12",
+        data={"format": "pkcs12", "password": "export-pw-1", "password2": "export-pw-1"},
+        timeout=60,
+    )
+    assert bundle.status_code == 200
+    assert pkcs12.load_pkcs12(bundle.content, b"export-pw-1").cert.certificate == cert
+
+
 def test_a_job_fragment_polls_until_the_job_ends(live_server, sandbox):
     sandbox.seed(certificates=5, seed=4)
     # Entrust answers slowly, so the job is seen running first.
