@@ -63,6 +63,21 @@ def test_dashboard_page(app, user, auditor_client):
     assert "Recent jobs" in page and "Expiring within 7 days" in page
 
 
+def test_only_who_reads_the_audit_trail_sees_recent_activity(
+    app, user, admin_client, operator_client, auditor_client
+):
+    from webapp.audit import service as audit
+
+    audit.record("user.role", actor=user["admin"], object_type="user", object_id=7)
+    db.session.commit()
+    for reader in (admin_client, auditor_client):
+        page = reader.get("/").get_data(as_text=True)
+        assert 'id="recent-activity"' in page and "user.role" in page
+    page = operator_client.get("/").get_data(as_text=True)
+    assert page.count("<h2>") >= 2  # the rest of the dashboard is there
+    assert "Recent activity" not in page and "user.role" not in page
+
+
 def test_empty_dashboard(auditor_client):
     page = auditor_client.get("/")
     assert page.status_code == 200 and "No certificates yet" in page.get_data(as_text=True)

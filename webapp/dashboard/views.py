@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask_login import current_user
 
 from webapp import htmx
 from webapp.certificates import service as certificates
@@ -25,7 +26,10 @@ def index():
         counts=service.state_counts(now),
         chart=service.timeline_chart(weeks),
         urgent=service.urgent(10, now),
-        activity=service.recent_activity(10),
+        # The latest events of the audit trail: for those who may read it.
+        activity=service.recent_activity(10)
+        if rbac.has_permission(current_user, rbac.AUDIT_READ)
+        else None,
         jobs=jobs.recent(5),
         pending_orders=orders.pending(10),
         state_of=lambda c: certificates.state_of(c, now),
