@@ -24,6 +24,7 @@ from webapp import kdfcost
 from webapp.validation import InputError, is_control
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
+MAX_RSA_BITS = kdfcost.MAX_RSA_BITS
 NOT_A_CERTIFICATE_FILE = (
     "This is not a certificate file CertDesk can read (PEM, DER, PKCS#7 or PKCS#12)."
 )
@@ -290,6 +291,12 @@ def _supported_key(key, field_name: str):
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < 2048:
             raise PkiError(f"RSA {key.key_size} is too weak; use at least 2048 bits.", field_name)
+        if key.key_size > MAX_RSA_BITS:
+            raise PkiError(
+                f"RSA {key.key_size} is larger than CertDesk takes; use at most "
+                f"{MAX_RSA_BITS:,} bits.",
+                field_name,
+            )
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
@@ -322,7 +329,7 @@ def load_private_key(data: bytes | str, password: str | None = None, field_name=
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                key = loader(raw, pw)
+                key = loader(raw, pw, unsafe_skip_rsa_key_validation=True)
         except TypeError as exc:
             if pw is None:
                 raise PkiError(
@@ -337,8 +344,24 @@ def load_private_key(data: bytes | str, password: str | None = None, field_name=
                     "Wrong password for the private key (or the key is damaged).", "key_password"
                 ) from exc
             raise PkiError("This is not a readable private key.", field_name) from exc
-        return _supported_key(key, field_name)
+        return _checked_rsa(_supported_key(key, field_name), field_name)
     raise PkiError("This is not a readable private key.", field_name)  # pragma: no cover
+
+
+def _checked_rsa(key, field_name: str):
+    """An RSA key read without its checks, checked once its size is known to be one CertDesk
+    takes: the check tests its primes, seconds of work at 8,192 bits and minutes beyond."""
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return key
+    try:
+        der = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return serialization.load_der_private_key(der, None)
+    except ValueError as exc:
+        raise PkiError("This RSA key is damaged (its numbers do not agree).", field_name) from exc
 
 
 def private_key_pem(key) -> bytes:

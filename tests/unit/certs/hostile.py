@@ -157,3 +157,16 @@ def p12_hiding_a_costly_key(key, cert, password: str, rounds: int) -> bytes:
     encrypted_data = seq(integer(0), seq(oid(kdfcost.DATA), alg, tlv(0x80, data)))
     safes = seq(seq(oid(kdfcost.ENCRYPTED_DATA), explicit0(encrypted_data)))
     return seq(integer(3), seq(oid(kdfcost.DATA), explicit0(octets(safes))))
+
+
+def rsa_key_of(bits: int):
+    """An RSA key of ``bits`` bits made at once: its numbers are odd, not prime, so only the
+    checks run when a key is opened (which test the primes: minutes at this size) tell."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    half = bits // 2
+    p = int.from_bytes(os.urandom(half // 8), "big") | (3 << (half - 2)) | 1
+    q = p + 2
+    e = 65537
+    numbers = rsa.RSAPrivateNumbers(p, q, 3, 3, 3, 3, rsa.RSAPublicNumbers(e, p * q))
+    return numbers.private_key(unsafe_skip_rsa_key_validation=True)

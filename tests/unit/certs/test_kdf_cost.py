@@ -71,6 +71,22 @@ def test_a_costly_pkcs12_in_another_encoding_is_refused_too(reencode):
         pki.read_certificates(edited, "pw-123456")
 
 
+def test_an_rsa_key_beyond_8192_bits_is_refused_before_its_primes_are_tested():
+    # Opening a real 16,384-bit key takes 25 s (its primes are tested); this one's numbers are
+    # not prime, so only the size check stands between it and those tests.
+    big = hostile.rsa_key_of(16384)
+    for data, password in ((key_pem(big), None), (key_pem(big, "pw-123456"), "pw-123456")):
+        with pytest.raises(PkiError, match="RSA 16384 is larger than CertDesk takes"):
+            pki.load_private_key(data, password)
+    for password in ("pw-123456", None):  # its key shrouded, or in a plain key bag
+        with pytest.raises(PkiError, match="RSA key of 16,384 bits"):
+            pki.read_certificates(p12(big, None, [], password), password)
+    with pytest.raises(PkiError, match="Wrong password"):
+        pki.read_certificates(p12(big, None, [], "pw-123456"), "not the password")
+    with pytest.raises(PkiError, match="damaged"):
+        pki.load_private_key(key_pem(hostile.rsa_key_of(4096)))
+
+
 def test_a_costly_key_hidden_in_an_encrypted_safe_is_found():
     hidden = hostile.p12_hiding_a_costly_key(KEY, CERT, "pw-123456", HUGE)
     with pytest.raises(PkiError, match="rounds of password hashing"):
