@@ -727,9 +727,21 @@ def describe_extensions(cert) -> list[tuple[str, bool, str]]:
     return out
 
 
+def _general_name(g) -> str:
+    """A general name's value as text (a directory name, an OID or raw bytes too)."""
+    value = g.value
+    if isinstance(value, x509.Name):
+        return value.rfc4514_string()
+    if isinstance(value, x509.ObjectIdentifier):
+        return value.dotted_string
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
 def _ext_value(v) -> str:
     if isinstance(v, x509.SubjectAlternativeName | x509.IssuerAlternativeName):
-        return ", ".join(f"{type(g).__name__.replace('Name', '')}:{g.value}" for g in v)
+        return ", ".join(f"{type(g).__name__.replace('Name', '')}:{_general_name(g)}" for g in v)
     if isinstance(v, x509.BasicConstraints):
         plen = f", path length {v.path_length}" if v.path_length is not None else ""
         return f"CA: {v.ca}{plen}"
@@ -755,10 +767,11 @@ def _ext_value(v) -> str:
     if isinstance(v, x509.AuthorityKeyIdentifier):
         return v.key_identifier.hex(":") if v.key_identifier else ""
     if isinstance(v, x509.CRLDistributionPoints):
-        return ", ".join(n.value for dp in v for n in (dp.full_name or []))
+        return ", ".join(_general_name(n) for dp in v for n in (dp.full_name or []))
     if isinstance(v, x509.AuthorityInformationAccess):
         return ", ".join(
-            f"{getattr(d.access_method, '_name', '')}: {d.access_location.value}" for d in v
+            f"{getattr(d.access_method, '_name', '')}: {_general_name(d.access_location)}"
+            for d in v
         )
     if isinstance(v, x509.CertificatePolicies):
         return ", ".join(p.policy_identifier.dotted_string for p in v)

@@ -263,6 +263,56 @@ def test_random_uploads_never_500(admin_client):
         assert csr_resp.status_code == 422, csr_resp.status_code
 
 
+def test_a_certificate_whose_names_are_not_text_shows_its_page(admin_client):
+    # Distribution points, access locations and alternative names may be directory names,
+    # addresses, object identifiers or raw bytes: each is shown as text.
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.unit.certs.factory import ec_key
+
+    key = ec_key()
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "names.example.com")])
+    odd = [
+        x509.DirectoryName(name),
+        x509.IPAddress(ipaddress.ip_address("192.0.2.7")),
+        x509.RegisteredID(x509.ObjectIdentifier("1.2.3.4")),
+        x509.OtherName(x509.ObjectIdentifier("1.2.3.5"), b"\x04\x02hi"),
+    ]
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(odd), critical=False)
+        .add_extension(
+            x509.CRLDistributionPoints([x509.DistributionPoint(odd, None, None, None)]), False
+        )
+        .add_extension(
+            x509.AuthorityInformationAccess(
+                [x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, odd[0])]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    assert _upload(admin_client, ("names.pem", pem(cert))).status_code == 303
+    row = db.session.execute(
+        select(Certificate).where(Certificate.common_name == "names.example.com")
+    ).scalar_one()
+    page = admin_client.get(f"/certificates/{row.id}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "CN=names.example.com, 192.0.2.7, 1.2.3.4, 04026869" in text  # the distribution points
+    assert "OCSP: CN=names.example.com" in text
+
+
 def test_a_tampered_pager_link_is_answered_not_500(admin_client):
     _import_p12(admin_client)
     for qs in ("page=3&after=%ff%fe", "page=2&before=WyJ4Il0", "page=-4&after=", "page=99999"):
