@@ -284,11 +284,12 @@ def _bags(safe_contents: Node, work: _Work, password, depth: int) -> None:
             alg = value.child(0, _SEQUENCE)
             algorithm_cost(alg, work)
             algorithm_cost(alg, work)  # opened here to see its size, and again by the loader
+            plain = _decrypt(alg, value.child(1, _OCTETS).value, password)
             try:
-                key = parse(_decrypt(alg, value.child(1, _OCTETS).value, password))
+                _check_key_size(parse(plain))
             except Unreadable:
+                # A wrong password yields garbage that now and then ends in valid padding.
                 raise Unreadable("the key does not open with this password") from None
-            _check_key_size(key)
         elif kind == SAFE_CONTENTS_BAG:
             _bags(value, work, password, depth + 1)
 
