@@ -29,10 +29,7 @@ MAX_SANS = 250  # what Entrust accepts in one certificate
 
 def _names(info: pki.CsrInfo) -> list[str]:
     """The names a CSR is searched by: its SANs, and its CN when not one of them; lower case."""
-    names = []
-    for name in info.sans.all():
-        if name.lower() not in names:
-            names.append(name.lower())
+    names = list(dict.fromkeys(name.lower() for name in info.sans.all()))  # once each, in order
     cn = info.common_name.strip().lower()
     if cn and cn not in names:
         names.insert(0, cn)

@@ -104,3 +104,29 @@ def test_blocks_are_found_as_before():
     assert blocks[2].text == locked.strip()
     bundle = pki.read_certificates(text, "pw-123456")
     assert bundle.certificates == [cert, t.intermediate] and bundle.key is not None
+
+
+def test_a_csr_with_many_names_costs_in_proportion_to_its_length():
+    # A CSR may name tens of thousands of hosts within the upload limit; storing it lists each
+    # name once.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from tests.unit.certs.factory import ec_key
+    from webapp.csrs import service as csrs
+
+    key = ec_key()
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "many.example.com")])
+
+    def make(size: int) -> bytes:
+        names = [x509.DNSName(f"h{i}.example.com") for i in range(size // 20)]
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(subject)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return csr.public_bytes(serialization.Encoding.DER)
+
+    ratio = _growth_ratio(lambda der: csrs._names(pki.parse_csr(der)), make)
+    assert ratio < 8, f"four times the names cost {ratio:.1f} times the work"
