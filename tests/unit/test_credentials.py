@@ -153,6 +153,36 @@ def test_names_are_unique_among_live_credentials(app, user):
     assert again.id != cred.id
 
 
+def test_a_client_key_is_sized_before_its_primes_are_tested(app, user):
+    """The client key goes through the checks every other key upload has: a 16,384-bit RSA key
+    (25 s of prime tests when opened) is refused by its size, and a weak one by its size too."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.unit.certs import hostile
+
+    cert, _ = make_cert()
+    cert_pem, _ = pem(cert, ec.generate_private_key(ec.SECP256R1()))
+    for key, said in (
+        (hostile.rsa_key_of(16384), "RSA 16384 is larger than CertDesk takes"),
+        (rsa.generate_private_key(public_exponent=65537, key_size=1024), "RSA 1024 is too weak"),  # noqa: S505
+    ):
+        _, key_pem = pem(cert, key)
+        with pytest.raises(service.CredentialError, match=said) as exc:
+            service.create(
+                user["admin"],
+                data(client_cert_pem=cert_pem, client_key_pem=key_pem),
+                start_sync=False,
+            )
+        assert exc.value.field == "client_key"
+    with pytest.raises(service.CredentialError, match="not a PEM key"):
+        service.create(
+            user["admin"],
+            data(client_cert_pem=cert_pem, client_key_pem=b"\x30\x00"),
+            start_sync=False,
+        )
+    assert db.session.execute(select(EcsCredential)).first() is None
+
+
 def test_a_name_saved_meanwhile_in_another_case_is_refused(app, user):
     """Another request saves "Main" while this one checks "MAIN": the check cannot see the
     uncommitted row, so only the database's index, which ignores case, keeps the two apart."""

@@ -202,16 +202,18 @@ def _load_client_cert(data: CredentialInput) -> tuple[str, str] | None:
             raise CredentialError(
                 "The client certificate is not a PEM certificate.", "client_cert"
             ) from None
-        try:
-            key = serialization.load_pem_private_key(data.client_key_pem, password=None)
-        except TypeError:
-            raise CredentialError(
-                "The private key is encrypted: upload it unencrypted, or upload a PKCS#12 file "
-                "with its password.",
-                "client_key",
-            ) from None
-        except ValueError:
-            raise CredentialError("The private key is not a PEM key.", "client_key") from None
+        if b"-----BEGIN" not in data.client_key_pem:
+            raise CredentialError("The private key is not a PEM key.", "client_key")
+        try:  # its size and kind checked before an RSA key's primes are tested
+            key = pki.load_private_key(data.client_key_pem, None, "client_key")
+        except pki.PkiError as exc:
+            if exc.field == "key_password":
+                raise CredentialError(
+                    "The private key is encrypted: upload it unencrypted, or upload a PKCS#12 "
+                    "file with its password.",
+                    "client_key",
+                ) from None
+            raise CredentialError(str(exc), "client_key") from None
         cert = chain[0]
     else:
         return None
