@@ -15,21 +15,24 @@ from tests.unit.certs.factory import MiniPki, p12
 HTMX = {"HX-Request": "true"}
 
 
-def test_every_download_arrives_whole(live_server):
-    http = signed_in(live_server, "admin")
-    t = MiniPki()
-    key, cert = t.leaf("download.example.com")
+def _imported(live_server, http, key, cert, chain) -> str:
+    """Import the certificate with its key (a PKCS#12 file); its page's URL."""
     resp = http.post(
         live_server.url + "/certificates/import",
         data={"password": "pw-123456"},
-        files={"files": ("d.p12", p12(key, cert, t.chain, "pw-123456"))},
+        files={"files": ("d.p12", p12(key, cert, chain, "pw-123456"))},
         allow_redirects=False,
         timeout=60,
     )
     assert resp.status_code == 303
-    detail = resp.headers["Location"]
-    cert_id = int(detail.rstrip("/").rsplit("/", 1)[1])
-    base = f"{live_server.url}/certificates/{cert_id}"
+    return live_server.url + resp.headers["Location"].rstrip("/")
+
+
+def test_every_download_arrives_whole(live_server):
+    http = signed_in(live_server, "admin")
+    t = MiniPki()
+    key, cert = t.leaf("download.example.com")
+    base = _imported(live_server, http, key, cert, t.chain)
 
     got = {
         fmt: http.get(f"{base}/download/{fmt}", timeout=60)
@@ -60,15 +63,7 @@ def test_a_certificate_named_in_another_script_downloads(live_server):
     http = signed_in(live_server, "admin")
     t = MiniPki()
     key, cert = t.leaf("例え.example.com", ["www.example.com"])
-    resp = http.post(
-        live_server.url + "/certificates/import",
-        data={"password": "pw-123456"},
-        files={"files": ("d.p12", p12(key, cert, t.chain, "pw-123456"))},
-        allow_redirects=False,
-        timeout=60,
-    )
-    assert resp.status_code == 303
-    base = live_server.url + resp.headers["Location"]
+    base = _imported(live_server, http, key, cert, t.chain)
     pem = http.get(f"{base}/download/pem", timeout=60)
     assert pem.status_code == 200 and x509.load_pem_x509_certificate(pem.content) == cert
     assert pem.headers["Content-Disposition"] == 'attachment; filename="__.example.com.pem"'
