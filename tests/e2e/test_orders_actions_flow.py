@@ -113,7 +113,7 @@ def test_approve_suspend_resume_revoke_then_delete(page, live_server, sandbox):
     page.get_by_role("button", name="Revoke 1 certificate").click()
     expect(page.locator("#outcomes")).to_contain_text("Revoked; Entrust says REVOKED.")
     expect(page.locator("#delete-revoked")).to_contain_text(
-        "Delete the revoked certificates from the repository?"
+        "Delete the revoked certificates from SSL › Certificates?"
     )
     page.goto(order_url)
     expect(page.locator("#order-state")).to_contain_text("REVOKED")

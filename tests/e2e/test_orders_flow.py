@@ -125,8 +125,12 @@ def test_order_a_certificate_then_one_queued_for_approval(page, live_server, san
     sandbox.set_certificate_status(int(tracking_id), "ACTIVE")  # an Entrust administrator
     page.get_by_role("button", name="Check Order Status").click()
     expect(page.locator(".flash-success")).to_contain_text("1 checked: 1 changed")
+    expect(page.locator(".flash-success")).to_contain_text("added to SSL › Certificates")
     expect(page.locator("#order-state")).to_contain_text("ACTIVE")
     expect(page.locator("#order-history")).to_contain_text("PENDING → ACTIVE")
+    expect(page.locator("#order-history")).to_contain_text(
+        "Certificate added to SSL › Certificates."
+    )
     expect(page.locator("#order-certificate")).to_contain_text("queue.example.com")
     # The requester sees the change in a notice on every page until dismissed.
     page.goto(live_server.url + "/")

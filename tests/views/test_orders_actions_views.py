@@ -339,7 +339,7 @@ def test_revoke_through_the_pages_then_the_offer_to_delete_the_certificate(
     )
     page = _text(resp)
     assert resp.status_code == 200 and "Revoked; Entrust says REVOKED." in page
-    assert "Delete the revoked certificates from the repository?" in page
+    assert "Delete the revoked certificates from SSL › Certificates?" in page
     assert f'action="/certificates/{cert.id}/delete"' in page and "data-confirm" in page
     db.session.refresh(cert)
     assert cert.revoked_at is not None

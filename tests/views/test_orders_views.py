@@ -173,7 +173,7 @@ def test_an_order_page_shows_fields_history_and_what_to_do(operator_client, orde
         "STANDARD_SSL",
         "Imported from Entrust.",
         "Check Order Status",
-        "not in the repository yet",
+        "not in SSL › Certificates yet",
     ):
         assert text in page
     lost_page = operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)

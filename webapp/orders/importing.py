@@ -516,7 +516,9 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
 
 def _summary(counts: dict) -> str:
     parts = [f"{counts[k]:,} {k}" for k in COUNT_NAMES if k != "certificates"]
-    return ", ".join(parts) + f"; {counts['certificates']:,} certificates added to the repository"
+    return (
+        ", ".join(parts) + f"; {counts['certificates']:,} certificates added to SSL › Certificates"
+    )
 
 
 def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:

@@ -57,7 +57,7 @@ class CheckResult:
         c = self.counts
         text = f"{c['checked']} checked: {c['changed']} changed, {c['unchanged']} unchanged"
         if c["certificates"]:
-            text += f", {c['certificates']} certificates added to the repository"
+            text += f", {c['certificates']} certificates added to SSL › Certificates"
         if c["settled"]:
             text += f", {c['settled']} lost answers settled"
         if c["failed"]:
@@ -139,7 +139,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
                 "certificate",
                 actor=actor,
                 now=now,
-                message="Certificate added to the repository.",
+                message="Certificate added to SSL › Certificates.",
             )
     db.session.commit()
 
