@@ -57,6 +57,9 @@ def test_the_guides_labels_are_where_a_reader_looks(page, live_server, sandbox):
     page.get_by_role("button", name="Add credential").click()
     for label in ("Credential Name", "User Name", "API Key"):
         expect(page.get_by_label(label, exact=True)).to_be_visible()
+    expect(page.locator("#api_key-help")).to_contain_text(  # where Entrust makes the API key
+        "Administration › Advanced Settings › API, Generate credentials"
+    )
     expect(page.get_by_role("group", name=re.compile("^Client certificate"))).to_be_visible()
     _buttons(page, "Test Login", "Save")
     _link_sandbox(page, live_server, sandbox)
