@@ -246,3 +246,15 @@ def test_two_checks_of_one_order_at_once_store_its_news_once(app, env, user, san
     assert [k for k in kinds if k in ("status", "certificate")] == ["status", "certificate"]
     stored = select(func.count()).select_from(Certificate).where(Certificate.order_id == row.id)
     assert db.session.execute(stored).scalar() == 1
+
+
+def test_the_summaries_count_one_certificate_as_one():
+    one = polling.CheckResult()
+    one.counts.update(checked=1, changed=1, certificates=1)
+    assert one.summary() == (
+        "1 checked: 1 changed, 0 unchanged, 1 certificate added to SSL › Certificates."
+    )
+    counts = dict.fromkeys(importing.COUNT_NAMES, 0) | {"new": 2, "certificates": 2}
+    assert importing._summary(counts).endswith("; 2 certificates added to SSL › Certificates")
+    counts["certificates"] = 1
+    assert importing._summary(counts).endswith("; 1 certificate added to SSL › Certificates")

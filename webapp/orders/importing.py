@@ -516,8 +516,9 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
 
 def _summary(counts: dict) -> str:
     parts = [f"{counts[k]:,} {k}" for k in COUNT_NAMES if k != "certificates"]
-    return (
-        ", ".join(parts) + f"; {counts['certificates']:,} certificates added to SSL › Certificates"
+    added = counts["certificates"]
+    return ", ".join(parts) + (
+        f"; {added:,} certificate{'s' if added != 1 else ''} added to SSL › Certificates"
     )
 
 

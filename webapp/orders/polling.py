@@ -57,7 +57,8 @@ class CheckResult:
         c = self.counts
         text = f"{c['checked']} checked: {c['changed']} changed, {c['unchanged']} unchanged"
         if c["certificates"]:
-            text += f", {c['certificates']} certificates added to SSL › Certificates"
+            added = c["certificates"]
+            text += f", {added} certificate{'s' if added != 1 else ''} added to SSL › Certificates"
         if c["settled"]:
             text += f", {c['settled']} lost answers settled"
         if c["failed"]:
