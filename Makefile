@@ -53,7 +53,7 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Every benchmark beside its baseline: bench/results.json and a Markdown table (about 25 minutes).
+# Every benchmark beside its baseline: bench/results.json and a Markdown table (about 11 minutes).
 # QUICK=1: a smoke run of a few minutes at small sizes (bench/out/results-quick.json).
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run_all.py $(if $(filter 1 yes true,$(QUICK)),--quick)
