@@ -193,7 +193,7 @@ def main() -> int:
     port = os.environ.get("PORT", "8080")
     sandbox_port = os.environ.get("SANDBOX_PORT", "8443")
     instance = Path(os.environ.get("CERTDESK_INSTANCE", "instance")).resolve()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, as CertDesk keeps it
     env = dict(os.environ, CERTDESK_INSTANCE=str(instance), PYTHONUNBUFFERED="1")
     python = sys.executable
     children = Children()

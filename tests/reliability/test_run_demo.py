@@ -142,6 +142,9 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
         for command in [*commands.values(), _cmdline(proc.pid)]:
             assert key not in command
 
+        # The instance folder is made owner-only, so CertDesk's first start has nothing to close.
+        assert _mode(instance) == 0o700
+        assert "readable by other users" not in text, text
         # The sandbox's state is readable by its owner only.
         folder = instance / "sandbox"
         assert _mode(folder) == 0o700
