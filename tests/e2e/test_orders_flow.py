@@ -38,6 +38,8 @@ def _order(page, server, cn: str, *, queue: bool = False) -> None:
     page.wait_for_url(server.url + "/entrust/")
     page.get_by_role("button", name="Order Certificate").click()
     page.wait_for_url(server.url + "/entrust/new")
+    # The form fits the window: nothing (not the hidden default button) makes it scroll sideways.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     expect(page.get_by_label("Credential Name")).to_have_value(re.compile(r"\d+"))
     page.get_by_label("Organization").select_option(label="CertDesk Demo Corp (CertDesk Demo Corp)")
     longest = page.locator("#expires_on").get_attribute("max")
