@@ -379,6 +379,9 @@ def test_setup_needs_the_console_token_and_works_once(empty_app):
     root = auth.by_username("root")
     assert root.role == "admin"
     assert c.get("/").status_code == 200  # signed in
+    # Admin › Users shows that sign-in, not "last sign-in never" beside an open session.
+    assert root.last_login_at is not None
+    assert "last sign-in never" not in c.get(f"/admin/users/{root.id}").get_data(as_text=True)
     assert c.get(f"/setup?token={token}").status_code == 302  # one time only
     assert auth.issue_setup_token() is None
 

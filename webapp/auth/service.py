@@ -711,6 +711,7 @@ def complete_setup(
     user = User(
         username=name, role="admin", full_name=full_name, password_hash=password_hash, active=True
     )
+    user.last_login_at = utcnow()  # the setup page signs them in
     db.session.add(user)
     db.session.flush()
     audit.record(
