@@ -310,7 +310,7 @@ READS = [
     Read("order_form", {"method": "GET", "path": f"{API}/customFields"}, None, ""),
 ]
 READ_OK = {
-    "test_login": "Login succeeded",
+    "test_login": "Entrust answered: ECS API version",
     "sync_organizations": "Synced organizations",
     "sync_domains": "Synced domains",
     "sync_products": "Synced products",

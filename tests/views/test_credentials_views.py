@@ -120,6 +120,7 @@ def test_form_test_login_in_words(admin_client, sandbox):
     ok = admin_client.post("/entrust/manage/credentials/test", data=form(sandbox), headers=HTMX)
     body = ok.get_data(as_text=True)
     assert ok.status_code == 200 and "Test Login succeeded" in body and "<html" not in body
+    assert "Entrust answered: ECS API version" in body and body.count("succeeded") == 1
     bad = admin_client.post(
         "/entrust/manage/credentials/test", data=form(sandbox, api_key="wrong"), headers=HTMX
     )

@@ -500,7 +500,7 @@ def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:
         return LoginResult(
             False, wording.describe(exc, base_url, has_cert), details={"error": repr(exc)}
         )
-    return LoginResult(True, f"Login succeeded: Entrust ECS API version {version}.", version)
+    return LoginResult(True, f"Entrust answered: ECS API version {version}.", version)
 
 
 def test_login(actor, cred: EcsCredential) -> LoginResult:
