@@ -72,3 +72,44 @@ def test_csr_pkcs12_search_download_dashboard(page, live_server, tmp_path):
     assert "certificate.add" in page.locator("#recent-activity").inner_text()
     valid = page.locator("#state-counts .tile-ok .tile-value").inner_text()
     assert valid == "1"
+
+
+LONG_CN = "x" * 55 + ".example"  # 64 characters, the longest a common name may be
+LONG_O = "Very Long Organisation Name Department Of Things " * 2
+
+
+def _fits_its_card(page) -> None:
+    """Every value of the page's field lists stays inside its card: wrapped, not cut off."""
+    cut = page.evaluate(
+        """() => [...document.querySelectorAll('dl.fields dd')].filter(dd => {
+            const card = dd.closest('article').getBoundingClientRect();
+            return dd.scrollWidth > dd.clientWidth + 1
+                || dd.getBoundingClientRect().right > card.right + 1;
+        }).map(dd => dd.previousElementSibling.textContent)"""
+    )
+    assert cut == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_long_names_wrap_on_the_csr_and_certificate_pages(page, live_server, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/csrs/new")
+    page.locator("input[name=CN]").fill(LONG_CN)
+    for field in ("O", "OU", "L"):
+        page.locator(f"input[name={field}]").fill(LONG_O)
+    page.locator("select[name=key_type]").select_option("p256")
+    page.get_by_role("button", name="Create key and CSR").click()
+    page.wait_for_url(re.compile(r".*/csrs/\d+$"))
+    _fits_its_card(page)
+
+    pki = MiniPki()
+    key, cert = pki.leaf(LONG_CN, [LONG_CN, "y" * 55 + ".example"])
+    bundle = tmp_path / "long.p12"
+    bundle.write_bytes(p12(key, cert, pki.chain, P12_PASSWORD))
+    page.goto(live_server.url + "/certificates/import")
+    page.locator("input[name=files]").set_input_files(str(bundle))
+    page.locator("input[name=password]").fill(P12_PASSWORD)
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_url(re.compile(r".*/certificates/\d+$"))
+    _fits_its_card(page)
