@@ -201,6 +201,9 @@ def test_edit_delete_and_disable(admin_client, sandbox, user):
     db.session.expire_all()
     assert service.get(cred.id).name == "New"
 
+    # Disabling from the list asks first and says what it stops.
+    listing = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    assert 'data-confirm="Disable the credential New? CertDesk stops syncing' in listing
     assert (
         admin_client.post(
             f"/entrust/manage/credentials/{cred.id}/enabled", data={"enabled": "0"}
