@@ -217,3 +217,23 @@ def test_two_administrators_demoting_each_other_at_once_leave_one(app, user):
             db.select(db.func.count()).select_from(User).where(User.role == "admin")
         ).scalar()
         assert admins == 1 and len(refused) == 1 and "last active administrator" in refused[0]
+
+
+def test_the_user_page_labels_its_fields_and_asks_before_it_locks_out(admin_client, user):
+    op = user["operator"]
+    page = admin_client.get(f"/admin/users/{op.id}").get_data(as_text=True)
+    for field, label in (("role", "Role of operator"), ("password", "New password")):
+        assert f'<label for="{field}">{label}</label>' in page
+    assert '<label for="password2">Repeat new password</label>' in page
+    assert "Their open sessions end and they can no longer sign in" in page
+    assert 'data-confirm="Reset the password of operator? Their open sessions end."' in page
+
+    # A refused reset points at the field that is wrong.
+    resp = admin_client.post(
+        f"/admin/users/{op.id}/password",
+        data={"password": "reset password!", "password2": "something else"},
+    )
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert 'aria-invalid="true" aria-describedby="password2-error" autofocus' in page
+    assert '<small class="field-error" id="password2-error">' in page
