@@ -55,6 +55,17 @@ def test_create_csr(operator_client):
     assert "portal.example.com" in listing and "<html" not in listing
 
 
+def test_the_empty_list_says_what_to_do_next(operator_client, auditor_client):
+    empty = operator_client.get("/csrs/").get_data(as_text=True)
+    assert "No CSRs yet." in empty
+    assert '<a href="/csrs/new">Create a key and CSR</a>' in empty
+    assert '<a href="/csrs/import">import a CSR</a>' in empty
+    assert "Create a key and CSR</a>" not in auditor_client.get("/csrs/").get_data(as_text=True)
+    assert _create(operator_client).status_code == 303
+    none = operator_client.get("/csrs/?q=nothing-like-this", headers=HTMX).get_data(as_text=True)
+    assert "No CSRs match this search." in none and '<a href="/csrs/">Show all CSRs</a>' in none
+
+
 def test_search_finds_names_that_start_or_end_with_the_text(operator_client):
     assert _create(operator_client).status_code == 303
     for q, found in [
