@@ -113,3 +113,18 @@ def test_long_names_wrap_on_the_csr_and_certificate_pages(page, live_server, tmp
     page.get_by_role("button", name="Import").click()
     page.wait_for_url(re.compile(r".*/certificates/\d+$"))
     _fits_its_card(page)
+
+
+def test_the_csr_form_starts_at_the_common_name_and_returns_to_the_wrong_field(page, live_server):
+    login(page, live_server, "operator")
+    page.goto(live_server.url + "/csrs/new")
+    page.keyboard.type("shop.example.org")  # no click: the common name has the focus
+    assert page.locator("#csr-cn").input_value() == "shop.example.org"
+    page.locator("#csr-sans").fill("bad..example.com")
+    page.locator("#csr-cn").press("Enter")
+    page.wait_for_load_state()
+    sans = page.locator("#csr-sans")
+    assert sans.get_attribute("aria-invalid") == "true"
+    assert sans.evaluate("el => el === document.activeElement")
+    error = page.locator("#" + sans.get_attribute("aria-describedby"))
+    assert "not a valid DNS name" in error.inner_text()

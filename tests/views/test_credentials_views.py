@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,15 @@ def test_invalid_form_shows_errors_next_to_fields(admin_client, sandbox):
     body = resp.get_data(as_text=True)
     assert resp.status_code == 422 and 'id="name-error"' in body and 'aria-invalid="true"' in body
     assert sandbox.api_key not in body  # the key typed is not sent back
+    # The first field starts with the focus; after a refusal, the first wrong one has it.
+    blank = admin_client.get("/entrust/manage/credentials/new").get_data(as_text=True)
+    assert re.search(r'<input id="name" [^>]*autofocus>', blank)
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new", data=form(sandbox, base_url="ftp://x")
+    )
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and re.search(r'<input id="base_url" [^>]*autofocus>', body)
+    assert body.count("autofocus") == 1
     resp = admin_client.post(
         "/entrust/manage/credentials/new",
         data={**form(sandbox), "client_key": (io.BytesIO(b"junk"), "k.pem")},
