@@ -45,6 +45,20 @@
     });
   });
 
+  // From the keyboard: Escape closes an open dropdown and gives the focus back to its summary;
+  // tabbing out of a dropdown closes it.
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Escape") return;
+    var open = ev.target.closest && ev.target.closest("details.dropdown[open]");
+    if (!open) return;
+    open.removeAttribute("open");
+    open.querySelector("summary").focus();
+  });
+  document.addEventListener("focusout", function (ev) {
+    var open = ev.target.closest && ev.target.closest("details.dropdown[open]");
+    if (open && ev.relatedTarget && !open.contains(ev.relatedTarget)) open.removeAttribute("open");
+  });
+
   // A choice that bounds a date: <select data-sets-max="input id"> whose options carry data-max
   // (the order form's product and its expiration date).
   document.addEventListener("change", function (ev) {

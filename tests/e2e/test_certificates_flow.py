@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from cryptography import x509
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import login
 from tests.unit.certs.factory import MiniPki, p12
@@ -128,3 +129,21 @@ def test_the_csr_form_starts_at_the_common_name_and_returns_to_the_wrong_field(p
     assert sans.evaluate("el => el === document.activeElement")
     error = page.locator("#" + sans.get_attribute("aria-describedby"))
     assert "not a valid DNS name" in error.inner_text()
+
+
+def test_the_menus_work_from_the_keyboard(page, live_server):
+    login(page, live_server, "admin")
+    ssl = page.locator("nav .mainnav summary", has_text="SSL")
+    ssl.focus()
+    page.keyboard.press("Enter")
+    menu = page.locator("nav .mainnav details", has=page.locator("summary", has_text="SSL"))
+    expect(menu).to_have_attribute("open", "")
+    page.keyboard.press("Tab")
+    expect(menu.get_by_role("link", name="Certificates")).to_be_focused()
+    page.keyboard.press("Escape")  # closes the menu, back on its summary
+    expect(menu).not_to_have_attribute("open", "")
+    expect(ssl).to_be_focused()
+    page.keyboard.press("Enter")
+    for _ in range(5):  # tabbing past the last entry leaves the menu closed behind
+        page.keyboard.press("Tab")
+    expect(menu).not_to_have_attribute("open", "")
