@@ -59,6 +59,22 @@
     if (open && ev.relatedTarget && !open.contains(ev.relatedTarget)) open.removeAttribute("open");
   });
 
+  // A request that never reached CertDesk (network down, server stopped) says so in the banner
+  // instead of leaving the page as it was.
+  document.addEventListener("htmx:sendError", function () {
+    var banner = document.getElementById("banner");
+    if (!banner) return;
+    var box = document.createElement("article");
+    box.className = "flash flash-error";
+    box.setAttribute("role", "alert");
+    var title = document.createElement("strong");
+    title.textContent = "CertDesk did not answer.";
+    box.appendChild(title);
+    box.appendChild(document.createTextNode(" Check the connection, then reload the page to " +
+      "see whether the last action was done."));
+    banner.replaceChildren(box);
+  });
+
   // A choice that bounds a date: <select data-sets-max="input id"> whose options carry data-max
   // (the order form's product and its expiration date).
   document.addEventListener("change", function (ev) {

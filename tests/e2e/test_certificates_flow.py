@@ -147,3 +147,12 @@ def test_the_menus_work_from_the_keyboard(page, live_server):
     for _ in range(5):  # tabbing past the last entry leaves the menu closed behind
         page.keyboard.press("Tab")
     expect(menu).not_to_have_attribute("open", "")
+
+
+def test_a_request_that_never_reaches_certdesk_says_so(page, live_server):
+    login(page, live_server, "operator")
+    # The name check of the CSR form cannot reach CertDesk: the banner says so.
+    page.goto(live_server.url + "/csrs/new")
+    page.route("**/csrs/check-names*", lambda route: route.abort())
+    page.locator("#csr-cn").press_sequentially("shop.example.org", delay=20)
+    expect(page.locator("#banner")).to_contain_text("CertDesk did not answer.")
