@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -163,6 +164,28 @@ def test_import_refuses_mismatch_and_bad_input(admin_client):
             key_body = data["key_text"].split("-----")[2] if "-----" in data["key_text"] else ""
             assert data["key_text"] not in body and (not key_body or key_body not in body)
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
+
+
+def test_import_starts_at_the_csr_and_returns_to_the_wrong_field(admin_client):
+    blank = admin_client.get("/csrs/import").get_data(as_text=True)
+    assert re.search(r'<textarea name="csr_text" [^>]*autofocus>', blank)
+    key = ec_key()
+    resp = admin_client.post(
+        "/csrs/import",
+        data={
+            "csr_text": _csr_pem(key).decode(),
+            "key_text": key_pem(key, "pw-123456").decode(),
+            "key_password": "bad",
+        },
+    )
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and body.count("autofocus") == 1
+    assert re.search(
+        r'<input type="password" name="key_password" [^>]*'
+        r'aria-describedby="key_password-error" autofocus>',
+        body,
+    )
+    assert '<small class="field-error" id="key_password-error">Wrong password' in body
 
 
 def test_key_download_roles(app, admin_client, operator_client, auditor_client, user):
