@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
@@ -88,6 +89,21 @@ def test_bad_input_changes_nothing(admin_client):
         assert message in body and 'aria-invalid="true"' in body
     assert _count(Certificate) == 0 and _count(PrivateKey) == 0
     assert _count(AuditEvent) == before
+
+
+def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client):
+    blank = admin_client.get("/certificates/import").get_data(as_text=True)
+    assert re.search(r'<input type="file" name="files" [^>]*autofocus>', blank)
+    pki = MiniPki()
+    key, cert = pki.leaf("x.example.com")
+    bundle = ("x.p12", p12(key, cert, pki.chain, P12_PASSWORD))
+    body = _upload(admin_client, bundle, password="wrong-password").get_data(as_text=True)
+    assert body.count("autofocus") == 1
+    assert re.search(
+        r'<input type="password" name="password" [^>]*aria-describedby="password-error" autofocus>',
+        body,
+    )
+    assert '<small class="field-error" id="password-error">x.p12: Wrong password' in body
 
 
 def test_search_by_san_serial_fingerprint_and_filters(admin_client):
