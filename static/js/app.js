@@ -85,6 +85,17 @@
     if (input && option && option.dataset.max) input.max = option.dataset.max;
   });
 
-  document.addEventListener("DOMContentLoaded", function () { localiseTimes(document); });
+  // A form sent back with errors puts the focus on its first wrong field (unless the page
+  // chose a field itself with autofocus), so the keyboard and a screen reader start there.
+  function focusFirstError() {
+    if (document.querySelector("main [autofocus]")) return;
+    var wrong = document.querySelector("main [aria-invalid='true']");
+    if (wrong) wrong.focus();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localiseTimes(document);
+    focusFirstError();
+  });
   document.addEventListener("htmx:afterSettle", function (ev) { localiseTimes(ev.detail.elt || document); });
 })();

@@ -156,3 +156,17 @@ def test_a_request_that_never_reaches_certdesk_says_so(page, live_server):
     page.route("**/csrs/check-names*", lambda route: route.abort())
     page.locator("#csr-cn").press_sequentially("shop.example.org", delay=20)
     expect(page.locator("#banner")).to_contain_text("CertDesk did not answer.")
+
+
+def test_a_form_sent_back_puts_the_focus_on_its_wrong_field(page, live_server):
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/admin/settings/")
+    proxy = page.get_by_label("Default HTTPS proxy")
+    proxy.fill("http://u:secretpw@proxy:3128")
+    proxy.press("Enter")
+    page.wait_for_load_state()
+    proxy = page.get_by_label("Default HTTPS proxy")
+    expect(proxy).to_have_attribute("aria-invalid", "true")
+    expect(proxy).to_be_focused()
+    help_id = proxy.get_attribute("aria-describedby")
+    expect(page.locator(f"#{help_id}")).to_contain_text("must not contain a password")
