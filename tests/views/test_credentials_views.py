@@ -226,7 +226,8 @@ def test_edit_delete_and_disable(admin_client, sandbox, user):
 
     confirm = admin_client.get(f"/entrust/manage/credentials/{cred.id}/delete")
     text = confirm.get_data(as_text=True)
-    assert "Disable instead" in text and "marked gone" in text and "data-confirm" in text
+    assert "Disable instead" in text and "marked gone" in text
+    assert 'data-confirm="Delete the credential New? Its stored API key is erased' in text
     refused = admin_client.post(f"/entrust/manage/credentials/{cred.id}/delete")
     assert refused.status_code == 422 and "Tick the box" in refused.get_data(as_text=True)
     done = admin_client.post(f"/entrust/manage/credentials/{cred.id}/delete", data={"confirm": "1"})
