@@ -516,10 +516,7 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
 
 def _summary(counts: dict) -> str:
     parts = [f"{counts[k]:,} {k}" for k in COUNT_NAMES if k != "certificates"]
-    added = counts["certificates"]
-    return ", ".join(parts) + (
-        f"; {added:,} certificate{'s' if added != 1 else ''} added to SSL › Certificates"
-    )
+    return ", ".join(parts) + "; " + records.certificates_added(counts["certificates"])
 
 
 def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:

@@ -57,8 +57,7 @@ class CheckResult:
         c = self.counts
         text = f"{c['checked']} checked: {c['changed']} changed, {c['unchanged']} unchanged"
         if c["certificates"]:
-            added = c["certificates"]
-            text += f", {added} certificate{'s' if added != 1 else ''} added to SSL › Certificates"
+            text += ", " + records.certificates_added(c["certificates"])
         if c["settled"]:
             text += f", {c['settled']} lost answers settled"
         if c["failed"]:

@@ -217,6 +217,11 @@ def lock_rows(ids) -> list[Order]:
     )
 
 
+def certificates_added(n: int) -> str:
+    """How a job's summary says what it brought into the repository."""
+    return f"{n:,} certificate{'s' if n != 1 else ''} added to SSL › Certificates"
+
+
 def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[bool, str]:
     """Put the certificate of ``ca`` (with its chain) in the repository, linked to ``row`` (and to
     the key and CSR CertDesk holds for it). Returns (added now, a problem in words or "")."""
