@@ -15,6 +15,21 @@ from tests.unit.certs.factory import MiniPki, p12
 P12_PASSWORD = "browser-p12-pass"
 
 
+def _import_p12(page, live_server, tmp_path, cn: str, sans: list[str]):
+    """Import, on the Import certificates page, a PKCS#12 of a new certificate for ``cn`` with
+    its chain and key; returns (its MiniPki, the certificate), on the certificate's page."""
+    pki = MiniPki()
+    key, cert = pki.leaf(cn, sans)
+    bundle = tmp_path / "bundle.p12"
+    bundle.write_bytes(p12(key, cert, pki.chain, P12_PASSWORD))
+    page.goto(live_server.url + "/certificates/import")
+    page.locator("input[name=files]").set_input_files(str(bundle))
+    page.locator("input[name=password]").fill(P12_PASSWORD)
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_url(re.compile(r".*/certificates/\d+$"))
+    return pki, cert
+
+
 def test_csr_pkcs12_search_download_dashboard(page, live_server, tmp_path):
     login(page, live_server, "admin")
 
@@ -33,15 +48,9 @@ def test_csr_pkcs12_search_download_dashboard(page, live_server, tmp_path):
     assert "BEGIN CERTIFICATE REQUEST" in page.locator("pre.pem").inner_text()
 
     # Import a PKCS#12 holding a certificate, its chain and its key.
-    pki = MiniPki()
-    key, cert = pki.leaf("pay.example.org", ["pay.example.org", "checkout.example.org"])
-    bundle = tmp_path / "pay.p12"
-    bundle.write_bytes(p12(key, cert, pki.chain, P12_PASSWORD))
-    page.goto(live_server.url + "/certificates/import")
-    page.locator("input[name=files]").set_input_files(str(bundle))
-    page.locator("input[name=password]").fill(P12_PASSWORD)
-    page.get_by_role("button", name="Import").click()
-    page.wait_for_url(re.compile(r".*/certificates/\d+$"))
+    pki, cert = _import_p12(
+        page, live_server, tmp_path, "pay.example.org", ["pay.example.org", "checkout.example.org"]
+    )
     assert page.get_by_text("1 private key(s) stored encrypted").is_visible()
 
     # Find it by a SAN (the search runs as it is typed).
@@ -104,15 +113,7 @@ def test_long_names_wrap_on_the_csr_and_certificate_pages(page, live_server, tmp
     page.wait_for_url(re.compile(r".*/csrs/\d+$"))
     _fits_its_card(page)
 
-    pki = MiniPki()
-    key, cert = pki.leaf(LONG_CN, [LONG_CN, "y" * 55 + ".example"])
-    bundle = tmp_path / "long.p12"
-    bundle.write_bytes(p12(key, cert, pki.chain, P12_PASSWORD))
-    page.goto(live_server.url + "/certificates/import")
-    page.locator("input[name=files]").set_input_files(str(bundle))
-    page.locator("input[name=password]").fill(P12_PASSWORD)
-    page.get_by_role("button", name="Import").click()
-    page.wait_for_url(re.compile(r".*/certificates/\d+$"))
+    _import_p12(page, live_server, tmp_path, LONG_CN, [LONG_CN, "y" * 55 + ".example"])
     _fits_its_card(page)
 
 
