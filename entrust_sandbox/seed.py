@@ -14,7 +14,7 @@ import random
 from datetime import timedelta
 
 from . import ca as ca_mod
-from .clock import fmt
+from .clock import fmt, fmt_millis
 from .orders import domain_eligibility
 from .store import bar_key
 
@@ -234,10 +234,11 @@ def seed_account(store, certificates: int, seed=1, api_mandatory=()) -> dict:
     with store.tx() as conn:
         for client in CLIENTS:
             client = dict(client)
+            # A client's vetting dates carry milliseconds (certificate and domain times do not).
             if client["verificationStatus"] == "APPROVED":
-                client["ovExpiryDate"] = fmt(now + timedelta(days=300))
+                client["ovExpiryDate"] = fmt_millis(now + timedelta(days=300))
             if client.get("evVerificationStatus") == "APPROVED":
-                client["evExpiryDate"] = fmt(now + timedelta(days=200))
+                client["evExpiryDate"] = fmt_millis(now + timedelta(days=200))
             conn.execute(
                 "INSERT INTO clients VALUES (?, ?)", (client["clientId"], json.dumps(client))
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from email.utils import parsedate_to_datetime
 
@@ -24,6 +25,19 @@ def test_clients_and_organizations(api):
     assert "organizations" not in api.get("clients/2").json()
     ous = api.get("clients/1/organizationalUnits").json()
     assert set(ous) == {"organizationalunits"}
+
+
+def test_client_vetting_dates_are_written_with_milliseconds(api):
+    # GET /clients shows ovExpiryDate and evExpiryDate as "2019-06-01T12:24:27.627Z", unlike the
+    # whole seconds of certificate and domain times; GET /clients/{id} writes them the same way.
+    millis = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+    clients = {c["clientId"]: c for c in api.get("clients").json()["clients"]}
+    assert millis.match(clients[1]["ovExpiryDate"]) and millis.match(clients[1]["evExpiryDate"])
+    assert millis.match(clients[2]["ovExpiryDate"])
+    assert "ovExpiryDate" not in clients[3]  # only once the client is APPROVED
+    primary = api.get("clients/1").json()
+    assert primary["ovExpiryDate"] == clients[1]["ovExpiryDate"]
+    assert primary["evInfo"]["expiryDate"] == clients[1]["evExpiryDate"]
 
 
 def test_domains_have_every_status_and_filters(api):
