@@ -385,7 +385,8 @@ def _certificate_rows(store, rng: random.Random, n: int, now) -> tuple[list[tupl
                 tracking.get("requesterPhone"),
                 "",
                 1 if status == "DEACTIVATED" else 0,
-                fmt(issued + timedelta(days=30)) if status == "DEACTIVATED" else None,
+                # deactivated a month after issue, or today for one issued since
+                fmt(min(issued + timedelta(days=30), now)) if status == "DEACTIVATED" else None,
                 domain if ssl and not third_party else None,
                 1 if third_party else 0,
                 thumb,

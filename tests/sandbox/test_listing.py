@@ -193,6 +193,18 @@ def test_seed_is_deterministic(api, sb):
     assert [i.get("serialNumber") for i in other] != [i.get("serialNumber") for i in first]
 
 
+def test_seeded_orders_happened_before_now(api, sb):
+    # No seeded order is issued or deactivated later than the moment the list is read.
+    sb.seed(certificates=2000, seed=5)
+    page = api.get("certificates", params={"fields": "*", "limit": 1000}).json()
+    now = page["summary"]["timestamp"][:19] + "Z"  # whole seconds, as the items write it
+    items = page["certificates"]
+    deactivated = [i for i in items if i["tracking"]["deactivated"]]
+    assert deactivated and all(i["tracking"]["deactivatedOn"] <= now for i in deactivated)
+    assert all(i["issueDateTime"] <= now for i in items if "issueDateTime" in i)
+    assert all(i["issueDateTime"] <= i["tracking"]["deactivatedOn"] for i in deactivated)
+
+
 def test_seed_covers_statuses_and_types(api, sb):
     sb.seed(certificates=2000, seed=5)
     rows = sb.sandbox.store.query("SELECT DISTINCT status, cert_type FROM certificates")
