@@ -7,6 +7,7 @@ kind. Only `?`-placeholders carry user input into SQL; expressions come from the
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ class Field:
 
     sql: str
     ops: tuple[str, ...]
-    kind: str = "text"  # text | int | datetime | bool | serial | multi | san | upper
+    kind: str = "text"  # text | int | number | datetime | bool | serial | multi | san | upper
 
 
 _EQ_IN = ("eq", "in")
@@ -59,7 +60,9 @@ CUSTOM_FIELD_NAMES = [f"text{i}" for i in range(1, 16)] + [
 ]
 for _name in CUSTOM_FIELD_NAMES:
     CERT_FILTERS[f"tracking.customFields.{_name}"] = Field(
-        f"json_extract(tracking_json, '$.customFields.{_name}')", _TEXT
+        f"json_extract(tracking_json, '$.customFields.{_name}')",
+        _TEXT,
+        "number" if _name.startswith("number") else "text",
     )
 
 CERT_SORT = {
@@ -156,6 +159,15 @@ def normalize_serial(value: str) -> str:
     return value.lstrip("0") or "0"
 
 
+def custom_number(text: str) -> float | None:
+    """A custom number field's value (a finite float), or None when ``text`` is not one."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _like(value: str) -> str:
     return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -167,6 +179,11 @@ def _convert(name: str, field: Field, value: str):
             return in_range(int(value), name)
         except ValueError as exc:
             raise bad_request(f"Invalid value for {name}: {value}", name) from exc
+    if field.kind == "number":
+        number = custom_number(value)
+        if number is None:
+            raise bad_request(f"Invalid number for {name}: {value}", name)
+        return number
     if field.kind == "datetime":
         try:
             return fmt(parse_datetime(value))
@@ -187,7 +204,8 @@ def _convert(name: str, field: Field, value: str):
 
 def _clause(name: str, field: Field, op: str, raw: str) -> tuple[str, list]:
     values = [v for v in raw.split(",")] if op == "in" else [raw]
-    values = [_convert(name, field, v) for v in values]
+    if not (op == "con" and field.kind == "number"):  # "contains" looks for the digits as given
+        values = [_convert(name, field, v) for v in values]
     if field.kind == "san":
         if op == "eq":
             # "=" matches a singleton SAN list, or the whole list joined with ", ".

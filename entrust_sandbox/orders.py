@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from . import ca as ca_mod
 from .clock import fmt, parse_datetime, parse_expiry_date
 from .errors import INT_MAX, ApiError, bad_request, in_range, not_found
-from .listing import API, CUSTOM_FIELD_NAMES
+from .listing import API, CUSTOM_FIELD_NAMES, custom_number
 from .store import bar_key
 
 SSL_TYPES = (
@@ -171,7 +171,10 @@ MANDATORY_FOR_API = ("ADMIN_API", "BOTH")  # EFORM: only on Entrust's own reques
 def _custom_fields(custom: dict, account: dict) -> dict:
     """The account's custom fields by their names (text1..15, number1..5, date1..5, email1..5,
     dropdown1..5): other keys are dropped, as ECS ignores what it does not know; a value that
-    does not fit its kind, or a dropdown's choice the account does not offer, is a 400."""
+    does not fit its kind, or a dropdown's choice the account does not offer, is a 400.
+
+    A value is kept as its kind, whatever JSON type it came in: a number for numberN, a
+    YYYY-MM-DD date for dateN, text for the others."""
     out = {}
     for name, value in custom.items():
         if value is None or name not in CUSTOM_FIELD_NAMES:
@@ -181,26 +184,29 @@ def _custom_fields(custom: dict, account: dict) -> dict:
         if len(text) > CUSTOM_TEXT_LIMIT:
             raise bad_request(f"{name} must be at most {CUSTOM_TEXT_LIMIT} characters", field)
         if not text.strip():  # an empty value is no value: kept as sent, not checked
-            pass
-        elif name.startswith("number"):
+            out[name] = value
+            continue
+        if name.startswith("number"):
+            number = custom_number(text)
+            if number is None:
+                raise bad_request(f"{name} must be a number", field)
+            out[name] = number
+            continue
+        if name.startswith("date"):
             try:
-                float(text)
-            except ValueError:
-                raise bad_request(f"{name} must be a number", field) from None
-        elif name.startswith("date"):
-            try:
-                date.fromisoformat(text[:10])
+                out[name] = date.fromisoformat(text[:10]).isoformat()
             except ValueError:
                 raise bad_request(f"{name} must be a date (YYYY-MM-DD)", field) from None
-        elif name.startswith("email") and "@" not in text:
+            continue
+        if name.startswith("email") and "@" not in text:
             raise bad_request(f"{name} is not an email address", field)
-        elif name.startswith("dropdown"):
+        if name.startswith("dropdown"):
             if len(text) > DROPDOWN_LIMIT:
                 raise bad_request(f"{name} must be at most {DROPDOWN_LIMIT} characters", field)
             options = (account.get(name) or {}).get("options")
             if options and text not in [o.strip() for o in options.split(",")]:
                 raise bad_request(f"{name} must be one of: {options}", field)
-        out[name] = value
+        out[name] = text
     return out
 
 

@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from entrust_sandbox.ca import make_csr
 
+from . import schema
 from .conftest import assert_error
 
 # An S/MIME order without a CSR: the sandbox makes the key and returns a PKCS#12.
@@ -338,15 +339,44 @@ def test_custom_fields_keep_their_names_and_kinds(api):
         "trackingId"
     ]
     kept = api.get(f"certificates/{tracking_id}").json()["tracking"]["customFields"]
-    assert kept == {k: v for k, v in fields.items() if k != "errors"}
+    assert kept == {k: v for k, v in fields.items() if k != "errors"} | {"number1": 12.5}
     for name, bad in (
         ("text2", "x" * 501),
         ("number2", "twelve"),
+        ("number2", "NaN"),
+        ("number3", "inf"),
         ("date2", "next week"),
         ("email2", "nobody"),
     ):
         response = api.order("www.example.com", tracking={"customFields": {name: bad}})
         assert_error(response, 400, f"tracking.customFields.{name}")
+
+
+def test_custom_field_values_come_back_as_their_kinds(api):
+    # Whatever JSON type a value arrives in, tracking shows numberN as a number, dateN as a date
+    # and the text kinds as text, on the order and after its tracking is replaced.
+    sent = {"text1": 42, "number1": "12.5", "number2": 7, "date1": "2027-03-01T10:00:00Z"}
+    shown = {"text1": "42", "number1": 12.5, "number2": 7.0, "date1": "2027-03-01"}
+    tracking_id = api.order("www.example.com", tracking={"customFields": sent}).json()["trackingId"]
+    detail = api.get(f"certificates/{tracking_id}")
+    assert detail.json()["tracking"]["customFields"] == shown
+    schema.check(detail, "/certificates/{trackingId}", "GET")
+    replaced = api.put(f"certificates/{tracking_id}/tracking", {"customFields": sent})
+    assert replaced.status_code == 200, replaced.text
+    listed = api.get("certificates", params={"trackingId": tracking_id, "fields": "tracking"})
+    assert listed.json()["certificates"][0]["tracking"]["customFields"] == shown
+    # and they are searched as what they are
+    for search in (
+        {"tracking.customFields.number1": "12.5"},
+        {"tracking.customFields.number2": "7"},
+    ):
+        found = api.get("certificates", params=search).json()["certificates"]
+        assert [i["trackingId"] for i in found] == [tracking_id], search
+    contains = {"tracking.customFields.number1": "con:2.5"}
+    assert [
+        i["trackingId"] for i in api.get("certificates", params=contains).json()["certificates"]
+    ] == [tracking_id]
+    assert_error(api.get("certificates", params={"tracking.customFields.number1": "x"}), 400)
 
 
 def test_a_field_mandatory_for_the_api_must_be_filled_in(api, sb):
