@@ -35,6 +35,8 @@ __all__ = ["DEFAULT_BASE_URL", "EcsClient"]
 
 DEFAULT_BASE_URL = "https://api.entrust.net/enterprise/v2/"
 MAX_PAGE_SIZE = 1000
+# The page size a listing falls back to when ECS will not answer its first page at a larger one.
+SMALL_PAGE_SIZE = 100
 log = logging.getLogger("webapp.ecs")
 
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -427,6 +429,10 @@ class EcsClient:
         ``offset`` is the index of the first item; the loop stops at ``summary.total``. An empty
         or repeated page before the total raises :class:`errors.PagingError`, so a misbehaving
         server cannot make this loop forever.
+
+        ECS's largest page (1000) "is subject to change", and some accounts' domain listings fail
+        at 1000 and answer at 100: a first page refused at a larger size (400, 5xx or a timeout)
+        is asked for once more at ``SMALL_PAGE_SIZE``, and the listing goes on at that size.
         """
         limit = max(1, min(int(page_size), MAX_PAGE_SIZE))
         offset = 0
@@ -440,6 +446,11 @@ class EcsClient:
                 # Some ECS versions answer an empty certificate search with 404.
                 if empty_on_404 and offset == 0:
                     return
+                raise
+            except (errors.ValidationError, errors.ServerError, errors.EcsTimeout):
+                if offset == 0 and limit > SMALL_PAGE_SIZE:
+                    limit = SMALL_PAGE_SIZE
+                    continue
                 raise
             items = body.get(key)
             if not isinstance(items, list):

@@ -136,3 +136,41 @@ def test_404_on_a_client_domain_listing_is_raised(client, rsps):
     )
     with pytest.raises(errors.NotFoundError):
         list(client.iter_domains(9))
+
+
+def test_a_first_page_refused_at_1000_is_asked_for_again_at_100(client, rsps):
+    """Some accounts' domain listings fail at limit=1000 and answer at 100: the listing goes on
+    in pages of 100."""
+    seen = []
+
+    def callback(request):
+        q = parse_qs(urlsplit(request.url).query)
+        offset, limit = int(q["offset"][0]), int(q["limit"][0])
+        seen.append((offset, limit))
+        if limit > 100:
+            return 400, {}, json.dumps({"status": 400, "errors": [{"message": "Invalid limit"}]})
+        names = [f"d{i}.example" for i in range(offset, min(offset + limit, 150))]
+        items = [{"domainName": n, "verificationStatus": "APPROVED"} for n in names]
+        return 200, {}, json.dumps(page("domains", items, offset, limit, 150))
+
+    rsps.add_callback(
+        responses.GET, url("clients/1/domains"), callback=callback, content_type="application/json"
+    )
+    domains = list(client.iter_domains(1))
+    assert len(domains) == 150 and domains[-1].domain_name == "d149.example"
+    assert seen == [(0, 1000), (0, 100), (100, 100)]
+
+
+def test_a_refusal_at_the_small_page_size_is_raised(client, rsps):
+    rsps.get(
+        url("domains"),
+        status=400,
+        json={"status": 400, "errors": [{"message": "Invalid filter", "field": "ovExpiry"}]},
+    )
+    with pytest.raises(errors.ValidationError):
+        list(client.iter_domains(filters={"ovExpiry": "lt:soon"}))
+    limits = [parse_qs(urlsplit(c.request.url).query)["limit"] for c in rsps.calls]
+    assert limits == [["1000"], ["100"]]  # asked once more at 100, then given up
+    with pytest.raises(errors.ValidationError):
+        list(client.iter_domains(page_size=50))  # already small: not asked again
+    assert len(rsps.calls) == 3
