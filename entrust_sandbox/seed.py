@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from . import ca as ca_mod
 from .clock import fmt, fmt_millis
-from .orders import domain_eligibility
+from .orders import RENEW_MIN_AGE, domain_eligibility
 from .store import bar_key
 
 CLIENTS = [
@@ -334,6 +334,8 @@ def _certificate_rows(store, rng: random.Random, n: int, now) -> tuple[list[tupl
             issued = now - timedelta(days=400 + rng.randrange(800), seconds=rng.randrange(86400))
         else:
             issued = now - timedelta(days=rng.randrange(1, 390), seconds=rng.randrange(86400))
+        if status == "RENEWED":  # a renewal waits until the certificate is 30 days old
+            issued = min(issued, now - RENEW_MIN_AGE - timedelta(seconds=i % 86400))
         expires = issued + timedelta(days=397)
         serial_int = rng.getrandbits(128) >> (8 if i % 16 == 0 else 0)
         serial = ca_mod.serial_hex(serial_int or 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from .conftest import SEED_CERTIFICATES, assert_error
@@ -203,6 +205,15 @@ def test_seeded_orders_happened_before_now(api, sb):
     assert deactivated and all(i["tracking"]["deactivatedOn"] <= now for i in deactivated)
     assert all(i["issueDateTime"] <= now for i in items if "issueDateTime" in i)
     assert all(i["issueDateTime"] <= i["tracking"]["deactivatedOn"] for i in deactivated)
+
+
+def test_seeded_renewed_orders_were_at_least_30_days_old(api, sb):
+    # ECS renews a certificate only once it is 30 days old, so no renewed one is younger.
+    sb.seed(certificates=2000, seed=5)
+    page = api.get("certificates", params={"status": "RENEWED", "fields": "*", "limit": 1000})
+    renewed = page.json()["certificates"]
+    month_ago = datetime.now(UTC) - timedelta(days=30)
+    assert renewed and all(datetime.fromisoformat(i["issueDateTime"]) <= month_ago for i in renewed)
 
 
 def test_seed_covers_statuses_and_types(api, sb):
