@@ -404,6 +404,31 @@ def test_two_clicks_at_once_place_a_not_placed_order_again_once(app, env, user, 
     assert row.again_id == placed[0].id
 
 
+def test_the_same_form_sent_twice_at_once_places_one_order(app, env, user, sandbox):
+    """A double click on Order Certificate while Entrust is slow: both requests carry the request
+    id the form was shown with; one order is placed, the other request is refused naming it, and
+    sends nothing."""
+    from webapp.auth.models import User
+
+    form = _form(env, _csr(user, "double.example.com"), request_id=placing.new_request_id())
+    sandbox.faults([{"kind": "latency", "method": "POST", "ms": 800}])
+
+    def click():
+        return placing.place(db.session.get(User, user["operator"].id), form)
+
+    outcomes = together(app, click, click)
+    sandbox.clear_faults()
+    placed = [o for o in outcomes if isinstance(o, Order)]
+    refused = [o for o in outcomes if isinstance(o, placing.SentAlready)]
+    assert len(placed) == 1 and len(refused) == 1, outcomes
+    assert refused[0].order_id == placed[0].id and placed[0].request_id == form.request_id
+    assert len(_posts(sandbox)) == 1 and _count(Order) == 1
+    # Sent again later (Back, then Order Certificate): still the one order.
+    with pytest.raises(placing.SentAlready):
+        placing.place(user["operator"], form)
+    assert len(_posts(sandbox)) == 1 and _count(Order) == 1
+
+
 def test_a_refused_placing_again_leaves_the_order_free_to_place_again(env, user, sandbox):
     row = _not_placed(env, user, sandbox, "refused.example.com")
     sandbox.set_domain_status("example.com", "EXPIRED")  # Entrust refuses the new order

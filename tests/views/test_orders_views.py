@@ -4,6 +4,7 @@ Existing Orders, the notices of status changes, and who may do what; with and wi
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -317,6 +318,36 @@ def test_validate_then_order_then_the_order_page(operator_client, linked, user):
     ):
         assert f"<dt>{label}</dt><dd>{value}</dd>" in sent, label
     assert "Ct log" not in sent and "True" not in sent
+
+
+def _shown_request_id(page: str) -> str:
+    found = re.search(r'name="request_id" value="(certdesk:[0-9a-f-]{36})"', page)
+    assert found, "the order form carries no request id"
+    return found.group(1)
+
+
+def test_the_same_order_form_sent_twice_places_one_order(operator_client, linked, user, sandbox):
+    """A double click, or Back and send again: the form carries the request id it was shown with
+    (kept through Validate), so the second sending finds the order the first one placed, says so,
+    and sends nothing to Entrust."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "twice.example.com"}, "")
+    request_id = _shown_request_id(operator_client.get("/entrust/new").get_data(as_text=True))
+    validated = _post(operator_client, linked, csr.id, action="validate", request_id=request_id)
+    assert _shown_request_id(validated.get_data(as_text=True)) == request_id
+    sandbox.clear_requests()
+    first = _post(operator_client, linked, csr.id, request_id=request_id)
+    assert first.status_code == 303
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.request_id == request_id and row.phase == "issued"
+    again = _post(operator_client, linked, csr.id, request_id=request_id)
+    assert again.status_code == 303 and again.headers["Location"] == first.headers["Location"]
+    page = operator_client.get(again.headers["Location"]).get_data(as_text=True)
+    assert f"This form was sent already: it is order {row.ca_order_id}." in page
+    assert _count(Order) == 1
+    assert [r["method"] for r in sandbox.requests() if r["method"] == "POST"] == ["POST"]
+    # A form opened anew is a new order.
+    fresh = _shown_request_id(operator_client.get("/entrust/new").get_data(as_text=True))
+    assert fresh != request_id
 
 
 def test_an_order_with_a_key_and_csr_made_for_it_from_the_form(operator_client, linked):

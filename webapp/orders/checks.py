@@ -61,6 +61,7 @@ class OrderForm:
     custom: dict[str, str] = field(default_factory=dict)
     queue_for_approval: bool = False
     ct_log: bool = True
+    request_id: str = ""  # the id the form was shown with: sent twice, it places one order
 
 
 @dataclass

@@ -7,6 +7,8 @@ definite refusal removes the intent (nothing was ordered); an answer that was lo
 5xx, a crash between the call and the commit) leaves the order "unknown" until the reconciler has
 searched the CA for the request id: found, it is linked; still not found once the call's deadline
 has passed, it is "not placed", and only then may the user place it again, with a new request id.
+The Order Certificate form is shown with the request id its order will have, so the same form sent
+twice (a double click, Back and send again) places one order: the second is ``SentAlready``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from webapp.audit import service as audit
 from webapp.cas import registry
@@ -127,8 +130,42 @@ def _request_from(text: str, request_id: str) -> OrderRequest:
     return OrderRequest(**data)
 
 
-def _new_request_id() -> str:
+def new_request_id() -> str:
+    """A fresh request id: an intent's, or the one the Order Certificate form is shown with."""
     return REQUEST_PREFIX + str(uuid.uuid4())
+
+
+def form_request_id(value: str) -> str:
+    """The request id an Order Certificate form was shown with, when it is one CertDesk makes
+    (else "": the order gets a fresh one)."""
+    prefix, _, rest = (value or "").strip().partition(":")
+    try:
+        made = prefix + ":" == REQUEST_PREFIX and str(uuid.UUID(rest, version=4)) == rest
+    except ValueError:
+        made = False
+    return REQUEST_PREFIX + rest if made else ""
+
+
+class SentAlready(OrderInputError):
+    """The form was sent already (a double click, or Back and send again): its request id names
+    an order. Nothing is sent again; ``order_id`` is that order."""
+
+    def __init__(self, order: Order):
+        super().__init__(
+            f"This form was sent already: it is order {order.display_name}. It was not sent "
+            "again; to order another certificate, open Order Certificate anew.",
+            "form",
+        )
+        self.order_id = order.id
+
+
+def _refuse_sent(request_id: str) -> None:
+    """Raise SentAlready when an order holds ``request_id``."""
+    if not request_id:
+        return
+    sent = db.session.execute(select(Order).where(Order.request_id == request_id)).scalar()
+    if sent is not None:
+        raise SentAlready(sent)
 
 
 def place(actor, form: OrderForm) -> Order:
@@ -136,8 +173,14 @@ def place(actor, form: OrderForm) -> Order:
     placed exactly once (see the module docstring). Returns the order: issued (its certificate is
     in the repository, linked to the order, CSR and key), pending (queued for approval), or
     unknown (the answer was lost: being settled). Raises OrderRefused when the CA said no or could
-    not be reached and nothing was ordered; then nothing but the audit event is kept."""
+    not be reached and nothing was ordered; then nothing but the audit event is kept. A form sent
+    again with the request id it was shown with (``form.request_id``) raises SentAlready while
+    the order it placed is kept."""
+    rbac.check(actor, rbac.ORDERS_MANAGE)
+    request_id = form_request_id(form.request_id)
+    _refuse_sent(request_id)
     prepared = prepare(actor, form)
+    prepared.request.request_id = request_id
     key_row, key_created = keep_key(actor, prepared, form)
     return _submit(
         actor,
@@ -245,7 +288,7 @@ def _submit(
     with conn:
         if parent_id is not None:
             _claim_parent(parent_id, now)
-        req.request_id = _new_request_id()
+        req.request_id = req.request_id or new_request_id()
         deadline = registry.answer_deadline(CA)
         row = Order(
             ca=CA,
@@ -272,7 +315,12 @@ def _submit(
         )
         records.index_search(row)
         db.session.add(row)
-        db.session.flush()
+        try:
+            db.session.flush()
+        except IntegrityError:  # the same form, sent twice at once: the other one placed it
+            db.session.rollback()
+            _refuse_sent(req.request_id)
+            raise
         if again_of is not None:
             _claim_again(again_of, row.id)
         records.event(row, "requested", actor=actor, now=now, message="Sent to Entrust.")

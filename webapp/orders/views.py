@@ -117,6 +117,9 @@ def _form_values() -> dict:
     values["queue_for_approval"] = f.get("queue_for_approval") == "1"
     values["ct_log"] = f.get("ct_log") == "1"
     values["custom"] = {k[7:]: v[:500] for k, v in f.items() if k.startswith("custom_")}
+    values["request_id"] = (
+        placing.form_request_id(f.get("request_id", "")[:100]) or placing.new_request_id()
+    )
     return values
 
 
@@ -155,6 +158,7 @@ def _order_form(values: dict) -> checks.OrderForm:
         custom=values["custom"],
         queue_for_approval=values["queue_for_approval"],
         ct_log=values["ct_log"],
+        request_id=values["request_id"],
     )
 
 
@@ -169,6 +173,7 @@ def _new_values() -> dict:
         "custom": {},
         "requester_name": current_user.full_name,
         "requester_email": current_user.email,
+        "request_id": placing.new_request_id(),
     }
 
 
@@ -190,8 +195,13 @@ def new():
                 row = placing.place(current_user, _order_form(values))
                 flash(_placed_words(row), "success" if row.settled else "warning")
                 return htmx.redirect(url_for("orders.detail", order_id=row.id))
+        except placing.SentAlready as exc:
+            flash(str(exc), "warning")
+            return htmx.redirect(url_for("orders.detail", order_id=exc.order_id))
         except InputError as exc:
             errors = exc.as_errors()
+            if isinstance(exc, placing.OrderRefused):  # its request id went to Entrust
+                values["request_id"] = placing.new_request_id()
     c = checks.choices(values["credential_id"])
     body = htmx.render(
         "orders/new.html", form=values, errors=errors, validation=validation, c=c, dates=_dates(c)
