@@ -18,9 +18,10 @@ from webapp.certificates.models import Certificate
 from webapp.credentials import service as credentials
 from webapp.credentials.models import EcsCredential
 from webapp.csrs import service as csrs
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.orders import checks, lifecycle, placing, polling
+from webapp.orders import checks, importing, lifecycle, placing, polling, records
 from webapp.orders.models import Order, OrderEvent
 from webapp.security.rbac import PermissionDenied
 from webapp.settings import service as settings
@@ -387,3 +388,28 @@ def test_a_refusal_by_entrust_reads_the_order_back(env, user, sandbox):
     assert len(_changes(sandbox)) == 1
     db.session.refresh(row)
     assert row.status == "SUSPENDED"  # read back
+
+
+def test_a_status_read_before_an_action_does_not_undo_it(env, user, sandbox):
+    """An import or a status check that read the orders before an action was done (the import
+    reads its pages ahead; a check of 100 orders takes a while) and writes them after it: the
+    order stays as the action left it, with no history line going back."""
+    row = _order(user, env, "stale.example.com")
+    with registry.open_connector("entrust", env.id) as conn:
+        page = next(conn.list_orders(0, 1000))
+        checked = conn.statuses([row.ca_order_id])[row.ca_order_id]
+    assert checked.status == "ACTIVE" and row.ca_order_id in [o.order_id for o in page.orders]
+    choices = lifecycle.Choices(reason="keyCompromise")
+    [outcome] = lifecycle.run(user["admin"], Action.REVOKE, [row.id], choices).outcomes
+    assert outcome.result == "done", outcome.message
+    importing.upsert_page(env.id, page.orders, set(), "scheduler", utcnow())
+    db.session.commit()
+    [held] = records.lock_rows([row.id])  # as the status check applies what it read
+    assert records.apply(held, checked, utcnow()) == (False, None)
+    db.session.commit()
+    db.session.refresh(row)
+    assert row.status == "REVOKED" == sandbox.status(row.ca_order_id)
+    kinds = db.session.execute(
+        select(OrderEvent.kind, OrderEvent.new_status).where(OrderEvent.order_id == row.id)
+    ).all()
+    assert ("status", "ACTIVE") not in kinds, kinds

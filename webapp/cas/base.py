@@ -149,6 +149,9 @@ class CaOrder:
     third_party: bool = False
     thumbprint: str | None = None  # SHA-1, for certificates the CA found but did not issue
     details: dict = field(default_factory=dict)  # every field the CA holds, for the detail page
+    # When CertDesk asked the CA for this view (None for an answer to a change): a view asked for
+    # before CertDesk learned the order's current status is older than it, and does not undo it.
+    read_at: datetime | None = None
 
 
 @dataclass

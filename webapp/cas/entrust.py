@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from datetime import datetime
 
 from webapp.cas.base import (
     Action,
@@ -28,6 +29,7 @@ from webapp.cas.base import (
 )
 from webapp.credentials import clients, wording
 from webapp.credentials.models import EcsCredential
+from webapp.dbtypes import utcnow
 from webapp.ecs import EcsClient, errors, types
 
 PHASES = {
@@ -158,8 +160,9 @@ def _issuers(leaf: str | None, chain: list[str]) -> list[str]:
     return list(chain)
 
 
-def to_order(cert: types.Certificate) -> CaOrder:
-    """A CaOrder from an ECS certificate (a list item or the full detail)."""
+def to_order(cert: types.Certificate, read_at: datetime | None = None) -> CaOrder:
+    """A CaOrder from an ECS certificate (a list item or the full detail), asked for at
+    ``read_at``."""
     status = str(cert.status or "")
     tracking = cert.tracking or types.Tracking()
     details = {
@@ -192,6 +195,7 @@ def to_order(cert: types.Certificate) -> CaOrder:
         third_party=bool(cert.is_third_party) or cert.tracking_id == 0,
         thumbprint=cert.thumbprint,
         details=details,
+        read_at=read_at,
     )
 
 
@@ -320,8 +324,10 @@ class EntrustConnector(CaConnector):
         """Searches ``tracking.trackingInfo``. ECS's lists leave out APPROVED and DECLINED orders,
         so an order in one of those statuses is found only once it moves on (APPROVED is brief:
         the certificate is issued next); callers search again before they place anew."""
+        asked = utcnow()
         with self._calling():
-            return [to_order(c) for c in self.client.find_certificates_by_tracking_info(request_id)]
+            found = self.client.find_certificates_by_tracking_info(request_id)
+        return [to_order(c, asked) for c in found]
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -332,6 +338,7 @@ class EntrustConnector(CaConnector):
         its own, unless ``known`` says it was last seen APPROVED or DECLINED: ECS's lists leave
         those out, and such an order shows up in them again when its status changes."""
         ids = [_int_id(i) for i in order_ids]
+        asked = utcnow()
         with self._calling():
             found = self.client.get_statuses(ids, fields="*", fetch_missing=False)
             for tid in ids:
@@ -343,18 +350,21 @@ class EntrustConnector(CaConnector):
                     found[tid] = self.client.get_certificate(tid)
                 except errors.NotFoundError:
                     continue
-        return {str(tid): to_order(cert) for tid, cert in found.items()}
+        return {str(tid): to_order(cert, asked) for tid, cert in found.items()}
 
     def fetch(self, order_id: str) -> CaOrder:
+        asked = utcnow()
         with self._calling():
-            return to_order(self.client.get_certificate(_int_id(order_id)))
+            return to_order(self.client.get_certificate(_int_id(order_id)), asked)
 
     def fetch_third_party(self, thumbprint: str) -> CaOrder:
+        asked = utcnow()
         with self._calling():
-            return to_order(self.client.get_certificate_by_thumbprint(thumbprint))
+            return to_order(self.client.get_certificate_by_thumbprint(thumbprint), asked)
 
     def list_orders(self, offset: int = 0, page_size: int = 1000) -> Iterator[OrderPage]:
         while True:
+            asked = utcnow()
             with self._calling():
                 items, total = self.client.certificates_page(
                     offset, page_size, fields="*", sort="trackingId:asc"
@@ -362,7 +372,7 @@ class EntrustConnector(CaConnector):
             next_offset = offset + len(items)
             done = not items or (total is not None and next_offset >= total)
             yield OrderPage(
-                [to_order(c) for c in items], offset, None if done else next_offset, total
+                [to_order(c, asked) for c in items], offset, None if done else next_offset, total
             )
             if done:
                 return

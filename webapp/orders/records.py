@@ -108,7 +108,11 @@ def details_json(old: str, new: dict) -> str:
 
 def apply(row: Order, ca: CaOrder, now: datetime) -> tuple[bool, str | None]:
     """Update ``row`` from the CA's view; return (anything changed, the previous status when the
-    status changed). Values the CA did not give are kept."""
+    status changed). Values the CA did not give are kept. A view asked for before the row's
+    status last changed (an import's page or a status check read before an action, written after
+    it) is older than the row and changes nothing."""
+    if ca.read_at is not None and row.status_changed_at and row.status_changed_at > ca.read_at:
+        return False, None
     changed = False
     old_status = row.status
     for attr, value in values_of(ca).items():
@@ -129,7 +133,7 @@ def apply(row: Order, ca: CaOrder, now: datetime) -> tuple[bool, str | None]:
         row.updated_at = now
     status_changed = bool(ca.status) and ca.status != old_status
     if status_changed:
-        row.status_changed_at = now
+        row.status_changed_at = min(now, ca.read_at) if ca.read_at else now
     return changed, (old_status if status_changed else None)
 
 
