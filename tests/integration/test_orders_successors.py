@@ -6,6 +6,7 @@ never give a second order, and a lost answer is settled by the reconciler."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -168,6 +169,28 @@ def test_reissue_with_a_key_and_csr_made_for_it(env, user, sandbox):
     assert key_row.origin == "generated" and key_row.label == "RSA 2048"  # the default
     assert cert.csr_id == new.csr_id is not None and new.san_list == old.san_list
     assert key_row.id != _certs(old.id)[0].private_key_id
+
+
+def test_the_same_reissue_form_sent_twice_places_one_reissue(env, user, sandbox):
+    """Back, then Reissue again with the same form, while CertDesk could not read the original
+    back (it still shows ACTIVE): the form carries the request id it was shown with, so the
+    second sending finds the reissue the first one placed and sends nothing to Entrust."""
+    old = _order(user, env)
+    form = dataclasses.replace(
+        _form(old, csr_id=_csr(user).id), request_id=placing.new_request_id()
+    )
+    sandbox.faults([{"kind": "http_503", "method": "GET", "path": f"{BASE}/{old.ca_order_id}"}])
+    sandbox.clear_requests()
+    new = successors.reissue(user["operator"], old, form)
+    sandbox.clear_faults()
+    assert new.placement == "placed" and new.request_id == form.request_id
+    db.session.refresh(old)
+    assert old.status == "ACTIVE" and "could not be read" in old.message
+    with pytest.raises(placing.SentAlready) as sent:
+        successors.reissue(user["operator"], old, form)
+    assert sent.value.order_id == new.id
+    assert len(_creates(sandbox, "reissues")) == 1
+    assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 2
 
 
 def test_a_reissue_needs_a_new_key(env, user, sandbox):

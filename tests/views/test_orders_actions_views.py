@@ -5,6 +5,7 @@ Delete, and whole flows through the pages against the sandbox."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -195,6 +196,22 @@ def test_the_reissue_form_is_prefilled_and_explains_what_happens(
     assert resp.status_code == 422 and 'id="csr_id-error"' in _text(resp)
     assert _count(Order) == 3
     assert auditor_client.get(f"/entrust/{row.id}/reissue").status_code == 403
+
+
+def test_the_reissue_and_renew_forms_keep_the_request_id_they_were_shown_with(
+    operator_client, orders
+):
+    row = orders["active"]
+    for what in ("reissue", "renew"):
+        page = _text(operator_client.get(f"/entrust/{row.id}/{what}"))
+        found = re.search(r'name="request_id" value="(certdesk:[0-9a-f-]{36})"', page)
+        assert found, f"the {what} form carries no request id"
+        resp = operator_client.post(
+            f"/entrust/{row.id}/{what}",
+            data={"csr_source": "certdesk", "request_id": found.group(1)},
+        )
+        assert resp.status_code == 422  # shown again: the same form, the same request id
+        assert f'name="request_id" value="{found.group(1)}"' in _text(resp)
 
 
 def test_renew_warns_before_submitting_when_entrust_will_refuse(operator_client, orders):

@@ -7,8 +7,9 @@ definite refusal removes the intent (nothing was ordered); an answer that was lo
 5xx, a crash between the call and the commit) leaves the order "unknown" until the reconciler has
 searched the CA for the request id: found, it is linked; still not found once the call's deadline
 has passed, it is "not placed", and only then may the user place it again, with a new request id.
-The Order Certificate form is shown with the request id its order will have, so the same form sent
-twice (a double click, Back and send again) places one order: the second is ``SentAlready``.
+The Order Certificate, Reissue and Renew forms are shown with the request id their order will have,
+so the same form sent twice (a double click, Back and send again) places one order: the second is
+``SentAlready``.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class SentAlready(OrderInputError):
     def __init__(self, order: Order):
         super().__init__(
             f"This form was sent already: it is order {order.display_name}. It was not sent "
-            "again; to order another certificate, open Order Certificate anew.",
+            "again; to send another, open the form anew.",
             "form",
         )
         self.order_id = order.id
@@ -168,6 +169,14 @@ def _refuse_sent(request_id: str) -> None:
         raise SentAlready(sent)
 
 
+def unsent_request_id(form: OrderForm) -> str:
+    """The request id the form was shown with ("" when it carries none of CertDesk's), unless an
+    order holds it already: then SentAlready."""
+    request_id = form_request_id(form.request_id)
+    _refuse_sent(request_id)
+    return request_id
+
+
 def place(actor, form: OrderForm) -> Order:
     """Order Certificate. CertDesk's checks (OrderInputError, nothing stored), then the order is
     placed exactly once (see the module docstring). Returns the order: issued (its certificate is
@@ -177,8 +186,7 @@ def place(actor, form: OrderForm) -> Order:
     again with the request id it was shown with (``form.request_id``) raises SentAlready while
     the order it placed is kept."""
     rbac.check(actor, rbac.ORDERS_MANAGE)
-    request_id = form_request_id(form.request_id)
-    _refuse_sent(request_id)
+    request_id = unsent_request_id(form)
     prepared = prepare(actor, form)
     prepared.request.request_id = request_id
     key_row, key_created = keep_key(actor, prepared, form)

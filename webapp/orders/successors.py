@@ -220,7 +220,10 @@ def _request(row, names, info, form, expires_on, requester) -> OrderRequest:
 
 
 def _place(actor, row: Order, origin: str, form: OrderForm) -> Order:
+    rbac.check(actor, rbac.ORDERS_MANAGE)
+    request_id = placing.unsent_request_id(form)
     prepared = prepare(actor, row, origin, form)
+    prepared.request.request_id = request_id
     key_row, key_created = placing.keep_key(actor, prepared, form)
     return placing._submit(
         actor,
@@ -238,8 +241,9 @@ def _place(actor, row: Order, origin: str, form: OrderForm) -> Order:
 def reissue(actor, row: Order, form: OrderForm) -> Order:
     """Reissue Certificate: a new certificate for a new key pair, with the original's expiry (the
     CA revokes the original). Returns the new order (issued, pending, or unknown while its lost
-    answer is settled). Raises OrderInputError (CertDesk's checks) or placing.OrderRefused (the
-    CA said no, or could not be reached and nothing was placed)."""
+    answer is settled). Raises OrderInputError (CertDesk's checks; placing.SentAlready for a form
+    sent again with the request id it was shown with) or placing.OrderRefused (the CA said no, or
+    could not be reached and nothing was placed)."""
     return _place(actor, row, "reissue", form)
 
 

@@ -117,10 +117,15 @@ def _form_values() -> dict:
     values["queue_for_approval"] = f.get("queue_for_approval") == "1"
     values["ct_log"] = f.get("ct_log") == "1"
     values["custom"] = {k[7:]: v[:500] for k, v in f.items() if k.startswith("custom_")}
-    values["request_id"] = (
-        placing.form_request_id(f.get("request_id", "")[:100]) or placing.new_request_id()
-    )
+    values["request_id"] = _request_id()
     return values
+
+
+def _request_id() -> str:
+    """The request id the form was shown with, or a new one for the form shown again."""
+    return placing.form_request_id(request.form.get("request_id", "")[:100]) or (
+        placing.new_request_id()
+    )
 
 
 REQUESTER_FIELDS = ("requester_name", "requester_email", "requester_phone", "additional_emails")
@@ -464,6 +469,7 @@ def _successor_values() -> dict:
     values = {k: f.get(k, "")[:MAX_TEXT] for k in SUCCESSOR_TEXT}
     values["csr_id"] = f.get("csr_id", type=int)
     values["ct_log"] = f.get("ct_log") == "1"
+    values["request_id"] = _request_id()
     return values
 
 
@@ -476,6 +482,7 @@ def _successor_form(values: dict) -> checks.OrderForm:
         expires_on=values["expires_on"],
         **{k: values[k] for k in REQUESTER_FIELDS},
         ct_log=values["ct_log"],
+        request_id=values["request_id"],
     )
 
 
@@ -483,14 +490,19 @@ def _successor(order_id: int, origin: str):
     row = _order_or_404(order_id)
     errors: dict[str, str] = {}
     if request.method == "GET":
-        values = successors.prefill(row, origin)
+        values = {**successors.prefill(row, origin), "request_id": placing.new_request_id()}
     else:
         values = _successor_values()
         place = successors.reissue if origin == "reissue" else successors.renew
         try:
             new = place(current_user, row, _successor_form(values))
+        except placing.SentAlready as exc:
+            flash(str(exc), "warning")
+            return htmx.redirect(url_for("orders.detail", order_id=exc.order_id))
         except InputError as exc:
             errors = exc.as_errors()
+            if isinstance(exc, placing.OrderRefused):  # its request id went to Entrust
+                values["request_id"] = placing.new_request_id()
         else:
             flash(_successor_words(new, origin), "success" if new.settled else "warning")
             return htmx.redirect(url_for("orders.detail", order_id=new.id))
