@@ -24,8 +24,9 @@ def _link_sandbox(page, server, sandbox) -> None:
     expect(page.locator("#sync-job .job-succeeded")).to_be_visible(timeout=30000)
 
 
-def _order(page, server, cn: str, *, queue: bool = False) -> None:
-    """Make a key pair and CSR in CertDesk, then order a certificate from it."""
+def _order(page, server, cn: str, *, queue: bool = False, before_ordering=None) -> None:
+    """Make a key pair and CSR in CertDesk, then order a certificate from it (``before_ordering``
+    is called after Validate, with the button to order)."""
     page.goto(server.url + "/csrs/new")
     page.locator("input[name=CN]").fill(cn)
     page.locator("select[name=key_type]").select_option("p256")
@@ -60,10 +61,13 @@ def _order(page, server, cn: str, *, queue: bool = False) -> None:
         page.get_by_label("I agree to queue the request for Entrust Administrator approval").check()
     page.get_by_role("button", name="Validate").click()
     expect(page.locator("#validation-result")).to_contain_text("Entrust would accept this order")
-    if queue:  # from the keyboard: Enter in a field orders (not "Load its choices")
+    button = page.get_by_role("button", name="Order Certificate")
+    if before_ordering is not None:
+        before_ordering(button)
+    elif queue:  # from the keyboard: Enter in a field orders (not "Load its choices")
         page.get_by_label("Certificate Friendly Name").press("Enter")
     else:
-        page.get_by_role("button", name="Order Certificate").click()
+        button.click()
     page.wait_for_url(re.compile(r".*/entrust/\d+$"))
 
 
@@ -141,3 +145,40 @@ def test_order_a_certificate_then_one_queued_for_approval(page, live_server, san
     notice.get_by_role("button", name="Dismiss").click()
     expect(page.locator("#order-updates")).not_to_contain_text("PENDING")
     expect(page.locator("#pending-orders")).to_contain_text("No order is waiting")
+
+
+def test_order_certificate_clicked_again_places_one_order(page, live_server, sandbox):
+    """Entrust answers slowly, nothing seems to happen, and the button is clicked again: the
+    browser sends the form twice, CertDesk places one order, and the page that stays is that
+    order's."""
+    sandbox.seed(certificates=0, seed=6)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+
+    def click_again(button):
+        sandbox.faults([{"kind": "latency", "ms": 1500, "method": "POST"}])
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.click(x, y)
+        page.wait_for_timeout(400)  # the first order is on its way to Entrust
+        page.mouse.click(x, y)
+
+    _order(page, live_server, "twice.example.com", before_ordering=click_again)
+    # The page that stays answers the second sending: the order the first one is placing.
+    expect(page.locator(".flash-warning")).to_contain_text("This form was sent already")
+    expect(page.locator("#order-sending")).to_contain_text("Being sent to Entrust")
+    page.wait_for_timeout(1500)  # Entrust answers the first sending
+    page.reload()
+    expect(page.locator("#order-state")).to_contain_text("ACTIVE")
+    sandbox.clear_faults()
+    sent = [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "POST"
+        and r["path"].rstrip("/") == "/enterprise/v2/certificates"
+        and not (r["body"] or {}).get("validateOnly")
+    ]
+    assert len(sent) == 1, [r["fault"] for r in sent]
+    page.goto(live_server.url + "/entrust/")
+    expect(page.locator("#orders-table tbody tr[data-order]")).to_have_count(1)
