@@ -336,6 +336,33 @@ def test_many_orders_run_as_a_job_with_each_outcome_audited(env, user, sandbox, 
     assert {sandbox.status(r.ca_order_id) for r in rows} == {"SUSPENDED"}
 
 
+def test_the_same_job_asked_for_twice_at_once_runs_once(app, env, user, sandbox, monkeypatch):
+    """A double click on Update Certificate Status for more orders than are done at once: the
+    second request finds the first one's job, and no change is sent twice."""
+    from tests.helpers import together
+    from webapp.auth.models import User
+
+    monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
+    ids = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com").id for i in range(3)]
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": "latency", "method": "PATCH", "ms": 300}])
+
+    def click():
+        actor = db.session.get(User, user["admin"].id)
+        return lifecycle.run(actor, Action.SUSPEND, ids, lifecycle.Choices()).job.id
+
+    first, second = together(app, click, click)
+    sandbox.clear_faults()
+    assert first == second, (first, second)
+    assert len(_changes(sandbox)) == 3  # each order's change sent once
+    overlapping = ids[1:] + [_in_status(user, env, sandbox, "ACTIVE", "www9.example.com").id]
+    running = jobs.get(first)
+    running.state = "running"  # as while it runs
+    db.session.commit()
+    with pytest.raises(lifecycle.ActionInputError, match=f"job {first}"):
+        lifecycle.run(user["admin"], Action.SUSPEND, overlapping, lifecycle.Choices())
+
+
 # --- Delete ---------------------------------------------------------------------------------------
 
 

@@ -583,14 +583,27 @@ def run(actor, action: Action, order_ids, choices: Choices) -> Result:
     result = Result(action)
     label = availability.LABELS[action]
     if len(ids) > INLINE_LIMIT:
+        # The check and the start in one transaction, one caller at a time: of two requests at
+        # once for the same orders (a double click), the second finds the first one's job.
+        jobs.hold_starts()
+        running = _running_on(action, ids)
+        if running is not None:
+            db.session.rollback()
+            if sorted(jobs.params_of(running).get("order_ids") or []) != sorted(ids):
+                raise ActionInputError(
+                    f"Some of these orders are in a {label} running now (job {running.id}): "
+                    "wait until it ends, then choose again.",
+                    "order",
+                )
+            result.job = running
+            return result
         audit.record(
             f"order.{action.value}",
             actor=actor,
             object_type="order",
             detail={"orders": len(ids), "job": True},
         )
-        db.session.commit()
-        result.job = jobs.start(
+        job = jobs.queue(
             ACTION_JOB,
             f"{label} {len(ids):,} orders",
             actor=actor,
@@ -600,6 +613,8 @@ def run(actor, action: Action, order_ids, choices: Choices) -> Result:
             comment=choices.comment,
             credential_id=choices.credential_id,
         )
+        db.session.commit()
+        result.job = jobs.submit(job)
         return result
     rows = selected(ids)
     if not rows:
@@ -607,6 +622,16 @@ def run(actor, action: Action, order_ids, choices: Choices) -> Result:
     with _Acting(choices) as acting:
         result.outcomes = _execute(actor, action, rows, choices, acting)
     return result
+
+
+def _running_on(action: Action, ids: list[int]):
+    """A queued or running job of ``action`` on any of the orders ``ids``, or None."""
+    wanted = set(ids)
+    for job in jobs.unfinished_of_kind(ACTION_JOB):
+        params = jobs.params_of(job)
+        if params.get("action") == action.value and wanted & set(params.get("order_ids") or []):
+            return job
+    return None
 
 
 def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", credential_id=None):
