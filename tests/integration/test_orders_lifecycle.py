@@ -320,6 +320,29 @@ def test_a_lost_answer_is_read_back_never_sent_again(env, user, sandbox, fault, 
         assert "it is ACTIVE at Entrust now" in outcome.message and row.status == "ACTIVE"
 
 
+@pytest.mark.parametrize(("fault", "result"), [(None, "done"), ("commit_then_500", "failed")])
+def test_an_order_that_could_not_be_read_back_is_read_by_the_scheduled_check(
+    env, user, sandbox, fault, result
+):
+    """Suspended at Entrust, but the order could not be read back afterwards (and, with a lost
+    answer, CertDesk cannot tell whether it took effect): the next scheduled status check reads
+    it, although CertDesk still holds it as ACTIVE, a status it does not follow otherwise."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    rules = [{"kind": "http_503", "method": "GET", "path": f"{PATCH_PATH}{row.ca_order_id}"}]
+    if fault:
+        rules.append({"kind": fault, "method": "PATCH"})
+    sandbox.faults(rules)
+    [outcome] = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices()).outcomes
+    sandbox.clear_faults()
+    db.session.refresh(row)
+    assert outcome.result == result and row.status == "ACTIVE", outcome.message
+    assert sandbox.status(row.ca_order_id) == "SUSPENDED"
+    assert polling.poll("scheduler").counts["changed"] == 1
+    db.session.refresh(row)
+    assert row.status == "SUSPENDED" and row.next_check_at is None  # read once, then left
+    assert polling.due() == []
+
+
 def test_many_orders_run_as_a_job_with_each_outcome_audited(env, user, sandbox, monkeypatch):
     monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
     rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(3)]

@@ -458,6 +458,8 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
     if lost and (ca is None or ca.phase not in REACHES[action] or ca.status == before):
         if ca is not None:
             _apply_read(row, ca, actor, now)
+        else:
+            row.next_check_at = now  # the scheduled check reads what it became
         where = f"it is {ca.status} at Entrust now" if ca is not None else problem
         return _record(
             actor,
@@ -473,7 +475,7 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
         stored = _apply_read(row, ca, actor, now)
     else:
         row.message = _done_words(action, row, None, problem)[:2000]
-        row.next_check_at = now  # the poller reads it (a changed phase may be followed again)
+        row.next_check_at = now  # the scheduled check reads what it became
     revoked = []
     if action is Action.REVOKE:
         for cert in certificates.for_order(row.id):

@@ -36,6 +36,9 @@ CHUNK = 100  # orders per status call
 INLINE_LIMIT = 25  # a check of more orders than this runs as a background job
 MAX_PER_RUN = 20000
 FOLLOWED_PHASES = (Phase.PENDING.value, Phase.UNKNOWN.value, "")
+# An order in one of these phases has no next check, unless one was asked for: an action done
+# whose outcome could not be read back.
+SETTLED_PHASES = tuple(p.value for p in Phase if p.value not in FOLLOWED_PHASES)
 
 
 @dataclass
@@ -240,7 +243,8 @@ def check_selected(actor, order_ids) -> CheckResult:
 
 def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
     """Orders the CA holds that can still change and whose next check is due (with half a poll
-    interval of slack, so that each scheduled run takes everything due before the next)."""
+    interval of slack, so that each scheduled run takes everything due before the next), and
+    those an action changed without CertDesk reading what they became."""
     now = now or utcnow()
     slack = timedelta(minutes=service.poll_minutes() / 2)
     # Orders of a disabled or deleted credential wait: their CA cannot be asked.
@@ -257,7 +261,22 @@ def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
         .order_by(Order.credential_id, Order.id)
         .limit(limit)
     )
-    return list(db.session.execute(stmt).scalars())
+    rows = list(db.session.execute(stmt).scalars())
+    # Read through the phase and next check alone (ix_ca_order_phase_due): there are few.
+    asked = (
+        select(Order)
+        .where(
+            Order.phase.in_(SETTLED_PHASES),
+            Order.next_check_at <= now + slack,
+            Order.placement == PLACED,
+            Order.third_party.is_(False),
+        )
+        .order_by(Order.next_check_at, Order.id)
+        .limit(limit)
+    )
+    rows += [r for r in db.session.execute(asked).scalars() if r.credential_id in usable]
+    rows.sort(key=lambda r: (r.credential_id, r.id))
+    return rows[:limit]
 
 
 def poll(actor="scheduler", now: datetime | None = None) -> CheckResult:
