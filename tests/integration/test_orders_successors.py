@@ -22,6 +22,7 @@ from webapp.cas import registry
 from webapp.certificates.models import Certificate
 from webapp.credentials import clients
 from webapp.csrs import service as csrs
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.keys.models import PrivateKey
 from webapp.orders import checks, placing, settling, successors
@@ -191,6 +192,34 @@ def test_the_same_reissue_form_sent_twice_places_one_reissue(env, user, sandbox)
     assert sent.value.order_id == new.id
     assert len(_creates(sandbox, "reissues")) == 1
     assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 2
+
+
+def test_certdesk_stopping_before_the_original_is_read_back_leaves_it_to_the_status_check(
+    env, user, sandbox, monkeypatch
+):
+    """The reissue is placed and linked, then CertDesk stops before it has read the original
+    back: after the call's deadline, the scheduled status check reads the original, which
+    Entrust holds as REISSUED, although CertDesk does not follow an ACTIVE order."""
+    from webapp.orders import lineage, polling
+
+    old = _order(user, env)
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(lineage, "successor_linked", stop)
+    with pytest.raises(RuntimeError):
+        successors.reissue(user["operator"], old, _form(old, csr_id=_csr(user).id))
+    monkeypatch.undo()
+    db.session.rollback()
+    db.session.refresh(old)
+    assert old.status == "ACTIVE" and sandbox.status(old.ca_order_id) == "REISSUED"
+    deadline = utcnow() + registry.answer_deadline("entrust")
+    assert polling.due(now=deadline) == []  # not while the call may be under way
+    later = deadline + polling.poll_interval()
+    assert polling.poll("scheduler", now=later).counts["changed"] == 1
+    db.session.refresh(old)
+    assert old.status == "REISSUED" and old.next_check_at is None
 
 
 def test_a_reissue_needs_a_new_key(env, user, sandbox):

@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +39,7 @@ from webapp.cas.base import (
 from webapp.dbtypes import join_names, utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
-from webapp.orders import lineage, records, settling
+from webapp.orders import lineage, records, service, settling
 from webapp.orders.checks import CA, OrderForm, OrderInputError, prepare
 from webapp.orders.models import INTENT, NOT_PLACED, PLACED, SUCCESSORS, UNKNOWN, Order, unsettled
 from webapp.security import rbac
@@ -223,11 +223,15 @@ def _send(conn, req: OrderRequest, origin: str, parent_ca_id: str | None) -> Pla
 
 def _claim_parent(parent_id: int, now: datetime) -> None:
     """Before a reissue or renewal's intent: lock the original's row (so that two requests for
-    the same order take turns) and refuse while another one of it is not settled."""
+    the same order take turns) and refuse while another one of it is not settled. The original
+    is due for a status check after the call can no longer take effect (the scheduled check takes
+    what is due within half a poll interval): should CertDesk stop before it has read back what
+    the call made of the original, that check reads it."""
+    later = registry.answer_deadline(CA) + timedelta(minutes=service.poll_minutes())
     db.session.execute(
         update(Order)
         .where(Order.id == parent_id)
-        .values(updated_at=now)
+        .values(updated_at=now, next_check_at=now + later)
         .execution_options(synchronize_session=False)
     )
     busy = db.session.execute(
