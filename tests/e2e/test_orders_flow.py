@@ -168,8 +168,11 @@ def test_order_certificate_clicked_again_places_one_order(page, live_server, san
     # The page that stays answers the second sending: the order the first one is placing.
     expect(page.locator(".flash-warning")).to_contain_text("This form was sent already")
     expect(page.locator("#order-sending")).to_contain_text("Being sent to Entrust")
-    page.wait_for_timeout(1500)  # Entrust answers the first sending
-    page.reload()
+    for _ in range(40):  # reloaded, as the page says, until Entrust has answered the first
+        page.wait_for_timeout(250)
+        page.reload()
+        if "ACTIVE" in page.locator("#order-state").inner_text():
+            break
     expect(page.locator("#order-state")).to_contain_text("ACTIVE")
     sandbox.clear_faults()
     sent = [
