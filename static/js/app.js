@@ -93,9 +93,79 @@
     if (wrong) wrong.focus();
   }
 
+  // After htmx replaces part of the page (a list sorted, paged or filtered, a list brought up to
+  // date when a job ends), the keyboard focus stays where it was instead of falling to <body>:
+  // on the control with the same id, the same Previous or Next link, or the control at the same
+  // place in the same element; failing those, on the replaced part itself. Then the new
+  // content's [data-announce] text (a list's "1–50 of 300") and its sort are read out;
+  // data-announce="swapped" only when that element itself is swapped in (a row's Test Login).
+  var FOCUSABLE = "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), " +
+    "select:not([disabled]), textarea:not([disabled]), summary";
+  var lostFocus = null;
+
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var active = document.activeElement;
+    var target = ev.detail.target;
+    lostFocus = null;
+    if (!active || active === document.body || !target || !target.contains(active)) return;
+    var scope = active.parentElement && active.parentElement.closest("[id]");
+    lostFocus = {
+      id: active.id,
+      rel: active.getAttribute("rel"),
+      scope: scope ? scope.id : "",
+      index: scope ? Array.prototype.indexOf.call(scope.querySelectorAll(FOCUSABLE), active) : -1,
+      target: target.id
+    };
+  });
+
+  function keepFocus() {
+    var lost = lostFocus;
+    lostFocus = null;
+    if (!lost || (document.activeElement && document.activeElement !== document.body)) return;
+    var scope = (lost.scope && document.getElementById(lost.scope)) ||
+      (lost.target && document.getElementById(lost.target));
+    var el = lost.id && document.getElementById(lost.id);
+    if (!el && scope && lost.rel) {
+      el = scope.querySelector('[rel="' + lost.rel + '"]') || scope.querySelector(".pager [rel]");
+    }
+    if (!el && scope && lost.index >= 0) el = scope.querySelectorAll(FOCUSABLE)[lost.index];
+    if (!el && scope) {
+      el = scope;
+      if (!el.hasAttribute("tabindex")) el.setAttribute("tabindex", "-1");
+    }
+    if (el) el.focus();
+  }
+
+  function announce(root) {
+    var said = [];
+    if (root.matches("[data-announce]")) said.push(root.textContent);
+    root.querySelectorAll('[data-announce]:not([data-announce="swapped"])').forEach(function (el) {
+      said.push(el.textContent);
+    });
+    if (!said.length) return;
+    var sorted = root.querySelector("th[aria-sort]");
+    if (sorted) {
+      said.push("sorted by " + sorted.textContent.replace(/[▲▼]/g, "").trim() + ", " +
+        sorted.getAttribute("aria-sort"));
+    }
+    var live = document.getElementById("announcer");
+    if (!live) return;
+    // Emptied first, so that the same words said twice (the same count after a sort) are read.
+    live.textContent = "";
+    window.setTimeout(function () {
+      live.textContent = said.map(function (s) { return s.replace(/\s+/g, " ").trim(); })
+        .join(", ");
+    }, 100);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
     focusFirstError();
   });
-  document.addEventListener("htmx:afterSettle", function (ev) { localiseTimes(ev.detail.elt || document); });
+  document.addEventListener("htmx:afterSettle", function (ev) {
+    var root = ev.detail.elt && ev.detail.elt.isConnected ? ev.detail.elt : document;
+    localiseTimes(root);
+    keepFocus();
+    if (root !== document) announce(root);
+  });
 })();

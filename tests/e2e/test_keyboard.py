@@ -1,0 +1,84 @@
+"""In a real browser, from the keyboard alone: after htmx replaces part of a page (a list sorted
+or paged, a credential's Test Login, the credentials brought up to date when a sync ends), the
+focus stays on the control that was used instead of falling to the page's <body>, and a screen
+reader hears what changed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import login
+from tests.e2e.test_orders_flow import _link_sandbox
+
+pytestmark = pytest.mark.e2e
+
+
+def _press(page, locator, key: str = "Enter") -> None:
+    locator.focus()
+    page.keyboard.press(key)
+
+
+def test_sorting_and_paging_the_orders_keep_the_focus_and_say_what_is_shown(
+    page, live_server, sandbox
+):
+    sandbox.seed(certificates=120, seed=6)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/entrust/import")
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
+
+    page.goto(live_server.url + "/entrust/")
+    table = page.locator("#orders-table")
+    status = table.get_by_role("columnheader", name="Status")
+    _press(page, status.get_by_role("link"))
+    expect(page).to_have_url(re.compile(r"sort=status&dir=asc"))
+    expect(status).to_have_attribute("aria-sort", "ascending")
+    expect(status.get_by_role("link")).to_be_focused()
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_text(re.compile(r"^1–50 of [\d,]+, sorted by Status, ascending$"))
+
+    # Once more: the other direction, still on the same header.
+    _press(page, status.get_by_role("link"))
+    expect(status).to_have_attribute("aria-sort", "descending")
+    expect(status.get_by_role("link")).to_be_focused()
+    expect(announcer).to_contain_text("sorted by Status, descending")
+
+    # The second page is the last one (87 orders): with no Next there, the focus goes to Previous;
+    # back on the first one, with no Previous, to Next.
+    pager = page.get_by_role("navigation", name="Pages")
+    _press(page, pager.get_by_role("link", name="Next"))
+    expect(page).to_have_url(re.compile(r"page=2"))
+    expect(pager.get_by_role("link", name="Previous")).to_be_focused()
+    expect(announcer).to_have_text(re.compile(r"^51–87 of 87, sorted by Status, descending$"))
+    _press(page, pager.get_by_role("link", name="Previous"))
+    expect(page).to_have_url(re.compile(r"page=1"))
+    expect(pager.get_by_role("link", name="Next")).to_be_focused()
+    expect(announcer).to_have_text(re.compile(r"^1–50 of 87, "))
+    assert page.evaluate("document.activeElement !== document.body")
+
+
+def test_a_credentials_test_login_is_read_out_and_its_sync_keeps_the_focus(
+    page, live_server, sandbox
+):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/entrust/manage/")
+    row = page.locator("#credentials-table tbody tr").first
+
+    _press(page, row.get_by_role("button", name="Test Login"))
+    expect(row.locator(".cred-status")).to_contain_text("Login OK")
+    expect(page.locator("#announcer")).to_contain_text("Login OK")
+    expect(row.get_by_role("button", name="Test Login")).to_be_focused()
+
+    # The list is brought up to date when the sync ends; the focus stays on Sync.
+    _press(page, row.get_by_role("button", name="Sync"))
+    expect(page.locator("#sync-job .job-succeeded")).to_be_visible(timeout=30000)
+    expect(row.locator("td").nth(7)).not_to_have_text("Never")
+    page.wait_for_load_state("networkidle")
+    expect(row.get_by_role("button", name="Sync")).to_be_focused()
