@@ -119,3 +119,18 @@ def test_sync_without_credentials_says_why(operator_client):
 
 def test_auditor_cannot_sync(auditor_client, synced):
     assert auditor_client.post("/entrust/manage/sync", data={"kind": "all"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "tab, header", [("organizations", "Name"), ("domains", "Domain"), ("products", "Product type")]
+)
+def test_a_tab_says_which_column_it_is_sorted_by_before_one_is_chosen(
+    admin_client, synced, tab, header
+):
+    html = admin_client.get(f"/entrust/manage/{tab}").get_data(as_text=True)
+    thead = html.split("<thead>")[1].split("</thead>")[0]
+    assert thead.count("aria-sort=") == 1
+    sorted_th = thead.split('<th aria-sort="ascending">')[1].split("</th>")[0]
+    assert f">{header} ▲</a>" in sorted_th
+    # Its header then sorts the other way.
+    assert "dir=desc" in sorted_th

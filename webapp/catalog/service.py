@@ -423,6 +423,12 @@ PRODUCT_SORTS = {
     "used": (CatalogProduct.used_count,),
     "remaining": (CatalogProduct.remaining_count,),
 }
+# Each tab's sorts and the one it is in when none is chosen (its header says so).
+TAB_SORTS = {
+    "organizations": (ORG_SORTS, "name"),
+    "domains": (DOMAIN_SORTS, "name"),
+    "products": (PRODUCT_SORTS, "type"),
+}
 # Entrust's status, or an OV expiry date CertDesk sees has come (or comes within 90 days).
 EXPIRY_FILTERS = {"expiring": "Expiring within 90 days", "expired": "Expired by status or date"}
 
@@ -492,7 +498,7 @@ def organizations_query(f: TabFilter) -> Select:
         stmt = stmt.where(model.verification_status == f.status)
     if f.kind in (CLIENT, ORGANIZATION):
         stmt = stmt.where(model.kind == f.kind)
-    return _sorted(stmt, ORG_SORTS, f, "name", model)
+    return _sorted(stmt, ORG_SORTS, f, TAB_SORTS["organizations"][1], model)
 
 
 def domains_query(f: TabFilter, now=None) -> Select:
@@ -534,7 +540,7 @@ def domains_query(f: TabFilter, now=None) -> Select:
         )
     elif f.status:
         stmt = stmt.where(status == f.status)
-    return _sorted(stmt, DOMAIN_SORTS, f, "name", model)
+    return _sorted(stmt, DOMAIN_SORTS, f, TAB_SORTS["domains"][1], model)
 
 
 def products_query(f: TabFilter) -> Select:
@@ -554,7 +560,7 @@ def products_query(f: TabFilter) -> Select:
                 CatalogProduct.consumption_type.is_(None),
             ),
         )
-    return _sorted(stmt, PRODUCT_SORTS, f, "type", CatalogProduct)
+    return _sorted(stmt, PRODUCT_SORTS, f, TAB_SORTS["products"][1], CatalogProduct)
 
 
 def statuses(model) -> list[str]:

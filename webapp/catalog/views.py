@@ -19,21 +19,22 @@ bp.add_app_template_filter(service.domain_expiry, "domain_expiry")
 ARG_NAMES = ("q", "credential", "status", "show", "sort", "dir", "kind", "per_page")
 
 
-def _filter() -> service.TabFilter:
+def _filter(kind: str) -> service.TabFilter:
     a = request.args
+    sorts, default_sort = service.TAB_SORTS[kind]
     return service.TabFilter(
         q=a.get("q", "").strip()[:200],
         credential_id=a.get("credential", type=int),
         status=a.get("status", "").strip(),
         show=a.get("show", "current") if a.get("show") in ("current", "gone", "all") else "current",
-        sort=a.get("sort", ""),
+        sort=a["sort"] if a.get("sort") in sorts else default_sort,
         direction="desc" if a.get("dir") == "desc" else "asc",
         kind=a.get("kind", ""),
     )
 
 
 def _tab(kind: str, template: str, **extra):
-    f = _filter()
+    f = _filter(kind)
     page, per_page = page_args(50)
     shown = service.tab(kind, f, page, per_page)
     job_id = request.args.get("job", type=int)
