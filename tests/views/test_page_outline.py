@@ -1,0 +1,39 @@
+"""What assistive technology reads of every page: the navigation says where the page is."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+def _current(html: str) -> list[tuple[str, str, str]]:
+    """Each element of the main navigation marked current: (tag, aria-current, text)."""
+    nav = html.split('<ul class="mainnav">')[1].split("</nav>")[0]
+    return re.findall(r'<(a|summary)[^>]* aria-current="(\w+)"[^>]*>([^<]+)<', nav)
+
+
+@pytest.mark.parametrize(
+    "url, menu, entry",
+    [
+        ("/certificates/", "SSL", "Certificates"),
+        ("/certificates/import", "SSL", "Certificates"),
+        ("/csrs/new", "SSL", "CSRs"),
+        ("/entrust/", "SSL", "Entrust"),
+        ("/entrust/new", "SSL", "Entrust"),
+        ("/entrust/manage/", "SSL", "Entrust &rsaquo; Manage"),
+        ("/entrust/manage/domains", "SSL", "Entrust &rsaquo; Manage"),
+        ("/admin/users/", "Admin", "Users"),
+        ("/admin/audit/", "Admin", "Audit"),
+        ("/admin/settings/", "Admin", "Settings"),
+        ("/jobs/", "Admin", "Jobs"),
+    ],
+)
+def test_the_navigation_marks_the_current_entry_and_its_menu(admin_client, url, menu, entry):
+    html = admin_client.get(url).get_data(as_text=True)
+    assert _current(html) == [("summary", "true", menu), ("a", "page", entry)]
+
+
+def test_the_dashboard_is_the_current_entry_on_its_page(admin_client):
+    html = admin_client.get("/").get_data(as_text=True)
+    assert _current(html) == [("a", "page", "Dashboard")]
