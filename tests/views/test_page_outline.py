@@ -1,4 +1,5 @@
-"""What assistive technology reads of every page: the navigation says where the page is."""
+"""What assistive technology reads of the pages: the navigation says where the page is, each
+table has a name where several share a page, each page has one top heading."""
 
 from __future__ import annotations
 
@@ -37,3 +38,12 @@ def test_the_navigation_marks_the_current_entry_and_its_menu(admin_client, url, 
 def test_the_dashboard_is_the_current_entry_on_its_page(admin_client):
     html = admin_client.get("/").get_data(as_text=True)
     assert _current(html) == [("a", "page", "Dashboard")]
+
+
+def test_the_dashboards_tables_are_named_by_their_headings(admin_client):
+    html = admin_client.get("/").get_data(as_text=True)
+    tables = re.findall(r"<table[^>]*>", html)
+    assert len(tables) == 2
+    for table in tables:
+        heading = re.search(r'aria-labelledby="([\w-]+)"', table).group(1)
+        assert re.search(rf'<h2 id="{heading}">(Most urgent|Pending orders)</h2>', html)
