@@ -7,6 +7,11 @@ import re
 
 import pytest
 
+from tests.helpers import HTMX
+from webapp.jobs import service as jobs
+
+jobs.register("test.outline", lambda ctx: {})
+
 
 def _current(html: str) -> list[tuple[str, str, str]]:
     """Each element of the main navigation marked current: (tag, aria-current, text)."""
@@ -47,3 +52,11 @@ def test_the_dashboards_tables_are_named_by_their_headings(admin_client):
     for table in tables:
         heading = re.search(r'aria-labelledby="([\w-]+)"', table).group(1)
         assert re.search(rf'<h2 id="{heading}">(Most urgent|Pending orders)</h2>', html)
+
+
+def test_a_jobs_page_has_one_top_heading_and_its_fragment_none(app, user, admin_client):
+    job = jobs.start("test.outline", "Nothing much", actor=user["admin"])
+    html = admin_client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert re.findall(r"<h1>([^<]*)</h1>", html) == [f"Job {job.id}"]
+    fragment = admin_client.get(f"/jobs/{job.id}", headers=HTMX).get_data(as_text=True)
+    assert "<h1>" not in fragment and f'id="job-{job.id}"' in fragment
