@@ -98,10 +98,15 @@ def test_the_table_lists_every_order_with_its_status_in_words(auditor_client, or
     assert "Order Certificate" not in page  # auditors read
     # Default order: by expiry; the expired one first.
     assert page.index("old.example.org") < page.index("www.example.com")
-    # Each row shows its expiry day, the expired one marked, and its SANs.
+    # Each row shows its expiry day, the expired one marked in words as well as in colour, and
+    # its SANs.
     issued, expired = orders[0], orders[2]
     assert f"<span>{issued.expires_at:%Y-%m-%d}</span>" in page
-    assert f'<span class="expiry-expired">{expired.expires_at:%Y-%m-%d}</span>' in page
+    assert (
+        f'<span class="expiry-expired">{expired.expires_at:%Y-%m-%d}</span>'
+        ' <small class="expiry-expired">expired</small>'
+    ) in page
+    assert page.count(">expired</small>") == 1
     assert '<small class="muted">www.example.com, example.com</small>' in page
 
 
