@@ -1,7 +1,7 @@
 """In a real browser, from the keyboard alone: after htmx replaces part of a page (a list sorted
 or paged, a credential's Test Login, the credentials brought up to date when a sync ends), the
 focus stays on the control that was used instead of falling to the page's <body>, and a screen
-reader hears what changed."""
+reader hears what changed; the focused control is clearly outlined."""
 
 from __future__ import annotations
 
@@ -82,3 +82,30 @@ def test_a_credentials_test_login_is_read_out_and_its_sync_keeps_the_focus(
     expect(row.locator("td").nth(7)).not_to_have_text("Never")
     page.wait_for_load_state("networkidle")
     expect(row.get_by_role("button", name="Sync")).to_be_focused()
+
+
+def _contrast(a: list[float], b: list[float]) -> float:
+    def luminance(rgb):
+        c = [v / 255 for v in rgb]
+        c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_a_file_field_focused_from_the_keyboard_shows_a_clear_outline(page, live_server):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/csrs/import")
+    field = page.locator("input[type=file]").first
+    field.focus()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    expect(field).to_be_focused()
+    style, width, color = field.evaluate(
+        "e => ['outlineStyle', 'outlineWidth', 'outlineColor'].map(k => getComputedStyle(e)[k])"
+    )
+    assert style == "solid" and float(width.removesuffix("px")) >= 2
+    rgb = [float(v) for v in re.findall(r"[\d.]+", color)[:3]]
+    assert _contrast(rgb, [255, 255, 255]) >= 3  # against the page's white
