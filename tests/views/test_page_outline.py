@@ -60,3 +60,11 @@ def test_a_jobs_page_has_one_top_heading_and_its_fragment_none(app, user, admin_
     assert re.findall(r"<h1>([^<]*)</h1>", html) == [f"Job {job.id}"]
     fragment = admin_client.get(f"/jobs/{job.id}", headers=HTMX).get_data(as_text=True)
     assert "<h1>" not in fragment and f'id="job-{job.id}"' in fragment
+
+
+def test_the_main_navigation_and_the_account_menu_are_named(admin_client):
+    html = admin_client.get("/").get_data(as_text=True)
+    assert re.findall(r"<nav[^>]*>", html)[0] == '<nav class="container-fluid" aria-label="Main">'
+    # The account menu is not one more "Admin" beside the Admin menu.
+    account = html.split('class="dropdown user-menu"')[1].split("</summary>")[0]
+    assert account.endswith('<summary><span class="visually-hidden">Signed in as </span>Admin')
