@@ -25,7 +25,8 @@ def sort_th(label: str, key: str, endpoint: str, args, f, target: str) -> Markup
     arrow = ""
     if active:
         aria = f' aria-sort="{"ascending" if ascending else "descending"}"'
-        arrow = " ▲" if ascending else " ▼"
+        # The arrow is for the eye; aria-sort says it to assistive technology.
+        arrow = f' <span aria-hidden="true">{"▲" if ascending else "▼"}</span>'
     return Markup(  # noqa: S704 - every value is escaped above or below
         f'<th{aria}><a href="{url}" hx-get="{url}" hx-target="{escape(target)}" '
         f'hx-push-url="true">{escape(label)}{arrow}</a></th>'

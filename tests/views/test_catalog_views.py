@@ -131,6 +131,6 @@ def test_a_tab_says_which_column_it_is_sorted_by_before_one_is_chosen(
     thead = html.split("<thead>")[1].split("</thead>")[0]
     assert thead.count("aria-sort=") == 1
     sorted_th = thead.split('<th aria-sort="ascending">')[1].split("</th>")[0]
-    assert f">{header} ▲</a>" in sorted_th
+    assert f'>{header} <span aria-hidden="true">▲</span></a>' in sorted_th
     # Its header then sorts the other way.
     assert "dir=desc" in sorted_th

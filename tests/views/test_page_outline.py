@@ -68,3 +68,9 @@ def test_the_main_navigation_and_the_account_menu_are_named(admin_client):
     # The account menu is not one more "Admin" beside the Admin menu.
     account = html.split('class="dropdown user-menu"')[1].split("</summary>")[0]
     assert account.endswith('<summary><span class="visually-hidden">Signed in as </span>Admin')
+
+
+def test_a_sorted_columns_arrow_is_hidden_from_screen_readers_which_hear_aria_sort(admin_client):
+    html = admin_client.get("/entrust/?sort=status&dir=desc").get_data(as_text=True)
+    th = html.split('<th aria-sort="descending">')[1].split("</th>")[0]
+    assert th.endswith('>Status <span aria-hidden="true">▼</span></a>')
