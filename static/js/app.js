@@ -138,14 +138,15 @@
 
   function announce(root) {
     var said = [];
-    if (root.matches("[data-announce]")) said.push(root.textContent);
+    // innerText: the paragraphs of a notice are read apart, not run together.
+    if (root.matches("[data-announce]")) said.push(root.innerText);
     root.querySelectorAll('[data-announce]:not([data-announce="swapped"])').forEach(function (el) {
-      said.push(el.textContent);
+      said.push(el.innerText);
     });
     if (!said.length) return;
     var sorted = root.querySelector("th[aria-sort]");
     if (sorted) {
-      said.push("sorted by " + sorted.textContent.replace(/[▲▼]/g, "").trim() + ", " +
+      said.push("Sorted by " + sorted.textContent.replace(/[▲▼]/g, "").trim() + ", " +
         sorted.getAttribute("aria-sort"));
     }
     var live = document.getElementById("announcer");
@@ -153,8 +154,10 @@
     // Emptied first, so that the same words said twice (the same count after a sort) are read.
     live.textContent = "";
     window.setTimeout(function () {
-      live.textContent = said.map(function (s) { return s.replace(/\s+/g, " ").trim(); })
-        .join(", ");
+      live.textContent = said.map(function (s) {
+        s = s.replace(/\s+/g, " ").trim();
+        return /[.!?]$/.test(s) ? s : s + ".";
+      }).join(" ");
     }, 100);
   }
 
