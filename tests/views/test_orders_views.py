@@ -598,3 +598,14 @@ def test_an_order_placed_again_links_to_its_new_order_instead_of_the_button(
     db.session.commit()
     page = operator_client.get(f"/entrust/{never.id}").get_data(as_text=True)
     assert button not in page and "#999999 (since deleted from CertDesk)" in page
+
+
+def test_another_credentials_choices_are_read_out_in_a_sentence(operator_client, linked):
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    # Not a live region: it would read out every label and option of the fields it holds.
+    assert '<div id="order-choices">' in page
+    fragment = operator_client.get(f"/entrust/new/choices?credential_id={linked.id}", headers=HTMX)
+    said = fragment.get_data(as_text=True).split('data-announce id="choices-loaded">')[1]
+    assert said.startswith(
+        f"The choices of {linked.name}. Organizations: 3, products: 6, domains: 5.</p>"
+    ), said[:200]
