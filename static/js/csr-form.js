@@ -15,6 +15,7 @@
     if (!button || !sansField()) return;
     sansField().value = button.dataset.fillSans;
     touched = true;
+    sansField().focus();  // the button goes with the check it was part of
     sansField().dispatchEvent(new Event("change", { bubbles: true }));
   });
 

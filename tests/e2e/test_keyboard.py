@@ -109,3 +109,16 @@ def test_a_file_field_focused_from_the_keyboard_shows_a_clear_outline(page, live
     assert style == "solid" and float(width.removesuffix("px")) >= 2
     rgb = [float(v) for v in re.findall(r"[\d.]+", color)[:3]]
     assert _contrast(rgb, [255, 255, 255]) >= 3  # against the page's white
+
+
+def test_the_csr_forms_name_check_is_read_out_and_use_these_leads_to_the_sans(page, live_server):
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/csrs/new")
+    page.locator("input[name=CN]").press_sequentially("example.org", delay=20)
+    announcer = page.locator("#announcer")
+    expect(announcer).to_contain_text("Suggested SANs: example.org www.example.org")
+    _press(page, page.get_by_role("button", name="Use these"))
+    sans = page.locator("#csr-sans")
+    expect(sans).to_have_value("example.org, www.example.org")
+    expect(sans).to_be_focused()
+    expect(announcer).to_contain_text("2 names look right.")
