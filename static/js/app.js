@@ -26,7 +26,35 @@
       if (field && !field.value.trim()) return;
     }
     if (message && !window.confirm(message)) ev.preventDefault();
+    sendOnce(ev);
   }, true);
+
+  // A form sent the ordinary way (not by htmx) is sent once: another click or Enter while the
+  // page waits for the answer does nothing, and the button used says it is busy. (CertDesk also
+  // refuses the same order form sent twice; this spares the second request.) A form whose
+  // answer is a download, so that the page stays, is marked data-resend and can be sent again.
+  var HTMX_SENDS = "[hx-post], [hx-put], [hx-patch], [hx-delete]";
+
+  function sendOnce(ev) {
+    var form = ev.target;
+    if (ev.defaultPrevented || form.method !== "post" || form.matches(HTMX_SENDS) ||
+        form.hasAttribute("data-resend")) return;
+    if (form.dataset.sending) {
+      ev.preventDefault();
+      ev.stopImmediatePropagation();
+      return;
+    }
+    form.dataset.sending = "1";
+    if (ev.submitter) ev.submitter.setAttribute("aria-busy", "true");
+  }
+
+  // Back to a page the browser kept: its forms can be sent again.
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-sending]").forEach(function (form) {
+      delete form.dataset.sending;
+      form.querySelectorAll("[aria-busy]").forEach(function (el) { el.removeAttribute("aria-busy"); });
+    });
+  });
 
   // A list's "select all" box: <input type="checkbox" data-select-all="name"> ticks or clears
   // every box of that name in its table.

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import login
@@ -74,6 +76,21 @@ def test_csr_pkcs12_search_download_dashboard(page, live_server, tmp_path):
         cert,
         *pki.chain,
     ]
+
+    # The key as PKCS#12, then as PKCS#8, from the same form: the page stays, and so does the
+    # form's use (a form the page sends is otherwise sent once).
+    form = page.locator("#pkcs12-download")
+    form.get_by_label("Password to protect the file").fill("download-pass-1")
+    form.get_by_label("Repeat password").fill("download-pass-1")
+    with page.expect_download() as d:
+        form.get_by_role("button", name="Download with private key").click()
+    bundle = pkcs12.load_pkcs12(Path(d.value.path()).read_bytes(), b"download-pass-1")
+    assert bundle.cert.certificate == cert
+    form.get_by_label("Format").select_option("pkcs8")
+    with page.expect_download() as d:
+        form.get_by_role("button", name="Download with private key").click()
+    key = serialization.load_pem_private_key(Path(d.value.path()).read_bytes(), b"download-pass-1")
+    assert key.public_key() == cert.public_key()
 
     # The dashboard counts it, charts it and lists it among the most urgent.
     page.goto(live_server.url + "/")
