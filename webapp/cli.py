@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -87,8 +88,8 @@ def certdesk_command() -> str:
     """How to run this `certdesk` from the current directory (for the hints CertDesk prints).
 
     That is the `certdesk` script beside the running Python (a virtualenv's bin/), by the shortest
-    of: its bare name when PATH finds that very script, its relative or its absolute path. Without
-    such a script (run as `python -m webapp`), plain `certdesk`.
+    of: its bare name when PATH finds that very script, its relative or its absolute path (quoted
+    for the shell). Without such a script (run as `python -m webapp`), plain `certdesk`.
     """
     script = Path(sys.executable).parent / "certdesk"
     if not script.is_file():
@@ -100,7 +101,7 @@ def certdesk_command() -> str:
     relative = os.path.relpath(absolute)
     if os.sep not in relative:
         relative = os.path.join(os.curdir, relative)  # ./certdesk: the shell does not search .
-    return min(relative, absolute, key=len)
+    return shlex.quote(min(relative, absolute, key=len))  # a folder may have a space in its name
 
 
 @click.command("create-admin")

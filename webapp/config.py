@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import stat
 from pathlib import Path
 
@@ -133,12 +134,12 @@ def _owner_only(path: Path, mode: int) -> None:
     except OSError as exc:
         log.warning(
             "%s is readable by other users (mode %o) and could not be changed (%s); "
-            "run 'chmod %o %s'",
+            "make it owner-only: chmod %o %s",
             path,
             current,
             exc.strerror,
             mode,
-            path,
+            shlex.quote(str(path)),
         )
     else:
         log.warning(

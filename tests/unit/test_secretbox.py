@@ -2,6 +2,7 @@ import base64
 import json
 import os
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -134,6 +135,19 @@ def test_app_refuses_an_unsafe_key_file(instance):
     os.chmod(instance / "master.key", 0o640)
     with pytest.raises(sb.MasterKeyError, match="chmod 600"):
         make_app(instance, instance / "certdesk.db")
+
+
+def test_the_chmod_an_unsafe_key_file_names_works_in_a_folder_with_a_space(tmp_path):
+    instance = tmp_path / "my certdesk" / "instance"
+    instance.mkdir(parents=True)
+    sb.load_box(instance, None, may_create=True)
+    os.chmod(instance / "master.key", 0o644)
+    with pytest.raises(sb.MasterKeyError) as refused:
+        sb.load_box(instance, None, may_create=False)
+    message = str(refused.value)
+    command = message[message.index("chmod 600 ") :]  # the end of the message, pasted
+    subprocess.run(command, shell=True, check=True, cwd=tmp_path)  # noqa: S602 (as pasted)
+    sb.load_box(instance, None, may_create=False)  # the start that follows works
 
 
 def test_env_key_must_be_32_bytes(tmp_path):

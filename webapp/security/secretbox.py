@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import secrets
+import shlex
 import stat
 from pathlib import Path
 
@@ -112,8 +113,8 @@ def _read_key_file(path: Path) -> bytes:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise MasterKeyError(
-            f"{path} is readable by other users (mode {oct(mode & 0o777)}); "
-            f"run 'chmod 600 {path}' and start again"
+            f"{path} is readable by other users (mode {oct(mode & 0o777)}); make it owner-only, "
+            f"then start again: chmod 600 {shlex.quote(str(path))}"
         )
     try:
         key = base64.b64decode(path.read_text().strip(), validate=True)
