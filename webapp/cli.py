@@ -7,6 +7,7 @@ import shlex
 import shutil
 import signal
 import sys
+from errno import EADDRINUSE
 from pathlib import Path
 
 import click
@@ -46,13 +47,21 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
 
     app = current_app._get_current_object()
     _upgrade_database()
-    token = auth.issue_setup_token()
-    sock = None
-    if workers > 1:
-        try:
+    # The port first: one another program holds is said in a line, before "serving on" is.
+    sock = server = None
+    try:
+        if workers > 1:
             sock = serving.bind(host, port)
-        except OSError as exc:
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+        else:
+            server = waitress.create_server(
+                app, host=host, port=port, threads=threads, ident="CertDesk"
+            )
+    except OSError as exc:
+        hint = "; stop what uses it, or choose another --port" if exc.errno == EADDRINUSE else ""
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+        ) from exc
+    token = auth.issue_setup_token()
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"CertDesk is serving on http://{shown_host}:{port}/")
     if token:
@@ -69,7 +78,8 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
     previous_sigterm = signal.signal(signal.SIGTERM, _stop_serving)
     serving.tune_gc()
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="CertDesk")
+        server.print_listen("Serving on http://{}:{}")
+        server.run()
     finally:
         app.extensions["certdesk_scheduler"].shutdown()
         signal.signal(signal.SIGTERM, previous_sigterm)
