@@ -184,8 +184,9 @@ def copy_database(source_url: str) -> None:
     from webapp.extensions import db
 
     _upgrade_database()
-    click.echo(f"Copying {_shown_url(source_url)} into {_shown_url(str(db.engine.url))} ...")
     try:
+        shown = _shown_url(dbcopy.source(source_url))
+        click.echo(f"Copying {shown} into {_shown_url(db.engine.url)} ...")
         counts = dbcopy.copy(source_url, echo=click.echo)
     except dbcopy.CopyError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -203,8 +204,8 @@ def copy_database(source_url: str) -> None:
     )
 
 
-def _shown_url(url: str) -> str:
-    """A database URL without its password."""
+def _shown_url(url) -> str:
+    """A database URL (text or URL) without its password."""
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)

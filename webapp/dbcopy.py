@@ -10,8 +10,10 @@ each in primary-key order, in batches, so memory does not grow with the data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, exc, func, inspect, select, text
+from sqlalchemy.engine import URL, make_url
 
 from webapp.extensions import db
 
@@ -28,6 +30,21 @@ def _revision(conn) -> str | None:
     return conn.execute(text("select version_num from alembic_version")).scalar()
 
 
+def source(source_url: str) -> URL:
+    """``source_url`` parsed; CopyError when it is no database URL, or names an SQLite file that
+    is not there (SQLite would make an empty one)."""
+    try:
+        url = make_url(source_url)
+    except exc.ArgumentError:
+        raise CopyError(
+            f"{source_url!r} is not a database URL; an SQLite file is named "
+            "sqlite:////absolute/path/to/certdesk.db"
+        ) from None
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise CopyError(f"There is no SQLite database at {url.database or '(no path)'}.")
+    return url
+
+
 def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]:
     """Copy every row of ``source_url`` into this app's database; returns rows per table.
 
@@ -36,11 +53,20 @@ def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]
     target = db.engine
     if str(target.url) == source_url:
         raise CopyError("The source is this database itself.")
-    source = create_engine(source_url)
+    url = source(source_url)
+    shown = url.render_as_string(hide_password=True)
+    try:
+        engine = create_engine(url)
+    except (exc.NoSuchModuleError, ImportError) as error:
+        raise CopyError(f"{shown} cannot be opened here: {error}") from None
     tables = [t for t in db.metadata.sorted_tables if t.name != "alembic_version"]
     counts: dict[str, int] = {}
     try:
-        with source.connect() as src, target.begin() as dst:
+        try:
+            src = engine.connect()
+        except exc.OperationalError as error:
+            raise CopyError(f"{shown} cannot be opened: {error.orig}") from None
+        with src, target.begin() as dst:
             have, want = _revision(src), _revision(dst)
             if have != want:
                 raise CopyError(
@@ -90,7 +116,7 @@ def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]
                         "nothing was kept."
                     )
     finally:
-        source.dispose()
+        engine.dispose()
     return counts
 
 

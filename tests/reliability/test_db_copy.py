@@ -109,3 +109,21 @@ def test_a_copy_between_different_versions_is_refused(app, instance, postgres_ur
     refused = _copy(instance, target, f"sqlite:///{old}")
     assert refused.returncode != 0 and "upgrade both to the same version" in refused.stderr
     pg.drop_database(target)
+
+
+def test_a_source_that_cannot_be_read_is_named_without_a_traceback(tmp_path):
+    instance = tmp_path / "instance"
+    target = f"sqlite:///{tmp_path / 'new.db'}"
+    missing = tmp_path / "typo" / "certdesk.db"
+    missing.parent.mkdir()
+    for source, said in [
+        ("instance/certdesk.db", "'instance/certdesk.db' is not a database URL"),
+        (f"sqlite:///{missing}", f"There is no SQLite database at {missing}."),
+        ("oracle+nodriver://u:pw-1234@db/x", "oracle+nodriver://u:***@db/x cannot be opened"),
+    ]:
+        refused = _copy(instance, target, source)
+        assert refused.returncode == 1, refused
+        assert "Traceback" not in refused.stderr, refused.stderr
+        assert f"Error: {said}" in refused.stderr, refused.stderr
+        assert "pw-1234" not in refused.stdout + refused.stderr
+    assert not missing.exists()  # not made empty by the attempt
