@@ -82,6 +82,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         server.run()
     finally:
         app.extensions["certdesk_scheduler"].shutdown()
+        serving.close_connections()
         signal.signal(signal.SIGTERM, previous_sigterm)
 
 

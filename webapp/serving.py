@@ -66,12 +66,8 @@ def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
 
 def supervise(app, sock: socket.socket, workers: int, threads: int, echo=print) -> int:
     """Run ``workers`` children serving ``sock`` until SIGTERM/SIGINT; returns the exit status."""
-    from webapp.extensions import db
-
     # No connection opened here may be shared with a child: each child opens its own.
-    db.session.remove()
-    for engine in db.engines.values():
-        engine.dispose()
+    close_connections()
     sys.stdout.flush()
     sys.stderr.flush()
     tune_gc()  # before the fork, so the children share the frozen pages
@@ -200,6 +196,18 @@ def _serve_child(app, sock: socket.socket, threads: int) -> None:
         server.run()
     finally:
         scheduler.shutdown()
+        close_connections()
+
+
+def close_connections() -> None:
+    """Close this process's database connections as it stops. On SQLite the last one to close
+    writes the write-ahead log back into the database file and removes it, so a copy of
+    certdesk.db taken while CertDesk is stopped holds everything."""
+    from webapp.extensions import db
+
+    db.session.remove()
+    for engine in db.engines.values():
+        engine.dispose()
 
 
 def _stop_child(_signum, _frame):

@@ -3,12 +3,21 @@ of a real `certdesk serve`, and put right (with a warning) when an older install
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
+import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.live import start_server, stop_server
+import pytest
+import requests
+
+from tests.helpers import PASSWORD
+from tests.live import csrf_token, free_port, start_server, stop_server, wait_healthy
 
 
 def _mode(path: Path) -> int:
@@ -85,3 +94,48 @@ def test_a_worker_that_found_nothing_uses_what_another_worker_made(tmp_path, mon
         db.engine.dispose()
     assert second.config["SECRET_KEY"] == first.config["SECRET_KEY"]
     assert sorted(p.name for p in instance.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_stopped_certdesk_leaves_everything_in_certdesk_db(tmp_path, workers):
+    """Backups copy certdesk.db while CertDesk is stopped: its write-ahead log is written back
+    into it at an orderly stop, not left beside it."""
+    instance = tmp_path / "instance"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webapp", "serve", "--port", str(port), "--workers", workers],
+        env=dict(os.environ, CERTDESK_INSTANCE=str(instance), PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, 60)
+        token = None
+        for line in proc.stdout:
+            if "/setup?token=" in line:
+                token = line.split("token=")[1].strip()
+                break
+        http = requests.Session()
+        made = http.post(
+            url + "/setup",
+            data={
+                "token": token,
+                "csrf_token": csrf_token(http, f"{url}/setup?token={token}"),
+                "username": "keeper",
+                "password": PASSWORD,
+                "password2": PASSWORD,
+            },
+            timeout=30,
+        )
+        assert made.ok and "keeper" in made.text, made.text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert not (instance / "certdesk.db-wal").exists()
+    copy = tmp_path / "backup.db"
+    shutil.copyfile(instance / "certdesk.db", copy)  # the file alone, as the README says
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("select username from user").fetchall() == [("keeper",)]
