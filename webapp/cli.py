@@ -44,6 +44,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
 
     from webapp import serving
     from webapp.auth import service as auth
+    from webapp.jobs import service as jobs
 
     app = current_app._get_current_object()
     _upgrade_database()
@@ -81,6 +82,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         server.print_listen("Serving on http://{}:{}")
         server.run()
     finally:
+        jobs.stop_pool(app)
         app.extensions["certdesk_scheduler"].shutdown()
         serving.close_connections()
         signal.signal(signal.SIGTERM, previous_sigterm)

@@ -183,6 +183,7 @@ def _serve_child(app, sock: socket.socket, threads: int) -> None:
     import waitress
 
     from webapp.extensions import db
+    from webapp.jobs import service as jobs
 
     for engine in db.engines.values():
         engine.dispose(close=False)  # inherited pool entries (none are expected) stay the parent's
@@ -195,6 +196,7 @@ def _serve_child(app, sock: socket.socket, threads: int) -> None:
         server = waitress.create_server(app, sockets=[sock], threads=threads, ident="CertDesk")
         server.run()
     finally:
+        jobs.stop_pool(app)
         scheduler.shutdown()
         close_connections()
 

@@ -15,12 +15,19 @@ process beats the heartbeat of its jobs, queued or running, at each scheduler ti
 :func:`recover` queues again (up to ``MAX_ATTEMPTS`` runs in all) the jobs whose process died,
 or fails those whose kind cannot run again. A job waiting for a free worker in a live process is
 not dead, however long it waits.
+
+A process that stops in order (:func:`stop_pool`) does not wait for a long job to end: a job of a
+kind that can resume stops at its next ``progress`` or ``save_checkpoint`` (what it committed is
+kept) and, like the jobs still waiting for a worker, is handed back, queued and held by no
+process, without counting as a run; the next start's :func:`recover` carries it on. Jobs that
+cannot resume run to their end first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +58,13 @@ class JobError(Exception):
     """A failure with a message a person can act on; it becomes the job's error text."""
 
 
+class _Stopping(Exception):
+    """Raised in a resumable job at its next commit once this process is stopping."""
+
+
+_stopping = threading.Event()  # set once, by stop_pool, when this process stops in order
+
+
 @dataclass(frozen=True)
 class JobKind:
     kind: str
@@ -74,6 +88,8 @@ class JobContext:
         self.actor = job.started_by if job.started_by_id else "scheduler"
         self.attempt = job.attempts
         self.checkpoint = json.loads(job.checkpoint) if job.checkpoint else None
+        spec = _KINDS.get(job.kind)
+        self.resumable = spec is not None and spec.resumable
 
     def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
         values = {"progress": done, "heartbeat_at": utcnow()}
@@ -83,6 +99,7 @@ class JobContext:
             values["message"] = message[:2000]
         db.session.execute(update(Job).where(Job.id == self.job_id).values(**values))
         db.session.commit()
+        self._stop_if_stopping()
 
     def save_checkpoint(self, value) -> None:
         """Remember how far the job got (JSON), committed with the session's other work."""
@@ -93,6 +110,11 @@ class JobContext:
             .values(checkpoint=json.dumps(value), heartbeat_at=utcnow())
         )
         db.session.commit()
+        self._stop_if_stopping()
+
+    def _stop_if_stopping(self) -> None:
+        if self.resumable and _stopping.is_set():
+            raise _Stopping
 
 
 def _executor(app) -> ThreadPoolExecutor:
@@ -158,6 +180,9 @@ def submit(job: Job) -> Job:
 
 def _submit(job_id: int) -> None:
     app = current_app._get_current_object()
+    if _stopping.is_set():
+        _hand_back(Job.id == job_id)  # queued for the next start
+        return
     if app.config["JOBS_RUN_INLINE"]:
         run(job_id, _runner())
     else:
@@ -193,6 +218,9 @@ def run(job_id: int, runner: str) -> None:
         return
     try:
         result = spec.func(JobContext(job), **json.loads(job.params or "{}")) or {}
+    except _Stopping:
+        db.session.rollback()
+        _hand_back(Job.id == job_id, attempts=Job.attempts - 1)  # a pause is not a failed run
     except JobError as exc:
         db.session.rollback()
         _finish(job_id, FAILED, error=str(exc))
@@ -213,6 +241,33 @@ def _finish(job_id, state, *, error="", result=None, message=None):
         values["message"] = message[:2000]
     db.session.execute(update(Job).where(Job.id == job_id).values(**values))
     db.session.commit()
+
+
+def _hand_back(*where, **values) -> None:
+    """Queue the jobs ``where`` says again, held by no process: the next start resumes them."""
+    db.session.execute(
+        update(Job)
+        .where(*where, Job.state.in_((QUEUED, RUNNING)))
+        .values(
+            state=QUEUED,
+            runner="",
+            heartbeat_at=None,
+            message="Paused while CertDesk stopped; it carries on when CertDesk starts again.",
+            **values,
+        )
+    )
+    db.session.commit()
+
+
+def stop_pool(app) -> None:
+    """At an orderly stop: resumable jobs end at their next commit, the others run to their end,
+    and every job this process held is handed back for the next start (see the module text)."""
+    _stopping.set()
+    current = app.extensions.pop("certdesk_jobs", None)
+    if current is not None:
+        current[1].shutdown(wait=True, cancel_futures=True)
+    with app.app_context():
+        _hand_back(Job.state == QUEUED, Job.runner == app.extensions["certdesk_scheduler"].holder)
 
 
 def get(job_id: int) -> Job | None:

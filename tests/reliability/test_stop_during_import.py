@@ -1,0 +1,90 @@
+"""CertDesk stopped in order (SIGTERM, as systemd and `make run` stop it) during a long import of
+existing orders: it stops within seconds instead of waiting for the import to end (or being
+killed), hands the import back without counting the stop as a failed run, and the next start
+carries it on from its checkpoint to the end."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from tests.conftest import link_sandbox, make_app
+from tests.live import signed_in, start_server
+from webapp.credentials import clients
+from webapp.extensions import db
+from webapp.jobs.models import Job
+from webapp.orders import service as orders_settings
+from webapp.settings import service as settings
+
+FAST = {
+    "CERTDESK_SCHEDULER_TICK_SECONDS": "1",
+    "CERTDESK_SCHEDULER_LEASE_SECONDS": "2",
+    "CERTDESK_JOBS_STALE_SECONDS": "2",
+}
+
+
+def _job(app) -> Job:
+    with app.app_context():
+        job = db.session.execute(select(Job).where(Job.kind == "orders.import")).scalar_one()
+        db.session.expunge_all()
+        db.session.remove()
+        return job
+
+
+def _wait(what: str, check, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.2)
+
+
+def test_an_orderly_stop_pauses_the_import_and_the_next_start_finishes_it(
+    instance, sandbox, fast_clients
+):
+    sandbox.seed(certificates=1200, seed=4)
+    app = make_app(instance, instance / "certdesk.db")
+    with app.app_context():
+        from webapp.auth import service as auth
+
+        user = {r: auth.by_username(r) for r in ("admin", "operator")}
+        cred_id = link_sandbox(user, sandbox).id
+        settings.put(clients.REQUESTS_PER_MINUTE, 6000)
+        settings.put(orders_settings.IMPORT_CONCURRENCY, 1)
+        db.session.commit()
+        db.session.remove()
+    # Each certificate takes a while to come: the import's second step lasts about a minute.
+    sandbox.faults(
+        [{"kind": "latency", "method": "GET", "path": "/enterprise/v2/certificates/*", "ms": 60}]
+    )
+
+    server = start_server(instance, FAST)
+    started = signed_in(server, "operator").post(
+        server.url + "/entrust/import", data={"credential_id": cred_id}, timeout=30
+    )
+    assert started.status_code == 200, started.text
+    _wait("certificates to come in", lambda: "step 2" in _job(app).message, 120)
+    time.sleep(3)
+    stopping = time.monotonic()
+    server.process.terminate()
+    try:
+        server.process.wait(20)  # one batch of certificates at most, not the rest of them
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    assert time.monotonic() - stopping < 20
+    assert server.process.returncode == 0
+    paused = _job(app)
+    assert (paused.state, paused.runner, paused.attempts) == ("queued", "", 0), paused.message
+    assert paused.progress < paused.total  # it did stop part-way
+
+    sandbox.clear_faults()
+    server = start_server(instance, FAST)
+    try:
+        _wait("the import to finish", lambda: _job(app).finished, 180)
+    finally:
+        server.process.terminate()
+        server.process.wait(30)
+    done = _job(app)
+    assert done.state == "succeeded", done.error
+    assert done.attempts == 1  # the pause did not count as a run
