@@ -22,8 +22,29 @@ def _upgrade_database() -> None:
 
     from webapp import _init_secretbox, paths
 
+    _refuse_a_newer_database(paths.MIGRATIONS_DIR)
     upgrade(directory=str(paths.MIGRATIONS_DIR))
     _init_secretbox(current_app)  # writes the master-key check on a fresh database
+
+
+def _refuse_a_newer_database(migrations: Path) -> None:
+    """A database a newer CertDesk migrated (this version put back after an upgrade) is named,
+    with what to do, instead of Alembic's "Can't locate revision"."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from webapp.extensions import db
+
+    with db.engine.connect() as conn:
+        heads = MigrationContext.configure(conn).get_current_heads()
+    known = {script.revision for script in ScriptDirectory(str(migrations)).walk_revisions()}
+    newer = sorted(set(heads) - known)
+    if newer:
+        raise click.ClickException(
+            f"the database is at migration {newer[0]}, which this version of CertDesk does not "
+            "know: a newer version migrated it. Run that version, or stop, restore the backup "
+            "made before the upgrade (see Upgrading in the README) and start this one on it."
+        )
 
 
 @click.command("serve")

@@ -465,3 +465,25 @@ def test_credentials_named_alike_in_another_case_are_told_apart_by_the_upgrade(a
         assert "'prod' is renamed 'prod (#3)'" in capsys.readouterr().out
         with pytest.raises(sa.exc.IntegrityError):  # the index now ignores case
             conn.execute(sa.text("UPDATE ecs_credential SET name = 'PROD' WHERE id = 3"))
+
+
+def test_a_database_a_newer_version_migrated_is_named_with_what_to_do(app):
+    from sqlalchemy import text
+
+    from webapp.cli import create_admin
+
+    with db.engine.begin() as conn:
+        conn.execute(text("update alembic_version set version_num = '0099_from_the_future'"))
+    result = app.test_cli_runner().invoke(
+        create_admin, ["zed"], env={"CERTDESK_ADMIN_PASSWORD": "a long enough password"}
+    )
+    assert result.exit_code == 1
+    assert "database is at migration 0099_from_the_future" in result.output
+    assert "restore the backup made before the upgrade" in result.output
+    with db.engine.connect() as conn:  # nothing was changed or added
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == (
+            "0099_from_the_future"
+        )
+        assert (
+            conn.execute(text("select count(*) from \"user\" where username = 'zed'")).scalar() == 0
+        )
