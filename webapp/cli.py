@@ -146,9 +146,14 @@ def create_admin(username: str) -> None:
     from webapp.auth import service as auth
 
     _upgrade_database()
-    password = os.environ.get("CERTDESK_ADMIN_PASSWORD") or click.prompt(
-        "Password", hide_input=True, confirmation_prompt=True
-    )
+    try:
+        password = os.environ.get("CERTDESK_ADMIN_PASSWORD") or click.prompt(
+            "Password", hide_input=True, confirmation_prompt=True
+        )
+    except click.Abort:  # the input ended (no terminal) before a password came
+        raise click.ClickException(
+            "no password: set CERTDESK_ADMIN_PASSWORD, or run the command at a terminal to type it"
+        ) from None
     try:
         user = auth.create_user(None, username, password, "admin")
     except auth.UserError as exc:

@@ -395,6 +395,19 @@ def test_create_admin_command(empty_app, monkeypatch):
     assert again.exit_code != 0 and "taken" in again.output
 
 
+def test_create_admin_without_a_terminal_or_a_password_says_what_to_do(empty_app, monkeypatch):
+    monkeypatch.delenv("CERTDESK_ADMIN_PASSWORD", raising=False)
+    result = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"], input="")
+    assert result.exit_code == 1
+    assert "set CERTDESK_ADMIN_PASSWORD, or run the command at a terminal" in result.output
+    assert auth.by_username("ops-lead") is None
+    typed = empty_app.test_cli_runner().invoke(
+        args=["create-admin", "ops-lead"], input="piped in at last\npiped in at last\n"
+    )
+    assert typed.exit_code == 0, typed.output  # a password on the input still does
+    assert auth.by_username("ops-lead").check_password("piped in at last")
+
+
 def test_guesses_sent_together_each_count_the_ones_before_them(app):
     """Eight wrong passwords at once, one short of the wait: one is checked, seven must wait.
     (Each guess used to pass the throttle before any of them was recorded.)"""
