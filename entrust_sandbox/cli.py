@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import sqlite3
 import tempfile
 
 import click
@@ -85,7 +86,13 @@ def sandbox(
     previous_handlers = _stop_on_signals()
     box = server = None
     try:
-        box = Sandbox(state_path)
+        try:
+            box = Sandbox(state_path)
+        except sqlite3.DatabaseError as exc:  # no such folder, no access, not a database
+            raise click.ClickException(
+                f"cannot open the state file {state_path}: {exc}; give --state a writable path "
+                "to an SQLite file the sandbox made (or a new one)"
+            ) from None
         if state_path:
             _owner_only(state_path)  # a state file made before files were kept private
         if api_user:

@@ -35,6 +35,16 @@ def test_help_shows_request_logging_and_the_key_options():
     assert CliRunner().invoke(sandbox, both).exit_code != 0
 
 
+def test_a_state_file_that_cannot_be_opened_is_named_without_a_traceback(tmp_path):
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("not an SQLite file, but long enough to be read as one\n" * 20)
+    for state in (tmp_path / "no-such-folder" / "state.db", not_a_database):
+        result = CliRunner().invoke(sandbox, ["--http", "--port", "0", "--state", str(state)])
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert f"Error: cannot open the state file {state}: " in result.output
+
+
 def _start(args, stderr=subprocess.DEVNULL, env=None):
     proc = subprocess.Popen(
         [sys.executable, "-m", "entrust_sandbox.cli", *args],
