@@ -49,8 +49,14 @@ def _refuse_a_newer_database(migrations: Path) -> None:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int, help="Threads per worker.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Threads per worker.",
+)
 @click.option(
     "--workers",
     default=1,
@@ -78,11 +84,11 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
             server = waitress.create_server(
                 app, host=host, port=port, threads=threads, ident="CertDesk"
             )
-    except OSError as exc:
-        hint = "; stop what uses it, or choose another --port" if exc.errno == EADDRINUSE else ""
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
-        ) from exc
+    except (OSError, ValueError) as exc:  # ValueError: waitress found no such address
+        in_use = isinstance(exc, OSError) and exc.errno == EADDRINUSE
+        hint = "; stop what uses it, or choose another --port" if in_use else ""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}{hint}") from exc
     token = auth.issue_setup_token()
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     click.echo(f"CertDesk is serving on http://{shown_host}:{port}/")

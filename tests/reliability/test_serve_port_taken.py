@@ -1,5 +1,6 @@
-"""`certdesk serve` on a port another program holds says so in one line, and nothing else: no
-traceback, no "serving on" or setup link for a server that never served."""
+"""`certdesk serve` on a port another program holds, or an address or option it cannot serve with,
+says so in one line, and nothing else: no traceback, no "serving on" or setup link for a server
+that never served."""
 
 from __future__ import annotations
 
@@ -36,3 +37,28 @@ def test_a_port_in_use_is_named_without_a_traceback(tmp_path, workers):
     ) in ran.stderr
     assert "serving on" not in ran.stdout.lower(), ran.stdout
     assert "setup?token=" not in ran.stdout, ran.stdout
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--host", "no-such-host.invalid"], "Error: cannot listen on no-such-host.invalid:8080: "),
+        (["--port", "99999"], "Invalid value for '--port': 99999 is not in the range 1<=x<=65535"),
+        (["--threads", "0"], "Invalid value for '--threads': 0 is not in the range 1<=x<=256"),
+    ],
+)
+def test_an_address_or_option_it_cannot_serve_with_is_refused_in_a_line(tmp_path, args, said):
+    """(A port above 65535 was served on another port, the one it wraps around to, while CertDesk
+    printed the one asked for.)"""
+    ran = subprocess.run(
+        [sys.executable, "-m", "webapp", "serve", *args],
+        env=dict(os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance")),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode in (1, 2), ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert said in ran.stderr, ran.stderr
+    assert "serving on" not in ran.stdout.lower(), ran.stdout
