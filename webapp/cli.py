@@ -275,10 +275,39 @@ def _make_app(*_args):
 
     os.umask(0o077)  # whatever a command writes in the instance folder is its owner's alone
     try:
+        problem = _database_url_problem(os.environ.get("DATABASE_URL"))
+        if problem:
+            raise MasterKeyError(problem)
         return create_app()
     except MasterKeyError as exc:
         click.echo(f"CertDesk cannot start: {exc}", err=True)
         sys.exit(2)
+
+
+def _database_url_problem(value: str | None) -> str | None:
+    """What is wrong with DATABASE_URL, when it is no URL or needs a driver this install lacks,
+    said with what to do rather than met as a traceback at its first use."""
+    from sqlalchemy import exc
+    from sqlalchemy.engine import make_url
+
+    if not value:
+        return None
+    try:
+        url = make_url(value)
+    except exc.ArgumentError:
+        return (
+            "DATABASE_URL is not a database URL; for PostgreSQL it reads "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+        )
+    try:
+        url.get_dialect().import_dbapi()
+    except (exc.NoSuchModuleError, ImportError) as error:
+        return (
+            f"DATABASE_URL {_shown_url(url)} needs what this install lacks ({error}); for "
+            "PostgreSQL, install the extra (pip install '.[postgres]') and start the URL with "
+            "postgresql+psycopg://"
+        )
+    return None
 
 
 cli = FlaskGroup(
@@ -292,4 +321,12 @@ for _command in COMMANDS:
 
 
 def main() -> None:
-    cli.main(prog_name="certdesk")
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        cli.main(prog_name="certdesk")
+    except OperationalError as exc:  # the database server is down, refuses us, or is not there
+        where = os.environ.get("DATABASE_URL")
+        shown = _shown_url(where) if where else "(the SQLite file in the instance folder)"
+        click.echo(f"CertDesk cannot use its database {shown}: {exc.orig}", err=True)
+        sys.exit(2)

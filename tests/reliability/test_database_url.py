@@ -1,0 +1,53 @@
+"""A DATABASE_URL CertDesk cannot use (no URL, a driver this install lacks, a server that does not
+answer) is named in one line with what to do, its password hidden, instead of a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.live import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "url, said",
+    [
+        ("certdesk.db", "CertDesk cannot start: DATABASE_URL is not a database URL; "),
+        (
+            "postgresql+nodriver://certdesk:pw-4711@db.example/certdesk",
+            "CertDesk cannot start: DATABASE_URL "
+            "postgresql+nodriver://certdesk:***@db.example/certdesk needs what this install lacks",
+        ),
+        (
+            "postgresql+psycopg://certdesk:pw-4711@127.0.0.1:{port}/certdesk",
+            "CertDesk cannot use its database "
+            "postgresql+psycopg://certdesk:***@127.0.0.1:{port}/certdesk: connection failed",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [["audit", "verify"], ["serve"]])
+def test_a_database_url_it_cannot_use_is_named_without_a_traceback(tmp_path, url, said, command):
+    pytest.importorskip("psycopg")
+    port = free_port()  # nothing listens there
+    ran = subprocess.run(
+        [sys.executable, "-m", "webapp", *command],
+        env=dict(
+            os.environ,
+            CERTDESK_INSTANCE=str(tmp_path / "instance"),
+            DATABASE_URL=url.format(port=port),
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 2, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert said.format(port=port) in ran.stderr, ran.stderr
+    assert "pw-4711" not in ran.stdout + ran.stderr
