@@ -112,8 +112,14 @@ class JobContext:
         db.session.commit()
         self._stop_if_stopping()
 
+    @property
+    def stopping(self) -> bool:
+        """This process is stopping and the job will stop at its next commit: a job that waits
+        long between commits can commit what it has now."""
+        return self.resumable and _stopping.is_set()
+
     def _stop_if_stopping(self) -> None:
-        if self.resumable and _stopping.is_set():
+        if self.stopping:
             raise _Stopping
 
 

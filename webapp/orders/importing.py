@@ -360,6 +360,17 @@ class _Batch:
             if self._left == 0:
                 self.done.set()
 
+    def fetched_part(self) -> _Batch:
+        """The batch up to its first order still being fetched: what can be stored now."""
+        with self._lock:
+            results = dict(self.results)
+        waiting = {r[0] for r in self.todo} - set(results)
+        cut = next((i for i, r in enumerate(self.items) if r[0] in waiting), len(self.items))
+        items = self.items[:cut]
+        part = _Batch(self.cert_phase, items, [r for r in self.todo if r in items])
+        part.results = {r[0]: results[r[0]] for r in part.todo}
+        return part
+
 
 class _Fetchers:
     """``concurrency`` threads, each with a connector of its own for the whole phase, taking
@@ -437,12 +448,15 @@ def _batches(credential_id: int, cert_phase: int, after_id: int) -> Iterator[tup
         after_id = items[-1][0]
 
 
-def _await(batch: _Batch, fetchers: _Fetchers) -> dict:
-    """The results of a batch, once every one of its orders is fetched."""
+def _await(batch: _Batch, fetchers: _Fetchers, ctx) -> _Batch:
+    """The batch once every one of its orders is fetched; if CertDesk stops meanwhile, the part
+    of it fetched so far."""
     while not batch.done.wait(1.0):
+        if ctx.stopping:
+            return batch.fetched_part()
         if not fetchers.alive():
             raise RuntimeError("the certificate fetching threads ended before their work")
-    return batch.results
+    return batch
 
 
 def _import_certificates(ctx, cred, state: dict, actor) -> None:
@@ -468,8 +482,10 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
         hand_out()
         hand_out()
         while pending:
-            batch = pending.popleft()
-            fetched = _await(batch, fetchers)
+            batch = _await(pending.popleft(), fetchers, ctx)
+            if not batch.items:  # stopping before the first order of the batch came
+                ctx.save_checkpoint(state)
+            fetched = batch.results
             for result in fetched.values():
                 if isinstance(result, Exception) and not isinstance(result, CaError):
                     raise result
