@@ -11,7 +11,8 @@ alone; HOST, PORT, SANDBOX_PORT and CERTDESK_INSTANCE change where things are.
 Both children's output comes through here (the portal's setup link is held back), and once both
 answer, one block at the end says what to open: CertDesk's URL, the setup link while there is no
 user yet, and the sandbox credential. Ctrl-C reaches only this script (the children ignore SIGINT);
-it stops the children with SIGTERM, which they treat as a quiet, orderly stop.
+it stops the children with SIGTERM, which they treat as a quiet, orderly stop: CertDesk first (it
+pauses a running import while the sandbox still answers), then the sandbox.
 """
 
 from __future__ import annotations
@@ -115,14 +116,14 @@ class Children:
         raise SystemExit(f"{what} did not start within {START_TIMEOUT} s.")
 
     def stop(self) -> None:
-        """SIGTERM to each child still running; wait for all, echoing their last words."""
-        for _name, proc in reversed(self.procs):
+        """SIGTERM to each child still running, the last started first, each once the one
+        before has stopped: the portal pauses its jobs while the sandbox still answers them."""
+        for name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and any(p.poll() is None for _n, p in self.procs):
-            self.pump(0.1)
-        for name, proc in self.procs:
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while time.monotonic() < deadline and proc.poll() is None:
+                self.pump(0.1)
             if proc.poll() is None:
                 print(f"{name} did not stop within {STOP_TIMEOUT} s; killing it.", flush=True)
                 proc.kill()

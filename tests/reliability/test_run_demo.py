@@ -3,10 +3,12 @@ the sandbox key kept off command lines, private state files, and a quiet Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tests.live import free_port
+from tests.live import csrf_token, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCK_START = "=== CertDesk is running ==="
@@ -186,6 +188,61 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
         assert "KeyboardInterrupt" not in out.text
         assert "stopped (exit code" not in out.text
         assert after.strip() == "", after  # nothing printed on the way out
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_ctrl_c_during_an_import_pauses_it_and_stops_both_in_time(tmp_path):
+    """Ctrl-C while the sandbox's orders come in: CertDesk stops first, its import paused while
+    the sandbox still answers, then the sandbox; nothing is killed."""
+    port, sandbox_port = free_port(), free_port()
+    instance = tmp_path / "instance"
+    env = dict(
+        os.environ,
+        PORT=str(port),
+        SANDBOX_PORT=str(sandbox_port),
+        CERTDESK_INSTANCE=str(instance),
+        PYTHONUNBUFFERED="1",
+    )
+    for name in ("HOST", "SANDBOX", "SANDBOX_API_KEY"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/run_demo.py"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    out = Output(proc)
+    try:
+        out.wait_for(BLOCK_END, proc, timeout=180)
+        url = f"http://127.0.0.1:{port}"
+        link = re.search(r"(http://\S+/setup\?token=\S+)", out.text).group(1)
+        http = requests.Session()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(link).text).group(1)
+        setup = {"token": link.split("token=")[1], "csrf_token": token, "username": "demo"}
+        setup.update(password="a long enough password", password2="a long enough password")
+        assert http.post(url + "/setup", data=setup, timeout=30).ok
+        http.headers["X-CSRFToken"] = csrf_token(http, url + "/entrust/manage/")
+        assert http.post(url + "/entrust/manage/credentials/sandbox", timeout=30).ok
+        started = http.post(url + "/entrust/import", data={"credential_id": 1}, timeout=30)
+        assert started.ok, started.text
+        out.wait_for("ECS GET /certificates/", proc, timeout=120)  # its certificates come in
+        time.sleep(3)
+
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        out.finish(10)
+        assert "did not stop" not in out.text, out.text
+        assert "Traceback" not in out.text, out.text
+        with contextlib.closing(sqlite3.connect(instance / "certdesk.db")) as conn:
+            state = conn.execute("select state, runner from job where kind = 'orders.import'")
+            assert state.fetchall() == [("queued", "")]  # paused, for the next start
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
