@@ -17,10 +17,10 @@ or fails those whose kind cannot run again. A job waiting for a free worker in a
 not dead, however long it waits.
 
 A process that stops in order (:func:`stop_pool`) does not wait for a long job to end: a job of a
-kind that can resume stops at its next ``progress`` or ``save_checkpoint`` (what it committed is
-kept) and, like the jobs still waiting for a worker, is handed back, queued and held by no
-process, without counting as a run; the next start's :func:`recover` carries it on. Jobs that
-cannot resume run to their end first.
+kind that can resume stops at its next ``progress`` (what it committed is kept; a job saves its
+checkpoint first) and, like the jobs still waiting for a worker, is handed back, queued and held
+by no process, without counting as a run; the next start's :func:`recover` carries it on. Jobs
+that cannot resume run to their end first.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class JobError(Exception):
 
 
 class _Stopping(Exception):
-    """Raised in a resumable job at its next commit once this process is stopping."""
+    """Raised in a resumable job at its next ``progress`` once this process is stopping."""
 
 
 _stopping = threading.Event()  # set once, by stop_pool, when this process stops in order
@@ -110,12 +110,11 @@ class JobContext:
             .values(checkpoint=json.dumps(value), heartbeat_at=utcnow())
         )
         db.session.commit()
-        self._stop_if_stopping()
 
     @property
     def stopping(self) -> bool:
-        """This process is stopping and the job will stop at its next commit: a job that waits
-        long between commits can commit what it has now."""
+        """This process is stopping and the job will stop at its next ``progress``: a job that
+        waits long between them can commit what it has now."""
         return self.resumable and _stopping.is_set()
 
     def _stop_if_stopping(self) -> None:
@@ -266,7 +265,7 @@ def _hand_back(*where, **values) -> None:
 
 
 def stop_pool(app) -> None:
-    """At an orderly stop: resumable jobs end at their next commit, the others run to their end,
+    """At an orderly stop: resumable jobs end at their next progress, the others run to the end,
     and every job this process held is handed back for the next start (see the module text)."""
     _stopping.set()
     current = app.extensions.pop("certdesk_jobs", None)

@@ -484,7 +484,7 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
         while pending:
             batch = _await(pending.popleft(), fetchers, ctx)
             if not batch.items:  # stopping before the first order of the batch came
-                ctx.save_checkpoint(state)
+                ctx.progress(state["cert_done"], state["cert_total"])
             fetched = batch.results
             for result in fetched.values():
                 if isinstance(result, Exception) and not isinstance(result, CaError):
