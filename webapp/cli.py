@@ -184,7 +184,9 @@ def rotate_master_key() -> None:
         # Its processes keep the old key: what they sealed after the rotation would be lost.
         raise click.ClickException(
             f"CertDesk is running (its scheduler is held by {lease.holder}); stop it, then "
-            "rotate the key, then start it again"
+            "rotate the key, then start it again. If it is stopped already (it was killed or "
+            "crashed), its hold ends at "
+            f"{lease.expires_at:%H:%M:%S} UTC: run this again then"
         )
     try:
         count = rotation.rotate(Path(current_app.instance_path), echo=click.echo)
