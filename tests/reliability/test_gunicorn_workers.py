@@ -121,3 +121,52 @@ def test_one_scheduler_among_three_workers_and_a_takeover(workers):
     assert new is not None, "no worker took the scheduler over within a minute"
     assert _pid(new) in _worker_pids(proc.pid)  # a live worker (maybe gunicorn's replacement)
     assert _one_holder_for(engine, 5) == new
+
+
+def test_a_worker_stopped_in_order_gives_the_lease_up_and_leaves_everything_in_the_file(tmp_path):
+    """`gunicorn wsgi:app` reads the repository's gunicorn.conf.py: SIGTERM stops a worker as it
+    stops `certdesk serve` (jobs paused, lease given up, connections closed)."""
+    if not (BIN / "gunicorn").exists():
+        pytest.fail("gunicorn is part of the dev extra; run make install")
+    instance = tmp_path / "instance"
+    env = dict(os.environ, CERTDESK_INSTANCE=str(instance), CERTDESK_SCHEDULER_TICK_SECONDS="1")
+    env.pop("DATABASE_URL", None)
+    subprocess.run(
+        [str(BIN / "certdesk"), "db", "upgrade"], env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--workers", "1", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    engine = create_engine(f"sqlite:///{instance / 'certdesk.db'}")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, 60, name="gunicorn")
+        deadline = time.monotonic() + 30
+        while _sqlite_holder(engine) is None:
+            assert time.monotonic() < deadline, "no worker took the scheduler's lease"
+            time.sleep(0.2)
+        engine.dispose()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        assert not (instance / "certdesk.db-wal").exists()
+        holder, expires_at = _sqlite_holder(engine)
+        assert expires_at < time.time(), holder  # given up: the next start leads at once
+    finally:
+        engine.dispose()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _sqlite_holder(engine) -> tuple[str, float] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("select holder, unixepoch(expires_at) from scheduler_lease")
+        ).first()
+    return (row[0], float(row[1])) if row else None
