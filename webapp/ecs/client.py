@@ -423,6 +423,7 @@ class EcsClient:
         params: Mapping[str, Any] | None,
         page_size: int,
         empty_on_404: bool = False,
+        smaller_on_failure: bool = False,
     ) -> Iterator[Any]:
         """Yield every item of a paginated listing, page by page.
 
@@ -431,8 +432,9 @@ class EcsClient:
         server cannot make this loop forever.
 
         ECS's largest page (1000) "is subject to change", and some accounts' domain listings fail
-        at 1000 and answer at 100: a first page refused at a larger size (400, 5xx or a timeout)
-        is asked for once more at ``SMALL_PAGE_SIZE``, and the listing goes on at that size.
+        at 1000 and answer at 100. With ``smaller_on_failure`` (domain listings), a first page
+        refused at a larger size (400, 5xx or a timeout) is asked for once more at
+        ``SMALL_PAGE_SIZE``, and the listing goes on at that size.
         """
         limit = max(1, min(int(page_size), MAX_PAGE_SIZE))
         offset = 0
@@ -448,7 +450,7 @@ class EcsClient:
                     return
                 raise
             except (errors.ValidationError, errors.ServerError, errors.EcsTimeout):
-                if offset == 0 and limit > SMALL_PAGE_SIZE:
+                if smaller_on_failure and offset == 0 and limit > SMALL_PAGE_SIZE:
                     limit = SMALL_PAGE_SIZE
                     continue
                 raise
@@ -545,7 +547,9 @@ class EcsClient:
         params = _filters(filters)
         if sort:
             params["sort"] = sort
-        return self._paginate(path, "domains", types.Domain.from_json, params, page_size)
+        return self._paginate(
+            path, "domains", types.Domain.from_json, params, page_size, smaller_on_failure=True
+        )
 
     def get_domain(self, client_id: int, domain: str) -> types.Domain:
         """A domain with its validation challenge (DNS record, web file, or e-mail addresses)."""

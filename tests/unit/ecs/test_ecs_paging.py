@@ -174,3 +174,13 @@ def test_a_refusal_at_the_small_page_size_is_raised(client, rsps):
     with pytest.raises(errors.ValidationError):
         list(client.iter_domains(page_size=50))  # already small: not asked again
     assert len(rsps.calls) == 3
+
+
+def test_a_certificate_search_refused_is_not_asked_again_at_a_smaller_size(client, rsps):
+    """Only domain listings are known to fail at 1000: a certificate search that fails is the
+    caller's to handle (a reconcile counts it as not answered), not asked once more."""
+    rsps.get(url("certificates"), status=500, json={"status": 500, "errors": []})
+    with pytest.raises(errors.ServerError):
+        list(client.iter_certificates(filters={"trackingInfo": "certdesk:x"}))
+    limits = {parse_qs(urlsplit(c.request.url).query)["limit"][0] for c in rsps.calls}
+    assert limits == {"1000"}
