@@ -276,14 +276,14 @@ def _make_app(*_args):
     from webapp.security.secretbox import MasterKeyError
 
     os.umask(0o077)  # whatever a command writes in the instance folder is its owner's alone
+    problem = _database_url_problem(os.environ.get("DATABASE_URL"))
     try:
-        problem = _database_url_problem(os.environ.get("DATABASE_URL"))
-        if problem:
-            raise MasterKeyError(problem)
-        return create_app()
+        if problem is None:
+            return create_app()
     except MasterKeyError as exc:
-        click.echo(f"CertDesk cannot start: {exc}", err=True)
-        sys.exit(2)
+        problem = str(exc)
+    click.echo(f"CertDesk cannot start: {problem}", err=True)
+    sys.exit(2)
 
 
 def _database_url_problem(value: str | None) -> str | None:
