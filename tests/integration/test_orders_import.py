@@ -129,6 +129,9 @@ def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbo
         select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "status")
     ).scalar_one()
     assert (event.old_status, event.new_status) != ("", "")
+    # Revoked at Entrust, it is revoked in SSL › Certificates too.
+    cert = db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalar()
+    assert cert.revoked_at is not None
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
 from tests.helpers import together
+from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
@@ -113,6 +114,31 @@ def test_check_order_status_by_hand_at_once_or_as_a_job(env, user, sandbox, monk
     assert "checked" in result.job.message
     with pytest.raises(checks.OrderInputError):
         polling.check_selected(user["operator"], [])
+
+
+def test_an_order_revoked_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
+    """Revoked outside CertDesk (in Entrust's portal): the status check says so in SSL ›
+    Certificates too, audited."""
+    held = db.session.execute(
+        select(Order)
+        .join(Certificate, Certificate.order_id == Order.id)
+        .where(Order.status == "ACTIVE", Order.third_party.is_(False))
+        .limit(1)
+    ).scalar_one()
+    cert = db.session.execute(select(Certificate).where(Certificate.order_id == held.id)).scalar()
+    assert cert.revoked_at is None
+    sandbox.set_certificate_status(int(held.ca_order_id), "REVOKED")
+    result = polling.check_selected(user["operator"], [held.id])
+    assert result.counts["changed"] == 1
+    db.session.expire_all()
+    assert db.session.get(Order, held.id).phase == "revoked"
+    assert db.session.get(Certificate, cert.id).revoked_at is not None
+    events = db.session.execute(
+        select(AuditEvent).where(
+            AuditEvent.action == "certificate.revoked", AuditEvent.object_id == str(cert.id)
+        )
+    ).scalars()
+    assert [e.actor_name for e in events] == ["operator"]
 
 
 def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):

@@ -173,6 +173,15 @@ def status_event(row: Order, old: str, *, actor, now: datetime) -> OrderEvent:
     return event(row, "status", actor=actor, old=old, new=row.status, now=now, notify=True)
 
 
+def certificates_revoked(row: Order, *, actor) -> None:
+    """An order the CA now calls revoked (revoked outside CertDesk, in Entrust's portal, say):
+    its certificates in SSL › Certificates are marked revoked too (audited; those marked already
+    keep their time)."""
+    if row.phase == Phase.REVOKED.value:
+        for cert in certificates.for_order(row.id):
+            certificates.mark_revoked(cert, actor=actor, commit=False)
+
+
 def schedule(row: Order, now: datetime, *, changed: bool) -> None:
     """When to check the order again: the poll interval after a change, twice the last wait
     while nothing changes (up to a day); never once its phase is final."""
