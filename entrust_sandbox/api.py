@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from . import listing, orders
 from .auth import PEER_CERT, authenticate
 from .clock import fmt
-from .errors import ApiError, bad_request, not_found
+from .errors import ApiError, bad_request, not_found, parse_json
 
 bp = Blueprint("ecs_api", __name__, url_prefix="/enterprise/v2")
 
@@ -53,7 +53,7 @@ def _body(required: bool = False):
             raise bad_request("A request body is required")
         return {}
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except ValueError as exc:
         raise bad_request("The request body is not valid JSON") from exc
     if not isinstance(data, dict):

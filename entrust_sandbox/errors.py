@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json as stdlib_json
+
 from flask import Response, json
 
 
@@ -48,3 +50,19 @@ def bad_request(message: str, field: str | None = None) -> ApiError:
 def not_found(message: str) -> ApiError:
     """Shorthand for a 404 ApiError."""
     return ApiError(404, message)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes | str):
+    """Parse a request body as a strict JSON parser does (the live API's, for one).
+
+    NaN and Infinity are not JSON, and nesting too deep to follow is refused rather than
+    crashing: both raise ValueError like any other malformed body.
+    """
+    try:
+        return stdlib_json.loads(raw, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise ValueError("the JSON is nested too deeply") from exc

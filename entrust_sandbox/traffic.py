@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 
 from werkzeug.wrappers import Request
 
+from .errors import parse_json
+
 API_PREFIX = "/enterprise/v2"
 _SLASHES = re.compile("/{2,}")
 FAULT_KINDS = (
@@ -323,7 +325,7 @@ def _body_for_log(raw: bytes):
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except ValueError:
         return raw.decode("utf-8", "replace")
 

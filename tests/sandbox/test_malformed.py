@@ -141,3 +141,24 @@ def test_a_document_signing_order_takes_its_name_from_cn_or_cert_email(api):
     by_name = api.post("certificates", {**body, "cn": "Jane Signer"})
     assert by_name.status_code == 201, by_name.text
     assert_error(api.post("certificates", {**body, "cn": ["Jane"]}), 400, "cn")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 5000 + "]" * 5000,  # deeper than any parser follows
+        '{"certType": "STANDARD_SSL", "tracking": ' + '{"a": ' * 5000 + "1" + "}" * 5001,
+        '{"certType": NaN}',  # not JSON: NaN and Infinity are no JSON numbers
+        '{"certType": "STANDARD_SSL", "tracking": {"customFields": {"number1": Infinity}}}',
+    ],
+    ids=["deep-array", "deep-object", "nan", "infinity"],
+)
+def test_a_body_that_is_not_json_is_a_400_and_is_logged(api, sb, raw):
+    before = _state(api)
+    sb.clear_requests()
+    response = api.session.post(api.base + "certificates", data=raw, timeout=30)
+    body = assert_error(response, 400)
+    assert body["errors"][0]["message"] == "The request body is not valid JSON"
+    assert _state(api) == before
+    (logged,) = [r for r in sb.requests() if r["method"] == "POST"]
+    assert logged["status"] == 400 and logged["body"] == raw
