@@ -716,6 +716,8 @@ def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
     cert_type = body.get("certType")
     if not cert_type:
         raise bad_request("certType is required", "certType")
+    if not isinstance(cert_type, str):
+        raise bad_request("certType must be a string", "certType")
     if cert_type not in CERT_TYPES:
         raise bad_request(f"Unknown certType {cert_type}", "certType")
     validate_only = to_bool(body.get("validateOnly"), lenient, "validateOnly")
