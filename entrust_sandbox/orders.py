@@ -598,9 +598,11 @@ def _check_duplicate_dn(sandbox, plan: Plan) -> None:
     window = sandbox.settings.duplicate_dn_window_seconds
     if not window:
         return
+    # Times are whole seconds: a request made `window` seconds after the last one is through
+    # (a client that waits out the window, as Ansible's tests wait 5 s, is not refused).
     since = fmt(plan.now - timedelta(seconds=window))
     dup = sandbox.store.query_one(
-        "SELECT 1 FROM certificates WHERE dn = ? AND created_at >= ? LIMIT 1", (plan.dn, since)
+        "SELECT 1 FROM certificates WHERE dn = ? AND created_at > ? LIMIT 1", (plan.dn, since)
     )
     if dup:
         raise bad_request(

@@ -300,6 +300,18 @@ def test_duplicate_dn_guard(api, sb):
     assert api.order("other.example.com").status_code == 201
 
 
+def test_the_duplicate_dn_guard_lets_through_a_client_that_waited_the_window(api, sb):
+    """Ansible's integration tests wait 5 s between orders for the same DN, which the live CA
+    then takes: the window is 5 s, not 6."""
+    sb.update_settings(duplicate_dn_window_seconds=5)
+    assert api.order("dup.example.com").status_code == 201
+    sb.advance_clock(2 / 86400)
+    assert_error(api.order("dup.example.com"), 400)
+    sb.advance_clock(3 / 86400)  # 5 s after the first order
+    response = api.order("dup.example.com")
+    assert response.status_code == 201, response.text
+
+
 def test_ev_needs_ev_client_and_domain(api):
     assert api.order("www.example.com", "EV_SSL").status_code == 201
     assert_error(api.order("www.example.org", "EV_SSL"), 400, "subjectAltName")
