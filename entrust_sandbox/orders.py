@@ -819,6 +819,20 @@ def _refuse_deactivation(_status):
     return bad_request("Certificate cannot be deactivated")
 
 
+def _check_domains_still_usable(store, row) -> None:
+    """A queued SSL order is issued only for names its client may still use: a domain whose
+    validation ran out (or was declined) while the order waited for approval is refused."""
+    if row["cert_type"] not in SSL_TYPES:
+        return
+    domains = _usable_domains(store, row["client_id"])
+    for san in json.loads(row["san_json"]):
+        if _covering_domain(domains, san["value"]) is None:
+            raise bad_request(
+                f"The domain of {san['value']} is not approved for client {row['client_id']}",
+                "subjectAltName",
+            )
+
+
 def _approve(sandbox, row, refusal) -> dict:
     """Issue a PENDING order; ``refusal`` answers when it is PENDING no longer."""
     with sandbox.store.tx() as conn:
@@ -856,6 +870,7 @@ def patch(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
     allowed, refusal = PATCH_FROM[operation], _refuse_operation(operation)
     _check_status(row, allowed, refusal)
     if operation == "APPROVE":
+        _check_domains_still_usable(sandbox.store, row)
         return 201, _approve(sandbox, row, refusal)
     if operation == "DECLINE":
         reason = _text(body, "declineReason")

@@ -230,3 +230,26 @@ def test_seeded_pending_can_be_approved(api):
     pending = api.get("certificates", params={"status": "PENDING", "limit": 1}).json()
     tracking_id = pending["certificates"][0]["trackingId"]
     assert api.patch(f"certificates/{tracking_id}", {"operation": "APPROVE"}).status_code == 201
+
+
+def test_approval_checks_the_domain_again(api, sb, pending):
+    """A queued order is issued on approval only while its domain is still validated: one whose
+    validation ran out in the meantime is refused, and the order stays PENDING until the domain
+    is validated again."""
+    sb.set_domain_status("example.com", "EXPIRED", client_id=1)
+    refused = assert_error(
+        api.patch(f"certificates/{pending}", {"operation": "APPROVE"}), 400, "subjectAltName"
+    )
+    assert "www.example.com" in refused["errors"][0]["message"]
+    assert _status(api, pending) == "PENDING"
+    sb.set_domain_status("example.com", "APPROVED", client_id=1)
+    assert api.patch(f"certificates/{pending}", {"operation": "APPROVE"}).status_code == 201
+    assert _status(api, pending) == "ACTIVE"
+
+
+def test_every_seeded_pending_order_can_be_approved(api):
+    pending = api.get("certificates", params={"status": "PENDING", "limit": 1000}).json()
+    assert pending["certificates"]
+    for item in pending["certificates"]:
+        approved = api.patch(f"certificates/{item['trackingId']}", {"operation": "APPROVE"})
+        assert approved.status_code == 201, approved.text
