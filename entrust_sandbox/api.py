@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import listing, orders
-from .auth import PEER_CERT, authenticate
+from .auth import PEER_CERT, authenticate, credentials
 from .clock import fmt
 from .errors import ApiError, bad_request, not_found, parse_json
 
@@ -31,7 +31,7 @@ def _sandbox():
 def _authenticate_and_limit():
     sandbox = _sandbox()
     g.started = time.perf_counter()
-    g.user = authenticate(sandbox, request.authorization, request.environ.get(PEER_CERT))
+    g.user = authenticate(sandbox, credentials(request), request.environ.get(PEER_CERT))
     wait = sandbox.rate_limiter.check(g.user["username"], sandbox.settings.rate_limit)
     if wait is not None:
         raise ApiError(

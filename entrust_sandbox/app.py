@@ -8,7 +8,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from .auth import PEER_CERT, authenticate
+from .auth import PEER_CERT, authenticate, credentials
 from .errors import INT_MAX, ApiError, error_response
 from .settings import Settings
 from .store import Store
@@ -88,7 +88,7 @@ def create_app(sandbox: Sandbox | None = None, **kwargs) -> Flask:
             # Credentials are checked on every request, one for no resource too: a caller
             # without them learns nothing of which paths exist.
             try:
-                authenticate(sandbox, request.authorization, request.environ.get(PEER_CERT))
+                authenticate(sandbox, credentials(request), request.environ.get(PEER_CERT))
             except ApiError as refused:
                 return refused.response()
         message = {404: "Resource not found", 405: "Method not allowed"}.get(

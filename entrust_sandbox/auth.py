@@ -12,6 +12,16 @@ ROLES = ("administrator", "requester")
 PEER_CERT = "sandbox.peer_cert"  # the environ key holding the client's TLS certificate (DER)
 
 
+def credentials(request):
+    """The request's Authorization header as werkzeug parses it, or None when there is none or
+    it cannot be read (Basic credentials that are not ASCII base64): such a caller is refused
+    like one who sent none."""
+    try:
+        return request.authorization
+    except ValueError:
+        return None
+
+
 def authenticate(sandbox, authorization, peer_cert_der: bytes | None):
     """Return the API user row for these credentials, or raise a 401 ApiError."""
     if authorization is None or authorization.type != "basic":

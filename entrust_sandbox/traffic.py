@@ -36,8 +36,10 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request
 
+from .auth import credentials
 from .errors import parse_json
 
 API_PREFIX = "/enterprise/v2"
@@ -199,6 +201,7 @@ def _envelope(status: int, message: str) -> bytes:
 
 
 _REASONS = {
+    400: "Bad Request",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -224,7 +227,12 @@ class TrafficMiddleware:
         if not path.startswith(API_PREFIX):
             return self.app(environ, start_response)
         request = Request(environ)
-        raw = request.get_data(cache=True)
+        try:
+            raw, unreadable = request.get_data(cache=True), False
+        except (OSError, ClientDisconnected):
+            # A body that cannot be read (a broken chunked encoding, a client that went away
+            # before sending what it announced) is a bad request, not a crash.
+            raw, unreadable = b"", True
         environ["wsgi.input"] = io.BytesIO(raw)
         environ["CONTENT_LENGTH"] = str(len(raw))
         entry = {
@@ -234,10 +242,15 @@ class TrafficMiddleware:
             "query": request.query_string.decode("latin-1"),
             "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
             "body": _body_for_log(raw),
-            "user": request.authorization.username if request.authorization else None,
+            "user": _username(request),
             "status": None,
             "fault": None,
         }
+        if unreadable:
+            entry["status"] = 400
+            self.log.add(entry)
+            message = "The request body could not be read"
+            return _respond(start_response, 400, _envelope(400, message))
         rule = self.faults.pick(request.method, path)
         kind = rule["kind"] if rule else None
         entry["fault"] = kind
@@ -319,6 +332,11 @@ def _respond(start_response, code, body, mimetype="application/json", extra=None
     headers += list((extra or {}).items())
     start_response(f"{code} {_REASONS.get(code, 'OK')}", headers)
     return [body]
+
+
+def _username(request) -> str | None:
+    authorization = credentials(request)
+    return authorization.username if authorization else None
 
 
 def _body_for_log(raw: bytes):

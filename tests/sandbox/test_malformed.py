@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import socket
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -167,3 +171,54 @@ def test_a_body_that_is_not_json_is_a_400_and_is_logged(api, sb, raw):
     assert _state(api) == before
     (logged,) = [r for r in sb.requests() if r["method"] == "POST"]
     assert logged["status"] == 400 and logged["body"] == raw
+
+
+def _raw_exchange(sb, request: bytes) -> tuple[bytes, dict, bytes]:
+    """Send bytes as they are (no client library tidies them up); return the status line, the
+    headers and the body of the answer."""
+    host, port = sb.root_url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    headers = dict(line.decode("latin-1").split(": ", 1) for line in lines)
+    return status, headers, body
+
+
+def test_credentials_that_are_not_ascii_are_refused_like_none(sb):
+    """A Basic header whose credentials are raw bytes, not base64, is a 401 in the envelope
+    (it was a 500 HTML page)."""
+    status, headers, body = _raw_exchange(
+        sb,
+        b"GET /enterprise/v2/application/version HTTP/1.1\r\nHost: sandbox\r\n"
+        b"Authorization: Basic \xff\xfe\r\nConnection: close\r\n\r\n",
+    )
+    assert status.startswith(b"HTTP/1.1 401"), status
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body)["errors"][0]["message"] == "Authentication required"
+    assert headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_a_body_that_cannot_be_read_is_a_400_and_is_logged(api, sb):
+    """A broken chunked encoding: a 400 in the envelope (it was a 500 HTML page), logged."""
+    before = _state(api)
+    sb.clear_requests()
+    token = base64.b64encode(f"{sb.api_user}:{sb.api_key}".encode())
+    status, headers, body = _raw_exchange(
+        sb,
+        b"POST /enterprise/v2/certificates HTTP/1.1\r\nHost: sandbox\r\n"
+        b"Authorization: Basic " + token + b"\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n",
+    )
+    assert status.startswith(b"HTTP/1.1 400 Bad Request"), status
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {
+        "status": 400,
+        "errors": [{"message": "The request body could not be read"}],
+    }
+    assert _state(api) == before
+    (logged,) = [r for r in sb.requests() if r["method"] == "POST"]
+    assert logged["status"] == 400 and logged["user"] == sb.api_user
