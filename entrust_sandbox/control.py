@@ -6,6 +6,7 @@ loopback. JSON in and out; errors use the same envelope as the API.
 
 from __future__ import annotations
 
+import math
 import time
 
 from flask import Blueprint, current_app, jsonify, request
@@ -13,12 +14,14 @@ from flask import Blueprint, current_app, jsonify, request
 from . import orders, seed
 from .auth import create_user
 from .clock import fmt
-from .errors import bad_request, not_found
+from .errors import bad_request, not_found, parse_json
 from .listing import CUSTOM_FIELD_NAMES
 from .settings import Settings
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
 
+MAX_ADVANCE_DAYS = 36500  # a hundred years
+MAX_SEED_CERTIFICATES = 10_000_000
 DOMAIN_STATUSES = (
     "APPROVED",
     "DECLINED",
@@ -52,9 +55,11 @@ def _sandbox():
 
 
 def _body() -> dict:
-    data = request.get_json(silent=True, force=True)
-    if data is None and request.get_data():
-        raise bad_request("Body is not valid JSON")
+    raw = request.get_data()
+    try:
+        data = parse_json(raw) if raw.strip() else None
+    except ValueError:
+        raise bad_request("Body is not valid JSON") from None
     if data is not None and not isinstance(data, dict):
         raise bad_request("Body must be a JSON object")
     return data or {}
@@ -77,8 +82,10 @@ def seed_account():
         value = body.get("seed", 1)
     except (TypeError, ValueError) as exc:
         raise bad_request("certificates must be an integer", "certificates") from exc
-    if count < 0:
-        raise bad_request("certificates must be >= 0", "certificates")
+    if not 0 <= count <= MAX_SEED_CERTIFICATES:
+        raise bad_request(
+            f"certificates must be between 0 and {MAX_SEED_CERTIFICATES}", "certificates"
+        )
     mandatory = body.get("apiMandatory") or []
     if not isinstance(mandatory, list) or not all(n in CUSTOM_FIELD_NAMES for n in mandatory):
         raise bad_request("apiMandatory must list custom field names", "apiMandatory")
@@ -141,6 +148,11 @@ def advance_clock():
         days = float(body.get("advance_days", body.get("advanceDays")))
     except (TypeError, ValueError) as exc:
         raise bad_request("advance_days must be a number", "advance_days") from exc
+    # Far enough for any certificate's life; beyond it dates leave the calendar (year 9999).
+    if not math.isfinite(days) or abs(days) > MAX_ADVANCE_DAYS:
+        raise bad_request(
+            f"advance_days must be a number of days within {MAX_ADVANCE_DAYS}", "advance_days"
+        )
     store = _sandbox().store
     store.advance_clock(days)
     store.expire_due()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import random
 import re
 import socket
@@ -88,9 +89,17 @@ class FaultRules:
             if kind not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
             rule = dict(raw)
-            rule["rate"] = float(rule.get("rate", 1.0))
-            rule["count"] = None if rule.get("count") is None else int(rule["count"])
+            rule["rate"] = _number(rule, "rate", 1.0, high=1.0)
+            count = rule.get("count")
+            rule["count"] = None if count is None else int(_number(rule, "count", 0))
+            for key in ("method", "path"):
+                if rule.get(key) is not None and not isinstance(rule[key], str):
+                    raise ValueError(f"{key} must be a string")
             rule["method"] = (rule.get("method") or "*").upper()
+            if "ms" in rule:
+                rule["ms"] = _number(rule, "ms", 0)
+            if "status" in rule:
+                rule["status"] = int(_number(rule, "status", 502, low=100, high=599))
             rule["hits"] = 0
             checked.append(rule)
         with self._lock:
@@ -122,6 +131,21 @@ class FaultRules:
                 rule["hits"] += 1
                 return dict(rule)
         return None
+
+
+def _number(rule: dict, key: str, default: float, low: float = 0, high: float | None = None):
+    """``rule[key]`` as a finite number within bounds (``default`` when absent)."""
+    value = rule.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{key} must be a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a number") from None
+    if not math.isfinite(number) or number < low or (high is not None and number > high):
+        bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+        raise ValueError(f"{key} must be a number {bounds}")
+    return number
 
 
 def _matches(rule: dict, method: str, path: str) -> bool:

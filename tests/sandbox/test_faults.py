@@ -185,3 +185,50 @@ def test_reset_clears_everything(api, sb):
     assert api.get("certificates").json()["summary"]["total"] == 0
     clock = requests.get(sb.root_url + "_sandbox/clock").json()
     assert clock["offsetDays"] == 0
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"kind": "latency", "ms": "slow"},
+        {"kind": "timeout", "ms": -5},
+        {"kind": "html_error_page", "status": "bad gateway"},
+        {"kind": "html_error_page", "status": 42},
+        {"kind": "http_500", "path": 5},
+        {"kind": "http_500", "method": ["GET"]},
+        {"kind": "http_500", "rate": [1]},
+        {"kind": "http_500", "rate": 2},
+        {"kind": "http_500", "count": "twice"},
+    ],
+)
+def test_a_fault_rule_that_cannot_be_applied_is_refused_when_set(api, sb, rule):
+    """Checked when set (400), not left to crash every API request it matches."""
+    response = requests.post(sb.root_url + "_sandbox/faults", json={"rules": [rule]}, timeout=10)
+    assert_error(response, 400, "rules")
+    listed = requests.get(sb.root_url + "_sandbox/faults", timeout=10).json()
+    assert listed["rules"] == []
+    assert api.get("application/version").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("clock", {"advance_days": "NaN"}),
+        ("clock", {"advance_days": 10**30}),
+        ("seed", {"certificates": 10**30}),
+        ("faults", "[" * 5000 + "]" * 5000),
+    ],
+)
+def test_the_control_api_refuses_out_of_range_input(sb, path, body):
+    """A 400 in the envelope rather than a 500; the clock stays where it was."""
+    clock = sb.root_url + "_sandbox/clock"
+    before = requests.get(clock, timeout=10).json()
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = requests.post(
+        sb.root_url + "_sandbox/" + path,
+        data=data,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert_error(response, 400)
+    assert requests.get(clock, timeout=10).json()["offsetDays"] == before["offsetDays"]
