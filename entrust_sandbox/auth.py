@@ -50,6 +50,8 @@ def create_user(sandbox, username, api_key=None, role="administrator", require_c
     """Create or replace an API user; mTLS users get a client certificate from the sandbox CA."""
     if not username or not isinstance(username, str):
         raise ValueError("username is required")
+    if api_key is not None and not isinstance(api_key, str):
+        raise ValueError("apiKey must be text (or absent, for a generated one)")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     api_key = api_key or secrets.token_urlsafe(24)

@@ -166,7 +166,10 @@ def set_domain_status(name: str):
     status = str(body.get("verificationStatus", "")).upper()
     if status not in DOMAIN_STATUSES:
         raise bad_request("verificationStatus must be one of " + ", ".join(DOMAIN_STATUSES))
-    changed = orders.set_domain_status(_sandbox().store, name, status, body.get("clientId"))
+    client_id = body.get("clientId")
+    if client_id is not None and (isinstance(client_id, bool) or not isinstance(client_id, int)):
+        raise bad_request("clientId must be an integer", "clientId")
+    changed = orders.set_domain_status(_sandbox().store, name, status, client_id)
     if not changed:
         raise not_found("Unknown domain")
     return jsonify({"domainName": name.lower(), "verificationStatus": status, "updated": changed})
@@ -227,7 +230,10 @@ def set_rate_limit():
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise bad_request("limit must be a positive integer or null", "limit")
     sandbox = _sandbox()
-    sandbox.update_settings({"rate_limit": limit})
+    try:
+        sandbox.update_settings({"rate_limit": limit})
+    except ValueError as exc:
+        raise bad_request(str(exc), "limit") from exc
     sandbox.rate_limiter.clear()
     return jsonify({"limit": limit, "windowSeconds": 30})
 

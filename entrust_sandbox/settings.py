@@ -65,14 +65,22 @@ class Settings:
         return asdict(self)
 
     def updated(self, changes: dict) -> Settings:
-        """Return a copy with `changes` applied; unknown names raise ValueError."""
+        """Return a copy with `changes` applied; an unknown name or a value the sandbox could
+        not run with (a wrong type, a number out of range, a switch's unknown choice) raises
+        ValueError and changes nothing."""
         changes = dict(changes)
         fid_changes = changes.pop("fidelity", None) or {}
+        if not isinstance(fid_changes, dict):
+            raise ValueError("fidelity must be an object of switches")
         known = {f.name for f in fields(self)} - {"fidelity"}
         fid_known = {f.name for f in fields(Fidelity)}
         unknown = (set(changes) - known) | (set(fid_changes) - fid_known)
         if unknown:
             raise ValueError("unknown setting(s): " + ", ".join(sorted(unknown)))
+        for name, value in changes.items():
+            _check(name, value, getattr(self, name))
+        for name, value in fid_changes.items():
+            _check(name, value, getattr(self.fidelity, name))
         return replace(self, fidelity=replace(self.fidelity, **fid_changes), **changes)
 
     def accepted_crl_reasons(self) -> tuple[str, ...]:
@@ -80,3 +88,37 @@ class Settings:
         if self.fidelity.accept_spec_only_crl_reasons:
             return LIVE_CRL_REASONS + SPEC_ONLY_CRL_REASONS
         return LIVE_CRL_REASONS
+
+
+# The choices of the switches that are not on/off: the live value first, then the spec's.
+CHOICES = {
+    "domain_status_key": ("verificationStatus", "status"),
+    "inventory_key": ("inventories", "inventory"),
+    "renew_validate_only": ("reject", "ignore", "honour"),
+    "all_ous_key": ("organizationalunits", "organizations"),
+}
+# Seconds and counts: beyond these a setting stops making sense (and time arithmetic fails).
+MAX_SECONDS = 86400
+MAX_RATE_LIMIT = 1_000_000
+
+
+def _check(name: str, value, current) -> None:
+    """Raise ValueError unless ``value`` can stand where ``current`` (the same setting) does."""
+    if name in CHOICES:
+        if value not in CHOICES[name]:
+            raise ValueError(f"{name} must be one of {', '.join(CHOICES[name])}")
+    elif name == "rate_limit":
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= MAX_RATE_LIMIT
+        ):
+            raise ValueError("rate_limit must be a positive integer or null")
+    elif isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+    elif isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SECONDS:
+            raise ValueError(f"{name} must be a whole number from 0 to {MAX_SECONDS}")
+    elif isinstance(current, str) and not (isinstance(value, str) and value):
+        raise ValueError(f"{name} must be text")

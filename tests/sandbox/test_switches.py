@@ -133,3 +133,42 @@ def test_reset_restores_defaults(api, sb, flip):
     flip(inventory_key="inventory")
     sb.reset()
     assert sb.sandbox.settings.fidelity == Fidelity()
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("settings", {"rate_limit": "x"}),
+        ("settings", {"rate_limit": -1}),
+        ("settings", {"dcv_delay_seconds": "soon"}),
+        ("settings", {"dcv_delay_seconds": 10**30}),
+        ("settings", {"duplicate_dn_window_seconds": 2.5}),
+        ("settings", {"app_version": 5}),
+        ("settings", {"fidelity": "live"}),
+        ("settings", {"fidelity": {"inventory_key": 5}}),
+        ("settings", {"fidelity": {"renew_validate_only": "sometimes"}}),
+        ("settings", {"fidelity": {"accept_string_booleans": "no"}}),
+        ("rate-limit", {"limit": 10**30}),
+        ("users", {"username": "numeric-key", "apiKey": 12345}),
+        ("domains/example.com", {"verificationStatus": "APPROVED", "clientId": "one"}),
+    ],
+)
+def test_control_input_the_sandbox_could_not_run_with_is_refused(api, sb, path, body):
+    """A 400 that changes nothing; it used to be taken, after which every API request (or
+    every order, domain or sign-in it touched) was a 500."""
+    import requests
+
+    before = sb.sandbox.settings
+    response = requests.post(sb.root_url + "_sandbox/" + path, json=body, timeout=10)
+    assert_error(response, 400)
+    assert sb.sandbox.settings == before
+    assert api.get("application/version").status_code == 200
+    assert api.order("www.example.com").status_code == 201
+    added = api.post(
+        "clients/1/domains", {"domainName": "new.example", "verificationMethod": "DNS"}
+    )
+    assert added.status_code == 202
+    refused = requests.get(
+        sb.base_url + "application/version", auth=("numeric-key", "12345"), timeout=10
+    )
+    assert_error(refused, 401)
