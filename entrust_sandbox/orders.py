@@ -936,7 +936,9 @@ def renew(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
 def revoke(sandbox, tracking_id: int, body: dict) -> None:
     """POST revocations: REVOKED from ACTIVE, READY or SUSPENDED; crlReason policy applies."""
     row = certificate_row(sandbox.store, tracking_id)
-    reason = body.get("crlReason", "unspecified")
+    # null is no reason given, as for every other optional field.
+    reason = body.get("crlReason")
+    reason = "unspecified" if reason is None else reason
     accepted = sandbox.settings.accepted_crl_reasons()
     if reason not in accepted:
         raise bad_request("crlReason must be one of " + ", ".join(accepted), "crlReason")

@@ -92,6 +92,17 @@ def test_revoke_suspended_and_reason_policy(api, active):
     assert ok.status_code == 200
 
 
+def test_a_null_reason_is_no_reason_given(api, active):
+    """A client that writes out its unset fields sends `"crlReason": null`: revoked as with no
+    reason at all (unspecified), like every other optional field given as null."""
+    body = {"crlReason": None, "revocationComment": "key retired"}
+    response = api.post(f"certificates/{active}/revocations", body)
+    assert response.status_code == 200, response.text
+    assert _status(api, active) == "REVOKED"
+    logged = api.get("auditLogs", params={"activity": "Certificate revoked"}).json()
+    assert logged["auditLogs"][-1]["comments"].endswith("reason unspecified")
+
+
 def test_revoke_refused_for_pending(api, pending):
     assert_error(api.post(f"certificates/{pending}/revocations", {}), 400)
 
