@@ -45,6 +45,15 @@ def _authenticate_and_limit():
     sandbox.store.expire_due()
 
 
+@bp.after_request
+def _no_type_without_a_body(response: Response) -> Response:
+    """An answer without a body claims no content type; werkzeug's default for one (its OPTIONS
+    answer, the only such here) is text/html."""
+    if response.mimetype == "text/html" and not response.get_data():
+        del response.headers["Content-Type"]
+    return response
+
+
 def _body(required: bool = False):
     """The JSON body as a dict; an empty body is {} unless required."""
     raw = request.get_data()

@@ -118,6 +118,14 @@ def test_a_wrong_method_names_the_allowed_ones(api):
         assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}, path
 
 
+def test_options_names_the_methods_and_no_content_type(api):
+    """OPTIONS answers with Allow and no body, so with no (text/html) content type either."""
+    response = api.session.options(api.base + "certificates/5000002", timeout=30)
+    assert response.status_code == 200
+    _bare(response)
+    assert {"GET", "PATCH"} <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
 def _ansible_opener(sb):
     """ansible.module_utils.urls.Request given url_username/url_password but not
     force_basic_auth: urllib sends the credentials only once a 401 asks for Basic."""
