@@ -386,6 +386,64 @@ def test_the_same_job_asked_for_twice_at_once_runs_once(app, env, user, sandbox,
         lifecycle.run(user["admin"], Action.SUSPEND, overlapping, lifecycle.Choices())
 
 
+def _demote(user_id: int, change: str) -> None:
+    """What an administrator does meanwhile, in a request of their own: disable the user, or give
+    them a role without the right."""
+    from sqlalchemy import update
+
+    from webapp.auth.models import User
+
+    values = {"active": False} if change == "disabled" else {"role": "auditor"}
+    db.session.execute(update(User).where(User.id == user_id).values(**values))
+    db.session.commit()
+
+
+@pytest.mark.parametrize("change", ["disabled", "auditor"])
+def test_a_waiting_job_does_nothing_once_its_user_may_no_longer_act(
+    env, user, sandbox, monkeypatch, change
+):
+    """A job of many orders waits for a worker; meanwhile an administrator disables or demotes
+    the user who asked for it. The job sends nothing to Entrust and says why."""
+    monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
+    rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(3)]
+    waiting = []
+    monkeypatch.setattr(jobs, "submit", lambda job: waiting.append(job.id) or job)
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [r.id for r in rows], lifecycle.Choices())
+    assert waiting == [result.job.id]
+    _demote(user["admin"].id, change)
+    sandbox.clear_requests()
+    jobs.run(result.job.id, "worker")
+    job = jobs.get(result.job.id)
+    assert job.state == "failed"
+    assert "admin may no longer suspend orders" in job.error and "0 of 3" in job.error
+    assert _changes(sandbox) == []
+    assert {sandbox.status(r.ca_order_id) for r in rows} == {"ACTIVE"}
+    stop = [a for a in _audits("order.suspend") if a.outcome == "refused"]
+    assert len(stop) == 1 and _detail(stop[0])["left"] == 3
+
+
+def test_a_running_job_stops_at_its_next_step_once_its_user_is_disabled(
+    env, user, sandbox, monkeypatch
+):
+    monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(lifecycle, "JOB_STEP", 1)
+    rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(3)]
+    sandbox.clear_requests()
+    progress = jobs.JobContext.progress
+
+    def disabled_after_the_first(ctx, done, total=None, message=None):
+        progress(ctx, done, total, message)
+        if done == 1:
+            _demote(user["admin"].id, "disabled")
+
+    monkeypatch.setattr(jobs.JobContext, "progress", disabled_after_the_first)
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [r.id for r in rows], lifecycle.Choices())
+    job = jobs.get(result.job.id)
+    assert job.state == "failed" and "1 of 3 orders were dealt with" in job.error
+    assert len(_changes(sandbox)) == 1
+    assert [sandbox.status(r.ca_order_id) for r in rows] == ["SUSPENDED", "ACTIVE", "ACTIVE"]
+
+
 # --- Delete ---------------------------------------------------------------------------------------
 
 
