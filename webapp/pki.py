@@ -88,6 +88,18 @@ def _begin_label(line: bytes) -> bytes | None:
     return label if label and all(c in _LABEL_CHARS for c in label) else None
 
 
+def holds_private_key(text: str | bytes) -> bool:
+    """Whether ``text`` holds a PEM private key (any kind: PKCS#8, encrypted, RSA, EC, OpenSSH)."""
+    mark = "PRIVATE KEY-----"
+    return (mark.encode() if isinstance(text, bytes) else mark) in text
+
+
+def shown_again(pasted: str) -> str:
+    """A pasted CSR as a form may show it again after an error: nothing at all when a private key
+    was pasted with it or in its place (a key is never sent back to the browser)."""
+    return "" if holds_private_key(pasted) else pasted
+
+
 def pem_blocks(raw: bytes) -> list[PemBlock]:
     """Every ``-----BEGIN X-----`` ... ``-----END X-----`` block in ``raw``, in order.
 
@@ -451,6 +463,12 @@ def parse_csr(data: bytes | str, field_name: str = "csr") -> CsrInfo:
             warnings.simplefilter("ignore")
             if b"-----BEGIN" in raw:
                 blocks = [b for b in pem_blocks(raw) if b.label.endswith(b"CERTIFICATE REQUEST")]
+                if not blocks and holds_private_key(raw):
+                    raise PkiError(
+                        "This is a private key, not a CSR. It is not shown again here: paste the "
+                        "CSR, and the key in its own field.",
+                        field_name,
+                    )
                 if not blocks:
                     raise PkiError(
                         "This is not a CSR (no BEGIN CERTIFICATE REQUEST block).", field_name

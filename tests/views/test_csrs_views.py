@@ -166,6 +166,25 @@ def test_import_refuses_mismatch_and_bad_input(admin_client):
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
 
 
+def test_a_private_key_pasted_as_the_csr_is_never_shown_again(admin_client):
+    key, other = ec_key(), ec_key()
+    secret = key_pem(key).decode()
+    body_of = secret.split("-----")[2]
+    resp = admin_client.post("/csrs/import", data={"csr_text": secret})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "This is a private key, not a CSR" in page
+    assert body_of not in page
+    # The CSR and its key pasted together in the CSR's box, with another error on the form.
+    both = _csr_pem(key).decode() + secret
+    resp = admin_client.post(
+        "/csrs/import", data={"csr_text": both, "key_text": key_pem(other).decode()}
+    )
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "does not belong to the CSR" in page
+    assert body_of not in page
+    assert _count(Csr) == 0 and _count(PrivateKey) == 0
+
+
 def test_import_starts_at_the_csr_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/csrs/import").get_data(as_text=True)
     assert re.search(r'<textarea name="csr_text" [^>]*autofocus>', blank)

@@ -198,6 +198,21 @@ def test_the_reissue_form_is_prefilled_and_explains_what_happens(
     assert auditor_client.get(f"/entrust/{row.id}/reissue").status_code == 403
 
 
+def test_a_private_key_pasted_as_the_csr_is_never_shown_again(operator_client, orders):
+    from tests.unit.certs.factory import ec_key, key_pem
+
+    secret = key_pem(ec_key()).decode()
+    for what in ("reissue", "renew"):
+        resp = operator_client.post(
+            f"/entrust/{orders['active'].id}/{what}",
+            data={"csr_source": "paste", "csr_text": secret},
+        )
+        page = _text(resp)
+        assert resp.status_code == 422 and "This is a private key, not a CSR" in page, what
+        assert secret.split("-----")[2] not in page
+    assert _count(Order) == 3
+
+
 def test_the_reissue_and_renew_forms_keep_the_request_id_they_were_shown_with(
     operator_client, orders
 ):

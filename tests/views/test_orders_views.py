@@ -290,6 +290,20 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(operator_client, l
     assert _count(Order) == 0
 
 
+def test_a_private_key_pasted_as_the_csr_is_never_shown_again(operator_client, linked):
+    from tests.unit.certs.factory import ec_key, key_pem
+
+    secret = key_pem(ec_key()).decode()
+    for action in ("validate", "order"):
+        resp = _post(
+            operator_client, linked, None, csr_source="paste", csr_text=secret, action=action
+        )
+        page = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and "This is a private key, not a CSR" in page, action
+        assert secret.split("-----")[2] not in page
+    assert _count(Order) == 0
+
+
 def test_validate_then_order_then_the_order_page(operator_client, linked, user):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
     resp = _post(operator_client, linked, csr.id, action="validate")

@@ -10,7 +10,7 @@ from datetime import timedelta
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
 
-from webapp import htmx, uploads, urls, validation
+from webapp import htmx, pki, uploads, urls, validation
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
 from webapp.orders import (
@@ -207,6 +207,7 @@ def new():
             errors = exc.as_errors()
             if isinstance(exc, placing.OrderRefused):  # its request id went to Entrust
                 values["request_id"] = placing.new_request_id()
+    values["csr_text"] = pki.shown_again(values["csr_text"])  # a key is never sent back
     c = checks.choices(values["credential_id"])
     body = htmx.render(
         "orders/new.html", form=values, errors=errors, validation=validation, c=c, dates=_dates(c)
@@ -506,6 +507,7 @@ def _successor(order_id: int, origin: str):
         else:
             flash(_successor_words(new, origin), "success" if new.settled else "warning")
             return htmx.redirect(url_for("orders.detail", order_id=new.id))
+    values["csr_text"] = pki.shown_again(values["csr_text"])  # a key is never sent back
     page = successors.page(row, origin)
     body = htmx.render("orders/successor.html", p=page, form=values, errors=errors)
     return body, 422 if errors else 200
