@@ -144,3 +144,64 @@ def test_many_orders_are_suspended_then_revoked_in_the_background(instance, sand
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def test_a_job_stops_at_the_next_order_once_its_user_loses_the_right(
+    instance, sandbox, fast_clients
+):
+    """An operator (allowed by Admin › Settings) suspends many orders; while the job runs in the
+    server's worker pool, an administrator makes them an auditor on the Users page. The job
+    stops before its next order and says why; the orders after it stay as they are."""
+    from webapp.orders import service as orders
+    from webapp.settings import service as settings
+
+    sandbox.seed(certificates=0, seed=9)
+    issued = _prepare(instance, sandbox)[:-1]
+    app = make_app(instance, instance / "certdesk.db")
+    with app.app_context():
+        from webapp.auth import service as auth
+
+        settings.put(orders.OPERATORS_UPDATE_STATUS, True)
+        db.session.commit()
+        operator_id = auth.by_username("operator").id
+        db.session.remove()
+    server = start_server(instance)
+    try:
+        operator, admin = signed_in(server, "operator"), signed_in(server, "admin")
+        sandbox.clear_requests()
+        sandbox.faults([{"kind": "latency", "method": "PATCH", "ms": 250}])
+        resp = operator.post(
+            server.url + "/entrust/status?action=suspend",
+            data={"order": issued},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert resp.status_code == 303, resp.text
+        job_id = int(resp.headers["Location"].rsplit("=", 1)[1])
+        deadline = time.monotonic() + 60
+        while not any(r["method"] == "PATCH" for r in sandbox.requests()):
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        resp = admin.post(
+            f"{server.url}/admin/users/{operator_id}/role",
+            data={"role": "auditor"},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert resp.status_code == 303, resp.text
+        job = _wait_for_job(app, job_id)
+        sandbox.clear_faults()
+        assert job.state == "failed", job.result
+        assert "operator may no longer suspend orders" in job.error
+        sent = [r for r in sandbox.requests() if r["method"] == "PATCH"]
+        assert 1 <= len(sent) < ORDERS
+        statuses = _statuses(app)
+        suspended = [i for i in issued if statuses[i] == "SUSPENDED"]
+        assert len(suspended) == len(sent) and suspended == issued[: len(sent)]
+        assert f"{len(sent)} of {ORDERS} orders were dealt with" in job.error
+        assert _audited(app, "order.suspend") == {"success": len(sent)}
+    finally:
+        stop_server(server)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

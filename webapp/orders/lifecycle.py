@@ -636,13 +636,13 @@ def _running_on(action: Action, ids: list[int]):
     return None
 
 
-JOB_STEP = 100  # orders a job does between two looks at its progress and its actor's rights
+JOB_STEP = 100  # orders a job reads at once and does between two reports of its progress
 
 
 def _still_allowed(actor, act: Action, done: int, total: int) -> None:
     """Raise JobError when the user who started the job may no longer do ``act``: disabled, given
     another role, or no longer granted it by a setting, while the job waited or ran. Read afresh
-    from the database, so a change made meanwhile by an administrator counts."""
+    from the database before each order, so a change an administrator made meanwhile counts."""
     db.session.refresh(actor)
     if rbac.has_permission(actor, PERMISSIONS[act]):
         return
@@ -657,8 +657,8 @@ def _still_allowed(actor, act: Action, done: int, total: int) -> None:
     db.session.commit()
     raise jobs.JobError(
         f"Stopped: {actor.username} may no longer {label.lower()} orders (their account or role "
-        "changed). "
-        f"{done:,} of {total:,} orders were dealt with before; the others were left as they are."
+        f"changed). {done:,} of {total:,} orders were dealt with before; the others were left "
+        "as they are."
     )
 
 
@@ -668,12 +668,14 @@ def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", cred
     counts = {"done": 0, "refused": 0, "failed": 0}
     ids = list(order_ids)
     step = JOB_STEP
+    person = not isinstance(ctx.actor, str)  # a person's job acts only while they may
     with _Acting(choices) as acting:
         for i in range(0, len(ids), step):
-            if not isinstance(ctx.actor, str):  # a person's job acts only while they may
-                _still_allowed(ctx.actor, act, i, len(ids))
-            for outcome in _execute(ctx.actor, act, selected(ids[i : i + step]), choices, acting):
-                counts[outcome.result] += 1
+            for n, row in enumerate(selected(ids[i : i + step])):
+                if person:
+                    _still_allowed(ctx.actor, act, i + n, len(ids))
+                for outcome in _execute(ctx.actor, act, [row], choices, acting):
+                    counts[outcome.result] += 1
             ctx.progress(min(i + step, len(ids)), len(ids), _summary(counts))
     return {**counts, "message": f"{availability.LABELS[act]}: {_summary(counts)}"}
 
