@@ -653,11 +653,16 @@ def is_ca(cert: x509.Certificate) -> bool:
         return cert.subject == cert.issuer
 
 
+MAX_CHAIN = 10  # issuers above a certificate in a bundle; real chains have two or three
+
+
 def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, list]]:
     """Group a bundle into (leaf, chain): the end-entity certificates, each with its issuers.
 
     The chain runs from the leaf's issuer upwards, as far as the bundle goes. A bundle of CA
     certificates only (a root and an intermediate, say) yields each of them with its own chain.
+    Raises PkiError for a chain longer than MAX_CHAIN: each leaf keeps its own copy of its chain,
+    so a bundle of certificates each issued by the one before would cost the square of its size.
     """
     certs = list({fingerprint(c): c for c in certs}.values())
     by_subject: dict = {}
@@ -673,6 +678,13 @@ def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, 
                 break
             seen.add(fingerprint(nxt))
             chain.append(nxt)
+            if len(chain) > MAX_CHAIN:
+                raise PkiError(
+                    f"a certificate has more than {MAX_CHAIN} issuers above it in this file "
+                    "(a real chain has two or three). Import each certificate with its own "
+                    "chain only.",
+                    "files",
+                )
             cur = nxt
         out.append((leaf, chain))
     return out

@@ -84,3 +84,29 @@ def test_key_files_asking_for_200_million_rounds_are_refused_in_words(live_serve
         data={"password": "pw-123456"},
     )
     assert resp.status_code == 422 and "200,000,000 rounds of password hashing" in resp.text
+
+
+def _database_bytes(server) -> int:
+    return sum(
+        (server.instance / name).stat().st_size
+        for name in ("certdesk.db", "certdesk.db-wal")
+        if (server.instance / name).exists()
+    )
+
+
+def test_a_ladder_of_certificates_is_refused_before_anything_is_written(live_server):
+    """700 certificates, each naming the one before as its issuer (300 KB): stored, each would
+    carry all those below it as its chain, a quarter of a million copies."""
+    operator = signed_in(live_server, "operator")
+    before = _database_bytes(live_server)
+    resp = _while_posting(
+        live_server,
+        operator,
+        "/certificates/import",
+        files={"files": ("ladder.pem", hostile.certificate_ladder(700), "application/x-pem-file")},
+    )
+    assert resp.status_code == 422, resp.status_code
+    assert "ladder.pem: a certificate has more than 10 issuers above it" in resp.text
+    assert _database_bytes(live_server) - before < 1_000_000
+    listing = operator.get(live_server.url + "/certificates/", timeout=30).text
+    assert "No certificates yet." in listing

@@ -91,6 +91,37 @@ def test_bad_input_changes_nothing(admin_client):
     assert _count(AuditEvent) == before
 
 
+def test_a_file_of_certificates_each_issued_by_the_one_before_is_refused(operator_client):
+    """Each leaf keeps a copy of its chain: such a ladder would cost the square of its length."""
+    from tests.unit.certs.hostile import certificate_ladder
+    from webapp import pki
+
+    resp = _upload(operator_client, ("ladder.pem", certificate_ladder(pki.MAX_CHAIN + 2)))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "ladder.pem: a certificate has more than 10 issuers" in body
+    assert _count(Certificate) == 0
+    resp = _upload(operator_client, ("short.pem", certificate_ladder(pki.MAX_CHAIN + 1)))
+    assert resp.status_code == 303  # a chain of ten issuers is still taken
+    rows = db.session.execute(select(Certificate)).scalars().all()
+    assert len(rows) == pki.MAX_CHAIN + 1
+    assert max(r.chain_pem.count("BEGIN CERTIFICATE") for r in rows) == pki.MAX_CHAIN
+
+
+def test_one_import_takes_at_most_a_thousand_certificates(operator_client):
+    """All of an import is written in one transaction, which holds the database's writes."""
+    from tests.unit.certs.hostile import certificate_ladder
+
+    many = certificate_ladder(service.MAX_CERTIFICATES + 1, ladder=False)
+    resp = _upload(operator_client, ("many.pem", many))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "These files hold 1,001 certificates; one import takes at most 1,000" in body
+    assert _count(Certificate) == 0
+    parts = [certificate_ladder(500, prefix=f"p{i}-", ladder=False) for i in range(2)]
+    resp = _upload(operator_client, ("a.pem", parts[0]), ("b.pem", parts[1]))
+    assert resp.status_code == 303 and _count(Certificate) == 1000
+
+
 def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/certificates/import").get_data(as_text=True)
     assert re.search(r'<input type="file" name="files" [^>]*autofocus>', blank)

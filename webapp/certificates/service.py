@@ -38,6 +38,9 @@ from webapp.search import listed_name_matches, narrowed, prefixed, unindexed
 from webapp.security import rbac
 
 MAX_FILES = 50
+# Certificates one import adds, all in one transaction: a few seconds of writing, within the time
+# another request waits for the database.
+MAX_CERTIFICATES = 1000
 
 
 # -- adding ------------------------------------------------------------------------------------
@@ -400,8 +403,16 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
             bundles.append(pki.read_certificates(data, password or None, "files"))
         except PkiError as exc:
             raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
+    total = sum(len(b.certificates) for b in bundles)
+    if total > MAX_CERTIFICATES:
+        raise PkiError(
+            f"These files hold {total:,} certificates; one import takes at most "
+            f"{MAX_CERTIFICATES:,}. Import them in parts.",
+            "files",
+        )
     result = ImportResult()
     keys_before = keys.count()
+    groups = []
     for (name, _), bundle in zip(files, bundles, strict=True):
         if bundle.key is not None and not any(
             pki.key_matches(bundle.key, c.public_key()) for c in bundle.certificates
@@ -410,9 +421,13 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
                 f"{name}: the private key in this file does not belong to any certificate in it.",
                 "files",
             )
+        try:
+            groups.append(pki.split_leaves(bundle.certificates))
+        except PkiError as exc:
+            raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
     try:
-        for bundle in bundles:
-            for leaf, chain in pki.split_leaves(bundle.certificates):
+        for bundle, group in zip(bundles, groups, strict=True):
+            for leaf, chain in group:
                 key = None
                 if bundle.key is not None and pki.key_matches(bundle.key, leaf.public_key()):
                     key = bundle.key

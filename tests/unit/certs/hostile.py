@@ -170,3 +170,35 @@ def rsa_key_of(bits: int):
     e = 65537
     numbers = rsa.RSAPrivateNumbers(p, q, 3, 3, 3, 3, rsa.RSAPublicNumbers(e, p * q))
     return numbers.private_key(unsafe_skip_rsa_key_validation=True)
+
+
+def certificate_ladder(count: int, *, prefix: str = "rung", ladder: bool = True) -> bytes:
+    """PEM of ``count`` end-entity certificates, each naming the one before as its issuer: every
+    one is a leaf whose chain is all those below it (signatures are not what is checked).
+    ``ladder=False``: all of one issuer that is not among them (each a leaf without a chain)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = datetime.now(UTC) - timedelta(days=1)
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{prefix}-base.example.com")])
+    out = []
+    for i in range(count):
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{prefix}{i}.example.com")])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(i + 1)
+            .not_valid_before(start)
+            .not_valid_after(start + timedelta(days=90))
+            .sign(key, hashes.SHA256())
+        )
+        out.append(cert.public_bytes(serialization.Encoding.PEM))
+        if ladder:
+            issuer = subject
+    return b"".join(out)
