@@ -11,6 +11,7 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import Job
+from webapp.security import rbac
 
 
 def counting_job(ctx, n):
@@ -54,6 +55,24 @@ def blocking_job(ctx):
 
 jobs.register("test.block", blocking_job)
 
+RAN: list[int] = []
+
+
+def guarded_job(ctx, n, demote_after=None):
+    """Counts to n; after ``demote_after`` steps an administrator makes its user an auditor."""
+    from webapp.auth.models import User
+
+    for i in range(n):
+        RAN.append(i)
+        if i == demote_after:
+            db.session.execute(update(User).where(User.id == ctx.actor.id).values(role="auditor"))
+            db.session.commit()
+        ctx.progress(i + 1, total=n)
+    return {"counted": n}
+
+
+jobs.register("test.guarded", guarded_job, permission=rbac.CATALOG_SYNC)
+
 
 def test_job_runs_and_reports(app, user):
     job = jobs.start("test.count", "Count things", actor=user["operator"], n=4)
@@ -89,6 +108,42 @@ def test_fragment_polls_while_running_and_stops_when_done(app, operator_client):
 
 def test_unknown_job_404(operator_client):
     assert operator_client.get("/jobs/424242").status_code == 404
+
+
+def test_a_job_waiting_for_a_worker_does_not_start_once_its_user_is_disabled(
+    app, user, monkeypatch
+):
+    RAN.clear()
+    monkeypatch.setattr(jobs, "_submit", lambda job_id: None)  # every worker is busy
+    job = jobs.start("test.guarded", "Guarded", actor=user["operator"], n=3)
+    user["operator"].active = False  # an administrator disables the account meanwhile
+    db.session.commit()
+    jobs.run(job.id, "worker")
+    db.session.refresh(job)
+    assert job.state == "failed" and RAN == []
+    assert job.error.startswith("Stopped: operator may no longer do this")
+
+
+def test_a_running_job_stops_at_its_next_progress_once_its_user_loses_the_right(app, user):
+    RAN.clear()
+    job = jobs.start("test.guarded", "Guarded", actor=user["operator"], n=5, demote_after=1)
+    assert job.state == "failed" and "operator may no longer do this" in job.error
+    assert RAN == [0, 1] and job.progress == 2  # what was done before is kept
+    # A job nobody started in person (the schedule) and a user who keeps the right: unchanged.
+    assert jobs.start("test.guarded", "Guarded", n=2).state == "succeeded"
+    assert jobs.start("test.guarded", "Guarded", actor=user["admin"], n=2).state == "succeeded"
+
+
+def test_jobs_started_in_person_name_the_permission_they_run_under():
+    from webapp.orders import importing, polling
+
+    kinds = {k: jobs._KINDS[k].permission for k in ("catalog.sync", importing.JOB_KIND)}
+    kinds[polling.CHECK_JOB] = jobs._KINDS[polling.CHECK_JOB].permission
+    assert kinds == {
+        "catalog.sync": rbac.CATALOG_SYNC,
+        "orders.import": rbac.ORDERS_MANAGE,
+        "orders.check": rbac.ORDERS_MANAGE,
+    }
 
 
 def test_job_keeps_its_parameters_and_actor(app, user):

@@ -324,7 +324,7 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
     return grand
 
 
-JOB_KIND = jobs.register("catalog.sync", _run_sync)
+JOB_KIND = jobs.register("catalog.sync", _run_sync, permission=rbac.CATALOG_SYNC)
 
 
 def start_sync(actor, credential_ids: list[int] | None, kinds, reason: str = ""):

@@ -39,6 +39,7 @@ from sqlalchemy import select, update
 from webapp.dbtypes import utcnow
 from webapp.extensions import db, take_turn
 from webapp.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
+from webapp.security import rbac
 from webapp.settings import service as settings
 
 log = logging.getLogger(__name__)
@@ -70,15 +71,20 @@ class JobKind:
     kind: str
     func: Callable
     resumable: bool
+    permission: str | None = None
 
 
 _KINDS: dict[str, JobKind] = {}
 
 
-def register(kind: str, func: Callable, *, resumable: bool = True) -> str:
+def register(
+    kind: str, func: Callable, *, resumable: bool = True, permission: str | None = None
+) -> str:
     """Declare a kind of job. ``resumable``: it may run again after an interruption (it is
-    idempotent, or carries on from its checkpoint). Returns ``kind``."""
-    _KINDS[kind] = JobKind(kind, func, resumable)
+    idempotent, or carries on from its checkpoint). ``permission``: what the person who started
+    one must still hold while it runs: once they are disabled or lose it, the job does not start,
+    or stops at its next ``progress`` (what it did before is kept). Returns ``kind``."""
+    _KINDS[kind] = JobKind(kind, func, resumable, permission)
     return kind
 
 
@@ -90,6 +96,7 @@ class JobContext:
         self.checkpoint = json.loads(job.checkpoint) if job.checkpoint else None
         spec = _KINDS.get(job.kind)
         self.resumable = spec is not None and spec.resumable
+        self.permission = spec.permission if spec is not None else None
 
     def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
         values = {"progress": done, "heartbeat_at": utcnow()}
@@ -100,6 +107,19 @@ class JobContext:
         db.session.execute(update(Job).where(Job.id == self.job_id).values(**values))
         db.session.commit()
         self._stop_if_stopping()
+        self.stop_unless_allowed()
+
+    def stop_unless_allowed(self) -> None:
+        """Raise JobError when the person who started the job no longer holds its kind's
+        permission (read afresh: an administrator may have changed it meanwhile)."""
+        if self.permission is None or isinstance(self.actor, str):
+            return
+        db.session.refresh(self.actor)
+        if not rbac.has_permission(self.actor, self.permission):
+            raise JobError(
+                f"Stopped: {self.actor.username} may no longer do this (their account or role "
+                "changed). What was done before is kept."
+            )
 
     def save_checkpoint(self, value) -> None:
         """Remember how far the job got (JSON), committed with the session's other work."""
@@ -222,7 +242,9 @@ def run(job_id: int, runner: str) -> None:
         _finish(job_id, FAILED, error=f"No job of kind {job.kind!r} is known to this version.")
         return
     try:
-        result = spec.func(JobContext(job), **json.loads(job.params or "{}")) or {}
+        ctx = JobContext(job)
+        ctx.stop_unless_allowed()
+        result = spec.func(ctx, **json.loads(job.params or "{}")) or {}
     except _Stopping:
         db.session.rollback()
         _hand_back(Job.id == job_id, attempts=Job.attempts - 1)  # a pause is not a failed run

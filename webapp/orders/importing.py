@@ -628,7 +628,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
     return result
 
 
-JOB_KIND = jobs.register("orders.import", _run_import)
+JOB_KIND = jobs.register("orders.import", _run_import, permission=rbac.ORDERS_MANAGE)
 
 
 def _matching(job, credential_id: int, exclusions: list[str]) -> bool:

@@ -201,7 +201,7 @@ def _run_check(ctx, order_ids: list[int]):
     return out
 
 
-CHECK_JOB = jobs.register("orders.check", _run_check)
+CHECK_JOB = jobs.register("orders.check", _run_check, permission=rbac.ORDERS_MANAGE)
 
 
 def check_selected(actor, order_ids) -> CheckResult:
