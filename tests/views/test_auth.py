@@ -393,6 +393,9 @@ def test_create_admin_command(empty_app, monkeypatch):
     assert auth.by_username("ops-lead").check_password("from the environment")
     again = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"])
     assert again.exit_code != 0 and "taken" in again.output
+    system = empty_app.test_cli_runner().invoke(args=["create-admin", "scheduler"])
+    assert system.exit_code != 0 and "choose another user name" in system.output
+    assert auth.by_username("scheduler") is None
 
 
 def test_create_admin_without_a_terminal_or_a_password_says_what_to_do(empty_app, monkeypatch):

@@ -39,6 +39,10 @@ def test_bad_input_changes_nothing(admin_client):
         ({"username": "ok", "role": "operator", "password": "short"}, "at least 10"),
         ({"username": "ok", "role": "root", "password": "long enough pw"}, "Choose a role"),
         ({"username": "admin", "role": "operator", "password": "long enough pw"}, "taken"),
+        # The names the audit trail gives CertDesk's own work.
+        ({"username": "Scheduler", "role": "admin", "password": "long enough pw"}, "own work"),
+        ({"username": "cli", "role": "admin", "password": "long enough pw"}, "own work"),
+        ({"username": "anonymous", "role": "admin", "password": "long enough pw"}, "own work"),
         # Long enough, but among the first guesses: common, the user name, one key held down.
         ({"username": "ok", "role": "operator", "password": "Password12"}, "first any guesser"),
         ({"username": "ok", "role": "operator", "password": "1234567890"}, "first any guesser"),

@@ -139,6 +139,11 @@ def _detail_json(detail: dict) -> str:
     return text
 
 
+# The names the trail gives work nobody did in person (and a sign-in tried without a name): no
+# user may be called so, or their actions would read as CertDesk's own.
+SYSTEM_ACTORS = frozenset({"scheduler", "cli", "anonymous", "system", "-"})
+
+
 def record(
     action: str,
     *,

@@ -56,6 +56,11 @@ def validate_username(username: str) -> str:
     name = normalise_username(username)
     if not _username_ok(name):
         raise UserError("Use 1-64 letters, digits, dots, dashes, underscores or @.", "username")
+    if name in audit.SYSTEM_ACTORS:
+        raise UserError(
+            f"The audit trail names CertDesk's own work {name!r}: choose another user name.",
+            "username",
+        )
     return name
 
 
