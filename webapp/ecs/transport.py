@@ -2,7 +2,9 @@
 
 ``ssl.SSLContext.load_cert_chain`` only reads files, so the client certificate and key are written
 to a private temporary directory (mode 0700, files 0600), loaded, and deleted straight away: the
-files exist only for the few milliseconds it takes to load them, and never outlive this call.
+files exist only for the few milliseconds it takes to load them, and never outlive this call. The
+key is written encrypted, under a random password made for that one load: a file left behind by
+a process killed at that moment, or its blocks on the disk, give nothing away.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import ssl
 import tempfile
 
 import requests.certs
+from cryptography.hazmat.primitives import serialization
 from requests.adapters import HTTPAdapter
 
 __all__ = ["EcsAdapter", "build_ssl_context", "private_pem_files", "scrub"]
@@ -41,6 +45,32 @@ def private_pem_files(cert_pem: bytes | str, key_pem: bytes | str | None):
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _sealed_for_loading(
+    key_pem: bytes | str | None, password: bytes | str | None
+) -> tuple[bytes | str | None, bytes | str | None]:
+    """(key PEM, password) to write and load: the key encrypted under a fresh random password.
+    A key that cannot be read is passed on as it is, for the loading to refuse."""
+    if not key_pem:
+        return key_pem, password
+    try:
+        key = serialization.load_pem_private_key(
+            _bytes(key_pem), _bytes(password) if password else None
+        )
+        once = secrets.token_urlsafe(32).encode()
+        sealed = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(once),
+        )
+    except (TypeError, ValueError):
+        return key_pem, password
+    return sealed, once
+
+
 def build_ssl_context(
     verify: bool | str = True,
     client_cert_pem: bytes | str | None = None,
@@ -61,8 +91,9 @@ def build_ssl_context(
         # the same trust store requests uses by default
         ctx = ssl.create_default_context(cafile=requests.certs.where())
     if client_cert_pem:
-        with private_pem_files(client_cert_pem, client_key_pem) as (cert_path, key_path):
-            ctx.load_cert_chain(cert_path, key_path, password=client_key_password)
+        key_pem, password = _sealed_for_loading(client_key_pem, client_key_password)
+        with private_pem_files(client_cert_pem, key_pem) as (cert_path, key_path):
+            ctx.load_cert_chain(cert_path, key_path, password=password)
     return ctx
 
 

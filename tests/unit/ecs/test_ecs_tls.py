@@ -74,6 +74,33 @@ def test_files_are_removed_even_when_loading_fails(monkeypatch):
     assert created and not os.path.exists(created[0])
 
 
+def test_the_key_is_written_encrypted_under_a_password_of_its_own(monkeypatch):
+    """A file left behind (the process killed while loading) or its blocks on the disk hold no
+    readable key."""
+    import contextlib
+
+    cert, key = make_cert_pair()
+    written = []
+    real = transport.private_pem_files
+
+    @contextlib.contextmanager
+    def spy(cert_pem, key_pem):
+        with real(cert_pem, key_pem) as (cert_path, key_path):
+            with open(key_path, "rb") as fh:
+                written.append(fh.read())
+            yield cert_path, key_path
+
+    monkeypatch.setattr(transport, "private_pem_files", spy)
+    transport.build_ssl_context(True, cert, key)
+    transport.build_ssl_context(True, cert, key)
+    first, second = written
+    assert b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in first
+    assert key.split(b"-----")[2] not in first
+    assert first != second  # a new password for every load
+    with pytest.raises(TypeError):  # it opens with no password
+        serialization.load_pem_private_key(first, None)
+
+
 def test_ssl_context_loads_client_cert_and_verify_modes(tmp_path):
     cert, key = make_cert_pair()
     ctx = transport.build_ssl_context(True, cert, key)
