@@ -1,0 +1,38 @@
+"""In a real browser at 1280, 1024 and 800 pixels wide: the dashboard's tables show every column
+inside their cards, and nothing makes the page scroll sideways."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import login
+from tests.e2e.test_orders_flow import _link_sandbox
+
+pytestmark = pytest.mark.e2e
+
+CUT_OFF = """(table) => {
+    const card = table.closest('article').getBoundingClientRect();
+    return [...table.querySelectorAll('th, td')].filter(cell => {
+        const box = cell.getBoundingClientRect();
+        return box.right > card.right + 1 || box.left < card.left - 1;
+    }).map(cell => cell.textContent.trim()).slice(0, 5);
+}"""
+
+
+def test_the_dashboards_tables_fit_their_cards(page, live_server, sandbox):
+    sandbox.seed(certificates=20, seed=6)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/entrust/import")
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
+
+    for width in (1280, 1024, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(live_server.url + "/")
+        for table in ("#urgent-table", "#pending-orders-table"):
+            expect(page.locator(f"{table} tbody tr td a").first).to_be_visible()
+            assert page.locator(table).evaluate(CUT_OFF) == [], (width, table)
+        expect(page.locator("#urgent-table th", has_text="Not after")).to_be_in_viewport()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), width
