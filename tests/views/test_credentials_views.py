@@ -60,6 +60,9 @@ def test_demo_offers_one_click_sandbox(app, admin_client, sandbox):
     )
     page = admin_client.get("/entrust/manage/").get_data(as_text=True)
     assert "Add the sandbox credential" in page and sandbox.base_url in page
+    # Entered by hand, the credential needs its administrator rights box ticked, as the one-click
+    # credential has it.
+    assert "tick <strong>Has Entrust administrator rights</strong>" in page
     resp = admin_client.post("/entrust/manage/credentials/sandbox")
     assert resp.status_code == 303 and "job=" in resp.headers["Location"]
     page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
