@@ -4,6 +4,7 @@ Existing Orders, the notices of status changes, and who may do what; with and wi
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -623,3 +624,24 @@ def test_another_credentials_choices_are_read_out_in_a_sentence(operator_client,
     assert said.startswith(
         f"The choices of {linked.name}. Organizations: 3, products: 6, domains: 5.</p>"
     ), said[:200]
+
+
+def test_every_field_entrust_holds_is_shown_as_entrust_sends_it(admin_client):
+    """Yes/no and empty values read as in Entrust's JSON (false, null), as they do inside the
+    nested fields beside them, not as Python writes them."""
+    order = make_order(
+        details=json.dumps(
+            {
+                "isThirdParty": False,
+                "deactivated": True,
+                "thumbprint": None,
+                "tracking": {"a": False},
+            }
+        )
+    )
+    page = admin_client.get(f"/entrust/{order.id}").get_data(as_text=True)
+    fields = page.split('id="order-details"', 1)[1].split("</dl>", 1)[0]
+    assert "<dt>isThirdParty</dt><dd>false</dd>" in fields
+    assert "<dt>deactivated</dt><dd>true</dd>" in fields
+    assert "<dt>thumbprint</dt><dd>null</dd>" in fields
+    assert "False" not in fields and "None" not in fields
