@@ -173,9 +173,21 @@ def test_a_credential_without_admin_rights_and_no_other_says_to_use_the_entrust_
 
 def test_reissue_and_renew_from_the_list_take_one_order(operator_client, orders):
     ids = [orders["active"].id, orders["pending"].id]
+    resp = operator_client.post(
+        "/entrust/reissue", data={"order": ids, "next": "/entrust/?status=ACTIVE"}
+    )
+    assert resp.status_code == 303
+    # Back to the list as it was, with the orders ticked as they were, to untick one.
+    back = resp.headers["Location"]
+    assert back.startswith("/entrust/?status=ACTIVE&")
+    page = _text(operator_client.get(back))
+    assert "takes one order at a time" in page
+    assert f'name="order" value="{orders["active"].id}" checked' in page
     resp = operator_client.post("/entrust/reissue", data={"order": ids, "next": "/entrust/"})
-    assert resp.status_code == 303 and resp.headers["Location"] == "/entrust/"
-    assert "takes one order at a time" in _text(operator_client.get("/entrust/"))
+    page = _text(operator_client.get(resp.headers["Location"]))
+    for order_id in ids:
+        assert f'name="order" value="{order_id}" checked' in page
+    assert page.count('name="order" value=') > page.count(" checked aria-label")
     resp = operator_client.post("/entrust/renew", data={"order": [orders["active"].id]})
     assert resp.headers["Location"] == f"/entrust/{orders['active'].id}/renew"
 

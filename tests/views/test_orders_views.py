@@ -645,3 +645,16 @@ def test_every_field_entrust_holds_is_shown_as_entrust_sends_it(admin_client):
     assert "<dt>deactivated</dt><dd>true</dd>" in fields
     assert "<dt>thumbprint</dt><dd>null</dd>" in fields
     assert "False" not in fields and "None" not in fields
+
+
+def test_an_action_on_the_ticked_orders_returns_to_the_same_page_of_the_list(admin_client):
+    for n in range(30):
+        make_order(f"{5100000 + n}", common_name=f"o{n:02d}.example.com")
+    first = admin_client.get("/entrust/?status=ACTIVE&per_page=25").get_data(as_text=True)
+    after = re.search(r'href="([^"]+)"[^>]*rel="next"', first).group(1).replace("&amp;", "&")
+    second = admin_client.get(after).get_data(as_text=True)
+    back = re.search(r'name="next" value="([^"]+)"', second).group(1).replace("&amp;", "&")
+    assert "&page=2&" in back and "after=" in back and "status=ACTIVE" in back
+    resp = admin_client.post("/entrust/renew", data={"order": [], "next": back})
+    assert resp.status_code == 303 and resp.headers["Location"] == back
+    assert admin_client.get(back).get_data(as_text=True).count('name="order" value=') == 5

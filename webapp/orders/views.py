@@ -6,6 +6,7 @@ Delete."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
@@ -31,6 +32,8 @@ from webapp.validation import InputError
 bp = Blueprint("orders", __name__, url_prefix="/entrust")
 
 FILTER_KEYS = ("q", "status", "credential", "product", "expiring", "sort", "dir")
+PLACE_KEYS = ("page", "after", "before")  # a page of the list: its number and cursor
+MAX_TICKED = 200  # the longest page of the list
 FORM_TEXT = (
     "organization",
     "product",
@@ -83,6 +86,10 @@ def index():
     now = utcnow()
     result = queries.page_of(f, page, per_page, now)
     args = {k: v for k, v in request.args.items() if k in FILTER_KEYS + ("per_page",) and v}
+    # Where an action on the ticked orders returns to: this page of the list, at its place.
+    place = {k: v for k, v in request.args.items() if k in PLACE_KEYS and v}
+    # Orders ticked before an action sent the page back (e.g. "tick exactly one") stay ticked.
+    ticked = set(validation.ids(request.args.getlist("order"), limit=MAX_TICKED))
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
     return htmx.render(
@@ -95,6 +102,8 @@ def index():
         job=job,
         result=jobs.result_of(job) if job else {},
         now=now,
+        here=url_for("orders.index", **args, **place),
+        ticked=ticked,
     )
 
 
@@ -429,11 +438,19 @@ def update_status(order_id: int | None = None):
     return body, 422 if errors else 200
 
 
+def _with_ticked(path: str, ids: list[int]) -> str:
+    """``path`` (the orders list) with the ``ids`` ticked again when it is shown."""
+    if not ids:
+        return path
+    query = urlencode([("order", i) for i in ids[:MAX_TICKED]])
+    return f"{path}{'&' if '?' in path else '?'}{query}"
+
+
 def _one_selected(endpoint: str, label: str):
     ids = validation.ids(request.values.getlist("order"))
     if len(ids) != 1:
         flash(f"{label} takes one order at a time: tick exactly one.", "error")
-        return htmx.redirect(_back(url_for("orders.index")))
+        return htmx.redirect(_with_ticked(_back(url_for("orders.index")), ids))
     return htmx.redirect(url_for(endpoint, order_id=ids[0]))
 
 
