@@ -774,7 +774,7 @@ def _ext_value(v) -> str:
         return ", ".join(f"{type(g).__name__.replace('Name', '')}:{_general_name(g)}" for g in v)
     if isinstance(v, x509.BasicConstraints):
         plen = f", path length {v.path_length}" if v.path_length is not None else ""
-        return f"CA: {v.ca}{plen}"
+        return f"CA: {'yes' if v.ca else 'no'}{plen}"  # yes/no as the Critical column says it
     if isinstance(v, x509.KeyUsage):
         names = [
             "digital_signature",

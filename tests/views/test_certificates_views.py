@@ -194,6 +194,7 @@ def test_detail_and_every_download(admin_client):
         "extendedKeyUsage",
         "CertDesk Test Root",
         "ECDSA P-256",
+        "CA: no",  # basicConstraints, in the words of the page, not Python's False
     ):
         assert text in page
     get = lambda fmt: admin_client.get(f"/certificates/{row.id}/download/{fmt}").data  # noqa: E731
