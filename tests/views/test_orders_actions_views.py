@@ -5,6 +5,7 @@ Delete, and whole flows through the pages against the sandbox."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
@@ -417,3 +418,21 @@ def test_reissue_through_the_form_reminds_to_deploy(operator_client, linked, use
     # The history names the new order by its tracking ID, as every other page does.
     history = old_page.split('id="order-history"')[1].split("</table>")[0]
     assert f'<a href="/entrust/{new.id}">{new.ca_order_id}</a>' in history
+
+
+def test_reissue_shown_again_keeps_the_uploaded_csr_in_the_paste_box(operator_client, linked, user):
+    row = _place(user, linked, "shop.example.com")
+    other = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
+    form = {
+        "csr_source": "upload",
+        "csr_file": (io.BytesIO(other.pem.encode()), "shop.csr"),
+        "sans": "shop.example.com, elsewhere.invalid",  # refused: not under an approved domain
+        "eku": "SERVER_AND_CLIENT_AUTH",
+        "signature_algorithm": "SHA-2",
+        "ct_log": "1",
+    }
+    resp = operator_client.post(f"/entrust/{row.id}/reissue", data=form)
+    page = _text(resp)
+    assert resp.status_code == 422
+    assert 'name="csr_source" value="paste" checked' in page
+    assert f">{other.pem}</textarea>" in page

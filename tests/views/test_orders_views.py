@@ -4,6 +4,7 @@ Existing Orders, the notices of status changes, and who may do what; with and wi
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import timedelta
@@ -658,3 +659,34 @@ def test_an_action_on_the_ticked_orders_returns_to_the_same_page_of_the_list(adm
     resp = admin_client.post("/entrust/renew", data={"order": [], "next": back})
     assert resp.status_code == 303 and resp.headers["Location"] == back
     assert admin_client.get(back).get_data(as_text=True).count('name="order" value=') == 5
+
+
+def test_an_uploaded_csr_comes_back_in_the_paste_box_after_validate(operator_client, linked):
+    """A browser never refills a file field: after Validate the uploaded CSR is in the form's
+    paste box, chosen, so Order Certificate sends it without choosing the file again."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upload.example.com")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    der = csr.public_bytes(serialization.Encoding.DER)
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    resp = _post(
+        operator_client,
+        linked,
+        None,
+        csr_source="upload",
+        csr_file=(io.BytesIO(der), "request.der"),
+        action="validate",
+    )
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "Validated." in page, page
+    assert 'name="csr_source" value="paste" checked' in page
+    assert f">{pem}</textarea>" in page
+    resp = _post(operator_client, linked, None, csr_source="paste", csr_text=pem)
+    assert resp.status_code == 303
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.common_name == "upload.example.com"

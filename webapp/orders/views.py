@@ -143,16 +143,32 @@ REQUESTER_FIELDS = ("requester_name", "requester_email", "requester_phone", "add
 def _csr_and_key(values: dict) -> dict:
     """The CSR and its key as an order form gives them (chosen, pasted or uploaded); raises
     InputError for an oversized upload."""
+    csr_file = uploads.read("csr_file")
+    values["csr_upload"] = csr_file
     return {
         "csr_source": values["csr_source"] or "certdesk",
         "csr_id": values["csr_id"],
         "csr_text": values["csr_text"],
-        "csr_file": uploads.read("csr_file"),
+        "csr_file": csr_file,
         "key_text": request.form.get("key_text", "")[:MAX_TEXT],
         "key_file": uploads.read("key_file"),
         "key_password": request.form.get("key_password", "")[:1000],
         "new_key_type": request.form.get("new_key_type", "")[:20],
     }
+
+
+def _keep_uploaded_csr(values: dict, errors: dict) -> None:
+    """A CSR file sent with a form that is shown again (after Validate, or with an error
+    elsewhere) comes back in the form's paste box: a browser never refills a file field, and a
+    CSR is no secret. Its private key is not shown again (the form asks for it again)."""
+    data = values.pop("csr_upload", None)
+    if values.get("csr_source") != "upload" or not data or "csr_file" in errors:
+        return
+    try:
+        values["csr_text"] = pki.parse_csr(data, "csr_file").pem
+    except pki.PkiError:
+        return
+    values["csr_source"] = "paste"
 
 
 def _order_form(values: dict) -> checks.OrderForm:
@@ -216,6 +232,7 @@ def new():
             errors = exc.as_errors()
             if isinstance(exc, placing.OrderRefused):  # its request id went to Entrust
                 values["request_id"] = placing.new_request_id()
+        _keep_uploaded_csr(values, errors)
     values["csr_text"] = pki.shown_again(values["csr_text"])  # a key is never sent back
     c = checks.choices(values["credential_id"])
     body = htmx.render(
@@ -524,6 +541,7 @@ def _successor(order_id: int, origin: str):
         else:
             flash(_successor_words(new, origin), "success" if new.settled else "warning")
             return htmx.redirect(url_for("orders.detail", order_id=new.id))
+        _keep_uploaded_csr(values, errors)
     values["csr_text"] = pki.shown_again(values["csr_text"])  # a key is never sent back
     page = successors.page(row, origin)
     body = htmx.render("orders/successor.html", p=page, form=values, errors=errors)
