@@ -673,6 +673,11 @@ def test_an_uploaded_csr_comes_back_in_the_paste_box_after_validate(operator_cli
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upload.example.com")])
     csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
     der = csr.public_bytes(serialization.Encoding.DER)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
     pem = csr.public_bytes(serialization.Encoding.PEM).decode()
     resp = _post(
         operator_client,
@@ -680,12 +685,17 @@ def test_an_uploaded_csr_comes_back_in_the_paste_box_after_validate(operator_cli
         None,
         csr_source="upload",
         csr_file=(io.BytesIO(der), "request.der"),
+        key_file=(io.BytesIO(key_pem), "request.key"),
         action="validate",
     )
     page = resp.get_data(as_text=True)
     assert resp.status_code == 200 and "Validated." in page, page
     assert 'name="csr_source" value="paste" checked' in page
     assert f">{pem}</textarea>" in page
+    # The key is not sent back: the form opens its place and asks for it again.
+    assert "PRIVATE KEY-----\n" not in page
+    assert re.search(r"<details open>\s*<summary>Private Key", page)
+    assert 'id="key-again">Give the private key again' in page
     resp = _post(operator_client, linked, None, csr_source="paste", csr_text=pem)
     assert resp.status_code == 303
     row = db.session.execute(select(Order)).scalar_one()

@@ -145,13 +145,16 @@ def _csr_and_key(values: dict) -> dict:
     InputError for an oversized upload."""
     csr_file = uploads.read("csr_file")
     values["csr_upload"] = csr_file
+    key_text, key_file = request.form.get("key_text", "")[:MAX_TEXT], uploads.read("key_file")
+    # Shown again, the form asks for the key again: it is never sent back to the browser.
+    values["key_given"] = bool(key_text.strip() or key_file)
     return {
         "csr_source": values["csr_source"] or "certdesk",
         "csr_id": values["csr_id"],
         "csr_text": values["csr_text"],
         "csr_file": csr_file,
-        "key_text": request.form.get("key_text", "")[:MAX_TEXT],
-        "key_file": uploads.read("key_file"),
+        "key_text": key_text,
+        "key_file": key_file,
         "key_password": request.form.get("key_password", "")[:1000],
         "new_key_type": request.form.get("new_key_type", "")[:20],
     }
