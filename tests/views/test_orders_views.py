@@ -700,3 +700,63 @@ def test_an_uploaded_csr_comes_back_in_the_paste_box_after_validate(operator_cli
     assert resp.status_code == 303
     row = db.session.execute(select(Order)).scalar_one()
     assert row.common_name == "upload.example.com"
+
+
+def _given_csr(cn: str) -> tuple[str, str]:
+    """A CSR for ``cn`` made elsewhere, and its private key: (CSR PEM, key PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+@pytest.mark.parametrize("csr_way", ["paste", "upload"])
+@pytest.mark.parametrize("key_way", ["paste", "file"])
+def test_the_key_of_a_given_csr_is_kept_however_each_was_given(
+    operator_client, linked, csr_way, key_way
+):
+    """The form offers the key pasted or as a file under both a pasted and an uploaded CSR:
+    each of the four ways stores the key with the order's CSR."""
+    from webapp.csrs.models import Csr
+
+    pem, key_pem = _given_csr("keyed.example.com")
+    given = {"csr_source": csr_way}
+    if csr_way == "paste":
+        given["csr_text"] = pem
+    else:
+        given["csr_file"] = (io.BytesIO(pem.encode()), "keyed.csr")
+    if key_way == "paste":
+        given["key_text"] = key_pem
+    else:
+        given["key_file"] = (io.BytesIO(key_pem.encode()), "keyed.key")
+    resp = _post(operator_client, linked, None, **given)
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    row = db.session.execute(select(Order)).scalar_one()
+    held = db.session.get(Csr, row.csr_id)
+    assert held is not None and held.private_key_id is not None
+
+
+def test_a_key_given_twice_is_refused(operator_client, linked):
+    pem, key_pem = _given_csr("twice.example.com")
+    resp = _post(
+        operator_client,
+        linked,
+        None,
+        csr_source="paste",
+        csr_text=pem,
+        key_text=key_pem,
+        key_file=(io.BytesIO(key_pem.encode()), "twice.key"),
+    )
+    assert resp.status_code == 422
+    assert "Give the private key once" in resp.get_data(as_text=True)
+    assert _count(Order) == 0

@@ -198,12 +198,17 @@ def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
         if not form.csr_text.strip():
             raise OrderInputError("Paste the CSR (PEM).", "csr")
         info = pki.parse_csr(form.csr_text, "csr")
-        key_data = form.key_text if form.key_text.strip() else None
     else:
         if not form.csr_file:
             raise OrderInputError("Choose the CSR file to upload.", "csr_file")
         info = pki.parse_csr(form.csr_file, "csr_file")
-        key_data = form.key_file
+    # The key of a pasted or uploaded CSR, pasted or as a file, whichever way the CSR came.
+    key_text = form.key_text if form.key_text.strip() else None
+    if key_text and form.key_file:
+        raise OrderInputError(
+            "Give the private key once: paste it or choose its file, not both.", "key"
+        )
+    key_data = key_text or form.key_file
     key = None
     if key_data:
         key = pki.load_private_key(key_data, form.key_password or None, "key")
