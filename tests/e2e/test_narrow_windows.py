@@ -36,3 +36,26 @@ def test_the_dashboards_tables_fit_their_cards(page, live_server, sandbox):
             assert page.locator(table).evaluate(CUT_OFF) == [], (width, table)
         expect(page.locator("#urgent-table th", has_text="Not after")).to_be_in_viewport()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), width
+
+
+def test_a_credentials_test_login_and_sync_are_in_view_at_every_width(page, live_server, sandbox):
+    sandbox.seed(certificates=0, seed=6)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    for width in (1280, 1024, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(live_server.url + "/entrust/manage/")
+        row = page.locator("#credentials-table tbody tr").first
+        # Nothing of the table is out of sight to the right (no sideways scrolling to find them).
+        wrap = page.locator("#credentials-table").locator("xpath=..")
+        assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth + 1"), width
+        for name in ("Test Login", "Sync"):
+            expect(row.get_by_role("button", name=name, exact=True)).to_be_in_viewport(ratio=1)
+        # Each value still says what it is.
+        for label in ("Credential Name", "Base URL", "Organizations", "Status", "Actions"):
+            cell = row.locator(f'td[data-label="{label}"]')
+            expect(cell).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), width
+    # Test Login from the narrow card still reports in words.
+    row.get_by_role("button", name="Test Login", exact=True).click()
+    expect(row.locator(".cred-status")).to_contain_text("Login OK")
