@@ -1,5 +1,6 @@
 """In a real browser at 1280, 1024 and 800 pixels wide: the dashboard's tables show every column
-inside their cards, and nothing makes the page scroll sideways."""
+inside their cards, the lists fit 1280 pixels, a credential's actions are in view, and nothing
+makes the page scroll sideways."""
 
 from __future__ import annotations
 
@@ -36,6 +37,17 @@ def test_the_dashboards_tables_fit_their_cards(page, live_server, sandbox):
             assert page.locator(table).evaluate(CUT_OFF) == [], (width, table)
         expect(page.locator("#urgent-table th", has_text="Not after")).to_be_in_viewport()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), width
+
+    # At 1280 pixels the lists show every column without scrolling sideways.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    for path, table in (
+        ("/entrust/", "#orders-table"),
+        ("/entrust/manage/domains", "#domains-table"),
+    ):
+        page.goto(live_server.url + path)
+        expect(page.locator(f"{table} tbody tr").first).to_be_visible()
+        wrap = page.locator(table).locator("xpath=..")
+        assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth + 1"), path
 
 
 def test_a_credentials_test_login_and_sync_are_in_view_at_every_width(page, live_server, sandbox):
