@@ -17,6 +17,7 @@ from tests.helpers import HTMX, make_order, planned_rows
 from webapp import housekeeping, paging, search
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
+from webapp.ecs.types import CertificateStatus
 from webapp.extensions import db
 from webapp.orders import queries
 from webapp.orders.models import Order, OrderEvent
@@ -140,6 +141,18 @@ def test_filters_and_search(auditor_client, orders, query, expected):
     assert names == expected
     if not expected:
         assert "No orders match these filters." in page
+
+
+def test_the_status_filter_offers_every_status_entrust_gives_an_order(auditor_client):
+    """Each of ECS's certificate statuses can be chosen (an import brings in orders in any of
+    them), third-party certificates' UNKNOWN aside, with CertDesk's own states after them."""
+    page = auditor_client.get("/entrust/").get_data(as_text=True)
+    select = page[page.index('<select name="status"') :]
+    select = select[: select.index("</select>")]
+    for status in CertificateStatus:
+        if status is not CertificateStatus.UNKNOWN:
+            assert f'<option value="{status.value}"' in select, status
+    assert '<option value="@unknown"' in select
 
 
 def test_sorting_and_htmx_results(auditor_client, orders):

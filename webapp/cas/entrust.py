@@ -47,6 +47,9 @@ PHASES = {
     "EXPIRED": Phase.EXPIRED,
     "DECLINED": Phase.DECLINED,
     "DEACTIVATED": Phase.DEACTIVATED,
+    # Entrust's "not applicable": an order that never came to a certificate. Nothing says what
+    # it becomes, so it is read again now and then, as any status CertDesk cannot place is.
+    "NA": Phase.UNKNOWN,
 }
 ISSUED_STATUSES = frozenset({"ACTIVE", "READY"})
 # ECS's certificate list leaves out orders in these statuses: they are read one by one.
