@@ -33,8 +33,8 @@ _BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
 BUSY_RETRY_SECONDS = 5
 
 
-def _respond(code: int, message: str, headers: dict | None = None):
-    title = TITLES.get(code, "Error")
+def _respond(code: int, message: str, headers: dict | None = None, title: str = ""):
+    title = title or TITLES.get(code, "Error")
     if is_htmx():
         body = render_template("_banner.html", level="error", title=title, message=message)
         return body, code, {"HX-Retarget": "#banner", "HX-Reswap": "innerHTML", **(headers or {})}
@@ -49,6 +49,8 @@ def handle_http(exc: HTTPException):
 
         limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
         return _respond(413, f"The upload is larger than the {limit_mb} MiB limit.")
+    if isinstance(exc, FieldTooLong):  # a search or a form field, not a file
+        return _respond(413, exc.description, title="Too long")
     return _respond(code, exc.description or TITLES.get(code, ""))
 
 

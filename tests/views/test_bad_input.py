@@ -65,6 +65,7 @@ def test_answers_that_were_500s(admin_client, url, status):
 def test_over_long_and_nul_query_values_are_refused_in_words(admin_client):
     long = admin_client.get("/certificates/?q=" + "a" * 1001)
     assert long.status_code == 413 and "“q” is 1,001 characters long" in long.get_data(True)
+    assert "Too long" in long.get_data(True) and "File too large" not in long.get_data(True)
     nul = admin_client.get("/csrs/?q=a%00b")
     assert nul.status_code == 400 and "NUL character" in nul.get_data(True)
     frag = admin_client.get("/certificates/?q=a%00b", headers=HTMX)
