@@ -1,0 +1,816 @@
+"""Every change leaves its audit event: for each route that accepts a change (POST, PUT, PATCH,
+DELETE), a real, valid change made through the pages by a user allowed to make it adds exactly the
+expected events (action, actor, object), none holding a secret; the same request from a role
+that may not make it is refused (403), changes nothing and is itself recorded as refused.
+
+The routes come from the app's URL map: a new route that changes something fails here until it
+has a case below (or a reasoned place in ``UNAUDITED``)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import func, select
+
+from tests.conftest import Client, link_sandbox
+from tests.helpers import HTMX, PASSWORD
+from tests.unit.certs.factory import MiniPki, p12
+from webapp.audit.models import AuditEvent, AuditHead
+from webapp.auth import service as auth
+from webapp.auth.models import LoginAttempt, UserSession
+from webapp.certificates.models import Certificate
+from webapp.credentials.models import EcsCredential
+from webapp.csrs import service as csrs
+from webapp.csrs.models import Csr
+from webapp.extensions import db
+from webapp.orders import checks, placing, settling, successors
+from webapp.orders.models import Order
+from webapp.security import rbac
+
+CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+NEW_PASSWORD = "another horse battery 9"
+KEY_PASSWORD = "key-download-pass-1"
+P12_PASSWORD = "import-pass-1"
+# Rows a request may touch without changing anything a person did: the trail itself, and the
+# session's last activity and sign-in attempts kept by every request.
+NOT_COMPARED = {
+    AuditEvent.__tablename__,
+    AuditHead.__tablename__,
+    UserSession.__tablename__,
+    LoginAttempt.__tablename__,
+}
+
+# Routes that accept a POST but change nothing worth a trail entry, each with the reason.
+UNAUDITED = {
+    # Reissue and Renew from the list only take the one order ticked on to its own form
+    # (orders.reissue_order, orders.renew_order), where the change is made and audited.
+    "orders.reissue": "leads on to the order's Reissue form; changes nothing",
+    "orders.renew": "leads on to the order's Renew form; changes nothing",
+    # Dismissing notices marks them seen for the signed-in user alone: their own view of the
+    # notices list, not a change to an order, a certificate or a setting.
+    "orders.updates_seen": "dismisses the signed-in user's own notices",
+}
+
+# Routes whose case needs an app of its own, covered by the test named here.
+OWN_TEST = {
+    "auth.setup": "test_first_run_setup_records_the_first_administrator",
+}
+
+
+@dataclass
+class Change:
+    """One change through the pages, and the events it must leave."""
+
+    role: str | None  # who makes it; None: a visitor not signed in
+    url: str
+    # (action, actor, object type, object id); an object id may be a function, called after.
+    events: list[tuple]
+    data: dict | Callable[[], dict] = field(default_factory=dict)
+    status: tuple[int, ...] = (302, 303)
+    headers: dict = field(default_factory=dict)
+    outcome: str = "success"
+
+
+CASES: dict[str, Callable] = {}
+
+
+def case(endpoint: str):
+    def register(fn):
+        CASES[endpoint] = fn
+        return fn
+
+    return register
+
+
+class Bench:
+    """What a case needs: the users, a client per role, fixtures on demand."""
+
+    def __init__(self, request, app, user, clients):
+        self.request, self.app, self.user, self.clients = request, app, user, clients
+        self.secrets = [PASSWORD, NEW_PASSWORD, KEY_PASSWORD, P12_PASSWORD]
+
+    def fixture(self, name):
+        return self.request.getfixturevalue(name)
+
+    def linked(self) -> EcsCredential:
+        sandbox = self.fixture("sandbox")
+        self.fixture("fast_clients")
+        sandbox.seed(certificates=0, seed=2)
+        self.secrets.append(sandbox.api_key)
+        return link_sandbox(self.user, sandbox)
+
+    def place(self, cred, cn: str, queue: bool = False) -> Order:
+        csr = csrs.create_csr(self.user["operator"], "p256", {"CN": cn}, "")
+        return placing.place(self.user["operator"], _order_form(cred, csr.id, queue=queue))
+
+
+def _order_form(cred, csr_id, queue=False) -> checks.OrderForm:
+    return checks.OrderForm(
+        credential_id=cred.id,
+        organization="1:CertDesk Demo Corp",
+        product="STANDARD_SSL",
+        csr_source="certdesk",
+        csr_id=csr_id,
+        custom={"text2": "audit"},
+        queue_for_approval=queue,
+    )
+
+
+def _last(model, **where):
+    return db.session.execute(
+        select(model).filter_by(**where).order_by(model.id.desc()).limit(1)
+    ).scalar_one()
+
+
+# --- Admin › Users, sign-in, Admin › Settings -----------------------------------------------------
+
+
+@case("users.new")
+def _(t):
+    return Change(
+        "admin",
+        "/admin/users/new",
+        [("user.create", "admin", "user", lambda: auth.by_username("newbie").id)],
+        {"username": "newbie", "password": NEW_PASSWORD, "role": "operator"},
+    )
+
+
+@case("users.role")
+def _(t):
+    target = t.user["operator"].id
+    return Change(
+        "admin",
+        f"/admin/users/{target}/role",
+        [("user.role_change", "admin", "user", target)],
+        {"role": "auditor"},
+    )
+
+
+@case("users.active")
+def _(t):
+    target = t.user["operator"].id
+    return Change(
+        "admin",
+        f"/admin/users/{target}/active",
+        [("user.disable", "admin", "user", target)],
+        {"active": "0"},
+    )
+
+
+@case("users.password")
+def _(t):
+    target = t.user["operator"].id
+    return Change(
+        "admin",
+        f"/admin/users/{target}/password",
+        [("user.password_reset", "admin", "user", target)],
+        {"password": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+
+
+@case("users.end_sessions")
+def _(t):
+    target = t.user["operator"].id
+    return Change(
+        "admin",
+        f"/admin/users/{target}/sessions/end",
+        [("user.sessions_ended", "admin", "user", target)],
+    )
+
+
+@case("users.clear_throttle")
+def _(t):
+    stranger = t.app.test_client()
+    assert stranger.login("operator", "wrong password").status_code == 401
+    return Change(
+        "admin",
+        "/admin/users/throttle/clear",
+        [("auth.throttle_cleared", "admin", "user", "operator")],
+        {"username": "operator", "address": "127.0.0.1"},
+    )
+
+
+@case("auth.login")
+def _(t):
+    return Change(
+        None,
+        "/login",
+        [("auth.login", "operator", "user", t.user["operator"].id)],
+        {"username": "operator", "password": PASSWORD},
+    )
+
+
+@case("auth.logout")
+def _(t):
+    return Change(
+        "operator", "/logout", [("auth.logout", "operator", "user", t.user["operator"].id)]
+    )
+
+
+@case("auth.change_password")
+def _(t):
+    return Change(
+        "operator",
+        "/account/password",
+        [("user.password_change", "operator", "user", t.user["operator"].id)],
+        {"current_password": PASSWORD, "password": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+
+
+@case("settings.save")
+def _(t):
+    return Change(
+        "admin",
+        "/admin/settings/",
+        [("settings.update", "admin", "settings", "")],
+        {"catalog.sync_interval_hours": "12"},
+    )
+
+
+# --- SSL › Entrust › Manage ---------------------------------------------------------------------
+
+
+def _credential_form(sandbox, **kw) -> dict:
+    values = {
+        "name": "Audited",
+        "api_user": sandbox.api_user,
+        "api_key": sandbox.api_key,
+        "base_url": sandbox.base_url,
+        "proxy": "",
+        "is_admin": "1",
+    }
+    return values | kw
+
+
+def _new_credential_id():
+    return _last(EcsCredential).id
+
+
+# A credential added starts its first sync at once (a job, run inline here): its events follow.
+def _first_sync(actor, cred_id):
+    return [
+        ("credential.create", actor, "credential", cred_id),
+        ("catalog.sync", actor, "credential", cred_id),
+    ]
+
+
+@case("credentials.new")
+def _(t):
+    sandbox = t.fixture("sandbox")
+    t.fixture("fast_clients")
+    t.secrets.append(sandbox.api_key)
+    return Change(
+        "admin",
+        "/entrust/manage/credentials/new",
+        _first_sync("admin", _new_credential_id),
+        _credential_form(sandbox),
+    )
+
+
+@case("credentials.add_sandbox")
+def _(t):
+    sandbox = t.fixture("sandbox")
+    t.fixture("fast_clients")
+    t.secrets.append(sandbox.api_key)
+    t.app.config.update(
+        DEMO_SANDBOX_URL=sandbox.base_url,
+        DEMO_SANDBOX_USER=sandbox.api_user,
+        DEMO_SANDBOX_KEY=sandbox.api_key,
+    )
+    return Change(
+        "admin",
+        "/entrust/manage/credentials/sandbox",
+        _first_sync("admin", _new_credential_id),
+    )
+
+
+@case("credentials.edit")
+def _(t):
+    cred = t.linked()
+    sandbox = t.fixture("sandbox")
+    return Change(
+        "admin",
+        f"/entrust/manage/credentials/{cred.id}",
+        [("credential.update", "admin", "credential", cred.id)],
+        _credential_form(sandbox, name="Renamed", api_key=""),
+    )
+
+
+@case("credentials.enabled")
+def _(t):
+    cred = t.linked()
+    return Change(
+        "admin",
+        f"/entrust/manage/credentials/{cred.id}/enabled",
+        [("credential.disable", "admin", "credential", cred.id)],
+        {"enabled": "0"},
+    )
+
+
+@case("credentials.delete")
+def _(t):
+    cred = t.linked()
+    return Change(
+        "admin",
+        f"/entrust/manage/credentials/{cred.id}/delete",
+        [("credential.delete", "admin", "credential", cred.id)],
+        {"confirm": "1"},
+    )
+
+
+@case("credentials.test")
+def _(t):
+    cred = t.linked()
+    return Change(
+        "operator",
+        f"/entrust/manage/credentials/{cred.id}/test",
+        [("credential.test", "operator", "credential", cred.id)],
+        headers=HTMX,
+        status=(200,),
+    )
+
+
+@case("credentials.test_form")
+def _(t):
+    sandbox = t.fixture("sandbox")
+    t.fixture("fast_clients")
+    t.secrets.append(sandbox.api_key)
+    return Change(
+        "admin",
+        "/entrust/manage/credentials/test",
+        [("credential.test", "admin", "credential", "")],
+        _credential_form(sandbox),
+        headers=HTMX,
+        status=(200,),
+    )
+
+
+@case("catalog.sync")
+def _(t):
+    cred = t.linked()
+    return Change(
+        "operator",
+        "/entrust/manage/sync",
+        [("catalog.sync", "operator", "credential", cred.id)],
+        {"kind": "all", "credential": cred.id},
+    )
+
+
+# --- SSL › CSRs and SSL › Certificates ----------------------------------------------------------
+
+
+def _csr_and_key() -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "made.example.com")]))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return csr.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+@case("csrs.new")
+def _(t):
+    return Change(
+        "operator",
+        "/csrs/new",
+        [("csr.create", "operator", "csr", lambda: _last(Csr).id)],
+        {"CN": "new.example.com", "key_type": "p256", "hash": "sha256", "sans": ""},
+    )
+
+
+@case("csrs.import_csr")
+def _(t):
+    csr_pem, key_pem = _csr_and_key()
+    t.secrets.append(key_pem.decode().splitlines()[1])
+    return Change(
+        "operator",
+        "/csrs/import",
+        [("csr.import", "operator", "csr", lambda: _last(Csr).id)],
+        {"csr_text": csr_pem.decode(), "key_text": key_pem.decode(), "key_password": ""},
+    )
+
+
+@case("csrs.delete")
+def _(t):
+    row = csrs.create_csr(t.user["operator"], "p256", {"CN": "gone.example.com"}, "")
+    return Change("operator", f"/csrs/{row.id}/delete", [("csr.delete", "operator", "csr", row.id)])
+
+
+@case("csrs.download_key")
+def _(t):
+    row = csrs.create_csr(t.user["operator"], "p256", {"CN": "key.example.com"}, "")
+    return Change(
+        "operator",
+        f"/csrs/{row.id}/key",
+        [("key.download", "operator", "private_key", row.private_key_id)],
+        {"format": "pkcs8", "password": KEY_PASSWORD, "password2": KEY_PASSWORD},
+        status=(200,),
+    )
+
+
+def _p12_upload(cn: str) -> Callable[[], dict]:
+    pki = MiniPki()
+    key, cert = pki.leaf(cn, [cn])
+    body = p12(key, cert, pki.chain, P12_PASSWORD)
+    return lambda: {"files": [(io.BytesIO(body), "site.p12")], "password": P12_PASSWORD}
+
+
+@case("certificates.import_files")
+def _(t):
+    return Change(
+        "operator",
+        "/certificates/import",
+        [("certificate.add", "operator", "certificate", lambda: _last(Certificate).id)],
+        _p12_upload("import.example.com"),
+    )
+
+
+def _imported(t, cn: str) -> Certificate:
+    client = t.clients["operator"]
+    data = _p12_upload(cn)()
+    resp = client.post("/certificates/import", data=data, content_type="multipart/form-data")
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    return _last(Certificate)
+
+
+@case("certificates.delete")
+def _(t):
+    row = _imported(t, "delete.example.com")
+    return Change(
+        "operator",
+        f"/certificates/{row.id}/delete",
+        [("certificate.delete", "operator", "certificate", row.id)],
+    )
+
+
+@case("certificates.pkcs12")
+def _(t):
+    row = _imported(t, "p12.example.com")
+    return Change(
+        "operator",
+        f"/certificates/{row.id}/pkcs12",
+        [("key.download", "operator", "private_key", row.private_key_id)],
+        {"password": KEY_PASSWORD, "password2": KEY_PASSWORD},
+        status=(200,),
+    )
+
+
+# --- SSL › Entrust: orders against the sandbox ---------------------------------------------------
+
+
+@case("orders.new")
+def _(t):
+    cred = t.linked()
+    csr = csrs.create_csr(t.user["operator"], "p256", {"CN": "ordered.example.com"}, "")
+    return Change(
+        "operator",
+        "/entrust/new",
+        _placed("operator", lambda: _last(Order).id, lambda: _last(Certificate).id),
+        {
+            "credential_id": cred.id,
+            "organization": "1:CertDesk Demo Corp",
+            "product": "STANDARD_SSL",
+            "eku": "SERVER_AND_CLIENT_AUTH",
+            "csr_source": "certdesk",
+            "csr_id": csr.id,
+            "signature_algorithm": "SHA-2",
+            "requester_name": "Ann Admin",
+            "requester_email": "ann@example.com",
+            "custom_text2": "audit",
+            "action": "order",
+        },
+    )
+
+
+@case("orders.check")
+def _(t):
+    row = t.place(t.linked(), "check.example.com", queue=True)
+    return Change(
+        "operator",
+        "/entrust/check",
+        [("order.check", "operator", "order", row.id)],
+        {"order": [row.id], "next": "/entrust/"},
+    )
+
+
+@case("orders.update_status")
+def _(t):
+    row = t.place(t.linked(), "queue.example.com", queue=True)
+    return Change(
+        "admin",
+        "/entrust/status?action=approve",
+        [
+            ("certificate.add", "admin", "certificate", lambda: _last(Certificate).id),
+            ("order.approve", "admin", "order", row.id),
+        ],
+        {"order": [row.id]},
+        status=(200,),
+    )
+
+
+@case("orders.revoke")
+def _(t):
+    row = t.place(t.linked(), "revoke.example.com")
+    return Change(
+        "admin",
+        "/entrust/revoke",
+        [
+            ("certificate.revoked", "admin", "certificate", row_cert(row)),
+            ("order.revoke", "admin", "order", row.id),
+        ],
+        {"order": row.id, "step": "revoke", "reason": "keyCompromise", "comment": ""},
+        status=(200,),
+    )
+
+
+@case("orders.delete")
+def _(t):
+    row = t.place(t.linked(), "delete.example.com")
+    return Change(
+        "admin",
+        "/entrust/delete",
+        [("order.delete", "admin", "order", row.id)],
+        {"order": [row.id], "step": "delete", "confirm": "1"},
+    )
+
+
+@case("orders.import_orders")
+def _(t):
+    cred = t.linked()
+    t.fixture("sandbox").seed(certificates=3, seed=5)
+    return Change(
+        "operator",
+        "/entrust/import",
+        [
+            ("order.import.start", "operator", "credential", cred.id),
+            ("certificate.add_batch", "operator", "certificate", _certificate_ids),
+            ("order.import", "operator", "credential", cred.id),
+        ],
+        {"credential_id": cred.id},
+    )
+
+
+def _certificate_ids() -> str:
+    """The range of the certificates added in one batch: "first-last"."""
+    low, high = db.session.execute(select(func.min(Certificate.id), func.max(Certificate.id))).one()
+    return f"{low}-{high}"
+
+
+def _successor(t, origin: str, cn: str, events) -> Change:
+    cred = t.linked()
+    sandbox = t.fixture("sandbox")
+    sandbox.advance_clock(-40)  # issued 40 days ago: old enough to renew
+    row = t.place(cred, cn)
+    sandbox.advance_clock(40)
+    csr = csrs.create_csr(t.user["operator"], "p256", {"CN": cn}, "")
+
+    def successor():
+        return _last(Order, parent_id=row.id)
+
+    form = {"csr_source": "certdesk", "csr_id": csr.id, "sans": cn}
+    if origin == "renew":
+        form["expires_on"] = successors.page(row, "renew").dates[1]
+    return Change(
+        "operator",
+        f"/entrust/{row.id}/{origin}",
+        events(lambda: successor().id, row.id, lambda: _last(Certificate).id, row_cert(row)),
+        form | {"eku": "SERVER_AND_CLIENT_AUTH", "signature_algorithm": "SHA-2"},
+    )
+
+
+def row_cert(order: Order) -> int:
+    return db.session.execute(
+        select(Certificate.id).where(Certificate.order_id == order.id)
+    ).scalar_one()
+
+
+def _placed(actor, order_id, cert_id) -> list[tuple]:
+    """A new order placed and issued at once: its request, its certificate, its outcome."""
+    return [
+        ("order.request", actor, "order", order_id),
+        ("certificate.add", actor, "certificate", cert_id),
+        ("order.place", actor, "order", order_id),
+    ]
+
+
+@case("orders.reissue_order")
+def _(t):
+    # Entrust revokes the original's certificate when it reissues: CertDesk notes both.
+    return _successor(
+        t,
+        "reissue",
+        "reissue.example.com",
+        lambda new, old, cert, old_cert: [
+            *_placed("operator", new, cert),
+            ("certificate.revoked", "operator", "certificate", old_cert),
+            ("order.replaced", "operator", "order", old),
+        ],
+    )
+
+
+@case("orders.renew_order")
+def _(t):
+    return _successor(
+        t,
+        "renew",
+        "renew.example.com",
+        lambda new, old, cert, old_cert: [
+            *_placed("operator", new, cert),
+            ("order.replaced", "operator", "order", old),
+        ],
+    )
+
+
+def _lost(t, cn: str) -> Order:
+    """An order whose answer was lost (the sandbox failed after taking nothing)."""
+    cred = t.linked()
+    sandbox = t.fixture("sandbox")
+    sandbox.faults([{"kind": "http_502", "method": "POST", "path": "/enterprise/v2/certificates"}])
+    csr = csrs.create_csr(t.user["operator"], "p256", {"CN": cn}, "")
+    row = placing.place(t.user["operator"], _order_form(cred, csr.id))
+    sandbox.clear_faults()
+    assert row.placement == "unknown", row.message
+    return row
+
+
+@case("orders.settle")
+def _(t):
+    row = _lost(t, "lost.example.com")
+    return Change(
+        "operator",
+        f"/entrust/{row.id}/settle",
+        [("order.reconcile", "operator", "order", row.id)],
+        outcome="unsettled",  # Entrust has no such order yet, and the deadline is not past
+    )
+
+
+@case("orders.place_again")
+def _(t):
+    from webapp.cas import registry
+
+    row = _lost(t, "again.example.com")
+    settling.reconcile_due("scheduler", now=row.attempted_at + registry.answer_deadline("entrust"))
+    db.session.refresh(row)
+    assert row.placement == "not_placed"
+    return Change(
+        "operator",
+        f"/entrust/{row.id}/place-again",
+        _placed("operator", lambda: _last(Order).id, lambda: _last(Certificate).id),
+    )
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+def _changing_endpoints(app) -> set[str]:
+    return {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static" and rule.methods & CHANGING
+    }
+
+
+def test_every_route_that_changes_something_has_an_audit_case(app):
+    routes = _changing_endpoints(app)
+    uncovered = sorted(routes - set(CASES) - set(UNAUDITED) - set(OWN_TEST))
+    assert uncovered == [], f"routes that change something without an audit case: {uncovered}"
+    stale = sorted((set(CASES) | set(UNAUDITED) | set(OWN_TEST)) - routes)
+    assert stale == [], f"cases for routes that no longer exist: {stale}"
+    assert not set(CASES) & set(UNAUDITED)
+
+
+def _last_seq() -> int:
+    db.session.rollback()
+    return db.session.execute(select(func.coalesce(func.max(AuditEvent.seq), 0))).scalar_one()
+
+
+def _since(seq: int) -> list[AuditEvent]:
+    db.session.rollback()
+    return list(
+        db.session.execute(
+            select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
+        ).scalars()
+    )
+
+
+def _snapshot() -> dict:
+    """Every row of every table but the trail and the session bookkeeping."""
+    db.session.rollback()
+    return {
+        table.name: sorted(
+            map(repr, db.session.execute(select(table)).all())  # noqa: S001
+        )
+        for table in db.metadata.sorted_tables
+        if table.name not in NOT_COMPARED
+    }
+
+
+def _send(client, change: Change):
+    data = change.data() if callable(change.data) else dict(change.data)
+    files = any(isinstance(v, list) and v and isinstance(v[0], tuple) for v in data.values())
+    return client.post(
+        change.url,
+        data=data,
+        headers=change.headers,
+        content_type="multipart/form-data" if files else None,
+    )
+
+
+def _refusing_role(access: str) -> str | None:
+    """A role the route's permission leaves out (None: any signed-in user or anyone may)."""
+    if access in (rbac.PUBLIC, rbac.SIGNED_IN):
+        return None
+    return "operator" if not rbac.has_permission(_Role("operator"), access) else "auditor"
+
+
+@dataclass
+class _Role:
+    role: str
+    is_authenticated: bool = True
+    is_active: bool = True
+
+
+def _has_secret(text: str, secrets: list[str]) -> list[str]:
+    found = [s for s in secrets if s and s in text]
+    return found + [w for w in ("PRIVATE KEY", "-----BEGIN") if w in text]
+
+
+@pytest.fixture
+def bench(request, app, user, admin_client, operator_client, auditor_client):
+    anonymous = app.test_client()
+    clients = {
+        "admin": admin_client,
+        "operator": operator_client,
+        "auditor": auditor_client,
+        None: anonymous,
+    }
+    assert isinstance(anonymous, Client)
+    return Bench(request, app, user, clients)
+
+
+@pytest.mark.parametrize("endpoint", sorted(CASES))
+def test_a_change_leaves_exactly_its_audit_events(app, bench, endpoint):
+    change = CASES[endpoint](bench)
+    access = app.view_functions[endpoint].access
+    refusing = _refusing_role(access)
+    if refusing is not None:
+        before, seq = _snapshot(), _last_seq()
+        resp = _send(bench.clients[refusing], change)
+        assert resp.status_code == 403, (refusing, resp.status_code)
+        assert _snapshot() == before, f"a refused {endpoint} changed something"
+        refused = [
+            (e.action, e.actor_name, e.object_type, e.object_id, e.outcome) for e in _since(seq)
+        ]
+        assert refused == [("access.denied", refusing, "route", endpoint, "refused")]
+    seq = _last_seq()
+    resp = _send(bench.clients[change.role], change)
+    assert resp.status_code in change.status, resp.get_data(as_text=True)[:2000]
+    events = _since(seq)
+    expected = [
+        (action, actor, kind, str(obj() if callable(obj) else obj), change.outcome)
+        for action, actor, kind, obj in change.events
+    ]
+    got = [(e.action, e.actor_name, e.object_type, e.object_id, e.outcome) for e in events]
+    assert got == expected, got
+    for e in events:
+        if e.actor_name in bench.user:
+            assert e.actor_id == bench.user[e.actor_name].id, e.action
+        leaked = _has_secret(f"{e.object_id} {e.detail}", bench.secrets)
+        assert leaked == [], f"{e.action} holds a secret: {leaked}"
+
+
+def test_first_run_setup_records_the_first_administrator(empty_app):
+    empty_app.test_client_class = Client
+    client = empty_app.test_client()
+    token = auth.issue_setup_token()
+    seq = _last_seq()
+    resp = client.post(
+        "/setup",
+        data={
+            "token": token,
+            "username": "first",
+            "full_name": "First Admin",
+            "password": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+    )
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+    first = auth.by_username("first")
+    events = _since(seq)
+    assert [(e.action, e.actor_name, e.actor_id, e.object_id) for e in events] == [
+        ("user.create", "first", first.id, str(first.id))
+    ]
+    assert _has_secret(events[0].detail, [NEW_PASSWORD, token]) == []
