@@ -32,6 +32,7 @@ from webapp.credentials.models import EcsCredential
 from webapp.csrs import service as csrs
 from webapp.csrs.models import Csr
 from webapp.extensions import db
+from webapp.jobs.models import Job
 from webapp.orders import checks, lifecycle, placing, settling, successors
 from webapp.orders.models import Order
 from webapp.security import rbac
@@ -78,6 +79,8 @@ class Change:
     status: tuple[int, ...] = (302, 303)
     headers: dict = field(default_factory=dict)
     outcome: str = "success"
+    refused: str | None = None  # a role refused this change (default: one the route leaves out)
+    then: Callable[[], None] | None = None  # what else to check once it is done
 
 
 CASES: dict[str, Callable] = {}  # "endpoint", or "endpoint: what this case does differently"
@@ -519,8 +522,8 @@ def _(t):
     )
 
 
-def _imported(t, cn: str) -> Certificate:
-    client = t.clients["operator"]
+def _imported(t, cn: str, role: str = "operator") -> Certificate:
+    client = t.clients[role]
     data = _p12_upload(cn)()
     resp = client.post("/certificates/import", data=data, content_type="multipart/form-data")
     assert resp.status_code == 303, resp.get_data(as_text=True)
@@ -546,6 +549,20 @@ def _(t):
         [("key.download", "operator", "private_key", row.private_key_id)],
         {"password": KEY_PASSWORD, "password2": KEY_PASSWORD},
         status=(200,),
+    )
+
+
+@case("certificates.pkcs12: a key another user imported")
+def _(t):
+    # Operators may download only the keys they brought; the service refuses the others (403).
+    row = _imported(t, "theirs.example.com", role="admin")
+    return Change(
+        "admin",
+        f"/certificates/{row.id}/pkcs12",
+        [("key.download", "admin", "private_key", row.private_key_id)],
+        {"password": KEY_PASSWORD, "password2": KEY_PASSWORD},
+        status=(200,),
+        refused="operator",
     )
 
 
@@ -576,32 +593,87 @@ def _(t):
     )
 
 
+def _order_fields(cred, **kw) -> dict:
+    return {
+        "credential_id": cred.id,
+        "organization": "1:CertDesk Demo Corp",
+        "product": "STANDARD_SSL",
+        "eku": "SERVER_AND_CLIENT_AUTH",
+        "signature_algorithm": "SHA-2",
+        "requester_name": "Ann Admin",
+        "requester_email": "ann@example.com",
+        "custom_text2": "audit",
+        "queue_for_approval": "1",
+        "action": "order",
+        **kw,
+    }
+
+
+def _order_with_csr(csr_action: str) -> list[tuple]:
+    """An order queued for approval whose CSR CertDesk records once the order exists."""
+    return [
+        ("order.request", "operator", "order", lambda: _last(Order).id),
+        (csr_action, "operator", "csr", lambda: _last(Csr).id),
+        ("order.place", "operator", "order", lambda: _last(Order).id),
+    ]
+
+
 @case("orders.new: a key pair made for it")
 def _(t):
-    cred = t.linked()
+    # CertDesk made the key pair and the CSR: the CSR is recorded as made here, not imported.
+    def made_here():
+        assert _last(Csr).source == "generated"
+
+    return Change(
+        "operator",
+        "/entrust/new",
+        _order_with_csr("csr.create"),
+        _order_fields(t.linked(), csr_source="new", new_key_type="p256", sans="fresh.example.com"),
+        then=made_here,
+    )
+
+
+@case("orders.new: a CSR pasted with its key")
+def _(t):
+    csr_pem, key_pem = _csr_and_key()
+    t.secrets.append(key_pem.decode().splitlines()[1])
+
+    def imported():
+        assert _last(Csr).source == "imported"
+
+    return Change(
+        "operator",
+        "/entrust/new",
+        _order_with_csr("csr.import"),
+        _order_fields(
+            t.linked(), csr_source="paste", csr_text=csr_pem.decode(), key_text=key_pem.decode()
+        ),
+        then=imported,
+    )
+
+
+@case("orders.new: a CSR held without its key, pasted with it")
+def _(t):
+    csr_pem, key_pem = _csr_and_key()
+    held = csrs.import_csr(t.user["operator"], csr_pem)
+    t.secrets.append(key_pem.decode().splitlines()[1])
+
+    def key_linked():
+        db.session.refresh(held)
+        assert held.private_key_id is not None
+
     return Change(
         "operator",
         "/entrust/new",
         [
             ("order.request", "operator", "order", lambda: _last(Order).id),
-            ("csr.import", "operator", "csr", lambda: _last(Csr).id),
+            ("csr.update", "operator", "csr", held.id),
             ("order.place", "operator", "order", lambda: _last(Order).id),
         ],
-        {
-            "credential_id": cred.id,
-            "organization": "1:CertDesk Demo Corp",
-            "product": "STANDARD_SSL",
-            "eku": "SERVER_AND_CLIENT_AUTH",
-            "csr_source": "new",
-            "new_key_type": "p256",
-            "sans": "fresh.example.com",
-            "signature_algorithm": "SHA-2",
-            "requester_name": "Ann Admin",
-            "requester_email": "ann@example.com",
-            "custom_text2": "audit",
-            "queue_for_approval": "1",
-            "action": "order",
-        },
+        _order_fields(
+            t.linked(), csr_source="paste", csr_text=csr_pem.decode(), key_text=key_pem.decode()
+        ),
+        then=key_linked,
     )
 
 
@@ -908,7 +980,7 @@ def test_a_change_leaves_exactly_its_audit_events(app, bench, name):
     change = CASES[name](bench)
     endpoint = _endpoint(name)
     access = app.view_functions[endpoint].access
-    refusing = _refusing_role(access)
+    refusing = change.refused or _refusing_role(access)
     if refusing is not None:
         before, seq = _snapshot(), _last_seq()
         resp = _send(bench.clients[refusing], change)
@@ -933,6 +1005,9 @@ def test_a_change_leaves_exactly_its_audit_events(app, bench, name):
             assert e.actor_id == bench.user[e.actor_name].id, e.action
         leaked = _has_secret(f"{e.object_id} {e.detail}", bench.secrets)
         assert leaked == [], f"{e.action} holds a secret: {leaked}"
+    if change.then is not None:
+        db.session.rollback()
+        change.then()
 
 
 def test_first_run_setup_records_the_first_administrator(empty_app):
@@ -957,3 +1032,47 @@ def test_first_run_setup_records_the_first_administrator(empty_app):
         ("user.create", "first", first.id, str(first.id))
     ]
     assert _has_secret(events[0].detail, [NEW_PASSWORD, token]) == []
+
+
+# Pages read with GET that still leave an event: exports (who took a copy of what).
+READ_AUDITED = {
+    "audit.export": ("audit.export", "audit", ""),
+    "certificates.export": ("certificate.export", "certificate", ""),
+}
+
+
+def test_reading_a_page_changes_nothing(app, bench):
+    """Every page and download read with GET, over real rows, changes no row; only the exports
+    leave an event. A change reached by GET would slip past the CSRF check and the trail."""
+    cred = bench.linked()
+    order = bench.place(cred, "read.example.com")
+    cert = _last(Certificate)
+    ids = {
+        "order_id": order.id,
+        "cert_id": cert.id,
+        "csr_id": order.csr_id,
+        "credential_id": cred.id,
+        "user_id": bench.user["operator"].id,
+        "job_id": _last(Job).id,
+        "fmt": "pem",
+    }
+    rows = _snapshot()
+    assert all(rows[t] for t in ("ca_order", "certificate", "csr", "ecs_credential", "job"))
+    client = bench.clients["admin"]
+    wrong = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if "GET" not in rule.methods or rule.endpoint == "static":
+            continue
+        url = rule.build({name: ids[name] for name in rule.arguments}, append_unknown=False)[1]
+        before, seq = _snapshot(), _last_seq()
+        resp = client.get(url)
+        resp.close()
+        events = [(e.action, e.object_type, e.object_id) for e in _since(seq)]
+        expected = [READ_AUDITED[rule.endpoint]] if rule.endpoint in READ_AUDITED else []
+        if resp.status_code >= 400:
+            wrong.append((url, resp.status_code))
+        if _snapshot() != before:
+            wrong.append((url, "changed a row"))
+        if events != expected:
+            wrong.append((url, events))
+    assert wrong == []

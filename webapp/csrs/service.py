@@ -149,9 +149,10 @@ def import_csr(actor, csr_data, key_data=None, key_password: str | None = None) 
 
 
 def record_for_order(actor, info: pki.CsrInfo, key_row: PrivateKey | None) -> Csr:
-    """The CSR row for a CSR pasted or uploaded with an order: the one already held with the same
-    PEM (given ``key_row`` when it had none), or a new imported one. Audited; the caller commits
-    with its own change."""
+    """The CSR row for a CSR given with an order: the one already held with the same PEM (given
+    ``key_row`` when it had none), or a new one, made by CertDesk when its key was (a key pair
+    made for the order: generated, and no CSR holds it yet), else imported. Audited; the caller
+    commits with its own change."""
     existing = db.session.execute(
         select(Csr)
         .where(Csr.public_key_id == info.public_key_id, Csr.pem == info.pem)
@@ -161,14 +162,32 @@ def record_for_order(actor, info: pki.CsrInfo, key_row: PrivateKey | None) -> Cs
     if existing is not None:
         if key_row is not None and existing.private_key_id is None:
             existing.private_key_id = key_row.id
+            audit.record(
+                "csr.update",
+                actor=actor,
+                object_type="csr",
+                object_id=existing.id,
+                detail={"common_name": existing.common_name, "key_linked": True, "order": True},
+            )
         return existing
-    row = _add_csr(info, key_row, "imported", actor)
+    made_here = (
+        key_row is not None
+        and key_row.origin == "generated"
+        and db.session.execute(
+            select(Csr.id).where(Csr.private_key_id == key_row.id).limit(1)
+        ).scalar()
+        is None
+    )
+    row = _add_csr(info, key_row, "generated" if made_here else "imported", actor)
+    detail = {"common_name": row.common_name, "with_key": key_row is not None, "order": True}
+    if made_here:
+        detail["key"] = info.key.label
     audit.record(
-        "csr.import",
+        "csr.create" if made_here else "csr.import",
         actor=actor,
         object_type="csr",
         object_id=row.id,
-        detail={"common_name": row.common_name, "with_key": key_row is not None, "order": True},
+        detail=detail,
     )
     return row
 
