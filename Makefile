@@ -33,7 +33,8 @@ run: $(RUN_STAMP)
 	@$(BIN)/python scripts/run_demo.py
 
 # Under CI=true (or PG=1) the database tests run a second time, on a throwaway PostgreSQL cluster.
-PG_TESTS := tests/views tests/unit tests/integration tests/reliability/test_access_matrix.py
+PG_TESTS := tests/views tests/unit tests/integration tests/reliability/test_access_matrix.py \
+	tests/reliability/test_audit_matrix.py
 
 test: $(DEV_STAMP)
 	scripts/ensure-system-deps
