@@ -33,7 +33,7 @@ from webapp.csrs import service as csrs
 from webapp.csrs.models import Csr
 from webapp.extensions import db
 from webapp.jobs.models import Job
-from webapp.orders import checks, lifecycle, placing, settling, successors
+from webapp.orders import checks, lifecycle, placing, polling, settling, successors
 from webapp.orders.models import Order
 from webapp.security import rbac
 
@@ -688,6 +688,19 @@ def _(t):
     )
 
 
+@case("orders.check: as a background job")
+def _(t):
+    t.fixture("monkeypatch").setattr(polling, "INLINE_LIMIT", 1)
+    cred = t.linked()
+    rows = [t.place(cred, f"wait{i}.example.com", queue=True).id for i in (1, 2)]
+    return Change(
+        "operator",
+        "/entrust/check",
+        [("order.check", "operator", "order", "")],  # the job finds nothing changed
+        {"order": rows},
+    )
+
+
 @case("orders.update_status")
 def _(t):
     row = t.place(t.linked(), "queue.example.com", queue=True)
@@ -713,6 +726,23 @@ def _status_action(t, action: str, cn: str, queue: bool, before: str | None = No
         [(f"order.{action}", "admin", "order", row.id)],
         {"order": [row.id], "reason": "not ours"},
         status=(200,),
+    )
+
+
+@case("orders.update_status: suspend, as a background job")
+def _(t):
+    # More orders than are done at once: a job, started by the administrator, does each one.
+    t.fixture("monkeypatch").setattr(lifecycle, "INLINE_LIMIT", 1)
+    cred = t.linked()
+    rows = [t.place(cred, f"job{i}.example.com").id for i in (1, 2)]
+    return Change(
+        "admin",
+        "/entrust/status?action=suspend",
+        [
+            ("order.suspend", "admin", "order", ""),
+            *[("order.suspend", "admin", "order", i) for i in rows],
+        ],
+        {"order": rows},
     )
 
 
