@@ -776,6 +776,44 @@ def _(t):
     )
 
 
+def _revoke_lost(t, fault: str, cn: str):
+    """An order to revoke whose revocation call meets ``fault`` at the sandbox."""
+    row = t.place(t.linked(), cn)
+    path = f"/enterprise/v2/certificates/{row.ca_order_id}/revocations"
+    t.fixture("sandbox").faults([{"kind": fault, "method": "POST", "path": path}])
+    return row
+
+
+@case("orders.revoke: the call fails before Entrust acts")
+def _(t):
+    # Nothing was revoked, and the trail says the administrator tried and it failed.
+    row = _revoke_lost(t, "http_502", "failed.example.com")
+    return Change(
+        "admin",
+        "/entrust/revoke",
+        [("order.revoke", "admin", "order", row.id)],
+        {"order": row.id, "step": "revoke", "reason": "keyCompromise", "comment": ""},
+        status=(200,),
+        outcome="failure",
+    )
+
+
+@case("orders.revoke: Entrust acts but its answer is lost")
+def _(t):
+    # CertDesk reads the order back: it is revoked, and the trail says so.
+    row = _revoke_lost(t, "commit_then_500", "lost-answer.example.com")
+    return Change(
+        "admin",
+        "/entrust/revoke",
+        [
+            ("certificate.revoked", "admin", "certificate", row_cert(row)),
+            ("order.revoke", "admin", "order", row.id),
+        ],
+        {"order": row.id, "step": "revoke", "reason": "keyCompromise", "comment": ""},
+        status=(200,),
+    )
+
+
 @case("orders.delete")
 def _(t):
     row = t.place(t.linked(), "delete.example.com")
