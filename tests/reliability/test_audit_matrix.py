@@ -1,7 +1,8 @@
 """Every change leaves its audit event: for each route that accepts a change (POST, PUT, PATCH,
 DELETE), a real, valid change made through the pages by a user allowed to make it adds exactly the
 expected events (action, actor, object), none holding a secret; the same request from a role
-that may not make it is refused (403), changes nothing and is itself recorded as refused.
+that may not make it is refused (403), changes nothing and is itself recorded as refused; sent
+signed out, it leads to the sign-in page and changes nothing.
 
 The routes come from the app's URL map: a new route that changes something fails here until it
 has a case below (or a reasoned place in ``UNAUDITED``)."""
@@ -1058,6 +1059,13 @@ def test_a_change_leaves_exactly_its_audit_events(app, bench, name):
             (e.action, e.actor_name, e.object_type, e.object_id, e.outcome) for e in _since(seq)
         ]
         assert refused == [("access.denied", refusing, "route", endpoint, "refused")]
+    if access != rbac.PUBLIC:
+        # Signed out, the same request is sent to the sign-in page and changes nothing.
+        before, seq = _snapshot(), _last_seq()
+        resp = _send(bench.app.test_client(), change)
+        to = resp.headers.get("Location", "") + resp.headers.get("HX-Redirect", "")
+        assert resp.status_code in (302, 401) and "/login" in to, resp.status_code
+        assert _snapshot() == before and _since(seq) == []
     seq = _last_seq()
     resp = _send(bench.clients[change.role], change)
     assert resp.status_code in change.status, resp.get_data(as_text=True)[:2000]
