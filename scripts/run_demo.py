@@ -10,9 +10,11 @@ alone; HOST, PORT, SANDBOX_PORT and CERTDESK_INSTANCE change where things are.
 
 Both children's output comes through here (the portal's setup link is held back), and once both
 answer, one block at the end says what to open: CertDesk's URL, the setup link while there is no
-user yet, and the sandbox credential. Ctrl-C reaches only this script (the children ignore SIGINT);
-it stops the children with SIGTERM, which they treat as a quiet, orderly stop: CertDesk first (it
-pauses a running import while the sandbox still answers), then the sandbox.
+user yet, and the sandbox credential: how to add it, or, when the portal says at start that a
+credential already reaches the sandbox, that it is linked. Ctrl-C reaches only this script (the
+children ignore SIGINT); it stops the children with SIGTERM, which they treat as a quiet, orderly
+stop: CertDesk first (it pauses a running import while the sandbox still answers), then the
+sandbox.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ STOP_TIMEOUT = 10
 
 SETUP_LINK = re.compile(r"(https?://\S+/setup\?token=\S+)")
 CREATE_ADMIN = re.compile(r"^\(or run: (.+ create-admin USERNAME)\)$")
+DEMO_STATE = re.compile(r"^Demo sandbox: (.+)$")
+LINKED = re.compile(r"^linked as the credential (.+)$")
 
 
 class Children:
@@ -46,6 +50,7 @@ class Children:
         self._open: dict[int, tuple[str, bytearray]] = {}
         self.setup_link: str | None = None
         self.create_admin: str | None = None
+        self.demo_state: str | None = None  # the portal's "Demo sandbox: ..." line
 
     def start(self, name: str, cmd: list[str], env: dict) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -95,6 +100,9 @@ class Children:
                 return
             if (command := CREATE_ADMIN.match(line)) is not None:
                 self.create_admin = command.group(1)
+                return
+            if (state := DEMO_STATE.match(line)) is not None:
+                self.demo_state = state.group(1)
                 return
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
@@ -163,6 +171,38 @@ def _create_admin_hint(command: str | None, instance: Path) -> str:
     return command
 
 
+def _sandbox_lines(state: str | None, sandbox: dict) -> list[str]:
+    """What to do with the sandbox, from the portal's word on its credentials: open the orders
+    when a credential already reaches it; else add one (in one click on an empty Credentials tab,
+    where CertDesk offers it; else by hand)."""
+    linked = LINKED.match(state or "")
+    if linked is not None:
+        return [
+            f"An Entrust sandbox runs beside it, linked as the credential '{linked.group(1)}'.",
+            "In CertDesk open SSL > Entrust for its orders (Import Existing Orders brings in",
+            "those not there yet), or SSL > Entrust > Manage for its organizations, domains",
+            "and products.",
+        ]
+    if state in (None, "no credentials yet"):
+        first = [
+            "An Entrust sandbox runs beside it. In CertDesk open SSL > Entrust > Manage and click",
+            "'Add the sandbox credential', or 'Add credential' and enter:",
+        ]
+    else:
+        first = [
+            "An Entrust sandbox runs beside it. In CertDesk open SSL > Entrust > Manage, click",
+            "'Add credential' and enter:",
+        ]
+    return [
+        *first,
+        f"  Credential Name  {CREDENTIAL_NAME}",
+        f"  User Name        {sandbox['user']}",
+        f"  API Key          the line in {sandbox['key_file']} (kept out of this output)",
+        f"  Base URL         {sandbox['url']}",
+        "Then watch the sync finish and open the Organizations, Domains and Products tabs.",
+    ]
+
+
 def _final_block(url: str, children: Children, instance: Path, sandbox: dict | None) -> str:
     lines = ["", "=== CertDesk is running ===", f"CertDesk:  {url}"]
     if children.setup_link:
@@ -175,16 +215,7 @@ def _final_block(url: str, children: Children, instance: Path, sandbox: dict | N
     else:
         lines.append("Sign in with your CertDesk account.")
     if sandbox is not None:
-        lines += [
-            "",
-            "An Entrust sandbox runs beside it. In CertDesk open SSL > Entrust > Manage and click",
-            "'Add the sandbox credential', or 'Add credential' and enter:",
-            f"  Credential Name  {CREDENTIAL_NAME}",
-            f"  User Name        {sandbox['user']}",
-            f"  API Key          the line in {sandbox['key_file']} (kept out of this output)",
-            f"  Base URL         {sandbox['url']}",
-            "Then watch the sync finish and open the Organizations, Domains and Products tabs.",
-        ]
+        lines += ["", *_sandbox_lines(children.demo_state, sandbox)]
     lines += ["", "Press Ctrl-C to stop CertDesk" + (" and the sandbox." if sandbox else "."), ""]
     return "\n".join(lines)
 

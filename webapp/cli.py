@@ -71,6 +71,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
 
     from webapp import serving
     from webapp.auth import service as auth
+    from webapp.credentials import demo
     from webapp.jobs import service as jobs
 
     app = current_app._get_current_object()
@@ -96,6 +97,8 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         click.echo("No users yet. Create the first administrator at:")
         click.echo(f"    http://{shown_host}:{port}/setup?token={token}")
         click.echo(f"(or run: {certdesk_command()} create-admin USERNAME)")
+    if (line := demo.startup_line()) is not None:
+        click.echo(line)
     sys.stdout.flush()
     if sock is not None:
         click.echo(f"{workers} worker processes, {threads} threads each.")

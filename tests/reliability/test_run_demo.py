@@ -124,6 +124,9 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
         key_file = instance / "sandbox" / "api-key"
         key = key_file.read_text().strip()
         base = f"http://127.0.0.1:{sandbox_port}/enterprise/v2/"
+        # A first start: the empty Credentials tab offers the sandbox in one click.
+        assert "click\n'Add the sandbox credential'" in block
+        assert "linked as the credential" not in block
         assert re.search(r"Credential Name\s+Entrust sandbox", block)
         assert re.search(r"User Name\s+certdesk-demo", block)
         # The key is named by its file, never printed (such output ends up in logs).
@@ -188,6 +191,67 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
         assert "KeyboardInterrupt" not in out.text
         assert "stopped (exit code" not in out.text
         assert after.strip() == "", after  # nothing printed on the way out
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _start(env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "scripts/run_demo.py"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_it(tmp_path):
+    """Once the sandbox is a credential, the next `make run` says so and points at the orders;
+    it no longer tells to click "Add the sandbox credential", which the page no longer offers."""
+    port, sandbox_port = free_port(), free_port()
+    instance = tmp_path / "instance"
+    env = dict(
+        os.environ,
+        PORT=str(port),
+        SANDBOX_PORT=str(sandbox_port),
+        CERTDESK_INSTANCE=str(instance),
+        PYTHONUNBUFFERED="1",
+    )
+    for name in ("HOST", "SANDBOX", "SANDBOX_API_KEY"):
+        env.pop(name, None)
+    url = f"http://127.0.0.1:{port}"
+    proc = _start(env)
+    try:
+        out = Output(proc)
+        out.wait_for(BLOCK_END, proc, timeout=180)
+        link = re.search(r"(http://\S+/setup\?token=\S+)", out.text).group(1)
+        http = requests.Session()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(link).text).group(1)
+        setup = {"token": link.split("token=")[1], "csrf_token": token, "username": "demo"}
+        setup.update(password="a long enough password", password2="a long enough password")
+        assert http.post(url + "/setup", data=setup, timeout=30).ok
+        http.headers["X-CSRFToken"] = csrf_token(http, url + "/entrust/manage/")
+        assert http.post(url + "/entrust/manage/credentials/sandbox", timeout=30).ok
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+        proc = _start(env)
+        out = Output(proc)
+        out.wait_for(BLOCK_END, proc, timeout=180)
+        block = out.text[out.text.index(BLOCK_START) :]
+        assert "Sign in with your CertDesk account." in block
+        assert "linked as the credential 'Entrust sandbox'" in block
+        assert "open SSL > Entrust for its orders" in block
+        assert "Add the sandbox credential" not in block
+        assert "Add credential" not in block
+        assert "Demo sandbox:" not in out.text  # the portal's line is held back, as the link
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -17,6 +17,32 @@ def demo_sandbox() -> dict | None:
     return None
 
 
+def linked_credential_name() -> str | None:
+    """The name of a credential (not deleted) that already reaches the demo sandbox, if any."""
+    demo = demo_sandbox()
+    if demo is None:
+        return None
+    url = demo["url"].rstrip("/")
+    for cred in service.list_credentials():
+        if cred.base_url.rstrip("/") == url and cred.api_user == demo["user"]:
+            return cred.name
+    return None
+
+
+def startup_line() -> str | None:
+    """What `certdesk serve` says about the demo sandbox at start (`make run` reads it to say
+    what to do next): whether a credential reaches it, and otherwise whether the Credentials tab
+    is empty (where "Add the sandbox credential" is offered). None without a demo sandbox."""
+    if demo_sandbox() is None:
+        return None
+    name = linked_credential_name()
+    if name is not None:
+        return f"Demo sandbox: linked as the credential {name}"
+    if service.list_credentials():
+        return "Demo sandbox: not linked; other credentials exist"
+    return "Demo sandbox: no credentials yet"
+
+
 def add_demo_credential(actor):
     """One click: add the demo sandbox as a credential (its first sync starts); returns
     (credential, job). Raises CredentialError when no demo sandbox is configured."""
