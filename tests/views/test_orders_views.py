@@ -429,7 +429,9 @@ def test_check_order_status_returns_where_it_came_from(operator_client, linked, 
         )
         assert resp.headers["HX-Redirect"] == "/entrust/", target
     resp = operator_client.post("/entrust/check", data={})
-    assert "Select the orders to check." in operator_client.get("/entrust/").get_data(as_text=True)
+    # Worded as every other action on selected orders says it.
+    page = operator_client.get("/entrust/").get_data(as_text=True)
+    assert "Check Order Status: select the orders first (tick them in the list)." in page
 
 
 def test_import_dialog_starts_the_job_and_shows_its_progress(operator_client, linked, sandbox):

@@ -210,7 +210,9 @@ def check_selected(actor, order_ids) -> CheckResult:
     rbac.check(actor, rbac.ORDERS_MANAGE)
     ids = validation.ids(order_ids)
     if not ids:
-        raise checks.OrderInputError("Select the orders to check.", "order")
+        raise checks.OrderInputError(
+            "Check Order Status: select the orders first (tick them in the list).", "order"
+        )
     result = CheckResult()
     if len(ids) > INLINE_LIMIT:
         ids = ids[:MAX_PER_RUN]
