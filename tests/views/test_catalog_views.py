@@ -117,6 +117,19 @@ def test_sync_without_credentials_says_why(operator_client):
     assert "no enabled credential" in frag.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("tab", ["organizations", "domains", "products"])
+def test_a_tab_without_any_credential_says_to_add_one_first(admin_client, auditor_client, tab):
+    """With no credential there is nothing to sync from: the empty table says to add one (with
+    a link), not "Sync to fetch them", which would only say there is no credential."""
+    page = admin_client.get(f"/entrust/manage/{tab}").get_data(as_text=True)
+    assert f"No {tab} yet" in page
+    assert '<a href="/entrust/manage/">Add a credential</a> first.' in page
+    assert "Sync to fetch them" not in page and f"No {tab} match" not in page
+    # Someone who cannot add one is told who can.
+    page = auditor_client.get(f"/entrust/manage/{tab}", headers=HTMX).get_data(as_text=True)
+    assert "An administrator adds one on the" in page and "Add a credential" not in page
+
+
 def test_auditor_cannot_sync(auditor_client, synced):
     assert auditor_client.post("/entrust/manage/sync", data={"kind": "all"}).status_code == 403
 
