@@ -241,3 +241,41 @@ def test_the_user_page_labels_its_fields_and_asks_before_it_locks_out(admin_clie
     assert resp.status_code == 422
     assert 'aria-invalid="true" aria-describedby="password2-error" autofocus' in page
     assert '<small class="field-error" id="password2-error">' in page
+
+
+def test_an_administrator_on_their_own_page_is_guarded_against_locking_themselves_out(
+    admin_client, user
+):
+    """Another administrator exists, so the last-administrator rule does not hold anything back:
+    one's own page still asks before a self-demotion, offers no Disable and no reset (which
+    would skip the current password), and the server refuses both."""
+    admin = user["admin"]
+    auth.create_user(admin, "admin2", "second admin pw", "admin")
+    page = admin_client.get(f"/admin/users/{admin.id}").get_data(as_text=True)
+    assert (
+        'data-confirm="Change your own role? You lose administrator rights at once and are '
+        'signed out.">Change role</button>' in page
+    )
+    assert "you cannot disable your own account; another administrator can." in page
+    assert "Disable user</button>" not in page
+    assert 'name="password"' not in page and 'href="/account/password">Change password</a>' in page
+    assert "this one included? You will have to sign in again." in page
+    assert "End the open session</button>" in page  # not "End all 1 open session"
+
+    resp = admin_client.post(f"/admin/users/{admin.id}/active", data={"active": "0"})
+    assert resp.status_code == 422
+    assert "You cannot disable your own account" in resp.get_data(as_text=True)
+    new = "a brand new password"
+    resp = admin_client.post(
+        f"/admin/users/{admin.id}/password", data={"password": new, "password2": new}
+    )
+    assert resp.status_code == 422
+    assert "To change your own password, use Change password" in resp.get_data(as_text=True)
+    db.session.refresh(admin)
+    assert admin.active and not admin.check_password(new)
+    assert admin_client.get("/").status_code == 200  # still signed in
+
+    # Another user's page is as before.
+    page = admin_client.get(f"/admin/users/{user['operator'].id}").get_data(as_text=True)
+    assert "Disable user</button>" in page and 'name="password"' in page
+    assert "Change your own role?" not in page

@@ -597,6 +597,8 @@ def set_active(actor, user: User, active: bool) -> None:
     if user.active == active:
         return
     _guard_last_admin(user, new_active=active)
+    if not active and getattr(actor, "id", None) == user.id:
+        raise UserError("You cannot disable your own account; another administrator can.")
     user.active = active
     user.session_version += 1
     if not active:
@@ -613,6 +615,12 @@ def set_active(actor, user: User, active: bool) -> None:
 
 def reset_password(actor, user: User, password: str) -> None:
     rbac.check(actor, rbac.USERS_MANAGE)
+    if getattr(actor, "id", None) == user.id:
+        # A reset asks for no current password: one's own is changed where it is asked for.
+        raise UserError(
+            "To change your own password, use Change password (it asks for the current one).",
+            "password",
+        )
     validate_password(password, username=user.username)
     user.set_password(password)
     user.session_version += 1
