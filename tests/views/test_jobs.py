@@ -106,6 +106,28 @@ def test_fragment_polls_while_running_and_stops_when_done(app, operator_client):
     assert "<html" in page
 
 
+def test_the_list_names_each_job_as_its_card_does_and_refreshes_while_one_runs(
+    app, operator_client
+):
+    running = Job(kind="test", title="Long job", state="running", progress=3, total=10)
+    failed = Job(kind="test", title="Broken job", state="failed", error="Refused.")
+    db.session.add_all([running, failed])
+    db.session.commit()
+    page = operator_client.get("/jobs/").get_data(as_text=True)
+    # The title opens the job (not only its number); the state is the card's badge.
+    assert f'<a href="/jobs/{running.id}">Long job</a>' in page
+    assert f'<a href="/jobs/{failed.id}">Broken job</a>' in page
+    assert ">Running</span>" in page and ">Failed</span>" in page
+    assert "3 / 10 (30%)" in page
+    assert 'hx-get="/jobs/" hx-trigger="every 2s"' in page
+    frag = operator_client.get("/jobs/", headers=HTMX).get_data(as_text=True)
+    assert "<html" not in frag and 'id="jobs-list"' in frag
+    running.state = "succeeded"
+    db.session.commit()
+    frag = operator_client.get("/jobs/", headers=HTMX).get_data(as_text=True)
+    assert "every 2s" not in frag and ">Succeeded</span>" in frag
+
+
 def test_unknown_job_404(operator_client):
     assert operator_client.get("/jobs/424242").status_code == 404
 

@@ -14,7 +14,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 @bp.get("/")
 @rbac.require(rbac.JOBS_VIEW)
 def index():
-    return htmx.render("jobs/index.html", jobs=service.recent(50))
+    return htmx.render("jobs/index.html", block="rows", jobs=service.recent(50))
 
 
 @bp.get("/<int:job_id>")
