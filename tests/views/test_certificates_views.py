@@ -137,6 +137,28 @@ def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client)
     assert '<small class="field-error" id="password-error">x.p12: Wrong password' in body
 
 
+def test_a_refused_import_keeps_the_pasted_certificates_but_never_a_pasted_key(admin_client):
+    pki = MiniPki()
+    key, cert = pki.leaf("kept.example.com")
+    bundle = ("x.p12", p12(key, cert, pki.chain, P12_PASSWORD))
+    pasted = pem(cert).decode()
+    resp = _upload(admin_client, bundle, password="wrong-password", pem_text=pasted)
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and _count(Certificate) == 0
+    # Fix the password and send again: the pasted certificate is still there.
+    assert f">{pasted}</textarea>" in body
+    assert "Paste the text again" not in body
+    # With a private key in it, nothing of the text comes back, and the form says why.
+    with_key = pasted + key_pem(key).decode()
+    body = _upload(admin_client, bundle, password="wrong-password", pem_text=with_key).get_data(
+        as_text=True
+    )
+    assert "PRIVATE KEY" not in body.replace('placeholder="-----BEGIN PRIVATE KEY', "")
+    assert "BEGIN CERTIFICATE-----\nMII" not in body
+    assert 'aria-describedby="pem-again"></textarea>' in body
+    assert "it held a private key, and CertDesk never sends a key back" in body
+
+
 def test_search_by_san_serial_fingerprint_and_filters(admin_client):
     row, key, cert, pki = _import_p12(admin_client)
     _, other = pki.leaf("old.example.net", days=3)

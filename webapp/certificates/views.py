@@ -99,10 +99,11 @@ def export():
 def import_files():
     errors: dict[str, str] = {}
     result = None
+    pasted = ""
     if request.method == "POST":
+        pasted = request.form.get("pem_text", "")
         try:
             files = uploads.read_all("files")
-            pasted = request.form.get("pem_text", "")
             if pasted.strip():
                 files.append(("pasted text", pasted.encode()))
             result = service.import_files(current_user, files, request.form.get("password", ""))
@@ -119,7 +120,11 @@ def import_files():
             if len(rows) == 1:
                 return htmx.redirect(url_for("certificates.detail", cert_id=rows[0].id))
             return htmx.redirect(url_for("certificates.index", sort="created", dir="desc"))
-    return htmx.render("certificates/import.html", errors=errors), 422 if errors else 200
+    # The pasted text comes back after an error, unless it holds a private key (never sent back).
+    shown = pki.shown_again(pasted)
+    return htmx.render(
+        "certificates/import.html", errors=errors, pem_text=shown, key_dropped=shown != pasted
+    ), 422 if errors else 200
 
 
 def _detail(row, errors=None, status=200):
