@@ -99,6 +99,18 @@ def test_create_refuses_bad_input(operator_client):
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
 
 
+def test_a_refused_name_is_said_once(operator_client):
+    """The field's own error and the names check under it said the same thing twice."""
+    body = _create(operator_client, sans="www.example.com, bad..example.com").get_data(as_text=True)
+    assert body.count("bad..example.com: not a valid DNS name") == 1
+    assert '<small class="field-error" id="sans-error">bad..example.com: not' in body
+    # Typed afterwards, the live check still says it.
+    frag = operator_client.get(
+        "/csrs/check-names", query_string={"CN": "a.example.com", "sans": "x..y"}, headers=HTMX
+    ).get_data(as_text=True)
+    assert "x..y: not a valid DNS name" in frag
+
+
 def test_name_check_fragment(operator_client, auditor_client):
     r = operator_client.get(
         "/csrs/check-names", query_string={"CN": "example.com", "sans": "x..y"}, headers=HTMX
