@@ -54,6 +54,7 @@ def index():
         page=result,
         actions=service.actions(),
         args={k: v for k, v in request.args.items() if k in FILTER_KEYS and v},
+        partial=htmx.is_htmx(),
     )
 
 

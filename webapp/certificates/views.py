@@ -82,6 +82,7 @@ def index():
         issuers=[] if htmx.is_htmx() else service.issuers(),
         sources=SOURCES,
         now=now,
+        partial=htmx.is_htmx(),
     )
 
 
