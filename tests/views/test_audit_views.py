@@ -62,5 +62,18 @@ def test_dates_and_the_actions_drop_down(admin_client):
     assert '<option value="cert.import"' in full
 
 
+def test_a_from_day_after_the_to_day_says_so(admin_client):
+    _events(2)
+    frag = admin_client.get(
+        "/admin/audit/?since=2026-12-05&until=2026-12-01", headers=HTMX
+    ).get_data(as_text=True)
+    assert "From (2026-12-05) is after To (2026-12-01), so no event can match" in frag
+    assert "No audit events match" not in frag
+    same_day = admin_client.get(
+        f"/admin/audit/?since={utcnow():%Y-%m-%d}&until={utcnow():%Y-%m-%d}"
+    )
+    assert "is after To" not in same_day.get_data(as_text=True)
+
+
 def test_bad_dates_are_ignored_not_500(admin_client):
     assert admin_client.get("/admin/audit/?since=notadate&until=2026-13-45").status_code == 200

@@ -55,7 +55,14 @@ def index():
         actions=service.actions(),
         args={k: v for k, v in request.args.items() if k in FILTER_KEYS and v},
         partial=htmx.is_htmx(),
+        dates_swapped=_dates_swapped(),
     )
+
+
+def _dates_swapped() -> bool:
+    """From is a later day than To: no event can match (the page says so, not just "none")."""
+    since, until = _date("since"), _date("until")
+    return since is not None and until is not None and since > until
 
 
 @bp.get("/export.csv")
