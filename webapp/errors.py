@@ -8,7 +8,7 @@ import sqlite3
 from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import Forbidden, HTTPException, InternalServerError, NotFound
 
 from webapp.extensions import db
 from webapp.htmx import is_htmx
@@ -26,6 +26,18 @@ TITLES = {
     429: "Too many requests",
     500: "Something went wrong",
     503: "Busy",
+}
+
+# Said instead of Werkzeug's stock texts ("...read-protected or not readable by the server",
+# "If you entered the URL manually please check your spelling"), which speak of a web server.
+PLAIN = {
+    Forbidden.description: (
+        "Your role does not allow this page. An administrator can change your role under "
+        "Admin › Users."
+    ),
+    NotFound.description: (
+        "There is no such page: the address is wrong, or what it showed has been deleted."
+    ),
 }
 
 # PostgreSQL's codes for a lock not had: serialization failure, deadlock, lock not available.
@@ -51,7 +63,8 @@ def handle_http(exc: HTTPException):
         return _respond(413, f"The upload is larger than the {limit_mb} MiB limit.")
     if isinstance(exc, FieldTooLong):  # a search or a form field, not a file
         return _respond(413, exc.description, title="Too long")
-    return _respond(code, exc.description or TITLES.get(code, ""))
+    description = PLAIN.get(exc.description, exc.description)
+    return _respond(code, description or TITLES.get(code, ""))
 
 
 def handle_csrf(exc: CSRFError):

@@ -106,6 +106,19 @@ def test_404_is_a_page_and_an_htmx_banner(admin_client):
     assert frag.headers["HX-Retarget"] == "#banner"
 
 
+def test_the_403_and_404_pages_speak_of_certdesk_not_of_a_web_server(admin_client, operator_client):
+    page = operator_client.get("/admin/users/").get_data(as_text=True)
+    assert "Your role does not allow this page. An administrator can change your role" in page
+    assert "read-protected" not in page
+    for url in ("/nowhere", "/certificates/424242"):
+        page = admin_client.get(url).get_data(as_text=True)
+        assert "There is no such page: the address is wrong, or what it showed has been" in page
+        assert "spelling" not in page
+    # The banner an htmx request gets says the same.
+    resp = operator_client.get("/nowhere", headers=HTMX)
+    assert "There is no such page" in resp.get_data(as_text=True)
+
+
 def test_500_rolls_back_and_shows_a_page(app, admin_client, monkeypatch):
     from webapp.audit import service as audit
     from webapp.jobs import service as jobs
