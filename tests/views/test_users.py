@@ -261,6 +261,7 @@ def test_an_administrator_on_their_own_page_is_guarded_against_locking_themselve
     assert 'name="password"' not in page and 'href="/account/password">Change password</a>' in page
     assert "this one included? You will have to sign in again." in page
     assert "End the open session</button>" in page  # not "End all 1 open session"
+    assert page.count("this browser</small>") == 1  # which of the sessions is this one
 
     resp = admin_client.post(f"/admin/users/{admin.id}/active", data={"active": "0"})
     assert resp.status_code == 422
@@ -278,4 +279,4 @@ def test_an_administrator_on_their_own_page_is_guarded_against_locking_themselve
     # Another user's page is as before.
     page = admin_client.get(f"/admin/users/{user['operator'].id}").get_data(as_text=True)
     assert "Disable user</button>" in page and 'name="password"' in page
-    assert "Change your own role?" not in page
+    assert "Change your own role?" not in page and "this browser</small>" not in page

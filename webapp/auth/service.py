@@ -493,6 +493,11 @@ def sign_out(user: User, token: str | None) -> None:
     db.session.commit()
 
 
+def is_this_session(row: UserSession, token: str | None) -> bool:
+    """Whether ``row`` is the session of the cookie holding ``token`` (the browser asking)."""
+    return bool(token) and hmac.compare_digest(row.token_hash, _token_hash(token))
+
+
 def sessions_of(user: User, limit: int = 20) -> list[UserSession]:
     """The user's sessions, open ones first, then the most recently active."""
     return list(

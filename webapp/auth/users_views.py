@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, render_template, request, url_for
+import functools
+
+from flask import Blueprint, abort, flash, render_template, request, session, url_for
 from flask_login import current_user
 
 from webapp import htmx
@@ -80,6 +82,9 @@ def _detail(user, errors=None, status=200):
         errors=errors or {},
         sessions=service.sessions_of(user),
         end_reasons=service.END_REASONS,
+        this_session=functools.partial(
+            service.is_this_session, token=session.get(service.SESSION_TOKEN_KEY)
+        ),
     ), status
 
 
