@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 from tests.helpers import HTMX, PASSWORD, together
@@ -29,6 +30,12 @@ def test_wrong_password_is_refused_in_words_and_audited(client):
     assert "Wrong user name or password." in resp.get_data(as_text=True)
     assert _actions()[-1] == "auth.login_failed"
     assert client.get("/").status_code == 302
+    # The user name is kept and the cursor waits in the password field, which names the error.
+    page = resp.get_data(as_text=True)
+    assert re.search(r'name="username" [^>]*value="operator"', page)
+    assert re.search(r'name="password" [^>]*autofocus[^>]*aria-describedby="login-error"', page)
+    assert page.count("autofocus") == 1
+    assert re.search(r'name="username" [^>]*autofocus', client.get("/login").get_data(True))
 
 
 def test_unknown_user_gets_the_same_message(client):
