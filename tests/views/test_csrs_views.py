@@ -81,6 +81,14 @@ def test_search_finds_names_that_start_or_end_with_the_text(operator_client):
         assert ("portal.example.com" in body) is found, q
 
 
+def test_the_list_controls_read_as_on_the_other_lists(operator_client):
+    page = operator_client.get("/csrs/").get_data(as_text=True)
+    # "Filter", as on Certificates, orders, the catalog and the audit trail (not "Search").
+    assert '<button type="submit">Filter</button>' in page and ">Search</button>" not in page
+    # The sort is by creation date; "Newest" beside "Ascending" read as a contradiction.
+    assert "selected>Created</option>" in page and ">Newest<" not in page
+
+
 def test_create_refuses_bad_input(operator_client):
     for over, field, text in [
         ({"CN": ""}, "CN", "common name"),
