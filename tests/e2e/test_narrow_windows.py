@@ -4,6 +4,8 @@ makes the page scroll sideways."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -71,3 +73,25 @@ def test_a_credentials_test_login_and_sync_are_in_view_at_every_width(page, live
     # Test Login from the narrow card still reports in words.
     row.get_by_role("button", name="Test Login", exact=True).click()
     expect(row.locator(".cred-status")).to_contain_text("Login OK")
+
+
+def test_the_audit_trail_keeps_its_detail_readable_at_800_pixels(page, live_server):
+    """Below 1,180 pixels the other columns squeezed Detail to a letter or two a line."""
+    # A refused sign-in under a long name: wide Who and Object cells, as a real trail has.
+    page.goto(live_server.url + "/login")
+    page.get_by_label("User name").fill("someone.with.a.rather.long.user.name")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Wrong user name or password.").wait_for()
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/admin/users/new")
+    page.get_by_label("User name").fill("narrowcheck")
+    page.locator("input[name=password]").fill("a narrow window password")
+    page.get_by_role("button", name="Create user").click()
+    page.wait_for_url("**/admin/users/*")
+    page.set_viewport_size({"width": 800, "height": 900})
+    for path, table in (("/admin/audit/", "#audit-table"), ("/admin/users/1", "#sessions-table")):
+        page.goto(live_server.url + path)
+        cell = page.locator(f"{table} td.detail").filter(has_text=re.compile(r"\w")).first
+        assert cell.evaluate("c => c.getBoundingClientRect().width") >= 120, path
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
