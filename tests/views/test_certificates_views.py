@@ -249,6 +249,15 @@ def test_detail_and_every_download(admin_client):
     assert short.status_code == 422 and "at least 8" in short.get_data(as_text=True)
 
 
+def test_a_refused_key_download_keeps_the_format_chosen(admin_client):
+    row, *_ = _import_p12(admin_client)
+    data = {"format": "pkcs8", "password": "long enough one", "password2": "long enough two"}
+    body = admin_client.post(f"/certificates/{row.id}/pkcs12", data=data).get_data(as_text=True)
+    assert '<option value="pkcs8" selected>PKCS#8 PEM: the key alone' in body
+    page = admin_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    assert '<option value="pkcs8" >PKCS#8 PEM: the key alone' in page
+
+
 def test_roles_on_keys(app, admin_client, operator_client, auditor_client, user):
     row, *_ = _import_p12(admin_client)  # the admin imported the key
     data = {"password": "download-1", "password2": "download-1"}

@@ -264,6 +264,23 @@ def test_key_download_roles(app, admin_client, operator_client, auditor_client, 
     assert operator_client.post(f"/csrs/{mine.id}/key", data=pw).status_code == 200
 
 
+def test_a_refused_key_download_keeps_the_format_chosen(admin_client):
+    """The passwords differed: the page came back set to PKCS#8 again, and the next try
+    downloaded a PEM key where a .p12 was asked for."""
+    assert _create(admin_client).status_code == 303
+    row = db.session.execute(db.select(Csr)).scalar_one()
+    data = {"format": "pkcs12", "password": "long enough one", "password2": "long enough two"}
+    resp = admin_client.post(f"/csrs/{row.id}/key", data=data)
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert '<option value="pkcs12" selected>PKCS#12 (.p12)</option>' in body
+    assert 'aria-describedby="password2-error"' in body
+    assert '<small class="field-error" id="password2-error">' in body
+    # A first visit starts at PKCS#8.
+    page = admin_client.get(f"/csrs/{row.id}").get_data(as_text=True)
+    assert '<option value="pkcs12" >PKCS#12 (.p12)</option>' in page
+
+
 def test_delete_csr(admin_client, auditor_client):
     assert _create(admin_client).status_code == 303
     row = db.session.execute(select(Csr)).scalar_one()
