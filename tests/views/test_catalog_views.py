@@ -125,6 +125,7 @@ def test_a_tab_without_any_credential_says_to_add_one_first(admin_client, audito
     assert f"No {tab} yet" in page
     assert '<a href="/entrust/manage/">Add a credential</a> first.' in page
     assert "Sync to fetch them" not in page and f"No {tab} match" not in page
+    assert ">Sync</button>" not in page  # nothing to sync from: no button that can only fail
     # Someone who cannot add one is told who can.
     page = auditor_client.get(f"/entrust/manage/{tab}", headers=HTMX).get_data(as_text=True)
     assert "An administrator adds one on the" in page and "Add a credential" not in page
