@@ -276,6 +276,17 @@ def test_an_administrator_on_their_own_page_is_guarded_against_locking_themselve
     assert admin.active and not admin.check_password(new)
     assert admin_client.get("/").status_code == 200  # still signed in
 
+    # Stepping down: after signing in again the new operator lands on the dashboard, not on the
+    # page of users their role no longer opens.
+    resp = admin_client.post(f"/admin/users/{admin.id}/role", data={"role": "operator"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/"
+    db.session.refresh(admin)
+    assert admin.role == "operator"
+    assert admin_client.get("/").status_code == 302  # signed out
+    db.session.execute(db.update(User).where(User.id == admin.id).values(role="admin"))
+    db.session.commit()
+    admin_client.login("admin")
+
     # Another user's page is as before.
     page = admin_client.get(f"/admin/users/{user['operator'].id}").get_data(as_text=True)
     assert "Disable user</button>" in page and 'name="password"' in page

@@ -103,6 +103,10 @@ def _apply(user_id: int, change):
         errors[exc.field or "form"] = str(exc)
     else:
         flash(message, "success")
+        if user.id == current_user.id and user.role != "admin":
+            # One's own role changed: the session has ended, and the page of users is no longer
+            # open to the new role; sign in again at the dashboard, not at a refusal.
+            return htmx.redirect(url_for("dashboard.index"))
         return htmx.redirect(url_for("users.detail", user_id=user.id))
     return _detail(user, errors, 422)
 
