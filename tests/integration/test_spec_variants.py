@@ -1,0 +1,339 @@
+"""CertDesk against both readings of the ECS API: each place where Entrust's live service answers
+otherwise than its published OpenAPI spec is switched to the spec's reading in the real sandbox,
+and the flows it touches run over HTTP as the pages run them (Test Login, the catalog sync, Import
+Existing Orders, Order Certificate, Check Order Status, approve, decline, suspend, resume, reissue,
+renew and revoke). Each flow either gives the same result as against the live reading, or ends
+with a message a person can act on, having changed nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from webapp.cas import registry
+from webapp.cas.base import Action
+from webapp.catalog.models import CLIENT, CatalogDomain, CatalogOrganization, CatalogProduct
+from webapp.certificates.models import Certificate
+from webapp.credentials import service as credentials
+from webapp.csrs import service as csrs
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.orders import checks, importing, lifecycle, placing, polling, successors
+from webapp.orders.models import Order
+from webapp.settings import service as settings
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+
+API = "/enterprise/v2/"
+
+
+def _spec(sandbox, **switches) -> None:
+    """Switch the sandbox to the spec's reading of the named places."""
+    sandbox.update_settings(fidelity=switches)
+
+
+def _count(model, *where) -> int:
+    return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def _order(user, cred, cn="www.example.com", **kw) -> Order:
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": cn}, "")
+    form = checks.OrderForm(
+        credential_id=cred.id,
+        organization="1:CertDesk Demo Corp",
+        product="STANDARD_SSL",
+        csr_source="certdesk",
+        csr_id=csr.id,
+        requester_name="Ann Admin",
+        requester_email="ann@example.com",
+        requester_phone="555-0100",
+        custom={"text2": "billing"},
+        **kw,
+    )
+    return placing.place(user["operator"], form)
+
+
+def _posts(sandbox, suffix: str) -> list[dict]:
+    return [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "POST" and r["path"].rstrip("/").endswith(suffix)
+    ]
+
+
+def _changes(sandbox) -> list[dict]:
+    return [r for r in sandbox.requests() if r["method"] in ("POST", "PATCH", "PUT", "DELETE")]
+
+
+@pytest.fixture
+def account(app, sandbox):
+    """The sandbox's deterministic account, with no existing certificates."""
+    sandbox.seed(certificates=0, seed=3)
+    return sandbox
+
+
+# --- 9.1 domains: `status` (spec) instead of `verificationStatus` (live) ----------------------
+
+
+def test_domains_with_status_sync_their_status_and_orders_are_placed(account, user):
+    _spec(account, domain_status_key="status")
+    upstream = account._api_get("domains", {"limit": 1000})["domains"]
+    assert upstream and all("status" in d and "verificationStatus" not in d for d in upstream)
+    cred = link_sandbox(user, account)
+    synced = {
+        d.name: d.verification_status for d in db.session.execute(select(CatalogDomain)).scalars()
+    }
+    assert synced == {d["domainName"].lower(): d["status"] for d in upstream}
+    # Order Certificate offers and checks the usable domains from that status.
+    row = _order(user, cred)
+    assert row.status == "ACTIVE" and _count(Certificate, Certificate.order_id == row.id) == 1
+
+
+# --- 9.2 products: `inventory` (spec) instead of `inventories` (live) -------------------------
+
+
+def test_products_under_inventory_are_synced_with_their_counts(account, user):
+    _spec(account, inventory_key="inventory")
+    upstream = account._api_get("inventories")["inventory"]
+    link_sandbox(user, account)
+    synced = {
+        p.product_type: (p.total_count, p.remaining_count, p.used_count)
+        for p in db.session.execute(select(CatalogProduct)).scalars()
+    }
+    assert synced == {
+        p["productType"]: (p.get("totalCount"), p.get("remainingCount"), p.get("usedCount"))
+        for p in upstream
+    }
+
+
+# --- 9.3 a client certificate required of every API user (spec) ------------------------------
+
+
+def test_a_client_certificate_required_for_all_fails_in_words_and_syncs_nothing(account, user):
+    cred = link_sandbox(user, account)
+    before = _count(CatalogDomain)
+    _spec(account, client_cert_required_for_all=True)
+    result = credentials.test_login(user["operator"], cred)
+    assert not result.ok and "client certificate" in result.message.lower()
+    job = credentials_sync(user, cred)
+    assert job.state == "failed" and "client certificate" in job.error.lower()
+    assert "nothing was changed" in job.error.lower()
+    assert _count(CatalogDomain) == before
+    with pytest.raises(placing.OrderRefused) as err:
+        _order(user, cred)
+    assert "client certificate" in str(err.value).lower()
+    assert _count(Order) == 0 and _posts(account, "/certificates") != []
+
+
+def credentials_sync(user, cred):
+    from webapp.catalog import service as catalog
+
+    job = catalog.start_sync(user["operator"], [cred.id], catalog.KINDS)
+    db.session.refresh(job)
+    return job
+
+
+# --- 9.4 the spec's other revocation reasons --------------------------------------------------
+
+
+@pytest.mark.parametrize("others", [False, True])
+def test_revoke_under_the_spec_reasons(account, user, others):
+    _spec(account, accept_spec_only_crl_reasons=True)
+    settings.put(registry.ENTRUST_ALL_REVOCATION_REASONS, others)
+    db.session.commit()
+    cred = link_sandbox(user, account)
+    row = _order(user, cred)
+    reason = "superseded" if others else "keyCompromise"
+    result = lifecycle.run(user["admin"], Action.REVOKE, [row.id], lifecycle.Choices(reason=reason))
+    assert result.outcomes[0].result == "done", result.outcomes[0].message
+    assert account.status(row.ca_order_id) == "REVOKED"
+    [revoke] = _posts(account, "/revocations")
+    assert revoke["body"]["crlReason"] == reason
+
+
+# --- 9.5 validateOnly on a renewal: ignored or honoured (spec) --------------------------------
+
+
+def _successor_form(row, **kw) -> checks.OrderForm:
+    values = successors.prefill(row, kw.pop("origin", "reissue"))
+    values.update(kw)
+    return checks.OrderForm(
+        csr_source=values["csr_source"],
+        csr_id=values["csr_id"],
+        sans=values["sans"],
+        eku=values["eku"],
+        signature_algorithm=values["signature_algorithm"],
+        expires_on=values["expires_on"],
+        requester_name=values["requester_name"],
+        requester_email=values["requester_email"],
+        requester_phone=values["requester_phone"],
+        additional_emails=values["additional_emails"],
+        ct_log=values["ct_log"],
+    )
+
+
+def _aged(user, cred, sandbox, days=40) -> Order:
+    sandbox.advance_clock(-days)
+    row = _order(user, cred)
+    sandbox.advance_clock(days)
+    return row
+
+
+@pytest.mark.parametrize("mode", ["ignore", "honour"])
+def test_renew_sends_no_validate_only_and_renews(account, user, mode):
+    cred = link_sandbox(user, account)
+    old = _aged(user, cred, account)
+    _spec(account, renew_validate_only=mode)
+    expires = successors.page(old, "renew").dates[1]
+    account.clear_requests()
+    new = successors.renew(
+        user["operator"], old, _successor_form(old, origin="renew", expires_on=expires)
+    )
+    assert new.status == "ACTIVE" and new.parent_id == old.id
+    [post] = _posts(account, "/renewals")
+    assert "validateOnly" not in post["body"]
+    assert post["body"]["certExpiryDate"] == expires
+    assert account.status(old.ca_order_id) == "RENEWED"
+
+
+# --- 9.7 organizational units under `organizations` (spec) ------------------------------------
+
+
+def test_organizations_sync_whatever_key_the_units_come_under(account, user):
+    _spec(account, all_ous_key="organizations")
+    cred = link_sandbox(user, account)
+    upstream = account._api_get("organizations")["organizations"]
+    names = set(
+        db.session.execute(
+            select(CatalogOrganization.name).where(CatalogOrganization.kind != CLIENT)
+        ).scalars()
+    )
+    assert names == {o["name"] for o in upstream}
+    # The ECS client reads the units under either key.
+    with registry.open_connector("entrust", cred.id) as conn:
+        units = conn.client.list_organizational_units()
+    assert units and all(u.name for u in units)
+
+
+# --- 9.8 the expiry date as a date only (spec) ------------------------------------------------
+
+
+def test_an_expiry_date_is_sent_as_a_date_for_orders_and_renewals(account, user):
+    _spec(account, accept_datetime_expiry=False)
+    cred = link_sandbox(user, account)
+    old = _aged(user, cred, account)
+    row = _order(user, cred, "shop.example.com", expires_on=_in_days(200))
+    assert row.status == "ACTIVE"
+    [post] = _posts(account, API + "certificates")[-1:]
+    assert post["body"]["certExpiryDate"] == _in_days(200)
+    cert = db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalar()
+    assert cert.not_after.date().isoformat() == _in_days(200)
+    expires = successors.page(old, "renew").dates[1]
+    new = successors.renew(
+        user["operator"], old, _successor_form(old, origin="renew", expires_on=expires)
+    )
+    assert new.status == "ACTIVE"
+
+
+def _in_days(days: int) -> str:
+    from datetime import timedelta
+
+    from webapp.dbtypes import utcnow
+
+    return (utcnow().date() + timedelta(days=days)).isoformat()
+
+
+# --- 9.9 JSON booleans only (spec) ------------------------------------------------------------
+
+
+def test_json_booleans_queue_approve_decline_suspend_resume_reissue(account, user):
+    _spec(account, accept_string_booleans=False)
+    cred = link_sandbox(user, account)
+    pending = _order(user, cred, queue_for_approval=True)
+    assert pending.status == "PENDING"
+    [post] = _posts(account, API + "certificates")
+    assert post["body"]["queueForApproval"] is True and post["body"]["ctLog"] is True
+    done = lifecycle.run(user["admin"], Action.APPROVE, [pending.id], lifecycle.Choices())
+    assert done.outcomes[0].result == "done", done.outcomes[0].message
+    declined = _order(user, cred, "shop.example.com", queue_for_approval=True)
+    done = lifecycle.run(
+        user["admin"], Action.DECLINE, [declined.id], lifecycle.Choices(reason="not needed")
+    )
+    assert done.outcomes[0].result == "done", done.outcomes[0].message
+    for action in (Action.SUSPEND, Action.RESUME):
+        done = lifecycle.run(user["admin"], action, [pending.id], lifecycle.Choices())
+        assert done.outcomes[0].result == "done", done.outcomes[0].message
+    db.session.refresh(pending)
+    new_csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    new = successors.reissue(user["operator"], pending, _successor_form(pending, csr_id=new_csr.id))
+    assert new.status == "ACTIVE"
+
+
+# --- 9.10 an empty certificate search is a 404 ------------------------------------------------
+
+
+def test_empty_searches_as_404(account, user):
+    _spec(account, empty_search_404=True)
+    cred = link_sandbox(user, account)
+    # An account with no orders yet: the import's first page is a 404.
+    job = importing.start_import(user["operator"], cred.id, list(importing.DEFAULT_EXCLUSIONS))
+    db.session.refresh(job)
+    assert job.state == "succeeded", job.error
+    assert jobs.result_of(job)["new"] == 0
+    assert _list_answers(account) == [404]
+    row = _order(user, cred, queue_for_approval=True)
+    lifecycle.run(user["admin"], Action.DECLINE, [row.id], lifecycle.Choices(reason="no"))
+    # The declined order is left out of the list, so its search is empty (404); Check Order
+    # Status reads it on its own.
+    account.clear_requests()
+    result = polling.check_selected(user["operator"], [row.id])
+    db.session.refresh(row)
+    assert row.status == "DECLINED" and row.phase == "declined", result.summary()
+    assert _list_answers(account) == [404]
+
+
+def _list_answers(sandbox) -> list:
+    return [
+        r["status"]
+        for r in sandbox.requests()
+        if r["method"] == "GET" and r["path"].rstrip("/").endswith(API + "certificates")
+    ]
+
+
+# --- 9.11 a pending client as "Pending" (spec example) ----------------------------------------
+
+
+def test_a_pending_client_written_pending_is_synced_as_pending(account, user):
+    _spec(account, mixed_case_pending_client=True)
+    assert "Pending" in {
+        c.get("verificationStatus") for c in account._api_get("clients")["clients"]
+    }
+    link_sandbox(user, account)
+    statuses = {
+        o.client_id: o.verification_status
+        for o in db.session.execute(
+            select(CatalogOrganization).where(CatalogOrganization.kind == CLIENT)
+        ).scalars()
+    }
+    assert "PENDING" in statuses.values() and "Pending" not in statuses.values()
+
+
+# --- 12 the list shows APPROVED and DECLINED orders ------------------------------------------
+
+
+def test_a_list_that_shows_declined_orders(account, user):
+    _spec(account, list_hides_approved_declined=False)
+    cred = link_sandbox(user, account)
+    row = _order(user, cred, queue_for_approval=True)
+    lifecycle.run(user["admin"], Action.DECLINE, [row.id], lifecycle.Choices(reason="no"))
+    account.clear_requests()
+    polling.check_selected(user["operator"], [row.id])
+    db.session.refresh(row)
+    assert row.status == "DECLINED"
+    db.session.execute(Order.__table__.delete())
+    db.session.commit()
+    job = importing.start_import(user["operator"], cred.id, [])
+    db.session.refresh(job)
+    assert job.state == "succeeded", job.error
+    assert jobs.result_of(job)["new"] == 1
