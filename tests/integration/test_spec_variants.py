@@ -197,6 +197,29 @@ def test_renew_sends_no_validate_only_and_renews(account, user, mode):
     assert account.status(old.ca_order_id) == "RENEWED"
 
 
+# --- 9.6 no thumbprint endpoint (spec) --------------------------------------------------------
+
+
+def test_third_party_certificates_without_the_thumbprint_endpoint_say_why(app, sandbox, user):
+    sandbox.seed(certificates=200, seed=21)  # one of them third-party (tracking ID 0)
+    cred = link_sandbox(user, sandbox)
+    _spec(sandbox, thumbprint_endpoint=False)
+    job = importing.start_import(user["operator"], cred.id, ["expired", "revoked"])
+    db.session.refresh(job)
+    assert job.state == "succeeded", job.error
+    result = jobs.result_of(job)
+    third = db.session.execute(select(Order).where(Order.third_party.is_(True))).scalars().all()
+    assert len(third) == 1 and result["failed"] == 1
+    # The orders are imported; the result and each order say why their certificate is missing
+    # (it used to be a bare "1 failed", and a 404 read as a wrong base URL).
+    assert "thumbprint" in job.message and "base URL" not in job.message
+    for row in third:
+        assert row.message.startswith("The certificate could not be fetched: ")
+        assert "look-up of third-party certificates by thumbprint" in row.message
+        assert _count(Certificate, Certificate.order_id == row.id) == 0
+    assert _count(Certificate) == result["certificates"] > 0
+
+
 # --- 9.7 organizational units under `organizations` (spec) ------------------------------------
 
 

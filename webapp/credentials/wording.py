@@ -21,6 +21,7 @@ UNKNOWN_OUTCOME = (
     " The request may have taken effect at Entrust; CertDesk checks before anything is sent again."
 )
 _CERT_PATH = re.compile(r"^/certificates/(\d+)")
+_THUMBPRINT_PATH = re.compile(r"^/certificates/thumbprints/([^/?]+)")
 
 
 def _said(exc: errors.EcsError) -> str:
@@ -123,6 +124,13 @@ def _not_found(exc: errors.NotFoundError, said: str) -> str:
         return (
             f"Entrust does not know the order with tracking ID {m.group(1)}"
             f"{' (' + said + ')' if said else ''}: it may belong to another Entrust account."
+        )
+    if m := _THUMBPRINT_PATH.match(path):
+        return (
+            f"Entrust gave no certificate for the thumbprint {scrub(m.group(1), 64)}"
+            f"{' (' + said + ')' if said else ''}: this Entrust account may not offer the look-up "
+            "of third-party certificates by thumbprint, or no longer holds this one. The order "
+            "is kept without its certificate."
         )
     if path.startswith("/customFields"):
         return "Custom fields are not enabled for this Entrust account."

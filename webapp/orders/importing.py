@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from webapp import housekeeping
 from webapp.audit import service as audit
@@ -88,6 +88,7 @@ def _fresh_state() -> dict:
         "cert_total": None,
         "cert_done": 0,
         "counts": dict.fromkeys(COUNT_NAMES, 0),
+        "problems": [],  # why certificates were not fetched (the first few reasons)
     }
 
 
@@ -498,6 +499,7 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
                 result = fetched[order_id]
                 if isinstance(result, CaError):
                     counts["failed"] += 1
+                    _not_fetched(state, order_id, result)
                 else:
                     good.append((order_id, result))
             stored = records.store_certificates(
@@ -526,6 +528,19 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
         batches.close()
         fetchers.close()
     state["cert_phase"], state["after_id"] = len(records.WITH_CERTIFICATE), 0
+
+
+MAX_PROBLEMS = 3  # the reasons a certificate was not fetched, named in the import's result
+
+
+def _not_fetched(state: dict, order_id: int, exc: CaError) -> None:
+    """Say on the order why its certificate was not fetched, and keep the first few reasons
+    for the import's result (the caller commits)."""
+    message = f"The certificate could not be fetched: {exc}"
+    db.session.execute(update(Order).where(Order.id == order_id).values(message=message[:2000]))
+    problems = state.setdefault("problems", [])
+    if len(problems) < MAX_PROBLEMS and str(exc) not in problems:
+        problems.append(str(exc)[:500])
 
 
 # --- the job -----------------------------------------------------------------------------------
@@ -625,6 +640,8 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
     ctx.save_checkpoint(state)
     result = dict(counts)
     result["message"] = f"Imported the orders of {cred.name}: {_summary(counts)}."
+    if state.get("problems"):
+        result["message"] += " Certificates not fetched: " + " ".join(state["problems"])
     return result
 
 
