@@ -19,7 +19,7 @@ from webapp.credentials import service as credentials
 from webapp.csrs import service as csrs
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.orders import checks, importing, lifecycle, placing, polling, successors
+from webapp.orders import checks, importing, lifecycle, placing, polling, settling, successors
 from webapp.orders.models import Order
 from webapp.settings import service as settings
 
@@ -123,7 +123,28 @@ def test_a_client_certificate_required_for_all_fails_in_words_and_syncs_nothing(
     with pytest.raises(placing.OrderRefused) as err:
         _order(user, cred)
     assert "client certificate" in str(err.value).lower()
+    job = importing.start_import(user["operator"], cred.id, list(importing.DEFAULT_EXCLUSIONS))
+    db.session.refresh(job)
+    assert job.state == "failed" and "client certificate" in job.error.lower()
     assert _count(Order) == 0 and _posts(account, "/certificates") != []
+
+
+def test_a_client_certificate_required_for_all_stops_status_checks_and_actions_in_words(
+    account, user
+):
+    cred = link_sandbox(user, account)
+    row = _order(user, cred)
+    _spec(account, client_cert_required_for_all=True)
+    result = polling.check_selected(user["operator"], [row.id])
+    assert result.counts["failed"] == 1
+    assert "client certificate" in " ".join(result.problems).lower()
+    done = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices())
+    assert done.outcomes[0].result != "done"
+    assert "client certificate" in done.outcomes[0].message.lower()
+    db.session.refresh(row)
+    assert row.status == "ACTIVE"
+    _spec(account, client_cert_required_for_all=False)
+    assert account.status(row.ca_order_id) == "ACTIVE"
 
 
 def credentials_sync(user, cred):
@@ -150,6 +171,23 @@ def test_revoke_under_the_spec_reasons(account, user, others):
     assert account.status(row.ca_order_id) == "REVOKED"
     [revoke] = _posts(account, "/revocations")
     assert revoke["body"]["crlReason"] == reason
+
+
+def test_the_other_reasons_offered_to_an_account_that_refuses_them_fail_in_words(account, user):
+    # The live reading: Admin › Settings says the account accepts every reason, Entrust does not.
+    settings.put(registry.ENTRUST_ALL_REVOCATION_REASONS, True)
+    db.session.commit()
+    cred = link_sandbox(user, account)
+    row = _order(user, cred)
+    result = lifecycle.run(
+        user["admin"], Action.REVOKE, [row.id], lifecycle.Choices(reason="superseded")
+    )
+    outcome = result.outcomes[0]
+    assert outcome.result != "done" and "Entrust refused" in outcome.message, outcome.message
+    assert account.status(row.ca_order_id) == "ACTIVE"
+    db.session.refresh(row)
+    assert row.status == "ACTIVE" and row.phase == "issued"
+    assert len(_posts(account, "/revocations")) == 1  # sent once, never again
 
 
 # --- 9.5 validateOnly on a renewal: ignored or honoured (spec) --------------------------------
@@ -273,6 +311,24 @@ def _in_days(days: int) -> str:
 def test_json_booleans_queue_approve_decline_suspend_resume_reissue(account, user):
     _spec(account, accept_string_booleans=False)
     cred = link_sandbox(user, account)
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    checked = placing.validate(
+        user["operator"],
+        checks.OrderForm(
+            credential_id=cred.id,
+            organization="1:CertDesk Demo Corp",
+            product="STANDARD_SSL",
+            csr_source="certdesk",
+            csr_id=csr.id,
+            requester_name="Ann Admin",
+            requester_email="ann@example.com",
+            custom={"text2": "billing"},
+        ),
+    )
+    assert checked.ok, checked.message
+    [post] = _posts(account, API + "certificates")
+    assert post["body"]["validateOnly"] is True
+    account.clear_requests()
     pending = _order(user, cred, queue_for_approval=True)
     assert pending.status == "PENDING"
     [post] = _posts(account, API + "certificates")
@@ -314,6 +370,24 @@ def test_empty_searches_as_404(account, user):
     db.session.refresh(row)
     assert row.status == "DECLINED" and row.phase == "declined", result.summary()
     assert _list_answers(account) == [404]
+
+
+def test_an_order_whose_answer_was_lost_settles_when_the_search_is_a_404(account, user):
+    _spec(account, empty_search_404=True)
+    cred = link_sandbox(user, account)
+    account.faults([{"kind": "http_502", "method": "POST", "path": API + "certificates"}])
+    row = _order(user, cred)
+    account.clear_faults()
+    assert row.placement == "unknown"
+    later = row.attempted_at + registry.answer_deadline("entrust")
+    assert settling.reconcile_due("scheduler", now=later) == {
+        "found": 0,
+        "not_placed": 1,
+        "unsettled": 0,
+    }
+    assert 404 in _list_answers(account)
+    again = placing.place_again(user["operator"], row)
+    assert again.placement == "placed" and again.phase == "issued"
 
 
 def _list_answers(sandbox) -> list:
