@@ -434,3 +434,84 @@ def test_a_list_that_shows_declined_orders(account, user):
     db.session.refresh(job)
     assert job.state == "succeeded", job.error
     assert jobs.result_of(job)["new"] == 1
+
+
+# --- the pages, under every spec reading at once ----------------------------------------------
+
+ALL_SPEC = {
+    "domain_status_key": "status",
+    "inventory_key": "inventory",
+    "all_ous_key": "organizations",
+    "accept_datetime_expiry": False,
+    "accept_string_booleans": False,
+    "empty_search_404": True,
+    "mixed_case_pending_client": True,
+    "list_hides_approved_declined": False,
+    "thumbprint_endpoint": False,
+    "renew_validate_only": "honour",
+    "accept_spec_only_crl_reasons": True,
+}
+
+
+def test_the_manage_tabs_and_test_login_under_every_spec_reading(account, user, admin_client):
+    _spec(account, **ALL_SPEC)
+    cred = link_sandbox(user, account)
+    domains = admin_client.get("/entrust/manage/domains").get_data(as_text=True)
+    assert "example.com" in domains and "APPROVED" in domains.upper()
+    products = admin_client.get("/entrust/manage/products").get_data(as_text=True)
+    assert "STANDARD_SSL" in products or "Standard SSL" in products
+    orgs = admin_client.get("/entrust/manage/organizations?status=PENDING").get_data(as_text=True)
+    assert "Pending Holdings" in orgs
+    page = admin_client.post(f"/entrust/manage/credentials/{cred.id}/test", follow_redirects=True)
+    assert page.status_code == 200 and "ECS API version" in page.get_data(as_text=True)
+    _spec(account, client_cert_required_for_all=True)
+    page = admin_client.post(f"/entrust/manage/credentials/{cred.id}/test", follow_redirects=True)
+    assert page.status_code == 200
+    assert "Client certificate required" in page.get_data(as_text=True)
+
+
+def test_every_flow_under_every_spec_reading(account, user):
+    _spec(account, **ALL_SPEC)
+    settings.put(registry.ENTRUST_ALL_REVOCATION_REASONS, True)
+    db.session.commit()
+    cred = link_sandbox(user, account)
+    old = _aged(user, cred, account)
+    dated = _order(user, cred, "shop.example.com", expires_on=_in_days(100))
+    pending = _order(user, cred, "mail.example.com", queue_for_approval=True)
+    refused = _order(user, cred, "api.example.com", queue_for_approval=True)
+
+    def run(action, row, **choices):
+        done = lifecycle.run(user["admin"], action, [row.id], lifecycle.Choices(**choices))
+        assert done.outcomes[0].result == "done", done.outcomes[0].message
+
+    run(Action.APPROVE, pending)
+    run(Action.DECLINE, refused, reason="not needed")
+    run(Action.SUSPEND, dated)
+    run(Action.RESUME, dated)
+    new_csr = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
+    db.session.refresh(dated)
+    reissued = successors.reissue(
+        user["operator"], dated, _successor_form(dated, csr_id=new_csr.id)
+    )
+    expires = successors.page(old, "renew").dates[1]
+    renewed = successors.renew(
+        user["operator"], old, _successor_form(old, origin="renew", expires_on=expires)
+    )
+    db.session.refresh(pending)
+    run(Action.REVOKE, pending, reason="superseded")
+    rows = [old, dated, pending, refused, reissued, renewed]
+    polling.check_selected(user["operator"], [r.id for r in rows])
+    for r in rows:
+        db.session.refresh(r)
+    statuses = [r.status for r in rows]
+    assert statuses == ["RENEWED", "REISSUED", "REVOKED", "DECLINED", "ACTIVE", "ACTIVE"]
+    assert [account.status(r.ca_order_id) for r in rows if r is not refused] == [
+        s for s in statuses if s != "DECLINED"
+    ]
+    # Import Existing Orders finds them all again, changed nothing, and failed nothing.
+    job = importing.start_import(user["operator"], cred.id, [])
+    db.session.refresh(job)
+    assert job.state == "succeeded", job.error
+    result = jobs.result_of(job)
+    assert (result["new"], result["updated"], result["failed"]) == (0, 0, 0), job.message
+    assert result["unchanged"] == len(rows)
