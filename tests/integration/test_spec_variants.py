@@ -238,7 +238,9 @@ def test_renew_sends_no_validate_only_and_renews(account, user, mode):
 # --- 9.6 no thumbprint endpoint (spec) --------------------------------------------------------
 
 
-def test_third_party_certificates_without_the_thumbprint_endpoint_say_why(app, sandbox, user):
+def test_third_party_certificates_without_the_thumbprint_endpoint_say_why(
+    app, sandbox, user, operator_client
+):
     sandbox.seed(certificates=200, seed=21)  # one of them third-party (tracking ID 0)
     cred = link_sandbox(user, sandbox)
     _spec(sandbox, thumbprint_endpoint=False)
@@ -255,6 +257,8 @@ def test_third_party_certificates_without_the_thumbprint_endpoint_say_why(app, s
         assert row.message.startswith("The certificate could not be fetched: ")
         assert "look-up of third-party certificates by thumbprint" in row.message
         assert _count(Certificate, Certificate.order_id == row.id) == 0
+        page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+        assert "look-up of third-party certificates by thumbprint" in page
     assert _count(Certificate) == result["certificates"] > 0
 
 
