@@ -126,7 +126,10 @@ def test_a_client_certificate_required_for_all_fails_in_words_and_syncs_nothing(
     job = importing.start_import(user["operator"], cred.id, list(importing.DEFAULT_EXCLUSIONS))
     db.session.refresh(job)
     assert job.state == "failed" and "client certificate" in job.error.lower()
-    assert _count(Order) == 0 and _posts(account, "/certificates") != []
+    assert _count(Order) == 0
+    assert [p["status"] for p in _posts(account, API + "certificates")] == [401]
+    _spec(account, client_cert_required_for_all=False)
+    assert account.orders() == []  # nothing was ordered
 
 
 def test_a_client_certificate_required_for_all_stops_status_checks_and_actions_in_words(
