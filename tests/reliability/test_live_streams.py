@@ -1,6 +1,7 @@
 """Downloads and the job progress fragment through a real `certdesk serve`: every format arrives
 whole, a private-key download opens with its password, and a background job's fragment polls
-itself until the job ends, then says so (HX-Trigger) and stops."""
+itself until the job ends, then says so (HX-Trigger) and stops; and the jobs list, which polls
+while any job runs."""
 
 from __future__ import annotations
 
@@ -107,3 +108,37 @@ def test_a_job_fragment_polls_until_the_job_ends(live_server, sandbox):
     assert 'hx-trigger="load delay:' in running.text  # it polls itself while the job runs
     assert last.headers["HX-Trigger"] == "job-finished"
     assert "hx-trigger" not in last.text and "Succeeded" in last.text  # and stops when it ends
+
+
+def test_the_jobs_list_polls_while_a_job_runs_and_stops_when_none_does(live_server, sandbox):
+    sandbox.seed(certificates=5, seed=5)
+    sandbox.faults([{"kind": "latency", "path": "/enterprise/v2/*", "ms": 300}])
+    http = signed_in(live_server, "admin")
+    resp = http.post(
+        live_server.url + "/entrust/manage/credentials/new",
+        data={
+            "name": "Jobs list",
+            "api_user": sandbox.api_user,
+            "api_key": sandbox.api_key,
+            "base_url": sandbox.base_url,
+        },
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert resp.status_code == 303
+    job_id = int(resp.headers["Location"].rsplit("job=", 1)[1].split("&")[0])
+    page = http.get(f"{live_server.url}/jobs/", timeout=30)
+    assert page.status_code == 200 and f'href="/jobs/{job_id}"' in page.text
+    fragments, deadline = [], time.monotonic() + 120
+    while time.monotonic() < deadline:
+        frag = http.get(f"{live_server.url}/jobs/", headers=HTMX, timeout=30)
+        assert frag.status_code == 200 and "<html" not in frag.text
+        assert frag.text.lstrip().startswith('<div class="table-wrap" id="jobs-list"')
+        fragments.append(frag.text)
+        if 'hx-trigger="every 2s"' not in frag.text:
+            break
+        time.sleep(0.2)
+    sandbox.clear_faults()
+    # The list asks for itself again while the sync runs, and stops once it has ended.
+    assert 'hx-trigger="every 2s"' in fragments[0]
+    assert "hx-trigger" not in fragments[-1] and "Succeeded" in fragments[-1]
