@@ -111,22 +111,11 @@ def _bare_certificates(qs):
 def _bare_catalog(tab, qs):
     def run():
         from webapp.catalog import service
-        from webapp.catalog.models import CatalogDomain, CatalogOrganization
         from webapp.catalog.views import _filter
-        from webapp.paging import page_args, paginate
+        from webapp.paging import page_args
 
         page, per_page = page_args(50)
-        f = _filter()
-        query = {
-            "domains": service.domains_query,
-            "organizations": service.organizations_query,
-            "products": service.products_query,
-        }[tab]
-        paginate(query(f), page, per_page)
-        if tab == "domains":
-            service.statuses(CatalogDomain)
-        elif tab == "organizations":
-            service.statuses(CatalogOrganization)
+        service.tab(tab, _filter(tab), page, per_page)  # the page, its credentials and statuses
 
     return _bare_view(f"/entrust/manage/{tab}?{qs}", run)
 

@@ -5,6 +5,9 @@ chooses as it would at scale."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from flask_migrate import upgrade
 
@@ -97,3 +100,25 @@ def test_expiring_orders_are_read_and_counted_from_one_index(populated):
     assert walks, details
     assert all("INDEX ix_ca_order_phase_expiry (phase=? AND expires_at>? AND" in d for d in walks)
     assert any("COVERING INDEX ix_ca_order_phase_expiry" in d for d in walks), walks
+
+
+def test_the_scaling_benchmark_times_what_the_pages_run(populated):
+    """bench/scaling.py times each page's main query bare (the views' own filter parsing and
+    service calls, no HTTP): every one of them still runs against the views as they are, so a
+    changed signature fails here and not an hour into a benchmark."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "scaling.py"
+    spec = importlib.util.spec_from_file_location("bench_scaling", path)
+    scaling = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = scaling  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(scaling)
+    finally:
+        del sys.modules[spec.name]
+    scenarios = [sc for sc in scaling.scenarios() if "DEEP" not in sc.url]
+    assert {sc.page for sc in scenarios} >= {"certificates", "domains", "orders", "dashboard"}
+    for sc in scenarios:
+        with plans.captured() as seen:
+            sc.bare(populated)
+        assert seen, sc.name
