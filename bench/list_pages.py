@@ -129,17 +129,12 @@ def _certificates(qs):
 
 def _domains(qs):
     def run():
-        from flask import request
-
         from webapp.catalog import service
-        from webapp.catalog.models import CatalogDomain
         from webapp.catalog.views import _filter
-        from webapp.paging import page_args, paginate
+        from webapp.paging import page_args
 
         page, per_page = page_args(50)
-        paginate(service.domains_query(_filter()), page, per_page)
-        if not request.headers.get("HX-Request"):
-            service.statuses(CatalogDomain)
+        service.tab("domains", _filter("domains"), page, per_page)  # as the view calls it
 
     return run
 
