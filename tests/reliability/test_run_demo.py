@@ -81,7 +81,9 @@ def _gone(pid: int) -> bool:
     return state == "Z"
 
 
-def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly(tmp_path):
+def _demo_env(tmp_path):
+    """(port, sandbox port, instance folder, environment) for a `make run` of its own: free
+    ports, an instance under ``tmp_path``, and none of the variables that would change it."""
     port, sandbox_port = free_port(), free_port()
     instance = tmp_path / "instance"
     env = dict(
@@ -93,7 +95,11 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
     )
     for name in ("HOST", "SANDBOX", "SANDBOX_API_KEY"):
         env.pop(name, None)
-    proc = subprocess.Popen(
+    return port, sandbox_port, instance, env
+
+
+def _start(env) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "scripts/run_demo.py"],
         cwd=REPO,
         env=env,
@@ -103,6 +109,11 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
         text=True,
         start_new_session=True,  # a process group of its own, as `make run` has in a terminal
     )
+
+
+def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly(tmp_path):
+    port, sandbox_port, instance, env = _demo_env(tmp_path)
+    proc = _start(env)
     out = Output(proc)
     try:
         out.wait_for(BLOCK_END, proc, timeout=180)
@@ -197,33 +208,10 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
             proc.wait(10)
 
 
-def _start(env) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "scripts/run_demo.py"],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_it(tmp_path):
     """Once the sandbox is a credential, the next `make run` says so and points at the orders;
     it no longer tells to click "Add the sandbox credential", which the page no longer offers."""
-    port, sandbox_port = free_port(), free_port()
-    instance = tmp_path / "instance"
-    env = dict(
-        os.environ,
-        PORT=str(port),
-        SANDBOX_PORT=str(sandbox_port),
-        CERTDESK_INSTANCE=str(instance),
-        PYTHONUNBUFFERED="1",
-    )
-    for name in ("HOST", "SANDBOX", "SANDBOX_API_KEY"):
-        env.pop(name, None)
+    port, sandbox_port, instance, env = _demo_env(tmp_path)
     url = f"http://127.0.0.1:{port}"
     proc = _start(env)
     try:
@@ -261,27 +249,8 @@ def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_
 def test_ctrl_c_during_an_import_pauses_it_and_stops_both_in_time(tmp_path):
     """Ctrl-C while the sandbox's orders come in: CertDesk stops first, its import paused while
     the sandbox still answers, then the sandbox; nothing is killed."""
-    port, sandbox_port = free_port(), free_port()
-    instance = tmp_path / "instance"
-    env = dict(
-        os.environ,
-        PORT=str(port),
-        SANDBOX_PORT=str(sandbox_port),
-        CERTDESK_INSTANCE=str(instance),
-        PYTHONUNBUFFERED="1",
-    )
-    for name in ("HOST", "SANDBOX", "SANDBOX_API_KEY"):
-        env.pop(name, None)
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/run_demo.py"],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    port, sandbox_port, instance, env = _demo_env(tmp_path)
+    proc = _start(env)
     out = Output(proc)
     try:
         out.wait_for(BLOCK_END, proc, timeout=180)
