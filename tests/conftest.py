@@ -335,3 +335,44 @@ def link_sandbox(user, sb, name="Sandbox"):
     )
     assert job is not None and job.state == "succeeded", job.error
     return cred
+
+
+def sandbox_order_form(cred, csr_id: int, **fields):
+    """The Order Certificate form for the sandbox's demo account (as ``link_sandbox`` links it),
+    for a CSR made in CertDesk; ``fields`` add to it or replace its values."""
+    from webapp.orders import checks
+
+    values = {
+        "credential_id": cred.id,
+        "organization": "1:CertDesk Demo Corp",
+        "product": "STANDARD_SSL",
+        "csr_source": "certdesk",
+        "csr_id": csr_id,
+        "requester_name": "Ann Admin",
+        "requester_email": "ann@example.com",
+        "custom": {"text2": "billing"},
+    }
+    return checks.OrderForm(**(values | fields))
+
+
+def successor_form(row, origin: str = "reissue", **fields):
+    """The Reissue or Renew form of ``row`` as CertDesk fills it in; ``fields`` replace values."""
+    from webapp.orders import checks, successors
+
+    values = successors.prefill(row, origin) | fields
+    return checks.OrderForm(
+        csr_source=values["csr_source"],
+        csr_id=values["csr_id"],
+        csr_text=values["csr_text"],
+        key_text=values.get("key_text", ""),
+        new_key_type=values.get("new_key_type", ""),
+        sans=values["sans"],
+        eku=values["eku"],
+        signature_algorithm=values["signature_algorithm"],
+        expires_on=values["expires_on"],
+        requester_name=values["requester_name"],
+        requester_email=values["requester_email"],
+        requester_phone=values["requester_phone"],
+        additional_emails=values["additional_emails"],
+        ct_log=values["ct_log"],
+    )

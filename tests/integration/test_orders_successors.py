@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
-from tests.conftest import link_sandbox
+from tests.conftest import link_sandbox, sandbox_order_form, successor_form
 from webapp.audit.models import AuditEvent
 from webapp.cas import registry
 from webapp.certificates.models import Certificate
@@ -25,7 +25,7 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.keys.models import PrivateKey
-from webapp.orders import checks, placing, settling, successors
+from webapp.orders import placing, settling, successors
 from webapp.orders.checks import OrderInputError
 from webapp.orders.models import Order, OrderEvent
 from webapp.settings import service as settings
@@ -48,42 +48,10 @@ def _csr(user, cn="www.example.com", sans=""):
 
 
 def _order(user, cred, cn="www.example.com") -> Order:
-    csr = _csr(user, cn)
-    form = checks.OrderForm(
-        credential_id=cred.id,
-        organization="1:CertDesk Demo Corp",
-        product="STANDARD_SSL",
-        csr_source="certdesk",
-        csr_id=csr.id,
-        requester_name="Ann Admin",
-        requester_email="ann@example.com",
-        requester_phone="555-0100",
-        custom={"text2": "billing"},
-    )
+    form = sandbox_order_form(cred, _csr(user, cn).id, requester_phone="555-0100")
     row = placing.place(user["operator"], form)
     assert row.status == "ACTIVE"
     return row
-
-
-def _form(row, **kw) -> checks.OrderForm:
-    values = successors.prefill(row, kw.pop("origin", "reissue"))
-    values.update(kw)
-    return checks.OrderForm(
-        csr_source=values["csr_source"],
-        csr_id=values["csr_id"],
-        csr_text=values.get("csr_text", ""),
-        key_text=values.get("key_text", ""),
-        new_key_type=values.get("new_key_type", ""),
-        sans=values["sans"],
-        eku=values["eku"],
-        signature_algorithm=values["signature_algorithm"],
-        expires_on=values["expires_on"],
-        requester_name=values["requester_name"],
-        requester_email=values["requester_email"],
-        requester_phone=values["requester_phone"],
-        additional_emails=values["additional_emails"],
-        ct_log=values["ct_log"],
-    )
 
 
 def _creates(sandbox, kind: str) -> list[dict]:
@@ -111,7 +79,7 @@ def test_reissue_with_a_new_csr_made_in_certdesk(env, user, sandbox):
     new_csr = _csr(user, "www.example.com")
     sandbox.clear_requests()
 
-    new = successors.reissue(user["operator"], old, _form(old, csr_id=new_csr.id))
+    new = successors.reissue(user["operator"], old, successor_form(old, csr_id=new_csr.id))
 
     assert new.placement == "placed" and new.status == "ACTIVE" and new.origin == "reissue"
     assert new.parent_id == old.id and new.ca_order_id != old.ca_order_id
@@ -156,7 +124,9 @@ def test_reissue_with_a_pasted_csr_and_its_key(env, user, sandbox):
         serialization.NoEncryption(),
     ).decode()
     new = successors.reissue(
-        user["operator"], old, _form(old, csr_source="paste", csr_text=csr, key_text=key_pem)
+        user["operator"],
+        old,
+        successor_form(old, csr_source="paste", csr_text=csr, key_text=key_pem),
     )
     [cert] = _certs(new.id)
     assert cert.private_key_id is not None and cert.csr_id == new.csr_id is not None
@@ -164,7 +134,7 @@ def test_reissue_with_a_pasted_csr_and_its_key(env, user, sandbox):
 
 def test_reissue_with_a_key_and_csr_made_for_it(env, user, sandbox):
     old = _order(user, env)
-    new = successors.reissue(user["operator"], old, _form(old, csr_source="new"))
+    new = successors.reissue(user["operator"], old, successor_form(old, csr_source="new"))
     [cert] = _certs(new.id)
     key_row = db.session.get(PrivateKey, cert.private_key_id)
     assert key_row.origin == "generated" and key_row.label == "RSA 2048"  # the default
@@ -178,7 +148,7 @@ def test_the_same_reissue_form_sent_twice_places_one_reissue(env, user, sandbox)
     second sending finds the reissue the first one placed and sends nothing to Entrust."""
     old = _order(user, env)
     form = dataclasses.replace(
-        _form(old, csr_id=_csr(user).id), request_id=placing.new_request_id()
+        successor_form(old, csr_id=_csr(user).id), request_id=placing.new_request_id()
     )
     sandbox.faults([{"kind": "http_503", "method": "GET", "path": f"{BASE}/{old.ca_order_id}"}])
     sandbox.clear_requests()
@@ -209,7 +179,7 @@ def test_certdesk_stopping_before_the_original_is_read_back_leaves_it_to_the_sta
 
     monkeypatch.setattr(lineage, "successor_linked", stop)
     with pytest.raises(RuntimeError):
-        successors.reissue(user["operator"], old, _form(old, csr_id=_csr(user).id))
+        successors.reissue(user["operator"], old, successor_form(old, csr_id=_csr(user).id))
     monkeypatch.undo()
     db.session.rollback()
     db.session.refresh(old)
@@ -227,10 +197,10 @@ def test_a_reissue_needs_a_new_key(env, user, sandbox):
     same_key_csr = db.session.get(Order, old.id).csr_id
     sandbox.clear_requests()
     with pytest.raises(OrderInputError) as err:
-        successors.reissue(user["operator"], old, _form(old, csr_id=same_key_csr))
+        successors.reissue(user["operator"], old, successor_form(old, csr_id=same_key_csr))
     assert err.value.field == "csr_source" and "new key pair" in str(err.value)
     with pytest.raises(OrderInputError):
-        successors.reissue(user["operator"], old, _form(old, csr_source="keep"))
+        successors.reissue(user["operator"], old, successor_form(old, csr_source="keep"))
     assert _creates(sandbox, "reissues") == []
     assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
 
@@ -241,7 +211,7 @@ def test_a_renewal_inside_30_days_is_refused_before_any_call(env, user, sandbox)
     assert "at least 30 days old" in page.problem and "can be renewed from" in page.problem
     sandbox.clear_requests()
     with pytest.raises(OrderInputError) as err:
-        successors.renew(user["operator"], old, _form(old, origin="renew"))
+        successors.renew(user["operator"], old, successor_form(old, origin="renew"))
     assert "at least 30 days old" in str(err.value)
     assert _creates(sandbox, "renewals") == []  # Entrust was not asked
     assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
@@ -265,7 +235,7 @@ def test_renew_after_30_days(env, user, sandbox, new_key):
     if new_key:
         kw.update(csr_source="certdesk", csr_id=_csr(user).id)
     sandbox.clear_requests()
-    new = successors.renew(user["operator"], old, _form(old, **kw))
+    new = successors.renew(user["operator"], old, successor_form(old, **kw))
     assert new.origin == "renew" and new.parent_id == old.id and new.status == "ACTIVE"
     [post] = _creates(sandbox, "renewals")
     assert post["body"]["certExpiryDate"] == expires
@@ -284,7 +254,9 @@ def test_renew_after_30_days(env, user, sandbox, new_key):
 def test_a_renewal_beyond_the_product_limit_is_refused(env, user, sandbox):
     old = _aged_order(user, env, sandbox)
     with pytest.raises(OrderInputError) as err:
-        successors.renew(user["operator"], old, _form(old, origin="renew", expires_on="2999-01-01"))
+        successors.renew(
+            user["operator"], old, successor_form(old, origin="renew", expires_on="2999-01-01")
+        )
     assert err.value.field == "expires_on" and "at most 398 days" in str(err.value)
 
 
@@ -307,7 +279,7 @@ def test_faults_on_the_create_call_never_give_a_duplicate(
     db.session.commit()
     old = _aged_order(user, env, sandbox)
     kind = "reissues" if origin == "reissue" else "renewals"
-    form = _form(old, origin=origin, csr_source="certdesk", csr_id=_csr(user).id)
+    form = successor_form(old, origin=origin, csr_source="certdesk", csr_id=_csr(user).id)
     sandbox.clear_requests()
     sandbox.faults([{"kind": fault, "method": "POST", "path": f"{BASE}/*", "ms": 1500}])
     try:
@@ -347,12 +319,12 @@ def test_a_reissue_not_placed_is_placed_again_as_a_reissue(env, user, sandbox):
     db.session.commit()
     old = _order(user, env)
     sandbox.faults([{"kind": "http_502", "method": "POST", "path": f"{BASE}/*", "count": 1}])
-    lost = successors.reissue(user["operator"], old, _form(old, csr_id=_csr(user).id))
+    lost = successors.reissue(user["operator"], old, successor_form(old, csr_id=_csr(user).id))
     assert lost.placement == "unknown"
     # Meanwhile no second reissue of the same order can be sent.
     sandbox.clear_requests()
     with pytest.raises(OrderInputError) as err:
-        successors.reissue(user["operator"], old, _form(old, csr_id=_csr(user).id))
+        successors.reissue(user["operator"], old, successor_form(old, csr_id=_csr(user).id))
     assert "still checking" in str(err.value)
     assert _creates(sandbox, "reissues") == []
     settling.reconcile_due("scheduler", now=lost.attempted_at + registry.answer_deadline("entrust"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import link_sandbox
+from tests.conftest import link_sandbox, sandbox_order_form, successor_form
 from webapp.cas import registry
 from webapp.cas.base import Action
 from webapp.catalog.models import CLIENT, CatalogDomain, CatalogOrganization, CatalogProduct
@@ -19,7 +19,7 @@ from webapp.credentials import service as credentials
 from webapp.csrs import service as csrs
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.orders import checks, importing, lifecycle, placing, polling, settling, successors
+from webapp.orders import importing, lifecycle, placing, polling, settling, successors
 from webapp.orders.models import Order
 from webapp.settings import service as settings
 
@@ -39,18 +39,7 @@ def _count(model, *where) -> int:
 
 def _order(user, cred, cn="www.example.com", **kw) -> Order:
     csr = csrs.create_csr(user["operator"], "p256", {"CN": cn}, "")
-    form = checks.OrderForm(
-        credential_id=cred.id,
-        organization="1:CertDesk Demo Corp",
-        product="STANDARD_SSL",
-        csr_source="certdesk",
-        csr_id=csr.id,
-        requester_name="Ann Admin",
-        requester_email="ann@example.com",
-        requester_phone="555-0100",
-        custom={"text2": "billing"},
-        **kw,
-    )
+    form = sandbox_order_form(cred, csr.id, requester_phone="555-0100", **kw)
     return placing.place(user["operator"], form)
 
 
@@ -196,24 +185,6 @@ def test_the_other_reasons_offered_to_an_account_that_refuses_them_fail_in_words
 # --- 9.5 validateOnly on a renewal: ignored or honoured (spec) --------------------------------
 
 
-def _successor_form(row, **kw) -> checks.OrderForm:
-    values = successors.prefill(row, kw.pop("origin", "reissue"))
-    values.update(kw)
-    return checks.OrderForm(
-        csr_source=values["csr_source"],
-        csr_id=values["csr_id"],
-        sans=values["sans"],
-        eku=values["eku"],
-        signature_algorithm=values["signature_algorithm"],
-        expires_on=values["expires_on"],
-        requester_name=values["requester_name"],
-        requester_email=values["requester_email"],
-        requester_phone=values["requester_phone"],
-        additional_emails=values["additional_emails"],
-        ct_log=values["ct_log"],
-    )
-
-
 def _aged(user, cred, sandbox, days=40) -> Order:
     sandbox.advance_clock(-days)
     row = _order(user, cred)
@@ -229,7 +200,7 @@ def test_renew_sends_no_validate_only_and_renews(account, user, mode):
     expires = successors.page(old, "renew").dates[1]
     account.clear_requests()
     new = successors.renew(
-        user["operator"], old, _successor_form(old, origin="renew", expires_on=expires)
+        user["operator"], old, successor_form(old, origin="renew", expires_on=expires)
     )
     assert new.status == "ACTIVE" and new.parent_id == old.id
     [post] = _posts(account, "/renewals")
@@ -299,7 +270,7 @@ def test_an_expiry_date_is_sent_as_a_date_for_orders_and_renewals(account, user)
     assert cert.not_after.date().isoformat() == _in_days(200)
     expires = successors.page(old, "renew").dates[1]
     new = successors.renew(
-        user["operator"], old, _successor_form(old, origin="renew", expires_on=expires)
+        user["operator"], old, successor_form(old, origin="renew", expires_on=expires)
     )
     assert new.status == "ACTIVE"
 
@@ -319,19 +290,7 @@ def test_json_booleans_queue_approve_decline_suspend_resume_reissue(account, use
     _spec(account, accept_string_booleans=False)
     cred = link_sandbox(user, account)
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
-    checked = placing.validate(
-        user["operator"],
-        checks.OrderForm(
-            credential_id=cred.id,
-            organization="1:CertDesk Demo Corp",
-            product="STANDARD_SSL",
-            csr_source="certdesk",
-            csr_id=csr.id,
-            requester_name="Ann Admin",
-            requester_email="ann@example.com",
-            custom={"text2": "billing"},
-        ),
-    )
+    checked = placing.validate(user["operator"], sandbox_order_form(cred, csr.id))
     assert checked.ok, checked.message
     [post] = _posts(account, API + "certificates")
     assert post["body"]["validateOnly"] is True
@@ -352,7 +311,7 @@ def test_json_booleans_queue_approve_decline_suspend_resume_reissue(account, use
         assert done.outcomes[0].result == "done", done.outcomes[0].message
     db.session.refresh(pending)
     new_csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
-    new = successors.reissue(user["operator"], pending, _successor_form(pending, csr_id=new_csr.id))
+    new = successors.reissue(user["operator"], pending, successor_form(pending, csr_id=new_csr.id))
     assert new.status == "ACTIVE"
 
 
@@ -497,12 +456,10 @@ def test_every_flow_under_every_spec_reading(account, user):
     run(Action.RESUME, dated)
     new_csr = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
     db.session.refresh(dated)
-    reissued = successors.reissue(
-        user["operator"], dated, _successor_form(dated, csr_id=new_csr.id)
-    )
+    reissued = successors.reissue(user["operator"], dated, successor_form(dated, csr_id=new_csr.id))
     expires = successors.page(old, "renew").dates[1]
     renewed = successors.renew(
-        user["operator"], old, _successor_form(old, origin="renew", expires_on=expires)
+        user["operator"], old, successor_form(old, origin="renew", expires_on=expires)
     )
     db.session.refresh(pending)
     run(Action.REVOKE, pending, reason="superseded")

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from entrust_sandbox.traffic import CARRIED_OUT, FAULT_KINDS
-from tests.conftest import link_sandbox
+from tests.conftest import link_sandbox, successor_form
 from webapp.cas import registry
 from webapp.certificates.models import Certificate
 from webapp.credentials import clients
@@ -57,22 +57,10 @@ def _rule(kind: str, path: str) -> dict:
 
 
 def _successor_form(row: Order, origin: str, csr_id: int | None) -> checks.OrderForm:
-    values = successors.prefill(row, origin)
+    fields = {"csr_id": csr_id, "csr_source": "certdesk"} if csr_id else {"csr_id": None}
     if origin == "renew":
-        values["expires_on"] = successors.page(row, origin).dates[1]
-    return checks.OrderForm(
-        csr_source="certdesk" if csr_id else values["csr_source"],
-        csr_id=csr_id,
-        sans=values["sans"],
-        eku=values["eku"],
-        signature_algorithm=values["signature_algorithm"],
-        expires_on=values["expires_on"],
-        requester_name=values["requester_name"],
-        requester_email=values["requester_email"],
-        requester_phone=values["requester_phone"],
-        additional_emails=values["additional_emails"],
-        ct_log=values["ct_log"],
-    )
+        fields["expires_on"] = successors.page(row, origin).dates[1]
+    return successor_form(row, origin, **fields)
 
 
 def test_five_hundred_submissions_through_faults_never_twice(app, user, sandbox, admin_client):
