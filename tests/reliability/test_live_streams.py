@@ -77,15 +77,16 @@ def test_a_certificate_named_in_another_script_downloads(live_server):
     assert pkcs12.load_pkcs12(bundle.content, b"export-pw-1").cert.certificate == cert
 
 
-def test_a_job_fragment_polls_until_the_job_ends(live_server, sandbox):
-    sandbox.seed(certificates=5, seed=4)
-    # Entrust answers slowly, so the job is seen running first.
+def _slow_sync(live_server, sandbox, name: str, seed: int):
+    """A signed-in session, and the id of the sync job its new credential started: Entrust
+    answers slowly, so the job is seen running first (the caller clears the faults)."""
+    sandbox.seed(certificates=5, seed=seed)
     sandbox.faults([{"kind": "latency", "path": "/enterprise/v2/*", "ms": 300}])
     http = signed_in(live_server, "admin")
     resp = http.post(
         live_server.url + "/entrust/manage/credentials/new",
         data={
-            "name": "Streams",
+            "name": name,
             "api_user": sandbox.api_user,
             "api_key": sandbox.api_key,
             "base_url": sandbox.base_url,
@@ -94,7 +95,11 @@ def test_a_job_fragment_polls_until_the_job_ends(live_server, sandbox):
         timeout=60,
     )
     assert resp.status_code == 303
-    job_id = int(resp.headers["Location"].rsplit("job=", 1)[1].split("&")[0])
+    return http, int(resp.headers["Location"].rsplit("job=", 1)[1].split("&")[0])
+
+
+def test_a_job_fragment_polls_until_the_job_ends(live_server, sandbox):
+    http, job_id = _slow_sync(live_server, sandbox, "Streams", seed=4)
     fragments, deadline = [], time.monotonic() + 120
     while time.monotonic() < deadline:
         frag = http.get(f"{live_server.url}/jobs/{job_id}", headers=HTMX, timeout=30)
@@ -111,22 +116,7 @@ def test_a_job_fragment_polls_until_the_job_ends(live_server, sandbox):
 
 
 def test_the_jobs_list_polls_while_a_job_runs_and_stops_when_none_does(live_server, sandbox):
-    sandbox.seed(certificates=5, seed=5)
-    sandbox.faults([{"kind": "latency", "path": "/enterprise/v2/*", "ms": 300}])
-    http = signed_in(live_server, "admin")
-    resp = http.post(
-        live_server.url + "/entrust/manage/credentials/new",
-        data={
-            "name": "Jobs list",
-            "api_user": sandbox.api_user,
-            "api_key": sandbox.api_key,
-            "base_url": sandbox.base_url,
-        },
-        allow_redirects=False,
-        timeout=60,
-    )
-    assert resp.status_code == 303
-    job_id = int(resp.headers["Location"].rsplit("job=", 1)[1].split("&")[0])
+    http, job_id = _slow_sync(live_server, sandbox, "Jobs list", seed=5)
     page = http.get(f"{live_server.url}/jobs/", timeout=30)
     assert page.status_code == 200 and f'href="/jobs/{job_id}"' in page.text
     fragments, deadline = [], time.monotonic() + 120
