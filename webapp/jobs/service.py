@@ -88,6 +88,16 @@ def register(
     return kind
 
 
+def still_allowed(actor, permission: str) -> bool:
+    """Whether the one who started a job holds ``permission`` now: read afresh from the database,
+    as an administrator may have disabled them or changed their role while the job waited or ran.
+    CertDesk's own work (an actor named by a string, e.g. "scheduler") always is."""
+    if isinstance(actor, str):
+        return True
+    db.session.refresh(actor)
+    return rbac.has_permission(actor, permission)
+
+
 class JobContext:
     def __init__(self, job: Job):
         self.job_id = job.id
@@ -111,11 +121,8 @@ class JobContext:
 
     def stop_unless_allowed(self) -> None:
         """Raise JobError when the person who started the job no longer holds its kind's
-        permission (read afresh: an administrator may have changed it meanwhile)."""
-        if self.permission is None or isinstance(self.actor, str):
-            return
-        db.session.refresh(self.actor)
-        if not rbac.has_permission(self.actor, self.permission):
+        permission (see :func:`still_allowed`)."""
+        if self.permission is not None and not still_allowed(self.actor, self.permission):
             raise JobError(
                 f"Stopped: {self.actor.username} may no longer do this (their account or role "
                 "changed). What was done before is kept."

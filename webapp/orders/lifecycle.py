@@ -639,12 +639,11 @@ def _running_on(action: Action, ids: list[int]):
 JOB_STEP = 100  # orders a job reads at once and does between two reports of its progress
 
 
-def _still_allowed(actor, act: Action, done: int, total: int) -> None:
-    """Raise JobError when the user who started the job may no longer do ``act``: disabled, given
-    another role, or no longer granted it by a setting, while the job waited or ran. Read afresh
-    from the database before each order, so a change an administrator made meanwhile counts."""
-    db.session.refresh(actor)
-    if rbac.has_permission(actor, PERMISSIONS[act]):
+def _stop_unless_allowed(actor, act: Action, done: int, total: int) -> None:
+    """Raise JobError when the user who started the job may no longer do ``act`` (disabled, given
+    another role, or no longer granted it by a setting): checked before each order, so a change
+    an administrator made meanwhile counts from the next one."""
+    if jobs.still_allowed(actor, PERMISSIONS[act]):
         return
     label = availability.LABELS[act]
     audit.record(
@@ -668,12 +667,10 @@ def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", cred
     counts = {"done": 0, "refused": 0, "failed": 0}
     ids = list(order_ids)
     step = JOB_STEP
-    person = not isinstance(ctx.actor, str)  # a person's job acts only while they may
     with _Acting(choices) as acting:
         for i in range(0, len(ids), step):
             for n, row in enumerate(selected(ids[i : i + step])):
-                if person:
-                    _still_allowed(ctx.actor, act, i + n, len(ids))
+                _stop_unless_allowed(ctx.actor, act, i + n, len(ids))
                 for outcome in _execute(ctx.actor, act, [row], choices, acting):
                     counts[outcome.result] += 1
             ctx.progress(min(i + step, len(ids)), len(ids), _summary(counts))
