@@ -257,8 +257,7 @@ def renew_certificate(tracking_id: str):
 def revoke_certificate(tracking_id: str):
     """RevokeCertRequest: 200 with no body."""
     number, request_body = orders.parse_tracking_id(tracking_id), _body()
-    orders.revoke(_sandbox(), number, request_body)
-    reason = request_body.get("crlReason") or "unspecified"
+    reason = orders.revoke(_sandbox(), number, request_body)
     _note("Certificate revoked", f"Tracking ID {number}, reason {reason}")
     return _empty()
 

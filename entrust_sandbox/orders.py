@@ -933,8 +933,9 @@ def renew(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
     return 201, _successor(sandbox, row, body, user, renewal=True)
 
 
-def revoke(sandbox, tracking_id: int, body: dict) -> None:
-    """POST revocations: REVOKED from ACTIVE, READY or SUSPENDED; crlReason policy applies."""
+def revoke(sandbox, tracking_id: int, body: dict) -> str:
+    """POST revocations: REVOKED from ACTIVE, READY or SUSPENDED; crlReason policy applies.
+    Returns the reason taken."""
     row = certificate_row(sandbox.store, tracking_id)
     # null is no reason given, as for every other optional field.
     reason = body.get("crlReason")
@@ -947,6 +948,7 @@ def revoke(sandbox, tracking_id: int, body: dict) -> None:
         raise bad_request("revocationComment must be a string", "revocationComment")
     _check_status(row, REVOKE_FROM, _refuse_revocation)
     _set_status(sandbox.store, row, "REVOKED", REVOKE_FROM, _refuse_revocation)
+    return reason
 
 
 def deactivate(sandbox, tracking_id: int) -> None:
