@@ -17,28 +17,20 @@ def demo_sandbox() -> dict | None:
     return None
 
 
-def linked_credential_name() -> str | None:
-    """The name of a credential (not deleted) that already reaches the demo sandbox, if any."""
+def startup_line() -> str | None:
+    """What `certdesk serve` says about the demo sandbox at start (`make run` reads it to say
+    what to do next): the credential (not deleted) that already reaches it, and otherwise whether
+    the Credentials tab is empty (where "Add the sandbox credential" is offered). None without a
+    demo sandbox."""
     demo = demo_sandbox()
     if demo is None:
         return None
+    creds = service.list_credentials()
     url = demo["url"].rstrip("/")
-    for cred in service.list_credentials():
+    for cred in creds:
         if cred.base_url.rstrip("/") == url and cred.api_user == demo["user"]:
-            return cred.name
-    return None
-
-
-def startup_line() -> str | None:
-    """What `certdesk serve` says about the demo sandbox at start (`make run` reads it to say
-    what to do next): whether a credential reaches it, and otherwise whether the Credentials tab
-    is empty (where "Add the sandbox credential" is offered). None without a demo sandbox."""
-    if demo_sandbox() is None:
-        return None
-    name = linked_credential_name()
-    if name is not None:
-        return f"Demo sandbox: linked as the credential {name}"
-    if service.list_credentials():
+            return f"Demo sandbox: linked as the credential {cred.name}"
+    if creds:
         return "Demo sandbox: not linked; other credentials exist"
     return "Demo sandbox: no credentials yet"
 
