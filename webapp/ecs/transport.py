@@ -38,7 +38,7 @@ def private_pem_files(cert_pem: bytes | str, key_pem: bytes | str | None):
             path = os.path.join(tmpdir, name)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data.encode() if isinstance(data, str) else data)
+                fh.write(_bytes(data))
             paths.append(path)
         yield paths[0], paths[1]
     finally:
