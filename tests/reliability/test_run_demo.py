@@ -208,6 +208,20 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
             proc.wait(10)
 
 
+def _admin_with_the_sandbox(url: str, output: str) -> requests.Session:
+    """A session of the first administrator, made through the setup link in ``output`` (what
+    `make run` printed), who then clicked "Add the sandbox credential"."""
+    link = re.search(r"(http://\S+/setup\?token=\S+)", output).group(1)
+    http = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(link).text).group(1)
+    setup = {"token": link.split("token=")[1], "csrf_token": token, "username": "demo"}
+    setup.update(password="a long enough password", password2="a long enough password")
+    assert http.post(url + "/setup", data=setup, timeout=30).ok
+    http.headers["X-CSRFToken"] = csrf_token(http, url + "/entrust/manage/")
+    assert http.post(url + "/entrust/manage/credentials/sandbox", timeout=30).ok
+    return http
+
+
 def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_it(tmp_path):
     """Once the sandbox is a credential, the next `make run` says so and points at the orders;
     it no longer tells to click "Add the sandbox credential", which the page no longer offers."""
@@ -217,14 +231,7 @@ def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_
     try:
         out = Output(proc)
         out.wait_for(BLOCK_END, proc, timeout=180)
-        link = re.search(r"(http://\S+/setup\?token=\S+)", out.text).group(1)
-        http = requests.Session()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(link).text).group(1)
-        setup = {"token": link.split("token=")[1], "csrf_token": token, "username": "demo"}
-        setup.update(password="a long enough password", password2="a long enough password")
-        assert http.post(url + "/setup", data=setup, timeout=30).ok
-        http.headers["X-CSRFToken"] = csrf_token(http, url + "/entrust/manage/")
-        assert http.post(url + "/entrust/manage/credentials/sandbox", timeout=30).ok
+        _admin_with_the_sandbox(url, out.text)
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
 
@@ -255,14 +262,7 @@ def test_ctrl_c_during_an_import_pauses_it_and_stops_both_in_time(tmp_path):
     try:
         out.wait_for(BLOCK_END, proc, timeout=180)
         url = f"http://127.0.0.1:{port}"
-        link = re.search(r"(http://\S+/setup\?token=\S+)", out.text).group(1)
-        http = requests.Session()
-        token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(link).text).group(1)
-        setup = {"token": link.split("token=")[1], "csrf_token": token, "username": "demo"}
-        setup.update(password="a long enough password", password2="a long enough password")
-        assert http.post(url + "/setup", data=setup, timeout=30).ok
-        http.headers["X-CSRFToken"] = csrf_token(http, url + "/entrust/manage/")
-        assert http.post(url + "/entrust/manage/credentials/sandbox", timeout=30).ok
+        http = _admin_with_the_sandbox(url, out.text)
         started = http.post(url + "/entrust/import", data={"credential_id": 1}, timeout=30)
         assert started.ok, started.text
         out.wait_for("ECS GET /certificates/", proc, timeout=120)  # its certificates come in
