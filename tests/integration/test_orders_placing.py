@@ -226,19 +226,33 @@ def test_entrust_refusals_appear_next_to_the_fields_and_leave_nothing_behind(env
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    form = _form(
-        env, csr_source="paste", csr_text=csr, key_text=key_pem, signature_algorithm="SHA-1"
-    )
+    # The domain was declined at Entrust since the last sync: only Entrust knows.
+    sandbox.set_domain_status("example.com", "DECLINED", client_id=1)
+    form = _form(env, csr_source="paste", csr_text=csr, key_text=key_pem)
     with pytest.raises(placing.OrderRefused) as refused:
         placing.place(user["operator"], form)
-    assert "SHA-1" in refused.value.errors["signature_algorithm"]
+    assert "www.example.com" in refused.value.errors["sans"]
     assert len(_posts(sandbox)) == 1  # it was asked, once
     # Nothing was ordered: no order row, and the key stored for this attempt is gone again.
     assert _count(Order) == 0 and _count(OrderEvent) == 0 and _count(PrivateKey) == 0
     failure = db.session.execute(
         select(AuditEvent).where(AuditEvent.action == "order.place")
     ).scalar_one()
-    assert failure.outcome == "failure" and "SHA-1" in failure.detail
+    assert failure.outcome == "failure" and "www.example.com" in failure.detail
+
+
+def test_sha1_is_refused_before_asking_entrust_except_for_private_ssl(env, user, sandbox):
+    # Entrust signs every product but Private SSL with SHA-2 whatever is asked: CertDesk says so
+    # instead of ordering something other than what the form shows.
+    csr_row = _csr(user, "www.example.com")
+    with pytest.raises(checks.OrderInputError) as refused:
+        placing.place(user["operator"], _form(env, csr_row, signature_algorithm="SHA-1"))
+    assert refused.value.field == "signature_algorithm"
+    assert "PRIVATE_SSL" in str(refused.value) and "SHA-2" in str(refused.value)
+    assert _posts(sandbox) == [] and _count(Order) == 0
+    private = _form(env, csr_row, product="PRIVATE_SSL", signature_algorithm="SHA-1")
+    assert placing.place(user["operator"], private).status == "ACTIVE"
+    assert _posts(sandbox)[0]["body"]["signingAlg"] == "SHA-1"
 
 
 def test_a_standard_ssl_order_for_two_hosts_is_refused_next_to_the_sans(env, user, sandbox):
@@ -259,8 +273,9 @@ def test_validate_asks_entrust_and_places_nothing(env, user, sandbox):
     assert result.ok and "Nothing was ordered" in result.message
     posts = _posts(sandbox)
     assert len(posts) == 1 and posts[0]["body"]["validateOnly"] is True
-    bad = placing.validate(user["operator"], _form(env, csr_row, signature_algorithm="SHA-1"))
-    assert not bad.ok and "signature_algorithm" in bad.errors
+    two_hosts = _csr(user, "www.example.com", "www.example.com mail.example.com")
+    bad = placing.validate(user["operator"], _form(env, two_hosts))  # Entrust refuses it
+    assert not bad.ok and "mail.example.com" in bad.errors["sans"]
     assert _count(Order) == 0
     assert (
         db.session.execute(

@@ -271,7 +271,9 @@ def _post(client, cred, csr_id, **extra):
     return client.post("/entrust/new", data=data)
 
 
-def test_bad_input_shows_next_to_its_field_and_stores_nothing(operator_client, linked, user):
+def test_bad_input_shows_next_to_its_field_and_stores_nothing(
+    operator_client, linked, user, sandbox
+):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
     resp = _post(operator_client, linked, csr.id, sans="www.example.com www.elsewhere.example")
     assert resp.status_code == 422
@@ -297,11 +299,16 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(operator_client, l
         headers=HTMX,
     )
     assert resp.status_code == 422 and 'id="custom_text2-error"' in resp.get_data(as_text=True)
-    # Entrust's own refusal lands next to its field too.
     resp = _post(operator_client, linked, csr.id, signature_algorithm="SHA-1")
-    assert resp.status_code == 422 and 'id="signature_algorithm-error"' in resp.get_data(
-        as_text=True
-    )
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="signature_algorithm-error"' in page
+    assert "PRIVATE_SSL only" in page
+    # Entrust's own refusal lands next to its field too: the domain was declined at Entrust
+    # since the last sync.
+    sandbox.set_domain_status("example.com", "DECLINED", client_id=1)
+    resp = _post(operator_client, linked, csr.id)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="sans-error"' in page and "www.example.com" in page
     assert _count(Order) == 0
 
 

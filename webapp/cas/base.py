@@ -77,6 +77,9 @@ class Capabilities:
     # first is the default.
     ekus: tuple[tuple[str, str], ...] = ()
     signature_algorithms: tuple[tuple[str, str], ...] = ()
+    # Signature algorithms only some products may have: {code: those products}. The CA signs
+    # the others with its default whatever is asked, so CertDesk refuses such a request.
+    signature_algorithm_products: dict[str, frozenset[str]] = field(default_factory=dict)
     # Every status the CA gives orders (its own words), for filters.
     statuses: tuple[str, ...] = ()
 
@@ -86,6 +89,20 @@ class Capabilities:
     def allows(self, action: Action, status: str) -> bool:
         """Whether ``action`` can be tried on an order the CA says is in ``status``."""
         return action in self.actions and status in self.allowed_statuses.get(action, ())
+
+    def signature_algorithm_problem(self, code: str, product: str) -> str | None:
+        """Why an order for ``product`` cannot ask for signature algorithm ``code`` (None: it
+        can)."""
+        if code not in [c for c, _ in self.signature_algorithms]:
+            return "Choose one of the offered signature algorithms."
+        only = self.signature_algorithm_products.get(code)
+        if only is not None and product not in only:
+            default = self.signature_algorithms[0][0]
+            return (
+                f"{code} is for {', '.join(sorted(only))} only; a {product} certificate is "
+                f"signed with {default}."
+            )
+        return None
 
     def max_validity_days(self, product: str) -> int | None:
         """The longest validity a new order for ``product`` may ask for (None: not orderable)."""

@@ -112,6 +112,9 @@ def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
         products=dict(ORDERABLE_PRODUCTS),
         ekus=EKUS,
         signature_algorithms=SIGNATURE_ALGORITHMS,
+        # "any certificates except Private SSL ... will use SHA2, even if the SHA1 algorithm is
+        # specified in the request"
+        signature_algorithm_products={"SHA-1": frozenset({"PRIVATE_SSL"})},
         statuses=tuple(PHASES),
     )
 

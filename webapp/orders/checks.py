@@ -383,11 +383,10 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
     ekus = [code for code, _ in caps.ekus]
     if form.eku and form.eku not in ekus:
         raise OrderInputError("Choose one of the offered extended key usages.", "eku")
-    algs = [code for code, _ in caps.signature_algorithms]
-    if form.signature_algorithm and form.signature_algorithm not in algs:
-        raise OrderInputError(
-            "Choose one of the offered signature algorithms.", "signature_algorithm"
-        )
+    if form.signature_algorithm and (
+        problem := caps.signature_algorithm_problem(form.signature_algorithm, form.product)
+    ):
+        raise OrderInputError(problem, "signature_algorithm")
     if len(form.friendly_name) > 255:
         raise OrderInputError("At most 255 characters.", "friendly_name")
 

@@ -156,12 +156,10 @@ def prepare(actor, row: Order, origin: str, form: OrderForm, today: date | None 
         raise OrderInputError(problem, "form")
     if form.eku and form.eku not in [code for code, _ in caps.ekus]:
         raise OrderInputError("Choose one of the offered extended key usages.", "eku")
-    if form.signature_algorithm and form.signature_algorithm not in [
-        code for code, _ in caps.signature_algorithms
-    ]:
-        raise OrderInputError(
-            "Choose one of the offered signature algorithms.", "signature_algorithm"
-        )
+    if form.signature_algorithm and (
+        problem := caps.signature_algorithm_problem(form.signature_algorithm, row.product)
+    ):
+        raise OrderInputError(problem, "signature_algorithm")
     info, csr_id, key = None, None, None
     if origin == "renew" and form.csr_source == KEEP_KEY:
         names = _names_kept(form, row)
