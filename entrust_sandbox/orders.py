@@ -392,6 +392,41 @@ def _release(conn, pool: str | None) -> None:
         )
 
 
+def _approved_ou(store, client_id: int, name: str) -> bool:
+    return (
+        store.query_one(
+            "SELECT 1 FROM org_units WHERE client_id = ? AND name = ? "
+            "AND verification_status = 'APPROVED'",
+            (client_id, name),
+        )
+        is not None
+    )
+
+
+def _ou(store, client_id: int, body: dict, new_csr, original) -> list[str]:
+    """The certificate's OU (at most one). An ``ou`` given names it, or "" for none, and an
+    unapproved one is refused. Otherwise the default: the OU of the CSR sent with the request
+    (none when that CSR has none), else the original's on a reissue or renewal; a default that
+    is not approved is left out. ``ou: []``, which some clients send on every request, gives
+    nothing, as an absent ``ou`` does."""
+    raw = body.get("ou")
+    ou = _string_list(raw, "ou")
+    if ou is not None and raw != []:
+        if len(ou) > 1:
+            raise bad_request("At most one OU may be given", "ou")
+        if ou and not _approved_ou(store, client_id, ou[0]):
+            raise bad_request("Unapproved OU", "ou")
+        return ou
+    if new_csr is not None:
+        found = new_csr.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        defaults = [str(a.value) for a in found]
+    elif original is not None:
+        defaults = json.loads(original["ou_json"])
+    else:
+        defaults = []
+    return [name for name in defaults if _approved_ou(store, client_id, name)][:1]
+
+
 def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=False) -> Plan:
     """Check an order (new, reissue or renewal) against the account; return the plan or raise.
 
@@ -411,7 +446,8 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
 
     # Key: from the CSR, or (reissue/renew without CSR) the original certificate's key.
     csr = None
-    if body.get("csr") not in (None, ""):
+    csr_given = body.get("csr") not in (None, "")
+    if csr_given:
         csr = _csr(body["csr"])
         public_key = csr.public_key()
     elif original is not None:
@@ -443,19 +479,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         if approved is None:
             raise bad_request(f"The organization '{org}' is not approved", "org")
 
-    ou = _string_list(body.get("ou"), "ou")
-    if ou is None:
-        ou = json.loads(original["ou_json"]) if original is not None else []
-    if len(ou) > 1:
-        raise bad_request("At most one OU may be given", "ou")
-    for name in ou:
-        found = store.query_one(
-            "SELECT 1 FROM org_units WHERE client_id = ? AND name = ? "
-            "AND verification_status = 'APPROVED'",
-            (client_id, name),
-        )
-        if found is None:
-            raise bad_request("Unapproved OU", "ou")
+    ou = _ou(store, client_id, body, csr if csr_given else None, original)
 
     # Names: subjectAltName overrides the CSR's SANs; the CN comes from the CSR.
     sans = _string_list(body.get("subjectAltName"), "subjectAltName")
@@ -514,6 +538,8 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
             _check_standard_names(names)
     else:
         sans = [s for s in sans if "@" in s] if cert_type == "SMIME_ENT" else []
+        if cert_type == "SMIME_ENT" and cert_email is not None and cert_email not in sans:
+            sans.insert(0, cert_email)  # an S/MIME certificate names its mailbox in its SANs
         if not all(s.isascii() for s in sans):
             raise bad_request("An email address must be in ASCII", "subjectAltName")
     if cert_type == "SMIME_ENT" and body.get("upn") not in (None, ""):
@@ -522,10 +548,9 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     signing_alg = body.get("signingAlg") or (original["signing_alg"] if original else "SHA-2")
     if signing_alg not in ("SHA-1", "SHA-2"):
         raise bad_request("signingAlg must be SHA-1 or SHA-2", "signingAlg")
-    if signing_alg == "SHA-1" and cert_type != "PRIVATE_SSL":
-        raise bad_request("SHA-1 is only available for PRIVATE_SSL", "signingAlg")
-    # The request is honoured only where the account lets one choose; this account does not,
-    # so a PRIVATE_SSL SHA-1 request is signed, and answered, as SHA-2.
+    # Every type but PRIVATE_SSL is signed with SHA-2 whatever is asked, and PRIVATE_SSL keeps
+    # SHA-1 only where the account lets one choose; this account does not. So SHA-1 is accepted,
+    # and signed and answered as SHA-2.
     signing_alg = "SHA-2"
 
     eku = None
@@ -567,7 +592,9 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     dn = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]).rfc4514_string()
 
     account = account_fields(store)
-    tracking = clean_tracking(body.get("tracking"), account) if "tracking" in body else None
+    tracking = (
+        clean_tracking(body["tracking"], account) if body.get("tracking") is not None else None
+    )
     if tracking is None:
         tracking = json.loads(original["tracking_json"]) if original is not None else {}
     if original is None:  # a reissue or renewal keeps the original's values

@@ -127,6 +127,15 @@ def test_deactivate(api, active):
     assert_error(api.post(f"certificates/{active}/deactivations"), 400)
 
 
+def test_a_reissue_with_null_tracking_keeps_the_original_tracking(api):
+    tracking = {"requesterName": "Jo Smith", "requesterEmail": "jo@example.com"}
+    original = api.order("www.example.com", tracking=tracking).json()["trackingId"]
+    response = api.post(f"certificates/{original}/reissues", {"tracking": None})
+    assert response.status_code == 201, response.text
+    kept = api.get(f"certificates/{response.json()['trackingId']}").json()["tracking"]
+    assert kept["requesterName"] == "Jo Smith" and kept["requesterEmail"] == "jo@example.com"
+
+
 def test_reissue_keeps_expiry_new_serial(api):
     original = api.order("www.example.com", certExpiryDate="2027-05-05").json()
     response = api.post(f"certificates/{original['trackingId']}/reissues", {})

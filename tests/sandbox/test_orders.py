@@ -242,6 +242,62 @@ def test_ou_rules(api):
     assert api.order("www.example.com", ou=[""]).status_code == 201
 
 
+def _csr_with_ou(common_name: str, ou: str | None) -> str:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if ou is not None:
+        names.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(names))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    )
+    return csr.public_bytes(Encoding.PEM).decode()
+
+
+def _issued_ou(api, response) -> list[str]:
+    """The OU of an issued certificate, as the record and the certificate itself give it."""
+    assert response.status_code == 201, response.text
+    body = response.json()
+    leaf = x509.load_pem_x509_certificate(body["endEntityCert"].encode())
+    in_cert = leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    record = api.get(f"certificates/{body['trackingId']}").json()
+    assert record["ou"] == [a.value for a in in_cert]
+    return record["ou"]
+
+
+def test_the_csr_ou_is_used_unless_the_request_names_one(api):
+    def order(ou_in_csr, **fields):
+        csr = _csr_with_ou("www.example.com", ou_in_csr)
+        return api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr, **fields})
+
+    assert _issued_ou(api, order("IT")) == ["IT"]
+    assert _issued_ou(api, order("IT", ou=[])) == ["IT"]  # as KF sends it: no OU given
+    assert _issued_ou(api, order("Nope")) == []  # an unapproved OU in the CSR is left out
+    assert _issued_ou(api, order("IT", ou=["Marketing"])) == ["Marketing"]
+    assert _issued_ou(api, order("IT", ou="")) == []  # "": leave the CSR's OU out
+    assert_error(order("IT", ou=["Nope"]), 400, "ou")  # a named OU must be approved
+
+
+def test_a_new_csr_brings_its_ou_to_a_reissue_and_a_renewal(api, sb):
+    original = api.order("www.example.com", ou=["IT"]).json()["trackingId"]
+    kept = api.post(f"certificates/{original}/reissues", {})
+    assert _issued_ou(api, kept) == ["IT"]  # no CSR: the original's OU
+    current = kept.json()["trackingId"]
+    plain = _csr_with_ou("www.example.com", None)
+    dropped = api.post(f"certificates/{current}/reissues", {"csr": plain})
+    assert _issued_ou(api, dropped) == []  # a new CSR without an OU: none
+    current = dropped.json()["trackingId"]
+    other = _csr_with_ou("www.example.com", "Marketing")
+    moved = api.post(f"certificates/{current}/reissues", {"csr": other})
+    assert _issued_ou(api, moved) == ["Marketing"]
+    sb.advance_clock(31)
+    renewed = api.post(f"certificates/{moved.json()['trackingId']}/renewals", {"csr": plain})
+    assert _issued_ou(api, renewed) == []
+
+
 def test_code_signing_needs_key_storage_agreement(api):
     assert_error(api.order("CertDesk Demo Corp", "CODE_SIGNING"), 400, "endUserKeyStorageAgreement")
     ok = api.order("CertDesk Demo Corp", "CODE_SIGNING", endUserKeyStorageAgreement=True)
@@ -286,7 +342,7 @@ def test_required_and_unknown_values(api):
     assert_error(api.order("www.example.com", "BANANA_SSL"), 400, "certType")
     assert_error(api.post("certificates", {"certType": "STANDARD_SSL"}), 400, "csr")
     assert_error(api.order("www.example.com", eku="EVERYTHING"), 400, "eku")
-    assert_error(api.order("www.example.com", signingAlg="SHA-1"), 400, "signingAlg")
+    assert_error(api.order("www.example.com", signingAlg="SHA-3"), 400, "signingAlg")
     raw = api.session.post(api.base + "certificates", data="{not json", timeout=10)
     assert_error(raw, 400)
 
@@ -440,6 +496,8 @@ def test_smime_without_csr_returns_pkcs12(api):
     assert key is not None and cert.serial_number == int(response.json()["serialNumber"], 16)
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.RFC822Name) == ["jane.smith@example.com"]
     assert_error(api.post("certificates", {**body, "password": ""}), 400, "csr")
 
 
@@ -494,8 +552,11 @@ def test_smime_upn_domain_must_be_approved_for_the_client(api):
     assert api.order("www.example.com", upn="jane@elsewhere.example").status_code == 201
 
 
-def test_sha1_private_ssl_is_issued_and_answered_as_sha2(api):
-    response = api.order("www.example.com", "PRIVATE_SSL", signingAlg="SHA-1")
+@pytest.mark.parametrize("cert_type", ["PRIVATE_SSL", "STANDARD_SSL"])
+def test_sha1_is_issued_and_answered_as_sha2(api, cert_type):
+    # "any certificates except Private SSL ... will use SHA2, even if the SHA1 algorithm is
+    # specified in the request"; Private SSL keeps SHA-1 only where the account lets one choose.
+    response = api.order("www.example.com", cert_type, signingAlg="SHA-1")
     assert response.status_code == 201, response.text
     body = response.json()
     leaf = x509.load_pem_x509_certificate(body["endEntityCert"].encode())
