@@ -14,7 +14,7 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
-from webapp import badges, columns, errors, logsafe, paths, pki, turns, urls, validation
+from webapp import badges, columns, errors, kdfcost, logsafe, paths, pki, turns, urls, validation
 from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
@@ -93,6 +93,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(importlib.import_module(name).bp)
     errors.init_app(app)
     _init_templates(app)
+    # One budget of password hashing for all the files a request sends (see webapp.kdfcost).
+    app.before_request(kdfcost.start_budget)
+    app.teardown_request(kdfcost.end_budget)
     app.before_request(_check_input)
     app.before_request(_check_session)
     app.after_request(_after_request)

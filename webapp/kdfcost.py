@@ -8,12 +8,14 @@ run (a PKCS#12 file's MAC, each encrypted safe, each encrypted key, also keys in
 safes, which are decrypted here to be inspected) and raise :class:`TooCostly` above the bounds.
 
 Tools ask for 2,048 (OpenSSL) to 600,000 rounds; CertDesk opens files that ask for at most
-``MAX_ROUNDS`` in all, about a second of work. No Flask, no database.
+``MAX_ROUNDS`` in all, about a second of work, and within a request (``start_budget``) at most
+that much for all the files it sends. No Flask, no database.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -173,17 +175,49 @@ def _read(data: bytes, pos: int, end: int, depth: int) -> tuple[Node, int]:
 class _Work:
     def __init__(self):
         self.rounds = 0
+        self.earlier = 0  # rounds of the files checked before this one (a shared budget)
 
     def add(self, rounds: int) -> None:
         if rounds < 0:
             raise Unreadable("negative iteration count")
         self.rounds += rounds
-        if self.rounds > MAX_ROUNDS:
+        if self.rounds <= MAX_ROUNDS:
+            return
+        if self.earlier:
             raise TooCostly(
-                f"The file asks for {self.rounds:,} rounds of password hashing to be opened; "
-                f"CertDesk opens files that ask for at most {MAX_ROUNDS:,} (tools use 2,048 to "
-                "600,000). Export it again with your tool's usual settings."
+                f"Together these files ask for {self.rounds:,} rounds of password hashing to be "
+                f"opened; CertDesk opens at most {MAX_ROUNDS:,} at once. Send fewer of them at "
+                "a time."
             )
+        raise TooCostly(
+            f"The file asks for {self.rounds:,} rounds of password hashing to be opened; "
+            f"CertDesk opens files that ask for at most {MAX_ROUNDS:,} (tools use 2,048 to "
+            "600,000). Export it again with your tool's usual settings."
+        )
+
+
+# The work every file one request sends adds up to, so that fifty files of a second's work each
+# are not fifty seconds of it: the app starts a budget with each request and ends it with the
+# request. Elsewhere (a job, a script) each file has its own.
+_shared: ContextVar[_Work | None] = ContextVar("kdfcost_shared", default=None)
+
+
+def start_budget() -> None:
+    """One budget of ``MAX_ROUNDS`` for every file checked from now on in this context."""
+    _shared.set(_Work())
+
+
+def end_budget(_exc: BaseException | None = None) -> None:
+    """Each file checked from now on in this context has its own budget again."""
+    _shared.set(None)
+
+
+def _work() -> _Work:
+    work = _shared.get()
+    if work is None:
+        return _Work()
+    work.earlier = work.rounds
+    return work
 
 
 def _pbkdf2(params: Node, work: _Work) -> tuple[bytes, int, type]:
@@ -230,7 +264,7 @@ def check_pkcs8(der: bytes) -> None:
     try:
         alg = parse(der).child(0, _SEQUENCE)
         alg.child(0, _OID)
-        algorithm_cost(alg, _Work())
+        algorithm_cost(alg, _work())
     except Unreadable:
         return  # not an encrypted PKCS#8 key CertDesk can read: the key loader refuses it
 
@@ -240,7 +274,7 @@ def check_pkcs12(der: bytes, password: bytes | None) -> None:
     its encrypted safes and every encrypted key, also those inside encrypted safes (opened here
     with ``password`` to be inspected). Raises Unreadable when the structure cannot be read or an
     encrypted safe does not open with the password."""
-    work = _Work()
+    work = _work()
     pfx = parse(der)
     if len(pfx.children) > 2:
         mac = pfx.child(2, _SEQUENCE)

@@ -6,11 +6,14 @@ import io
 import re
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import func, select
 
 from tests.helpers import HTMX
 from tests.unit.certs.factory import MiniPki, der, key_pem, p7b, p12, pem
+from webapp import kdfcost
+from webapp import pki as webapp_pki
 from webapp.audit.models import AuditEvent
 from webapp.certificates import service
 from webapp.certificates.models import Certificate
@@ -409,3 +412,39 @@ def test_an_empty_repository_says_how_certificates_get_there(admin_client, audit
     assert "No certificates yet." in auditor_client.get("/certificates/").get_data(as_text=True)
     filtered = admin_client.get("/certificates/?q=nothing-here").get_data(as_text=True)
     assert "No certificates match these filters." in filtered
+
+
+def _p12_of_rounds(key, cert, chain, password: str, rounds: int) -> bytes:
+    enc = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(rounds)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode())
+    )
+    return pkcs12.serialize_key_and_certificates(b"test", key, cert, chain, enc)
+
+
+def test_the_files_of_one_import_share_one_budget_of_password_hashing(admin_client, monkeypatch):
+    # Each file within the bound, together beyond it: one request does not open fifty files of
+    # a second's work each. Scaled down here: a budget of 100,000 rounds, files of about 60,000
+    # (their MAC, their certificates' and their key's encryption, 20,000 each).
+    monkeypatch.setattr(kdfcost, "MAX_ROUNDS", 100_000)
+    pki = MiniPki()
+    files = []
+    for n in range(2):
+        key, cert = pki.leaf(f"budget{n}.example.com")
+        files.append((f"f{n}.p12", _p12_of_rounds(key, cert, pki.chain, P12_PASSWORD, 20_000)))
+    resp = _upload(admin_client, *files, password=P12_PASSWORD)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422, page
+    assert "f1.p12" in page and "Together these files ask for" in page
+    assert _count(Certificate) == 0 and _count(PrivateKey) == 0
+    # The next request has a budget of its own: each file alone opens.
+    for name, body in files:
+        resp = _upload(admin_client, (name, body), password=P12_PASSWORD)
+        assert resp.status_code == 303, resp.get_data(as_text=True)
+    assert _count(Certificate) == 2 and _count(PrivateKey) == 2
+    # The budget ends with its request: outside one (a job, a script) each file has its own.
+    for _, body in files:
+        assert webapp_pki.read_certificates(body, P12_PASSWORD).key is not None
