@@ -14,6 +14,18 @@
     });
   }
 
+  // An order form's CSR: using a choice's own field (the list of CSRs, the new key's type, the
+  // paste box, the file) chooses it, as a user expects who never clicked the radio button.
+  function chooseCsrSource(ev) {
+    var field = ev.target;
+    var source = field && field.dataset && field.dataset.csrSource;
+    if (!source || !field.form) return;
+    var radio = field.form.querySelector('input[name="csr_source"][value="' + source + '"]');
+    if (radio) radio.checked = true;
+  }
+  document.addEventListener("input", chooseCsrSource);
+  document.addEventListener("change", chooseCsrSource);
+
   // Confirmation before destructive actions: <button data-confirm="...">. With
   // data-confirm-filled="field", only once that field of the form is filled in (while it is
   // empty the server's own message says what is missing, without a question first).

@@ -49,12 +49,14 @@ def _order(page, server, cn: str, *, queue: bool = False, before_ordering=None) 
     allowed = page.locator("#product option[value=STANDARD_SSL]").get_attribute("data-max")
     expect(page.locator("#expires_on")).to_have_attribute("max", allowed)
     assert allowed < longest
-    page.locator("input[name=csr_source][value=certdesk]").check()
+    # Choosing from the list of CSRs chooses that way of giving one, even after another.
+    page.locator("input[name=csr_source][value=paste]").check()
     option = page.locator("select[name=csr_id] option", has_text=f"{cn} ·")
     expect(option).to_contain_text("key held")
     page.get_by_label("CSR made in CertDesk", exact=True).select_option(
         option.get_attribute("value")
     )
+    expect(page.locator("input[name=csr_source][value=certdesk]")).to_be_checked()
     page.get_by_label("Application").fill("e2e")
     page.get_by_label("Certificate Friendly Name").fill(f"{cn} (browser)")
     if queue:

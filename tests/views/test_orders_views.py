@@ -252,6 +252,19 @@ def test_the_order_form_uses_the_guides_labels_and_the_credentials_choices(opera
     assert "<html" not in body and "CertDesk Demo Corp" in body and "Application" in body
 
 
+def test_the_order_form_starts_on_a_way_of_giving_a_csr_that_can_work(
+    operator_client, linked, user
+):
+    def checked(page: str) -> list[str]:
+        return re.findall(r'name="csr_source" value="(\w+)" checked', page)
+
+    # No CSR made in CertDesk yet: a new key pair and CSR, not an empty list.
+    assert checked(operator_client.get("/entrust/new").get_data(as_text=True)) == ["new"]
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert checked(page) == ["certdesk"] and f"CSR #{csr.id}</option>" in page
+
+
 def _post(client, cred, csr_id, **extra):
     data = {
         "credential_id": cred.id,
