@@ -105,6 +105,10 @@ def test_the_status_page_from_the_list_shows_each_order_and_the_buttons(admin_cl
     assert resp.status_code == 200 and "www.example.com" in page and "queue.example.com" in page
     for action in ("approve", "decline", "suspend"):
         assert f'formaction="/entrust/status?action={action}" id="action-{action}"' in page
+    # Suspending makes certificates untrusted, and declining cannot be undone: both ask first.
+    for action in ("decline", "suspend"):
+        button = re.search(f'<button[^>]*id="action-{action}"[^>]*>', page).group(0)
+        assert "data-confirm=" in button, button
     # Resume: no selected order is suspended, so it is disabled with the reason.
     assert 'disabled formaction="/entrust/status?action=resume" id="action-resume"' in page
     assert "None of the selected orders allows it" in page
