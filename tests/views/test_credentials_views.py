@@ -99,6 +99,7 @@ def test_add_credential_starts_a_sync_and_shows_its_progress(admin_client, sandb
     # Never tested by hand, but Entrust took it for the sync: the status says so.
     status = page.split(f'id="cred-{cred.id}-status"')[1].split("</td>")[0]
     assert "Synced" in status and "Not tested" not in status
+    assert "accepted it at the last sync" in status and "Test Login" not in status
     # htmx: the same form answers with HX-Redirect
     resp = admin_client.post(
         "/entrust/manage/credentials/new", data=form(sandbox, name="Second"), headers=HTMX

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -78,9 +79,19 @@ def test_only_who_reads_the_audit_trail_sees_recent_activity(
     assert "Recent activity" not in page and "user.role" not in page
 
 
-def test_empty_dashboard(auditor_client):
+def test_empty_dashboard(auditor_client, operator_client):
     page = auditor_client.get("/")
     assert page.status_code == 200 and "No certificates yet" in page.get_data(as_text=True)
+    assert "/entrust/import" not in page.get_data(as_text=True)  # an auditor only reads
+    # Who may order is led to the ways in: the Entrust account's orders first.
+    empty = re.search(
+        r'<td[^>]*id="no-certificates".*?</td>',
+        operator_client.get("/").get_data(as_text=True),
+        re.S,
+    )
+    cell = empty.group(0)
+    assert 'href="/entrust/import">Import Existing Orders</a>' in cell
+    assert 'href="/entrust/new"' in cell and 'href="/certificates/import"' in cell
 
 
 def test_a_self_signed_ca_certificate_counts_in_tiles_chart_and_most_urgent(
