@@ -96,12 +96,13 @@ def test_many_orders_are_suspended_then_revoked_in_the_background(instance, sand
         sandbox.clear_requests()
         resp = http.post(
             server.url + "/entrust/status?action=suspend",
-            data={"order": ids},
+            # Sent from the list as filtered: the job's card shows on that list.
+            data={"order": ids, "next": "/entrust/?sort=cn&page=2"},
             allow_redirects=False,
             timeout=60,
         )
         assert resp.status_code == 303, resp.text
-        m = re.search(r"/entrust/\?job=(\d+)$", resp.headers["Location"])
+        m = re.search(r"/entrust/\?sort=cn&job=(\d+)$", resp.headers["Location"])
         assert m, resp.headers["Location"]
         page = http.get(server.url + resp.headers["Location"], timeout=60).text
         assert 'id="order-job"' in page and "Suspend" in page  # the list shows the job

@@ -289,6 +289,29 @@ def test_revoke_asks_a_reason_then_names_the_certificate_and_says_it_cannot_be_u
     assert operator_client.get(f"/entrust/{row.id}/revoke").status_code == 403
 
 
+def test_revoke_and_status_pages_lead_back_where_they_were_opened(admin_client, orders):
+    row = orders["active"]
+    back = f'<a href="/entrust/{row.id}">&larr; Back to the order</a>'
+    for what in ("revoke", "status"):
+        page = _text(admin_client.get(f"/entrust/{row.id}/{what}"))
+        assert back in page and f'name="next" value="/entrust/{row.id}"' in page
+    # The confirmation carries it on: Cancel returns to the order.
+    confirm = {"order": row.id, "step": "confirm", "reason": "unspecified"}
+    page = _text(
+        admin_client.post("/entrust/revoke", data={**confirm, "next": f"/entrust/{row.id}"})
+    )
+    assert f'href="/entrust/{row.id}">Cancel</a>' in page
+    # From the list, filtered: back to that list, never to another site.
+    listed = "/entrust/?status=ACTIVE&amp;sort=cn"
+    page = _text(
+        admin_client.post("/entrust/revoke", data={**confirm, "next": listed.replace("&amp;", "&")})
+    )
+    assert f'<a href="{listed}">&larr; SSL › Entrust</a>' in page
+    assert f'href="{listed}">Cancel</a>' in page
+    page = _text(admin_client.post("/entrust/revoke", data={**confirm, "next": "//evil.example"}))
+    assert "evil.example" not in page and 'href="/entrust/">Cancel</a>' in page
+
+
 def test_more_revocation_reasons_when_the_account_accepts_them(admin_client, orders):
     from webapp.cas import registry
 

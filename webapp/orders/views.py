@@ -6,7 +6,7 @@ Delete."""
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, abort, flash, request, url_for
 from flask_login import current_user
@@ -76,6 +76,26 @@ def _filter() -> queries.OrderFilter:
 def _back(default: str) -> str:
     """Where to return after an action: a path inside CertDesk, or ``default``."""
     return urls.local_path(request.form.get("next"), default)
+
+
+def _back_from(order_id: int | None) -> str:
+    """Where an action's page leads back to: where it was opened from (the list with its
+    filters, an order's page), else the order it was opened for, else the list."""
+    return _back(
+        url_for("orders.detail", order_id=order_id) if order_id else url_for("orders.index")
+    )
+
+
+def _showing_job(back: str, job_id: int) -> str:
+    """The orders list showing a bulk job's card: with the filters of ``back`` when that is the
+    list, so the orders the job works on stay in view."""
+    index = url_for("orders.index")
+    path, _, query = back.partition("?")
+    if path != index:
+        return url_for("orders.index", job=job_id)
+    dropped = ("job", "page", "after", "before")
+    kept = [(k, v) for k, v in parse_qsl(query) if k not in dropped]
+    return f"{index}?{urlencode([*kept, ('job', job_id)])}"
 
 
 @bp.get("/")
@@ -296,7 +316,7 @@ def check():
         flash(str(exc), "error")
         return htmx.redirect(back)
     if result.job is not None:
-        return htmx.redirect(url_for("orders.index", job=result.job.id))
+        return htmx.redirect(_showing_job(back, result.job.id))
     flash("Check Order Status: " + result.summary(), "error" if result.problems else "success")
     for problem in result.problems[:3]:
         flash(problem, "error")
@@ -432,6 +452,7 @@ def update_status(order_id: int | None = None):
         return _nothing_selected("Update Certificate Status")
     errors: dict[str, str] = {}
     result = None
+    back = _back_from(order_id)
     choices = _choices() if posted else lifecycle.Choices()
     name = request.args.get("action", "")[:20] if posted else ""
     if name:
@@ -444,11 +465,12 @@ def update_status(order_id: int | None = None):
             errors = exc.as_errors()
         else:
             if result.job is not None:
-                return htmx.redirect(url_for("orders.index", job=result.job.id))
+                return htmx.redirect(_showing_job(back, result.job.id))
     sel = lifecycle.selection(ids, lifecycle.STATUS_ACTIONS)
     body = htmx.render(
         "orders/status.html",
         block="results",
+        back=back,
         sel=sel,
         choices=choices,
         errors=errors,
@@ -589,6 +611,7 @@ def revoke(order_id: int | None = None):
     if posted and not ids:
         return _nothing_selected("Revoke Certificate")
     step = request.form.get("step", "")[:20] if posted else ""
+    back = _back_from(order_id)
     choices = _choices() if posted else lifecycle.Choices()
     errors: dict[str, str] = {}
     result, confirming = None, False
@@ -601,10 +624,11 @@ def revoke(order_id: int | None = None):
     except InputError as exc:
         errors = exc.as_errors()
     if result is not None and result.job is not None:
-        return htmx.redirect(url_for("orders.index", job=result.job.id))
+        return htmx.redirect(_showing_job(back, result.job.id))
     sel = lifecycle.selection(ids, (lifecycle.ACTIONS["revoke"],))
     body = htmx.render(
         "orders/revoke.html",
+        back=back,
         sel=sel,
         choices=choices,
         errors=errors,
