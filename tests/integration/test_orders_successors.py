@@ -201,8 +201,16 @@ def test_a_reissue_needs_a_new_key(env, user, sandbox):
     assert err.value.field == "csr_source" and "new key pair" in str(err.value)
     with pytest.raises(OrderInputError):
         successors.reissue(user["operator"], old, successor_form(old, csr_source="keep"))
+    # Nor the key another certificate holds: two certificates would share a key pair.
+    other = _order(user, env, "shop.example.com")
+    other_key_csr = db.session.get(Order, other.id).csr_id
+    with pytest.raises(OrderInputError) as err:
+        successors.reissue(user["operator"], old, successor_form(old, csr_id=other_key_csr))
+    assert err.value.field == "csr_source" and "another certificate (shop.example.com" in str(
+        err.value
+    )
     assert _creates(sandbox, "reissues") == []
-    assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
+    assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 2
 
 
 def test_a_renewal_inside_30_days_is_refused_before_any_call(env, user, sandbox):

@@ -421,10 +421,14 @@ def test_revoke_through_the_pages_then_the_offer_to_delete_the_certificate(
 def test_reissue_through_the_form_reminds_to_deploy(operator_client, linked, user):
     row = _place(user, linked, "shop.example.com")
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
-    # The original's own CSR (its key is the one being replaced) is not offered.
-    offered = _text(operator_client.get(f"/entrust/{row.id}/reissue"))
-    assert f'<option value="{csr.id}"' in offered
-    assert f'<option value="{row.csr_id}"' not in offered
+    other = _place(user, linked, "api.example.com")
+    # The original's own CSR (its key is the one being replaced) is not offered, nor that of
+    # another certificate; for a renewal neither.
+    for what in ("reissue", "renew"):
+        offered = _text(operator_client.get(f"/entrust/{row.id}/{what}"))
+        assert f'<option value="{csr.id}"' in offered
+        assert f'<option value="{row.csr_id}"' not in offered
+        assert f'<option value="{other.csr_id}"' not in offered
     form = {
         "csr_source": "certdesk",
         "csr_id": csr.id,

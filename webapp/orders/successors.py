@@ -56,8 +56,10 @@ def page(row: Order, origin: str) -> SuccessorPage:
     action = ACTIONS[origin]
     old = certificates.for_order(row.id)
     old_names = list(old[0].san_list) if old and old[0].san_list else row.san_list
-    # A reissue is for a new key pair: the CSRs of the key being replaced are not offered.
-    same_key = {c.public_key_id for c in old} if origin == "reissue" else set()
+    # A new certificate for a new key pair: the CSRs of keys certificates hold already (the one
+    # being replaced, or another one) are not offered.
+    recent = csrs.recent(100)
+    in_use = certificates.holding_keys(c.public_key_id for c in recent)
     today = utcnow().date()
     max_days = caps.max_validity_days(row.product)
     longest = max_days or 0
@@ -67,7 +69,7 @@ def page(row: Order, origin: str) -> SuccessorPage:
         problem=availability.why_not(row, action, caps),
         revokes_original=origin == "reissue" and caps.reissue_revokes_original,
         old_names=old_names,
-        csrs=[c for c in csrs.recent(100) if c.public_key_id not in same_key],
+        csrs=[c for c in recent if c.public_key_id not in in_use],
         ekus=caps.ekus,
         signature_algorithms=caps.signature_algorithms,
         max_days=max_days,
@@ -174,6 +176,13 @@ def prepare(actor, row: Order, origin: str, form: OrderForm, today: date | None 
             raise OrderInputError(
                 "This CSR has the key of the certificate being reissued. A reissue is for a new "
                 "key pair: make a new CSR.",
+                "csr_source",
+            )
+        holder = certificates.holding_keys([info.public_key_id]).get(info.public_key_id)
+        if holder is not None:
+            raise OrderInputError(
+                f"This CSR has the key of another certificate ({holder.common_name or 'no CN'}, "
+                f"serial {holder.serial_hex}). A reissue is for a new key pair: make a new CSR.",
                 "csr_source",
             )
     domains = [d.name for d in catalog.usable_domains(row.credential_id)]
