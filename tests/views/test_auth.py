@@ -83,6 +83,24 @@ def test_an_attacker_slows_themselves_not_the_victim(app):
         assert _try(app, "admin", PASSWORD, VICTIM).status_code == 302
 
 
+def test_refused_sign_ins_are_noted_in_the_audit_trail_once_a_minute_per_address(app, monkeypatch):
+    free = app.config["LOGIN_FREE_FAILURES"]
+    for _ in range(free):
+        _try(app, "operator", "guess guess guess", ATTACKER)
+    for _ in range(4):  # refused by the throttle, the right password among them
+        assert "Too many failed" in _try(app, "operator", PASSWORD, ATTACKER).get_data(True)
+    events = db.session.execute(
+        db.select(AuditEvent).where(AuditEvent.action == "auth.login_throttled")
+    ).scalars()
+    noted = [(e.object_id, e.address, e.outcome) for e in events]
+    assert noted == [("operator", ATTACKER["REMOTE_ADDR"], "refused")]
+    assert _actions().count("auth.login_failed") == free
+    # Once the minute is over, the next refused try is noted again.
+    monkeypatch.setattr(auth, "THROTTLED_NOTE_EVERY", timedelta(0))
+    _try(app, "operator", PASSWORD, ATTACKER)
+    assert _actions().count("auth.login_throttled") == 2
+
+
 def test_each_failure_past_the_free_ones_doubles_the_wait(app):
     free = app.config["LOGIN_FREE_FAILURES"]
     for _ in range(free):

@@ -323,6 +323,39 @@ def _throttled_after_check(name: str, address: str, ok: bool, *, keep_success=Tr
     return wait
 
 
+# Sign-ins the throttles refused are not recorded one by one (a flood of guesses would be a
+# flood of rows); the audit trail notes them at most once a minute per address (in this worker).
+THROTTLED_NOTE_EVERY = timedelta(minutes=1)
+
+
+def _note_throttled(name: str, address: str, wait: timedelta) -> None:
+    """Audit that a sign-in from ``address`` was refused by the throttles, unless one was noted
+    for that address within ``THROTTLED_NOTE_EVERY``."""
+    noted: dict[str, datetime] = current_app.extensions.setdefault("sign_ins_throttled", {})
+    now = utcnow()
+    last = noted.get(address)
+    if last is not None and now - last < THROTTLED_NOTE_EVERY:
+        return
+    if len(noted) >= 10_000:  # many addresses: forget those noted long enough ago
+        for key, at in list(noted.items()):
+            if now - at >= THROTTLED_NOTE_EVERY:
+                noted.pop(key, None)
+    noted[address] = now
+    audit.record(
+        "auth.login_throttled",
+        object_type="user",
+        object_id=name,
+        outcome="refused",
+        actor=name or "-",
+        detail={
+            "address": address,
+            "wait_seconds": int(wait.total_seconds() + 0.999),
+            "noted": "at most once a minute per address; later refused tries are not recorded",
+        },
+    )
+    db.session.commit()
+
+
 def _in_words(wait: timedelta) -> str:
     seconds = int(wait.total_seconds() + 0.999)
     if seconds < 120:
@@ -366,6 +399,7 @@ def authenticate(
         ok = user is not None and matches and user.active
         wait = _throttled_after_check(name, address, ok)
     if wait:
+        _note_throttled(name, address, wait)
         raise LoginRefused(
             f"Too many failed sign-in attempts from your address. Wait {_in_words(wait)} and "
             "try again."
