@@ -341,23 +341,37 @@ def _note_throttled(name: str, address: str, wait: timedelta) -> None:
             if now - at >= THROTTLED_NOTE_EVERY:
                 noted.pop(key, None)
     noted[address] = now
-    audit.record(
+    _record_refusal(
         "auth.login_throttled",
-        object_type="user",
-        object_id=name,
-        outcome="refused",
-        actor=name or "-",
-        detail={
+        name,
+        "refused",
+        {
             "address": address,
-            "wait_seconds": int(wait.total_seconds() + 0.999),
+            "wait_seconds": _whole_seconds(wait),
             "noted": "at most once a minute per address; later refused tries are not recorded",
         },
+    )
+
+
+def _record_refusal(action: str, name: str, outcome: str, detail: dict) -> None:
+    """Audit a refused sign-in as ``name`` (which may be no user's), in its own transaction."""
+    audit.record(
+        action,
+        object_type="user",
+        object_id=name,
+        outcome=outcome,
+        actor=name or "-",
+        detail=detail,
     )
     db.session.commit()
 
 
+def _whole_seconds(wait: timedelta) -> int:
+    return int(wait.total_seconds() + 0.999)
+
+
 def _in_words(wait: timedelta) -> str:
-    seconds = int(wait.total_seconds() + 0.999)
+    seconds = _whole_seconds(wait)
     if seconds < 120:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
     return f"{-(-seconds // 60)} minutes"
@@ -405,15 +419,8 @@ def authenticate(
             "try again."
         )
     if not ok:
-        audit.record(
-            "auth.login_failed",
-            object_type="user",
-            object_id=name,
-            outcome="failure",
-            actor=name or "-",
-            detail={"reason": "disabled" if user and not user.active else "bad credentials"},
-        )
-        db.session.commit()
+        reason = "disabled" if user and not user.active else "bad credentials"
+        _record_refusal("auth.login_failed", name, "failure", {"reason": reason})
         raise LoginRefused("Wrong user name or password.")
     user.last_login_at = utcnow()
     token = _new_session(user, address, user_agent)
