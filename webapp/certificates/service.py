@@ -463,19 +463,15 @@ def for_order(order_id: int) -> list[Certificate]:
 
 
 def holding_keys(public_key_ids) -> dict[str, Certificate]:
-    """Of ``public_key_ids``, those a certificate in the repository holds: each with the newest
-    such certificate."""
-    ids = list(set(public_key_ids))
-    found: dict[str, Certificate] = {}
-    for start in range(0, len(ids), 500):
-        rows = db.session.execute(
-            select(Certificate)
-            .options(defer(Certificate.pem), defer(Certificate.chain_pem))
-            .where(Certificate.public_key_id.in_(ids[start : start + 500]))
-            .order_by(Certificate.id)
-        ).scalars()
-        found.update((cert.public_key_id, cert) for cert in rows)
-    return found
+    """Of ``public_key_ids`` (a form's few), those a certificate in the repository holds: each
+    with the newest such certificate."""
+    rows = db.session.execute(
+        select(Certificate)
+        .options(defer(Certificate.pem), defer(Certificate.chain_pem))
+        .where(Certificate.public_key_id.in_(set(public_key_ids)))
+        .order_by(Certificate.id)
+    ).scalars()
+    return {cert.public_key_id: cert for cert in rows}
 
 
 def for_orders(order_ids) -> dict[int, list[Certificate]]:

@@ -170,21 +170,17 @@ def prepare(actor, row: Order, origin: str, form: OrderForm, today: date | None 
             raise OrderInputError("A reissue is for a new key pair: give a new CSR.", "csr_source")
         info, csr_id, key = checks._csr(form)
         names = checks._names(form, info)
-    if origin == "reissue":
-        old_keys = {c.public_key_id for c in certificates.for_order(row.id)}
-        if info.public_key_id in old_keys:
-            raise OrderInputError(
-                "This CSR has the key of the certificate being reissued. A reissue is for a new "
-                "key pair: make a new CSR.",
-                "csr_source",
-            )
-        holder = certificates.holding_keys([info.public_key_id]).get(info.public_key_id)
-        if holder is not None:
-            raise OrderInputError(
-                f"This CSR has the key of another certificate ({holder.common_name or 'no CN'}, "
-                f"serial {holder.serial_hex}). A reissue is for a new key pair: make a new CSR.",
-                "csr_source",
-            )
+    # A reissue is for a key no certificate holds: neither the one replaced nor another one.
+    key_id = info.public_key_id if origin == "reissue" else None
+    if key_id and (holder := certificates.holding_keys([key_id]).get(key_id)) is not None:
+        whose = "the certificate being reissued"
+        if holder.order_id != row.id:
+            cn = holder.common_name or "no CN"
+            whose = f"another certificate ({cn}, serial {holder.serial_hex})"
+        raise OrderInputError(
+            f"This CSR has the key of {whose}. A reissue is for a new key pair: make a new CSR.",
+            "csr_source",
+        )
     domains = [d.name for d in catalog.usable_domains(row.credential_id)]
     if domains:  # an account CertDesk has synced: its usable domains are known
         uncovered = [n for n in names if checks._covering(n, domains) is None]
