@@ -6,7 +6,6 @@ import io
 import re
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import func, select
 
@@ -414,17 +413,6 @@ def test_an_empty_repository_says_how_certificates_get_there(admin_client, audit
     assert "No certificates match these filters." in filtered
 
 
-def _p12_of_rounds(key, cert, chain, password: str, rounds: int) -> bytes:
-    enc = (
-        serialization.PrivateFormat.PKCS12.encryption_builder()
-        .kdf_rounds(rounds)
-        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-        .hmac_hash(hashes.SHA256())
-        .build(password.encode())
-    )
-    return pkcs12.serialize_key_and_certificates(b"test", key, cert, chain, enc)
-
-
 def test_the_files_of_one_import_share_one_budget_of_password_hashing(admin_client, monkeypatch):
     # Each file within the bound, together beyond it: one request does not open fifty files of
     # a second's work each. Scaled down here: a budget of 100,000 rounds, files of about 60,000
@@ -434,7 +422,7 @@ def test_the_files_of_one_import_share_one_budget_of_password_hashing(admin_clie
     files = []
     for n in range(2):
         key, cert = pki.leaf(f"budget{n}.example.com")
-        files.append((f"f{n}.p12", _p12_of_rounds(key, cert, pki.chain, P12_PASSWORD, 20_000)))
+        files.append((f"f{n}.p12", p12(key, cert, pki.chain, P12_PASSWORD, rounds=20_000)))
     resp = _upload(admin_client, *files, password=P12_PASSWORD)
     page = resp.get_data(as_text=True)
     assert resp.status_code == 422, page

@@ -121,10 +121,19 @@ def p7b(certs, encoding=serialization.Encoding.DER) -> bytes:
     return pkcs7.serialize_certificates(certs, encoding)
 
 
-def p12(key, cert, chain, password: str | None) -> bytes:
-    enc = (
-        serialization.BestAvailableEncryption(password.encode())
-        if password
-        else serialization.NoEncryption()
-    )
+def p12(key, cert, chain, password: str | None, rounds: int | None = None) -> bytes:
+    """A PKCS#12 file; with ``rounds``, AES and PBKDF2-SHA256 of that many rounds throughout
+    (its MAC, its certificates' and its key's encryption)."""
+    if password and rounds:
+        enc = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(rounds)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(password.encode())
+        )
+    elif password:
+        enc = serialization.BestAvailableEncryption(password.encode())
+    else:
+        enc = serialization.NoEncryption()
     return pkcs12.serialize_key_and_certificates(b"test", key, cert, chain, enc)
