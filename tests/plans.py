@@ -180,6 +180,29 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("domain statuses", lambda: catalog.statuses(CatalogDomain)),
     ("organization statuses", lambda: catalog.statuses(CatalogOrganization)),
     ("audit actions", audit.actions),
+    # The order form's organizations and domains, listed, searched and checked
+    ("order form organizations", lambda: catalog.approved_organizations(1, limit=501)),
+    (
+        "order form organization search",
+        lambda: catalog.approved_organizations(1, starting="org 0012", limit=50),
+    ),
+    (
+        "order form organization",
+        lambda: catalog.approved_organization(1, 13, "Org 001201 Holdings"),
+    ),
+    ("order form primary client", lambda: catalog.primary_client_name(1)),
+    ("order form domains", lambda: catalog.usable_domains(1, limit=501)),
+    ("order form domain search", lambda: catalog.usable_domains(1, matching=FEW, limit=50)),
+    (
+        "order form domain search by end",
+        lambda: catalog.usable_domains(1, matching="zone5.example5.com", limit=50),
+    ),
+    (
+        "order form names' domains",
+        lambda: catalog.covering_domains(
+            1, ["www.host1201.zone37.example5.com", "*.example1.com"], 13
+        ),
+    ),
 ]
 
 

@@ -26,6 +26,14 @@
   document.addEventListener("input", chooseCsrSource);
   document.addEventListener("change", chooseCsrSource);
 
+  // A list's search (data-finder): Enter lists the matches, as typing does, rather than sending
+  // the form it sits in.
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key !== "Enter" || !ev.target.matches || !ev.target.matches("input[data-finder]")) return;
+    ev.preventDefault();
+    if (window.htmx) window.htmx.trigger(ev.target, "search");
+  });
+
   // Confirmation before destructive actions: <button data-confirm="...">. With
   // data-confirm-filled="field", only once that field of the form is filled in (while it is
   // empty the server's own message says what is missing, without a question first).

@@ -195,3 +195,73 @@ def test_order_certificate_clicked_again_is_sent_once(page, live_server, sandbox
     assert len(sent) == 1, [r["fault"] for r in sent]
     page.goto(live_server.url + "/entrust/")
     expect(page.locator("#orders-table tbody tr[data-order]")).to_have_count(1)
+
+
+def _add_catalog_rows(server, n: int) -> None:
+    """``n`` more approved organizations and usable domains for the linked credential, written
+    into the served database as a sync of a large account would."""
+    from tests.conftest import make_app
+    from webapp.catalog.models import CatalogDomain, CatalogOrganization
+    from webapp.dbtypes import utcnow
+    from webapp.extensions import db
+
+    app = make_app(server.instance, server.database)
+    now = utcnow()
+    with app.app_context():
+        for i in range(n):
+            db.session.add(
+                CatalogOrganization(
+                    credential_id=1,
+                    kind="organization",
+                    client_id=1,
+                    client_name="CertDesk Demo Corp",
+                    name=f"Bulk Org {i:04d} Ltd",
+                    verification_status="APPROVED",
+                    first_seen_at=now,
+                    updated_at=now,
+                )
+            )
+            name = f"bulk{i:04d}.example.net"
+            db.session.add(
+                CatalogDomain(
+                    credential_id=1,
+                    client_id=1,
+                    name=name,
+                    name_reversed=name[::-1],
+                    verification_status="APPROVED",
+                    first_seen_at=now,
+                    updated_at=now,
+                )
+            )
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_an_account_with_many_choices_finds_them_as_you_type(page, live_server, sandbox):
+    """More organizations and domains than the form lists: typing lists the matches, Enter in
+    the search does the same rather than sending the form, and a match can be chosen."""
+    sandbox.seed(certificates=0, seed=7)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    _add_catalog_rows(live_server, 600)
+    page.goto(live_server.url + "/entrust/new")
+    organizations = page.locator("#organization option")
+    expect(organizations).to_have_count(51)  # "Choose ...", then the first 50
+    page.get_by_label("Find by the start of its name").fill("BULK ORG 0421")
+    expect(organizations).to_have_count(2)
+    expect(organizations.nth(1)).to_have_text("Bulk Org 0421 Ltd (CertDesk Demo Corp)")
+    page.get_by_label("Organization", exact=True).select_option("1:Bulk Org 0421 Ltd")
+
+    domains = page.locator("#domain option")
+    finder = page.get_by_label("Find by how it starts or ends (example.com)")
+    finder.fill("bulk042")
+    expect(domains).to_have_count(11)  # "Any usable domain ...", then bulk0420 to bulk0429
+    page.get_by_label("Product").select_option("STANDARD_SSL")  # the form could be sent now
+    page.evaluate("window.stillHere = true")  # a page loaded anew would not have it
+    finder.fill("0427.example.net")
+    finder.press("Enter")
+    expect(domains).to_have_count(2)
+    assert page.evaluate("window.stillHere === true")  # Enter sent no form
+    page.get_by_label("Domain", exact=True).select_option("bulk0427.example.net")
+    expect(page.get_by_label("Organization", exact=True)).to_have_value("1:Bulk Org 0421 Ltd")

@@ -795,3 +795,171 @@ def test_a_key_given_twice_is_refused(operator_client, linked):
     assert resp.status_code == 422
     assert "Give the private key once" in resp.get_data(as_text=True)
     assert _count(Order) == 0
+
+
+# --- an account with more organizations and domains than the form lists -----------------------
+
+
+@pytest.fixture
+def few_listed(monkeypatch):
+    """The form lists two organizations and two domains in full (the demo account has more)."""
+    from webapp.orders import checks
+
+    monkeypatch.setattr(checks, "LISTED_CHOICES", 2)
+    monkeypatch.setattr(checks, "FOUND_CHOICES", 2)
+
+
+def _options(html: str, select_id: str) -> list[str]:
+    body = html.split(f'id="{select_id}"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r'<option value="([^"]+)"', body)
+
+
+def _found(client, cred, field: str, **args) -> str:
+    resp = client.get(
+        f"/entrust/new/choices/{field}", query_string={"credential_id": cred.id, **args}
+    )
+    assert resp.status_code == 200
+    return resp.get_data(as_text=True)
+
+
+def test_an_account_with_more_choices_than_listed_gets_a_search_for_them(
+    operator_client, linked, few_listed
+):
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert 'id="organization_search"' in page and 'id="domain_search"' in page
+    assert "More than 2 approved organizations: type the start of a name" in page
+    assert "More than 2 usable domains" in page
+    # The first ones, by client and name; the rest are found by the search.
+    assert _options(page, "organization") == ["1:CertDesk Demo Corp", "1:CertDesk Labs"]
+    assert _options(page, "domain") == ["example.com", "example.net"]
+    assert "Organizations: more than 2, found by a search" in page
+    assert "domains: more than 2, found by a search" in page
+
+    # Names start with the text, in any case; only approved, current organizations.
+    found = _found(operator_client, linked, "organization", organization_search="EXAMPLE s")
+    assert "<html" not in found
+    assert re.findall(r'<option value="([^"]+)"', found) == ["2:Example Subsidiary Ltd"]
+    assert _found(operator_client, linked, "organization", organization_search="future").count(
+        "No approved organization's name starts with “future”"
+    )
+    # Domains start or end with the text; only usable ones (pending.example is not).
+    assert re.findall(
+        r'<option value="([^"]+)"',
+        _found(operator_client, linked, "domain", domain_search=".EXAMPLE"),
+    ) == ["expiring.example", "subsidiary.example"]
+    assert re.findall(
+        r'<option value="([^"]+)"', _found(operator_client, linked, "domain", domain_search="org")
+    ) == ["example.org"]
+    nothing = _found(operator_client, linked, "domain", domain_search="pending")
+    assert "No usable domain starts or ends with “pending”" in nothing
+    # The choice made stays listed, and chosen, whatever the search shows.
+    kept = _found(
+        operator_client,
+        linked,
+        "organization",
+        organization="2:Example Subsidiary Ltd",
+        organization_search="certdesk",
+    )
+    assert '<option value="2:Example Subsidiary Ltd" selected>' in kept
+    assert "1:CertDesk Labs" in kept
+
+
+def test_the_search_works_without_scripts_and_the_order_names_a_choice_not_listed(
+    operator_client, linked, user, few_listed
+):
+    """Find sends the form (no order placed) and shows it again with what the searches found;
+    an organization and domain found that way can be ordered with, checked one by one."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.org"}, "")
+    shown = _post(
+        operator_client,
+        linked,
+        csr.id,
+        action="choices",
+        organization="",
+        organization_search="certdesk l",
+        domain_search="example.org",
+    )
+    assert shown.status_code == 200
+    page = shown.get_data(as_text=True)
+    assert _options(page, "organization") == ["1:CertDesk Labs"]
+    assert _options(page, "domain") == ["example.org"]
+    assert 'value="certdesk l"' in page and _count(Order) == 0
+
+    placed = _post(
+        operator_client, linked, csr.id, organization="1:CertDesk Labs", domain="example.org"
+    )
+    assert placed.status_code == 303, placed.get_data(as_text=True)
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.common_name == "www.example.org" and row.phase == "issued"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"organization": "1:Future Ventures"}, "organization", "approved organizations"),
+        ({"organization": "x:CertDesk Labs"}, "organization", "approved organizations"),
+        ({"organization": f"{10**30}:CertDesk Labs"}, "organization", "approved organizations"),
+        ({"organization": "1:"}, "organization", "approved organizations"),
+        ({"domain": "pending.example"}, "domain", "usable domains"),
+        ({"domain": "subsidiary.example"}, "domain", "usable domains"),  # another client's
+        ({"sans": "www.example.org pending.example"}, "sans", "Not under a domain"),
+        ({"sans": "www.example.org www.subsidiary.example"}, "sans", "Not under a domain"),
+    ],
+)
+def test_choices_beyond_those_listed_are_checked_one_by_one(
+    operator_client, linked, user, sandbox, few_listed, fields, field, words
+):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.org"}, "")
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id, **fields)
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    error = page.split(f'id="{field}-error">', 1)[1].split("</small>", 1)[0]
+    assert words in error
+    assert _count(Order) == 0
+    assert [r["path"] for r in sandbox.requests() if r["method"] != "GET"] == []
+
+
+def test_a_name_falls_under_the_longest_usable_domain_above_it(app, linked):
+    from webapp.catalog import service as catalog
+    from webapp.catalog.models import CatalogDomain
+
+    now = utcnow()
+    for name, status in (("shop.example.com", "APPROVED"), ("old.example.org", "EXPIRED")):
+        db.session.add(
+            CatalogDomain(
+                credential_id=linked.id,
+                client_id=1,
+                name=name,
+                name_reversed=name[::-1],
+                verification_status=status,
+                first_seen_at=now,
+                updated_at=now,
+            )
+        )
+    db.session.commit()
+    names = [
+        "a.shop.example.com",
+        "*.shop.example.com",
+        "shop.example.com",
+        "www.example.com",
+        "example.com",
+        "a.old.example.org",
+        "www.elsewhere.test",
+        "com",
+    ]
+    assert catalog.covering_domains(linked.id, names) == {
+        "a.shop.example.com": "shop.example.com",
+        "*.shop.example.com": "shop.example.com",
+        "shop.example.com": "shop.example.com",
+        "www.example.com": "example.com",
+        "example.com": "example.com",
+        "a.old.example.org": "example.org",  # the expired one is not usable
+        "www.elsewhere.test": None,
+        "com": None,
+    }
+    # Of one client: client 2 has example.com too, not example.org.
+    assert catalog.covering_domains(linked.id, ["a.example.org", "b.example.com"], 2) == {
+        "a.example.org": None,
+        "b.example.com": "example.com",
+    }

@@ -662,31 +662,121 @@ def product_types() -> list[str]:
     return [t for t in db.session.execute(stmt).scalars() if t != "FLEX"]
 
 
-def approved_organizations(credential_id: int) -> list[CatalogOrganization]:
-    """The credential's organizations Entrust has approved (current rows), by client and name."""
+def _approved_organizations(credential_id: int) -> Select:
+    model = CatalogOrganization
+    return select(model).where(
+        model.credential_id == credential_id,
+        model.kind == ORGANIZATION,
+        model.verification_status == "APPROVED",
+        model.gone == false(),
+    )
+
+
+def approved_organizations(
+    credential_id: int, *, starting: str = "", limit: int | None = None
+) -> list[CatalogOrganization]:
+    """The credential's organizations Entrust has approved (current rows): by client and name,
+    or, with ``starting``, those whose name starts with it (any case), by name. At most
+    ``limit``: an account may have tens of thousands."""
+    model = CatalogOrganization
+    stmt = _approved_organizations(credential_id)
+    if starting:
+        stmt = stmt.where(starts_with(model.name_key, starting.strip().lower()))
+        stmt = stmt.order_by(model.name_key, model.id)
+    else:
+        stmt = stmt.order_by(model.client_id, model.name)
+    return list(db.session.execute(stmt.limit(limit)).scalars())
+
+
+def approved_organization(credential_id: int, client_id: int, name: str):
+    """The credential's approved organization of that client and name (current), or None."""
+    stmt = _approved_organizations(credential_id).where(
+        CatalogOrganization.client_id == client_id, CatalogOrganization.name == name
+    )
+    return db.session.execute(stmt).scalar()
+
+
+def primary_client_name(credential_id: int) -> str:
+    """The name of the account's primary client (client 1), as its approved organizations were
+    last synced ("" when not known)."""
+    model = CatalogOrganization
     stmt = (
-        select(CatalogOrganization)
+        select(model.client_name)
         .where(
-            CatalogOrganization.credential_id == credential_id,
-            CatalogOrganization.kind == ORGANIZATION,
-            CatalogOrganization.verification_status == "APPROVED",
-            CatalogOrganization.gone_at.is_(None),
+            model.credential_id == credential_id,
+            model.kind == ORGANIZATION,
+            model.client_id == 1,
+            model.verification_status == "APPROVED",
+            model.gone == false(),
+            model.client_name != "",
         )
-        .order_by(CatalogOrganization.client_id, CatalogOrganization.name)
+        .limit(1)
     )
-    return list(db.session.execute(stmt).scalars())
+    return db.session.execute(stmt).scalar() or ""
 
 
-def usable_domains(credential_id: int, client_id: int | None = None) -> list[CatalogDomain]:
-    """The credential's domains certificates can be ordered for (of one client, when given)."""
-    stmt = select(CatalogDomain).where(
-        CatalogDomain.credential_id == credential_id,
-        CatalogDomain.verification_status.in_(USABLE_DOMAIN_STATUSES),
-        CatalogDomain.gone_at.is_(None),
+def _usable_domains(credential_id: int, client_id: int | None):
+    model = CatalogDomain
+    stmt = select(model.name).where(
+        model.credential_id == credential_id,
+        model.gone == false(),
+        model.verification_status.in_(USABLE_DOMAIN_STATUSES),
     )
-    if client_id is not None:
-        stmt = stmt.where(CatalogDomain.client_id == client_id)
-    return list(db.session.execute(stmt.order_by(CatalogDomain.name)).scalars())
+    return stmt if client_id is None else stmt.where(model.client_id == client_id)
+
+
+def usable_domains(
+    credential_id: int,
+    client_id: int | None = None,
+    *,
+    matching: str = "",
+    limit: int | None = None,
+) -> list[str]:
+    """The names of the credential's domains certificates can be ordered for (of one client,
+    when given), in order, each once; with ``matching``, those that start or end with it (any
+    case). At most ``limit``: an account may have tens of thousands."""
+    model = CatalogDomain
+    stmt = _usable_domains(credential_id, client_id)
+    if not matching:
+        return list(db.session.execute(stmt.distinct().order_by(model.name).limit(limit)).scalars())
+    text = matching.strip().lower()
+    starts = stmt.where(starts_with(model.name, text)).order_by(model.name)
+    ends = stmt.where(starts_with(model.name_reversed, text[::-1])).order_by(model.name_reversed)
+    found = [*db.session.execute(starts.limit(limit)).scalars()]
+    found += db.session.execute(ends.limit(limit)).scalars()
+    return _distinct(sorted(found))[:limit]
+
+
+def _distinct(names) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def covering_domains(
+    credential_id: int, names: list[str], client_id: int | None = None
+) -> dict[str, str | None]:
+    """For each DNS name, the longest of the credential's usable domains (of one client, when
+    given) it is or falls under (``*.a.example.com`` falls under ``a.example.com``), or None.
+    Looks up each name's parents, not every domain: an account may have tens of thousands."""
+    parents = {name: _parents(name) for name in names}
+    wanted = sorted({p for ps in parents.values() for p in ps})
+    found: set[str] = set()
+    for at in range(0, len(wanted), 500):
+        stmt = _usable_domains(credential_id, client_id)
+        stmt = stmt.where(CatalogDomain.name.in_(wanted[at : at + 500]))
+        found.update(db.session.execute(stmt).scalars())
+    return {name: next((p for p in ps if p in found), None) for name, ps in parents.items()}
+
+
+def is_usable_domain(credential_id: int, name: str, client_id: int | None = None) -> bool:
+    """Whether ``name`` is one of the credential's usable domains (of one client, when given)."""
+    stmt = _usable_domains(credential_id, client_id).where(CatalogDomain.name == name).limit(1)
+    return db.session.execute(stmt).first() is not None
+
+
+def _parents(name: str) -> list[str]:
+    """``name`` (without a leading ``*.``) and each domain above it, longest first."""
+    labels = (name[2:] if name.startswith("*.") else name).split(".")
+    return [".".join(labels[i:]) for i in range(len(labels))]
 
 
 def orderable_products(credential_id: int) -> list[str]:

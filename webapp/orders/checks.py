@@ -80,6 +80,13 @@ class Prepared:
 # --- the form's choices -------------------------------------------------------------------------
 
 
+# The order form lists a credential's approved organizations and usable domains in full up to
+# this many. An account with more (tens of thousands, say) gets a search instead, which lists
+# FOUND_CHOICES at most.
+LISTED_CHOICES = 500
+FOUND_CHOICES = 50
+
+
 @dataclass
 class Choices:
     credentials: list
@@ -87,16 +94,33 @@ class Choices:
     organizations: list[tuple[str, str]]  # (value, label)
     products: list[tuple[str, int]]  # (product, longest validity in days)
     domains: list[str]
+    # More than LISTED_CHOICES: the form lists those found by a search (see ``choices``).
+    organizations_searched: bool
+    domains_searched: bool
     ekus: tuple
     signature_algorithms: tuple
     custom_fields: list[CustomField]
     custom_error: str
     csrs: list
     problems: list[str]
+    listed: int  # LISTED_CHOICES and FOUND_CHOICES, for the form's words
+    found: int
 
 
 def _org_value(client_id: int, name: str) -> str:
     return f"{client_id}:{name}"
+
+
+def _org_option(org) -> tuple[str, str]:
+    return _org_value(org.client_id, org.name), f"{org.name} ({org.client_name or org.client_id})"
+
+
+def chosen_organization(credential_id: int, value: str):
+    """The approved organization a form's ``organization`` value names, or None."""
+    client_id, _, name = (value or "").partition(":")
+    if not client_id.isdigit() or not name or len(client_id) > 9:
+        return None
+    return catalog.approved_organization(credential_id, int(client_id), name)
 
 
 _custom_cache: dict[tuple, tuple[float, list[CustomField]]] = {}
@@ -126,10 +150,23 @@ def clear_cache() -> None:
         _custom_cache.clear()
 
 
-def choices(credential_id: int | None, *, with_custom: bool = True) -> Choices:
+def choices(
+    credential_id: int | None,
+    *,
+    with_custom: bool = True,
+    organization: str = "",
+    domain: str = "",
+    organization_search: str = "",
+    domain_search: str = "",
+) -> Choices:
     """What the order form offers for a credential: its approved organizations, the products
     with inventory left that CertDesk can order, its usable domains, the account's custom
-    fields, and the CSRs made in CertDesk."""
+    fields, and the CSRs made in CertDesk.
+
+    Organizations and domains are listed in full up to LISTED_CHOICES. Beyond that the form
+    lists the first FOUND_CHOICES of a search (``organization_search``: names starting with it;
+    ``domain_search``: names starting or ending with it), and the ``organization`` and
+    ``domain`` chosen already, so that a form shown again keeps them."""
     usable = credentials.usable_credentials()
     cred = next((c for c in usable if c.id == credential_id), None)
     if cred is None and len(usable) == 1:
@@ -137,19 +174,17 @@ def choices(credential_id: int | None, *, with_custom: bool = True) -> Choices:
     caps = registry.capabilities(CA)
     problems: list[str] = []
     orgs, products, domains, fields, custom_error = [], [], [], [], ""
+    orgs_searched = domains_searched = False
     if cred is not None:
-        orgs = [
-            (_org_value(o.client_id, o.name), f"{o.name} ({o.client_name or o.client_id})")
-            for o in catalog.approved_organizations(cred.id)
-        ]
+        orgs, orgs_searched = _organization_choices(cred.id, organization, organization_search)
         available = set(catalog.orderable_products(cred.id))
         products = [(p, days) for p, days in caps.products.items() if p in available]
-        domains = [d.name for d in catalog.usable_domains(cred.id)]
-        if not orgs:
+        domains, domains_searched = _domain_choices(cred.id, domain, domain_search)
+        if not orgs and not orgs_searched:
             problems.append(f"{cred.name} has no approved organization in CertDesk.")
         if not products:
             problems.append(f"{cred.name} has no SSL product with inventory left in CertDesk.")
-        if not domains:
+        if not domains and not domains_searched:
             problems.append(f"{cred.name} has no usable (approved) domain in CertDesk.")
         if problems:
             problems.append("Sync the credential in SSL › Entrust › Manage if Entrust has them.")
@@ -160,14 +195,43 @@ def choices(credential_id: int | None, *, with_custom: bool = True) -> Choices:
         credential=cred,
         organizations=orgs,
         products=products,
-        domains=sorted(set(domains)),
+        domains=domains,
+        organizations_searched=orgs_searched,
+        domains_searched=domains_searched,
         ekus=caps.ekus,
         signature_algorithms=caps.signature_algorithms,
         custom_fields=fields,
         custom_error=custom_error,
         csrs=csrs.recent(100),
         problems=problems,
+        listed=LISTED_CHOICES,
+        found=FOUND_CHOICES,
     )
+
+
+def _organization_choices(
+    credential_id: int, chosen: str, search: str
+) -> tuple[list[tuple[str, str]], bool]:
+    """The organizations the form lists (as options), and whether a search chose them."""
+    found = catalog.approved_organizations(credential_id, limit=LISTED_CHOICES + 1)
+    searched = len(found) > LISTED_CHOICES
+    if searched:
+        found = catalog.approved_organizations(credential_id, starting=search, limit=FOUND_CHOICES)
+        kept = chosen_organization(credential_id, chosen)
+        if kept is not None and kept not in found:
+            found.insert(0, kept)
+    return [_org_option(o) for o in found], searched
+
+
+def _domain_choices(credential_id: int, chosen: str, search: str) -> tuple[list[str], bool]:
+    """The domains the form lists, and whether a search chose them."""
+    found = catalog.usable_domains(credential_id, limit=LISTED_CHOICES + 1)
+    searched = len(found) > LISTED_CHOICES
+    if searched:
+        found = catalog.usable_domains(credential_id, matching=search, limit=FOUND_CHOICES)
+        if chosen and chosen not in found and catalog.is_usable_domain(credential_id, chosen):
+            found.insert(0, chosen)
+    return found, searched
 
 
 # --- CertDesk's checks --------------------------------------------------------------------------
@@ -364,12 +428,11 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
     if not cred.enabled:
         raise OrderInputError(f"{cred.name} is disabled; enable it first.", "credential_id")
     caps = registry.capabilities(CA)
-    orgs = {_org_value(o.client_id, o.name): o for o in catalog.approved_organizations(cred.id)}
-    org = orgs.get(form.organization)
+    org = chosen_organization(cred.id, form.organization)
     if org is None:
         raise OrderInputError(
             "Choose one of the credential's approved organizations."
-            if orgs
+            if catalog.approved_organizations(cred.id, limit=1)
             else f"{cred.name} has no approved organization in CertDesk; sync it first.",
             "organization",
         )
@@ -392,9 +455,9 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
 
     info, csr_id, key = _csr(form)
     names = _names(form, info)
-    domains = [d.name for d in catalog.usable_domains(cred.id, org.client_id)]
+    covering = catalog.covering_domains(cred.id, names, org.client_id)
     if form.domain:
-        if form.domain not in domains:
+        if not catalog.is_usable_domain(cred.id, form.domain, org.client_id):
             raise OrderInputError("Choose one of the credential's usable domains.", "domain")
         outside = [n for n in names if _covering(n, [form.domain]) is None]
         if outside:
@@ -403,7 +466,7 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
                 "any usable domain.",
                 "sans",
             )
-    uncovered = [n for n in names if _covering(n, domains) is None]
+    uncovered = [n for n in names if covering[n] is None]
     if uncovered:
         raise OrderInputError(
             f"Not under a domain {org.client_name or 'this client'} may use: "

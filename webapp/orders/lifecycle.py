@@ -210,14 +210,6 @@ def selection(order_ids, actions=()) -> Selection:
 # --- administrator rights ------------------------------------------------------------------------
 
 
-def _primary_client(credential_id: int) -> str:
-    """The name of the account's primary client, as last synced ("" when not known)."""
-    for org in catalog.approved_organizations(credential_id):
-        if org.client_id == 1 and org.client_name:
-            return org.client_name
-    return ""
-
-
 def _endpoint(cred) -> tuple:
     parts = urlsplit(cred.base_url or "")
     return ((parts.hostname or "").lower(), parts.port)
@@ -229,7 +221,7 @@ def _same_account(cred, other) -> bool:
     the order itself: see ``_Acting``.)"""
     if _endpoint(cred) != _endpoint(other):
         return False
-    mine, theirs = _primary_client(cred.id), _primary_client(other.id)
+    mine, theirs = catalog.primary_client_name(cred.id), catalog.primary_client_name(other.id)
     return not (mine and theirs and mine != theirs)
 
 

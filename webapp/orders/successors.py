@@ -181,9 +181,9 @@ def prepare(actor, row: Order, origin: str, form: OrderForm, today: date | None 
             f"This CSR has the key of {whose}. A reissue is for a new key pair: make a new CSR.",
             "csr_source",
         )
-    domains = [d.name for d in catalog.usable_domains(row.credential_id)]
-    if domains:  # an account CertDesk has synced: its usable domains are known
-        uncovered = [n for n in names if checks._covering(n, domains) is None]
+    if catalog.usable_domains(row.credential_id, limit=1):  # synced: its domains are known
+        covering = catalog.covering_domains(row.credential_id, names)
+        uncovered = [n for n in names if covering[n] is None]
         if uncovered:
             raise OrderInputError(
                 f"Not under a domain the account may use: {', '.join(uncovered[:5])}. Entrust "

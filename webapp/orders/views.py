@@ -49,6 +49,8 @@ FORM_TEXT = (
     "requester_email",
     "requester_phone",
     "additional_emails",
+    "organization_search",
+    "domain_search",
 )
 MAX_TEXT = 20000  # a CSR or a list of names; anything longer is cut (and then refused)
 
@@ -257,7 +259,7 @@ def new():
                 values["request_id"] = placing.new_request_id()
         _keep_uploaded_csr(values, errors)
     values["csr_text"] = pki.shown_again(values["csr_text"])  # a key is never sent back
-    c = checks.choices(values["credential_id"])
+    c = _order_choices(values)
     body = htmx.render(
         "orders/new.html", form=values, errors=errors, validation=validation, c=c, dates=_dates(c)
     )
@@ -293,14 +295,53 @@ def _placed_words(row) -> str:
     return f"Order placed at Entrust ({row.status}); CertDesk checks its status until it is issued."
 
 
+def _order_choices(values: dict, *, with_custom: bool = True) -> checks.Choices:
+    """The form's choices for its credential, its chosen organization and domain and their
+    searches (see checks.choices)."""
+    return checks.choices(
+        values["credential_id"],
+        with_custom=with_custom,
+        organization=values["organization"],
+        domain=values["domain"],
+        organization_search=values["organization_search"][:MAX_SEARCH],
+        domain_search=values["domain_search"][:MAX_SEARCH],
+    )
+
+
+MAX_SEARCH = 300  # a name's length; a longer search text is cut
+
+
 @bp.get("/new/choices")
 @rbac.require(rbac.ORDERS_MANAGE)
 def choices():
     values = _new_values()
-    c = checks.choices(values["credential_id"])
+    c = _order_choices(values)
     return htmx.render(
         "orders/new.html", block="choices", form=values, errors={}, c=c, dates=_dates(c)
     )
+
+
+@bp.get("/new/choices/organization")
+@rbac.require(rbac.ORDERS_MANAGE)
+def found_organizations():
+    """The options of the organization list for what its search holds (an account with more
+    organizations than the form lists)."""
+    return _found("organization")
+
+
+@bp.get("/new/choices/domain")
+@rbac.require(rbac.ORDERS_MANAGE)
+def found_domains():
+    """The options of the domain list for what its search holds."""
+    return _found("domain")
+
+
+def _found(field: str) -> str:
+    values = _new_values()
+    for name in ("organization", "domain", "organization_search", "domain_search"):
+        values[name] = request.args.get(name, "")[:MAX_TEXT]
+    c = _order_choices(values, with_custom=False)
+    return htmx.render("orders/_found.html", field=field, form=values, c=c)
 
 
 # --- Check Order Status, lost answers -------------------------------------------------------
