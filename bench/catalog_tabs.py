@@ -1,5 +1,7 @@
 """Catalog tabs at scale: sync 20,000 domains from the sandbox, then time the Domains tab queries
-(search, filter, sort, deep paging) as the page runs them. Prints figures; never fails a build."""
+(search, filter, sort, deep paging) as the page runs them, and what the Order Certificate form
+reads of such an account (its choices, a search of them, the domains of an order's names).
+Prints figures; never fails a build."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ def main() -> None:
     from webapp.credentials import service as credentials
     from webapp.extensions import db
     from webapp.jobs import service as jobs
+    from webapp.orders import checks
     from webapp.paging import paginate
 
     with tempfile.TemporaryDirectory() as tmp, SandboxServer() as sb:
@@ -81,6 +84,22 @@ def main() -> None:
                         times.append((time.perf_counter() - t) * 1000)
                     median = statistics.median(times)
                     print(f"  {label:28s} page {page:3d}: median {median:6.1f} ms")
+
+            names = [f"www.host{i:05d}.bench.example" for i in range(0, DOMAINS, DOMAINS // 100)]
+            form = {
+                "order form choices": lambda: checks.choices(cred.id, with_custom=False),
+                "order form domain search": lambda: checks.choices(
+                    cred.id, with_custom=False, domain_search="host1234"
+                ),
+                f"domains of {len(names)} names": lambda: catalog.covering_domains(cred.id, names),
+            }
+            for label, call in form.items():
+                times = []
+                for _ in range(5):
+                    t = time.perf_counter()
+                    call()
+                    times.append((time.perf_counter() - t) * 1000)
+                print(f"  {label:28s}         : median {statistics.median(times):6.1f} ms")
             db.session.remove()
 
 
