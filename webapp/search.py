@@ -55,10 +55,15 @@ def starts_with(column, prefix: str):
     (LIKE is not one on SQLite, nor on PostgreSQL without a special operator class)."""
     if not prefix:
         return column.is_not(None)
-    if ord(prefix[-1]) >= 0x10FFFF:  # no successor: the top of the range is open
+    # The range ends before the first text past every one that starts with the prefix: the
+    # prefix with its last character that has a next one moved on (trailing U+10FFFF have none).
+    head = prefix.rstrip(chr(0x10FFFF))
+    if not head:  # nothing above it: the top of the range is open
         return column >= prefix
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return and_(column >= prefix, column < upper)
+    following = ord(head[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates: no text holds one
+        following = 0xE000
+    return and_(column >= prefix, column < head[:-1] + chr(following))
 
 
 def listed_name_matches(names, text: str):

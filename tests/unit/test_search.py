@@ -44,6 +44,34 @@ def test_a_walked_search_counts_only_a_little_ahead(app, monkeypatch):
     assert not walked.exact and walked.total == search.WALKED_COUNT and walked.has_next
 
 
+TOP = chr(0x10FFFF)  # the last character Unicode has
+
+
+@pytest.mark.parametrize(
+    "prefix", ["a", "a" + TOP, "a" + TOP + TOP, TOP, "x\ud7ff", "x\ud7ff\ue000"]
+)
+def test_starts_with_is_a_range_of_exactly_the_names_with_that_start(app, prefix):
+    """The range ends right after the names with the prefix, whatever its last characters:
+    U+10FFFF, after which nothing comes, and U+D7FF, after which come the surrogates no text
+    holds (the database could not be sent one)."""
+    from sqlalchemy import select
+
+    from webapp.catalog.models import CatalogDomain
+
+    make_domains(30)
+    credential = db.session.execute(select(CatalogDomain.credential_id)).scalars().first()
+    names = ["a", "a" + TOP, "a" + TOP + "z", "a" + TOP + TOP, "ab", "b", TOP, TOP + "a"]
+    names += ["x\ud7ff", "x\ud7ffy", "x\ud7ff\ue000", "x\ue000", "x\ud7fe\ue001", "y"]
+    for i, name in enumerate(names):
+        db.session.add(CatalogDomain(credential_id=credential, client_id=100 + i, name=name))
+    db.session.commit()
+    every = db.session.execute(select(CatalogDomain.name)).scalars().all()
+    found = db.session.execute(
+        select(CatalogDomain.name).where(search.starts_with(CatalogDomain.name, prefix))
+    ).scalars()
+    assert sorted(found) == sorted(n for n in every if n.startswith(prefix))
+
+
 def test_like_wildcards_are_escaped():
     assert escape_like("50%_off\\") == "50\\%\\_off\\\\"
 
