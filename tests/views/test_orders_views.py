@@ -963,3 +963,21 @@ def test_a_name_falls_under_the_longest_usable_domain_above_it(app, linked):
         "a.example.org": None,
         "b.example.com": "example.com",
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["%", "_", "\\", "%_\\' OR '1'='1", "名前ключ😀", "\U0010ffff", "a\U0010ffff", "x" * 400, " "],
+)
+def test_the_searches_take_any_text(operator_client, linked, few_listed, text):
+    """Pattern characters match themselves, the last character Unicode has and a text longer
+    than any name find nothing, on SQLite and PostgreSQL alike."""
+    for field, arg in (("organization", "organization_search"), ("domain", "domain_search")):
+        found = _found(operator_client, linked, field, **{arg: text})
+        options = re.findall(r'<option value="([^"]+)"', found)
+        assert options == ([] if text.strip() else options), (field, text)
+    nul = operator_client.get(
+        "/entrust/new/choices/domain",
+        query_string={"credential_id": linked.id, "domain_search": "a\x00"},
+    )
+    assert nul.status_code == 400
