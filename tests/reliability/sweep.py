@@ -30,6 +30,8 @@ NASTY = [
     "line\r\nbreak",
     "\x1b[31mred\u202e",
     "名前ключ😀",
+    "x\ud7ff",  # a range search's upper bound would step into the surrogates
+    "a\U0010ffff",  # the last character Unicode has: no upper bound after it
     "usér—‘key’",
     "2147483648",
     "9223372036854775808",
