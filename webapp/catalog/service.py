@@ -701,15 +701,9 @@ def primary_client_name(credential_id: int) -> str:
     last synced ("" when not known)."""
     model = CatalogOrganization
     stmt = (
-        select(model.client_name)
-        .where(
-            model.credential_id == credential_id,
-            model.kind == ORGANIZATION,
-            model.client_id == 1,
-            model.verification_status == "APPROVED",
-            model.gone == false(),
-            model.client_name != "",
-        )
+        _approved_organizations(credential_id)
+        .with_only_columns(model.client_name)
+        .where(model.client_id == 1, model.client_name != "")
         .limit(1)
     )
     return db.session.execute(stmt).scalar() or ""
@@ -726,17 +720,13 @@ def _usable_domains(credential_id: int, client_id: int | None):
 
 
 def usable_domains(
-    credential_id: int,
-    client_id: int | None = None,
-    *,
-    matching: str = "",
-    limit: int | None = None,
+    credential_id: int, *, matching: str = "", limit: int | None = None
 ) -> list[str]:
-    """The names of the credential's domains certificates can be ordered for (of one client,
-    when given), in order, each once; with ``matching``, those that start or end with it (any
-    case). At most ``limit``: an account may have tens of thousands."""
+    """The names of the credential's domains certificates can be ordered for, in order, each
+    once; with ``matching``, those that start or end with it (any case). At most ``limit``: an
+    account may have tens of thousands."""
     model = CatalogDomain
-    stmt = _usable_domains(credential_id, client_id)
+    stmt = _usable_domains(credential_id, None)
     if not matching:
         return list(db.session.execute(stmt.distinct().order_by(model.name).limit(limit)).scalars())
     text = matching.strip().lower()
@@ -744,11 +734,7 @@ def usable_domains(
     ends = stmt.where(starts_with(model.name_reversed, text[::-1])).order_by(model.name_reversed)
     found = [*db.session.execute(starts.limit(limit)).scalars()]
     found += db.session.execute(ends.limit(limit)).scalars()
-    return _distinct(sorted(found))[:limit]
-
-
-def _distinct(names) -> list[str]:
-    return list(dict.fromkeys(names))
+    return list(dict.fromkeys(sorted(found)))[:limit]
 
 
 def covering_domains(
@@ -757,7 +743,7 @@ def covering_domains(
     """For each DNS name, the longest of the credential's usable domains (of one client, when
     given) it is or falls under (``*.a.example.com`` falls under ``a.example.com``), or None.
     Looks up each name's parents, not every domain: an account may have tens of thousands."""
-    parents = {name: _parents(name) for name in names}
+    parents = {name: parent_domains(name) for name in names}
     wanted = sorted({p for ps in parents.values() for p in ps})
     found: set[str] = set()
     for at in range(0, len(wanted), 500):
@@ -773,8 +759,9 @@ def is_usable_domain(credential_id: int, name: str, client_id: int | None = None
     return db.session.execute(stmt).first() is not None
 
 
-def _parents(name: str) -> list[str]:
-    """``name`` (without a leading ``*.``) and each domain above it, longest first."""
+def parent_domains(name: str) -> list[str]:
+    """``name`` (without a leading ``*.``) and each domain above it, longest first: the domains
+    it falls under."""
     labels = (name[2:] if name.startswith("*.") else name).split(".")
     return [".".join(labels[i:]) for i in range(len(labels))]
 

@@ -237,15 +237,6 @@ def _domain_choices(credential_id: int, chosen: str, search: str) -> tuple[list[
 # --- CertDesk's checks --------------------------------------------------------------------------
 
 
-def _covering(name: str, domains: list[str]) -> str | None:
-    bare = name[2:] if name.startswith("*.") else name
-    best = None
-    for d in domains:
-        if (bare == d or bare.endswith("." + d)) and (best is None or len(d) > len(best)):
-            best = d
-    return best
-
-
 def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
     """The CSR (and the key given with it, or made for it): (info, CertDesk's CSR id, private
     key)."""
@@ -455,17 +446,17 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
 
     info, csr_id, key = _csr(form)
     names = _names(form, info)
-    covering = catalog.covering_domains(cred.id, names, org.client_id)
     if form.domain:
         if not catalog.is_usable_domain(cred.id, form.domain, org.client_id):
             raise OrderInputError("Choose one of the credential's usable domains.", "domain")
-        outside = [n for n in names if _covering(n, [form.domain]) is None]
+        outside = [n for n in names if form.domain not in catalog.parent_domains(n)]
         if outside:
             raise OrderInputError(
                 f"Not under {form.domain}: {', '.join(outside[:5])}. Choose another domain, or "
                 "any usable domain.",
                 "sans",
             )
+    covering = catalog.covering_domains(cred.id, names, org.client_id)
     uncovered = [n for n in names if covering[n] is None]
     if uncovered:
         raise OrderInputError(
