@@ -167,10 +167,7 @@ def choices(
     lists the first FOUND_CHOICES of a search (``organization_search``: names starting with it;
     ``domain_search``: names starting or ending with it), and the ``organization`` and
     ``domain`` chosen already, so that a form shown again keeps them."""
-    usable = credentials.usable_credentials()
-    cred = next((c for c in usable if c.id == credential_id), None)
-    if cred is None and len(usable) == 1:
-        cred = usable[0]
+    usable, cred = _credential(credential_id)
     caps = registry.capabilities(CA)
     problems: list[str] = []
     orgs, products, domains, fields, custom_error = [], [], [], [], ""
@@ -207,6 +204,26 @@ def choices(
         listed=LISTED_CHOICES,
         found=FOUND_CHOICES,
     )
+
+
+def _credential(credential_id: int | None) -> tuple[list, object | None]:
+    """The credentials one may order with, and the form's: the one chosen, or the only one."""
+    usable = credentials.usable_credentials()
+    cred = next((c for c in usable if c.id == credential_id), None)
+    if cred is None and len(usable) == 1:
+        cred = usable[0]
+    return usable, cred
+
+
+def found(credential_id: int | None, field: str, chosen: str, search: str) -> tuple[list, bool]:
+    """One list of the form alone (``field``: "organization" or "domain"), for what its search
+    holds: its options and whether a search chose them (see ``choices``)."""
+    _usable, cred = _credential(credential_id)
+    if cred is None:
+        return [], False
+    if field == "organization":
+        return _organization_choices(cred.id, chosen, search)
+    return _domain_choices(cred.id, chosen, search)
 
 
 def _organization_choices(

@@ -53,6 +53,7 @@ FORM_TEXT = (
     "domain_search",
 )
 MAX_TEXT = 20000  # a CSR or a list of names; anything longer is cut (and then refused)
+MAX_SEARCH = 300  # a name's length; a longer search text is cut
 
 
 def _order_or_404(order_id: int):
@@ -308,9 +309,6 @@ def _order_choices(values: dict, *, with_custom: bool = True) -> checks.Choices:
     )
 
 
-MAX_SEARCH = 300  # a name's length; a longer search text is cut
-
-
 @bp.get("/new/choices")
 @rbac.require(rbac.ORDERS_MANAGE)
 def choices():
@@ -337,11 +335,19 @@ def found_domains():
 
 
 def _found(field: str) -> str:
-    values = _new_values()
-    for name in ("organization", "domain", "organization_search", "domain_search"):
-        values[name] = request.args.get(name, "")[:MAX_TEXT]
-    c = _order_choices(values, with_custom=False)
-    return htmx.render("orders/_found.html", field=field, form=values, c=c)
+    chosen = request.args.get(field, "")[:MAX_TEXT]
+    search = request.args.get(f"{field}_search", "")[:MAX_SEARCH]
+    options, searched = checks.found(
+        request.args.get("credential_id", type=int), field, chosen, search
+    )
+    return htmx.render(
+        "orders/_found.html",
+        field=field,
+        options=options,
+        searched=searched,
+        chosen=chosen,
+        search=search,
+    )
 
 
 # --- Check Order Status, lost answers -------------------------------------------------------
