@@ -56,6 +56,28 @@ SUBJECT_FIELDS = (
     ("emailAddress", NameOID.EMAIL_ADDRESS, "E-mail", 128),
 )
 
+# Subject attributes RFC 4514 has no short name for (it writes their dotted OID), as OpenSSL
+# names them: the e-mail of S/MIME and CSRs, and what EV certificates carry.
+_NAMED_ATTRIBUTES = {
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.BUSINESS_CATEGORY: "businessCategory",
+    NameOID.JURISDICTION_COUNTRY_NAME: "jurisdictionC",
+    NameOID.JURISDICTION_STATE_OR_PROVINCE_NAME: "jurisdictionST",
+    NameOID.JURISDICTION_LOCALITY_NAME: "jurisdictionL",
+    NameOID.POSTAL_CODE: "postalCode",
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.SURNAME: "SN",
+    NameOID.TITLE: "title",
+    NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
+}
+
+
+def name_text(name: x509.Name) -> str:
+    """A distinguished name as text: RFC 4514, with the attributes it leaves as numbers named."""
+    return name.rfc4514_string(_NAMED_ATTRIBUTES)
+
+
 _LABEL = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
 
@@ -481,7 +503,7 @@ def parse_csr(data: bytes | str, field_name: str = "csr") -> CsrInfo:
             info = CsrInfo(
                 csr=csr,
                 pem=csr.public_bytes(serialization.Encoding.PEM).decode(),
-                subject=csr.subject.rfc4514_string(),
+                subject=name_text(csr.subject),
                 common_name=_cn(csr.subject),
                 sans=_sans_of(csr),
                 key=describe_public_key(pub),
@@ -726,16 +748,16 @@ def describe_certificate(cert: x509.Certificate) -> CertInfo:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pub = cert.public_key()
-        issuer_cn = _cn(cert.issuer) or cert.issuer.rfc4514_string()
+        issuer_cn = _cn(cert.issuer) or name_text(cert.issuer)
         return CertInfo(
             fingerprint_sha256=fingerprint(cert),
             fingerprint_sha1=fingerprint(cert, hashes.SHA1),  # noqa: S303 (display only)
             serial_hex=format(cert.serial_number, "x")
             if cert.serial_number >= 0
             else "-" + format(-cert.serial_number, "x"),
-            subject=cert.subject.rfc4514_string(),
+            subject=name_text(cert.subject),
             common_name=_cn(cert.subject),
-            issuer=cert.issuer.rfc4514_string(),
+            issuer=name_text(cert.issuer),
             issuer_cn=issuer_cn[:200],
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
@@ -761,7 +783,7 @@ def _general_name(g) -> str:
     """A general name's value as text (a directory name, an OID or raw bytes too)."""
     value = g.value
     if isinstance(value, x509.Name):
-        return value.rfc4514_string()
+        return name_text(value)
     if isinstance(value, x509.ObjectIdentifier):
         return value.dotted_string
     if isinstance(value, bytes):

@@ -333,7 +333,7 @@ def _apply(cred: EcsCredential, data: CredentialInput, clean: dict) -> list[str]
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
         cred.client_cert_pem = cert_pem
         cred.client_key_sealed = box.seal(key_pem, clients.CLIENT_KEY_CTX)
-        cred.client_cert_subject = cert.subject.rfc4514_string()[:500]
+        cred.client_cert_subject = pki.name_text(cert.subject)[:500]
         cred.client_cert_expires_at = cert.not_valid_after_utc
         changed.append("client_certificate")
     elif data.remove_client_cert and cred.client_cert_pem:

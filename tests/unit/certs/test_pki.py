@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 
 import pytest
 from cryptography import x509
@@ -192,3 +193,41 @@ def test_every_export_format():
         serialization.load_pem_private_key(enc, b"pass-word").private_numbers()
         == key.private_numbers()
     )
+
+
+def test_subjects_name_the_attributes_rfc_4514_leaves_as_numbers():
+    """The e-mail of S/MIME certificates and CSRs, and the attributes of EV subjects, show by
+    name (as OpenSSL shows them), not as dotted OIDs."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = pki.build_csr(key, SUBJECT, pki.SanSet())
+    info = pki.parse_csr(csr.public_bytes(serialization.Encoding.PEM))
+    assert info.subject == (
+        "emailAddress=pki@example.com,C=DE,ST=Berlin,L=Berlin,OU=Web,O=Example Ltd,"
+        "CN=www.example.com"
+    )
+    ev = x509.Name(
+        [
+            x509.NameAttribute(NameOID.JURISDICTION_COUNTRY_NAME, "DE"),
+            x509.NameAttribute(NameOID.BUSINESS_CATEGORY, "Private Organization"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, "HRB 12345"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Ltd"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com"),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(ev)
+        .issuer_name(ev)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(datetime(2026, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2027, 1, 1, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+    )
+    described = pki.describe_certificate(cert)
+    expected = (
+        "CN=www.example.com,O=Example Ltd,serialNumber=HRB 12345,"
+        "businessCategory=Private Organization,jurisdictionC=DE"
+    )
+    assert described.subject == described.issuer == expected
+    assert "1.2.840" not in info.subject and "1.3.6" not in described.subject
