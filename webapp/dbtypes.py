@@ -2,8 +2,20 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, String
 from sqlalchemy.types import TypeDecorator
+
+
+def code_point_text(length: int) -> String:
+    """Text that searches compare code point by code point, as SQLite does, on every backend.
+
+    A "starts with" search is an index range (``>= 'www.'`` and ``< 'www/'``, see
+    ``webapp.search.starts_with``), right only in that order. A PostgreSQL database compares by
+    its collation, and most (en_US.UTF-8, ICU's locales) weigh letters first and punctuation or
+    accents only to break ties: there, "www." found no www.example.com and "host1" found
+    "hoşt1". These columns take the "C" collation on PostgreSQL (migration 0016).
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 def utcnow() -> datetime:

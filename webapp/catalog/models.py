@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, utcnow
+from webapp.dbtypes import UTCDateTime, code_point_text, utcnow
 from webapp.extensions import db
 
 CLIENT, ORGANIZATION = "client", "organization"
@@ -57,8 +57,9 @@ class CatalogOrganization(_Mirrored, db.Model):
     ov_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ev_status: Mapped[str] = mapped_column(String(40), default="")
     ev_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    name_key: Mapped[str] = mapped_column(String(300), default="")  # name, lower case
-    client_key: Mapped[str] = mapped_column(String(300), default="")  # client_name, lower case
+    name_key: Mapped[str] = mapped_column(code_point_text(300), default="")  # name, lower case
+    # client_name, lower case
+    client_key: Mapped[str] = mapped_column(code_point_text(300), default="")
 
     credential = relationship("EcsCredential", lazy="select")
 
@@ -84,14 +85,14 @@ class CatalogDomain(_Mirrored, db.Model):
     )  # indexed by ix_catalog_domain_credential
     client_id: Mapped[int] = mapped_column(Integer)
     client_name: Mapped[str] = mapped_column(String(300), default="")
-    name: Mapped[str] = mapped_column(String(300))  # lower case
+    name: Mapped[str] = mapped_column(code_point_text(300))  # lower case
     verification_status: Mapped[str] = mapped_column(String(40), default="")
     verification_method: Mapped[str] = mapped_column(String(20), default="")
     ov_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
     ev_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
     ov_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ev_expiry: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    name_reversed: Mapped[str] = mapped_column(String(300), default="")  # for "ends with"
+    name_reversed: Mapped[str] = mapped_column(code_point_text(300), default="")  # for "ends with"
 
     credential = relationship("EcsCredential", lazy="select")
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, inspect, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, split_names, utcnow
+from webapp.dbtypes import UTCDateTime, code_point_text, split_names, utcnow
 from webapp.extensions import conflict_insert, db
 from webapp.paging import Values
 
@@ -154,8 +154,8 @@ class CertificateName(db.Model):
         ForeignKey("certificate.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(8))  # CN, DNS, IP, EMAIL
-    value: Mapped[str] = mapped_column(String(255))
-    reversed: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(code_point_text(255))
+    reversed: Mapped[str] = mapped_column(code_point_text(255))
 
     __table_args__ = (
         Index("ix_certificate_name_value", "value", "certificate_id"),

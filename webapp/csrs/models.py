@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
-from webapp.dbtypes import UTCDateTime, split_names, utcnow
+from webapp.dbtypes import UTCDateTime, code_point_text, split_names, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
@@ -74,8 +74,8 @@ class CsrName(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     csr_id: Mapped[int] = mapped_column(ForeignKey("csr.id", ondelete="CASCADE"), index=True)
-    value: Mapped[str] = mapped_column(String(255))
-    reversed: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(code_point_text(255))
+    reversed: Mapped[str] = mapped_column(code_point_text(255))
 
     __table_args__ = (
         Index("ix_csr_name_value", "value", "csr_id"),

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, split_names, utcnow
+from webapp.dbtypes import UTCDateTime, code_point_text, split_names, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
@@ -233,8 +233,8 @@ class OrderName(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("ca_order.id", ondelete="CASCADE"), index=True)
-    value: Mapped[str] = mapped_column(String(255))
-    reversed: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(code_point_text(255))
+    reversed: Mapped[str] = mapped_column(code_point_text(255))
 
 
 class OrderEvent(db.Model):
