@@ -6,8 +6,13 @@ from sqlalchemy import DateTime, String
 from sqlalchemy.types import TypeDecorator
 
 
+class CodePointString(String):
+    """Text that searches compare code point by code point, as SQLite does, on every backend:
+    made by :func:`code_point_text`."""
+
+
 def code_point_text(length: int) -> String:
-    """Text that searches compare code point by code point, as SQLite does, on every backend.
+    """A column type for text that searches compare code point by code point, on every backend.
 
     A "starts with" search is an index range (``>= 'www.'`` and ``< 'www/'``, see
     ``webapp.search.starts_with``), right only in that order. A PostgreSQL database compares by
@@ -15,7 +20,7 @@ def code_point_text(length: int) -> String:
     accents only to break ties: there, "www." found no www.example.com and "host1" found
     "hoşt1". These columns take the "C" collation on PostgreSQL (migration 0016).
     """
-    return String(length).with_variant(String(length, collation="C"), "postgresql")
+    return CodePointString(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 def utcnow() -> datetime:

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
+from webapp.dbtypes import CodePointString
 from webapp.extensions import db
 
 ESCAPE = "\\"
@@ -52,7 +53,11 @@ def contains(column, text: str):
 
 def starts_with(column, prefix: str):
     """``column`` starts with ``prefix`` (case as stored), as an index range on every backend
-    (LIKE is not one on SQLite, nor on PostgreSQL without a special operator class)."""
+    (LIKE is not one on SQLite, nor on PostgreSQL without a special operator class). The range
+    is exact only in code-point order, so the column must be declared with
+    ``dbtypes.code_point_text``."""
+    if not isinstance(column.type, CodePointString):
+        raise TypeError(f"{column} is searched by range: declare it with code_point_text")
     if not prefix:
         return column.is_not(None)
     # The range ends before the first text past every one that starts with the prefix: the

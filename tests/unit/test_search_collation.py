@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.helpers import make_order
 from webapp import pki, search
-from webapp.dbtypes import utcnow
+from webapp.dbtypes import CodePointString, utcnow
 from webapp.extensions import db
 
 NAMES = [
@@ -153,7 +153,7 @@ def test_the_migrated_database_compares_each_searched_column_by_code_point(app):
         (table.name, column.name)
         for table in db.metadata.tables.values()
         for column in table.columns
-        if getattr(column.type.dialect_impl(dialect), "collation", None) == "C"
+        if isinstance(column.type, CodePointString)
     }
     assert ("catalog_domain", "name") in declared and ("ca_order_name", "reversed") in declared
     collations = dict(
@@ -163,3 +163,11 @@ def test_the_migrated_database_compares_each_searched_column_by_code_point(app):
         )
     )
     assert {key: collations[key] for key in declared} == dict.fromkeys(declared, "C")
+
+
+def test_a_range_search_refuses_a_column_not_declared_to_compare_by_code_point():
+    from webapp.catalog.models import CatalogDomain
+
+    assert search.starts_with(CatalogDomain.name, "www.") is not None
+    with pytest.raises(TypeError, match="code_point_text"):
+        search.starts_with(CatalogDomain.client_name, "acme")
