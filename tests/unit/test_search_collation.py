@@ -146,8 +146,7 @@ def test_the_migrated_database_compares_each_searched_column_by_code_point(app):
     collations)."""
     from sqlalchemy import text
 
-    dialect = db.engine.dialect
-    if dialect.name != "postgresql":
+    if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite compares every column's text by code point")
     declared = {
         (table.name, column.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime
 
 import pytest
 from cryptography import x509
@@ -12,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
-from tests.unit.certs.factory import MiniPki, der, key_pem, p7b, p12, pem
+from tests.unit.certs.factory import MiniPki, _build, der, key_pem, p7b, p12, pem
 from webapp import pki
 from webapp.pki import PkiError
 
@@ -214,16 +213,7 @@ def test_subjects_name_the_attributes_rfc_4514_leaves_as_numbers():
             x509.NameAttribute(NameOID.COMMON_NAME, "www.example.com"),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(ev)
-        .issuer_name(ev)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(datetime(2026, 1, 1, tzinfo=UTC))
-        .not_valid_after(datetime(2027, 1, 1, tzinfo=UTC))
-        .sign(key, hashes.SHA256())
-    )
+    cert = _build(ev, ev, key.public_key(), key, ca=False)
     described = pki.describe_certificate(cert)
     expected = (
         "CN=www.example.com,O=Example Ltd,serialNumber=HRB 12345,"
