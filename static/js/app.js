@@ -66,6 +66,30 @@
     }
     form.dataset.sending = "1";
     if (ev.submitter) ev.submitter.setAttribute("aria-busy", "true");
+    keepRequestId(form);
+  }
+
+  // An order form carries a request id, and CertDesk places one order per id. Back after ordering
+  // has the browser fetch the form anew (pages are not kept), with a new id, and refill the
+  // fields the user typed, so the same order sent again would be placed twice. So the id a form
+  // was sent with is kept for this tab, and a form reached by Back or Forward takes it again:
+  // sent again, CertDesk shows the order it placed. (A form opened anew gets a new id.)
+  function sentIdKey(form) { return "certdesk.sent-request-id " + form.action; }
+
+  function keepRequestId(form) {
+    var field = form.elements.request_id;
+    if (!field || !field.value) return;
+    try { window.sessionStorage.setItem(sentIdKey(form), field.value); } catch (e) { /* none kept */ }
+  }
+
+  function requestIdsAfterBack() {
+    var nav = window.performance.getEntriesByType("navigation")[0];
+    if (!nav || nav.type !== "back_forward") return;
+    document.querySelectorAll("form").forEach(function (form) {
+      var field = form.elements.request_id, sent = null;
+      try { sent = window.sessionStorage.getItem(sentIdKey(form)); } catch (e) { return; }
+      if (field && sent) field.value = sent;
+    });
   }
 
   // Back to a page the browser kept: its forms can be sent again.
@@ -210,6 +234,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    requestIdsAfterBack();
     localiseTimes(document);
     focusFirstError();
   });

@@ -265,3 +265,38 @@ def test_an_account_with_many_choices_finds_them_as_you_type(page, live_server, 
     assert page.evaluate("window.stillHere === true")  # Enter sent no form
     page.get_by_label("Domain", exact=True).select_option("bulk0427.example.net")
     expect(page.get_by_label("Organization", exact=True)).to_have_value("1:Bulk Org 0421 Ltd")
+
+
+def test_back_after_ordering_and_sent_again_places_no_second_order(page, live_server, sandbox):
+    """Order Certificate, then the browser's Back and the same button again: the form comes back
+    as it was sent (with its request id), so CertDesk shows the order it placed rather than
+    placing another."""
+    sandbox.seed(certificates=0, seed=7)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/entrust/new")
+    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp (CertDesk Demo Corp)")
+    page.get_by_label("Product").select_option("STANDARD_SSL")
+    page.locator("input[name=csr_source][value=new]").check()
+    page.locator("#sans").fill("back.example.com")
+    page.get_by_role("button", name="Order Certificate").click()
+    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
+    placed = page.url
+
+    page.go_back()
+    page.wait_for_url(live_server.url + "/entrust/new")
+    expect(page.locator("#sans")).to_have_value("back.example.com")
+    page.get_by_role("button", name="Order Certificate").click()
+    page.wait_for_url(placed)
+    expect(page.locator(".flash-warning")).to_contain_text("This form was sent already")
+
+    sent = [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "POST"
+        and r["path"].rstrip("/") == "/enterprise/v2/certificates"
+        and not (r["body"] or {}).get("validateOnly")
+    ]
+    assert len(sent) == 1, [r["body"] for r in sent]
+    page.goto(live_server.url + "/entrust/")
+    expect(page.locator("#orders-table tbody tr[data-order]")).to_have_count(1)
