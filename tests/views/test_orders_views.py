@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from tests.conftest import link_sandbox
 from tests.helpers import HTMX, make_order, planned_rows
 from webapp import housekeeping, paging, search
+from webapp.certificates.models import Certificate
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.ecs.types import CertificateStatus
@@ -259,10 +260,20 @@ def test_the_order_form_starts_on_a_way_of_giving_a_csr_that_can_work(
         return re.findall(r'name="csr_source" value="(\w+)" checked', page)
 
     # No CSR made in CertDesk yet: a new key pair and CSR, not an empty list.
-    assert checked(operator_client.get("/entrust/new").get_data(as_text=True)) == ["new"]
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert checked(page) == ["new"] and "No unused CSRs made in CertDesk" in page
+    # With CSRs to choose from, still a new key pair for the names typed (the README's way),
+    # unless the form was opened for a CSR.
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
     page = operator_client.get("/entrust/new").get_data(as_text=True)
-    assert checked(page) == ["certdesk"] and f"CSR #{csr.id}</option>" in page
+    assert checked(page) == ["new"] and f"CSR #{csr.id}</option>" in page
+    page = operator_client.get(f"/entrust/new?csr_id={csr.id}").get_data(as_text=True)
+    assert checked(page) == ["certdesk"] and f'<option value="{csr.id}" selected>' in page
+    # Once a certificate holds its key, the CSR is used: no longer offered.
+    assert _post(operator_client, linked, csr.id).status_code == 303
+    assert db.session.execute(select(Certificate.id)).scalar() is not None
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert f"CSR #{csr.id}</option>" not in page and "No unused CSRs made in CertDesk" in page
 
 
 def _post(client, cred, csr_id, **extra):

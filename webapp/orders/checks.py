@@ -13,6 +13,7 @@ from webapp import pki
 from webapp.cas import registry
 from webapp.cas.base import CaError, CustomField, OrderRequest, Requester
 from webapp.catalog import service as catalog
+from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
@@ -199,11 +200,20 @@ def choices(
         signature_algorithms=caps.signature_algorithms,
         custom_fields=fields,
         custom_error=custom_error,
-        csrs=csrs.recent(100),
+        csrs=unused_csrs(),
         problems=problems,
         listed=LISTED_CHOICES,
         found=FOUND_CHOICES,
     )
+
+
+def unused_csrs(limit: int = 100) -> list:
+    """The newest CSRs made in CertDesk whose key no certificate holds: those an order form
+    offers (a new certificate is for a new key pair; a CSR whose key a certificate holds was used,
+    by this certificate's order or another)."""
+    recent = csrs.recent(limit)
+    in_use = certificates.holding_keys(c.public_key_id for c in recent)
+    return [c for c in recent if c.public_key_id not in in_use]
 
 
 def _credential(credential_id: int | None) -> tuple[list, object | None]:

@@ -23,7 +23,6 @@ from webapp.cas import registry
 from webapp.cas.base import Action, Capabilities, OrderRequest
 from webapp.catalog import service as catalog
 from webapp.certificates import service as certificates
-from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.orders import availability, checks, placing
 from webapp.orders.checks import OrderForm, OrderInputError
@@ -56,10 +55,6 @@ def page(row: Order, origin: str) -> SuccessorPage:
     action = ACTIONS[origin]
     old = certificates.for_order(row.id)
     old_names = list(old[0].san_list) if old and old[0].san_list else row.san_list
-    # A new certificate for a new key pair: the CSRs of keys certificates hold already (the one
-    # being replaced, or another one) are not offered.
-    recent = csrs.recent(100)
-    in_use = certificates.holding_keys(c.public_key_id for c in recent)
     today = utcnow().date()
     max_days = caps.max_validity_days(row.product)
     longest = max_days or 0
@@ -69,7 +64,7 @@ def page(row: Order, origin: str) -> SuccessorPage:
         problem=availability.why_not(row, action, caps),
         revokes_original=origin == "reissue" and caps.reissue_revokes_original,
         old_names=old_names,
-        csrs=[c for c in recent if c.public_key_id not in in_use],
+        csrs=checks.unused_csrs(),  # not the key being replaced, nor another certificate's
         ekus=caps.ekus,
         signature_algorithms=caps.signature_algorithms,
         max_days=max_days,

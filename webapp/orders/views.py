@@ -223,7 +223,9 @@ def _new_values() -> dict:
         **dict.fromkeys(FORM_TEXT, ""),
         "credential_id": request.args.get("credential_id", type=int),
         "csr_id": request.args.get("csr_id", type=int),
-        "csr_source": "certdesk",
+        # A new key pair for the names typed, the choice that always works; a CSR when the form
+        # was opened for one (its page's Order Certificate).
+        "csr_source": "certdesk" if request.args.get("csr_id") else "new",
         "queue_for_approval": False,
         "ct_log": True,
         "custom": {},
