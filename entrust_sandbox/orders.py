@@ -459,14 +459,16 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     else:
         raise bad_request("A CSR is required", "csr")
 
-    # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts.
+    # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts. With
+    # no `org`, the client's organization, as for a new order; a reissue or renewal for the
+    # original's client keeps the original's, which is one of that client's.
     org = _text(body, "org")
     if org is not None:
         if client_id != 1 and cert_type != "PD_SSL":
             raise bad_request("org may only be given for the primary client (clientId 1)", "org")
     elif cert_type == "PD_SSL" and csr is not None:
         org = ca_mod.csr_attribute(csr, NameOID.ORGANIZATION_NAME)
-    elif original is not None:
+    elif original is not None and client_id == original["client_id"]:
         org = original["org"]
     if org in (None, ""):
         org = client.get("clientName")

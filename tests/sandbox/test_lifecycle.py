@@ -151,6 +151,16 @@ def test_reissue_keeps_expiry_new_serial(api):
     assert_error(api.post(f"certificates/{original['trackingId']}/reissues", {}), 400)
 
 
+def test_a_reissue_naming_the_same_client_keeps_the_original_organization(api):
+    """clientId 1 (as Ansible always sends) on a certificate of client 1 ordered for its other
+    approved organization: the certificate stays with that organization."""
+    original = api.order("www.example.com", org="CertDesk Labs").json()["trackingId"]
+    response = api.post(f"certificates/{original}/reissues", {"clientId": 1})
+    assert response.status_code == 201, response.text
+    detail = api.get(f"certificates/{response.json()['trackingId']}").json()
+    assert detail["org"] == "CertDesk Labs" and "O=CertDesk Labs" in detail["dn"]
+
+
 def test_reissue_with_new_csr_and_sans(api, active):
     from entrust_sandbox.ca import make_csr
 
