@@ -948,7 +948,7 @@ def renew(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
     mode = sandbox.settings.fidelity.renew_validate_only
     lenient = sandbox.settings.fidelity.accept_string_booleans
     validate_only = False
-    if "validateOnly" in body:
+    if body.get("validateOnly") is not None:  # null is no flag, as for every optional field
         if mode == "reject":
             raise bad_request("validateOnly is not supported on renewals", "validateOnly")
         validate_only = mode == "honour" and to_bool(body["validateOnly"], lenient, "validateOnly")

@@ -193,6 +193,20 @@ def test_renew_rejects_validate_only(api, sb, active):
     assert _status(api, active) == "ACTIVE"
 
 
+def test_a_renewal_with_every_optional_key_null_is_taken(api, sb, active):
+    """A serializer that writes nulls (Jackson's default, Newtonsoft without
+    NullValueHandling.Ignore) sends "validateOnly": null with the rest: no flag, so the renewal
+    goes through, as the same body does on a new order or a reissue."""
+    sb.advance_clock(31)
+    keys = ("csr", "subjectAltName", "signingAlg", "eku", "ctLog", "cn", "certEmail", "upn")
+    keys += ("clientId", "org", "ou", "password", "tracking", "endUserKeyStorageAgreement")
+    keys += ("certExpiryDate", "certLifetime", "validateOnly")
+    response = api.post(f"certificates/{active}/renewals", dict.fromkeys(keys))
+    assert response.status_code == 201, response.text
+    assert response.json()["trackingId"] != active
+    assert _status(api, active) == "RENEWED"
+
+
 def test_expiry_follows_the_clock(api, sb):
     tracking_id = api.order("www.example.com", certLifetime="P1Y").json()["trackingId"]
     sb.advance_clock(364)
