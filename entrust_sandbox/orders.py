@@ -1074,7 +1074,9 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
     }
     email_method = body.get("emailMethod")
     if method == "EMAIL" and isinstance(email_method, dict):
-        source = email_method.get("emailSource", "INCLUDE_WHOIS")
+        source = email_method.get("emailSource")
+        if source is None:  # absent or null: the default
+            source = "INCLUDE_WHOIS"
         if source not in ("INCLUDE_WHOIS", "SPECIFIED"):
             raise bad_request("emailSource must be INCLUDE_WHOIS or SPECIFIED", "emailMethod")
         if source == "SPECIFIED":
