@@ -459,14 +459,16 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     else:
         raise bad_request("A CSR is required", "csr")
 
-    # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts.
+    # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts. With
+    # no `org`, the client's organization, as for a new order; a reissue or renewal for the
+    # original's client keeps the original's, which is one of that client's.
     org = _text(body, "org")
     if org is not None:
         if client_id != 1 and cert_type != "PD_SSL":
             raise bad_request("org may only be given for the primary client (clientId 1)", "org")
     elif cert_type == "PD_SSL" and csr is not None:
         org = ca_mod.csr_attribute(csr, NameOID.ORGANIZATION_NAME)
-    elif original is not None:
+    elif original is not None and client_id == original["client_id"]:
         org = original["org"]
     if org in (None, ""):
         org = client.get("clientName")
@@ -946,7 +948,7 @@ def renew(sandbox, tracking_id: int, body: dict, user) -> tuple[int, dict | None
     mode = sandbox.settings.fidelity.renew_validate_only
     lenient = sandbox.settings.fidelity.accept_string_booleans
     validate_only = False
-    if "validateOnly" in body:
+    if body.get("validateOnly") is not None:  # null is no flag, as for every optional field
         if mode == "reject":
             raise bad_request("validateOnly is not supported on renewals", "validateOnly")
         validate_only = mode == "honour" and to_bool(body["validateOnly"], lenient, "validateOnly")
@@ -1072,7 +1074,9 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
     }
     email_method = body.get("emailMethod")
     if method == "EMAIL" and isinstance(email_method, dict):
-        source = email_method.get("emailSource", "INCLUDE_WHOIS")
+        source = email_method.get("emailSource")
+        if source is None:  # absent or null: the default
+            source = "INCLUDE_WHOIS"
         if source not in ("INCLUDE_WHOIS", "SPECIFIED"):
             raise bad_request("emailSource must be INCLUDE_WHOIS or SPECIFIED", "emailMethod")
         if source == "SPECIFIED":

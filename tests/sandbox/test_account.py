@@ -121,6 +121,23 @@ def test_reverify(api):
     assert_error(api.put("clients/1/domains/nope.example", {"verificationMethod": "DNS"}), 404)
 
 
+def test_a_null_email_source_is_the_default(api):
+    """A client that serializes nulls sends "emailSource": null with "email": null: no source
+    given, so INCLUDE_WHOIS, as when the key is left out."""
+    body = {
+        "domainName": "nulls.example",
+        "verificationMethod": "EMAIL",
+        "emailMethod": {"emailSource": None, "email": None},
+    }
+    assert api.post("clients/1/domains", body).status_code == 202
+    emails = api.get("clients/1/domains/nulls.example").json()["emailMethod"]
+    assert "admin@nulls.example" in emails and "hostmaster@nulls.example" in emails
+    redo = api.put(
+        "clients/1/domains/nulls.example", {k: body[k] for k in body if k != "domainName"}
+    )
+    assert redo.status_code == 202, redo.text
+
+
 def test_email_method_specified(api):
     body = {
         "domainName": "mail.example",

@@ -151,6 +151,16 @@ def test_reissue_keeps_expiry_new_serial(api):
     assert_error(api.post(f"certificates/{original['trackingId']}/reissues", {}), 400)
 
 
+def test_a_reissue_naming_the_same_client_keeps_the_original_organization(api):
+    """clientId 1 (as Ansible always sends) on a certificate of client 1 ordered for its other
+    approved organization: the certificate stays with that organization."""
+    original = api.order("www.example.com", org="CertDesk Labs").json()["trackingId"]
+    response = api.post(f"certificates/{original}/reissues", {"clientId": 1})
+    assert response.status_code == 201, response.text
+    detail = api.get(f"certificates/{response.json()['trackingId']}").json()
+    assert detail["org"] == "CertDesk Labs" and "O=CertDesk Labs" in detail["dn"]
+
+
 def test_reissue_with_new_csr_and_sans(api, active):
     from entrust_sandbox.ca import make_csr
 
@@ -181,6 +191,20 @@ def test_renew_rejects_validate_only(api, sb, active):
         api.post(f"certificates/{active}/renewals", {"validateOnly": True}), 400, "validateOnly"
     )
     assert _status(api, active) == "ACTIVE"
+
+
+def test_a_renewal_with_every_optional_key_null_is_taken(api, sb, active):
+    """A serializer that writes nulls (Jackson's default, Newtonsoft without
+    NullValueHandling.Ignore) sends "validateOnly": null with the rest: no flag, so the renewal
+    goes through, as the same body does on a new order or a reissue."""
+    sb.advance_clock(31)
+    keys = ("csr", "subjectAltName", "signingAlg", "eku", "ctLog", "cn", "certEmail", "upn")
+    keys += ("clientId", "org", "ou", "password", "tracking", "endUserKeyStorageAgreement")
+    keys += ("certExpiryDate", "certLifetime", "validateOnly")
+    response = api.post(f"certificates/{active}/renewals", dict.fromkeys(keys))
+    assert response.status_code == 201, response.text
+    assert response.json()["trackingId"] != active
+    assert _status(api, active) == "RENEWED"
 
 
 def test_expiry_follows_the_clock(api, sb):

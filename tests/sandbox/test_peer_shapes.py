@@ -11,6 +11,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+import pytest
 import requests
 from cryptography import x509
 
@@ -346,3 +347,59 @@ def test_a_domains_retry_after_is_on_the_clock_of_the_date_header(api, sb):
     assert timedelta(0) <= retry_after - sent <= timedelta(seconds=2), (sent, retry_after)
     time.sleep(max(0.0, (retry_after - datetime.now(UTC)).total_seconds()) + 0.2)
     assert "dnsMethod" in api.get("clients/1/domains/later.example").json()
+
+
+def _organization_and_address(api, tracking_id) -> tuple[str, dict]:
+    """The certificate's org, and the O, L, ST and C of its dn."""
+    detail = api.get(f"certificates/{tracking_id}").json()
+    subject = x509.Name.from_rfc4514_string(detail["dn"])
+    names = {
+        attribute.rfc4514_attribute_name: attribute.value
+        for attribute in subject
+        if attribute.rfc4514_attribute_name in ("O", "L", "ST", "C")
+    }
+    return detail["org"], names
+
+
+CLIENT_1_SUBJECT = {"O": "CertDesk Demo Corp", "L": "Ottawa", "ST": "Ontario", "C": "CA"}
+
+
+@pytest.mark.parametrize("operation", ["reissues", "renewals"])
+def test_ansible_moves_a_client_2_certificate_to_client_1(api, sb, operation):
+    """Ansible's ecs_certificate always sends clientId (1 by default) and no org. A reissue or
+    renewal of a client 2 certificate then takes client 1's organization and address, as a new
+    order for client 1 would: "When there is no org parameter specified in the request, the
+    organization from the Client is used"."""
+    first = api.order("h9476.example.com", clientId=2)  # example.com is approved for both
+    assert first.status_code == 201, first.text
+    original = first.json()["trackingId"]
+    org, subject = _organization_and_address(api, original)
+    assert org == "Example Subsidiary Ltd"
+    assert subject == {"O": "Example Subsidiary Ltd", "L": "Leeds", "C": "GB"}
+
+    tracking = {"requesterName": "Jo", "requesterEmail": "j@x.com", "requesterPhone": "5"}
+    body = {"tracking": tracking, "clientId": 1}
+    if operation == "renewals":
+        sb.advance_clock(31)
+        expiry = datetime.now(UTC) + timedelta(days=400)
+        body["certExpiryDate"] = expiry.strftime("%Y-%m-%dT%H:%M:%S.00Z")
+    successor = api.post(f"certificates/{original}/{operation}", body)
+    assert successor.status_code == 201, successor.text
+    assert _organization_and_address(api, successor.json()["trackingId"]) == (
+        "CertDesk Demo Corp",
+        CLIENT_1_SUBJECT,
+    )
+
+
+def test_keyfactor_reissue_with_an_empty_org_takes_the_named_clients_organization(api):
+    """Keyfactor derives clientId from the new CSR's O= (1 when it has none) and sends
+    "org": "", which counts as no org: the named client's organization is used."""
+    original = api.order("h9478.example.com", clientId=2).json()["trackingId"]
+    csr, _ = make_csr("h9478.example.com")
+    body = {"csr": csr, "clientId": 1, "org": "", "ou": [], "subjectAltName": []}
+    reissued = api.post(f"certificates/{original}/reissues", body)
+    assert reissued.status_code == 201, reissued.text
+    assert _organization_and_address(api, reissued.json()["trackingId"]) == (
+        "CertDesk Demo Corp",
+        CLIENT_1_SUBJECT,
+    )
