@@ -467,3 +467,29 @@ def test_reissue_shown_again_keeps_the_uploaded_csr_in_the_paste_box(operator_cl
     assert resp.status_code == 422
     assert 'name="csr_source" value="paste" checked' in page
     assert f">{other.pem}</textarea>" in page
+
+
+def test_a_reissue_entrust_refuses_says_so_on_top_of_the_form(
+    operator_client, linked, user, sandbox
+):
+    """Entrust refuses what CertDesk's own checks let through (its domain lapsed since the last
+    sync): the form comes back with the refusal on top, as well as next to its field, and nothing
+    was ordered."""
+    row = _place(user, linked, "shop.example.com")
+    sandbox.set_domain_status("example.com", "EXPIRED")
+    resp = operator_client.post(
+        f"/entrust/{row.id}/reissue",
+        data={
+            "csr_source": "new",
+            "sans": "shop.example.com",
+            "eku": "SERVER_AND_CLIENT_AUTH",
+            "signature_algorithm": "SHA-2",
+            "ct_log": "1",
+        },
+    )
+    page = _text(resp)
+    assert resp.status_code == 422, page
+    top = page.split('id="form-error"')[1].split("</article>")[0]
+    assert "Entrust refused the reissue." in top and "Nothing was ordered." in top
+    assert "example.com" in top
+    assert db.session.execute(select(Order).where(Order.parent_id == row.id)).first() is None

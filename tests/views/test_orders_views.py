@@ -992,3 +992,17 @@ def test_the_searches_take_any_text(operator_client, linked, few_listed, text):
         query_string={"credential_id": linked.id, "domain_search": "a\x00"},
     )
     assert nul.status_code == 400
+
+
+def test_an_order_entrust_refuses_says_so_on_top_of_the_form(
+    operator_client, linked, user, sandbox
+):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    sandbox.set_domain_status("example.com", "EXPIRED")  # lapsed at Entrust since the last sync
+    resp = _post(operator_client, linked, csr.id)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422, page
+    top = page.split('id="form-error"')[1].split("</article>")[0]
+    assert "Entrust refused the order." in top and "Nothing was ordered." in top
+    assert "example.com" in top
+    assert _count(Order) == 0

@@ -239,7 +239,7 @@ def _new_values() -> dict:
 @rbac.require(rbac.ORDERS_MANAGE)
 def new():
     errors: dict[str, str] = {}
-    validation = None
+    validation = refused = None
     if request.method == "GET":
         values = _new_values()
     else:
@@ -260,11 +260,18 @@ def new():
             errors = exc.as_errors()
             if isinstance(exc, placing.OrderRefused):  # its request id went to Entrust
                 values["request_id"] = placing.new_request_id()
+                refused = str(exc)
         _keep_uploaded_csr(values, errors)
     values["csr_text"] = pki.shown_again(values["csr_text"])  # a key is never sent back
     c = _order_choices(values)
     body = htmx.render(
-        "orders/new.html", form=values, errors=errors, validation=validation, c=c, dates=_dates(c)
+        "orders/new.html",
+        form=values,
+        errors=errors,
+        refused=refused,
+        validation=validation,
+        c=c,
+        dates=_dates(c),
     )
     return body, 422 if errors else 200
 
@@ -598,6 +605,7 @@ def _successor_form(values: dict) -> checks.OrderForm:
 def _successor(order_id: int, origin: str):
     row = _order_or_404(order_id)
     errors: dict[str, str] = {}
+    refused = None
     if request.method == "GET":
         values = {**successors.prefill(row, origin), "request_id": placing.new_request_id()}
     else:
@@ -612,13 +620,14 @@ def _successor(order_id: int, origin: str):
             errors = exc.as_errors()
             if isinstance(exc, placing.OrderRefused):  # its request id went to Entrust
                 values["request_id"] = placing.new_request_id()
+                refused = str(exc)
         else:
             flash(_successor_words(new, origin), "success" if new.settled else "warning")
             return htmx.redirect(url_for("orders.detail", order_id=new.id))
         _keep_uploaded_csr(values, errors)
     values["csr_text"] = pki.shown_again(values["csr_text"])  # a key is never sent back
     page = successors.page(row, origin)
-    body = htmx.render("orders/successor.html", p=page, form=values, errors=errors)
+    body = htmx.render("orders/successor.html", p=page, form=values, errors=errors, refused=refused)
     return body, 422 if errors else 200
 
 
