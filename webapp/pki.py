@@ -25,6 +25,9 @@ from webapp.validation import InputError, is_control
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
 MAX_RSA_BITS = kdfcost.MAX_RSA_BITS
+# One certificate, DER: real ones take a few KiB, the largest (thousands of names) well under this.
+# A certificate is stored with each certificate it issued, so a larger one is refused on reading.
+MAX_CERT_BYTES = 64 * 1024
 NOT_A_CERTIFICATE_FILE = (
     "This is not a certificate file CertDesk can read (PEM, DER, PKCS#7 or PKCS#12)."
 )
@@ -625,6 +628,14 @@ def read_certificates(
         raise
     except Exception as exc:  # noqa: BLE001 (untrusted input: every failure is a bad file)
         raise PkiError(NOT_A_CERTIFICATE_FILE, field_name) from exc
+    for cert in certs:
+        size = len(cert.public_bytes(serialization.Encoding.DER))
+        if size > MAX_CERT_BYTES:
+            raise PkiError(
+                f"A certificate in this file takes {size:,} bytes; a real certificate takes at "
+                f"most {MAX_CERT_BYTES // 1024} KiB.",
+                field_name,
+            )
     return Bundle(certs, key)
 
 

@@ -124,6 +124,58 @@ def test_one_import_takes_at_most_a_thousand_certificates(operator_client):
     assert resp.status_code == 303 and _count(Certificate) == 1000
 
 
+def _certificate(cn, *, issuer=None, ca=False, padding=0, sans=()):
+    """A certificate (signed by a throwaway key: signatures are not what is checked) of
+    ``issuer`` (CN; default: itself), with ``sans`` and an unknown extension of ``padding``
+    bytes."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.unit.certs.factory import ec_key
+
+    key = ec_key()
+    start = datetime.now(UTC) - timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)]))
+        .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, issuer or cn)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if padding:
+        pad = x509.UnrecognizedExtension(
+            x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * padding
+        )
+        builder = builder.add_extension(pad, critical=False)
+    if sans:
+        names = [x509.DNSName(n) for n in sans]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_a_certificate_larger_than_a_real_one_is_refused(operator_client):
+    """A certificate is stored with each one it issued: its size is bounded on reading."""
+    limit = webapp_pki.MAX_CERT_BYTES
+    big = _certificate("big.example.com", padding=limit)
+    assert len(der(big)) > limit
+    leaf = _certificate("leaf.example.com", issuer="big.example.com")
+    for name, body in (("big.pem", pem(big) + pem(leaf)), ("big.p7b", p7b([leaf, big]))):
+        resp = _upload(operator_client, ("ok.pem", pem(leaf)), (name, body))
+        text = resp.get_data(as_text=True)
+        assert resp.status_code == 422
+        assert f"{name}: A certificate in this file takes {len(der(big)):,} bytes" in text
+        assert "a real certificate takes at most 64 KiB" in text
+    assert _count(Certificate) == 0
+    fits = _certificate("fits.example.com", padding=limit - 1000)
+    assert len(der(fits)) <= limit
+    assert _upload(operator_client, ("fits.pem", pem(fits))).status_code == 303
+    assert _count(Certificate) == 1
+
+
 def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/certificates/import").get_data(as_text=True)
     assert re.search(r'<input type="file" name="files" [^>]*autofocus>', blank)
