@@ -176,6 +176,23 @@ def test_a_certificate_larger_than_a_real_one_is_refused(operator_client):
     assert _count(Certificate) == 1
 
 
+def test_one_import_stores_a_bounded_number_of_bytes(operator_client, monkeypatch):
+    """Each leaf stores a copy of its chain: leaves all naming one large issuer would store it
+    again and again."""
+    monkeypatch.setattr(service, "MAX_IMPORT_BYTES", 1024 * 1024)
+    ca = _certificate("Large CA", ca=True, padding=60_000)
+    leaves = [_certificate(f"l{i}.example.com", issuer="Large CA") for i in range(14)]
+    before = _count(AuditEvent)
+    resp = _upload(operator_client, ("ok.pem", pem(leaves[0])), ("many.p7b", p7b([ca, *leaves])))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "These files would store 1.1 MiB of certificates (each with a copy of its chain)" in body
+    assert "one import stores at most 1 MiB. Import them in parts." in body
+    assert _count(Certificate) == 0 and _count(AuditEvent) == before
+    resp = _upload(operator_client, ("fewer.p7b", p7b([ca, *leaves[:10]])))
+    assert resp.status_code == 303 and _count(Certificate) == 10
+
+
 def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/certificates/import").get_data(as_text=True)
     assert re.search(r'<input type="file" name="files" [^>]*autofocus>', blank)

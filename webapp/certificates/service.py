@@ -41,6 +41,10 @@ MAX_FILES = 50
 # Certificates one import adds, all in one transaction: a few seconds of writing, within the time
 # another request waits for the database.
 MAX_CERTIFICATES = 1000
+# Bytes one import may store: each certificate's PEM and its copy of its chain's. A thousand
+# certificates with real chains take a few MiB; a bundle whose leaves all name one huge issuer
+# would store that issuer once per leaf.
+MAX_IMPORT_BYTES = 32 * 1024 * 1024
 
 
 # -- adding ------------------------------------------------------------------------------------
@@ -385,6 +389,26 @@ class ImportResult:
     keys: int = 0
 
 
+def _check_stored_bytes(groups) -> None:
+    """Refuse an import whose rows would hold more than MAX_IMPORT_BYTES of PEM: each leaf's
+    own, and its chain's (copied into every leaf it issued)."""
+    sizes: dict[int, int] = {}
+
+    def size(cert) -> int:
+        if id(cert) not in sizes:
+            sizes[id(cert)] = len(pki.cert_pem(cert))
+        return sizes[id(cert)]
+
+    total = sum(size(leaf) + sum(map(size, chain)) for group in groups for leaf, chain in group)
+    if total > MAX_IMPORT_BYTES:
+        raise PkiError(
+            f"These files would store {total / 2**20:,.1f} MiB of certificates (each with a copy "
+            f"of its chain); one import stores at most {MAX_IMPORT_BYTES // 2**20} MiB. Import "
+            "them in parts.",
+            "files",
+        )
+
+
 def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> ImportResult:
     """Import certificate files (PEM, DER, PKCS#7, PKCS#12): all of them, or none.
 
@@ -425,6 +449,7 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
             groups.append(pki.split_leaves(bundle.certificates))
         except PkiError as exc:
             raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
+    _check_stored_bytes(groups)
     try:
         for bundle, group in zip(bundles, groups, strict=True):
             for leaf, chain in group:
