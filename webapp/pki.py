@@ -28,6 +28,9 @@ MAX_RSA_BITS = kdfcost.MAX_RSA_BITS
 # One certificate, DER: real ones take a few KiB, the largest (thousands of names) well under this.
 # A certificate is stored with each certificate it issued, so a larger one is refused on reading.
 MAX_CERT_BYTES = 64 * 1024
+# Names (SANs) of one imported certificate or CSR, each stored and searched as a row: real
+# certificates hold up to a few hundred.
+MAX_NAMES = 1000
 NOT_A_CERTIFICATE_FILE = (
     "This is not a certificate file CertDesk can read (PEM, DER, PKCS#7 or PKCS#12)."
 )
@@ -469,6 +472,17 @@ def _sans_of(ext_holder) -> SanSet:
         elif isinstance(gn, x509.RFC822Name):
             sans.email.append(gn.value.lower())
     return sans
+
+
+def check_name_count(holder, what: str, field_name: str) -> None:
+    """Refuse a certificate or CSR (``what``, in words) with more than MAX_NAMES SANs."""
+    count = len(_sans_of(holder).all())
+    if count > MAX_NAMES:
+        raise PkiError(
+            f"{what} has {count:,} subject alternative names; CertDesk takes at most "
+            f"{MAX_NAMES:,}.",
+            field_name,
+        )
 
 
 def _name_fields(name: x509.Name) -> list[tuple[str, str]]:

@@ -193,6 +193,27 @@ def test_one_import_stores_a_bounded_number_of_bytes(operator_client, monkeypatc
     assert resp.status_code == 303 and _count(Certificate) == 10
 
 
+def test_a_certificate_with_more_names_than_a_real_one_is_refused(operator_client, monkeypatch):
+    """Each name is a row: an import is refused, whole, for a certificate of too many names."""
+    from webapp.certificates.models import CertificateName
+
+    monkeypatch.setattr(webapp_pki, "MAX_NAMES", 5)
+    many = _certificate("many.example.com", sans=[f"n{i}.example.com" for i in range(6)])
+    five = _certificate("five.example.com", sans=[f"f{i}.example.com" for i in range(5)])
+    before = _count(AuditEvent)
+    resp = _upload(operator_client, ("five.pem", pem(five)), ("many.der", der(many)))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert (
+        "many.der: A certificate in this file has 6 subject alternative names; CertDesk takes "
+        "at most 5." in body
+    )
+    assert _count(Certificate) == 0 and _count(CertificateName) == 0
+    assert _count(AuditEvent) == before
+    resp = _upload(operator_client, ("five.pem", pem(five)))
+    assert resp.status_code == 303 and _count(CertificateName) == 6  # with the CN
+
+
 def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/certificates/import").get_data(as_text=True)
     assert re.search(r'<input type="file" name="files" [^>]*autofocus>', blank)

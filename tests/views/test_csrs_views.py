@@ -186,6 +186,30 @@ def test_import_refuses_mismatch_and_bad_input(admin_client):
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
 
 
+def test_import_refuses_a_csr_with_more_names_than_a_real_one(operator_client, monkeypatch):
+    """Each name is a row, and the lists show them: a CSR of too many names is refused."""
+    from webapp.csrs.models import CsrName
+
+    monkeypatch.setattr(pki, "MAX_NAMES", 5)
+    key = ec_key()
+    names = [f"n{i}.example.com" for i in range(6)]
+    many = pki.build_csr(key, {"CN": "n0.example.com"}, pki.SanSet(dns=names))
+    before = _count(AuditEvent)
+    resp = operator_client.post(
+        "/csrs/import",
+        data={"csr_file": (io.BytesIO(many.public_bytes(serialization.Encoding.DER)), "m.csr")},
+        content_type="multipart/form-data",
+    )
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "This CSR has 6 subject alternative names; CertDesk takes at most 5." in body
+    assert _count(Csr) == 0 and _count(CsrName) == 0 and _count(AuditEvent) == before
+    five = pki.build_csr(key, {"CN": "n0.example.com"}, pki.SanSet(dns=names[:5]))
+    pasted = five.public_bytes(serialization.Encoding.PEM).decode()
+    resp = operator_client.post("/csrs/import", data={"csr_text": pasted})
+    assert resp.status_code == 303 and _count(CsrName) == 5
+
+
 def test_a_private_key_pasted_as_the_csr_is_never_shown_again(admin_client):
     key, other = ec_key(), ec_key()
     secret = key_pem(key).decode()

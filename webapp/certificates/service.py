@@ -446,9 +446,12 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
                 "files",
             )
         try:
-            groups.append(pki.split_leaves(bundle.certificates))
+            group = pki.split_leaves(bundle.certificates)
+            for leaf, _chain in group:
+                pki.check_name_count(leaf, "A certificate in this file", "files")
         except PkiError as exc:
             raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
+        groups.append(group)
     _check_stored_bytes(groups)
     try:
         for bundle, group in zip(bundles, groups, strict=True):
