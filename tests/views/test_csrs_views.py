@@ -210,6 +210,31 @@ def test_import_refuses_a_csr_with_more_names_than_a_real_one(operator_client, m
     assert resp.status_code == 303 and _count(CsrName) == 5
 
 
+def test_a_csr_uploaded_just_under_the_bound_shows_its_page(operator_client):
+    """Stored as PEM, a CSR uploaded as DER takes a third more than the upload bound allows:
+    its page reads it without that bound."""
+    padding = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * 900_000
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "big.example.com")]))
+        .add_extension(padding, critical=False)
+        .sign(ec_key(), pki.HASHES["sha256"]())
+    )
+    body = csr.public_bytes(serialization.Encoding.DER)
+    assert len(body) < pki.MAX_FILE_BYTES < len(csr.public_bytes(serialization.Encoding.PEM))
+    resp = operator_client.post(
+        "/csrs/import",
+        data={"csr_file": (io.BytesIO(body), "big.csr")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 303
+    row = db.session.execute(select(Csr)).scalar_one()
+    page = operator_client.get(f"/csrs/{row.id}")
+    assert page.status_code == 200 and "big.example.com" in page.get_data(as_text=True)
+
+
 def test_a_private_key_pasted_as_the_csr_is_never_shown_again(admin_client):
     key, other = ec_key(), ec_key()
     secret = key_pem(key).decode()
