@@ -235,6 +235,16 @@ def test_a_csr_uploaded_just_under_the_bound_shows_its_page(operator_client):
     assert page.status_code == 200 and "big.example.com" in page.get_data(as_text=True)
 
 
+def test_the_list_shows_the_first_names_of_a_csr_and_how_many_more(operator_client):
+    names = [f"n{i}.example.com" for i in range(10)]
+    csr = pki.build_csr(ec_key(), {"CN": "n0.example.com"}, pki.SanSet(dns=names))
+    pasted = csr.public_bytes(serialization.Encoding.PEM).decode()
+    assert operator_client.post("/csrs/import", data={"csr_text": pasted}).status_code == 303
+    page = operator_client.get("/csrs/").get_data(as_text=True)
+    assert "n0.example.com, n1.example.com, n2.example.com, n3.example.com" in page
+    assert '<span class="muted">+6 more</span>' in page and "n4.example.com" not in page
+
+
 def test_a_private_key_pasted_as_the_csr_is_never_shown_again(admin_client):
     key, other = ec_key(), ec_key()
     secret = key_pem(key).decode()
