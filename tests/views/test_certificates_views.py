@@ -214,6 +214,15 @@ def test_a_certificate_with_more_names_than_a_real_one_is_refused(operator_clien
     assert resp.status_code == 303 and _count(CertificateName) == 6  # with the CN
 
 
+def test_the_list_shows_the_first_names_of_a_certificate_and_how_many_more(operator_client):
+    names = [f"n{i}.example.com" for i in range(10)]
+    cert = _certificate("n0.example.com", sans=names)
+    assert _upload(operator_client, ("names.pem", pem(cert))).status_code == 303
+    page = operator_client.get("/certificates/").get_data(as_text=True)
+    assert "n0.example.com, n1.example.com, n2.example.com, n3.example.com" in page
+    assert '<span class="muted">+6 more</span>' in page and "n4.example.com" not in page
+
+
 def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/certificates/import").get_data(as_text=True)
     assert re.search(r'<input type="file" name="files" [^>]*autofocus>', blank)
