@@ -474,8 +474,9 @@ def _sans_of(ext_holder) -> SanSet:
     return sans
 
 
-def check_name_count(holder, what: str, field_name: str) -> None:
-    """Refuse a certificate or CSR (``what``, in words) with more than MAX_NAMES SANs."""
+def check_name_count(holder, what: str, field_name: str) -> int:
+    """Refuse a certificate or CSR (``what``, in words) with more than MAX_NAMES SANs; return
+    how many it has."""
     count = len(_sans_of(holder).all())
     if count > MAX_NAMES:
         raise PkiError(
@@ -483,6 +484,7 @@ def check_name_count(holder, what: str, field_name: str) -> None:
             f"{MAX_NAMES:,}.",
             field_name,
         )
+    return count
 
 
 def _name_fields(name: x509.Name) -> list[tuple[str, str]]:

@@ -214,6 +214,25 @@ def test_a_certificate_with_more_names_than_a_real_one_is_refused(operator_clien
     assert resp.status_code == 303 and _count(CertificateName) == 6  # with the CN
 
 
+def test_one_import_stores_a_bounded_number_of_names(operator_client, monkeypatch):
+    from webapp.certificates.models import CertificateName
+
+    monkeypatch.setattr(service, "MAX_IMPORT_NAMES", 8)
+    certs = [_certificate("c.example.com", sans=[f"c{j}.example.com" for j in range(3)])]
+    certs += [_certificate(f"d{i}.example.com", sans=[f"d{i}.example.com"]) for i in range(6)]
+    before = _count(AuditEvent)
+    resp = _upload(operator_client, ("all.pem", b"".join(pem(c) for c in certs)))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert (
+        "These certificates hold 9 subject alternative names; one import takes at most 8." in body
+    )
+    assert _count(Certificate) == 0 and _count(CertificateName) == 0
+    assert _count(AuditEvent) == before
+    resp = _upload(operator_client, ("fewer.pem", b"".join(pem(c) for c in certs[:-1])))
+    assert resp.status_code == 303 and _count(Certificate) == 6
+
+
 def test_the_list_shows_the_first_names_of_a_certificate_and_how_many_more(operator_client):
     names = [f"n{i}.example.com" for i in range(10)]
     cert = _certificate("n0.example.com", sans=names)

@@ -45,6 +45,8 @@ MAX_CERTIFICATES = 1000
 # certificates with real chains take a few MiB; a bundle whose leaves all name one huge issuer
 # would store that issuer once per leaf.
 MAX_IMPORT_BYTES = 32 * 1024 * 1024
+# Names (SANs) one import stores, one row each: a thousand certificates of 25 names each.
+MAX_IMPORT_NAMES = 25_000
 
 
 # -- adding ------------------------------------------------------------------------------------
@@ -437,6 +439,7 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
     result = ImportResult()
     keys_before = keys.count()
     groups = []
+    names = 0
     for (name, _), bundle in zip(files, bundles, strict=True):
         if bundle.key is not None and not any(
             pki.key_matches(bundle.key, c.public_key()) for c in bundle.certificates
@@ -448,10 +451,16 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
         try:
             group = pki.split_leaves(bundle.certificates)
             for leaf, _chain in group:
-                pki.check_name_count(leaf, "A certificate in this file", "files")
+                names += pki.check_name_count(leaf, "A certificate in this file", "files")
         except PkiError as exc:
             raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
         groups.append(group)
+    if names > MAX_IMPORT_NAMES:
+        raise PkiError(
+            f"These certificates hold {names:,} subject alternative names; one import takes at "
+            f"most {MAX_IMPORT_NAMES:,}. Import them in parts.",
+            "files",
+        )
     _check_stored_bytes(groups)
     try:
         for bundle, group in zip(bundles, groups, strict=True):
