@@ -25,6 +25,12 @@ from webapp.validation import InputError, is_control
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
 MAX_RSA_BITS = kdfcost.MAX_RSA_BITS
+# One certificate, DER: real ones take a few KiB, the largest (thousands of names) well under this.
+# A certificate is stored with each certificate it issued, so a larger one is refused on reading.
+MAX_CERT_BYTES = 64 * 1024
+# Names (SANs) of one imported certificate or CSR, each stored and searched as a row: real
+# certificates hold up to a few hundred.
+MAX_NAMES = 1000
 NOT_A_CERTIFICATE_FILE = (
     "This is not a certificate file CertDesk can read (PEM, DER, PKCS#7 or PKCS#12)."
 )
@@ -428,12 +434,12 @@ class CsrInfo:
     subject_fields: list[tuple[str, str]]
 
 
-def _bytes(data: bytes | str, field_name: str) -> bytes:
+def _bytes(data: bytes | str, field_name: str, bounded: bool = True) -> bytes:
     if isinstance(data, str):
         data = data.encode("utf-8", "replace")
     if not data or not data.strip():
         raise PkiError("Nothing was given.", field_name)
-    if len(data) > MAX_FILE_BYTES:
+    if bounded and len(data) > MAX_FILE_BYTES:
         raise PkiError(f"The file is larger than {MAX_FILE_BYTES // 1024} KiB.", field_name)
     return data.strip() if b"-----BEGIN" in data else data
 
@@ -468,6 +474,19 @@ def _sans_of(ext_holder) -> SanSet:
     return sans
 
 
+def check_name_count(holder, what: str, field_name: str) -> int:
+    """Refuse a certificate or CSR (``what``, in words) with more than MAX_NAMES SANs; return
+    how many it has."""
+    count = len(_sans_of(holder).all())
+    if count > MAX_NAMES:
+        raise PkiError(
+            f"{what} has {count:,} subject alternative names; CertDesk takes at most "
+            f"{MAX_NAMES:,}.",
+            field_name,
+        )
+    return count
+
+
 def _name_fields(name: x509.Name) -> list[tuple[str, str]]:
     out = []
     for attr in name:
@@ -477,9 +496,12 @@ def _name_fields(name: x509.Name) -> list[tuple[str, str]]:
     return out
 
 
-def parse_csr(data: bytes | str, field_name: str = "csr") -> CsrInfo:
-    """Read one PKCS#10 CSR, PEM or DER; raise PkiError unless it parses and its signature holds."""
-    raw = _bytes(data, field_name)
+def parse_csr(data: bytes | str, field_name: str = "csr", *, stored: bool = False) -> CsrInfo:
+    """Read one PKCS#10 CSR, PEM or DER; raise PkiError unless it parses and its signature holds.
+
+    ``stored``: the PEM CertDesk stored, read without the bound of an upload (a CSR uploaded
+    as DER just under it takes a third more as PEM)."""
+    raw = _bytes(data, field_name, bounded=not stored)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -625,6 +647,14 @@ def read_certificates(
         raise
     except Exception as exc:  # noqa: BLE001 (untrusted input: every failure is a bad file)
         raise PkiError(NOT_A_CERTIFICATE_FILE, field_name) from exc
+    for cert in certs:
+        size = len(cert.public_bytes(serialization.Encoding.DER))
+        if size > MAX_CERT_BYTES:
+            raise PkiError(
+                f"A certificate in this file takes {size:,} bytes; a real certificate takes at "
+                f"most {MAX_CERT_BYTES // 1024} KiB.",
+                field_name,
+            )
     return Bundle(certs, key)
 
 

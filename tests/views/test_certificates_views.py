@@ -124,6 +124,124 @@ def test_one_import_takes_at_most_a_thousand_certificates(operator_client):
     assert resp.status_code == 303 and _count(Certificate) == 1000
 
 
+def _certificate(cn, *, issuer=None, ca=False, padding=0, sans=()):
+    """A certificate (signed by a throwaway key: signatures are not what is checked) of
+    ``issuer`` (CN; default: itself), with ``sans`` and an unknown extension of ``padding``
+    bytes."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.unit.certs.factory import ec_key
+
+    key = ec_key()
+    start = datetime.now(UTC) - timedelta(days=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)]))
+        .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, issuer or cn)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=90))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if padding:
+        pad = x509.UnrecognizedExtension(
+            x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * padding
+        )
+        builder = builder.add_extension(pad, critical=False)
+    if sans:
+        names = [x509.DNSName(n) for n in sans]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_a_certificate_larger_than_a_real_one_is_refused(operator_client):
+    """A certificate is stored with each one it issued: its size is bounded on reading."""
+    limit = webapp_pki.MAX_CERT_BYTES
+    big = _certificate("big.example.com", padding=limit)
+    assert len(der(big)) > limit
+    leaf = _certificate("leaf.example.com", issuer="big.example.com")
+    for name, body in (("big.pem", pem(big) + pem(leaf)), ("big.p7b", p7b([leaf, big]))):
+        resp = _upload(operator_client, ("ok.pem", pem(leaf)), (name, body))
+        text = resp.get_data(as_text=True)
+        assert resp.status_code == 422
+        assert f"{name}: A certificate in this file takes {len(der(big)):,} bytes" in text
+        assert "a real certificate takes at most 64 KiB" in text
+    assert _count(Certificate) == 0
+    fits = _certificate("fits.example.com", padding=limit - 1000)
+    assert len(der(fits)) <= limit
+    assert _upload(operator_client, ("fits.pem", pem(fits))).status_code == 303
+    assert _count(Certificate) == 1
+
+
+def test_one_import_stores_a_bounded_number_of_bytes(operator_client, monkeypatch):
+    """Each leaf stores a copy of its chain: leaves all naming one large issuer would store it
+    again and again."""
+    monkeypatch.setattr(service, "MAX_IMPORT_BYTES", 1024 * 1024)
+    ca = _certificate("Large CA", ca=True, padding=60_000)
+    leaves = [_certificate(f"l{i}.example.com", issuer="Large CA") for i in range(14)]
+    before = _count(AuditEvent)
+    resp = _upload(operator_client, ("ok.pem", pem(leaves[0])), ("many.p7b", p7b([ca, *leaves])))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "These files would store 1.1 MiB of certificates (each with a copy of its chain)" in body
+    assert "one import stores at most 1 MiB. Import them in parts." in body
+    assert _count(Certificate) == 0 and _count(AuditEvent) == before
+    resp = _upload(operator_client, ("fewer.p7b", p7b([ca, *leaves[:10]])))
+    assert resp.status_code == 303 and _count(Certificate) == 10
+
+
+def test_a_certificate_with_more_names_than_a_real_one_is_refused(operator_client, monkeypatch):
+    """Each name is a row: an import is refused, whole, for a certificate of too many names."""
+    from webapp.certificates.models import CertificateName
+
+    monkeypatch.setattr(webapp_pki, "MAX_NAMES", 5)
+    many = _certificate("many.example.com", sans=[f"n{i}.example.com" for i in range(6)])
+    five = _certificate("five.example.com", sans=[f"f{i}.example.com" for i in range(5)])
+    before = _count(AuditEvent)
+    resp = _upload(operator_client, ("five.pem", pem(five)), ("many.der", der(many)))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert (
+        "many.der: A certificate in this file has 6 subject alternative names; CertDesk takes "
+        "at most 5." in body
+    )
+    assert _count(Certificate) == 0 and _count(CertificateName) == 0
+    assert _count(AuditEvent) == before
+    resp = _upload(operator_client, ("five.pem", pem(five)))
+    assert resp.status_code == 303 and _count(CertificateName) == 6  # with the CN
+
+
+def test_one_import_stores_a_bounded_number_of_names(operator_client, monkeypatch):
+    from webapp.certificates.models import CertificateName
+
+    monkeypatch.setattr(service, "MAX_IMPORT_NAMES", 8)
+    certs = [_certificate("c.example.com", sans=[f"c{j}.example.com" for j in range(3)])]
+    certs += [_certificate(f"d{i}.example.com", sans=[f"d{i}.example.com"]) for i in range(6)]
+    before = _count(AuditEvent)
+    resp = _upload(operator_client, ("all.pem", b"".join(pem(c) for c in certs)))
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert (
+        "These certificates hold 9 subject alternative names; one import takes at most 8." in body
+    )
+    assert _count(Certificate) == 0 and _count(CertificateName) == 0
+    assert _count(AuditEvent) == before
+    resp = _upload(operator_client, ("fewer.pem", b"".join(pem(c) for c in certs[:-1])))
+    assert resp.status_code == 303 and _count(Certificate) == 6
+
+
+def test_the_list_shows_the_first_names_of_a_certificate_and_how_many_more(operator_client):
+    names = [f"n{i}.example.com" for i in range(10)]
+    cert = _certificate("n0.example.com", sans=names)
+    assert _upload(operator_client, ("names.pem", pem(cert))).status_code == 303
+    page = operator_client.get("/certificates/").get_data(as_text=True)
+    assert "n0.example.com, n1.example.com, n2.example.com, n3.example.com" in page
+    assert '<span class="muted">+6 more</span>' in page and "n4.example.com" not in page
+
+
 def test_import_starts_at_the_files_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/certificates/import").get_data(as_text=True)
     assert re.search(r'<input type="file" name="files" [^>]*autofocus>', blank)

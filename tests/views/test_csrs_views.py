@@ -186,6 +186,65 @@ def test_import_refuses_mismatch_and_bad_input(admin_client):
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
 
 
+def test_import_refuses_a_csr_with_more_names_than_a_real_one(operator_client, monkeypatch):
+    """Each name is a row, and the lists show them: a CSR of too many names is refused."""
+    from webapp.csrs.models import CsrName
+
+    monkeypatch.setattr(pki, "MAX_NAMES", 5)
+    key = ec_key()
+    names = [f"n{i}.example.com" for i in range(6)]
+    many = pki.build_csr(key, {"CN": "n0.example.com"}, pki.SanSet(dns=names))
+    before = _count(AuditEvent)
+    resp = operator_client.post(
+        "/csrs/import",
+        data={"csr_file": (io.BytesIO(many.public_bytes(serialization.Encoding.DER)), "m.csr")},
+        content_type="multipart/form-data",
+    )
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "This CSR has 6 subject alternative names; CertDesk takes at most 5." in body
+    assert _count(Csr) == 0 and _count(CsrName) == 0 and _count(AuditEvent) == before
+    five = pki.build_csr(key, {"CN": "n0.example.com"}, pki.SanSet(dns=names[:5]))
+    pasted = five.public_bytes(serialization.Encoding.PEM).decode()
+    resp = operator_client.post("/csrs/import", data={"csr_text": pasted})
+    assert resp.status_code == 303 and _count(CsrName) == 5
+
+
+def test_a_csr_uploaded_just_under_the_bound_shows_its_page(operator_client):
+    """Stored as PEM, a CSR uploaded as DER takes a third more than the upload bound allows:
+    its page reads it without that bound."""
+    padding = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * 900_000
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "big.example.com")]))
+        .add_extension(padding, critical=False)
+        .sign(ec_key(), pki.HASHES["sha256"]())
+    )
+    body = csr.public_bytes(serialization.Encoding.DER)
+    assert len(body) < pki.MAX_FILE_BYTES < len(csr.public_bytes(serialization.Encoding.PEM))
+    resp = operator_client.post(
+        "/csrs/import",
+        data={"csr_file": (io.BytesIO(body), "big.csr")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 303
+    row = db.session.execute(select(Csr)).scalar_one()
+    page = operator_client.get(f"/csrs/{row.id}")
+    assert page.status_code == 200 and "big.example.com" in page.get_data(as_text=True)
+
+
+def test_the_list_shows_the_first_names_of_a_csr_and_how_many_more(operator_client):
+    names = [f"n{i}.example.com" for i in range(10)]
+    csr = pki.build_csr(ec_key(), {"CN": "n0.example.com"}, pki.SanSet(dns=names))
+    pasted = csr.public_bytes(serialization.Encoding.PEM).decode()
+    assert operator_client.post("/csrs/import", data={"csr_text": pasted}).status_code == 303
+    page = operator_client.get("/csrs/").get_data(as_text=True)
+    assert "n0.example.com, n1.example.com, n2.example.com, n3.example.com" in page
+    assert '<span class="muted">+6 more</span>' in page and "n4.example.com" not in page
+
+
 def test_a_private_key_pasted_as_the_csr_is_never_shown_again(admin_client):
     key, other = ec_key(), ec_key()
     secret = key_pem(key).decode()

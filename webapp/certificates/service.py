@@ -41,6 +41,12 @@ MAX_FILES = 50
 # Certificates one import adds, all in one transaction: a few seconds of writing, within the time
 # another request waits for the database.
 MAX_CERTIFICATES = 1000
+# Bytes one import may store: each certificate's PEM and its copy of its chain's. A thousand
+# certificates with real chains take a few MiB; a bundle whose leaves all name one huge issuer
+# would store that issuer once per leaf.
+MAX_IMPORT_BYTES = 32 * 1024 * 1024
+# Names (SANs) one import stores, one row each: a thousand certificates of 25 names each.
+MAX_IMPORT_NAMES = 25_000
 
 
 # -- adding ------------------------------------------------------------------------------------
@@ -385,6 +391,26 @@ class ImportResult:
     keys: int = 0
 
 
+def _check_stored_bytes(groups) -> None:
+    """Refuse an import whose rows would hold more than MAX_IMPORT_BYTES of PEM: each leaf's
+    own, and its chain's (copied into every leaf it issued)."""
+    sizes: dict[int, int] = {}
+
+    def size(cert) -> int:
+        if id(cert) not in sizes:
+            sizes[id(cert)] = len(pki.cert_pem(cert))
+        return sizes[id(cert)]
+
+    total = sum(size(leaf) + sum(map(size, chain)) for group in groups for leaf, chain in group)
+    if total > MAX_IMPORT_BYTES:
+        raise PkiError(
+            f"These files would store {total / 2**20:,.1f} MiB of certificates (each with a copy "
+            f"of its chain); one import stores at most {MAX_IMPORT_BYTES // 2**20} MiB. Import "
+            "them in parts.",
+            "files",
+        )
+
+
 def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> ImportResult:
     """Import certificate files (PEM, DER, PKCS#7, PKCS#12): all of them, or none.
 
@@ -413,6 +439,7 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
     result = ImportResult()
     keys_before = keys.count()
     groups = []
+    names = 0
     for (name, _), bundle in zip(files, bundles, strict=True):
         if bundle.key is not None and not any(
             pki.key_matches(bundle.key, c.public_key()) for c in bundle.certificates
@@ -422,9 +449,19 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
                 "files",
             )
         try:
-            groups.append(pki.split_leaves(bundle.certificates))
+            group = pki.split_leaves(bundle.certificates)
+            for leaf, _chain in group:
+                names += pki.check_name_count(leaf, "A certificate in this file", "files")
         except PkiError as exc:
             raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
+        groups.append(group)
+    if names > MAX_IMPORT_NAMES:
+        raise PkiError(
+            f"These certificates hold {names:,} subject alternative names; one import takes at "
+            f"most {MAX_IMPORT_NAMES:,}. Import them in parts.",
+            "files",
+        )
+    _check_stored_bytes(groups)
     try:
         for bundle, group in zip(bundles, groups, strict=True):
             for leaf, chain in group:

@@ -20,6 +20,12 @@ class CsrShown:
     def san_list(self) -> list[str]:
         return split_names(self.sans)
 
+    @property
+    def san_summary(self) -> tuple[str, int]:
+        """The first four SANs as text, and how many more there are (for the list)."""
+        names = self.san_list
+        return ", ".join(names[:4]), max(0, len(names) - 4)
+
 
 class ListedCsr(CsrShown, Values):
     """A CSR as the SSL > CSRs list reads it: the list's columns as plain values, with its

@@ -126,6 +126,7 @@ def import_csr(actor, csr_data, key_data=None, key_password: str | None = None) 
     """
     rbac.check(actor, rbac.CSRS_MANAGE)
     info = pki.parse_csr(csr_data, "csr")
+    pki.check_name_count(info.csr, "This CSR", "csr")
     key_row = None
     if key_data is not None and key_data.strip():
         key = pki.load_private_key(key_data, key_password or None, "key")

@@ -119,7 +119,7 @@ def import_csr():
 
 
 def _detail(row, errors=None, status=200):
-    info = pki.parse_csr(row.pem)
+    info = pki.parse_csr(row.pem, stored=True)
     return htmx.render(
         "csrs/detail.html",
         csr=row,
