@@ -1006,3 +1006,34 @@ def test_an_order_entrust_refuses_says_so_on_top_of_the_form(
     assert "Entrust refused the order." in top and "Nothing was ordered." in top
     assert "example.com" in top
     assert _count(Order) == 0
+
+
+def test_an_order_from_a_csr_file_just_under_the_upload_bound_is_placed_and_kept(
+    operator_client, linked
+):
+    """Uploaded as DER just under the bound, the CSR is a third larger as the PEM CertDesk keeps:
+    once Entrust took the order, CertDesk records that CSR without the upload's bound."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.unit.certs.factory import ec_key
+    from webapp import pki
+
+    padding = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * 900_000
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "big.example.com")]))
+        .add_extension(padding, critical=False)
+        .sign(ec_key(), pki.HASHES["sha256"]())
+    )
+    body = csr.public_bytes(serialization.Encoding.DER)
+    assert len(body) < pki.MAX_FILE_BYTES < len(csr.public_bytes(serialization.Encoding.PEM))
+    resp = _post(
+        operator_client, linked, None, csr_source="upload", csr_file=(io.BytesIO(body), "big.csr")
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.csr_id is not None and row.common_name == "big.example.com"
+    assert operator_client.get(resp.headers["Location"]).status_code == 200

@@ -275,7 +275,7 @@ def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
         row = csrs.get_csr(form.csr_id) if form.csr_id else None
         if row is None:
             raise OrderInputError("Choose one of the CSRs made in CertDesk.", "csr_id")
-        return pki.parse_csr(row.pem, "csr_id"), row.id, None
+        return pki.parse_csr(row.pem, "csr_id", stored=True), row.id, None
     if form.csr_source == "paste":
         if not form.csr_text.strip():
             raise OrderInputError("Paste the CSR (PEM).", "csr")

@@ -54,7 +54,7 @@ def _ensure_csr(row: Order, actor) -> None:
     req = json.loads(row.request or "{}")
     if not req.get("csr_pem"):
         return
-    info = pki.parse_csr(req["csr_pem"])
+    info = pki.parse_csr(req["csr_pem"], stored=True)
     key_row = keys.by_public_id(info.public_key_id)
     row.csr_id = csrs.record_for_order(actor, info, key_row).id
 
