@@ -39,6 +39,19 @@ MAX_QUICK_DEATHS = 5
 # workers); a gen-0 threshold of 20,000 makes collections rare. Together: 0.2 ms per page.
 GC_THRESHOLD = (20_000, 20, 20)
 
+# What waitress is given beside the app. Its defaults hold at most 100 connections and leave an
+# idle or unfinished one open for 120 s: 100 connections that send part of a request and then a
+# byte now and then kept every user out. So: many more connections (polled, since select() stops
+# at 1,024 descriptors), and one that sends nothing for 30 s is closed (a request being served is
+# not). A reverse proxy in front remains the place to limit clients.
+WAITRESS_OPTIONS = {
+    "ident": "CertDesk",
+    "connection_limit": 1000,
+    "channel_timeout": 30,
+    "cleanup_interval": 10,
+    "asyncore_use_poll": True,
+}
+
 
 def tune_gc() -> None:
     """Collect once, freeze what survives (the server's start-up state), raise the threshold."""
@@ -193,7 +206,7 @@ def _serve_child(app, sock: socket.socket, threads: int) -> None:
     if app.config["SCHEDULER_ENABLED"]:
         scheduler.start()
     try:
-        server = waitress.create_server(app, sockets=[sock], threads=threads, ident="CertDesk")
+        server = waitress.create_server(app, sockets=[sock], threads=threads, **WAITRESS_OPTIONS)
         server.run()
     finally:
         jobs.stop_pool(app)
