@@ -62,7 +62,9 @@ def test_demo_offers_one_click_sandbox(app, admin_client, sandbox):
     assert "Add the sandbox credential" in page and sandbox.base_url in page
     # Entered by hand, the credential needs its administrator rights box ticked, as the one-click
     # credential has it.
-    assert "tick <strong>Has Entrust administrator rights</strong>" in page
+    assert "leave <strong>Has Entrust administrator rights</strong> ticked" in page
+    form = admin_client.get("/entrust/manage/credentials/new").get_data(as_text=True)
+    assert 'name="is_admin" value="1" checked' in form  # as the instructions say
     resp = admin_client.post("/entrust/manage/credentials/sandbox")
     assert resp.status_code == 303 and "job=" in resp.headers["Location"]
     page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
