@@ -300,3 +300,25 @@ def test_back_after_ordering_and_sent_again_places_no_second_order(page, live_se
     assert len(sent) == 1, [r["body"] for r in sent]
     page.goto(live_server.url + "/entrust/")
     expect(page.locator("#orders-table tbody tr[data-order]")).to_have_count(1)
+
+
+def test_an_order_page_keeps_its_values_whole_in_a_narrow_window(page, live_server, sandbox):
+    """At 800 pixels the Order card's values (product, names, requester) are not squeezed by a long
+    label into breaking mid-word."""
+    sandbox.seed(certificates=0, seed=8)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    _order(page, live_server, "narrow.example.com")
+    for width in (1280, 800):
+        page.set_viewport_size({"width": width, "height": 900})
+        lines = page.evaluate(
+            """() => [...document.querySelectorAll('#order-fields dt')]
+                 .filter((dt) => ['Product', 'Common name'].includes(dt.textContent.trim()))
+                 .map((dt) => {
+                   const range = document.createRange();
+                   range.selectNodeContents(dt.nextElementSibling);
+                   const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                   return [dt.textContent.trim(), tops.size];
+                 })"""
+        )
+        assert lines == [["Common name", 1], ["Product", 1]], (width, lines)
