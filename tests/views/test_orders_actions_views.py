@@ -493,3 +493,16 @@ def test_a_reissue_entrust_refuses_says_so_on_top_of_the_form(
     assert "Entrust refused the reissue." in top and "Nothing was ordered." in top
     assert "example.com" in top
     assert db.session.execute(select(Order).where(Order.parent_id == row.id)).first() is None
+
+
+def test_whoever_placed_an_order_is_told_what_another_user_did_to_it(
+    admin_client, operator_client, linked, user
+):
+    queued = _place(user, linked, "told.example.com", queue=True)
+    admin_client.post("/entrust/status?action=approve", data={"order": [queued.id]})
+    notice = _text(operator_client.get("/entrust/updates"))
+    said = re.search(r"told\.example\.com</a>:\s*(.*?)\s*<small", notice, re.S)
+    assert said, notice
+    assert re.fullmatch(
+        rf"Approved by {user['admin'].username} \(\w+ &rarr; ACTIVE\)", said.group(1)
+    ), said.group(1)
