@@ -1,20 +1,25 @@
 """The control API under /_sandbox/: seed, reset, request log, faults, clock, hooks, users.
 
 It is for tests, benchmarks and the demo, so it has no authentication; the sandbox listens on
-loopback. JSON in and out; errors use the same envelope as the API.
+loopback. So that no web page the person running it opens can use it either, it answers only
+requests addressed to an IP address or localhost (a name another site's DNS points at the
+loopback, as DNS rebinding does, is refused) and no request a browser sent from another origin.
+JSON in and out; errors use the same envelope as the API.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request
 
 from . import orders, seed
 from .auth import create_user
 from .clock import fmt
-from .errors import bad_request, not_found, parse_json
+from .errors import ApiError, bad_request, not_found, parse_json
 from .listing import CUSTOM_FIELD_NAMES
 from .settings import Settings
 
@@ -52,6 +57,28 @@ CERT_STATUSES = (
 
 def _sandbox():
     return current_app.extensions["sandbox"]
+
+
+def _direct_host(host: str) -> bool:
+    """An IP address or localhost: no name someone else's DNS answers for."""
+    name = (urlsplit("//" + host).hostname or "").rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@bp.before_request
+def _only_direct_callers():
+    host = request.host
+    if not _direct_host(host):
+        raise ApiError(403, "The control API answers requests to an IP address or localhost only")
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != host:
+        raise ApiError(403, "The control API answers no request sent from another origin")
 
 
 def _body() -> dict:
