@@ -151,12 +151,14 @@ def _cert_type(body: dict) -> str:
 
 @bp.post("/async/certificates")
 def new_async_certificate():
-    """NewAsyncCertRequest: carry out the order as a job; 202 with Location /async/jobs/{id}."""
+    """NewAsyncCertRequest: carry out the order as a job; 202 with Location /async/jobs/{id}.
+    A body that is no JSON object is refused at once (400, as the spec lists); what the order's
+    checks refuse is the job's error."""
     sandbox = _sandbox()
+    request_body = _body(required=True)
     job_id = str(uuid.uuid4())
     job = {"status": "SUCCESS", "resourceType": "CERTIFICATE"}
     try:
-        request_body = _body(required=True)
         _status, body = orders.new_order(sandbox, request_body, g.user)
         if body is not None:
             job["resourceLocation"] = f"/certificates/{body['trackingId']}"

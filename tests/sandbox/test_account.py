@@ -193,6 +193,11 @@ def test_async_order(api):
     schema.check(error_job, "/async/jobs/{jobId}", "GET")
     assert error_job.json()["status"] == "ERROR"
     assert_error(api.get("async/jobs/unknown"), 404)
+    # A body that is no JSON object is refused at once, with no job (the spec's 400).
+    for raw in (b"", b"not json", b"[1, 2]"):
+        refused = api.session.post(api.base + "async/certificates", data=raw, timeout=30)
+        assert_error(refused, 400)
+        assert "Location" not in refused.headers
 
 
 def test_tracking_id_with_leading_zero_in_path(api):
