@@ -164,6 +164,17 @@ def _(t):
     )
 
 
+@case("users.profile")
+def _(t):
+    target = t.user["operator"].id
+    return Change(
+        "admin",
+        f"/admin/users/{target}/profile",
+        [("user.profile_change", "admin", "user", target)],
+        {"full_name": "Olga Operator", "email": "olga@example.com"},
+    )
+
+
 @case("users.active")
 def _(t):
     target = t.user["operator"].id

@@ -291,3 +291,34 @@ def test_an_administrator_on_their_own_page_is_guarded_against_locking_themselve
     page = admin_client.get(f"/admin/users/{user['operator'].id}").get_data(as_text=True)
     assert "Disable user</button>" in page and 'name="password"' in page
     assert "Change your own role?" not in page and "this browser</small>" not in page
+
+
+def test_an_admin_sets_a_users_name_and_email(admin_client, operator_client, user):
+    target = user["operator"]
+    page = admin_client.get(f"/admin/users/{target.id}").get_data(as_text=True)
+    assert '<label for="full_name">Full name</label>' in page
+    resp = admin_client.post(
+        f"/admin/users/{target.id}/profile",
+        data={"full_name": "Olga Operator", "email": "olga@example.com"},
+    )
+    assert resp.status_code == 303
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Saved the name and e-mail of operator." in page
+    assert 'value="Olga Operator"' in page and 'value="olga@example.com"' in page
+    db.session.expire_all()
+    assert (target.full_name, target.email) == ("Olga Operator", "olga@example.com")
+    # Bad input: a clear error, nothing changed.
+    for data, field in [
+        ({"full_name": "x" * 121, "email": ""}, "full_name"),
+        ({"full_name": "Olga", "email": "not an address"}, "email"),
+    ]:
+        resp = admin_client.post(f"/admin/users/{target.id}/profile", data=data)
+        page = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and f'id="{field}-error"' in page
+    db.session.expire_all()
+    assert (target.full_name, target.email) == ("Olga Operator", "olga@example.com")
+    # Only administrators.
+    resp = operator_client.post(
+        f"/admin/users/{target.id}/profile", data={"full_name": "Me", "email": ""}
+    )
+    assert resp.status_code == 403

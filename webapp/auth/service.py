@@ -638,6 +638,32 @@ def change_role(actor, user: User, role: str) -> None:
     db.session.commit()
 
 
+def change_profile(actor, user: User, full_name: str, email: str) -> bool:
+    """A user's full name and e-mail (the requester an order form starts with). Returns whether
+    anything changed."""
+    rbac.check(actor, rbac.USERS_MANAGE)
+    full_name, email = _profile(full_name, email)
+    before = {"full_name": user.full_name, "email": user.email}
+    after = {"full_name": full_name, "email": email}
+    if before == after:
+        return False
+    user.full_name, user.email = full_name, email
+    changed = [k for k in after if after[k] != before[k]]
+    audit.record(
+        "user.profile_change",
+        object_type="user",
+        object_id=user.id,
+        actor=actor,
+        detail={
+            "username": user.username,
+            "from": {k: before[k] for k in changed},
+            "to": {k: after[k] for k in changed},
+        },
+    )
+    db.session.commit()
+    return True
+
+
 def set_active(actor, user: User, active: bool) -> None:
     rbac.check(actor, rbac.USERS_MANAGE)
     if user.active == active:

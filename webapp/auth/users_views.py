@@ -121,6 +121,19 @@ def role(user_id: int):
     return _apply(user_id, change)
 
 
+@bp.post("/<int:user_id>/profile")
+@rbac.require(rbac.USERS_MANAGE)
+def profile(user_id: int):
+    def change(user):
+        f = request.form
+        changed = service.change_profile(
+            current_user, user, f.get("full_name", "")[:1000], f.get("email", "")[:1000]
+        )
+        return f"Saved the name and e-mail of {user.username}." if changed else "Nothing changed."
+
+    return _apply(user_id, change)
+
+
 @bp.post("/<int:user_id>/active")
 @rbac.require(rbac.USERS_MANAGE)
 def active(user_id: int):
