@@ -95,6 +95,11 @@ def test_organization_search_starts_with_name_or_client(admin_client, synced):
 
 
 def test_sync_button(admin_client, operator_client, synced, sandbox):
+    # The Sync button's credential and the list's filter read differently, side by side.
+    tab = operator_client.get("/entrust/manage/domains").get_data(as_text=True)
+    sync_select = tab.split('aria-label="Credential to sync"')[1].split("</select>")[0]
+    filter_select = tab.split('aria-label="Show the rows of"')[1].split("</select>")[0]
+    assert ">All credentials<" in sync_select and ">Any credential<" in filter_select
     sandbox.set_domain_status("pending.example", "APPROVED", client_id=1)
     frag = operator_client.post(
         "/entrust/manage/sync", data={"kind": "domains", "next": "domains"}, headers=HTMX
