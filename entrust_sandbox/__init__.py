@@ -20,6 +20,9 @@ Choices where the live API's behaviour is not known:
 - Revoke works from ACTIVE, READY and SUSPENDED; renew from ACTIVE, READY and EXPIRED; reissue
   from ACTIVE and READY. New orders, approvals, reissues and renewals consume inventory;
   deactivation gives the token back. A time given in certExpiryDate is taken in EST.
+- A public SSL type (every SSL type but PRIVATE_SSL) may be ordered or renewed to expire at most
+  398 days after the day of the request, by certExpiryDate or certLifetime (P2Y and P3Y are
+  refused for them); the 400 names the field that asked. A reissue keeps the original's expiry.
 - Async orders are carried out at once; the job is SUCCESS or ERROR when first read.
 - The control API has no authentication: the sandbox is meant for loopback.
 - GET /auditLogs lists the changes API users made through the API (orders, approvals and the

@@ -40,6 +40,11 @@ CODE_SIGNING_TYPES = ("CODE_SIGNING", "EV_CODE_SIGNING")
 CDS_TYPES = ("CDS_INDIVIDUAL", "CDS_GROUP", "CDS_ENT_LITE", "CDS_ENT_PRO")
 CERT_TYPES = SSL_TYPES + CODE_SIGNING_TYPES + CDS_TYPES + ("SMIME_ENT",)
 EV_TYPES = ("EV_SSL", "EV_CODE_SIGNING", "QWAC_SSL", "PSD2_SSL")
+# The longest validity a public SSL certificate may be ordered with, in days from the day of the
+# request to its expiry date: the CA/Browser Forum's bound for publicly trusted TLS certificates
+# (Lemur: "ENTRUST only allows 13 months of max certificate duration"). PRIVATE_SSL is not capped.
+PUBLIC_SSL_MAX_DAYS = 398
+MAX_VALIDITY_DAYS = {t: PUBLIC_SSL_MAX_DAYS for t in SSL_TYPES if t != "PRIVATE_SSL"}
 EKUS = ("SERVER_AUTH", "CLIENT_AUTH", "SERVER_AND_CLIENT_AUTH")
 LIFETIMES = {"P1Y": 1, "P2Y": 2, "P3Y": 3}
 USABLE_DOMAIN = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
@@ -336,7 +341,23 @@ class Plan:
         self.__dict__.update(values)
 
 
-def _expiry(body: dict, sandbox, now: datetime, default_years: int = 1) -> datetime:
+def _expiry(body: dict, sandbox, now: datetime, cert_type: str) -> datetime:
+    """The expiry a new order or renewal asks for: certExpiryDate (which wins when both are
+    sent, as Keyfactor does), else certLifetime, else one year; refused past the type's cap."""
+    expiry, field = _asked_expiry(body, sandbox, now)
+    max_days = MAX_VALIDITY_DAYS.get(cert_type)
+    if max_days is not None and (expiry.date() - now.date()).days > max_days:
+        latest = now.date() + timedelta(days=max_days)
+        raise bad_request(
+            f"A {cert_type} certificate may be valid for at most {max_days} days: "
+            f"the expiry date must be {latest.isoformat()} or earlier",
+            field,
+        )
+    return expiry
+
+
+def _asked_expiry(body: dict, sandbox, now: datetime, default_years: int = 1):
+    """The expiry asked for, and the field that asked for it."""
     lenient = sandbox.settings.fidelity.accept_datetime_expiry
     raw_date, lifetime = body.get("certExpiryDate"), body.get("certLifetime")
     if raw_date not in (None, ""):
@@ -349,7 +370,7 @@ def _expiry(body: dict, sandbox, now: datetime, default_years: int = 1) -> datet
         expiry = datetime.combine(day, time(23, 59, 59), now.tzinfo)
         if expiry <= now:
             raise bad_request("certExpiryDate must be in the future", "certExpiryDate")
-        return expiry
+        return expiry, "certExpiryDate"
     if lifetime not in (None, ""):
         if not isinstance(lifetime, str) or lifetime not in LIFETIMES:
             raise bad_request("certLifetime must be one of P1Y, P2Y, P3Y", "certLifetime")
@@ -360,7 +381,7 @@ def _expiry(body: dict, sandbox, now: datetime, default_years: int = 1) -> datet
         end = now.date().replace(year=now.year + years)
     except ValueError:  # 29 February in a year that has none
         end = now.date().replace(year=now.year + years, day=28)
-    return datetime.combine(end, time(23, 59, 59), now.tzinfo)
+    return datetime.combine(end, time(23, 59, 59), now.tzinfo), "certLifetime"
 
 
 def _pick_pool(conn, cert_type: str) -> str:
@@ -577,7 +598,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     if original is not None and not renewal:
         expiry = parse_datetime(original["expires_after"])  # a reissue keeps the expiry
     else:
-        expiry = _expiry(body, sandbox, now)
+        expiry = _expiry(body, sandbox, now, cert_type)
 
     subject = [(NameOID.COMMON_NAME, common_name)]
     subject += [(NameOID.ORGANIZATIONAL_UNIT_NAME, name) for name in ou]

@@ -113,8 +113,9 @@ def test_lenient_input(api):
 
 
 def test_lifetime_and_expiry_rules(api):
-    body = api.order("www.example.com", certLifetime="P2Y").json()
+    body = api.order("www.example.com", "PRIVATE_SSL", certLifetime="P2Y").json()
     assert body["expiresAfter"][:4] == str(datetime.now(UTC).year + 2)
+    assert_error(api.order("www.example.com", certLifetime="P2Y"), 400, "certLifetime")
     assert_error(api.order("www.example.com", certLifetime="P5Y"), 400, "certLifetime")
     assert_error(api.order("www.example.com", certExpiryDate="2001-01-01"), 400, "certExpiryDate")
 
