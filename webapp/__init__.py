@@ -236,6 +236,13 @@ def _format_dt(value, fmt: str = "%Y-%m-%d %H:%M UTC"):
 @lru_cache(maxsize=4096)
 def _time_element(value, fmt: str) -> Markup:
     # An ISO time has nothing to escape; the formatted text is escaped.
+    if "%H" not in fmt:
+        # A day (an OV expiry, the day a row went): shown as written, not turned into a local
+        # time of day ("01/06/2028, 12:00 AM") or moved to the day before west of UTC.
+        return Markup(  # noqa: S704
+            f'<time datetime="{value.date().isoformat()}" data-local="day">'
+            f"{escape(value.strftime(fmt))}</time>"
+        )
     return Markup(  # noqa: S704
         f'<time datetime="{value.isoformat()}">{escape(value.strftime(fmt))}</time>'
     )

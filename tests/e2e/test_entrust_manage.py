@@ -3,6 +3,8 @@ Sync on the Domains tab picks up a domain approved meanwhile in the sandbox."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -51,6 +53,9 @@ def test_link_the_sandbox_and_sync(page, live_server, sandbox):
     page.get_by_role("link", name="Organizations", exact=True).click()
     expect(page.locator("#organizations-table")).to_contain_text("CertDesk Demo Corp")
     expect(page.locator("#organizations-table")).to_contain_text("Pending Holdings Inc")
+    # An OV expiry is a day: shown as one, not as a local time of day.
+    days = page.locator("#organizations-table time").all_inner_texts()
+    assert days and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) for d in days), days
     page.get_by_role("link", name="Products", exact=True).click()
     expect(page.locator("#products-table")).to_contain_text("STANDARD_SSL")
     page.get_by_role("link", name="Domains", exact=True).click()
