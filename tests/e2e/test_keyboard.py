@@ -129,3 +129,22 @@ def test_the_csr_forms_name_check_is_read_out_and_use_these_leads_to_the_sans(pa
     expect(sans).to_have_value("example.org, www.example.org")
     expect(sans).to_be_focused()
     expect(announcer).to_contain_text("2 names look right.")
+
+
+def test_the_first_tab_offers_to_skip_the_navigation(page, live_server):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/certificates/")
+    skip = page.get_by_role("link", name="Skip to content")
+    box = skip.bounding_box()
+    assert box is None or box["y"] + box["height"] <= 0  # out of sight until focused
+    page.keyboard.press("Tab")
+    expect(skip).to_be_focused()
+    box = skip.bounding_box()
+    assert box["y"] >= 0 and box["height"] > 0  # shown while it has the focus
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    # The next Tab goes into the page's content, past the navigation.
+    page.keyboard.press("Tab")
+    inside = page.evaluate("() => document.querySelector('main').contains(document.activeElement)")
+    assert inside
