@@ -169,7 +169,12 @@ def test_a_credential_without_admin_rights_and_no_other_says_to_use_the_entrust_
     page = _text(admin_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
     for action in ("approve", "decline", "suspend", "resume"):
         assert f'disabled formaction="/entrust/status?action={action}"' in page, action
-    assert "an Entrust administrator must do this in the Entrust portal" in page
+    assert "an Entrust administrator must do this in the Entrust portal" in page  # the rows
+    # Said once above the buttons; each button says it in short.
+    assert page.count("must be approved, declined, suspended or resumed by an Entrust") == 1
+    for action in ("approve", "decline", "suspend", "resume"):
+        why = page.split(f'id="why-{action}">')[1].split("</small>")[0]
+        assert why == "Needs a credential with Entrust administrator rights (see above).", why
     assert "<strong>Approve" not in page and "<strong>Suspend" not in page  # what can be done
 
 

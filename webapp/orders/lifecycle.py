@@ -180,7 +180,7 @@ def selection(order_ids, actions=()) -> Selection:
         if allowed[a.value]:
             continue
         if stuck and a in caps.admin_actions and all(r.credential_id in stuck for r in rows):
-            disabled[a.value] = NO_ADMIN
+            disabled[a.value] = NO_ADMIN_BUTTON  # the page says NO_ADMIN above, once
         elif len(rows) == 1:
             disabled[a.value] = availability.why_not(rows[0], a, caps)
         else:
@@ -239,6 +239,7 @@ NO_ADMIN = (
     "No credential with Entrust administrator rights of this account is linked: an Entrust "
     "administrator must do this in the Entrust portal."
 )
+NO_ADMIN_BUTTON = "Needs a credential with Entrust administrator rights (see above)."
 
 
 def admin_rights(rows: list[Order]) -> AdminRights:
