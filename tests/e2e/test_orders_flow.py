@@ -24,6 +24,17 @@ def _link_sandbox(page, server, sandbox) -> None:
     expect(page.locator("#sync-job .job-succeeded")).to_be_visible(timeout=30000)
 
 
+def _orders_sent(sandbox) -> list[dict]:
+    """The order requests the sandbox received (not Validate's)."""
+    return [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "POST"
+        and r["path"].rstrip("/") == "/enterprise/v2/certificates"
+        and not (r["body"] or {}).get("validateOnly")
+    ]
+
+
 def _order(page, server, cn: str, *, queue: bool = False, before_ordering=None) -> None:
     """Make a key pair and CSR in CertDesk, then order a certificate from it (``before_ordering``
     is called after Validate, with the button to order)."""
@@ -185,13 +196,7 @@ def test_order_certificate_clicked_again_is_sent_once(page, live_server, sandbox
     assert submits[0] == "submit sent order-submit"  # and the button it was sent with is busy
     assert len(posts) == 1, posts
     sandbox.clear_faults()
-    sent = [
-        r
-        for r in sandbox.requests()
-        if r["method"] == "POST"
-        and r["path"].rstrip("/") == "/enterprise/v2/certificates"
-        and not (r["body"] or {}).get("validateOnly")
-    ]
+    sent = _orders_sent(sandbox)
     assert len(sent) == 1, [r["fault"] for r in sent]
     page.goto(live_server.url + "/entrust/")
     expect(page.locator("#orders-table tbody tr[data-order]")).to_have_count(1)
@@ -290,13 +295,7 @@ def test_back_after_ordering_and_sent_again_places_no_second_order(page, live_se
     page.wait_for_url(placed)
     expect(page.locator(".flash-warning")).to_contain_text("This form was sent already")
 
-    sent = [
-        r
-        for r in sandbox.requests()
-        if r["method"] == "POST"
-        and r["path"].rstrip("/") == "/enterprise/v2/certificates"
-        and not (r["body"] or {}).get("validateOnly")
-    ]
+    sent = _orders_sent(sandbox)
     assert len(sent) == 1, [r["body"] for r in sent]
     page.goto(live_server.url + "/entrust/")
     expect(page.locator("#orders-table tbody tr[data-order]")).to_have_count(1)

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select
 
 from tests.helpers import HTMX
-from tests.unit.certs.factory import ec_key, key_pem
+from tests.unit.certs.factory import ec_key, key_pem, padded_csr_der
 from webapp import pki
 from webapp.audit.models import AuditEvent
 from webapp.csrs.models import Csr
@@ -213,17 +213,8 @@ def test_import_refuses_a_csr_with_more_names_than_a_real_one(operator_client, m
 def test_a_csr_uploaded_just_under_the_bound_shows_its_page(operator_client):
     """Stored as PEM, a CSR uploaded as DER takes a third more than the upload bound allows:
     its page reads it without that bound."""
-    padding = x509.UnrecognizedExtension(
-        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * 900_000
-    )
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "big.example.com")]))
-        .add_extension(padding, critical=False)
-        .sign(ec_key(), pki.HASHES["sha256"]())
-    )
-    body = csr.public_bytes(serialization.Encoding.DER)
-    assert len(body) < pki.MAX_FILE_BYTES < len(csr.public_bytes(serialization.Encoding.PEM))
+    body, stored = padded_csr_der("big.example.com", 900_000)
+    assert len(body) < pki.MAX_FILE_BYTES < len(stored)
     resp = operator_client.post(
         "/csrs/import",
         data={"csr_file": (io.BytesIO(body), "big.csr")},

@@ -1013,23 +1013,11 @@ def test_an_order_from_a_csr_file_just_under_the_upload_bound_is_placed_and_kept
 ):
     """Uploaded as DER just under the bound, the CSR is a third larger as the PEM CertDesk keeps:
     once Entrust took the order, CertDesk records that CSR without the upload's bound."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    from tests.unit.certs.factory import ec_key
+    from tests.unit.certs.factory import padded_csr_der
     from webapp import pki
 
-    padding = x509.UnrecognizedExtension(
-        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * 900_000
-    )
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "big.example.com")]))
-        .add_extension(padding, critical=False)
-        .sign(ec_key(), pki.HASHES["sha256"]())
-    )
-    body = csr.public_bytes(serialization.Encoding.DER)
-    assert len(body) < pki.MAX_FILE_BYTES < len(csr.public_bytes(serialization.Encoding.PEM))
+    body, stored = padded_csr_der("big.example.com", 900_000)
+    assert len(body) < pki.MAX_FILE_BYTES < len(stored)
     resp = _post(
         operator_client, linked, None, csr_source="upload", csr_file=(io.BytesIO(body), "big.csr")
     )

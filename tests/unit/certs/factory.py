@@ -26,6 +26,22 @@ def ec_key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
+def padded_csr_der(cn: str, padding: int) -> tuple[bytes, bytes]:
+    """A CSR for ``cn`` made ``padding`` bytes larger by an unknown extension: (DER, PEM)."""
+    extension = x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * padding
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .add_extension(extension, critical=False)
+        .sign(ec_key(), hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.DER), csr.public_bytes(
+        serialization.Encoding.PEM
+    )
+
+
 @lru_cache(maxsize=1)
 def rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
