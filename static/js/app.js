@@ -190,7 +190,7 @@
     };
   });
 
-  function keepFocus() {
+  function keepFocus(paged) {
     var lost = lostFocus;
     lostFocus = null;
     if (!lost || (document.activeElement && document.activeElement !== document.body)) return;
@@ -205,7 +205,23 @@
       el = scope;
       if (!el.hasAttribute("tabindex")) el.setAttribute("tabindex", "-1");
     }
-    if (el) el.focus();
+    // A page of a list read by Previous or Next starts at its top: the link keeps the focus
+    // without scrolling to it, and the list is brought into view if its top was scrolled past.
+    if (el) el.focus({ preventScroll: !!paged });
+  }
+
+  // The list a pager's Previous or Next link has just replaced, or null.
+  function pagedList(detail) {
+    var config = detail.requestConfig;
+    var link = config && config.elt;
+    return link && link.closest && link.closest(".pager") && detail.elt === config.target ?
+      detail.elt : null;
+  }
+
+  function showTop(list) {
+    if (list && list.isConnected && list.getBoundingClientRect().top < 0) {
+      list.scrollIntoView({ block: "start" });
+    }
   }
 
   function announce(root) {
@@ -241,7 +257,9 @@
   document.addEventListener("htmx:afterSettle", function (ev) {
     var root = ev.detail.elt && ev.detail.elt.isConnected ? ev.detail.elt : document;
     localiseTimes(root);
-    keepFocus();
+    var paged = pagedList(ev.detail);
+    keepFocus(paged);
+    showTop(paged);
     if (root !== document) announce(root);
   });
 })();

@@ -55,10 +55,18 @@ def test_sorting_and_paging_the_orders_keep_the_focus_and_say_what_is_shown(
     expect(page).to_have_url(re.compile(r"page=2"))
     expect(pager.get_by_role("link", name="Previous")).to_be_focused()
     expect(announcer).to_have_text("51–87 of 87. Sorted by Status, descending.")
+    # The new page is read from its top, not from the pager left at the bottom of the last one.
+    first_row = table.locator("tbody tr").first
+    expect(first_row).to_be_in_viewport()
     _press(page, pager.get_by_role("link", name="Previous"))
     expect(page).to_have_url(re.compile(r"page=1"))
     expect(pager.get_by_role("link", name="Next")).to_be_focused()
     expect(announcer).to_have_text(re.compile(r"^1–50 of 87\. "))
+    expect(first_row).to_be_in_viewport()
+    # With the mouse as well.
+    pager.get_by_role("link", name="Next").click()
+    expect(announcer).to_have_text(re.compile(r"^51–87 of 87\. "))
+    expect(first_row).to_be_in_viewport()
     assert page.evaluate("document.activeElement !== document.body")
 
 
