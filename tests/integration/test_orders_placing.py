@@ -361,7 +361,10 @@ def test_an_order_that_never_arrived_is_not_placed_after_the_deadline_and_can_be
     again = placing.place_again(user["operator"], row)
     assert again.id != row.id and again.placement == "placed" and again.phase == "issued"
     assert again.request_id != row.request_id
+    # Placed with the same custom fields, still named by the account's labels.
+    assert placing.custom_labels(again) == placing.custom_labels(row) == {"text2": "Application"}
     posts = _posts(sandbox)
+    assert [p["body"]["tracking"]["customFields"] for p in posts] == [{"text2": "billing"}] * 2
     assert [p["body"]["tracking"]["trackingInfo"] for p in posts] == [
         row.request_id,
         again.request_id,

@@ -449,6 +449,7 @@ def test_reissue_through_the_form_reminds_to_deploy(operator_client, linked, use
     page = _text(operator_client.get(f"/entrust/{new.id}"))
     assert "Reissue issued" in page and "Deploy this certificate wherever" in page
     assert "<code>shop.example.com</code>" in page  # the old certificate's names
+    assert "Application: views<br>" in page  # the custom fields, by the account's labels
     old_page = _text(operator_client.get(f"/entrust/{row.id}"))
     assert "Reissued into" in old_page and "REISSUED" in old_page
     # The history names the new order by its tracking ID, as every other page does.

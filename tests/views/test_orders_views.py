@@ -383,6 +383,9 @@ def test_validate_then_order_then_the_order_page(operator_client, linked, user):
     ):
         assert f"<dt>{label}</dt><dd>{value}</dd>" in sent, label
     assert "Ct log" not in sent and "True" not in sent
+    # The account's custom fields by the labels it gives them, not by their keys.
+    assert "<dt>Custom fields</dt><dd>Application: portal<br></dd>" in sent
+    assert "text2" not in sent and "Custom labels" not in sent
 
 
 def _shown_request_id(page: str) -> str:

@@ -76,6 +76,7 @@ class Prepared:
     csr_info: pki.CsrInfo
     csr_id: int | None  # a CSR made in (or imported into) CertDesk
     key: object | None  # a private key given with a pasted or uploaded CSR
+    custom_labels: dict[str, str] = field(default_factory=dict)  # the custom fields' labels
 
 
 # --- the form's choices -------------------------------------------------------------------------
@@ -518,5 +519,6 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
         friendly_name=form.friendly_name.strip(),
         csr_info=info,
         csr_id=csr_id,
+        custom_labels={f.key: f.label for f in fields if f.key in custom},
         key=key,
     )

@@ -114,16 +114,27 @@ def validate(actor, form: OrderForm) -> Validation:
 # --- placing ------------------------------------------------------------------------------------
 
 
-def _request_json(req: OrderRequest) -> str:
-    """The request as sent, for the order page and for placing it again (no secret in it)."""
+def _request_json(req: OrderRequest, custom_labels: dict[str, str] | None = None) -> str:
+    """The request as sent, for the order page and for placing it again (no secret in it), with
+    the labels the account gave its custom fields (the request names them by their keys)."""
     data = asdict(req)
     data["expires_on"] = req.expires_on.isoformat() if req.expires_on else None
     data.pop("validate_only", None)
+    labels = {k: v for k, v in (custom_labels or {}).items() if k in req.custom_fields and v}
+    if labels:
+        data["custom_labels"] = labels
     return json.dumps(data, sort_keys=True)
+
+
+def custom_labels(row: Order) -> dict[str, str]:
+    """The labels of the custom fields an order was placed with, as they were then."""
+    labels = json.loads(row.request or "{}").get("custom_labels")
+    return labels if isinstance(labels, dict) else {}
 
 
 def _request_from(text: str, request_id: str) -> OrderRequest:
     data = json.loads(text)
+    data.pop("custom_labels", None)
     data["request_id"] = request_id
     data["requester"] = Requester(**data.get("requester") or {})
     if data.get("expires_on"):
@@ -198,6 +209,7 @@ def place(actor, form: OrderForm) -> Order:
         key_row=key_row,
         key_created=key_created,
         friendly_name=prepared.friendly_name,
+        custom_labels=prepared.custom_labels,
     )
 
 
@@ -286,6 +298,7 @@ def _submit(
     again_of: int | None = None,
     origin: str = "placed",
     parent: Order | None = None,
+    custom_labels: dict[str, str] | None = None,
 ) -> Order:
     """Place ``req`` exactly once: a new order, or (``origin`` "reissue" or "renew") a new order
     that replaces ``parent`` at the CA. The intent row is committed before the call."""
@@ -316,7 +329,7 @@ def _submit(
             requester_name=req.requester.name[:255],
             requester_email=req.requester.email[:254],
             friendly_name=friendly_name[:255],
-            request=_request_json(req),
+            request=_request_json(req, custom_labels),
             csr_id=csr_id,
             private_key_id=key_row.id if key_row is not None else private_key_id,
             placed_by_id=getattr(actor, "id", None),
@@ -540,4 +553,5 @@ def place_again(actor, row: Order) -> Order:
         again_of=row.id,
         origin=row.origin if parent is not None else "placed",
         parent=parent,
+        custom_labels=custom_labels(row),
     )

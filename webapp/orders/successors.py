@@ -233,6 +233,7 @@ def _place(actor, row: Order, origin: str, form: OrderForm) -> Order:
         friendly_name=row.friendly_name,
         origin=origin,
         parent=row,
+        custom_labels=placing.custom_labels(row),
     )
 
 
