@@ -4,6 +4,7 @@ by a fault or a dead process that carry on where they stopped."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import timedelta
@@ -75,6 +76,38 @@ def test_the_progress_names_its_step_and_starts_again_for_the_second(env, user):
     assert set(steps[first_two:]) == {"step 2"}
     assert "the order list" in written[0]
     assert "certificates of issued orders: starting" in written[first_two]
+
+
+def test_the_progress_moves_while_a_batch_of_certificates_is_fetched(env, user, sandbox):
+    """A batch is up to 200 orders; with a slow Entrust the bar moves within it each second
+    rather than waiting at "starting" until the whole batch is stored."""
+    from webapp.orders import service
+    from webapp.settings import service as settings
+
+    settings.put(service.IMPORT_CONCURRENCY, 1)
+    db.session.commit()
+    sandbox.faults(
+        [{"kind": "latency", "ms": 25, "method": "GET", "path": "/enterprise/v2/certificates/*"}]
+    )
+    written = []
+
+    def keep(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE JOB") and "step 2 of 2" in str(params):
+            written.append(str(params))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        job = _import(user, env)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+        sandbox.clear_faults()
+    assert job.state == "succeeded", job.error
+    checked = [int(m.replace(",", "")) for w in written for m in re.findall(r"([\d,]+) checked", w)]
+    total = jobs.result_of(job)["certificates"]
+    assert total > 60  # a single batch of this phase takes over two seconds to fetch
+    # Counts part-way through the first batch, rising, up to every order checked.
+    assert checked == sorted(checked) and checked[-1] >= total
+    assert len([c for c in checked if 0 < c < total]) >= 2, (total, checked)
 
 
 def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbox):

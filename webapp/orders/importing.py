@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -362,6 +362,11 @@ class _Batch:
             if self._left == 0:
                 self.done.set()
 
+    def checked(self) -> int:
+        """How many of its orders are settled so far: held already, or fetched."""
+        with self._lock:
+            return len(self.items) - self._left
+
     def fetched_part(self) -> _Batch:
         """The batch up to its first order still being fetched: what can be stored now."""
         with self._lock:
@@ -450,14 +455,16 @@ def _batches(credential_id: int, cert_phase: int, after_id: int) -> Iterator[tup
         after_id = items[-1][0]
 
 
-def _await(batch: _Batch, fetchers: _Fetchers, ctx) -> _Batch:
+def _await(batch: _Batch, fetchers: _Fetchers, ctx, report: Callable[[int], None]) -> _Batch:
     """The batch once every one of its orders is fetched; if CertDesk stops meanwhile, the part
-    of it fetched so far."""
+    of it fetched so far. While it waits, ``report`` is told each second how many of the batch's
+    orders are settled, so that the progress bar moves within a batch."""
     while not batch.done.wait(1.0):
         if ctx.stopping:
             return batch.fetched_part()
         if not fetchers.alive():
             raise RuntimeError("the certificate fetching threads ended before their work")
+        report(batch.checked())
     return batch
 
 
@@ -480,11 +487,20 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
             todo = [r for r in items if r[0] not in have]
             pending.append(fetchers.submit(_Batch(phase_index, items, todo)))
 
+    def report(checked: int) -> None:
+        done = state["cert_done"] + checked
+        ctx.progress(
+            done,
+            state["cert_total"],
+            f"{cred.name}, step 2 of 2, certificates of issued orders: {done:,} checked; "
+            f"{counts['certificates']:,} added",
+        )
+
     try:
         hand_out()
         hand_out()
         while pending:
-            batch = _await(pending.popleft(), fetchers, ctx)
+            batch = _await(pending.popleft(), fetchers, ctx, report)
             if not batch.items:  # stopping before the first order of the batch came
                 ctx.progress(state["cert_done"], state["cert_total"])
             fetched = batch.results
@@ -517,12 +533,7 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
             state["after_id"] = batch.items[-1][0]
             state["cert_done"] += len(batch.items)
             ctx.save_checkpoint(state)  # the batch and how far we got, in one commit
-            ctx.progress(
-                state["cert_done"],
-                state["cert_total"],
-                f"{cred.name}, step 2 of 2, certificates of issued orders: "
-                f"{state['cert_done']:,} checked; {counts['certificates']:,} added",
-            )
+            report(0)
             hand_out()
     finally:
         batches.close()
