@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import shutil
+import subprocess
 
 import pytest
 from cryptography import x509
@@ -11,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
-from tests.unit.certs.factory import MiniPki, _build, der, key_pem, p7b, p12, pem
-from webapp import pki
+from tests.unit.certs.factory import MiniPki, _build, der, key_pem, p7b, p12, pem, rsa_key
+from webapp import kdfcost, pki
 from webapp.pki import PkiError
 
 SUBJECT = {
@@ -192,6 +195,37 @@ def test_every_export_format():
         serialization.load_pem_private_key(enc, b"pass-word").private_numbers()
         == key.private_numbers()
     )
+
+
+@pytest.mark.parametrize("make", [lambda: ec.generate_private_key(ec.SECP384R1()), rsa_key])
+def test_a_downloaded_pkcs8_key_takes_600000_rounds_of_pbkdf2_sha256_and_aes_256(make):
+    """The library writes PKCS#8 with 2,048 rounds; a key file handed out is as costly to guess
+    as current guidance asks, and OpenSSL opens it."""
+    key = make()
+    enc = pki.export_key_pkcs8(key, "pass-word")
+    der = base64.b64decode("".join(enc.decode().strip().splitlines()[1:-1]))
+    alg = kdfcost.parse(der).child(0)
+    kdf, scheme = alg.child(1).children
+    assert alg.child(0).oid() == "1.2.840.113549.1.5.13"  # PBES2
+    params = kdf.child(1)
+    assert params.child(1).integer() == 600_000 and len(params.child(0).value) == 16
+    assert params.child(2).child(0).oid() == "1.2.840.113549.2.9"  # HMAC-SHA256
+    assert scheme.child(0).oid() == "2.16.840.1.101.3.4.1.42"  # AES-256-CBC
+    assert enc != pki.export_key_pkcs8(key, "pass-word")  # a new salt and IV each time
+    loaded = serialization.load_pem_private_key(enc, b"pass-word")
+    assert loaded.private_numbers() == key.private_numbers()
+    with pytest.raises(ValueError):
+        serialization.load_pem_private_key(enc, b"wrong-word")
+    if shutil.which("openssl") is None:  # the command-line tool, where installed, opens it too
+        return
+    opened = subprocess.run(
+        ["openssl", "pkey", "-passin", "pass:pass-word", "-outform", "DER"],
+        input=enc,
+        capture_output=True,
+        check=True,
+    ).stdout
+    reloaded = serialization.load_der_private_key(opened, None)
+    assert reloaded.private_numbers() == key.private_numbers()
 
 
 def test_subjects_name_the_attributes_rfc_4514_leaves_as_numbers():
