@@ -480,14 +480,15 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     else:
         raise bad_request("A CSR is required", "csr")
 
-    # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts. With
-    # no `org`, the client's organization, as for a new order; a reissue or renewal for the
-    # original's client keeps the original's, which is one of that client's.
+    # Organization: `org` only with client 1, except PD_SSL, where the O= of a CSR sent with
+    # the request counts. With no `org`, the client's organization, as for a new order; a
+    # reissue or renewal for the original's client keeps the original's, which is one of that
+    # client's (for PD_SSL too, whose original may have had its `org` from the request).
     org = _text(body, "org")
     if org is not None:
         if client_id != 1 and cert_type != "PD_SSL":
             raise bad_request("org may only be given for the primary client (clientId 1)", "org")
-    elif cert_type == "PD_SSL" and csr is not None:
+    elif cert_type == "PD_SSL" and csr_given:
         org = ca_mod.csr_attribute(csr, NameOID.ORGANIZATION_NAME)
     elif original is not None and client_id == original["client_id"]:
         org = original["org"]
@@ -504,10 +505,12 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
 
     ou = _ou(store, client_id, body, csr if csr_given else None, original)
 
-    # Names: subjectAltName overrides the CSR's SANs; the CN comes from the CSR.
+    # Names: subjectAltName overrides the CSR's SANs; the CN comes from the CSR. A reissue or
+    # renewal without a new CSR keeps the names of the original certificate, which are not
+    # those of its CSR when the original order gave subjectAltName.
     sans = _string_list(body.get("subjectAltName"), "subjectAltName")
     if sans is None:
-        if csr is not None and ca_mod.csr_dns_names(csr):
+        if csr_given and ca_mod.csr_dns_names(csr):
             sans = ca_mod.csr_dns_names(csr)
         elif original is not None:
             sans = [s["value"] for s in json.loads(original["san_json"])]
