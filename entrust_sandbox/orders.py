@@ -40,6 +40,7 @@ CODE_SIGNING_TYPES = ("CODE_SIGNING", "EV_CODE_SIGNING")
 CDS_TYPES = ("CDS_INDIVIDUAL", "CDS_GROUP", "CDS_ENT_LITE", "CDS_ENT_PRO")
 CERT_TYPES = SSL_TYPES + CODE_SIGNING_TYPES + CDS_TYPES + ("SMIME_ENT",)
 EV_TYPES = ("EV_SSL", "EV_CODE_SIGNING", "QWAC_SSL", "PSD2_SSL")
+QUEUEABLE_TYPES = SSL_TYPES + CDS_TYPES  # the types queueForApproval applies to
 # The longest validity a public SSL certificate may be ordered with, in days from the day of the
 # request to its expiry date: the CA/Browser Forum's bound for publicly trusted TLS certificates
 # (Lemur: "ENTRUST only allows 13 months of max certificate duration"). PRIVATE_SSL is not capped.
@@ -777,6 +778,11 @@ def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
         raise bad_request(f"Unknown certType {cert_type}", "certType")
     validate_only = to_bool(body.get("validateOnly"), lenient, "validateOnly")
     queue = to_bool(body.get("queueForApproval"), lenient, "queueForApproval")
+    # Queueing for an administrator's approval is for the SSL and document signing types; the
+    # others (code signing, S/MIME) are issued at once, the flag ignored like any field that
+    # does not apply. An S/MIME order whose key the server makes could not be queued anyway:
+    # its PKCS#12 is in the answer to the order, which an approval does not repeat.
+    queue = queue and cert_type in QUEUEABLE_TYPES
     plan = make_plan(sandbox, body, cert_type)
     # The PKCS#12's password, when the server makes the key (make_plan checked it is text).
     plan.password = body["password"] if plan.public_key is None else ""

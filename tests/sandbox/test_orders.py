@@ -502,6 +502,28 @@ def test_smime_without_csr_returns_pkcs12(api):
     assert_error(api.post("certificates", {**body, "password": ""}), 400, "csr")
 
 
+def test_queue_for_approval_applies_to_ssl_and_document_signing_only(api):
+    """The flag queues SSL and document signing orders; a code signing or S/MIME order is
+    issued at once, and an S/MIME order whose key the server makes gets its PKCS#12 (which an
+    approval later could not hand over)."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    smime = api.post("certificates", {**SMIME_NO_CSR, "queueForApproval": True})
+    assert smime.status_code == 201, smime.text
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        base64.b64decode(smime.json()["pkcs12"]), b"pickup-secret"
+    )
+    assert key is not None and cert.serial_number == int(smime.json()["serialNumber"], 16)
+    signing = api.order(
+        "CertDesk Demo Corp", "CODE_SIGNING", endUserKeyStorageAgreement=True, queueForApproval=True
+    )
+    assert signing.status_code == 201, signing.text
+    assert api.get(f"certificates/{signing.json()['trackingId']}").json()["status"] == "ACTIVE"
+    document = api.order("Jo Smith", "CDS_INDIVIDUAL", certLifetime="P1Y", queueForApproval=True)
+    assert document.status_code == 202, document.text
+    assert api.get(f"certificates/{document.json()['trackingId']}").json()["status"] == "PENDING"
+
+
 @pytest.mark.parametrize(
     "common_name, sans",
     [
