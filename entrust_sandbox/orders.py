@@ -526,6 +526,11 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     cert_email = _text(body, "certEmail") if personal else None
     if cert_email is not None and not (cert_email.isascii() and "@" in cert_email):
         raise bad_request("certEmail must be an email address", "certEmail")
+    if cert_email is None and personal and original is not None:
+        # A reissue or renewal that names no address keeps the original's.
+        kept = x509.Name.from_rfc4514_string(original["dn"])
+        found = kept.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+        cert_email = str(found[0].value) if found else None
     if not common_name and personal:
         common_name = _text(body, "cn") or cert_email
     if not common_name:
@@ -613,7 +618,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         (NameOID.STATE_OR_PROVINCE_NAME, address.get("stateOrProvince")),
         (NameOID.COUNTRY_NAME, address.get("country")),
     ]
-    if cert_type == "SMIME_ENT" and cert_email is not None:
+    if cert_email is not None:  # the email attribute of an S/MIME or document signing DN
         subject.append((NameOID.EMAIL_ADDRESS, cert_email))
     subject = [(oid, value) for oid, value in subject if value]
     dn = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]).rfc4514_string()

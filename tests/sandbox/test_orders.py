@@ -502,6 +502,36 @@ def test_smime_without_csr_returns_pkcs12(api):
     assert_error(api.post("certificates", {**body, "password": ""}), 400, "csr")
 
 
+def _email_attributes(response):
+    leaf = x509.load_pem_x509_certificate(response.json()["endEntityCert"].encode())
+    return [a.value for a in leaf.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)]
+
+
+def test_cert_email_is_the_email_attribute_of_a_document_signing_dn(api):
+    """certEmail is the DN's email attribute for S/MIME and document signing alike."""
+    document = api.order("Ann Lee", "CDS_INDIVIDUAL", certEmail="ann@example.com")
+    assert document.status_code == 201, document.text
+    assert _email_attributes(document) == ["ann@example.com"]
+    detail = api.get(f"certificates/{document.json()['trackingId']}").json()
+    assert "ann@example.com" in detail["dn"] and "CN=Ann Lee" in detail["dn"]
+    # Not on an SSL certificate, where the field does not apply.
+    assert _email_attributes(api.order("www.example.com", certEmail="x@example.com")) == []
+
+
+@pytest.mark.parametrize("cert_type", ["SMIME_ENT", "CDS_INDIVIDUAL"])
+def test_a_reissue_that_names_no_address_keeps_the_original_one(api, cert_type):
+    original = api.order("Jo Smith", cert_type, certEmail="jo@example.com")
+    assert _email_attributes(original) == ["jo@example.com"]
+    reissued = api.post(f"certificates/{original.json()['trackingId']}/reissues", {})
+    assert reissued.status_code == 201, reissued.text
+    assert _email_attributes(reissued) == ["jo@example.com"]
+    tracking_id = reissued.json()["trackingId"]
+    assert (
+        api.get(f"certificates/{tracking_id}").json()["dn"]
+        == (api.get(f"certificates/{original.json()['trackingId']}").json()["dn"])
+    )
+
+
 def test_queue_for_approval_applies_to_ssl_and_document_signing_only(api):
     """The flag queues SSL and document signing orders; a code signing or S/MIME order is
     issued at once, and an S/MIME order whose key the server makes gets its PKCS#12 (which an
