@@ -52,7 +52,8 @@ USABLE_DOMAIN = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
 EXPIRING_WITHIN = timedelta(days=90)  # an approved domain this close to its OV expiry: EXPIRING
 EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # P-256, P-384, P-521
 RENEW_MIN_AGE = timedelta(days=30)
-TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": 254}
+EMAIL_LIMIT = 254  # the longest email address ECS takes
+TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": EMAIL_LIMIT}
 COMMON_NAME_LIMIT = 64  # X.520's upper bound for a CN
 # A host name as a certificate or a domain names it: ASCII labels (an internationalised name in
 # its xn-- form), a wildcard only as the whole first label.
@@ -159,6 +160,12 @@ def clean_tracking(value, account: dict) -> dict:
                 )
             out[key] = text
     emails = _string_list(value.get("additionalEmails"), "tracking.additionalEmails")
+    for email in emails or ():
+        if "@" not in email or len(email) > EMAIL_LIMIT:
+            raise bad_request(
+                f"additionalEmails: {email[:60]} is not an email address",
+                "tracking.additionalEmails",
+            )
     if emails:
         out["additionalEmails"] = emails
     custom = value.get("customFields")

@@ -395,6 +395,18 @@ def test_tracking_is_kept_and_searchable(api):
     assert_error(api.order("www.example.com", tracking=too_long), 400, "tracking.trackingInfo")
 
 
+@pytest.mark.parametrize("bad", ["ops at example.com", "o@" + "x" * 253])
+def test_additional_emails_must_be_email_addresses(api, bad):
+    """additionalEmails holds email addresses, as requesterEmail does: another value is a 400,
+    on an order and on a tracking update alike, and changes nothing."""
+    tracking = {"additionalEmails": ["ops@example.com", bad]}
+    assert_error(api.order("www.example.com", tracking=tracking), 400, "tracking.additionalEmails")
+    tracking_id = api.order("www.example.com").json()["trackingId"]
+    response = api.put(f"certificates/{tracking_id}/tracking", tracking)
+    assert_error(response, 400, "tracking.additionalEmails")
+    assert api.get(f"certificates/{tracking_id}").json()["tracking"] == {"deactivated": False}
+
+
 def test_custom_fields_keep_their_names_and_kinds(api):
     fields = {
         "text1": "CC-9",
