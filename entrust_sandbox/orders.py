@@ -562,6 +562,12 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
                     f"{name} is not a DNS name (an internationalised name goes in its xn-- form)",
                     "csr" if csr is not None and name == names[0] else "subjectAltName",
                 )
+            if cert_type == "EV_SSL" and name.startswith("*."):
+                # The CA/Browser Forum's EV guidelines allow no wildcard in an EV certificate.
+                raise bad_request(
+                    f"An EV_SSL certificate may not name a wildcard ({name})",
+                    "csr" if csr is not None and name == names[0] else "subjectAltName",
+                )
             match = _covering_domain(domains, name)
             if match is None:
                 raise bad_request(

@@ -544,6 +544,22 @@ def test_a_reissue_that_names_no_address_keeps_the_original_one(api, cert_type):
     )
 
 
+@pytest.mark.parametrize(
+    "common_name, sans, field",
+    [("*.example.com", None, "csr"), ("www.example.com", ["*.example.com"], "subjectAltName")],
+)
+def test_an_ev_certificate_names_no_wildcard(api, common_name, sans, field):
+    """EV certificates cannot carry a wildcard, in the CN or in a SAN; a wildcard product
+    can."""
+    fields = {} if sans is None else {"subjectAltName": [common_name, *sans]}
+    before = _inventory(api, "EV_SSL")["remainingCount"]
+    response = api.order(common_name, "EV_SSL", **fields)
+    assert_error(response, 400, field)
+    assert "wildcard" in response.json()["errors"][0]["message"]
+    assert _inventory(api, "EV_SSL")["remainingCount"] == before
+    assert api.order("*.example.com", "WILDCARD_SSL").status_code == 201
+
+
 def test_queue_for_approval_applies_to_ssl_and_document_signing_only(api):
     """The flag queues SSL and document signing orders; a code signing or S/MIME order is
     issued at once, and an S/MIME order whose key the server makes gets its PKCS#12 (which an
