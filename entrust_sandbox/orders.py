@@ -40,6 +40,7 @@ CODE_SIGNING_TYPES = ("CODE_SIGNING", "EV_CODE_SIGNING")
 CDS_TYPES = ("CDS_INDIVIDUAL", "CDS_GROUP", "CDS_ENT_LITE", "CDS_ENT_PRO")
 CERT_TYPES = SSL_TYPES + CODE_SIGNING_TYPES + CDS_TYPES + ("SMIME_ENT",)
 EV_TYPES = ("EV_SSL", "EV_CODE_SIGNING", "QWAC_SSL", "PSD2_SSL")
+QUEUEABLE_TYPES = SSL_TYPES + CDS_TYPES  # the types queueForApproval applies to
 # The longest validity a public SSL certificate may be ordered with, in days from the day of the
 # request to its expiry date: the CA/Browser Forum's bound for publicly trusted TLS certificates
 # (Lemur: "ENTRUST only allows 13 months of max certificate duration"). PRIVATE_SSL is not capped.
@@ -51,7 +52,8 @@ USABLE_DOMAIN = ("APPROVED", "RE_VERIFICATION", "EXPIRING")
 EXPIRING_WITHIN = timedelta(days=90)  # an approved domain this close to its OV expiry: EXPIRING
 EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # P-256, P-384, P-521
 RENEW_MIN_AGE = timedelta(days=30)
-TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": 254}
+EMAIL_LIMIT = 254  # the longest email address ECS takes
+TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": EMAIL_LIMIT}
 COMMON_NAME_LIMIT = 64  # X.520's upper bound for a CN
 # A host name as a certificate or a domain names it: ASCII labels (an internationalised name in
 # its xn-- form), a wildcard only as the whole first label.
@@ -158,6 +160,12 @@ def clean_tracking(value, account: dict) -> dict:
                 )
             out[key] = text
     emails = _string_list(value.get("additionalEmails"), "tracking.additionalEmails")
+    for email in emails or ():
+        if "@" not in email or len(email) > EMAIL_LIMIT:
+            raise bad_request(
+                f"additionalEmails: {email[:60]} is not an email address",
+                "tracking.additionalEmails",
+            )
     if emails:
         out["additionalEmails"] = emails
     custom = value.get("customFields")
@@ -480,14 +488,15 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     else:
         raise bad_request("A CSR is required", "csr")
 
-    # Organization: `org` only with client 1, except PD_SSL, where the CSR's O= counts. With
-    # no `org`, the client's organization, as for a new order; a reissue or renewal for the
-    # original's client keeps the original's, which is one of that client's.
+    # Organization: `org` only with client 1, except PD_SSL, where the O= of a CSR sent with
+    # the request counts. With no `org`, the client's organization, as for a new order; a
+    # reissue or renewal for the original's client keeps the original's, which is one of that
+    # client's (for PD_SSL too, whose original may have had its `org` from the request).
     org = _text(body, "org")
     if org is not None:
         if client_id != 1 and cert_type != "PD_SSL":
             raise bad_request("org may only be given for the primary client (clientId 1)", "org")
-    elif cert_type == "PD_SSL" and csr is not None:
+    elif cert_type == "PD_SSL" and csr_given:
         org = ca_mod.csr_attribute(csr, NameOID.ORGANIZATION_NAME)
     elif original is not None and client_id == original["client_id"]:
         org = original["org"]
@@ -504,10 +513,12 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
 
     ou = _ou(store, client_id, body, csr if csr_given else None, original)
 
-    # Names: subjectAltName overrides the CSR's SANs; the CN comes from the CSR.
+    # Names: subjectAltName overrides the CSR's SANs; the CN comes from the CSR. A reissue or
+    # renewal without a new CSR keeps the names of the original certificate, which are not
+    # those of its CSR when the original order gave subjectAltName.
     sans = _string_list(body.get("subjectAltName"), "subjectAltName")
     if sans is None:
-        if csr is not None and ca_mod.csr_dns_names(csr):
+        if csr_given and ca_mod.csr_dns_names(csr):
             sans = ca_mod.csr_dns_names(csr)
         elif original is not None:
             sans = [s["value"] for s in json.loads(original["san_json"])]
@@ -522,6 +533,11 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     cert_email = _text(body, "certEmail") if personal else None
     if cert_email is not None and not (cert_email.isascii() and "@" in cert_email):
         raise bad_request("certEmail must be an email address", "certEmail")
+    if cert_email is None and personal and original is not None:
+        # A reissue or renewal that names no address keeps the original's.
+        kept = x509.Name.from_rfc4514_string(original["dn"])
+        found = kept.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+        cert_email = str(found[0].value) if found else None
     if not common_name and personal:
         common_name = _text(body, "cn") or cert_email
     if not common_name:
@@ -544,6 +560,12 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
             if not is_host_name(name):
                 raise bad_request(
                     f"{name} is not a DNS name (an internationalised name goes in its xn-- form)",
+                    "csr" if csr is not None and name == names[0] else "subjectAltName",
+                )
+            if cert_type == "EV_SSL" and name.startswith("*."):
+                # The CA/Browser Forum's EV guidelines allow no wildcard in an EV certificate.
+                raise bad_request(
+                    f"An EV_SSL certificate may not name a wildcard ({name})",
                     "csr" if csr is not None and name == names[0] else "subjectAltName",
                 )
             match = _covering_domain(domains, name)
@@ -609,7 +631,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         (NameOID.STATE_OR_PROVINCE_NAME, address.get("stateOrProvince")),
         (NameOID.COUNTRY_NAME, address.get("country")),
     ]
-    if cert_type == "SMIME_ENT" and cert_email is not None:
+    if cert_email is not None:  # the email attribute of an S/MIME or document signing DN
         subject.append((NameOID.EMAIL_ADDRESS, cert_email))
     subject = [(oid, value) for oid, value in subject if value]
     dn = x509.Name([x509.NameAttribute(oid, value) for oid, value in subject]).rfc4514_string()
@@ -774,6 +796,11 @@ def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
         raise bad_request(f"Unknown certType {cert_type}", "certType")
     validate_only = to_bool(body.get("validateOnly"), lenient, "validateOnly")
     queue = to_bool(body.get("queueForApproval"), lenient, "queueForApproval")
+    # Queueing for an administrator's approval is for the SSL and document signing types; the
+    # others (code signing, S/MIME) are issued at once, the flag ignored like any field that
+    # does not apply. An S/MIME order whose key the server makes could not be queued anyway:
+    # its PKCS#12 is in the answer to the order, which an approval does not repeat.
+    queue = queue and cert_type in QUEUEABLE_TYPES
     plan = make_plan(sandbox, body, cert_type)
     # The PKCS#12's password, when the server makes the key (make_plan checked it is text).
     plan.password = body["password"] if plan.public_key is None else ""

@@ -175,6 +175,58 @@ def test_reissue_with_new_csr_and_sans(api, active):
     assert set(sans.get_values_for_type(x509.DNSName)) == {"www.example.com", "example.com"}
 
 
+def _names(api, tracking_id):
+    return [s["value"] for s in api.get(f"certificates/{tracking_id}").json()["subjectAltName"]]
+
+
+@pytest.mark.parametrize("action", ["reissues", "renewals"])
+def test_without_a_new_csr_the_names_of_the_original_certificate_are_kept(api, sb, action):
+    """The original order named its hosts with subjectAltName, overriding its CSR's SANs: a
+    reissue or renewal that sends neither a CSR nor names keeps the certificate's names (as
+    Ansible's forced reissue without a CSR expects), not the CSR's."""
+    from entrust_sandbox.ca import make_csr
+
+    csr, _ = make_csr("uc.example.com", sans=["uc.example.com", "old.example.com"])
+    body = {"certType": "UC_SSL", "csr": csr, "subjectAltName": ["new.example.com"]}
+    original = api.post("certificates", body).json()["trackingId"]
+    assert _names(api, original) == ["uc.example.com", "new.example.com"]
+    if action == "renewals":
+        sb.advance_clock(31)
+    response = api.post(f"certificates/{original}/{action}", {})
+    assert response.status_code == 201, response.text
+    assert _names(api, response.json()["trackingId"]) == ["uc.example.com", "new.example.com"]
+    leaf = x509.load_pem_x509_certificate(response.json()["endEntityCert"].encode())
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["uc.example.com", "new.example.com"]
+
+
+def test_a_pd_ssl_reissue_without_a_csr_keeps_the_organization_it_was_ordered_with(api, sb):
+    """The original PD_SSL order's `org` overrode its CSR's O=; a reissue without a CSR keeps
+    the certificate's organization."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from entrust_sandbox.ca import cached_key, csr_pem
+
+    sb.sandbox.store.conn.execute(
+        "UPDATE inventories SET remaining_count = 3 WHERE product_type = 'PD_SSL'"
+    )
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "www.subsidiary.example"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CSR Org"),
+        ]
+    )
+    request = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    csr = csr_pem(request.sign(cached_key("RSA", 2048), hashes.SHA256()))
+    body = {"certType": "PD_SSL", "csr": csr, "clientId": 2, "org": "Explicit Org"}
+    original = api.post("certificates", body).json()["trackingId"]
+    response = api.post(f"certificates/{original}/reissues", {})
+    assert response.status_code == 201, response.text
+    detail = api.get(f"certificates/{response.json()['trackingId']}").json()
+    assert detail["org"] == "Explicit Org" and "O=Explicit Org" in detail["dn"]
+
+
 def test_renew_30_day_rule(api, sb, active):
     assert_error(api.post(f"certificates/{active}/renewals", {}), 400)
     sb.advance_clock(30)

@@ -222,3 +222,32 @@ def test_a_body_that_cannot_be_read_is_a_400_and_is_logged(api, sb):
     assert _state(api) == before
     (logged,) = [r for r in sb.requests() if r["method"] == "POST"]
     assert logged["status"] == 400 and logged["user"] == sb.api_user
+
+
+def test_a_request_that_expects_100_continue_gets_one_interim_answer(sb):
+    """.NET's HttpWebRequest (the Keyfactor plugins) sends "Expect: 100-continue" with every
+    POST, PUT and PATCH, then the body once told to go on: one "100 Continue", then the answer
+    (there were two)."""
+    token = base64.b64encode(f"{sb.api_user}:{sb.api_key}".encode())
+    body = json.dumps({"trackingInfo": "expect-100"}).encode()
+    tracking_id = next(o["trackingId"] for o in sb.orders("trackingId") if o["trackingId"])
+    host, port = sb.root_url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            f"PUT /enterprise/v2/certificates/{tracking_id}/tracking HTTP/1.1\r\n".encode()
+            + b"Host: sandbox\r\nAuthorization: Basic "
+            + token
+            + b"\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        )
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += conn.recv(1)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.sendall(body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+    assert sb.order(tracking_id)["tracking"]["trackingInfo"] == "expect-100"

@@ -395,6 +395,18 @@ def test_tracking_is_kept_and_searchable(api):
     assert_error(api.order("www.example.com", tracking=too_long), 400, "tracking.trackingInfo")
 
 
+@pytest.mark.parametrize("bad", ["ops at example.com", "o@" + "x" * 253])
+def test_additional_emails_must_be_email_addresses(api, bad):
+    """additionalEmails holds email addresses, as requesterEmail does: another value is a 400,
+    on an order and on a tracking update alike, and changes nothing."""
+    tracking = {"additionalEmails": ["ops@example.com", bad]}
+    assert_error(api.order("www.example.com", tracking=tracking), 400, "tracking.additionalEmails")
+    tracking_id = api.order("www.example.com").json()["trackingId"]
+    response = api.put(f"certificates/{tracking_id}/tracking", tracking)
+    assert_error(response, 400, "tracking.additionalEmails")
+    assert api.get(f"certificates/{tracking_id}").json()["tracking"] == {"deactivated": False}
+
+
 def test_custom_fields_keep_their_names_and_kinds(api):
     fields = {
         "text1": "CC-9",
@@ -500,6 +512,74 @@ def test_smime_without_csr_returns_pkcs12(api):
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.RFC822Name) == ["jane.smith@example.com"]
     assert_error(api.post("certificates", {**body, "password": ""}), 400, "csr")
+
+
+def _email_attributes(response):
+    leaf = x509.load_pem_x509_certificate(response.json()["endEntityCert"].encode())
+    return [a.value for a in leaf.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)]
+
+
+def test_cert_email_is_the_email_attribute_of_a_document_signing_dn(api):
+    """certEmail is the DN's email attribute for S/MIME and document signing alike."""
+    document = api.order("Ann Lee", "CDS_INDIVIDUAL", certEmail="ann@example.com")
+    assert document.status_code == 201, document.text
+    assert _email_attributes(document) == ["ann@example.com"]
+    detail = api.get(f"certificates/{document.json()['trackingId']}").json()
+    assert "ann@example.com" in detail["dn"] and "CN=Ann Lee" in detail["dn"]
+    # Not on an SSL certificate, where the field does not apply.
+    assert _email_attributes(api.order("www.example.com", certEmail="x@example.com")) == []
+
+
+@pytest.mark.parametrize("cert_type", ["SMIME_ENT", "CDS_INDIVIDUAL"])
+def test_a_reissue_that_names_no_address_keeps_the_original_one(api, cert_type):
+    original = api.order("Jo Smith", cert_type, certEmail="jo@example.com")
+    assert _email_attributes(original) == ["jo@example.com"]
+    reissued = api.post(f"certificates/{original.json()['trackingId']}/reissues", {})
+    assert reissued.status_code == 201, reissued.text
+    assert _email_attributes(reissued) == ["jo@example.com"]
+    tracking_id = reissued.json()["trackingId"]
+    assert (
+        api.get(f"certificates/{tracking_id}").json()["dn"]
+        == (api.get(f"certificates/{original.json()['trackingId']}").json()["dn"])
+    )
+
+
+@pytest.mark.parametrize(
+    "common_name, sans, field",
+    [("*.example.com", None, "csr"), ("www.example.com", ["*.example.com"], "subjectAltName")],
+)
+def test_an_ev_certificate_names_no_wildcard(api, common_name, sans, field):
+    """EV certificates cannot carry a wildcard, in the CN or in a SAN; a wildcard product
+    can."""
+    fields = {} if sans is None else {"subjectAltName": [common_name, *sans]}
+    before = _inventory(api, "EV_SSL")["remainingCount"]
+    response = api.order(common_name, "EV_SSL", **fields)
+    assert_error(response, 400, field)
+    assert "wildcard" in response.json()["errors"][0]["message"]
+    assert _inventory(api, "EV_SSL")["remainingCount"] == before
+    assert api.order("*.example.com", "WILDCARD_SSL").status_code == 201
+
+
+def test_queue_for_approval_applies_to_ssl_and_document_signing_only(api):
+    """The flag queues SSL and document signing orders; a code signing or S/MIME order is
+    issued at once, and an S/MIME order whose key the server makes gets its PKCS#12 (which an
+    approval later could not hand over)."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    smime = api.post("certificates", {**SMIME_NO_CSR, "queueForApproval": True})
+    assert smime.status_code == 201, smime.text
+    key, cert, _ = pkcs12.load_key_and_certificates(
+        base64.b64decode(smime.json()["pkcs12"]), b"pickup-secret"
+    )
+    assert key is not None and cert.serial_number == int(smime.json()["serialNumber"], 16)
+    signing = api.order(
+        "CertDesk Demo Corp", "CODE_SIGNING", endUserKeyStorageAgreement=True, queueForApproval=True
+    )
+    assert signing.status_code == 201, signing.text
+    assert api.get(f"certificates/{signing.json()['trackingId']}").json()["status"] == "ACTIVE"
+    document = api.order("Jo Smith", "CDS_INDIVIDUAL", certLifetime="P1Y", queueForApproval=True)
+    assert document.status_code == 202, document.text
+    assert api.get(f"certificates/{document.json()['trackingId']}").json()["status"] == "PENDING"
 
 
 @pytest.mark.parametrize(
