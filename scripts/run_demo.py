@@ -19,6 +19,7 @@ sandbox.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -227,6 +228,10 @@ def main() -> int:
     instance = Path(os.environ.get("CERTDESK_INSTANCE", "instance")).resolve()
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # owner-only, as CertDesk keeps it
     env = dict(os.environ, CERTDESK_INSTANCE=str(instance), PYTHONUNBUFFERED="1")
+    if host in ("127.0.0.1", "localhost"):
+        # Served to this machine only: CertDesk answers no other name, so no web page opened
+        # here can point its own name at it (DNS rebinding) and use it from this browser.
+        env.setdefault("CERTDESK_TRUSTED_HOSTS", json.dumps(["127.0.0.1", "localhost"]))
     python = sys.executable
     children = Children()
     sandbox = None

@@ -19,7 +19,7 @@ from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
 from webapp.security import csrf as csrf_tokens
-from webapp.security import headers, rbac, secretbox
+from webapp.security import headers, hosts, rbac, secretbox
 
 # Each feature's blueprint module; a module defines ``bp`` at its top.
 BLUEPRINTS = [
@@ -99,6 +99,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.before_request(_check_input)
     app.before_request(_check_session)
     app.after_request(_after_request)
+    hosts.init_app(app)  # TRUSTED_HOSTS: another host's name gets a 400 before Flask sees it
 
     scheduler.init_app(app)
     for name in PERIODIC:

@@ -83,7 +83,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
             sock = serving.bind(host, port)
         else:
             server = waitress.create_server(
-                app, host=host, port=port, threads=threads, **serving.WAITRESS_OPTIONS
+                app, host=host, port=port, threads=threads, **serving.waitress_options(app)
             )
     except (OSError, ValueError) as exc:  # ValueError: waitress found no such address
         in_use = isinstance(exc, OSError) and exc.errno == EADDRINUSE

@@ -52,6 +52,21 @@ WAITRESS_OPTIONS = {
     "asyncore_use_poll": True,
 }
 
+# waitress reads a request's whole body (into a temporary file past 512 KiB) before the app sees
+# it, and by default takes bodies of up to 1 GiB: a few dozen unsigned-in uploads at once held
+# the disk's free space, only for the app to refuse each as larger than MAX_CONTENT_LENGTH. A
+# body up to this many times the app's limit is still read, so that the app says in its own page
+# that the upload is too large; a larger one gets waitress's 413 at once, before its body is read.
+BODY_LIMIT_FACTOR = 4
+
+
+def waitress_options(app) -> dict:
+    """What waitress is given beside the app: WAITRESS_OPTIONS and the app's body limit."""
+    limit = app.config.get("MAX_CONTENT_LENGTH")
+    if not limit:  # no upload limit configured: waitress's own
+        return dict(WAITRESS_OPTIONS)
+    return {**WAITRESS_OPTIONS, "max_request_body_size": int(limit) * BODY_LIMIT_FACTOR}
+
 
 def tune_gc() -> None:
     """Collect once, freeze what survives (the server's start-up state), raise the threshold."""
@@ -206,7 +221,9 @@ def _serve_child(app, sock: socket.socket, threads: int) -> None:
     if app.config["SCHEDULER_ENABLED"]:
         scheduler.start()
     try:
-        server = waitress.create_server(app, sockets=[sock], threads=threads, **WAITRESS_OPTIONS)
+        server = waitress.create_server(
+            app, sockets=[sock], threads=threads, **waitress_options(app)
+        )
         server.run()
     finally:
         jobs.stop_pool(app)

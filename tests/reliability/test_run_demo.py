@@ -131,6 +131,11 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
         assert link.startswith(url + "setup?token=")
         assert text.count("/setup?token=") == 1  # held back from the portal's lines, shown once
         assert requests.get(link, timeout=10).status_code == 200
+        # Served on loopback, CertDesk answers no other name (a web page's DNS rebinding).
+        rebound = {"Host": f"rebind.attacker.example:{port}"}
+        assert requests.get(url + "login", headers=rebound, timeout=10).status_code == 400
+        by_name = {"Host": f"localhost:{port}"}
+        assert requests.get(url + "login", headers=by_name, timeout=10).status_code == 200
 
         key_file = instance / "sandbox" / "api-key"
         key = key_file.read_text().strip()

@@ -71,6 +71,33 @@ def _age_failures(by: timedelta) -> None:
     db.session.commit()
 
 
+def test_a_password_typed_as_the_user_name_is_kept_nowhere(app, admin_client, auditor_client):
+    """Typed in the wrong box, a password is no user's name: the audit trail (which auditors
+    read, beside the sign-in that follows from the same address), the sign-in attempts and
+    Admin > Users keep a fingerprint of it, never the text."""
+    from webapp.auth.models import LoginAttempt
+
+    typed = "Correct-Horse-42!"
+    free = app.config["LOGIN_FREE_FAILURES"]
+    for _ in range(free):
+        assert _try(app, typed, "operator", ATTACKER).status_code == 401
+    # The same text is still the same name to the throttles: it waits now.
+    assert "Too many failed" in _try(app, typed, "operator", ATTACKER).get_data(True)
+    assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302
+    events = db.session.execute(db.select(AuditEvent)).scalars().all()
+    recorded = [v for e in events for v in (e.actor_name, e.object_id, e.detail)]
+    recorded += [a.username for a in db.session.execute(db.select(LoginAttempt)).scalars()]
+    assert not [v for v in recorded if "correct-horse" in str(v).lower()], recorded
+    failed = {e.actor_name for e in events if e.action == "auth.login_failed"}
+    assert len(failed) == 1 and failed.pop().startswith(auth.UNKNOWN_NAME_PREFIX)
+    trail = auditor_client.get("/admin/audit/").get_data(as_text=True)
+    assert "auth.login_failed" in trail and "correct-horse" not in trail.lower()
+    export = auditor_client.get("/admin/audit/export.csv").get_data(as_text=True)
+    assert "correct-horse" not in export.lower()
+    users = admin_client.get("/admin/users/").get_data(as_text=True)
+    assert "No user's name" in users and "correct-horse" not in users.lower()
+
+
 def test_an_attacker_slows_themselves_not_the_victim(app):
     free = app.config["LOGIN_FREE_FAILURES"]
     for _ in range(free):

@@ -207,3 +207,17 @@ def test_a_response_keeps_the_headers_it_set_itself(app):
     assert resp.headers.getlist("Cache-Control") == ["private, max-age=60"]
     assert resp.headers.getlist("X-Frame-Options") == ["X"]
     assert resp.headers["Content-Security-Policy"] == headers.CSP
+
+
+def test_trusted_hosts_refuse_a_name_the_server_is_not_reached_by(app, client):
+    """CERTDESK_TRUSTED_HOSTS (README): a page of another site whose name its DNS points at
+    CertDesk (DNS rebinding) gets a 400 page, not the sign-in form and its CSRF token."""
+    app.config["TRUSTED_HOSTS"] = ["certdesk.example.com", "localhost"]
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as served: an error is a page, not a raise
+    refused = client.get("/login", headers={"Host": "rebind.attacker.example"})
+    assert refused.status_code == 400
+    assert "not reached by this name" in refused.get_data(as_text=True)
+    assert 'name="csrf_token"' not in refused.get_data(as_text=True)
+    assert refused.headers["X-Frame-Options"] == "DENY"
+    assert client.get("/login", headers={"Host": "certdesk.example.com"}).status_code == 200
+    assert client.get("/login").status_code == 200

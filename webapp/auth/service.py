@@ -52,6 +52,22 @@ def _username_ok(name: str) -> bool:
     return 0 < len(name) <= USERNAME_LENGTH and all(_username_char(c) == c for c in name)
 
 
+# How a sign-in as a name that is no user's is recorded: "?" starts it, which no user name holds.
+UNKNOWN_NAME_PREFIX = "?unknown:"
+
+
+def _unknown_name(typed: str) -> str:
+    """How the sign-in throttles and the audit trail record a name that is no user's: a keyed
+    fingerprint of what was typed (the same text, the same fingerprint), never the text. What is
+    typed in that box is now and then a password, typed in the wrong one: the trail, which
+    auditors read, must not keep it (with the user's sign-in that follows from the same address)."""
+    key = current_app.secret_key
+    key = key.encode() if isinstance(key, str) else bytes(key)
+    text = typed.encode("utf-8", "replace")
+    digest = hmac.new(key, b"sign-in name\0" + text, hashlib.sha256).hexdigest()
+    return UNKNOWN_NAME_PREFIX + digest[:12]
+
+
 def validate_username(username: str) -> str:
     name = normalise_username(username)
     if not _username_ok(name):
@@ -398,17 +414,16 @@ def authenticate(
     """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try.
     Returns the user and the token of the new server-side session (for the cookie)."""
     name = normalise_username(username)
-    possible = _username_ok(name)
-    if not possible:
-        # No user has it; recorded as a wrong sign-in, bounded and with "?" for what a user name
-        # may not hold (line breaks, direction marks), so no one signed out writes those into
+    user = by_username(name) if _username_ok(name) else None
+    if user is None:
+        # No user has it: recorded as a wrong sign-in under a fingerprint (_unknown_name), so
+        # neither a password typed in the wrong box nor line breaks or direction marks reach
         # the audit trail.
-        name = "".join(_username_char(c) for c in name[:USERNAME_LENGTH])
+        name = _unknown_name(name)
     address = (address or "")[:64]
     # A try the throttles hold already costs no password check.
     wait = _wait(name, address, utcnow())
     if not wait:
-        user = by_username(name) if possible else None
         matches = _check_password(user.password_hash if user is not None else None, password or "")
         ok = user is not None and matches and user.active
         wait = _throttled_after_check(name, address, ok)
