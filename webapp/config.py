@@ -32,9 +32,14 @@ class Defaults:
     IDLE_TIMEOUT_MINUTES = 30
     # Sign-in throttling: after this many failures for one user name from one address, each new
     # try from there waits (1 s, then doubling, up to LOGIN_MAX_WAIT_MINUTES); from one address
-    # whatever the names, after LOGIN_FREE_FAILURES_PER_ADDRESS. Other addresses never wait.
+    # whatever the names, after LOGIN_FREE_FAILURES_PER_ADDRESS; for one user name from all the
+    # addresses it has not signed in from within LOGIN_KNOWN_ADDRESS_DAYS, after
+    # LOGIN_FREE_FAILURES_PER_NAME (guesses spread over many addresses). The owner's own
+    # addresses never wait for others' failures.
     LOGIN_FREE_FAILURES = 5
     LOGIN_FREE_FAILURES_PER_ADDRESS = 20
+    LOGIN_FREE_FAILURES_PER_NAME = 20
+    LOGIN_KNOWN_ADDRESS_DAYS = 30
     LOGIN_MAX_WAIT_MINUTES = 15
     LOGIN_FAILURE_WINDOW_HOURS = 24
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session

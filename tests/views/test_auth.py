@@ -1,3 +1,4 @@
+import json
 import re
 from datetime import timedelta
 
@@ -223,6 +224,54 @@ def test_an_administrator_sees_and_clears_slowed_sign_ins(app, admin_client):
     assert resp.status_code == 303
     assert _try(app, "operator", PASSWORD, ATTACKER).status_code == 302
     assert "auth.throttle_cleared" in _actions()
+
+
+def test_guesses_spread_over_many_addresses_slow_the_name_but_not_its_owners_addresses(
+    app, admin_client
+):
+    assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302  # the owner's address
+    spread = app.config["LOGIN_FREE_FAILURES_PER_NAME"]
+    for n in range(spread):  # one guess each from as many addresses: no address is slowed
+        resp = _try(app, "operator", "guess guess guess", {"REMOTE_ADDR": f"203.0.113.{n}"})
+        assert "Wrong user name or password." in resp.get_data(as_text=True)
+    # From an address it has not signed in from, even the right password must wait now...
+    new = {"REMOTE_ADDR": "198.51.100.200"}
+    refused = _try(app, "operator", PASSWORD, new)
+    assert refused.status_code == 401 and "Too many failed" in refused.get_data(as_text=True)
+    # ...while the owner signs in from their own, and other users anywhere.
+    assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302
+    assert _try(app, "admin", PASSWORD, new).status_code == 302
+    # An administrator sees it and lets the name sign in from anywhere again.
+    page = admin_client.get("/admin/users/").get_data(as_text=True)
+    table = page.split('id="throttled-table"')[1].split("</table>")[0]
+    assert "Any address the user has not signed in from lately" in table
+    resp = admin_client.post("/admin/users/throttle/clear", data={"username": "operator"})
+    assert resp.status_code == 303
+    assert _try(app, "operator", PASSWORD, new).status_code == 302
+    cleared = db.session.execute(
+        db.select(AuditEvent).where(AuditEvent.action == "auth.throttle_cleared")
+    ).scalar_one()
+    assert cleared.object_id == "operator" and json.loads(cleared.detail)["failures"] == spread
+
+
+def test_an_address_stays_known_while_its_success_is_kept(app):
+    from webapp.auth.models import LoginAttempt
+
+    now = utcnow()
+    for age, ok in ((1, False), (3, False), (3, True), (29, True), (31, True)):
+        db.session.add(
+            LoginAttempt(
+                username="operator",
+                address=f"192.0.2.{age}",
+                success=ok,
+                at=now - timedelta(days=age),
+            )
+        )
+    db.session.commit()
+    auth.prune_login_attempts()
+    db.session.commit()
+    kept = db.session.execute(db.select(LoginAttempt.address, LoginAttempt.success)).all()
+    assert sorted(kept) == [("192.0.2.1", False), ("192.0.2.29", True), ("192.0.2.3", True)]
 
 
 def test_sign_in_does_the_same_password_work_for_every_name(app, user, monkeypatch):

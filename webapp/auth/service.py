@@ -244,23 +244,46 @@ def _failures(*conds, since: datetime) -> tuple[int, datetime | None]:
     return count, last
 
 
+def _last_success(*conds) -> datetime | None:
+    return db.session.execute(
+        select(func.max(LoginAttempt.at)).where(*conds, LoginAttempt.success.is_(True))
+    ).scalar()
+
+
+def _name_throttle(name: str, now: datetime) -> Throttle:
+    """The failures of ``name`` from any address within the window. The owner's sign-ins do
+    not reset it: they would give whoever guesses a fresh allowance each time."""
+    cfg = current_app.config
+    window = now - timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"])
+    failures = _failures(LoginAttempt.username == name, since=window)
+    return Throttle(*failures, cfg["LOGIN_FREE_FAILURES_PER_NAME"])
+
+
 def throttles(name: str, address: str, now: datetime) -> list[Throttle]:
-    """The two throttles a sign-in from ``address`` as ``name`` passes: the name from this
-    address (failures since its last success there), and the address whatever the names."""
+    """The throttles a sign-in from ``address`` as ``name`` passes: the name from this address
+    (failures since its last success there), the address whatever the names, and, from an
+    address the name has not signed in from lately, the name whatever the addresses (so that
+    guesses spread over many addresses are slowed too, but not the owner at their own)."""
     cfg = current_app.config
     window = now - timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"])
     pair = (LoginAttempt.username == name, LoginAttempt.address == address)
-    last_ok = db.session.execute(
-        select(func.max(LoginAttempt.at)).where(*pair, LoginAttempt.success.is_(True))
-    ).scalar()
+    last_ok = _last_success(*pair)
     since = max(window, last_ok) if last_ok else window
-    return [
+    out = [
         Throttle(*_failures(*pair, since=since), cfg["LOGIN_FREE_FAILURES"]),
         Throttle(
             *_failures(LoginAttempt.address == address, since=window),
             cfg["LOGIN_FREE_FAILURES_PER_ADDRESS"],
         ),
     ]
+    if last_ok is None or last_ok < now - timedelta(days=cfg["LOGIN_KNOWN_ADDRESS_DAYS"]):
+        out.append(_name_throttle(name, now))
+    return out
+
+
+# How Slowed and clear_slowed name the throttle of a user name from the addresses it has not
+# signed in from lately (no address is empty).
+ANY_NEW_ADDRESS = ""
 
 
 @dataclass
@@ -289,20 +312,33 @@ def slowed_sign_ins(limit: int = 50) -> list[Slowed]:
         pair = throttles(name, address, now)[0]
         if pair.failures >= pair.free:
             out.append(Slowed(name, address, pair.failures, pair.last_failure_at, pair.wait(now)))
+    names = db.session.execute(
+        select(LoginAttempt.username)
+        .where(LoginAttempt.success.is_(False), LoginAttempt.at >= window)
+        .group_by(LoginAttempt.username)
+        .having(func.count() >= cfg["LOGIN_FREE_FAILURES_PER_NAME"])
+        .order_by(func.max(LoginAttempt.at).desc())
+        .limit(limit)
+    ).scalars()
+    for name in names:
+        spread = _name_throttle(name, now)
+        if spread.failures >= spread.free:
+            out.append(
+                Slowed(
+                    name, ANY_NEW_ADDRESS, spread.failures, spread.last_failure_at, spread.wait(now)
+                )
+            )
     return out
 
 
 def clear_slowed(actor, username: str, address: str) -> int:
-    """Forget the failed sign-ins of ``username`` from ``address``: no wait for it any more
-    (audited, with how many were forgotten)."""
+    """Forget the failed sign-ins of ``username`` from ``address`` (ANY_NEW_ADDRESS: from every
+    address): no wait for it any more (audited, with how many were forgotten)."""
     rbac.check(actor, rbac.USERS_MANAGE)
-    cleared = db.session.execute(
-        delete(LoginAttempt).where(
-            LoginAttempt.username == username,
-            LoginAttempt.address == address,
-            LoginAttempt.success.is_(False),
-        )
-    ).rowcount
+    where = [LoginAttempt.username == username, LoginAttempt.success.is_(False)]
+    if address != ANY_NEW_ADDRESS:
+        where.append(LoginAttempt.address == address)
+    cleared = db.session.execute(delete(LoginAttempt).where(*where)).rowcount
     audit.record(
         "auth.throttle_cleared",
         object_type="user",
@@ -445,9 +481,16 @@ def authenticate(
 
 
 def prune_login_attempts() -> int:
-    """Forget sign-in attempts older than two days, and sessions ended (or idle) for a week."""
+    """Forget failed sign-ins older than two days and successful ones older than the days an
+    address stays known (LOGIN_KNOWN_ADDRESS_DAYS), and sessions ended (or idle) for a week."""
     now = utcnow()
-    res = db.session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=2)))
+    known = timedelta(days=current_app.config["LOGIN_KNOWN_ADDRESS_DAYS"])
+    res = db.session.execute(
+        delete(LoginAttempt).where(
+            LoginAttempt.at < now - timedelta(days=2),
+            or_(LoginAttempt.success.is_(False), LoginAttempt.at < now - known),
+        )
+    )
     db.session.execute(
         delete(UserSession).where(
             or_(

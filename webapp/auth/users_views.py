@@ -45,7 +45,8 @@ def clear_throttle():
     """Let a user name sign in again at once from an address where failures made it wait."""
     name, address = request.form.get("username", ""), request.form.get("address", "")
     cleared = service.clear_slowed(current_user, name, address)
-    flash(f"{cleared} failed sign-in(s) of {name} from {address} forgotten.", "success")
+    where = f"from {address}" if address != service.ANY_NEW_ADDRESS else "from every address"
+    flash(f"{cleared} failed sign-in(s) of {name} {where} forgotten.", "success")
     return htmx.redirect(url_for("users.index"))
 
 
