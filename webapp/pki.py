@@ -84,9 +84,21 @@ _NAMED_ATTRIBUTES = {
 }
 
 
+def visible(text: str) -> str:
+    """``text`` with each control character (a line break, a text-direction override) written
+    as the RFC 4514 escapes of its UTF-8 bytes (U+202E: \\E2\\80\\AE), so that a name read
+    from a certificate shows as it is and cannot make another name appear on a page."""
+    if not any(is_control(ch) for ch in text):
+        return text
+    return "".join(
+        "".join(f"\\{b:02X}" for b in ch.encode()) if is_control(ch) else ch for ch in text
+    )
+
+
 def name_text(name: x509.Name) -> str:
-    """A distinguished name as text: RFC 4514, with the attributes it leaves as numbers named."""
-    return name.rfc4514_string(_NAMED_ATTRIBUTES)
+    """A distinguished name as text: RFC 4514, with the attributes it leaves as numbers named
+    (control characters escaped, see :func:`visible`)."""
+    return visible(name.rfc4514_string(_NAMED_ATTRIBUTES))
 
 
 _LABEL = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
@@ -452,7 +464,7 @@ def _bytes(data: bytes | str, field_name: str, bounded: bool = True) -> bytes:
 def _cn(name: x509.Name) -> str:
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     value = attrs[0].value if attrs else ""
-    return value if isinstance(value, str) else value.decode("latin-1")
+    return visible(value if isinstance(value, str) else value.decode("latin-1"))
 
 
 def _sig_alg(obj) -> str:
@@ -471,11 +483,11 @@ def _sans_of(ext_holder) -> SanSet:
         return sans
     for gn in ext.value:
         if isinstance(gn, x509.DNSName):
-            sans.dns.append(gn.value.lower())
+            sans.dns.append(visible(gn.value.lower()))
         elif isinstance(gn, x509.IPAddress):
             sans.ip.append(str(gn.value))
         elif isinstance(gn, x509.RFC822Name):
-            sans.email.append(gn.value.lower())
+            sans.email.append(visible(gn.value.lower()))
     return sans
 
 
@@ -496,7 +508,7 @@ def _name_fields(name: x509.Name) -> list[tuple[str, str]]:
     out = []
     for attr in name:
         label = getattr(attr.oid, "_name", None) or attr.oid.dotted_string
-        value = attr.value if isinstance(attr.value, str) else attr.value.hex()
+        value = visible(attr.value) if isinstance(attr.value, str) else attr.value.hex()
         out.append((label, value))
     return out
 

@@ -554,3 +554,18 @@ def test_the_files_of_one_import_share_one_budget_of_password_hashing(admin_clie
     # The budget ends with its request: outside one (a job, a script) each file has its own.
     for _, body in files:
         assert webapp_pki.read_certificates(body, P12_PASSWORD).key is not None
+
+
+def test_a_text_direction_override_in_a_certificates_names_is_shown_escaped(admin_client):
+    """U+202E in a subject would show "shop.example.com‮moc.knab" reversed, as another name;
+    the pages show it as its RFC 4514 escapes instead, and never the character itself."""
+    pki = MiniPki()
+    spoof = "invoice\u202efdp.exe"
+    _key, cert = pki.leaf(spoof, ["shop.example.com"])
+    assert _upload(admin_client, ("spoof.pem", pem(cert))).status_code == 303
+    row = db.session.execute(select(Certificate)).scalar_one()
+    assert row.common_name == "invoice\\E2\\80\\AEfdp.exe"
+    for url in ("/certificates/", f"/certificates/{row.id}"):
+        page = admin_client.get(url).get_data(as_text=True)
+        assert "\u202e" not in page, url
+        assert "invoice\\E2\\80\\AEfdp.exe" in page, url
