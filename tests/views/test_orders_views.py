@@ -20,7 +20,7 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.ecs.types import CertificateStatus
 from webapp.extensions import db
-from webapp.orders import queries
+from webapp.orders import checks, queries
 from webapp.orders.models import Order, OrderEvent
 
 
@@ -293,6 +293,28 @@ def _post(client, cred, csr_id, **extra):
     }
     data.update(extra)
     return client.post("/entrust/new", data=data)
+
+
+def test_custom_fields_that_cannot_be_read_stop_the_order_rather_than_vanish(
+    operator_client, linked, user, sandbox
+):
+    """The account's custom fields are read again when the order is sent. If Entrust does not
+    answer that read, the values typed into them (Cost center, Application) would be left out of
+    the order: CertDesk says so and sends nothing instead."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    checks.clear_cache()  # the form was shown more than a few minutes ago
+    sandbox.faults([{"kind": "http_500", "method": "GET", "path": "/enterprise/v2/customFields"}])
+    try:
+        resp = _post(operator_client, linked, csr.id, custom_text1="CC-42")
+    finally:
+        sandbox.clear_faults()
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "custom fields could not be read" in page and "Nothing was ordered" in page
+    assert 'id="form-error"' in page
+    assert '<input type="hidden" name="custom_text1" value="CC-42">' in page  # kept for next time
+    sent = [r for r in sandbox.requests() if r["method"] == "POST"]
+    assert sent == [] and _count(Order) == 0
 
 
 def test_bad_input_shows_next_to_its_field_and_stores_nothing(

@@ -494,7 +494,13 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
         )
     expires_on = _expiry(form, max_days, today or utcnow().date())
     requester = _requester(form)
-    fields, _problem = custom_fields(cred)
+    fields, problem = custom_fields(cred)
+    if problem and any((v or "").strip() for v in form.custom.values()):
+        # Sent without them, the values typed into the custom fields would be lost unseen.
+        raise OrderInputError(
+            f"{problem} Nothing was ordered, so that the values of the custom fields are not "
+            "left out: try again in a moment."
+        )
     custom = _custom(form, fields)
     request = OrderRequest(
         request_id="",
