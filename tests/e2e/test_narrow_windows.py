@@ -113,11 +113,16 @@ def _scrolls_sideways(page) -> list[str]:
 
 
 def test_a_phone_wide_window_never_scrolls_sideways(page, live_server, sandbox):
-    """At 390 pixels (a phone) the top bar, the Manage tabs, an order's history and a long
-    friendly name stay inside the window, and Sign out is in reach."""
+    """At 390 pixels (a phone) the top bar, the Manage tabs, an order's history, a long friendly
+    name and a long user name stay inside the window, and Sign out is in reach."""
     sandbox.seed(certificates=0, seed=9)
     login(page, live_server, "admin")
     _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/admin/users/")
+    page.get_by_role("link", name="admin", exact=True).click()
+    page.get_by_label("Full name").fill("Ada Augusta King, Countess of Lovelace, Administrator")
+    page.get_by_role("button", name="Save name and e-mail").click()
+    expect(page.get_by_text("Saved the name and e-mail of admin.")).to_be_visible()
     page.goto(live_server.url + "/entrust/new")
     page.get_by_label("Organization").select_option(label="CertDesk Demo Corp (CertDesk Demo Corp)")
     page.get_by_label("Product").select_option("STANDARD_SSL")
@@ -143,3 +148,10 @@ def test_a_phone_wide_window_never_scrolls_sideways(page, live_server, sandbox):
         assert _scrolls_sideways(page) == [], url
     page.locator(".user-menu summary").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
+    # Wider, the long name is cut short: each menu's name stays on one line with its arrow.
+    for width in (800, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(live_server.url + "/")
+        for summary in page.locator(".mainnav summary").all():
+            assert summary.evaluate("s => s.getBoundingClientRect().height") < 50, width
+        assert _scrolls_sideways(page) == [], width
