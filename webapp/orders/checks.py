@@ -28,6 +28,9 @@ MAX_ADDITIONAL_EMAILS = 20
 _EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _PHONE = re.compile(r"^[0-9+()./ x-]{3,40}$")
 CUSTOM_TTL_SECONDS = 300.0
+# A read that failed (after its retries, each up to the read timeout) is not tried again for this
+# long: the form shown again, or sent, a moment later does not wait all that time once more.
+CUSTOM_FAILED_TTL_SECONDS = 60.0
 
 
 class OrderInputError(InputError):
@@ -124,25 +127,29 @@ def chosen_organization(credential_id: int, value: str):
     return catalog.approved_organization(credential_id, int(client_id), name)
 
 
-_custom_cache: dict[tuple, tuple[float, list[CustomField]]] = {}
+# (expires, fields, problem): the fields read, or the problem in words when the read failed.
+_custom_cache: dict[tuple, tuple[float, list[CustomField], str]] = {}
 _cache_lock = threading.Lock()
 
 
 def custom_fields(cred) -> tuple[list[CustomField], str]:
     """The account's custom fields (read from the CA, kept a few minutes), and a problem in
-    words when they could not be read."""
+    words when they could not be read (kept a minute)."""
     key = (cred.id, cred.created_at, cred.updated_at)
     with _cache_lock:
         hit = _custom_cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1], ""
+            return hit[1], hit[2]
     try:
         with registry.open_connector(CA, cred.id) as conn:
             fields = conn.custom_fields()
     except CaError as exc:
-        return [], f"The account's custom fields could not be read: {exc}"
+        problem = f"The account's custom fields could not be read: {exc}"
+        with _cache_lock:
+            _custom_cache[key] = (time.monotonic() + CUSTOM_FAILED_TTL_SECONDS, [], problem)
+        return [], problem
     with _cache_lock:
-        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields)
+        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields, "")
     return fields, ""
 
 
