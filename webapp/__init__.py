@@ -141,7 +141,10 @@ def _init_login(app: Flask) -> None:
         target = url_for("auth.login", next=request.full_path.rstrip("?"))
         if is_htmx():
             return "", 401, {"HX-Redirect": target}
-        flash("Sign in to continue.", "info")
+        from webapp.auth.service import any_users
+
+        if any_users():  # before setup the sign-in page says how to make the first administrator
+            flash("Sign in to continue.", "info")
         return redirect(target)
 
 

@@ -95,3 +95,63 @@ def test_the_audit_trail_keeps_its_detail_readable_at_800_pixels(page, live_serv
         cell = page.locator(f"{table} td.detail").filter(has_text=re.compile(r"\w")).first
         assert cell.evaluate("c => c.getBoundingClientRect().width") >= 120, path
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+
+
+def _scrolls_sideways(page) -> list[str]:
+    """What sticks out past the window's right edge, outside a box that scrolls on its own."""
+    return page.evaluate(
+        """() => {
+        const w = document.documentElement.clientWidth;
+        if (document.documentElement.scrollWidth <= w) return [];
+        return [...document.body.querySelectorAll('*')].filter(e => {
+            const box = e.getBoundingClientRect();
+            return box.width > 0 && box.right > w + 1 && !e.closest('.table-wrap')
+                && !e.closest('details:not([open]) > ul');
+        }).map(e => e.tagName + ' ' + (e.textContent || '').trim().slice(0, 40)).slice(0, 5);
+    }"""
+    )
+
+
+def test_a_phone_wide_window_never_scrolls_sideways(page, live_server, sandbox):
+    """At 390 pixels (a phone) the top bar, the Manage tabs, an order's history, a long friendly
+    name and a long user name stay inside the window, and Sign out is in reach."""
+    sandbox.seed(certificates=0, seed=9)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/admin/users/")
+    page.get_by_role("link", name="admin", exact=True).click()
+    page.get_by_label("Full name").fill("Ada Augusta King, Countess of Lovelace, Administrator")
+    page.get_by_role("button", name="Save name and e-mail").click()
+    expect(page.get_by_text("Saved the name and e-mail of admin.")).to_be_visible()
+    page.goto(live_server.url + "/entrust/new")
+    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp (CertDesk Demo Corp)")
+    page.get_by_label("Product").select_option("STANDARD_SSL")
+    page.locator("input[name=csr_source][value=new]").check()
+    page.locator("#sans").fill("phone.example.com")
+    page.get_by_label("Certificate Friendly Name").fill("Phone" + "Friendly" * 25)
+    page.get_by_role("button", name="Order Certificate").click()
+    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
+    order = page.url
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    for url in (
+        order,
+        live_server.url + "/",
+        live_server.url + "/entrust/",
+        live_server.url + "/entrust/new",
+        live_server.url + "/entrust/manage/",
+        live_server.url + "/entrust/manage/domains",
+        live_server.url + "/certificates/",
+        live_server.url + "/admin/users/",
+    ):
+        page.goto(url)
+        assert _scrolls_sideways(page) == [], url
+    page.locator(".user-menu summary").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
+    # Wider, the long name is cut short: each menu's name stays on one line with its arrow.
+    for width in (800, 1280):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(live_server.url + "/")
+        for summary in page.locator(".mainnav summary").all():
+            assert summary.evaluate("s => s.getBoundingClientRect().height") < 50, width
+        assert _scrolls_sideways(page) == [], width

@@ -451,6 +451,18 @@ def test_safe_next_only(client):
 # -- first-run setup --------------------------------------------------------------------------
 
 
+def test_before_setup_the_start_page_points_to_setup_not_to_signing_in(empty_app):
+    """A newcomer's first page: with no user yet there is nobody to sign in as, so the page
+    says how to make the first administrator and does not ask them to sign in."""
+    from tests.conftest import Client
+
+    empty_app.test_client_class = Client
+    c = empty_app.test_client()
+    page = c.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "No administrator exists yet" in page
+    assert "Sign in to continue." not in page
+
+
 def test_setup_needs_the_console_token_and_works_once(empty_app):
     from tests.conftest import Client
 

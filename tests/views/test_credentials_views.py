@@ -109,6 +109,22 @@ def test_add_credential_starts_a_sync_and_shows_its_progress(admin_client, sandb
     assert resp.status_code == 204 and "job=" in resp.headers["HX-Redirect"]
 
 
+def test_a_credential_whose_first_sync_failed_says_so_not_untested(admin_client, sandbox):
+    """A wrong API key saved: its sync fails at once, and the row's status says that Entrust
+    refused it rather than that it was never tried."""
+    sandbox.seed(certificates=0, seed=2)
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new", data=form(sandbox, api_key="not-the-key")
+    )
+    assert resp.status_code == 303
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    cred = db.session.execute(select(EcsCredential)).scalar_one()
+    assert cred.last_sync_error and cred.last_test_at is None
+    status = page.split(f'id="cred-{cred.id}-status"')[1].split("</td>")[0]
+    assert '<span class="badge bad">Sync failed</span>' in status
+    assert "Not tested" not in status and "Wrong user name or API key" in status
+
+
 def test_invalid_form_shows_errors_next_to_fields(admin_client, sandbox):
     resp = admin_client.post("/entrust/manage/credentials/new", data=form(sandbox, name=""))
     body = resp.get_data(as_text=True)

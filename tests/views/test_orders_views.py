@@ -20,7 +20,7 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.ecs.types import CertificateStatus
 from webapp.extensions import db
-from webapp.orders import queries
+from webapp.orders import checks, queries
 from webapp.orders.models import Order, OrderEvent
 
 
@@ -293,6 +293,58 @@ def _post(client, cred, csr_id, **extra):
     }
     data.update(extra)
     return client.post("/entrust/new", data=data)
+
+
+def test_custom_fields_that_cannot_be_read_stop_the_order_rather_than_vanish(
+    operator_client, linked, user, sandbox
+):
+    """The account's custom fields are read again when the order is sent. If Entrust does not
+    answer that read, the values typed into them (Cost center, Application) would be left out of
+    the order: CertDesk says so and sends nothing instead."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    checks.clear_cache()  # the form was shown more than a few minutes ago
+    sandbox.faults([{"kind": "http_500", "method": "GET", "path": "/enterprise/v2/customFields"}])
+    try:
+        resp = _post(operator_client, linked, csr.id, custom_text1="CC-42")
+    finally:
+        sandbox.clear_faults()
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "custom fields could not be read" in page and "Nothing was ordered" in page
+    assert 'id="form-error"' in page
+    assert '<input type="hidden" name="custom_text1" value="CC-42">' in page  # kept for next time
+    sent = [r for r in sandbox.requests() if r["method"] == "POST"]
+    assert sent == [] and _count(Order) == 0
+
+
+def test_custom_fields_entrust_did_not_give_are_not_waited_for_again_at_once(
+    operator_client, linked, user, sandbox
+):
+    """Each read of the custom fields is tried a few times, each try up to the read timeout.
+    When the form could not read them, sending it (or showing it again) a moment later does not
+    wait all that time once more before the order itself is sent."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    checks.clear_cache()
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": "http_500", "method": "GET", "path": "/enterprise/v2/customFields"}])
+    try:
+        page = operator_client.get("/entrust/new").get_data(as_text=True)
+        assert "custom fields could not be read" in page
+        tries = len([r for r in sandbox.requests() if r["path"].endswith("/customFields")])
+        assert tries > 1  # retried, as every read is
+        assert "custom fields could not be read" in operator_client.get("/entrust/new").text
+        resp = _post(operator_client, linked, csr.id, custom_text2="")
+    finally:
+        sandbox.clear_faults()
+    reads = [r for r in sandbox.requests() if r["path"].endswith("/customFields")]
+    assert len(reads) == tries
+    # The order went to Entrust, which says what it misses (the account requires Application).
+    assert resp.status_code == 422 and "Nothing was ordered" in resp.get_data(as_text=True)
+    # A minute on, the fields are read again.
+    with checks._cache_lock:
+        for key, (_expiry, *rest) in list(checks._custom_cache.items()):
+            checks._custom_cache[key] = (0.0, *rest)
+    assert 'name="custom_text2"' in operator_client.get("/entrust/new").get_data(as_text=True)
 
 
 def test_bad_input_shows_next_to_its_field_and_stores_nothing(

@@ -67,7 +67,9 @@ def test_the_main_navigation_and_the_account_menu_are_named(admin_client):
     assert re.findall(r"<nav[^>]*>", html)[0] == '<nav class="container-fluid" aria-label="Main">'
     # The account menu is not one more "Admin" beside the Admin menu.
     account = html.split('class="dropdown user-menu"')[1].split("</summary>")[0]
-    assert account.endswith('<summary><span class="visually-hidden">Signed in as </span>Admin')
+    assert account.endswith(
+        '<summary><span class="visually-hidden">Signed in as </span><span class="who">Admin</span>'
+    )
 
 
 def test_a_sorted_columns_arrow_is_hidden_from_screen_readers_which_hear_aria_sort(admin_client):

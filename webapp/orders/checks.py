@@ -28,6 +28,9 @@ MAX_ADDITIONAL_EMAILS = 20
 _EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 _PHONE = re.compile(r"^[0-9+()./ x-]{3,40}$")
 CUSTOM_TTL_SECONDS = 300.0
+# A read that failed (after its retries, each up to the read timeout) is not tried again for this
+# long: the form shown again, or sent, a moment later does not wait all that time once more.
+CUSTOM_FAILED_TTL_SECONDS = 60.0
 
 
 class OrderInputError(InputError):
@@ -125,25 +128,29 @@ def chosen_organization(credential_id: int, value: str):
     return catalog.approved_organization(credential_id, int(client_id), name)
 
 
-_custom_cache: dict[tuple, tuple[float, list[CustomField]]] = {}
+# (expires, fields, problem): the fields read, or the problem in words when the read failed.
+_custom_cache: dict[tuple, tuple[float, list[CustomField], str]] = {}
 _cache_lock = threading.Lock()
 
 
 def custom_fields(cred) -> tuple[list[CustomField], str]:
     """The account's custom fields (read from the CA, kept a few minutes), and a problem in
-    words when they could not be read."""
+    words when they could not be read (kept a minute)."""
     key = (cred.id, cred.created_at, cred.updated_at)
     with _cache_lock:
         hit = _custom_cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1], ""
+            return hit[1], hit[2]
     try:
         with registry.open_connector(CA, cred.id) as conn:
             fields = conn.custom_fields()
     except CaError as exc:
-        return [], f"The account's custom fields could not be read: {exc}"
+        problem = f"The account's custom fields could not be read: {exc}"
+        with _cache_lock:
+            _custom_cache[key] = (time.monotonic() + CUSTOM_FAILED_TTL_SECONDS, [], problem)
+        return [], problem
     with _cache_lock:
-        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields)
+        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields, "")
     return fields, ""
 
 
@@ -495,7 +502,13 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
         )
     expires_on = _expiry(form, max_days, today or utcnow().date())
     requester = _requester(form)
-    fields, _problem = custom_fields(cred)
+    fields, problem = custom_fields(cred)
+    if problem and any((v or "").strip() for v in form.custom.values()):
+        # Sent without them, the values typed into the custom fields would be lost unseen.
+        raise OrderInputError(
+            f"{problem} Nothing was ordered, so that the values of the custom fields are not "
+            "left out: try again in a moment."
+        )
     custom = _custom(form, fields)
     request = OrderRequest(
         request_id="",
