@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -345,6 +346,35 @@ def test_custom_fields_entrust_did_not_give_are_not_waited_for_again_at_once(
         for key, (_expiry, *rest) in list(checks._custom_cache.items()):
             checks._custom_cache[key] = (0.0, *rest)
     assert 'name="custom_text2"' in operator_client.get("/entrust/new").get_data(as_text=True)
+
+
+def test_a_hanging_entrust_holds_the_order_form_for_two_short_tries_only(
+    operator_client, linked, sandbox, monkeypatch
+):
+    """The form waits for the custom fields before it is shown: a read that hangs is given up
+    after the interactive cap (not the read timeout of Settings) and tried twice, not four
+    times, so the page answers in seconds rather than minutes."""
+    from webapp.credentials import clients
+    from webapp.settings import service as settings
+
+    settings.put(clients.READ_TIMEOUT, 3)
+    db.session.commit()
+    monkeypatch.setattr(clients, "INTERACTIVE_TIMEOUT_CAP", 0.5)
+    checks.clear_cache()
+    sandbox.clear_requests()
+    sandbox.faults(
+        [{"kind": "timeout", "ms": 4000, "method": "GET", "path": "/enterprise/v2/customFields"}]
+    )
+    try:
+        started = time.monotonic()
+        page = operator_client.get("/entrust/new").get_data(as_text=True)
+        waited = time.monotonic() - started
+    finally:
+        sandbox.clear_faults()
+    assert "custom fields could not be read" in page and 'name="sans"' in page
+    reads = [r for r in sandbox.requests() if r["path"].endswith("/customFields")]
+    assert len(reads) == clients.INTERACTIVE_GET_ATTEMPTS == 2
+    assert waited < 2.5, waited  # two tries of 0.5 s, not four of 3 s
 
 
 def test_bad_input_shows_next_to_its_field_and_stores_nothing(

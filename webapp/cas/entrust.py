@@ -270,10 +270,14 @@ class EntrustConnector(CaConnector):
         self.capabilities = capabilities(other_revocation_reasons)
 
     @classmethod
-    def open(cls, credential: EcsCredential, **options) -> EntrustConnector:
-        """The connector for a stored credential. Raises Unavailable when it cannot be used."""
+    def open(
+        cls, credential: EcsCredential, *, interactive: bool = False, **options
+    ) -> EntrustConnector:
+        """The connector for a stored credential (``interactive``: for reads a page waits for,
+        see clients.build). Raises Unavailable when it cannot be used."""
         try:
-            return cls(credential, clients.client_for(credential), **options)
+            client = clients.client_for(credential, interactive=interactive)
+            return cls(credential, client, **options)
         except clients.ClientUnavailable as exc:
             raise Unavailable(str(exc)) from None
 

@@ -53,8 +53,10 @@ def answer_deadline(kind: str) -> timedelta:
     return timedelta(seconds=connect + read + margin)
 
 
-def open_connector(kind: str, account_id: int) -> CaConnector:
+def open_connector(kind: str, account_id: int, *, interactive: bool = False) -> CaConnector:
     """The connector for one account of CA ``kind`` (for Entrust, an ECS credential's id).
+    ``interactive``: for reads a page waits for before it is shown (shorter deadlines, fewer
+    tries); never for a call that creates or changes something.
 
     Raises Unavailable when the account is gone, disabled or cannot be used."""
     if kind != "entrust":
@@ -66,4 +68,4 @@ def open_connector(kind: str, account_id: int) -> CaConnector:
         raise Unavailable(f"The Entrust credential {cred.name!r} was deleted.")
     if not cred.enabled:
         raise Unavailable(f"The Entrust credential {cred.name!r} is disabled; enable it first.")
-    return entrust.EntrustConnector.open(cred, **_entrust_options())
+    return entrust.EntrustConnector.open(cred, interactive=interactive, **_entrust_options())

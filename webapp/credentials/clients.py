@@ -23,6 +23,11 @@ from webapp.settings import service as settings
 API_KEY_CTX = context_for(EcsCredential, "api_key_sealed")
 CLIENT_KEY_CTX = context_for(EcsCredential, "client_key_sealed")
 TEST_TIMEOUT_CAP = 20.0  # Test Login answers within this, whatever the settings say
+# A read a page waits for before it is shown (the custom fields on Order Certificate): each try
+# bounded by this, and two tries at most, so a hanging Entrust holds the page for about 20 s,
+# not four reads of the settings' read timeout (minutes).
+INTERACTIVE_TIMEOUT_CAP = 10.0
+INTERACTIVE_GET_ATTEMPTS = 2
 
 # Extra keyword arguments for every EcsClient built here (tests pass a no-op ``sleep``).
 CLIENT_OPTIONS: dict = {}
@@ -99,10 +104,13 @@ def build(
     ca_bundle: str,
     budget_key,
     for_test: bool = False,
+    interactive: bool = False,
 ) -> EcsClient:
     """An EcsClient with the timeouts, default proxy and request budget from Settings.
 
     ``for_test``: one attempt with a short deadline (the user is waiting for the answer).
+    ``interactive``: reads a page waits for, with shorter deadlines and fewer tries
+    (INTERACTIVE_TIMEOUT_CAP, INTERACTIVE_GET_ATTEMPTS).
     Raises ValueError or ssl.SSLError for unusable TLS material."""
     connect = float(settings.get(CONNECT_TIMEOUT))
     read = float(settings.get(READ_TIMEOUT))
@@ -110,6 +118,10 @@ def build(
     if for_test:
         connect, read = min(connect, TEST_TIMEOUT_CAP), min(read, TEST_TIMEOUT_CAP)
         options["max_get_attempts"] = 1
+    elif interactive:
+        cap = INTERACTIVE_TIMEOUT_CAP
+        connect, read = min(connect, cap), min(read, cap)
+        options["max_get_attempts"] = INTERACTIVE_GET_ATTEMPTS
     if budget_key is not None:
         options["rate_budget"] = budget_for(budget_key, float(settings.get(REQUESTS_PER_MINUTE)))
     options["waiting"] = turns.outside  # a request waiting on Entrust lets the next one run
@@ -143,7 +155,9 @@ def open_secrets(cred: EcsCredential) -> tuple[str, str | None]:
     return api_key, key_pem
 
 
-def client_for(cred: EcsCredential, *, for_test: bool = False) -> EcsClient:
+def client_for(
+    cred: EcsCredential, *, for_test: bool = False, interactive: bool = False
+) -> EcsClient:
     """The ECS client for a stored credential: its secrets opened here and only here, the
     process-wide request budget of this credential, timeouts and default proxy from Settings.
 
@@ -170,6 +184,7 @@ def client_for(cred: EcsCredential, *, for_test: bool = False) -> EcsClient:
             ca_bundle=cred.ca_bundle_pem,
             budget_key=("ecs_credential", cred.id),
             for_test=for_test,
+            interactive=interactive,
         )
     except Exception as exc:  # a bad client certificate or CA bundle in the SSL context
         raise ClientUnavailable(

@@ -142,7 +142,7 @@ def custom_fields(cred) -> tuple[list[CustomField], str]:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1], hit[2]
     try:
-        with registry.open_connector(CA, cred.id) as conn:
+        with registry.open_connector(CA, cred.id, interactive=True) as conn:
             fields = conn.custom_fields()
     except CaError as exc:
         problem = f"The account's custom fields could not be read: {exc}"
