@@ -110,6 +110,27 @@ def test_the_progress_moves_while_a_batch_of_certificates_is_fetched(env, user, 
     assert len([c for c in checked if 0 < c < total]) >= 2, (total, checked)
 
 
+def test_an_import_refused_at_its_first_call_says_to_check_the_credential(env, user, sandbox):
+    """A wrong API key stops the import before it read anything: the job says to check the
+    credential, not to "carry on from there"."""
+    from webapp.credentials import service as credentials
+
+    wrong, _sync = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Wrong key",
+            api_user=sandbox.api_user,
+            api_key="not-the-key-" + "x" * 20,
+            base_url=sandbox.base_url,
+        ),
+    )
+    job = _import(user, wrong)
+    assert job.state == "failed"
+    assert job.error.startswith("Import of Wrong key could not read the order list:")
+    assert "Check the credential (Test Login" in job.error and "carry on" not in job.error
+    assert _count(Order) == 0
+
+
 def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbox):
     upstream = sandbox.orders("*")
     excluded = {"EXPIRED", "REVOKED", "DEACTIVATED"}

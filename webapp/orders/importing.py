@@ -30,7 +30,7 @@ from sqlalchemy import func, insert, select, update
 from webapp import housekeeping
 from webapp.audit import service as audit
 from webapp.cas import registry
-from webapp.cas.base import CaError, CaOrder, Phase, Unavailable
+from webapp.cas.base import CaError, CaOrder, NotAllowed, Phase, Unavailable
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
@@ -566,10 +566,19 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     """End the job on a CA failure, keeping the checkpoint so the next import carries on."""
     db.session.rollback()
     ctx.save_checkpoint(state)
-    message = (
-        f"Import of {cred.name} stopped while {what}: {exc} So far: {_summary(state['counts'])}. "
-        "Start the import again to carry on from there."
-    )
+    started = state["phase"] != "orders" or state["offset"] > 0
+    then = "start the import again" + (" to carry on from there" if started else "") + "."
+    if isinstance(exc, NotAllowed):  # a wrong key or user, or rights the account lacks
+        then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
+    else:
+        then = then[0].upper() + then[1:]
+    if started:
+        message = (
+            f"Import of {cred.name} stopped while {what}: {exc} So far: "
+            f"{_summary(state['counts'])}. {then}"
+        )
+    else:
+        message = f"Import of {cred.name} could not read the order list: {exc} {then}"
     audit.record(
         "order.import",
         actor=actor,
