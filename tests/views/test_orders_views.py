@@ -927,6 +927,9 @@ def test_an_account_with_more_choices_than_listed_gets_a_search_for_them(
     assert "More than 2 usable domains" in page
     # The first ones, by client and name; the rest are found by the search.
     assert _options(page, "organization") == ["1:CertDesk Demo Corp", "1:CertDesk Labs"]
+    # Named with their client, once where the client has the organization's name.
+    assert '<option value="1:CertDesk Demo Corp" >CertDesk Demo Corp</option>' in page
+    assert '<option value="1:CertDesk Labs" >CertDesk Labs (CertDesk Demo Corp)</option>' in page
     assert _options(page, "domain") == ["example.com", "example.net"]
     assert "Organizations: more than 2, found by a search" in page
     assert "domains: more than 2, found by a search" in page

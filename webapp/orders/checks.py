@@ -117,7 +117,10 @@ def _org_value(client_id: int, name: str) -> str:
 
 
 def _org_option(org) -> tuple[str, str]:
-    return _org_value(org.client_id, org.name), f"{org.name} ({org.client_name or org.client_id})"
+    """(value, label): the organization's name, and its client's when that is another name."""
+    client = org.client_name or f"client {org.client_id}"
+    label = org.name if client == org.name else f"{org.name} ({client})"
+    return _org_value(org.client_id, org.name), label
 
 
 def chosen_organization(credential_id: int, value: str):
