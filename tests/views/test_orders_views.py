@@ -550,6 +550,22 @@ def test_check_order_status_returns_where_it_came_from(operator_client, linked, 
     assert "Check Order Status: select the orders first (tick them in the list)." in page
 
 
+def test_a_failed_check_from_the_orders_page_says_why_once(operator_client, linked, user, sandbox):
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
+    _post(operator_client, linked, csr.id, queue_for_approval="1")
+    row = db.session.execute(select(Order)).scalar_one()
+    why = "Entrust server error (HTTP 503)"
+    sandbox.faults([{"kind": "http_503", "method": "GET", "path": "/enterprise/v2/certificates*"}])
+    try:
+        for back in (f"/entrust/{row.id}", "/entrust/"):
+            resp = operator_client.post("/entrust/check", data={"order": [row.id], "next": back})
+            page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+            assert "Check Order Status: 0 checked: 0 changed, 0 unchanged, 1 could not" in page
+            assert page.count(why) == 1, back  # the order's page, or the list's notice
+    finally:
+        sandbox.clear_faults()
+
+
 def test_import_dialog_starts_the_job_and_shows_its_progress(operator_client, linked, sandbox):
     sandbox.seed(certificates=30, seed=2)
     page = operator_client.get("/entrust/import").get_data(as_text=True)

@@ -374,8 +374,12 @@ def check():
     if result.job is not None:
         return htmx.redirect(_showing_job(back, result.job.id))
     flash("Check Order Status: " + result.summary(), "error" if result.problems else "success")
-    for problem in result.problems[:3]:
-        flash(problem, "error")
+    ids = request.form.getlist("order")
+    on_its_page = len(ids) == 1 and ids[0].isdigit()
+    on_its_page = on_its_page and back == url_for("orders.detail", order_id=int(ids[0]))
+    if not on_its_page:  # an order's own page shows why its check failed
+        for problem in result.problems[:3]:
+            flash(problem, "error")
     return htmx.redirect(back)
 
 
