@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from webapp import pki
 from webapp.cas import registry
-from webapp.cas.base import CaError, CustomField, OrderRequest, Requester
+from webapp.cas.base import CaError, CustomField, OrderRequest, Requester, Unavailable
 from webapp.catalog import service as catalog
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
@@ -131,30 +131,38 @@ def chosen_organization(credential_id: int, value: str):
     return catalog.approved_organization(credential_id, int(client_id), name)
 
 
-# (expires, fields, problem): the fields read, or the problem in words when the read failed.
-_custom_cache: dict[tuple, tuple[float, list[CustomField], str]] = {}
+# (expires, fields, problem, passing): the fields read, or the problem in words when the read
+# failed, and whether that failure may pass (Entrust unreachable or busy, not a refusal).
+_custom_cache: dict[tuple, tuple[float, list[CustomField], str, bool]] = {}
 _cache_lock = threading.Lock()
 
 
 def custom_fields(cred) -> tuple[list[CustomField], str]:
     """The account's custom fields (read from the CA, kept a few minutes), and a problem in
     words when they could not be read (kept a minute)."""
+    fields, problem, _passing = _custom_read(cred)
+    return fields, problem
+
+
+def _custom_read(cred) -> tuple[list[CustomField], str, bool]:
     key = (cred.id, cred.created_at, cred.updated_at)
     with _cache_lock:
         hit = _custom_cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2]
+            return hit[1], hit[2], hit[3]
     try:
         with registry.open_connector(CA, cred.id, interactive=True) as conn:
             fields = conn.custom_fields()
     except CaError as exc:
         problem = f"The account's custom fields could not be read: {exc}"
+        passing = isinstance(exc, Unavailable)
         with _cache_lock:
-            _custom_cache[key] = (time.monotonic() + CUSTOM_FAILED_TTL_SECONDS, [], problem)
-        return [], problem
+            expires = time.monotonic() + CUSTOM_FAILED_TTL_SECONDS
+            _custom_cache[key] = (expires, [], problem, passing)
+        return [], problem, passing
     with _cache_lock:
-        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields, "")
-    return fields, ""
+        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields, "", False)
+    return fields, "", False
 
 
 def clear_cache() -> None:
@@ -505,9 +513,11 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
         )
     expires_on = _expiry(form, max_days, today or utcnow().date())
     requester = _requester(form)
-    fields, problem = custom_fields(cred)
-    if problem and any((v or "").strip() for v in form.custom.values()):
-        # Sent without them, the values typed into the custom fields would be lost unseen.
+    fields, problem, passing = _custom_read(cred)
+    if passing and any((v or "").strip() for v in form.custom.values()):
+        # Sent without them, the values typed into the custom fields would be lost unseen. (A
+        # refusal of the credential is not waited out: the order is sent, and Entrust's answer
+        # to it says what to do.)
         raise OrderInputError(
             f"{problem} Nothing was ordered, so that the values of the custom fields are not "
             "left out: try again in a moment."
