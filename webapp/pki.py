@@ -895,7 +895,7 @@ _HMAC_SHA256 = "1.2.840.113549.2.9"
 _AES256_CBC = "2.16.840.1.101.3.4.1.42"
 
 
-def _der(tag: int, content: bytes) -> bytes:
+def der_tlv(tag: int, content: bytes) -> bytes:
     n = len(content)
     if n < 0x80:
         return bytes([tag, n]) + content
@@ -903,7 +903,7 @@ def _der(tag: int, content: bytes) -> bytes:
     return bytes([tag, 0x80 | len(size)]) + size + content
 
 
-def _der_oid(dotted: str) -> bytes:
+def der_oid(dotted: str) -> bytes:
     arcs = [int(a) for a in dotted.split(".")]
     out = bytearray()
     for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
@@ -912,11 +912,11 @@ def _der_oid(dotted: str) -> bytes:
             arc >>= 7
             chunk.append(0x80 | (arc & 0x7F))
         out += bytes(reversed(chunk))
-    return _der(0x06, bytes(out))
+    return der_tlv(0x06, bytes(out))
 
 
-def _der_seq(*parts: bytes) -> bytes:
-    return _der(0x30, b"".join(parts))
+def der_seq(*parts: bytes) -> bytes:
+    return der_tlv(0x30, b"".join(parts))
 
 
 def export_key_pkcs8(key, password: str, rounds: int = KEY_FILE_ROUNDS) -> bytes:
@@ -933,16 +933,16 @@ def export_key_pkcs8(key, password: str, rounds: int = KEY_FILE_ROUNDS) -> bytes
     )
     encryptor = Cipher(algorithms.AES(secret), modes.CBC(iv)).encryptor()
     sealed = encryptor.update(padder.update(plain) + padder.finalize()) + encryptor.finalize()
-    kdf = _der_seq(
-        _der_oid(_PBKDF2),
-        _der_seq(
-            _der(0x04, salt),
-            _der(0x02, rounds.to_bytes((rounds.bit_length() + 8) // 8, "big")),
-            _der_seq(_der_oid(_HMAC_SHA256), b"\x05\x00"),
+    kdf = der_seq(
+        der_oid(_PBKDF2),
+        der_seq(
+            der_tlv(0x04, salt),
+            der_tlv(0x02, rounds.to_bytes((rounds.bit_length() + 8) // 8, "big")),
+            der_seq(der_oid(_HMAC_SHA256), b"\x05\x00"),
         ),
     )
-    scheme = _der_seq(_der_oid(_AES256_CBC), _der(0x04, iv))
-    der = _der_seq(_der_seq(_der_oid(_PBES2), _der_seq(kdf, scheme)), _der(0x04, sealed))
+    scheme = der_seq(der_oid(_AES256_CBC), der_tlv(0x04, iv))
+    der = der_seq(der_seq(der_oid(_PBES2), der_seq(kdf, scheme)), der_tlv(0x04, sealed))
     body = base64.encodebytes(der).decode().replace("\n", "")
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     pem = "\n".join(

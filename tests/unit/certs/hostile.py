@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
-from webapp import kdfcost
+from webapp import kdfcost, pki
 
 # A PKCS#12 file made by `openssl pkcs12 -export -legacy` (certificate under 40-bit RC2, key
 # under 3DES, SHA-1 MAC, 2,048 rounds each), password "legacy-pass": what older tools write.
@@ -43,16 +43,8 @@ AES_256_CBC = "2.16.840.1.101.3.4.1.42"
 # -- DER encoding ---------------------------------------------------------------------------------
 
 
-def tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def seq(*parts: bytes) -> bytes:
-    return tlv(0x30, b"".join(parts))
+# The DER writer CertDesk's key files are written with.
+tlv, seq, oid = pki.der_tlv, pki.der_seq, pki.der_oid
 
 
 def integer(n: int) -> bytes:
@@ -65,19 +57,6 @@ def octets(data: bytes) -> bytes:
 
 def explicit0(content: bytes) -> bytes:
     return tlv(0xA0, content)
-
-
-def oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    body = bytearray()
-    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body += bytes(reversed(chunk))
-    return tlv(0x06, bytes(body))
 
 
 def children(der: bytes) -> list[bytes]:
