@@ -154,6 +154,42 @@ def test_operators_update_the_status_when_admin_settings_say_so(operator_client,
     assert operator_client.get(f"/entrust/{orders['active'].id}/revoke").status_code == 403
 
 
+def test_an_operator_never_approves_an_order_they_placed(operator_client, orders):
+    from webapp.audit.models import AuditEvent
+    from webapp.auth.models import User
+    from webapp.orders import service
+
+    settings.put(service.OPERATORS_UPDATE_STATUS, True)
+    me = db.session.execute(select(User).filter_by(username="operator")).scalar_one()
+    admin = db.session.execute(select(User).filter_by(username="admin")).scalar_one()
+    mine = make_order("5000012", "PENDING", "pending", common_name="mine.example.com")
+    mine.placed_by_id = me.id
+    orders["pending"].placed_by_id = admin.id
+    db.session.commit()
+    page = _text(operator_client.get(f"/entrust/{mine.id}/status"))
+    assert 'disabled formaction="/entrust/status?action=approve"' in page
+    assert "You placed this order, so another user must approve it" in page
+    assert 'formaction="/entrust/status?action=decline" id="action-decline"' in page  # withdraw
+    # Someone else's order: Approve is offered.
+    page = _text(operator_client.get(f"/entrust/{orders['pending'].id}/status"))
+    assert 'formaction="/entrust/status?action=approve" id="action-approve"' in page
+    # Both selected: Approve is offered for the other's, and the operator's own says why not.
+    ids = [mine.id, orders["pending"].id]
+    page = _text(operator_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
+    assert 'formaction="/entrust/status?action=approve" id="action-approve"' in page
+    assert page.count("You placed this order, so another user must approve it") == 1
+    # Posted anyway: refused before Entrust is asked, recorded, nothing changed.
+    resp = operator_client.post("/entrust/status?action=approve", data={"order": mine.id})
+    assert resp.status_code == 200
+    assert "You placed this order, so another user must approve it" in _text(resp)
+    db.session.expire_all()
+    assert db.session.get(Order, mine.id).status == "PENDING"
+    event = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "order.approve")
+    ).scalar_one()
+    assert event.outcome == "refused" and event.object_id == str(mine.id)
+
+
 def test_a_credential_without_admin_rights_and_no_other_says_to_use_the_entrust_portal(
     admin_client, orders
 ):

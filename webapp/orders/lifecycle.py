@@ -151,9 +151,26 @@ class Selection:
     unsettled: list[Order]
 
 
-def selection(order_ids, actions=()) -> Selection:
+OWN_ORDER = (
+    "You placed this order, so another user must approve it: an order queued for approval is "
+    "approved by someone other than its requester."
+)
+
+
+def own_order(actor, row: Order, action: Action) -> str:
+    """Why ``actor`` may not do ``action`` on ``row`` as its requester, or "". An operator never
+    approves an order they placed (queuing it for approval asks someone else to look);
+    administrators may, as they run CertDesk and could grant themselves anything."""
+    if action is not Action.APPROVE or actor is None or getattr(actor, "role", "") == "admin":
+        return ""
+    mine = row.placed_by_id is not None and row.placed_by_id == getattr(actor, "id", None)
+    return OWN_ORDER if mine else ""
+
+
+def selection(order_ids, actions=(), actor=None) -> Selection:
     """The selected orders, what each allows of ``actions`` and why not, the administrator
-    rights at hand, their certificates, and which are not settled (for Delete)."""
+    rights at hand, their certificates, and which are not settled (for Delete). With ``actor``,
+    what that user may not do as an order's requester counts too (``own_order``)."""
     rows = selected(order_ids)
     caps = registry.capabilities(rows[0].ca if rows else DEFAULT_CA)
     admin = None
@@ -164,15 +181,20 @@ def selection(order_ids, actions=()) -> Selection:
     allowed: dict[str, list[int]] = {a.value: [] for a in actions}
     can: dict[int, list[str]] = {}
     reasons: dict[int, list[str]] = {}
+    mine: dict[str, int] = {a.value: 0 for a in actions}  # orders refused only as the actor's
     for r in rows:
         can[r.id] = []
+        reasons[r.id] = availability.grouped(r, actions, caps)
         for a in actions:
             if not availability.why_not(r, a, caps):
                 if a in caps.admin_actions and r.credential_id in stuck:
                     continue
+                if why := own_order(actor, r, a):
+                    mine[a.value] += 1
+                    reasons[r.id].append(why)
+                    continue
                 allowed[a.value].append(r.id)
                 can[r.id].append(availability.LABELS[a])
-        reasons[r.id] = availability.grouped(r, actions, caps)
         if r.credential_id in stuck:
             reasons[r.id].append(NO_ADMIN)
     disabled = {}
@@ -181,6 +203,13 @@ def selection(order_ids, actions=()) -> Selection:
             continue
         if stuck and a in caps.admin_actions and all(r.credential_id in stuck for r in rows):
             disabled[a.value] = NO_ADMIN_BUTTON  # the page says NO_ADMIN above, once
+        elif mine[a.value]:
+            disabled[a.value] = (
+                OWN_ORDER
+                if len(rows) == 1
+                else "You placed the selected orders that allow "
+                "it, so another user must approve them."
+            )
         elif len(rows) == 1:
             disabled[a.value] = availability.why_not(rows[0], a, caps)
         else:
@@ -404,7 +433,7 @@ def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
 
 
 def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, caps) -> Outcome:
-    problem = availability.why_not(row, action, caps)
+    problem = availability.why_not(row, action, caps) or own_order(actor, row, action)
     if problem:
         return _record(actor, action, row, "refused", problem, status=row.status)
     try:

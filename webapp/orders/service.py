@@ -42,7 +42,8 @@ OPERATORS_UPDATE_STATUS = settings.register(
     False,
     "Operators may approve, decline, suspend and resume",
     "SSL › Entrust › Update Certificate Status is for administrators; turn this on to let "
-    "operators use it too. Revoke Certificate and Delete stay with administrators.",
+    "operators use it too (an operator never approves an order they placed themselves). Revoke "
+    "Certificate and Delete stay with administrators.",
 )
 rbac.grant_when(
     "operator", rbac.ORDERS_APPROVE, lambda: bool(settings.get(OPERATORS_UPDATE_STATUS))

@@ -526,7 +526,7 @@ def update_status(order_id: int | None = None):
         else:
             if result.job is not None:
                 return htmx.redirect(_showing_job(back, result.job.id))
-    sel = lifecycle.selection(ids, lifecycle.STATUS_ACTIONS)
+    sel = lifecycle.selection(ids, lifecycle.STATUS_ACTIONS, current_user)
     body = htmx.render(
         "orders/status.html",
         block="results",
