@@ -39,3 +39,30 @@ def test_the_audit_trail_and_certificates_export_what_the_filters_show(page, liv
     page.wait_for_url(re.compile(r".*q=nothing-here.*"))
     assert "q=nothing-here" in page.get_by_role("button", name="Export CSV").get_attribute("href")
     assert page.locator("#export-csv").count() == 1
+
+
+def _exports(page, live_server) -> int:
+    page.goto(live_server.url + "/admin/audit/?action=audit.export")
+    return page.locator("#audit-table tbody tr", has_text="audit.export").count()
+
+
+def test_an_export_linked_from_another_site_is_started_only_from_certdesk(page, live_server):
+    login(page, live_server, "admin")
+    before = _exports(page, live_server)
+    export = live_server.url + "/admin/audit/export.csv?action=audit.export"
+    page.route(
+        "http://elsewhere.test/**",
+        lambda route: route.fulfill(
+            content_type="text/html", body=f'<a href="{export}" id="lure">Open</a>'
+        ),
+    )
+    page.goto("http://elsewhere.test/")
+    page.locator("#lure").click()
+    page.wait_for_url(export)
+    # The browser says another site started it: CertDesk asks instead of exporting.
+    assert page.locator("#asked-elsewhere").is_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV of the audit trail").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text("utf-8"))))
+    assert len(rows) == before + 1  # the one export the user asked for, not the lure's
+    assert _exports(page, live_server) == before + 1

@@ -77,3 +77,34 @@ def test_a_from_day_after_the_to_day_says_so(admin_client):
 
 def test_bad_dates_are_ignored_not_500(admin_client):
     assert admin_client.get("/admin/audit/?since=notadate&until=2026-13-45").status_code == 200
+
+
+def test_an_export_another_site_started_asks_first_and_records_nothing(admin_client):
+    from sqlalchemy import func, select
+
+    from webapp.audit.models import AuditEvent
+
+    def exports():
+        stmt = select(func.count()).where(
+            AuditEvent.action.in_(("audit.export", "certificate.export"))
+        )
+        return db.session.execute(stmt).scalar_one()
+
+    done = 0
+    for path, label in (
+        ("/admin/audit/export.csv?action=cert.import", "Export CSV of the audit trail"),
+        ("/certificates/export.csv?q=shop", "Export CSV of certificates"),
+    ):
+        for site in ("cross-site", "same-site"):
+            resp = admin_client.get(path, headers={"Sec-Fetch-Site": site})
+            page = resp.get_data(as_text=True)
+            assert resp.status_code == 403 and resp.mimetype == "text/html", site
+            assert f'href="{path.replace("&", "&amp;")}" id="export-here"' in page and label in page
+        assert exports() == done
+        # Started from CertDesk's own page, or typed into the address bar: exported, recorded.
+        for site in ("same-origin", "none"):
+            resp = admin_client.get(path, headers={"Sec-Fetch-Site": site})
+            assert resp.status_code == 200 and resp.mimetype == "text/csv", site
+            assert resp.get_data(as_text=True).startswith(("id,", "seq,")), site
+            done += 1
+    assert exports() == done == 4

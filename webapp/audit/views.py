@@ -12,7 +12,7 @@ from webapp import errors, htmx
 from webapp.audit import service
 from webapp.downloads import attachment
 from webapp.paging import page_args, paginate
-from webapp.security import rbac
+from webapp.security import csrf, rbac
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -67,6 +67,7 @@ def _dates_swapped() -> bool:
 
 @bp.get("/export.csv")
 @rbac.require(rbac.AUDIT_READ)
+@csrf.asked_here("Export CSV of the audit trail")
 def export():
     return attachment(service.export_csv(current_user, _filter()), "text/csv", "certdesk-audit.csv")
 

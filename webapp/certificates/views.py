@@ -13,7 +13,7 @@ from webapp.dbtypes import utcnow
 from webapp.downloads import attachment
 from webapp.keys import service as keys
 from webapp.paging import page_args
-from webapp.security import rbac
+from webapp.security import csrf, rbac
 from webapp.validation import InputError, long_fields
 
 bp = Blueprint("certificates", __name__, url_prefix="/certificates")
@@ -88,6 +88,7 @@ def index():
 
 @bp.get("/export.csv")
 @rbac.require(rbac.READ)
+@csrf.asked_here("Export CSV of certificates")
 def export():
     return attachment(
         service.export_csv(current_user, _filter()), "text/csv", "certdesk-certificates.csv"

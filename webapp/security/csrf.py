@@ -10,7 +10,9 @@ every page gets a freshly signed token again.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, session
+from functools import wraps
+
+from flask import Flask, current_app, g, render_template, request, session
 from flask_wtf.csrf import generate_csrf
 
 FIELD = "csrf_token"  # Flask-WTF's name for it, in the session (raw) and in g (signed)
@@ -43,3 +45,28 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
     context = {"csrf_token": csrf_token}
     app.context_processor(lambda: context)
+
+
+# -- GETs that record something ---------------------------------------------------------------
+
+OTHER_SITES = ("cross-site", "same-site")  # Sec-Fetch-Site of a request another site started
+
+
+def asked_here(what: str):
+    """For a GET that records something in the audit trail (an export): when the browser says
+    another site started the request (``Sec-Fetch-Site``; a link or a form there), the view is
+    not run and a page asks the user to start it from CertDesk, so a foreign page cannot write
+    exports into someone's audit trail. Requests without the header (scripts, old browsers)
+    are served: the CSRF rule is about what browsers do on their own."""
+
+    def wrap(view):
+        @wraps(view)
+        def inner(*args, **kwargs):
+            if request.headers.get("Sec-Fetch-Site", "") in OTHER_SITES:
+                url = request.full_path.rstrip("?")
+                return render_template("asked_elsewhere.html", what=what, url=url), 403
+            return view(*args, **kwargs)
+
+        return inner
+
+    return wrap
