@@ -180,6 +180,7 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("domain statuses", lambda: catalog.statuses(CatalogDomain)),
     ("organization statuses", lambda: catalog.statuses(CatalogOrganization)),
     ("audit actions", audit.actions),
+    ("order filter choices", orders.filter_choices),
     # The order form's organizations and domains, listed, searched and checked
     ("order form organizations", lambda: catalog.approved_organizations(1, limit=501)),
     (

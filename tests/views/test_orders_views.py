@@ -157,6 +157,22 @@ def test_the_status_filter_offers_every_status_entrust_gives_an_order(auditor_cl
     assert '<option value="@unknown"' in select
 
 
+def test_the_product_filter_offers_the_products_of_the_orders_and_the_accounts(
+    auditor_client, orders
+):
+    """Not every product Entrust has: those some order is of, and those a linked account sells
+    (none is synced here)."""
+
+    def offered():
+        page = auditor_client.get("/entrust/").get_data(as_text=True)
+        select = page[page.index('<select name="product"') :]
+        return re.findall(r'<option value="([^"]+)"', select[: select.index("</select>")])
+
+    assert offered() == ["EV_SSL", "STANDARD_SSL"]
+    make_order("5000099", common_name="code.example.com", product="CODE_SIGNING")
+    assert offered() == ["CODE_SIGNING", "EV_SSL", "STANDARD_SSL"]
+
+
 def test_sorting_and_htmx_results(auditor_client, orders):
     page = auditor_client.get("/entrust/?sort=tracking&dir=desc").get_data(as_text=True)
     assert page.index("5000300") < page.index("5000010") < page.index("5000002")

@@ -32,7 +32,7 @@ from webapp.orders.models import (
     OrderName,
     unsettled,
 )
-from webapp.paging import Listed, Page, paginate
+from webapp.paging import Listed, Page, distinct_values, paginate
 from webapp.search import ESCAPE, escape_like, narrowed, prefixed, unindexed
 
 # CertDesk's own states in the status filter (the CA's statuses come from its connector).
@@ -174,11 +174,12 @@ class FilterChoices:
 
 
 def filter_choices() -> FilterChoices:
-    """The drop-downs of the list, from small tables and the connector (never a DISTINCT over
-    the orders)."""
-    caps = registry.capabilities("entrust", configured=False)  # its statuses and products
+    """The drop-downs of the list: every status the connector knows, and the products the linked
+    accounts sell or some order is of (one index seek per product, never a DISTINCT over the
+    orders)."""
+    caps = registry.capabilities("entrust", configured=False)  # its statuses
     statuses = [(s, s) for s in caps.statuses] + list(OWN_STATES.items())
-    products = sorted(set(caps.products) | set(catalog.product_types()))
+    products = sorted(set(distinct_values(Order.product)) | set(catalog.product_types()))
     return FilterChoices(statuses, credentials.summaries(include_deleted=True), products)
 
 
