@@ -178,6 +178,12 @@ def test_an_operator_never_approves_an_order_they_placed(operator_client, orders
     page = _text(operator_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
     assert 'formaction="/entrust/status?action=approve" id="action-approve"' in page
     assert page.count("You placed this order, so another user must approve it") == 1
+    # The operator's own with one that is not pending: Approve is disabled, and says why.
+    ids = [mine.id, orders["active"].id]
+    page = _text(operator_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
+    assert 'disabled formaction="/entrust/status?action=approve"' in page
+    why = page.split('id="why-approve">')[1].split("</small>")[0]
+    assert why == "You placed the selected orders that allow it, so another user must approve them."
     # Posted anyway: refused before Entrust is asked, recorded, nothing changed.
     resp = operator_client.post("/entrust/status?action=approve", data={"order": mine.id})
     assert resp.status_code == 200

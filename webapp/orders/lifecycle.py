@@ -155,6 +155,7 @@ OWN_ORDER = (
     "You placed this order, so another user must approve it: an order queued for approval is "
     "approved by someone other than its requester."
 )
+OWN_ORDERS = "You placed the selected orders that allow it, so another user must approve them."
 
 
 def own_order(actor, row: Order, action: Action) -> str:
@@ -204,12 +205,7 @@ def selection(order_ids, actions=(), actor=None) -> Selection:
         if stuck and a in caps.admin_actions and all(r.credential_id in stuck for r in rows):
             disabled[a.value] = NO_ADMIN_BUTTON  # the page says NO_ADMIN above, once
         elif mine[a.value]:
-            disabled[a.value] = (
-                OWN_ORDER
-                if len(rows) == 1
-                else "You placed the selected orders that allow "
-                "it, so another user must approve them."
-            )
+            disabled[a.value] = OWN_ORDER if len(rows) == 1 else OWN_ORDERS
         elif len(rows) == 1:
             disabled[a.value] = availability.why_not(rows[0], a, caps)
         else:
