@@ -516,6 +516,62 @@ def test_the_same_order_form_sent_twice_places_one_order(operator_client, linked
     assert fresh != request_id
 
 
+def _refuse_certificates(on: bool) -> None:
+    """The database refuses (or takes again) new rows of the certificate table, as a full disk
+    or a lost connection would, through a trigger of the database itself."""
+    postgres = db.engine.dialect.name == "postgresql"
+    with db.engine.begin() as conn:
+        if on and postgres:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_certificate() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'no room for certificates'; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_certificate BEFORE INSERT ON certificate "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_certificate()"
+            )
+        elif on:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_certificate BEFORE INSERT ON certificate "
+                "BEGIN SELECT RAISE(ABORT, 'no room for certificates'); END"
+            )
+        elif postgres:
+            conn.exec_driver_sql("DROP TRIGGER refuse_certificate ON certificate")
+            conn.exec_driver_sql("DROP FUNCTION refuse_certificate()")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER refuse_certificate")
+
+
+def test_an_order_entrust_took_but_certdesk_could_not_record_is_linked_not_lost(
+    operator_client, linked, user, sandbox
+):
+    """Entrust places the order and issues it; storing its certificate fails. The order is not
+    shown as refused (which invites ordering it again) nor lost: it waits as "checking with
+    Entrust", and the reconciler links it, certificate and all. One order at Entrust."""
+    from webapp.orders import settling
+
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    sandbox.clear_requests()
+    _refuse_certificates(True)
+    try:
+        resp = _post(operator_client, linked, csr.id)
+    finally:
+        _refuse_certificates(False)
+    assert resp.status_code == 303
+    row = db.session.execute(select(Order)).scalar_one()
+    assert resp.headers["Location"].endswith(f"/entrust/{row.id}")
+    assert row.placement == "unknown" and _count(Certificate) == 0
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Entrust accepted the order as tracking ID" in page
+    assert "do not order it again" in page
+    settling.reconcile_due("test")
+    db.session.expire_all()
+    row = db.session.get(Order, row.id)
+    assert row.placement == "placed" and row.phase == "issued" and row.ca_order_id
+    assert _count(Certificate) == 1
+    assert len([r for r in sandbox.requests() if r["method"] == "POST"]) == 1
+
+
 def test_an_order_with_a_key_and_csr_made_for_it_from_the_form(operator_client, linked):
     page = operator_client.get("/entrust/new").get_data(as_text=True)
     assert 'value="new"' in page and "A new key pair and CSR, made now for the names below" in page

@@ -377,7 +377,34 @@ def _submit(
         except (Refused, NotAllowed) as exc:
             _withdraw(order_id, actor, exc, key_row if key_created else None)
             raise _refusal(exc) from None
-        return _placed(order_id, actor, placed.outcome, placed.order, again_of)
+        try:
+            return _placed(order_id, actor, placed.outcome, placed.order, again_of)
+        except Exception:
+            return _not_recorded(order_id, actor, placed.order, again_of)
+
+
+NOT_RECORDED = "Entrust accepted the order"
+
+
+def _not_recorded(order_id: int, actor, ca: CaOrder | None, again_of: int | None) -> Order:
+    """Entrust took the order, and recording its answer failed (the database refused a write,
+    say). The order must not look unplaced, nor be placed again: it waits, its outcome unknown,
+    for the reconciler, which finds it at Entrust by its request id and links it."""
+    log.exception("order %s was placed at Entrust but its answer could not be recorded", order_id)
+    db.session.rollback()
+    row = db.session.get(Order, order_id)
+    db.session.refresh(row)
+    if row.placement == INTENT:
+        number = f" as tracking ID {ca.order_id}" if ca is not None and ca.order_id else ""
+        _mark_unknown(
+            order_id,
+            actor,
+            f"{NOT_RECORDED}{number}, but CertDesk could not record its answer (the server log "
+            "says why). CertDesk links it at its next check; do not order it again.",
+            again_of,
+            due=True,
+        )
+    return db.session.get(Order, order_id)
 
 
 def _note_again(again_of: int | None, row: Order, actor, now: datetime) -> None:
@@ -394,10 +421,17 @@ def _note_again(again_of: int | None, row: Order, actor, now: datetime) -> None:
         )
 
 
-def _mark_unknown(order_id: int, actor, message: str, again_of: int | None = None) -> None:
+def _mark_unknown(
+    order_id: int, actor, message: str, again_of: int | None = None, *, due: bool = False
+) -> None:
+    """The order's outcome is unknown; ``due``: the reconciler looks for it at its next run
+    (otherwise once the call's deadline has passed)."""
     db.session.rollback()
     now = utcnow()
-    settling.claim(order_id, {"placement": UNKNOWN, "message": message[:2000], "updated_at": now})
+    values = {"placement": UNKNOWN, "message": message[:2000], "updated_at": now}
+    if due:
+        values["next_check_at"] = now
+    settling.claim(order_id, values)
     row = db.session.get(Order, order_id)
     db.session.refresh(row)
     records.event(row, "unknown", actor=actor, now=now, message=message)

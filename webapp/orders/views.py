@@ -291,6 +291,8 @@ def _dates(c) -> tuple[str, str, dict[str, str]]:
 
 def _placed_words(row) -> str:
     if row.display_status == "UNKNOWN_OUTCOME":
+        if row.message.startswith(placing.NOT_RECORDED):
+            return row.message
         return (
             "Entrust's answer was lost. CertDesk is checking whether the order was placed; the "
             "order page says when it is settled. Do not order it again meanwhile."
