@@ -391,19 +391,15 @@ def _not_recorded(order_id: int, actor, ca: CaOrder | None, again_of: int | None
     say). The order must not look unplaced, nor be placed again: it waits, its outcome unknown,
     for the reconciler, which finds it at Entrust by its request id and links it."""
     log.exception("order %s was placed at Entrust but its answer could not be recorded", order_id)
-    db.session.rollback()
-    row = db.session.get(Order, order_id)
-    db.session.refresh(row)
-    if row.placement == INTENT:
-        number = f" as tracking ID {ca.order_id}" if ca is not None and ca.order_id else ""
-        _mark_unknown(
-            order_id,
-            actor,
-            f"{NOT_RECORDED}{number}, but CertDesk could not record its answer (the server log "
-            "says why). CertDesk links it at its next check; do not order it again.",
-            again_of,
-            due=True,
-        )
+    number = f" as tracking ID {ca.order_id}" if ca is not None and ca.order_id else ""
+    _mark_unknown(  # a no-op when the order was recorded as placed before the failure
+        order_id,
+        actor,
+        f"{NOT_RECORDED}{number}, but CertDesk could not record its answer (the server log says "
+        "why). CertDesk links it at its next check; do not order it again.",
+        again_of,
+        due=True,
+    )
     return db.session.get(Order, order_id)
 
 
@@ -424,14 +420,17 @@ def _note_again(again_of: int | None, row: Order, actor, now: datetime) -> None:
 def _mark_unknown(
     order_id: int, actor, message: str, again_of: int | None = None, *, due: bool = False
 ) -> None:
-    """The order's outcome is unknown; ``due``: the reconciler looks for it at its next run
-    (otherwise once the call's deadline has passed)."""
+    """The order's outcome is unknown, unless it was settled already (then nothing is written);
+    ``due``: the reconciler looks for it at its next run (otherwise once the call's deadline has
+    passed)."""
     db.session.rollback()
     now = utcnow()
     values = {"placement": UNKNOWN, "message": message[:2000], "updated_at": now}
     if due:
         values["next_check_at"] = now
-    settling.claim(order_id, values)
+    if not settling.claim(order_id, values):
+        db.session.rollback()
+        return
     row = db.session.get(Order, order_id)
     db.session.refresh(row)
     records.event(row, "unknown", actor=actor, now=now, message=message)
