@@ -309,6 +309,34 @@ def test_renew_warns_before_submitting_when_entrust_will_refuse(operator_client,
     assert resp.status_code == 422 and "at least 30 days old" in _text(resp)
 
 
+def test_renewing_an_expired_certificate_does_not_say_it_stays_valid(operator_client, orders):
+    """Entrust renews an EXPIRED certificate too: the page says it expired, not that it "stays
+    valid until it expires" on a day gone by."""
+    row = make_order(
+        "5000020",
+        "EXPIRED",
+        "expired",
+        common_name="old.example.com",
+        product="STANDARD_SSL",
+        issued_at=utcnow() - timedelta(days=400),
+        expires_at=utcnow() - timedelta(days=2),
+    )
+    day = row.expires_at.strftime("%Y-%m-%d")
+    page = _text(operator_client.get(f"/entrust/{row.id}/renew"))
+    assert f"The current certificate expired on {day}." in page
+    assert "stays valid" not in page
+    assert re.search(r'<span class="muted">expired <time datetime="[^"]+">', page)
+    # One that has not expired yet still says it stays valid until then.
+    live = orders["active"]
+    live.issued_at = utcnow() - timedelta(days=40)
+    live.expires_at = utcnow() + timedelta(days=20)
+    db.session.commit()
+    page = _text(operator_client.get(f"/entrust/{live.id}/renew"))
+    day = live.expires_at.strftime("%Y-%m-%d")
+    assert f"stays valid until it expires on {day}" in page
+    assert re.search(r'<span class="muted">expires <time datetime="[^"]+">', page)
+
+
 # --- Revoke ---------------------------------------------------------------------------------------
 
 
