@@ -95,6 +95,39 @@ def test_an_order_page_offers_what_its_status_allows_and_says_why_not(admin_clie
     assert f'href="/entrust/{orders["lost"].id}/delete"' in page  # Delete is always offered
 
 
+def test_an_order_past_its_expiry_is_offered_what_entrust_allows_an_expired_one(
+    admin_client, orders
+):
+    """Entrust turns an issued certificate EXPIRED by itself once its time is up; until
+    CertDesk's next status check reads that, the order still says ACTIVE. Its actions are
+    those of an expired certificate already: Renew, not Reissue, Suspend or Revoke (Entrust
+    would refuse them), each saying why; nothing is sent."""
+    row = orders["active"]
+    row.issued_at = utcnow() - timedelta(days=400)
+    row.expires_at = utcnow() - timedelta(hours=2)
+    db.session.commit()
+    day = f"{row.expires_at:%Y-%m-%d %H:%M} UTC"
+    page = _text(admin_client.get(f"/entrust/{row.id}"))
+    assert f'href="/entrust/{row.id}/renew"' in page
+    for what in ("reissue", "revoke"):
+        assert f'href="/entrust/{row.id}/{what}"' not in page
+    assert (
+        "Reissue applies to ACTIVE or READY orders; this one is EXPIRED "
+        f"(its certificate expired on {day})." in page
+    )
+    page = _text(admin_client.get(f"/entrust/{row.id}/status"))
+    assert 'disabled formaction="/entrust/status?action=suspend"' in page
+    resp = admin_client.post(f"/entrust/{row.id}/reissue", data={"csr_source": "certdesk"})
+    assert resp.status_code == 422 and "this one is EXPIRED" in _text(resp)
+    assert _count(Order) == 3  # nothing placed
+    # Before its expiry, the same order is offered them all.
+    row.expires_at = utcnow() + timedelta(hours=2)
+    db.session.commit()
+    page = _text(admin_client.get(f"/entrust/{row.id}"))
+    for what in ("reissue", "renew", "revoke"):
+        assert f'href="/entrust/{row.id}/{what}"' in page
+
+
 # --- Update Certificate Status --------------------------------------------------------------------
 
 
