@@ -323,24 +323,36 @@ def test_an_issued_order_is_read_again_once_its_certificate_has_expired(env, san
     assert row not in polling.due(now=later + timedelta(days=3))
 
 
-def test_an_order_that_expired_while_certdesk_was_stopped_is_read_at_once(env, sandbox):
-    """Expired days ago, Entrust calling it EXPIRED already: the first scheduled check reads it
-    (once), and an Entrust that cannot be asked is asked again later, not at every run."""
-    row = db.session.execute(
-        select(Order)
-        .where(Order.status == "ACTIVE", Order.third_party.is_(False), Order.expires_at > utcnow())
-        .order_by(Order.expires_at)
-        .limit(1)
-    ).scalar_one()
-    now = row.expires_at + timedelta(days=5)
+def test_orders_that_expired_while_certdesk_was_stopped_are_read_at_once(env, sandbox):
+    """Expired days ago, Entrust calling them EXPIRED already (a suspended certificate too):
+    the first scheduled check reads them (once), and an Entrust that cannot be asked is asked
+    again later, not at every run."""
+    rows = list(
+        db.session.execute(
+            select(Order)
+            .where(
+                Order.status == "ACTIVE", Order.third_party.is_(False), Order.expires_at > utcnow()
+            )
+            .order_by(Order.expires_at)
+            .limit(2)
+        ).scalars()
+    )
+    suspended = rows[1]
+    sandbox.set_certificate_status(int(suspended.ca_order_id), "SUSPENDED")
+    suspended.status, suspended.phase = "SUSPENDED", "suspended"
+    db.session.commit()
+    now = max(r.expires_at for r in rows) + timedelta(days=5)
+    assert now - min(r.expires_at for r in rows) < polling.EXPIRED_LOOKBACK
     sandbox.advance_clock((now - utcnow()).total_seconds() / 86400)
     sandbox.faults([{"kind": "http_503", "method": "GET"}])
     result = polling.poll(now=now)
     sandbox.clear_faults()
-    assert result.counts["failed"] >= 1
-    db.session.refresh(row)
-    assert row.status == "ACTIVE" and row.next_check_at > now
-    assert row not in polling.due(now=now + timedelta(minutes=1))
-    polling.poll(now=row.next_check_at)
-    db.session.refresh(row)
-    assert (row.status, row.phase, row.next_check_at) == ("EXPIRED", "expired", None)
+    assert result.counts["failed"] >= 2
+    for row in rows:
+        db.session.refresh(row)
+        assert row.status in ("ACTIVE", "SUSPENDED") and row.next_check_at > now
+        assert row not in polling.due(now=now + timedelta(minutes=1))
+    polling.poll(now=max(r.next_check_at for r in rows))
+    for row in rows:
+        db.session.refresh(row)
+        assert (row.status, row.phase, row.next_check_at) == ("EXPIRED", "expired", None)

@@ -120,7 +120,14 @@ def test_an_order_past_its_expiry_is_offered_what_entrust_allows_an_expired_one(
     resp = admin_client.post(f"/entrust/{row.id}/reissue", data={"csr_source": "certdesk"})
     assert resp.status_code == 422 and "this one is EXPIRED" in _text(resp)
     assert _count(Order) == 3  # nothing placed
+    # Suspended, the same: Resume is refused as Entrust would.
+    row.status, row.phase = "SUSPENDED", "suspended"
+    db.session.commit()
+    page = _text(admin_client.get(f"/entrust/{row.id}/status"))
+    assert 'disabled formaction="/entrust/status?action=resume"' in page
+    assert "Resume applies to SUSPENDED orders; this one is EXPIRED" in page
     # Before its expiry, the same order is offered them all.
+    row.status, row.phase = "ACTIVE", "issued"
     row.expires_at = utcnow() + timedelta(hours=2)
     db.session.commit()
     page = _text(admin_client.get(f"/entrust/{row.id}"))

@@ -97,12 +97,12 @@ def why_not(
 
 
 def status_now(row: Order, caps: Capabilities, now: datetime) -> str:
-    """The CA's status of the order as it is by now: the one last read, but for an issued
-    certificate past its expiry, which the CA calls expired by itself (CertDesk reads that at
-    its next status check)."""
+    """The CA's status of the order as it is by now: the one last read, but for an issued (or
+    suspended) certificate past its expiry, which the CA calls expired by itself (CertDesk
+    reads that at its next status check)."""
     if (
         caps.expired_status
-        and row.phase == Phase.ISSUED.value
+        and row.phase in (Phase.ISSUED.value, Phase.SUSPENDED.value)
         and row.expires_at is not None
         and row.expires_at <= now
     ):

@@ -284,13 +284,13 @@ def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
         .limit(limit)
     )
     rows += [r for r in db.session.execute(asked).scalars() if r.credential_id in usable]
-    # Issued orders whose certificate has expired since CertDesk last read them: the CA calls
-    # them expired now, and no one's action will say so. Read through the phase and expiry
-    # (ix_ca_order_phase_expiry), those of the last EXPIRED_LOOKBACK only.
+    # Issued (or suspended) orders whose certificate has expired since CertDesk last read them:
+    # the CA calls them expired now, and no one's action will say so. Read through the phase
+    # and expiry (ix_ca_order_phase_expiry), those of the last EXPIRED_LOOKBACK only.
     expired = (
         select(Order)
         .where(
-            Order.phase == Phase.ISSUED.value,
+            Order.phase.in_(records.WITH_CERTIFICATE),
             Order.expires_at <= now,
             Order.expires_at > now - EXPIRED_LOOKBACK,
             or_(Order.last_checked_at.is_(None), Order.last_checked_at < Order.expires_at),
@@ -299,8 +299,7 @@ def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
             Order.third_party.is_(False),
             Order.credential_id.in_(usable),
         )
-        .order_by(Order.expires_at, Order.id)
-        .limit(limit)
+        .limit(limit)  # in the index's order: no sort of the two phases' ranges together
     )
     seen = {r.id for r in rows}
     rows += [r for r in db.session.execute(expired).scalars() if r.id not in seen]

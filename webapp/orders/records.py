@@ -203,13 +203,13 @@ def schedule(row: Order, now: datetime, *, changed: bool) -> None:
 
 
 def expired_unread(row: Order, now: datetime, read_before: datetime | None = None) -> bool:
-    """Whether ``row`` is an issued order whose certificate has expired since CertDesk last read
-    it (``read_before``, else its last check): the CA calls it expired by now, which no one's
-    action will tell CertDesk."""
+    """Whether ``row`` is an issued (or suspended) order whose certificate has expired since
+    CertDesk last read it (``read_before``, else its last check): the CA calls it expired by
+    now, which no one's action will tell CertDesk."""
     if read_before is None:
         read_before = row.last_checked_at
     return (
-        row.phase == Phase.ISSUED.value
+        row.phase in WITH_CERTIFICATE
         and row.expires_at is not None
         and row.expires_at <= now
         and (read_before is None or read_before < row.expires_at)
