@@ -2,16 +2,29 @@
 (function () {
   "use strict";
 
-  // Show <time datetime="..."> values in the viewer's local time zone.
+  // Show <time datetime="..."> values in the viewer's local time zone; the UTC text stays in the
+  // title. Pages also show days (an expiry date) in UTC, so a time says which zone it is in:
+  // outside a table by its own zone name ("GMT+9"), in a table (where columns are narrow) by the
+  // note under the page.
   function localiseTimes(root) {
     root.querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
       var d = new Date(el.getAttribute("datetime"));
       if (isNaN(d)) return;
+      var options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+        minute: "2-digit" };
+      if (!el.closest("td, th")) options.timeZoneName = "short";
       el.title = el.textContent;
-      el.textContent = d.toLocaleString([], { year: "numeric", month: "2-digit", day: "2-digit",
-        hour: "2-digit", minute: "2-digit" });
+      el.textContent = d.toLocaleString([], options);
       el.dataset.local = "1";
     });
+    var note = document.getElementById("time-zone-note");
+    if (note && document.querySelector("time[data-local='1']")) {
+      var zone = "";
+      try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+      note.textContent = "Times are in your time zone" + (zone ? " (" + zone + ")" : "") +
+        "; dates without a time (expiry dates) are UTC days.";
+      note.hidden = false;
+    }
   }
 
   // An order form's CSR: using a choice's own field (the list of CSRs, the new key's type, the

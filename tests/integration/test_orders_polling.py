@@ -284,3 +284,75 @@ def test_the_summaries_count_one_certificate_as_one():
     assert importing._summary(counts).endswith("; 2 certificates added to SSL › Certificates")
     counts["certificates"] = 1
     assert importing._summary(counts).endswith("; 1 certificate added to SSL › Certificates")
+
+
+def test_an_issued_order_is_read_again_once_its_certificate_has_expired(env, sandbox):
+    """Entrust turns an issued certificate EXPIRED by itself once its time is up, and no one's
+    action tells CertDesk: the scheduled check reads it after its expiry (and once more a day
+    later while Entrust still calls it ACTIVE), so the order's status, the list's status filter
+    and the actions offered follow."""
+    row = db.session.execute(
+        select(Order)
+        .where(Order.status == "ACTIVE", Order.third_party.is_(False), Order.expires_at > utcnow())
+        .order_by(Order.expires_at)
+        .limit(1)
+    ).scalar_one()
+    expiry = row.expires_at
+    assert row.next_check_at is None  # issued: nothing else would read it again
+    assert row not in polling.due(now=expiry - timedelta(minutes=1))
+    # Read just after its expiry, while Entrust still calls it ACTIVE.
+    after = expiry + timedelta(minutes=1)
+    assert row in polling.due(now=after)
+    polling.poll(now=after)
+    db.session.refresh(row)
+    assert row.status == "ACTIVE" and row.last_checked_at == after
+    assert row.next_check_at == after + timedelta(days=1)
+    assert row not in polling.due(now=after + timedelta(hours=1))
+    # A day later Entrust calls it EXPIRED: read again, the history says so, and it is left be.
+    sandbox.advance_clock((after - utcnow()).total_seconds() / 86400)
+    later = after + timedelta(days=1)
+    assert row in polling.due(now=later)
+    result = polling.poll(now=later)
+    assert result.counts["changed"] >= 1
+    db.session.refresh(row)
+    assert (row.status, row.phase, row.next_check_at) == ("EXPIRED", "expired", None)
+    event = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "status")
+    ).scalar_one()
+    assert (event.old_status, event.new_status) == ("ACTIVE", "EXPIRED")
+    assert row not in polling.due(now=later + timedelta(days=3))
+
+
+def test_orders_that_expired_while_certdesk_was_stopped_are_read_at_once(env, sandbox):
+    """Expired days ago, Entrust calling them EXPIRED already (a suspended certificate too):
+    the first scheduled check reads them (once), and an Entrust that cannot be asked is asked
+    again later, not at every run."""
+    rows = list(
+        db.session.execute(
+            select(Order)
+            .where(
+                Order.status == "ACTIVE", Order.third_party.is_(False), Order.expires_at > utcnow()
+            )
+            .order_by(Order.expires_at)
+            .limit(2)
+        ).scalars()
+    )
+    suspended = rows[1]
+    sandbox.set_certificate_status(int(suspended.ca_order_id), "SUSPENDED")
+    suspended.status, suspended.phase = "SUSPENDED", "suspended"
+    db.session.commit()
+    now = max(r.expires_at for r in rows) + timedelta(days=5)
+    assert now - min(r.expires_at for r in rows) < polling.EXPIRED_LOOKBACK
+    sandbox.advance_clock((now - utcnow()).total_seconds() / 86400)
+    sandbox.faults([{"kind": "http_503", "method": "GET"}])
+    result = polling.poll(now=now)
+    sandbox.clear_faults()
+    assert result.counts["failed"] >= 2
+    for row in rows:
+        db.session.refresh(row)
+        assert row.status in ("ACTIVE", "SUSPENDED") and row.next_check_at > now
+        assert row not in polling.due(now=now + timedelta(minutes=1))
+    polling.poll(now=max(r.next_check_at for r in rows))
+    for row in rows:
+        db.session.refresh(row)
+        assert (row.status, row.phase, row.next_check_at) == ("EXPIRED", "expired", None)

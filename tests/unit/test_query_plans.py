@@ -116,3 +116,25 @@ def test_the_benchmarks_time_what_the_pages_run(populated, monkeypatch):
             with plans.captured() as seen:
                 sc.bare(populated)
             assert seen, (name, sc.name)
+
+
+def test_the_poller_finds_orders_expired_since_last_read_through_one_index(populated):
+    """The status poller's issued orders whose certificate has expired since they were last
+    read: a range of the phase and expiry index (the last 30 days of expiries), not a walk of
+    every issued order."""
+    from webapp.orders import polling
+
+    with plans.captured() as seen:
+        polling.due()
+    conn = plans.dbapi_connection()
+    expired = [
+        (sql, p) for sql, p in seen if "ca_order.last_checked_at < ca_order.expires_at" in sql
+    ]
+    assert len(expired) == 1
+    sql, params = expired[0]
+    details = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+    assert any(
+        "INDEX ix_ca_order_phase_expiry (phase=? AND expires_at>? AND expires_at<?)" in d
+        for d in details
+    ), details
+    assert plans.sqlite_problems(conn, sql, params) == [], details

@@ -95,6 +95,46 @@ def test_an_order_page_offers_what_its_status_allows_and_says_why_not(admin_clie
     assert f'href="/entrust/{orders["lost"].id}/delete"' in page  # Delete is always offered
 
 
+def test_an_order_past_its_expiry_is_offered_what_entrust_allows_an_expired_one(
+    admin_client, orders
+):
+    """Entrust turns an issued certificate EXPIRED by itself once its time is up; until
+    CertDesk's next status check reads that, the order still says ACTIVE. Its actions are
+    those of an expired certificate already: Renew, not Reissue, Suspend or Revoke (Entrust
+    would refuse them), each saying why; nothing is sent."""
+    row = orders["active"]
+    row.issued_at = utcnow() - timedelta(days=400)
+    row.expires_at = utcnow() - timedelta(hours=2)
+    db.session.commit()
+    day = f"{row.expires_at:%Y-%m-%d %H:%M} UTC"
+    page = _text(admin_client.get(f"/entrust/{row.id}"))
+    assert f'href="/entrust/{row.id}/renew"' in page
+    for what in ("reissue", "revoke"):
+        assert f'href="/entrust/{row.id}/{what}"' not in page
+    assert (
+        "Reissue applies to ACTIVE or READY orders; this one is EXPIRED "
+        f"(its certificate expired on {day})." in page
+    )
+    page = _text(admin_client.get(f"/entrust/{row.id}/status"))
+    assert 'disabled formaction="/entrust/status?action=suspend"' in page
+    resp = admin_client.post(f"/entrust/{row.id}/reissue", data={"csr_source": "certdesk"})
+    assert resp.status_code == 422 and "this one is EXPIRED" in _text(resp)
+    assert _count(Order) == 3  # nothing placed
+    # Suspended, the same: Resume is refused as Entrust would.
+    row.status, row.phase = "SUSPENDED", "suspended"
+    db.session.commit()
+    page = _text(admin_client.get(f"/entrust/{row.id}/status"))
+    assert 'disabled formaction="/entrust/status?action=resume"' in page
+    assert "Resume applies to SUSPENDED orders; this one is EXPIRED" in page
+    # Before its expiry, the same order is offered them all.
+    row.status, row.phase = "ACTIVE", "issued"
+    row.expires_at = utcnow() + timedelta(hours=2)
+    db.session.commit()
+    page = _text(admin_client.get(f"/entrust/{row.id}"))
+    for what in ("reissue", "renew", "revoke"):
+        assert f'href="/entrust/{row.id}/{what}"' in page
+
+
 # --- Update Certificate Status --------------------------------------------------------------------
 
 
@@ -307,6 +347,34 @@ def test_renew_warns_before_submitting_when_entrust_will_refuse(operator_client,
     assert f'href="/entrust/{row.id}/renew"' not in page and "at least 30 days old" in page
     resp = operator_client.post(f"/entrust/{row.id}/renew", data={"csr_source": "keep"})
     assert resp.status_code == 422 and "at least 30 days old" in _text(resp)
+
+
+def test_renewing_an_expired_certificate_does_not_say_it_stays_valid(operator_client, orders):
+    """Entrust renews an EXPIRED certificate too: the page says it expired, not that it "stays
+    valid until it expires" on a day gone by."""
+    row = make_order(
+        "5000020",
+        "EXPIRED",
+        "expired",
+        common_name="old.example.com",
+        product="STANDARD_SSL",
+        issued_at=utcnow() - timedelta(days=400),
+        expires_at=utcnow() - timedelta(days=2),
+    )
+    day = row.expires_at.strftime("%Y-%m-%d")
+    page = _text(operator_client.get(f"/entrust/{row.id}/renew"))
+    assert f"The current certificate expired on {day}." in page
+    assert "stays valid" not in page
+    assert re.search(r'<span class="muted">expired <time datetime="[^"]+">', page)
+    # One that has not expired yet still says it stays valid until then.
+    live = orders["active"]
+    live.issued_at = utcnow() - timedelta(days=40)
+    live.expires_at = utcnow() + timedelta(days=20)
+    db.session.commit()
+    page = _text(operator_client.get(f"/entrust/{live.id}/renew"))
+    day = live.expires_at.strftime("%Y-%m-%d")
+    assert f"stays valid until it expires on {day}" in page
+    assert re.search(r'<span class="muted">expires <time datetime="[^"]+">', page)
 
 
 # --- Revoke ---------------------------------------------------------------------------------------

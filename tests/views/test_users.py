@@ -322,3 +322,31 @@ def test_an_admin_sets_a_users_name_and_email(admin_client, operator_client, use
         f"/admin/users/{target.id}/profile", data={"full_name": "Me", "email": ""}
     )
     assert resp.status_code == 403
+
+
+def test_a_session_idle_past_the_timeout_is_not_listed_as_open(admin_client, operator_client, user):
+    """A session with no request for longer than the idle timeout has ended (its next request
+    is refused) though nothing has marked it yet: the user's page does not call it open, nor
+    count it among the sessions to end."""
+    from datetime import timedelta
+
+    from webapp.auth.models import UserSession
+    from webapp.dbtypes import utcnow
+
+    operator = user["operator"]
+    operator_client.get("/")
+    page = admin_client.get(f"/admin/users/{operator.id}").get_data(as_text=True)
+    assert '<span class="badge ok">Open</span>' in page
+    assert "End the open session</button>" in page
+
+    row = db.session.execute(
+        db.select(UserSession).where(UserSession.user_id == operator.id)
+    ).scalar_one()
+    row.last_seen_at = utcnow() - timedelta(minutes=31)
+    db.session.commit()
+    page = admin_client.get(f"/admin/users/{operator.id}").get_data(as_text=True)
+    assert '<span class="badge ok">Open</span>' not in page
+    assert "Ended: idle for longer than the timeout" in page
+    assert "open session" not in page.split('id="sessions"')[1].split("</article>")[0].lower()
+    # As its next request finds: it has ended.
+    assert operator_client.get("/").status_code == 302

@@ -570,7 +570,7 @@ def resume_session(token: str | None, user_ident: str | None) -> tuple[User | No
     if str(user_ident or "").partition(":")[0] != str(row.user_id):
         return None, "ended"
     now = utcnow()
-    if row.last_seen_at < now - timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"]):
+    if row.last_seen_at < idle_before(now):
         row.ended_at, row.end_reason = now, "idle"
         db.session.commit()
         return None, "idle"
@@ -595,6 +595,13 @@ def sign_out(user: User, token: str | None) -> None:
 def is_this_session(row: UserSession, token: str | None) -> bool:
     """Whether ``row`` is the session of the cookie holding ``token`` (the browser asking)."""
     return bool(token) and hmac.compare_digest(row.token_hash, _token_hash(token))
+
+
+def idle_before(now: datetime | None = None) -> datetime:
+    """A session whose last request came before this has ended, idle (its next request is
+    refused), though it is marked so only then."""
+    now = now or utcnow()
+    return now - timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"])
 
 
 def sessions_of(user: User, limit: int = 20) -> list[UserSession]:

@@ -71,6 +71,9 @@ class Capabilities:
     reissue_revokes_original: bool = False
     # The CA's statuses in which each action can be tried (in the CA's own words).
     allowed_statuses: dict[Action, frozenset[str]] = field(default_factory=dict)
+    # The status the CA gives an issued certificate by itself once it is past its expiry ("":
+    # none). CertDesk reads it at its next status check; until then it counts on it.
+    expired_status: str = ""
     # The products a new order may ask for, each with the longest validity it allows (days).
     products: dict[str, int] = field(default_factory=dict)
     # Extended key usages and signature algorithms an order may ask for: (code, label), the

@@ -109,6 +109,7 @@ def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
             Action.RENEW: frozenset({"ACTIVE", "READY", "EXPIRED"}),
             Action.REVOKE: frozenset({"ACTIVE", "READY", "SUSPENDED"}),
         },
+        expired_status="EXPIRED",
         products=dict(ORDERABLE_PRODUCTS),
         ekus=EKUS,
         signature_algorithms=SIGNATURE_ALGORITHMS,

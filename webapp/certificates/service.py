@@ -668,13 +668,15 @@ def issuers() -> list[str]:
 
 
 def state_of(cert: Certificate, now=None) -> tuple[str, int]:
-    """(state, days left); state: revoked, expired, critical (<7d), warning (<30d), soon, valid."""
+    """(state, days left); state: revoked, expired, critical (<7d), warning (<30d), soon, valid.
+    Whole days: 0 in the last day before the expiry; once expired, minus the whole days since
+    (0 in the first day after it, -1 in the second: "expired 1 day ago")."""
     now = now or utcnow()
     days = (cert.not_after - now).days
     if cert.revoked_at is not None:
         return "revoked", days
     if cert.not_after < now:
-        return "expired", days
+        return "expired", -(now - cert.not_after).days
     if days < 7:
         return "critical", days
     if days < 30:

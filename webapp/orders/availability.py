@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from webapp.cas import registry
-from webapp.cas.base import Action, Capabilities
+from webapp.cas.base import Action, Capabilities, Phase
 from webapp.certificates import service as certificates
 from webapp.dbtypes import utcnow
 from webapp.orders.models import INTENT, NOT_PLACED, UNKNOWN, Order
@@ -87,11 +87,34 @@ def why_not(
     problem = _order_problem(row)
     if problem:
         return problem
-    if not caps.allows(action, row.status):
-        return _status_words([action], caps, row.status)
+    now = now or utcnow()
+    status = status_now(row, caps, now)
+    if not caps.allows(action, status):
+        return _status_words([action], caps, status, _expired_on(row, status))
     if action is Action.RENEW:
-        return too_young(row, caps, now or utcnow())
+        return too_young(row, caps, now)
     return ""
+
+
+def status_now(row: Order, caps: Capabilities, now: datetime) -> str:
+    """The CA's status of the order as it is by now: the one last read, but for an issued (or
+    suspended) certificate past its expiry, which the CA calls expired by itself (CertDesk
+    reads that at its next status check)."""
+    if (
+        caps.expired_status
+        and row.phase in (Phase.ISSUED.value, Phase.SUSPENDED.value)
+        and row.expires_at is not None
+        and row.expires_at <= now
+    ):
+        return caps.expired_status
+    return row.status
+
+
+def _expired_on(row: Order, status: str) -> str:
+    """ "", or how the order came to be in ``status`` when CertDesk has not read it yet."""
+    if status == row.status or row.expires_at is None:
+        return ""
+    return f"its certificate expired on {row.expires_at:%Y-%m-%d %H:%M} UTC"
 
 
 def one_of(words) -> str:
@@ -100,11 +123,13 @@ def one_of(words) -> str:
     return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
-def _status_words(actions: list[Action], caps: Capabilities, status: str) -> str:
+def _status_words(actions: list[Action], caps: Capabilities, status: str, why: str = "") -> str:
     labels = " and ".join(LABELS[a] for a in actions)
     allowed = one_of(caps.allowed_statuses.get(actions[0], ()))
     verb = "apply" if len(actions) > 1 else "applies"
     now = status or "of a status not read yet"
+    if why:
+        now += f" ({why})"
     return f"{labels} {verb} to {allowed} orders; this one is {now}."
 
 
@@ -121,17 +146,19 @@ def grouped(row: Order, actions, caps: Capabilities | None = None) -> list[str]:
     actions refused in the order's status for the same statuses share a line ("Approve and
     Decline apply to PENDING orders; this one is ACTIVE.")."""
     caps = caps or registry.capabilities(row.ca)
+    now = utcnow()
+    status = status_now(row, caps, now)
     by_status: dict[frozenset, list[Action]] = {}
     lines: list[str] = []
     for action in actions:
-        reason = why_not(row, action, caps)
+        reason = why_not(row, action, caps, now)
         if not reason:
             continue
         in_status = caps.supports(action) and not _order_problem(row)
-        if in_status and not caps.allows(action, row.status):
+        if in_status and not caps.allows(action, status):
             by_status.setdefault(caps.allowed_statuses.get(action, frozenset()), []).append(action)
         elif reason not in lines:
             lines.append(reason)
     for group in by_status.values():
-        lines.append(_status_words(group, caps, row.status))
+        lines.append(_status_words(group, caps, status, _expired_on(row, status)))
     return lines

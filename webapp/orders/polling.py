@@ -4,7 +4,9 @@ still change.
 Orders are asked about many at a time (the connector reads up to 100 per call). An order whose
 status is unchanged is checked again after twice its last wait, up to once a day; a change resets
 the wait to the poll interval (Admin > Settings). The certificate is fetched only when the status
-says it exists and the repository does not hold it yet. Orders whose answer was lost are settled
+says it exists and the repository does not hold it yet. An issued order is read again once its
+certificate has expired (and a day later, if the CA still called it issued), so that its status
+follows what the CA calls it. Orders whose answer was lost are settled
 by the reconciler (``settling.reconcile``) at start-up, every minute while any is due, and when
 someone checks them by hand.
 """
@@ -15,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from webapp import validation
 from webapp.audit import service as audit
@@ -39,6 +41,9 @@ FOLLOWED_PHASES = (Phase.PENDING.value, Phase.UNKNOWN.value, "")
 # An order in one of these phases has no next check, unless one was asked for: an action done
 # whose outcome could not be read back.
 SETTLED_PHASES = tuple(p.value for p in Phase if p.value not in FOLLOWED_PHASES)
+# An issued order whose certificate expired is read once after its expiry, if that came within
+# this long (CertDesk stopped for longer leaves the older ones to Check Order Status or an import).
+EXPIRED_LOOKBACK = timedelta(days=30)
 
 
 @dataclass
@@ -246,8 +251,9 @@ def check_selected(actor, order_ids) -> CheckResult:
 
 def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
     """Orders the CA holds that can still change and whose next check is due (with half a poll
-    interval of slack, so that each scheduled run takes everything due before the next), and
-    those an action changed without CertDesk reading what they became."""
+    interval of slack, so that each scheduled run takes everything due before the next), those
+    an action changed without CertDesk reading what they became, and issued ones whose
+    certificate has expired since they were last read."""
     now = now or utcnow()
     slack = timedelta(minutes=service.poll_minutes() / 2)
     # Orders of a disabled or deleted credential wait: their CA cannot be asked.
@@ -278,6 +284,25 @@ def due(now: datetime | None = None, limit: int = MAX_PER_RUN) -> list[Order]:
         .limit(limit)
     )
     rows += [r for r in db.session.execute(asked).scalars() if r.credential_id in usable]
+    # Issued (or suspended) orders whose certificate has expired since CertDesk last read them:
+    # the CA calls them expired now, and no one's action will say so. Read through the phase
+    # and expiry (ix_ca_order_phase_expiry), those of the last EXPIRED_LOOKBACK only.
+    expired = (
+        select(Order)
+        .where(
+            Order.phase.in_(records.WITH_CERTIFICATE),
+            Order.expires_at <= now,
+            Order.expires_at > now - EXPIRED_LOOKBACK,
+            or_(Order.last_checked_at.is_(None), Order.last_checked_at < Order.expires_at),
+            or_(Order.next_check_at.is_(None), Order.next_check_at <= now + slack),
+            Order.placement == PLACED,
+            Order.third_party.is_(False),
+            Order.credential_id.in_(usable),
+        )
+        .limit(limit)  # in the index's order: no sort of the two phases' ranges together
+    )
+    seen = {r.id for r in rows}
+    rows += [r for r in db.session.execute(expired).scalars() if r.id not in seen]
     rows.sort(key=lambda r: (r.credential_id, r.id))
     return rows[:limit]
 

@@ -21,6 +21,9 @@ from webapp.pki import PkiError
 log = logging.getLogger(__name__)
 
 MAX_CHECK_INTERVAL_MINUTES = 24 * 60
+# An issued order whose certificate has expired, read while the CA still called it issued (its
+# status may follow a little later), is read once more this long after.
+EXPIRED_READ_AGAIN = timedelta(days=1)
 # The phases in which the CA holds a certificate worth having in the repository.
 WITH_CERTIFICATE = (Phase.ISSUED.value, Phase.SUSPENDED.value)
 
@@ -184,10 +187,11 @@ def certificates_revoked(row: Order, *, actor) -> None:
 
 def schedule(row: Order, now: datetime, *, changed: bool) -> None:
     """When to check the order again: the poll interval after a change, twice the last wait
-    while nothing changes (up to a day); never once its phase is final."""
-    row.last_checked_at = now
+    while nothing changes (up to a day); never once its phase is final (but once more a day
+    later for an issued order read for the first time since its certificate expired)."""
+    read_before, row.last_checked_at = row.last_checked_at, now
     if row.phase and Phase(row.phase).final:
-        row.next_check_at = None
+        row.next_check_at = _after_expiry(row, read_before, now)
         return
     base = service.poll_minutes()
     if changed or not row.check_interval_minutes:
@@ -198,10 +202,30 @@ def schedule(row: Order, now: datetime, *, changed: bool) -> None:
     row.next_check_at = now + timedelta(minutes=interval)
 
 
+def expired_unread(row: Order, now: datetime, read_before: datetime | None = None) -> bool:
+    """Whether ``row`` is an issued (or suspended) order whose certificate has expired since
+    CertDesk last read it (``read_before``, else its last check): the CA calls it expired by
+    now, which no one's action will tell CertDesk."""
+    if read_before is None:
+        read_before = row.last_checked_at
+    return (
+        row.phase in WITH_CERTIFICATE
+        and row.expires_at is not None
+        and row.expires_at <= now
+        and (read_before is None or read_before < row.expires_at)
+    )
+
+
+def _after_expiry(row: Order, read_before: datetime | None, now: datetime) -> datetime | None:
+    """The next check of an order in a final phase: none, but for an issued one read for the
+    first time since its certificate expired (the CA may turn it EXPIRED a little later)."""
+    return now + EXPIRED_READ_AGAIN if expired_unread(row, now, read_before) else None
+
+
 def retry_later(row: Order, now: datetime) -> None:
     """The CA could not be asked about the order: ask again after twice the last wait (up to a
     day), without counting it as checked."""
-    if row.next_check_at is None:
+    if row.next_check_at is None and not expired_unread(row, now):
         return
     base = service.poll_minutes()
     interval = min(max(base, (row.check_interval_minutes or 0) * 2), MAX_CHECK_INTERVAL_MINUTES)

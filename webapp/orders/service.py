@@ -22,8 +22,9 @@ POLL_MINUTES = settings.register(
     "orders.poll_interval_minutes",
     15,
     "Order-status poll interval (minutes)",
-    "How often pending Entrust orders are checked for a change of status. An order that stays "
-    "unchanged is checked less and less often, down to once a day.",
+    "How often pending Entrust orders are checked for a change of status (and issued ones, once "
+    "their certificate has expired). An order that stays unchanged is checked less and less "
+    "often, down to once a day.",
     minimum=1,
     maximum=1440,
 )

@@ -48,6 +48,7 @@ class SuccessorPage:
     max_days: int | None  # the longest validity of a renewal (None: the CA decides)
     dates: tuple[str, str]  # the expiration date input's bounds
     renewable_from: object | None
+    expired: bool  # the certificate being replaced is past its expiry
 
 
 def page(row: Order, origin: str) -> SuccessorPage:
@@ -55,7 +56,8 @@ def page(row: Order, origin: str) -> SuccessorPage:
     action = ACTIONS[origin]
     old = certificates.for_order(row.id)
     old_names = list(old[0].san_list) if old and old[0].san_list else row.san_list
-    today = utcnow().date()
+    now = utcnow()
+    today = now.date()
     max_days = caps.max_validity_days(row.product)
     longest = max_days or 0
     return SuccessorPage(
@@ -73,6 +75,7 @@ def page(row: Order, origin: str) -> SuccessorPage:
             (today + timedelta(days=longest)).isoformat() if longest else "",
         ),
         renewable_from=availability.renewable_from(row, caps) if origin == "renew" else None,
+        expired=row.expires_at is not None and row.expires_at <= now,
     )
 
 
