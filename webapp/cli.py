@@ -285,6 +285,17 @@ def _make_app(*_args):
             return create_app()
     except MasterKeyError as exc:
         problem = str(exc)
+    except OSError as exc:  # the instance folder cannot be made or read (a file, no permission)
+        from webapp import config
+
+        where = exc.filename or config.instance_path()
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError) and not Path(where).is_dir():
+            reason = "it is a file, not a folder"
+        problem = (
+            f"cannot use the instance folder {where}: {reason}; set "
+            "CERTDESK_INSTANCE to a folder this user owns"
+        )
     click.echo(f"CertDesk cannot start: {problem}", err=True)
     sys.exit(2)
 
@@ -326,12 +337,24 @@ for _command in COMMANDS:
 
 
 def main() -> None:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DatabaseError, OperationalError
 
     try:
         cli.main(prog_name="certdesk")
-    except OperationalError as exc:  # the database server is down, refuses us, or is not there
+    except DatabaseError as exc:
+        # The database server is down, refuses us, or is not there (OperationalError); or the
+        # SQLite file is no database (a bad copy restored: DatabaseError itself). Errors of a
+        # statement (IntegrityError and the like) are not the database's and keep their traceback.
+        if type(exc) not in (OperationalError, DatabaseError):
+            raise
         where = os.environ.get("DATABASE_URL")
-        shown = _shown_url(where) if where else "(the SQLite file in the instance folder)"
+        shown = _shown_url(where) if where else _sqlite_file_shown()
         click.echo(f"CertDesk cannot use its database {shown}: {exc.orig}", err=True)
         sys.exit(2)
+
+
+def _sqlite_file_shown() -> str:
+    """The default SQLite file, as a person finds it (the instance folder's certdesk.db)."""
+    from webapp import config
+
+    return str(Path(config.instance_path()) / "certdesk.db")
