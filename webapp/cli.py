@@ -276,6 +276,7 @@ COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, 
 
 
 def _make_app(*_args):
+    from webapp.config import ConfigError
     from webapp.security.secretbox import MasterKeyError
 
     os.umask(0o077)  # whatever a command writes in the instance folder is its owner's alone
@@ -283,7 +284,7 @@ def _make_app(*_args):
     try:
         if problem is None:
             return create_app()
-    except MasterKeyError as exc:
+    except (MasterKeyError, ConfigError) as exc:
         problem = str(exc)
     except OSError as exc:  # the instance folder cannot be made or read (a file, no permission)
         from webapp import config
