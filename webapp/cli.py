@@ -62,7 +62,8 @@ def _refuse_a_newer_database(migrations: Path) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Processes serving the same port (about one per CPU core); see webapp/serving.py.",
+    help="Processes serving the same port (about one per CPU core; README: Several worker "
+    "processes).",
 )
 @with_appcontext
 def serve(host: str, port: int, threads: int, workers: int) -> None:
