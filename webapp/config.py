@@ -103,12 +103,14 @@ NUMBERS = {
     "SCHEDULER_LEASE_SECONDS": (1, False),
 }
 YES_NO = ("SCHEDULER_ENABLED", "SESSION_COOKIE_SECURE")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _YES, _NO = ("true", "yes", "on", "1"), ("false", "no", "off", "0", "")
 
 
 def check(config) -> None:
-    """Check the settings of ``NUMBERS``, ``YES_NO`` and TRUSTED_HOSTS; a yes/no given as text
-    becomes True or False, one host name given as text a list of it. Raises ConfigError."""
+    """Check the settings of ``NUMBERS``, ``YES_NO``, LOG_LEVEL and TRUSTED_HOSTS; a yes/no given
+    as text becomes True or False, a log level its upper case, one host name given as text a list
+    of it. Raises ConfigError."""
     for name, (least, whole) in NUMBERS.items():
         value = config.get(name)
         kinds = (int,) if whole else (int, float)
@@ -127,6 +129,13 @@ def check(config) -> None:
         if said not in _YES + _NO:
             raise ConfigError(f"{ENV_PREFIX}{name} must be true or false, not {value!r}")
         config[name] = said in _YES
+    level = config.get("LOG_LEVEL")
+    if level is not None:
+        if not isinstance(level, str) or level.strip().upper() not in LOG_LEVELS:
+            raise ConfigError(
+                f"{ENV_PREFIX}LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {level!r}"
+            )
+        config["LOG_LEVEL"] = level.strip().upper()
     given = config.get("TRUSTED_HOSTS")
     hosts = [given.strip()] if isinstance(given, str) and given.strip() else given
     if hosts and not (

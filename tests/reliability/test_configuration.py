@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("SCHEDULER_ENABLED", "nope", "must be true or false, not 'nope'"),
         ("SESSION_COOKIE_SECURE", "maybe", "must be true or false, not 'maybe'"),
         ("TRUSTED_HOSTS", "a.example, localhost", "must be a JSON list of host names"),
+        ("LOG_LEVEL", "verbose", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 @pytest.mark.parametrize("command", [["audit", "verify"], ["serve"]])
@@ -73,3 +74,21 @@ def test_one_trusted_host_as_plain_text_is_a_list_of_it(tmp_path, monkeypatch):
     with app.test_client() as client:
         assert client.get("/healthz", base_url="http://certdesk.example.com").status_code == 200
         assert client.get("/healthz", base_url="http://evil.example").status_code == 400
+
+
+def test_a_log_level_in_lower_case_is_taken(tmp_path):
+    """CERTDESK_LOG_LEVEL=warning quiets the INFO lines (the migrations' among them)."""
+    env = dict(
+        os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"), CERTDESK_LOG_LEVEL="warning"
+    )
+    env.pop("DATABASE_URL", None)
+    ran = subprocess.run(
+        [sys.executable, "-m", "webapp", "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran
+    assert "Traceback" not in ran.stderr and " INFO " not in ran.stderr, ran.stderr
