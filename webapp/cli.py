@@ -47,6 +47,33 @@ def _refuse_a_newer_database(migrations: Path) -> None:
         )
 
 
+def _require_current_schema() -> None:
+    """For the commands that read the tables without migrating them first: a database with no
+    CertDesk tables (a mistyped CERTDESK_INSTANCE or DATABASE_URL names a new, empty one), or one
+    at another migration, is said in a line instead of a traceback."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from webapp import paths
+    from webapp.extensions import db
+
+    _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    with db.engine.connect() as conn:
+        heads = set(MigrationContext.configure(conn).get_current_heads())
+    shown = _shown_url(db.engine.url)
+    if not heads:
+        raise click.ClickException(
+            f"the database {shown} holds no CertDesk tables: check CERTDESK_INSTANCE and "
+            f"DATABASE_URL (a new instance is started with {certdesk_command()} serve)"
+        )
+    wanted = set(ScriptDirectory(str(paths.MIGRATIONS_DIR)).get_heads())
+    if heads != wanted:
+        raise click.ClickException(
+            f"the database {shown} is at migration {', '.join(sorted(heads))}, not this "
+            f"version's {', '.join(sorted(wanted))}: run {certdesk_command()} db upgrade first"
+        )
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
@@ -183,6 +210,7 @@ def rotate_master_key() -> None:
         raise click.ClickException(
             "the master key comes from CERTDESK_MASTER_KEY; rotate it by moving to a key file"
         )
+    _require_current_schema()
     lease = live_lease()
     if lease is not None:
         # Its processes keep the old key: what they sealed after the rotation would be lost.
@@ -263,6 +291,7 @@ def audit_verify() -> None:
     """Check the audit hash chain; exit 1 at the first altered or removed row."""
     from webapp.audit import service as audit
 
+    _require_current_schema()
     result = audit.verify()
     if result.ok:
         click.echo(f"Audit trail intact: {result.checked} events verified.")

@@ -94,3 +94,56 @@ def test_an_instance_folder_it_cannot_make_is_named_without_a_traceback(tmp_path
         "not a folder; set CERTDESK_INSTANCE to a folder this user owns"
     ) in ran.stderr
     assert not_a_folder.read_text() == "a file\n"
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["rotate-master-key"]])
+def test_a_database_with_no_certdesk_tables_is_said_so(tmp_path, command):
+    """A mistyped CERTDESK_INSTANCE names a new, empty instance: the commands that read the
+    tables say so, rather than "no such table"."""
+    ran = _certdesk(tmp_path / "typo", *command)
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert "holds no CertDesk tables: check CERTDESK_INSTANCE and DATABASE_URL" in ran.stderr
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["rotate-master-key"]])
+def test_an_empty_postgresql_database_is_said_so_without_a_traceback(
+    tmp_path, postgres_url, command
+):
+    from tests import pg
+
+    target = pg.create_database(postgres_url)
+    try:
+        env = dict(os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"), DATABASE_URL=target)
+        ran = subprocess.run(
+            [sys.executable, "-m", "webapp", *command],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        pg.drop_database(target)
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert "holds no CertDesk tables" in ran.stderr, ran.stderr
+
+
+def test_rotating_on_a_database_not_yet_upgraded_is_refused(tmp_path):
+    """rotate-master-key reads and writes every sealed column: on a database an older version
+    left (not yet migrated by this one) it says to upgrade first, and changes nothing."""
+    import sqlite3
+
+    instance = tmp_path / "instance"
+    done = _certdesk(instance, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(instance / "certdesk.db") as conn:
+        conn.execute("update alembic_version set version_num = '0015_credential_name_any_case'")
+    key = (instance / "master.key").read_bytes()
+    ran = _certdesk(instance, "rotate-master-key")
+    assert ran.returncode == 1, ran
+    assert "is at migration 0015_credential_name_any_case, not this version's" in ran.stderr
+    assert "db upgrade first" in ran.stderr
+    assert (instance / "master.key").read_bytes() == key
+    assert not (instance / "master.key.next").exists()
