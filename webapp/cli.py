@@ -47,6 +47,33 @@ def _refuse_a_newer_database(migrations: Path) -> None:
         )
 
 
+def _require_current_schema() -> None:
+    """For the commands that read the tables without migrating them first: a database with no
+    CertDesk tables (a mistyped CERTDESK_INSTANCE or DATABASE_URL names a new, empty one), or one
+    at another migration, is said in a line instead of a traceback."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from webapp import paths
+    from webapp.extensions import db
+
+    _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    with db.engine.connect() as conn:
+        heads = set(MigrationContext.configure(conn).get_current_heads())
+    shown = _shown_url(db.engine.url)
+    if not heads:
+        raise click.ClickException(
+            f"the database {shown} holds no CertDesk tables: check CERTDESK_INSTANCE and "
+            f"DATABASE_URL (a new instance is started with {certdesk_command()} serve)"
+        )
+    wanted = set(ScriptDirectory(str(paths.MIGRATIONS_DIR)).get_heads())
+    if heads != wanted:
+        raise click.ClickException(
+            f"the database {shown} is at migration {', '.join(sorted(heads))}, not this "
+            f"version's {', '.join(sorted(wanted))}: run {certdesk_command()} db upgrade first"
+        )
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
@@ -62,7 +89,8 @@ def _refuse_a_newer_database(migrations: Path) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Processes serving the same port (about one per CPU core); see webapp/serving.py.",
+    help="Processes serving the same port (about one per CPU core; README: Several worker "
+    "processes).",
 )
 @with_appcontext
 def serve(host: str, port: int, threads: int, workers: int) -> None:
@@ -182,6 +210,7 @@ def rotate_master_key() -> None:
         raise click.ClickException(
             "the master key comes from CERTDESK_MASTER_KEY; rotate it by moving to a key file"
         )
+    _require_current_schema()
     lease = live_lease()
     if lease is not None:
         # Its processes keep the old key: what they sealed after the rotation would be lost.
@@ -262,6 +291,7 @@ def audit_verify() -> None:
     """Check the audit hash chain; exit 1 at the first altered or removed row."""
     from webapp.audit import service as audit
 
+    _require_current_schema()
     result = audit.verify()
     if result.ok:
         click.echo(f"Audit trail intact: {result.checked} events verified.")
@@ -276,6 +306,7 @@ COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, 
 
 
 def _make_app(*_args):
+    from webapp.config import ConfigError
     from webapp.security.secretbox import MasterKeyError
 
     os.umask(0o077)  # whatever a command writes in the instance folder is its owner's alone
@@ -283,8 +314,19 @@ def _make_app(*_args):
     try:
         if problem is None:
             return create_app()
-    except MasterKeyError as exc:
+    except (MasterKeyError, ConfigError) as exc:
         problem = str(exc)
+    except OSError as exc:  # the instance folder cannot be made or read (a file, no permission)
+        from webapp import config
+
+        where = exc.filename or config.instance_path()
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError) and not Path(where).is_dir():
+            reason = "it is a file, not a folder"
+        problem = (
+            f"cannot use the instance folder {where}: {reason}; set "
+            "CERTDESK_INSTANCE to a folder this user owns"
+        )
     click.echo(f"CertDesk cannot start: {problem}", err=True)
     sys.exit(2)
 
@@ -326,12 +368,24 @@ for _command in COMMANDS:
 
 
 def main() -> None:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DatabaseError, OperationalError
 
     try:
         cli.main(prog_name="certdesk")
-    except OperationalError as exc:  # the database server is down, refuses us, or is not there
+    except DatabaseError as exc:
+        # The database server is down, refuses us, or is not there (OperationalError); or the
+        # SQLite file is no database (a bad copy restored: DatabaseError itself). Errors of a
+        # statement (IntegrityError and the like) are not the database's and keep their traceback.
+        if type(exc) not in (OperationalError, DatabaseError):
+            raise
         where = os.environ.get("DATABASE_URL")
-        shown = _shown_url(where) if where else "(the SQLite file in the instance folder)"
+        shown = _shown_url(where) if where else _sqlite_file_shown()
         click.echo(f"CertDesk cannot use its database {shown}: {exc.orig}", err=True)
         sys.exit(2)
+
+
+def _sqlite_file_shown() -> str:
+    """The default SQLite file, as a person finds it (the instance folder's certdesk.db)."""
+    from webapp import config
+
+    return str(Path(config.instance_path()) / "certdesk.db")

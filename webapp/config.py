@@ -77,6 +77,7 @@ def load(app, overrides: dict | None) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     if overrides:
         app.config.update(overrides)
+    check(app.config)
 
     instance = Path(app.instance_path)
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -85,6 +86,68 @@ def load(app, overrides: dict | None) -> None:
     _pool_options(app.config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+
+
+class ConfigError(RuntimeError):
+    """A setting of the wrong kind; the message names its variable and what it takes."""
+
+
+# The settings the README names, by kind: (least value, whole numbers only) or "yes/no". From the
+# environment each is text; one of the wrong kind stops the start here, naming it, rather than
+# failing later (a traceback at the first sign-in, or every order refused), or being read as
+# something else ("False" is a non-empty text, which Python counts as true).
+NUMBERS = {
+    "IDLE_TIMEOUT_MINUTES": (1, True),
+    "MAX_CONTENT_LENGTH": (1, True),
+    "ORDERS_SETTLE_MARGIN_SECONDS": (0, False),
+    "SCHEDULER_LEASE_SECONDS": (1, False),
+}
+YES_NO = ("SCHEDULER_ENABLED", "SESSION_COOKIE_SECURE")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_YES, _NO = ("true", "yes", "on", "1"), ("false", "no", "off", "0", "")
+
+
+def check(config) -> None:
+    """Check the settings of ``NUMBERS``, ``YES_NO``, LOG_LEVEL and TRUSTED_HOSTS; a yes/no given
+    as text becomes True or False, a log level its upper case, one host name given as text a list
+    of it. Raises ConfigError."""
+    for name, (least, whole) in NUMBERS.items():
+        value = config.get(name)
+        kinds = (int,) if whole else (int, float)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < least:
+            what = "a whole number" if whole else "a number"
+            raise ConfigError(
+                f"{ENV_PREFIX}{name} must be {what} of at least {least}, not {value!r}"
+            )
+    for name in YES_NO:
+        value = config.get(name)
+        if value is None or isinstance(value, bool):
+            continue
+        said = str(value).strip().lower()
+        if said not in _YES + _NO:
+            raise ConfigError(f"{ENV_PREFIX}{name} must be true or false, not {value!r}")
+        config[name] = said in _YES
+    level = config.get("LOG_LEVEL")
+    if level is not None:
+        if not isinstance(level, str) or level.strip().upper() not in LOG_LEVELS:
+            raise ConfigError(
+                f"{ENV_PREFIX}LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {level!r}"
+            )
+        config["LOG_LEVEL"] = level.strip().upper()
+    given = config.get("TRUSTED_HOSTS")
+    hosts = [given.strip()] if isinstance(given, str) and given.strip() else given
+    if hosts and not (
+        isinstance(hosts, list | tuple)
+        and all(isinstance(h, str) and h and not any(c in h for c in ", ") for h in hosts)
+    ):
+        raise ConfigError(
+            f"{ENV_PREFIX}TRUSTED_HOSTS must be a JSON list of host names, such as "
+            f'\'["certdesk.example.com", "localhost"]\', not {given!r}'
+        )
+    if hosts:
+        config["TRUSTED_HOSTS"] = list(hosts)
 
 
 def _instance_secret(path: Path) -> str:

@@ -15,7 +15,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, exc, func, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
+from webapp.scheduler import SchedulerLease
 
 BATCH = 2000
 
@@ -67,6 +69,7 @@ def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]
         except exc.OperationalError as error:
             raise CopyError(f"{shown} cannot be opened: {error.orig}") from None
         with src, target.begin() as dst:
+            _refuse_a_running_source(src)
             have, want = _revision(src), _revision(dst)
             if have != want:
                 raise CopyError(
@@ -118,6 +121,25 @@ def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]
     finally:
         engine.dispose()
     return counts
+
+
+def _refuse_a_running_source(src) -> None:
+    """A CertDesk still running on the source would go on writing there (sign-ins, audit events,
+    orders placed) after its rows were read: what it wrote would be missing from the copy. Its
+    scheduler's lease says it runs (see webapp.scheduler)."""
+    table = SchedulerLease.__table__
+    if not inspect(src).has_table(table.name):
+        return
+    live = src.execute(
+        select(table.c.holder, table.c.expires_at).where(table.c.expires_at > utcnow())
+    ).first()
+    if live is not None:
+        raise CopyError(
+            f"CertDesk is running on the source database (its scheduler is held by {live[0]}): "
+            "stop it first, or what it writes during and after the copy is lost. If it is "
+            f"stopped already (killed, or crashed), its hold ends at {live[1]:%H:%M:%S} UTC: run "
+            "this again then."
+        )
 
 
 def _is_int(column) -> bool:

@@ -51,3 +51,99 @@ def test_a_database_url_it_cannot_use_is_named_without_a_traceback(tmp_path, url
     assert "Traceback" not in ran.stderr, ran.stderr
     assert said.format(port=port) in ran.stderr, ran.stderr
     assert "pw-4711" not in ran.stdout + ran.stderr
+
+
+def _certdesk(instance: Path, *command: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CERTDESK_INSTANCE=str(instance))
+    env.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", *command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["serve"]])
+def test_an_sqlite_file_that_is_no_database_is_named_without_a_traceback(tmp_path, command):
+    """A restore that put something else in place of certdesk.db (a truncated or compressed
+    copy) is said in one line naming the file, as a server that does not answer is."""
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o700)
+    database = instance / "certdesk.db"
+    database.write_bytes(b"not a database, a gzip perhaps " * 200)
+    database.chmod(0o600)
+    ran = _certdesk(instance, *command)
+    assert ran.returncode == 2, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert f"CertDesk cannot use its database {database}: file is not a database" in ran.stderr
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["serve"], ["create-admin", "ann"]])
+def test_an_instance_folder_it_cannot_make_is_named_without_a_traceback(tmp_path, command):
+    """CERTDESK_INSTANCE naming a file (or a place this user cannot write) is said in one line."""
+    not_a_folder = tmp_path / "instance"
+    not_a_folder.write_text("a file\n")
+    ran = _certdesk(not_a_folder, *command)
+    assert ran.returncode == 2, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert (
+        f"CertDesk cannot start: cannot use the instance folder {not_a_folder}: it is a file, "
+        "not a folder; set CERTDESK_INSTANCE to a folder this user owns"
+    ) in ran.stderr
+    assert not_a_folder.read_text() == "a file\n"
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["rotate-master-key"]])
+def test_a_database_with_no_certdesk_tables_is_said_so(tmp_path, command):
+    """A mistyped CERTDESK_INSTANCE names a new, empty instance: the commands that read the
+    tables say so, rather than "no such table"."""
+    ran = _certdesk(tmp_path / "typo", *command)
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert "holds no CertDesk tables: check CERTDESK_INSTANCE and DATABASE_URL" in ran.stderr
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["rotate-master-key"]])
+def test_an_empty_postgresql_database_is_said_so_without_a_traceback(
+    tmp_path, postgres_url, command
+):
+    from tests import pg
+
+    target = pg.create_database(postgres_url)
+    try:
+        env = dict(os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"), DATABASE_URL=target)
+        ran = subprocess.run(
+            [sys.executable, "-m", "webapp", *command],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        pg.drop_database(target)
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert "holds no CertDesk tables" in ran.stderr, ran.stderr
+
+
+def test_rotating_on_a_database_not_yet_upgraded_is_refused(tmp_path):
+    """rotate-master-key reads and writes every sealed column: on a database an older version
+    left (not yet migrated by this one) it says to upgrade first, and changes nothing."""
+    import sqlite3
+
+    instance = tmp_path / "instance"
+    done = _certdesk(instance, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(instance / "certdesk.db") as conn:
+        conn.execute("update alembic_version set version_num = '0015_credential_name_any_case'")
+    key = (instance / "master.key").read_bytes()
+    ran = _certdesk(instance, "rotate-master-key")
+    assert ran.returncode == 1, ran
+    assert "is at migration 0015_credential_name_any_case, not this version's" in ran.stderr
+    assert "db upgrade first" in ran.stderr
+    assert (instance / "master.key").read_bytes() == key
+    assert not (instance / "master.key.next").exists()

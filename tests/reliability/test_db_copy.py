@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import func, select
 
 from tests import pg
@@ -127,3 +128,33 @@ def test_a_source_that_cannot_be_read_is_named_without_a_traceback(tmp_path):
         assert f"Error: {said}" in refused.stderr, refused.stderr
         assert "pw-1234" not in refused.stdout + refused.stderr
     assert not missing.exists()  # not made empty by the attempt
+
+
+def test_a_source_still_in_use_is_refused_until_it_stops(live_server, tmp_path):
+    """Copied while CertDesk still runs on it, what it writes afterwards would be lost: the copy
+    is refused, naming the running CertDesk, and goes ahead once it has stopped."""
+    import sqlite3
+    import time
+
+    from tests.live import stop_server
+
+    if (live_server.instance / "database_url").exists():
+        pytest.skip("the source of a copy is an SQLite file")
+    source = live_server.database
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the first tick takes the scheduler's lease
+        with sqlite3.connect(source) as conn:
+            if conn.execute("select count(*) from scheduler_lease").fetchone()[0]:
+                break
+        time.sleep(0.2)
+    target = tmp_path / "new.db"
+    refused = _copy(live_server.instance, f"sqlite:///{target}", f"sqlite:///{source}")
+    assert refused.returncode == 1, refused
+    assert "Error: CertDesk is running on the source database" in refused.stderr, refused.stderr
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("select count(*) from user").fetchone()[0] == 0
+
+    stop_server(live_server)  # stopped in order, it gives its lease up
+    done = _copy(live_server.instance, f"sqlite:///{target}", f"sqlite:///{source}")
+    assert done.returncode == 0, done.stderr
+    assert "Audit trail: intact." in done.stdout

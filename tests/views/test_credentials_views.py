@@ -148,6 +148,20 @@ def test_invalid_form_shows_errors_next_to_fields(admin_client, sandbox):
     assert db.session.execute(select(EcsCredential)).first() is None
 
 
+@pytest.mark.parametrize("field", ["base_url", "proxy"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/", "http://[::1", "https://x.example:0/"])
+def test_a_url_with_no_usable_port_is_refused_next_to_its_field(admin_client, sandbox, field, url):
+    """An address Python cannot take apart (a port past 65535, a bracket left open) gets the
+    field's message, on saving and on Test Login alike, and nothing is saved."""
+    for path in ("/entrust/manage/credentials/new", "/entrust/manage/credentials/test"):
+        resp = admin_client.post(path, data=form(sandbox, **{field: url}))
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 422, (path, body[-800:])
+        said = re.search(rf'id="{field}-help" class="field-error">([^<]*)<', body)
+        assert said and "from 1 to 65535" in said.group(1), body[-800:]
+    assert db.session.execute(select(EcsCredential)).first() is None
+
+
 def test_form_test_login_in_words(admin_client, sandbox):
     ok = admin_client.post("/entrust/manage/credentials/test", data=form(sandbox), headers=HTMX)
     body = ok.get_data(as_text=True)

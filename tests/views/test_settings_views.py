@@ -78,3 +78,20 @@ def test_a_proxy_password_is_refused_not_stored(admin_client):
     assert resp.status_code == 422 and "must not contain a password" in resp.get_data(True)
     db.session.expire_all()
     assert settings.get(clients.DEFAULT_PROXY) == ""
+
+
+def test_a_proxy_url_with_no_usable_port_is_refused_not_stored(admin_client):
+    """A port past 65535, or an address cut short, is refused at once: stored, it would fail
+    every later sync and import with a parser's message instead."""
+    for bad in ("http://proxy.example.com:99999", "http://proxy.example.com:0", "http://[::1"):
+        values = {k: settings.get(k) for k in settings.REGISTRY}
+        values[clients.DEFAULT_PROXY] = bad
+        resp = admin_client.post("/admin/settings/", data=values)
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 422, bad
+        assert "a port from 1 to 65535" in body, bad
+        db.session.expire_all()
+        assert settings.get(clients.DEFAULT_PROXY) == ""
+    good = {k: settings.get(k) for k in settings.REGISTRY}
+    good[clients.DEFAULT_PROXY] = "http://[::1]:3128"
+    assert admin_client.post("/admin/settings/", data=good).status_code == 303

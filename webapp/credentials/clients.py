@@ -34,9 +34,16 @@ CLIENT_OPTIONS: dict = {}
 
 
 def _proxy_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("A proxy URL starts with http:// or https://.")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # a port past 65535 (or no number) raises here, not at the first call
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ValueError(
+            "A proxy URL starts with http:// or https://, then the host and, if any, a port "
+            "from 1 to 65535."
+        )
     if parts.password:
         raise ValueError("The proxy URL must not contain a password: settings are stored in clear.")
     return raw

@@ -158,9 +158,16 @@ def _api_key(value: str) -> str:
 
 def _url(value: str, field_name: str, what: str) -> str:
     value = text(value, field=field_name, label=what, max_length=URL_LENGTH)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CredentialError(f"Enter the {what} as an http:// or https:// URL.", field_name)
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # a port past 65535 (or no number) raises here, not at the first call
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise CredentialError(
+            f"Enter the {what} as an http:// or https:// URL (a port, if any, from 1 to 65535).",
+            field_name,
+        )
     if parts.password:
         # This field is stored and shown in clear; a password in it would leak.
         raise CredentialError(

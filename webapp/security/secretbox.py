@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import secrets
 import shlex
@@ -28,6 +29,7 @@ from webapp import privatefile
 PREFIX = "v1:"
 KEY_FILE = "master.key"
 NEXT_KEY_FILE = "master.key.next"  # present only while a rotation is under way
+log = logging.getLogger(__name__)
 CANARY = b"certdesk master key check"
 
 # (model class, column attribute) for every sealed column, filled by @sealed_columns.
@@ -159,7 +161,14 @@ def load_box(instance: Path, env_key: str | None, *, may_create: bool) -> Secret
     key = _read_key_file(path)
     nxt = instance / NEXT_KEY_FILE
     # A rotation was interrupted: values may be sealed under either key until it is re-run.
-    return SecretBox(key, _read_key_file(nxt)) if nxt.exists() else SecretBox(key)
+    if not nxt.exists():
+        return SecretBox(key)
+    log.warning(
+        "a master key rotation was interrupted (%s exists): some secrets are sealed under that "
+        "key; run `certdesk rotate-master-key` again to finish it, and keep that file until then",
+        nxt,
+    )
+    return SecretBox(key, _read_key_file(nxt))
 
 
 KEY_CHECK_SETTING = "master_key_check"

@@ -1,0 +1,94 @@
+"""The CERTDESK_* settings the README names: one of the wrong kind stops the start with its name
+and what it takes, instead of a traceback later or a value read as something else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "name, value, said",
+    [
+        ("IDLE_TIMEOUT_MINUTES", "abc", "must be a whole number of at least 1, not 'abc'"),
+        ("IDLE_TIMEOUT_MINUTES", "0", "must be a whole number of at least 1, not 0"),
+        ("MAX_CONTENT_LENGTH", "-5", "must be a whole number of at least 1, not -5"),
+        ("ORDERS_SETTLE_MARGIN_SECONDS", "1m", "must be a number of at least 0, not '1m'"),
+        ("SCHEDULER_ENABLED", "nope", "must be true or false, not 'nope'"),
+        ("SESSION_COOKIE_SECURE", "maybe", "must be true or false, not 'maybe'"),
+        ("TRUSTED_HOSTS", "a.example, localhost", "must be a JSON list of host names"),
+        ("LOG_LEVEL", "verbose", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ],
+)
+@pytest.mark.parametrize("command", [["audit", "verify"], ["serve"]])
+def test_a_wrong_kind_of_setting_stops_the_start_naming_it(tmp_path, name, value, said, command):
+    env = dict(os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"))
+    env.pop("DATABASE_URL", None)
+    env[f"CERTDESK_{name}"] = value
+    ran = subprocess.run(
+        [sys.executable, "-m", "webapp", *command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 2, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert f"CertDesk cannot start: CERTDESK_{name} {said}" in ran.stderr, ran.stderr
+
+
+@pytest.mark.parametrize("off", ["False", "false", "no", "off", "0"])
+def test_secure_cookie_off_in_words_is_off(tmp_path, monkeypatch, off):
+    """CERTDESK_SESSION_COOKIE_SECURE=False: the session cookie is sent without the Secure flag
+    (with it, a browser on plain http:// keeps no session and no one signs in)."""
+    monkeypatch.setenv("CERTDESK_SESSION_COOKIE_SECURE", off)
+    app = make_app(tmp_path / "instance", tmp_path / "instance" / "certdesk.db")
+    assert app.config["SESSION_COOKIE_SECURE"] is False
+    with app.test_client() as client:
+        cookie = client.get("/login").headers.get("Set-Cookie", "")
+    assert "certdesk_session=" in cookie and "Secure" not in cookie, cookie
+
+
+@pytest.mark.parametrize("on", ["True", "true", "yes", "1"])
+def test_secure_cookie_on_in_words_is_on(tmp_path, monkeypatch, on):
+    monkeypatch.setenv("CERTDESK_SESSION_COOKIE_SECURE", on)
+    app = make_app(tmp_path / "instance", tmp_path / "instance" / "certdesk.db")
+    with app.test_client() as client:
+        cookie = client.get("/login").headers.get("Set-Cookie", "")
+    assert "certdesk_session=" in cookie and "Secure" in cookie, cookie
+
+
+def test_one_trusted_host_as_plain_text_is_a_list_of_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("CERTDESK_TRUSTED_HOSTS", "certdesk.example.com")
+    app = make_app(tmp_path / "instance", tmp_path / "instance" / "certdesk.db")
+    assert app.config["TRUSTED_HOSTS"] == ["certdesk.example.com"]
+    with app.test_client() as client:
+        assert client.get("/healthz", base_url="http://certdesk.example.com").status_code == 200
+        assert client.get("/healthz", base_url="http://evil.example").status_code == 400
+
+
+def test_a_log_level_in_lower_case_is_taken(tmp_path):
+    """CERTDESK_LOG_LEVEL=warning quiets the INFO lines (the migrations' among them)."""
+    env = dict(
+        os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"), CERTDESK_LOG_LEVEL="warning"
+    )
+    env.pop("DATABASE_URL", None)
+    ran = subprocess.run(
+        [sys.executable, "-m", "webapp", "db", "upgrade"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran
+    assert "Traceback" not in ran.stderr and " INFO " not in ran.stderr, ran.stderr
