@@ -558,3 +558,26 @@ def test_one_user_signing_in_from_several_browsers_at_once_is_not_slowed(app):
         return auth.authenticate("operator", PASSWORD, ATTACKER["REMOTE_ADDR"])[0].username
 
     assert together(app, *[sign_in] * 8) == ["operator"] * 8
+
+
+def test_failures_are_kept_as_long_as_the_failure_window_counts_them(app):
+    from webapp.auth.models import LoginAttempt
+
+    app.config["LOGIN_FAILURE_WINDOW_HOURS"] = 24 * 7
+    now = utcnow()
+    for age in (1, 3, 6, 8):
+        db.session.add(
+            LoginAttempt(
+                username="operator",
+                address=f"192.0.2.{age}",
+                success=False,
+                at=now - timedelta(days=age),
+            )
+        )
+    db.session.commit()
+    auth.prune_login_attempts()
+    kept = db.session.execute(db.select(LoginAttempt.address)).scalars().all()
+    assert sorted(kept) == ["192.0.2.1", "192.0.2.3", "192.0.2.6"]
+    # A week's failures still slow the name from an address it never signed in from.
+    name = auth.throttles("operator", "198.51.100.7", now)[-1]
+    assert name.failures == 3

@@ -481,13 +481,15 @@ def authenticate(
 
 
 def prune_login_attempts() -> int:
-    """Forget failed sign-ins older than two days and successful ones older than the days an
-    address stays known (LOGIN_KNOWN_ADDRESS_DAYS), and sessions ended (or idle) for a week."""
-    now = utcnow()
-    known = timedelta(days=current_app.config["LOGIN_KNOWN_ADDRESS_DAYS"])
+    """Forget failed sign-ins the throttles no longer count (older than the failure window,
+    and at least two days), successful ones older than the days an address stays known
+    (LOGIN_KNOWN_ADDRESS_DAYS), and sessions ended (or idle) for a week."""
+    now, cfg = utcnow(), current_app.config
+    known = timedelta(days=cfg["LOGIN_KNOWN_ADDRESS_DAYS"])
+    failures = max(timedelta(days=2), timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"]))
     res = db.session.execute(
         delete(LoginAttempt).where(
-            LoginAttempt.at < now - timedelta(days=2),
+            LoginAttempt.at < now - failures,
             or_(LoginAttempt.success.is_(False), LoginAttempt.at < now - known),
         )
     )
