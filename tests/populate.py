@@ -64,6 +64,7 @@ def fill(n: int, quiet: bool = False) -> None:
     from webapp.csrs import models as csr_models
     from webapp.csrs.models import Csr
     from webapp.extensions import db
+    from webapp.jobs.models import Job
     from webapp.keys.models import PrivateKey
 
     rng = random.Random(5)
@@ -271,6 +272,24 @@ def fill(n: int, quiet: bool = False) -> None:
             }
             for cred in (1, 2)
             for i in range(1, 21)
+        ),
+    )
+
+    # Background jobs: a status check every 15 minutes, N/10 of them.
+    jobs = n // 10
+    put(
+        Job,
+        (
+            {
+                "kind": "orders.poll",
+                "title": "Check Order Status (scheduled)",
+                "state": "succeeded" if i % 50 else "failed",
+                "progress": 1,
+                "total": 1,
+                "created_at": now - timedelta(minutes=15 * (jobs - i)),
+                "finished_at": now - timedelta(minutes=15 * (jobs - i)),
+            }
+            for i in range(1, jobs + 1)
         ),
     )
 

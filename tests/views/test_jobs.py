@@ -327,3 +327,43 @@ def test_jobs_run_in_a_worker_thread(app, inline):
             break
         time.sleep(0.05)
     assert db.session.get(Job, job_id).state == "succeeded"
+
+
+def test_the_list_pages_through_every_job_and_keeps_its_page_while_refreshing(app, operator_client):
+    import html
+    import re
+
+    db.session.add_all(Job(kind="test", title=f"Job {n}", state="succeeded") for n in range(60))
+    db.session.commit()
+    first = operator_client.get("/jobs/").get_data(as_text=True)
+    assert "Job 59</a>" in first and "Job 10</a>" in first and "Job 9</a>" not in first
+    assert "1–50 of 60" in first
+    nxt = html.unescape(re.search(r'<a href="([^"]+)"[^>]*rel="next"', first).group(1))
+    second = operator_client.get(nxt, headers=HTMX).get_data(as_text=True)
+    assert "<html" not in second and "51–60 of 60" in second
+    shown = re.findall(r">Job (\d+)</a>", second)
+    assert shown == [str(n) for n in range(9, -1, -1)]
+    # A job running on the page shown refreshes that page, not the first one.
+    db.session.execute(update(Job).where(Job.title == "Job 3").values(state="running"))
+    db.session.commit()
+    again = operator_client.get(nxt, headers=HTMX).get_data(as_text=True)
+    refresh = re.search(r'hx-get="([^"]+)" hx-trigger="every 2s"', again).group(1)
+    assert html.unescape(refresh) == nxt
+
+
+def test_finished_jobs_are_forgotten_after_the_kept_days_running_ones_never(app):
+    now = utcnow()
+    old = now - jobs.JOBS_KEPT - timedelta(hours=1)
+    recent = now - jobs.JOBS_KEPT + timedelta(hours=1)
+    for title, state, at in (
+        ("old done", "succeeded", old),
+        ("old failed", "failed", old),
+        ("old running", "running", old),
+        ("old queued", "queued", old),
+        ("recent done", "succeeded", recent),
+    ):
+        db.session.add(Job(kind="test", title=title, state=state, created_at=at))
+    db.session.commit()
+    assert jobs.prune(now) == 2
+    left = db.session.execute(db.select(Job.title).order_by(Job.title)).scalars().all()
+    assert left == ["old queued", "old running", "recent done"]

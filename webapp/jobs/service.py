@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from webapp.dbtypes import utcnow
 from webapp.extensions import db, take_turn
-from webapp.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
+from webapp.jobs.models import FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from webapp.security import rbac
 from webapp.settings import service as settings
 
@@ -310,6 +310,24 @@ def get(job_id: int) -> Job | None:
 
 def result_of(job: Job) -> dict:
     return json.loads(job.result) if job.result else {}
+
+
+def query():
+    """Every job, newest first (the Jobs page, paged)."""
+    return select(Job).order_by(Job.id.desc())
+
+
+# Finished jobs are kept this long, then forgotten (the audit trail keeps who started what).
+JOBS_KEPT = timedelta(days=90)
+
+
+def prune(now=None) -> int:
+    """Forget the finished jobs started more than JOBS_KEPT ago (through the index on
+    ``created_at``); queued and running ones stay, whatever their age."""
+    cutoff = (now or utcnow()) - JOBS_KEPT
+    res = db.session.execute(delete(Job).where(Job.created_at < cutoff, Job.state.in_(FINISHED)))
+    db.session.commit()
+    return res.rowcount
 
 
 def recent(limit: int = 10) -> list[Job]:

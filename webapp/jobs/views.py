@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort
+from flask import Blueprint, abort, request
 
 from webapp import htmx
 from webapp.jobs import service
+from webapp.paging import page_args, paginate
 from webapp.security import rbac
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -14,7 +15,12 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 @bp.get("/")
 @rbac.require(rbac.JOBS_VIEW)
 def index():
-    return htmx.render("jobs/index.html", block="rows", jobs=service.recent(50))
+    page, per_page = page_args(50)
+    result = paginate(service.query(), page, per_page)
+    args = {k: v for k, v in request.args.items() if k == "per_page"}
+    return htmx.render(
+        "jobs/index.html", block="rows", page=result, args=args, kept=service.JOBS_KEPT.days
+    )
 
 
 @bp.get("/<int:job_id>")
