@@ -728,8 +728,10 @@ MAX_CHAIN = 10  # issuers above a certificate in a bundle; real chains have two 
 def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, list]]:
     """Group a bundle into (leaf, chain): the end-entity certificates, each with its issuers.
 
-    The chain runs from the leaf's issuer upwards, as far as the bundle goes. A bundle of CA
-    certificates only (a root and an intermediate, say) yields each of them with its own chain.
+    The chain runs from the leaf's issuer upwards, as far as the bundle goes. A CA certificate
+    in no leaf's chain (a bundle of CA certificates only, a root and an intermediate, say, or
+    a CA certificate beside leaves it did not issue) is one of the bundle's own certificates:
+    it comes with its own chain too, rather than going missing.
     Raises PkiError for a chain longer than MAX_CHAIN: each leaf keeps its own copy of its chain,
     so a bundle of certificates each issued by the one before would cost the square of its size.
     """
@@ -737,9 +739,8 @@ def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, 
     by_subject: dict = {}
     for c in certs:
         by_subject.setdefault(c.subject, c)
-    leaves = [c for c in certs if not is_ca(c)] or certs
-    out = []
-    for leaf in leaves:
+
+    def chain_of(leaf) -> list:
         chain, cur, seen = [], leaf, {fingerprint(leaf)}
         while cur.issuer != cur.subject and cur.issuer in by_subject:
             nxt = by_subject[cur.issuer]
@@ -755,7 +756,11 @@ def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, 
                     "files",
                 )
             cur = nxt
-        out.append((leaf, chain))
+        return chain
+
+    out = [(leaf, chain_of(leaf)) for leaf in certs if not is_ca(leaf)]
+    in_chains = {fingerprint(c) for _, chain in out for c in chain}
+    out += [(ca, chain_of(ca)) for ca in certs if is_ca(ca) and fingerprint(ca) not in in_chains]
     return out
 
 

@@ -73,6 +73,23 @@ def test_import_every_format_and_duplicates(admin_client):
     assert "a.example.com" in page
 
 
+def test_a_ca_certificate_that_issued_none_of_the_others_is_imported_not_dropped(admin_client):
+    """A file of certificates: a CA certificate that is no other one's issuer is one of the
+    certificates given, not part of a chain, and must not vanish without a word."""
+    pki, other = MiniPki(), MiniPki("Other Corp")
+    _key, cert = pki.leaf("leaf.example.com")
+    bundle = pem(cert) + pem(pki.intermediate) + pem(other.root)
+    resp = _upload(admin_client, ("bundle.pem", bundle))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    page = admin_client.get(resp.headers["Location"], follow_redirects=True)
+    assert "Import finished: 2 added." in page.get_data(as_text=True)
+    rows = {r.fingerprint_sha256: r for r in db.session.execute(select(Certificate)).scalars()}
+    assert set(rows) == {webapp_pki.fingerprint(cert), webapp_pki.fingerprint(other.root)}
+    leaf = rows[webapp_pki.fingerprint(cert)]
+    assert leaf.chain_pem.count("BEGIN CERTIFICATE") == 1  # its intermediate, not the other root
+    assert rows[webapp_pki.fingerprint(other.root)].is_ca
+
+
 def test_bad_input_changes_nothing(admin_client):
     pki = MiniPki()
     key, cert = pki.leaf("x.example.com")
