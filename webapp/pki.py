@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -725,6 +726,29 @@ def is_ca(cert: x509.Certificate) -> bool:
 MAX_CHAIN = 10  # issuers above a certificate in a bundle; real chains have two or three
 
 
+# Certificates named as a certificate's issuer whose signature is checked at most, to find the
+# one that signed it (a re-keyed CA keeps its name); a real bundle has one or two.
+MAX_ISSUER_TRIES = 4
+
+
+def _issuer_among(cert: x509.Certificate, named: list[x509.Certificate]):
+    """The certificate among ``named`` (those whose subject is ``cert``'s issuer) that signed
+    ``cert``, or None: two CA certificates may bear one name (a CA re-keyed, an old and a new
+    root), and a chain holding the other one would not verify. One whose signature this library
+    cannot check (an algorithm it lacks) is taken by its name alone, as before."""
+    unchecked = None
+    for candidate in named[:MAX_ISSUER_TRIES]:
+        try:
+            cert.verify_directly_issued_by(candidate)
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+        except UnsupportedAlgorithm:
+            unchecked = unchecked or candidate
+            continue
+        return candidate
+    return unchecked
+
+
 def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, list]]:
     """Group a bundle into (leaf, chain): the end-entity certificates, each with its issuers.
 
@@ -738,13 +762,13 @@ def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, 
     certs = list({fingerprint(c): c for c in certs}.values())
     by_subject: dict = {}
     for c in certs:
-        by_subject.setdefault(c.subject, c)
+        by_subject.setdefault(c.subject, []).append(c)
 
     def chain_of(leaf) -> list:
         chain, cur, seen = [], leaf, {fingerprint(leaf)}
         while cur.issuer != cur.subject and cur.issuer in by_subject:
-            nxt = by_subject[cur.issuer]
-            if fingerprint(nxt) in seen:
+            nxt = _issuer_among(cur, by_subject[cur.issuer])
+            if nxt is None or fingerprint(nxt) in seen:
                 break
             seen.add(fingerprint(nxt))
             chain.append(nxt)

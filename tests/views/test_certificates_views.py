@@ -90,6 +90,34 @@ def test_a_ca_certificate_that_issued_none_of_the_others_is_imported_not_dropped
     assert rows[webapp_pki.fingerprint(other.root)].is_ca
 
 
+def test_a_chain_holds_the_issuer_that_signed_not_another_of_the_same_name(admin_client):
+    """Two roots of one name (a CA re-keyed): the leaf's chain, and so its full-chain and PKCS#7
+    downloads, hold the one whose key signed its intermediate."""
+    pki, rekeyed = MiniPki(), MiniPki()  # the same names, other keys
+    assert rekeyed.root.subject == pki.root.subject
+    _key, cert = pki.leaf("leaf.example.com")
+    bundle = pem(cert) + pem(pki.intermediate) + pem(rekeyed.root) + pem(pki.root)
+    resp = _upload(admin_client, ("bundle.pem", bundle))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    leaf = db.session.execute(
+        select(Certificate).where(Certificate.common_name == "leaf.example.com")
+    ).scalar_one()
+    full = x509.load_pem_x509_certificates(
+        admin_client.get(f"/certificates/{leaf.id}/download/fullchain").get_data()
+    )
+    assert full == [cert, pki.intermediate, pki.root]
+    for child, issuer in zip(full, full[1:], strict=False):
+        child.verify_directly_issued_by(issuer)
+    p7 = admin_client.get(f"/certificates/{leaf.id}/download/p7b").get_data()
+    assert set(pkcs7.load_pem_pkcs7_certificates(p7)) == {cert, pki.intermediate, pki.root}
+    # The other root is a certificate of the file too: imported on its own.
+    assert db.session.execute(
+        select(Certificate).where(
+            Certificate.fingerprint_sha256 == webapp_pki.fingerprint(rekeyed.root)
+        )
+    ).scalar_one()
+
+
 def test_bad_input_changes_nothing(admin_client):
     pki = MiniPki()
     key, cert = pki.leaf("x.example.com")
@@ -141,17 +169,20 @@ def test_one_import_takes_at_most_a_thousand_certificates(operator_client):
     assert resp.status_code == 303 and _count(Certificate) == 1000
 
 
+_KEYS: dict = {}  # a key per common name, so that an issuer's key signs what it issues
+
+
 def _certificate(cn, *, issuer=None, ca=False, padding=0, sans=()):
-    """A certificate (signed by a throwaway key: signatures are not what is checked) of
-    ``issuer`` (CN; default: itself), with ``sans`` and an unknown extension of ``padding``
-    bytes."""
+    """A certificate of ``issuer`` (CN; default: itself), signed by that name's key, with
+    ``sans`` and an unknown extension of ``padding`` bytes."""
     from datetime import UTC, datetime, timedelta
 
     from cryptography.hazmat.primitives import hashes
 
     from tests.unit.certs.factory import ec_key
 
-    key = ec_key()
+    key = _KEYS.setdefault(cn, ec_key())
+    signer = _KEYS.setdefault(issuer or cn, ec_key())
     start = datetime.now(UTC) - timedelta(days=1)
     builder = (
         x509.CertificateBuilder()
@@ -171,7 +202,7 @@ def _certificate(cn, *, issuer=None, ca=False, padding=0, sans=()):
     if sans:
         names = [x509.DNSName(n) for n in sans]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(key, hashes.SHA256())
+    return builder.sign(signer, hashes.SHA256())
 
 
 def test_a_certificate_larger_than_a_real_one_is_refused(operator_client):
