@@ -256,6 +256,9 @@ class SanSet:
     dns: list[str] = field(default_factory=list)
     ip: list[str] = field(default_factory=list)
     email: list[str] = field(default_factory=list)
+    # Every SAN as the certificate or CSR holds it, in its order (case kept; a URI, a directory
+    # name or another kind of name with its kind): what its page shows.
+    shown: list[str] = field(default_factory=list)
 
     def all(self) -> list[str]:
         return self.dns + self.ip + self.email
@@ -489,6 +492,11 @@ def _sans_of(ext_holder) -> SanSet:
             sans.ip.append(str(gn.value))
         elif isinstance(gn, x509.RFC822Name):
             sans.email.append(visible(gn.value.lower()))
+        if isinstance(gn, x509.DNSName | x509.IPAddress | x509.RFC822Name):
+            sans.shown.append(visible(_general_name(gn)))
+        else:
+            kind = type(gn).__name__.replace("Name", "").replace("UniformResourceIdentifier", "URI")
+            sans.shown.append(f"{kind}:{visible(_general_name(gn))}")
     return sans
 
 

@@ -118,6 +118,49 @@ def test_a_chain_holds_the_issuer_that_signed_not_another_of_the_same_name(admin
     ).scalar_one()
 
 
+def test_the_sans_shown_are_those_the_certificate_holds(admin_client):
+    """Every SAN of the certificate, as it holds them: a URI too (a SPIFFE ID, say), and a DNS
+    name in the case it was written, as ``openssl x509 -text`` shows them."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.unit.certs.factory import ec_key
+
+    key, start = ec_key(), datetime.now(UTC) - timedelta(days=1)
+    names = [
+        x509.DNSName("WWW.Upper.Example"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/prod/sa/web"),
+        x509.IPAddress(ipaddress.ip_address("192.0.2.7")),
+        x509.RFC822Name("Ops@Example.org"),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "www.upper")]))
+        .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "www.upper")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    resp = _upload(admin_client, ("sans.pem", pem(cert)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    shown = re.search(r'<dd id="cert-sans">(.*?)</dd>', page, re.S).group(1)
+    assert re.findall(r"<code>([^<]*)</code>", shown) == [
+        "WWW.Upper.Example",
+        "URI:spiffe://example.org/ns/prod/sa/web",
+        "192.0.2.7",
+        "Ops@Example.org",
+    ]
+    # The list and its search still read the names in lower case.
+    found = admin_client.get("/certificates/?q=www.upper.example").get_data(as_text=True)
+    assert f'href="/certificates/{resp.headers["Location"].rsplit("/", 1)[1]}"' in found
+
+
 def test_bad_input_changes_nothing(admin_client):
     pki = MiniPki()
     key, cert = pki.leaf("x.example.com")
