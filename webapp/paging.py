@@ -69,7 +69,9 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.page * self.per_page < self.total
+        # "More than total": rows were counted past the cap, which is at least a page's worth,
+        # so some follow this page.
+        return not self.exact or self.page * self.per_page < self.total
 
     @property
     def first_index(self) -> int:
@@ -445,6 +447,8 @@ def paginate(
         key = entity.__mapper__.primary_key[0]
     if count_cap is None:
         count_cap = stmt.get_execution_options().get("count_cap", COUNT_CAP)
+    # At least a page's worth: the count says whether a row follows the page (Next).
+    count_cap = max(count_cap, per_page)
     page = max(1, page)
     keys = _order_keys(stmt, entity)
     after, before = cursor if cursor is not None else _cursor_from_request()
