@@ -183,8 +183,11 @@ def test_sorting_and_htmx_results(auditor_client, orders):
 
 def test_the_pager_stops_counting_at_the_cap(auditor_client, orders, monkeypatch):
     monkeypatch.setattr(paging, "COUNT_CAP", 3)
+    capped = queries.page_of(queries.OrderFilter(), 1, 2)
+    assert (capped.total, capped.exact, capped.has_next) == (3, False, True)  # more than 3
+    # A page's worth is always counted: five rows shown are "of 5", never "of more than 3".
     page = auditor_client.get("/entrust/?per_page=25").get_data(as_text=True)
-    assert "of more than 3" in page and _rows(page) == 5
+    assert "1–5 of 5" in page and _rows(page) == 5
     first = auditor_client.get("/entrust/?sort=cn").get_data(as_text=True)
     assert "Next" not in first
     monkeypatch.setattr(paging, "COUNT_CAP", 10)
