@@ -145,6 +145,23 @@ def test_filters_and_search(auditor_client, orders, query, expected):
         assert "No orders match these filters." in page
 
 
+def test_a_serial_number_is_found_as_openssl_prints_it(auditor_client, orders):
+    """Entrust gives the serial without leading zeros (D881...); openssl x509 -text prints
+    00:d8:81:..., the form a user copies from a certificate: both find the order, as they find
+    its certificate in SSL > Certificates."""
+    serial = "D881F20CB923DCEA3057D6E954B96B"
+    make_order("5000777", "ACTIVE", "issued", common_name="serial.example.com", serial=serial)
+    pairs = ":".join(("00" + serial)[i : i + 2] for i in range(0, len(serial) + 2, 2))
+    for q in (serial, serial.lower(), pairs, pairs.upper(), pairs[:14]):
+        page = auditor_client.get("/entrust/", query_string={"q": q}).get_data(as_text=True)
+        assert len(set(re.findall(r'data-order="(\d+)"', page))) == 1, q
+    page = auditor_client.get("/entrust/", query_string={"q": pairs}).get_data(as_text=True)
+    assert "serial.example.com" in page
+    # Only a colon-separated serial drops its leading zeros: "0500" is not "500".
+    page = auditor_client.get("/entrust/", query_string={"q": "05000"}).get_data(as_text=True)
+    assert "No orders match these filters." in page
+
+
 def test_the_status_filter_offers_every_status_entrust_gives_an_order(auditor_client):
     """Each of ECS's certificate statuses can be chosen (an import brings in orders in any of
     them), third-party certificates' UNKNOWN aside, with CertDesk's own states after them."""
