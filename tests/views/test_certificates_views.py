@@ -161,6 +161,25 @@ def test_the_sans_shown_are_those_the_certificate_holds(admin_client):
     assert f'href="/certificates/{resp.headers["Location"].rsplit("/", 1)[1]}"' in found
 
 
+def test_a_certificate_not_valid_yet_says_so_rather_than_valid(admin_client):
+    """Its notBefore is still to come: the page says when it starts, not "Valid"."""
+    from datetime import UTC, datetime, timedelta
+
+    pki = MiniPki()
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    _key, later = pki.leaf("later.example.com", start=start)
+    _key, now = pki.leaf("now.example.com")
+    resp = _upload(admin_client, ("later.pem", pem(later)), ("now.pem", pem(now)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    ids = {r.common_name: r.id for r in db.session.execute(select(Certificate)).scalars().all()}
+    page = admin_client.get(f"/certificates/{ids['later.example.com']}").get_data(as_text=True)
+    assert 'id="cert-not-yet-valid">Not valid before ' in page
+    assert f"{start:%Y-%m-%d %H:%M}" in page.split('id="cert-not-yet-valid">')[1][:120]
+    assert "days left" not in page and "Expires in" not in page
+    page = admin_client.get(f"/certificates/{ids['now.example.com']}").get_data(as_text=True)
+    assert "cert-not-yet-valid" not in page
+
+
 def test_bad_input_changes_nothing(admin_client):
     pki = MiniPki()
     key, cert = pki.leaf("x.example.com")
