@@ -69,7 +69,9 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.page * self.per_page < self.total
+        # "More than total": rows were counted past the cap, which is at least a page's worth,
+        # so some follow this page.
+        return not self.exact or self.page * self.per_page < self.total
 
     @property
     def first_index(self) -> int:
@@ -89,7 +91,7 @@ class Page:
                 out["after"] = self.next_cursor
         else:
             out["page"] = self.page - 1
-            if self.prev_cursor and self.page > 2:
+            if self.prev_cursor:  # page 1 too: rows added above since would be skipped
                 out["before"] = self.prev_cursor
         return out
 
@@ -445,6 +447,8 @@ def paginate(
         key = entity.__mapper__.primary_key[0]
     if count_cap is None:
         count_cap = stmt.get_execution_options().get("count_cap", COUNT_CAP)
+    # At least a page's worth: the count says whether a row follows the page (Next).
+    count_cap = max(count_cap, per_page)
     page = max(1, page)
     keys = _order_keys(stmt, entity)
     after, before = cursor if cursor is not None else _cursor_from_request()
@@ -453,8 +457,8 @@ def paginate(
     by = None
     if db.session.get_bind().dialect.name == "postgresql":
         by = keys[-1].column if keys is not None else key
-    if keys is not None and page > 1:
-        if (values := read_cursor(keys, after)) is not None:
+    if keys is not None and (page > 1 or before):
+        if page > 1 and (values := read_cursor(keys, after)) is not None:
             segments = _segments(keys, values, False, False)
             if len(segments) == 1:  # the rows after the cursor, counted from the first of them
                 ordered = stmt.order_by(None).order_by(*_ordered(keys, False))
@@ -464,9 +468,15 @@ def paginate(
             if not items:  # nothing after the cursor any more: start again
                 items, counted, page = None, None, 1
         elif (values := read_cursor(keys, before)) is not None:
-            items = _fetch(stmt, keys, _segments(keys, values, True, False), True, per_page)
-            items.reverse()
-            if len(items) < per_page:  # fewer rows before the cursor than pages before it
+            # The page before the cursor, and whether rows come before it (one more is read).
+            segments = _segments(keys, values, True, False)
+            found = _fetch(stmt, keys, segments, True, per_page + 1)
+            found.reverse()
+            if len(found) > per_page:  # rows before it: not the first page (rows were added)
+                items, page = found[1:], max(page, 2)
+            elif len(found) == per_page:  # the list's first rows (rows were removed before)
+                items, page = found, 1
+            else:  # fewer rows before the cursor than a page: the first page, from its start
                 items, page = None, 1
     if items is None and page > 1:
         # By number: the order's last (unique) column is the key the index holds, the primary

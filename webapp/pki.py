@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -255,6 +256,9 @@ class SanSet:
     dns: list[str] = field(default_factory=list)
     ip: list[str] = field(default_factory=list)
     email: list[str] = field(default_factory=list)
+    # Every SAN as the certificate or CSR holds it, in its order (case kept; a URI, a directory
+    # name or another kind of name with its kind): what its page shows.
+    shown: list[str] = field(default_factory=list)
 
     def all(self) -> list[str]:
         return self.dns + self.ip + self.email
@@ -488,6 +492,11 @@ def _sans_of(ext_holder) -> SanSet:
             sans.ip.append(str(gn.value))
         elif isinstance(gn, x509.RFC822Name):
             sans.email.append(visible(gn.value.lower()))
+        if isinstance(gn, x509.DNSName | x509.IPAddress | x509.RFC822Name):
+            sans.shown.append(visible(_general_name(gn)))
+        else:
+            kind = type(gn).__name__.replace("Name", "").replace("UniformResourceIdentifier", "URI")
+            sans.shown.append(f"{kind}:{visible(_general_name(gn))}")
     return sans
 
 
@@ -725,25 +734,49 @@ def is_ca(cert: x509.Certificate) -> bool:
 MAX_CHAIN = 10  # issuers above a certificate in a bundle; real chains have two or three
 
 
+# Certificates named as a certificate's issuer whose signature is checked at most, to find the
+# one that signed it (a re-keyed CA keeps its name); a real bundle has one or two.
+MAX_ISSUER_TRIES = 4
+
+
+def _issuer_among(cert: x509.Certificate, named: list[x509.Certificate]):
+    """The certificate among ``named`` (those whose subject is ``cert``'s issuer) that signed
+    ``cert``, or None: two CA certificates may bear one name (a CA re-keyed, an old and a new
+    root), and a chain holding the other one would not verify. One whose signature this library
+    cannot check (an algorithm it lacks) is taken by its name alone, as before."""
+    unchecked = None
+    for candidate in named[:MAX_ISSUER_TRIES]:
+        try:
+            cert.verify_directly_issued_by(candidate)
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+        except UnsupportedAlgorithm:
+            unchecked = unchecked or candidate
+            continue
+        return candidate
+    return unchecked
+
+
 def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, list]]:
     """Group a bundle into (leaf, chain): the end-entity certificates, each with its issuers.
 
-    The chain runs from the leaf's issuer upwards, as far as the bundle goes. A bundle of CA
-    certificates only (a root and an intermediate, say) yields each of them with its own chain.
+    The chain runs from the leaf's issuer upwards, as far as the bundle goes. A CA certificate
+    in no leaf's chain (a bundle of CA certificates only, a root and an intermediate, say, or
+    a CA certificate beside leaves it did not issue) is one of the bundle's own certificates:
+    it comes with its own chain too, rather than going missing.
     Raises PkiError for a chain longer than MAX_CHAIN: each leaf keeps its own copy of its chain,
     so a bundle of certificates each issued by the one before would cost the square of its size.
     """
     certs = list({fingerprint(c): c for c in certs}.values())
     by_subject: dict = {}
     for c in certs:
-        by_subject.setdefault(c.subject, c)
-    leaves = [c for c in certs if not is_ca(c)] or certs
-    out = []
-    for leaf in leaves:
+        by_subject.setdefault(c.subject, []).append(c)
+
+    def chain_of(leaf) -> list:
         chain, cur, seen = [], leaf, {fingerprint(leaf)}
         while cur.issuer != cur.subject and cur.issuer in by_subject:
-            nxt = by_subject[cur.issuer]
-            if fingerprint(nxt) in seen:
+            nxt = _issuer_among(cur, by_subject[cur.issuer])
+            if nxt is None or fingerprint(nxt) in seen:
                 break
             seen.add(fingerprint(nxt))
             chain.append(nxt)
@@ -755,7 +788,11 @@ def split_leaves(certs: list[x509.Certificate]) -> list[tuple[x509.Certificate, 
                     "files",
                 )
             cur = nxt
-        out.append((leaf, chain))
+        return chain
+
+    out = [(leaf, chain_of(leaf)) for leaf in certs if not is_ca(leaf)]
+    in_chains = {fingerprint(c) for _, chain in out for c in chain}
+    out += [(ca, chain_of(ca)) for ca in certs if is_ca(ca) and fingerprint(ca) not in in_chains]
     return out
 
 

@@ -27,6 +27,20 @@
     }
   }
 
+  // A form's days (Admin > Audit's From and To) are those of the viewer's time zone, in which
+  // the list shows its times: the zone goes with the form.
+  function fillViewerZone(root) {
+    var zone = "";
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) {
+      return;
+    }
+    root.querySelectorAll("input[data-viewer-zone]").forEach(function (el) {
+      if (!el.value) el.value = zone;
+    });
+  }
+
   // An order form's CSR: using a choice's own field (the list of CSRs, the new key's type, the
   // paste box, the file) chooses it, as a user expects who never clicked the radio button.
   function chooseCsrSource(ev) {
@@ -265,6 +279,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     requestIdsAfterBack();
     localiseTimes(document);
+    fillViewerZone(document);
     focusFirstError();
   });
   document.addEventListener("htmx:afterSettle", function (ev) {

@@ -66,3 +66,23 @@ def test_an_export_linked_from_another_site_is_started_only_from_certdesk(page, 
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text("utf-8"))))
     assert len(rows) == before + 1  # the one export the user asked for, not the lure's
     assert _exports(page, live_server) == before + 1
+
+
+def test_the_audit_days_are_those_of_the_viewers_time_zone(browser, live_server):
+    """The trail shows its times in the browser's zone; From and To go with that zone, and so
+    does the export."""
+    context = browser.new_context(timezone_id="Pacific/Auckland", accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    try:
+        login(page, live_server, "admin")
+        page.goto(live_server.url + "/admin/audit/")
+        assert page.locator("input[name=tz]").input_value() == "Pacific/Auckland"
+        page.locator("input[name=since]").fill("2025-03-02")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url(re.compile(r".*since=2025-03-02.*"))
+        zone = re.compile(r"tz=Pacific(/|%2F)Auckland")
+        assert zone.search(page.url), page.url
+        assert zone.search(page.get_by_role("button", name="Export CSV").get_attribute("href"))
+    finally:
+        context.close()

@@ -63,8 +63,7 @@ def walk_forward(stmt_of, per_page=PER_PAGE) -> list[int]:
 def walk_back_from(page, stmt_of, per_page=PER_PAGE) -> list[int]:
     seen = [d.id for d in page.items]
     while page.has_prev:
-        before = page.prev_cursor if page.page > 2 else None
-        page = paginate(stmt_of(), page.page - 1, per_page, cursor=(None, before))
+        page = paginate(stmt_of(), page.page - 1, per_page, cursor=(None, page.prev_cursor))
         seen = [d.id for d in page.items] + seen
     return seen
 
@@ -220,7 +219,8 @@ def test_link_arguments_carry_the_cursor(app):
     args = {"q": "d0", "page": 2, "after": "old", "before": "old"}
     nxt, prev = second.link_args(args, "next"), second.link_args(args, "prev")
     assert nxt == {"q": "d0", "page": 3, "after": second.next_cursor}
-    assert prev == {"q": "d0", "page": 1}  # page 1 needs no cursor
+    # Page 1 too is read back from the cursor: rows added above since are not skipped.
+    assert prev == {"q": "d0", "page": 1, "before": second.prev_cursor}
 
 
 def test_distinct_values_in_order(app):
@@ -236,3 +236,37 @@ def test_the_gone_flag_follows_gone_at(app, gone):
     row.gone_at = utcnow() if gone else None
     db.session.commit()
     assert row.gone is gone and row.name_reversed == row.name[::-1]
+
+
+@pytest.mark.parametrize("change", ["added", "removed"])
+def test_back_to_the_first_page_skips_no_row_when_rows_changed_above(app, change):
+    """Three pages forward, then rows added (or removed) at the top of the list, then Previous
+    twice, as the links say: every row of the pages seen before is seen again on the way back,
+    and none twice on one page."""
+    make_domains()
+    f = catalog.TabFilter(sort="name")
+
+    def stmt_of():
+        return catalog.domains_query(f)
+
+    first = paginate(stmt_of(), 1, PER_PAGE, cursor=(None, None))
+    second = paginate(stmt_of(), 2, PER_PAGE, cursor=(first.next_cursor, None))
+    third = paginate(stmt_of(), 3, PER_PAGE, cursor=(second.next_cursor, None))
+    before = [d.id for d in first.items + second.items]
+    if change == "added":
+        cred = db.session.execute(select(CatalogDomain.credential_id)).scalars().first()
+        for name in ("a1.example", "a2.example"):  # before every d..-name
+            db.session.add(CatalogDomain(credential_id=cred, client_id=9, name=name))
+    else:
+        for d in first.items[:2]:
+            db.session.delete(db.session.get(CatalogDomain, d.id))
+        before = before[2:]
+    db.session.commit()
+    every = [d.id for d in db.session.execute(stmt_of()).scalars()]
+    page, seen = third, []
+    while page.has_prev:
+        args = page.link_args({}, "prev")
+        page = paginate(stmt_of(), args["page"], PER_PAGE, cursor=(None, args.get("before")))
+        seen = [d.id for d in page.items] + seen
+    assert set(before) <= set(seen), sorted(set(before) - set(seen))
+    assert page.page == 1 and [d.id for d in page.items] == every[:PER_PAGE]

@@ -44,6 +44,28 @@ def test_a_walked_search_counts_only_a_little_ahead(app, monkeypatch):
     assert not walked.exact and walked.total == search.WALKED_COUNT and walked.has_next
 
 
+@pytest.mark.parametrize("per_page", [25, 100, 200])
+def test_a_walked_search_pages_to_its_end_whatever_the_page_size(app, monkeypatch, per_page):
+    """A walked search counts a little ahead, but never less than a page: with 100 or 200 rows
+    a page, Next must still be there while rows follow (it was not: 1-100 of more than 100, and
+    no way past them)."""
+    make_domains()
+    f = catalog.TabFilter(q=".example", show="all")
+    every = [d.id for d in db.session.execute(catalog.domains_query(f)).scalars()]
+    assert len(every) == 237
+    monkeypatch.setattr(search, "NARROW", 10)
+    seen, number, after, first = [], 1, None, None
+    while True:
+        page = paginate(catalog.domains_query(f), number, per_page, cursor=(after, None))
+        first = first or page
+        seen += [d.id for d in page.items]
+        if not page.has_next:
+            break
+        number, after = number + 1, page.next_cursor
+    assert seen == every
+    assert not first.exact and first.total == max(search.WALKED_COUNT, per_page)
+
+
 TOP = chr(0x10FFFF)  # the last character Unicode has
 
 

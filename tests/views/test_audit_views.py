@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 
 from tests.helpers import HTMX
 from webapp.audit import service as audit
@@ -108,3 +109,48 @@ def test_an_export_another_site_started_asks_first_and_records_nothing(admin_cli
             assert resp.get_data(as_text=True).startswith(("id,", "seq,")), site
             done += 1
     assert exports() == done == 4
+
+
+def test_from_and_to_are_days_of_the_viewers_time_zone_as_the_list_shows_times(admin_client):
+    """The list shows each time in the viewer's zone (app.js), so From and To are that zone's
+    days, the page's form sending the zone along (``tz``); without one, UTC's days."""
+    from datetime import datetime
+
+    from sqlalchemy import func, select, update
+
+    from webapp.audit.models import AuditEvent
+
+    # In Auckland (UTC+13 in March): 1 March 22:00, 2 March 09:00, 2 March 22:00, 4 March 01:00.
+    times = ["2025-03-01T09:00Z", "2025-03-01T20:00Z", "2025-03-02T09:00Z", "2025-03-03T12:00Z"]
+    for i, when in enumerate(times):
+        audit.record("test.zone", actor="test", object_type="certificate", object_id=i)
+        db.session.flush()
+        seq = db.session.execute(select(func.max(AuditEvent.seq))).scalar_one()
+        at = datetime.fromisoformat(when)
+        db.session.execute(update(AuditEvent).where(AuditEvent.seq == seq).values(at=at))
+    db.session.commit()
+
+    def shown(query: str, export: bool = False) -> list[str]:
+        if export:
+            text = admin_client.get(f"/admin/audit/export.csv?action=test.zone&{query}")
+            rows = csv.DictReader(io.StringIO(text.get_data(as_text=True)))
+            return [r["object_id"] for r in rows if r["action"] == "test.zone"]
+        page = admin_client.get(f"/admin/audit/?action=test.zone&{query}").get_data(as_text=True)
+        return re.findall(r"<td>certificate:(\d+)</td>", page)
+
+    day = "since=2025-03-02&until=2025-03-02"
+    assert shown(day + "&tz=Pacific/Auckland") == ["2", "1"]
+    assert shown(day + "&tz=Pacific/Auckland", export=True) == ["2", "1"]
+    assert shown(day + "&tz=America/New_York") == ["2"]  # 2 March 04:00 there
+    assert shown(day) == ["2"]  # UTC
+    assert shown(day + "&tz=Not/AZone") == ["2"]  # not a zone: UTC
+    assert shown("since=2025-03-04&tz=Pacific/Auckland") == ["3"]
+    assert shown("until=2025-03-01&tz=Pacific/Auckland") == ["0"]
+    # The ends of the calendar in a zone ahead of UTC or behind it: no error.
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        for q in ("since=0001-01-01&until=9999-12-31", "since=9999-12-31", "until=0001-01-01"):
+            assert admin_client.get(f"/admin/audit/?{q}&tz={zone}").status_code == 200
+    # The form carries the zone for the page's script to fill in, and the links keep it.
+    page = admin_client.get(f"/admin/audit/?{day}&tz=Pacific/Auckland").get_data(as_text=True)
+    assert 'name="tz" value="Pacific/Auckland" data-viewer-zone' in page
+    assert "tz=Pacific/Auckland" in page.split('id="export-csv"')[1].split(">")[0]

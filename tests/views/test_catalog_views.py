@@ -56,6 +56,25 @@ def test_tab_content(admin_client, synced):
     assert "Expired" in labels and len(labels) == len(set(labels)), labels
 
 
+def test_products_sort_unlimited_ones_as_shown_above_every_count(admin_client, synced):
+    """A product sold without limit shows "Unlimited" as its total and remaining: sorted by
+    either, it comes with the most, not among those about to run out (Entrust still gives it
+    counts: the sandbox's PRIVATE_SSL has 0 remaining)."""
+    import re
+
+    def order(sort, direction):
+        page = admin_client.get(f"/entrust/manage/products?sort={sort}&dir={direction}")
+        return re.findall(r'data-product="([^"]+)"', page.get_data(as_text=True))
+
+    for sort in ("remaining", "total"):
+        ascending, descending = order(sort, "asc"), order(sort, "desc")
+        assert "PRIVATE_SSL" in ascending and len(ascending) > 3
+        assert ascending[-1] == "PRIVATE_SSL" and descending[0] == "PRIVATE_SSL", sort
+    page = admin_client.get("/entrust/manage/products?sort=remaining").get_data(as_text=True)
+    row = page.split('data-product="PRIVATE_SSL"')[1].split("</tr>")[0]
+    assert row.count("Unlimited") == 2
+
+
 def test_search_filter_sort_and_paging(admin_client, synced):
     def rows(url):
         html = admin_client.get(url, headers=HTMX).get_data(as_text=True)

@@ -73,6 +73,113 @@ def test_import_every_format_and_duplicates(admin_client):
     assert "a.example.com" in page
 
 
+def test_a_ca_certificate_that_issued_none_of_the_others_is_imported_not_dropped(admin_client):
+    """A file of certificates: a CA certificate that is no other one's issuer is one of the
+    certificates given, not part of a chain, and must not vanish without a word."""
+    pki, other = MiniPki(), MiniPki("Other Corp")
+    _key, cert = pki.leaf("leaf.example.com")
+    bundle = pem(cert) + pem(pki.intermediate) + pem(other.root)
+    resp = _upload(admin_client, ("bundle.pem", bundle))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    page = admin_client.get(resp.headers["Location"], follow_redirects=True)
+    assert "Import finished: 2 added." in page.get_data(as_text=True)
+    rows = {r.fingerprint_sha256: r for r in db.session.execute(select(Certificate)).scalars()}
+    assert set(rows) == {webapp_pki.fingerprint(cert), webapp_pki.fingerprint(other.root)}
+    leaf = rows[webapp_pki.fingerprint(cert)]
+    assert leaf.chain_pem.count("BEGIN CERTIFICATE") == 1  # its intermediate, not the other root
+    assert rows[webapp_pki.fingerprint(other.root)].is_ca
+
+
+def test_a_chain_holds_the_issuer_that_signed_not_another_of_the_same_name(admin_client):
+    """Two roots of one name (a CA re-keyed): the leaf's chain, and so its full-chain and PKCS#7
+    downloads, hold the one whose key signed its intermediate."""
+    pki, rekeyed = MiniPki(), MiniPki()  # the same names, other keys
+    assert rekeyed.root.subject == pki.root.subject
+    _key, cert = pki.leaf("leaf.example.com")
+    bundle = pem(cert) + pem(pki.intermediate) + pem(rekeyed.root) + pem(pki.root)
+    resp = _upload(admin_client, ("bundle.pem", bundle))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    leaf = db.session.execute(
+        select(Certificate).where(Certificate.common_name == "leaf.example.com")
+    ).scalar_one()
+    full = x509.load_pem_x509_certificates(
+        admin_client.get(f"/certificates/{leaf.id}/download/fullchain").get_data()
+    )
+    assert full == [cert, pki.intermediate, pki.root]
+    for child, issuer in zip(full, full[1:], strict=False):
+        child.verify_directly_issued_by(issuer)
+    p7 = admin_client.get(f"/certificates/{leaf.id}/download/p7b").get_data()
+    assert set(pkcs7.load_pem_pkcs7_certificates(p7)) == {cert, pki.intermediate, pki.root}
+    # The other root is a certificate of the file too: imported on its own.
+    assert db.session.execute(
+        select(Certificate).where(
+            Certificate.fingerprint_sha256 == webapp_pki.fingerprint(rekeyed.root)
+        )
+    ).scalar_one()
+
+
+def test_the_sans_shown_are_those_the_certificate_holds(admin_client):
+    """Every SAN of the certificate, as it holds them: a URI too (a SPIFFE ID, say), and a DNS
+    name in the case it was written, as ``openssl x509 -text`` shows them."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.unit.certs.factory import ec_key
+
+    key, start = ec_key(), datetime.now(UTC) - timedelta(days=1)
+    names = [
+        x509.DNSName("WWW.Upper.Example"),
+        x509.UniformResourceIdentifier("spiffe://example.org/ns/prod/sa/web"),
+        x509.IPAddress(ipaddress.ip_address("192.0.2.7")),
+        x509.RFC822Name("Ops@Example.org"),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "www.upper")]))
+        .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "www.upper")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    resp = _upload(admin_client, ("sans.pem", pem(cert)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    shown = re.search(r'<dd id="cert-sans">(.*?)</dd>', page, re.S).group(1)
+    assert re.findall(r"<code>([^<]*)</code>", shown) == [
+        "WWW.Upper.Example",
+        "URI:spiffe://example.org/ns/prod/sa/web",
+        "192.0.2.7",
+        "Ops@Example.org",
+    ]
+    # The list and its search still read the names in lower case.
+    found = admin_client.get("/certificates/?q=www.upper.example").get_data(as_text=True)
+    assert f'href="/certificates/{resp.headers["Location"].rsplit("/", 1)[1]}"' in found
+
+
+def test_a_certificate_not_valid_yet_says_so_rather_than_valid(admin_client):
+    """Its notBefore is still to come: the page says when it starts, not "Valid"."""
+    from datetime import UTC, datetime, timedelta
+
+    pki = MiniPki()
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=5)
+    _key, later = pki.leaf("later.example.com", start=start)
+    _key, now = pki.leaf("now.example.com")
+    resp = _upload(admin_client, ("later.pem", pem(later)), ("now.pem", pem(now)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    ids = {r.common_name: r.id for r in db.session.execute(select(Certificate)).scalars().all()}
+    page = admin_client.get(f"/certificates/{ids['later.example.com']}").get_data(as_text=True)
+    assert 'id="cert-not-yet-valid">Not valid before ' in page
+    assert f"{start:%Y-%m-%d %H:%M}" in page.split('id="cert-not-yet-valid">')[1][:120]
+    assert "days left" not in page and "Expires in" not in page
+    page = admin_client.get(f"/certificates/{ids['now.example.com']}").get_data(as_text=True)
+    assert "cert-not-yet-valid" not in page
+
+
 def test_bad_input_changes_nothing(admin_client):
     pki = MiniPki()
     key, cert = pki.leaf("x.example.com")
@@ -124,17 +231,20 @@ def test_one_import_takes_at_most_a_thousand_certificates(operator_client):
     assert resp.status_code == 303 and _count(Certificate) == 1000
 
 
+_KEYS: dict = {}  # a key per common name, so that an issuer's key signs what it issues
+
+
 def _certificate(cn, *, issuer=None, ca=False, padding=0, sans=()):
-    """A certificate (signed by a throwaway key: signatures are not what is checked) of
-    ``issuer`` (CN; default: itself), with ``sans`` and an unknown extension of ``padding``
-    bytes."""
+    """A certificate of ``issuer`` (CN; default: itself), signed by that name's key, with
+    ``sans`` and an unknown extension of ``padding`` bytes."""
     from datetime import UTC, datetime, timedelta
 
     from cryptography.hazmat.primitives import hashes
 
     from tests.unit.certs.factory import ec_key
 
-    key = ec_key()
+    key = _KEYS.setdefault(cn, ec_key())
+    signer = _KEYS.setdefault(issuer or cn, ec_key())
     start = datetime.now(UTC) - timedelta(days=1)
     builder = (
         x509.CertificateBuilder()
@@ -154,7 +264,7 @@ def _certificate(cn, *, issuer=None, ca=False, padding=0, sans=()):
     if sans:
         names = [x509.DNSName(n) for n in sans]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(key, hashes.SHA256())
+    return builder.sign(signer, hashes.SHA256())
 
 
 def test_a_certificate_larger_than_a_real_one_is_refused(operator_client):

@@ -145,6 +145,23 @@ def test_filters_and_search(auditor_client, orders, query, expected):
         assert "No orders match these filters." in page
 
 
+def test_a_serial_number_is_found_as_openssl_prints_it(auditor_client, orders):
+    """Entrust gives the serial without leading zeros (D881...); openssl x509 -text prints
+    00:d8:81:..., the form a user copies from a certificate: both find the order, as they find
+    its certificate in SSL > Certificates."""
+    serial = "D881F20CB923DCEA3057D6E954B96B"
+    make_order("5000777", "ACTIVE", "issued", common_name="serial.example.com", serial=serial)
+    pairs = ":".join(("00" + serial)[i : i + 2] for i in range(0, len(serial) + 2, 2))
+    for q in (serial, serial.lower(), pairs, pairs.upper(), pairs[:14]):
+        page = auditor_client.get("/entrust/", query_string={"q": q}).get_data(as_text=True)
+        assert len(set(re.findall(r'data-order="(\d+)"', page))) == 1, q
+    page = auditor_client.get("/entrust/", query_string={"q": pairs}).get_data(as_text=True)
+    assert "serial.example.com" in page
+    # Only a colon-separated serial drops its leading zeros: "0500" is not "500".
+    page = auditor_client.get("/entrust/", query_string={"q": "05000"}).get_data(as_text=True)
+    assert "No orders match these filters." in page
+
+
 def test_the_status_filter_offers_every_status_entrust_gives_an_order(auditor_client):
     """Each of ECS's certificate statuses can be chosen (an import brings in orders in any of
     them), third-party certificates' UNKNOWN aside, with CertDesk's own states after them."""
@@ -183,8 +200,11 @@ def test_sorting_and_htmx_results(auditor_client, orders):
 
 def test_the_pager_stops_counting_at_the_cap(auditor_client, orders, monkeypatch):
     monkeypatch.setattr(paging, "COUNT_CAP", 3)
+    capped = queries.page_of(queries.OrderFilter(), 1, 2)
+    assert (capped.total, capped.exact, capped.has_next) == (3, False, True)  # more than 3
+    # A page's worth is always counted: five rows shown are "of 5", never "of more than 3".
     page = auditor_client.get("/entrust/?per_page=25").get_data(as_text=True)
-    assert "of more than 3" in page and _rows(page) == 5
+    assert "1–5 of 5" in page and _rows(page) == 5
     first = auditor_client.get("/entrust/?sort=cn").get_data(as_text=True)
     assert "Next" not in first
     monkeypatch.setattr(paging, "COUNT_CAP", 10)

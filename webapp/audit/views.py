@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, request
 from flask_login import current_user
@@ -16,29 +17,52 @@ from webapp.security import csrf, rbac
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
-FILTER_KEYS = ("user", "action", "object", "since", "until", "per_page")
+FILTER_KEYS = ("user", "action", "object", "since", "until", "tz", "per_page")
 
 
-def _date(name: str) -> datetime | None:
+def _zone():
+    """The viewer's time zone (``tz``, an IANA name the page's script fills in), in which the
+    list shows its times and so From and To mean their days; UTC without one (no script: the
+    times are shown in UTC then) or with one that is not a zone."""
+    name = request.args.get("tz", "").strip()
+    if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return UTC
+
+
+def _day(name: str) -> date | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     try:
-        return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
+        return datetime.strptime(raw, "%Y-%m-%d").date()
     except ValueError:
         return None
 
 
+def _day_start(day: date, zone) -> datetime:
+    """Midnight at the start of ``day`` in ``zone``, in UTC (clamped at the ends of time)."""
+    try:
+        return datetime.combine(day, time(), zone).astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if day.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 def _filter() -> service.AuditFilter:
-    until = _date("until")
-    if until is not None:  # the whole "until" day (to the end of time for the last day there is)
-        until = None if until.date() == date.max else until + timedelta(days=1)
+    zone = _zone()
+    since, until = _day("since"), _day("until")
     return service.AuditFilter(
         user=request.args.get("user", ""),
         action=request.args.get("action", ""),
         object=request.args.get("object", ""),
-        since=_date("since"),
-        until=until,
+        since=None if since is None else _day_start(since, zone),
+        # The whole "until" day (to the end of time for the last day there is).
+        until=None
+        if until is None or until == date.max
+        else _day_start(until + timedelta(days=1), zone),
     )
 
 
@@ -61,7 +85,7 @@ def index():
 
 def _dates_swapped() -> bool:
     """From is a later day than To: no event can match (the page says so, not just "none")."""
-    since, until = _date("since"), _date("until")
+    since, until = _day("since"), _day("until")
     return since is not None and until is not None and since > until
 
 

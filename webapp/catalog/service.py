@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Select, and_, false, func, or_, select, true, update
+from sqlalchemy import Select, and_, case, false, func, or_, select, true, update
 from sqlalchemy.orm import defer
 
 from webapp import hooks, housekeeping
@@ -417,11 +417,21 @@ DOMAIN_SORTS = {
     "ov_expiry": (CatalogDomain.ov_expiry,),
     "ev_expiry": (CatalogDomain.ev_expiry,),
 }
+
+
+def _unless_unlimited(count):
+    """``count`` of a product, above every number for one sold without limit, whose total and
+    remaining the tab shows as "Unlimited" (Entrust gives them counts all the same)."""
+    unlimited = CatalogProduct.consumption_type == "UNLIMITED"
+    return case((unlimited, 2**62), else_=count)
+
+
+# Products are a handful per credential: sorted as shown rather than along an index.
 PRODUCT_SORTS = {
     "type": (CatalogProduct.product_type,),
-    "total": (CatalogProduct.total_count,),
+    "total": (_unless_unlimited(CatalogProduct.total_count),),
     "used": (CatalogProduct.used_count,),
-    "remaining": (CatalogProduct.remaining_count,),
+    "remaining": (_unless_unlimited(CatalogProduct.remaining_count),),
 }
 # Each tab's sorts and the one it is in when none is chosen (its header says so).
 TAB_SORTS = {

@@ -139,6 +139,9 @@ def _detail(row, errors=None, status=200):
         extensions=pki.describe_extensions(leaf),
         chain=[pki.describe_certificate(c) for c in chain],
         state=service.state_of(row),
+        # A certificate whose validity has not begun (its own notBefore) says so: it is not in
+        # use yet, whatever its expiry.
+        starts=row.not_before if row.not_before > utcnow() else None,
         errors=errors or {},
         can_key=keys.can_download(current_user, row.private_key),
         sources=SOURCES,

@@ -69,18 +69,25 @@ def _search(stmt, q: str):
     serial, the friendly name) that starts with ``q`` or ends with it ("example.com" finds
     www.example.com): index ranges over ``OrderName``, whatever the number of orders."""
     q = " ".join(q.split()).lower()[:255]
-    candidates = [
-        prefixed(OrderName.order_id, OrderName.value, q),
-        prefixed(OrderName.order_id, OrderName.reversed, q[::-1]),
-    ]
+    texts = [q]
+    # A serial number as openssl prints it (00:d8:81:...): the serial Entrust gives (d881...).
+    serial = q.replace(":", "").replace(" ", "")
+    if ":" in q and serial and all(c in "0123456789abcdef" for c in serial):
+        texts.append(serial.lstrip("0") or "0")
+    candidates, tests = [], []
     # The same test on the row itself: search_text holds those texts, one a line.
     lines = literal("\n") + Order.search_text + literal("\n")
-    text = escape_like(q)
-    test = or_(
-        lines.like("%\n" + text + "%", escape=ESCAPE),
-        lines.like("%" + text + "\n%", escape=ESCAPE),
-    )
-    return narrowed(stmt, candidates, Order.id, test)
+    for q in texts:
+        candidates += [
+            prefixed(OrderName.order_id, OrderName.value, q),
+            prefixed(OrderName.order_id, OrderName.reversed, q[::-1]),
+        ]
+        text = escape_like(q)
+        tests += [
+            lines.like("%\n" + text + "%", escape=ESCAPE),
+            lines.like("%" + text + "\n%", escape=ESCAPE),
+        ]
+    return narrowed(stmt, candidates, Order.id, or_(*tests))
 
 
 def _conditions(f: OrderFilter, now: datetime, searched: bool = False) -> list:
