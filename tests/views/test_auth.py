@@ -2,11 +2,14 @@ import json
 import re
 from datetime import timedelta
 
+import pytest
+
 from tests.helpers import HTMX, PASSWORD, together
 from webapp.audit.models import AuditEvent
 from webapp.auth import service as auth
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
+from webapp.settings import service as settings
 
 
 def _actions():
@@ -210,6 +213,21 @@ def test_the_trusted_proxies_setting_is_checked(admin_client):
         "/admin/settings/", data={"security.trusted_proxies": "10.0.0.5, proxy.example.com"}
     )
     assert resp.status_code == 422 and "is not an IP address or network" in resp.get_data(True)
+
+
+@pytest.mark.parametrize("everyone", ["0.0.0.0/0", "10.0.0.5, 0.0.0.0/1", "::/0", "2000::/3"])
+def test_trusted_proxies_that_take_in_nearly_every_address_are_refused(
+    app, admin_client, user, everyone
+):
+    settings.save(user["admin"], {"security.trusted_proxies": "10.0.0.0/24"})
+    resp = admin_client.post("/admin/settings/", data={"security.trusted_proxies": everyone})
+    assert resp.status_code == 422 and "nearly every address" in resp.get_data(True)
+    assert settings.get(auth.TRUSTED_PROXIES) == "10.0.0.0/24"
+    resp = admin_client.post(
+        "/admin/settings/", data={"security.trusted_proxies": "10.0.0.0/8, fd00::/32"}
+    )
+    assert resp.status_code in (200, 303)
+    assert settings.get(auth.TRUSTED_PROXIES) == "10.0.0.0/8, fd00::/32"
 
 
 def test_an_administrator_sees_and_clears_slowed_sign_ins(app, admin_client):

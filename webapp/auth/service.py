@@ -166,12 +166,23 @@ def _networks(raw: str) -> str:
         if not part:
             continue
         try:
-            out.append(str(ipaddress.ip_network(part, strict=False)))
+            network = ipaddress.ip_network(part, strict=False)
         except ValueError:
             raise ValueError(
                 f"{part[:60]} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/24)."
             ) from None
+        if network.prefixlen < WIDEST_PROXY_NETWORK[network.version]:
+            raise ValueError(
+                f"{part[:60]} takes in nearly every address: anyone could then choose the address "
+                "CertDesk records for them (X-Forwarded-For), past the sign-in throttles. Name "
+                "the proxies' own addresses or networks."
+            )
+        out.append(str(network))
     return ", ".join(out)
+
+
+# The widest network (by prefix length) that may be named a trusted proxy, for IPv4 and IPv6.
+WIDEST_PROXY_NETWORK = {4: 8, 6: 32}
 
 
 TRUSTED_PROXIES = settings.register(
