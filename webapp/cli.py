@@ -360,7 +360,9 @@ def _database_url_problem(value: str | None) -> str | None:
 cli = FlaskGroup(
     name="certdesk",
     create_app=_make_app,
-    add_default_commands=True,
+    # No development server, shell or route list: `serve` is how CertDesk runs (it migrates,
+    # starts the scheduler and serves with waitress); `run` would do none of that.
+    add_default_commands=False,
     help="CertDesk: certificates bought from Entrust, managed on-prem.",
 )
 for _command in COMMANDS:

@@ -29,3 +29,17 @@ def test_no_help_text_sends_the_reader_to_the_source():
         texts = [command.help or ""] + [getattr(p, "help", "") or "" for p in command.params]
         for text in texts:
             assert not re.search(r"\w+/\w+\.py", text), (command.name, text)
+
+
+def test_only_certdesks_own_commands_are_offered():
+    """Flask's development server (`run`, which neither migrates nor starts the scheduler),
+    `shell` and `routes` are not CertDesk commands; `db` (migrations) is."""
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    shown = runner.invoke(cli.cli, ["--help"]).output
+    commands = shown[shown.index("Commands:") :]
+    offered = set(re.findall(r"^  ([a-z-]+)  ", commands, re.M))
+    assert offered == {command.name for command in cli.COMMANDS} | {"db"}, offered
+    refused = runner.invoke(cli.cli, ["run"])
+    assert refused.exit_code != 0 and "No such command 'run'" in refused.output
