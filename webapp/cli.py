@@ -119,7 +119,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise click.ClickException(f"cannot listen on {host}:{port}: {reason}{hint}") from exc
     token = auth.issue_setup_token()
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    shown_host = _shown_host(host, app.config.get("TRUSTED_HOSTS"))
     click.echo(f"CertDesk is serving on http://{shown_host}:{port}/")
     if token:
         click.echo("No users yet. Create the first administrator at:")
@@ -355,6 +355,18 @@ def _database_url_problem(value: str | None) -> str | None:
             "postgresql+psycopg://"
         )
     return None
+
+
+def _shown_host(host: str, trusted: list | None) -> str:
+    """The name the printed links use: the address served on (a local one for "every
+    address"), or, when TRUSTED_HOSTS leaves that out, the first name it lists (another would
+    be answered 400)."""
+    from werkzeug.sansio.utils import host_is_trusted
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    if trusted and not host_is_trusted(shown, trusted):
+        shown = next((name for name in trusted if not name.startswith(".")), shown)
+    return f"[{shown}]" if ":" in shown else shown
 
 
 cli = FlaskGroup(

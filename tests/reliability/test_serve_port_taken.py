@@ -62,3 +62,46 @@ def test_an_address_or_option_it_cannot_serve_with_is_refused_in_a_line(tmp_path
     assert "Traceback" not in ran.stderr, ran.stderr
     assert said in ran.stderr, ran.stderr
     assert "serving on" not in ran.stdout.lower(), ran.stdout
+
+
+def test_the_setup_link_names_a_host_certdesk_answers_to(tmp_path):
+    """With CERTDESK_TRUSTED_HOSTS leaving out the address served on, the printed links use the
+    first name it lists: the loopback address would be answered 400."""
+    import re
+
+    import requests
+
+    from tests.live import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webapp", "serve", "--port", str(port)],
+        env=dict(
+            os.environ,
+            CERTDESK_INSTANCE=str(tmp_path / "instance"),
+            CERTDESK_TRUSTED_HOSTS='["certdesk.example.test", ".example.test"]',
+            CERTDESK_SCHEDULER_ENABLED="false",
+            PYTHONUNBUFFERED="1",
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "setup?token=" in line:
+                break
+        link = re.search(r"http://(\S+?)/setup\?token=(\S+)", "".join(seen))
+        assert link, "".join(seen)
+        assert link.group(1) == f"certdesk.example.test:{port}", "".join(seen)
+        assert f"serving on http://certdesk.example.test:{port}/" in "".join(seen)
+        url = f"http://127.0.0.1:{port}/setup?token={link.group(2)}"
+        named = requests.get(url, headers={"Host": link.group(1)}, timeout=10)
+        assert named.status_code == 200 and "administrator" in named.text.lower()
+        assert requests.get(url, timeout=10).status_code == 400  # the loopback name is refused
+    finally:
+        proc.terminate()
+        proc.wait(30)
