@@ -4,6 +4,7 @@ import re
 
 from tests.helpers import HTMX
 from webapp.audit import service as audit
+from webapp.audit.models import AuditEvent
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 
@@ -76,8 +77,23 @@ def test_a_from_day_after_the_to_day_says_so(admin_client):
     assert "is after To" not in same_day.get_data(as_text=True)
 
 
-def test_bad_dates_are_ignored_not_500(admin_client):
-    assert admin_client.get("/admin/audit/?since=notadate&until=2026-13-45").status_code == 200
+def test_a_day_that_is_not_a_date_is_refused_in_words_by_the_list_and_the_export(admin_client):
+    from sqlalchemy import func, select
+
+    _events(3)
+    before = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+    for url in ("/admin/audit/", "/admin/audit/export.csv"):
+        resp = admin_client.get(f"{url}?since=notadate")
+        assert resp.status_code == 400, url
+        assert "From “notadate” is not a date" in resp.get_data(as_text=True)
+        resp = admin_client.get(f"{url}?since=2026-12-01&until=2026-13-45")
+        assert resp.status_code == 400 and "To “2026-13-45” is not a date" in resp.get_data(True)
+    # From the filter form (htmx): said in the banner, the list left as it was.
+    frag = admin_client.get("/admin/audit/?until=31/12/2026", headers=HTMX)
+    assert frag.status_code == 400 and frag.headers["HX-Retarget"] == "#banner"
+    # Nothing was exported, so nothing was recorded.
+    after = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+    assert after == before
 
 
 def test_an_export_another_site_started_asks_first_and_records_nothing(admin_client):

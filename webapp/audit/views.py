@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, request
 from flask_login import current_user
-from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import BadRequest, Forbidden
 
 from webapp import errors, htmx
 from webapp.audit import service
@@ -33,14 +33,22 @@ def _zone():
         return UTC
 
 
+DAY_LABELS = {"since": "From", "until": "To"}
+
+
 def _day(name: str) -> date | None:
+    """The day given as ``name``; one that is not a day is refused (400), not ignored: the list
+    and its export would otherwise show every event as if filtered."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     try:
         return datetime.strptime(raw, "%Y-%m-%d").date()
     except ValueError:
-        return None
+        raise BadRequest(
+            f"{DAY_LABELS[name]} “{raw[:40]}” is not a date: give it as YYYY-MM-DD, "
+            "such as 2026-01-31, or leave it empty."
+        ) from None
 
 
 def _day_start(day: date, zone) -> datetime:
