@@ -75,9 +75,11 @@ def handle_csrf(exc: CSRFError):
 
 def handle_500(exc):
     db.session.rollback()
-    original = getattr(exc, "original_exception", None) or exc
-    if not isinstance(original, HTTPException):
-        log.exception("unhandled error", exc_info=original)
+    original = getattr(exc, "original_exception", None)
+    # Flask logged an exception it caught itself (with the request's method and path) before
+    # handing it here wrapped; one passed on by another handler of ours is logged here.
+    if original is None and not isinstance(exc, HTTPException):
+        log.exception("unhandled error", exc_info=exc)
     return _respond(500, "The error was logged. Try again, or tell your administrator.")
 
 

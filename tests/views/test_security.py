@@ -1,5 +1,6 @@
 """Rules that hold for every route: CSRF, read-only auditors, security headers, error pages."""
 
+import logging
 import time
 
 import pytest
@@ -119,7 +120,7 @@ def test_the_403_and_404_pages_speak_of_certdesk_not_of_a_web_server(admin_clien
     assert "There is no such page" in resp.get_data(as_text=True)
 
 
-def test_500_rolls_back_and_shows_a_page(app, admin_client, monkeypatch):
+def test_500_rolls_back_and_shows_a_page(app, admin_client, monkeypatch, caplog):
     from webapp.audit import service as audit
     from webapp.jobs import service as jobs
 
@@ -131,8 +132,13 @@ def test_500_rolls_back_and_shows_a_page(app, admin_client, monkeypatch):
 
     monkeypatch.setattr(jobs, "recent", broken)
     before = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
-    resp = admin_client.get("/")
+    with caplog.at_level(logging.ERROR):
+        resp = admin_client.get("/")
     assert resp.status_code == 500
+    # Logged once, with its traceback and the request it broke.
+    logged = [r for r in caplog.records if r.exc_info]
+    assert len(logged) == 1 and logged[0].getMessage() == "Exception on / [GET]", caplog.text
+    assert "RuntimeError: boom" in caplog.text
     assert "Something went wrong" in resp.get_data(as_text=True)
     assert "boom" not in resp.get_data(as_text=True)
     frag = admin_client.get("/", headers=HTMX)
