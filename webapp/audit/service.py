@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import false, select, update
+from sqlalchemy import Row, false, select, update
 
 from webapp import csvexport
 from webapp.audit.models import AuditEvent, AuditHead
@@ -197,22 +197,17 @@ class VerifyResult:
     seq: int | None = None
 
 
-def _rows_in_order(batch: int = 1000, after: int = 0) -> Iterator[AuditEvent]:
+def _rows_in_order(batch: int = 1000, after: int = 0) -> Iterator[Row]:
     """Every event after seq ``after`` by seq, read in batches (each batch a range of the seq
-    index, read on its own: no lock is held between batches)."""
+    index, read on its own: no lock is held between batches). Plain rows with the event's
+    attributes, not kept in the session: about twice as fast as loading each as an object."""
+    table = AuditEvent.__table__
     last = after
     while True:
-        rows = list(
-            db.session.execute(
-                select(AuditEvent)
-                .where(AuditEvent.seq > last)
-                .order_by(AuditEvent.seq)
-                .limit(batch)
-            ).scalars()
-        )
+        rows = db.session.execute(
+            select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch)
+        ).all()
         yield from rows
-        for row in rows:  # read once: not kept in the session
-            db.session.expunge(row)
         if len(rows) < batch:
             return
         last = rows[-1].seq
