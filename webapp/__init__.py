@@ -52,13 +52,19 @@ SERVICES = [
     "webapp.orders.importing",
     "webapp.orders.polling",
     "webapp.orders.lifecycle",
+    "webapp.audit.chaincheck",
 ]
 
 # How often a signed-in session notes the time of its latest request (for the idle timeout).
 SEEN_EVERY_SECONDS = 60
 
 # Modules that register periodic tasks with ``register_periodic(scheduler, app)``.
-PERIODIC = ["webapp.housekeeping", "webapp.catalog.periodic", "webapp.orders.periodic"]
+PERIODIC = [
+    "webapp.housekeeping",
+    "webapp.catalog.periodic",
+    "webapp.orders.periodic",
+    "webapp.audit.chaincheck",
+]
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -170,3 +170,116 @@ def test_from_and_to_are_days_of_the_viewers_time_zone_as_the_list_shows_times(a
     page = admin_client.get(f"/admin/audit/?{day}&tz=Pacific/Auckland").get_data(as_text=True)
     assert 'name="tz" value="Pacific/Auckland" data-viewer-zone' in page
     assert "tz=Pacific/Auckland" in page.split('id="export-csv"')[1].split(">")[0]
+
+
+# --- the chain's check (webapp.audit.chaincheck) ------------------------------------------------
+
+
+def _scheduled_check():
+    from webapp.audit import chaincheck
+
+    chaincheck.scheduled_check()
+
+
+def _chain_events():
+    from sqlalchemy import select
+
+    from webapp.audit.models import AuditEvent
+
+    db.session.expire_all()
+    stmt = select(AuditEvent).where(AuditEvent.action.like("audit.verify%"))
+    return [
+        (e.action, e.actor_name, e.object_id, e.outcome)
+        for e in db.session.execute(stmt.order_by(AuditEvent.seq)).scalars()
+    ]
+
+
+def test_a_broken_trail_is_shown_to_administrators_and_auditors_not_operators(
+    admin_client, auditor_client, operator_client
+):
+    from sqlalchemy import text
+
+    _events(4)
+    db.session.execute(text("DELETE FROM audit_event WHERE seq = 3"))
+    db.session.commit()
+    _scheduled_check()
+    for client in (admin_client, auditor_client):
+        page = client.get("/admin/audit/").get_data(as_text=True)
+        alert = r'<article[^>]*role="alert" id="chain-broken">(.*?)</article>'
+        banner = re.search(alert, page, re.S)
+        assert banner, page
+        words = re.sub(r"<[^>]+>", "", banner.group(1))
+        assert re.search(
+            r"The audit trail does not verify: row 3 is missing \(checked .+ UTC\)\. "
+            r"Run certdesk audit verify",
+            words,
+        ), words
+        assert 'id="chain-verified"' not in page
+        dash = client.get("/").get_data(as_text=True)
+        assert 'id="chain-notice"' in dash and "row 3 is missing" in dash
+    assert operator_client.get("/admin/audit/").status_code == 403
+    dash = operator_client.get("/").get_data(as_text=True)
+    assert 'id="chain-notice"' not in dash and "does not verify" not in dash
+    assert _chain_events() == [("audit.verify_failed", "scheduler", "3", "failure")]
+
+
+def test_a_verified_trail_shows_a_quiet_line_and_an_unchecked_one_nothing(admin_client):
+    _events(2)
+    page = admin_client.get("/admin/audit/").get_data(as_text=True)
+    assert "chain-verified" not in page and "chain-broken" not in page
+    assert "chain-notice" not in admin_client.get("/").get_data(as_text=True)
+    _scheduled_check()
+    page = admin_client.get("/admin/audit/").get_data(as_text=True)
+    line = re.search(r'<p class="muted" id="chain-verified">(.*?)</p>', page, re.S)
+    assert line and re.fullmatch(
+        r"Chain verified <time[^>]*>.+ UTC</time>, \d+ events\.", line.group(1)
+    ), page
+    assert 'role="alert"' not in page
+    assert "chain-notice" not in admin_client.get("/").get_data(as_text=True)
+
+
+def test_verify_now_is_for_administrators_with_the_csrf_token_and_is_recorded(
+    admin_client, auditor_client
+):
+    from sqlalchemy import text
+
+    from webapp.audit import chaincheck
+
+    _events(3)
+    assert 'id="verify-now"' in admin_client.get("/admin/audit/").get_data(as_text=True)
+    assert 'id="verify-now"' not in auditor_client.get("/admin/audit/").get_data(as_text=True)
+    assert auditor_client.post("/admin/audit/verify").status_code == 403
+    assert admin_client.post("/admin/audit/verify", csrf=False).status_code == 400
+    assert chaincheck.last() is None and _chain_events() == []
+
+    resp = admin_client.post("/admin/audit/verify")
+    assert resp.status_code == 303 and "/admin/audit/?job=" in resp.headers["Location"]
+    assert _chain_events() == [("audit.verify_requested", "admin", "", "success")]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert 'id="chain-verified"' in page and 'id="chain-broken"' not in page
+
+    # On a broken trail, through htmx: the job card says so, and the break is recorded.
+    db.session.execute(text("UPDATE audit_event SET detail='{}' WHERE seq = 2"))
+    db.session.commit()
+    frag = admin_client.post("/admin/audit/verify", headers=HTMX).get_data(as_text=True)
+    assert 'id="chain-broken"' in frag and "row 2 was altered" in frag and "<html" not in frag
+    assert _chain_events()[1:] == [
+        ("audit.verify_requested", "admin", "", "success"),
+        ("audit.verify_failed", "admin", "2", "failure"),
+    ]
+    assert 'id="chain-broken"' in admin_client.get("/admin/audit/").get_data(as_text=True)
+
+
+def test_a_running_check_is_followed_and_not_started_twice(admin_client):
+    from webapp.audit import chaincheck
+    from webapp.jobs import service as jobs
+
+    _events(1)
+    job = jobs.queue(chaincheck.JOB_KIND, "Verify the audit trail")  # queued, not yet run
+    db.session.commit()
+    frag = admin_client.get(f"/admin/audit/check?job={job.id}", headers=HTMX).get_data(as_text=True)
+    assert f'hx-get="/admin/audit/check?job={job.id}"' in frag and "Verifying" in frag
+    assert 'id="verify-now"' not in frag
+    again = admin_client.post("/admin/audit/verify", headers=HTMX).get_data(as_text=True)
+    assert f"already running (job {job.id})" in again and "Verifying" in again
+    assert _chain_events() == []

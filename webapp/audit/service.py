@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import false, select, update
+from sqlalchemy import Row, false, select, update
 
 from webapp import csvexport
 from webapp.audit.models import AuditEvent, AuditHead
@@ -34,6 +34,7 @@ SECRET_WORDS = ("password", "api_key", "apikey", "private_key", "secret", "token
 MAX_DETAIL_TEXT = 500  # characters of each text in the detail
 MAX_DETAIL_ITEMS = 50  # entries of each list or mapping in the detail
 MAX_DETAIL = 4000  # characters of the detail's JSON
+PROGRESS_EVERY = 20_000  # events verified between two progress reports
 
 
 def _canonical(e: AuditEvent, prev_hash: str | None = None) -> str:
@@ -196,21 +197,17 @@ class VerifyResult:
     seq: int | None = None
 
 
-def _rows_in_order(batch: int = 1000) -> Iterator[AuditEvent]:
-    """Every event by seq, read in batches (each batch a range of the seq index)."""
-    last = 0
+def _rows_in_order(batch: int = 1000, after: int = 0) -> Iterator[Row]:
+    """Every event after seq ``after`` by seq, read in batches (each batch a range of the seq
+    index, read on its own: no lock is held between batches). Plain rows with the event's
+    attributes, not kept in the session: about twice as fast as loading each as an object."""
+    table = AuditEvent.__table__
+    last = after
     while True:
-        rows = list(
-            db.session.execute(
-                select(AuditEvent)
-                .where(AuditEvent.seq > last)
-                .order_by(AuditEvent.seq)
-                .limit(batch)
-            ).scalars()
-        )
+        rows = db.session.execute(
+            select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch)
+        ).all()
         yield from rows
-        for row in rows:  # read once: not kept in the session
-            db.session.expunge(row)
         if len(rows) < batch:
             return
         last = rows[-1].seq
@@ -250,18 +247,32 @@ class _Walk:
         return VerifyResult(True, self.checked)
 
 
-def verify() -> VerifyResult:
+def verify(progress: Callable[[int, int], None] | None = None) -> VerifyResult:
     """Walk the chain in order; report the first row that was altered, removed or inserted, or
-    a head that was moved back over removed rows."""
-    head = db.session.get(AuditHead, 1)
+    a head that was moved back over removed rows.
+
+    Only reads, batch by batch, so it holds no lock while it walks and the portal goes on
+    appending. Events appended meanwhile are walked too: the head is read again at the end, and
+    while it has moved on the walk goes on from where it stopped. ``progress(checked, total)``,
+    if given, is called every ``PROGRESS_EVERY`` events."""
+    head = db.session.get(AuditHead, 1, populate_existing=True)
     if head.key_id and head.key_id not in _held_keys():
         return VerifyResult(
             False, 0, "the trail is keyed with a master key this install does not hold", 1
         )
     walk = _Walk(_key_of(head)[1])
-    for e in _rows_in_order():
-        if (found := walk.problem(e)) is not None:
-            return found
+    while True:
+        walked = walk.checked
+        for e in _rows_in_order(after=walk.seq - 1):
+            if (found := walk.problem(e)) is not None:
+                return found
+            if progress is not None and walk.checked % PROGRESS_EVERY == 0:
+                progress(walk.checked, max(head.seq, walk.checked))
+        head = db.session.get(AuditHead, 1, populate_existing=True)
+        # Appended while this walked (the head moved past the rows read): walk those too. A
+        # head past rows that are not there is judged by ``end``.
+        if head.seq < walk.seq or walk.checked == walked:
+            break
     if head.seq == 0 and walk.checked == 0:
         return VerifyResult(True, 0)
     return walk.end(head)

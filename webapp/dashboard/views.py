@@ -6,6 +6,7 @@ from flask import Blueprint
 from flask_login import current_user
 
 from webapp import htmx
+from webapp.audit import chaincheck
 from webapp.certificates import service as certificates
 from webapp.dashboard import service
 from webapp.dbtypes import utcnow
@@ -21,15 +22,16 @@ bp = Blueprint("dashboard", __name__)
 def index():
     now = utcnow()
     weeks = service.expiry_timeline(now)
+    reads_audit = rbac.has_permission(current_user, rbac.AUDIT_READ)
     return htmx.render(
         "dashboard/index.html",
         counts=service.state_counts(now),
         chart=service.timeline_chart(weeks),
         urgent=service.urgent(10, now),
         # The latest events of the audit trail: for those who may read it.
-        activity=service.recent_activity(10)
-        if rbac.has_permission(current_user, rbac.AUDIT_READ)
-        else None,
+        activity=service.recent_activity(10) if reads_audit else None,
+        # Whether the audit trail verified at its last check: for the same readers.
+        chain=chaincheck.last() if reads_audit else None,
         jobs=jobs.recent(5),
         pending_orders=orders.pending(10),
         state_of=lambda c: certificates.state_of(c, now),

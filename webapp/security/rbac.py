@@ -17,6 +17,7 @@ ROLE_LABELS = {"admin": "Administrator", "operator": "Operator", "auditor": "Aud
 
 READ = "read"
 AUDIT_READ = "audit.read"
+AUDIT_VERIFY = "audit.verify"  # check the audit chain now (administrators)
 USERS_MANAGE = "users.manage"
 SETTINGS_MANAGE = "settings.manage"
 CREDENTIALS_MANAGE = "credentials.manage"
