@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from urllib.parse import SplitResult, urlsplit
 
 from flask import Request as FlaskRequest
 from werkzeug.datastructures import CombinedMultiDict, ImmutableMultiDict
@@ -191,3 +192,17 @@ class Request(FlaskRequest):
         # As werkzeug builds it (the form only for other methods than GET), bounded.
         sources = [self.args] if self.method == "GET" else [self.args, self.form]
         return BoundedValues(sources)
+
+
+def http_url(value: str) -> SplitResult | None:
+    """``value`` split, when it is an http:// or https:// URL with a host and, if any, a port
+    from 1 to 65535; None otherwise (a port past 65535 or a bracket left open would fail only
+    at the first call made with it)."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return None
+    return parts

@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from flask import current_app
 
-from webapp import turns
+from webapp import turns, validation
 from webapp.credentials.models import EcsCredential
 from webapp.ecs import EcsClient, budget_for
 from webapp.ecs.transport import scrub
@@ -34,12 +33,8 @@ CLIENT_OPTIONS: dict = {}
 
 
 def _proxy_url(raw: str) -> str:
-    try:
-        parts = urlsplit(raw)
-        port = parts.port  # a port past 65535 (or no number) raises here, not at the first call
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+    parts = validation.http_url(raw)
+    if parts is None:
         raise ValueError(
             "A proxy URL starts with http:// or https://, then the host and, if any, a port "
             "from 1 to 65535."

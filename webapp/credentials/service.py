@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select
 
-from webapp import hooks, pki
+from webapp import hooks, pki, validation
 from webapp.audit import service as audit
 from webapp.credentials import clients, wording
 from webapp.credentials.models import DEFAULT_BASE_URL, EcsCredential
@@ -158,12 +157,8 @@ def _api_key(value: str) -> str:
 
 def _url(value: str, field_name: str, what: str) -> str:
     value = text(value, field=field_name, label=what, max_length=URL_LENGTH)
-    try:
-        parts = urlsplit(value)
-        port = parts.port  # a port past 65535 (or no number) raises here, not at the first call
-    except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+    parts = validation.http_url(value)
+    if parts is None:
         raise CredentialError(
             f"Enter the {what} as an http:// or https:// URL (a port, if any, from 1 to 65535).",
             field_name,
