@@ -6,12 +6,15 @@ orders as a background job, and Delete, which touches CertDesk only."""
 from __future__ import annotations
 
 import json
+import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
 from webapp.audit.models import AuditEvent
+from webapp.auth import service as auth
 from webapp.cas import registry
 from webapp.cas.base import Action, CaOrder, Phase
 from webapp.certificates.models import Certificate
@@ -521,3 +524,82 @@ def test_a_status_read_before_an_action_does_not_undo_it(env, user, sandbox):
         select(OrderEvent.kind, OrderEvent.new_status).where(OrderEvent.order_id == row.id)
     ).all()
     assert ("status", "ACTIVE") not in kinds, kinds
+
+
+@pytest.mark.parametrize(
+    ("state", "first", "second"),
+    [
+        ("PENDING", ("approve", ""), ("decline", "Not ours")),
+        ("ACTIVE", ("revoke", "keyCompromise"), ("revoke", "keyCompromise")),
+        ("ACTIVE", ("suspend", ""), ("revoke", "unspecified")),
+    ],
+)
+def test_two_actions_on_one_order_at_the_same_moment_send_one_call(
+    app, env, user, sandbox, state, first, second
+):
+    """Two browsers act on the same order at the same moment while Entrust answers slowly: one
+    call reaches Entrust, the other action is refused in words and sends nothing."""
+    row = _in_status(user, env, sandbox, state)
+    row_id, ca_id = row.id, row.ca_order_id
+    db.session.remove()
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": "latency", "ms": 1500, "path": "/enterprise/v2/certificates/*"}])
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def act(name, reason):
+        with app.app_context():
+            try:
+                actor = auth.by_username("admin")
+                choices = lifecycle.Choices(reason=reason)
+                barrier.wait(timeout=30)
+                [outcome] = lifecycle.run(
+                    actor, lifecycle.ACTIONS[name], [row_id], choices
+                ).outcomes
+                results.append((name, outcome.result, outcome.message))
+            except Exception as exc:  # the assertion below shows it
+                results.append((name, "error", repr(exc)))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=act, args=a) for a in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    sandbox.clear_faults()
+    assert len(_changes(sandbox, ca_id)) == 1, results
+    assert sorted(r[1] for r in results) == ["done", "refused"], results
+    [refused] = [r for r in results if r[1] == "refused"]
+    assert "under way" in refused[2] or "this one is" in refused[2], refused
+    row = db.session.get(Order, row_id)
+    assert row.status == sandbox.status(ca_id) != state
+    assert row.acting is None and row.acting_until is None  # nothing left held
+    names = {f"order.{first[0]}", f"order.{second[0]}"}
+    outcomes = sorted(e.outcome for n in names for e in _audits(n))
+    assert outcomes == ["refused", "success"]
+
+
+def test_an_action_under_way_is_shown_and_a_stale_claim_runs_out(env, user, sandbox):
+    """While another status action's call is under way on an order, the pages say so and nothing
+    is sent; a claim left by a process that stopped mid-call runs out."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    row.acting, row.acting_until = "suspend", utcnow() + timedelta(minutes=5)
+    db.session.commit()
+    sandbox.clear_requests()
+    page = lifecycle.selection([row.id], lifecycle.STATUS_ACTIONS, user["admin"])
+    assert "A Suspend of this order is under way" in page.disabled["suspend"]
+    choices = lifecycle.Choices(reason="keyCompromise")
+    [outcome] = lifecycle.run(user["admin"], Action.REVOKE, [row.id], choices).outcomes
+    assert outcome.result == "refused" and "under way" in outcome.message
+    assert _changes(sandbox) == []
+    db.session.refresh(row)
+    assert row.acting == "suspend"  # another run's claim is not undone by a refusal
+
+    row.acting_until = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    [outcome] = lifecycle.run(user["admin"], Action.REVOKE, [row.id], choices).outcomes
+    assert outcome.result == "done", outcome.message
+    db.session.refresh(row)
+    assert row.status == "REVOKED" == sandbox.status(row.ca_order_id)
+    assert row.acting is None

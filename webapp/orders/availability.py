@@ -47,7 +47,23 @@ def _order_problem(row: Order) -> str:
         return "Its credential was deleted: the order is kept read-only."
     if not cred.enabled:
         return f"Its credential {cred.name!r} is disabled; enable it first."
-    return ""
+    return under_way(row)
+
+
+def under_way(row: Order, now: datetime | None = None) -> str:
+    """Why nothing else can be done on ``row`` while another status action's call to the CA is
+    under way (another user, browser or job), or ""."""
+    until = getattr(row, "acting_until", None)
+    if not getattr(row, "acting", None) or until is None or until <= (now or utcnow()):
+        return ""
+    try:
+        label = LABELS[Action(row.acting)]
+    except (ValueError, KeyError):
+        label = row.acting.capitalize()
+    return (
+        f"A {label} of this order is under way (started by another user or job): wait until it "
+        "ends, then Check Order Status shows what it changed."
+    )
 
 
 def renewable_from(row: Order, caps: Capabilities | None = None) -> datetime | None:

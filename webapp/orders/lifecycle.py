@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from webapp import validation
 from webapp.audit import service as audit
@@ -69,6 +69,10 @@ REACHES = {
     Action.RESUME: (Phase.ISSUED,),
     Action.REVOKE: (Phase.REVOKED,),
 }
+# How long a status action's claim on an order lasts (``_claim``): longer than its calls can take
+# (a read, the call and a read back, each within the ECS timeouts); a claim left by a process that
+# stopped mid-call runs out after it.
+ACTING_FOR = timedelta(minutes=30)
 INLINE_LIMIT = 25  # more selected orders than this: a background job
 MAX_SELECTED = 20000
 DECLINE_REASON_MAX = 254  # Entrust's limit
@@ -428,6 +432,37 @@ def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
     return ""
 
 
+def _claim(actor, action: Action, row: Order, caps) -> tuple[datetime | None, str]:
+    """Write on ``row``, and commit, that ``action``'s call is under way, after reading the order
+    again under its row lock: of two actions on one order at the same moment (two browsers, a
+    user and a job), the second finds the first's claim, or the status it left, and is refused
+    with nothing sent. Returns (the claim's end, "") or (None, why not)."""
+    now = utcnow()
+    if not records.lock_rows([row.id]):
+        db.session.rollback()
+        return None, "This order was deleted from CertDesk meanwhile."
+    problem = availability.why_not(row, action, caps, now) or own_order(actor, row, action)
+    if problem:
+        db.session.rollback()
+        return None, problem
+    until = now + ACTING_FOR
+    row.acting, row.acting_until = action.value, until
+    db.session.commit()
+    return until, ""
+
+
+def _release(row_id: int, until: datetime) -> None:
+    """End this run's claim on the order (not one taken after it ran out)."""
+    db.session.rollback()  # what the outcome did is committed; anything else is not wanted
+    db.session.execute(
+        update(Order)
+        .where(Order.id == row_id, Order.acting_until == until)
+        .values(acting=None, acting_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
 def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, caps) -> Outcome:
     problem = availability.why_not(row, action, caps) or own_order(actor, row, action)
     if problem:
@@ -439,7 +474,20 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
     except CaError as exc:
         db.session.rollback()
         return _record(actor, action, row, "failed", str(exc), status=row.status)
-    ca_id, before, cred_name = row.ca_order_id, row.status, cred.name
+    cred_name = cred.name
+    until, problem = _claim(actor, action, row, caps)
+    if until is None:
+        return _record(actor, action, row, "refused", problem, status=row.status)
+    row_id = row.id
+    try:
+        return _act(actor, action, row, choices, caps, conn, cred, cred_name)
+    finally:
+        _release(row_id, until)
+
+
+def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, cred_name):
+    """``action``'s call on ``row`` (claimed), and what it changed, read back."""
+    ca_id, before = row.ca_order_id, row.status
     lost = ""
     try:
         _call(conn, action, ca_id, choices)

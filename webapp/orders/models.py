@@ -193,6 +193,11 @@ class Order(OrderShown, db.Model):
     # When the create call was sent (placed orders), and what went wrong last, in words.
     attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message: Mapped[str] = mapped_column(Text, default="")
+    # A status action (approve, decline, suspend, resume, revoke) whose call is under way, and
+    # until when it counts as such (past that, its process is taken to have stopped): written
+    # and committed before the call, so that a second action at the same moment is refused.
+    acting: Mapped[str | None] = mapped_column(String(16))
+    acting_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: every field the CA holds
     request: Mapped[str] = mapped_column(Text, default="{}")  # JSON: the request as sent
     csr_id: Mapped[int | None] = mapped_column(ForeignKey("csr.id", ondelete="SET NULL"))
