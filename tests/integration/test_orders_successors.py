@@ -193,6 +193,28 @@ def test_certdesk_stopping_before_the_original_is_read_back_leaves_it_to_the_sta
     assert polling.poll("scheduler", now=later).counts["changed"] == 1
     db.session.refresh(old)
     assert old.status == "REISSUED" and old.next_check_at is None
+    # Entrust revoked the original certificate with the reissue: the repository says so too.
+    assert [c.revoked_at is not None for c in _certs(old.id)] == [True]
+
+
+@pytest.mark.parametrize(("status", "revoked"), [("REISSUED", True), ("RENEWED", False)])
+def test_a_reissue_done_in_the_entrust_portal_revokes_the_certificate_here_too(
+    env, user, sandbox, status, revoked
+):
+    """A status check (or an import) reads an order reissued outside CertDesk: its certificate
+    is marked revoked in SSL › Certificates, as Entrust revoked it; a renewed one stays valid."""
+    from webapp.orders import polling
+
+    old = _order(user, env)
+    sandbox.set_certificate_status(int(old.ca_order_id), status)
+    polling.check([old], "operator")
+    db.session.refresh(old)
+    assert old.status == status
+    assert [c.revoked_at is not None for c in _certs(old.id)] == [revoked]
+    events = db.session.execute(
+        select(AuditEvent.action).where(AuditEvent.action == "certificate.revoked")
+    ).all()
+    assert len(events) == int(revoked)
 
 
 def test_a_reissue_needs_a_new_key(env, user, sandbox):

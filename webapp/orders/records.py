@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from webapp.cas import registry
 from webapp.cas.base import CaOrder, Phase
 from webapp.certificates import service as certificates
 from webapp.dbtypes import join_names, split_names
@@ -176,11 +177,26 @@ def status_event(row: Order, old: str, *, actor, now: datetime) -> OrderEvent:
     return event(row, "status", actor=actor, old=old, new=row.status, now=now, notify=True)
 
 
-def certificates_revoked(row: Order, *, actor) -> None:
-    """An order the CA now calls revoked (revoked outside CertDesk, in Entrust's portal, say):
-    its certificates in SSL › Certificates are marked revoked too (audited; those marked already
-    keep their time)."""
+def revokes_certificate(row: Order) -> bool:
+    """Whether the CA's status of ``row`` means its certificate is revoked: revoked, or (where a
+    reissue revokes the original) reissued into another order."""
     if row.phase == Phase.REVOKED.value:
+        return True
+    caps = registry.capabilities(row.ca)
+    return bool(
+        row.phase == Phase.REPLACED.value
+        and caps.reissue_revokes_original
+        and caps.reissued_status
+        and row.status == caps.reissued_status
+    )
+
+
+def certificates_revoked(row: Order, *, actor) -> None:
+    """An order the CA now calls revoked, or reissued where a reissue revokes the original
+    (done outside CertDesk, in Entrust's portal, say, or read by a status check after CertDesk
+    stopped before reading it back): its certificates in SSL › Certificates are marked revoked
+    too (audited; those marked already keep their time)."""
+    if revokes_certificate(row):
         for cert in certificates.for_order(row.id):
             certificates.mark_revoked(cert, actor=actor, commit=False)
 
