@@ -603,3 +603,53 @@ def test_an_action_under_way_is_shown_and_a_stale_claim_runs_out(env, user, sand
     db.session.refresh(row)
     assert row.status == "REVOKED" == sandbox.status(row.ca_order_id)
     assert row.acting is None
+
+
+def test_delete_waits_for_an_action_under_way_on_the_order(app, env, user, sandbox):
+    """An administrator deletes an order while another's Revoke of it waits on Entrust: the
+    delete is refused, so the revocation is recorded (the order, its certificate, the audit
+    trail); once it has ended, the order can be deleted."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    row_id, ca_id = row.id, row.ca_order_id
+    db.session.remove()
+    sandbox.faults([{"kind": "latency", "ms": 1500, "path": "/enterprise/v2/certificates/*"}])
+    results: dict = {}
+    claimed = threading.Event()
+
+    def revoke():
+        with app.app_context():
+            try:
+                choices = lifecycle.Choices(reason="unspecified")
+                result = lifecycle.run(auth.by_username("admin"), Action.REVOKE, [row_id], choices)
+                results["revoke"] = result.outcomes[0].result
+            except Exception as exc:  # the assertion below shows it
+                results["revoke"] = repr(exc)
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=revoke)
+    thread.start()
+    for _ in range(100):  # until the revoke's claim is committed (its call is then under way)
+        db.session.expire_all()
+        if db.session.get(Order, row_id).acting:
+            claimed.set()
+            break
+        claimed.wait(0.05)
+    assert claimed.is_set()
+    admin = auth.by_username("admin")
+    with pytest.raises(InputError) as refused:
+        lifecycle.delete_orders(admin, [row_id], confirmed=True, unsettled_confirmed=False)
+    assert "Nothing was deleted" in str(refused.value) and "(Revoke)" in str(refused.value)
+    thread.join(timeout=60)
+    sandbox.clear_faults()
+    assert results["revoke"] == "done"
+    db.session.expire_all()
+    row = db.session.get(Order, row_id)
+    assert row.status == "REVOKED" == sandbox.status(ca_id)
+    certs = db.session.execute(select(Certificate).where(Certificate.order_id == row_id)).scalars()
+    assert [c.revoked_at is not None for c in certs] == [True]
+    assert [a.outcome for a in _audits("order.revoke")] == ["success"]
+    assert _audits("order.delete") == []
+    assert lifecycle.delete_orders(
+        auth.by_username("admin"), [row_id], confirmed=True, unsettled_confirmed=False
+    )

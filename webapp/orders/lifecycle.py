@@ -432,6 +432,9 @@ def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
     return ""
 
 
+DELETED_MEANWHILE = "This order was deleted from CertDesk meanwhile; nothing was sent."
+
+
 def _claim(actor, action: Action, row: Order, caps) -> tuple[datetime | None, str]:
     """Write on ``row``, and commit, that ``action``'s call is under way, after reading the order
     again under its row lock: of two actions on one order at the same moment (two browsers, a
@@ -440,7 +443,7 @@ def _claim(actor, action: Action, row: Order, caps) -> tuple[datetime | None, st
     now = utcnow()
     if not records.lock_rows([row.id]):
         db.session.rollback()
-        return None, "This order was deleted from CertDesk meanwhile."
+        return None, DELETED_MEANWHILE
     problem = availability.why_not(row, action, caps, now) or own_order(actor, row, action)
     if problem:
         db.session.rollback()
@@ -475,10 +478,21 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
         db.session.rollback()
         return _record(actor, action, row, "failed", str(exc), status=row.status)
     cred_name = cred.name
+    row_id, name, status, ca_id = row.id, row.display_name, row.status, row.ca_order_id
     until, problem = _claim(actor, action, row, caps)
+    if problem == DELETED_MEANWHILE:  # the row is gone: say so without reading it
+        audit.record(
+            f"order.{action.value}",
+            actor=actor,
+            object_type="order",
+            object_id=row_id,
+            outcome="refused",
+            detail={"ca_order_id": ca_id, "result": problem},
+        )
+        db.session.commit()
+        return Outcome(row_id, name, "refused", problem, status)
     if until is None:
         return _record(actor, action, row, "refused", problem, status=row.status)
-    row_id = row.id
     try:
         return _act(actor, action, row, choices, caps, conn, cred, cred_name)
     finally:
@@ -777,6 +791,23 @@ def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: boo
             "tick the second box to delete them anyway.",
             "confirm_unsettled",
         )
+    # An order whose status action is under way stays until that action has recorded what it
+    # did (its call may change the order at the CA, and its certificate here).
+    rows = records.lock_rows([r.id for r in rows])
+    busy = [r for r in rows if availability.under_way(r)]
+    if busy:
+        db.session.rollback()
+        named = ", ".join(
+            f"{r.display_name} ({LABELS.get(ACTIONS.get(r.acting), r.acting)})" for r in busy[:5]
+        )
+        raise ActionInputError(
+            "Nothing was deleted: an action's call to Entrust is under way on "
+            f"{named}{', ...' if len(busy) > 5 else ''}. Wait until it ends, then delete.",
+            "order",
+        )
+    if not rows:
+        db.session.rollback()
+        raise ActionInputError("None of the selected orders exists any more.", "order")
     kept = certificates.orders_with_certificate([r.id for r in rows])
     for r in rows:
         audit.record(
