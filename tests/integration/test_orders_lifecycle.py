@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import link_sandbox
+from tests.conftest import link_sandbox, successor_form
 from webapp.audit.models import AuditEvent
 from webapp.auth import service as auth
 from webapp.cas import registry
@@ -24,7 +24,7 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.orders import checks, importing, lifecycle, placing, polling, records
+from webapp.orders import checks, importing, lifecycle, placing, polling, records, successors
 from webapp.orders.models import Order, OrderEvent
 from webapp.security.rbac import PermissionDenied
 from webapp.settings import service as settings
@@ -653,3 +653,70 @@ def test_delete_waits_for_an_action_under_way_on_the_order(app, env, user, sandb
     assert lifecycle.delete_orders(
         auth.by_username("admin"), [row_id], confirmed=True, unsettled_confirmed=False
     )
+
+
+@pytest.mark.parametrize("first", ["reissue", "revoke"])
+def test_a_reissue_and_a_revoke_of_one_order_at_the_same_moment_send_one_call(
+    app, env, user, sandbox, first
+):
+    """One user reissues an order while another revokes it, Entrust answering slowly: whichever
+    is under way first is sent, the other is refused in words with nothing sent."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    row_id, ca_id = row.id, row.ca_order_id
+    csr_id = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "").id
+    db.session.remove()
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": "latency", "ms": 1500, "method": "POST", "path": "/enterprise/v2/*"}])
+    results: dict = {}
+
+    def reissue():
+        with app.app_context():
+            try:
+                original = db.session.get(Order, row_id)
+                form = successor_form(original, csr_source="certdesk", csr_id=csr_id)
+                results["reissue"] = successors.reissue(
+                    auth.by_username("operator"), original, form
+                ).status
+            except InputError as exc:
+                results["reissue"] = str(exc)
+            finally:
+                db.session.remove()
+
+    def revoke():
+        with app.app_context():
+            try:
+                choices = lifecycle.Choices(reason="unspecified")
+                result = lifecycle.run(auth.by_username("admin"), Action.REVOKE, [row_id], choices)
+                results["revoke"] = result.outcomes[0].message
+            finally:
+                db.session.remove()
+
+    def under_way() -> bool:
+        db.session.expire_all()
+        if first == "revoke":
+            return db.session.get(Order, row_id).acting == "revoke"
+        return records.unsettled_successor(row_id) is not None
+
+    runs = {"reissue": reissue, "revoke": revoke}
+    thread = threading.Thread(target=runs[first])
+    thread.start()
+    for _ in range(200):  # until the first one's call is under way
+        if under_way():
+            break
+        threading.Event().wait(0.02)
+    db.session.remove()
+    second = "revoke" if first == "reissue" else "reissue"
+    runs[second]()
+    thread.join(timeout=60)
+    sandbox.clear_faults()
+    changing = [
+        r["path"]
+        for r in sandbox.requests()
+        if r["method"] == "POST" and r["path"].endswith(("/reissues", "/revocations"))
+    ]
+    assert len(changing) == 1, (changing, results)
+    assert changing[0].endswith({"reissue": "/reissues", "revoke": "/revocations"}[first])
+    assert "under way" in results[second], results
+    status = sandbox.status(ca_id)
+    assert status == {"reissue": "REISSUED", "revoke": "REVOKED"}[first]
+    assert db.session.get(Order, row_id).status == status

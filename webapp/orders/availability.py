@@ -53,13 +53,17 @@ def _order_problem(row: Order) -> str:
 def under_way(row: Order, now: datetime | None = None) -> str:
     """Why nothing else can be done on ``row`` while another status action's call to the CA is
     under way (another user, browser or job), or ""."""
-    until = getattr(row, "acting_until", None)
-    if not getattr(row, "acting", None) or until is None or until <= (now or utcnow()):
+    return acting_words(getattr(row, "acting", None), getattr(row, "acting_until", None), now)
+
+
+def acting_words(acting: str | None, until: datetime | None, now: datetime | None = None) -> str:
+    """``under_way`` for an order's ``acting`` and ``acting_until`` values."""
+    if not acting or until is None or until <= (now or utcnow()):
         return ""
     try:
-        label = LABELS[Action(row.acting)]
+        label = LABELS[Action(acting)]
     except (ValueError, KeyError):
-        label = row.acting.capitalize()
+        label = acting.capitalize()
     return (
         f"A {label} of this order is under way (started by another user or job): wait until it "
         "ends, then Check Order Status shows what it changed."

@@ -445,6 +445,11 @@ def _claim(actor, action: Action, row: Order, caps) -> tuple[datetime | None, st
         db.session.rollback()
         return None, DELETED_MEANWHILE
     problem = availability.why_not(row, action, caps, now) or own_order(actor, row, action)
+    if not problem and (busy := records.unsettled_successor(row.id)) is not None:
+        problem = (
+            f"A reissue or renewal of this order (order #{busy}) is under way: CertDesk is still "
+            "checking with Entrust whether it was placed. Wait until it is settled."
+        )
     if problem:
         db.session.rollback()
         return None, problem

@@ -39,9 +39,9 @@ from webapp.cas.base import (
 from webapp.dbtypes import join_names, utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
-from webapp.orders import lineage, records, service, settling
+from webapp.orders import availability, lineage, records, service, settling
 from webapp.orders.checks import CA, OrderForm, OrderInputError, prepare
-from webapp.orders.models import INTENT, NOT_PLACED, PLACED, SUCCESSORS, UNKNOWN, Order, unsettled
+from webapp.orders.models import INTENT, NOT_PLACED, PLACED, SUCCESSORS, UNKNOWN, Order
 from webapp.security import rbac
 from webapp.validation import InputError
 
@@ -235,7 +235,8 @@ def _send(conn, req: OrderRequest, origin: str, parent_ca_id: str | None) -> Pla
 
 def _claim_parent(parent_id: int, now: datetime) -> None:
     """Before a reissue or renewal's intent: lock the original's row (so that two requests for
-    the same order take turns) and refuse while another one of it is not settled. The original
+    the same order take turns) and refuse while another one of it is not settled, or while a
+    status action's call on it (a revocation, say) is under way. The original
     is due for a status check after the call can no longer take effect (the scheduled check takes
     what is due within half a poll interval): should CertDesk stop before it has read back what
     the call made of the original, that check reads it."""
@@ -246,9 +247,13 @@ def _claim_parent(parent_id: int, now: datetime) -> None:
         .values(updated_at=now, next_check_at=now + later)
         .execution_options(synchronize_session=False)
     )
-    busy = db.session.execute(
-        select(Order.id).where(unsettled(INTENT, UNKNOWN), Order.parent_id == parent_id).limit(1)
-    ).scalar()
+    acting = db.session.execute(
+        select(Order.acting, Order.acting_until).where(Order.id == parent_id)
+    ).first()
+    if acting is not None and (why := availability.acting_words(acting[0], acting[1], now)):
+        db.session.rollback()
+        raise OrderInputError(why, "form")
+    busy = records.unsettled_successor(parent_id)
     if busy is not None:
         db.session.rollback()
         raise OrderInputError(

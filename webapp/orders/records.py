@@ -16,7 +16,7 @@ from webapp.certificates import service as certificates
 from webapp.dbtypes import join_names, split_names
 from webapp.extensions import db
 from webapp.orders import service
-from webapp.orders.models import Order, OrderEvent, OrderName
+from webapp.orders.models import INTENT, UNKNOWN, Order, OrderEvent, OrderName, unsettled
 from webapp.pki import PkiError
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,14 @@ def lock_rows(ids) -> list[Order]:
             select(Order).where(Order.id.in_(ids)).execution_options(populate_existing=True)
         ).scalars()
     )
+
+
+def unsettled_successor(order_id: int) -> int | None:
+    """The id of a reissue or renewal of ``order_id`` whose placing is not settled yet (its call
+    may be under way), or None."""
+    return db.session.execute(
+        select(Order.id).where(unsettled(INTENT, UNKNOWN), Order.parent_id == order_id).limit(1)
+    ).scalar()
 
 
 def certificates_added(n: int) -> str:
