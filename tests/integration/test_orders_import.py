@@ -14,9 +14,11 @@ from sqlalchemy import event, func, select
 
 from tests.conftest import link_sandbox
 from tests.helpers import at_once, wait_finished, workers_held
+from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
+from webapp.ecs import EcsClient
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import Job
@@ -424,3 +426,37 @@ def test_an_order_placed_in_certdesk_and_not_linked_yet_is_left_to_its_link(
     rows = db.session.execute(select(Order.id).where(Order.ca_order_id == key)).scalars().all()
     assert rows == [placed_id]
     assert counts["skipped"] == 1 and counts["new"] == len(page.orders) - 1 - counts["failed"]
+
+
+def test_a_second_credential_of_the_account_does_not_fetch_the_certificates_held(
+    env, user, sandbox
+):
+    """Two credentials of one Entrust account each import the account's orders. The
+    certificates the first brought into SSL › Certificates are not fetched again by the second,
+    on any of its imports (a certificate belongs to one order: the fetch would add nothing);
+    a certificate issued since is fetched and added once."""
+    first = jobs.result_of(_import(user, env))
+    held = _count(Certificate)
+    assert first["certificates"] == held > 0
+    other = link_sandbox(user, sandbox, name="Second user")
+    for _ in range(2):
+        sandbox.clear_requests()
+        job = _import(user, other)
+        assert job.state == "succeeded", job.error
+        counts = jobs.result_of(job)
+        assert (counts["certificates"], counts["failed"]) == (0, 0)
+        assert _calls(sandbox) == (1, 0)
+        assert _count(Certificate) == held
+    # The same orders, one row per credential (each credential acts on its own).
+    assert _count(Order, Order.credential_id == other.id) == _count(
+        Order, Order.credential_id == env.id
+    )
+
+    # A certificate issued at Entrust since: the second credential's import fetches it.
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        ecs.new_certificate(new_request("fresh.example.com"))
+    sandbox.clear_requests()
+    counts = jobs.result_of(_import(user, other))
+    assert (counts["new"], counts["certificates"]) == (1, 1)
+    assert _calls(sandbox) == (1, 1)
+    assert _count(Certificate) == held + 1
