@@ -460,3 +460,42 @@ def test_a_second_credential_of_the_account_does_not_fetch_the_certificates_held
     assert (counts["new"], counts["certificates"]) == (1, 1)
     assert _calls(sandbox) == (1, 1)
     assert _count(Certificate) == held + 1
+
+
+def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
+    """An imported order reissued outside CertDesk (in Entrust's portal): the next import
+    brings in the new order with its certificate, and marks the original's certificate revoked,
+    as Entrust revokes it (and as a reissue placed from CertDesk does). A renewed order's
+    certificate stays valid."""
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        original = ecs.new_certificate(new_request("reissued.example.com")).tracking_id
+        renewed = ecs.new_certificate(new_request("renewed.example.com")).tracking_id
+    jobs.result_of(_import(user, env))
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        successor = ecs.reissue(original).tracking_id
+    sandbox.set_certificate_status(renewed, "RENEWED")
+
+    counts = jobs.result_of(_import(user, env))
+    assert (counts["new"], counts["updated"], counts["certificates"]) == (1, 2, 1)
+
+    def cert_of(tracking_id):
+        row = db.session.execute(
+            select(Order).where(Order.ca_order_id == str(tracking_id))
+        ).scalar_one()
+        return row, db.session.execute(
+            select(Certificate).where(Certificate.order_id == row.id)
+        ).scalar_one()
+
+    db.session.expire_all()
+    row, cert = cert_of(original)
+    assert (row.status, row.phase) == ("REISSUED", "replaced")
+    assert cert.revoked_at is not None
+    assert _count(
+        AuditEvent,
+        AuditEvent.action == "certificate.revoked",
+        AuditEvent.object_id == str(cert.id),
+    )
+    row, cert = cert_of(renewed)
+    assert (row.status, cert.revoked_at) == ("RENEWED", None)
+    row, cert = cert_of(successor)
+    assert (row.status, cert.revoked_at) == ("ACTIVE", None)

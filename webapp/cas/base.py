@@ -69,6 +69,9 @@ class Capabilities:
     renew_min_age_days: int = 0
     # A reissue revokes the certificate it replaces.
     reissue_revokes_original: bool = False
+    # The CA's statuses of an order replaced by a reissue (as against a renewal): with
+    # ``reissue_revokes_original``, its certificate is revoked, whoever placed the reissue.
+    reissued_statuses: frozenset[str] = frozenset()
     # The CA's statuses in which each action can be tried (in the CA's own words).
     allowed_statuses: dict[Action, frozenset[str]] = field(default_factory=dict)
     # The status the CA gives an issued certificate by itself once it is past its expiry ("":

@@ -100,6 +100,7 @@ def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
         # "Reissue is an operation that will result in the revocation of the certificate that is
         # reissued" (the original then shows REISSUED).
         reissue_revokes_original=True,
+        reissued_statuses=frozenset({"REISSUED"}),
         allowed_statuses={
             Action.APPROVE: frozenset({"PENDING"}),
             Action.DECLINE: frozenset({"PENDING"}),

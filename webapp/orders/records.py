@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from webapp.cas import registry
 from webapp.cas.base import CaOrder, Phase
 from webapp.certificates import service as certificates
 from webapp.dbtypes import join_names, split_names
@@ -177,10 +178,14 @@ def status_event(row: Order, old: str, *, actor, now: datetime) -> OrderEvent:
 
 
 def certificates_revoked(row: Order, *, actor) -> None:
-    """An order the CA now calls revoked (revoked outside CertDesk, in Entrust's portal, say):
-    its certificates in SSL › Certificates are marked revoked too (audited; those marked already
-    keep their time)."""
-    if row.phase == Phase.REVOKED.value:
+    """An order the CA now calls revoked, or reissued where a reissue revokes the original
+    (revoked or reissued outside CertDesk, in Entrust's portal, say): its certificates in
+    SSL › Certificates are marked revoked too (audited; those marked already keep their time)."""
+    revoked = row.phase == Phase.REVOKED.value
+    if not revoked and row.phase == Phase.REPLACED.value:
+        caps = registry.capabilities(row.ca, configured=False)
+        revoked = caps.reissue_revokes_original and row.status in caps.reissued_statuses
+    if revoked:
         for cert in certificates.for_order(row.id):
             certificates.mark_revoked(cert, actor=actor, commit=False)
 
