@@ -14,9 +14,11 @@ from sqlalchemy import event, func, select
 
 from tests.conftest import link_sandbox
 from tests.helpers import at_once, wait_finished, workers_held
+from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
+from webapp.ecs import EcsClient
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import Job
@@ -424,3 +426,76 @@ def test_an_order_placed_in_certdesk_and_not_linked_yet_is_left_to_its_link(
     rows = db.session.execute(select(Order.id).where(Order.ca_order_id == key)).scalars().all()
     assert rows == [placed_id]
     assert counts["skipped"] == 1 and counts["new"] == len(page.orders) - 1 - counts["failed"]
+
+
+def test_a_second_credential_of_the_account_does_not_fetch_the_certificates_held(
+    env, user, sandbox
+):
+    """Two credentials of one Entrust account each import the account's orders. The
+    certificates the first brought into SSL › Certificates are not fetched again by the second,
+    on any of its imports (a certificate belongs to one order: the fetch would add nothing);
+    a certificate issued since is fetched and added once."""
+    first = jobs.result_of(_import(user, env))
+    held = _count(Certificate)
+    assert first["certificates"] == held > 0
+    other = link_sandbox(user, sandbox, name="Second user")
+    for _ in range(2):
+        sandbox.clear_requests()
+        job = _import(user, other)
+        assert job.state == "succeeded", job.error
+        counts = jobs.result_of(job)
+        assert (counts["certificates"], counts["failed"]) == (0, 0)
+        assert _calls(sandbox) == (1, 0)
+        assert _count(Certificate) == held
+    # The same orders, one row per credential (each credential acts on its own).
+    assert _count(Order, Order.credential_id == other.id) == _count(
+        Order, Order.credential_id == env.id
+    )
+
+    # A certificate issued at Entrust since: the second credential's import fetches it.
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        ecs.new_certificate(new_request("fresh.example.com"))
+    sandbox.clear_requests()
+    counts = jobs.result_of(_import(user, other))
+    assert (counts["new"], counts["certificates"]) == (1, 1)
+    assert _calls(sandbox) == (1, 1)
+    assert _count(Certificate) == held + 1
+
+
+def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
+    """An imported order reissued outside CertDesk (in Entrust's portal): the next import
+    brings in the new order with its certificate, and marks the original's certificate revoked,
+    as Entrust revokes it (and as a reissue placed from CertDesk does). A renewed order's
+    certificate stays valid."""
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        original = ecs.new_certificate(new_request("reissued.example.com")).tracking_id
+        renewed = ecs.new_certificate(new_request("renewed.example.com")).tracking_id
+    jobs.result_of(_import(user, env))
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        successor = ecs.reissue(original).tracking_id
+    sandbox.set_certificate_status(renewed, "RENEWED")
+
+    counts = jobs.result_of(_import(user, env))
+    assert (counts["new"], counts["updated"], counts["certificates"]) == (1, 2, 1)
+
+    def cert_of(tracking_id):
+        row = db.session.execute(
+            select(Order).where(Order.ca_order_id == str(tracking_id))
+        ).scalar_one()
+        return row, db.session.execute(
+            select(Certificate).where(Certificate.order_id == row.id)
+        ).scalar_one()
+
+    db.session.expire_all()
+    row, cert = cert_of(original)
+    assert (row.status, row.phase) == ("REISSUED", "replaced")
+    assert cert.revoked_at is not None
+    assert _count(
+        AuditEvent,
+        AuditEvent.action == "certificate.revoked",
+        AuditEvent.object_id == str(cert.id),
+    )
+    row, cert = cert_of(renewed)
+    assert (row.status, cert.revoked_at) == ("RENEWED", None)
+    row, cert = cert_of(successor)
+    assert (row.status, cert.revoked_at) == ("ACTIVE", None)

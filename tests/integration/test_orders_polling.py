@@ -13,6 +13,7 @@ from tests.helpers import together
 from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
+from webapp.ecs import EcsClient
 from webapp.extensions import db
 from webapp.jobs.models import Job
 from webapp.orders import checks, importing, polling, settling
@@ -139,6 +140,28 @@ def test_an_order_revoked_at_entrust_has_its_certificate_marked_revoked(env, use
         )
     ).scalars()
     assert [e.actor_name for e in events] == ["operator"]
+
+
+def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
+    """Reissued outside CertDesk: Entrust revokes the original certificate, so the status check
+    marks it revoked in SSL › Certificates (as a reissue placed from CertDesk does)."""
+    held = db.session.execute(
+        select(Order)
+        .join(Certificate, Certificate.order_id == Order.id)
+        .where(Order.status == "ACTIVE", Order.third_party.is_(False))
+        .limit(1)
+    ).scalar_one()
+    cert = db.session.execute(select(Certificate).where(Certificate.order_id == held.id)).scalar()
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        ecs.reissue(int(held.ca_order_id))
+    result = polling.check_selected(user["operator"], [held.id])
+    assert result.counts["changed"] == 1
+    db.session.expire_all()
+    assert (db.session.get(Order, held.id).status, db.session.get(Order, held.id).phase) == (
+        "REISSUED",
+        "replaced",
+    )
+    assert db.session.get(Certificate, cert.id).revoked_at is not None
 
 
 def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):

@@ -543,6 +543,21 @@ def orders_with_certificate(order_ids) -> set[int]:
     return set(db.session.execute(stmt).scalars())
 
 
+def serials_of_ordered(serials) -> set[str]:
+    """Of the serial numbers ``serials`` (hex, any case, no leading zeros), those of
+    certificates in the repository that belong to an order (lower-case, as ``serial_hex``)."""
+    wanted = list({s.lower() for s in serials if s})
+    if not wanted:
+        return set()
+    out: set[str] = set()
+    for at in range(0, len(wanted), 500):
+        stmt = select(Certificate.serial_hex).where(
+            Certificate.serial_hex.in_(wanted[at : at + 500]), Certificate.order_id.is_not(None)
+        )
+        out.update(db.session.execute(stmt).scalars())
+    return out
+
+
 @dataclass
 class CertFilter:
     q: str = ""

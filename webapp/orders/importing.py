@@ -340,6 +340,20 @@ def _with_certificate_count(credential_id: int) -> int:
     return db.session.execute(stmt).scalar_one()
 
 
+def _held_for_another_order(order_ids: list[int]) -> set[int]:
+    """Of ``order_ids`` (orders whose certificate the repository does not hold for them), those
+    whose certificate it holds for another order: the same order at the CA imported through
+    another credential of the account. A certificate belongs to one order, so fetching it again
+    would add nothing, on every import."""
+    if not order_ids:
+        return set()
+    rows = db.session.execute(
+        select(Order.id, Order.serial).where(Order.id.in_(order_ids), Order.serial != "")
+    ).all()
+    held = certificates.serials_of_ordered(serial for _, serial in rows)
+    return {order_id for order_id, serial in rows if serial.lower() in held}
+
+
 class _Batch:
     """One batch of the certificate phase: its orders in id order, those whose certificate the
     repository lacks (handed to the fetching threads), and their results as they come in."""
@@ -484,6 +498,7 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
         if nxt is not None:
             phase_index, items = nxt
             have = certificates.orders_with_certificate(r[0] for r in items)
+            have |= _held_for_another_order([r[0] for r in items if r[0] not in have])
             todo = [r for r in items if r[0] not in have]
             pending.append(fetchers.submit(_Batch(phase_index, items, todo)))
 
