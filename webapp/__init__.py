@@ -27,6 +27,7 @@ BLUEPRINTS = [
     "webapp.auth.views",
     "webapp.auth.users_views",
     "webapp.audit.views",
+    "webapp.trailcheck.views",
     "webapp.jobs.views",
     "webapp.dashboard.views",
     "webapp.csrs.views",
@@ -52,7 +53,7 @@ SERVICES = [
     "webapp.orders.importing",
     "webapp.orders.polling",
     "webapp.orders.lifecycle",
-    "webapp.audit.chaincheck",
+    "webapp.trailcheck.service",
 ]
 
 # How often a signed-in session notes the time of its latest request (for the idle timeout).
@@ -63,7 +64,7 @@ PERIODIC = [
     "webapp.housekeeping",
     "webapp.catalog.periodic",
     "webapp.orders.periodic",
-    "webapp.audit.chaincheck",
+    "webapp.trailcheck.service",
 ]
 
 

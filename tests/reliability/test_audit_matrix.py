@@ -268,7 +268,7 @@ def _(t):
     )
 
 
-@case("audit.verify_now")
+@case("trailcheck.verify_now")
 def _(t):
     # The check itself finds the chain intact: the request is the one event (a broken trail's
     # audit.verify_failed is tested in tests/views/test_audit_views.py).

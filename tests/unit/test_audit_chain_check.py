@@ -10,13 +10,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, text
 
-from webapp.audit import chaincheck
 from webapp.audit import service as audit
 from webapp.audit.models import AuditEvent
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import SUCCEEDED, Job
+from webapp.trailcheck import service as chaincheck
 
 
 def _add(n):
@@ -50,7 +50,7 @@ def test_the_scheduled_check_finds_a_removed_last_row_and_records_it_once(app, c
     last = _head_seq()
     db.session.execute(text("DELETE FROM audit_event WHERE seq = :s"), {"s": last})
     db.session.commit()
-    with caplog.at_level(logging.ERROR, logger="webapp.audit.chaincheck"):
+    with caplog.at_level(logging.ERROR, logger="webapp.trailcheck.service"):
         _task(app).func()
     bad = chaincheck.last()
     assert not bad.ok and bad.seq == last and bad.at > good.at
@@ -76,7 +76,7 @@ def test_the_scheduled_check_finds_a_removed_last_row_and_records_it_once(app, c
     # recorded again; the check still says so and still logs it.
     caplog.clear()
     _add(2)
-    with caplog.at_level(logging.ERROR, logger="webapp.audit.chaincheck"):
+    with caplog.at_level(logging.ERROR, logger="webapp.trailcheck.service"):
         _task(app).func()
     again = chaincheck.last()
     assert not again.ok and again.seq == last and again.problem == f"row {last} is missing"

@@ -172,11 +172,11 @@ def test_from_and_to_are_days_of_the_viewers_time_zone_as_the_list_shows_times(a
     assert "tz=Pacific/Auckland" in page.split('id="export-csv"')[1].split(">")[0]
 
 
-# --- the chain's check (webapp.audit.chaincheck) ------------------------------------------------
+# --- the chain's check (webapp.trailcheck) ------------------------------------------------
 
 
 def _scheduled_check():
-    from webapp.audit import chaincheck
+    from webapp.trailcheck import service as chaincheck
 
     chaincheck.scheduled_check()
 
@@ -243,7 +243,7 @@ def test_verify_now_is_for_administrators_with_the_csrf_token_and_is_recorded(
 ):
     from sqlalchemy import text
 
-    from webapp.audit import chaincheck
+    from webapp.trailcheck import service as chaincheck
 
     _events(3)
     assert 'id="verify-now"' in admin_client.get("/admin/audit/").get_data(as_text=True)
@@ -271,8 +271,8 @@ def test_verify_now_is_for_administrators_with_the_csrf_token_and_is_recorded(
 
 
 def test_a_running_check_is_followed_and_not_started_twice(admin_client):
-    from webapp.audit import chaincheck
     from webapp.jobs import service as jobs
+    from webapp.trailcheck import service as chaincheck
 
     _events(1)
     job = jobs.queue(chaincheck.JOB_KIND, "Verify the audit trail")  # queued, not yet run

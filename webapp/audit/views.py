@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, flash, render_template, request, url_for
+from flask import Blueprint, request
 from flask_login import current_user
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from webapp import errors, htmx
-from webapp.audit import chaincheck, service
+from webapp.audit import service
 from webapp.downloads import attachment
-from webapp.jobs import service as jobs
 from webapp.paging import page_args, paginate
 from webapp.security import csrf, rbac
 
@@ -80,7 +79,6 @@ def _filter() -> service.AuditFilter:
 def index():
     f = _filter()
     page, per_page = page_args(50)
-    job = _check_job()
     result = paginate(service.query(f).execution_options(listed=service.LISTED), page, per_page)
     return htmx.render(
         "audit/index.html",
@@ -90,44 +88,13 @@ def index():
         args={k: v for k, v in request.args.items() if k in FILTER_KEYS and v},
         partial=htmx.is_htmx(),
         dates_swapped=_dates_swapped(),
-        chain=chaincheck.last(),
-        job=job,
     )
-
-
-def _check_job():
-    """The check a Verify now started (``?job=``), to show its progress."""
-    job = jobs.get(request.args.get("job", type=int) or 0)
-    return job if job is not None and job.kind == chaincheck.JOB_KIND else None
 
 
 def _dates_swapped() -> bool:
     """From is a later day than To: no event can match (the page says so, not just "none")."""
     since, until = _day("since"), _day("until")
     return since is not None and until is not None and since > until
-
-
-@bp.get("/check")
-@rbac.require(rbac.AUDIT_READ)
-def check():
-    """The chain's last check (the fragment a running Verify now polls until it has ended)."""
-    return render_template("audit/_chain.html", chain=chaincheck.last(), job=_check_job())
-
-
-@bp.post("/verify")
-@rbac.require(rbac.AUDIT_VERIFY)
-def verify_now():
-    """Verify now: check the chain in a background job (recorded as asked for)."""
-    notice = ""
-    try:
-        job = chaincheck.start(current_user)
-    except chaincheck.CheckRunning as exc:
-        job, notice = exc.job, str(exc)  # not a failure: the check asked for is under way
-    if htmx.is_htmx():
-        return render_template("audit/_chain.html", chain=chaincheck.last(), job=job, notice=notice)
-    if notice:
-        flash(notice, "info")
-    return htmx.redirect(url_for("audit.index", job=job.id))
 
 
 @bp.get("/export.csv")

@@ -6,13 +6,13 @@ from flask import Blueprint
 from flask_login import current_user
 
 from webapp import htmx
-from webapp.audit import chaincheck
 from webapp.certificates import service as certificates
 from webapp.dashboard import service
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
 from webapp.orders import queries as orders
 from webapp.security import rbac
+from webapp.trailcheck import service as chaincheck
 
 bp = Blueprint("dashboard", __name__)
 
