@@ -25,6 +25,28 @@ import requests
 
 from tests.helpers import PASSWORD
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_certdesk(
+    instance: Path, *command: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess:
+    """`certdesk COMMAND` run to its end as a user would, on ``instance``: its output captured,
+    with ``env`` (CERTDESK_* settings, say) over this process's environment; on SQLite unless
+    ``env`` names a DATABASE_URL."""
+    environ = dict(os.environ, CERTDESK_INSTANCE=str(instance))
+    environ.pop("DATABASE_URL", None)
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", *command],
+        env=environ,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 _CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

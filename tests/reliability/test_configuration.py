@@ -3,16 +3,10 @@ and what it takes, instead of a traceback later or a value read as something els
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import make_app
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.live import run_certdesk
 
 
 @pytest.mark.parametrize(
@@ -30,17 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 @pytest.mark.parametrize("command", [["audit", "verify"], ["serve"]])
 def test_a_wrong_kind_of_setting_stops_the_start_naming_it(tmp_path, name, value, said, command):
-    env = dict(os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"))
-    env.pop("DATABASE_URL", None)
-    env[f"CERTDESK_{name}"] = value
-    ran = subprocess.run(
-        [sys.executable, "-m", "webapp", *command],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ran = run_certdesk(tmp_path / "instance", *command, **{f"CERTDESK_{name}": value})
     assert ran.returncode == 2, ran
     assert "Traceback" not in ran.stderr, ran.stderr
     assert f"CertDesk cannot start: CERTDESK_{name} {said}" in ran.stderr, ran.stderr
@@ -78,17 +62,8 @@ def test_one_trusted_host_as_plain_text_is_a_list_of_it(tmp_path, monkeypatch):
 
 def test_a_log_level_in_lower_case_is_taken(tmp_path):
     """CERTDESK_LOG_LEVEL=warning quiets the INFO lines (the migrations' among them)."""
-    env = dict(
-        os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"), CERTDESK_LOG_LEVEL="warning"
-    )
-    env.pop("DATABASE_URL", None)
-    ran = subprocess.run(
-        [sys.executable, "-m", "webapp", "db", "upgrade"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    ran = run_certdesk(
+        tmp_path / "instance", "db", "upgrade", timeout=120, CERTDESK_LOG_LEVEL="warning"
     )
     assert ran.returncode == 0, ran
     assert "Traceback" not in ran.stderr and " INFO " not in ran.stderr, ran.stderr

@@ -3,16 +3,9 @@ answer) is named in one line with what to do, its password hidden, instead of a 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.live import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.live import free_port, run_certdesk
 
 
 @pytest.mark.parametrize(
@@ -35,35 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_database_url_it_cannot_use_is_named_without_a_traceback(tmp_path, url, said, command):
     pytest.importorskip("psycopg")
     port = free_port()  # nothing listens there
-    ran = subprocess.run(
-        [sys.executable, "-m", "webapp", *command],
-        env=dict(
-            os.environ,
-            CERTDESK_INSTANCE=str(tmp_path / "instance"),
-            DATABASE_URL=url.format(port=port),
-        ),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ran = run_certdesk(tmp_path / "instance", *command, DATABASE_URL=url.format(port=port))
     assert ran.returncode == 2, ran
     assert "Traceback" not in ran.stderr, ran.stderr
     assert said.format(port=port) in ran.stderr, ran.stderr
     assert "pw-4711" not in ran.stdout + ran.stderr
-
-
-def _certdesk(instance: Path, *command: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CERTDESK_INSTANCE=str(instance))
-    env.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "webapp", *command],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize("command", [["audit", "verify"], ["serve"]])
@@ -75,7 +44,7 @@ def test_an_sqlite_file_that_is_no_database_is_named_without_a_traceback(tmp_pat
     database = instance / "certdesk.db"
     database.write_bytes(b"not a database, a gzip perhaps " * 200)
     database.chmod(0o600)
-    ran = _certdesk(instance, *command)
+    ran = run_certdesk(instance, *command)
     assert ran.returncode == 2, ran
     assert "Traceback" not in ran.stderr, ran.stderr
     assert f"CertDesk cannot use its database {database}: file is not a database" in ran.stderr
@@ -86,7 +55,7 @@ def test_an_instance_folder_it_cannot_make_is_named_without_a_traceback(tmp_path
     """CERTDESK_INSTANCE naming a file (or a place this user cannot write) is said in one line."""
     not_a_folder = tmp_path / "instance"
     not_a_folder.write_text("a file\n")
-    ran = _certdesk(not_a_folder, *command)
+    ran = run_certdesk(not_a_folder, *command)
     assert ran.returncode == 2, ran
     assert "Traceback" not in ran.stderr, ran.stderr
     assert (
@@ -100,7 +69,7 @@ def test_an_instance_folder_it_cannot_make_is_named_without_a_traceback(tmp_path
 def test_a_database_with_no_certdesk_tables_is_said_so(tmp_path, command):
     """A mistyped CERTDESK_INSTANCE names a new, empty instance: the commands that read the
     tables say so, rather than "no such table"."""
-    ran = _certdesk(tmp_path / "typo", *command)
+    ran = run_certdesk(tmp_path / "typo", *command)
     assert ran.returncode == 1, ran
     assert "Traceback" not in ran.stderr, ran.stderr
     assert "holds no CertDesk tables: check CERTDESK_INSTANCE and DATABASE_URL" in ran.stderr
@@ -114,15 +83,7 @@ def test_an_empty_postgresql_database_is_said_so_without_a_traceback(
 
     target = pg.create_database(postgres_url)
     try:
-        env = dict(os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"), DATABASE_URL=target)
-        ran = subprocess.run(
-            [sys.executable, "-m", "webapp", *command],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        ran = run_certdesk(tmp_path / "instance", *command, DATABASE_URL=target)
     finally:
         pg.drop_database(target)
     assert ran.returncode == 1, ran
@@ -136,12 +97,12 @@ def test_rotating_on_a_database_not_yet_upgraded_is_refused(tmp_path):
     import sqlite3
 
     instance = tmp_path / "instance"
-    done = _certdesk(instance, "db", "upgrade")
+    done = run_certdesk(instance, "db", "upgrade")
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(instance / "certdesk.db") as conn:
         conn.execute("update alembic_version set version_num = '0015_credential_name_any_case'")
     key = (instance / "master.key").read_bytes()
-    ran = _certdesk(instance, "rotate-master-key")
+    ran = run_certdesk(instance, "rotate-master-key")
     assert ran.returncode == 1, ran
     assert "is at migration 0015_credential_name_any_case, not this version's" in ran.stderr
     assert "db upgrade first" in ran.stderr
