@@ -117,9 +117,8 @@ def test_check_order_status_by_hand_at_once_or_as_a_job(env, user, sandbox, monk
         polling.check_selected(user["operator"], [])
 
 
-def test_an_order_revoked_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
-    """Revoked outside CertDesk (in Entrust's portal): the status check says so in SSL ›
-    Certificates too, audited."""
+def _active_order_and_certificate() -> tuple[Order, Certificate]:
+    """An imported ACTIVE order of Entrust's and the certificate the repository holds for it."""
     held = db.session.execute(
         select(Order)
         .join(Certificate, Certificate.order_id == Order.id)
@@ -127,6 +126,13 @@ def test_an_order_revoked_at_entrust_has_its_certificate_marked_revoked(env, use
         .limit(1)
     ).scalar_one()
     cert = db.session.execute(select(Certificate).where(Certificate.order_id == held.id)).scalar()
+    return held, cert
+
+
+def test_an_order_revoked_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
+    """Revoked outside CertDesk (in Entrust's portal): the status check says so in SSL ›
+    Certificates too, audited."""
+    held, cert = _active_order_and_certificate()
     assert cert.revoked_at is None
     sandbox.set_certificate_status(int(held.ca_order_id), "REVOKED")
     result = polling.check_selected(user["operator"], [held.id])
@@ -145,13 +151,7 @@ def test_an_order_revoked_at_entrust_has_its_certificate_marked_revoked(env, use
 def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
     """Reissued outside CertDesk: Entrust revokes the original certificate, so the status check
     marks it revoked in SSL › Certificates (as a reissue placed from CertDesk does)."""
-    held = db.session.execute(
-        select(Order)
-        .join(Certificate, Certificate.order_id == Order.id)
-        .where(Order.status == "ACTIVE", Order.third_party.is_(False))
-        .limit(1)
-    ).scalar_one()
-    cert = db.session.execute(select(Certificate).where(Certificate.order_id == held.id)).scalar()
+    held, cert = _active_order_and_certificate()
     with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
         ecs.reissue(int(held.ca_order_id))
     result = polling.check_selected(user["operator"], [held.id])
