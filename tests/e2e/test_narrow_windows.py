@@ -114,7 +114,8 @@ def _scrolls_sideways(page) -> list[str]:
 
 def test_a_phone_wide_window_never_scrolls_sideways(page, live_server, sandbox):
     """At 390 pixels (a phone) the top bar, the Manage tabs, an order's history, a long friendly
-    name and a long user name stay inside the window, and Sign out is in reach."""
+    name and a long user name stay inside the window, the Manage tabs keep to one row, and Sign
+    out is in reach."""
     sandbox.seed(certificates=0, seed=9)
     login(page, live_server, "admin")
     _link_sandbox(page, live_server, sandbox)
@@ -146,6 +147,14 @@ def test_a_phone_wide_window_never_scrolls_sideways(page, live_server, sandbox):
     ):
         page.goto(url)
         assert _scrolls_sideways(page) == [], url
+    # The Manage tabs stay on one row, each in full view.
+    page.goto(live_server.url + "/entrust/manage/domains")
+    tabs = page.locator(".tabs a")
+    assert tabs.count() == 4
+    tops = {round(box["y"]) for box in (tab.bounding_box() for tab in tabs.all())}
+    assert len(tops) == 1, tops
+    for tab in tabs.all():
+        expect(tab).to_be_in_viewport(ratio=1)
     page.locator(".user-menu summary").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport(ratio=1)
     # Wider, the long name is cut short: each menu's name stays on one line with its arrow.
