@@ -164,29 +164,20 @@ def test_the_same_reissue_form_sent_twice_places_one_reissue(env, user, sandbox)
     assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 2
 
 
-def test_certdesk_stopping_before_the_original_is_read_back_leaves_it_to_the_status_check(
-    env, user, sandbox, monkeypatch
-):
-    """The reissue is placed and linked, then CertDesk stops before it has read the original
-    back: after the call's deadline, the scheduled status check reads the original, which
-    Entrust holds as REISSUED, although CertDesk does not follow an ACTIVE order."""
-    from webapp.orders import lineage, polling
+def test_an_original_that_could_not_be_read_back_is_left_to_the_status_check(env, user, sandbox):
+    """The reissue is placed and linked, but Entrust does not answer the read of the original:
+    after the call's deadline, the scheduled status check reads the original, which Entrust holds
+    as REISSUED, although CertDesk does not follow an ACTIVE order."""
+    from webapp.orders import polling
 
     old = _order(user, env)
-
-    class Died(BaseException):
-        """The process dies here (not an error CertDesk could catch and record)."""
-
-    def stop(*args, **kwargs):
-        raise Died("the process died here")
-
-    monkeypatch.setattr(lineage, "successor_linked", stop)
-    with pytest.raises(Died):
-        successors.reissue(user["operator"], old, successor_form(old, csr_id=_csr(user).id))
-    monkeypatch.undo()
-    db.session.rollback()
+    sandbox.faults([{"kind": "http_503", "method": "GET", "path": f"{BASE}/{old.ca_order_id}"}])
+    new = successors.reissue(user["operator"], old, successor_form(old, csr_id=_csr(user).id))
+    sandbox.clear_faults()
+    assert new.placement == "placed" and new.status == "ACTIVE"
     db.session.refresh(old)
     assert old.status == "ACTIVE" and sandbox.status(old.ca_order_id) == "REISSUED"
+    assert "could not be read" in old.message
     deadline = utcnow() + registry.answer_deadline("entrust")
     assert polling.due(now=deadline) == []  # not while the call may be under way
     later = deadline + polling.poll_interval()
@@ -195,6 +186,95 @@ def test_certdesk_stopping_before_the_original_is_read_back_leaves_it_to_the_sta
     assert old.status == "REISSUED" and old.next_check_at is None
     # Entrust revoked the original certificate with the reissue: the repository says so too.
     assert [c.revoked_at is not None for c in _certs(old.id)] == [True]
+
+
+class Died(BaseException):
+    """The process dies here (not an error CertDesk could catch and record)."""
+
+
+def _die(*args, **kwargs):
+    raise Died("the process died here")
+
+
+def _lines(order_id) -> list[tuple]:
+    stmt = select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)
+    return [
+        (e.kind, e.old_status, e.new_status, e.related_order_id, e.actor_name)
+        for e in db.session.execute(stmt).scalars()
+    ]
+
+
+def _audited(action: str, object_id: int) -> list[AuditEvent]:
+    stmt = select(AuditEvent).where(
+        AuditEvent.action == action, AuditEvent.object_id == str(object_id)
+    )
+    return list(db.session.execute(stmt.order_by(AuditEvent.seq)).scalars())
+
+
+@pytest.mark.parametrize("origin", ["reissue", "renew"])
+@pytest.mark.parametrize("dies", [None, "placing", "reconciling"])
+def test_a_reissue_or_renewal_interrupted_after_entrust_took_it_is_recorded_in_full_once(
+    env, user, sandbox, monkeypatch, origin, dies, ecs_calls_holding_writes
+):
+    """CertDesk stops after Entrust took the reissue or renewal, before it has recorded the link
+    (while the user's request records Entrust's answer, or while the reconciler records what it
+    found): the reconciler that settles the new order records the link in both histories and the
+    audit trail as an uninterrupted one does, once, as the reconciler's doing. Both orders are read
+    back before anything is written."""
+    from webapp.orders import lineage
+
+    old = _aged_order(user, env, sandbox)
+    form = successor_form(old, origin=origin, csr_source="certdesk", csr_id=_csr(user).id)
+    place = successors.reissue if origin == "reissue" else successors.renew
+    if dies is None:
+        new = place(user["operator"], old, form)
+        by, words = "operator", "placed"
+    else:
+        # Killed while Entrust's answer is recorded (with the link), or (then killed again, while
+        # the reconciler records what it found) as soon as the answer is in.
+        where = (lineage, "successor_linked") if dies == "placing" else (placing, "_placed")
+        monkeypatch.setattr(*where, _die)
+        with pytest.raises(Died):
+            place(user["operator"], old, form)
+        monkeypatch.undo()
+        db.session.rollback()
+        new = db.session.execute(select(Order).where(Order.parent_id == old.id)).scalar_one()
+        assert _kinds(old.id) == ["requested", "placed"]  # the original's own placing
+        by, words = "scheduler", "reconciled"
+        due = new.attempted_at + registry.answer_deadline("entrust")
+        if dies == "reconciling":
+            monkeypatch.setattr(lineage, "successor_linked", _die)
+            with pytest.raises(Died):
+                settling.reconcile_due("scheduler", now=due)
+            monkeypatch.undo()
+            db.session.rollback()
+        settling.reconcile_due("scheduler", now=due)
+        settling.reconcile_due("scheduler", now=due + registry.answer_deadline("entrust"))
+        db.session.expire_all()
+        new, old = db.session.get(Order, new.id), db.session.get(Order, old.id)
+    reissue = origin == "reissue"
+    status = "REISSUED" if reissue else "RENEWED"
+    into, of = ("reissued_into", "reissue_of") if reissue else ("renewed_into", "renewal_of")
+    assert _lines(old.id)[2:] == [(into, "ACTIVE", status, new.id, by)]
+    assert [line[0] for line in _lines(new.id)] == ["requested", words, of]
+    assert _lines(new.id)[2] == (of, "", "", old.id, by)
+    [replaced] = _audited("order.replaced", old.id)
+    assert replaced.actor_name == by and replaced.outcome == "success"
+    assert json.loads(replaced.detail) == {
+        "by": new.id,
+        "how": origin,
+        "ca_order_id": old.ca_order_id,
+        "new_ca_order_id": new.ca_order_id,
+        "status": status,
+        "certificate_revoked": reissue,
+    }
+    assert len(_audited("order.place" if dies is None else "order.reconcile", new.id)) == 1
+    assert new.placement == "placed" and new.status == "ACTIVE" and old.status == status
+    assert [c.revoked_at is not None for c in _certs(old.id)] == [reissue]
+    assert len(_audited("certificate.revoked", _certs(old.id)[0].id)) == int(reissue)
+    assert len(_certs(new.id)) == 1
+    assert len(_creates(sandbox, "reissues" if reissue else "renewals")) == 1
+    assert ecs_calls_holding_writes == []
 
 
 @pytest.mark.parametrize(("status", "revoked"), [("REISSUED", True), ("RENEWED", False)])

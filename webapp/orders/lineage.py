@@ -3,18 +3,22 @@ back from the CA, each gets a line in its history pointing at the other, and the
 certificate is marked revoked in the repository when the CA revoked it (Entrust revokes a
 reissued certificate; a renewed one stays valid until it expires).
 
-Called when a reissue or renewal is linked: right after its create call, or later by the
-reconciler when the answer had been lost. Nothing here calls the CA but to read."""
+Done when a reissue or renewal is linked: right after its create call, or later by the reconciler
+when the answer had been lost (or CertDesk stopped before recording it). Both orders are read
+(``read_back``) before anything is written, and the link is recorded (``successor_linked``) in the
+same transaction that records the new order as placed: should CertDesk stop in between, the order
+is still waiting to be settled, and the reconciler that settles it records the link, once. Nothing
+here calls the CA but to read."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from webapp.audit import service as audit
 from webapp.cas import registry
 from webapp.cas.base import Action, CaError, CaOrder, Phase
 from webapp.certificates import service as certificates
-from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.orders import availability, records
 from webapp.orders.models import SUCCESSORS, Order
@@ -35,6 +39,43 @@ def cannot_replace(parent: Order | None, origin: str) -> str:
     return availability.why_not(parent, ACTIONS[origin])
 
 
+@dataclass
+class ReadBack:
+    """What the CA said of a new order and of the original it replaces (None: not read)."""
+
+    child: CaOrder | None
+    parent: CaOrder | None
+    problem: str  # why they could not be read, or ""
+
+
+def read_back(row: Order, ca_order_id: str | None, conn=None) -> ReadBack | None:
+    """Read ``row`` (a reissue or renewal the CA holds as ``ca_order_id``) and the original it
+    replaces from the CA, before anything is written (``conn``: a connector open already).
+    None when ``row`` replaces no order CertDesk still holds. Writes nothing."""
+    if row.origin not in SUCCESSORS or row.parent_id is None:
+        return None
+    parent = db.session.get(Order, row.parent_id)
+    if parent is None:
+        return None
+    back = ReadBack(None, None, "")
+    try:
+        if conn is None:
+            with registry.open_connector(row.ca, row.credential_id) as own:
+                _read(own, back, ca_order_id, parent.ca_order_id)
+        else:
+            _read(conn, back, ca_order_id, parent.ca_order_id)
+    except CaError as exc:
+        back.problem = str(exc)
+    return back
+
+
+def _read(conn, back: ReadBack, child_id: str | None, parent_id: str | None) -> None:
+    if child_id:
+        back.child = conn.fetch(child_id)
+    if parent_id:
+        back.parent = conn.fetch(parent_id)
+
+
 def _revoked(origin: str, parent_ca: CaOrder | None, revokes_on_reissue: bool) -> bool:
     if parent_ca is None:
         return False
@@ -43,27 +84,18 @@ def _revoked(origin: str, parent_ca: CaOrder | None, revokes_on_reissue: bool) -
     return origin == "reissue" and parent_ca.phase is Phase.REPLACED and revokes_on_reissue
 
 
-def successor_linked(row: Order, actor, *, now: datetime | None = None) -> None:
-    """``row`` (a reissue or renewal) was just linked to the CA's new order: read both orders
-    back, record the link in both histories, mark the original's certificate revoked in the
-    repository if the CA revoked it. Audited; commits."""
-    if row.origin not in SUCCESSORS or row.parent_id is None:
+def successor_linked(row: Order, back: ReadBack | None, actor, *, now: datetime) -> None:
+    """``row`` (a reissue or renewal) is being recorded as linked to the CA's new order: from what
+    ``read_back`` read, update both orders, record the link in both histories, mark the original's
+    certificate revoked in the repository if the CA revoked it. Audited; in the caller's
+    transaction (the one that records ``row`` as placed), which commits it."""
+    if back is None or row.origin not in SUCCESSORS or row.parent_id is None:
         return
     parent = db.session.get(Order, row.parent_id)
     if parent is None:
         return
-    now = now or utcnow()
     caps = registry.capabilities(row.ca)
-    child_ca = parent_ca = None
-    problem = ""
-    try:
-        with registry.open_connector(row.ca, row.credential_id) as conn:
-            if row.ca_order_id:
-                child_ca = conn.fetch(row.ca_order_id)
-            if parent.ca_order_id:
-                parent_ca = conn.fetch(parent.ca_order_id)
-    except CaError as exc:
-        problem = str(exc)
+    child_ca, parent_ca, problem = back.child, back.parent, back.problem
     if child_ca is not None:
         records.apply(row, child_ca, now)
         have = certificates.orders_with_certificate([row.id])
@@ -112,4 +144,3 @@ def successor_linked(row: Order, actor, *, now: datetime | None = None) -> None:
             **({"error": problem[:500]} if problem else {}),
         },
     )
-    db.session.commit()

@@ -238,8 +238,9 @@ def _claim_parent(parent_id: int, now: datetime) -> None:
     the same order take turns) and refuse while another one of it is not settled, or while a
     status action's call on it (a revocation, say) is under way. The original
     is due for a status check after the call can no longer take effect (the scheduled check takes
-    what is due within half a poll interval): should CertDesk stop before it has read back what
-    the call made of the original, that check reads it."""
+    what is due within half a poll interval): should CertDesk not read back what the call made
+    of the original (Entrust did not answer that read, neither right after the call nor when the
+    reconciler settled it), that check reads it."""
     later = registry.answer_deadline(CA) + timedelta(minutes=service.poll_minutes())
     db.session.execute(
         update(Order)
@@ -383,7 +384,7 @@ def _submit(
             _withdraw(order_id, actor, exc, key_row if key_created else None)
             raise _refusal(exc) from None
         try:
-            return _placed(order_id, actor, placed.outcome, placed.order, again_of)
+            return _placed(order_id, actor, placed.outcome, placed.order, again_of, conn)
         except Exception:
             return _not_recorded(order_id, actor, placed.order, again_of)
 
@@ -484,13 +485,22 @@ def _withdraw(order_id: int, actor, exc: CaError, new_key) -> None:
 
 
 def _placed(
-    order_id: int, actor, outcome: str, ca: CaOrder | None, again_of: int | None = None
+    order_id: int,
+    actor,
+    outcome: str,
+    ca: CaOrder | None,
+    again_of: int | None = None,
+    conn=None,
 ) -> Order:
+    """Record the CA's answer: the order placed, linked to the CA's order (and, for a reissue or
+    renewal, to the original, read back first), all in one transaction."""
     now = utcnow()
     if ca is None or not ca.order_id:
         # An answer without the CA's id cannot be linked; let the reconciler find it.
         _mark_unknown(order_id, actor, "Entrust's answer did not name the order.", again_of)
         return db.session.get(Order, order_id)
+    row = db.session.get(Order, order_id)
+    back = lineage.read_back(row, records.order_key(ca), conn) if row is not None else None
     if not settling.claim(order_id, {"placement": PLACED}):
         db.session.rollback()
         return db.session.get(Order, order_id)
@@ -523,9 +533,9 @@ def _placed(
             "status": row.status,
         },
     )
+    lineage.successor_linked(row, back, actor, now=now)
     db.session.commit()
-    if row.origin in SUCCESSORS:
-        lineage.successor_linked(row, actor)
+    db.session.refresh(row)  # as committed, for a caller that reads it after its session ends
     return row
 
 

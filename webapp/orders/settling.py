@@ -26,7 +26,6 @@ from webapp.orders.models import (
     INTENT,
     NOT_PLACED,
     PLACED,
-    SUCCESSORS,
     UNKNOWN,
     Order,
     unsettled,
@@ -117,7 +116,8 @@ def reconcile(row: Order, actor, *, now: datetime | None = None, conn=None) -> O
         if own and conn is not None:
             conn.close()
     if found:
-        return settle_found(row, full or found[0], len(found), actor, now)
+        given = None if own else conn  # a connector of the caller's is still open
+        return settle_found(row, full or found[0], len(found), actor, now, conn=given)
     if now < due:
         row.placement = UNKNOWN
         # Said now, so that an older "could not check" no longer stands after a search that worked.
@@ -158,9 +158,18 @@ def reconcile(row: Order, actor, *, now: datetime | None = None, conn=None) -> O
 
 
 def settle_found(
-    row: Order, ca: CaOrder, n_found: int, actor, now: datetime, from_=(INTENT, UNKNOWN)
+    row: Order,
+    ca: CaOrder,
+    n_found: int,
+    actor,
+    now: datetime,
+    from_=(INTENT, UNKNOWN),
+    *,
+    conn=None,
 ) -> Order:
-    """The CA holds the order after all: link it."""
+    """The CA holds the order after all: link it (a reissue or renewal to its original too, read
+    back first), in one transaction. ``conn``: a connector open already, for the read-back."""
+    back = lineage.read_back(row, records.order_key(ca), conn)
     if not claim(row.id, {"placement": PLACED}, from_):
         db.session.rollback()
         return db.session.get(Order, row.id)
@@ -184,9 +193,9 @@ def settle_found(
         object_id=row.id,
         detail={"request_id": row.request_id, "found": row.ca_order_id, "status": row.status},
     )
+    lineage.successor_linked(row, back, actor, now=now)
     db.session.commit()
-    if row.origin in SUCCESSORS:
-        lineage.successor_linked(row, actor, now=now)
+    db.session.refresh(row)  # as committed, for a caller that reads it after its session ends
     return row
 
 
