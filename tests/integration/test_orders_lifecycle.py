@@ -589,6 +589,7 @@ def test_an_action_under_way_is_shown_and_a_stale_claim_runs_out(env, user, sand
     sandbox.clear_requests()
     page = lifecycle.selection([row.id], lifecycle.STATUS_ACTIONS, user["admin"])
     assert "A Suspend of this order is under way" in page.disabled["suspend"]
+    assert f"free again at {row.acting_until:%Y-%m-%d %H:%M} UTC" in page.disabled["suspend"]
     choices = lifecycle.Choices(reason="keyCompromise")
     [outcome] = lifecycle.run(user["admin"], Action.REVOKE, [row.id], choices).outcomes
     assert outcome.result == "refused" and "under way" in outcome.message
