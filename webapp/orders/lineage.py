@@ -76,6 +76,8 @@ def successor_linked(row: Order, actor, *, now: datetime | None = None) -> None:
     if parent_ca is not None:
         _changed, changed_from = records.apply(parent, parent_ca, now)
         records.schedule(parent, now, changed=changed_from is not None)
+        if changed_from is not None:
+            records.certificates_suspended(parent, actor=actor)
         parent.message = ""
     else:
         parent.message = (
