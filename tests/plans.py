@@ -101,6 +101,7 @@ LIST_QUERIES: list[tuple[str, Callable]] = [
     ("certificates expiry=revoked", _cert(expiry="revoked")),
     ("certificates expiry=suspended", _cert(expiry="suspended")),
     ("certificates expiry=not_yet_valid", _cert(expiry="not_yet_valid")),
+    ("certificates q=many not_yet_valid", _cert(q=MANY, expiry="not_yet_valid")),
     ("certificates expiry=7 has_key=yes", _cert(expiry="7", has_key="yes")),
     ("certificates issuer", _cert(issuer="Internal Issuing CA")),
     ("certificates source", _cert(source="entrust")),
