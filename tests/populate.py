@@ -127,7 +127,11 @@ def fill(n: int, quiet: bool = False) -> None:
                 "sans": f"{host},www.{host}",
                 "issuer": "CN=" + ISSUERS[i % len(ISSUERS)],
                 "issuer_cn": ISSUERS[i % len(ISSUERS)],
-                "not_before": not_after - timedelta(days=365),
+                # Valid for a year at most, begun by now, but for a few whose validity is
+                # still to come (as an imported certificate's can be).
+                "not_before": now + timedelta(days=2)
+                if i % 700 == 0
+                else min(not_after - timedelta(days=365), now - timedelta(days=1)),
                 "not_after": not_after,
                 "key_type": "RSA",
                 "key_size": 2048,
@@ -139,6 +143,7 @@ def fill(n: int, quiet: bool = False) -> None:
                 "pem": "-----BEGIN CERTIFICATE-----\n(bench)\n-----END CERTIFICATE-----\n",
                 "chain_pem": "",
                 "revoked_at": now - timedelta(days=i % 30) if i % 500 == 0 else None,
+                "suspended_at": now - timedelta(days=i % 20) if i % 400 == 200 else None,
                 "tracking_id": i if i % 3 else None,
                 "private_key_id": i // 20 if i % 20 == 0 else None,
                 "csr_id": None,

@@ -740,14 +740,21 @@ def _(t):
     )
 
 
+# What a status action does to the certificate of an issued order (held by the CA, or again valid).
+_CERTIFICATE_EVENTS = {"suspend": "certificate.suspended", "resume": "certificate.resumed"}
+
+
 def _status_action(t, action: str, cn: str, queue: bool, before: str | None = None) -> Change:
     row = t.place(t.linked(), cn, queue=queue)
     if before:
         lifecycle.run(t.user["admin"], lifecycle.ACTIONS[before], [row.id], lifecycle.Choices())
+    certificate = []
+    if action in _CERTIFICATE_EVENTS:
+        certificate = [(_CERTIFICATE_EVENTS[action], "admin", "certificate", row_cert(row))]
     return Change(
         "admin",
         f"/entrust/status?action={action}",
-        [(f"order.{action}", "admin", "order", row.id)],
+        [*certificate, (f"order.{action}", "admin", "order", row.id)],
         {"order": [row.id], "reason": "not ours"},
         status=(200,),
     )
@@ -758,13 +765,22 @@ def _(t):
     # More orders than are done at once: a job, started by the administrator, does each one.
     t.fixture("monkeypatch").setattr(lifecycle, "INLINE_LIMIT", 1)
     cred = t.linked()
-    rows = [t.place(cred, f"job{i}.example.com").id for i in (1, 2)]
+    placed = [t.place(cred, f"job{i}.example.com") for i in (1, 2)]
+    rows = [row.id for row in placed]
+    certs = [row_cert(row) for row in placed]
     return Change(
         "admin",
         "/entrust/status?action=suspend",
         [
             ("order.suspend", "admin", "order", ""),
-            *[("order.suspend", "admin", "order", i) for i in rows],
+            *[
+                event
+                for i, cert in zip(rows, certs, strict=True)
+                for event in (
+                    ("certificate.suspended", "admin", "certificate", cert),
+                    ("order.suspend", "admin", "order", i),
+                )
+            ],
         ],
         {"order": rows},
     )

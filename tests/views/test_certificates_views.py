@@ -180,6 +180,41 @@ def test_a_certificate_not_valid_yet_says_so_rather_than_valid(admin_client):
     assert "cert-not-yet-valid" not in page
 
 
+def _listed(client, expiry: str) -> str:
+    page = client.get(f"/certificates/?expiry={expiry}").get_data(as_text=True)
+    return page.split('id="certificates-table"')[1].split("</table>")[0]
+
+
+def test_a_certificate_not_valid_yet_is_not_listed_or_counted_as_valid(admin_client):
+    """The list's badge says "Not valid yet"; the Valid and Expiring filters leave it out, the
+    "Not valid yet" one lists it; the dashboard counts it apart, in no valid figure."""
+    from datetime import UTC, datetime, timedelta
+
+    from webapp.dashboard import service as dashboard
+
+    pki = MiniPki()
+    start = datetime.now(UTC) + timedelta(days=5)
+    _key, later = pki.leaf("later.example.com", start=start, days=30)
+    _key, now = pki.leaf("now.example.com", start=datetime.now(UTC) - timedelta(days=1), days=30)
+    resp = _upload(admin_client, ("later.pem", pem(later)), ("now.pem", pem(now)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    everything = _listed(admin_client, "")
+    row = everything.split("later.example.com")[2].split("</tr>")[0]
+    assert ">Not valid yet</span>" in row and "d left" not in row
+    for expiry in ("valid", "30", "90"):
+        shown = _listed(admin_client, expiry)
+        assert "later.example.com" not in shown and "now.example.com" in shown, expiry
+    early = _listed(admin_client, "not_yet_valid")
+    assert "later.example.com" in early and "now.example.com" not in early
+    counts = dashboard.state_counts()
+    assert (counts["valid"], counts["expiring_30"], counts["not_yet_valid"]) == (1, 1, 1)
+    assert counts["total"] == 2
+    assert sum(w.count for w in dashboard.expiry_timeline()) == 1
+    assert [c.common_name for c in dashboard.urgent()] == ["now.example.com"]
+    home = admin_client.get("/").get_data(as_text=True)
+    assert "expiry=not_yet_valid" in home
+
+
 def test_bad_input_changes_nothing(admin_client):
     pki = MiniPki()
     key, cert = pki.leaf("x.example.com")

@@ -43,6 +43,8 @@ def test_counts_and_timeline(app, user):
         "expiring_7": 1,
         "expiring_30": 2,
         "expiring_90": 3,
+        "suspended": 0,
+        "not_yet_valid": 0,
         "expired": 1,
         "revoked": 1,
     }
@@ -134,7 +136,11 @@ def test_most_urgent_says_nothing_is_due_when_certificates_exist(app, user, audi
 
 def _day_counters() -> list:
     rows = db.session.execute(select(CertificateExpiryDay).order_by(CertificateExpiryDay.day))
-    return [(r.day, r.live, r.revoked) for r in rows.scalars() if r.live or r.revoked]
+    return [
+        (r.day, r.live, r.suspended, r.revoked)
+        for r in rows.scalars()
+        if r.live or r.suspended or r.revoked
+    ]
 
 
 def test_counters_follow_every_change_and_count_the_same_set_everywhere(app, user):
@@ -154,6 +160,8 @@ def test_counters_follow_every_change_and_count_the_same_set_everywhere(app, use
         "expiring_7": 0,
         "expiring_30": 2,
         "expiring_90": 3,
+        "suspended": 0,
+        "not_yet_valid": 0,
         "expired": 1,
         "revoked": 2,
     }
@@ -163,6 +171,50 @@ def test_counters_follow_every_change_and_count_the_same_set_everywhere(app, use
     weeks = dashboard.expiry_timeline(now)
     assert weeks[2].count == 2  # month.example.com and the CA certificate, both in 20 days
     assert "Own CA" in [c.common_name for c in dashboard.urgent(10, now)]
+
+
+def test_suspended_certificates_are_counted_apart_and_the_counters_follow(app, user):
+    """Suspended (a valid one, an expired one), then resumed, then revoked while suspended: the
+    tiles, the chart and Most urgent leave a suspended certificate out of every valid figure, an
+    expired one stays expired, and the day counters agree with a recount from the rows."""
+    made = _fill(user)
+    service.mark_suspended(made["quarter.example.com"], actor="test")
+    service.mark_suspended(made["gone.example.com"], actor="test")
+    service.mark_suspended(made["revoked.example.com"], actor="test")  # revoked: left alone
+    db.session.commit()
+    now = utcnow()
+    assert dashboard.state_counts(now) == {
+        "total": 6,
+        "valid": 3,
+        "expiring_7": 1,
+        "expiring_30": 2,
+        "expiring_90": 2,
+        "suspended": 1,
+        "not_yet_valid": 0,
+        "expired": 1,
+        "revoked": 1,
+    }
+    assert sum(w.count for w in dashboard.expiry_timeline(now)) == 2
+    urgent = [c.common_name for c in dashboard.urgent(10, now)]
+    assert "quarter.example.com" not in urgent and "gone.example.com" in urgent
+    kept = _day_counters()
+    assert sum(suspended for _day, _live, suspended, _revoked in kept) == 2
+    service.recount_expiry_days()
+    assert _day_counters() == kept
+
+    service.mark_resumed(made["quarter.example.com"], actor="test")
+    made["gone.example.com"].revoked_at = now
+    db.session.commit()
+    counts = dashboard.state_counts(now)
+    assert (counts["valid"], counts["suspended"], counts["expired"], counts["revoked"]) == (
+        4,
+        0,
+        0,
+        2,
+    )
+    kept = _day_counters()
+    service.recount_expiry_days()
+    assert _day_counters() == kept
 
 
 def test_recent_activity_skips_sign_ins(app, user):

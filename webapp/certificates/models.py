@@ -70,6 +70,9 @@ class Certificate(CertificateShown, db.Model):
     pem: Mapped[str] = mapped_column(Text)
     chain_pem: Mapped[str] = mapped_column(Text, default="")  # issuer first, root last
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, active_history=True)
+    # Set while the CA holds the certificate suspended (its order's phase is suspended: on hold,
+    # not valid until resumed); cleared when the order leaves that phase.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, active_history=True)
     # The CA order it was issued for (webapp.orders), when CertDesk knows it.
     order_id: Mapped[int | None] = mapped_column(
         ForeignKey("ca_order.id", ondelete="SET NULL"), index=True
@@ -126,6 +129,17 @@ class Certificate(CertificateShown, db.Model):
             sqlite_where=text("private_key_id IS NOT NULL"),
             postgresql_where=text("private_key_id IS NOT NULL"),
         ),
+        Index(
+            "ix_certificate_suspended",
+            "not_after",
+            "revoked_at",
+            "private_key_id",
+            "id",
+            sqlite_where=text("suspended_at IS NOT NULL"),
+            postgresql_where=text("suspended_at IS NOT NULL"),
+        ),
+        # The certificates whose validity has not begun: the few at the end of this index.
+        Index("ix_certificate_not_before", "not_before", "id"),
         Index("ix_certificate_cn", "common_name", "id"),
         Index("ix_certificate_serial", "serial_hex", "id"),
         Index("ix_certificate_created", "created_at", "id"),
@@ -164,7 +178,8 @@ class CertificateName(db.Model):
 
 
 class CertificateExpiryDay(db.Model):
-    """How many certificates expire on each day (UTC), live and revoked.
+    """How many certificates expire on each day (UTC): live, suspended (not revoked, but held by
+    the CA: ``suspended_at``) and revoked.
 
     Kept in the same transaction as every certificate added, revoked or deleted (see
     ``webapp.certificates.counts``), so that the dashboard adds up a few hundred day rows instead
@@ -176,6 +191,7 @@ class CertificateExpiryDay(db.Model):
     day: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # since 1970
     live: Mapped[int] = mapped_column(Integer, default=0)
     revoked: Mapped[int] = mapped_column(Integer, default=0)
+    suspended: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 _EPOCH = date(1970, 1, 1).toordinal()
@@ -196,24 +212,39 @@ def _before(obj, attr: str):
     return getattr(obj, attr)
 
 
-def _counter_before(obj) -> tuple[int, bool]:
-    return expiry_day(_before(obj, "not_after")), _before(obj, "revoked_at") is not None
+# The counter a certificate is in (a column of CertificateExpiryDay).
+LIVE, SUSPENDED, REVOKED = "live", "suspended", "revoked"
+
+
+def counter_of(revoked_at, suspended_at) -> str:
+    if revoked_at is not None:
+        return REVOKED
+    return SUSPENDED if suspended_at is not None else LIVE
+
+
+def _counter_before(obj) -> tuple[int, str]:
+    return expiry_day(_before(obj, "not_after")), counter_of(
+        _before(obj, "revoked_at"), _before(obj, "suspended_at")
+    )
+
+
+def _counter_now(obj) -> tuple[int, str]:
+    return expiry_day(obj.not_after), counter_of(obj.revoked_at, obj.suspended_at)
 
 
 @event.listens_for(Session, "before_flush")
 def _expiry_day_deltas(session, _context, _instances) -> None:
-    """Note how this flush moves certificates between (day, live/revoked) counters: added,
-    deleted, revoked, or given another expiry. Read here, while deleted rows can still be
-    loaded; written by ``_apply_expiry_day_deltas`` once the rows are flushed."""
+    """Note how this flush moves certificates between (day, live/suspended/revoked) counters:
+    added, deleted, revoked, suspended or resumed, or given another expiry. Read here, while
+    deleted rows can still be loaded; written by ``_apply_expiry_day_deltas`` once the rows are
+    flushed."""
     deltas: Counter = session.info.setdefault("certificate_expiry_deltas", Counter())
     for obj in session.new:
         if isinstance(obj, Certificate) and obj.not_after is not None:
-            deltas[(expiry_day(obj.not_after), obj.revoked_at is not None)] += 1
+            deltas[_counter_now(obj)] += 1
     for obj in session.deleted:
         if isinstance(obj, Certificate):
-            deltas[
-                (expiry_day(_before(obj, "not_after")), _before(obj, "revoked_at") is not None)
-            ] -= 1
+            deltas[_counter_before(obj)] -= 1
     for obj in session.dirty:
         if not isinstance(obj, Certificate) or not session.is_modified(obj):
             continue
@@ -221,10 +252,10 @@ def _expiry_day_deltas(session, _context, _instances) -> None:
         if not (
             state.attrs.not_after.history.has_changes()
             or state.attrs.revoked_at.history.has_changes()
+            or state.attrs.suspended_at.history.has_changes()
         ):
             continue
-        old = (expiry_day(_before(obj, "not_after")), _before(obj, "revoked_at") is not None)
-        new = (expiry_day(obj.not_after), obj.revoked_at is not None)
+        old, new = _counter_before(obj), _counter_now(obj)
         if old != new:
             deltas[old] -= 1
             deltas[new] += 1
@@ -240,17 +271,17 @@ def _apply_expiry_day_deltas(session, _context) -> None:
     deltas = session.info.pop("certificate_expiry_deltas", None)
     if not deltas:
         return
-    per_day: dict[int, list[int]] = {}
-    for (day, revoked), n in deltas.items():
-        per_day.setdefault(day, [0, 0])[1 if revoked else 0] += n
+    per_day: dict[int, Counter] = {}
+    for (day, counter), n in deltas.items():
+        per_day.setdefault(day, Counter())[counter] += n
     conn = session.connection()
     table = CertificateExpiryDay.__table__
     # Days in order, so that two transactions touching the same days lock them in the same order;
     # one statement for all of them (a batch of certificates touches hundreds of days).
     rows = [
-        {"day": day, "live": per_day[day][0], "revoked": per_day[day][1]}
+        {"day": day, **{c: per_day[day][c] for c in (LIVE, SUSPENDED, REVOKED)}}
         for day in sorted(per_day)
-        if per_day[day][0] or per_day[day][1]
+        if any(per_day[day].values())
     ]
     if not rows:
         return
@@ -261,6 +292,7 @@ def _apply_expiry_day_deltas(session, _context) -> None:
             set_={
                 "live": table.c.live + stmt.excluded.live,
                 "revoked": table.c.revoked + stmt.excluded.revoked,
+                "suspended": table.c.suspended + stmt.excluded.suspended,
             },
         ),
         rows,

@@ -7,6 +7,7 @@ public key. Lists filter and sort on indexed columns so they stay fast at 100,00
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,11 +19,15 @@ from sqlalchemy.orm import defer
 from webapp import csvexport, hooks, pki
 from webapp.audit import service as audit
 from webapp.certificates.models import (
+    LIVE,
+    REVOKED,
     SOURCES,
+    SUSPENDED,
     Certificate,
     CertificateExpiryDay,
     CertificateName,
     ListedCertificate,
+    counter_of,
     expiry_day,
 )
 from webapp.csrs import service as csrs
@@ -123,6 +128,10 @@ def _new_row(
         private_key_id=key_id,
         csr_id=csr_id,
         created_by_id=getattr(actor, "id", None),
+        # Given, so that a change later in the same transaction (revoked, suspended) knows the
+        # value it replaces, and the per-day counters move the certificate between theirs.
+        revoked_at=None,
+        suspended_at=None,
     )
     row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
     return row
@@ -561,7 +570,9 @@ def serials_of_ordered(serials) -> set[str]:
 @dataclass
 class CertFilter:
     q: str = ""
-    expiry: str = ""  # "", "expired", "revoked", "valid", or a number of days
+    # "", "expired", "revoked", "suspended", "not_yet_valid", "valid", or a number of days
+    # (valid, expiring within them)
+    expiry: str = ""
     issuer: str = ""
     source: str = ""
     has_key: str = ""  # "", "yes", "no"
@@ -609,19 +620,32 @@ def _conditions(f: CertFilter, now) -> list:
     # "Not revoked" is tested on the index entries the page walks: written as a plain IS NULL,
     # SQLite would take it for an equality on the index and sort each run of equal expiry times.
     live = unindexed(Certificate.revoked_at).is_(None)
+    # Valid: neither suspended nor before its notBefore (the few such rows are tested on the
+    # rows the page walks, as ``state_of`` tells them apart).
+    in_force = [
+        unindexed(Certificate.suspended_at).is_(None),
+        unindexed(Certificate.not_before) <= now,
+    ]
     expiry = (f.expiry or "").strip()
     if expiry == "expired":
         conds += [Certificate.not_after < now, live]
     elif expiry == "revoked":
         conds.append(Certificate.revoked_at.is_not(None))
+    elif expiry == "suspended":
+        # Only the suspended rows are in ix_certificate_suspended (expiry order).
+        conds += [Certificate.suspended_at.is_not(None), Certificate.not_after >= now, live]
+    elif expiry == "not_yet_valid":
+        # Which ones: see ``_not_yet_valid``.
+        conds += [Certificate.not_after >= now, live, unindexed(Certificate.suspended_at).is_(None)]
     elif expiry == "valid":
-        conds += [Certificate.not_after >= now, live]
+        conds += [Certificate.not_after >= now, live, *in_force]
     elif expiry.isascii() and expiry.isdigit():
         days = min(int(expiry[:6]), 36500)
         conds += [
             Certificate.not_after >= now,
             Certificate.not_after < now + timedelta(days=days),
             live,
+            *in_force,
         ]
     if f.issuer:
         conds.append(Certificate.issuer_cn == f.issuer)
@@ -643,11 +667,20 @@ def _order(f: CertFilter) -> list:
     return [c.desc() if desc else c.asc() for c in (*cols, Certificate.id)]
 
 
+def _not_yet_valid(stmt, now):
+    """``stmt`` narrowed to the certificates whose notBefore is after ``now``: the few at the
+    end of ix_certificate_not_before, an index range (see :func:`webapp.search.narrowed`)."""
+    candidates = [select(Certificate.id).where(Certificate.not_before > now)]
+    return narrowed(stmt, candidates, Certificate.id, unindexed(Certificate.not_before) > now)
+
+
 def query(f: CertFilter, now=None):
     """The select for the filtered, sorted list (without the PEM columns)."""
     now = now or utcnow()
     stmt = select(Certificate).options(defer(Certificate.pem), defer(Certificate.chain_pem))
     stmt = stmt.where(*_conditions(f, now))
+    if (f.expiry or "").strip() == "not_yet_valid":
+        stmt = _not_yet_valid(stmt, now)
     if f.q.strip():
         stmt = _search(stmt, f.q)
     return stmt.order_by(*_order(f))
@@ -661,8 +694,10 @@ LISTED = (
     Certificate.sans,
     Certificate.issuer_cn,
     Certificate.serial_hex,
+    Certificate.not_before,
     Certificate.not_after,
     Certificate.revoked_at,
+    Certificate.suspended_at,
     Certificate.key_label,
     Certificate.source,
     Certificate.private_key_id,
@@ -683,15 +718,20 @@ def issuers() -> list[str]:
 
 
 def state_of(cert: Certificate, now=None) -> tuple[str, int]:
-    """(state, days left); state: revoked, expired, critical (<7d), warning (<30d), soon, valid.
-    Whole days: 0 in the last day before the expiry; once expired, minus the whole days since
-    (0 in the first day after it, -1 in the second: "expired 1 day ago")."""
+    """(state, days left); state: revoked, expired, suspended (the CA holds it on hold),
+    not_yet_valid (its notBefore is still to come), critical (<7d), warning (<30d), soon,
+    valid. Whole days: 0 in the last day before the expiry; once expired, minus the whole days
+    since (0 in the first day after it, -1 in the second: "expired 1 day ago")."""
     now = now or utcnow()
     days = (cert.not_after - now).days
     if cert.revoked_at is not None:
         return "revoked", days
     if cert.not_after < now:
         return "expired", -(now - cert.not_after).days
+    if cert.suspended_at is not None:
+        return "suspended", days
+    if cert.not_before > now:
+        return "not_yet_valid", days
     if days < 7:
         return "critical", days
     if days < 30:
@@ -826,6 +866,38 @@ def mark_revoked(cert: Certificate, revoked_at=None, *, actor, commit: bool = Tr
         db.session.commit()
 
 
+def mark_suspended(cert: Certificate, suspended_at=None, *, actor) -> None:
+    """Record that the CA holds ``cert`` suspended (its order was suspended): not valid until
+    resumed. Idempotent (a suspended certificate keeps its first time); a revoked one is left
+    as it is. Audited (``certificate.suspended``); the caller commits."""
+    if cert.suspended_at is not None or cert.revoked_at is not None:
+        return
+    cert.suspended_at = suspended_at or utcnow()
+    audit.record(
+        "certificate.suspended",
+        object_type="certificate",
+        object_id=cert.id,
+        actor=actor,
+        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
+    )
+
+
+def mark_resumed(cert: Certificate, *, actor) -> None:
+    """Record that the CA no longer holds ``cert`` suspended (its order was resumed, or left the
+    suspended phase). Idempotent; a revoked one is left as it is. Audited
+    (``certificate.resumed``); the caller commits."""
+    if cert.suspended_at is None or cert.revoked_at is not None:
+        return
+    cert.suspended_at = None
+    audit.record(
+        "certificate.resumed",
+        object_type="certificate",
+        object_id=cert.id,
+        actor=actor,
+        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
+    )
+
+
 def delete_certificate(actor, cert: Certificate) -> None:
     """Remove the certificate (its key and CSR stay, as does any Entrust order)."""
     rbac.check(actor, rbac.CERTIFICATES_MANAGE)
@@ -850,17 +922,24 @@ def recount_expiry_days() -> int:
     """Count the certificates per expiry day again from the rows themselves (after a bulk load
     that bypassed the ORM, say); the counters are otherwise kept as rows change. Returns the
     number of days."""
-    per_day: dict[int, list[int]] = {}
+    per_day: dict[int, Counter] = {}
     rows = db.session.execute(
-        select(Certificate.not_after, Certificate.revoked_at).execution_options(yield_per=5000)
+        select(
+            Certificate.not_after, Certificate.revoked_at, Certificate.suspended_at
+        ).execution_options(yield_per=5000)
     )
-    for not_after, revoked_at in rows:
-        per_day.setdefault(expiry_day(not_after), [0, 0])[revoked_at is not None] += 1
+    for not_after, revoked_at, suspended_at in rows:
+        per_day.setdefault(expiry_day(not_after), Counter())[
+            counter_of(revoked_at, suspended_at)
+        ] += 1
     db.session.execute(delete(CertificateExpiryDay))
     if per_day:
         db.session.execute(
             insert(CertificateExpiryDay),
-            [{"day": d, "live": n[0], "revoked": n[1]} for d, n in sorted(per_day.items())],
+            [
+                {"day": d, **{c: n[c] for c in (LIVE, SUSPENDED, REVOKED)}}
+                for d, n in sorted(per_day.items())
+            ],
         )
     db.session.commit()
     return len(per_day)

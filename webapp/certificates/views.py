@@ -21,6 +21,8 @@ bp = Blueprint("certificates", __name__, url_prefix="/certificates")
 _BADGES = {
     "revoked": ("bad", "Revoked"),
     "expired": ("bad", "Expired {}d ago"),
+    "suspended": ("warn", "Suspended"),
+    "not_yet_valid": ("warn", "Not valid yet"),
     "critical": ("bad", "{}d left"),
     "warning": ("warn", "{}d left"),
     "soon": ("info", "{}d left"),
@@ -138,10 +140,9 @@ def _detail(row, errors=None, status=200):
         info=pki.describe_certificate(leaf),
         extensions=pki.describe_extensions(leaf),
         chain=[pki.describe_certificate(c) for c in chain],
+        # A suspended certificate, or one whose validity has not begun (its own notBefore),
+        # says so: it is not valid, whatever its expiry.
         state=service.state_of(row),
-        # A certificate whose validity has not begun (its own notBefore) says so: it is not in
-        # use yet, whatever its expiry.
-        starts=row.not_before if row.not_before > utcnow() else None,
         errors=errors or {},
         can_key=keys.can_download(current_user, row.private_key),
         sources=SOURCES,

@@ -2,7 +2,10 @@
 reads the repository row by row, so they cost the same at 100,000 certificates as at 1,000.
 
 The tiles, the chart and "Most urgent" count the same certificates: every one not revoked (CA
-certificates included), by its expiry.
+certificates included), by its expiry. A suspended certificate (its order held by the CA) and one
+whose notBefore is still to come are not valid: they have tiles of their own, and neither the
+chart nor Most urgent shows them until they expire. Suspended ones have day counters of their
+own; those not valid yet are the few at the end of the notBefore index.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import and_, bindparam, func, or_, select, text
 from sqlalchemy.orm import defer
 
 from webapp.audit.models import ACTIVITY, AuditEvent
@@ -21,6 +24,9 @@ from webapp.extensions import db
 
 WEEKS = 26
 LIVE = Certificate.revoked_at.is_(None)  # what the tiles, the chart and Most urgent count
+# The live certificates of the "live" day counters: not suspended either.
+UNSUSPENDED = and_(LIVE, Certificate.suspended_at.is_(None))
+SUSPENDED = and_(LIVE, Certificate.suspended_at.is_not(None))
 _DAYS = CertificateExpiryDay
 
 
@@ -28,21 +34,35 @@ def _sum(column, *conds):
     return select(func.coalesce(func.sum(column), 0)).where(*conds).scalar_subquery()
 
 
-def _live_before(i: int):
-    """Live certificates expiring before boundary ``i``: the day counters before its day, plus
-    the certificates of its own day before that time (an index range within one day)."""
-    full_days = _sum(_DAYS.live, _DAYS.day < bindparam(f"day{i}"))
+def _before(i: int, counter, which):
+    """Certificates of the day counter ``counter`` (``which``: the same as a condition)
+    expiring before boundary ``i``: the day counters before its day, plus the certificates of
+    its own day before that time (an index range within one day)."""
+    full_days = _sum(counter, _DAYS.day < bindparam(f"day{i}"))
     same_day = (
         select(func.count())
         .select_from(Certificate)
         .where(
             Certificate.not_after >= bindparam(f"midnight{i}"),
             Certificate.not_after < bindparam(f"at{i}"),
-            LIVE,
+            which,
         )
         .scalar_subquery()
     )
     return full_days + same_day
+
+
+def _not_yet_valid(i: int | None):
+    """Live, unsuspended certificates whose notBefore is after now, not expired, expiring before
+    boundary ``i`` (None: whenever): the few at the end of ix_certificate_not_before."""
+    conds = [
+        Certificate.not_before > bindparam("at0"),
+        Certificate.not_after >= bindparam("at0"),
+        UNSUSPENDED,
+    ]
+    if i is not None:
+        conds.append(Certificate.not_after < bindparam(f"at{i}"))
+    return select(func.count()).select_from(Certificate).where(*conds).scalar_subquery()
 
 
 @cache
@@ -51,14 +71,35 @@ def _statements() -> dict:
     and SQLAlchemy's compiled-statement cache serves the rest."""
     return {
         "states": select(
-            _sum(_DAYS.live), _sum(_DAYS.revoked), *(_live_before(i) for i in range(4))
+            _sum(_DAYS.live),
+            _sum(_DAYS.suspended),
+            _sum(_DAYS.revoked),
+            *(_before(i, _DAYS.live, UNSUSPENDED) for i in range(4)),
+            _before(0, _DAYS.suspended, SUSPENDED),
+            *(_not_yet_valid(i) for i in (1, 2, 3, None)),
         ),
         "timeline": select(_DAYS.day, _DAYS.live).where(
             _DAYS.day >= bindparam("first"), _DAYS.day < bindparam("end")
         ),
+        # The live, unsuspended certificates not valid yet that the timeline's days count.
+        "not_yet_valid": select(Certificate.not_after).where(
+            Certificate.not_before > bindparam("now"),
+            Certificate.not_after >= bindparam("now"),
+            UNSUSPENDED,
+        ),
         "urgent": select(Certificate)
         .options(defer(Certificate.pem), defer(Certificate.chain_pem))
-        .where(LIVE, Certificate.not_after >= bindparam("since"))
+        .where(
+            LIVE,
+            Certificate.not_after >= bindparam("since"),
+            # Expired, or valid: not a suspended one, nor one whose validity is still to come.
+            or_(
+                Certificate.not_after < bindparam("now"),
+                and_(
+                    Certificate.suspended_at.is_(None), Certificate.not_before <= bindparam("now")
+                ),
+            ),
+        )
         .order_by(Certificate.not_after.asc())
         .limit(bindparam("limit")),
         "activity": select(AuditEvent)
@@ -69,7 +110,8 @@ def _statements() -> dict:
 
 
 def state_counts(now: datetime | None = None) -> dict[str, int]:
-    """Certificates by state: valid, expiring within 7/30/90 days, expired, revoked, total."""
+    """Certificates by state: valid, expiring within 7/30/90 days (valid ones), suspended, not
+    valid yet, expired (suspended ones too), revoked, total."""
     now = now or utcnow()
     params = {}
     for i, days in enumerate((0, 7, 30, 90)):
@@ -81,16 +123,20 @@ def state_counts(now: datetime | None = None) -> dict[str, int]:
                 f"at{i}": at,
             }
         )
-    live, revoked, expired, by7, by30, by90 = (
-        int(v) for v in db.session.execute(_statements()["states"], params).one()
+    row = db.session.execute(_statements()["states"], params).one()
+    live, suspended, revoked, expired, by7, by30, by90, suspended_expired = (
+        int(v) for v in row[:8]
     )
+    early7, early30, early90, early = (int(v) for v in row[8:])
     return {
-        "total": live + revoked,
-        "valid": live - expired,
-        "expiring_7": by7 - expired,
-        "expiring_30": by30 - expired,
-        "expiring_90": by90 - expired,
-        "expired": expired,
+        "total": live + suspended + revoked,
+        "valid": live - expired - early,
+        "expiring_7": by7 - expired - early7,
+        "expiring_30": by30 - expired - early30,
+        "expiring_90": by90 - expired - early90,
+        "suspended": suspended - suspended_expired,
+        "not_yet_valid": early,
+        "expired": expired + suspended_expired,
         "revoked": revoked,
     }
 
@@ -102,8 +148,9 @@ class Week:
 
 
 def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Week]:
-    """Certificates (not revoked) expiring in each of the next ``weeks`` weeks, from today:
-    whole days, so the day counters alone answer it."""
+    """Certificates (not revoked, nor suspended, nor before their notBefore) expiring in each of
+    the next ``weeks`` weeks, from today: whole days, so the day counters answer it, less the
+    few not valid yet."""
     now = now or utcnow()
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     first = expiry_day(start)
@@ -112,14 +159,19 @@ def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Wee
         _statements()["timeline"], {"first": first, "end": first + 7 * weeks}
     ):
         per_week[(day - first) // 7] += live
+    for (not_after,) in db.session.execute(_statements()["not_yet_valid"], {"now": now}):
+        week = (expiry_day(not_after) - first) // 7
+        if week < weeks:
+            per_week[week] -= 1
     return [Week(start + timedelta(weeks=i), per_week[i]) for i in range(weeks)]
 
 
 def urgent(limit: int = 10, now: datetime | None = None) -> list[Certificate]:
-    """The live certificates that expire next (expired in the last 30 days included): the same
-    certificates the state tiles and the timeline count, CA certificates among them."""
+    """The valid certificates that expire next (expired in the last 30 days included, suspended
+    or not): the same certificates the state tiles and the timeline count, CA certificates among
+    them."""
     now = now or utcnow()
-    params = {"since": now - timedelta(days=30), "limit": limit}
+    params = {"since": now - timedelta(days=30), "now": now, "limit": limit}
     return list(db.session.execute(_statements()["urgent"], params).scalars())
 
 

@@ -425,6 +425,7 @@ def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
     _changed, old = records.apply(row, ca, now)
     records.schedule(row, now, changed=old is not None)
     row.message = ""
+    records.certificates_suspended(row, actor=actor)  # suspended, or resumed
     with_certificate = ca.phase in (Phase.ISSUED, Phase.SUSPENDED) and ca.certificate_pem
     if with_certificate and row.id not in certificates.orders_with_certificate([row.id]):
         _added, problem = records.store_certificate(row, ca, actor=actor, source="entrust")

@@ -108,6 +108,8 @@ def successor_linked(row: Order, back: ReadBack | None, actor, *, now: datetime)
     if parent_ca is not None:
         _changed, changed_from = records.apply(parent, parent_ca, now)
         records.schedule(parent, now, changed=changed_from is not None)
+        if changed_from is not None:
+            records.certificates_suspended(parent, actor=actor)
         parent.message = ""
     else:
         parent.message = (

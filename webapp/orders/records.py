@@ -201,6 +201,21 @@ def certificates_revoked(row: Order, *, actor) -> None:
             certificates.mark_revoked(cert, actor=actor, commit=False)
 
 
+def certificates_suspended(row: Order, *, actor) -> None:
+    """The certificates of ``row`` in SSL › Certificates follow its suspension: marked suspended
+    while the CA holds the order suspended (not valid until resumed), cleared once it leaves
+    that phase (resumed, or expired). A revoked one stays as it was: revoked is all it is now.
+    Audited; those already so are left alone."""
+    if revokes_certificate(row):
+        return
+    suspended = row.phase == Phase.SUSPENDED.value
+    for cert in certificates.for_order(row.id):
+        if suspended:
+            certificates.mark_suspended(cert, actor=actor)
+        else:
+            certificates.mark_resumed(cert, actor=actor)
+
+
 def schedule(row: Order, now: datetime, *, changed: bool) -> None:
     """When to check the order again: the poll interval after a change, twice the last wait
     while nothing changes (up to a day); never once its phase is final (but once more a day
@@ -289,7 +304,7 @@ def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[b
     if not ca.certificate_pem:
         return False, "Entrust gave no certificate for this order."
     try:
-        _cert, created = certificates.add_certificate(
+        cert, created = certificates.add_certificate(
             ca.certificate_pem,
             ca.chain_pems,
             source=source,
@@ -300,6 +315,8 @@ def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[b
     except PkiError as exc:
         log.warning("certificate of order %s could not be read: %s", row.id, exc)
         return False, f"The certificate Entrust gave could not be read: {exc}"
+    if row.phase == Phase.SUSPENDED.value and cert.order_id == row.id:
+        certificates.mark_suspended(cert, actor=actor)
     return created, ""
 
 
@@ -328,4 +345,8 @@ def store_certificates(
             out[i] = (False, f"The certificate Entrust gave could not be read: {added.problem}")
         else:
             out[i] = (added.created, "")
+            order_id, ca = fetched[i]
+            cert = added.certificate
+            if ca.phase is Phase.SUSPENDED and cert.order_id == order_id:
+                certificates.mark_suspended(cert, actor=actor)
     return out
