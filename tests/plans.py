@@ -27,6 +27,7 @@ from webapp.csrs import service as csrs
 from webapp.dashboard import service as dashboard
 from webapp.extensions import db
 from webapp.jobs import service as jobs
+from webapp.orders import importing
 from webapp.orders import queries as orders
 
 # Tables that grow with use. A plan may not scan one whole, nor sort what it read from one.
@@ -183,6 +184,19 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("organization statuses", lambda: catalog.statuses(CatalogOrganization)),
     ("audit actions", audit.actions),
     ("order filter choices", orders.filter_choices),
+    # Import Existing Orders: each step of the certificate phase (a batch from the start and from
+    # the middle), and what it counts
+    *[
+        (
+            f"import certificates step {i + 1} after {after}",
+            lambda i=i, after=after: importing._certificate_batch(
+                1, importing._certificate_steps()[i], after
+            ),
+        )
+        for i in range(3)  # issued, suspended, renewed (Entrust's steps)
+        for after in (0, 50_000)
+    ],
+    ("import certificates count", lambda: importing._with_certificate_count(1)),
     # The order form's organizations and domains, listed, searched and checked
     ("order form organizations", lambda: catalog.approved_organizations(1, limit=501)),
     (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event, func, select
@@ -77,7 +77,7 @@ def test_the_progress_names_its_step_and_starts_again_for_the_second(env, user):
     assert first_two > 0 and set(steps[:first_two]) == {"step 1"}
     assert set(steps[first_two:]) == {"step 2"}
     assert "the order list" in written[0]
-    assert "certificates of issued orders: starting" in written[first_two]
+    assert "certificates of issued and renewed orders: starting" in written[first_two]
 
 
 def test_the_progress_moves_while_a_batch_of_certificates_is_fetched(env, user, sandbox):
@@ -133,17 +133,28 @@ def test_an_import_refused_at_its_first_call_says_to_check_the_credential(env, u
     assert _count(Order) == 0
 
 
+def _valid(item) -> bool:
+    """Whether a sandbox list item's certificate has not expired yet."""
+    return datetime.fromisoformat(item["expiresAfter"].replace("Z", "+00:00")) > utcnow()
+
+
 def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbox):
     upstream = sandbox.orders("*")
     excluded = {"EXPIRED", "REVOKED", "DEACTIVATED"}
     wanted = {
         _key(i) for i in upstream if i["status"] not in excluded and not i.get("isThirdParty")
     }
+    # Issued orders, and renewed ones (a renewal leaves the certificate valid) not expired yet.
     issued = {
         _key(i)
         for i in upstream
-        if _key(i) in wanted and i["status"] in ("ACTIVE", "READY", "SUSPENDED")
+        if _key(i) in wanted
+        and (
+            i["status"] in ("ACTIVE", "READY", "SUSPENDED")
+            or (i["status"] == "RENEWED" and _valid(i))
+        )
     }
+    assert any(i["status"] == "RENEWED" for i in upstream if _key(i) in issued)
     sandbox.clear_requests()
     job = _import(user, env)
     assert job.state == "succeeded", job.error
@@ -499,3 +510,118 @@ def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, us
     assert (row.status, cert.revoked_at) == ("RENEWED", None)
     row, cert = cert_of(successor)
     assert (row.status, cert.revoked_at) == ("ACTIVE", None)
+
+
+def test_the_certificate_of_an_order_renewed_before_its_import_is_imported(
+    env, user, sandbox, operator_client
+):
+    """A renewal leaves the original's certificate valid until its own expiry (Entrust does
+    not revoke it; it is usually still deployed), so an order imported already RENEWED has its
+    certificate fetched and added to SSL › Certificates, valid, like an issued one's (counted,
+    in the progress too). One renewed whose certificate has expired is imported without it."""
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        renewed = ecs.new_certificate(new_request("renewed.example.com")).tracking_id
+        sandbox.advance_clock(-500)  # issued 500 days ago for a year: expired
+        try:
+            old = ecs.new_certificate(new_request("renewed-old.example.com")).tracking_id
+        finally:
+            sandbox.advance_clock(500)
+    sandbox.set_certificate_status(renewed, "RENEWED")
+    sandbox.set_certificate_status(old, "RENEWED")
+    upstream = sandbox.orders("*")
+    valid = {_key(i) for i in upstream if i["status"] == "RENEWED" and _valid(i)}
+    assert str(renewed) in valid and str(old) not in valid
+    sandbox.clear_requests()
+
+    job = _import(user, env)
+    assert job.state == "succeeded", job.error
+    counts = jobs.result_of(job)
+    assert counts["failed"] == 0
+    fetched = {
+        r["path"].rstrip("/").rsplit("/", 1)[1]
+        for r in sandbox.requests()
+        if r["method"] == "GET" and not r["path"].rstrip("/").endswith("/certificates")
+    }
+    assert valid <= fetched and str(old) not in fetched
+    checkpoint = jobs.checkpoint_of(job)
+    assert checkpoint["cert_total"] == checkpoint["cert_done"] == counts["certificates"]
+
+    rows = {
+        r.ca_order_id: r
+        for r in db.session.execute(select(Order).where(Order.status == "RENEWED")).scalars()
+    }
+    assert set(rows) >= valid | {str(old)}
+    for key in valid:
+        cert = db.session.execute(
+            select(Certificate).where(Certificate.order_id == rows[key].id)
+        ).scalar_one()
+        assert cert.revoked_at is None and cert.not_after > utcnow()
+        assert cert.serial_hex.lower().lstrip("0") == rows[key].serial.lower().lstrip("0")
+    assert _count(Certificate, Certificate.order_id == rows[str(old)].id) == 0
+
+    # The orders' pages: the certificate, or why there is none.
+    page = operator_client.get(f"/entrust/{rows[str(renewed)].id}").get_data(as_text=True)
+    assert 'id="order-certificate"' in page and "renewed.example.com" in page
+    page = operator_client.get(f"/entrust/{rows[str(old)].id}").get_data(as_text=True)
+    assert (
+        "No certificate in SSL › Certificates." in page
+        and "yet" not in page.split('id="order-no-certificate"')[1].split("</p>")[0]
+    )
+
+    # A second import has nothing more to fetch.
+    sandbox.clear_requests()
+    again = jobs.result_of(_import(user, env))
+    assert (again["new"], again["updated"], again["certificates"]) == (0, 0, 0)
+    assert _calls(sandbox) == (1, 0)
+
+
+def test_an_import_that_died_among_renewed_orders_carries_on_with_them(
+    env, user, sandbox, monkeypatch
+):
+    """The renewed orders' certificates are a step of the resumable certificate phase: an
+    import whose process died while storing them carries on from its checkpoint, without
+    fetching the issued orders' certificates again."""
+    from webapp.orders import records
+
+    real = records.store_certificates
+
+    def dying(fetched, **kwargs):
+        ids = [order_id for order_id, _ in fetched]
+        statuses = set(db.session.execute(select(Order.status).where(Order.id.in_(ids))).scalars())
+        if "RENEWED" in statuses:
+            raise SystemExit("the process was killed")
+        return real(fetched, **kwargs)
+
+    monkeypatch.setattr(records, "store_certificates", dying)
+    with pytest.raises(SystemExit):
+        importing.start_import(user["operator"], env.id, list(importing.DEFAULT_EXCLUSIONS))
+    db.session.rollback()
+    job = db.session.execute(select(Job).where(Job.kind == importing.JOB_KIND)).scalar_one()
+    checkpoint = jobs.checkpoint_of(job)
+    assert job.state == "running" and checkpoint["phase"] == "certificates"
+    assert checkpoint["cert_phase"] < len(importing._certificate_steps())
+    issued = checkpoint["counts"]["certificates"]
+    renewed = {
+        r.id: r.ca_order_id
+        for r in db.session.execute(select(Order).where(Order.status == "RENEWED")).scalars()
+    }
+    assert renewed and _count(Certificate) == issued
+
+    monkeypatch.setattr(records, "store_certificates", real)
+    sandbox.clear_requests()
+    assert jobs.recover(now=utcnow() + timedelta(minutes=10)) == {"requeued": 1, "failed": 0}
+    db.session.refresh(job)
+    assert job.state == "succeeded", job.error
+    assert jobs.result_of(job)["certificates"] == issued + len(renewed)
+    fetched = sorted(
+        r["path"].rstrip("/").rsplit("/", 1)[1]
+        for r in sandbox.requests()
+        if r["method"] == "GET" and not r["path"].rstrip("/").endswith("/certificates")
+    )
+    assert fetched == sorted(renewed.values())  # only the renewed orders' certificates
+    held = set(
+        db.session.execute(
+            select(Certificate.order_id).where(Certificate.order_id.in_(list(renewed)))
+        ).scalars()
+    )
+    assert held == set(renewed)

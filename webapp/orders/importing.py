@@ -6,7 +6,8 @@ from where it stopped):
 
 1. the orders: the CA's list, page by page (1000 per page, oldest first), each page upserted by
    (credential, CA order id) in one transaction together with the checkpoint;
-2. the certificates: for issued orders whose certificate the repository does not hold yet, the
+2. the certificates: for issued orders, and renewed ones whose certificate is still valid (a
+   renewal does not revoke it), whose certificate the repository does not hold yet, the
    certificate and chain are fetched (a few at once, each thread with its own connector, all within
    the credential's request budget) and added to the repository.
 
@@ -83,7 +84,7 @@ def _fresh_state() -> dict:
         "phase": "orders",
         "offset": 0,
         "total": None,
-        "cert_phase": 0,  # which of records.WITH_CERTIFICATE is being fetched
+        "cert_phase": 0,  # which of _certificate_steps() is being fetched
         "after_id": 0,
         "cert_total": None,
         "cert_done": 0,
@@ -315,29 +316,49 @@ def fetch_certificates(credential_id: int, items: list, concurrency: int) -> dic
     return out
 
 
+def _certificate_steps() -> list[tuple[str, str]]:
+    """The steps of the certificate phase, in order (the checkpoint's ``cert_phase`` counts
+    them): (phase, the CA's status or "" for any). Issued and suspended orders, then renewed ones
+    whose certificate the renewal left valid (see ``records.holds_certificate``)."""
+    steps = [(phase, "") for phase in records.WITH_CERTIFICATE]
+    renewed = records.renewed_valid_status(CA)
+    if renewed:
+        steps.append((Phase.REPLACED.value, renewed))
+    return steps
+
+
+def _in_step(credential_id: int, step: tuple[str, str], now: datetime) -> list:
+    """The condition for one step's orders of a credential: a range of the (credential, phase,
+    id) index; renewed orders are those in the CA's status whose certificate has not expired."""
+    phase, status = step
+    where = [Order.credential_id == credential_id, Order.phase == phase]
+    if status:
+        where += [Order.status == status, Order.expires_at > now]
+    return where
+
+
 def _certificate_batch(
-    credential_id: int, phase: str, after_id: int
+    credential_id: int, step: tuple[str, str], after_id: int, now: datetime | None = None
 ) -> list[tuple[int, str, bool]]:
-    """The next orders of one phase, in id order: a range of the (credential, phase, id) index."""
+    """The next orders of one step, in id order: a range of the (credential, phase, id) index."""
     stmt = (
         select(Order.id, Order.ca_order_id, Order.third_party)
-        .where(Order.credential_id == credential_id, Order.phase == phase, Order.id > after_id)
+        .where(*_in_step(credential_id, step, now or utcnow()), Order.id > after_id)
         .order_by(Order.id)
         .limit(CERT_BATCH)
     )
     return [tuple(r) for r in db.session.execute(stmt)]
 
 
-def _with_certificate_count(credential_id: int) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(Order)
-        .where(
-            Order.credential_id == credential_id,
-            Order.phase.in_(records.WITH_CERTIFICATE),
-        )
+def _with_certificate_count(credential_id: int, now: datetime | None = None) -> int:
+    """How many orders of the credential the certificate phase checks (one count per step)."""
+    now = now or utcnow()
+    return sum(
+        db.session.execute(
+            select(func.count()).select_from(Order).where(*_in_step(credential_id, step, now))
+        ).scalar_one()
+        for step in _certificate_steps()
     )
-    return db.session.execute(stmt).scalar_one()
 
 
 def _held_for_another_order(order_ids: list[int]) -> set[int]:
@@ -458,10 +479,10 @@ class _Fetchers:
 
 
 def _batches(credential_id: int, cert_phase: int, after_id: int) -> Iterator[tuple[int, list]]:
-    """The batches of the certificate phase from a checkpoint on: (phase index, orders)."""
-    phases = records.WITH_CERTIFICATE
-    while cert_phase < len(phases):
-        items = _certificate_batch(credential_id, phases[cert_phase], after_id)
+    """The batches of the certificate phase from a checkpoint on: (step index, orders)."""
+    steps = _certificate_steps()
+    while cert_phase < len(steps):
+        items = _certificate_batch(credential_id, steps[cert_phase], after_id)
         if not items:
             cert_phase, after_id = cert_phase + 1, 0
             continue
@@ -507,8 +528,8 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
         ctx.progress(
             done,
             state["cert_total"],
-            f"{cred.name}, step 2 of 2, certificates of issued orders: {done:,} checked; "
-            f"{counts['certificates']:,} added",
+            f"{cred.name}, step 2 of 2, certificates of issued and renewed orders: "
+            f"{done:,} checked; {counts['certificates']:,} added",
         )
 
     try:
@@ -553,7 +574,7 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
     finally:
         batches.close()
         fetchers.close()
-    state["cert_phase"], state["after_id"] = len(records.WITH_CERTIFICATE), 0
+    state["cert_phase"], state["after_id"] = len(_certificate_steps()), 0
 
 
 MAX_PROBLEMS = 3  # the reasons a certificate was not fetched, named in the import's result
@@ -658,7 +679,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
             ctx.progress(
                 0,
                 state["cert_total"],
-                f"{cred.name}, step 2 of 2, certificates of issued orders: starting",
+                f"{cred.name}, step 2 of 2, certificates of issued and renewed orders: starting",
             )
 
     if state["phase"] == "certificates":
