@@ -185,7 +185,7 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("audit actions", audit.actions),
     ("order filter choices", orders.filter_choices),
     # Import Existing Orders: each step of the certificate phase (a batch from the start and from
-    # the middle), and what it counts
+    # the middle), what it counts, and the orders of a page held under another credential
     *[
         (
             f"import certificates step {i + 1} after {after}",
@@ -197,6 +197,11 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
         for after in (0, 50_000)
     ],
     ("import certificates count", lambda: importing._with_certificate_count(1)),
+    (
+        # a page of 1,000 orders keeps its share of the table at 100,000 orders
+        "import orders held under another credential",
+        lambda: importing._held_elsewhere(2, [str(5_000_000 + i) for i in range(1, 41)]),
+    ),
     # The order form's organizations and domains, listed, searched and checked
     ("order form organizations", lambda: catalog.approved_organizations(1, limit=501)),
     (

@@ -35,7 +35,7 @@ from webapp.cas.base import CaError, CaOrder, NotAllowed, Phase, Unavailable
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
-from webapp.extensions import conflict_insert, db
+from webapp.extensions import conflict_insert, db, take_turn
 from webapp.jobs import service as jobs
 from webapp.jobs.models import FAILED, QUEUED, RUNNING
 from webapp.orders import records, service
@@ -64,7 +64,23 @@ _EXCLUDED_PHASES = {
     "declined": Phase.DECLINED,
     "deactivated": Phase.DEACTIVATED,
 }
-COUNT_NAMES = ("new", "updated", "unchanged", "skipped", "failed", "certificates")
+# "elsewhere": orders CertDesk holds under another credential (the same tracking ID: another API
+# user of the same account), not imported again; "taken_over": orders of a deleted credential
+# that this one now follows.
+COUNT_NAMES = (
+    "new",
+    "updated",
+    "unchanged",
+    "skipped",
+    "failed",
+    "elsewhere",
+    "taken_over",
+    "certificates",
+)
+# One page of one import upserted at a time: the check for an order held under another
+# credential and the insert it allows are one step (two credentials of one account imported at
+# once do not both add the same order).
+PAGE_TURN = int.from_bytes(b"CDIMPORT")
 
 
 class ImportInputError(InputError):
@@ -89,6 +105,7 @@ def _fresh_state() -> dict:
         "cert_total": None,
         "cert_done": 0,
         "counts": dict.fromkeys(COUNT_NAMES, 0),
+        "held_by": {},  # {credential id: orders held under it} (the "elsewhere" count)
         "problems": [],  # why certificates were not fetched (the first few reasons)
     }
 
@@ -145,11 +162,57 @@ def _being_linked(keyed: dict[str, CaOrder], existing: dict) -> set[str]:
     )
 
 
+def _held_elsewhere(credential_id: int, keys: list[str]) -> dict[str, Order]:
+    """Of ``keys`` (the CA's ids of orders the credential does not hold), the orders CertDesk
+    holds under another credential: Entrust's tracking IDs are unique across Entrust, so the same
+    ID is the same order, listed to two API users of one account. Read by the tracking ID's
+    number (its index); third-party certificates (tracking ID 0) are told apart by thumbprint
+    per credential, as before."""
+    numbers = {records.number(k) for k in keys} - {None}
+    if not numbers:
+        return {}
+    rows = db.session.execute(
+        select(Order).where(Order.ca_order_number.in_(sorted(numbers)))
+    ).scalars()
+    wanted = set(keys)
+    out: dict[str, Order] = {}
+    for row in rows:
+        if (
+            row.ca_order_id in wanted
+            and row.credential_id != credential_id
+            and row.ca == CA
+            and not row.third_party
+        ):
+            out.setdefault(row.ca_order_id, row)
+    return out
+
+
+def _take_over(row: Order, cred, old, actor, now: datetime) -> None:
+    """Follow ``row``, an order of the deleted credential ``old``, through ``cred`` from now on
+    (its history says so)."""
+    row.credential_id = cred.id
+    was = f"{old.name}, the credential it was imported through," if old else "its credential"
+    records.event(
+        row,
+        "credential",
+        actor=actor,
+        now=now,
+        message=f"Now followed through credential {cred.name}: {was} was deleted.",
+    )
+
+
 def upsert_page(
-    credential_id: int, orders: list[CaOrder], exclusions: set[str], actor, now: datetime
+    credential_id: int,
+    orders: list[CaOrder],
+    exclusions: set[str],
+    actor,
+    now: datetime,
+    held_by: dict | None = None,
 ) -> dict:
-    """Upsert one page of the CA's orders (the caller commits). Returns its counts."""
+    """Upsert one page of the CA's orders (the caller commits). Returns its counts; ``held_by``
+    (when given) counts the orders left to another credential, by its id (a string)."""
     counts = dict.fromkeys(COUNT_NAMES, 0)
+    take_turn(PAGE_TURN)
     keyed: dict[str, CaOrder] = {}
     for ca in orders:
         key = records.order_key(ca)
@@ -166,9 +229,25 @@ def upsert_page(
         ).scalars()
     }
     linking = _being_linked(keyed, existing)
+    elsewhere = _held_elsewhere(credential_id, [k for k in keyed if k not in existing])
+    owners = {
+        row.credential_id: credentials.get(row.credential_id, include_deleted=True)
+        for row in elsewhere.values()
+    }
+    this = credentials.get(credential_id, include_deleted=True) if elsewhere else None
     new_rows = []
     for key, ca in keyed.items():
         row = existing.get(key)
+        if row is None and key in elsewhere and ca.request_id not in linking:
+            row = elsewhere[key]
+            owner = owners.get(row.credential_id)
+            if owner is not None and owner.deleted_at is None:
+                counts["elsewhere"] += 1  # its credential follows it; a second row would not
+                if held_by is not None:
+                    held_by[str(owner.id)] = held_by.get(str(owner.id), 0) + 1
+                continue
+            _take_over(row, this, owner, actor, now)  # read-only under a deleted credential
+            counts["taken_over"] += 1
         if row is not None:
             if "existing" in exclusions:
                 counts["skipped"] += 1
@@ -594,8 +673,33 @@ def _not_fetched(state: dict, order_id: int, exc: CaError) -> None:
 
 
 def _summary(counts: dict) -> str:
-    parts = [f"{counts[k]:,} {k}" for k in COUNT_NAMES if k != "certificates"]
+    parts = [f"{counts.get(k, 0):,} {k}" for k in ("new", "updated", "unchanged", "skipped")]
+    parts.append(f"{counts.get('failed', 0):,} failed")
+    if counts.get("taken_over"):
+        parts.append(f"{counts['taken_over']:,} taken over from a deleted credential")
     return ", ".join(parts) + "; " + records.certificates_added(counts["certificates"])
+
+
+def _elsewhere_text(held_by: dict) -> str:
+    """Why orders the CA listed were not imported: CertDesk holds them under another credential
+    (``held_by``: {credential id: how many}), in words; "" when there were none."""
+    if not held_by:
+        return ""
+    parts = []
+    for cred_id, n in sorted(held_by.items(), key=lambda kv: -kv[1]):
+        other = credentials.get(int(cred_id), include_deleted=True)
+        name = other.name if other is not None else f"credential #{cred_id}"
+        part = f"{n:,} under {name}"
+        if other is not None and not other.enabled:
+            part += (
+                " (disabled: enable it to check them again, or delete it and import again to "
+                "follow them through this credential)"
+            )
+        parts.append(part)
+    return (
+        " Not imported again, as CertDesk already holds them through another credential "
+        "(another API user of the same Entrust account): " + "; ".join(parts) + "."
+    )
 
 
 def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
@@ -638,8 +742,9 @@ def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor) -> N
         if page is None:
             return
         now = utcnow()
-        for k, v in upsert_page(cred.id, page.orders, excluded, actor, now).items():
-            counts[k] += v
+        held_by = state.setdefault("held_by", {})
+        for k, v in upsert_page(cred.id, page.orders, excluded, actor, now, held_by).items():
+            counts[k] = counts.get(k, 0) + v  # a checkpoint of an older CertDesk lacks some
         state["offset"] = page.offset + len(page.orders)
         state["total"] = page.total
         ctx.save_checkpoint(state)  # the page and how far we got, in one commit
@@ -696,6 +801,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
     ctx.save_checkpoint(state)
     result = dict(counts)
     result["message"] = f"Imported the orders of {cred.name}: {_summary(counts)}."
+    result["message"] += _elsewhere_text(state.get("held_by") or {})
     if state.get("problems"):
         result["message"] += " Certificates not fetched: " + " ".join(state["problems"])
     return result
