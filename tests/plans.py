@@ -27,6 +27,7 @@ from webapp.csrs import service as csrs
 from webapp.dashboard import service as dashboard
 from webapp.extensions import db
 from webapp.jobs import service as jobs
+from webapp.orders import importing
 from webapp.orders import queries as orders
 
 # Tables that grow with use. A plan may not scan one whole, nor sort what it read from one.
@@ -187,6 +188,24 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("organization statuses", lambda: catalog.statuses(CatalogOrganization)),
     ("audit actions", audit.actions),
     ("order filter choices", orders.filter_choices),
+    # Import Existing Orders: each step of the certificate phase (a batch from the start and from
+    # the middle), what it counts, and the orders of a page held under another credential
+    *[
+        (
+            f"import certificates step {i + 1} after {after}",
+            lambda i=i, after=after: importing._certificate_batch(
+                1, importing._certificate_steps()[i], after
+            ),
+        )
+        for i in range(3)  # issued, suspended, renewed (Entrust's steps)
+        for after in (0, 50_000)
+    ],
+    ("import certificates count", lambda: importing._with_certificate_count(1)),
+    (
+        # a page of 1,000 orders keeps its share of the table at 100,000 orders
+        "import orders held under another credential",
+        lambda: importing._held_elsewhere(2, [str(5_000_000 + i) for i in range(1, 41)]),
+    ),
     # The order form's organizations and domains, listed, searched and checked
     ("order form organizations", lambda: catalog.approved_organizations(1, limit=501)),
     (

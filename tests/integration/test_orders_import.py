@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event, func, select
@@ -53,6 +53,13 @@ def _import(user, cred, exclusions=importing.DEFAULT_EXCLUSIONS):
     return job
 
 
+def _outcome(user, cred) -> tuple[dict, str]:
+    """An import's counts and the summary its job shows."""
+    job = _import(user, cred)
+    assert job.state == "succeeded", job.error
+    return jobs.result_of(job), job.message
+
+
 def _calls(sb) -> tuple[int, int]:
     """(list calls, detail calls) in the sandbox's request log."""
     paths = [r["path"].rstrip("/") for r in sb.requests() if r["method"] == "GET"]
@@ -77,7 +84,7 @@ def test_the_progress_names_its_step_and_starts_again_for_the_second(env, user):
     assert first_two > 0 and set(steps[:first_two]) == {"step 1"}
     assert set(steps[first_two:]) == {"step 2"}
     assert "the order list" in written[0]
-    assert "certificates of issued orders: starting" in written[first_two]
+    assert "certificates of issued and renewed orders: starting" in written[first_two]
 
 
 def test_the_progress_moves_while_a_batch_of_certificates_is_fetched(env, user, sandbox):
@@ -133,17 +140,28 @@ def test_an_import_refused_at_its_first_call_says_to_check_the_credential(env, u
     assert _count(Order) == 0
 
 
+def _valid(item) -> bool:
+    """Whether a sandbox list item's certificate has not expired yet."""
+    return datetime.fromisoformat(item["expiresAfter"].replace("Z", "+00:00")) > utcnow()
+
+
 def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbox):
     upstream = sandbox.orders("*")
     excluded = {"EXPIRED", "REVOKED", "DEACTIVATED"}
     wanted = {
         _key(i) for i in upstream if i["status"] not in excluded and not i.get("isThirdParty")
     }
+    # Issued orders, and renewed ones (a renewal leaves the certificate valid) not expired yet.
     issued = {
         _key(i)
         for i in upstream
-        if _key(i) in wanted and i["status"] in ("ACTIVE", "READY", "SUSPENDED")
+        if _key(i) in wanted
+        and (
+            i["status"] in ("ACTIVE", "READY", "SUSPENDED")
+            or (i["status"] == "RENEWED" and _valid(i))
+        )
     }
+    assert any(i["status"] == "RENEWED" for i in upstream if _key(i) in issued)
     sandbox.clear_requests()
     job = _import(user, env)
     assert job.state == "succeeded", job.error
@@ -428,38 +446,137 @@ def test_an_order_placed_in_certdesk_and_not_linked_yet_is_left_to_its_link(
     assert counts["skipped"] == 1 and counts["new"] == len(page.orders) - 1 - counts["failed"]
 
 
-def test_a_second_credential_of_the_account_does_not_fetch_the_certificates_held(
-    env, user, sandbox
-):
-    """Two credentials of one Entrust account each import the account's orders. The
-    certificates the first brought into SSL › Certificates are not fetched again by the second,
-    on any of its imports (a certificate belongs to one order: the fetch would add nothing);
-    a certificate issued since is fetched and added once."""
+def test_a_second_credential_of_the_account_imports_no_order_held_already(env, user, sandbox):
+    """Two credentials of one Entrust account (two API users of it, or the same one linked
+    twice) each import the account's orders. Tracking IDs are unique across Entrust, so the
+    second brings in no second row of an order the first holds (the list, the dashboard and the
+    status checks would carry it twice) and fetches none of their certificates, on any of its
+    imports; its summary says how many it left and why. An order placed at Entrust since is
+    imported once, with its certificate."""
     first = jobs.result_of(_import(user, env))
-    held = _count(Certificate)
-    assert first["certificates"] == held > 0
+    held, orders = _count(Certificate), _count(Order)
+    assert first["certificates"] == held > 0 and first["elsewhere"] == 0
     other = link_sandbox(user, sandbox, name="Second user")
     for _ in range(2):
         sandbox.clear_requests()
         job = _import(user, other)
         assert job.state == "succeeded", job.error
         counts = jobs.result_of(job)
-        assert (counts["certificates"], counts["failed"]) == (0, 0)
+        assert (counts["new"], counts["certificates"], counts["failed"]) == (0, 0, 0)
+        assert (counts["elsewhere"], counts["skipped"]) == (first["new"], first["skipped"])
+        assert (
+            "Not imported again, as CertDesk already holds them through another credential "
+            f"(another API user of the same Entrust account): {first['new']:,} under Sandbox."
+        ) in job.message
         assert _calls(sandbox) == (1, 0)
-        assert _count(Certificate) == held
-    # The same orders, one row per credential (each credential acts on its own).
-    assert _count(Order, Order.credential_id == other.id) == _count(
-        Order, Order.credential_id == env.id
-    )
+        assert (_count(Order), _count(Certificate)) == (orders, held)
+    assert _count(Order, Order.credential_id == other.id) == 0
 
-    # A certificate issued at Entrust since: the second credential's import fetches it.
+    # A certificate issued at Entrust since: the second credential's import brings it in once,
+    # and the first's then leaves it to the second.
     with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
-        ecs.new_certificate(new_request("fresh.example.com"))
+        fresh = str(ecs.new_certificate(new_request("fresh.example.com")).tracking_id)
     sandbox.clear_requests()
     counts = jobs.result_of(_import(user, other))
-    assert (counts["new"], counts["certificates"]) == (1, 1)
+    assert (counts["new"], counts["certificates"], counts["elsewhere"]) == (1, 1, first["new"])
     assert _calls(sandbox) == (1, 1)
-    assert _count(Certificate) == held + 1
+    again, message = _outcome(user, env)
+    assert (again["new"], again["elsewhere"]) == (0, 1)
+    assert "1 under Second user" in message
+    rows = db.session.execute(select(Order.credential_id).where(Order.ca_order_id == fresh))
+    assert rows.scalars().all() == [other.id]
+    assert (_count(Order), _count(Certificate)) == (orders + 1, held + 1)
+
+
+def test_orders_of_a_disabled_credential_stay_its_own_and_a_deleted_ones_are_taken_over(
+    env, user, sandbox
+):
+    """The credential holding the orders is disabled: another credential's import leaves them
+    to it (it may be enabled again) and says so. Once it is deleted (its orders read-only, never
+    checked again), the other's import takes them over, with their history and certificates:
+    still one row each, now followed through the credential that can reach them."""
+    from webapp.credentials import service as credentials
+    from webapp.orders import polling
+
+    first = jobs.result_of(_import(user, env))
+    held, orders = _count(Certificate), _count(Order)
+    other = link_sandbox(user, sandbox, name="Second user")
+    credentials.set_enabled(user["admin"], env, False)
+    counts, message = _outcome(user, other)
+    assert (counts["new"], counts["elsewhere"], counts["taken_over"]) == (0, first["new"], 0)
+    assert f"{first['new']:,} under Sandbox (disabled: enable it" in message
+    assert _count(Order, Order.credential_id == other.id) == 0
+
+    credentials.delete(user["admin"], env, confirmed=True)
+    some = db.session.execute(
+        select(Order).join(Certificate, Certificate.order_id == Order.id).limit(1)
+    ).scalar_one()
+    some_id, cert_id = (
+        some.id,
+        db.session.execute(
+            select(Certificate.id).where(Certificate.order_id == some.id)
+        ).scalar_one(),
+    )
+    sandbox.set_certificate_status(int(some.ca_order_id), "SUSPENDED")
+    sandbox.clear_requests()
+    counts, message = _outcome(user, other)
+    assert (counts["new"], counts["elsewhere"], counts["certificates"]) == (0, 0, 0)
+    assert counts["taken_over"] == first["new"] and counts["updated"] == 1
+    assert f"{first['new']:,} taken over from a deleted credential" in message
+    assert _calls(sandbox) == (1, 0)  # the certificates are theirs already
+    assert (_count(Order), _count(Certificate)) == (orders, held)
+    assert _count(Order, Order.credential_id == other.id) == orders
+    db.session.expire_all()
+    row = db.session.get(Order, some_id)
+    assert (row.credential_id, row.status) == (other.id, "SUSPENDED")
+    assert db.session.get(Certificate, cert_id).order_id == some_id
+    lines = db.session.execute(
+        select(OrderEvent.kind, OrderEvent.message)
+        .where(OrderEvent.order_id == some_id)
+        .order_by(OrderEvent.id)
+    ).all()
+    assert lines[0][0] == "imported"
+    assert (
+        "credential",
+        "Now followed through credential Second user: Sandbox, the credential it was imported "
+        "through, was deleted.",
+    ) in lines
+    # Its status is checked through the credential that took it over.
+    sandbox.set_certificate_status(int(row.ca_order_id), "ACTIVE")
+    assert polling.check_selected(user["operator"], [some_id]).counts["changed"] == 1
+    db.session.refresh(row)
+    assert row.status == "ACTIVE"
+    # A third import changes nothing more.
+    counts = jobs.result_of(_import(user, other))
+    assert (counts["new"], counts["taken_over"], counts["elsewhere"]) == (0, 0, 0)
+
+
+def test_an_order_placed_in_certdesk_is_not_imported_again_through_another_credential(
+    env, user, sandbox
+):
+    """An order placed from CertDesk through one credential, then listed to another credential
+    of the same account by its import: it stays the order placed (one row, its history, its
+    certificate), and the import's summary says why it was left."""
+    from tests.conftest import sandbox_order_form
+    from webapp.csrs import service as csrs
+    from webapp.orders import placing
+
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "placed.example.com"}, "")
+    placed = placing.place(
+        user["operator"], sandbox_order_form(env, csr.id, sans="placed.example.com")
+    )
+    assert placed.placement == "placed" and placed.ca_order_id
+    other = link_sandbox(user, sandbox, name="Second user")
+    counts, message = _outcome(user, other)
+    assert counts["elsewhere"] == 1 and counts["new"] == _count(Order) - 1
+    rows = db.session.execute(
+        select(Order.id, Order.credential_id, Order.origin).where(
+            Order.ca_order_id == placed.ca_order_id
+        )
+    ).all()
+    assert [tuple(r) for r in rows] == [(placed.id, env.id, "placed")]
+    assert _count(Certificate, Certificate.order_id == placed.id) == 1
+    assert "1 under Sandbox" in message
 
 
 def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
@@ -499,3 +616,118 @@ def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, us
     assert (row.status, cert.revoked_at) == ("RENEWED", None)
     row, cert = cert_of(successor)
     assert (row.status, cert.revoked_at) == ("ACTIVE", None)
+
+
+def test_the_certificate_of_an_order_renewed_before_its_import_is_imported(
+    env, user, sandbox, operator_client
+):
+    """A renewal leaves the original's certificate valid until its own expiry (Entrust does
+    not revoke it; it is usually still deployed), so an order imported already RENEWED has its
+    certificate fetched and added to SSL › Certificates, valid, like an issued one's (counted,
+    in the progress too). One renewed whose certificate has expired is imported without it."""
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        renewed = ecs.new_certificate(new_request("renewed.example.com")).tracking_id
+        sandbox.advance_clock(-500)  # issued 500 days ago for a year: expired
+        try:
+            old = ecs.new_certificate(new_request("renewed-old.example.com")).tracking_id
+        finally:
+            sandbox.advance_clock(500)
+    sandbox.set_certificate_status(renewed, "RENEWED")
+    sandbox.set_certificate_status(old, "RENEWED")
+    upstream = sandbox.orders("*")
+    valid = {_key(i) for i in upstream if i["status"] == "RENEWED" and _valid(i)}
+    assert str(renewed) in valid and str(old) not in valid
+    sandbox.clear_requests()
+
+    job = _import(user, env)
+    assert job.state == "succeeded", job.error
+    counts = jobs.result_of(job)
+    assert counts["failed"] == 0
+    fetched = {
+        r["path"].rstrip("/").rsplit("/", 1)[1]
+        for r in sandbox.requests()
+        if r["method"] == "GET" and not r["path"].rstrip("/").endswith("/certificates")
+    }
+    assert valid <= fetched and str(old) not in fetched
+    checkpoint = jobs.checkpoint_of(job)
+    assert checkpoint["cert_total"] == checkpoint["cert_done"] == counts["certificates"]
+
+    rows = {
+        r.ca_order_id: r
+        for r in db.session.execute(select(Order).where(Order.status == "RENEWED")).scalars()
+    }
+    assert set(rows) >= valid | {str(old)}
+    for key in valid:
+        cert = db.session.execute(
+            select(Certificate).where(Certificate.order_id == rows[key].id)
+        ).scalar_one()
+        assert cert.revoked_at is None and cert.not_after > utcnow()
+        assert cert.serial_hex.lower().lstrip("0") == rows[key].serial.lower().lstrip("0")
+    assert _count(Certificate, Certificate.order_id == rows[str(old)].id) == 0
+
+    # The orders' pages: the certificate, or why there is none.
+    page = operator_client.get(f"/entrust/{rows[str(renewed)].id}").get_data(as_text=True)
+    assert 'id="order-certificate"' in page and "renewed.example.com" in page
+    page = operator_client.get(f"/entrust/{rows[str(old)].id}").get_data(as_text=True)
+    assert (
+        "No certificate in SSL › Certificates." in page
+        and "yet" not in page.split('id="order-no-certificate"')[1].split("</p>")[0]
+    )
+
+    # A second import has nothing more to fetch.
+    sandbox.clear_requests()
+    again = jobs.result_of(_import(user, env))
+    assert (again["new"], again["updated"], again["certificates"]) == (0, 0, 0)
+    assert _calls(sandbox) == (1, 0)
+
+
+def test_an_import_that_died_among_renewed_orders_carries_on_with_them(
+    env, user, sandbox, monkeypatch
+):
+    """The renewed orders' certificates are a step of the resumable certificate phase: an
+    import whose process died while storing them carries on from its checkpoint, without
+    fetching the issued orders' certificates again."""
+    from webapp.orders import records
+
+    real = records.store_certificates
+
+    def dying(fetched, **kwargs):
+        ids = [order_id for order_id, _ in fetched]
+        statuses = set(db.session.execute(select(Order.status).where(Order.id.in_(ids))).scalars())
+        if "RENEWED" in statuses:
+            raise SystemExit("the process was killed")
+        return real(fetched, **kwargs)
+
+    monkeypatch.setattr(records, "store_certificates", dying)
+    with pytest.raises(SystemExit):
+        importing.start_import(user["operator"], env.id, list(importing.DEFAULT_EXCLUSIONS))
+    db.session.rollback()
+    job = db.session.execute(select(Job).where(Job.kind == importing.JOB_KIND)).scalar_one()
+    checkpoint = jobs.checkpoint_of(job)
+    assert job.state == "running" and checkpoint["phase"] == "certificates"
+    assert checkpoint["cert_phase"] < len(importing._certificate_steps())
+    issued = checkpoint["counts"]["certificates"]
+    renewed = {
+        r.id: r.ca_order_id
+        for r in db.session.execute(select(Order).where(Order.status == "RENEWED")).scalars()
+    }
+    assert renewed and _count(Certificate) == issued
+
+    monkeypatch.setattr(records, "store_certificates", real)
+    sandbox.clear_requests()
+    assert jobs.recover(now=utcnow() + timedelta(minutes=10)) == {"requeued": 1, "failed": 0}
+    db.session.refresh(job)
+    assert job.state == "succeeded", job.error
+    assert jobs.result_of(job)["certificates"] == issued + len(renewed)
+    fetched = sorted(
+        r["path"].rstrip("/").rsplit("/", 1)[1]
+        for r in sandbox.requests()
+        if r["method"] == "GET" and not r["path"].rstrip("/").endswith("/certificates")
+    )
+    assert fetched == sorted(renewed.values())  # only the renewed orders' certificates
+    held = set(
+        db.session.execute(
+            select(Certificate.order_id).where(Certificate.order_id.in_(list(renewed)))
+        ).scalars()
+    )
+    assert held == set(renewed)

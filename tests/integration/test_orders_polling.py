@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
 from tests.helpers import together
+from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
@@ -379,3 +380,43 @@ def test_orders_that_expired_while_certdesk_was_stopped_are_read_at_once(env, sa
     for row in rows:
         db.session.refresh(row)
         assert (row.status, row.phase, row.next_check_at) == ("EXPIRED", "expired", None)
+
+
+def test_an_order_renewed_at_entrust_keeps_its_certificate_or_has_it_fetched(
+    env, user, sandbox, operator_client
+):
+    """A renewal leaves the original's certificate valid until its own expiry. A status check
+    that finds an order RENEWED keeps its certificate valid in SSL › Certificates, and fetches
+    it when CertDesk has none yet (issued and renewed at Entrust between two checks)."""
+    held, cert = _active_order_and_certificate()
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        waiting = ecs.new_certificate(
+            new_request("renewed-later.example.com", queue_for_approval=True)
+        ).tracking_id
+    job = importing.start_import(user["operator"], env.id, [])
+    assert job.state == "succeeded", job.error
+    row = db.session.execute(select(Order).where(Order.ca_order_id == str(waiting))).scalar_one()
+    assert row.status == "PENDING"
+    sandbox.set_certificate_status(int(held.ca_order_id), "RENEWED")
+    sandbox.set_certificate_status(waiting, "ACTIVE")  # an Entrust administrator approves
+    sandbox.set_certificate_status(waiting, "RENEWED")  # and someone renews it
+    sandbox.clear_requests()
+
+    result = polling.check_selected(user["operator"], [held.id, row.id])
+    assert result.counts["changed"] == 2 and result.counts["certificates"] == 1
+    assert result.counts["failed"] == 0
+    db.session.expire_all()
+    assert db.session.get(Certificate, cert.id).revoked_at is None
+    row = db.session.get(Order, row.id)
+    assert (row.status, row.phase, row.message) == ("RENEWED", "replaced", "")
+    fetched = db.session.execute(
+        select(Certificate).where(Certificate.order_id == row.id)
+    ).scalar_one()
+    assert fetched.revoked_at is None and fetched.not_after > utcnow()
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    assert 'id="order-certificate"' in page and "renewed-later.example.com" in page
+    # Checked again, nothing more is fetched.
+    sandbox.clear_requests()
+    again = polling.check_selected(user["operator"], [held.id, row.id])
+    assert (again.counts["changed"], again.counts["certificates"]) == (0, 0)
+    assert [c for c in _calls(sandbox) if c.isdigit()] == []

@@ -72,6 +72,9 @@ class Capabilities:
     # The CA's status of an order reissued into another ("": not told apart from a renewed one):
     # with ``reissue_revokes_original``, an order read in it has its certificate revoked.
     reissued_status: str = ""
+    # The CA's status of an order renewed into another whose certificate stays valid until its
+    # own expiry ("": none): such an order's certificate is fetched and kept like an issued one's.
+    renewed_status: str = ""
     # The CA's statuses in which each action can be tried (in the CA's own words).
     allowed_statuses: dict[Action, frozenset[str]] = field(default_factory=dict)
     # The status the CA gives an issued certificate by itself once it is past its expiry ("":

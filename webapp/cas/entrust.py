@@ -101,6 +101,9 @@ def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
         # reissued" (the original then shows REISSUED).
         reissue_revokes_original=True,
         reissued_status="REISSUED",
+        # A renewal leaves the original's certificate valid until its own expiry (it is usually
+        # still deployed); the original then shows RENEWED.
+        renewed_status="RENEWED",
         allowed_statuses={
             Action.APPROVE: frozenset({"PENDING"}),
             Action.DECLINE: frozenset({"PENDING"}),

@@ -6,7 +6,8 @@ from where it stopped):
 
 1. the orders: the CA's list, page by page (1000 per page, oldest first), each page upserted by
    (credential, CA order id) in one transaction together with the checkpoint;
-2. the certificates: for issued orders whose certificate the repository does not hold yet, the
+2. the certificates: for issued orders, and renewed ones whose certificate is still valid (a
+   renewal does not revoke it), whose certificate the repository does not hold yet, the
    certificate and chain are fetched (a few at once, each thread with its own connector, all within
    the credential's request budget) and added to the repository.
 
@@ -34,7 +35,7 @@ from webapp.cas.base import CaError, CaOrder, NotAllowed, Phase, Unavailable
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
-from webapp.extensions import conflict_insert, db
+from webapp.extensions import conflict_insert, db, take_turn
 from webapp.jobs import service as jobs
 from webapp.jobs.models import FAILED, QUEUED, RUNNING
 from webapp.orders import records, service
@@ -63,7 +64,23 @@ _EXCLUDED_PHASES = {
     "declined": Phase.DECLINED,
     "deactivated": Phase.DEACTIVATED,
 }
-COUNT_NAMES = ("new", "updated", "unchanged", "skipped", "failed", "certificates")
+# "elsewhere": orders CertDesk holds under another credential (the same tracking ID: another API
+# user of the same account), not imported again; "taken_over": orders of a deleted credential
+# that this one now follows.
+COUNT_NAMES = (
+    "new",
+    "updated",
+    "unchanged",
+    "skipped",
+    "failed",
+    "elsewhere",
+    "taken_over",
+    "certificates",
+)
+# One page of one import upserted at a time: the check for an order held under another
+# credential and the insert it allows are one step (two credentials of one account imported at
+# once do not both add the same order).
+PAGE_TURN = int.from_bytes(b"CDIMPORT")
 
 
 class ImportInputError(InputError):
@@ -83,11 +100,12 @@ def _fresh_state() -> dict:
         "phase": "orders",
         "offset": 0,
         "total": None,
-        "cert_phase": 0,  # which of records.WITH_CERTIFICATE is being fetched
+        "cert_phase": 0,  # which of _certificate_steps() is being fetched
         "after_id": 0,
         "cert_total": None,
         "cert_done": 0,
         "counts": dict.fromkeys(COUNT_NAMES, 0),
+        "held_by": {},  # {credential id: orders held under it} (the "elsewhere" count)
         "problems": [],  # why certificates were not fetched (the first few reasons)
     }
 
@@ -144,11 +162,57 @@ def _being_linked(keyed: dict[str, CaOrder], existing: dict) -> set[str]:
     )
 
 
+def _held_elsewhere(credential_id: int, keys: list[str]) -> dict[str, Order]:
+    """Of ``keys`` (the CA's ids of orders the credential does not hold), the orders CertDesk
+    holds under another credential: Entrust's tracking IDs are unique across Entrust, so the same
+    ID is the same order, listed to two API users of one account. Read by the tracking ID's
+    number (its index); third-party certificates (tracking ID 0) are told apart by thumbprint
+    per credential, as before."""
+    numbers = {records.number(k) for k in keys} - {None}
+    if not numbers:
+        return {}
+    rows = db.session.execute(
+        select(Order).where(Order.ca_order_number.in_(sorted(numbers)))
+    ).scalars()
+    wanted = set(keys)
+    out: dict[str, Order] = {}
+    for row in rows:
+        if (
+            row.ca_order_id in wanted
+            and row.credential_id != credential_id
+            and row.ca == CA
+            and not row.third_party
+        ):
+            out.setdefault(row.ca_order_id, row)
+    return out
+
+
+def _take_over(row: Order, cred, old, actor, now: datetime) -> None:
+    """Follow ``row``, an order of the deleted credential ``old``, through ``cred`` from now on
+    (its history says so)."""
+    row.credential_id = cred.id
+    was = f"{old.name}, the credential it was imported through," if old else "its credential"
+    records.event(
+        row,
+        "credential",
+        actor=actor,
+        now=now,
+        message=f"Now followed through credential {cred.name}: {was} was deleted.",
+    )
+
+
 def upsert_page(
-    credential_id: int, orders: list[CaOrder], exclusions: set[str], actor, now: datetime
+    credential_id: int,
+    orders: list[CaOrder],
+    exclusions: set[str],
+    actor,
+    now: datetime,
+    held_by: dict | None = None,
 ) -> dict:
-    """Upsert one page of the CA's orders (the caller commits). Returns its counts."""
+    """Upsert one page of the CA's orders (the caller commits). Returns its counts; ``held_by``
+    (when given) counts the orders left to another credential, by its id (a string)."""
     counts = dict.fromkeys(COUNT_NAMES, 0)
+    take_turn(PAGE_TURN)
     keyed: dict[str, CaOrder] = {}
     for ca in orders:
         key = records.order_key(ca)
@@ -165,9 +229,25 @@ def upsert_page(
         ).scalars()
     }
     linking = _being_linked(keyed, existing)
+    elsewhere = _held_elsewhere(credential_id, [k for k in keyed if k not in existing])
+    owners = {
+        row.credential_id: credentials.get(row.credential_id, include_deleted=True)
+        for row in elsewhere.values()
+    }
+    this = credentials.get(credential_id, include_deleted=True) if elsewhere else None
     new_rows = []
     for key, ca in keyed.items():
         row = existing.get(key)
+        if row is None and key in elsewhere and ca.request_id not in linking:
+            row = elsewhere[key]
+            owner = owners.get(row.credential_id)
+            if owner is not None and owner.deleted_at is None:
+                counts["elsewhere"] += 1  # its credential follows it; a second row would not
+                if held_by is not None:
+                    held_by[str(owner.id)] = held_by.get(str(owner.id), 0) + 1
+                continue
+            _take_over(row, this, owner, actor, now)  # read-only under a deleted credential
+            counts["taken_over"] += 1
         if row is not None:
             if "existing" in exclusions:
                 counts["skipped"] += 1
@@ -316,29 +396,49 @@ def fetch_certificates(credential_id: int, items: list, concurrency: int) -> dic
     return out
 
 
+def _certificate_steps() -> list[tuple[str, str]]:
+    """The steps of the certificate phase, in order (the checkpoint's ``cert_phase`` counts
+    them): (phase, the CA's status or "" for any). Issued and suspended orders, then renewed ones
+    whose certificate the renewal left valid (see ``records.holds_certificate``)."""
+    steps = [(phase, "") for phase in records.WITH_CERTIFICATE]
+    renewed = records.renewed_valid_status(CA)
+    if renewed:
+        steps.append((Phase.REPLACED.value, renewed))
+    return steps
+
+
+def _in_step(credential_id: int, step: tuple[str, str], now: datetime) -> list:
+    """The condition for one step's orders of a credential: a range of the (credential, phase,
+    id) index; renewed orders are those in the CA's status whose certificate has not expired."""
+    phase, status = step
+    where = [Order.credential_id == credential_id, Order.phase == phase]
+    if status:
+        where += [Order.status == status, Order.expires_at > now]
+    return where
+
+
 def _certificate_batch(
-    credential_id: int, phase: str, after_id: int
+    credential_id: int, step: tuple[str, str], after_id: int, now: datetime | None = None
 ) -> list[tuple[int, str, bool]]:
-    """The next orders of one phase, in id order: a range of the (credential, phase, id) index."""
+    """The next orders of one step, in id order: a range of the (credential, phase, id) index."""
     stmt = (
         select(Order.id, Order.ca_order_id, Order.third_party)
-        .where(Order.credential_id == credential_id, Order.phase == phase, Order.id > after_id)
+        .where(*_in_step(credential_id, step, now or utcnow()), Order.id > after_id)
         .order_by(Order.id)
         .limit(CERT_BATCH)
     )
     return [tuple(r) for r in db.session.execute(stmt)]
 
 
-def _with_certificate_count(credential_id: int) -> int:
-    stmt = (
-        select(func.count())
-        .select_from(Order)
-        .where(
-            Order.credential_id == credential_id,
-            Order.phase.in_(records.WITH_CERTIFICATE),
-        )
+def _with_certificate_count(credential_id: int, now: datetime | None = None) -> int:
+    """How many orders of the credential the certificate phase checks (one count per step)."""
+    now = now or utcnow()
+    return sum(
+        db.session.execute(
+            select(func.count()).select_from(Order).where(*_in_step(credential_id, step, now))
+        ).scalar_one()
+        for step in _certificate_steps()
     )
-    return db.session.execute(stmt).scalar_one()
 
 
 def _held_for_another_order(order_ids: list[int]) -> set[int]:
@@ -459,10 +559,10 @@ class _Fetchers:
 
 
 def _batches(credential_id: int, cert_phase: int, after_id: int) -> Iterator[tuple[int, list]]:
-    """The batches of the certificate phase from a checkpoint on: (phase index, orders)."""
-    phases = records.WITH_CERTIFICATE
-    while cert_phase < len(phases):
-        items = _certificate_batch(credential_id, phases[cert_phase], after_id)
+    """The batches of the certificate phase from a checkpoint on: (step index, orders)."""
+    steps = _certificate_steps()
+    while cert_phase < len(steps):
+        items = _certificate_batch(credential_id, steps[cert_phase], after_id)
         if not items:
             cert_phase, after_id = cert_phase + 1, 0
             continue
@@ -508,8 +608,8 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
         ctx.progress(
             done,
             state["cert_total"],
-            f"{cred.name}, step 2 of 2, certificates of issued orders: {done:,} checked; "
-            f"{counts['certificates']:,} added",
+            f"{cred.name}, step 2 of 2, certificates of issued and renewed orders: "
+            f"{done:,} checked; {counts['certificates']:,} added",
         )
 
     try:
@@ -554,7 +654,7 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
     finally:
         batches.close()
         fetchers.close()
-    state["cert_phase"], state["after_id"] = len(records.WITH_CERTIFICATE), 0
+    state["cert_phase"], state["after_id"] = len(_certificate_steps()), 0
 
 
 MAX_PROBLEMS = 3  # the reasons a certificate was not fetched, named in the import's result
@@ -574,8 +674,33 @@ def _not_fetched(state: dict, order_id: int, exc: CaError) -> None:
 
 
 def _summary(counts: dict) -> str:
-    parts = [f"{counts[k]:,} {k}" for k in COUNT_NAMES if k != "certificates"]
+    parts = [f"{counts.get(k, 0):,} {k}" for k in ("new", "updated", "unchanged", "skipped")]
+    parts.append(f"{counts.get('failed', 0):,} failed")
+    if counts.get("taken_over"):
+        parts.append(f"{counts['taken_over']:,} taken over from a deleted credential")
     return ", ".join(parts) + "; " + records.certificates_added(counts["certificates"])
+
+
+def _elsewhere_text(held_by: dict) -> str:
+    """Why orders the CA listed were not imported: CertDesk holds them under another credential
+    (``held_by``: {credential id: how many}), in words; "" when there were none."""
+    if not held_by:
+        return ""
+    parts = []
+    for cred_id, n in sorted(held_by.items(), key=lambda kv: -kv[1]):
+        other = credentials.get(int(cred_id), include_deleted=True)
+        name = other.name if other is not None else f"credential #{cred_id}"
+        part = f"{n:,} under {name}"
+        if other is not None and not other.enabled:
+            part += (
+                " (disabled: enable it to check them again, or delete it and import again to "
+                "follow them through this credential)"
+            )
+        parts.append(part)
+    return (
+        " Not imported again, as CertDesk already holds them through another credential "
+        "(another API user of the same Entrust account): " + "; ".join(parts) + "."
+    )
 
 
 def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
@@ -618,8 +743,9 @@ def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor) -> N
         if page is None:
             return
         now = utcnow()
-        for k, v in upsert_page(cred.id, page.orders, excluded, actor, now).items():
-            counts[k] += v
+        held_by = state.setdefault("held_by", {})
+        for k, v in upsert_page(cred.id, page.orders, excluded, actor, now, held_by).items():
+            counts[k] = counts.get(k, 0) + v  # a checkpoint of an older CertDesk lacks some
         state["offset"] = page.offset + len(page.orders)
         state["total"] = page.total
         ctx.save_checkpoint(state)  # the page and how far we got, in one commit
@@ -659,7 +785,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
             ctx.progress(
                 0,
                 state["cert_total"],
-                f"{cred.name}, step 2 of 2, certificates of issued orders: starting",
+                f"{cred.name}, step 2 of 2, certificates of issued and renewed orders: starting",
             )
 
     if state["phase"] == "certificates":
@@ -676,6 +802,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
     ctx.save_checkpoint(state)
     result = dict(counts)
     result["message"] = f"Imported the orders of {cred.name}: {_summary(counts)}."
+    result["message"] += _elsewhere_text(state.get("held_by") or {})
     if state.get("problems"):
         result["message"] += " Certificates not fetched: " + " ".join(state["problems"])
     return result

@@ -112,7 +112,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
             counts["unchanged"] += 1
         r.message = ""
         records.schedule(r, now, changed=old_status is not None)
-        if r.phase in records.WITH_CERTIFICATE:
+        if records.holds_certificate(r, now):  # a renewed order's certificate stays valid too
             need_certificate.append(r)
     have = certificates.orders_with_certificate(r.id for r in need_certificate)
     wanted = {r.id: r.ca_order_id for r in need_certificate if r.id not in have}

@@ -20,7 +20,7 @@ from webapp.credentials import service as credentials
 from webapp.credentials.models import EcsCredential
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
-from webapp.orders import availability
+from webapp.orders import availability, records
 from webapp.orders.models import (
     INTENT,
     NOT_PLACED,
@@ -217,6 +217,9 @@ class OrderView:
     related: dict
     # A "not placed" order placed again: the new order.
     again: Order | None = None
+    # Entrust holds a certificate of the order worth having (issued, suspended, or renewed and
+    # not expired): the page says how to fetch it when the repository lacks it.
+    holds_certificate: bool = False
 
 
 def view(order: Order) -> OrderView:
@@ -255,6 +258,7 @@ def view(order: Order) -> OrderView:
         replaced_names=replaced,
         related={o.id: o.display_name for o in [*children, *filter(None, (parent, again))]},
         again=again,
+        holds_certificate=records.holds_certificate(order, utcnow()),
     )
 
 

@@ -25,7 +25,9 @@ MAX_CHECK_INTERVAL_MINUTES = 24 * 60
 # An issued order whose certificate has expired, read while the CA still called it issued (its
 # status may follow a little later), is read once more this long after.
 EXPIRED_READ_AGAIN = timedelta(days=1)
-# The phases in which the CA holds a certificate worth having in the repository.
+# The phases in which the CA holds a certificate worth having in the repository (and, where the
+# CA's renewal leaves the original's certificate valid, a renewed order's until it expires: see
+# ``holds_certificate``).
 WITH_CERTIFICATE = (Phase.ISSUED.value, Phase.SUSPENDED.value)
 
 
@@ -175,6 +177,24 @@ def event(
 def status_event(row: Order, old: str, *, actor, now: datetime) -> OrderEvent:
     """The history line for a change of the CA's status, shown to whoever placed the order."""
     return event(row, "status", actor=actor, old=old, new=row.status, now=now, notify=True)
+
+
+def renewed_valid_status(ca: str) -> str:
+    """The CA's status of an order renewed into another whose certificate stays valid until its
+    own expiry ("": the CA has none)."""
+    return registry.capabilities(ca).renewed_status
+
+
+def holds_certificate(row: Order, now: datetime) -> bool:
+    """Whether the CA holds a certificate of ``row`` worth having in the repository: issued or
+    suspended, or renewed into another order (the renewal leaves it valid, and it is usually still
+    deployed) and not expired yet."""
+    if row.phase in WITH_CERTIFICATE:
+        return True
+    if row.phase != Phase.REPLACED.value or row.expires_at is None or row.expires_at <= now:
+        return False
+    renewed = renewed_valid_status(row.ca)
+    return bool(renewed) and row.status == renewed
 
 
 def revokes_certificate(row: Order) -> bool:
