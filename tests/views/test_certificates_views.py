@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import re
+from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
@@ -16,6 +18,7 @@ from webapp import pki as webapp_pki
 from webapp.audit.models import AuditEvent
 from webapp.certificates import service
 from webapp.certificates.models import Certificate
+from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.keys.models import PrivateKey
 
@@ -470,6 +473,26 @@ def test_csv_export_follows_filter(admin_client):
         )
         == 1
     )
+
+
+def test_the_csv_export_says_each_certificates_state(admin_client):
+    row, *_ = _import_p12(admin_client)
+
+    def state() -> str:
+        text = admin_client.get("/certificates/export.csv?q=shop").get_data(as_text=True)
+        [exported] = list(csv.DictReader(io.StringIO(text)))
+        return exported["state"]
+
+    assert state() == "valid"
+    row.suspended_at = utcnow()
+    db.session.commit()
+    assert state() == "suspended"
+    row.suspended_at, row.not_before = None, utcnow() + timedelta(days=2)
+    db.session.commit()
+    assert state() == "not valid yet"
+    row.revoked_at = utcnow()
+    db.session.commit()
+    assert state() == "revoked"
 
 
 def test_detail_and_every_download(admin_client):

@@ -741,6 +741,18 @@ def state_of(cert: Certificate, now=None) -> tuple[str, int]:
     return "valid", days
 
 
+# The state column of the CSV export: the list's state, the days left aside.
+_CSV_STATES = {"suspended": "suspended", "not_yet_valid": "not valid yet"}
+
+
+def csv_state(cert, now=None) -> str:
+    """revoked, expired, suspended, not valid yet or valid (as the list's badge says it)."""
+    state, _days = state_of(cert, now)
+    if state in ("revoked", "expired"):
+        return state
+    return _CSV_STATES.get(state, "valid")
+
+
 CSV_COLUMNS = [
     "id",
     "common_name",
@@ -749,6 +761,7 @@ CSV_COLUMNS = [
     "serial_hex",
     "not_before",
     "not_after",
+    "state",
     "key_label",
     "source",
     "has_key",
@@ -768,7 +781,8 @@ def export_csv(actor, f: CertFilter) -> Iterator[str]:
         detail={k: v for k, v in vars(f).items() if v and k not in ("sort", "direction")},
     )
     db.session.commit()
-    certs = csvexport.query_rows(query(f), db.engine)
+    now = utcnow()
+    certs = csvexport.query_rows(query(f, now), db.engine)
     rows = (
         [
             c.id,
@@ -778,6 +792,7 @@ def export_csv(actor, f: CertFilter) -> Iterator[str]:
             c.serial_hex,
             c.not_before,
             c.not_after,
+            csv_state(c, now),
             c.key_label,
             c.source,
             "yes" if c.has_key else "no",
