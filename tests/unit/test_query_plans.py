@@ -14,6 +14,7 @@ from tests import plans
 from tests.conftest import make_app
 from tests.populate import fill
 from webapp import _init_secretbox, housekeeping, paging, paths, search
+from webapp.dashboard import service as dashboard
 from webapp.extensions import db
 
 ROWS = 4000
@@ -64,6 +65,21 @@ def test_dashboard_and_drop_down_plans(populated, call):
         call()
     assert seen
     assert plans.problems(seen) == {}
+
+
+def test_the_dashboards_certificates_not_valid_yet_are_read_by_their_start(populated):
+    """Those few are counted through the notBefore index: as a range of expiry times, "expiring
+    within 90 days" would read a quarter of all certificates to find them."""
+    with plans.captured() as seen:
+        dashboard.state_counts()
+        dashboard.expiry_timeline()
+    conn = plans.dbapi_connection()
+    asked = read = 0
+    for sql, params in seen:
+        asked += sql.count("certificate.not_before >")
+        details = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+        read += sum("USING INDEX ix_certificate_not_before (not_before>?)" in d for d in details)
+    assert asked >= 5 and read == asked, (asked, read)
 
 
 def test_the_rules_catch_a_full_scan_and_a_sort(populated):

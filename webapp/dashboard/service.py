@@ -21,6 +21,7 @@ from webapp.audit.models import ACTIVITY, AuditEvent
 from webapp.certificates.models import Certificate, CertificateExpiryDay, expiry_day
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
+from webapp.search import unindexed
 
 WEEKS = 26
 LIVE = Certificate.revoked_at.is_(None)  # what the tiles, the chart and Most urgent count
@@ -57,11 +58,13 @@ def _not_yet_valid(i: int | None):
     boundary ``i`` (None: whenever): the few at the end of ix_certificate_not_before."""
     conds = [
         Certificate.not_before > bindparam("at0"),
-        Certificate.not_after >= bindparam("at0"),
+        # Tested on those few: as an index range, the expiry would read every certificate
+        # expiring before the boundary instead (a quarter of them within 90 days).
+        unindexed(Certificate.not_after) >= bindparam("at0"),
         UNSUSPENDED,
     ]
     if i is not None:
-        conds.append(Certificate.not_after < bindparam(f"at{i}"))
+        conds.append(unindexed(Certificate.not_after) < bindparam(f"at{i}"))
     return select(func.count()).select_from(Certificate).where(*conds).scalar_subquery()
 
 
@@ -84,7 +87,7 @@ def _statements() -> dict:
         # The live, unsuspended certificates not valid yet that the timeline's days count.
         "not_yet_valid": select(Certificate.not_after).where(
             Certificate.not_before > bindparam("now"),
-            Certificate.not_after >= bindparam("now"),
+            unindexed(Certificate.not_after) >= bindparam("now"),
             UNSUSPENDED,
         ),
         "urgent": select(Certificate)
