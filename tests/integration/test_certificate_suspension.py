@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import link_sandbox
+from tests.conftest import link_sandbox, sandbox_order_form
 from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
 from webapp.cas.base import Action
@@ -18,7 +18,7 @@ from webapp.dashboard import service as dashboard
 from webapp.ecs import EcsClient
 from webapp.extensions import db
 from webapp.jobs import service as jobs
-from webapp.orders import checks, importing, lifecycle, placing, polling
+from webapp.orders import importing, lifecycle, placing, polling
 from webapp.orders.models import Order
 
 pytestmark = pytest.mark.usefixtures("fast_clients")
@@ -34,17 +34,7 @@ def env(app, user, sandbox):
 
 def _order(user, cred, cn: str) -> Order:
     csr = csrs.create_csr(user["operator"], "p256", {"CN": cn}, "")
-    form = checks.OrderForm(
-        credential_id=cred.id,
-        organization="1:CertDesk Demo Corp",
-        product="STANDARD_SSL",
-        csr_source="certdesk",
-        csr_id=csr.id,
-        requester_name="Ann Admin",
-        requester_email="ann@example.com",
-        custom={"text2": "billing"},
-    )
-    return placing.place(user["operator"], form)
+    return placing.place(user["operator"], sandbox_order_form(cred, csr.id))
 
 
 def _cert(row: Order) -> Certificate:
