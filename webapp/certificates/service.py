@@ -868,6 +868,17 @@ def _key_in_use(key_id: int) -> bool:
     return db.session.execute(stmt).first() is not None
 
 
+def _state_changed(cert: Certificate, action: str, actor) -> None:
+    """Audit a change the CA made to ``cert``'s state (revoked, suspended, resumed)."""
+    audit.record(
+        action,
+        object_type="certificate",
+        object_id=cert.id,
+        actor=actor,
+        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
+    )
+
+
 def mark_revoked(cert: Certificate, revoked_at=None, *, actor, commit: bool = True) -> None:
     """Record that the CA revoked ``cert`` (the orders feature calls this after a revoke).
 
@@ -876,13 +887,7 @@ def mark_revoked(cert: Certificate, revoked_at=None, *, actor, commit: bool = Tr
     if cert.revoked_at is not None:
         return
     cert.revoked_at = revoked_at or utcnow()
-    audit.record(
-        "certificate.revoked",
-        object_type="certificate",
-        object_id=cert.id,
-        actor=actor,
-        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
-    )
+    _state_changed(cert, "certificate.revoked", actor)
     if commit:
         db.session.commit()
 
@@ -894,13 +899,7 @@ def mark_suspended(cert: Certificate, suspended_at=None, *, actor) -> None:
     if cert.suspended_at is not None or cert.revoked_at is not None:
         return
     cert.suspended_at = suspended_at or utcnow()
-    audit.record(
-        "certificate.suspended",
-        object_type="certificate",
-        object_id=cert.id,
-        actor=actor,
-        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
-    )
+    _state_changed(cert, "certificate.suspended", actor)
 
 
 def mark_resumed(cert: Certificate, *, actor) -> None:
@@ -910,13 +909,7 @@ def mark_resumed(cert: Certificate, *, actor) -> None:
     if cert.suspended_at is None or cert.revoked_at is not None:
         return
     cert.suspended_at = None
-    audit.record(
-        "certificate.resumed",
-        object_type="certificate",
-        object_id=cert.id,
-        actor=actor,
-        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
-    )
+    _state_changed(cert, "certificate.resumed", actor)
 
 
 def delete_certificate(actor, cert: Certificate) -> None:
