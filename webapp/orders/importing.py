@@ -255,8 +255,7 @@ def upsert_page(
             changed, old_status = records.apply(row, ca, now)
             if old_status is not None:
                 records.status_event(row, old_status, actor=actor, now=now)
-                records.certificates_revoked(row, actor=actor)
-                records.certificates_suspended(row, actor=actor)
+                records.certificates_follow(row, actor=actor)
                 records.schedule(row, now, changed=True)
             counts["updated" if changed else "unchanged"] += 1
             continue

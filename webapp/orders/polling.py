@@ -106,8 +106,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
                 object_id=r.id,
                 detail={"ca_order_id": r.ca_order_id, "from": old_status, "to": r.status},
             )
-            records.certificates_revoked(r, actor=actor)
-            records.certificates_suspended(r, actor=actor)
+            records.certificates_follow(r, actor=actor)
         else:
             counts["unchanged"] += 1
         r.message = ""

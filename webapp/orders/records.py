@@ -236,6 +236,13 @@ def certificates_suspended(row: Order, *, actor) -> None:
             certificates.mark_resumed(cert, actor=actor)
 
 
+def certificates_follow(row: Order, *, actor) -> None:
+    """After the CA's status of ``row`` changed: its certificates are marked revoked, or
+    suspended, or resumed, as that status says (see the two functions above)."""
+    certificates_revoked(row, actor=actor)
+    certificates_suspended(row, actor=actor)
+
+
 def schedule(row: Order, now: datetime, *, changed: bool) -> None:
     """When to check the order again: the poll interval after a change, twice the last wait
     while nothing changes (up to a day); never once its phase is final (but once more a day
