@@ -673,8 +673,9 @@ def _not_fetched(state: dict, order_id: int, exc: CaError) -> None:
 
 
 def _summary(counts: dict) -> str:
-    parts = [f"{counts.get(k, 0):,} {k}" for k in ("new", "updated", "unchanged", "skipped")]
-    parts.append(f"{counts.get('failed', 0):,} failed")
+    parts = [
+        f"{counts.get(k, 0):,} {k}" for k in ("new", "updated", "unchanged", "skipped", "failed")
+    ]
     if counts.get("taken_over"):
         parts.append(f"{counts['taken_over']:,} taken over from a deleted credential")
     return ", ".join(parts) + "; " + records.certificates_added(counts["certificates"])
