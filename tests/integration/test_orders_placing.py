@@ -491,3 +491,33 @@ def test_a_crash_between_the_call_and_the_commit_is_settled_by_the_reconciler(
     db.session.refresh(row)
     assert row.placement == "placed" and row.phase == "issued" and _count(Certificate) == 1
     assert len(_posts(sandbox)) == 1  # found, not ordered again
+
+
+def test_an_order_found_suspended_after_a_crash_comes_with_its_certificate_marked(
+    env, user, sandbox, monkeypatch
+):
+    """The order was placed, the process died before it recorded the answer, and an Entrust
+    administrator suspended it meanwhile: the reconciler links it and stores its certificate,
+    marked suspended, instead of leaving it to a later status check."""
+
+    class Died(BaseException):
+        pass
+
+    def crash(*args, **kwargs):
+        raise Died("the process died here")
+
+    monkeypatch.setattr(placing, "_placed", crash)
+    with pytest.raises(Died):
+        placing.place(user["operator"], _form(env, _csr(user, "held.example.com")))
+    monkeypatch.undo()
+    row = db.session.execute(select(Order)).scalar_one()
+    [placed] = sandbox.orders()
+    sandbox.set_certificate_status(placed["trackingId"], "SUSPENDED")
+
+    later = row.attempted_at + registry.answer_deadline("entrust")
+    assert settling.reconcile_due("scheduler", now=later)["found"] == 1
+    db.session.refresh(row)
+    assert row.placement == "placed" and row.phase == "suspended"
+    cert = db.session.execute(select(Certificate)).scalar_one()
+    assert cert.order_id == row.id and cert.suspended_at is not None
+    assert len(_posts(sandbox)) == 1

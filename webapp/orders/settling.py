@@ -70,7 +70,9 @@ def link(row: Order, ca: CaOrder, actor, now: datetime, *, source: str) -> str:
     _ensure_csr(row, actor)
     db.session.flush()
     problem = ""
-    if ca.phase is Phase.ISSUED and ca.certificate_pem:
+    if ca.certificate_pem and records.holds_certificate(row, now):
+        # Issued, or suspended (an Entrust administrator may have done so before the order was
+        # found): stored either way, marked suspended in the second case.
         _created, problem = records.store_certificate(row, ca, actor=actor, source=source)
     records.index_search(row)
     records.schedule(row, now, changed=True)
@@ -79,9 +81,9 @@ def link(row: Order, ca: CaOrder, actor, now: datetime, *, source: str) -> str:
 
 def reconcile(row: Order, actor, *, now: datetime | None = None, conn=None) -> Order:
     """Settle an order whose answer was lost (or whose process died during the call): search the
-    CA for its request id. Found: linked (its certificate into the repository when issued). Not
-    found, and the call's deadline has passed: "not placed". Otherwise it stays unknown. An
-    unreachable CA leaves it unknown, to be tried again. Audited when settled."""
+    CA for its request id. Found: linked (its certificate into the repository when issued or
+    suspended). Not found, and the call's deadline has passed: "not placed". Otherwise it stays
+    unknown. An unreachable CA leaves it unknown, to be tried again. Audited when settled."""
     now = now or utcnow()
     if row.placement not in (INTENT, UNKNOWN):
         return row
