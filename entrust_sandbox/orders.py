@@ -810,7 +810,7 @@ def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
             return 200, None
         _check_duplicate_dn(sandbox, plan)
         tracking_id = sandbox.store.next_tracking_id()
-        values = _row_values(plan, tracking_id, "PENDING", user["username"])
+        values = _row_values(plan, tracking_id, "PENDING", user["creator_name"])
         if queue:
             _insert(conn, values)
             return 202, {"trackingId": tracking_id}
@@ -972,7 +972,7 @@ def _successor(sandbox, row, body: dict, user, *, renewal: bool) -> dict:
         pool = _pick_pool(conn, row["cert_type"])
         _consume(conn, pool)
         tracking_id = sandbox.store.next_tracking_id()
-        values = _row_values(plan, tracking_id, "PENDING", user["username"])
+        values = _row_values(plan, tracking_id, "PENDING", user["creator_name"])
         values["inventory_pool"] = pool
         row_id = _insert(conn, values)
         response = _sign(sandbox, conn, row_id, plan)
