@@ -136,6 +136,24 @@ def test_text_and_range_filters(api):
     assert_error(api.get("certificates", params={"expiresAfter": "gt:soon"}), 400, "expiresAfter")
 
 
+def test_a_time_with_a_fraction_of_a_second_is_compared_exactly(api):
+    """Times are kept in whole seconds; a bound half a second after one is after it, whatever
+    the operator (ge and eq found the certificate, lt missed it)."""
+    item = api.get("certificates", params={"status": "ACTIVE", "fields": "*"}).json()
+    cert = item["certificates"][1]
+    expiry, issued = cert["expiresAfter"], cert["issueDateTime"]  # YYYY-MM-DDTHH:MM:SSZ
+    for name, moment in (("expiresAfter", expiry), ("issueDateTime", issued)):
+        later = moment[:-1] + ".5Z"
+        found = {}
+        for op in ("eq", "ge", "gt", "le", "lt"):
+            params = {"trackingId": cert["trackingId"], name: f"{op}:{later}"}
+            body = api.get("certificates", params=params).json()
+            found[op] = body["summary"]["total"]
+        assert found == {"eq": 0, "ge": 0, "gt": 0, "le": 1, "lt": 1}, (name, found)
+        exact = {"trackingId": cert["trackingId"], name: moment[:-1] + ".000Z"}
+        assert api.get("certificates", params=exact).json()["summary"]["total"] == 1
+
+
 def test_subject_alt_name_filter(api):
     item = api.get(
         "certificates", params={"certType": "ADVANTAGE_SSL", "fields": "*", "status": "ACTIVE"}
