@@ -533,6 +533,8 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     cert_email = _text(body, "certEmail") if personal else None
     if cert_email is not None and not (cert_email.isascii() and "@" in cert_email):
         raise bad_request("certEmail must be an email address", "certEmail")
+    if cert_email is not None and len(cert_email) > EMAIL_LIMIT:
+        raise bad_request(f"certEmail must be at most {EMAIL_LIMIT} characters", "certEmail")
     if cert_email is None and personal and original is not None:
         # A reissue or renewal that names no address keeps the original's.
         kept = x509.Name.from_rfc4514_string(original["dn"])
