@@ -1198,6 +1198,50 @@ def reverify_domain(sandbox, client_id: int, name: str, body: dict) -> str:
     return f"/clients/{client_id}/domains/{row['domain_name']}"
 
 
+ADDRESS_FIELDS = ("street1", "street2", "city", "stateOrProvince", "zipOrPostalCode", "country")
+CONTACT_FIELDS = ("name", "position", "phone", "emailAddress")
+
+
+def _text_fields(body: dict, key: str, names: tuple[str, ...]) -> dict:
+    """The object ``body[key]`` with the fields the spec gives it (``names``), each text;
+    others are dropped, as ECS ignores what it does not know, so they are never shown back."""
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request(f"{key} must be an object", key)
+    out = {}
+    for name in names:
+        try:
+            text = _text(value, name)
+        except ApiError as exc:
+            raise bad_request(f"{key}.{name} must be a string", f"{key}.{name}") from exc
+        if text is not None:
+            out[name] = text
+    return out
+
+
+def new_client_fields(body: dict) -> dict:
+    """The fields of an AddClient request, checked: clientName (required), friendlyClientName
+    (the name when not given), address and authContact with their own fields only."""
+    name = body.get("clientName")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("clientName is required", "clientName")
+    friendly = _text(body, "friendlyClientName")
+    contact = _text_fields(body, "authContact", CONTACT_FIELDS)
+    email = contact.get("emailAddress")
+    if email is not None and ("@" not in email or len(email) > EMAIL_LIMIT):
+        raise bad_request(
+            "authContact.emailAddress must be an email address", "authContact.emailAddress"
+        )
+    return {
+        "clientName": name.strip(),
+        "friendlyClientName": (friendly or "").strip() or name.strip(),
+        "address": _text_fields(body, "address", ADDRESS_FIELDS),
+        "authContact": contact,
+    }
+
+
 def client_uri(client_id: int) -> str:
     """`uri` of a client."""
     return f"{API}/clients/{client_id}"
