@@ -150,7 +150,9 @@ def clean_tracking(value, account: dict) -> dict:
     out = {}
     for key in ("trackingInfo", "requesterName", "requesterEmail", "requesterPhone"):
         if value.get(key) is not None:
-            text = str(value[key])
+            text = _scalar_text(value[key])
+            if text is None:
+                raise bad_request(f"{key} must be a string", f"tracking.{key}")
             limit = TRACKING_LIMITS.get(key)
             if limit and len(text) > limit:
                 raise bad_request(f"{key} must be at most {limit} characters", f"tracking.{key}")
@@ -176,6 +178,16 @@ def clean_tracking(value, account: dict) -> dict:
     return out
 
 
+def _scalar_text(value) -> str | None:
+    """A tracking value as text: a string as sent, a number or a boolean as JSON writes it
+    (``true``, not Python's ``True``); None for a list or an object, which no field takes."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return None
+
+
 CUSTOM_TEXT_LIMIT = 500
 DROPDOWN_LIMIT = 50
 MANDATORY_FOR_API = ("ADMIN_API", "BOTH")  # EFORM: only on Entrust's own request form
@@ -187,17 +199,21 @@ def _custom_fields(custom: dict, account: dict) -> dict:
     does not fit its kind, or a dropdown's choice the account does not offer, is a 400.
 
     A value is kept as its kind, whatever JSON type it came in: a number for numberN, a
-    YYYY-MM-DD date for dateN, text for the others."""
+    YYYY-MM-DD date for dateN, text for the others. A blank value is no value: a blank text
+    is kept as sent, unchecked, and a blank number or date left out, as it is neither."""
     out = {}
     for name, value in custom.items():
         if value is None or name not in CUSTOM_FIELD_NAMES:
             continue
         field = f"tracking.customFields.{name}"
-        text = str(value)
+        text = _scalar_text(value)
+        if text is None:
+            raise bad_request(f"{name} must be a single value, not a list or an object", field)
         if len(text) > CUSTOM_TEXT_LIMIT:
             raise bad_request(f"{name} must be at most {CUSTOM_TEXT_LIMIT} characters", field)
-        if not text.strip():  # an empty value is no value: kept as sent, not checked
-            out[name] = value
+        if not text.strip():
+            if not name.startswith(("number", "date")):
+                out[name] = text
             continue
         if name.startswith("number"):
             number = custom_number(text)

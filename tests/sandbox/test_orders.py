@@ -420,7 +420,10 @@ def test_custom_fields_keep_their_names_and_kinds(api):
         "trackingId"
     ]
     kept = api.get(f"certificates/{tracking_id}").json()["tracking"]["customFields"]
-    assert kept == {k: v for k, v in fields.items() if k != "errors"} | {"number1": 12.5}
+    # The blank number2 is no value, so it is not shown (a number field shows a number).
+    assert kept == {"text1": "CC-9", "number1": 12.5, "date1": "2027-03-01"} | {
+        "email1": "owner@example.com"
+    }
     for name, bad in (
         ("text2", "x" * 501),
         ("number2", "twelve"),
@@ -458,6 +461,37 @@ def test_custom_field_values_come_back_as_their_kinds(api):
         i["trackingId"] for i in api.get("certificates", params=contains).json()["certificates"]
     ] == [tracking_id]
     assert_error(api.get("certificates", params={"tracking.customFields.number1": "x"}), 400)
+
+
+def test_tracking_values_are_shown_as_json_wrote_them_or_refused(api):
+    """A tracking value that is a list or an object is a 400 (it was kept as Python wrote it,
+    "['555']"); a boolean reads as JSON writes it, "true"; a blank number or date is no value,
+    so the answer keeps to the spec's kinds (it showed "" where a number belongs)."""
+    sent = {
+        "requesterName": True,
+        "requesterPhone": 5550100,
+        "customFields": {"text1": False, "number1": " ", "date1": "", "text3": ""},
+    }
+    tracking_id = api.order("www.example.com", tracking=sent).json()["trackingId"]
+    detail = api.get(f"certificates/{tracking_id}")
+    schema.check(detail, "/certificates/{trackingId}", "GET")
+    tracking = detail.json()["tracking"]
+    assert tracking["requesterName"] == "true" and tracking["requesterPhone"] == "5550100"
+    assert tracking["customFields"] == {"text1": "false", "text3": ""}
+    before = _inventory(api, "STANDARD_SSL")["remainingCount"]
+    for bad, field in (
+        ({"requesterPhone": ["555"]}, "tracking.requesterPhone"),
+        ({"trackingInfo": {"ref": 1}}, "tracking.trackingInfo"),
+        ({"customFields": {"text1": ["a"]}}, "tracking.customFields.text1"),
+        ({"customFields": {"number1": {"n": 1}}}, "tracking.customFields.number1"),
+    ):
+        response = api.order("www.example.com", tracking=bad)
+        body = assert_error(response, 400, field)
+        assert "[" not in body["errors"][0]["message"], body
+        replaced = api.put(f"certificates/{tracking_id}/tracking", bad)
+        assert_error(replaced, 400, field)
+    assert _inventory(api, "STANDARD_SSL")["remainingCount"] == before
+    assert api.get(f"certificates/{tracking_id}").json()["tracking"] == tracking
 
 
 def test_a_field_mandatory_for_the_api_must_be_filled_in(api, sb):
