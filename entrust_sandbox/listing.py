@@ -204,7 +204,11 @@ def _convert(name: str, field: Field, value: str):
 
 def _clause(name: str, field: Field, op: str, raw: str) -> tuple[str, list]:
     values = [v for v in raw.split(",")] if op == "in" else [raw]
-    if not (op == "con" and field.kind == "number"):  # "contains" looks for the digits as given
+    if op == "con" and field.kind in ("number", "serial"):
+        # "contains" looks for the characters as given: a part of a serial keeps its zeros,
+        # which only a whole serial drops.
+        values = [raw.strip()]
+    else:
         values = [_convert(name, field, v) for v in values]
     if field.kind == "san":
         if op == "eq":

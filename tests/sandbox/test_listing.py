@@ -109,6 +109,29 @@ def test_serial_search_ignores_leading_zeros(api):
     assert len(found["certificates"]) == 1
 
 
+def test_a_serial_contains_search_keeps_the_zeros_it_is_given(api):
+    """Leading zeros are dropped from a whole serial, not from a part of one: "con:0A3" finds
+    the serials that contain 0A3, not every serial that contains A3."""
+    params = {"limit": 1000, "fields": "serialNumber"}
+    serials = [
+        i["serialNumber"]
+        for i in api.get("certificates", params=params).json()["certificates"]
+        if "serialNumber" in i
+    ]
+    digits = "0123456789ABCDEF"
+    part = next(
+        "0" + a + b
+        for a in digits
+        for b in digits
+        if any("0" + a + b in s for s in serials)
+        and any(a + b in s and "0" + a + b not in s for s in serials)
+    )
+    for query in (part, part.lower()):
+        found = api.get("certificates", params={**params, "serialNumber": "con:" + query})
+        shown = sorted(i["serialNumber"] for i in found.json()["certificates"])
+        assert shown == sorted(s for s in serials if part in s), query
+
+
 def test_empty_search_is_200(api):
     body = api.get("certificates", params={"serialNumber": "DEADBEEF"})
     assert body.status_code == 200 and body.json()["certificates"] == []
