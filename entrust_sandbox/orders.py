@@ -624,10 +624,11 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
                 "eku must be SERVER_AUTH, CLIENT_AUTH or SERVER_AND_CLIENT_AUTH", "eku"
             )
 
-    agreement = to_bool(
+    # The agreement applies to code signing only; on any other type it is ignored, whatever
+    # it holds, as the live API ignores the fields that do not apply (cn, upn, certEmail).
+    if cert_type in CODE_SIGNING_TYPES and not to_bool(
         body.get("endUserKeyStorageAgreement"), lenient, "endUserKeyStorageAgreement"
-    )
-    if cert_type in CODE_SIGNING_TYPES and not agreement:
+    ):
         raise bad_request(
             "endUserKeyStorageAgreement must be true for code signing certificates",
             "endUserKeyStorageAgreement",

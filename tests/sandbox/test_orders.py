@@ -308,6 +308,24 @@ def test_code_signing_needs_key_storage_agreement(api):
     assert list(eku) == [ExtendedKeyUsageOID.CODE_SIGNING]
 
 
+@pytest.mark.parametrize("agreement", ["yes", 1, "", ["true"]])
+def test_the_key_storage_agreement_is_ignored_where_it_does_not_apply(api, agreement):
+    """endUserKeyStorageAgreement is for code signing; on an SSL or S/MIME order it is an
+    irrelevant field, ignored whatever it holds (it was a 400 unless a boolean). A code signing
+    order still needs it true."""
+    ssl = api.order("www.example.com", endUserKeyStorageAgreement=agreement)
+    assert ssl.status_code == 201, ssl.text
+    smime = {"cn": "Jane Smith", "certEmail": "jane@example.com", "password": "pw"}
+    response = api.post(
+        "certificates", {"certType": "SMIME_ENT", **smime, "endUserKeyStorageAgreement": agreement}
+    )
+    assert response.status_code == 201, response.text
+    code_signing = api.order(
+        "CertDesk Demo Corp", "CODE_SIGNING", endUserKeyStorageAgreement=agreement
+    )
+    assert_error(code_signing, 400, "endUserKeyStorageAgreement")
+
+
 @pytest.mark.parametrize("size", [2560, 1280])
 def test_rsa_key_sizes(api, size):
     key = rsa.generate_private_key(65537, size)
