@@ -318,25 +318,13 @@ def get_clients():
 @bp.post("/clients")
 def add_client():
     """AddClient: a new non-primary client awaiting vetting; 202 with Location."""
-    body = _body(required=True)
-    name = body.get("clientName")
-    if not isinstance(name, str) or not name.strip():
-        raise bad_request("clientName is required", "clientName")
+    fields = orders.new_client_fields(_body(required=True))
     store = _sandbox().store
     with store.tx() as conn:
         client_id = conn.execute("SELECT COALESCE(MAX(client_id), 0) + 1 FROM clients").fetchone()[
             0
         ]
-        client = {
-            "clientId": client_id,
-            "clientName": name.strip(),
-            "friendlyClientName": body.get("friendlyClientName") or name.strip(),
-            "verificationStatus": "PENDING",
-            "address": body.get("address") if isinstance(body.get("address"), dict) else {},
-            "authContact": body.get("authContact")
-            if isinstance(body.get("authContact"), dict)
-            else {},
-        }
+        client = {"clientId": client_id, **fields, "verificationStatus": "PENDING"}
         conn.execute(
             "INSERT INTO clients (client_id, body) VALUES (?, ?)", (client_id, json.dumps(client))
         )

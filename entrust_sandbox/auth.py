@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from .ca import der_fingerprint, pem_fingerprint
+from .ca import der_fingerprint, pem_fingerprint, subject_dn
 from .errors import ApiError
 
 ROLES = ("administrator", "requester")
@@ -22,8 +22,12 @@ def credentials(request):
         return None
 
 
-def authenticate(sandbox, authorization, peer_cert_der: bytes | None):
-    """Return the API user row for these credentials, or raise a 401 ApiError."""
+def authenticate(sandbox, authorization, peer_cert_der: bytes | None) -> dict:
+    """Return the API user for these credentials, or raise a 401 ApiError.
+
+    The user's ``creator_name`` is what ECS shows as an order's creatorName: "the authenticated
+    DN if created via API", the subject of the client certificate for a user who signs in with
+    one, the username for a user who signs in with Basic alone."""
     if authorization is None or authorization.type != "basic":
         raise ApiError(401, "Authentication required", headers=_challenge())
     user = sandbox.store.get_user(authorization.username or "")
@@ -39,7 +43,8 @@ def authenticate(sandbox, authorization, peer_cert_der: bytes | None):
         expected = user["cert_fingerprint"]
         if expected and der_fingerprint(peer_cert_der) != expected:
             raise ApiError(401, "The client certificate does not belong to this API user")
-    return user
+        return {**dict(user), "creator_name": subject_dn(peer_cert_der)}
+    return {**dict(user), "creator_name": user["username"]}
 
 
 def _challenge() -> dict:

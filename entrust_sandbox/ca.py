@@ -355,6 +355,11 @@ def der_fingerprint(der: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def subject_dn(der: bytes) -> str:
+    """The subject of a DER certificate, written as the API writes a certificate's dn."""
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
 def pem_fingerprint(pem: str) -> str:
     """SHA-256 of the DER form of a PEM certificate, hex."""
     return der_fingerprint(load_cert(pem).public_bytes(serialization.Encoding.DER))

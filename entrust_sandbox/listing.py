@@ -186,7 +186,7 @@ def _convert(name: str, field: Field, value: str):
         return number
     if field.kind == "datetime":
         try:
-            return fmt(parse_datetime(value))
+            return parse_datetime(value)
         except ValueError as exc:
             raise bad_request(f"Invalid date-time for {name}: {value}", name) from exc
     if field.kind == "bool":
@@ -204,7 +204,11 @@ def _convert(name: str, field: Field, value: str):
 
 def _clause(name: str, field: Field, op: str, raw: str) -> tuple[str, list]:
     values = [v for v in raw.split(",")] if op == "in" else [raw]
-    if not (op == "con" and field.kind == "number"):  # "contains" looks for the digits as given
+    if op == "con" and field.kind in ("number", "serial"):
+        # "contains" looks for the characters as given: a part of a serial keeps its zeros,
+        # which only a whole serial drops.
+        values = [raw.strip()]
+    else:
         values = [_convert(name, field, v) for v in values]
     if field.kind == "san":
         if op == "eq":
@@ -221,11 +225,27 @@ def _clause(name: str, field: Field, op: str, raw: str) -> tuple[str, list]:
         return "(" + " OR ".join([f"{field.sql} LIKE ? ESCAPE '\\'"] * len(values)) + ")", [
             _like(f"|{v}|") for v in values
         ]
+    if field.kind == "datetime":
+        return _time_clause(field, op, values[0])
     if op == "in":
         return f"{field.sql} IN ({','.join('?' * len(values))})", values
     if op == "con":
         return f"{field.sql} LIKE ? ESCAPE '\\'", [_like(str(values[0]))]
     return f"{field.sql} {_SQL_OP[op]} ?", values
+
+
+def _time_clause(field: Field, op: str, moment) -> tuple[str, list]:
+    """Compare a time column, held in whole seconds, with a moment that may have a fraction.
+
+    A moment between two whole seconds equals no stored time, and a stored time is at or after
+    it (``ge``) only when after the second it falls in, or before it (``lt``) when at or before
+    that second: ``2027-01-18T10:00:50.5Z`` is after a certificate expiring at 10:00:50."""
+    second = fmt(moment)
+    if moment.microsecond:
+        if op == "eq":
+            return "0", []
+        op = {"ge": "gt", "lt": "le"}.get(op, op)
+    return f"{field.sql} {_SQL_OP[op]} ?", [second]
 
 
 def build_filters(args, fields: dict[str, Field]) -> tuple[list[str], list]:

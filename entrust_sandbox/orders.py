@@ -150,7 +150,9 @@ def clean_tracking(value, account: dict) -> dict:
     out = {}
     for key in ("trackingInfo", "requesterName", "requesterEmail", "requesterPhone"):
         if value.get(key) is not None:
-            text = str(value[key])
+            text = _scalar_text(value[key])
+            if text is None:
+                raise bad_request(f"{key} must be a string", f"tracking.{key}")
             limit = TRACKING_LIMITS.get(key)
             if limit and len(text) > limit:
                 raise bad_request(f"{key} must be at most {limit} characters", f"tracking.{key}")
@@ -176,6 +178,16 @@ def clean_tracking(value, account: dict) -> dict:
     return out
 
 
+def _scalar_text(value) -> str | None:
+    """A tracking value as text: a string as sent, a number or a boolean as JSON writes it
+    (``true``, not Python's ``True``); None for a list or an object, which no field takes."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return None
+
+
 CUSTOM_TEXT_LIMIT = 500
 DROPDOWN_LIMIT = 50
 MANDATORY_FOR_API = ("ADMIN_API", "BOTH")  # EFORM: only on Entrust's own request form
@@ -187,17 +199,21 @@ def _custom_fields(custom: dict, account: dict) -> dict:
     does not fit its kind, or a dropdown's choice the account does not offer, is a 400.
 
     A value is kept as its kind, whatever JSON type it came in: a number for numberN, a
-    YYYY-MM-DD date for dateN, text for the others."""
+    YYYY-MM-DD date for dateN, text for the others. A blank value is no value: a blank text
+    is kept as sent, unchecked, and a blank number or date left out, as it is neither."""
     out = {}
     for name, value in custom.items():
         if value is None or name not in CUSTOM_FIELD_NAMES:
             continue
         field = f"tracking.customFields.{name}"
-        text = str(value)
+        text = _scalar_text(value)
+        if text is None:
+            raise bad_request(f"{name} must be a single value, not a list or an object", field)
         if len(text) > CUSTOM_TEXT_LIMIT:
             raise bad_request(f"{name} must be at most {CUSTOM_TEXT_LIMIT} characters", field)
-        if not text.strip():  # an empty value is no value: kept as sent, not checked
-            out[name] = value
+        if not text.strip():
+            if not name.startswith(("number", "date")):
+                out[name] = text
             continue
         if name.startswith("number"):
             number = custom_number(text)
@@ -533,6 +549,8 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     cert_email = _text(body, "certEmail") if personal else None
     if cert_email is not None and not (cert_email.isascii() and "@" in cert_email):
         raise bad_request("certEmail must be an email address", "certEmail")
+    if cert_email is not None and len(cert_email) > EMAIL_LIMIT:
+        raise bad_request(f"certEmail must be at most {EMAIL_LIMIT} characters", "certEmail")
     if cert_email is None and personal and original is not None:
         # A reissue or renewal that names no address keeps the original's.
         kept = x509.Name.from_rfc4514_string(original["dn"])
@@ -606,10 +624,11 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
                 "eku must be SERVER_AUTH, CLIENT_AUTH or SERVER_AND_CLIENT_AUTH", "eku"
             )
 
-    agreement = to_bool(
+    # The agreement applies to code signing only; on any other type it is ignored, whatever
+    # it holds, as the live API ignores the fields that do not apply (cn, upn, certEmail).
+    if cert_type in CODE_SIGNING_TYPES and not to_bool(
         body.get("endUserKeyStorageAgreement"), lenient, "endUserKeyStorageAgreement"
-    )
-    if cert_type in CODE_SIGNING_TYPES and not agreement:
+    ):
         raise bad_request(
             "endUserKeyStorageAgreement must be true for code signing certificates",
             "endUserKeyStorageAgreement",
@@ -810,7 +829,7 @@ def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
             return 200, None
         _check_duplicate_dn(sandbox, plan)
         tracking_id = sandbox.store.next_tracking_id()
-        values = _row_values(plan, tracking_id, "PENDING", user["username"])
+        values = _row_values(plan, tracking_id, "PENDING", user["creator_name"])
         if queue:
             _insert(conn, values)
             return 202, {"trackingId": tracking_id}
@@ -972,7 +991,7 @@ def _successor(sandbox, row, body: dict, user, *, renewal: bool) -> dict:
         pool = _pick_pool(conn, row["cert_type"])
         _consume(conn, pool)
         tracking_id = sandbox.store.next_tracking_id()
-        values = _row_values(plan, tracking_id, "PENDING", user["username"])
+        values = _row_values(plan, tracking_id, "PENDING", user["creator_name"])
         values["inventory_pool"] = pool
         row_id = _insert(conn, values)
         response = _sign(sandbox, conn, row_id, plan)
@@ -1194,6 +1213,50 @@ def reverify_domain(sandbox, client_id: int, name: str, body: dict) -> str:
             (method, status, secrets.token_hex(16).upper(), ready, json.dumps(emails), row["id"]),
         )
     return f"/clients/{client_id}/domains/{row['domain_name']}"
+
+
+ADDRESS_FIELDS = ("street1", "street2", "city", "stateOrProvince", "zipOrPostalCode", "country")
+CONTACT_FIELDS = ("name", "position", "phone", "emailAddress")
+
+
+def _text_fields(body: dict, key: str, names: tuple[str, ...]) -> dict:
+    """The object ``body[key]`` with the fields the spec gives it (``names``), each text;
+    others are dropped, as ECS ignores what it does not know, so they are never shown back."""
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request(f"{key} must be an object", key)
+    out = {}
+    for name in names:
+        try:
+            text = _text(value, name)
+        except ApiError as exc:
+            raise bad_request(f"{key}.{name} must be a string", f"{key}.{name}") from exc
+        if text is not None:
+            out[name] = text
+    return out
+
+
+def new_client_fields(body: dict) -> dict:
+    """The fields of an AddClient request, checked: clientName (required), friendlyClientName
+    (the name when not given), address and authContact with their own fields only."""
+    name = body.get("clientName")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("clientName is required", "clientName")
+    friendly = _text(body, "friendlyClientName")
+    contact = _text_fields(body, "authContact", CONTACT_FIELDS)
+    email = contact.get("emailAddress")
+    if email is not None and ("@" not in email or len(email) > EMAIL_LIMIT):
+        raise bad_request(
+            "authContact.emailAddress must be an email address", "authContact.emailAddress"
+        )
+    return {
+        "clientName": name.strip(),
+        "friendlyClientName": (friendly or "").strip() or name.strip(),
+        "address": _text_fields(body, "address", ADDRESS_FIELDS),
+        "authContact": contact,
+    }
 
 
 def client_uri(client_id: int) -> str:

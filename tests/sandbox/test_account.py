@@ -177,6 +177,38 @@ def test_add_client_then_read_it(api):
     assert_error(api.order("www.example.com", clientId=4), 400, "clientId")
 
 
+def test_a_new_client_shows_only_the_fields_of_the_spec(api):
+    """AddClient ignores what its schema does not name, so GET /clients and GET /clients/{id}
+    show a client in the spec's shape, not an echo of the request body."""
+    body = {
+        "clientName": "Shape Ltd",
+        "friendlyClientName": "Shape",
+        "address": {"city": "Paris", "country": "FR", "region": "IDF", "street2": None},
+        "authContact": {"name": "Jo Ng", "emailAddress": "jo@example.fr", "title": "CEO"},
+        "verificationStatus": "APPROVED",
+    }
+    location = api.post("clients", body).headers["Location"]
+    detail = api.get(location.lstrip("/"))
+    schema.check(detail, "/clients/{clientId}", "GET")
+    assert detail.json()["address"] == {"city": "Paris", "country": "FR"}
+    assert detail.json()["authContact"] == {"name": "Jo Ng", "emailAddress": "jo@example.fr"}
+    assert detail.json()["verificationStatus"] == "PENDING"
+    schema.check(api.get("clients"), "/clients", "GET")
+
+
+def test_a_new_client_with_fields_of_the_wrong_kind_is_refused(api):
+    before = api.get("clients").json()
+    for bad, field in (
+        ({"friendlyClientName": 5}, "friendlyClientName"),
+        ({"address": "Paris"}, "address"),
+        ({"address": {"city": ["Paris"]}}, "address.city"),
+        ({"authContact": {"phone": 5550100}}, "authContact.phone"),
+        ({"authContact": {"emailAddress": "not an address"}}, "authContact.emailAddress"),
+    ):
+        assert_error(api.post("clients", {"clientName": "Wrong Ltd", **bad}), 400, field)
+    assert api.get("clients").json() == before
+
+
 def test_async_order(api):
     csr, _ = make_csr("www.example.com")
     response = api.post("async/certificates", {"certType": "STANDARD_SSL", "csr": csr})

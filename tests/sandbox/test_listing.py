@@ -109,6 +109,29 @@ def test_serial_search_ignores_leading_zeros(api):
     assert len(found["certificates"]) == 1
 
 
+def test_a_serial_contains_search_keeps_the_zeros_it_is_given(api):
+    """Leading zeros are dropped from a whole serial, not from a part of one: "con:0A3" finds
+    the serials that contain 0A3, not every serial that contains A3."""
+    params = {"limit": 1000, "fields": "serialNumber"}
+    serials = [
+        i["serialNumber"]
+        for i in api.get("certificates", params=params).json()["certificates"]
+        if "serialNumber" in i
+    ]
+    digits = "0123456789ABCDEF"
+    part = next(
+        "0" + a + b
+        for a in digits
+        for b in digits
+        if any("0" + a + b in s for s in serials)
+        and any(a + b in s and "0" + a + b not in s for s in serials)
+    )
+    for query in (part, part.lower()):
+        found = api.get("certificates", params={**params, "serialNumber": "con:" + query})
+        shown = sorted(i["serialNumber"] for i in found.json()["certificates"])
+        assert shown == sorted(s for s in serials if part in s), query
+
+
 def test_empty_search_is_200(api):
     body = api.get("certificates", params={"serialNumber": "DEADBEEF"})
     assert body.status_code == 200 and body.json()["certificates"] == []
@@ -134,6 +157,24 @@ def test_text_and_range_filters(api):
     assert all(i["trackingId"] > 0 for i in third["certificates"])
     assert_error(api.get("certificates", params={"keySize": "con:20"}), 400, "keySize")
     assert_error(api.get("certificates", params={"expiresAfter": "gt:soon"}), 400, "expiresAfter")
+
+
+def test_a_time_with_a_fraction_of_a_second_is_compared_exactly(api):
+    """Times are kept in whole seconds; a bound half a second after one is after it, whatever
+    the operator (ge and eq found the certificate, lt missed it)."""
+    item = api.get("certificates", params={"status": "ACTIVE", "fields": "*"}).json()
+    cert = item["certificates"][1]
+    expiry, issued = cert["expiresAfter"], cert["issueDateTime"]  # YYYY-MM-DDTHH:MM:SSZ
+    for name, moment in (("expiresAfter", expiry), ("issueDateTime", issued)):
+        later = moment[:-1] + ".5Z"
+        found = {}
+        for op in ("eq", "ge", "gt", "le", "lt"):
+            params = {"trackingId": cert["trackingId"], name: f"{op}:{later}"}
+            body = api.get("certificates", params=params).json()
+            found[op] = body["summary"]["total"]
+        assert found == {"eq": 0, "ge": 0, "gt": 0, "le": 1, "lt": 1}, (name, found)
+        exact = {"trackingId": cert["trackingId"], name: moment[:-1] + ".000Z"}
+        assert api.get("certificates", params=exact).json()["summary"]["total"] == 1
 
 
 def test_subject_alt_name_filter(api):

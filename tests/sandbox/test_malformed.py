@@ -37,6 +37,7 @@ def _state(api) -> tuple:
 
 
 SMIME = {"certType": "SMIME_ENT", "cn": "Jane Smith", "certEmail": "jane@example.com"}
+LONG_EMAIL = "jane." + "x" * 238 + "@example.com"  # 255 characters
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,16 @@ SMIME = {"certType": "SMIME_ENT", "cn": "Jane Smith", "certEmail": "jane@example
         ({**SMIME, "password": "pw", "cn": 5}, "cn"),
         ({**SMIME, "password": "pw", "certEmail": 7}, "certEmail"),
         ({**SMIME, "password": "pw", "certEmail": "jäne@example.com"}, "certEmail"),
+        # Longer than the spec's maxLength (254), for S/MIME and document signing alike.
+        ({**SMIME, "password": "pw", "certEmail": LONG_EMAIL}, "certEmail"),
+        (
+            {
+                "certType": "CDS_INDIVIDUAL",
+                "csr": make_csr("Jane Smith")[0],
+                "certEmail": LONG_EMAIL,
+            },
+            "certEmail",
+        ),
     ],
 )
 def test_a_malformed_order_is_a_400_and_spends_nothing(api, body, field):
@@ -105,6 +116,8 @@ def test_the_checks_let_the_ordinary_shapes_through(api):
     assert response.status_code == 201, response.text
     response = api.post("certificates", {**SMIME, "password": "pw"})
     assert response.status_code == 201, response.text
+    response = api.post("certificates", {**SMIME, "password": "pw", "certEmail": LONG_EMAIL[1:]})
+    assert response.status_code == 201, response.text  # 254 characters, the most allowed
 
 
 @pytest.mark.parametrize(

@@ -308,6 +308,24 @@ def test_code_signing_needs_key_storage_agreement(api):
     assert list(eku) == [ExtendedKeyUsageOID.CODE_SIGNING]
 
 
+@pytest.mark.parametrize("agreement", ["yes", 1, "", ["true"]])
+def test_the_key_storage_agreement_is_ignored_where_it_does_not_apply(api, agreement):
+    """endUserKeyStorageAgreement is for code signing; on an SSL or S/MIME order it is an
+    irrelevant field, ignored whatever it holds (it was a 400 unless a boolean). A code signing
+    order still needs it true."""
+    ssl = api.order("www.example.com", endUserKeyStorageAgreement=agreement)
+    assert ssl.status_code == 201, ssl.text
+    smime = {"cn": "Jane Smith", "certEmail": "jane@example.com", "password": "pw"}
+    response = api.post(
+        "certificates", {"certType": "SMIME_ENT", **smime, "endUserKeyStorageAgreement": agreement}
+    )
+    assert response.status_code == 201, response.text
+    code_signing = api.order(
+        "CertDesk Demo Corp", "CODE_SIGNING", endUserKeyStorageAgreement=agreement
+    )
+    assert_error(code_signing, 400, "endUserKeyStorageAgreement")
+
+
 @pytest.mark.parametrize("size", [2560, 1280])
 def test_rsa_key_sizes(api, size):
     key = rsa.generate_private_key(65537, size)
@@ -420,7 +438,10 @@ def test_custom_fields_keep_their_names_and_kinds(api):
         "trackingId"
     ]
     kept = api.get(f"certificates/{tracking_id}").json()["tracking"]["customFields"]
-    assert kept == {k: v for k, v in fields.items() if k != "errors"} | {"number1": 12.5}
+    # The blank number2 is no value, so it is not shown (a number field shows a number).
+    assert kept == {"text1": "CC-9", "number1": 12.5, "date1": "2027-03-01"} | {
+        "email1": "owner@example.com"
+    }
     for name, bad in (
         ("text2", "x" * 501),
         ("number2", "twelve"),
@@ -458,6 +479,37 @@ def test_custom_field_values_come_back_as_their_kinds(api):
         i["trackingId"] for i in api.get("certificates", params=contains).json()["certificates"]
     ] == [tracking_id]
     assert_error(api.get("certificates", params={"tracking.customFields.number1": "x"}), 400)
+
+
+def test_tracking_values_are_shown_as_json_wrote_them_or_refused(api):
+    """A tracking value that is a list or an object is a 400 (it was kept as Python wrote it,
+    "['555']"); a boolean reads as JSON writes it, "true"; a blank number or date is no value,
+    so the answer keeps to the spec's kinds (it showed "" where a number belongs)."""
+    sent = {
+        "requesterName": True,
+        "requesterPhone": 5550100,
+        "customFields": {"text1": False, "number1": " ", "date1": "", "text3": ""},
+    }
+    tracking_id = api.order("www.example.com", tracking=sent).json()["trackingId"]
+    detail = api.get(f"certificates/{tracking_id}")
+    schema.check(detail, "/certificates/{trackingId}", "GET")
+    tracking = detail.json()["tracking"]
+    assert tracking["requesterName"] == "true" and tracking["requesterPhone"] == "5550100"
+    assert tracking["customFields"] == {"text1": "false", "text3": ""}
+    before = _inventory(api, "STANDARD_SSL")["remainingCount"]
+    for bad, field in (
+        ({"requesterPhone": ["555"]}, "tracking.requesterPhone"),
+        ({"trackingInfo": {"ref": 1}}, "tracking.trackingInfo"),
+        ({"customFields": {"text1": ["a"]}}, "tracking.customFields.text1"),
+        ({"customFields": {"number1": {"n": 1}}}, "tracking.customFields.number1"),
+    ):
+        response = api.order("www.example.com", tracking=bad)
+        body = assert_error(response, 400, field)
+        assert "[" not in body["errors"][0]["message"], body
+        replaced = api.put(f"certificates/{tracking_id}/tracking", bad)
+        assert_error(replaced, 400, field)
+    assert _inventory(api, "STANDARD_SSL")["remainingCount"] == before
+    assert api.get(f"certificates/{tracking_id}").json()["tracking"] == tracking
 
 
 def test_a_field_mandatory_for_the_api_must_be_filled_in(api, sb):

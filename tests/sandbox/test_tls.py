@@ -6,7 +6,9 @@ import ssl
 
 import pytest
 import requests
+from cryptography import x509
 
+from entrust_sandbox.ca import make_csr
 from entrust_sandbox.testing import SandboxServer
 
 from .conftest import assert_error
@@ -146,3 +148,26 @@ def test_harness_reads_orders_with_its_client_certificate(mtls):
     assert len(listed) == sum(mtls.held().values()) > 0
     tracking_id = next(o["trackingId"] for o in listed if o["trackingId"])
     assert mtls.status(tracking_id) == mtls.order(tracking_id)["status"]
+
+
+def test_an_order_names_its_creator_by_the_authenticated_dn(tls):
+    """creatorName is "Creator name, or authenticated DN if created via API": the subject of
+    the client certificate an mTLS user signs in with; the username of a Basic-only user."""
+    user = tls.add_user("mtls-creator", "creator-key", require_client_cert=True)
+    subject = x509.load_pem_x509_certificate(user["clientCert"].encode()).subject
+    csr, _ = make_csr("www.example.com")
+    body = {"certType": "UC_SSL", "csr": csr}
+    signed_in = (
+        {"auth": ("mtls-creator", "creator-key"), "cert": user["client_cert_files"]},
+        {"auth": (tls.api_user, tls.api_key)},
+    )
+    creators = []
+    for options in signed_in:
+        options["verify"] = tls.ca_cert_path
+        issued = requests.post(tls.base_url + "certificates", json=body, **options)
+        assert issued.status_code == 201, issued.text
+        tracking_id = issued.json()["trackingId"]
+        detail = requests.get(tls.base_url + f"certificates/{tracking_id}", **options)
+        creators.append(detail.json()["creatorName"])
+    assert creators == [subject.rfc4514_string(), tls.api_user]
+    assert "CN=mtls-creator" in creators[0]
