@@ -988,6 +988,16 @@ def export_key_pkcs8(key, password: str, rounds: int = KEY_FILE_ROUNDS) -> bytes
     return (pem + "\n").encode()
 
 
+FRIENDLY_NAME_BYTES = 64
+
+
+def friendly_name(name: str) -> bytes:
+    """A PKCS#12 file's friendly name: ``name`` in UTF-8, at most 64 bytes, cut between letters
+    (a cut inside one is no longer UTF-8, which the file cannot hold)."""
+    cut = (name or "certdesk").encode()[:FRIENDLY_NAME_BYTES]
+    return cut.decode(errors="ignore").encode() or b"certdesk"
+
+
 def export_pkcs12(name: str, key, cert, chain: list, password: str) -> bytes:
     # AES-256 and SHA-256 MAC (modern tools); the default PBES is fine for current OpenSSL too.
     enc = (
@@ -997,9 +1007,7 @@ def export_pkcs12(name: str, key, cert, chain: list, password: str) -> bytes:
         .hmac_hash(hashes.SHA256())
         .build(password.encode())
     )
-    return pkcs12.serialize_key_and_certificates(
-        (name or "certdesk").encode()[:64], key, cert, chain or None, enc
-    )
+    return pkcs12.serialize_key_and_certificates(friendly_name(name), key, cert, chain or None, enc)
 
 
 def export_pkcs7(certs: list) -> bytes:

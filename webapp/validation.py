@@ -19,6 +19,7 @@ Bounds that hold for every route, including routes added later (``create_app`` i
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from urllib.parse import SplitResult, urlsplit
@@ -192,6 +193,21 @@ class Request(FlaskRequest):
         # As werkzeug builds it (the form only for other methods than GET), bounded.
         sources = [self.args] if self.method == "GET" else [self.args, self.form]
         return BoundedValues(sources)
+
+
+# A URL's "user:password@": after the scheme, up to the authority's last "@" (a password may
+# hold one), not past the first "/", which begins the path.
+_USER_PASSWORD = re.compile(r"(?i)^(\s*[a-z][a-z0-9+.-]*://[^:@/]*:)[^/]*@")
+HIDDEN = "***"
+
+
+def password_hidden(value: str) -> str:
+    """``value`` as a form shows it again after a refusal: a URL's password (a proxy's, say,
+    which CertDesk refuses to store) replaced by ``***``, so the page never carries it; the
+    address stays refused until the password is taken out."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    return _USER_PASSWORD.sub(lambda m: f"{m.group(1)}{HIDDEN}@", value, count=1)
 
 
 def http_url(value: str) -> SplitResult | None:

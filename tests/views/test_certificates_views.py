@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from datetime import timedelta
 
 from cryptography import x509
@@ -737,3 +738,42 @@ def test_a_text_direction_override_in_a_certificates_names_is_shown_escaped(admi
         page = admin_client.get(url).get_data(as_text=True)
         assert "\u202e" not in page, url
         assert "invoice\\E2\\80\\AEfdp.exe" in page, url
+
+
+def test_a_name_whose_64th_byte_splits_a_letter_still_downloads_as_pkcs12(admin_client):
+    """The file's friendly name is the common name cut to 64 bytes: cut inside a letter, it was
+    no longer UTF-8 and the download a 500. A common name of 34 letters, 65 bytes in UTF-8
+    (OpenSSL counts its 64-letter bound in letters; ``cryptography`` in bytes, unless told not
+    to check)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from tests.unit.certs.factory import ec_key
+
+    cn = "Zoe" + "é" * 31  # 65 bytes: the 64th is the first half of the last "é"
+    ca, key = MiniPki(), ec_key()
+    with warnings.catch_warnings():  # that it is over cryptography's bound is the point
+        warnings.simplefilter("ignore", UserWarning)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(ca.intermediate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(utcnow() - timedelta(days=1))
+        .not_valid_after(utcnow() + timedelta(days=90))
+        .sign(ca.int_key, hashes.SHA256())
+    )
+    resp = _upload(
+        admin_client, ("zoe.p12", p12(key, cert, ca.chain, P12_PASSWORD)), password=P12_PASSWORD
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    row = db.session.execute(select(Certificate).where(Certificate.common_name == cn)).scalar_one()
+    resp = admin_client.post(
+        f"/certificates/{row.id}/pkcs12", data={"password": "download-1", "password2": "download-1"}
+    )
+    assert resp.status_code == 200
+    loaded = pkcs12.load_pkcs12(resp.data, b"download-1")
+    assert loaded.cert.certificate == cert
+    assert loaded.cert.friendly_name == ("Zoe" + "é" * 30).encode()

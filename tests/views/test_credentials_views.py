@@ -393,3 +393,31 @@ def test_no_page_shows_the_demo_sandbox_key(app, admin_client, operator_client, 
         assert "Entrust sandbox" in page and "Only an administrator can add credentials" in page
         frag = client.get("/entrust/manage/", headers=HTMX).get_data(as_text=True)
         assert SECRET_KEY not in frag
+
+
+@pytest.mark.parametrize(
+    "field,typed,shown",
+    [
+        ("proxy", "http://u:secret-pw@proxy:3128", "http://u:***@proxy:3128"),
+        ("proxy", "http://u:p@ss@proxy:99999", "http://u:***@proxy:99999"),  # refused for its port
+        ("base_url", "https://u:secret-pw@api.example.com/", "https://u:***@api.example.com/"),
+    ],
+)
+def test_a_password_typed_into_an_address_is_not_sent_back(
+    admin_client, sandbox, field, typed, shown
+):
+    """Refused (CertDesk would store it in clear), the address comes back for correction
+    without its password, on saving and on Test Login alike."""
+    for path in ("/entrust/manage/credentials/new", "/entrust/manage/credentials/test"):
+        resp = admin_client.post(path, data=form(sandbox, **{field: typed}))
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 422, path
+        assert "secret-pw" not in body and "p@ss" not in body, path
+        assert f'id="{field}" name="{field}"' in body and f'value="{shown}"' in body, path
+    # A refusal of another field gives back an address with an "@" in its path as it was.
+    kept = "https://api.example.com:443/enterprise/v2/@x/"
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new", data=form(sandbox, name="", base_url=kept)
+    )
+    assert resp.status_code == 422 and f'value="{kept}"' in resp.get_data(as_text=True)
+    assert db.session.execute(select(EcsCredential)).first() is None

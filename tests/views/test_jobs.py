@@ -367,3 +367,22 @@ def test_finished_jobs_are_forgotten_after_the_kept_days_running_ones_never(app)
     assert jobs.prune(now) == 2
     left = db.session.execute(db.select(Job.title).order_by(Job.title)).scalars().all()
     assert left == ["old queued", "old running", "recent done"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "endpoint=x",  # url_for's own argument: was a 500
+        "_method=POST",  # a method the list does not answer: was a 500
+        "_external=1&_scheme=javascript",  # was refreshed from javascript://localhost/jobs/
+        "_anchor=x",
+    ],
+)
+def test_the_refresh_of_a_running_list_is_built_from_its_place_only(operator_client, query):
+    db.session.add(Job(kind="test", title="Long job", state="running"))
+    db.session.commit()
+    for headers in ({}, HTMX):
+        resp = operator_client.get(f"/jobs/?{query}&per_page=100", headers=headers)
+        assert resp.status_code == 200, (query, resp.status_code)
+        page = resp.get_data(as_text=True)
+        assert 'hx-get="/jobs/?per_page=100" hx-trigger="every 2s"' in page, query

@@ -76,6 +76,9 @@ def test_a_proxy_password_is_refused_not_stored(admin_client):
     values[clients.DEFAULT_PROXY] = "http://u:secretpw@proxy:3128"
     resp = admin_client.post("/admin/settings/", data=values)
     assert resp.status_code == 422 and "must not contain a password" in resp.get_data(True)
+    # The form comes back with the address, but not with the password.
+    assert "secretpw" not in resp.get_data(True)
+    assert 'value="http://u:***@proxy:3128"' in resp.get_data(True)
     db.session.expire_all()
     assert settings.get(clients.DEFAULT_PROXY) == ""
 

@@ -9,7 +9,7 @@ from webapp import htmx, uploads
 from webapp.credentials import demo, service
 from webapp.jobs import service as jobs
 from webapp.security import rbac
-from webapp.validation import InputError
+from webapp.validation import InputError, password_hidden
 
 bp = Blueprint("credentials", __name__, url_prefix="/entrust/manage")
 
@@ -47,7 +47,8 @@ def _input() -> service.CredentialInput:
 def _form_values(cred=None) -> dict:
     """What the form shows: never a secret, only whether one is stored."""
     if request.method == "POST":
-        values = {k: request.form.get(k, "") for k in FORM_FIELDS}
+        # As typed, but a URL's password, which is refused, is not sent back.
+        values = {k: password_hidden(request.form.get(k, "")) for k in FORM_FIELDS}
         values["is_admin"] = request.form.get("is_admin") == "1"
         return values
     if cred is None:

@@ -6,10 +6,15 @@ from flask import Blueprint, abort, request
 
 from webapp import htmx
 from webapp.jobs import service
-from webapp.paging import page_args, paginate
+from webapp.paging import CURSOR_ARGS, page_args, paginate
 from webapp.security import rbac
+from webapp.urls import url_for
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+# What says which page of the list is shown: the refresh of a running job's page keeps these,
+# and nothing else of the query string (url_for's own keywords, endpoint or _external, would
+# otherwise build another address, or none).
+PLACE_KEYS = ("page", "per_page", *CURSOR_ARGS)
 
 
 @bp.get("/")
@@ -18,8 +23,14 @@ def index():
     page, per_page = page_args(50)
     result = paginate(service.query(), page, per_page)
     args = {k: v for k, v in request.args.items() if k == "per_page"}
+    place = {k: v for k, v in request.args.items() if k in PLACE_KEYS and v}
     return htmx.render(
-        "jobs/index.html", block="rows", page=result, args=args, kept=service.JOBS_KEPT.days
+        "jobs/index.html",
+        block="rows",
+        page=result,
+        args=args,
+        here=url_for("jobs.index", **place),
+        kept=service.JOBS_KEPT.days,
     )
 
 

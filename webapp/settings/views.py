@@ -8,6 +8,7 @@ from flask_login import current_user
 from webapp import htmx
 from webapp.security import rbac
 from webapp.settings import service
+from webapp.validation import password_hidden
 
 bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
 
@@ -36,7 +37,9 @@ def save():
     try:
         changes = service.save(current_user, request.form)
     except service.SettingsError as exc:
-        values = {**service.current(), **{k: request.form.get(k, "") for k in service.REGISTRY}}
+        # As typed, but a URL's password (the proxy's), which is refused, is not sent back.
+        typed = {k: password_hidden(request.form.get(k, "")) for k in service.REGISTRY}
+        values = {**service.current(), **typed}
         return _render(values, exc.errors, 422)
     flash(
         f"Settings saved ({len(changes)} changed); they apply at once."
