@@ -272,6 +272,7 @@ def new():
         validation=validation,
         c=c,
         dates=_dates(c),
+        disabled=checks.disabled_credentials() if not c.credentials else [],
     )
     return body, 422 if errors else 200
 
@@ -445,12 +446,14 @@ def import_orders():
             )
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
+    usable = checks.choices(None, with_custom=False).credentials
     body = htmx.render(
         "orders/import.html",
         chosen=chosen,
         errors=errors,
         exclusions=importing.EXCLUSIONS,
-        credentials=checks.choices(None, with_custom=False).credentials,
+        credentials=usable,
+        disabled=checks.disabled_credentials() if not usable else [],
         job=job,
         job_credential=jobs.params_of(job).get("credential_id") if job else None,
         result=jobs.result_of(job) if job else {},
