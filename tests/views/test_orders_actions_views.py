@@ -76,8 +76,32 @@ def test_the_menu_carries_the_guides_names_and_each_role_its_own(
     for path in ("/entrust/status", "/entrust/revoke", "/entrust/delete"):
         assert f'formaction="{path}"' not in page
     assert "Update Certificate Status, Revoke Certificate and Delete are for administrators" in page
+    assert "an administrator can let operators use Update Certificate Status" in page
     assert page.count("Administrators only") == 3
     assert "Reissue Certificate" not in _text(auditor_client.get("/entrust/"))
+
+
+def test_an_order_page_says_which_actions_are_for_administrators(
+    admin_client, operator_client, orders
+):
+    """An operator on an order's page, looking for Update Certificate Status or Revoke
+    Certificate by the guide's names, learns why they are not there, and whom to ask."""
+    path = f"/entrust/{orders['pending'].id}"
+    page = _text(operator_client.get(path))
+    note = re.search(r'<p class="muted small" id="menu-roles">(.*?)</p>', page, re.S).group(1)
+    assert note == (
+        "Update Certificate Status, Revoke Certificate and Delete are for administrators; an "
+        "administrator can let operators use Update Certificate Status (Admin › Settings)."
+    )
+    assert 'id="menu-roles"' not in _text(admin_client.get(path))
+    from webapp.orders import service
+
+    settings.put(service.OPERATORS_UPDATE_STATUS, True)
+    db.session.commit()
+    page = _text(operator_client.get(path))
+    assert f'href="{path}/status"' in page
+    note = re.search(r'<p class="muted small" id="menu-roles">(.*?)</p>', page, re.S).group(1)
+    assert note == "Revoke Certificate and Delete are for administrators."
 
 
 def test_an_order_page_offers_what_its_status_allows_and_says_why_not(admin_client, orders):
