@@ -41,6 +41,7 @@ SETUP_LINK = re.compile(r"(https?://\S+/setup\?token=\S+)")
 CREATE_ADMIN = re.compile(r"^\(or run: (.+ create-admin USERNAME)\)$")
 DEMO_STATE = re.compile(r"^Demo sandbox: (.+)$")
 LINKED = re.compile(r"^linked as the credential (.+)$")
+MOVED = re.compile(r"^moved from (\S+) in the credential (.+)$")
 
 
 class Children:
@@ -183,6 +184,19 @@ def _sandbox_lines(state: str | None, sandbox: dict) -> list[str]:
             "In CertDesk open SSL > Entrust for its orders (Import Existing Orders brings in",
             "those not there yet), or SSL > Entrust > Manage for its organizations, domains",
             "and products.",
+        ]
+    moved = MOVED.match(state or "")
+    if moved is not None:
+        # Another SANDBOX_PORT than before: the credential keeps the old address (a second one
+        # for the same sandbox user, or of the same name, is not the way).
+        before, name = moved.groups()
+        return [
+            "An Entrust sandbox runs beside it, at another port than the credential",
+            f"'{name}' has ({before}).",
+            f"In CertDesk open SSL > Entrust > Manage, click '{name}' and enter:",
+            f"  Base URL         {sandbox['url']}",
+            f"  API Key          the line in {sandbox['key_file']} (asked again for a new address)",
+            "Then Save, and click Sync in its row.",
         ]
     if state in (None, "no credentials yet"):
         first = [

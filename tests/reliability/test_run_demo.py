@@ -285,3 +285,64 @@ def test_ctrl_c_during_an_import_pauses_it_and_stops_both_in_time(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_a_restart_on_another_sandbox_port_says_to_change_the_credential_not_add_one(tmp_path):
+    """`SANDBOX_PORT=... make run` after the sandbox credential was added: the block names that
+    credential and its old address, and says to give it the new Base URL and the API key again
+    (adding a credential of the same name, as it said before, was refused); doing so links it."""
+    port, sandbox_port, instance, env = _demo_env(tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    proc = _start(env)
+    try:
+        out = Output(proc)
+        out.wait_for(BLOCK_END, proc, timeout=180)
+        _admin_with_the_sandbox(url, out.text)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+        env["SANDBOX_PORT"] = str(free_port())
+        proc = _start(env)
+        out = Output(proc)
+        out.wait_for(BLOCK_END, proc, timeout=180)
+        block = out.text[out.text.index(BLOCK_START) :]
+        before = f"http://127.0.0.1:{sandbox_port}/enterprise/v2/"
+        now = f"http://127.0.0.1:{env['SANDBOX_PORT']}/enterprise/v2/"
+        words = " ".join(block.split())
+        assert f"the credential 'Entrust sandbox' has ({before})" in words
+        assert "click 'Entrust sandbox'" in words
+        assert re.search(rf"Base URL\s+{re.escape(now)}$", block, re.M)
+        key_file = instance / "sandbox" / "api-key"
+        assert re.search(rf"API Key\s+the line in {re.escape(str(key_file))} ", block)
+        assert "Add credential" not in block and "Credential Name" not in block
+
+        # As the block says: the credential gets the new address and the key again.
+        http = requests.Session()
+        page = http.get(url + "/login", timeout=30).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        login = {"csrf_token": token, "username": "demo", "password": "a long enough password"}
+        assert http.post(url + "/login", data=login, timeout=30).ok
+        edit = url + "/entrust/manage/credentials/1"
+        form = {
+            "csrf_token": csrf_token(http, edit),
+            "name": "Entrust sandbox",
+            "api_user": "certdesk-demo",
+            "api_key": key_file.read_text().strip(),
+            "base_url": now,
+            "is_admin": "1",
+        }
+        saved = http.post(edit, data=form, timeout=30)
+        assert "Credential Entrust sandbox saved." in saved.text, saved.text
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+        proc = _start(env)
+        out = Output(proc)
+        out.wait_for(BLOCK_END, proc, timeout=180)
+        assert "linked as the credential 'Entrust sandbox'" in out.text
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

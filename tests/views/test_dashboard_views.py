@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from tests.conftest import link_sandbox
 from tests.unit.certs.factory import MiniPki, _build, _name, ec_key
 from webapp.certificates import service
 from webapp.certificates.models import CertificateExpiryDay
@@ -94,6 +95,34 @@ def test_empty_dashboard(auditor_client, operator_client):
     cell = empty.group(0)
     assert 'href="/entrust/import">Import Existing Orders</a>' in cell
     assert 'href="/entrust/new"' in cell and 'href="/certificates/import"' in cell
+
+
+def _first_steps(client) -> str:
+    """The words of the dashboard's "No certificates yet" cell, without their markup."""
+    page = client.get("/").get_data(as_text=True)
+    cell = re.search(r'<td[^>]*id="no-certificates"[^>]*>(.*?)</td>', page, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", "", cell).split())
+
+
+def test_a_first_dashboard_starts_with_linking_the_entrust_account(
+    admin_client, operator_client, auditor_client, user, sandbox
+):
+    """Before any Entrust account is linked, importing or ordering cannot work yet: the first
+    step named is to link it, by whoever can; once linked, the ways in are named as before."""
+    assert _first_steps(admin_client) == (
+        "No certificates yet. Link your Entrust account in SSL › Entrust › Manage first; then "
+        "Import Existing Orders from Entrust or order a certificate; or import certificate files."
+    )
+    assert _first_steps(operator_client).startswith(
+        "No certificates yet. An administrator links your Entrust account in "
+        "SSL › Entrust › Manage first; then Import Existing Orders"
+    )
+    assert _first_steps(auditor_client) == "No certificates yet."
+    link_sandbox(user, sandbox)
+    assert _first_steps(admin_client) == (
+        "No certificates yet. Import Existing Orders from Entrust or order a certificate; or "
+        "import certificate files."
+    )
 
 
 def test_a_self_signed_ca_certificate_counts_in_tiles_chart_and_most_urgent(

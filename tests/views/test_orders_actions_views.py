@@ -76,8 +76,32 @@ def test_the_menu_carries_the_guides_names_and_each_role_its_own(
     for path in ("/entrust/status", "/entrust/revoke", "/entrust/delete"):
         assert f'formaction="{path}"' not in page
     assert "Update Certificate Status, Revoke Certificate and Delete are for administrators" in page
+    assert "an administrator can let operators use Update Certificate Status" in page
     assert page.count("Administrators only") == 3
     assert "Reissue Certificate" not in _text(auditor_client.get("/entrust/"))
+
+
+def test_an_order_page_says_which_actions_are_for_administrators(
+    admin_client, operator_client, orders
+):
+    """An operator on an order's page, looking for Update Certificate Status or Revoke
+    Certificate by the guide's names, learns why they are not there, and whom to ask."""
+    path = f"/entrust/{orders['pending'].id}"
+    page = _text(operator_client.get(path))
+    note = re.search(r'<p class="muted small" id="menu-roles">(.*?)</p>', page, re.S).group(1)
+    assert note == (
+        "Update Certificate Status, Revoke Certificate and Delete are for administrators; an "
+        "administrator can let operators use Update Certificate Status (Admin › Settings)."
+    )
+    assert 'id="menu-roles"' not in _text(admin_client.get(path))
+    from webapp.orders import service
+
+    settings.put(service.OPERATORS_UPDATE_STATUS, True)
+    db.session.commit()
+    page = _text(operator_client.get(path))
+    assert f'href="{path}/status"' in page
+    note = re.search(r'<p class="muted small" id="menu-roles">(.*?)</p>', page, re.S).group(1)
+    assert note == "Revoke Certificate and Delete are for administrators."
 
 
 def test_an_order_page_offers_what_its_status_allows_and_says_why_not(admin_client, orders):
@@ -468,6 +492,43 @@ def test_delete_confirms_then_deletes_from_certdesk_only(admin_client, operator_
     assert resp.status_code == 303 and resp.headers["Location"] == "/entrust/"
     assert "2 orders deleted from CertDesk" in _text(admin_client.get("/entrust/"))
     assert _count(Order) == 1
+
+
+def _flash(client) -> str:
+    page = _text(client.get("/entrust/"))
+    return re.search(r'class="flash flash-success"[^>]*>(.*?)</article>', page, re.S).group(1)
+
+
+def test_delete_says_a_certificate_stays_only_of_orders_that_have_one(app, user, admin_client):
+    """The words after More > Delete: nothing changed at Entrust; "its certificate stays" only
+    where the order had one in SSL > Certificates (a pending order has none)."""
+    from tests.unit.certs.factory import MiniPki
+    from webapp.certificates import service as certificates
+
+    pending = make_order("5000021", "PENDING", "pending", common_name="queue.example.com")
+    issued = [make_order(f"500003{i}", common_name=f"www{i}.example.com") for i in range(3)]
+    pki = MiniPki()
+    for row in issued:
+        _key, cert = pki.leaf(row.common_name)
+        certificates.add_certificate(cert, source="entrust", order_id=row.id, actor=user["admin"])
+
+    def delete(*rows) -> str:
+        data = {"order": [r.id for r in rows], "step": "delete", "confirm": "1"}
+        assert admin_client.post("/entrust/delete", data=data).status_code == 303
+        return _flash(admin_client)
+
+    words = delete(pending)
+    assert words == "1 order deleted from CertDesk; nothing changed at Entrust."
+    assert delete(issued[0]) == (
+        "1 order deleted from CertDesk; nothing changed at Entrust. Its certificate stays in "
+        "SSL › Certificates."
+    )
+    lone = make_order("5000041", "PENDING", "pending")
+    assert delete(issued[1], lone) == (
+        "2 orders deleted from CertDesk; nothing changed at Entrust. The certificates of 1 of "
+        "them stay in SSL › Certificates."
+    )
+    assert _count(Certificate) == 3
 
 
 # --- through the pages, against the sandbox -------------------------------------------------------

@@ -17,6 +17,7 @@ from tests.conftest import link_sandbox
 from tests.helpers import HTMX, make_order, planned_rows
 from webapp import housekeeping, paging, search
 from webapp.certificates.models import Certificate
+from webapp.credentials import service as credentials_service
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.ecs.types import CertificateStatus
@@ -242,9 +243,36 @@ def test_an_order_page_shows_fields_history_and_what_to_do(operator_client, orde
     assert operator_client.get("/entrust/999999").status_code == 404
 
 
+def _no_credential(client, path: str) -> str:
+    """The words of the page's "no enabled credential" paragraph, without their markup."""
+    page = client.get(path).get_data(as_text=True)
+    words = re.search(r'<p id="no-credential">(.*?)</p>', page, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", "", words).split())
+
+
 def test_the_order_form_without_a_credential_says_what_to_do(operator_client):
     page = operator_client.get("/entrust/new").get_data(as_text=True)
     assert "no enabled Entrust credential" in page
+
+
+@pytest.mark.parametrize("path", ["/entrust/new", "/entrust/import"])
+def test_without_an_enabled_credential_each_role_is_told_what_to_do(
+    admin_client, operator_client, user, sandbox, path
+):
+    # No credential: an administrator links one; an operator, who cannot, is told who can.
+    assert "Link your Entrust account in SSL › Entrust › Manage first." in _no_credential(
+        admin_client, path
+    )
+    words = _no_credential(operator_client, path)
+    assert "An administrator links your Entrust account in SSL › Entrust › Manage" in words
+    # A disabled credential is enabled again, not linked anew.
+    cred = link_sandbox(user, sandbox)
+    credentials_service.set_enabled(user["admin"], cred, False)
+    words = _no_credential(admin_client, path)
+    assert "The credential Sandbox is disabled: click Enable in its row" in words
+    assert "Link your" not in words
+    words = _no_credential(operator_client, path)
+    assert "The credential Sandbox is disabled: an administrator enables it" in words
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ added as a credential with one click."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import current_app
 
 from webapp.credentials import service
@@ -30,9 +32,25 @@ def startup_line() -> str | None:
     for cred in creds:
         if cred.base_url.rstrip("/") == url and cred.api_user == demo["user"]:
             return f"Demo sandbox: linked as the credential {cred.name}"
+    for cred in creds:
+        if cred.api_user == demo["user"] and _moved_sandbox(cred.base_url, url):
+            return f"Demo sandbox: moved from {cred.base_url} in the credential {cred.name}"
     if creds:
         return "Demo sandbox: not linked; other credentials exist"
     return "Demo sandbox: no credentials yet"
+
+
+def _moved_sandbox(base_url: str, demo_url: str) -> bool:
+    """Whether ``base_url`` is the demo sandbox's address on this machine with another port (a
+    `make run` with another SANDBOX_PORT): the credential added before needs its Base URL
+    changed, not a second credential for the same sandbox user."""
+    before, now = urlsplit(base_url.rstrip("/")), urlsplit(demo_url)
+    return (
+        before.scheme == now.scheme == "http"
+        and before.hostname in ("127.0.0.1", "localhost")
+        and before.path == now.path
+        and before.port != now.port
+    )
 
 
 def add_demo_credential(actor):

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from webapp import htmx
 from webapp.certificates import service as certificates
+from webapp.credentials import service as credentials
 from webapp.dashboard import service
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
@@ -23,9 +24,12 @@ def index():
     now = utcnow()
     weeks = service.expiry_timeline(now)
     reads_audit = rbac.has_permission(current_user, rbac.AUDIT_READ)
+    counts = service.state_counts(now)
     return htmx.render(
         "dashboard/index.html",
-        counts=service.state_counts(now),
+        counts=counts,
+        # With no certificate yet: whether an Entrust account is linked, the first step if not.
+        entrust_linked=bool(counts["total"]) or bool(credentials.summaries()),
         chart=service.timeline_chart(weeks),
         urgent=service.urgent(10, now),
         # The latest events of the audit trail: for those who may read it.

@@ -235,6 +235,12 @@ def unused_csrs(limit: int = 100) -> list:
     return [c for c in recent if c.public_key_id not in in_use]
 
 
+def disabled_credentials() -> list[str]:
+    """The names of the credentials that are linked but disabled: with no enabled one, the pages
+    that need one say to enable these rather than to link the account again."""
+    return [c.name for c in credentials.list_credentials() if not c.enabled]
+
+
 def _credential(credential_id: int | None) -> tuple[list, object | None]:
     """The credentials one may order with, and the form's: the one chosen, or the only one."""
     usable = credentials.usable_credentials()

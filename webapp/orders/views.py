@@ -272,6 +272,7 @@ def new():
         validation=validation,
         c=c,
         dates=_dates(c),
+        disabled=checks.disabled_credentials() if not c.credentials else [],
     )
     return body, 422 if errors else 200
 
@@ -445,12 +446,14 @@ def import_orders():
             )
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
+    usable = checks.choices(None, with_custom=False).credentials
     body = htmx.render(
         "orders/import.html",
         chosen=chosen,
         errors=errors,
         exclusions=importing.EXCLUSIONS,
-        credentials=checks.choices(None, with_custom=False).credentials,
+        credentials=usable,
+        disabled=checks.disabled_credentials() if not usable else [],
         job=job,
         job_credential=jobs.params_of(job).get("credential_id") if job else None,
         result=jobs.result_of(job) if job else {},
@@ -703,6 +706,21 @@ def revoke(order_id: int | None = None):
     return body, 422 if errors else 200
 
 
+def _deleted_words(n: int, kept: int) -> str:
+    """What More > Delete did: the orders left CertDesk, and nothing changed at Entrust; the
+    certificates of those that had one stay in the repository (said only of those)."""
+    words = (
+        f"{n} {'order' if n == 1 else 'orders'} deleted from CertDesk; nothing changed at Entrust."
+    )
+    if n == 1 and kept:
+        words += " Its certificate stays in SSL › Certificates."
+    elif kept and kept >= n:
+        words += " Their certificates stay in SSL › Certificates."
+    elif kept:
+        words += f" The certificates of {kept} of them stay in SSL › Certificates."
+    return words
+
+
 @bp.route("/delete", methods=["GET", "POST"])
 @bp.route("/<int:order_id>/delete", methods=["GET"])
 @rbac.require(rbac.ORDERS_DELETE)
@@ -715,6 +733,9 @@ def delete(order_id: int | None = None):
         return _nothing_selected("Delete")
     errors: dict[str, str] = {}
     if posted and request.form.get("step") == "delete":
+        # Which of them have a certificate (what the message says stays), read before deleting.
+        before = lifecycle.selection(ids)
+        kept = sum(1 for r in before.rows if before.certificates[r.id])
         try:
             n = lifecycle.delete_orders(
                 current_user,
@@ -725,11 +746,7 @@ def delete(order_id: int | None = None):
         except InputError as exc:
             errors = exc.as_errors()
         else:
-            flash(
-                f"{n} {'order' if n == 1 else 'orders'} deleted from CertDesk. Their certificates "
-                "stay in SSL › Certificates; the orders stay in Entrust.",
-                "success",
-            )
+            flash(_deleted_words(n, kept), "success")
             return htmx.redirect(url_for("orders.index"))
     sel = lifecycle.selection(ids)
     body = htmx.render("orders/delete.html", sel=sel, errors=errors)
