@@ -134,16 +134,86 @@ def _begin_label(line: bytes) -> bytes | None:
     return label if label and all(c in _LABEL_CHARS for c in label) else None
 
 
+# Marks of a private key in text: a PEM label (PKCS#8, encrypted PKCS#8, RSA, EC, DSA, OpenSSH),
+# an OpenPGP secret key block, a PuTTY key file.
+_KEY_MARKS = ("PRIVATE KEY-----", "PGP PRIVATE KEY BLOCK", "PuTTY-User-Key-File-")
+# A JWK's private member: "d" with a base64url value beside a "kty".
+_JWK_PRIVATE = re.compile(r'"d"\s*:\s*"[A-Za-z0-9_\-]{16,}')
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+# Bare base64 of a DER key: from an Ed25519 PKCS#8 (48 bytes) to an RSA-16384 PKCS#1 (~9.5 KiB).
+_DER_KEY_CHARS = (60, 14 * 1024)
+
+KEY_PASTED = (
+    "A private key was pasted here. It is not shown again and nothing of it was kept: paste "
+    "what this field asks for, and a key only in a key field."
+)
+
+
 def holds_private_key(text: str | bytes) -> bool:
-    """Whether ``text`` holds a PEM private key (any kind: PKCS#8, encrypted, RSA, EC, OpenSSH)."""
-    mark = "PRIVATE KEY-----"
-    return (mark.encode() if isinstance(text, bytes) else mark) in text
+    """Whether ``text`` holds a private key in any shape a person may paste: a PEM block of any
+    kind (PKCS#8, encrypted, RSA, EC, OpenSSH), an OpenPGP secret key block, a PuTTY ``.ppk``
+    file, a JWK with its private member, or bare base64 of a DER key (PKCS#1, PKCS#8, SEC1).
+
+    Cheap: text marks first; the base64 is decoded and read as a key only when the whole text
+    is base64 of a key's size, starting as DER does."""
+    raw = text.encode("utf-8", "replace") if isinstance(text, str) else text
+    if any(mark.encode() in raw for mark in _KEY_MARKS):
+        return True
+    if b'"kty"' in raw and _JWK_PRIVATE.search(raw.decode("utf-8", "replace")):
+        return True
+    return _is_base64_der_key(raw)
+
+
+def _is_base64_der_key(raw: bytes) -> bool:
+    low, high = _DER_KEY_CHARS
+    if not low <= len(raw) <= high * 2:  # leave room for line breaks before they are cut
+        return False
+    packed = b"".join(raw.split())
+    if not low <= len(packed) <= high or not _BASE64_TEXT.fullmatch(packed):
+        return False
+    try:
+        der = base64.b64decode(packed + b"=" * (-len(packed) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if der[:1] != b"\x30":  # a DER SEQUENCE, as every key format here is
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            serialization.load_der_private_key(
+                der, password=None, unsafe_skip_rsa_key_validation=True
+            )
+    except TypeError:  # an encrypted PKCS#8 key, asking for its password
+        return True
+    except Exception:  # noqa: BLE001 (any other DER: a CSR, a certificate, noise)
+        return False
+    return True
 
 
 def shown_again(pasted: str) -> str:
-    """A pasted CSR as a form may show it again after an error: nothing at all when a private key
-    was pasted with it or in its place (a key is never sent back to the browser)."""
+    """A pasted text as a form may show it again after an error: nothing at all when a private
+    key was pasted with it or in its place (a key is never sent back to the browser)."""
     return "" if holds_private_key(pasted) else pasted
+
+
+def drop_pasted_keys(
+    values: dict, errors: dict[str, str], fields: dict[str, str] | None = None, prefix: str = ""
+) -> None:
+    """Before a refused form is shown again with what was typed: empty every text of ``values``
+    that holds a private key, and say so in the field's error (after any error it already has).
+    A key is never sent back to the browser, whichever field it was pasted in.
+
+    ``fields`` names the error of a value whose error is named otherwise (``csr_text``: ``csr``);
+    a mapping in ``values`` holds fields named ``<its name>_<key>`` (custom fields)."""
+    for name, value in values.items():
+        field_name = (fields or {}).get(prefix + name, prefix + name)
+        if isinstance(value, dict):
+            drop_pasted_keys(value, errors, fields, f"{prefix}{name}_")
+        if not isinstance(value, str) or not value or not holds_private_key(value):
+            continue
+        values[name] = ""
+        held = errors.get(field_name, "")
+        errors[field_name] = held if "private key" in held else f"{held} {KEY_PASTED}".strip()
 
 
 def pem_blocks(raw: bytes) -> list[PemBlock]:
@@ -522,6 +592,12 @@ def _name_fields(name: x509.Name) -> list[tuple[str, str]]:
     return out
 
 
+_KEY_NOT_CSR = (
+    "This is a private key, not a CSR. It is not shown again here: paste the CSR, and the key "
+    "in its own field."
+)
+
+
 def parse_csr(data: bytes | str, field_name: str = "csr", *, stored: bool = False) -> CsrInfo:
     """Read one PKCS#10 CSR, PEM or DER; raise PkiError unless it parses and its signature holds.
 
@@ -534,17 +610,15 @@ def parse_csr(data: bytes | str, field_name: str = "csr", *, stored: bool = Fals
             if b"-----BEGIN" in raw:
                 blocks = [b for b in pem_blocks(raw) if b.label.endswith(b"CERTIFICATE REQUEST")]
                 if not blocks and holds_private_key(raw):
-                    raise PkiError(
-                        "This is a private key, not a CSR. It is not shown again here: paste the "
-                        "CSR, and the key in its own field.",
-                        field_name,
-                    )
+                    raise PkiError(_KEY_NOT_CSR, field_name)
                 if not blocks:
                     raise PkiError(
                         "This is not a CSR (no BEGIN CERTIFICATE REQUEST block).", field_name
                     )
                 block = blocks[0].text.replace(b"NEW CERTIFICATE REQUEST", b"CERTIFICATE REQUEST")
                 csr = x509.load_pem_x509_csr(block)
+            elif holds_private_key(raw):  # bare base64, PuTTY, JWK: no BEGIN line
+                raise PkiError(_KEY_NOT_CSR, field_name)
             else:
                 csr = x509.load_der_x509_csr(raw)
             pub = csr.public_key()

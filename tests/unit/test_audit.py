@@ -62,6 +62,29 @@ def test_secrets_are_scrubbed_from_detail(app):
     assert json.loads(row.detail) == {"api_key": "(set)", "name": "prod"}
 
 
+def test_secrets_are_scrubbed_inside_lists_and_tuples(app):
+    detail = {
+        "credentials": [{"name": "prod", "api_key": "abc123"}, {"name": "test", "api_key": ""}],
+        "changes": ({"field": "proxy", "password": "hunter22"},),
+        "nested": {"rows": [{"token": "t0k3n", "kept": 1}]},
+        "names": ["a.example.com", "b.example.com"],
+    }
+    audit.record("credential.update", actor="test", detail=detail)
+    db.session.commit()
+    row = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
+    assert json.loads(row.detail) == {
+        "credentials": [
+            {"name": "prod", "api_key": "(set)"},
+            {"name": "test", "api_key": "(empty)"},
+        ],
+        "changes": [{"field": "proxy", "password": "(set)"}],
+        "nested": {"rows": [{"token": "(set)", "kept": 1}]},
+        "names": ["a.example.com", "b.example.com"],
+    }
+    for secret in ("abc123", "hunter22", "t0k3n"):
+        assert secret not in row.detail
+
+
 def test_cli_verify_exit_codes(app):
     _add(2)
     runner = CliRunner()

@@ -428,6 +428,18 @@ def test_a_refused_import_keeps_the_pasted_certificates_but_never_a_pasted_key(a
     assert "it held a private key, and CertDesk never sends a key back" in body
 
 
+def test_a_private_key_in_any_shape_pasted_for_import_is_never_shown_again(admin_client):
+    from tests.unit.certs.factory import pasted_private_keys
+
+    for shape, (secret, material) in pasted_private_keys().items():
+        resp = _upload(admin_client, pem_text=secret)
+        body = resp.get_data(as_text=True)
+        assert not [m for m in material if m in body], shape
+        assert resp.status_code == 422, shape
+        assert "it held a private key, and CertDesk never sends a key back" in body, shape
+    assert _count(Certificate) == 0 and _count(PrivateKey) == 0
+
+
 def test_search_by_san_serial_fingerprint_and_filters(admin_client):
     row, key, cert, pki = _import_p12(admin_client)
     _, other = pki.leaf("old.example.net", days=3)

@@ -148,6 +148,21 @@ def test_invalid_form_shows_errors_next_to_fields(admin_client, sandbox):
     assert db.session.execute(select(EcsCredential)).first() is None
 
 
+def test_a_private_key_typed_in_any_field_is_never_shown_again(admin_client, sandbox):
+    from tests.unit.certs.factory import pasted_private_keys
+
+    for shape, (secret, material) in pasted_private_keys().items():
+        for field in ("name", "api_user", "base_url", "proxy"):
+            data = form(sandbox, **{field: secret})
+            if field != "name":
+                data["name"] = ""  # refused for another reason too
+            resp = admin_client.post("/entrust/manage/credentials/new", data=data)
+            body = resp.get_data(as_text=True)
+            assert not [m for m in material if m in body], (shape, field)
+            assert resp.status_code == 422 and "A private key was pasted here" in body, shape
+    assert db.session.execute(select(EcsCredential)).first() is None
+
+
 @pytest.mark.parametrize("field", ["base_url", "proxy"])
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999/", "http://[::1", "https://x.example:0/"])
 def test_a_url_with_no_usable_port_is_refused_next_to_its_field(admin_client, sandbox, field, url):

@@ -255,6 +255,18 @@ def test_a_private_key_pasted_as_the_csr_is_never_shown_again(admin_client):
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
 
 
+def test_a_private_key_in_any_shape_pasted_as_the_csr_is_never_shown_again(admin_client):
+    from tests.unit.certs.factory import pasted_private_keys
+
+    for shape, (secret, material) in pasted_private_keys().items():
+        resp = admin_client.post("/csrs/import", data={"csr_text": secret})
+        page = resp.get_data(as_text=True)
+        assert not [m for m in material if m in page], shape
+        assert resp.status_code == 422 and 'id="csr-error"' in page, shape
+        assert "This is a private key, not a CSR" in page, shape
+    assert _count(Csr) == 0 and _count(PrivateKey) == 0
+
+
 def test_import_starts_at_the_csr_and_returns_to_the_wrong_field(admin_client):
     blank = admin_client.get("/csrs/import").get_data(as_text=True)
     assert re.search(r'<textarea name="csr_text" [^>]*autofocus>', blank)

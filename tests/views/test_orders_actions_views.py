@@ -341,6 +341,22 @@ def test_a_private_key_pasted_as_the_csr_is_never_shown_again(operator_client, o
     assert _count(Order) == 3
 
 
+def test_a_private_key_in_any_shape_pasted_as_the_csr_is_never_shown_again(operator_client, orders):
+    from tests.unit.certs.factory import pasted_private_keys
+
+    for shape, (secret, material) in pasted_private_keys().items():
+        for what in ("reissue", "renew"):
+            resp = operator_client.post(
+                f"/entrust/{orders['active'].id}/{what}",
+                data={"csr_source": "paste", "csr_text": secret},
+            )
+            page = _text(resp)
+            assert not [m for m in material if m in page], (shape, what)
+            assert resp.status_code == 422 and 'id="csr-error"' in page, (shape, what)
+            assert "This is a private key, not a CSR" in page, (shape, what)
+    assert _count(Order) == 3
+
+
 def test_the_reissue_and_renew_forms_keep_the_request_id_they_were_shown_with(
     operator_client, orders
 ):

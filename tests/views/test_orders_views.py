@@ -496,6 +496,30 @@ def test_a_private_key_pasted_as_the_csr_is_never_shown_again(operator_client, l
     assert _count(Order) == 0
 
 
+def test_a_private_key_in_any_shape_pasted_in_any_field_is_never_shown_again(
+    operator_client, linked
+):
+    from tests.unit.certs.factory import pasted_private_keys
+
+    for shape, (secret, material) in pasted_private_keys().items():
+        for action in ("validate", "order"):
+            resp = _post(
+                operator_client, linked, None, csr_source="paste", csr_text=secret, action=action
+            )
+            page = resp.get_data(as_text=True)
+            assert not [m for m in material if m in page], (shape, action)
+            assert resp.status_code == 422, (shape, action)
+            assert 'id="csr-error"' in page and "This is a private key, not a CSR" in page, shape
+        # Pasted in a name or a custom field, it is dropped and its field says why.
+        for field in ("requester_name", "custom_text2"):
+            resp = _post(operator_client, linked, None, action="validate", **{field: secret})
+            page = resp.get_data(as_text=True)
+            assert not [m for m in material if m in page], (shape, field)
+            assert resp.status_code == 422 and f'id="{field}-error"' in page, (shape, field)
+            assert "A private key was pasted here" in page, (shape, field)
+    assert _count(Order) == 0
+
+
 def test_validate_then_order_then_the_order_page(operator_client, linked, user):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "shop.example.com"}, "")
     resp = _post(operator_client, linked, csr.id, action="validate")

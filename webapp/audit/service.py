@@ -89,16 +89,24 @@ def _key_of(head: AuditHead) -> tuple[str, bytes]:
 
 
 def _scrub(detail: dict) -> dict:
-    """Refuse to write anything that looks like a secret: the key is kept, the value is not."""
+    """Refuse to write anything that looks like a secret: the key is kept, the value is not.
+    Mappings are looked into wherever they are, in lists and tuples too."""
     clean = {}
     for k, v in detail.items():
-        if any(word in k.lower() for word in SECRET_WORDS):
+        if any(word in str(k).lower() for word in SECRET_WORDS):
             clean[k] = "(set)" if v else "(empty)"
-        elif isinstance(v, dict):
-            clean[k] = _scrub(v)
         else:
-            clean[k] = v
+            clean[k] = _scrubbed(v)
     return clean
+
+
+def _scrubbed(value):
+    """``value`` of a detail with every mapping in it scrubbed (a list, tuple or set: a list)."""
+    if isinstance(value, dict):
+        return _scrub(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def _address() -> str:

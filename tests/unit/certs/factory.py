@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
+import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -153,3 +156,45 @@ def p12(key, cert, chain, password: str | None, rounds: int | None = None) -> by
     else:
         enc = serialization.NoEncryption()
     return pkcs12.serialize_key_and_certificates(b"test", key, cert, chain, enc)
+
+
+def _material(text: str) -> list[str]:
+    """The first 40 characters of every base64 line of ``text`` (the key's own material)."""
+    return [line[:40] for line in text.splitlines() if len(line) >= 40 and " " not in line]
+
+
+def pasted_private_keys() -> dict[str, tuple[str, list[str]]]:
+    """A private key in each shape a person may paste, by name: (the text, 40-character slices
+    of the key's material, none of which may ever come back in a page)."""
+    enc, fmt = serialization.Encoding, serialization.PrivateFormat
+    ec_, rsa_ = ec_key(), rsa_key()
+    plain = serialization.NoEncryption()
+    locked = serialization.BestAvailableEncryption(b"pw-123456")
+
+    def b64(der: bytes) -> str:
+        return base64.encodebytes(der).decode()
+
+    texts = {
+        "base64 PKCS#1": b64(rsa_.private_bytes(enc.DER, fmt.TraditionalOpenSSL, plain)),
+        "base64 PKCS#8": b64(ec_.private_bytes(enc.DER, fmt.PKCS8, plain)),
+        "base64 SEC1": b64(ec_.private_bytes(enc.DER, fmt.TraditionalOpenSSL, plain)),
+        "base64 encrypted PKCS#8": b64(ec_.private_bytes(enc.DER, fmt.PKCS8, locked)),
+        "OpenSSH": ec_.private_bytes(enc.PEM, fmt.OpenSSH, plain).decode(),
+        "encrypted PEM": ec_.private_bytes(enc.PEM, fmt.PKCS8, locked).decode(),
+    }
+    secret = b64(os.urandom(96))
+    texts["PuTTY"] = (
+        "PuTTY-User-Key-File-3: ecdsa-sha2-nistp256\nEncryption: none\nComment: laptop\n"
+        f"Public-Lines: 1\nAAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=\nPrivate-Lines: 2\n"
+        f"{secret}Private-MAC: {os.urandom(32).hex()}\n"
+    )
+    texts["PGP"] = (
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n"
+        f"{b64(os.urandom(300))}=Ab1c\n-----END PGP PRIVATE KEY BLOCK-----\n"
+    )
+    scalar = ec_.private_numbers().private_value.to_bytes(32, "big")
+    d = base64.urlsafe_b64encode(scalar).rstrip(b"=").decode()
+    jwk = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"}
+    shapes = {name: (text, _material(text)) for name, text in texts.items()}
+    shapes["JWK"] = (json.dumps({**jwk, "d": d}, indent=2), [d[:40]])
+    return shapes

@@ -255,3 +255,29 @@ def test_subjects_name_the_attributes_rfc_4514_leaves_as_numbers():
     )
     assert described.subject == described.issuer == expected
     assert "1.2.840" not in info.subject and "1.3.6" not in described.subject
+
+
+def test_a_private_key_is_recognised_in_every_shape_and_nothing_else_is():
+    from tests.unit.certs.factory import pasted_private_keys
+
+    for shape, (text, _) in pasted_private_keys().items():
+        assert pki.holds_private_key(text), shape
+        assert pki.holds_private_key(text.encode()), shape
+        assert pki.shown_again(text) == "", shape
+    mini = MiniPki()
+    key, cert = mini.leaf("plain.example.com")
+    csr = pki.build_csr(key, {"CN": "plain.example.com"}, pki.SanSet(dns=["plain.example.com"]))
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for text in (
+        base64.encodebytes(der(cert)).decode(),  # base64 DER, but of a certificate
+        base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode(),
+        base64.b64encode(public).decode(),
+        pem(cert).decode(),
+        "www.example.com\nexample.com",
+        '{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"}',
+        "A" * 200,  # base64 of zeros: no DER
+    ):
+        assert not pki.holds_private_key(text), text[:40]
+        assert pki.shown_again(text) == text
