@@ -160,6 +160,8 @@ def _check_input():
     from flask import current_app
 
     validation.check_request(request, current_app.view_functions.get(request.endpoint))
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        validation.refuse_pasted_keys(request.form, pki.holds_private_key)
 
 
 SESSION_ENDED = {

@@ -11,6 +11,9 @@ Bounds that hold for every route, including routes added later (``create_app`` i
   characters, no form value longer than ``MAX_FORM_VALUE`` (a view raises that for a field with
   :func:`long_fields`), no NUL character anywhere (PostgreSQL cannot store one). Refused with 413
   or 400 and a message that names the field.
+- :func:`refuse_pasted_keys`, beside it: a private key in any form field but the few where one
+  belongs (:data:`KEY_FIELDS`) is refused (400, the field named), before anything is stored,
+  sent to Entrust or written to the audit trail.
 - :class:`IdConverter`, the ``<int:...>`` of every route: an id beyond what an INTEGER column
   holds (2**31 - 1 on PostgreSQL) is not found (404), as no row has it.
 - :class:`Request`: ``request.args.get(name, type=int)`` (and ``form``) gives the default for a
@@ -103,6 +106,16 @@ class BadCharacter(BadRequest):
     """A NUL character in a query or form value (400, with the field named)."""
 
 
+class KeyPasted(BadRequest):
+    """A private key in a form field not meant for one (400, with the field named)."""
+
+
+# The form fields where a private key belongs: the key of a CSR, and the texts pasted in place of
+# files that may hold one with what the field asks for (a CSR, certificates to import); the views
+# of those take the key apart and never show it again.
+KEY_FIELDS = frozenset({"key_text", "csr_text", "pem_text"})
+
+
 def long_fields(**limits: int) -> Callable:
     """Declare form fields of a view that may be longer than MAX_FORM_VALUE (a pasted file):
     ``@long_fields(pem_text=1024 * 1024)``, placed right under the route decorator."""
@@ -123,6 +136,21 @@ def check_request(request, view=None) -> None:
         allowed = getattr(view, "long_fields", {})
         for name, value in request.form.items(multi=True):
             _check(name, value, allowed.get(name, MAX_FORM_VALUE), "form field")
+
+
+def refuse_pasted_keys(form, holds_private_key: Callable[[str], bool]) -> None:
+    """A private key typed or pasted in a field not meant for one (a requester's name, a
+    comment, a user name) would be stored in clear, sent to Entrust or audited; refused with the
+    field named, and the page that sent it keeps what was typed (nothing is sent back).
+    ``holds_private_key`` is ``pki.holds_private_key`` (which reads this module)."""
+    for name, value in form.items(multi=True):
+        if name not in KEY_FIELDS and value and holds_private_key(value):
+            shown = name if len(name) <= 40 and name.isprintable() else "a field"
+            raise KeyPasted(
+                f"The form field “{shown}” holds a private key. CertDesk takes a key only where "
+                "one is asked for, and nothing was saved or sent: take the key out of that "
+                "field and try again."
+            )
 
 
 def _check(name: str, value: str, limit: int, what: str) -> None:

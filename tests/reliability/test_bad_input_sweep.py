@@ -225,6 +225,34 @@ def test_every_form_field_with_every_bad_value(world):
                     assert _counts() == before, f"{what}: refused, yet rows changed"
 
 
+def test_a_private_key_in_any_field_but_a_key_field_is_refused_and_never_shown(world):
+    """A key pasted where no key belongs (a name, a comment, a search of a form) would be stored
+    in clear, sent to Entrust or audited: every such field of every form refuses it, in words,
+    storing nothing and sending none of it back. The key fields take it apart themselves."""
+    from tests.unit.certs.factory import pasted_private_keys
+    from webapp.validation import KEY_FIELDS
+
+    shapes = pasted_private_keys()
+    tried = 0
+    for form in _ordered(world.forms):
+        if form.method != "POST":
+            continue
+        for name in form.fields:
+            if name == "csrf_token" or name in KEY_FIELDS:
+                continue
+            for shape in ("OpenSSH", "base64 PKCS#8"):
+                secret, material = shapes[shape]
+                before = _counts()
+                resp = _submit(world, form, {name: secret})
+                what = f"{world.backend} POST {form.action} {name}: {shape}"
+                body = resp.get_data(as_text=True)
+                assert resp.status_code == 400 and "holds a private key" in body, what
+                assert not [m for m in material if m in body], f"{what}: sent back"
+                assert _counts() == before, f"{what}: refused, yet rows changed"
+                tried += 1
+    assert tried >= 50  # every POST form's fields, not a few
+
+
 def test_every_query_parameter_of_every_page_with_every_bad_value(world):
     names_by_path: dict[str, set] = {}
     for form in world.forms:

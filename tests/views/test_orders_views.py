@@ -510,13 +510,14 @@ def test_a_private_key_in_any_shape_pasted_in_any_field_is_never_shown_again(
             assert not [m for m in material if m in page], (shape, action)
             assert resp.status_code == 422, (shape, action)
             assert 'id="csr-error"' in page and "This is a private key, not a CSR" in page, shape
-        # Pasted in a name or a custom field, it is dropped and its field says why.
+        # Pasted in a name or a custom field, it is refused before anything is sent to Entrust.
         for field in ("requester_name", "custom_text2"):
-            resp = _post(operator_client, linked, None, action="validate", **{field: secret})
-            page = resp.get_data(as_text=True)
-            assert not [m for m in material if m in page], (shape, field)
-            assert resp.status_code == 422 and f'id="{field}-error"' in page, (shape, field)
-            assert "A private key was pasted here" in page, (shape, field)
+            for action in ("validate", "order"):
+                resp = _post(operator_client, linked, None, action=action, **{field: secret})
+                page = resp.get_data(as_text=True)
+                assert not [m for m in material if m in page], (shape, field)
+                assert resp.status_code == 400, (shape, field)
+                assert f"The form field “{field}” holds a private key" in page, (shape, field)
     assert _count(Order) == 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, render_template, request, url_for
 from flask_login import current_user
 
-from webapp import htmx, pki, uploads
+from webapp import htmx, uploads
 from webapp.credentials import demo, service
 from webapp.jobs import service as jobs
 from webapp.security import rbac
@@ -65,16 +65,12 @@ def _form_values(cred=None) -> dict:
 
 
 def _render_form(cred=None, errors=None, test=None, status=200):
-    values, errors = _form_values(cred), dict(errors or {})
-    if request.method == "POST":  # a key typed in any field is never sent back
-        pki.drop_pasted_keys(values, errors)
-        status = 422 if errors else status
     return (
         render_template(
             "credentials/form.html",
             cred=cred,
-            form=values,
-            errors=errors,
+            form=_form_values(cred),
+            errors=errors or {},
             test=test,
         ),
         status,
