@@ -469,9 +469,9 @@ def test_place_again_links_an_order_that_turned_up_after_all(env, user, sandbox,
     assert linked.id == row.id and linked.placement == "placed" and len(_posts(sandbox)) == 1
 
 
-def test_a_crash_between_the_call_and_the_commit_is_settled_by_the_reconciler(
-    env, user, sandbox, monkeypatch
-):
+def _placed_then_died(env, user, monkeypatch, cn: str) -> Order:
+    """An order Entrust took, whose process died before it recorded the answer."""
+
     class Died(BaseException):
         """The process dies here (not an error CertDesk could catch and record)."""
 
@@ -480,9 +480,15 @@ def test_a_crash_between_the_call_and_the_commit_is_settled_by_the_reconciler(
 
     monkeypatch.setattr(placing, "_placed", crash)
     with pytest.raises(Died):
-        placing.place(user["operator"], _form(env, _csr(user, "crash.example.com")))
+        placing.place(user["operator"], _form(env, _csr(user, cn)))
     monkeypatch.undo()
-    row = db.session.execute(select(Order)).scalar_one()
+    return db.session.execute(select(Order)).scalar_one()
+
+
+def test_a_crash_between_the_call_and_the_commit_is_settled_by_the_reconciler(
+    env, user, sandbox, monkeypatch
+):
+    row = _placed_then_died(env, user, monkeypatch, "crash.example.com")
     assert row.placement == "intent" and len(_posts(sandbox)) == 1
     # Still within the call's deadline: left alone (the call might be under way).
     assert settling.reconcile_due("scheduler") == {"found": 0, "not_placed": 0, "unsettled": 0}
@@ -499,18 +505,7 @@ def test_an_order_found_suspended_after_a_crash_comes_with_its_certificate_marke
     """The order was placed, the process died before it recorded the answer, and an Entrust
     administrator suspended it meanwhile: the reconciler links it and stores its certificate,
     marked suspended, instead of leaving it to a later status check."""
-
-    class Died(BaseException):
-        pass
-
-    def crash(*args, **kwargs):
-        raise Died("the process died here")
-
-    monkeypatch.setattr(placing, "_placed", crash)
-    with pytest.raises(Died):
-        placing.place(user["operator"], _form(env, _csr(user, "held.example.com")))
-    monkeypatch.undo()
-    row = db.session.execute(select(Order)).scalar_one()
+    row = _placed_then_died(env, user, monkeypatch, "held.example.com")
     [placed] = sandbox.orders()
     sandbox.set_certificate_status(placed["trackingId"], "SUSPENDED")
 
