@@ -196,24 +196,16 @@ def shown_again(pasted: str) -> str:
     return "" if holds_private_key(pasted) else pasted
 
 
-def drop_pasted_keys(
-    values: dict, errors: dict[str, str], fields: dict[str, str] | None = None, prefix: str = ""
-) -> None:
-    """Before a refused form is shown again with what was typed: empty every text of ``values``
-    that holds a private key, and say so in the field's error (after any error it already has).
-    A key is never sent back to the browser, whichever field it was pasted in.
-
-    ``fields`` names the error of a value whose error is named otherwise (``csr_text``: ``csr``);
-    a mapping in ``values`` holds fields named ``<its name>_<key>`` (custom fields)."""
-    for name, value in values.items():
-        field_name = (fields or {}).get(prefix + name, prefix + name)
-        if isinstance(value, dict):
-            drop_pasted_keys(value, errors, fields, f"{prefix}{name}_")
-        if not isinstance(value, str) or not value or not holds_private_key(value):
-            continue
-        values[name] = ""
-        held = errors.get(field_name, "")
-        errors[field_name] = held if "private key" in held else f"{held} {KEY_PASTED}".strip()
+def drop_pasted_key(values: dict, errors: dict[str, str], name: str, error_name: str) -> None:
+    """Before a refused form is shown again with what was typed: empty ``values[name]`` (the
+    CSR box, the one typed text besides the key's own field that may hold a key; any other field
+    with one was refused before the view, see ``validation.refuse_pasted_keys``) when it holds a
+    private key, and say so in the error ``error_name`` (after any error it already has)."""
+    if not holds_private_key(values.get(name) or ""):
+        return
+    values[name] = ""
+    held = errors.get(error_name, "")
+    errors[error_name] = held if "private key" in held else f"{held} {KEY_PASTED}".strip()
 
 
 def pem_blocks(raw: bytes) -> list[PemBlock]:

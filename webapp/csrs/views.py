@@ -114,7 +114,7 @@ def import_csr():
             flash(f"CSR for {row.common_name or 'the subject'} imported.", "success")
             return htmx.redirect(url_for("csrs.detail", csr_id=row.id))
     form["key_text"] = ""  # a key is never sent back to the browser
-    pki.drop_pasted_keys(form, errors, {"csr_text": "csr"})  # nor one pasted in the CSR's place
+    pki.drop_pasted_key(form, errors, "csr_text", "csr")  # nor one pasted in the CSR's place
     return htmx.render("csrs/import.html", form=form, errors=errors), 422 if errors else 200
 
 

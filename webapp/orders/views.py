@@ -140,21 +140,25 @@ def detail(order_id: int):
 # --- Order Certificate ---------------------------------------------------------------------------
 
 
-def _cut(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, but a private key whole: cut, it would no longer
-    be recognised, and its first part would be shown again."""
-    return text if len(text) <= limit or pki.holds_private_key(text) else text[:limit]
+def _texts(names) -> dict:
+    """The form's texts, each cut to MAX_TEXT, but the CSR box whole when it holds a private key:
+    cut, the key would no longer be recognised, and its first part would be shown again."""
+    f = request.form
+    values = {k: f.get(k, "")[:MAX_TEXT] for k in names}
+    if pki.holds_private_key(f.get("csr_text", "")):
+        values["csr_text"] = f.get("csr_text", "")
+    return values
 
 
 def _form_values() -> dict:
     """What the form shows again: never the private key or its password."""
     f = request.form
-    values = {k: _cut(f.get(k, ""), MAX_TEXT) for k in FORM_TEXT}
+    values = _texts(FORM_TEXT)
     values["credential_id"] = f.get("credential_id", type=int)
     values["csr_id"] = f.get("csr_id", type=int)
     values["queue_for_approval"] = f.get("queue_for_approval") == "1"
     values["ct_log"] = f.get("ct_log") == "1"
-    values["custom"] = {k[7:]: _cut(v, 500) for k, v in f.items() if k.startswith("custom_")}
+    values["custom"] = {k[7:]: v[:500] for k, v in f.items() if k.startswith("custom_")}
     values["request_id"] = _request_id()
     return values
 
@@ -268,8 +272,7 @@ def new():
                 values["request_id"] = placing.new_request_id()
                 refused = str(exc)
         _keep_uploaded_csr(values, errors)
-    # A key is never sent back, whatever field it was pasted in.
-    pki.drop_pasted_keys(values, errors, {"csr_text": "csr"})
+    pki.drop_pasted_key(values, errors, "csr_text", "csr")  # a key is never sent back
     c = _order_choices(values)
     body = htmx.render(
         "orders/new.html",
@@ -598,7 +601,7 @@ SUCCESSOR_TEXT = (
 
 def _successor_values() -> dict:
     f = request.form
-    values = {k: _cut(f.get(k, ""), MAX_TEXT) for k in SUCCESSOR_TEXT}
+    values = _texts(SUCCESSOR_TEXT)
     values["csr_id"] = f.get("csr_id", type=int)
     values["ct_log"] = f.get("ct_log") == "1"
     values["request_id"] = _request_id()
@@ -641,8 +644,7 @@ def _successor(order_id: int, origin: str):
             flash(_successor_words(new, origin), "success" if new.settled else "warning")
             return htmx.redirect(url_for("orders.detail", order_id=new.id))
         _keep_uploaded_csr(values, errors)
-    # A key is never sent back, whatever field it was pasted in.
-    pki.drop_pasted_keys(values, errors, {"csr_text": "csr"})
+    pki.drop_pasted_key(values, errors, "csr_text", "csr")  # a key is never sent back
     page = successors.page(row, origin)
     body = htmx.render("orders/successor.html", p=page, form=values, errors=errors, refused=refused)
     return body, 422 if errors else 200
