@@ -227,11 +227,8 @@ def _admin_with_the_sandbox(url: str, output: str) -> requests.Session:
     return http
 
 
-def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_it(tmp_path):
-    """Once the sandbox is a credential, the next `make run` says so and points at the orders;
-    it no longer tells to click "Add the sandbox credential", which the page no longer offers."""
-    port, sandbox_port, instance, env = _demo_env(tmp_path)
-    url = f"http://127.0.0.1:{port}"
+def _linked_then_stopped(env: dict, url: str) -> None:
+    """A first `make run`: the first administrator adds the sandbox credential, then Ctrl-C."""
     proc = _start(env)
     try:
         out = Output(proc)
@@ -239,8 +236,20 @@ def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_
         _admin_with_the_sandbox(url, out.text)
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
-        proc = _start(env)
+
+def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_it(tmp_path):
+    """Once the sandbox is a credential, the next `make run` says so and points at the orders;
+    it no longer tells to click "Add the sandbox credential", which the page no longer offers."""
+    port, sandbox_port, instance, env = _demo_env(tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    _linked_then_stopped(env, url)
+    proc = _start(env)
+    try:
         out = Output(proc)
         out.wait_for(BLOCK_END, proc, timeout=180)
         block = out.text[out.text.index(BLOCK_START) :]
@@ -293,16 +302,10 @@ def test_a_restart_on_another_sandbox_port_says_to_change_the_credential_not_add
     (adding a credential of the same name, as it said before, was refused); doing so links it."""
     port, sandbox_port, instance, env = _demo_env(tmp_path)
     url = f"http://127.0.0.1:{port}"
+    _linked_then_stopped(env, url)
+    env["SANDBOX_PORT"] = str(free_port())
     proc = _start(env)
     try:
-        out = Output(proc)
-        out.wait_for(BLOCK_END, proc, timeout=180)
-        _admin_with_the_sandbox(url, out.text)
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-
-        env["SANDBOX_PORT"] = str(free_port())
-        proc = _start(env)
         out = Output(proc)
         out.wait_for(BLOCK_END, proc, timeout=180)
         block = out.text[out.text.index(BLOCK_START) :]
