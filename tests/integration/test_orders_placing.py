@@ -100,6 +100,32 @@ def test_an_order_of_each_product_is_issued_into_the_repository(
     assert {"order.request", "order.place", "certificate.add"} <= actions
 
 
+def _flex_used(sandbox) -> int:
+    inventories = sandbox._api_get("/inventories")["inventories"]
+    return next(i["usedCount"] for i in inventories if i["productType"] == "FLEX")
+
+
+@pytest.mark.parametrize(
+    ("product", "cn"), [("QWAC_SSL", "q.example.com"), ("PSD2_SSL", "p.example.com")]
+)
+def test_a_pooled_product_the_inventory_has_no_line_of_is_ordered_from_flex(
+    env, user, sandbox, product, cn
+):
+    """The pooled FLEX inventory grants every SSL product but PD_SSL, also one the account's
+    inventory does not list: the form offers it and Entrust issues it from the pool. PD_SSL,
+    which FLEX does not grant, is offered only with inventory of its own (none here)."""
+    offered = [p for p, _ in checks.choices(env.id, with_custom=False).products]
+    assert product in offered and "PD_SSL" not in offered
+    used = _flex_used(sandbox)
+    row = placing.place(user["operator"], _form(env, _csr(user, cn), product=product))
+    assert row.status == "ACTIVE" and row.product == product
+    assert _posts(sandbox)[0]["body"]["certType"] == product
+    assert _flex_used(sandbox) == used + 1
+    with pytest.raises(checks.OrderInputError) as err:
+        checks.prepare(user["operator"], _form(env, _csr(user, cn), product="PD_SSL"))
+    assert err.value.field == "product" and "no PD_SSL inventory left" in str(err.value)
+
+
 def test_a_pasted_csr_and_its_encrypted_key_are_kept_and_linked(env, user):
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = key.private_bytes(

@@ -17,15 +17,19 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox, sandbox_order_form, successor_form
+from tests.integration.helpers import make_csr
 from webapp.audit.models import AuditEvent
 from webapp.cas import registry
+from webapp.cas.base import Action
 from webapp.certificates.models import Certificate
 from webapp.credentials import clients
 from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
+from webapp.ecs import EcsClient, types
 from webapp.extensions import db
+from webapp.jobs import service as jobs
 from webapp.keys.models import PrivateKey
-from webapp.orders import placing, settling, successors
+from webapp.orders import importing, lifecycle, placing, settling, successors
 from webapp.orders.checks import OrderInputError
 from webapp.orders.models import Order, OrderEvent
 from webapp.settings import service as settings
@@ -371,6 +375,55 @@ def test_a_renewal_beyond_the_product_limit_is_refused(env, user, sandbox):
             user["operator"], old, successor_form(old, origin="renew", expires_on="2999-01-01")
         )
     assert err.value.field == "expires_on" and "at most 398 days" in str(err.value)
+
+
+NOT_ORDERED_HERE = {
+    "CODE_SIGNING": {"end_user_key_storage_agreement": True},
+    "SMIME_ENT": {"cert_email": "ann@example.com"},
+    "CDS_INDIVIDUAL": {"cert_email": "ann@example.com"},
+}
+
+
+@pytest.mark.parametrize("product", sorted(NOT_ORDERED_HERE))
+def test_a_product_certdesk_does_not_order_is_revoked_here_but_not_reissued_or_renewed(
+    env, user, sandbox, product
+):
+    """A code signing, S/MIME or document signing certificate bought in the Entrust portal and
+    imported: Reissue and Renew say at once, on their pages and before any call, that it is done
+    in the portal (their forms ask for DNS names and SSL choices it does not take); Revoke works."""
+    sandbox.advance_clock(-40)  # old enough to renew: its age is not what stops it
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        placed = ecs.new_certificate(
+            types.NewCertificateRequest(
+                cert_type=product,
+                csr=make_csr("Ann Admin", ["ann.example.com"]),
+                cert_lifetime="P1Y",
+                tracking=types.Tracking(custom_fields={"text2": "billing"}),
+                **NOT_ORDERED_HERE[product],
+            )
+        )
+    sandbox.advance_clock(40)
+    jobs.result_of(importing.start_import(user["operator"], env.id, []))
+    row = db.session.execute(
+        select(Order).where(Order.ca_order_id == str(placed.tracking_id))
+    ).scalar_one()
+    assert row.product == product and row.status == "ACTIVE"
+    sandbox.clear_requests()
+    for origin in ("reissue", "renew"):
+        problem = successors.page(row, origin).problem
+        assert f"reissue or renew this {product} certificate in the Entrust portal" in problem
+        form = successor_form(row, origin, csr_id=_csr(user).id, csr_source="certdesk")
+        with pytest.raises(OrderInputError) as err:
+            getattr(successors, origin)(user["operator"], row, form)
+        assert str(err.value) == problem and err.value.field == "form"
+    assert _creates(sandbox, "reissues") == _creates(sandbox, "renewals") == []
+    assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 1
+    result = lifecycle.run(user["admin"], Action.REVOKE, [row.id], lifecycle.Choices("unspecified"))
+    assert result.outcomes[0].result == "done", result.outcomes[0].message
+    assert sandbox.status(row.ca_order_id) == "REVOKED"
+    [cert] = _certs(row.id)
+    db.session.refresh(cert)
+    assert cert.revoked_at is not None
 
 
 CREATE_FAULTS = [

@@ -373,12 +373,33 @@ def test_the_reissue_and_renew_forms_keep_the_request_id_they_were_shown_with(
         assert f'name="request_id" value="{found.group(1)}"' in _text(resp)
 
 
+def test_a_code_signing_order_is_revoked_here_but_reissued_and_renewed_in_the_portal(
+    operator_client, admin_client
+):
+    """The order page and the Reissue and Renew forms say why CertDesk does not send them (not
+    that Entrust would refuse), with the submit button off; Revoke stays on offer."""
+    row = make_order("5000012", "ACTIVE", "issued", common_name="Acme", product="CODE_SIGNING")
+    portal = "reissue or renew this CODE_SIGNING certificate in the Entrust portal"
+    for what in ("reissue", "renew"):
+        page = _text(operator_client.get(f"/entrust/{row.id}/{what}"))
+        assert "This cannot be done now." in page and portal in page
+        assert "Entrust will refuse" not in page
+        assert 'id="successor-submit" disabled' in page
+        resp = operator_client.post(f"/entrust/{row.id}/{what}", data={"csr_source": "certdesk"})
+        assert resp.status_code == 422 and portal in _text(resp)
+    page = _text(operator_client.get(f"/entrust/{row.id}"))
+    assert portal in page
+    assert f'href="/entrust/{row.id}/reissue"' not in page
+    assert f'href="/entrust/{row.id}/renew"' not in page
+    assert f"/entrust/{row.id}/revoke" in _text(admin_client.get(f"/entrust/{row.id}"))
+
+
 def test_renew_warns_before_submitting_when_entrust_will_refuse(operator_client, orders):
     row = orders["active"]
     row.issued_at = utcnow() - timedelta(days=3)
     db.session.commit()
     page = _text(operator_client.get(f"/entrust/{row.id}/renew"))
-    assert "Entrust will refuse this now." in page and "at least 30 days old" in page
+    assert "This cannot be done now." in page and "at least 30 days old" in page
     ready = (row.issued_at + timedelta(days=30)).strftime("%Y-%m-%d")
     assert f"can be renewed from {ready}" in page
     assert 'id="successor-submit" disabled' in page

@@ -914,8 +914,10 @@ def test_another_credentials_choices_are_read_out_in_a_sentence(operator_client,
     assert '<div id="order-choices">' in page
     fragment = operator_client.get(f"/entrust/new/choices?credential_id={linked.id}", headers=HTMX)
     said = fragment.get_data(as_text=True).split('data-announce id="choices-loaded">')[1]
+    # Products: the five SSL products with inventory of their own, PRIVATE_SSL (unlimited), and
+    # QWAC_SSL and PSD2_SSL, which the pooled FLEX inventory grants.
     assert said.startswith(
-        f"The choices of {linked.name}. Organizations: 3, products: 6, domains: 5.</p>"
+        f"The choices of {linked.name}. Organizations: 3, products: 8, domains: 5.</p>"
     ), said[:200]
 
 

@@ -778,7 +778,8 @@ def parent_domains(name: str) -> list[str]:
 
 def orderable_products(credential_id: int) -> list[str]:
     """The credential's product types with inventory left (their own, unlimited, or, for SSL
-    products, the pooled FLEX inventory)."""
+    products, the pooled FLEX inventory). FLEX grants every pooled SSL product, those the
+    inventory lists no line of too: Entrust issues them from the pool."""
     rows = db.session.execute(
         select(CatalogProduct).where(
             CatalogProduct.credential_id == credential_id, CatalogProduct.gone_at.is_(None)
@@ -791,9 +792,8 @@ def orderable_products(credential_id: int) -> list[str]:
     products = {p.product_type: p for p in rows}
     flex = products.get("FLEX")
     pooled = flex is not None and left(flex)
-    return sorted(
-        t for t, p in products.items() if t != "FLEX" and (left(p) or (pooled and t in FLEX_POOLED))
-    )
+    own = {t for t, p in products.items() if t != "FLEX" and left(p)}
+    return sorted(own | FLEX_POOLED if pooled else own)
 
 
 # --- reactions to credentials ------------------------------------------------------------------

@@ -50,6 +50,22 @@ def _order_problem(row: Order) -> str:
     return under_way(row)
 
 
+# The actions that place a new order for the same product: CertDesk asks for them with the
+# Order Certificate form's fields (a CSR for DNS names, the SSL products' extended key usage).
+REPLACING = (Action.REISSUE, Action.RENEW)
+
+
+def not_replaceable(row: Order, caps: Capabilities) -> str:
+    """Why CertDesk cannot reissue or renew ``row`` (a product it does not order, such as code
+    signing, S/MIME or document signing, imported from the account), or ""."""
+    if not caps.products or not row.product or row.product in caps.products:
+        return ""
+    return (
+        f"CertDesk reissues and renews only the SSL products it orders; reissue or renew this "
+        f"{row.product} certificate in the {ca_label(row)} portal (Revoke works here)."
+    )
+
+
 def under_way(row: Order, now: datetime | None = None) -> str:
     """Why nothing else can be done on ``row`` while another status action's call to the CA is
     under way (another user, browser or job), or ""."""
@@ -112,6 +128,8 @@ def why_not(
     status = status_now(row, caps, now)
     if not caps.allows(action, status):
         return _status_words([action], caps, status, _expired_on(row, status))
+    if action in REPLACING and (words := not_replaceable(row, caps)):
+        return words
     if action is Action.RENEW:
         return too_young(row, caps, now)
     return ""
