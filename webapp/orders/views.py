@@ -328,6 +328,7 @@ def _order_choices(values: dict, *, with_custom: bool = True) -> checks.Choices:
         domain=values["domain"],
         organization_search=values["organization_search"][:MAX_SEARCH],
         domain_search=values["domain_search"][:MAX_SEARCH],
+        csr=values.get("csr_id"),
     )
 
 
