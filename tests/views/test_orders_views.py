@@ -737,6 +737,18 @@ def test_import_dialog_starts_the_job_and_shows_its_progress(operator_client, li
     assert bad.status_code == 422 and 'id="credential_id-error"' in bad.get_data(as_text=True)
 
 
+def test_the_import_dialog_reads_no_organization_or_domain(operator_client, linked):
+    """With one credential, the dialog read the order form's choices for it (up to 501
+    organizations and 501 domains, 45 ms of a 57 ms page at 100,000 rows), none of them shown."""
+    from tests import plans
+
+    with plans.captured() as seen:
+        page = operator_client.get("/entrust/import").get_data(as_text=True)
+    assert "Import" in page and linked.name in page
+    read = [sql for sql, _ in seen if "catalog_organization" in sql or "catalog_domain" in sql]
+    assert read == []
+
+
 @pytest.mark.parametrize("bulk", [True, False])
 def test_a_large_import_gathers_the_planner_statistics(
     operator_client, linked, sandbox, monkeypatch, bulk

@@ -243,6 +243,11 @@ def unused_csrs(limit: int = 100, chosen: int | None = None) -> list:
     return [c for c in recent if c.public_key_id not in in_use]
 
 
+def usable_credentials() -> list:
+    """The credentials one may order or import with (no choices of theirs read)."""
+    return credentials.usable_credentials()
+
+
 def disabled_credentials() -> list[str]:
     """The names of the credentials that are linked but disabled: with no enabled one, the pages
     that need one say to enable these rather than to link the account again."""

@@ -457,7 +457,7 @@ def import_orders():
             )
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
-    usable = checks.choices(None, with_custom=False).credentials
+    usable = checks.usable_credentials()  # not the order form's choices: none is shown here
     body = htmx.render(
         "orders/import.html",
         chosen=chosen,
