@@ -18,11 +18,13 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
+from webapp import paging
 from webapp.audit import service as audit
 from webapp.auth import service as auth
 from webapp.catalog import service as catalog
 from webapp.catalog.models import CatalogDomain, CatalogOrganization
 from webapp.certificates import service as certificates
+from webapp.credentials import service as credentials
 from webapp.csrs import service as csrs
 from webapp.dashboard import service as dashboard
 from webapp.extensions import db
@@ -188,6 +190,13 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("organization statuses", lambda: catalog.statuses(CatalogOrganization)),
     ("audit actions", audit.actions),
     ("order filter choices", orders.filter_choices),
+    # Entrust > Manage > Credentials: each credential's synced rows, counted up to a bound
+    ("credentials tab counts", lambda: credentials.counts([1, 2])),
+    (
+        # the bound keeps its share of the table (COUNT_CAP is scaled down with the rows)
+        "credentials tab counts, bounded",
+        lambda: catalog.counts_by_credential([1, 2], up_to=10 * paging.COUNT_CAP + 1),
+    ),
     # Import Existing Orders: each step of the certificate phase (a batch from the start and from
     # the middle), what it counts, and the orders of a page held under another credential
     *[

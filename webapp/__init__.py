@@ -234,6 +234,8 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.filters["tone"] = badges.tone
     app.jinja_env.filters["status_label"] = badges.label
     app.jinja_env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
+    # A count taken up to ``cap`` + 1 rows: beyond the cap, "more than" it.
+    app.jinja_env.filters["counted"] = lambda n, cap: f"more than {cap:,}" if n > cap else f"{n:,}"
 
 
 def _format_dt(value, fmt: str = "%Y-%m-%d %H:%M UTC"):

@@ -21,7 +21,10 @@ EVENTS = {
     "credential.created": "(actor, credential): a background Job it started, or None",
     "credential.deleted": "(actor, credential): {label: number of rows kept read-only}",
     "credential.references": "(credential): (count, label) of rows that refer to it",
-    "credential.counts": "(): {credential_id: {label: count}} for the Credentials tab",
+    "credential.counts": (
+        "(credential_ids, up_to): {credential_id: {label: count, at most up_to}} for the "
+        "Credentials tab"
+    ),
     "key.in_use": "(key_id): True when a row still needs the private key",
     "certificate.order": "(order_id): words for the CA order a certificate was issued for, or None",
 }

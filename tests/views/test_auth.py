@@ -272,6 +272,40 @@ def test_guesses_spread_over_many_addresses_slow_the_name_but_not_its_owners_add
     assert cleared.object_id == "operator" and json.loads(cleared.detail)["failures"] == spread
 
 
+def test_slowed_sign_ins_are_looked_for_among_the_newest_failures_only(
+    app, admin_client, monkeypatch
+):
+    """A sign-in attack from many addresses fills the failure window: Admin > Users groups only
+    the newest failures (grouping every one took the page about a second at 100,000), says so,
+    and still counts each pair it lists in full."""
+    from webapp.auth.models import LoginAttempt
+
+    monkeypatch.setattr(auth, "SLOWED_LOOKED_AT", 40, raising=False)
+    now = utcnow()
+
+    def failed(name, address, minutes_ago):
+        return LoginAttempt(
+            username=name, address=address, success=False, at=now - timedelta(minutes=minutes_ago)
+        )
+
+    free = app.config["LOGIN_FREE_FAILURES"]
+    # Slowed two hours ago, then 40 newer failures, one from each of as many addresses...
+    db.session.add_all(failed("operator", "192.0.2.99", 120 + i) for i in range(free))
+    db.session.add_all(failed(f"guess{i}", f"203.0.113.{i}", 60) for i in range(40))
+    # ...and a pair slowed just now, with older failures beyond those looked at.
+    db.session.add_all(failed("admin", "198.51.100.5", m) for m in (1, 2, 3, 4, 5, 200, 201))
+    db.session.commit()
+    page = admin_client.get("/admin/users/").get_data(as_text=True)
+    table = page.split('id="throttled-table"')[1].split("</table>")[0]
+    assert "198.51.100.5" in table and "192.0.2.99" not in table
+    assert re.search(r"<td>198\.51\.100\.5</td>\s*<td>7</td>", table)  # counted in full
+    assert 'id="slowed-looked-at"' in page and "newest 40 failed sign-ins" in page
+    # Once the window holds no more than are looked at, every slowed pair is listed.
+    monkeypatch.setattr(auth, "SLOWED_LOOKED_AT", 100)
+    page = admin_client.get("/admin/users/").get_data(as_text=True)
+    assert "192.0.2.99" in page and 'id="slowed-looked-at"' not in page
+
+
 def test_an_address_stays_known_while_its_success_is_kept(app):
     from webapp.auth.models import LoginAttempt
 

@@ -306,16 +306,36 @@ class Slowed:
     wait: timedelta
 
 
+# Admin > Users looks for slowed sign-ins among this many of the newest failed ones. A sign-in
+# attack from many addresses can leave hundreds of thousands in the failure window: grouping them
+# all took the page seconds. Each pair found is then counted in full (throttles), by its index.
+SLOWED_LOOKED_AT = 5000
+
+
+def _newest_failures(window: datetime):
+    """The newest SLOWED_LOOKED_AT failed sign-ins within the window, read back along the index
+    on their time."""
+    return (
+        select(LoginAttempt.username, LoginAttempt.address, LoginAttempt.at)
+        .where(LoginAttempt.success.is_(False), LoginAttempt.at >= window)
+        .order_by(LoginAttempt.at.desc())
+        .limit(SLOWED_LOOKED_AT)
+        .subquery()
+    )
+
+
 def slowed_sign_ins(limit: int = 50) -> list[Slowed]:
-    """User names being tried from an address that must now wait (Admin > Users)."""
+    """User names being tried from an address that must now wait (Admin > Users), among the
+    newest SLOWED_LOOKED_AT failed sign-ins (more_failures_than_looked_at says if there are
+    older ones in the window)."""
     cfg, now = current_app.config, utcnow()
     window = now - timedelta(hours=cfg["LOGIN_FAILURE_WINDOW_HOURS"])
+    newest = _newest_failures(window)
     pairs = db.session.execute(
-        select(LoginAttempt.username, LoginAttempt.address)
-        .where(LoginAttempt.success.is_(False), LoginAttempt.at >= window)
-        .group_by(LoginAttempt.username, LoginAttempt.address)
+        select(newest.c.username, newest.c.address)
+        .group_by(newest.c.username, newest.c.address)
         .having(func.count() >= cfg["LOGIN_FREE_FAILURES"])
-        .order_by(func.max(LoginAttempt.at).desc())
+        .order_by(func.max(newest.c.at).desc())
         .limit(limit)
     ).all()
     out = []
@@ -324,11 +344,10 @@ def slowed_sign_ins(limit: int = 50) -> list[Slowed]:
         if pair.failures >= pair.free:
             out.append(Slowed(name, address, pair.failures, pair.last_failure_at, pair.wait(now)))
     names = db.session.execute(
-        select(LoginAttempt.username)
-        .where(LoginAttempt.success.is_(False), LoginAttempt.at >= window)
-        .group_by(LoginAttempt.username)
+        select(newest.c.username)
+        .group_by(newest.c.username)
         .having(func.count() >= cfg["LOGIN_FREE_FAILURES_PER_NAME"])
-        .order_by(func.max(LoginAttempt.at).desc())
+        .order_by(func.max(newest.c.at).desc())
         .limit(limit)
     ).scalars()
     for name in names:
@@ -340,6 +359,19 @@ def slowed_sign_ins(limit: int = 50) -> list[Slowed]:
                 )
             )
     return out
+
+
+def more_failures_than_looked_at() -> bool:
+    """Whether the failure window holds more failed sign-ins than slowed_sign_ins looks at."""
+    window = utcnow() - timedelta(hours=current_app.config["LOGIN_FAILURE_WINDOW_HOURS"])
+    stmt = (
+        select(LoginAttempt.id)
+        .where(LoginAttempt.success.is_(False), LoginAttempt.at >= window)
+        .order_by(LoginAttempt.at.desc())
+        .offset(SLOWED_LOOKED_AT)
+        .limit(1)
+    )
+    return db.session.execute(stmt).first() is not None
 
 
 def clear_slowed(actor, username: str, address: str) -> int:

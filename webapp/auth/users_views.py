@@ -36,6 +36,8 @@ def index():
         args=args,
         roles=rbac.ROLE_LABELS,
         slowed=service.slowed_sign_ins(),
+        slowed_beyond=service.more_failures_than_looked_at(),
+        slowed_looked_at=service.SLOWED_LOOKED_AT,
     )
 
 

@@ -633,17 +633,33 @@ def domain_expiry(d: CatalogDomain, now=None) -> str:
     return ""
 
 
-def counts_by_credential() -> dict[int, dict[str, int]]:
-    """Current (not gone) rows per credential and kind, for the Credentials tab."""
+# The order of each credential's index after (credential_id, gone): a count walks it (without
+# it, PostgreSQL may read the table from its start until it has found enough of the credential's
+# rows). Products, a handful per credential, have none.
+_CREDENTIAL_INDEX_ORDER = {
+    CatalogOrganization: ("name_key", "id"),
+    CatalogDomain: ("name", "id"),
+}
+
+
+def counts_by_credential(credential_ids, up_to: int) -> dict[int, dict[str, int]]:
+    """Current (not gone) rows of each credential per kind, for the Credentials tab: each counted
+    along the credential's index, up to ``up_to`` rows (every row, at every view of the tab,
+    took it 50 ms at 100,000 domains and organizations, and grew with them)."""
     out: dict[int, dict[str, int]] = {}
-    for kind, model in MODELS.items():
-        rows = db.session.execute(
-            select(model.credential_id, func.count())
-            .where(model.gone == false())
-            .group_by(model.credential_id)
-        )
-        for cred_id, n in rows:
-            out.setdefault(cred_id, {})[kind] = n
+    for cred_id in credential_ids:
+        for kind, model in MODELS.items():
+            along = [getattr(model, c) for c in _CREDENTIAL_INDEX_ORDER.get(model, ())]
+            current = (
+                select(model.id)
+                .where(model.credential_id == cred_id, model.gone == false())
+                .order_by(*along)
+                .limit(up_to)
+                .subquery()
+            )
+            n = db.session.execute(select(func.count()).select_from(current)).scalar_one()
+            if n:
+                out.setdefault(cred_id, {})[kind] = n
     return out
 
 
@@ -821,5 +837,5 @@ def _mark_gone(actor, credential: EcsCredential) -> dict:
 
 
 @hooks.on("credential.counts")
-def _counts() -> dict:
-    return counts_by_credential()
+def _counts(credential_ids, up_to) -> dict:
+    return counts_by_credential(credential_ids, up_to)

@@ -111,10 +111,17 @@ def references(cred: EcsCredential) -> list[tuple[int, str]]:
     return [r for r in hooks.emit("credential.references", credential=cred) if r and r[0]]
 
 
-def counts() -> dict[int, dict[str, int]]:
-    """{credential id: {label: count}} from every feature that keeps rows per credential."""
+# The Credentials tab counts each credential's synced rows up to this many, then says "more
+# than": an account with hundreds of thousands of domains is not counted whole at each view.
+COUNTED_UP_TO = 10_000
+
+
+def counts(credential_ids) -> dict[int, dict[str, int]]:
+    """{credential id: {label: count}} of ``credential_ids`` from every feature that keeps rows
+    per credential, each counted up to COUNTED_UP_TO + 1 (more than COUNTED_UP_TO: "more than")."""
     out: dict[int, dict[str, int]] = {}
-    for part in hooks.emit("credential.counts"):
+    ids = list(credential_ids)
+    for part in hooks.emit("credential.counts", credential_ids=ids, up_to=COUNTED_UP_TO + 1):
         for cred_id, labels in part.items():
             out.setdefault(cred_id, {}).update(labels)
     return out

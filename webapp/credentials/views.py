@@ -87,11 +87,13 @@ def index():
     sandbox = demo.demo_sandbox()
     if sandbox and not rbac.has_permission(current_user, rbac.CREDENTIALS_MANAGE):
         sandbox = {"url": sandbox["url"]}  # its user name and key are for administrators
+    credentials = service.list_credentials()
     return htmx.render(
         "credentials/index.html",
         block="credentials",
-        credentials=service.list_credentials(),
-        counts=service.counts(),
+        credentials=credentials,
+        counts=service.counts(c.id for c in credentials),
+        counted_up_to=service.COUNTED_UP_TO,
         job=job,
         result=jobs.result_of(job) if job else {},
         demo=sandbox,
@@ -177,11 +179,12 @@ def delete(credential_id: int):
                 "success",
             )
             return htmx.redirect(url_for("credentials.index"))
-    counts = service.counts().get(cred.id, {})
+    counts = service.counts([cred.id]).get(cred.id, {})
     return render_template(
         "credentials/delete.html",
         cred=cred,
         counts=counts,
+        counted_up_to=service.COUNTED_UP_TO,
         refs=service.references(cred),
         errors=errors,
     ), (422 if errors else 200)

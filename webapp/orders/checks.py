@@ -178,6 +178,7 @@ def choices(
     domain: str = "",
     organization_search: str = "",
     domain_search: str = "",
+    csr: int | None = None,
 ) -> Choices:
     """What the order form offers for a credential: its approved organizations, the products
     with inventory left that CertDesk can order, its usable domains, the account's custom
@@ -186,7 +187,8 @@ def choices(
     Organizations and domains are listed in full up to LISTED_CHOICES. Beyond that the form
     lists the first FOUND_CHOICES of a search (``organization_search``: names starting with it;
     ``domain_search``: names starting or ending with it), and the ``organization`` and
-    ``domain`` chosen already, so that a form shown again keeps them."""
+    ``domain`` chosen already, so that a form shown again keeps them; so is the ``csr`` chosen
+    (see unused_csrs)."""
     usable, cred = _credential(credential_id)
     caps = registry.capabilities(CA)
     problems: list[str] = []
@@ -219,20 +221,31 @@ def choices(
         signature_algorithms=caps.signature_algorithms,
         custom_fields=fields,
         custom_error=custom_error,
-        csrs=unused_csrs(),
+        csrs=unused_csrs(chosen=csr),
         problems=problems,
         listed=LISTED_CHOICES,
         found=FOUND_CHOICES,
     )
 
 
-def unused_csrs(limit: int = 100) -> list:
+def unused_csrs(limit: int = 100, chosen: int | None = None) -> list:
     """The newest CSRs made in CertDesk whose key no certificate holds: those an order form
     offers (a new certificate is for a new key pair; a CSR whose key a certificate holds was used,
-    by this certificate's order or another)."""
+    by this certificate's order or another). The form's ``chosen`` CSR comes first when it is
+    older than those: its page's Order Certificate opens the form for it, however many CSRs were
+    made since."""
     recent = csrs.recent(limit)
+    if chosen and all(c.id != chosen for c in recent):
+        row = csrs.get_csr(chosen)
+        if row is not None:
+            recent = [row, *recent]
     in_use = certificates.holding_keys(c.public_key_id for c in recent)
     return [c for c in recent if c.public_key_id not in in_use]
+
+
+def usable_credentials() -> list:
+    """The credentials one may order or import with (no choices of theirs read)."""
+    return credentials.usable_credentials()
 
 
 def disabled_credentials() -> list[str]:

@@ -68,14 +68,6 @@ def _references(credential):
     return (_count_for(credential.id), "orders")
 
 
-@hooks.on("credential.counts")
-def _counts() -> dict:
-    rows = db.session.execute(
-        select(Order.credential_id, func.count()).group_by(Order.credential_id)
-    )
-    return {cred_id: {"orders": n} for cred_id, n in rows}
-
-
 @hooks.on("credential.deleted")
 def _credential_deleted(actor, credential) -> dict:
     """A deleted credential's orders stay, read-only (their connector can no longer be opened)."""

@@ -328,6 +328,7 @@ def _order_choices(values: dict, *, with_custom: bool = True) -> checks.Choices:
         domain=values["domain"],
         organization_search=values["organization_search"][:MAX_SEARCH],
         domain_search=values["domain_search"][:MAX_SEARCH],
+        csr=values.get("csr_id"),
     )
 
 
@@ -456,7 +457,7 @@ def import_orders():
             )
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
-    usable = checks.choices(None, with_custom=False).credentials
+    usable = checks.usable_credentials()  # not the order form's choices: none is shown here
     body = htmx.render(
         "orders/import.html",
         chosen=chosen,
