@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select, text
 
-from tests.conftest import Client, _instance_from, make_app
+from tests.conftest import BACKEND, Client, _instance_from, make_app
 from tests.helpers import HTMX, PASSWORD
 from tests.reliability import sweep
 from webapp.extensions import db
@@ -101,7 +101,11 @@ def _populate(app):
     }
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+# Both databases by default. Under CERTDESK_TEST_DB=postgresql the test instances are PostgreSQL
+# copies of one template, so a "sqlite" case would be a second PostgreSQL run sharing its cluster.
+@pytest.fixture(
+    scope="module", params=["sqlite", "postgresql"] if BACKEND == "sqlite" else ["postgresql"]
+)
 def world(request, tmp_path_factory, db_templates):
     root = tmp_path_factory.mktemp(f"sweep-{request.param}")
     config = {}
