@@ -243,6 +243,35 @@ def test_an_order_page_shows_fields_history_and_what_to_do(operator_client, orde
     assert operator_client.get("/entrust/999999").status_code == 404
 
 
+@pytest.mark.parametrize("off", ["disabled", "deleted"])
+def test_an_order_of_an_unusable_credential_promises_no_check(operator_client, orders, off):
+    """The scheduled checks leave out the orders of a disabled or deleted credential: their
+    page names no time of a next check or of settling, and says what would bring it back."""
+    issued, _pending, _expired, lost, _never = orders
+    issued.next_check_at = utcnow() + timedelta(hours=2)
+    db.session.commit()
+    before = operator_client.get(f"/entrust/{issued.id}").get_data(as_text=True)
+    assert "next check" in before
+    assert "and settles it by" in operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)
+    cred = issued.credential
+    if off == "disabled":
+        cred.enabled = False
+    else:
+        cred.deleted_at = utcnow()
+    db.session.commit()
+    page = operator_client.get(f"/entrust/{issued.id}").get_data(as_text=True)
+    said = page.split('id="next-check">')[1].split("</small>")[0]
+    assert "next check" not in said
+    if off == "disabled":
+        assert said == "no check until its credential is enabled again"
+    else:
+        assert said == "no more checks: its credential was deleted"
+    unsettled = operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)
+    notice = unsettled.split('id="order-unsettled"')[1].split("</p>")[0]
+    assert "and settles it by" not in notice
+    assert ("once its credential is enabled again" in notice) is (off == "disabled")
+
+
 def _no_credential(client, path: str) -> str:
     """The words of the page's "no enabled credential" paragraph, without their markup."""
     page = client.get(path).get_data(as_text=True)
