@@ -72,19 +72,27 @@ class JobKind:
     func: Callable
     resumable: bool
     permission: str | None = None
+    interrupted: str = ""
 
 
 _KINDS: dict[str, JobKind] = {}
 
 
 def register(
-    kind: str, func: Callable, *, resumable: bool = True, permission: str | None = None
+    kind: str,
+    func: Callable,
+    *,
+    resumable: bool = True,
+    permission: str | None = None,
+    interrupted: str = "",
 ) -> str:
     """Declare a kind of job. ``resumable``: it may run again after an interruption (it is
     idempotent, or carries on from its checkpoint). ``permission``: what the person who started
     one must still hold while it runs: once they are disabled or lose it, the job does not start,
-    or stops at its next ``progress`` (what it did before is kept). Returns ``kind``."""
-    _KINDS[kind] = JobKind(kind, func, resumable, permission)
+    or stops at its next ``progress`` (what it did before is kept). ``interrupted``: for a kind
+    that cannot resume, what a person does after its process died during it (where things stand
+    and how to go on), added to the job's error. Returns ``kind``."""
+    _KINDS[kind] = JobKind(kind, func, resumable, permission, interrupted)
     return kind
 
 
@@ -410,6 +418,8 @@ def recover(now=None) -> dict:
             reason = "Not started: the server stopped before the job's turn came; start it again."
         elif spec is None or not spec.resumable:
             reason = "Interrupted: the server stopped during the job."
+            if spec is not None and spec.interrupted:
+                reason += " " + spec.interrupted
         else:
             reason = f"Interrupted {job.attempts} times; start it again."
         failed = db.session.execute(

@@ -764,7 +764,16 @@ def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", cred
 
 
 # Not resumable: a job cut short is not run again (its calls change orders; none is repeated).
-ACTION_JOB = jobs.register("orders.action", _run_job, resumable=False)
+ACTION_JOB = jobs.register(
+    "orders.action",
+    _run_job,
+    resumable=False,
+    interrupted=(
+        "Some of its orders may have been changed at Entrust before it stopped, the others not: "
+        "Check Order Status on them shows where each stands; then act again on those that still "
+        "need it."
+    ),
+)
 
 
 # --- Delete ---------------------------------------------------------------------------------
