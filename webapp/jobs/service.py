@@ -381,29 +381,32 @@ def heartbeat(runner: str, now=None) -> None:
 def recover(now=None) -> dict:
     """Jobs whose process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks,
     whether they were running or still queued in its pool): queue them again in this process
-    when their kind can resume and they have runs left, fail them otherwise. Each change is made
-    only if the job is still as it was judged (a late heartbeat, or its end, wins). Returns
-    counts."""
+    when their kind can resume and they have runs left, fail them otherwise. Jobs handed back at
+    an orderly stop (queued, held by no process) are queued again at once, whatever their age,
+    those that cannot resume too (they never ran): their card says they carry on when CertDesk
+    starts again. Each change is made only if the job is still as it was judged (a late
+    heartbeat, or its end, wins). Returns counts."""
     now = now or utcnow()
     stale_after = timedelta(seconds=current_app.config["JOBS_STALE_SECONDS"])
-    stale = list(
-        db.session.execute(
-            select(Job).where(
-                Job.state.in_((QUEUED, RUNNING)),
-                Job.created_at < now - stale_after,
-                (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - stale_after),
-            )
-        ).scalars()
+    handed_back = (Job.state == QUEUED) & (Job.runner == "")
+    silent = (
+        Job.state.in_((QUEUED, RUNNING))
+        & (Job.created_at < now - stale_after)
+        & ((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - stale_after))
     )
+    stale = list(db.session.execute(select(Job).where(handed_back | silent)).scalars())
     counts = {"requeued": 0, "failed": 0}
     for job in stale:
         spec = _KINDS.get(job.kind)
         as_judged = (
             Job.id == job.id,
             Job.state == job.state,
+            Job.runner == job.runner,
             Job.heartbeat_at == job.heartbeat_at,
         )
-        if spec is not None and spec.resumable and job.attempts < MAX_ATTEMPTS:
+        never_ran = job.state == QUEUED and not job.runner and job.attempts == 0
+        runs_left = spec is not None and spec.resumable and job.attempts < MAX_ATTEMPTS
+        if spec is not None and (runs_left or never_ran):
             moved = db.session.execute(
                 update(Job)
                 .where(*as_judged)
