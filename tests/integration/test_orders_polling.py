@@ -3,6 +3,7 @@ certificate fetched only when there is one to fetch, Entrust unreachable, and th
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 
 import pytest
@@ -176,6 +177,36 @@ def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):
     for r in rows:
         db.session.refresh(r)
         assert r.status == "ACTIVE" and "Could not check the status" in r.message
+
+
+def test_a_check_job_that_could_not_reach_entrust_says_failed_and_why(
+    env, operator_client, sandbox
+):
+    """Check Order Status of more orders than are checked at once, and the scheduled check,
+    while Entrust answers 503: their cards say Failed, how many could not be checked and why,
+    not Succeeded with the reason left out."""
+    ids = [
+        r.id
+        for r in db.session.execute(
+            select(Order).where(Order.status == "ACTIVE", Order.third_party.is_(False)).limit(30)
+        ).scalars()
+    ]
+    assert len(ids) > polling.INLINE_LIMIT
+    sandbox.faults([{"kind": "http_503", "method": "GET"}])
+    resp = operator_client.post("/entrust/check", data={"order": ids})
+    assert resp.status_code == 303 and "job=" in resp.headers["Location"]
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    card = html.unescape(page.split('id="job-')[1].split("</article>")[0])
+    assert "Failed" in card and "Succeeded" not in card
+    assert "0 checked" in card and "30 could not be checked" in card
+    assert "Entrust server error (HTTP 503)" in card and "Try again later" in card
+
+    assert polling.due()  # the imported pending orders
+    polling.scheduled_poll()
+    sandbox.clear_faults()
+    job = db.session.execute(select(Job).where(Job.kind == polling.POLL_JOB)).scalar_one()
+    assert job.state == "failed" and job.error.startswith("Scheduled status check: 0 checked")
+    assert "Entrust server error (HTTP 503)" in job.error
 
 
 def test_the_scheduled_runs_start_a_job_only_when_something_is_due(env, user, sandbox):
