@@ -270,6 +270,10 @@ def test_an_order_of_an_unusable_credential_promises_no_check(operator_client, o
     notice = unsettled.split('id="order-unsettled"')[1].split("</p>")[0]
     assert "and settles it by" not in notice
     assert ("once its credential is enabled again" in notice) is (off == "disabled")
+    # A deleted credential can never be asked: no search is promised, nor a button for one.
+    gone = "CertDesk can no longer search Entrust for it: its credential was deleted."
+    assert (gone in notice) is (off == "deleted")
+    assert ("Check with Entrust now" in unsettled) is (off == "disabled")
 
 
 def _no_credential(client, path: str) -> str:
