@@ -276,6 +276,29 @@ def test_an_order_of_an_unusable_credential_promises_no_check(operator_client, o
     assert ("Check with Entrust now" in unsettled) is (off == "disabled")
 
 
+def test_an_order_being_sent_says_what_happens_if_no_answer_comes(operator_client, orders):
+    """An order whose call to Entrust is under way, or was when CertDesk stopped (the page
+    cannot tell which): its page names when the answer is due and what CertDesk does if none
+    comes, and does not claim that CertDesk is waiting for it."""
+    now = utcnow()
+    row = make_order(
+        None,
+        "",
+        "",
+        placement="intent",
+        common_name="sending.example.com",
+        request_id="certdesk:sending",
+        attempted_at=now,
+        next_check_at=now + timedelta(minutes=5),
+    )
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    notice = page.split('id="order-sending"')[1].split("</article>")[0]
+    assert "is waiting for" not in notice and "Being sent" not in notice
+    assert "expects Entrust's answer by" in notice
+    assert "Should none come by then (CertDesk may have stopped meanwhile)" in notice
+    assert "Do not order the same certificate again meanwhile." in notice
+
+
 def _no_credential(client, path: str) -> str:
     """The words of the page's "no enabled credential" paragraph, without their markup."""
     page = client.get(path).get_data(as_text=True)
