@@ -165,6 +165,9 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
             settled = settling.reconcile(r, actor, now=now)
             if settled.placement in (PLACED, NOT_PLACED):
                 result.counts["settled"] += 1
+            elif settled.message.startswith(settling.COULD_NOT_CHECK):
+                result.counts["failed"] += 1  # Entrust could not be searched for it
+                result.problems.append(settled.message[len(settling.COULD_NOT_CHECK) :])
             continue
         if r.placement != PLACED or r.third_party or not r.ca_order_id:
             continue
