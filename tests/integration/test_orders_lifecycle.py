@@ -362,6 +362,28 @@ def test_many_orders_run_as_a_job_with_each_outcome_audited(env, user, sandbox, 
     assert {sandbox.status(r.ca_order_id) for r in rows} == {"SUSPENDED"}
 
 
+def test_a_job_in_which_entrust_failed_some_orders_says_failed_and_why(
+    env, user, sandbox, monkeypatch, admin_client
+):
+    """Suspend on more orders than are done at once while Entrust answers one change with 503:
+    the job's card says Failed, what was done, and Entrust's reason, which no order's page
+    holds, rather than Succeeded."""
+    import html
+
+    monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
+    ids = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com").id for i in range(3)]
+    sandbox.faults([{"kind": "http_503", "method": "PATCH", "count": 1}])
+    resp = admin_client.post("/entrust/status?action=suspend", data={"order": ids})
+    sandbox.clear_faults()
+    assert resp.status_code == 303 and "job=" in resp.headers["Location"]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    card = html.unescape(page.split('id="job-')[1].split("</article>")[0])
+    assert "Failed" in card and "Succeeded" not in card
+    assert "Suspend: 2 done, 0 refused, 1 could not be done." in card
+    assert "Entrust server error (HTTP 503)" in card
+    assert len(_changes(sandbox)) == 3  # each sent once, none again
+
+
 def test_the_same_job_asked_for_twice_at_once_runs_once(app, env, user, sandbox, monkeypatch):
     """A double click on Update Certificate Status for more orders than are done at once: the
     second request finds the first one's job, and no change is sent twice."""

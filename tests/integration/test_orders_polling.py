@@ -3,6 +3,8 @@ certificate fetched only when there is one to fetch, Entrust unreachable, and th
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -176,6 +178,65 @@ def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):
     for r in rows:
         db.session.refresh(r)
         assert r.status == "ACTIVE" and "Could not check the status" in r.message
+
+
+def test_a_check_job_that_could_not_reach_entrust_says_failed_and_why(
+    env, operator_client, sandbox
+):
+    """Check Order Status of more orders than are checked at once, and the scheduled check,
+    while Entrust answers 503: their cards say Failed, how many could not be checked and why,
+    not Succeeded with the reason left out."""
+    ids = [
+        r.id
+        for r in db.session.execute(
+            select(Order).where(Order.status == "ACTIVE", Order.third_party.is_(False)).limit(30)
+        ).scalars()
+    ]
+    assert len(ids) > polling.INLINE_LIMIT
+    sandbox.faults([{"kind": "http_503", "method": "GET"}])
+    resp = operator_client.post("/entrust/check", data={"order": ids})
+    assert resp.status_code == 303 and "job=" in resp.headers["Location"]
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    card = html.unescape(page.split('id="job-')[1].split("</article>")[0])
+    assert "Failed" in card and "Succeeded" not in card
+    assert "0 checked" in card and "30 could not be checked" in card
+    assert "Entrust server error (HTTP 503)" in card and "Try again later" in card
+
+    assert polling.due()  # the imported pending orders
+    polling.scheduled_poll()
+    sandbox.clear_faults()
+    job = db.session.execute(select(Job).where(Job.kind == polling.POLL_JOB)).scalar_one()
+    assert job.state == "failed" and job.error.startswith("Scheduled status check: 0 checked")
+    assert "Entrust server error (HTTP 503)" in job.error
+
+
+def test_checking_a_lost_answer_while_entrust_is_down_says_it_could_not(
+    env, operator_client, sandbox
+):
+    """Check Order Status on an order whose answer was lost, ticked in the list, while Entrust
+    answers 503: the message says it could not be checked and why, not a green "0 checked"."""
+    row = Order(
+        credential_id=env.id,
+        placement="unknown",
+        request_id="certdesk:lost-while-down",
+        request="{}",
+        attempted_at=utcnow() - timedelta(hours=1),
+        next_check_at=utcnow() + timedelta(minutes=5),
+    )
+    db.session.add(row)
+    db.session.commit()
+    sandbox.faults([{"kind": "http_503", "method": "GET"}])
+    resp = operator_client.post("/entrust/check", data={"order": [row.id]})
+    sandbox.clear_faults()
+    page = html.unescape(operator_client.get(resp.headers["Location"]).get_data(as_text=True))
+    flashes = re.findall(r'<article class="flash flash-(\w+)"[^>]*>([^<]*)<', page)
+    assert (
+        "error",
+        "Check Order Status: 0 checked: 0 changed, 0 unchanged, 1 could not be checked.",
+    ) in flashes, flashes
+    assert any("Entrust server error (HTTP 503)" in text for _, text in flashes), flashes
+    db.session.refresh(row)
+    assert row.placement == "unknown"
 
 
 def test_the_scheduled_runs_start_a_job_only_when_something_is_due(env, user, sandbox):

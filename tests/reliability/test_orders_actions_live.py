@@ -206,3 +206,58 @@ def test_a_job_stops_at_the_next_order_once_its_user_loses_the_right(
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def test_a_job_cut_short_by_a_crash_says_where_things_stand_and_how_to_go_on(
+    instance, sandbox, fast_clients
+):
+    """`certdesk serve` killed while it suspends many orders: the next start fails the job (its
+    calls change orders; none is sent again), and its card says that some orders may have been
+    changed, how to find out which, and what to do then, not only that the server stopped."""
+    fast = {
+        "CERTDESK_SCHEDULER_TICK_SECONDS": "1",
+        "CERTDESK_SCHEDULER_LEASE_SECONDS": "2",
+        "CERTDESK_JOBS_STALE_SECONDS": "2",
+    }
+    sandbox.seed(certificates=0, seed=10)
+    issued = _prepare(instance, sandbox)[:-1]
+    app = make_app(instance, instance / "certdesk.db")
+    first = start_server(instance, fast)
+    try:
+        sandbox.clear_requests()
+        sandbox.faults([{"kind": "latency", "method": "PATCH", "ms": 400}])
+        resp = signed_in(first, "admin").post(
+            first.url + "/entrust/status?action=suspend",
+            data={"order": issued},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert resp.status_code == 303, resp.text
+        job_id = int(resp.headers["Location"].rsplit("=", 1)[1])
+        deadline = time.monotonic() + 60
+        while len([r for r in sandbox.requests() if r["method"] == "PATCH"]) < 3:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+    finally:
+        first.process.kill()
+        first.process.wait(10)
+    sandbox.clear_faults()
+    sent = len([r for r in sandbox.requests() if r["method"] == "PATCH"])
+    assert sent < ORDERS
+
+    second = start_server(instance, fast)
+    try:
+        job = _wait_for_job(app, job_id, 60)
+        assert job.state == "failed" and job.error.startswith("Interrupted"), job.error
+        card = signed_in(second, "admin").get(f"{second.url}/jobs/{job_id}", timeout=30).text
+        said = re.search(r'class="field-error job-error">([^<]*)<', card)
+        assert said, card
+        words = said.group(1)
+        assert "may have been changed at Entrust" in words
+        assert "Check Order Status" in words and "act again" in words
+        assert len([r for r in sandbox.requests() if r["method"] == "PATCH"]) == sent
+    finally:
+        stop_server(second)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -125,6 +125,39 @@ def test_a_credential_whose_first_sync_failed_says_so_not_untested(admin_client,
     assert "Not tested" not in status and "Wrong user name or API key" in status
 
 
+def _flash(page: str) -> str:
+    found = re.search(r'<article class="flash[^"]*"[^>]*>(.*?)</article>', page, re.S)
+    assert found, page[:2000]
+    return found.group(1)
+
+
+@pytest.mark.parametrize("how", ["form", "demo"])
+def test_the_saved_message_stays_true_when_the_first_sync_fails(app, admin_client, sandbox, how):
+    """Saved with a key Entrust refuses, the credential's first sync fails at once: the message
+    above the job card says a sync was started and where to follow it, never that the catalog
+    is syncing while the card below says Failed."""
+    sandbox.seed(certificates=0, seed=2)
+    if how == "form":
+        resp = admin_client.post(
+            "/entrust/manage/credentials/new", data=form(sandbox, api_key="not-the-key")
+        )
+    else:
+        app.config.update(
+            DEMO_SANDBOX_URL=sandbox.base_url,
+            DEMO_SANDBOX_USER=sandbox.api_user,
+            DEMO_SANDBOX_KEY="not-the-key",
+        )
+        resp = admin_client.post("/entrust/manage/credentials/sandbox")
+    assert resp.status_code == 303 and "job=" in resp.headers["Location"]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    card = page.split('id="job-')[1].split("</article>")[0]
+    assert "Failed" in card and "Wrong user name or API key" in card
+    said = _flash(page)
+    assert "syncing" not in said, said
+    assert "a first sync of its organizations, domains and products was started" in said
+    assert "shown below" in said
+
+
 def test_invalid_form_shows_errors_next_to_fields(admin_client, sandbox):
     resp = admin_client.post("/entrust/manage/credentials/new", data=form(sandbox, name=""))
     body = resp.get_data(as_text=True)

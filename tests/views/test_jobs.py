@@ -216,6 +216,28 @@ def test_jobs_that_cannot_resume_or_ran_too_often_fail_in_words(app):
     assert f"Interrupted {jobs.MAX_ATTEMPTS} times" in worn.error
 
 
+def test_jobs_handed_back_at_an_orderly_stop_carry_on_at_the_next_start_at_once(app, admin_client):
+    """CertDesk stopped in order moments after two jobs were started: both were handed back,
+    and their cards say they carry on when CertDesk starts again. The next start's first
+    recovery runs them, however young they are, the one that cannot resume too (it never ran),
+    rather than leaving "Paused while CertDesk stopped" on a card while CertDesk runs."""
+    ids = []
+    for kind, params in (("test.resume", {"n": 2}), ("test.once", {"n": 1})):
+        job = jobs.queue(kind, kind, **params)
+        db.session.commit()
+        ids.append(job.id)
+    jobs._hand_back(Job.id.in_(ids))
+    card = admin_client.get(f"/jobs/{ids[0]}", headers=HTMX).get_data(as_text=True)
+    assert "Paused while CertDesk stopped; it carries on when CertDesk starts again." in card
+    assert jobs.recover() == {"requeued": 2, "failed": 0}
+    for job_id in ids:
+        job = db.session.get(Job, job_id)
+        db.session.refresh(job)
+        assert job.state == "succeeded" and job.attempts == 1, job.error
+    card = admin_client.get(f"/jobs/{ids[0]}", headers=HTMX).get_data(as_text=True)
+    assert "Paused" not in card and "Succeeded" in card
+
+
 def test_the_heartbeat_keeps_a_running_job_alive(app):
     job = _stale("test.resume", {"n": 1})
     jobs.heartbeat("dead-host:1:abc")

@@ -243,6 +243,62 @@ def test_an_order_page_shows_fields_history_and_what_to_do(operator_client, orde
     assert operator_client.get("/entrust/999999").status_code == 404
 
 
+@pytest.mark.parametrize("off", ["disabled", "deleted"])
+def test_an_order_of_an_unusable_credential_promises_no_check(operator_client, orders, off):
+    """The scheduled checks leave out the orders of a disabled or deleted credential: their
+    page names no time of a next check or of settling, and says what would bring it back."""
+    issued, _pending, _expired, lost, _never = orders
+    issued.next_check_at = utcnow() + timedelta(hours=2)
+    db.session.commit()
+    before = operator_client.get(f"/entrust/{issued.id}").get_data(as_text=True)
+    assert "next check" in before
+    assert "and settles it by" in operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)
+    cred = issued.credential
+    if off == "disabled":
+        cred.enabled = False
+    else:
+        cred.deleted_at = utcnow()
+    db.session.commit()
+    page = operator_client.get(f"/entrust/{issued.id}").get_data(as_text=True)
+    said = page.split('id="next-check">')[1].split("</small>")[0]
+    assert "next check" not in said
+    if off == "disabled":
+        assert said == "no check until its credential is enabled again"
+    else:
+        assert said == "no more checks: its credential was deleted"
+    unsettled = operator_client.get(f"/entrust/{lost.id}").get_data(as_text=True)
+    notice = unsettled.split('id="order-unsettled"')[1].split("</p>")[0]
+    assert "and settles it by" not in notice
+    assert ("once its credential is enabled again" in notice) is (off == "disabled")
+    # A deleted credential can never be asked: no search is promised, nor a button for one.
+    gone = "CertDesk can no longer search Entrust for it: its credential was deleted."
+    assert (gone in notice) is (off == "deleted")
+    assert ("Check with Entrust now" in unsettled) is (off == "disabled")
+
+
+def test_an_order_being_sent_says_what_happens_if_no_answer_comes(operator_client, orders):
+    """An order whose call to Entrust is under way, or was when CertDesk stopped (the page
+    cannot tell which): its page names when the answer is due and what CertDesk does if none
+    comes, and does not claim that CertDesk is waiting for it."""
+    now = utcnow()
+    row = make_order(
+        None,
+        "",
+        "",
+        placement="intent",
+        common_name="sending.example.com",
+        request_id="certdesk:sending",
+        attempted_at=now,
+        next_check_at=now + timedelta(minutes=5),
+    )
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    notice = page.split('id="order-sending"')[1].split("</article>")[0]
+    assert "is waiting for" not in notice and "Being sent" not in notice
+    assert "expects Entrust's answer by" in notice
+    assert "Should none come by then (CertDesk may have stopped meanwhile)" in notice
+    assert "Do not order the same certificate again meanwhile." in notice
+
+
 def _no_credential(client, path: str) -> str:
     """The words of the page's "no enabled credential" paragraph, without their markup."""
     page = client.get(path).get_data(as_text=True)

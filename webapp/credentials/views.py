@@ -14,7 +14,17 @@ from webapp.validation import InputError, password_hidden
 bp = Blueprint("credentials", __name__, url_prefix="/entrust/manage")
 
 FORM_FIELDS = ("name", "api_user", "base_url", "proxy")
-SYNCING = "its organizations, domains and products are syncing."
+
+
+def _saved(cred, job, verb: str) -> str:
+    """The flash after a new credential is stored: true whatever its first sync comes to (the
+    job card below shows how it goes), and a sync is named only when one was started."""
+    if job is None:
+        return f"Credential {cred.name} {verb}."
+    return (
+        f"Credential {cred.name} {verb}; a first sync of its organizations, domains and products "
+        "was started: its progress and outcome are shown below."
+    )
 
 
 def _cred_or_404(credential_id: int):
@@ -109,7 +119,7 @@ def new():
         cred, job = service.create(current_user, _input())
     except InputError as exc:
         return _render_form(errors={exc.field or "form": str(exc)}, status=422)
-    flash(f"Credential {cred.name} saved; {SYNCING}", "success")
+    flash(_saved(cred, job, "saved"), "success")
     return htmx.redirect(url_for("credentials.index", job=job.id if job else None))
 
 
@@ -209,5 +219,5 @@ def add_sandbox():
     except InputError as exc:
         flash(str(exc), "error")
         return htmx.redirect(url_for("credentials.index"))
-    flash(f"Credential {cred.name} added; {SYNCING}", "success")
+    flash(_saved(cred, job, "added"), "success")
     return htmx.redirect(url_for("credentials.index", job=job.id if job else None))

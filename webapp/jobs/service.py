@@ -72,19 +72,27 @@ class JobKind:
     func: Callable
     resumable: bool
     permission: str | None = None
+    interrupted: str = ""
 
 
 _KINDS: dict[str, JobKind] = {}
 
 
 def register(
-    kind: str, func: Callable, *, resumable: bool = True, permission: str | None = None
+    kind: str,
+    func: Callable,
+    *,
+    resumable: bool = True,
+    permission: str | None = None,
+    interrupted: str = "",
 ) -> str:
     """Declare a kind of job. ``resumable``: it may run again after an interruption (it is
     idempotent, or carries on from its checkpoint). ``permission``: what the person who started
     one must still hold while it runs: once they are disabled or lose it, the job does not start,
-    or stops at its next ``progress`` (what it did before is kept). Returns ``kind``."""
-    _KINDS[kind] = JobKind(kind, func, resumable, permission)
+    or stops at its next ``progress`` (what it did before is kept). ``interrupted``: for a kind
+    that cannot resume, what a person does after its process died during it (where things stand
+    and how to go on), added to the job's error. Returns ``kind``."""
+    _KINDS[kind] = JobKind(kind, func, resumable, permission, interrupted)
     return kind
 
 
@@ -370,32 +378,47 @@ def heartbeat(runner: str, now=None) -> None:
     db.session.commit()
 
 
+_first_recovery = [True]
+
+
+def recover_interval() -> timedelta:
+    """How often :func:`recover` runs: at the first tick of a process (so a start carries on at
+    once the jobs the last stop handed back, as their cards say), every minute after."""
+    if _first_recovery[0]:
+        _first_recovery[0] = False
+        return timedelta(0)
+    return timedelta(minutes=1)
+
+
 def recover(now=None) -> dict:
     """Jobs whose process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks,
     whether they were running or still queued in its pool): queue them again in this process
-    when their kind can resume and they have runs left, fail them otherwise. Each change is made
-    only if the job is still as it was judged (a late heartbeat, or its end, wins). Returns
-    counts."""
+    when their kind can resume and they have runs left, fail them otherwise. Jobs handed back at
+    an orderly stop (queued, held by no process) are queued again at once, whatever their age,
+    those that cannot resume too (they never ran): their card says they carry on when CertDesk
+    starts again. Each change is made only if the job is still as it was judged (a late
+    heartbeat, or its end, wins). Returns counts."""
     now = now or utcnow()
     stale_after = timedelta(seconds=current_app.config["JOBS_STALE_SECONDS"])
-    stale = list(
-        db.session.execute(
-            select(Job).where(
-                Job.state.in_((QUEUED, RUNNING)),
-                Job.created_at < now - stale_after,
-                (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - stale_after),
-            )
-        ).scalars()
+    handed_back = (Job.state == QUEUED) & (Job.runner == "")
+    silent = (
+        Job.state.in_((QUEUED, RUNNING))
+        & (Job.created_at < now - stale_after)
+        & ((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - stale_after))
     )
+    stale = list(db.session.execute(select(Job).where(handed_back | silent)).scalars())
     counts = {"requeued": 0, "failed": 0}
     for job in stale:
         spec = _KINDS.get(job.kind)
         as_judged = (
             Job.id == job.id,
             Job.state == job.state,
+            Job.runner == job.runner,
             Job.heartbeat_at == job.heartbeat_at,
         )
-        if spec is not None and spec.resumable and job.attempts < MAX_ATTEMPTS:
+        never_ran = job.state == QUEUED and not job.runner and job.attempts == 0
+        runs_left = spec is not None and spec.resumable and job.attempts < MAX_ATTEMPTS
+        if spec is not None and (runs_left or never_ran):
             moved = db.session.execute(
                 update(Job)
                 .where(*as_judged)
@@ -410,6 +433,8 @@ def recover(now=None) -> dict:
             reason = "Not started: the server stopped before the job's turn came; start it again."
         elif spec is None or not spec.resumable:
             reason = "Interrupted: the server stopped during the job."
+            if spec is not None and spec.interrupted:
+                reason += " " + spec.interrupted
         else:
             reason = f"Interrupted {job.attempts} times; start it again."
         failed = db.session.execute(

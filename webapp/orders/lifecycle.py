@@ -751,6 +751,7 @@ def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", cred
     act = ACTIONS[action]
     choices = Choices(reason=reason, comment=comment, credential_id=credential_id)
     counts = {"done": 0, "refused": 0, "failed": 0}
+    problems: dict[str, None] = {}  # why orders could not be done, each reason once
     ids = list(order_ids)
     step = JOB_STEP
     with _Acting(choices) as acting:
@@ -759,12 +760,31 @@ def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", cred
                 _stop_unless_allowed(ctx.actor, act, i + n, len(ids))
                 for outcome in _execute(ctx.actor, act, [row], choices, acting):
                     counts[outcome.result] += 1
+                    if outcome.result == "failed":
+                        problems.setdefault(outcome.message)
             ctx.progress(min(i + step, len(ids)), len(ids), _summary(counts))
-    return {**counts, "message": f"{availability.LABELS[act]}: {_summary(counts)}"}
+    said = f"{availability.LABELS[act]}: {_summary(counts)}"
+    if counts["failed"]:
+        # The card says Failed, and why: the reasons are on no order's page.
+        why = list(problems)
+        more = f" (and {len(why) - 3} more reasons; Admin › Audit has each order's)" * (
+            len(why) > 3
+        )
+        raise jobs.JobError(f"{said} {' '.join(why[:3])}{more}")
+    return {**counts, "message": said}
 
 
 # Not resumable: a job cut short is not run again (its calls change orders; none is repeated).
-ACTION_JOB = jobs.register("orders.action", _run_job, resumable=False)
+ACTION_JOB = jobs.register(
+    "orders.action",
+    _run_job,
+    resumable=False,
+    interrupted=(
+        "Some of its orders may have been changed at Entrust before it stopped, the others not: "
+        "Check Order Status on them shows where each stands; then act again on those that still "
+        "need it."
+    ),
+)
 
 
 # --- Delete ---------------------------------------------------------------------------------

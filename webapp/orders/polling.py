@@ -165,6 +165,9 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
             settled = settling.reconcile(r, actor, now=now)
             if settled.placement in (PLACED, NOT_PLACED):
                 result.counts["settled"] += 1
+            elif settled.message.startswith(settling.COULD_NOT_CHECK):
+                result.counts["failed"] += 1  # Entrust could not be searched for it
+                result.problems.append(settled.message[len(settling.COULD_NOT_CHECK) :])
             continue
         if r.placement != PLACED or r.third_party or not r.ca_order_id:
             continue
@@ -201,8 +204,19 @@ def _run_check(ctx, order_ids: list[int]):
     for i in range(0, len(ids), CHUNK):
         check(_rows(ids[i : i + CHUNK]), ctx.actor, result=result)
         ctx.progress(min(i + CHUNK, len(ids)), len(ids), result.summary())
+    return _ended(result, "Check Order Status: ")
+
+
+def _ended(result: CheckResult, label: str) -> dict:
+    """A check job's result; raises JobError when orders could not be checked, so that its card
+    says Failed, with why, rather than Succeeded (what was checked is kept either way)."""
+    if result.counts["failed"]:
+        why = list(dict.fromkeys(result.problems))
+        more = f" (and {len(why) - 3} more problems)" if len(why) > 3 else ""
+        reasons = f" {' '.join(why[:3])}{more}" if why else " Each order's page says why."
+        raise jobs.JobError(f"{label}{result.summary()}{reasons}")
     out = dict(result.counts)
-    out["message"] = "Check Order Status: " + result.summary()
+    out["message"] = label + result.summary()
     return out
 
 
@@ -318,10 +332,7 @@ def poll(actor="scheduler", now: datetime | None = None) -> CheckResult:
 
 
 def _run_poll(ctx):
-    result = poll(ctx.actor)
-    out = dict(result.counts)
-    out["message"] = "Scheduled status check: " + result.summary()
-    return out
+    return _ended(poll(ctx.actor), "Scheduled status check: ")
 
 
 POLL_JOB = jobs.register("orders.poll", _run_poll)

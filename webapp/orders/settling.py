@@ -35,6 +35,10 @@ from webapp.security import rbac
 log = logging.getLogger(__name__)
 
 
+# How an order's message starts when the search for it could not be made (Entrust unreachable).
+COULD_NOT_CHECK = "Could not check with Entrust yet: "
+
+
 def claim(order_id: int, values: dict, from_=(INTENT, UNKNOWN)) -> bool:
     """Move an order out of INTENT/UNKNOWN, unless someone else settled it meanwhile."""
     done = db.session.execute(
@@ -106,7 +110,7 @@ def reconcile(row: Order, actor, *, now: datetime | None = None, conn=None) -> O
         row = db.session.get(Order, row.id)
         if row.placement == INTENT:
             row.placement = UNKNOWN
-        row.message = f"Could not check with Entrust yet: {exc}"[:2000]
+        row.message = f"{COULD_NOT_CHECK}{exc}"[:2000]
         # Again in a minute, then less and less often (up to hourly) while Entrust cannot be asked.
         wait = min(max(1, (row.check_interval_minutes or 0) * 2), 60)
         row.check_interval_minutes = wait
