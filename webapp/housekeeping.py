@@ -56,8 +56,11 @@ def after_bulk_change(added: int) -> None:
 
 def register_periodic(scheduler, app) -> None:
     scheduler.register("housekeeping", auth.prune_login_attempts, lambda: timedelta(hours=1))
-    scheduler.register("jobs.recover", jobs.recover, jobs.recover_interval)
+    # At once after a start too: the jobs the last stop handed back carry on, as their cards say.
+    scheduler.register("jobs.recover", jobs.recover, lambda: timedelta(minutes=1), at_start=True)
     scheduler.register("jobs.prune", jobs.prune, lambda: timedelta(hours=6))
     # Hourly, and at the first tick after a start: a list that grew by an import is planned by
     # its new size within the hour.
-    scheduler.register("planner_statistics", refresh_planner_statistics, lambda: timedelta(hours=1))
+    scheduler.register(
+        "planner_statistics", refresh_planner_statistics, lambda: timedelta(hours=1), at_start=True
+    )

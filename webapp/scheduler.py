@@ -56,6 +56,7 @@ class PeriodicTask:
     name: str
     func: Callable[[], None]
     interval: Callable[[], timedelta]  # read at every tick, so a settings change applies at once
+    at_start: bool = False  # also due at the first tick this process leads, whatever its last run
 
 
 class Scheduler:
@@ -71,13 +72,24 @@ class Scheduler:
     def new_identity(self) -> None:
         """Name this process as the lease holder and job runner (again in a forked worker)."""
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.ran_here: set[str] = set()  # the tasks this process has run as leader
 
     def init_app(self, app) -> None:
         self.app = app
         app.extensions["certdesk_scheduler"] = self
 
-    def register(self, name: str, func: Callable[[], None], interval: Callable[[], timedelta]):
-        self.tasks[name] = PeriodicTask(name, func, interval)
+    def register(
+        self,
+        name: str,
+        func: Callable[[], None],
+        interval: Callable[[], timedelta],
+        *,
+        at_start: bool = False,
+    ):
+        """Run ``func`` every ``interval()`` (read at each tick); with ``at_start``, also at the
+        first tick at which this process leads, so a start picks up at once what the last
+        process left (a restart within the interval would otherwise wait for it)."""
+        self.tasks[name] = PeriodicTask(name, func, interval, at_start)
 
     @property
     def running(self) -> bool:
@@ -166,8 +178,10 @@ class Scheduler:
     def _run_due(self, now: datetime) -> None:
         for task in self.tasks.values():
             last = db.session.get(PeriodicRun, task.name)
-            if last is not None and now - last.last_run_at < task.interval():
+            first_here = task.at_start and task.name not in self.ran_here
+            if last is not None and now - last.last_run_at < task.interval() and not first_here:
                 continue
+            self.ran_here.add(task.name)
             if last is None:
                 db.session.add(PeriodicRun(name=task.name, last_run_at=now))
             else:

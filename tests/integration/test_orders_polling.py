@@ -269,12 +269,6 @@ def test_the_scheduled_runs_start_a_job_only_when_something_is_due(env, user, sa
     assert row.placement == "not_placed"
 
 
-def test_the_reconciler_runs_at_the_first_tick_then_every_minute(monkeypatch):
-    monkeypatch.setattr(polling, "_first_tick", [True])
-    assert polling.reconcile_interval() == timedelta(0)
-    assert polling.reconcile_interval() == timedelta(minutes=1)
-
-
 def test_orders_of_a_disabled_credential_wait_and_lost_answers_back_off(env, user, sandbox):
     from webapp.credentials import service as credentials
 

@@ -73,3 +73,28 @@ def test_two_running_schedulers_run_a_task_once_per_interval(instance):
             s.shutdown()
     assert len(set(runs)) == 1, runs  # one process did all the runs
     assert 2 <= len(runs) <= 4, runs  # about once per second, never doubled
+
+
+def test_a_task_due_at_start_runs_at_a_new_processs_first_tick_then_by_its_interval(instance):
+    """A restart within the interval: the new process runs an ``at_start`` task at once (what
+    the last process left carries on), the others wait for their interval."""
+    apps, (old, new) = _two_apps(instance)
+    runs = []
+    for s in (old, new):
+        s.register("hourly", lambda: runs.append("hourly"), lambda: timedelta(hours=1))
+        s.register(
+            "at_start", lambda: runs.append("at_start"), lambda: timedelta(hours=1), at_start=True
+        )
+    now = utcnow()
+    old.tick(now)
+    assert sorted(runs) == ["at_start", "hourly"]
+    with apps[0].app_context():
+        old.release()  # an orderly stop
+    runs.clear()
+    new.tick(now + timedelta(seconds=5))
+    assert runs == ["at_start"]
+    new.tick(now + timedelta(seconds=10))
+    new.tick(now + timedelta(minutes=30))
+    assert runs == ["at_start"]  # then once an hour, like any task
+    new.tick(now + timedelta(hours=1, seconds=6))
+    assert sorted(runs) == ["at_start", "at_start", "hourly"]

@@ -378,18 +378,6 @@ def heartbeat(runner: str, now=None) -> None:
     db.session.commit()
 
 
-_first_recovery = [True]
-
-
-def recover_interval() -> timedelta:
-    """How often :func:`recover` runs: at the first tick of a process (so a start carries on at
-    once the jobs the last stop handed back, as their cards say), every minute after."""
-    if _first_recovery[0]:
-        _first_recovery[0] = False
-        return timedelta(0)
-    return timedelta(minutes=1)
-
-
 def recover(now=None) -> dict:
     """Jobs whose process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks,
     whether they were running or still queued in its pool): queue them again in this process

@@ -371,14 +371,3 @@ def scheduled_reconcile() -> None:
 
 def poll_interval() -> timedelta:
     return timedelta(minutes=service.poll_minutes())
-
-
-_first_tick = [True]
-
-
-def reconcile_interval() -> timedelta:
-    """Nothing at the first tick of a process (so a restart settles at once), a minute after."""
-    if _first_tick[0]:
-        _first_tick[0] = False
-        return timedelta(0)
-    return timedelta(minutes=1)
