@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -56,8 +57,16 @@ def after_bulk_change(added: int) -> None:
 
 def register_periodic(scheduler, app) -> None:
     scheduler.register("housekeeping", auth.prune_login_attempts, lambda: timedelta(hours=1))
-    # At once after a start too: the jobs the last stop handed back carry on, as their cards say.
-    scheduler.register("jobs.recover", jobs.recover, lambda: timedelta(minutes=1), at_start=True)
+    # The jobs the last orderly stop handed back carry on at once after a start, as their cards
+    # say. Those of a process that died are taken up once a minute: each such run counts towards
+    # a job's MAX_ATTEMPTS, so a process that keeps dying does not use them all up in seconds.
+    scheduler.register(
+        "jobs.resume",
+        partial(jobs.recover, crashed=False),
+        lambda: timedelta(minutes=1),
+        at_start=True,
+    )
+    scheduler.register("jobs.recover", jobs.recover, lambda: timedelta(minutes=1))
     scheduler.register("jobs.prune", jobs.prune, lambda: timedelta(hours=6))
     # Hourly, and at the first tick after a start: a list that grew by an import is planned by
     # its new size within the hour.

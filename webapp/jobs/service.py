@@ -378,13 +378,13 @@ def heartbeat(runner: str, now=None) -> None:
     db.session.commit()
 
 
-def recover(now=None) -> dict:
-    """Jobs whose process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks,
-    whether they were running or still queued in its pool): queue them again in this process
-    when their kind can resume and they have runs left, fail them otherwise. Jobs handed back at
-    an orderly stop (queued, held by no process) are queued again at once, whatever their age,
-    those that cannot resume too (they never ran): their card says they carry on when CertDesk
-    starts again. Each change is made only if the job is still as it was judged (a late
+def recover(now=None, *, crashed: bool = True) -> dict:
+    """Jobs handed back at an orderly stop (queued, held by no process) are queued again in this
+    process at once, whatever their age, those that cannot resume too (they never ran): their
+    card says they carry on when CertDesk starts again. With ``crashed``, so are jobs whose
+    process died (no heartbeat for ``JOBS_STALE_SECONDS``, several scheduler ticks, whether they
+    were running or still queued in its pool) when their kind can resume and they have runs left;
+    they fail otherwise. Each change is made only if the job is still as it was judged (a late
     heartbeat, or its end, wins). Returns counts."""
     now = now or utcnow()
     stale_after = timedelta(seconds=current_app.config["JOBS_STALE_SECONDS"])
@@ -394,7 +394,8 @@ def recover(now=None) -> dict:
         & (Job.created_at < now - stale_after)
         & ((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < now - stale_after))
     )
-    stale = list(db.session.execute(select(Job).where(handed_back | silent)).scalars())
+    which = (handed_back | silent) if crashed else handed_back
+    stale = list(db.session.execute(select(Job).where(which)).scalars())
     counts = {"requeued": 0, "failed": 0}
     for job in stale:
         spec = _KINDS.get(job.kind)
