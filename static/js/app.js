@@ -171,6 +171,22 @@
     banner.replaceChildren(box);
   }
 
+  // A part of the page that polls (hx-trigger="every 2s": the jobs list while a job runs) stops
+  // asking once a request of it has failed, rather than failing again every two seconds and
+  // saying so each time in the banner; reloading the page starts it again.
+  function stopPolling(ev) {
+    var elt = ev.detail && ev.detail.elt;
+    if (elt && elt.getAttribute && /\bevery\b/.test(elt.getAttribute("hx-trigger") || "")) {
+      elt.dataset.pollStopped = "1";
+    }
+  }
+  document.addEventListener("htmx:sendError", stopPolling);
+  document.addEventListener("htmx:responseError", stopPolling);
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var elt = ev.detail && ev.detail.elt;
+    if (elt && elt.dataset && elt.dataset.pollStopped) ev.preventDefault();
+  });
+
   // A request that never reached CertDesk (network down, server stopped) says so in the banner
   // instead of leaving the page as it was.
   document.addEventListener("htmx:sendError", function () {
