@@ -74,8 +74,19 @@ def handle_csrf(exc: CSRFError):
         # Signed out meanwhile (in another tab, idle, ended by an administrator): the form's
         # token went with the session. The sign-in page says so, rather than "expired".
         return login_manager.unauthorized()
+    if is_htmx():  # the page's token is stale: a new page has the session's
+        return _respond(
+            400,
+            "The form had expired or was not sent from CertDesk. Reload the page and try again.",
+        )
+    # A form sent from a page opened before the session changed (signed in again in another tab):
+    # reloading this answer sends the same token again, whereas going back opens the form anew,
+    # with the browser's own copy of what was typed in it.
     return _respond(
-        400, "The form had expired or was not sent from CertDesk. Reload the page and try again."
+        400,
+        "The form had expired or was not sent from CertDesk, and nothing was changed. Go back to "
+        "the form: what you typed in it is still there (passwords and files excepted); send it "
+        "again from there.",
     )
 
 
