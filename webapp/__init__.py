@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import timedelta
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from flask import Flask, flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
@@ -143,16 +144,36 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.unauthorized_handler
     def unauthorized():
+        from webapp.auth.service import any_users
         from webapp.htmx import is_htmx
 
-        target = url_for("auth.login", next=request.full_path.rstrip("?"))
-        if is_htmx():
-            return "", 401, {"HX-Redirect": target}
-        from webapp.auth.service import any_users
-
+        back = _page_to_return_to()
+        target = url_for("auth.login", next=back) if back else url_for("auth.login")
         if any_users():  # before setup the sign-in page says how to make the first administrator
             flash("Sign in to continue.", "info")
+        if is_htmx():  # the whole page goes to the sign-in page, not a part of it
+            return "", 401, {"HX-Redirect": target}
         return redirect(target)
+
+
+def _page_to_return_to() -> str | None:
+    """The page to come back to after signing in: the one asked for, or for a part of a page
+    (htmx: a list sorted, a progress bar polled, a button's answer) or a form sent, the page the
+    browser shows (which a GET opens again, unlike the address of the part or the form's POST),
+    as sorted, paged or filtered by the request when it asks for that page itself; None when
+    that page is not one of CertDesk's."""
+    from webapp.htmx import is_htmx
+
+    if request.method in ("GET", "HEAD") and not is_htmx():
+        return request.full_path.rstrip("?")
+    shown = request.headers.get("HX-Current-URL") if is_htmx() else request.referrer
+    parts = urlsplit(shown or "")
+    if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+        return None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if request.method == "GET" and request.path == parts.path:
+        path = request.full_path.rstrip("?")  # the same page sorted, paged or filtered
+    return urls.local_path(path, "") or None
 
 
 def _check_input():

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from flask import render_template, request
+from flask import current_app, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import Forbidden, HTTPException, InternalServerError, NotFound
 
-from webapp.extensions import db
+from webapp.extensions import db, login_manager
 from webapp.htmx import is_htmx
+from webapp.security import rbac
 from webapp.validation import FieldTooLong
 
 log = logging.getLogger(__name__)
@@ -68,9 +70,32 @@ def handle_http(exc: HTTPException):
 
 
 def handle_csrf(exc: CSRFError):
+    if _signed_out_of(request.endpoint):
+        # Signed out meanwhile (in another tab, idle, ended by an administrator): the form's
+        # token went with the session. The sign-in page says so, rather than "expired".
+        return login_manager.unauthorized()
+    if is_htmx():  # the page's token is stale: a new page has the session's
+        return _respond(
+            400,
+            "The form had expired or was not sent from CertDesk. Reload the page and try again.",
+        )
+    # A form sent from a page opened before the session changed (signed in again in another tab):
+    # reloading this answer sends the same token again, whereas going back opens the form anew,
+    # with the browser's own copy of what was typed in it.
     return _respond(
-        400, "The form had expired or was not sent from CertDesk. Reload the page and try again."
+        400,
+        "The form had expired or was not sent from CertDesk, and nothing was changed. Go back to "
+        "the form: what you typed in it is still there (passwords and files excepted); send it "
+        "again from there.",
     )
+
+
+def _signed_out_of(endpoint: str | None) -> bool:
+    """Whether the request is for a page that needs a signed-in user, and none is."""
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    if view is None or getattr(view, "access", None) in (None, rbac.PUBLIC):
+        return False
+    return not current_user.is_authenticated
 
 
 def handle_500(exc):

@@ -158,20 +158,56 @@
     if (open && ev.relatedTarget && !open.contains(ev.relatedTarget)) open.removeAttribute("open");
   });
 
-  // A request that never reached CertDesk (network down, server stopped) says so in the banner
-  // instead of leaving the page as it was.
-  document.addEventListener("htmx:sendError", function () {
+  function showProblem(title, text) {
     var banner = document.getElementById("banner");
     if (!banner) return;
     var box = document.createElement("article");
     box.className = "flash flash-error";
     box.setAttribute("role", "alert");
-    var title = document.createElement("strong");
-    title.textContent = "CertDesk did not answer.";
-    box.appendChild(title);
-    box.appendChild(document.createTextNode(" Check the connection, then reload the page to " +
-      "see whether the last action was done."));
+    var strong = document.createElement("strong");
+    strong.textContent = title;
+    box.appendChild(strong);
+    box.appendChild(document.createTextNode(" " + text));
     banner.replaceChildren(box);
+  }
+
+  // A part of the page that polls (hx-trigger="every 2s": the jobs list while a job runs) stops
+  // asking once a request of it has failed, rather than failing again every two seconds and
+  // saying so each time in the banner; reloading the page starts it again.
+  function stopPolling(ev) {
+    var elt = ev.detail && ev.detail.elt;
+    if (elt && elt.getAttribute && /\bevery\b/.test(elt.getAttribute("hx-trigger") || "")) {
+      elt.dataset.pollStopped = "1";
+    }
+  }
+  document.addEventListener("htmx:sendError", stopPolling);
+  document.addEventListener("htmx:responseError", stopPolling);
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var elt = ev.detail && ev.detail.elt;
+    if (elt && elt.dataset && elt.dataset.pollStopped) ev.preventDefault();
+  });
+
+  // A request that never reached CertDesk (network down, server stopped) says so in the banner
+  // instead of leaving the page as it was.
+  document.addEventListener("htmx:sendError", function () {
+    showProblem("CertDesk did not answer.", "Check the connection, then reload the page to " +
+      "see whether the last action was done.");
+  });
+
+  // An error answer that is not CertDesk's own (a reverse proxy's "502 Bad Gateway" page or an
+  // empty "504" while CertDesk is restarted or too slow) is not put in place of a list, a cell
+  // or a progress bar: the banner says what happened and the page stays as it was. CertDesk's
+  // own answers, its form sent back with errors (422) as well as its error banners, all say
+  // "Vary: HX-Request".
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var xhr = ev.detail.xhr;
+    if (!xhr || xhr.status < 400 || /\bHX-Request\b/i.test(xhr.getResponseHeader("Vary") || "")) {
+      return;
+    }
+    ev.detail.shouldSwap = false;
+    showProblem("CertDesk could not answer (" + xhr.status +
+      (xhr.statusText ? " " + xhr.statusText : "") + ").",
+      "Try again in a moment, then reload the page to see whether the last action was done.");
   });
 
   // A choice that bounds a date: <select data-sets-max="input id"> whose options carry data-max

@@ -433,6 +433,62 @@ def test_expired_session_on_htmx_request_redirects_via_header(client):
     assert resp.status_code == 401 and resp.headers["HX-Redirect"].startswith("/login")
 
 
+def _next(location: str) -> str | None:
+    from urllib.parse import parse_qs, urlsplit
+
+    assert urlsplit(location).path == "/login", location
+    return parse_qs(urlsplit(location).query).get("next", [None])[0]
+
+
+def test_signed_out_a_part_of_a_page_brings_back_the_page_it_is_on(client):
+    """A progress bar polled or a list's part asked for once signed out: the browser comes back
+    to the page it showed after signing in, not to the part alone."""
+    shown = {**HTMX, "HX-Current-URL": "http://localhost/entrust/?status=ISSUED"}
+    resp = client.get("/jobs/7", headers=shown)
+    assert (
+        resp.status_code == 401 and _next(resp.headers["HX-Redirect"]) == "/entrust/?status=ISSUED"
+    )
+    assert "Sign in to continue." in client.get("/login").get_data(as_text=True)
+    # The page itself sorted or filtered: the list comes back as asked.
+    resp = client.get("/entrust/?sort=-created", headers=shown)
+    assert _next(resp.headers["HX-Redirect"]) == "/entrust/?sort=-created"
+    # A page that is not CertDesk's is not come back to.
+    for foreign in ("http://evil.example/entrust/", "javascript:alert(1)", "", "/entrust/"):
+        resp = client.get("/jobs/7", headers={**HTMX, "HX-Current-URL": foreign})
+        assert resp.status_code == 401 and _next(resp.headers["HX-Redirect"]) is None, foreign
+
+
+def test_signed_out_elsewhere_a_button_of_a_page_leads_to_sign_in(admin_client):
+    """Signed out in another tab, the page's CSRF token went with the session: a button then
+    leads to the sign-in page and back to the page, rather than to "the form had expired"."""
+    token = admin_client.csrf_token()
+    admin_client.post("/logout")
+    shown = {**HTMX, "HX-Current-URL": "http://localhost/admin/audit/", "X-CSRFToken": token}
+    resp = admin_client.post("/admin/audit/verify", headers=shown, csrf=False)
+    assert resp.status_code == 401 and _next(resp.headers["HX-Redirect"]) == "/admin/audit/"
+    assert "Sign in to continue." in admin_client.get("/login").get_data(as_text=True)
+    assert "audit.verify" not in _actions()
+
+
+def test_signed_out_while_idle_a_form_sent_comes_back_to_its_page(admin_client):
+    """A form's POST address is no page to come back to (a GET of it is refused): the page the
+    form was on is."""
+    from webapp.auth.models import UserSession
+
+    token = admin_client.csrf_token()
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.last_seen_at = utcnow() - timedelta(minutes=31)
+    db.session.commit()
+    resp = admin_client.post(
+        "/admin/audit/verify",
+        headers={"X-CSRFToken": token, "Referer": "http://localhost/admin/audit/?action=x"},
+        csrf=False,
+    )
+    assert resp.status_code == 302 and _next(resp.headers["Location"]) == "/admin/audit/?action=x"
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "signed out after a period of inactivity" in page
+
+
 def test_password_reset_ends_the_users_sessions(app, admin_client, operator_client, user):
     assert operator_client.get("/").status_code == 200
     auth.reset_password(user["admin"], user["operator"], "a brand new password")
