@@ -842,6 +842,15 @@ def _mark_gone(actor, credential: EcsCredential) -> dict:
     return {"catalog_rows_marked_gone": marked}
 
 
+@hooks.on("credential.jobs")
+def _unfinished_syncs(credential: EcsCredential) -> int:
+    return sum(
+        1
+        for job in jobs.unfinished_of_kind(JOB_KIND)
+        if credential.id in (jobs.params_of(job).get("credential_ids") or [])
+    )
+
+
 @hooks.on("credential.counts")
 def _counts(credential_ids, up_to) -> dict:
     return counts_by_credential(credential_ids, up_to)
