@@ -21,6 +21,7 @@ EVENTS = {
     "credential.created": "(actor, credential): a background Job it started, or None",
     "credential.deleted": "(actor, credential): {label: number of rows kept read-only}",
     "credential.references": "(credential): (count, label) of rows that refer to it",
+    "credential.jobs": "(credential): the number of its background jobs not finished yet",
     "credential.counts": (
         "(credential_ids, up_to): {credential_id: {label: count, at most up_to}} for the "
         "Credentials tab"

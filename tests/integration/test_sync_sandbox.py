@@ -394,3 +394,27 @@ def test_test_login_against_the_sandbox(app, user, seeded):
     result = credentials.test_login(user["operator"], cred)
     assert not result.ok and "HTTP 503" in result.message
     assert cred.last_test_ok is False
+
+
+def test_a_credential_deleted_or_disabled_while_its_sync_waits_is_not_synced(
+    app, user, seeded, fast_clients
+):
+    """A sync waiting in the queue when its credentials are deleted and disabled asks nothing of
+    Entrust for them and fails saying so; before, the deleted one was passed over and the job
+    "succeeded" with "Synced ... of no credential", and the disabled one was synced anyway."""
+    from tests.conftest import link_sandbox
+
+    gone = link_sandbox(user, seeded, name="Gone")
+    off = link_sandbox(user, seeded, name="Off")
+    with workers_held(app):
+        job = catalog.start_sync(user["admin"], [gone.id, off.id], catalog.KINDS)
+        credentials.delete(user["admin"], gone, confirmed=True)
+        credentials.set_enabled(user["admin"], off, False)
+        seeded.clear_requests()
+    wait_finished(job.id)
+    db.session.expire_all()
+    job = db.session.get(Job, job.id)
+    assert job.state == "failed"
+    assert "Gone was not synced: it was deleted after the sync was asked." in job.error
+    assert "Off was not synced: it was disabled after the sync was asked." in job.error
+    assert seeded.requests() == []

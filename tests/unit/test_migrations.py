@@ -487,3 +487,29 @@ def test_a_database_a_newer_version_migrated_is_named_with_what_to_do(app):
         assert (
             conn.execute(text("select count(*) from \"user\" where username = 'zed'")).scalar() == 0
         )
+
+
+def test_orders_placed_with_a_csr_before_0019_refer_to_its_key(app, user):
+    """0019 gives each order that names a CSR, and no key, the key of that CSR: the key outlives
+    the CSR being deleted while the order waits for its certificate."""
+    import sqlalchemy as sa
+
+    from tests.helpers import make_order
+    from webapp.csrs import service as csrs
+
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    bare = csrs.create_csr(user["operator"], "p256", {"CN": "bare.example.com"}, "")
+    key_id = csr.private_key_id
+    db.session.delete(bare.private_key)
+    db.session.commit()
+    placed = make_order("5001234", phase="pending", status="PENDING", csr_id=csr.id)
+    without_key = make_order("5001235", csr_id=bare.id)
+    no_csr = make_order("5001236")
+    ids = (placed.id, without_key.id, no_csr.id)
+    db.session.remove()
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0018_certificate_suspended")
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    with db.engine.connect() as conn:
+        keys = dict(conn.execute(sa.text("SELECT id, private_key_id FROM ca_order")).all())
+    assert [keys[i] for i in ids] == [key_id, None, None]
+    assert _drift() == []

@@ -522,3 +522,41 @@ def test_a_password_typed_into_an_address_is_not_sent_back(
     )
     assert resp.status_code == 422 and f'value="{kept}"' in resp.get_data(as_text=True)
     assert db.session.execute(select(EcsCredential)).first() is None
+
+
+def test_the_delete_page_names_the_unfinished_jobs_of_the_credential(
+    app, admin_client, sandbox, user, fast_clients
+):
+    """A sync and an import of the credential wait in the queue: its delete page says so, and
+    that they will not run; after the deletion both end failed, having run nothing."""
+    from tests.conftest import link_sandbox
+    from tests.helpers import wait_finished, workers_held
+    from webapp.catalog import service as catalog
+    from webapp.jobs.models import Job
+    from webapp.orders import importing
+
+    sandbox.seed(certificates=3, seed=1)
+    cred = link_sandbox(user, sandbox)
+    other = link_sandbox(user, sandbox, name="Other")
+    text = admin_client.get(f"/entrust/manage/credentials/{cred.id}/delete").get_data(as_text=True)
+    assert "background job" not in text
+    with workers_held(app):
+        waiting = [
+            importing.start_import(user["operator"], cred.id, list(importing.DEFAULT_EXCLUSIONS)),
+            catalog.start_sync(user["admin"], [cred.id], catalog.KINDS),
+            importing.start_import(user["operator"], other.id, []),  # another credential's
+        ]
+        page = admin_client.get(f"/entrust/manage/credentials/{cred.id}/delete")
+        text = " ".join(page.get_data(as_text=True).split())
+        assert "2 background jobs</strong> of this credential (sync, import) have not finished" in (
+            text
+        )
+        assert "one not started yet will not run" in text
+        done = admin_client.post(
+            f"/entrust/manage/credentials/{cred.id}/delete", data={"confirm": "1"}
+        )
+        assert done.status_code == 303
+        sandbox.clear_requests()
+    wait_finished(*(j.id for j in waiting))
+    db.session.expire_all()
+    assert [db.session.get(Job, j.id).state for j in waiting[:2]] == ["failed", "failed"]

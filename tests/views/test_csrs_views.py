@@ -413,3 +413,41 @@ def test_an_operator_deleting_their_own_csr_deletes_its_key(operator_client):
     row = db.session.execute(select(Csr)).scalar_one()
     assert operator_client.post(f"/csrs/{row.id}/delete").status_code == 303
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
+
+
+def test_deleting_the_csr_of_an_order_in_flight_keeps_the_key_its_certificate_needs(
+    operator_client, user, sandbox, fast_clients
+):
+    """An order waiting for approval, placed with a CSR made in CertDesk: deleting that CSR keeps
+    its private key (the order holds it), so the certificate Entrust issues later is linked to
+    it. Before, the key went with the CSR and the certificate arrived with no key anywhere."""
+    from tests.conftest import link_sandbox, sandbox_order_form
+    from webapp.certificates.models import Certificate
+    from webapp.orders import lifecycle, placing
+    from webapp.orders.models import Order
+
+    sandbox.seed(certificates=0, seed=3)
+    cred = link_sandbox(user, sandbox)
+    assert _create(operator_client, sans="", O="", C="").status_code == 303
+    csr = db.session.execute(select(Csr)).scalar_one()
+    key_id = csr.private_key_id
+    order = placing.place(
+        user["operator"], sandbox_order_form(cred, csr.id, queue_for_approval=True)
+    )
+    assert order.status == "PENDING"
+
+    page = operator_client.get(f"/csrs/{csr.id}").get_data(as_text=True)
+    assert "kept when a certificate or an order uses it" in page
+    assert operator_client.post(f"/csrs/{csr.id}/delete").status_code == 303
+    db.session.expire_all()
+    assert _count(Csr) == 0 and db.session.get(PrivateKey, key_id) is not None
+    assert operator_client.get(f"/entrust/{order.id}").status_code == 200
+
+    done = lifecycle.run(
+        user["admin"], lifecycle.ACTIONS["approve"], [order.id], lifecycle.Choices()
+    )
+    assert done.outcomes[0].result == "done"
+    db.session.expire_all()
+    cert = db.session.execute(select(Certificate)).scalar_one()
+    assert cert.order_id == order.id and cert.private_key_id == key_id
+    assert db.session.get(Order, order.id).private_key_id == key_id

@@ -751,6 +751,35 @@ def test_check_order_status_returns_where_it_came_from(operator_client, linked, 
     assert "Check Order Status: select the orders first (tick them in the list)." in page
 
 
+def test_an_order_whose_credential_is_disabled_or_deleted_offers_no_check_it_cannot_make(
+    operator_client, admin_client, linked, user
+):
+    """Nothing is asked of Entrust for an order whose credential is disabled or deleted (the
+    scheduler skips it too), so its page offers Check Order Status disabled with the reason and
+    shows no next check; before, the button was there and only said "1 could not be checked"."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
+    _post(operator_client, linked, csr.id, queue_for_approval="1")
+    row = db.session.execute(select(Order)).scalar_one()
+
+    def check_button(page: str) -> str:
+        return re.search(r'<button[^>]*id="check-status"[^>]*>', page).group(0)
+
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    assert "disabled" not in check_button(page) and "next check" in page
+
+    credentials_service.set_enabled(user["admin"], linked, False)
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    button = check_button(page)
+    assert "disabled" in button and "Its credential &#39;Sandbox&#39; is disabled" in button
+    assert "next check" not in page
+
+    credentials_service.delete(user["admin"], linked, confirmed=True)
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    button = check_button(page)
+    assert "disabled" in button and "Its credential was deleted" in button
+    assert "next check" not in page
+
+
 def test_a_failed_check_from_the_orders_page_says_why_once(operator_client, linked, user, sandbox):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
     _post(operator_client, linked, csr.id, queue_for_approval="1")

@@ -298,8 +298,14 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
     grand = {"added": 0, "updated": 0, "gone": 0}
     failures, done = [], []
     for cred_id in credential_ids:
-        cred = credentials.get(cred_id)
+        cred = credentials.get(cred_id, include_deleted=True)
         if cred is None:
+            continue
+        if not cred.usable:
+            # Deleted or disabled while the sync waited: nothing is asked of Entrust for it.
+            state = "deleted" if cred.deleted_at is not None else "disabled"
+            failures.append(f"{cred.name} was not synced: it was {state} after the sync was asked.")
+            step[0] = (credential_ids.index(cred_id) + 1) * len(kinds)
             continue
         try:
             per_kind = sync_credential(ctx, cred, kinds, actor, step, total)
@@ -834,6 +840,15 @@ def _mark_gone(actor, credential: EcsCredential) -> dict:
             .values(gone_at=now, gone=True)
         ).rowcount
     return {"catalog_rows_marked_gone": marked}
+
+
+@hooks.on("credential.jobs")
+def _unfinished_syncs(credential: EcsCredential) -> int:
+    return sum(
+        1
+        for job in jobs.unfinished_of_kind(JOB_KIND)
+        if credential.id in (jobs.params_of(job).get("credential_ids") or [])
+    )
 
 
 @hooks.on("credential.counts")

@@ -111,6 +111,11 @@ def references(cred: EcsCredential) -> list[tuple[int, str]]:
     return [r for r in hooks.emit("credential.references", credential=cred) if r and r[0]]
 
 
+def unfinished_jobs(cred: EcsCredential) -> int:
+    """How many background jobs of ``cred`` (syncs, imports) are queued or running."""
+    return sum(n or 0 for n in hooks.emit("credential.jobs", credential=cred))
+
+
 # The Credentials tab counts each credential's synced rows up to this many, then says "more
 # than": an account with hundreds of thousands of domains is not counted whole at each view.
 COUNTED_UP_TO = 10_000

@@ -196,6 +196,7 @@ def delete(credential_id: int):
         counts=counts,
         counted_up_to=service.COUNTED_UP_TO,
         refs=service.references(cred),
+        unfinished_jobs=service.unfinished_jobs(cred),
         errors=errors,
     ), (422 if errors else 200)
 

@@ -42,12 +42,18 @@ def _order_problem(row: Order) -> str:
         )
     if not row.ca_order_id:
         return f"{label}'s id of this order is not known."
+    return credential_problem(row) or under_way(row)
+
+
+def credential_problem(row: Order) -> str:
+    """Why no call can be made for ``row`` through its credential (deleted or disabled), or "".
+    Nothing is sent for such an order: no action, no Check Order Status, no scheduled check."""
     cred = row.credential
     if cred is None or cred.deleted_at is not None:
         return "Its credential was deleted: the order is kept read-only."
     if not cred.enabled:
         return f"Its credential {cred.name!r} is disabled; enable it first."
-    return under_way(row)
+    return ""
 
 
 # The actions that place a new order for the same product: CertDesk asks for them with the

@@ -28,7 +28,7 @@ from datetime import datetime
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 
-from webapp import housekeeping
+from webapp import hooks, housekeeping
 from webapp.audit import service as audit
 from webapp.cas import registry
 from webapp.cas.base import CaError, CaOrder, NotAllowed, Phase, Unavailable
@@ -866,3 +866,12 @@ def start_import(actor, credential_id: int | None, exclusions) -> object:
     )
     db.session.commit()
     return jobs.submit(job)
+
+
+@hooks.on("credential.jobs")
+def _unfinished_imports(credential) -> int:
+    return sum(
+        1
+        for job in jobs.unfinished_of_kind(JOB_KIND)
+        if jobs.params_of(job).get("credential_id") == credential.id
+    )

@@ -36,6 +36,7 @@ from webapp.cas.base import (
     Requester,
     Unavailable,
 )
+from webapp.csrs import service as csrs
 from webapp.dbtypes import join_names, utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
@@ -309,6 +310,11 @@ def _submit(
     """Place ``req`` exactly once: a new order, or (``origin`` "reissue" or "renew") a new order
     that replaces ``parent`` at the CA. The intent row is committed before the call."""
     now = utcnow()
+    if key_row is None and private_key_id is None and csr_id is not None:
+        # The order keeps the key of the CSR it was placed with: the certificate Entrust issues
+        # later is linked to that key, which must outlive the CSR being deleted meanwhile.
+        csr = csrs.get_csr(csr_id)
+        private_key_id = csr.private_key_id if csr is not None else None
     parent_id = parent.id if parent is not None else None
     parent_ca_id = parent.ca_order_id if parent is not None else None
     try:

@@ -220,6 +220,8 @@ class OrderView:
     # Entrust holds a certificate of the order worth having (issued, suspended, or renewed and
     # not expired): the page says how to fetch it when the repository lacks it.
     holds_certificate: bool = False
+    # Why Check Order Status cannot ask the CA (its credential deleted or disabled), or "".
+    check_blocked: str = ""
 
 
 def view(order: Order) -> OrderView:
@@ -259,6 +261,7 @@ def view(order: Order) -> OrderView:
         related={o.id: o.display_name for o in [*children, *filter(None, (parent, again))]},
         again=again,
         holds_certificate=records.holds_certificate(order, utcnow()),
+        check_blocked=availability.credential_problem(order),
     )
 
 
