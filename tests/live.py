@@ -1,5 +1,6 @@
 """`certdesk serve` for real: a LiveServer on a free loopback port, and a signed-in HTTP client;
-`wait_healthy`, the wait for /healthz of any server a test starts itself (workers, gunicorn).
+`wait_healthy`, the wait for /healthz of any server a test starts itself (workers, gunicorn);
+`wait_until`, the wait for what a server does in the background.
 
 The Flask test client runs each request inside an app context of its own and reads a streamed
 body before that context ends, which hides failures of streamed responses, app-context lifetimes
@@ -190,3 +191,12 @@ def signed_in(server: LiveServer, username: str, password: str = PASSWORD) -> re
     assert resp.status_code == 302, resp.text
     http.headers["X-CSRFToken"] = csrf_token(http, server.url + "/")
     return http
+
+
+def wait_until(what: str, check: Callable[[], object], seconds: float, every: float = 0.2) -> None:
+    """Ask ``check`` every ``every`` seconds until it answers true; fail naming ``what`` after
+    ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(every)

@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import select
 
 from tests.conftest import link_sandbox, make_app
-from tests.live import signed_in, start_server
+from tests.live import signed_in, start_server, wait_until
 from webapp.credentials import clients
 from webapp.csrs import service as csrs
 from webapp.extensions import db
@@ -50,13 +50,6 @@ def _rows(app, model, *where):
         db.session.expunge_all()
         db.session.remove()
         return rows
-
-
-def _wait(what: str, check, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
-        time.sleep(0.5)
 
 
 def test_kills_during_import_and_ordering_leave_everything_consistent(
@@ -97,10 +90,11 @@ def test_kills_during_import_and_ordering_leave_everything_consistent(
         server = start_server(instance, FAST)
     jobs_of = _rows(app, Job, Job.kind == "orders.import")
     assert len(jobs_of) == 1  # resumed each time, never started over as a new job
-    _wait(
+    wait_until(
         "the import to finish",
         lambda: _rows(app, Job, Job.kind == "orders.import")[0].finished,
         seconds=300,
+        every=0.5,
     )
     job = _rows(app, Job, Job.kind == "orders.import")[0]
     assert job.state == "succeeded", job.error
@@ -149,12 +143,14 @@ def test_kills_during_import_and_ordering_leave_everything_consistent(
     server = start_server(instance, FAST)
     try:
         assert _rows(app, Order, Order.origin == "placed"), "no order was ever attempted"
-        _wait(
+        wait_until(
             "every lost answer to be settled",
             lambda: all(
                 o.placement in ("placed", "not_placed")
                 for o in _rows(app, Order, Order.origin == "placed")
             ),
+            seconds=120,
+            every=0.5,
         )
     finally:
         _kill(server)

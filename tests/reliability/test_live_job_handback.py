@@ -4,10 +4,8 @@ start carries it on within seconds, not once the job has aged past the stale tim
 
 from __future__ import annotations
 
-import time
-
 from tests.conftest import link_sandbox, make_app
-from tests.live import signed_in, start_server, stop_server
+from tests.live import signed_in, start_server, stop_server, wait_until
 from webapp.extensions import db
 from webapp.jobs.models import Job
 
@@ -22,13 +20,6 @@ def _job(app, job_id: int) -> Job:
         db.session.expunge(job)
         db.session.remove()
         return job
-
-
-def _wait(what: str, check, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
-        time.sleep(0.2)
 
 
 def test_a_sync_paused_by_an_orderly_stop_carries_on_as_soon_as_certdesk_starts_again(
@@ -56,7 +47,7 @@ def test_a_sync_paused_by_an_orderly_stop_carries_on_as_soon_as_certdesk_starts_
         )
         assert resp.status_code == 303, resp.text
         job_id = int(resp.headers["Location"].rsplit("=", 1)[1])
-        _wait("the sync's first read", lambda: sandbox.requests(), 30)
+        wait_until("the sync's first read", lambda: sandbox.requests(), 30)
     finally:
         stop_server(first)
     paused = _job(app, job_id)
@@ -65,7 +56,7 @@ def test_a_sync_paused_by_an_orderly_stop_carries_on_as_soon_as_certdesk_starts_
     sandbox.clear_faults()
     second = start_server(instance, FAST)
     try:
-        _wait("the sync to carry on and end", lambda: _job(app, job_id).finished, 20)
+        wait_until("the sync to carry on and end", lambda: _job(app, job_id).finished, 20)
         done = _job(app, job_id)
         assert done.state == "succeeded", done.error
         card = signed_in(second, "auditor").get(f"{second.url}/jobs/{job_id}", timeout=30).text

@@ -11,7 +11,7 @@ import time
 from sqlalchemy import select
 
 from tests.conftest import link_sandbox, make_app
-from tests.live import signed_in, start_server
+from tests.live import signed_in, start_server, wait_until
 from webapp.credentials import clients
 from webapp.extensions import db
 from webapp.jobs.models import Job
@@ -31,13 +31,6 @@ def _job(app) -> Job:
         db.session.expunge_all()
         db.session.remove()
         return job
-
-
-def _wait(what: str, check, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting: {what}"
-        time.sleep(0.2)
 
 
 def test_an_orderly_stop_pauses_the_import_and_the_next_start_finishes_it(
@@ -69,7 +62,7 @@ def test_an_orderly_stop_pauses_the_import_and_the_next_start_finishes_it(
         job = _job(app)
         return "step 2" in job.message and job.progress >= 200
 
-    _wait("the first batch of certificates", first_batch_stored, 120)
+    wait_until("the first batch of certificates", first_batch_stored, 120)
     time.sleep(4)  # about 60 certificates into the second batch
     stopping = time.monotonic()
     server.process.terminate()
@@ -90,7 +83,7 @@ def test_an_orderly_stop_pauses_the_import_and_the_next_start_finishes_it(
     sandbox.clear_faults()
     server = start_server(instance, FAST)
     try:
-        _wait("the import to finish", lambda: _job(app).finished, 180)
+        wait_until("the import to finish", lambda: _job(app).finished, 180)
     finally:
         server.process.terminate()
         server.process.wait(30)
