@@ -45,14 +45,23 @@ def _order_problem(row: Order) -> str:
     return credential_problem(row) or under_way(row)
 
 
-def credential_problem(row: Order) -> str:
-    """Why no call can be made for ``row`` through its credential (deleted or disabled), or "".
-    Nothing is sent for such an order: no action, no Check Order Status, no scheduled check."""
+def credential_off(row: Order) -> str:
+    """The state of ``row``'s credential that stops every call for it ("deleted", "disabled"),
+    or "". Nothing is sent for such an order: no action, no Check Order Status, no scheduled
+    check."""
     cred = row.credential
     if cred is None or cred.deleted_at is not None:
+        return "deleted"
+    return "" if cred.enabled else "disabled"
+
+
+def credential_problem(row: Order) -> str:
+    """Why no call can be made for ``row`` through its credential (see credential_off), or ""."""
+    off = credential_off(row)
+    if off == "deleted":
         return "Its credential was deleted: the order is kept read-only."
-    if not cred.enabled:
-        return f"Its credential {cred.name!r} is disabled; enable it first."
+    if off == "disabled":
+        return f"Its credential {row.credential.name!r} is disabled; enable it first."
     return ""
 
 

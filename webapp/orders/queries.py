@@ -220,7 +220,9 @@ class OrderView:
     # Entrust holds a certificate of the order worth having (issued, suspended, or renewed and
     # not expired): the page says how to fetch it when the repository lacks it.
     holds_certificate: bool = False
-    # Why Check Order Status cannot ask the CA (its credential deleted or disabled), or "".
+    # Its credential "deleted" or "disabled" (nothing is asked of the CA for it), or "", and why
+    # Check Order Status cannot ask the CA then.
+    credential_off: str = ""
     check_blocked: str = ""
 
 
@@ -261,6 +263,7 @@ def view(order: Order) -> OrderView:
         related={o.id: o.display_name for o in [*children, *filter(None, (parent, again))]},
         again=again,
         holds_certificate=records.holds_certificate(order, utcnow()),
+        credential_off=availability.credential_off(order),
         check_blocked=availability.credential_problem(order),
     )
 
