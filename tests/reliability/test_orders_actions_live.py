@@ -13,7 +13,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from tests.conftest import link_sandbox, make_app
-from tests.live import signed_in, start_server, stop_server
+from tests.live import signed_in, start_server, stop_server, wait_until
 from webapp.audit.models import AuditEvent
 from webapp.csrs import service as csrs
 from webapp.extensions import db
@@ -66,6 +66,26 @@ def _wait_for_job(app, job_id: int, timeout: float = 180) -> Job:
             db.session.remove()
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def _slowed_suspend(server, client, sandbox, orders: list[int], ms: int) -> int:
+    """Suspend ``orders`` as one background job, each of Entrust's PATCH answers slowed by ``ms``
+    (the sandbox's requests cleared first): the job's id."""
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": "latency", "method": "PATCH", "ms": ms}])
+    resp = client.post(
+        server.url + "/entrust/status?action=suspend",
+        data={"order": orders},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert resp.status_code == 303, resp.text
+    return int(resp.headers["Location"].rsplit("=", 1)[1])
+
+
+def _patches(sandbox) -> int:
+    """How many PATCH requests (status changes) the sandbox has had."""
+    return sum(r["method"] == "PATCH" for r in sandbox.requests())
 
 
 def _statuses(app) -> dict[int, str]:
@@ -169,20 +189,8 @@ def test_a_job_stops_at_the_next_order_once_its_user_loses_the_right(
     server = start_server(instance)
     try:
         operator, admin = signed_in(server, "operator"), signed_in(server, "admin")
-        sandbox.clear_requests()
-        sandbox.faults([{"kind": "latency", "method": "PATCH", "ms": 250}])
-        resp = operator.post(
-            server.url + "/entrust/status?action=suspend",
-            data={"order": issued},
-            allow_redirects=False,
-            timeout=60,
-        )
-        assert resp.status_code == 303, resp.text
-        job_id = int(resp.headers["Location"].rsplit("=", 1)[1])
-        deadline = time.monotonic() + 60
-        while not any(r["method"] == "PATCH" for r in sandbox.requests()):
-            assert time.monotonic() < deadline, "the job never started"
-            time.sleep(0.05)
+        job_id = _slowed_suspend(server, operator, sandbox, issued, ms=250)
+        wait_until("the job's first call", lambda: _patches(sandbox) >= 1, 60, every=0.05)
         resp = admin.post(
             f"{server.url}/admin/users/{operator_id}/role",
             data={"role": "auditor"},
@@ -224,20 +232,8 @@ def test_a_job_cut_short_by_a_crash_says_where_things_stand_and_how_to_go_on(
     app = make_app(instance, instance / "certdesk.db")
     first = start_server(instance, fast)
     try:
-        sandbox.clear_requests()
-        sandbox.faults([{"kind": "latency", "method": "PATCH", "ms": 400}])
-        resp = signed_in(first, "admin").post(
-            first.url + "/entrust/status?action=suspend",
-            data={"order": issued},
-            allow_redirects=False,
-            timeout=60,
-        )
-        assert resp.status_code == 303, resp.text
-        job_id = int(resp.headers["Location"].rsplit("=", 1)[1])
-        deadline = time.monotonic() + 60
-        while len([r for r in sandbox.requests() if r["method"] == "PATCH"]) < 3:
-            assert time.monotonic() < deadline, "the job never started"
-            time.sleep(0.05)
+        job_id = _slowed_suspend(first, signed_in(first, "admin"), sandbox, issued, ms=400)
+        wait_until("the job's third call", lambda: _patches(sandbox) >= 3, 60, every=0.05)
     finally:
         first.process.kill()
         first.process.wait(10)
