@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import link_sandbox
 from tests.helpers import HTMX, planned_rows
 from tests.unit.test_credentials import make_cert, pem
 from webapp import housekeeping
@@ -331,15 +332,7 @@ def test_the_tab_counts_a_credentials_domains_only_up_to_a_bound(
     from tests import plans
     from webapp.dbtypes import utcnow
 
-    cred, _ = service.create(
-        user["admin"],
-        service.CredentialInput(
-            name="Big",
-            api_user=sandbox.api_user,
-            api_key=sandbox.api_key,
-            base_url=sandbox.base_url,
-        ),
-    )
+    cred = link_sandbox(user, sandbox, "Big")
     db.session.execute(db.delete(CatalogDomain))  # whatever the sync brought: only these
     now = utcnow()
     for i in range(9):
@@ -529,7 +522,6 @@ def test_the_delete_page_names_the_unfinished_jobs_of_the_credential(
 ):
     """A sync and an import of the credential wait in the queue: its delete page says so, and
     that they will not run; after the deletion both end failed, having run nothing."""
-    from tests.conftest import link_sandbox
     from tests.helpers import wait_finished, workers_held
     from webapp.catalog import service as catalog
     from webapp.jobs.models import Job
