@@ -405,11 +405,25 @@ def create(actor, data: CredentialInput, *, start_sync: bool = True):
     return cred, job
 
 
+# What Entrust checks at a login: a change to any of them makes the last test's outcome stale.
+LOGIN_FIELDS = frozenset(
+    {"api_user", "api_key", "client_certificate", "client_certificate_removed"}
+)
+
+
 def update(actor, cred: EcsCredential, data: CredentialInput) -> list[str]:
-    """Change a credential; empty secret fields keep the stored ones. Returns what changed."""
+    """Change a credential; empty secret fields keep the stored ones. Returns what changed.
+    A change to its login (API user, API key, client certificate) clears the last Test Login's
+    outcome and marks the time, so the row says it is not tested since."""
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
     clean = _clean(data, cred)
     changed = _apply(cred, data, clean)
+    if LOGIN_FIELDS.intersection(changed):
+        # What the row said about the login (its last test, its last sync's verdict) was about
+        # the secrets it held before: not shown as if it were about these.
+        cred.login_changed_at = utcnow()
+        cred.last_test_at = cred.last_test_ok = None
+        cred.last_test_message = ""
     if changed:
         audit.record(
             "credential.update",
@@ -497,13 +511,15 @@ def note_admin_refused(cred: EcsCredential, exc: errors.EcsError | None = None, 
 
 def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
     """Note on the credential that ``kinds`` were synced at ``when`` (or, with ``error``, that
-    the sync failed and why); the caller commits, with its audit event."""
+    the sync failed, when (``when``, or now) and why); the caller commits, with its audit
+    event."""
     for kind in kinds:
         if kind not in SYNC_KINDS:
             raise ValueError(f"unknown sync kind {kind!r}")
         if not error:
             setattr(cred, f"{kind}_synced_at", when)
     cred.last_sync_error = error
+    cred.last_sync_failed_at = (when or utcnow()) if error else None
 
 
 def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:

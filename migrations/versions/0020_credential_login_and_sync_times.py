@@ -1,0 +1,46 @@
+"""A credential knows when its login last changed and when its last sync failed
+
+Revision ID: 0020_credential_login_and_sync_times
+Revises: 0019_order_keeps_csr_key
+Create Date: 2026-12-06 04:40:00
+
+The Credentials tab went on showing a test result (and a sync's verdict on the login) from before
+the API user, key or client certificate was changed, and its Last sync column showed the last
+successful sync even when the latest one had failed. The credential now carries
+``login_changed_at`` (when its API user, key or client certificate last changed; what was said
+about the login before then is not shown as if it were about the new one) and
+``last_sync_failed_at`` (when ``last_sync_error`` was written). Plain nullable columns, empty for
+existing rows: SQLite adds them in place.
+"""
+import sqlite3
+
+from alembic import op
+import sqlalchemy as sa
+
+import webapp.dbtypes
+
+
+revision = '0020_credential_login_and_sync_times'
+down_revision = '0019_order_keeps_csr_key'
+branch_labels = None
+depends_on = None
+
+COLUMNS = ('login_changed_at', 'last_sync_failed_at')
+
+
+def upgrade():
+    for column in COLUMNS:
+        op.add_column(
+            'ecs_credential',
+            sa.Column(column, webapp.dbtypes.UTCDateTime(timezone=True), nullable=True),
+        )
+
+
+def downgrade():
+    native = op.get_bind().dialect.name == 'sqlite' and sqlite3.sqlite_version_info >= (3, 35)
+    for column in reversed(COLUMNS):
+        if native:  # in place: a batch would copy the table (and lose 0011's AUTOINCREMENT)
+            op.execute(f'ALTER TABLE ecs_credential DROP COLUMN {column}')
+        else:
+            with op.batch_alter_table('ecs_credential', schema=None) as batch_op:
+                batch_op.drop_column(column)
