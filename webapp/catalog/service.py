@@ -293,18 +293,25 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
     """The job body: every credential in turn; counts summed, failures reported together.
     Run again after an interruption, it syncs again (a sync is idempotent)."""
     actor = ctx.actor
+    scheduled = isinstance(actor, str)  # CertDesk's own: the schedule's sync of every credential
     total = len(credential_ids) * len(kinds)
     step = [0]
     grand = {"added": 0, "updated": 0, "gone": 0}
-    failures, done = [], []
+    failures, done, skipped = [], [], []
     for cred_id in credential_ids:
         cred = credentials.get(cred_id, include_deleted=True)
-        if cred is None:
-            continue
-        if not cred.usable:
-            # Deleted or disabled while the sync waited: nothing is asked of Entrust for it.
-            state = "deleted" if cred.deleted_at is not None else "disabled"
-            failures.append(f"{cred.name} was not synced: it was {state} after the sync was asked.")
+        if cred is None or not cred.usable:
+            # Deleted or disabled while the sync waited: nothing is asked of Entrust for it. The
+            # schedule syncs the credentials in use, so it passes over one no longer in use; a
+            # sync someone asked for did not do what they asked.
+            if cred is None:
+                name, state = f"Credential {cred_id}", "removed"
+            else:
+                name, state = cred.name, "deleted" if cred.deleted_at is not None else "disabled"
+            if scheduled:
+                skipped.append(f"{name} was skipped: it was {state} after the sync was queued.")
+            else:
+                failures.append(f"{name} was not synced: it was {state} after the sync was asked.")
             step[0] = (credential_ids.index(cred_id) + 1) * len(kinds)
             continue
         try:
@@ -324,9 +331,10 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
                 f"Synced meanwhile: {', '.join(done)} (added {grand['added']}, updated "
                 f"{grand['updated']}, gone {grand['gone']})."
             )
-        raise jobs.JobError(" ".join(failures))
+        raise jobs.JobError(" ".join(failures + skipped))
     what = ", ".join(KIND_LABELS[k].lower() for k in kinds)
-    grand["message"] = f"Synced {what} of {', '.join(done) or 'no credential'}."
+    synced = f"Synced {what} of {', '.join(done)}." if done else "No credential was synced."
+    grand["message"] = " ".join([synced, *skipped])
     return grand
 
 
