@@ -353,7 +353,17 @@ def start_sync(actor, credential_ids: list[int] | None, kinds, reason: str = "")
     if credential_ids is None:
         creds = credentials.usable_credentials()
     else:
-        creds = [c for c in (credentials.get(i) for i in credential_ids) if c is not None]
+        found = [credentials.get(i, include_deleted=True) for i in credential_ids]
+        # A row's Sync clicked on a page shown before its credential was deleted (in another
+        # tab, by another administrator): said as such, not as if none were enabled.
+        deleted = [c.name for c in found if c is not None and c.deleted_at is not None]
+        if deleted:
+            raise SyncError(
+                f"{', '.join(deleted)} was deleted; a deleted credential can no longer be synced."
+            )
+        if None in found:
+            raise SyncError("That credential does not exist; reload the page.")
+        creds = found
         disabled = [c.name for c in creds if not c.enabled]
         if disabled:
             raise SyncError(f"{', '.join(disabled)} is disabled; enable it to sync.")
