@@ -513,3 +513,14 @@ def test_orders_placed_with_a_csr_before_0019_refer_to_its_key(app, user):
         keys = dict(conn.execute(sa.text("SELECT id, private_key_id FROM ca_order")).all())
     assert [keys[i] for i in ids] == [key_id, None, None]
     assert _drift() == []
+
+
+def test_every_revision_id_fits_the_version_table():
+    """Alembic keeps the revision in alembic_version.version_num, VARCHAR(32): PostgreSQL refuses
+    a longer id at the upgrade (SQLite does not check the length, so a SQLite run alone would
+    not tell)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(paths.MIGRATIONS_DIR))
+    too_long = [r.revision for r in script.walk_revisions() if len(r.revision) > 32]
+    assert too_long == []

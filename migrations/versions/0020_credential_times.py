@@ -1,6 +1,6 @@
 """A credential knows when its login last changed and when its last sync failed
 
-Revision ID: 0020_credential_login_and_sync_times
+Revision ID: 0020_credential_times
 Revises: 0019_order_keeps_csr_key
 Create Date: 2026-12-06 04:40:00
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import webapp.dbtypes
 
 
-revision = '0020_credential_login_and_sync_times'
+revision = '0020_credential_times'
 down_revision = '0019_order_keeps_csr_key'
 branch_labels = None
 depends_on = None
