@@ -9,8 +9,9 @@ the API user, key or client certificate was changed, and its Last sync column sh
 successful sync even when the latest one had failed. The credential now carries
 ``login_changed_at`` (when its API user, key or client certificate last changed; what was said
 about the login before then is not shown as if it were about the new one) and
-``last_sync_failed_at`` (when ``last_sync_error`` was written). Plain nullable columns, empty for
-existing rows: SQLite adds them in place.
+``last_sync_failed_at`` (when ``last_sync_error`` was written) and ``last_sync_failed_kinds`` (the
+kinds that failed: a later sync of other kinds leaves the failure standing). Plain nullable or
+defaulted columns, empty for existing rows: SQLite adds them in place.
 """
 import sqlite3
 
@@ -25,15 +26,19 @@ down_revision = '0019_order_keeps_csr_key'
 branch_labels = None
 depends_on = None
 
-COLUMNS = ('login_changed_at', 'last_sync_failed_at')
+COLUMNS = ('login_changed_at', 'last_sync_failed_at', 'last_sync_failed_kinds')
 
 
 def upgrade():
-    for column in COLUMNS:
+    for column in COLUMNS[:2]:
         op.add_column(
             'ecs_credential',
             sa.Column(column, webapp.dbtypes.UTCDateTime(timezone=True), nullable=True),
         )
+    op.add_column(
+        'ecs_credential',
+        sa.Column('last_sync_failed_kinds', sa.String(length=64), nullable=False, server_default=''),
+    )
 
 
 def downgrade():

@@ -658,3 +658,28 @@ def test_last_sync_says_when_the_latest_sync_failed_and_why(admin_client, sandbo
     assert "Failed" not in cell and "HTTP 503" not in cell
     db.session.expire_all()
     assert service.get(cred.id).last_sync_failed_at is None
+
+
+def test_a_sync_of_other_kinds_leaves_a_failed_kind_said(admin_client, sandbox, user):
+    """The domains' sync failed, then the products' succeeded: the row still says the latest
+    domains sync failed (the products' success says nothing about them); a successful domains
+    sync clears it."""
+    from webapp.catalog import service as catalog
+
+    sandbox.seed(certificates=2, seed=2)
+    cred = link_sandbox(user, sandbox)
+    sandbox.faults([{"kind": "http_503", "path": "/enterprise/v2/domains*"}])
+    try:
+        assert catalog.start_sync(user["admin"], [cred.id], ["domains"]).state == "failed"
+    finally:
+        sandbox.clear_faults()
+    assert catalog.start_sync(user["admin"], [cred.id], ["products"]).state == "succeeded"
+    page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    cell = _last_sync(page, cred.id)
+    assert '<span class="badge bad">Failed</span>' in cell and "(domains)" in cell
+    assert "HTTP 503" in cell and "Sync failed" in _status(page, cred.id)
+
+    assert catalog.start_sync(user["admin"], [cred.id], ["domains"]).state == "succeeded"
+    page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    assert "Failed" not in _last_sync(page, cred.id)
+    assert "Sync failed" not in _status(page, cred.id)

@@ -46,6 +46,9 @@ class EcsCredential(db.Model):
     products_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync_error: Mapped[str] = mapped_column(Text, default="")
     last_sync_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The kinds whose latest sync failed, comma-separated: a later sync of other kinds does
+    # not clear the failure.
+    last_sync_failed_kinds: Mapped[str] = mapped_column(String(64), default="")
     # When the API user, API key or client certificate last changed (None: not since it was
     # added). A sync's verdict on the login from before then is about other secrets.
     login_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -85,6 +88,11 @@ class EcsCredential(db.Model):
         if len(first) > SHORT_REASON:
             first = first[:SHORT_REASON].rsplit(" ", 1)[0] + " …"
         return first
+
+    @property
+    def sync_failed_kinds(self) -> list[str]:
+        """The kinds (organizations, domains, products) whose latest sync failed."""
+        return [k for k in (self.last_sync_failed_kinds or "").split(",") if k]
 
     def _since_login_change(self, when: datetime | None) -> bool:
         return when is not None and (self.login_changed_at is None or when >= self.login_changed_at)

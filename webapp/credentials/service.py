@@ -512,14 +512,23 @@ def note_admin_refused(cred: EcsCredential, exc: errors.EcsError | None = None, 
 def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
     """Note on the credential that ``kinds`` were synced at ``when`` (or, with ``error``, that
     the sync failed, when (``when``, or now) and why); the caller commits, with its audit
-    event."""
+    event. A failure stands until the kinds it was about are synced again."""
     for kind in kinds:
         if kind not in SYNC_KINDS:
             raise ValueError(f"unknown sync kind {kind!r}")
         if not error:
             setattr(cred, f"{kind}_synced_at", when)
-    cred.last_sync_error = error
-    cred.last_sync_failed_at = (when or utcnow()) if error else None
+    failed = set(cred.sync_failed_kinds)
+    if error:
+        failed |= set(kinds)
+        cred.last_sync_error = error
+        cred.last_sync_failed_at = when or utcnow()
+    else:
+        failed -= set(kinds)
+        if not failed:
+            cred.last_sync_error = ""
+            cred.last_sync_failed_at = None
+    cred.last_sync_failed_kinds = ",".join(k for k in SYNC_KINDS if k in failed)
 
 
 def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:
