@@ -611,6 +611,8 @@ class Tab:
     credential_names: dict  # every credential's name by id, deleted ones too (for the rows)
     last_synced: datetime | None
     statuses: list[str]
+    # (name, when) of the credentials shown whose latest sync of this kind failed
+    failed: list = field(default_factory=list)
 
 
 QUERIES = {"organizations": None, "domains": None, "products": None}  # filled below
@@ -632,7 +634,13 @@ def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
     every = credentials.summaries(include_deleted=True)
     live = [c for c in every if c.deleted_at is None]
     column = f"{kind}_synced_at"
-    synced = [getattr(c, column) for c in live if not f.credential_id or c.id == f.credential_id]
+    shown = [c for c in live if not f.credential_id or c.id == f.credential_id]
+    synced = [getattr(c, column) for c in shown]
+    failed = [
+        (c.name, c.last_sync_failed_at)
+        for c in shown
+        if kind in (c.last_sync_failed_kinds or "").split(",")
+    ]
     stamp = max((getattr(c, column) for c in every if getattr(c, column)), default=None)
     model = MODELS[kind]
     return Tab(
@@ -641,6 +649,7 @@ def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
         credential_names={c.id: c.name for c in every},
         last_synced=max((s for s in synced if s), default=None),
         statuses=_statuses_as_of(model, stamp) if model is not CatalogProduct else [],
+        failed=failed,
     )
 
 

@@ -84,14 +84,16 @@ _SUMMARY_COLUMNS = (
     EcsCredential.enabled,
     EcsCredential.deleted_at,
     *(getattr(EcsCredential, f"{kind}_synced_at") for kind in SYNC_KINDS),
+    EcsCredential.last_sync_failed_at,
+    EcsCredential.last_sync_failed_kinds,
 )
 _SUMMARIES = select(*_SUMMARY_COLUMNS).order_by(func.lower(EcsCredential.name))
 _LIVE_SUMMARIES = _SUMMARIES.where(EcsCredential.deleted_at.is_(None))
 
 
 def summaries(include_deleted: bool = False) -> list:
-    """Every credential (deleted ones too when asked) as a row of id, name, enabled, deleted_at
-    and <kind>_synced_at for each kind, by name."""
+    """Every credential (deleted ones too when asked) as a row of id, name, enabled, deleted_at,
+    <kind>_synced_at for each kind, last_sync_failed_at and last_sync_failed_kinds, by name."""
     return list(db.session.execute(_SUMMARIES if include_deleted else _LIVE_SUMMARIES))
 
 
