@@ -513,3 +513,28 @@ def test_orders_placed_with_a_csr_before_0019_refer_to_its_key(app, user):
         keys = dict(conn.execute(sa.text("SELECT id, private_key_id FROM ca_order")).all())
     assert [keys[i] for i in ids] == [key_id, None, None]
     assert _drift() == []
+
+
+def test_entrust_pickup_links_kept_before_0020_are_removed(app):
+    """0020 takes Entrust's pickupUrl (a link that hands over the certificate) out of the fields
+    each order keeps, and leaves every other field, and the orders without one, as they were."""
+    import json
+
+    import sqlalchemy as sa
+
+    from tests.helpers import make_order
+
+    link = "https://www.entrust.net/ssl/certpickup.cfm?id=5001234-0C227220A9C946A995B7E412C4264F5F"
+    with_link = make_order("5001234", details=json.dumps({"pickupUrl": link, "trackingId": 1}))
+    without = make_order("5001235", details=json.dumps({"trackingId": 2, "org": "pickupUrl Ltd"}))
+    ids = (with_link.id, without.id)
+    db.session.remove()
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0019_order_keeps_csr_key")
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    with db.engine.connect() as conn:
+        kept = dict(conn.execute(sa.text("SELECT id, details FROM ca_order")).all())
+    assert [json.loads(kept[i]) for i in ids] == [
+        {"trackingId": 1},
+        {"trackingId": 2, "org": "pickupUrl Ltd"},
+    ]
+    assert _drift() == []

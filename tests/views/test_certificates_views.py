@@ -564,9 +564,13 @@ def test_roles_on_keys(app, admin_client, operator_client, auditor_client, user)
     data = {"password": "download-1", "password2": "download-1"}
     assert auditor_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
     assert operator_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
-    assert "Download with private key" not in auditor_client.get(
-        f"/certificates/{row.id}"
-    ).get_data(as_text=True)
+    page = auditor_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    assert "Download with private key" not in page
+    assert "A private key is held; your role does not allow downloading it." in page
+    # The operator's role downloads keys, but only those they made or imported: they are told so.
+    page = operator_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    assert "Download with private key" not in page and "role does not allow" not in page
+    assert "only an administrator or the user who made or imported it may download it" in page
     assert auditor_client.post(f"/certificates/{row.id}/delete").status_code == 403
     assert auditor_client.get("/certificates/import").status_code == 403
     # the operator's own key: allowed

@@ -296,12 +296,13 @@ def test_key_download_roles(app, admin_client, operator_client, auditor_client, 
     # auditor: never; operator: not another's key
     assert auditor_client.post(f"/csrs/{admins.id}/key", data=pw).status_code == 403
     assert operator_client.post(f"/csrs/{admins.id}/key", data=pw).status_code == 403
-    assert "Download private key" not in operator_client.get(f"/csrs/{admins.id}").get_data(
-        as_text=True
-    )
-    assert "Download private key" not in auditor_client.get(f"/csrs/{admins.id}").get_data(
-        as_text=True
-    )
+    # Each is told why: the operator's role downloads keys, but only those they made.
+    page = operator_client.get(f"/csrs/{admins.id}").get_data(as_text=True)
+    assert "Download private key" not in page and "role does not allow" not in page
+    assert "Only an administrator or the user who made this key may download it." in page
+    page = auditor_client.get(f"/csrs/{admins.id}").get_data(as_text=True)
+    assert "Download private key" not in page
+    assert "Your role does not allow downloading this key." in page
     # the admin: PKCS#8 and PKCS#12, audited
     r = admin_client.post(f"/csrs/{admins.id}/key", data=pw)
     assert r.status_code == 200 and b"ENCRYPTED PRIVATE KEY" in r.data
