@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as stdlib_json
+import re
 
 from flask import Response, json
 
@@ -40,6 +41,25 @@ def in_range(number: int, field: str) -> int:
     if not -INT_MAX <= number <= INT_MAX:
         raise bad_request(f"{field} is out of range", field)
     return number
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_int(value) -> int:
+    """An integer as the live API's parser reads one: a JSON integer (not a boolean), or text of
+    ASCII digits with an optional sign. Python's own ``int()`` also takes ``1_000``, digits of
+    other scripts, and truncates ``1.5``; a ValueError here for all of those.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    raise ValueError(f"not an integer: {value!r}")
 
 
 def bad_request(message: str, field: str | None = None) -> ApiError:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from .clock import fmt, fmt_millis, parse_datetime
-from .errors import bad_request, in_range
+from .errors import bad_request, in_range, parse_int
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 25
@@ -176,7 +176,7 @@ def _convert(name: str, field: Field, value: str):
     value = value.strip()
     if field.kind == "int":
         try:
-            return in_range(int(value), name)
+            return in_range(parse_int(value), name)
         except ValueError as exc:
             raise bad_request(f"Invalid value for {name}: {value}", name) from exc
     if field.kind == "number":
@@ -272,11 +272,11 @@ def build_filters(args, fields: dict[str, Field]) -> tuple[list[str], list]:
 def parse_paging(args) -> tuple[int, int]:
     """Return (offset, limit) with ECS's defaults and bounds; 400 outside them."""
     try:
-        offset = int(args.get("offset", 0))
+        offset = parse_int(args.get("offset", "0"))
     except ValueError as exc:
         raise bad_request("offset must be an integer", "offset") from exc
     try:
-        limit = int(args.get("limit", DEFAULT_LIMIT))
+        limit = parse_int(args.get("limit", str(DEFAULT_LIMIT)))
     except ValueError as exc:
         raise bad_request("limit must be an integer", "limit") from exc
     if offset < 0:

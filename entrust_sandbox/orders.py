@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from . import ca as ca_mod
 from .clock import fmt, parse_datetime, parse_expiry_date
-from .errors import INT_MAX, ApiError, bad_request, in_range, not_found
+from .errors import INT_MAX, ApiError, bad_request, in_range, not_found, parse_int
 from .listing import API, CUSTOM_FIELD_NAMES, custom_number
 from .store import bar_key
 
@@ -95,8 +95,8 @@ def _int(value, field: str, default: int) -> int:
     if value is None or value == "":
         return default
     try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
+        number = parse_int(value)
+    except ValueError as exc:
         raise bad_request(f"{field} must be an integer", field) from exc
     return in_range(number, field)
 

@@ -138,6 +138,47 @@ def test_numbers_out_of_range_are_refused(api, path, status, field):
     assert_error(api.get(path), status, field)
 
 
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=1_0", "limit"),  # Python's int() reads these; no JSON or Java parser does
+        ("offset=1_0", "offset"),
+        ("limit=\u0665", "limit"),  # ARABIC-INDIC DIGIT FIVE
+        ("trackingId=5_000_002", "trackingId"),
+        ("keySize=2_048", "keySize"),
+        ("trackingId=in:\u0661,2", "trackingId"),
+        ("domains?clientId=\uff11", "clientId"),  # FULLWIDTH DIGIT ONE
+    ],
+)
+def test_a_number_in_a_query_is_ascii_digits(api, query, field):
+    path = query if query.startswith("domains") else f"certificates?{query}"
+    assert_error(api.get(path), 400, field)
+
+
+def test_a_number_in_a_query_may_have_a_sign_and_spaces(api):
+    """What a strict parser still reads: ``+5`` and a value with spaces around it."""
+    for limit in ("+5", " 5 ", "005"):
+        response = api.get("certificates", params={"limit": limit})
+        assert response.status_code == 200, response.text
+        assert response.json()["summary"]["limit"] == 5
+
+
+@pytest.mark.parametrize("client_id", [True, 1.5, "1_0", "\u0661", [1], {"id": 1}])
+def test_a_client_id_that_is_no_integer_is_a_400_and_spends_nothing(api, client_id):
+    """``true`` and ``1.5`` were taken as client 1, and an order issued for it."""
+    before = _state(api)
+    response = api.order("www.example.com", "UC_SSL", clientId=client_id)
+    assert_error(response, 400, "clientId")
+    assert _state(api) == before
+
+
+def test_a_client_id_may_be_an_integer_in_any_json_form(api):
+    """A JSON integer, its text (as Ansible's string-typed options send it), or ``1.0``."""
+    for client_id in (1, "1", " 1", 1.0):
+        response = api.order("www.example.com", "UC_SSL", clientId=client_id, validateOnly=True)
+        assert response.status_code == 200, (client_id, response.text)
+
+
 def test_a_decline_reason_and_a_domain_name_must_be_text(api):
     pending = api.order("www.example.com", "UC_SSL", queueForApproval=True).json()["trackingId"]
     for reason in (["x"], {"a": 1}):
