@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+from datetime import date, timedelta
 
 import pytest
 from cryptography import x509
@@ -177,6 +178,50 @@ def test_a_client_id_may_be_an_integer_in_any_json_form(api):
     for client_id in (1, "1", " 1", 1.0):
         response = api.order("www.example.com", "UC_SSL", clientId=client_id, validateOnly=True)
         assert response.status_code == 200, (client_id, response.text)
+
+
+def _expiry_in_a_month() -> date:
+    return date.today() + timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [
+        lambda day: int(day.strftime("%Y%m%d")),  # a JSON number was read as its digits
+        lambda day: day.strftime("%Y%m%d"),  # ISO 8601's basic form, which RFC 3339 is not
+        lambda day: day.strftime("%G-W%V-%u"),  # an ISO week date
+        lambda day: f"{day.isoformat()}T10",  # an hour alone
+        lambda day: f"{day.isoformat()}T1011Z",
+    ],
+    ids=["number", "basic", "week", "hour", "basic-time"],
+)
+def test_an_expiry_that_is_no_rfc_3339_date_is_a_400_and_spends_nothing(api, expiry):
+    before = _state(api)
+    response = api.order("www.example.com", "UC_SSL", certExpiryDate=expiry(_expiry_in_a_month()))
+    assert_error(response, 400, "certExpiryDate")
+    assert _state(api) == before
+
+
+def test_the_expiry_forms_peers_send_are_read(api):
+    """A date (acme2certifier, Lemur), Ansible's date-time with two fraction digits, .NET's
+    with seven and an offset (Keyfactor), and RFC 3339's lower-case and space-separated forms."""
+    day = _expiry_in_a_month().isoformat()
+    for expiry in (
+        day,
+        f"{day}T00:00:00.00Z",
+        f"{day}T10:11:12.1234567-05:00",
+        f"{day}t10:11:12z",
+        f"{day} 10:11:12",
+    ):
+        response = api.order("www.example.com", "UC_SSL", certExpiryDate=expiry, validateOnly=True)
+        assert response.status_code == 200, (expiry, response.text)
+
+
+@pytest.mark.parametrize("moment", ["20180101T000000Z", "2018-W01-1T00:00:00Z", "2018-01-01T00"])
+def test_a_date_filter_that_is_no_rfc_3339_date_time_is_a_400(api, moment):
+    assert_error(
+        api.get("certificates", params={"expiresAfter": f"ge:{moment}"}), 400, "expiresAfter"
+    )
 
 
 def test_a_decline_reason_and_a_domain_name_must_be_text(api):
