@@ -40,6 +40,14 @@ def parse_datetime(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def written_date(text: str) -> date:
+    """The calendar date an RFC 3339 date or date-time is written with (its offset ignored)."""
+    text = text.strip()
+    if not (_DATE_RE.fullmatch(text) or _DATETIME_RE.fullmatch(text)):
+        raise ValueError(f"not an RFC 3339 date: {text!r}")
+    return date.fromisoformat(text[:10])
+
+
 def parse_expiry_date(text: str, allow_datetime: bool) -> date:
     """Parse certExpiryDate: a date, or (when allowed) a date-time taken in EST as the spec says.
     Either is text: a JSON number is no date."""

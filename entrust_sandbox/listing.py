@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -159,12 +160,17 @@ def normalize_serial(value: str) -> str:
     return value.lstrip("0") or "0"
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def custom_number(text: str) -> float | None:
-    """A custom number field's value (a finite float), or None when ``text`` is not one."""
-    try:
-        number = float(text)
-    except ValueError:
+    """A custom number field's value (a finite float), or None when ``text`` is not one: ASCII
+    digits, a point and an exponent (Python's ``float()`` also reads ``1_000``, digits of
+    other scripts and ``nan``)."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
         return None
+    number = float(text)
     return number if math.isfinite(number) else None
 
 

@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import sqlite3
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12 as p12
 from cryptography.x509.oid import NameOID
 
 from . import ca as ca_mod
-from .clock import fmt, parse_datetime, parse_expiry_date
+from .clock import fmt, parse_datetime, parse_expiry_date, written_date
 from .errors import INT_MAX, ApiError, bad_request, in_range, not_found, parse_int
 from .listing import API, CUSTOM_FIELD_NAMES, custom_number
 from .store import bar_key
@@ -223,7 +223,9 @@ def _custom_fields(custom: dict, account: dict) -> dict:
             continue
         if name.startswith("date"):
             try:
-                out[name] = date.fromisoformat(text[:10]).isoformat()
+                if not isinstance(value, str):
+                    raise ValueError("a date is text")
+                out[name] = written_date(text).isoformat()
             except ValueError:
                 raise bad_request(f"{name} must be a date (YYYY-MM-DD)", field) from None
             continue
