@@ -1244,7 +1244,9 @@ def new_client_fields(body: dict) -> dict:
     """The fields of an AddClient request, checked: clientName (required), friendlyClientName
     (the name when not given), address and authContact with their own fields only."""
     name = body.get("clientName")
-    if not isinstance(name, str) or not name.strip():
+    if name is not None and not isinstance(name, str):
+        raise bad_request("clientName must be a string", "clientName")
+    if name is None or not name.strip():
         raise bad_request("clientName is required", "clientName")
     friendly = _text(body, "friendlyClientName")
     contact = _text_fields(body, "authContact", CONTACT_FIELDS)

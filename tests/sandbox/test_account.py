@@ -209,6 +209,19 @@ def test_a_new_client_with_fields_of_the_wrong_kind_is_refused(api):
     assert api.get("clients").json() == before
 
 
+def test_a_client_name_that_is_no_text_is_named_as_such(api):
+    """A number, a list or an object as clientName is "must be a string", as friendlyClientName
+    is (it said "clientName is required", which it was given); absent or blank is required."""
+    before = api.get("clients").json()
+    for name in (5, ["Wrong Ltd"], {"name": "Wrong Ltd"}, True):
+        body = assert_error(api.post("clients", {"clientName": name}), 400, "clientName")
+        assert body["errors"][0]["message"] == "clientName must be a string", name
+    for body in ({}, {"clientName": None}, {"clientName": "  "}):
+        error = assert_error(api.post("clients", body), 400, "clientName")["errors"][0]
+        assert error["message"] == "clientName is required", body
+    assert api.get("clients").json() == before
+
+
 def test_async_order(api):
     csr, _ = make_csr("www.example.com")
     response = api.post("async/certificates", {"certType": "STANDARD_SSL", "csr": csr})
