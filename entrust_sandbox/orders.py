@@ -1142,6 +1142,10 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
         for prefix in EMAIL_PREFIXES
     }
     email_method = body.get("emailMethod")
+    if method == "EMAIL" and email_method is not None and not isinstance(email_method, dict):
+        # The answer's form (a list of addresses) or a bare address is no request's form: taken
+        # silently, the domain would go to addresses the caller never named.
+        raise bad_request("emailMethod must be an object (emailSource and email)", "emailMethod")
     if method == "EMAIL" and isinstance(email_method, dict):
         source = email_method.get("emailSource")
         if source is None:  # absent or null: the default
