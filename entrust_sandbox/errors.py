@@ -79,10 +79,18 @@ def _no_constant(name: str):
 def parse_json(raw: bytes | str):
     """Parse a request body as a strict JSON parser does (the live API's, for one).
 
-    NaN and Infinity are not JSON, and nesting too deep to follow is refused rather than
-    crashing: both raise ValueError like any other malformed body.
+    NaN and Infinity are not JSON, nesting too deep to follow is refused rather than crashing,
+    and so is a string with half of a surrogate pair (``"\\ud800"``), which no UTF-8 text can
+    hold (I-JSON, RFC 7493, forbids it): all raise ValueError like any other malformed body.
     """
     try:
-        return stdlib_json.loads(raw, parse_constant=_no_constant)
+        data = stdlib_json.loads(raw, parse_constant=_no_constant)
     except RecursionError as exc:
         raise ValueError("the JSON is nested too deeply") from exc
+    try:
+        stdlib_json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError as exc:
+        raise ValueError("the JSON is nested too deeply") from exc
+    except UnicodeEncodeError as exc:
+        raise ValueError("a string holds half of a surrogate pair") from exc
+    return data

@@ -272,6 +272,40 @@ def test_a_body_that_is_not_json_is_a_400_and_is_logged(api, sb, raw):
     assert logged["status"] == 400 and logged["body"] == raw
 
 
+@pytest.mark.parametrize(
+    "method, path, raw",
+    [
+        ("PUT", "certificates/{id}/tracking", '{"trackingInfo": "\\ud800"}'),
+        ("PUT", "certificates/{id}/tracking", '{"customFields": {"text1": "a\\udc00b"}}'),
+        ("POST", "clients", '{"clientName": "\\udfff Ltd"}'),
+        ("POST", "certificates/{id}/revocations", '{"revocationComment": "\\ud83d"}'),
+        ("PATCH", "certificates/{id}", '{"operation": "SUSPEND", "\\ud800": 1}'),
+        (
+            "POST",
+            "certificates",
+            '{"certType": "UC_SSL", "tracking": {"requesterName": "\\ud800"}}',
+        ),
+    ],
+)
+def test_half_a_surrogate_pair_is_not_json_text(api, sb, method, path, raw):
+    """A JSON escape for half of a UTF-16 surrogate pair names no character, and no UTF-8 text
+    holds it: the body is refused as not JSON (the store could not hold it: a 500), and nothing
+    changes. A whole pair is a character like any other."""
+    tracking_id = api.order("www.example.com").json()["trackingId"]
+    before = (_state(api), api.get(f"certificates/{tracking_id}").json(), api.get("clients").json())
+    url = api.base + path.format(id=tracking_id)
+    response = api.session.request(method, url, data=raw, timeout=30)
+    body = assert_error(response, 400)
+    assert body["errors"][0]["message"] == "The request body is not valid JSON"
+    after = (_state(api), api.get(f"certificates/{tracking_id}").json(), api.get("clients").json())
+    assert after == before
+    pair = '{"trackingInfo": "\\ud83d\\ude00"}'  # U+1F600, written as its surrogate pair
+    replaced = api.session.put(f"{api.base}certificates/{tracking_id}/tracking", data=pair)
+    assert replaced.status_code == 200, replaced.text
+    shown = api.get(f"certificates/{tracking_id}").json()["tracking"]["trackingInfo"]
+    assert shown == "\U0001f600"
+
+
 def _raw_exchange(sb, request: bytes) -> tuple[bytes, dict, bytes]:
     """Send bytes as they are (no client library tidies them up); return the status line, the
     headers and the body of the answer."""
