@@ -335,6 +335,36 @@ def test_credentials_that_are_not_ascii_are_refused_like_none(sb):
     assert headers["WWW-Authenticate"].startswith("Basic")
 
 
+_TOKEN_HEADER = "Authorization: Basic {token}\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_head, status",
+    [
+        # A trackingId=in: list too long for one request line (a client listing every order).
+        ("GET /enterprise/v2/certificates?trackingId=in:" + "1," * 33000 + "2 HTTP/1.1\r\n", 414),
+        ("GET /enterprise/v2/application/version HTTP/1.1\r\n" + "X-A: b\r\n" * 101, 431),
+        ("GET /enterprise/v2/application/version HTTP/1.1\r\nX-A: " + "b" * 70000 + "\r\n", 431),
+        ("GET /enterprise/v2/application/version HTTP/9\r\n", 400),
+        ("GET\r\n", 400),
+    ],
+    ids=["uri-too-long", "too-many-headers", "header-too-long", "bad-version", "no-path"],
+)
+def test_what_the_server_refuses_before_the_api_is_in_the_envelope(sb, request_head, status):
+    """Errors the HTTP server answers itself were an HTML page; clients read the ECS envelope
+    on every error (Keyfactor looks for "errors" in the body)."""
+    token = base64.b64encode(f"{sb.api_user}:{sb.api_key}".encode()).decode()
+    line, _, headers = request_head.partition("\r\n")
+    raw = f"{line}\r\nHost: sandbox\r\n{_TOKEN_HEADER.format(token=token)}{headers}"
+    answer_status, answer_headers, body = _raw_exchange(sb, (raw + "\r\n").encode("latin-1"))
+    assert answer_status.split()[1] == str(status).encode(), answer_status
+    assert answer_headers["Content-Type"] == "application/json"
+    assert int(answer_headers["Content-Length"]) == len(body)
+    envelope = json.loads(body)
+    assert envelope["status"] == status
+    assert envelope["errors"][0]["message"]
+
+
 def test_a_body_that_cannot_be_read_is_a_400_and_is_logged(api, sb):
     """A broken chunked encoding: a 400 in the envelope (it was a 500 HTML page), logged."""
     before = _state(api)
