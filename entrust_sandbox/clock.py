@@ -6,7 +6,12 @@ import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 EST = timezone(timedelta(hours=-5))
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# RFC 3339's date-time (seconds and the offset may be left out, as Java's ISO parser allows):
+# not the other ISO 8601 forms Python's fromisoformat also reads (20270601, 2027-W22-1, T00).
+_DATETIME_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2})?", re.ASCII
+)
 
 
 def fmt(moment: datetime) -> str:
@@ -23,8 +28,10 @@ def fmt_millis(moment: datetime) -> str:
 def parse_datetime(text: str) -> datetime:
     """Parse an RFC 3339 date-time (fractions of any length, `Z` or an offset) or a date."""
     text = text.strip()
-    if _DATE_RE.match(text):
+    if _DATE_RE.fullmatch(text):
         return datetime.combine(date.fromisoformat(text), time(), UTC)
+    if not _DATETIME_RE.fullmatch(text):
+        raise ValueError(f"not an RFC 3339 date-time: {text!r}")
     # Python's parser takes at most 6 fraction digits; .NET sends 7.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     moment = datetime.fromisoformat(text.replace("z", "Z"))
@@ -33,10 +40,21 @@ def parse_datetime(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def written_date(text: str) -> date:
+    """The calendar date an RFC 3339 date or date-time is written with (its offset ignored)."""
+    text = text.strip()
+    if not (_DATE_RE.fullmatch(text) or _DATETIME_RE.fullmatch(text)):
+        raise ValueError(f"not an RFC 3339 date: {text!r}")
+    return date.fromisoformat(text[:10])
+
+
 def parse_expiry_date(text: str, allow_datetime: bool) -> date:
-    """Parse certExpiryDate: a date, or (when allowed) a date-time taken in EST as the spec says."""
-    text = str(text).strip()
-    if _DATE_RE.match(text):
+    """Parse certExpiryDate: a date, or (when allowed) a date-time taken in EST as the spec says.
+    Either is text: a JSON number is no date."""
+    if not isinstance(text, str):
+        raise ValueError("certExpiryDate must be text")
+    text = text.strip()
+    if _DATE_RE.fullmatch(text):
         return date.fromisoformat(text)
     if not allow_datetime:
         raise ValueError("certExpiryDate must be a date (YYYY-MM-DD)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as stdlib_json
+import re
 
 from flask import Response, json
 
@@ -42,6 +43,25 @@ def in_range(number: int, field: str) -> int:
     return number
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_int(value) -> int:
+    """An integer as the live API's parser reads one: a JSON integer (not a boolean), or text of
+    ASCII digits with an optional sign. Python's own ``int()`` also takes ``1_000``, digits of
+    other scripts, and truncates ``1.5``; a ValueError here for all of those.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    raise ValueError(f"not an integer: {value!r}")
+
+
 def bad_request(message: str, field: str | None = None) -> ApiError:
     """Shorthand for a 400 ApiError."""
     return ApiError(400, message, field)
@@ -59,10 +79,18 @@ def _no_constant(name: str):
 def parse_json(raw: bytes | str):
     """Parse a request body as a strict JSON parser does (the live API's, for one).
 
-    NaN and Infinity are not JSON, and nesting too deep to follow is refused rather than
-    crashing: both raise ValueError like any other malformed body.
+    NaN and Infinity are not JSON, nesting too deep to follow is refused rather than crashing,
+    and so is a string with half of a surrogate pair (``"\\ud800"``), which no UTF-8 text can
+    hold (I-JSON, RFC 7493, forbids it): all raise ValueError like any other malformed body.
     """
     try:
-        return stdlib_json.loads(raw, parse_constant=_no_constant)
+        data = stdlib_json.loads(raw, parse_constant=_no_constant)
     except RecursionError as exc:
         raise ValueError("the JSON is nested too deeply") from exc
+    try:
+        stdlib_json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError as exc:
+        raise ValueError("the JSON is nested too deeply") from exc
+    except UnicodeEncodeError as exc:
+        raise ValueError("a string holds half of a surrogate pair") from exc
+    return data

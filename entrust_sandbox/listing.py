@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 
 from .clock import fmt, fmt_millis, parse_datetime
-from .errors import bad_request, in_range
+from .errors import bad_request, in_range, parse_int
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 25
@@ -159,12 +160,17 @@ def normalize_serial(value: str) -> str:
     return value.lstrip("0") or "0"
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def custom_number(text: str) -> float | None:
-    """A custom number field's value (a finite float), or None when ``text`` is not one."""
-    try:
-        number = float(text)
-    except ValueError:
+    """A custom number field's value (a finite float), or None when ``text`` is not one: ASCII
+    digits, a point and an exponent (Python's ``float()`` also reads ``1_000``, digits of
+    other scripts and ``nan``)."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text):
         return None
+    number = float(text)
     return number if math.isfinite(number) else None
 
 
@@ -176,7 +182,7 @@ def _convert(name: str, field: Field, value: str):
     value = value.strip()
     if field.kind == "int":
         try:
-            return in_range(int(value), name)
+            return in_range(parse_int(value), name)
         except ValueError as exc:
             raise bad_request(f"Invalid value for {name}: {value}", name) from exc
     if field.kind == "number":
@@ -272,11 +278,11 @@ def build_filters(args, fields: dict[str, Field]) -> tuple[list[str], list]:
 def parse_paging(args) -> tuple[int, int]:
     """Return (offset, limit) with ECS's defaults and bounds; 400 outside them."""
     try:
-        offset = int(args.get("offset", 0))
+        offset = parse_int(args.get("offset", "0"))
     except ValueError as exc:
         raise bad_request("offset must be an integer", "offset") from exc
     try:
-        limit = int(args.get("limit", DEFAULT_LIMIT))
+        limit = parse_int(args.get("limit", str(DEFAULT_LIMIT)))
     except ValueError as exc:
         raise bad_request("limit must be an integer", "limit") from exc
     if offset < 0:

@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import sqlite3
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12 as p12
 from cryptography.x509.oid import NameOID
 
 from . import ca as ca_mod
-from .clock import fmt, parse_datetime, parse_expiry_date
-from .errors import INT_MAX, ApiError, bad_request, in_range, not_found
+from .clock import fmt, parse_datetime, parse_expiry_date, written_date
+from .errors import INT_MAX, ApiError, bad_request, in_range, not_found, parse_int
 from .listing import API, CUSTOM_FIELD_NAMES, custom_number
 from .store import bar_key
 
@@ -95,8 +95,8 @@ def _int(value, field: str, default: int) -> int:
     if value is None or value == "":
         return default
     try:
-        number = int(value)
-    except (TypeError, ValueError) as exc:
+        number = parse_int(value)
+    except ValueError as exc:
         raise bad_request(f"{field} must be an integer", field) from exc
     return in_range(number, field)
 
@@ -223,7 +223,9 @@ def _custom_fields(custom: dict, account: dict) -> dict:
             continue
         if name.startswith("date"):
             try:
-                out[name] = date.fromisoformat(text[:10]).isoformat()
+                if not isinstance(value, str):
+                    raise ValueError("a date is text")
+                out[name] = written_date(text).isoformat()
             except ValueError:
                 raise bad_request(f"{name} must be a date (YYYY-MM-DD)", field) from None
             continue
@@ -1140,6 +1142,10 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
         for prefix in EMAIL_PREFIXES
     }
     email_method = body.get("emailMethod")
+    if method == "EMAIL" and email_method is not None and not isinstance(email_method, dict):
+        # The answer's form (a list of addresses) or a bare address is no request's form: taken
+        # silently, the domain would go to addresses the caller never named.
+        raise bad_request("emailMethod must be an object (emailSource and email)", "emailMethod")
     if method == "EMAIL" and isinstance(email_method, dict):
         source = email_method.get("emailSource")
         if source is None:  # absent or null: the default
@@ -1242,7 +1248,9 @@ def new_client_fields(body: dict) -> dict:
     """The fields of an AddClient request, checked: clientName (required), friendlyClientName
     (the name when not given), address and authContact with their own fields only."""
     name = body.get("clientName")
-    if not isinstance(name, str) or not name.strip():
+    if name is not None and not isinstance(name, str):
+        raise bad_request("clientName must be a string", "clientName")
+    if name is None or not name.strip():
         raise bad_request("clientName is required", "clientName")
     friendly = _text(body, "friendlyClientName")
     contact = _text_fields(body, "authContact", CONTACT_FIELDS)

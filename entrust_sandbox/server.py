@@ -8,6 +8,7 @@ intermediate as trust anchors; a certificate that does not chain to them fails t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import ssl
@@ -43,6 +44,31 @@ class SandboxRequestHandler(WSGIRequestHandler):
         client that sent "Expect: 100-continue" (.NET's HttpWebRequest does on every POST, PUT
         and PATCH) should see one interim answer, not two."""
         return True
+
+    def send_error(self, code, message=None, explain=None):
+        """Answer what the server refuses before the app sees it (a request line or a header
+        too long, too many headers, a request line that is no HTTP) in the ECS error envelope,
+        as every other error is answered, rather than http.server's HTML page."""
+        try:
+            reason = self.responses[code][0]
+        except KeyError:
+            reason = "Error"
+        if not self.server.quiet:
+            self.log_error("code %d, message %s", code, message or reason)
+        # A request line that could not be read leaves http.server at HTTP/0.9, which answers
+        # with neither a status line nor headers: answer it as to any HTTP/1 client.
+        self.request_version = "HTTP/1.0"
+        self.send_response(code, reason)
+        self.send_header("Connection", "close")
+        body = b""
+        if code >= 200 and code not in (204, 205, 304):
+            envelope = {"status": code, "errors": [{"message": message or reason}]}
+            body = json.dumps(envelope).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
 
     def log_request(self, code="-", size="-"):
         """Log like werkzeug unless the server runs quiet (tests and benchmarks)."""

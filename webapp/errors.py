@@ -42,6 +42,12 @@ PLAIN = {
     ),
 }
 
+
+def plain(description: str | None) -> str:
+    """What a refusal or an error says to the person: CertDesk's words for Werkzeug's stock ones."""
+    return PLAIN.get(description, description or "")
+
+
 # PostgreSQL's codes for a lock not had: serialization failure, deadlock, lock not available.
 _BUSY_SQLSTATES = {"40001", "40P01", "55P03"}
 BUSY_RETRY_SECONDS = 5
@@ -65,8 +71,7 @@ def handle_http(exc: HTTPException):
         return _respond(413, f"The upload is larger than the {limit_mb} MiB limit.")
     if isinstance(exc, FieldTooLong):  # a search or a form field, not a file
         return _respond(413, exc.description, title="Too long")
-    description = PLAIN.get(exc.description, exc.description)
-    return _respond(code, description or TITLES.get(code, ""))
+    return _respond(code, plain(exc.description) or TITLES.get(code, ""))
 
 
 def handle_csrf(exc: CSRFError):

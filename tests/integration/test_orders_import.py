@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import event, func, select
 
 from tests.conftest import link_sandbox
-from tests.helpers import at_once, wait_finished, workers_held
+from tests.helpers import HTMX, at_once, wait_finished, workers_held
 from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
-from webapp.ecs import EcsClient
+from webapp.ecs import EcsClient, types
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import Job
@@ -731,3 +731,43 @@ def test_an_import_that_died_among_renewed_orders_carries_on_with_them(
         ).scalars()
     )
     assert held == set(renewed)
+
+
+HOSTILE = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+def test_what_entrust_holds_is_shown_as_text_never_as_markup(
+    env, user, sandbox, auditor_client, operator_client
+):
+    """Free text an order carries at Entrust (its tracking details, whoever typed them in the
+    Entrust portal or another API client) is written into the pages as text: the orders list, the
+    order's page (with every field Entrust holds), its htmx fragment and the certificate's page."""
+    request = new_request(
+        "shop.example.com",
+        tracking=types.Tracking(
+            tracking_info=HOSTILE,
+            requester_name=HOSTILE,
+            requester_email="ann@example.com",
+            requester_phone=HOSTILE,
+            custom_fields={"text2": HOSTILE},
+        ),
+    )
+    placed = EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key).new_certificate(request)
+    assert _outcome(user, env)[0]["failed"] == 0
+    row = db.session.execute(
+        select(Order).where(Order.ca_order_id == str(placed.tracking_id))
+    ).scalar_one()
+    assert HOSTILE in row.details  # kept as Entrust gave it
+    cert = db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalar()
+    pages = {
+        "list": "/entrust/?q=shop.example.com",
+        "order": f"/entrust/{row.id}",
+        "certificate": f"/certificates/{cert.id}",
+    }
+    for client in (auditor_client, operator_client):
+        for name, url in pages.items():
+            for headers in ({}, HTMX):
+                html = client.get(url, headers=headers).get_data(as_text=True)
+                assert "<img" not in html and "<script>alert" not in html, (name, headers)
+        shown = client.get(pages["order"]).get_data(as_text=True)
+        assert "&lt;img src=x onerror=alert(1)&gt;" in shown  # shown, as text

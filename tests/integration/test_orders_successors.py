@@ -504,3 +504,20 @@ def test_a_reissue_not_placed_is_placed_again_as_a_reissue(env, user, sandbox):
     assert post["body"]["tracking"]["trackingInfo"] == again.request_id != lost.request_id
     assert db.session.get(Order, old.id).status == "REISSUED"
     assert json.loads(again.request)["csr_pem"] == json.loads(lost.request)["csr_pem"]
+
+
+def test_entrusts_pickup_link_is_neither_kept_nor_shown(env, user, sandbox, auditor_client):
+    """Entrust's pickupUrl hands the certificate (and, for S/MIME made without a CSR, its key) to
+    whoever holds the link. CertDesk fetches certificates through the API: it keeps the link
+    nowhere and shows it to nobody, auditors included; the other fields read back are kept."""
+    old = _order(user, env)
+    new = successors.reissue(user["operator"], old, successor_form(old, csr_id=_csr(user).id))
+    api = EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key)
+    assert "certpickup" in (api.get_certificate(int(new.ca_order_id)).pickup_url or "")
+    db.session.refresh(new)
+    assert "creatorName" in json.loads(new.details)  # the reissue was read back in full
+    for row in (new, old):
+        assert "certpickup" not in row.details and "pickupUrl" not in row.details
+        page = auditor_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+        assert "<dt>trackingId</dt>" in page
+        assert "certpickup" not in page and "pickupUrl" not in page

@@ -138,6 +138,22 @@ def test_a_null_email_source_is_the_default(api):
     assert redo.status_code == 202, redo.text
 
 
+def test_an_email_method_that_is_no_object_is_refused_and_changes_nothing(api):
+    """emailMethod in a request is an object; the answer's list of addresses, or a bare
+    address, was dropped without a word, and the domain validated by other addresses."""
+    before = api.get("clients/1/domains", params={"limit": 1000}).json()["domains"]
+    for email_method in (["hostmaster@list.example"], "hostmaster@list.example", 5):
+        body = {"domainName": "list.example", "verificationMethod": "EMAIL"}
+        added = api.post("clients/1/domains", {**body, "emailMethod": email_method})
+        assert_error(added, 400, "emailMethod")
+        redo = {"verificationMethod": "EMAIL", "emailMethod": email_method}
+        assert_error(api.put("clients/1/domains/example.com", redo), 400, "emailMethod")
+    assert api.get("clients/1/domains", params={"limit": 1000}).json()["domains"] == before
+    # With another method, emailMethod does not apply and is not looked at.
+    other = {"domainName": "list.example", "verificationMethod": "DNS", "emailMethod": "x"}
+    assert api.post("clients/1/domains", other).status_code == 202
+
+
 def test_email_method_specified(api):
     body = {
         "domainName": "mail.example",
@@ -206,6 +222,19 @@ def test_a_new_client_with_fields_of_the_wrong_kind_is_refused(api):
         ({"authContact": {"emailAddress": "not an address"}}, "authContact.emailAddress"),
     ):
         assert_error(api.post("clients", {"clientName": "Wrong Ltd", **bad}), 400, field)
+    assert api.get("clients").json() == before
+
+
+def test_a_client_name_that_is_no_text_is_named_as_such(api):
+    """A number, a list or an object as clientName is "must be a string", as friendlyClientName
+    is (it said "clientName is required", which it was given); absent or blank is required."""
+    before = api.get("clients").json()
+    for name in (5, ["Wrong Ltd"], {"name": "Wrong Ltd"}, True):
+        body = assert_error(api.post("clients", {"clientName": name}), 400, "clientName")
+        assert body["errors"][0]["message"] == "clientName must be a string", name
+    for body in ({}, {"clientName": None}, {"clientName": "  "}):
+        error = assert_error(api.post("clients", body), 400, "clientName")["errors"][0]
+        assert error["message"] == "clientName is required", body
     assert api.get("clients").json() == before
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+from datetime import date, timedelta
 
 import pytest
 from cryptography import x509
@@ -138,6 +139,91 @@ def test_numbers_out_of_range_are_refused(api, path, status, field):
     assert_error(api.get(path), status, field)
 
 
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=1_0", "limit"),  # Python's int() reads these; no JSON or Java parser does
+        ("offset=1_0", "offset"),
+        ("limit=\u0665", "limit"),  # ARABIC-INDIC DIGIT FIVE
+        ("trackingId=5_000_002", "trackingId"),
+        ("keySize=2_048", "keySize"),
+        ("trackingId=in:\u0661,2", "trackingId"),
+        ("domains?clientId=\uff11", "clientId"),  # FULLWIDTH DIGIT ONE
+    ],
+)
+def test_a_number_in_a_query_is_ascii_digits(api, query, field):
+    path = query if query.startswith("domains") else f"certificates?{query}"
+    assert_error(api.get(path), 400, field)
+
+
+def test_a_number_in_a_query_may_have_a_sign_and_spaces(api):
+    """What a strict parser still reads: ``+5`` and a value with spaces around it."""
+    for limit in ("+5", " 5 ", "005"):
+        response = api.get("certificates", params={"limit": limit})
+        assert response.status_code == 200, response.text
+        assert response.json()["summary"]["limit"] == 5
+
+
+@pytest.mark.parametrize("client_id", [True, 1.5, "1_0", "\u0661", [1], {"id": 1}])
+def test_a_client_id_that_is_no_integer_is_a_400_and_spends_nothing(api, client_id):
+    """``true`` and ``1.5`` were taken as client 1, and an order issued for it."""
+    before = _state(api)
+    response = api.order("www.example.com", "UC_SSL", clientId=client_id)
+    assert_error(response, 400, "clientId")
+    assert _state(api) == before
+
+
+def test_a_client_id_may_be_an_integer_in_any_json_form(api):
+    """A JSON integer, its text (as Ansible's string-typed options send it), or ``1.0``."""
+    for client_id in (1, "1", " 1", 1.0):
+        response = api.order("www.example.com", "UC_SSL", clientId=client_id, validateOnly=True)
+        assert response.status_code == 200, (client_id, response.text)
+
+
+def _expiry_in_a_month() -> date:
+    return date.today() + timedelta(days=30)
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [
+        lambda day: int(day.strftime("%Y%m%d")),  # a JSON number was read as its digits
+        lambda day: day.strftime("%Y%m%d"),  # ISO 8601's basic form, which RFC 3339 is not
+        lambda day: day.strftime("%G-W%V-%u"),  # an ISO week date
+        lambda day: f"{day.isoformat()}T10",  # an hour alone
+        lambda day: f"{day.isoformat()}T1011Z",
+    ],
+    ids=["number", "basic", "week", "hour", "basic-time"],
+)
+def test_an_expiry_that_is_no_rfc_3339_date_is_a_400_and_spends_nothing(api, expiry):
+    before = _state(api)
+    response = api.order("www.example.com", "UC_SSL", certExpiryDate=expiry(_expiry_in_a_month()))
+    assert_error(response, 400, "certExpiryDate")
+    assert _state(api) == before
+
+
+def test_the_expiry_forms_peers_send_are_read(api):
+    """A date (acme2certifier, Lemur), Ansible's date-time with two fraction digits, .NET's
+    with seven and an offset (Keyfactor), and RFC 3339's lower-case and space-separated forms."""
+    day = _expiry_in_a_month().isoformat()
+    for expiry in (
+        day,
+        f"{day}T00:00:00.00Z",
+        f"{day}T10:11:12.1234567-05:00",
+        f"{day}t10:11:12z",
+        f"{day} 10:11:12",
+    ):
+        response = api.order("www.example.com", "UC_SSL", certExpiryDate=expiry, validateOnly=True)
+        assert response.status_code == 200, (expiry, response.text)
+
+
+@pytest.mark.parametrize("moment", ["20180101T000000Z", "2018-W01-1T00:00:00Z", "2018-01-01T00"])
+def test_a_date_filter_that_is_no_rfc_3339_date_time_is_a_400(api, moment):
+    assert_error(
+        api.get("certificates", params={"expiresAfter": f"ge:{moment}"}), 400, "expiresAfter"
+    )
+
+
 def test_a_decline_reason_and_a_domain_name_must_be_text(api):
     pending = api.order("www.example.com", "UC_SSL", queueForApproval=True).json()["trackingId"]
     for reason in (["x"], {"a": 1}):
@@ -186,6 +272,40 @@ def test_a_body_that_is_not_json_is_a_400_and_is_logged(api, sb, raw):
     assert logged["status"] == 400 and logged["body"] == raw
 
 
+@pytest.mark.parametrize(
+    "method, path, raw",
+    [
+        ("PUT", "certificates/{id}/tracking", '{"trackingInfo": "\\ud800"}'),
+        ("PUT", "certificates/{id}/tracking", '{"customFields": {"text1": "a\\udc00b"}}'),
+        ("POST", "clients", '{"clientName": "\\udfff Ltd"}'),
+        ("POST", "certificates/{id}/revocations", '{"revocationComment": "\\ud83d"}'),
+        ("PATCH", "certificates/{id}", '{"operation": "SUSPEND", "\\ud800": 1}'),
+        (
+            "POST",
+            "certificates",
+            '{"certType": "UC_SSL", "tracking": {"requesterName": "\\ud800"}}',
+        ),
+    ],
+)
+def test_half_a_surrogate_pair_is_not_json_text(api, sb, method, path, raw):
+    """A JSON escape for half of a UTF-16 surrogate pair names no character, and no UTF-8 text
+    holds it: the body is refused as not JSON (the store could not hold it: a 500), and nothing
+    changes. A whole pair is a character like any other."""
+    tracking_id = api.order("www.example.com").json()["trackingId"]
+    before = (_state(api), api.get(f"certificates/{tracking_id}").json(), api.get("clients").json())
+    url = api.base + path.format(id=tracking_id)
+    response = api.session.request(method, url, data=raw, timeout=30)
+    body = assert_error(response, 400)
+    assert body["errors"][0]["message"] == "The request body is not valid JSON"
+    after = (_state(api), api.get(f"certificates/{tracking_id}").json(), api.get("clients").json())
+    assert after == before
+    pair = '{"trackingInfo": "\\ud83d\\ude00"}'  # U+1F600, written as its surrogate pair
+    replaced = api.session.put(f"{api.base}certificates/{tracking_id}/tracking", data=pair)
+    assert replaced.status_code == 200, replaced.text
+    shown = api.get(f"certificates/{tracking_id}").json()["tracking"]["trackingInfo"]
+    assert shown == "\U0001f600"
+
+
 def _raw_exchange(sb, request: bytes) -> tuple[bytes, dict, bytes]:
     """Send bytes as they are (no client library tidies them up); return the status line, the
     headers and the body of the answer."""
@@ -213,6 +333,36 @@ def test_credentials_that_are_not_ascii_are_refused_like_none(sb):
     assert headers["Content-Type"] == "application/json"
     assert json.loads(body)["errors"][0]["message"] == "Authentication required"
     assert headers["WWW-Authenticate"].startswith("Basic")
+
+
+_TOKEN_HEADER = "Authorization: Basic {token}\r\n"
+
+
+@pytest.mark.parametrize(
+    "request_head, status",
+    [
+        # A trackingId=in: list too long for one request line (a client listing every order).
+        ("GET /enterprise/v2/certificates?trackingId=in:" + "1," * 33000 + "2 HTTP/1.1\r\n", 414),
+        ("GET /enterprise/v2/application/version HTTP/1.1\r\n" + "X-A: b\r\n" * 101, 431),
+        ("GET /enterprise/v2/application/version HTTP/1.1\r\nX-A: " + "b" * 70000 + "\r\n", 431),
+        ("GET /enterprise/v2/application/version HTTP/9\r\n", 400),
+        ("GET\r\n", 400),
+    ],
+    ids=["uri-too-long", "too-many-headers", "header-too-long", "bad-version", "no-path"],
+)
+def test_what_the_server_refuses_before_the_api_is_in_the_envelope(sb, request_head, status):
+    """Errors the HTTP server answers itself were an HTML page; clients read the ECS envelope
+    on every error (Keyfactor looks for "errors" in the body)."""
+    token = base64.b64encode(f"{sb.api_user}:{sb.api_key}".encode()).decode()
+    line, _, headers = request_head.partition("\r\n")
+    raw = f"{line}\r\nHost: sandbox\r\n{_TOKEN_HEADER.format(token=token)}{headers}"
+    answer_status, answer_headers, body = _raw_exchange(sb, (raw + "\r\n").encode("latin-1"))
+    assert answer_status.split()[1] == str(status).encode(), answer_status
+    assert answer_headers["Content-Type"] == "application/json"
+    assert int(answer_headers["Content-Length"]) == len(body)
+    envelope = json.loads(body)
+    assert envelope["status"] == status
+    assert envelope["errors"][0]["message"]
 
 
 def test_a_body_that_cannot_be_read_is_a_400_and_is_logged(api, sb):

@@ -481,6 +481,39 @@ def test_custom_field_values_come_back_as_their_kinds(api):
     assert_error(api.get("certificates", params={"tracking.customFields.number1": "x"}), 400)
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("number1", "1_000"),  # Python's float() reads these; JSON has no such numbers
+        ("number1", "\u0661\u0662"),  # ARABIC-INDIC DIGITS ONE TWO
+        ("date1", "20270301"),  # ISO 8601's basic form, which RFC 3339 is not
+        ("date1", "2027-03-01garbage"),  # a date followed by anything was taken as that date
+        ("date1", "2027-W09-1"),
+        ("date1", 20270301),  # a JSON number is no date
+    ],
+)
+def test_a_custom_value_that_is_not_of_its_kind_is_refused(api, name, value):
+    before = _inventory(api, "STANDARD_SSL")["remainingCount"]
+    response = api.order("www.example.com", tracking={"customFields": {name: value}})
+    assert_error(response, 400, f"tracking.customFields.{name}")
+    tracking_id = api.order("www.example.com").json()["trackingId"]
+    replaced = api.put(f"certificates/{tracking_id}/tracking", {"customFields": {name: value}})
+    assert_error(replaced, 400, f"tracking.customFields.{name}")
+    assert _inventory(api, "STANDARD_SSL")["remainingCount"] == before - 1
+    search = {f"tracking.customFields.{name}": value}
+    if name.startswith("number"):
+        assert_error(api.get("certificates", params=search), 400, f"tracking.customFields.{name}")
+
+
+def test_a_custom_value_of_its_kind_in_any_json_form_is_kept(api):
+    sent = {"number1": "-1.5e2", "number2": ".5", "number3": " 3 ", "date1": "2027-03-01t10:00:00z"}
+    sent |= {"date2": "2027-03-01 10:00:00+05:00"}
+    shown = {"number1": -150.0, "number2": 0.5, "number3": 3.0, "date1": "2027-03-01"}
+    shown |= {"date2": "2027-03-01"}
+    tracking_id = api.order("www.example.com", tracking={"customFields": sent}).json()["trackingId"]
+    assert api.get(f"certificates/{tracking_id}").json()["tracking"]["customFields"] == shown
+
+
 def test_tracking_values_are_shown_as_json_wrote_them_or_refused(api):
     """A tracking value that is a list or an object is a 400 (it was kept as Python wrote it,
     "['555']"); a boolean reads as JSON writes it, "true"; a blank number or date is no value,

@@ -451,7 +451,7 @@ def test_credentials_named_alike_in_another_case_are_told_apart_by_the_upgrade(a
     from webapp.credentials.models import EcsCredential
     from webapp.dbtypes import utcnow
 
-    # Today's table, less the columns added after 0014 (0020's).
+    # Today's table, less the columns added after 0014 (0021's).
     later = {"login_changed_at", "last_sync_failed_at", "last_sync_failed_kinds"}
     then = sa.Table(
         "ecs_credential",
@@ -531,3 +531,28 @@ def test_every_revision_id_fits_the_version_table():
     script = ScriptDirectory(str(paths.MIGRATIONS_DIR))
     too_long = [r.revision for r in script.walk_revisions() if len(r.revision) > 32]
     assert too_long == []
+
+
+def test_entrust_pickup_links_kept_before_0020_are_removed(app):
+    """0020 takes Entrust's pickupUrl (a link that hands over the certificate) out of the fields
+    each order keeps, and leaves every other field, and the orders without one, as they were."""
+    import json
+
+    import sqlalchemy as sa
+
+    from tests.helpers import make_order
+
+    link = "https://www.entrust.net/ssl/certpickup.cfm?id=5001234-0C227220A9C946A995B7E412C4264F5F"
+    with_link = make_order("5001234", details=json.dumps({"pickupUrl": link, "trackingId": 1}))
+    without = make_order("5001235", details=json.dumps({"trackingId": 2, "org": "pickupUrl Ltd"}))
+    ids = (with_link.id, without.id)
+    db.session.remove()
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0019_order_keeps_csr_key")
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    with db.engine.connect() as conn:
+        kept = dict(conn.execute(sa.text("SELECT id, details FROM ca_order")).all())
+    assert [json.loads(kept[i]) for i in ids] == [
+        {"trackingId": 1},
+        {"trackingId": 2, "org": "pickupUrl Ltd"},
+    ]
+    assert _drift() == []

@@ -564,9 +564,13 @@ def test_roles_on_keys(app, admin_client, operator_client, auditor_client, user)
     data = {"password": "download-1", "password2": "download-1"}
     assert auditor_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
     assert operator_client.post(f"/certificates/{row.id}/pkcs12", data=data).status_code == 403
-    assert "Download with private key" not in auditor_client.get(
-        f"/certificates/{row.id}"
-    ).get_data(as_text=True)
+    page = auditor_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    assert "Download with private key" not in page
+    assert "A private key is held; your role does not allow downloading it." in page
+    # The operator's role downloads keys, but only those they made or imported: they are told so.
+    page = operator_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    assert "Download with private key" not in page and "role does not allow" not in page
+    assert "only an administrator or the user who made or imported it may download it" in page
     assert auditor_client.post(f"/certificates/{row.id}/delete").status_code == 403
     assert auditor_client.get("/certificates/import").status_code == 403
     # the operator's own key: allowed
@@ -581,8 +585,50 @@ def test_delete_with_confirmation(admin_client):
     assert admin_client.post(f"/certificates/{row.id}/delete", csrf=False).status_code == 400
     resp = admin_client.post(f"/certificates/{row.id}/delete", headers=HTMX)
     assert resp.status_code == 204 and resp.headers["HX-Redirect"].endswith("/certificates/")
-    assert _count(Certificate) == 0 and _count(PrivateKey) == 1  # the key stays
+    # Nothing else used the key it came with: it goes too, rather than stay where no page reaches.
+    assert _count(Certificate) == 0 and _count(PrivateKey) == 0
     assert admin_client.get(f"/certificates/{row.id}").status_code == 404
+    event = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "certificate.delete")
+    ).scalar_one()
+    assert '"key_deleted": true' in event.detail
+
+
+def test_a_key_another_certificate_uses_stays_and_one_who_may_not_delete_a_lone_key_is_refused(
+    admin_client, operator_client
+):
+    pki = MiniPki()
+    first, key, *_ = _import_p12(admin_client, pki=pki)
+    _, renewed = pki.leaf("shop.example.com", ["shop.example.com"], key=key)
+    resp = _upload(admin_client, ("renewed.pem", pem(renewed)))
+    assert resp.status_code == 303
+    second = db.session.execute(select(Certificate).where(Certificate.id != first.id)).scalar_one()
+    assert second.private_key_id == first.private_key_id
+    key_id = first.private_key_id
+    # The operator did not import the key: while the renewed certificate uses it, fine.
+    resp = operator_client.post(f"/certificates/{first.id}/delete")
+    assert resp.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(PrivateKey, key_id) is not None and _count(Certificate) == 1
+    # The last certificate of that key: deleting it would leave the key unreachable.
+    resp = operator_client.post(f"/certificates/{second.id}/delete")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(
+        f"/certificates/{second.id}"
+    )
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert (
+        "Only an administrator or the maker of its private key may delete this certificate" in page
+    )
+    db.session.expire_all()
+    assert _count(Certificate) == 1 and db.session.get(PrivateKey, key_id) is not None
+    actions = db.session.execute(select(AuditEvent.action)).scalars().all()
+    assert actions.count("certificate.delete") == 1
+    # Its maker may: the key goes with it.
+    resp = admin_client.post(f"/certificates/{second.id}/delete")
+    assert resp.status_code == 303
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Its private key was deleted with it." in page
+    assert _count(Certificate) == 0 and _count(PrivateKey) == 0
 
 
 def test_add_certificate_service_is_idempotent(app, user):

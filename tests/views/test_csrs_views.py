@@ -296,12 +296,13 @@ def test_key_download_roles(app, admin_client, operator_client, auditor_client, 
     # auditor: never; operator: not another's key
     assert auditor_client.post(f"/csrs/{admins.id}/key", data=pw).status_code == 403
     assert operator_client.post(f"/csrs/{admins.id}/key", data=pw).status_code == 403
-    assert "Download private key" not in operator_client.get(f"/csrs/{admins.id}").get_data(
-        as_text=True
-    )
-    assert "Download private key" not in auditor_client.get(f"/csrs/{admins.id}").get_data(
-        as_text=True
-    )
+    # Each is told why: the operator's role downloads keys, but only those they made.
+    page = operator_client.get(f"/csrs/{admins.id}").get_data(as_text=True)
+    assert "Download private key" not in page and "role does not allow" not in page
+    assert "Only an administrator or the user who made this key may download it." in page
+    page = auditor_client.get(f"/csrs/{admins.id}").get_data(as_text=True)
+    assert "Download private key" not in page
+    assert "Your role does not allow downloading this key." in page
     # the admin: PKCS#8 and PKCS#12, audited
     r = admin_client.post(f"/csrs/{admins.id}/key", data=pw)
     assert r.status_code == 200 and b"ENCRYPTED PRIVATE KEY" in r.data
@@ -385,27 +386,42 @@ def test_search_takes_wildcards_literally(app, user):
     assert found("team") == ["100%-team", "opsXteam", "ops_team"]
 
 
-def test_an_operator_deleting_an_administrators_csr_keeps_the_key_and_says_so(
-    admin_client, operator_client
-):
+def test_an_operator_may_not_leave_an_administrators_key_unreachable(admin_client, operator_client):
     assert _create(admin_client).status_code == 303
     row = db.session.execute(select(Csr)).scalar_one()
     csr_id, key_id = row.id, row.private_key_id
+    # Nothing else uses the key: deleting the CSR would leave it where no page reaches it.
+    resp = operator_client.post(f"/csrs/{csr_id}/delete")
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(f"/csrs/{csr_id}")
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Only an administrator or the maker of its private key may delete this CSR" in page
+    db.session.expire_all()
+    assert _count(Csr) == 1 and db.session.get(PrivateKey, key_id) is not None
+    assert not db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "csr.delete")
+    ).first()
+    # Once a certificate uses the key, the CSR may go and the key stays with the certificate.
+    from tests.unit.certs.factory import MiniPki, pem
+    from webapp.keys import service as keys
+
+    pki = MiniPki()
+    _, cert = pki.leaf(row.common_name, key=keys.open_key(db.session.get(PrivateKey, key_id)))
+    resp = admin_client.post(
+        "/certificates/import",
+        data={"pem_text": pem(cert).decode()},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 303
     resp = operator_client.post(f"/csrs/{csr_id}/delete")
     assert resp.status_code == 303
     page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
-    assert "Its private key was kept" in page
+    assert "Its private key was kept: a certificate or an order uses it." in page
     db.session.expire_all()
     assert _count(Csr) == 0 and db.session.get(PrivateKey, key_id) is not None
     event = db.session.execute(
         select(AuditEvent).where(AuditEvent.action == "csr.delete")
     ).scalar_one()
     assert "key_kept" in event.detail and event.actor_name == "operator"
-    # The administrator still holds the key (and the operator still may not download it).
-    kept = db.session.get(PrivateKey, key_id)
-    assert kept.created_by.username == "admin"
-    pw = {"format": "pkcs8", "password": "export-pass", "password2": "export-pass"}
-    assert admin_client.post(f"/csrs/{csr_id}/key", data=pw).status_code == 404  # CSR gone
 
 
 def test_an_operator_deleting_their_own_csr_deletes_its_key(operator_client):

@@ -256,3 +256,19 @@ def test_recent_activity_skips_sign_ins(app, user):
     actions = [e.action for e in dashboard.recent_activity(10)]
     assert actions and "certificate.add" in actions
     assert not any(a.startswith("auth.") for a in actions)
+
+
+def test_recent_activity_says_which_actions_failed(app, user, auditor_client):
+    from webapp.audit import service as audit
+
+    audit.record("credential.test", actor=user["admin"], object_type="credential", object_id=3)
+    audit.record(
+        "order.place", actor=user["admin"], object_type="order", object_id=9, outcome="failure"
+    )
+    db.session.commit()
+    page = auditor_client.get("/").get_data(as_text=True)
+    items = page.split('id="recent-activity"')[1].split("</ul>")[0].split("<li>")
+    failed = next(i for i in items if "order.place" in i)
+    succeeded = next(i for i in items if "credential.test" in i)
+    assert ">failure</span>" in failed
+    assert "badge" not in succeeded

@@ -1,5 +1,6 @@
 """Rules that hold for every route: CSRF, read-only auditors, security headers, error pages."""
 
+import json
 import logging
 import time
 
@@ -63,6 +64,9 @@ def test_an_auditor_cannot_change_anything(app, auditor_client):
     assert {(e.action, e.actor_name, e.outcome) for e in events} == {
         ("access.denied", "auditor", "refused")
     }
+    # The trail gives each reason as the auditor read it, not in a web server's stock words.
+    reasons = {json.loads(e.detail)["reason"] for e in events}
+    assert all(r.startswith("Your role does not allow") for r in reasons), reasons
     after = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
     assert after == before + checked
 

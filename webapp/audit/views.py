@@ -108,5 +108,7 @@ def export():
 def refused(exc: Forbidden):
     """Every refusal (403) of every route goes into the audit trail, then the usual error page."""
     actor = current_user if current_user.is_authenticated else "anonymous"
-    service.record_refusal(actor, request.endpoint, request.method, request.path, exc.description)
+    # The trail gives the reason in the words the refused person read.
+    reason = errors.plain(exc.description)
+    service.record_refusal(actor, request.endpoint, request.method, request.path, reason)
     return errors.handle_http(exc)

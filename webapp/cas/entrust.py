@@ -171,15 +171,20 @@ def _issuers(leaf: str | None, chain: list[str]) -> list[str]:
     return list(chain)
 
 
+# Fields of a certificate that are not kept among the fields the order's page lists: the PEMs
+# (kept as the certificate and its chain, or with the request), and pickupUrl, a link that hands
+# the certificate (and an S/MIME certificate's key made by Entrust) to whoever holds it; CertDesk
+# fetches certificates through the API and neither stores nor shows that link.
+NOT_DETAILS = frozenset(("endEntityCert", "chainCerts", "csr", "pickupUrl", "pkcs12"))
+
+
 def to_order(cert: types.Certificate, read_at: datetime | None = None) -> CaOrder:
     """A CaOrder from an ECS certificate (a list item or the full detail), asked for at
     ``read_at``."""
     status = str(cert.status or "")
     tracking = cert.tracking or types.Tracking()
     details = {
-        k: v
-        for k, v in cert.raw.items()
-        if k not in ("endEntityCert", "chainCerts", "csr") and v not in (None, "", [], {})
+        k: v for k, v in cert.raw.items() if k not in NOT_DETAILS and v not in (None, "", [], {})
     }
     return CaOrder(
         order_id=str(cert.tracking_id),

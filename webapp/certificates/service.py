@@ -41,6 +41,7 @@ from webapp.paging import Listed, Page, distinct_values, paginate
 from webapp.pki import PkiError
 from webapp.search import listed_name_matches, narrowed, prefixed, unindexed
 from webapp.security import rbac
+from webapp.validation import InputError
 
 MAX_FILES = 50
 # Certificates one import adds, all in one transaction: a few seconds of writing, within the time
@@ -912,8 +913,11 @@ def mark_resumed(cert: Certificate, *, actor) -> None:
     _state_changed(cert, "certificate.resumed", actor)
 
 
-def delete_certificate(actor, cert: Certificate) -> None:
-    """Remove the certificate (its key and CSR stay, as does any Entrust order)."""
+def delete_certificate(actor, cert: Certificate) -> dict:
+    """Remove the certificate, and its private key when nothing else (a CSR, an order, another
+    certificate) needs it (``keys.release``: an InputError, nothing deleted, when that key would
+    be left unreachable by one who may not delete it). Any CSR and Entrust order stay. Returns
+    the audit detail."""
     rbac.check(actor, rbac.CERTIFICATES_MANAGE)
     detail = {
         "common_name": cert.common_name,
@@ -921,7 +925,14 @@ def delete_certificate(actor, cert: Certificate) -> None:
         "fingerprint": cert.fingerprint_sha256,
     }
     cert_id = cert.id
+    key_row = cert.private_key
     db.session.delete(cert)
+    db.session.flush()
+    try:
+        detail.update(keys.release(actor, key_row, "certificate"))
+    except InputError:
+        db.session.rollback()
+        raise
     audit.record(
         "certificate.delete",
         actor=actor,
@@ -930,6 +941,7 @@ def delete_certificate(actor, cert: Certificate) -> None:
         detail=detail,
     )
     db.session.commit()
+    return detail
 
 
 def recount_expiry_days() -> int:

@@ -187,6 +187,11 @@ def pkcs12(cert_id: int):
 def delete(cert_id: int):
     row = _cert_or_404(cert_id)
     name = row.common_name or f"#{row.id}"
-    service.delete_certificate(current_user, row)
-    flash(f"Certificate {name} deleted.", "success")
+    try:
+        detail = service.delete_certificate(current_user, row)
+    except InputError as exc:
+        flash(str(exc), "error")
+        return htmx.redirect(url_for("certificates.detail", cert_id=cert_id))
+    gone = " Its private key was deleted with it." if detail.get("key_deleted") else ""
+    flash(f"Certificate {name} deleted.{gone}", "success")
     return htmx.redirect(url_for("certificates.index"))

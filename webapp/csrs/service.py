@@ -21,6 +21,7 @@ from webapp.paging import Listed
 from webapp.pki import PkiError
 from webapp.search import listed_name_matches, narrowed, prefixed
 from webapp.security import rbac
+from webapp.validation import InputError
 
 MAX_SANS = 250  # what Entrust accepts in one certificate
 
@@ -267,20 +268,20 @@ def _key_in_use(key_id: int) -> bool:
 
 
 def delete_csr(actor, row: Csr) -> dict:
-    """Delete a CSR. Its private key goes too when nothing else needs it and the actor may
-    handle that key (an administrator, or the key's creator); otherwise the key is kept.
-    Returns the audit detail (``key_deleted`` / ``key_kept``)."""
+    """Delete a CSR, and its private key when nothing else needs it (``keys.release``: an
+    InputError, nothing deleted, when that key would be left unreachable by one who may not
+    delete it). Returns the audit detail (``key_deleted`` / ``key_kept``)."""
     rbac.check(actor, rbac.CSRS_MANAGE)
     key_row = row.private_key
     detail = {"common_name": row.common_name}
     csr_id = row.id
     db.session.delete(row)
     db.session.flush()
-    if key_row is not None:
-        if not keys.can_download(actor, key_row):
-            detail["key_kept"] = "not the key's creator"
-        elif keys.delete_if_unused(key_row):
-            detail["key_deleted"] = True
+    try:
+        detail.update(keys.release(actor, key_row, "CSR"))
+    except InputError:
+        db.session.rollback()
+        raise
     audit.record("csr.delete", actor=actor, object_type="csr", object_id=csr_id, detail=detail)
     db.session.commit()
     return detail

@@ -169,9 +169,13 @@ def download_key(csr_id: int):
 def delete(csr_id: int):
     row = _csr_or_404(csr_id)
     name = row.common_name
-    detail = service.delete_csr(current_user, row)
+    try:
+        detail = service.delete_csr(current_user, row)
+    except InputError as exc:
+        flash(str(exc), "error")
+        return htmx.redirect(url_for("csrs.detail", csr_id=csr_id))
     kept = (
-        " Its private key was kept: only an administrator or the key's creator may delete it."
+        " Its private key was kept: a certificate or an order uses it."
         if detail.get("key_kept")
         else ""
     )

@@ -19,6 +19,7 @@ from webapp.keys.models import PrivateKey
 from webapp.pki import PkiError
 from webapp.security import rbac
 from webapp.security.secretbox import context_for, current_box
+from webapp.validation import InputError
 
 MIN_EXPORT_PASSWORD = 8
 FORMATS = {
@@ -126,6 +127,25 @@ def download(
     db.session.commit()
     mimetype, ext = FORMATS[fmt]
     return KeyFile(data, mimetype, f"{safe_name(name, 'key')}.{ext}")
+
+
+def release(actor, row: PrivateKey | None, holder: str) -> dict:
+    """After the ``holder`` ("CSR", "certificate") that held ``row`` is deleted (flushed, not
+    committed): delete the key too when nothing else needs it, so that no key is left that no
+    page reaches. A key still in use is kept. An actor who may not handle the key (not an
+    administrator, not its maker) may not leave it unreachable either: InputError, and the caller
+    rolls back. Returns the audit detail (``key_deleted`` or ``key_kept``)."""
+    if row is None:
+        return {}
+    if any(hooks.emit("key.in_use", key_id=row.id)):
+        return {"key_kept": "in use"}
+    if not can_download(actor, row):
+        raise InputError(
+            f"Only an administrator or the maker of its private key may delete this {holder}: "
+            "nothing else uses the key, which would be left where no page reaches it."
+        )
+    db.session.delete(row)
+    return {"key_deleted": True}
 
 
 def delete_if_unused(row: PrivateKey) -> bool:

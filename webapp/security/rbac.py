@@ -1,6 +1,7 @@
 """Roles and permissions: one check used by views and services alike.
 
-admin: everything. operator: day-to-day certificate work. auditor: read-only, every page but keys.
+admin: everything. operator: day-to-day certificate work. auditor: read-only: every page but keys,
+users and settings.
 """
 
 from __future__ import annotations

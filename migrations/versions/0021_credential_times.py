@@ -1,7 +1,7 @@
 """A credential knows when its login last changed and when its last sync failed
 
-Revision ID: 0020_credential_times
-Revises: 0019_order_keeps_csr_key
+Revision ID: 0021_credential_times
+Revises: 0020_no_pickup_links
 Create Date: 2026-12-06 04:40:00
 
 The Credentials tab went on showing a test result (and a sync's verdict on the login) from before
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 import webapp.dbtypes
 
 
-revision = '0020_credential_times'
-down_revision = '0019_order_keeps_csr_key'
+revision = '0021_credential_times'
+down_revision = '0020_no_pickup_links'
 branch_labels = None
 depends_on = None
 
