@@ -418,3 +418,46 @@ def test_a_credential_deleted_or_disabled_while_its_sync_waits_is_not_synced(
     assert "Gone was not synced: it was deleted after the sync was asked." in job.error
     assert "Off was not synced: it was disabled after the sync was asked." in job.error
     assert seeded.requests() == []
+
+
+def test_the_scheduled_sync_skips_a_credential_deleted_or_disabled_while_it_waits(
+    app, user, seeded, fast_clients
+):
+    """The schedule syncs the credentials in use: one deleted and one disabled while its sync
+    waits are passed over, and the job says so without failing (nothing went wrong); the
+    credential still in use is synced, and nothing is asked of Entrust for the other two."""
+    from tests.conftest import link_sandbox
+
+    gone = link_sandbox(user, seeded, name="Gone")
+    off = link_sandbox(user, seeded, name="Off")
+    kept = link_sandbox(user, seeded, name="Kept")
+    with workers_held(app):
+        catalog.scheduled_sync()
+        job = jobs.recent(1)[0]
+        assert "scheduled" in job.title
+        credentials.delete(user["admin"], gone, confirmed=True)
+        credentials.set_enabled(user["admin"], off, False)
+        seeded.clear_requests()
+    wait_finished(job.id)
+    db.session.expire_all()
+    job = db.session.get(Job, job.id)
+    assert job.state == "succeeded", job.error
+    assert job.message.startswith("Synced organizations, domains, products of Kept.")
+    assert "Gone was skipped: it was deleted after the sync was queued." in job.message
+    assert "Off was skipped: it was disabled after the sync was queued." in job.message
+    # One credential's sync (the three share the sandbox's API user): one list of clients.
+    assert [r["path"] for r in seeded.requests()].count("/enterprise/v2/clients") == 1
+    assert db.session.get(type(kept), kept.id).last_sync_error == ""
+
+    # All of them gone: a sync with nothing to do, said as such.
+    with workers_held(app):
+        catalog.scheduled_sync()
+        job = jobs.recent(1)[0]
+        credentials.set_enabled(user["admin"], kept, False)
+    wait_finished(job.id)
+    db.session.expire_all()
+    job = db.session.get(Job, job.id)
+    assert job.state == "succeeded", job.error
+    assert job.message == (
+        "No credential was synced. Kept was skipped: it was disabled after the sync was queued."
+    )

@@ -172,3 +172,44 @@ def test_a_tab_says_which_column_it_is_sorted_by_before_one_is_chosen(
     assert f'>{header} <span aria-hidden="true">▲</span></a>' in sorted_th
     # Its header then sorts the other way.
     assert "dir=desc" in sorted_th
+
+
+def test_a_sync_asked_for_a_credential_deleted_meanwhile_says_it_was_deleted(
+    admin_client, operator_client, synced, sandbox, user
+):
+    """Sync clicked on a row shown before its credential was deleted: the answer says that
+    credential was deleted (nothing is asked of Entrust), not that no credential is enabled."""
+    service.delete(user["admin"], synced, confirmed=True)
+    sandbox.clear_requests()
+    frag = operator_client.post(
+        "/entrust/manage/sync", data={"kind": "all", "credential": synced.id}, headers=HTMX
+    ).get_data(as_text=True)
+    assert "Sandbox was deleted; a deleted credential can no longer be synced." in frag
+    assert "no enabled credential" not in frag and 'class="job' not in frag
+    resp = operator_client.post(
+        "/entrust/manage/sync", data={"kind": "all", "credential": synced.id + 99}
+    )
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "That credential does not exist; reload the page." in page
+    assert sandbox.requests() == []
+
+
+def test_a_tab_says_when_the_latest_sync_of_its_kind_failed(operator_client, synced, sandbox, user):
+    """The domains' latest sync failed: the Domains tab says so (its rows are from before),
+    not only when the last successful one was; the Products tab, whose sync did not fail, does
+    not; a successful sync of the domains clears it."""
+    from webapp.catalog import service as catalog
+
+    sandbox.faults([{"kind": "http_503", "path": "/enterprise/v2/domains*"}])
+    try:
+        assert catalog.start_sync(user["operator"], [synced.id], ["domains"]).state == "failed"
+    finally:
+        sandbox.clear_faults()
+    page = operator_client.get("/entrust/manage/domains").get_data(as_text=True)
+    assert "The latest sync of Sandbox failed (" in page and "Last sync: <time" in page
+    assert "The latest sync of" not in operator_client.get("/entrust/manage/products").get_data(
+        as_text=True
+    )
+    assert catalog.start_sync(user["operator"], [synced.id], ["domains"]).state == "succeeded"
+    page = operator_client.get("/entrust/manage/domains").get_data(as_text=True)
+    assert "The latest sync of" not in page and "Last sync: <time" in page

@@ -552,3 +552,134 @@ def test_the_delete_page_names_the_unfinished_jobs_of_the_credential(
     wait_finished(*(j.id for j in waiting))
     db.session.expire_all()
     assert [db.session.get(Job, j.id).state for j in waiting[:2]] == ["failed", "failed"]
+
+
+def _status(page: str, cred_id: int) -> str:
+    return page.split(f'id="cred-{cred_id}-status"')[1].split("</td>")[0]
+
+
+def _last_sync(page: str, cred_id: int) -> str:
+    row = page.split(f'id="cred-{cred_id}"')[1]
+    return row.split('data-label="Last sync">')[1].split("</td>")[0]
+
+
+def test_a_changed_login_is_not_shown_with_the_old_ones_test_or_sync_verdict(
+    admin_client, sandbox, user
+):
+    """Saved with a wrong key, tested and synced: the row says Login failed. With the API key
+    (or the user, or the client certificate) changed, it says it is not tested since the
+    change, not the old Login failed or Sync failed; a rename keeps what it said."""
+    sandbox.seed(certificates=0, seed=2)
+    cred, job = service.create(
+        user["admin"],
+        service.CredentialInput(**{**form(sandbox, api_key="not-the-key"), "is_admin": True}),
+    )
+    assert job.state == "failed"
+    service.test_login(user["operator"], cred)
+    status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Login failed" in status and "Wrong user name or API key" in status
+
+    resp = admin_client.post(f"/entrust/manage/credentials/{cred.id}", data=form(sandbox))
+    assert resp.status_code == 303
+    status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Not tested since the change" in status and "Test Login checks them" in status
+    for stale in ("Login failed", "Sync failed", "Wrong user name or API key"):
+        assert stale not in status, stale
+
+    # Tested now: the row says what this login gave; a new name alone keeps it.
+    db.session.expire_all()
+    assert service.test_login(user["operator"], service.get(cred.id)).ok
+    resp = admin_client.post(
+        f"/entrust/manage/credentials/{cred.id}", data=form(sandbox, name="Renamed", api_key="")
+    )
+    assert resp.status_code == 303
+    status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Login OK" in status and "since the change" not in status
+
+    # The API user changed: the Login OK of the other user is gone too.
+    resp = admin_client.post(
+        f"/entrust/manage/credentials/{cred.id}",
+        data=form(sandbox, name="Renamed", api_user="someone-else", api_key=""),
+    )
+    assert resp.status_code == 303
+    status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Not tested since the change" in status and "Login OK" not in status
+
+
+def test_a_sync_after_the_change_speaks_for_the_new_login(admin_client, sandbox, user):
+    """Changed, then synced with the new key: Entrust accepted it, and the row says so."""
+    from webapp.catalog import service as catalog
+
+    sandbox.seed(certificates=0, seed=2)
+    cred, job = service.create(
+        user["admin"],
+        service.CredentialInput(**{**form(sandbox, api_key="not-the-key"), "is_admin": True}),
+    )
+    assert job.state == "failed"
+    admin_client.post(f"/entrust/manage/credentials/{cred.id}", data=form(sandbox))
+    assert catalog.start_sync(user["admin"], [cred.id], catalog.KINDS).state == "succeeded"
+    status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Synced" in status and "accepted it at the last sync" in status
+    assert "since the change" not in status and "Sync failed" not in status
+
+
+def test_last_sync_says_when_the_latest_sync_failed_and_why(admin_client, sandbox, user):
+    """A sync that failed after one that succeeded: the Last sync column says Failed, when and
+    why in short, and when the last one succeeded, instead of the older success alone; the next
+    successful sync shows its time alone again."""
+    from webapp.catalog import service as catalog
+
+    sandbox.seed(certificates=2, seed=2)
+    cred = link_sandbox(user, sandbox)
+    page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    cell = _last_sync(page, cred.id)
+    assert "Failed" not in cell and "Never" not in cell
+    synced = service.get(cred.id)
+    succeeded_at = max(synced.organizations_synced_at, synced.domains_synced_at)
+
+    sandbox.faults([{"kind": "http_503", "path": "/enterprise/v2/clients*"}])
+    try:
+        assert catalog.start_sync(user["admin"], [cred.id], catalog.KINDS).state == "failed"
+    finally:
+        sandbox.clear_faults()
+    db.session.expire_all()
+    cell = _last_sync(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Failed" in cell, cell
+    failed_at = service.get(cred.id).last_sync_failed_at
+    assert failed_at is not None and failed_at >= succeeded_at
+    failed, reason, last_ok = cell.split("<small")
+    assert '<span class="badge bad">Failed</span>' in failed
+    assert failed_at.strftime("%Y-%m-%d %H:%M") in failed
+    assert "Entrust server error (HTTP 503)" in reason and "nothing was changed" not in reason
+    assert "Last successful: " in last_ok and succeeded_at.strftime("%Y-%m-%d %H:%M") in last_ok
+
+    assert catalog.start_sync(user["admin"], [cred.id], catalog.KINDS).state == "succeeded"
+    cell = _last_sync(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Failed" not in cell and "HTTP 503" not in cell
+    db.session.expire_all()
+    assert service.get(cred.id).last_sync_failed_at is None
+
+
+def test_a_sync_of_other_kinds_leaves_a_failed_kind_said(admin_client, sandbox, user):
+    """The domains' sync failed, then the products' succeeded: the row still says the latest
+    domains sync failed (the products' success says nothing about them); a successful domains
+    sync clears it."""
+    from webapp.catalog import service as catalog
+
+    sandbox.seed(certificates=2, seed=2)
+    cred = link_sandbox(user, sandbox)
+    sandbox.faults([{"kind": "http_503", "path": "/enterprise/v2/domains*"}])
+    try:
+        assert catalog.start_sync(user["admin"], [cred.id], ["domains"]).state == "failed"
+    finally:
+        sandbox.clear_faults()
+    assert catalog.start_sync(user["admin"], [cred.id], ["products"]).state == "succeeded"
+    page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    cell = _last_sync(page, cred.id)
+    assert '<span class="badge bad">Failed</span>' in cell and "(domains)" in cell
+    assert "HTTP 503" in cell and "Sync failed" in _status(page, cred.id)
+
+    assert catalog.start_sync(user["admin"], [cred.id], ["domains"]).state == "succeeded"
+    page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    assert "Failed" not in _last_sync(page, cred.id)
+    assert "Sync failed" not in _status(page, cred.id)

@@ -780,6 +780,39 @@ def test_an_order_whose_credential_is_disabled_or_deleted_offers_no_check_it_can
     assert "next check" not in page
 
 
+@pytest.mark.parametrize("off", ["disabled", "deleted"])
+def test_ticked_orders_of_a_credential_no_longer_in_use_are_told_why_once(
+    operator_client, linked, user, sandbox, off
+):
+    """Check Order Status over ticked orders of a disabled or deleted credential, one placed and
+    one whose answer was lost: the notice says they could not be checked and why (the credential
+    is disabled, or deleted), each reason once; before, the reason came once per kind of order."""
+    rows = [
+        make_order("6000001", "PENDING", "pending"),
+        make_order(None, "", "", placement="unknown", request_id="certdesk:lost"),
+    ]
+    for r in rows:
+        r.credential_id = linked.id
+    db.session.commit()
+    if off == "disabled":
+        credentials_service.set_enabled(user["admin"], linked, False)
+        why = "The Entrust credential &#39;Sandbox&#39; is disabled; enable it first."
+    else:
+        credentials_service.delete(user["admin"], linked, confirmed=True)
+        why = "The Entrust credential &#39;Sandbox&#39; was deleted."
+    sandbox.clear_requests()
+    resp = operator_client.post(
+        "/entrust/check", data={"order": [r.id for r in rows], "next": "/entrust/"}
+    )
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    flashes = re.findall(r'<article class="flash flash-error"[^>]*>(.*?)</article>', page, re.S)
+    assert flashes == [
+        "Check Order Status: 0 checked: 0 changed, 0 unchanged, 2 could not be checked.",
+        why,
+    ]
+    assert sandbox.requests() == []
+
+
 def test_a_failed_check_from_the_orders_page_says_why_once(operator_client, linked, user, sandbox):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
     _post(operator_client, linked, csr.id, queue_for_approval="1")

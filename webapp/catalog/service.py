@@ -293,18 +293,25 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
     """The job body: every credential in turn; counts summed, failures reported together.
     Run again after an interruption, it syncs again (a sync is idempotent)."""
     actor = ctx.actor
+    scheduled = isinstance(actor, str)  # CertDesk's own: the schedule's sync of every credential
     total = len(credential_ids) * len(kinds)
     step = [0]
     grand = {"added": 0, "updated": 0, "gone": 0}
-    failures, done = [], []
+    failures, done, skipped = [], [], []
     for cred_id in credential_ids:
         cred = credentials.get(cred_id, include_deleted=True)
-        if cred is None:
-            continue
-        if not cred.usable:
-            # Deleted or disabled while the sync waited: nothing is asked of Entrust for it.
-            state = "deleted" if cred.deleted_at is not None else "disabled"
-            failures.append(f"{cred.name} was not synced: it was {state} after the sync was asked.")
+        if cred is None or not cred.usable:
+            # Deleted or disabled while the sync waited: nothing is asked of Entrust for it. The
+            # schedule syncs the credentials in use, so it passes over one no longer in use; a
+            # sync someone asked for did not do what they asked.
+            if cred is None:
+                name, state = f"Credential {cred_id}", "removed"
+            else:
+                name, state = cred.name, "deleted" if cred.deleted_at is not None else "disabled"
+            if scheduled:
+                skipped.append(f"{name} was skipped: it was {state} after the sync was queued.")
+            else:
+                failures.append(f"{name} was not synced: it was {state} after the sync was asked.")
             step[0] = (credential_ids.index(cred_id) + 1) * len(kinds)
             continue
         try:
@@ -324,9 +331,10 @@ def _run_sync(ctx, credential_ids: list[int], kinds: list[str]):
                 f"Synced meanwhile: {', '.join(done)} (added {grand['added']}, updated "
                 f"{grand['updated']}, gone {grand['gone']})."
             )
-        raise jobs.JobError(" ".join(failures))
+        raise jobs.JobError(" ".join(failures + skipped))
     what = ", ".join(KIND_LABELS[k].lower() for k in kinds)
-    grand["message"] = f"Synced {what} of {', '.join(done) or 'no credential'}."
+    synced = f"Synced {what} of {', '.join(done)}." if done else "No credential was synced."
+    grand["message"] = " ".join([synced, *skipped])
     return grand
 
 
@@ -345,7 +353,17 @@ def start_sync(actor, credential_ids: list[int] | None, kinds, reason: str = "")
     if credential_ids is None:
         creds = credentials.usable_credentials()
     else:
-        creds = [c for c in (credentials.get(i) for i in credential_ids) if c is not None]
+        found = [credentials.get(i, include_deleted=True) for i in credential_ids]
+        # A row's Sync clicked on a page shown before its credential was deleted (in another
+        # tab, by another administrator): said as such, not as if none were enabled.
+        deleted = [c.name for c in found if c is not None and c.deleted_at is not None]
+        if deleted:
+            raise SyncError(
+                f"{', '.join(deleted)} was deleted; a deleted credential can no longer be synced."
+            )
+        if None in found:
+            raise SyncError("That credential does not exist; reload the page.")
+        creds = found
         disabled = [c.name for c in creds if not c.enabled]
         if disabled:
             raise SyncError(f"{', '.join(disabled)} is disabled; enable it to sync.")
@@ -593,6 +611,8 @@ class Tab:
     credential_names: dict  # every credential's name by id, deleted ones too (for the rows)
     last_synced: datetime | None
     statuses: list[str]
+    # (name, when) of the credentials shown whose latest sync of this kind failed
+    failed: list = field(default_factory=list)
 
 
 QUERIES = {"organizations": None, "domains": None, "products": None}  # filled below
@@ -614,7 +634,13 @@ def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
     every = credentials.summaries(include_deleted=True)
     live = [c for c in every if c.deleted_at is None]
     column = f"{kind}_synced_at"
-    synced = [getattr(c, column) for c in live if not f.credential_id or c.id == f.credential_id]
+    shown = [c for c in live if not f.credential_id or c.id == f.credential_id]
+    synced = [getattr(c, column) for c in shown]
+    failed = [
+        (c.name, c.last_sync_failed_at)
+        for c in shown
+        if kind in (c.last_sync_failed_kinds or "").split(",")
+    ]
     stamp = max((getattr(c, column) for c in every if getattr(c, column)), default=None)
     model = MODELS[kind]
     return Tab(
@@ -623,6 +649,7 @@ def tab(kind: str, f: TabFilter, page: int, per_page: int) -> Tab:
         credential_names={c.id: c.name for c in every},
         last_synced=max((s for s in synced if s), default=None),
         statuses=_statuses_as_of(model, stamp) if model is not CatalogProduct else [],
+        failed=failed,
     )
 
 

@@ -51,6 +51,7 @@ def _tab(kind: str, template: str, **extra):
         credentials=shown.credentials,
         credential_names=shown.credential_names,
         last_synced=shown.last_synced,
+        sync_failed=shown.failed,
         statuses=shown.statuses,
         job=job,
         result=jobs.result_of(job) if job else {},

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text, func, text
@@ -10,6 +11,9 @@ from webapp.extensions import db
 from webapp.security.secretbox import sealed_columns
 
 DEFAULT_BASE_URL = "https://api.entrust.net/enterprise/v2/"
+SHORT_REASON = 160  # characters of a failed sync's reason in the Last sync column
+_FAILED_SYNC = re.compile(r"^Sync of .*? failed; nothing was changed\. ")
+_SENTENCE = re.compile(r"(?<=\.)\s+(?=[A-Z])")
 
 
 @sealed_columns("api_key_sealed", "client_key_sealed")
@@ -41,6 +45,13 @@ class EcsCredential(db.Model):
     domains_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     products_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sync_error: Mapped[str] = mapped_column(Text, default="")
+    last_sync_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The kinds whose latest sync failed, comma-separated: a later sync of other kinds does
+    # not clear the failure.
+    last_sync_failed_kinds: Mapped[str] = mapped_column(String(64), default="")
+    # When the API user, API key or client certificate last changed (None: not since it was
+    # added). A sync's verdict on the login from before then is about other secrets.
+    login_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -57,6 +68,47 @@ class EcsCredential(db.Model):
     @property
     def usable(self) -> bool:
         return self.enabled and self.deleted_at is None
+
+    @property
+    def last_synced_at(self) -> datetime | None:
+        """The last successful sync of any kind."""
+        done = [
+            t
+            for t in (self.organizations_synced_at, self.domains_synced_at, self.products_synced_at)
+            if t is not None
+        ]
+        return max(done) if done else None
+
+    @property
+    def sync_failure_reason(self) -> str:
+        """Why the latest sync failed, in short (the first sentence of the reason); "" if it
+        did not."""
+        reason = _FAILED_SYNC.sub("", self.last_sync_error or "").strip()
+        first = _SENTENCE.split(reason, maxsplit=1)[0]
+        if len(first) > SHORT_REASON:
+            first = first[:SHORT_REASON].rsplit(" ", 1)[0] + " …"
+        return first
+
+    @property
+    def sync_failed_kinds(self) -> list[str]:
+        """The kinds (organizations, domains, products) whose latest sync failed."""
+        return [k for k in (self.last_sync_failed_kinds or "").split(",") if k]
+
+    def _since_login_change(self, when: datetime | None) -> bool:
+        return when is not None and (self.login_changed_at is None or when >= self.login_changed_at)
+
+    @property
+    def sync_failed_with_this_login(self) -> bool:
+        """The latest sync failed, and it used the API user, key and client certificate the
+        credential holds now."""
+        if not self.last_sync_error:
+            return False
+        return self.login_changed_at is None or self._since_login_change(self.last_sync_failed_at)
+
+    @property
+    def synced_with_this_login(self) -> bool:
+        """A sync succeeded with the API user, key and client certificate held now."""
+        return self._since_login_change(self.last_synced_at)
 
 
 # Names are unique, whatever their case, among credentials that are not deleted: "Prod" and

@@ -84,14 +84,16 @@ _SUMMARY_COLUMNS = (
     EcsCredential.enabled,
     EcsCredential.deleted_at,
     *(getattr(EcsCredential, f"{kind}_synced_at") for kind in SYNC_KINDS),
+    EcsCredential.last_sync_failed_at,
+    EcsCredential.last_sync_failed_kinds,
 )
 _SUMMARIES = select(*_SUMMARY_COLUMNS).order_by(func.lower(EcsCredential.name))
 _LIVE_SUMMARIES = _SUMMARIES.where(EcsCredential.deleted_at.is_(None))
 
 
 def summaries(include_deleted: bool = False) -> list:
-    """Every credential (deleted ones too when asked) as a row of id, name, enabled, deleted_at
-    and <kind>_synced_at for each kind, by name."""
+    """Every credential (deleted ones too when asked) as a row of id, name, enabled, deleted_at,
+    <kind>_synced_at for each kind, last_sync_failed_at and last_sync_failed_kinds, by name."""
     return list(db.session.execute(_SUMMARIES if include_deleted else _LIVE_SUMMARIES))
 
 
@@ -405,11 +407,25 @@ def create(actor, data: CredentialInput, *, start_sync: bool = True):
     return cred, job
 
 
+# What Entrust checks at a login: a change to any of them makes the last test's outcome stale.
+LOGIN_FIELDS = frozenset(
+    {"api_user", "api_key", "client_certificate", "client_certificate_removed"}
+)
+
+
 def update(actor, cred: EcsCredential, data: CredentialInput) -> list[str]:
-    """Change a credential; empty secret fields keep the stored ones. Returns what changed."""
+    """Change a credential; empty secret fields keep the stored ones. Returns what changed.
+    A change to its login (API user, API key, client certificate) clears the last Test Login's
+    outcome and marks the time, so the row says it is not tested since."""
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
     clean = _clean(data, cred)
     changed = _apply(cred, data, clean)
+    if LOGIN_FIELDS.intersection(changed):
+        # What the row said about the login (its last test, its last sync's verdict) was about
+        # the secrets it held before: not shown as if it were about these.
+        cred.login_changed_at = utcnow()
+        cred.last_test_at = cred.last_test_ok = None
+        cred.last_test_message = ""
     if changed:
         audit.record(
             "credential.update",
@@ -497,13 +513,24 @@ def note_admin_refused(cred: EcsCredential, exc: errors.EcsError | None = None, 
 
 def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
     """Note on the credential that ``kinds`` were synced at ``when`` (or, with ``error``, that
-    the sync failed and why); the caller commits, with its audit event."""
+    the sync failed, when (``when``, or now) and why); the caller commits, with its audit
+    event. A failure stands until the kinds it was about are synced again."""
     for kind in kinds:
         if kind not in SYNC_KINDS:
             raise ValueError(f"unknown sync kind {kind!r}")
         if not error:
             setattr(cred, f"{kind}_synced_at", when)
-    cred.last_sync_error = error
+    failed = set(cred.sync_failed_kinds)
+    if error:
+        failed |= set(kinds)
+        cred.last_sync_error = error
+        cred.last_sync_failed_at = when or utcnow()
+    else:
+        failed -= set(kinds)
+        if not failed:
+            cred.last_sync_error = ""
+            cred.last_sync_failed_at = None
+    cred.last_sync_failed_kinds = ",".join(k for k in SYNC_KINDS if k in failed)
 
 
 def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:

@@ -392,7 +392,7 @@ def check():
     on_its_page = len(ids) == 1 and ids[0].isdigit()
     on_its_page = on_its_page and back == url_for("orders.detail", order_id=int(ids[0]))
     if not on_its_page:  # an order's own page shows why its check failed
-        for problem in result.problems[:3]:
+        for problem in list(dict.fromkeys(result.problems))[:3]:  # each reason once
             flash(problem, "error")
     return htmx.redirect(back)
 
