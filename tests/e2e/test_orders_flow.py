@@ -104,7 +104,8 @@ def test_import_existing_orders_with_the_progress_bar(page, live_server, sandbox
     page.wait_for_url(re.compile(r".*/entrust/import\?job=\d+.*"))
     job = page.locator("#import-job article.job")
     expect(job).to_contain_text("Import existing orders of Sandbox")
-    expect(job.locator("progress")).to_be_visible()  # it runs in the background, polled
+    # It runs in the background, polled; its bar says which job it is about.
+    expect(job.get_by_role("progressbar", name="Import existing orders of Sandbox")).to_be_visible()
     expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
     expect(job).to_contain_text("new")
     expect(job).to_contain_text("certificates")
