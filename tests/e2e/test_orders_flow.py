@@ -74,6 +74,8 @@ def _order(page, server, cn: str, *, queue: bool = False, before_ordering=None) 
         page.get_by_label("I agree to queue the request for Entrust Administrator approval").check()
     page.get_by_role("button", name="Validate").click()
     expect(page.locator("#validation-result")).to_contain_text("Entrust would accept this order")
+    # The page came back from Validate: the keyboard and a screen reader start at its answer.
+    expect(page.locator("#validation-result")).to_be_focused()
     button = page.get_by_role("button", name="Order Certificate")
     if before_ordering is not None:
         before_ordering(button)
