@@ -173,6 +173,12 @@ def _create_admin_hint(command: str | None, instance: Path) -> str:
     return command
 
 
+def _shown(path: Path) -> str:
+    """A path as a shell takes it: quoted when it holds a space (a clone in "My projects"), so it
+    can be copied into `cat` as it is."""
+    return shlex.quote(str(path))
+
+
 def _sandbox_lines(state: str | None, sandbox: dict) -> list[str]:
     """What to do with the sandbox, from the portal's word on its credentials: open the orders
     when a credential already reaches it; else add one (in one click on an empty Credentials tab,
@@ -195,7 +201,8 @@ def _sandbox_lines(state: str | None, sandbox: dict) -> list[str]:
             f"'{name}' has ({before}).",
             f"In CertDesk open SSL > Entrust > Manage, click '{name}' and enter:",
             f"  Base URL         {sandbox['url']}",
-            f"  API Key          the line in {sandbox['key_file']} (asked again for a new address)",
+            f"  API Key          the line in {_shown(sandbox['key_file'])}"
+            " (asked again for a new address)",
             "Then Save, and click Sync in its row.",
         ]
     if state in (None, "no credentials yet"):
@@ -212,7 +219,7 @@ def _sandbox_lines(state: str | None, sandbox: dict) -> list[str]:
         *first,
         f"  Credential Name  {CREDENTIAL_NAME}",
         f"  User Name        {sandbox['user']}",
-        f"  API Key          the line in {sandbox['key_file']} (kept out of this output)",
+        f"  API Key          the line in {_shown(sandbox['key_file'])} (kept out of this output)",
         f"  Base URL         {sandbox['url']}",
         "Then watch the sync finish and open the Organizations, Domains and Products tabs.",
     ]

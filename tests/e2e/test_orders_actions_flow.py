@@ -82,6 +82,8 @@ def test_approve_suspend_resume_revoke_then_delete(page, live_server, sandbox):
     assert not [m for m in asked if m.startswith("Decline")]
     page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.locator("#action-results")).to_contain_text("Approve: 1 done")
+    # The keyboard and a screen reader start at the results, not at the top of the page.
+    expect(page.locator("#action-results")).to_be_focused()
     expect(page.locator("#outcomes")).to_contain_text("Approved; Entrust says ACTIVE.")
     expect(page.locator("#status-orders")).to_contain_text("ACTIVE")
 
@@ -112,6 +114,7 @@ def test_approve_suspend_resume_revoke_then_delete(page, live_server, sandbox):
     expect(page.locator("#revoke-orders")).to_contain_text("queue.example.com")
     page.get_by_role("button", name="Revoke 1 certificate").click()
     expect(page.locator("#outcomes")).to_contain_text("Revoked; Entrust says REVOKED.")
+    expect(page.locator("#action-results")).to_be_focused()
     expect(page.locator("#delete-revoked")).to_contain_text(
         "Delete the revoked certificates from SSL › Certificates?"
     )

@@ -74,6 +74,8 @@ def _order(page, server, cn: str, *, queue: bool = False, before_ordering=None) 
         page.get_by_label("I agree to queue the request for Entrust Administrator approval").check()
     page.get_by_role("button", name="Validate").click()
     expect(page.locator("#validation-result")).to_contain_text("Entrust would accept this order")
+    # The page came back from Validate: the keyboard and a screen reader start at its answer.
+    expect(page.locator("#validation-result")).to_be_focused()
     button = page.get_by_role("button", name="Order Certificate")
     if before_ordering is not None:
         before_ordering(button)
@@ -104,7 +106,8 @@ def test_import_existing_orders_with_the_progress_bar(page, live_server, sandbox
     page.wait_for_url(re.compile(r".*/entrust/import\?job=\d+.*"))
     job = page.locator("#import-job article.job")
     expect(job).to_contain_text("Import existing orders of Sandbox")
-    expect(job.locator("progress")).to_be_visible()  # it runs in the background, polled
+    # It runs in the background, polled; its bar says which job it is about.
+    expect(job.get_by_role("progressbar", name="Import existing orders of Sandbox")).to_be_visible()
     expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
     expect(job).to_contain_text("new")
     expect(job).to_contain_text("certificates")

@@ -370,6 +370,23 @@ def test_import_asked_for_while_one_runs_shows_that_one(env, operator_client):
     assert _count(Job, Job.kind == importing.JOB_KIND) == 1
 
 
+def test_the_import_page_opened_again_while_an_import_runs_shows_its_progress(env, operator_client):
+    finished = Job(
+        kind=importing.JOB_KIND, state="succeeded", params=f'{{"credential_id": {env.id}}}'
+    )
+    running = Job(kind=importing.JOB_KIND, state="running", params=f'{{"credential_id": {env.id}}}')
+    db.session.add_all([running, finished])
+    db.session.commit()
+    page = operator_client.get("/entrust/import").get_data(as_text=True)
+    assert 'id="import-job"' in page and f'id="job-{running.id}"' in page
+    assert f'id="job-{finished.id}"' not in page
+    # Once it has finished, the page is the form alone again.
+    running.state = "succeeded"
+    db.session.commit()
+    page = operator_client.get("/entrust/import").get_data(as_text=True)
+    assert 'id="import-job"' not in page
+
+
 def test_an_order_linked_by_a_new_order_while_its_page_is_imported_stays_that_order(
     app, env, user, sandbox
 ):

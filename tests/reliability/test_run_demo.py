@@ -4,6 +4,7 @@ the sandbox key kept off command lines, private state files, and a quiet Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shlex
@@ -16,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.live import csrf_token, free_port
@@ -109,6 +111,25 @@ def _start(env) -> subprocess.Popen:
         text=True,
         start_new_session=True,  # a process group of its own, as `make run` has in a terminal
     )
+
+
+def _run_demo_module():
+    spec = importlib.util.spec_from_file_location("run_demo", REPO / "scripts" / "run_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("state", [None, "moved from http://127.0.0.1:8443/ in the credential S"])
+def test_the_blocks_api_key_file_can_be_copied_into_a_shell_from_a_folder_with_a_space(state):
+    """A clone in a folder whose name holds a space: the block names the API key's file quoted,
+    so that `cat` and the file's path copied from the block open it."""
+    key_file = Path("/home/ann/My projects/certdesk/instance/sandbox/api-key")
+    sandbox = {"url": "http://127.0.0.1:8445/enterprise/v2/", "user": "u", "key_file": key_file}
+    lines = _run_demo_module()._sandbox_lines(state, sandbox)
+    (line,) = [line for line in lines if "API Key" in line]
+    shown = re.search(r"the line in (.+) \(", line).group(1)
+    assert shlex.split(shown) == [str(key_file)]
 
 
 def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly(tmp_path):

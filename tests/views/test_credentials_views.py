@@ -182,6 +182,42 @@ def test_invalid_form_shows_errors_next_to_fields(admin_client, sandbox):
     assert db.session.execute(select(EcsCredential)).first() is None
 
 
+def test_a_refused_form_asks_again_for_the_key_and_files_it_does_not_send_back(
+    admin_client, sandbox, tmp_path
+):
+    """The API key typed and the client certificate's files chosen do not come back with a
+    refused form: it says to give them again, rather than refusing the next Save for them."""
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    cert, key = make_cert("api-client")
+    bundle = pkcs12.serialize_key_and_certificates(
+        b"client", key, cert, None, BestAvailableEncryption(b"right-password")
+    )
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new",
+        data={
+            **form(sandbox),
+            "pkcs12": (io.BytesIO(bundle), "client.p12"),
+            "pkcs12_password": "wrong-password",
+        },
+        content_type="multipart/form-data",
+    )
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="pkcs12-error"' in body
+    assert sandbox.api_key not in body and "right-password" not in body
+    help_ = re.search(r'<small id="api_key-help"[^>]*>([^<]*)</small>', body).group(1)
+    assert help_ == "Type the API Key again: CertDesk never sends a key back to the browser."
+    assert 'id="files-again"' in body
+    # Nothing typed, nothing chosen: nothing to ask for again.
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new", data=form(sandbox, name="", api_key="")
+    )
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "Type the API Key again" not in body
+    assert 'id="files-again"' not in body
+    assert db.session.execute(select(EcsCredential)).first() is None
+
+
 def test_a_private_key_typed_in_any_field_is_refused_and_never_shown(admin_client, sandbox):
     from tests.unit.certs.factory import pasted_private_keys
 

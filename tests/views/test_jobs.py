@@ -1,4 +1,5 @@
 import json
+import re
 import threading
 import time
 from datetime import timedelta
@@ -104,6 +105,24 @@ def test_fragment_polls_while_running_and_stops_when_done(app, operator_client):
     assert done.headers["HX-Trigger"] == "job-finished"
     page = operator_client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert "<html" in page
+
+
+def test_a_running_jobs_progress_bar_is_named_by_its_title_and_described_by_its_step(
+    app, operator_client
+):
+    """A screen reader says which job a progress bar is about and how far it got, not only a
+    bare percentage: the bar is labelled by the card's title and described by its step."""
+    job = Job(kind="test", title="Import of Sandbox", state="running", progress=3, total=10)
+    job.message = "reading orders"
+    db.session.add(job)
+    db.session.commit()
+    body = operator_client.get(f"/jobs/{job.id}", headers=HTMX).get_data(as_text=True)
+    bar = re.search(r"<progress[^>]*>", body).group(0)
+    named = re.search(r'aria-labelledby="([^"]+)"', bar).group(1)
+    described = re.search(r'aria-describedby="([^"]+)"', bar).group(1)
+    assert re.search(rf'<strong id="{named}">Import of Sandbox</strong>', body)
+    step = re.search(rf'<small id="{described}">([^<]*)</small>', body).group(1)
+    assert " ".join(step.split()) == "3 of 10 (30%) reading orders"
 
 
 def test_the_list_names_each_job_as_its_card_does_and_refreshes_while_one_runs(

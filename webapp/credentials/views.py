@@ -14,6 +14,7 @@ from webapp.validation import InputError, password_hidden
 bp = Blueprint("credentials", __name__, url_prefix="/entrust/manage")
 
 FORM_FIELDS = ("name", "api_user", "base_url", "proxy")
+CLIENT_FILES = ("client_cert", "client_key", "pkcs12")
 
 
 def _saved(cred, job, verb: str) -> str:
@@ -60,6 +61,12 @@ def _form_values(cred=None) -> dict:
         # As typed, but a URL's password, which is refused, is not sent back.
         values = {k: password_hidden(request.form.get(k, "")) for k in FORM_FIELDS}
         values["is_admin"] = request.form.get("is_admin") == "1"
+        # What was given but is never sent back, so the form asks for it again: the API key
+        # typed, and the files chosen (a browser does not send a file twice).
+        values["key_again"] = bool(request.form.get("api_key"))
+        values["files_again"] = any(
+            f.filename for n in CLIENT_FILES if (f := request.files.get(n)) is not None
+        )
         return values
     if cred is None:
         return {

@@ -818,6 +818,17 @@ def _matching(job, credential_id: int, exclusions: list[str]) -> bool:
     ) == sorted(exclusions)
 
 
+def running_import(credential_id: int | None = None):
+    """The newest import not finished yet (of ``credential_id``, when given), or None: the
+    Import Existing Orders page shows its progress when it is opened again meanwhile."""
+    for job in jobs.recent_of_kind(JOB_KIND, 50):
+        if credential_id and jobs.params_of(job).get("credential_id") != credential_id:
+            continue
+        if job.state in (QUEUED, RUNNING):
+            return job
+    return None
+
+
 def start_import(actor, credential_id: int | None, exclusions) -> object:
     """Start Import Existing Orders for one credential (audited); returns the job. An import of
     the same credential with the same exclusions that stopped on a fault is carried on from its

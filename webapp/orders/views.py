@@ -457,6 +457,9 @@ def import_orders():
             )
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
+    if job is None and request.method == "GET":
+        # Opened again while an import runs: its progress, not a form that seems idle.
+        job = importing.running_import(chosen["credential_id"])
     usable = checks.usable_credentials()  # not the order form's choices: none is shown here
     body = htmx.render(
         "orders/import.html",
