@@ -966,17 +966,13 @@ def test_a_csr_page_leads_to_the_order_form_with_that_csr(
     assert f'<option value="{csr.id}" selected>from-csr.example.com' in form
 
 
-def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
-    operator_client, linked, user
-):
-    """The form offers the newest 100 unused CSRs; opened from an older CSR's page, it offers
-    and chooses that one too (with 100,000 CSRs, it used to show "Choose a CSR")."""
+def _csrs_made_since(count: int) -> None:
+    """``count`` CSRs newer than any other (rows alone: the form reads no PEM, and these have
+    no names to be searched by)."""
     from sqlalchemy import insert
 
     from webapp.csrs.models import Csr
 
-    old = csrs.create_csr(user["operator"], "p256", {"CN": "old.example.com"}, "")
-    old.created_at = utcnow() - timedelta(days=30)
     now = utcnow()
     db.session.execute(
         insert(Csr),
@@ -992,10 +988,20 @@ def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
                 "source": "imported",
                 "created_at": now - timedelta(seconds=i),
             }
-            for i in range(100)
+            for i in range(count)
         ],
     )
     db.session.commit()
+
+
+def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
+    operator_client, linked, user
+):
+    """The form offers the newest 100 unused CSRs; opened from an older CSR's page, it offers
+    and chooses that one too (with 100,000 CSRs, it used to show "Choose a CSR")."""
+    old = csrs.create_csr(user["operator"], "p256", {"CN": "old.example.com"}, "")
+    old.created_at = utcnow() - timedelta(days=30)
+    _csrs_made_since(100)
     form = operator_client.get("/entrust/new").get_data(as_text=True)
     assert f"CSR #{old.id}</option>" not in form  # not among the newest 100
     form = operator_client.get(f"/entrust/new?csr_id={old.id}").get_data(as_text=True)
@@ -1411,3 +1417,70 @@ def test_an_order_from_a_csr_file_just_under_the_upload_bound_is_placed_and_kept
     row = db.session.execute(select(Order)).scalar_one()
     assert row.csr_id is not None and row.common_name == "big.example.com"
     assert operator_client.get(resp.headers["Location"]).status_code == 200
+
+
+def _csr_options(html: str) -> list[str]:
+    return (
+        _options(html, "csr_id")
+        if 'id="csr_id"' in html
+        else re.findall(r'<option value="([^"]+)"', html)
+    )
+
+
+def test_any_unused_csr_is_found_by_its_names_however_many_were_made_since(
+    operator_client, linked, user
+):
+    """The form lists the newest 100 unused CSRs; a search finds any other by how a name (CN or
+    SAN) starts or ends, as typed (htmx) and with Find (no scripts), and a form shown again
+    keeps the CSR chosen whatever the search holds."""
+    old = csrs.create_csr(user["operator"], "p256", {"CN": "old.example.com"}, "legacy.example.org")
+    used = csrs.create_csr(user["operator"], "p256", {"CN": "old-used.example.com"}, "")
+    for row in (old, used):
+        row.created_at = utcnow() - timedelta(days=30)
+    db.session.add(  # a certificate holds the second one's key: it was used
+        Certificate(
+            fingerprint_sha256="ab" * 32,
+            serial_hex="01",
+            not_before=utcnow(),
+            not_after=utcnow() + timedelta(days=90),
+            public_key_id=used.public_key_id,
+            pem="(not read by the form)",
+        )
+    )
+    _csrs_made_since(100)
+    form = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert 'id="csr_search"' in form and str(old.id) not in _csr_options(form)
+    assert len(_csr_options(form)) == 100
+
+    def found(**args) -> str:
+        resp = operator_client.get("/entrust/new/choices/csr", query_string=args, headers=HTMX)
+        assert resp.status_code == 200
+        return resp.get_data(as_text=True)
+
+    # Starts with the text, in any case; a used CSR is not found.
+    assert _csr_options(found(csr_search=" OLD")) == [str(old.id)]
+    assert _csr_options(found(csr_search="legacy.example.org")) == [str(old.id)]  # a SAN
+    assert _csr_options(found(csr_search="cy.EXAMPLE.org")) == [str(old.id)]  # ends with it
+    none = found(csr_search="old-used")
+    assert _csr_options(none) == []
+    assert "No unused CSR has a name that starts or ends with “old-used”" in none
+    assert _csr_options(found(csr_search="%")) == []  # taken literally
+    # The CSR chosen stays, chosen, whatever the search shows.
+    kept = found(csr_search="nothing", csr_id=old.id)
+    assert f'<option value="{old.id}" selected>old.example.com' in kept
+
+    # Without scripts, Find sends the form and shows it again with what the search found.
+    shown = _post(operator_client, linked, "", action="choices", csr_search="old.example")
+    page = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and _count(Order) == 0
+    assert _csr_options(page) == [str(old.id)] and 'value="old.example"' in page
+    assert re.findall(r'name="csr_source" value="(\w+)" checked', page) == ["certdesk"]
+    # A form refused keeps the CSR chosen (and the search that found it).
+    refused = _post(operator_client, linked, old.id, csr_search="old.example", product="")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="product-error"' in page
+    assert f'<option value="{old.id}" selected>old.example.com' in page
+    # Chosen, it is ordered with.
+    placed = _post(operator_client, linked, old.id, sans="old.example.com")
+    assert placed.status_code == 303, placed.get_data(as_text=True)
+    assert db.session.execute(select(Order.common_name)).scalar_one() == "old.example.com"
