@@ -774,3 +774,15 @@ def test_the_reissue_and_renew_forms_find_any_unused_csr_and_keep_the_one_chosen
         )
         assert refused.status_code == 422 and selected in _text(refused), what
     assert _count(Order) == 3
+
+
+def test_the_reissue_and_renew_forms_shown_again_keep_the_key_type_chosen(operator_client, orders):
+    for what in ("reissue", "renew"):
+        resp = operator_client.post(
+            f"/entrust/{orders['active'].id}/{what}",
+            data={"csr_source": "new", "new_key_type": "p256", "sans": "not a name!"},
+        )
+        page = _text(resp)
+        assert resp.status_code == 422, what
+        assert '<option value="p256" selected>ECDSA P-256</option>' in page, what
+    assert _count(Order) == 3

@@ -720,6 +720,25 @@ def test_an_order_with_a_key_and_csr_made_for_it_from_the_form(operator_client, 
     assert "shop.example.com" in csr_page and "P-384" in csr_page
 
 
+def test_a_form_shown_again_keeps_the_key_type_chosen_for_a_new_key_pair(operator_client, linked):
+    for action in ("validate", "order"):
+        resp = _post(
+            operator_client,
+            linked,
+            None,
+            csr_source="new",
+            new_key_type="p384",
+            sans="shop.example.com",
+            product="",
+            action=action,
+        )
+        page = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and 'id="product-error"' in page, action
+        assert '<option value="p384" selected>ECDSA P-384</option>' in page, action
+        assert '<option value="rsa2048" selected>' not in page, action
+    assert _count(Order) == 0
+
+
 def test_check_order_status_returns_where_it_came_from(operator_client, linked, user):
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "queued.example.com"}, "")
     resp = _post(operator_client, linked, csr.id, queue_for_approval="1")

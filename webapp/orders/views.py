@@ -41,6 +41,7 @@ FORM_TEXT = (
     "eku",
     "csr_source",
     "csr_text",
+    "new_key_type",
     "sans",
     "signature_algorithm",
     "expires_on",
@@ -605,6 +606,7 @@ def renew():
 SUCCESSOR_TEXT = (
     "csr_source",
     "csr_text",
+    "new_key_type",
     "sans",
     "eku",
     "signature_algorithm",
