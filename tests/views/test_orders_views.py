@@ -538,6 +538,22 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(
     assert _count(Order) == 0
 
 
+def test_an_error_of_the_csr_choice_marks_its_choices_which_take_the_focus(operator_client, linked):
+    """The page puts the focus on its first field marked wrong (static/js/app.js): an error of
+    the choice of a CSR (where it comes from; the CN of the CSR chosen) marks its radio buttons
+    and is read with them."""
+    resp = _post(operator_client, linked, None, csr_source="elsewhere")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="csr_source-error"' in page
+    radios = re.findall(r'<input type="radio" name="csr_source"[^>]*>', page)
+    assert len(radios) == 4
+    for radio in radios:
+        assert 'aria-invalid="true" aria-describedby="csr_source-error"' in radio, radio
+    first_wrong = re.search(r'<[^>]*aria-invalid="true"[^>]*>', page).group(0)
+    assert 'name="csr_source"' in first_wrong
+    assert _count(Order) == 0
+
+
 def test_a_private_key_pasted_as_the_csr_is_never_shown_again(operator_client, linked):
     from tests.unit.certs.factory import ec_key, key_pem
 
