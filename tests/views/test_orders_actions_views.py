@@ -786,3 +786,20 @@ def test_the_reissue_and_renew_forms_shown_again_keep_the_key_type_chosen(operat
         assert resp.status_code == 422, what
         assert '<option value="p256" selected>ECDSA P-256</option>' in page, what
     assert _count(Order) == 3
+
+
+def test_an_error_of_a_field_the_reissue_and_renew_forms_show_is_not_repeated_on_top(
+    operator_client, orders
+):
+    """The key type of a new key pair is one of the forms' fields: its error is shown next to
+    it, once, not again among those of the whole request."""
+    for what in ("reissue", "renew"):
+        resp = operator_client.post(
+            f"/entrust/{orders['active'].id}/{what}",
+            data={"csr_source": "new", "new_key_type": "dsa1024", "sans": "www.example.com"},
+        )
+        page = _text(resp)
+        assert resp.status_code == 422 and 'id="new_key_type-error"' in page, what
+        assert 'id="form-error"' not in page, what
+        assert page.count("Choose one of the offered key types.") == 1, what
+    assert _count(Order) == 3
