@@ -226,6 +226,12 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
         lambda: catalog.approved_organization(1, 13, "Org 001201 Holdings"),
     ),
     ("order form primary client", lambda: catalog.primary_client_name(1)),
+    # The order forms' CSRs: the newest, and the newest a search finds, few or many
+    ("order form CSRs", lambda: csrs.recent(100)),
+    *[
+        (f"order form CSR search {q}", lambda q=q: csrs.matching(q, 100))
+        for q in (FEW, MANY, "csr5.example.org")
+    ],
     ("order form domains", lambda: catalog.usable_domains(1, limit=501)),
     ("order form domain search", lambda: catalog.usable_domains(1, matching=FEW, limit=50)),
     (

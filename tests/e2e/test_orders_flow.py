@@ -275,6 +275,69 @@ def test_an_account_with_many_choices_finds_them_as_you_type(page, live_server, 
     expect(page.get_by_label("Organization", exact=True)).to_have_value("1:Bulk Org 0421 Ltd")
 
 
+def _add_csrs(server, names: list[str]) -> None:
+    """CSRs for ``names``, newest last, written into the served database (rows alone: the form
+    shows them, and nothing here is ordered with them)."""
+    from datetime import timedelta
+
+    from tests.conftest import make_app
+    from webapp.csrs.models import Csr, CsrName
+    from webapp.dbtypes import utcnow
+    from webapp.extensions import db
+
+    app = make_app(server.instance, server.database)
+    now = utcnow()
+    with app.app_context():
+        for i, name in enumerate(names):
+            row = Csr(
+                common_name=name,
+                subject=f"CN={name}",
+                sans=name,
+                key_label="ECDSA P-256",
+                public_key_id=f"{i:064x}",
+                pem="(not read by the form)",
+                source="imported",
+                created_at=now - timedelta(minutes=len(names) - i),
+            )
+            row.names = [CsrName(value=name, reversed=name[::-1])]
+            db.session.add(row)
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_a_csr_older_than_those_listed_is_found_as_you_type(page, live_server, sandbox):
+    """The form lists the newest 100 unused CSRs: typing how a name starts or ends lists the
+    matches however old, Enter does the same rather than sending the form, and one is chosen
+    (with the choice of a CSR made in CertDesk)."""
+    sandbox.seed(certificates=0, seed=7)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    _add_csrs(
+        live_server, ["legacy.example.org"] + [f"host{i:03d}.example.com" for i in range(120)]
+    )
+    page.goto(live_server.url + "/entrust/new")
+    csrs = page.locator("#csr_id option")
+    expect(csrs).to_have_count(101)  # "Choose a CSR", then the newest 100
+    expect(page.locator("#csr_id option", has_text="legacy.example.org")).to_have_count(0)
+    finder = page.get_by_label("Find a CSR by how a name starts or ends")
+    finder.fill("host00")
+    expect(csrs).to_have_count(11)  # host000 to host009, newest first
+    expect(csrs.nth(1)).to_contain_text("host009.example.com")
+    page.evaluate("window.stillHere = true")  # a page loaded anew would not have it
+    finder.fill("LEGACY")
+    finder.press("Enter")
+    expect(csrs).to_have_count(2)
+    assert page.evaluate("window.stillHere === true")  # Enter sent no form
+    expect(page.get_by_label("A CSR made in CertDesk")).to_be_checked()  # typing chose it
+    finder.press("Tab")  # past Find, on to the list, from the keyboard
+    expect(page.locator("#csr-find")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("CSR made in CertDesk", exact=True)).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_label("CSR made in CertDesk", exact=True)).to_have_value(re.compile(r"\d+"))
+
+
 def test_back_after_ordering_and_sent_again_places_no_second_order(page, live_server, sandbox):
     """Order Certificate, then the browser's Back and the same button again: the form comes back
     as it was sent (with its request id), so CertDesk shows the order it placed rather than

@@ -720,3 +720,86 @@ def test_whoever_placed_an_order_is_told_what_another_user_did_to_it(
     assert re.fullmatch(
         rf"Approved by {user['admin'].username} \(\w+ &rarr; ACTIVE\)", said.group(1)
     ), said.group(1)
+
+
+def test_the_reissue_and_renew_forms_find_any_unused_csr_and_keep_the_one_chosen(
+    operator_client, orders, user
+):
+    """As on Order Certificate: a CSR older than the newest 100 is found by a name (as typed,
+    and with Find without scripts, which orders nothing), and a form refused keeps it chosen."""
+    from sqlalchemy import insert
+
+    from webapp.csrs.models import Csr
+
+    row = orders["active"]
+    old = csrs.create_csr(user["operator"], "p256", {"CN": "old.example.com"}, "")
+    old.created_at = utcnow() - timedelta(days=30)
+    db.session.execute(
+        insert(Csr),
+        [
+            {
+                "common_name": f"new{i}.example.com",
+                "public_key_id": f"{i:064x}",
+                "pem": "(not read by the form)",
+                "created_at": utcnow() - timedelta(seconds=i),
+            }
+            for i in range(100)
+        ],
+    )
+    db.session.commit()
+    selected = f'<option value="{old.id}" selected>old.example.com'
+    for what in ("reissue", "renew"):
+        page = _text(operator_client.get(f"/entrust/{row.id}/{what}"))
+        assert 'id="csr_search"' in page and f'<option value="{old.id}"' not in page, what
+        # Enter in a field sends the form itself, not the search's Find.
+        first = re.search(r'<button type="submit"[^>]*>', page.split('id="successor-form"')[1])
+        assert 'id="successor-default"' in first.group(0), what
+        found = _text(
+            operator_client.get(
+                "/entrust/new/choices/csr", query_string={"csr_search": "old"}, headers=HTMX
+            )
+        )
+        assert re.findall(r'<option value="(\d+)"', found) == [str(old.id)]
+        shown = operator_client.post(
+            f"/entrust/{row.id}/{what}",
+            data={"csr_source": "certdesk", "csr_search": "old.", "action": "choices"},
+        )
+        page = _text(shown)
+        assert shown.status_code == 200 and 'value="old."' in page, what
+        options = page.split('id="csr_id"')[1].split("</select>")[0]
+        assert re.findall(r'<option value="(\d+)"', options) == [str(old.id)], what
+        refused = operator_client.post(
+            f"/entrust/{row.id}/{what}",
+            data={"csr_source": "certdesk", "csr_id": old.id, "sans": "not a name!"},
+        )
+        assert refused.status_code == 422 and selected in _text(refused), what
+    assert _count(Order) == 3
+
+
+def test_the_reissue_and_renew_forms_shown_again_keep_the_key_type_chosen(operator_client, orders):
+    for what in ("reissue", "renew"):
+        resp = operator_client.post(
+            f"/entrust/{orders['active'].id}/{what}",
+            data={"csr_source": "new", "new_key_type": "p256", "sans": "not a name!"},
+        )
+        page = _text(resp)
+        assert resp.status_code == 422, what
+        assert '<option value="p256" selected>ECDSA P-256</option>' in page, what
+    assert _count(Order) == 3
+
+
+def test_an_error_of_a_field_the_reissue_and_renew_forms_show_is_not_repeated_on_top(
+    operator_client, orders
+):
+    """The key type of a new key pair is one of the forms' fields: its error is shown next to
+    it, once, not again among those of the whole request."""
+    for what in ("reissue", "renew"):
+        resp = operator_client.post(
+            f"/entrust/{orders['active'].id}/{what}",
+            data={"csr_source": "new", "new_key_type": "dsa1024", "sans": "www.example.com"},
+        )
+        page = _text(resp)
+        assert resp.status_code == 422 and 'id="new_key_type-error"' in page, what
+        assert 'id="form-error"' not in page, what
+        assert page.count("Choose one of the offered key types.") == 1, what
+    assert _count(Order) == 3

@@ -538,6 +538,22 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(
     assert _count(Order) == 0
 
 
+def test_an_error_of_the_csr_choice_marks_its_choices_which_take_the_focus(operator_client, linked):
+    """The page puts the focus on its first field marked wrong (static/js/app.js): an error of
+    the choice of a CSR (where it comes from; the CN of the CSR chosen) marks its radio buttons
+    and is read with them."""
+    resp = _post(operator_client, linked, None, csr_source="elsewhere")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="csr_source-error"' in page
+    radios = re.findall(r'<input type="radio" name="csr_source"[^>]*>', page)
+    assert len(radios) == 4
+    for radio in radios:
+        assert 'aria-invalid="true" aria-describedby="csr_source-error"' in radio, radio
+    first_wrong = re.search(r'<[^>]*aria-invalid="true"[^>]*>', page).group(0)
+    assert 'name="csr_source"' in first_wrong
+    assert _count(Order) == 0
+
+
 def test_a_private_key_pasted_as_the_csr_is_never_shown_again(operator_client, linked):
     from tests.unit.certs.factory import ec_key, key_pem
 
@@ -718,6 +734,25 @@ def test_an_order_with_a_key_and_csr_made_for_it_from_the_form(operator_client, 
     assert row.phase == "issued" and row.csr_id is not None
     csr_page = operator_client.get(f"/csrs/{row.csr_id}").get_data(as_text=True)
     assert "shop.example.com" in csr_page and "P-384" in csr_page
+
+
+def test_a_form_shown_again_keeps_the_key_type_chosen_for_a_new_key_pair(operator_client, linked):
+    for action in ("validate", "order"):
+        resp = _post(
+            operator_client,
+            linked,
+            None,
+            csr_source="new",
+            new_key_type="p384",
+            sans="shop.example.com",
+            product="",
+            action=action,
+        )
+        page = resp.get_data(as_text=True)
+        assert resp.status_code == 422 and 'id="product-error"' in page, action
+        assert '<option value="p384" selected>ECDSA P-384</option>' in page, action
+        assert '<option value="rsa2048" selected>' not in page, action
+    assert _count(Order) == 0
 
 
 def test_check_order_status_returns_where_it_came_from(operator_client, linked, user):
@@ -999,17 +1034,13 @@ def test_a_csr_page_leads_to_the_order_form_with_that_csr(
     assert f'<option value="{csr.id}" selected>from-csr.example.com' in form
 
 
-def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
-    operator_client, linked, user
-):
-    """The form offers the newest 100 unused CSRs; opened from an older CSR's page, it offers
-    and chooses that one too (with 100,000 CSRs, it used to show "Choose a CSR")."""
+def _csrs_made_since(count: int) -> None:
+    """``count`` CSRs newer than any other (rows alone: the form reads no PEM, and these have
+    no names to be searched by)."""
     from sqlalchemy import insert
 
     from webapp.csrs.models import Csr
 
-    old = csrs.create_csr(user["operator"], "p256", {"CN": "old.example.com"}, "")
-    old.created_at = utcnow() - timedelta(days=30)
     now = utcnow()
     db.session.execute(
         insert(Csr),
@@ -1025,10 +1056,20 @@ def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
                 "source": "imported",
                 "created_at": now - timedelta(seconds=i),
             }
-            for i in range(100)
+            for i in range(count)
         ],
     )
     db.session.commit()
+
+
+def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
+    operator_client, linked, user
+):
+    """The form offers the newest 100 unused CSRs; opened from an older CSR's page, it offers
+    and chooses that one too (with 100,000 CSRs, it used to show "Choose a CSR")."""
+    old = csrs.create_csr(user["operator"], "p256", {"CN": "old.example.com"}, "")
+    old.created_at = utcnow() - timedelta(days=30)
+    _csrs_made_since(100)
     form = operator_client.get("/entrust/new").get_data(as_text=True)
     assert f"CSR #{old.id}</option>" not in form  # not among the newest 100
     form = operator_client.get(f"/entrust/new?csr_id={old.id}").get_data(as_text=True)
@@ -1444,3 +1485,70 @@ def test_an_order_from_a_csr_file_just_under_the_upload_bound_is_placed_and_kept
     row = db.session.execute(select(Order)).scalar_one()
     assert row.csr_id is not None and row.common_name == "big.example.com"
     assert operator_client.get(resp.headers["Location"]).status_code == 200
+
+
+def _csr_options(html: str) -> list[str]:
+    return (
+        _options(html, "csr_id")
+        if 'id="csr_id"' in html
+        else re.findall(r'<option value="([^"]+)"', html)
+    )
+
+
+def test_any_unused_csr_is_found_by_its_names_however_many_were_made_since(
+    operator_client, linked, user
+):
+    """The form lists the newest 100 unused CSRs; a search finds any other by how a name (CN or
+    SAN) starts or ends, as typed (htmx) and with Find (no scripts), and a form shown again
+    keeps the CSR chosen whatever the search holds."""
+    old = csrs.create_csr(user["operator"], "p256", {"CN": "old.example.com"}, "legacy.example.org")
+    used = csrs.create_csr(user["operator"], "p256", {"CN": "old-used.example.com"}, "")
+    for row in (old, used):
+        row.created_at = utcnow() - timedelta(days=30)
+    db.session.add(  # a certificate holds the second one's key: it was used
+        Certificate(
+            fingerprint_sha256="ab" * 32,
+            serial_hex="01",
+            not_before=utcnow(),
+            not_after=utcnow() + timedelta(days=90),
+            public_key_id=used.public_key_id,
+            pem="(not read by the form)",
+        )
+    )
+    _csrs_made_since(100)
+    form = operator_client.get("/entrust/new").get_data(as_text=True)
+    assert 'id="csr_search"' in form and str(old.id) not in _csr_options(form)
+    assert len(_csr_options(form)) == 100
+
+    def found(**args) -> str:
+        resp = operator_client.get("/entrust/new/choices/csr", query_string=args, headers=HTMX)
+        assert resp.status_code == 200
+        return resp.get_data(as_text=True)
+
+    # Starts with the text, in any case; a used CSR is not found.
+    assert _csr_options(found(csr_search=" OLD")) == [str(old.id)]
+    assert _csr_options(found(csr_search="legacy.example.org")) == [str(old.id)]  # a SAN
+    assert _csr_options(found(csr_search="cy.EXAMPLE.org")) == [str(old.id)]  # ends with it
+    none = found(csr_search="old-used")
+    assert _csr_options(none) == []
+    assert "No unused CSR has a name that starts or ends with “old-used”" in none
+    assert _csr_options(found(csr_search="%")) == []  # taken literally
+    # The CSR chosen stays, chosen, whatever the search shows.
+    kept = found(csr_search="nothing", csr_id=old.id)
+    assert f'<option value="{old.id}" selected>old.example.com' in kept
+
+    # Without scripts, Find sends the form and shows it again with what the search found.
+    shown = _post(operator_client, linked, "", action="choices", csr_search="old.example")
+    page = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and _count(Order) == 0
+    assert _csr_options(page) == [str(old.id)] and 'value="old.example"' in page
+    assert re.findall(r'name="csr_source" value="(\w+)" checked', page) == ["certdesk"]
+    # A form refused keeps the CSR chosen (and the search that found it).
+    refused = _post(operator_client, linked, old.id, csr_search="old.example", product="")
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="product-error"' in page
+    assert f'<option value="{old.id}" selected>old.example.com' in page
+    # Chosen, it is ordered with.
+    placed = _post(operator_client, linked, old.id, sans="old.example.com")
+    assert placed.status_code == 303, placed.get_data(as_text=True)
+    assert db.session.execute(select(Order.common_name)).scalar_one() == "old.example.com"

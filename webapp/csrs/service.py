@@ -204,6 +204,18 @@ def recent(limit: int = 100) -> list[Csr]:
     return list(db.session.execute(stmt).scalars())
 
 
+def matching(text: str, limit: int) -> list[Csr]:
+    """The newest ``limit`` CSRs with a name (CN or SAN) that starts or ends with ``text``, found
+    as the CSR list's search finds them (``list_query``): by index ranges when few match, by a
+    walk of the newest testing each when many do. For choosing one on a form."""
+    stmt = _searched(select(Csr), text.strip().lower())
+    return list(
+        db.session.execute(
+            stmt.order_by(Csr.created_at.desc(), Csr.id.desc()).limit(limit)
+        ).scalars()
+    )
+
+
 SORTS = {
     "created": Csr.created_at,
     "cn": Csr.common_name,
@@ -234,22 +246,28 @@ def list_query(q: str = "", sort: str = "created", direction: str = "desc"):
         .options(load_only(*LISTED, raiseload=True), with_expression(Csr.creator_name, CREATOR))
         .execution_options(listed=LISTED_ROWS)
     )
-    q = (q or "").strip().lower()
-    if q:
-        stmt = narrowed(
-            stmt,
-            [
-                prefixed(CsrName.csr_id, CsrName.value, q),
-                prefixed(CsrName.csr_id, CsrName.reversed, q[::-1]),
-            ],
-            Csr.id,
-            # The same names on the row itself (csr_name holds the CN and the SANs, lower case).
-            listed_name_matches(Csr.common_name + "," + Csr.sans, q),
-        )
+    stmt = _searched(stmt, (q or "").strip().lower())
     col = SORTS.get(sort, Csr.created_at)
     if direction == "asc":
         return stmt.order_by(col.asc(), Csr.id.asc())
     return stmt.order_by(col.desc(), Csr.id.desc())
+
+
+def _searched(stmt, q: str):
+    """``stmt`` (of CSRs) narrowed to those with a name that starts or ends with ``q`` (lower
+    case), see ``search.narrowed``; all of them when ``q`` is empty."""
+    if not q:
+        return stmt
+    return narrowed(
+        stmt,
+        [
+            prefixed(CsrName.csr_id, CsrName.value, q),
+            prefixed(CsrName.csr_id, CsrName.reversed, q[::-1]),
+        ],
+        Csr.id,
+        # The same names on the row itself (csr_name holds the CN and the SANs, lower case).
+        listed_name_matches(Csr.common_name + "," + Csr.sans, q),
+    )
 
 
 def latest_for_public_key(public_key_id: str) -> Csr | None:

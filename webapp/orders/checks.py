@@ -90,6 +90,9 @@ class Prepared:
 # FOUND_CHOICES at most.
 LISTED_CHOICES = 500
 FOUND_CHOICES = 50
+# The order forms offer this many of the newest unused CSRs, or of those a search finds.
+LISTED_CSRS = 100
+MAX_CSR_SEARCH = 255  # a name's length; a longer search text is cut
 
 
 @dataclass
@@ -179,6 +182,7 @@ def choices(
     organization_search: str = "",
     domain_search: str = "",
     csr: int | None = None,
+    csr_search: str = "",
 ) -> Choices:
     """What the order form offers for a credential: its approved organizations, the products
     with inventory left that CertDesk can order, its usable domains, the account's custom
@@ -187,8 +191,8 @@ def choices(
     Organizations and domains are listed in full up to LISTED_CHOICES. Beyond that the form
     lists the first FOUND_CHOICES of a search (``organization_search``: names starting with it;
     ``domain_search``: names starting or ending with it), and the ``organization`` and
-    ``domain`` chosen already, so that a form shown again keeps them; so is the ``csr`` chosen
-    (see unused_csrs)."""
+    ``domain`` chosen already, so that a form shown again keeps them; so is the ``csr`` chosen,
+    beside those its ``csr_search`` finds (see unused_csrs)."""
     usable, cred = _credential(credential_id)
     caps = registry.capabilities(CA)
     problems: list[str] = []
@@ -221,20 +225,23 @@ def choices(
         signature_algorithms=caps.signature_algorithms,
         custom_fields=fields,
         custom_error=custom_error,
-        csrs=unused_csrs(chosen=csr),
+        csrs=unused_csrs(chosen=csr, search=csr_search),
         problems=problems,
         listed=LISTED_CHOICES,
         found=FOUND_CHOICES,
     )
 
 
-def unused_csrs(limit: int = 100, chosen: int | None = None) -> list:
+def unused_csrs(limit: int = LISTED_CSRS, chosen: int | None = None, search: str = "") -> list:
     """The newest CSRs made in CertDesk whose key no certificate holds: those an order form
     offers (a new certificate is for a new key pair; a CSR whose key a certificate holds was used,
-    by this certificate's order or another). The form's ``chosen`` CSR comes first when it is
-    older than those: its page's Order Certificate opens the form for it, however many CSRs were
-    made since."""
-    recent = csrs.recent(limit)
+    by this certificate's order or another). With ``search``, of those with a name (CN or SAN)
+    that starts or ends with it, as the CSR list finds them: any CSR, however old, can be found.
+    The form's ``chosen`` CSR comes first when it is not among them: its page's Order
+    Certificate opens the form for it, however many CSRs were made since, and a form shown again
+    keeps it whatever its search holds."""
+    search = search.strip()[:MAX_CSR_SEARCH]
+    recent = csrs.matching(search, limit) if search else csrs.recent(limit)
     if chosen and all(c.id != chosen for c in recent):
         row = csrs.get_csr(chosen)
         if row is not None:

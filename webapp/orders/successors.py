@@ -51,7 +51,9 @@ class SuccessorPage:
     expired: bool  # the certificate being replaced is past its expiry
 
 
-def page(row: Order, origin: str) -> SuccessorPage:
+def page(row: Order, origin: str, *, csr: int | None = None, csr_search: str = "") -> SuccessorPage:
+    """What a Reissue or Renew form shows for ``row``; its CSR list keeps the ``csr`` chosen,
+    beside those its ``csr_search`` finds (see checks.unused_csrs)."""
     caps = registry.capabilities(row.ca)
     action = ACTIONS[origin]
     old = certificates.for_order(row.id)
@@ -66,7 +68,8 @@ def page(row: Order, origin: str) -> SuccessorPage:
         problem=availability.why_not(row, action, caps),
         revokes_original=origin == "reissue" and caps.reissue_revokes_original,
         old_names=old_names,
-        csrs=checks.unused_csrs(),  # not the key being replaced, nor another certificate's
+        # Not the key being replaced, nor another certificate's.
+        csrs=checks.unused_csrs(chosen=csr, search=csr_search),
         ekus=caps.ekus,
         signature_algorithms=caps.signature_algorithms,
         max_days=max_days,

@@ -41,6 +41,7 @@ FORM_TEXT = (
     "eku",
     "csr_source",
     "csr_text",
+    "new_key_type",
     "sans",
     "signature_algorithm",
     "expires_on",
@@ -51,6 +52,7 @@ FORM_TEXT = (
     "additional_emails",
     "organization_search",
     "domain_search",
+    "csr_search",
 )
 MAX_TEXT = 20000  # a CSR or a list of names; anything longer is cut (and then refused)
 MAX_SEARCH = 300  # a name's length; a longer search text is cut
@@ -329,6 +331,7 @@ def _order_choices(values: dict, *, with_custom: bool = True) -> checks.Choices:
         organization_search=values["organization_search"][:MAX_SEARCH],
         domain_search=values["domain_search"][:MAX_SEARCH],
         csr=values.get("csr_id"),
+        csr_search=values["csr_search"],
     )
 
 
@@ -355,6 +358,20 @@ def found_organizations():
 def found_domains():
     """The options of the domain list for what its search holds."""
     return _found("domain")
+
+
+@bp.get("/new/choices/csr")
+@rbac.require(rbac.ORDERS_MANAGE)
+def found_csrs():
+    """The options of an order form's list of CSRs made in CertDesk (Order Certificate, Reissue,
+    Renew) for what its search holds, the CSR chosen kept."""
+    search = request.args.get("csr_search", "")[:MAX_SEARCH]
+    chosen = request.args.get("csr_id", type=int)
+    return htmx.render(
+        "orders/_csr_options.html",
+        csr_choices=checks.unused_csrs(chosen=chosen, search=search),
+        form={"csr_id": chosen, "csr_search": search},
+    )
 
 
 def _found(field: str) -> str:
@@ -592,6 +609,7 @@ def renew():
 SUCCESSOR_TEXT = (
     "csr_source",
     "csr_text",
+    "new_key_type",
     "sans",
     "eku",
     "signature_algorithm",
@@ -600,6 +618,7 @@ SUCCESSOR_TEXT = (
     "requester_email",
     "requester_phone",
     "additional_emails",
+    "csr_search",
 )
 
 
@@ -630,12 +649,20 @@ def _successor(order_id: int, origin: str):
     errors: dict[str, str] = {}
     refused = None
     if request.method == "GET":
-        values = {**successors.prefill(row, origin), "request_id": placing.new_request_id()}
+        values = {
+            **successors.prefill(row, origin),
+            "csr_search": "",
+            "request_id": placing.new_request_id(),
+        }
     else:
         values = _successor_values()
         place = successors.reissue if origin == "reissue" else successors.renew
+        # Find (the CSR search without scripts) shows the form again with what it found.
+        finding = request.form.get("action") == "choices"
+        new = None
         try:
-            new = place(current_user, row, _successor_form(values))
+            if not finding:
+                new = place(current_user, row, _successor_form(values))
         except placing.SentAlready as exc:
             flash(str(exc), "warning")
             return htmx.redirect(url_for("orders.detail", order_id=exc.order_id))
@@ -644,12 +671,14 @@ def _successor(order_id: int, origin: str):
             if isinstance(exc, placing.OrderRefused):  # its request id went to Entrust
                 values["request_id"] = placing.new_request_id()
                 refused = str(exc)
-        else:
+        if new is not None:
             flash(_successor_words(new, origin), "success" if new.settled else "warning")
             return htmx.redirect(url_for("orders.detail", order_id=new.id))
         _keep_uploaded_csr(values, errors)
     pki.drop_pasted_key(values, errors, "csr_text", "csr")  # a key is never sent back
-    page = successors.page(row, origin)
+    page = successors.page(
+        row, origin, csr=values.get("csr_id"), csr_search=values["csr_search"][:MAX_SEARCH]
+    )
     body = htmx.render("orders/successor.html", p=page, form=values, errors=errors, refused=refused)
     return body, 422 if errors else 200
 
