@@ -146,7 +146,7 @@ def test_order_a_certificate_then_one_queued_for_approval(page, live_server, san
     tracking_id = page.locator("#order-fields dd").first.inner_text().strip()
     sandbox.set_certificate_status(int(tracking_id), "ACTIVE")  # an Entrust administrator
     page.get_by_role("button", name="Check Order Status").click()
-    expect(page.locator(".flash-success")).to_contain_text("1 checked: 1 changed")
+    expect(page.locator(".flash-success")).to_contain_text("1 checked, 1 changed")
     expect(page.locator(".flash-success")).to_contain_text("added to SSL › Certificates")
     expect(page.locator("#order-state")).to_contain_text("ACTIVE")
     expect(page.locator("#order-history")).to_contain_text("PENDING → ACTIVE")

@@ -199,14 +199,15 @@ def test_a_check_job_that_could_not_reach_entrust_says_failed_and_why(
     page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
     card = html.unescape(page.split('id="job-')[1].split("</article>")[0])
     assert "Failed" in card and "Succeeded" not in card
-    assert "0 checked" in card and "30 could not be checked" in card
+    assert "Check Order Status: 30 could not be checked." in card
     assert "Entrust server error (HTTP 503)" in card and "Try again later" in card
 
     assert polling.due()  # the imported pending orders
     polling.scheduled_poll()
     sandbox.clear_faults()
     job = db.session.execute(select(Job).where(Job.kind == polling.POLL_JOB)).scalar_one()
-    assert job.state == "failed" and job.error.startswith("Scheduled status check: 0 checked")
+    assert job.state == "failed"
+    assert re.match(r"Scheduled status check: \d+ could not be checked\. ", job.error), job.error
     assert "Entrust server error (HTTP 503)" in job.error
 
 
@@ -232,7 +233,7 @@ def test_checking_a_lost_answer_while_entrust_is_down_says_it_could_not(
     flashes = re.findall(r'<article class="flash flash-(\w+)"[^>]*>([^<]*)<', page)
     assert (
         "error",
-        "Check Order Status: 0 checked: 0 changed, 0 unchanged, 1 could not be checked.",
+        "Check Order Status: 1 could not be checked.",
     ) in flashes, flashes
     assert any("Entrust server error (HTTP 503)" in text for _, text in flashes), flashes
     db.session.refresh(row)
@@ -356,9 +357,13 @@ def test_two_checks_of_one_order_at_once_store_its_news_once(app, env, user, san
 def test_the_summaries_count_one_certificate_as_one():
     one = polling.CheckResult()
     one.counts.update(checked=1, changed=1, certificates=1)
-    assert one.summary() == (
-        "1 checked: 1 changed, 0 unchanged, 1 certificate added to SSL › Certificates."
+    assert one.summary() == "1 checked, 1 changed, 1 certificate added to SSL › Certificates."
+    mixed = polling.CheckResult()
+    mixed.counts.update(checked=1200, changed=0, settled=1, failed=2)
+    assert mixed.summary() == (
+        "1,200 checked, no change, 1 lost answer settled, 2 could not be checked."
     )
+    assert polling.CheckResult().summary() == "no order to check."
     counts = dict.fromkeys(importing.COUNT_NAMES, 0) | {"new": 2, "certificates": 2}
     assert importing._summary(counts).endswith("; 2 certificates added to SSL › Certificates")
     counts["certificates"] = 1

@@ -62,15 +62,21 @@ class CheckResult:
     job: object | None = None
 
     def summary(self) -> str:
+        """What the check found, in words: "2 checked, 1 changed, 1 certificate added to SSL ›
+        Certificates.", "1 checked, no change.", "2 could not be checked."; no count of none."""
         c = self.counts
-        text = f"{c['checked']} checked: {c['changed']} changed, {c['unchanged']} unchanged"
+        parts = []
+        if c["checked"]:
+            parts.append(f"{c['checked']:,} checked")
+            parts.append(f"{c['changed']:,} changed" if c["changed"] else "no change")
         if c["certificates"]:
-            text += ", " + records.certificates_added(c["certificates"])
+            parts.append(records.certificates_added(c["certificates"]))
         if c["settled"]:
-            text += f", {c['settled']} lost answers settled"
+            n = c["settled"]
+            parts.append(f"{n:,} lost {'answer' if n == 1 else 'answers'} settled")
         if c["failed"]:
-            text += f", {c['failed']} could not be checked"
-        return text + "."
+            parts.append(f"{c['failed']:,} could not be checked")
+        return (", ".join(parts) or "no order to check") + "."
 
 
 def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckResult) -> None:
