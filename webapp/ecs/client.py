@@ -878,9 +878,13 @@ def _validation_started(
 
 
 def _retry_after_date(value: str) -> datetime | None:
+    """``Retry-After`` as a time (None: none, or one beyond the calendar)."""
     value = value.strip()
     if value.isdigit():
-        return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=int(value))
+        try:
+            return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=int(value))
+        except (ValueError, OverflowError):  # too many digits, or past the year 9999
+            return None
     try:
         dt = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
