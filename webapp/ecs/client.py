@@ -11,6 +11,7 @@ import errno
 import ipaddress
 import json
 import logging
+import math
 import random
 import socket
 import ssl
@@ -898,9 +899,12 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf", "nan" and "1e999" read as floats, but tell no number of seconds.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     when = _retry_after_date(value)
     if when is None:
         return None
