@@ -181,6 +181,14 @@ def advance_clock():
             f"advance_days must be a number of days within {MAX_ADVANCE_DAYS}", "advance_days"
         )
     store = _sandbox().store
+    # Where the steps lead is bounded as each step is: repeated, they would leave it too.
+    moved = store.clock.offset_days + days
+    if abs(moved) > MAX_ADVANCE_DAYS:
+        raise bad_request(
+            f"advance_days must keep the clock within {MAX_ADVANCE_DAYS} days of real time "
+            f"(it is {store.clock.offset_days:g} days from it now)",
+            "advance_days",
+        )
     store.advance_clock(days)
     store.expire_due()
     return jsonify({"now": fmt(store.clock.now()), "offsetDays": store.clock.offset_days})

@@ -232,3 +232,18 @@ def test_the_control_api_refuses_out_of_range_input(sb, path, body):
     )
     assert_error(response, 400)
     assert requests.get(clock, timeout=10).json()["offsetDays"] == before["offsetDays"]
+
+
+@pytest.mark.parametrize("step", [36500, -36500])
+def test_the_clock_moved_step_by_step_stays_within_its_range(api, sb, step):
+    """Each step is bounded, and so is where the steps lead: the clock is never moved out of the
+    calendar (every request would then fail), only up to its range from real time."""
+    clock = sb.root_url + "_sandbox/clock"
+    assert requests.post(clock, json={"advance_days": step}, timeout=10).status_code == 200
+    for _ in range(80):
+        response = requests.post(clock, json={"advance_days": step}, timeout=10)
+        if response.status_code != 200:
+            break
+    assert_error(response, 400, "advance_days")
+    assert requests.get(clock, timeout=10).json()["offsetDays"] == step
+    assert api.get("certificates").status_code == 200

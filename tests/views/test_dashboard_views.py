@@ -272,3 +272,22 @@ def test_recent_activity_says_which_actions_failed(app, user, auditor_client):
     succeeded = next(i for i in items if "credential.test" in i)
     assert ">failure</span>" in failed
     assert "badge" not in succeeded
+
+
+def test_the_first_week_of_the_timeline_leaves_out_what_expired_earlier_today(app, user):
+    """The chart's first week starts at midnight UTC, but a certificate that expired since then
+    is expired (its tile says so), not expiring this week: the bars add up to the valid ones."""
+    t = MiniPki()
+    now = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+    for cn, expires in [
+        ("this-morning.example.com", now - timedelta(hours=1)),
+        ("this-afternoon.example.com", now + timedelta(hours=1)),
+    ]:
+        _, cert = t.leaf(cn, start=expires - timedelta(days=90), days=90)
+        service.add_certificate(cert, actor=user["admin"])
+    db.session.commit()
+    counts = dashboard.state_counts(now)
+    assert counts["expired"] == 1 and counts["expiring_7"] == 1
+    weeks = dashboard.expiry_timeline(now)
+    assert weeks[0].start == now.replace(hour=0)
+    assert weeks[0].count == 1 and sum(w.count for w in weeks) == counts["valid"] == 1

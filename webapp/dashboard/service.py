@@ -85,6 +85,15 @@ def _statements() -> dict:
             _DAYS.day >= bindparam("first"), _DAYS.day < bindparam("end")
         ),
         # The live, unsuspended certificates not valid yet that the timeline's days count.
+        # The live, unsuspended certificates that expired today before now: the first week's
+        # day counters hold them, but they are expired, not expiring (an index range in a day).
+        "expired_today": select(func.count())
+        .select_from(Certificate)
+        .where(
+            Certificate.not_after >= bindparam("midnight"),
+            Certificate.not_after < bindparam("now"),
+            UNSUSPENDED,
+        ),
         "not_yet_valid": select(Certificate.not_after).where(
             Certificate.not_before > bindparam("now"),
             unindexed(Certificate.not_after) >= bindparam("now"),
@@ -153,7 +162,7 @@ class Week:
 def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Week]:
     """Certificates (not revoked, nor suspended, nor before their notBefore) expiring in each of
     the next ``weeks`` weeks, from today: whole days, so the day counters answer it, less the
-    few not valid yet."""
+    few not valid yet and those expired earlier today."""
     now = now or utcnow()
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     first = expiry_day(start)
@@ -162,6 +171,10 @@ def expiry_timeline(now: datetime | None = None, weeks: int = WEEKS) -> list[Wee
         _statements()["timeline"], {"first": first, "end": first + 7 * weeks}
     ):
         per_week[(day - first) // 7] += live
+    if weeks:
+        per_week[0] -= db.session.execute(
+            _statements()["expired_today"], {"midnight": start, "now": now}
+        ).scalar_one()
     for (not_after,) in db.session.execute(_statements()["not_yet_valid"], {"now": now}):
         week = (expiry_day(not_after) - first) // 7
         if week < weeks:

@@ -11,6 +11,7 @@ import errno
 import ipaddress
 import json
 import logging
+import math
 import random
 import socket
 import ssl
@@ -878,9 +879,13 @@ def _validation_started(
 
 
 def _retry_after_date(value: str) -> datetime | None:
+    """``Retry-After`` as a time (None: none, or one beyond the calendar)."""
     value = value.strip()
     if value.isdigit():
-        return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=int(value))
+        try:
+            return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=int(value))
+        except (ValueError, OverflowError):  # too many digits, or past the year 9999
+            return None
     try:
         dt = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -894,9 +899,12 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf", "nan" and "1e999" read as floats, but tell no number of seconds.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     when = _retry_after_date(value)
     if when is None:
         return None

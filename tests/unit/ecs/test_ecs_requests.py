@@ -477,3 +477,12 @@ def test_base_url_without_trailing_slash(make_client, rsps):
     rsps.get(url("application/version"), json={"version": "1"})
     assert c2.get_version() == "1"
     c2.close()
+
+
+@pytest.mark.parametrize("wait", ["99999999999999999999", "9" * 5000])
+def test_a_retry_after_beyond_the_calendar_is_no_time_to_check(client, rsps, wait):
+    """The domain's validation has started when the 202 comes back: a Retry-After too far for
+    any date (or too long for a number) gives no time to check again, not an error."""
+    rsps.put(url("clients/2/domains/example.com"), status=202, headers={"Retry-After": wait})
+    started = client.reverify_domain(2, "example.com", "DNS")
+    assert started.client_id == 2 and started.check_after is None

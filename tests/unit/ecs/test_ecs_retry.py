@@ -220,3 +220,21 @@ def test_every_call_its_retries_and_waits_run_inside_the_waiting_hook(make_clien
     with pytest.raises(errors.ServerError):
         client._request("POST", "clients", json_body={})
     assert log[3:] == ["enter", "exit"]  # left even when the call fails
+
+
+@pytest.mark.parametrize("wait", ["inf", "Infinity", "nan", "1e999"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_no_wait_told(
+    make_client, rsps, fake_time, wait
+):
+    """An endless or undefined Retry-After tells no wait: the client backs off as it does when
+    none is given, rather than giving up "for inf seconds"."""
+    client = make_client()
+    rsps.get(
+        url("clients"),
+        status=429,
+        json={"status": 429, "errors": [{"message": "Too many"}]},
+        headers={"Retry-After": wait},
+    )
+    rsps.get(url("clients"), json={"clients": []})
+    client.list_clients()
+    assert len(fake_time.sleeps) == 1 and 0 < fake_time.sleeps[0] <= 30
