@@ -84,7 +84,6 @@ def _statements() -> dict:
         "timeline": select(_DAYS.day, _DAYS.live).where(
             _DAYS.day >= bindparam("first"), _DAYS.day < bindparam("end")
         ),
-        # The live, unsuspended certificates not valid yet that the timeline's days count.
         # The live, unsuspended certificates that expired today before now: the first week's
         # day counters hold them, but they are expired, not expiring (an index range in a day).
         "expired_today": select(func.count())
@@ -94,6 +93,7 @@ def _statements() -> dict:
             Certificate.not_after < bindparam("now"),
             UNSUSPENDED,
         ),
+        # The live, unsuspended certificates not valid yet that the timeline's days count.
         "not_yet_valid": select(Certificate.not_after).where(
             Certificate.not_before > bindparam("now"),
             unindexed(Certificate.not_after) >= bindparam("now"),
