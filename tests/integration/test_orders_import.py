@@ -788,3 +788,35 @@ def test_what_entrust_holds_is_shown_as_text_never_as_markup(
                 assert "<img" not in html and "<script>alert" not in html, (name, headers)
         shown = client.get(pages["order"]).get_data(as_text=True)
         assert "&lt;img src=x onerror=alert(1)&gt;" in shown  # shown, as text
+
+
+def test_a_common_name_or_organization_longer_than_its_column_is_shown_cut_with_a_mark(
+    app, user, sandbox, admin_client
+):
+    """An order whose CN or organization is longer than CertDesk's column keeps it cut with a
+    trailing "…" (not cut where nothing says so), its page shows the whole value Entrust holds,
+    and a second import finds the order unchanged."""
+    sandbox.seed(certificates=0, seed=3)
+    cred = link_sandbox(user, sandbox)
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        tracking_id = ecs.new_certificate(new_request("long.example.com")).tracking_id
+    cn = "c" * 290 + ".example.com"
+    org = "Ö" * 100 + "z" * 300
+    with sandbox.sandbox.store.tx() as conn:
+        conn.execute(
+            "UPDATE certificates SET dn = ?, org = ? WHERE tracking_id = ?",
+            (f"CN={cn},O=Acme", org, tracking_id),
+        )
+    job = _import(user, cred, [])
+    assert job.state == "succeeded", job.error
+    row = db.session.execute(select(Order)).scalar_one()
+    assert row.common_name == cn[:254] + "…"
+    assert row.organization == org[:299] + "…"
+    page = admin_client.get("/entrust/").get_data(as_text=True)
+    assert cn[:254] + "…" in page
+    page = admin_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    assert org in page
+
+    again = _import(user, cred, [])
+    assert again.state == "succeeded", again.error
+    assert jobs.result_of(again)["updated"] == 0

@@ -226,6 +226,29 @@ def _requester_credential(user, sandbox, *, is_admin: bool) -> EcsCredential:
     return cred
 
 
+def test_an_order_with_a_cn_longer_than_its_column_is_changed_through_the_admin_credential(
+    env, user, sandbox
+):
+    """The administrator credential chosen for an order reads it first to be sure it is the same
+    order: a CN that CertDesk keeps cut to its column still matches the whole one Entrust has."""
+    req = _requester_credential(user, sandbox, is_admin=False)
+    row = _in_status(user, req, sandbox, "ACTIVE")
+    cn = "c" * 290 + ".example.com"
+    with sandbox.sandbox.store.tx() as conn:
+        conn.execute(
+            "UPDATE certificates SET dn = ? WHERE tracking_id = ?",
+            (f"CN={cn},O=CertDesk Demo Corp", int(row.ca_order_id)),
+        )
+    polling.check([row], "scheduler")
+    db.session.refresh(row)
+    assert row.common_name == cn[:254] + "…"
+    result = lifecycle.run(
+        user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices(credential_id=env.id)
+    )
+    assert result.outcomes[0].result == "done", result.outcomes[0].message
+    assert sandbox.status(row.ca_order_id) == "SUSPENDED"
+
+
 def test_a_requester_credential_gets_the_explained_refusal_and_loses_its_admin_flag(
     env, user, sandbox
 ):

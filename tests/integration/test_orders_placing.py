@@ -17,6 +17,7 @@ from tests.helpers import together
 from tests.integration.helpers import make_csr
 from webapp.audit.models import AuditEvent
 from webapp.cas import registry
+from webapp.catalog import service as catalog
 from webapp.certificates.models import Certificate
 from webapp.csrs import service as csrs
 from webapp.csrs.models import Csr
@@ -542,3 +543,20 @@ def test_an_order_found_suspended_after_a_crash_comes_with_its_certificate_marke
     cert = db.session.execute(select(Certificate)).scalar_one()
     assert cert.order_id == row.id and cert.suspended_at is not None
     assert len(_posts(sandbox)) == 1
+
+
+def test_an_internationalised_name_made_into_a_csr_is_ordered_in_its_xn_form(env, user, sandbox):
+    """A CSR made in CertDesk for bücher.example names xn--bcher-kva.example in its CN as in its
+    SANs, so the order Entrust gets is one it takes (it refuses a CN in Unicode)."""
+    with sandbox.sandbox.store.tx() as conn:
+        conn.execute(
+            "INSERT INTO domains (client_id, domain_name, verification_method, "
+            "verification_status, ov_eligible, ev_eligible) "
+            "VALUES (1, 'xn--bcher-kva.example', 'DNS', 'APPROVED', 1, 0)"
+        )
+    assert catalog.start_sync(user["operator"], [env.id], ["domains"]).state == "succeeded"
+    csr_row = _csr(user, "bücher.example")
+    assert csr_row.common_name == "xn--bcher-kva.example"
+    row = placing.place(user["operator"], _form(env, csr_row))
+    assert row.status == "ACTIVE" and row.common_name == "xn--bcher-kva.example"
+    assert row.san_list == ["xn--bcher-kva.example"]

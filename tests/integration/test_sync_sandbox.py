@@ -3,6 +3,8 @@ and that every fault kind ends the job in words with the previous data intact.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 from sqlalchemy import event, select
@@ -461,3 +463,49 @@ def test_the_scheduled_sync_skips_a_credential_deleted_or_disabled_while_it_wait
     assert job.message == (
         "No credential was synced. Kept was skipped: it was disabled after the sync was queued."
     )
+
+
+def test_names_unusual_and_longer_than_their_column_sync_and_show(app, user, seeded, admin_client):
+    """Entrust names of every kind are mirrored: right-to-left text, emoji, markup, names that
+    differ only in case or a trailing space or dot, each its own row shown escaped; a client or
+    organization name longer than its column is kept to the column with a visible "…" (not a
+    failed sync: PostgreSQL refuses the longer value), and a second sync finds it unchanged."""
+    long_org = "Ö" * 120 + "x" * 400
+    long_client = "عميل " + "y" * 400
+    odd = ['שלום עולם בע"מ', "Acme 🚀 <b>bold</b>", "Acme", "ACME", "Acme ", "Acme."]
+    with seeded.sandbox.store.tx() as conn:
+        for name in [long_org, *odd]:
+            conn.execute(
+                "INSERT INTO organizations (client_id, name, verification_status) "
+                "VALUES (1, ?, 'APPROVED')",
+                (name,),
+            )
+        body = conn.execute("SELECT body FROM clients WHERE client_id = 2").fetchone()[0]
+        client = json.loads(body) | {"clientName": long_client}
+        conn.execute("UPDATE clients SET body = ? WHERE client_id = 2", (json.dumps(client),))
+
+    cred, job = _add(user, seeded)
+    assert job.state == "succeeded", job.error
+    rows = db.session.execute(
+        select(CatalogOrganization).where(CatalogOrganization.credential_id == cred.id)
+    ).scalars()
+    names = {(r.kind, r.client_id, r.name) for r in rows}
+    for name in odd:
+        assert ("organization", 1, name) in names
+    kept_org = long_org[:299] + "…"
+    kept_client = long_client[:299] + "…"
+    assert ("organization", 1, kept_org) in names
+    assert ("client", 2, kept_client) in names
+    domain_clients = db.session.execute(
+        select(CatalogDomain.client_name).where(CatalogDomain.client_id == 2)
+    ).scalars()
+    assert set(domain_clients) == {kept_client}
+
+    job = _sync(user, cred)
+    assert job.state == "succeeded", job.error
+    assert jobs.result_of(job) == {"added": 0, "updated": 0, "gone": 0}
+
+    page = admin_client.get("/entrust/manage/organizations?q=acme").get_data(as_text=True)
+    assert "Acme 🚀 &lt;b&gt;bold&lt;/b&gt;" in page and "<b>bold" not in page
+    page = admin_client.get("/entrust/manage/organizations?q=ÖÖÖ").get_data(as_text=True)
+    assert kept_org in page

@@ -75,6 +75,19 @@ def _enum_text(value) -> str:
     return "" if value is None else str(getattr(value, "value", value))
 
 
+NAME_LENGTH = 300  # the name columns' width (PostgreSQL refuses a longer value)
+
+
+def _fit(name: str) -> str:
+    """A client's or organization's name as stored: whole when it fits its column, else cut to
+    the column with a trailing "…" that shows it was cut (every sync cuts it alike, so the row
+    is still matched by it)."""
+    if len(name) <= NAME_LENGTH:
+        return name
+    log.warning("ECS name of %d characters kept to its first %d", len(name), NAME_LENGTH - 1)
+    return name[: NAME_LENGTH - 1] + "\u2026"
+
+
 # --- fetching -----------------------------------------------------------------------------------
 
 
@@ -92,7 +105,9 @@ def _fetch(ctx, client, cred: EcsCredential, kinds, step: list, total: int) -> F
     if "organizations" in kinds or "domains" in kinds:
         ctx.progress(step[0], total, f"{cred.name}: reading clients")
         clients = client.list_clients()
-        client_names = {c.client_id: c.client_name or c.friendly_client_name or "" for c in clients}
+        client_names = {
+            c.client_id: _fit(c.client_name or c.friendly_client_name or "") for c in clients
+        }
     if "organizations" in kinds:
         ctx.progress(step[0], total, f"{cred.name}: reading organizations")
         rows = {}
@@ -110,7 +125,7 @@ def _fetch(ctx, client, cred: EcsCredential, kinds, step: list, total: int) -> F
         for org in client.list_organizations():
             cid = org.client_id if org.client_id is not None else 1
             owner = by_client.get(cid)
-            rows[(ORGANIZATION, cid, org.name)] = {
+            rows[(ORGANIZATION, cid, _fit(org.name))] = {
                 "client_name": client_names.get(cid, ""),
                 "verification_status": _enum_text(org.verification_status).upper(),
                 "ov_expiry": owner.ov_expiry_date if owner else None,

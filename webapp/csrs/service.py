@@ -100,6 +100,10 @@ def create_csr(
         cn_name = pki.check_dns_name(cn)
     except PkiError:
         cn_name = None  # a CN that is not a host name (a person, an IP) is allowed
+    if cn_name and not cn.isascii():
+        # An internationalised host name goes in its xn-- form, in the CN as in the SANs: a CA
+        # takes no other, and the CN must be one of the certificate's DNS names.
+        subject = {**subject, "CN": cn_name}
     if cn_name and cn_name not in sans.dns:
         sans.dns.insert(0, cn_name)
     pki.subject_name(subject)  # refuse a bad subject before the (slow) key generation

@@ -296,7 +296,8 @@ def _same_order(row: Order, ca: CaOrder) -> bool:
     pairs = [
         (row.request_id or "", ca.request_id or ""),
         ((row.serial or "").upper(), (ca.serial or "").upper()),
-        ((row.common_name or "").lower(), (ca.common_name or "").lower()),
+        # the row keeps a long CN cut to its column, as records.values_of leaves it
+        ((row.common_name or "").lower(), records.kept(ca.common_name, 255).lower()),
     ]
     known = [(a, b) for a, b in pairs if a and b]
     return bool(known) and all(a == b for a, b in known)

@@ -45,6 +45,13 @@ def number(ca_order_id: str | None) -> int | None:
     return None
 
 
+def kept(text: str | None, length: int) -> str:
+    """``text`` as a column of ``length`` characters keeps it: whole when it fits, else its
+    start with a trailing "…" that shows it was cut (the CA's detail keeps it whole)."""
+    text = text or ""
+    return text if len(text) <= length else text[: length - 1] + "\u2026"
+
+
 def values_of(ca: CaOrder) -> dict:
     """The columns an order row takes from the CA's view of it. Empty text means the CA did not
     say (a list item or a placing answer carries less than the full detail)."""
@@ -52,10 +59,10 @@ def values_of(ca: CaOrder) -> dict:
         "status": ca.status or "",
         "phase": ca.phase.value if ca.phase else "",
         "third_party": bool(ca.third_party),
-        "common_name": (ca.common_name or "")[:255],
+        "common_name": kept(ca.common_name, 255),
         "sans": join_names(ca.sans),
         "product": (ca.product or "")[:60],
-        "organization": (ca.organization or "")[:300],
+        "organization": kept(ca.organization, 300),
         "requester_name": (ca.requester.name or "")[:255],
         "requester_email": (ca.requester.email or "")[:254],
         "serial": (ca.serial or "")[:80],
