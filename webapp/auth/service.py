@@ -605,13 +605,18 @@ def _session_by_token():
 
 def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
     """The user of the session whose cookie holds ``token`` (and ``user_ident``, Flask-Login's
-    id), or None and why: "ended" (signed out, ended, unknown) or "idle" (ended now, after
-    IDLE_TIMEOUT_MINUTES without a request). Notes the request as the session's last activity."""
+    id), or None and why: "idle" (ended now, after IDLE_TIMEOUT_MINUTES without a request), the
+    reason it was ended with (one of END_REASONS: a role changed, the user disabled...), or
+    "ended" (unknown). Notes the request as the session's last activity."""
     if not token:
         return None, "ended"
     row = db.session.execute(_session_by_token(), {"token_hash": _token_hash(token)}).scalar()
-    if row is None or row.ended_at is not None or not row.user.active:
+    if row is None:
         return None, "ended"
+    if row.ended_at is not None:
+        return None, row.end_reason if row.end_reason in END_REASONS else "ended"
+    if not row.user.active:
+        return None, "disabled"
     if str(user_ident or "").partition(":")[0] != str(row.user_id):
         return None, "ended"
     now = utcnow()
