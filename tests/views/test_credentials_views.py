@@ -826,3 +826,27 @@ def test_what_is_sent_for_a_credential_deleted_meanwhile_is_refused_in_words(app
         select(AuditEvent).where(AuditEvent.action == "credential.delete")
     ).scalars()
     assert len(list(deletions)) == 1
+
+
+def test_a_second_click_on_add_the_sandbox_credential_adds_none(app, sandbox):
+    """A double click (or the button of a second tab opened before the first click) adds the
+    sandbox once, and starts one first sync."""
+    app.config.update(
+        DEMO_SANDBOX_URL=sandbox.base_url,
+        DEMO_SANDBOX_USER=sandbox.api_user,
+        DEMO_SANDBOX_KEY=sandbox.api_key,
+    )
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    assert "Add the sandbox credential" in second.get("/entrust/manage/").get_data(as_text=True)
+    assert first.post("/entrust/manage/credentials/sandbox").status_code == 303
+    resp = second.post("/entrust/manage/credentials/sandbox")
+    assert resp.status_code == 303 and "job=" not in resp.headers["Location"]
+    page = second.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "The sandbox is linked already, as the credential Entrust sandbox" in page
+    assert "nothing was added" in page
+    db.session.expire_all()
+    assert [c.name for c in service.list_credentials()] == ["Entrust sandbox"]
+    created = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.create")
+    ).scalars()
+    assert len(list(created)) == 1

@@ -244,6 +244,9 @@ def add_sandbox():
     """The demo's one-click "Add the sandbox credential"."""
     try:
         cred, job = demo.add_demo_credential(current_user)
+    except demo.LinkedAlready as exc:
+        flash(str(exc), "info")
+        return htmx.redirect(url_for("credentials.index"))
     except InputError as exc:
         flash(str(exc), "error")
         return htmx.redirect(url_for("credentials.index"))
