@@ -188,6 +188,14 @@ def _check_input():
 SESSION_ENDED = {
     "idle": "You were signed out after a period of inactivity.",
     "ended": "Your session has ended. Sign in again.",
+    "signed out": "You signed out (in another tab or window). Sign in again.",
+    "role": (
+        "An administrator changed your role, which signed you out. Sign in again to go on with "
+        "what your new role allows."
+    ),
+    "disabled": "An administrator disabled your account, which signed you out.",
+    "administrator": "An administrator ended your session. Sign in again.",
+    "password": "Your password was changed, which signed you out. Sign in with the new one.",
 }
 
 
@@ -212,7 +220,10 @@ def _check_session():
         return None
     logout_user()
     session.clear()
-    flash(SESSION_ENDED[reason], "info")
+    said = SESSION_ENDED.get(reason, SESSION_ENDED["ended"])
+    if request.method == "POST":  # a form of a page opened before: refused, and said so
+        said += " What you sent was not saved or done."
+    flash(said, "info")
     if request.endpoint in ("auth.login", "auth.setup"):
         return None
     return login_manager.unauthorized()

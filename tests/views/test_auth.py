@@ -689,3 +689,68 @@ def test_failures_are_kept_as_long_as_the_failure_window_counts_them(app):
     # A week's failures still slow the name from an address it never signed in from.
     name = auth.throttles("operator", "198.51.100.7", now)[-1]
     assert name.failures == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            lambda admin, op: auth.change_role(admin, op, "auditor"),
+            "An administrator changed your role",
+        ),
+        (
+            lambda admin, op: auth.set_active(admin, op, False),
+            "An administrator disabled your account",
+        ),
+    ],
+)
+def test_a_form_sent_after_the_users_role_was_lowered_is_refused_and_says_why(
+    app, admin_client, operator_client, user, sandbox, change, said
+):
+    """An operator has a credential's row open; an administrator lowers their role (or disables
+    them) meanwhile. The operator's next click is refused, nothing is sent to Entrust, and the
+    sign-in page says why they were signed out."""
+    from webapp.credentials import service as credentials
+
+    cred, _ = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Row",
+            api_user=sandbox.api_user,
+            api_key=sandbox.api_key,
+            base_url=sandbox.base_url,
+        ),
+        start_sync=False,
+    )
+    token = operator_client.csrf_token()  # the page the operator has open
+    change(user["admin"], user["operator"])
+    sandbox.clear_requests()
+    resp = operator_client.post(
+        f"/entrust/manage/credentials/{cred.id}/test",
+        headers={"X-CSRFToken": token, "Referer": "http://localhost/entrust/manage/"},
+        csrf=False,
+    )
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+    assert sandbox.requests() == []
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert said in page and "What you sent was not saved or done." in page
+    db.session.expire_all()
+    assert credentials.get(cred.id).last_test_at is None
+
+
+def test_a_page_opened_after_signing_out_in_another_tab_says_so(app, user):
+    from tests.conftest import Client
+    from webapp.auth.models import UserSession
+
+    app.test_client_class = Client
+    browser = app.test_client()
+    assert browser.login("operator").status_code == 302
+    token = browser.csrf_token()
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.ended_at, row.end_reason = utcnow(), "signed out"
+    db.session.commit()
+    resp = browser.get("/jobs/")
+    assert resp.status_code == 302
+    page = browser.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "You signed out (in another tab or window)" in page
+    assert "not saved" not in page and token

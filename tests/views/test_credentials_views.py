@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import link_sandbox
+from tests.conftest import _client_as, link_sandbox
 from tests.helpers import HTMX, planned_rows
 from tests.unit.test_credentials import make_cert, pem
 from webapp import housekeeping
+from webapp.audit.models import AuditEvent
 from webapp.catalog.models import CatalogDomain
 from webapp.credentials import clients, service
 from webapp.credentials.models import EcsCredential
@@ -719,3 +720,133 @@ def test_a_sync_of_other_kinds_leaves_a_failed_kind_said(admin_client, sandbox, 
     page = admin_client.get("/entrust/manage/").get_data(as_text=True)
     assert "Failed" not in _last_sync(page, cred.id)
     assert "Sync failed" not in _status(page, cred.id)
+
+
+def _stamp_of(page: str) -> str:
+    m = re.search(r'name="stamp" value="([0-9a-f]+)"', page)
+    assert m, "no stamp on the form"
+    return m.group(1)
+
+
+def _sandbox_credential(admin, sb, name="Shared"):
+    cred, _ = service.create(
+        admin,
+        service.CredentialInput(
+            name=name, api_user=sb.api_user, api_key=sb.api_key, base_url=sb.base_url
+        ),
+        start_sync=False,
+    )
+    return cred
+
+
+def test_a_form_opened_before_someone_elses_save_does_not_undo_it(app, sandbox, user):
+    """Two administrators (or two tabs) edit one credential: the second save, from a form opened
+    before the first was saved, is refused and says so, rather than overwriting it unseen."""
+    cred = _sandbox_credential(user["admin"], sandbox)
+    url = f"/entrust/manage/credentials/{cred.id}"
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    stamp_first = _stamp_of(first.get(url).get_data(as_text=True))
+    stamp_second = _stamp_of(second.get(url).get_data(as_text=True))
+
+    saved = first.post(url, data=form(sandbox, name="Renamed", api_key="", stamp=stamp_first))
+    assert saved.status_code == 303
+    refused = second.post(
+        url, data=form(sandbox, name="Mine", api_key="", proxy="http://p:3128", stamp=stamp_second)
+    )
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409
+    assert "saved elsewhere" in page and "Nothing was saved" in page
+    db.session.expire_all()
+    assert (service.get(cred.id).name, service.get(cred.id).proxy) == ("Renamed", "")
+    # The form shown again holds the stored values and their stamp: saved again, it goes through.
+    assert 'value="Renamed"' in page and 'value="Mine"' not in page
+    again = second.post(url, data=form(sandbox, name="Mine", api_key="", stamp=_stamp_of(page)))
+    assert again.status_code == 303
+    db.session.expire_all()
+    assert service.get(cred.id).name == "Mine"
+    updates = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.update")
+    ).scalars()
+    assert len(list(updates)) == 2
+
+
+def test_a_refused_field_keeps_the_stamp_the_form_was_opened_with(app, sandbox, user):
+    """A stale form sent back for a field error still carries its old stamp: correcting the field
+    does not slip past the change saved meanwhile."""
+    cred = _sandbox_credential(user["admin"], sandbox)
+    url = f"/entrust/manage/credentials/{cred.id}"
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    stale = _stamp_of(second.get(url).get_data(as_text=True))
+    fresh = _stamp_of(first.get(url).get_data(as_text=True))
+    shown = second.post(url, data=form(sandbox, name="", api_key="", stamp=stale))
+    assert shown.status_code == 422 and _stamp_of(shown.get_data(as_text=True)) == stale
+    assert first.post(url, data=form(sandbox, name="Theirs", api_key="", stamp=fresh)).status_code
+    resent = second.post(url, data=form(sandbox, name="Mine", api_key="", stamp=stale))
+    assert resent.status_code == 409
+    db.session.expire_all()
+    assert service.get(cred.id).name == "Theirs"
+
+
+def test_a_sync_or_test_login_meanwhile_does_not_refuse_the_form(app, admin_client, sandbox, user):
+    cred = _sandbox_credential(user["admin"], sandbox)
+    url = f"/entrust/manage/credentials/{cred.id}"
+    stamp = _stamp_of(admin_client.get(url).get_data(as_text=True))
+    assert admin_client.post(f"{url}/test").status_code == 303
+    saved = admin_client.post(url, data=form(sandbox, name="After test", api_key="", stamp=stamp))
+    assert saved.status_code == 303
+
+
+def test_what_is_sent_for_a_credential_deleted_meanwhile_is_refused_in_words(app, sandbox, user):
+    """One administrator deletes a credential while another has its form, its row or its delete
+    page open (or clicks Delete twice): what they send next changes and sends nothing, and says
+    the credential was deleted."""
+    cred = _sandbox_credential(user["admin"], sandbox)
+    url = f"/entrust/manage/credentials/{cred.id}"
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    stamp = _stamp_of(second.get(url).get_data(as_text=True))
+    assert first.post(f"{url}/delete", data={"confirm": "1"}).status_code == 303
+    sandbox.clear_requests()
+
+    for path, data in (
+        (url, form(sandbox, name="Saved late", api_key="", stamp=stamp)),
+        (url, form(sandbox, name="Saved late", api_key="")),
+        (f"{url}/test", {}),
+        (f"{url}/enabled", {"enabled": "1"}),
+        (f"{url}/delete", {"confirm": "1"}),  # the second click of a double click
+    ):
+        resp = second.post(path, data=data)
+        text = resp.get_data(as_text=True)
+        assert resp.status_code == 409, (path, resp.status_code)
+        assert "was deleted after this page was opened" in text and "nothing was done" in text
+    assert sandbox.requests() == []
+    db.session.expire_all()
+    gone = service.get(cred.id, include_deleted=True)
+    assert gone.name == "Shared" and not gone.enabled and gone.last_test_at is None
+    deletions = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.delete")
+    ).scalars()
+    assert len(list(deletions)) == 1
+
+
+def test_a_second_click_on_add_the_sandbox_credential_adds_none(app, sandbox):
+    """A double click (or the button of a second tab opened before the first click) adds the
+    sandbox once, and starts one first sync."""
+    app.config.update(
+        DEMO_SANDBOX_URL=sandbox.base_url,
+        DEMO_SANDBOX_USER=sandbox.api_user,
+        DEMO_SANDBOX_KEY=sandbox.api_key,
+    )
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    assert "Add the sandbox credential" in second.get("/entrust/manage/").get_data(as_text=True)
+    assert first.post("/entrust/manage/credentials/sandbox").status_code == 303
+    resp = second.post("/entrust/manage/credentials/sandbox")
+    assert resp.status_code == 303 and "job=" not in resp.headers["Location"]
+    page = second.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "The sandbox is linked already, as the credential Entrust sandbox" in page
+    assert "nothing was added" in page
+    db.session.expire_all()
+    assert [c.name for c in service.list_credentials()] == ["Entrust sandbox"]
+    created = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.create")
+    ).scalars()
+    assert len(list(created)) == 1

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 from sqlalchemy import select
 
+from tests.conftest import _client_as
 from webapp.audit.models import AuditEvent
 from webapp.catalog import service as catalog
 from webapp.credentials import clients, service
@@ -98,3 +101,66 @@ def test_a_proxy_url_with_no_usable_port_is_refused_not_stored(admin_client):
     good = {k: settings.get(k) for k in settings.REGISTRY}
     good[clients.DEFAULT_PROXY] = "http://[::1]:3128"
     assert admin_client.post("/admin/settings/", data=good).status_code == 303
+
+
+def _opened(client) -> dict:
+    """The Settings form as a browser would send it untouched: every setting as shown, and the
+    values it was opened with."""
+    page = client.get("/admin/settings/").get_data(as_text=True)
+    opened = {
+        "opened:" + key: html.unescape(raw)
+        for key, raw in re.findall(r'name="opened:([^"]+)" value="([^"]*)"', page)
+    }
+    assert set(opened) == {"opened:" + k for k in settings.REGISTRY}
+    shown = {k: json.loads(opened["opened:" + k]) for k in settings.REGISTRY}
+    return {
+        **opened,
+        **{k: ("1" if v else "0") if v in (True, False) else v for k, v in shown.items()},
+    }
+
+
+def test_a_save_keeps_a_setting_someone_else_changed_after_the_form_was_opened(app):
+    """Two administrators (or two tabs) have Settings open: each one's save stores only what that
+    form changed, not the other settings as that form showed them before the other's save."""
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    mine, theirs = _opened(first), _opened(second)
+    mine[clients.READ_TIMEOUT] = "7"
+    assert first.post("/admin/settings/", data=mine).status_code == 303
+    theirs[clients.DEFAULT_PROXY] = "http://proxy:3128"
+    assert second.post("/admin/settings/", data=theirs).status_code == 303
+    db.session.expire_all()
+    assert settings.get(clients.READ_TIMEOUT) == 7
+    assert settings.get(clients.DEFAULT_PROXY) == "http://proxy:3128"
+    events = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "settings.update").order_by(AuditEvent.seq)
+    ).scalars()
+    assert [set(json.loads(e.detail)) for e in events] == [
+        {clients.READ_TIMEOUT},
+        {clients.DEFAULT_PROXY},
+    ]
+
+
+def test_one_setting_changed_in_two_forms_at_once_is_refused_the_second_time(app):
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    mine, theirs = _opened(first), _opened(second)
+    mine[clients.READ_TIMEOUT] = "7"
+    assert first.post("/admin/settings/", data=mine).status_code == 303
+    theirs.update({clients.READ_TIMEOUT: "9", clients.CONNECT_TIMEOUT: "5"})
+    refused = second.post("/admin/settings/", data=theirs)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409
+    assert "Changed to 7 after this form was opened" in page and "nothing was saved" in page
+    db.session.expire_all()
+    assert (settings.get(clients.READ_TIMEOUT), settings.get(clients.CONNECT_TIMEOUT)) == (7, 10)
+    # Shown again with what was typed, opened anew at the stored value: sent again, it is saved.
+    again = {
+        "opened:" + key: html.unescape(raw)
+        for key, raw in re.findall(r'name="opened:([^"]+)" value="([^"]*)"', page)
+    }
+    assert json.loads(again["opened:" + clients.READ_TIMEOUT]) == 7
+    assert json.loads(again["opened:" + clients.CONNECT_TIMEOUT]) == 10
+    assert 'value="9"' in page and 'value="5"' in page
+    theirs.update(again)
+    assert second.post("/admin/settings/", data=theirs).status_code == 303
+    db.session.expire_all()
+    assert (settings.get(clients.READ_TIMEOUT), settings.get(clients.CONNECT_TIMEOUT)) == (9, 5)

@@ -350,3 +350,40 @@ def test_a_session_idle_past_the_timeout_is_not_listed_as_open(admin_client, ope
     assert "open session" not in page.split('id="sessions"')[1].split("</article>")[0].lower()
     # As its next request finds: it has ended.
     assert operator_client.get("/").status_code == 302
+
+
+def _opened_profile(client, user_id: int) -> dict:
+    page = client.get(f"/admin/users/{user_id}").get_data(as_text=True)
+    fields = dict(re.findall(r'name="(opened_\w+)" value="([^"]*)"', page))
+    assert set(fields) == {"opened_full_name", "opened_email"}
+    opened = {k: html.unescape(v) for k, v in fields.items()}
+    return {**opened, "full_name": opened["opened_full_name"], "email": opened["opened_email"]}
+
+
+def test_two_administrators_editing_one_users_name_and_email_keep_both_changes(app, user):
+    """Two administrators (or two tabs) have one user's page open: the second save keeps the
+    first's change to the other field; a change of the same field is refused and says so."""
+    from tests.conftest import _client_as
+
+    target = user["operator"]
+    url = f"/admin/users/{target.id}/profile"
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    mine, theirs = _opened_profile(first, target.id), _opened_profile(second, target.id)
+    assert first.post(url, data={**mine, "email": "olga@example.com"}).status_code == 303
+    assert second.post(url, data={**theirs, "full_name": "Olga Operator"}).status_code == 303
+    db.session.expire_all()
+    assert (target.full_name, target.email) == ("Olga Operator", "olga@example.com")
+
+    mine, theirs = _opened_profile(first, target.id), _opened_profile(second, target.id)
+    assert first.post(url, data={**mine, "email": "o@example.com"}).status_code == 303
+    refused = second.post(url, data={**theirs, "email": "olga@example.org"})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and 'id="email-error"' in page
+    assert "changed to o@example.com after this page was opened" in page
+    db.session.expire_all()
+    assert (target.full_name, target.email) == ("Olga Operator", "o@example.com")
+    # The page shown again is opened anew: the change sent from it is saved.
+    again = _opened_profile(second, target.id)
+    assert second.post(url, data={**again, "email": "olga@example.org"}).status_code == 303
+    db.session.expire_all()
+    assert target.email == "olga@example.org"

@@ -34,6 +34,10 @@ class UserError(InputError):
     """Input that cannot be accepted; ``field`` names the form field it belongs to."""
 
 
+class ChangedMeanwhile(UserError):
+    """A form opened before someone else's save of the same field: nothing is saved."""
+
+
 class LoginRefused(Exception):
     pass
 
@@ -605,13 +609,18 @@ def _session_by_token():
 
 def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
     """The user of the session whose cookie holds ``token`` (and ``user_ident``, Flask-Login's
-    id), or None and why: "ended" (signed out, ended, unknown) or "idle" (ended now, after
-    IDLE_TIMEOUT_MINUTES without a request). Notes the request as the session's last activity."""
+    id), or None and why: "idle" (ended now, after IDLE_TIMEOUT_MINUTES without a request), the
+    reason it was ended with (one of END_REASONS: a role changed, the user disabled...), or
+    "ended" (unknown). Notes the request as the session's last activity."""
     if not token:
         return None, "ended"
     row = db.session.execute(_session_by_token(), {"token_hash": _token_hash(token)}).scalar()
-    if row is None or row.ended_at is not None or not row.user.active:
+    if row is None:
         return None, "ended"
+    if row.ended_at is not None:
+        return None, row.end_reason if row.end_reason in END_REASONS else "ended"
+    if not row.user.active:
+        return None, "disabled"
     if str(user_ident or "").partition(":")[0] != str(row.user_id):
         return None, "ended"
     now = utcnow()
@@ -748,16 +757,37 @@ def change_role(actor, user: User, role: str) -> None:
     db.session.commit()
 
 
-def change_profile(actor, user: User, full_name: str, email: str) -> bool:
+_PROFILE_WORDS = {"full_name": "full name", "email": "e-mail address"}
+
+
+def change_profile(
+    actor, user: User, full_name: str, email: str, opened: dict[str, str] | None = None
+) -> bool:
     """A user's full name and e-mail (the requester an order form starts with). Returns whether
-    anything changed."""
+    anything changed.
+
+    ``opened``: the values the form was opened with. A field left as opened keeps what is
+    stored (a change saved meanwhile elsewhere stays); one changed here while it was changed
+    elsewhere too raises UserError, and nothing is saved."""
     rbac.check(actor, rbac.USERS_MANAGE)
     full_name, email = _profile(full_name, email)
     before = {"full_name": user.full_name, "email": user.email}
     after = {"full_name": full_name, "email": email}
+    for name, was in (opened or {}).items():
+        if name not in after:
+            continue
+        if after[name] == was.strip():
+            after[name] = before[name]  # left as opened
+        elif before[name] != was.strip() and after[name] != before[name]:
+            now = before[name] or "empty"
+            raise ChangedMeanwhile(
+                f"The {_PROFILE_WORDS[name]} was changed to {now} after this page was opened (by "
+                "someone else, or in another tab); nothing was saved. Make your change again.",
+                name,
+            )
     if before == after:
         return False
-    user.full_name, user.email = full_name, email
+    user.full_name, user.email = after["full_name"], after["email"]
     changed = [k for k in after if after[k] != before[k]]
     audit.record(
         "user.profile_change",

@@ -100,11 +100,13 @@ def detail(user_id: int):
 
 def _apply(user_id: int, change):
     user = _user_or_404(user_id)
-    errors = {}
+    errors, status = {}, 422
     try:
         message = change(user)
     except InputError as exc:
         errors[exc.field or "form"] = str(exc)
+        if isinstance(exc, service.ChangedMeanwhile):
+            status = 409
     else:
         flash(message, "success")
         if user.id == current_user.id and user.role != "admin":
@@ -112,7 +114,7 @@ def _apply(user_id: int, change):
             # open to the new role; sign in again at the dashboard, not at a refusal.
             return htmx.redirect(url_for("dashboard.index"))
         return htmx.redirect(url_for("users.detail", user_id=user.id))
-    return _detail(user, errors, 422)
+    return _detail(user, errors, status)
 
 
 @bp.post("/<int:user_id>/role")
@@ -130,8 +132,9 @@ def role(user_id: int):
 def profile(user_id: int):
     def change(user):
         f = request.form
+        opened = {k: f[f"opened_{k}"][:1000] for k in ("full_name", "email") if f"opened_{k}" in f}
         changed = service.change_profile(
-            current_user, user, f.get("full_name", "")[:1000], f.get("email", "")[:1000]
+            current_user, user, f.get("full_name", "")[:1000], f.get("email", "")[:1000], opened
         )
         return f"Saved the name and e-mail of {user.username}." if changed else "Nothing changed."
 

@@ -53,13 +53,28 @@ def _moved_sandbox(base_url: str, demo_url: str) -> bool:
     )
 
 
+class LinkedAlready(service.CredentialError):
+    """A credential for the demo sandbox's user exists already: none is added."""
+
+
 def add_demo_credential(actor):
     """One click: add the demo sandbox as a credential (its first sync starts); returns
-    (credential, job). Raises CredentialError when no demo sandbox is configured."""
+    (credential, job). Raises CredentialError when no demo sandbox is configured, LinkedAlready
+    when a credential reaches its user already."""
     demo = demo_sandbox()
     if demo is None:
         raise service.CredentialError("No demo sandbox is configured.")
-    existing = {c.name.lower() for c in service.list_credentials()}
+    creds = service.list_credentials()
+    url = demo["url"].rstrip("/")
+    for cred in creds:
+        if cred.base_url.rstrip("/") == url and cred.api_user == demo["user"]:
+            # A second click of the button, or the button of a page opened before: one
+            # credential for one sandbox user, one first sync.
+            raise LinkedAlready(
+                f"The sandbox is linked already, as the credential {cred.name} (added by an "
+                "earlier click, here or in another tab); nothing was added."
+            )
+    existing = {c.name.lower() for c in creds}
     name, n = "Entrust sandbox", 2
     while name.lower() in existing:
         name = f"Entrust sandbox {n}"

@@ -4,6 +4,7 @@ the demo sandbox is :mod:`.demo`."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
 
 from webapp import hooks, pki, validation
 from webapp.audit import service as audit
@@ -36,6 +38,11 @@ API_KEY_LENGTH = 1000  # sealed, so no column bound; far beyond any Entrust key
 
 class CredentialError(InputError):
     """Invalid input or a refused change; ``field`` names the form field to show it next to."""
+
+
+class ChangedMeanwhile(CredentialError):
+    """The form was opened before someone else saved the credential: saving it would undo that
+    change unseen, so nothing is saved."""
 
 
 @dataclass
@@ -376,6 +383,44 @@ def _summary(cred: EcsCredential) -> dict:
     }
 
 
+# What the edit form changes. The API key and the client key are compared sealed (a new seal
+# each time one is stored), so the stamp tells whether they changed and nothing of what they are.
+_EDITED = (
+    "name",
+    "api_user",
+    "api_key_sealed",
+    "base_url",
+    "proxy",
+    "client_cert_pem",
+    "client_key_sealed",
+    "ca_bundle_pem",
+    "is_admin",
+)
+
+
+def form_stamp(cred: EcsCredential) -> str:
+    """A digest of what the edit form shows and changes, as stored: the form carries it, and a
+    save compares it with the row's, so one over a change saved since the form was opened is
+    refused rather than undoing that change unseen. A sync or a Test Login does not change it."""
+    digest = hashlib.sha256()
+    for name in _EDITED:
+        digest.update(repr(getattr(cred, name)).encode() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def _held(cred: EcsCredential) -> EcsCredential:
+    """The row as it is now, held until the transaction ends: a save in another request waits
+    for this one to commit, then compares its stamp with what this one wrote."""
+    db.session.execute(  # a write that changes nothing: PostgreSQL's row lock, SQLite's writer
+        sql_update(EcsCredential)
+        .where(EcsCredential.id == cred.id)
+        .values(updated_at=EcsCredential.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(cred)
+    return cred
+
+
 # --- use cases ----------------------------------------------------------------------------------
 
 
@@ -413,11 +458,32 @@ LOGIN_FIELDS = frozenset(
 )
 
 
-def update(actor, cred: EcsCredential, data: CredentialInput) -> list[str]:
+def update(
+    actor, cred: EcsCredential, data: CredentialInput, *, stamp: str | None = None
+) -> list[str]:
     """Change a credential; empty secret fields keep the stored ones. Returns what changed.
     A change to its login (API user, API key, client certificate) clears the last Test Login's
-    outcome and marks the time, so the row says it is not tested since."""
+    outcome and marks the time, so the row says it is not tested since.
+
+    ``stamp``: the :func:`form_stamp` the form was opened with. If the credential has been saved
+    (or deleted) since, raises ChangedMeanwhile and changes nothing."""
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
+    if stamp is not None:
+        _held(cred)
+        if cred.deleted_at is not None:
+            db.session.rollback()
+            raise ChangedMeanwhile(
+                f"The credential {cred.name} was deleted after this form was opened; nothing "
+                "was saved."
+            )
+        if stamp != form_stamp(cred):
+            db.session.rollback()
+            raise ChangedMeanwhile(
+                f"The credential {cred.name} was saved elsewhere (by someone else, or in another "
+                "tab) after this form was opened. Nothing was saved, so as not to undo that "
+                "change unseen: the form now shows the credential as it is stored; make your "
+                "change again and save."
+            )
     clean = _clean(data, cred)
     changed = _apply(cred, data, clean)
     if LOGIN_FIELDS.intersection(changed):

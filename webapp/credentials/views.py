@@ -29,9 +29,15 @@ def _saved(cred, job, verb: str) -> str:
 
 
 def _cred_or_404(credential_id: int):
-    cred = service.get(credential_id)
+    cred = service.get(credential_id, include_deleted=request.method == "POST")
     if cred is None:
         abort(404)
+    if cred.deleted_at is not None:  # a form or button of a page opened before the deletion
+        abort(
+            409,
+            description=f"The credential {cred.name} was deleted after this page was opened; "
+            "nothing was done.",
+        )
     return cred
 
 
@@ -55,9 +61,10 @@ def _input() -> service.CredentialInput:
     )
 
 
-def _form_values(cred=None) -> dict:
-    """What the form shows: never a secret, only whether one is stored."""
-    if request.method == "POST":
+def _form_values(cred=None, stored: bool = False) -> dict:
+    """What the form shows: never a secret, only whether one is stored. ``stored``: the
+    credential as stored, not as the form sent it."""
+    if request.method == "POST" and not stored:
         # As typed, but a URL's password, which is refused, is not sent back.
         values = {k: password_hidden(request.form.get(k, "")) for k in FORM_FIELDS}
         values["is_admin"] = request.form.get("is_admin") == "1"
@@ -81,12 +88,23 @@ def _form_values(cred=None) -> dict:
     return values
 
 
-def _render_form(cred=None, errors=None, test=None, status=200):
+def _stamp(cred, stored: bool) -> str:
+    """The stamp the form goes with: the one it was opened with, while it shows what was typed
+    (so a change saved elsewhere meanwhile is still caught at the next save), else the row's."""
+    if cred is None:
+        return ""
+    if request.method == "POST" and not stored and request.form.get("stamp"):
+        return request.form["stamp"]
+    return service.form_stamp(cred)
+
+
+def _render_form(cred=None, errors=None, test=None, status=200, stored=False):
     return (
         render_template(
             "credentials/form.html",
             cred=cred,
-            form=_form_values(cred),
+            form=_form_values(cred, stored),
+            stamp=_stamp(cred, stored),
             errors=errors or {},
             test=test,
         ),
@@ -137,7 +155,9 @@ def edit(credential_id: int):
     if request.method == "GET":
         return _render_form(cred)
     try:
-        changed = service.update(current_user, cred, _input())
+        changed = service.update(current_user, cred, _input(), stamp=request.form.get("stamp"))
+    except service.ChangedMeanwhile as exc:
+        return _render_form(cred, errors={"form": str(exc)}, status=409, stored=True)
     except InputError as exc:
         return _render_form(cred, errors={exc.field or "form": str(exc)}, status=422)
     flash(f"Credential {cred.name} {'saved' if changed else 'unchanged'}.", "success")
@@ -224,6 +244,9 @@ def add_sandbox():
     """The demo's one-click "Add the sandbox credential"."""
     try:
         cred, job = demo.add_demo_credential(current_user)
+    except demo.LinkedAlready as exc:
+        flash(str(exc), "info")
+        return htmx.redirect(url_for("credentials.index"))
     except InputError as exc:
         flash(str(exc), "error")
         return htmx.redirect(url_for("credentials.index"))

@@ -19,7 +19,7 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import conflict_insert, db
 from webapp.security import rbac
 from webapp.settings.models import Setting
-from webapp.validation import InputError
+from webapp.validation import InputError, password_hidden
 
 
 @dataclass(frozen=True)
@@ -117,17 +117,42 @@ def current() -> dict:
 
 
 class SettingsError(InputError):
-    """Some values were refused; ``errors`` maps each setting's key to its message."""
+    """Some values were refused; ``errors`` maps each setting's key to its message, and
+    ``meanwhile`` holds the keys refused for a change saved elsewhere since the form was opened."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str], meanwhile: frozenset[str] = frozenset()):
         super().__init__("; ".join(errors.values()))
         self.errors = errors
+        self.meanwhile = meanwhile
 
 
-def save(actor, form) -> dict:
-    """Validate every registered setting present in ``form`` and store the changed ones, with one
-    audit event listing what changed. Raises SettingsError (nothing stored) on any bad value."""
-    rbac.check(actor, rbac.SETTINGS_MANAGE)
+# The form carries, next to each setting, the value it was opened with ("opened:" + its key, as
+# JSON): a setting left as it was shown is not stored, so a change someone saved meanwhile stays.
+OPENED = "opened:"
+
+
+def opened_with(form) -> dict:
+    """The values the form was opened with, by key; a key without a readable one is left out."""
+    opened = {}
+    for key in REGISTRY:
+        raw = form.get(OPENED + key)
+        if raw is None:
+            continue
+        try:
+            opened[key] = json.loads(raw)
+        except ValueError:
+            continue
+    return opened
+
+
+def _in_words(key: str, value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    shown = REGISTRY[key].shown or (lambda v: v)
+    return str(shown(value)) if value != "" else "empty"
+
+
+def _parsed(form) -> tuple[dict, dict[str, str]]:
     errors, values = {}, {}
     for key, tunable in REGISTRY.items():
         if key not in form:
@@ -136,15 +161,56 @@ def save(actor, form) -> dict:
             values[key] = tunable.parse(form.get(key))
         except ValueError as exc:
             errors[key] = str(exc)
+    return values, errors
+
+
+def shown_again(form, refused: SettingsError) -> tuple[dict, dict]:
+    """(values, opened-with) for the form shown again after ``refused``: a setting the form
+    changed shows what was typed; one it left as opened shows the stored value (it may have
+    changed meanwhile). A setting refused for a change made meanwhile is opened anew with the
+    stored value, so sending it again replaces that change knowingly."""
+    stored, opened = current(), opened_with(form)
+    typed, _ = _parsed(form)
+    values, again = {}, {}
+    for key in REGISTRY:
+        left_as_opened = key in opened and key in typed and typed[key] == opened[key]
+        if key not in form or left_as_opened:
+            values[key], again[key] = stored[key], stored[key]
+        else:
+            values[key] = password_hidden(form.get(key, ""))  # a proxy's password is not sent back
+            again[key] = stored[key] if key in refused.meanwhile else opened.get(key, stored[key])
+    return values, {k: json.dumps(v) for k, v in again.items()}
+
+
+def save(actor, form) -> dict:
+    """Validate every registered setting present in ``form`` and store the changed ones, with one
+    audit event listing what changed. Raises SettingsError (nothing stored) on any bad value.
+
+    A setting the form left as it was opened with (its ``opened:`` field) is not stored, so a
+    change saved meanwhile elsewhere stays; one the form changed while someone else changed it
+    too is refused (SettingsError, nothing stored), naming the value saved meanwhile."""
+    rbac.check(actor, rbac.SETTINGS_MANAGE)
+    values, errors = _parsed(form)
     if errors:
         raise SettingsError(errors)
-    changes = {}
+    opened = opened_with(form)
+    changes, meanwhile = {}, {}
     for key, value in values.items():
         old = get(key)
-        if old != value:
+        if key in opened and value == opened[key]:
+            continue  # left as shown
+        if key in opened and old != opened[key] and value != old:
+            meanwhile[key] = (
+                f"Changed to {_in_words(key, old)} after this form was opened (by someone else, "
+                "or in another tab); nothing was saved. Save again to replace it with this value."
+            )
+        elif old != value:
             put(key, value)
             shown = REGISTRY[key].shown or (lambda v: v)
             changes[key] = {"from": shown(old), "to": shown(value)}
+    if meanwhile:
+        db.session.rollback()
+        raise SettingsError(meanwhile, frozenset(meanwhile))
     if changes:
         audit.record("settings.update", actor=actor, object_type="settings", detail=changes)
     db.session.commit()

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, flash, render_template, request, url_for
 from flask_login import current_user
 
 from webapp import htmx
 from webapp.security import rbac
 from webapp.settings import service
-from webapp.validation import password_hidden
 
 bp = Blueprint("settings", __name__, url_prefix="/admin/settings")
 
 
-def _render(values, errors=None, status=200):
+def _render(values, errors=None, status=200, opened=None):
     return (
         render_template(
             "settings/index.html",
             tunables=list(service.REGISTRY.values()),
             values=values,
+            opened=opened or {k: json.dumps(v) for k, v in values.items()},
             errors=errors or {},
         ),
         status,
@@ -37,10 +39,8 @@ def save():
     try:
         changes = service.save(current_user, request.form)
     except service.SettingsError as exc:
-        # As typed, but a URL's password (the proxy's), which is refused, is not sent back.
-        typed = {k: password_hidden(request.form.get(k, "")) for k in service.REGISTRY}
-        values = {**service.current(), **typed}
-        return _render(values, exc.errors, 422)
+        values, opened = service.shown_again(request.form, exc)
+        return _render(values, exc.errors, 409 if exc.meanwhile else 422, opened)
     flash(
         f"Settings saved ({len(changes)} changed); they apply at once."
         if changes
