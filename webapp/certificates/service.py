@@ -41,7 +41,6 @@ from webapp.paging import Listed, Page, distinct_values, paginate
 from webapp.pki import PkiError
 from webapp.search import listed_name_matches, narrowed, prefixed, unindexed
 from webapp.security import rbac
-from webapp.validation import InputError
 
 MAX_FILES = 50
 # Certificates one import adds, all in one transaction: a few seconds of writing, within the time
@@ -915,9 +914,9 @@ def mark_resumed(cert: Certificate, *, actor) -> None:
 
 def delete_certificate(actor, cert: Certificate) -> dict:
     """Remove the certificate, and its private key when nothing else (a CSR, an order, another
-    certificate) needs it (``keys.release``: an InputError, nothing deleted, when that key would
-    be left unreachable by one who may not delete it). Any CSR and Entrust order stay. Returns
-    the audit detail."""
+    certificate) needs it (``keys.delete_holder``: an InputError, nothing deleted, when that key
+    would be left unreachable by one who may not delete it). Any CSR and Entrust order stay.
+    Returns the audit detail."""
     rbac.check(actor, rbac.CERTIFICATES_MANAGE)
     detail = {
         "common_name": cert.common_name,
@@ -926,13 +925,7 @@ def delete_certificate(actor, cert: Certificate) -> dict:
     }
     cert_id = cert.id
     key_row = cert.private_key
-    db.session.delete(cert)
-    db.session.flush()
-    try:
-        detail.update(keys.release(actor, key_row, "certificate"))
-    except InputError:
-        db.session.rollback()
-        raise
+    detail.update(keys.delete_holder(actor, cert, key_row, "certificate"))
     audit.record(
         "certificate.delete",
         actor=actor,

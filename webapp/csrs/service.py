@@ -21,7 +21,6 @@ from webapp.paging import Listed
 from webapp.pki import PkiError
 from webapp.search import listed_name_matches, narrowed, prefixed
 from webapp.security import rbac
-from webapp.validation import InputError
 
 MAX_SANS = 250  # what Entrust accepts in one certificate
 
@@ -290,20 +289,14 @@ def _key_in_use(key_id: int) -> bool:
 
 
 def delete_csr(actor, row: Csr) -> dict:
-    """Delete a CSR, and its private key when nothing else needs it (``keys.release``: an
+    """Delete a CSR, and its private key when nothing else needs it (``keys.delete_holder``: an
     InputError, nothing deleted, when that key would be left unreachable by one who may not
     delete it). Returns the audit detail (``key_deleted`` / ``key_kept``)."""
     rbac.check(actor, rbac.CSRS_MANAGE)
     key_row = row.private_key
     detail = {"common_name": row.common_name}
     csr_id = row.id
-    db.session.delete(row)
-    db.session.flush()
-    try:
-        detail.update(keys.release(actor, key_row, "CSR"))
-    except InputError:
-        db.session.rollback()
-        raise
+    detail.update(keys.delete_holder(actor, row, key_row, "CSR"))
     audit.record("csr.delete", actor=actor, object_type="csr", object_id=csr_id, detail=detail)
     db.session.commit()
     return detail

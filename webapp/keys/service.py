@@ -129,6 +129,19 @@ def download(
     return KeyFile(data, mimetype, f"{safe_name(name, 'key')}.{ext}")
 
 
+def delete_holder(actor, holder_row, key_row: PrivateKey | None, holder: str) -> dict:
+    """Delete ``holder_row`` (a CSR, a certificate) and then :func:`release` its ``key_row``;
+    when the key may not be released, roll back (nothing deleted) and raise its InputError. The
+    caller records and commits. Returns the audit detail of the key."""
+    db.session.delete(holder_row)
+    db.session.flush()
+    try:
+        return release(actor, key_row, holder)
+    except InputError:
+        db.session.rollback()
+        raise
+
+
 def release(actor, row: PrivateKey | None, holder: str) -> dict:
     """After the ``holder`` ("CSR", "certificate") that held ``row`` is deleted (flushed, not
     committed): delete the key too when nothing else needs it, so that no key is left that no
