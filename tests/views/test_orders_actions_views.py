@@ -326,6 +326,24 @@ def test_the_reissue_form_is_prefilled_and_explains_what_happens(
     assert auditor_client.get(f"/entrust/{row.id}/reissue").status_code == 403
 
 
+def test_a_reissue_sent_with_several_problems_names_them_all_at_once(operator_client, orders):
+    row = orders["active"]
+    resp = operator_client.post(
+        f"/entrust/{row.id}/reissue",
+        data={
+            "csr_source": "certdesk",
+            "eku": "NO_SUCH_EKU",
+            "signature_algorithm": "MD5",
+            "requester_email": "not an address",
+        },
+    )
+    page = _text(resp)
+    assert resp.status_code == 422
+    for field in ("csr_id", "eku", "signature_algorithm", "requester_email"):
+        assert f'id="{field}-error"' in page, field
+    assert _count(Order) == 3
+
+
 def test_a_private_key_pasted_as_the_csr_is_never_shown_again(operator_client, orders):
     from tests.unit.certs.factory import ec_key, key_pem
 

@@ -538,6 +538,46 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(
     assert _count(Order) == 0
 
 
+def test_every_problem_of_one_sending_is_shown_at_once_in_the_forms_order(
+    operator_client, linked, user, sandbox
+):
+    """Five fields wrong: one sending names all five, next to their fields, the first one in
+    the page the one the focus goes to (static/js/app.js), and nothing is stored or sent."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    sandbox.clear_requests()
+    for action in ("order", "validate"):
+        resp = _post(
+            operator_client,
+            linked,
+            csr.id,
+            action=action,
+            organization="1:No Such Organization",
+            sans="www.example.com www.elsewhere.example",
+            expires_on="2001-01-01",
+            friendly_name="x" * 256,
+            requester_email="not an address",
+            custom_text2="",
+        )
+        page = resp.get_data(as_text=True)
+        assert resp.status_code == 422, action
+        wrong = re.findall(
+            r'<(?:input|select|textarea)[^>]*\bid="(\w+)"[^>]*aria-invalid="true"', page
+        )
+        assert wrong == [
+            "organization",
+            "custom_text2",
+            "expires_on",
+            "friendly_name",
+            "requester_email",
+        ], action
+        for field in wrong:
+            assert f'id="{field}-error"' in page, (action, field)
+        assert "approved organizations" in page and "must be after today" in page
+        assert "Application is required by the account" in page
+    assert _count(Order) == 0
+    assert [r["path"] for r in sandbox.requests() if r["method"] != "GET"] == []
+
+
 def test_an_error_of_the_csr_choice_marks_its_choices_which_take_the_focus(operator_client, linked):
     """The page puts the focus on its first field marked wrong (static/js/app.js): an error of
     the choice of a CSR (where it comes from; the CN of the CSR chosen) marks its radio buttons

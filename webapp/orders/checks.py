@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -34,7 +35,37 @@ CUSTOM_FAILED_TTL_SECONDS = 60.0
 
 
 class OrderInputError(InputError):
-    """Input CertDesk refuses before asking the CA; nothing is stored."""
+    """Input CertDesk refuses before asking the CA; nothing is stored. ``errors`` holds each
+    field's problem when the form had several (the message and field are the first's)."""
+
+    def __init__(self, message: str, field: str | None = None, errors=None):
+        super().__init__(message, field)
+        self.errors: dict[str, str] = dict(errors or {})
+
+    def as_errors(self) -> dict[str, str]:
+        return dict(self.errors) or super().as_errors()
+
+
+class Problems:
+    """The problems of one sending of a form, each field's first, so that one sending names
+    them all rather than one per sending. Checks that depend on an earlier one run only when it
+    passed."""
+
+    def __init__(self):
+        self.errors: dict[str, str] = {}
+
+    @contextmanager
+    def gathered(self):
+        """Runs a check (the block); its refusal is kept and the checks after the block go on."""
+        try:
+            yield
+        except InputError as exc:
+            self.errors.setdefault(exc.field or "form", str(exc))
+
+    def raise_any(self) -> None:
+        if self.errors:
+            field, message = next(iter(self.errors.items()))
+            raise OrderInputError(message, field, self.errors)
 
 
 @dataclass
@@ -478,6 +509,27 @@ def _custom(form: OrderForm, fields: list[CustomField]) -> dict[str, str]:
     return out
 
 
+def _covered(cred, org, domain: str, names: list[str]) -> None:
+    """Refuses names outside the chosen domain, or outside every domain the client may use."""
+    if domain:
+        outside = [n for n in names if domain not in catalog.parent_domains(n)]
+        if outside:
+            raise OrderInputError(
+                f"Not under {domain}: {', '.join(outside[:5])}. Choose another domain, or "
+                "any usable domain.",
+                "sans",
+            )
+    covering = catalog.covering_domains(cred.id, names, org.client_id)
+    uncovered = [n for n in names if covering[n] is None]
+    if uncovered:
+        raise OrderInputError(
+            f"Not under a domain {org.client_name or 'this client'} may use: "
+            f"{', '.join(uncovered[:5])}. Entrust issues only for approved domains (see "
+            "SSL › Entrust › Manage › Domains).",
+            "sans",
+        )
+
+
 def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
     """CertDesk's checks of an order, before anything is sent: the credential, an approved
     organization, a product with inventory, a readable CSR (and a key that belongs to it), names
@@ -491,64 +543,72 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
     if not cred.enabled:
         raise OrderInputError(f"{cred.name} is disabled; enable it first.", "credential_id")
     caps = registry.capabilities(CA)
-    org = chosen_organization(cred.id, form.organization)
-    if org is None:
-        raise OrderInputError(
-            "Choose one of the credential's approved organizations."
-            if catalog.approved_organizations(cred.id, limit=1)
-            else f"{cred.name} has no approved organization in CertDesk; sync it first.",
-            "organization",
-        )
-    max_days = caps.max_validity_days(form.product)
-    if max_days is None:
-        raise OrderInputError("Choose one of the offered products.", "product")
-    if form.product not in catalog.orderable_products(cred.id):
-        raise OrderInputError(
-            f"{cred.name} has no {form.product} inventory left (as last synced).", "product"
-        )
-    ekus = [code for code, _ in caps.ekus]
-    if form.eku and form.eku not in ekus:
-        raise OrderInputError("Choose one of the offered extended key usages.", "eku")
-    if form.signature_algorithm and (
-        problem := caps.signature_algorithm_problem(form.signature_algorithm, form.product)
-    ):
-        raise OrderInputError(problem, "signature_algorithm")
-    if len(form.friendly_name) > 255:
-        raise OrderInputError("At most 255 characters.", "friendly_name")
-
-    info, csr_id, key = _csr(form)
-    names = _names(form, info)
-    if form.domain:
-        if not catalog.is_usable_domain(cred.id, form.domain, org.client_id):
-            raise OrderInputError("Choose one of the credential's usable domains.", "domain")
-        outside = [n for n in names if form.domain not in catalog.parent_domains(n)]
-        if outside:
+    problems = Problems()
+    org = max_days = info = names = None
+    csr_id = key = None
+    expires_on = requester = None
+    custom: dict[str, str] = {}
+    fields: list[CustomField] = []
+    with problems.gathered():
+        org = chosen_organization(cred.id, form.organization)
+        if org is None:
             raise OrderInputError(
-                f"Not under {form.domain}: {', '.join(outside[:5])}. Choose another domain, or "
-                "any usable domain.",
-                "sans",
+                "Choose one of the credential's approved organizations."
+                if catalog.approved_organizations(cred.id, limit=1)
+                else f"{cred.name} has no approved organization in CertDesk; sync it first.",
+                "organization",
             )
-    covering = catalog.covering_domains(cred.id, names, org.client_id)
-    uncovered = [n for n in names if covering[n] is None]
-    if uncovered:
-        raise OrderInputError(
-            f"Not under a domain {org.client_name or 'this client'} may use: "
-            f"{', '.join(uncovered[:5])}. Entrust issues only for approved domains (see "
-            "SSL › Entrust › Manage › Domains).",
-            "sans",
-        )
-    expires_on = _expiry(form, max_days, today or utcnow().date())
-    requester = _requester(form)
-    fields, problem, passing = _custom_read(cred)
-    if passing and any((v or "").strip() for v in form.custom.values()):
-        # Sent without them, the values typed into the custom fields would be lost unseen. (A
-        # refusal of the credential is not waited out: the order is sent, and Entrust's answer
-        # to it says what to do.)
-        raise OrderInputError(
-            f"{problem} Nothing was ordered, so that the values of the custom fields are not "
-            "left out: try again in a moment."
-        )
-    custom = _custom(form, fields)
+    with problems.gathered():
+        max_days = caps.max_validity_days(form.product)
+        if max_days is None:
+            raise OrderInputError("Choose one of the offered products.", "product")
+        if form.product not in catalog.orderable_products(cred.id):
+            raise OrderInputError(
+                f"{cred.name} has no {form.product} inventory left (as last synced).", "product"
+            )
+    with problems.gathered():
+        if (
+            form.domain
+            and org is not None
+            and not catalog.is_usable_domain(cred.id, form.domain, org.client_id)
+        ):
+            raise OrderInputError("Choose one of the credential's usable domains.", "domain")
+    with problems.gathered():
+        fields, problem, passing = _custom_read(cred)
+        if passing and any((v or "").strip() for v in form.custom.values()):
+            # Sent without them, the values typed into the custom fields would be lost unseen.
+            # (A refusal of the credential is not waited out: the order is sent, and Entrust's
+            # answer to it says what to do.)
+            raise OrderInputError(
+                f"{problem} Nothing was ordered, so that the values of the custom fields are not "
+                "left out: try again in a moment."
+            )
+    with problems.gathered():
+        custom = _custom(form, fields)
+    ekus = [code for code, _ in caps.ekus]
+    with problems.gathered():
+        if form.eku and form.eku not in ekus:
+            raise OrderInputError("Choose one of the offered extended key usages.", "eku")
+    with problems.gathered():
+        info, csr_id, key = _csr(form)
+        names = _names(form, info)
+    with problems.gathered():
+        if names is not None and org is not None and "domain" not in problems.errors:
+            _covered(cred, org, form.domain, names)
+    with problems.gathered():
+        if form.signature_algorithm and (
+            problem := caps.signature_algorithm_problem(form.signature_algorithm, form.product)
+        ):
+            raise OrderInputError(problem, "signature_algorithm")
+    with problems.gathered():
+        if max_days is not None:
+            expires_on = _expiry(form, max_days, today or utcnow().date())
+    with problems.gathered():
+        if len(form.friendly_name) > 255:
+            raise OrderInputError("At most 255 characters.", "friendly_name")
+    with problems.gathered():
+        requester = _requester(form)
+    problems.raise_any()
     request = OrderRequest(
         request_id="",
         product=form.product,

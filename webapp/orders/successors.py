@@ -136,6 +136,33 @@ def _expiry(form: OrderForm, row: Order, caps: Capabilities, today: date) -> dat
     return checks._expiry(bounded, max_days, today)
 
 
+def _new_key_held(row: Order, origin: str, info: pki.CsrInfo | None) -> None:
+    """A reissue is for a key no certificate holds: neither the one replaced nor another one."""
+    key_id = info.public_key_id if origin == "reissue" and info is not None else None
+    if key_id and (holder := certificates.holding_keys([key_id]).get(key_id)) is not None:
+        whose = "the certificate being reissued"
+        if holder.order_id != row.id:
+            cn = holder.common_name or "no CN"
+            whose = f"another certificate ({cn}, serial {holder.serial_hex})"
+        raise OrderInputError(
+            f"This CSR has the key of {whose}. A reissue is for a new key pair: make a new CSR.",
+            "csr_source",
+        )
+
+
+def _covered(row: Order, names: list[str]) -> None:
+    """Once the account is synced (its domains known), every name falls under one of them."""
+    if catalog.usable_domains(row.credential_id, limit=1):
+        covering = catalog.covering_domains(row.credential_id, names)
+        uncovered = [n for n in names if covering[n] is None]
+        if uncovered:
+            raise OrderInputError(
+                f"Not under a domain the account may use: {', '.join(uncovered[:5])}. Entrust "
+                "issues only for approved domains (see SSL › Entrust › Manage › Domains).",
+                "sans",
+            )
+
+
 @dataclass
 class _Prepared:
     request: OrderRequest
@@ -157,44 +184,35 @@ def prepare(actor, row: Order, origin: str, form: OrderForm, today: date | None 
     problem = availability.why_not(row, ACTIONS[origin], caps)
     if problem:
         raise OrderInputError(problem, "form")
-    if form.eku and form.eku not in [code for code, _ in caps.ekus]:
-        raise OrderInputError("Choose one of the offered extended key usages.", "eku")
-    if form.signature_algorithm and (
-        problem := caps.signature_algorithm_problem(form.signature_algorithm, row.product)
-    ):
-        raise OrderInputError(problem, "signature_algorithm")
+    problems = checks.Problems()
     info, csr_id, key = None, None, None
-    if origin == "renew" and form.csr_source == KEEP_KEY:
-        names = _names_kept(form, row)
-    else:
-        if form.csr_source == KEEP_KEY:
-            raise OrderInputError("A reissue is for a new key pair: give a new CSR.", "csr_source")
-        info, csr_id, key = checks._csr(form)
-        names = checks._names(form, info)
-    # A reissue is for a key no certificate holds: neither the one replaced nor another one.
-    key_id = info.public_key_id if origin == "reissue" else None
-    if key_id and (holder := certificates.holding_keys([key_id]).get(key_id)) is not None:
-        whose = "the certificate being reissued"
-        if holder.order_id != row.id:
-            cn = holder.common_name or "no CN"
-            whose = f"another certificate ({cn}, serial {holder.serial_hex})"
-        raise OrderInputError(
-            f"This CSR has the key of {whose}. A reissue is for a new key pair: make a new CSR.",
-            "csr_source",
-        )
-    if catalog.usable_domains(row.credential_id, limit=1):  # synced: its domains are known
-        covering = catalog.covering_domains(row.credential_id, names)
-        uncovered = [n for n in names if covering[n] is None]
-        if uncovered:
-            raise OrderInputError(
-                f"Not under a domain the account may use: {', '.join(uncovered[:5])}. Entrust "
-                "issues only for approved domains (see SSL › Entrust › Manage › Domains).",
-                "sans",
-            )
-    expires_on = None
-    if origin == "renew":
-        expires_on = _expiry(form, row, caps, today or utcnow().date())
-    requester = checks._requester(form)
+    names = expires_on = requester = None
+    with problems.gathered():
+        if origin == "renew" and form.csr_source == KEEP_KEY:
+            names = _names_kept(form, row)
+        else:
+            if form.csr_source == KEEP_KEY:
+                raise OrderInputError(
+                    "A reissue is for a new key pair: give a new CSR.", "csr_source"
+                )
+            info, csr_id, key = checks._csr(form)
+            names = checks._names(form, info)
+        _new_key_held(row, origin, info)
+        _covered(row, names)
+    with problems.gathered():
+        if form.eku and form.eku not in [code for code, _ in caps.ekus]:
+            raise OrderInputError("Choose one of the offered extended key usages.", "eku")
+    with problems.gathered():
+        if form.signature_algorithm and (
+            problem := caps.signature_algorithm_problem(form.signature_algorithm, row.product)
+        ):
+            raise OrderInputError(problem, "signature_algorithm")
+    with problems.gathered():
+        if origin == "renew":
+            expires_on = _expiry(form, row, caps, today or utcnow().date())
+    with problems.gathered():
+        requester = checks._requester(form)
+    problems.raise_any()
     return _Prepared(_request(row, names, info, form, expires_on, requester), csr_id, info, key)
 
 
