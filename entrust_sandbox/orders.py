@@ -844,7 +844,7 @@ def new_order(sandbox, body: dict, user) -> tuple[int, dict | None]:
 def _plan_from_row(sandbox, row) -> Plan:
     """Rebuild the plan of a queued order, to issue it on approval."""
     csr = ca_mod.load_csr(row["csr_pem"]) if row["csr_pem"] else None
-    # Seeded orders have no CSR; their key comes from the per-process cache, as in seeding.
+    # A seeded order gets its CSR before approval (`_approve`); the cached key is a fallback.
     key = (
         csr.public_key()
         if csr
@@ -938,6 +938,11 @@ def _approve(sandbox, row, refusal) -> dict:
         pool = _pick_pool(conn, row["cert_type"])
         _consume(conn, pool)
         conn.execute("UPDATE certificates SET inventory_pool = ? WHERE id = ?", (pool, row["id"]))
+        if not row["csr_pem"]:
+            # An order seeded without its CSR gets it now, so that the certificate issued for
+            # it shows one, made with the key it is signed with.
+            sandbox.store.order_csr(row)
+            row = conn.execute("SELECT * FROM certificates WHERE id = ?", (row["id"],)).fetchone()
         plan = _plan_from_row(sandbox, row)
         if plan.expiry <= plan.now:
             plan.expiry = plan.now + timedelta(days=365)

@@ -329,7 +329,9 @@ class Store:
         pending, declined, waiting for a quorum, not applicable) has no certificate to sign.
         """
         if row["cert_pem"] or not row["serial"] or not row["issue_dt"]:
-            return row["cert_pem"], row["csr_pem"]
+            if row["cert_pem"] or row["csr_pem"] or row["is_third_party"]:
+                return row["cert_pem"], row["csr_pem"]
+            return None, self.order_csr(row)
         with self.lock:
             row = self.conn.execute(
                 "SELECT * FROM certificates WHERE id = ?", (row["id"],)
@@ -349,10 +351,27 @@ class Store:
                 eku=row["eku"],
                 cert_type=row["cert_type"],
             )
-            common_name = ca_mod.csr_common_name_from_name(subject) or sans[0]
-            csr = row["csr_pem"] or ca_mod.make_csr(common_name, key, sans)[0]
+            csr = self.order_csr(row)
             self.conn.execute(
                 "UPDATE certificates SET cert_pem = ?, csr_pem = ? WHERE id = ?",
                 (issued.pem, csr, row["id"]),
             )
         return issued.pem, csr
+
+    def order_csr(self, row: sqlite3.Row) -> str:
+        """The CSR of an order, made (and kept) for one seeded without it, with the key its
+        certificate is or will be signed with: every order ECS holds came with a CSR, a pending
+        one as much as an issued one, and its detail shows it (`csr`)."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT * FROM certificates WHERE id = ?", (row["id"],)
+            ).fetchone()
+            if row["csr_pem"]:
+                return row["csr_pem"]
+            key = ca_mod.cached_key(row["key_type"] or "RSA", row["key_size"] or 2048)
+            subject = x509.Name.from_rfc4514_string(row["dn"])
+            sans = [s["value"] for s in json.loads(row["san_json"])]
+            common_name = ca_mod.csr_common_name_from_name(subject) or sans[0]
+            csr = ca_mod.make_csr(common_name, key, sans)[0]
+            self.conn.execute("UPDATE certificates SET csr_pem = ? WHERE id = ?", (csr, row["id"]))
+        return csr

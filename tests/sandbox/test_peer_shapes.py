@@ -403,3 +403,29 @@ def test_keyfactor_reissue_with_an_empty_org_takes_the_named_clients_organizatio
         "CertDesk Demo Corp",
         CLIENT_1_SUBJECT,
     )
+
+
+@pytest.mark.parametrize("read_first", [True, False])
+def test_an_approved_order_of_the_account_shows_its_csr_like_every_other(api, sb, read_first):
+    """Every order ECS holds came with a CSR, and GetCertificate shows it (`csr`): Keyfactor's
+    sync reads it for a pending order and after approving one, and Lemur's source reads
+    `certificate["csr"]` of every ACTIVE certificate it imports, so one without it stops the
+    import. An order already in the account when the sandbox starts is no exception, before
+    approval or after, and its CSR holds the key of the certificate issued for it."""
+    listed = api.get("certificates", params={"status": "PENDING", "fields": "trackingId"})
+    tracking_id = listed.json()["certificates"][0]["trackingId"]
+    if read_first:
+        pending = api.get(f"certificates/{tracking_id}").json()
+        assert pending["status"] == "PENDING" and "BEGIN CERTIFICATE REQUEST" in pending["csr"]
+    approved = api.patch(f"certificates/{tracking_id}", {"operation": "APPROVE"})
+    assert approved.status_code == 201, approved.text
+
+    params = {"status": "ACTIVE", "isThirdParty": "false", "fields": "uri,dn", "limit": 1000}
+    uris = [c["uri"] for c in api.get("certificates", params=params).json()["certificates"]]
+    uri = f"/enterprise/v2/certificates/{tracking_id}"
+    assert uri in uris
+    detail = api.session.get(sb.root_url.rstrip("/") + uri, timeout=30).json()
+    assert detail["status"] == "ACTIVE" and detail.get("csr"), detail
+    leaf = x509.load_pem_x509_certificate(detail["endEntityCert"].encode())
+    csr = x509.load_pem_x509_csr(detail["csr"].encode())
+    assert csr.public_key() == leaf.public_key()
