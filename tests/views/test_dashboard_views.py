@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -291,3 +291,20 @@ def test_the_first_week_of_the_timeline_leaves_out_what_expired_earlier_today(ap
     weeks = dashboard.expiry_timeline(now)
     assert weeks[0].start == now.replace(hour=0)
     assert weeks[0].count == 1 and sum(w.count for w in weeks) == counts["valid"] == 1
+
+
+def test_the_timeline_labels_say_the_year_first_and_where_a_new_one_starts():
+    """26 weeks from December run into the next year: the first label and the first label of
+    the new year carry their year, so "04 Jan" is not read as last January."""
+    start = datetime(2026, 12, 7, tzinfo=UTC)
+    weeks = [dashboard.Week(start + timedelta(weeks=i), 0) for i in range(26)]
+    labels = [b["label"] for b in dashboard.timeline_chart(weeks).bars if b["label"]]
+    assert labels == [
+        "07 Dec 2026",
+        "04 Jan 2027",
+        "01 Feb",
+        "01 Mar",
+        "29 Mar",
+        "26 Apr",
+        "24 May",
+    ]

@@ -214,8 +214,14 @@ def timeline_chart(weeks: list[Week], width: int = 780, height: int = 200) -> Ch
     scale_max = max(1, max_count)
     slot = (width - left) / max(1, len(weeks))
     bars = []
+    labelled_year = None
     for i, w in enumerate(weeks):
         h = round(plot_h * w.count / scale_max, 1)
+        label = ""
+        if i % 4 == 0:
+            # The year with the first label, and again where a new year starts.
+            label = w.start.strftime("%d %b" if w.start.year == labelled_year else "%d %b %Y")
+            labelled_year = w.start.year
         bars.append(
             {
                 "x": round(left + i * slot + 2, 1),
@@ -224,7 +230,7 @@ def timeline_chart(weeks: list[Week], width: int = 780, height: int = 200) -> Ch
                 "h": h,
                 "count": w.count,
                 "start": w.start,
-                "label": w.start.strftime("%d %b") if i % 4 == 0 else "",
+                "label": label,
                 "tone": "bad" if i < 1 else "warn" if i < 5 else "ok",
             }
         )
