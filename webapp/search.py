@@ -39,6 +39,29 @@ NARROW = 2000
 WALKED_COUNT = 100
 
 
+def name_forms(text: str) -> list[str]:
+    """``text`` (a name, or the start or end of one, lower case) and, when it holds an
+    internationalised label, the same name in its other form: ``bücher.example`` and
+    ``xn--bcher-kva.example`` find each other. A certificate holds a host name in its xn-- form,
+    and a user types it as it reads. Only whole labels convert ("büch" is no label's start in
+    xn-- form); a label that does not convert leaves the text as typed."""
+    forms = [text]
+    other = []
+    for label in text.split("."):
+        try:
+            if not label.isascii():
+                label = label.encode("idna").decode("ascii")
+            elif label.startswith("xn--"):
+                label = label.encode("ascii").decode("idna")
+        except UnicodeError:
+            return forms
+        other.append(label)
+    converted = ".".join(other)
+    if converted != text:
+        forms.append(converted)
+    return forms
+
+
 def escape_like(text: str) -> str:
     """``text`` with LIKE's wildcards (``%``, ``_``) and the escape character escaped."""
     return text.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")

@@ -169,3 +169,18 @@ def test_a_sorted_search_with_nothing_else_filtering_counts_the_keys_it_found(ap
     monkeypatch.setattr(paging, "COUNT_CAP", 40)  # more found than the pager counts
     page = paginate(service.query(service.CertFilter(q="example.org")), 1, 25)
     assert not page.exact and page.total == 40
+
+
+@pytest.mark.parametrize(
+    ("typed", "forms"),
+    [
+        ("bücher.example", ["bücher.example", "xn--bcher-kva.example"]),
+        ("xn--bcher-kva.example", ["xn--bcher-kva.example", "bücher.example"]),
+        (".bücher.example", [".bücher.example", ".xn--bcher-kva.example"]),
+        ("www.example.com", ["www.example.com"]),
+        ("xn--not-a-label!", ["xn--not-a-label!"]),  # not convertible: as typed only
+        ("a" * 70 + "ü.example", ["a" * 70 + "ü.example"]),  # too long a label
+    ],
+)
+def test_a_name_is_searched_in_its_internationalised_and_xn_forms(typed, forms):
+    assert search.name_forms(typed) == forms

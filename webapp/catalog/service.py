@@ -33,7 +33,7 @@ from webapp.ecs import errors
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.paging import Listed, Page, Values, distinct_values, paginate
-from webapp.search import contains, narrowed, prefixed, starts_with
+from webapp.search import contains, name_forms, narrowed, prefixed, starts_with
 from webapp.security import rbac
 from webapp.settings import service as settings
 from webapp.validation import InputError
@@ -557,15 +557,24 @@ def domains_query(f: TabFilter, now=None) -> Select:
     model = CatalogDomain
     stmt = _common(select(model), model, f)
     if f.q:
-        q = f.q.strip().lower()
+        forms = name_forms(f.q.strip().lower())  # bücher.example finds xn--bcher-kva.example
         stmt = narrowed(
             stmt,
             [
-                prefixed(model.id, model.name, q, *_bound_gone(model, f)),
-                prefixed(model.id, model.name_reversed, q[::-1]),
+                range_
+                for q in forms
+                for range_ in (
+                    prefixed(model.id, model.name, q, *_bound_gone(model, f)),
+                    prefixed(model.id, model.name_reversed, q[::-1]),
+                )
             ],
             model.id,
-            or_(starts_with(model.name, q), starts_with(model.name_reversed, q[::-1])),
+            or_(
+                *(
+                    or_(starts_with(model.name, q), starts_with(model.name_reversed, q[::-1]))
+                    for q in forms
+                )
+            ),
         )
     status, ov_expiry = model.verification_status, model.ov_expiry
     if f.status in ("expiring", "expired"):

@@ -39,7 +39,7 @@ from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
 from webapp.paging import Listed, Page, distinct_values, paginate
 from webapp.pki import PkiError
-from webapp.search import listed_name_matches, narrowed, prefixed, unindexed
+from webapp.search import listed_name_matches, name_forms, narrowed, prefixed, unindexed
 from webapp.security import rbac
 
 MAX_FILES = 50
@@ -597,12 +597,15 @@ def _search(stmt, q: str):
     number, or a fingerprint: index look-ups, whatever the size of the repository."""
     q = q.strip().lower()
     names = CertificateName
-    candidates = [
-        prefixed(names.certificate_id, names.value, q),
-        prefixed(names.certificate_id, names.reversed, q[::-1]),
-    ]
-    # The same names on the row itself (certificate_name holds the CN and the SANs, lower case).
-    tests = [listed_name_matches(Certificate.common_name + "," + Certificate.sans, q)]
+    candidates, tests = [], []
+    for form in name_forms(q):  # bücher.example finds xn--bcher-kva.example
+        candidates += [
+            prefixed(names.certificate_id, names.value, form),
+            prefixed(names.certificate_id, names.reversed, form[::-1]),
+        ]
+        # The same names on the row itself (certificate_name holds the CN and the SANs, lower
+        # case).
+        tests.append(listed_name_matches(Certificate.common_name + "," + Certificate.sans, form))
     hexish = q.replace(":", "").replace(" ", "")
     if hexish and all(c in "0123456789abcdef" for c in hexish):
         exact = [(Certificate.serial_hex, hexish.lstrip("0") or "0")]

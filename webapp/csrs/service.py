@@ -6,7 +6,7 @@ the form field they belong to; nothing is written when one is raised.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import load_only, with_expression
 
 from webapp import hooks, pki
@@ -19,7 +19,7 @@ from webapp.keys import service as keys
 from webapp.keys.models import PrivateKey
 from webapp.paging import Listed
 from webapp.pki import PkiError
-from webapp.search import listed_name_matches, narrowed, prefixed
+from webapp.search import listed_name_matches, name_forms, narrowed, prefixed
 from webapp.security import rbac
 
 MAX_SANS = 250  # what Entrust accepts in one certificate
@@ -261,15 +261,20 @@ def _searched(stmt, q: str):
     case), see ``search.narrowed``; all of them when ``q`` is empty."""
     if not q:
         return stmt
+    forms = name_forms(q)  # bücher.example finds xn--bcher-kva.example
     return narrowed(
         stmt,
         [
-            prefixed(CsrName.csr_id, CsrName.value, q),
-            prefixed(CsrName.csr_id, CsrName.reversed, q[::-1]),
+            range_
+            for form in forms
+            for range_ in (
+                prefixed(CsrName.csr_id, CsrName.value, form),
+                prefixed(CsrName.csr_id, CsrName.reversed, form[::-1]),
+            )
         ],
         Csr.id,
         # The same names on the row itself (csr_name holds the CN and the SANs, lower case).
-        listed_name_matches(Csr.common_name + "," + Csr.sans, q),
+        or_(*(listed_name_matches(Csr.common_name + "," + Csr.sans, form) for form in forms)),
     )
 
 

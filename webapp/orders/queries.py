@@ -33,7 +33,7 @@ from webapp.orders.models import (
     unsettled,
 )
 from webapp.paging import Listed, Page, distinct_values, paginate
-from webapp.search import ESCAPE, escape_like, narrowed, prefixed, unindexed
+from webapp.search import ESCAPE, escape_like, name_forms, narrowed, prefixed, unindexed
 
 # CertDesk's own states in the status filter (the CA's statuses come from its connector).
 OWN_STATES = {"@unknown": "Checking with Entrust", "@not_placed": "Not placed"}
@@ -69,7 +69,7 @@ def _search(stmt, q: str):
     serial, the friendly name) that starts with ``q`` or ends with it ("example.com" finds
     www.example.com): index ranges over ``OrderName``, whatever the number of orders."""
     q = " ".join(q.split()).lower()[:255]
-    texts = [q]
+    texts = name_forms(q)  # bücher.example finds xn--bcher-kva.example
     # A serial number as openssl prints it (00:d8:81:...): the serial Entrust gives (d881...).
     serial = q.replace(":", "").replace(" ", "")
     if ":" in q and serial and all(c in "0123456789abcdef" for c in serial):
