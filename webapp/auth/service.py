@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +44,16 @@ class LoginRefused(Exception):
 
 
 def normalise_username(username: str) -> str:
+    """The one form of a user name, however it was typed: without surrounding spaces, in
+    lower case, and in Unicode's compatibility form (NFKC), so that full-width "ａｄｍｉｎ", a
+    ligature or a Kelvin sign name the same user as their plain letters, not a look-alike one."""
+    name = unicodedata.normalize("NFKC", username or "").strip().lower()
+    return unicodedata.normalize("NFKC", name)
+
+
+def _name_as_stored_before(username: str) -> str:
+    """A user name as CertDesk stored it before it took the NFKC form (lower case, trimmed):
+    such a user still signs in with the name they were given."""
     return (username or "").strip().lower()
 
 
@@ -151,9 +162,15 @@ def _profile(full_name: str, email: str) -> tuple[str, str]:
 
 
 def by_username(username: str) -> User | None:
-    return db.session.execute(
-        select(User).where(User.username == normalise_username(username))
-    ).scalar()
+    """The user of this name as typed (normalise_username); failing that, a user whose name was
+    stored as typed before names took their NFKC form."""
+    name = normalise_username(username)
+    names = {name, _name_as_stored_before(username)}
+    found = {
+        u.username: u
+        for u in db.session.execute(select(User).where(User.username.in_(names))).scalars()
+    }
+    return found.get(name) or next(iter(found.values()), None)
 
 
 def any_users() -> bool:
@@ -497,12 +514,11 @@ def authenticate(
     """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try.
     Returns the user and the token of the new server-side session (for the cookie)."""
     name = normalise_username(username)
-    user = by_username(name) if _username_ok(name) else None
-    if user is None:
-        # No user has it: recorded as a wrong sign-in under a fingerprint (_unknown_name), so
-        # neither a password typed in the wrong box nor line breaks or direction marks reach
-        # the audit trail.
-        name = _unknown_name(name)
+    user = by_username(username) if _username_ok(name) else None
+    # A name no user has is recorded as a wrong sign-in under a fingerprint (_unknown_name), so
+    # neither a password typed in the wrong box nor line breaks or direction marks reach the
+    # audit trail.
+    name = user.username if user is not None else _unknown_name(name)
     address = (address or "")[:64]
     # A try the throttles hold already costs no password check.
     wait = _wait(name, address, utcnow())
