@@ -429,3 +429,31 @@ def test_a_name_stored_before_names_took_their_nfkc_form_still_signs_in(client, 
     resp = client.post("/login", data={"username": "ｂｏｂ", "password": PASSWORD})
     assert resp.status_code == 302
     assert auth.by_username("ＢＯＢ").username == "ｂｏｂ"
+
+
+def test_a_users_email_is_one_the_order_form_takes(admin_client, user):
+    """The e-mail address starts the requester of the user's orders: one the order form would
+    refuse (on a field the user did not type) is refused here, and nothing changes."""
+    target = user["operator"]
+    for email in ["@", "a@b", "x@@example.com", "a@b.com,c@d.com", "ann@example"]:
+        resp = admin_client.post(
+            f"/admin/users/{target.id}/profile", data={"full_name": "", "email": email}
+        )
+        assert resp.status_code == 422 and 'id="email-error"' in resp.get_data(as_text=True)
+        resp = admin_client.post(
+            "/admin/users/new",
+            data={
+                "username": "erin",
+                "role": "operator",
+                "password": "erin's long pw",
+                "email": email,
+            },
+        )
+        assert resp.status_code == 422 and "name@example.com" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert target.email == "" and auth.by_username("erin") is None
+    resp = admin_client.post(
+        f"/admin/users/{target.id}/profile", data={"full_name": "", "email": "olga@example.com"}
+    )
+    assert resp.status_code == 303
+
