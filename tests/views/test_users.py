@@ -457,3 +457,23 @@ def test_a_users_email_is_one_the_order_form_takes(admin_client, user):
     )
     assert resp.status_code == 303
 
+
+def test_an_administrator_signed_out_by_their_own_change_is_told_it_was_theirs(admin_client, user):
+    """Stepping down, or ending one's own sessions, signs one out: the sign-in page says it was
+    one's own doing, not that of "an administrator"."""
+    admin = user["admin"]
+    auth.create_user(admin, "admin2", "second admin pw", "admin")
+    resp = admin_client.post(f"/admin/users/{admin.id}/sessions/end")
+    assert resp.status_code == 303
+    page = admin_client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "You ended your open sessions, this one included." in page
+    assert "An administrator" not in page
+    admin_client.login("admin")
+    page = admin_client.get(f"/admin/users/{admin.id}").get_data(as_text=True)
+    assert "ended by the user" in page
+
+    resp = admin_client.post(f"/admin/users/{admin.id}/role", data={"role": "auditor"})
+    assert resp.status_code == 303
+    page = admin_client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "You changed your own role, which signed you out." in page
+    assert "An administrator" not in page

@@ -580,9 +580,16 @@ END_REASONS = {
     "idle": "idle for longer than the timeout",
     "password": "password reset",
     "role": "role changed",
+    "own role": "role changed by the user",
     "disabled": "user disabled",
     "administrator": "ended by an administrator",
+    "own": "ended by the user",
 }
+
+
+def _by_self(actor, user: User) -> bool:
+    """Whether ``actor`` changes their own account (their sessions end with words that say so)."""
+    return getattr(actor, "id", None) == user.id
 
 
 def _token_hash(token: str) -> str:
@@ -691,7 +698,7 @@ def sessions_of(user: User, limit: int = 20) -> list[UserSession]:
 def end_sessions(actor, user: User) -> int:
     """An administrator ends every open session of ``user`` (audited); returns how many."""
     rbac.check(actor, rbac.USERS_MANAGE)
-    ended = _end_sessions(user, "administrator")
+    ended = _end_sessions(user, "own" if _by_self(actor, user) else "administrator")
     audit.record(
         "user.sessions_ended",
         object_type="user",
@@ -764,7 +771,7 @@ def change_role(actor, user: User, role: str) -> None:
     _guard_last_admin(user, new_role=role)
     old, user.role = user.role, role
     user.session_version += 1
-    _end_sessions(user, "role")
+    _end_sessions(user, "own role" if _by_self(actor, user) else "role")
     audit.record(
         "user.role_change",
         object_type="user",
