@@ -201,6 +201,10 @@ SESSION_ENDED = {
     "administrator": "An administrator ended your session. Sign in again.",
     "own": "You ended your open sessions, this one included. Sign in again.",
     "password": "Your password was changed, which signed you out. Sign in with the new one.",
+    "reset": (
+        "An administrator reset your password, which signed you out. Sign in with the password "
+        "they give you."
+    ),
 }
 
 

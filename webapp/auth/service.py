@@ -578,7 +578,8 @@ SESSION_TOKEN_KEY = "sid"  # noqa: S105 (the cookie session's key holding the to
 END_REASONS = {
     "signed out": "signed out",
     "idle": "idle for longer than the timeout",
-    "password": "password reset",
+    "password": "password changed",
+    "reset": "password reset by an administrator",
     "role": "role changed",
     "own role": "role changed by the user",
     "disabled": "user disabled",
@@ -861,7 +862,7 @@ def reset_password(actor, user: User, password: str) -> None:
     validate_password(password, username=user.username)
     user.set_password(password)
     user.session_version += 1
-    _end_sessions(user, "password")
+    _end_sessions(user, "reset")
     audit.record(
         "user.password_reset",
         object_type="user",
