@@ -193,9 +193,18 @@ SESSION_ENDED = {
         "An administrator changed your role, which signed you out. Sign in again to go on with "
         "what your new role allows."
     ),
+    "own role": (
+        "You changed your own role, which signed you out. Sign in again to go on with what your "
+        "new role allows."
+    ),
     "disabled": "An administrator disabled your account, which signed you out.",
     "administrator": "An administrator ended your session. Sign in again.",
+    "own": "You ended your open sessions, this one included. Sign in again.",
     "password": "Your password was changed, which signed you out. Sign in with the new one.",
+    "reset": (
+        "An administrator reset your password, which signed you out. Sign in with the password "
+        "they give you."
+    ),
 }
 
 

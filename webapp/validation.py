@@ -95,6 +95,16 @@ def text(
     return value
 
 
+# An e-mail address as Entrust takes one: a local part, one @, and a domain name with a dot.
+_EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+
+
+def is_email(value: str) -> bool:
+    """Whether ``value`` is one e-mail address (such as ann@example.com), at most 254
+    characters."""
+    return len(value) <= 254 and _EMAIL.match(value) is not None
+
+
 # -- bounds on every request ----------------------------------------------------------------------
 
 

@@ -492,7 +492,13 @@ def test_signed_out_while_idle_a_form_sent_comes_back_to_its_page(admin_client):
 def test_password_reset_ends_the_users_sessions(app, admin_client, operator_client, user):
     assert operator_client.get("/").status_code == 200
     auth.reset_password(user["admin"], user["operator"], "a brand new password")
-    assert operator_client.get("/").status_code == 302
+    resp = operator_client.get("/")
+    assert resp.status_code == 302
+    # The user is told who changed it, and that the new password comes from them.
+    page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "An administrator reset your password" in page and "they give you" in page
+    page = admin_client.get(f"/admin/users/{user['operator'].id}").get_data(as_text=True)
+    assert "password reset by an administrator" in page
 
 
 def _open_sessions(user) -> int:

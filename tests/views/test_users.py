@@ -387,3 +387,93 @@ def test_two_administrators_editing_one_users_name_and_email_keep_both_changes(a
     assert second.post(url, data={**again, "email": "olga@example.org"}).status_code == 303
     db.session.expire_all()
     assert target.email == "olga@example.org"
+
+
+def test_a_user_name_is_one_name_however_it_is_typed(app, admin_client, user):
+    """Full-width letters, a ligature or a Kelvin sign name the user their plain letters name
+    (Unicode NFKC): no look-alike of another user, or of CertDesk's own work, can be made, and
+    the user signs in typing either."""
+    from tests.conftest import PASSWORD
+
+    count = db.session.query(User).count()
+    for typed, message in [
+        ("ａｄｍｉｎ", "taken"),  # full-width: the administrator's name
+        ("\u3000ADMIN\u3000", "taken"),  # ideographic spaces around it
+        ("ｓｃｈｅｄｕｌｅｒ", "own work"),
+        ("\u212aelvin", None),  # KELVIN SIGN K
+        ("ﬁle", None),  # the ligature fi
+    ]:
+        resp = admin_client.post(
+            "/admin/users/new",
+            data={"username": typed, "role": "operator", "password": "a fine long pass 1"},
+        )
+        if message:
+            assert resp.status_code == 422 and message in resp.get_data(as_text=True), typed
+        else:
+            assert resp.status_code == 303, typed
+    names = {u.username for u in db.session.query(User)}
+    assert db.session.query(User).count() == count + 2 and {"kelvin", "file"} <= names
+    # Signing in: the plain and the full-width name are one user, with one throttle.
+    for typed in ("ｏｐｅｒａｔｏｒ", "Operator"):
+        resp = app.test_client().post("/login", data={"username": typed, "password": PASSWORD})
+        assert resp.status_code == 302, typed
+
+
+def test_a_name_stored_before_names_took_their_nfkc_form_still_signs_in(client, user):
+    from tests.conftest import PASSWORD
+
+    db.session.add(
+        User(username="ｂｏｂ", password_hash=User.hash_password(PASSWORD), role="auditor")
+    )
+    db.session.commit()
+    resp = client.post("/login", data={"username": "ｂｏｂ", "password": PASSWORD})
+    assert resp.status_code == 302
+    assert auth.by_username("ＢＯＢ").username == "ｂｏｂ"
+
+
+def test_a_users_email_is_one_the_order_form_takes(admin_client, user):
+    """The e-mail address starts the requester of the user's orders: one the order form would
+    refuse (on a field the user did not type) is refused here, and nothing changes."""
+    target = user["operator"]
+    for email in ["@", "a@b", "x@@example.com", "a@b.com,c@d.com", "ann@example"]:
+        resp = admin_client.post(
+            f"/admin/users/{target.id}/profile", data={"full_name": "", "email": email}
+        )
+        assert resp.status_code == 422 and 'id="email-error"' in resp.get_data(as_text=True)
+        resp = admin_client.post(
+            "/admin/users/new",
+            data={
+                "username": "erin",
+                "role": "operator",
+                "password": "erin's long pw",
+                "email": email,
+            },
+        )
+        assert resp.status_code == 422 and "name@example.com" in resp.get_data(as_text=True)
+    db.session.expire_all()
+    assert target.email == "" and auth.by_username("erin") is None
+    resp = admin_client.post(
+        f"/admin/users/{target.id}/profile", data={"full_name": "", "email": "olga@example.com"}
+    )
+    assert resp.status_code == 303
+
+
+def test_an_administrator_signed_out_by_their_own_change_is_told_it_was_theirs(admin_client, user):
+    """Stepping down, or ending one's own sessions, signs one out: the sign-in page says it was
+    one's own doing, not that of "an administrator"."""
+    admin = user["admin"]
+    auth.create_user(admin, "admin2", "second admin pw", "admin")
+    resp = admin_client.post(f"/admin/users/{admin.id}/sessions/end")
+    assert resp.status_code == 303
+    page = admin_client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "You ended your open sessions, this one included." in page
+    assert "An administrator" not in page
+    admin_client.login("admin")
+    page = admin_client.get(f"/admin/users/{admin.id}").get_data(as_text=True)
+    assert "ended by the user" in page
+
+    resp = admin_client.post(f"/admin/users/{admin.id}/role", data={"role": "auditor"})
+    assert resp.status_code == 303
+    page = admin_client.get("/", follow_redirects=True).get_data(as_text=True)
+    assert "You changed your own role, which signed you out." in page
+    assert "An administrator" not in page

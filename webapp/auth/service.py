@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,7 +21,7 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import db, take_turn
 from webapp.security import rbac
 from webapp.settings import service as settings
-from webapp.validation import InputError, text
+from webapp.validation import InputError, is_email, text
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -43,6 +44,16 @@ class LoginRefused(Exception):
 
 
 def normalise_username(username: str) -> str:
+    """The one form of a user name, however it was typed: without surrounding spaces, in
+    lower case, and in Unicode's compatibility form (NFKC), so that full-width "ａｄｍｉｎ", a
+    ligature or a Kelvin sign name the same user as their plain letters, not a look-alike one."""
+    name = unicodedata.normalize("NFKC", username or "").strip().lower()
+    return unicodedata.normalize("NFKC", name)
+
+
+def _name_as_stored_before(username: str) -> str:
+    """A user name as CertDesk stored it before it took the NFKC form (lower case, trimmed):
+    such a user still signs in with the name they were given."""
     return (username or "").strip().lower()
 
 
@@ -143,7 +154,9 @@ def _profile(full_name: str, email: str) -> tuple[str, str]:
     """A user's full name and e-mail, checked against their columns."""
     full_name = text(full_name, field="full_name", label="full name", max_length=FULL_NAME_LENGTH)
     email = text(email, field="email", label="e-mail address", max_length=EMAIL_LENGTH)
-    if email and ("@" not in email or any(c.isspace() for c in email)):
+    # The e-mail address starts the requester of an order: the order form's rule, so that it is
+    # not refused there, on a field the user did not type.
+    if email and not is_email(email):
         raise UserError(
             "Enter an e-mail address such as name@example.com, or leave it empty.", "email"
         )
@@ -151,9 +164,15 @@ def _profile(full_name: str, email: str) -> tuple[str, str]:
 
 
 def by_username(username: str) -> User | None:
-    return db.session.execute(
-        select(User).where(User.username == normalise_username(username))
-    ).scalar()
+    """The user of this name as typed (normalise_username); failing that, a user whose name was
+    stored as typed before names took their NFKC form."""
+    name = normalise_username(username)
+    names = {name, _name_as_stored_before(username)}
+    found = {
+        u.username: u
+        for u in db.session.execute(select(User).where(User.username.in_(names))).scalars()
+    }
+    return found.get(name) or next(iter(found.values()), None)
 
 
 def any_users() -> bool:
@@ -497,12 +516,11 @@ def authenticate(
     """Check a sign-in; raise LoginRefused with the message to show. Records and audits the try.
     Returns the user and the token of the new server-side session (for the cookie)."""
     name = normalise_username(username)
-    user = by_username(name) if _username_ok(name) else None
-    if user is None:
-        # No user has it: recorded as a wrong sign-in under a fingerprint (_unknown_name), so
-        # neither a password typed in the wrong box nor line breaks or direction marks reach
-        # the audit trail.
-        name = _unknown_name(name)
+    user = by_username(username) if _username_ok(name) else None
+    # A name no user has is recorded as a wrong sign-in under a fingerprint (_unknown_name), so
+    # neither a password typed in the wrong box nor line breaks or direction marks reach the
+    # audit trail.
+    name = user.username if user is not None else _unknown_name(name)
     address = (address or "")[:64]
     # A try the throttles hold already costs no password check.
     wait = _wait(name, address, utcnow())
@@ -560,11 +578,19 @@ SESSION_TOKEN_KEY = "sid"  # noqa: S105 (the cookie session's key holding the to
 END_REASONS = {
     "signed out": "signed out",
     "idle": "idle for longer than the timeout",
-    "password": "password reset",
+    "password": "password changed",
+    "reset": "password reset by an administrator",
     "role": "role changed",
+    "own role": "role changed by the user",
     "disabled": "user disabled",
     "administrator": "ended by an administrator",
+    "own": "ended by the user",
 }
+
+
+def _by_self(actor, user: User) -> bool:
+    """Whether ``actor`` changes their own account (their sessions end with words that say so)."""
+    return getattr(actor, "id", None) == user.id
 
 
 def _token_hash(token: str) -> str:
@@ -673,7 +699,7 @@ def sessions_of(user: User, limit: int = 20) -> list[UserSession]:
 def end_sessions(actor, user: User) -> int:
     """An administrator ends every open session of ``user`` (audited); returns how many."""
     rbac.check(actor, rbac.USERS_MANAGE)
-    ended = _end_sessions(user, "administrator")
+    ended = _end_sessions(user, "own" if _by_self(actor, user) else "administrator")
     audit.record(
         "user.sessions_ended",
         object_type="user",
@@ -746,7 +772,7 @@ def change_role(actor, user: User, role: str) -> None:
     _guard_last_admin(user, new_role=role)
     old, user.role = user.role, role
     user.session_version += 1
-    _end_sessions(user, "role")
+    _end_sessions(user, "own role" if _by_self(actor, user) else "role")
     audit.record(
         "user.role_change",
         object_type="user",
@@ -836,7 +862,7 @@ def reset_password(actor, user: User, password: str) -> None:
     validate_password(password, username=user.username)
     user.set_password(password)
     user.session_version += 1
-    _end_sessions(user, "password")
+    _end_sessions(user, "reset")
     audit.record(
         "user.password_reset",
         object_type="user",
