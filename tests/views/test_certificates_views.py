@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
+import subprocess
 import warnings
 from datetime import timedelta
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import func, select
@@ -835,3 +838,40 @@ def test_a_name_whose_64th_byte_splits_a_letter_still_downloads_as_pkcs12(admin_
     loaded = pkcs12.load_pkcs12(resp.data, b"download-1")
     assert loaded.cert.certificate == cert
     assert loaded.cert.friendly_name == ("Zoe" + "é" * 30).encode()
+
+
+def test_a_downloaded_pkcs12_is_as_costly_to_guess_through_its_mac_as_through_its_key(
+    admin_client,
+):
+    """The MAC is keyed from the same password as the key's encryption: the library made it in
+    OpenSSL's default 2,048 rounds, so a password was guessed through the MAC 25 times faster
+    than the 50,000 rounds of the key's encryption promised. The file still opens, in
+    ``cryptography`` and in OpenSSL 3 without -legacy, with a password outside ASCII too."""
+    row, key, cert, pki = _import_p12(admin_client)
+    password = "pässwört-1 😀"
+    resp = admin_client.post(
+        f"/certificates/{row.id}/pkcs12", data={"password": password, "password2": password}
+    )
+    assert resp.status_code == 200
+    mac = kdfcost.parse(resp.data).child(2)
+    assert mac.child(0).child(0).child(0).oid() == "2.16.840.1.101.3.4.2.1"  # SHA-256
+    assert mac.child(2).integer() == 50_000  # as many as the key's encryption
+    assert len(mac.child(1).value) == 16  # its salt
+    loaded = pkcs12.load_pkcs12(resp.data, password.encode())
+    assert loaded.cert.certificate == cert and loaded.key.private_numbers() == key.private_numbers()
+    assert loaded.cert.friendly_name == b"shop.example.com"
+    assert [c.certificate for c in loaded.additional_certs] == pki.chain
+    with pytest.raises(ValueError):
+        pkcs12.load_pkcs12(resp.data, b"wrong password")
+    if shutil.which("openssl") is None:  # the command-line tool, where installed, opens it too
+        return
+    opened = subprocess.run(
+        ["openssl", "pkcs12", "-info", "-nokeys", "-passin", f"pass:{password}"],
+        input=resp.data,
+        capture_output=True,
+        check=True,
+    )
+    assert b"MAC: sha256, Iteration 50000" in opened.stderr
+    assert b"friendlyName: shop.example.com" in opened.stdout
+    wrong = ["openssl", "pkcs12", "-info", "-nokeys", "-passin", "pass:wrong password"]
+    assert subprocess.run(wrong, input=resp.data, capture_output=True).returncode != 0
