@@ -875,3 +875,31 @@ def test_a_downloaded_pkcs12_is_as_costly_to_guess_through_its_mac_as_through_it
     assert b"friendlyName: shop.example.com" in opened.stdout
     wrong = ["openssl", "pkcs12", "-info", "-nokeys", "-passin", "pass:wrong password"]
     assert subprocess.run(wrong, input=resp.data, capture_output=True).returncode != 0
+
+
+def test_a_long_wildcard_name_downloads_with_every_extension_whole(admin_client):
+    """A wildcard's file name spells the star out ("wildcard."), so a common name of 64
+    characters, the most a certificate holds, makes a stem of 71: with ".fullchain.pem" the name
+    went over the bound it was cut to, and the file was saved as "....example.com.fullch"."""
+    cn = "*." + "a" * 50 + ".example.com"
+    assert len(cn) == 64
+    row, *_ = _import_p12(admin_client, cn=cn, sans=[cn])
+    stem = "wildcard." + "a" * 50 + ".example.com"
+
+    def name(resp) -> str:
+        assert resp.status_code == 200
+        found = re.fullmatch(r'attachment; filename="([^"]+)"', resp.headers["Content-Disposition"])
+        return found.group(1)
+
+    for fmt, ext in [
+        ("pem", "pem"),
+        ("der", "cer"),
+        ("chain", "chain.pem"),
+        ("fullchain", "fullchain.pem"),
+        ("p7b", "p7b"),
+    ]:
+        assert name(admin_client.get(f"/certificates/{row.id}/download/{fmt}")) == f"{stem}.{ext}"
+    password = {"password": "download-1", "password2": "download-1"}
+    for fmt, ext in [("pkcs12", "p12"), ("pkcs8", "key.pem")]:
+        resp = admin_client.post(f"/certificates/{row.id}/pkcs12", data={"format": fmt, **password})
+        assert name(resp) == f"{stem}.{ext}"
