@@ -903,3 +903,32 @@ def test_a_long_wildcard_name_downloads_with_every_extension_whole(admin_client)
     for fmt, ext in [("pkcs12", "p12"), ("pkcs8", "key.pem")]:
         resp = admin_client.post(f"/certificates/{row.id}/pkcs12", data={"format": fmt, **password})
         assert name(resp) == f"{stem}.{ext}"
+
+
+def test_a_chain_that_starts_with_the_certificate_itself_is_stored_without_it(admin_client, user):
+    """ECS's chainCerts starts with the end-entity certificate; written with other line breaks
+    than endEntityCert, it went into the certificate's own chain: the chain download (issuers
+    only) began with the certificate, the full chain held it twice, and so did the PKCS#12."""
+    pki = MiniPki()
+    crlf = lambda c: pem(c).decode().replace("\n", "\r\n")  # noqa: E731
+    _, one = pki.leaf("one.example.com")
+    _, two = pki.leaf("two.example.com")
+    row, created = service.add_certificate(
+        pem(one).decode(),
+        [crlf(one), crlf(pki.intermediate)],
+        source="entrust",
+        actor=user["admin"],
+    )
+    assert created
+    added = service.add_for_orders(
+        [(None, pem(two).decode(), [crlf(two), crlf(pki.intermediate)])],
+        source="entrust_import",
+        actor=user["admin"],
+    )
+    db.session.commit()
+    for cert_id, cert in [(row.id, one), (added[0].certificate.id, two)]:
+        get = lambda fmt, i=cert_id: admin_client.get(f"/certificates/{i}/download/{fmt}").data  # noqa: E731
+        assert x509.load_pem_x509_certificates(get("chain")) == [pki.intermediate]
+        assert x509.load_pem_x509_certificates(get("fullchain")) == [cert, pki.intermediate]
+        assert set(pkcs7.load_pem_pkcs7_certificates(get("p7b"))) == {cert, pki.intermediate}
+        assert len(pkcs7.load_pem_pkcs7_certificates(get("p7b"))) == 2
