@@ -414,23 +414,37 @@ def _unpad(plain: bytes, block_bits: int) -> bytes:
         raise Unreadable("the encrypted safe does not open with this password") from None
 
 
-def pkcs12_kdf(password: bytes | None, salt: bytes, purpose: int, rounds: int, size: int) -> bytes:
-    """RFC 7292 appendix B.2 with SHA-1 (what PKCS#12's own PBE algorithms use). ``password``
-    is the text's UTF-8; it is used as a BMPString with its two zero bytes (None: no bytes)."""
+def pkcs12_kdf(
+    password: bytes | None,
+    salt: bytes,
+    purpose: int,
+    rounds: int,
+    size: int,
+    digest: str = "sha1",
+) -> bytes:
+    """RFC 7292 appendix B.2 with ``digest``: SHA-1 is what PKCS#12's own PBE algorithms use (to
+    read old files); a file's MAC names its own (SHA-256 in the files CertDesk writes).
+    ``password`` is the text's UTF-8; it is used as a BMPString with its two zero bytes (None: no
+    bytes)."""
     pw = b"" if password is None else password.decode("utf-8").encode("utf-16-be") + b"\0\0"
-    u, v = 20, 64
+    # SHA-1 for reading old files that say so; no new file is protected with it.
+    make = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}[digest]
+    legacy = digest == "sha1"
+    u, v = make().digest_size, make().block_size
 
     def fill(data: bytes) -> bytes:  # repeated to a whole number of v-byte blocks
         size = v * -(-len(data) // v)
         return (data * (size // len(data) + 1))[:size] if data else b""
 
+    def h(data: bytes) -> bytes:
+        return make(data, usedforsecurity=not legacy).digest()
+
     i_block = bytearray(fill(salt) + fill(pw))
     out = b""
     while len(out) < size:
-        # SHA-1 because the file format says so (reading old files, not protecting new ones).
-        a = hashlib.sha1(bytes([purpose]) * v + bytes(i_block), usedforsecurity=False).digest()
+        a = h(bytes([purpose]) * v + bytes(i_block))
         for _ in range(rounds - 1):
-            a = hashlib.sha1(a, usedforsecurity=False).digest()
+            a = h(a)
         out += a
         b = int.from_bytes((a * (v // u + 1))[:v], "big")
         for j in range(0, len(i_block), v):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+import shutil
+import subprocess
 import warnings
 from datetime import timedelta
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from sqlalchemy import func, select
@@ -835,3 +838,97 @@ def test_a_name_whose_64th_byte_splits_a_letter_still_downloads_as_pkcs12(admin_
     loaded = pkcs12.load_pkcs12(resp.data, b"download-1")
     assert loaded.cert.certificate == cert
     assert loaded.cert.friendly_name == ("Zoe" + "é" * 30).encode()
+
+
+def test_a_downloaded_pkcs12_is_as_costly_to_guess_through_its_mac_as_through_its_key(
+    admin_client,
+):
+    """The MAC is keyed from the same password as the key's encryption: the library made it in
+    OpenSSL's default 2,048 rounds, so a password was guessed through the MAC 25 times faster
+    than the 50,000 rounds of the key's encryption promised. The file still opens, in
+    ``cryptography`` and in OpenSSL 3 without -legacy, with a password outside ASCII too."""
+    row, key, cert, pki = _import_p12(admin_client)
+    password = "pässwört-1 😀"
+    resp = admin_client.post(
+        f"/certificates/{row.id}/pkcs12", data={"password": password, "password2": password}
+    )
+    assert resp.status_code == 200
+    mac = kdfcost.parse(resp.data).child(2)
+    assert mac.child(0).child(0).child(0).oid() == "2.16.840.1.101.3.4.2.1"  # SHA-256
+    assert mac.child(2).integer() == 50_000  # as many as the key's encryption
+    assert len(mac.child(1).value) == 16  # its salt
+    loaded = pkcs12.load_pkcs12(resp.data, password.encode())
+    assert loaded.cert.certificate == cert and loaded.key.private_numbers() == key.private_numbers()
+    assert loaded.cert.friendly_name == b"shop.example.com"
+    assert [c.certificate for c in loaded.additional_certs] == pki.chain
+    with pytest.raises(ValueError):
+        pkcs12.load_pkcs12(resp.data, b"wrong password")
+    if shutil.which("openssl") is None:  # the command-line tool, where installed, opens it too
+        return
+    opened = subprocess.run(
+        ["openssl", "pkcs12", "-info", "-nokeys", "-passin", f"pass:{password}"],
+        input=resp.data,
+        capture_output=True,
+        check=True,
+    )
+    assert b"MAC: sha256, Iteration 50000" in opened.stderr
+    assert b"friendlyName: shop.example.com" in opened.stdout
+    wrong = ["openssl", "pkcs12", "-info", "-nokeys", "-passin", "pass:wrong password"]
+    assert subprocess.run(wrong, input=resp.data, capture_output=True).returncode != 0
+
+
+def test_a_long_wildcard_name_downloads_with_every_extension_whole(admin_client):
+    """A wildcard's file name spells the star out ("wildcard."), so a common name of 64
+    characters, the most a certificate holds, makes a stem of 71: with ".fullchain.pem" the name
+    went over the bound it was cut to, and the file was saved as "....example.com.fullch"."""
+    cn = "*." + "a" * 50 + ".example.com"
+    assert len(cn) == 64
+    row, *_ = _import_p12(admin_client, cn=cn, sans=[cn])
+    stem = "wildcard." + "a" * 50 + ".example.com"
+
+    def name(resp) -> str:
+        assert resp.status_code == 200
+        found = re.fullmatch(r'attachment; filename="([^"]+)"', resp.headers["Content-Disposition"])
+        return found.group(1)
+
+    for fmt, ext in [
+        ("pem", "pem"),
+        ("der", "cer"),
+        ("chain", "chain.pem"),
+        ("fullchain", "fullchain.pem"),
+        ("p7b", "p7b"),
+    ]:
+        assert name(admin_client.get(f"/certificates/{row.id}/download/{fmt}")) == f"{stem}.{ext}"
+    password = {"password": "download-1", "password2": "download-1"}
+    for fmt, ext in [("pkcs12", "p12"), ("pkcs8", "key.pem")]:
+        resp = admin_client.post(f"/certificates/{row.id}/pkcs12", data={"format": fmt, **password})
+        assert name(resp) == f"{stem}.{ext}"
+
+
+def test_a_chain_that_starts_with_the_certificate_itself_is_stored_without_it(admin_client, user):
+    """ECS's chainCerts starts with the end-entity certificate; written with other line breaks
+    than endEntityCert, it went into the certificate's own chain: the chain download (issuers
+    only) began with the certificate, the full chain held it twice, and so did the PKCS#12."""
+    pki = MiniPki()
+    crlf = lambda c: pem(c).decode().replace("\n", "\r\n")  # noqa: E731
+    _, one = pki.leaf("one.example.com")
+    _, two = pki.leaf("two.example.com")
+    row, created = service.add_certificate(
+        pem(one).decode(),
+        [crlf(one), crlf(pki.intermediate)],
+        source="entrust",
+        actor=user["admin"],
+    )
+    assert created
+    added = service.add_for_orders(
+        [(None, pem(two).decode(), [crlf(two), crlf(pki.intermediate)])],
+        source="entrust_import",
+        actor=user["admin"],
+    )
+    db.session.commit()
+    for cert_id, cert in [(row.id, one), (added[0].certificate.id, two)]:
+        get = lambda fmt, i=cert_id: admin_client.get(f"/certificates/{i}/download/{fmt}").data  # noqa: E731
+        assert x509.load_pem_x509_certificates(get("chain")) == [pki.intermediate]
+        assert x509.load_pem_x509_certificates(get("fullchain")) == [cert, pki.intermediate]
+        assert set(pkcs7.load_pem_pkcs7_certificates(get("p7b"))) == {cert, pki.intermediate}
+        assert len(pkcs7.load_pem_pkcs7_certificates(get("p7b"))) == 2

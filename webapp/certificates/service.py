@@ -153,6 +153,14 @@ def _record_added(row: Certificate, actor, with_key: bool) -> None:
     )
 
 
+def _issuers_of(cert, chain: list) -> list:
+    """``chain`` without ``cert`` itself: a CA's chain that starts with the end-entity
+    certificate (ECS's chainCerts does) written otherwise than the certificate (other line
+    breaks, say) would otherwise store it in its own chain, and every download of the chain would
+    hold it again."""
+    return [c for c in chain if c != cert]
+
+
 def add_certificate(
     pem,
     chain_pems=(),
@@ -180,7 +188,7 @@ def add_certificate(
     if source not in SOURCES:
         raise ValueError(f"unknown certificate source {source!r}")
     cert = _as_cert(pem)
-    chain = [_as_cert(c) for c in chain_pems or ()]
+    chain = _issuers_of(cert, [_as_cert(c) for c in chain_pems or ()])
     info = pki.describe_certificate(cert)
 
     key_row = None
@@ -310,18 +318,19 @@ def add_for_orders(items, *, source: str, actor, batch_event: dict | None = None
         raise ValueError(f"unknown certificate source {source!r}")
     out = [Added(None, False)] * len(items)
     parsed = []  # (position, order id, certificate, info, chain PEM)
-    chains: dict[tuple, str] = {}  # the same chain comes with every certificate of one CA
+    chains: dict[tuple, list] = {}  # the same chain comes with every certificate of one CA
     for i, (order_id, pem, chain_pems) in enumerate(items):
         try:
             cert = _as_cert(pem)
             info = pki.describe_certificate(cert)
             chain_key = tuple(chain_pems or ())
             if chain_key not in chains:
-                chains[chain_key] = "".join(pki.cert_pem(_as_cert(c)) for c in chain_key)
+                chains[chain_key] = [(c, pki.cert_pem(c)) for c in map(_as_cert, chain_key)]
         except PkiError as exc:
             out[i] = Added(None, False, str(exc))
             continue
-        parsed.append((i, order_id, cert, info, chains[chain_key]))
+        chain_pem = "".join(text for c, text in chains[chain_key] if c != cert)
+        parsed.append((i, order_id, cert, info, chain_pem))
     if not parsed:
         return out
     fingerprints = list({p[3].fingerprint_sha256 for p in parsed})
