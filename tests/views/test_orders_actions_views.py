@@ -608,7 +608,10 @@ def test_approve_and_suspend_through_the_page_with_each_result(admin_client, lin
     db.session.expire_all()
     assert db.session.get(Order, queued.id).status == "ACTIVE"
     resp = admin_client.post("/entrust/status?action=suspend", data={"order": [active.id]})
-    assert "Suspended; Entrust says SUSPENDED." in _text(resp)
+    page = _text(resp)
+    assert "Suspended; Entrust says SUSPENDED." in page
+    # The heading says what was done, with no count of none.
+    assert "Suspend: 1 done.</h2>" in page and "0 refused" not in page
 
 
 def test_revoke_through_the_pages_then_the_offer_to_delete_the_certificate(
