@@ -1,9 +1,9 @@
 """In a real browser against `certdesk serve` and the sandbox, a reader of the Key Manager Plus
-guide finds its names where they look: SSL > Entrust and SSL > Certificates in the menu, the
-credential form and Test Login, the Organizations, Domains and Products tabs with their Sync, the
-orders' actions (More > Import Existing Orders, Revoke Certificate, Delete), the import's
-exclusions and where its certificates land, an order's actions and their pages, and the Order
-Certificate form's fields."""
+guide finds its names where they look: where to start on an empty install, SSL > Entrust and
+SSL > Certificates in the menu, the credential form and Test Login, the Organizations, Domains and
+Products tabs with their Sync, the orders' actions (More > Import Existing Orders, Revoke
+Certificate, Delete), the import's exclusions and where its certificates land, an order's actions
+and their pages, and the Order Certificate form's fields."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def _open_ssl(page, entry: str) -> None:
 def test_the_guides_labels_are_where_a_reader_looks(page, live_server, sandbox):
     sandbox.seed(certificates=20, seed=6)
     login(page, live_server, "admin")
+
+    # An empty install: SSL > Entrust says where to start, and its link leads there.
+    _open_ssl(page, "Entrust")
+    start = page.locator("#orders-empty #no-credential")
+    expect(start).to_contain_text("Link your Entrust account in SSL › Entrust › Manage first.")
+    start.get_by_role("link", name="SSL › Entrust › Manage").click()
+    page.wait_for_url(live_server.url + "/entrust/manage/")
 
     # SSL > Entrust > Manage: the credential's fields, Test Login and Save.
     _open_ssl(page, "Entrust › Manage")

@@ -626,7 +626,12 @@ def test_approve_and_suspend_through_the_page_with_each_result(admin_client, lin
     db.session.expire_all()
     assert db.session.get(Order, queued.id).status == "ACTIVE"
     resp = admin_client.post("/entrust/status?action=suspend", data={"order": [active.id]})
-    assert "Suspended; Entrust says SUSPENDED." in _text(resp)
+    page = _text(resp)
+    assert "Suspended; Entrust says SUSPENDED." in page
+    # The heading says what was done, with no count of none.
+    assert "Suspend: 1 done.</h2>" in page and "0 refused" not in page
+    held = _text(admin_client.get(f"/entrust/{active.id}")).split('id="order-certificate"')[1]
+    assert '<span class="badge warn">Suspended</span>' in held.split("</p>")[0]
 
 
 def test_revoke_through_the_pages_then_the_offer_to_delete_the_certificate(
@@ -646,7 +651,11 @@ def test_revoke_through_the_pages_then_the_offer_to_delete_the_certificate(
     assert f'action="/certificates/{cert.id}/delete"' in page and "data-confirm" in page
     db.session.refresh(cert)
     assert cert.revoked_at is not None
-    assert "REVOKED" in _text(admin_client.get(f"/entrust/{row.id}"))
+    page = _text(admin_client.get(f"/entrust/{row.id}"))
+    assert "REVOKED" in page
+    # The order's certificate says so too, where the order page shows it.
+    held = page.split('id="order-certificate"')[1].split("</p>")[0]
+    assert '<span class="badge bad">Revoked</span>' in held
 
 
 def test_reissue_through_the_form_reminds_to_deploy(operator_client, linked, user):

@@ -311,7 +311,7 @@ def test_the_order_form_without_a_credential_says_what_to_do(operator_client):
     assert "no enabled Entrust credential" in page
 
 
-@pytest.mark.parametrize("path", ["/entrust/new", "/entrust/import"])
+@pytest.mark.parametrize("path", ["/entrust/new", "/entrust/import", "/entrust/"])
 def test_without_an_enabled_credential_each_role_is_told_what_to_do(
     admin_client, operator_client, user, sandbox, path
 ):

@@ -124,9 +124,11 @@ class Result:
 
 
 def _summary(counts: dict[str, int]) -> str:
-    return (
-        f"{counts['done']} done, {counts['refused']} refused, {counts['failed']} could not be done."
-    )
+    """What an action did, in words and without counts of none: "1 done.", "2 done, 1 refused.",
+    "1 could not be done."."""
+    words = {"done": "done", "refused": "refused", "failed": "could not be done"}
+    parts = [f"{counts[key]:,} {said}" for key, said in words.items() if counts[key]]
+    return (", ".join(parts) or "no order") + "."
 
 
 def selected(order_ids, limit: int = MAX_SELECTED) -> list[Order]:

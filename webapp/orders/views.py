@@ -117,6 +117,9 @@ def index():
     ticked = set(validation.ids(request.args.getlist("order"), limit=MAX_TICKED))
     job_id = request.args.get("job", type=int)
     job = jobs.get(job_id) if job_id else None
+    # No orders, and no credential to import or order with: the list says to link one first
+    # (or to enable one), not to follow links that lead there.
+    unlinked = not result.items and not checks.usable_credentials()
     return htmx.render(
         "orders/index.html",
         block="results",
@@ -129,6 +132,8 @@ def index():
         now=now,
         here=url_for("orders.index", **args, **place),
         ticked=ticked,
+        unlinked=unlinked,
+        disabled=checks.disabled_credentials() if unlinked else [],
     )
 
 
