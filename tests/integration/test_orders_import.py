@@ -268,6 +268,11 @@ def test_an_import_stopped_by_a_fault_carries_on_where_it_stopped(env, user, san
     assert stopped_at in (100, 150, 200)
     assert f"stopped while reading orders at {stopped_at}" in first.error
     assert "carry on" in first.error and _count(Order) > 0
+    # Said once: "Start the import again later", not "Try again later. Start the import again".
+    assert "Try again later" not in first.error, first.error
+    assert "Start the import again later to carry on from there." in first.error
+    assert re.search(r"So far: [\d,]+ new, ", first.error), first.error
+    assert " 0 updated" not in first.error and " 0 failed" not in first.error  # counts of none
     sandbox.clear_faults()
     sandbox.clear_requests()
     second = _import(user, env)

@@ -313,6 +313,20 @@ def test_scheduled_sync_runs_every_enabled_credential(app, user, seeded):
     assert pending_b.verification_status == "INITIAL_VERIFICATION"
 
 
+def test_a_failed_sync_of_one_tab_names_what_it_synced(app, user, seeded):
+    cred, job = _add(user, seeded)
+    assert job.state == "succeeded", job.error
+    seeded.faults([{"kind": "http_503", "path": "/enterprise/v2/domains"}])
+    try:
+        job = _sync(user, cred, kinds=("domains",))
+    finally:
+        seeded.clear_faults()
+    assert job.state == "failed"
+    assert job.error.startswith("Sync of Sandbox's domains failed; nothing was changed."), job.error
+    db.session.refresh(cred)
+    assert cred.last_sync_error == job.error
+
+
 def _sync_jobs(cred_id: int) -> list[Job]:
     db.session.expire_all()
     return [

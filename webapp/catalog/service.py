@@ -269,8 +269,10 @@ def sync_credential(ctx, cred: EcsCredential, kinds, actor, step=None, total=Non
             fetched = _fetch(ctx, client, cred, kinds, step, total)
     except errors.EcsError as exc:
         db.session.rollback()
+        # A tab's Sync names its kind: "Sync of Sandbox's domains failed".
+        what = cred.name if set(kinds) >= set(KINDS) else f"{cred.name}'s {' and '.join(kinds)}"
         message = (
-            f"Sync of {cred.name} failed; nothing was changed. "
+            f"Sync of {what} failed; nothing was changed. "
             f"{wording.describe(exc, cred.base_url, cred.has_client_cert)}"
         )
         log.warning("catalog sync of credential %s failed: %r", cred.id, exc)

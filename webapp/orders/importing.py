@@ -673,12 +673,18 @@ def _not_fetched(state: dict, order_id: int, exc: CaError) -> None:
 
 
 def _summary(counts: dict) -> str:
+    """The counts in words, without those of none (the job's card lists every count):
+    "3 new, 2 skipped; 3 certificates added"."""
     parts = [
-        f"{counts.get(k, 0):,} {k}" for k in ("new", "updated", "unchanged", "skipped", "failed")
+        f"{counts[k]:,} {k}"
+        for k in ("new", "updated", "unchanged", "skipped", "failed")
+        if counts.get(k)
     ]
     if counts.get("taken_over"):
         parts.append(f"{counts['taken_over']:,} taken over from a deleted credential")
-    return ", ".join(parts) + "; " + records.certificates_added(counts["certificates"])
+    return (
+        (", ".join(parts) or "no order") + "; " + records.certificates_added(counts["certificates"])
+    )
 
 
 def _elsewhere_text(held_by: dict) -> str:
@@ -708,18 +714,27 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     db.session.rollback()
     ctx.save_checkpoint(state)
     started = state["phase"] != "orders" or state["offset"] > 0
-    then = "start the import again" + (" to carry on from there" if started else "") + "."
+    said = str(exc)
+    # "Try again later." and then "Start the import again.": one piece of advice, said once.
+    later = said.endswith(" Try again later.")
+    said = said.removesuffix(" Try again later.")
+    then = (
+        "start the import again"
+        + (" later" if later else "")
+        + (" to carry on from there" if started else "")
+        + "."
+    )
     if isinstance(exc, NotAllowed):  # a wrong key or user, or rights the account lacks
         then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
     else:
         then = then[0].upper() + then[1:]
     if started:
         message = (
-            f"Import of {cred.name} stopped while {what}: {exc} So far: "
+            f"Import of {cred.name} stopped while {what}: {said} So far: "
             f"{_summary(state['counts'])}. {then}"
         )
     else:
-        message = f"Import of {cred.name} could not read the order list: {exc} {then}"
+        message = f"Import of {cred.name} could not read the order list: {said} {then}"
     audit.record(
         "order.import",
         actor=actor,
