@@ -76,3 +76,42 @@ def test_a_sorted_columns_arrow_is_hidden_from_screen_readers_which_hear_aria_so
     html = admin_client.get("/entrust/?sort=status&dir=desc").get_data(as_text=True)
     th = html.split('<th aria-sort="descending">')[1].split("</th>")[0]
     assert th.endswith('>Status <span aria-hidden="true">▼</span></a>')
+
+
+def test_no_page_gives_two_elements_the_same_id(app, user, admin_client):
+    """A label, aria-describedby or a fragment link finds the element by its id: each id once on
+    a page, with the rows that repeat (an order's certificates, say) filled in."""
+    from collections import Counter
+
+    from tests.helpers import make_order
+    from tests.unit.certs.factory import MiniPki
+    from webapp.certificates import service as certificates
+    from webapp.extensions import db
+
+    order = make_order("5000200", common_name="twice.example.com")
+    made = []
+    for _ in range(2):  # a reissue kept beside its original, say
+        _, cert = MiniPki().leaf("twice.example.com")
+        row, _ = certificates.add_certificate(cert, actor=user["admin"])
+        row.order_id = order.id
+        made.append(row)
+    db.session.commit()
+    for url in (
+        "/",
+        "/certificates/",
+        f"/certificates/{made[0].id}",
+        "/csrs/",
+        "/entrust/",
+        f"/entrust/{order.id}",
+        "/entrust/new",
+        "/entrust/import",
+        "/entrust/manage/",
+        "/entrust/manage/domains",
+        "/admin/users/",
+        "/admin/audit/",
+        "/admin/settings/",
+        "/jobs/",
+    ):
+        html = admin_client.get(url).get_data(as_text=True)
+        ids = Counter(re.findall(r'\sid="([^"]+)"', html))
+        assert not [i for i, n in ids.items() if n > 1], url
