@@ -966,3 +966,35 @@ def test_a_certificate_without_a_chain_has_no_chain_file_to_download(admin_clien
     loaded = pkcs12.load_pkcs12(resp.data, b"download-1")
     assert loaded.cert.certificate == cert and loaded.additional_certs == []
 
+
+def test_a_name_outside_ascii_downloads_under_a_name_that_reads(admin_client):
+    """Letters outside ASCII were each made "_": ünï.example.com was saved as
+    "_n_.example.com.pem". A host name is offered in its xn-- form, as certificates hold it; any
+    other name as it reads (RFC 6266 filename*), with an ASCII one beside it, both still without
+    the quotes a header's file name must not hold."""
+
+    def disposition(resp) -> str:
+        assert resp.status_code == 200
+        return resp.headers["Content-Disposition"]
+
+    pki = MiniPki()
+    host = _import_p12(admin_client, pki, cn="ünï.example.com", sans=["www.example.com"])[0]
+    host_pem = admin_client.get(f"/certificates/{host.id}/download/pem")
+    assert disposition(host_pem) == 'attachment; filename="xn--n-nga1b.example.com.pem"'
+    assert "ünï.example.com".encode("idna") == b"xn--n-nga1b.example.com"
+    resp = admin_client.post(
+        f"/certificates/{host.id}/pkcs12",
+        data={"format": "pkcs8", "password": "download-1", "password2": "download-1"},
+    )
+    assert disposition(resp) == 'attachment; filename="xn--n-nga1b.example.com.key.pem"'
+    wild = _import_p12(admin_client, pki, cn="*.bücher.example", sans=["*.xn--bcher-kva.example"])
+    resp = admin_client.get(f"/certificates/{wild[0].id}/download/fullchain")
+    assert (
+        disposition(resp) == 'attachment; filename="wildcard.xn--bcher-kva.example.fullchain.pem"'
+    )
+    named = _import_p12(admin_client, pki, cn='Zoé "Müller" GmbH', sans=["zoe.example.com"])[0]
+    resp = admin_client.get(f"/certificates/{named.id}/download/der")
+    assert disposition(resp) == (
+        'attachment; filename="Zo___M_ller__GmbH.cer"; '
+        "filename*=UTF-8''Zo%C3%A9__M%C3%BCller__GmbH.cer"
+    )
