@@ -60,14 +60,16 @@ def test_every_download_arrives_whole(live_server):
 
 
 def test_a_certificate_named_in_another_script_downloads(live_server):
-    # A header holds Latin-1 only: the file name offered is made of ASCII, whatever the name.
+    # A header holds Latin-1 only: an internationalised host name is offered in its xn-- form.
     http = signed_in(live_server, "admin")
     t = MiniPki()
     key, cert = t.leaf("例え.example.com", ["www.example.com"])
     base = _imported(live_server, http, key, cert, t.chain)
     pem = http.get(f"{base}/download/pem", timeout=60)
     assert pem.status_code == 200 and x509.load_pem_x509_certificate(pem.content) == cert
-    assert pem.headers["Content-Disposition"] == 'attachment; filename="__.example.com.pem"'
+    assert (
+        pem.headers["Content-Disposition"] == 'attachment; filename="xn--r8jz45g.example.com.pem"'
+    )
     bundle = http.post(
         f"{base}/pkcs12",
         data={"format": "pkcs12", "password": "export-pw-1", "password2": "export-pw-1"},

@@ -932,3 +932,69 @@ def test_a_chain_that_starts_with_the_certificate_itself_is_stored_without_it(ad
         assert x509.load_pem_x509_certificates(get("fullchain")) == [cert, pki.intermediate]
         assert set(pkcs7.load_pem_pkcs7_certificates(get("p7b"))) == {cert, pki.intermediate}
         assert len(pkcs7.load_pem_pkcs7_certificates(get("p7b"))) == 2
+
+
+def test_a_certificate_without_a_chain_has_no_chain_file_to_download(admin_client):
+    """Its page offers no chain download; the address opened directly answered an empty
+    ".chain.pem" (200). It is a 404 saying why, and audits nothing; the full chain, PKCS#7 and
+    PKCS#12 still hold the certificate itself."""
+    pki = MiniPki()
+    key, cert = pki.leaf("alone.example.com")
+    resp = _upload(
+        admin_client, ("alone.p12", p12(key, cert, [], P12_PASSWORD)), password=P12_PASSWORD
+    )
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    row = db.session.execute(select(Certificate)).scalar_one()
+    assert row.chain_pem == ""
+    assert 'id="dl-chain"' not in admin_client.get(f"/certificates/{row.id}").get_data(as_text=True)
+    events = _count(AuditEvent)
+    resp = admin_client.get(f"/certificates/{row.id}/download/chain")
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 404 and "Content-Disposition" not in resp.headers
+    assert "404 · Not found" in body and "No chain certificates are stored with this" in body
+    resp = admin_client.get(f"/certificates/{row.id}/download/chain", headers=HTMX)
+    assert resp.status_code == 404 and "no chain file to download" in resp.get_data(as_text=True)
+    assert _count(AuditEvent) == events
+    fullchain = admin_client.get(f"/certificates/{row.id}/download/fullchain")
+    assert fullchain.status_code == 200 and fullchain.data == pem(cert)
+    p7 = admin_client.get(f"/certificates/{row.id}/download/p7b")
+    assert p7.status_code == 200 and pkcs7.load_pem_pkcs7_certificates(p7.data) == [cert]
+    resp = admin_client.post(
+        f"/certificates/{row.id}/pkcs12", data={"password": "download-1", "password2": "download-1"}
+    )
+    assert resp.status_code == 200
+    loaded = pkcs12.load_pkcs12(resp.data, b"download-1")
+    assert loaded.cert.certificate == cert and loaded.additional_certs == []
+
+
+def test_a_name_outside_ascii_downloads_under_a_name_that_reads(admin_client):
+    """Letters outside ASCII were each made "_": ünï.example.com was saved as
+    "_n_.example.com.pem". A host name is offered in its xn-- form, as certificates hold it; any
+    other name as it reads (RFC 6266 filename*), with an ASCII one beside it, both still without
+    the quotes a header's file name must not hold."""
+
+    def disposition(resp) -> str:
+        assert resp.status_code == 200
+        return resp.headers["Content-Disposition"]
+
+    pki = MiniPki()
+    host = _import_p12(admin_client, pki, cn="ünï.example.com", sans=["www.example.com"])[0]
+    host_pem = admin_client.get(f"/certificates/{host.id}/download/pem")
+    assert disposition(host_pem) == 'attachment; filename="xn--n-nga1b.example.com.pem"'
+    assert "ünï.example.com".encode("idna") == b"xn--n-nga1b.example.com"
+    resp = admin_client.post(
+        f"/certificates/{host.id}/pkcs12",
+        data={"format": "pkcs8", "password": "download-1", "password2": "download-1"},
+    )
+    assert disposition(resp) == 'attachment; filename="xn--n-nga1b.example.com.key.pem"'
+    wild = _import_p12(admin_client, pki, cn="*.bücher.example", sans=["*.xn--bcher-kva.example"])
+    resp = admin_client.get(f"/certificates/{wild[0].id}/download/fullchain")
+    assert (
+        disposition(resp) == 'attachment; filename="wildcard.xn--bcher-kva.example.fullchain.pem"'
+    )
+    named = _import_p12(admin_client, pki, cn='Zoé "Müller" GmbH', sans=["zoe.example.com"])[0]
+    resp = admin_client.get(f"/certificates/{named.id}/download/der")
+    assert disposition(resp) == (
+        'attachment; filename="Zo___M_ller__GmbH.cer"; '
+        "filename*=UTF-8''Zo%C3%A9__M%C3%BCller__GmbH.cer"
+    )

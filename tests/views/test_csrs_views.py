@@ -467,3 +467,34 @@ def test_deleting_the_csr_of_an_order_in_flight_keeps_the_key_its_certificate_ne
     cert = db.session.execute(select(Certificate)).scalar_one()
     assert cert.order_id == order.id and cert.private_key_id == key_id
     assert db.session.get(Order, order.id).private_key_id == key_id
+
+
+def test_a_csr_named_outside_ascii_downloads_under_a_name_that_reads(admin_client):
+    """A CSR for ünï.example.com was saved as "_n_.example.com.csr": a host name is offered in
+    its xn-- form, any other name as it reads (RFC 6266 filename*) beside an ASCII one."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    def imported(cn: str) -> Csr:
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("www.example.com")]), critical=False
+            )
+            .sign(ec_key(), hashes.SHA256())
+        )
+        text = csr.public_bytes(serialization.Encoding.PEM).decode()
+        assert admin_client.post("/csrs/import", data={"csr_text": text}).status_code == 303
+        return db.session.execute(select(Csr).where(Csr.common_name == cn)).scalar_one()
+
+    resp = admin_client.get(f"/csrs/{imported('ünï.example.com').id}/csr.pem")
+    assert resp.status_code == 200
+    assert (
+        resp.headers["Content-Disposition"] == 'attachment; filename="xn--n-nga1b.example.com.csr"'
+    )
+    resp = admin_client.get(f"/csrs/{imported('Jürgen Müller').id}/csr.pem")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Disposition"] == (
+        "attachment; filename=\"J_rgen_M_ller.csr\"; filename*=UTF-8''J%C3%BCrgen_M%C3%BCller.csr"
+    )

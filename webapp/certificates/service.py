@@ -837,11 +837,15 @@ def file_stem(cert: Certificate) -> str:
     return safe_name(cert.common_name, f"certificate-{cert.id}")
 
 
-def export(cert: Certificate, fmt: str) -> tuple[bytes, str, str]:
-    """(body, mimetype, filename) for a public download format; raises KeyError for others."""
+def export(cert: Certificate, fmt: str) -> tuple[bytes, str, str] | None:
+    """(body, mimetype, filename) for a public download format; raises KeyError for others.
+    None when the file would be empty: the chain of a certificate stored without one (its full
+    chain and PKCS#7 still hold the certificate itself)."""
     mimetype, ext = FORMATS[fmt]
     leaf = pki.load_pem_list(cert.pem)
     chain = pki.load_pem_list(cert.chain_pem)
+    if fmt == "chain" and not chain:
+        return None
     if fmt == "pem":
         body = cert.pem.encode()
     elif fmt == "der":

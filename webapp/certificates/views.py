@@ -162,7 +162,14 @@ def download(cert_id: int, fmt: str):
     row = _cert_or_404(cert_id)
     if fmt not in service.FORMATS:
         abort(404)
-    return attachment(*service.export(row, fmt))
+    f = service.export(row, fmt)
+    if f is None:
+        abort(
+            404,
+            description="No chain certificates are stored with this certificate, so there is no "
+            "chain file to download. The certificate alone is its PEM download.",
+        )
+    return attachment(*f)
 
 
 @bp.post("/<int:cert_id>/pkcs12")
