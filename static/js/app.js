@@ -174,11 +174,12 @@
   // A part of the page that polls (hx-trigger="every 2s": the jobs list while a job runs) stops
   // asking once a request of it has failed, rather than failing again every two seconds and
   // saying so each time in the banner; reloading the page starts it again.
+  function polls(elt) {
+    return !!(elt && elt.getAttribute && /\bevery\b/.test(elt.getAttribute("hx-trigger") || ""));
+  }
   function stopPolling(ev) {
     var elt = ev.detail && ev.detail.elt;
-    if (elt && elt.getAttribute && /\bevery\b/.test(elt.getAttribute("hx-trigger") || "")) {
-      elt.dataset.pollStopped = "1";
-    }
+    if (polls(elt)) elt.dataset.pollStopped = "1";
   }
   document.addEventListener("htmx:sendError", stopPolling);
   document.addEventListener("htmx:responseError", stopPolling);
@@ -324,6 +325,9 @@
     var paged = pagedList(ev.detail);
     keepFocus(paged);
     showTop(paged);
-    if (root !== document) announce(root);
+    // A part that refreshes itself (the jobs list every 2 seconds while a job runs) is not read
+    // out each time: only what the user asked for is.
+    var config = ev.detail.requestConfig;
+    if (root !== document && !(config && polls(config.elt))) announce(root);
   });
 })();
