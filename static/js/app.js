@@ -222,10 +222,19 @@
   });
 
   // A form sent back with errors puts the focus on its first wrong field (unless the page
-  // chose a field itself with autofocus), so the keyboard and a screen reader start there.
+  // chose a field itself with autofocus), so the keyboard and a screen reader start there. An
+  // error of the whole form (a change made meanwhile, an action Entrust refused) that no field
+  // shows has the focus itself, rather than leaving it at the top of the navigation (not a
+  // message a page always shows, such as an order's own: data-standing).
+  var FORM_ERROR = "main #form-error, main .field-error[role=alert]:not([data-standing])";
+
   function focusFirstError() {
     if (document.querySelector("main [autofocus]")) return;
     var wrong = document.querySelector("main [aria-invalid='true']");
+    if (!wrong) {
+      wrong = document.querySelector(FORM_ERROR);
+      if (wrong && !wrong.hasAttribute("tabindex")) wrong.setAttribute("tabindex", "-1");
+    }
     if (wrong) wrong.focus();
   }
 

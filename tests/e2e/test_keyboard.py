@@ -130,6 +130,33 @@ def test_the_jobs_list_refreshing_itself_keeps_the_focus_and_is_not_read_out(
         sandbox.clear_faults()
 
 
+def test_an_error_of_the_whole_form_has_the_focus_when_no_field_shows_it(
+    page, live_server, sandbox
+):
+    sandbox.seed(certificates=2, seed=6)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/entrust/import")
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
+    page.goto(live_server.url + "/entrust/")
+    order = page.locator("#orders-table tbody td a").first.get_attribute("href")
+
+    # The same order's Delete, open in two tabs: deleted in the other one first.
+    other = page.context.new_page()
+    for tab in (page, other):
+        tab.goto(live_server.url + order + "/delete")
+        tab.get_by_label(re.compile("Delete this order from CertDesk")).check()
+    other.get_by_role("button", name="Delete from CertDesk").click()
+    other.wait_for_url(live_server.url + "/entrust/")
+    other.close()
+
+    page.get_by_role("button", name="Delete from CertDesk").click()
+    error = page.get_by_role("alert").filter(has_text="None of the selected orders exists")
+    expect(error).to_be_visible()
+    expect(error).to_be_focused()
+
+
 def _contrast(a: list[float], b: list[float]) -> float:
     def luminance(rgb):
         c = [v / 255 for v in rgb]
