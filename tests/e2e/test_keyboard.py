@@ -221,3 +221,16 @@ def test_the_first_tab_offers_to_skip_the_navigation(page, live_server):
     page.keyboard.press("Tab")
     inside = page.evaluate("() => document.querySelector('main').contains(document.activeElement)")
     assert inside
+
+
+def test_audit_dates_the_wrong_way_round_are_read_out_with_the_empty_list(page, live_server):
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/admin/audit/")
+    page.get_by_label("From").fill("2026-12-05")
+    page.get_by_label("To").fill("2026-12-01")
+    _press(page, page.get_by_role("button", name="Filter"))
+    expect(page).to_have_url(re.compile(r"since=2026-12-05"))
+    expect(page.locator("#announcer")).to_have_text(
+        "From (2026-12-05) is after To (2026-12-01), so no event can match: swap the two dates. "
+        "No rows."
+    )
