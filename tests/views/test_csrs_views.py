@@ -467,3 +467,14 @@ def test_deleting_the_csr_of_an_order_in_flight_keeps_the_key_its_certificate_ne
     cert = db.session.execute(select(Certificate)).scalar_one()
     assert cert.order_id == order.id and cert.private_key_id == key_id
     assert db.session.get(Order, order.id).private_key_id == key_id
+
+
+def test_a_format_refused_for_a_key_download_is_tied_to_its_field(admin_client):
+    assert _create(admin_client).status_code == 303
+    row = db.session.execute(db.select(Csr)).scalar_one()
+    data = {"format": "jks", "password": "long enough one", "password2": "long enough one"}
+    resp = admin_client.post(f"/csrs/{row.id}/key", data=data)
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert '<select name="format" aria-invalid="true" aria-describedby="format-error">' in body
+    assert re.search(r'<small class="field-error" id="format-error">[^<]+</small>', body)
