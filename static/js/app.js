@@ -174,11 +174,12 @@
   // A part of the page that polls (hx-trigger="every 2s": the jobs list while a job runs) stops
   // asking once a request of it has failed, rather than failing again every two seconds and
   // saying so each time in the banner; reloading the page starts it again.
+  function polls(elt) {
+    return !!(elt && elt.getAttribute && /\bevery\b/.test(elt.getAttribute("hx-trigger") || ""));
+  }
   function stopPolling(ev) {
     var elt = ev.detail && ev.detail.elt;
-    if (elt && elt.getAttribute && /\bevery\b/.test(elt.getAttribute("hx-trigger") || "")) {
-      elt.dataset.pollStopped = "1";
-    }
+    if (polls(elt)) elt.dataset.pollStopped = "1";
   }
   document.addEventListener("htmx:sendError", stopPolling);
   document.addEventListener("htmx:responseError", stopPolling);
@@ -221,10 +222,19 @@
   });
 
   // A form sent back with errors puts the focus on its first wrong field (unless the page
-  // chose a field itself with autofocus), so the keyboard and a screen reader start there.
+  // chose a field itself with autofocus), so the keyboard and a screen reader start there. An
+  // error of the whole form (a change made meanwhile, an action Entrust refused) that no field
+  // shows has the focus itself, rather than leaving it at the top of the navigation (not a
+  // message a page always shows, such as an order's own: data-standing).
+  var FORM_ERROR = "main #form-error, main .field-error[role=alert]:not([data-standing])";
+
   function focusFirstError() {
     if (document.querySelector("main [autofocus]")) return;
     var wrong = document.querySelector("main [aria-invalid='true']");
+    if (!wrong) {
+      wrong = document.querySelector(FORM_ERROR);
+      if (wrong && !wrong.hasAttribute("tabindex")) wrong.setAttribute("tabindex", "-1");
+    }
     if (wrong) wrong.focus();
   }
 
@@ -324,6 +334,9 @@
     var paged = pagedList(ev.detail);
     keepFocus(paged);
     showTop(paged);
-    if (root !== document) announce(root);
+    // A part that refreshes itself (the jobs list every 2 seconds while a job runs) is not read
+    // out each time: only what the user asked for is.
+    var config = ev.detail.requestConfig;
+    if (root !== document && !(config && polls(config.elt))) announce(root);
   });
 })();

@@ -283,3 +283,16 @@ def test_a_running_check_is_followed_and_not_started_twice(admin_client):
     again = admin_client.post("/admin/audit/verify", headers=HTMX).get_data(as_text=True)
     assert f"already running (job {job.id})" in again and "Verifying" in again
     assert _chain_events() == []
+
+
+def test_a_running_checks_progress_bar_is_named_by_what_it_shows(admin_client):
+    from webapp.jobs import service as jobs
+    from webapp.trailcheck import service as chaincheck
+
+    _events(1)
+    job = jobs.queue(chaincheck.JOB_KIND, "Verify the audit trail")
+    db.session.commit()
+    frag = admin_client.get(f"/admin/audit/check?job={job.id}", headers=HTMX).get_data(as_text=True)
+    bar = re.search(r"<progress[^>]*>", frag).group(0)
+    named = re.search(r'aria-labelledby="([\w-]+)"', bar).group(1)
+    assert re.search(rf'<small id="{named}">Verifying the audit trail', frag)

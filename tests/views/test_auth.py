@@ -235,6 +235,13 @@ def test_an_administrator_sees_and_clears_slowed_sign_ins(app, admin_client):
         _try(app, "operator", "guess guess guess", ATTACKER)
     page = admin_client.get("/admin/users/").get_data(as_text=True)
     assert 'id="throttled-table"' in page and ATTACKER["REMOTE_ADDR"] in page
+    # Each header has a name, and each row's button says which sign-ins it lets through.
+    table = page.split('id="throttled-table"')[1].split("</table>")[0]
+    assert "<th></th>" not in table
+    assert (
+        'Let it sign in now<span class="visually-hidden">: operator from '
+        f"{ATTACKER['REMOTE_ADDR']}</span></button>"
+    ) in table
     resp = admin_client.post(
         "/admin/users/throttle/clear",
         data={"username": "operator", "address": ATTACKER["REMOTE_ADDR"]},

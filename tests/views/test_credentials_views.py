@@ -850,3 +850,15 @@ def test_a_second_click_on_add_the_sandbox_credential_adds_none(app, sandbox):
         select(AuditEvent).where(AuditEvent.action == "credential.create")
     ).scalars()
     assert len(list(created)) == 1
+
+
+def test_why_admin_rights_were_cleared_describes_their_box(admin_client, user, sandbox):
+    cred = link_sandbox(user, sandbox)
+    page = admin_client.get(f"/entrust/manage/credentials/{cred.id}").get_data(as_text=True)
+    assert 'id="is_admin-note"' not in page and 'aria-describedby="is_admin-note"' not in page
+    cred.admin_note = "Entrust refused an approval: this API user has no administrator rights."
+    db.session.commit()
+    page = admin_client.get(f"/entrust/manage/credentials/{cred.id}").get_data(as_text=True)
+    box = re.search(r'<input id="is_admin"[^>]*>', page).group(0)
+    assert 'aria-describedby="is_admin-note"' in box
+    assert '<small class="field-error" id="is_admin-note">Entrust refused an approval' in page

@@ -498,3 +498,14 @@ def test_a_csr_named_outside_ascii_downloads_under_a_name_that_reads(admin_clien
     assert resp.headers["Content-Disposition"] == (
         "attachment; filename=\"J_rgen_M_ller.csr\"; filename*=UTF-8''J%C3%BCrgen_M%C3%BCller.csr"
     )
+
+
+def test_a_format_refused_for_a_key_download_is_tied_to_its_field(admin_client):
+    assert _create(admin_client).status_code == 303
+    row = db.session.execute(db.select(Csr)).scalar_one()
+    data = {"format": "jks", "password": "long enough one", "password2": "long enough one"}
+    resp = admin_client.post(f"/csrs/{row.id}/key", data=data)
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert '<select name="format" aria-invalid="true" aria-describedby="format-error">' in body
+    assert re.search(r'<small class="field-error" id="format-error">[^<]+</small>', body)

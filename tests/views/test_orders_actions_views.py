@@ -483,6 +483,16 @@ def test_revoke_asks_a_reason_then_names_the_certificate_and_says_it_cannot_be_u
     assert operator_client.get(f"/entrust/{row.id}/revoke").status_code == 403
 
 
+def test_revokes_question_has_the_focus_when_the_page_comes_back_to_ask(admin_client, orders):
+    row = orders["active"]
+    first = _text(admin_client.get(f"/entrust/{row.id}/revoke"))
+    assert "autofocus" not in first
+    data = {"order": row.id, "step": "confirm", "reason": "unspecified"}
+    page = _text(admin_client.post("/entrust/revoke", data=data))
+    assert page.count("autofocus") == 1
+    assert re.search(r'<article [^>]*id="revoke-confirm"[^>]* tabindex="-1" autofocus>', page)
+
+
 def test_revoke_and_status_pages_lead_back_where_they_were_opened(admin_client, orders):
     row = orders["active"]
     back = f'<a href="/entrust/{row.id}">&larr; Back to the order</a>'
