@@ -103,8 +103,9 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
     from webapp.jobs import service as jobs
 
     app = current_app._get_current_object()
-    _upgrade_database()
-    # The port first: one another program holds is said in a line, before "serving on" is.
+    # The port first: one another program holds is said in a line, before "serving on" is, and
+    # before the database is migrated (a CertDesk still serving there, an older version whose
+    # upgrade is under way, keeps the schema it knows).
     sock = server = None
     try:
         if workers > 1:
@@ -118,6 +119,11 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         hint = "; stop what uses it, or choose another --port" if in_use else ""
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise click.ClickException(f"cannot listen on {host}:{port}: {reason}{hint}") from exc
+    try:
+        _upgrade_database()
+    except BaseException:
+        (server or sock).close()
+        raise
     token = auth.issue_setup_token()
     shown_host = _shown_host(host, app.config.get("TRUSTED_HOSTS"))
     click.echo(f"CertDesk is serving on http://{shown_host}:{port}/")
