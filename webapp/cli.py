@@ -306,9 +306,32 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
+from flask_migrate.cli import db as _migrations  # noqa: E402
+from flask_migrate.cli import upgrade as _migrations_upgrade  # noqa: E402
+
+
+@click.command("upgrade", params=_migrations_upgrade.params)
+def db_upgrade(**options) -> None:
+    """Upgrade to a later version (serve does it on start)."""
+    from webapp import paths
+
+    _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    _migrations_upgrade.callback(**options)
+
+
+# Flask-Migrate's `db` commands, its `upgrade` saying what to do with a database a newer CertDesk
+# migrated, as serve does, instead of Alembic's "Can't locate revision".
+db_group = click.Group(
+    "db",
+    params=_migrations.params,
+    callback=_migrations.callback,
+    help=_migrations.help,
+    commands={**_migrations.commands, "upgrade": db_upgrade},
+)
+
 from entrust_sandbox.cli import sandbox  # noqa: E402  (the one place webapp touches the sandbox)
 
-COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, sandbox]
+COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, db_group, sandbox]
 
 
 def _make_app(*_args):

@@ -108,3 +108,27 @@ def test_rotating_on_a_database_not_yet_upgraded_is_refused(tmp_path):
     assert "db upgrade first" in ran.stderr
     assert (instance / "master.key").read_bytes() == key
     assert not (instance / "master.key.next").exists()
+
+
+def test_upgrading_by_hand_a_database_a_newer_version_migrated_says_what_to_do(tmp_path):
+    """`certdesk db upgrade` (the README's way to migrate by hand) on a database a newer CertDesk
+    migrated says what serve says, with what to do, not Alembic's "Can't locate revision"."""
+    import sqlite3
+
+    instance = tmp_path / "instance"
+    done = run_certdesk(instance, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(instance / "certdesk.db") as conn:
+        conn.execute("update alembic_version set version_num = '0099_from_the_future'")
+    ran = run_certdesk(instance, "db", "upgrade")
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr and "Can't locate" not in ran.stderr, ran.stderr
+    assert ran.stderr.strip().splitlines()[-1] == (
+        "Error: the database is at migration 0099_from_the_future, which this version of "
+        "CertDesk does not know: a newer version migrated it. Run that version, or stop, restore "
+        "the backup made before the upgrade (see Upgrading in the README) and start this one on it."
+    )
+    with sqlite3.connect(instance / "certdesk.db") as conn:
+        assert conn.execute("select version_num from alembic_version").fetchall() == [
+            ("0099_from_the_future",)
+        ]
