@@ -189,6 +189,22 @@ def create_admin(username: str) -> None:
     from webapp.auth import service as auth
 
     _upgrade_database()
+    from_env = bool(os.environ.get("CERTDESK_ADMIN_PASSWORD"))
+
+    def refused(exc: auth.UserError) -> click.ClickException:
+        # The form's words name no field here: say which of the two was refused, and whence.
+        whose = {
+            "username": f"the user name {username!r}",
+            "password": "the password of CERTDESK_ADMIN_PASSWORD" if from_env else "the password",
+        }.get(exc.field)
+        return click.ClickException(f"{whose}: {exc}" if whose else str(exc))
+
+    try:  # the name first: a password typed twice for a name refused is typed for nothing
+        auth.validate_username(username)
+    except auth.UserError as exc:
+        raise refused(exc) from exc
+    if auth.by_username(username) is not None:
+        raise click.ClickException(f"the user name {username!r} is taken: choose another")
     try:
         password = os.environ.get("CERTDESK_ADMIN_PASSWORD") or click.prompt(
             "Password", hide_input=True, confirmation_prompt=True
@@ -200,7 +216,7 @@ def create_admin(username: str) -> None:
     try:
         user = auth.create_user(None, username, password, "admin")
     except auth.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise refused(exc) from exc
     click.echo(f"Administrator {user.username} created.")
 
 
