@@ -19,11 +19,22 @@ from webapp import create_app
 
 def _upgrade_database() -> None:
     from flask_migrate import upgrade
+    from sqlalchemy.exc import DBAPIError
 
     from webapp import _init_secretbox, paths
 
     _refuse_a_newer_database(paths.MIGRATIONS_DIR)
-    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    try:
+        upgrade(directory=str(paths.MIGRATIONS_DIR))
+    except DBAPIError as exc:
+        # A step the database refused: the schema is not the one that step expects (changed by
+        # hand, or left part-way by an upgrade an older CertDesk ran outside a transaction).
+        raise click.ClickException(
+            f"the database could not be migrated to this version: {exc.orig} (in: "
+            f"{' '.join(str(exc.statement).split())[:200]}). Nothing of this upgrade was kept; "
+            "restore the backup made before the upgrade (see Upgrading in the README) and "
+            "start again on it."
+        ) from exc
     _init_secretbox(current_app)  # writes the master-key check on a fresh database
 
 
