@@ -45,6 +45,11 @@ def run_migrations_online():
             # The pragma only takes effect outside a transaction: before Alembic begins one.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+            # The SQLite driver begins no transaction before a CREATE, DROP or ALTER: each would
+            # stand alone, and an upgrade cut short (stopped, killed, a step failing) would leave
+            # the schema between two versions, a table dropped and its rebuilt copy not yet in its
+            # place. One transaction, begun here, holds the whole upgrade: all of it or none.
+            connection.exec_driver_sql("BEGIN")
         applied = []  # the steps run (none at most starts: the check below reads every row)
         conf_args["on_version_apply"] = (
             *conf_args.get("on_version_apply", ()),
@@ -58,6 +63,12 @@ def run_migrations_online():
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if broken:
                         raise RuntimeError(f"the migration broke references: {broken[:10]}")
+            if sqlite:
+                connection.commit()
+        except BaseException:
+            if sqlite:
+                connection.rollback()
+            raise
         finally:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")

@@ -19,11 +19,22 @@ from webapp import create_app
 
 def _upgrade_database() -> None:
     from flask_migrate import upgrade
+    from sqlalchemy.exc import DBAPIError
 
     from webapp import _init_secretbox, paths
 
     _refuse_a_newer_database(paths.MIGRATIONS_DIR)
-    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    try:
+        upgrade(directory=str(paths.MIGRATIONS_DIR))
+    except DBAPIError as exc:
+        # A step the database refused: the schema is not the one that step expects (changed by
+        # hand, or left part-way by an upgrade an older CertDesk ran outside a transaction).
+        raise click.ClickException(
+            f"the database could not be migrated to this version: {exc.orig} (in: "
+            f"{' '.join(str(exc.statement).split())[:200]}). Nothing of this upgrade was kept; "
+            "restore the backup made before the upgrade (see Upgrading in the README) and "
+            "start again on it."
+        ) from exc
     _init_secretbox(current_app)  # writes the master-key check on a fresh database
 
 
@@ -103,8 +114,9 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
     from webapp.jobs import service as jobs
 
     app = current_app._get_current_object()
-    _upgrade_database()
-    # The port first: one another program holds is said in a line, before "serving on" is.
+    # The port first: one another program holds is said in a line, before "serving on" is, and
+    # before the database is migrated (a CertDesk still serving there, an older version whose
+    # upgrade is under way, keeps the schema it knows).
     sock = server = None
     try:
         if workers > 1:
@@ -118,6 +130,11 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         hint = "; stop what uses it, or choose another --port" if in_use else ""
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise click.ClickException(f"cannot listen on {host}:{port}: {reason}{hint}") from exc
+    try:
+        _upgrade_database()
+    except BaseException:
+        (server or sock).close()
+        raise
     token = auth.issue_setup_token()
     shown_host = _shown_host(host, app.config.get("TRUSTED_HOSTS"))
     click.echo(f"CertDesk is serving on http://{shown_host}:{port}/")
@@ -183,6 +200,22 @@ def create_admin(username: str) -> None:
     from webapp.auth import service as auth
 
     _upgrade_database()
+    from_env = bool(os.environ.get("CERTDESK_ADMIN_PASSWORD"))
+
+    def refused(exc: auth.UserError) -> click.ClickException:
+        # The form's words name no field here: say which of the two was refused, and whence.
+        whose = {
+            "username": f"the user name {username!r}",
+            "password": "the password of CERTDESK_ADMIN_PASSWORD" if from_env else "the password",
+        }.get(exc.field)
+        return click.ClickException(f"{whose}: {exc}" if whose else str(exc))
+
+    try:  # the name first: a password typed twice for a name refused is typed for nothing
+        auth.validate_username(username)
+    except auth.UserError as exc:
+        raise refused(exc) from exc
+    if auth.by_username(username) is not None:
+        raise click.ClickException(f"the user name {username!r} is taken: choose another")
     try:
         password = os.environ.get("CERTDESK_ADMIN_PASSWORD") or click.prompt(
             "Password", hide_input=True, confirmation_prompt=True
@@ -194,7 +227,7 @@ def create_admin(username: str) -> None:
     try:
         user = auth.create_user(None, username, password, "admin")
     except auth.UserError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise refused(exc) from exc
     click.echo(f"Administrator {user.username} created.")
 
 
@@ -300,9 +333,32 @@ def audit_verify() -> None:
         sys.exit(1)
 
 
+from flask_migrate.cli import db as _migrations  # noqa: E402
+from flask_migrate.cli import upgrade as _migrations_upgrade  # noqa: E402
+
+
+@click.command("upgrade", params=_migrations_upgrade.params)
+def db_upgrade(**options) -> None:
+    """Upgrade to a later version (serve does it on start)."""
+    from webapp import paths
+
+    _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    _migrations_upgrade.callback(**options)
+
+
+# Flask-Migrate's `db` commands, its `upgrade` saying what to do with a database a newer CertDesk
+# migrated, as serve does, instead of Alembic's "Can't locate revision".
+db_group = click.Group(
+    "db",
+    params=_migrations.params,
+    callback=_migrations.callback,
+    help=_migrations.help,
+    commands={**_migrations.commands, "upgrade": db_upgrade},
+)
+
 from entrust_sandbox.cli import sandbox  # noqa: E402  (the one place webapp touches the sandbox)
 
-COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, sandbox]
+COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, db_group, sandbox]
 
 
 def _make_app(*_args):

@@ -150,11 +150,28 @@ def check(config) -> None:
         config["TRUSTED_HOSTS"] = list(hosts)
 
 
+# The fewest characters a session key file may hold (CertDesk makes one of 64). A shorter one (a
+# file emptied by a full disk, or cut short by a bad restore) would sign every session and CSRF
+# token and key the fingerprints of mistyped sign-in names with next to no secret, or, empty,
+# fail every page; it stops the start instead.
+SECRET_KEY_LEAST = 32
+
+
 def _instance_secret(path: Path) -> str:
     """The session-signing key, made once per install and kept in the instance folder (0600)."""
     if not path.exists():
         privatefile.create_once(path, secrets.token_urlsafe(48))  # the first of several workers
-    return path.read_text().strip()
+    try:
+        key = path.read_text().strip()
+    except UnicodeDecodeError:
+        key = None
+    if key is None or len(key) < SECRET_KEY_LEAST:
+        what = "is no text" if key is None else f"holds {len(key)} characters"
+        raise ConfigError(
+            f"the session key {path} {what}, not a key of at least {SECRET_KEY_LEAST}: restore "
+            "it from a backup, or remove it to have a new one made (everyone signs in again)"
+        )
+    return key
 
 
 # Files of the instance folder that hold secrets or what protects them. The master key is not

@@ -55,11 +55,22 @@ def _indented(text: str) -> str:
     return "\n".join("    " + escape(line) for line in text.rstrip("\n").split("\n"))
 
 
+# What Alembic says each time it looks at the database (every start and every command, whether or
+# not there is anything to migrate): which dialect, and that DDL is not transactional, which
+# migrations/env.py makes untrue on SQLite. Its "Running upgrade" lines stay.
+_ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
+
+
+def _not_alembic_chatter(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith(_ALEMBIC_CHATTER))
+
+
 def install(level: str | int = "INFO") -> None:
     """Escape every record from now on; give the root logger CertDesk's handler when it has
     none yet (as logging.basicConfig would). Safe to call more than once."""
     if logging.getLogRecordFactory() is logging.LogRecord:
         logging.setLogRecordFactory(SafeRecord)
+    logging.getLogger("alembic.runtime.migration").addFilter(_not_alembic_chatter)  # once
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)

@@ -67,3 +67,18 @@ def test_a_log_level_in_lower_case_is_taken(tmp_path):
     )
     assert ran.returncode == 0, ran
     assert "Traceback" not in ran.stderr and " INFO " not in ran.stderr, ran.stderr
+
+
+def test_a_command_with_nothing_to_migrate_logs_nothing_at_info(tmp_path):
+    """A daily `certdesk audit verify` (or any start) writes no line of Alembic's about the
+    dialect and its DDL (the latter untrue on SQLite, whose upgrade is one transaction); the
+    migrations that run are still named, one line each."""
+    instance = tmp_path / "instance"
+    made = run_certdesk(instance, "db", "upgrade", timeout=120)
+    assert made.returncode == 0, made
+    assert "Running upgrade  -> 0001_foundation" in made.stderr, made.stderr
+    assert "Context impl" not in made.stderr and "DDL" not in made.stderr, made.stderr
+    ran = run_certdesk(instance, "audit", "verify")
+    assert ran.returncode == 0, ran
+    assert ran.stderr == "", ran.stderr
+    assert ran.stdout == "Audit trail intact: 0 events verified.\n"

@@ -108,3 +108,64 @@ def test_rotating_on_a_database_not_yet_upgraded_is_refused(tmp_path):
     assert "db upgrade first" in ran.stderr
     assert (instance / "master.key").read_bytes() == key
     assert not (instance / "master.key.next").exists()
+
+
+def test_upgrading_by_hand_a_database_a_newer_version_migrated_says_what_to_do(tmp_path):
+    """`certdesk db upgrade` (the README's way to migrate by hand) on a database a newer CertDesk
+    migrated says what serve says, with what to do, not Alembic's "Can't locate revision"."""
+    import sqlite3
+
+    instance = tmp_path / "instance"
+    done = run_certdesk(instance, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(instance / "certdesk.db") as conn:
+        conn.execute("update alembic_version set version_num = '0099_from_the_future'")
+    ran = run_certdesk(instance, "db", "upgrade")
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr and "Can't locate" not in ran.stderr, ran.stderr
+    assert ran.stderr.strip().splitlines()[-1] == (
+        "Error: the database is at migration 0099_from_the_future, which this version of "
+        "CertDesk does not know: a newer version migrated it. Run that version, or stop, restore "
+        "the backup made before the upgrade (see Upgrading in the README) and start this one on it."
+    )
+    with sqlite3.connect(instance / "certdesk.db") as conn:
+        assert conn.execute("select version_num from alembic_version").fetchall() == [
+            ("0099_from_the_future",)
+        ]
+
+
+@pytest.mark.parametrize("command", [["serve"], ["create-admin", "ops-lead"]])
+def test_a_migration_step_the_database_refuses_is_said_in_a_line_and_kept_nothing(
+    tmp_path, command
+):
+    """A database whose schema is not the one a migration expects (a column there already, as an
+    upgrade an older CertDesk ran part-way outside a transaction left it): the start stops with a
+    line saying what to do, nothing of the upgrade kept, instead of a traceback or a bare
+    "duplicate column name"."""
+    import sqlite3
+
+    instance = tmp_path / "instance"
+    done = run_certdesk(instance, "db", "upgrade", "0020_no_pickup_links", timeout=120)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(instance / "certdesk.db") as conn:  # 0021's third step, done already
+        conn.execute("ALTER TABLE ecs_credential ADD COLUMN last_sync_failed_kinds TEXT")
+    ran = run_certdesk(instance, *command, CERTDESK_ADMIN_PASSWORD="a long enough password")
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "Error: the database could not be migrated to this version: duplicate column name: "
+        "last_sync_failed_kinds (in: ALTER TABLE ecs_credential ADD COLUMN "
+    ), last
+    assert last.endswith(
+        "Nothing of this upgrade was kept; restore the backup made before the upgrade (see "
+        "Upgrading in the README) and start again on it."
+    ), last
+    assert "serving on" not in ran.stdout.lower(), ran.stdout
+    with sqlite3.connect(instance / "certdesk.db") as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(ecs_credential)")}
+        assert "login_changed_at" not in columns
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            ("0020_no_pickup_links",)
+        ]
+        assert conn.execute('SELECT count(*) FROM "user"').fetchone() == (0,)

@@ -17,7 +17,14 @@ import pytest
 import requests
 
 from tests.helpers import PASSWORD
-from tests.live import csrf_token, free_port, start_server, stop_server, wait_healthy
+from tests.live import (
+    csrf_token,
+    free_port,
+    run_certdesk,
+    start_server,
+    stop_server,
+    wait_healthy,
+)
 
 
 def _mode(path: Path) -> int:
@@ -139,3 +146,27 @@ def test_a_stopped_certdesk_leaves_everything_in_certdesk_db(tmp_path, workers):
     shutil.copyfile(instance / "certdesk.db", copy)  # the file alone, as the README says
     with contextlib.closing(sqlite3.connect(copy)) as conn:
         assert conn.execute("select username from user").fetchall() == [("keeper",)]
+
+
+@pytest.mark.parametrize("held", [b"", b"\n", b"short-key\n", b"\xff\xfe\x00garbled"])
+@pytest.mark.parametrize("command", [["serve"], ["audit", "verify"]])
+def test_a_session_key_file_emptied_or_cut_short_stops_the_start_in_a_line(tmp_path, held, command):
+    """A session key file left empty (a full disk) or cut short (a bad restore) would sign
+    sessions and CSRF tokens with next to no secret, or, empty, fail every page with a 500: the
+    start stops, saying what to do, and leaves the file and the database as they were."""
+    instance = tmp_path / "instance"
+    made = run_certdesk(instance, "db", "upgrade")
+    assert made.returncode == 0, made
+    (instance / "secret_key").write_bytes(held)
+    database = (instance / "certdesk.db").read_bytes()
+    ran = run_certdesk(instance, *command, timeout=30)
+    assert ran.returncode == 2, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert (
+        f"CertDesk cannot start: the session key {instance / 'secret_key'} "
+        in ran.stderr.strip().splitlines()[-1]
+    ), ran.stderr
+    assert "restore it from a backup, or remove it to have a new one made" in ran.stderr
+    assert "serving on" not in ran.stdout.lower(), ran.stdout
+    assert (instance / "secret_key").read_bytes() == held
+    assert (instance / "certdesk.db").read_bytes() == database

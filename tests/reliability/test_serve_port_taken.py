@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,45 @@ def test_a_port_in_use_is_named_without_a_traceback(tmp_path, workers):
     ) in ran.stderr
     assert "serving on" not in ran.stdout.lower(), ran.stdout
     assert "setup?token=" not in ran.stdout, ran.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_leaves_the_database_unmigrated(tmp_path, workers):
+    """An upgraded CertDesk started while the old one still serves on its port is refused before
+    it migrates: the old one goes on with the schema it knows."""
+    from alembic.script import ScriptDirectory
+
+    from webapp import paths
+
+    older = ScriptDirectory(str(paths.MIGRATIONS_DIR)).get_current_head()
+    older = ScriptDirectory(str(paths.MIGRATIONS_DIR)).get_revision(older).down_revision
+    env = dict(os.environ, CERTDESK_INSTANCE=str(tmp_path / "instance"))
+    made = subprocess.run(
+        [sys.executable, "-m", "webapp", "db", "upgrade", older],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = subprocess.run(
+            [sys.executable, "-m", "webapp", "serve", "--port", str(port), "--workers", workers],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert ran.returncode == 1, ran
+    assert "Address already in use" in ran.stderr, ran.stderr
+    assert "Running upgrade" not in ran.stderr, ran.stderr
+    with sqlite3.connect(tmp_path / "instance" / "certdesk.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(older,)]
 
 
 @pytest.mark.parametrize(

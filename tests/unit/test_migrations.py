@@ -556,3 +556,26 @@ def test_entrust_pickup_links_kept_before_0020_are_removed(app):
         {"trackingId": 2, "org": "pickupUrl Ltd"},
     ]
     assert _drift() == []
+
+
+def test_an_upgrade_cut_short_leaves_the_schema_as_it_was(app):
+    """A step that fails part-way through a migration (as one stopped or killed would) undoes the
+    steps before it, on SQLite as on PostgreSQL: the next start finds the schema of the version
+    before, not one between two versions that no migration can take further."""
+    import sqlalchemy as sa
+
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0020_no_pickup_links")
+    with db.engine.begin() as conn:  # 0021's third step will fail: its first two have run then
+        conn.execute(sa.text("ALTER TABLE ecs_credential ADD COLUMN last_sync_failed_kinds TEXT"))
+    with pytest.raises(sa.exc.DBAPIError, match="last_sync_failed_kinds"):
+        upgrade(directory=str(paths.MIGRATIONS_DIR))
+    db.engine.dispose()
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("ecs_credential")}
+    assert "login_changed_at" not in columns and "last_sync_failed_at" not in columns
+    with db.engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == (
+            "0020_no_pickup_links"
+        )
+        conn.execute(sa.text("ALTER TABLE ecs_credential DROP COLUMN last_sync_failed_kinds"))
+    upgrade(directory=str(paths.MIGRATIONS_DIR))  # the cause put right, the upgrade goes through
+    assert _drift() == []

@@ -632,6 +632,31 @@ def test_create_admin_command(empty_app, monkeypatch):
     assert auth.by_username("scheduler") is None
 
 
+def test_create_admin_says_which_of_name_and_password_it_refused(empty_app, monkeypatch):
+    monkeypatch.setenv("CERTDESK_ADMIN_PASSWORD", "short")
+    result = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"])
+    assert result.exit_code == 1
+    assert "Error: the password of CERTDESK_ADMIN_PASSWORD: Use at least 10 characters." in (
+        result.output
+    )
+    monkeypatch.delenv("CERTDESK_ADMIN_PASSWORD")
+    typed = empty_app.test_cli_runner().invoke(
+        args=["create-admin", "ops-lead"], input="aaaaaaaaaaaa\naaaaaaaaaaaa\n"
+    )
+    assert typed.exit_code == 1
+    assert "Error: the password: That password is among the first" in typed.output
+    named = empty_app.test_cli_runner().invoke(args=["create-admin", "ops/lead"])
+    assert named.exit_code == 1
+    assert "Error: the user name 'ops/lead': Use 1-64 letters, digits" in named.output
+    assert "Password" not in named.output  # refused before a password is asked for
+    assert auth.by_username("ops-lead") is None
+    auth.create_user(None, "ops-lead", "a long enough password", "admin")
+    taken = empty_app.test_cli_runner().invoke(args=["create-admin", "OPS-lead"])
+    assert taken.exit_code == 1
+    assert "Error: the user name 'OPS-lead' is taken: choose another" in taken.output
+    assert "Password" not in taken.output
+
+
 def test_create_admin_without_a_terminal_or_a_password_says_what_to_do(empty_app, monkeypatch):
     monkeypatch.delenv("CERTDESK_ADMIN_PASSWORD", raising=False)
     result = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"], input="")
