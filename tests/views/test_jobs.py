@@ -125,6 +125,24 @@ def test_a_running_jobs_progress_bar_is_named_by_its_title_and_described_by_its_
     assert " ".join(step.split()) == "3 of 10 (30%) reading orders"
 
 
+def test_a_running_jobs_card_is_busy_so_its_live_region_reads_it_once_it_ends(app, operator_client):
+    """The card is swapped every 700 ms inside a polite live region (a sync's, an import's): busy
+    while it runs, it is not read out again at each swap, and read once when it has ended."""
+    job = Job(kind="test", title="Sync of Sandbox", state="running", progress=1, total=3)
+    db.session.add(job)
+    db.session.commit()
+    card = re.search(r"<article[^>]*>", _fragment(operator_client, job)).group(0)
+    assert 'aria-busy="true"' in card
+    job.state, job.message = "succeeded", "Synced."
+    db.session.commit()
+    card = re.search(r"<article[^>]*>", _fragment(operator_client, job)).group(0)
+    assert "aria-busy" not in card and 'class="job job-succeeded"' in card
+
+
+def _fragment(client, job) -> str:
+    return client.get(f"/jobs/{job.id}", headers=HTMX).get_data(as_text=True)
+
+
 def test_the_list_names_each_job_as_its_card_does_and_refreshes_while_one_runs(
     app, operator_client
 ):
