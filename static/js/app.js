@@ -228,12 +228,17 @@
   // message a page always shows, such as an order's own: data-standing).
   var FORM_ERROR = "main #form-error, main .field-error[role=alert]:not([data-standing])";
 
+  // Failing those, the message an action left for the page it led to ("Settings saved.",
+  // "CSR deleted."): read first, rather than the page again from its navigation.
+  var FLASHED = "main > .flash[data-flashed]";
+
   function focusFirstError() {
     if (document.querySelector("main [autofocus]")) return;
     var wrong = document.querySelector("main [aria-invalid='true']");
-    if (!wrong) {
-      wrong = document.querySelector(FORM_ERROR);
-      if (wrong && !wrong.hasAttribute("tabindex")) wrong.setAttribute("tabindex", "-1");
+    if (!wrong) wrong = document.querySelector(FORM_ERROR) || document.querySelector(FLASHED);
+    if (wrong && !wrong.matches("input, select, textarea, button, a[href]") &&
+        !wrong.hasAttribute("tabindex")) {
+      wrong.setAttribute("tabindex", "-1");
     }
     if (wrong) wrong.focus();
   }

@@ -234,3 +234,16 @@ def test_audit_dates_the_wrong_way_round_are_read_out_with_the_empty_list(page, 
         "From (2026-12-05) is after To (2026-12-01), so no event can match: swap the two dates. "
         "No rows."
     )
+
+
+def test_the_message_an_action_leaves_on_the_next_page_has_the_focus(page, live_server):
+    """Saved, the settings page loads again with "Settings saved.": a screen reader starts there,
+    not at the navigation; a page loaded with no message leaves the focus alone."""
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/admin/settings/")
+    expect(page.locator("main > .flash")).to_have_count(0)
+    assert page.evaluate("document.activeElement === document.body")
+    page.get_by_role("button", name="Save settings").click()
+    message = page.locator("main > .flash")
+    expect(message).to_have_count(1)
+    expect(message).to_be_focused()
