@@ -74,7 +74,19 @@
     }
     if (message && !window.confirm(message)) ev.preventDefault();
     sendOnce(ev);
+    forgetPasswords(ev);
   }, true);
+
+  // A download form (data-resend) stays on the page once its file is saved: the password that
+  // protects the file is not left in its fields for whoever uses the screen next. Emptied once
+  // the form is sent (its fields are read as it is), so the next download asks for it again.
+  function forgetPasswords(ev) {
+    var form = ev.target;
+    if (ev.defaultPrevented || !form.hasAttribute("data-resend")) return;
+    window.setTimeout(function () {
+      form.querySelectorAll("input[type=password]").forEach(function (input) { input.value = ""; });
+    }, 0);
+  }
 
   // A form sent the ordinary way (not by htmx) is sent once: another click or Enter while the
   // page waits for the answer does nothing, and the button used says it is busy. (CertDesk also

@@ -78,14 +78,21 @@ def test_csr_pkcs12_search_download_dashboard(page, live_server, tmp_path):
     ]
 
     # The key as PKCS#12, then as PKCS#8, from the same form: the page stays, and so does the
-    # form's use (a form the page sends is otherwise sent once).
+    # form's use (a form the page sends is otherwise sent once); the password is not left in
+    # its fields once the file is saved.
     form = page.locator("#pkcs12-download")
-    form.get_by_label("Password to protect the file").fill("download-pass-1")
-    form.get_by_label("Repeat password").fill("download-pass-1")
+    password = form.get_by_label("Password to protect the file")
+    again = form.get_by_label("Repeat password")
+    password.fill("download-pass-1")
+    again.fill("download-pass-1")
     with page.expect_download() as d:
         form.get_by_role("button", name="Download with private key").click()
     bundle = pkcs12.load_pkcs12(Path(d.value.path()).read_bytes(), b"download-pass-1")
     assert bundle.cert.certificate == cert
+    expect(password).to_have_value("")
+    expect(again).to_have_value("")
+    password.fill("download-pass-1")
+    again.fill("download-pass-1")
     form.get_by_label("Format").select_option("pkcs8")
     with page.expect_download() as d:
         form.get_by_role("button", name="Download with private key").click()
