@@ -1118,6 +1118,45 @@ def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
     assert chosen.count("<option") == 102  # "Choose a CSR", the chosen one, the newest 100
 
 
+def test_unused_csrs_older_than_a_hundred_used_ones_are_still_offered(
+    operator_client, linked, user
+):
+    """The 100 newest CSRs all used (a certificate holds each one's key): the form and its search
+    still offer the older unused one, rather than "No unused CSRs"."""
+    from sqlalchemy import insert
+
+    from webapp.certificates.models import Certificate
+
+    old = csrs.create_csr(user["operator"], "p256", {"CN": "new7.example.com"}, "")
+    old.created_at = utcnow() - timedelta(days=30)
+    db.session.commit()
+    _csrs_made_since(100)
+    now = utcnow()
+    db.session.execute(
+        insert(Certificate),
+        [
+            {
+                "fingerprint_sha256": f"{i:064x}",
+                "serial_hex": f"{i + 1:x}",
+                "common_name": f"new{i}.example.com",
+                "sans": f"new{i}.example.com",
+                "issuer_cn": "Test CA",
+                "not_before": now - timedelta(days=1),
+                "not_after": now + timedelta(days=90),
+                "public_key_id": f"{i:064x}",  # the key of the CSR made i seconds ago
+                "pem": "(not read)",
+            }
+            for i in range(100)
+        ],
+    )
+    db.session.commit()
+    for url in ("/entrust/new", "/entrust/new?csr_search=new7.example.com&action=choices"):
+        form = operator_client.get(url).get_data(as_text=True)
+        offered = form.split('name="csr_id"')[1].split("</select>")[0]
+        assert f'<option value="{old.id}"' in offered, url
+        assert offered.count("<option") == 2, url  # "Choose a CSR" and the unused one
+
+
 def test_the_search_follows_an_order_s_names_and_forgets_a_deleted_order(auditor_client, orders):
     from sqlalchemy import delete
 

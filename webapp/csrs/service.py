@@ -201,22 +201,20 @@ def get_csr(csr_id: int) -> Csr | None:
     return db.session.get(Csr, csr_id)
 
 
-def recent(limit: int = 100) -> list[Csr]:
-    """The newest CSRs (for choosing one on a form)."""
-    stmt = select(Csr).order_by(Csr.created_at.desc(), Csr.id.desc()).limit(limit)
+def recent(limit: int = 100, offset: int = 0) -> list[Csr]:
+    """The newest CSRs (for choosing one on a form), past the ``offset`` newest."""
+    stmt = select(Csr).order_by(Csr.created_at.desc(), Csr.id.desc()).limit(limit).offset(offset)
     return list(db.session.execute(stmt).scalars())
 
 
-def matching(text: str, limit: int) -> list[Csr]:
-    """The newest ``limit`` CSRs with a name (CN or SAN) that starts or ends with ``text``, found
-    as the CSR list's search finds them (``list_query``): by index ranges when few match, by a
-    walk of the newest testing each when many do. For choosing one on a form."""
+def matching(text: str, limit: int, offset: int = 0) -> list[Csr]:
+    """The newest ``limit`` CSRs (past the ``offset`` newest) with a name (CN or SAN) that starts
+    or ends with ``text``, found as the CSR list's search finds them (``list_query``): by index
+    ranges when few match, by a walk of the newest testing each when many do. For choosing one
+    on a form."""
     stmt = _searched(select(Csr), text.strip().lower())
-    return list(
-        db.session.execute(
-            stmt.order_by(Csr.created_at.desc(), Csr.id.desc()).limit(limit)
-        ).scalars()
-    )
+    stmt = stmt.order_by(Csr.created_at.desc(), Csr.id.desc()).limit(limit).offset(offset)
+    return list(db.session.execute(stmt).scalars())
 
 
 SORTS = {

@@ -123,6 +123,7 @@ FOUND_CHOICES = 50
 # The order forms offer this many of the newest unused CSRs, or of those a search finds.
 LISTED_CSRS = 100
 MAX_CSR_SEARCH = 255  # a name's length; a longer search text is cut
+CSR_BATCHES = 5  # batches of LISTED_CSRS read at most to find that many unused CSRs
 
 
 @dataclass
@@ -271,13 +272,24 @@ def unused_csrs(limit: int = LISTED_CSRS, chosen: int | None = None, search: str
     Certificate opens the form for it, however many CSRs were made since, and a form shown again
     keeps it whatever its search holds."""
     search = search.strip()[:MAX_CSR_SEARCH]
-    recent = csrs.matching(search, limit) if search else csrs.recent(limit)
-    if chosen and all(c.id != chosen for c in recent):
+    unused: list = []
+    # The newest first, a batch at a time, until ``limit`` unused ones: used CSRs among the
+    # newest do not hide older unused ones (up to CSR_BATCHES batches read).
+    for batch in range(CSR_BATCHES):
+        offset = batch * limit
+        found = csrs.matching(search, limit, offset) if search else csrs.recent(limit, offset)
+        in_use = certificates.holding_keys(c.public_key_id for c in found)
+        unused += [c for c in found if c.public_key_id not in in_use]
+        if len(unused) >= limit or len(found) < limit:
+            break
+    unused = unused[:limit]
+    if chosen and all(c.id != chosen for c in unused):
         row = csrs.get_csr(chosen)
-        if row is not None:
-            recent = [row, *recent]
-    in_use = certificates.holding_keys(c.public_key_id for c in recent)
-    return [c for c in recent if c.public_key_id not in in_use]
+        if row is not None and row.public_key_id not in certificates.holding_keys(
+            [row.public_key_id]
+        ):
+            unused = [row, *unused]
+    return unused
 
 
 def usable_credentials() -> list:
