@@ -580,7 +580,8 @@ def test_the_delete_page_names_the_unfinished_jobs_of_the_credential(
         assert "2 background jobs</strong> of this credential (sync, import) have not finished" in (
             text
         )
-        assert "one not started yet will not run" in text
+        assert "one not started yet does nothing for this credential" in text
+        assert "(a sync of several credentials still runs for the others)" in text
         done = admin_client.post(
             f"/entrust/manage/credentials/{cred.id}/delete", data={"confirm": "1"}
         )
