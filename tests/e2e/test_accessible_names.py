@@ -67,20 +67,3 @@ def test_import_and_key_download_fields_are_named_by_their_labels_alone(page, li
     expect(again).to_have_attribute("aria-invalid", "true")
     expect(again).to_have_accessible_name("Repeat password")
     expect(again).to_have_accessible_description(re.compile(r"\S"))
-
-
-def test_order_certificates_required_fields_are_marked_for_the_eye_and_named_by_the_guide(
-    page, live_server, sandbox
-):
-    """ "(required)" shows beside Credential Name, Organization and Product; a screen reader hears
-    "required" from the control itself, and the field's name stays the guide's word."""
-    from tests.e2e.test_orders_flow import _link_sandbox
-
-    login(page, live_server, "admin")
-    _link_sandbox(page, live_server, sandbox)
-    page.goto(live_server.url + "/entrust/new")
-    for name in ("Credential Name", "Organization", "Product"):
-        field = page.get_by_role("combobox", name=name, exact=True)
-        expect(field).to_have_attribute("required", "")
-        label = page.locator(f'label[for="{field.get_attribute("id")}"]')
-        expect(label).to_have_text(f"{name} (required)")
