@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable
 from urllib.parse import quote
 
 from flask import Response, stream_with_context
+
+from webapp import pki
 
 # Characters of a file name made from a name (a common name, say), and of the whole name offered
 # with its extension (".fullchain.pem", ".key.pem": an extension cut off would leave a file that
@@ -15,22 +16,15 @@ from flask import Response, stream_with_context
 STEM_CHARS = 80
 FILE_NAME_CHARS = STEM_CHARS + 20
 
-# A host name in its ASCII form: letters, digits and hyphens in dot-separated labels.
-_HOST = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
-
 
 def _host_name(name: str) -> str | None:
     """``name``'s xn-- form when it is an internationalised host name (``*.`` spelt out as
-    ``wildcard.``), else None."""
-    n = name.lower()
-    wildcard = n.startswith("*.")
+    ``wildcard.``), as ``pki.check_dns_name`` reads one; else None."""
     try:
-        n = n.removeprefix("*.").encode("idna").decode("ascii")
-    except UnicodeError:
+        host = pki.check_dns_name(name)
+    except pki.PkiError:
         return None
-    if not _HOST.match(n):
-        return None
-    return f"wildcard.{n}" if wildcard else n
+    return "wildcard." + host[2:] if host.startswith("*.") else host
 
 
 def _clean(name: str, limit: int) -> str:
