@@ -49,6 +49,9 @@ def test_link_the_sandbox_and_sync(page, live_server, sandbox):
     for action in actions:
         box = action.bounding_box()
         assert box["x"] + box["width"] <= right, (action, box, right)
+        # Read out of the table, "Delete" alone says not which credential: each action keeps
+        # its own name (the guide's words) and is described by the credential's.
+        expect(action).to_have_accessible_description("Sandbox")
 
     page.get_by_role("link", name="Organizations", exact=True).click()
     expect(page.locator("#organizations-table")).to_contain_text("CertDesk Demo Corp")
