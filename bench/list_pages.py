@@ -211,7 +211,7 @@ class Serve:
         env = dict(
             os.environ,
             CERTDESK_INSTANCE=str(instance),
-            CERTDESK_SECRET_KEY="bench-secret",
+            CERTDESK_SECRET_KEY="bench-secret-of-at-least-32-characters",
             DATABASE_URL=f"sqlite:///{instance / 'certdesk.db'}",
             PYTHONUNBUFFERED="1",
         )

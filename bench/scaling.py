@@ -383,7 +383,7 @@ class Server:
         env = dict(
             os.environ,
             CERTDESK_INSTANCE=str(instance),
-            CERTDESK_SECRET_KEY="bench-secret",
+            CERTDESK_SECRET_KEY="bench-secret-of-at-least-32-characters",
             DATABASE_URL=database_url,
             PYTHONUNBUFFERED="1",
         )

@@ -84,7 +84,7 @@ def start_server(instance: Path, extra_env: dict | None = None) -> LiveServer:
     env = dict(
         os.environ,
         CERTDESK_INSTANCE=str(instance),
-        CERTDESK_SECRET_KEY="e2e-secret",
+        CERTDESK_SECRET_KEY="e2e-secret-of-at-least-32-characters",
         PYTHONUNBUFFERED="1",
         **(extra_env or {}),
     )

@@ -72,9 +72,12 @@ def load(app, overrides: dict | None) -> None:
     app.config.from_pyfile("config.py", silent=True)
     for key, raw in os.environ.items():
         if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}INSTANCE":
-            app.config[key[len(ENV_PREFIX) :]] = _coerce(raw)
+            name = key[len(ENV_PREFIX) :]
+            # A key is text whatever it looks like (digits alone would be read as a number).
+            app.config[name] = raw if name == "SECRET_KEY" else _coerce(raw)
     if os.environ.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    _check_given_secret(app.config.get("SECRET_KEY"))
     if overrides:
         app.config.update(overrides)
     check(app.config)
@@ -155,6 +158,25 @@ def check(config) -> None:
 # token and key the fingerprints of mistyped sign-in names with next to no secret, or, empty,
 # fail every page; it stops the start instead.
 SECRET_KEY_LEAST = 32
+
+
+def _check_given_secret(key) -> None:
+    """A session key given in the environment or instance/config.py holds as much secret as the
+    one CertDesk makes itself, or the start stops."""
+    if key in (None, ""):
+        return  # none given: the instance's key file is used
+    where = (
+        f"{ENV_PREFIX}SECRET_KEY"
+        if os.environ.get(f"{ENV_PREFIX}SECRET_KEY")
+        else "SECRET_KEY in instance/config.py"
+    )
+    if not isinstance(key, str | bytes) or len(key) < SECRET_KEY_LEAST:
+        size = f"{len(key)} characters" if isinstance(key, str | bytes) else "no text"
+        raise ConfigError(
+            f"{where} holds {size}, not a key of at least {SECRET_KEY_LEAST}: give a longer "
+            "random one (python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), or "
+            "leave it unset to use the key CertDesk keeps in instance/secret_key"
+        )
 
 
 def _instance_secret(path: Path) -> str:

@@ -4,9 +4,11 @@ and what it takes, instead of a traceback later or a value read as something els
 from __future__ import annotations
 
 import pytest
+from flask_wtf.csrf import generate_csrf
 
 from tests.conftest import make_app
 from tests.live import run_certdesk
+from webapp import create_app
 
 
 @pytest.mark.parametrize(
@@ -82,3 +84,37 @@ def test_a_command_with_nothing_to_migrate_logs_nothing_at_info(tmp_path):
     assert ran.returncode == 0, ran
     assert ran.stderr == "", ran.stderr
     assert ran.stdout == "Audit trail intact: 0 events verified.\n"
+
+
+@pytest.mark.parametrize("command", [["serve"], ["audit", "verify"]])
+def test_a_short_session_key_in_the_environment_stops_the_start_in_a_line(tmp_path, command):
+    """CERTDESK_SECRET_KEY=dev would sign every session and CSRF token with a guessable key: it
+    is held to the length of the key file CertDesk makes, and the start stops, saying what to
+    do, without making a key file or a database."""
+    instance = tmp_path / "instance"
+    ran = run_certdesk(instance, *command, CERTDESK_SECRET_KEY="dev-secret", timeout=30)
+    assert ran.returncode == 2, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "CertDesk cannot start: CERTDESK_SECRET_KEY holds 10 characters, not a key of at least 32"
+    ), ran.stderr
+    assert "dev-secret" not in ran.stderr  # the key itself is never said
+    assert not (instance / "secret_key").exists() and not (instance / "certdesk.db").exists()
+
+
+def test_a_long_session_key_of_digits_alone_signs_sessions_as_text(tmp_path, monkeypatch):
+    """A key of digits alone is still a key: kept as the text given, not read as a number."""
+    key = "1234567890" * 4
+    monkeypatch.setenv("CERTDESK_SECRET_KEY", key)
+    instance = tmp_path / "instance"
+    app = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(instance),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'c.db'}",
+        }
+    )
+    assert app.config["SECRET_KEY"] == key
+    with app.test_request_context():
+        assert generate_csrf()  # a CSRF token is signed with it

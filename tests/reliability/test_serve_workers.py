@@ -42,7 +42,7 @@ class Served:
         self.env = dict(
             os.environ,
             CERTDESK_INSTANCE=str(instance),
-            CERTDESK_SECRET_KEY="workers-secret",
+            CERTDESK_SECRET_KEY="workers-secret-of-at-least-32-characters",
             CERTDESK_SCHEDULER_TICK_SECONDS="1",
             CERTDESK_SCHEDULER_LEASE_SECONDS="4",
             PYTHONUNBUFFERED="1",
