@@ -89,6 +89,8 @@ CERT_SORT = {
     "subjectAltName": "san_text",
     "ou": "ou_key",
 }
+for _name in CUSTOM_FIELD_NAMES:  # a number field's value is a JSON number, so sorts as one
+    CERT_SORT[f"tracking.customFields.{_name}"] = CERT_FILTERS[f"tracking.customFields.{_name}"].sql
 
 DOMAIN_FILTERS = {
     "domainName": Field("domain_name", ("eq", "con"), "lower"),

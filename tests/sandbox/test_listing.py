@@ -212,6 +212,30 @@ def test_sort(api):
     assert_error(api.get("certificates", params={"sort": "trackingId:sideways"}), 400, "sort")
 
 
+def test_custom_fields_sort_like_the_other_tracking_data(api):
+    """The spec lets every field but uri sort; a custom number field sorts as a number."""
+    values = [("9", "b"), ("100", "c"), ("10", "a")]
+    ids = []
+    for number, text in values:
+        tracking = {"customFields": {"number1": number, "text4": text}}
+        response = api.order(tracking=tracking)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["trackingId"])
+
+    def ordered(sort):
+        params = {"trackingId": "in:" + ",".join(map(str, ids)), "sort": sort, "fields": "*"}
+        response = api.get("certificates", params=params)
+        assert response.status_code == 200, response.text
+        assert response.json()["summary"]["sort"] == sort
+        return [i["tracking"]["customFields"] for i in response.json()["certificates"]]
+
+    numbers = [f["number1"] for f in ordered("tracking.customFields.number1:asc")]
+    assert numbers == [9, 10, 100]
+    texts = [f["text4"] for f in ordered("tracking.customFields.text4:desc")]
+    assert texts == ["c", "b", "a"]
+    assert_error(api.get("certificates", params={"sort": "tracking.customFields.text16:asc"}), 400)
+
+
 def test_third_party_and_thumbprint(api):
     items = api.get("certificates", params={"isThirdParty": "true", "fields": "*"}).json()
     item = items["certificates"][0]
