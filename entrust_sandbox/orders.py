@@ -53,6 +53,9 @@ EXPIRING_WITHIN = timedelta(days=90)  # an approved domain this close to its OV 
 EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # P-256, P-384, P-521
 RENEW_MIN_AGE = timedelta(days=30)
 EMAIL_LIMIT = 254  # the longest email address ECS takes
+# One address (the spec's `format: email`): a local part, one @ and a domain, with no space,
+# comma or semicolon, so neither a list written as one string nor a display name.
+_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+")
 TRACKING_LIMITS = {"trackingInfo": 128, "requesterName": 255, "requesterEmail": EMAIL_LIMIT}
 COMMON_NAME_LIMIT = 64  # X.520's upper bound for a CN
 # A host name as a certificate or a domain names it: ASCII labels (an internationalised name in
@@ -125,6 +128,11 @@ def _check_key(public_key) -> None:
         raise bad_request("The key type must be RSA or EC.", "csr")
 
 
+def is_email(text: str) -> bool:
+    """Whether ``text`` is one email address of at most EMAIL_LIMIT characters."""
+    return len(text) <= EMAIL_LIMIT and _EMAIL.fullmatch(text) is not None
+
+
 def _string_list(value, field: str) -> list[str] | None:
     if value is None:
         return None
@@ -156,14 +164,14 @@ def clean_tracking(value, account: dict) -> dict:
             limit = TRACKING_LIMITS.get(key)
             if limit and len(text) > limit:
                 raise bad_request(f"{key} must be at most {limit} characters", f"tracking.{key}")
-            if key == "requesterEmail" and text and "@" not in text:
+            if key == "requesterEmail" and text and not is_email(text):
                 raise bad_request(
                     "requesterEmail is not an email address", "tracking.requesterEmail"
                 )
             out[key] = text
     emails = _string_list(value.get("additionalEmails"), "tracking.additionalEmails")
     for email in emails or ():
-        if "@" not in email or len(email) > EMAIL_LIMIT:
+        if not is_email(email):
             raise bad_request(
                 f"additionalEmails: {email[:60]} is not an email address",
                 "tracking.additionalEmails",
@@ -229,7 +237,7 @@ def _custom_fields(custom: dict, account: dict) -> dict:
             except ValueError:
                 raise bad_request(f"{name} must be a date (YYYY-MM-DD)", field) from None
             continue
-        if name.startswith("email") and "@" not in text:
+        if name.startswith("email") and not is_email(text):
             raise bad_request(f"{name} is not an email address", field)
         if name.startswith("dropdown"):
             if len(text) > DROPDOWN_LIMIT:
@@ -351,7 +359,7 @@ def _check_standard_names(names: list[str]) -> None:
 
 def _check_upn(store, client_id: int, upn) -> None:
     """An S/MIME UPN's domain must be approved for the client."""
-    if not isinstance(upn, str) or upn.count("@") != 1 or len(upn) > 254:
+    if not isinstance(upn, str) or not is_email(upn):
         raise bad_request("upn must be an email address", "upn")
     if _covering_domain(_usable_domains(store, client_id), upn.split("@")[1]) is None:
         raise bad_request(f"The domain of {upn} is not approved for client {client_id}", "upn")
@@ -549,7 +557,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         )
     personal = cert_type in ("SMIME_ENT",) + CDS_TYPES  # named after a person, not a host
     cert_email = _text(body, "certEmail") if personal else None
-    if cert_email is not None and not (cert_email.isascii() and "@" in cert_email):
+    if cert_email is not None and not (cert_email.isascii() and _EMAIL.fullmatch(cert_email)):
         raise bad_request("certEmail must be an email address", "certEmail")
     if cert_email is not None and len(cert_email) > EMAIL_LIMIT:
         raise bad_request(f"certEmail must be at most {EMAIL_LIMIT} characters", "certEmail")
@@ -1260,7 +1268,7 @@ def new_client_fields(body: dict) -> dict:
     friendly = _text(body, "friendlyClientName")
     contact = _text_fields(body, "authContact", CONTACT_FIELDS)
     email = contact.get("emailAddress")
-    if email is not None and ("@" not in email or len(email) > EMAIL_LIMIT):
+    if email is not None and not is_email(email):
         raise bad_request(
             "authContact.emailAddress must be an email address", "authContact.emailAddress"
         )

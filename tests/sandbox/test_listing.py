@@ -212,6 +212,64 @@ def test_sort(api):
     assert_error(api.get("certificates", params={"sort": "trackingId:sideways"}), 400, "sort")
 
 
+def test_custom_fields_sort_like_the_other_tracking_data(api):
+    """The spec lets every field but uri sort; a custom number field sorts as a number."""
+    values = [("9", "b"), ("100", "c"), ("10", "a")]
+    ids = []
+    for number, text in values:
+        tracking = {"customFields": {"number1": number, "text4": text}}
+        response = api.order(tracking=tracking)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["trackingId"])
+
+    def ordered(sort):
+        params = {"trackingId": "in:" + ",".join(map(str, ids)), "sort": sort, "fields": "*"}
+        response = api.get("certificates", params=params)
+        assert response.status_code == 200, response.text
+        assert response.json()["summary"]["sort"] == sort
+        return [i["tracking"]["customFields"] for i in response.json()["certificates"]]
+
+    numbers = [f["number1"] for f in ordered("tracking.customFields.number1:asc")]
+    assert numbers == [9, 10, 100]
+    texts = [f["text4"] for f in ordered("tracking.customFields.text4:desc")]
+    assert texts == ["c", "b", "a"]
+    assert_error(api.get("certificates", params={"sort": "tracking.customFields.text16:asc"}), 400)
+
+
+def test_custom_number_and_date_fields_filter_by_range(api):
+    """The spec gives the numberN and dateN filters eq, gt, ge, lt and le (its examples:
+    number1=gt:0, date1=gt:2018-01-01); eq, con and in still work as on the text fields."""
+    sent = [(8, "2027-03-01"), (12.5, "2027-03-15"), (100, "2028-01-01")]
+    ids = []
+    for number, day in sent:
+        tracking = {"customFields": {"number3": number, "date3": day}}
+        response = api.order(tracking=tracking)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["trackingId"])
+
+    def found(name, value):
+        params = {f"tracking.customFields.{name}": value, "fields": "trackingId", "limit": 1000}
+        response = api.get("certificates", params=params)
+        assert response.status_code == 200, response.text
+        return [i["trackingId"] for i in response.json()["certificates"]]
+
+    assert found("number3", "gt:0") == ids
+    assert found("number3", "gt:8") == ids[1:]
+    assert found("number3", "ge:12.5") == ids[1:]
+    assert found("number3", "lt:100") == ids[:2]
+    assert found("number3", "le:8") == ids[:1]
+    assert found("number3", "8") == found("number3", "eq:8") == ids[:1]
+    assert found("number3", "in:8,100") == [ids[0], ids[2]]
+    assert found("date3", "gt:2018-01-01") == ids
+    assert found("date3", "ge:2027-03-15") == ids[1:]
+    assert found("date3", "lt:2027-03-15") == ids[:1]
+    assert found("date3", "le:2027-12-31") == ids[:2]
+    assert found("date3", "2027-03-15") == found("date3", "eq:2027-03-15") == ids[1:2]
+    assert found("date3", "con:2027") == ids[:2]
+    for name, value in (("number3", "gt:many"), ("date3", "lt:next week")):
+        assert_error(api.get("certificates", params={f"tracking.customFields.{name}": value}), 400)
+
+
 def test_third_party_and_thumbprint(api):
     items = api.get("certificates", params={"isThirdParty": "true", "fields": "*"}).json()
     item = items["certificates"][0]

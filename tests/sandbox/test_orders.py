@@ -729,3 +729,57 @@ def test_sha1_is_issued_and_answered_as_sha2(api, cert_type):
     assert leaf.signature_hash_algorithm.name == "sha256"
     detail = api.get(f"certificates/{body['trackingId']}").json()
     assert detail["signingAlg"] == "SHA-2"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ann@example.com,bob@example.com",  # a list written as one string
+        "ann@example.com; bob@example.com",
+        "Ann Smith <ann@example.com>",
+        "ann@@example.com",
+        "@example.com",
+        "ann@",
+    ],
+)
+@pytest.mark.parametrize(
+    "tracking, field",
+    [
+        (lambda v: {"requesterEmail": v}, "tracking.requesterEmail"),
+        (lambda v: {"additionalEmails": [v]}, "tracking.additionalEmails"),
+        (lambda v: {"additionalEmails": v}, "tracking.additionalEmails"),
+        (lambda v: {"customFields": {"email1": v}}, "tracking.customFields.email1"),
+    ],
+)
+def test_an_email_field_holds_one_address(api, value, tracking, field):
+    # The spec gives these fields `format: email`: one address, not a list of them in a string
+    # (which the additionalEmails filter would never match) nor a display name.
+    before = _inventory(api, "STANDARD_SSL")["remainingCount"]
+    assert_error(api.order("www.example.com", tracking=tracking(value)), 400, field)
+    assert _inventory(api, "STANDARD_SSL")["remainingCount"] == before
+    kept = {"requesterEmail": "ann@example.com", "additionalEmails": ["bob@example.com"]}
+    tracking_id = api.order("www.example.com", tracking=kept).json()["trackingId"]
+    assert_error(api.put(f"certificates/{tracking_id}/tracking", tracking(value)), 400, field)
+    shown = api.get(f"certificates/{tracking_id}").json()["tracking"]
+    assert {k: shown.get(k) for k in kept} == kept
+
+
+def test_the_other_email_fields_hold_one_address(api):
+    smime = {"cn": "Ann Smith", "password": "Pickup-2027!"}
+    for extra, field in (
+        ({"certEmail": "ann@example.com,bob@example.com"}, "certEmail"),
+        ({"certEmail": "ann@example.com", "upn": "ann @example.com"}, "upn"),
+    ):
+        response = api.post("certificates", {"certType": "SMIME_ENT", **smime, **extra})
+        assert_error(response, 400, field)
+    contact = {"name": "Ann Smith", "emailAddress": "ann@example.com, bob@example.com"}
+    response = api.post("clients", {"clientName": "Listed Ltd", "authContact": contact})
+    assert_error(response, 400, "authContact.emailAddress")
+    assert "Listed Ltd" not in [c["clientName"] for c in api.get("clients").json()["clients"]]
+    # an ordinary address still passes everywhere
+    fine = "ann.smith+certs@mail.example.com"
+    tracking = {"requesterEmail": fine, "additionalEmails": [fine]}
+    tracking["customFields"] = {"email1": fine}
+    assert api.order("www.example.com", tracking=tracking).status_code == 201
+    response = api.post("certificates", {"certType": "SMIME_ENT", **smime, "certEmail": fine})
+    assert response.status_code == 201, response.text
