@@ -42,6 +42,8 @@ def test_local_times_say_which_zone_they_are_in(browser, live_server, zone):
         expect(note).to_be_visible()
         expect(note).to_contain_text(zone)
         expect(note).to_contain_text("UTC days")
+        # Set apart from the product's name beside it, not read on as "CertDesk Times ...".
+        assert note.evaluate("e => getComputedStyle(e).borderLeftStyle") == "solid"
 
         # In a table (the audit trail): the local time alone, the note naming the zone.
         page.goto(live_server.url + "/admin/audit/")
