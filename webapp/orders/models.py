@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, code_point_text, split_names, utcnow
+from webapp.dbtypes import SansShown, UTCDateTime, code_point_text, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
@@ -58,13 +58,9 @@ ORIGINS = {
 }
 
 
-class OrderShown:
+class OrderShown(SansShown):
     """What pages show of an order that its columns make: of a model object, or of a row of the
     list (``ListedOrder``)."""
-
-    @property
-    def san_list(self) -> list[str]:
-        return split_names(self.sans)
 
     @property
     def display_status(self) -> str:
