@@ -36,7 +36,6 @@ INTENT = "intent"  # committed before the call; the call is being made (or the p
 UNKNOWN = "unknown"  # the answer was lost: CertDesk searches the CA for the request id
 PLACED = "placed"  # the CA holds the order
 NOT_PLACED = "not_placed"  # searched for after the call's deadline and not found
-PLACEMENTS = (INTENT, UNKNOWN, PLACED, NOT_PLACED)
 
 
 def unsettled(*placements):
