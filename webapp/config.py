@@ -49,7 +49,6 @@ class Defaults:
     JOBS_RUN_INLINE = False  # tests run background jobs in the request for determinism
     JOBS_STALE_SECONDS = 120  # a job without a heartbeat this long lost its process
     MASTER_KEY = None  # base64; otherwise instance/master.key
-    ECS_DEFAULT_BASE_URL = "https://api.entrust.net/enterprise/v2/"
 
 
 def instance_path(overrides: dict | None = None) -> str:

@@ -81,3 +81,18 @@ def join_names(names) -> str:
 
 def split_names(text: str | None) -> list[str]:
     return [name for name in (text or "").split(",") if name]
+
+
+class SansShown:
+    """What pages show of a row's ``sans`` column (a certificate, a CSR, an order; a model object
+    or a row of a list): the names as a list, and the short form a list's cell shows."""
+
+    @property
+    def san_list(self) -> list[str]:
+        return split_names(self.sans)
+
+    @property
+    def san_summary(self) -> tuple[str, int]:
+        """The first four SANs as text, and how many more there are (for the list)."""
+        names = self.san_list
+        return ", ".join(names[:4]), max(0, len(names) - 4)

@@ -986,10 +986,6 @@ def _ext_value(v) -> str:
 # -- exports -----------------------------------------------------------------------------------
 
 
-def encryption_for(password: str):
-    return serialization.BestAvailableEncryption(password.encode())
-
-
 # PBKDF2-HMAC-SHA256 rounds of a downloaded key file: what current guidance asks of that hash
 # (about 0.07 s here, run without the interpreter lock). The library writes PKCS#8 with 2,048.
 KEY_FILE_ROUNDS = 600_000

@@ -51,7 +51,6 @@ PHASES = {
     # it becomes, so it is read again now and then, as any status CertDesk cannot place is.
     "NA": Phase.UNKNOWN,
 }
-ISSUED_STATUSES = frozenset({"ACTIVE", "READY"})
 # ECS's certificate list leaves out orders in these statuses: they are read one by one.
 HIDDEN_FROM_LISTS = frozenset({"APPROVED", "DECLINED"})
 

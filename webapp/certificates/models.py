@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event, inspect, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, code_point_text, split_names, utcnow
+from webapp.dbtypes import SansShown, UTCDateTime, code_point_text, utcnow
 from webapp.extensions import conflict_insert, db
 from webapp.paging import Values
 
@@ -19,23 +19,13 @@ SOURCES = {
 }
 
 
-class CertificateShown:
+class CertificateShown(SansShown):
     """What pages show of a certificate that its columns make: of a model object, or of a row of
     the list (``ListedCertificate``)."""
 
     @property
     def has_key(self) -> bool:
         return self.private_key_id is not None
-
-    @property
-    def san_list(self) -> list[str]:
-        return split_names(self.sans)
-
-    @property
-    def san_summary(self) -> tuple[str, int]:
-        """The first four SANs as text, and how many more there are (for the list)."""
-        names = self.san_list
-        return ", ".join(names[:4]), max(0, len(names) - 4)
 
 
 class ListedCertificate(CertificateShown, Values):

@@ -7,10 +7,10 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.dbtypes import UTCDateTime, utcnow
+from webapp.ecs import DEFAULT_BASE_URL
 from webapp.extensions import db
 from webapp.security.secretbox import sealed_columns
 
-DEFAULT_BASE_URL = "https://api.entrust.net/enterprise/v2/"
 SHORT_REASON = 160  # characters of a failed sync's reason in the Last sync column
 _FAILED_SYNC = re.compile(r"^Sync of .*? failed; nothing was changed\. ")
 _SENTENCE = re.compile(r"(?<=\.)\s+(?=[A-Z])")

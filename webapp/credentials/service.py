@@ -17,9 +17,9 @@ from sqlalchemy import update as sql_update
 from webapp import hooks, pki, validation
 from webapp.audit import service as audit
 from webapp.credentials import clients, wording
-from webapp.credentials.models import DEFAULT_BASE_URL, EcsCredential
+from webapp.credentials.models import EcsCredential
 from webapp.dbtypes import utcnow
-from webapp.ecs import EcsClient, errors
+from webapp.ecs import DEFAULT_BASE_URL, EcsClient, errors
 from webapp.ecs.client import in_clear_across_network
 from webapp.ecs.transport import scrub
 from webapp.extensions import db

@@ -7,32 +7,17 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
-from webapp.dbtypes import UTCDateTime, code_point_text, split_names, utcnow
+from webapp.dbtypes import SansShown, UTCDateTime, code_point_text, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
 
-class CsrShown:
-    """What pages show of a CSR that its columns make: of a model object, or of a row of the
-    list (``ListedCsr``)."""
-
-    @property
-    def san_list(self) -> list[str]:
-        return split_names(self.sans)
-
-    @property
-    def san_summary(self) -> tuple[str, int]:
-        """The first four SANs as text, and how many more there are (for the list)."""
-        names = self.san_list
-        return ", ".join(names[:4]), max(0, len(names) - 4)
-
-
-class ListedCsr(CsrShown, Values):
+class ListedCsr(SansShown, Values):
     """A CSR as the SSL > CSRs list reads it: the list's columns as plain values, with its
     creator's username (``csrs.service.LISTED_ROWS``)."""
 
 
-class Csr(CsrShown, db.Model):
+class Csr(SansShown, db.Model):
     """A PKCS#10 request, with its key when CertDesk made it or was given it."""
 
     __tablename__ = "csr"

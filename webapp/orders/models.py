@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from webapp.dbtypes import UTCDateTime, code_point_text, split_names, utcnow
+from webapp.dbtypes import SansShown, UTCDateTime, code_point_text, utcnow
 from webapp.extensions import db
 from webapp.paging import Values
 
@@ -36,7 +36,6 @@ INTENT = "intent"  # committed before the call; the call is being made (or the p
 UNKNOWN = "unknown"  # the answer was lost: CertDesk searches the CA for the request id
 PLACED = "placed"  # the CA holds the order
 NOT_PLACED = "not_placed"  # searched for after the call's deadline and not found
-PLACEMENTS = (INTENT, UNKNOWN, PLACED, NOT_PLACED)
 
 
 def unsettled(*placements):
@@ -58,13 +57,9 @@ ORIGINS = {
 }
 
 
-class OrderShown:
+class OrderShown(SansShown):
     """What pages show of an order that its columns make: of a model object, or of a row of the
     list (``ListedOrder``)."""
-
-    @property
-    def san_list(self) -> list[str]:
-        return split_names(self.sans)
 
     @property
     def display_status(self) -> str:

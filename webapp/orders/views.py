@@ -214,24 +214,33 @@ def _keep_uploaded_csr(values: dict, errors: dict) -> None:
     values["csr_source"] = "paste"
 
 
+def _request_fields(values: dict) -> dict:
+    """What Order Certificate, Reissue and Renew all ask for: the CSR and its key, the names,
+    EKU, signature algorithm, expiry, requester, CT logging and the request id. Raises
+    InputError for an oversized upload."""
+    return {
+        **_csr_and_key(values),
+        "sans": values["sans"],
+        "eku": values["eku"],
+        "signature_algorithm": values["signature_algorithm"],
+        "expires_on": values["expires_on"],
+        **{k: values[k] for k in REQUESTER_FIELDS},
+        "ct_log": values["ct_log"],
+        "request_id": values["request_id"],
+    }
+
+
 def _order_form(values: dict) -> checks.OrderForm:
     """The form as the service takes it; raises InputError for an oversized upload."""
     return checks.OrderForm(
+        **_request_fields(values),
         credential_id=values["credential_id"],
         organization=values["organization"],
         product=values["product"],
         domain=values["domain"],
-        eku=values["eku"],
-        **_csr_and_key(values),
-        sans=values["sans"],
-        signature_algorithm=values["signature_algorithm"],
-        expires_on=values["expires_on"],
         friendly_name=values["friendly_name"],
-        **{k: values[k] for k in REQUESTER_FIELDS},
         custom=values["custom"],
         queue_for_approval=values["queue_for_approval"],
-        ct_log=values["ct_log"],
-        request_id=values["request_id"],
     )
 
 
@@ -637,16 +646,9 @@ def _successor_values() -> dict:
 
 
 def _successor_form(values: dict) -> checks.OrderForm:
-    return checks.OrderForm(
-        **_csr_and_key(values),
-        sans=values["sans"],
-        eku=values["eku"],
-        signature_algorithm=values["signature_algorithm"],
-        expires_on=values["expires_on"],
-        **{k: values[k] for k in REQUESTER_FIELDS},
-        ct_log=values["ct_log"],
-        request_id=values["request_id"],
-    )
+    """A reissue's or renewal's form as the service takes it: the order's own account,
+    organization, product and domain stay (raises InputError for an oversized upload)."""
+    return checks.OrderForm(**_request_fields(values))
 
 
 def _successor(order_id: int, origin: str):
