@@ -254,8 +254,7 @@ def upsert_page(
                 continue
             changed, old_status = records.apply(row, ca, now)
             if old_status is not None:
-                records.status_event(row, old_status, actor=actor, now=now)
-                records.certificates_follow(row, actor=actor)
+                records.status_read(row, old_status, actor=actor, now=now, read_by="import")
                 records.schedule(row, now, changed=True)
             counts["updated" if changed else "unchanged"] += 1
             continue

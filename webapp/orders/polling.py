@@ -104,15 +104,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
             _changed, old_status = records.apply(r, ca, now)
         if old_status is not None:
             counts["changed"] += 1
-            records.status_event(r, old_status, actor=actor, now=now)
-            audit.record(
-                "order.status",
-                actor=actor,
-                object_type="order",
-                object_id=r.id,
-                detail={"ca_order_id": r.ca_order_id, "from": old_status, "to": r.status},
-            )
-            records.certificates_follow(r, actor=actor)
+            records.status_read(r, old_status, actor=actor, now=now, read_by="status check")
         else:
             counts["unchanged"] += 1
         r.message = ""
