@@ -725,6 +725,8 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     )
     if isinstance(exc, NotAllowed):  # a wrong key or user, or rights the account lacks
         then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
+        if exc.login_refused:
+            credentials.login_refused(cred.id, said, "an import", actor)
     else:
         then = then[0].upper() + then[1:]
     if started:

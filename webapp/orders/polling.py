@@ -22,7 +22,7 @@ from sqlalchemy import or_, select
 from webapp import validation
 from webapp.audit import service as audit
 from webapp.cas import registry
-from webapp.cas.base import CaError, CaOrder, Phase
+from webapp.cas.base import CaError, CaOrder, NotAllowed, Phase
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
@@ -88,6 +88,9 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
         db.session.rollback()
         counts["failed"] += len(rows)
         result.problems.append(str(exc))
+        if isinstance(exc, NotAllowed) and exc.login_refused:
+            during = "the scheduled status check" if actor == "scheduler" else "a status check"
+            credentials.login_refused(rows[0].credential_id, str(exc), during, actor)
         for r in records.lock_rows([r.id for r in rows]):
             r.message = f"Could not check the status: {exc}"[:2000]
             records.retry_later(r, now)
