@@ -75,7 +75,7 @@ def test_a_key_changed_at_entrust_shows_on_the_credential_and_in_the_failed_jobs
     db.session.commit()
     polling.scheduled_poll()
     job = db.session.execute(select(Job).where(Job.kind == "orders.poll")).scalar_one()
-    assert job.state == "failed" and REFUSED in job.error
+    assert job.state == "failed" and f"Credential Sandbox: {REFUSED}" in job.error
     cell = _status_cell(admin_client, cred)
     assert cell.startswith("Login failed")
     assert f"Entrust refused this login during the scheduled status check: {REFUSED}" in cell

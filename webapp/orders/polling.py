@@ -87,10 +87,13 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
     except CaError as exc:
         db.session.rollback()
         counts["failed"] += len(rows)
-        result.problems.append(str(exc))
+        problem = str(exc)
         if isinstance(exc, NotAllowed) and exc.login_refused:
             during = "the scheduled status check" if actor == "scheduler" else "a status check"
-            credentials.login_refused(rows[0].credential_id, str(exc), during, actor)
+            name = credentials.login_refused(rows[0].credential_id, str(exc), during, actor)
+            # Which credential's login it is, among the several a check may go through.
+            problem = f"Credential {name}: {problem}" if name else problem
+        result.problems.append(problem)
         for r in records.lock_rows([r.id for r in rows]):
             r.message = f"Could not check the status: {exc}"[:2000]
             records.retry_later(r, now)
