@@ -206,12 +206,15 @@ def test_a_change_made_at_entrust_is_told_as_entrusts_not_the_checking_users(
     assert detail["changed_at"] == "Entrust"
 
 
-def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
+def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(
+    env, user, sandbox, operator_client
+):
     """Reissued outside CertDesk: Entrust revokes the original certificate, so the status check
-    marks it revoked in SSL › Certificates (as a reissue placed from CertDesk does)."""
+    marks it revoked in SSL › Certificates (as a reissue placed from CertDesk does). The order's
+    page says where the new certificate is: an order of its own, which an import brings in."""
     held, cert = _active_order_and_certificate()
     with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
-        ecs.reissue(int(held.ca_order_id))
+        new = str(ecs.reissue(int(held.ca_order_id)).tracking_id)
     result = polling.check_selected(user["operator"], [held.id])
     assert result.counts["changed"] == 1
     db.session.expire_all()
@@ -220,6 +223,20 @@ def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, us
         "replaced",
     )
     assert db.session.get(Certificate, cert.id).revoked_at is not None
+    page = html.unescape(operator_client.get(f"/entrust/{held.id}").get_data(as_text=True))
+    note = page.split('id="replaced-elsewhere"')[1].split("</article>")[0]
+    assert "This order was reissued outside CertDesk." in note
+    assert "Import Existing Orders brings it into SSL › Entrust" in note
+    job = importing.start_import(user["operator"], env.id, [])
+    assert job.state == "succeeded", job.error
+    successor = db.session.execute(select(Order).where(Order.ca_order_id == new)).scalar_one()
+    assert successor.status == "ACTIVE"
+    assert (
+        db.session.execute(select(Certificate).where(Certificate.order_id == successor.id))
+        .scalar_one()
+        .revoked_at
+        is None
+    )
 
 
 def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):
