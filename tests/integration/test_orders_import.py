@@ -4,6 +4,7 @@ by a fault or a dead process that carry on where they stopped."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -203,9 +204,23 @@ def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbo
         select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "status")
     ).scalar_one()
     assert (event.old_status, event.new_status) != ("", "")
+    # The change is Entrust's: the import only read it (history and audit trail say so).
+    assert event.actor_name == "Entrust" and "operator's import" in event.message
     # Revoked at Entrust, it is revoked in SSL › Certificates too.
     cert = db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalar()
     assert cert.revoked_at is not None
+    for action, object_id in (("order.status", row.id), ("certificate.revoked", cert.id)):
+        audited = db.session.execute(
+            select(AuditEvent).where(
+                AuditEvent.action == action, AuditEvent.object_id == str(object_id)
+            )
+        ).scalar_one()
+        detail = json.loads(audited.detail)
+        assert (audited.actor_name, detail["changed_at"], detail["read_by"]) == (
+            "operator",
+            "Entrust",
+            "import",
+        )
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ certificate fetched only when there is one to fetch, Entrust unreachable, and th
 from __future__ import annotations
 
 import html
+import json
 import re
 from datetime import timedelta
 
@@ -151,12 +152,69 @@ def test_an_order_revoked_at_entrust_has_its_certificate_marked_revoked(env, use
     assert [e.actor_name for e in events] == ["operator"]
 
 
-def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, user, sandbox):
+def _history_line(order_id: int, kind: str = "status") -> OrderEvent:
+    return db.session.execute(
+        select(OrderEvent)
+        .where(OrderEvent.order_id == order_id, OrderEvent.kind == kind)
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    ).scalar_one()
+
+
+def _last_audit(action: str, object_id) -> AuditEvent:
+    return db.session.execute(
+        select(AuditEvent)
+        .where(AuditEvent.action == action, AuditEvent.object_id == str(object_id))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).scalar_one()
+
+
+def test_a_change_made_at_entrust_is_told_as_entrusts_not_the_checking_users(
+    env, user, sandbox, operator_client
+):
+    """Suspended in Entrust's portal, then resumed there: the status check that reads it (by
+    hand, then the scheduled one) says in the order's history and in the audit trail that the
+    change came from Entrust, and who only read it; not that the user who checked made it."""
+    held, cert = _active_order_and_certificate()
+    sandbox.set_certificate_status(int(held.ca_order_id), "SUSPENDED")
+    assert polling.check_selected(user["operator"], [held.id]).counts["changed"] == 1
+    db.session.expire_all()
+    line = _history_line(held.id)
+    assert (line.old_status, line.new_status, line.actor_name) == ("ACTIVE", "SUSPENDED", "Entrust")
+    assert "operator" in line.message and "status check" in line.message
+    for action, object_id in (("order.status", held.id), ("certificate.suspended", cert.id)):
+        event = _last_audit(action, object_id)
+        assert event.actor_name == "operator"  # who asked for the check, as every event says
+        detail = json.loads(event.detail)
+        assert (detail["changed_at"], detail["read_by"]) == ("Entrust", "status check")
+    page = html.unescape(operator_client.get(f"/entrust/{held.id}").get_data(as_text=True))
+    history = page.split('id="order-history"')[1].split("</table>")[0]
+    assert "ACTIVE → SUSPENDED" in history and "<td>Entrust</td>" in history
+
+    # Resumed at Entrust; the scheduled check finds it.
+    sandbox.set_certificate_status(int(held.ca_order_id), "ACTIVE")
+    row = db.session.get(Order, held.id)
+    row.next_check_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    assert polling.poll().counts["changed"] == 1
+    db.session.expire_all()
+    line = _history_line(held.id)
+    assert (line.new_status, line.actor_name) == ("ACTIVE", "Entrust")
+    assert "scheduler" in line.message
+    detail = json.loads(_last_audit("certificate.resumed", cert.id).detail)
+    assert detail["changed_at"] == "Entrust"
+
+
+def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(
+    env, user, sandbox, operator_client
+):
     """Reissued outside CertDesk: Entrust revokes the original certificate, so the status check
-    marks it revoked in SSL › Certificates (as a reissue placed from CertDesk does)."""
+    marks it revoked in SSL › Certificates (as a reissue placed from CertDesk does). The order's
+    page says where the new certificate is: an order of its own, which an import brings in."""
     held, cert = _active_order_and_certificate()
     with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
-        ecs.reissue(int(held.ca_order_id))
+        new = str(ecs.reissue(int(held.ca_order_id)).tracking_id)
     result = polling.check_selected(user["operator"], [held.id])
     assert result.counts["changed"] == 1
     db.session.expire_all()
@@ -165,6 +223,20 @@ def test_an_order_reissued_at_entrust_has_its_certificate_marked_revoked(env, us
         "replaced",
     )
     assert db.session.get(Certificate, cert.id).revoked_at is not None
+    page = html.unescape(operator_client.get(f"/entrust/{held.id}").get_data(as_text=True))
+    note = page.split('id="replaced-elsewhere"')[1].split("</article>")[0]
+    assert "This order was reissued outside CertDesk." in note
+    assert "Import Existing Orders brings it into SSL › Entrust" in note
+    job = importing.start_import(user["operator"], env.id, [])
+    assert job.state == "succeeded", job.error
+    successor = db.session.execute(select(Order).where(Order.ca_order_id == new)).scalar_one()
+    assert successor.status == "ACTIVE"
+    assert (
+        db.session.execute(select(Certificate).where(Certificate.order_id == successor.id))
+        .scalar_one()
+        .revoked_at
+        is None
+    )
 
 
 def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):

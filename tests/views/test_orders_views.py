@@ -538,6 +538,31 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(
     assert _count(Order) == 0
 
 
+def test_a_custom_field_made_required_at_entrust_is_on_the_form_once_entrust_refuses(
+    operator_client, linked, user, sandbox
+):
+    """The account's custom fields are kept a few minutes once read. An Entrust administrator
+    adds one and makes it mandatory meanwhile: Entrust refuses the order naming it, and the form
+    shown again has that field, marked required, with Entrust's message beside it (not a message
+    for a field the form does not show, for minutes); filled in, the order goes through."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    page = operator_client.get(f"/entrust/new?credential_id={linked.id}").get_data(as_text=True)
+    assert 'name="custom_text2"' in page and 'name="custom_text3"' not in page  # read and kept
+    store = sandbox.sandbox.store
+    field = {"enabled": True, "label": "Owner team", "mandatory": "BOTH", "order": 5}
+    with store.tx() as conn:
+        conn.execute("UPDATE custom_fields SET body = ? WHERE name = 'text3'", (json.dumps(field),))
+    resp = _post(operator_client, linked, csr.id)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and _count(Order) == 0
+    assert 'id="custom_text3-error"' in page and "Owner team (text3) is required" in page
+    label = page.split('<label for="custom_text3">')[1].split("</label>")[0]
+    assert "(required)" in label
+    assert re.search(r'<input[^>]*name="custom_text3"[^>]*required', page)
+    resp = _post(operator_client, linked, csr.id, custom_text3="platform")
+    assert resp.status_code == 303 and _count(Order) == 1
+
+
 def test_every_problem_of_one_sending_is_shown_at_once_in_the_forms_order(
     operator_client, linked, user, sandbox
 ):

@@ -229,11 +229,14 @@ class Refused(CaError):
 
 
 class NotAllowed(CaError):
-    """This account may not do this. ``needs_admin``: an administrator of the CA account can."""
+    """This account may not do this. ``needs_admin``: an administrator of the CA account can.
+    ``login_refused``: the CA refused the account's login itself (its key was changed or its
+    user removed at the CA, say), so nothing through it works until its credential is fixed."""
 
-    def __init__(self, message: str, *, needs_admin: bool = False):
+    def __init__(self, message: str, *, needs_admin: bool = False, login_refused: bool = False):
         super().__init__(message)
         self.needs_admin = needs_admin
+        self.login_refused = login_refused
 
 
 class Unavailable(CaError):

@@ -301,7 +301,9 @@ class EntrustConnector(CaConnector):
         except errors.EcsError as exc:
             message = wording.describe(exc, self._base_url, self._has_client_cert)
             if isinstance(exc, errors.AuthenticationError):
-                raise NotAllowed(message, needs_admin=exc.status == 403) from None
+                raise NotAllowed(
+                    message, needs_admin=exc.status == 403, login_refused=exc.status != 403
+                ) from None
             if isinstance(exc, errors.ConflictError):
                 raise Refused(message, state=True) from None
             if isinstance(exc, errors.ValidationError | errors.NotFoundError):

@@ -884,18 +884,21 @@ def _key_in_use(key_id: int) -> bool:
     return db.session.execute(stmt).first() is not None
 
 
-def _state_changed(cert: Certificate, action: str, actor) -> None:
-    """Audit a change the CA made to ``cert``'s state (revoked, suspended, resumed)."""
+def _state_changed(cert: Certificate, action: str, actor, more: dict | None) -> None:
+    """Audit a change the CA made to ``cert``'s state (revoked, suspended, resumed); ``more``
+    adds to the detail (where the change was made, when not through CertDesk)."""
     audit.record(
         action,
         object_type="certificate",
         object_id=cert.id,
         actor=actor,
-        detail={"common_name": cert.common_name, "serial": cert.serial_hex},
+        detail={"common_name": cert.common_name, "serial": cert.serial_hex} | (more or {}),
     )
 
 
-def mark_revoked(cert: Certificate, revoked_at=None, *, actor, commit: bool = True) -> None:
+def mark_revoked(
+    cert: Certificate, revoked_at=None, *, actor, commit: bool = True, detail: dict | None = None
+) -> None:
     """Record that the CA revoked ``cert`` (the orders feature calls this after a revoke).
 
     Idempotent: an already revoked certificate keeps its first revocation time.
@@ -903,29 +906,31 @@ def mark_revoked(cert: Certificate, revoked_at=None, *, actor, commit: bool = Tr
     if cert.revoked_at is not None:
         return
     cert.revoked_at = revoked_at or utcnow()
-    _state_changed(cert, "certificate.revoked", actor)
+    _state_changed(cert, "certificate.revoked", actor, detail)
     if commit:
         db.session.commit()
 
 
-def mark_suspended(cert: Certificate, suspended_at=None, *, actor) -> None:
+def mark_suspended(
+    cert: Certificate, suspended_at=None, *, actor, detail: dict | None = None
+) -> None:
     """Record that the CA holds ``cert`` suspended (its order was suspended): not valid until
     resumed. Idempotent (a suspended certificate keeps its first time); a revoked one is left
     as it is. Audited (``certificate.suspended``); the caller commits."""
     if cert.suspended_at is not None or cert.revoked_at is not None:
         return
     cert.suspended_at = suspended_at or utcnow()
-    _state_changed(cert, "certificate.suspended", actor)
+    _state_changed(cert, "certificate.suspended", actor, detail)
 
 
-def mark_resumed(cert: Certificate, *, actor) -> None:
+def mark_resumed(cert: Certificate, *, actor, detail: dict | None = None) -> None:
     """Record that the CA no longer holds ``cert`` suspended (its order was resumed, or left the
     suspended phase). Idempotent; a revoked one is left as it is. Audited
     (``certificate.resumed``); the caller commits."""
     if cert.suspended_at is None or cert.revoked_at is not None:
         return
     cert.suspended_at = None
-    _state_changed(cert, "certificate.resumed", actor)
+    _state_changed(cert, "certificate.resumed", actor, detail)
 
 
 def delete_certificate(actor, cert: Certificate) -> dict:

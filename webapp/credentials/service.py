@@ -596,7 +596,38 @@ def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
         if not failed:
             cred.last_sync_error = ""
             cred.last_sync_failed_at = None
+        if cred.last_test_ok is False:
+            # Entrust accepted the login now: a refusal noted before no longer stands.
+            cred.last_test_at = cred.last_test_ok = None
+            cred.last_test_message = ""
     cred.last_sync_failed_kinds = ",".join(k for k in SYNC_KINDS if k in failed)
+
+
+def login_refused(credential_id: int, message: str, during: str, actor) -> str:
+    """Entrust refused the credential's login (HTTP 401) during ``during`` ("the scheduled
+    status check", "an import"): its API key was changed or its API user removed at Entrust,
+    say. Noted on the credential as a failed login, which the Credentials page shows (as after
+    a failed Test Login) until a Test Login or a sync succeeds or the login is edited; audited
+    once while the same refusal stands. (A sync that fails says so on the page itself.)
+    Returns the credential's name ("" when it is gone). The caller commits."""
+    cred = db.session.get(EcsCredential, credential_id)
+    if cred is None:
+        return ""
+    said = f"Entrust refused this login during {during}: {message}"
+    if cred.last_test_ok is False and cred.last_test_message.endswith(message):
+        return cred.name  # noted already: not one audit event per refused call
+    cred.last_test_at = utcnow()
+    cred.last_test_ok = False
+    cred.last_test_message = said
+    audit.record(
+        "credential.login_refused",
+        object_type="credential",
+        object_id=cred.id,
+        outcome="failure",
+        detail={"name": cred.name, "during": during, "result": message},
+        actor=actor,
+    )
+    return cred.name
 
 
 def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:

@@ -204,6 +204,16 @@ def clear_cache() -> None:
         _custom_cache.clear()
 
 
+def forget_custom_fields(credential_id: int) -> None:
+    """Read the credential's custom fields afresh next time: the CA refused an order for one
+    of them, so the account's fields changed since they were read (one added, or made
+    mandatory, in the CA's portal). A failed read stays kept its minute: reading again at once
+    would only wait out every retry once more."""
+    with _cache_lock:
+        for key in [k for k, hit in _custom_cache.items() if k[0] == credential_id and not hit[2]]:
+            del _custom_cache[key]
+
+
 def choices(
     credential_id: int | None,
     *,

@@ -254,8 +254,7 @@ def upsert_page(
                 continue
             changed, old_status = records.apply(row, ca, now)
             if old_status is not None:
-                records.status_event(row, old_status, actor=actor, now=now)
-                records.certificates_follow(row, actor=actor)
+                records.status_read(row, old_status, actor=actor, now=now, read_by="import")
                 records.schedule(row, now, changed=True)
             counts["updated" if changed else "unchanged"] += 1
             continue
@@ -726,6 +725,8 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     )
     if isinstance(exc, NotAllowed):  # a wrong key or user, or rights the account lacks
         then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
+        if exc.login_refused:
+            credentials.login_refused(cred.id, said, "an import", actor)
     else:
         then = then[0].upper() + then[1:]
     if started:

@@ -40,7 +40,7 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import join_names, utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
-from webapp.orders import availability, lineage, records, service, settling
+from webapp.orders import availability, checks, lineage, records, service, settling
 from webapp.orders.checks import CA, OrderForm, OrderInputError, prepare
 from webapp.orders.models import INTENT, NOT_PLACED, PLACED, SUCCESSORS, UNKNOWN, Order
 from webapp.security import rbac
@@ -71,8 +71,11 @@ class Validation:
     errors: dict[str, str] = field(default_factory=dict)  # the CA's, by form field
 
 
-def _refusal(exc: CaError) -> OrderRefused:
+def _refusal(exc: CaError, credential_id: int) -> OrderRefused:
     if isinstance(exc, Refused) and exc.fields:
+        if any(f.startswith("custom_") for f in exc.fields):
+            # The form shown again offers the account's custom fields as they are now.
+            checks.forget_custom_fields(credential_id)
         return OrderRefused(str(exc), exc.fields)
     return OrderRefused(str(exc), {"form": str(exc)})
 
@@ -92,7 +95,9 @@ def validate(actor, form: OrderForm) -> Validation:
             conn.place(req)
     except CaError as exc:
         outcome, message = "failure", str(exc)
-        result = Validation(False, message, prepared.names, _refusal(exc).errors)
+        result = Validation(
+            False, message, prepared.names, _refusal(exc, prepared.credential_id).errors
+        )
     else:
         outcome = "success"
         message = (
@@ -383,12 +388,12 @@ def _submit(
         except Unavailable as exc:
             if not exc.outcome_unknown:
                 _withdraw(order_id, actor, exc, key_row if key_created else None)
-                raise _refusal(exc) from None
+                raise _refusal(exc, credential_id) from None
             _mark_unknown(order_id, actor, str(exc), again_of)
             return _settle_now(order_id, actor, conn)
         except (Refused, NotAllowed) as exc:
             _withdraw(order_id, actor, exc, key_row if key_created else None)
-            raise _refusal(exc) from None
+            raise _refusal(exc, credential_id) from None
         try:
             return _placed(order_id, actor, placed.outcome, placed.order, again_of, conn)
         except Exception:

@@ -22,7 +22,7 @@ from sqlalchemy import or_, select
 from webapp import validation
 from webapp.audit import service as audit
 from webapp.cas import registry
-from webapp.cas.base import CaError, CaOrder, Phase
+from webapp.cas.base import CaError, CaOrder, NotAllowed, Phase
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
@@ -87,7 +87,13 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
     except CaError as exc:
         db.session.rollback()
         counts["failed"] += len(rows)
-        result.problems.append(str(exc))
+        problem = str(exc)
+        if isinstance(exc, NotAllowed) and exc.login_refused:
+            during = "the scheduled status check" if actor == "scheduler" else "a status check"
+            name = credentials.login_refused(rows[0].credential_id, str(exc), during, actor)
+            # Which credential's login it is, among the several a check may go through.
+            problem = f"Credential {name}: {problem}" if name else problem
+        result.problems.append(problem)
         for r in records.lock_rows([r.id for r in rows]):
             r.message = f"Could not check the status: {exc}"[:2000]
             records.retry_later(r, now)
@@ -104,15 +110,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
             _changed, old_status = records.apply(r, ca, now)
         if old_status is not None:
             counts["changed"] += 1
-            records.status_event(r, old_status, actor=actor, now=now)
-            audit.record(
-                "order.status",
-                actor=actor,
-                object_type="order",
-                object_id=r.id,
-                detail={"ca_order_id": r.ca_order_id, "from": old_status, "to": r.status},
-            )
-            records.certificates_follow(r, actor=actor)
+            records.status_read(r, old_status, actor=actor, now=now, read_by="status check")
         else:
             counts["unchanged"] += 1
         r.message = ""

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from webapp.audit import service as audit
 from webapp.cas import registry
 from webapp.cas.base import CaOrder, Phase
 from webapp.certificates import service as certificates
@@ -181,9 +182,40 @@ def event(
     return ev
 
 
-def status_event(row: Order, old: str, *, actor, now: datetime) -> OrderEvent:
-    """The history line for a change of the CA's status, shown to whoever placed the order."""
-    return event(row, "status", actor=actor, old=old, new=row.status, now=now, notify=True)
+def changed_at_ca(row: Order, read_by: str) -> dict:
+    """The audit detail of a change that CertDesk only read from the CA (made in its portal, by
+    its staff or by another of its API clients): where it was made, and what read it."""
+    return {"changed_at": registry.LABELS.get(row.ca, row.ca), "read_by": read_by}
+
+
+def status_read(row: Order, old: str, *, actor, now: datetime, read_by: str) -> OrderEvent:
+    """The CA's status of ``row`` changed from ``old``, as ``read_by`` (a status check, an import)
+    read it. The change is the CA's: the history line is by the CA and names who read it (shown
+    to whoever placed the order), the audit event says where it was made, and the order's
+    certificates follow (see ``certificates_follow``). ``actor`` is who asked for the reading, a
+    user or "scheduler"; the caller commits."""
+    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    label = registry.LABELS.get(row.ca, row.ca)
+    ev = event(
+        row,
+        "status",
+        actor=label,
+        old=old,
+        new=row.status,
+        now=now,
+        notify=True,
+        message=f"Changed at {label}; read by {name}'s {read_by}.",
+    )
+    audit.record(
+        "order.status",
+        actor=actor,
+        object_type="order",
+        object_id=row.id,
+        detail={"ca_order_id": row.ca_order_id, "from": old, "to": row.status}
+        | changed_at_ca(row, read_by),
+    )
+    certificates_follow(row, actor=actor, detail=changed_at_ca(row, read_by))
+    return ev
 
 
 def renewed_valid_status(ca: str) -> str:
@@ -218,17 +250,17 @@ def revokes_certificate(row: Order) -> bool:
     )
 
 
-def certificates_revoked(row: Order, *, actor) -> None:
+def certificates_revoked(row: Order, *, actor, detail: dict | None = None) -> None:
     """An order the CA now calls revoked, or reissued where a reissue revokes the original
     (done outside CertDesk, in Entrust's portal, say, or read by a status check after CertDesk
     stopped before reading it back): its certificates in SSL › Certificates are marked revoked
     too (audited; those marked already keep their time)."""
     if revokes_certificate(row):
         for cert in certificates.for_order(row.id):
-            certificates.mark_revoked(cert, actor=actor, commit=False)
+            certificates.mark_revoked(cert, actor=actor, commit=False, detail=detail)
 
 
-def certificates_suspended(row: Order, *, actor) -> None:
+def certificates_suspended(row: Order, *, actor, detail: dict | None = None) -> None:
     """The certificates of ``row`` in SSL › Certificates follow its suspension: marked suspended
     while the CA holds the order suspended (not valid until resumed), cleared once it leaves
     that phase (resumed, or expired). A revoked one stays as it was: revoked is all it is now.
@@ -238,16 +270,17 @@ def certificates_suspended(row: Order, *, actor) -> None:
     suspended = row.phase == Phase.SUSPENDED.value
     for cert in certificates.for_order(row.id):
         if suspended:
-            certificates.mark_suspended(cert, actor=actor)
+            certificates.mark_suspended(cert, actor=actor, detail=detail)
         else:
-            certificates.mark_resumed(cert, actor=actor)
+            certificates.mark_resumed(cert, actor=actor, detail=detail)
 
 
-def certificates_follow(row: Order, *, actor) -> None:
+def certificates_follow(row: Order, *, actor, detail: dict | None = None) -> None:
     """After the CA's status of ``row`` changed: its certificates are marked revoked, or
-    suspended, or resumed, as that status says (see the two functions above)."""
-    certificates_revoked(row, actor=actor)
-    certificates_suspended(row, actor=actor)
+    suspended, or resumed, as that status says (see the two functions above); ``detail`` adds
+    to their audit events."""
+    certificates_revoked(row, actor=actor, detail=detail)
+    certificates_suspended(row, actor=actor, detail=detail)
 
 
 def schedule(row: Order, now: datetime, *, changed: bool) -> None:

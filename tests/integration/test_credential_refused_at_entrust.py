@@ -1,0 +1,117 @@
+"""A credential whose API key stopped working at Entrust (changed in Entrust's portal): every
+call through it is answered 401. The Credentials page and the failed jobs say so; another
+credential of the account carries on as before."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from webapp.audit.models import AuditEvent
+from webapp.catalog import service as catalog
+from webapp.dbtypes import utcnow
+from webapp.extensions import db
+from webapp.jobs.models import Job
+from webapp.orders import importing, polling
+from webapp.orders.models import Order
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+
+NEW_KEY = "a-key-changed-at-entrust-0123456789"
+REFUSED = "Wrong user name or API key: Entrust refused them (HTTP 401"
+
+
+def _status_cell(client, cred) -> str:
+    page = client.get("/entrust/manage/").get_data(as_text=True)
+    cell = page.split(f'id="cred-{cred.id}-status"')[1].split(">", 1)[1].split("</td>")[0]
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", cell))).strip()
+
+
+def _refusals(cred) -> int:
+    return db.session.execute(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.action == "credential.login_refused", AuditEvent.object_id == str(cred.id)
+        )
+    ).scalar_one()
+
+
+@pytest.fixture
+def key_changed_at_entrust(sandbox):
+    """Call it to change the sandbox administrator's API key, as Entrust's portal would; the
+    key is put back after the test (the sandbox keeps its users across resets)."""
+    yield lambda key=NEW_KEY: sandbox.add_user(sandbox.api_user, api_key=key)
+    sandbox.add_user(sandbox.api_user, api_key=sandbox.api_key)
+
+
+def test_a_key_changed_at_entrust_shows_on_the_credential_and_in_the_failed_jobs(
+    app, user, sandbox, admin_client, key_changed_at_entrust
+):
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=20, seed=8)
+    cred = link_sandbox(user, sandbox)
+    assert importing.start_import(user["operator"], cred.id, []).state == "succeeded"
+    sandbox.add_user("second-user", api_key="second-user-key-0123456789")
+    other, _job = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Second user",
+            api_user="second-user",
+            api_key="second-user-key-0123456789",
+            base_url=sandbox.base_url,
+        ),
+    )
+    assert _status_cell(admin_client, cred).startswith("Synced")
+
+    key_changed_at_entrust()
+    for row in db.session.execute(select(Order)).scalars():
+        row.next_check_at = utcnow()
+    db.session.commit()
+    polling.scheduled_poll()
+    job = db.session.execute(select(Job).where(Job.kind == "orders.poll")).scalar_one()
+    assert job.state == "failed" and f"Credential Sandbox: {REFUSED}" in job.error
+    cell = _status_cell(admin_client, cred)
+    assert cell.startswith("Login failed")
+    assert f"Entrust refused this login during the scheduled status check: {REFUSED}" in cell
+    assert _status_cell(admin_client, other).startswith("Synced")  # the other one is fine
+    assert _refusals(cred) == 1
+
+    # The import through it fails, saying why; the refusal is not audited once per call.
+    failed = importing.start_import(user["operator"], cred.id, [])
+    assert failed.state == "failed" and REFUSED in failed.error
+    assert _refusals(cred) == 1
+    assert _status_cell(admin_client, cred).startswith("Login failed")
+    # The other credential's import runs as before (the orders stay with the first).
+    counts = importing.start_import(user["operator"], other.id, [])
+    assert counts.state == "succeeded", counts.error
+    assert _refusals(other) == 0
+
+    # The key is put back at Entrust: the next sync through it clears the note.
+    key_changed_at_entrust(sandbox.api_key)
+    job = catalog.start_sync(user["admin"], [cred.id], catalog.KINDS)
+    assert job.state == "succeeded", job.error
+    assert _status_cell(admin_client, cred).startswith("Synced")
+
+
+def test_a_sync_refused_at_entrust_is_shown_over_an_older_test(
+    app, user, sandbox, admin_client, key_changed_at_entrust
+):
+    """A Test Login that passed before the key changed at Entrust does not keep saying Login
+    OK beside a sync Entrust refused."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=0)
+    cred = link_sandbox(user, sandbox)
+    assert credentials.test_login(user["admin"], cred).ok
+    key_changed_at_entrust()
+    job = catalog.start_sync(user["admin"], [cred.id], catalog.KINDS)
+    assert job.state == "failed" and REFUSED in job.error
+    cell = _status_cell(admin_client, cred)
+    assert cell.startswith("Sync failed") and "Login OK" not in cell
+    assert "Last sync: Sync of Sandbox failed; nothing was changed. " + REFUSED in cell
