@@ -265,8 +265,32 @@
     "select:not([disabled]), textarea:not([disabled]), summary";
   var lostFocus = null;
 
-  document.addEventListener("htmx:beforeSwap", function (ev) {
+  // A button htmx disables while its request runs (hx-disabled-elt: sent once however often it
+  // is clicked) loses the keyboard focus to <body>: it stands for the focus until the answer
+  // came, and has the focus again once enabled, unless the answer replaced it.
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var active = document.activeElement, elt = ev.detail.elt, xhr = ev.detail.xhr;
+    if (!xhr || !active || !active.matches("button") || !elt.closest("[hx-disabled-elt]") ||
+        !(active === elt || elt.contains(active))) return;
+    xhr.certdeskFocus = active;
+  });
+
+  function focusBeforeRequest(xhr) {
     var active = document.activeElement;
+    if (active && active !== document.body) return active;
+    return (xhr && xhr.certdeskFocus) || active;
+  }
+
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    var button = ev.detail.xhr && ev.detail.xhr.certdeskFocus;
+    var active = document.activeElement;
+    if (button && button.isConnected && !button.disabled && (!active || active === document.body)) {
+      button.focus();
+    }
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var active = focusBeforeRequest(ev.detail.xhr);
     var target = ev.detail.target;
     lostFocus = null;
     if (!active || active === document.body || !target || !target.contains(active)) return;
