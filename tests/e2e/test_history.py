@@ -58,17 +58,3 @@ def test_back_while_certdesk_does_not_answer_leaves_no_stale_list(page, live_ser
     # The browser says it could not load the whole trail's address; the filtered list is not
     # left showing as if it were that page.
     expect(page.locator("select[name=action]")).to_have_count(0)
-
-
-def test_a_filter_keeps_the_sort_chosen_in_place(page, live_server):
-    login(page, live_server, "admin")
-    page.goto(live_server.url + "/entrust/")
-    page.locator("thead th a", has_text="Common name").click()
-    page.wait_for_url(re.compile(r".*sort=cn&dir=asc$"))
-    page.locator("select[name=status]").select_option("ACTIVE")
-    page.wait_for_url(re.compile(r".*status=ACTIVE.*"))
-    assert "sort=cn&dir=asc" in page.url
-    expect(page.locator("th[aria-sort]")).to_contain_text("Common name")
-    page.reload()  # the address shows the same list
-    expect(page.locator("th[aria-sort]")).to_contain_text("Common name")
-    expect(page.locator("select[name=status]")).to_have_value("ACTIVE")

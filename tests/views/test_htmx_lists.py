@@ -46,3 +46,21 @@ def test_back_to_a_list_filtered_in_place_is_answered_the_whole_page(admin_clien
     for answer in (frag, whole):
         assert "HX-Request" in answer.headers["Vary"]
         assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_the_orders_list_refreshed_when_a_job_ends_follows_the_filters_shown(admin_client):
+    """A bulk action's job card sits above the list, which is brought up to date when the job
+    ends: with the filters and sort the form shows then (changed in place meanwhile, perhaps),
+    not those of the address the page was first loaded at."""
+    from webapp.extensions import db
+    from webapp.jobs import service as jobs
+    from webapp.trailcheck import service as chaincheck
+
+    job = jobs.queue(chaincheck.JOB_KIND, "Verify the audit trail")  # queued, not yet run
+    db.session.commit()
+    html = admin_client.get(f"/entrust/?status=ACTIVE&per_page=20&job={job.id}").get_data(
+        as_text=True
+    )
+    results = re.search(r'<div id="orders-results"[^>]*>', html).group(0)
+    assert 'hx-trigger="job-finished from:body"' in results
+    assert 'hx-get="/entrust/?per_page=20"' in results and 'hx-include="#order-filters"' in results
