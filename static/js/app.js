@@ -131,8 +131,32 @@
     });
   }
 
-  // Back to a page the browser kept: its forms can be sent again.
+  // A choice that loads the choices depending on it (hx-get on change: the order form's
+  // credential and its organizations, products and domains). Back or Forward to the page has the
+  // browser put back the choice made on it (once the page has loaded: pageshow), but the page
+  // is loaded anew with the dependent choices of the one it was rendered with: those of the
+  // choice put back are loaded again.
+  function renderedValue(select) {
+    var rendered = Array.prototype.find.call(select.options, function (o) {
+      return o.defaultSelected;
+    }) || select.options[0];
+    return rendered ? rendered.value : "";
+  }
+
+  function reloadDependentChoices() {
+    if (!window.htmx) return;
+    document.querySelectorAll("select[hx-get][hx-target]").forEach(function (select) {
+      if (/\bchange\b/.test(select.getAttribute("hx-trigger") || "") &&
+          select.value !== renderedValue(select)) {
+        window.htmx.trigger(select, "change");
+      }
+    });
+  }
+
+  // Back to a page the browser kept: its forms can be sent again. (And to any page: the choices
+  // depending on a choice put back are those of that choice.)
   window.addEventListener("pageshow", function () {
+    reloadDependentChoices();
     document.querySelectorAll("form[data-sending]").forEach(function (form) {
       delete form.dataset.sending;
       form.querySelectorAll("[aria-busy]").forEach(function (el) { el.removeAttribute("aria-busy"); });
