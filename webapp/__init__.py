@@ -265,6 +265,7 @@ def _init_templates(app: Flask) -> None:
         key_type_labels=pki.KEY_TYPE_LABELS,
         pager=pager,
         sort_th=columns.sort_th,
+        sort_fields=columns.sort_fields,
         url_for=urls.url_for,
     )
     # What a list shows in every row is a filter: Jinja calls a filter directly, a function

@@ -1,4 +1,5 @@
-"""A list's sortable column header, as the ``sort_th`` template global.
+"""A list's sortable column header and its filter form's sort, as the ``sort_th`` and
+``sort_fields`` template globals.
 
 A function rather than a macro: every list page has five to nine of them, and a macro call costs
 several times what this does (about 1% of a list page's CPU, docs/performance.md)."""
@@ -30,4 +31,17 @@ def sort_th(label: str, key: str, endpoint: str, args, f, target: str) -> Markup
     return Markup(  # noqa: S704 - every value is escaped above or below
         f'<th{aria}><a href="{url}" hx-get="{url}" hx-target="{escape(target)}" '
         f'hx-push-url="true">{escape(label)}{arrow}</a></th>'
+    )
+
+
+def sort_fields(f, form: str, oob: bool = False) -> Markup:
+    """A list's filter form's hidden sort and direction (ids ``<form>-sort``, ``<form>-dir``),
+    which a filter sends on with the rest. A list sorted in place by a header's link (htmx) sends
+    them again out of band (``oob``), so that the next filter keeps that sort rather than the
+    one the page was loaded with."""
+    swap = ' hx-swap-oob="true"' if oob else ""
+    sort, direction = escape(f.sort or ""), escape(f.direction or "")
+    return Markup(  # noqa: S704 - every value is escaped above
+        f'<input type="hidden" name="sort" id="{form}-sort" value="{sort}"{swap}>'
+        f'<input type="hidden" name="dir" id="{form}-dir" value="{direction}"{swap}>'
     )

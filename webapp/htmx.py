@@ -14,6 +14,7 @@ def is_htmx() -> bool:
 def render_block(template_name: str, block: str, **context) -> str:
     """Render one ``{% block %}`` of a page template with the page's full context."""
     app = current_app
+    context.setdefault("partial", True)  # what a page shows once only when loaded as a whole
     app.update_template_context(context)
     template = app.jinja_env.get_template(template_name)
     return "".join(template.blocks[block](template.new_context(context)))

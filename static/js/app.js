@@ -131,8 +131,32 @@
     });
   }
 
-  // Back to a page the browser kept: its forms can be sent again.
+  // A choice that loads the choices depending on it (hx-get on change: the order form's
+  // credential and its organizations, products and domains). Back or Forward to the page has the
+  // browser put back the choice made on it (once the page has loaded: pageshow), but the page
+  // is loaded anew with the dependent choices of the one it was rendered with: those of the
+  // choice put back are loaded again.
+  function renderedValue(select) {
+    var rendered = Array.prototype.find.call(select.options, function (o) {
+      return o.defaultSelected;
+    }) || select.options[0];
+    return rendered ? rendered.value : "";
+  }
+
+  function reloadDependentChoices() {
+    if (!window.htmx) return;
+    document.querySelectorAll("select[hx-get][hx-target]").forEach(function (select) {
+      if (/\bchange\b/.test(select.getAttribute("hx-trigger") || "") &&
+          select.value !== renderedValue(select)) {
+        window.htmx.trigger(select, "change");
+      }
+    });
+  }
+
+  // Back to a page the browser kept: its forms can be sent again. (And to any page: the choices
+  // depending on a choice put back are those of that choice.)
   window.addEventListener("pageshow", function () {
+    reloadDependentChoices();
     document.querySelectorAll("form[data-sending]").forEach(function (form) {
       delete form.dataset.sending;
       form.querySelectorAll("[aria-busy]").forEach(function (el) { el.removeAttribute("aria-busy"); });
@@ -265,8 +289,32 @@
     "select:not([disabled]), textarea:not([disabled]), summary";
   var lostFocus = null;
 
-  document.addEventListener("htmx:beforeSwap", function (ev) {
+  // A button htmx disables while its request runs (hx-disabled-elt: sent once however often it
+  // is clicked) loses the keyboard focus to <body>: it stands for the focus until the answer
+  // came, and has the focus again once enabled, unless the answer replaced it.
+  document.addEventListener("htmx:beforeRequest", function (ev) {
+    var active = document.activeElement, elt = ev.detail.elt, xhr = ev.detail.xhr;
+    if (!xhr || !active || !active.matches("button") || !elt.closest("[hx-disabled-elt]") ||
+        !(active === elt || elt.contains(active))) return;
+    xhr.certdeskFocus = active;
+  });
+
+  function focusBeforeRequest(xhr) {
     var active = document.activeElement;
+    if (active && active !== document.body) return active;
+    return (xhr && xhr.certdeskFocus) || active;
+  }
+
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    var button = ev.detail.xhr && ev.detail.xhr.certdeskFocus;
+    var active = document.activeElement;
+    if (button && button.isConnected && !button.disabled && (!active || active === document.body)) {
+      button.focus();
+    }
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (ev) {
+    var active = focusBeforeRequest(ev.detail.xhr);
     var target = ev.detail.target;
     lostFocus = null;
     if (!active || active === document.body || !target || !target.contains(active)) return;

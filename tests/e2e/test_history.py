@@ -1,0 +1,94 @@
+"""In a real browser: Back and Forward across a list filtered in place (htmx pushes each filter's
+address). The browser keeps no copy of the earlier states, so each one is loaded again; when that
+load is refused (the session ended meanwhile) or fails (CertDesk stopped), the person sees the
+sign-in page or the browser's error at the address it belongs to, not the earlier list left in
+place under a new address nor the sign-in form put inside the page's frame. And Back to the order
+form: the choices the browser puts back and those depending on them agree."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import login
+from tests.helpers import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def _filter_audit(page, server) -> None:
+    page.goto(server.url + "/admin/audit/")
+    page.locator("select[name=action]").select_option("auth.login")
+    page.wait_for_url(re.compile(r".*action=auth\.login.*"))
+
+
+def test_back_and_forward_show_each_state_and_its_address(page, live_server):
+    login(page, live_server, "admin")
+    _filter_audit(page, live_server)
+
+    page.go_back()
+    expect(page).to_have_url(live_server.url + "/admin/audit/")
+    expect(page.locator("select[name=action]")).to_have_value("")
+    page.go_forward()
+    expect(page).to_have_url(re.compile(r".*action=auth\.login.*"))
+    expect(page.locator("select[name=action]")).to_have_value("auth.login")
+
+    # The session ends while the page is open: Back goes to the sign-in page, at its own address
+    # (the one a reload opens), which then comes back to the list as it was at that step.
+    with sqlite3.connect(live_server.database) as conn:
+        conn.execute("UPDATE user_session SET last_seen_at = '2000-01-01 00:00:00.000000'")
+    page.go_back()
+    expect(page).to_have_url(re.compile(r".*/login\?next=.*"))
+    expect(page.locator("main")).to_contain_text("signed out after a period of inactivity")
+    expect(page.get_by_role("banner")).to_have_count(1)  # one page, not one inside another
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(live_server.url + "/admin/audit/")
+    expect(page.locator("select[name=action]")).to_have_value("")
+
+
+def test_back_while_certdesk_does_not_answer_leaves_no_stale_list(page, live_server):
+    login(page, live_server, "admin")
+    _filter_audit(page, live_server)
+    page.route(re.compile(r".*/admin/audit/$"), lambda route: route.abort())
+    page.go_back()
+    # The browser says it could not load the whole trail's address; the filtered list is not
+    # left showing as if it were that page.
+    expect(page.locator("select[name=action]")).to_have_count(0)
+
+
+def _link(page, server, sandbox, name: str, key: str) -> None:
+    page.goto(server.url + "/entrust/manage/credentials/new")
+    page.get_by_label("Credential Name").fill(name)
+    page.get_by_label("User Name").fill(sandbox.api_user)
+    page.get_by_label("API Key", exact=True).fill(key)
+    page.get_by_label("Base URL").fill(sandbox.base_url)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#sync-job .job-succeeded, #sync-job .job-failed")).to_be_visible(
+        timeout=30000
+    )
+
+
+def test_back_to_the_order_form_shows_the_choices_of_the_credential_chosen(
+    page, live_server, sandbox
+):
+    """The browser puts back the credential chosen on the order form; the organizations,
+    products and domains below are those of that credential, not of the one the form was
+    loaded with."""
+    sandbox.seed(certificates=2, seed=5)
+    login(page, live_server, "admin")
+    _link(page, live_server, sandbox, "Alpha", sandbox.api_key)
+    _link(page, live_server, sandbox, "Beta", "wrong-key")  # its sync fails: no choices
+    page.goto(live_server.url + "/entrust/new")
+    page.locator("#credential_id").select_option(label="Beta")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Beta")
+    page.goto(live_server.url + "/jobs/")
+    page.go_back()
+    expect(page).to_have_url(live_server.url + "/entrust/new")
+    expect(page.locator("#credential_id option:checked")).to_have_text("Beta")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Beta")
+    expect(page.locator("#choice-problems")).to_contain_text("Beta has no approved organization")
