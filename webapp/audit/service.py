@@ -221,6 +221,17 @@ def _rows_in_order(batch: int = 1000, after: int = 0) -> Iterator[Row]:
         last = rows[-1].seq
 
 
+def _stray_row() -> VerifyResult | None:
+    """A row numbered before the chain's first (0 or less): the walk, which reads from row 1 on,
+    would never meet it, while the list and its export show it as any other event."""
+    seq = db.session.execute(
+        select(AuditEvent.seq).where(AuditEvent.seq < 1).order_by(AuditEvent.seq).limit(1)
+    ).scalar()
+    if seq is None:
+        return None
+    return VerifyResult(False, 0, f"row {seq} was inserted: the chain starts at row 1", seq)
+
+
 class _Walk:
     """Checks rows one by one under ``key``: sequence, link to the previous row, MAC."""
 
@@ -268,6 +279,8 @@ def verify(progress: Callable[[int, int], None] | None = None) -> VerifyResult:
         return VerifyResult(
             False, 0, "the trail is keyed with a master key this install does not hold", 1
         )
+    if (stray := _stray_row()) is not None:
+        return stray
     walk = _Walk(_key_of(head)[1])
     while True:
         walked = walk.checked
@@ -298,7 +311,7 @@ def rekey(old_master: bytes, new_master: bytes, *, actor) -> VerifyResult:
     if head.key_id == new_id and old_id != new_id:
         db.session.rollback()
         return verify()  # an interrupted rotation re-keyed it already
-    walk, found, prev, count = _Walk(old_key), None, GENESIS, 0
+    walk, found, prev, count = _Walk(old_key), _stray_row(), GENESIS, 0
     table = AuditEvent.__table__
     for e in _rows_in_order():
         if found is None:
