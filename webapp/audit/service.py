@@ -232,6 +232,15 @@ def _stray_row() -> VerifyResult | None:
     return VerifyResult(False, 0, f"row {seq} was inserted: the chain starts at row 1", seq)
 
 
+# The head row holds the chain's end, its key and its MAC: without it no event can be appended
+# and no removal of the last rows can be told.
+HEAD_REMOVED = "the head of the trail was removed: its end cannot be checked, nor events added"
+
+
+def head_present() -> bool:
+    return db.session.get(AuditHead, 1) is not None
+
+
 class _Walk:
     """Checks rows one by one under ``key``: sequence, link to the previous row, MAC."""
 
@@ -275,6 +284,8 @@ def verify(progress: Callable[[int, int], None] | None = None) -> VerifyResult:
     while it has moved on the walk goes on from where it stopped. ``progress(checked, total)``,
     if given, is called every ``PROGRESS_EVERY`` events."""
     head = db.session.get(AuditHead, 1, populate_existing=True)
+    if head is None:
+        return VerifyResult(False, 0, HEAD_REMOVED, 1)
     if head.key_id and head.key_id not in _held_keys():
         return VerifyResult(
             False, 0, "the trail is keyed with a master key this install does not hold", 1
@@ -290,6 +301,8 @@ def verify(progress: Callable[[int, int], None] | None = None) -> VerifyResult:
             if progress is not None and walk.checked % PROGRESS_EVERY == 0:
                 progress(walk.checked, max(head.seq, walk.checked))
         head = db.session.get(AuditHead, 1, populate_existing=True)
+        if head is None:
+            return VerifyResult(False, walk.checked, HEAD_REMOVED, 1)
         # Appended while this walked (the head moved past the rows read): walk those too. A
         # head past rows that are not there is judged by ``end``.
         if head.seq < walk.seq or walk.checked == walked:
