@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -404,20 +405,36 @@ LISTED = Listed(
 )
 
 
+def _actor_names(typed: str) -> list[str]:
+    """The names under which the trail records the user named ``typed``: a user name's one form
+    (trimmed, lower case, Unicode's NFKC: full-width "ａｄｍｉｎ" is admin, as at sign-in), and
+    the plain lower case a name was stored in before it took that form."""
+    plain = typed.strip().lower()
+    name = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", typed).strip().lower())
+    return sorted({name, plain})
+
+
 def query(f: AuditFilter):
     """The filtered trail, newest first. Each filter is an equality that leads an index ending
     with ``seq``; a date range becomes the range of sequence numbers recorded in it (events are
     appended in time order), so every filter pages through an index."""
     stmt = select(AuditEvent)
     if f.user:
-        stmt = stmt.where(AuditEvent.actor_name == f.user.strip().lower())
+        names = _actor_names(f.user)
+        # One name (nearly always): an equality, which pages through the index in seq order.
+        stmt = stmt.where(
+            AuditEvent.actor_name == names[0]
+            if len(names) == 1
+            else AuditEvent.actor_name.in_(names)
+        )
     if f.action:
         stmt = stmt.where(AuditEvent.action == f.action.strip())
     if f.object:
+        # As typed: "Certificate: 12" is certificate:12 (the types are lower-case words).
         kind, _, ident = f.object.strip().partition(":")
-        stmt = stmt.where(AuditEvent.object_type == kind)
-        if ident:
-            stmt = stmt.where(AuditEvent.object_id == ident)
+        stmt = stmt.where(AuditEvent.object_type == kind.strip().lower())
+        if ident.strip():
+            stmt = stmt.where(AuditEvent.object_id == ident.strip())
     if f.since:
         first = _first_seq_at(f.since)
         stmt = stmt.where(AuditEvent.seq >= first) if first is not None else stmt.where(false())
