@@ -383,6 +383,10 @@ def test_many_orders_run_as_a_job_with_each_outcome_audited(env, user, sandbox, 
     outcomes = {a.object_id: a.outcome for a in _audits("order.suspend") if a.object_id}
     assert outcomes == {str(r.id): "success" for r in rows} | {str(pending.id): "refused"}
     assert {sandbox.status(r.ca_order_id) for r in rows} == {"SUSPENDED"}
+    # The request's own event names the job that did it and the orders it was asked for.
+    (asked,) = [a for a in _audits("order.suspend") if not a.object_id]
+    assert (asked.actor_name, asked.actor_id) == ("admin", user["admin"].id)
+    assert json.loads(asked.detail) == {"orders": 4, "job": job.id, "order_ids": ids}
 
 
 def test_a_job_in_which_entrust_failed_some_orders_says_failed_and_why(

@@ -268,6 +268,17 @@ def test_a_check_job_that_could_not_reach_entrust_says_failed_and_why(
     sandbox.faults([{"kind": "http_503", "method": "GET"}])
     resp = operator_client.post("/entrust/check", data={"order": ids})
     assert resp.status_code == 303 and "job=" in resp.headers["Location"]
+    # The request's event names the job that checks them and the orders it was asked for.
+    asked = (
+        db.session.execute(
+            select(AuditEvent).where(AuditEvent.action == "order.check").order_by(AuditEvent.seq)
+        )
+        .scalars()
+        .all()[-1]
+    )
+    job_id = int(resp.headers["Location"].split("job=")[1].split("&")[0])
+    assert asked.actor_name == "operator" and asked.object_id == ""
+    assert json.loads(asked.detail) == {"orders": 30, "job": job_id, "order_ids": ids}
     page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
     card = html.unescape(page.split('id="job-')[1].split("</article>")[0])
     assert "Failed" in card and "Succeeded" not in card

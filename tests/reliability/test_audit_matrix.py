@@ -226,7 +226,7 @@ def _(t):
     return Change(
         "admin",
         "/admin/users/throttle/clear",
-        [("auth.throttle_cleared", "admin", "user", "operator")],
+        [("auth.throttle_cleared", "admin", "user", t.user["operator"].id)],
         {"username": "operator", "address": "127.0.0.1"},
     )
 

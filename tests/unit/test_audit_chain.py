@@ -274,3 +274,24 @@ def test_a_start_after_an_interrupted_rotation_says_to_finish_it(app, instance, 
     with middle.app_context():
         assert sb.current_box().key == key  # still sealing under the key in master.key
         db.session.remove()
+
+
+@pytest.mark.parametrize("seq", [0, -7])
+def test_a_row_inserted_before_the_first_is_caught(app, seq):
+    """A row numbered before row 1 is listed and exported as any other event; the walk, which
+    starts at row 1, must not pass over it."""
+    _add(3)
+    db.session.execute(
+        text(
+            "INSERT INTO audit_event (seq, at, actor_id, actor_name, action, object_type, "
+            "object_id, outcome, detail, address, prev_hash, hash) SELECT :s, at, NULL, "
+            "'operator', 'certificate.delete', 'certificate', '9', outcome, '{}', address, "
+            "prev_hash, hash FROM audit_event WHERE seq = 1"
+        ),
+        {"s": seq},
+    )
+    db.session.commit()
+    result = _cli_verify(app)
+    assert result.exit_code == 1
+    assert f"row {seq} was inserted: the chain starts at row 1" in result.output
+    assert not audit.verify().ok

@@ -160,3 +160,19 @@ def test_a_check_started_while_one_runs_is_not_started_twice(app):
     chaincheck.scheduled_check()
     checks = db.session.execute(select(Job).where(Job.kind == chaincheck.JOB_KIND)).scalars()
     assert [j.id for j in checks] == [job.id]
+
+
+def test_a_removed_head_is_reported_not_a_crash(app, admin_client):
+    """The head row (the chain's end, key and MAC) deleted: `certdesk audit verify` says so in a
+    line, and the scheduled check stores the outcome that Admin › Audit shows."""
+    _add(3)
+    db.session.execute(text("DELETE FROM audit_head"))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"Audit trail broken: {audit.HEAD_REMOVED}." in result.output
+    _task(app).func()
+    bad = chaincheck.last()
+    assert bad is not None and not bad.ok and bad.problem == audit.HEAD_REMOVED
+    page = admin_client.get("/admin/audit/").get_data(as_text=True)
+    assert "the head of the trail was removed" in page

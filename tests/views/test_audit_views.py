@@ -28,6 +28,22 @@ def test_filters_and_paging(admin_client):
     assert "No audit events match" in user
 
 
+def test_the_user_and_object_filters_read_what_is_typed_as_the_trail_writes_it(admin_client):
+    """A user name in any case or in full-width letters names the user, as at sign-in; an
+    object's type in capitals or with spaces around its id names the object."""
+    _events(3)
+    for typed in ("certificate:1", "Certificate: 1", " CERTIFICATE : 1 "):
+        page = admin_client.get("/admin/audit/", query_string={"object": typed})
+        assert "1–1 of 1" in page.get_data(as_text=True), typed
+    signed_in = admin_client.get("/admin/audit/?user=admin").get_data(as_text=True)
+    assert "auth.login" in signed_in
+    for typed in ("ADMIN", "ａｄｍｉｎ", " Admin "):
+        page = admin_client.get("/admin/audit/", query_string={"user": typed})
+        assert "auth.login" in page.get_data(as_text=True), typed
+        export = admin_client.get("/admin/audit/export.csv", query_string={"user": typed})
+        assert ",admin,auth.login," in export.get_data(as_text=True), typed
+
+
 def test_htmx_gets_only_the_results_block(admin_client):
     _events(2)
     frag = admin_client.get("/admin/audit/?action=cert.import", headers=HTMX).get_data(as_text=True)

@@ -124,12 +124,53 @@ def test_refused_sign_ins_are_noted_in_the_audit_trail_once_a_minute_per_address
         db.select(AuditEvent).where(AuditEvent.action == "auth.login_throttled")
     ).scalars()
     noted = [(e.object_id, e.address, e.outcome) for e in events]
-    assert noted == [("operator", ATTACKER["REMOTE_ADDR"], "refused")]
+    operator = auth.by_username("operator")
+    assert noted == [(str(operator.id), ATTACKER["REMOTE_ADDR"], "refused")]
     assert _actions().count("auth.login_failed") == free
     # Once the minute is over, the next refused try is noted again.
     monkeypatch.setattr(auth, "THROTTLED_NOTE_EVERY", timedelta(0))
     _try(app, "operator", PASSWORD, ATTACKER)
     assert _actions().count("auth.login_throttled") == 2
+
+
+def test_a_users_failed_sign_ins_are_found_with_the_rest_of_their_events(
+    app, admin_client, auditor_client
+):
+    """Every event about a user names them by id (user:<id>), their refused sign-ins and the
+    clearing of their throttle too: filtered by that object, the trail and its export hold them
+    all, with the address each refused try came from. A name no user has stays apart."""
+    import csv
+    import io
+
+    operator = auth.by_username("operator")
+    free = app.config["LOGIN_FREE_FAILURES"]
+    for _ in range(free):
+        assert _try(app, "operator", "guess guess guess", ATTACKER).status_code == 401
+    assert "Too many failed" in _try(app, "operator", PASSWORD, ATTACKER).get_data(True)
+    assert _try(app, "nobody-here", "guess guess guess", ATTACKER).status_code == 401
+    resp = admin_client.post(
+        "/admin/users/throttle/clear",
+        data={"username": "operator", "address": ATTACKER["REMOTE_ADDR"]},
+    )
+    assert resp.status_code in (200, 302, 303)
+    export = auditor_client.get(f"/admin/audit/export.csv?object=user:{operator.id}")
+    rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
+    seen = [(r["action"], r["actor_name"], r["address"]) for r in rows]
+    attacker = ATTACKER["REMOTE_ADDR"]
+    assert seen.count(("auth.login_failed", "operator", attacker)) == free, seen
+    assert ("auth.login_throttled", "operator", attacker) in seen
+    assert [r["action"] for r in rows][0] == "auth.throttle_cleared"
+    assert '"username": "operator"' in rows[0]["detail"]
+    assert {r["object_id"] for r in rows} == {str(operator.id)}
+    page = auditor_client.get(f"/admin/audit/?object=user:{operator.id}").get_data(as_text=True)
+    assert page.count("auth.login_failed") >= free and "auth.login_throttled" in page
+    stranger = db.session.execute(
+        db.select(AuditEvent).where(
+            AuditEvent.action == "auth.login_failed", AuditEvent.actor_name != "operator"
+        )
+    ).scalar_one()
+    assert stranger.object_id == stranger.actor_name
+    assert stranger.object_id.startswith(auth.UNKNOWN_NAME_PREFIX)
 
 
 def test_each_failure_past_the_free_ones_doubles_the_wait(app):
@@ -276,7 +317,8 @@ def test_guesses_spread_over_many_addresses_slow_the_name_but_not_its_owners_add
     cleared = db.session.execute(
         db.select(AuditEvent).where(AuditEvent.action == "auth.throttle_cleared")
     ).scalar_one()
-    assert cleared.object_id == "operator" and json.loads(cleared.detail)["failures"] == spread
+    assert cleared.object_id == str(auth.by_username("operator").id)
+    assert json.loads(cleared.detail)["failures"] == spread
 
 
 def test_slowed_sign_ins_are_looked_for_among_the_newest_failures_only(

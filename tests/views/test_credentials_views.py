@@ -4,6 +4,7 @@ that a credential's secrets never appear in a response, a log line or the databa
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from pathlib import Path
@@ -331,6 +332,14 @@ def test_edit_delete_and_disable(admin_client, sandbox, user):
     assert resp.status_code == 303
     db.session.expire_all()
     assert service.get(cred.id).name == "New"
+    # The trail says from what to what: the name it had, the one it has.
+    event = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.update")
+    ).scalar_one()
+    detail = json.loads(event.detail)
+    assert detail["changed"] == ["name"] and detail["name"] == "New"
+    assert detail["from"] == {"name": "Old"}
+    assert (event.actor_name, event.object_id) == ("admin", str(cred.id))
 
     # Disabling from the list asks first and says what it stops.
     listing = admin_client.get("/entrust/manage/").get_data(as_text=True)

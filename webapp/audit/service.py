@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -221,6 +222,26 @@ def _rows_in_order(batch: int = 1000, after: int = 0) -> Iterator[Row]:
         last = rows[-1].seq
 
 
+def _stray_row() -> VerifyResult | None:
+    """A row numbered before the chain's first (0 or less): the walk, which reads from row 1 on,
+    would never meet it, while the list and its export show it as any other event."""
+    seq = db.session.execute(
+        select(AuditEvent.seq).where(AuditEvent.seq < 1).order_by(AuditEvent.seq).limit(1)
+    ).scalar()
+    if seq is None:
+        return None
+    return VerifyResult(False, 0, f"row {seq} was inserted: the chain starts at row 1", seq)
+
+
+# The head row holds the chain's end, its key and its MAC: without it no event can be appended
+# and no removal of the last rows can be told.
+HEAD_REMOVED = "the head of the trail was removed: its end cannot be checked, nor events added"
+
+
+def head_present() -> bool:
+    return db.session.get(AuditHead, 1) is not None
+
+
 class _Walk:
     """Checks rows one by one under ``key``: sequence, link to the previous row, MAC."""
 
@@ -264,10 +285,14 @@ def verify(progress: Callable[[int, int], None] | None = None) -> VerifyResult:
     while it has moved on the walk goes on from where it stopped. ``progress(checked, total)``,
     if given, is called every ``PROGRESS_EVERY`` events."""
     head = db.session.get(AuditHead, 1, populate_existing=True)
+    if head is None:
+        return VerifyResult(False, 0, HEAD_REMOVED, 1)
     if head.key_id and head.key_id not in _held_keys():
         return VerifyResult(
             False, 0, "the trail is keyed with a master key this install does not hold", 1
         )
+    if (stray := _stray_row()) is not None:
+        return stray
     walk = _Walk(_key_of(head)[1])
     while True:
         walked = walk.checked
@@ -277,6 +302,8 @@ def verify(progress: Callable[[int, int], None] | None = None) -> VerifyResult:
             if progress is not None and walk.checked % PROGRESS_EVERY == 0:
                 progress(walk.checked, max(head.seq, walk.checked))
         head = db.session.get(AuditHead, 1, populate_existing=True)
+        if head is None:
+            return VerifyResult(False, walk.checked, HEAD_REMOVED, 1)
         # Appended while this walked (the head moved past the rows read): walk those too. A
         # head past rows that are not there is judged by ``end``.
         if head.seq < walk.seq or walk.checked == walked:
@@ -298,7 +325,7 @@ def rekey(old_master: bytes, new_master: bytes, *, actor) -> VerifyResult:
     if head.key_id == new_id and old_id != new_id:
         db.session.rollback()
         return verify()  # an interrupted rotation re-keyed it already
-    walk, found, prev, count = _Walk(old_key), None, GENESIS, 0
+    walk, found, prev, count = _Walk(old_key), _stray_row(), GENESIS, 0
     table = AuditEvent.__table__
     for e in _rows_in_order():
         if found is None:
@@ -378,20 +405,36 @@ LISTED = Listed(
 )
 
 
+def _actor_names(typed: str) -> list[str]:
+    """The names under which the trail records the user named ``typed``: a user name's one form
+    (trimmed, lower case, Unicode's NFKC: full-width "ａｄｍｉｎ" is admin, as at sign-in), and
+    the plain lower case a name was stored in before it took that form."""
+    plain = typed.strip().lower()
+    name = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", typed).strip().lower())
+    return sorted({name, plain})
+
+
 def query(f: AuditFilter):
     """The filtered trail, newest first. Each filter is an equality that leads an index ending
     with ``seq``; a date range becomes the range of sequence numbers recorded in it (events are
     appended in time order), so every filter pages through an index."""
     stmt = select(AuditEvent)
     if f.user:
-        stmt = stmt.where(AuditEvent.actor_name == f.user.strip().lower())
+        names = _actor_names(f.user)
+        # One name (nearly always): an equality, which pages through the index in seq order.
+        stmt = stmt.where(
+            AuditEvent.actor_name == names[0]
+            if len(names) == 1
+            else AuditEvent.actor_name.in_(names)
+        )
     if f.action:
         stmt = stmt.where(AuditEvent.action == f.action.strip())
     if f.object:
+        # As typed: "Certificate: 12" is certificate:12 (the types are lower-case words).
         kind, _, ident = f.object.strip().partition(":")
-        stmt = stmt.where(AuditEvent.object_type == kind)
-        if ident:
-            stmt = stmt.where(AuditEvent.object_id == ident)
+        stmt = stmt.where(AuditEvent.object_type == kind.strip().lower())
+        if ident.strip():
+            stmt = stmt.where(AuditEvent.object_id == ident.strip())
     if f.since:
         first = _first_seq_at(f.since)
         stmt = stmt.where(AuditEvent.seq >= first) if first is not None else stmt.where(false())

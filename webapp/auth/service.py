@@ -405,12 +405,13 @@ def clear_slowed(actor, username: str, address: str) -> int:
     if address != ANY_NEW_ADDRESS:
         where.append(LoginAttempt.address == address)
     cleared = db.session.execute(delete(LoginAttempt).where(*where)).rowcount
+    user = db.session.execute(select(User).where(User.username == username)).scalar()
     audit.record(
         "auth.throttle_cleared",
         object_type="user",
-        object_id=username,
+        object_id=user.id if user is not None else username,
         actor=actor,
-        detail={"address": address, "failures": cleared},
+        detail={"username": username, "address": address, "failures": cleared},
     )
     db.session.commit()
     return cleared
@@ -446,7 +447,7 @@ def _throttled_after_check(name: str, address: str, ok: bool, *, keep_success=Tr
 THROTTLED_NOTE_EVERY = timedelta(minutes=1)
 
 
-def _note_throttled(name: str, address: str, wait: timedelta) -> None:
+def _note_throttled(name: str, address: str, wait: timedelta, user: User | None) -> None:
     """Audit that a sign-in from ``address`` was refused by the throttles, unless one was noted
     for that address within ``THROTTLED_NOTE_EVERY``."""
     noted: dict[str, datetime] = current_app.extensions.setdefault("sign_ins_throttled", {})
@@ -468,15 +469,20 @@ def _note_throttled(name: str, address: str, wait: timedelta) -> None:
             "wait_seconds": _whole_seconds(wait),
             "noted": "at most once a minute per address; later refused tries are not recorded",
         },
+        user,
     )
 
 
-def _record_refusal(action: str, name: str, outcome: str, detail: dict) -> None:
-    """Audit a refused sign-in as ``name`` (which may be no user's), in its own transaction."""
+def _record_refusal(
+    action: str, name: str, outcome: str, detail: dict, user: User | None = None
+) -> None:
+    """Audit a refused sign-in as ``name`` (which may be no user's), in its own transaction.
+    The object is ``user`` by its id, as in every other event about a user (so that the trail
+    filtered by ``user:<id>`` holds its failed sign-ins too); a name no user has stands alone."""
     audit.record(
         action,
         object_type="user",
-        object_id=name,
+        object_id=user.id if user is not None else name,
         outcome=outcome,
         actor=name or "-",
         detail=detail,
@@ -529,14 +535,14 @@ def authenticate(
         ok = user is not None and matches and user.active
         wait = _throttled_after_check(name, address, ok)
     if wait:
-        _note_throttled(name, address, wait)
+        _note_throttled(name, address, wait, user)
         raise LoginRefused(
             f"Too many failed sign-in attempts from your address. Wait {_in_words(wait)} and "
             "try again."
         )
     if not ok:
         reason = "disabled" if user and not user.active else "bad credentials"
-        _record_refusal("auth.login_failed", name, "failure", {"reason": reason})
+        _record_refusal("auth.login_failed", name, "failure", {"reason": reason}, user)
         raise LoginRefused("Wrong user name or password.")
     user.last_login_at = utcnow()
     token = _new_session(user, address, user_agent)

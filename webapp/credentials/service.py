@@ -383,6 +383,14 @@ def _summary(cred: EcsCredential) -> dict:
     }
 
 
+def _update_detail(changed: list[str], before: dict, after: dict) -> dict:
+    """``credential.update``'s detail: what changed, the credential as it is now, and what each
+    shown value that changed was before (``from``): a rename or a new address, from what to
+    what. The API key and the client key are named as changed, never shown."""
+    was = {k: v for k, v in before.items() if after[k] != v}
+    return {"changed": changed, **after, **({"from": was} if was else {})}
+
+
 # What the edit form changes. The API key and the client key are compared sealed (a new seal
 # each time one is stored), so the stamp tells whether they changed and nothing of what they are.
 _EDITED = (
@@ -485,6 +493,7 @@ def update(
                 "change again and save."
             )
     clean = _clean(data, cred)
+    before = _summary(cred)
     changed = _apply(cred, data, clean)
     if LOGIN_FIELDS.intersection(changed):
         # What the row said about the login (its last test, its last sync's verdict) was about
@@ -497,7 +506,7 @@ def update(
             "credential.update",
             object_type="credential",
             object_id=cred.id,
-            detail={"changed": changed, **_summary(cred)},
+            detail=_update_detail(changed, before, _summary(cred)),
             actor=actor,
         )
     db.session.commit()

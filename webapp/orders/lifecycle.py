@@ -688,12 +688,6 @@ def run(actor, action: Action, order_ids, choices: Choices) -> Result:
                 )
             result.job = running
             return result
-        audit.record(
-            f"order.{action.value}",
-            actor=actor,
-            object_type="order",
-            detail={"orders": len(ids), "job": True},
-        )
         job = jobs.queue(
             ACTION_JOB,
             f"{label} {len(ids):,} orders",
@@ -703,6 +697,13 @@ def run(actor, action: Action, order_ids, choices: Choices) -> Result:
             reason=choices.reason,
             comment=choices.comment,
             credential_id=choices.credential_id,
+        )
+        # Which job does it, and on which orders (each order's own event follows as it is done).
+        audit.record(
+            f"order.{action.value}",
+            actor=actor,
+            object_type="order",
+            detail={"orders": len(ids), "job": job.id, "order_ids": ids},
         )
         db.session.commit()
         result.job = jobs.submit(job)

@@ -239,16 +239,17 @@ def check_selected(actor, order_ids) -> CheckResult:
     result = CheckResult()
     if len(ids) > INLINE_LIMIT:
         ids = ids[:MAX_PER_RUN]
+        job = jobs.queue(
+            CHECK_JOB, f"Check Order Status of {len(ids):,} orders", actor=actor, order_ids=ids
+        )
         audit.record(
             "order.check",
             actor=actor,
             object_type="order",
-            detail={"orders": len(ids), "job": True},
+            detail={"orders": len(ids), "job": job.id, "order_ids": ids},
         )
         db.session.commit()
-        result.job = jobs.start(
-            CHECK_JOB, f"Check Order Status of {len(ids):,} orders", actor=actor, order_ids=ids
-        )
+        result.job = jobs.submit(job)
         return result
     rows = _rows(ids)
     check(rows, actor, result=result)
