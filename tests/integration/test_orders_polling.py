@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from tests.conftest import link_sandbox
 from tests.helpers import together
 from tests.integration.helpers import new_request
+from webapp.audit import service as audit
 from webapp.audit.models import AuditEvent
 from webapp.certificates.models import Certificate
 from webapp.dbtypes import utcnow
@@ -253,7 +254,7 @@ def test_an_unreachable_entrust_changes_nothing_but_says_so(env, user, sandbox):
 
 
 def test_a_check_job_that_could_not_reach_entrust_says_failed_and_why(
-    env, operator_client, sandbox
+    env, operator_client, sandbox, monkeypatch
 ):
     """Check Order Status of more orders than are checked at once, and the scheduled check,
     while Entrust answers 503: their cards say Failed, how many could not be checked and why,
@@ -266,6 +267,8 @@ def test_a_check_job_that_could_not_reach_entrust_says_failed_and_why(
     ]
     assert len(ids) > polling.INLINE_LIMIT
     sandbox.faults([{"kind": "http_503", "method": "GET"}])
+    # An event lists so many ids at most (20,000 could be asked for), then how many more.
+    monkeypatch.setattr(audit, "IDS_LISTED", 20)
     resp = operator_client.post("/entrust/check", data={"order": ids})
     assert resp.status_code == 303 and "job=" in resp.headers["Location"]
     # The request's event names the job that checks them and the orders it was asked for.
@@ -278,7 +281,12 @@ def test_a_check_job_that_could_not_reach_entrust_says_failed_and_why(
     )
     job_id = int(resp.headers["Location"].split("job=")[1].split("&")[0])
     assert asked.actor_name == "operator" and asked.object_id == ""
-    assert json.loads(asked.detail) == {"orders": 30, "job": job_id, "order_ids": ids}
+    assert json.loads(asked.detail) == {
+        "orders": 30,
+        "job": job_id,
+        "order_ids": sorted(ids)[:20],
+        "order_ids_more": 10,
+    }
     page = operator_client.get(resp.headers["Location"]).get_data(as_text=True)
     card = html.unescape(page.split('id="job-')[1].split("</article>")[0])
     assert "Failed" in card and "Succeeded" not in card

@@ -154,6 +154,18 @@ def _detail_json(detail: dict) -> str:
 SYSTEM_ACTORS = frozenset({"scheduler", "cli", "anonymous", "system", "-"})
 
 
+# The most ids one event lists: a bulk action on up to 20,000 orders names the first ones and
+# how many more (each order's own event follows as it is done), not a cell of 140 KB.
+IDS_LISTED = 100
+
+
+def some_ids(key: str, ids: list) -> dict:
+    """``{key: ids}`` for an event's detail, the first ``IDS_LISTED`` of them, with
+    ``<key>_more``: how many more there are, when there are."""
+    more = len(ids) - IDS_LISTED
+    return {key: list(ids[:IDS_LISTED])} | ({f"{key}_more": more} if more > 0 else {})
+
+
 def record(
     action: str,
     *,

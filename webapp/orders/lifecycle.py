@@ -703,7 +703,7 @@ def run(actor, action: Action, order_ids, choices: Choices) -> Result:
             f"order.{action.value}",
             actor=actor,
             object_type="order",
-            detail={"orders": len(ids), "job": job.id, "order_ids": ids},
+            detail={"orders": len(ids), "job": job.id} | audit.some_ids("order_ids", ids),
         )
         db.session.commit()
         result.job = jobs.submit(job)

@@ -246,7 +246,7 @@ def check_selected(actor, order_ids) -> CheckResult:
             "order.check",
             actor=actor,
             object_type="order",
-            detail={"orders": len(ids), "job": job.id, "order_ids": ids},
+            detail={"orders": len(ids), "job": job.id} | audit.some_ids("order_ids", ids),
         )
         db.session.commit()
         result.job = jobs.submit(job)
