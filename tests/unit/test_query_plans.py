@@ -103,6 +103,11 @@ def test_the_rules_catch_a_full_scan_and_a_sort(populated):
     conn = plans.dbapi_connection()
     scan = plans.sqlite_problems(conn, "SELECT id FROM certificate WHERE subject = ?", ("x",))
     assert scan and "full scan" in scan[0]
+    # as SQLAlchemy writes it: each clause on a line of its own
+    limited = plans.sqlite_problems(
+        conn, "SELECT certificate.id \nFROM certificate \nWHERE subject = ?\n LIMIT ?", ("x", 1)
+    )
+    assert limited and "full scan" in limited[0]
     walk = plans.sqlite_problems(conn, "SELECT count(*) FROM certificate", ())
     assert walk and "full scan" in walk[0]
     sort = plans.sqlite_problems(
