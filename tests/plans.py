@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from webapp import paging
+from webapp import hooks, paging
 from webapp.audit import service as audit
 from webapp.auth import service as auth
 from webapp.catalog import service as catalog
@@ -228,6 +228,8 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("order form primary client", lambda: catalog.primary_client_name(1)),
     # The order forms' CSRs: the newest, and the newest a search finds, few or many
     ("order form CSRs", lambda: csrs.recent(100)),
+    # Deleting a CSR or a certificate asks whether its key is still needed
+    ("key in use", lambda: hooks.emit("key.in_use", key_id=7)),
     *[
         (f"order form CSR search {q}", lambda q=q: csrs.matching(q, 100))
         for q in (FEW, MANY, "csr5.example.org")
