@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
-from webapp import paging
+from webapp import hooks, paging
 from webapp.audit import service as audit
 from webapp.auth import service as auth
 from webapp.catalog import service as catalog
@@ -228,6 +228,8 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("order form primary client", lambda: catalog.primary_client_name(1)),
     # The order forms' CSRs: the newest, and the newest a search finds, few or many
     ("order form CSRs", lambda: csrs.recent(100)),
+    # Deleting a CSR or a certificate asks whether its key is still needed
+    ("key in use", lambda: hooks.emit("key.in_use", key_id=7)),
     *[
         (f"order form CSR search {q}", lambda q=q: csrs.matching(q, 100))
         for q in (FEW, MANY, "csr5.example.org")
@@ -298,15 +300,15 @@ def sqlite_problems(conn, sql: str, params) -> list[str]:
     the walk; a sort (temporary B-tree) of rows
     read from a growing table, unless they were fetched by a short list of keys."""
     details = [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
-    limited = " LIMIT " in sql.upper()
+    limited = re.search(r"\bLIMIT\b", sql, re.IGNORECASE) is not None
     by_keys = bool(_KEY_LIST.search(sql))
     growing = [d for d in details if re.match(r"(SCAN|SEARCH) (\w+)", d) and _table(d) in GROWING]
     problems = []
     # A table walked in its own (rowid) order with nothing to filter reads only the rows the
     # LIMIT takes (a list by id, newest first); any filter could make that walk the whole table.
-    rowid_walk = (
-        limited and " WHERE " not in sql.upper() and not any("TEMP B-TREE" in d for d in details)
-    )
+    # (SQLAlchemy starts the clauses on lines of their own: words, not " WHERE ".)
+    filtered = re.search(r"\bWHERE\b", sql, re.IGNORECASE) is not None
+    rowid_walk = limited and not filtered and not any("TEMP B-TREE" in d for d in details)
     for detail in growing:
         if detail == f"SCAN {_table(detail)}" and rowid_walk:
             continue

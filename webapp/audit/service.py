@@ -14,12 +14,12 @@ import hashlib
 import hmac
 import json
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import Row, false, select, update
+from sqlalchemy import Row, false, insert, select, update
 
 from webapp import csvexport
 from webapp.audit.models import AuditEvent, AuditHead
@@ -184,30 +184,66 @@ def record(
     The head row is updated first, which takes the write lock (SQLite) or the row lock
     (PostgreSQL) so that concurrent appends form one chain.
     """
+    return record_many(
+        action,
+        actor=actor,
+        object_type=object_type,
+        items=[(object_id, detail)],
+        outcome=outcome,
+    )[0]
+
+
+def record_many(
+    action: str,
+    *,
+    actor,
+    object_type: str,
+    items: Sequence[tuple[object, dict | None]],
+    outcome: str = "success",
+) -> list[AuditEvent]:
+    """Append one event per (object id, detail) of ``items``, as :func:`record` does each, with
+    one update of the head for them all (deleting 1,000 orders wrote 4,000 statements)."""
     if actor is None:
         raise ValueError("an audit event needs an actor: a user, or a name such as 'scheduler'")
+    if not items:
+        return []
     is_user = not isinstance(actor, str)
-    db.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-    head = db.session.get(AuditHead, 1, populate_existing=True)
-    event = AuditEvent(
-        seq=head.seq,
-        at=utcnow(),
-        actor_id=actor.id if is_user else None,
-        actor_name=_clip(actor.username if is_user else str(actor), 64),
-        action=_clip(action, 64),
-        object_type=_clip(object_type, 32),
-        object_id=_clip(str(object_id) if object_id is not None else "", 64),
-        outcome=_clip(outcome, 16),
-        detail=_detail_json(detail or {}),
-        address=_clip(_address() if has_request_context() else "", 64),
-        prev_hash=head.last_hash,
+    db.session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(items))
     )
+    head = db.session.get(AuditHead, 1, populate_existing=True)
     key_id, key = _key_of(head)
-    event.hash = _digest(key, event)
-    head.last_hash, head.key_id = event.hash, key_id
+    at, prev = utcnow(), head.last_hash
+    common = {
+        "at": at,
+        "actor_id": actor.id if is_user else None,
+        "actor_name": _clip(actor.username if is_user else str(actor), 64),
+        "action": _clip(action, 64),
+        "object_type": _clip(object_type, 32),
+        "outcome": _clip(outcome, 16),
+        "address": _clip(_address() if has_request_context() else "", 64),
+    }
+    events = []
+    for seq, (object_id, detail) in enumerate(items, start=head.seq - len(items) + 1):
+        event = AuditEvent(
+            seq=seq,
+            object_id=_clip(str(object_id) if object_id is not None else "", 64),
+            detail=_detail_json(detail or {}),
+            prev_hash=prev,
+            **common,
+        )
+        event.hash = prev = _digest(key, event)
+        events.append(event)
+    head.last_hash, head.key_id = prev, key_id
     head.mac = _head_mac(key, head.seq, head.last_hash)
-    db.session.add(event)
-    return event
+    if len(events) == 1:
+        db.session.add(events[0])
+    else:  # one statement for them all (the events returned are not in the session)
+        columns = [c.key for c in AuditEvent.__table__.c if c.key != "id"]
+        db.session.execute(
+            insert(AuditEvent), [{c: getattr(e, c) for c in columns} for e in events]
+        )
+    return events
 
 
 @dataclass

@@ -839,22 +839,26 @@ def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: boo
         db.session.rollback()
         raise ActionInputError("None of the selected orders exists any more.", "order")
     kept = certificates.orders_with_certificate([r.id for r in rows])
-    for r in rows:
-        audit.record(
-            "order.delete",
-            actor=actor,
-            object_type="order",
-            object_id=r.id,
-            detail={
-                "ca_order_id": r.ca_order_id,
-                "credential": r.credential.name if r.credential else r.credential_id,
-                "common_name": r.common_name,
-                "status": r.status,
-                "placement": r.placement,
-                "request_id": r.request_id,
-                "certificate_kept": r.id in kept,
-            },
-        )
+    audit.record_many(
+        "order.delete",
+        actor=actor,
+        object_type="order",
+        items=[
+            (
+                r.id,
+                {
+                    "ca_order_id": r.ca_order_id,
+                    "credential": r.credential.name if r.credential else r.credential_id,
+                    "common_name": r.common_name,
+                    "status": r.status,
+                    "placement": r.placement,
+                    "request_id": r.request_id,
+                    "certificate_kept": r.id in kept,
+                },
+            )
+            for r in rows
+        ],
+    )
     found = [r.id for r in rows]
     for i in range(0, len(found), 500):
         db.session.execute(

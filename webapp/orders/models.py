@@ -150,6 +150,21 @@ class Order(OrderShown, db.Model):
             sqlite_where=text("again_id IS NOT NULL"),
             postgresql_where=text("again_id IS NOT NULL"),
         ),
+        # The few orders placed with a CSR or key held here: found through these when the CSR
+        # or key is deleted (whether the key is in use, and the references cleared), which would
+        # otherwise read every order, once for each of the two.
+        Index(
+            "ix_ca_order_csr",
+            "csr_id",
+            sqlite_where=text("csr_id IS NOT NULL"),
+            postgresql_where=text("csr_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_ca_order_private_key",
+            "private_key_id",
+            sqlite_where=text("private_key_id IS NOT NULL"),
+            postgresql_where=text("private_key_id IS NOT NULL"),
+        ),
         # Ids are never handed out again after a delete (SQLite: AUTOINCREMENT; see 0011).
         {"sqlite_autoincrement": True},
     )
