@@ -207,7 +207,7 @@ def place(actor, form: OrderForm) -> Order:
     prepared = prepare(actor, form)
     prepared.request.request_id = request_id
     key_row, key_created = keep_key(actor, prepared, form)
-    return _submit(
+    return submit(
         actor,
         prepared.credential_id,
         prepared.request,
@@ -297,7 +297,7 @@ def _placed_again_already(again_id: int) -> str:
     return f"This order has been placed again already, as order {name}."
 
 
-def _submit(
+def submit(
     actor,
     credential_id: int,
     req: OrderRequest,
@@ -602,7 +602,7 @@ def place_again(actor, row: Order) -> Order:
             row, full or found[0], len(found), actor, utcnow(), (NOT_PLACED,)
         )
     req = _request_from(row.request, "")
-    return _submit(
+    return submit(
         actor,
         row.credential_id,
         req,

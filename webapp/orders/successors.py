@@ -247,7 +247,7 @@ def _place(actor, row: Order, origin: str, form: OrderForm) -> Order:
     prepared = prepare(actor, row, origin, form)
     prepared.request.request_id = request_id
     key_row, key_created = placing.keep_key(actor, prepared, form)
-    return placing._submit(
+    return placing.submit(
         actor,
         row.credential_id,
         prepared.request,
