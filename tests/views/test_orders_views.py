@@ -548,10 +548,7 @@ def test_a_custom_field_made_required_at_entrust_is_on_the_form_once_entrust_ref
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
     page = operator_client.get(f"/entrust/new?credential_id={linked.id}").get_data(as_text=True)
     assert 'name="custom_text2"' in page and 'name="custom_text3"' not in page  # read and kept
-    store = sandbox.sandbox.store
-    field = {"enabled": True, "label": "Owner team", "mandatory": "BOTH", "order": 5}
-    with store.tx() as conn:
-        conn.execute("UPDATE custom_fields SET body = ? WHERE name = 'text3'", (json.dumps(field),))
+    sandbox.set_custom_field("text3", enabled=True, label="Owner team", mandatory="BOTH", order=5)
     resp = _post(operator_client, linked, csr.id)
     page = resp.get_data(as_text=True)
     assert resp.status_code == 422 and _count(Order) == 0
