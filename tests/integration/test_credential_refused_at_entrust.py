@@ -185,3 +185,25 @@ def test_a_key_put_back_at_entrust_clears_login_failed_at_the_next_import(
     [event] = _accepted(cred)
     assert event.actor_name == "operator" and json.loads(event.detail)["during"] == "an import"
     assert _refusals(cred) == 1
+
+
+def test_an_answer_to_a_call_made_before_the_refusal_does_not_clear_it(app, user, sandbox):
+    """A check's call answered, but made before another check's call was refused (the key was
+    changed at Entrust in between): the refusal stands. One made after it clears it, once."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=0)
+    cred = link_sandbox(user, sandbox)
+    before = utcnow()
+    credentials.login_refused(cred.id, REFUSED, "a status check", "operator")
+    db.session.commit()
+    credentials.login_accepted(cred.id, "a status check", before, "operator")
+    db.session.commit()
+    db.session.refresh(cred)
+    assert cred.last_test_ok is False and _accepted(cred) == []
+    for _ in range(2):
+        credentials.login_accepted(cred.id, "a status check", utcnow(), "operator")
+        db.session.commit()
+    db.session.refresh(cred)
+    assert cred.last_test_ok is None and cred.last_test_message == ""
+    assert len(_accepted(cred)) == 1
