@@ -1,5 +1,9 @@
 """The control API under /_sandbox/: seed, reset, request log, faults, clock, hooks, users.
 
+The hooks change the account as Entrust's portal or its staff would: a domain's or a
+certificate's status, an organization or a product taken away, a custom field set up, changed
+or turned off.
+
 It is for tests, benchmarks and the demo, so it has no authentication; the sandbox listens on
 loopback. So that no web page the person running it opens can use it either, it answers only
 requests addressed to an IP address or localhost (a name another site's DNS points at the
@@ -10,6 +14,7 @@ JSON in and out; errors use the same envelope as the API.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import time
 from urllib.parse import urlsplit
@@ -21,6 +26,7 @@ from .auth import create_user
 from .clock import fmt
 from .errors import ApiError, bad_request, not_found, parse_json
 from .listing import CUSTOM_FIELD_NAMES
+from .orders import MANDATORY_FOR_API
 from .settings import Settings
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
@@ -219,6 +225,105 @@ def set_certificate_status(tracking_id: int):
     sandbox = _sandbox()
     result = orders.admin_set_status(sandbox, tracking_id, status)
     return jsonify(result)
+
+
+@bp.delete("/organizations")
+def remove_organization():
+    """Take an organization away from a client, as Entrust does when its vetting lapses or it is
+    deleted: {"clientId": N, "name": "..."} (the name exactly as listed)."""
+    body = _body()
+    client_id, name = body.get("clientId"), body.get("name")
+    if isinstance(client_id, bool) or not isinstance(client_id, int):
+        raise bad_request("clientId must be an integer", "clientId")
+    if not isinstance(name, str) or not name:
+        raise bad_request("name must be the organization's name", "name")
+    with _sandbox().store.tx() as conn:
+        removed = conn.execute(
+            "DELETE FROM organizations WHERE client_id = ? AND name = ?", (client_id, name)
+        ).rowcount
+    if not removed:
+        raise not_found("Unknown organization")
+    return "", 204
+
+
+@bp.delete("/products/<product_type>")
+def remove_product(product_type: str):
+    """Take a product (its inventory) away from the account, as when its contract ends."""
+    with _sandbox().store.tx() as conn:
+        removed = conn.execute(
+            "DELETE FROM inventories WHERE product_type = ?", (product_type.upper(),)
+        ).rowcount
+    if not removed:
+        raise not_found("Unknown product")
+    return "", 204
+
+
+CUSTOM_FIELD_MANDATORY = ("NOT_MANDATORY", "EFORM", *MANDATORY_FOR_API)
+CUSTOM_FIELD_LABEL_LIMIT = 50
+CUSTOM_FIELD_OPTIONS_LIMIT = 2000
+# A field the account has not set up, as GET /customFields lists it.
+CUSTOM_FIELD_OFF = {"enabled": False, "eformVisible": False, "mandatory": "NOT_MANDATORY"}
+
+
+def _custom_field_name(name: str) -> str:
+    if name not in CUSTOM_FIELD_NAMES:
+        raise not_found("Unknown custom field: text1-15, number1-5, date1-5, email1-5, dropdown1-5")
+    return name
+
+
+def _custom_field(name: str, body: dict) -> dict:
+    """The settings of ``body`` for field ``name``, as BaseCustomField (and TextCustomField's
+    multiline, DropdownCustomField's options) has them; anything else is a 400."""
+    kinds = {"enabled": bool, "eformVisible": bool, "label": str, "mandatory": str, "order": int}
+    if name.startswith("text"):
+        kinds["multiline"] = bool
+    if name.startswith("dropdown"):
+        kinds["options"] = str
+    unknown = sorted(set(body) - set(kinds))
+    if unknown:
+        raise bad_request(f"{name} has no setting {unknown[0]}", unknown[0])
+    for key, kind in kinds.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise bad_request(f"{key} must be of type {kind.__name__}", key)
+    if body.get("mandatory") is not None and body["mandatory"] not in CUSTOM_FIELD_MANDATORY:
+        raise bad_request(
+            "mandatory must be one of " + ", ".join(CUSTOM_FIELD_MANDATORY), "mandatory"
+        )
+    if len(body.get("label") or "") > CUSTOM_FIELD_LABEL_LIMIT:
+        raise bad_request(f"label must be at most {CUSTOM_FIELD_LABEL_LIMIT} characters", "label")
+    if len(body.get("options") or "") > CUSTOM_FIELD_OPTIONS_LIMIT:
+        raise bad_request(
+            f"options must be at most {CUSTOM_FIELD_OPTIONS_LIMIT} characters", "options"
+        )
+    return {**CUSTOM_FIELD_OFF, **{k: v for k, v in body.items() if v is not None}}
+
+
+def _set_custom_field(name: str, field: dict) -> None:
+    with _sandbox().store.tx() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO custom_fields (name, body) VALUES (?, ?)",
+            (name, json.dumps(field)),
+        )
+
+
+@bp.post("/custom-fields/<name>")
+def set_custom_field(name: str):
+    """Set up or change one of the account's custom fields, as in Entrust's portal: its whole
+    settings, e.g. {"enabled": true, "label": "Owner team", "mandatory": "BOTH", "order": 5}
+    (a setting left out takes its default: off, not on the eForm, not mandatory)."""
+    field = _custom_field(_custom_field_name(name), _body())
+    _set_custom_field(name, field)
+    return jsonify({name: field})
+
+
+@bp.delete("/custom-fields/<name>")
+def remove_custom_field(name: str):
+    """Turn one of the account's custom fields off (the account keeps every field's name)."""
+    _set_custom_field(_custom_field_name(name), dict(CUSTOM_FIELD_OFF))
+    return "", 204
 
 
 @bp.get("/users")

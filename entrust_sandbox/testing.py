@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import threading
 from collections import Counter
+from urllib.parse import quote
 
 import requests
 
@@ -205,6 +206,23 @@ class SandboxServer:
     def set_certificate_status(self, tracking_id: int, status: str) -> dict:
         """Set a certificate's status as an Entrust administrator would."""
         return self._control("POST", f"certificates/{tracking_id}", {"status": status})
+
+    def remove_organization(self, client_id: int, name: str) -> None:
+        """Take an organization away from a client, as Entrust would."""
+        self._control("DELETE", "organizations", {"clientId": client_id, "name": name})
+
+    def remove_product(self, product_type: str) -> None:
+        """Take a product (its inventory) away from the account."""
+        self._control("DELETE", f"products/{quote(product_type, safe='')}")
+
+    def set_custom_field(self, name: str, **settings) -> dict:
+        """Set up or change a custom field as in Entrust's portal (e.g. `enabled=True,
+        label="Owner team", mandatory="BOTH"`): its whole settings; returns them."""
+        return self._control("POST", f"custom-fields/{quote(name, safe='')}", settings)[name]
+
+    def remove_custom_field(self, name: str) -> None:
+        """Turn a custom field off."""
+        self._control("DELETE", f"custom-fields/{quote(name, safe='')}")
 
     def set_rate_limit(self, limit: int | None) -> dict:
         """Requests per 30 s per API user, or None for no limit."""

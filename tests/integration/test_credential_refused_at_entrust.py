@@ -5,6 +5,7 @@ credential of the account carries on as before."""
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -115,3 +116,94 @@ def test_a_sync_refused_at_entrust_is_shown_over_an_older_test(
     cell = _status_cell(admin_client, cred)
     assert cell.startswith("Sync failed") and "Login OK" not in cell
     assert "Last sync: Sync of Sandbox failed; nothing was changed. " + REFUSED in cell
+
+
+def _accepted(cred) -> list:
+    return list(
+        db.session.execute(
+            select(AuditEvent).where(
+                AuditEvent.action == "credential.login_accepted",
+                AuditEvent.object_id == str(cred.id),
+            )
+        ).scalars()
+    )
+
+
+def _due_now() -> None:
+    for row in db.session.execute(select(Order)).scalars():
+        row.next_check_at = utcnow()
+    db.session.commit()
+
+
+def test_a_key_put_back_at_entrust_clears_login_failed_at_the_next_status_check(
+    app, user, sandbox, admin_client, key_changed_at_entrust
+):
+    """The key is put back at Entrust (the one CertDesk holds works again): the next status
+    check Entrust answers clears Login failed, audited once, without a call of its own."""
+    sandbox.seed(certificates=20, seed=8)
+    cred = link_sandbox(user, sandbox)
+    assert importing.start_import(user["operator"], cred.id, []).state == "succeeded"
+    key_changed_at_entrust()
+    _due_now()
+    polling.scheduled_poll()
+    assert _status_cell(admin_client, cred).startswith("Login failed")
+
+    key_changed_at_entrust(sandbox.api_key)
+    _due_now()
+    sandbox.clear_requests()
+    polling.scheduled_poll()
+    assert _status_cell(admin_client, cred).startswith("Synced")
+    [event] = _accepted(cred)
+    assert event.actor_name == "scheduler" and event.outcome == "success"
+    detail = json.loads(event.detail)
+    assert detail["during"] == "the scheduled status check"
+    assert detail["cleared"].startswith("Entrust refused this login during")
+    # No call was added for it: the check's own calls list the certificates, nothing else.
+    paths = {r["path"] for r in sandbox.requests()}
+    assert paths == {"/enterprise/v2/certificates"}, paths
+
+    # Checked again, nothing more to clear, nothing more audited.
+    _due_now()
+    polling.scheduled_poll()
+    assert len(_accepted(cred)) == 1
+
+
+def test_a_key_put_back_at_entrust_clears_login_failed_at_the_next_import(
+    app, user, sandbox, admin_client, key_changed_at_entrust
+):
+    sandbox.seed(certificates=20, seed=8)
+    cred = link_sandbox(user, sandbox)
+    key_changed_at_entrust()
+    failed = importing.start_import(user["operator"], cred.id, [])
+    assert failed.state == "failed" and REFUSED in failed.error
+    assert _status_cell(admin_client, cred).startswith("Login failed")
+
+    key_changed_at_entrust(sandbox.api_key)
+    job = importing.start_import(user["operator"], cred.id, [])
+    assert job.state == "succeeded", job.error
+    assert _status_cell(admin_client, cred).startswith("Synced")
+    [event] = _accepted(cred)
+    assert event.actor_name == "operator" and json.loads(event.detail)["during"] == "an import"
+    assert _refusals(cred) == 1
+
+
+def test_an_answer_to_a_call_made_before_the_refusal_does_not_clear_it(app, user, sandbox):
+    """A check's call answered, but made before another check's call was refused (the key was
+    changed at Entrust in between): the refusal stands. One made after it clears it, once."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=0)
+    cred = link_sandbox(user, sandbox)
+    before = utcnow()
+    credentials.login_refused(cred.id, REFUSED, "a status check", "operator")
+    db.session.commit()
+    credentials.login_accepted(cred.id, "a status check", before, "operator")
+    db.session.commit()
+    db.session.refresh(cred)
+    assert cred.last_test_ok is False and _accepted(cred) == []
+    for _ in range(2):
+        credentials.login_accepted(cred.id, "a status check", utcnow(), "operator")
+        db.session.commit()
+    db.session.refresh(cred)
+    assert cred.last_test_ok is None and cred.last_test_message == ""
+    assert len(_accepted(cred)) == 1

@@ -548,10 +548,7 @@ def test_a_custom_field_made_required_at_entrust_is_on_the_form_once_entrust_ref
     csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
     page = operator_client.get(f"/entrust/new?credential_id={linked.id}").get_data(as_text=True)
     assert 'name="custom_text2"' in page and 'name="custom_text3"' not in page  # read and kept
-    store = sandbox.sandbox.store
-    field = {"enabled": True, "label": "Owner team", "mandatory": "BOTH", "order": 5}
-    with store.tx() as conn:
-        conn.execute("UPDATE custom_fields SET body = ? WHERE name = 'text3'", (json.dumps(field),))
+    sandbox.set_custom_field("text3", enabled=True, label="Owner team", mandatory="BOTH", order=5)
     resp = _post(operator_client, linked, csr.id)
     page = resp.get_data(as_text=True)
     assert resp.status_code == 422 and _count(Order) == 0
@@ -561,6 +558,65 @@ def test_a_custom_field_made_required_at_entrust_is_on_the_form_once_entrust_ref
     assert re.search(r'<input[^>]*name="custom_text3"[^>]*required', page)
     resp = _post(operator_client, linked, csr.id, custom_text3="platform")
     assert resp.status_code == 303 and _count(Order) == 1
+
+
+def _custom_reads(sandbox) -> int:
+    return sum(1 for r in sandbox.requests() if r["path"].endswith("/customFields"))
+
+
+def test_a_custom_field_entrust_no_longer_requires_is_not_required_by_certdesk(
+    operator_client, linked, user, sandbox
+):
+    """The account's custom fields are kept a few minutes once read. An Entrust administrator
+    makes a required one optional meanwhile: an order that leaves it empty is not refused by
+    CertDesk on the list it kept. The list is read again (once) before CertDesk refuses an
+    order over nothing but required fields left empty, and the order goes through."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    page = operator_client.get(f"/entrust/new?credential_id={linked.id}").get_data(as_text=True)
+    label = page.split('<label for="custom_text2">')[1].split("</label>")[0]
+    assert "(required)" in label  # read and kept: Application is required
+    sandbox.set_custom_field(
+        "text2", enabled=True, label="Application", mandatory="NOT_MANDATORY", order=2
+    )
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id, custom_text2="")
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    assert _count(Order) == 1
+    assert _custom_reads(sandbox) == 1
+    posts = [r for r in sandbox.requests() if r["method"] == "POST"]
+    assert len(posts) == 1  # one order, sent once
+
+    # The list read again is the one kept: the form no longer marks the field required.
+    page = operator_client.get(f"/entrust/new?credential_id={linked.id}").get_data(as_text=True)
+    label = page.split('<label for="custom_text2">')[1].split("</label>")[0]
+    assert "(required)" not in label
+
+
+def test_a_required_custom_field_left_empty_is_refused_after_one_read_of_the_list(
+    operator_client, linked, user, sandbox
+):
+    """Still required at Entrust: the list read again says so, and the order is refused
+    without being sent. A form refused for anything else as well, or one that passes, does not
+    read the list again."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    operator_client.get(f"/entrust/new?credential_id={linked.id}")  # the list read and kept
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id, custom_text2="")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and _count(Order) == 0
+    assert 'id="custom_text2-error"' in page and "Application is required" in page
+    assert _custom_reads(sandbox) == 1
+    assert not [r for r in sandbox.requests() if r["method"] == "POST"]
+
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id, custom_text2="", requester_email="not-mail")
+    assert resp.status_code == 422 and _count(Order) == 0
+    assert _custom_reads(sandbox) == 0
+
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id)
+    assert resp.status_code == 303 and _count(Order) == 1
+    assert _custom_reads(sandbox) == 0
 
 
 def test_every_problem_of_one_sending_is_shown_at_once_in_the_forms_order(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy import update as sql_update
 
 from webapp import hooks, pki, validation
@@ -616,8 +616,9 @@ def login_refused(credential_id: int, message: str, during: str, actor) -> str:
     """Entrust refused the credential's login (HTTP 401) during ``during`` ("the scheduled
     status check", "an import"): its API key was changed or its API user removed at Entrust,
     say. Noted on the credential as a failed login, which the Credentials page shows (as after
-    a failed Test Login) until a Test Login or a sync succeeds or the login is edited; audited
-    once while the same refusal stands. (A sync that fails says so on the page itself.)
+    a failed Test Login) until a Test Login, a sync, a status check or an import that Entrust
+    answers through it (``login_accepted``), or an edit of the login; audited once while the
+    same refusal stands. (A sync that fails says so on the page itself.)
     Returns the credential's name ("" when it is gone). The caller commits."""
     cred = db.session.get(EcsCredential, credential_id)
     if cred is None:
@@ -637,6 +638,38 @@ def login_refused(credential_id: int, message: str, during: str, actor) -> str:
         actor=actor,
     )
     return cred.name
+
+
+def login_accepted(credential_id: int, during: str, since, actor) -> None:
+    """Entrust answered a call through the credential made at ``since`` during ``during`` (a
+    status check, an import): a failed login noted on the credential before that call (a
+    refusal during a check or an import, or a failed Test Login) no longer stands, as after a
+    sync. Cleared and audited once; a failure noted after ``since`` (the call was on its way
+    meanwhile) stands. The caller commits."""
+    cred = db.session.get(EcsCredential, credential_id)
+    if cred is None or cred.last_test_ok is not False:
+        return
+    said = cred.last_test_message
+    # One statement that finds the note still there: of two checks that end at once, one
+    # clears it and audits that.
+    cleared = db.session.execute(
+        sql_update(EcsCredential)
+        .where(
+            EcsCredential.id == credential_id,
+            EcsCredential.last_test_ok.is_(False),
+            or_(EcsCredential.last_test_at.is_(None), EcsCredential.last_test_at <= since),
+        )
+        .values(last_test_at=None, last_test_ok=None, last_test_message="")
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    if cleared:
+        audit.record(
+            "credential.login_accepted",
+            object_type="credential",
+            object_id=credential_id,
+            detail={"name": cred.name, "during": during, "cleared": said[:500]},
+            actor=actor,
+        )
 
 
 def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:

@@ -165,25 +165,32 @@ def chosen_organization(credential_id: int, value: str):
     return catalog.approved_organization(credential_id, int(client_id), name)
 
 
-# (expires, fields, problem, passing): the fields read, or the problem in words when the read
-# failed, and whether that failure may pass (Entrust unreachable or busy, not a refusal).
-_custom_cache: dict[tuple, tuple[float, list[CustomField], str, bool]] = {}
+# (expires, fields, problem, passing, read at): the fields read, or the problem in words when the
+# read failed, whether that failure may pass (Entrust unreachable or busy, not a refusal), and
+# when (time.monotonic()) it was read.
+_custom_cache: dict[tuple, tuple[float, list[CustomField], str, bool, float]] = {}
 _cache_lock = threading.Lock()
 
 
 def custom_fields(cred) -> tuple[list[CustomField], str]:
     """The account's custom fields (read from the CA, kept a few minutes), and a problem in
     words when they could not be read (kept a minute)."""
-    fields, problem, _passing = _custom_read(cred)
+    fields, problem, _passing, _read_at = _custom_read(cred)
     return fields, problem
 
 
-def _custom_read(cred) -> tuple[list[CustomField], str, bool]:
-    key = (cred.id, cred.created_at, cred.updated_at)
+def _cache_key(cred) -> tuple:
+    return (cred.id, cred.created_at, cred.updated_at)
+
+
+def _custom_read(cred) -> tuple[list[CustomField], str, bool, float]:
+    """(fields, problem, passing, read at): see ``_custom_cache``."""
+    key = _cache_key(cred)
     with _cache_lock:
         hit = _custom_cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2], hit[3]
+            return hit[1], hit[2], hit[3], hit[4]
+    read_at = time.monotonic()
     try:
         with registry.open_connector(CA, cred.id, interactive=True) as conn:
             fields = conn.custom_fields()
@@ -192,11 +199,29 @@ def _custom_read(cred) -> tuple[list[CustomField], str, bool]:
         passing = isinstance(exc, Unavailable)
         with _cache_lock:
             expires = time.monotonic() + CUSTOM_FAILED_TTL_SECONDS
-            _custom_cache[key] = (expires, [], problem, passing)
-        return [], problem, passing
+            _custom_cache[key] = (expires, [], problem, passing, read_at)
+        return [], problem, passing, read_at
+    _keep(key, fields, read_at)
+    return fields, "", False, read_at
+
+
+def _keep(key: tuple, fields: list[CustomField], read_at: float) -> None:
     with _cache_lock:
-        _custom_cache[key] = (time.monotonic() + CUSTOM_TTL_SECONDS, fields, "", False)
-    return fields, "", False
+        expires = time.monotonic() + CUSTOM_TTL_SECONDS
+        _custom_cache[key] = (expires, fields, "", False, read_at)
+
+
+def _custom_read_again(cred, kept: list[CustomField]) -> list[CustomField]:
+    """The account's custom fields read afresh (and kept in place of those read before); when
+    they cannot be read now, ``kept``, those read before (which stay kept)."""
+    read_at = time.monotonic()
+    try:
+        with registry.open_connector(CA, cred.id, interactive=True) as conn:
+            fields = conn.custom_fields()
+    except CaError:
+        return kept
+    _keep(_cache_key(cred), fields, read_at)
+    return fields
 
 
 def clear_cache() -> None:
@@ -530,6 +555,19 @@ def _custom(form: OrderForm, fields: list[CustomField]) -> dict[str, str]:
     return out
 
 
+def _only_required_missing(form: OrderForm, fields: list[CustomField], errors: dict) -> bool:
+    """Whether the form's only problem is a required custom field left empty (the first of
+    those ``_custom`` names): the other fields' values pass."""
+    missing = [f for f in fields if f.required and not (form.custom.get(f.key) or "").strip()]
+    if not missing or set(errors) != {f"custom_{missing[0].key}"}:
+        return False
+    try:
+        _custom(form, [f for f in fields if f not in missing])
+    except OrderInputError:
+        return False
+    return True
+
+
 def _covered(cred, org, domain: str, names: list[str]) -> None:
     """Refuses names outside the chosen domain, or outside every domain the client may use."""
     if domain:
@@ -570,6 +608,7 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
     expires_on = requester = None
     custom: dict[str, str] = {}
     fields: list[CustomField] = []
+    asked_at = read_at = time.monotonic()
     with problems.gathered():
         org = chosen_organization(cred.id, form.organization)
         if org is None:
@@ -595,7 +634,7 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
         ):
             raise OrderInputError("Choose one of the credential's usable domains.", "domain")
     with problems.gathered():
-        fields, problem, passing = _custom_read(cred)
+        fields, problem, passing, read_at = _custom_read(cred)
         if passing and any((v or "").strip() for v in form.custom.values()):
             # Sent without them, the values typed into the custom fields would be lost unseen.
             # (A refusal of the credential is not waited out: the order is sent, and Entrust's
@@ -629,6 +668,14 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
             raise OrderInputError("At most 255 characters.", "friendly_name")
     with problems.gathered():
         requester = _requester(form)
+    if read_at < asked_at and _only_required_missing(form, fields, problems.errors):
+        # Refused over nothing but required custom fields left empty, on a list read a while
+        # ago: on the account's list as it is now instead (a field Entrust no longer requires
+        # is not required here either). Only then: a form that passes asks for nothing more.
+        fields = _custom_read_again(cred, fields)
+        problems.errors.clear()
+        with problems.gathered():
+            custom = _custom(form, fields)
     problems.raise_any()
     request = OrderRequest(
         request_id="",

@@ -581,10 +581,11 @@ def _await(batch: _Batch, fetchers: _Fetchers, ctx, report: Callable[[int], None
     return batch
 
 
-def _import_certificates(ctx, cred, state: dict, actor) -> None:
+def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
     """Phase 2: the threads fetch batch N+1 while the job thread stores batch N; each batch is
     committed with the checkpoint that points past it, so a crash resumes after the last batch
-    stored (what was fetched for the next one is fetched again)."""
+    stored (what was fetched for the next one is fetched again). ``since``: as for
+    ``_import_pages``."""
     counts = state["counts"]
     concurrency = int(settings.get(service.IMPORT_CONCURRENCY))
     app = current_app._get_current_object()
@@ -632,6 +633,9 @@ def _import_certificates(ctx, cred, state: dict, actor) -> None:
                     _not_fetched(state, order_id, result)
                 else:
                     good.append((order_id, result))
+            if good and since is not None:
+                credentials.login_accepted(cred.id, "an import", since, actor)
+                since = None
             stored = records.store_certificates(
                 good,
                 actor=actor,
@@ -748,8 +752,9 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     raise jobs.JobError(message)
 
 
-def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor) -> None:
-    """Phase 1: each page upserted and committed with the checkpoint."""
+def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor, since) -> bool:
+    """Phase 1: each page upserted and committed with the checkpoint. ``since``: when the
+    import's calls began (None once one was answered). True when one was answered."""
     counts = state["counts"]
     while True:
         try:
@@ -757,7 +762,11 @@ def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor) -> N
         except CaError as exc:
             _stop(ctx, cred, state, actor, f"reading orders at {state['offset']:,}", exc)
         if page is None:
-            return
+            return since is None
+        if since is not None:
+            # Entrust took the credential's login: a refusal noted before no longer stands.
+            credentials.login_accepted(cred.id, "an import", since, actor)
+            since = None
         now = utcnow()
         held_by = state.setdefault("held_by", {})
         for k, v in upsert_page(cred.id, page.orders, excluded, actor, now, held_by).items():
@@ -782,6 +791,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
     state = ctx.checkpoint or resume or _fresh_state()
     excluded = set(exclusions)
     counts = state["counts"]
+    since = utcnow()  # before the import's first call
     try:
         conn = registry.open_connector(CA, credential_id)
     except Unavailable as exc:
@@ -791,7 +801,8 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
         if state["phase"] == "orders":
             pages = read_ahead(conn.list_orders(state["offset"], PAGE_SIZE))
             try:
-                _import_pages(ctx, cred, pages, state, excluded, actor)
+                if _import_pages(ctx, cred, pages, state, excluded, actor, since):
+                    since = None
             finally:
                 pages.close()  # the reader stops before the connector closes
             state["phase"] = "certificates"
@@ -805,7 +816,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
             )
 
     if state["phase"] == "certificates":
-        _import_certificates(ctx, cred, state, actor)
+        _import_certificates(ctx, cred, state, actor, since)
     housekeeping.after_bulk_change(counts["new"])
     state["phase"] = "done"
     audit.record(

@@ -79,7 +79,15 @@ class CheckResult:
         return (", ".join(parts) or "no order to check") + "."
 
 
-def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckResult) -> None:
+def _during(actor) -> str:
+    return "the scheduled status check" if actor == "scheduler" else "a status check"
+
+
+def _check_chunk(
+    conn, rows: list[Order], actor, now: datetime, result: CheckResult, since: datetime | None
+) -> bool:
+    """Check one call's worth of orders; True when the CA answered the call. ``since``: when
+    the check's calls through this credential began, while none has been answered yet."""
     counts = result.counts
     known = {r.ca_order_id: r.status for r in rows}
     try:
@@ -89,7 +97,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
         counts["failed"] += len(rows)
         problem = str(exc)
         if isinstance(exc, NotAllowed) and exc.login_refused:
-            during = "the scheduled status check" if actor == "scheduler" else "a status check"
+            during = _during(actor)
             name = credentials.login_refused(rows[0].credential_id, str(exc), during, actor)
             # Which credential's login it is, among the several a check may go through.
             problem = f"Credential {name}: {problem}" if name else problem
@@ -98,7 +106,10 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
             r.message = f"Could not check the status: {exc}"[:2000]
             records.retry_later(r, now)
         db.session.commit()
-        return
+        return False
+    if since is not None:
+        # Entrust took the credential's login: a refusal noted before no longer stands.
+        credentials.login_accepted(rows[0].credential_id, _during(actor), since, actor)
     need_certificate = []
     # As they are now: another check of the same orders may have written them meanwhile.
     rows = records.lock_rows([r.id for r in rows])
@@ -124,7 +135,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
     # long as Entrust takes to answer them all.
     db.session.commit()
     if not wanted:
-        return
+        return True
     fetched: dict[int, CaOrder | CaError] = {}
     for order_id, ca_order_id in wanted.items():
         try:
@@ -155,6 +166,7 @@ def _check_chunk(conn, rows: list[Order], actor, now: datetime, result: CheckRes
                 message="Certificate added to SSL › Certificates.",
             )
     db.session.commit()
+    return True
 
 
 def check(rows: list[Order], actor, now: datetime | None = None, result=None) -> CheckResult:
@@ -188,8 +200,10 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
             db.session.commit()
             continue
         with conn:
+            since = utcnow()
             for i in range(0, len(group), CHUNK):
-                _check_chunk(conn, group[i : i + CHUNK], actor, now, result)
+                if _check_chunk(conn, group[i : i + CHUNK], actor, now, result, since):
+                    since = None  # the login is known to work: not read again per call
     return result
 
 
