@@ -358,13 +358,38 @@ def db_upgrade(**options) -> None:
     _migrations_upgrade.callback(**options)
 
 
+# The `db` commands an operator runs: migrate, and see where the database and this version are.
+OPERATOR_DB_COMMANDS = ("upgrade", "current", "heads", "history", "show")
+
+
+class _MigrationsGroup(click.Group):
+    """Its help lists the commands an operator runs apart from the rest of Flask-Migrate's,
+    which make migrations or move the version a database records (all still run)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        width = formatter.width - 6 - max(len(name) for name in names)
+        for title, chosen in (
+            ("Commands", [n for n in names if n in OPERATOR_DB_COMMANDS]),
+            ("For CertDesk's developers", [n for n in names if n not in OPERATOR_DB_COMMANDS]),
+        ):
+            with formatter.section(title):
+                formatter.write_dl(
+                    [(n, self.commands[n].get_short_help_str(width)) for n in chosen]
+                )
+
+
 # Flask-Migrate's `db` commands, its `upgrade` saying what to do with a database a newer CertDesk
 # migrated, as serve does, instead of Alembic's "Can't locate revision".
-db_group = click.Group(
+db_group = _MigrationsGroup(
     "db",
     params=_migrations.params,
     callback=_migrations.callback,
-    help=_migrations.help,
+    help="The database's migrations: `upgrade` applies those this version brings (serve does it "
+    "on start), `current` names the one the database is at.",
+    epilog="The commands for CertDesk's developers write migrations, or change the version a "
+    "database records without migrating it. To go back to an earlier version of CertDesk, "
+    "restore the backup made before the upgrade (README: Upgrading).",
     commands={**_migrations.commands, "upgrade": db_upgrade},
 )
 
