@@ -163,6 +163,38 @@
     });
   });
 
+  // A list's filter form (form.filters) asks for, and puts in the address bar, only the fields
+  // that say something: "?expiry=30", not "?q=&expiry=30&issuer=&source=&has_key=&sort=&dir=",
+  // so that a link copied from the address bar is clean. A field marked data-sent-with="since
+  // until" goes only along with one of those (Audit's time zone, which only From and To need).
+  // The same holds for a part of the page that sends a filter form's fields with its own
+  // (hx-include). Sent without script, the form sends every field, which CertDesk reads alike.
+  function filterFormOf(elt) {
+    if (!elt || !elt.closest) return null;
+    var form = elt.closest("form.filters");
+    var include = !form && elt.getAttribute("hx-include");
+    if (include) {
+      try { form = document.querySelector(include); } catch (e) { form = null; }
+    }
+    return form && form.matches("form.filters") ? form : null;
+  }
+
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var form = filterFormOf(ev.detail.elt), data = ev.detail.formData;
+    if (ev.detail.verb !== "get" || !form || !data) return;
+    function given(name) {
+      return data.getAll(name).some(function (value) { return value !== ""; });
+    }
+    var names = [];
+    data.forEach(function (_value, name) { if (names.indexOf(name) < 0) names.push(name); });
+    names.forEach(function (name) {
+      var field = form.elements[name];
+      var along = field && field.dataset && field.dataset.sentWith;
+      var needed = along ? along.split(/\s+/).some(given) : true;
+      if (!given(name) || !needed) data.delete(name);
+    });
+  });
+
   // A list's "select all" box: <input type="checkbox" data-select-all="name"> ticks or clears
   // every box of that name in its table.
   document.addEventListener("change", function (ev) {
