@@ -143,13 +143,64 @@
     return rendered ? rendered.value : "";
   }
 
+  function choicesLoadingOthers() {
+    return Array.prototype.filter.call(document.querySelectorAll("select[hx-get][hx-target]"),
+      function (select) { return /\bchange\b/.test(select.getAttribute("hx-trigger") || ""); });
+  }
+
+  // The choices made among those loaded (the order form's organization, product and domain) are
+  // kept for this tab with the choice they depend on, as they change and as the page is left.
+  // Those of the choice put back go with the request that loads its choices again, which
+  // chooses each one still among them. (A form opened anew starts with none chosen.)
+  function keptChoicesKey(select) {
+    return "certdesk.dependent-choices " + window.location.pathname + " " + select.name;
+  }
+
+  function keepDependentChoices() {
+    choicesLoadingOthers().forEach(function (select) {
+      var target = document.querySelector(select.getAttribute("hx-target"));
+      if (!target) return;
+      var kept = { of: select.value, values: {} };
+      target.querySelectorAll("select[name]").forEach(function (dependent) {
+        if (dependent.value) kept.values[dependent.name] = dependent.value;
+      });
+      try {
+        window.sessionStorage.setItem(keptChoicesKey(select), JSON.stringify(kept));
+      } catch (e) { /* none kept */ }
+    });
+  }
+  document.addEventListener("change", function (ev) {
+    // A choice that loads others: what is below it now is about to be replaced.
+    if (choicesLoadingOthers().indexOf(ev.target) < 0) keepDependentChoices();
+  });
+  window.addEventListener("pagehide", keepDependentChoices);
+
+  function keptChoices(select) {
+    var kept = null;
+    try {
+      kept = JSON.parse(window.sessionStorage.getItem(keptChoicesKey(select)) || "null");
+    } catch (e) { return null; }
+    return kept && kept.of === select.value && kept.values ? kept.values : null;
+  }
+
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var elt = ev.detail.elt, kept = elt && elt.certdeskKeptChoices;
+    if (!kept) return;
+    delete elt.certdeskKeptChoices;
+    Object.keys(kept).forEach(function (name) {
+      if (!ev.detail.formData.has(name)) ev.detail.formData.set(name, kept[name]);
+    });
+  });
+
   function reloadDependentChoices() {
     if (!window.htmx) return;
-    document.querySelectorAll("select[hx-get][hx-target]").forEach(function (select) {
-      if (/\bchange\b/.test(select.getAttribute("hx-trigger") || "") &&
-          select.value !== renderedValue(select)) {
-        window.htmx.trigger(select, "change");
-      }
+    var nav = window.performance.getEntriesByType("navigation")[0];
+    var back = nav && nav.type === "back_forward";
+    choicesLoadingOthers().forEach(function (select) {
+      if (select.value === renderedValue(select)) return;
+      var kept = back ? keptChoices(select) : null;
+      if (kept) select.certdeskKeptChoices = kept;
+      window.htmx.trigger(select, "change");
     });
   }
 
