@@ -69,7 +69,9 @@ PERIODIC = [
 ]
 
 
-def create_app(config: dict | None = None) -> Flask:
+def create_app(config: dict | None = None, *, prepare: bool = True) -> Flask:
+    """The application. With ``prepare`` its instance is made ready too (see prepare_instance);
+    without, nothing is written until the caller runs prepare_instance."""
     app = Flask(
         __name__,
         instance_path=config_module.instance_path(config),
@@ -81,7 +83,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = validation.IdConverter  # before any route is added
     config_module.load(app, config)
     logsafe.install(app.config.get("LOG_LEVEL", "INFO"))
-    config_module.secure_instance(app)
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     import webapp.models  # noqa: F401  (the whole schema, for Alembic and relationships)
@@ -118,10 +119,44 @@ def create_app(config: dict | None = None) -> Flask:
     for command in cli_module.COMMANDS:
         app.cli.add_command(command)
 
-    with app.app_context():
-        _init_secretbox(app)
     app.wsgi_app = turns.wsgi(app.wsgi_app)  # one request of a worker runs at a time
+    if prepare:
+        prepare_instance(app)
     return app
+
+
+def prepare_instance(app: Flask, *, database_required: bool = False) -> None:
+    """Make the instance folder and what it lacks (session key, SQLite file, master key), then
+    check the master key opens this database's data.
+
+    With ``database_required`` the database is reached first, and one that cannot be (a server
+    that does not answer, a file that is no database, a folder that is not there) raises
+    SQLAlchemy's error with nothing written: a start that fails there leaves no instance behind.
+    Without, an unreachable database is left for /healthz to report. Done once per app."""
+    if app.extensions.get("certdesk_instance_ready"):
+        return
+    with app.app_context():
+        if database_required:
+            _reach_database(app)
+        config_module.make_instance(app)
+        _init_secretbox(app)
+    app.extensions["certdesk_instance_ready"] = True
+
+
+def _reach_database(app: Flask) -> None:
+    """Open the database and read its list of tables. A SQLite file still to be made in the
+    instance folder (or a folder that exists) is not opened: opening would make it."""
+    from pathlib import Path
+
+    database = config_module.sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    to_be_made = database is not None and not database.exists()
+    if to_be_made and (database.parent == Path(app.instance_path) or database.parent.is_dir()):
+        return
+    try:
+        with db.engine.connect() as conn:
+            inspect(conn).get_table_names()
+    finally:
+        db.engine.dispose()
 
 
 def _init_login(app: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -103,9 +104,19 @@ def _require_current_schema() -> None:
     help="Processes serving the same port (about one per CPU core; README: Several worker "
     "processes).",
 )
-@with_appcontext
 def serve(host: str, port: int, threads: int, workers: int) -> None:
     """Apply pending migrations, start the scheduler and serve CertDesk with waitress."""
+    from flask import has_app_context
+
+    if has_app_context():  # run through `flask --app webapp serve`: Flask made the app
+        _serve(current_app._get_current_object(), host, port, threads, workers)
+        return
+    app = _make_app(prepare=False)
+    with app.app_context():
+        _serve(app, host, port, threads, workers)
+
+
+def _serve(app, host: str, port: int, threads: int, workers: int) -> None:
     import waitress
 
     from webapp import serving
@@ -113,10 +124,10 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
     from webapp.credentials import demo
     from webapp.jobs import service as jobs
 
-    app = current_app._get_current_object()
-    # The port first: one another program holds is said in a line, before "serving on" is, and
+    # The port first: one another program holds is said in a line, before "serving on" is,
     # before the database is migrated (a CertDesk still serving there, an older version whose
-    # upgrade is under way, keeps the schema it knows).
+    # upgrade is under way, keeps the schema it knows), and before the instance folder, its keys
+    # and its database are made: a start that fails leaves nothing behind.
     sock = server = None
     try:
         if workers > 1:
@@ -131,6 +142,7 @@ def serve(host: str, port: int, threads: int, workers: int) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise click.ClickException(f"cannot listen on {host}:{port}: {reason}{hint}") from exc
     try:
+        _prepare(app)
         _upgrade_database()
     except BaseException:
         (server or sock).close()
@@ -346,13 +358,38 @@ def db_upgrade(**options) -> None:
     _migrations_upgrade.callback(**options)
 
 
+# The `db` commands an operator runs: migrate, and see where the database and this version are.
+OPERATOR_DB_COMMANDS = ("upgrade", "current", "heads", "history", "show")
+
+
+class _MigrationsGroup(click.Group):
+    """Its help lists the commands an operator runs apart from the rest of Flask-Migrate's,
+    which make migrations or move the version a database records (all still run)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        width = formatter.width - 6 - max(len(name) for name in names)
+        for title, chosen in (
+            ("Commands", [n for n in names if n in OPERATOR_DB_COMMANDS]),
+            ("For CertDesk's developers", [n for n in names if n not in OPERATOR_DB_COMMANDS]),
+        ):
+            with formatter.section(title):
+                formatter.write_dl(
+                    [(n, self.commands[n].get_short_help_str(width)) for n in chosen]
+                )
+
+
 # Flask-Migrate's `db` commands, its `upgrade` saying what to do with a database a newer CertDesk
 # migrated, as serve does, instead of Alembic's "Can't locate revision".
-db_group = click.Group(
+db_group = _MigrationsGroup(
     "db",
     params=_migrations.params,
     callback=_migrations.callback,
-    help=_migrations.help,
+    help="The database's migrations: `upgrade` applies those this version brings (serve does it "
+    "on start), `current` names the one the database is at.",
+    epilog="The commands for CertDesk's developers write migrations, or change the version a "
+    "database records without migrating it. To go back to an earlier version of CertDesk, "
+    "restore the backup made before the upgrade (README: Upgrading).",
     commands={**_migrations.commands, "upgrade": db_upgrade},
 )
 
@@ -361,15 +398,37 @@ from entrust_sandbox.cli import sandbox  # noqa: E402  (the one place webapp tou
 COMMANDS = [serve, create_admin, rotate_master_key, copy_database, audit_group, db_group, sandbox]
 
 
-def _make_app(*_args):
+def _make_app(*_args, prepare: bool = True):
+    """The app of a command. With ``prepare``, its instance made ready once its database has
+    answered (see webapp.prepare_instance); without, nothing is written yet (serve holds its port
+    first) and _prepare does it."""
+    os.umask(0o077)  # whatever a command writes in the instance folder is its owner's alone
+    problem = _database_url_problem(os.environ.get("DATABASE_URL"))
+    if problem is not None:
+        _cannot_start(problem)
+    with _stops_the_start():
+        app = create_app(prepare=False)
+    if prepare:
+        _prepare(app)
+    return app
+
+
+def _prepare(app) -> None:
+    from webapp import prepare_instance
+
+    with _stops_the_start():
+        prepare_instance(app, database_required=True)
+
+
+@contextlib.contextmanager
+def _stops_the_start():
+    """A setting, the master key or the instance folder found unusable: said in a line."""
     from webapp.config import ConfigError
     from webapp.security.secretbox import MasterKeyError
 
-    os.umask(0o077)  # whatever a command writes in the instance folder is its owner's alone
-    problem = _database_url_problem(os.environ.get("DATABASE_URL"))
     try:
-        if problem is None:
-            return create_app()
+        yield
+        return
     except (MasterKeyError, ConfigError) as exc:
         problem = str(exc)
     except OSError as exc:  # the instance folder cannot be made or read (a file, no permission)
@@ -383,6 +442,10 @@ def _make_app(*_args):
             f"cannot use the instance folder {where}: {reason}; set "
             "CERTDESK_INSTANCE to a folder this user owns"
         )
+    _cannot_start(problem)
+
+
+def _cannot_start(problem: str):
     click.echo(f"CertDesk cannot start: {problem}", err=True)
     sys.exit(2)
 
@@ -425,7 +488,18 @@ def _shown_host(host: str, trusted: list | None) -> str:
     return f"[{shown}]" if ":" in shown else shown
 
 
-cli = FlaskGroup(
+class _Commands(FlaskGroup):
+    """Flask's command group, whose commands are all its own: listing them (`certdesk --help`)
+    or looking one up (a mistyped name) makes no app, so writes no instance folder."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+
+cli = _Commands(
     name="certdesk",
     create_app=_make_app,
     # No development server, shell or route list: `serve` is how CertDesk runs (it migrates,

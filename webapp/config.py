@@ -81,13 +81,22 @@ def load(app, overrides: dict | None) -> None:
         app.config.update(overrides)
     check(app.config)
 
+    # Read only: the instance folder and its files are made by make_instance, once the start
+    # has found nothing that stops it.
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        default = Path(app.instance_path) / "certdesk.db"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{default}"
+    _pool_options(app.config)
+
+
+def make_instance(app) -> None:
+    """Make what the instance folder lacks (the folder, the session key, the SQLite file), and
+    close what is open to others (see secure_instance)."""
     instance = Path(app.instance_path)
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not app.config["SQLALCHEMY_DATABASE_URI"]:
-        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'certdesk.db'}"
-    _pool_options(app.config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    secure_instance(app)
 
 
 class ConfigError(RuntimeError):

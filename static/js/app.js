@@ -143,13 +143,64 @@
     return rendered ? rendered.value : "";
   }
 
+  function choicesLoadingOthers() {
+    return Array.prototype.filter.call(document.querySelectorAll("select[hx-get][hx-target]"),
+      function (select) { return /\bchange\b/.test(select.getAttribute("hx-trigger") || ""); });
+  }
+
+  // The choices made among those loaded (the order form's organization, product and domain) are
+  // kept for this tab with the choice they depend on, as they change and as the page is left.
+  // Those of the choice put back go with the request that loads its choices again, which
+  // chooses each one still among them. (A form opened anew starts with none chosen.)
+  function keptChoicesKey(select) {
+    return "certdesk.dependent-choices " + window.location.pathname + " " + select.name;
+  }
+
+  function keepDependentChoices() {
+    choicesLoadingOthers().forEach(function (select) {
+      var target = document.querySelector(select.getAttribute("hx-target"));
+      if (!target) return;
+      var kept = { of: select.value, values: {} };
+      target.querySelectorAll("select[name]").forEach(function (dependent) {
+        if (dependent.value) kept.values[dependent.name] = dependent.value;
+      });
+      try {
+        window.sessionStorage.setItem(keptChoicesKey(select), JSON.stringify(kept));
+      } catch (e) { /* none kept */ }
+    });
+  }
+  document.addEventListener("change", function (ev) {
+    // A choice that loads others: what is below it now is about to be replaced.
+    if (choicesLoadingOthers().indexOf(ev.target) < 0) keepDependentChoices();
+  });
+  window.addEventListener("pagehide", keepDependentChoices);
+
+  function keptChoices(select) {
+    var kept = null;
+    try {
+      kept = JSON.parse(window.sessionStorage.getItem(keptChoicesKey(select)) || "null");
+    } catch (e) { return null; }
+    return kept && kept.of === select.value && kept.values ? kept.values : null;
+  }
+
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var elt = ev.detail.elt, kept = elt && elt.certdeskKeptChoices;
+    if (!kept) return;
+    delete elt.certdeskKeptChoices;
+    Object.keys(kept).forEach(function (name) {
+      if (!ev.detail.formData.has(name)) ev.detail.formData.set(name, kept[name]);
+    });
+  });
+
   function reloadDependentChoices() {
     if (!window.htmx) return;
-    document.querySelectorAll("select[hx-get][hx-target]").forEach(function (select) {
-      if (/\bchange\b/.test(select.getAttribute("hx-trigger") || "") &&
-          select.value !== renderedValue(select)) {
-        window.htmx.trigger(select, "change");
-      }
+    var nav = window.performance.getEntriesByType("navigation")[0];
+    var back = nav && nav.type === "back_forward";
+    choicesLoadingOthers().forEach(function (select) {
+      if (select.value === renderedValue(select)) return;
+      var kept = back ? keptChoices(select) : null;
+      if (kept) select.certdeskKeptChoices = kept;
+      window.htmx.trigger(select, "change");
     });
   }
 
@@ -160,6 +211,38 @@
     document.querySelectorAll("form[data-sending]").forEach(function (form) {
       delete form.dataset.sending;
       form.querySelectorAll("[aria-busy]").forEach(function (el) { el.removeAttribute("aria-busy"); });
+    });
+  });
+
+  // A list's filter form (form.filters) asks for, and puts in the address bar, only the fields
+  // that say something: "?expiry=30", not "?q=&expiry=30&issuer=&source=&has_key=&sort=&dir=",
+  // so that a link copied from the address bar is clean. A field marked data-sent-with="since
+  // until" goes only along with one of those (Audit's time zone, which only From and To need).
+  // The same holds for a part of the page that sends a filter form's fields with its own
+  // (hx-include). Sent without script, the form sends every field, which CertDesk reads alike.
+  function filterFormOf(elt) {
+    if (!elt || !elt.closest) return null;
+    var form = elt.closest("form.filters");
+    var include = !form && elt.getAttribute("hx-include");
+    if (include) {
+      try { form = document.querySelector(include); } catch (e) { form = null; }
+    }
+    return form && form.matches("form.filters") ? form : null;
+  }
+
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var form = filterFormOf(ev.detail.elt), data = ev.detail.formData;
+    if (ev.detail.verb !== "get" || !form || !data) return;
+    function given(name) {
+      return data.getAll(name).some(function (value) { return value !== ""; });
+    }
+    var names = [];
+    data.forEach(function (_value, name) { if (names.indexOf(name) < 0) names.push(name); });
+    names.forEach(function (name) {
+      var field = form.elements[name];
+      var along = field && field.dataset && field.dataset.sentWith;
+      var needed = along ? along.split(/\s+/).some(given) : true;
+      if (!given(name) || !needed) data.delete(name);
     });
   });
 

@@ -92,3 +92,50 @@ def test_back_to_the_order_form_shows_the_choices_of_the_credential_chosen(
     expect(page.locator("#credential_id option:checked")).to_have_text("Beta")
     expect(page.locator("#choices-loaded")).to_contain_text("The choices of Beta")
     expect(page.locator("#choice-problems")).to_contain_text("Beta has no approved organization")
+
+
+def _option_values(page, select: str) -> list[str]:
+    return [v for v in page.locator(f"{select} option").evaluate_all("os => os.map(o => o.value)")]
+
+
+def test_back_to_the_order_form_keeps_the_organization_product_and_domain_chosen(
+    page, live_server, sandbox
+):
+    """Back to the order form: its credential's choices are loaded again, and the organization,
+    product and domain chosen before are chosen again where they are still among them; one no
+    longer offered (another credential's, put back by the browser) is not."""
+    sandbox.seed(certificates=2, seed=5)
+    login(page, live_server, "admin")
+    _link(page, live_server, sandbox, "Alpha", sandbox.api_key)
+    _link(page, live_server, sandbox, "Beta", "wrong-key")  # its sync fails: no choices
+    page.goto(live_server.url + "/entrust/new")
+    page.locator("#credential_id").select_option(label="Alpha")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Alpha")
+    chosen = {}
+    for field in ("organization", "product", "domain"):
+        offered = [v for v in _option_values(page, f"#{field}") if v]
+        assert offered, field
+        chosen[field] = offered[-1]  # not the first: one the page would not choose itself
+        page.locator(f"#{field}").select_option(chosen[field])
+    page.goto(live_server.url + "/jobs/")
+    page.go_back()
+    expect(page).to_have_url(live_server.url + "/entrust/new")
+    expect(page.locator("#credential_id option:checked")).to_have_text("Alpha")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Alpha")
+    for field, value in chosen.items():
+        expect(page.locator(f"#{field}")).to_have_value(value)
+
+    # Beta offers none of them: with Beta chosen, Back shows Beta's empty choices.
+    page.locator("#credential_id").select_option(label="Beta")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Beta")
+    page.goto(live_server.url + "/jobs/")
+    page.go_back()
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Beta")
+    for field in chosen:
+        expect(page.locator(f"#{field}")).to_have_value("")
+
+    # A form opened anew starts with nothing chosen.
+    page.goto(live_server.url + "/entrust/new")
+    page.locator("#credential_id").select_option(label="Alpha")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Alpha")
+    expect(page.locator("#organization")).to_have_value("")

@@ -43,3 +43,30 @@ def test_only_certdesks_own_commands_are_offered():
     assert offered == {command.name for command in cli.COMMANDS} | {"db"}, offered
     refused = runner.invoke(cli.cli, ["run"])
     assert refused.exit_code != 0 and "No such command 'run'" in refused.output
+
+
+def test_db_help_sets_the_developers_commands_apart():
+    """`certdesk db --help` lists under Commands what an operator runs (upgrade, current, ...);
+    Flask-Migrate's commands that write migrations or move the recorded version (revision,
+    downgrade, stamp, ...) come under a heading of their own, and still run."""
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    shown = runner.invoke(cli.cli, ["db", "--help"]).output
+    operator = shown[shown.index("Commands:") : shown.index("For CertDesk's developers:")]
+    developer = shown[shown.index("For CertDesk's developers:") :]
+    listed = set(re.findall(r"^  ([a-z-]+)  ", operator, re.M))
+    assert listed == {"upgrade", "current", "heads", "history", "show"}, listed
+    apart = set(re.findall(r"^  ([a-z-]+)  ", developer, re.M))
+    assert {"revision", "migrate", "downgrade", "stamp", "merge", "edit", "init"} <= apart
+    assert listed | apart == set(cli.db_group.commands)
+    assert "restore the backup made before the upgrade" in developer
+    for name in ("revision", "downgrade", "stamp"):
+        assert runner.invoke(cli.cli, ["db", name, "--help"]).exit_code == 0, name
+
+
+def test_the_readme_names_only_db_commands_an_operator_runs():
+    table = _table_of_commands()
+    named = set(re.findall(r"`certdesk db ([a-z][a-z-]*)", README.read_text()))
+    assert named and named <= set(cli.OPERATOR_DB_COMMANDS), named
+    assert "`certdesk db upgrade`" in table

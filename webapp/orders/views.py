@@ -353,6 +353,10 @@ def _order_choices(values: dict, *, with_custom: bool = True) -> checks.Choices:
 @rbac.require(rbac.ORDERS_MANAGE)
 def choices():
     values = _new_values()
+    # The organization, product and domain chosen before (the form reached again by Back): each
+    # is chosen again if the credential still offers it.
+    for field in ("organization", "product", "domain"):
+        values[field] = request.args.get(field, "")[:MAX_TEXT]
     c = _order_choices(values)
     return htmx.render(
         "orders/new.html", block="choices", form=values, errors={}, c=c, dates=_dates(c)

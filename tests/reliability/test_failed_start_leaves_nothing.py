@@ -1,0 +1,90 @@
+"""A start that fails (its port held, its database not there, a setting refused) leaves nothing
+behind: no instance folder, session key, master key or SQLite file it did not need to find the
+failure. A master key made for a database CertDesk never reached would stop the next start on
+the right one; an empty certdesk.db would pass for a new instance."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.live import free_port, run_certdesk
+
+
+def _left(tmp_path) -> list[str]:
+    return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_leaves_no_instance(tmp_path, workers):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = run_certdesk(
+            tmp_path / "instance", "serve", "--port", str(port), "--workers", workers
+        )
+    assert ran.returncode == 1, ran
+    assert "Address already in use" in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
+
+
+def test_a_database_server_that_does_not_answer_leaves_no_instance(tmp_path):
+    pytest.importorskip("psycopg")
+    url = f"postgresql+psycopg://certdesk:pw@127.0.0.1:{free_port()}/certdesk"
+    for command in (["serve", "--port", str(free_port())], ["create-admin", "ann"]):
+        ran = run_certdesk(tmp_path / "instance", *command, DATABASE_URL=url)
+        assert ran.returncode == 2, ran
+        assert "CertDesk cannot use its database" in ran.stderr, ran.stderr
+        assert _left(tmp_path) == [], command
+
+
+def test_an_sqlite_file_in_a_folder_that_is_not_there_leaves_no_instance(tmp_path):
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'certdesk.db'}"
+    ran = run_certdesk(tmp_path / "instance", "serve", "--port", str(free_port()), DATABASE_URL=url)
+    assert ran.returncode == 2, ran
+    assert "unable to open database file" in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
+
+
+def test_an_sqlite_file_that_is_no_database_gets_no_keys_beside_it(tmp_path):
+    """A restore that put a bad copy in a new folder: the keys restored after it are not met by
+    ones made for a database that could not be read."""
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o700)
+    (instance / "certdesk.db").write_bytes(b"not a database, a gzip perhaps " * 200)
+    ran = run_certdesk(instance, "serve", "--port", str(free_port()))
+    assert ran.returncode == 2, ran
+    assert "file is not a database" in ran.stderr, ran.stderr
+    assert _left(tmp_path) == ["instance", "instance/certdesk.db"]
+
+
+def test_a_session_key_too_short_leaves_no_instance(tmp_path):
+    ran = run_certdesk(
+        tmp_path / "instance", "serve", "--port", str(free_port()), CERTDESK_SECRET_KEY="short"
+    )
+    assert ran.returncode == 2, ran
+    assert "CERTDESK_SECRET_KEY holds 5 characters" in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["db", "--help"], ["no-such-command"]])
+def test_help_and_a_mistyped_command_make_no_instance(tmp_path, args):
+    ran = run_certdesk(tmp_path / "instance", *args)
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
+
+
+def test_a_command_that_succeeds_still_makes_the_instance(tmp_path):
+    ran = run_certdesk(
+        tmp_path / "instance", "create-admin", "ann", CERTDESK_ADMIN_PASSWORD="a long password 1"
+    )
+    assert ran.returncode == 0, ran
+    made = set(_left(tmp_path))
+    assert {
+        "instance",
+        "instance/certdesk.db",
+        "instance/master.key",
+        "instance/secret_key",
+    } <= made
