@@ -312,3 +312,17 @@ def test_a_running_checks_progress_bar_is_named_by_what_it_shows(admin_client):
     bar = re.search(r"<progress[^>]*>", frag).group(0)
     named = re.search(r'aria-labelledby="([\w-]+)"', bar).group(1)
     assert re.search(rf'<small id="{named}">Verifying the audit trail', frag)
+
+
+def test_the_list_shows_the_address_an_event_came_from(admin_client):
+    """The client's address is in the trail's list, not only in its CSV export: each event from
+    a request shows it; work nobody did in person (no request) shows none."""
+    _events(1, action="cert.import")
+    admin_client.get("/admin/audit/export.csv", environ_base={"REMOTE_ADDR": "198.51.100.23"})
+    page = admin_client.get("/admin/audit/").get_data(as_text=True)
+    assert "<th>Address</th>" in page
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
+    export = next(r for r in rows if "audit.export" in r)
+    assert "<td class=\"nowrap\">198.51.100.23</td>" in export
+    imported = next(r for r in rows if "cert.import" in r)
+    assert "198.51.100.23" not in imported and '<td class="nowrap"></td>' in imported

@@ -435,8 +435,8 @@ def _first_seq_at(when: datetime) -> int | None:
     ).scalar()
 
 
-# What the trail's page shows, read as plain values (webapp.paging.Listed); the chain's hashes
-# and the address stay in the database.
+# What the trail's page shows, read as plain values (webapp.paging.Listed): the client's address
+# too (where an event has one); the chain's hashes stay in the database.
 LISTED = Listed(
     (
         AuditEvent.id,
@@ -448,6 +448,7 @@ LISTED = Listed(
         AuditEvent.object_id,
         AuditEvent.outcome,
         AuditEvent.detail,
+        AuditEvent.address,
     ),
     Values,
 )
