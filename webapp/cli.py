@@ -323,10 +323,14 @@ def audit_group() -> None:
 def audit_verify() -> None:
     """Check the audit hash chain; exit 1 at the first altered or removed row."""
     from webapp.audit import service as audit
+    from webapp.extensions import db
+    from webapp.trailcheck import service as chaincheck
 
     _require_current_schema()
     result = audit.verify()
     if result.ok:
+        chaincheck.record_passed("cli", result)
+        db.session.commit()
         click.echo(f"Audit trail intact: {result.checked} events verified.")
     else:
         click.echo(f"Audit trail broken: {result.problem}.", err=True)

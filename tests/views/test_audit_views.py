@@ -1,5 +1,6 @@
 import csv
 import io
+import json
 import re
 
 from tests.helpers import HTMX
@@ -270,7 +271,19 @@ def test_verify_now_is_for_administrators_with_the_csrf_token_and_is_recorded(
 
     resp = admin_client.post("/admin/audit/verify")
     assert resp.status_code == 303 and "/admin/audit/?job=" in resp.headers["Location"]
-    assert _chain_events() == [("audit.verify_requested", "admin", "", "success")]
+    # The check passed: that it ran, who asked and how many rows verified are in the trail too.
+    assert _chain_events() == [
+        ("audit.verify_requested", "admin", "", "success"),
+        ("audit.verify_passed", "admin", "", "success"),
+    ]
+    passed = db.session.execute(
+        text("SELECT seq, detail FROM audit_event WHERE action = 'audit.verify_passed'")
+    ).one()
+    assert (
+        json.loads(passed.detail)
+        == {"checked": passed.seq - 1}
+        == {"checked": chaincheck.last().checked}
+    )
     page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
     assert 'id="chain-verified"' in page and 'id="chain-broken"' not in page
 
@@ -279,7 +292,7 @@ def test_verify_now_is_for_administrators_with_the_csrf_token_and_is_recorded(
     db.session.commit()
     frag = admin_client.post("/admin/audit/verify", headers=HTMX).get_data(as_text=True)
     assert 'id="chain-broken"' in frag and "row 2 was altered" in frag and "<html" not in frag
-    assert _chain_events()[1:] == [
+    assert _chain_events()[2:] == [
         ("audit.verify_requested", "admin", "", "success"),
         ("audit.verify_failed", "admin", "2", "failure"),
     ]
@@ -323,6 +336,6 @@ def test_the_list_shows_the_address_an_event_came_from(admin_client):
     assert "<th>Address</th>" in page
     rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
     export = next(r for r in rows if "audit.export" in r)
-    assert "<td class=\"nowrap\">198.51.100.23</td>" in export
+    assert '<td class="nowrap">198.51.100.23</td>' in export
     imported = next(r for r in rows if "cert.import" in r)
     assert "198.51.100.23" not in imported and '<td class="nowrap"></td>' in imported
