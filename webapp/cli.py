@@ -255,7 +255,7 @@ def rotate_master_key() -> None:
         )
     try:
         count = rotation.rotate(Path(current_app.instance_path), echo=click.echo)
-    except secretbox.MasterKeyError as exc:
+    except (secretbox.MasterKeyError, rotation.TrailHeadMissing) as exc:
         raise click.ClickException(str(exc)) from exc
     from webapp.audit import service as audit
     from webapp.extensions import db
