@@ -1,4 +1,5 @@
 import csv
+import html
 import io
 import json
 import re
@@ -339,3 +340,40 @@ def test_the_list_shows_the_address_an_event_came_from(admin_client):
     assert '<td class="nowrap">198.51.100.23</td>' in export
     imported = next(r for r in rows if "cert.import" in r)
     assert "198.51.100.23" not in imported and '<td class="nowrap"></td>' in imported
+
+
+def test_a_certificates_events_point_at_its_orders(admin_client, user):
+    """A certificate's revocation, suspension and approval are changes of the order that issued
+    it, recorded under that order: the list filtered by the certificate says so and links to the
+    order's events (the filter itself keeps to what it names, and so does its export)."""
+    from tests.helpers import make_order
+    from tests.unit.certs.factory import MiniPki, pem
+    from webapp.certificates import service as certificates
+
+    pki = MiniPki()
+    _key, cert = pki.leaf("issued.example.com")
+    order = make_order("4343")
+    row, _ = certificates.add_certificate(
+        pem(cert).decode(), source="entrust", order_id=order.id, actor=user["admin"]
+    )
+    audit.record("order.revoke", actor=user["admin"], object_type="order", object_id=order.id)
+    db.session.commit()
+    page = admin_client.get(f"/admin/audit/?object=Certificate:{row.id}").get_data(as_text=True)
+    note = re.search(r'<p class="muted" id="issuing-order">(.*?)</p>', page, re.S)
+    assert note and f"issued by order {order.id}" in note.group(1)
+    link = re.search(r'href="([^"]+)"', note.group(1)).group(1)
+    assert f"object=order:{order.id}" in link.replace("%3A", ":")
+    listed = admin_client.get(html.unescape(link)).get_data(as_text=True)
+    assert "order.revoke" in listed
+    # Shown in place too; a certificate of no order, another object or a bad id: no note.
+    frag = admin_client.get(f"/admin/audit/?object=certificate:{row.id}", headers=HTMX)
+    assert 'id="issuing-order"' in frag.get_data(as_text=True)
+    for other in (
+        f"order:{order.id}",
+        "certificate",
+        "certificate:99999",
+        "certificate:x1",
+        "certificate:" + "9" * 30,
+    ):
+        page = admin_client.get("/admin/audit/", query_string={"object": other})
+        assert 'id="issuing-order"' not in page.get_data(as_text=True), other
