@@ -189,6 +189,10 @@ OTHER_QUERIES: list[tuple[str, Callable]] = [
     ("domain statuses", lambda: catalog.statuses(CatalogDomain)),
     ("organization statuses", lambda: catalog.statuses(CatalogOrganization)),
     ("audit actions", audit.actions),
+    (
+        "audit certificate's order",
+        lambda: audit.issuing_order(audit.AuditFilter(object="certificate:12")),
+    ),
     ("order filter choices", orders.filter_choices),
     # Entrust > Manage > Credentials: each credential's synced rows, counted up to a bound
     ("credentials tab counts", lambda: credentials.counts([1, 2])),

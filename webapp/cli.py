@@ -267,7 +267,7 @@ def rotate_master_key() -> None:
         )
     try:
         count = rotation.rotate(Path(current_app.instance_path), echo=click.echo)
-    except secretbox.MasterKeyError as exc:
+    except (secretbox.MasterKeyError, rotation.TrailHeadMissing) as exc:
         raise click.ClickException(str(exc)) from exc
     from webapp.audit import service as audit
     from webapp.extensions import db
@@ -335,10 +335,14 @@ def audit_group() -> None:
 def audit_verify() -> None:
     """Check the audit hash chain; exit 1 at the first altered or removed row."""
     from webapp.audit import service as audit
+    from webapp.extensions import db
+    from webapp.trailcheck import service as chaincheck
 
     _require_current_schema()
     result = audit.verify()
     if result.ok:
+        chaincheck.record_passed("cli", result)
+        db.session.commit()
         click.echo(f"Audit trail intact: {result.checked} events verified.")
     else:
         click.echo(f"Audit trail broken: {result.problem}.", err=True)

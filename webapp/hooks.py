@@ -28,6 +28,7 @@ EVENTS = {
     ),
     "key.in_use": "(key_id): True when a row still needs the private key",
     "certificate.order": "(order_id): words for the CA order a certificate was issued for, or None",
+    "certificate.issued_by": "(certificate_id): the id of the order that issued it, or None",
 }
 
 _handlers: dict[str, list[Callable]] = defaultdict(list)

@@ -23,11 +23,26 @@ from webapp.settings import service as settings
 BATCH = 500
 
 
+class TrailHeadMissing(Exception):
+    """The audit trail has no head row: nothing can be appended to it (neither the re-keying's
+    outcome nor the rotation), and making a new head would pass over rows removed at its end."""
+
+    def __init__(self):
+        super().__init__(
+            f"{audit.HEAD_REMOVED}. The master key was not rotated and nothing was changed: "
+            "restore the database from a backup whose trail verifies (`certdesk audit verify` "
+            "says when it does), then run this again"
+        )
+
+
 def rotate(instance: Path, echo=print, *, actor="cli") -> int:
-    """Rotate the file-based master key; returns how many values were resealed."""
+    """Rotate the file-based master key; returns how many values were resealed. Raises
+    TrailHeadMissing, before anything is changed, when the audit trail has no head row."""
     key_path, next_path = instance / sb.KEY_FILE, instance / sb.NEXT_KEY_FILE
     if not key_path.exists():
         raise sb.MasterKeyError(f"{key_path} is missing; nothing to rotate")
+    if not audit.head_present():
+        raise TrailHeadMissing()
     old = sb._read_key_file(key_path)
     if next_path.exists():
         echo("Resuming an interrupted rotation.")

@@ -270,12 +270,15 @@ def _(t):
 
 @case("trailcheck.verify_now")
 def _(t):
-    # The check itself finds the chain intact: the request is the one event (a broken trail's
+    # The request, then the check's own record that it found the chain intact (a broken trail's
     # audit.verify_failed is tested in tests/views/test_audit_views.py).
     return Change(
         "admin",
         "/admin/audit/verify",
-        [("audit.verify_requested", "admin", "audit", "")],
+        [
+            ("audit.verify_requested", "admin", "audit", ""),
+            ("audit.verify_passed", "admin", "audit", ""),
+        ],
         refused="auditor",
     )
 

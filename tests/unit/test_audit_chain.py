@@ -295,3 +295,27 @@ def test_a_row_inserted_before_the_first_is_caught(app, seq):
     assert result.exit_code == 1
     assert f"row {seq} was inserted: the chain starts at row 1" in result.output
     assert not audit.verify().ok
+
+
+def test_a_rotation_over_a_trail_without_its_head_is_refused_in_words_and_changes_nothing(
+    app, instance
+):
+    """Without its head row the trail takes no event, so a rotation could record neither the
+    re-keying nor itself; rebuilding the head would pass over rows removed at the end. The
+    command says what is wrong before it changes anything: no new key file, no secret resealed,
+    the key in use kept."""
+    _add(3)
+    sealed = sb.current_box().seal(b"a secret", "test")
+    old_key = sb.current_box().key
+    db.session.execute(text("DELETE FROM audit_head"))
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["rotate-master-key"])
+    assert result.exit_code == 1 and result.exception is not None
+    assert isinstance(result.exception, SystemExit), result.exception
+    said = " ".join(result.output.split())
+    assert audit.HEAD_REMOVED in said and "nothing was changed" in said
+    assert "certdesk audit verify" in said
+    assert not (instance / sb.NEXT_KEY_FILE).exists()
+    assert sb.load_box(instance, None, may_create=False).key == old_key
+    assert sb.current_box().key == old_key and sb.current_box().open(sealed, "test") == b"a secret"
+    assert db.session.get(AuditHead, 1) is None

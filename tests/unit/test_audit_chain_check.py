@@ -43,7 +43,8 @@ def test_the_scheduled_check_finds_a_removed_last_row_and_records_it_once(app, c
     _add(5)
     _task(app).func()
     good = chaincheck.last()
-    assert good.ok and good.checked == _head_seq() and good.problem == ""
+    # (The last row is the check's own record that it passed.)
+    assert good.ok and good.checked == _head_seq() - 1 and good.problem == ""
     assert _failures() == []
 
     # As the operations audit did: remove the last row of the trail, then start CertDesk.
@@ -150,7 +151,7 @@ def test_a_check_while_events_are_appended_verifies_and_holds_up_no_one(app, mon
     result = chaincheck.run("scheduler")
     assert waited and waited[0] < 2
     assert result.ok, result.problem
-    assert result.checked == _head_seq() and chaincheck.last().ok
+    assert result.checked == _head_seq() - 1 and chaincheck.last().ok
 
 
 def test_a_check_started_while_one_runs_is_not_started_twice(app):
@@ -176,3 +177,30 @@ def test_a_removed_head_is_reported_not_a_crash(app, admin_client):
     assert bad is not None and not bad.ok and bad.problem == audit.HEAD_REMOVED
     page = admin_client.get("/admin/audit/").get_data(as_text=True)
     assert "the head of the trail was removed" in page
+
+
+def _passed() -> list[tuple]:
+    db.session.expire_all()
+    stmt = select(AuditEvent).where(AuditEvent.action == "audit.verify_passed")
+    rows = db.session.execute(stmt.order_by(AuditEvent.seq)).scalars()
+    return [(e.seq, e.actor_name, e.object_type, e.outcome, e.detail) for e in rows]
+
+
+def test_a_passed_check_leaves_its_proof_in_the_trail(app):
+    """Who checked the chain, when, and how many rows verified: the scheduled check and
+    `certdesk audit verify` both record it when the chain verifies (and that row is itself
+    checked by the next check); a check that fails records its break, not a pass."""
+    _add(4)
+    _task(app).func()
+    first = _head_seq()
+    assert _passed() == [(first, "scheduler", "audit", "success", f'{{"checked": {first - 1}}}')]
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and f"{first} events verified" in result.output
+    assert _passed()[1:] == [(first + 1, "cli", "audit", "success", f'{{"checked": {first}}}')]
+    assert audit.verify().ok
+
+    db.session.execute(text("UPDATE audit_event SET detail='{}' WHERE seq = 2"))
+    db.session.commit()
+    _task(app).func()
+    assert app.test_cli_runner().invoke(args=["audit", "verify"]).exit_code == 1
+    assert len(_passed()) == 2 and [e.object_id for e in _failures()] == ["2"]

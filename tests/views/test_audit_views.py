@@ -1,5 +1,7 @@
 import csv
+import html
 import io
+import json
 import re
 
 from tests.helpers import HTMX
@@ -270,7 +272,19 @@ def test_verify_now_is_for_administrators_with_the_csrf_token_and_is_recorded(
 
     resp = admin_client.post("/admin/audit/verify")
     assert resp.status_code == 303 and "/admin/audit/?job=" in resp.headers["Location"]
-    assert _chain_events() == [("audit.verify_requested", "admin", "", "success")]
+    # The check passed: that it ran, who asked and how many rows verified are in the trail too.
+    assert _chain_events() == [
+        ("audit.verify_requested", "admin", "", "success"),
+        ("audit.verify_passed", "admin", "", "success"),
+    ]
+    passed = db.session.execute(
+        text("SELECT seq, detail FROM audit_event WHERE action = 'audit.verify_passed'")
+    ).one()
+    assert (
+        json.loads(passed.detail)
+        == {"checked": passed.seq - 1}
+        == {"checked": chaincheck.last().checked}
+    )
     page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
     assert 'id="chain-verified"' in page and 'id="chain-broken"' not in page
 
@@ -279,7 +293,7 @@ def test_verify_now_is_for_administrators_with_the_csrf_token_and_is_recorded(
     db.session.commit()
     frag = admin_client.post("/admin/audit/verify", headers=HTMX).get_data(as_text=True)
     assert 'id="chain-broken"' in frag and "row 2 was altered" in frag and "<html" not in frag
-    assert _chain_events()[1:] == [
+    assert _chain_events()[2:] == [
         ("audit.verify_requested", "admin", "", "success"),
         ("audit.verify_failed", "admin", "2", "failure"),
     ]
@@ -312,3 +326,54 @@ def test_a_running_checks_progress_bar_is_named_by_what_it_shows(admin_client):
     bar = re.search(r"<progress[^>]*>", frag).group(0)
     named = re.search(r'aria-labelledby="([\w-]+)"', bar).group(1)
     assert re.search(rf'<small id="{named}">Verifying the audit trail', frag)
+
+
+def test_the_list_shows_the_address_an_event_came_from(admin_client):
+    """The client's address is in the trail's list, not only in its CSV export: each event from
+    a request shows it; work nobody did in person (no request) shows none."""
+    _events(1, action="cert.import")
+    admin_client.get("/admin/audit/export.csv", environ_base={"REMOTE_ADDR": "198.51.100.23"})
+    page = admin_client.get("/admin/audit/").get_data(as_text=True)
+    assert "<th>Address</th>" in page
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
+    export = next(r for r in rows if "audit.export" in r)
+    assert '<td class="nowrap">198.51.100.23</td>' in export
+    imported = next(r for r in rows if "cert.import" in r)
+    assert "198.51.100.23" not in imported and '<td class="nowrap"></td>' in imported
+
+
+def test_a_certificates_events_point_at_its_orders(admin_client, user):
+    """A certificate's revocation, suspension and approval are changes of the order that issued
+    it, recorded under that order: the list filtered by the certificate says so and links to the
+    order's events (the filter itself keeps to what it names, and so does its export)."""
+    from tests.helpers import make_order
+    from tests.unit.certs.factory import MiniPki, pem
+    from webapp.certificates import service as certificates
+
+    pki = MiniPki()
+    _key, cert = pki.leaf("issued.example.com")
+    order = make_order("4343")
+    row, _ = certificates.add_certificate(
+        pem(cert).decode(), source="entrust", order_id=order.id, actor=user["admin"]
+    )
+    audit.record("order.revoke", actor=user["admin"], object_type="order", object_id=order.id)
+    db.session.commit()
+    page = admin_client.get(f"/admin/audit/?object=Certificate:{row.id}").get_data(as_text=True)
+    note = re.search(r'<p class="muted" id="issuing-order">(.*?)</p>', page, re.S)
+    assert note and f"issued by order {order.id}" in note.group(1)
+    link = re.search(r'href="([^"]+)"', note.group(1)).group(1)
+    assert f"object=order:{order.id}" in link.replace("%3A", ":")
+    listed = admin_client.get(html.unescape(link)).get_data(as_text=True)
+    assert "order.revoke" in listed
+    # Shown in place too; a certificate of no order, another object or a bad id: no note.
+    frag = admin_client.get(f"/admin/audit/?object=certificate:{row.id}", headers=HTMX)
+    assert 'id="issuing-order"' in frag.get_data(as_text=True)
+    for other in (
+        f"order:{order.id}",
+        "certificate",
+        "certificate:99999",
+        "certificate:x1",
+        "certificate:" + "9" * 30,
+    ):
+        page = admin_client.get("/admin/audit/", query_string={"object": other})
+        assert 'id="issuing-order"' not in page.get_data(as_text=True), other

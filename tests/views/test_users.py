@@ -477,3 +477,115 @@ def test_an_administrator_signed_out_by_their_own_change_is_told_it_was_theirs(a
     page = admin_client.get("/", follow_redirects=True).get_data(as_text=True)
     assert "You changed your own role, which signed you out." in page
     assert "An administrator" not in page
+
+
+def test_refused_user_changes_are_audited_without_what_was_typed(admin_client, user):
+    """A refused change of Admin › Users is in the audit trail as a refused sign-in is: the
+    change's action, outcome refused, who tried it, on which user, and why (in the words shown);
+    nothing typed is kept (no password, and no new user's name as typed), and nothing changes."""
+    import json
+
+    from sqlalchemy import select
+
+    from webapp.audit import service as audit
+    from webapp.audit.models import AuditEvent
+
+    admin, op = user["admin"], user["operator"]
+    start = db.session.execute(select(AuditEvent.seq).order_by(AuditEvent.seq.desc())).scalar()
+    secret = "Zq7!unusual secret pw"
+    sent = [
+        (f"/admin/users/{admin.id}/role", {"role": "operator"}, 422),
+        (f"/admin/users/{admin.id}/active", {"active": "0"}, 422),
+        (f"/admin/users/{op.id}/profile", {"full_name": "Op", "email": "not an address"}, 422),
+        (f"/admin/users/{op.id}/password", {"password": secret, "password2": secret + "x"}, 422),
+        (f"/admin/users/{op.id}/password", {"password": "short", "password2": "short"}, 422),
+        ("/admin/users/new", {"username": "Admin", "role": "auditor", "password": secret}, 422),
+        ("/admin/users/new", {"username": "newbie", "role": "auditor", "password": "short"}, 422),
+    ]
+    for url, data, status in sent:
+        assert admin_client.post(url, data=data).status_code == status, url
+    db.session.expire_all()
+    events = db.session.execute(
+        select(AuditEvent).where(AuditEvent.seq > start).order_by(AuditEvent.seq)
+    ).scalars()
+    got = [
+        (e.action, e.actor_name, e.object_type, e.object_id, e.outcome, json.loads(e.detail))
+        for e in events
+    ]
+    last_admin = "This is the last active administrator; make another one first."
+    assert got[:6] == [
+        (
+            "user.role_change",
+            "admin",
+            "user",
+            str(admin.id),
+            "refused",
+            {"username": "admin", "reason": last_admin},
+        ),
+        (
+            "user.disable",
+            "admin",
+            "user",
+            str(admin.id),
+            "refused",
+            {"username": "admin", "reason": last_admin},
+        ),
+        (
+            "user.profile_change",
+            "admin",
+            "user",
+            str(op.id),
+            "refused",
+            {
+                "username": "operator",
+                "reason": "Enter an e-mail address such as name@example.com, or leave it empty.",
+                "field": "email",
+            },
+        ),
+        (
+            "user.password_reset",
+            "admin",
+            "user",
+            str(op.id),
+            "refused",
+            {"username": "operator", "reason": "The passwords differ.", "field": "password2"},
+        ),
+        (
+            "user.password_reset",
+            "admin",
+            "user",
+            str(op.id),
+            "refused",
+            {"username": "operator", "reason": "Use at least 10 characters.", "field": "password"},
+        ),
+        (
+            "user.create",
+            "admin",
+            "user",
+            str(admin.id),  # the name is taken: by that user
+            "refused",
+            {
+                "username": "admin",
+                "role": "auditor",
+                "reason": "That user name is taken.",
+                "field": "username",
+            },
+        ),
+    ]
+    # A name that is no user's is kept as sign-ins keep one: a fingerprint, not as typed.
+    [(action, actor, _, name, outcome, detail)] = got[6:]
+    assert (action, actor, outcome) == ("user.create", "admin", "refused")
+    assert name.startswith(auth.UNKNOWN_NAME_PREFIX) and "newbie" not in name
+    assert detail == {
+        "username": "",
+        "role": "auditor",
+        "reason": "Use at least 10 characters.",
+        "field": "password",
+    }
+    trail = " ".join(str(g) for g in got)
+    assert secret not in trail and "newbie" not in trail and "not an address" not in trail
+    db.session.refresh(admin)
+    db.session.refresh(op)
+    assert admin.role == "admin" and admin.active and op.email != "not an address"
+    assert auth.by_username("newbie") is None
+    assert audit.verify().ok

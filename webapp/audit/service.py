@@ -21,7 +21,7 @@ from datetime import datetime
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import Row, false, insert, select, update
 
-from webapp import csvexport
+from webapp import csvexport, hooks
 from webapp.audit.models import AuditEvent, AuditHead
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
@@ -435,8 +435,8 @@ def _first_seq_at(when: datetime) -> int | None:
     ).scalar()
 
 
-# What the trail's page shows, read as plain values (webapp.paging.Listed); the chain's hashes
-# and the address stay in the database.
+# What the trail's page shows, read as plain values (webapp.paging.Listed): the client's address
+# too (where an event has one); the chain's hashes stay in the database.
 LISTED = Listed(
     (
         AuditEvent.id,
@@ -448,6 +448,7 @@ LISTED = Listed(
         AuditEvent.object_id,
         AuditEvent.outcome,
         AuditEvent.detail,
+        AuditEvent.address,
     ),
     Values,
 )
@@ -491,6 +492,18 @@ def query(f: AuditFilter):
         if end is not None:
             stmt = stmt.where(AuditEvent.seq < end)
     return stmt.order_by(AuditEvent.seq.desc())
+
+
+def issuing_order(f: AuditFilter) -> int | None:
+    """For the filter ``certificate:<id>``, the id of the order that issued that certificate
+    (None otherwise). The filter stays what it says (the certificate's own events); the page
+    points at the order's, under which its approval, suspension and revocation are recorded."""
+    kind, _, ident = f.object.strip().partition(":")
+    ident = ident.strip()
+    if kind.strip().lower() != "certificate" or not ident.isdecimal() or len(ident) > 18:
+        return None
+    found = hooks.emit("certificate.issued_by", certificate_id=int(ident))
+    return next((r for r in found if r is not None), None)
 
 
 def actions() -> list[str]:

@@ -88,6 +88,7 @@ def index():
         args={k: v for k, v in request.args.items() if k in FILTER_KEYS and v},
         partial=htmx.is_htmx(),
         dates_swapped=_dates_swapped(),
+        issued_by=service.issuing_order(f),
     )
 
 

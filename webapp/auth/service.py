@@ -766,6 +766,49 @@ def create_user(actor, username, password, role, full_name="", email="") -> User
     return user
 
 
+def record_refused(actor, action: str, exc: InputError, user: User | None) -> None:
+    """Audit a refused change of Admin › Users (``action``: the event the change would have
+    left), in its own transaction, after rolling back whatever the change had begun: who tried
+    it, on which user, and why, in the words they read (the form field too). Nothing typed is
+    kept, so no password is."""
+    user_id, username = (user.id, user.username) if user is not None else ("", "")
+    db.session.rollback()
+    audit.record(
+        action,
+        actor=actor,
+        object_type="user",
+        object_id=user_id,
+        outcome="refused",
+        detail={"username": username, "reason": str(exc)}
+        | ({"field": exc.field} if exc.field else {}),
+    )
+    db.session.commit()
+
+
+def record_refused_create(actor, username: str, role: str, exc: InputError) -> None:
+    """Audit a refused new user as a refused sign-in is recorded: a name that is a user's
+    (taken) by that user's id and name; any other by a keyed fingerprint, never as typed (a
+    password typed in the wrong box must not reach the trail). The role asked for is kept."""
+    name = normalise_username(username)
+    taken = by_username(username) if _username_ok(name) else None
+    taken_id, taken_name = (taken.id, taken.username) if taken is not None else (None, "")
+    db.session.rollback()
+    audit.record(
+        "user.create",
+        actor=actor,
+        object_type="user",
+        object_id=taken_id if taken_id is not None else (_unknown_name(name) if name else ""),
+        outcome="refused",
+        detail={
+            "username": taken_name,
+            "role": role if role in rbac.ROLES else "",
+            "reason": str(exc),
+        }
+        | ({"field": exc.field} if exc.field else {}),
+    )
+    db.session.commit()
+
+
 def get_user(user_id: int) -> User | None:
     return db.session.get(User, user_id)
 

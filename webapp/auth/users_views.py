@@ -69,6 +69,7 @@ def new():
             )
         except InputError as exc:
             errors[exc.field or "form"] = str(exc)
+            service.record_refused_create(current_user, form["username"], form["role"], exc)
         else:
             flash(f"User {user.username} created.", "success")
             return htmx.redirect(url_for("users.index"))
@@ -98,7 +99,9 @@ def detail(user_id: int):
     return _detail(_user_or_404(user_id))
 
 
-def _apply(user_id: int, change):
+def _apply(user_id: int, action: str, change):
+    """Make ``change`` to the user; a refused one is shown on the user's page and recorded in
+    the audit trail as ``action`` (outcome refused)."""
     user = _user_or_404(user_id)
     errors, status = {}, 422
     try:
@@ -107,6 +110,7 @@ def _apply(user_id: int, change):
         errors[exc.field or "form"] = str(exc)
         if isinstance(exc, service.ChangedMeanwhile):
             status = 409
+        service.record_refused(current_user, action, exc, user)
     else:
         flash(message, "success")
         if user.id == current_user.id and user.role != "admin":
@@ -124,7 +128,7 @@ def role(user_id: int):
         service.change_role(current_user, user, request.form.get("role", ""))
         return f"{user.username} is now {rbac.ROLE_LABELS[user.role]}."
 
-    return _apply(user_id, change)
+    return _apply(user_id, "user.role_change", change)
 
 
 @bp.post("/<int:user_id>/profile")
@@ -138,18 +142,19 @@ def profile(user_id: int):
         )
         return f"Saved the name and e-mail of {user.username}." if changed else "Nothing changed."
 
-    return _apply(user_id, change)
+    return _apply(user_id, "user.profile_change", change)
 
 
 @bp.post("/<int:user_id>/active")
 @rbac.require(rbac.USERS_MANAGE)
 def active(user_id: int):
+    enable = request.form.get("active") == "1"
+
     def change(user):
-        enable = request.form.get("active") == "1"
         service.set_active(current_user, user, enable)
         return f"{user.username} is {'enabled' if enable else 'disabled'}."
 
-    return _apply(user_id, change)
+    return _apply(user_id, "user.enable" if enable else "user.disable", change)
 
 
 @bp.post("/<int:user_id>/password")
@@ -161,7 +166,7 @@ def password(user_id: int):
         service.reset_password(current_user, user, request.form.get("password", ""))
         return f"Password of {user.username} reset; their open sessions have ended."
 
-    return _apply(user_id, change)
+    return _apply(user_id, "user.password_reset", change)
 
 
 @bp.post("/<int:user_id>/sessions/end")
@@ -171,4 +176,4 @@ def end_sessions(user_id: int):
         ended = service.end_sessions(current_user, user)
         return f"{ended} open session{'s' if ended != 1 else ''} of {user.username} ended."
 
-    return _apply(user_id, change)
+    return _apply(user_id, "user.sessions_ended", change)

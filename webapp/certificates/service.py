@@ -552,6 +552,14 @@ def order_label(cert: Certificate) -> str:
     return next((r for r in hooks.emit("certificate.order", order_id=cert.order_id) if r), "")
 
 
+@hooks.on("certificate.issued_by")
+def _issued_by(certificate_id: int) -> int | None:
+    """The id of the order that issued the certificate (a primary-key read), or None."""
+    return db.session.execute(
+        select(Certificate.order_id).where(Certificate.id == certificate_id)
+    ).scalar()
+
+
 def orders_with_certificate(order_ids) -> set[int]:
     """Of ``order_ids``, those that have a certificate in the repository."""
     ids = list(order_ids)

@@ -4,8 +4,9 @@ outcome where every page can read it cheaply, and make a broken trail loud.
 A check runs as a background job (``audit.verify``, about 3 s at 200,000 events) started by the
 scheduler or by an administrator's Verify now. It only reads while it walks the chain (see
 :func:`webapp.audit.service.verify`), then in one short transaction stores its outcome in the
-setting ``audit.chain_check`` and, for a break not reported before (a new first bad row), appends
-``audit.verify_failed`` to the trail itself. Every failed check is logged at ERROR.
+setting ``audit.chain_check`` and appends to the trail itself ``audit.verify_passed`` (how many
+rows verified) or, for a break not reported before (a new first bad row), ``audit.verify_failed``.
+Every failed check is logged at ERROR.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def run(actor, progress=None) -> audit.VerifyResult:
     reported = stored.get("reported_seq")
     if result.ok:
         reported = None
+        # The proof that the check ran and passed, and how far: appended after the rows it
+        # checked, it is itself checked by the next one.
+        record_passed(actor, result)
     elif reported != result.seq and audit.head_present():
         # (Without its head the trail takes no event: the outcome stored below says so.)
         audit.record(
@@ -104,6 +108,17 @@ def run(actor, progress=None) -> audit.VerifyResult:
     )
     db.session.commit()
     return result
+
+
+def record_passed(actor, result: audit.VerifyResult) -> None:
+    """Append ``audit.verify_passed`` (in the caller's transaction): who checked the chain, and
+    how many rows verified (rows 1 to ``checked``)."""
+    audit.record(
+        "audit.verify_passed",
+        actor=actor,
+        object_type="audit",
+        detail={"checked": result.checked},
+    )
 
 
 def _run_job(ctx):
