@@ -88,3 +88,27 @@ def test_a_command_that_succeeds_still_makes_the_instance(tmp_path):
         "instance/master.key",
         "instance/secret_key",
     } <= made
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "said"),
+    [
+        ("ops/lead", "a long password 1", "the user name 'ops/lead': Use 1-64 letters"),
+        ("scheduler", "a long password 1", "the user name 'scheduler': The audit trail names"),
+        ("ann", "short", "the password of CERTDESK_ADMIN_PASSWORD: Use at least 10 characters."),
+        ("ann", "ann", "the password of CERTDESK_ADMIN_PASSWORD: Use at least 10 characters."),
+        ("ann", "aaaaaaaaaaaa", "the password of CERTDESK_ADMIN_PASSWORD: That password is"),
+    ],
+)
+def test_create_admin_refused_its_name_or_password_leaves_no_instance(
+    tmp_path, username, password, said
+):
+    """The name and the password are checked before the instance is made or its database
+    migrated: refused, create-admin on a new install makes nothing."""
+    ran = run_certdesk(
+        tmp_path / "instance", "create-admin", username, CERTDESK_ADMIN_PASSWORD=password
+    )
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert f"Error: {said}" in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
