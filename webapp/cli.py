@@ -206,13 +206,14 @@ def certdesk_command() -> str:
 
 @click.command("create-admin")
 @click.argument("username")
-@with_appcontext
-def create_admin(username: str) -> None:
+@click.pass_context
+def create_admin(ctx: click.Context, username: str) -> None:
     """Create an administrator; password from CERTDESK_ADMIN_PASSWORD or a prompt."""
+    from flask.cli import ScriptInfo
+
     from webapp.auth import service as auth
 
-    _upgrade_database()
-    from_env = bool(os.environ.get("CERTDESK_ADMIN_PASSWORD"))
+    from_env = os.environ.get("CERTDESK_ADMIN_PASSWORD") or ""
 
     def refused(exc: auth.UserError) -> click.ClickException:
         # The form's words name no field here: say which of the two was refused, and whence.
@@ -222,25 +223,48 @@ def create_admin(username: str) -> None:
         }.get(exc.field)
         return click.ClickException(f"{whose}: {exc}" if whose else str(exc))
 
-    try:  # the name first: a password typed twice for a name refused is typed for nothing
-        auth.validate_username(username)
+    def typed() -> str:
+        try:
+            return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        except click.Abort:  # the input ended (no terminal) before a password came
+            raise click.ClickException(
+                "no password: set CERTDESK_ADMIN_PASSWORD, or run the command at a terminal to "
+                "type it"
+            ) from None
+
+    # What needs no database is checked before the instance is made or its database migrated:
+    # refused there, a new instance is left unmade. The name first: a password typed twice for
+    # a name refused is typed for nothing; so is one for a name taken, which only the database
+    # tells, unless it is still to be made (then no name is taken yet).
+    password = from_env
+    try:
+        name = auth.validate_username(username)
+        if not password and not current_app and _no_instance_yet():
+            password = typed()
+        if password:
+            auth.validate_password(password, username=name)
     except auth.UserError as exc:
         raise refused(exc) from exc
+    if not current_app:  # not run inside an app made already: the command's own
+        ctx.with_resource(ctx.ensure_object(ScriptInfo).load_app().app_context())
+    _upgrade_database()
     if auth.by_username(username) is not None:
         raise click.ClickException(f"the user name {username!r} is taken: choose another")
-    try:
-        password = os.environ.get("CERTDESK_ADMIN_PASSWORD") or click.prompt(
-            "Password", hide_input=True, confirmation_prompt=True
-        )
-    except click.Abort:  # the input ended (no terminal) before a password came
-        raise click.ClickException(
-            "no password: set CERTDESK_ADMIN_PASSWORD, or run the command at a terminal to type it"
-        ) from None
+    password = password or typed()
     try:
         user = auth.create_user(None, username, password, "admin")
     except auth.UserError as exc:
         raise refused(exc) from exc
     click.echo(f"Administrator {user.username} created.")
+
+
+def _no_instance_yet() -> bool:
+    """No instance folder, and no database named outside it: a new install, whose database is
+    still to be made (and holds no user)."""
+    from webapp import config
+
+    named = os.environ.get("DATABASE_URL") or os.environ.get("CERTDESK_SQLALCHEMY_DATABASE_URI")
+    return not named and not Path(config.instance_path()).exists()
 
 
 @click.command("rotate-master-key")

@@ -148,12 +148,21 @@
       function (select) { return /\bchange\b/.test(select.getAttribute("hx-trigger") || ""); });
   }
 
-  // The choices made among those loaded (the order form's organization, product and domain) are
-  // kept for this tab with the choice they depend on, as they change and as the page is left.
-  // Those of the choice put back go with the request that loads its choices again, which
-  // chooses each one still among them. (A form opened anew starts with none chosen.)
+  // The choices made among those loaded (the order form's organization, product and domain) and
+  // what was typed in the fields loaded with them (the account's custom fields) are kept for this
+  // tab with the choice they depend on, as they change and as the page is left. Those of the
+  // choice put back go with the request that loads its choices again, which chooses each one
+  // still among them and fills in each field still asked for. (A form opened anew starts with
+  // none.) A secret is never kept: no password, private key or file, nor a search typed.
   function keptChoicesKey(select) {
     return "certdesk.dependent-choices " + window.location.pathname + " " + select.name;
+  }
+
+  var NEVER_KEPT = /^(password|file|search|checkbox|radio|submit|button|reset)$/;
+
+  function keepable(field) {
+    return !!field.name && !field.disabled && !NEVER_KEPT.test(field.type) &&
+      !/(^|_)(key|password)(_|$)/i.test(field.name);
   }
 
   function keepDependentChoices() {
@@ -161,8 +170,8 @@
       var target = document.querySelector(select.getAttribute("hx-target"));
       if (!target) return;
       var kept = { of: select.value, values: {} };
-      target.querySelectorAll("select[name]").forEach(function (dependent) {
-        if (dependent.value) kept.values[dependent.name] = dependent.value;
+      target.querySelectorAll("select, input, textarea").forEach(function (dependent) {
+        if (keepable(dependent) && dependent.value) kept.values[dependent.name] = dependent.value;
       });
       try {
         window.sessionStorage.setItem(keptChoicesKey(select), JSON.stringify(kept));
@@ -331,14 +340,29 @@
   });
 
   // A choice that bounds a date: <select data-sets-max="input id"> whose options carry data-max
-  // (the order form's product and its expiration date).
-  document.addEventListener("change", function (ev) {
-    var select = ev.target.closest && ev.target.closest("select[data-sets-max]");
-    if (!select) return;
+  // (the order form's product and its expiration date). The bound follows the option chosen by
+  // hand, the one chosen in choices loaded anew (another credential's, or the product chosen
+  // again after Back) and the one the browser puts back.
+  function setMax(select) {
     var input = document.getElementById(select.dataset.setsMax);
     var option = select.selectedOptions[0];
     if (input && option && option.dataset.max) input.max = option.dataset.max;
+  }
+
+  function setMaxes(root) {
+    if (root.matches && root.matches("select[data-sets-max]")) setMax(root);
+    root.querySelectorAll("select[data-sets-max]").forEach(setMax);
+  }
+
+  document.addEventListener("change", function (ev) {
+    var select = ev.target.closest && ev.target.closest("select[data-sets-max]");
+    if (select) setMax(select);
   });
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var target = ev.detail.target;
+    if (target && target.isConnected) setMaxes(target);
+  });
+  window.addEventListener("pageshow", function () { setMaxes(document); });
 
   // A form sent back with errors puts the focus on its first wrong field (unless the page
   // chose a field itself with autofocus), so the keyboard and a screen reader start there. An

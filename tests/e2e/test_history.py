@@ -139,3 +139,77 @@ def test_back_to_the_order_form_keeps_the_organization_product_and_domain_chosen
     page.locator("#credential_id").select_option(label="Alpha")
     expect(page.locator("#choices-loaded")).to_contain_text("The choices of Alpha")
     expect(page.locator("#organization")).to_have_value("")
+
+
+def _product_limit(page, product: str) -> str:
+    return page.locator(f"#product option[value='{product}']").get_attribute("data-max")
+
+
+CUSTOM_TYPED = {
+    "custom_text1": "CC-4711",
+    "custom_text2": "billing",
+    "custom_dropdown1": "staging",
+    "custom_date1": "2031-05-17",
+}
+
+
+def test_back_to_the_order_form_keeps_the_custom_fields_typed_and_the_products_date_limit(
+    page, live_server, sandbox
+):
+    """Back to the order form: the custom fields typed are filled in again once the credential's
+    choices are loaded again, and the expiration date's last day is the product's chosen again,
+    not the one the page was loaded with. No password or private key is kept for it."""
+    sandbox.seed(certificates=2, seed=5)
+    login(page, live_server, "admin")
+    _link(page, live_server, sandbox, "Alpha", sandbox.api_key)
+
+    # One credential: the form comes with its choices, the date bounded by its longest product.
+    # The product the browser puts back bounds it again.
+    page.goto(live_server.url + "/entrust/new")
+    expires = page.locator("#expires_on")
+    longest = expires.get_attribute("max")
+    page.locator("#product").select_option("STANDARD_SSL")
+    standard = _product_limit(page, "STANDARD_SSL")
+    assert standard < longest
+    expect(expires).to_have_attribute("max", standard)
+    page.goto(live_server.url + "/jobs/")
+    page.go_back()
+    expect(page.locator("#product")).to_have_value("STANDARD_SSL")
+    expect(expires).to_have_attribute("max", standard)
+
+    # Two credentials: the form comes with none chosen, and the choices come with the credential.
+    _link(page, live_server, sandbox, "Beta", "wrong-key")
+    page.goto(live_server.url + "/entrust/new")
+    page.locator("#credential_id").select_option(label="Alpha")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Alpha")
+    expect(expires).to_have_attribute("max", longest)  # Alpha's longest, not the page's
+    page.locator("#product").select_option("PRIVATE_SSL")
+    private = _product_limit(page, "PRIVATE_SSL")
+    expect(expires).to_have_attribute("max", private)
+    for name, value in CUSTOM_TYPED.items():
+        field = page.locator(f"#{name}")
+        if name == "custom_dropdown1":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    page.get_by_text("Private Key (optional").click()
+    page.locator("#key_text").fill("-----BEGIN PRIVATE KEY-----\nSECRETKEYBODY\n")
+    page.locator("#key_password").fill("key password typed")
+    page.goto(live_server.url + "/jobs/")
+    page.go_back()
+    expect(page).to_have_url(live_server.url + "/entrust/new")
+    expect(page.locator("#choices-loaded")).to_contain_text("The choices of Alpha")
+    expect(page.locator("#product")).to_have_value("PRIVATE_SSL")
+    expect(expires).to_have_attribute("max", private)
+    for name, value in CUSTOM_TYPED.items():
+        expect(page.locator(f"#{name}")).to_have_value(value)
+
+    # A product chosen by hand bounds it as before.
+    page.locator("#product").select_option("STANDARD_SSL")
+    expect(expires).to_have_attribute("max", standard)
+
+    kept = page.evaluate("JSON.stringify(Object.assign({}, window.sessionStorage))")
+    assert "CC-4711" in kept
+    assert "SECRETKEYBODY" not in kept
+    assert "key password typed" not in kept
+    assert "key_" not in kept

@@ -5,11 +5,14 @@ the right one; an empty certdesk.db would pass for a new instance."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
-from tests.live import free_port, run_certdesk
+from tests.live import ROOT, free_port, run_certdesk
 
 
 def _left(tmp_path) -> list[str]:
@@ -88,3 +91,56 @@ def test_a_command_that_succeeds_still_makes_the_instance(tmp_path):
         "instance/master.key",
         "instance/secret_key",
     } <= made
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "said"),
+    [
+        ("ops/lead", "a long password 1", "the user name 'ops/lead': Use 1-64 letters"),
+        ("scheduler", "a long password 1", "the user name 'scheduler': The audit trail names"),
+        ("ann", "short", "the password of CERTDESK_ADMIN_PASSWORD: Use at least 10 characters."),
+        ("ann", "ann", "the password of CERTDESK_ADMIN_PASSWORD: Use at least 10 characters."),
+        ("ann", "aaaaaaaaaaaa", "the password of CERTDESK_ADMIN_PASSWORD: That password is"),
+    ],
+)
+def test_create_admin_refused_its_name_or_password_leaves_no_instance(
+    tmp_path, username, password, said
+):
+    """The name and the password are checked before the instance is made or its database
+    migrated: refused, create-admin on a new install makes nothing."""
+    ran = run_certdesk(
+        tmp_path / "instance", "create-admin", username, CERTDESK_ADMIN_PASSWORD=password
+    )
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert f"Error: {said}" in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
+
+
+def _create_admin_typing(instance, typed: str) -> subprocess.CompletedProcess:
+    """create-admin with its password typed (no CERTDESK_ADMIN_PASSWORD), with no terminal of
+    its own: the prompt reads the input."""
+    environ = dict(os.environ, CERTDESK_INSTANCE=str(instance))
+    for name in ("DATABASE_URL", "CERTDESK_ADMIN_PASSWORD"):
+        environ.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", "create-admin", "ann"],
+        env=environ,
+        cwd=ROOT,
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
+
+
+def test_create_admin_refused_a_password_typed_leaves_no_instance(tmp_path):
+    ran = _create_admin_typing(tmp_path / "instance", "short\nshort\n")
+    assert ran.returncode == 1, ran
+    assert "Error: the password: Use at least 10 characters." in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
+    ran = _create_admin_typing(tmp_path / "instance", "a long password 1\na long password 1\n")
+    assert ran.returncode == 0, ran
+    assert "Administrator ann created." in ran.stdout
+    assert "instance/certdesk.db" in _left(tmp_path)

@@ -374,6 +374,31 @@ def test_the_order_form_uses_the_guides_labels_and_the_credentials_choices(opera
     assert "<html" not in body and "CertDesk Demo Corp" in body and "Application" in body
 
 
+def test_choices_loaded_again_fill_in_the_custom_fields_the_account_still_has(
+    operator_client, linked
+):
+    """The order form's choices loaded again with what was typed in its custom fields (Back to
+    the form): each field the account has shows it again; a field it no longer has is not
+    shown, nor a value carried for it."""
+    fragment = operator_client.get(
+        "/entrust/new/choices",
+        query_string={
+            "credential_id": linked.id,
+            "product": "UC_SSL",
+            "custom_text1": "CC-4711",
+            "custom_dropdown1": "staging",
+            "custom_text9": "not the account's",
+        },
+        headers=HTMX,
+    )
+    body = fragment.get_data(as_text=True)
+    assert 'id="custom_text1" value="CC-4711"' in body
+    assert '<option value="staging" selected>' in body
+    assert '<option value="UC_SSL" data-max=' in body and "UC_SSL (up to" in body
+    assert re.search(r'<option value="UC_SSL" data-max="[\d-]+" selected>', body)
+    assert "custom_text9" not in body and "not the account" not in body
+
+
 def test_the_order_form_starts_on_a_way_of_giving_a_csr_that_can_work(
     operator_client, linked, user
 ):

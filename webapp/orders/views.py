@@ -354,9 +354,11 @@ def _order_choices(values: dict, *, with_custom: bool = True) -> checks.Choices:
 def choices():
     values = _new_values()
     # The organization, product and domain chosen before (the form reached again by Back): each
-    # is chosen again if the credential still offers it.
+    # is chosen again if the credential still offers it; so is what was typed in a custom field
+    # the credential's account still has.
     for field in ("organization", "product", "domain"):
         values[field] = request.args.get(field, "")[:MAX_TEXT]
+    values["custom"] = {k[7:]: v[:500] for k, v in request.args.items() if k.startswith("custom_")}
     c = _order_choices(values)
     return htmx.render(
         "orders/new.html", block="choices", form=values, errors={}, c=c, dates=_dates(c)
