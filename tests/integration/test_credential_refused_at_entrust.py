@@ -207,3 +207,33 @@ def test_an_answer_to_a_call_made_before_the_refusal_does_not_clear_it(app, user
     db.session.refresh(cred)
     assert cred.last_test_ok is None and cred.last_test_message == ""
     assert len(_accepted(cred)) == 1
+
+
+def test_a_key_changed_at_entrust_while_certificates_are_imported_stops_the_import(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """The order list read, the key is changed at Entrust before the certificates are fetched:
+    the import stops there, saying to check the credential, the credential shows Login failed
+    (audited once), and no order is marked as one whose certificate could not be fetched."""
+    sandbox.seed(certificates=20, seed=8)
+    cred = link_sandbox(user, sandbox)
+    real = importing.upsert_page
+
+    def then_the_key_changes(*args, **kwargs):
+        counts = real(*args, **kwargs)
+        key_changed_at_entrust()  # the one page read: step 2 (the certificates) is refused
+        return counts
+
+    monkeypatch.setattr(importing, "upsert_page", then_the_key_changes)
+    job = importing.start_import(user["operator"], cred.id, [])
+    assert job.state == "failed", job.message
+    assert "stopped while fetching certificates" in job.error and REFUSED in job.error
+    assert "Check the credential (Test Login" in job.error
+    cell = _status_cell(admin_client, cred)
+    assert cell.startswith("Login failed")
+    assert f"Entrust refused this login during an import: {REFUSED}" in cell
+    assert _refusals(cred) == 1
+    marked = db.session.execute(
+        select(func.count()).select_from(Order).where(Order.message.like("%could not be fetched%"))
+    ).scalar_one()
+    assert marked == 0

@@ -625,6 +625,12 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
             unavailable = [e for e in fetched.values() if isinstance(e, Unavailable)]
             if batch.todo and len(unavailable) == len(batch.todo):
                 _stop(ctx, cred, state, actor, "fetching certificates", unavailable[0])
+            # Entrust refused the login itself (its key changed there meanwhile): nothing more
+            # through it works, so the import stops as at step 1, noting it on the credential;
+            # the batch is fetched again when the import carries on.
+            refused = [e for e in fetched.values() if isinstance(e, NotAllowed) and e.login_refused]
+            if refused:
+                _stop(ctx, cred, state, actor, "fetching certificates", refused[0])
             good = []
             for order_id, _ca_id, _third_party in batch.todo:
                 result = fetched[order_id]
