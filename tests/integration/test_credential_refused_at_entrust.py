@@ -237,3 +237,35 @@ def test_a_key_changed_at_entrust_while_certificates_are_imported_stops_the_impo
         select(func.count()).select_from(Order).where(Order.message.like("%could not be fetched%"))
     ).scalar_one()
     assert marked == 0
+
+
+def test_a_sync_answered_before_a_refusal_leaves_login_failed_standing(
+    app, user, sandbox, admin_client, monkeypatch
+):
+    """A sync's calls answered, then (before the sync stored what it read) a status check's
+    call refused: the refusal, newer than the sync's calls, stands. A sync whose calls are made
+    after it clears it, audited once."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=0)
+    cred = link_sandbox(user, sandbox)
+    real = catalog._fetch
+
+    def then_a_check_is_refused(*args, **kwargs):
+        fetched = real(*args, **kwargs)
+        credentials.login_refused(cred.id, REFUSED, "the scheduled status check", "scheduler")
+        db.session.commit()
+        return fetched
+
+    monkeypatch.setattr(catalog, "_fetch", then_a_check_is_refused)
+    job = catalog.start_sync(user["admin"], [cred.id], catalog.KINDS)
+    assert job.state == "succeeded", job.error
+    assert _status_cell(admin_client, cred).startswith("Login failed")
+    assert _accepted(cred) == []
+
+    monkeypatch.setattr(catalog, "_fetch", real)
+    job = catalog.start_sync(user["admin"], [cred.id], catalog.KINDS)
+    assert job.state == "succeeded", job.error
+    assert _status_cell(admin_client, cred).startswith("Synced")
+    [event] = _accepted(cred)
+    assert event.actor_name == "admin" and json.loads(event.detail)["during"] == "a sync"

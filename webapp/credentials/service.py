@@ -605,10 +605,6 @@ def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
         if not failed:
             cred.last_sync_error = ""
             cred.last_sync_failed_at = None
-        if cred.last_test_ok is False:
-            # Entrust accepted the login now: a refusal noted before no longer stands.
-            cred.last_test_at = cred.last_test_ok = None
-            cred.last_test_message = ""
     cred.last_sync_failed_kinds = ",".join(k for k in SYNC_KINDS if k in failed)
 
 
@@ -642,10 +638,10 @@ def login_refused(credential_id: int, message: str, during: str, actor) -> str:
 
 def login_accepted(credential_id: int, during: str, since, actor) -> None:
     """Entrust answered a call through the credential made at ``since`` during ``during`` (a
-    status check, an import): a failed login noted on the credential before that call (a
-    refusal during a check or an import, or a failed Test Login) no longer stands, as after a
-    sync. Cleared and audited once; a failure noted after ``since`` (the call was on its way
-    meanwhile) stands. The caller commits."""
+    sync, a status check, an import): a failed login noted on the credential before that call (a
+    refusal during a check or an import, or a failed Test Login) no longer stands. Cleared and
+    audited once; a failure noted after ``since`` (the call was on its way meanwhile) stands.
+    The caller commits."""
     cred = db.session.get(EcsCredential, credential_id)
     if cred is None or cred.last_test_ok is not False:
         return
