@@ -269,3 +269,80 @@ def test_a_sync_answered_before_a_refusal_leaves_login_failed_standing(
     assert _status_cell(admin_client, cred).startswith("Synced")
     [event] = _accepted(cred)
     assert event.actor_name == "admin" and json.loads(event.detail)["during"] == "a sync"
+
+
+def test_a_refusal_of_the_login_held_before_an_edit_is_not_noted_on_the_new_one(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """A status check under way when the key is changed at Entrust and then in CertDesk: its
+    next call, made with the key it started with, is refused. That says nothing of the key the
+    credential holds now: the credential does not show Login failed for it."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=150, seed=8)
+    cred = link_sandbox(user, sandbox)
+    assert importing.start_import(user["operator"], cred.id, []).state == "succeeded"
+    _due_now()
+    real = polling._check_chunk
+    calls = []
+
+    def then_the_key_changes(*args, **kwargs):
+        answered = real(*args, **kwargs)
+        calls.append(answered)
+        if len(calls) == 1:  # between the check's first call and its second
+            key_changed_at_entrust()
+            credentials.update(
+                user["admin"],
+                db.session.get(type(cred), cred.id),
+                credentials.CredentialInput(
+                    name="Sandbox",
+                    api_user=sandbox.api_user,
+                    api_key=NEW_KEY,
+                    base_url=sandbox.base_url,
+                ),
+            )
+        return answered
+
+    monkeypatch.setattr(polling, "_check_chunk", then_the_key_changes)
+    polling.scheduled_poll()
+    assert calls[:2] == [True, False]  # the second call was refused (the key it held)
+    assert not _status_cell(admin_client, cred).startswith("Login failed")
+    assert _refusals(cred) == 0
+
+
+def test_an_import_refused_with_the_login_held_before_an_edit_notes_nothing_on_the_new_one(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """As for a status check: an import whose order list is refused with the key it started
+    with, changed meanwhile at Entrust and in CertDesk, stops, but the credential does not show
+    Login failed for the key it holds now."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=20, seed=8)
+    cred = link_sandbox(user, sandbox)
+    monkeypatch.setattr(importing, "PAGE_SIZE", 2)
+    real = importing.upsert_page
+    pages = []
+
+    def then_the_key_changes(*args, **kwargs):
+        counts = real(*args, **kwargs)
+        pages.append(1)
+        if len(pages) == 1:
+            key_changed_at_entrust()
+            credentials.update(
+                user["admin"],
+                db.session.get(type(cred), cred.id),
+                credentials.CredentialInput(
+                    name="Sandbox",
+                    api_user=sandbox.api_user,
+                    api_key=NEW_KEY,
+                    base_url=sandbox.base_url,
+                ),
+            )
+        return counts
+
+    monkeypatch.setattr(importing, "upsert_page", then_the_key_changes)
+    job = importing.start_import(user["operator"], cred.id, [])
+    assert job.state == "failed" and REFUSED in job.error
+    assert not _status_cell(admin_client, cred).startswith("Login failed")
+    assert _refusals(cred) == 0

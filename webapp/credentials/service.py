@@ -608,17 +608,21 @@ def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
     cred.last_sync_failed_kinds = ",".join(k for k in SYNC_KINDS if k in failed)
 
 
-def login_refused(credential_id: int, message: str, during: str, actor) -> str:
+def login_refused(credential_id: int, message: str, during: str, actor, since=None) -> str:
     """Entrust refused the credential's login (HTTP 401) during ``during`` ("the scheduled
     status check", "an import"): its API key was changed or its API user removed at Entrust,
     say. Noted on the credential as a failed login, which the Credentials page shows (as after
     a failed Test Login) until a Test Login, a sync, a status check or an import that Entrust
     answers through it (``login_accepted``), or an edit of the login; audited once while the
-    same refusal stands. (A sync that fails says so on the page itself.)
-    Returns the credential's name ("" when it is gone). The caller commits."""
+    same refusal stands. (A sync that fails says so on the page itself.) ``since``: when the
+    refused call's login was read (its connector opened); a login changed after that is not the
+    one refused, and nothing is noted. Returns the credential's name ("" when it is gone). The
+    caller commits."""
     cred = db.session.get(EcsCredential, credential_id)
     if cred is None:
         return ""
+    if since is not None and cred.login_changed_at is not None and cred.login_changed_at > since:
+        return cred.name  # the login held before an edit was refused, not the one held now
     said = f"Entrust refused this login during {during}: {message}"
     if cred.last_test_ok is False and cred.last_test_message.endswith(message):
         return cred.name  # noted already: not one audit event per refused call
