@@ -207,3 +207,142 @@ def test_an_answer_to_a_call_made_before_the_refusal_does_not_clear_it(app, user
     db.session.refresh(cred)
     assert cred.last_test_ok is None and cred.last_test_message == ""
     assert len(_accepted(cred)) == 1
+
+
+def test_a_key_changed_at_entrust_while_certificates_are_imported_stops_the_import(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """The order list read, the key is changed at Entrust before the certificates are fetched:
+    the import stops there, saying to check the credential, the credential shows Login failed
+    (audited once), and no order is marked as one whose certificate could not be fetched."""
+    sandbox.seed(certificates=20, seed=8)
+    cred = link_sandbox(user, sandbox)
+    real = importing.upsert_page
+
+    def then_the_key_changes(*args, **kwargs):
+        counts = real(*args, **kwargs)
+        key_changed_at_entrust()  # the one page read: step 2 (the certificates) is refused
+        return counts
+
+    monkeypatch.setattr(importing, "upsert_page", then_the_key_changes)
+    job = importing.start_import(user["operator"], cred.id, [])
+    assert job.state == "failed", job.message
+    assert "stopped while fetching certificates" in job.error and REFUSED in job.error
+    assert "Check the credential (Test Login" in job.error
+    cell = _status_cell(admin_client, cred)
+    assert cell.startswith("Login failed")
+    assert f"Entrust refused this login during an import: {REFUSED}" in cell
+    assert _refusals(cred) == 1
+    marked = db.session.execute(
+        select(func.count()).select_from(Order).where(Order.message.like("%could not be fetched%"))
+    ).scalar_one()
+    assert marked == 0
+
+
+def test_a_sync_answered_before_a_refusal_leaves_login_failed_standing(
+    app, user, sandbox, admin_client, monkeypatch
+):
+    """A sync's calls answered, then (before the sync stored what it read) a status check's
+    call refused: the refusal, newer than the sync's calls, stands. A sync whose calls are made
+    after it clears it, audited once."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=0)
+    cred = link_sandbox(user, sandbox)
+    real = catalog._fetch
+
+    def then_a_check_is_refused(*args, **kwargs):
+        fetched = real(*args, **kwargs)
+        credentials.login_refused(cred.id, REFUSED, "the scheduled status check", "scheduler")
+        db.session.commit()
+        return fetched
+
+    monkeypatch.setattr(catalog, "_fetch", then_a_check_is_refused)
+    job = catalog.start_sync(user["admin"], [cred.id], catalog.KINDS)
+    assert job.state == "succeeded", job.error
+    assert _status_cell(admin_client, cred).startswith("Login failed")
+    assert _accepted(cred) == []
+
+    monkeypatch.setattr(catalog, "_fetch", real)
+    job = catalog.start_sync(user["admin"], [cred.id], catalog.KINDS)
+    assert job.state == "succeeded", job.error
+    assert _status_cell(admin_client, cred).startswith("Synced")
+    [event] = _accepted(cred)
+    assert event.actor_name == "admin" and json.loads(event.detail)["during"] == "a sync"
+
+
+def test_a_refusal_of_the_login_held_before_an_edit_is_not_noted_on_the_new_one(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """A status check under way when the key is changed at Entrust and then in CertDesk: its
+    next call, made with the key it started with, is refused. That says nothing of the key the
+    credential holds now: the credential does not show Login failed for it."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=150, seed=8)
+    cred = link_sandbox(user, sandbox)
+    assert importing.start_import(user["operator"], cred.id, []).state == "succeeded"
+    _due_now()
+    real = polling._check_chunk
+    calls = []
+
+    def then_the_key_changes(*args, **kwargs):
+        answered = real(*args, **kwargs)
+        calls.append(answered)
+        if len(calls) == 1:  # between the check's first call and its second
+            key_changed_at_entrust()
+            credentials.update(
+                user["admin"],
+                db.session.get(type(cred), cred.id),
+                credentials.CredentialInput(
+                    name="Sandbox",
+                    api_user=sandbox.api_user,
+                    api_key=NEW_KEY,
+                    base_url=sandbox.base_url,
+                ),
+            )
+        return answered
+
+    monkeypatch.setattr(polling, "_check_chunk", then_the_key_changes)
+    polling.scheduled_poll()
+    assert calls[:2] == [True, False]  # the second call was refused (the key it held)
+    assert not _status_cell(admin_client, cred).startswith("Login failed")
+    assert _refusals(cred) == 0
+
+
+def test_an_import_refused_with_the_login_held_before_an_edit_notes_nothing_on_the_new_one(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """As for a status check: an import whose order list is refused with the key it started
+    with, changed meanwhile at Entrust and in CertDesk, stops, but the credential does not show
+    Login failed for the key it holds now."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=20, seed=8)
+    cred = link_sandbox(user, sandbox)
+    monkeypatch.setattr(importing, "PAGE_SIZE", 2)
+    real = importing.upsert_page
+    pages = []
+
+    def then_the_key_changes(*args, **kwargs):
+        counts = real(*args, **kwargs)
+        pages.append(1)
+        if len(pages) == 1:
+            key_changed_at_entrust()
+            credentials.update(
+                user["admin"],
+                db.session.get(type(cred), cred.id),
+                credentials.CredentialInput(
+                    name="Sandbox",
+                    api_user=sandbox.api_user,
+                    api_key=NEW_KEY,
+                    base_url=sandbox.base_url,
+                ),
+            )
+        return counts
+
+    monkeypatch.setattr(importing, "upsert_page", then_the_key_changes)
+    job = importing.start_import(user["operator"], cred.id, [])
+    assert job.state == "failed" and REFUSED in job.error
+    assert not _status_cell(admin_client, cred).startswith("Login failed")
+    assert _refusals(cred) == 0

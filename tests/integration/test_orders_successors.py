@@ -521,3 +521,24 @@ def test_entrusts_pickup_link_is_neither_kept_nor_shown(env, user, sandbox, audi
         page = auditor_client.get(f"/entrust/{row.id}").get_data(as_text=True)
         assert "<dt>trackingId</dt>" in page
         assert "certpickup" not in page and "pickupUrl" not in page
+
+
+def test_a_reissue_placed_here_whose_new_order_was_deleted_is_not_said_to_be_done_elsewhere(
+    env, user, sandbox, admin_client
+):
+    """Reissued from CertDesk, the new order then deleted from CertDesk (local only): the
+    original's page does not say it was reissued outside CertDesk (its history says where)."""
+    import html
+
+    old = _order(user, env)
+    new = successors.reissue(
+        user["operator"], old, successor_form(old, csr_id=_csr(user, "www.example.com").id)
+    )
+    assert new.placement == "placed"
+    assert lifecycle.delete_orders(
+        user["admin"], [new.id], confirmed=True, unsettled_confirmed=False
+    )
+    page = html.unescape(admin_client.get(f"/entrust/{old.id}").get_data(as_text=True))
+    assert "REISSUED" in page
+    assert 'id="replaced-elsewhere"' not in page
+    assert "outside CertDesk" not in page

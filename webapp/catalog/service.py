@@ -264,6 +264,7 @@ def sync_credential(ctx, cred: EcsCredential, kinds, actor, step=None, total=Non
     except clients.ClientUnavailable as exc:
         _record_failure(cred, kinds, str(exc), actor)
         raise jobs.JobError(str(exc)) from None
+    asked = utcnow()  # before the sync's first call
     try:
         with client:
             fetched = _fetch(ctx, client, cred, kinds, step, total)
@@ -280,6 +281,9 @@ def sync_credential(ctx, cred: EcsCredential, kinds, actor, step=None, total=Non
         raise jobs.JobError(message) from None
     now = utcnow()
     per_kind = _apply(cred, fetched, now)
+    # Entrust accepted the login: a refusal noted before the sync's calls no longer stands (one
+    # noted while they were on their way does).
+    credentials.login_accepted(cred.id, "a sync", asked, actor)
     audit.record(
         "catalog.sync",
         object_type="credential",

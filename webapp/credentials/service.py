@@ -605,24 +605,24 @@ def record_sync(cred: EcsCredential, kinds, when, error: str = "") -> None:
         if not failed:
             cred.last_sync_error = ""
             cred.last_sync_failed_at = None
-        if cred.last_test_ok is False:
-            # Entrust accepted the login now: a refusal noted before no longer stands.
-            cred.last_test_at = cred.last_test_ok = None
-            cred.last_test_message = ""
     cred.last_sync_failed_kinds = ",".join(k for k in SYNC_KINDS if k in failed)
 
 
-def login_refused(credential_id: int, message: str, during: str, actor) -> str:
+def login_refused(credential_id: int, message: str, during: str, actor, since=None) -> str:
     """Entrust refused the credential's login (HTTP 401) during ``during`` ("the scheduled
     status check", "an import"): its API key was changed or its API user removed at Entrust,
     say. Noted on the credential as a failed login, which the Credentials page shows (as after
     a failed Test Login) until a Test Login, a sync, a status check or an import that Entrust
     answers through it (``login_accepted``), or an edit of the login; audited once while the
-    same refusal stands. (A sync that fails says so on the page itself.)
-    Returns the credential's name ("" when it is gone). The caller commits."""
+    same refusal stands. (A sync that fails says so on the page itself.) ``since``: when the
+    refused call's login was read (its connector opened); a login changed after that is not the
+    one refused, and nothing is noted. Returns the credential's name ("" when it is gone). The
+    caller commits."""
     cred = db.session.get(EcsCredential, credential_id)
     if cred is None:
         return ""
+    if since is not None and cred.login_changed_at is not None and cred.login_changed_at > since:
+        return cred.name  # the login held before an edit was refused, not the one held now
     said = f"Entrust refused this login during {during}: {message}"
     if cred.last_test_ok is False and cred.last_test_message.endswith(message):
         return cred.name  # noted already: not one audit event per refused call
@@ -642,10 +642,10 @@ def login_refused(credential_id: int, message: str, during: str, actor) -> str:
 
 def login_accepted(credential_id: int, during: str, since, actor) -> None:
     """Entrust answered a call through the credential made at ``since`` during ``during`` (a
-    status check, an import): a failed login noted on the credential before that call (a
-    refusal during a check or an import, or a failed Test Login) no longer stands, as after a
-    sync. Cleared and audited once; a failure noted after ``since`` (the call was on its way
-    meanwhile) stands. The caller commits."""
+    sync, a status check, an import): a failed login noted on the credential before that call (a
+    refusal during a check or an import, or a failed Test Login) no longer stands. Cleared and
+    audited once; a failure noted after ``since`` (the call was on its way meanwhile) stands.
+    The caller commits."""
     cred = db.session.get(EcsCredential, credential_id)
     if cred is None or cred.last_test_ok is not False:
         return

@@ -590,6 +590,7 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
     concurrency = int(settings.get(service.IMPORT_CONCURRENCY))
     app = current_app._get_current_object()
     batches = _batches(cred.id, state["cert_phase"], state["after_id"])
+    opened = utcnow()  # the fetchers read the credential's login from here on
     fetchers = _Fetchers(app, cred.id, concurrency)
     pending: deque[_Batch] = deque()
 
@@ -625,6 +626,12 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
             unavailable = [e for e in fetched.values() if isinstance(e, Unavailable)]
             if batch.todo and len(unavailable) == len(batch.todo):
                 _stop(ctx, cred, state, actor, "fetching certificates", unavailable[0])
+            # Entrust refused the login itself (its key changed there meanwhile): nothing more
+            # through it works, so the import stops as at step 1, noting it on the credential;
+            # the batch is fetched again when the import carries on.
+            refused = [e for e in fetched.values() if isinstance(e, NotAllowed) and e.login_refused]
+            if refused:
+                _stop(ctx, cred, state, actor, "fetching certificates", refused[0], opened)
             good = []
             for order_id, _ca_id, _third_party in batch.todo:
                 result = fetched[order_id]
@@ -712,8 +719,9 @@ def _elsewhere_text(held_by: dict) -> str:
     )
 
 
-def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
-    """End the job on a CA failure, keeping the checkpoint so the next import carries on."""
+def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception, opened=None) -> None:
+    """End the job on a CA failure, keeping the checkpoint so the next import carries on.
+    ``opened``: when the refused call's connector read the credential's login."""
     db.session.rollback()
     ctx.save_checkpoint(state)
     started = state["phase"] != "orders" or state["offset"] > 0
@@ -730,7 +738,7 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     if isinstance(exc, NotAllowed):  # a wrong key or user, or rights the account lacks
         then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
         if exc.login_refused:
-            credentials.login_refused(cred.id, said, "an import", actor)
+            credentials.login_refused(cred.id, said, "an import", actor, since=opened)
     else:
         then = then[0].upper() + then[1:]
     if started:
@@ -752,15 +760,18 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception) -> None:
     raise jobs.JobError(message)
 
 
-def _import_pages(ctx, cred, pages, state: dict, excluded: set[str], actor, since) -> bool:
+def _import_pages(
+    ctx, cred, pages, state: dict, excluded: set[str], actor, since, opened=None
+) -> bool:
     """Phase 1: each page upserted and committed with the checkpoint. ``since``: when the
-    import's calls began (None once one was answered). True when one was answered."""
+    import's calls began (None once one was answered); ``opened``: when their connector read the
+    credential's login. True when one was answered."""
     counts = state["counts"]
     while True:
         try:
             page = next(pages, None)
         except CaError as exc:
-            _stop(ctx, cred, state, actor, f"reading orders at {state['offset']:,}", exc)
+            _stop(ctx, cred, state, actor, f"reading orders at {state['offset']:,}", exc, opened)
         if page is None:
             return since is None
         if since is not None:
@@ -791,7 +802,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
     state = ctx.checkpoint or resume or _fresh_state()
     excluded = set(exclusions)
     counts = state["counts"]
-    since = utcnow()  # before the import's first call
+    since = opened = utcnow()  # before the import's first call, and its connector
     try:
         conn = registry.open_connector(CA, credential_id)
     except Unavailable as exc:
@@ -801,7 +812,7 @@ def _run_import(ctx, credential_id: int, exclusions: list[str], resume: dict | N
         if state["phase"] == "orders":
             pages = read_ahead(conn.list_orders(state["offset"], PAGE_SIZE))
             try:
-                if _import_pages(ctx, cred, pages, state, excluded, actor, since):
+                if _import_pages(ctx, cred, pages, state, excluded, actor, since, opened):
                     since = None
             finally:
                 pages.close()  # the reader stops before the connector closes

@@ -84,10 +84,17 @@ def _during(actor) -> str:
 
 
 def _check_chunk(
-    conn, rows: list[Order], actor, now: datetime, result: CheckResult, since: datetime | None
+    conn,
+    rows: list[Order],
+    actor,
+    now: datetime,
+    result: CheckResult,
+    since: datetime | None,
+    opened: datetime | None = None,
 ) -> bool:
     """Check one call's worth of orders; True when the CA answered the call. ``since``: when
-    the check's calls through this credential began, while none has been answered yet."""
+    the check's calls through this credential began, while none has been answered yet;
+    ``opened``: when ``conn`` read the credential's login."""
     counts = result.counts
     known = {r.ca_order_id: r.status for r in rows}
     try:
@@ -98,7 +105,9 @@ def _check_chunk(
         problem = str(exc)
         if isinstance(exc, NotAllowed) and exc.login_refused:
             during = _during(actor)
-            name = credentials.login_refused(rows[0].credential_id, str(exc), during, actor)
+            name = credentials.login_refused(
+                rows[0].credential_id, str(exc), during, actor, since=opened
+            )
             # Which credential's login it is, among the several a check may go through.
             problem = f"Credential {name}: {problem}" if name else problem
         result.problems.append(problem)
@@ -189,6 +198,7 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
             continue
         by_credential.setdefault(r.credential_id, []).append(r)
     for credential_id, group in by_credential.items():
+        opened = utcnow()  # the login the connector holds is the one read from here on
         try:
             conn = registry.open_connector(group[0].ca, credential_id)
         except CaError as exc:
@@ -202,7 +212,7 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
         with conn:
             since = utcnow()
             for i in range(0, len(group), CHUNK):
-                if _check_chunk(conn, group[i : i + CHUNK], actor, now, result, since):
+                if _check_chunk(conn, group[i : i + CHUNK], actor, now, result, since, opened):
                     since = None  # the login is known to work: not read again per call
     return result
 
