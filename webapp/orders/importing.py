@@ -675,7 +675,7 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
                     counts["failed"] += 1
                 elif added:
                     counts["certificates"] += 1
-            if batch.items:  # none: stopped before its first order, the checkpoint stays
+            if batch.items:  # none: stopped or refused at its first order, the checkpoint stays
                 state["cert_phase"] = batch.cert_phase
                 state["after_id"] = batch.items[-1][0]
                 state["cert_done"] += len(batch.items)
