@@ -1,8 +1,8 @@
 """The control API under /_sandbox/: seed, reset, request log, faults, clock, hooks, users.
 
 The hooks change the account as Entrust's portal or its staff would: a domain's or a
-certificate's status, an organization or a product taken away, a custom field set up, changed
-or turned off.
+certificate's status, a domain added or taken away, an organization added to a client or taken
+away, a client renamed, a product taken away, a custom field set up, changed or turned off.
 
 It is for tests, benchmarks and the demo, so it has no authentication; the sandbox listens on
 loopback. So that no web page the person running it opens can use it either, it answers only
@@ -42,6 +42,19 @@ DOMAIN_STATUSES = (
     "EXPIRED",
     "EXPIRING",
 )
+DOMAIN_SETTINGS = frozenset(
+    ("clientId", "domainName", "verificationStatus", "verificationMethod", "evEligible")
+)
+# An organization's vetting (VerificationStatus in the spec).
+ORG_STATUSES = (
+    "APPROVED",
+    "DECLINED",
+    "PENDING",
+    "PENDING_FINAL_APPROVAL",
+    "DEACTIVATED",
+    "EXPIRED",
+)
+NAME_LIMIT = 1000  # longer than any column CertDesk keeps a name in
 CERT_STATUSES = (
     "ACTIVE",
     "APPROVED",
@@ -216,6 +229,79 @@ def set_domain_status(name: str):
     return jsonify({"domainName": name.lower(), "verificationStatus": status, "updated": changed})
 
 
+def _client_id(body: dict) -> int:
+    """``clientId`` of ``body``: an integer naming one of the account's clients."""
+    client_id = body.get("clientId")
+    if isinstance(client_id, bool) or not isinstance(client_id, int):
+        raise bad_request("clientId must be an integer", "clientId")
+    if orders.client_row(_sandbox().store, client_id) is None:
+        raise not_found("Unknown clientId")
+    return client_id
+
+
+def _domain_name(name) -> str:
+    """A domain name as Entrust keeps it (lower case, no trailing dot), or a 400."""
+    if not isinstance(name, str):
+        raise bad_request("domainName must be a domain name", "domainName")
+    name = name.strip().lower().rstrip(".")
+    if not orders.is_host_name(name) or name.startswith("*."):
+        raise bad_request("domainName must be a domain name", "domainName")
+    return name
+
+
+def _choice(body: dict, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = body.get(key, default)
+    if value not in choices:
+        raise bad_request(f"{key} must be one of " + ", ".join(choices), key)
+    return value
+
+
+@bp.post("/domains")
+def add_domain():
+    """Add a domain to a client with its validation done (or in any state), as Entrust's staff
+    would: {"clientId": N, "domainName": "...", "verificationStatus": "APPROVED" (the default),
+    "verificationMethod": "DNS" (the default), "evEligible": false (the default)}."""
+    body = _body()
+    unknown = sorted(set(body) - DOMAIN_SETTINGS)
+    if unknown:
+        raise bad_request(f"A domain has no setting {unknown[0]}", unknown[0])
+    name = _domain_name(body.get("domainName"))
+    status = _choice(body, "verificationStatus", DOMAIN_STATUSES, "APPROVED")
+    method = _choice(body, "verificationMethod", orders.VERIFICATION_METHODS, "DNS")
+    ev = body.get("evEligible", False)
+    if not isinstance(ev, bool):
+        raise bad_request("evEligible must be true or false", "evEligible")
+    client_id = _client_id(body)
+    store = _sandbox().store
+    with store.tx() as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, name)
+        ).fetchone()
+        if exists:
+            raise bad_request("The domain already exists for this client", "domainName")
+        orders.insert_domain(conn, client_id, name, method, status, ev, now=store.clock.now())
+    return jsonify({"clientId": client_id, "domainName": name, "verificationStatus": status}), 201
+
+
+@bp.delete("/domains/<name>")
+def remove_domain(name: str):
+    """Take a domain away (from every client that has it, or `clientId` only), as Entrust does
+    when it is deleted from the account."""
+    body = _body()
+    client_id = body.get("clientId")
+    if client_id is not None and (isinstance(client_id, bool) or not isinstance(client_id, int)):
+        raise bad_request("clientId must be an integer", "clientId")
+    sql, params = "DELETE FROM domains WHERE domain_name = ?", [orders.path_domain(name)]
+    if client_id is not None:
+        sql += " AND client_id = ?"
+        params.append(client_id)
+    with _sandbox().store.tx() as conn:
+        removed = conn.execute(sql, params).rowcount
+    if not removed:
+        raise not_found("Unknown domain")
+    return "", 204
+
+
 @bp.post("/certificates/<int:tracking_id>")
 def set_certificate_status(tracking_id: int):
     """Set a certificate's status as an Entrust administrator would (PENDING to ACTIVE issues)."""
@@ -225,6 +311,65 @@ def set_certificate_status(tracking_id: int):
     sandbox = _sandbox()
     result = orders.admin_set_status(sandbox, tracking_id, status)
     return jsonify(result)
+
+
+def _name(body: dict, key: str, what: str) -> str:
+    """``body[key]``: a name as Entrust's portal takes it (kept as given, blanks included), or
+    a 400."""
+    name = body.get(key)
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request(f"{key} must be the {what}", key)
+    if len(name) > NAME_LIMIT or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise bad_request(
+            f"{key} must be at most {NAME_LIMIT} characters, without control characters", key
+        )
+    return name
+
+
+@bp.post("/organizations")
+def add_organization():
+    """Add an organization to a client, as Entrust's vetting does: {"clientId": N, "name": "...",
+    "verificationStatus": "APPROVED" (the default)}; a name the client has already is a 400."""
+    body = _body()
+    unknown = sorted(set(body) - {"clientId", "name", "verificationStatus"})
+    if unknown:
+        raise bad_request(f"An organization has no setting {unknown[0]}", unknown[0])
+    name = _name(body, "name", "organization's name")
+    status = _choice(body, "verificationStatus", ORG_STATUSES, "APPROVED")
+    client_id = _client_id(body)
+    with _sandbox().store.tx() as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM organizations WHERE client_id = ? AND name = ?", (client_id, name)
+        ).fetchone()
+        if exists:
+            raise bad_request("The client has this organization already", "name")
+        conn.execute(
+            "INSERT INTO organizations (client_id, name, verification_status) VALUES (?, ?, ?)",
+            (client_id, name, status),
+        )
+    return jsonify({"clientId": client_id, "name": name, "verificationStatus": status}), 201
+
+
+@bp.post("/clients/<int:client_id>")
+def rename_client(client_id: int):
+    """Rename a client, as Entrust does when its registered name changes: {"clientName": "...",
+    "friendlyClientName": "..."} (either or both). Its organizations keep their names."""
+    body = _body()
+    unknown = sorted(set(body) - {"clientName", "friendlyClientName"})
+    if unknown:
+        raise bad_request(f"A client has no setting {unknown[0]}", unknown[0])
+    if not body:
+        raise bad_request("Give clientName or friendlyClientName", "clientName")
+    names = {key: _name(body, key, "client's name") for key in body}
+    with _sandbox().store.tx() as conn:
+        row = conn.execute("SELECT body FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise not_found("Unknown clientId")
+        client = json.loads(row[0]) | names
+        conn.execute(
+            "UPDATE clients SET body = ? WHERE client_id = ?", (json.dumps(client), client_id)
+        )
+    return jsonify({"clientId": client_id, **{k: client.get(k) for k in names}})
 
 
 @bp.delete("/organizations")

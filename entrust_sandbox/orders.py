@@ -1113,6 +1113,34 @@ def domain_eligibility(status: str, now: datetime) -> dict:
     return {"ov_eligible": 0, "ov_expiry": None}
 
 
+def insert_domain(conn, client_id: int, name: str, method: str, status: str, ev: bool, **at):
+    """Insert a domain already through its validation (``status``), as seeded or as set up by
+    Entrust's staff: the eligibility and expiries its status gives (EV only while OV is
+    eligible), the validation value and the addresses it was checked with. ``at``: ``now``, and
+    ``dcv_value`` (a random one when not given)."""
+    now = at["now"]
+    values = domain_eligibility(status, now)
+    ev = bool(ev and values["ov_eligible"])
+    conn.execute(
+        "INSERT INTO domains (client_id, domain_name, verification_method, "
+        "verification_status, ov_eligible, ev_eligible, ov_expiry, ev_expiry, dcv_value, "
+        "dcv_ready_at, emails) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            client_id,
+            name,
+            method,
+            status,
+            values["ov_eligible"],
+            int(ev),
+            values["ov_expiry"],
+            fmt(now + timedelta(days=200)) if ev else None,
+            at.get("dcv_value") or secrets.token_hex(16).upper(),
+            fmt(now),
+            json.dumps([f"admin@{name}", f"hostmaster@{name}"]),
+        ),
+    )
+
+
 def set_domain_status(store, name: str, status: str, client_id=None) -> int:
     """Control hook: set a domain's status (every client that has it, or one); return count."""
     values = domain_eligibility(status, store.clock.now())

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from . import ca as ca_mod
 from .clock import fmt, fmt_millis
-from .orders import RENEW_MIN_AGE, domain_eligibility
+from .orders import RENEW_MIN_AGE, insert_domain
 from .store import bar_key
 
 CLIENTS = [
@@ -251,26 +251,8 @@ def seed_account(store, certificates: int, seed=1, api_mandatory=()) -> dict:
             ORG_UNITS,
         )
         for client_id, name, method, status, ev in DOMAINS:
-            values = domain_eligibility(status, now)
-            emails = json.dumps([f"admin@{name}", f"hostmaster@{name}"])
-            conn.execute(
-                "INSERT INTO domains (client_id, domain_name, verification_method, "
-                "verification_status, ov_eligible, ev_eligible, ov_expiry, ev_expiry, dcv_value, "
-                "dcv_ready_at, emails) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    client_id,
-                    name,
-                    method,
-                    status,
-                    values["ov_eligible"],
-                    int(ev),
-                    values["ov_expiry"],
-                    fmt(now + timedelta(days=200)) if ev else None,
-                    f"{rng.getrandbits(128):032X}",
-                    fmt(now),
-                    emails,
-                ),
-            )
+            dcv_value = f"{rng.getrandbits(128):032X}"
+            insert_domain(conn, client_id, name, method, status, ev, now=now, dcv_value=dcv_value)
         for product, remaining, consumption in INVENTORY:
             used = type_counts.get(product, 0)
             conn.execute(

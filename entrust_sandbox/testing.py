@@ -203,9 +203,46 @@ class SandboxServer:
             body["clientId"] = client_id
         return self._control("POST", f"domains/{name}", body)
 
+    def add_domain(
+        self,
+        client_id: int,
+        name: str,
+        status: str = "APPROVED",
+        method: str = "DNS",
+        ev_eligible: bool = False,
+    ) -> dict:
+        """Add a domain to a client with its validation in `status` (done, by default)."""
+        body = {
+            "clientId": client_id,
+            "domainName": name,
+            "verificationStatus": status,
+            "verificationMethod": method,
+            "evEligible": ev_eligible,
+        }
+        return self._control("POST", "domains", body)
+
+    def remove_domain(self, name: str, client_id: int | None = None) -> None:
+        """Take a domain away from every client that has it (or from `client_id` only)."""
+        body = {} if client_id is None else {"clientId": client_id}
+        self._control("DELETE", f"domains/{quote(name, safe='')}", body)
+
     def set_certificate_status(self, tracking_id: int, status: str) -> dict:
         """Set a certificate's status as an Entrust administrator would."""
         return self._control("POST", f"certificates/{tracking_id}", {"status": status})
+
+    def add_organization(self, client_id: int, name: str, status: str = "APPROVED") -> dict:
+        """Add an organization to a client (`name` exactly as it is to be listed)."""
+        body = {"clientId": client_id, "name": name, "verificationStatus": status}
+        return self._control("POST", "organizations", body)
+
+    def rename_client(
+        self, client_id: int, name: str | None = None, friendly_name: str | None = None
+    ) -> dict:
+        """Change a client's clientName and/or friendlyClientName."""
+        body = {"clientName": name, "friendlyClientName": friendly_name}
+        return self._control(
+            "POST", f"clients/{client_id}", {k: v for k, v in body.items() if v is not None}
+        )
 
     def remove_organization(self, client_id: int, name: str) -> None:
         """Take an organization away from a client, as Entrust would."""

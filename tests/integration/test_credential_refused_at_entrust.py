@@ -346,3 +346,86 @@ def test_an_import_refused_with_the_login_held_before_an_edit_notes_nothing_on_t
     assert job.state == "failed" and REFUSED in job.error
     assert not _status_cell(admin_client, cred).startswith("Login failed")
     assert _refusals(cred) == 0
+
+
+def _fetches(sandbox) -> list[dict]:
+    """The certificate fetches in the sandbox's request log (GET /certificates/{id})."""
+    return [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "GET" and r["path"].startswith("/enterprise/v2/certificates/")
+    ]
+
+
+@pytest.mark.parametrize("at_once", [1, 3])
+def test_a_key_changed_at_entrust_while_certificates_are_fetched_stops_the_import(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch, at_once
+):
+    """The key is changed at Entrust after the order list was read, while the certificates are
+    fetched: the import stops at the first refused fetch (no fetch after it), notes Login failed
+    on the credential (audited once), keeps what it stored, and says so. Started again once the
+    key works, it carries on where it stopped and fetches only what it had not stored."""
+    from webapp.certificates.models import Certificate
+    from webapp.jobs import service as jobs
+    from webapp.orders import records, service
+    from webapp.settings import service as settings
+
+    sandbox.seed(certificates=60, seed=8)
+    cred = link_sandbox(user, sandbox)
+    settings.put(service.IMPORT_CONCURRENCY, at_once)
+    db.session.commit()
+    monkeypatch.setattr(importing, "CERT_BATCH", 10)
+    real = records.store_certificates
+    stored = []
+
+    def then_the_key_changes(*args, **kwargs):
+        out = real(*args, **kwargs)
+        stored.append(len(out))
+        if len(stored) == 1:
+            key_changed_at_entrust()
+        return out
+
+    monkeypatch.setattr(records, "store_certificates", then_the_key_changes)
+    sandbox.clear_requests()
+    first = importing.start_import(user["operator"], cred.id, [])
+    db.session.refresh(first)
+    assert first.state == "failed"
+    assert first.error.startswith("Import of Sandbox stopped while fetching certificates: ")
+    assert REFUSED in first.error
+    assert re.search(r" So far: [\d,]+ new; ", first.error), first.error
+    assert first.error.endswith(
+        "Check the credential (Test Login under SSL › Entrust › Manage); once its login works, "
+        "start the import again to carry on from there."
+    ), first.error
+    # No fetch after the refusal: only those already on their way when it came were refused.
+    fetches = _fetches(sandbox)
+    refused = [r for r in fetches if r["status"] == 401]
+    assert 1 <= len(refused) <= at_once and fetches[-1]["status"] == 401
+    cell = _status_cell(admin_client, cred)
+    assert cell.startswith("Login failed")
+    assert f"Entrust refused this login during an import: {REFUSED}" in cell
+    assert _refusals(cred) == 1
+    # What was stored before the refusal stays, and no order says its certificate failed.
+    kept = db.session.execute(select(func.count()).select_from(Certificate)).scalar_one()
+    assert kept > 0 and f"{kept} certificates added" in first.error
+    assert " failed" not in first.error
+    assert not db.session.execute(select(Order).where(Order.message != "")).scalars().all()
+    checkpoint = jobs.checkpoint_of(first)
+    assert checkpoint["phase"] == "certificates" and checkpoint["after_id"] > 0
+
+    # The key is put back at Entrust: the import carries on from the first order not stored.
+    monkeypatch.setattr(records, "store_certificates", real)
+    key_changed_at_entrust(sandbox.api_key)
+    sandbox.clear_requests()
+    second = importing.start_import(user["operator"], cred.id, [])
+    db.session.refresh(second)
+    assert second.state == "succeeded", second.error
+    assert "carrying on" in second.title
+    assert not any(r["path"].rstrip("/").endswith("/certificates") for r in sandbox.requests())
+    counts = jobs.result_of(second)  # over both runs
+    assert counts["failed"] == 0
+    total = db.session.execute(select(func.count()).select_from(Certificate)).scalar_one()
+    assert total == counts["certificates"] == importing._with_certificate_count(cred.id)
+    assert len(_fetches(sandbox)) == total - kept  # none fetched twice
+    assert _status_cell(admin_client, cred).startswith("Synced")
+    assert _refusals(cred) == 1 and len(_accepted(cred)) == 1

@@ -548,12 +548,7 @@ def test_an_order_found_suspended_after_a_crash_comes_with_its_certificate_marke
 def test_an_internationalised_name_made_into_a_csr_is_ordered_in_its_xn_form(env, user, sandbox):
     """A CSR made in CertDesk for bücher.example names xn--bcher-kva.example in its CN as in its
     SANs, so the order Entrust gets is one it takes (it refuses a CN in Unicode)."""
-    with sandbox.sandbox.store.tx() as conn:
-        conn.execute(
-            "INSERT INTO domains (client_id, domain_name, verification_method, "
-            "verification_status, ov_eligible, ev_eligible) "
-            "VALUES (1, 'xn--bcher-kva.example', 'DNS', 'APPROVED', 1, 0)"
-        )
+    sandbox.add_domain(1, "xn--bcher-kva.example")
     assert catalog.start_sync(user["operator"], [env.id], ["domains"]).state == "succeeded"
     csr_row = _csr(user, "bücher.example")
     assert csr_row.common_name == "xn--bcher-kva.example"

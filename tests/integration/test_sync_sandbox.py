@@ -3,8 +3,6 @@ and that every fault kind ends the job in words with the previous data intact.""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 from sqlalchemy import event, select
@@ -166,8 +164,7 @@ def test_second_sync_updates_marks_gone_and_counts(app, user, seeded):
 
     # Entrust vets a pending domain, one domain disappears, an order uses inventory.
     seeded.set_domain_status("pending.example", "APPROVED", client_id=1)
-    with seeded.sandbox.store.tx() as conn:
-        conn.execute("DELETE FROM domains WHERE domain_name = 'declined.example'")
+    seeded.remove_domain("declined.example")
     with EcsClient(seeded.base_url, seeded.api_user, seeded.api_key) as ecs:
         ecs.new_certificate(new_request("shop.example.com"))
     after = _upstream(seeded)
@@ -487,16 +484,9 @@ def test_names_unusual_and_longer_than_their_column_sync_and_show(app, user, see
     long_org = "Ö" * 120 + "x" * 400
     long_client = "عميل " + "y" * 400
     odd = ['שלום עולם בע"מ', "Acme 🚀 <b>bold</b>", "Acme", "ACME", "Acme ", "Acme."]
-    with seeded.sandbox.store.tx() as conn:
-        for name in [long_org, *odd]:
-            conn.execute(
-                "INSERT INTO organizations (client_id, name, verification_status) "
-                "VALUES (1, ?, 'APPROVED')",
-                (name,),
-            )
-        body = conn.execute("SELECT body FROM clients WHERE client_id = 2").fetchone()[0]
-        client = json.loads(body) | {"clientName": long_client}
-        conn.execute("UPDATE clients SET body = ? WHERE client_id = 2", (json.dumps(client),))
+    for name in [long_org, *odd]:
+        seeded.add_organization(1, name)
+    seeded.rename_client(2, long_client)
 
     cred, job = _add(user, seeded)
     assert job.state == "succeeded", job.error

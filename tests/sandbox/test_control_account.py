@@ -1,6 +1,7 @@
-"""The control hooks that change the account as Entrust's portal would: an organization or a
-product taken away, a custom field set up, changed or turned off. The ECS API then answers as
-the changed account."""
+"""The control hooks that change the account as Entrust's portal or its staff would: an
+organization added or taken away, a client renamed, a domain added or taken away, a product taken
+away, a custom field set up, changed or turned off. The ECS API then answers as the changed
+account; a hook refused changes nothing."""
 
 from __future__ import annotations
 
@@ -38,6 +39,179 @@ def test_an_organization_hook_refuses_what_it_cannot_find_or_read(api, sb):
     assert_error(_control(sb, "DELETE", "organizations", {"clientId": "1", "name": "x"}), 400)
     assert_error(_control(sb, "DELETE", "organizations", {"clientId": 1}), 400, "name")
     assert api.get("organizations").json() == before
+
+
+def _account(api) -> dict:
+    """What the ECS API answers about the account's clients, organizations and domains."""
+    return {
+        "clients": api.get("clients").json(),
+        "client2": api.get("clients/2").json(),
+        "organizations": api.get("organizations").json(),
+        "domains": api.get("domains", params={"limit": 100}).json()["domains"],
+    }
+
+
+ODD_NAMES = ['שלום עולם בע"מ', "Acme 🚀 <b>bold</b>", "Acme", "ACME", "Acme ", "Acme.", "Ö" * 500]
+
+
+def test_organizations_added_to_a_client_are_listed_as_given_and_ordered_for(api, sb):
+    for name in ODD_NAMES:
+        assert sb.add_organization(1, name) == {
+            "clientId": 1,
+            "name": name,
+            "verificationStatus": "APPROVED",
+        }
+    sb.add_organization(2, "Vetting Ltd", "PENDING")
+    listed = _org_names(api, 1)
+    seeded = ["CertDesk Demo Corp", "CertDesk Labs", "Old Name Inc", "Future Ventures"]
+    assert listed == seeded + ODD_NAMES  # each its own, exactly as given
+    everyone = api.get("organizations").json()["organizations"]
+    assert {"name": "Vetting Ltd", "verificationStatus": "PENDING", "clientId": 2} in everyone
+    assert api.get("clients/1").json()["organizations"][-1]["name"] == ODD_NAMES[-1]
+    assert api.order("www.example.com", clientId=1, org="Acme ").status_code == 201
+    # Not approved yet: listed, not ordered for.
+    assert_error(api.order("www.subsidiary.example", clientId=2, org="Vetting Ltd"), 400, "org")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"clientId": 1, "name": "CertDesk Labs"}, 400, "name"),  # the client has it already
+        ({"clientId": 9, "name": "Acme"}, 404, None),
+        ({"clientId": "1", "name": "Acme"}, 400, "clientId"),
+        ({"clientId": True, "name": "Acme"}, 400, "clientId"),
+        ({"clientId": 1}, 400, "name"),
+        ({"clientId": 1, "name": "   "}, 400, "name"),
+        ({"clientId": 1, "name": ["Acme"]}, 400, "name"),
+        ({"clientId": 1, "name": "Acme\nInc"}, 400, "name"),
+        ({"clientId": 1, "name": "x" * 1001}, 400, "name"),
+        ({"clientId": 1, "name": "Acme", "verificationStatus": "OK"}, 400, "verificationStatus"),
+        ({"clientId": 1, "name": "Acme", "status": "APPROVED"}, 400, "status"),
+    ],
+)
+def test_an_organization_added_with_bad_input_changes_nothing(api, sb, body, status, field):
+    before = _account(api)
+    assert_error(_control(sb, "POST", "organizations", body), status, field)
+    assert _account(api) == before
+
+
+def test_a_renamed_client_is_listed_under_its_new_name(api, sb):
+    long_name = "عميل " + "y" * 400
+    assert sb.rename_client(2, long_name) == {"clientId": 2, "clientName": long_name}
+    client = api.get("clients/2").json()
+    assert client["clientName"] == long_name and client["friendlyClientName"] == "Subsidiary"
+    listed = {c["clientId"]: c for c in api.get("clients").json()["clients"]}
+    assert listed[2]["clientName"] == long_name
+    assert listed[1]["clientName"] == "CertDesk Demo Corp"  # the others stay
+    assert _org_names(api, 2) == ["Example Subsidiary Ltd"]  # its organizations keep theirs
+    sb.rename_client(2, friendly_name="Sub")
+    client = api.get("clients/2").json()
+    assert client["clientName"] == long_name and client["friendlyClientName"] == "Sub"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("clients/9", {"clientName": "Acme"}, 404, None),
+        ("clients/2", {}, 400, "clientName"),
+        ("clients/2", {"clientName": 5}, 400, "clientName"),
+        ("clients/2", {"clientName": ""}, 400, "clientName"),
+        (
+            "clients/2",
+            {"clientName": "Acme", "friendlyClientName": "\t"},
+            400,
+            "friendlyClientName",
+        ),
+        ("clients/2", {"clientName": "Acme", "verificationStatus": "APPROVED"}, 400, None),
+    ],
+)
+def test_a_client_renamed_with_bad_input_changes_nothing(api, sb, path, body, status, field):
+    before = _account(api)
+    assert_error(_control(sb, "POST", path, body), status, field)
+    assert _account(api) == before
+
+
+def _domains(api, client_id: int) -> dict[str, str]:
+    listed = api.get(f"clients/{client_id}/domains", params={"limit": 100}).json()["domains"]
+    return {d["domainName"]: d["verificationStatus"] for d in listed}
+
+
+def test_a_domain_added_to_a_client_is_listed_and_ordered_for_when_approved(api, sb):
+    added = sb.add_domain(1, "XN--BCHER-KVA.example.")
+    assert added == {
+        "clientId": 1,
+        "domainName": "xn--bcher-kva.example",
+        "verificationStatus": "APPROVED",
+    }
+    assert _domains(api, 1)["xn--bcher-kva.example"] == "APPROVED"
+    assert "xn--bcher-kva.example" not in _domains(api, 2)
+    one = api.get("clients/1/domains/xn--bcher-kva.example").json()
+    assert one["verificationMethod"] == "DNS" and one["ovEligible"] is True
+    assert one["evEligible"] is False
+    assert api.order("xn--bcher-kva.example", clientId=1).status_code == 201
+    assert_error(api.order("xn--bcher-kva.example", clientId=2), 400)  # another client's
+
+    sb.add_domain(2, "vetting.example", "INITIAL_VERIFICATION", method="EMAIL")
+    assert _domains(api, 2)["vetting.example"] == "INITIAL_VERIFICATION"
+    assert_error(api.order("www.vetting.example", clientId=2, org="Example Subsidiary Ltd"), 400)
+    sb.add_domain(1, "ev.example", ev_eligible=True)
+    assert api.get("clients/1/domains/ev.example").json()["evEligible"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"clientId": 1, "domainName": "example.com"}, 400, "domainName"),  # there already
+        ({"clientId": 9, "domainName": "new.example"}, 404, None),
+        ({"clientId": "1", "domainName": "new.example"}, 400, "clientId"),
+        ({"clientId": 1}, 400, "domainName"),
+        ({"clientId": 1, "domainName": "*.new.example"}, 400, "domainName"),
+        ({"clientId": 1, "domainName": "not a name"}, 400, "domainName"),
+        ({"clientId": 1, "domainName": 7}, 400, "domainName"),
+        (
+            {"clientId": 1, "domainName": "new.example", "verificationStatus": "OK"},
+            400,
+            "verificationStatus",
+        ),
+        (
+            {"clientId": 1, "domainName": "new.example", "verificationMethod": "FAX"},
+            400,
+            "verificationMethod",
+        ),
+        ({"clientId": 1, "domainName": "new.example", "evEligible": "yes"}, 400, "evEligible"),
+        ({"clientId": 1, "domainName": "new.example", "ovEligible": True}, 400, "ovEligible"),
+    ],
+)
+def test_a_domain_added_with_bad_input_changes_nothing(api, sb, body, status, field):
+    before = _account(api)
+    assert_error(_control(sb, "POST", "domains", body), status, field)
+    assert _account(api) == before
+
+
+def test_a_domain_taken_away_is_no_longer_listed_nor_ordered_for(api, sb):
+    assert api.order("www.example.org", clientId=1).status_code == 201
+    sb.remove_domain("example.org")
+    assert "example.org" not in _domains(api, 1)
+    assert_error(api.get("clients/1/domains/example.org"), 404)
+    assert_error(api.order("www.example.org", clientId=1), 400)
+    # From one client only: the other's stays.
+    sb.remove_domain("EXAMPLE.com", client_id=1)
+    assert "example.com" not in _domains(api, 1) and "example.com" in _domains(api, 2)
+    assert "example.net" in _domains(api, 1)  # the others stay
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("domains/no-such.example", None, 404, None),
+        ("domains/subsidiary.example", {"clientId": 1}, 404, None),  # client 2's
+        ("domains/example.com", {"clientId": "1"}, 400, "clientId"),
+    ],
+)
+def test_a_domain_hook_refuses_what_it_cannot_find_or_read(api, sb, path, body, status, field):
+    before = _account(api)
+    assert_error(_control(sb, "DELETE", path, body), status, field)
+    assert _account(api) == before
 
 
 def _products(api) -> list[str]:
@@ -109,15 +283,19 @@ def test_a_custom_field_hook_knows_only_the_accounts_field_names(api, sb):
 
 
 def test_the_account_hooks_answer_no_page_of_another_origin(api, sb):
-    before = (api.get("organizations").json(), _products(api), api.get("customFields").json())
+    before = (_account(api), _products(api), api.get("customFields").json())
     evil = {"Origin": "http://evil.example"}
     calls = [
+        ("POST", "organizations", {"clientId": 1, "name": "Evil Corp"}),
         ("DELETE", "organizations", {"clientId": 1, "name": "CertDesk Labs"}),
+        ("POST", "clients/2", {"clientName": "Evil Corp"}),
+        ("POST", "domains", {"clientId": 1, "domainName": "evil.example"}),
+        ("DELETE", "domains/example.com", None),
         ("DELETE", "products/STANDARD_SSL", None),
         ("POST", "custom-fields/text3", {"enabled": True, "mandatory": "BOTH"}),
         ("DELETE", "custom-fields/text1", None),
     ]
     for method, path, body in calls:
         assert _control(sb, method, path, body, headers=evil).status_code == 403, path
-    after = (api.get("organizations").json(), _products(api), api.get("customFields").json())
+    after = (_account(api), _products(api), api.get("customFields").json())
     assert after == before

@@ -9,7 +9,10 @@ from where it stopped):
 2. the certificates: for issued orders, and renewed ones whose certificate is still valid (a
    renewal does not revoke it), whose certificate the repository does not hold yet, the
    certificate and chain are fetched (a few at once, each thread with its own connector, all within
-   the credential's request budget) and added to the repository.
+   the credential's request budget) and added to the repository. Entrust refusing the
+   credential's login (HTTP 401, its key changed there, say) stops the import at once, in either
+   phase: no call after it, the credential marked Login failed, what came before it kept and
+   the checkpoint at the first order not stored.
 
 A re-run changes nothing that has not changed at the CA ("updated" counts real changes only), and
 memory does not grow with the number of orders: one page, or one batch, is held at a time.
@@ -453,6 +456,11 @@ def _held_for_another_order(order_ids: list[int]) -> set[int]:
     return {order_id for order_id, serial in rows if serial.lower() in held}
 
 
+def _login_refused(result) -> bool:
+    """Whether ``result`` (of one fetch) is the CA refusing the credential's login itself."""
+    return isinstance(result, NotAllowed) and result.login_refused
+
+
 class _Batch:
     """One batch of the certificate phase: its orders in id order, those whose certificate the
     repository lacks (handed to the fetching threads), and their results as they come in."""
@@ -485,7 +493,16 @@ class _Batch:
         with self._lock:
             results = dict(self.results)
         waiting = {r[0] for r in self.todo} - set(results)
-        cut = next((i for i, r in enumerate(self.items) if r[0] in waiting), len(self.items))
+        return self._cut(waiting, results)
+
+    def part_before_refusal(self) -> _Batch:
+        """The batch up to its first order whose fetch the CA refused the login of (the whole
+        batch when there is none): what was fetched before the refusal, to be stored."""
+        refused = {k for k, v in self.results.items() if _login_refused(v)}
+        return self._cut(refused, self.results)
+
+    def _cut(self, stop_at: set[int], results: dict) -> _Batch:
+        cut = next((i for i, r in enumerate(self.items) if r[0] in stop_at), len(self.items))
         items = self.items[:cut]
         part = _Batch(self.cert_phase, items, [r for r in self.todo if r in items])
         part.results = {r[0]: results[r[0]] for r in part.todo}
@@ -501,6 +518,9 @@ class _Fetchers:
     def __init__(self, app, credential_id: int, concurrency: int) -> None:
         self._tasks: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        # The CA refused the credential's login: every order still queued gets that refusal
+        # without a call, as every call would get it too.
+        self.refused: NotAllowed | None = None
         self._threads = [
             threading.Thread(
                 target=self._work, args=(app, credential_id), name=f"order-fetch-{i}", daemon=True
@@ -543,13 +563,15 @@ class _Fetchers:
                     batch, (order_id, ca_id, third_party) = task
                     if failure is None and self._stop.is_set():
                         failure = Unavailable("The import stopped.")
-                    if failure is not None:
-                        batch.put(order_id, failure)
+                    if failure is not None or self.refused is not None:
+                        batch.put(order_id, failure or self.refused)
                         continue
                     try:
                         result = conn.fetch_third_party(ca_id) if third_party else conn.fetch(ca_id)
                     except Exception as exc:  # a CaError is the order's; any other, the job's
                         result = exc
+                        if _login_refused(exc):
+                            self.refused = exc
                     batch.put(order_id, result)
             finally:
                 if conn is not None:
@@ -623,15 +645,15 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
             for result in fetched.values():
                 if isinstance(result, Exception) and not isinstance(result, CaError):
                     raise result
+            refusal = next((e for e in fetched.values() if _login_refused(e)), None)
+            if refusal is not None:
+                # Every call through the credential is refused from now on: store what came
+                # before the refusal, then stop, the checkpoint at the first order not stored.
+                batch = batch.part_before_refusal()
+                fetched = batch.results
             unavailable = [e for e in fetched.values() if isinstance(e, Unavailable)]
-            if batch.todo and len(unavailable) == len(batch.todo):
+            if refusal is None and batch.todo and len(unavailable) == len(batch.todo):
                 _stop(ctx, cred, state, actor, "fetching certificates", unavailable[0])
-            # Entrust refused the login itself (its key changed there meanwhile): nothing more
-            # through it works, so the import stops as at step 1, noting it on the credential;
-            # the batch is fetched again when the import carries on.
-            refused = [e for e in fetched.values() if isinstance(e, NotAllowed) and e.login_refused]
-            if refused:
-                _stop(ctx, cred, state, actor, "fetching certificates", refused[0], opened)
             good = []
             for order_id, _ca_id, _third_party in batch.todo:
                 result = fetched[order_id]
@@ -654,10 +676,13 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
                     counts["failed"] += 1
                 elif added:
                     counts["certificates"] += 1
-            state["cert_phase"] = batch.cert_phase
-            state["after_id"] = batch.items[-1][0]
-            state["cert_done"] += len(batch.items)
+            if batch.items:  # none: stopped or refused at its first order, the checkpoint stays
+                state["cert_phase"] = batch.cert_phase
+                state["after_id"] = batch.items[-1][0]
+                state["cert_done"] += len(batch.items)
             ctx.save_checkpoint(state)  # the batch and how far we got, in one commit
+            if refusal is not None:
+                _stop(ctx, cred, state, actor, "fetching certificates", refusal, opened)
             report(0)
             hand_out()
     finally:
@@ -735,10 +760,14 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception, opened=None)
         + (" to carry on from there" if started else "")
         + "."
     )
-    if isinstance(exc, NotAllowed):  # a wrong key or user, or rights the account lacks
+    if isinstance(exc, NotAllowed) and exc.login_refused:  # a key or user changed at Entrust
+        then = (
+            "Check the credential (Test Login under SSL › Entrust › Manage); once its login "
+            "works, " + then
+        )
+        credentials.login_refused(cred.id, said, "an import", actor, since=opened)
+    elif isinstance(exc, NotAllowed):  # rights the account lacks
         then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
-        if exc.login_refused:
-            credentials.login_refused(cred.id, said, "an import", actor, since=opened)
     else:
         then = then[0].upper() + then[1:]
     if started:
