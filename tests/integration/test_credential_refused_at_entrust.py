@@ -80,6 +80,7 @@ def test_a_key_changed_at_entrust_shows_on_the_credential_and_in_the_failed_jobs
     cell = _status_cell(admin_client, cred)
     assert cell.startswith("Login failed")
     assert f"Entrust refused this login during the scheduled status check: {REFUSED}" in cell
+    assert "Noted " in cell and "Tested " not in cell  # no Test Login said this
     assert _status_cell(admin_client, other).startswith("Synced")  # the other one is fine
     assert _refusals(cred) == 1
 

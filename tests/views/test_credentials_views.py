@@ -625,6 +625,7 @@ def test_a_changed_login_is_not_shown_with_the_old_ones_test_or_sync_verdict(
     service.test_login(user["operator"], cred)
     status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
     assert "Login failed" in status and "Wrong user name or API key" in status
+    assert "Tested " in status and "Noted " not in status  # a Test Login said it
 
     resp = admin_client.post(f"/entrust/manage/credentials/{cred.id}", data=form(sandbox))
     assert resp.status_code == 303

@@ -14,6 +14,8 @@ from webapp.security.secretbox import sealed_columns
 SHORT_REASON = 160  # characters of a failed sync's reason in the Last sync column
 _FAILED_SYNC = re.compile(r"^Sync of .*? failed; nothing was changed\. ")
 _SENTENCE = re.compile(r"(?<=\.)\s+(?=[A-Z])")
+# How a refusal of the login Entrust gave other work than a Test Login begins on the credential.
+REFUSED_DURING = "Entrust refused this login during "
 
 
 @sealed_columns("api_key_sealed", "client_key_sealed")
@@ -96,6 +98,14 @@ class EcsCredential(db.Model):
 
     def _since_login_change(self, when: datetime | None) -> bool:
         return when is not None and (self.login_changed_at is None or when >= self.login_changed_at)
+
+    @property
+    def refused_during_work(self) -> bool:
+        """The failed login on record was a refusal Entrust gave a status check, an import or a
+        sync (``credentials.login_refused``), not a Test Login."""
+        return self.last_test_ok is False and (self.last_test_message or "").startswith(
+            REFUSED_DURING
+        )
 
     @property
     def sync_failed_with_this_login(self) -> bool:

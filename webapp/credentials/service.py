@@ -17,7 +17,7 @@ from sqlalchemy import update as sql_update
 from webapp import hooks, pki, validation
 from webapp.audit import service as audit
 from webapp.credentials import clients, wording
-from webapp.credentials.models import EcsCredential
+from webapp.credentials.models import REFUSED_DURING, EcsCredential
 from webapp.dbtypes import utcnow
 from webapp.ecs import DEFAULT_BASE_URL, EcsClient, errors
 from webapp.ecs.client import in_clear_across_network
@@ -623,7 +623,7 @@ def login_refused(credential_id: int, message: str, during: str, actor, since=No
         return ""
     if since is not None and cred.login_changed_at is not None and cred.login_changed_at > since:
         return cred.name  # the login held before an edit was refused, not the one held now
-    said = f"Entrust refused this login during {during}: {message}"
+    said = f"{REFUSED_DURING}{during}: {message}"
     if cred.last_test_ok is False and cred.last_test_message.endswith(message):
         return cred.name  # noted already: not one audit event per refused call
     cred.last_test_at = utcnow()
