@@ -1263,6 +1263,45 @@ def test_unused_csrs_older_than_a_hundred_used_ones_are_still_offered(
         assert offered.count("<option") == 2, url  # "Choose a CSR" and the unused one
 
 
+def test_a_csr_made_while_the_form_reads_them_offers_none_twice(user, monkeypatch):
+    """The form reads CSRs a batch at a time; one made between two batches moves the second
+    batch back by a row, so it starts with the last CSR of the first: that one is offered once."""
+    from sqlalchemy import insert
+
+    _csrs_made_since(6)  # new0 (newest) to new5; a certificate holds the keys of new0 and new1
+    now = utcnow()
+    db.session.execute(
+        insert(Certificate),
+        [
+            {
+                "fingerprint_sha256": f"{i:064x}",
+                "serial_hex": f"{i + 1:x}",
+                "common_name": f"new{i}.example.com",
+                "sans": f"new{i}.example.com",
+                "issuer_cn": "Test CA",
+                "not_before": now - timedelta(days=1),
+                "not_after": now + timedelta(days=90),
+                "public_key_id": f"{i:064x}",
+                "pem": "(not read)",
+            }
+            for i in (0, 1)
+        ],
+    )
+    db.session.commit()
+    real, calls = csrs.recent, []
+
+    def meanwhile_one_is_made(limit, offset=0):
+        calls.append(offset)
+        if offset:  # between the first batch and the second
+            csrs.create_csr(user["operator"], "p256", {"CN": "made-meanwhile.example.com"}, "")
+        return real(limit, offset)
+
+    monkeypatch.setattr(csrs, "recent", meanwhile_one_is_made)
+    offered = [c.common_name for c in checks.unused_csrs(limit=3)]
+    assert calls == [0, 3]
+    assert offered == ["new2.example.com", "new3.example.com", "new4.example.com"]
+
+
 def test_the_search_follows_an_order_s_names_and_forgets_a_deleted_order(auditor_client, orders):
     from sqlalchemy import delete
 

@@ -308,13 +308,16 @@ def unused_csrs(limit: int = LISTED_CSRS, chosen: int | None = None, search: str
     keeps it whatever its search holds."""
     search = search.strip()[:MAX_CSR_SEARCH]
     unused: list = []
+    seen: set[int] = set()
     # The newest first, a batch at a time, until ``limit`` unused ones: used CSRs among the
-    # newest do not hide older unused ones (up to CSR_BATCHES batches read).
+    # newest do not hide older unused ones (up to CSR_BATCHES batches read). A CSR made between
+    # two batches moves the next one back by a row: what was read already is not offered again.
     for batch in range(CSR_BATCHES):
         offset = batch * limit
         found = csrs.matching(search, limit, offset) if search else csrs.recent(limit, offset)
         in_use = certificates.holding_keys(c.public_key_id for c in found)
-        unused += [c for c in found if c.public_key_id not in in_use]
+        unused += [c for c in found if c.public_key_id not in in_use and c.id not in seen]
+        seen.update(c.id for c in found)
         if len(unused) >= limit or len(found) < limit:
             break
     unused = unused[:limit]
