@@ -369,6 +369,123 @@ def test_an_order_that_could_not_be_read_back_is_read_by_the_scheduled_check(
     assert polling.due() == []
 
 
+def _status_line(order_id: int) -> OrderEvent:
+    """The order's newest history line of a status read by a check."""
+    return db.session.execute(
+        select(OrderEvent)
+        .where(OrderEvent.order_id == order_id, OrderEvent.kind == "status")
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    ).scalar_one()
+
+
+def _last(action: str, object_id) -> dict:
+    """The detail of the newest audit event ``action`` of ``object_id``."""
+    event = db.session.execute(
+        select(AuditEvent)
+        .where(AuditEvent.action == action, AuditEvent.object_id == str(object_id))
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).scalar_one()
+    return _detail(event)
+
+
+@pytest.mark.parametrize(
+    ("action", "fault", "status", "follows"),
+    [
+        (Action.SUSPEND, None, "SUSPENDED", "certificate.suspended"),
+        (Action.SUSPEND, "commit_then_500", "SUSPENDED", "certificate.suspended"),
+        (Action.REVOKE, None, "REVOKED", None),
+    ],
+)
+def test_a_change_made_through_certdesk_and_read_later_is_told_as_the_users(
+    env, user, sandbox, action, fault, status, follows
+):
+    """Suspended (or revoked) through CertDesk, but the order could not be read back afterwards
+    (the answer lost too, in the second case): the check that reads the new status tells it, in
+    the order's history and in the audit trail, as the change the user made through CertDesk,
+    not as one made at Entrust. Once read, a later change at Entrust is Entrust's again."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    cert = db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalar()
+    rules = [{"kind": "http_503", "method": "GET", "path": f"{PATCH_PATH}{row.ca_order_id}"}]
+    if fault:
+        rules.append({"kind": fault, "method": "PATCH"})
+    sandbox.faults(rules)
+    choices = lifecycle.Choices(reason="unspecified" if action is Action.REVOKE else "")
+    [outcome] = lifecycle.run(user["admin"], action, [row.id], choices).outcomes
+    sandbox.clear_faults()
+    db.session.refresh(row)
+    assert row.status == "ACTIVE" and sandbox.status(row.ca_order_id) == status, outcome.message
+    assert polling.poll("scheduler").counts["changed"] == 1
+    db.session.expire_all()
+    line = _status_line(row.id)
+    assert (line.old_status, line.new_status, line.actor_name) == ("ACTIVE", status, "admin")
+    assert line.message == (
+        f"{status.capitalize()} by admin through CertDesk; read by scheduler's status check."
+    )
+    detail = _last("order.status", row.id)
+    assert "changed_at" not in detail, detail
+    assert detail == {
+        "ca_order_id": row.ca_order_id,
+        "from": "ACTIVE",
+        "to": status,
+        "changed_through": "CertDesk",
+        "action": action.value,
+        "by": "admin",
+        "read_by": "status check",
+    }
+    if follows:
+        assert _last(follows, cert.id)["changed_through"] == "CertDesk"
+
+    # Changed at Entrust afterwards: read as Entrust's change.
+    sandbox.set_certificate_status(int(row.ca_order_id), "ACTIVE" if follows else "EXPIRED")
+    assert polling.check_selected(user["operator"], [row.id]).counts["changed"] == 1
+    db.session.expire_all()
+    line = _status_line(row.id)
+    assert line.actor_name == "Entrust" and line.message.startswith("Changed at Entrust")
+    assert _last("order.status", row.id)["changed_at"] == "Entrust"
+
+
+def test_a_change_made_at_entrust_after_an_unread_action_is_entrusts(env, user, sandbox):
+    """Suspended through CertDesk without reading it back; before any check, an Entrust
+    administrator revokes the order in Entrust's portal: the check reads REVOKED, which is
+    not what the suspension leads to, so it is told as Entrust's change."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    get = {"kind": "http_503", "method": "GET", "path": f"{PATCH_PATH}{row.ca_order_id}"}
+    sandbox.faults([get])
+    [outcome] = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices()).outcomes
+    sandbox.clear_faults()
+    assert outcome.result == "done" and sandbox.status(row.ca_order_id) == "SUSPENDED"
+    sandbox.set_certificate_status(int(row.ca_order_id), "REVOKED")
+    assert polling.poll("scheduler").counts["changed"] == 1
+    db.session.expire_all()
+    line = _status_line(row.id)
+    assert (line.old_status, line.new_status, line.actor_name) == ("ACTIVE", "REVOKED", "Entrust")
+    detail = _last("order.status", row.id)
+    assert detail["changed_at"] == "Entrust" and "changed_through" not in detail
+
+
+def test_an_unread_action_that_did_not_take_effect_leaves_later_changes_to_entrust(
+    env, user, sandbox
+):
+    """A suspension whose answer was lost and that did not take effect, the order not read back:
+    the next check reads it ACTIVE still. Suspended later in Entrust's portal, the check after
+    that tells the suspension as Entrust's, not as the user's that never took effect."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    get = {"kind": "http_503", "method": "GET", "path": f"{PATCH_PATH}{row.ca_order_id}"}
+    sandbox.faults([get, {"kind": "http_502", "method": "PATCH"}])
+    [outcome] = lifecycle.run(user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices()).outcomes
+    sandbox.clear_faults()
+    assert outcome.result == "failed" and sandbox.status(row.ca_order_id) == "ACTIVE"
+    assert polling.poll("scheduler").counts["changed"] == 0
+    sandbox.set_certificate_status(int(row.ca_order_id), "SUSPENDED")
+    assert polling.check_selected(user["operator"], [row.id]).counts["changed"] == 1
+    db.session.expire_all()
+    line = _status_line(row.id)
+    assert (line.new_status, line.actor_name) == ("SUSPENDED", "Entrust")
+    assert _last("order.status", row.id)["changed_at"] == "Entrust"
+
+
 def test_many_orders_run_as_a_job_with_each_outcome_audited(env, user, sandbox, monkeypatch):
     monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
     rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(3)]

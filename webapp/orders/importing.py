@@ -255,9 +255,8 @@ def upsert_page(
             if "existing" in exclusions:
                 counts["skipped"] += 1
                 continue
-            changed, old_status = records.apply(row, ca, now)
+            changed, old_status = records.read(row, ca, now, actor=actor, read_by="import")
             if old_status is not None:
-                records.status_read(row, old_status, actor=actor, now=now, read_by="import")
                 records.schedule(row, now, changed=True)
             counts["updated" if changed else "unchanged"] += 1
             continue

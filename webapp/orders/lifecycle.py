@@ -54,21 +54,9 @@ PERMISSIONS = {
     **dict.fromkeys(STATUS_ACTIONS, rbac.ORDERS_APPROVE),
     Action.REVOKE: rbac.ORDERS_REVOKE,
 }
-PAST = {
-    Action.APPROVE: "approved",
-    Action.DECLINE: "declined",
-    Action.SUSPEND: "suspended",
-    Action.RESUME: "resumed",
-    Action.REVOKE: "revoked",
-}
+PAST = records.PAST
 # The phase an order reaches when the action took effect (read back after a lost answer).
-REACHES = {
-    Action.APPROVE: (Phase.ISSUED, Phase.PENDING),
-    Action.DECLINE: (Phase.DECLINED,),
-    Action.SUSPEND: (Phase.SUSPENDED,),
-    Action.RESUME: (Phase.ISSUED,),
-    Action.REVOKE: (Phase.REVOKED,),
-}
+REACHES = records.REACHES
 # How long a status action's claim on an order lasts (``_claim``): longer than its calls can take
 # (a read, the call and a read back, each within the ECS timeouts); a claim left by a process that
 # stopped mid-call runs out after it.
@@ -512,6 +500,7 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
     """``action``'s call on ``row`` (claimed), and what it changed, read back."""
     ca_id, before = row.ca_order_id, row.status
     lost = ""
+    sent = utcnow()
     try:
         _call(conn, action, ca_id, choices)
     except NotAllowed as exc:
@@ -549,6 +538,7 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
             _apply_read(row, ca, actor, now)
         else:
             row.next_check_at = now  # the scheduled check reads what it became
+            records.unread_action(row, action, actor, sent)  # and tells it as this action's
         where = f"it is {ca.status} at Entrust now" if ca is not None else problem
         return _record(
             actor,
@@ -565,6 +555,7 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
     else:
         row.message = _done_words(action, row, None, problem)[:2000]
         row.next_check_at = now  # the scheduled check reads what it became
+        records.unread_action(row, action, actor, sent)  # and tells it as this action's
     revoked = []
     if action is Action.REVOKE:
         for cert in certificates.for_order(row.id):

@@ -208,6 +208,12 @@ class Order(OrderShown, db.Model):
     # and committed before the call, so that a second action at the same moment is refused.
     acting: Mapped[str | None] = mapped_column(String(16))
     acting_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A status action sent from CertDesk whose outcome could not be read back (the order could
+    # not be read after it): which one, who did it, and when it was sent. The next reading of the
+    # order settles it: a status the action leads to, read since, is told as that action's.
+    unread_action: Mapped[str | None] = mapped_column(String(16))
+    unread_action_by: Mapped[str | None] = mapped_column(String(120))
+    unread_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: every field the CA holds
     request: Mapped[str] = mapped_column(Text, default="{}")  # JSON: the request as sent
     csr_id: Mapped[int | None] = mapped_column(ForeignKey("csr.id", ondelete="SET NULL"))

@@ -127,10 +127,9 @@ def _check_chunk(
         ca = found.get(r.ca_order_id)
         old_status = None
         if ca is not None:
-            _changed, old_status = records.apply(r, ca, now)
+            _changed, old_status = records.read(r, ca, now, actor=actor, read_by="status check")
         if old_status is not None:
             counts["changed"] += 1
-            records.status_read(r, old_status, actor=actor, now=now, read_by="status check")
         else:
             counts["unchanged"] += 1
         r.message = ""

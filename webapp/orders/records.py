@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from webapp.audit import service as audit
 from webapp.cas import registry
-from webapp.cas.base import CaOrder, Phase
+from webapp.cas.base import Action, CaOrder, Phase
 from webapp.certificates import service as certificates
 from webapp.dbtypes import join_names, split_names
 from webapp.extensions import db
@@ -30,6 +30,22 @@ EXPIRED_READ_AGAIN = timedelta(days=1)
 # CA's renewal leaves the original's certificate valid, a renewed order's until it expires: see
 # ``holds_certificate``).
 WITH_CERTIFICATE = (Phase.ISSUED.value, Phase.SUSPENDED.value)
+# The status actions done from CertDesk, as the order's history names them.
+PAST = {
+    Action.APPROVE: "approved",
+    Action.DECLINE: "declined",
+    Action.SUSPEND: "suspended",
+    Action.RESUME: "resumed",
+    Action.REVOKE: "revoked",
+}
+# The phase an order reaches when a status action took effect.
+REACHES = {
+    Action.APPROVE: (Phase.ISSUED, Phase.PENDING),
+    Action.DECLINE: (Phase.DECLINED,),
+    Action.SUSPEND: (Phase.SUSPENDED,),
+    Action.RESUME: (Phase.ISSUED,),
+    Action.REVOKE: (Phase.REVOKED,),
+}
 
 
 def order_key(ca: CaOrder) -> str | None:
@@ -148,7 +164,48 @@ def apply(row: Order, ca: CaOrder, now: datetime) -> tuple[bool, str | None]:
     status_changed = bool(ca.status) and ca.status != old_status
     if status_changed:
         row.status_changed_at = min(now, ca.read_at) if ca.read_at else now
+    if row.unread_action and ca.status and (status_changed or _read_since_action(row, ca)):
+        # What the action did is read now (``by_action`` told the caller beforehand).
+        row.unread_action = row.unread_action_by = row.unread_action_at = None
     return changed, (old_status if status_changed else None)
+
+
+def _read_since_action(row: Order, ca: CaOrder) -> bool:
+    """Whether ``ca`` was read after ``row``'s unread action was sent."""
+    sent = row.unread_action_at
+    return ca.read_at is None or sent is None or ca.read_at >= sent
+
+
+def unread_action(row: Order, action: Action, actor, sent: datetime) -> None:
+    """``action``, sent to the CA at ``sent`` by ``actor``, answered or not, but the order could
+    not be read after it: its next reading tells whether it took effect (``by_action``)."""
+    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    row.unread_action, row.unread_action_by, row.unread_action_at = action.value, name[:120], sent
+
+
+def by_action(row: Order, ca: CaOrder) -> tuple[Action, str] | None:
+    """(action, who did it) when ``ca``, a reading of ``row`` not applied yet, shows the status
+    that its unread action leads to (read since it was sent); else None: a change it shows is
+    the CA's own."""
+    try:
+        action = Action(row.unread_action or "")
+    except ValueError:
+        return None
+    if action not in REACHES or not ca.status or ca.status == row.status:
+        return None
+    if ca.phase not in REACHES[action] or not _read_since_action(row, ca):
+        return None
+    return action, row.unread_action_by or ""
+
+
+def read(row: Order, ca: CaOrder, now: datetime, *, actor, read_by: str) -> tuple[bool, str | None]:
+    """``apply`` what ``read_by`` (a status check, an import) read of ``row``, and tell a change
+    of its status (``status_read``). Returns what ``apply`` does."""
+    done = by_action(row, ca)
+    changed, old_status = apply(row, ca, now)
+    if old_status is not None:
+        status_read(row, old_status, actor=actor, now=now, read_by=read_by, done=done)
+    return changed, old_status
 
 
 def event(
@@ -188,33 +245,57 @@ def changed_at_ca(row: Order, read_by: str) -> dict:
     return {"changed_at": registry.LABELS.get(row.ca, row.ca), "read_by": read_by}
 
 
-def status_read(row: Order, old: str, *, actor, now: datetime, read_by: str) -> OrderEvent:
+def changed_through(action: Action, by: str, read_by: str) -> dict:
+    """The audit detail of a change a status action made from CertDesk, which only a later
+    reading found (the order could not be read after the action): which action, who did it, and
+    what read it."""
+    return {"changed_through": "CertDesk", "action": action.value, "by": by, "read_by": read_by}
+
+
+def status_read(
+    row: Order,
+    old: str,
+    *,
+    actor,
+    now: datetime,
+    read_by: str,
+    done: tuple[Action, str] | None = None,
+) -> OrderEvent:
     """The CA's status of ``row`` changed from ``old``, as ``read_by`` (a status check, an import)
-    read it. The change is the CA's: the history line is by the CA and names who read it (shown
-    to whoever placed the order), the audit event says where it was made, and the order's
-    certificates follow (see ``certificates_follow``). ``actor`` is who asked for the reading, a
-    user or "scheduler"; the caller commits."""
+    read it. The change is the CA's, or with ``done`` (see ``by_action``) that of a status action
+    done from CertDesk whose outcome could not be read then: the history line is by the CA (or
+    by the user who did the action) and names who read it (shown to whoever placed the order),
+    the audit event says where it was made, and the order's certificates follow (see
+    ``certificates_follow``). ``actor`` is who asked for the reading, a user or "scheduler"; the
+    caller commits."""
     name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
     label = registry.LABELS.get(row.ca, row.ca)
+    if done is not None:
+        action, by = done
+        by_name, where = by, changed_through(action, by, read_by)
+        done_words = f"{PAST[action].capitalize()} by {by} through CertDesk"
+        message = f"{done_words}; read by {name}'s {read_by}."
+    else:
+        by_name, where = label, changed_at_ca(row, read_by)
+        message = f"Changed at {label}; read by {name}'s {read_by}."
     ev = event(
         row,
         "status",
-        actor=label,
+        actor=by_name,
         old=old,
         new=row.status,
         now=now,
         notify=True,
-        message=f"Changed at {label}; read by {name}'s {read_by}.",
+        message=message,
     )
     audit.record(
         "order.status",
         actor=actor,
         object_type="order",
         object_id=row.id,
-        detail={"ca_order_id": row.ca_order_id, "from": old, "to": row.status}
-        | changed_at_ca(row, read_by),
+        detail={"ca_order_id": row.ca_order_id, "from": old, "to": row.status} | where,
     )
-    certificates_follow(row, actor=actor, detail=changed_at_ca(row, read_by))
+    certificates_follow(row, actor=actor, detail=where)
     return ev
 
 
