@@ -311,6 +311,83 @@ def test_a_refusal_of_the_login_held_before_an_edit_is_not_noted_on_the_new_one(
     assert _refusals(cred) == 0
 
 
+def test_a_key_put_back_at_entrust_during_a_status_check_clears_its_own_refusal(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """A status check whose first call is refused (the key changed at Entrust) and whose second
+    is answered (the key put back there meanwhile): the login works again, and the credential
+    no longer shows Login failed once the check ends, audited once each way."""
+    sandbox.seed(certificates=150, seed=8)
+    cred = link_sandbox(user, sandbox)
+    assert importing.start_import(user["operator"], cred.id, []).state == "succeeded"
+    _due_now()
+    real = polling._check_chunk
+    calls = []
+
+    def refused_then_put_back(*args, **kwargs):
+        if not calls:
+            key_changed_at_entrust()
+        answered = real(*args, **kwargs)
+        calls.append(answered)
+        if len(calls) == 1:  # between the check's first call and its second
+            key_changed_at_entrust(sandbox.api_key)
+        return answered
+
+    monkeypatch.setattr(polling, "_check_chunk", refused_then_put_back)
+    polling.scheduled_poll()
+    assert calls[:2] == [False, True]
+    assert _refusals(cred) == 1
+    assert _status_cell(admin_client, cred).startswith("Synced")
+    [event] = _accepted(cred)
+    assert event.actor_name == "scheduler"
+    detail = json.loads(event.detail)
+    assert detail["during"] == "the scheduled status check"
+    assert detail["cleared"].startswith("Entrust refused this login during")
+
+
+def test_an_answer_with_the_login_held_before_an_edit_leaves_the_new_ones_failure(
+    app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
+):
+    """A status check under way while the key is edited in CertDesk to one that Entrust
+    refuses (its Test Login fails): the check's next call, made with the key it started with
+    and answered, says nothing of the key held now, whose Login failed stands."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=150, seed=8)
+    cred = link_sandbox(user, sandbox)
+    assert importing.start_import(user["operator"], cred.id, []).state == "succeeded"
+    _due_now()
+    real = polling._check_chunk
+    calls = []
+
+    def then_the_key_is_edited(*args, **kwargs):
+        if not calls:
+            key_changed_at_entrust()  # the first call is refused
+        answered = real(*args, **kwargs)
+        calls.append(answered)
+        if len(calls) == 1:
+            key_changed_at_entrust(sandbox.api_key)  # the old key works again at Entrust
+            credentials.update(
+                user["admin"],
+                db.session.get(type(cred), cred.id),
+                credentials.CredentialInput(
+                    name="Sandbox",
+                    api_user=sandbox.api_user,
+                    api_key=NEW_KEY,
+                    base_url=sandbox.base_url,
+                ),
+            )
+            test = credentials.test_login(user["admin"], db.session.get(type(cred), cred.id))
+            assert not test.ok
+        return answered
+
+    monkeypatch.setattr(polling, "_check_chunk", then_the_key_is_edited)
+    polling.scheduled_poll()
+    assert calls[:2] == [False, True]
+    assert _status_cell(admin_client, cred).startswith("Login failed")
+    assert _accepted(cred) == []
+
+
 def test_an_import_refused_with_the_login_held_before_an_edit_notes_nothing_on_the_new_one(
     app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
 ):

@@ -667,6 +667,68 @@ def test_a_refusal_by_entrust_reads_the_order_back(env, user, sandbox):
     assert row.status == "SUSPENDED"  # read back
 
 
+def test_a_status_changed_at_entrust_found_by_a_refusal_is_told(env, user, sandbox):
+    """The operator resumes a suspended order that an Entrust administrator revoked meanwhile:
+    Entrust refuses, and the status CertDesk reads back has its history line, its audit event
+    and its certificate marked revoked, as a status check would tell it. A refusal that finds
+    the status unchanged adds nothing more."""
+    row = _in_status(user, env, sandbox, "SUSPENDED")
+    [cert] = certificates_of(row)
+    assert cert.suspended_at is not None and cert.revoked_at is None
+    sandbox.set_certificate_status(int(row.ca_order_id), "REVOKED")
+    sandbox.clear_requests()
+    [outcome] = lifecycle.run(user["admin"], Action.RESUME, [row.id], lifecycle.Choices()).outcomes
+    assert outcome.result == "refused" and outcome.status == "REVOKED", outcome.message
+    db.session.refresh(row)
+    assert row.status == "REVOKED"
+    lines = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "status")
+    ).scalars()
+    [line] = [e for e in lines if e.new_status == "REVOKED"]
+    assert line.old_status == "SUSPENDED" and line.actor_name == "Entrust"
+    assert line.message == (
+        "Changed at Entrust; read by admin's read-back after a refused action."
+    ), line.message
+    assert line.notify_user_id == row.placed_by_id
+    [status] = [a for a in _audits("order.status") if _detail(a).get("to") == "REVOKED"]
+    assert status.object_id == str(row.id) and status.actor_name == "admin"
+    assert _detail(status) == {
+        "ca_order_id": row.ca_order_id,
+        "from": "SUSPENDED",
+        "to": "REVOKED",
+        "changed_at": "Entrust",
+        "read_by": "read-back after a refused action",
+    }
+    db.session.refresh(cert)
+    assert cert.revoked_at is not None  # the certificate follows
+    [refused] = [a for a in _audits("order.resume") if a.outcome == "refused"]
+    assert refused.object_id == str(row.id)
+
+
+def test_a_refusal_that_finds_the_status_unchanged_adds_nothing_to_tell(env, user, sandbox):
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    lines = select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == row.id)
+    before, statuses = db.session.execute(lines).scalar_one(), len(_audits("order.status"))
+    path = f"{PATCH_PATH}{row.ca_order_id}*"
+    sandbox.faults([{"kind": "html_error_page", "status": 409, "method": "PATCH", "path": path}])
+    try:
+        [outcome] = lifecycle.run(
+            user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices()
+        ).outcomes
+    finally:
+        sandbox.clear_faults()
+    assert outcome.result == "refused" and outcome.status == "ACTIVE", outcome.message
+    assert sandbox.status(row.ca_order_id) == "ACTIVE"
+    assert db.session.execute(lines).scalar_one() == before
+    assert len(_audits("order.status")) == statuses
+
+
+def certificates_of(row: Order) -> list[Certificate]:
+    return list(
+        db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalars()
+    )
+
+
 def test_a_status_read_before_an_action_does_not_undo_it(env, user, sandbox):
     """An import or a status check that read the orders before an action was done (the import
     reads its pages ahead; a check of 100 orders takes a while) and writes them after it: the

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy import update as sql_update
 
 from webapp import hooks, pki, validation
@@ -640,12 +640,13 @@ def login_refused(credential_id: int, message: str, during: str, actor, since=No
     return cred.name
 
 
-def login_accepted(credential_id: int, during: str, since, actor) -> None:
+def login_accepted(credential_id: int, during: str, since, actor, *, opened=None) -> None:
     """Entrust answered a call through the credential made at ``since`` during ``during`` (a
     sync, a status check, an import): a failed login noted on the credential before that call (a
     refusal during a check or an import, or a failed Test Login) no longer stands. Cleared and
     audited once; a failure noted after ``since`` (the call was on its way meanwhile) stands.
-    The caller commits."""
+    ``opened``: when the call's login was read (its connector opened); a failure noted on a
+    login changed after that is not about the login answered, and stands. The caller commits."""
     cred = db.session.get(EcsCredential, credential_id)
     if cred is None or cred.last_test_ok is not False:
         return
@@ -658,6 +659,12 @@ def login_accepted(credential_id: int, during: str, since, actor) -> None:
             EcsCredential.id == credential_id,
             EcsCredential.last_test_ok.is_(False),
             or_(EcsCredential.last_test_at.is_(None), EcsCredential.last_test_at <= since),
+            true()
+            if opened is None
+            else or_(
+                EcsCredential.login_changed_at.is_(None),
+                EcsCredential.login_changed_at <= opened,
+            ),
         )
         .values(last_test_at=None, last_test_ok=None, last_test_message="")
         .execution_options(synchronize_session="fetch")

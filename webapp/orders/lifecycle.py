@@ -409,11 +409,16 @@ def _reason_label(caps, code: str) -> str:
     return dict(caps.revocation_reasons).get(code, code)
 
 
-def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
+def _apply_read(row: Order, ca: CaOrder, actor, now: datetime, *, read_by: str = "") -> str:
     """Update ``row`` from what the CA says now; bring in its certificate when it has one the
-    repository lacks. Returns a problem in words, or ""."""
+    repository lacks. With ``read_by`` (a reading that is not the action's own outcome), a
+    change of its status is told as a status check tells it (``records.read``). Returns a
+    problem in words, or ""."""
     records.lock_rows([row.id])  # after another request's check of it, and as that left it
-    _changed, old = records.apply(row, ca, now)
+    if read_by:
+        _changed, old = records.read(row, ca, now, actor=actor, read_by=read_by)
+    else:
+        _changed, old = records.apply(row, ca, now)
     records.schedule(row, now, changed=old is not None)
     row.message = ""
     records.certificates_suspended(row, actor=actor)  # suspended, or resumed
@@ -423,6 +428,10 @@ def _apply_read(row: Order, ca: CaOrder, actor, now: datetime) -> str:
         return problem
     return ""
 
+
+# What read an order back after Entrust refused a status action on it, as its history names it
+# ("Changed at Entrust; read by alice's read-back after a refused action.").
+REFUSED_READ_BY = "read-back after a refused action"
 
 DELETED_MEANWHILE = "This order was deleted from CertDesk meanwhile; nothing was sent."
 
@@ -519,10 +528,11 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
     except Refused as exc:
         db.session.rollback()
         # CertDesk's view of the order may be old (Entrust refuses in a status it no longer
-        # has): read it now, so the page shows what Entrust holds.
+        # has): read it now, so the page shows what Entrust holds, and its history and the
+        # audit log tell a status changed at Entrust, as a status check would.
         ca, _problem = _read_back(conn, ca_id)
         if ca is not None:
-            _apply_read(row, ca, actor, utcnow())
+            _apply_read(row, ca, actor, utcnow(), read_by=REFUSED_READ_BY)
         return _record(actor, action, row, "refused", str(exc), credential=cred_name)
     except Unavailable as exc:
         db.session.rollback()

@@ -93,7 +93,7 @@ def _check_chunk(
     opened: datetime | None = None,
 ) -> bool:
     """Check one call's worth of orders; True when the CA answered the call. ``since``: when
-    the check's calls through this credential began, while none has been answered yet;
+    this call began, while no call of the check through this credential has been answered yet;
     ``opened``: when ``conn`` read the credential's login."""
     counts = result.counts
     known = {r.ca_order_id: r.status for r in rows}
@@ -118,7 +118,9 @@ def _check_chunk(
         return False
     if since is not None:
         # Entrust took the credential's login: a refusal noted before no longer stands.
-        credentials.login_accepted(rows[0].credential_id, _during(actor), since, actor)
+        credentials.login_accepted(
+            rows[0].credential_id, _during(actor), since, actor, opened=opened
+        )
     need_certificate = []
     # As they are now: another check of the same orders may have written them meanwhile.
     rows = records.lock_rows([r.id for r in rows])
@@ -209,10 +211,14 @@ def check(rows: list[Order], actor, now: datetime | None = None, result=None) ->
             db.session.commit()
             continue
         with conn:
-            since = utcnow()
+            answered = False
             for i in range(0, len(group), CHUNK):
+                # Each call's own start while none was answered: a refusal an earlier call of
+                # this check noted no longer stands once a later one is answered. Once one is,
+                # the login is known to work: not read again per call.
+                since = None if answered else utcnow()
                 if _check_chunk(conn, group[i : i + CHUNK], actor, now, result, since, opened):
-                    since = None  # the login is known to work: not read again per call
+                    answered = True
     return result
 
 
