@@ -723,6 +723,33 @@ def test_a_refusal_that_finds_the_status_unchanged_adds_nothing_to_tell(env, use
     assert len(_audits("order.status")) == statuses
 
 
+def test_a_status_changed_at_entrust_found_after_a_lost_answer_is_told(env, user, sandbox):
+    """The operator suspends an order an Entrust administrator revoked meanwhile, and the answer
+    is lost (the call never carried out): the status read back is Entrust's doing, and told as
+    a status check tells it."""
+    row = _in_status(user, env, sandbox, "ACTIVE")
+    sandbox.set_certificate_status(int(row.ca_order_id), "REVOKED")
+    sandbox.faults([{"kind": "http_502", "method": "PATCH"}])
+    try:
+        [outcome] = lifecycle.run(
+            user["admin"], Action.SUSPEND, [row.id], lifecycle.Choices()
+        ).outcomes
+    finally:
+        sandbox.clear_faults()
+    assert outcome.result == "failed" and "it is REVOKED at Entrust now" in outcome.message
+    db.session.refresh(row)
+    assert row.status == "REVOKED"
+    lines = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "status")
+    ).scalars()
+    [line] = [e for e in lines if e.new_status == "REVOKED"]
+    assert line.old_status == "ACTIVE" and line.actor_name == "Entrust"
+    assert line.message == "Changed at Entrust; read by admin's read-back after a lost answer."
+    [status] = [a for a in _audits("order.status") if _detail(a).get("to") == "REVOKED"]
+    assert _detail(status)["changed_at"] == "Entrust"
+    assert _detail(status)["read_by"] == "read-back after a lost answer"
+
+
 def certificates_of(row: Order) -> list[Certificate]:
     return list(
         db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalars()

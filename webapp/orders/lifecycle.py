@@ -432,6 +432,8 @@ def _apply_read(row: Order, ca: CaOrder, actor, now: datetime, *, read_by: str =
 # What read an order back after Entrust refused a status action on it, as its history names it
 # ("Changed at Entrust; read by alice's read-back after a refused action.").
 REFUSED_READ_BY = "read-back after a refused action"
+# The same after an action whose answer was lost and which did not take effect.
+LOST_READ_BY = "read-back after a lost answer"
 
 DELETED_MEANWHILE = "This order was deleted from CertDesk meanwhile; nothing was sent."
 
@@ -544,8 +546,8 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
     # After a lost answer, the action took effect only if the order moved: an approval whose
     # request never arrived reads back PENDING, a phase an approved order has too.
     if lost and (ca is None or ca.phase not in REACHES[action] or ca.status == before):
-        if ca is not None:
-            _apply_read(row, ca, actor, now)
+        if ca is not None:  # not this action's doing: a status changed there is Entrust's
+            _apply_read(row, ca, actor, now, read_by=LOST_READ_BY)
         else:
             row.next_check_at = now  # the scheduled check reads what it became
             records.unread_action(row, action, actor, sent)  # and tells it as this action's
