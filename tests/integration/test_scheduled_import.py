@@ -146,9 +146,22 @@ def test_an_import_not_finished_is_not_started_twice(app, env, user, sandbox):
         db.session.expire_all()
         assert [j.id for j in _imports()] == [manual.id]
     wait_finished(manual.id)
+    # The task returns at once, its import left to the background pool; run again meanwhile,
+    # it leaves that import to run.
+    with workers_held(app):
+        importing.scheduled_import()
+        db.session.expire_all()
+        scheduled = _imports()[1:]
+        assert [j.state for j in scheduled] == ["queued"]
+        importing.scheduled_import()
+        db.session.expire_all()
+        assert _imports()[1:] == scheduled
+    wait_finished(scheduled[0].id)
+    db.session.expire_all()
+    assert scheduled[0].state == "succeeded", scheduled[0].error
     starts = db.session.execute(
         select(func.count())
         .select_from(AuditEvent)
         .where(AuditEvent.action == "order.import.start")
     ).scalar_one()
-    assert starts == 1
+    assert starts == 2

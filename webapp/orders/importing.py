@@ -971,13 +971,15 @@ def _start(actor, cred, chosen: list[str]):
 def last_exclusions(credential_id: int) -> list[str]:
     """The exclusions of the newest import of a credential (kept in its job), or the ones the
     Import Existing Orders page offers when it has none."""
-    rows = db.session.execute(
-        select(Job.params).where(Job.kind == JOB_KIND).order_by(Job.id.desc())
-    ).scalars()
-    for params in rows:
-        params = json.loads(params) if params else {}
-        if params.get("credential_id") == credential_id:
-            return sorted(e for e in params.get("exclusions") or [] if e in EXCLUSIONS)
+    stmt = select(Job.params).where(Job.kind == JOB_KIND).order_by(Job.id.desc())
+    result = db.session.execute(stmt.execution_options(yield_per=100))
+    try:
+        for text in result.scalars():
+            params = json.loads(text) if text else {}
+            if params.get("credential_id") == credential_id:
+                return sorted(e for e in params.get("exclusions") or [] if e in EXCLUSIONS)
+    finally:
+        result.close()  # read no further than the newest import of this credential
     return sorted(DEFAULT_EXCLUSIONS)
 
 
