@@ -13,6 +13,7 @@ from webapp.audit.models import AuditEvent
 from webapp.catalog import service as catalog
 from webapp.credentials import clients, service
 from webapp.extensions import db
+from webapp.orders import importing
 from webapp.settings import service as settings
 
 
@@ -72,6 +73,29 @@ def test_invalid_values_change_nothing(admin_client):
         db.session.execute(select(AuditEvent).where(AuditEvent.action == "settings.update")).first()
         is None
     )
+
+
+def test_scheduled_import_is_off_by_default_validated_and_audited(admin_client):
+    key = importing.IMPORT_INTERVAL_HOURS
+    page = admin_client.get("/admin/settings/").get_data(as_text=True)
+    assert "Scheduled Import Existing Orders (hours)" in page and "0 = off" in page
+    assert settings.get(key) == 0
+    for bad, said in (("-1", "At least 0."), ("721", "At most 720."), ("2.5", "whole number")):
+        values = {k: settings.get(k) for k in settings.REGISTRY}
+        values[key] = bad
+        resp = admin_client.post("/admin/settings/", data=values)
+        assert resp.status_code == 422 and said in resp.get_data(as_text=True), bad
+        db.session.expire_all()
+        assert settings.get(key) == 0
+    audited = select(AuditEvent).where(AuditEvent.action == "settings.update")
+    assert db.session.execute(audited).first() is None
+    values = {k: settings.get(k) for k in settings.REGISTRY}
+    values[key] = "12"
+    assert admin_client.post("/admin/settings/", data=values).status_code == 303
+    db.session.expire_all()
+    assert settings.get(key) == 12
+    event = db.session.execute(audited).scalar_one()
+    assert json.loads(event.detail) == {key: {"from": 0, "to": 12}}
 
 
 def test_a_proxy_password_is_refused_not_stored(admin_client):

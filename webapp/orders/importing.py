@@ -20,13 +20,14 @@ memory does not grow with the number of orders: one page, or one batch, is held 
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
@@ -40,7 +41,7 @@ from webapp.credentials import service as credentials
 from webapp.dbtypes import utcnow
 from webapp.extensions import conflict_insert, db, take_turn
 from webapp.jobs import service as jobs
-from webapp.jobs.models import FAILED, QUEUED, RUNNING
+from webapp.jobs.models import FAILED, QUEUED, RUNNING, Job
 from webapp.orders import records, service
 from webapp.orders.models import PLACED, Order, OrderEvent, OrderName, unsettled
 from webapp.security import rbac
@@ -84,6 +85,17 @@ COUNT_NAMES = (
 # credential and the insert it allows are one step (two credentials of one account imported at
 # once do not both add the same order).
 PAGE_TURN = int.from_bytes(b"CDIMPORT")
+
+IMPORT_INTERVAL_HOURS = settings.register(
+    "orders.import_interval_hours",
+    0,
+    "Scheduled Import Existing Orders (hours)",
+    "How often the orders of every enabled credential are imported, with the exclusions of that "
+    "credential's last import, to bring in orders placed, reissued or renewed at Entrust outside "
+    "CertDesk. 0 = off.",
+    minimum=0,
+    maximum=720,
+)
 
 
 class ImportInputError(InputError):
@@ -908,7 +920,13 @@ def start_import(actor, credential_id: int | None, exclusions) -> object:
     unknown = [e for e in exclusions if e not in EXCLUSIONS]
     if unknown:
         raise ImportInputError("Choose among the offered exclusions.", "exclude")
-    chosen = sorted(set(exclusions))
+    return _start(actor, cred, sorted(set(exclusions)))
+
+
+def _start(actor, cred, chosen: list[str]):
+    """Start the import of ``cred`` with the exclusions ``chosen`` (checked already), audited as
+    ``actor`` (a user, or "scheduler"); returns the job. Raises ImportRunning while one of the
+    same credential has not finished."""
     # The check, the audit and the start in one transaction, one caller at a time: of two
     # imports asked for at once (a double click), the second finds the first.
     jobs.hold_starts()
@@ -939,10 +957,60 @@ def start_import(actor, credential_id: int | None, exclusions) -> object:
     if resume is not None:
         title += " (carrying on)"
     job = jobs.queue(
-        JOB_KIND, title, actor=actor, credential_id=cred.id, exclusions=chosen, resume=resume
+        JOB_KIND,
+        title,
+        actor=actor if not isinstance(actor, str) else None,
+        credential_id=cred.id,
+        exclusions=chosen,
+        resume=resume,
     )
     db.session.commit()
     return jobs.submit(job)
+
+
+def last_exclusions(credential_id: int) -> list[str]:
+    """The exclusions of the newest import of a credential (kept in its job), or the ones the
+    Import Existing Orders page offers when it has none."""
+    stmt = select(Job.params).where(Job.kind == JOB_KIND).order_by(Job.id.desc())
+    result = db.session.execute(stmt.execution_options(yield_per=100))
+    try:
+        for text in result.scalars():
+            params = json.loads(text) if text else {}
+            if params.get("credential_id") == credential_id:
+                return sorted(e for e in params.get("exclusions") or [] if e in EXCLUSIONS)
+    finally:
+        result.close()  # read no further than the newest import of this credential
+    return sorted(DEFAULT_EXCLUSIONS)
+
+
+def scheduled_import() -> None:
+    """The periodic task (when turned on in Admin > Settings): an import of every enabled
+    credential, as a background job each, with the exclusions of its last import. A credential
+    whose import has not finished is left to it; one that cannot start does not stop the
+    others."""
+    if not import_hours():
+        return
+    for cred_id in [c.id for c in credentials.usable_credentials()]:
+        try:
+            cred = credentials.get(cred_id)
+            if cred is None or not cred.enabled:
+                continue
+            _start("scheduler", cred, last_exclusions(cred.id))
+        except ImportRunning as exc:
+            log.info("scheduled import of credential %s skipped: %s", cred_id, exc)
+        except Exception:
+            db.session.rollback()
+            log.exception("scheduled import of credential %s could not start", cred_id)
+
+
+def import_hours() -> int:
+    return int(settings.get(IMPORT_INTERVAL_HOURS) or 0)
+
+
+def import_interval() -> timedelta:
+    """Between scheduled imports; while turned off, the task looks again every minute (an import
+    turned on runs first one interval after)."""
+    return timedelta(hours=import_hours()) or timedelta(minutes=1)
 
 
 @hooks.on("credential.jobs")

@@ -1,8 +1,9 @@
-"""The scheduled work of the orders feature: the status poller and the reconciler."""
+"""The scheduled work of the orders feature: the status poller, the reconciler and the
+scheduled Import Existing Orders (off unless turned on in Admin > Settings)."""
 
 from datetime import timedelta
 
-from webapp.orders import polling
+from webapp.orders import importing, polling
 
 
 def register_periodic(scheduler, app) -> None:
@@ -14,3 +15,4 @@ def register_periodic(scheduler, app) -> None:
         lambda: timedelta(minutes=1),
         at_start=True,
     )
+    scheduler.register("orders.import", importing.scheduled_import, importing.import_interval)

@@ -1,0 +1,167 @@
+"""The scheduled Import Existing Orders against the real sandbox: off unless turned on in Admin >
+Settings; when on, the periodic task imports every enabled credential's orders placed at Entrust
+since, with the exclusions of its last import, as "scheduler"; a credential whose login Entrust
+refuses is noted and does not stop the others; an import not finished is not started twice."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import link_sandbox
+from tests.helpers import wait_finished, workers_held
+from tests.integration.helpers import new_request
+from webapp.audit.models import AuditEvent
+from webapp.credentials import service as credentials
+from webapp.ecs import EcsClient
+from webapp.extensions import db
+from webapp.jobs import service as jobs
+from webapp.jobs.models import Job
+from webapp.orders import importing
+from webapp.orders.models import Order
+from webapp.scheduler import scheduler
+from webapp.settings import service as settings
+
+pytestmark = pytest.mark.usefixtures("fast_clients")
+
+
+@pytest.fixture
+def env(app, user, sandbox):
+    sandbox.seed(certificates=12, seed=5)
+    cred = link_sandbox(user, sandbox)
+    sandbox.clear_requests()
+    return cred
+
+
+def _turn_on(hours: int = 6) -> None:
+    settings.put(importing.IMPORT_INTERVAL_HOURS, hours)
+    db.session.commit()
+
+
+def _imports() -> list[Job]:
+    stmt = select(Job).where(Job.kind == importing.JOB_KIND).order_by(Job.id)
+    return list(db.session.execute(stmt).scalars())
+
+
+def _place_at_entrust(sandbox, host: str) -> str:
+    """An order placed outside CertDesk (as in Entrust's own portal)."""
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        return str(ecs.new_certificate(new_request(host)).tracking_id)
+
+
+def _held(ca_order_id: str) -> bool:
+    stmt = select(func.count()).select_from(Order).where(Order.ca_order_id == ca_order_id)
+    return db.session.execute(stmt).scalar_one() == 1
+
+
+def test_off_by_default_imports_nothing(env, sandbox):
+    assert settings.get(importing.IMPORT_INTERVAL_HOURS) == 0
+    placed = _place_at_entrust(sandbox, "off.example.com")
+    sandbox.clear_requests()
+    importing.scheduled_import()
+    db.session.expire_all()
+    assert _imports() == [] and not _held(placed)
+    assert sandbox.requests() == []  # not one call to Entrust
+    # The task is registered with the scheduler, its interval read from the setting.
+    task = scheduler.tasks["orders.import"]
+    assert task.func is importing.scheduled_import
+    assert task.interval() == timedelta(minutes=1)  # off: only looks again
+    _turn_on(6)
+    assert task.interval() == timedelta(hours=6)
+
+
+def test_on_imports_what_was_placed_at_entrust_since(env, user, sandbox):
+    remembered = ["expired", "third_party"]  # not the page's defaults
+    first = importing.start_import(user["operator"], env.id, remembered)
+    assert first.state == "succeeded", first.error
+    placed = _place_at_entrust(sandbox, "outside.example.com")
+    assert not _held(placed)
+    # A second credential whose key Entrust refuses (changed there, say), named to come first.
+    bad, _ = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="A refused",
+            api_user=sandbox.api_user,
+            api_key="not-the-key",
+            base_url=sandbox.base_url,
+        ),
+        start_sync=False,
+    )
+    disabled = link_sandbox(user, sandbox, name="Disabled")
+    disabled.enabled = False
+    db.session.commit()
+    _turn_on(6)
+
+    importing.scheduled_import()
+    db.session.expire_all()
+
+    assert _held(placed)
+    runs = _imports()[1:]
+    assert [r.state for r in runs] == ["failed", "succeeded"], [r.error for r in runs]
+    assert [jobs.params_of(r)["credential_id"] for r in runs] == [bad.id, env.id]
+    assert jobs.params_of(runs[1])["exclusions"] == remembered
+    assert jobs.params_of(runs[0])["exclusions"] == sorted(importing.DEFAULT_EXCLUSIONS)
+    assert jobs.result_of(runs[1])["new"] == 1
+    assert all(r.started_by_id is None for r in runs)
+    # Login refused: noted on the credential and audited, as for an import started by hand.
+    refused = db.session.get(type(bad), bad.id)
+    assert refused.last_test_ok is False and "an import" in refused.last_test_message
+    events = db.session.execute(
+        select(AuditEvent.action, AuditEvent.object_id, AuditEvent.outcome).where(
+            AuditEvent.action.in_(
+                ("order.import.start", "order.import", "credential.login_refused")
+            ),
+            AuditEvent.actor_name == "scheduler",
+        )
+    ).all()
+    assert sorted(events) == sorted(
+        [
+            ("credential.login_refused", str(bad.id), "failure"),
+            ("order.import", str(bad.id), "failure"),
+            ("order.import", str(env.id), "success"),
+            ("order.import.start", str(bad.id), "success"),
+            ("order.import.start", str(env.id), "success"),
+        ]
+    )
+    start = db.session.execute(
+        select(AuditEvent.detail).where(
+            AuditEvent.action == "order.import.start",
+            AuditEvent.actor_name == "scheduler",
+            AuditEvent.object_id == str(env.id),
+        )
+    ).scalar_one()
+    assert json.loads(start)["exclusions"] == remembered
+
+
+def test_an_import_not_finished_is_not_started_twice(app, env, user, sandbox):
+    _turn_on(1)
+    with workers_held(app):  # the import started by hand stays queued: it has not finished
+        manual = importing.start_import(
+            user["operator"], env.id, list(importing.DEFAULT_EXCLUSIONS)
+        )
+        importing.scheduled_import()
+        db.session.expire_all()
+        assert [j.id for j in _imports()] == [manual.id]
+    wait_finished(manual.id)
+    # The task returns at once, its import left to the background pool; run again meanwhile,
+    # it leaves that import to run.
+    with workers_held(app):
+        importing.scheduled_import()
+        db.session.expire_all()
+        scheduled = _imports()[1:]
+        assert [j.state for j in scheduled] == ["queued"]
+        importing.scheduled_import()
+        db.session.expire_all()
+        assert _imports()[1:] == scheduled
+    wait_finished(scheduled[0].id)
+    db.session.expire_all()
+    assert scheduled[0].state == "succeeded", scheduled[0].error
+    starts = db.session.execute(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "order.import.start")
+    ).scalar_one()
+    assert starts == 2
