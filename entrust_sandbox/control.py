@@ -274,11 +274,7 @@ def add_domain():
     client_id = _client_id(body)
     store = _sandbox().store
     with store.tx() as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, name)
-        ).fetchone()
-        if exists:
-            raise bad_request("The domain already exists for this client", "domainName")
+        orders.refuse_existing_domain(conn, client_id, name)
         orders.insert_domain(conn, client_id, name, method, status, ev, now=store.clock.now())
     return jsonify({"clientId": client_id, "domainName": name, "verificationStatus": status}), 201
 

@@ -1204,6 +1204,15 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
     return method, emails
 
 
+def refuse_existing_domain(conn, client_id: int, name: str) -> None:
+    """A 400 when the client has the domain ``name`` already (inside the adding transaction)."""
+    exists = conn.execute(
+        "SELECT 1 FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, name)
+    ).fetchone()
+    if exists:
+        raise bad_request("The domain already exists for this client", "domainName")
+
+
 def add_domain(sandbox, client_id: int, body: dict) -> str:
     """POST /clients/{id}/domains: start validation (INITIAL_VERIFICATION); return Location."""
     store = sandbox.store
@@ -1216,11 +1225,7 @@ def add_domain(sandbox, client_id: int, body: dict) -> str:
     now = store.clock.now()
     ready = fmt(now + timedelta(seconds=sandbox.settings.dcv_delay_seconds))
     with store.tx() as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM domains WHERE client_id = ? AND domain_name = ?", (client_id, name)
-        ).fetchone()
-        if exists:
-            raise bad_request("The domain already exists for this client", "domainName")
+        refuse_existing_domain(conn, client_id, name)
         conn.execute(
             "INSERT INTO domains (client_id, domain_name, verification_method, "
             "verification_status, ov_eligible, ev_eligible, dcv_value, dcv_ready_at, emails) "
