@@ -1224,19 +1224,11 @@ def test_a_csr_older_than_those_offered_is_kept_when_the_form_is_opened_for_it(
     assert chosen.count("<option") == 102  # "Choose a CSR", the chosen one, the newest 100
 
 
-def test_unused_csrs_older_than_a_hundred_used_ones_are_still_offered(
-    operator_client, linked, user
-):
-    """The 100 newest CSRs all used (a certificate holds each one's key): the form and its search
-    still offer the older unused one, rather than "No unused CSRs"."""
+def _keys_held_by_certificates(made) -> None:
+    """A certificate for each CSR of ``made`` (their numbers in ``_csrs_made_since``: the CSR
+    made i seconds ago), holding its key: those CSRs are used."""
     from sqlalchemy import insert
 
-    from webapp.certificates.models import Certificate
-
-    old = csrs.create_csr(user["operator"], "p256", {"CN": "new7.example.com"}, "")
-    old.created_at = utcnow() - timedelta(days=30)
-    db.session.commit()
-    _csrs_made_since(100)
     now = utcnow()
     db.session.execute(
         insert(Certificate),
@@ -1252,10 +1244,23 @@ def test_unused_csrs_older_than_a_hundred_used_ones_are_still_offered(
                 "public_key_id": f"{i:064x}",  # the key of the CSR made i seconds ago
                 "pem": "(not read)",
             }
-            for i in range(100)
+            for i in made
         ],
     )
     db.session.commit()
+
+
+def test_unused_csrs_older_than_a_hundred_used_ones_are_still_offered(
+    operator_client, linked, user
+):
+    """The 100 newest CSRs all used (a certificate holds each one's key): the form and its search
+    still offer the older unused one, rather than "No unused CSRs"."""
+
+    old = csrs.create_csr(user["operator"], "p256", {"CN": "new7.example.com"}, "")
+    old.created_at = utcnow() - timedelta(days=30)
+    db.session.commit()
+    _csrs_made_since(100)
+    _keys_held_by_certificates(range(100))
     for url in ("/entrust/new", "/entrust/new?csr_search=new7.example.com&action=choices"):
         form = operator_client.get(url).get_data(as_text=True)
         offered = form.split('name="csr_id"')[1].split("</select>")[0]
@@ -1266,28 +1271,9 @@ def test_unused_csrs_older_than_a_hundred_used_ones_are_still_offered(
 def test_a_csr_made_while_the_form_reads_them_offers_none_twice(user, monkeypatch):
     """The form reads CSRs a batch at a time; one made between two batches moves the second
     batch back by a row, so it starts with the last CSR of the first: that one is offered once."""
-    from sqlalchemy import insert
 
     _csrs_made_since(6)  # new0 (newest) to new5; a certificate holds the keys of new0 and new1
-    now = utcnow()
-    db.session.execute(
-        insert(Certificate),
-        [
-            {
-                "fingerprint_sha256": f"{i:064x}",
-                "serial_hex": f"{i + 1:x}",
-                "common_name": f"new{i}.example.com",
-                "sans": f"new{i}.example.com",
-                "issuer_cn": "Test CA",
-                "not_before": now - timedelta(days=1),
-                "not_after": now + timedelta(days=90),
-                "public_key_id": f"{i:064x}",
-                "pem": "(not read)",
-            }
-            for i in (0, 1)
-        ],
-    )
-    db.session.commit()
+    _keys_held_by_certificates((0, 1))
     real, calls = csrs.recent, []
 
     def meanwhile_one_is_made(limit, offset=0):
