@@ -1,7 +1,9 @@
 import html
 import re
 
-from tests.helpers import HTMX
+import pytest
+
+from tests.helpers import HTMX, PASSWORD
 from webapp.auth import service as auth
 from webapp.auth.models import User
 from webapp.extensions import db
@@ -180,8 +182,104 @@ def test_a_user_changes_their_own_password(app, operator_client, user):
     outcomes = db.session.execute(
         select(AuditEvent.outcome).where(AuditEvent.action == "user.password_change")
     ).scalars()
-    assert sorted(outcomes) == ["failure", "success"]
+    assert sorted(outcomes) == ["failure"] * 4 + ["success"]  # each refusal above, then this
     assert app.test_client().get("/account/password").status_code == 302  # signed out: sign in
+
+
+# What the refusals below type: none of it, nor any part of it, may reach the trail.
+TYPED_NEW = "Qv7#kZ2!wXp9@mJ4"
+TYPED_WRONG = "Hb8$tY3%nLq6&rF1"
+
+
+@pytest.mark.parametrize(
+    "data, field, words",
+    [
+        (
+            {"current_password": TYPED_WRONG, "password": TYPED_NEW, "password2": TYPED_NEW},
+            "current_password",
+            "The current password is wrong.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": TYPED_NEW, "password2": TYPED_WRONG},
+            "password2",
+            "The passwords differ.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": "Qv7#kZ2", "password2": "Qv7#kZ2"},
+            "password",
+            "Use at least 10 characters.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": TYPED_NEW * 70, "password2": TYPED_NEW * 70},
+            "password",
+            "Use at most 1,024 characters.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": "qqqqqqqqqqqq", "password2": "qqqqqqqqqqqq"},
+            "password",
+            "That password is among the first any guesser tries (a common one, the user name, "
+            "or few different characters). Choose another.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": PASSWORD, "password2": PASSWORD},
+            "password",
+            "Choose a password other than the current one.",
+        ),
+    ],
+    ids=["wrong current", "differ", "short", "long", "guessable", "same"],
+)
+def test_each_refused_change_of_ones_own_password_is_audited(
+    operator_client, user, data, field, words
+):
+    """A change of one's own password that the page refuses changes nothing and leaves one
+    event: user.password_change, outcome failure, with the reason shown and its field, and no
+    password, nor any part of one."""
+    before = _last_seq()
+    resp = operator_client.post("/account/password", data=data)
+    assert resp.status_code == 422
+    assert html.escape(words, quote=False) in resp.get_data(as_text=True)
+    _assert_one_refusal_audited(before, user["operator"], words, field, data.values())
+
+
+def test_a_throttled_change_of_ones_own_password_is_audited(operator_client, user):
+    """Too many wrong current passwords from an address: the next try waits, and its refusal is
+    audited as the others are."""
+    from webapp.auth.models import LoginAttempt
+
+    for _ in range(10):
+        db.session.add(LoginAttempt(username="operator", address="127.0.0.1", success=False))
+    db.session.commit()
+    before = _last_seq()
+    data = {"current_password": PASSWORD, "password": TYPED_NEW, "password2": TYPED_NEW}
+    resp = operator_client.post("/account/password", data=data)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    words = re.search(r"Too many wrong passwords\. Wait \d+ seconds and try again\.", page)[0]
+    _assert_one_refusal_audited(before, user["operator"], words, "current_password", data.values())
+
+
+def _last_seq() -> int:
+    from webapp.audit.models import AuditEvent
+
+    db.session.expire_all()
+    return db.session.execute(db.select(db.func.max(AuditEvent.seq))).scalar() or 0
+
+
+def _assert_one_refusal_audited(before, operator, words, field, typed) -> None:
+    import json
+
+    from webapp.audit.models import AuditEvent
+
+    db.session.expire_all()
+    events = db.session.execute(db.select(AuditEvent).where(AuditEvent.seq > before)).scalars()
+    shown = [(e.action, e.actor_name, e.object_type, e.object_id, e.outcome) for e in events]
+    assert shown == [("user.password_change", "operator", "user", str(operator.id), "failure")]
+    event = db.session.execute(db.select(AuditEvent).where(AuditEvent.seq > before)).scalar_one()
+    assert json.loads(event.detail) == {"reason": words, "field": field}
+    for value in typed:
+        for start in range(len(value) - 3):
+            assert value[start : start + 4] not in event.detail, value
+    assert User.verify_password(auth.by_username("operator").password_hash, PASSWORD)
 
 
 def test_two_administrators_demoting_each_other_at_once_leave_one(app, user):

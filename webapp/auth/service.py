@@ -927,31 +927,28 @@ def change_own_password(
 ) -> str:
     """A user's own password change: the current password first (a wrong one counts as a failed
     sign-in, so the throttle holds against a borrowed session), then the new one. Every session
-    of the user ends, and a new one begins for this browser; returns its token."""
+    of the user ends, and a new one begins for this browser; returns its token. Each refusal is
+    audited (:func:`record_own_password_refused`) before it is raised."""
     address = (address or "")[:64]
     wait = _wait(user.username, address, utcnow())
     if not wait:
         ok = _check_password(user.password_hash, current or "")
         wait = _throttled_after_check(user.username, address, ok, keep_success=False)
-    if wait:
-        raise UserError(
-            f"Too many wrong passwords. Wait {_in_words(wait)} and try again.", "current_password"
-        )
-    if not ok:
-        audit.record(
-            "user.password_change",
-            object_type="user",
-            object_id=user.id,
-            outcome="failure",
-            actor=user,
-            detail={"reason": "wrong current password"},
-        )
-        db.session.commit()
-        raise UserError("The current password is wrong.", "current_password")
-    db.session.commit()  # the sign-in turn ends before the new password is hashed
-    validate_password(password, username=user.username)
-    if password == current:
-        raise UserError("Choose a password other than the current one.", "password")
+    try:
+        if wait:
+            raise UserError(
+                f"Too many wrong passwords. Wait {_in_words(wait)} and try again.",
+                "current_password",
+            )
+        if not ok:  # committed with its failed try, which the throttle counts
+            raise UserError("The current password is wrong.", "current_password")
+        db.session.commit()  # the sign-in turn ends before the new password is hashed
+        validate_password(password, username=user.username)
+        if password == current:
+            raise UserError("Choose a password other than the current one.", "password")
+    except UserError as exc:
+        record_own_password_refused(user, exc)
+        raise
     user.set_password(password)
     user.session_version += 1
     _end_sessions(user, "password")
@@ -959,6 +956,21 @@ def change_own_password(
     audit.record("user.password_change", object_type="user", object_id=user.id, actor=user)
     db.session.commit()
     return token
+
+
+def record_own_password_refused(user: User, exc: InputError) -> None:
+    """Audit a refused change of one's own password (``user.password_change``, outcome failure),
+    committed: why, in the words the page shows, and the form field. Nothing typed is kept. What
+    the session holds is committed with it: a wrong current password's failed try, or nothing."""
+    audit.record(
+        "user.password_change",
+        object_type="user",
+        object_id=user.id,
+        outcome="failure",
+        actor=user,
+        detail={"reason": str(exc)} | ({"field": exc.field} if exc.field else {}),
+    )
+    db.session.commit()
 
 
 def users_query():

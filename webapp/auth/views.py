@@ -58,13 +58,16 @@ def _start(user, token: str) -> None:
     session[service.SESSION_TOKEN_KEY] = token
 
 
-def _with_new_password(errors: dict, begin, done_words: str):
+def _with_new_password(errors: dict, begin, done_words: str, differ=None):
     """A form's new password, typed twice, given to ``begin(password)``, which returns the user
     and the token of their new server-side session: the browser goes on in it, at the dashboard
-    (the response). None when the form has errors (noted in ``errors``)."""
+    (the response). None when the form has errors (noted in ``errors``). Two passwords that
+    differ are refused here, and given to ``differ(error)`` when it is given."""
     password = request.form.get("password", "")
     if password != request.form.get("password2", ""):
         errors["password2"] = "The passwords differ."
+        if differ is not None:
+            differ(InputError(errors["password2"], "password2"))
         return None
     try:
         user, token = begin(password)
@@ -140,6 +143,7 @@ def change_password():
                 ),
             ),
             "Your password is changed; your other sessions have ended.",
+            differ=lambda error: service.record_own_password_refused(user, error),
         )
         if done is not None:
             return done

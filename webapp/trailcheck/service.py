@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.audit import service as audit
 from webapp.dbtypes import utcnow
@@ -119,6 +120,21 @@ def record_passed(actor, result: audit.VerifyResult) -> None:
         object_type="audit",
         detail={"checked": result.checked},
     )
+
+
+def try_record_passed(actor, result: audit.VerifyResult) -> str:
+    """Record a check that passed (:func:`record_passed`) in a transaction of its own, committed;
+    a record the database refuses (one this user may only read, a read-only replica) is rolled
+    back and does not change the check's outcome. Returns "" once recorded, else why not, in a
+    line."""
+    try:
+        record_passed(actor, result)
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        why = str(getattr(exc, "orig", None) or exc).strip()
+        return why.splitlines()[0] if why else type(exc).__name__
+    return ""
 
 
 def _run_job(ctx):
