@@ -210,6 +210,26 @@ def test_an_answer_to_a_call_made_before_the_refusal_does_not_clear_it(app, user
     assert len(_accepted(cred)) == 1
 
 
+def test_an_answer_to_a_call_made_before_a_repeated_refusal_does_not_clear_it(app, user, sandbox):
+    """Refused, then a call made (an import's), then refused again with the same words (a
+    check's, noted once): the answer to the call made between them does not clear the newer
+    refusal, and the refusal is audited once."""
+    from webapp.credentials import service as credentials
+
+    sandbox.seed(certificates=0)
+    cred = link_sandbox(user, sandbox)
+    credentials.login_refused(cred.id, REFUSED, "a status check", "scheduler")
+    db.session.commit()
+    between = utcnow()
+    credentials.login_refused(cred.id, REFUSED, "a status check", "scheduler")
+    db.session.commit()
+    credentials.login_accepted(cred.id, "an import", between, "operator")
+    db.session.commit()
+    db.session.refresh(cred)
+    assert cred.last_test_ok is False and _accepted(cred) == []
+    assert _refusals(cred) == 1
+
+
 def test_a_key_changed_at_entrust_while_certificates_are_imported_stops_the_import(
     app, user, sandbox, admin_client, key_changed_at_entrust, monkeypatch
 ):

@@ -625,7 +625,10 @@ def login_refused(credential_id: int, message: str, during: str, actor, since=No
         return cred.name  # the login held before an edit was refused, not the one held now
     said = f"{REFUSED_DURING}{during}: {message}"
     if cred.last_test_ok is False and cred.last_test_message.endswith(message):
-        return cred.name  # noted already: not one audit event per refused call
+        # Noted already: not one audit event per refused call. Its time moves on, though: an
+        # answer to a call made before this refusal does not clear it (``login_accepted``).
+        cred.last_test_at = utcnow()
+        return cred.name
     cred.last_test_at = utcnow()
     cred.last_test_ok = False
     cred.last_test_message = said
