@@ -987,13 +987,21 @@ def scheduled_import() -> None:
     """The periodic task (when turned on in Admin > Settings): an import of every enabled
     credential, as a background job each, with the exclusions of its last import. A credential
     whose import has not finished is left to it; one that cannot start does not stop the
-    others."""
+    others. One marked Login failed (Entrust refused its login last) is left out until a status
+    check or a Test Login that Entrust answers clears that: its import would only fail again."""
     if not import_hours():
         return
     for cred_id in [c.id for c in credentials.usable_credentials()]:
         try:
             cred = credentials.get(cred_id)
             if cred is None or not cred.enabled:
+                continue
+            if cred.last_test_ok is False:
+                log.info(
+                    "scheduled import of credential %s (%s) skipped: its login failed last",
+                    cred_id,
+                    cred.name,
+                )
                 continue
             _start("scheduler", cred, last_exclusions(cred.id))
         except ImportRunning as exc:
