@@ -14,9 +14,9 @@ from tests.e2e.conftest import login
 pytestmark = pytest.mark.e2e
 
 
-def _link_sandbox(page, server, sandbox) -> None:
+def _link_sandbox(page, server, sandbox, name: str = "Sandbox") -> None:
     page.goto(server.url + "/entrust/manage/credentials/new")
-    page.get_by_label("Credential Name").fill("Sandbox")
+    page.get_by_label("Credential Name").fill(name)
     page.get_by_label("User Name").fill(sandbox.api_user)
     page.get_by_label("API Key", exact=True).fill(sandbox.api_key)
     page.get_by_label("Base URL").fill(sandbox.base_url)
@@ -387,3 +387,42 @@ def test_an_order_page_keeps_its_values_whole_in_a_narrow_window(page, live_serv
                  })"""
         )
         assert lines == [["Common name", 1], ["Product", 1]], (width, lines)
+
+
+def test_the_import_page_offers_the_chosen_credentials_last_exclusions(page, live_server, sandbox):
+    """The exclusions follow the credential chosen: those of its last import, the defaults for
+    one never imported; an import started after that uses what is ticked."""
+    sandbox.seed(certificates=12, seed=6)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    expired = page.get_by_label("Expired", exact=True)
+    existing = page.get_by_label("Orders already imported (leave them as they are)")
+
+    page.goto(live_server.url + "/entrust/import")
+    expect(expired).to_be_checked()
+    expired.uncheck()
+    existing.check()
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
+    page.goto(live_server.url + "/entrust/import")
+    expect(expired).not_to_be_checked()  # the only credential: its last import's exclusions
+    expect(existing).to_be_checked()
+
+    _link_sandbox(page, live_server, sandbox, name="Other")
+    page.goto(live_server.url + "/entrust/import")
+    credential = page.get_by_label("Credential Name")
+    expect(expired).to_be_checked()  # none chosen yet: the defaults
+    credential.select_option(label="Sandbox")
+    expect(expired).not_to_be_checked()
+    expect(existing).to_be_checked()
+    credential.select_option(label="Other")
+    expect(expired).to_be_checked()
+    expect(existing).not_to_be_checked()
+    credential.select_option(label="Sandbox")
+    expect(existing).to_be_checked()
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-job .job-succeeded")).to_be_visible(timeout=60000)
+    page.goto(live_server.url + "/entrust/import")
+    credential.select_option(label="Sandbox")
+    expect(expired).not_to_be_checked()
+    expect(existing).to_be_checked()

@@ -840,3 +840,96 @@ def test_a_common_name_or_organization_longer_than_its_column_is_shown_cut_with_
     again = _import(user, cred, [])
     assert again.state == "succeeded", again.error
     assert jobs.result_of(again)["updated"] == 0
+
+
+def _fetches(sandbox) -> list[dict]:
+    """The certificate fetches in the sandbox's request log (GET /certificates/{id})."""
+    return [
+        r
+        for r in sandbox.requests()
+        if r["method"] == "GET" and r["path"].startswith("/enterprise/v2/certificates/")
+    ]
+
+
+@pytest.mark.parametrize("at_once", [1, 3])
+def test_an_api_user_refused_the_right_to_read_certificates_stops_the_import(
+    env, user, sandbox, monkeypatch, at_once
+):
+    """Entrust refuses the API user the right to read certificates (HTTP 403) while they are
+    fetched: the import stops at the first refused fetch (no fetch after it, no order marked as
+    one whose certificate could not be fetched), keeps what it stored, names the credential and
+    says what to do, audited as a failure; the credential's login is not marked failed (it
+    works). Started again once the rights are back, it carries on and fetches nothing twice."""
+    from webapp.credentials.models import EcsCredential
+    from webapp.orders import records, service
+    from webapp.settings import service as settings
+
+    settings.put(service.IMPORT_CONCURRENCY, at_once)
+    db.session.commit()
+    monkeypatch.setattr(importing, "CERT_BATCH", 10)
+    real = records.store_certificates
+    stored = []
+
+    def then_the_rights_go(*args, **kwargs):
+        out = real(*args, **kwargs)
+        stored.append(len(out))
+        if len(stored) == 1:  # Entrust's administrator takes the right away
+            sandbox.faults(
+                [
+                    {
+                        "kind": "html_error_page",
+                        "status": 403,
+                        "method": "GET",
+                        "path": "/enterprise/v2/certificates/*",
+                    }
+                ]
+            )
+        return out
+
+    monkeypatch.setattr(records, "store_certificates", then_the_rights_go)
+    first = _import(user, env)
+    assert first.state == "failed"
+    assert first.error.startswith(
+        "Import of Sandbox stopped while fetching certificates: Entrust accepted the login of "
+        f"credential Sandbox but refused its API user ({sandbox.api_user}) the right to read the "
+        "certificates (HTTP 403). So far: "
+    ), first.error
+    assert first.error.endswith(
+        "Ask an Entrust administrator to give that API user the right to read certificates, "
+        "then start the import again to carry on from there."
+    ), first.error
+    # No fetch after the refusal: only those already on their way when it came were refused.
+    fetches = _fetches(sandbox)
+    refused = [r for r in fetches if r["status"] == 403]
+    assert 1 <= len(refused) <= at_once and fetches[-1]["status"] == 403
+    # The login works: not marked Login failed, no refusal of it audited.
+    cred = db.session.get(EcsCredential, env.id)
+    assert cred.last_test_ok is not False
+    assert _count(AuditEvent, AuditEvent.action == "credential.login_refused") == 0
+    failure = db.session.execute(
+        select(AuditEvent.detail).where(
+            AuditEvent.action == "order.import", AuditEvent.outcome == "failure"
+        )
+    ).scalar_one()
+    assert "HTTP 403" in json.loads(failure)["error"]
+    # What was stored before the refusal stays, and no order says its certificate failed.
+    kept = _count(Certificate)
+    assert kept > 0 and f"{kept} certificates added" in first.error
+    assert " failed" not in first.error
+    assert _count(Order, Order.message != "") == 0
+    checkpoint = jobs.checkpoint_of(first)
+    assert checkpoint["phase"] == "certificates" and checkpoint["after_id"] > 0
+
+    # The rights are given back: the import carries on from the first order not stored.
+    monkeypatch.setattr(records, "store_certificates", real)
+    sandbox.clear_faults()
+    sandbox.clear_requests()
+    second = _import(user, env)
+    assert second.state == "succeeded", second.error
+    assert "carrying on" in second.title
+    assert not any(r["path"].rstrip("/").endswith("/certificates") for r in sandbox.requests())
+    counts = jobs.result_of(second)  # over both runs
+    assert counts["failed"] == 0
+    total = _count(Certificate)
+    assert total == counts["certificates"] == importing._with_certificate_count(env.id)
+    assert len(_fetches(sandbox)) == total - kept  # none fetched twice

@@ -165,3 +165,49 @@ def test_an_import_not_finished_is_not_started_twice(app, env, user, sandbox):
         .where(AuditEvent.action == "order.import.start")
     ).scalar_one()
     assert starts == 2
+
+
+def test_a_credential_marked_login_failed_is_left_out_until_its_login_works(
+    env, user, sandbox, caplog
+):
+    """A credential whose last login Entrust refused (Login failed) is not imported on schedule
+    (its import would only fail again, every interval): said once a run in the log, the other
+    credential imported as before; a Test Login that works brings it back."""
+    import logging
+
+    key = "second-user-key-0123456789"
+    sandbox.add_user("second-user", api_key=key)
+    second, _ = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Second user", api_user="second-user", api_key=key, base_url=sandbox.base_url
+        ),
+        start_sync=False,
+    )
+    sandbox.add_user("second-user", api_key="changed-at-entrust-0123456789")
+    try:
+        assert not credentials.test_login(user["admin"], second).ok
+    finally:
+        sandbox.add_user("second-user", api_key=key)
+    assert db.session.get(type(second), second.id).last_test_ok is False
+    _turn_on(6)
+    sandbox.clear_requests()
+
+    with caplog.at_level(logging.INFO, logger="webapp.orders.importing"):
+        importing.scheduled_import()
+    db.session.expire_all()
+    runs = _imports()
+    assert [jobs.params_of(r)["credential_id"] for r in runs] == [env.id]
+    assert runs[0].state == "succeeded", runs[0].error
+    assert not any(r["user"] == "second-user" for r in sandbox.requests())
+    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].levelno == logging.INFO
+    assert "Second user" in skipped[0].getMessage()
+
+    # Test Login answered (the key works at Entrust again): imported on the next run.
+    assert credentials.test_login(user["admin"], db.session.get(type(second), second.id)).ok
+    importing.scheduled_import()
+    db.session.expire_all()
+    later = _imports()[1:]
+    assert sorted(jobs.params_of(r)["credential_id"] for r in later) == sorted([env.id, second.id])
+    assert all(r.state == "succeeded" for r in later), [r.error for r in later]

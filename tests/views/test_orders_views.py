@@ -1036,6 +1036,60 @@ def test_import_dialog_starts_the_job_and_shows_its_progress(operator_client, li
     assert bad.status_code == 422 and 'id="credential_id-error"' in bad.get_data(as_text=True)
 
 
+def _excluded(page: str) -> list[str]:
+    """The exclusions ticked in the import page's form (its exclusions' fieldset)."""
+    part = page.split('<fieldset id="import-exclusions">')[1].split("</fieldset>")[0]
+    return sorted(re.findall(r'name="exclude" value="([a-z_]+)" checked', part))
+
+
+def test_the_import_dialog_offers_the_chosen_credentials_last_exclusions(
+    operator_client, linked, user, sandbox
+):
+    """The exclusions offered are those of the chosen credential's last import (which the
+    scheduled import uses), the defaults for one never imported; another credential chosen, its
+    own follow: with htmx, the page for it gives the exclusions' part; without JavaScript, "Load
+    its last exclusions" shows the form again with them, starting nothing."""
+    from webapp.jobs.models import Job
+    from webapp.orders import importing
+
+    defaults = sorted(importing.DEFAULT_EXCLUSIONS)
+    last = ["existing", "third_party"]
+    assert _excluded(operator_client.get("/entrust/import").get_data(as_text=True)) == defaults
+    resp = operator_client.post(
+        "/entrust/import", data={"credential_id": linked.id, "exclude": last}
+    )
+    assert resp.status_code == 303
+    # The only credential: its last import's exclusions, whether chosen or not.
+    assert _excluded(operator_client.get("/entrust/import").get_data(as_text=True)) == last
+    other = link_sandbox(user, sandbox, name="Other")
+    page = operator_client.get("/entrust/import").get_data(as_text=True)
+    assert _excluded(page) == defaults  # two credentials, none chosen yet
+    select_tag = page.split('<select name="credential_id"')[1].split(">")[0]
+    assert (
+        'hx-get="/entrust/import"' in select_tag and 'hx-select="#import-exclusions"' in select_tag
+    )
+    for cred, wanted in ((linked, last), (other, defaults)):
+        page = operator_client.get(
+            f"/entrust/import?credential_id={cred.id}", headers=HTMX
+        ).get_data(as_text=True)
+        assert _excluded(page) == wanted, cred.name
+    # Without JavaScript: the form again with the credential's exclusions, no import started.
+    imports = _count(Job)
+    for cred, wanted in ((linked, last), (other, defaults)):
+        resp = operator_client.post(
+            "/entrust/import",
+            data={"credential_id": cred.id, "exclude": ["expired"], "action": "exclusions"},
+        )
+        assert resp.status_code == 200 and _excluded(resp.get_data(as_text=True)) == wanted
+        assert f'<option value="{cred.id}" selected>' in resp.get_data(as_text=True)
+    assert _count(Job) == imports
+    # An import refused keeps what was ticked for it.
+    bad = operator_client.post(
+        "/entrust/import", data={"credential_id": "", "exclude": ["revoked"]}
+    )
+    assert bad.status_code == 422 and _excluded(bad.get_data(as_text=True)) == ["revoked"]
+
+
 def test_the_import_dialog_reads_no_organization_or_domain(operator_client, linked):
     """With one credential, the dialog read the order form's choices for it (up to 501
     organizations and 501 domains, 45 ms of a 57 ms page at 100,000 rows), none of them shown."""

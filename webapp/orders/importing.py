@@ -12,7 +12,9 @@ from where it stopped):
    the credential's request budget) and added to the repository. Entrust refusing the
    credential's login (HTTP 401, its key changed there, say) stops the import at once, in either
    phase: no call after it, the credential marked Login failed, what came before it kept and
-   the checkpoint at the first order not stored.
+   the checkpoint at the first order not stored. Entrust refusing the API user the right to read
+   the certificates (HTTP 403) stops it the same way, the credential's login not marked failed
+   (it works: the rights are missing).
 
 A re-run changes nothing that has not changed at the CA ("updated" counts real changes only), and
 memory does not grow with the number of orders: one page, or one batch, is held at a time.
@@ -467,9 +469,11 @@ def _held_for_another_order(order_ids: list[int]) -> set[int]:
     return {order_id for order_id, serial in rows if serial.lower() in held}
 
 
-def _login_refused(result) -> bool:
-    """Whether ``result`` (of one fetch) is the CA refusing the credential's login itself."""
-    return isinstance(result, NotAllowed) and result.login_refused
+def _refused(result) -> bool:
+    """Whether ``result`` (of one fetch) is the CA refusing the call for the credential: its
+    login (HTTP 401), or its API user's right to read certificates (HTTP 403). Either holds for
+    every fetch after it."""
+    return isinstance(result, NotAllowed)
 
 
 class _Batch:
@@ -507,9 +511,9 @@ class _Batch:
         return self._cut(waiting, results)
 
     def part_before_refusal(self) -> _Batch:
-        """The batch up to its first order whose fetch the CA refused the login of (the whole
-        batch when there is none): what was fetched before the refusal, to be stored."""
-        refused = {k for k, v in self.results.items() if _login_refused(v)}
+        """The batch up to its first order whose fetch the CA refused (the whole batch when
+        there is none): what was fetched before the refusal, to be stored."""
+        refused = {k for k, v in self.results.items() if _refused(v)}
         return self._cut(refused, self.results)
 
     def _cut(self, stop_at: set[int], results: dict) -> _Batch:
@@ -529,8 +533,8 @@ class _Fetchers:
     def __init__(self, app, credential_id: int, concurrency: int) -> None:
         self._tasks: queue.Queue = queue.Queue()
         self._stop = threading.Event()
-        # The CA refused the credential's login: every order still queued gets that refusal
-        # without a call, as every call would get it too.
+        # The CA refused the credential's login, or its right to read certificates: every order
+        # still queued gets that refusal without a call, as every call would get it too.
         self.refused: NotAllowed | None = None
         self._threads = [
             threading.Thread(
@@ -581,7 +585,7 @@ class _Fetchers:
                         result = conn.fetch_third_party(ca_id) if third_party else conn.fetch(ca_id)
                     except Exception as exc:  # a CaError is the order's; any other, the job's
                         result = exc
-                        if _login_refused(exc):
+                        if _refused(exc):
                             self.refused = exc
                     batch.put(order_id, result)
             finally:
@@ -656,10 +660,11 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
             for result in fetched.values():
                 if isinstance(result, Exception) and not isinstance(result, CaError):
                     raise result
-            refusal = next((e for e in fetched.values() if _login_refused(e)), None)
+            refusal = next((e for e in fetched.values() if _refused(e)), None)
             if refusal is not None:
-                # Every call through the credential is refused from now on: store what came
-                # before the refusal, then stop, the checkpoint at the first order not stored.
+                # Every fetch through the credential is refused from now on (its login, or its
+                # right to read certificates): store what came before the refusal, then stop,
+                # the checkpoint at the first order not stored.
                 batch = batch.part_before_refusal()
                 fetched = batch.results
             unavailable = [e for e in fetched.values() if isinstance(e, Unavailable)]
@@ -777,7 +782,18 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception, opened=None)
             "works, " + then
         )
         credentials.login_refused(cred.id, said, "an import", actor, since=opened)
-    elif isinstance(exc, NotAllowed):  # rights the account lacks
+    elif isinstance(exc, NotAllowed) and "client certificate" not in said.lower():
+        # The login works (its failure is not noted): the API user lacks the right to read the
+        # certificates, which only an Entrust administrator can give.
+        said = (
+            f"Entrust accepted the login of credential {cred.name} but refused its API user "
+            f"({cred.api_user}) the right to read the certificates (HTTP 403)."
+        )
+        then = (
+            "Ask an Entrust administrator to give that API user the right to read certificates, "
+            "then " + then
+        )
+    elif isinstance(exc, NotAllowed):
         then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
     else:
         then = then[0].upper() + then[1:]
@@ -987,13 +1003,21 @@ def scheduled_import() -> None:
     """The periodic task (when turned on in Admin > Settings): an import of every enabled
     credential, as a background job each, with the exclusions of its last import. A credential
     whose import has not finished is left to it; one that cannot start does not stop the
-    others."""
+    others. One marked Login failed (Entrust refused its login last) is left out until a status
+    check or a Test Login that Entrust answers clears that: its import would only fail again."""
     if not import_hours():
         return
     for cred_id in [c.id for c in credentials.usable_credentials()]:
         try:
             cred = credentials.get(cred_id)
             if cred is None or not cred.enabled:
+                continue
+            if cred.last_test_ok is False:
+                log.info(
+                    "scheduled import of credential %s (%s) skipped: its login failed last",
+                    cred_id,
+                    cred.name,
+                )
                 continue
             _start("scheduler", cred, last_exclusions(cred.id))
         except ImportRunning as exc:

@@ -470,11 +470,9 @@ def place_again(order_id: int):
 @rbac.require(rbac.ORDERS_MANAGE)
 def import_orders():
     errors: dict[str, str] = {}
-    chosen = {
-        "credential_id": request.values.get("credential_id", type=int),
-        "exclude": list(importing.DEFAULT_EXCLUSIONS),
-    }
-    if request.method == "POST":
+    chosen = {"credential_id": request.values.get("credential_id", type=int), "exclude": None}
+    # "Load its last exclusions" (the page without JavaScript): the form again, nothing started.
+    if request.method == "POST" and request.form.get("action") != "exclusions":
         chosen["exclude"] = request.form.getlist("exclude")
         try:
             job = importing.start_import(current_user, chosen["credential_id"], chosen["exclude"])
@@ -498,6 +496,8 @@ def import_orders():
         # Opened again while an import runs: its progress, not a form that seems idle.
         job = importing.running_import(chosen["credential_id"])
     usable = checks.usable_credentials()  # not the order form's choices: none is shown here
+    if chosen["exclude"] is None:
+        chosen["exclude"] = _last_exclusions(chosen["credential_id"], usable)
     body = htmx.render(
         "orders/import.html",
         chosen=chosen,
@@ -510,6 +510,18 @@ def import_orders():
         result=jobs.result_of(job) if job else {},
     )
     return body, 422 if errors else 200
+
+
+def _last_exclusions(credential_id: int | None, usable: list) -> list[str]:
+    """The exclusions the import page offers: those of the last import of the chosen credential
+    (the only one, when there is one), as the scheduled import uses them; the defaults when
+    there is none, or no credential is chosen."""
+    ids = [c.id for c in usable]
+    if credential_id is None and len(ids) == 1:
+        credential_id = ids[0]
+    if credential_id not in ids:
+        return list(importing.DEFAULT_EXCLUSIONS)
+    return importing.last_exclusions(credential_id)
 
 
 # --- notices of status changes ---------------------------------------------------------------
