@@ -623,13 +623,12 @@ def login_refused(credential_id: int, message: str, during: str, actor, since=No
         return ""
     if since is not None and cred.login_changed_at is not None and cred.login_changed_at > since:
         return cred.name  # the login held before an edit was refused, not the one held now
-    said = f"{REFUSED_DURING}{during}: {message}"
-    if cred.last_test_ok is False and cred.last_test_message.endswith(message):
-        # Noted already: not one audit event per refused call. Its time moves on, though: an
-        # answer to a call made before this refusal does not clear it (``login_accepted``).
-        cred.last_test_at = utcnow()
-        return cred.name
+    # Its time moves on even when the refusal is noted already: an answer to a call made before
+    # this refusal does not clear it (``login_accepted``).
     cred.last_test_at = utcnow()
+    if cred.last_test_ok is False and cred.last_test_message.endswith(message):
+        return cred.name  # noted already: not one audit event per refused call
+    said = f"{REFUSED_DURING}{during}: {message}"
     cred.last_test_ok = False
     cred.last_test_message = said
     audit.record(
