@@ -229,9 +229,11 @@ class Refused(CaError):
 
 
 class NotAllowed(CaError):
-    """This account may not do this. ``needs_admin``: an administrator of the CA account can.
-    ``login_refused``: the CA refused the account's login itself (its key was changed or its
-    user removed at the CA, say), so nothing through it works until its credential is fixed."""
+    """This account may not do this. Exactly one of the two is set: ``needs_admin``, the login
+    was taken but the account lacks the right (an administrator of the CA account has it);
+    ``login_refused``, the CA refused the account's login itself (its key was changed, its user
+    removed or its client certificate refused at the CA, say), so nothing through it works until
+    its credential is fixed."""
 
     def __init__(self, message: str, *, needs_admin: bool = False, login_refused: bool = False):
         super().__init__(message)

@@ -301,9 +301,10 @@ class EntrustConnector(CaConnector):
         except errors.EcsError as exc:
             message = wording.describe(exc, self._base_url, self._has_client_cert)
             if isinstance(exc, errors.AuthenticationError):
-                raise NotAllowed(
-                    message, needs_admin=exc.status == 403, login_refused=exc.status != 403
-                ) from None
+                # A 403 is a missing right, unless it is about the client certificate: that,
+                # like a 401, is the login refused.
+                rights = exc.status == 403 and not wording.refuses_client_certificate(exc)
+                raise NotAllowed(message, needs_admin=rights, login_refused=not rights) from None
             if isinstance(exc, errors.ConflictError):
                 raise Refused(message, state=True) from None
             if isinstance(exc, errors.ValidationError | errors.NotFoundError):

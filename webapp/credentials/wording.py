@@ -28,6 +28,14 @@ def _said(exc: errors.EcsError) -> str:
     return "; ".join(scrub(m, 300) for m in exc.messages)
 
 
+def refuses_client_certificate(exc: errors.EcsError) -> bool:
+    """Whether Entrust's refusal of a login is about its client certificate (missing, or not the
+    API user's): a fault of the credential, whatever the status, not a missing right."""
+    if not isinstance(exc, errors.AuthenticationError):
+        return False
+    return "client certificate" in _said(exc).lower()
+
+
 def field_messages(exc: errors.EcsError) -> dict[str, str]:
     """``{ECS field name: message}`` for the field-level errors of a refused request."""
     return {f: " ".join(scrub(m, 300) for m in msgs) for f, msgs in exc.field_errors.items()}
@@ -96,12 +104,12 @@ def _describe(exc: errors.EcsError, host: str, has_cert: bool) -> str:
 
 def _authentication(exc: errors.AuthenticationError, said: str) -> str:
     low = said.lower()
-    if "client certificate" in low and "required" in low:
+    if refuses_client_certificate(exc) and "required" in low:
         return (
             "Client certificate required: Entrust requires a client certificate for this API "
             "user. Upload the certificate and key (PEM files or PKCS#12)."
         )
-    if "client certificate" in low:
+    if refuses_client_certificate(exc):
         return (
             "Client certificate rejected: Entrust says it does not belong to this API user "
             f"({said}). Upload the certificate issued for this API user."

@@ -782,7 +782,7 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception, opened=None)
             "works, " + then
         )
         credentials.login_refused(cred.id, said, "an import", actor, since=opened)
-    elif isinstance(exc, NotAllowed) and "client certificate" not in said.lower():
+    elif isinstance(exc, NotAllowed):
         # The login works (its failure is not noted): the API user lacks the right to read the
         # certificates, which only an Entrust administrator can give.
         said = (
@@ -793,8 +793,6 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception, opened=None)
             "Ask an Entrust administrator to give that API user the right to read certificates, "
             "then " + then
         )
-    elif isinstance(exc, NotAllowed):
-        then = "Check the credential (Test Login under SSL › Entrust › Manage), then " + then
     else:
         then = then[0].upper() + then[1:]
     if started:
