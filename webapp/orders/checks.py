@@ -259,7 +259,7 @@ def choices(
     ``domain_search``: names starting or ending with it), and the ``organization`` and
     ``domain`` chosen already, so that a form shown again keeps them; so is the ``csr`` chosen,
     beside those its ``csr_search`` finds (see unused_csrs)."""
-    usable, cred = _credential(credential_id)
+    usable, cred = chosen_credential(credential_id)
     caps = registry.capabilities(CA)
     problems: list[str] = []
     orgs, products, domains, fields, custom_error = [], [], [], [], ""
@@ -341,8 +341,9 @@ def disabled_credentials() -> list[str]:
     return [c.name for c in credentials.list_credentials() if not c.enabled]
 
 
-def _credential(credential_id: int | None) -> tuple[list, object | None]:
-    """The credentials one may order with, and the form's: the one chosen, or the only one."""
+def chosen_credential(credential_id: int | None) -> tuple[list, object | None]:
+    """The credentials one may order or import with, and a form's: the one chosen, or the only
+    one (None when neither)."""
     usable = credentials.usable_credentials()
     cred = next((c for c in usable if c.id == credential_id), None)
     if cred is None and len(usable) == 1:
@@ -353,7 +354,7 @@ def _credential(credential_id: int | None) -> tuple[list, object | None]:
 def found(credential_id: int | None, field: str, chosen: str, search: str) -> tuple[list, bool]:
     """One list of the form alone (``field``: "organization" or "domain"), for what its search
     holds: its options and whether a search chose them (see ``choices``)."""
-    _usable, cred = _credential(credential_id)
+    _usable, cred = chosen_credential(credential_id)
     if cred is None:
         return [], False
     if field == "organization":

@@ -495,9 +495,13 @@ def import_orders():
     if job is None and request.method == "GET":
         # Opened again while an import runs: its progress, not a form that seems idle.
         job = importing.running_import(chosen["credential_id"])
-    usable = checks.usable_credentials()  # not the order form's choices: none is shown here
+    usable, cred = checks.chosen_credential(chosen["credential_id"])
     if chosen["exclude"] is None:
-        chosen["exclude"] = _last_exclusions(chosen["credential_id"], usable)
+        # Those of the last import of the chosen credential, as the scheduled import uses them;
+        # the defaults when there is none, or no credential is chosen.
+        chosen["exclude"] = (
+            importing.last_exclusions(cred.id) if cred else list(importing.DEFAULT_EXCLUSIONS)
+        )
     body = htmx.render(
         "orders/import.html",
         chosen=chosen,
@@ -510,18 +514,6 @@ def import_orders():
         result=jobs.result_of(job) if job else {},
     )
     return body, 422 if errors else 200
-
-
-def _last_exclusions(credential_id: int | None, usable: list) -> list[str]:
-    """The exclusions the import page offers: those of the last import of the chosen credential
-    (the only one, when there is one), as the scheduled import uses them; the defaults when
-    there is none, or no credential is chosen."""
-    ids = [c.id for c in usable]
-    if credential_id is None and len(ids) == 1:
-        credential_id = ids[0]
-    if credential_id not in ids:
-        return list(importing.DEFAULT_EXCLUSIONS)
-    return importing.last_exclusions(credential_id)
 
 
 # --- notices of status changes ---------------------------------------------------------------
