@@ -100,7 +100,9 @@ def test_parallel_setups_on_postgresql_make_one_administrator(postgres_url, tmp_
         with app.app_context():
             start.wait()
             try:
-                auth.complete_setup(token, f"admin{i}", "a long enough password")
+                auth.complete_setup(
+                    token, f"admin{i}", "a long enough password", "a long enough password"
+                )
                 outcomes[i] = "created"
             except auth.UserError as exc:
                 outcomes[i] = str(exc)

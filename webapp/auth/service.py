@@ -923,18 +923,20 @@ def reset_password(actor, user: User, password: str) -> None:
 
 
 def change_own_password(
-    user: User, current: str, password: str, address: str, user_agent: str = ""
+    user: User, current: str, password: str, again: str, address: str, user_agent: str = ""
 ) -> str:
-    """A user's own password change: the current password first (a wrong one counts as a failed
-    sign-in, so the throttle holds against a borrowed session), then the new one. Every session
-    of the user ends, and a new one begins for this browser; returns its token. Each refusal is
-    audited (:func:`record_own_password_refused`) before it is raised."""
+    """A user's own password change: the new password typed twice alike (``again``), then the
+    current password (a wrong one counts as a failed sign-in, so the throttle holds against a
+    borrowed session), then the new one's rules. Every session of the user ends, and a new one
+    begins for this browser; returns its token. Each refusal is audited
+    (:func:`record_own_password_refused`) before it is raised."""
     address = (address or "")[:64]
-    wait = _wait(user.username, address, utcnow())
-    if not wait:
-        ok = _check_password(user.password_hash, current or "")
-        wait = _throttled_after_check(user.username, address, ok, keep_success=False)
     try:
+        _typed_alike(password, again)
+        wait = _wait(user.username, address, utcnow())
+        if not wait:
+            ok = _check_password(user.password_hash, current or "")
+            wait = _throttled_after_check(user.username, address, ok, keep_success=False)
         if wait:
             raise UserError(
                 f"Too many wrong passwords. Wait {_in_words(wait)} and try again.",
@@ -956,6 +958,11 @@ def change_own_password(
     audit.record("user.password_change", object_type="user", object_id=user.id, actor=user)
     db.session.commit()
     return token
+
+
+def _typed_alike(password: str, again: str) -> None:
+    if password != again:
+        raise UserError("The passwords differ.", "password2")
 
 
 def record_own_password_refused(user: User, exc: InputError) -> None:
@@ -1004,6 +1011,7 @@ def complete_setup(
     token: str,
     username: str,
     password: str,
+    again: str,
     full_name: str = "",
     address: str = "",
     user_agent: str = "",
@@ -1013,6 +1021,7 @@ def complete_setup(
 
     The token is claimed in the transaction that creates the administrator: of several requests
     with the same link at once, exactly one claims it; the others are refused."""
+    _typed_alike(password, again)
     name = validate_username(username)
     full_name, _ = _profile(full_name, "")
     validate_password(password, username=name)

@@ -58,19 +58,12 @@ def _start(user, token: str) -> None:
     session[service.SESSION_TOKEN_KEY] = token
 
 
-def _with_new_password(errors: dict, begin, done_words: str, differ=None):
-    """A form's new password, typed twice, given to ``begin(password)``, which returns the user
-    and the token of their new server-side session: the browser goes on in it, at the dashboard
-    (the response). None when the form has errors (noted in ``errors``). Two passwords that
-    differ are refused here, and given to ``differ(error)`` when it is given."""
-    password = request.form.get("password", "")
-    if password != request.form.get("password2", ""):
-        errors["password2"] = "The passwords differ."
-        if differ is not None:
-            differ(InputError(errors["password2"], "password2"))
-        return None
+def _with_new_password(errors: dict, begin, done_words: str):
+    """A form's new password, typed twice, given to ``begin(password, again)``, which returns the
+    user and the token of their new server-side session: the browser goes on in it, at the
+    dashboard (the response). None when the form has errors (noted in ``errors``)."""
     try:
-        user, token = begin(password)
+        user, token = begin(request.form.get("password", ""), request.form.get("password2", ""))
     except InputError as exc:
         errors[exc.field or "form"] = str(exc)
         return None
@@ -106,10 +99,11 @@ def setup():
         }
         done = _with_new_password(
             errors,
-            lambda password: service.complete_setup(
+            lambda password, again: service.complete_setup(
                 token,
                 form["username"],
                 password,
+                again,
                 form["full_name"],
                 g.client_address,
                 request.user_agent.string,
@@ -132,18 +126,18 @@ def change_password():
         user = current_user._get_current_object()
         done = _with_new_password(
             errors,
-            lambda password: (
+            lambda password, again: (
                 user,
                 service.change_own_password(
                     user,
                     request.form.get("current_password", ""),
                     password,
+                    again,
                     g.client_address,
                     request.user_agent.string,
                 ),
             ),
             "Your password is changed; your other sessions have ended.",
-            differ=lambda error: service.record_own_password_refused(user, error),
         )
         if done is not None:
             return done
