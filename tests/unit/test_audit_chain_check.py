@@ -204,3 +204,36 @@ def test_a_passed_check_leaves_its_proof_in_the_trail(app):
     _task(app).func()
     assert app.test_cli_runner().invoke(args=["audit", "verify"]).exit_code == 1
     assert len(_passed()) == 2 and [e.object_id for e in _failures()] == ["2"]
+
+
+def test_a_head_removed_after_the_check_leaves_its_result_and_a_line(app, monkeypatch):
+    """The head row deleted between `certdesk audit verify`'s check and its record of the pass:
+    the check's result stands (exit 0, said first), and the record the trail cannot take is said
+    in a line, not a traceback; nothing is appended. An append without the head is refused by
+    name, not with an error about a missing attribute."""
+    _add(3)
+    events = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
+    real = audit.verify
+
+    def then_the_head_goes(*args, **kwargs):
+        result = real(*args, **kwargs)
+        db.session.execute(text("DELETE FROM audit_head"))
+        db.session.commit()
+        return result
+
+    monkeypatch.setattr(audit, "verify", then_the_head_goes)
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert result.exception is None, result.exception
+    assert result.output.startswith(f"Audit trail intact: {events} events verified.\n")
+    assert f"The check was not recorded in the audit trail: {audit.HEAD_REMOVED}" in result.output
+    assert "Traceback" not in result.output
+    assert _passed() == []
+    assert db.session.execute(select(func.count()).select_from(AuditEvent)).scalar() == events
+    try:
+        audit.record("test.event", actor="test")
+    except audit.HeadRemoved as exc:
+        assert str(exc) == audit.HEAD_REMOVED
+    else:
+        raise AssertionError("an event was appended to a trail without its head")
+    db.session.rollback()

@@ -212,6 +212,8 @@ def record_many(
         update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(items))
     )
     head = db.session.get(AuditHead, 1, populate_existing=True)
+    if head is None:
+        raise HeadRemoved(HEAD_REMOVED)
     key_id, key = _key_of(head)
     at, prev = utcnow(), head.last_hash
     common = {
@@ -284,6 +286,10 @@ def _stray_row() -> VerifyResult | None:
 # The head row holds the chain's end, its key and its MAC: without it no event can be appended
 # and no removal of the last rows can be told.
 HEAD_REMOVED = "the head of the trail was removed: its end cannot be checked, nor events added"
+
+
+class HeadRemoved(RuntimeError):
+    """No event can be appended: the trail's head row is gone (see ``HEAD_REMOVED``)."""
 
 
 def head_present() -> bool:

@@ -125,12 +125,12 @@ def record_passed(actor, result: audit.VerifyResult) -> None:
 def try_record_passed(actor, result: audit.VerifyResult) -> str:
     """Record a check that passed (:func:`record_passed`) in a transaction of its own, committed;
     a record the database refuses (one this user may only read, a read-only replica) is rolled
-    back and does not change the check's outcome. Returns "" once recorded, else why not, in a
-    line."""
+    back and does not change the check's outcome; so is one the trail cannot take, its head row
+    removed since the check. Returns "" once recorded, else why not, in a line."""
     try:
         record_passed(actor, result)
         db.session.commit()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, audit.HeadRemoved) as exc:
         db.session.rollback()
         why = str(getattr(exc, "orig", None) or exc).strip()
         return why.splitlines()[0] if why else type(exc).__name__
