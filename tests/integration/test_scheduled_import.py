@@ -1,7 +1,8 @@
 """The scheduled Import Existing Orders against the real sandbox: off unless turned on in Admin >
 Settings; when on, the periodic task imports every enabled credential's orders placed at Entrust
 since, with the exclusions of its last import, as "scheduler"; a credential whose login Entrust
-refuses is noted and does not stop the others; an import not finished is not started twice."""
+refuses is noted and does not stop the others, and is left out while that stands (not one whose
+Test Login Entrust did not answer); an import not finished is not started twice."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.conftest import link_sandbox
 from tests.helpers import wait_finished, workers_held
 from tests.integration.helpers import new_request
 from webapp.audit.models import AuditEvent
+from webapp.credentials import clients
 from webapp.credentials import service as credentials
 from webapp.ecs import EcsClient
 from webapp.extensions import db
@@ -211,3 +213,85 @@ def test_a_credential_marked_login_failed_is_left_out_until_its_login_works(
     later = _imports()[1:]
     assert sorted(jobs.params_of(r)["credential_id"] for r in later) == sorted([env.id, second.id])
     assert all(r.state == "succeeded" for r in later), [r.error for r in later]
+
+
+VERSION = "/enterprise/v2/application/version"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"kind": "reset"}, {"kind": "timeout", "ms": 2500}],
+    ids=["connection-cut", "timeout"],
+)
+def test_a_test_login_entrust_did_not_answer_does_not_keep_a_credential_out(
+    env, user, sandbox, caplog, fault
+):
+    """A Test Login that failed without Entrust answering (the connection cut, a timeout) says
+    nothing of the login: the credential shows Login failed, and the scheduled import imports it
+    as usual (which, answered, clears that)."""
+    import logging
+
+    key = "second-user-key-0123456789"
+    sandbox.add_user("second-user", api_key=key)
+    second, _ = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Second user", api_user="second-user", api_key=key, base_url=sandbox.base_url
+        ),
+        start_sync=False,
+    )
+    settings.put(clients.READ_TIMEOUT, 1)
+    db.session.commit()
+    sandbox.faults([dict(fault, path=VERSION)])
+    try:
+        result = credentials.test_login(user["admin"], second)
+    finally:
+        sandbox.clear_faults()
+    settings.put(clients.READ_TIMEOUT, 60)
+    assert not result.ok and not result.refused, result.message
+    row = db.session.get(type(second), second.id)
+    assert row.last_test_ok is False and not row.last_test_refused
+    _turn_on(6)
+    sandbox.clear_requests()
+
+    with caplog.at_level(logging.INFO, logger="webapp.orders.importing"):
+        importing.scheduled_import()
+    db.session.expire_all()
+    runs = _imports()
+    assert sorted(jobs.params_of(r)["credential_id"] for r in runs) == sorted([env.id, second.id])
+    assert all(r.state == "succeeded" for r in runs), [r.error for r in runs]
+    assert any(r["user"] == "second-user" for r in sandbox.requests())
+    assert not [r for r in caplog.records if "skipped" in r.getMessage()]
+    # Entrust answered the import: the failed Test Login no longer stands.
+    assert db.session.get(type(second), second.id).last_test_ok is None
+
+
+def test_a_refusal_after_an_unanswered_test_login_keeps_it_out_again(env, user, sandbox):
+    """A Test Login refused (401) after one that Entrust did not answer: the refusal is what the
+    row notes, and the credential is left out of the schedule again."""
+    key = "second-user-key-0123456789"
+    sandbox.add_user("second-user", api_key=key)
+    second, _ = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Second user", api_user="second-user", api_key=key, base_url=sandbox.base_url
+        ),
+        start_sync=False,
+    )
+    sandbox.faults([{"kind": "reset", "path": VERSION}])
+    try:
+        assert not credentials.test_login(user["admin"], second).refused
+    finally:
+        sandbox.clear_faults()
+    sandbox.add_user("second-user", api_key="changed-at-entrust-0123456789")
+    try:
+        refused = credentials.test_login(user["admin"], db.session.get(type(second), second.id))
+    finally:
+        sandbox.add_user("second-user", api_key=key)
+    assert not refused.ok and refused.refused
+    row = db.session.get(type(second), second.id)
+    assert row.last_test_ok is False and row.last_test_refused
+    _turn_on(6)
+    importing.scheduled_import()
+    db.session.expire_all()
+    assert [jobs.params_of(r)["credential_id"] for r in _imports()] == [env.id]

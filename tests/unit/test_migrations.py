@@ -451,8 +451,9 @@ def test_credentials_named_alike_in_another_case_are_told_apart_by_the_upgrade(a
     from webapp.credentials.models import EcsCredential
     from webapp.dbtypes import utcnow
 
-    # Today's table, less the columns added after 0014 (0021's).
+    # Today's table, less the columns added after 0014 (0021's and 0024's).
     later = {"login_changed_at", "last_sync_failed_at", "last_sync_failed_kinds"}
+    later.add("last_test_refused")  # 0024's
     then = sa.Table(
         "ecs_credential",
         sa.MetaData(),
@@ -578,4 +579,43 @@ def test_an_upgrade_cut_short_leaves_the_schema_as_it_was(app):
         )
         conn.execute(sa.text("ALTER TABLE ecs_credential DROP COLUMN last_sync_failed_kinds"))
     upgrade(directory=str(paths.MIGRATIONS_DIR))  # the cause put right, the upgrade goes through
+    assert _drift() == []
+
+
+def test_credentials_showing_login_failed_before_0024_are_taken_as_refused(app):
+    """0024 notes whether a credential's failed login was Entrust refusing it: a row showing
+    Login failed before is taken as refused (the scheduled import left it out, and still does);
+    the others are not. The downgrade takes the column out again."""
+    import sqlalchemy as sa
+
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0023_order_unread_action")
+    with db.engine.begin() as conn:
+        for name, ok in [("Failed", False), ("Works", True), ("Untested", None)]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ecs_credential (name, api_user, api_key_sealed, base_url, proxy,"
+                    " client_cert_pem, client_key_sealed, client_cert_subject, ca_bundle_pem,"
+                    " is_admin, admin_note, enabled, last_test_ok, last_test_message,"
+                    " last_sync_error, last_sync_failed_kinds, created_at, updated_at)"
+                    " VALUES (:name, 'u', '', 'http://x/', '', '', '', '', '', :t, '', :t, :ok,"
+                    " '', '', '', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ).bindparams(sa.bindparam("t", True), sa.bindparam("ok", ok, sa.Boolean())),
+                {"name": name},
+            )
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    with db.engine.connect() as conn:
+        refused = dict(
+            conn.execute(sa.text("SELECT name, last_test_refused FROM ecs_credential")).all()
+        )
+    assert {name: bool(r) for name, r in refused.items()} == {
+        "Failed": True,
+        "Works": False,
+        "Untested": False,
+    }
+    assert _drift() == []
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0023_order_unread_action")
+    db.engine.dispose()
+    columns = {c["name"] for c in sa.inspect(db.engine).get_columns("ecs_credential")}
+    assert "last_test_refused" not in columns and "last_test_ok" in columns
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
     assert _drift() == []

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, func, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.dbtypes import UTCDateTime, utcnow
@@ -43,6 +43,10 @@ class EcsCredential(db.Model):
     last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_test_ok: Mapped[bool | None] = mapped_column(Boolean)
     last_test_message: Mapped[str] = mapped_column(Text, default="")
+    # The failed login on record (``last_test_ok`` False) was Entrust refusing it (401/403), not a
+    # call it never answered (timeout, connection, TLS) or a client certificate that could not be
+    # used here: only such a credential is left out of the scheduled import.
+    last_test_refused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     organizations_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     domains_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     products_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -70,6 +70,9 @@ class LoginResult:
     message: str
     version: str = ""
     details: dict = field(default_factory=dict)
+    # Entrust refused the login (401/403), as opposed to a call it did not answer or a client
+    # that could not be built.
+    refused: bool = False
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -500,6 +503,7 @@ def update(
         # the secrets it held before: not shown as if it were about these.
         cred.login_changed_at = utcnow()
         cred.last_test_at = cred.last_test_ok = None
+        cred.last_test_refused = False
         cred.last_test_message = ""
     if changed:
         audit.record(
@@ -626,6 +630,7 @@ def login_refused(credential_id: int, message: str, during: str, actor, since=No
     # Its time moves on even when the refusal is noted already: an answer to a call made before
     # this refusal does not clear it (``login_accepted``).
     cred.last_test_at = utcnow()
+    cred.last_test_refused = True
     if cred.last_test_ok is False and cred.last_test_message.endswith(message):
         return cred.name  # noted already: not one audit event per refused call
     said = f"{REFUSED_DURING}{during}: {message}"
@@ -668,7 +673,7 @@ def login_accepted(credential_id: int, during: str, since, actor, *, opened=None
                 EcsCredential.login_changed_at <= opened,
             ),
         )
-        .values(last_test_at=None, last_test_ok=None, last_test_message="")
+        .values(last_test_at=None, last_test_ok=None, last_test_refused=False, last_test_message="")
         .execution_options(synchronize_session="fetch")
     ).rowcount
     if cleared:
@@ -687,7 +692,10 @@ def _login(client: EcsClient, base_url: str, has_cert: bool) -> LoginResult:
             version = client.get_version()
     except errors.EcsError as exc:
         return LoginResult(
-            False, wording.describe(exc, base_url, has_cert), details={"error": repr(exc)}
+            False,
+            wording.describe(exc, base_url, has_cert),
+            details={"error": repr(exc)},
+            refused=isinstance(exc, errors.AuthenticationError),
         )
     return LoginResult(True, f"Entrust answered: ECS API version {version}.", version)
 
@@ -704,6 +712,7 @@ def test_login(actor, cred: EcsCredential) -> LoginResult:
         result = _login(client, cred.base_url, cred.has_client_cert)
     cred.last_test_at = utcnow()
     cred.last_test_ok = result.ok
+    cred.last_test_refused = result.refused
     cred.last_test_message = result.message
     audit.record(
         "credential.test",

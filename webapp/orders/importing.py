@@ -1001,8 +1001,11 @@ def scheduled_import() -> None:
     """The periodic task (when turned on in Admin > Settings): an import of every enabled
     credential, as a background job each, with the exclusions of its last import. A credential
     whose import has not finished is left to it; one that cannot start does not stop the
-    others. One marked Login failed (Entrust refused its login last) is left out until a status
-    check or a Test Login that Entrust answers clears that: its import would only fail again."""
+    others. One whose login Entrust refused last (a Test Login answered 401/403, or a refusal
+    noted during a status check or an import) is left out until a status check or a Test Login
+    that Entrust answers clears that: its import would only fail again. One whose last Test
+    Login failed otherwise (not answered: a timeout, the connection or TLS, or its client
+    certificate unusable here) is imported as usual: that says nothing of its login."""
     if not import_hours():
         return
     for cred_id in [c.id for c in credentials.usable_credentials()]:
@@ -1010,9 +1013,9 @@ def scheduled_import() -> None:
             cred = credentials.get(cred_id)
             if cred is None or not cred.enabled:
                 continue
-            if cred.last_test_ok is False:
+            if cred.last_test_ok is False and cred.last_test_refused:
                 log.info(
-                    "scheduled import of credential %s (%s) skipped: its login failed last",
+                    "scheduled import of credential %s (%s) skipped: Entrust refused its login",
                     cred_id,
                     cred.name,
                 )
