@@ -220,15 +220,15 @@ def _child(
             issued = db.session.execute(
                 select(func.count()).where(Order.phase.in_(("issued", "suspended")))
             ).scalar_one()
-            items = real_batch(cred.id, "issued", 0)
+            items = real_batch(cred.id, ("issued", ""), 0)
             todo = list(items)
             while len(todo) < sample and items:
-                items = real_batch(cred.id, "issued", items[-1][0])
+                items = real_batch(cred.id, ("issued", ""), items[-1][0])
                 todo += items
             todo = todo[:sample]
             concurrency = int(settings.get(importing.service.IMPORT_CONCURRENCY))
             t0 = time.perf_counter()
-            fetched = importing.fetch_certificates(cred.id, todo, concurrency)
+            fetched = _fetch(importing, cred.id, todo, concurrency)
             rows = {
                 r.id: r
                 for r in db.session.execute(
@@ -249,6 +249,20 @@ def _child(
                 issued=issued,
             )
     out.put(figures)
+
+
+def _fetch(importing, credential_id: int, items: list, concurrency: int) -> dict:
+    """{order id: CaOrder or CaError} for ``items``, fetched as the import's certificate phase
+    fetches a batch: by its ``concurrency`` threads, each with a connector of its own."""
+    from flask import current_app
+
+    fetchers = importing._Fetchers(current_app._get_current_object(), credential_id, concurrency)
+    try:
+        batch = fetchers.submit(importing._Batch(0, items, items))
+        batch.done.wait()
+    finally:
+        fetchers.close()
+    return batch.results
 
 
 def _run_child(sb, mode: str, sample: int = 0, concurrency: int = 8) -> dict:

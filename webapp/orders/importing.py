@@ -28,7 +28,6 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -372,42 +371,6 @@ def read_ahead(pages: Iterator) -> Iterator:
 
 
 # --- phase 2: the certificates -----------------------------------------------------------------
-
-
-def _fetch_slice(app, credential_id: int, items: list[tuple[int, str, bool]]) -> dict:
-    """Fetch one slice of orders' certificates with a connector of this thread's own."""
-    out: dict[int, CaOrder | CaError] = {}
-    with app.app_context():
-        try:
-            conn = registry.open_connector(CA, credential_id)
-        except CaError as exc:
-            return {order_id: exc for order_id, _, _ in items}
-        with conn:
-            for order_id, ca_id, third_party in items:
-                try:
-                    out[order_id] = (
-                        conn.fetch_third_party(ca_id) if third_party else conn.fetch(ca_id)
-                    )
-                except CaError as exc:
-                    out[order_id] = exc
-    return out
-
-
-def fetch_certificates(credential_id: int, items: list, concurrency: int) -> dict:
-    """{order id: CaOrder or CaError} for ``items`` (order id, CA id, third party), fetched by
-    up to ``concurrency`` threads."""
-    if not items:
-        return {}
-    app = current_app._get_current_object()
-    n = max(1, min(concurrency, len(items)))
-    slices = [items[i::n] for i in range(n)]
-    if n == 1:
-        return _fetch_slice(app, credential_id, slices[0])
-    out: dict = {}
-    with ThreadPoolExecutor(n, thread_name_prefix="order-fetch") as pool:
-        for part in pool.map(lambda s: _fetch_slice(app, credential_id, s), slices):
-            out.update(part)
-    return out
 
 
 def _certificate_steps() -> list[tuple[str, str]]:
