@@ -61,9 +61,23 @@ def test_twelve_parallel_setups_with_one_token_make_one_administrator(fresh_serv
         )
     with sqlite3.connect(fresh_server.database) as conn:
         assert conn.execute("SELECT count(*) FROM user").fetchone() == (1,)
-        assert conn.execute(
-            "SELECT count(*) FROM audit_event WHERE action='user.create'"
-        ).fetchone() == (1,)
+        events = dict(
+            conn.execute(
+                "SELECT action || ' ' || outcome, count(*) FROM audit_event "
+                "WHERE action IN ('user.create', 'access.denied') GROUP BY 1"
+            ).fetchall()
+        )
+    # Each refusal is audited: one lost in the claim as a refused creation, one that came after
+    # the token was gone as a refused request.
+    assert events.pop("user.create success") == 1
+    assert events == {
+        k: v
+        for k, v in {
+            "user.create failure": sum(a.status_code == 422 for a in answers),
+            "access.denied refused": sum(a.status_code == 403 for a in answers),
+        }.items()
+        if v
+    }, events
     assert not any("Traceback" in line for line in fresh_server.lines)
 
 

@@ -3,6 +3,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from tests.helpers import HTMX, PASSWORD, together
 from webapp.audit.models import AuditEvent
@@ -660,6 +661,65 @@ def test_setup_needs_the_console_token_and_works_once(empty_app):
     assert "last sign-in never" not in c.get(f"/admin/users/{root.id}").get_data(as_text=True)
     assert c.get(f"/setup?token={token}").status_code == 302  # one time only
     assert auth.issue_setup_token() is None
+
+
+def test_a_refused_first_run_setup_is_audited_without_what_was_typed(empty_app):
+    """Attempts to make the first administrator that are refused leave a trace: a wrong or
+    missing token sent (access.denied, by "anonymous"), and bad input with the right one
+    (user.create, failure, with the name asked for and why); no password or token is kept.
+    Only opening the page with a wrong token records nothing."""
+    from tests.conftest import Client
+
+    empty_app.test_client_class = Client
+    c = empty_app.test_client()
+    token = auth.issue_setup_token()
+
+    def events():
+        db.session.expire_all()
+        rows = db.session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()
+        return [(e.action, e.actor_name, e.outcome, json.loads(e.detail)) for e in rows]
+
+    assert c.get("/setup?token=wrong").status_code == 403
+    assert events() == []
+    secret = "a long enough password"
+    form = {"username": "root", "password": secret, "password2": secret}
+    assert c.post("/setup", data=form | {"token": "wrong"}).status_code == 403
+    assert (
+        c.post("/setup", data=form | {"token": token, "password2": "x" + secret}).status_code == 422
+    )
+    assert c.post("/setup", data=form | {"token": token, "username": "ro/ot"}).status_code == 422
+    refused = "This setup link is missing its token or is no longer valid."
+    via = {"via": "first-run setup"}
+    assert events() == [
+        (
+            "access.denied",
+            "anonymous",
+            "refused",
+            {"method": "POST", "path": "/setup", "reason": refused},
+        ),
+        (
+            "user.create",
+            "anonymous",
+            "failure",
+            via | {"username": "root", "reason": "The passwords differ.", "field": "password2"},
+        ),
+        (
+            "user.create",
+            "anonymous",
+            "failure",
+            via
+            | {
+                "username": "ro/ot",
+                "reason": "Use 1-64 letters, digits, dots, dashes, underscores or @.",
+                "field": "username",
+            },
+        ),
+    ]
+    trail = " ".join(e.detail for e in db.session.execute(select(AuditEvent)).scalars())
+    assert secret not in trail and token not in trail and "wrong" not in trail
+    assert not auth.any_users()
+    assert c.post("/setup", data=form | {"token": token}).status_code == 302
+    assert [e[:3] for e in events()][-1] == ("user.create", "root", "success")
 
 
 def test_create_admin_command(empty_app, monkeypatch):

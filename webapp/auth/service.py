@@ -992,6 +992,21 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def record_setup_refused(username: str, exc: InputError) -> None:
+    """Audit a refused first-run setup (``user.create`` by "anonymous", outcome failure),
+    committed: the user name asked for, why, in the words the page shows, and the form field.
+    No password typed is kept."""
+    audit.record(
+        "user.create",
+        object_type="user",
+        outcome="failure",
+        actor="anonymous",
+        detail={"username": (username or "")[:64], "via": "first-run setup", "reason": str(exc)}
+        | ({"field": exc.field} if exc.field else {}),
+    )
+    db.session.commit()
+
+
 def issue_setup_token() -> str | None:
     """While no user exists, make a fresh one-time setup token (only its hash is stored)."""
     if any_users():
@@ -1020,15 +1035,20 @@ def complete_setup(
     Returns the administrator and the token of their new session (signed in).
 
     The token is claimed in the transaction that creates the administrator: of several requests
-    with the same link at once, exactly one claims it; the others are refused."""
-    _typed_alike(password, again)
-    name = validate_username(username)
-    full_name, _ = _profile(full_name, "")
-    validate_password(password, username=name)
-    password_hash = User.hash_password(password)  # before the claim: the claim locks the row
-    if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
+    with the same link at once, exactly one claims it; the others are refused. Each refusal is
+    audited (:func:`record_setup_refused`) before it is raised."""
+    try:
+        _typed_alike(password, again)
+        name = validate_username(username)
+        full_name, _ = _profile(full_name, "")
+        validate_password(password, username=name)
+        password_hash = User.hash_password(password)  # before the claim: the claim locks the row
+        if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
+            raise UserError("This setup link is no longer valid.")
+    except InputError as exc:
         db.session.rollback()
-        raise UserError("This setup link is no longer valid.")
+        record_setup_refused(username, exc)
+        raise
     user = User(
         username=name, role="admin", full_name=full_name, password_hash=password_hash, active=True
     )

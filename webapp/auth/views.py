@@ -4,6 +4,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from flask_login import current_user, login_user, logout_user
 
 from webapp import urls
+from webapp.audit import service as audit
 from webapp.auth import service
 from webapp.security import rbac
 from webapp.validation import InputError
@@ -90,6 +91,14 @@ def setup():
         return redirect(url_for("auth.login"))
     token = request.values.get("token", "")
     if not service.setup_token_valid(token):
+        if request.method == "POST":  # an attempt to make an administrator without the token
+            audit.record_refusal(
+                "anonymous",
+                request.endpoint,
+                request.method,
+                request.path,
+                "This setup link is missing its token or is no longer valid.",
+            )
         return render_template("auth/setup.html", token_ok=False), 403
     errors, form = {}, {"username": "", "full_name": ""}
     if request.method == "POST":
