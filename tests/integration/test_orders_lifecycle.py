@@ -654,6 +654,113 @@ def test_delete_removes_orders_from_certdesk_only(env, user, sandbox):
     assert deleted[str(row_id)]["certificate_kept"] is True
 
 
+def test_delete_of_hundreds_of_orders_deletes_and_audits_exactly_those(
+    env, user, sandbox, admin_client
+):
+    """Hundreds of imported orders of two credentials, some with a certificate, all with history
+    and search names, one a renewal's original and one not settled: Delete removes exactly the
+    selected ones with their history and names, keeps every certificate, unlinks the renewal,
+    and audits each deleted order with its own detail, in one valid chain."""
+    from webapp.audit import service as audit
+    from webapp.orders.models import OrderName
+
+    sandbox.seed(certificates=260, seed=11)
+    job = importing.start_import(user["operator"], env.id, [])
+    assert job.state == "succeeded", job.error
+    sandbox.add_user("second-user", api_key="second-user-key-0123456789")
+    other, _job = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Second user",
+            api_user="second-user",
+            api_key="second-user-key-0123456789",
+            base_url=sandbox.base_url,
+        ),
+    )
+    ids = list(db.session.execute(select(Order.id).order_by(Order.id)).scalars())
+    assert len(ids) >= 250
+    # A third of them held through the second credential; one order not settled yet.
+    db.session.execute(
+        Order.__table__.update().where(Order.id.in_(ids[::3])).values(credential_id=other.id)
+    )
+    lost = Order(credential_id=env.id, placement="unknown", request_id="certdesk:lost-bulk")
+    db.session.add(lost)
+    db.session.commit()
+    chosen = [i for n, i in enumerate(ids) if n % 5] + [lost.id]  # four in five, and the lost
+    kept_ids = sorted(set(ids) - set(chosen))
+    renewal = kept_ids[0]
+    db.session.execute(
+        Order.__table__.update().where(Order.id == renewal).values(parent_id=chosen[0])
+    )
+    db.session.commit()
+
+    with_cert = set(
+        db.session.execute(select(Certificate.order_id).where(Certificate.order_id.in_(chosen)))
+        .scalars()
+        .all()
+    )
+    assert 0 < len(with_cert) < len(chosen)
+    expected = {
+        str(r.id): {
+            "ca_order_id": r.ca_order_id,
+            "credential": r.credential.name,
+            "common_name": r.common_name,
+            "status": r.status,
+            "placement": r.placement,
+            "request_id": r.request_id,
+            "certificate_kept": r.id in with_cert,
+        }
+        for r in db.session.execute(select(Order).where(Order.id.in_(chosen))).scalars()
+    }
+    assert {d["credential"] for d in expected.values()} == {"Sandbox", "Second user"}
+    certs = {c: o for c, o in db.session.execute(select(Certificate.id, Certificate.order_id))}
+
+    def count(model, column, among) -> int:
+        stmt = select(func.count()).select_from(model).where(column.in_(among))
+        return db.session.execute(stmt).scalar_one()
+
+    history_kept, names_kept = (
+        count(OrderEvent, OrderEvent.order_id, kept_ids),
+        count(OrderName, OrderName.order_id, kept_ids),
+    )
+    assert count(OrderEvent, OrderEvent.order_id, chosen) >= len(ids) * 4 // 5
+    assert count(OrderName, OrderName.order_id, chosen) >= len(ids) * 4 // 5
+    db.session.remove()
+
+    resp = admin_client.post(
+        "/entrust/delete",
+        data={"order": chosen, "step": "delete", "confirm": "1", "confirm_unsettled": "1"},
+    )
+    assert resp.status_code == 303
+    said = admin_client.get("/entrust/").get_data(as_text=True)
+    assert (
+        f"{len(chosen)} orders deleted from CertDesk; nothing changed at Entrust. The "
+        f"certificates of {len(with_cert)} of them stay in SSL › Certificates." in said
+    )
+
+    left = set(db.session.execute(select(Order.id)).scalars())
+    assert left == set(kept_ids)
+    assert count(OrderEvent, OrderEvent.order_id, chosen) == 0
+    assert count(OrderName, OrderName.order_id, chosen) == 0
+    assert count(OrderEvent, OrderEvent.order_id, kept_ids) == history_kept
+    assert count(OrderName, OrderName.order_id, kept_ids) == names_kept
+    assert db.session.get(Order, renewal).parent_id is None
+    after = {c: o for c, o in db.session.execute(select(Certificate.id, Certificate.order_id))}
+    assert set(after) == set(certs)  # every certificate stays
+    assert after == {c: (None if o in set(chosen) else o) for c, o in certs.items()}
+
+    events = _audits("order.delete")
+    assert len(events) == len(chosen)
+    assert {e.object_id: _detail(e) for e in events} == expected
+    assert {(e.actor_name, e.object_type, e.outcome) for e in events} == {
+        ("admin", "order", "success")
+    }
+    assert [e.seq for e in sorted(events, key=lambda e: e.seq)] == list(
+        range(min(e.seq for e in events), min(e.seq for e in events) + len(events))
+    )
+    assert audit.verify().ok
+
+
 def test_a_refusal_by_entrust_reads_the_order_back(env, user, sandbox):
     """CertDesk thinks the order is ACTIVE; an Entrust administrator suspended it meanwhile."""
     row = _in_status(user, env, sandbox, "ACTIVE")

@@ -85,6 +85,46 @@ def test_secrets_are_scrubbed_inside_lists_and_tuples(app):
         assert secret not in row.detail
 
 
+def test_many_events_keep_each_detail_as_one_event_would(app):
+    """``record_many`` writes each detail as ``record`` does, flat ones (one per order of a bulk
+    action) as much as nested ones: secrets scrubbed, long texts and keys cut, many entries
+    shortened; the events chain as one by one."""
+    details = [
+        {
+            "Password": "s3cret-1",
+            "x_api_token": "",
+            "name": "n" * 600,
+            "k" * 80: 1,
+            "on": True,
+            "none": None,
+            "ratio": 0.5,
+        },
+        {"nested": {"token": "s3cret-2", "rows": [{"secret": "s3cret-3"}]}, "n": 5},
+        {f"key{i}": i for i in range(60)},
+        {"ids": list(range(70)), "when": "now"},
+    ]
+    assert audit.record_many(
+        "test.bulk", actor="test", object_type="thing", items=list(enumerate(details))
+    ) == len(details)
+    one = audit.record("test.one", actor="test", object_type="thing", detail=details[0])
+    db.session.commit()
+    rows = db.session.execute(
+        db.select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(len(details) + 1)
+    ).scalars()
+    *bulk, single = list(rows)[::-1]
+    assert [r.object_id for r in bulk] == ["0", "1", "2", "3"]
+    for row, detail in zip(bulk, details, strict=True):
+        kept = json.loads(row.detail)
+        assert kept == json.loads(json.dumps(audit._bounded(audit._scrub(detail)), default=str))
+    assert single.id == one.id and single.detail == bulk[0].detail
+    first = json.loads(bulk[0].detail)
+    assert first["Password"] == "(set)" and first["x_api_token"] == "(empty)"
+    assert len(first["name"]) == audit.MAX_DETAIL_TEXT and ("k" * 63 + "…") in first
+    assert len(json.loads(bulk[2].detail)) == audit.MAX_DETAIL_ITEMS + 1  # and "…": 10 more
+    assert not any(s in r.detail for r in bulk for s in ("s3cret-1", "s3cret-2", "s3cret-3"))
+    assert audit.verify().ok
+
+
 def test_cli_verify_exit_codes(app):
     _add(2)
     runner = CliRunner()

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import Row, false, insert, select, update
@@ -31,6 +33,7 @@ from webapp.security import secretbox
 GENESIS = "0" * 64
 CHAIN_PURPOSE = "certdesk audit chain v1"  # what the chain key is derived for (HKDF info)
 SECRET_WORDS = ("password", "api_key", "apikey", "private_key", "secret", "token", "pkcs12")
+_SECRET_KEY = re.compile("|".join(re.escape(word) for word in SECRET_WORDS))  # any of them
 # What one event keeps of the values it is given: whatever a request sends, a row stays small.
 MAX_DETAIL_TEXT = 500  # characters of each text in the detail
 MAX_DETAIL_ITEMS = 50  # entries of each list or mapping in the detail
@@ -94,7 +97,7 @@ def _scrub(detail: dict) -> dict:
     Mappings are looked into wherever they are, in lists and tuples too."""
     clean = {}
     for k, v in detail.items():
-        if any(word in str(k).lower() for word in SECRET_WORDS):
+        if _SECRET_KEY.search(str(k).lower()):
             clean[k] = "(set)" if v else "(empty)"
         else:
             clean[k] = _scrubbed(v)
@@ -142,8 +145,29 @@ def _bounded(value, depth: int = 0):
     return value
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(detail: dict) -> dict | None:
+    """``_bounded(_scrub(detail))`` for a detail of named plain values (as one per order of a
+    bulk action has), in one pass; None for any other detail."""
+    if len(detail) > MAX_DETAIL_ITEMS:
+        return None
+    out = {}
+    for k, v in detail.items():
+        if type(k) is not str or type(v) not in _PLAIN:
+            return None
+        if _SECRET_KEY.search(k.lower()):
+            v = "(set)" if v else "(empty)"
+        out[_clip(k, 64)] = _clip(v, MAX_DETAIL_TEXT) if type(v) is str else v
+    return out
+
+
 def _detail_json(detail: dict) -> str:
-    text = json.dumps(_bounded(_scrub(detail)), sort_keys=True, default=str)
+    flat = _flat(detail)
+    text = json.dumps(
+        _bounded(_scrub(detail)) if flat is None else flat, sort_keys=True, default=str
+    )
     if len(text) > MAX_DETAIL:
         text = json.dumps({"detail": _clip(text, MAX_DETAIL - 100)})
     return text
@@ -184,13 +208,12 @@ def record(
     The head row is updated first, which takes the write lock (SQLite) or the row lock
     (PostgreSQL) so that concurrent appends form one chain.
     """
-    return record_many(
-        action,
-        actor=actor,
-        object_type=object_type,
-        items=[(object_id, detail)],
-        outcome=outcome,
-    )[0]
+    (values,) = _chained(
+        action, actor=actor, object_type=object_type, items=[(object_id, detail)], outcome=outcome
+    )
+    event = AuditEvent(**values)
+    db.session.add(event)
+    return event
 
 
 def record_many(
@@ -200,9 +223,27 @@ def record_many(
     object_type: str,
     items: Sequence[tuple[object, dict | None]],
     outcome: str = "success",
-) -> list[AuditEvent]:
+) -> int:
     """Append one event per (object id, detail) of ``items``, as :func:`record` does each, with
-    one update of the head for them all (deleting 1,000 orders wrote 4,000 statements)."""
+    one update of the head for them all and one statement for the events (deleting 1,000 orders
+    wrote 4,000 statements). Returns how many were appended."""
+    rows = _chained(action, actor=actor, object_type=object_type, items=items, outcome=outcome)
+    if rows:
+        db.session.execute(insert(AuditEvent.__table__), rows)
+    return len(rows)
+
+
+def _chained(
+    action: str,
+    *,
+    actor,
+    object_type: str,
+    items: Sequence[tuple[object, dict | None]],
+    outcome: str,
+) -> list[dict]:
+    """The column values of one event per item, each chained to the one before, the first to the
+    head; the head is moved past them (and holds the lock until the transaction ends). Plain
+    values, not objects: building 20,000 events as objects took longer than writing them."""
     if actor is None:
         raise ValueError("an audit event needs an actor: a user, or a name such as 'scheduler'")
     if not items:
@@ -225,27 +266,20 @@ def record_many(
         "outcome": _clip(outcome, 16),
         "address": _clip(_address() if has_request_context() else "", 64),
     }
-    events = []
+    rows = []
     for seq, (object_id, detail) in enumerate(items, start=head.seq - len(items) + 1):
-        event = AuditEvent(
-            seq=seq,
-            object_id=_clip(str(object_id) if object_id is not None else "", 64),
-            detail=_detail_json(detail or {}),
-            prev_hash=prev,
+        values = {
+            "seq": seq,
+            "object_id": _clip(str(object_id) if object_id is not None else "", 64),
+            "detail": _detail_json(detail or {}),
+            "prev_hash": prev,
             **common,
-        )
-        event.hash = prev = _digest(key, event)
-        events.append(event)
+        }
+        values["hash"] = prev = _digest(key, SimpleNamespace(**values))
+        rows.append(values)
     head.last_hash, head.key_id = prev, key_id
     head.mac = _head_mac(key, head.seq, head.last_hash)
-    if len(events) == 1:
-        db.session.add(events[0])
-    else:  # one statement for them all (the events returned are not in the session)
-        columns = [c.key for c in AuditEvent.__table__.c if c.key != "id"]
-        db.session.execute(
-            insert(AuditEvent), [{c: getattr(e, c) for c in columns} for e in events]
-        )
-    return events
+    return rows
 
 
 @dataclass

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from webapp import validation
 from webapp.audit import service as audit
@@ -37,11 +37,12 @@ from webapp.cas.base import Action, CaError, CaOrder, NotAllowed, Phase, Refused
 from webapp.catalog import service as catalog
 from webapp.certificates import service as certificates
 from webapp.credentials import service as credentials
+from webapp.credentials.models import EcsCredential
 from webapp.dbtypes import utcnow
-from webapp.extensions import db
+from webapp.extensions import db, large_write
 from webapp.jobs import service as jobs
 from webapp.orders import availability, records
-from webapp.orders.models import DEFAULT_CA, INTENT, UNKNOWN, Order
+from webapp.orders.models import DEFAULT_CA, INTENT, UNKNOWN, Order, OrderEvent, OrderName
 from webapp.security import rbac
 from webapp.validation import InputError
 
@@ -807,18 +808,38 @@ def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: boo
     """Delete the selected orders from CertDesk (their history too); their certificates stay in
     the repository, the orders stay at the CA. An order whose placing is not settled is deleted
     only with its own confirmation. Each deletion is audited. Returns how many were deleted."""
+    return delete_selected(
+        actor, order_ids, confirmed=confirmed, unsettled_confirmed=unsettled_confirmed
+    )[0]
+
+
+def delete_selected(
+    actor, order_ids, *, confirmed: bool, unsettled_confirmed: bool
+) -> tuple[int, int]:
+    """``delete_orders``, which returns (how many orders were deleted, how many of them had a
+    certificate, which stays in the repository).
+
+    Up to ``MAX_SELECTED`` orders in one transaction: their values are read as columns, not as
+    objects, ``CHUNK`` ids a statement."""
     rbac.check(actor, rbac.ORDERS_DELETE)
     ids = validation.ids(order_ids, MAX_SELECTED)
     if not ids:
         raise ActionInputError("Select the orders to delete.", "order")
-    rows = selected(ids)
-    if not rows:
+    existing = unsettled = 0
+    for i in range(0, len(ids), CHUNK):
+        n, u = db.session.execute(
+            select(func.count(), func.count().filter(Order.placement.in_((INTENT, UNKNOWN))))
+            .select_from(Order)
+            .where(Order.id.in_(ids[i : i + CHUNK]))
+        ).one()
+        existing, unsettled = existing + n, unsettled + u
+    if not existing:
         raise ActionInputError("None of the selected orders exists any more.", "order")
     if not confirmed:
         raise ActionInputError(
             "Tick the box to confirm: the orders are deleted from CertDesk only.", "confirm"
         )
-    if unsettled_of(rows) and not unsettled_confirmed:
+    if unsettled and not unsettled_confirmed:
         raise ActionInputError(
             "Some of these orders may have been placed at Entrust (CertDesk is still checking): "
             "tick the second box to delete them anyway.",
@@ -826,13 +847,19 @@ def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: boo
         )
     # An order whose status action is under way stays until that action has recorded what it
     # did (its call may change the order at the CA, and its certificate here).
-    rows = records.lock_rows([r.id for r in rows])
-    busy = [r for r in rows if availability.under_way(r)]
+    with large_write():
+        records.lock(ids)
+        rows = _columns_of(ids, *_DELETED_COLUMNS)
+        now = utcnow()
+        busy = [r.id for r in rows if availability.acting_words(r.acting, r.acting_until, now)]
+        if rows and not busy:
+            kept = _delete_rows(actor, rows)
     if busy:
-        db.session.rollback()
         named = ", ".join(
-            f"{r.display_name} ({LABELS.get(ACTIONS.get(r.acting), r.acting)})" for r in busy[:5]
+            f"{o.display_name} ({LABELS.get(ACTIONS.get(o.acting), o.acting)})"
+            for o in (db.session.get(Order, i, populate_existing=True) for i in busy[:5])
         )
+        db.session.rollback()
         raise ActionInputError(
             "Nothing was deleted: an action's call to Entrust is under way on "
             f"{named}{', ...' if len(busy) > 5 else ''}. Wait until it ends, then delete.",
@@ -841,7 +868,18 @@ def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: boo
     if not rows:
         db.session.rollback()
         raise ActionInputError("None of the selected orders exists any more.", "order")
-    kept = certificates.orders_with_certificate([r.id for r in rows])
+    db.session.commit()
+    db.session.expire_all()
+    return len(rows), kept
+
+
+def _delete_rows(actor, rows: list) -> int:
+    """Audit the deletion of each of ``rows`` (``_DELETED_COLUMNS`` of orders held by
+    ``records.lock``), then delete them, their history and their search names. Returns how many
+    of them had a certificate."""
+    found = [r.id for r in rows]
+    kept = certificates.orders_with_certificate(found)
+    names = _credential_names({r.credential_id for r in rows})
     audit.record_many(
         "order.delete",
         actor=actor,
@@ -851,7 +889,7 @@ def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: boo
                 r.id,
                 {
                     "ca_order_id": r.ca_order_id,
-                    "credential": r.credential.name if r.credential else r.credential_id,
+                    "credential": names.get(r.credential_id, r.credential_id),
                     "common_name": r.common_name,
                     "status": r.status,
                     "placement": r.placement,
@@ -862,13 +900,50 @@ def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: boo
             for r in rows
         ],
     )
-    found = [r.id for r in rows]
-    for i in range(0, len(found), 500):
-        db.session.execute(
-            delete(Order)
-            .where(Order.id.in_(found[i : i + 500]))
-            .execution_options(synchronize_session=False)
-        )
-    db.session.commit()
-    db.session.expire_all()
-    return len(found)
+    for i in range(0, len(found), CHUNK):
+        chunk = found[i : i + CHUNK]
+        # Their history and search names first, a statement each for the chunk: the foreign keys
+        # would delete them too, but order by order. A successor's parent_id and a certificate's
+        # order_id are set NULL by the foreign keys.
+        for stmt in (
+            delete(OrderEvent).where(OrderEvent.order_id.in_(chunk)),
+            delete(OrderName).where(OrderName.order_id.in_(chunk)),
+            delete(Order).where(Order.id.in_(chunk)),
+        ):
+            db.session.execute(stmt.execution_options(synchronize_session=False))
+    return len(kept)
+
+
+CHUNK = 2000  # the ids of orders one statement of Delete names (each a bound parameter)
+
+# What Delete reads of each order: whether an action is under way on it, and its audit detail.
+_DELETED_COLUMNS = (
+    Order.id,
+    Order.acting,
+    Order.acting_until,
+    Order.ca_order_id,
+    Order.credential_id,
+    Order.common_name,
+    Order.status,
+    Order.placement,
+    Order.request_id,
+)
+
+
+def _columns_of(ids: list[int], *columns) -> list:
+    """The ``columns`` of the orders ``ids`` (in increasing order) that exist, as rows by id."""
+    out: list = []
+    for i in range(0, len(ids), CHUNK):
+        stmt = select(*columns).where(Order.id.in_(ids[i : i + CHUNK])).order_by(Order.id)
+        out += db.session.execute(stmt).all()
+    return out
+
+
+def _credential_names(credential_ids: set[int]) -> dict[int, str]:
+    """The names of the credentials ``credential_ids`` that exist, by id."""
+    if not credential_ids:
+        return {}
+    stmt = select(EcsCredential.id, EcsCredential.name).where(
+        EcsCredential.id.in_(sorted(credential_ids))
+    )
+    return {i: name for i, name in db.session.execute(stmt).all()}

@@ -412,6 +412,17 @@ def retry_later(row: Order, now: datetime) -> None:
     row.next_check_at = now + timedelta(minutes=interval)
 
 
+def lock(ids) -> None:
+    """Hold the orders ``ids`` until the transaction ends, as ``lock_rows`` does, without reading
+    them: a write that changes nothing (PostgreSQL's row locks, SQLite's writer)."""
+    db.session.execute(
+        update(Order)
+        .where(Order.id.in_(list(ids)))
+        .values(updated_at=Order.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def lock_rows(ids) -> list[Order]:
     """The orders ``ids`` as they are now, held until the transaction ends: a status check or an
     action in another request or job that writes one of them waits for this one to commit, then
@@ -420,12 +431,7 @@ def lock_rows(ids) -> list[Order]:
     ids = list(ids)
     if not ids:
         return []
-    db.session.execute(  # a write that changes nothing: PostgreSQL's row locks, SQLite's writer
-        update(Order)
-        .where(Order.id.in_(ids))
-        .values(updated_at=Order.updated_at)
-        .execution_options(synchronize_session=False)
-    )
+    lock(ids)
     return list(
         db.session.execute(
             select(Order).where(Order.id.in_(ids)).execution_options(populate_existing=True)

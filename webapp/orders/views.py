@@ -793,11 +793,9 @@ def delete(order_id: int | None = None):
         return _nothing_selected("Delete")
     errors: dict[str, str] = {}
     if posted and request.form.get("step") == "delete":
-        # Which of them have a certificate (what the message says stays), read before deleting.
-        before = lifecycle.selection(ids)
-        kept = sum(1 for r in before.rows if before.certificates[r.id])
         try:
-            n = lifecycle.delete_orders(
+            # How many, and how many of them had a certificate (the message says it stays).
+            n, kept = lifecycle.delete_selected(
                 current_user,
                 ids,
                 confirmed=request.form.get("confirm") == "1",
