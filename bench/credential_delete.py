@@ -6,7 +6,7 @@ Usage: .venv/bin/python bench/credential_delete.py [--count N] [--repeat R] [--p
 Fills a fresh migrated SQLite database as the scaling benchmark does (``tests.populate.fill(N)``,
 default 100,000: N rows of every list, among them N organizations and N domains of which 19 in 20
 belong to credential "Main account", one in 50 of them gone already, and N orders). So "Main
-account" holds about 190,000 catalog rows (186,000 not gone), and 95,000 orders. Then it times
+account" holds about 190,000 catalog rows (188,020 not gone), and 90,000 orders. Then it times
 ``credentials.delete(..., confirmed=True)`` (the service behind Delete on SSL > Entrust > Manage):
 one transaction that marks the credential's catalog rows gone, counts its orders and audits it,
 while it holds SQLite's write lock. Each of the R runs starts from a copy of the filled database.

@@ -549,9 +549,9 @@ def delete(actor, cred: EcsCredential, *, confirmed: bool) -> dict:
         )
     now = utcnow()
     kept: dict[str, int] = {}
-    # Marking a large account's catalog rows gone moves each of them in every index that leads
-    # with ``gone`` (some 190,000 rows, 8 indexes each): a page cache that holds those pages
-    # keeps the write lock for less time.
+    # Marking a large account's catalog rows gone moves each of them in every index that holds
+    # ``gone`` (some 190,000 rows, 8 indexes each): a page cache that holds those pages keeps
+    # the write lock for less time (docs/performance.md).
     with large_write():
         for part in hooks.emit("credential.deleted", actor=actor, credential=cred):
             kept.update(part or {})
