@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,14 +11,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from webapp import hooks
 from webapp.audit.models import AuditEvent
+from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
 from webapp.credentials import clients, service
 from webapp.credentials.models import EcsCredential
 from webapp.ecs import errors
-from webapp.extensions import db
+from webapp.extensions import LARGE_WRITE_CACHE_KIB, db
 
 API_KEY = "unit-api-key-Zq81"
 
@@ -235,6 +237,80 @@ def test_delete_needs_confirmation_and_keeps_the_row(app, user):
     assert kept.deleted_at and kept.api_key_sealed == "" and not kept.enabled
     with pytest.raises(clients.ClientUnavailable, match="deleted"):
         clients.client_for(kept)
+
+
+def test_delete_marks_exactly_its_catalog_rows_gone_in_a_large_page_cache(app, user):
+    """Delete marks the credential's catalog rows gone (not another credential's, and not rows
+    gone before, whose time stays), all at the same time, audits the counts, and does it with
+    SQLite's page cache for large writes, put back to its usual size afterwards."""
+    mine, _ = service.create(user["admin"], data(), start_sync=False)
+    other, _ = service.create(user["admin"], data(name="Other"), start_sync=False)
+    before = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    for cred in (mine, other):
+        db.session.add_all(
+            [
+                CatalogOrganization(
+                    credential_id=cred.id, kind="organization", client_id=1, name="Org A"
+                ),
+                CatalogOrganization(
+                    credential_id=cred.id,
+                    kind="organization",
+                    client_id=1,
+                    name="Org B",
+                    gone_at=before,
+                ),
+                CatalogDomain(credential_id=cred.id, client_id=1, name="a.example"),
+                CatalogDomain(credential_id=cred.id, client_id=1, name="b.example"),
+                CatalogDomain(credential_id=cred.id, client_id=1, name="c.example", gone_at=before),
+                CatalogProduct(credential_id=cred.id, product_type="STANDARD_SSL"),
+            ]
+        )
+    db.session.commit()
+    sqlite = db.engine.dialect.name == "sqlite"
+
+    def cache_size():
+        return db.session.execute(text("PRAGMA cache_size")).scalar_one() if sqlite else None
+
+    usual, seen = cache_size(), []
+
+    def note_cache_size(actor, credential):
+        seen.append(cache_size())
+
+    hooks.on("credential.deleted")(note_cache_size)
+    try:
+        detail = service.delete(user["admin"], mine, confirmed=True)
+    finally:
+        hooks._handlers["credential.deleted"].remove(note_cache_size)
+
+    assert detail == {"name": "Main", "catalog_rows_marked_gone": 4, "orders_kept": 0}
+    audited = db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "credential.delete")
+    ).scalar_one()
+    assert json.loads(audited.detail) == detail and audited.object_id == str(mine.id)
+    rows = {
+        (model.__name__, r.credential_id, r.name): (r.gone, r.gone_at)
+        for model in (CatalogOrganization, CatalogDomain)
+        for r in db.session.execute(select(model)).scalars()
+    }
+    products = {
+        r.credential_id: (r.gone, r.gone_at)
+        for r in db.session.execute(select(CatalogProduct)).scalars()
+    }
+    deleted_at = service.get(mine.id, include_deleted=True).deleted_at
+    marked = {k for k, (gone, at) in rows.items() if k[1] == mine.id and at != before}
+    assert len(marked) == 3
+    gone_times = {rows[k][1] for k in marked} | {products[mine.id][1]}
+    assert len(gone_times) == 1 and all(rows[k][0] for k in marked) and products[mine.id][0]
+    assert abs(gone_times.pop() - deleted_at) < timedelta(seconds=5)
+    for k, (gone, at) in rows.items():
+        if k[2] in ("Org B", "c.example"):
+            assert gone and at == before, k  # gone before: its time stays
+        elif k[1] == other.id:
+            assert not gone and at is None, k
+    assert products[other.id] == (False, None)
+    if sqlite:
+        assert seen == [-LARGE_WRITE_CACHE_KIB]
+        assert cache_size() == usual != -LARGE_WRITE_CACHE_KIB
 
 
 def test_a_403_clears_the_admin_flag_and_says_so(app, user):
