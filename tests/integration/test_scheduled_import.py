@@ -59,6 +59,25 @@ def _held(ca_order_id: str) -> bool:
     return db.session.execute(stmt).scalar_one() == 1
 
 
+SECOND_KEY = "second-user-key-0123456789"
+
+
+def _second_credential(user, sandbox):
+    """A second credential, of another API user of the sandbox's account ("Second user")."""
+    sandbox.add_user("second-user", api_key=SECOND_KEY)
+    second, _ = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Second user",
+            api_user="second-user",
+            api_key=SECOND_KEY,
+            base_url=sandbox.base_url,
+        ),
+        start_sync=False,
+    )
+    return second
+
+
 def test_off_by_default_imports_nothing(env, sandbox):
     assert settings.get(importing.IMPORT_INTERVAL_HOURS) == 0
     placed = _place_at_entrust(sandbox, "off.example.com")
@@ -177,20 +196,12 @@ def test_a_credential_marked_login_failed_is_left_out_until_its_login_works(
     credential imported as before; a Test Login that works brings it back."""
     import logging
 
-    key = "second-user-key-0123456789"
-    sandbox.add_user("second-user", api_key=key)
-    second, _ = credentials.create(
-        user["admin"],
-        credentials.CredentialInput(
-            name="Second user", api_user="second-user", api_key=key, base_url=sandbox.base_url
-        ),
-        start_sync=False,
-    )
+    second = _second_credential(user, sandbox)
     sandbox.add_user("second-user", api_key="changed-at-entrust-0123456789")
     try:
         assert not credentials.test_login(user["admin"], second).ok
     finally:
-        sandbox.add_user("second-user", api_key=key)
+        sandbox.add_user("second-user", api_key=SECOND_KEY)
     assert db.session.get(type(second), second.id).last_test_ok is False
     _turn_on(6)
     sandbox.clear_requests()
@@ -231,15 +242,7 @@ def test_a_test_login_entrust_did_not_answer_does_not_keep_a_credential_out(
     as usual (which, answered, clears that)."""
     import logging
 
-    key = "second-user-key-0123456789"
-    sandbox.add_user("second-user", api_key=key)
-    second, _ = credentials.create(
-        user["admin"],
-        credentials.CredentialInput(
-            name="Second user", api_user="second-user", api_key=key, base_url=sandbox.base_url
-        ),
-        start_sync=False,
-    )
+    second = _second_credential(user, sandbox)
     settings.put(clients.READ_TIMEOUT, 1)
     db.session.commit()
     sandbox.faults([dict(fault, path=VERSION)])
@@ -269,15 +272,7 @@ def test_a_test_login_entrust_did_not_answer_does_not_keep_a_credential_out(
 def test_a_refusal_after_an_unanswered_test_login_keeps_it_out_again(env, user, sandbox):
     """A Test Login refused (401) after one that Entrust did not answer: the refusal is what the
     row notes, and the credential is left out of the schedule again."""
-    key = "second-user-key-0123456789"
-    sandbox.add_user("second-user", api_key=key)
-    second, _ = credentials.create(
-        user["admin"],
-        credentials.CredentialInput(
-            name="Second user", api_user="second-user", api_key=key, base_url=sandbox.base_url
-        ),
-        start_sync=False,
-    )
+    second = _second_credential(user, sandbox)
     sandbox.faults([{"kind": "reset", "path": VERSION}])
     try:
         assert not credentials.test_login(user["admin"], second).refused
@@ -287,7 +282,7 @@ def test_a_refusal_after_an_unanswered_test_login_keeps_it_out_again(env, user, 
     try:
         refused = credentials.test_login(user["admin"], db.session.get(type(second), second.id))
     finally:
-        sandbox.add_user("second-user", api_key=key)
+        sandbox.add_user("second-user", api_key=SECOND_KEY)
     assert not refused.ok and refused.refused
     row = db.session.get(type(second), second.id)
     assert row.last_test_ok is False and row.last_test_refused
