@@ -1,4 +1,4 @@
-"""CSRs and small helpers for the integration tests."""
+"""CSRs, a second credential and small helpers for the integration tests."""
 
 from __future__ import annotations
 
@@ -43,3 +43,25 @@ def new_request(host: str = "www.example.com", **kwargs) -> types.NewCertificate
 
 def pem_certificate(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
+
+
+SECOND_KEY = "second-user-key-0123456789"
+
+
+def second_credential(user, sandbox, start_sync: bool = True):
+    """A second credential, of another API user of the sandbox's account ("Second user"), linked
+    by the admin; its sync is started unless ``start_sync`` is False."""
+    from webapp.credentials import service as credentials
+
+    sandbox.add_user("second-user", api_key=SECOND_KEY)
+    second, _job = credentials.create(
+        user["admin"],
+        credentials.CredentialInput(
+            name="Second user",
+            api_user="second-user",
+            api_key=SECOND_KEY,
+            base_url=sandbox.base_url,
+        ),
+        start_sync=start_sync,
+    )
+    return second

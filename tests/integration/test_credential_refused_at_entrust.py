@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
+from tests.integration.helpers import second_credential
 from webapp.audit.models import AuditEvent
 from webapp.catalog import service as catalog
 from webapp.dbtypes import utcnow
@@ -53,21 +54,10 @@ def key_changed_at_entrust(sandbox):
 def test_a_key_changed_at_entrust_shows_on_the_credential_and_in_the_failed_jobs(
     app, user, sandbox, admin_client, key_changed_at_entrust
 ):
-    from webapp.credentials import service as credentials
-
     sandbox.seed(certificates=20, seed=8)
     cred = link_sandbox(user, sandbox)
     assert importing.start_import(user["operator"], cred.id, []).state == "succeeded"
-    sandbox.add_user("second-user", api_key="second-user-key-0123456789")
-    other, _job = credentials.create(
-        user["admin"],
-        credentials.CredentialInput(
-            name="Second user",
-            api_user="second-user",
-            api_key="second-user-key-0123456789",
-            base_url=sandbox.base_url,
-        ),
-    )
+    other = second_credential(user, sandbox)
     assert _status_cell(admin_client, cred).startswith("Synced")
 
     key_changed_at_entrust()

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox, successor_form
+from tests.integration.helpers import second_credential
 from webapp.audit.models import AuditEvent
 from webapp.auth import service as auth
 from webapp.cas import registry
@@ -667,16 +668,7 @@ def test_delete_of_hundreds_of_orders_deletes_and_audits_exactly_those(
     sandbox.seed(certificates=260, seed=11)
     job = importing.start_import(user["operator"], env.id, [])
     assert job.state == "succeeded", job.error
-    sandbox.add_user("second-user", api_key="second-user-key-0123456789")
-    other, _job = credentials.create(
-        user["admin"],
-        credentials.CredentialInput(
-            name="Second user",
-            api_user="second-user",
-            api_key="second-user-key-0123456789",
-            base_url=sandbox.base_url,
-        ),
-    )
+    other = second_credential(user, sandbox)
     ids = list(db.session.execute(select(Order.id).order_by(Order.id)).scalars())
     assert len(ids) >= 250
     # A third of them held through the second credential; one order not settled yet.

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox
 from tests.helpers import wait_finished, workers_held
-from tests.integration.helpers import new_request
+from tests.integration.helpers import SECOND_KEY, new_request, second_credential
 from webapp.audit.models import AuditEvent
 from webapp.credentials import clients
 from webapp.credentials import service as credentials
@@ -57,25 +57,6 @@ def _place_at_entrust(sandbox, host: str) -> str:
 def _held(ca_order_id: str) -> bool:
     stmt = select(func.count()).select_from(Order).where(Order.ca_order_id == ca_order_id)
     return db.session.execute(stmt).scalar_one() == 1
-
-
-SECOND_KEY = "second-user-key-0123456789"
-
-
-def _second_credential(user, sandbox):
-    """A second credential, of another API user of the sandbox's account ("Second user")."""
-    sandbox.add_user("second-user", api_key=SECOND_KEY)
-    second, _ = credentials.create(
-        user["admin"],
-        credentials.CredentialInput(
-            name="Second user",
-            api_user="second-user",
-            api_key=SECOND_KEY,
-            base_url=sandbox.base_url,
-        ),
-        start_sync=False,
-    )
-    return second
 
 
 def test_off_by_default_imports_nothing(env, sandbox):
@@ -196,7 +177,7 @@ def test_a_credential_marked_login_failed_is_left_out_until_its_login_works(
     credential imported as before; a Test Login that works brings it back."""
     import logging
 
-    second = _second_credential(user, sandbox)
+    second = second_credential(user, sandbox, start_sync=False)
     sandbox.add_user("second-user", api_key="changed-at-entrust-0123456789")
     try:
         assert not credentials.test_login(user["admin"], second).ok
@@ -242,7 +223,7 @@ def test_a_test_login_entrust_did_not_answer_does_not_keep_a_credential_out(
     as usual (which, answered, clears that)."""
     import logging
 
-    second = _second_credential(user, sandbox)
+    second = second_credential(user, sandbox, start_sync=False)
     settings.put(clients.READ_TIMEOUT, 1)
     db.session.commit()
     sandbox.faults([dict(fault, path=VERSION)])
@@ -272,7 +253,7 @@ def test_a_test_login_entrust_did_not_answer_does_not_keep_a_credential_out(
 def test_a_refusal_after_an_unanswered_test_login_keeps_it_out_again(env, user, sandbox):
     """A Test Login refused (401) after one that Entrust did not answer: the refusal is what the
     row notes, and the credential is left out of the schedule again."""
-    second = _second_credential(user, sandbox)
+    second = second_credential(user, sandbox, start_sync=False)
     sandbox.faults([{"kind": "reset", "path": VERSION}])
     try:
         assert not credentials.test_login(user["admin"], second).refused
