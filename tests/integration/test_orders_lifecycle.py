@@ -193,7 +193,7 @@ def test_roles(env, user, sandbox):
                 user["operator"], action, [row.id], lifecycle.Choices(reason="unspecified")
             )
     with pytest.raises(PermissionDenied):
-        lifecycle.delete_orders(
+        lifecycle.delete_selected(
             user["operator"], [row.id], confirmed=True, unsettled_confirmed=True
         )
     # Admin > Settings may let operators update the status (not revoke or delete).
@@ -628,10 +628,12 @@ def test_delete_removes_orders_from_certdesk_only(env, user, sandbox):
     db.session.commit()
     sandbox.clear_requests()
     with pytest.raises(lifecycle.ActionInputError) as err:
-        lifecycle.delete_orders(user["admin"], [row.id], confirmed=False, unsettled_confirmed=False)
+        lifecycle.delete_selected(
+            user["admin"], [row.id], confirmed=False, unsettled_confirmed=False
+        )
     assert err.value.field == "confirm"
     with pytest.raises(lifecycle.ActionInputError) as err:
-        lifecycle.delete_orders(
+        lifecycle.delete_selected(
             user["admin"], [row.id, lost.id], confirmed=True, unsettled_confirmed=False
         )
     assert err.value.field == "confirm_unsettled"
@@ -640,7 +642,7 @@ def test_delete_removes_orders_from_certdesk_only(env, user, sandbox):
     row_id, lost_id, other_id, ca_id = row.id, lost.id, other.id, row.ca_order_id
     events = select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == row_id)
     assert db.session.execute(events).scalar_one() > 0
-    n = lifecycle.delete_orders(
+    n, _kept = lifecycle.delete_selected(
         user["admin"], [row_id, lost_id], confirmed=True, unsettled_confirmed=True
     )
     assert n == 2
@@ -993,7 +995,7 @@ def test_delete_waits_for_an_action_under_way_on_the_order(app, env, user, sandb
     assert claimed.is_set()
     admin = auth.by_username("admin")
     with pytest.raises(InputError) as refused:
-        lifecycle.delete_orders(admin, [row_id], confirmed=True, unsettled_confirmed=False)
+        lifecycle.delete_selected(admin, [row_id], confirmed=True, unsettled_confirmed=False)
     assert "Nothing was deleted" in str(refused.value) and "(Revoke)" in str(refused.value)
     thread.join(timeout=60)
     sandbox.clear_faults()
@@ -1005,8 +1007,11 @@ def test_delete_waits_for_an_action_under_way_on_the_order(app, env, user, sandb
     assert [c.revoked_at is not None for c in certs] == [True]
     assert [a.outcome for a in _audits("order.revoke")] == ["success"]
     assert _audits("order.delete") == []
-    assert lifecycle.delete_orders(
-        auth.by_username("admin"), [row_id], confirmed=True, unsettled_confirmed=False
+    assert (
+        lifecycle.delete_selected(
+            auth.by_username("admin"), [row_id], confirmed=True, unsettled_confirmed=False
+        )[0]
+        == 1
     )
 
 

@@ -535,8 +535,11 @@ def test_a_reissue_placed_here_whose_new_order_was_deleted_is_not_said_to_be_don
         user["operator"], old, successor_form(old, csr_id=_csr(user, "www.example.com").id)
     )
     assert new.placement == "placed"
-    assert lifecycle.delete_orders(
-        user["admin"], [new.id], confirmed=True, unsettled_confirmed=False
+    assert (
+        lifecycle.delete_selected(
+            user["admin"], [new.id], confirmed=True, unsettled_confirmed=False
+        )[0]
+        == 1
     )
     page = html.unescape(admin_client.get(f"/entrust/{old.id}").get_data(as_text=True))
     assert "REISSUED" in page

@@ -142,8 +142,11 @@ def test_actions_on_postgresql(pg_app, sandbox, fast_clients):
     cert_id = db.session.execute(
         select(Certificate.id).where(Certificate.order_id == row_id)
     ).scalar_one()
-    assert lifecycle.delete_orders(
-        user["admin"], [row_id], confirmed=True, unsettled_confirmed=False
+    assert (
+        lifecycle.delete_selected(
+            user["admin"], [row_id], confirmed=True, unsettled_confirmed=False
+        )[0]
+        == 1
     )
     db.session.expire_all()
     assert db.session.get(Order, row_id) is None

@@ -804,20 +804,13 @@ def unsettled_of(rows: list[Order]) -> list[Order]:
     return [r for r in rows if r.placement in (INTENT, UNKNOWN)]
 
 
-def delete_orders(actor, order_ids, *, confirmed: bool, unsettled_confirmed: bool) -> int:
-    """Delete the selected orders from CertDesk (their history too); their certificates stay in
-    the repository, the orders stay at the CA. An order whose placing is not settled is deleted
-    only with its own confirmation. Each deletion is audited. Returns how many were deleted."""
-    return delete_selected(
-        actor, order_ids, confirmed=confirmed, unsettled_confirmed=unsettled_confirmed
-    )[0]
-
-
 def delete_selected(
     actor, order_ids, *, confirmed: bool, unsettled_confirmed: bool
 ) -> tuple[int, int]:
-    """``delete_orders``, which returns (how many orders were deleted, how many of them had a
-    certificate, which stays in the repository).
+    """Delete the selected orders from CertDesk (their history too); their certificates stay in
+    the repository, the orders stay at the CA. An order whose placing is not settled is deleted
+    only with its own confirmation. Each deletion is audited. Returns (how many orders were
+    deleted, how many of them had a certificate, which stays in the repository).
 
     Up to ``MAX_SELECTED`` orders in one transaction: their values are read as columns, not as
     objects, ``CHUNK`` ids a statement."""
