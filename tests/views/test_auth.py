@@ -642,6 +642,15 @@ def test_setup_needs_the_console_token_and_works_once(empty_app):
         data={"token": token, "username": "root", "password": "short", "password2": "short"},
     )
     assert bad.status_code == 422 and "at least 10" in bad.get_data(as_text=True)
+    differ = c.post(
+        "/setup",
+        data={"token": token, "username": "root", "password": "long enough pw", "password2": "x"},
+    ).get_data(as_text=True)
+    assert "The passwords differ: type the new password in both boxes again." in differ
+    # Both password boxes come back empty: the cursor is in the first of them.
+    assert 'value="long enough pw"' not in differ
+    assert re.search(r'<input id="password" [^>]*autofocus', differ)
+    assert differ.count("autofocus") == 1
     assert not auth.any_users()
     ok = c.post(
         "/setup",
@@ -701,7 +710,12 @@ def test_a_refused_first_run_setup_is_audited_without_what_was_typed(empty_app):
             "user.create",
             "anonymous",
             "failure",
-            via | {"username": "root", "reason": "The passwords differ.", "field": "password2"},
+            via
+            | {
+                "username": "root",
+                "reason": "The passwords differ: type the new password in both boxes again.",
+                "field": "password2",
+            },
         ),
         (
             "user.create",

@@ -144,8 +144,8 @@ def test_a_user_changes_their_own_password(app, operator_client, user):
         ),
         (
             {"current_password": PASSWORD, "password": new, "password2": "other"},
-            "password2",
-            "The passwords differ.",
+            "password",
+            "The passwords differ: type the new password in both boxes again.",
         ),
         (
             {"current_password": PASSWORD, "password": "short", "password2": "short"},
@@ -202,7 +202,7 @@ TYPED_WRONG = "Hb8$tY3%nLq6&rF1"
         (
             {"current_password": PASSWORD, "password": TYPED_NEW, "password2": TYPED_WRONG},
             "password2",
-            "The passwords differ.",
+            "The passwords differ: type the new password in both boxes again.",
         ),
         (
             {"current_password": PASSWORD, "password": "Qv7#kZ2", "password2": "Qv7#kZ2"},
@@ -337,8 +337,11 @@ def test_the_user_page_labels_its_fields_and_asks_before_it_locks_out(admin_clie
     )
     page = resp.get_data(as_text=True)
     assert resp.status_code == 422
-    assert 'aria-invalid="true" aria-describedby="password2-error" autofocus' in page
     assert '<small class="field-error" id="password2-error">' in page
+    assert 'aria-invalid="true" aria-describedby="password2-error"' in page
+    # Both boxes come back empty: the cursor is in the first, not under the message.
+    assert re.search(r'<input id="password" [^>]*autofocus', page)
+    assert page.count("autofocus") == 1
 
 
 def test_an_administrator_on_their_own_page_is_guarded_against_locking_themselves_out(
@@ -646,7 +649,11 @@ def test_refused_user_changes_are_audited_without_what_was_typed(admin_client, u
             "user",
             str(op.id),
             "refused",
-            {"username": "operator", "reason": "The passwords differ.", "field": "password2"},
+            {
+                "username": "operator",
+                "reason": "The passwords differ: type the new password in both boxes again.",
+                "field": "password2",
+            },
         ),
         (
             "user.password_reset",

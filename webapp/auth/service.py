@@ -932,7 +932,7 @@ def change_own_password(
     (:func:`record_own_password_refused`) before it is raised."""
     address = (address or "")[:64]
     try:
-        _typed_alike(password, again)
+        typed_alike(password, again)
         wait = _wait(user.username, address, utcnow())
         if not wait:
             ok = _check_password(user.password_hash, current or "")
@@ -960,9 +960,12 @@ def change_own_password(
     return token
 
 
-def _typed_alike(password: str, again: str) -> None:
+def typed_alike(password: str, again: str) -> None:
+    """The new password typed the same in both boxes, or UserError (on the second box)."""
     if password != again:
-        raise UserError("The passwords differ.", "password2")
+        raise UserError(
+            "The passwords differ: type the new password in both boxes again.", "password2"
+        )
 
 
 def record_own_password_refused(user: User, exc: InputError) -> None:
@@ -1038,7 +1041,7 @@ def complete_setup(
     with the same link at once, exactly one claims it; the others are refused. Each refusal is
     audited (:func:`record_setup_refused`) before it is raised."""
     try:
-        _typed_alike(password, again)
+        typed_alike(password, again)
         name = validate_username(username)
         full_name, _ = _profile(full_name, "")
         validate_password(password, username=name)

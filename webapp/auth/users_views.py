@@ -161,8 +161,7 @@ def active(user_id: int):
 @rbac.require(rbac.USERS_MANAGE)
 def password(user_id: int):
     def change(user):
-        if request.form.get("password", "") != request.form.get("password2", ""):
-            raise service.UserError("The passwords differ.", "password2")
+        service.typed_alike(request.form.get("password", ""), request.form.get("password2", ""))
         service.reset_password(current_user, user, request.form.get("password", ""))
         return f"Password of {user.username} reset; their open sessions have ended."
 
