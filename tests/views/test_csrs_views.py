@@ -339,6 +339,8 @@ def test_a_refused_key_download_keeps_the_format_chosen(admin_client):
     assert '<option value="pkcs12" selected>PKCS#12 (.p12)</option>' in body
     assert 'aria-describedby="password2-error"' in body
     assert '<small class="field-error" id="password2-error">' in body
+    assert "The passwords differ: type the password in both boxes again." in body
+    assert "long enough" not in body  # neither password comes back
     # A first visit starts at PKCS#8.
     page = admin_client.get(f"/csrs/{row.id}").get_data(as_text=True)
     assert '<option value="pkcs12" >PKCS#12 (.p12)</option>' in page

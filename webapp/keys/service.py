@@ -111,7 +111,7 @@ def download(
             "password",
         )
     if repeated is not None and repeated != password:
-        raise PkiError("The passwords differ.", "password2")
+        raise PkiError("The passwords differ: type the password in both boxes again.", "password2")
     key = open_key(row)
     if fmt == "pkcs8":
         data = pki.export_key_pkcs8(key, password)
