@@ -14,8 +14,9 @@ from email.utils import parsedate_to_datetime
 import pytest
 import requests
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
-from entrust_sandbox.ca import make_csr
+from entrust_sandbox.ca import cached_key, csr_pem, make_csr
 
 from .conftest import assert_error
 
@@ -429,3 +430,72 @@ def test_an_approved_order_of_the_account_shows_its_csr_like_every_other(api, sb
     leaf = x509.load_pem_x509_certificate(detail["endEntityCert"].encode())
     csr = x509.load_pem_x509_csr(detail["csr"].encode())
     assert csr.public_key() == leaf.public_key()
+
+
+@pytest.mark.parametrize(
+    ("domain", "method", "challenge"),
+    [
+        ("cancelled.example", "DNS", "dnsMethod"),
+        ("declined.example", "WEB_SERVER", "webServerMethod"),
+        ("expired.example", "EMAIL", "emailMethod"),
+    ],
+)
+def test_ansible_ecs_domain_asks_again_for_a_domain_whose_validation_ended(
+    api, domain, method, challenge
+):
+    """ecs_domain finds the domain (GetDomain), and as its status is none of APPROVED,
+    INITIAL_VERIFICATION and RE_VERIFICATION, asks again with ReverifyDomain: the method in
+    upper case, no domainName (the domain exists), for EMAIL an emailMethod of INCLUDE_WHOIS.
+    It then reads verificationStatus, clientId and the new method's challenge."""
+    before = api.get(f"clients/1/domains/{domain}").json()
+    assert before["verificationStatus"] in ("CANCELLED", "DECLINED", "EXPIRED")
+    body = {"verificationMethod": method}
+    if method == "EMAIL":
+        body["emailMethod"] = {"emailSource": "INCLUDE_WHOIS"}
+    asked = api.put(f"clients/1/domains/{domain}", body)
+    assert asked.status_code == 202, asked.text
+    assert asked.headers["Location"] == f"/clients/1/domains/{domain}"
+    after = api.get(f"clients/1/domains/{domain}").json()
+    assert after["verificationStatus"] == "INITIAL_VERIFICATION"
+    assert after["verificationMethod"] == method and after["clientId"] == 1
+    assert after[challenge] and after[challenge] != before.get(challenge)
+    if method == "EMAIL":
+        assert f"admin@{domain}" in after["emailMethod"]
+
+
+def test_acme2certifier_orders_from_an_acme_csr_without_a_subject(api):
+    """An ACME client's CSR often names its hosts in subjectAltName only, with an empty
+    subject; acme2certifier passes it on with `cn` (the first SAN), the organization by name
+    and a bare-date expiry, needs a 201, and finds the order again by the serial without its
+    leading zeros before revoking it as unspecified."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    names = ["example.com", "www.example.com"]
+    builder = builder.add_extension(
+        x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+    )
+    csr = csr_pem(builder.sign(cached_key("RSA", 2048), hashes.SHA256()))
+    expiry = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%d")
+    body = {
+        "csr": csr,
+        "signingAlg": "SHA-2",
+        "eku": "SERVER_AND_CLIENT_AUTH",
+        "cn": names[0],
+        "org": "CertDesk Demo Corp",
+        "endUserKeyStorageAgreement": True,
+        "certType": "STANDARD_SSL",
+        "certExpiryDate": expiry,
+    }
+    issued = api.post("certificates", body)
+    assert issued.status_code == 201, issued.text
+    leaf = x509.load_pem_x509_certificate(issued.json()["endEntityCert"].encode())
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == names
+
+    serial = f"{leaf.serial_number:032X}".lstrip("0")
+    found = api.get(f"certificates?serialNumber={serial}").json()["certificates"]
+    assert [c["trackingId"] for c in found] == [issued.json()["trackingId"]]
+    revoked = api.post(
+        f"certificates/{found[0]['trackingId']}/revocations",
+        {"crlReason": "unspecified", "revocationComment": "revoked by acme2certifier"},
+    )
+    assert revoked.status_code == 200
