@@ -64,10 +64,17 @@ def _respond(code: int, message: str, headers: dict | None = None, title: str = 
 def handle_http(exc: HTTPException):
     code = exc.code or 500
     if code == 413 and not isinstance(exc, FieldTooLong):
-        limit_mb = 5
-        from flask import current_app
-
-        limit_mb = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        size = request.content_length
+        if size is not None and limit and size <= limit:  # within the limit: too many parts
+            parts = request.max_form_parts
+            return _respond(
+                413,
+                f"The form sent more than {parts:,} fields and files; CertDesk takes at most "
+                f"{parts:,} at once. Send fewer files at a time.",
+                title="Too many files",
+            )
+        limit_mb = limit // (1024 * 1024)
         return _respond(413, f"The upload is larger than the {limit_mb} MiB limit.")
     if isinstance(exc, FieldTooLong):  # a search or a form field, not a file
         return _respond(413, exc.description, title="Too long")

@@ -4,6 +4,7 @@ message now and stores nothing it should not. The property-based sweep over ever
 
 from __future__ import annotations
 
+import io
 import os
 import re
 
@@ -195,6 +196,34 @@ def test_pasted_certificates_may_be_as_long_as_a_file(admin_client):
     assert resp.status_code == 303
     too_long = admin_client.post("/certificates/import", data={"pem_text": "A" * (1024 * 1024 + 1)})
     assert too_long.status_code == 413 and "“pem_text”" in too_long.get_data(as_text=True)
+
+
+def test_pasted_certificates_in_the_upload_form_may_be_as_long_as_a_file(admin_client):
+    # The import form has a file input, so a browser sends it as multipart/form-data.
+    def send(text: str):
+        return admin_client.post(
+            "/certificates/import",
+            data={"pem_text": text, "files": (io.BytesIO(b""), "")},
+            content_type="multipart/form-data",
+        )
+
+    long = send("A" * 600_000)  # longer than a multipart field's 500 kB by default
+    assert long.status_code == 422, long.get_data(as_text=True)
+    assert "not a certificate file CertDesk can read" in long.get_data(as_text=True)
+    too_long = send("A" * (1024 * 1024 + 1))
+    assert too_long.status_code == 413
+    assert "“pem_text” is 1,048,577 characters long" in too_long.get_data(as_text=True)
+    assert "File too large" not in too_long.get_data(as_text=True)
+
+
+def test_too_many_files_at_once_is_said_as_such(admin_client):
+    files = [(io.BytesIO(b"x"), f"c{i}.pem") for i in range(1001)]
+    resp = admin_client.post(
+        "/certificates/import", data={"files": files}, content_type="multipart/form-data"
+    )
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 413
+    assert "more than 1,000 fields and files" in text and "MiB limit" not in text
 
 
 def test_a_csr_holds_at_most_250_names(operator_client):
