@@ -80,6 +80,10 @@ def load(app, overrides: dict | None) -> None:
     if overrides:
         app.config.update(overrides)
     check(app.config)
+    # A field of a multipart form (one with a file input) may be as long as the body taken:
+    # validation.check_request then refuses one over its own bound, naming it. Flask's 500 kB
+    # would refuse a long pasted bundle as an upload over the whole body's limit.
+    app.config["MAX_FORM_MEMORY_SIZE"] = app.config["MAX_CONTENT_LENGTH"]
 
     # Read only: the instance folder and its files are made by make_instance, once the start
     # has found nothing that stops it.

@@ -226,20 +226,6 @@ class BoundedValues(_BoundedGet, CombinedMultiDict):
 class Request(FlaskRequest):
     parameter_storage_class = BoundedParams
 
-    @property
-    def max_form_memory_size(self) -> int | None:
-        # A field of a multipart form (one with a file input) may be as long as the body taken:
-        # :func:`check_request` then refuses one over its own bound (MAX_FORM_VALUE, or what
-        # :func:`long_fields` declares) naming it. Werkzeug's own bound (500 kB) would refuse a
-        # long pasted bundle that its field takes as an upload over the whole body's limit.
-        if self._max_form_memory_size is not None:
-            return self._max_form_memory_size
-        return self.max_content_length
-
-    @max_form_memory_size.setter
-    def max_form_memory_size(self, value: int | None) -> None:
-        self._max_form_memory_size = value
-
     @cached_property
     def values(self) -> BoundedValues:
         # As werkzeug builds it (the form only for other methods than GET), bounded.
