@@ -916,8 +916,19 @@ def _looks_cut_off(raw: bytes) -> bool:
     return text[:1] in (b"{", b"[") and text[-1:] not in (b"}", b"]")
 
 
+# What is kept of an error body's messages: they go into pages, flashed notices (a cookie of at
+# most 4 KB), logs and the database, and a server may send anything. ECS's own are one line each.
+MESSAGE_CHARS = 500
+MESSAGES_KEPT = 20
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
 def _envelope(body: Mapping[str, Any] | None) -> tuple[list[str], dict[str, list[str]]]:
-    """Messages and field errors from ``{"status", "errors": [{message, field, cause}]}``."""
+    """Messages and field errors from ``{"status", "errors": [{message, field, cause}]}``: at
+    most ``MESSAGES_KEPT``, each cut to ``MESSAGE_CHARS`` characters."""
     messages: list[str] = []
     fields: dict[str, list[str]] = {}
     items = body.get("errors") if isinstance(body, Mapping) else None
@@ -925,24 +936,27 @@ def _envelope(body: Mapping[str, Any] | None) -> tuple[list[str], dict[str, list
         items = [items]
     if not isinstance(items, list):
         if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-            messages.append(body["message"])
+            messages.append(_clip(body["message"]))
         return messages, fields
     for item in items:
+        if len(messages) == MESSAGES_KEPT:
+            break
         if isinstance(item, str):
-            messages.append(item)
+            messages.append(_clip(item))
             continue
         if not isinstance(item, Mapping):
             continue
         message = str(item.get("message") or "").strip()
         cause = item.get("cause")
-        while isinstance(cause, Mapping) and cause.get("message"):
+        while isinstance(cause, Mapping) and cause.get("message") and len(message) < MESSAGE_CHARS:
             message = f"{message} ({cause['message']})" if message else str(cause["message"])
             cause = cause.get("cause")
         if not message:
             continue
+        message = _clip(message)
         messages.append(message)
         if item.get("field"):
-            fields.setdefault(str(item["field"]), []).append(message)
+            fields.setdefault(_clip(str(item["field"])), []).append(message)
     return messages, fields
 
 

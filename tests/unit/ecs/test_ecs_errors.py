@@ -104,6 +104,34 @@ def test_nested_cause_is_kept(client, rsps):
     assert info.value.messages == ["Bad (deeper)"]
 
 
+def test_what_an_error_body_says_is_kept_within_bounds(client, rsps):
+    """A server may send anything: a message of 100,000 characters, a cause nested 900 deep,
+    thousands of errors. What is kept fits a page, a log line and a flashed notice's cookie."""
+    from webapp.ecs.client import MESSAGE_CHARS, MESSAGES_KEPT
+
+    deep: dict = {"message": "bottom"}
+    for n in range(900):
+        deep = {"message": f"level {n}", "cause": deep}
+    body = {
+        "status": 400,
+        "errors": [
+            {"message": "x" * 100_000, "field": "f" * 10_000},
+            {"message": "Bad", "cause": deep},
+            *({"message": f"error {n}"} for n in range(5000)),
+        ],
+    }
+    rsps.post(url("certificates"), status=400, json=body)
+    with pytest.raises(errors.ValidationError) as info:
+        client.new_certificate({"certType": "STANDARD_SSL"})
+    err = info.value
+    assert len(err.messages) == MESSAGES_KEPT
+    assert all(len(m) <= MESSAGE_CHARS for m in err.messages)
+    assert err.messages[0] == "x" * (MESSAGE_CHARS - 1) + "…"
+    assert err.messages[1].startswith("Bad (level 899) (level 898)")
+    assert [len(k) for k in err.field_errors] == [MESSAGE_CHARS]
+    assert len(str(err)) < (MESSAGES_KEPT + 2) * MESSAGE_CHARS
+
+
 def test_rate_limited_on_post_is_not_retried(client, rsps, fake_time):
     rsps.post(
         url("certificates"),
