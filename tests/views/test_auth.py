@@ -108,7 +108,7 @@ def test_an_attacker_slows_themselves_not_the_victim(app):
     for _ in range(free):
         assert _try(app, "admin", "guess guess guess", ATTACKER).status_code == 401
     throttled = _try(app, "admin", PASSWORD, ATTACKER)  # even the right password must wait
-    assert throttled.status_code == 401
+    assert throttled.status_code == 429
     assert "Wait 1 second and try again" in throttled.get_data(as_text=True)
     # The administrator, from their own address, signs in at once, as often as they like.
     for _ in range(3):
@@ -219,7 +219,9 @@ def test_many_names_from_one_address_slow_that_address(app):
     for name in ("alpha", "beta", "gamma"):
         assert _try(app, name, "guessing password", ATTACKER).status_code == 401
     resp = _try(app, "admin", PASSWORD, ATTACKER)
-    assert resp.status_code == 401 and "Too many failed sign-in attempts" in resp.get_data(True)
+    assert resp.status_code == 429 and "Too many failed sign-in attempts" in resp.get_data(True)
+    wait = int(re.search(r"Wait (\d+) seconds?", resp.get_data(True))[1])
+    assert 0 < int(resp.headers["Retry-After"]) == wait
     assert _try(app, "admin", PASSWORD, VICTIM).status_code == 302
 
 
@@ -232,7 +234,7 @@ def test_behind_a_trusted_proxy_each_client_is_throttled_on_its_own(app, user):
     via = lambda client: {"X-Forwarded-For": f"{client}, 10.0.0.7"}  # noqa: E731
     for _ in range(app.config["LOGIN_FREE_FAILURES"]):
         _try(app, "admin", "guess guess guess", proxy, via("198.51.100.66"))
-    assert _try(app, "admin", PASSWORD, proxy, via("198.51.100.66")).status_code == 401
+    assert _try(app, "admin", PASSWORD, proxy, via("198.51.100.66")).status_code == 429
     assert _try(app, "admin", PASSWORD, proxy, via("192.0.2.10")).status_code == 302
     last = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
     assert last.action == "auth.login" and last.address == "192.0.2.10"
@@ -245,7 +247,7 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(app, user):
     for n in range(app.config["LOGIN_FREE_FAILURES"]):
         _try(app, "admin", "guess guess guess", ATTACKER, {"X-Forwarded-For": f"203.0.113.{n}"})
     resp = _try(app, "admin", PASSWORD, ATTACKER, {"X-Forwarded-For": "203.0.113.99"})
-    assert resp.status_code == 401
+    assert resp.status_code == 429
     last = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
     assert last.address == ATTACKER["REMOTE_ADDR"]
 
@@ -304,7 +306,7 @@ def test_guesses_spread_over_many_addresses_slow_the_name_but_not_its_owners_add
     # From an address it has not signed in from, even the right password must wait now...
     new = {"REMOTE_ADDR": "198.51.100.200"}
     refused = _try(app, "operator", PASSWORD, new)
-    assert refused.status_code == 401 and "Too many failed" in refused.get_data(as_text=True)
+    assert refused.status_code == 429 and "Too many failed" in refused.get_data(as_text=True)
     # ...while the owner signs in from their own, and other users anywhere.
     assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302
     assert _try(app, "admin", PASSWORD, new).status_code == 302

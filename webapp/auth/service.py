@@ -40,7 +40,12 @@ class ChangedMeanwhile(UserError):
 
 
 class LoginRefused(Exception):
-    pass
+    """A sign-in refused, with the words to show; ``retry_after``: the seconds to wait, when
+    the try was held back by the throttles."""
+
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def normalise_username(username: str) -> str:
@@ -538,7 +543,8 @@ def authenticate(
         _note_throttled(name, address, wait, user)
         raise LoginRefused(
             f"Too many failed sign-in attempts from your address. Wait {_in_words(wait)} and "
-            "try again."
+            "try again.",
+            retry_after=_whole_seconds(wait),
         )
     if not ok:
         reason = "disabled" if user and not user.active else "bad credentials"

@@ -30,7 +30,7 @@ def _safe_next(target: str | None) -> str:
 def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
-    error, username = None, ""
+    error, username, headers = None, "", {}
     if request.method == "POST":
         username = request.form.get("username", "")
         try:
@@ -42,13 +42,19 @@ def login():
             )
         except service.LoginRefused as exc:
             error = str(exc)
+            if exc.retry_after:  # held back: Too Many Requests, and when to try again
+                headers["Retry-After"] = str(exc.retry_after)
         else:
             _start(user, token)
             return redirect(_safe_next(request.args.get("next")))
-    status = 401 if error else 200
-    return render_template(
-        "auth/login.html", error=error, username=username, needs_setup=not service.any_users()
-    ), status
+    status = (429 if headers else 401) if error else 200
+    return (
+        render_template(
+            "auth/login.html", error=error, username=username, needs_setup=not service.any_users()
+        ),
+        status,
+        headers,
+    )
 
 
 def _start(user, token: str) -> None:
