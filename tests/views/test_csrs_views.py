@@ -341,6 +341,8 @@ def test_a_refused_key_download_keeps_the_format_chosen(admin_client):
     assert '<small class="field-error" id="password2-error">' in body
     assert "The passwords differ: type the password in both boxes again." in body
     assert "long enough" not in body  # neither password comes back
+    assert re.search(r'<input type="password" name="password" [^>]*autofocus', body)
+    assert body.count("autofocus") == 1
     # A first visit starts at PKCS#8.
     page = admin_client.get(f"/csrs/{row.id}").get_data(as_text=True)
     assert '<option value="pkcs12" >PKCS#12 (.p12)</option>' in page
