@@ -30,7 +30,7 @@ def _safe_next(target: str | None) -> str:
 def login():
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
-    error, username, headers = None, "", {}
+    error, username, retry_after = None, "", None
     if request.method == "POST":
         username = request.form.get("username", "")
         try:
@@ -41,20 +41,16 @@ def login():
                 request.user_agent.string,
             )
         except service.LoginRefused as exc:
-            error = str(exc)
-            if exc.retry_after:  # held back: Too Many Requests, and when to try again
-                headers["Retry-After"] = str(exc.retry_after)
+            error, retry_after = str(exc), exc.retry_after
         else:
             _start(user, token)
             return redirect(_safe_next(request.args.get("next")))
-    status = (429 if headers else 401) if error else 200
-    return (
-        render_template(
-            "auth/login.html", error=error, username=username, needs_setup=not service.any_users()
-        ),
-        status,
-        headers,
+    page = render_template(
+        "auth/login.html", error=error, username=username, needs_setup=not service.any_users()
     )
+    if retry_after:  # held back by the throttles: Too Many Requests, and when to try again
+        return page, 429, {"Retry-After": str(retry_after)}
+    return page, 401 if error else 200
 
 
 def _start(user, token: str) -> None:
