@@ -654,18 +654,23 @@ def test_setup_needs_the_console_token_and_works_once(empty_app):
     assert re.search(r'<input id="password" [^>]*autofocus', differ)
     assert differ.count("autofocus") == 1
     assert not auth.any_users()
-    ok = c.post(
-        "/setup",
-        data={
-            "token": token,
-            "username": "Root",
-            "password": "long enough pw",
-            "password2": "long enough pw",
-        },
-    )
+    full = {
+        "token": token,
+        "username": "Root",
+        "email": "root@example",
+        "password": "long enough pw",
+        "password2": "long enough pw",
+    }
+    bad_email = c.post("/setup", data=full).get_data(as_text=True)
+    assert "Enter an e-mail address such as name@example.com, or leave it empty." in bad_email
+    assert re.search(r'<input id="email" [^>]*autofocus', bad_email)
+    assert 'value="root@example"' in bad_email and 'value="Root"' in bad_email
+    assert not auth.any_users()
+    ok = c.post("/setup", data=full | {"email": "root@example.com"})
     assert ok.status_code == 302
     root = auth.by_username("root")
     assert root.role == "admin"
+    assert root.email == "root@example.com"
     assert c.get("/").status_code == 200  # signed in
     # Admin › Users shows that sign-in, not "last sign-in never" beside an open session.
     assert root.last_login_at is not None

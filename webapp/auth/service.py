@@ -1039,6 +1039,7 @@ def complete_setup(
     full_name: str = "",
     address: str = "",
     user_agent: str = "",
+    email: str = "",
 ) -> tuple[User, str]:
     """Create the first administrator with the console token; the token then stops working.
     Returns the administrator and the token of their new session (signed in).
@@ -1049,7 +1050,7 @@ def complete_setup(
     try:
         typed_alike(password, again)
         name = validate_username(username)
-        full_name, _ = _profile(full_name, "")
+        full_name, email = _profile(full_name, email)
         validate_password(password, username=name)
         password_hash = User.hash_password(password)  # before the claim: the claim locks the row
         if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
@@ -1059,7 +1060,12 @@ def complete_setup(
         record_setup_refused(username, exc)
         raise
     user = User(
-        username=name, role="admin", full_name=full_name, password_hash=password_hash, active=True
+        username=name,
+        role="admin",
+        full_name=full_name,
+        email=email,
+        password_hash=password_hash,
+        active=True,
     )
     user.last_login_at = utcnow()  # the setup page signs them in
     db.session.add(user)

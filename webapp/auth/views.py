@@ -102,12 +102,9 @@ def setup():
                 "This setup link is missing its token or is no longer valid.",
             )
         return render_template("auth/setup.html", token_ok=False), 403
-    errors, form = {}, {"username": "", "full_name": ""}
+    errors, form = {}, {"username": "", "full_name": "", "email": ""}
     if request.method == "POST":
-        form = {
-            "username": request.form.get("username", ""),
-            "full_name": request.form.get("full_name", ""),
-        }
+        form = {k: request.form.get(k, "") for k in form}
         done = _with_new_password(
             errors,
             lambda password, again: service.complete_setup(
@@ -118,6 +115,7 @@ def setup():
                 form["full_name"],
                 g.client_address,
                 request.user_agent.string,
+                form["email"],
             ),
             "Welcome to CertDesk. Your administrator account is ready.",
         )
