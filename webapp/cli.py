@@ -206,8 +206,14 @@ def certdesk_command() -> str:
 
 @click.command("create-admin")
 @click.argument("username")
+@click.option("--full-name", default="", help="Their full name (optional).")
+@click.option(
+    "--email",
+    default="",
+    help="Their e-mail address (optional): Order Certificate offers it as the requester's.",
+)
 @click.pass_context
-def create_admin(ctx: click.Context, username: str) -> None:
+def create_admin(ctx: click.Context, username: str, full_name: str, email: str) -> None:
     """Create an administrator; password from CERTDESK_ADMIN_PASSWORD or a prompt."""
     from flask.cli import ScriptInfo
 
@@ -220,6 +226,8 @@ def create_admin(ctx: click.Context, username: str) -> None:
         whose = {
             "username": f"the user name {username!r}",
             "password": "the password of CERTDESK_ADMIN_PASSWORD" if from_env else "the password",
+            "full_name": "--full-name",
+            "email": f"--email {email!r}",
         }.get(exc.field)
         return click.ClickException(f"{whose}: {exc}" if whose else str(exc))
 
@@ -239,6 +247,7 @@ def create_admin(ctx: click.Context, username: str) -> None:
     password = from_env
     try:
         name = auth.validate_username(username)
+        full_name, email = auth.validate_profile(full_name, email)
         if not password and not current_app and _no_instance_yet():
             password = typed()
         if password:
@@ -252,7 +261,7 @@ def create_admin(ctx: click.Context, username: str) -> None:
         raise click.ClickException(f"the user name {username!r} is taken: choose another")
     password = password or typed()
     try:
-        user = auth.create_user(None, username, password, "admin")
+        user = auth.create_user(None, username, password, "admin", full_name, email)
     except auth.UserError as exc:
         raise refused(exc) from exc
     click.echo(f"Administrator {user.username} created.")

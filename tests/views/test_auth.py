@@ -755,6 +755,19 @@ def test_create_admin_command(empty_app, monkeypatch):
     assert auth.by_username("scheduler") is None
 
 
+def test_create_admin_takes_a_full_name_and_an_e_mail_address(empty_app, monkeypatch):
+    monkeypatch.setenv("CERTDESK_ADMIN_PASSWORD", "from the environment")
+    cli = empty_app.test_cli_runner()
+    bad = cli.invoke(args=["create-admin", "ops-lead", "--email", "ops@lead"])
+    assert bad.exit_code != 0
+    assert "--email 'ops@lead': Enter an e-mail address such as name@example.com" in bad.output
+    assert auth.by_username("ops-lead") is None
+    args = ["create-admin", "ops-lead", "--full-name", "Ops Lead", "--email", "ops@example.com"]
+    assert cli.invoke(args=args).exit_code == 0
+    made = auth.by_username("ops-lead")
+    assert (made.full_name, made.email, made.role) == ("Ops Lead", "ops@example.com", "admin")
+
+
 def test_create_admin_says_which_of_name_and_password_it_refused(empty_app, monkeypatch):
     monkeypatch.setenv("CERTDESK_ADMIN_PASSWORD", "short")
     result = empty_app.test_cli_runner().invoke(args=["create-admin", "ops-lead"])

@@ -155,7 +155,7 @@ def validate_password(password: str, field: str = "password", username: str = ""
         )
 
 
-def _profile(full_name: str, email: str) -> tuple[str, str]:
+def validate_profile(full_name: str, email: str) -> tuple[str, str]:
     """A user's full name and e-mail, checked against their columns."""
     full_name = text(full_name, field="full_name", label="full name", max_length=FULL_NAME_LENGTH)
     email = text(email, field="email", label="e-mail address", max_length=EMAIL_LENGTH)
@@ -752,7 +752,7 @@ def create_user(actor, username, password, role, full_name="", email="") -> User
     if actor is not None:
         rbac.check(actor, rbac.USERS_MANAGE)
     name = validate_username(username)
-    full_name, email = _profile(full_name, email)
+    full_name, email = validate_profile(full_name, email)
     validate_password(password, username=name)
     _check_role(role)
     if by_username(name):
@@ -851,7 +851,7 @@ def change_profile(
     stored (a change saved meanwhile elsewhere stays); one changed here while it was changed
     elsewhere too raises UserError, and nothing is saved."""
     rbac.check(actor, rbac.USERS_MANAGE)
-    full_name, email = _profile(full_name, email)
+    full_name, email = validate_profile(full_name, email)
     before = {"full_name": user.full_name, "email": user.email}
     after = {"full_name": full_name, "email": email}
     for name, was in (opened or {}).items():
@@ -1050,7 +1050,7 @@ def complete_setup(
     try:
         typed_alike(password, again)
         name = validate_username(username)
-        full_name, email = _profile(full_name, email)
+        full_name, email = validate_profile(full_name, email)
         validate_password(password, username=name)
         password_hash = User.hash_password(password)  # before the claim: the claim locks the row
         if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
