@@ -418,6 +418,29 @@ def test_session_cookie_flags(client):
     assert https.status_code == 302 and "Secure" in https.headers.get("Set-Cookie", "")
 
 
+def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(app, user):
+    """A TLS-terminating proxy named in Trusted reverse proxies says the browser came over HTTPS
+    (X-Forwarded-Proto): the session cookie is Secure and HSTS is sent. From anyone else, or
+    saying http, the header changes nothing."""
+    from webapp.settings import service as settings
+
+    settings.save(user["admin"], {"security.trusted_proxies": "10.0.0.0/24"})
+
+    def sign_in(remote, proto):
+        return _try(app, "admin", PASSWORD, {"REMOTE_ADDR": remote}, {"X-Forwarded-Proto": proto})
+
+    via_proxy = sign_in("10.0.0.5", "https")
+    assert via_proxy.status_code == 302
+    assert "Secure" in via_proxy.headers["Set-Cookie"]
+    assert via_proxy.headers["Strict-Transport-Security"] == "max-age=31536000"
+    others = (("10.0.0.5", "http"), ("10.0.0.5", "http, https"), ("192.0.2.7", "https"))
+    for remote, proto in others:
+        plain = sign_in(remote, proto)
+        assert plain.status_code == 302, (remote, proto)
+        assert "Secure" not in plain.headers["Set-Cookie"], (remote, proto)
+        assert "Strict-Transport-Security" not in plain.headers, (remote, proto)
+
+
 def test_the_cookie_is_signed_with_the_current_secret_key(app, admin_client):
     assert admin_client.get("/").status_code == 200
     old = app.secret_key

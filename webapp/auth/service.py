@@ -209,6 +209,13 @@ def _networks(raw: str) -> str:
     return ", ".join(out)
 
 
+def https_at_proxy(remote: str | None, forwarded_proto: str | None) -> bool:
+    """The browser reached a trusted reverse proxy over HTTPS: ``remote`` (the peer) is one, and
+    says so in X-Forwarded-Proto (its first value, the hop nearest the browser)."""
+    first = (forwarded_proto or "").split(",")[0].strip().lower()
+    return first == "https" and _proxy_trust()(remote or "")
+
+
 # The widest network (by prefix length) that may be named a trusted proxy, for IPv4 and IPv6.
 WIDEST_PROXY_NETWORK = {4: 8, 6: 32}
 
@@ -219,18 +226,15 @@ TRUSTED_PROXIES = settings.register(
     "Trusted reverse proxies",
     "Addresses or networks (CIDR) of the reverse proxies in front of CertDesk, separated by "
     "commas, e.g. 10.0.0.5, 192.168.10.0/24. A request from one of them counts as coming from the "
-    "address it names in X-Forwarded-For (for sign-in throttling and the audit trail); from "
-    "anywhere else that header is ignored. Empty: CertDesk is reached directly.",
+    "address it names in X-Forwarded-For (for sign-in throttling and the audit trail), and as "
+    "HTTPS when it sends X-Forwarded-Proto: https (the session cookie is then Secure); from "
+    "anywhere else those headers are ignored. Empty: CertDesk is reached directly.",
     validate=_networks,
 )
 
 
-def client_address(remote: str | None, forwarded_for: str | None) -> str:
-    """The client's address: ``remote`` (the peer), or, when the peer is a trusted reverse proxy,
-    the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
-    remote = remote or ""
-    if not forwarded_for:
-        return remote
+def _proxy_trust():
+    """A test of an address: is it a trusted reverse proxy (Admin › Settings)?"""
     trusted = [
         ipaddress.ip_network(n) for n in (settings.get(TRUSTED_PROXIES) or "").split(", ") if n
     ]
@@ -242,6 +246,16 @@ def client_address(remote: str | None, forwarded_for: str | None) -> str:
             return False
         return any(ip in net for net in trusted)
 
+    return is_trusted
+
+
+def client_address(remote: str | None, forwarded_for: str | None) -> str:
+    """The client's address: ``remote`` (the peer), or, when the peer is a trusted reverse proxy,
+    the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
+    remote = remote or ""
+    if not forwarded_for:
+        return remote
+    is_trusted = _proxy_trust()
     if not is_trusted(remote):
         return remote
     client = remote

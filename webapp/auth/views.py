@@ -15,9 +15,15 @@ bp = Blueprint("auth", __name__)
 @bp.before_app_request
 def _client_address():
     """The client's address for this request (through trusted reverse proxies: Admin >
-    Settings), for sign-in throttling and the audit trail."""
-    forwarded = request.headers.get("X-Forwarded-For") if request.endpoint != "static" else None
-    g.client_address = service.client_address(request.remote_addr, forwarded)
+    Settings), for sign-in throttling and the audit trail; and whether the browser reached such
+    a proxy over HTTPS (the session cookie is then Secure: webapp.security.headers)."""
+    if request.endpoint == "static":
+        g.client_address = request.remote_addr or ""
+        return
+    headers = request.headers
+    g.client_address = service.client_address(request.remote_addr, headers.get("X-Forwarded-For"))
+    proto = headers.get("X-Forwarded-Proto")
+    g.https_at_proxy = bool(proto) and service.https_at_proxy(request.remote_addr, proto)
 
 
 def _safe_next(target: str | None) -> str:

@@ -1,6 +1,6 @@
 """Security headers on every response, and the Secure cookie flag when served over HTTPS."""
 
-from flask import request
+from flask import g, request
 from flask.sessions import SecureCookieSessionInterface
 
 CSP = "; ".join(
@@ -33,7 +33,7 @@ def apply(response):
     h = response.headers
     present = {name.lower() for name, _value in h}  # one pass, not one per header added
     wanted = [*EVERY_RESPONSE]
-    if request.is_secure:
+    if over_https():
         wanted.append(("Strict-Transport-Security", "max-age=31536000"))
     if not request.path.startswith("/static/"):
         wanted.append(("Cache-Control", "no-store"))
@@ -43,14 +43,20 @@ def apply(response):
     return response
 
 
+def over_https() -> bool:
+    """The browser reached CertDesk over HTTPS: directly, or through a trusted reverse proxy that
+    says so in X-Forwarded-Proto (webapp.auth.views)."""
+    return request.is_secure or g.get("https_at_proxy", False)
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Marks the session cookie Secure whenever the request came over HTTPS (or config says so)."""
+    """Marks the session cookie Secure whenever the browser came over HTTPS (or config says so)."""
 
     def __init__(self):
         self._serializers = {}
 
     def get_cookie_secure(self, app):
-        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or over_https()
 
     def get_signing_serializer(self, app):
         # Flask builds the cookie's serializer (which holds only its settings) at every request;
