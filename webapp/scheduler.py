@@ -55,7 +55,10 @@ class PeriodicRun(db.Model):
 class PeriodicTask:
     name: str
     func: Callable[[], None]
-    interval: Callable[[], timedelta]  # read at every tick, so a settings change applies at once
+    # Read at every tick, so a settings change applies at once. None: the task is turned off; it
+    # is not run, and its last run stays where it was, so that once turned on it is due as soon
+    # as an interval has passed since it last ran (at the next tick, if it never ran).
+    interval: Callable[[], timedelta | None]
     at_start: bool = False  # also due at the first tick this process leads, whatever its last run
 
 
@@ -82,11 +85,12 @@ class Scheduler:
         self,
         name: str,
         func: Callable[[], None],
-        interval: Callable[[], timedelta],
+        interval: Callable[[], timedelta | None],
         *,
         at_start: bool = False,
     ):
-        """Run ``func`` every ``interval()`` (read at each tick); with ``at_start``, also at the
+        """Run ``func`` every ``interval()`` (read at each tick; None while the task is turned
+        off: see PeriodicTask); with ``at_start``, also at the
         first tick at which this process leads, so a start picks up at once what the last
         process left (a restart within the interval would otherwise wait for it)."""
         self.tasks[name] = PeriodicTask(name, func, interval, at_start)
@@ -177,9 +181,12 @@ class Scheduler:
 
     def _run_due(self, now: datetime) -> None:
         for task in self.tasks.values():
+            interval = task.interval()
+            if interval is None:
+                continue
             last = db.session.get(PeriodicRun, task.name)
             first_here = task.at_start and task.name not in self.ran_here
-            if last is not None and now - last.last_run_at < task.interval() and not first_here:
+            if last is not None and now - last.last_run_at < interval and not first_here:
                 continue
             self.ran_here.add(task.name)
             if last is None:

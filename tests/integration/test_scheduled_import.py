@@ -18,13 +18,14 @@ from tests.integration.helpers import SECOND_KEY, new_request, second_credential
 from webapp.audit.models import AuditEvent
 from webapp.credentials import clients
 from webapp.credentials import service as credentials
+from webapp.dbtypes import utcnow
 from webapp.ecs import EcsClient
 from webapp.extensions import db
 from webapp.jobs import service as jobs
 from webapp.jobs.models import Job
 from webapp.orders import importing
 from webapp.orders.models import Order
-from webapp.scheduler import scheduler
+from webapp.scheduler import Scheduler, scheduler
 from webapp.settings import service as settings
 
 pytestmark = pytest.mark.usefixtures("fast_clients")
@@ -70,9 +71,33 @@ def test_off_by_default_imports_nothing(env, sandbox):
     # The task is registered with the scheduler, its interval read from the setting.
     task = scheduler.tasks["orders.import"]
     assert task.func is importing.scheduled_import
-    assert task.interval() == timedelta(minutes=1)  # off: only looks again
+    assert task.interval() is None  # off
     _turn_on(6)
     assert task.interval() == timedelta(hours=6)
+
+
+def test_turned_on_the_first_import_is_due_at_the_next_tick_then_by_the_interval(app):
+    """However long the scheduled import stayed off, turned on it runs at the scheduler's next
+    tick; turned off and on again within its interval, it waits for the interval."""
+    runs = []
+    ticks = Scheduler()  # the import's interval, with a task that only counts
+    ticks.init_app(app)
+    ticks.register("orders.import", lambda: runs.append(1), importing.import_interval)
+    now = utcnow()
+    for minutes in range(0, 600, 7):
+        ticks.tick(now + timedelta(minutes=minutes))
+    assert runs == []
+    _turn_on(6)
+    ticks.tick(now + timedelta(minutes=601))
+    assert runs == [1]
+    ticks.tick(now + timedelta(minutes=602))
+    _turn_on(0)
+    ticks.tick(now + timedelta(minutes=700))
+    _turn_on(6)
+    ticks.tick(now + timedelta(minutes=701))
+    assert runs == [1]  # it ran 100 minutes before: it waits for its 6 hours
+    ticks.tick(now + timedelta(minutes=601 + 6 * 60))
+    assert runs == [1, 1]
 
 
 def test_on_imports_what_was_placed_at_entrust_since(env, user, sandbox):

@@ -93,7 +93,8 @@ IMPORT_INTERVAL_HOURS = settings.register(
     "Scheduled Import Existing Orders (hours)",
     "How often the orders of every enabled credential are imported, with the exclusions of that "
     "credential's last import, to bring in orders placed, reissued or renewed at Entrust outside "
-    "CertDesk. 0 = off.",
+    "CertDesk; the first within a minute of turning it on (unless one ran less than that many "
+    "hours before). 0 = off.",
     minimum=0,
     maximum=720,
 )
@@ -995,10 +996,12 @@ def import_hours() -> int:
     return int(settings.get(IMPORT_INTERVAL_HOURS) or 0)
 
 
-def import_interval() -> timedelta:
-    """Between scheduled imports; while turned off, the task looks again every minute (an import
-    turned on runs first one interval after)."""
-    return timedelta(hours=import_hours()) or timedelta(minutes=1)
+def import_interval() -> timedelta | None:
+    """Between scheduled imports; None while they are turned off. Turned on, the first runs at
+    the scheduler's next tick (or, if one ran less than an interval before, an interval after
+    that one), then every interval."""
+    hours = import_hours()
+    return timedelta(hours=hours) if hours else None
 
 
 @hooks.on("credential.jobs")
