@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/scaling.py [--quick] [--db sqlite|postgresql|both]
            [--scales 10000,100000] [--repeat R] [--rounds K] [--clients C] [--mixed-seconds S]
-           [--only certificates,domains,...] [--keep DIR] [--json FILE] [--workers N]
+           [--only certificates,domains,...] [--keep DIR] [--json FILE] [--workers N] [--threads N]
 
 For each database (SQLite; PostgreSQL in a throwaway cluster when Debian's binaries are there) it
 fills a fresh migrated database per scale N with N rows of every list (certificates with their
@@ -25,6 +25,7 @@ number in the URL.
 --quick: scales 1,000 and 10,000, fewer calls, a short mixed load (a few minutes for SQLite).
 --keep DIR: SQLite instances are filled once into DIR/<scale> and reused by later runs.
 --workers N: each server runs `certdesk serve --workers N` (N processes on one port).
+--threads N: and `--threads N` (threads per process; serve's default when not given).
 The machine is shared: run it more than once and read the medians.
 """
 
@@ -377,7 +378,7 @@ def free_port() -> int:
 class Server:
     """`certdesk serve` on a free port over the given instance and database."""
 
-    def __init__(self, instance: Path, database_url: str, workers: int = 1):
+    def __init__(self, instance: Path, database_url: str, workers: int = 1, threads: int = 0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(
@@ -390,7 +391,8 @@ class Server:
         self.log = open(instance / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "webapp", "serve", "--port", str(self.port)]
-            + ["--workers", str(workers)],
+            + ["--workers", str(workers)]
+            + (["--threads", str(threads)] if threads else []),
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -734,7 +736,7 @@ def run_database(kind: str, url_for_scale, scales, args, chosen) -> Run:
             print(f"\n== {kind}, {n:,} rows per list", flush=True)
             instance, url = url_for_scale(n)
             app = build(instance, url, n)
-            server = Server(instance, url, args.workers)
+            server = Server(instance, url, args.workers, args.threads)
             servers[n] = (server, [], app)  # stopped at the end even if signing in fails
             servers[n][1].extend(server.session() for _ in range(args.clients))
         now = datetime.now(UTC)
@@ -847,6 +849,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, help="calls per scenario with one client")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1, help="certdesk serve --workers N")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="certdesk serve --threads N (default: serve's own)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per scenario")
     parser.add_argument("--mixed-seconds", type=float, help="length of the mixed load")
     parser.add_argument("--only", help="comma-separated pages (certificates, domains, ...)")
