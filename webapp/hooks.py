@@ -22,6 +22,7 @@ EVENTS = {
     "credential.deleted": "(actor, credential): {label: number of rows kept read-only}",
     "credential.references": "(credential): (count, label) of rows that refer to it",
     "credential.jobs": "(credential): the number of its background jobs not finished yet",
+    "credential.syncing": "(): the ids of the credentials a sync not finished yet is reading",
     "credential.counts": (
         "(credential_ids, up_to): {credential_id: {label: count, at most up_to}} for the "
         "Credentials tab"

@@ -112,6 +112,38 @@ def test_add_credential_starts_a_sync_and_shows_its_progress(admin_client, sandb
     assert resp.status_code == 204 and "job=" in resp.headers["HX-Redirect"]
 
 
+def test_a_credential_being_synced_says_so_rather_than_untested(admin_client, user, sandbox):
+    """While a sync of a credential never tested by hand is queued or running, its status
+    says the sync is under way (it said "Not tested" until the list reloaded at the end)."""
+    from webapp.catalog import service as catalog
+    from webapp.jobs import service as jobs
+    from webapp.jobs.models import RUNNING, SUCCEEDED
+
+    def add(name):
+        data = service.CredentialInput(
+            name=name, api_user=sandbox.api_user, api_key=sandbox.api_key, base_url=sandbox.base_url
+        )
+        return service.create(user["admin"], data, start_sync=False)[0]
+
+    cred, other = add("Sandbox"), add("Other")
+    job = jobs.queue(catalog.JOB_KIND, "Full sync", credential_ids=[cred.id], kinds=["domains"])
+    db.session.commit()
+
+    def status_of(credential):
+        page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+        return page.split(f'id="cred-{credential.id}-status"')[1].split("</td>")[0]
+
+    for state in ("queued", RUNNING):
+        job.state = state
+        db.session.commit()
+        assert '<span class="badge muted">Syncing</span>' in status_of(cred)
+        assert "Not tested" not in status_of(cred)
+        assert "Not tested" in status_of(other) and "Syncing" not in status_of(other)
+    job.state = SUCCEEDED
+    db.session.commit()
+    assert "Syncing" not in status_of(cred) and "Not tested" in status_of(cred)
+
+
 def test_a_credential_whose_first_sync_failed_says_so_not_untested(admin_client, sandbox):
     """A wrong API key saved: its sync fails at once, and the row's status says that Entrust
     refused it rather than that it was never tried."""

@@ -908,6 +908,15 @@ def _unfinished_syncs(credential: EcsCredential) -> int:
     )
 
 
+@hooks.on("credential.syncing")
+def _syncing() -> set[int]:
+    return {
+        credential_id
+        for job in jobs.unfinished_of_kind(JOB_KIND)
+        for credential_id in jobs.params_of(job).get("credential_ids") or []
+    }
+
+
 @hooks.on("credential.counts")
 def _counts(credential_ids, up_to) -> dict:
     return counts_by_credential(credential_ids, up_to)

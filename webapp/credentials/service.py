@@ -128,6 +128,11 @@ def unfinished_jobs(cred: EcsCredential) -> int:
     return sum(n or 0 for n in hooks.emit("credential.jobs", credential=cred))
 
 
+def syncing() -> set[int]:
+    """The ids of the credentials a sync, queued or running, is reading now."""
+    return set().union(*hooks.emit("credential.syncing"))
+
+
 # The Credentials tab counts each credential's synced rows up to this many, then says "more
 # than": an account with hundreds of thousands of domains is not counted whole at each view.
 COUNTED_UP_TO = 10_000

@@ -129,6 +129,7 @@ def index():
         credentials=credentials,
         counts=service.counts(c.id for c in credentials),
         counted_up_to=service.COUNTED_UP_TO,
+        syncing=service.syncing(),
         job=job,
         result=jobs.result_of(job) if job else {},
         demo=sandbox,
