@@ -4,13 +4,22 @@ The request handler puts the TLS peer certificate (DER) and itself into the WSGI
 API can authenticate mTLS users and the fault middleware can drop a connection. Client
 certificates are requested but optional (`CERT_OPTIONAL`), with the sandbox root and
 intermediate as trust anchors; a certificate that does not chain to them fails the handshake.
+
+Connections persist, as the live API's do: an HTTP/1.1 request whose body is delimited by
+Content-Length (or absent) is answered without "Connection: close", what the app left of its
+body is read off, and the connection waits for the next request, up to `IDLE_SECONDS`. A client
+that asks to close, an HTTP/1.0 client, a chunked request body and a fault that drops or cuts
+short its answer still close the connection after the answer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
+import socket
 import ssl
 import tempfile
 import threading
@@ -20,15 +29,129 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from .auth import PEER_CERT
 from .traffic import reset_socket
 
+# How long a kept-alive connection may wait for its next request before the server closes it.
+IDLE_SECONDS = 60.0
+# How long a new connection may take over its TLS handshake.
+HANDSHAKE_SECONDS = 10.0
+# The most of an unread request body read off to keep its connection; past it, close instead.
+_DRAIN_LIMIT = 1 << 20
+
+
+class _Body(io.RawIOBase):
+    """A request body of known length, read from the connection's stream and never past its
+    end, so the next request on the connection stays where it is."""
+
+    def __init__(self, stream, length: int):
+        self._stream = stream
+        self.left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.left <= 0:
+            return 0
+        view = memoryview(buffer)[: self.left]
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        self.left -= len(data)
+        if not data:
+            self.left = 0  # the client went away mid-body: nothing more will come
+        return len(data)
+
+    def read_off(self) -> bool:
+        """Read and drop what the app left unread; False when too much is left to be worth it
+        or the client stopped sending."""
+        if self.left > _DRAIN_LIMIT:
+            return False
+        while self.left > 0:
+            data = self._stream.read(min(self.left, 65536))
+            if not data:
+                return False
+            self.left -= len(data)
+        return True
+
+
+class _NothingMore:
+    """Stands in for the connection's stream while werkzeug runs a kept-alive request: werkzeug
+    reads whatever arrives in the 10 ms after an answer (it expects to close), which would be
+    the client's next request."""
+
+    @staticmethod
+    def read(size=-1) -> bytes:
+        return b""
+
 
 class SandboxRequestHandler(WSGIRequestHandler):
-    """Adds `sandbox.peer_cert` and `sandbox.handler` to the environ."""
+    """Adds `sandbox.peer_cert` and `sandbox.handler` to the environ; keeps connections alive."""
 
     quiet = False
+    _body: _Body | None = None
+
+    def setup(self):
+        """Start a connection on its own thread: the TLS handshake, bounded, then the wait for
+        each request, bounded by the server's `idle_seconds`."""
+        # An answer goes out as its head, then its body; on a connection that stays open,
+        # Nagle's algorithm would hold the body back until the client's delayed ACK (40 ms).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(self.request, ssl.SSLSocket):
+            # Not in accept(): there, a client that connects and says nothing would hold up
+            # every other connection.
+            self.request.settimeout(HANDSHAKE_SECONDS)
+            self.request.do_handshake()
+        self.timeout = self.server.idle_seconds
+        super().setup()
+        self.server.opened(self.connection)
+
+    def finish(self):
+        """Forget the connection once its last request is answered."""
+        try:
+            super().finish()
+        finally:
+            self.server.closed(self.connection)
+
+    def _body_length(self) -> int | None:
+        """The request body's length when Content-Length alone delimits it (0 when absent)."""
+        if "Transfer-Encoding" in self.headers:
+            return None
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return 0
+        value = value.strip()
+        return int(value) if value.isascii() and value.isdigit() else None
+
+    def run_wsgi(self):
+        """Run the request; keep the connection open after it when its framing allows."""
+        length = self._body_length()
+        if length is None or self.request_version != "HTTP/1.1" or self.close_connection:
+            self.close_connection = True
+            return super().run_wsgi()
+        stream, self.rfile = self.rfile, _NothingMore()
+        self._body = body = _Body(stream, length)
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile, self._body = stream, None
+        if not self.close_connection and not body.read_off():
+            self.close_connection = True
+
+    def send_header(self, keyword, value):
+        """Leave out werkzeug's "Connection: close" on a connection that stays open."""
+        if (
+            self._body is not None
+            and not self.close_connection
+            and keyword.lower() == "connection"
+            and value.lower() == "close"
+        ):
+            return
+        super().send_header(keyword, value)
 
     def make_environ(self):
-        """Build the WSGI environ with the TLS peer certificate attached."""
+        """Build the WSGI environ with the TLS peer certificate attached, and the body read
+        from the connection no further than its Content-Length."""
         environ = super().make_environ()
+        if self._body is not None:
+            environ["wsgi.input"] = self._body
         peer = None
         if isinstance(self.connection, ssl.SSLSocket):
             try:
@@ -70,6 +193,12 @@ class SandboxRequestHandler(WSGIRequestHandler):
         if self.command != "HEAD" and body:
             self.wfile.write(body)
 
+    def log_error(self, format, *args):
+        """Say nothing when a kept-alive connection's wait for its next request runs out."""
+        if format.startswith("Request timed out"):
+            return
+        super().log_error(format, *args)
+
     def log_request(self, code="-", size="-"):
         """Log like werkzeug unless the server runs quiet (tests and benchmarks)."""
         if not self.server.quiet:
@@ -82,11 +211,39 @@ class SandboxRequestHandler(WSGIRequestHandler):
 class SandboxServer(ThreadedWSGIServer):
     """Threaded WSGI server that can close a connection with a TCP reset on request."""
 
-    def __init__(self, host, port, app, ssl_context=None, quiet=False):
+    def __init__(self, host, port, app, ssl_context=None, quiet=False, idle_seconds=IDLE_SECONDS):
         self.quiet = quiet
+        self.idle_seconds = idle_seconds
         self._reset_lock = threading.Lock()
         self._to_reset: set[int] = set()
-        super().__init__(host, port, app, handler=SandboxRequestHandler, ssl_context=ssl_context)
+        self._open: set = set()
+        super().__init__(host, port, app, handler=SandboxRequestHandler)
+        if ssl_context is not None:
+            # The handshake waits for the handler's thread (SandboxRequestHandler.setup).
+            self.socket = ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.ssl_context = ssl_context
+
+    def opened(self, connection) -> None:
+        """Note a connection a handler serves, so that closing the server can end it."""
+        with self._reset_lock:
+            self._open.add(connection)
+
+    def closed(self, connection) -> None:
+        with self._reset_lock:
+            self._open.discard(connection)
+
+    def server_close(self):
+        """Stop listening, and end the connections kept alive: a client of a stopped sandbox
+        finds no server, as before connections persisted."""
+        super().server_close()
+        with self._reset_lock:
+            still_open = list(self._open)
+        for connection in still_open:
+            # Below TLS: the handler's read sees the end of the stream and returns.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)
 
     def mark_for_reset(self, connection) -> None:
         """Close this connection with a reset once the handler is done with it."""
