@@ -198,7 +198,8 @@ def import_figures(rows: list[dict]) -> list[dict]:
                 "times the naive importer's rate",
             ),
             figure(
-                f"import {n}: importer memory (max RSS during the import)",
+                f"import {n}: importer memory (max resident during the import, "
+                "mapped DB pages left out)",
                 r["rss_max_during_import_mb"],
                 "MB",
                 r["rss_after_first_page_mb"],
