@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from webapp import kdfcost
-from webapp.validation import InputError, is_control
+from webapp.validation import InputError, has_control, is_control
 
 MAX_FILE_BYTES = 1024 * 1024  # one CSR, key or certificate (pasted or uploaded)
 MAX_RSA_BITS = kdfcost.MAX_RSA_BITS
@@ -90,7 +90,7 @@ def visible(text: str) -> str:
     """``text`` with each control character (a line break, a text-direction override) written
     as the RFC 4514 escapes of its UTF-8 bytes (U+202E: \\E2\\80\\AE), so that a name read
     from a certificate shows as it is and cannot make another name appear on a page."""
-    if not any(is_control(ch) for ch in text):
+    if not has_control(text):
         return text
     return "".join(
         "".join(f"\\{b:02X}" for b in ch.encode()) if is_control(ch) else ch for ch in text
@@ -649,7 +649,7 @@ def subject_name(subject: dict[str, str]) -> x509.Name:
             raise PkiError("Country: two letters (ISO 3166), such as US or DE.", short)
         if len(value) > limit:
             raise PkiError(f"{label}: at most {limit} characters.", short)
-        if any(is_control(ch) for ch in value):
+        if has_control(value):
             raise PkiError(
                 f"{label}: contains a control character (such as a line break or a "
                 "text-direction override); type it again without one.",
