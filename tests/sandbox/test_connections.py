@@ -120,12 +120,12 @@ def test_the_connection_closes_when_the_request_says_so(sb, version, connection)
 def test_a_fault_that_cuts_an_answer_short_closes_its_connection(sb):
     """A truncated body promises more than it sends: the connection must end, or the client
     would wait for the rest."""
-    version = "/enterprise/v2/application/version"
-    sb.faults([{"kind": "truncated_body", "method": "GET", "path": version}])
+    path = "/enterprise/v2/application/version"
+    sb.faults([{"kind": "truncated_body", "method": "GET", "path": path}])
     with socket.create_connection(_address(sb), timeout=10) as conn:
         conn.sendall(
             (
-                "GET /enterprise/v2/application/version HTTP/1.1\r\nHost: sandbox\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: sandbox\r\n"
                 + "".join(f"{k}: {v}\r\n" for k, v in _headers(sb).items())
                 + "\r\n"
             ).encode()
@@ -165,10 +165,9 @@ def test_stopping_the_sandbox_ends_its_kept_connections():
         answer = conn.getresponse()
         answer.read()
         assert answer.status == 200 and answer.getheader("Connection") is None
-        sock = conn.sock
     finally:
         sb.stop()
-    sock.settimeout(5)
+    conn.sock.settimeout(5)
     with pytest.raises((OSError, http.client.HTTPException)):
         conn.request("GET", "/enterprise/v2/application/version", headers=_headers(sb))
         conn.getresponse().read()
