@@ -1,7 +1,8 @@
 """Everything between the socket and the API: the request log, fault injection and rate limits.
 
 `TrafficMiddleware` wraps the Flask app. For API paths (under /enterprise/v2) it records each
-request, and applies the first matching fault rule. Fault kinds and what they do:
+request, and applies the first matching fault rule. A body over `MAX_BODY_BYTES` is answered 413
+in the error envelope before anything else, and is not kept. Fault kinds and what they do:
 
 - `latency` (`ms`): wait, then serve normally.
 - `http_500`/`http_502`/`http_503`/`http_504`: answer that status with the error envelope; the
@@ -44,6 +45,12 @@ from .auth import credentials
 from .errors import parse_json
 
 API_PREFIX = "/enterprise/v2"
+# The largest request body the API reads: an order with a 16 KB CSR and a thousand names is a
+# small part of it. A larger one is answered 413, and neither kept nor logged; up to
+# _DISCARD_BYTES of it are read off first, so that the client, still sending, reads the answer
+# rather than a reset connection.
+MAX_BODY_BYTES = 1024 * 1024
+_DISCARD_BYTES = 8 * 1024 * 1024
 _SLASHES = re.compile("/{2,}")
 FAULT_KINDS = (
     "latency",
@@ -226,6 +233,7 @@ def _envelope(status: int, message: str) -> bytes:
 
 _REASONS = {
     400: "Bad Request",
+    413: "Content Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -251,8 +259,13 @@ class TrafficMiddleware:
         if not path.startswith(API_PREFIX):
             return self.app(environ, start_response)
         request = Request(environ)
+        unreadable = too_large = False
         try:
-            raw, unreadable = request.get_data(cache=True), False
+            raw = _read_up_to(request.stream, MAX_BODY_BYTES + 1)
+            if len(raw) > MAX_BODY_BYTES:  # announced, or found as a chunked body is read
+                too_large = True
+                _read_up_to(request.stream, _DISCARD_BYTES)
+                raw = b""
         except (OSError, ClientDisconnected):
             # A body that cannot be read (a broken chunked encoding, a client that went away
             # before sending what it announced) is a bad request, not a crash.
@@ -275,6 +288,11 @@ class TrafficMiddleware:
             self.log.add(entry)
             message = "The request body could not be read"
             return _respond(start_response, 400, _envelope(400, message))
+        if too_large:
+            entry["status"] = 413
+            self.log.add(entry)
+            message = f"The request body is larger than {MAX_BODY_BYTES:,} bytes"
+            return _respond(start_response, 413, _envelope(413, message))
         rule = self.faults.pick(request.method, path)
         kind = rule["kind"] if rule else None
         entry["fault"] = kind
@@ -361,6 +379,18 @@ def _respond(start_response, code, body, mimetype="application/json", extra=None
 def _username(request) -> str | None:
     authorization = credentials(request)
     return authorization.username if authorization else None
+
+
+def _read_up_to(stream, limit: int) -> bytes:
+    """What ``stream`` holds, stopping after ``limit`` bytes."""
+    parts, size = [], 0
+    while size < limit:
+        part = stream.read(min(65536, limit - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _body_for_log(raw: bytes):

@@ -414,3 +414,30 @@ def test_a_request_that_expects_100_continue_gets_one_interim_answer(sb):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
     assert sb.order(tracking_id)["tracking"]["trackingInfo"] == "expect-100"
+
+
+def test_a_body_over_the_limit_is_a_413_unread_and_spends_nothing(api, sb):
+    """An order body of 2 MiB (announced by Content-Length, or found while a chunked body is
+    read) is refused in the envelope before it is read whole or kept in the request log."""
+    from entrust_sandbox.traffic import MAX_BODY_BYTES
+
+    before = _state(api)
+    sb.clear_requests()
+    padded = json.dumps({"certType": "STANDARD_SSL", "csr": "A" * (2 * MAX_BODY_BYTES)})
+    answer = api.session.post(f"{api.base}certificates", data=padded, timeout=30)
+    assert answer.status_code == 413
+    message = f"The request body is larger than {MAX_BODY_BYTES:,} bytes"
+    assert answer.json() == {"status": 413, "errors": [{"message": message}]}
+
+    def chunks():
+        for start in range(0, len(padded), 65536):
+            yield padded[start : start + 65536].encode()
+
+    chunked = api.session.post(f"{api.base}certificates", data=chunks(), timeout=30)
+    assert chunked.status_code == 413 and chunked.json()["errors"][0]["message"] == message
+    assert _state(api) == before
+    logged = [r for r in sb.requests() if r["method"] == "POST"]
+    assert [(r["status"], r["body"]) for r in logged] == [(413, None), (413, None)]
+    # Just under the limit is read as any body is (and refused here for its CSR).
+    near = json.dumps({"certType": "STANDARD_SSL", "csr": "A" * (MAX_BODY_BYTES - 100)})
+    assert api.session.post(f"{api.base}certificates", data=near, timeout=30).status_code == 400
