@@ -1,0 +1,55 @@
+"""Through `certdesk serve`: a credential saved without a Test Login says "Syncing" while its
+first sync runs in the background, then "Synced" once the sync has ended."""
+
+from __future__ import annotations
+
+from tests.conftest import make_app
+from tests.live import signed_in, start_server, stop_server, wait_until
+from webapp.extensions import db
+
+
+def _status(http, url: str, name: str) -> str:
+    page = http.get(url + "/entrust/manage/", timeout=30).text
+    row = page.split(f">{name}</a>")[1]
+    return row.split('class="cred-status"')[1].split("</td>")[0]
+
+
+def test_a_new_credential_says_syncing_until_its_first_sync_ends(instance, sandbox, fast_clients):
+    sandbox.seed(certificates=3, seed=7)
+    app = make_app(instance, instance / "certdesk.db")
+    server = start_server(instance)
+    try:
+        http = signed_in(server, "admin")
+        # Each read of the sync takes a second and a half: long enough to look at the list.
+        sandbox.faults([{"kind": "latency", "method": "GET", "ms": 1500}])
+        sandbox.clear_requests()
+        resp = http.post(
+            server.url + "/entrust/manage/credentials/new",
+            data={
+                "name": "Live sandbox",
+                "api_user": sandbox.api_user,
+                "api_key": sandbox.api_key,
+                "base_url": sandbox.base_url,
+                "is_admin": "y",
+            },
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert resp.status_code == 303, resp.text
+        wait_until("the sync's first read", lambda: sandbox.requests(), 30)
+        during = _status(http, server.url, "Live sandbox")
+        assert '<span class="badge muted">Syncing</span>' in during, during
+        assert "Not tested" not in during
+        sandbox.clear_faults()
+        wait_until(
+            "the first sync to end",
+            lambda: "Synced" in _status(http, server.url, "Live sandbox"),
+            60,
+        )
+        assert "Syncing" not in _status(http, server.url, "Live sandbox")
+    finally:
+        sandbox.clear_faults()
+        stop_server(server)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
