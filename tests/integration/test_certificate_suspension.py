@@ -4,11 +4,14 @@ after a suspension. The list, the certificate's page and the dashboard say so.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
 from tests.conftest import link_sandbox, sandbox_order_form
 from tests.integration.helpers import new_request
+from webapp.audit import service as audit
 from webapp.audit.models import AuditEvent
 from webapp.cas.base import Action
 from webapp.certificates import service as certificates
@@ -131,19 +134,40 @@ def test_a_status_check_finds_it_suspended_then_resumed(env, user, sandbox, admi
 
 
 def test_an_import_brings_a_suspended_order_in_suspended(env, user, sandbox, admin_client):
-    """Imported while suspended at Entrust: its certificate comes in suspended; the next import
-    after a resume at Entrust makes it valid."""
+    """Imported while suspended at Entrust: its certificate comes in suspended, audited once
+    each (two in one batch of the import, their events written together, the chain whole); the
+    next import after a resume at Entrust makes it valid."""
     with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
         tracking_id = ecs.new_certificate(new_request("imported.example.com")).tracking_id
+        other_id = ecs.new_certificate(new_request("other.example.com")).tracking_id
     sandbox.set_certificate_status(tracking_id, "SUSPENDED")
+    sandbox.set_certificate_status(other_id, "SUSPENDED")
     jobs.result_of(importing.start_import(user["operator"], env.id, []))
-    row = db.session.execute(
-        select(Order).where(Order.ca_order_id == str(tracking_id))
-    ).scalar_one()
+    row, other = (
+        db.session.execute(select(Order).where(Order.ca_order_id == str(i))).scalar_one()
+        for i in (tracking_id, other_id)
+    )
     cert = _cert(row)
     assert row.status == "SUSPENDED" and certificates.state_of(cert)[0] == "suspended"
+    assert certificates.state_of(_cert(other))[0] == "suspended"
     assert "imported.example.com" not in _listed(admin_client, "valid")
-    assert dashboard.state_counts()["suspended"] == 1
+    assert dashboard.state_counts()["suspended"] == 2
+    for suspended in (cert, _cert(other)):
+        assert _audited("certificate.suspended", suspended) == 1
+        event = db.session.execute(
+            select(AuditEvent).where(
+                AuditEvent.action == "certificate.suspended",
+                AuditEvent.object_id == str(suspended.id),
+            )
+        ).scalar_one()
+        assert event.actor_name == "operator" and event.object_type == "certificate"
+        assert json.loads(event.detail) == {
+            "common_name": suspended.common_name,
+            "serial": suspended.serial_hex,
+        }
+    assert audit.verify().ok
+    jobs.result_of(importing.start_import(user["operator"], env.id, []))
+    assert _audited("certificate.suspended", cert) == 1  # held suspended: nothing new
 
     sandbox.set_certificate_status(tracking_id, "ACTIVE")
     jobs.result_of(importing.start_import(user["operator"], env.id, []))

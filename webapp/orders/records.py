@@ -481,7 +481,7 @@ def store_certificates(
     one flush (see ``certificates.add_for_orders``; ``batch_event``: one audit event for the
     batch). Returns (added now, a problem in words or "") for each, in the same order."""
     out: list[tuple[bool, str]] = [(False, "")] * len(fetched)
-    items, where = [], []
+    items, where, suspended = [], [], []
     for i, (order_id, ca) in enumerate(fetched):
         if not ca.certificate_pem:
             out[i] = (False, "Entrust gave no certificate for this order.")
@@ -502,5 +502,6 @@ def store_certificates(
             order_id, ca = fetched[i]
             cert = added.certificate
             if ca.phase is Phase.SUSPENDED and cert.order_id == order_id:
-                certificates.mark_suspended(cert, actor=actor)
+                suspended.append(cert)
+    certificates.mark_suspended_many(suspended, actor=actor)
     return out
