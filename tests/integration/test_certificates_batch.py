@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.helpers import make_order
 from webapp.audit.models import AuditEvent
@@ -205,6 +205,40 @@ def test_one_event_for_the_batch_names_every_certificate_added(app, user):
     serials = {a.certificate.serial_hex for a in added if a.created}
     assert {detail["first_serial"], detail["last_serial"]} <= serials
     assert detail["with_key"] == 1
+
+
+def test_a_batch_inserts_its_certificates_together(app, user):
+    """The rows of a batch's new certificates go in by one statement, not one a row (on SQLite
+    the ORM sends one a row unless a column tells the rows it hands back apart), each row with
+    its own names."""
+    actor = user["operator"]
+    ca_key, ca = _ca()
+    orders = [make_order(str(5000200 + i)).id for i in range(20)]
+    items = [
+        (order_id, cert_pem(_leaf(ca_key, ca, f"n{i}.example.com", 100 + i, 30)[1]), [])
+        for i, order_id in enumerate(orders)
+    ]
+    db.session.commit()
+    inserts = []
+
+    def count(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO CERTIFICATE "):
+            inserts.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        added = certificates.add_for_orders(items, source="entrust_import", actor=actor)
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(inserts) == 1
+    for (order_id, _, _), result in zip(items, added, strict=True):
+        cert = result.certificate
+        assert result.created and cert.order_id == order_id
+        names = db.session.execute(
+            select(CertificateName.value).where(CertificateName.certificate_id == cert.id)
+        ).scalars()
+        assert sorted(names) == sorted([cert.common_name, "www." + cert.common_name])
 
 
 def test_id_ranges():

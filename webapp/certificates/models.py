@@ -39,7 +39,9 @@ class Certificate(CertificateShown, db.Model):
     __tablename__ = "certificate"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # Unique and always given, it tells apart the rows an INSERT of many hands back: without it
+    # SQLite's ORM flush inserts an import's certificates one statement a row.
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True, insert_sentinel=True)
     fingerprint_sha1: Mapped[str] = mapped_column(String(40), default="")
     serial_hex: Mapped[str] = mapped_column(String(80))
     common_name: Mapped[str] = mapped_column(String(255), default="")
