@@ -102,7 +102,16 @@ def _fill_in(existing: Certificate, chain_pem: str, key_id, csr_id, order_id, ac
 
 
 def _new_row(
-    cert, info: pki.CertInfo, chain_pem: str, *, source, order_id, key_id, csr_id, actor
+    cert,
+    info: pki.CertInfo,
+    chain_pem: str,
+    *,
+    source,
+    order_id,
+    key_id,
+    csr_id,
+    actor,
+    with_names: bool = True,
 ) -> Certificate:
     row = Certificate(
         fingerprint_sha256=info.fingerprint_sha256,
@@ -133,8 +142,22 @@ def _new_row(
         revoked_at=None,
         suspended_at=None,
     )
-    row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
+    if with_names:  # else the caller inserts them (_insert_names)
+        row.names = [CertificateName(kind=k, value=v, reversed=v[::-1]) for k, v in _names(info)]
     return row
+
+
+def _insert_names(rows: list[tuple[Certificate, pki.CertInfo]]) -> None:
+    """The names of flushed certificates, in one statement. Given to their rows as objects
+    instead, they go in one statement a row on SQLite (the ORM needs each one's new id, and
+    SQLite hands back the ids of a many-row INSERT in no set order)."""
+    values = [
+        {"certificate_id": row.id, "kind": kind, "value": value, "reversed": value[::-1]}
+        for row, info in rows
+        for kind, value in _names(info)
+    ]
+    if values:
+        db.session.execute(insert(CertificateName.__table__), values)
 
 
 def _record_added(row: Certificate, actor, with_key: bool) -> None:
@@ -356,7 +379,7 @@ def add_for_orders(items, *, source: str, actor, batch_event: dict | None = None
                 .group_by(Csr.public_key_id)
             ).all()
         )
-        new_rows = []
+        new_rows, named = [], []
         for i, order_id, cert, info, chain_pem in parsed:
             key_id = key_ids.get(info.public_key_id)
             csr_id = csr_ids.get(info.public_key_id)
@@ -373,12 +396,15 @@ def add_for_orders(items, *, source: str, actor, batch_event: dict | None = None
                 key_id=key_id,
                 csr_id=csr_id,
                 actor=actor,
+                with_names=False,
             )
             stored[info.fingerprint_sha256] = row
             new_rows.append(row)
+            named.append((row, info))
             out[i] = Added(row, True)
         db.session.add_all(new_rows)
     db.session.flush()
+    _insert_names(named)
     # The audit chain takes its events one after the other, in the batch's order; a stored
     # certificate lacking a link is given it (and audited) as add_certificate would.
     if batch_event is not None and new_rows:
