@@ -45,12 +45,12 @@ from .auth import credentials
 from .errors import parse_json
 
 API_PREFIX = "/enterprise/v2"
-# The largest request body the API reads: an order with a 16 KB CSR and a thousand names is a
-# small part of it. A larger one is answered 413, and neither kept nor logged; up to
-# _DISCARD_BYTES of it are read off first, so that the client, still sending, reads the answer
-# rather than a reset connection.
-MAX_BODY_BYTES = 1024 * 1024
-_DISCARD_BYTES = 8 * 1024 * 1024
+# The largest request body the API reads. A real order is a few KB; CertDesk takes CSR files of
+# up to 1 MB, which travel as PEM in JSON (about 1.4 MB), and peers may too. A larger body is
+# answered 413, and neither kept nor logged; up to _DISCARD_BYTES of it are read off first, so
+# that the client, still sending, reads the answer rather than a reset connection.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_DISCARD_BYTES = 16 * 1024 * 1024
 _SLASHES = re.compile("/{2,}")
 FAULT_KINDS = (
     "latency",

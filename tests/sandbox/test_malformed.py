@@ -417,8 +417,8 @@ def test_a_request_that_expects_100_continue_gets_one_interim_answer(sb):
 
 
 def test_a_body_over_the_limit_is_a_413_unread_and_spends_nothing(api, sb):
-    """An order body of 2 MiB (announced by Content-Length, or found while a chunked body is
-    read) is refused in the envelope before it is read whole or kept in the request log."""
+    """An order body twice the limit (announced by Content-Length, or found while a chunked body
+    is read) is refused in the envelope before it is read whole or kept in the request log."""
     from entrust_sandbox.traffic import MAX_BODY_BYTES
 
     before = _state(api)
