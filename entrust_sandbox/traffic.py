@@ -51,6 +51,8 @@ API_PREFIX = "/enterprise/v2"
 # that the client, still sending, reads the answer rather than a reset connection.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _DISCARD_BYTES = 16 * 1024 * 1024
+# The request log keeps bodies up to this size parsed, larger ones as their bytes.
+_PARSED_BODY_BYTES = 64 * 1024
 _SLASHES = re.compile("/{2,}")
 FAULT_KINDS = (
     "latency",
@@ -167,26 +169,41 @@ def _matches(rule: dict, method: str, path: str) -> bool:
 
 
 class RequestLog:
-    """Every API request seen, newest last (bounded, so a benchmark cannot exhaust memory)."""
+    """Every API request seen, newest last. Bounded by entries and by the bytes of the bodies
+    they hold, so that neither a benchmark's many calls nor a few large bodies exhaust memory:
+    the oldest entries go first."""
 
-    def __init__(self, maxlen: int = 20000):
+    def __init__(self, maxlen: int = 20000, max_body_bytes: int = 64 * 1024 * 1024):
         self._lock = threading.Lock()
-        self._entries: deque[dict] = deque(maxlen=maxlen)
+        self._entries: deque[tuple[int, dict]] = deque()
+        self._maxlen = maxlen
+        self._max_body_bytes = max_body_bytes
+        self._body_bytes = 0
 
-    def add(self, entry: dict) -> None:
-        """Append one entry."""
+    def add(self, entry: dict, body_bytes: int = 0) -> None:
+        """Append one entry, whose body took ``body_bytes`` on the wire."""
         with self._lock:
-            self._entries.append(entry)
+            self._entries.append((body_bytes, entry))
+            self._body_bytes += body_bytes
+            while len(self._entries) > self._maxlen or (
+                self._body_bytes > self._max_body_bytes and len(self._entries) > 1
+            ):
+                self._body_bytes -= self._entries.popleft()[0]
 
     def list(self) -> list[dict]:
-        """All entries, oldest first."""
+        """All entries, oldest first (a large body read now, see ``_body_for_log``)."""
         with self._lock:
-            return list(self._entries)
+            entries = [entry for _, entry in self._entries]
+        return [
+            {**entry, "body": _parsed(entry["body"])} if isinstance(entry["body"], bytes) else entry
+            for entry in entries
+        ]
 
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:
             self._entries.clear()
+            self._body_bytes = 0
 
 
 class RateLimiter:
@@ -296,7 +313,7 @@ class TrafficMiddleware:
         rule = self.faults.pick(request.method, path)
         kind = rule["kind"] if rule else None
         entry["fault"] = kind
-        self.log.add(entry)
+        self.log.add(entry, len(raw))
         if kind == "latency":
             self.stop_event.wait(float(rule.get("ms", 1000)) / 1000)
         if kind in _SHORT_CIRCUIT:
@@ -394,8 +411,16 @@ def _read_up_to(stream, limit: int) -> bytes:
 
 
 def _body_for_log(raw: bytes):
+    """The body as the log keeps it: parsed, or over ``_PARSED_BODY_BYTES`` the bytes themselves
+    (parsed when the log is read), since parsed JSON can take many times its size."""
     if not raw:
         return None
+    if len(raw) > _PARSED_BODY_BYTES:
+        return raw
+    return _parsed(raw)
+
+
+def _parsed(raw: bytes):
     try:
         return parse_json(raw)
     except ValueError:

@@ -176,6 +176,31 @@ def test_request_log(api, sb):
     assert sb.requests() == []
 
 
+def test_a_large_body_is_logged_whole_and_the_log_is_bounded_by_bytes(api, sb):
+    """A body past the size the log keeps parsed comes back from it parsed all the same; and the
+    log drops its oldest entries once their bodies pass its byte budget, not only its count."""
+    from entrust_sandbox.traffic import RequestLog
+
+    sb.clear_requests()
+    csr = "A" * (200 * 1024)
+    assert api.session.post(f"{api.base}certificates", json={"csr": csr}).status_code == 400
+    assert sb.requests()[-1]["body"] == {"csr": csr}
+
+    log = RequestLog(maxlen=100, max_body_bytes=1000)
+    for n in range(5):
+        log.add({"n": n, "body": b'{"pad": "' + b"x" * 390 + b'"}'}, 400)
+    assert [e["n"] for e in log.list()] == [3, 4]  # 2 x 400 bytes fit in 1,000, 3 do not
+    assert log.list()[0]["body"] == {"pad": "x" * 390}
+    log.add({"n": 5, "body": None}, 5000)  # one entry over the budget alone is still kept
+    assert [e["n"] for e in log.list()] == [5]
+    log.add({"n": 6, "body": None})
+    assert [e["n"] for e in log.list()] == [6]
+    log.clear()
+    for n in range(150):
+        log.add({"n": n, "body": None})
+    assert [e["n"] for e in log.list()] == list(range(50, 150))
+
+
 def test_reset_clears_everything(api, sb):
     sb.faults([{"kind": "http_500", "path": "/enterprise/v2/clients"}])
     sb.advance_clock(10)
