@@ -428,11 +428,15 @@ def _pick_pool(conn, cert_type: str) -> str:
     raise bad_request(f"There is no remaining inventory for {cert_type}", "certType")
 
 
+# An inventory row keeps total = used + remaining. An UNLIMITED one has nothing remaining to
+# take from: a use adds to its total as to its used count.
 def _consume(conn, pool: str) -> None:
     conn.execute(
-        "UPDATE inventories SET used_count = used_count + 1, remaining_count = CASE "
-        "WHEN consumption_type = 'UNLIMITED' THEN remaining_count ELSE remaining_count - 1 END "
-        "WHERE product_type = ?",
+        "UPDATE inventories SET used_count = used_count + 1, "
+        "total_count = CASE WHEN consumption_type = 'UNLIMITED' THEN total_count + 1 "
+        "ELSE total_count END, "
+        "remaining_count = CASE WHEN consumption_type = 'UNLIMITED' THEN remaining_count "
+        "ELSE remaining_count - 1 END WHERE product_type = ?",
         (pool,),
     )
 
@@ -440,9 +444,12 @@ def _consume(conn, pool: str) -> None:
 def _release(conn, pool: str | None) -> None:
     if pool:
         conn.execute(
-            "UPDATE inventories SET used_count = MAX(used_count - 1, 0), remaining_count = CASE "
-            "WHEN consumption_type = 'UNLIMITED' THEN remaining_count "
-            "ELSE remaining_count + 1 END WHERE product_type = ?",
+            "UPDATE inventories SET "
+            "total_count = CASE WHEN consumption_type = 'UNLIMITED' AND used_count > 0 "
+            "THEN total_count - 1 ELSE total_count END, "
+            "remaining_count = CASE WHEN consumption_type = 'UNLIMITED' THEN remaining_count "
+            "ELSE remaining_count + 1 END, used_count = MAX(used_count - 1, 0) "
+            "WHERE product_type = ?",
             (pool,),
         )
 

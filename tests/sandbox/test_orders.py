@@ -151,12 +151,22 @@ def test_pd_ssl_is_not_covered_by_flex(api):
 
 
 def test_unlimited_inventory(api):
+    """An unlimited product is never exhausted, and its counts stay whole: a use adds to its total
+    as to its used count (never more used than there ever was), and a deactivation takes both
+    back."""
     before = _inventory(api, "PRIVATE_SSL")
     assert before["consumptionType"] == "UNLIMITED"
-    assert api.order("www.example.com", "PRIVATE_SSL").status_code == 201
+    ordered = api.order("www.example.com", "PRIVATE_SSL")
+    assert ordered.status_code == 201
     after = _inventory(api, "PRIVATE_SSL")
     assert after["remainingCount"] == before["remainingCount"]
     assert after["usedCount"] == before["usedCount"] + 1
+    assert after["totalCount"] == before["totalCount"] + 1
+    for item in api.get("inventories").json()["inventories"]:
+        assert item["totalCount"] == item["usedCount"] + item["remainingCount"], item
+    tracking_id = ordered.json()["trackingId"]
+    assert api.post(f"certificates/{tracking_id}/deactivations").status_code == 200
+    assert _inventory(api, "PRIVATE_SSL") == before
 
 
 @pytest.mark.parametrize(
