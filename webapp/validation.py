@@ -28,6 +28,8 @@ from collections.abc import Callable
 from urllib.parse import SplitResult, urlsplit
 
 from flask import Request as FlaskRequest
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 from werkzeug.datastructures import CombinedMultiDict, ImmutableMultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
@@ -265,12 +267,21 @@ def password_hidden(value: str) -> str:
 def http_url(value: str) -> SplitResult | None:
     """``value`` split, when it is an http:// or https:// URL with a host and, if any, a port
     from 1 to 65535; None otherwise (a port past 65535 or a bracket left open would fail only
-    at the first call made with it)."""
+    at the first call made with it).
+
+    Also None when the HTTP client would connect to another host than the one read here: a
+    backslash, say, ends the host for the client but not for ``urlsplit``, so that
+    ``http://elsewhere\\@127.0.0.1/`` would pass a check for this machine and then go elsewhere."""
+    if "\\" in value or any(c.isspace() for c in value):
+        return None
     try:
         parts = urlsplit(value)
         port = parts.port
-    except ValueError:
+        connects_to = parse_url(value).host
+    except (ValueError, LocationParseError):
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return None
+    if (connects_to or "").strip("[]").lower() != parts.hostname:
         return None
     return parts

@@ -155,6 +155,11 @@ def test_credential_fields_have_their_columns_bounds(admin_client):
         ({"api_user": "a:b"}, "colon"),
         # The API key would cross the network in clear text (Test Login sends it too).
         ({"base_url": "http://ecs.example/enterprise/v2/"}, "as an https:// URL"),
+        # Read as 127.0.0.1 by urlsplit, but the HTTP client connects to ecs.example (a
+        # backslash ends its host): the key would go there in clear.
+        ({"base_url": "http://ecs.example\\@127.0.0.1/enterprise/v2/"}, "as an http:// or"),
+        ({"base_url": "http://127.0.0.1\\@ecs.example/enterprise/v2/"}, "as an http:// or"),
+        ({"proxy": "http://proxy.example\\@127.0.0.1:3128"}, "Enter the HTTPS proxy as an"),
     ]
     for extra, text in cases:
         urls = ["/entrust/manage/credentials/new"]
@@ -183,6 +188,13 @@ def test_a_stored_key_http_cannot_send_is_refused_in_words(app, user):
     cred.api_key_sealed = current_box().seal("k€y", clients.API_KEY_CTX)
     db.session.commit()
     with pytest.raises(clients.ClientUnavailable, match="enter the API key again"):
+        clients.client_for(cred)
+    # Saved before the base URL's host was read as the HTTP client reads it: it connects to
+    # ecs.example, in clear, where the form now refuses the URL.
+    cred.api_key_sealed = current_box().seal("fine", clients.API_KEY_CTX)
+    cred.base_url = "http://ecs.example\\@127.0.0.1/enterprise/v2/"
+    db.session.commit()
+    with pytest.raises(clients.ClientUnavailable, match="plain http:// off this machine"):
         clients.client_for(cred)
 
 

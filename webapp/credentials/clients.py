@@ -15,6 +15,7 @@ from flask import current_app
 from webapp import turns, validation
 from webapp.credentials.models import EcsCredential
 from webapp.ecs import EcsClient, budget_for
+from webapp.ecs.client import in_clear_across_network
 from webapp.ecs.transport import scrub
 from webapp.security.secretbox import context_for, current_box
 from webapp.settings import service as settings
@@ -175,6 +176,11 @@ def client_for(
             f"The API user name or key stored for {cred.name!r} holds characters HTTP cannot "
             "send; enter the API key again (and check the user name) on the credential's form."
         ) from None
+    if in_clear_across_network(cred.base_url):  # saved before the host was read as requests does
+        raise ClientUnavailable(
+            f"The base URL of {cred.name!r} would send the API key over plain http:// off this "
+            "machine; enter an https:// base URL on the credential's form."
+        )
     try:
         return build(
             base_url=cred.base_url,

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3.exceptions
+import urllib3.util
 
 from . import errors, types
 from .errors import ConnectionProblem
@@ -76,8 +77,16 @@ def _is_loopback(host: str | None) -> bool:
 
 def in_clear_across_network(base_url: str) -> bool:
     """Whether requests to ``base_url`` would carry the API key in clear text off this machine
-    (plain http:// to another host)."""
-    return base_url.startswith("http://") and not _is_loopback(urlsplit(base_url).hostname)
+    (plain http:// to another host). The host is the one the HTTP client connects to, and the
+    one ``urlsplit`` reads, when the two differ: both must be this machine."""
+    if not base_url.startswith("http://"):
+        return False
+    try:
+        connects_to = (urllib3.util.parse_url(base_url).host or "").strip("[]")
+        hosts = {urlsplit(base_url).hostname, connects_to}
+    except (ValueError, urllib3.exceptions.LocationParseError):
+        return True
+    return not all(_is_loopback(host) for host in hosts)
 
 
 class EcsClient:

@@ -137,3 +137,26 @@ def test_key_without_cert_is_refused():
         EcsClient("https://ecs.test/", "u", "k", client_key_pem=b"key")
     with pytest.raises(ValueError):
         EcsClient("ftp://ecs.test/", "u", "k")
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://ecs.example/enterprise/v2/",
+        # urlsplit reads 127.0.0.1; the HTTP client connects to ecs.example (or 192.0.2.2).
+        "http://ecs.example\\@127.0.0.1/enterprise/v2/",
+        "http://192.0.2.2\\@127.0.0.1:8443/enterprise/v2/",
+        # and the other way round
+        "http://127.0.0.1\\@ecs.example/enterprise/v2/",
+    ],
+)
+def test_plain_http_elsewhere_than_this_machine_is_refused(base_url):
+    """An API key goes over plain http:// only to this machine, by the host the HTTP client
+    itself connects to, whatever another parser reads."""
+    with pytest.raises(ValueError, match="http:// only on this machine"):
+        EcsClient(base_url, "u", "k")
+
+
+def test_plain_http_to_this_machine_is_allowed():
+    for base_url in ("http://127.0.0.1:8443/", "http://localhost/", "http://[::1]:8443/v2/"):
+        EcsClient(base_url, "u", "k").close()
