@@ -5,7 +5,8 @@ certificate's status, a domain added or taken away, an organization added to a c
 away, a client renamed, a product taken away, a custom field set up, changed or turned off.
 
 It is for tests, benchmarks and the demo, so it has no authentication; the sandbox listens on
-loopback. So that no web page the person running it opens can use it either, it answers only
+loopback, and a sandbox told to listen further still answers this API only from loopback
+addresses. So that no web page the person running it opens can use it either, it answers only
 requests addressed to an IP address or localhost (a name another site's DNS points at the
 loopback, as DNS rebinding does, is refused) and no request a browser sent from another origin.
 JSON in and out; errors use the same envelope as the API.
@@ -90,8 +91,22 @@ def _direct_host(host: str) -> bool:
     return True
 
 
+def _from_this_machine(address: str | None) -> bool:
+    """Whether the peer is a loopback address (an IPv4 one mapped into IPv6 included)."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
 @bp.before_request
 def _only_direct_callers():
+    if not _from_this_machine(request.remote_addr):
+        # A sandbox listening beyond loopback (--host 0.0.0.0, for a peer's client) serves its
+        # API there, but not this: it hands out API keys and resets the account.
+        raise ApiError(403, "The control API answers requests from this machine only")
     host = request.host
     if not _direct_host(host):
         raise ApiError(403, "The control API answers requests to an IP address or localhost only")
