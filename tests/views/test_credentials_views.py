@@ -675,11 +675,34 @@ def test_a_changed_login_is_not_shown_with_the_old_ones_test_or_sync_verdict(
     assert resp.status_code == 303
     status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
     assert "Login OK" in status and "since the change" not in status
+    # The same API key typed again (as the form asks after a move) is no change of login.
+    resp = admin_client.post(
+        f"/entrust/manage/credentials/{cred.id}", data=form(sandbox, name="Renamed again")
+    )
+    assert resp.status_code == 303
+    status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Login OK" in status and "since the change" not in status
+    event = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "credential.update").order_by(AuditEvent.id)
+    ).all()[-1]
+    assert "api_key" not in json.dumps(event.detail) and "Renamed again" in json.dumps(event.detail)
+    # Moved to another address with the same key: what was tested was the old address.
+    moved = sandbox.base_url.replace("127.0.0.1", "localhost")
+    resp = admin_client.post(
+        f"/entrust/manage/credentials/{cred.id}",
+        data=form(sandbox, name="Renamed", base_url=moved),
+    )
+    assert resp.status_code == 303
+    status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)
+    assert "Not tested since the change" in status and "Login OK" not in status
+    assert "base URL" in status
+    db.session.expire_all()
+    assert service.test_login(user["operator"], service.get(cred.id)).ok
 
     # The API user changed: the Login OK of the other user is gone too.
     resp = admin_client.post(
         f"/entrust/manage/credentials/{cred.id}",
-        data=form(sandbox, name="Renamed", api_user="someone-else", api_key=""),
+        data=form(sandbox, name="Renamed", api_user="someone-else", api_key="", base_url=moved),
     )
     assert resp.status_code == 303
     status = _status(admin_client.get("/entrust/manage/").get_data(as_text=True), cred.id)

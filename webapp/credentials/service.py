@@ -5,6 +5,7 @@ the demo sandbox is :mod:`.demo`."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 from dataclasses import dataclass, field
 
@@ -346,6 +347,18 @@ def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
     }
 
 
+def _same_api_key(cred: EcsCredential, api_key: str) -> bool:
+    """Whether ``api_key`` is the key the credential holds (False when it holds none, or when
+    what it holds cannot be opened)."""
+    if not cred.api_key_sealed:
+        return False
+    try:
+        held, _ = clients.open_secrets(cred)
+    except clients.ClientUnavailable:
+        return False
+    return hmac.compare_digest(held.encode(), api_key.encode())
+
+
 def _apply(cred: EcsCredential, data: CredentialInput, clean: dict) -> list[str]:
     """Set the fields; return the names of what changed (for the audit event)."""
     box = current_box()
@@ -357,8 +370,9 @@ def _apply(cred: EcsCredential, data: CredentialInput, clean: dict) -> list[str]
     if clean["is_admin"] and "is_admin" in changed:
         cred.admin_note = ""
     if data.api_key:
+        if not _same_api_key(cred, data.api_key):  # typed again as it was: not a change
+            changed.append("api_key")
         cred.api_key_sealed = box.seal(data.api_key, clients.API_KEY_CTX)
-        changed.append("api_key")
     if clean["cert"] is not None:
         cert_pem, key_pem = clean["cert"]
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
@@ -472,14 +486,17 @@ def create(actor, data: CredentialInput, *, start_sync: bool = True):
 LOGIN_FIELDS = frozenset(
     {"api_user", "api_key", "client_certificate", "client_certificate_removed"}
 )
+# Where the login is sent: a Test Login or a sync through another address spoke for that one.
+ROUTE_FIELDS = frozenset({"base_url", "proxy", "ca_bundle", "ca_bundle_removed"})
 
 
 def update(
     actor, cred: EcsCredential, data: CredentialInput, *, stamp: str | None = None
 ) -> list[str]:
     """Change a credential; empty secret fields keep the stored ones. Returns what changed.
-    A change to its login (API user, API key, client certificate) clears the last Test Login's
-    outcome and marks the time, so the row says it is not tested since.
+    A change to its login (API user, API key, client certificate) or to where it is sent (base
+    URL, proxy, CA bundle) clears the last Test Login's outcome and marks the time, so the row
+    says it is not tested since. An API key typed again as it was is no change.
 
     ``stamp``: the :func:`form_stamp` the form was opened with. If the credential has been saved
     (or deleted) since, raises ChangedMeanwhile and changes nothing."""
@@ -503,9 +520,10 @@ def update(
     clean = _clean(data, cred)
     before = _summary(cred)
     changed = _apply(cred, data, clean)
-    if LOGIN_FIELDS.intersection(changed):
+    if (LOGIN_FIELDS | ROUTE_FIELDS).intersection(changed):
         # What the row said about the login (its last test, its last sync's verdict) was about
-        # the secrets it held before: not shown as if it were about these.
+        # the secrets it held before, sent where they were sent: not shown as if it were about
+        # these.
         cred.login_changed_at = utcnow()
         cred.last_test_at = cred.last_test_ok = None
         cred.last_test_refused = False
