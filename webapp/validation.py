@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from contextlib import contextmanager
 from urllib.parse import SplitResult, urlsplit
 
 from flask import Request as FlaskRequest
@@ -42,11 +43,14 @@ MAX_FORM_VALUE = 64 * 1024  # characters: any form field a view does not declare
 
 
 class InputError(ValueError):
-    """Input that cannot be accepted; ``field`` names the form field it belongs to."""
+    """Input that cannot be accepted; ``field`` names the form field it belongs to. ``errors``
+    holds each field's problem when a form had several (the message and field are the first's,
+    see ``Problems``)."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, errors=None):
         super().__init__(message)
         self.field = field or ""
+        self.errors: dict[str, str] = dict(errors or {})
 
     @property
     def message(self) -> str:
@@ -54,7 +58,31 @@ class InputError(ValueError):
 
     def as_errors(self) -> dict[str, str]:
         """``{field: message}`` for a form template (``form`` when no field is named)."""
-        return {self.field or "form": str(self)}
+        return dict(self.errors) or {self.field or "form": str(self)}
+
+
+class Problems:
+    """The problems of one sending of a form, each field's first, so that one sending names
+    them all rather than one per sending. Checks that depend on an earlier one run only when it
+    passed."""
+
+    def __init__(self):
+        self.errors: dict[str, str] = {}
+
+    @contextmanager
+    def gathered(self):
+        """Runs a check (the block); its refusal is kept and the checks after the block go on."""
+        try:
+            yield
+        except InputError as exc:
+            for field, message in exc.as_errors().items():
+                self.errors.setdefault(field, message)
+
+    def raise_any(self, error: type[InputError] = InputError) -> None:
+        """Raises ``error`` (an InputError class) naming every problem kept, if any."""
+        if self.errors:
+            field, message = next(iter(self.errors.items()))
+            raise error(message, field, self.errors)
 
 
 # Bidirectional overrides and isolates: they make text read differently from what it holds.

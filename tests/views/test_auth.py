@@ -689,6 +689,23 @@ def test_setup_needs_the_console_token_and_works_once(empty_app):
     assert re.search(r'<input id="email" [^>]*autofocus', bad_email)
     assert 'value="root@example"' in bad_email and 'value="Root"' in bad_email
     assert not auth.any_users()
+    # Several mistakes at once: each is named, the cursor in the first field in error.
+    several = c.post(
+        "/setup",
+        data=full | {"username": "no spaces please", "password": "short", "password2": "short2"},
+    ).get_data(as_text=True)
+    for words in (
+        "Use 1-64 letters, digits, dots, dashes, underscores or @.",
+        "Enter an e-mail address such as name@example.com, or leave it empty.",
+        "Use at least 10 characters.",
+        "The passwords differ: type the new password in both boxes again.",
+    ):
+        assert words in several, words
+    for field in ("username", "email", "password", "password2"):
+        assert re.search(rf'<input id="{field}" [^>]*aria-invalid="true"', several), field
+    assert re.search(r'<input id="username" [^>]*autofocus', several)
+    assert several.count("autofocus") == 1
+    assert not auth.any_users()
     ok = c.post("/setup", data=full | {"email": "root@example.com"})
     assert ok.status_code == 302
     root = auth.by_username("root")

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import _client_as, link_sandbox
 from tests.helpers import HTMX, planned_rows
@@ -928,3 +928,26 @@ def test_why_admin_rights_were_cleared_describes_their_box(admin_client, user, s
     box = re.search(r'<input id="is_admin"[^>]*>', page).group(0)
     assert 'aria-describedby="is_admin-note"' in box
     assert '<small class="field-error" id="is_admin-note">Entrust refused an approval' in page
+
+
+def test_one_sending_names_every_field_in_error(admin_client):
+    """A form with several mistakes names each of them at once, the cursor in the first, and
+    stores nothing."""
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new",
+        data={"name": "", "api_user": "", "api_key": "", "base_url": "ftp://x", "proxy": "p"},
+    )
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    for field, words in [
+        ("name", "Enter a credential name."),
+        ("api_user", "Enter the API user name from Entrust."),
+        ("api_key", "Enter the API key."),
+        ("base_url", "Enter the base URL as an http:// or https:// URL"),
+        ("proxy", "Enter the HTTPS proxy as an http:// or https:// URL"),
+    ]:
+        assert words in page, field
+        assert re.search(rf'id="{field}"[^>]*aria-invalid="true"', page), field
+    assert re.search(r'id="name"[^>]*autofocus', page)
+    assert len(re.findall(r"\bautofocus\b", page)) == 1
+    assert db.session.scalar(select(func.count()).select_from(EcsCredential)) == 0

@@ -55,6 +55,18 @@ def test_bad_input_changes_nothing(admin_client):
         resp = admin_client.post("/admin/users/new", data=data)
         assert resp.status_code == 422 and message in resp.get_data(as_text=True)
     assert db.session.query(User).count() == count
+    # Several mistakes at once: each is named, the cursor in the first field in error.
+    several = admin_client.post(
+        "/admin/users/new",
+        data={"username": "ok", "email": "a@b", "role": "root", "password": "short"},
+    ).get_data(as_text=True)
+    for words in ("Enter an e-mail address such as", "Choose a role.", "Use at least 10"):
+        assert words in several, words
+    for field in ("email", "role", "password"):
+        assert re.search(rf'id="{field}"[^>]*aria-invalid="true"', several), field
+    assert re.search(r'<input id="email" [^>]*autofocus', several)
+    assert several.count("autofocus") == 1
+    assert db.session.query(User).count() == count
 
 
 def test_role_change_disable_enable_and_reset(admin_client, user, app):

@@ -21,7 +21,7 @@ from webapp.dbtypes import utcnow
 from webapp.extensions import db, take_turn
 from webapp.security import rbac
 from webapp.settings import service as settings
-from webapp.validation import InputError, is_email, text
+from webapp.validation import InputError, Problems, is_email, text
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -156,16 +156,43 @@ def validate_password(password: str, field: str = "password", username: str = ""
 
 
 def validate_profile(full_name: str, email: str) -> tuple[str, str]:
-    """A user's full name and e-mail, checked against their columns."""
-    full_name = text(full_name, field="full_name", label="full name", max_length=FULL_NAME_LENGTH)
-    email = text(email, field="email", label="e-mail address", max_length=EMAIL_LENGTH)
-    # The e-mail address starts the requester of an order: the order form's rule, so that it is
-    # not refused there, on a field the user did not type.
-    if email and not is_email(email):
-        raise UserError(
-            "Enter an e-mail address such as name@example.com, or leave it empty.", "email"
+    """A user's full name and e-mail, checked against their columns (a UserError names both
+    when both are wrong)."""
+    problems = Problems()
+    with problems.gathered():
+        full_name = text(
+            full_name, field="full_name", label="full name", max_length=FULL_NAME_LENGTH
         )
+    with problems.gathered():
+        email = text(email, field="email", label="e-mail address", max_length=EMAIL_LENGTH)
+        # The e-mail address starts the requester of an order: the order form's rule, so that
+        # it is not refused there, on a field the user did not type.
+        if email and not is_email(email):
+            raise UserError(
+                "Enter an e-mail address such as name@example.com, or leave it empty.", "email"
+            )
+    problems.raise_any(UserError)
     return full_name, email
+
+
+def validate_new_user(
+    username: str, password: str, full_name: str, email: str, again: str | None = None
+) -> tuple[str, str, str]:
+    """(user name, full name, e-mail) of a new user, checked with the password (typed twice
+    when ``again`` is given); a UserError names every field in error at once."""
+    problems = Problems()
+    name = ""
+    if again is not None:
+        with problems.gathered():
+            typed_alike(password, again)
+    with problems.gathered():
+        name = validate_username(username)
+    with problems.gathered():
+        full_name, email = validate_profile(full_name, email)
+    with problems.gathered():  # the first box's, even when the second differs
+        validate_password(password, username=name or normalise_username(username))
+    problems.raise_any(UserError)
+    return name, full_name, email
 
 
 def by_username(username: str) -> User | None:
@@ -765,10 +792,13 @@ def create_user(actor, username, password, role, full_name="", email="") -> User
     """Create a user (admin only). Raises UserError on bad or duplicate input."""
     if actor is not None:
         rbac.check(actor, rbac.USERS_MANAGE)
-    name = validate_username(username)
-    full_name, email = validate_profile(full_name, email)
-    validate_password(password, username=name)
-    _check_role(role)
+    problems = Problems()
+    name = ""
+    with problems.gathered():
+        name, full_name, email = validate_new_user(username, password, full_name, email)
+    with problems.gathered():
+        _check_role(role)
+    problems.raise_any(UserError)
     if by_username(name):
         raise UserError("That user name is taken.", "username")
     user = User(username=name, role=role, full_name=full_name, email=email, active=True)
@@ -1062,10 +1092,7 @@ def complete_setup(
     with the same link at once, exactly one claims it; the others are refused. Each refusal is
     audited (:func:`record_setup_refused`) before it is raised."""
     try:
-        typed_alike(password, again)
-        name = validate_username(username)
-        full_name, email = validate_profile(full_name, email)
-        validate_password(password, username=name)
+        name, full_name, email = validate_new_user(username, password, full_name, email, again)
         password_hash = User.hash_password(password)  # before the claim: the claim locks the row
         if not token or not settings.claim(SETUP_TOKEN_KEY, _digest(token)) or any_users():
             raise UserError("This setup link is no longer valid.")

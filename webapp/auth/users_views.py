@@ -68,7 +68,7 @@ def new():
                 form["email"],
             )
         except InputError as exc:
-            errors[exc.field or "form"] = str(exc)
+            errors.update(exc.as_errors())
             service.record_refused_create(current_user, form["username"], form["role"], exc)
         else:
             flash(f"User {user.username} created.", "success")

@@ -74,7 +74,7 @@ def _with_new_password(errors: dict, begin, done_words: str):
     try:
         user, token = begin(request.form.get("password", ""), request.form.get("password2", ""))
     except InputError as exc:
-        errors[exc.field or "form"] = str(exc)
+        errors.update(exc.as_errors())
         return None
     _start(user, token)
     flash(done_words, "success")

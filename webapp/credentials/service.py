@@ -315,8 +315,8 @@ def _secrets_again(existing, data: CredentialInput, cert) -> None:
         )
 
 
-def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
-    name = text(data.name, field="name", label="credential name", max_length=NAME_LENGTH)
+def _name(value: str, existing: EcsCredential | None) -> str:
+    name = text(value, field="name", label="credential name", max_length=NAME_LENGTH)
     if not name:
         raise CredentialError("Enter a credential name.", "name")
     clash = select(EcsCredential.id).where(
@@ -326,14 +326,35 @@ def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
         clash = clash.where(EcsCredential.id != existing.id)
     if db.session.execute(clash).first():
         raise CredentialError(f"A credential named {name!r} already exists.", "name")
-    api_user = _api_user(data.api_user)
-    data.api_key = _api_key(data.api_key)
-    if existing is None and not data.api_key:
+    return name
+
+
+def _new_api_key(value: str, existing: EcsCredential | None) -> str:
+    api_key = _api_key(value)
+    if existing is None and not api_key:
         raise CredentialError("Enter the API key.", "api_key")
-    base_url = _base_url(data.base_url)
-    proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
-    cert = _load_client_cert(data)
-    ca_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None
+    return api_key
+
+
+def _clean(data: CredentialInput, existing: EcsCredential | None) -> dict:
+    """The form's values checked, or a CredentialError naming each field's problem at once."""
+    problems = validation.Problems()
+    name = api_user = base_url = proxy = cert = ca_bundle = None
+    with problems.gathered():
+        name = _name(data.name, existing)
+    with problems.gathered():
+        api_user = _api_user(data.api_user)
+    with problems.gathered():
+        data.api_key = _new_api_key(data.api_key, existing)
+    with problems.gathered():
+        base_url = _base_url(data.base_url)
+    with problems.gathered():
+        proxy = _url(data.proxy, "proxy", "HTTPS proxy") if data.proxy.strip() else ""
+    with problems.gathered():
+        cert = _load_client_cert(data)
+    with problems.gathered():
+        ca_bundle = _load_ca_bundle(data.ca_bundle_pem) if data.ca_bundle_pem else None
+    problems.raise_any(CredentialError)
     if _moved(existing, base_url, proxy, ca_bundle, data.remove_ca_bundle):
         _secrets_again(existing, data, cert)
     return {

@@ -144,7 +144,7 @@ def new():
     try:
         cred, job = service.create(current_user, _input())
     except InputError as exc:
-        return _render_form(errors={exc.field or "form": str(exc)}, status=422)
+        return _render_form(errors=exc.as_errors(), status=422)
     flash(_saved(cred, job, "saved"), "success")
     return htmx.redirect(url_for("credentials.index", job=job.id if job else None))
 
@@ -160,7 +160,7 @@ def edit(credential_id: int):
     except service.ChangedMeanwhile as exc:
         return _render_form(cred, errors={"form": str(exc)}, status=409, stored=True)
     except InputError as exc:
-        return _render_form(cred, errors={exc.field or "form": str(exc)}, status=422)
+        return _render_form(cred, errors=exc.as_errors(), status=422)
     flash(f"Credential {cred.name} {'saved' if changed else 'unchanged'}.", "success")
     return htmx.redirect(url_for("credentials.index"))
 
@@ -177,7 +177,7 @@ def test_form():
     try:
         result = service.test_login_input(current_user, _input(), existing)
     except InputError as exc:
-        errors[exc.field or "form"] = str(exc)
+        errors = exc.as_errors()
     if htmx.is_htmx():
         return render_template(
             "credentials/_test_result.html",

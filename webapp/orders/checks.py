@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from webapp import pki
+from webapp import pki, validation
 from webapp.cas import registry
 from webapp.cas.base import CaError, CustomField, OrderRequest, Requester, Unavailable
 from webapp.catalog import service as catalog
@@ -34,37 +33,14 @@ CUSTOM_FAILED_TTL_SECONDS = 60.0
 
 
 class OrderInputError(InputError):
-    """Input CertDesk refuses before asking the CA; nothing is stored. ``errors`` holds each
-    field's problem when the form had several (the message and field are the first's)."""
-
-    def __init__(self, message: str, field: str | None = None, errors=None):
-        super().__init__(message, field)
-        self.errors: dict[str, str] = dict(errors or {})
-
-    def as_errors(self) -> dict[str, str]:
-        return dict(self.errors) or super().as_errors()
+    """Input CertDesk refuses before asking the CA; nothing is stored."""
 
 
-class Problems:
-    """The problems of one sending of a form, each field's first, so that one sending names
-    them all rather than one per sending. Checks that depend on an earlier one run only when it
-    passed."""
+class Problems(validation.Problems):
+    """A form's problems (``validation.Problems``), raised as an OrderInputError."""
 
-    def __init__(self):
-        self.errors: dict[str, str] = {}
-
-    @contextmanager
-    def gathered(self):
-        """Runs a check (the block); its refusal is kept and the checks after the block go on."""
-        try:
-            yield
-        except InputError as exc:
-            self.errors.setdefault(exc.field or "form", str(exc))
-
-    def raise_any(self) -> None:
-        if self.errors:
-            field, message = next(iter(self.errors.items()))
-            raise OrderInputError(message, field, self.errors)
+    def raise_any(self, error: type[InputError] = OrderInputError) -> None:
+        super().raise_any(error)
 
 
 @dataclass
