@@ -433,6 +433,38 @@ def test_a_credential_deleted_or_disabled_while_its_sync_waits_is_not_synced(
     assert seeded.requests() == []
 
 
+def test_a_credential_deleted_while_its_sync_reads_keeps_nothing_the_sync_read(
+    app, user, seeded, monkeypatch
+):
+    """Deleted while its sync waits on Entrust's answers: the sync writes nothing when they come,
+    and says why. Before, it wrote every organization, domain and product afterwards as current,
+    under the deleted credential, where no sync would ever mark them gone."""
+    import time
+
+    from tests.conftest import link_sandbox
+
+    cred = link_sandbox(user, seeded, name="Leaving")
+    cred_id = cred.id
+    seeded.clear_requests()
+    seeded.faults([{"kind": "latency", "ms": 1500, "path": "/enterprise/v2/inventories"}])
+    monkeypatch.setitem(app.config, "JOBS_RUN_INLINE", False)  # the sync runs in a worker
+    job = catalog.start_sync(user["admin"], [cred_id], catalog.KINDS)
+    deadline = time.monotonic() + 20
+    while not any(r["path"].endswith("/inventories") for r in seeded.requests()):
+        assert time.monotonic() < deadline, "the sync never asked for the products"
+        time.sleep(0.05)
+    detail = credentials.delete(user["admin"], credentials.get(cred_id), confirmed=True)
+    wait_finished(job.id)
+    db.session.expire_all()
+    job = db.session.get(Job, job.id)
+    assert job.state == "failed", job.result
+    assert "Leaving was deleted while it synced; nothing was kept." in job.error
+    assert detail["name"] == "Leaving"
+    for model in (CatalogOrganization, CatalogDomain, CatalogProduct):
+        rows = db.session.scalars(select(model).where(model.credential_id == cred_id)).all()
+        assert rows and all(r.gone_at is not None for r in rows), model.__name__
+
+
 def test_the_scheduled_sync_skips_a_credential_deleted_or_disabled_while_it_waits(
     app, user, seeded, fast_clients
 ):

@@ -279,6 +279,11 @@ def sync_credential(ctx, cred: EcsCredential, kinds, actor, step=None, total=Non
         log.warning("catalog sync of credential %s failed: %r", cred.id, exc)
         _record_failure(cred, kinds, message, actor)
         raise jobs.JobError(message) from None
+    cred = credentials.held(cred)
+    if not cred.usable:  # deleted or disabled while Entrust answered: nothing is written for it
+        db.session.rollback()
+        state = "deleted" if cred.deleted_at is not None else "disabled"
+        raise jobs.JobError(f"{cred.name} was {state} while it synced; nothing was kept.")
     now = utcnow()
     per_kind = _apply(cred, fetched, now)
     # Entrust accepted the login: a refusal noted before the sync's calls no longer stands (one

@@ -459,9 +459,10 @@ def form_stamp(cred: EcsCredential) -> str:
     return digest.hexdigest()[:32]
 
 
-def _held(cred: EcsCredential) -> EcsCredential:
+def held(cred: EcsCredential) -> EcsCredential:
     """The row as it is now, held until the transaction ends: a save in another request waits
-    for this one to commit, then compares its stamp with what this one wrote."""
+    for this one to commit, then compares its stamp with what this one wrote; a delete and a
+    sync's writing of what it read wait for each other, so that neither undoes the other."""
     db.session.execute(  # a write that changes nothing: PostgreSQL's row lock, SQLite's writer
         sql_update(EcsCredential)
         .where(EcsCredential.id == cred.id)
@@ -523,7 +524,7 @@ def update(
     (or deleted) since, raises ChangedMeanwhile and changes nothing."""
     rbac.check(actor, rbac.CREDENTIALS_MANAGE)
     if stamp is not None:
-        _held(cred)
+        held(cred)
         if cred.deleted_at is not None:
             db.session.rollback()
             raise ChangedMeanwhile(
@@ -591,6 +592,10 @@ def delete(actor, cred: EcsCredential, *, confirmed: bool) -> dict:
             + (f": {kept} refer to this credential and will be kept read-only." if kept else "."),
             "confirm",
         )
+    held(cred)  # a sync writing what it read finishes first, or finds the credential deleted
+    if cred.deleted_at is not None:  # deleted by another request meanwhile
+        db.session.rollback()
+        raise CredentialError(f"The credential {cred.name} was deleted already.")
     now = utcnow()
     kept: dict[str, int] = {}
     # Marking a large account's catalog rows gone moves each of them in every index that holds
