@@ -168,6 +168,45 @@ def test_the_same_reissue_form_sent_twice_places_one_reissue(env, user, sandbox)
     assert db.session.execute(select(func.count()).select_from(Order)).scalar_one() == 2
 
 
+@pytest.mark.parametrize("origin", ["reissue", "renew"])
+def test_two_forms_whose_checks_passed_before_the_first_settled_send_one_call(
+    env, user, sandbox, monkeypatch, origin
+):
+    """Two Reissue (or Renew) forms of one order, each with its own request id, sent at once: the
+    second's checks pass while the first is on its way (the original still ACTIVE), then it waits
+    for the original's row. Once the first has settled, Entrust holds the original as reissued
+    (renewed): the second is refused there, with nothing sent, rather than asking Entrust."""
+    old = _aged_order(user, env, sandbox) if origin == "renew" else _order(user, env)
+    forms = [
+        dataclasses.replace(
+            successor_form(old, csr_id=_csr(user).id), request_id=placing.new_request_id()
+        )
+        for _ in range(2)
+    ]
+    place = getattr(successors, origin)
+    real_prepare = successors.prepare
+    firsts: list = []
+
+    def prepare_then_let_the_other_settle(*args, **kwargs):
+        prepared = real_prepare(*args, **kwargs)
+        if not firsts:  # the second form's checks have passed: the first goes through now
+            firsts.append(None)
+            firsts[0] = place(user["admin"], old, forms[0])
+        return prepared
+
+    monkeypatch.setattr(successors, "prepare", prepare_then_let_the_other_settle)
+    sandbox.clear_requests()
+    with pytest.raises(OrderInputError, match="this one is (REISSUED|RENEWED)"):
+        place(user["operator"], old, forms[1])
+    assert firsts[0].placement == "placed"
+    kind = "reissues" if origin == "reissue" else "renewals"
+    assert len(_creates(sandbox, kind)) == 1
+    assert (
+        db.session.scalar(select(func.count()).select_from(Order).where(Order.parent_id == old.id))
+        == 1
+    )
+
+
 def test_an_original_that_could_not_be_read_back_is_left_to_the_status_check(env, user, sandbox):
     """The reissue is placed and linked, but Entrust does not answer the read of the original:
     after the call's deadline, the scheduled status check reads the original, which Entrust holds

@@ -239,10 +239,12 @@ def _send(conn, req: OrderRequest, origin: str, parent_ca_id: str | None) -> Pla
     return conn.place(req)
 
 
-def _claim_parent(parent_id: int, now: datetime) -> None:
+def _claim_parent(parent_id: int, now: datetime, origin: str) -> None:
     """Before a reissue or renewal's intent: lock the original's row (so that two requests for
-    the same order take turns) and refuse while another one of it is not settled, or while a
-    status action's call on it (a revocation, say) is under way. The original
+    the same order take turns) and refuse while another one of it is not settled, while a
+    status action's call on it (a revocation, say) is under way, or when the original as it is
+    now can no longer be replaced (another request's reissue settled between this request's
+    checks and this lock, and Entrust holds the original as reissued). The original
     is due for a status check after the call can no longer take effect (the scheduled check takes
     what is due within half a poll interval): should CertDesk not read back what the call made
     of the original (Entrust did not answer that read, neither right after the call nor when the
@@ -268,6 +270,10 @@ def _claim_parent(parent_id: int, now: datetime) -> None:
             "still checking with Entrust whether it was placed. Wait until it is settled.",
             "form",
         )
+    parent = db.session.get(Order, parent_id, populate_existing=True)
+    if problem := lineage.cannot_replace(parent, origin):
+        db.session.rollback()
+        raise OrderInputError(problem, "form")
 
 
 def _claim_again(old_id: int, new_id: int) -> None:
@@ -329,7 +335,7 @@ def submit(
         raise OrderRefused(str(exc), {"credential_id": str(exc)}) from None
     with conn:
         if parent_id is not None:
-            _claim_parent(parent_id, now)
+            _claim_parent(parent_id, now, origin)
         req.request_id = req.request_id or new_request_id()
         deadline = registry.answer_deadline(CA)
         row = Order(
