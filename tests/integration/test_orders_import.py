@@ -120,6 +120,42 @@ def test_the_progress_moves_while_a_batch_of_certificates_is_fetched(env, user, 
     assert len([c for c in checked if 0 < c < total]) >= 2, (total, checked)
 
 
+def test_an_import_stops_when_its_credential_is_deleted_while_it_runs(
+    app, env, user, sandbox, monkeypatch
+):
+    """The credential deleted while its import fetches certificates: the import stores nothing
+    more and ends saying why; what it stored before stays. Before, it went on to the end with
+    the key the credential no longer held."""
+    import time
+
+    from webapp.certificates.models import Certificate
+    from webapp.credentials import service as credentials
+    from webapp.orders import service
+    from webapp.settings import service as settings
+
+    settings.put(service.IMPORT_CONCURRENCY, 1)
+    db.session.commit()
+    sandbox.faults(
+        [{"kind": "latency", "ms": 25, "method": "GET", "path": "/enterprise/v2/certificates/*"}]
+    )
+    monkeypatch.setitem(app.config, "JOBS_RUN_INLINE", False)  # the import runs in a worker
+    job = importing.start_import(user["operator"], env.id, list(importing.DEFAULT_EXCLUSIONS))
+    deadline = time.monotonic() + 30
+    while _calls(sandbox)[1] < 5:  # step 2 under way: certificates being fetched
+        assert time.monotonic() < deadline, "the import never fetched a certificate"
+        time.sleep(0.05)
+    credentials.delete(user["admin"], credentials.get(env.id), confirmed=True)
+    stored_then = _count(Certificate)
+    wait_finished(job.id)
+    sandbox.clear_faults()
+    db.session.expire_all()
+    job = db.session.get(Job, job.id)
+    assert job.state == "failed"
+    assert "Import of Sandbox stopped: the credential was deleted while it ran." in job.error
+    assert _count(Certificate) == stored_then
+    assert _count(Order, Order.credential_id == env.id) > 0  # the step before it is kept
+
+
 def test_an_import_refused_at_its_first_call_says_to_check_the_credential(env, user, sandbox):
     """A wrong API key stops the import before it read anything: the job says to check the
     credential, not to "carry on from there"."""

@@ -119,6 +119,13 @@ def get(credential_id: int, include_deleted: bool = False) -> EcsCredential | No
     return cred
 
 
+def deleted_since_read(credential_id: int) -> bool:
+    """Whether the credential is deleted now, as the database holds it (not as an object read
+    earlier in the session says): for a long job that reads it once and goes on for minutes."""
+    stmt = select(EcsCredential.deleted_at).where(EcsCredential.id == credential_id)
+    return db.session.execute(stmt).scalar() is not None
+
+
 def references(cred: EcsCredential) -> list[tuple[int, str]]:
     """(count, label) of the rows of other features that refer to ``cred``."""
     return [r for r in hooks.emit("credential.references", credential=cred) if r and r[0]]

@@ -618,6 +618,7 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
         hand_out()
         while pending:
             batch = _await(pending.popleft(), fetchers, ctx, report)
+            _unless_deleted(ctx, cred, state, actor)
             if not batch.items:  # stopping before the first order of the batch came
                 ctx.progress(state["cert_done"], state["cert_total"])
             fetched = batch.results
@@ -778,6 +779,28 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception, opened=None)
     raise jobs.JobError(message)
 
 
+def _unless_deleted(ctx, cred, state: dict, actor) -> None:
+    """End the job when its credential was deleted while it ran (its key is gone, and its orders
+    are kept read-only): what was stored stays, and the job says how far it got."""
+    if not credentials.deleted_since_read(cred.id):
+        return
+    db.session.rollback()
+    ctx.save_checkpoint(state)
+    audit.record(
+        "order.import",
+        actor=actor,
+        object_type="credential",
+        object_id=cred.id,
+        outcome="failure",
+        detail={"name": cred.name, **state["counts"], "error": "the credential was deleted"},
+    )
+    db.session.commit()
+    raise jobs.JobError(
+        f"Import of {cred.name} stopped: the credential was deleted while it ran. So far: "
+        f"{_summary(state['counts'])}."
+    )
+
+
 def _import_pages(
     ctx, cred, pages, state: dict, excluded: set[str], actor, since, opened=None
 ) -> bool:
@@ -792,6 +815,7 @@ def _import_pages(
             _stop(ctx, cred, state, actor, f"reading orders at {state['offset']:,}", exc, opened)
         if page is None:
             return since is None
+        _unless_deleted(ctx, cred, state, actor)
         if since is not None:
             # Entrust took the credential's login: a refusal noted before no longer stands.
             credentials.login_accepted(cred.id, "an import", since, actor)
