@@ -9,7 +9,13 @@ from flask import current_app, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
-from werkzeug.exceptions import Forbidden, HTTPException, InternalServerError, NotFound
+from werkzeug.exceptions import (
+    Forbidden,
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+)
 
 from webapp.extensions import db, login_manager
 from webapp.htmx import is_htmx
@@ -39,6 +45,10 @@ PLAIN = {
     ),
     NotFound.description: (
         "There is no such page: the address is wrong, or what it showed has been deleted."
+    ),
+    MethodNotAllowed.description: (
+        "This address is where a button or a form sends its work; it is not a page to open. "
+        "Go back to the page the button is on, or start from the menu."
     ),
 }
 

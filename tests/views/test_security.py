@@ -122,6 +122,12 @@ def test_the_403_and_404_pages_speak_of_certdesk_not_of_a_web_server(admin_clien
     # The banner an htmx request gets says the same.
     resp = operator_client.get("/nowhere", headers=HTMX)
     assert "There is no such page" in resp.get_data(as_text=True)
+    # An address a button sends to (Check Order Status), opened as a page.
+    resp = admin_client.get("/entrust/check")
+    assert resp.status_code == 405
+    page = resp.get_data(as_text=True)
+    assert "This address is where a button or a form sends its work; it is not a page" in page
+    assert "requested URL" not in page
 
 
 def test_500_rolls_back_and_shows_a_page(app, admin_client, monkeypatch, caplog):
