@@ -1818,3 +1818,26 @@ def test_any_unused_csr_is_found_by_its_names_however_many_were_made_since(
     placed = _post(operator_client, linked, old.id, sans="old.example.com")
     assert placed.status_code == 303, placed.get_data(as_text=True)
     assert db.session.execute(select(Order.common_name)).scalar_one() == "old.example.com"
+
+
+def test_a_number_custom_field_goes_to_entrust_as_a_number(operator_client, linked, user, sandbox):
+    """ECS's number custom fields are floats: the value typed is sent as a JSON number (an
+    integer when it has no fraction), the form takes decimals, and what is not a plain number
+    ("nan", "1e3") is refused before anything is sent."""
+    sandbox.set_custom_field("number1", enabled=True, label="Budget", mandatory="NOT_MANDATORY")
+    sandbox.set_custom_field("number2", enabled=True, label="Units", mandatory="NOT_MANDATORY")
+    page = operator_client.get(f"/entrust/new?credential_id={linked.id}").get_data(as_text=True)
+    assert re.search(r'<input name="custom_number1"[^>]*type="number"[^>]*step="any"', page)
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    sandbox.clear_requests()
+    for bad in ("nan", "1e3", "12,5", "inf"):
+        resp = _post(operator_client, linked, csr.id, custom_number1=bad)
+        assert resp.status_code == 422, bad
+        assert "Budget must be a number, such as 12 or -3.75." in resp.get_data(as_text=True)
+    assert not [r for r in sandbox.requests() if r["method"] == "POST"]
+    resp = _post(operator_client, linked, csr.id, custom_number1="1234.5", custom_number2="7.0")
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    (sent,) = [r for r in sandbox.requests() if r["method"] == "POST"]
+    custom = sent["body"]["tracking"]["customFields"]
+    assert custom["number1"] == 1234.5 and isinstance(custom["number1"], float)
+    assert custom["number2"] == 7 and isinstance(custom["number2"], int)

@@ -8,6 +8,7 @@ three neutral errors.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -243,8 +244,25 @@ def _tracking(req: OrderRequest) -> types.Tracking:
         requester_email=r.email or None,
         requester_phone=r.phone or None,
         additional_emails=list(r.additional_emails),
-        custom_fields={k: v for k, v in req.custom_fields.items() if v not in (None, "")},
+        custom_fields={
+            k: _number(v) if k.startswith("number") else v
+            for k, v in req.custom_fields.items()
+            if v not in (None, "")
+        },
     )
+
+
+def _number(value):
+    """A number custom field's value as JSON carries a number (ECS's ``number1..5`` are floats):
+    an integer when it has no fraction ("12", "12.0"), else a float. What is not a number is
+    sent as it was given, for Entrust to refuse in its words."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    if not math.isfinite(number):
+        return value
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
 
 
 def _int_id(order_id: str) -> int:

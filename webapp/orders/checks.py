@@ -26,6 +26,8 @@ CSR_SOURCES = ("certdesk", "new", "paste", "upload")
 NEW_KEY_TYPE = "rsa2048"  # the new key's default: what every Entrust product takes
 MAX_ADDITIONAL_EMAILS = 20
 _PHONE = re.compile(r"^[0-9+()./ x-]{3,40}$")
+# A number custom field's value: digits, a sign, a decimal point (Entrust takes a float).
+_NUMBER = re.compile(r"^[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})$")
 CUSTOM_TTL_SECONDS = 300.0
 # A read that failed (after its retries, each up to the read timeout) is not tried again for this
 # long: the form shown again, or sent, a moment later does not wait all that time once more.
@@ -519,11 +521,8 @@ def _custom(form: OrderForm, fields: list[CustomField]) -> dict[str, str]:
             continue
         if f.kind == "dropdown" and f.options and value not in f.options:
             raise OrderInputError(f"Choose one of the offered values for {f.label}.", name)
-        if f.kind == "number":
-            try:
-                float(value)
-            except ValueError:
-                raise OrderInputError(f"{f.label} must be a number.", name) from None
+        if f.kind == "number" and not _NUMBER.match(value):
+            raise OrderInputError(f"{f.label} must be a number, such as 12 or -3.75.", name)
         if f.kind == "date":
             try:
                 date.fromisoformat(value)
