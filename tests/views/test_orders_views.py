@@ -4,6 +4,7 @@ Existing Orders, the notices of status changes, and who may do what; with and wi
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -1841,3 +1842,30 @@ def test_a_number_custom_field_goes_to_entrust_as_a_number(operator_client, link
     custom = sent["body"]["tracking"]["customFields"]
     assert custom["number1"] == 1234.5 and isinstance(custom["number1"], float)
     assert custom["number2"] == 7 and isinstance(custom["number2"], int)
+
+
+def test_another_organization_of_a_non_primary_client_is_refused_before_anything_is_sent(
+    operator_client, linked, user, sandbox
+):
+    """ECS takes an organization name only for the primary client (and for PD_SSL): a
+    certificate of another client carries that client's own name. Choosing another of its
+    organizations is refused in words rather than dropped from the request unseen (the
+    certificate would have said otherwise than the order); the client's own goes through."""
+    from webapp.catalog import service as catalog
+
+    sandbox.add_organization(2, "Subsidiary Labs GmbH")
+    catalog.start_sync(user["operator"], [linked.id], ["organizations"])
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.subsidiary.example"}, "")
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id, organization="2:Subsidiary Labs GmbH")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and 'id="organization-error"' in page
+    assert (
+        "Entrust names a STANDARD_SSL certificate of the client Example Subsidiary Ltd after "
+        "the client itself, not Subsidiary Labs GmbH." in html.unescape(page)
+    )
+    assert not [r for r in sandbox.requests() if r["method"] == "POST"] and _count(Order) == 0
+    resp = _post(operator_client, linked, csr.id, organization="2:Example Subsidiary Ltd")
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    (sent,) = [r for r in sandbox.requests() if r["method"] == "POST"]
+    assert sent["body"]["clientId"] == 2 and "org" not in sent["body"]

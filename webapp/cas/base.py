@@ -91,9 +91,22 @@ class Capabilities:
     signature_algorithm_products: dict[str, frozenset[str]] = field(default_factory=dict)
     # Every status the CA gives orders (its own words), for filters.
     statuses: tuple[str, ...] = ()
+    # The client whose orders may name one of its organizations (None: any client's), and the
+    # products that may name one for any client; other orders carry their client's own name.
+    organization_client: int | None = None
+    organization_any_client_products: frozenset[str] = frozenset()
 
     def supports(self, action: Action) -> bool:
         return action in self.actions
+
+    def names_organization(self, client_id: int | None, product: str) -> bool:
+        """Whether an order of ``client_id`` (None: the CA's default client) for ``product`` can
+        name the organization its certificate carries."""
+        return (
+            self.organization_client is None
+            or client_id in (None, self.organization_client)
+            or product in self.organization_any_client_products
+        )
 
     def allows(self, action: Action, status: str) -> bool:
         """Whether ``action`` can be tried on an order the CA says is in ``status``."""

@@ -114,6 +114,9 @@ def capabilities(other_revocation_reasons: bool = False) -> Capabilities:
             Action.REVOKE: frozenset({"ACTIVE", "READY", "SUSPENDED"}),
         },
         expired_status="EXPIRED",
+        # ECS takes an organization name (org) only for the primary client, and for PD_SSL.
+        organization_client=1,
+        organization_any_client_products=frozenset({"PD_SSL"}),
         products=dict(ORDERABLE_PRODUCTS),
         ekus=EKUS,
         signature_algorithms=SIGNATURE_ALGORITHMS,
@@ -335,9 +338,8 @@ class EntrustConnector(CaConnector):
     # -- ordering -------------------------------------------------------------------------------
 
     def _common(self, req: OrderRequest) -> dict:
-        # ECS takes an organization name only for the primary client (and for PD_SSL); another
-        # client's certificates carry that client's own name.
-        org_allowed = req.client_id in (None, 1) or req.product == "PD_SSL"
+        # Another client's certificates carry that client's own name (see capabilities()).
+        org_allowed = capabilities().names_organization(req.client_id, req.product)
         return dict(
             csr=req.csr_pem or None,
             subject_alt_names=list(req.sans) or None,

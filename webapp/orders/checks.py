@@ -606,6 +606,21 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
                 f"{cred.name} has no {form.product} inventory left (as last synced).", "product"
             )
     with problems.gathered():
+        client = org.client_name if org is not None else ""
+        if (
+            max_days is not None
+            and client
+            and org.name != client
+            and not caps.names_organization(org.client_id, form.product)
+        ):
+            # It would be left out of the request, and the certificate would say otherwise.
+            raise OrderInputError(
+                f"Entrust names a {form.product} certificate of the client {client} after the "
+                f"client itself, not {org.name}. Choose {client}, or a product that can name "
+                "another of its organizations.",
+                "organization",
+            )
+    with problems.gathered():
         if (
             form.domain
             and org is not None
