@@ -497,7 +497,9 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
     store = sandbox.store
     lenient = sandbox.settings.fidelity.accept_string_booleans
     now = store.clock.now()
-    client_id = _int(body.get("clientId"), "clientId", original["client_id"] if original else 1)
+    # "If the clientId is not specified, 1 is used": for a reissue or renewal too (the spec's
+    # ReissueCertificateRequest says so; the clients that reissue always send it).
+    client_id = _int(body.get("clientId"), "clientId", 1)
     client = client_row(store, client_id)
     if client is None:
         raise bad_request("Unknown clientId", "clientId")

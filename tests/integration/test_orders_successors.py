@@ -10,6 +10,7 @@ import dataclasses
 import json
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -205,6 +206,47 @@ def test_two_forms_whose_checks_passed_before_the_first_settled_send_one_call(
         db.session.scalar(select(func.count()).select_from(Order).where(Order.parent_id == old.id))
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("organization", "cn", "client_id", "org"),
+    [
+        ("1:CertDesk Labs", "www.example.com", 1, "CertDesk Labs"),
+        ("2:Example Subsidiary Ltd", "www.subsidiary.example", 2, None),
+    ],
+)
+def test_a_reissue_and_a_renewal_name_the_originals_client_and_organization(
+    env, user, sandbox, organization, cn, client_id, org
+):
+    """ECS takes client 1, and that client's own name, for a reissue or renewal that names
+    neither: each names the original's client, and (for client 1, the only one that may name
+    one) its organization, so that the new certificate stays with them."""
+
+    def placed():
+        form = sandbox_order_form(env, _csr(user, cn).id, organization=organization)
+        row = placing.place(user["operator"], form)
+        assert row.status == "ACTIVE"
+        return row
+
+    sandbox.advance_clock(-40)  # one issued 40 days ago, old enough to renew
+    aged = placed()
+    sandbox.advance_clock(40)
+    old = placed()
+    sandbox.clear_requests()
+    new = successors.reissue(user["operator"], old, successor_form(old, csr_id=_csr(user, cn).id))
+    renewed = successors.renew(
+        user["operator"], aged, successor_form(aged, "renew", csr_id=_csr(user, cn).id)
+    )
+    for kind in ("reissues", "renewals"):
+        (sent,) = _creates(sandbox, kind)
+        assert sent["body"]["clientId"] == client_id and sent["body"].get("org") == org, kind
+    for row in (new, renewed):
+        detail = requests.get(
+            f"{sandbox.base_url}certificates/{row.ca_order_id}",
+            auth=(sandbox.api_user, sandbox.api_key),
+            timeout=10,
+        ).json()
+        assert detail["org"] == organization.split(":")[1] == row.organization
 
 
 def test_an_original_that_could_not_be_read_back_is_left_to_the_status_check(env, user, sandbox):

@@ -221,10 +221,31 @@ def test_a_pd_ssl_reissue_without_a_csr_keeps_the_organization_it_was_ordered_wi
     csr = csr_pem(request.sign(cached_key("RSA", 2048), hashes.SHA256()))
     body = {"certType": "PD_SSL", "csr": csr, "clientId": 2, "org": "Explicit Org"}
     original = api.post("certificates", body).json()["trackingId"]
-    response = api.post(f"certificates/{original}/reissues", {})
+    response = api.post(f"certificates/{original}/reissues", {"clientId": 2})
     assert response.status_code == 201, response.text
     detail = api.get(f"certificates/{response.json()['trackingId']}").json()
     assert detail["org"] == "Explicit Org" and "O=Explicit Org" in detail["dn"]
+
+
+@pytest.mark.parametrize("action", ["reissues", "renewals"])
+def test_a_reissue_or_renewal_without_a_client_id_is_for_client_1(api, sb, action):
+    """ "If the clientId is not specified, 1 is used" (ReissueCertificateRequest): the reissue or
+    renewal of another client's certificate that names no client is checked as client 1's, and
+    the names of client 2's domains are refused; naming the client, it goes through."""
+    from entrust_sandbox.ca import make_csr
+
+    csr, _ = make_csr("www.subsidiary.example")
+    original = api.post("certificates", {"certType": "STANDARD_SSL", "csr": csr, "clientId": 2})
+    tracking_id = original.json()["trackingId"]
+    if action == "renewals":
+        sb.advance_clock(31)
+    refused = api.post(f"certificates/{tracking_id}/{action}", {})
+    assert_error(refused, 400, "subjectAltName")
+    assert "not approved for client 1" in refused.json()["errors"][0]["message"]
+    taken = api.post(f"certificates/{tracking_id}/{action}", {"clientId": 2})
+    assert taken.status_code == 201, taken.text
+    detail = api.get(f"certificates/{taken.json()['trackingId']}").json()
+    assert detail["org"] == "Example Subsidiary Ltd"
 
 
 def test_renew_30_day_rule(api, sb, active):

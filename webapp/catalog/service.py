@@ -790,6 +790,28 @@ def approved_organization(credential_id: int, client_id: int, name: str):
     return db.session.execute(stmt).scalar()
 
 
+def client_of(credential_id: int, organization: str) -> int | None:
+    """The client an order's organization (as its certificate names it) belongs to, as the
+    credential last synced them: the one client with an organization of that name, or whose own
+    name it is; None when none or several have it."""
+    if not organization:
+        return None
+    model = CatalogOrganization
+    stmt = (
+        select(model.client_id)
+        .where(
+            model.credential_id == credential_id,
+            model.gone == false(),
+            model.name_key == organization.lower(),
+            model.name == organization,
+        )
+        .distinct()
+        .limit(2)
+    )
+    found = db.session.execute(stmt).scalars().all()
+    return found[0] if len(found) == 1 else None
+
+
 def primary_client_name(credential_id: int) -> str:
     """The name of the account's primary client (client 1), as its approved organizations were
     last synced ("" when not known)."""

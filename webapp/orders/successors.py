@@ -227,11 +227,15 @@ def _custom_fields(row: Order) -> dict[str, str]:
 
 
 def _request(row, names, info, form, expires_on, requester) -> OrderRequest:
+    # The original's client and organization: ECS takes client 1 and that client's own name
+    # for a reissue or renewal that names neither.
     return OrderRequest(
         request_id="",
         product=row.product,
         csr_pem=info.pem if info is not None else None,
         sans=names,
+        organization=row.organization or None,
+        client_id=catalog.client_of(row.credential_id, row.organization),
         eku=form.eku or None,
         signature_algorithm=form.signature_algorithm or None,
         expires_on=expires_on,
