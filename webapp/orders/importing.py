@@ -767,13 +767,19 @@ def _stop(ctx, cred, state: dict, actor, what: str, exc: Exception, opened=None)
         )
     else:
         message = f"Import of {cred.name} could not read the order list: {said} {then}"
+    _failed(cred, state, actor, str(exc)[:500], message)
+
+
+def _failed(cred, state: dict, actor, error: str, message: str) -> None:
+    """Audit the import's end in failure (with its counts so far), commit, and end the job
+    saying ``message``."""
     audit.record(
         "order.import",
         actor=actor,
         object_type="credential",
         object_id=cred.id,
         outcome="failure",
-        detail={"name": cred.name, **state["counts"], "error": str(exc)[:500]},
+        detail={"name": cred.name, **state["counts"], "error": error},
     )
     db.session.commit()
     raise jobs.JobError(message)
@@ -786,19 +792,11 @@ def _unless_deleted(ctx, cred, state: dict, actor) -> None:
         return
     db.session.rollback()
     ctx.save_checkpoint(state)
-    audit.record(
-        "order.import",
-        actor=actor,
-        object_type="credential",
-        object_id=cred.id,
-        outcome="failure",
-        detail={"name": cred.name, **state["counts"], "error": "the credential was deleted"},
-    )
-    db.session.commit()
-    raise jobs.JobError(
+    message = (
         f"Import of {cred.name} stopped: the credential was deleted while it ran. So far: "
         f"{_summary(state['counts'])}."
     )
+    _failed(cred, state, actor, "the credential was deleted", message)
 
 
 def _import_pages(
