@@ -193,6 +193,23 @@ def signed_in(server: LiveServer, username: str, password: str = PASSWORD) -> re
     return http
 
 
+def add_credential(http: requests.Session, server: LiveServer, sandbox, name: str) -> None:
+    """Save a credential for ``sandbox`` through the form (its first sync starts)."""
+    resp = http.post(
+        server.url + "/entrust/manage/credentials/new",
+        data={
+            "name": name,
+            "api_user": sandbox.api_user,
+            "api_key": sandbox.api_key,
+            "base_url": sandbox.base_url,
+            "is_admin": "y",
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert resp.status_code == 303, resp.text
+
+
 def wait_until(what: str, check: Callable[[], object], seconds: float, every: float = 0.2) -> None:
     """Ask ``check`` every ``every`` seconds until it answers true; fail naming ``what`` after
     ``seconds``."""

@@ -7,11 +7,30 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tests.conftest import make_app
-from tests.live import signed_in, start_server, stop_server, wait_until
+from tests.live import add_credential, signed_in, start_server, stop_server, wait_until
 from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
 from webapp.credentials.models import EcsCredential
 from webapp.extensions import db
 from webapp.jobs.models import Job
+
+
+def _delete(http, server, cred_id: int) -> None:
+    resp = http.post(
+        f"{server.url}/entrust/manage/credentials/{cred_id}/delete",
+        data={"confirm": "1"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert resp.status_code == 303, resp.text
+
+
+def _ended(app, newest_job) -> tuple[str, str] | None:
+    """(state, error) of the job ``newest_job`` selects once it has finished, else None."""
+    with app.app_context():
+        job = db.session.scalars(newest_job).first()
+        ended = (job.state, job.error) if job.finished else None
+        db.session.remove()
+    return ended
 
 
 def test_a_credential_deleted_while_its_sync_reads_keeps_nothing(instance, sandbox, fast_clients):
@@ -23,19 +42,7 @@ def test_a_credential_deleted_while_its_sync_reads_keeps_nothing(instance, sandb
         # The sync's last read (the products) waits three seconds: time to delete meanwhile.
         sandbox.faults([{"kind": "latency", "ms": 3000, "path": "/enterprise/v2/inventories"}])
         sandbox.clear_requests()
-        resp = http.post(
-            server.url + "/entrust/manage/credentials/new",
-            data={
-                "name": "Leaving",
-                "api_user": sandbox.api_user,
-                "api_key": sandbox.api_key,
-                "base_url": sandbox.base_url,
-                "is_admin": "y",
-            },
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert resp.status_code == 303, resp.text
+        add_credential(http, server, sandbox, "Leaving")
         wait_until(
             "the sync's read of the products",
             lambda: any(r["path"].endswith("/inventories") for r in sandbox.requests()),
@@ -45,20 +52,10 @@ def test_a_credential_deleted_while_its_sync_reads_keeps_nothing(instance, sandb
             cred_id = db.session.scalar(
                 select(EcsCredential.id).where(EcsCredential.name == "Leaving")
             )
-        resp = http.post(
-            f"{server.url}/entrust/manage/credentials/{cred_id}/delete",
-            data={"confirm": "1"},
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert resp.status_code == 303, resp.text
+        _delete(http, server, cred_id)
 
         def sync_job():
-            with app.app_context():
-                job = db.session.scalars(select(Job).order_by(Job.id.desc())).first()
-                state, error = job.state, job.error
-                db.session.remove()
-            return (state, error) if state in ("succeeded", "failed") else None
+            return _ended(app, select(Job).order_by(Job.id.desc()))
 
         wait_until("the sync to end", sync_job, 60)
         state, error = sync_job()
@@ -116,25 +113,15 @@ def test_an_import_stops_when_its_credential_is_deleted(instance, sandbox, fast_
             )
 
         wait_until("the import's certificate fetches", lambda: fetches() >= 5, 60)
-        resp = http.post(
-            f"{server.url}/entrust/manage/credentials/{cred_id}/delete",
-            data={"confirm": "1"},
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert resp.status_code == 303, resp.text
+        _delete(http, server, cred_id)
         with app.app_context():
             stored_then = db.session.scalar(select(func.count()).select_from(Certificate))
             db.session.remove()
 
         def import_job():
-            with app.app_context():
-                job = db.session.scalars(
-                    select(Job).where(Job.kind == "orders.import").order_by(Job.id.desc())
-                ).first()
-                ended = (job.state, job.error) if job.finished else None
-                db.session.remove()
-            return ended
+            return _ended(
+                app, select(Job).where(Job.kind == "orders.import").order_by(Job.id.desc())
+            )
 
         wait_until("the import to end", import_job, 60)
         state, error = import_job()

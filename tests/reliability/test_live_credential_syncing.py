@@ -4,7 +4,7 @@ first sync runs in the background, then "Synced" once the sync has ended."""
 from __future__ import annotations
 
 from tests.conftest import make_app
-from tests.live import signed_in, start_server, stop_server, wait_until
+from tests.live import add_credential, signed_in, start_server, stop_server, wait_until
 from webapp.extensions import db
 
 
@@ -23,19 +23,7 @@ def test_a_new_credential_says_syncing_until_its_first_sync_ends(instance, sandb
         # Each read of the sync takes a second and a half: long enough to look at the list.
         sandbox.faults([{"kind": "latency", "method": "GET", "ms": 1500}])
         sandbox.clear_requests()
-        resp = http.post(
-            server.url + "/entrust/manage/credentials/new",
-            data={
-                "name": "Live sandbox",
-                "api_user": sandbox.api_user,
-                "api_key": sandbox.api_key,
-                "base_url": sandbox.base_url,
-                "is_admin": "y",
-            },
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert resp.status_code == 303, resp.text
+        add_credential(http, server, sandbox, "Live sandbox")
         wait_until("the sync's first read", lambda: sandbox.requests(), 30)
         during = _status(http, server.url, "Live sandbox")
         assert '<span class="badge muted">Syncing</span>' in during, during
