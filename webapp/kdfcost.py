@@ -1,11 +1,16 @@
-"""How much work opening a password-protected key file asks for, read before anything is opened.
+"""Opening password-protected key files: the work they ask for, bounded, and done without the
+interpreter lock.
 
 An encrypted PKCS#8 key or a PKCS#12 file names its own key-derivation settings: PBKDF2 or
-PKCS#12 iteration counts, scrypt's cost. Opening the file runs that many rounds with the
-interpreter lock held, so a file edited to ask for 200 million rounds stalls the whole portal for
-half a minute. :func:`check_pkcs8` and :func:`check_pkcs12` add up every derivation a file would
-run (a PKCS#12 file's MAC, each encrypted safe, each encrypted key, also keys inside encrypted
-safes, which are decrypted here to be inspected) and raise :class:`TooCostly` above the bounds.
+PKCS#12 iteration counts, scrypt's cost. The library's loaders run those rounds with the
+interpreter lock held, so every other request of the process waits: a file edited to ask for 200
+million rounds would stall the whole portal for half a minute, and eight uploads of a second's
+work each stalled it for seconds. So the files are opened here: :func:`open_pkcs8` and
+:func:`open_pkcs12` read the structure, add up every derivation it asks for (a PKCS#12 file's
+MAC, each encrypted safe, each encrypted key, also keys inside encrypted safes) and raise
+:class:`TooCostly` above the bounds before running it; then they derive the keys with PBKDF2 and
+scrypt, which run without the lock (the PKCS#12 derivation of old files is Python, which yields
+it), check the MAC and decrypt. What they hand back is unencrypted DER, cheap to load.
 
 Tools ask for 2,048 (OpenSSL) to 600,000 rounds; CertDesk opens files that ask for at most
 ``MAX_ROUNDS`` in all, about a second of work, and within a request (``start_budget``) at most
@@ -15,6 +20,7 @@ that much for all the files it sends. No Flask, no database.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -26,7 +32,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 MAX_ROUNDS = 10_000_000  # PBKDF2 and PKCS#12 rounds, summed over the whole file
-MAX_LEGACY_ROUNDS = 1_000_000  # one PKCS#12-KDF derivation (run here in Python to inspect)
+MAX_LEGACY_ROUNDS = 1_000_000  # one PKCS#12-KDF derivation (run here in Python)
 MAX_SCRYPT_MEMORY = 32 * 1024 * 1024  # OpenSSL's own ceiling for scrypt
 MAX_SCRYPT_PARALLEL = 16
 MAX_DEPTH = 32
@@ -45,7 +51,17 @@ ENCRYPTED_DATA = "1.2.840.113549.1.7.6"
 KEY_BAG = "1.2.840.113549.1.12.10.1.1"
 SHROUDED_KEY_BAG = "1.2.840.113549.1.12.10.1.2"
 RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
+CERT_BAG = "1.2.840.113549.1.12.10.1.3"
 SAFE_CONTENTS_BAG = "1.2.840.113549.1.12.10.1.6"
+X509_CERTIFICATE = "1.2.840.113549.1.9.22.1"
+HMAC_SHA1 = "1.2.840.113549.2.7"
+MAC_DIGESTS = {  # a PKCS#12 MAC's digest: hashlib's name
+    "1.3.14.3.2.26": "sha1",
+    "2.16.840.1.101.3.4.2.4": "sha224",
+    "2.16.840.1.101.3.4.2.1": "sha256",
+    "2.16.840.1.101.3.4.2.2": "sha384",
+    "2.16.840.1.101.3.4.2.3": "sha512",
+}
 PRFS = {
     "1.2.840.113549.2.7": hashes.SHA1,
     "1.2.840.113549.2.8": hashes.SHA224,
@@ -76,8 +92,12 @@ class TooCostly(ValueError):
 
 
 class Unreadable(ValueError):
-    """The file's structure could not be read, or an encrypted part could not be opened to be
-    inspected (usually a wrong password)."""
+    """The file's structure could not be read, or an encrypted part could not be opened
+    (usually a wrong password)."""
+
+
+class Unsupported(Unreadable):
+    """An encryption or key derivation this module does not run."""
 
 
 # -- a small BER reader -------------------------------------------------------------------------
@@ -88,6 +108,7 @@ class Node:
     tag: int
     value: bytes = b""  # primitive content (a constructed OCTET STRING: its pieces joined)
     children: list[Node] = field(default_factory=list)
+    raw: bytes = b""  # the whole element as it was read: tag, length and content
 
     def child(self, i: int, tag: int | None = None) -> Node:
         if i >= len(self.children) or (tag is not None and self.children[i].tag != tag):
@@ -121,6 +142,7 @@ def parse(data: bytes) -> Node:
 def _read(data: bytes, pos: int, end: int, depth: int) -> tuple[Node, int]:
     if depth > MAX_DEPTH or pos + 2 > end:
         raise Unreadable("truncated or too deeply nested")
+    start = pos
     tag = data[pos]
     pos += 1
     if tag & 0x1F == 0x1F:  # a high tag number: skip its bytes
@@ -166,6 +188,7 @@ def _read(data: bytes, pos: int, end: int, depth: int) -> tuple[Node, int]:
         pos += length
     if tag == _OCTETS | 0x20:  # a constructed OCTET STRING: its pieces, joined
         node = Node(_OCTETS, b"".join(c.value for c in node.children))
+    node.raw = data[start:pos]
     return node, pos
 
 
@@ -269,44 +292,115 @@ def check_pkcs8(der: bytes) -> None:
         return  # not an encrypted PKCS#8 key CertDesk can read: the key loader refuses it
 
 
-def check_pkcs12(der: bytes, password: bytes | None) -> None:
-    """Raise TooCostly when the PKCS#12 file ``der`` asks for too much work, counting its MAC,
-    its encrypted safes and every encrypted key, also those inside encrypted safes (opened here
-    with ``password`` to be inspected). Raises Unreadable when the structure cannot be read or an
-    encrypted safe does not open with the password."""
+def open_pkcs8(der: bytes, password: bytes) -> bytes | None:
+    """The PrivateKeyInfo (unencrypted PKCS#8 DER) inside the EncryptedPrivateKeyInfo ``der``,
+    or None when it is not one, or its encryption is one this module does not open (PBES1: the
+    library's loader opens it, its work bounded by :func:`check_pkcs8`). Raises TooCostly, and
+    Unreadable for a wrong password (or damaged file)."""
+    try:
+        info = parse(der)
+        alg, data = info.child(0, _SEQUENCE), info.child(1, _OCTETS).value
+        oid = alg.child(0).oid()
+    except Unreadable:
+        return None
+    if oid != PBES2 and oid not in P12_CIPHERS:
+        return None
+    algorithm_cost(alg, _work())
+    try:
+        return _decrypt(alg, data, password)
+    except Unsupported:
+        return None
+
+
+@dataclass
+class Pkcs12Contents:
+    """What a PKCS#12 file holds, unencrypted: its first private key (PrivateKeyInfo DER) and its
+    X.509 certificates (DER), in the file's order."""
+
+    key: bytes | None = None
+    certificates: list[bytes] = field(default_factory=list)
+    mac_checked: bool = True  # False: a PBMAC1 MAC, left to the library's loader
+
+
+def open_pkcs12(der: bytes, password: bytes | None) -> Pkcs12Contents:
+    """Open the PKCS#12 file ``der`` as OpenSSL would, the work of every part counted before it
+    is done: its MAC checked with ``password`` (an empty one tried as no bytes, then as an empty
+    string), its encrypted safes and keys decrypted. Raises TooCostly, and Unreadable when the
+    structure cannot be read, or the password is wrong (the message then says "password")."""
     work = _work()
     pfx = parse(der)
-    if len(pfx.children) > 2:
-        mac = pfx.child(2, _SEQUENCE)
-        mac_alg = mac.child(0, _SEQUENCE).child(0, _SEQUENCE)
-        if mac_alg.child(0).oid() == PBMAC1:
-            algorithm_cost(mac_alg, work)
-        else:
-            work.add(mac.child(2, _INTEGER).integer() if len(mac.children) > 2 else 1)
+    if pfx.child(0, _INTEGER).integer() != 3:
+        raise Unreadable("not a version 3 PKCS#12 file")
     auth_safe = pfx.child(1, _SEQUENCE)
     if auth_safe.child(0).oid() != DATA:
-        return  # public-key integrity mode: no password derivations
-    safes = parse(auth_safe.child(1, _CONTEXT0).child(0, _OCTETS).value)
-    for info in safes.children:
+        raise Unreadable("public-key integrity mode is not read")
+    content = auth_safe.child(1, _CONTEXT0).child(0, _OCTETS).value
+    found = Pkcs12Contents()
+    if len(pfx.children) > 2:
+        mac = pfx.child(2, _SEQUENCE)
+        try:
+            password = _checked_mac(mac, content, password, work)
+        except Unsupported:
+            found.mac_checked = False
+            algorithm_cost(mac.child(0, _SEQUENCE).child(0, _SEQUENCE), work)
+    first = work.rounds
+    for info in parse(content).children:
         kind = info.child(0).oid()
         if kind == DATA:
-            _bags(parse(info.child(1, _CONTEXT0).child(0, _OCTETS).value), work, password, 0)
+            _bags(parse(info.child(1, _CONTEXT0).child(0, _OCTETS).value), work, password, found)
         elif kind == ENCRYPTED_DATA:
-            content = info.child(1, _CONTEXT0).child(0, _SEQUENCE).child(1, _SEQUENCE)
-            alg = content.child(1, _SEQUENCE)
+            encrypted = info.child(1, _CONTEXT0).child(0, _SEQUENCE).child(1, _SEQUENCE)
+            alg = encrypted.child(1, _SEQUENCE)
             algorithm_cost(alg, work)
-            if len(content.children) > 2:
-                plain = _decrypt(alg, content.children[2].value, password)
+            if len(encrypted.children) > 2:
+                plain = _decrypt(alg, encrypted.children[2].value, password)
                 try:
-                    _bags(parse(plain), work, password, 0)
+                    safe = parse(plain)
                 except Unreadable:
                     # A wrong password yields garbage that now and then ends in valid padding.
                     raise Unreadable(
                         "the encrypted safe does not open with this password"
                     ) from None
+                _bags(safe, work, password, found)
+        else:
+            raise Unreadable("a safe of an unknown kind")
+    if not found.mac_checked:
+        work.add(work.rounds - first)  # the loader runs it all again
+    return found
 
 
-def _bags(safe_contents: Node, work: _Work, password, depth: int) -> None:
+def _checked_mac(mac: Node, content: bytes, password: bytes | None, work: _Work):
+    """Check the MacData ``mac`` over ``content``; return the password that opens it (an empty
+    one: None or b"", whichever OpenSSL would have found). Raises Unreadable (naming the
+    password) when it does not match."""
+    digest_info = mac.child(0, _SEQUENCE)
+    alg, expected = digest_info.child(0, _SEQUENCE), digest_info.child(1, _OCTETS).value
+    alg_oid = alg.child(0).oid()
+    if alg_oid == PBMAC1:
+        raise Unsupported("a PBMAC1 MAC (RFC 9579): the library's loader checks it")
+    digest = MAC_DIGESTS.get(alg_oid)
+    if digest is None:
+        raise Unreadable("unsupported MAC digest")
+    salt = mac.child(1, _OCTETS).value
+    rounds = mac.child(2, _INTEGER).integer() if len(mac.children) > 2 else 1
+    if rounds < 1:
+        raise Unreadable("bad MAC iteration count")
+    if rounds > MAX_LEGACY_ROUNDS:
+        raise TooCostly(
+            f"The file's MAC asks for {rounds:,} rounds of password hashing; CertDesk checks "
+            f"at most {MAX_LEGACY_ROUNDS:,}. Export it again with your tool's usual settings."
+        )
+    work.add(rounds)
+    # OpenSSL tries an empty password as no bytes, then as an empty string.
+    for candidate in [password] if password else [None, b""]:
+        size = hashlib.new(digest).digest_size
+        key = pkcs12_kdf(candidate, salt, 3, rounds, size, digest)
+        if hmac.compare_digest(hmac.new(key, content, digest).digest(), expected):
+            return candidate
+    raise Unreadable("the MAC does not match this password")
+
+
+def _bags(safe_contents: Node, work: _Work, password, found: Pkcs12Contents, depth=0) -> None:
     if depth > 4:
         raise Unreadable("safe contents nested too deeply")
     for bag in safe_contents.children:
@@ -314,18 +408,22 @@ def _bags(safe_contents: Node, work: _Work, password, depth: int) -> None:
         value = bag.child(1, _CONTEXT0).child(0)
         if kind == KEY_BAG:
             _check_key_size(value)
+            found.key = found.key or value.raw
         elif kind == SHROUDED_KEY_BAG:
             alg = value.child(0, _SEQUENCE)
             algorithm_cost(alg, work)
-            algorithm_cost(alg, work)  # opened here to see its size, and again by the loader
             plain = _decrypt(alg, value.child(1, _OCTETS).value, password)
             try:
                 _check_key_size(parse(plain))
             except Unreadable:
                 # A wrong password yields garbage that now and then ends in valid padding.
                 raise Unreadable("the key does not open with this password") from None
+            found.key = found.key or plain
+        elif kind == CERT_BAG:
+            if value.child(0).oid() == X509_CERTIFICATE:  # others (SDSI) are left, as OpenSSL does
+                found.certificates.append(value.child(1, _CONTEXT0).child(0, _OCTETS).value)
         elif kind == SAFE_CONTENTS_BAG:
-            _bags(value, work, password, depth + 1)
+            _bags(value, work, password, found, depth + 1)
 
 
 def _check_key_size(private_key_info: Node) -> None:
@@ -360,7 +458,7 @@ def _open_safe(alg: Node, data: bytes, password: bytes | None) -> bytes:
         kdf, scheme = params.child(0, _SEQUENCE), params.child(1, _SEQUENCE)
         cipher_oid = scheme.child(0).oid()
         if cipher_oid not in CBC_CIPHERS:
-            raise Unreadable(f"unsupported encryption {cipher_oid}")
+            raise Unsupported(f"unsupported encryption {cipher_oid}")
         cipher, key_length = CBC_CIPHERS[cipher_oid]
         iv = scheme.child(1, _OCTETS).value
         pw = password or b""
@@ -371,7 +469,7 @@ def _open_safe(alg: Node, data: bytes, password: bytes | None) -> bytes:
             salt, n, r, p = _scrypt(kdf.child(1, _SEQUENCE))
             key = Scrypt(salt, key_length, n, r, p).derive(pw)
         else:
-            raise Unreadable("unsupported key derivation")
+            raise Unsupported("unsupported key derivation")
         return _cbc(cipher(key), iv, data)
     if oid in P12_CIPHERS:
         params = alg.child(1, _SEQUENCE)
@@ -396,7 +494,7 @@ def _open_safe(alg: Node, data: bytes, password: bytes | None) -> bytes:
             except Unreadable:
                 continue
         raise Unreadable("the encrypted safe does not open with this password")
-    raise Unreadable(f"unsupported encryption {oid}")
+    raise Unsupported(f"unsupported encryption {oid}")
 
 
 def _cbc(cipher, iv: bytes, data: bytes) -> bytes:
@@ -428,7 +526,13 @@ def pkcs12_kdf(
     bytes)."""
     pw = b"" if password is None else password.decode("utf-8").encode("utf-16-be") + b"\0\0"
     # SHA-1 for reading old files that say so; no new file is protected with it.
-    make = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}[digest]
+    make = {
+        "sha1": hashlib.sha1,
+        "sha224": hashlib.sha224,
+        "sha256": hashlib.sha256,
+        "sha384": hashlib.sha384,
+        "sha512": hashlib.sha512,
+    }[digest]
     legacy = digest == "sha1"
     u, v = make().digest_size, make().block_size
 

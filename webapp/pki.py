@@ -259,32 +259,64 @@ def check_key_cost(data: bytes, field_name: str = "key") -> None:
             raise TooCostly(str(exc), field_name) from None
 
 
-def check_pkcs12_cost(
+@dataclass
+class Pkcs12:
+    """A PKCS#12 file's private key (None if it holds none), the certificate of that key (None
+    if none matches it) and its other certificates, in the file's order, as OpenSSL splits them."""
+
+    key: object | None
+    cert: x509.Certificate | None
+    others: list[x509.Certificate]
+
+    @property
+    def certificates(self) -> list[x509.Certificate]:
+        return ([self.cert] if self.cert else []) + self.others
+
+
+def open_pkcs12(
     data: bytes, password: str | bytes | None, field_name: str, password_field: str
-) -> None:
-    """Refuse (PkiError) a PKCS#12 file that asks for more key-derivation work than CertDesk
-    does, or whose encrypted parts do not open with ``password``, before it is opened."""
+) -> Pkcs12:
+    """Open a PKCS#12 file, or refuse it (PkiError) in words: one that asks for more
+    key-derivation work than CertDesk does, a wrong password, a damaged file. The key derivations
+    run without the interpreter lock (see :mod:`webapp.kdfcost`), so a costly file does not hold
+    up the process's other requests."""
     pw = password.encode() if isinstance(password, str) else password
+    wrong_password = PkiError(
+        "Wrong password for the PKCS#12 file (or the file is damaged)."
+        if pw
+        else "This PKCS#12 file is protected; enter its password (or the file is damaged).",
+        password_field,
+    )
     try:
-        kdfcost.check_pkcs12(data, pw or None)
+        contents = kdfcost.open_pkcs12(data, pw or None)
     except kdfcost.TooCostly as exc:
         raise TooCostly(str(exc), field_name) from None
     except kdfcost.Unreadable as exc:
         if "password" in str(exc):
-            raise PkiError(
-                "Wrong password for the PKCS#12 file (or the file is damaged)."
-                if pw
-                else "This PKCS#12 file is protected; enter its password.",
-                password_field,
-            ) from None
-        # Nothing whose work was not counted is opened: OpenSSL reads encodings a check of the
-        # first bytes would miss (long-form lengths, say).
+            raise wrong_password from None
         raise PkiError(
             "This PKCS#12 file is damaged or not one CertDesk reads."
             if _looks_like_pkcs12(data)
             else NOT_A_CERTIFICATE_FILE,
             field_name,
         ) from None
+    try:
+        if not contents.mac_checked:  # a MAC this module does not check: the library does
+            try:
+                key, cert, others = pkcs12.load_key_and_certificates(data, pw)
+            except ValueError:
+                raise wrong_password from None
+            return Pkcs12(key, cert, list(others))
+        key = serialization.load_der_private_key(contents.key, None) if contents.key else None
+        certs = [x509.load_der_x509_certificate(der) for der in contents.certificates]
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise PkiError(
+            "This PKCS#12 file is damaged or not one CertDesk reads.", field_name
+        ) from None
+    cert = None
+    if key is not None:
+        cert = next((c for c in certs if key_matches(key, c.public_key())), None)
+    return Pkcs12(key, cert, [c for c in certs if c is not cert])
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -447,8 +479,11 @@ def load_private_key(data: bytes | str, password: str | None = None, field_name=
         if not blocks:
             raise PkiError("This is not a private key (no PRIVATE KEY block).", field_name)
         raw = blocks[0]
-    check_key_cost(raw, field_name)
     encrypted = b"ENCRYPTED" in raw
+    if pw is not None and (plain := _opened_pkcs8(raw, pw, field_name)) is not None:
+        raw, pw, loaders, encrypted = plain, None, [serialization.load_der_private_key], True
+    else:
+        check_key_cost(raw, field_name)
     for loader in loaders:
         try:
             with warnings.catch_warnings():
@@ -470,6 +505,26 @@ def load_private_key(data: bytes | str, password: str | None = None, field_name=
             raise PkiError("This is not a readable private key.", field_name) from exc
         return _checked_rsa(_supported_key(key, field_name), field_name)
     raise PkiError("This is not a readable private key.", field_name)  # pragma: no cover
+
+
+def _opened_pkcs8(raw: bytes, password: bytes, field_name: str) -> bytes | None:
+    """The unencrypted PKCS#8 DER of an encrypted PKCS#8 key (PEM or DER), its work counted and
+    its key derived without the interpreter lock (see :mod:`webapp.kdfcost`); None when it is not
+    one that module opens (the library's loader then does). Raises PkiError for a key that asks
+    for too much work or a wrong password."""
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        blocks = pem_blocks(raw)
+        if not blocks or blocks[0].label != b"ENCRYPTED PRIVATE KEY":
+            return None
+        raw = _pem_der(blocks[0])
+    try:
+        return kdfcost.open_pkcs8(raw, password)
+    except kdfcost.TooCostly as exc:
+        raise TooCostly(str(exc), field_name) from None
+    except kdfcost.Unreadable:
+        raise PkiError(
+            "Wrong password for the private key (or the key is damaged).", "key_password"
+        ) from None
 
 
 def _checked_rsa(key, field_name: str):
@@ -760,26 +815,11 @@ def _read_binary(raw: bytes, password: str | None, field_name: str):
         return pkcs7.load_der_pkcs7_certificates(raw)
     except ValueError:
         pass
-    pw = password.encode() if password else None
-    check_pkcs12_cost(raw, pw, field_name, "password")
-    try:
-        p12 = pkcs12.load_pkcs12(raw, pw)
-    except ValueError as exc:
-        if _looks_like_pkcs12(raw):
-            raise PkiError(
-                "Wrong password for the PKCS#12 file (or the file is damaged)."
-                if pw
-                else "This PKCS#12 file is protected; enter its password.",
-                "password",
-            ) from exc
-        raise
-    certs = ([p12.cert.certificate] if p12.cert else []) + [
-        c.certificate for c in p12.additional_certs
-    ]
-    if not certs:
+    p12 = open_pkcs12(raw, password, field_name, "password")
+    if not p12.certificates:
         raise PkiError("The PKCS#12 file holds no certificate.", field_name)
     key = _supported_key(p12.key, field_name) if p12.key is not None else None
-    return Bundle(certs, key)
+    return Bundle(p12.certificates, key)
 
 
 def _looks_like_pkcs12(raw: bytes) -> bool:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlalchemy import func, or_, select, true
 from sqlalchemy import update as sql_update
 
@@ -215,15 +214,15 @@ def _load_client_cert(data: CredentialInput) -> tuple[str, str] | None:
     if data.pkcs12:
         password = data.pkcs12_password.encode() if data.pkcs12_password else None
         try:
-            pki.check_pkcs12_cost(data.pkcs12, password, "pkcs12", "pkcs12")
-            key, cert, extra = pkcs12.load_key_and_certificates(data.pkcs12, password)
+            opened = pki.open_pkcs12(data.pkcs12, password, "pkcs12", "pkcs12")
         except pki.TooCostly as exc:
             raise CredentialError(str(exc), "pkcs12") from None
-        except ValueError:
+        except pki.PkiError:
             raise CredentialError(
                 "The PKCS#12 file could not be opened: wrong password, or not a PKCS#12 file.",
                 "pkcs12",
             ) from None
+        key, cert, extra = opened.key, opened.cert, opened.others
         if key is None or cert is None:
             raise CredentialError(
                 "The PKCS#12 file must hold the client certificate and its private key.", "pkcs12"

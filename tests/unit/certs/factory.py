@@ -141,8 +141,8 @@ def p7b(certs, encoding=serialization.Encoding.DER) -> bytes:
 
 
 def p12(key, cert, chain, password: str | None, rounds: int | None = None) -> bytes:
-    """A PKCS#12 file; with ``rounds``, AES and PBKDF2-SHA256 of that many rounds throughout
-    (its MAC, its certificates' and its key's encryption)."""
+    """A PKCS#12 file; with ``rounds``, AES and PBKDF2-SHA256 of that many rounds for its
+    certificates' and its key's encryption (its MAC keeps the library's 2,048)."""
     if password and rounds:
         enc = (
             serialization.PrivateFormat.PKCS12.encryption_builder()
