@@ -27,7 +27,7 @@ from .auth import create_user
 from .clock import fmt
 from .errors import ApiError, bad_request, not_found, parse_json
 from .listing import CUSTOM_FIELD_NAMES
-from .orders import MANDATORY_FOR_API
+from .orders import CERT_TYPES, MANDATORY_FOR_API
 from .settings import Settings
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
@@ -361,26 +361,37 @@ def add_organization():
     return jsonify({"clientId": client_id, "name": name, "verificationStatus": status}), 201
 
 
+CLIENT_SETTINGS = ("clientName", "friendlyClientName", "verificationStatus", "evVerificationStatus")
+
+
 @bp.post("/clients/<int:client_id>")
-def rename_client(client_id: int):
-    """Rename a client, as Entrust does when its registered name changes: {"clientName": "...",
-    "friendlyClientName": "..."} (either or both). Its organizations keep their names."""
+def update_client(client_id: int):
+    """Rename a client, as Entrust does when its registered name changes, or set its vetting, as
+    Entrust's vetting team does: {"clientName": "...", "friendlyClientName": "...",
+    "verificationStatus": "APPROVED", "evVerificationStatus": "APPROVED"} (any of them; the
+    statuses are those of an organization). Its organizations keep their names."""
     body = _body()
-    unknown = sorted(set(body) - {"clientName", "friendlyClientName"})
+    unknown = sorted(set(body) - set(CLIENT_SETTINGS))
     if unknown:
         raise bad_request(f"A client has no setting {unknown[0]}", unknown[0])
     if not body:
-        raise bad_request("Give clientName or friendlyClientName", "clientName")
-    names = {key: _name(body, key, "client's name") for key in body}
+        given = ", ".join(CLIENT_SETTINGS[:-1]) + " or " + CLIENT_SETTINGS[-1]
+        raise bad_request("Give " + given, "clientName")
+    changes = {
+        key: _choice(body, key, ORG_STATUSES, "")
+        if key in ("verificationStatus", "evVerificationStatus")
+        else _name(body, key, "client's name")
+        for key in body
+    }
     with _sandbox().store.tx() as conn:
         row = conn.execute("SELECT body FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             raise not_found("Unknown clientId")
-        client = json.loads(row[0]) | names
+        client = json.loads(row[0]) | changes
         conn.execute(
             "UPDATE clients SET body = ? WHERE client_id = ?", (json.dumps(client), client_id)
         )
-    return jsonify({"clientId": client_id, **{k: client.get(k) for k in names}})
+    return jsonify({"clientId": client_id, **{k: client.get(k) for k in changes}})
 
 
 @bp.delete("/organizations")
@@ -400,6 +411,45 @@ def remove_organization():
     if not removed:
         raise not_found("Unknown organization")
     return "", 204
+
+
+PRODUCT_TYPES = (*CERT_TYPES, "FLEX", "CMS_1_ADMIN")
+CONSUMPTION_TYPES = ("UNLIMITED",)
+MAX_INVENTORY = 10_000_000
+
+
+@bp.post("/products/<product_type>")
+def set_product(product_type: str):
+    """Give the account a product, or set how many of it remain, as a purchase does:
+    {"remainingCount": N} (0 to 10,000,000), and "consumptionType": "UNLIMITED" or null (the
+    default: counted). Its used count is kept; its total is used plus remaining."""
+    kind = product_type.upper()
+    if kind not in PRODUCT_TYPES:
+        raise bad_request("productType must be one of " + ", ".join(PRODUCT_TYPES), "productType")
+    body = _body()
+    unknown = sorted(set(body) - {"remainingCount", "consumptionType"})
+    if unknown:
+        raise bad_request(f"A product has no setting {unknown[0]}", unknown[0])
+    remaining, consumption = body.get("remainingCount"), body.get("consumptionType")
+    if isinstance(remaining, bool) or not isinstance(remaining, int):
+        raise bad_request("remainingCount must be an integer", "remainingCount")
+    if not 0 <= remaining <= MAX_INVENTORY:
+        raise bad_request(f"remainingCount must be 0 to {MAX_INVENTORY:,}", "remainingCount")
+    if consumption is not None and consumption not in CONSUMPTION_TYPES:
+        raise bad_request("consumptionType must be UNLIMITED or null", "consumptionType")
+    with _sandbox().store.tx() as conn:
+        row = conn.execute(
+            "SELECT used_count FROM inventories WHERE product_type = ?", (kind,)
+        ).fetchone()
+        used = row[0] if row else 0
+        conn.execute(
+            "INSERT OR REPLACE INTO inventories VALUES (?, ?, ?, ?, ?)",
+            (kind, used + remaining, remaining, used, consumption),
+        )
+    created = row is None
+    item = {"productType": kind, "totalCount": used + remaining, "remainingCount": remaining}
+    item |= {"usedCount": used, "consumptionType": consumption}
+    return jsonify(item), 201 if created else 200
 
 
 @bp.delete("/products/<product_type>")

@@ -682,7 +682,8 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
         tracking = json.loads(original["tracking_json"]) if original is not None else {}
     if original is None:  # a reissue or renewal keeps the original's values
         _check_mandatory(account, tracking)
-    key_type, key_size = ca_mod.describe_key(public_key) if public_key else ("RSA", 2048)
+    # No CSR (an S/MIME order): the key is made when the certificate is signed, a P-256 one.
+    key_type, key_size = ca_mod.describe_key(public_key) if public_key else ("EC", 256)
     return Plan(
         cert_type=cert_type,
         client_id=client_id,
@@ -936,16 +937,20 @@ def _refuse_deactivation(_status):
 
 def _check_domains_still_usable(store, row) -> None:
     """A queued SSL order is issued only for names its client may still use: a domain whose
-    validation ran out (or was declined) while the order waited for approval is refused."""
+    validation ran out (or was declined) while the order waited for approval is refused, and so
+    is an EV order for a domain no longer EV eligible."""
     if row["cert_type"] not in SSL_TYPES:
         return
     domains = _usable_domains(store, row["client_id"])
     for san in json.loads(row["san_json"]):
-        if _covering_domain(domains, san["value"]) is None:
+        match = _covering_domain(domains, san["value"])
+        if match is None:
             raise bad_request(
                 f"The domain of {san['value']} is not approved for client {row['client_id']}",
                 "subjectAltName",
             )
+        if row["cert_type"] in EV_TYPES and not match["ev_eligible"]:
+            raise bad_request(f"{match['domain_name']} is not EV eligible", "subjectAltName")
 
 
 def _approve(sandbox, row, refusal) -> dict:

@@ -293,6 +293,8 @@ def _certificate_rows(store, rng: random.Random, n: int, now) -> tuple[list[tupl
         third_party = i % 200 == 199
         client_id = 2 if i % 10 == 9 and cert_type in ("STANDARD_SSL", "ADVANTAGE_SSL") else 1
         domain = "subsidiary.example" if client_id == 2 else domains1[i % len(domains1)]
+        if cert_type == "EV_SSL":
+            domain = "example.com"  # the one EV-eligible domain: its orders can be reissued
         org = "Example Subsidiary Ltd" if client_id == 2 else "CertDesk Demo Corp"
         if third_party:
             cn = f"{HOSTS[i % len(HOSTS)]}{i}.elsewhere.example"

@@ -244,9 +244,22 @@ class SandboxServer:
             "POST", f"clients/{client_id}", {k: v for k, v in body.items() if v is not None}
         )
 
+    def vet_client(self, client_id: int, status: str = "APPROVED", ev: str | None = None) -> dict:
+        """Set a client's verificationStatus (and its evVerificationStatus, if given), as
+        Entrust's vetting team does for a client added over the API."""
+        body = {"verificationStatus": status} | ({"evVerificationStatus": ev} if ev else {})
+        return self._control("POST", f"clients/{client_id}", body)
+
     def remove_organization(self, client_id: int, name: str) -> None:
         """Take an organization away from a client, as Entrust would."""
         self._control("DELETE", "organizations", {"clientId": client_id, "name": name})
+
+    def set_product(
+        self, product_type: str, remaining: int, consumption_type: str | None = None
+    ) -> dict:
+        """Give the account a product, or set how many of it remain (as a purchase does)."""
+        body = {"remainingCount": remaining, "consumptionType": consumption_type}
+        return self._control("POST", f"products/{quote(product_type, safe='')}", body)
 
     def remove_product(self, product_type: str) -> None:
         """Take a product (its inventory) away from the account."""

@@ -1,7 +1,7 @@
 """The control hooks that change the account as Entrust's portal or its staff would: an
-organization added or taken away, a client renamed, a domain added or taken away, a product taken
-away, a custom field set up, changed or turned off. The ECS API then answers as the changed
-account; a hook refused changes nothing."""
+organization added or taken away, a client renamed or vetted, a domain added or taken away, a
+product bought, run out or taken away, a custom field set up, changed or turned off. The ECS API
+then answers as the changed account; a hook refused changes nothing."""
 
 from __future__ import annotations
 
@@ -122,13 +122,34 @@ def test_a_renamed_client_is_listed_under_its_new_name(api, sb):
             400,
             "friendlyClientName",
         ),
-        ("clients/2", {"clientName": "Acme", "verificationStatus": "APPROVED"}, 400, None),
+        ("clients/2", {"clientName": "Acme", "status": "APPROVED"}, 400, "status"),
+        ("clients/2", {"verificationStatus": "OK"}, 400, "verificationStatus"),
+        ("clients/2", {"evVerificationStatus": None}, 400, "evVerificationStatus"),
+        ("clients/2", {"clientName": "Acme", "verificationStatus": "approved"}, 400, None),
     ],
 )
 def test_a_client_renamed_with_bad_input_changes_nothing(api, sb, path, body, status, field):
     before = _account(api)
     assert_error(_control(sb, "POST", path, body), status, field)
     assert _account(api) == before
+
+
+def test_a_client_added_over_the_api_is_ordered_for_once_vetted(api, sb):
+    added = api.post("clients", {"clientName": "Vetted Co"})
+    assert added.status_code == 202
+    client_id = int(added.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    sb.add_organization(client_id, "Vetted Co")  # its own name, its certificates' organization
+    sb.add_domain(client_id, "vetted.example", ev_eligible=True)
+    order = {"clientId": client_id, "validateOnly": True}
+    assert_error(api.order("www.vetted.example", **order), 400, "clientId")
+    assert sb.vet_client(client_id) == {"clientId": client_id, "verificationStatus": "APPROVED"}
+    assert api.get(f"clients/{client_id}").json()["verificationStatus"] == "APPROVED"
+    assert api.order("www.vetted.example", **order).status_code == 200
+    assert_error(api.order("www.vetted.example", "EV_SSL", **order), 400, "certType")
+    sb.vet_client(client_id, ev="APPROVED")
+    assert api.order("www.vetted.example", "EV_SSL", **order).status_code == 200
+    sb.vet_client(client_id, "DECLINED")
+    assert_error(api.order("www.vetted.example", **order), 400, "clientId")
 
 
 def _domains(api, client_id: int) -> dict[str, str]:
@@ -228,6 +249,52 @@ def test_a_product_taken_away_is_no_longer_listed_nor_ordered(api, sb):
     before = _products(api)
     assert_error(_control(sb, "DELETE", "products/NO_SUCH_SSL"), 404)
     assert _products(api) == before
+
+
+def _inventory(api) -> dict[str, dict]:
+    return {i["productType"]: i for i in api.get("inventories").json()["inventories"]}
+
+
+def test_a_product_bought_or_run_out_is_listed_and_ordered_as_such(api, sb):
+    sb.remove_product("FLEX")  # which would cover an SSL product run out
+    used = _inventory(api)["EV_SSL"]["usedCount"]
+    assert sb.set_product("ev_ssl", 0)["remainingCount"] == 0
+    assert_error(api.order("www.example.com", "EV_SSL"), 400, "certType")
+    sb.set_product("EV_SSL", 1)
+    assert api.order("www.example.com", "EV_SSL").status_code == 201
+    ev = _inventory(api)["EV_SSL"]
+    assert (ev["remainingCount"], ev["usedCount"], ev["totalCount"]) == (0, used + 1, used + 1)
+    sb.remove_product("WILDCARD_SSL")
+    bought = sb.set_product("WILDCARD_SSL", 3)
+    assert bought == {
+        "productType": "WILDCARD_SSL",
+        "totalCount": 3,
+        "remainingCount": 3,
+        "usedCount": 0,
+        "consumptionType": None,
+    }
+    assert api.order("*.example.com", "WILDCARD_SSL").status_code == 201
+    sb.set_product("CODE_SIGNING", 0, "UNLIMITED")
+    assert "consumptionType" in _inventory(api)["CODE_SIGNING"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("products/NO_SUCH_SSL", {"remainingCount": 1}, "productType"),
+        ("products/EV_SSL", {}, "remainingCount"),
+        ("products/EV_SSL", {"remainingCount": -1}, "remainingCount"),
+        ("products/EV_SSL", {"remainingCount": True}, "remainingCount"),
+        ("products/EV_SSL", {"remainingCount": "5"}, "remainingCount"),
+        ("products/EV_SSL", {"remainingCount": 10**12}, "remainingCount"),
+        ("products/EV_SSL", {"remainingCount": 1, "consumptionType": "x"}, "consumptionType"),
+        ("products/EV_SSL", {"remainingCount": 1, "totalCount": 9}, "totalCount"),
+    ],
+)
+def test_a_product_set_with_bad_input_changes_nothing(api, sb, path, body, field):
+    before = _inventory(api)
+    assert_error(_control(sb, "POST", path, body), 400, field)
+    assert _inventory(api) == before
 
 
 def test_a_custom_field_set_up_changed_and_turned_off(api, sb):

@@ -364,6 +364,30 @@ def test_approval_checks_the_domain_again(api, sb, pending):
     assert _status(api, pending) == "ACTIVE"
 
 
+def test_approval_of_an_ev_order_checks_the_domains_ev_eligibility_again(api, sb):
+    sb.add_domain(1, "evq.example", ev_eligible=True)
+    queued = api.order("www.evq.example", "EV_SSL", queueForApproval=True)
+    assert queued.status_code == 202, queued.text
+    tracking_id = queued.json()["trackingId"]
+    sb.remove_domain("evq.example", client_id=1)
+    sb.add_domain(1, "evq.example", ev_eligible=False)  # vetted again, for OV only
+    refused = assert_error(
+        api.patch(f"certificates/{tracking_id}", {"operation": "APPROVE"}), 400, "subjectAltName"
+    )
+    assert "evq.example is not EV eligible" in refused["errors"][0]["message"]
+    assert _status(api, tracking_id) == "PENDING"
+
+
+def test_seeded_ev_orders_can_be_reissued(api):
+    """The seed places its EV orders on the account's EV-eligible domain, so an imported EV order
+    can be reissued (and renewed) as at Entrust."""
+    listed = api.get("certificates", params={"certType": "EV_SSL", "status": "ACTIVE"}).json()
+    assert listed["certificates"]
+    for item in listed["certificates"][:3]:
+        reissued = api.post(f"certificates/{item['trackingId']}/reissues", {})
+        assert reissued.status_code == 201, reissued.text
+
+
 def test_every_seeded_pending_order_can_be_approved(api):
     pending = api.get("certificates", params={"status": "PENDING", "limit": 1000}).json()
     assert pending["certificates"]

@@ -607,6 +607,9 @@ def test_smime_without_csr_returns_pkcs12(api):
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.RFC822Name) == ["jane.smith@example.com"]
     assert_error(api.post("certificates", {**body, "password": ""}), 400, "csr")
+    # The key made for it is the one reported.
+    detail = api.get(f"certificates/{response.json()['trackingId']}").json()
+    assert (detail["keyType"], detail["keySize"]) == ("EC", key.curve.key_size)
 
 
 def _email_attributes(response):
