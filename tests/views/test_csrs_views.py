@@ -401,9 +401,15 @@ def test_an_operator_may_not_leave_an_administrators_key_unreachable(admin_clien
     assert "Only an administrator or the maker of its private key may delete this CSR" in page
     db.session.expire_all()
     assert _count(Csr) == 1 and db.session.get(PrivateKey, key_id) is not None
-    assert not db.session.execute(
+    refused = db.session.execute(
         select(AuditEvent).where(AuditEvent.action == "csr.delete")
-    ).first()
+    ).scalar_one()  # the refusal, recorded with its reason
+    assert (refused.outcome, refused.actor_name, refused.object_id) == (
+        "refused",
+        "operator",
+        str(csr_id),
+    )
+    assert "maker of its private key" in refused.detail
     # Once a certificate uses the key, the CSR may go and the key stays with the certificate.
     from tests.unit.certs.factory import MiniPki, pem
     from webapp.keys import service as keys
@@ -423,7 +429,7 @@ def test_an_operator_may_not_leave_an_administrators_key_unreachable(admin_clien
     db.session.expire_all()
     assert _count(Csr) == 0 and db.session.get(PrivateKey, key_id) is not None
     event = db.session.execute(
-        select(AuditEvent).where(AuditEvent.action == "csr.delete")
+        select(AuditEvent).where(AuditEvent.action == "csr.delete", AuditEvent.outcome == "success")
     ).scalar_one()
     assert "key_kept" in event.detail and event.actor_name == "operator"
 

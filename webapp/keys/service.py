@@ -131,14 +131,25 @@ def download(
 
 def delete_holder(actor, holder_row, key_row: PrivateKey | None, holder: str) -> dict:
     """Delete ``holder_row`` (a CSR, a certificate) and then :func:`release` its ``key_row``;
-    when the key may not be released, roll back (nothing deleted) and raise its InputError. The
-    caller records and commits. Returns the audit detail of the key."""
+    when the key may not be released, roll back (nothing deleted), record the refusal and raise
+    its InputError. The caller records and commits a deletion. Returns the audit detail of the
+    key."""
+    holder_id, name = holder_row.id, holder_row.common_name
     db.session.delete(holder_row)
     db.session.flush()
     try:
         return release(actor, key_row, holder)
-    except InputError:
+    except InputError as exc:
         db.session.rollback()
+        audit.record(
+            f"{holder.lower()}.delete",
+            actor=actor,
+            object_type=holder.lower(),
+            object_id=holder_id,
+            outcome="refused",
+            detail={"common_name": name, "reason": str(exc)},
+        )
+        db.session.commit()
         raise
 
 
