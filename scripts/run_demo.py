@@ -280,6 +280,7 @@ def main() -> int:
                 CERTDESK_DEMO_SANDBOX_URL=base,
                 CERTDESK_DEMO_SANDBOX_USER=API_USER,
                 CERTDESK_DEMO_SANDBOX_KEY=key,
+                CERTDESK_DEMO_SANDBOX_KEY_FILE=str(key_file),
             )
         cmd = [python, "-m", "webapp", "serve", "--host", host, "--port", port]
         portal = children.start("portal", cmd, env)

@@ -184,6 +184,28 @@ def test_a_file_field_focused_from_the_keyboard_shows_a_clear_outline(page, live
     assert _contrast(rgb, [255, 255, 255]) >= 3  # against the page's white
 
 
+def test_every_control_reached_by_tab_shows_a_clear_outline(page, live_server):
+    """The buttons, secondary and outline ones too, links and fields of a list page: each one
+    Tab reaches has a solid ring of 3:1 or more against the page."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/entrust/")
+    seen = set()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        name, style, width, color = page.evaluate(
+            "() => { const e = document.activeElement, s = getComputedStyle(e);"
+            " return [e.outerHTML.slice(0, 80), s.outlineStyle, s.outlineWidth, s.outlineColor] }"
+        )
+        if name.startswith("<body"):
+            break
+        seen.add(name)
+        assert style == "solid" and float(width.removesuffix("px")) >= 2, name
+        rgb = [float(v) for v in re.findall(r"[\d.]+", color)[:3]]
+        assert _contrast(rgb, [255, 255, 255]) >= 3, name
+    assert len(seen) >= 10 and any('class="secondary' in n for n in seen), seen
+
+
 def test_the_csr_forms_name_check_is_read_out_and_use_these_leads_to_the_sans(page, live_server):
     login(page, live_server, "admin")
     page.goto(live_server.url + "/csrs/new")

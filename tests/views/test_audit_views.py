@@ -377,3 +377,17 @@ def test_a_certificates_events_point_at_its_orders(admin_client, user):
     ):
         page = admin_client.get("/admin/audit/", query_string={"object": other})
         assert 'id="issuing-order"' not in page.get_data(as_text=True), other
+
+
+def test_a_details_text_is_shown_as_written_but_what_would_hide_or_reorder_it(admin_client):
+    detail = {"result": "The certificate is in SSL › Certificates.", "name": "Zoë\u202eevil\u200b"}
+    audit.record("cert.note", actor="test", object_type="certificate", object_id=1, detail=detail)
+    db.session.commit()
+    stored = db.session.query(AuditEvent.detail).filter_by(action="cert.note").scalar()
+    assert "\\u203a" in stored  # the stored text (its hash) is unchanged
+    page = admin_client.get("/admin/audit/?action=cert.note").get_data(as_text=True)
+    cell = re.search(r'<td class="detail"><small>(.*?)</small>', page, re.S).group(1)
+    shown = html.unescape(cell)
+    assert "SSL › Certificates." in shown and "Zoë" in shown
+    assert "\\u202e" in shown and "\\u200b" in shown
+    assert "\u202e" not in page and "\u200b" not in page

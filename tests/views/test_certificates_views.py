@@ -1005,3 +1005,19 @@ def test_a_name_outside_ascii_downloads_under_a_name_that_reads(admin_client):
         'attachment; filename="Zo___M_ller__GmbH.cer"; '
         "filename*=UTF-8''Zo%C3%A9__M%C3%BCller__GmbH.cer"
     )
+
+
+def test_an_error_in_the_pasted_text_is_shown_at_the_paste_box(admin_client):
+    bad = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n"
+    resp = _upload(admin_client, pem_text=bad)
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422, page
+    box = re.search(r"<textarea name=\"pem_text\"[^>]*>", page).group(0)
+    assert 'aria-invalid="true"' in box and "autofocus" in box
+    assert 'aria-describedby="pem_text-error"' in box
+    assert re.search(r'<small class="field-error" id="pem_text-error">pasted text: ', page)
+    assert 'id="files-error"' not in page
+    # A bad file is still shown at the files.
+    resp = _upload(admin_client, ("bad.pem", bad.encode()))
+    assert 'id="files-error">bad.pem: ' in resp.get_data(as_text=True)
+    assert _count(Certificate) == 0

@@ -559,6 +559,10 @@ def test_no_page_shows_the_demo_sandbox_key(app, admin_client, operator_client, 
     assert SECRET_KEY not in admin_page and "Add the sandbox credential" in admin_page
     # Entered by hand, the key is read from the file make run keeps it in.
     assert "certdesk-demo" in admin_page and "<code>instance/sandbox/api-key</code>" in admin_page
+    # make run names the file where it is, for an instance anywhere.
+    app.config["DEMO_SANDBOX_KEY_FILE"] = "/srv/certdesk data/sandbox/api-key"
+    admin_page = admin_client.get("/entrust/manage/").get_data(as_text=True)
+    assert "<code>/srv/certdesk data/sandbox/api-key</code>" in admin_page
     for client in (operator_client, auditor_client):
         page = client.get("/entrust/manage/").get_data(as_text=True)
         assert SECRET_KEY not in page and "certdesk-demo" not in page

@@ -107,6 +107,18 @@ def test_create_refuses_bad_input(operator_client):
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
 
 
+def test_a_country_typed_as_a_name_is_refused_and_kept_not_cut_to_another_code(operator_client):
+    page = operator_client.get("/csrs/new").get_data(as_text=True)
+    field = re.search(r'<input name="C"[^>]*>', page).group(0)
+    assert 'maxlength="2"' not in field and 'pattern="[A-Za-z]{2}"' in field  # not cut short
+    assert 'aria-describedby="C-hint"' in field and "(two-letter code: US, DE, GB)" in page
+    resp = _create(operator_client, C="Germany")
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "two letters" in body
+    assert re.search(r'<input name="C" value="Germany"', body)
+    assert _count(Csr) == 0
+
+
 def test_a_refused_name_is_said_once(operator_client):
     """The field's own error and the names check under it said the same thing twice."""
     body = _create(operator_client, sans="www.example.com, bad..example.com").get_data(as_text=True)

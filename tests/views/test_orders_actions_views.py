@@ -533,9 +533,17 @@ def test_delete_confirms_then_deletes_from_certdesk_only(admin_client, operator_
     row = orders["active"]
     page = _text(admin_client.get(f"/entrust/{row.id}/delete"))
     assert "stays in SSL › Certificates" in page and "stays in Entrust" in page
+    # Opened from the order's page, it leads back there (its link and Cancel), as the other
+    # actions do; a deleted order's page is gone, so a delete ends on the list.
+    back = f"/entrust/{row.id}"
+    assert f'<a href="{back}">&larr; Back to the order</a>' in page
+    assert f'<a role="button" class="secondary outline" href="{back}">Cancel</a>' in page
     assert operator_client.get(f"/entrust/{row.id}/delete").status_code == 403
-    resp = admin_client.post("/entrust/delete", data={"order": row.id, "step": "delete"})
+    resp = admin_client.post(
+        "/entrust/delete", data={"order": row.id, "step": "delete", "next": back}
+    )
     assert resp.status_code == 422 and 'id="confirm-error"' in _text(resp)
+    assert f'href="{back}">Cancel</a>' in _text(resp)
     assert db.session.get(Order, row.id) is not None
     # An order whose placing is not settled needs its own confirmation.
     lost = orders["lost"]

@@ -68,8 +68,22 @@ def test_the_main_navigation_and_the_account_menu_are_named(admin_client):
     # The account menu is not one more "Admin" beside the Admin menu.
     account = html.split('class="dropdown user-menu"')[1].split("</summary>")[0]
     assert account.endswith(
-        '<summary><span class="visually-hidden">Signed in as </span><span class="who">Admin</span>'
+        '<summary><span class="visually-hidden">Signed in as </span>'
+        '<span class="who" title="Admin">Admin</span>'
     )
+
+
+def test_a_long_name_cut_short_in_the_bar_is_whole_in_its_tooltip_and_the_menu(admin_client):
+    from webapp.auth.models import User
+    from webapp.extensions import db
+
+    long_name = "Maximiliane Alexandra Konstantinopoulou-Vandersteenhoven III"
+    db.session.execute(db.update(User).where(User.username == "admin").values(full_name=long_name))
+    db.session.commit()
+    html = admin_client.get("/").get_data(as_text=True)
+    menu = html.split('class="dropdown user-menu"')[1].split("</details>")[0]
+    assert f'<span class="who" title="{long_name}">{long_name}</span>' in menu
+    assert f'<li class="who-full" dir="auto" aria-hidden="true">{long_name}</li>' in menu
 
 
 def test_a_sorted_columns_arrow_is_hidden_from_screen_readers_which_hear_aria_sort(admin_client):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +33,24 @@ def _zone():
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return UTC
+
+
+# Characters shown as \uXXXX in an event's detail: controls, direction overrides and other
+# invisible formatting, and what is not a character (a name must not reorder or hide the text).
+_HIDDEN = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+@bp.app_template_filter("audit_detail")
+def shown_detail(text: str) -> str:
+    """An event's stored detail (JSON, every character beyond ASCII escaped, as its hash was
+    taken) as a reader reads it: "›" and "é" as such, only the characters that would hide or
+    reorder text still escaped."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    shown = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in _HIDDEN else c for c in shown)
 
 
 DAY_LABELS = {"since": "From", "until": "To"}

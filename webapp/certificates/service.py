@@ -455,6 +455,15 @@ def _check_stored_bytes(groups) -> None:
         )
 
 
+PASTED = "pasted text"  # the name of the certificates pasted on the import form
+
+
+def _field_of(name: str, field: str | None = "files") -> str:
+    """The form field an error about file ``name`` belongs to: the paste box, or the files."""
+    field = field or "files"
+    return "pem_text" if field == "files" and name == PASTED else field
+
+
 def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> ImportResult:
     """Import certificate files (PEM, DER, PKCS#7, PKCS#12): all of them, or none.
 
@@ -472,7 +481,7 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
         try:
             bundles.append(pki.read_certificates(data, password or None, "files"))
         except PkiError as exc:
-            raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
+            raise PkiError(f"{name}: {exc}", _field_of(name, exc.field)) from exc
     total = sum(len(b.certificates) for b in bundles)
     if total > MAX_CERTIFICATES:
         raise PkiError(
@@ -490,14 +499,14 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
         ):
             raise PkiError(
                 f"{name}: the private key in this file does not belong to any certificate in it.",
-                "files",
+                _field_of(name),
             )
         try:
             group = pki.split_leaves(bundle.certificates)
             for leaf, _chain in group:
                 names += pki.check_name_count(leaf, "A certificate in this file", "files")
         except PkiError as exc:
-            raise PkiError(f"{name}: {exc}", exc.field or "files") from exc
+            raise PkiError(f"{name}: {exc}", _field_of(name, exc.field)) from exc
         groups.append(group)
     if names > MAX_IMPORT_NAMES:
         raise PkiError(

@@ -109,7 +109,7 @@ def import_files():
         try:
             files = uploads.read_all("files")
             if pasted.strip():
-                files.append(("pasted text", pasted.encode()))
+                files.append((service.PASTED, pasted.encode()))
             result = service.import_files(current_user, files, request.form.get("password", ""))
         except InputError as exc:
             errors[exc.field or "files"] = str(exc)

@@ -11,11 +11,13 @@ from webapp.credentials import service
 
 
 def demo_sandbox() -> dict | None:
-    """The sandbox that `make run` started beside the portal, if any: url, user, key."""
+    """The sandbox that `make run` started beside the portal, if any: url, user, key, and the
+    file that holds the key (shown on the empty Manage page; the key itself never is)."""
     cfg = current_app.config
     url, user, key = (cfg.get(f"DEMO_SANDBOX_{k}") for k in ("URL", "USER", "KEY"))
     if url and user and key:
-        return {"url": str(url), "user": str(user), "key": str(key)}
+        key_file = str(cfg.get("DEMO_SANDBOX_KEY_FILE") or "instance/sandbox/api-key")
+        return {"url": str(url), "user": str(user), "key": str(key), "key_file": key_file}
     return None
 
 

@@ -807,5 +807,6 @@ def delete(order_id: int | None = None):
             flash(_deleted_words(n, kept), "success")
             return htmx.redirect(url_for("orders.index"))
     sel = lifecycle.selection(ids)
-    body = htmx.render("orders/delete.html", sel=sel, errors=errors)
+    # Cancel leads back to where it was opened from; a deleted order's page is gone: the list.
+    body = htmx.render("orders/delete.html", sel=sel, errors=errors, back=_back_from(order_id))
     return body, 422 if errors else 200
