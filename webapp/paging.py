@@ -17,8 +17,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 
 from flask import has_request_context, request
@@ -46,6 +47,7 @@ PER_PAGE_CHOICES = (25, 50, 100, 200)
 COUNT_CAP = 1000
 CURSOR_ARGS = ("after", "before")
 _MAX_CURSOR = 2000
+_SURROGATE = re.compile("[\ud800-\udfff]")
 BIGINT_MAX = 2**63 - 1
 
 
@@ -230,7 +232,7 @@ def _decode(value, column):
         when = datetime.fromisoformat(value["t"])
         if when.tzinfo is None:
             raise ValueError("a time without its zone")
-        return when
+        return when.astimezone(UTC)  # OverflowError past the ends of time
     if isinstance(kind, Boolean):
         if not isinstance(value, bool):
             raise ValueError("not a boolean")
@@ -245,6 +247,8 @@ def _decode(value, column):
     if isinstance(kind, String):
         if not isinstance(value, str):
             raise ValueError("not text")
+        if "\0" in value or not value.isascii() and _SURROGATE.search(value):
+            raise ValueError("text no column holds")  # PostgreSQL takes no NUL; UTF-8 no half
         return value
     raise ValueError("a column type cursors do not carry")
 
@@ -266,7 +270,7 @@ def read_cursor(keys: list[_Key], text: str | None) -> list | None:
         if signature != _signature(keys) or len(values) != len(keys):
             return None
         return [_decode(v, k.column) for v, k in zip(values, keys, strict=True)]
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         return None
 
 

@@ -155,6 +155,19 @@ def test_names_are_unique_among_live_credentials(app, user):
     assert again.id != cred.id
 
 
+@pytest.mark.parametrize(
+    ("first", "second"), [("Äpfel", "äpfel"), ("ασ", "ΑΣ"), ("Straße", "STRASSE")]
+)
+def test_names_are_unique_whatever_their_case_beyond_ascii_on_every_database(
+    app, user, first, second
+):
+    service.create(user["admin"], data(name=first), start_sync=False)
+    with pytest.raises(service.CredentialError, match="already exists") as exc:
+        service.create(user["admin"], data(name=second), start_sync=False)
+    assert exc.value.field == "name"
+    assert [c.name for c in service.list_credentials()] == [first]
+
+
 def test_a_client_key_is_sized_before_its_primes_are_tested(app, user):
     """The client key goes through the checks every other key upload has: a 16,384-bit RSA key
     (25 s of prime tests when opened) is refused by its size, and a weak one by its size too."""

@@ -190,10 +190,22 @@ def check_bad_cursors() -> None:
         forged([False, "a"]),  # too short
         forged([False, "a", 2**63]),  # beyond what the id column (or SQLite) holds
         forged([False, "a", -(2**63) - 1]),
+        forged([False, "a\u0000b", 42]),  # text PostgreSQL does not take
+        forged([False, "\ud800", 42]),  # half a character: no UTF-8 for it
     ]
     for bad in junk:
         page = paginate(by_name, 3, PER_PAGE, cursor=(bad, bad))
         assert [d.id for d in page.items] == [d.id for d in page3.items], bad
+    # A time that leaves the calendar once it is taken to UTC.
+    by_expiry = catalog.domains_query(catalog.TabFilter(show="all", sort="ov_expiry"))
+    signature = paging._signature(paging._order_keys(by_expiry, CatalogDomain))
+    expiry3 = paginate(by_expiry, 3, PER_PAGE, cursor=(None, None))
+    for when in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        values = [False, {"t": when}, 1] if "gone" in signature else [{"t": when}, 1]
+        raw = json.dumps([signature, values]).encode()
+        bad = base64.urlsafe_b64encode(raw).decode()
+        page = paginate(by_expiry, 3, PER_PAGE, cursor=(bad, bad))
+        assert [d.id for d in page.items] == [d.id for d in expiry3.items], when
     # A cursor made for another order is not applied to this one.
     client3 = paginate(by_client, 3, PER_PAGE, cursor=(None, None))
     page = paginate(by_client, 3, PER_PAGE, cursor=(first.next_cursor, None))

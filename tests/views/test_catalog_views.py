@@ -136,6 +136,19 @@ def test_sync_button(admin_client, operator_client, synced, sandbox):
     assert "Full sync of Sandbox" in page
 
 
+@pytest.mark.parametrize("given", ["abc", "0", "NaN", "2147483648", "１", "-1"])
+def test_a_sync_of_a_credential_that_is_not_one_starts_nothing(operator_client, synced, given):
+    from webapp.extensions import db
+    from webapp.jobs.models import Job
+
+    before = db.session.query(Job).count()
+    frag = operator_client.post(
+        "/entrust/manage/sync", data={"kind": "domains", "credential": given}, headers=HTMX
+    )
+    assert "That credential does not exist" in frag.get_data(as_text=True)
+    assert db.session.query(Job).count() == before
+
+
 def test_sync_without_credentials_says_why(operator_client):
     frag = operator_client.post("/entrust/manage/sync", data={"kind": "domains"}, headers=HTMX)
     assert "no enabled credential" in frag.get_data(as_text=True)

@@ -483,6 +483,15 @@ def test_revoke_asks_a_reason_then_names_the_certificate_and_says_it_cannot_be_u
     assert operator_client.get(f"/entrust/{row.id}/revoke").status_code == 403
 
 
+def test_a_comment_too_long_is_refused_with_its_real_length(admin_client, orders):
+    row = orders["active"]
+    data = {"order": row.id, "step": "confirm", "reason": "keyCompromise", "comment": "x" * 21000}
+    resp = admin_client.post("/entrust/revoke", data=data)
+    assert resp.status_code == 422
+    assert "The comment is 21,000 characters long; at most 500 fit." in _text(resp)
+    assert db.session.get(Order, row.id).status == "ACTIVE"
+
+
 def test_revokes_question_has_the_focus_when_the_page_comes_back_to_ask(admin_client, orders):
     row = orders["active"]
     first = _text(admin_client.get(f"/entrust/{row.id}/revoke"))

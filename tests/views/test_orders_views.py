@@ -1844,6 +1844,19 @@ def test_a_number_custom_field_goes_to_entrust_as_a_number(operator_client, link
     assert custom["number2"] == 7 and isinstance(custom["number2"], int)
 
 
+def test_a_custom_text_too_long_is_refused_not_sent_cut_short(
+    operator_client, linked, user, sandbox
+):
+    sandbox.set_custom_field("text1", enabled=True, label="Cost centre", mandatory="NOT_MANDATORY")
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id, custom_text1="x" * 501)
+    page = html.unescape(resp.get_data(as_text=True))
+    assert resp.status_code == 422 and "Cost centre: at most 500 characters (this is 501)." in page
+    assert not [r for r in sandbox.requests() if r["method"] == "POST"] and _count(Order) == 0
+    assert _post(operator_client, linked, csr.id, custom_text1="x" * 500).status_code == 303
+
+
 def test_another_organization_of_a_non_primary_client_is_refused_before_anything_is_sent(
     operator_client, linked, user, sandbox
 ):

@@ -6,6 +6,7 @@ import html
 import json
 import re
 
+import pytest
 from sqlalchemy import select
 
 from tests.conftest import _client_as
@@ -73,6 +74,18 @@ def test_invalid_values_change_nothing(admin_client):
         db.session.execute(select(AuditEvent).where(AuditEvent.action == "settings.update")).first()
         is None
     )
+
+
+@pytest.mark.parametrize("typed", ["1_5", "٣", "１２", "1e2", "15.0", " ", "9" * 40])
+def test_a_number_in_other_digits_or_forms_is_refused(admin_client, typed):
+    resp = admin_client.post("/admin/settings/", data={clients.READ_TIMEOUT: typed})
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "Enter a whole number." in body, typed
+    db.session.expire_all()
+    assert settings.get(clients.READ_TIMEOUT) == settings.REGISTRY[clients.READ_TIMEOUT].default
+    assert not db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "settings.update")
+    ).first()
 
 
 def test_scheduled_import_is_off_by_default_validated_and_audited(admin_client):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, render_template, request, url_for
 from flask_login import current_user
 
-from webapp import htmx
+from webapp import htmx, validation
 from webapp.catalog import service
 from webapp.dbtypes import utcnow
 from webapp.jobs import service as jobs
@@ -94,9 +94,11 @@ def sync():
         "domains": "catalog.domains",
         "products": "catalog.products",
     }.get(back, "credentials.index")
-    cred_id = request.form.get("credential", type=int)
+    # No credential given: every enabled one. One given that is not an id: not any of them.
+    raw = request.form.get("credential", "").strip()
+    cred_ids = None if not raw else (validation.ids([raw]) or [0])
     try:
-        job = service.start_sync(current_user, [cred_id] if cred_id else None, kinds)
+        job = service.start_sync(current_user, cred_ids, kinds)
     except service.SyncRunning as exc:
         # Not a failure: what was asked for is under way; its progress is shown instead.
         job = exc.job

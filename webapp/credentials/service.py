@@ -325,12 +325,17 @@ def _name(value: str, existing: EcsCredential | None) -> str:
     name = text(value, field="name", label="credential name", max_length=NAME_LENGTH)
     if not name:
         raise CredentialError("Enter a credential name.", "name")
-    clash = select(EcsCredential.id).where(
-        func.lower(EcsCredential.name) == name.lower(), EcsCredential.deleted_at.is_(None)
-    )
+    # Unique whatever its case: as the database's lower() compares (its unique index, which on
+    # PostgreSQL follows the collation), and as Unicode folds case (SQLite's lower() folds ASCII
+    # only), so that a name refused on one database is refused on the other.
+    others = select(EcsCredential.name).where(EcsCredential.deleted_at.is_(None))
     if existing is not None:
-        clash = clash.where(EcsCredential.id != existing.id)
-    if db.session.execute(clash).first():
+        others = others.where(EcsCredential.id != existing.id)
+    same = others.where(func.lower(EcsCredential.name) == func.lower(name))
+    folded = name.casefold()
+    if db.session.execute(same).first() or any(
+        other.casefold() == folded for other in db.session.execute(others).scalars()
+    ):
         raise CredentialError(f"A credential named {name!r} already exists.", "name")
     return name
 

@@ -514,7 +514,9 @@ def _custom(form: OrderForm, fields: list[CustomField]) -> dict[str, str]:
         value = (form.custom.get(f.key) or "").strip()
         name = f"custom_{f.key}"
         if len(value) > 500:
-            raise OrderInputError("At most 500 characters.", name)
+            raise OrderInputError(
+                f"{f.label}: at most 500 characters (this is {len(value):,}).", name
+            )
         if not value:
             if f.required:
                 raise OrderInputError(f"{f.label} is required by the account.", name)

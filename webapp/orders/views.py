@@ -165,7 +165,8 @@ def _form_values() -> dict:
     values["csr_id"] = f.get("csr_id", type=int)
     values["queue_for_approval"] = f.get("queue_for_approval") == "1"
     values["ct_log"] = f.get("ct_log") == "1"
-    values["custom"] = {k[7:]: v[:500] for k, v in f.items() if k.startswith("custom_")}
+    # Cut where the check still sees them too long (it refuses past 500): never sent cut short.
+    values["custom"] = {k[7:]: v[:MAX_TEXT] for k, v in f.items() if k.startswith("custom_")}
     values["request_id"] = _request_id()
     return values
 
@@ -358,7 +359,9 @@ def choices():
     # the credential's account still has.
     for field in ("organization", "product", "domain"):
         values[field] = request.args.get(field, "")[:MAX_TEXT]
-    values["custom"] = {k[7:]: v[:500] for k, v in request.args.items() if k.startswith("custom_")}
+    values["custom"] = {
+        k[7:]: v[:MAX_TEXT] for k, v in request.args.items() if k.startswith("custom_")
+    }
     c = _order_choices(values)
     return htmx.render(
         "orders/new.html", block="choices", form=values, errors={}, c=c, dates=_dates(c)
@@ -554,8 +557,9 @@ def _nothing_selected(label: str):
 def _choices() -> lifecycle.Choices:
     f = request.form
     return lifecycle.Choices(
-        reason=f.get("reason", "")[:MAX_TEXT],
-        comment=f.get("comment", "")[:MAX_TEXT],
+        # Whole (the request's own limit bounds them): a refusal says how long they are.
+        reason=f.get("reason", ""),
+        comment=f.get("comment", ""),
         credential_id=f.get("credential_id", type=int),
     )
 

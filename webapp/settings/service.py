@@ -9,6 +9,7 @@ Values are JSON.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,10 +42,10 @@ class Tunable:
         if isinstance(self.default, bool):
             return raw in ("1", "on", "true", "yes")
         if isinstance(self.default, int):
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ValueError("Enter a whole number.") from None
+            # ASCII digits (and a sign) only: int() also reads "1_5" and other scripts' digits.
+            if not re.fullmatch(r"[+-]?[0-9]{1,18}", raw):
+                raise ValueError("Enter a whole number.")
+            value = int(raw)
             if self.minimum is not None and value < self.minimum:
                 raise ValueError(f"At least {self.minimum}.")
             if self.maximum is not None and value > self.maximum:
