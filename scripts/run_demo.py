@@ -208,12 +208,12 @@ def _sandbox_lines(state: str | None, sandbox: dict) -> list[str]:
     if state in (None, "no credentials yet"):
         first = [
             "An Entrust sandbox runs beside it. In CertDesk open SSL > Entrust > Manage and click",
-            "'Add the sandbox credential', or 'Add credential' and enter:",
+            "'Add the sandbox credential', or 'Add Credential' and enter:",
         ]
     else:
         first = [
             "An Entrust sandbox runs beside it. In CertDesk open SSL > Entrust > Manage, click",
-            "'Add credential' and enter:",
+            "'Add Credential' and enter:",
         ]
     return [
         *first,

@@ -18,7 +18,7 @@ def test_link_the_sandbox_and_sync(page, live_server, sandbox):
     login(page, live_server, "admin")
     page.goto(live_server.url + "/entrust/manage/")
     expect(page.get_by_text("Link your Entrust account")).to_be_visible()
-    page.get_by_role("button", name="Add credential").click()
+    page.get_by_role("button", name="Add Credential").click()
 
     page.get_by_label("Credential Name").fill("Sandbox")
     page.get_by_label("User Name").fill(sandbox.api_user)

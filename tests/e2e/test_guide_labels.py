@@ -61,7 +61,8 @@ def test_the_guides_labels_are_where_a_reader_looks(page, live_server, sandbox):
 
     # SSL > Entrust > Manage: the credential's fields, Test Login and Save.
     _open_ssl(page, "Entrust › Manage")
-    page.get_by_role("button", name="Add credential").click()
+    _buttons(page, "Add Credential")  # in the guide's words, capitals included
+    page.get_by_role("button", name="Add Credential", exact=True).click()
     for label in ("Credential Name", "User Name", "API Key"):
         expect(page.get_by_label(label, exact=True)).to_be_visible()
     expect(page.locator("#api_key-help")).to_contain_text(  # where Entrust makes the API key

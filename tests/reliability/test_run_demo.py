@@ -278,7 +278,7 @@ def test_a_restart_with_the_sandbox_credential_linked_says_so_instead_of_adding_
         assert "linked as the credential 'Entrust sandbox'" in block
         assert "open SSL > Entrust for its orders" in block
         assert "Add the sandbox credential" not in block
-        assert "Add credential" not in block
+        assert "Add Credential" not in block
         assert "Demo sandbox:" not in out.text  # the portal's line is held back, as the link
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=30) == 0
@@ -338,7 +338,7 @@ def test_a_restart_on_another_sandbox_port_says_to_change_the_credential_not_add
         assert re.search(rf"Base URL\s+{re.escape(now)}$", block, re.M)
         key_file = instance / "sandbox" / "api-key"
         assert re.search(rf"API Key\s+the line in {re.escape(str(key_file))} ", block)
-        assert "Add credential" not in block and "Credential Name" not in block
+        assert "Add Credential" not in block and "Credential Name" not in block
 
         # As the block says: the credential gets the new address and the key again.
         http = requests.Session()

@@ -47,7 +47,7 @@ def form(sb, **kw):
 
 def test_empty_tab_tells_what_to_enter(admin_client):
     page = admin_client.get("/entrust/manage/").get_data(as_text=True)
-    assert "Link your Entrust account" in page and "Add credential" in page
+    assert "Link your Entrust account" in page and "Add Credential" in page
     assert "User Name" in page and "API Key" in page and "Test Login" in page
     assert "Add the sandbox credential" not in page
     for tab in ("Credentials", "Organizations", "Domains", "Products"):
@@ -341,7 +341,7 @@ def test_everyone_reads_the_tab(app, role, user, sandbox):
     c.login(role)
     page = c.get("/entrust/manage/").get_data(as_text=True)
     assert "Read me" in page
-    assert ("Add credential" in page) is (role == "admin")
+    assert ("Add Credential" in page) is (role == "admin")
     assert ("Test Login" in page) is (role != "auditor")
 
 

@@ -1844,6 +1844,30 @@ def test_a_number_custom_field_goes_to_entrust_as_a_number(operator_client, link
     assert custom["number2"] == 7 and isinstance(custom["number2"], int)
 
 
+def test_another_clients_domain_is_refused_in_words_that_name_both_clients(
+    operator_client, linked, user, sandbox
+):
+    """The Domain list holds every client's usable domains; one of another client than the
+    chosen organization's is refused saying whose it is, not as if it were not offered."""
+    csr = csrs.create_csr(user["operator"], "p256", {"CN": "x1.subsidiary.example"}, "")
+    page = operator_client.get(f"/entrust/new?credential_id={linked.id}").get_data(as_text=True)
+    assert '<option value="subsidiary.example"' in page
+    sandbox.clear_requests()
+    resp = _post(operator_client, linked, csr.id, domain="subsidiary.example")
+    text = html.unescape(resp.get_data(as_text=True))
+    assert resp.status_code == 422 and 'id="domain-error"' in text
+    assert (
+        "subsidiary.example is a domain of Example Subsidiary Ltd, not of CertDesk Demo Corp "
+        "(the client of CertDesk Demo Corp). Choose a domain of CertDesk Demo Corp, or an "
+        "organization of Example Subsidiary Ltd." in text
+    )
+    assert not [r for r in sandbox.requests() if r["method"] == "POST"] and _count(Order) == 0
+    resp = _post(operator_client, linked, csr.id, domain="no-such.example")
+    assert "Choose one of the credential's usable domains." in html.unescape(
+        resp.get_data(as_text=True)
+    )
+
+
 def test_a_custom_text_too_long_is_refused_not_sent_cut_short(
     operator_client, linked, user, sandbox
 ):

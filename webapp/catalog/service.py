@@ -869,6 +869,20 @@ def covering_domains(
     return {name: next((p for p in ps if p in found), None) for name, ps in parents.items()}
 
 
+def domain_clients(credential_id: int, name: str, limit: int = 5) -> list[str]:
+    """The names of the clients whose usable domains include ``name`` (an account's domain may
+    be another client's too), in order."""
+    model = CatalogDomain
+    stmt = (
+        _usable_domains(credential_id, None)
+        .with_only_columns(model.client_name)
+        .where(model.name == name)
+        .order_by(model.client_name)
+        .limit(limit)
+    )
+    return list(dict.fromkeys(db.session.execute(stmt).scalars()))
+
+
 def is_usable_domain(credential_id: int, name: str, client_id: int | None = None) -> bool:
     """Whether ``name`` is one of the credential's usable domains (of one client, when given)."""
     stmt = _usable_domains(credential_id, client_id).where(CatalogDomain.name == name).limit(1)

@@ -628,7 +628,17 @@ def prepare(actor, form: OrderForm, today: date | None = None) -> Prepared:
             and org is not None
             and not catalog.is_usable_domain(cred.id, form.domain, org.client_id)
         ):
-            raise OrderInputError("Choose one of the credential's usable domains.", "domain")
+            owners = catalog.domain_clients(cred.id, form.domain)
+            if not owners:
+                raise OrderInputError("Choose one of the credential's usable domains.", "domain")
+            # Offered (the list holds every client's), but another client's than the
+            # organization's: Entrust checks the names against the organization's client.
+            raise OrderInputError(
+                f"{form.domain} is a domain of {' and '.join(owners)}, not of {org.client_name} "
+                f"(the client of {org.name}). Choose a domain of {org.client_name}, or an "
+                f"organization of {owners[0]}.",
+                "domain",
+            )
     with problems.gathered():
         fields, problem, passing, read_at = _custom_read(cred)
         if passing and any((v or "").strip() for v in form.custom.values()):
