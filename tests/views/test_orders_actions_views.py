@@ -652,6 +652,12 @@ def test_approve_and_suspend_through_the_page_with_each_result(admin_client, lin
     assert "The certificate is in SSL › Certificates." in page
     db.session.expire_all()
     assert db.session.get(Order, queued.id).status == "ACTIVE"
+    # The result links to the certificate the approval brought in.
+    (cert,) = db.session.execute(
+        select(Certificate).where(Certificate.order_id == queued.id)
+    ).scalars()
+    row = page.split(f'data-order="{queued.id}"')[1].split("</tr>")[0]
+    assert f'<a href="/certificates/{cert.id}">queue.example.com</a>' in row
     resp = admin_client.post("/entrust/status?action=suspend", data={"order": [active.id]})
     page = _text(resp)
     assert "Suspended; Entrust says SUSPENDED." in page

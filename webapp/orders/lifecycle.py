@@ -93,6 +93,7 @@ class Outcome:
     message: str
     status: str = ""
     certificates: list = field(default_factory=list)  # (id, common name, serial) revoked
+    issued: list = field(default_factory=list)  # (id, common name) issued by an approval
 
 
 @dataclass
@@ -598,6 +599,8 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
     words = _done_words(action, row, ca, problem) + (f" {stored}" if stored else "")
     outcome = _record(actor, action, row, "done", words, **detail)
     outcome.certificates = revoked
+    if action is Action.APPROVE:  # its page links to the certificate it brought in
+        outcome.issued = [(c.id, c.common_name) for c in certificates.for_order(row.id)]
     return outcome
 
 
