@@ -529,6 +529,68 @@ def test_a_job_in_which_entrust_failed_some_orders_says_failed_and_why(
     assert len(_changes(sandbox)) == 3  # each sent once, none again
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["at once", "as a job"])
+def test_once_entrust_refuses_the_login_nothing_more_is_sent_through_it(
+    env, user, sandbox, monkeypatch, inline
+):
+    """Its API key changed at Entrust: the first change call is refused (HTTP 401), the
+    credential is noted as refused, and the other orders are not sent (each would be refused
+    again, and failed logins can lock the API user); the job says Failed, and why."""
+    rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(4)]
+    monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 10 if inline else 2)
+    credentials.update(
+        user["admin"],
+        env,
+        credentials.CredentialInput(
+            name=env.name, api_user=sandbox.api_user, api_key="not-the-key", base_url=env.base_url
+        ),
+    )
+    sandbox.clear_requests()
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [r.id for r in rows], lifecycle.Choices())
+    assert len(_changes(sandbox)) == 1  # one refused call, none after it
+    if inline:
+        assert [o.result for o in result.outcomes] == ["failed"] * 4
+        said = {o.message for o in result.outcomes}
+    else:
+        job = jobs.get(result.job.id)
+        assert job.state == "failed" and "4 could not be done" in job.error
+        said = {job.error.split("could not be done. ", 1)[1]}
+    (message,) = said
+    assert "Entrust refused the login of the credential 'Sandbox'" in message
+    assert "nothing more was sent through it" in message and "Test Login" in message
+    db.session.expire_all()
+    cred = db.session.get(EcsCredential, env.id)
+    assert cred.last_test_ok is False and cred.last_test_refused
+    assert {sandbox.status(r.ca_order_id) for r in rows} == {"ACTIVE"}
+
+
+def test_a_job_stops_between_two_orders_when_certdesk_stops_and_reports_each_order(
+    env, user, sandbox, monkeypatch
+):
+    """A bulk action cannot resume: when the process stops in order it ends after the order
+    under way (with several workers the server would kill it before the job's end, perhaps in a
+    call), saying how far it got. Its progress is reported as it goes, not every 100 orders."""
+    rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(4)]
+    monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(lifecycle, "PROGRESS_EVERY", 0)
+    reported = []
+    progress = jobs.JobContext.progress
+
+    def record(ctx, done, total=None, message=None):
+        reported.append(done)
+        progress(ctx, done, total, message)
+
+    monkeypatch.setattr(jobs.JobContext, "progress", record)
+    monkeypatch.setattr(jobs, "process_stopping", lambda: len(_changes(sandbox)) >= 2)
+    sandbox.clear_requests()
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [r.id for r in rows], lifecycle.Choices())
+    job = jobs.get(result.job.id)
+    assert job.state == "failed" and job.error.startswith("Stopped: CertDesk was stopping.")
+    assert "2 of 4 orders were dealt with before (2 done)" in job.error
+    assert len(_changes(sandbox)) == 2 and reported[:2] == [1, 2]
+    assert [sandbox.status(r.ca_order_id) for r in rows] == ["SUSPENDED"] * 2 + ["ACTIVE"] * 2
+
+
 def test_the_same_job_asked_for_twice_at_once_runs_once(app, env, user, sandbox, monkeypatch):
     """A double click on Update Certificate Status for more orders than are done at once: the
     second request finds the first one's job, and no change is sent twice."""
@@ -946,6 +1008,11 @@ def test_an_action_under_way_is_shown_and_a_stale_claim_runs_out(env, user, sand
     page = lifecycle.selection([row.id], lifecycle.STATUS_ACTIONS, user["admin"])
     assert "A Suspend of this order is under way" in page.disabled["suspend"]
     assert f"free again at {row.acting_until:%Y-%m-%d %H:%M} UTC" in page.disabled["suspend"]
+    from webapp.orders import availability
+
+    until = row.acting_until
+    assert availability.acting_words("approve", until).startswith("An Approve of this order")
+    assert availability.acting_words("resume", until).startswith("A Resume of this order")
     choices = lifecycle.Choices(reason="keyCompromise")
     [outcome] = lifecycle.run(user["admin"], Action.REVOKE, [row.id], choices).outcomes
     assert outcome.result == "refused" and "under way" in outcome.message

@@ -122,6 +122,24 @@ def test_check_order_status_by_hand_at_once_or_as_a_job(env, user, sandbox, monk
         polling.check_selected(user["operator"], [])
 
 
+def test_check_order_status_asked_again_while_its_job_waits_shows_that_job(env, user, sandbox):
+    """Two requests for the same orders (two tabs, a page sent twice): one job reads them."""
+    from webapp.jobs import service as jobs
+    from webapp.jobs.models import Job
+
+    ids = sorted(db.session.execute(select(Order.id).limit(30)).scalars())
+    waiting = jobs.queue(polling.CHECK_JOB, "Check Order Status", actor=None, order_ids=ids)
+    db.session.commit()
+    sandbox.clear_requests()
+    result = polling.check_selected(user["operator"], [str(i) for i in reversed(ids)])
+    assert result.job is not None and result.job.id == waiting.id
+    checks_queued = db.session.query(Job).filter(Job.kind == polling.CHECK_JOB).count()
+    assert checks_queued == 1 and sandbox.requests() == []
+    # Other orders: a job of their own.
+    other = polling.check_selected(user["operator"], ids[:-1])
+    assert other.job is not None and other.job.id != waiting.id
+
+
 def _active_order_and_certificate() -> tuple[Order, Certificate]:
     """An imported ACTIVE order of Entrust's and the certificate the repository holds for it."""
     held = db.session.execute(

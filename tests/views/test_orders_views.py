@@ -1639,7 +1639,7 @@ def test_the_search_works_without_scripts_and_the_order_names_a_choice_not_liste
         ({"organization": f"{10**30}:CertDesk Labs"}, "organization", "approved organizations"),
         ({"organization": "1:"}, "organization", "approved organizations"),
         ({"domain": "pending.example"}, "domain", "usable domains"),
-        ({"domain": "subsidiary.example"}, "domain", "usable domains"),  # another client's
+        ({"domain": "subsidiary.example"}, "domain", "a domain of Example Subsidiary Ltd"),
         ({"sans": "www.example.org pending.example"}, "sans", "Not under a domain"),
         ({"sans": "www.example.org www.subsidiary.example"}, "sans", "Not under a domain"),
     ],

@@ -66,6 +66,12 @@ class _Stopping(Exception):
 _stopping = threading.Event()  # set once, by stop_pool, when this process stops in order
 
 
+def process_stopping() -> bool:
+    """This process is stopping in order. A job that cannot resume and takes long (a bulk action
+    on thousands of orders) stops between two of its steps rather than be cut short in one."""
+    return _stopping.is_set()
+
+
 @dataclass(frozen=True)
 class JobKind:
     kind: str

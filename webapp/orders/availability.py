@@ -96,7 +96,8 @@ def acting_words(acting: str | None, until: datetime | None, now: datetime | Non
     except (ValueError, KeyError):
         label = acting.capitalize()
     return (
-        f"A {label} of this order is under way (started by another user or job): wait until it "
+        f"{'An' if label[:1] in 'AEIOU' else 'A'} {label} of this order is under way (started "
+        "by another user or job): wait until it "
         "ends, then Check Order Status shows what it changed. Should it never end (CertDesk "
         f"stopped during it), the order is free again at {until:%Y-%m-%d %H:%M} UTC."
     )

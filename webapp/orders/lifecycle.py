@@ -24,6 +24,7 @@ in the repository (``certificate.order_id`` becomes NULL), the orders stay at th
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -308,6 +309,10 @@ def _needs_admin_words(action: Action, cred) -> str:
     )
 
 
+class _LoginRefused(Exception):
+    """Entrust refused the credential's login earlier in this run: nothing is sent through it."""
+
+
 class _Acting:
     """The connectors of one run, opened once per credential, and which administrator
     credential has been checked to see which order."""
@@ -315,6 +320,10 @@ class _Acting:
     def __init__(self, choices: Choices):
         self.choices = choices
         self._open: dict[int, object] = {}
+        # Credentials whose login Entrust refused in this run, with what the orders say: nothing
+        # more is sent through them (each call would be refused again, and repeated failed
+        # logins can lock the API user).
+        self.refused_logins: dict[int, str] = {}
         self._chosen = None
         if choices.credential_id:
             self._chosen = credentials.get(choices.credential_id)
@@ -356,6 +365,8 @@ class _Acting:
                 f"The credential {chosen.name!r} is not of the same Entrust account as "
                 f"{own.name!r}. " + _needs_admin_words(action, own)
             )
+        if chosen.id in self.refused_logins:
+            raise _LoginRefused(self.refused_logins[chosen.id])
         conn = self.connector(row, chosen)
         try:
             seen = conn.fetch(row.ca_order_id)
@@ -482,9 +493,11 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
         return _record(actor, action, row, "refused", problem, status=row.status)
     try:
         conn, cred = acting.for_order(row, action, caps)
+        if cred.id in acting.refused_logins:
+            raise _LoginRefused(acting.refused_logins[cred.id])
     except _NoRights as exc:
         return _record(actor, action, row, "refused", str(exc), status=row.status)
-    except CaError as exc:
+    except (CaError, _LoginRefused) as exc:
         db.session.rollback()
         return _record(actor, action, row, "failed", str(exc), status=row.status)
     cred_name = cred.name
@@ -504,12 +517,12 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
     if until is None:
         return _record(actor, action, row, "refused", problem, status=row.status)
     try:
-        return _act(actor, action, row, choices, caps, conn, cred, cred_name)
+        return _act(actor, action, row, choices, caps, conn, cred, cred_name, acting)
     finally:
         _release(row_id, until)
 
 
-def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, cred_name):
+def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, cred_name, acting):
     """``action``'s call on ``row`` (claimed), and what it changed, read back."""
     ca_id, before = row.ca_order_id, row.status
     lost = ""
@@ -519,6 +532,16 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
     except NotAllowed as exc:
         db.session.rollback()
         message = str(exc)
+        if exc.login_refused:  # its key or user changed at Entrust: no more calls through it
+            credentials.login_refused(cred.id, message, "an action on orders", actor)
+            db.session.commit()
+            message = (
+                f"Entrust refused the login of the credential {cred_name!r} ({exc}); nothing "
+                "more was sent through it. Check it with Test Login under SSL › Entrust › "
+                "Manage, then act again on the orders not done."
+            )
+            acting.refused_logins[cred.id] = message
+            return _record(actor, action, row, "failed", message, credential=cred_name)
         if exc.needs_admin:
             credentials.note_admin_refused(cred, actor=actor)
             message = (
@@ -553,7 +576,7 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
         else:
             row.next_check_at = now  # the scheduled check reads what it became
             records.unread_action(row, action, actor, sent)  # and tells it as this action's
-        where = f"it is {ca.status} at Entrust now" if ca is not None else problem
+        where = f"it is {ca.status} at Entrust now" if ca is not None else problem.rstrip(".")
         return _record(
             actor,
             action,
@@ -733,7 +756,8 @@ def _running_on(action: Action, ids: list[int]):
     return None
 
 
-JOB_STEP = 100  # orders a job reads at once and does between two reports of its progress
+JOB_STEP = 100  # orders a job reads at once
+PROGRESS_EVERY = 1.0  # seconds between two reports of a job's progress, at most
 
 
 def _stop_unless_allowed(actor, act: Action, done: int, total: int) -> None:
@@ -765,14 +789,27 @@ def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", cred
     problems: dict[str, None] = {}  # why orders could not be done, each reason once
     ids = list(order_ids)
     step = JOB_STEP
+    reported = time.monotonic()
     with _Acting(choices) as acting:
         for i in range(0, len(ids), step):
             for n, row in enumerate(selected(ids[i : i + step])):
                 _stop_unless_allowed(ctx.actor, act, i + n, len(ids))
+                if jobs.process_stopping():
+                    # Between two orders, not in one's call: with several workers the server
+                    # would kill the process before the job's end.
+                    raise jobs.JobError(
+                        f"Stopped: CertDesk was stopping. {i + n:,} of {len(ids):,} orders were "
+                        f"dealt with before ({_summary(counts).rstrip('.')}); nothing was sent "
+                        "for the "
+                        "others. Act again on them once CertDesk runs."
+                    )
                 for outcome in _execute(ctx.actor, act, [row], choices, acting):
                     counts[outcome.result] += 1
                     if outcome.result == "failed":
                         problems.setdefault(outcome.message)
+                if time.monotonic() - reported >= PROGRESS_EVERY:  # each call may take seconds
+                    ctx.progress(i + n + 1, len(ids), _summary(counts))
+                    reported = time.monotonic()
             ctx.progress(min(i + step, len(ids)), len(ids), _summary(counts))
     said = f"{availability.LABELS[act]}: {_summary(counts)}"
     if counts["failed"]:

@@ -268,6 +268,14 @@ def check_selected(actor, order_ids) -> CheckResult:
     result = CheckResult()
     if len(ids) > INLINE_LIMIT:
         ids = ids[:MAX_PER_RUN]
+        # Of two requests at once for the same orders (two tabs, a page without scripts sent
+        # twice), the second is shown the first one's job rather than read them all again.
+        jobs.hold_starts()
+        for running in jobs.unfinished_of_kind(CHECK_JOB):
+            if jobs.params_of(running).get("order_ids") == ids:
+                db.session.rollback()
+                result.job = running
+                return result
         job = jobs.queue(
             CHECK_JOB, f"Check Order Status of {len(ids):,} orders", actor=actor, order_ids=ids
         )
