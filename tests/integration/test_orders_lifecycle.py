@@ -250,6 +250,31 @@ def test_an_order_with_a_cn_longer_than_its_column_is_changed_through_the_admin_
     assert sandbox.status(row.ca_order_id) == "SUSPENDED"
 
 
+def test_an_administrator_credential_whose_login_is_refused_is_asked_once(env, user, sandbox):
+    """The administrator credential chosen to act reads each order first: once Entrust refuses
+    its login, it is noted and not asked again for the other orders."""
+    req = _requester_credential(user, sandbox, is_admin=False)
+    rows = [_in_status(user, req, sandbox, "ACTIVE", f"adm{i}.example.com") for i in range(3)]
+    credentials.update(
+        user["admin"],
+        env,
+        credentials.CredentialInput(
+            name=env.name, api_user=sandbox.api_user, api_key="not-the-key", base_url=env.base_url
+        ),
+    )
+    sandbox.clear_requests()
+    choices = lifecycle.Choices(credential_id=env.id)
+    result = lifecycle.run(user["admin"], Action.SUSPEND, [r.id for r in rows], choices)
+    assert [o.result for o in result.outcomes] == ["failed"] * 3
+    assert all(
+        "Entrust refused the login of the credential 'Sandbox'" in o.message
+        for o in result.outcomes
+    )
+    assert len(sandbox.requests()) == 1 and _changes(sandbox) == []
+    db.session.expire_all()
+    assert db.session.get(EcsCredential, env.id).last_test_refused
+
+
 def test_a_requester_credential_gets_the_explained_refusal_and_loses_its_admin_flag(
     env, user, sandbox
 ):

@@ -339,6 +339,23 @@ class _Acting:
                 log.debug("closing a connector failed", exc_info=True)
         self._open.clear()
 
+    @property
+    def chosen(self):
+        return self._chosen
+
+    def login_refused(self, cred, exc, actor) -> str:
+        """Entrust refused ``cred``'s login: noted on the credential (as an import or a status
+        check notes it) and here, so that nothing more is sent through it in this run. Returns
+        what the orders say."""
+        credentials.login_refused(cred.id, str(exc), "an action on orders", actor)
+        db.session.commit()
+        self.refused_logins[cred.id] = (
+            f"Entrust refused the login of the credential {cred.name!r} ({exc}); nothing more "
+            "was sent through it. Check it with Test Login under SSL › Entrust › Manage, then "
+            "act again on the orders not done."
+        )
+        return self.refused_logins[cred.id]
+
     def connector(self, row: Order, cred):
         conn = self._open.get(cred.id)
         if conn is None:
@@ -499,7 +516,11 @@ def _one(actor, action: Action, row: Order, choices: Choices, acting: _Acting, c
         return _record(actor, action, row, "refused", str(exc), status=row.status)
     except (CaError, _LoginRefused) as exc:
         db.session.rollback()
-        return _record(actor, action, row, "failed", str(exc), status=row.status)
+        message = str(exc)
+        if isinstance(exc, NotAllowed) and exc.login_refused and acting.chosen is not None:
+            # The administrator credential chosen to act: its read of the order was refused.
+            message = acting.login_refused(acting.chosen, exc, actor)
+        return _record(actor, action, row, "failed", message, status=row.status)
     cred_name = cred.name
     row_id, name, status, ca_id = row.id, row.display_name, row.status, row.ca_order_id
     until, problem = _claim(actor, action, row, caps)
@@ -533,14 +554,7 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
         db.session.rollback()
         message = str(exc)
         if exc.login_refused:  # its key or user changed at Entrust: no more calls through it
-            credentials.login_refused(cred.id, message, "an action on orders", actor)
-            db.session.commit()
-            message = (
-                f"Entrust refused the login of the credential {cred_name!r} ({exc}); nothing "
-                "more was sent through it. Check it with Test Login under SSL › Entrust › "
-                "Manage, then act again on the orders not done."
-            )
-            acting.refused_logins[cred.id] = message
+            message = acting.login_refused(cred, exc, actor)
             return _record(actor, action, row, "failed", message, credential=cred_name)
         if exc.needs_admin:
             credentials.note_admin_refused(cred, actor=actor)
@@ -800,8 +814,7 @@ def _run_job(ctx, action: str, order_ids: list[int], reason="", comment="", cred
                     raise jobs.JobError(
                         f"Stopped: CertDesk was stopping. {i + n:,} of {len(ids):,} orders were "
                         f"dealt with before ({_summary(counts).rstrip('.')}); nothing was sent "
-                        "for the "
-                        "others. Act again on them once CertDesk runs."
+                        "for the others. Act again on them once CertDesk runs."
                     )
                 for outcome in _execute(ctx.actor, act, [row], choices, acting):
                     counts[outcome.result] += 1
