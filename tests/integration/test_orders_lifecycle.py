@@ -250,18 +250,23 @@ def test_an_order_with_a_cn_longer_than_its_column_is_changed_through_the_admin_
     assert sandbox.status(row.ca_order_id) == "SUSPENDED"
 
 
+def _key_changed_at_entrust(user, cred, sandbox) -> None:
+    """``cred`` now holds an API key Entrust refuses (HTTP 401), as after a change at Entrust."""
+    credentials.update(
+        user["admin"],
+        cred,
+        credentials.CredentialInput(
+            name=cred.name, api_user=sandbox.api_user, api_key="not-the-key", base_url=cred.base_url
+        ),
+    )
+
+
 def test_an_administrator_credential_whose_login_is_refused_is_asked_once(env, user, sandbox):
     """The administrator credential chosen to act reads each order first: once Entrust refuses
     its login, it is noted and not asked again for the other orders."""
     req = _requester_credential(user, sandbox, is_admin=False)
     rows = [_in_status(user, req, sandbox, "ACTIVE", f"adm{i}.example.com") for i in range(3)]
-    credentials.update(
-        user["admin"],
-        env,
-        credentials.CredentialInput(
-            name=env.name, api_user=sandbox.api_user, api_key="not-the-key", base_url=env.base_url
-        ),
-    )
+    _key_changed_at_entrust(user, env, sandbox)
     sandbox.clear_requests()
     choices = lifecycle.Choices(credential_id=env.id)
     result = lifecycle.run(user["admin"], Action.SUSPEND, [r.id for r in rows], choices)
@@ -563,13 +568,7 @@ def test_once_entrust_refuses_the_login_nothing_more_is_sent_through_it(
     again, and failed logins can lock the API user); the job says Failed, and why."""
     rows = [_in_status(user, env, sandbox, "ACTIVE", f"www{i}.example.com") for i in range(4)]
     monkeypatch.setattr(lifecycle, "INLINE_LIMIT", 10 if inline else 2)
-    credentials.update(
-        user["admin"],
-        env,
-        credentials.CredentialInput(
-            name=env.name, api_user=sandbox.api_user, api_key="not-the-key", base_url=env.base_url
-        ),
-    )
+    _key_changed_at_entrust(user, env, sandbox)
     sandbox.clear_requests()
     result = lifecycle.run(user["admin"], Action.SUSPEND, [r.id for r in rows], lifecycle.Choices())
     assert len(_changes(sandbox)) == 1  # one refused call, none after it
