@@ -10,6 +10,7 @@ and threads. Whatever streams, polls or runs in the background is also tried thr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -217,3 +218,25 @@ def wait_until(what: str, check: Callable[[], object], seconds: float, every: fl
     while not check():
         assert time.monotonic() < deadline, f"gave up waiting: {what}"
         time.sleep(every)
+
+
+@contextlib.contextmanager
+def served(instance: Path, sandbox, prepare: Callable | None = None):
+    """(app, server): ``certdesk serve`` on ``instance``'s database, and an app on the same
+    database to read it with (``prepare(app)`` runs before the server starts). At the end: the
+    sandbox's faults cleared, the server stopped, the app's connections closed."""
+    from tests.conftest import make_app
+    from webapp.extensions import db
+
+    app = make_app(instance, instance / "certdesk.db")
+    if prepare is not None:
+        prepare(app)
+    server = start_server(instance)
+    try:
+        yield app, server
+    finally:
+        sandbox.clear_faults()
+        stop_server(server)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from tests.conftest import make_app
-from tests.live import add_credential, signed_in, start_server, stop_server, wait_until
+from tests.live import add_credential, served, signed_in, wait_until
 from webapp.catalog.models import CatalogDomain, CatalogOrganization, CatalogProduct
 from webapp.credentials.models import EcsCredential
 from webapp.extensions import db
@@ -35,9 +34,7 @@ def _ended(app, newest_job) -> tuple[str, str] | None:
 
 def test_a_credential_deleted_while_its_sync_reads_keeps_nothing(instance, sandbox, fast_clients):
     sandbox.seed(certificates=3, seed=7)
-    app = make_app(instance, instance / "certdesk.db")
-    server = start_server(instance)
-    try:
+    with served(instance, sandbox) as (app, server):
         http = signed_in(server, "admin")
         # The sync's last read (the products) waits three seconds: time to delete meanwhile.
         sandbox.faults([{"kind": "latency", "ms": 3000, "path": "/enterprise/v2/inventories"}])
@@ -70,12 +67,6 @@ def test_a_credential_deleted_while_its_sync_reads_keeps_nothing(instance, sandb
                     .where(model.credential_id == cred_id, model.gone.is_(False))
                 )
                 assert current == 0, model.__name__
-    finally:
-        sandbox.clear_faults()
-        stop_server(server)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_an_import_stops_when_its_credential_is_deleted(instance, sandbox, fast_clients):
@@ -89,18 +80,20 @@ def test_an_import_stops_when_its_credential_is_deleted(instance, sandbox, fast_
     from webapp.settings import service as settings
 
     sandbox.seed(certificates=210, seed=21)
-    app = make_app(instance, instance / "certdesk.db")
-    with app.app_context():
-        cred_id = link_sandbox({"admin": auth.by_username("admin")}, sandbox).id
-        settings.put(orders_settings.IMPORT_CONCURRENCY, 1)
-        db.session.commit()
-        db.session.remove()
-    sandbox.faults(
-        [{"kind": "latency", "ms": 25, "method": "GET", "path": "/enterprise/v2/certificates/*"}]
-    )
-    sandbox.clear_requests()
-    server = start_server(instance)
-    try:
+    linked = []
+
+    def prepare(app):
+        with app.app_context():
+            linked.append(link_sandbox({"admin": auth.by_username("admin")}, sandbox).id)
+            settings.put(orders_settings.IMPORT_CONCURRENCY, 1)
+            db.session.commit()
+            db.session.remove()
+        path = "/enterprise/v2/certificates/*"
+        sandbox.faults([{"kind": "latency", "ms": 25, "method": "GET", "path": path}])
+        sandbox.clear_requests()
+
+    with served(instance, sandbox, prepare) as (app, server):
+        (cred_id,) = linked
         http = signed_in(server, "admin")
         started = http.post(server.url + "/entrust/import", data={"credential_id": cred_id})
         assert started.status_code == 200, started.text
@@ -132,9 +125,3 @@ def test_an_import_stops_when_its_credential_is_deleted(instance, sandbox, fast_
             assert stored == stored_then
             orders = select(func.count()).select_from(Order).where(Order.credential_id == cred_id)
             assert db.session.scalar(orders) > 0
-    finally:
-        sandbox.clear_faults()
-        stop_server(server)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()

@@ -3,9 +3,7 @@ first sync runs in the background, then "Synced" once the sync has ended."""
 
 from __future__ import annotations
 
-from tests.conftest import make_app
-from tests.live import add_credential, signed_in, start_server, stop_server, wait_until
-from webapp.extensions import db
+from tests.live import add_credential, served, signed_in, wait_until
 
 
 def _status(http, url: str, name: str) -> str:
@@ -16,9 +14,7 @@ def _status(http, url: str, name: str) -> str:
 
 def test_a_new_credential_says_syncing_until_its_first_sync_ends(instance, sandbox, fast_clients):
     sandbox.seed(certificates=3, seed=7)
-    app = make_app(instance, instance / "certdesk.db")
-    server = start_server(instance)
-    try:
+    with served(instance, sandbox) as (app, server):
         http = signed_in(server, "admin")
         # Each read of the sync takes a second and a half: long enough to look at the list.
         sandbox.faults([{"kind": "latency", "method": "GET", "ms": 1500}])
@@ -35,9 +31,3 @@ def test_a_new_credential_says_syncing_until_its_first_sync_ends(instance, sandb
             60,
         )
         assert "Syncing" not in _status(http, server.url, "Live sandbox")
-    finally:
-        sandbox.clear_faults()
-        stop_server(server)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
