@@ -1180,6 +1180,25 @@ VERIFICATION_METHODS = ("DNS", "EMAIL", "MANUAL", "WEB_SERVER")
 EMAIL_PREFIXES = ("admin", "administrator", "webmaster", "hostmaster", "postmaster")
 
 
+def _specified_email_refused(email: str, domain_name: str) -> str | None:
+    """Why a specified validation address is refused, or None.
+
+    Entrust takes one of the constructed addresses (admin@, administrator@, webmaster@,
+    hostmaster@, postmaster@ the domain or a parent of it) or an address the domain's WHOIS
+    record lists. The sandbox has no WHOIS to look in, so any other well-formed address is taken
+    as a WHOIS contact (a registrant's mailbox is often on another domain). An address on a
+    bare top-level domain (admin@com) is neither.
+    """
+    if not is_email(email):
+        return "The email must be an email address"
+    if "." not in email.partition("@")[2].strip("."):
+        return (
+            f"The email must be one of the constructed addresses of {domain_name} (or of a "
+            "parent domain) or a WHOIS contact of it"
+        )
+    return None
+
+
 def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
     method = str(body.get("verificationMethod") or "").upper()
     if method not in VERIFICATION_METHODS:
@@ -1188,14 +1207,6 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
             "verificationMethod",
         )
     emails = [f"{prefix}@{domain_name}" for prefix in EMAIL_PREFIXES]
-    # A specified address may also be built on a parent domain (admin@example.com validates
-    # shop.example.com), down to two labels.
-    labels = domain_name.split(".")
-    allowed = {
-        f"{prefix}@{'.'.join(labels[i:])}"
-        for i in range(max(len(labels) - 1, 1))
-        for prefix in EMAIL_PREFIXES
-    }
     email_method = body.get("emailMethod")
     if method == "EMAIL" and email_method is not None and not isinstance(email_method, dict):
         # The answer's form (a list of addresses) or a bare address is no request's form: taken
@@ -1208,12 +1219,10 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
         if source not in ("INCLUDE_WHOIS", "SPECIFIED"):
             raise bad_request("emailSource must be INCLUDE_WHOIS or SPECIFIED", "emailMethod")
         if source == "SPECIFIED":
-            email = str(email_method.get("email") or "").lower()
-            if email not in allowed:
-                raise bad_request(
-                    "The email must be one of the constructed addresses of the domain",
-                    "emailMethod.email",
-                )
+            email = str(email_method.get("email") or "").strip().lower()
+            refused = _specified_email_refused(email, domain_name)
+            if refused:
+                raise bad_request(refused, "emailMethod.email")
             emails = [email]
     return method, emails
 
