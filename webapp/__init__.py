@@ -222,6 +222,7 @@ def _check_input():
 
 SESSION_ENDED = {
     "idle": "You were signed out after a period of inactivity.",
+    "expired": "Your session reached its time limit, which signed you out. Sign in again.",
     "ended": "Your session has ended. Sign in again.",
     "signed out": "You signed out (in another tab or window). Sign in again.",
     "role": (

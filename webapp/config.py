@@ -30,6 +30,9 @@ class Defaults:
     # minute while the user is active (webapp.SEEN_EVERY_SECONDS); not at every request.
     SESSION_REFRESH_EACH_REQUEST = False
     IDLE_TIMEOUT_MINUTES = 30
+    # However active, a session ends this long after its sign-in (a copied cookie kept alive by
+    # a script does not last for ever).
+    SESSION_MAX_HOURS = 12
     # Sign-in throttling: after this many failures for one user name from one address, each new
     # try from there waits (1 s, then doubling, up to LOGIN_MAX_WAIT_MINUTES); from one address
     # whatever the names, after LOGIN_FREE_FAILURES_PER_ADDRESS; for one user name from all the
@@ -113,6 +116,7 @@ class ConfigError(RuntimeError):
 # something else ("False" is a non-empty text, which Python counts as true).
 NUMBERS = {
     "IDLE_TIMEOUT_MINUTES": (1, True),
+    "SESSION_MAX_HOURS": (1, True),
     "MAX_CONTENT_LENGTH": (1, True),
     "ORDERS_SETTLE_MARGIN_SECONDS": (0, False),
     "SCHEDULER_LEASE_SECONDS": (1, False),

@@ -485,6 +485,27 @@ def test_idle_session_is_signed_out_on_the_server(admin_client):
     assert row.ended_at is not None and row.end_reason == "idle"
 
 
+def test_a_session_ends_at_its_time_limit_however_active(admin_client):
+    """A copied cookie replayed every few minutes keeps a session from going idle; it still
+    ends SESSION_MAX_HOURS (12) after its sign-in."""
+    from webapp.auth.models import UserSession
+
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.created_at = utcnow() - timedelta(hours=11, minutes=58)
+    db.session.commit()
+    assert admin_client.get("/").status_code == 200
+    row.created_at = utcnow() - timedelta(hours=12, minutes=1)
+    row.last_seen_at = utcnow() - timedelta(minutes=2)
+    db.session.commit()
+    resp = admin_client.get("/")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+    page = admin_client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Your session reached its time limit" in page
+    db.session.expire_all()
+    assert row.ended_at is not None and row.end_reason == "expired"
+    assert admin_client.get("/").status_code == 302
+
+
 def test_a_session_seen_recently_stays_open(admin_client):
     from webapp.auth.models import UserSession
 

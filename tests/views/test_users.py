@@ -465,6 +465,27 @@ def test_a_session_idle_past_the_timeout_is_not_listed_as_open(admin_client, ope
     assert operator_client.get("/").status_code == 302
 
 
+def test_a_session_past_its_time_limit_is_not_listed_as_open(admin_client, operator_client, user):
+    """A session signed in longer ago than SESSION_MAX_HOURS has ended, however recent its last
+    request: the user's page says so before its next request marks it."""
+    from datetime import timedelta
+
+    from webapp.auth.models import UserSession
+    from webapp.dbtypes import utcnow
+
+    operator = user["operator"]
+    operator_client.get("/")
+    row = db.session.execute(
+        db.select(UserSession).where(UserSession.user_id == operator.id)
+    ).scalar_one()
+    row.created_at = utcnow() - timedelta(hours=13)
+    db.session.commit()
+    page = admin_client.get(f"/admin/users/{operator.id}").get_data(as_text=True)
+    assert '<span class="badge ok">Open</span>' not in page
+    assert "Ended: open for longer than a session may be" in page
+    assert operator_client.get("/").status_code == 302
+
+
 def _opened_profile(client, user_id: int) -> dict:
     page = client.get(f"/admin/users/{user_id}").get_data(as_text=True)
     fields = dict(re.findall(r'name="(opened_\w+)" value="([^"]*)"', page))

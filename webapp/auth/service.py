@@ -631,6 +631,7 @@ SESSION_TOKEN_KEY = "sid"  # noqa: S105 (the cookie session's key holding the to
 END_REASONS = {
     "signed out": "signed out",
     "idle": "idle for longer than the timeout",
+    "expired": "open for longer than a session may be",
     "password": "password changed",
     "reset": "password reset by an administrator",
     "role": "role changed",
@@ -688,8 +689,9 @@ def _session_by_token():
 
 def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
     """The user of the session whose cookie holds ``token`` (and ``user_ident``, Flask-Login's
-    id), or None and why: "idle" (ended now, after IDLE_TIMEOUT_MINUTES without a request), the
-    reason it was ended with (one of END_REASONS: a role changed, the user disabled...), or
+    id), or None and why: "idle" (ended now, after IDLE_TIMEOUT_MINUTES without a request),
+    "expired" (ended now, SESSION_MAX_HOURS after its sign-in, however active), the reason it
+    was ended with (one of END_REASONS: a role changed, the user disabled...), or
     "ended" (unknown). Notes the request as the session's last activity."""
     if not token:
         return None, "ended"
@@ -703,10 +705,14 @@ def resume_session(token: str | None, user_ident: str | None) -> tuple[User | No
     if str(user_ident or "").partition(":")[0] != str(row.user_id):
         return None, "ended"
     now = utcnow()
-    if row.last_seen_at < idle_before(now):
-        row.ended_at, row.end_reason = now, "idle"
-        db.session.commit()
-        return None, "idle"
+    for reason, ended in (
+        ("idle", row.last_seen_at < idle_before(now)),
+        ("expired", row.created_at < expired_before(now)),
+    ):
+        if ended:
+            row.ended_at, row.end_reason = now, reason
+            db.session.commit()
+            return None, reason
     if now - row.last_seen_at > SESSION_TOUCH:
         row.last_seen_at = now
         db.session.commit()
@@ -735,6 +741,12 @@ def idle_before(now: datetime | None = None) -> datetime:
     refused), though it is marked so only then."""
     now = now or utcnow()
     return now - timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"])
+
+
+def expired_before(now: datetime | None = None) -> datetime:
+    """A session signed in before this has ended, however active (SESSION_MAX_HOURS)."""
+    now = now or utcnow()
+    return now - timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
 
 
 def sessions_of(user: User, limit: int = 20) -> list[UserSession]:

@@ -86,6 +86,7 @@ def _detail(user, errors=None, status=200):
         errors=errors or {},
         sessions=service.sessions_of(user),
         idle_before=service.idle_before(),
+        expired_before=service.expired_before(),
         end_reasons=service.END_REASONS,
         this_session=functools.partial(
             service.is_this_session, token=session.get(service.SESSION_TOKEN_KEY)
