@@ -489,6 +489,23 @@ def _ou(store, client_id: int, body: dict, new_csr, original) -> list[str]:
     return [name for name in defaults if _approved_ou(store, client_id, name)][:1]
 
 
+def _organization_refused(store, client_id: int, org: str) -> str:
+    """Why ``org`` cannot go on an order of ``client_id``: not approved, or another client's
+    (an organization is given only for client 1; another client's order names no ``org`` and
+    gets that client's)."""
+    other = store.query_one(
+        "SELECT client_id FROM organizations WHERE client_id != ? AND name = ? "
+        "AND verification_status = 'APPROVED' ORDER BY client_id LIMIT 1",
+        (client_id, org),
+    )
+    if other is None:
+        return f"The organization '{org}' is not approved"
+    return (
+        f"The organization '{org}' is client {other['client_id']}'s, not client {client_id}'s: "
+        f"order with clientId {other['client_id']} and no org"
+    )
+
+
 def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=False) -> Plan:
     """Check an order (new, reissue or renewal) against the account; return the plan or raise.
 
@@ -544,7 +561,7 @@ def make_plan(sandbox, body: dict, cert_type: str, *, original=None, renewal=Fal
             (client_id, org),
         )
         if approved is None:
-            raise bad_request(f"The organization '{org}' is not approved", "org")
+            raise bad_request(_organization_refused(store, client_id, org), "org")
 
     ou = _ou(store, client_id, body, csr if csr_given else None, original)
 

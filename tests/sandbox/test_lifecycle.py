@@ -394,3 +394,21 @@ def test_every_seeded_pending_order_can_be_approved(api):
     for item in pending["certificates"]:
         approved = api.patch(f"certificates/{item['trackingId']}", {"operation": "APPROVE"})
         assert approved.status_code == 201, approved.text
+
+
+def test_another_clients_organization_is_refused_with_the_client_it_belongs_to(api):
+    """acme2certifier names an organization but never a client: one of client 2's approved
+    organizations on a client 1 order is refused, naming the client it belongs to (not "not
+    approved", which sends its user to the organization's vetting). One nobody has is still
+    "not approved"."""
+    from entrust_sandbox.ca import make_csr
+
+    csr, _ = make_csr("www.example.com")
+    body = {"certType": "STANDARD_SSL", "csr": csr, "org": "Example Subsidiary Ltd"}
+    refused = api.post("certificates", body)
+    assert_error(refused, 400, "org")
+    message = refused.json()["errors"][0]["message"]
+    assert "client 2's, not client 1's" in message and "clientId 2" in message
+    unknown = api.post("certificates", {**body, "org": "Nobody Ltd"})
+    assert_error(unknown, 400, "org")
+    assert unknown.json()["errors"][0]["message"] == "The organization 'Nobody Ltd' is not approved"
