@@ -9,6 +9,10 @@ The key comes from --api-key-file (first line), else --api-key or the SANDBOX_AP
 variable; the file and the variable keep it off the command line, where `ps` shows it to everyone.
 Without --api-user a default administrator `sandbox-admin` is used; its generated key is stored in
 the state, so with --state it stays the same across restarts (in memory it is new each start).
+With --client-cert FILE the API user must also present a client certificate (mutual TLS, as the
+API users of Ansible's modules and Entrust's Go client do): the sandbox issues one from its CA at
+each start and writes it and its key to FILE, which requests (`cert=FILE`) and curl (`--cert
+FILE`) take as it is.
 
 Files the sandbox writes (the --state database with its -wal and -shm files, the root CA beside it)
 are readable by their owner only. Requests are not logged unless --log-requests is given; SIGTERM
@@ -55,6 +59,14 @@ API_KEY_ENV = "SANDBOX_API_KEY"
     default=None,
     help="Read the API key of --api-user from the first line of this file.",
 )
+@click.option(
+    "--client-cert",
+    "client_cert_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="The API user must present a client certificate: issue one and write it with its key "
+    "to this file (PEM, owner only). HTTPS only.",
+)
 @click.option("--log-requests", is_flag=True, help="Log every request to the console.")
 def sandbox(
     host,
@@ -66,6 +78,7 @@ def sandbox(
     api_user,
     api_key,
     api_key_file,
+    client_cert_path,
     log_requests,
 ):
     """Run the Entrust ECS API v2 sandbox until interrupted (Ctrl-C or SIGTERM)."""
@@ -78,6 +91,8 @@ def sandbox(
             raise click.UsageError("give either --api-key or --api-key-file, not both")
         api_key = _read_key_file(api_key_file)
         key_source = api_key_file
+    if client_cert_path and plain_http:
+        raise click.UsageError("--client-cert needs HTTPS: leave out --http")
     if bool(api_user) != bool(api_key):
         raise click.UsageError(
             f"--api-user and an API key (--api-key, --api-key-file or {API_KEY_ENV}) go together"
@@ -96,15 +111,16 @@ def sandbox(
         if state_path:
             _owner_only(state_path)  # a state file made before files were kept private
         if api_user:
-            create_user(box, api_user, api_key, "administrator", False)
             shown_key = api_key if key_source == "--api-key" else f"(from {key_source})"
         else:
             api_user = DEFAULT_USER
             stored = box.store.get_meta("default_api_key")
             api_key = stored or secrets.token_urlsafe(24)
             box.store.set_meta("default_api_key", api_key)
-            create_user(box, api_user, api_key, "administrator", False)
             shown_key = api_key
+        user = create_user(box, api_user, api_key, "administrator", bool(client_cert_path))
+        if client_cert_path:
+            _write_private(client_cert_path, user["clientCert"] + user["clientKey"])
         box.keep_users = [api_user]
         if seed_count is not None:
             summary = seed_account(box.store, seed_count, seed_value)
@@ -120,6 +136,8 @@ def sandbox(
         click.echo(f"Control API:         {base}/_sandbox/")
         click.echo(f"API user: {api_user}")
         click.echo(f"API key:  {shown_key}")
+        if client_cert_path:
+            click.echo(f"Client certificate and key (required): {client_cert_path}")
         if not plain_http:
             ca_path = (state_path + ".ca.pem") if state_path else _temp_ca_path()
             with open(ca_path, "w") as fh:
@@ -164,6 +182,15 @@ def _read_key_file(path: str) -> str:
     if not key:
         raise click.UsageError(f"--api-key-file {path} is empty")
     return key
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only from the start."""
+    if os.path.exists(path):
+        os.chmod(path, 0o600)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(handle, "w") as fh:
+        fh.write(text)
 
 
 def _owner_only(path: str) -> None:

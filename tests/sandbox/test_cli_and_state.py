@@ -167,3 +167,31 @@ def test_key_from_the_environment_and_requests_logged_on_request(tmp_path):
         proc.terminate()
         rest, _ = proc.communicate(timeout=20)
     assert '"GET /enterprise/v2/application/version HTTP/1.1" 200' in rest
+
+
+def test_an_api_user_that_must_present_a_client_certificate(tmp_path):
+    """--client-cert makes the API user one of mutual TLS, as Ansible's modules and Entrust's Go
+    client need: without the certificate written to the file the call is refused, with it the
+    call goes through; the file is its owner's alone. Plain HTTP cannot carry one."""
+    cert_file = tmp_path / "client.pem"
+    args = ["--port", "0", "--api-user", "u1", "--api-key", "k1", "--client-cert", str(cert_file)]
+    proc, out = _start(args)
+    try:
+        base = _value(out, "Entrust ECS sandbox:")
+        ca = _value(out, "Root CA (verify with it):")
+        assert _value(out, "Client certificate and key (required):") == str(cert_file)
+        assert _mode(cert_file) == 0o600
+        text = cert_file.read_text()
+        assert "BEGIN CERTIFICATE" in text and "PRIVATE KEY" in text
+        url = base + "application/version"
+        refused = requests.get(url, auth=("u1", "k1"), verify=ca, timeout=10)
+        assert refused.status_code == 401
+        assert "client certificate" in refused.json()["errors"][0]["message"]
+        taken = requests.get(url, auth=("u1", "k1"), verify=ca, cert=str(cert_file), timeout=10)
+        assert taken.status_code == 200, taken.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    result = CliRunner().invoke(sandbox, ["--http", "--client-cert", str(tmp_path / "x.pem")])
+    assert result.exit_code == 2 and "--client-cert needs HTTPS" in result.output
+    assert not (tmp_path / "x.pem").exists()
