@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -302,6 +303,47 @@ def test_form_test_login_in_words(admin_client, sandbox):
     )
     assert "Host unreachable" in down.get_data(as_text=True)
     assert db.session.execute(select(EcsCredential)).first() is None
+
+
+def test_form_test_login_waits_after_ten_failures(admin_client, sandbox):
+    """Test Login on the form sends the key typed: after ten failures in ten minutes the user
+    waits (each a failed login at Entrust, which may lock the API user; the form is no key
+    oracle). The refusal sends nothing to Entrust and is in the trail."""
+    url = "/entrust/manage/credentials/test"
+    for i in range(10):
+        bad = admin_client.post(url, data=form(sandbox, api_key=f"guess{i}"), headers=HTMX)
+        assert "Wrong user name or API key" in bad.get_data(as_text=True)
+    sandbox.clear_requests()
+    held = admin_client.post(url, data=form(sandbox), headers=HTMX).get_data(as_text=True)
+    assert "Test Login failed 10 times in the last 10 minutes: try again in 10 minutes" in held
+    assert sandbox.requests() == []
+    page = admin_client.post(url, data=form(sandbox))
+    assert page.status_code == 422 and "try again in 10 minutes" in page.get_data(as_text=True)
+    refused = (
+        db.session.execute(
+            select(AuditEvent).where(
+                AuditEvent.outcome == "refused", AuditEvent.action == "credential.test"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert len(refused) == 2 and all(e.actor_name == "admin" for e in refused)
+    # The oldest failure leaves the window: one more try. (The trail refuses changes through
+    # the ORM; the test moves the time back below it.)
+    table = AuditEvent.__table__
+    seq, at = db.session.execute(
+        select(table.c.seq, table.c.at)
+        .where(table.c.action == "credential.test", table.c.outcome == "failure")
+        .order_by(table.c.seq)
+        .limit(1)
+    ).one()
+    db.session.execute(
+        table.update().where(table.c.seq == seq).values(at=at - timedelta(minutes=11))
+    )
+    db.session.commit()
+    ok = admin_client.post(url, data=form(sandbox), headers=HTMX).get_data(as_text=True)
+    assert "Test Login succeeded" in ok
 
 
 def test_row_test_login_as_operator(app, admin_client, operator_client, sandbox, user):

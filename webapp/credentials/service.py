@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +17,7 @@ from sqlalchemy import update as sql_update
 
 from webapp import hooks, pki, validation
 from webapp.audit import service as audit
+from webapp.audit.models import AuditEvent
 from webapp.credentials import clients, wording
 from webapp.credentials.models import REFUSED_DURING, EcsCredential
 from webapp.dbtypes import utcnow
@@ -794,6 +796,34 @@ def test_login(actor, cred: EcsCredential) -> LoginResult:
     return result
 
 
+# Test Login on the form sends whatever key was typed: after this many failures of one user within
+# the window, it waits, so the form is no way to guess an API key (each guess a failed login at
+# Entrust, which may lock the API user) or to probe address after address.
+TEST_FAILURES_ALLOWED = 10
+TEST_FAILURE_WINDOW = timedelta(minutes=10)
+
+
+def _test_login_wait(actor) -> timedelta | None:
+    """How long ``actor`` waits before the next Test Login on the form, or None."""
+    since = utcnow() - TEST_FAILURE_WINDOW
+    failed = list(
+        db.session.execute(
+            select(AuditEvent.at)
+            .where(
+                AuditEvent.at >= since,
+                AuditEvent.action == "credential.test",
+                AuditEvent.actor_id == actor.id,
+                AuditEvent.outcome == "failure",
+            )
+            .order_by(AuditEvent.at.desc())
+            .limit(TEST_FAILURES_ALLOWED)
+        ).scalars()
+    )
+    if len(failed) < TEST_FAILURES_ALLOWED:
+        return None
+    return failed[-1] + TEST_FAILURE_WINDOW - utcnow()
+
+
 def test_login_input(actor, data: CredentialInput, existing: EcsCredential | None) -> LoginResult:
     """Test Login on the form: the values as entered, with the stored secrets where the secret
     fields were left empty. Nothing is stored but the audit event. Raises CredentialError."""
@@ -822,6 +852,25 @@ def test_login_input(actor, data: CredentialInput, existing: EcsCredential | Non
     ca_bundle = new_bundle or ""
     if new_bundle is None and existing is not None and not data.remove_ca_bundle:
         ca_bundle = existing.ca_bundle_pem
+    wait = _test_login_wait(actor)
+    if wait is not None:
+        minutes = max(1, -(-int(wait.total_seconds()) // 60))
+        message = (
+            f"Test Login failed {TEST_FAILURES_ALLOWED} times in the last "
+            f"{TEST_FAILURE_WINDOW.seconds // 60} minutes: try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}. Entrust may lock an API user after repeated "
+            "failed logins; check the API user and key in Entrust's portal meanwhile."
+        )
+        audit.record(
+            "credential.test",
+            object_type="credential",
+            object_id=existing.id if existing is not None else "",
+            outcome="refused",
+            detail={"name": data.name.strip(), "user": api_user, "result": "too many failures"},
+            actor=actor,
+        )
+        db.session.commit()
+        raise CredentialError(message, "form")
     try:
         client = clients.build(
             base_url=base_url,
