@@ -26,6 +26,7 @@ import secrets
 import select
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,6 +142,26 @@ class Children:
         deadline = time.monotonic() + 2
         while self._open and time.monotonic() < deadline:  # all exited: their pipes end
             self.pump(0.2)
+
+
+def _refuse_a_port_in_use(host: str, port: str, setting: str, what: str) -> None:
+    """Stop before starting ``what`` when its port is taken: another server answering there
+    would be taken for it (its /healthz), and the block would send the user to that one."""
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return  # not an address or a port: the server itself says so
+    family, _type, _proto, _name, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SystemExit(
+                f"{what} cannot listen on {host}:{port}: {exc.strerror}. Another program (another "
+                f"make run?) uses it: stop it, or choose another port, e.g. "
+                f"{setting}={int(port) + 10} make run"
+            ) from None
 
 
 def _ignore_sigint() -> None:
@@ -272,6 +293,7 @@ def main() -> int:
             cmd += ["--api-user", API_USER, "--api-key-file", str(key_file)]
             if not state.exists():
                 cmd += ["--seed", str(SEED_ORDERS), "--seed-value", "demo"]
+            _refuse_a_port_in_use("127.0.0.1", sandbox_port, "SANDBOX_PORT", "The sandbox")
             proc = children.start("sandbox", cmd, env)
             base = f"http://127.0.0.1:{sandbox_port}/enterprise/v2/"
             children.wait_until_up(base + "application/version", (API_USER, key), proc, "Sandbox")
@@ -283,6 +305,7 @@ def main() -> int:
                 CERTDESK_DEMO_SANDBOX_KEY_FILE=str(key_file),
             )
         cmd = [python, "-m", "webapp", "serve", "--host", host, "--port", port]
+        _refuse_a_port_in_use(host, port, "PORT", "CertDesk")
         portal = children.start("portal", cmd, env)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         shown = f"[{shown}]" if ":" in shown else shown

@@ -370,3 +370,38 @@ def test_a_restart_on_another_sandbox_port_says_to_change_the_credential_not_add
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_a_port_in_use_stops_make_run_before_it_says_it_is_running(tmp_path):
+    """Another server on PORT answers /healthz: it was taken for CertDesk, and the block sent
+    the user to it while the real CertDesk failed to start. A port in use is refused first,
+    naming the setting to change; a SANDBOX_PORT in use likewise."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Answers(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        port = other.server_port
+        for setting in ("PORT", "SANDBOX_PORT"):
+            _p, _s, _instance, env = _demo_env(tmp_path / setting)
+            env[setting] = str(port)
+            if setting == "PORT":
+                env["SANDBOX"] = "0"
+            proc = _start(env)
+            out, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 1, out
+            assert BLOCK_START not in out and "CertDesk is serving on" not in out
+            assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in out
+            assert f"{setting}={port + 10} make run" in out
+    finally:
+        other.shutdown()
+        other.server_close()
