@@ -8,9 +8,11 @@ from __future__ import annotations
 import io
 import re
 from datetime import timedelta
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from tests.conftest import link_sandbox
 from tests.helpers import HTMX, make_order
@@ -863,3 +865,64 @@ def test_an_error_of_a_field_the_reissue_and_renew_forms_show_is_not_repeated_on
         assert 'id="form-error"' not in page, what
         assert page.count("Choose one of the offered key types.") == 1, what
     assert _count(Order) == 3
+
+
+class _FormValues(HTMLParser):
+    """What a browser sends for the form with the id given, as it is shown (text fields, ticked
+    boxes and radios, the options selected, the text areas)."""
+
+    def __init__(self, form_id: str):
+        super().__init__()
+        self.form_id, self.inside, self.values = form_id, False, []
+        self._select = self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.inside = a.get("id") == self.form_id
+        if not self.inside or "disabled" in a:
+            return
+        if tag == "input" and a.get("name"):
+            kind = a.get("type", "text")
+            if kind in ("radio", "checkbox") and "checked" not in a:
+                return
+            if kind not in ("submit", "button", "file"):
+                self.values.append((a["name"], a.get("value", "on" if kind == "checkbox" else "")))
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select and "selected" in a:
+            self.values.append((self._select, a.get("value", "")))
+        elif tag == "textarea":
+            self._textarea = [a.get("name"), ""]
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            self.values.append((self._textarea[0], self._textarea[1].removeprefix("\n")))
+            self._textarea = None
+
+
+def test_the_reissue_form_sent_as_it_opens_reissues_with_a_new_key(operator_client, linked, user):
+    """A reissue is for a new key pair. With an unused CSR made in CertDesk about (for other
+    names), the form opened with "A CSR made in CertDesk" chosen and none picked, so sending it
+    as it opened was refused after the confirmation. It opens on a new key pair made for the
+    order's names, and sent as it is, the reissue is placed."""
+    row = _place(user, linked, "shop.example.com")
+    csrs.create_csr(user["operator"], "p256", {"CN": "unrelated.example.com"}, "")
+    page = _text(operator_client.get(f"/entrust/{row.id}/reissue"))
+    assert re.findall(r'name="csr_source" value="(\w+)" checked', page) == ["new"]
+    parser = _FormValues("successor-form")
+    parser.feed(page)
+    sent = dict(parser.values)
+    assert sent["csr_source"] == "new" and "shop.example.com" in sent["sans"]
+    resp = operator_client.post(f"/entrust/{row.id}/reissue", data=MultiDict(parser.values))
+    assert resp.status_code == 303, _text(resp)[-1500:]
+    new = db.session.execute(select(Order).where(Order.parent_id == row.id)).scalar_one()
+    assert new.csr_id is not None and new.csr_id != row.csr_id

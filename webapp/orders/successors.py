@@ -98,7 +98,9 @@ def prefill(row: Order, origin: str) -> dict:
     emails = tracking.get("additionalEmails") or requester.get("additional_emails") or []
     ct_log = sent.get("ct_log")
     return {
-        "csr_source": KEEP_KEY if origin == "renew" else "certdesk",
+        # A reissue is for a new key: by default one made now for the names below (a CSR made
+        # in CertDesk is one to choose, and the newest unused one has nothing to do with it).
+        "csr_source": KEEP_KEY if origin == "renew" else "new",
         "csr_id": None,
         "csr_text": "",
         "sans": "\n".join(row.san_list),
