@@ -969,3 +969,28 @@ def test_an_api_user_refused_the_right_to_read_certificates_stops_the_import(
     total = _count(Certificate)
     assert total == counts["certificates"] == importing._with_certificate_count(env.id)
     assert len(_fetches(sandbox)) == total - kept  # none fetched twice
+
+
+def test_a_small_imports_added_count_moves_along_with_checked(env, user, monkeypatch):
+    """The certificates are stored a batch at a time, and "added" counts those stored: with
+    batches of 200, an import of a few hundred orders showed "125 checked; 0 added" until it
+    ended. A small import stores them in about 20 batches (20 at least), so "added" moves along;
+    a large one keeps batches of 200."""
+    from webapp.jobs import service as jobs_service
+
+    seen = []
+    real = jobs_service.JobContext.progress
+
+    def noted(self, done, total=None, message=None):
+        if message and "step 2 of 2" in message and " added" in message:
+            seen.append(message)
+        return real(self, done, total, message)
+
+    monkeypatch.setattr(jobs_service.JobContext, "progress", noted)
+    job = _import(user, env)
+    assert job.state == "succeeded", job.error
+    added = [int(re.search(r"([\d,]+) added", m).group(1).replace(",", "")) for m in seen]
+    assert added[-1] == _count(Certificate) > 40, seen
+    assert len(set(added)) >= 3, seen  # it moved along, not only at the end
+    assert importing.batch_size(150) == 20 and importing.batch_size(50_000) == 200
+    assert importing.batch_size(2_000) == 100

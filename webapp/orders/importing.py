@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 CA = "entrust"
 PAGE_SIZE = 1000
 CERT_BATCH = 200
+# A smaller import stores its certificates in about 20 batches, at least this many at a time, so
+# that its "added" moves along with "checked" rather than all at once at the end.
+CERT_BATCH_LEAST = 20
 EXCLUSIONS = {
     "expired": "Expired",
     "revoked": "Revoked",
@@ -395,15 +398,26 @@ def _in_step(credential_id: int, step: tuple[str, str], now: datetime) -> list:
     return where
 
 
+def batch_size(total: int | None) -> int:
+    """How many orders a batch of the certificate phase holds, for ``total`` orders to check:
+    CERT_BATCH, or fewer for a small import (about 20 batches, CERT_BATCH_LEAST at least)."""
+    return min(CERT_BATCH, max(CERT_BATCH_LEAST, (total or 0) // 20))
+
+
 def _certificate_batch(
-    credential_id: int, step: tuple[str, str], after_id: int, now: datetime | None = None
+    credential_id: int,
+    step: tuple[str, str],
+    after_id: int,
+    now: datetime | None = None,
+    size: int = CERT_BATCH,
 ) -> list[tuple[int, str, bool]]:
-    """The next orders of one step, in id order: a range of the (credential, phase, id) index."""
+    """The next ``size`` orders of one step, in id order: a range of the (credential, phase, id)
+    index."""
     stmt = (
         select(Order.id, Order.ca_order_id, Order.third_party)
         .where(*_in_step(credential_id, step, now or utcnow()), Order.id > after_id)
         .order_by(Order.id)
-        .limit(CERT_BATCH)
+        .limit(size)
     )
     return [tuple(r) for r in db.session.execute(stmt)]
 
@@ -557,11 +571,13 @@ class _Fetchers:
                     conn.close()
 
 
-def _batches(credential_id: int, cert_phase: int, after_id: int) -> Iterator[tuple[int, list]]:
+def _batches(
+    credential_id: int, cert_phase: int, after_id: int, size: int = CERT_BATCH
+) -> Iterator[tuple[int, list]]:
     """The batches of the certificate phase from a checkpoint on: (step index, orders)."""
     steps = _certificate_steps()
     while cert_phase < len(steps):
-        items = _certificate_batch(credential_id, steps[cert_phase], after_id)
+        items = _certificate_batch(credential_id, steps[cert_phase], after_id, size=size)
         if not items:
             cert_phase, after_id = cert_phase + 1, 0
             continue
@@ -590,7 +606,8 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
     counts = state["counts"]
     concurrency = int(settings.get(service.IMPORT_CONCURRENCY))
     app = current_app._get_current_object()
-    batches = _batches(cred.id, state["cert_phase"], state["after_id"])
+    size = batch_size(state["cert_total"])
+    batches = _batches(cred.id, state["cert_phase"], state["after_id"], size)
     opened = utcnow()  # the fetchers read the credential's login from here on
     fetchers = _Fetchers(app, cred.id, concurrency)
     pending: deque[_Batch] = deque()
