@@ -426,3 +426,33 @@ def test_the_import_page_offers_the_chosen_credentials_last_exclusions(page, liv
     credential.select_option(label="Sandbox")
     expect(expired).not_to_be_checked()
     expect(existing).to_be_checked()
+    # With scripts the exclusions and an order's choices come as the credential changes: no
+    # button asks for them. Without, the buttons show and do it.
+    expect(page.locator("#load-exclusions")).to_have_count(0)
+    other_id = credential.locator("option", has_text="Other").get_attribute("value")
+    page.goto(live_server.url + "/entrust/new")
+    expect(page.get_by_label("Credential Name")).to_be_visible()
+    expect(page.locator("#load-choices")).to_have_count(0)
+    context = page.context.browser.new_context(java_script_enabled=False)
+    bare = context.new_page()
+    bare.set_default_timeout(15000)
+    try:
+        login(bare, live_server, "admin")
+        bare.goto(live_server.url + "/entrust/import")
+        bare.get_by_label("Credential Name").select_option(label="Other")
+        bare.get_by_role("button", name="Load its last exclusions").click()
+        expect(bare.get_by_label("Expired", exact=True)).to_be_checked()
+        bare.get_by_label("Credential Name").select_option(label="Sandbox")
+        bare.get_by_role("button", name="Load its last exclusions").click()
+        expect(bare.get_by_label("Expired", exact=True)).not_to_be_checked()
+        expect(
+            bare.get_by_label("Orders already imported (leave them as they are)")
+        ).to_be_checked()
+        bare.goto(live_server.url + "/entrust/new")
+        bare.get_by_label("Credential Name").select_option(label="Other")
+        with bare.expect_navigation():
+            bare.get_by_role("button", name="Load its choices").click()
+        expect(bare.get_by_label("Credential Name")).to_have_value(str(other_id))
+        expect(bare.get_by_label("Organization", exact=True)).to_be_visible()
+    finally:
+        context.close()
