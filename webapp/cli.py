@@ -538,6 +538,17 @@ def _shown_host(host: str, trusted: list | None) -> str:
     return f"[{shown}]" if ":" in shown else shown
 
 
+def _print_version(ctx: click.Context) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        shown = version("certdesk")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        shown = "(not installed)"
+    click.echo(f"CertDesk {shown}")
+    ctx.exit()
+
+
 class _Commands(FlaskGroup):
     """Flask's command group, whose commands are all its own: listing them (`certdesk --help`)
     or looking one up (a mistyped name) makes no app, so writes no instance folder."""
@@ -555,7 +566,23 @@ cli = _Commands(
     # No development server, shell or route list: `serve` is how CertDesk runs (it migrates,
     # starts the scheduler and serves with waitress); `run` would do none of that.
     add_default_commands=False,
+    # Flask's own options (--app, --env-file, --debug, and --version giving Flask's) name
+    # nothing of CertDesk's: it makes its own app, reads its settings from CERTDESK_* variables
+    # (README), and runs no debugger. --version is CertDesk's.
+    add_version_option=False,
+    load_dotenv=False,
     help="CertDesk: certificates bought from Entrust, managed on-prem.",
+)
+cli.params = [p for p in cli.params if p.name not in ("env_file", "app", "debug")]
+cli.params.append(
+    click.Option(
+        ["--version"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        help="Show CertDesk's version and exit.",
+        callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+    )
 )
 for _command in COMMANDS:
     cli.add_command(_command)

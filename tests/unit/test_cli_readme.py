@@ -45,6 +45,23 @@ def test_only_certdesks_own_commands_are_offered():
     assert refused.exit_code != 0 and "No such command 'run'" in refused.output
 
 
+def test_only_certdesks_own_options_are_offered():
+    """Flask's --app, --env-file and --debug name nothing a CertDesk user sets (its settings are
+    CERTDESK_* variables), and its --version gave Flask's version: `certdesk --help` offers
+    --version (CertDesk's) and --help alone."""
+    from importlib.metadata import version
+
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    shown = runner.invoke(cli.cli, ["--help"]).output
+    options = shown[shown.index("Options:") : shown.index("Commands:")]
+    assert re.findall(r"^  (-[-\w]+)", options, re.M) == ["--version", "--help"], options
+    assert "Flask" not in shown and "dotenv" not in shown
+    said = runner.invoke(cli.cli, ["--version"])
+    assert said.exit_code == 0 and said.output == f"CertDesk {version('certdesk')}\n"
+
+
 def test_db_help_sets_the_developers_commands_apart():
     """`certdesk db --help` lists under Commands what an operator runs (upgrade, current, ...);
     Flask-Migrate's commands that write migrations or move the recorded version (revision,
