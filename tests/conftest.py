@@ -360,6 +360,8 @@ def successor_form(row, origin: str = "reissue", **fields):
     from webapp.orders import checks, successors
 
     values = successors.prefill(row, origin) | fields
+    if fields.get("csr_id") and "csr_source" not in fields:  # a CSR chosen is one made here
+        values["csr_source"] = "certdesk"
     return checks.OrderForm(
         csr_source=values["csr_source"],
         csr_id=values["csr_id"],

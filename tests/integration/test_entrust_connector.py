@@ -223,11 +223,28 @@ def test_capabilities_describe_what_an_order_may_ask_for(app):
     assert {"ACTIVE", "PENDING", "APPROVED", "DECLINED"} <= set(caps.statuses)
 
 
-def test_the_answer_deadline_follows_the_timeouts(app):
+def test_the_answer_deadline_follows_the_timeouts_and_the_wait_for_the_budget(app):
+    """A call may wait up to ECS_RATE_WAIT_MAX_SECONDS (120) in its credential's request budget
+    before it is sent, and that budget is each process's own: the deadline counts the wait, or
+    another process calls the order not placed while its call has not left yet."""
     from webapp.settings import service as settings
 
     settings.put(clients.READ_TIMEOUT, 7)
     settings.put(clients.CONNECT_TIMEOUT, 3)
-    assert registry.answer_deadline("entrust") == timedelta(seconds=7 + 3 + 60)
+    assert registry.answer_deadline("entrust") == timedelta(seconds=120 + 7 + 3 + 60)
     app.config["ORDERS_SETTLE_MARGIN_SECONDS"] = 5
-    assert registry.answer_deadline("entrust") == timedelta(seconds=15)
+    assert registry.answer_deadline("entrust") == timedelta(seconds=120 + 15)
+    app.config["ECS_RATE_WAIT_MAX_SECONDS"] = 30
+    assert registry.answer_deadline("entrust") == timedelta(seconds=45)
+    # The clients built wait no longer than that for the budget.
+    built = clients.build(
+        base_url="https://api.entrust.net/enterprise/v2/",
+        api_user="u",
+        api_key="k",
+        cert_pem=None,
+        key_pem=None,
+        proxy="",
+        ca_bundle="",
+        budget_key=("test", 1),
+    )
+    assert built.rate_wait_max == 30

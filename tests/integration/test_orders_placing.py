@@ -555,3 +555,70 @@ def test_an_internationalised_name_made_into_a_csr_is_ordered_in_its_xn_form(env
     row = placing.place(user["operator"], _form(env, csr_row))
     assert row.status == "ACTIVE" and row.common_name == "xn--bcher-kva.example"
     assert row.san_list == ["xn--bcher-kva.example"]
+
+
+def test_an_answer_that_comes_after_the_order_was_called_not_placed_is_linked(
+    app, env, user, sandbox
+):
+    """A call held up (in another process's request budget, or by Entrust) past the deadline:
+    meanwhile the order was searched for, not found, called not placed and placed again. When
+    Entrust's 201 comes, the order is linked to it all the same, never dropped: the user is told
+    Entrust holds both orders, and which they are; the trail says so."""
+    import threading
+    import time
+
+    from webapp.audit.models import AuditEvent
+
+    sandbox.faults(
+        [
+            {
+                "kind": "latency",
+                "ms": 3000,
+                "count": 1,
+                "method": "POST",
+                "path": "/enterprise/v2/certificates",
+            }
+        ]
+    )
+    form = _form(env, _csr(user, "late.example.com"))
+    placed = {}
+
+    def place():
+        with app.app_context():
+            try:
+                placed["id"] = placing.place(user["operator"], form).id
+            finally:
+                db.session.remove()
+
+    slow = threading.Thread(target=place)
+    slow.start()
+    try:
+        deadline = time.monotonic() + 10
+        while (row := db.session.execute(select(Order)).scalars().first()) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # The deadline counted from the call, as another process sees it: nothing is found.
+        later = row.attempted_at + registry.answer_deadline("entrust")
+        row = settling.reconcile(row, "scheduler", now=later)
+        assert row.placement == "not_placed"
+        again = placing.place_again(user["operator"], row)
+        assert again.placement == "placed"
+    finally:
+        slow.join(30)
+    assert placed["id"] == row.id
+    db.session.expire_all()
+    row = db.session.get(Order, row.id)
+    assert row.placement == "placed" and row.ca_order_id and row.ca_order_id != again.ca_order_id
+    assert "placed it after all, as order " + row.ca_order_id in row.message
+    assert f"placed again meanwhile, as order {again.display_name}: Entrust holds both" in (
+        row.message
+    )
+    assert sorted(o["trackingId"] for o in sandbox.orders()) == sorted(
+        [int(row.ca_order_id), int(again.ca_order_id)]
+    )
+    late = db.session.execute(
+        select(AuditEvent).where(
+            AuditEvent.action == "order.place", AuditEvent.object_id == str(row.id)
+        )
+    ).scalar_one()
+    assert '"after_not_placed": true' in late.detail

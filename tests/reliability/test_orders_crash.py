@@ -86,7 +86,12 @@ def test_an_order_caught_in_a_crash_is_settled_when_certdesk_starts_again(
         db.session.commit()
         db.session.remove()
     second = start_server(
-        instance, {**FAST_SCHEDULER, "CERTDESK_ORDERS_SETTLE_MARGIN_SECONDS": "0"}
+        instance,
+        {
+            **FAST_SCHEDULER,
+            "CERTDESK_ORDERS_SETTLE_MARGIN_SECONDS": "0",
+            "CERTDESK_ECS_RATE_WAIT_MAX_SECONDS": "2",
+        },
     )
     try:
         deadline = time.monotonic() + 60

@@ -42,15 +42,17 @@ def capabilities(kind: str, *, configured: bool = True) -> Capabilities:
 
 
 def answer_deadline(kind: str) -> timedelta:
-    """How long after a call was sent to CA ``kind`` it can no longer take effect: the connect and
-    read timeouts in force, and a margin. An order whose answer was lost is searched for after
-    this, and only then called "not placed" when it is not found."""
+    """How long after a call was asked for (an order's ``attempted_at``) it can no longer take
+    effect: the longest it may wait in the credential's request budget before it is sent (the
+    budget is each process's own, so another process's search cannot see it waiting), the
+    connect and read timeouts in force, and a margin. An order whose answer was lost is searched
+    for after this, and only then called "not placed" when it is not found."""
     if kind != "entrust":
         raise KeyError(f"unknown CA {kind!r}")
     connect = float(settings.get(clients.CONNECT_TIMEOUT))
     read = float(settings.get(clients.READ_TIMEOUT))
     margin = float(current_app.config.get("ORDERS_SETTLE_MARGIN_SECONDS", SETTLE_MARGIN_SECONDS))
-    return timedelta(seconds=connect + read + margin)
+    return timedelta(seconds=clients.rate_wait_max() + connect + read + margin)
 
 
 def open_connector(kind: str, account_id: int, *, interactive: bool = False) -> CaConnector:

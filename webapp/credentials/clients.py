@@ -15,7 +15,7 @@ from flask import current_app
 from webapp import turns, validation
 from webapp.credentials.models import EcsCredential
 from webapp.ecs import EcsClient, budget_for
-from webapp.ecs.client import in_clear_across_network
+from webapp.ecs.client import RATE_WAIT_MAX, in_clear_across_network
 from webapp.ecs.transport import scrub
 from webapp.security.secretbox import context_for, current_box
 from webapp.settings import service as settings
@@ -31,6 +31,12 @@ INTERACTIVE_GET_ATTEMPTS = 2
 
 # Extra keyword arguments for every EcsClient built here (tests pass a no-op ``sleep``).
 CLIENT_OPTIONS: dict = {}
+
+
+def rate_wait_max() -> float:
+    """The longest a call waits in its credential's request budget before it is sent (one that
+    would wait longer is refused unsent): ECS_RATE_WAIT_MAX_SECONDS, by default the client's."""
+    return float(current_app.config.get("ECS_RATE_WAIT_MAX_SECONDS", RATE_WAIT_MAX))
 
 
 def _proxy_url(raw: str) -> str:
@@ -127,6 +133,7 @@ def build(
         options["max_get_attempts"] = INTERACTIVE_GET_ATTEMPTS
     if budget_key is not None:
         options["rate_budget"] = budget_for(budget_key, float(settings.get(REQUESTS_PER_MINUTE)))
+        options["rate_wait_max"] = rate_wait_max()
     options["waiting"] = turns.outside  # a request waiting on Entrust lets the next one run
     options.update(CLIENT_OPTIONS)
     return EcsClient(

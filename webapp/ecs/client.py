@@ -89,6 +89,11 @@ def in_clear_across_network(base_url: str) -> bool:
     return not all(_is_loopback(host) for host in hosts)
 
 
+# The longest a call waits in CertDesk's own request budget before it is sent; a call that would
+# wait longer is refused unsent (RateLimitedError).
+RATE_WAIT_MAX = 120.0
+
+
 class EcsClient:
     """Client for one ECS API user.
 
@@ -122,7 +127,7 @@ class EcsClient:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         rate_budget: RateBudget | None = None,
-        rate_wait_max: float | None = 120.0,
+        rate_wait_max: float | None = RATE_WAIT_MAX,
         max_get_attempts: int = 4,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,

@@ -518,9 +518,15 @@ def _placed(
         return db.session.get(Order, order_id)
     row = db.session.get(Order, order_id)
     back = lineage.read_back(row, records.order_key(ca), conn) if row is not None else None
+    # The answer may come after CertDesk called the order not placed (its call was held up for
+    # longer than the deadline allowed for): Entrust placed it, so it is linked all the same,
+    # never dropped, whatever was done since.
+    late = False
     if not settling.claim(order_id, {"placement": PLACED}):
-        db.session.rollback()
-        return db.session.get(Order, order_id)
+        late = settling.claim(order_id, {"placement": PLACED}, from_=(NOT_PLACED,))
+        if not late:
+            db.session.rollback()
+            return db.session.get(Order, order_id)
     row = db.session.get(Order, order_id)
     db.session.refresh(row)
     if ca.phase is Phase.ISSUED:
@@ -536,7 +542,10 @@ def _placed(
             "pending": "Placed; Entrust is processing it.",
         }.get(outcome, "Placed.")
     row.message = problem
-    records.event(row, "placed", actor=actor, new=row.status, now=now, message=words)
+    if late:
+        words = _late_words(row)
+        row.message = (words + " " + problem).strip()
+    records.event(row, "placed", actor=actor, new=row.status, now=now, message=words, notify=late)
     _note_again(again_of, row, actor, now)
     audit.record(
         "order.place",
@@ -548,12 +557,29 @@ def _placed(
             "ca_order_id": row.ca_order_id,
             "outcome": outcome,
             "status": row.status,
+            **({"after_not_placed": True, "placed_again_as": row.again_id} if late else {}),
         },
     )
     lineage.successor_linked(row, back, actor, now=now)
     db.session.commit()
     db.session.refresh(row)  # as committed, for a caller that reads it after its session ends
     return row
+
+
+def _late_words(row: Order) -> str:
+    """What a placed order says when Entrust's answer came after it was called not placed."""
+    words = (
+        f"Entrust's answer came after CertDesk had called this order not placed: Entrust placed "
+        f"it after all, as order {row.ca_order_id}."
+    )
+    if row.again_id is not None:
+        again = db.session.get(Order, row.again_id)
+        name = again.display_name if again is not None else f"#{row.again_id}"
+        words += (
+            f" It was placed again meanwhile, as order {name}: Entrust holds both. Keep one, and "
+            "revoke the other (or have an Entrust administrator decline it while it waits)."
+        )
+    return words
 
 
 # --- a lost answer, and placing again ---------------------------------------------------------
