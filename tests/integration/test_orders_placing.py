@@ -622,3 +622,60 @@ def test_an_answer_that_comes_after_the_order_was_called_not_placed_is_linked(
         )
     ).scalar_one()
     assert '"after_not_placed": true' in late.detail
+
+
+def test_a_queued_order_declined_unseen_is_placed_again_only_once_looked_for(
+    env, user, sandbox, short_timeouts, operator_client
+):
+    """Entrust's list leaves out declined orders. A queued order whose answer was lost, and
+    which an Entrust administrator declined before CertDesk could search, is found nowhere and
+    called not placed: Place again would order it a second time, back in front of the people
+    who declined it. The page says so, and placing it again waits until the user says they
+    looked in Entrust's portal; nothing is sent before."""
+    sandbox.faults(
+        [
+            {
+                "kind": "commit_then_timeout",
+                "ms": 1500,
+                "count": 1,
+                "method": "POST",
+                "path": "/enterprise/v2/certificates",
+            },
+            {
+                "kind": "http_503",
+                "count": 4,
+                "method": "GET",
+                "path": "/enterprise/v2/certificates",
+            },
+        ]
+    )
+    row = placing.place(
+        user["operator"], _form(env, _csr(user, "declined.example.com"), queue_for_approval=True)
+    )
+    sandbox.clear_faults()
+    assert row.placement == "unknown"
+    [held] = [o for o in sandbox.orders("trackingId,status") if o["status"] == "PENDING"]
+    sandbox.set_certificate_status(held["trackingId"], "DECLINED")  # an Entrust administrator
+    settling.reconcile_due("scheduler", now=row.attempted_at + registry.answer_deadline("entrust"))
+    db.session.refresh(row)
+    assert row.placement == "not_placed" and placing.may_be_unlisted(row)
+    page = operator_client.get(f"/entrust/{row.id}").get_data(as_text=True)
+    assert "Not placed, as far as CertDesk can see." in page and "Nothing was charged" not in page
+    assert 'name="looked_in_portal"' in page and f"<code>{row.request_id}</code>" in page
+    sandbox.clear_requests()
+    refused = operator_client.post(f"/entrust/{row.id}/place-again")
+    assert refused.status_code in (302, 303)
+    shown = operator_client.get(refused.headers["Location"]).get_data(as_text=True)
+    assert "Entrust&#39;s list does not show declined orders" in shown
+    assert sandbox.requests() == [] and _count(Order) == 1
+    taken = operator_client.post(f"/entrust/{row.id}/place-again", data={"looked_in_portal": "1"})
+    assert taken.status_code in (302, 303)
+    db.session.refresh(row)
+    assert row.again_id is not None and len(_posts(sandbox)) == 1
+    # An order that did not wait for approval, through an administrator's API user, is one the
+    # list shows whatever became of it: no such question.
+    plain = _not_placed(env, user, sandbox, "plain.example.com")
+    assert not placing.may_be_unlisted(plain)
+    assert 'name="looked_in_portal"' not in operator_client.get(f"/entrust/{plain.id}").get_data(
+        as_text=True
+    )

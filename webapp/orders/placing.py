@@ -36,6 +36,7 @@ from webapp.cas.base import (
     Requester,
     Unavailable,
 )
+from webapp.credentials.models import EcsCredential
 from webapp.csrs import service as csrs
 from webapp.dbtypes import join_names, utcnow
 from webapp.extensions import db
@@ -597,14 +598,35 @@ def _settle_now(order_id: int, actor, conn) -> Order:
         return db.session.get(Order, order_id)
 
 
-def place_again(actor, row: Order) -> Order:
+def may_be_unlisted(row: Order) -> bool:
+    """Whether a "not placed" order could be one Entrust's list does not show, so that no search
+    finds it: one that waited for approval (queued, or placed through an API user without
+    administrator rights) and was declined before CertDesk could ask."""
+    if json.loads(row.request or "{}").get("queue_for_approval"):
+        return True
+    cred = db.session.get(EcsCredential, row.credential_id)
+    return cred is not None and not cred.is_admin
+
+
+UNLISTED_UNCHECKED = (
+    "Entrust's list does not show declined orders, so CertDesk cannot tell whether an Entrust "
+    "administrator declined this one. Look in Entrust's portal for an order whose tracking "
+    "information is this order's request ID, then tick that you did, to place it again."
+)
+
+
+def place_again(actor, row: Order, *, looked_in_portal: bool = False) -> Order:
     """Place a "not placed" order again, as a new order with a new request id. One more search
-    for the old request id comes first: if the CA holds it after all, it is linked instead."""
+    for the old request id comes first: if the CA holds it after all, it is linked instead.
+    An order that may be one the search cannot find (``may_be_unlisted``) is placed again only
+    once the user says they looked for it in Entrust's portal (``looked_in_portal``)."""
     rbac.check(actor, rbac.ORDERS_MANAGE)
     if row.placement != NOT_PLACED:
         raise OrderInputError(NOT_PLACED_ONLY, "form")
     if row.again_id is not None:
         raise OrderInputError(_placed_again_already(row.again_id), "form")
+    if not looked_in_portal and may_be_unlisted(row):
+        raise OrderInputError(UNLISTED_UNCHECKED, "looked_in_portal")
     parent = None
     if row.origin in SUCCESSORS:
         parent = db.session.get(Order, row.parent_id) if row.parent_id else None

@@ -141,7 +141,13 @@ def index():
 @rbac.require(rbac.READ)
 def detail(order_id: int):
     row = _order_or_404(order_id)
-    return htmx.render("orders/detail.html", v=queries.view(row), origins=ORIGINS, now=utcnow())
+    return htmx.render(
+        "orders/detail.html",
+        v=queries.view(row),
+        origins=ORIGINS,
+        now=utcnow(),
+        unlisted=row.placement == "not_placed" and placing.may_be_unlisted(row),
+    )
 
 
 # --- Order Certificate ---------------------------------------------------------------------------
@@ -455,7 +461,9 @@ def settle(order_id: int):
 def place_again(order_id: int):
     old = _order_or_404(order_id)
     try:
-        row = placing.place_again(current_user, old)
+        row = placing.place_again(
+            current_user, old, looked_in_portal=request.form.get("looked_in_portal") == "1"
+        )
     except InputError as exc:
         flash(str(exc), "error")
         return htmx.redirect(url_for("orders.detail", order_id=order_id))
