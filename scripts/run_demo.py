@@ -94,6 +94,8 @@ class Children:
             self.pump(0)
 
     def _line(self, name: str, line: str) -> None:
+        if name == "sandbox" and line.startswith("Press Ctrl+C"):
+            return  # the block at the end says how to stop both
         if name == "portal":
             # The first-run lines go into the block at the end instead.
             if line.startswith("No users yet."):

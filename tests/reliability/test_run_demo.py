@@ -145,6 +145,8 @@ def test_make_run_prints_one_final_block_keeps_the_key_private_and_stops_quietly
         assert text.index("Entrust ECS sandbox:") < text.index(BLOCK_START)
         assert text.index("CertDesk is serving on") < text.index(BLOCK_START)
         assert block.rstrip().endswith(BLOCK_END)
+        # One line says how to stop, the block's: not also the sandbox's own.
+        assert "Press Ctrl+C" not in text and text.count("Press Ctrl-C") == 1
 
         url = f"http://127.0.0.1:{port}/"
         assert f"CertDesk:  {url}" in block
