@@ -682,7 +682,14 @@ def _end_sessions(user: User, reason: str) -> int:
 def _session_by_token():
     return (
         select(UserSession)
-        .options(load_only(UserSession.user_id, UserSession.last_seen_at, UserSession.ended_at))
+        .options(
+            load_only(
+                UserSession.user_id,
+                UserSession.created_at,
+                UserSession.last_seen_at,
+                UserSession.ended_at,
+            )
+        )
         .where(UserSession.token_hash == bindparam("token_hash"))
     )
 
