@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import idna
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -322,6 +323,25 @@ def open_pkcs12(
 # -- names -------------------------------------------------------------------------------------
 
 
+def a_label(label: str) -> str:
+    """One label of a host name as DNS and certificates hold it: an internationalised one in its
+    xn-- form by IDNA 2008 with UTS 46 mapping, as browsers and CAs convert it ("straße" is
+    xn--strae-oqa, not "strasse" as Python's own IDNA 2003 codec makes it); an xn-- label only
+    if it is a valid one. Others as they are. Raises UnicodeError (idna.IDNAError)."""
+    if label.isascii() and not label.lower().startswith("xn--") or label == "*":
+        return label
+    if label.isascii():
+        idna.decode(label)  # raises for an xn-- label that decodes to no valid name
+        return label.lower()
+    return idna.encode(label, uts46=True).decode("ascii")
+
+
+def u_label(label: str) -> str:
+    """An xn-- label as its reader types it (``xn--bcher-kva`` is ``bücher``); raises
+    UnicodeError for one that is not valid."""
+    return idna.decode(label)
+
+
 def check_dns_name(name: str) -> str:
     """Return the normalised DNS name or raise PkiError saying what is wrong with it."""
     n = (name or "").strip().lower().rstrip(".")
@@ -331,13 +351,11 @@ def check_dns_name(name: str) -> str:
         raise PkiError(f"{n[:40]}…: longer than 253 characters.")
     if "*" in n and not n.startswith("*.") or n.count("*") > 1:
         raise PkiError(f"{n}: a wildcard may only be the whole left-most label (*.example.com).")
-    try:
-        n.encode("ascii")
-    except UnicodeEncodeError:
+    if not n.isascii() or "xn--" in n:
         try:
-            n = n.encode("idna").decode("ascii")
+            n = ".".join(a_label(label) for label in n.split("."))
         except UnicodeError as exc:
-            raise PkiError(f"{name}: not a valid internationalised domain name.") from exc
+            raise PkiError(f"{name.strip()}: not a valid internationalised domain name.") from exc
     if not _LABEL.match(n):
         raise PkiError(
             f"{n}: not a valid DNS name (letters, digits and hyphens in dot-separated labels, "

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
+from webapp import pki
 from webapp.dbtypes import CodePointString
 from webapp.extensions import db
 
@@ -50,9 +51,9 @@ def name_forms(text: str) -> list[str]:
     for label in text.split("."):
         try:
             if not label.isascii():
-                label = label.encode("idna").decode("ascii")
+                label = pki.a_label(label)
             elif label.startswith("xn--"):
-                label = label.encode("ascii").decode("idna")
+                label = pki.u_label(label)
         except UnicodeError:
             return forms
         other.append(label)

@@ -70,7 +70,15 @@ def test_name_checks():
     assert pki.check_dns_name("WWW.Example.COM.") == "www.example.com"
     assert pki.check_dns_name("*.example.com") == "*.example.com"
     assert pki.check_dns_name("bücher.de") == "xn--bcher-kva.de"
+    # IDNA 2008 with UTS 46, as browsers and CAs convert names: "straße" is its own name, not
+    # "strasse" (Python's IDNA 2003 codec made the certificate name another domain).
+    assert pki.check_dns_name("Straße.example.com") == "xn--strae-oqa.example.com"
+    assert pki.check_dns_name("ß.example") == "xn--zca.example"
+    assert pki.check_dns_name("*.Bücher.example") == "*.xn--bcher-kva.example"
+    assert pki.check_dns_name("XN--BCHER-KVA.example") == "xn--bcher-kva.example"
     for bad in (
+        "xn--zz.example",  # no valid A-label
+        "a\u200db.example",  # a joiner outside its context
         "a..b",
         "ex ample.com",
         "www.*.example.com",
