@@ -105,7 +105,27 @@ def name_text(name: x509.Name) -> str:
 
 
 _LABEL = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.I)
+# The local part of an address a certificate can hold (an IA5String: ASCII), RFC 5322's
+# dot-atom: no spaces, quotes, brackets or non-ASCII letters.
+_EMAIL_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def check_email(text: str) -> str:
+    """The address as a certificate holds it (lower case, its domain in xn-- form), or PkiError
+    saying what is wrong."""
+    local, at, domain = (text or "").strip().rpartition("@")
+    if not at or len(local) > 64 or not _EMAIL_LOCAL.fullmatch(local):
+        raise PkiError(
+            f"{text.strip()}: not a valid e-mail address (before the @, only letters A to Z, "
+            "digits and signs such as . _ + -: no spaces, accents or brackets)."
+        )
+    try:
+        host = check_dns_name(domain)
+    except PkiError as exc:
+        raise PkiError(f"{text.strip()}: not a valid e-mail address ({exc})") from None
+    if host.startswith("*."):
+        raise PkiError(f"{text.strip()}: not a valid e-mail address.")
+    return f"{local}@{host}".lower()
 
 
 class PkiError(InputError):
@@ -383,27 +403,39 @@ def parse_san_text(text: str) -> tuple[SanSet, list[str]]:
     Returns the SANs found and a list of problems, one per bad entry.
     """
     sans, problems, seen = SanSet(), [], set()
+
+    def add(kind: list, value: str) -> None:  # once, by the form it is kept in
+        if value not in seen:
+            seen.add(value)
+            kind.append(value)
+
     for raw in re.split(r"[\s,;]+", text or ""):
         item = raw.strip()
-        if not item or item.lower() in seen:
+        if not item or item in seen:
             continue
-        seen.add(item.lower())
-        if "@" in item:
-            if _EMAIL.match(item):
-                sans.email.append(item.lower())
+        try:
+            if "@" in item:
+                add(sans.email, check_email(item))
+            elif (ip := ip_address(item)) is not None:
+                add(sans.ip, ip)
             else:
-                problems.append(f"{item}: not a valid e-mail address.")
-            continue
-        try:
-            sans.ip.append(str(ipaddress.ip_address(item)))
-            continue
-        except ValueError:
-            pass
-        try:
-            sans.dns.append(check_dns_name(item))
+                add(sans.dns, check_dns_name(item))
         except PkiError as exc:
+            seen.add(item)
             problems.append(str(exc))
     return sans, problems
+
+
+def ip_address(text: str) -> str | None:
+    """``text`` as an IP address a certificate holds, None when it is no address; PkiError for
+    one with a zone (fe80::1%eth0), which only means something on one machine."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if getattr(ip, "scope_id", None):
+        raise PkiError(f"{text}: an address with a zone (%...) names no certificate's address.")
+    return str(ip)
 
 
 def suggest_sans(common_name: str) -> list[str]:
@@ -720,6 +752,11 @@ def subject_name(subject: dict[str, str]) -> x509.Name:
             continue
         if short == "C" and not re.fullmatch(r"[A-Za-z]{2}", value):
             raise PkiError("Country: two letters (ISO 3166), such as US or DE.", short)
+        if short == "emailAddress":
+            try:
+                value = check_email(value)
+            except PkiError as exc:
+                raise PkiError(f"{label}: {exc}", short) from None
         if len(value) > limit:
             raise PkiError(f"{label}: at most {limit} characters.", short)
         if has_control(value):

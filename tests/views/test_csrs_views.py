@@ -99,12 +99,55 @@ def test_create_refuses_bad_input(operator_client):
         ({"CN": "\x01"}, "CN", "control character"),
         ({"O": "Acme\u202e moc.evil"}, "O", "text-direction override"),
         ({"OU": "Web\nOps"}, "OU", "line break"),
+        # The CN is the certificate's host name or IP address: a CSR for another went out with
+        # no SAN and was refused only when ordered.
+        ({"CN": "*.*.example.com"}, "CN", "a wildcard may only be the whole left-most label"),
+        ({"CN": "my server"}, "CN", "The common name is the certificate&#39;s host name"),
+        ({"CN": "fe80::1%eth0"}, "CN", "an address with a zone"),
+        # A SAN or subject address a certificate cannot hold was a 500.
+        ({"sans": "jöhn@example.com"}, "sans", "jöhn@example.com: not a valid e-mail address"),
+        ({"sans": "jo<hn>@example.com"}, "sans", "not a valid e-mail address"),
+        ({"emailAddress": "jöhn@example.com"}, "emailAddress", "E-mail: jöhn@example.com: not"),
+        ({"emailAddress": "not-an-email"}, "emailAddress", "not a valid e-mail address"),
     ]:
         resp = _create(operator_client, **over)
         assert resp.status_code == 422, field
         body = resp.get_data(as_text=True)
         assert text in body and 'aria-invalid="true"' in body
     assert _count(Csr) == 0 and _count(PrivateKey) == 0
+
+
+def test_the_common_name_and_the_sans_are_kept_as_certificates_hold_them(operator_client):
+    """A CN typed with capitals, a final dot or in Unicode goes into the CSR as its SAN does (a
+    certificate's CN is one of its SANs), an IP address CN also as an IP SAN, and a name given
+    twice in two forms is one SAN."""
+    cases = [
+        (
+            {"CN": "WWW.Example.COM.", "sans": "www.example.com. WWW.example.com"},
+            "www.example.com",
+            ["www.example.com"],
+        ),
+        (
+            {"CN": "bücher.example", "sans": "xn--bcher-kva.example Bücher.example"},
+            "xn--bcher-kva.example",
+            ["xn--bcher-kva.example"],
+        ),
+        ({"CN": "192.0.2.1", "sans": ""}, "192.0.2.1", ["192.0.2.1"]),
+        (
+            {"CN": "a.example.com", "sans": "Ann@Mail.Example.com ann@mail.example.com"},
+            "a.example.com",
+            ["a.example.com", "ann@mail.example.com"],
+        ),
+    ]
+    for over, cn, names in cases:
+        resp = _create(operator_client, **over)
+        assert resp.status_code == 303, (over, resp.get_data(as_text=True)[-600:])
+        row = db.session.execute(select(Csr).order_by(Csr.id.desc())).scalars().first()
+        csr = x509.load_pem_x509_csr(row.pem.encode())
+        [held] = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        assert held.value == cn, over
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(getattr(n.value, "compressed", n.value)) for n in sans] == names, over
 
 
 def test_a_country_typed_as_a_name_is_refused_and_kept_not_cut_to_another_code(operator_client):

@@ -61,7 +61,8 @@ def check_names(common_name: str, san_text: str) -> dict:
     cn_error = ""
     if cn:
         try:
-            pki.check_dns_name(cn)
+            if pki.ip_address(cn) is None:
+                pki.check_dns_name(cn)
         except PkiError as exc:
             cn_error = str(exc)
     sans, problems = pki.parse_san_text(san_text)
@@ -76,7 +77,9 @@ def check_names(common_name: str, san_text: str) -> dict:
 def create_csr(
     actor, key_type: str, subject: dict[str, str], san_text: str, hash_name: str = "sha256"
 ) -> Csr:
-    """Generate a key pair and sign a CSR for it; the CN is added to the DNS SANs if missing.
+    """Generate a key pair and sign a CSR for it. The CN is a host name or an IP address, put in
+    the form certificates hold (lower case, no final dot, xn--), and added to the SANs if missing:
+    a certificate's CN is one of its SANs.
 
     Raises PkiError (with the field) for a bad key type, subject, SAN or hash.
     """
@@ -95,16 +98,27 @@ def create_csr(
             f"{MAX_SANS}.",
             "sans",
         )
+    pki.subject_name(subject)  # a control character or an over-long field, said as such
     try:
-        cn_name = pki.check_dns_name(cn)
-    except PkiError:
-        cn_name = None  # a CN that is not a host name (a person, an IP) is allowed
-    if cn_name and not cn.isascii():
-        # An internationalised host name goes in its xn-- form, in the CN as in the SANs: a CA
-        # takes no other, and the CN must be one of the certificate's DNS names.
+        cn_ip = pki.ip_address(cn)
+    except PkiError as exc:
+        raise PkiError(str(exc), "CN") from None
+    if cn_ip is not None:
+        subject = {**subject, "CN": cn_ip}
+        if cn_ip not in sans.ip:
+            sans.ip.insert(0, cn_ip)
+    else:
+        try:
+            cn_name = pki.check_dns_name(cn)
+        except PkiError as exc:
+            raise PkiError(
+                f"The common name is the certificate's host name (www.example.com, "
+                f"*.example.com) or IP address. {exc}",
+                "CN",
+            ) from None
         subject = {**subject, "CN": cn_name}
-    if cn_name and cn_name not in sans.dns:
-        sans.dns.insert(0, cn_name)
+        if cn_name not in sans.dns:
+            sans.dns.insert(0, cn_name)
     pki.subject_name(subject)  # refuse a bad subject before the (slow) key generation
     if hash_name not in pki.HASHES:
         raise PkiError("Choose SHA-256, SHA-384 or SHA-512.", "hash")
