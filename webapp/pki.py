@@ -799,10 +799,23 @@ def new_csr(
 
 @dataclass
 class Bundle:
-    """What one file held: certificates (leaf first where known) and perhaps a private key."""
+    """What one file held: certificates (leaf first where known) and the private keys in it."""
 
     certificates: list[x509.Certificate]
-    key: object | None = None
+    keys: list = field(default_factory=list)
+
+    @property
+    def key(self):
+        return self.keys[0] if self.keys else None
+
+
+def private_key_blocks(data: bytes | str) -> int:
+    """How many PEM private key blocks ``data`` holds (counted before any is opened: an
+    encrypted one costs its key derivation)."""
+    raw = data.encode() if isinstance(data, str) else data
+    if b"-----BEGIN" not in raw:
+        return 0
+    return sum(1 for b in pem_blocks(raw) if b"PRIVATE KEY" in b.label)
 
 
 def _load_pem_certs(raw: bytes, field_name: str) -> list[x509.Certificate]:
@@ -827,24 +840,30 @@ def _touch(cert: x509.Certificate) -> x509.Certificate:
 
 
 def read_certificates(
-    data: bytes | str, password: str | None = None, field_name: str = "files"
+    data: bytes | str,
+    password: str | None = None,
+    field_name: str = "files",
+    *,
+    keys_alone: bool = False,
 ) -> Bundle:
-    """Read PEM (one or many, PKCS#7 blocks too), DER, PKCS#7 (DER) or PKCS#12 (with password)."""
+    """Read PEM (one or many, PKCS#7 blocks too, and every private key in it), DER, PKCS#7 (DER)
+    or PKCS#12 (with password). ``keys_alone``: a PEM file of private keys without a certificate
+    is read too (a key file beside its certificate's)."""
     raw = _bytes(data, field_name)
-    key = None
+    keys = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if b"-----BEGIN" in raw:
                 certs = _load_pem_certs(raw, field_name)
-                if not certs:
+                key_blocks = [b for b in pem_blocks(raw) if b"PRIVATE KEY" in b.label]
+                if not certs and not (keys_alone and key_blocks):
                     raise PkiError("No certificate found in this PEM file.", field_name)
-                if any(b"PRIVATE KEY" in b.label for b in pem_blocks(raw)):
-                    key = load_private_key(raw, password or None, field_name)
+                keys = [load_private_key(b.text, password or None, field_name) for b in key_blocks]
             else:
                 certs = _read_binary(raw, password, field_name)
                 if isinstance(certs, Bundle):
-                    key, certs = certs.key, certs.certificates
+                    keys, certs = certs.keys, certs.certificates
             certs = [_touch(c) for c in certs]
     except PkiError:
         raise
@@ -858,7 +877,7 @@ def read_certificates(
                 f"most {MAX_CERT_BYTES // 1024} KiB.",
                 field_name,
             )
-    return Bundle(certs, key)
+    return Bundle(certs, keys)
 
 
 def _read_binary(raw: bytes, password: str | None, field_name: str):
@@ -873,8 +892,8 @@ def _read_binary(raw: bytes, password: str | None, field_name: str):
     p12 = open_pkcs12(raw, password, field_name, "password")
     if not p12.certificates:
         raise PkiError("The PKCS#12 file holds no certificate.", field_name)
-    key = _supported_key(p12.key, field_name) if p12.key is not None else None
-    return Bundle(p12.certificates, key)
+    keys = [_supported_key(p12.key, field_name)] if p12.key is not None else []
+    return Bundle(p12.certificates, keys)
 
 
 def _looks_like_pkcs12(raw: bytes) -> bool:

@@ -80,6 +80,43 @@ def test_import_every_format_and_duplicates(admin_client):
     assert "a.example.com" in page
 
 
+def test_a_key_in_its_own_file_or_several_pairs_in_one_file_are_each_linked(admin_client):
+    """The usual layout, leaf.crt beside leaf.key, was refused whole ("No certificate found");
+    a file of two certificate and key pairs kept the first key only, without a word. Each key
+    now goes with its certificate, whichever file holds it; a key whose certificate is not in
+    the import is refused, naming its file, and nothing is stored."""
+    pki = MiniPki()
+    k1, c1 = pki.leaf("a.example.com")
+    k2, c2 = pki.leaf("b.example.com")
+    k3, c3 = pki.leaf("c.example.com")
+    k4, _c4 = pki.leaf("d.example.com")
+    resp = _upload(admin_client, ("a.crt", pem(c1)), ("a.key", key_pem(k1)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)[-800:]
+    resp = _upload(admin_client, ("pairs.pem", pem(c2) + key_pem(k2) + pem(c3) + key_pem(k3)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)[-800:]
+    held = dict(
+        db.session.execute(select(Certificate.common_name, Certificate.private_key_id)).all()
+    )
+    assert set(held) == {"a.example.com", "b.example.com", "c.example.com"}
+    assert all(held.values()) and _count(PrivateKey) == 3
+    # The key pasted beside an uploaded certificate goes with it too.
+    k5, c5 = pki.leaf("e.example.com")
+    resp = _upload(admin_client, ("e.crt", pem(c5)), pem_text=key_pem(k5).decode())
+    assert resp.status_code == 303, resp.get_data(as_text=True)[-800:]
+    assert _count(PrivateKey) == 4
+    refused = _upload(
+        admin_client, ("f.crt", pem(pki.leaf("f.example.com")[1])), ("d.key", key_pem(k4))
+    )
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "d.key: a private key in this file belongs to none of the certificates" in body
+    alone = _upload(admin_client, ("d.key", key_pem(k4)))
+    assert alone.status_code == 422 and "These files hold no certificate" in alone.get_data(
+        as_text=True
+    )
+    assert _count(Certificate) == 4 and _count(PrivateKey) == 4
+
+
 def test_a_ca_certificate_that_issued_none_of_the_others_is_imported_not_dropped(admin_client):
     """A file of certificates: a CA certificate that is no other one's issuer is one of the
     certificates given, not part of a chain, and must not vanish without a word."""
@@ -231,7 +268,11 @@ def test_bad_input_changes_nothing(admin_client):
         (("x.p12", p12(key, cert, pki.chain, P12_PASSWORD)), "wrong-password", "Wrong password"),
         (("x.p12", p12(key, cert, pki.chain, P12_PASSWORD)), "", "enter its password"),
         (("big.pem", b"0" * (1024 * 1024 + 10)), "", "larger than"),
-        (("k.pem", pem(cert) + key_pem(MiniPki().leaf()[0])), "", "does not belong"),
+        (
+            ("k.pem", pem(cert) + key_pem(MiniPki().leaf()[0])),
+            "",
+            "belongs to none of the certificates",
+        ),
     ]
     for f, password, message in cases:
         resp = _upload(admin_client, ("ok.pem", pem(cert)), f, password=password)

@@ -43,6 +43,7 @@ from webapp.search import listed_name_matches, name_forms, narrowed, prefixed, u
 from webapp.security import rbac
 
 MAX_FILES = 50
+MAX_KEYS = 50  # private keys in one import (each encrypted one costs its key derivation)
 # Certificates one import adds, all in one transaction: a few seconds of writing, within the time
 # another request waits for the database.
 MAX_CERTIFICATES = 1000
@@ -476,12 +477,26 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
         raise PkiError("Choose at least one file, or paste a certificate.", "files")
     if len(files) > MAX_FILES:
         raise PkiError(f"At most {MAX_FILES} files at once.", "files")
+    held_keys = sum(pki.private_key_blocks(d) for _n, d in files)
+    if held_keys > MAX_KEYS:
+        raise PkiError(
+            f"These files hold {held_keys:,} private keys; one import takes at most {MAX_KEYS}. "
+            "Import them in parts.",
+            "files",
+        )
     bundles = []
     for name, data in files:
         try:
-            bundles.append(pki.read_certificates(data, password or None, "files"))
+            bundles.append(pki.read_certificates(data, password or None, "files", keys_alone=True))
         except PkiError as exc:
             raise PkiError(f"{name}: {exc}", _field_of(name, exc.field)) from exc
+    certificates = [c for b in bundles for c in b.certificates]
+    if not certificates:
+        raise PkiError(
+            "These files hold no certificate: a private key is imported with its certificate "
+            "(choose both files, or one file holding both).",
+            "files",
+        )
     total = sum(len(b.certificates) for b in bundles)
     if total > MAX_CERTIFICATES:
         raise PkiError(
@@ -493,14 +508,18 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
     keys_before = keys.count()
     groups = []
     names = 0
+    # A key may come in its own file beside its certificate's: each belongs to a certificate of
+    # the import, whichever file holds it.
+    by_public_key = {}
     for (name, _), bundle in zip(files, bundles, strict=True):
-        if bundle.key is not None and not any(
-            pki.key_matches(bundle.key, c.public_key()) for c in bundle.certificates
-        ):
-            raise PkiError(
-                f"{name}: the private key in this file does not belong to any certificate in it.",
-                _field_of(name),
-            )
+        for key in bundle.keys:
+            if not any(pki.key_matches(key, c.public_key()) for c in certificates):
+                raise PkiError(
+                    f"{name}: a private key in this file belongs to none of the certificates "
+                    "imported with it.",
+                    _field_of(name),
+                )
+            by_public_key[pki.public_key_id(key.public_key())] = key
         try:
             group = pki.split_leaves(bundle.certificates)
             for leaf, _chain in group:
@@ -516,11 +535,9 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
         )
     _check_stored_bytes(groups)
     try:
-        for bundle, group in zip(bundles, groups, strict=True):
+        for group in groups:
             for leaf, chain in group:
-                key = None
-                if bundle.key is not None and pki.key_matches(bundle.key, leaf.public_key()):
-                    key = bundle.key
+                key = by_public_key.get(pki.public_key_id(leaf.public_key()))
                 row, created = add_certificate(
                     leaf, chain, source="imported", private_key=key, actor=actor, commit=False
                 )
