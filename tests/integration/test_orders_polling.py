@@ -410,6 +410,38 @@ def test_orders_of_a_disabled_credential_wait_and_lost_answers_back_off(env, use
     assert settled.placement == "not_placed"
 
 
+def test_an_unread_action_of_a_disabled_credential_does_not_hide_the_others(env, user, sandbox):
+    """An issued order whose action CertDesk could not read back waits for a check; when its
+    credential is disabled (or deleted) it waits for good. First in line, it made the scheduler's
+    "anything due?" (a limit of one) hear "no", and no other credential's order was checked."""
+    from tests.conftest import link_sandbox
+    from webapp.credentials import service as credentials
+
+    other = link_sandbox(user, sandbox, name="Other")
+    now = utcnow()
+    for row in _followed():  # nothing else due: pending orders are checked later
+        row.next_check_at = now + timedelta(days=1)
+    waiting, due_one = (
+        Order(
+            credential_id=cred.id,
+            placement="placed",
+            phase="issued",
+            status="ACTIVE",
+            ca_order_id=ca_id,
+            request="{}",
+            next_check_at=now - timedelta(hours=hours),
+        )
+        for cred, ca_id, hours in ((other, "9000001", 2), (env, "9000002", 1))
+    )
+    db.session.add_all([waiting, due_one])
+    db.session.commit()
+    credentials.set_enabled(user["admin"], other, False)
+    assert [r.id for r in polling.due(limit=1)] == [due_one.id]
+    assert due_one.id in {r.id for r in polling.due()} and waiting.id not in {
+        r.id for r in polling.due()
+    }
+
+
 def test_certificates_are_fetched_with_no_database_write_held(
     env, sandbox, ecs_calls_holding_writes
 ):
