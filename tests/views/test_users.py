@@ -38,6 +38,8 @@ def test_bad_input_changes_nothing(admin_client):
     count = db.session.query(User).count()
     for data, message in [
         ({"username": "", "role": "operator", "password": "long enough pw"}, "Use 1-64"),
+        # "?" starts the names the trail gives a sign-in as no user: none of a user's.
+        ({"username": "?x", "role": "operator", "password": "long enough pw"}, "Use 1-64"),
         ({"username": "ok", "role": "operator", "password": "short"}, "at least 10"),
         ({"username": "ok", "role": "root", "password": "long enough pw"}, "Choose a role"),
         ({"username": "admin", "role": "operator", "password": "long enough pw"}, "taken"),

@@ -69,7 +69,9 @@ def _username_char(c: str) -> str:
 
 
 def _username_ok(name: str) -> bool:
-    return 0 < len(name) <= USERNAME_LENGTH and all(_username_char(c) == c for c in name)
+    return 0 < len(name) <= USERNAME_LENGTH and all(
+        c != "?" and _username_char(c) == c for c in name
+    )
 
 
 # How a sign-in as a name that is no user's is recorded: "?" starts it, which no user name holds.
