@@ -122,6 +122,7 @@ def _serve(app, host: str, port: int, threads: int, workers: int) -> None:
     from webapp import serving
     from webapp.auth import service as auth
     from webapp.credentials import demo
+    from webapp.extensions import db
     from webapp.jobs import service as jobs
 
     # The port first: one another program holds is said in a line, before "serving on" is,
@@ -156,6 +157,9 @@ def _serve(app, host: str, port: int, threads: int, workers: int) -> None:
         click.echo(f"(or run: {certdesk_command()} create-admin USERNAME)")
     if (line := demo.startup_line()) is not None:
         click.echo(line)
+    # What the start read ends here: a transaction left open for the life of the server holds
+    # PostgreSQL's VACUUM back (and locks) until it stops; the requests open their own.
+    db.session.remove()
     sys.stdout.flush()
     if sock is not None:
         click.echo(f"{workers} worker processes, {threads} threads each.")
