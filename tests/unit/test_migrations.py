@@ -619,3 +619,51 @@ def test_credentials_showing_login_failed_before_0024_are_taken_as_refused(app):
     assert "last_test_refused" not in columns and "last_test_ok" in columns
     upgrade(directory=str(paths.MIGRATIONS_DIR))
     assert _drift() == []
+
+
+def test_certificates_of_orders_suspended_before_0018_are_marked_suspended(app, user):
+    """0018 added ``suspended_at`` but marked no existing certificate: one whose order was
+    suspended before stayed valid on every page, and no status check changed it. 0025 marks the
+    certificates of suspended orders (not revoked ones) and moves them to the suspended count of
+    their expiry day; the others stay as they were."""
+    import sqlalchemy as sa
+
+    from tests.helpers import make_order
+    from tests.unit.certs.factory import MiniPki
+    from webapp.certificates import service as certificates
+    from webapp.certificates.models import Certificate
+    from webapp.dbtypes import utcnow
+
+    pki = MiniPki()
+    rows = {}
+    for name, status in [("held", "SUSPENDED"), ("live", "ACTIVE"), ("revoked", "SUSPENDED")]:
+        order = make_order(f"50099{len(rows)}", status=status, phase="issued")
+        cert, _ = certificates.add_certificate(
+            pki.leaf(f"{name}.example.com")[1], [], source="entrust", actor=user["admin"]
+        )
+        cert.order_id = order.id
+        if name == "revoked":
+            cert.revoked_at = utcnow()
+        rows[name] = cert.id
+    db.session.commit()
+    db.session.remove()
+    downgrade(directory=str(paths.MIGRATIONS_DIR), revision="0024_credential_login_refused")
+    # As 0018 left them: no certificate marked, every one counted live (or revoked).
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE certificate SET suspended_at = NULL"))
+    certificates.recount_expiry_days()
+    db.session.remove()
+    upgrade(directory=str(paths.MIGRATIONS_DIR))
+    marked = {
+        cid: suspended is not None
+        for cid, suspended in db.session.execute(
+            sa.select(Certificate.id, Certificate.suspended_at)
+        )
+    }
+    assert marked == {rows["held"]: True, rows["live"]: False, rows["revoked"]: False}
+    with db.engine.connect() as conn:
+        counted = conn.execute(
+            sa.text("SELECT sum(live), sum(suspended), sum(revoked) FROM certificate_expiry_day")
+        ).one()
+    assert tuple(counted) == (1, 1, 1)
+    assert _drift() == []
