@@ -47,6 +47,40 @@ def source(source_url: str) -> URL:
     return url
 
 
+def _has_sqlite_sequence(conn) -> bool:
+    return (
+        conn.execute(
+            text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'")
+        ).first()
+        is not None
+    )
+
+
+def _last_ids(src, tables) -> dict[str, int]:
+    """The last id each table of ``src`` gave (deleted rows' too), where the database keeps it:
+    SQLite's ``sqlite_sequence`` (the tables that never reuse an id), PostgreSQL's sequences."""
+    if src.dialect.name == "sqlite":
+        if not _has_sqlite_sequence(src):
+            return {}
+        return {
+            name: int(seq)
+            for name, seq in src.execute(text("SELECT name, seq FROM sqlite_sequence"))
+        }
+    if src.dialect.name != "postgresql":
+        return {}
+    given = {}
+    for table in tables:
+        pk = list(table.primary_key.columns)
+        if len(pk) == 1 and _is_int(pk[0]):
+            last = src.execute(
+                text("SELECT pg_sequence_last_value(pg_get_serial_sequence(:t, :c))"),
+                {"t": table.name, "c": pk[0].name},
+            ).scalar()
+            if last is not None:
+                given[table.name] = int(last)
+    return given
+
+
 def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]:
     """Copy every row of ``source_url`` into this app's database; returns rows per table.
 
@@ -88,6 +122,7 @@ def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]
                     f"This database already holds data ({', '.join(busy[:5])}); copy into a new, "
                     "empty database."
                 )
+            given = _last_ids(src, tables)
             for table in tables:
                 # Rows a migration or the first start wrote (the audit head, the key check)
                 # are replaced by the source's.
@@ -102,15 +137,25 @@ def copy(source_url: str, echo: Callable[[str], None] = print) -> dict[str, int]
                     n += len(rows)
                 counts[table.name] = n
                 echo(f"  {table.name}: {n:,} rows")
+            # The next id of each table follows the last one the source ever gave, not only the
+            # highest it holds: a row deleted before the copy must not lend its id (and its
+            # history in the audit trail) to a new one.
             if dst.dialect.name == "postgresql":
                 for table in tables:
                     pk = list(table.primary_key.columns)
                     if len(pk) == 1 and _is_int(pk[0]):
                         top = dst.execute(select(func.max(pk[0]))).scalar() or 0
+                        top = max(top, given.get(table.name, 0))
                         dst.execute(
                             text("select setval(pg_get_serial_sequence(:t, :c), :n, false)"),
                             {"t": table.name, "c": pk[0].name, "n": top + 1},
                         )
+            elif given and _has_sqlite_sequence(dst):
+                for name, last in given.items():
+                    dst.execute(
+                        text("UPDATE sqlite_sequence SET seq = max(seq, :n) WHERE name = :t"),
+                        {"t": name, "n": last},
+                    )
             for table in tables:
                 copied = dst.execute(select(func.count()).select_from(table)).scalar()
                 if copied != counts[table.name]:

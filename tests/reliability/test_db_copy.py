@@ -55,6 +55,11 @@ def _copy(instance, target_url: str, source_url: str) -> subprocess.CompletedPro
 
 def test_sqlite_install_moves_to_postgresql_whole(app, instance, user, postgres_url):
     ids = _fill(user["admin"])
+    # The newest certificate deleted: its id is given to no other, after the copy too.
+    t = MiniPki()
+    gone, _ = certificates.add_certificate(t.leaf("gone.example.com")[1], [], actor=user["admin"])
+    certificates.delete_certificate(user["admin"], gone)
+    gone_id = gone.id
     counts = {
         m.__tablename__: db.session.execute(select(func.count()).select_from(m)).scalar()
         for m in (Certificate,)
@@ -86,6 +91,10 @@ def test_sqlite_install_moves_to_postgresql_whole(app, instance, user, postgres_
             user_admin := auth.by_username("admin"), "newop", PASSWORD, "operator"
         )
         assert newcomer.id > user_admin.id
+        again_cert, _ = certificates.add_certificate(
+            MiniPki().leaf("new.example.com")[1], [], actor=user_admin
+        )
+        assert again_cert.id > gone_id
         moved.test_client_class = Client
         client = moved.test_client()
         assert client.login("operator").status_code == 302
