@@ -1148,6 +1148,29 @@ def test_notices_of_a_users_own_orders_until_dismissed(operator_client, admin_cl
     assert resp.status_code == 200 and "Your orders changed" not in resp.get_data(as_text=True)
 
 
+def test_notices_beyond_the_five_shown_are_counted(operator_client, orders, user):
+    """Eight changes waited and five were shown, with no word of the other three."""
+    for n in range(8):
+        db.session.add(
+            OrderEvent(
+                order_id=orders[1].id,
+                kind="status",
+                old_status="PENDING",
+                new_status=f"S{n}",
+                notify_user_id=user["operator"].id,
+            )
+        )
+    db.session.commit()
+    notice = operator_client.get("/entrust/updates", headers=HTMX).get_data(as_text=True)
+    assert notice.count('name="event"') == 5
+    assert "And 3 more changes, shown once you dismiss these." in notice
+    events = re.findall(r'name="event" value="(\d+)"', notice)
+    after = operator_client.post(
+        "/entrust/updates/seen", data={"event": events}, headers=HTMX
+    ).get_data(as_text=True)
+    assert after.count('name="event"') == 3 and "more change" not in after
+
+
 def test_the_dashboard_lists_pending_orders(auditor_client, orders):
     page = auditor_client.get("/").get_data(as_text=True)
     block = page[page.index('id="pending-orders"') :]

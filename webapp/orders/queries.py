@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import literal, or_, select, update
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import defer
 
 from webapp import validation
@@ -301,6 +301,25 @@ def updates_for(user, limit: int = 5) -> list[OrderEvent]:
         .limit(limit)
     )
     return list(db.session.execute(stmt).scalars())
+
+
+# How far the notices beyond those shown are counted ("and 1,000+ more").
+NOTICES_COUNTED = 1000
+
+
+def more_updates(user, shown: int) -> int:
+    """How many of ``user``'s notices wait beyond the ``shown`` newest, counted up to
+    NOTICES_COUNTED (an index range, never the whole table)."""
+    if user is None or not getattr(user, "id", None) or not shown:
+        return 0
+    ids = (
+        select(OrderEvent.id)
+        .where(OrderEvent.notify_user_id == user.id, OrderEvent.seen_at.is_(None))
+        .limit(NOTICES_COUNTED + 1)
+        .subquery()
+    )
+    waiting = db.session.execute(select(func.count()).select_from(ids)).scalar_one()
+    return max(0, waiting - shown)
 
 
 def mark_seen(user, event_ids) -> int:

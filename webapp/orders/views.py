@@ -531,10 +531,20 @@ def import_orders():
 
 
 # Only people who may place orders get notices (of the orders they placed).
+def _updates():
+    notices = queries.updates_for(current_user)
+    return htmx.render(
+        "orders/_updates.html",
+        notices=notices,
+        more=queries.more_updates(current_user, len(notices)),
+        counted=queries.NOTICES_COUNTED,
+    )
+
+
 @bp.get("/updates")
 @rbac.require(rbac.ORDERS_MANAGE)
 def updates():
-    return htmx.render("orders/_updates.html", notices=queries.updates_for(current_user))
+    return _updates()
 
 
 @bp.post("/updates/seen")
@@ -542,7 +552,7 @@ def updates():
 def updates_seen():
     queries.mark_seen(current_user, request.form.getlist("event"))
     if htmx.is_htmx():
-        return htmx.render("orders/_updates.html", notices=queries.updates_for(current_user))
+        return _updates()
     return htmx.redirect(_back(url_for("orders.index")))
 
 
