@@ -60,28 +60,35 @@ class Page:
     exact: bool = True
     next_cursor: str | None = None  # for the Next link (``after=``)
     prev_cursor: str | None = None  # for the Previous link (``before=``)
+    # The rows above this page, when they are not (page - 1) pages' worth: rows were added or
+    # removed above since the link to it was made (see ``paginate``).
+    above: int | None = None
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
 
     @property
+    def _start(self) -> int:
+        return (self.page - 1) * self.per_page if self.above is None else self.above
+
+    @property
     def has_prev(self) -> bool:
-        return self.page > 1
+        return self._start > 0
 
     @property
     def has_next(self) -> bool:
         # "More than total": rows were counted past the cap, which is at least a page's worth,
         # so some follow this page.
-        return not self.exact or self.page * self.per_page < self.total
+        return not self.exact or self._start + self.per_page < self.total
 
     @property
     def first_index(self) -> int:
-        return 0 if not self.items else (self.page - 1) * self.per_page + 1
+        return 0 if not self.items else self._start + 1
 
     @property
     def last_index(self) -> int:
-        return 0 if not self.items else (self.page - 1) * self.per_page + len(self.items)
+        return 0 if not self.items else self._start + len(self.items)
 
     def link_args(self, args: dict, which: str) -> dict:
         """``args`` for the Previous (``which="prev"``) or Next link: the page number, and the
@@ -428,6 +435,11 @@ def _count(stmt, key, conds_list, cap: int) -> int:
     return total
 
 
+# Rows above a page reached by Next or Previous that are counted to check where it is (see
+# ``paginate``): a cost that does not grow with the list.
+RECOUNT_ABOVE = 1000
+
+
 def paginate(
     stmt,
     page: int,
@@ -482,6 +494,19 @@ def paginate(
                 items, page = found, 1
             else:  # fewer rows before the cursor than a page: the first page, from its start
                 items, page = None, 1
+    above = None
+    if items and page > 1 and (page - 1) * per_page <= RECOUNT_ABOVE:
+        # The page number came with the link: rows added or removed above since then moved the
+        # cursor's rows. Near the top, where the rows above are few to count, they are counted,
+        # so that the page says where its rows are ("6-30 of 173", not "26-50 of 168"); the rows
+        # are still those next to the cursor, so that none is skipped.
+        first = [getattr(items[0], k.attr) for k in keys]
+        backwards = stmt.order_by(None).order_by(*_ordered(keys, True))
+        counted_above = _count(
+            backwards, key, _segments(keys, first, True, False), RECOUNT_ABOVE + 1
+        )
+        if counted_above != (page - 1) * per_page and counted_above <= RECOUNT_ABOVE:
+            above, page = counted_above, counted_above // per_page + 1
     if items is None and page > 1:
         # By number: the order's last (unique) column is the key the index holds, the primary
         # key otherwise.
@@ -497,7 +522,7 @@ def paginate(
         known = None if known is None else min(known, count_cap + 1)
         items, counted = _with_count(stmt, key, [], per_page, count_cap + 1, by, known)
 
-    start = (page - 1) * per_page
+    start = (page - 1) * per_page if above is None else above
     if not items:
         return Page([], page, per_page, start)
     if counted is not None:
@@ -508,7 +533,7 @@ def paginate(
     else:
         counted = _count(stmt, key, [[]], start + count_cap + 1) - start
     exact = counted <= count_cap
-    result = Page(list(items), page, per_page, start + min(counted, count_cap), exact)
+    result = Page(list(items), page, per_page, start + min(counted, count_cap), exact, above=above)
     if keys is not None:
         result.next_cursor = make_cursor(keys, items[-1])
         result.prev_cursor = make_cursor(keys, items[0])

@@ -251,6 +251,44 @@ def test_the_gone_flag_follows_gone_at(app, gone):
 
 
 @pytest.mark.parametrize("change", ["added", "removed"])
+def test_a_page_reached_after_rows_changed_above_says_where_its_rows_are(app, change):
+    """Two pages forward, then rows added (or removed) at the top, then Previous and Next as the
+    links say: each page shows the rows next to its cursor (none skipped), and its range and
+    total say where those rows are in the list as it is now, not where the link thought."""
+    make_domains()
+    f = catalog.TabFilter(sort="name")
+
+    def stmt_of():
+        return catalog.domains_query(f)
+
+    first = paginate(stmt_of(), 1, PER_PAGE, cursor=(None, None))
+    second = paginate(stmt_of(), 2, PER_PAGE, cursor=(first.next_cursor, None))
+    third = paginate(stmt_of(), 3, PER_PAGE, cursor=(second.next_cursor, None))
+    if change == "added":
+        cred = db.session.execute(select(CatalogDomain.credential_id)).scalars().first()
+        for name in ("a1.example", "a2.example", "a3.example"):  # before every d..-name
+            db.session.add(CatalogDomain(credential_id=cred, client_id=9, name=name))
+    else:
+        for d in first.items[:3]:
+            db.session.delete(db.session.get(CatalogDomain, d.id))
+    db.session.commit()
+    every = [d.id for d in db.session.execute(stmt_of()).scalars()]
+    for args, page in (
+        (third.link_args({}, "prev"), None),
+        (second.link_args({}, "next"), None),
+    ):
+        page = paginate(
+            stmt_of(), args["page"], PER_PAGE, cursor=(args.get("after"), args.get("before"))
+        )
+        ids = [d.id for d in page.items]
+        at = every.index(ids[0])
+        assert ids == every[at : at + len(ids)]  # the rows next to the cursor, in order
+        assert (page.first_index, page.last_index) == (at + 1, at + len(ids)), args
+        assert page.total == len(every) and page.exact
+        assert page.has_prev == (at > 0) and page.has_next == (at + len(ids) < len(every))
+
+
+@pytest.mark.parametrize("change", ["added", "removed"])
 def test_back_to_the_first_page_skips_no_row_when_rows_changed_above(app, change):
     """Three pages forward, then rows added (or removed) at the top of the list, then Previous
     twice, as the links say: every row of the pages seen before is seen again on the way back,
