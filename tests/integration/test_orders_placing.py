@@ -679,3 +679,34 @@ def test_a_queued_order_declined_unseen_is_placed_again_only_once_looked_for(
     assert 'name="looked_in_portal"' not in operator_client.get(f"/entrust/{plain.id}").get_data(
         as_text=True
     )
+
+
+def test_a_new_key_for_a_first_name_longer_than_a_common_name_takes_the_next(env, user, sandbox):
+    """A host name may run to 253 characters, a common name to 64: a new key's CSR named its
+    first SAN in its CN, and a long first name refused the order as "Common name: at most 64
+    characters", on a form without a common name. The CN is now the first name that fits; with
+    none, the refusal says what to add."""
+    from cryptography import x509
+
+    long = "l" * 60 + ".example.com"
+    row = placing.place(
+        user["operator"],
+        _form(
+            env,
+            csr_source="new",
+            new_key_type="p256",
+            product="UC_SSL",
+            sans=f"{long} www.example.com",
+        ),
+    )
+    assert row.placement == "placed", row.message
+    csr = x509.load_pem_x509_csr(db.session.get(Csr, row.csr_id).pem.encode())
+    [cn] = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    assert cn.value == "www.example.com"
+    sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [long, "www.example.com"]
+    with pytest.raises(checks.OrderInputError, match="Every name is longer than 64 characters"):
+        placing.place(
+            user["operator"],
+            _form(env, csr_source="new", new_key_type="p256", product="UC_SSL", sans=long),
+        )

@@ -407,17 +407,28 @@ def _csr(form: OrderForm) -> tuple[pki.CsrInfo, int | None, object | None]:
     return info, None, key
 
 
+CN_LENGTH = 64  # X.520's bound for a common name
+
+
 def _new_csr(form: OrderForm) -> tuple[pki.CsrInfo, None, object]:
     """A key pair made now and a CSR for the names typed (or the chosen domain), the first of
-    them its CN. Nothing is stored here: the key is kept, encrypted, as a given key is, once the
-    order is being placed, and the CSR once the order exists."""
+    them a CN can hold its CN. Nothing is stored here: the key is kept, encrypted, as a given key
+    is, once the order is being placed, and the CSR once the order exists."""
     key_type = form.new_key_type or NEW_KEY_TYPE
     if key_type not in pki.KEY_TYPES:
         raise OrderInputError("Choose one of the offered key types.", "new_key_type")
     names = dns_names(form.sans) if form.sans.strip() else ([form.domain] if form.domain else [])
     names = counted(names, "Enter the SANs (or choose a domain): the new CSR is made for them.")
+    # The CN is the first name a CN can hold (64 characters at most; a SAN takes up to 253).
+    cn = next((n for n in names if len(n) <= CN_LENGTH), None)
+    if cn is None:
+        raise OrderInputError(
+            f"Every name is longer than {CN_LENGTH} characters, the most a certificate's common "
+            "name holds: add a shorter one (it can be the domain itself).",
+            "sans",
+        )
     try:
-        key, info = pki.new_csr(key_type, {"CN": names[0]}, pki.SanSet(dns=names))
+        key, info = pki.new_csr(key_type, {"CN": cn}, pki.SanSet(dns=names))
     except pki.PkiError as exc:
         raise OrderInputError(str(exc), "sans") from None
     return info, None, key
