@@ -133,6 +133,12 @@ def test_on_imports_what_was_placed_at_entrust_since(env, user, sandbox):
     assert jobs.params_of(runs[0])["exclusions"] == sorted(importing.DEFAULT_EXCLUSIONS)
     assert jobs.result_of(runs[1])["new"] == 1
     assert all(r.started_by_id is None for r in runs)
+    # Named on Jobs as the scheduled syncs and status checks are; the one by hand is not.
+    assert [r.title for r in runs] == [
+        "Import existing orders of A refused (scheduled)",
+        "Import existing orders of Sandbox (scheduled)",
+    ]
+    assert first.title == "Import existing orders of Sandbox"
     # Login refused: noted on the credential and audited, as for an import started by hand.
     refused = db.session.get(type(bad), bad.id)
     assert refused.last_test_ok is False and "an import" in refused.last_test_message

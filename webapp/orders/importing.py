@@ -971,6 +971,8 @@ def _start(actor, cred, chosen: list[str]):
         detail={"name": cred.name, "exclusions": chosen, "carries_on": resume is not None},
     )
     title = f"Import existing orders of {cred.name}"
+    if actor == "scheduler":
+        title += " (scheduled)"  # as scheduled syncs and status checks are named
     if resume is not None:
         title += " (carrying on)"
     job = jobs.queue(
