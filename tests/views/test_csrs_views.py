@@ -209,6 +209,36 @@ def test_import_csr_with_and_without_key(admin_client):
     assert resp.status_code == 303 and _count(Csr) == 2 and _count(PrivateKey) == 1
 
 
+def test_the_same_csr_imported_again_is_one_csr_and_its_key_joins_it(admin_client):
+    """A CSR imported twice made two rows; now the second is refused naming the first, unless
+    it brings the key the first lacked, which joins it. A CSR of the same key with other names
+    is another CSR."""
+    key = ec_key()
+    pem = _csr_pem(key, "again.example.com").decode()
+    assert admin_client.post("/csrs/import", data={"csr_text": pem}).status_code == 303
+    first = db.session.execute(select(Csr)).scalar_one()
+    again = admin_client.post("/csrs/import", data={"csr_text": pem})
+    assert again.status_code == 422
+    assert f"This CSR is in CertDesk already, as CSR #{first.id} (again.example.com)." in (
+        again.get_data(as_text=True)
+    )
+    with_key = admin_client.post(
+        "/csrs/import", data={"csr_text": pem, "key_text": key_pem(key).decode()}
+    )
+    assert with_key.status_code == 303 and with_key.headers["Location"].endswith(f"/{first.id}")
+    db.session.refresh(first)
+    assert first.private_key_id is not None and _count(Csr) == 1 and _count(PrivateKey) == 1
+    assert (
+        admin_client.post(
+            "/csrs/import", data={"csr_text": pem, "key_text": key_pem(key).decode()}
+        ).status_code
+        == 422
+    )
+    other = _csr_pem(key, "other.example.com").decode()
+    assert admin_client.post("/csrs/import", data={"csr_text": other}).status_code == 303
+    assert _count(Csr) == 2 and _count(PrivateKey) == 1
+
+
 def test_import_refuses_mismatch_and_bad_input(admin_client):
     key, wrong = ec_key(), ec_key()
     cases = [

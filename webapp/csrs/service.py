@@ -6,6 +6,7 @@ the form field they belong to; nothing is written when one is raised.
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import or_, select
 from sqlalchemy.orm import load_only, with_expression
 
@@ -136,6 +137,20 @@ def create_csr(
     return row
 
 
+def _same_csr(info: pki.CsrInfo) -> Csr | None:
+    """The CSR already held that is ``info``'s, byte for byte (CSRs of one key are few)."""
+    der = info.csr.public_bytes(serialization.Encoding.DER)
+    for row in db.session.execute(
+        select(Csr).where(Csr.public_key_id == info.public_key_id).order_by(Csr.id)
+    ).scalars():
+        try:
+            if pki.parse_csr(row.pem, "csr").csr.public_bytes(serialization.Encoding.DER) == der:
+                return row
+        except PkiError:
+            continue
+    return None
+
+
 def import_csr(actor, csr_data, key_data=None, key_password: str | None = None) -> Csr:
     """Store a CSR someone made elsewhere, with its private key if given (checked to match).
 
@@ -145,23 +160,39 @@ def import_csr(actor, csr_data, key_data=None, key_password: str | None = None) 
     rbac.check(actor, rbac.CSRS_MANAGE)
     info = pki.parse_csr(csr_data, "csr")
     pki.check_name_count(info.csr, "This CSR", "csr")
+    existing = _same_csr(info)
+    given_key = key_data is not None and key_data.strip()
+    if existing is not None and (existing.private_key_id is not None or not given_key):
+        raise PkiError(
+            f"This CSR is in CertDesk already, as CSR #{existing.id} "
+            f"({existing.common_name or 'no common name'}).",
+            "csr",
+        )
     key_row = None
-    if key_data is not None and key_data.strip():
+    if given_key:
         key = pki.load_private_key(key_data, key_password or None, "key")
         if not pki.key_matches(key, info.csr.public_key()):
             raise PkiError(
                 "This private key does not belong to the CSR: their public keys differ.", "key"
             )
         key_row = keys.store(key, actor, "imported")
-    elif (existing := keys.by_public_id(info.public_key_id)) is not None:
-        key_row = existing
-    row = _add_csr(info, key_row, "imported", actor)
+    elif (held := keys.by_public_id(info.public_key_id)) is not None:
+        key_row = held
+    if existing is not None:  # the same CSR, imported before without its key: the key joins it
+        existing.private_key_id = key_row.id
+        row = existing
+    else:
+        row = _add_csr(info, key_row, "imported", actor)
     audit.record(
         "csr.import",
         actor=actor,
         object_type="csr",
         object_id=row.id,
-        detail={"common_name": row.common_name, "with_key": key_row is not None},
+        detail={
+            "common_name": row.common_name,
+            "with_key": key_row is not None,
+            **({"key_added": True} if existing is not None else {}),
+        },
     )
     db.session.commit()
     return row
