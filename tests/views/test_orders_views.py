@@ -1174,6 +1174,12 @@ def test_notices_beyond_the_five_shown_are_counted(operator_client, orders, user
 def test_the_dashboard_lists_pending_orders(auditor_client, orders):
     page = auditor_client.get("/").get_data(as_text=True)
     block = page[page.index('id="pending-orders"') :]
+    # The card shows the newest ten: its links lead to all of each kind.
+    card = block[: block.index("</article>")]
+    for status in ("PENDING", "@unknown", "@not_placed"):
+        link = f'href="/entrust/?status={status}"'
+        assert link in card, status
+        assert auditor_client.get(link[6:-1]).status_code == 200
     assert (
         "queue.example.com" in block
         and "lost.example.com" in block
