@@ -250,11 +250,10 @@ def test_the_gone_flag_follows_gone_at(app, gone):
     assert row.gone is gone and row.name_reversed == row.name[::-1]
 
 
-@pytest.mark.parametrize("change", ["added", "removed"])
-def test_a_page_reached_after_rows_changed_above_says_where_its_rows_are(app, change):
-    """Two pages forward, then rows added (or removed) at the top, then Previous and Next as the
-    links say: each page shows the rows next to its cursor (none skipped), and its range and
-    total say where those rows are in the list as it is now, not where the link thought."""
+def _three_pages_then(change: str, rows: int):
+    """The domains sorted by name, three pages read forward, then ``rows`` rows added at the top
+    of the list (``change`` "added") or the first ones removed. Returns the list's statement
+    maker and the three pages."""
     make_domains()
     f = catalog.TabFilter(sort="name")
 
@@ -266,12 +265,21 @@ def test_a_page_reached_after_rows_changed_above_says_where_its_rows_are(app, ch
     third = paginate(stmt_of(), 3, PER_PAGE, cursor=(second.next_cursor, None))
     if change == "added":
         cred = db.session.execute(select(CatalogDomain.credential_id)).scalars().first()
-        for name in ("a1.example", "a2.example", "a3.example"):  # before every d..-name
-            db.session.add(CatalogDomain(credential_id=cred, client_id=9, name=name))
+        for n in range(1, rows + 1):  # before every d..-name
+            db.session.add(CatalogDomain(credential_id=cred, client_id=9, name=f"a{n}.example"))
     else:
-        for d in first.items[:3]:
+        for d in first.items[:rows]:
             db.session.delete(db.session.get(CatalogDomain, d.id))
     db.session.commit()
+    return stmt_of, first, second, third
+
+
+@pytest.mark.parametrize("change", ["added", "removed"])
+def test_a_page_reached_after_rows_changed_above_says_where_its_rows_are(app, change):
+    """Two pages forward, then rows added (or removed) at the top, then Previous and Next as the
+    links say: each page shows the rows next to its cursor (none skipped), and its range and
+    total say where those rows are in the list as it is now, not where the link thought."""
+    stmt_of, _first, second, third = _three_pages_then(change, 3)
     every = [d.id for d in db.session.execute(stmt_of()).scalars()]
     for args, page in (
         (third.link_args({}, "prev"), None),
@@ -293,25 +301,10 @@ def test_back_to_the_first_page_skips_no_row_when_rows_changed_above(app, change
     """Three pages forward, then rows added (or removed) at the top of the list, then Previous
     twice, as the links say: every row of the pages seen before is seen again on the way back,
     and none twice on one page."""
-    make_domains()
-    f = catalog.TabFilter(sort="name")
-
-    def stmt_of():
-        return catalog.domains_query(f)
-
-    first = paginate(stmt_of(), 1, PER_PAGE, cursor=(None, None))
-    second = paginate(stmt_of(), 2, PER_PAGE, cursor=(first.next_cursor, None))
-    third = paginate(stmt_of(), 3, PER_PAGE, cursor=(second.next_cursor, None))
+    stmt_of, first, second, third = _three_pages_then(change, 2)
     before = [d.id for d in first.items + second.items]
-    if change == "added":
-        cred = db.session.execute(select(CatalogDomain.credential_id)).scalars().first()
-        for name in ("a1.example", "a2.example"):  # before every d..-name
-            db.session.add(CatalogDomain(credential_id=cred, client_id=9, name=name))
-    else:
-        for d in first.items[:2]:
-            db.session.delete(db.session.get(CatalogDomain, d.id))
+    if change == "removed":
         before = before[2:]
-    db.session.commit()
     every = [d.id for d in db.session.execute(stmt_of()).scalars()]
     page, seen = third, []
     while page.has_prev:
