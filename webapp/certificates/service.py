@@ -510,16 +510,18 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
     names = 0
     # A key may come in its own file beside its certificate's: each belongs to a certificate of
     # the import, whichever file holds it.
+    imported = {pki.public_key_id(c.public_key()) for c in certificates}
     by_public_key = {}
     for (name, _), bundle in zip(files, bundles, strict=True):
         for key in bundle.keys:
-            if not any(pki.key_matches(key, c.public_key()) for c in certificates):
+            key_id = pki.public_key_id(key.public_key())
+            if key_id not in imported:
                 raise PkiError(
                     f"{name}: a private key in this file belongs to none of the certificates "
                     "imported with it.",
                     _field_of(name),
                 )
-            by_public_key[pki.public_key_id(key.public_key())] = key
+            by_public_key[key_id] = key
         try:
             group = pki.split_leaves(bundle.certificates)
             for leaf, _chain in group:
