@@ -57,9 +57,6 @@ UNAUDITED = {
     # (orders.reissue_order, orders.renew_order), where the change is made and audited.
     "orders.reissue": "leads on to the order's Reissue form; changes nothing",
     "orders.renew": "leads on to the order's Renew form; changes nothing",
-    # Dismissing notices marks them seen for the signed-in user alone: their own view of the
-    # notices list, not a change to an order, a certificate or a setting.
-    "orders.updates_seen": "dismisses the signed-in user's own notices",
 }
 
 # Routes whose case needs an app of its own, covered by the test named here.
@@ -991,6 +988,33 @@ def _(t):
         f"/entrust/{row.id}/place-again",
         _placed("operator", lambda: _last(Order).id, lambda: _last(Certificate).id),
     )
+
+
+@case("orders.updates_seen")
+def _(t):
+    from webapp.orders import records
+
+    row = t.place(t.linked(), "notice.example.com", queue=True)
+    notice = records.event(
+        row, "status", actor="scheduler", old="PENDING", new="ACTIVE", notify=True
+    )
+    db.session.commit()
+    operator = t.user["operator"].id
+    return Change(
+        "operator",
+        "/entrust/updates/seen",
+        [("order.notices_dismissed", "operator", "user", operator)],
+        {"event": [notice.id]},
+        then=lambda: _dismissed(notice.id),
+    )
+
+
+def _dismissed(event_id):
+    from webapp.orders.models import OrderEvent
+
+    assert db.session.get(OrderEvent, event_id).seen_at is not None
+    event = _last(AuditEvent, action="order.notices_dismissed")
+    assert f"{event_id}" in event.detail
 
 
 # --- the checks -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import defer
 
 from webapp import validation
+from webapp.audit import service as audit
 from webapp.cas import registry
 from webapp.cas.base import Phase
 from webapp.catalog import service as catalog
@@ -323,18 +324,29 @@ def more_updates(user, shown: int) -> int:
 
 
 def mark_seen(user, event_ids) -> int:
-    """Dismiss ``user``'s notices (only their own). Returns how many."""
+    """Dismiss ``user``'s notices (only their own), audited. Returns how many."""
     ids = validation.ids(event_ids, 100)
     if not ids:
         return 0
-    done = db.session.execute(
-        update(OrderEvent)
-        .where(
-            OrderEvent.id.in_(ids),
-            OrderEvent.notify_user_id == user.id,
-            OrderEvent.seen_at.is_(None),
+    done = sorted(
+        db.session.execute(
+            update(OrderEvent)
+            .where(
+                OrderEvent.id.in_(ids),
+                OrderEvent.notify_user_id == user.id,
+                OrderEvent.seen_at.is_(None),
+            )
+            .values(seen_at=utcnow())
+            .returning(OrderEvent.id)
+        ).scalars()
+    )
+    if done:
+        audit.record(
+            "order.notices_dismissed",
+            actor=user,
+            object_type="user",
+            object_id=user.id,
+            detail=audit.some_ids("events", done),
         )
-        .values(seen_at=utcnow())
-    ).rowcount
     db.session.commit()
-    return done
+    return len(done)
