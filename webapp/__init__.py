@@ -251,7 +251,11 @@ def _check_session():
         return None
     from webapp.auth import service as auth
 
-    user, reason = auth.resume_session(session.get(auth.SESSION_TOKEN_KEY), session["_user_id"])
+    # A page asking how long its session has left (static/js/app.js) is not activity.
+    peek = request.endpoint == "auth.session_state" and bool(request.headers.get("X-Session-Peek"))
+    user, reason = auth.resume_session(
+        session.get(auth.SESSION_TOKEN_KEY), session["_user_id"], touch=not peek
+    )
     if user is not None:
         # Held for the rest of the request: the session's identity map holds rows only while
         # something refers to them, and Flask-Login's user loader then finds this very row
@@ -260,12 +264,14 @@ def _check_session():
         # The cookie's expiry moves on when the session changes: noted once a minute while the
         # user is active, not at every request (each change signs and sends a new cookie).
         now = int(time.time())
-        if now - session.get("seen", 0) >= SEEN_EVERY_SECONDS:
+        if not peek and now - session.get("seen", 0) >= SEEN_EVERY_SECONDS:
             session["seen"] = now
         return None
     logout_user()
     session.clear()
     said = SESSION_ENDED.get(reason, SESSION_ENDED["ended"])
+    if request.endpoint == "auth.session_state":  # the page says it, and keeps what was typed
+        return {"signed_in": False, "said": said}, 401
     if request.method == "POST":  # a form of a page opened before: refused, and said so
         said += " What you sent was not saved or done."
     flash(said, "info")

@@ -494,7 +494,129 @@
     }, 100);
   }
 
+  // The session's end, seen from a page left open (body[data-session]). Typing or clicking in
+  // the page is activity, as a request is: while the user works on a long form the page tells
+  // CertDesk so, at most once a minute, and the idle timeout does not end the session under
+  // them. A page nobody touches says, two minutes before, that its session is about to end
+  // (asking CertDesk first, without it counting as activity: another tab may have kept it
+  // open), and any key or click then keeps it open. Once the session has ended, the page says
+  // so and keeps what was typed: after signing in again in another tab, "Go on here" gives its
+  // forms the new session's token, so that they can still be sent.
+  function watchSession() {
+    var url = document.body.dataset.session;
+    var idle = Number(document.body.dataset.idleSeconds) || 0;
+    if (!url || !idle) return;
+    var warnBefore = Math.min(120, idle / 2);
+    var contact = Date.now(); // the last time CertDesk heard from this page (as it knows)
+    var touched = false; // the user typed or clicked since
+    var ended = false;
+    var asking = false;
+
+    function note(kind, parts) {
+      var box = document.getElementById("session-note");
+      if (!kind) {
+        if (box) box.remove();
+        return;
+      }
+      if (!box) {
+        box = document.createElement("article");
+        box.id = "session-note";
+        box.setAttribute("role", "alert");
+        var banner = document.getElementById("banner");
+        if (!banner) return;
+        banner.parentNode.insertBefore(box, banner);
+      }
+      box.className = "flash " + (kind === "ended" ? "flash-error" : "flash-warning");
+      box.dataset.kind = kind;
+      box.replaceChildren.apply(box, parts);
+    }
+    function text(t) { return document.createTextNode(t); }
+    function button(label, onclick) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "secondary";
+      b.textContent = label;
+      b.addEventListener("click", onclick);
+      return b;
+    }
+    function newTokens(token) {
+      document.querySelectorAll("input[name=csrf_token]").forEach(function (i) { i.value = token; });
+      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+      headers["X-CSRFToken"] = token;
+      document.body.setAttribute("hx-headers", JSON.stringify(headers));
+    }
+    function ask(peek, then) {
+      if (asking) return;
+      asking = true;
+      fetch(url, {headers: peek ? {"X-Session-Peek": "1"} : {}, cache: "no-store",
+        credentials: "same-origin", redirect: "error"})
+        .then(function (r) { return r.json(); })
+        .then(function (state) {
+          asking = false;
+          if (!peek) { contact = Date.now(); touched = false; }
+          show(state);
+          if (then) then(state);
+        })
+        .catch(function () { asking = false; }); // not reached: the next tick asks again
+    }
+    function show(state) {
+      if (!state.signed_in) {
+        ended = true;
+        var link = document.createElement("a");
+        link.href = document.body.dataset.login;
+        link.target = "_blank";
+        link.textContent = "sign in again in a new tab";
+        note("ended", [text((state.said || "You are signed out.") + " What you typed on this " +
+          "page is still here, but it cannot be sent until you "), link,
+          text(", then come back and choose "), button("Go on here", goOn), text(".")]);
+        return;
+      }
+      ended = false;
+      contact = Date.now() - (idle - state.ends_in) * 1000;
+      if (state.ends_in > warnBefore) {
+        note(null);
+      } else if (state.how === "idle") {
+        note("idle", [text("Your session ends in " + minutes(state.ends_in) + " without " +
+          "activity. Press any key or "), button("Stay signed in", function () { ask(false); }),
+          text(".")]);
+      } else {
+        note("limit", [text("Your session reaches its time limit in " + minutes(state.ends_in) +
+          ": send what you are working on now, then sign in again.")]);
+      }
+    }
+    function goOn() {
+      ask(false, function (state) {
+        if (!state.signed_in) return;
+        newTokens(state.csrf);
+        note(null);
+        var main = document.getElementById("main");
+        if (main) main.focus();
+      });
+    }
+    function minutes(s) {
+      return s < 90 ? "less than 2 minutes" : "about " + Math.round(s / 60) + " minutes";
+    }
+    ["keydown", "pointerdown", "input"].forEach(function (type) {
+      document.addEventListener(type, function () {
+        touched = true;
+        var box = document.getElementById("session-note");
+        if (box && box.dataset.kind === "idle") ask(false); // the warning answered
+      }, true);
+    });
+    document.addEventListener("htmx:afterRequest", function () { contact = Date.now(); });
+    window.setInterval(function () {
+      if (ended) return;
+      var quiet = (Date.now() - contact) / 1000;
+      if (touched && quiet >= 60) {
+        ask(false);
+      } else if (quiet >= idle - warnBefore - 30) {
+        ask(true);
+      }
+    }, Math.min(15000, idle * 250));
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    watchSession();
     requestIdsAfterBack();
     localiseTimes(document);
     fillViewerZone(document);

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -58,3 +59,71 @@ def test_signed_out_while_idle_a_button_leads_to_sign_in_and_back(page, live_ser
     _sign_in_again(page)
     page.wait_for_url(live_server.url + "/admin/audit/?action=")
     expect(page.locator("h1")).to_have_text("Audit trail")
+
+
+def _last_seen(server) -> str:
+    with sqlite3.connect(server.database) as conn:
+        return conn.execute("SELECT max(last_seen_at) FROM user_session").fetchone()[0]
+
+
+def _set_last_seen(server, minutes_ago: float) -> None:
+    when = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=minutes_ago)
+    with sqlite3.connect(server.database) as conn:
+        conn.execute("UPDATE user_session SET last_seen_at = ?", (f"{when:%Y-%m-%d %H:%M:%S.%f}",))
+
+
+def test_a_form_left_open_warns_before_its_session_ends_and_keeps_what_was_typed(page, live_server):
+    """A page nobody touches says its session is about to end (asking does not count as
+    activity); a key pressed keeps it open; once it has ended, what was typed stays, and after
+    signing in again in another tab the form can still be sent."""
+    page.clock.install()
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/admin/users/new")
+    page.get_by_label("User name").fill("typed-before")
+    page.get_by_label("Full name").fill("Typed Before The End")
+
+    # Typing is activity: within a minute and a bit the page tells CertDesk so.
+    _set_last_seen(live_server, 5)
+    typed = _last_seen(live_server)
+    page.clock.fast_forward("01:15")
+    for _ in range(50):
+        if _last_seen(live_server) > typed:
+            break
+        page.wait_for_timeout(100)
+    assert _last_seen(live_server) > typed
+
+    # Then nothing for 28 minutes, as CertDesk sees it and as the page does.
+    _set_last_seen(live_server, 28)
+    seen = _last_seen(live_server)
+    page.clock.fast_forward("28:00")
+    note = page.locator("#session-note")
+    expect(note).to_contain_text("Your session ends in about 2 minutes without activity")
+    assert _last_seen(live_server) == seen  # asking was not activity
+
+    # A key pressed answers it: the session is kept open.
+    page.get_by_label("Full name").press("End")
+    expect(note).to_have_count(0)
+    assert _last_seen(live_server) > seen
+
+    # Left alone past the idle timeout: the page says so and keeps what was typed.
+    _set_last_seen(live_server, 45)
+    page.clock.fast_forward("31:00")
+    expect(note).to_contain_text("signed out after a period of inactivity")
+    expect(note).to_contain_text("What you typed on this page is still here")
+    expect(page.get_by_label("User name")).to_have_value("typed-before")
+
+    # Signed in again in another tab, the form goes on here with the new session's token.
+    other = page.context.new_page()
+    login(other, live_server, "admin")
+    other.close()
+    note.get_by_role("button", name="Go on here").click()
+    expect(note).to_have_count(0)
+    page.get_by_label("Role").select_option("operator")
+    page.get_by_label("Password").fill("a long enough password 7")
+    page.get_by_role("button", name="Create user").click()
+    page.wait_for_url(re.compile(r".*/admin/users/"))
+    expect(page.locator("main")).to_contain_text("typed-before")
+    with sqlite3.connect(live_server.database) as conn:
+        assert conn.execute(
+            "SELECT full_name FROM user WHERE username = 'typed-before'"
+        ).fetchone() == ("Typed Before The End",)

@@ -989,3 +989,47 @@ def test_a_page_opened_after_signing_out_in_another_tab_says_so(app, user):
     page = browser.get(resp.headers["Location"]).get_data(as_text=True)
     assert "You signed out (in another tab or window)" in page
     assert "not saved" not in page and token
+
+
+def test_a_page_asks_how_long_its_session_has_left_without_that_counting_as_activity(
+    admin_client, client
+):
+    from webapp.auth.models import UserSession
+
+    row = db.session.execute(db.select(UserSession)).scalar_one()
+    row.last_seen_at = utcnow() - timedelta(minutes=28)
+    db.session.commit()
+    seen = row.last_seen_at
+
+    peek = admin_client.get("/session", headers={"X-Session-Peek": "1"})
+    state = peek.get_json()
+    assert peek.status_code == 200 and state["signed_in"] and state["how"] == "idle"
+    assert 100 <= state["ends_in"] <= 120 and state["csrf"]
+    db.session.expire_all()
+    assert row.last_seen_at == seen
+
+    # Asked plainly (the user typed in the page), it is activity: the idle timeout starts again.
+    state = admin_client.get("/session").get_json()
+    assert 1790 <= state["ends_in"] <= 1800
+    db.session.expire_all()
+    assert row.last_seen_at > seen
+
+    # Near the time limit, which nothing moves, that is what it says.
+    row.created_at = utcnow() - timedelta(hours=11, minutes=59)
+    db.session.commit()
+    state = admin_client.get("/session").get_json()
+    assert state["how"] == "expired" and 50 <= state["ends_in"] <= 60
+
+    # Once ended, it says why (and leaves no message for the next page: the page said it).
+    row.last_seen_at = utcnow() - timedelta(minutes=31)
+    row.created_at = utcnow()
+    db.session.commit()
+    ended = admin_client.get("/session", headers={"X-Session-Peek": "1"})
+    assert ended.status_code == 401
+    assert ended.get_json() == {
+        "signed_in": False,
+        "said": "You were signed out after a period of inactivity.",
+    }
+    assert "inactivity" not in admin_client.get("/login").get_data(as_text=True)
+    # Never signed in: the same, and no session is made up.
+    assert client.get("/session").status_code == 401

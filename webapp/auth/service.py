@@ -696,12 +696,15 @@ def _session_by_token():
     )
 
 
-def resume_session(token: str | None, user_ident: str | None) -> tuple[User | None, str]:
+def resume_session(
+    token: str | None, user_ident: str | None, *, touch: bool = True
+) -> tuple[User | None, str]:
     """The user of the session whose cookie holds ``token`` (and ``user_ident``, Flask-Login's
     id), or None and why: "idle" (ended now, after IDLE_TIMEOUT_MINUTES without a request),
     "expired" (ended now, SESSION_MAX_HOURS after its sign-in, however active), the reason it
     was ended with (one of END_REASONS: a role changed, the user disabled...), or
-    "ended" (unknown). Notes the request as the session's last activity."""
+    "ended" (unknown). Notes the request as the session's last activity (unless not
+    ``touch``: a page asking how long its session has left)."""
     if not token:
         return None, "ended"
     row = db.session.execute(_session_by_token(), {"token_hash": _token_hash(token)}).scalar()
@@ -722,10 +725,22 @@ def resume_session(token: str | None, user_ident: str | None) -> tuple[User | No
             row.ended_at, row.end_reason = now, reason
             db.session.commit()
             return None, reason
-    if now - row.last_seen_at > SESSION_TOUCH:
+    if touch and now - row.last_seen_at > SESSION_TOUCH:
         row.last_seen_at = now
         db.session.commit()
     return row.user, ""
+
+
+def session_ends_in(token: str | None) -> tuple[int, str]:
+    """Seconds until the open session of ``token`` ends, and how: "idle" (its idle timeout,
+    which any request moves on) or "expired" (its time limit, which nothing moves)."""
+    row = db.session.execute(_session_by_token(), {"token_hash": _token_hash(token or "")}).scalar()
+    if row is None or row.ended_at is not None:
+        return 0, "ended"
+    now = utcnow()
+    idle = (row.last_seen_at - idle_before(now)).total_seconds()
+    limit = (row.created_at - expired_before(now)).total_seconds()
+    return (max(0, int(idle)), "idle") if idle <= limit else (max(0, int(limit)), "expired")
 
 
 def sign_out(user: User, token: str | None) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 
 from webapp import urls
 from webapp.audit import service as audit
@@ -57,6 +58,20 @@ def login():
     if retry_after:  # held back by the throttles: Too Many Requests, and when to try again
         return page, 429, {"Retry-After": str(retry_after)}
     return page, 401 if error else 200
+
+
+@bp.get("/session")
+@rbac.public
+def session_state():
+    """How long the browser's session has left, for a page's warning before it ends and its
+    keeping the session open while the user types (static/js/app.js). Asked with
+    ``X-Session-Peek``, the asking is not activity. The form token goes with it: a page kept
+    open while its user signs in again in another tab takes the new session's token, so that
+    what was typed in it can still be sent."""
+    if not current_user.is_authenticated:
+        return {"signed_in": False, "said": "You are signed out."}, 401
+    ends_in, how = service.session_ends_in(session.get(service.SESSION_TOKEN_KEY))
+    return {"signed_in": True, "ends_in": ends_in, "how": how, "csrf": generate_csrf()}
 
 
 def _start(user, token: str) -> None:
