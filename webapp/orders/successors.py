@@ -272,7 +272,8 @@ def reissue(actor, row: Order, form: OrderForm) -> Order:
     CA revokes the original). Returns the new order (issued, pending, or unknown while its lost
     answer is settled). Raises OrderInputError (CertDesk's checks; placing.SentAlready for a form
     sent again with the request id it was shown with) or placing.OrderRefused (the CA said no, or
-    could not be reached and nothing was placed)."""
+    could not be reached and nothing was placed; refused in the original's status, the original is
+    read back first)."""
     return _place(actor, row, "reissue", form)
 
 
