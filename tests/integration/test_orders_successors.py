@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import link_sandbox, sandbox_order_form, successor_form
 from tests.integration.helpers import make_csr
+from webapp import pki
 from webapp.audit.models import AuditEvent
 from webapp.cas import registry
 from webapp.cas.base import Action
@@ -247,6 +248,41 @@ def test_a_reissue_and_a_renewal_name_the_originals_client_and_organization(
             timeout=10,
         ).json()
         assert detail["org"] == organization.split(":")[1] == row.organization
+
+
+@pytest.mark.parametrize("origin", ["reissue", "renew"])
+def test_a_reissue_and_a_renewal_keep_the_originals_ou(env, user, sandbox, origin):
+    """An order placed in the Entrust portal with OU=IT, imported: ECS takes the new CSR's OU (a
+    CSR made in CertDesk has none) for a reissue or renewal that names none, so each resends the
+    original's, and the new certificate keeps it."""
+    sandbox.advance_clock(-40)  # old enough to renew
+    with EcsClient(sandbox.base_url, sandbox.api_user, sandbox.api_key) as ecs:
+        placed = ecs.new_certificate(
+            types.NewCertificateRequest(
+                cert_type="STANDARD_SSL",
+                csr=make_csr("www.example.com", ["www.example.com"]),
+                cert_lifetime="P1Y",
+                ou=["IT"],
+                tracking=types.Tracking(custom_fields={"text2": "billing"}),
+            )
+        )
+    sandbox.advance_clock(40)
+    jobs.result_of(importing.start_import(user["operator"], env.id, []))
+    old = db.session.execute(
+        select(Order).where(Order.ca_order_id == str(placed.tracking_id))
+    ).scalar_one()
+    assert "OU=IT" in _certs(old.id)[0].subject
+    csr = _csr(user)
+    assert "OU=" not in pki.parse_csr(csr.pem).subject
+    sandbox.clear_requests()
+    new = getattr(successors, origin)(
+        user["operator"], old, successor_form(old, origin, csr_id=csr.id)
+    )
+    [sent] = _creates(sandbox, "reissues" if origin == "reissue" else "renewals")
+    assert sent["body"]["ou"] == ["IT"]
+    assert sandbox.order(new.ca_order_id)["ou"] == ["IT"]
+    [cert] = _certs(new.id)
+    assert "OU=IT" in cert.subject
 
 
 def test_an_original_that_could_not_be_read_back_is_left_to_the_status_check(env, user, sandbox):

@@ -11,6 +11,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+import requests
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
@@ -22,7 +23,7 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.orders import checks, placing
-from webapp.orders.models import Order
+from webapp.orders.models import Order, OrderEvent
 from webapp.settings import service as settings
 
 
@@ -768,6 +769,64 @@ def test_a_reissue_entrust_refuses_says_so_on_top_of_the_form(
     top = page.split('id="form-error"')[1].split("</article>")[0]
     assert "Entrust refused the reissue." in top and "Nothing was ordered." in top
     assert "example.com" in top
+    assert db.session.execute(select(Order).where(Order.parent_id == row.id)).first() is None
+
+
+@pytest.mark.parametrize("origin", ["reissue", "renew"])
+def test_a_reissue_or_renewal_refused_for_an_order_revoked_at_entrust_reads_it_back(
+    operator_client, linked, user, sandbox, origin
+):
+    """An Entrust administrator revoked the order in the portal; CertDesk still holds it ACTIVE.
+    Entrust refuses the reissue (renewal) in that status: the refusal is shown, and the original,
+    read back once (the call is not sent again), shows REVOKED, with its history line, and its
+    certificate marked revoked, as after a refused status action."""
+    sandbox.advance_clock(-40)  # old enough to renew: its age is not what Entrust refuses
+    row = _place(user, linked, "shop.example.com")
+    sandbox.advance_clock(40)
+    revoked = requests.post(
+        f"{sandbox.base_url}certificates/{row.ca_order_id}/revocations",
+        json={"crlReason": "unspecified"},
+        auth=(sandbox.api_user, sandbox.api_key),
+        timeout=10,
+    )
+    assert revoked.ok, revoked.text
+    assert row.status == "ACTIVE"
+    sandbox.clear_requests()
+    resp = operator_client.post(
+        f"/entrust/{row.id}/{origin}",
+        data={
+            "csr_source": "new" if origin == "reissue" else "keep",
+            "sans": "shop.example.com",
+            "eku": "SERVER_AND_CLIENT_AUTH",
+            "signature_algorithm": "SHA-2",
+            "ct_log": "1",
+        },
+    )
+    page = _text(resp)
+    assert resp.status_code == 422, page
+    top = page.split('id="form-error"')[1].split("</article>")[0]
+    verb = "reissued" if origin == "reissue" else "renewed"
+    assert f"A certificate in status REVOKED cannot be {verb}" in top
+    # The page says why it cannot be done, as Entrust holds the order now.
+    problem = page.split('id="successor-problem"')[1].split("</article>")[0]
+    assert "REVOKED" in problem
+    assert 'id="successor-submit" disabled' in page
+    kind = "reissues" if origin == "reissue" else "renewals"
+    calls = [(r["method"], r["path"].rsplit("/", 2)[-2:]) for r in sandbox.requests()]
+    assert calls.count(("POST", [row.ca_order_id, kind])) == 1  # never sent again
+    assert calls.count(("GET", ["certificates", row.ca_order_id])) == 1  # read back once
+    db.session.expire_all()
+    row = db.session.get(Order, row.id)
+    assert row.status == "REVOKED"
+    [cert] = db.session.execute(select(Certificate).where(Certificate.order_id == row.id)).scalars()
+    assert cert.revoked_at is not None
+    [line] = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "status")
+    ).scalars()
+    assert (line.old_status, line.new_status) == ("ACTIVE", "REVOKED")
+    assert line.message == (
+        "Changed at Entrust; read by operator's read-back after a refused action."
+    )
     assert db.session.execute(select(Order).where(Order.parent_id == row.id)).first() is None
 
 

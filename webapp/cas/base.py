@@ -153,6 +153,7 @@ class OrderRequest:
     csr_pem: str | None = None
     sans: list[str] = field(default_factory=list)
     organization: str | None = None
+    ou: list[str] = field(default_factory=list)  # organizational units (none: the CA's default)
     client_id: int | None = None
     eku: str | None = None
     signature_algorithm: str | None = None

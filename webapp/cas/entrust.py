@@ -348,6 +348,7 @@ class EntrustConnector(CaConnector):
             ct_log=req.ct_log,
             client_id=req.client_id,
             org=(req.organization or None) if org_allowed else None,
+            ou=list(req.ou) or None,
             tracking=_tracking(req),
         )
 

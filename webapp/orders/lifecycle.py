@@ -468,6 +468,18 @@ LOST_READ_BY = "read-back after a lost answer"
 DELETED_MEANWHILE = "This order was deleted from CertDesk meanwhile; nothing was sent."
 
 
+def read_back_refused(conn, row: Order, actor) -> CaOrder | None:
+    """After Entrust refused an action on ``row`` (a status action, or a reissue or renewal of
+    it): CertDesk's view of the order may be old (Entrust refuses in a status it no longer has),
+    so it is read now, once, so that the page shows what Entrust holds, and its history and the
+    audit log tell a status changed at Entrust, as a status check would (its certificates follow).
+    Returns what was read (None: it could not be; nothing is written). The caller commits."""
+    ca, _problem = _read_back(conn, row.ca_order_id)
+    if ca is not None:
+        _apply_read(row, ca, actor, utcnow(), read_by=REFUSED_READ_BY)
+    return ca
+
+
 def _claim(actor, action: Action, row: Order, caps) -> tuple[datetime | None, str]:
     """Write on ``row``, and commit, that ``action``'s call is under way, after reading the order
     again under its row lock: of two actions on one order at the same moment (two browsers, a
@@ -568,12 +580,7 @@ def _act(actor, action: Action, row: Order, choices: Choices, caps, conn, cred, 
         return _record(actor, action, row, "refused", message, credential=cred_name)
     except Refused as exc:
         db.session.rollback()
-        # CertDesk's view of the order may be old (Entrust refuses in a status it no longer
-        # has): read it now, so the page shows what Entrust holds, and its history and the
-        # audit log tell a status changed at Entrust, as a status check would.
-        ca, _problem = _read_back(conn, ca_id)
-        if ca is not None:
-            _apply_read(row, ca, actor, utcnow(), read_by=REFUSED_READ_BY)
+        read_back_refused(conn, row, actor)
         return _record(actor, action, row, "refused", str(exc), credential=cred_name)
     except Unavailable as exc:
         db.session.rollback()

@@ -41,7 +41,7 @@ from webapp.csrs import service as csrs
 from webapp.dbtypes import join_names, utcnow
 from webapp.extensions import db
 from webapp.keys import service as keys
-from webapp.orders import availability, checks, lineage, records, service, settling
+from webapp.orders import availability, checks, lifecycle, lineage, records, service, settling
 from webapp.orders.checks import CA, OrderForm, OrderInputError, prepare
 from webapp.orders.models import INTENT, NOT_PLACED, PLACED, SUCCESSORS, UNKNOWN, Order
 from webapp.security import rbac
@@ -400,11 +400,30 @@ def submit(
             return _settle_now(order_id, actor, conn)
         except (Refused, NotAllowed) as exc:
             _withdraw(order_id, actor, exc, key_row if key_created else None)
+            # Refused in the original's state (revoked in Entrust's portal meanwhile, say), not
+            # for a field of the form the user can correct: CertDesk's view of it may be old.
+            if parent_id is not None and isinstance(exc, Refused) and exc.state:
+                _read_original(conn, parent_id, actor)
             raise _refusal(exc, credential_id) from None
         try:
             return _placed(order_id, actor, placed.outcome, placed.order, again_of, conn)
         except Exception:
             return _not_recorded(order_id, actor, placed.order, again_of)
+
+
+def _read_original(conn, parent_id: int, actor) -> None:
+    """The CA refused to replace the original in its state: the original is read back once (the
+    reissue or renewal is never sent again), and what the CA holds is applied as after a refused
+    status action. Best effort: the refusal is what the user is told, and the scheduled status
+    check reads the original should this fail."""
+    try:
+        parent = db.session.get(Order, parent_id)
+        if parent is not None and parent.ca_order_id:
+            lifecycle.read_back_refused(conn, parent, actor)
+            db.session.commit()
+    except Exception:
+        log.exception("could not read back order %s after its refusal", parent_id)
+        db.session.rollback()
 
 
 NOT_RECORDED = "Entrust accepted the order"

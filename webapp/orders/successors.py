@@ -9,7 +9,8 @@ A reissue takes a new CSR (a new key pair) and keeps the original's expiry; Entr
 original certificate. A renewal takes a new expiry date and, optionally, a new CSR; Entrust renews
 only a certificate at least ``renew_min_age_days`` old, which CertDesk checks before any call.
 The forms are prefilled from the order: its names, signature algorithm, extended key usage, CT
-logging and tracking details (requester, and the account's custom fields, kept as they were).
+logging and tracking details (requester, and the account's custom fields, kept as they were). The
+original's client, organization and OU are sent as they were.
 """
 
 from __future__ import annotations
@@ -228,15 +229,25 @@ def _custom_fields(row: Order) -> dict[str, str]:
     return {str(k): str(v) for k, v in held.items() if v not in (None, "")}
 
 
+def _ou(row: Order) -> list[str]:
+    """The original certificate's organizational units, as the CA reports them."""
+    held = json.loads(row.details or "{}").get("ou")
+    if not isinstance(held, list):
+        return []
+    return [str(v) for v in held if isinstance(v, str) and v.strip()]
+
+
 def _request(row, names, info, form, expires_on, requester) -> OrderRequest:
-    # The original's client and organization: ECS takes client 1 and that client's own name
-    # for a reissue or renewal that names neither.
+    # The original's client, organization and OU: ECS takes client 1 and that client's own name
+    # for a reissue or renewal that names neither, and the new CSR's OU (none for a CSR made in
+    # CertDesk) for one that names none.
     return OrderRequest(
         request_id="",
         product=row.product,
         csr_pem=info.pem if info is not None else None,
         sans=names,
         organization=row.organization or None,
+        ou=_ou(row),
         client_id=catalog.client_of(row.credential_id, row.organization),
         eku=form.eku or None,
         signature_algorithm=form.signature_algorithm or None,
@@ -272,7 +283,8 @@ def reissue(actor, row: Order, form: OrderForm) -> Order:
     CA revokes the original). Returns the new order (issued, pending, or unknown while its lost
     answer is settled). Raises OrderInputError (CertDesk's checks; placing.SentAlready for a form
     sent again with the request id it was shown with) or placing.OrderRefused (the CA said no, or
-    could not be reached and nothing was placed)."""
+    could not be reached and nothing was placed; refused in the original's status, the original is
+    read back first)."""
     return _place(actor, row, "reissue", form)
 
 
