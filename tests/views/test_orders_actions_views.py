@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from werkzeug.datastructures import MultiDict
 
 from tests.conftest import link_sandbox
@@ -692,6 +692,25 @@ def test_revoke_through_the_pages_then_the_offer_to_delete_the_certificate(
     # The order's certificate says so too, where the order page shows it.
     held = page.split('id="order-certificate"')[1].split("</p>")[0]
     assert '<span class="badge bad">Revoked</span>' in held
+
+
+def test_revoke_says_a_certificate_is_marked_revoked_only_when_one_is_held(
+    admin_client, linked, user
+):
+    """A certificate deleted from SSL › Certificates before its order is revoked is not said to
+    be marked revoked there."""
+    held, gone = _place(user, linked, "held.example.com"), _place(user, linked, "gone.example.com")
+    db.session.execute(delete(Certificate).where(Certificate.order_id == gone.id))
+    db.session.commit()
+    resp = admin_client.post(
+        "/entrust/revoke",
+        data={"order": [held.id, gone.id], "step": "revoke", "reason": "unspecified"},
+    )
+    page = _text(resp)
+    said = {o.id: page.split(f'data-order="{o.id}"')[1].split("</tr>")[0] for o in (held, gone)}
+    assert "Revoked; Entrust says REVOKED." in said[held.id] and "Revoked;" in said[gone.id]
+    assert "marked revoked in SSL › Certificates" in said[held.id]
+    assert "SSL › Certificates" not in said[gone.id]
 
 
 def test_reissue_through_the_form_reminds_to_deploy(operator_client, linked, user):

@@ -656,9 +656,19 @@ def _done_words(action: Action, row: Order, ca: CaOrder | None, problem: str) ->
             "Status reads it."
         )
     text = f"{verb}; Entrust says {row.status}."
-    if action is Action.APPROVE and row.phase == Phase.ISSUED.value:
-        text += " The certificate is in SSL › Certificates."
-    if action is Action.REVOKE:
+    issued = action is Action.APPROVE and row.phase == Phase.ISSUED.value
+    if not issued and action is not Action.REVOKE:
+        return text
+    # Said of the certificates SSL › Certificates holds, not of the order's (one may have been
+    # deleted from it, or not fetched yet).
+    held = bool(certificates.for_order(row.id))
+    if action is Action.APPROVE:
+        text += (
+            " The certificate is in SSL › Certificates."
+            if held
+            else " Its certificate is not in SSL › Certificates yet: Check Order Status fetches it."
+        )
+    elif held:
         text += " Its certificate is marked revoked in SSL › Certificates."
     return text
 
