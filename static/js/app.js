@@ -61,6 +61,17 @@
     if (window.htmx) window.htmx.trigger(ev.target, "search");
   });
 
+  // A form sent by a menu's buttons alone (form[data-menu-only]: the orders list, whose first
+  // button is Check Order Status): Enter on one of its boxes sends nothing, where a browser would
+  // press that first button.
+  document.addEventListener("keydown", function (ev) {
+    var box = ev.target;
+    if (ev.key === "Enter" && box.type === "checkbox" && box.form &&
+        box.form.hasAttribute("data-menu-only")) {
+      ev.preventDefault();
+    }
+  });
+
   // Confirmation before destructive actions: <button data-confirm="...">. With
   // data-confirm-filled="field", only once that field of the form is filled in (while it is
   // empty the server's own message says what is missing, without a question first).

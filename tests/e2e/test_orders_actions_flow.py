@@ -65,6 +65,14 @@ def test_approve_suspend_resume_revoke_then_delete(page, live_server, sandbox):
     assert all(box.is_checked() for box in boxes.all())
     page.get_by_label("Select every order on this page").uncheck()
     assert not any(box.is_checked() for box in boxes.all())
+    # Enter on a row's box sends nothing (Check Order Status is the menu's first button).
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    boxes.first.press("Space")
+    boxes.first.press("Enter")
+    page.wait_for_timeout(500)
+    assert sent == [] and boxes.first.is_checked()
+    expect(page.locator("main")).not_to_contain_text("Check Order Status:")
 
     # Update Certificate Status from the list: the selected order, and what it allows.
     _tick_in_list(page, live_server, tracking_id)
