@@ -114,6 +114,11 @@ def test_a_key_in_its_own_file_or_several_pairs_in_one_file_are_each_linked(admi
     assert alone.status_code == 422 and "These files hold no certificate" in alone.get_data(
         as_text=True
     )
+    # A key pasted alone: the paste box is the field at fault, not the files left empty.
+    pasted = _upload(admin_client, pem_text=key_pem(k4).decode()).get_data(as_text=True)
+    assert 'id="pem_text-error">The pasted text holds no certificate' in pasted
+    assert 'id="files-error"' not in pasted
+    assert re.search(r'<textarea name="pem_text"[^>]*autofocus[^>]*aria-invalid="true"', pasted)
     assert _count(Certificate) == 4 and _count(PrivateKey) == 4
 
 

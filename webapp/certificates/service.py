@@ -492,6 +492,12 @@ def import_files(actor, files: list[tuple[str, bytes]], password: str = "") -> I
             raise PkiError(f"{name}: {exc}", _field_of(name, exc.field)) from exc
     certificates = [c for b in bundles for c in b.certificates]
     if not certificates:
+        if all(name == PASTED for name, _ in files):
+            raise PkiError(
+                "The pasted text holds no certificate: a private key is imported with its "
+                "certificate (paste both, or choose the files).",
+                "pem_text",
+            )
         raise PkiError(
             "These files hold no certificate: a private key is imported with its certificate "
             "(choose both files, or one file holding both).",
