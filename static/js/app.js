@@ -626,7 +626,19 @@
     }, Math.min(15000, idle * 250));
   }
 
+  // A page shown from a POST (an action's page opened from the list's ticked boxes, or its
+  // result) takes the address that shows it by a GET (body[data-own-address]): Back, Forward
+  // and Reload then open that, rather than ask to send the form again (which would do the
+  // action again).
+  function takeOwnAddress() {
+    var own = document.body.dataset.ownAddress;
+    if (own && own !== location.pathname + location.search) {
+      history.replaceState(history.state, "", own);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    takeOwnAddress();
     watchSession();
     requestIdsAfterBack();
     localiseTimes(document);

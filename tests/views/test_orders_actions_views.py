@@ -165,11 +165,24 @@ def test_an_order_past_its_expiry_is_offered_what_entrust_allows_an_expired_one(
 # --- Update Certificate Status --------------------------------------------------------------------
 
 
+def _shown(client, action: str, ids):
+    """An action's page opened from the list: its POST of the ticked boxes, then the page."""
+    resp = client.post(action, data={"order": ids, "next": "/entrust/"})
+    assert resp.status_code == 303, _text(resp)
+    return client.get(resp.headers["Location"])
+
+
 def test_the_status_page_from_the_list_shows_each_order_and_the_buttons(admin_client, orders):
     ids = [orders["active"].id, orders["pending"].id]
-    resp = admin_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"})
+    # The list posts the ticked boxes; the page is shown at an address of its own, which Back,
+    # Forward and Reload reach without asking to send a form again.
+    resp = admin_client.post("/entrust/status", data={"order": ids, "next": "/entrust/?q=w"})
+    own = f"/entrust/status?order={ids[0]}&order={ids[1]}&next=%2Fentrust%2F%3Fq%3Dw"
+    assert resp.status_code == 303 and resp.headers["Location"] == own
+    resp = admin_client.get(own)
     page = _text(resp)
     assert resp.status_code == 200 and "www.example.com" in page and "queue.example.com" in page
+    assert '<input type="hidden" name="next" value="/entrust/?q=w">' in page
     for action in ("approve", "decline", "suspend"):
         assert f'formaction="/entrust/status?action={action}" id="action-{action}"' in page
     # Suspending makes certificates untrusted, and declining cannot be undone: both ask first.
@@ -187,6 +200,17 @@ def test_the_status_page_from_the_list_shows_each_order_and_the_buttons(admin_cl
     # htmx: the block alone.
     block = _text(admin_client.get(f"/entrust/{orders['active'].id}/status", headers=HTMX))
     assert "<html" not in block and 'id="status-form"' in block
+
+
+def test_revoke_and_delete_from_the_list_are_shown_at_their_own_address(admin_client, orders):
+    ids = [orders["active"].id]
+    for action in ("revoke", "delete"):
+        page = _text(_shown(admin_client, f"/entrust/{action}", ids))
+        assert "www.example.com" in page and 'name="step"' in page
+    # More ticked than an address holds (a select-all of many pages): shown from the POST.
+    many = ids + list(range(10**6, 10**6 + 200))
+    resp = admin_client.post("/entrust/delete", data={"order": many})
+    assert resp.status_code == 200 and "www.example.com" in _text(resp)
 
 
 def test_status_needs_orders_a_decline_reason_and_an_admin(
@@ -242,12 +266,12 @@ def test_an_operator_never_approves_an_order_they_placed(operator_client, orders
     assert 'formaction="/entrust/status?action=approve" id="action-approve"' in page
     # Both selected: Approve is offered for the other's, and the operator's own says why not.
     ids = [mine.id, orders["pending"].id]
-    page = _text(operator_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
+    page = _text(_shown(operator_client, "/entrust/status", ids))
     assert 'formaction="/entrust/status?action=approve" id="action-approve"' in page
     assert page.count("You placed this order, so another user must approve it") == 1
     # The operator's own with one that is not pending: Approve is disabled, and says why.
     ids = [mine.id, orders["active"].id]
-    page = _text(operator_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
+    page = _text(_shown(operator_client, "/entrust/status", ids))
     assert 'disabled formaction="/entrust/status?action=approve"' in page
     why = page.split('id="why-approve">')[1].split("</small>")[0]
     assert why == "You placed the selected orders that allow it, so another user must approve them."
@@ -275,7 +299,7 @@ def test_a_credential_without_admin_rights_and_no_other_says_to_use_the_entrust_
     assert 'name="credential_id"' not in page
     # So nothing is offered that cannot work: every button is disabled, and says why.
     ids = [orders["active"].id, orders["pending"].id]
-    page = _text(admin_client.post("/entrust/status", data={"order": ids, "next": "/entrust/"}))
+    page = _text(_shown(admin_client, "/entrust/status", ids))
     for action in ("approve", "decline", "suspend", "resume"):
         assert f'disabled formaction="/entrust/status?action={action}"' in page, action
     assert "an Entrust administrator must do this in the Entrust portal" in page  # the rows

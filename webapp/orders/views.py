@@ -80,7 +80,7 @@ def _filter() -> queries.OrderFilter:
 
 def _back(default: str) -> str:
     """Where to return after an action: a path inside CertDesk, or ``default``."""
-    return urls.local_path(request.form.get("next"), default)
+    return urls.local_path(request.values.get("next"), default)
 
 
 def _back_from(order_id: int | None) -> str:
@@ -89,6 +89,26 @@ def _back_from(order_id: int | None) -> str:
     return _back(
         url_for("orders.detail", order_id=order_id) if order_id else url_for("orders.index")
     )
+
+
+def _own_address(ids: list[int]) -> str:
+    """The address (a GET) of this action's page for the orders ``ids``, leading back where it
+    does: so that Back, Forward and Reload reach a page shown from a POST (the list's ticked
+    boxes, an action's result) without asking to send a form again. "" when more are ticked
+    than an address holds."""
+    if len(ids) > MAX_TICKED:
+        return ""
+    query = [("order", i) for i in ids]
+    if request.values.get("next"):
+        query.append(("next", _back(url_for("orders.index"))))
+    return f"{url_for(request.endpoint)}?{urlencode(query)}"
+
+
+def _at_own_address(ids: list[int]):
+    """An action's page opened from the list, whose buttons post the ticked boxes: shown at its
+    own address (None: from the POST, when they do not fit in one)."""
+    own = _own_address(ids)
+    return htmx.redirect(own, 303) if own else None
 
 
 def _showing_job(back: str, job_id: int) -> str:
@@ -592,6 +612,8 @@ def update_status(order_id: int | None = None):
     posted = request.method == "POST"
     if posted and not ids:
         return _nothing_selected("Update Certificate Status")
+    if posted and "action" not in request.args and (shown := _at_own_address(ids)):
+        return shown
     errors: dict[str, str] = {}
     result = None
     back = _back_from(order_id)
@@ -618,6 +640,7 @@ def update_status(order_id: int | None = None):
         errors=errors,
         result=result,
         labels=lifecycle.LABELS,
+        own_address=_own_address(ids) if posted else "",
     )
     return body, 422 if errors else 200
 
@@ -760,6 +783,8 @@ def revoke(order_id: int | None = None):
     if posted and not ids:
         return _nothing_selected("Revoke Certificate")
     step = request.form.get("step", "")[:20] if posted else ""
+    if posted and not step and (shown := _at_own_address(ids)):
+        return shown
     back = _back_from(order_id)
     choices = _choices() if posted else lifecycle.Choices()
     errors: dict[str, str] = {}
@@ -784,6 +809,7 @@ def revoke(order_id: int | None = None):
         result=result,
         confirming=confirming,
         labels=lifecycle.LABELS,
+        own_address=_own_address(ids) if posted else "",
     )
     return body, 422 if errors else 200
 
@@ -813,6 +839,8 @@ def delete(order_id: int | None = None):
     posted = request.method == "POST"
     if posted and not ids:
         return _nothing_selected("Delete")
+    if posted and not request.form.get("step") and (shown := _at_own_address(ids)):
+        return shown
     errors: dict[str, str] = {}
     if posted and request.form.get("step") == "delete":
         try:
@@ -830,5 +858,11 @@ def delete(order_id: int | None = None):
             return htmx.redirect(url_for("orders.index"))
     sel = lifecycle.selection(ids)
     # Cancel leads back to where it was opened from; a deleted order's page is gone: the list.
-    body = htmx.render("orders/delete.html", sel=sel, errors=errors, back=_back_from(order_id))
+    body = htmx.render(
+        "orders/delete.html",
+        sel=sel,
+        errors=errors,
+        back=_back_from(order_id),
+        own_address=_own_address(ids) if posted else "",
+    )
     return body, 422 if errors else 200
