@@ -50,6 +50,10 @@ WAITRESS_OPTIONS = {
     "channel_timeout": 30,
     "cleanup_interval": 10,
     "asyncore_use_poll": True,
+    # waitress drops every X-Forwarded-* header unless told which proxy to trust. CertDesk reads
+    # them itself, from the proxies Admin › Settings names (auth.service.client_address): they
+    # are handed on, and ignored from anyone else.
+    "clear_untrusted_proxy_headers": False,
 }
 
 # waitress reads a request's whole body (into a temporary file past 512 KiB) before the app sees
