@@ -72,11 +72,12 @@ def load(app, overrides: dict | None) -> None:
     """Fill app.config from defaults, instance/config.py, the environment, then overrides."""
     app.config.from_object(Defaults)
     app.config.from_pyfile("config.py", silent=True)
-    for key, raw in os.environ.items():
-        if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}INSTANCE":
-            name = key[len(ENV_PREFIX) :]
-            # A key is text whatever it looks like (digits alone would be read as a number).
-            app.config[name] = raw if name == "SECRET_KEY" else _coerce(raw)
+    for name in FROM_ENVIRONMENT:
+        raw = os.environ.get(f"{ENV_PREFIX}{name}")
+        if raw is not None:
+            # Numbers and the hosts' list are JSON; the rest is text whatever it looks like (a
+            # key of digits alone is not a number).
+            app.config[name] = _coerce(raw) if name in NUMBERS or name in JSON_TEXTS else raw
     if os.environ.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     _check_given_secret(app.config.get("SECRET_KEY"))
@@ -110,19 +111,45 @@ class ConfigError(RuntimeError):
     """A setting of the wrong kind; the message names its variable and what it takes."""
 
 
-# The settings the README names, by kind: (least value, whole numbers only) or "yes/no". From the
-# environment each is text; one of the wrong kind stops the start here, naming it, rather than
-# failing later (a traceback at the first sign-in, or every order refused), or being read as
+# The numeric settings, by kind: (least value, most value, whole numbers only). From the
+# environment each is text; one of the wrong kind, or out of its range (NaN and Infinity are
+# numbers to JSON), stops the start here, naming it, rather than failing later (a traceback at the
+# first sign-in, every order refused, a scheduler whose every tick fails), or being read as
 # something else ("False" is a non-empty text, which Python counts as true).
+DAY_SECONDS = 24 * 3600
 NUMBERS = {
-    "IDLE_TIMEOUT_MINUTES": (1, True),
-    "SESSION_MAX_HOURS": (1, True),
-    "MAX_CONTENT_LENGTH": (1, True),
-    "ORDERS_SETTLE_MARGIN_SECONDS": (0, False),
-    "ECS_RATE_WAIT_MAX_SECONDS": (0, False),
-    "SCHEDULER_LEASE_SECONDS": (1, False),
+    "IDLE_TIMEOUT_MINUTES": (1, 7 * 24 * 60, True),
+    "SESSION_MAX_HOURS": (1, 366 * 24, True),
+    "MAX_CONTENT_LENGTH": (1, 1 << 30, True),
+    "ORDERS_SETTLE_MARGIN_SECONDS": (0, DAY_SECONDS, False),
+    "ECS_RATE_WAIT_MAX_SECONDS": (0, DAY_SECONDS, False),
+    "SCHEDULER_LEASE_SECONDS": (1, DAY_SECONDS, False),
+    "SCHEDULER_TICK_SECONDS": (0.1, DAY_SECONDS, False),
+    "JOBS_STALE_SECONDS": (1, DAY_SECONDS, False),
+    "LOGIN_FREE_FAILURES": (1, 10**6, True),
+    "LOGIN_FREE_FAILURES_PER_ADDRESS": (1, 10**6, True),
+    "LOGIN_FREE_FAILURES_PER_NAME": (1, 10**6, True),
+    "LOGIN_KNOWN_ADDRESS_DAYS": (1, 3660, True),
+    "LOGIN_MAX_WAIT_MINUTES": (1, 7 * 24 * 60, True),
+    "LOGIN_FAILURE_WINDOW_HOURS": (1, 366 * 24, True),
 }
-YES_NO = ("SCHEDULER_ENABLED", "SESSION_COOKIE_SECURE")
+YES_NO = ("SCHEDULER_ENABLED", "SESSION_COOKIE_SECURE", "JOBS_RUN_INLINE")
+# What the environment may set besides those (CERTDESK_<NAME>); any other CERTDESK_ variable
+# (CERTDESK_ADMIN_PASSWORD, read by create-admin, or one of another tool) is not a setting, and
+# not copied into the app's configuration, where it could have changed Flask's own.
+TEXTS = (
+    "LOG_LEVEL",
+    "TRUSTED_HOSTS",
+    "SECRET_KEY",
+    "MASTER_KEY",
+    "SQLALCHEMY_DATABASE_URI",
+    "DEMO_SANDBOX_URL",
+    "DEMO_SANDBOX_USER",
+    "DEMO_SANDBOX_KEY",
+    "DEMO_SANDBOX_KEY_FILE",
+)
+JSON_TEXTS = ("TRUSTED_HOSTS",)
+FROM_ENVIRONMENT = frozenset(NUMBERS) | frozenset(YES_NO) | frozenset(TEXTS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _YES, _NO = ("true", "yes", "on", "1"), ("false", "no", "off", "0", "")
 
@@ -131,15 +158,16 @@ def check(config) -> None:
     """Check the settings of ``NUMBERS``, ``YES_NO``, LOG_LEVEL and TRUSTED_HOSTS; a yes/no given
     as text becomes True or False, a log level its upper case, one host name given as text a list
     of it. Raises ConfigError."""
-    for name, (least, whole) in NUMBERS.items():
+    for name, (least, most, whole) in NUMBERS.items():
         value = config.get(name)
         kinds = (int,) if whole else (int, float)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, kinds) or value < least:
+        # (NaN is neither within a range nor out of it: "not within" refuses it.)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not least <= value <= most:
             what = "a whole number" if whole else "a number"
             raise ConfigError(
-                f"{ENV_PREFIX}{name} must be {what} of at least {least}, not {value!r}"
+                f"{ENV_PREFIX}{name} must be {what} from {least:,} to {most:,}, not {value!r}"
             )
     for name in YES_NO:
         value = config.get(name)

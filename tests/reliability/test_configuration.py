@@ -14,10 +14,15 @@ from webapp import create_app
 @pytest.mark.parametrize(
     "name, value, said",
     [
-        ("IDLE_TIMEOUT_MINUTES", "abc", "must be a whole number of at least 1, not 'abc'"),
-        ("IDLE_TIMEOUT_MINUTES", "0", "must be a whole number of at least 1, not 0"),
-        ("MAX_CONTENT_LENGTH", "-5", "must be a whole number of at least 1, not -5"),
-        ("ORDERS_SETTLE_MARGIN_SECONDS", "1m", "must be a number of at least 0, not '1m'"),
+        ("IDLE_TIMEOUT_MINUTES", "abc", "must be a whole number from 1 to 10,080, not 'abc'"),
+        ("IDLE_TIMEOUT_MINUTES", "0", "must be a whole number from 1 to 10,080, not 0"),
+        ("MAX_CONTENT_LENGTH", "-5", "must be a whole number from 1 to 1,073,741,824, not -5"),
+        ("ORDERS_SETTLE_MARGIN_SECONDS", "1m", "must be a number from 0 to 86,400, not '1m'"),
+        # Numbers to JSON, and too large for a date: each failed later, in every order or tick.
+        ("ORDERS_SETTLE_MARGIN_SECONDS", "Infinity", "must be a number from 0 to 86,400, not inf"),
+        ("SCHEDULER_LEASE_SECONDS", "NaN", "must be a number from 1 to 86,400, not nan"),
+        ("SESSION_MAX_HOURS", "99999999999999999", "must be a whole number from 1 to 8,784"),
+        ("LOGIN_FREE_FAILURES", "abc", "must be a whole number from 1 to 1,000,000, not 'abc'"),
         ("SCHEDULER_ENABLED", "nope", "must be true or false, not 'nope'"),
         ("SESSION_COOKIE_SECURE", "maybe", "must be true or false, not 'maybe'"),
         ("TRUSTED_HOSTS", "a.example, localhost", "must be a JSON list of host names"),
@@ -30,6 +35,19 @@ def test_a_wrong_kind_of_setting_stops_the_start_naming_it(tmp_path, name, value
     assert ran.returncode == 2, ran
     assert "Traceback" not in ran.stderr, ran.stderr
     assert f"CertDesk cannot start: CERTDESK_{name} {said}" in ran.stderr, ran.stderr
+
+
+def test_only_certdesks_own_settings_are_read_from_the_environment(tmp_path, monkeypatch):
+    """A CERTDESK_ variable that is not a setting (of another tool, or a Flask setting's name)
+    changes nothing: CSRF protection cannot be switched off from the environment."""
+    monkeypatch.setenv("CERTDESK_WTF_CSRF_ENABLED", "false")
+    monkeypatch.setenv("CERTDESK_ADMIN_PASSWORD", "not a setting")
+    monkeypatch.setenv("CERTDESK_IDLE_TIMEOUT_MINUTES", "45")
+    app = make_app(tmp_path / "instance", tmp_path / "instance" / "certdesk.db")
+    assert app.config["IDLE_TIMEOUT_MINUTES"] == 45
+    assert "ADMIN_PASSWORD" not in app.config and app.config.get("WTF_CSRF_ENABLED", True)
+    with app.test_client() as client:
+        assert client.post("/login", data={"username": "a", "password": "b"}).status_code == 400
 
 
 @pytest.mark.parametrize("off", ["False", "false", "no", "off", "0"])
