@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from flask import current_app, render_template, request
+from flask import current_app, has_request_context, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -126,7 +126,8 @@ def handle_500(exc):
     # Flask logged an exception it caught itself (with the request's method and path) before
     # handing it here wrapped; one passed on by another handler of ours is logged here.
     if original is None and not isinstance(exc, HTTPException):
-        log.exception("unhandled error", exc_info=exc)
+        where = f"{request.method} {request.path}" if has_request_context() else "no request"
+        log.exception("unhandled error: %s", where, exc_info=exc)
     return _respond(500, "The error was logged. Try again, or tell your administrator.")
 
 

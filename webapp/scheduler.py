@@ -70,6 +70,10 @@ class Scheduler:
         self.tasks: dict[str, PeriodicTask] = {}
         self.is_leader = False
         self.last_tick_at: datetime | None = None
+        # Whether the last tick renewed the lease and ran what was due (None: none yet). A tick
+        # fails when the database takes no writes (read-only, the disk full), which a read of
+        # it does not show: /healthz says so.
+        self.last_tick_ok: bool | None = None
         self._aps = None
 
     def new_identity(self) -> None:
@@ -135,7 +139,9 @@ class Scheduler:
                 self.is_leader = self.acquire(now)
                 if self.is_leader:
                     self._run_due(now)
+                self.last_tick_ok = True
             except Exception:
+                self.last_tick_ok = False
                 db.session.rollback()
                 log.exception("scheduler tick failed")
             finally:

@@ -146,4 +146,4 @@ def test_a_broken_constraint_that_is_no_race_stays_a_logged_500(app, caplog):
         db.session.execute(insert(User).values(username=None, password_hash="x", role="admin"))
     with app.test_request_context("/admin/users/new", method="POST"):
         _body, status, _headers = errors.handle_conflict(caught.value)
-    assert status == 500 and "unhandled error" in caplog.text
+    assert status == 500 and "unhandled error: POST /admin/users/new" in caplog.text

@@ -173,6 +173,29 @@ def test_healthz_states_database_and_scheduler_without_login(client):
     assert "key" not in text and "password" not in text
 
 
+def test_healthz_says_degraded_while_the_scheduler_cannot_write(app, client):
+    """A database that answers reads but takes no writes: the scheduler's tick (it renews its
+    lease) fails, and /healthz says so until a tick succeeds again."""
+    from sqlalchemy import text
+
+    sched = app.extensions["certdesk_scheduler"]
+    sched.tick()
+    assert sched.last_tick_ok is True and client.get("/healthz").status_code == 200
+    db.session.execute(text("ALTER TABLE scheduler_lease RENAME TO scheduler_lease_away"))
+    db.session.commit()
+    sched.tick()
+    resp = client.get("/healthz")
+    assert resp.status_code == 503 and resp.get_json()["status"] == "degraded"
+    assert (
+        resp.get_json()["database"] == "ok"
+        and resp.get_json()["scheduler"]["last_tick_ok"] is False
+    )
+    db.session.execute(text("ALTER TABLE scheduler_lease_away RENAME TO scheduler_lease"))
+    db.session.commit()
+    sched.tick()
+    assert client.get("/healthz").get_json()["status"] == "ok"
+
+
 @pytest.mark.parametrize("role,allowed", [("admin", True), ("operator", False), ("auditor", True)])
 def test_audit_page_roles(app, role, allowed):
     from tests.conftest import Client
