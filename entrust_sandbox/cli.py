@@ -1,8 +1,9 @@
 """`certdesk sandbox`: run the ECS sandbox from the command line.
 
 The portal's CLI adds the click command `sandbox` from this module. It serves the API under
-/enterprise/v2 over HTTPS (server certificate from the sandbox CA; the root is written next to
-the state file, or to a temporary file, and its path is printed) or, with --http, plain HTTP.
+/enterprise/v2 over HTTPS (server certificate from the sandbox CA for loopback and --host, made at
+each start; the root is written next to the state file, or to a temporary file, and its path is
+printed) or, with --http, plain HTTP.
 
 API user: with --api-user and an API key that user is created (or replaced) as an administrator.
 The key comes from --api-key-file (first line), else --api-key or the SANDBOX_API_KEY environment

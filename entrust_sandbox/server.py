@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import json
 import logging
 import os
@@ -267,9 +268,74 @@ class SandboxServer(ThreadedWSGIServer):
         )
 
 
-def make_ssl_context(store) -> ssl.SSLContext:
-    """A server-side TLS context: a 127.0.0.1/localhost certificate from the sandbox CA."""
-    chain_pem, key_pem = store.ca.issue_tls_server(store.clock.now())
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Where a datagram socket is pointed (nothing is sent) to learn the address of the default
+# route: documentation addresses, never anyone's host.
+_ROUTE_PROBES = ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1"))
+
+
+def served_hosts(host: str) -> list[str]:
+    """The names and addresses the server certificate names: loopback, and the host served on,
+    so that a client on another machine verifies the address it connects to. A wildcard host
+    (0.0.0.0, ::) adds this machine's names and the addresses found without the network."""
+    hosts = list(LOOPBACK_HOSTS)
+    host = host.strip().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        names = [host]
+    else:
+        if not address.is_unspecified:
+            return _add_hosts(hosts, [str(address)])
+        names = [socket.gethostname(), socket.getfqdn()]
+        names += _addresses_of(names) + _route_addresses()
+    return _add_hosts(hosts, names)
+
+
+def _add_hosts(hosts: list[str], more) -> list[str]:
+    """``hosts`` and those of ``more`` that a certificate can name (an IP address, or a name in
+    ASCII), each once; no link-local address, which means nothing without its interface."""
+    for name in more:
+        name = (name or "").strip().rstrip(".").lower()
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            if not name or not name.isascii():
+                continue
+        else:
+            if address.is_unspecified or address.is_link_local:
+                continue
+            name = str(address)
+        if name not in hosts:
+            hosts.append(name)
+    return hosts
+
+
+def _addresses_of(names: list[str]) -> list[str]:
+    """The addresses the machine's own names resolve to (its hosts file, mostly)."""
+    found = []
+    for name in dict.fromkeys(names):
+        with contextlib.suppress(OSError, UnicodeError):
+            for *_, sockaddr in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP):
+                found.append(sockaddr[0].split("%")[0])
+    return found
+
+
+def _route_addresses() -> list[str]:
+    """This machine's address on its default route, for IPv4 and IPv6: connecting a datagram
+    socket picks the source address and sends nothing."""
+    found = []
+    for family, probe in _ROUTE_PROBES:
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_DGRAM) as probe_socket:
+            probe_socket.connect((probe, 9))
+            found.append(probe_socket.getsockname()[0].split("%")[0])
+    return found
+
+
+def make_ssl_context(store, host: str = "127.0.0.1") -> ssl.SSLContext:
+    """A server-side TLS context with a certificate from the sandbox CA for loopback and ``host``
+    (see `served_hosts`), issued at each start, so a new host is always named."""
+    chain_pem, key_pem = store.ca.issue_tls_server(store.clock.now(), served_hosts(host))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # load_cert_chain needs files; keep them only as long as loading takes.
@@ -288,5 +354,5 @@ def make_ssl_context(store) -> ssl.SSLContext:
 
 def make_server(app, store, host="127.0.0.1", port=0, https=True, quiet=False) -> SandboxServer:
     """Bind a sandbox server for `app` (port 0 picks a free port)."""
-    context = make_ssl_context(store) if https else None
+    context = make_ssl_context(store, host) if https else None
     return SandboxServer(host, port, app, ssl_context=context, quiet=quiet)

@@ -195,3 +195,21 @@ def test_an_api_user_that_must_present_a_client_certificate(tmp_path):
     result = CliRunner().invoke(sandbox, ["--http", "--client-cert", str(tmp_path / "x.pem")])
     assert result.exit_code == 2 and "--client-cert needs HTTPS" in result.output
     assert not (tmp_path / "x.pem").exists()
+
+
+def test_https_on_another_address_is_verified_there_and_after_a_restart(tmp_path):
+    """`--host` goes into the server certificate, at each start, with or without a state file:
+    a peer verifies the address it connects to with the printed root."""
+    state = str(tmp_path / "s.db")
+    for host in ("127.0.0.2", "127.0.0.3"):
+        args = ["--host", host, "--port", "0", "--api-user", "u1", "--api-key", "k1"]
+        proc, out = _start([*args, "--state", state])
+        try:
+            base = _value(out, "Entrust ECS sandbox:")
+            assert base.startswith(f"https://{host}:")
+            ca = _value(out, "Root CA (verify with it):")
+            response = requests.get(base + "application/version", auth=("u1", "k1"), verify=ca)
+            assert response.status_code == 200
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

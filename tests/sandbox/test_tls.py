@@ -171,3 +171,104 @@ def test_an_order_names_its_creator_by_the_authenticated_dn(tls):
         creators.append(detail.json()["creatorName"])
     assert creators == [subject.rfc4514_string(), tls.api_user]
     assert "CN=mtls-creator" in creators[0]
+
+
+def _machine_address() -> str | None:
+    """This machine's IPv4 address on its default route (a datagram socket sends nothing)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            address = probe.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def _serve(host: str, bind: str | None = None):
+    """An HTTPS sandbox whose certificate is made for ``host``, listening on ``bind`` (``host``
+    when not given); (server, root CA PEM, credentials), or a skip where it cannot bind."""
+    import threading
+
+    from entrust_sandbox.app import Sandbox, create_app
+    from entrust_sandbox.auth import create_user
+    from entrust_sandbox.server import SandboxServer as Server
+    from entrust_sandbox.server import make_ssl_context
+
+    box = Sandbox()
+    create_user(box, "peer", "peer-key", "administrator", False)
+    context = make_ssl_context(box.store, host)
+    try:
+        server = Server(bind or host, 0, create_app(box), ssl_context=context, quiet=True)
+    except OSError as exc:
+        box.store.close()
+        pytest.skip(f"cannot listen on {bind or host}: {exc}")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, box, ("peer", "peer-key")
+
+
+def _stop(server, box) -> None:
+    server.shutdown()
+    server.server_close()
+    box.store.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "machine"])
+def test_a_sandbox_on_another_address_is_verified_at_that_address(host, tmp_path):
+    """`--host 192.0.2.2`: a client on another machine connects to that address and verifies
+    the server certificate with the sandbox root (the certificate named loopback only)."""
+    if host == "machine":
+        host = _machine_address() or pytest.skip("no address beyond loopback")
+    server, box, auth = _serve(host)
+    try:
+        ca_file = tmp_path / "root.pem"
+        ca_file.write_text(box.store.ca.root_pem)
+        url = f"https://{host}:{server.server_port}/enterprise/v2/application/version"
+        response = requests.get(url, auth=auth, verify=str(ca_file), timeout=10)
+        assert response.status_code == 200
+    finally:
+        _stop(server, box)
+
+
+def test_a_sandbox_on_every_address_is_verified_by_the_machine_name_and_address(tmp_path):
+    """`--host 0.0.0.0` (or ::): the certificate names the machine's host name and its address
+    besides loopback, so a peer verifies whichever it connects by. Served on loopback here, with
+    the name to verify given to TLS, so the test does not listen on the network."""
+    import socket
+
+    server, box, _ = _serve("0.0.0.0", bind="127.0.0.1")  # noqa: S104 - only the certificate's
+    try:
+        context = ssl.create_default_context(cadata=box.store.ca.root_pem)
+        names = [socket.gethostname(), "localhost", "127.0.0.1"]
+        names += [_machine_address()] if _machine_address() else []
+        for name in names:
+            with (
+                socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname=name) as conn,
+            ):
+                assert conn.version() in ("TLSv1.2", "TLSv1.3"), name
+        with (
+            pytest.raises(ssl.SSLCertVerificationError),
+            socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as raw,
+        ):
+            context.wrap_socket(raw, server_hostname="elsewhere.example")
+    finally:
+        _stop(server, box)
+
+
+def test_the_served_hosts_of_a_name_an_address_and_a_wildcard():
+    import socket
+
+    from entrust_sandbox.server import served_hosts
+
+    loopback = ["127.0.0.1", "localhost", "::1"]
+    assert served_hosts("127.0.0.1") == loopback
+    assert served_hosts("192.0.2.2") == [*loopback, "192.0.2.2"]
+    assert served_hosts("2001:DB8::0:2") == [*loopback, "2001:db8::2"]
+    assert served_hosts("Sandbox.Example.") == [*loopback, "sandbox.example"]
+    for wildcard in ("0.0.0.0", "::"):  # noqa: S104
+        hosts = served_hosts(wildcard)
+        assert hosts[:3] == loopback and socket.gethostname().lower() in hosts
+        assert "0.0.0.0" not in hosts and "::" not in hosts  # noqa: S104
+        assert not any(h.startswith("fe80:") for h in hosts)
