@@ -1236,7 +1236,11 @@ def _domain_request(body: dict, domain_name: str) -> tuple[str, list[str]]:
         if source not in ("INCLUDE_WHOIS", "SPECIFIED"):
             raise bad_request("emailSource must be INCLUDE_WHOIS or SPECIFIED", "emailMethod")
         if source == "SPECIFIED":
-            email = str(email_method.get("email") or "").strip().lower()
+            email = email_method.get("email")
+            if email is not None and not isinstance(email, str):
+                # One address, as text: a list written as text would be the "address".
+                raise bad_request("email must be a string (one address)", "emailMethod.email")
+            email = (email or "").strip().lower()
             refused = _specified_email_refused(email, domain_name)
             if refused:
                 raise bad_request(refused, "emailMethod.email")

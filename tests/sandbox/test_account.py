@@ -193,6 +193,20 @@ def test_email_method_specified(api):
     )
 
 
+def test_a_specified_address_that_is_no_string_is_refused_and_changes_nothing(api):
+    """The request's email is one address, a string; a one-item list was kept as Python's text
+    of the list (["['admin@a4.test']"]), on AddDomain and ReverifyDomain alike."""
+    before = api.get("clients/1/domains", params={"limit": 1000}).json()["domains"]
+    for email in (["admin@list.example"], ["admin@list.example", "x@list.example"], 5, {}):
+        method = {"emailSource": "SPECIFIED", "email": email}
+        body = {"domainName": "list.example", "verificationMethod": "EMAIL"}
+        added = api.post("clients/1/domains", {**body, "emailMethod": method})
+        assert_error(added, 400, "emailMethod.email")
+        redo = {"verificationMethod": "EMAIL", "emailMethod": method}
+        assert_error(api.put("clients/1/domains/example.com", redo), 400, "emailMethod.email")
+    assert api.get("clients/1/domains", params={"limit": 1000}).json()["domains"] == before
+
+
 def test_add_client_then_read_it(api):
     response = api.post("clients", {"clientName": "Acme", "address": {"country": "US"}})
     assert response.headers["Location"] == "/clients/4/"
