@@ -317,7 +317,8 @@ def get_clients():
 
 @bp.post("/clients")
 def add_client():
-    """AddClient: a new non-primary client awaiting vetting; 202 with Location."""
+    """AddClient: a new non-primary client awaiting vetting, with its own organization (its
+    name, as a seeded client's), which its orders without `org` are for; 202 with Location."""
     fields = orders.new_client_fields(_body(required=True))
     store = _sandbox().store
     with store.tx() as conn:
@@ -328,6 +329,7 @@ def add_client():
         conn.execute(
             "INSERT INTO clients (client_id, body) VALUES (?, ?)", (client_id, json.dumps(client))
         )
+        orders.vet_own_organization(conn, client_id, client["clientName"], "PENDING")
     _note("Client added", f"Client ID {client_id}, {client['clientName']}")
     return _empty(202, {"Location": f"/clients/{client_id}/"})
 

@@ -369,7 +369,9 @@ def update_client(client_id: int):
     """Rename a client, as Entrust does when its registered name changes, or set its vetting, as
     Entrust's vetting team does: {"clientName": "...", "friendlyClientName": "...",
     "verificationStatus": "APPROVED", "evVerificationStatus": "APPROVED"} (any of them; the
-    statuses are those of an organization). Its organizations keep their names."""
+    statuses are those of an organization). Its own organization, named as the client, follows:
+    renamed with it and vetted with it (an approval dated as a seeded client's), since an order
+    without `org` is for it; its other organizations stay as they are."""
     body = _body()
     unknown = sorted(set(body) - set(CLIENT_SETTINGS))
     if unknown:
@@ -383,11 +385,22 @@ def update_client(client_id: int):
         else _name(body, key, "client's name")
         for key in body
     }
-    with _sandbox().store.tx() as conn:
+    store = _sandbox().store
+    with store.tx() as conn:
         row = conn.execute("SELECT body FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             raise not_found("Unknown clientId")
-        client = json.loads(row[0]) | changes
+        client = json.loads(row[0])
+        if "clientName" in changes:
+            orders.rename_own_organization(
+                conn, client_id, client["clientName"], changes["clientName"]
+            )
+        client |= changes
+        if "verificationStatus" in changes:
+            orders.vet_own_organization(
+                conn, client_id, client["clientName"], changes["verificationStatus"]
+            )
+        orders.date_vetting(client, changes, store.clock.now())
         conn.execute(
             "UPDATE clients SET body = ? WHERE client_id = ?", (json.dumps(client), client_id)
         )

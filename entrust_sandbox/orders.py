@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12 as p12
 from cryptography.x509.oid import NameOID
 
 from . import ca as ca_mod
-from .clock import fmt, parse_datetime, parse_expiry_date, written_date
+from .clock import fmt, fmt_millis, parse_datetime, parse_expiry_date, written_date
 from .errors import INT_MAX, ApiError, bad_request, in_range, not_found, parse_int
 from .listing import API, CUSTOM_FIELD_NAMES, custom_number
 from .store import bar_key
@@ -1355,6 +1355,58 @@ def new_client_fields(body: dict) -> dict:
         "address": _text_fields(body, "address", ADDRESS_FIELDS),
         "authContact": contact,
     }
+
+
+# How long a client's vetting lasts once approved: (the expiry's key, days), by its status key.
+VETTING = {
+    "verificationStatus": ("ovExpiryDate", 300),
+    "evVerificationStatus": ("evExpiryDate", 200),
+}
+
+
+def date_vetting(client: dict, statuses: dict, now: datetime) -> None:
+    """Give ``client`` the expiry of each vetting ``statuses`` sets: one approved runs from
+    ``now``, as a seeded client's does; any other status has none (BaseClient shows
+    ovExpiryDate "only if APPROVED")."""
+    for key, (expiry, days) in VETTING.items():
+        if key not in statuses:
+            continue
+        if statuses[key] == "APPROVED":
+            client[expiry] = fmt_millis(now + timedelta(days=days))
+        else:
+            client.pop(expiry, None)
+
+
+def rename_own_organization(conn, client_id: int, old: str, new: str) -> None:
+    """The client's own organization (named as the client) takes the client's new name, as an
+    order without `org` is for the organization of the client's name. An organization of the
+    client named so already stays as it is and is its own from now on."""
+    if old == new:
+        return
+    taken = conn.execute(
+        "SELECT 1 FROM organizations WHERE client_id = ? AND name = ?", (client_id, new)
+    ).fetchone()
+    if taken:
+        conn.execute("DELETE FROM organizations WHERE client_id = ? AND name = ?", (client_id, old))
+    else:
+        conn.execute(
+            "UPDATE organizations SET name = ? WHERE client_id = ? AND name = ?",
+            (new, client_id, old),
+        )
+
+
+def vet_own_organization(conn, client_id: int, name: str, status: str) -> None:
+    """The client's own organization (named ``name``, as the client) takes the client's vetting
+    status; one taken away before is vetted anew."""
+    updated = conn.execute(
+        "UPDATE organizations SET verification_status = ? WHERE client_id = ? AND name = ?",
+        (status, client_id, name),
+    ).rowcount
+    if not updated:
+        conn.execute(
+            "INSERT INTO organizations (client_id, name, verification_status) VALUES (?, ?, ?)",
+            (client_id, name, status),
+        )
 
 
 def client_uri(client_id: int) -> str:

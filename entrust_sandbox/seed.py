@@ -14,8 +14,8 @@ import random
 from datetime import timedelta
 
 from . import ca as ca_mod
-from .clock import fmt, fmt_millis
-from .orders import RENEW_MIN_AGE, insert_domain
+from .clock import fmt
+from .orders import RENEW_MIN_AGE, date_vetting, insert_domain
 from .store import bar_key
 
 CLIENTS = [
@@ -235,10 +235,7 @@ def seed_account(store, certificates: int, seed=1, api_mandatory=()) -> dict:
         for client in CLIENTS:
             client = dict(client)
             # A client's vetting dates carry milliseconds (certificate and domain times do not).
-            if client["verificationStatus"] == "APPROVED":
-                client["ovExpiryDate"] = fmt_millis(now + timedelta(days=300))
-            if client.get("evVerificationStatus") == "APPROVED":
-                client["evExpiryDate"] = fmt_millis(now + timedelta(days=200))
+            date_vetting(client, client, now)
             conn.execute(
                 "INSERT INTO clients VALUES (?, ?)", (client["clientId"], json.dumps(client))
             )

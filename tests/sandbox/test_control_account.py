@@ -5,6 +5,8 @@ then answers as the changed account; a hook refused changes nothing."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -103,10 +105,44 @@ def test_a_renamed_client_is_listed_under_its_new_name(api, sb):
     listed = {c["clientId"]: c for c in api.get("clients").json()["clients"]}
     assert listed[2]["clientName"] == long_name
     assert listed[1]["clientName"] == "CertDesk Demo Corp"  # the others stay
-    assert _org_names(api, 2) == ["Example Subsidiary Ltd"]  # its organizations keep theirs
     sb.rename_client(2, friendly_name="Sub")
     client = api.get("clients/2").json()
     assert client["clientName"] == long_name and client["friendlyClientName"] == "Sub"
+
+
+def test_a_renamed_client_orders_for_its_own_organization_under_the_new_name(api, sb):
+    """An order without `org` is for the client's organization (the spec's `org`): the one of
+    the client's name follows a rename, vetting kept; the client's others stay as they are.
+    It kept the old name, and every such order was refused as "not approved"."""
+    sb.rename_client(2, "Subsidiary Renamed plc")
+    assert _org_names(api, 2) == ["Subsidiary Renamed plc"]
+    issued = api.order("www.subsidiary.example", clientId=2)
+    assert issued.status_code == 201, issued.text
+    detail = api.get(f"certificates/{issued.json()['trackingId']}").json()
+    assert detail["org"] == "Subsidiary Renamed plc"
+    sb.rename_client(1, "CertDesk Demo Corporation")
+    seeded = api.get("clients/1/organizations").json()["organizations"]
+    assert [(o["name"], o["verificationStatus"]) for o in seeded] == [
+        ("CertDesk Demo Corporation", "APPROVED"),
+        ("CertDesk Labs", "APPROVED"),
+        ("Old Name Inc", "EXPIRED"),
+        ("Future Ventures", "PENDING"),
+    ]
+    assert api.order("www.example.com", clientId=1).status_code == 201
+    # Renamed to the name of another of its organizations: that one is its own, as it was.
+    sb.rename_client(1, "Future Ventures")
+    assert _org_names(api, 1) == ["CertDesk Labs", "Old Name Inc", "Future Ventures"]
+    assert_error(api.order("www.example.com", clientId=1), 400, "org")
+
+
+def test_a_seeded_pending_client_vetted_by_the_hook_orders_without_org(api, sb):
+    assert _org_names(api, 3) == ["Pending Holdings Inc"]
+    sb.add_domain(3, "holdings.example")
+    assert_error(api.order("www.holdings.example", clientId=3), 400, "clientId")
+    sb.vet_client(3)
+    listed = api.get("clients/3/organizations").json()["organizations"]
+    assert listed == [{"name": "Pending Holdings Inc", "verificationStatus": "APPROVED"}]
+    assert api.order("www.holdings.example", clientId=3).status_code == 201
 
 
 @pytest.mark.parametrize(
@@ -138,18 +174,33 @@ def test_a_client_added_over_the_api_is_ordered_for_once_vetted(api, sb):
     added = api.post("clients", {"clientName": "Vetted Co"})
     assert added.status_code == 202
     client_id = int(added.headers["Location"].rstrip("/").rsplit("/", 1)[1])
-    sb.add_organization(client_id, "Vetted Co")  # its own name, its certificates' organization
+    # Its own organization, of its name, is what its orders without `org` are for; it awaits
+    # vetting with the client.
+    own = f"clients/{client_id}/organizations"
+    assert api.get(own).json()["organizations"] == [
+        {"name": "Vetted Co", "verificationStatus": "PENDING"}
+    ]
+    everyone = api.get("organizations").json()["organizations"]
+    assert {"name": "Vetted Co", "verificationStatus": "PENDING", "clientId": client_id} in everyone
     sb.add_domain(client_id, "vetted.example", ev_eligible=True)
     order = {"clientId": client_id, "validateOnly": True}
     assert_error(api.order("www.vetted.example", **order), 400, "clientId")
     assert sb.vet_client(client_id) == {"clientId": client_id, "verificationStatus": "APPROVED"}
-    assert api.get(f"clients/{client_id}").json()["verificationStatus"] == "APPROVED"
+    client = api.get(f"clients/{client_id}").json()
+    assert client["verificationStatus"] == "APPROVED"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", client["ovExpiryDate"])
+    assert api.get(own).json()["organizations"] == [
+        {"name": "Vetted Co", "verificationStatus": "APPROVED"}
+    ]
     assert api.order("www.vetted.example", **order).status_code == 200
     assert_error(api.order("www.vetted.example", "EV_SSL", **order), 400, "certType")
     sb.vet_client(client_id, ev="APPROVED")
+    assert "expiryDate" in api.get(f"clients/{client_id}").json()["evInfo"]
     assert api.order("www.vetted.example", "EV_SSL", **order).status_code == 200
     sb.vet_client(client_id, "DECLINED")
     assert_error(api.order("www.vetted.example", **order), 400, "clientId")
+    assert "ovExpiryDate" not in api.get(f"clients/{client_id}").json()  # only when APPROVED
+    assert api.get(own).json()["organizations"][0]["verificationStatus"] == "DECLINED"
 
 
 def _domains(api, client_id: int) -> dict[str, str]:
