@@ -32,6 +32,7 @@ import click
 
 from .app import Sandbox, create_app
 from .auth import create_user
+from .control import MAX_SEED_CERTIFICATES
 from .seed import seed_account
 from .server import make_server
 
@@ -41,9 +42,21 @@ API_KEY_ENV = "SANDBOX_API_KEY"
 
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8443, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8443,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port).",
+)
 @click.option("--http", "plain_http", is_flag=True, help="Serve plain HTTP instead of HTTPS.")
-@click.option("--seed", "seed_count", type=int, default=None, help="Seed N certificates at start.")
+@click.option(
+    "--seed",
+    "seed_count",
+    type=click.IntRange(0, MAX_SEED_CERTIFICATES),
+    default=None,
+    help="Seed N certificates at start.",
+)
 @click.option("--seed-value", default="1", show_default=True, help="Seed value for the data.")
 @click.option("--state", "state_path", default=None, help="SQLite file kept across restarts.")
 @click.option("--api-user", default=None, help="API username to create (administrator).")

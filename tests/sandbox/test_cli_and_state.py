@@ -213,3 +213,28 @@ def test_https_on_another_address_is_verified_there_and_after_a_restart(tmp_path
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_a_port_out_of_range_and_a_negative_seed_count_are_refused_before_starting(tmp_path):
+    """--port 99999 listened on 34463 (the port modulo 65536) and --seed -5 seeded nothing
+    without a word; each is refused, naming the option and its range, and nothing starts."""
+    state = tmp_path / "s.db"
+    for args, message in (
+        (["--port", "99999"], "Invalid value for '--port': 99999 is not in the range 0<=x<=65535"),
+        (["--port", "-1"], "Invalid value for '--port': -1 is not in the range 0<=x<=65535"),
+        (["--port", "0", "--seed", "-5"], "Invalid value for '--seed': -5 is not in the range"),
+    ):
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "entrust_sandbox.cli", "--http", "--state", str(state)]
+                + args,
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"{args} started the sandbox: {exc.stdout}") from None
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr and "Press Ctrl+C" not in done.stdout
+    assert not state.exists()
