@@ -129,8 +129,9 @@ def _check_key(public_key) -> None:
 
 
 def is_email(text: str) -> bool:
-    """Whether ``text`` is one email address of at most EMAIL_LIMIT characters."""
-    return len(text) <= EMAIL_LIMIT and _EMAIL.fullmatch(text) is not None
+    """Whether ``text`` is one email address of at most EMAIL_LIMIT characters, in ASCII: every
+    email field takes what certEmail does (an internationalised address is not taken)."""
+    return len(text) <= EMAIL_LIMIT and text.isascii() and _EMAIL.fullmatch(text) is not None
 
 
 def _string_list(value, field: str) -> list[str] | None:

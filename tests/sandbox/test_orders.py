@@ -796,3 +796,25 @@ def test_the_other_email_fields_hold_one_address(api):
     assert api.order("www.example.com", tracking=tracking).status_code == 201
     response = api.post("certificates", {"certType": "SMIME_ENT", **smime, "certEmail": fine})
     assert response.status_code == 201, response.text
+
+
+def test_every_email_field_takes_ascii_only(api):
+    """An address with a non-ASCII character (an internationalised one is not taken) is refused
+    wherever an address goes, as certEmail refused it; the others took it."""
+    smime = {"cn": "Ann Smith", "password": "Pickup-2027!", "certEmail": "ann@example.com"}
+    for wide in ("jöhn@exämple.com", "jöhn@example.com", "john@exämple.com"):
+        for tracking, field in (
+            ({"requesterEmail": wide}, "tracking.requesterEmail"),
+            ({"additionalEmails": [wide]}, "tracking.additionalEmails"),
+            ({"customFields": {"email1": wide}}, "tracking.customFields.email1"),
+        ):
+            assert_error(api.order("www.example.com", tracking=tracking), 400, field)
+        for extra, field in (({"certEmail": wide}, "certEmail"), ({"upn": wide}, "upn")):
+            body = {"certType": "SMIME_ENT", **smime, **extra}
+            assert_error(api.post("certificates", body), 400, field)
+        contact = {"name": "Jo", "emailAddress": wide}
+        added = api.post("clients", {"clientName": "Wide Ltd", "authContact": contact})
+        assert_error(added, 400, "authContact.emailAddress")
+        method = {"emailSource": "SPECIFIED", "email": wide}
+        body = {"domainName": "wide.example", "verificationMethod": "EMAIL", "emailMethod": method}
+        assert_error(api.post("clients/1/domains", body), 400, "emailMethod.email")
