@@ -145,8 +145,8 @@ _EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 
 def is_email(value: str) -> bool:
     """Whether ``value`` is one e-mail address (such as ann@example.com), at most 254
-    characters."""
-    return len(value) <= 254 and _EMAIL.match(value) is not None
+    characters, in ASCII (as Entrust takes them: a domain in its xn-- form)."""
+    return len(value) <= 254 and value.isascii() and _EMAIL.match(value) is not None
 
 
 # -- bounds on every request ----------------------------------------------------------------------

@@ -539,6 +539,11 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(
     page = resp.get_data(as_text=True)
     assert resp.status_code == 422 and 'id="requester_email-error"' in page
     assert 'aria-describedby="requester_email-error"' in page and 'value="not an address"' in page
+    # Accents before the @: Entrust takes ASCII addresses only; said here, nothing sent.
+    resp = _post(operator_client, linked, csr.id, additional_emails="jöhn@example.com")
+    assert resp.status_code == 422
+    assert "Not an e-mail address: jöhn@example.com" in resp.get_data(as_text=True)
+    assert _count(Order) == 0
     resp = operator_client.post(
         "/entrust/new",
         data={
