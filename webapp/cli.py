@@ -26,6 +26,7 @@ def _upgrade_database() -> None:
     from webapp import _init_secretbox, paths
 
     _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    _refuse_to_migrate_under_a_running_certdesk(paths.MIGRATIONS_DIR)
     try:
         upgrade(directory=str(paths.MIGRATIONS_DIR))
     except DBAPIError as exc:
@@ -58,6 +59,36 @@ def _refuse_a_newer_database(migrations: Path) -> None:
             "know: a newer version migrated it. Run that version, or stop, restore the backup "
             "made before the upgrade (see Upgrading in the README) and start this one on it."
         )
+
+
+def _refuse_to_migrate_under_a_running_certdesk(migrations: Path) -> None:
+    """Migrations pending while another CertDesk holds the scheduler's lease are not applied: it
+    runs on the schema it knows. A port held stops a new version started on the old one's port;
+    one started on another port, or on another host, meets the lease. With nothing to migrate (a
+    second serve on the same database) the lease is shared as ever."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect
+
+    from webapp.extensions import db
+    from webapp.scheduler import SchedulerLease, live_lease
+
+    with db.engine.connect() as conn:
+        heads = set(MigrationContext.configure(conn).get_current_heads())
+        has_lease = inspect(conn).has_table(SchedulerLease.__tablename__)
+    if not has_lease or heads == set(ScriptDirectory(str(migrations)).get_heads()):
+        return
+    lease = live_lease()
+    db.session.remove()  # no read left open while the upgrade writes
+    # This process's own scheduler (serve's, or its workers') starts after the upgrade.
+    if lease is None or lease.holder == current_app.extensions["certdesk_scheduler"].holder:
+        return
+    raise click.ClickException(
+        f"CertDesk is running on this database (its scheduler is held by {lease.holder}) and "
+        "this version has migrations to apply: stop the running CertDesk first, on every host, "
+        "then start this one. If it is stopped already (it was killed or crashed), its hold "
+        f"ends at {lease.expires_at:%H:%M:%S} UTC: start this one again then"
+    )
 
 
 def _require_current_schema() -> None:
@@ -448,6 +479,8 @@ def db_upgrade(**options) -> None:
     from webapp import paths
 
     _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    if not options.get("sql"):  # --sql only prints the migrations' SQL
+        _refuse_to_migrate_under_a_running_certdesk(paths.MIGRATIONS_DIR)
     _migrations_upgrade.callback(**options)
 
 
