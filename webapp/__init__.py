@@ -125,21 +125,31 @@ def create_app(config: dict | None = None, *, prepare: bool = True) -> Flask:
     return app
 
 
-def prepare_instance(app: Flask, *, database_required: bool = False) -> None:
+def prepare_instance(app: Flask, *, database_required: bool = False, make: bool = True) -> None:
     """Make the instance folder and what it lacks (session key, SQLite file, master key), then
     check the master key opens this database's data.
 
     With ``database_required`` the database is reached first, and one that cannot be (a server
     that does not answer, a file that is no database, a folder that is not there) raises
     SQLAlchemy's error with nothing written: a start that fails there leaves no instance behind.
-    Without, an unreachable database is left for /healthz to report. Done once per app."""
+    Without, an unreachable database is left for /healthz to report. The keys are checked before
+    anything is made too (a master key refused, or missing for a database that has sealed data),
+    so that a start refused there leaves no instance either. Without ``make``, for a command that
+    reads an instance there already, nothing is made at all: its keys are read, and a master key
+    it lacks is not made. Done once per app."""
     if app.extensions.get("certdesk_instance_ready"):
         return
     with app.app_context():
         if database_required:
             _reach_database(app)
-        config_module.make_instance(app)
-        _init_secretbox(app)
+        box = _check_secretbox(app)
+        if make:
+            config_module.make_instance(app)
+            _init_secretbox(app)
+        else:
+            config_module.read_instance(app)
+            if box is not None:
+                app.extensions["secretbox"] = box
     app.extensions["certdesk_instance_ready"] = True
 
 
@@ -347,20 +357,45 @@ def _time_element(value, fmt: str) -> Markup:
     )
 
 
+def _check_secretbox(app: Flask) -> secretbox.SecretBox | None:
+    """What _init_secretbox refuses, found with nothing made (no key file, no SQLite file): the
+    master key's box, or None while there is no key file and nothing sealed needs one."""
+    from pathlib import Path
+
+    database = config_module.sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    # A SQLite file still to be made is not opened: opening it would make it.
+    new_file = database is not None and not database.exists()
+    check = None if new_file else _stored_key_check()[1]
+    box = secretbox.find_box(
+        Path(app.instance_path), app.config.get("MASTER_KEY"), sealed=check is not None
+    )
+    if box is not None and check is not None:
+        secretbox.verify_key_check(box, check)
+    db.session.remove()
+    return box
+
+
+def _stored_key_check() -> tuple[bool, str | None]:
+    """Whether the database has its settings table yet, and the master-key check kept there."""
+    from webapp.settings import service as settings
+    from webapp.settings.models import Setting
+
+    try:
+        has_table = inspect(db.engine).has_table(Setting.__tablename__)
+    except Exception:  # database unreachable: serve reports it on /healthz
+        has_table = False
+    return has_table, settings.get(secretbox.KEY_CHECK_SETTING) if has_table else None
+
+
 def _init_secretbox(app: Flask) -> None:
     """Load the master key and check it opens this database's data; refuse to start otherwise."""
     from pathlib import Path
 
     from webapp.settings import service as settings
-    from webapp.settings.models import Setting
 
     instance = Path(app.instance_path)
     env_key = app.config.get("MASTER_KEY")
-    try:
-        has_table = inspect(db.engine).has_table(Setting.__tablename__)
-    except Exception:  # database unreachable: serve reports it on /healthz
-        has_table = False
-    check = settings.get(secretbox.KEY_CHECK_SETTING) if has_table else None
+    has_table, check = _stored_key_check()
     box = secretbox.load_box(instance, env_key, may_create=check is None)
     if check is None and has_table:
         # Workers starting together on a new database: the first check stored is the one all

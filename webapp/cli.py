@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import shutil
@@ -25,6 +26,7 @@ def _upgrade_database() -> None:
     from webapp import _init_secretbox, paths
 
     _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    _refuse_to_migrate_under_a_running_certdesk(paths.MIGRATIONS_DIR)
     try:
         upgrade(directory=str(paths.MIGRATIONS_DIR))
     except DBAPIError as exc:
@@ -59,31 +61,94 @@ def _refuse_a_newer_database(migrations: Path) -> None:
         )
 
 
+def _refuse_to_migrate_under_a_running_certdesk(migrations: Path) -> None:
+    """Migrations pending while another CertDesk holds the scheduler's lease are not applied: it
+    runs on the schema it knows. A port held stops a new version started on the old one's port;
+    one started on another port, or on another host, meets the lease. With nothing to migrate (a
+    second serve on the same database) the lease is shared as ever."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect
+
+    from webapp.extensions import db
+    from webapp.scheduler import SchedulerLease, live_lease
+
+    with db.engine.connect() as conn:
+        heads = set(MigrationContext.configure(conn).get_current_heads())
+        has_lease = inspect(conn).has_table(SchedulerLease.__tablename__)
+    if not has_lease or heads == set(ScriptDirectory(str(migrations)).get_heads()):
+        return
+    lease = live_lease()
+    db.session.remove()  # no read left open while the upgrade writes
+    # This process's own scheduler (serve's, or its workers') starts after the upgrade.
+    if lease is None or lease.holder == current_app.extensions["certdesk_scheduler"].holder:
+        return
+    raise click.ClickException(
+        f"CertDesk is running on this database (its scheduler is held by {lease.holder}) and "
+        "this version has migrations to apply: stop the running CertDesk first, on every host, "
+        "then start this one. If it is stopped already (it was killed or crashed), its hold "
+        f"ends at {lease.expires_at:%H:%M:%S} UTC: start this one again then"
+    )
+
+
 def _require_current_schema() -> None:
     """For the commands that read the tables without migrating them first: a database with no
     CertDesk tables (a mistyped CERTDESK_INSTANCE or DATABASE_URL names a new, empty one), or one
     at another migration, is said in a line instead of a traceback."""
-    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     from webapp import paths
     from webapp.extensions import db
 
+    heads = _require_tables()
     _refuse_a_newer_database(paths.MIGRATIONS_DIR)
-    with db.engine.connect() as conn:
-        heads = set(MigrationContext.configure(conn).get_current_heads())
     shown = _shown_url(db.engine.url)
-    if not heads:
-        raise click.ClickException(
-            f"the database {shown} holds no CertDesk tables: check CERTDESK_INSTANCE and "
-            f"DATABASE_URL (a new instance is started with {certdesk_command()} serve)"
-        )
     wanted = set(ScriptDirectory(str(paths.MIGRATIONS_DIR)).get_heads())
     if heads != wanted:
         raise click.ClickException(
             f"the database {shown} is at migration {', '.join(sorted(heads))}, not this "
             f"version's {', '.join(sorted(wanted))}: run {certdesk_command()} db upgrade first"
         )
+
+
+def _require_tables() -> set[str]:
+    """The migrations the database is at; none (no CertDesk tables: a mistyped CERTDESK_INSTANCE
+    or DATABASE_URL names a new, empty database) is said in a line. A SQLite file that is not
+    there is not opened (opening would make it)."""
+    from alembic.runtime.migration import MigrationContext
+
+    from webapp import config
+    from webapp.extensions import db
+
+    database = config.sqlite_file(current_app.config["SQLALCHEMY_DATABASE_URI"])
+    heads: set[str] = set()
+    if database is None or database.exists():
+        with db.engine.connect() as conn:
+            heads = set(MigrationContext.configure(conn).get_current_heads())
+    if not heads:
+        raise click.ClickException(
+            f"the database {_shown_url(db.engine.url)} holds no CertDesk tables: check "
+            f"CERTDESK_INSTANCE and DATABASE_URL (a new instance is started with "
+            f"{certdesk_command()} serve)"
+        )
+    return heads
+
+
+def _reads_an_instance(command):
+    """For the commands that read an instance there already (``with_appcontext`` otherwise): its
+    app is prepared with nothing made, and a database that is not there or holds no CertDesk
+    tables is refused. A mistyped CERTDESK_INSTANCE is said, not made into a new instance."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        if not current_app:  # not run inside an app made already (flask --app webapp ...)
+            app = _make_app(prepare=False)
+            click.get_current_context().with_resource(app.app_context())
+            _prepare(app, make=False)
+            _require_tables()
+        return command(*args, **kwargs)
+
+    return run
 
 
 @click.command("serve")
@@ -281,7 +346,7 @@ def _no_instance_yet() -> bool:
 
 
 @click.command("rotate-master-key")
-@with_appcontext
+@_reads_an_instance
 def rotate_master_key() -> None:
     """Re-encrypt every secret under a new master key (safe to re-run if interrupted)."""
     from webapp import rotation
@@ -375,7 +440,7 @@ def audit_group() -> None:
     "e.g. as a database user who may only read. Without it, a record the database refuses is "
     "said in a line on stderr, and the exit code is still the check's.",
 )
-@with_appcontext
+@_reads_an_instance
 def audit_verify(no_record: bool) -> None:
     """Check the audit hash chain; exit 1 at the first altered or removed row.
 
@@ -384,6 +449,11 @@ def audit_verify(no_record: bool) -> None:
     from webapp.trailcheck import service as chaincheck
 
     _require_current_schema()
+    if "secretbox" not in current_app.extensions:  # the chain is keyed by the master key
+        raise click.ClickException(
+            f"there is no master key {Path(current_app.instance_path) / 'master.key'} (nor "
+            "CERTDESK_MASTER_KEY): check CERTDESK_INSTANCE, or restore it from your backup"
+        )
     result = audit.verify()
     if not result.ok:
         click.echo(f"Audit trail broken: {result.problem}.", err=True)
@@ -409,11 +479,38 @@ def db_upgrade(**options) -> None:
     from webapp import paths
 
     _refuse_a_newer_database(paths.MIGRATIONS_DIR)
+    if not options.get("sql"):  # --sql only prints the migrations' SQL
+        _refuse_to_migrate_under_a_running_certdesk(paths.MIGRATIONS_DIR)
     _migrations_upgrade.callback(**options)
 
 
 # The `db` commands an operator runs: migrate, and see where the database and this version are.
 OPERATOR_DB_COMMANDS = ("upgrade", "current", "heads", "history", "show")
+
+
+# The `db` commands that read the database without changing it (made of nothing: a mistyped
+# CERTDESK_INSTANCE is said, not made into a new instance), and those that read only this
+# version's migration scripts (no instance needed).
+DB_READING = ("current",)
+DB_SCRIPTS_ONLY = ("heads", "history", "show", "branches", "list-templates")
+
+
+def _db_group_callback(directory: str | None, x_arg: tuple) -> None:
+    """Flask-Migrate's (its options go in ``g``), with the app made as the command needs: the
+    instance made for those that migrate, not for DB_READING or DB_SCRIPTS_ONLY."""
+    from flask import g
+
+    if not current_app:  # not run inside an app made already (flask --app webapp db ...)
+        ctx = click.get_current_context()
+        app = _make_app(prepare=False)
+        ctx.with_resource(app.app_context())
+        if ctx.invoked_subcommand in DB_READING:
+            _prepare(app, make=False)
+            _require_tables()
+        elif ctx.invoked_subcommand not in DB_SCRIPTS_ONLY:
+            _prepare(app)
+    g.directory = directory
+    g.x_arg = x_arg
 
 
 class _MigrationsGroup(click.Group):
@@ -438,7 +535,7 @@ class _MigrationsGroup(click.Group):
 db_group = _MigrationsGroup(
     "db",
     params=_migrations.params,
-    callback=_migrations.callback,
+    callback=_db_group_callback,
     help="The database's migrations: `upgrade` applies those this version brings (serve does it "
     "on start), `current` names the one the database is at.",
     epilog="The commands for CertDesk's developers write migrations, or change the version a "
@@ -467,11 +564,11 @@ def _make_app(*_args, prepare: bool = True):
     return app
 
 
-def _prepare(app) -> None:
+def _prepare(app, *, make: bool = True) -> None:
     from webapp import prepare_instance
 
     with _stops_the_start():
-        prepare_instance(app, database_required=True)
+        prepare_instance(app, database_required=True, make=make)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ the database (SQLite file in the instance folder by default).
 """
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -105,6 +106,17 @@ def make_instance(app) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(instance / "secret_key")
     secure_instance(app)
+
+
+def read_instance(app) -> None:
+    """For a command that reads an instance there already: its session key, if it has one, with
+    nothing made (a mistyped CERTDESK_INSTANCE is not made into a new instance)."""
+    instance = Path(app.instance_path)
+    if instance.exists() and not instance.is_dir():
+        raise FileExistsError(errno.EEXIST, "it is a file, not a folder", str(instance))
+    path = instance / "secret_key"
+    if not app.config.get("SECRET_KEY") and path.exists():
+        app.config["SECRET_KEY"] = _instance_secret(path)
 
 
 class ConfigError(RuntimeError):
@@ -248,9 +260,12 @@ SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def sqlite_file(uri: str) -> Path | None:
-    """The file of a ``sqlite:///...`` database URI (None for memory or another database)."""
+    """The file of a ``sqlite:///...`` database URI (None for memory, another database, or a
+    SQLite URI filename such as ``sqlite:///file:PATH?mode=ro&uri=true``, opened as given)."""
     prefix = "sqlite:///"
     if not uri.startswith(prefix) or uri[len(prefix) :] in ("", ":memory:"):
+        return None
+    if uri[len(prefix) :].startswith("file:"):
         return None
     return Path(uri[len(prefix) :].split("?", 1)[0])
 

@@ -144,3 +144,61 @@ def test_create_admin_refused_a_password_typed_leaves_no_instance(tmp_path):
     assert ran.returncode == 0, ran
     assert "Administrator ann created." in ran.stdout
     assert "instance/certdesk.db" in _left(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--port", "0"], ["create-admin", "ann"], ["db", "upgrade"]],
+    ids=["serve", "create-admin", "db upgrade"],
+)
+def test_a_master_key_refused_leaves_no_instance(tmp_path, command):
+    if command[0] == "serve":
+        command = ["serve", "--port", str(free_port())]
+    ran = run_certdesk(
+        tmp_path / "instance",
+        *command,
+        CERTDESK_MASTER_KEY="notbase64",
+        CERTDESK_ADMIN_PASSWORD="a long password 1",
+    )
+    assert ran.returncode == 2, ran
+    assert "CertDesk cannot start: CERTDESK_MASTER_KEY is not base64" in ran.stderr, ran.stderr
+    assert _left(tmp_path) == []
+
+
+def test_a_restored_database_without_its_master_key_gets_no_session_key(tmp_path):
+    """The master key missing for a database with sealed data is found before the session key
+    is made: the folder holds what was restored, and nothing else."""
+    made = run_certdesk(
+        tmp_path / "made", "create-admin", "ann", CERTDESK_ADMIN_PASSWORD="a long password 1"
+    )
+    assert made.returncode == 0, made
+    restored = tmp_path / "restored"
+    restored.mkdir(mode=0o700)
+    (restored / "certdesk.db").write_bytes((tmp_path / "made" / "certdesk.db").read_bytes())
+    ran = run_certdesk(restored, "serve", "--port", str(free_port()))
+    assert ran.returncode == 2, ran
+    assert f"the master key {restored / 'master.key'} is missing" in ran.stderr, ran.stderr
+    assert sorted(p.name for p in restored.iterdir()) == ["certdesk.db"]
+
+
+@pytest.mark.parametrize(
+    "command", [["audit", "verify"], ["rotate-master-key"], ["db", "current"]], ids=" ".join
+)
+def test_a_command_that_reads_an_instance_makes_none(tmp_path, command):
+    """A mistyped CERTDESK_INSTANCE is said, and not made into a new instance (with a master
+    key and an empty database that the next start would take for the instance)."""
+    ran = run_certdesk(tmp_path / "mistyped", *command)
+    assert ran.returncode == 1, ran
+    assert "Traceback" not in ran.stderr, ran.stderr
+    said = " ".join(ran.stderr.split())
+    assert f"the database sqlite:///{tmp_path / 'mistyped' / 'certdesk.db'} holds no" in said
+    assert "check CERTDESK_INSTANCE and DATABASE_URL" in said
+    assert _left(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", [["db", "heads"], ["db", "history"]], ids=" ".join)
+def test_a_command_that_reads_the_migrations_alone_makes_no_instance(tmp_path, command):
+    ran = run_certdesk(tmp_path / "instance", *command)
+    assert ran.returncode == 0, ran
+    assert "(head)" in ran.stdout, ran.stdout
+    assert _left(tmp_path) == []

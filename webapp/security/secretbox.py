@@ -141,6 +141,26 @@ def load_box(instance: Path, env_key: str | None, *, may_create: bool) -> Secret
     The key file is created (0600) only when ``may_create`` says no sealed data exists yet; a
     missing key with sealed data, a key file others can read, or a bad key raise MasterKeyError.
     """
+    box = find_box(instance, env_key, sealed=not may_create)
+    if box is None:
+        # Workers starting together on a new instance all use the key written first.
+        path = instance / KEY_FILE
+        privatefile.create_once(path, base64.b64encode(new_key()).decode() + "\n")
+        box = _file_box(instance, _read_key_file(path))
+    if len(box.keys) > 1:
+        log.warning(
+            "a master key rotation was interrupted (%s exists): some secrets are sealed under "
+            "that key; run `certdesk rotate-master-key` again to finish it, and keep that file "
+            "until then",
+            instance / NEXT_KEY_FILE,
+        )
+    return box
+
+
+def find_box(instance: Path, env_key: str | None, *, sealed: bool) -> SecretBox | None:
+    """The box of the key there is, as load_box checks it, with nothing made: None when there is
+    no key file yet and nothing is ``sealed`` (load_box would make one). A start checks this
+    before it makes the instance, so that a key refused leaves nothing behind."""
     if env_key:
         try:
             key = base64.b64decode(env_key, validate=True)
@@ -151,23 +171,20 @@ def load_box(instance: Path, env_key: str | None, *, may_create: bool) -> Secret
         return SecretBox(key)
     path = instance / KEY_FILE
     if not path.exists():
-        if not may_create:
+        if sealed:
             raise MasterKeyError(
                 f"encrypted data exists but the master key {path} is missing; restore it from "
                 "your backup (or set CERTDESK_MASTER_KEY)"
             )
-        # Workers starting together on a new instance all use the key written first.
-        privatefile.create_once(path, base64.b64encode(new_key()).decode() + "\n")
-    key = _read_key_file(path)
+        return None
+    return _file_box(instance, _read_key_file(path))
+
+
+def _file_box(instance: Path, key: bytes) -> SecretBox:
     nxt = instance / NEXT_KEY_FILE
     # A rotation was interrupted: values may be sealed under either key until it is re-run.
     if not nxt.exists():
         return SecretBox(key)
-    log.warning(
-        "a master key rotation was interrupted (%s exists): some secrets are sealed under that "
-        "key; run `certdesk rotate-master-key` again to finish it, and keep that file until then",
-        nxt,
-    )
     return SecretBox(key, _read_key_file(nxt))
 
 
