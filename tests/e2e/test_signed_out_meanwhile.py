@@ -28,6 +28,9 @@ def _audit_page(page, server) -> None:
     login(page, server, "admin")
     page.goto(server.url + "/admin/audit/?action=")
     expect(page.locator("#verify-now")).to_be_visible(timeout=30000)
+    # The page's own requests (its notices) are answered before the session is ended under it:
+    # one answered after would lead to the sign-in page before the test's click.
+    page.wait_for_load_state("networkidle")
 
 
 def test_signed_out_in_another_tab_a_button_leads_to_sign_in_and_back(page, live_server):
