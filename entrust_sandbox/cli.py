@@ -22,9 +22,11 @@ stops the sandbox as Ctrl-C does.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import signal
+import socket
 import sqlite3
 import tempfile
 
@@ -144,8 +146,7 @@ def sandbox(
             app, box.store, host, port, https=not plain_http, quiet=not log_requests
         )
         scheme = "http" if plain_http else "https"
-        shown_host = f"[{host}]" if ":" in host else host
-        base = f"{scheme}://{shown_host}:{server.server_port}"
+        base = f"{scheme}://{_shown_host(host)}:{server.server_port}"
         click.echo(f"Entrust ECS sandbox: {base}/enterprise/v2/")
         click.echo(f"Control API:         {base}/_sandbox/")
         click.echo(f"API user: {api_user}")
@@ -158,6 +159,8 @@ def sandbox(
                 fh.write(box.store.ca.root_pem)
             _owner_only(ca_path)
             click.echo(f"Root CA (verify with it): {ca_path}")
+        if _is_wildcard(host):
+            click.echo(f"Listening on every address of this machine ({host}).")
         click.echo("Press Ctrl+C to stop.")
         server.serve_forever()  # returns on KeyboardInterrupt
     except KeyboardInterrupt:
@@ -172,6 +175,21 @@ def sandbox(
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
         os.umask(previous_umask)
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def _shown_host(host: str) -> str:
+    """The host of the printed address: one a client can connect to, so a wildcard (0.0.0.0,
+    ::) is shown as this machine's name, which the TLS certificate names too."""
+    if _is_wildcard(host):
+        host = socket.gethostname() or "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def _stop_on_signals() -> dict:

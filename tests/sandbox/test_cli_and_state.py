@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -238,3 +239,22 @@ def test_a_port_out_of_range_and_a_negative_seed_count_are_refused_before_starti
         assert message in done.stderr
         assert "Traceback" not in done.stderr and "Press Ctrl+C" not in done.stdout
     assert not state.exists()
+
+
+def test_a_wildcard_host_prints_an_address_a_client_can_use(tmp_path):
+    """`--host 0.0.0.0` serves every address; the address printed is this machine's name (which
+    the certificate names), not 0.0.0.0, which a client cannot connect to."""
+    state = str(tmp_path / "s.db")
+    proc, out = _start(["--http", "--host", "0.0.0.0", "--port", "0", "--state", state])  # noqa: S104
+    try:
+        base = _value(out, "Entrust ECS sandbox:")
+        assert "0.0.0.0" not in base  # noqa: S104
+        assert base.startswith(f"http://{socket.gethostname()}:")
+        assert "Listening on every address" in out
+        port = base.split(":")[2].split("/")[0]
+        user, key = _value(out, "API user:"), _value(out, "API key:")
+        local = f"http://127.0.0.1:{port}/enterprise/v2/certificates"
+        assert requests.get(local, auth=(user, key), timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
