@@ -213,3 +213,28 @@ def test_back_to_the_order_form_keeps_the_custom_fields_typed_and_the_products_d
     assert "SECRETKEYBODY" not in kept
     assert "key password typed" not in kept
     assert "key_" not in kept
+
+
+def test_arrow_keys_through_a_filter_drop_down_filter_once(page, live_server):
+    """Chromium fires `change` for each ArrowDown in a closed drop-down: going through three
+    choices by keyboard loads the list once, for the one stopped at, and adds one history entry
+    (not one per choice passed)."""
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/admin/audit/")
+    start = page.evaluate("history.length")
+    loads = []
+    page.on(
+        "request",
+        lambda req: loads.append(req.url) if req.headers.get("hx-request") == "true" else None,
+    )
+    action = page.locator("select[name=action]")
+    action.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    third = action.input_value()
+    assert third  # the keys moved through the choices
+    page.wait_for_url(re.compile(r".*action=" + re.escape(third) + ".*"))
+    page.wait_for_load_state("networkidle")
+    audit_loads = [url for url in loads if "/admin/audit/" in url]
+    assert len(audit_loads) == 1, audit_loads
+    assert page.evaluate("history.length") == start + 1
