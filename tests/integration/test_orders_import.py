@@ -213,6 +213,13 @@ def test_default_import_then_a_second_one_that_changes_nothing(env, user, sandbo
     ).scalars()
     assert set(linked) == issued
     assert _count(OrderEvent, OrderEvent.kind == "imported") == len(wanted)
+    # ... and tells, as a status check does, when its certificate was brought in.
+    told = db.session.execute(
+        select(Order.ca_order_id)
+        .join(OrderEvent, OrderEvent.order_id == Order.id)
+        .where(OrderEvent.kind == "certificate")
+    ).scalars()
+    assert sorted(told) == sorted(issued)
     # Each imported order is found by the list's search: its tracking ID, and the end of its name.
     some = db.session.execute(select(Order).order_by(Order.id)).scalars().first()
     assert {n.value for n in some.names} >= {some.ca_order_id, some.common_name.lower()}

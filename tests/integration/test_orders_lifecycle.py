@@ -854,6 +854,26 @@ def test_a_refusal_by_entrust_reads_the_order_back(env, user, sandbox):
     assert row.status == "SUSPENDED"  # read back
 
 
+def test_an_approval_made_at_entrust_found_by_a_refused_approve_brings_the_certificate(
+    env, user, sandbox
+):
+    """An Entrust administrator approved the queued order first: CertDesk's Approve is refused,
+    and the read-back brings the certificate in, with its history line, as a status check
+    would."""
+    row = _in_status(user, env, sandbox, "PENDING")
+    sandbox.set_certificate_status(int(row.ca_order_id), "ACTIVE")
+    [outcome] = lifecycle.run(user["admin"], Action.APPROVE, [row.id], lifecycle.Choices()).outcomes
+    assert outcome.result == "refused", outcome.message
+    db.session.refresh(row)
+    assert row.status == "ACTIVE"
+    [cert] = certificates_of(row)
+    [line] = db.session.execute(
+        select(OrderEvent).where(OrderEvent.order_id == row.id, OrderEvent.kind == "certificate")
+    ).scalars()
+    assert line.message == "Certificate added to SSL › Certificates."
+    assert line.actor_name == "admin"
+
+
 def test_a_status_changed_at_entrust_found_by_a_refusal_is_told(env, user, sandbox):
     """The operator resumes a suspended order that an Entrust administrator revoked meanwhile:
     Entrust refuses, and the status CertDesk reads back has its history line, its audit event

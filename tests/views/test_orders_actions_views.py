@@ -685,6 +685,9 @@ def test_approve_and_suspend_through_the_page_with_each_result(admin_client, lin
     ).scalars()
     row = page.split(f'data-order="{queued.id}"')[1].split("</tr>")[0]
     assert f'<a href="/certificates/{cert.id}">queue.example.com</a>' in row
+    # The order's history tells the certificate coming in, as a status check would.
+    history = _text(admin_client.get(f"/entrust/{queued.id}"))
+    assert "Certificate added to SSL › Certificates." in history
     resp = admin_client.post("/entrust/status?action=suspend", data={"order": [active.id]})
     page = _text(resp)
     assert "Suspended; Entrust says SUSPENDED." in page

@@ -667,6 +667,7 @@ def _import_certificates(ctx, cred, state: dict, actor, since) -> None:
                 good,
                 actor=actor,
                 source="entrust_import",
+                now=utcnow(),
                 batch_event={"job": ctx.job_id, "credential": cred.name},
             )
             for added, problem in stored:

@@ -454,7 +454,9 @@ def _apply_read(row: Order, ca: CaOrder, actor, now: datetime, *, read_by: str =
     records.certificates_suspended(row, actor=actor)  # suspended, or resumed
     with_certificate = ca.phase in (Phase.ISSUED, Phase.SUSPENDED) and ca.certificate_pem
     if with_certificate and row.id not in certificates.orders_with_certificate([row.id]):
-        _added, problem = records.store_certificate(row, ca, actor=actor, source="entrust")
+        added, problem = records.store_certificate(row, ca, actor=actor, source="entrust")
+        if added:
+            records.certificate_added(row, actor=actor, now=now)
         return problem
     return ""
 

@@ -168,13 +168,7 @@ def _check_chunk(
         r.message = problem
         if added:
             counts["certificates"] += 1
-            records.event(
-                r,
-                "certificate",
-                actor=actor,
-                now=now,
-                message="Certificate added to SSL › Certificates.",
-            )
+            records.certificate_added(r, actor=actor, now=now)
     db.session.commit()
     return True
 

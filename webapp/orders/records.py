@@ -8,7 +8,7 @@ import json
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from webapp.audit import service as audit
 from webapp.cas import registry
@@ -237,6 +237,14 @@ def event(
         ev.at = now
     db.session.add(ev)
     return ev
+
+
+CERTIFICATE_ADDED = "Certificate added to SSL › Certificates."
+
+
+def certificate_added(row: Order, *, actor, now: datetime) -> None:
+    """The history line of a certificate brought into the repository for ``row``."""
+    event(row, "certificate", actor=actor, now=now, message=CERTIFICATE_ADDED)
 
 
 def changed_at_ca(row: Order, read_by: str) -> dict:
@@ -475,11 +483,17 @@ def store_certificate(row: Order, ca: CaOrder, *, actor, source: str) -> tuple[b
 
 
 def store_certificates(
-    fetched: list[tuple[int, CaOrder]], *, actor, source: str, batch_event: dict | None = None
+    fetched: list[tuple[int, CaOrder]],
+    *,
+    actor,
+    source: str,
+    now: datetime,
+    batch_event: dict | None = None,
 ) -> list[tuple[bool, str]]:
     """``store_certificate`` for a batch of (order id, the CA's view of it), in a few queries and
     one flush (see ``certificates.add_for_orders``; ``batch_event``: one audit event for the
-    batch). Returns (added now, a problem in words or "") for each, in the same order."""
+    batch), with a history line for each certificate added. Returns (added now, a problem in
+    words or "") for each, in the same order."""
     out: list[tuple[bool, str]] = [(False, "")] * len(fetched)
     items, where, suspended = [], [], []
     for i, (order_id, ca) in enumerate(fetched):
@@ -504,4 +518,20 @@ def store_certificates(
             if ca.phase is Phase.SUSPENDED and cert.order_id == order_id:
                 suspended.append(cert)
     certificates.mark_suspended_many(suspended, actor=actor)
+    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    lines = [
+        {
+            "order_id": order_id,
+            "at": now,
+            "kind": "certificate",
+            "old_status": "",
+            "new_status": "",
+            "message": CERTIFICATE_ADDED,
+            "actor_name": name[:120],
+        }
+        for (order_id, _ca), (added, _problem) in zip(fetched, out, strict=True)
+        if added
+    ]
+    if lines:
+        db.session.execute(insert(OrderEvent), lines)
     return out
