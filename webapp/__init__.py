@@ -15,7 +15,19 @@ from jinja2 import pass_context
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
 
-from webapp import badges, columns, errors, kdfcost, logsafe, paths, pki, turns, urls, validation
+from webapp import (
+    accesslog,
+    badges,
+    columns,
+    errors,
+    kdfcost,
+    logsafe,
+    paths,
+    pki,
+    turns,
+    urls,
+    validation,
+)
 from webapp import config as config_module
 from webapp.extensions import csrf, db, login_manager, migrate
 from webapp.scheduler import scheduler
@@ -108,6 +120,7 @@ def create_app(config: dict | None = None, *, prepare: bool = True) -> Flask:
     app.before_request(_check_input)
     app.before_request(_check_session)
     app.after_request(_after_request)
+    accesslog.init_app(app)  # each request's id, from the first hook on; its line at the end
     hosts.init_app(app)  # TRUSTED_HOSTS: another host's name gets a 400 before Flask sees it
 
     scheduler.init_app(app)

@@ -48,6 +48,7 @@ class Defaults:
     LOGIN_FAILURE_WINDOW_HOURS = 24
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     SCHEDULER_ENABLED = True
+    ACCESS_LOG = False  # a line at INFO for each request (webapp.accesslog)
     SCHEDULER_TICK_SECONDS = 15
     SCHEDULER_LEASE_SECONDS = 60
     JOBS_RUN_INLINE = False  # tests run background jobs in the request for determinism
@@ -145,7 +146,7 @@ NUMBERS = {
     "LOGIN_MAX_WAIT_MINUTES": (1, 7 * 24 * 60, True),
     "LOGIN_FAILURE_WINDOW_HOURS": (1, 366 * 24, True),
 }
-YES_NO = ("SCHEDULER_ENABLED", "SESSION_COOKIE_SECURE", "JOBS_RUN_INLINE")
+YES_NO = ("SCHEDULER_ENABLED", "SESSION_COOKIE_SECURE", "JOBS_RUN_INLINE", "ACCESS_LOG")
 # What the environment may set besides those (CERTDESK_<NAME>); any other CERTDESK_ variable
 # (CERTDESK_ADMIN_PASSWORD, read by create-admin, or one of another tool) is not a setting, and
 # not copied into the app's configuration, where it could have changed Flask's own.

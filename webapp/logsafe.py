@@ -14,6 +14,8 @@ import logging
 import re
 import sys
 
+from flask import g, has_request_context
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
 _NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
@@ -32,17 +34,25 @@ def escape(text: str) -> str:
 
 
 class SafeRecord(logging.LogRecord):
-    """A log record whose message (format and arguments, merged) has its controls escaped."""
+    """A log record whose message (format and arguments, merged) has its controls escaped; made
+    while a request is handled, it keeps that request's id (webapp.accesslog)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_id = g.get("request_id", "") if has_request_context() else ""
 
     def getMessage(self) -> str:  # noqa: N802 (logging's name)
         return escape(super().getMessage())
 
 
 class SafeFormatter(logging.Formatter):
-    """Escapes the whole record line; a traceback's lines are escaped and indented."""
+    """Escapes the whole record line, which ends with the id of the request it was logged in
+    (if any); a traceback's lines are escaped and indented."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802
-        return escape(super().formatMessage(record))
+        line = super().formatMessage(record)
+        request_id = getattr(record, "request_id", "")
+        return escape(f"{line} [request {request_id}]" if request_id else line)
 
     def formatException(self, ei) -> str:  # noqa: N802
         return _indented(super().formatException(ei))

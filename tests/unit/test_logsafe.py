@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import logging
 
+import flask
 import pytest
 
-from webapp import logsafe
+from webapp import create_app, logsafe
 
 FORGED = "prod\r\n2026-01-01 00:00:00 INFO webapp.auth: admin signed in\x1b[2K\x1b[31m\u2028x"
 
@@ -18,8 +19,6 @@ def root_output(tmp_path):
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     root.handlers = []
-    from webapp import create_app
-
     create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path), "SCHEDULER_ENABLED": False})
     assert len(root.handlers) == 1
     buffer = io.StringIO()
@@ -63,3 +62,19 @@ def test_every_record_is_escaped_whatever_handler_takes_it(app, caplog):
 def test_escape():
     assert logsafe.escape("plain text, ünïcödé") == "plain text, ünïcödé"
     assert logsafe.escape("\t\x7f\x85\u2029") == "\\t\\x7f\\x85\\u2029"
+
+
+def test_a_line_logged_while_a_request_is_handled_names_the_request(root_output, tmp_path):
+    """Every line a request logs (an unhandled error's among them) ends with the id its answer
+    carries in X-Request-Id; a line logged outside a request has none."""
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path), "SCHEDULER_ENABLED": False})
+    with app.test_request_context("/certificates/"):
+        app.preprocess_request()
+        request_id = flask.g.request_id
+        logging.getLogger("webapp.errors").error("unhandled error: GET /certificates/")
+        answer = app.process_response(app.response_class("x"))
+    logging.getLogger("webapp.scheduler").info("tick")
+    during, outside = root_output.getvalue().splitlines()
+    assert len(request_id) == 12 and answer.headers["X-Request-Id"] == request_id
+    assert during.endswith(f"unhandled error: GET /certificates/ [request {request_id}]")
+    assert outside.endswith("INFO webapp.scheduler: tick")
