@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from flask import current_app, has_request_context, render_template, request
+from flask import current_app, g, has_request_context, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -128,7 +128,9 @@ def handle_500(exc):
     if original is None and not isinstance(exc, HTTPException):
         where = f"{request.method} {request.path}" if has_request_context() else "no request"
         log.exception("unhandled error: %s", where, exc_info=exc)
-    return _respond(500, "The error was logged. Try again, or tell your administrator.")
+    reference = g.get("request_id") if has_request_context() else ""
+    said = f" (reference {reference}, which ends its lines in the log)" if reference else ""
+    return _respond(500, f"The error was logged{said}. Try again, or tell your administrator.")
 
 
 def database_busy(exc: OperationalError) -> bool:

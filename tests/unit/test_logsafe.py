@@ -8,7 +8,7 @@ import logging
 import flask
 import pytest
 
-from webapp import create_app, logsafe
+from webapp import create_app, errors, logsafe
 
 FORGED = "prod\r\n2026-01-01 00:00:00 INFO webapp.auth: admin signed in\x1b[2K\x1b[31m\u2028x"
 
@@ -71,10 +71,13 @@ def test_a_line_logged_while_a_request_is_handled_names_the_request(root_output,
     with app.test_request_context("/certificates/"):
         app.preprocess_request()
         request_id = flask.g.request_id
-        logging.getLogger("webapp.errors").error("unhandled error: GET /certificates/")
-        answer = app.process_response(app.response_class("x"))
+        body, status, _headers = errors.handle_500(ValueError("broken"))  # logs it
+        answer = app.process_response(app.response_class(body, status))
     logging.getLogger("webapp.scheduler").info("tick")
-    during, outside = root_output.getvalue().splitlines()
+    during, *trace, outside = root_output.getvalue().splitlines()
     assert len(request_id) == 12 and answer.headers["X-Request-Id"] == request_id
     assert during.endswith(f"unhandled error: GET /certificates/ [request {request_id}]")
+    assert trace[-1].endswith("ValueError: broken")
+    # The error page gives the id as its reference, for the administrator to find its lines.
+    assert f"The error was logged (reference {request_id}," in answer.get_data(as_text=True)
     assert outside.endswith("INFO webapp.scheduler: tick")
