@@ -164,3 +164,34 @@ def test_a_phone_wide_window_never_scrolls_sideways(page, live_server, sandbox):
         for summary in page.locator(".mainnav summary").all():
             assert summary.evaluate("s => s.getBoundingClientRect().height") < 50, width
         assert _scrolls_sideways(page) == [], width
+
+
+def test_a_320_pixel_window_reflows_every_page(page, live_server, sandbox):
+    """WCAG's reflow width (320 CSS pixels, a 1280-pixel window at 400%): a certificate's
+    extensions, a CSR's actions and SSL › Entrust's More menu, open, stay inside the window."""
+    sandbox.seed(certificates=0, seed=9)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/entrust/new")
+    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp")
+    page.get_by_label("Product").select_option("STANDARD_SSL")
+    page.locator("input[name=csr_source][value=new]").check()
+    page.locator("#sans").fill("reflow.example.com")
+    page.get_by_role("button", name="Order Certificate").click()
+    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
+    order = page.url
+    certificate = page.locator("#order-certificate a").first.get_attribute("href")
+    page.goto(live_server.url + "/csrs/")
+    csr = page.locator("#csrs-table tbody a").first.get_attribute("href")
+
+    page.set_viewport_size({"width": 320, "height": 700})
+    for url in (order, live_server.url + certificate, live_server.url + csr):
+        page.goto(url)
+        assert _scrolls_sideways(page) == [], url
+    page.goto(live_server.url + "/entrust/")
+    page.locator(".order-more summary").click()
+    for name in ("Import Existing Orders", "Revoke Certificate", "Delete"):
+        expect(page.locator(".order-more ul").get_by_text(name, exact=True)).to_be_in_viewport(
+            ratio=1
+        )
+    assert _scrolls_sideways(page) == []
