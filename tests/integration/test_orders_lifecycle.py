@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.conftest import link_sandbox, successor_form
 from tests.integration.helpers import second_credential
@@ -1191,3 +1192,44 @@ def test_a_reissue_and_a_revoke_of_one_order_at_the_same_moment_send_one_call(
     status = sandbox.status(ca_id)
     assert status == {"reissue": "REISSUED", "revoke": "REVOKED"}[first]
     assert db.session.get(Order, row_id).status == status
+
+
+@pytest.mark.parametrize("change", ["demoted", "disabled"])
+def test_a_user_demoted_or_disabled_meanwhile_sends_nothing_more(env, user, sandbox, change):
+    """Suspend of three orders, each call slow: an administrator changes the user's role (or
+    disables them) while the first call is under way. That one is done; the other two are
+    refused unsent, as a background job's would be, and the audit trail says so."""
+    from webapp.auth.models import User
+
+    rows = [_in_status(user, env, sandbox, "ACTIVE", cn=f"h{i}.example.com") for i in range(3)]
+    actor = user["admin"]
+    sandbox.clear_requests()
+    sandbox.faults([{"kind": "latency", "ms": 1500, "method": "PATCH", "path": PATCH_PATH + "*"}])
+    values = {"role": "auditor"} if change == "demoted" else {"active": False}
+    engine, first, actor_id = db.engine, rows[0].id, actor.id
+
+    def administrator():
+        deadline = time.monotonic() + 20
+        with engine.connect() as conn:
+            while time.monotonic() < deadline:  # the first order's call is under way
+                acting = conn.execute(select(Order.acting).where(Order.id == first))
+                if acting.scalar() is not None:
+                    break
+                conn.rollback()
+                time.sleep(0.02)
+            conn.execute(update(User).where(User.id == actor_id).values(**values))
+            conn.commit()
+
+    other = threading.Thread(target=administrator)
+    other.start()
+    result = lifecycle.run(actor, Action.SUSPEND, [r.id for r in rows], lifecycle.Choices())
+    other.join()
+    assert [o.result for o in result.outcomes] == ["done", "refused", "refused"]
+    said = "your account or role was changed meanwhile, and you may no longer suspend orders"
+    assert all(said in o.message for o in result.outcomes[1:])
+    assert len(_changes(sandbox)) == 1  # only the first order's call went out
+    refused = [a for a in _audits("order.suspend") if a.outcome == "refused"]
+    assert {a.object_id for a in refused} == {str(rows[1].id), str(rows[2].id)}
+    for row in rows[1:]:
+        db.session.refresh(row)
+        assert row.status == "ACTIVE" and row.acting is None

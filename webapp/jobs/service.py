@@ -108,6 +108,7 @@ def still_allowed(actor, permission: str) -> bool:
     CertDesk's own work (an actor named by a string, e.g. "scheduler") always is."""
     if isinstance(actor, str):
         return True
+    actor = getattr(actor, "_get_current_object", lambda: actor)()  # Flask-Login's current_user
     db.session.refresh(actor)
     return rbac.has_permission(actor, permission)
 

@@ -675,10 +675,24 @@ def _done_words(action: Action, row: Order, ca: CaOrder | None, problem: str) ->
     return text
 
 
+NO_LONGER_ALLOWED = (
+    "Not sent: your account or role was changed meanwhile, and you may no longer {label} orders."
+)
+
+
 def _execute(actor, action: Action, rows: list[Order], choices: Choices, acting) -> list[Outcome]:
+    """``action`` on each of ``rows`` in turn, with its outcome. The actor's right to do it is
+    read again before each (an administrator may disable them or change their role while the
+    calls of a first few take their time): from the first order they may no longer act on, the
+    rest are refused unsent."""
     caps = registry.capabilities(rows[0].ca) if rows else None
     out = []
     for row in rows:
+        if not jobs.still_allowed(actor, PERMISSIONS[action]):
+            label = availability.LABELS[action].lower()
+            said = NO_LONGER_ALLOWED.format(label=label)
+            out.append(_record(actor, action, row, "refused", said))
+            continue
         try:
             out.append(_one(actor, action, row, choices, acting, caps))
         except Exception:
