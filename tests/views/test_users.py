@@ -490,7 +490,7 @@ def test_a_session_past_its_time_limit_is_not_listed_as_open(admin_client, opera
 
 def _opened_profile(client, user_id: int) -> dict:
     page = client.get(f"/admin/users/{user_id}").get_data(as_text=True)
-    fields = dict(re.findall(r'name="(opened_\w+)" value="([^"]*)"', page))
+    fields = dict(re.findall(r'name="(opened_(?:full_name|email))" value="([^"]*)"', page))
     assert set(fields) == {"opened_full_name", "opened_email"}
     opened = {k: html.unescape(v) for k, v in fields.items()}
     return {**opened, "full_name": opened["opened_full_name"], "email": opened["opened_email"]}
@@ -523,6 +523,48 @@ def test_two_administrators_editing_one_users_name_and_email_keep_both_changes(a
     assert second.post(url, data={**again, "email": "olga@example.org"}).status_code == 303
     db.session.expire_all()
     assert target.email == "olga@example.org"
+
+
+def test_two_administrators_changing_one_users_role_the_second_is_told(app, user):
+    """Both open the operator's page; the first makes them an auditor. The second, from the page
+    opened before, chooses Administrator: refused (409) and said, nothing saved, no session
+    ended; the page shown again is opened anew, and the change sent from it is saved."""
+    from tests.conftest import _client_as
+    from webapp.audit.models import AuditEvent
+
+    target = user["operator"]
+    url = f"/admin/users/{target.id}/role"
+
+    def opened(client) -> str:
+        page = client.get(f"/admin/users/{target.id}").get_data(as_text=True)
+        return re.search(r'name="opened_role" value="(\w+)"', page).group(1)
+
+    first, second = _client_as(app, "admin"), _client_as(app, "admin")
+    mine, theirs = opened(first), opened(second)
+    assert mine == theirs == "operator"
+    assert first.post(url, data={"opened_role": mine, "role": "auditor"}).status_code == 303
+    db.session.expire_all()
+    versions = target.session_version
+    refused = second.post(url, data={"opened_role": theirs, "role": "admin"})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and 'id="role-error"' in page
+    assert "The role was changed to Auditor after this page was opened" in page
+    db.session.expire_all()
+    assert target.role == "auditor" and target.session_version == versions
+    refusals = db.session.execute(
+        db.select(AuditEvent).where(
+            AuditEvent.action == "user.role_change", AuditEvent.outcome == "refused"
+        )
+    ).scalars()
+    assert len(list(refusals)) == 1
+    # Choosing what it was changed to meanwhile is no conflict; from the page shown again, the
+    # change is saved.
+    assert second.post(url, data={"opened_role": theirs, "role": "auditor"}).status_code == 303
+    again = opened(second)
+    assert again == "auditor"
+    assert second.post(url, data={"opened_role": again, "role": "admin"}).status_code == 303
+    db.session.expire_all()
+    assert target.role == "admin"
 
 
 def test_a_user_name_is_one_name_however_it_is_typed(app, admin_client, user):

@@ -899,11 +899,21 @@ def get_user(user_id: int) -> User | None:
     return db.session.get(User, user_id)
 
 
-def change_role(actor, user: User, role: str) -> None:
+def change_role(actor, user: User, role: str, opened: str | None = None) -> None:
+    """``opened``: the role the form was opened with. When the role was changed since (by
+    someone else, or in another tab), another choice raises ChangedMeanwhile and nothing is
+    saved: the second of two administrators does not undo the first's change unknowingly."""
     rbac.check(actor, rbac.USERS_MANAGE)
     _check_role(role)
     if role == user.role:
         return
+    if opened is not None and opened != user.role:
+        raise ChangedMeanwhile(
+            f"The role was changed to {rbac.ROLE_LABELS.get(user.role, user.role)} after this "
+            "page was opened (by someone else, or in another tab); nothing was saved. Make your "
+            "change again.",
+            "role",
+        )
     _guard_last_admin(user, new_role=role)
     old, user.role = user.role, role
     user.session_version += 1

@@ -126,7 +126,8 @@ def _apply(user_id: int, action: str, change):
 @rbac.require(rbac.USERS_MANAGE)
 def role(user_id: int):
     def change(user):
-        service.change_role(current_user, user, request.form.get("role", ""))
+        opened = request.form.get("opened_role")
+        service.change_role(current_user, user, request.form.get("role", ""), opened)
         return f"{user.username} is now {rbac.ROLE_LABELS[user.role]}."
 
     return _apply(user_id, "user.role_change", change)
