@@ -457,9 +457,11 @@
       el = scope.querySelector('[rel="' + lost.rel + '"]') || scope.querySelector(".pager [rel]");
     }
     if (!el && scope && lost.index >= 0) el = scope.querySelectorAll(FOCUSABLE)[lost.index];
-    if (!el && scope) {
-      el = scope;
-      if (!el.hasAttribute("tabindex")) el.setAttribute("tabindex", "-1");
+    if (!el && scope) el = scope;
+    // A part found by its id that is no control (a section polling itself, focused when its
+    // button went) takes the focus too, rather than letting it fall to <body>.
+    if (el && !el.matches(FOCUSABLE) && !el.hasAttribute("tabindex")) {
+      el.setAttribute("tabindex", "-1");
     }
     // A page of a list read by Previous or Next starts at its top: the link keeps the focus
     // without scrolling to it, and the list is brought into view if its top was scrolled past.

@@ -68,3 +68,29 @@ def test_verify_now_shows_the_new_outcome_when_the_check_ends(page, live_server)
 
 def _events_counted(line) -> int:
     return int(re.search(r"([\d,]+) events", line.inner_text()).group(1).replace(",", ""))
+
+
+def test_verify_now_by_keyboard_keeps_the_focus_and_its_outcome_is_read(page, live_server):
+    """Verify now pressed by keyboard: the focus stays in the check's section while it is
+    replaced (not fallen to <body>), and the outcome appears inside a live region that stayed
+    in the page, no longer busy, so that a screen reader reads it."""
+    login(page, live_server, "admin")
+    line = _audit_page_once(page, live_server.url, "#chain-verified")
+    count = _events_counted(line)
+    page.evaluate("document.getElementById('chain-check-live').dataset.kept = 'yes'")
+    page.locator("#verify-now").focus()
+    page.keyboard.press("Enter")
+    deadline = time.monotonic() + 20
+    while _events_counted(page.locator("#chain-verified")) <= count:
+        assert time.monotonic() < deadline, page.locator("#chain-check").inner_text()
+        time.sleep(0.2)
+    page.wait_for_load_state("networkidle")
+    region = page.locator("#chain-check-live")
+    expect(region).to_have_attribute("aria-live", "polite")
+    expect(region).to_have_attribute("data-kept", "yes")  # the same element: never swapped
+    expect(page.locator("#chain-check")).not_to_have_attribute("aria-busy", "true")
+    focused = page.evaluate(
+        "document.activeElement.closest('#chain-check') ? 'in the section' "
+        ": document.activeElement.tagName"
+    )
+    assert focused == "in the section"
