@@ -495,6 +495,20 @@
       said.push("Sorted by " + sorted.textContent.replace(/[▲▼]/g, "").trim() + ", " +
         sorted.getAttribute("aria-sort"));
     }
+    speak(said);
+  }
+
+  // What a search that fills a list ([data-finder]: the order form's CSR, organization and
+  // domain searches) found, said while the focus stays in the search box: how many choices the
+  // list holds now, or the list's own line saying that nothing matched.
+  function announceFound(list) {
+    var none = list.querySelector("option[disabled]");
+    if (none) return speak([none.textContent]);
+    var n = list.querySelectorAll('option:not([value=""])').length;
+    speak([n === 1 ? "1 match in the list" : n + " matches in the list"]);
+  }
+
+  function speak(said) {
     var live = document.getElementById("announcer");
     if (!live) return;
     // Emptied first, so that the same words said twice (the same count after a sort) are read.
@@ -639,6 +653,26 @@
     }
   }
 
+  // A link shown as a button (a[role=button]: Order Certificate, Export CSV...) is a button to a
+  // screen reader, which says that Space presses it: Space follows it, as Enter does, on its
+  // release as a button acts (and the page does not scroll on its press).
+  function spacePressesLinkButtons() {
+    function linkButton(ev) {
+      return ev.key === " " && !ev.ctrlKey && !ev.metaKey && !ev.altKey && ev.target.matches &&
+        ev.target.matches("a[role=button][href]");
+    }
+    document.addEventListener("keydown", function (ev) {
+      if (linkButton(ev)) ev.preventDefault();
+    });
+    document.addEventListener("keyup", function (ev) {
+      if (linkButton(ev)) {
+        ev.preventDefault();
+        ev.target.click();
+      }
+    });
+  }
+  spacePressesLinkButtons();
+
   document.addEventListener("DOMContentLoaded", function () {
     takeOwnAddress();
     watchSession();
@@ -657,5 +691,7 @@
     // out each time: only what the user asked for is.
     var config = ev.detail.requestConfig;
     if (root !== document && !(config && polls(config.elt))) announce(root);
+    if (config && config.elt && config.elt.matches && config.elt.matches("[data-finder]") &&
+        root.matches && root.matches("select")) announceFound(root);
   });
 })();

@@ -269,3 +269,39 @@ def test_the_message_an_action_leaves_on_the_next_page_has_the_focus(page, live_
     message = page.locator("main > .flash")
     expect(message).to_have_count(1)
     expect(message).to_be_focused()
+
+
+def test_space_presses_a_link_shown_as_a_button(page, live_server):
+    """A screen reader calls a[role=button] a button, and Space presses a button."""
+    login(page, live_server, "admin")
+    page.goto(live_server.url + "/entrust/")
+    _press(page, page.locator("#order-certificate"), " ")
+    page.wait_for_url(live_server.url + "/entrust/new")
+    # Space in a field is still a space.
+    page.goto(live_server.url + "/certificates/")
+    page.locator("input[name=q]").press_sequentially("a b")
+    expect(page.locator("input[name=q]")).to_have_value("a b")
+
+
+def test_the_order_forms_csr_search_says_what_it_found(page, live_server, sandbox):
+    """Typing in the CSR search refills the list below it while the focus stays in the box:
+    what it found is read out, a count or the line saying that nothing matched."""
+    sandbox.seed(certificates=0, seed=3)
+    login(page, live_server, "admin")
+    _link_sandbox(page, live_server, sandbox)
+    page.goto(live_server.url + "/csrs/new")
+    page.locator("input[name=CN]").fill("found.example.org")
+    page.locator("form button[type=submit]").last.click()
+    page.wait_for_url(re.compile(r".*/csrs/\d+$"))
+    page.goto(live_server.url + "/entrust/new")
+    search = page.locator("#csr_search")
+    announcer = page.locator("#announcer")
+    search.press_sequentially("zzznomatch", delay=10)
+    expect(announcer).to_have_text(
+        "No unused CSR has a name that starts or ends with “zzznomatch”."
+    )
+    expect(search).to_be_focused()
+    search.fill("")
+    search.press_sequentially("found.example", delay=10)
+    expect(announcer).to_have_text("1 match in the list.")
+    expect(search).to_be_focused()
