@@ -104,6 +104,10 @@ def test_import_existing_orders_with_the_progress_bar(page, live_server, sandbox
     ).not_to_be_checked()
     page.get_by_role("button", name="Import").click()
     page.wait_for_url(re.compile(r".*/entrust/import\?job=\d+.*"))
+    # Said at once (a screen reader starts at the message), not only once the import has ended.
+    started = page.locator("main > .flash")
+    expect(started).to_contain_text("Import started: its progress and outcome are shown below")
+    expect(started).to_be_focused()
     job = page.locator("#import-job article.job")
     expect(job).to_contain_text("Import existing orders of Sandbox")
     # It runs in the background, polled; its bar says which job it is about.

@@ -445,3 +445,16 @@ def test_the_refresh_of_a_running_list_is_built_from_its_place_only(operator_cli
         assert resp.status_code == 200, (query, resp.status_code)
         page = resp.get_data(as_text=True)
         assert 'hx-get="/jobs/?per_page=100" hx-trigger="every 2s"' in page, query
+
+
+def test_a_jobs_own_page_names_it_and_reads_its_outcome(app, operator_client):
+    """/jobs/<id> says which job it is in its title and heading, and its card (replaced as it
+    polls) sits in a live region that stays, as on the pages that start jobs."""
+    job = Job(kind="test", title="Import existing orders of Sandbox", state="running")
+    db.session.add(job)
+    db.session.commit()
+    page = operator_client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert f"<title>Job {job.id}: Import existing orders of Sandbox · CertDesk</title>" in page
+    assert f"<h1>Job {job.id}: Import existing orders of Sandbox</h1>" in page
+    live = re.search(r'<div id="job-live" aria-live="polite">\s*<article[^>]*>', page)
+    assert live and f'id="job-{job.id}"' in live.group(0)

@@ -182,6 +182,7 @@ def test_the_status_page_from_the_list_shows_each_order_and_the_buttons(admin_cl
     resp = admin_client.get(own)
     page = _text(resp)
     assert resp.status_code == 200 and "www.example.com" in page and "queue.example.com" in page
+    assert "<title>Update Certificate Status: 2 orders · CertDesk</title>" in page
     assert '<input type="hidden" name="next" value="/entrust/?q=w">' in page
     for action in ("approve", "decline", "suspend"):
         assert f'formaction="/entrust/status?action={action}" id="action-{action}"' in page
@@ -196,6 +197,11 @@ def test_the_status_page_from_the_list_shows_each_order_and_the_buttons(admin_cl
     # One order on its own: the reason is its own.
     page = _text(admin_client.get(f"/entrust/{orders['active'].id}/status"))
     assert "Approve applies to PENDING orders; this one is ACTIVE." in page
+    name = orders["active"].display_name
+    assert f"<title>Update Certificate Status: {name} · CertDesk</title>" in page
+    for path, title in (("revoke", "Revoke Certificate"), ("reissue", "Reissue Certificate")):
+        other = _text(admin_client.get(f"/entrust/{orders['active'].id}/{path}"))
+        assert f"<title>{title}: {name} · CertDesk</title>" in other, path
     assert 'disabled formaction="/entrust/status?action=approve"' in page
     # htmx: the block alone.
     block = _text(admin_client.get(f"/entrust/{orders['active'].id}/status", headers=HTMX))

@@ -57,7 +57,7 @@ def test_the_dashboards_tables_are_named_by_their_headings(admin_client):
 def test_a_jobs_page_has_one_top_heading_and_its_fragment_none(app, user, admin_client):
     job = jobs.start("test.outline", "Nothing much", actor=user["admin"])
     html = admin_client.get(f"/jobs/{job.id}").get_data(as_text=True)
-    assert re.findall(r"<h1>([^<]*)</h1>", html) == [f"Job {job.id}"]
+    assert re.findall(r"<h1>([^<]*)</h1>", html) == [f"Job {job.id}: Nothing much"]
     fragment = admin_client.get(f"/jobs/{job.id}", headers=HTMX).get_data(as_text=True)
     assert "<h1>" not in fragment and f'id="job-{job.id}"' in fragment
 

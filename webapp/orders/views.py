@@ -518,6 +518,11 @@ def import_orders():
         except InputError as exc:
             errors = exc.as_errors()
         else:
+            flash(
+                "Import started: its progress and outcome are shown below; it goes on if you "
+                "leave this page.",
+                "success",
+            )
             return htmx.redirect(
                 url_for("orders.import_orders", job=job.id, credential_id=chosen["credential_id"])
             )
