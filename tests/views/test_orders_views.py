@@ -375,6 +375,23 @@ def test_the_order_form_uses_the_guides_labels_and_the_credentials_choices(opera
     assert "<html" not in body and "CertDesk Demo Corp" in body and "Application" in body
 
 
+def test_the_order_forms_help_is_read_with_its_field_and_says_what_is_needed(
+    operator_client, linked
+):
+    """A screen reader reads each field's help with the field (aria-describedby), and the form
+    says which fields are needed; no unnamed group is left around the credential."""
+    page = operator_client.get("/entrust/new").get_data(as_text=True)
+    for field, hint in (("domain", "domain-hint"), ("sans", "sans-hint")):
+        tag = re.search(rf'<(?:select|textarea) name="{field}"[^>]*>', page).group(0)
+        assert f'aria-describedby="{hint}"' in tag, tag
+        assert f'<small id="{hint}">' in page
+    date = re.search(r'<input type="date" name="expires_on"[^>]*>', page).group(0)
+    assert 'aria-describedby="expires-on-hint"' in date
+    assert "Credential Name, Organization, Product and a CSR are needed" in page
+    form = page.split('id="order-form"')[1]
+    assert form.count("<fieldset") == form.count("<legend")
+
+
 def test_choices_loaded_again_fill_in_the_custom_fields_the_account_still_has(
     operator_client, linked
 ):
@@ -533,7 +550,7 @@ def test_bad_input_shows_next_to_its_field_and_stores_nothing(
     assert resp.status_code == 422
     page = resp.get_data(as_text=True)
     assert 'id="sans-error"' in page and "www.elsewhere.example" in page
-    assert 'aria-invalid="true" aria-describedby="sans-error"' in page
+    assert 'aria-invalid="true" aria-describedby="sans-error sans-hint"' in page
     assert _count(Order) == 0
     resp = _post(operator_client, linked, csr.id, requester_email="not an address")
     page = resp.get_data(as_text=True)
