@@ -82,7 +82,9 @@ def test_an_order_of_each_product_is_issued_into_the_repository(
     env, user, sandbox, product, cn, sans
 ):
     csr_row = _csr(user, cn, sans)
-    row = placing.place(user["operator"], _form(env, csr_row, product=product, friendly_name=cn))
+    others = "ops@example.com, sec@example.com"
+    form = _form(env, csr_row, product=product, friendly_name=cn, additional_emails=others)
+    row = placing.place(user["operator"], form)
     assert row.placement == "placed" and row.status == "ACTIVE" and row.phase == "issued"
     assert row.ca_order_id and row.product == product and row.request_id.startswith("certdesk:")
     cert = db.session.execute(
@@ -95,6 +97,13 @@ def test_an_order_of_each_product_is_issued_into_the_repository(
     posts = _posts(sandbox)
     assert len(posts) == 1 and posts[0]["body"]["tracking"]["trackingInfo"] == row.request_id
     assert posts[0]["body"]["certType"] == product
+    # Who else Entrust notifies goes with it.
+    tracking = posts[0]["body"]["tracking"]
+    assert tracking["additionalEmails"] == ["ops@example.com", "sec@example.com"]
+    assert (tracking["requesterName"], tracking["requesterEmail"]) == (
+        "Ann Admin",
+        "ann@example.com",
+    )
     kinds = [e.kind for e in db.session.execute(select(OrderEvent)).scalars()]
     assert kinds == ["requested", "placed"]
     actions = set(db.session.execute(select(AuditEvent.action)).scalars())

@@ -99,6 +99,31 @@ def test_unchanged_pending_orders_cost_one_call_per_chunk_and_back_off(env, sand
         ).scalar_one()
         == 1
     )
+    # A change that leaves the order followed (approved, not issued yet) resets its wait too;
+    # the others' wait goes on doubling.
+    other = next(r for r in _followed() if r.status == "PENDING")
+    sandbox.set_certificate_status(int(other.ca_order_id), "APPROVED")
+    waits = {r.id: r.check_interval_minutes for r in _followed()}
+    later = later + timedelta(days=1)
+    polling.poll(now=later)
+    db.session.refresh(other)
+    assert other.status == "APPROVED" and other.check_interval_minutes == base
+    assert other.next_check_at == later + timedelta(minutes=base)
+    rest = [r for r in _followed() if r.id != other.id]
+    assert {r.check_interval_minutes for r in rest} == {2 * waits[rest[0].id]}
+    # Entrust cannot be asked: each waits twice as long before it is asked again, and it does
+    # not count as checked.
+    checked = {r.id: r.last_checked_at for r in _followed()}
+    waits = {r.id: r.check_interval_minutes for r in _followed()}
+    sandbox.faults([{"kind": "http_503", "method": "GET", "path": "/enterprise/v2/certificates"}])
+    later = later + timedelta(days=1)
+    result = polling.poll(now=later)
+    assert result.counts["failed"] == len(waits)
+    for r in _followed():
+        assert r.check_interval_minutes == min(2 * waits[r.id], 24 * 60), r.id
+        assert r.next_check_at == later + timedelta(minutes=r.check_interval_minutes)
+        assert r.last_checked_at == checked[r.id]
+    sandbox.clear_faults()
 
 
 def test_check_order_status_by_hand_at_once_or_as_a_job(env, user, sandbox, monkeypatch):

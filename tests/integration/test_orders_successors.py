@@ -85,7 +85,8 @@ def test_reissue_with_a_new_csr_made_in_certdesk(env, user, sandbox):
     new_csr = _csr(user, "www.example.com")
     sandbox.clear_requests()
 
-    new = successors.reissue(user["operator"], old, successor_form(old, csr_id=new_csr.id))
+    form = successor_form(old, csr_id=new_csr.id, additional_emails="team@example.com")
+    new = successors.reissue(user["operator"], old, form)
 
     assert new.placement == "placed" and new.status == "ACTIVE" and new.origin == "reissue"
     assert new.parent_id == old.id and new.ca_order_id != old.ca_order_id
@@ -94,6 +95,7 @@ def test_reissue_with_a_new_csr_made_in_certdesk(env, user, sandbox):
     assert post["body"]["tracking"]["trackingInfo"] == new.request_id
     assert post["body"]["tracking"]["requesterPhone"] == "555-0100"  # the tracking details kept
     assert post["body"]["tracking"]["customFields"] == {"text2": "billing"}
+    assert post["body"]["tracking"]["additionalEmails"] == ["team@example.com"]
     assert post["body"]["csr"].strip() == new_csr.pem.strip()
     # The new certificate is in the repository, linked to the new order, its CSR and its key.
     [cert] = _certs(new.id)
