@@ -8,6 +8,7 @@ from sqlalchemy import select
 from tests.helpers import HTMX, PASSWORD, together
 from webapp.audit.models import AuditEvent
 from webapp.auth import service as auth
+from webapp.auth.models import LoginAttempt
 from webapp.dbtypes import utcnow
 from webapp.extensions import db
 from webapp.settings import service as settings
@@ -299,6 +300,15 @@ def test_guesses_spread_over_many_addresses_slow_the_name_but_not_its_owners_add
     app, admin_client
 ):
     assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302  # the owner's address
+    # An address the owner last signed in from longer ago than LOGIN_KNOWN_ADDRESS_DAYS is not
+    # theirs any more (an address changes hands).
+    days = app.config["LOGIN_KNOWN_ADDRESS_DAYS"]
+    long_ago = utcnow() - timedelta(days=days + 1)
+    old = {"REMOTE_ADDR": "192.0.2.77"}
+    db.session.add(
+        LoginAttempt(at=long_ago, username="operator", address="192.0.2.77", success=True)
+    )
+    db.session.commit()
     spread = app.config["LOGIN_FREE_FAILURES_PER_NAME"]
     for n in range(spread):  # one guess each from as many addresses: no address is slowed
         resp = _try(app, "operator", "guess guess guess", {"REMOTE_ADDR": f"203.0.113.{n}"})
@@ -307,6 +317,7 @@ def test_guesses_spread_over_many_addresses_slow_the_name_but_not_its_owners_add
     new = {"REMOTE_ADDR": "198.51.100.200"}
     refused = _try(app, "operator", PASSWORD, new)
     assert refused.status_code == 429 and "Too many failed" in refused.get_data(as_text=True)
+    assert _try(app, "operator", PASSWORD, old).status_code == 429
     # ...while the owner signs in from their own, and other users anywhere.
     assert _try(app, "operator", PASSWORD, VICTIM).status_code == 302
     assert _try(app, "admin", PASSWORD, new).status_code == 302

@@ -489,6 +489,31 @@ def test_a_private_key_in_any_shape_pasted_for_import_is_never_shown_again(admin
     assert _count(Certificate) == 0 and _count(PrivateKey) == 0
 
 
+def test_a_revoked_certificate_is_in_no_expiring_or_valid_filter(admin_client, user):
+    """Two certificates expiring in 5 days, one of them revoked: "Expiring within 7 days" and
+    "Valid" list the other only, "Revoked" lists the revoked one only (and the export follows the
+    list)."""
+    from datetime import UTC, datetime
+
+    pki = MiniPki()
+    then = datetime.now(UTC) - timedelta(days=25)
+    _key, kept = pki.leaf("kept.example.com", start=then, days=30)
+    _key, gone = pki.leaf("gone.example.com", start=then, days=30)
+    resp = _upload(admin_client, ("kept.pem", pem(kept)), ("gone.pem", pem(gone)))
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    cert = db.session.execute(
+        select(Certificate).where(Certificate.common_name == "gone.example.com")
+    ).scalar_one()
+    service.mark_revoked(cert, actor=user["admin"])
+    for expiry in ("7", "30", "valid"):
+        shown = _listed(admin_client, expiry)
+        assert "kept.example.com" in shown and "gone.example.com" not in shown, expiry
+        csv = admin_client.get(f"/certificates/export.csv?expiry={expiry}").get_data(as_text=True)
+        assert "kept.example.com" in csv and "gone.example.com" not in csv, expiry
+    revoked = _listed(admin_client, "revoked")
+    assert "gone.example.com" in revoked and "kept.example.com" not in revoked
+
+
 def test_search_by_san_serial_fingerprint_and_filters(admin_client):
     row, key, cert, pki = _import_p12(admin_client)
     _, other = pki.leaf("old.example.net", days=3)

@@ -542,6 +542,44 @@ def test_a_hanging_entrust_holds_the_order_form_for_two_short_tries_only(
     assert waited < 5.0, waited
 
 
+def test_the_expiration_date_runs_from_tomorrow_to_the_products_longest(
+    operator_client, linked, user, sandbox
+):
+    """Today is refused (a certificate ending the day it is ordered), as is a day past what the
+    product allows; tomorrow and the last day allowed are ordered, with that date."""
+    today = utcnow().date()
+    latest = today + timedelta(days=398)  # STANDARD_SSL
+    for day, said in (
+        (today, "The expiration date must be after today."),
+        (latest + timedelta(days=1), f"choose {latest.isoformat()} or earlier"),
+    ):
+        csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+        resp = _post(operator_client, linked, csr.id, expires_on=day.isoformat())
+        assert resp.status_code == 422 and said in resp.get_data(as_text=True), day
+    assert _count(Order) == 0
+    for day in (today + timedelta(days=1), latest):
+        csr = csrs.create_csr(user["operator"], "p256", {"CN": "www.example.com"}, "")
+        sandbox.clear_requests()
+        resp = _post(operator_client, linked, csr.id, expires_on=day.isoformat())
+        assert resp.status_code == 303, resp.get_data(as_text=True)
+        [post] = [r for r in sandbox.requests() if r["method"] == "POST"]
+        assert post["body"]["certExpiryDate"] == day.isoformat(), post["body"]
+
+
+def test_an_order_past_its_expiry_not_read_since_is_not_expiring_soon(auditor_client, orders):
+    """An issued order whose certificate expired since its last check (its credential disabled,
+    say) is not listed as "expiring within 30 days": it has expired."""
+    make_order(
+        "5000400",
+        "ACTIVE",
+        "issued",
+        common_name="lapsed.example.com",
+        expires_at=utcnow() - timedelta(days=3),
+    )
+    page = auditor_client.get("/entrust/?expiring=30").get_data(as_text=True)
+    assert "www.example.com" in page and "lapsed.example.com" not in page
+
+
 def test_bad_input_shows_next_to_its_field_and_stores_nothing(
     operator_client, linked, user, sandbox
 ):
