@@ -997,3 +997,19 @@ def test_one_sending_names_every_field_in_error(admin_client):
     assert re.search(r'id="name"[^>]*autofocus', page)
     assert len(re.findall(r"\bautofocus\b", page)) == 1
     assert db.session.scalar(select(func.count()).select_from(EcsCredential)) == 0
+
+
+@pytest.mark.parametrize("field", ["client_cert", "client_key", "pkcs12", "ca_bundle"])
+def test_a_credential_file_over_a_mib_is_refused_on_its_field(admin_client, sandbox, field):
+    """Each file of the credential form is read with the upload limit (1 MiB): a bigger one is
+    refused next to its field, within the request's own limit, and nothing is stored."""
+    big = b"-----BEGIN CERTIFICATE-----\n" + b"A" * (1024 * 1024) + b"\n"
+    resp = admin_client.post(
+        "/entrust/manage/credentials/new",
+        data={**form(sandbox), field: (io.BytesIO(big), "big.pem")},
+        content_type="multipart/form-data",
+    )
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422, page[:500]
+    assert "big.pem: the file is larger than 1,024 KiB." in page
+    assert db.session.execute(select(func.count()).select_from(EcsCredential)).scalar_one() == 0
