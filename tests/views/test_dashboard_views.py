@@ -65,6 +65,12 @@ def test_dashboard_page(app, user, auditor_client):
     assert "<svg" in page and 'id="expiry-timeline"' in page and "<rect" in page
     assert "week.example.com" in page and "certificate.add" in page
     assert "Recent jobs" in page and "Expiring within 7 days" in page
+    # The chart's figures are also a table, week by week, for who cannot see the bars.
+    table = page.split('id="expiry-timeline-table"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td>(\d{4}-\d{2}-\d{2})</td><td>(\d+)</td></tr>", table)
+    weeks = dashboard.expiry_timeline()
+    assert rows == [(f"{w.start:%Y-%m-%d}", str(w.count)) for w in weeks]
+    assert sum(int(n) for _, n in rows) == 3
 
 
 def test_only_who_reads_the_audit_trail_sees_recent_activity(
