@@ -84,7 +84,7 @@ def test_only_who_reads_the_audit_trail_sees_recent_activity(
         page = reader.get("/").get_data(as_text=True)
         assert 'id="recent-activity"' in page and "user.role" in page
     page = operator_client.get("/").get_data(as_text=True)
-    assert page.count("<h2>") >= 2  # the rest of the dashboard is there
+    assert len(re.findall(r"<h2[ >]", page)) >= 3  # the rest of the dashboard is there
     assert "Recent activity" not in page and "user.role" not in page
 
 

@@ -48,10 +48,11 @@ def test_the_dashboard_is_the_current_entry_on_its_page(admin_client):
 def test_the_dashboards_tables_are_named_by_their_headings(admin_client):
     html = admin_client.get("/").get_data(as_text=True)
     tables = re.findall(r"<table[^>]*>", html)
-    assert len(tables) == 2
+    assert len(tables) == 3
     for table in tables:
         heading = re.search(r'aria-labelledby="([\w-]+)"', table).group(1)
-        assert re.search(rf'<h2 id="{heading}">(Most urgent|Pending orders)</h2>', html)
+        named = "Expiring per week, next 26 weeks|Most urgent|Pending orders"
+        assert re.search(rf'<h2 id="{heading}">({named})</h2>', html)
 
 
 def test_a_jobs_page_has_one_top_heading_and_its_fragment_none(app, user, admin_client):
