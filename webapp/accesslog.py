@@ -6,7 +6,8 @@ can be told apart from the others' and matched with what a user or a proxy saw. 
 on (``CERTDESK_ACCESS_LOG=true``), each request also gets one line at INFO on the
 ``certdesk.access`` logger: the client's address (through the trusted proxies), the user, the
 method, the path and query, the status, the size and the time taken. Nothing secret travels in a
-URL here (forms are POSTed), and the log escapes control characters (webapp.logsafe).
+URL here but the first-run setup link's token, which is left out; the path and query are logged
+encoded, so nothing in them can forge the line's other fields.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 from time import perf_counter
+from urllib.parse import quote, unquote_plus
 
 from flask import Flask, current_app, g, request
 
@@ -37,12 +39,35 @@ def _finish(response):
             g.get("client_address") or request.remote_addr or "-",
             user,
             request.method,
-            request.full_path if request.query_string else request.path,
+            _target(),
             response.status_code,
             "-" if response.content_length is None else response.content_length,
             took,
         )
     return response
+
+
+# A URL's characters that stay as they are in the log line; any other (a quote or a space that
+# would end the request's field early, a control, a non-ASCII letter) is percent-encoded.
+_KEPT = "/:@!$&'()*+,;=-._~"
+# Query parameters whose value is a secret (the first-run setup link's token): logged as "...".
+_SECRET_PARAMETERS = frozenset({"token"})
+
+
+def _target() -> str:
+    """The path and query as requested, one field of the log line: encoded again as a URL, so
+    that nothing in it (a `"` decoded from %22) can end the field and forge the fields after it;
+    a secret parameter's value left out."""
+    path = quote(request.path, safe=_KEPT)
+    if not request.query_string:
+        return path
+    pairs = []
+    for pair in request.query_string.decode("latin-1").split("&"):
+        name, eq, _value = pair.partition("=")
+        if eq and unquote_plus(name) in _SECRET_PARAMETERS:
+            pair = f"{name}=..."
+        pairs.append(quote(pair, safe=_KEPT + "%"))
+    return f"{path}?{'&'.join(pairs)}"
 
 
 def init_app(app: Flask) -> None:

@@ -56,6 +56,30 @@ def test_each_request_has_an_id_and_a_line_in_the_access_log(instance):
         stop_server(server)
 
 
+def test_an_access_log_line_cannot_be_forged_and_keeps_no_setup_token(instance):
+    """A path that decodes to a quote and fields of its own stays one field, encoded again; the
+    first-run setup link's token is left out of its line."""
+    server = start_server(instance, {"CERTDESK_ACCESS_LOG": "true"})
+    try:
+        forged = "/x%22%20200%200%200.1%20ms%20%5Brequest%20deadbeef0000%5D"
+        resp = requests.get(server.url + forged, timeout=30)
+        line = _line_of(server, resp.headers["X-Request-Id"])
+        assert line.count('"') == 2 and "deadbeef0000" in line
+        assert re.search(
+            r'"GET /x%22%20200%200%200\.1%20ms%20%5Brequest%20deadbeef0000%5D" 404 ', line
+        )
+        assert line.count("[request ") == 1
+        secret = "SECRET-SETUP-TOKEN-1234"
+        resp = requests.get(
+            server.url + f"/setup?next=%2F&token={secret}", timeout=30, allow_redirects=False
+        )
+        line = _line_of(server, resp.headers["X-Request-Id"])
+        assert '"GET /setup?next=%2F&token=..." ' in line
+        assert secret not in "\n".join(server.lines)
+    finally:
+        stop_server(server)
+
+
 def test_the_access_log_is_off_unless_asked_for(instance):
     server = start_server(instance)
     try:

@@ -260,7 +260,9 @@ def test_the_trusted_proxies_setting_is_checked(admin_client):
     assert resp.status_code == 422 and "is not an IP address or network" in resp.get_data(True)
 
 
-@pytest.mark.parametrize("everyone", ["0.0.0.0/0", "10.0.0.5, 0.0.0.0/1", "::/0", "2000::/3"])
+@pytest.mark.parametrize(
+    "everyone", ["0.0.0.0/0", "10.0.0.5, 0.0.0.0/1", "::/0", "2000::/3", "::ffff:0:0/96"]
+)
 def test_trusted_proxies_that_take_in_nearly_every_address_are_refused(
     app, admin_client, user, everyone
 ):
@@ -273,6 +275,45 @@ def test_trusted_proxies_that_take_in_nearly_every_address_are_refused(
     )
     assert resp.status_code in (200, 303)
     assert settings.get(auth.TRUSTED_PROXIES) == "10.0.0.0/8, fd00::/32"
+
+
+def test_a_dual_stack_server_sees_ipv4_peers_and_proxies_as_ipv4(app, user):
+    """An IPv6 socket that takes IPv4 too gives each IPv4 peer as ::ffff:a.b.c.d: a proxy named
+    by its IPv4 address is still trusted (X-Forwarded-Proto too), the client recorded is the one
+    it names, and a network that holds every IPv4 address written as IPv6 trusts no one."""
+    from webapp.audit.models import AuditEvent
+
+    mapped_proxy = {"REMOTE_ADDR": "::ffff:127.0.0.2"}
+    settings.save(user["admin"], {"security.trusted_proxies": "127.0.0.2, ::ffff:10.0.0.0/120"})
+    assert settings.get(auth.TRUSTED_PROXIES) == "127.0.0.2/32, 10.0.0.0/24"
+    forwarded = {"X-Forwarded-For": "::ffff:198.51.100.9", "X-Forwarded-Proto": "https"}
+    resp = _try(app, "admin", PASSWORD, mapped_proxy, forwarded)
+    assert resp.status_code == 302 and "Secure" in resp.headers["Set-Cookie"]
+    last = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
+    assert last.address == "198.51.100.9"
+    # A wide IPv6 network that happens to hold the mapped addresses (::/64) is no IPv4 proxy.
+    settings.save(user["admin"], {"security.trusted_proxies": "::/64"})
+    _try(app, "admin", PASSWORD, {"REMOTE_ADDR": "::ffff:203.0.113.5"}, forwarded)
+    last = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
+    assert last.address == "203.0.113.5"
+
+
+@pytest.mark.parametrize(
+    ("sent", "recorded"),
+    [
+        ("fe80::1%zz evil", "10.0.0.5"),  # a scope id: no address, nothing beyond it trusted
+        ("[2001:DB8:0::1]", "2001:db8::1"),  # one address, one spelling
+        ("::ffff:6.6.6.5", "6.6.6.5"),
+        ("not-an-address", "10.0.0.5"),
+    ],
+)
+def test_forwarded_addresses_are_recorded_one_way_or_not_at_all(app, user, sent, recorded):
+    from webapp.audit.models import AuditEvent
+
+    settings.save(user["admin"], {"security.trusted_proxies": "10.0.0.5"})
+    _try(app, "admin", PASSWORD, {"REMOTE_ADDR": "10.0.0.5"}, {"X-Forwarded-For": sent})
+    last = db.session.execute(db.select(AuditEvent).order_by(AuditEvent.seq.desc())).scalar()
+    assert last.action == "auth.login" and last.address == recorded
 
 
 def test_an_administrator_sees_and_clears_slowed_sign_ins(app, admin_client):

@@ -216,8 +216,30 @@ def any_users() -> bool:
 # -- sign-in -----------------------------------------------------------------------------------
 
 
+# IPv4 addresses as an IPv6 socket that also takes IPv4 sees them (::ffff:a.b.c.d).
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+
+def canonical_address(text: str) -> str | None:
+    """``text`` as an IP address written one way (IPv6 compressed; an IPv4 address mapped into
+    IPv6, as a dual-stack socket gives it, as the IPv4 address), or None when it is none (a
+    scope id such as fe80::1%eth0 included): one address is one key for the sign-in throttles
+    and one value in the audit trail, however a peer or a proxy wrote it."""
+    text = text.strip().strip("[]")
+    if "%" in text:
+        return None
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
 def _networks(raw: str) -> str:
-    """Validate the trusted-proxies setting: addresses or networks, separated by commas."""
+    """Validate the trusted-proxies setting: addresses or networks, separated by commas. IPv4
+    ones written as IPv6 (::ffff:10.0.0.5) are kept as IPv4, and are as narrow as those must be."""
     out = []
     for part in (p.strip() for p in raw.replace(";", ",").split(",")):
         if not part:
@@ -228,6 +250,10 @@ def _networks(raw: str) -> str:
             raise ValueError(
                 f"{part[:60]} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/24)."
             ) from None
+        if network.version == 6 and network.subnet_of(_IPV4_MAPPED):
+            network = ipaddress.ip_network(
+                (int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96)
+            )
         if network.prefixlen < WIDEST_PROXY_NETWORK[network.version]:
             raise ValueError(
                 f"{part[:60]} takes in nearly every address: anyone could then choose the address "
@@ -269,10 +295,10 @@ def _proxy_trust():
     ]
 
     def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
+        canonical = canonical_address(address)
+        if canonical is None:
             return False
+        ip = ipaddress.ip_address(canonical)
         return any(ip in net for net in trusted)
 
     return is_trusted
@@ -280,8 +306,9 @@ def _proxy_trust():
 
 def client_address(remote: str | None, forwarded_for: str | None) -> str:
     """The client's address: ``remote`` (the peer), or, when the peer is a trusted reverse proxy,
-    the nearest address in X-Forwarded-For that is not itself a trusted proxy."""
-    remote = remote or ""
+    the nearest address in X-Forwarded-For that is not itself a trusted proxy; each written one
+    way (``canonical_address``)."""
+    remote = canonical_address(remote or "") or (remote or "")
     if not forwarded_for:
         return remote
     is_trusted = _proxy_trust()
@@ -289,13 +316,11 @@ def client_address(remote: str | None, forwarded_for: str | None) -> str:
         return remote
     client = remote
     for hop in reversed(forwarded_for.split(",")):
-        hop = hop.strip().strip("[]")
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
+        address = canonical_address(hop)
+        if address is None:
             break  # a malformed hop: trust nothing beyond it
-        client = hop
-        if not is_trusted(hop):
+        client = address
+        if not is_trusted(address):
             break
     return client
 

@@ -19,7 +19,8 @@ def _client_address():
     Settings), for sign-in throttling and the audit trail; and whether the browser reached such
     a proxy over HTTPS (the session cookie is then Secure: webapp.security.headers)."""
     if request.endpoint == "static":
-        g.client_address = request.remote_addr or ""
+        remote = request.remote_addr or ""
+        g.client_address = service.canonical_address(remote) or remote
         return
     headers = request.headers
     g.client_address = service.client_address(request.remote_addr, headers.get("X-Forwarded-For"))
