@@ -633,7 +633,7 @@ def _shown_host(host: str, trusted: list | None) -> str:
     be answered 400)."""
     from werkzeug.sansio.utils import host_is_trusted
 
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
     if trusted and not host_is_trusted(shown, trusted):
         shown = next((name for name in trusted if not name.startswith(".")), shown)
     return f"[{shown}]" if ":" in shown else shown

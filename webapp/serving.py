@@ -80,12 +80,16 @@ def tune_gc() -> None:
 
 
 def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """The listening socket every worker serves (IPv4 or IPv6, as the host is written)."""
+    """The listening socket every worker serves (IPv4 or IPv6, as the host is written). An IPv6
+    one takes IPv6 only, as waitress's own socket does with one worker: `--host ::` serves the
+    same clients whatever the number of workers."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(backlog)

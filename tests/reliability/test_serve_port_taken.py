@@ -5,6 +5,7 @@ that never served."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -144,4 +145,43 @@ def test_the_setup_link_names_a_host_certdesk_answers_to(tmp_path):
         assert requests.get(url, timeout=10).status_code == 400  # the loopback name is refused
     finally:
         proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_every_ipv6_address_prints_a_link_that_answers(tmp_path, workers):
+    """`serve --host ::` prints the IPv6 loopback (127.0.0.1 is no address it serves), which
+    answers, with one worker or several: both take IPv6 only."""
+    import requests
+
+    from tests.live import free_port, wait_healthy
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webapp", "serve", "--host", "::", "--port", str(port)]
+        + ["--workers", workers],
+        env=dict(
+            os.environ,
+            CERTDESK_INSTANCE=str(tmp_path / "instance"),
+            CERTDESK_SCHEDULER_ENABLED="false",
+            PYTHONUNBUFFERED="1",
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "serving on" in line:
+                break
+        assert f"serving on http://[::1]:{port}/" in "".join(seen), "".join(seen)
+        wait_healthy(f"http://[::1]:{port}", proc, 30, lambda: "".join(seen))
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
