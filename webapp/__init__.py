@@ -106,7 +106,13 @@ def create_app(config: dict | None = None, *, prepare: bool = True) -> Flask:
     csrf_tokens.init_app(app)  # the templates' csrf_token(), signed once a session
     _init_login(app)
     app.session_interface = headers.SessionInterface()
-    app.permanent_session_lifetime = timedelta(minutes=app.config["IDLE_TIMEOUT_MINUTES"])
+    # The browser keeps the cookie as long as a session may last at all; CertDesk ends it sooner
+    # on the server (idle, signed out, changed), and can then say why, where a cookie the browser
+    # dropped at the idle timeout would leave it only "You are signed out."
+    app.permanent_session_lifetime = max(
+        timedelta(minutes=app.config["IDLE_TIMEOUT_MINUTES"]),
+        timedelta(hours=app.config["SESSION_MAX_HOURS"]),
+    )
 
     for name in SERVICES:
         importlib.import_module(name)

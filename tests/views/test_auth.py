@@ -522,6 +522,30 @@ def test_session_is_renewed_at_login(client):
     assert client.get_cookie("certdesk_session").value != before
 
 
+def test_the_cookie_outlives_the_idle_timeout_so_the_server_can_say_why_it_ended(app):
+    """The server ends an idle session; the browser keeps its cookie for the session's longest
+    life (12 hours), not just the idle timeout, so that the next request is told "signed out
+    after a period of inactivity" rather than a bare "signed out"."""
+    from email.utils import parsedate_to_datetime
+
+    from tests.conftest import Client
+
+    app.test_client_class = Client
+    browser = app.test_client()
+    token = browser.csrf_token()
+    resp = browser.post(
+        "/login",
+        data={"username": "admin", "password": PASSWORD},
+        headers={"X-CSRFToken": token},
+        csrf=False,
+    )
+    assert resp.status_code == 302
+    cookie = resp.headers["Set-Cookie"]
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))
+    lasts = expires - utcnow().replace(tzinfo=expires.tzinfo)
+    assert timedelta(hours=11, minutes=59) < lasts <= timedelta(hours=12)
+
+
 def test_idle_session_is_signed_out_on_the_server(admin_client):
     from webapp.auth.models import UserSession
 
