@@ -17,7 +17,7 @@ import secrets
 from time import perf_counter
 from urllib.parse import quote, unquote_plus
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 log = logging.getLogger("certdesk.access")
 
@@ -54,20 +54,41 @@ _KEPT = "/:@!$&'()*+,;=-._~"
 _SECRET_PARAMETERS = frozenset({"token"})
 
 
-def _target() -> str:
-    """The path and query as requested, one field of the log line: encoded again as a URL, so
-    that nothing in it (a `"` decoded from %22) can end the field and forge the fields after it;
-    a secret parameter's value left out."""
-    path = quote(request.path, safe=_KEPT)
-    if not request.query_string:
+def _target(path: str | None = None, query: bytes | None = None) -> str:
+    """The path and query as requested (this request's, or those given), one field of the log
+    line: encoded again as a URL, so that nothing in it (a `"` decoded from %22) can end the
+    field and forge the fields after it; a secret parameter's value left out."""
+    path = quote(request.path if path is None else path, safe=_KEPT)
+    query = request.query_string if query is None else query
+    if not query:
         return path
     pairs = []
-    for pair in request.query_string.decode("latin-1").split("&"):
+    for pair in query.decode("latin-1").split("&"):
         name, eq, _value = pair.partition("=")
         if eq and unquote_plus(name) in _SECRET_PARAMETERS:
             pair = f"{name}=..."
         pairs.append(quote(pair, safe=_KEPT + "%"))
     return f"{path}?{'&'.join(pairs)}"
+
+
+def refused_before_flask(app: Flask, environ: dict, response: Response) -> Response:
+    """``response``, made before Flask saw the request (a host name not among TRUSTED_HOSTS),
+    with its request id, and its access log line: such a probe is in the log too."""
+    request_id = secrets.token_hex(6)
+    response.headers["X-Request-Id"] = request_id
+    if app.config.get("ACCESS_LOG"):
+        remote = environ.get("REMOTE_ADDR") or "-"
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        log.info(
+            '%s - "%s %s" %s %s - [request %s]',
+            remote,
+            environ.get("REQUEST_METHOD", "-"),
+            _target(path, environ.get("QUERY_STRING", "").encode("latin-1")),
+            response.status_code,
+            response.content_length,
+            request_id,
+        )
+    return response
 
 
 def init_app(app: Flask) -> None:

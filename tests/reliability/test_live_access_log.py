@@ -80,6 +80,23 @@ def test_an_access_log_line_cannot_be_forged_and_keeps_no_setup_token(instance):
         stop_server(server)
 
 
+def test_a_request_for_another_host_name_has_its_id_and_its_line(instance):
+    """Refused before Flask sees it (TRUSTED_HOSTS), a probe under another host name is
+    answered with its request id and logged like any request."""
+    server = start_server(
+        instance, {"CERTDESK_ACCESS_LOG": "true", "CERTDESK_TRUSTED_HOSTS": '["127.0.0.1"]'}
+    )
+    try:
+        resp = requests.get(
+            server.url + "/login?next=%2F", headers={"Host": "evil.example"}, timeout=30
+        )
+        assert resp.status_code == 400
+        line = _line_of(server, resp.headers["X-Request-Id"])
+        assert re.search(r'certdesk\.access: 127\.0\.0\.1 - "GET /login\?next=%2F" 400 \d+ ', line)
+    finally:
+        stop_server(server)
+
+
 def test_the_access_log_is_off_unless_asked_for(instance):
     server = start_server(instance)
     try:

@@ -13,6 +13,7 @@ from werkzeug.exceptions import SecurityError
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_host
 
+from webapp import accesslog
 from webapp.security.headers import EVERY_RESPONSE
 
 REFUSED = "CertDesk is not reached by this name. Use the address your administrator gave you.\n"
@@ -31,7 +32,7 @@ def init_app(app: Flask) -> None:
                 for name, value in EVERY_RESPONSE:
                     resp.headers[name] = value
                 resp.headers["Cache-Control"] = "no-store"
-                return resp(environ, start_response)
+                return accesslog.refused_before_flask(app, environ, resp)(environ, start_response)
         return inner(environ, start_response)
 
     app.wsgi_app = wsgi_app
