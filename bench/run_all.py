@@ -16,7 +16,7 @@ scripts seed what they need), with --json to hand its figures over:
   load beside /healthz, cold start and memory of `certdesk serve` beside an empty database;
 - then every other script in bench/ (sandbox seeding and listing, the lists' own benchmarks,
   order actions, hostile uploads, the scaling benchmark on PostgreSQL when it is installed), at
-  sizes that keep the run within about 25 minutes; their output goes to the log folder and their
+  sizes that keep the run within about 11 minutes; their output goes to the log folder and their
   exit status and time into the results.
 
 It writes the figures (value, baseline, ratio, target, met), the machine and the date to

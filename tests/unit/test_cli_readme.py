@@ -87,3 +87,22 @@ def test_the_readme_names_only_db_commands_an_operator_runs():
     named = set(re.findall(r"`certdesk db ([a-z][a-z-]*)", README.read_text()))
     assert named and named <= set(cli.OPERATOR_DB_COMMANDS), named
     assert "`certdesk db upgrade`" in table
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme_table():
+    """Configuration's table names each CERTDESK_ setting CertDesk reads (a row may name a
+    family: `CERTDESK_DEMO_SANDBOX_URL`, `_USER`...), and names none it does not read."""
+    from webapp import config
+
+    text = README.read_text()
+    start = text.index("## Configuration")
+    table = text[start : text.index("\n## ", start + 1)]
+    named = set()
+    for row in re.findall(r"^\| (`CERTDESK_[^|]+)\|", table, re.M):
+        first, *rest = re.findall(r"`([A-Z_]+)`", row)
+        named.add(first.removeprefix("CERTDESK_"))
+        stem = first.removeprefix("CERTDESK_").rsplit("_", 1)[0]
+        named.update(stem + suffix for suffix in rest)
+    read = set(config.FROM_ENVIRONMENT) | {"INSTANCE"}
+    assert read - named == set(), sorted(read - named)
+    assert named - read == set(), sorted(named - read)
