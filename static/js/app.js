@@ -584,7 +584,7 @@
           show(state);
           if (then) then(state);
         })
-        .catch(function () { asking = false; }); // not reached: the next tick asks again
+        .catch(function () { asking = false; }); // no answer (CertDesk not reached): the next tick asks again
     }
     function show(state) {
       if (!state.signed_in) {

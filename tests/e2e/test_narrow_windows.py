@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import login
-from tests.e2e.test_orders_flow import _link_sandbox
+from tests.e2e.test_orders_flow import _link_sandbox, order_with_a_new_key
 
 pytestmark = pytest.mark.e2e
 
@@ -124,15 +124,9 @@ def test_a_phone_wide_window_never_scrolls_sideways(page, live_server, sandbox):
     page.get_by_label("Full name").fill("Ada Augusta King, Countess of Lovelace, Administrator")
     page.get_by_role("button", name="Save name and e-mail").click()
     expect(page.get_by_text("Saved the name and e-mail of admin.")).to_be_visible()
-    page.goto(live_server.url + "/entrust/new")
-    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp")
-    page.get_by_label("Product").select_option("STANDARD_SSL")
-    page.locator("input[name=csr_source][value=new]").check()
-    page.locator("#sans").fill("phone.example.com")
-    page.get_by_label("Certificate Friendly Name").fill("Phone" + "Friendly" * 25)
-    page.get_by_role("button", name="Order Certificate").click()
-    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
-    order = page.url
+    order = order_with_a_new_key(
+        page, live_server, "phone.example.com", friendly_name="Phone" + "Friendly" * 25
+    )
 
     page.set_viewport_size({"width": 390, "height": 844})
     for url in (
@@ -172,14 +166,7 @@ def test_a_320_pixel_window_reflows_every_page(page, live_server, sandbox):
     sandbox.seed(certificates=0, seed=9)
     login(page, live_server, "admin")
     _link_sandbox(page, live_server, sandbox)
-    page.goto(live_server.url + "/entrust/new")
-    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp")
-    page.get_by_label("Product").select_option("STANDARD_SSL")
-    page.locator("input[name=csr_source][value=new]").check()
-    page.locator("#sans").fill("reflow.example.com")
-    page.get_by_role("button", name="Order Certificate").click()
-    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
-    order = page.url
+    order = order_with_a_new_key(page, live_server, "reflow.example.com")
     certificate = page.locator("#order-certificate a").first.get_attribute("href")
     page.goto(live_server.url + "/csrs/")
     csr = page.locator("#csrs-table tbody a").first.get_attribute("href")

@@ -35,6 +35,20 @@ def _orders_sent(sandbox) -> list[dict]:
     ]
 
 
+def order_with_a_new_key(page, server, sans: str, friendly_name: str = "") -> str:
+    """Order Certificate with a key pair and CSR made for ``sans``; the order page's address."""
+    page.goto(server.url + "/entrust/new")
+    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp")
+    page.get_by_label("Product").select_option("STANDARD_SSL")
+    page.locator("input[name=csr_source][value=new]").check()
+    page.locator("#sans").fill(sans)
+    if friendly_name:
+        page.get_by_label("Certificate Friendly Name").fill(friendly_name)
+    page.get_by_role("button", name="Order Certificate").click()
+    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
+    return page.url
+
+
 def _order(page, server, cn: str, *, queue: bool = False, before_ordering=None) -> None:
     """Make a key pair and CSR in CertDesk, then order a certificate from it (``before_ordering``
     is called after Validate, with the button to order)."""
@@ -349,14 +363,7 @@ def test_back_after_ordering_and_sent_again_places_no_second_order(page, live_se
     sandbox.seed(certificates=0, seed=7)
     login(page, live_server, "admin")
     _link_sandbox(page, live_server, sandbox)
-    page.goto(live_server.url + "/entrust/new")
-    page.get_by_label("Organization").select_option(label="CertDesk Demo Corp")
-    page.get_by_label("Product").select_option("STANDARD_SSL")
-    page.locator("input[name=csr_source][value=new]").check()
-    page.locator("#sans").fill("back.example.com")
-    page.get_by_role("button", name="Order Certificate").click()
-    page.wait_for_url(re.compile(r".*/entrust/\d+$"))
-    placed = page.url
+    placed = order_with_a_new_key(page, live_server, "back.example.com")
 
     page.go_back()
     page.wait_for_url(live_server.url + "/entrust/new")

@@ -105,6 +105,35 @@ def test_an_address_or_option_it_cannot_serve_with_is_refused_in_a_line(tmp_path
     assert "serving on" not in ran.stdout.lower(), ran.stdout
 
 
+def _serve(tmp_path, args: list[str], **env) -> subprocess.Popen:
+    """`certdesk serve` with ``args`` on an instance of its own (no scheduler), in a process
+    group of its own, its output in one stream."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "webapp", "serve", *args],
+        env=dict(
+            os.environ,
+            CERTDESK_INSTANCE=str(tmp_path / "instance"),
+            CERTDESK_SCHEDULER_ENABLED="false",
+            PYTHONUNBUFFERED="1",
+            **env,
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _lines_until(proc: subprocess.Popen, marker: str) -> list[str]:
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            break
+    return seen
+
+
 def test_the_setup_link_names_a_host_certdesk_answers_to(tmp_path):
     """With CERTDESK_TRUSTED_HOSTS leaving out the address served on, the printed links use the
     first name it lists: the loopback address would be answered 400."""
@@ -115,26 +144,13 @@ def test_the_setup_link_names_a_host_certdesk_answers_to(tmp_path):
     from tests.live import free_port
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "serve", "--port", str(port)],
-        env=dict(
-            os.environ,
-            CERTDESK_INSTANCE=str(tmp_path / "instance"),
-            CERTDESK_TRUSTED_HOSTS='["certdesk.example.test", ".example.test"]',
-            CERTDESK_SCHEDULER_ENABLED="false",
-            PYTHONUNBUFFERED="1",
-        ),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = _serve(
+        tmp_path,
+        ["--port", str(port)],
+        CERTDESK_TRUSTED_HOSTS='["certdesk.example.test", ".example.test"]',
     )
     try:
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if "setup?token=" in line:
-                break
+        seen = _lines_until(proc, "setup?token=")
         link = re.search(r"http://(\S+?)/setup\?token=(\S+)", "".join(seen))
         assert link, "".join(seen)
         assert link.group(1) == f"certdesk.example.test:{port}", "".join(seen)
@@ -157,27 +173,9 @@ def test_serve_on_every_ipv6_address_prints_a_link_that_answers(tmp_path, worker
     from tests.live import free_port, wait_healthy
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "serve", "--host", "::", "--port", str(port)]
-        + ["--workers", workers],
-        env=dict(
-            os.environ,
-            CERTDESK_INSTANCE=str(tmp_path / "instance"),
-            CERTDESK_SCHEDULER_ENABLED="false",
-            PYTHONUNBUFFERED="1",
-        ),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _serve(tmp_path, ["--host", "::", "--port", str(port), "--workers", workers])
     try:
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if "serving on" in line:
-                break
+        seen = _lines_until(proc, "serving on")
         assert f"serving on http://[::1]:{port}/" in "".join(seen), "".join(seen)
         wait_healthy(f"http://[::1]:{port}", proc, 30, lambda: "".join(seen))
         with pytest.raises(requests.ConnectionError):
