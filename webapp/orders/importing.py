@@ -314,7 +314,7 @@ def upsert_page(
                 "old_status": "",
                 "new_status": values["status"],
                 "message": "Imported from Entrust.",
-                "actor_name": actor if isinstance(actor, str) else actor.username,
+                "actor_name": records.actor_name(actor),
             }
             for values in new_rows
         ]

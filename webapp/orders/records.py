@@ -179,8 +179,8 @@ def _read_since_action(row: Order, ca: CaOrder) -> bool:
 def unread_action(row: Order, action: Action, actor, sent: datetime) -> None:
     """``action``, sent to the CA at ``sent`` by ``actor``, answered or not, but the order could
     not be read after it: its next reading tells whether it took effect (``by_action``)."""
-    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
-    row.unread_action, row.unread_action_by, row.unread_action_at = action.value, name[:120], sent
+    name = actor_name(actor)
+    row.unread_action, row.unread_action_by, row.unread_action_at = action.value, name, sent
 
 
 def by_action(row: Order, ca: CaOrder) -> tuple[Action, str] | None:
@@ -208,6 +208,13 @@ def read(row: Order, ca: CaOrder, now: datetime, *, actor, read_by: str) -> tupl
     return changed, old_status
 
 
+def actor_name(actor) -> str:
+    """Who a history line names: CertDesk's own work by its name ("scheduler"), a user by theirs,
+    at most 120 characters."""
+    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    return name[:120]
+
+
 def event(
     row: Order,
     kind: str,
@@ -222,14 +229,14 @@ def event(
 ) -> OrderEvent:
     """Add a line to the order's history (``notify``: the user who placed it sees it until they
     dismiss it)."""
-    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    name = actor_name(actor)
     ev = OrderEvent(
         order_id=row.id,
         kind=kind,
         old_status=old or "",
         new_status=new or "",
         message=message[:2000],
-        actor_name=name[:120],
+        actor_name=name,
         related_order_id=related,
         notify_user_id=row.placed_by_id if notify else None,
     )
@@ -276,7 +283,7 @@ def status_read(
     the audit event says where it was made, and the order's certificates follow (see
     ``certificates_follow``). ``actor`` is who asked for the reading, a user or "scheduler"; the
     caller commits."""
-    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    name = actor_name(actor)
     label = registry.LABELS.get(row.ca, row.ca)
     if done is not None:
         action, by = done
@@ -518,7 +525,7 @@ def store_certificates(
             if ca.phase is Phase.SUSPENDED and cert.order_id == order_id:
                 suspended.append(cert)
     certificates.mark_suspended_many(suspended, actor=actor)
-    name = actor if isinstance(actor, str) else getattr(actor, "username", "") or ""
+    name = actor_name(actor)
     lines = [
         {
             "order_id": order_id,
@@ -527,7 +534,7 @@ def store_certificates(
             "old_status": "",
             "new_status": "",
             "message": CERTIFICATE_ADDED,
-            "actor_name": name[:120],
+            "actor_name": name,
         }
         for (order_id, _ca), (added, _problem) in zip(fetched, out, strict=True)
         if added
